@@ -1,0 +1,691 @@
+//! The typed event model every Rampart part speaks: [`Event`] (what the sensor saw, with
+//! its process and container), and the identities inside it.
+//!
+//! The JSON form is the serde form of these types; it is described by
+//! `schema/event.schema.json` at the repository root and versioned by
+//! [`SCHEMA_VERSION`]. A field is only ever added (optional) within one version; renaming
+//! or removing one bumps the version.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON event schema. Emitted on every event as `schema`.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Most argv entries kept per process; longer command lines set `argv_truncated`.
+pub const MAX_ARGS: usize = 64;
+/// Most ancestors carried on an event (parent first).
+pub const MAX_ANCESTRY: usize = 8;
+
+/// One thing the sensor saw happen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Schema version of this record, always [`SCHEMA_VERSION`] when produced.
+    pub schema: u32,
+    /// Wall-clock time of the event in nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// Host name of the node that saw the event.
+    pub host: Arc<str>,
+    /// Per-sensor sequence number; a jump shows lost events (also reported as `lost`).
+    pub seq: u64,
+    /// The process that did it. Absent only for sensor-internal events (`lost`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<Arc<Process>>,
+    /// Where the process ran: a container or the host.
+    pub container: Arc<Workload>,
+    /// What happened, tagged by `kind`.
+    #[serde(flatten)]
+    pub payload: Payload,
+}
+
+impl Event {
+    /// The short, stable name of this event's kind (the JSON `kind` tag).
+    pub fn kind(&self) -> EventKind {
+        self.payload.kind()
+    }
+}
+
+/// A process, as it is when the event happens, with its ancestry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Process {
+    pub pid: u32,
+    pub tid: u32,
+    pub ppid: u32,
+    /// Unique across pid reuse on this host: `"<boot id prefix>:<pid>:<start ns>"`.
+    pub exec_id: String,
+    /// Exec id of the parent process, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_exec_id: Option<String>,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    /// Login (audit) uid; absent when the kernel reports it unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auid: Option<u32>,
+    /// Executable path.
+    pub exe: String,
+    /// Command line, at most [`MAX_ARGS`] entries.
+    pub argv: Vec<String>,
+    /// True when argv (count or total length) was cut.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub argv_truncated: bool,
+    pub cwd: String,
+    /// Kernel task name (at most 15 bytes).
+    pub comm: String,
+    /// Process start, nanoseconds since the Unix epoch.
+    pub start_ns: u64,
+    /// Controlling terminal device number (`tty_nr` as in /proc), 0 when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub tty: u32,
+    /// Parent first, at most [`MAX_ANCESTRY`] entries.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ancestry: Vec<Ancestor>,
+}
+
+/// One process above another in the process tree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Ancestor {
+    pub pid: u32,
+    pub exec_id: String,
+    pub exe: String,
+    pub argv: Vec<String>,
+    pub comm: String,
+}
+
+/// Where a process runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Workload {
+    /// A process of the host itself (not in any known container cgroup).
+    Host {
+        /// cgroup v2 id the kernel reported, for correlation.
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        cgroup_id: u64,
+    },
+    /// A process in a container.
+    Container(Container),
+}
+
+impl Workload {
+    pub fn container(&self) -> Option<&Container> {
+        match self {
+            Workload::Container(c) => Some(c),
+            Workload::Host { .. } => None,
+        }
+    }
+}
+
+/// A container's identity and the metadata that matters for security.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Container {
+    /// Full container id (64 hex for Docker).
+    pub id: String,
+    /// cgroup v2 id of the container's cgroup, as read in the kernel.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub cgroup_id: u64,
+    /// Runtime that owns it (`docker`, `containerd`, `cri-o`), when known.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub runtime: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    /// Image as the user named it, e.g. `debian:12`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    /// Repository part of the image (`debian`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_repository: String,
+    /// Tag part of the image (`12`), empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_tag: String,
+    /// Image id or content digest (`sha256:…`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_digest: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<KubernetesIdentity>,
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub privileged: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub network_mode: String,
+    /// False when the kernel named the container but the runtime had no metadata
+    /// (e.g. it was already gone).
+    #[serde(default)]
+    pub metadata_complete: bool,
+}
+
+/// Kubernetes identity taken from CRI labels (`io.kubernetes.*`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct KubernetesIdentity {
+    pub namespace: String,
+    pub pod: String,
+    pub container: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pod_uid: String,
+}
+
+impl KubernetesIdentity {
+    /// Reads the CRI labels the kubelet sets; `None` when the pod name is missing.
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Self> {
+        let pod = labels.get("io.kubernetes.pod.name")?.clone();
+        let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+        Some(Self {
+            namespace: get("io.kubernetes.pod.namespace"),
+            pod,
+            container: get("io.kubernetes.container.name"),
+            pod_uid: get("io.kubernetes.pod.uid"),
+        })
+    }
+}
+
+/// A socket address as seen in a network event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "family", rename_all = "snake_case")]
+pub enum SockAddr {
+    Inet { ip: IpAddr, port: u16 },
+    Inet6 { ip: IpAddr, port: u16 },
+    Unix { path: String },
+    Other { number: u16 },
+}
+
+impl SockAddr {
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            SockAddr::Inet { port, .. } | SockAddr::Inet6 { port, .. } => Some(*port),
+            _ => None,
+        }
+    }
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self {
+            SockAddr::Inet { ip, .. } | SockAddr::Inet6 { ip, .. } => Some(*ip),
+            _ => None,
+        }
+    }
+}
+
+/// Transport protocol of a socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum L4Proto {
+    Tcp,
+    Udp,
+    Unix,
+    Other,
+}
+
+/// The ways a file was opened that matter for security.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct OpenAccess {
+    pub read: bool,
+    pub write: bool,
+    pub create: bool,
+    pub truncate: bool,
+}
+
+impl OpenAccess {
+    /// Decodes `open(2)` flags.
+    pub fn from_flags(flags: u32) -> Self {
+        let acc = flags & 0o3;
+        Self {
+            read: acc == 0 || acc == 2,
+            write: acc == 1 || acc == 2,
+            create: flags & 0o100 != 0,
+            truncate: flags & 0o1000 != 0,
+        }
+    }
+}
+
+/// Where a loss was counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossSource {
+    /// The kernel ring buffer was full.
+    Kernel,
+    /// The user-space queue between decode and output was full.
+    Queue,
+    /// The output (file, pipe) refused writes.
+    Output,
+}
+
+/// What happened. Serialized as `"kind": "<name>"` plus a `"data"` object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum Payload {
+    /// A successful execve/execveat; `process` is the new image.
+    Exec {
+        filename: String,
+        /// Interpreter named by a `#!` line, when the file is a script.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interpreter: Option<String>,
+        /// Executed from a memfd (fileless).
+        #[serde(default, skip_serializing_if = "is_false")]
+        from_memfd: bool,
+        /// Executed file has no link left (deleted after open).
+        #[serde(default, skip_serializing_if = "is_false")]
+        from_deleted: bool,
+    },
+    /// A new process (fork/clone without CLONE_THREAD).
+    Fork {
+        child_pid: u32,
+        child_exec_id: String,
+    },
+    /// A process ended.
+    Exit {
+        code: i32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        core_dumped: bool,
+    },
+    FileOpen {
+        path: String,
+        flags: u32,
+        mode: u32,
+        access: OpenAccess,
+        ret: i64,
+    },
+    FileUnlink {
+        path: String,
+        ret: i64,
+    },
+    FileRename {
+        old_path: String,
+        new_path: String,
+        ret: i64,
+    },
+    FileLink {
+        old_path: String,
+        new_path: String,
+        symbolic: bool,
+        ret: i64,
+    },
+    FileChmod {
+        path: String,
+        mode: u32,
+        ret: i64,
+    },
+    FileChown {
+        path: String,
+        uid: i64,
+        gid: i64,
+        ret: i64,
+    },
+    FileTruncate {
+        path: String,
+        length: i64,
+        ret: i64,
+    },
+    NetConnect {
+        proto: L4Proto,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local: Option<SockAddr>,
+        remote: SockAddr,
+        /// 0, or a negative errno (`-115` EINPROGRESS for non-blocking sockets).
+        ret: i64,
+    },
+    NetAccept {
+        proto: L4Proto,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local: Option<SockAddr>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote: Option<SockAddr>,
+        ret: i64,
+    },
+    NetBind {
+        proto: L4Proto,
+        local: SockAddr,
+        ret: i64,
+    },
+    NetListen {
+        proto: L4Proto,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local: Option<SockAddr>,
+        backlog: i32,
+        ret: i64,
+    },
+    /// A DNS query sent over UDP port 53.
+    DnsQuery {
+        query: String,
+        qtype: u16,
+        server: SockAddr,
+    },
+    /// setuid/setgid/setreuid/setregid/setresuid/setresgid/setfsuid/setfsgid.
+    SetId {
+        call: String,
+        /// Arguments as passed (-1 is "unchanged").
+        args: Vec<i64>,
+        ret: i64,
+    },
+    Capset {
+        effective: u64,
+        permitted: u64,
+        inheritable: u64,
+        ret: i64,
+    },
+    Ptrace {
+        request: i64,
+        target_pid: i64,
+        ret: i64,
+    },
+    Mount {
+        source: String,
+        target: String,
+        fstype: String,
+        flags: u64,
+        ret: i64,
+    },
+    Umount {
+        target: String,
+        flags: u64,
+        ret: i64,
+    },
+    /// unshare(2) or setns(2).
+    Namespace {
+        call: String,
+        flags: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fd: Option<i64>,
+        ret: i64,
+    },
+    /// init_module or finit_module.
+    ModuleLoad {
+        call: String,
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        path: String,
+        ret: i64,
+    },
+    /// bpf(2).
+    Bpf {
+        cmd: i64,
+        ret: i64,
+    },
+    MemfdCreate {
+        name: String,
+        flags: u32,
+        ret: i64,
+    },
+    /// A write-mode open of /proc/<pid>/mem (process injection).
+    ProcMemWrite {
+        path: String,
+        target_pid: u32,
+        ret: i64,
+    },
+    /// Events were lost; `count` since the previous `lost` event from this source.
+    Lost {
+        source: LossSource,
+        count: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cpu: Option<u32>,
+    },
+}
+
+/// Short names of event kinds, one per [`Payload`] variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Exec,
+    Fork,
+    Exit,
+    FileOpen,
+    FileUnlink,
+    FileRename,
+    FileLink,
+    FileChmod,
+    FileChown,
+    FileTruncate,
+    NetConnect,
+    NetAccept,
+    NetBind,
+    NetListen,
+    DnsQuery,
+    SetId,
+    Capset,
+    Ptrace,
+    Mount,
+    Umount,
+    Namespace,
+    ModuleLoad,
+    Bpf,
+    MemfdCreate,
+    ProcMemWrite,
+    Lost,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 26] = [
+        EventKind::Exec,
+        EventKind::Fork,
+        EventKind::Exit,
+        EventKind::FileOpen,
+        EventKind::FileUnlink,
+        EventKind::FileRename,
+        EventKind::FileLink,
+        EventKind::FileChmod,
+        EventKind::FileChown,
+        EventKind::FileTruncate,
+        EventKind::NetConnect,
+        EventKind::NetAccept,
+        EventKind::NetBind,
+        EventKind::NetListen,
+        EventKind::DnsQuery,
+        EventKind::SetId,
+        EventKind::Capset,
+        EventKind::Ptrace,
+        EventKind::Mount,
+        EventKind::Umount,
+        EventKind::Namespace,
+        EventKind::ModuleLoad,
+        EventKind::Bpf,
+        EventKind::MemfdCreate,
+        EventKind::ProcMemWrite,
+        EventKind::Lost,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Exec => "exec",
+            EventKind::Fork => "fork",
+            EventKind::Exit => "exit",
+            EventKind::FileOpen => "file_open",
+            EventKind::FileUnlink => "file_unlink",
+            EventKind::FileRename => "file_rename",
+            EventKind::FileLink => "file_link",
+            EventKind::FileChmod => "file_chmod",
+            EventKind::FileChown => "file_chown",
+            EventKind::FileTruncate => "file_truncate",
+            EventKind::NetConnect => "net_connect",
+            EventKind::NetAccept => "net_accept",
+            EventKind::NetBind => "net_bind",
+            EventKind::NetListen => "net_listen",
+            EventKind::DnsQuery => "dns_query",
+            EventKind::SetId => "set_id",
+            EventKind::Capset => "capset",
+            EventKind::Ptrace => "ptrace",
+            EventKind::Mount => "mount",
+            EventKind::Umount => "umount",
+            EventKind::Namespace => "namespace",
+            EventKind::ModuleLoad => "module_load",
+            EventKind::Bpf => "bpf",
+            EventKind::MemfdCreate => "memfd_create",
+            EventKind::ProcMemWrite => "proc_mem_write",
+            EventKind::Lost => "lost",
+        }
+    }
+
+    /// Parses a kind name, also accepting family names (`file`, `net`, `process`,
+    /// `privilege`) which expand to several kinds.
+    pub fn parse_filter(s: &str) -> Option<Vec<EventKind>> {
+        use EventKind::*;
+        let family: &[EventKind] = match s {
+            "process" => &[Exec, Fork, Exit],
+            "file" => &[
+                FileOpen,
+                FileUnlink,
+                FileRename,
+                FileLink,
+                FileChmod,
+                FileChown,
+                FileTruncate,
+            ],
+            "net" | "network" => &[NetConnect, NetAccept, NetBind, NetListen, DnsQuery],
+            "privilege" => &[SetId, Capset],
+            "kernel" => &[
+                Ptrace,
+                Mount,
+                Umount,
+                Namespace,
+                ModuleLoad,
+                Bpf,
+                MemfdCreate,
+                ProcMemWrite,
+            ],
+            _ => {
+                return EventKind::ALL
+                    .iter()
+                    .find(|k| k.as_str() == s)
+                    .map(|k| vec![*k])
+            }
+        };
+        Some(family.to_vec())
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Payload {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            Payload::Exec { .. } => EventKind::Exec,
+            Payload::Fork { .. } => EventKind::Fork,
+            Payload::Exit { .. } => EventKind::Exit,
+            Payload::FileOpen { .. } => EventKind::FileOpen,
+            Payload::FileUnlink { .. } => EventKind::FileUnlink,
+            Payload::FileRename { .. } => EventKind::FileRename,
+            Payload::FileLink { .. } => EventKind::FileLink,
+            Payload::FileChmod { .. } => EventKind::FileChmod,
+            Payload::FileChown { .. } => EventKind::FileChown,
+            Payload::FileTruncate { .. } => EventKind::FileTruncate,
+            Payload::NetConnect { .. } => EventKind::NetConnect,
+            Payload::NetAccept { .. } => EventKind::NetAccept,
+            Payload::NetBind { .. } => EventKind::NetBind,
+            Payload::NetListen { .. } => EventKind::NetListen,
+            Payload::DnsQuery { .. } => EventKind::DnsQuery,
+            Payload::SetId { .. } => EventKind::SetId,
+            Payload::Capset { .. } => EventKind::Capset,
+            Payload::Ptrace { .. } => EventKind::Ptrace,
+            Payload::Mount { .. } => EventKind::Mount,
+            Payload::Umount { .. } => EventKind::Umount,
+            Payload::Namespace { .. } => EventKind::Namespace,
+            Payload::ModuleLoad { .. } => EventKind::ModuleLoad,
+            Payload::Bpf { .. } => EventKind::Bpf,
+            Payload::MemfdCreate { .. } => EventKind::MemfdCreate,
+            Payload::ProcMemWrite { .. } => EventKind::ProcMemWrite,
+            Payload::Lost { .. } => EventKind::Lost,
+        }
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Event {
+        Event {
+            schema: SCHEMA_VERSION,
+            ts_ns: 1_700_000_000_000_000_000,
+            host: "node-1".into(),
+            seq: 7,
+            process: Some(Arc::new(Process {
+                pid: 42,
+                tid: 42,
+                ppid: 1,
+                exec_id: "ab:42:1000".into(),
+                exe: "/bin/cat".into(),
+                argv: vec!["cat".into(), "/etc/shadow".into()],
+                comm: "cat".into(),
+                ancestry: vec![Ancestor {
+                    pid: 1,
+                    exec_id: "ab:1:5".into(),
+                    exe: "/bin/sh".into(),
+                    argv: vec!["sh".into()],
+                    comm: "sh".into(),
+                }],
+                ..Default::default()
+            })),
+            container: Arc::new(Workload::Container(Container {
+                id: "f".repeat(64),
+                name: "web".into(),
+                image: "debian:12".into(),
+                metadata_complete: true,
+                ..Default::default()
+            })),
+            payload: Payload::FileOpen {
+                path: "/etc/shadow".into(),
+                flags: 0,
+                mode: 0,
+                access: OpenAccess::from_flags(0),
+                ret: 3,
+            },
+        }
+    }
+
+    #[test]
+    fn json_round_trip_keeps_every_field() {
+        let ev = sample();
+        let json = serde_json::to_string(&ev).unwrap();
+        assert!(json.contains(r#""kind":"file_open""#), "{json}");
+        assert!(json.contains(r#""type":"container""#), "{json}");
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn open_flags_decode() {
+        let a = OpenAccess::from_flags(0o1 | 0o100 | 0o1000);
+        assert!(a.write && a.create && a.truncate && !a.read);
+        let r = OpenAccess::from_flags(0o2);
+        assert!(r.read && r.write);
+    }
+
+    #[test]
+    fn kind_names_match_serde_tags() {
+        for k in EventKind::ALL {
+            let s = serde_json::to_string(&k).unwrap();
+            assert_eq!(s, format!("\"{}\"", k.as_str()));
+            assert_eq!(EventKind::parse_filter(k.as_str()), Some(vec![k]));
+        }
+        assert!(EventKind::parse_filter("file").unwrap().len() > 3);
+        assert_eq!(EventKind::parse_filter("nope"), None);
+    }
+
+    #[test]
+    fn k8s_identity_from_cri_labels() {
+        let mut l = BTreeMap::new();
+        assert!(KubernetesIdentity::from_labels(&l).is_none());
+        l.insert("io.kubernetes.pod.name".into(), "api-0".into());
+        l.insert("io.kubernetes.pod.namespace".into(), "prod".into());
+        l.insert("io.kubernetes.container.name".into(), "api".into());
+        let k = KubernetesIdentity::from_labels(&l).unwrap();
+        assert_eq!((k.namespace.as_str(), k.pod.as_str()), ("prod", "api-0"));
+    }
+}
