@@ -595,6 +595,82 @@ impl Payload {
     }
 }
 
+/// Falco-compatible rule priority, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Emergency,
+    Alert,
+    Critical,
+    Error,
+    Warning,
+    Notice,
+    #[serde(alias = "info")]
+    Informational,
+    Debug,
+}
+
+impl Priority {
+    /// Falco's spelling (`Critical`, `Warning`, …) as used in its JSON output.
+    pub fn falco_name(self) -> &'static str {
+        match self {
+            Priority::Emergency => "Emergency",
+            Priority::Alert => "Alert",
+            Priority::Critical => "Critical",
+            Priority::Error => "Error",
+            Priority::Warning => "Warning",
+            Priority::Notice => "Notice",
+            Priority::Informational => "Informational",
+            Priority::Debug => "Debug",
+        }
+    }
+
+    /// Parses Falco's names case-insensitively (`INFO` and `informational` both work).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "emergency" => Priority::Emergency,
+            "alert" => Priority::Alert,
+            "critical" => Priority::Critical,
+            "error" => Priority::Error,
+            "warning" => Priority::Warning,
+            "notice" => Priority::Notice,
+            "info" | "informational" => Priority::Informational,
+            "debug" => Priority::Debug,
+            _ => return None,
+        })
+    }
+}
+
+/// A rule matched an event. Identical alerts within a window are aggregated: `count`
+/// says how many events it stands for, between `first_ts_ns` and `ts_ns`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// Unique id (UUID-like hex).
+    pub id: String,
+    /// Time of the (latest) triggering event, ns since the Unix epoch.
+    pub ts_ns: u64,
+    /// Time of the first event aggregated into this alert.
+    pub first_ts_ns: u64,
+    pub count: u64,
+    /// Rule name.
+    pub rule: String,
+    pub priority: Priority,
+    /// MITRE ATT&CK technique or tactic ids (`T1059.004`, `TA0002`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mitre: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The rule's output template rendered against the event.
+    pub message: String,
+    /// The fields the output template named, with their values (Falco's `output_fields`).
+    #[serde(default)]
+    pub output_fields: BTreeMap<String, serde_json::Value>,
+    /// Where the rule came from (`syscall` for sensor events).
+    pub source: String,
+    /// The triggering event, with its process ancestry and container.
+    pub event: Event,
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
