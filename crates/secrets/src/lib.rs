@@ -1,0 +1,28 @@
+//! Rampart's secret and malware detection for single files.
+//!
+//! This crate owns:
+//! - **Secrets**: rules in gitleaks' TOML format (rules with `regex`,
+//!   `secretGroup`, `entropy`, `keywords`, `path`, per-rule and global
+//!   allowlists with `regexTarget`, `regexes`, `paths`, `stopwords`, `commits`,
+//!   `condition`), applied the way gitleaks' `detect` package applies them: a
+//!   case-insensitive Aho-Corasick keyword pre-filter over the whole file, then
+//!   only the rules whose keywords occur, with Go's ASCII regex classes, Shannon
+//!   entropy thresholds and allowlists. Findings are redacted; binary files are
+//!   not searched. [`SecretScanner::builtin`] is Rampart's own rule set
+//!   (`rules/default.toml`).
+//! - **Malware** (cargo feature `yara`): YARA rules through `yara-x`, where a
+//!   rule that does not compile is reported and skipped.
+//!
+//! The image and directory walker (`rampart-scan`) calls this crate per file.
+
+mod config;
+mod go_regex;
+#[cfg(feature = "yara")]
+mod malware;
+mod scanner;
+
+#[cfg(feature = "yara")]
+pub use malware::{MalwareError, MalwareFinding, MalwareScanner, MalwareSession, SkippedYaraRule};
+pub use scanner::{
+    is_binary, redact, shannon_entropy, SecretFinding, SecretRulesError, SecretScanner, SkippedRule,
+};
