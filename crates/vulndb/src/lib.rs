@@ -1,0 +1,9 @@
+//! Rampart's vulnerability database.
+//!
+//! This crate owns: version ordering per ecosystem ([`version`]), the import of OSV
+//! records into a local SQLite database ([`VulnDb::import`]), matching packages against
+//! it ([`VulnDb::match_packages`]), stored SBOMs that are re-matched when an import
+//! touches their packages ([`VulnDb::rematch_after_import`]), and the `rampart db`
+//! command ([`cli`]). It reads only local files: no network.
+
+pub mod version;
