@@ -1,1 +1,393 @@
-//! placeholder
+//! Rampart's kernel side: the compiled CO-RE object (built from `bpf/` by clang and
+//! committed), probing what the running kernel offers, and loading/attaching the
+//! programs with aya. Knows nothing of rules or storage; the sensor decodes records.
+
+use std::fs;
+use std::path::Path;
+
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
+use aya::programs::{BtfTracePoint, RawTracePoint};
+use aya::{Btf, Ebpf, EbpfLoader};
+
+pub mod wire;
+
+/// The compiled kernel programs (see `bpf/rampart.bpf.c`).
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../obj/rampart.bpf.o");
+
+/// Handlers reached by tail call from the sys_exit dispatcher: (program, slot).
+/// Each is optional: one the kernel rejects costs its event family, with a warning.
+const HANDLERS: [(&str, u32, &str); 7] = [
+    ("h_open", 0, "file opens"),
+    ("h_path1", 1, "unlink/chmod/chown/truncate"),
+    ("h_fdop", 2, "fchmod/fchown/ftruncate"),
+    ("h_path2", 3, "rename/link/symlink"),
+    ("h_sock", 4, "connect/accept/bind/listen"),
+    ("h_dns", 5, "DNS queries"),
+    ("h_misc", 6, "privilege and kernel events"),
+];
+
+/// Process lifecycle programs: required, the process tree depends on them.
+const LIFECYCLE: [(&str, &str); 3] = [
+    ("on_exec", "sched_process_exec"),
+    ("on_fork", "sched_process_fork"),
+    ("on_exit", "sched_process_exit"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum BpfError {
+    #[error("the sensor must run as root (or with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN); running as uid {0}")]
+    NotRoot(u32),
+    #[error(
+        "kernel BTF is missing ({0}); Rampart needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    NoBtf(String),
+    #[error("the kernel has no BPF ring buffer (needs Linux 5.8 or later)")]
+    NoRingBuffer,
+    #[error("loading the BPF object failed: {0}")]
+    Load(#[from] aya::EbpfError),
+    #[error("BPF program {name}: {source}")]
+    Program {
+        name: String,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("BPF map {name}: {reason}")]
+    Map { name: String, reason: String },
+    #[error("mounting {what}: {reason}")]
+    Mount { what: String, reason: String },
+}
+
+/// What the running kernel offers, for the start-up report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KernelFeatures {
+    pub kernel: String,
+    pub root: bool,
+    pub btf: bool,
+    pub ring_buffer: bool,
+    pub tp_btf: bool,
+    pub raw_tracepoint: bool,
+    pub bpf_lsm: bool,
+    pub fentry: bool,
+    pub cgroup_sock_addr: bool,
+    pub cgroup_skb: bool,
+    pub cgroup_v2_mount: Option<String>,
+    pub tracefs: bool,
+    pub bpffs: bool,
+}
+
+impl KernelFeatures {
+    /// Human-readable lines, one per capability.
+    pub fn report(&self) -> Vec<String> {
+        let yn = |b: bool| if b { "yes" } else { "no" };
+        vec![
+            format!("kernel            {}", self.kernel),
+            format!("running as root   {}", yn(self.root)),
+            format!("BTF               {} (required)", yn(self.btf)),
+            format!("ring buffer       {} (required)", yn(self.ring_buffer)),
+            format!("tp_btf            {} (required)", yn(self.tp_btf)),
+            format!("raw tracepoints   {} (required)", yn(self.raw_tracepoint)),
+            format!(
+                "BPF LSM           {} (optional: in-kernel exec denial)",
+                yn(self.bpf_lsm)
+            ),
+            format!("fentry            {} (optional)", yn(self.fentry)),
+            format!(
+                "cgroup sock_addr  {} (optional: connect blocking)",
+                yn(self.cgroup_sock_addr)
+            ),
+            format!("cgroup skb        {} (optional)", yn(self.cgroup_skb)),
+            format!(
+                "cgroup v2         {}",
+                self.cgroup_v2_mount.as_deref().unwrap_or("not mounted")
+            ),
+            format!("tracefs mounted   {}", yn(self.tracefs)),
+            format!("bpffs mounted     {}", yn(self.bpffs)),
+        ]
+    }
+
+    /// The first missing requirement, as an error a user can act on.
+    pub fn check_required(&self) -> Result<(), BpfError> {
+        if !self.root {
+            // SAFETY: geteuid has no preconditions.
+            return Err(BpfError::NotRoot(unsafe { libc::geteuid() }));
+        }
+        if !self.btf {
+            return Err(BpfError::NoBtf("/sys/kernel/btf/vmlinux not found".into()));
+        }
+        if !self.ring_buffer {
+            return Err(BpfError::NoRingBuffer);
+        }
+        Ok(())
+    }
+}
+
+fn mounts() -> String {
+    fs::read_to_string("/proc/self/mounts").unwrap_or_default()
+}
+
+fn mount_point_of(fstype: &str, mounts: &str) -> Option<String> {
+    mounts.lines().find_map(|l| {
+        let mut it = l.split_whitespace();
+        let (_, point, ty) = (it.next()?, it.next()?, it.next()?);
+        (ty == fstype).then(|| point.to_string())
+    })
+}
+
+/// Probes the kernel. Cheap; safe to call without root (then most answers are "no").
+pub fn probe() -> KernelFeatures {
+    use aya::programs::ProgramType;
+    use aya::sys::{is_map_supported, is_program_supported};
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let prog = |t: ProgramType| root && is_program_supported(t).unwrap_or(false);
+    let m = mounts();
+    let lsm_list = fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
+    KernelFeatures {
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        root,
+        btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
+        ring_buffer: root && is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false),
+        tp_btf: prog(ProgramType::Tracing),
+        raw_tracepoint: prog(ProgramType::RawTracePoint),
+        bpf_lsm: lsm_list.split(',').any(|l| l.trim() == "bpf")
+            && prog(ProgramType::Lsm(aya::programs::LsmAttachType::Mac)),
+        // fentry shares the Tracing program type; attach is what fails on some hosts,
+        // so only the lockdown-free case counts.
+        fentry: prog(ProgramType::Tracing)
+            && !fs::read_to_string("/sys/kernel/security/lockdown")
+                .unwrap_or_default()
+                .contains("[confidentiality]"),
+        cgroup_sock_addr: prog(ProgramType::CgroupSockAddr),
+        cgroup_skb: prog(ProgramType::CgroupSkb),
+        cgroup_v2_mount: mount_point_of("cgroup2", &m),
+        tracefs: mount_point_of("tracefs", &m).is_some(),
+        bpffs: mount_point_of("bpf", &m).is_some(),
+    }
+}
+
+/// Mounts tracefs and bpffs when absent, as Falco and Tetragon do. Returns what it
+/// mounted, so the caller can say so.
+pub fn mount_kernel_filesystems() -> Result<Vec<String>, BpfError> {
+    let m = mounts();
+    let mut done = Vec::new();
+    for (fstype, target) in [("tracefs", "/sys/kernel/tracing"), ("bpf", "/sys/fs/bpf")] {
+        if mount_point_of(fstype, &m).is_some() {
+            continue;
+        }
+        let c = |s: &str| std::ffi::CString::new(s).unwrap_or_default();
+        let (src, tgt, ty) = (c(fstype), c(target), c(fstype));
+        // SAFETY: all pointers are valid NUL-terminated strings for the call's duration.
+        let rc =
+            unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
+        if rc != 0 {
+            return Err(BpfError::Mount {
+                what: format!("{fstype} on {target}"),
+                reason: std::io::Error::last_os_error().to_string(),
+            });
+        }
+        done.push(format!("{fstype} on {target}"));
+    }
+    Ok(done)
+}
+
+/// What to collect; becomes read-only globals and map contents in the kernel.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Bit `1 << wire kind` enables that kind.
+    pub kind_mask: u64,
+    /// Drop read-only opens below /lib, /usr/lib and of ld.so.cache in the kernel.
+    pub filter_ro_libs: bool,
+    /// Percentage of the ring kept free for exec/fork/exit.
+    pub lifecycle_reserve_pct: u32,
+    /// Processes whose events are dropped in the kernel (the sensor itself).
+    pub ignored_tgids: Vec<u32>,
+    /// Ring buffer size in bytes (power of two, multiple of the page size).
+    pub ring_bytes: u32,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        Self {
+            kind_mask: !0,
+            filter_ro_libs: true,
+            lifecycle_reserve_pct: 25,
+            ignored_tgids: vec![std::process::id()],
+            ring_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The attached programs and the maps user space reads.
+pub struct Sensor {
+    // Keeps programs and links alive.
+    _ebpf: Ebpf,
+    pub ring: RingBuf<MapData>,
+    pub drops: PerCpuArray<MapData, u64>,
+    /// Event families not available on this kernel, with the reason.
+    pub warnings: Vec<String>,
+}
+
+impl Sensor {
+    /// Kernel-side drop totals: (ring full, shed to keep room for lifecycle events).
+    pub fn kernel_drops(&self) -> (u64, u64) {
+        let sum = |i: u32| {
+            self.drops
+                .get(&i, 0)
+                .map(|v| v.iter().sum::<u64>())
+                .unwrap_or(0)
+        };
+        (sum(0), sum(1))
+    }
+
+    /// Kernel drop counters per CPU: (cpu, ring full, shed).
+    #[allow(clippy::type_complexity)]
+    pub fn kernel_drops_per_cpu(&self) -> Vec<(u32, u64, u64)> {
+        let full = self
+            .drops
+            .get(&0, 0)
+            .map(|v| v.to_vec())
+            .unwrap_or_default();
+        let shed = self
+            .drops
+            .get(&1, 0)
+            .map(|v| v.to_vec())
+            .unwrap_or_default();
+        full.iter()
+            .zip(shed.iter().chain(std::iter::repeat(&0)))
+            .enumerate()
+            .map(|(cpu, (f, s))| (cpu as u32, *f, *s))
+            .collect()
+    }
+}
+
+/// Loads, verifies and attaches everything. Lifecycle programs are required; syscall
+/// families the kernel rejects are skipped with a warning.
+pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
+    let btf = Btf::from_sys_fs().map_err(|e| BpfError::NoBtf(e.to_string()))?;
+    let filter = u8::from(opts.filter_ro_libs);
+    let mut ebpf = EbpfLoader::new()
+        .btf(Some(&btf))
+        .override_global("kind_mask", &opts.kind_mask, true)
+        .override_global("filter_ro_libs", &filter, true)
+        .override_global("lifecycle_reserve_pct", &opts.lifecycle_reserve_pct, true)
+        .map_max_entries("events", opts.ring_bytes)
+        .load(OBJECT)?;
+
+    {
+        let map = ebpf.map_mut("ignored_tgids").ok_or_else(|| BpfError::Map {
+            name: "ignored_tgids".into(),
+            reason: "missing from object".into(),
+        })?;
+        let mut ignored: BpfHashMap<&mut MapData, u32, u8> =
+            BpfHashMap::try_from(map).map_err(|e| BpfError::Map {
+                name: "ignored_tgids".into(),
+                reason: e.to_string(),
+            })?;
+        for tgid in &opts.ignored_tgids {
+            ignored.insert(tgid, 1, 0).map_err(|e| BpfError::Map {
+                name: "ignored_tgids".into(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+
+    let mut warnings = Vec::new();
+    let mut handler_fds = Vec::new();
+    for (name, slot, what) in HANDLERS {
+        let res = (|| -> Result<_, aya::programs::ProgramError> {
+            let prog: &mut RawTracePoint = ebpf
+                .program_mut(name)
+                .ok_or(aya::programs::ProgramError::NotLoaded)?
+                .try_into()?;
+            prog.load()?;
+            Ok(prog.fd()?.try_clone()?)
+        })();
+        match res {
+            Ok(fd) => handler_fds.push((slot, fd)),
+            Err(e) => warnings.push(format!("{what} unavailable: {name}: {e}")),
+        }
+    }
+    {
+        let map = ebpf.map_mut("handlers").ok_or_else(|| BpfError::Map {
+            name: "handlers".into(),
+            reason: "missing from object".into(),
+        })?;
+        // Stays owned by `ebpf`: the kernel empties a program array when its last
+        // user-space reference closes.
+        let mut handlers: ProgramArray<&mut MapData> =
+            ProgramArray::try_from(map).map_err(|e| BpfError::Map {
+                name: "handlers".into(),
+                reason: e.to_string(),
+            })?;
+        for (slot, fd) in &handler_fds {
+            handlers.set(*slot, fd, 0).map_err(|e| BpfError::Map {
+                name: "handlers".into(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+
+    for (name, tp) in LIFECYCLE {
+        let prog: &mut BtfTracePoint = ebpf
+            .program_mut(name)
+            .ok_or_else(|| BpfError::Program {
+                name: name.into(),
+                source: aya::programs::ProgramError::NotLoaded,
+            })?
+            .try_into()
+            .map_err(|e| BpfError::Program {
+                name: name.into(),
+                source: e,
+            })?;
+        prog.load(tp, &btf)
+            .and_then(|_| prog.attach().map(|_| ()))
+            .map_err(|e| BpfError::Program {
+                name: name.into(),
+                source: e,
+            })?;
+    }
+    let dispatcher: &mut RawTracePoint = ebpf
+        .program_mut("on_sys_exit")
+        .ok_or_else(|| BpfError::Program {
+            name: "on_sys_exit".into(),
+            source: aya::programs::ProgramError::NotLoaded,
+        })?
+        .try_into()
+        .map_err(|e| BpfError::Program {
+            name: "on_sys_exit".into(),
+            source: e,
+        })?;
+    if let Err(e) = dispatcher
+        .load()
+        .and_then(|_| dispatcher.attach("sys_exit").map(|_| ()))
+    {
+        warnings.push(format!(
+            "syscall events unavailable (raw_tp sys_exit): {e}; only the process lifecycle is collected"
+        ));
+    }
+
+    let ring = RingBuf::try_from(ebpf.take_map("events").ok_or_else(|| BpfError::Map {
+        name: "events".into(),
+        reason: "missing from object".into(),
+    })?)
+    .map_err(|e| BpfError::Map {
+        name: "events".into(),
+        reason: e.to_string(),
+    })?;
+    let drops = PerCpuArray::try_from(ebpf.take_map("drops").ok_or_else(|| BpfError::Map {
+        name: "drops".into(),
+        reason: "missing from object".into(),
+    })?)
+    .map_err(|e| BpfError::Map {
+        name: "drops".into(),
+        reason: e.to_string(),
+    })?;
+    Ok(Sensor {
+        _ebpf: ebpf,
+        ring,
+        drops,
+        warnings,
+    })
+}

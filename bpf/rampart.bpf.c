@@ -1,0 +1,989 @@
+// SPDX-License-Identifier: GPL-2.0
+// Rampart node sensor: kernel side. Kept small and close to the hooks; meaning is
+// given in user space (crates/sensor). Wire format: see rampart.h.
+//
+// Hooks: tp_btf sched_process_{exec,fork,exit} for the process lifecycle, one raw_tp
+// on sys_exit that tail-calls a handler per syscall family (arguments are read from the
+// saved pt_regs, so one program invocation per syscall, and the result is known).
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
+#include "rampart.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+// Set by the loader before load.
+const volatile u64 kind_mask = ~0ULL;          // bit (1 << kind) enables a kind
+const volatile u8 filter_ro_libs = 1;          // drop read-only opens of shared libraries
+const volatile u32 lifecycle_reserve_pct = 25; // ring space kept for exec/fork/exit
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 * 1024 * 1024);
+} events SEC(".maps");
+
+// Per-CPU loss counters: [0] ring full, [1] shed to keep room for lifecycle events.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 2);
+	__type(key, u32);
+	__type(value, u64);
+} drops SEC(".maps");
+
+// Processes whose events are not wanted (the sensor itself).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, u32);
+	__type(value, u8);
+} ignored_tgids SEC(".maps");
+
+struct scratch {
+	u8 ev[EV_BUF];
+	char path[PATH_BUF + NAME_MAX_LEN + 1];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct scratch);
+} scratch_map SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, H_MAX);
+	__type(key, u32);
+	__type(value, u32);
+} handlers SEC(".maps");
+
+static __always_inline struct scratch *get_scratch(void)
+{
+	u32 zero = 0;
+	return bpf_map_lookup_elem(&scratch_map, &zero);
+}
+
+static __always_inline void count_drop(u32 idx)
+{
+	u64 *c = bpf_map_lookup_elem(&drops, &idx);
+	if (c)
+		__sync_fetch_and_add(c, 1);
+}
+
+static __always_inline bool ignored(u32 tgid)
+{
+	return bpf_map_lookup_elem(&ignored_tgids, &tgid) != NULL;
+}
+
+// Appends a length-prefixed string read from user memory. Returns new offset.
+static __always_inline u32 push_user_str(u8 *buf, u32 off, const void *src)
+{
+	off &= OFF_MASK;
+	long n = 0;
+	if (src)
+		n = bpf_probe_read_user_str(&buf[off + 2], MAX_STR, src);
+	if (n < 0)
+		n = 0;
+	else if (n > 0)
+		n -= 1; // drop the NUL from the length
+	n &= (MAX_STR - 1);
+	*(u16 *)&buf[off] = (u16)n;
+	return off + 2 + (u32)n;
+}
+
+static __always_inline u32 push_kernel_str(u8 *buf, u32 off, const void *src)
+{
+	off &= OFF_MASK;
+	long n = 0;
+	if (src)
+		n = bpf_probe_read_kernel_str(&buf[off + 2], MAX_STR, src);
+	if (n < 0)
+		n = 0;
+	else if (n > 0)
+		n -= 1;
+	n &= (MAX_STR - 1);
+	*(u16 *)&buf[off] = (u16)n;
+	return off + 2 + (u32)n;
+}
+
+// Keeps clang from dropping a bound the verifier needs to see.
+#define BOUND(v, mask) asm volatile("%0 &= " #mask : "+r"(v))
+
+static __always_inline u32 push_user_bytes(u8 *buf, u32 off, const void *src, u32 len)
+{
+	off &= OFF_MASK;
+	u64 n = len;
+	BOUND(n, 4095);
+	len = n;
+	if (!src || bpf_probe_read_user(&buf[off + 2], len, src) < 0)
+		len = 0;
+	*(u16 *)&buf[off] = (u16)len;
+	return off + 2 + len;
+}
+
+static __always_inline u32 push_kernel_bytes(u8 *buf, u32 off, const void *src, u32 len)
+{
+	off &= OFF_MASK;
+	u64 n = len;
+	BOUND(n, 4095);
+	len = n;
+	if (!src || bpf_probe_read_kernel(&buf[off + 2], len, src) < 0)
+		len = 0;
+	*(u16 *)&buf[off] = (u16)len;
+	return off + 2 + len;
+}
+
+static __always_inline u32 push_empty(u8 *buf, u32 off)
+{
+	off &= OFF_MASK;
+	*(u16 *)&buf[off] = 0;
+	return off + 2;
+}
+
+// The head of struct mount (fs/mount.h), unchanged since Linux 3.x. Read by plain
+// offsets: aya 0.14's CO-RE matcher poisons relocations against struct mount.
+struct mount_head {
+	struct hlist_node mnt_hash;
+	void *mnt_parent;
+	void *mnt_mountpoint;
+	struct vfsmount mnt;
+};
+
+static __always_inline void *mount_field(void *mnt, u32 off)
+{
+	void *v = NULL;
+	bpf_probe_read_kernel(&v, sizeof(v), mnt + off);
+	return v;
+}
+
+struct walk_ctx {
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct mount_head *mnt;
+	struct mount_head *mnt_parent;
+	u32 pos;
+	// Field offsets, relocated by CO-RE in the calling program: aya 0.14 does not
+	// relocate CO-RE accesses inside .text subprograms such as this callback.
+	u32 off_mnt_root, off_d_parent, off_d_name;
+};
+
+static __always_inline void *read_ptr(void *base, u32 off)
+{
+	void *v = NULL;
+	bpf_probe_read_kernel(&v, sizeof(v), base + off);
+	return v;
+}
+
+// One path component per call; bpf_loop verifies it once instead of per iteration.
+static long walk_step(u64 index, void *data)
+{
+	struct walk_ctx *w = data;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 1;
+	if (w->dentry == w->root_dentry && w->vfsmnt == w->root_mnt)
+		return 1;
+	struct dentry *mnt_root = read_ptr(w->vfsmnt, w->off_mnt_root);
+	struct dentry *d_parent = read_ptr(w->dentry, w->off_d_parent);
+	if (w->dentry == mnt_root || w->dentry == d_parent) {
+		if (w->dentry != mnt_root || w->mnt == w->mnt_parent)
+			return 1;
+		// Cross to the mount this one is mounted on.
+		w->dentry = read_ptr(w->mnt, offsetof(struct mount_head, mnt_mountpoint));
+		w->mnt = w->mnt_parent;
+		w->mnt_parent = read_ptr(w->mnt, offsetof(struct mount_head, mnt_parent));
+		w->vfsmnt = (void *)w->mnt + offsetof(struct mount_head, mnt);
+		return 0;
+	}
+	struct {
+		u32 hash;
+		u32 len;
+		const unsigned char *name;
+	} name = {};
+	bpf_probe_read_kernel(&name, sizeof(name), (void *)w->dentry + w->off_d_name);
+	u32 len = name.len & NAME_MAX_LEN;
+	u32 pos = w->pos;
+	if (pos < len + 1 || pos > PATH_BUF)
+		return 1;
+	pos -= len;
+	bpf_probe_read_kernel(&s->path[pos & (PATH_BUF - 1)], len, name.name);
+	pos -= 1;
+	s->path[pos & (PATH_BUF - 1)] = '/';
+	w->pos = pos;
+	w->dentry = d_parent;
+	return 0;
+}
+
+// Resolves a struct path to an absolute path as the task sees it (stops at the task's
+// root, so paths inside a container are container paths) and appends it to the event.
+// Components beyond MAX_COMPONENTS are cut (the prefix is lost).
+static __always_inline u32 push_path(struct scratch *s, u32 off, struct path *path)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct walk_ctx w = {};
+	w.root_dentry = BPF_CORE_READ(task, fs, root.dentry);
+	w.root_mnt = BPF_CORE_READ(task, fs, root.mnt);
+	w.dentry = BPF_CORE_READ(path, dentry);
+	w.vfsmnt = BPF_CORE_READ(path, mnt);
+	w.mnt = (void *)w.vfsmnt - offsetof(struct mount_head, mnt);
+	w.mnt_parent = mount_field(w.mnt, offsetof(struct mount_head, mnt_parent));
+	w.pos = PATH_BUF;
+	w.off_mnt_root = bpf_core_field_offset(struct vfsmount, mnt_root);
+	w.off_d_parent = bpf_core_field_offset(struct dentry, d_parent);
+	w.off_d_name = bpf_core_field_offset(struct dentry, d_name);
+	bpf_loop(MAX_COMPONENTS, walk_step, &w, 0);
+	u32 pos = w.pos;
+	if (pos >= PATH_BUF) {
+		pos = PATH_BUF - 1;
+		s->path[pos] = '/';
+	}
+	u32 len = PATH_BUF - pos;
+	return push_kernel_bytes(s->ev, off, &s->path[pos & (PATH_BUF - 1)], len);
+}
+
+static __always_inline struct file *fd_file(struct task_struct *task, long fd)
+{
+	if (fd < 0)
+		return NULL;
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max = BPF_CORE_READ(fdt, max_fds);
+	if ((unsigned long)fd >= max)
+		return NULL;
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	return f;
+}
+
+// Appends the directory a relative path is resolved against (cwd or dirfd), or an
+// empty string when the path is absolute.
+static __always_inline u32 push_base(struct scratch *s, u32 off, long dirfd, const char *upath)
+{
+	char first = 0;
+	bpf_probe_read_user(&first, 1, upath);
+	if (first == '/' || !upath)
+		return push_empty(s->ev, off);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	if ((int)dirfd == AT_FDCWD_VAL) {
+		struct path pwd = BPF_CORE_READ(task, fs, pwd);
+		return push_path(s, off, &pwd);
+	}
+	struct file *f = fd_file(task, dirfd);
+	if (!f)
+		return push_empty(s->ev, off);
+	struct path p = BPF_CORE_READ(f, f_path);
+	return push_path(s, off, &p);
+}
+
+static __always_inline u32 push_fd_path(struct scratch *s, u32 off, long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *f = fd_file(task, fd);
+	if (!f)
+		return push_empty(s->ev, off);
+	struct path p = BPF_CORE_READ(f, f_path);
+	return push_path(s, off, &p);
+}
+
+static __always_inline u32 tty_nr(struct task_struct *task)
+{
+	struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
+	if (!tty)
+		return 0;
+	int major = BPF_CORE_READ(tty, driver, major);
+	int minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
+	// Same encoding as /proc/<pid>/stat tty_nr.
+	return ((u32)major << 8) | ((u32)minor & 0xff) | (((u32)minor & ~0xffu) << 12);
+}
+
+// Fills the common header and the two cgroup leaf names. Returns the offset after them.
+static __always_inline u32 fill_hdr(struct scratch *s, struct task_struct *task, u16 kind)
+{
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	u64 pid_tgid = bpf_get_current_pid_tgid();
+	h->kind = kind;
+	h->size = 0;
+	h->tgid = BPF_CORE_READ(task, tgid);
+	h->tid = BPF_CORE_READ(task, pid);
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->ts = bpf_ktime_get_boot_ns();
+	h->start = BPF_CORE_READ(task, group_leader, start_boottime);
+	h->pstart = BPF_CORE_READ(task, real_parent, group_leader, start_boottime);
+	h->cgid = bpf_get_current_cgroup_id();
+	const struct cred *cred = BPF_CORE_READ(task, cred);
+	h->uid = BPF_CORE_READ(cred, uid.val);
+	h->gid = BPF_CORE_READ(cred, gid.val);
+	h->euid = BPF_CORE_READ(cred, euid.val);
+	h->egid = BPF_CORE_READ(cred, egid.val);
+	h->auid = BPF_CORE_READ(task, loginuid.val);
+	h->tty = tty_nr(task);
+	(void)pid_tgid;
+	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), BPF_CORE_READ(task, comm));
+	__builtin_memset(h->args, 0, sizeof(h->args));
+
+	u32 off = sizeof(struct ev_hdr);
+	const char *cg2 = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, name);
+	off = push_kernel_str(s->ev, off, cg2);
+	int cpuset_id = bpf_core_enum_value(enum cgroup_subsys_id, cpuset_cgrp_id);
+	const char *cg1 = NULL;
+	if (cpuset_id >= 0 && cpuset_id < 12) {
+		struct cgroup_subsys_state *css = NULL;
+		struct css_set *cset = BPF_CORE_READ(task, cgroups);
+		bpf_probe_read_kernel(&css, sizeof(css), &cset->subsys[cpuset_id & 15]);
+		if (css)
+			cg1 = BPF_CORE_READ(css, cgroup, kn, name);
+	}
+	off = push_kernel_str(s->ev, off, cg1);
+	return off;
+}
+
+static __always_inline bool is_lifecycle(u16 kind)
+{
+	return kind == K_EXEC || kind == K_FORK || kind == K_EXIT;
+}
+
+static __always_inline int submit(struct scratch *s, u32 off)
+{
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	u32 size = off & (EV_BUF - 1);
+	h->size = size;
+	if (!is_lifecycle(h->kind)) {
+		// Shed other events first so process lifecycle keeps the tree whole.
+		u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		u64 ring = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+		if (ring && avail * 100 > ring * (100 - lifecycle_reserve_pct)) {
+			count_drop(1);
+			return 0;
+		}
+	}
+	if (size < sizeof(struct ev_hdr))
+		return 0;
+	if (bpf_ringbuf_output(&events, s->ev, size, 0) < 0)
+		count_drop(0);
+	return 0;
+}
+
+static __always_inline bool kind_enabled(u16 kind)
+{
+	return (kind_mask >> kind) & 1;
+}
+
+/* ---------------- process lifecycle ---------------- */
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	u32 tgid = BPF_CORE_READ(p, tgid);
+	if (ignored(tgid) || !kind_enabled(K_EXEC))
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	u32 off = fill_hdr(s, p, K_EXEC);
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+
+	struct file *file = BPF_CORE_READ(bprm, file);
+	struct file *exe_file = file;
+	if (bpf_core_field_exists(bprm->executable)) {
+		struct file *x = BPF_CORE_READ(bprm, executable);
+		if (x)
+			exe_file = x;
+	}
+	u64 flags = 0;
+	struct dentry *d = BPF_CORE_READ(exe_file, f_path.dentry);
+	if (BPF_CORE_READ(d, d_inode, __i_nlink) == 0)
+		flags |= EXEC_F_DELETED;
+	char prefix[6] = {};
+	bpf_probe_read_kernel(prefix, sizeof(prefix), BPF_CORE_READ(d, d_name.name));
+	if (prefix[0] == 'm' && prefix[1] == 'e' && prefix[2] == 'm' && prefix[3] == 'f' &&
+	    prefix[4] == 'd' && prefix[5] == ':')
+		flags |= EXEC_F_MEMFD;
+
+	struct mm_struct *mm = BPF_CORE_READ(p, mm);
+	unsigned long arg_start = BPF_CORE_READ(mm, arg_start);
+	unsigned long arg_end = BPF_CORE_READ(mm, arg_end);
+	unsigned long arg_len = arg_end - arg_start;
+	if (arg_len > MAX_STR - 1) {
+		arg_len = MAX_STR - 1;
+		flags |= EXEC_F_ARGS_TRUNC;
+	}
+	h->args[0] = flags;
+	h->args[1] = BPF_CORE_READ(bprm, argc);
+
+	const char *filename = BPF_CORE_READ(bprm, filename);
+	const char *interp = BPF_CORE_READ(bprm, interp);
+	off = push_kernel_str(s->ev, off, filename);
+	if (interp != filename)
+		off = push_kernel_str(s->ev, off, interp);
+	else
+		off = push_empty(s->ev, off);
+	struct path exe_path = BPF_CORE_READ(exe_file, f_path);
+	off = push_path(s, off, &exe_path);
+	off = push_user_bytes(s->ev, off, (const void *)arg_start, (u32)arg_len);
+	struct path pwd = BPF_CORE_READ(p, fs, pwd);
+	off = push_path(s, off, &pwd);
+	return submit(s, off);
+}
+
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
+{
+	u32 ctgid = BPF_CORE_READ(child, tgid);
+	u32 cpid = BPF_CORE_READ(child, pid);
+	if (ctgid != cpid) // a new thread, not a process
+		return 0;
+	u32 ptgid = BPF_CORE_READ(parent, tgid);
+	if (ignored(ptgid) || !kind_enabled(K_FORK))
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	u32 off = fill_hdr(s, parent, K_FORK);
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = ctgid;
+	h->args[1] = BPF_CORE_READ(child, start_boottime);
+	return submit(s, off);
+}
+
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(on_exit, struct task_struct *p)
+{
+	// Only when the whole thread group is gone.
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	u32 tgid = BPF_CORE_READ(p, tgid);
+	if (ignored(tgid) || !kind_enabled(K_EXIT))
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	u32 off = fill_hdr(s, p, K_EXIT);
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	long code = BPF_CORE_READ(p, exit_code);
+	unsigned int sflags = BPF_CORE_READ(p, signal, flags);
+	if (sflags & 0x4 /* SIGNAL_GROUP_EXIT */)
+		code = BPF_CORE_READ(p, signal, group_exit_code);
+	h->args[0] = code;
+	return submit(s, off);
+}
+
+/* ---------------- syscalls ---------------- */
+
+// x86_64 struct pt_regs up to orig_ax: user ABI (asm/ptrace.h), read without CO-RE.
+struct saved_regs {
+	unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax;
+};
+
+#define ARG0(r) ((r)->di)
+#define ARG1(r) ((r)->si)
+#define ARG2(r) ((r)->dx)
+#define ARG3(r) ((r)->r10)
+#define ARG4(r) ((r)->r8)
+
+struct syscall_ctx {
+	struct saved_regs r;
+	struct saved_regs *regs;
+	long ret;
+	long nr;
+};
+
+static __always_inline void read_ctx(struct bpf_raw_tracepoint_args *ctx, struct syscall_ctx *c)
+{
+	// Plain loads: args[] is a flexible array that CO-RE cannot relocate.
+	u64 *args = (u64 *)ctx;
+	bpf_probe_read_kernel(&c->r, sizeof(c->r), (void *)args[0]);
+	c->regs = &c->r;
+	c->ret = (long)args[1];
+	c->nr = c->r.orig_ax;
+}
+
+SEC("raw_tp/sys_exit")
+int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct syscall_ctx c;
+	read_ctx(ctx, &c);
+	u32 h;
+	switch (c.nr) {
+	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
+		h = H_OPEN; break;
+	case NR_unlink: case NR_unlinkat: case NR_rmdir: case NR_chmod: case NR_fchmodat:
+	case NR_fchmodat2: case NR_chown: case NR_lchown: case NR_fchownat: case NR_truncate:
+		h = H_PATH1; break;
+	case NR_fchmod: case NR_fchown: case NR_ftruncate:
+		h = H_FDOP; break;
+	case NR_rename: case NR_renameat: case NR_renameat2: case NR_link: case NR_linkat:
+	case NR_symlink: case NR_symlinkat:
+		h = H_PATH2; break;
+	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
+		h = H_SOCK; break;
+	case NR_sendto: case NR_sendmsg: case NR_sendmmsg:
+		h = H_DNS; break;
+	case NR_setuid: case NR_setgid: case NR_setreuid: case NR_setregid: case NR_setresuid:
+	case NR_setresgid: case NR_setfsuid: case NR_setfsgid: case NR_capset: case NR_ptrace:
+	case NR_unshare: case NR_setns: case NR_bpf: case NR_init_module: case NR_umount2:
+	case NR_finit_module: case NR_memfd_create: case NR_mount: case NR_chdir: case NR_fchdir:
+		h = H_MISC; break;
+	default:
+		return 0;
+	}
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (ignored(tgid))
+		return 0;
+	bpf_tail_call(ctx, &handlers, h);
+	return 0;
+}
+
+static __always_inline bool is_lib_path(const char *p)
+{
+	// "/lib/", "/lib64/", "/usr/lib", "/etc/ld.so.cache"
+	if (p[0] != '/')
+		return false;
+	if (p[1] == 'l' && p[2] == 'i' && p[3] == 'b')
+		return true;
+	if (p[1] == 'u' && p[2] == 's' && p[3] == 'r' && p[4] == '/' && p[5] == 'l' && p[6] == 'i' &&
+	    p[7] == 'b')
+		return true;
+	if (p[1] == 'e' && p[2] == 't' && p[3] == 'c' && p[4] == '/' && p[5] == 'l' && p[6] == 'd' &&
+	    p[7] == '.')
+		return true;
+	return false;
+}
+
+SEC("raw_tp/h_open")
+int h_open(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (!kind_enabled(K_OPEN))
+		return 0;
+	struct syscall_ctx c;
+	read_ctx(ctx, &c);
+	long dirfd = AT_FDCWD_VAL;
+	const char *upath;
+	u64 flags = 0, mode = 0;
+	switch (c.nr) {
+	case NR_open:
+		upath = (const char *)ARG0(c.regs);
+		flags = ARG1(c.regs);
+		mode = ARG2(c.regs);
+		break;
+	case NR_creat:
+		upath = (const char *)ARG0(c.regs);
+		flags = 01 | 0100 | 01000;
+		mode = ARG1(c.regs);
+		break;
+	case NR_openat:
+		dirfd = ARG0(c.regs);
+		upath = (const char *)ARG1(c.regs);
+		flags = ARG2(c.regs);
+		mode = ARG3(c.regs);
+		break;
+	default: { // openat2
+		dirfd = ARG0(c.regs);
+		upath = (const char *)ARG1(c.regs);
+		struct open_how how = {};
+		bpf_probe_read_user(&how, sizeof(how), (void *)ARG2(c.regs));
+		flags = how.flags;
+		mode = how.mode;
+	}
+	}
+	if (filter_ro_libs && (flags & 03) == 0 && !(flags & 0100)) {
+		char p[8] = {};
+		bpf_probe_read_user(p, sizeof(p), upath);
+		if (is_lib_path(p))
+			return 0;
+	}
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	u32 off = fill_hdr(s, task, K_OPEN);
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = c.ret;
+	h->args[1] = flags;
+	h->args[2] = mode;
+	h->args[3] = c.nr;
+	off = push_user_str(s->ev, off, upath);
+	off = push_base(s, off, dirfd, upath);
+	return submit(s, off);
+}
+
+SEC("raw_tp/h_path1")
+int h_path1(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct syscall_ctx c;
+	read_ctx(ctx, &c);
+	long dirfd = AT_FDCWD_VAL;
+	const char *upath;
+	u16 kind;
+	u64 a1 = 0, a2 = 0;
+	switch (c.nr) {
+	case NR_unlink: case NR_rmdir:
+		kind = K_UNLINK;
+		upath = (const char *)ARG0(c.regs);
+		a1 = c.nr == NR_rmdir ? 0x200 /* AT_REMOVEDIR */ : 0;
+		break;
+	case NR_unlinkat:
+		kind = K_UNLINK;
+		dirfd = ARG0(c.regs);
+		upath = (const char *)ARG1(c.regs);
+		a1 = ARG2(c.regs);
+		break;
+	case NR_chmod:
+		kind = K_CHMOD;
+		upath = (const char *)ARG0(c.regs);
+		a1 = ARG1(c.regs);
+		break;
+	case NR_fchmodat: case NR_fchmodat2:
+		kind = K_CHMOD;
+		dirfd = ARG0(c.regs);
+		upath = (const char *)ARG1(c.regs);
+		a1 = ARG2(c.regs);
+		break;
+	case NR_chown: case NR_lchown:
+		kind = K_CHOWN;
+		upath = (const char *)ARG0(c.regs);
+		a1 = ARG1(c.regs);
+		a2 = ARG2(c.regs);
+		break;
+	case NR_fchownat:
+		kind = K_CHOWN;
+		dirfd = ARG0(c.regs);
+		upath = (const char *)ARG1(c.regs);
+		a1 = ARG2(c.regs);
+		a2 = ARG3(c.regs);
+		break;
+	default: // truncate
+		kind = K_TRUNCATE;
+		upath = (const char *)ARG0(c.regs);
+		a1 = ARG1(c.regs);
+	}
+	if (!kind_enabled(kind))
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	u32 off = fill_hdr(s, task, kind);
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = c.ret;
+	h->args[1] = a1;
+	h->args[2] = a2;
+	off = push_user_str(s->ev, off, upath);
+	off = push_base(s, off, dirfd, upath);
+	return submit(s, off);
+}
+
+SEC("raw_tp/h_fdop")
+int h_fdop(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct syscall_ctx c;
+	read_ctx(ctx, &c);
+	u16 kind = c.nr == NR_fchmod ? K_CHMOD : c.nr == NR_fchown ? K_CHOWN : K_TRUNCATE;
+	if (!kind_enabled(kind))
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	u32 off = fill_hdr(s, task, kind);
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = c.ret;
+	h->args[1] = ARG1(c.regs);
+	h->args[2] = ARG2(c.regs);
+	off = push_fd_path(s, off, ARG0(c.regs));
+	off = push_empty(s->ev, off);
+	return submit(s, off);
+}
+
+SEC("raw_tp/h_path2")
+int h_path2(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct syscall_ctx c;
+	read_ctx(ctx, &c);
+	long olddir = AT_FDCWD_VAL, newdir = AT_FDCWD_VAL;
+	const char *oldp, *newp;
+	u16 kind = K_RENAME;
+	u64 flags = 0;
+	bool symbolic = false;
+	switch (c.nr) {
+	case NR_rename:
+		oldp = (const char *)ARG0(c.regs);
+		newp = (const char *)ARG1(c.regs);
+		break;
+	case NR_renameat: case NR_renameat2:
+		olddir = ARG0(c.regs);
+		oldp = (const char *)ARG1(c.regs);
+		newdir = ARG2(c.regs);
+		newp = (const char *)ARG3(c.regs);
+		if (c.nr == NR_renameat2)
+			flags = ARG4(c.regs);
+		break;
+	case NR_link:
+		kind = K_LINK;
+		oldp = (const char *)ARG0(c.regs);
+		newp = (const char *)ARG1(c.regs);
+		break;
+	case NR_linkat:
+		kind = K_LINK;
+		olddir = ARG0(c.regs);
+		oldp = (const char *)ARG1(c.regs);
+		newdir = ARG2(c.regs);
+		newp = (const char *)ARG3(c.regs);
+		flags = ARG4(c.regs);
+		break;
+	case NR_symlink:
+		kind = K_LINK;
+		symbolic = true;
+		oldp = (const char *)ARG0(c.regs);
+		newp = (const char *)ARG1(c.regs);
+		break;
+	default: // symlinkat(target, newdirfd, linkpath)
+		kind = K_LINK;
+		symbolic = true;
+		oldp = (const char *)ARG0(c.regs);
+		newdir = ARG1(c.regs);
+		newp = (const char *)ARG2(c.regs);
+	}
+	if (!kind_enabled(kind))
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	u32 off = fill_hdr(s, task, kind);
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = c.ret;
+	h->args[1] = flags;
+	h->args[2] = symbolic;
+	off = push_user_str(s->ev, off, oldp);
+	if (symbolic) // a symlink's target is stored verbatim
+		off = push_empty(s->ev, off);
+	else
+		off = push_base(s, off, olddir, oldp);
+	off = push_user_str(s->ev, off, newp);
+	off = push_base(s, off, newdir, newp);
+	return submit(s, off);
+}
+
+// Appends a synthesized address (family, port, 16 address bytes) from a socket's
+// common part: local when `remote` is false.
+static __always_inline u32 push_sock_addr(u8 *buf, u32 off, struct sock *sk, bool remote)
+{
+	off &= OFF_MASK;
+	struct sock_addr_wire *w = (struct sock_addr_wire *)&buf[off + 2];
+	__builtin_memset(w, 0, sizeof(*w));
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	w->family = family;
+	if (remote)
+		w->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	else
+		w->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (family == 2) {
+		u32 a = remote ? BPF_CORE_READ(sk, __sk_common.skc_daddr)
+			       : BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__builtin_memcpy(w->addr, &a, 4);
+	} else if (family == 10) {
+		if (remote)
+			BPF_CORE_READ_INTO(&w->addr, sk, __sk_common.skc_v6_daddr);
+		else
+			BPF_CORE_READ_INTO(&w->addr, sk, __sk_common.skc_v6_rcv_saddr);
+	}
+	*(u16 *)&buf[off] = sizeof(*w);
+	return off + 2 + sizeof(*w);
+}
+
+static __always_inline struct sock *fd_sock(long fd, u16 *proto, u16 *type)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *f = fd_file(task, fd);
+	if (!f)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return NULL;
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk)
+		return NULL;
+	*proto = BPF_CORE_READ(sk, sk_protocol);
+	*type = BPF_CORE_READ(sk, sk_type);
+	return sk;
+}
+
+SEC("raw_tp/h_sock")
+int h_sock(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct syscall_ctx c;
+	read_ctx(ctx, &c);
+	u16 kind;
+	switch (c.nr) {
+	case NR_connect: kind = K_CONNECT; break;
+	case NR_bind: kind = K_BIND; break;
+	case NR_listen: kind = K_LISTEN; break;
+	default: kind = K_ACCEPT;
+	}
+	if (!kind_enabled(kind))
+		return 0;
+	if (kind == K_ACCEPT && c.ret < 0)
+		return 0; // EAGAIN storms on non-blocking listeners carry nothing
+	long fd = kind == K_ACCEPT ? c.ret : (long)ARG0(c.regs);
+	u16 proto = 0, type = 0;
+	struct sock *sk = fd_sock(fd, &proto, &type);
+	if (!sk)
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	u32 off = fill_hdr(s, task, kind);
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = c.ret;
+	h->args[1] = proto;
+	h->args[2] = type;
+	if (kind == K_LISTEN)
+		h->args[3] = ARG1(c.regs);
+	// [local synthesized] [remote: user sockaddr for connect/bind, synthesized for accept]
+	off = push_sock_addr(s->ev, off, sk, false);
+	if (kind == K_CONNECT || kind == K_BIND) {
+		u32 len = ARG2(c.regs);
+		if (len > 128)
+			len = 128;
+		off = push_user_bytes(s->ev, off, (void *)ARG1(c.regs), len);
+	} else if (kind == K_ACCEPT) {
+		off = push_sock_addr(s->ev, off, sk, true);
+	} else {
+		off = push_empty(s->ev, off);
+	}
+	return submit(s, off);
+}
+
+SEC("raw_tp/h_dns")
+int h_dns(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (!kind_enabled(K_DNS))
+		return 0;
+	struct syscall_ctx c;
+	read_ctx(ctx, &c);
+	if (c.ret <= 12)
+		return 0;
+	u16 proto = 0, type = 0;
+	long fd = ARG0(c.regs);
+	struct sock *sk = fd_sock(fd, &proto, &type);
+	if (!sk || proto != 17 /* UDP */)
+		return 0;
+	const void *buf = NULL;
+	const void *uaddr = NULL;
+	u32 buflen = 0;
+	if (c.nr == NR_sendto) {
+		buf = (const void *)ARG1(c.regs);
+		buflen = ARG2(c.regs);
+		uaddr = (const void *)ARG4(c.regs);
+	} else {
+		// sendmsg(fd, msghdr*) / sendmmsg(fd, mmsghdr*): first message, first iovec.
+		struct user_msghdr m = {};
+		bpf_probe_read_user(&m, sizeof(m), (void *)ARG1(c.regs));
+		uaddr = m.msg_name;
+		struct iovec iov = {};
+		bpf_probe_read_user(&iov, sizeof(iov), m.msg_iov);
+		buf = iov.iov_base;
+		buflen = iov.iov_len;
+	}
+	u16 port = 0;
+	if (uaddr) {
+		struct sockaddr_in sin = {};
+		bpf_probe_read_user(&sin, sizeof(sin), uaddr);
+		port = bpf_ntohs(sin.sin_port);
+	} else {
+		port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	}
+	if (port != 53)
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	u32 off = fill_hdr(s, task, K_DNS);
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = c.ret;
+	h->args[1] = proto;
+	if (uaddr)
+		off = push_user_bytes(s->ev, off, uaddr, 28);
+	else
+		off = push_sock_addr(s->ev, off, sk, true);
+	if (buflen > 512)
+		buflen = 512;
+	off = push_user_bytes(s->ev, off, buf, buflen);
+	return submit(s, off);
+}
+
+SEC("raw_tp/h_misc")
+int h_misc(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct syscall_ctx c;
+	read_ctx(ctx, &c);
+	u16 kind;
+	switch (c.nr) {
+	case NR_capset: kind = K_CAPSET; break;
+	case NR_ptrace: kind = K_PTRACE; break;
+	case NR_unshare: kind = K_UNSHARE; break;
+	case NR_setns: kind = K_SETNS; break;
+	case NR_bpf: kind = K_BPF; break;
+	case NR_init_module: kind = K_INIT_MODULE; break;
+	case NR_finit_module: kind = K_FINIT_MODULE; break;
+	case NR_umount2: kind = K_UMOUNT; break;
+	case NR_mount: kind = K_MOUNT; break;
+	case NR_memfd_create: kind = K_MEMFD; break;
+	case NR_chdir: case NR_fchdir: kind = K_CHDIR; break;
+	default: kind = K_SETID;
+	}
+	if (!kind_enabled(kind))
+		return 0;
+	if (kind == K_CHDIR && c.ret != 0)
+		return 0;
+	struct scratch *s = get_scratch();
+	if (!s)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	u32 off = fill_hdr(s, task, kind);
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = c.ret;
+	h->args[1] = c.nr;
+	h->args[2] = ARG0(c.regs);
+	h->args[3] = ARG1(c.regs);
+	h->args[4] = ARG2(c.regs);
+	switch (kind) {
+	case K_CAPSET: {
+		u32 data[6] = {}; // two __user_cap_data_struct {effective, permitted, inheritable}
+		bpf_probe_read_user(data, sizeof(data), (void *)ARG1(c.regs));
+		h->args[2] = ((u64)data[3] << 32) | data[0];
+		h->args[3] = ((u64)data[4] << 32) | data[1];
+		h->args[4] = ((u64)data[5] << 32) | data[2];
+		break;
+	}
+	case K_MOUNT:
+		h->args[2] = ARG3(c.regs);
+		off = push_user_str(s->ev, off, (void *)ARG0(c.regs));
+		off = push_user_str(s->ev, off, (void *)ARG1(c.regs));
+		off = push_user_str(s->ev, off, (void *)ARG2(c.regs));
+		break;
+	case K_UMOUNT:
+		off = push_user_str(s->ev, off, (void *)ARG0(c.regs));
+		break;
+	case K_MEMFD:
+		off = push_user_str(s->ev, off, (void *)ARG0(c.regs));
+		break;
+	case K_FINIT_MODULE:
+		off = push_fd_path(s, off, ARG0(c.regs));
+		break;
+	case K_CHDIR: {
+		struct path pwd = BPF_CORE_READ(task, fs, pwd);
+		off = push_path(s, off, &pwd);
+		break;
+	}
+	default:
+		break;
+	}
+	return submit(s, off);
+}

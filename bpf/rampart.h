@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: GPL-2.0
+// Wire format between the kernel programs and crates/sensor (decode.rs mirrors it).
+//
+// Every record: struct ev_hdr, then length-prefixed byte strings (u16 length, bytes,
+// no NUL): first the cgroup v2 leaf name and the v1 cpuset leaf name, then the
+// kind-specific strings listed beside each kind below.
+#ifndef RAMPART_H
+#define RAMPART_H
+
+#define EV_BUF 16384
+#define OFF_MASK 8191
+#define MAX_STR 4096
+#define PATH_BUF 4096
+#define NAME_MAX_LEN 255
+#define MAX_COMPONENTS 32
+#define AT_FDCWD_VAL -100
+
+// Kinds. args[] meaning and strings in order.
+#define K_EXEC 1          // a0 flags (EXEC_F_*), a1 argc | filename, interp, exe path, argv block, cwd
+#define K_FORK 2          // a0 child tgid, a1 child start_boottime
+#define K_EXIT 3          // a0 exit_code (wait status)
+#define K_OPEN 4          // a0 ret, a1 flags, a2 mode, a3 syscall nr | path, base dir
+#define K_UNLINK 5        // a0 ret, a1 flags | path, base
+#define K_RENAME 6        // a0 ret, a1 flags | old, old base, new, new base
+#define K_LINK 7          // a0 ret, a1 flags, a2 symbolic | old, old base, new, new base
+#define K_CHMOD 9         // a0 ret, a1 mode | path, base
+#define K_CHOWN 10        // a0 ret, a1 uid, a2 gid | path, base
+#define K_TRUNCATE 11     // a0 ret, a1 length | path, base
+#define K_CONNECT 12      // a0 ret, a1 proto, a2 type | local wire addr, user sockaddr
+#define K_ACCEPT 13       // a0 ret, a1 proto, a2 type | local wire addr, remote wire addr
+#define K_BIND 14         // a0 ret, a1 proto, a2 type | local wire addr, user sockaddr
+#define K_LISTEN 15       // a0 ret, a1 proto, a2 type, a3 backlog | local wire addr, empty
+#define K_DNS 16          // a0 ret, a1 proto | server (user sockaddr or wire addr), payload
+#define K_SETID 17        // a0 ret, a1 nr, a2..a4 args
+#define K_CAPSET 18       // a0 ret, a1 nr, a2 eff, a3 perm, a4 inh
+#define K_PTRACE 19       // a0 ret, a1 nr, a2 request, a3 pid
+#define K_MOUNT 20        // a0 ret, a1 nr, a2 flags | source, target, fstype
+#define K_UMOUNT 21       // a0 ret, a1 nr, a2 target ptr, a3 flags | target
+#define K_UNSHARE 22      // a0 ret, a1 nr, a2 flags
+#define K_SETNS 23        // a0 ret, a1 nr, a2 fd, a3 nstype
+#define K_INIT_MODULE 24  // a0 ret, a1 nr
+#define K_FINIT_MODULE 25 // a0 ret, a1 nr, a2 fd | path of fd
+#define K_BPF 26          // a0 ret, a1 nr, a2 cmd
+#define K_MEMFD 27        // a0 ret, a1 nr, a2 name ptr, a3 flags | name
+#define K_CHDIR 28        // a0 ret | new cwd (internal: updates the process tree)
+
+#define EXEC_F_MEMFD 1
+#define EXEC_F_DELETED 2
+#define EXEC_F_ARGS_TRUNC 4
+
+// Tail-call handler slots.
+#define H_OPEN 0
+#define H_PATH1 1
+#define H_FDOP 2
+#define H_PATH2 3
+#define H_SOCK 4
+#define H_DNS 5
+#define H_MISC 6
+#define H_MAX 8
+
+// x86_64 syscall numbers.
+#define NR_open 2
+#define NR_openat 257
+#define NR_openat2 437
+#define NR_creat 85
+#define NR_unlink 87
+#define NR_unlinkat 263
+#define NR_rmdir 84
+#define NR_chmod 90
+#define NR_fchmod 91
+#define NR_fchmodat 268
+#define NR_fchmodat2 452
+#define NR_chown 92
+#define NR_fchown 93
+#define NR_lchown 94
+#define NR_fchownat 260
+#define NR_truncate 76
+#define NR_ftruncate 77
+#define NR_rename 82
+#define NR_renameat 264
+#define NR_renameat2 316
+#define NR_link 86
+#define NR_linkat 265
+#define NR_symlink 88
+#define NR_symlinkat 266
+#define NR_connect 42
+#define NR_accept 43
+#define NR_accept4 288
+#define NR_bind 49
+#define NR_listen 50
+#define NR_sendto 44
+#define NR_sendmsg 46
+#define NR_sendmmsg 307
+#define NR_setuid 105
+#define NR_setgid 106
+#define NR_setreuid 113
+#define NR_setregid 114
+#define NR_setresuid 117
+#define NR_setresgid 119
+#define NR_setfsuid 122
+#define NR_setfsgid 123
+#define NR_capset 126
+#define NR_ptrace 101
+#define NR_unshare 272
+#define NR_setns 308
+#define NR_bpf 321
+#define NR_init_module 175
+#define NR_finit_module 313
+#define NR_umount2 166
+#define NR_mount 165
+#define NR_memfd_create 319
+#define NR_chdir 80
+#define NR_fchdir 81
+
+struct ev_hdr {
+	u16 kind;
+	u16 size;
+	u32 tgid;
+	u32 tid;
+	u32 ppid;
+	u64 ts;     // bpf_ktime_get_boot_ns
+	u64 start;  // group leader start_boottime
+	u64 pstart; // parent's start_boottime
+	u64 cgid;   // cgroup v2 id
+	u32 uid, gid, euid, egid;
+	u32 auid;
+	u32 tty;
+	char comm[16];
+	u64 args[6];
+};
+
+struct sock_addr_wire {
+	u16 family;
+	u16 port; // host order
+	u8 addr[16];
+};
+
+#endif
