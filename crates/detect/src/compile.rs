@@ -1,0 +1,1148 @@
+//! Compiles a condition into a tree of closures, once, at load time.
+//!
+//! Macros are inlined and lists expanded while compiling; literals are parsed into the
+//! field's type (a bad literal is a load error); `in` lists become hash sets, `pmatch`
+//! a set of path prefixes, and runs of `contains`/`startswith` alternatives on one
+//! field inside an `or` become one Aho-Corasick automaton. The event kinds a rule can
+//! match are derived from its `evt.type` checks for the per-kind index.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind, StartKind};
+use rampart_event::{Event, EventKind, Payload};
+
+use crate::ast::{Check, Expr, FieldRef, Literal, Op, Operand};
+use crate::fields::{self, Availability, EvalCtx, FieldType, Getter};
+use crate::source::{Pos, Source};
+
+/// A compiled condition.
+pub type Predicate = Box<dyn Fn(&EvalCtx<'_>) -> bool + Send + Sync>;
+
+/// A set of event kinds, one bit per [`EventKind::ALL`] entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KindSet(pub u32);
+
+impl KindSet {
+    pub const ALL: KindSet = KindSet((1 << EventKind::ALL.len()) - 1);
+    pub const NONE: KindSet = KindSet(0);
+    pub fn bit(k: EventKind) -> u32 {
+        1 << (k as u32)
+    }
+    pub fn contains(self, k: EventKind) -> bool {
+        self.0 & Self::bit(k) != 0
+    }
+    pub fn kinds(self) -> impl Iterator<Item = EventKind> {
+        EventKind::ALL
+            .into_iter()
+            .filter(move |k| self.contains(*k))
+    }
+}
+
+/// A compile error located in a source text.
+#[derive(Debug, Clone)]
+pub struct CompileError {
+    pub file: Arc<str>,
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// A parsed macro with its source, for inlining.
+pub struct MacroDef {
+    pub ast: Result<Expr, String>,
+    pub source: Arc<Source>,
+}
+
+/// What compiling needs: lists (already expanded) and macros by name.
+pub struct Env<'a> {
+    pub lists: &'a HashMap<String, Vec<String>>,
+    pub macros: &'a HashMap<String, MacroDef>,
+}
+
+/// Output of a compilation besides the predicate.
+#[derive(Default)]
+pub struct CompileNotes {
+    /// Fields used that have no data (or approximate data), with the reason.
+    pub field_notes: Vec<(String, Availability)>,
+}
+
+pub struct Compiled {
+    pub predicate: Predicate,
+    pub kinds: KindSet,
+}
+
+const MAX_MACRO_DEPTH: usize = 64;
+
+struct Compiler<'a> {
+    env: &'a Env<'a>,
+    stack: Vec<String>,
+    notes: CompileNotes,
+}
+
+/// Compiles a parsed condition whose offsets refer to `source`.
+pub fn compile(
+    expr: &Expr,
+    source: &Arc<Source>,
+    env: &Env<'_>,
+) -> Result<(Compiled, CompileNotes), CompileError> {
+    let mut c = Compiler {
+        env,
+        stack: Vec::new(),
+        notes: CompileNotes::default(),
+    };
+    let (predicate, kinds) = c.expr(expr, source)?;
+    Ok((Compiled { predicate, kinds }, c.notes))
+}
+
+fn err(source: &Source, offset: usize, message: impl Into<String>) -> CompileError {
+    CompileError {
+        file: source.file.clone(),
+        pos: source.position(offset),
+        message: message.into(),
+    }
+}
+
+impl<'a> Compiler<'a> {
+    fn expr(&mut self, e: &Expr, src: &Arc<Source>) -> Result<(Predicate, KindSet), CompileError> {
+        match e {
+            Expr::And(items) => {
+                let mut preds = Vec::with_capacity(items.len());
+                let mut kinds = KindSet::ALL;
+                for i in items {
+                    let (p, k) = self.expr(i, src)?;
+                    kinds = KindSet(kinds.0 & k.0);
+                    preds.push(p);
+                }
+                let preds = preds.into_boxed_slice();
+                Ok((Box::new(move |ctx| preds.iter().all(|p| p(ctx))), kinds))
+            }
+            Expr::Or(items) => self.or(items, src),
+            Expr::Not(inner) => {
+                let (p, _) = self.expr(inner, src)?;
+                // A negation may match any kind.
+                Ok((Box::new(move |ctx| !p(ctx)), KindSet::ALL))
+            }
+            Expr::Macro { name, pos } => {
+                let Some(m) = self.env.macros.get(name) else {
+                    if self.env.lists.contains_key(name) {
+                        return Err(err(
+                            src,
+                            *pos,
+                            format!("`{name}` is a list, not a macro: use it after `in`"),
+                        ));
+                    }
+                    return Err(err(src, *pos, format!("undefined macro `{name}`")));
+                };
+                if self.stack.iter().any(|n| n == name) {
+                    return Err(err(
+                        src,
+                        *pos,
+                        format!(
+                            "macro `{name}` refers to itself ({} -> {name})",
+                            self.stack.join(" -> ")
+                        ),
+                    ));
+                }
+                if self.stack.len() >= MAX_MACRO_DEPTH {
+                    return Err(err(
+                        src,
+                        *pos,
+                        format!("macros nested deeper than {MAX_MACRO_DEPTH}"),
+                    ));
+                }
+                let ast = match &m.ast {
+                    Ok(a) => a,
+                    Err(e) => {
+                        return Err(err(src, *pos, format!("macro `{name}` does not load: {e}")));
+                    }
+                };
+                self.stack.push(name.clone());
+                let r = self.expr(ast, &m.source.clone());
+                self.stack.pop();
+                r
+            }
+            Expr::Check(c) => self.check(c, src),
+        }
+    }
+
+    /// `or`, fusing runs of same-field string alternatives into one matcher.
+    fn or(
+        &mut self,
+        items: &[Expr],
+        src: &Arc<Source>,
+    ) -> Result<(Predicate, KindSet), CompileError> {
+        let mut preds: Vec<Predicate> = Vec::new();
+        let mut kinds = KindSet::NONE;
+        // (field text, op) -> literals; only for plain string checks.
+        let mut groups: Vec<((String, Op), FieldRef, Vec<String>)> = Vec::new();
+        for i in items {
+            if let Expr::Check(Check {
+                field,
+                op: op @ (Op::Contains | Op::StartsWith | Op::Eq | Op::IContains),
+                value: Some(Operand::Value(lit)),
+                ..
+            }) = i
+            {
+                if field.transformer.is_none()
+                    && field.name != "evt.type"
+                    && field.name != "syscall.type"
+                {
+                    // Validate through the normal path (types, availability, notes).
+                    let (p, k) = self.check_expr(i, src)?;
+                    if let Ok(r) = fields::resolve(field) {
+                        if let Getter::Str(_) = r.getter {
+                            let key = (field.to_string(), *op);
+                            match groups.iter_mut().find(|g| g.0 == key) {
+                                Some(g) => g.2.push(lit.text.clone()),
+                                None => groups.push((key, field.clone(), vec![lit.text.clone()])),
+                            }
+                            kinds = KindSet(kinds.0 | k.0);
+                            drop(p);
+                            continue;
+                        }
+                    }
+                    kinds = KindSet(kinds.0 | k.0);
+                    preds.push(p);
+                    continue;
+                }
+            }
+            let (p, k) = self.expr(i, src)?;
+            kinds = KindSet(kinds.0 | k.0);
+            preds.push(p);
+        }
+        for ((_, op), field, lits) in groups {
+            let Ok(r) = fields::resolve(&field) else {
+                continue;
+            };
+            let Getter::Str(get) = r.getter else { continue };
+            preds.push(string_alternatives(get, op, lits));
+        }
+        if preds.len() == 1 {
+            if let Some(p) = preds.pop() {
+                return Ok((p, kinds));
+            }
+        }
+        let preds = preds.into_boxed_slice();
+        Ok((Box::new(move |ctx| preds.iter().any(|p| p(ctx))), kinds))
+    }
+
+    fn check_expr(
+        &mut self,
+        e: &Expr,
+        src: &Arc<Source>,
+    ) -> Result<(Predicate, KindSet), CompileError> {
+        match e {
+            Expr::Check(c) => self.check(c, src),
+            other => self.expr(other, src),
+        }
+    }
+
+    fn resolve_field(&mut self, f: &FieldRef, src: &Source) -> Result<Getter, CompileError> {
+        let r = fields::resolve(f).map_err(|e| err(src, f.pos, e.to_string()))?;
+        if r.availability != Availability::Provided {
+            let name = f.to_string();
+            if !self.notes.field_notes.iter().any(|(n, _)| *n == name) {
+                self.notes.field_notes.push((name, r.availability.clone()));
+            }
+        }
+        let getter = match f.transformer.as_deref() {
+            None => r.getter,
+            Some(t @ ("tolower" | "toupper")) => {
+                let (Getter::Str(inner) | Getter::EvtType(inner)) = r.getter else {
+                    return Err(err(
+                        src,
+                        f.pos,
+                        format!("`{t}` applies to string fields, `{}` is not one", f.name),
+                    ));
+                };
+                let upper = t == "toupper";
+                Getter::Str(Arc::new(move |ctx| {
+                    inner(ctx).map(|v| {
+                        std::borrow::Cow::Owned(if upper {
+                            v.to_uppercase()
+                        } else {
+                            v.to_lowercase()
+                        })
+                    })
+                }))
+            }
+            Some(t) => {
+                return Err(err(
+                    src,
+                    f.pos,
+                    format!("field transformer `{t}` is not supported"),
+                ))
+            }
+        };
+        Ok(getter)
+    }
+
+    /// Literals of a list operand, with list names expanded.
+    fn list_items(&self, items: &[Literal]) -> Vec<(String, usize)> {
+        let mut out = Vec::new();
+        for l in items {
+            match (!l.quoted).then(|| self.env.lists.get(&l.text)).flatten() {
+                Some(list) => out.extend(list.iter().map(|i| (i.clone(), l.pos))),
+                None => out.push((l.text.clone(), l.pos)),
+            }
+        }
+        out
+    }
+
+    fn check(
+        &mut self,
+        c: &Check,
+        src: &Arc<Source>,
+    ) -> Result<(Predicate, KindSet), CompileError> {
+        let getter = self.resolve_field(&c.field, src)?;
+        let ty = getter.field_type();
+        let bad_op = || {
+            err(
+                src,
+                c.op_pos,
+                format!(
+                    "operator `{}` does not apply to `{}` ({} field)",
+                    c.op.as_str(),
+                    c.field,
+                    ty.name()
+                ),
+            )
+        };
+        if c.op == Op::Exists {
+            return Ok((exists(getter), KindSet::ALL));
+        }
+        let operand = c
+            .value
+            .as_ref()
+            .ok_or_else(|| err(src, c.op_pos, "missing value"))?;
+        if let Operand::Field(other) = operand {
+            let og = self.resolve_field(other, src)?;
+            return Ok((
+                compare_fields(getter, og, c.op).ok_or_else(bad_op)?,
+                KindSet::ALL,
+            ));
+        }
+        let values: Vec<(String, usize)> = match operand {
+            Operand::Value(l) => {
+                if c.op.takes_list() {
+                    self.list_items(std::slice::from_ref(l))
+                } else {
+                    vec![(l.text.clone(), l.pos)]
+                }
+            }
+            Operand::List(items) => {
+                if !c.op.takes_list() {
+                    return Err(err(
+                        src,
+                        c.op_pos,
+                        format!("operator `{}` takes one value, not a list", c.op.as_str()),
+                    ));
+                }
+                self.list_items(items)
+            }
+            Operand::Field(_) => unreachable_field(),
+        };
+
+        if let Getter::EvtType(get) = &getter {
+            if matches!(c.op, Op::Eq | Op::Ne | Op::In | Op::Intersects) {
+                return evt_type_check(c.op, &values, src);
+            }
+            return Ok((
+                string_check(Getter::Str(get.clone()), c.op, &values, src, &c.field)?,
+                KindSet::ALL,
+            ));
+        }
+        let op_fits = match ty {
+            FieldType::Str => !matches!(c.op, Op::Lt | Op::Le | Op::Gt | Op::Ge),
+            FieldType::Int => int_op(c.op).is_some() || matches!(c.op, Op::In | Op::Intersects),
+            FieldType::Bool | FieldType::Ip => {
+                matches!(c.op, Op::Eq | Op::Ne | Op::In | Op::Intersects)
+            }
+        };
+        if !op_fits {
+            return Err(bad_op());
+        }
+        let pred = match ty {
+            FieldType::Str => string_check(getter, c.op, &values, src, &c.field)?,
+            FieldType::Int => {
+                let nums = values
+                    .iter()
+                    .map(|(v, pos)| {
+                        parse_int(v).ok_or_else(|| {
+                            err(
+                                src,
+                                *pos,
+                                format!(
+                                    "`{}` is a number field: expected a number, found `{v}`",
+                                    c.field
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<i64>, _>>()?;
+                let Getter::Int(get) = getter else {
+                    return Err(bad_op());
+                };
+                int_check(get, c.op, nums).ok_or_else(bad_op)?
+            }
+            FieldType::Bool => {
+                let bools = values
+                    .iter()
+                    .map(|(v, pos)| match v.as_str() {
+                        "true" => Ok(true),
+                        "false" => Ok(false),
+                        _ => Err(err(
+                            src,
+                            *pos,
+                            format!(
+                                "`{}` is a boolean field: expected true or false, found `{v}`",
+                                c.field
+                            ),
+                        )),
+                    })
+                    .collect::<Result<Vec<bool>, _>>()?;
+                let Getter::Bool(get) = getter else {
+                    return Err(bad_op());
+                };
+                let p: Predicate = match c.op {
+                    Op::Eq | Op::In | Op::Intersects => {
+                        Box::new(move |ctx| get(ctx).is_some_and(|v| bools.contains(&v)))
+                    }
+                    Op::Ne => {
+                        let want = bools.first().copied().unwrap_or(false);
+                        Box::new(move |ctx| get(ctx).is_some_and(|v| v != want))
+                    }
+                    _ => return Err(bad_op()),
+                };
+                p
+            }
+            FieldType::Ip => {
+                let nets = values
+                    .iter()
+                    .map(|(v, pos)| {
+                        parse_net(v).ok_or_else(|| {
+                            err(
+                                src,
+                                *pos,
+                                format!(
+                                    "`{}` is an IP field: expected an address or CIDR, found `{v}`",
+                                    c.field
+                                ),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<IpNet>, _>>()?;
+                let Getter::Ip(get) = getter else {
+                    return Err(bad_op());
+                };
+                let any = move |ctx: &EvalCtx<'_>| {
+                    get(ctx)
+                        .into_iter()
+                        .flatten()
+                        .any(|ip| nets.iter().any(|n| n.contains(ip)))
+                };
+                let p: Predicate = match c.op {
+                    Op::Eq | Op::In | Op::Intersects => Box::new(any),
+                    // Falco: `!=` is the negation of `=` on an extracted value.
+                    Op::Ne => Box::new(move |ctx| !any(ctx)),
+                    _ => return Err(bad_op()),
+                };
+                p
+            }
+        };
+        Ok((pred, KindSet::ALL))
+    }
+}
+
+fn unreachable_field() -> Vec<(String, usize)> {
+    Vec::new()
+}
+
+fn exists(getter: Getter) -> Predicate {
+    match getter {
+        Getter::Str(g) | Getter::EvtType(g) => Box::new(move |ctx| g(ctx).is_some()),
+        Getter::StrAny(g) => Box::new(move |ctx| g(ctx, &mut |_| true)),
+        Getter::Int(g) => Box::new(move |ctx| g(ctx).is_some()),
+        Getter::Bool(g) => Box::new(move |ctx| g(ctx).is_some()),
+        Getter::Ip(g) => Box::new(move |ctx| g(ctx)[0].is_some()),
+    }
+}
+
+fn compare_fields(a: Getter, b: Getter, op: Op) -> Option<Predicate> {
+    if let (Getter::Int(x), Getter::Int(y)) = (&a, &b) {
+        let (x, y) = (x.clone(), y.clone());
+        let cmp = int_op(op)?;
+        return Some(Box::new(move |ctx| match (x(ctx), y(ctx)) {
+            (Some(l), Some(r)) => cmp(l, r),
+            _ => false,
+        }));
+    }
+    let render = |g: Getter| {
+        move |ctx: &EvalCtx<'_>| {
+            g.render(ctx).map(|v| match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            })
+        }
+    };
+    let (x, y) = (render(a), render(b));
+    let f: fn(&str, &str) -> bool = match op {
+        Op::Eq => |l, r| l == r,
+        Op::Ne => |l, r| l != r,
+        Op::Contains => |l, r| l.contains(r),
+        Op::StartsWith => |l, r| l.starts_with(r),
+        Op::EndsWith => |l, r| l.ends_with(r),
+        _ => return None,
+    };
+    Some(Box::new(move |ctx| match (x(ctx), y(ctx)) {
+        (Some(l), Some(r)) => f(&l, &r),
+        _ => false,
+    }))
+}
+
+pub(crate) fn parse_int(v: &str) -> Option<i64> {
+    if let Some(h) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        return i64::from_str_radix(h, 16).ok();
+    }
+    v.parse::<i64>().ok().or_else(|| {
+        v.parse::<f64>()
+            .ok()
+            .filter(|f| f.fract() == 0.0)
+            .map(|f| f as i64)
+    })
+}
+
+fn int_op(op: Op) -> Option<fn(i64, i64) -> bool> {
+    Some(match op {
+        Op::Eq => |a, b| a == b,
+        Op::Ne => |a, b| a != b,
+        Op::Lt => |a, b| a < b,
+        Op::Le => |a, b| a <= b,
+        Op::Gt => |a, b| a > b,
+        Op::Ge => |a, b| a >= b,
+        _ => return None,
+    })
+}
+
+fn int_check(get: fields::IntFn, op: Op, nums: Vec<i64>) -> Option<Predicate> {
+    if matches!(op, Op::In | Op::Intersects) {
+        let set: HashSet<i64> = nums.into_iter().collect();
+        return Some(Box::new(move |ctx| {
+            get(ctx).is_some_and(|v| set.contains(&v))
+        }));
+    }
+    let cmp = int_op(op)?;
+    let want = *nums.first()?;
+    Some(Box::new(move |ctx| get(ctx).is_some_and(|v| cmp(v, want))))
+}
+
+/// An address or network from a literal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.prefix.min(32))
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                if let Some(a4) = a.to_ipv4_mapped() {
+                    return self.prefix >= 96
+                        && n.to_ipv4_mapped().is_some_and(|n4| {
+                            IpNet {
+                                addr: IpAddr::V4(n4),
+                                prefix: self.prefix - 96,
+                            }
+                            .contains(IpAddr::V4(a4))
+                        });
+                }
+                let mask = if self.prefix == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.prefix.min(128))
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            (IpAddr::V4(_), IpAddr::V6(a)) => a
+                .to_ipv4_mapped()
+                .is_some_and(|a4| self.contains(IpAddr::V4(a4))),
+            (IpAddr::V6(_), IpAddr::V4(_)) => false,
+        }
+    }
+}
+
+pub(crate) fn parse_net(v: &str) -> Option<IpNet> {
+    let (a, p) = match v.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (v, None),
+    };
+    let addr: IpAddr = a.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix = match p {
+        Some(p) => p.parse::<u8>().ok().filter(|p| *p <= max)?,
+        None => max,
+    };
+    Some(IpNet { addr, prefix })
+}
+
+fn string_check(
+    getter: Getter,
+    op: Op,
+    values: &[(String, usize)],
+    src: &Source,
+    field: &FieldRef,
+) -> Result<Predicate, CompileError> {
+    let first = values.first().map(|(v, _)| v.clone()).unwrap_or_default();
+    let first_pos = values.first().map(|(_, p)| *p).unwrap_or(field.pos);
+    // Build a matcher over one string value, then apply to one or any value.
+    let m: Arc<dyn Fn(&str) -> bool + Send + Sync> = match op {
+        Op::Eq => Arc::new(move |v| v == first),
+        Op::Ne => Arc::new(move |v| v != first),
+        Op::In | Op::Intersects => {
+            let set: HashSet<String> = values.iter().map(|(v, _)| v.clone()).collect();
+            Arc::new(move |v| set.contains(v))
+        }
+        Op::Pmatch => {
+            let set: HashSet<String> = values
+                .iter()
+                .map(|(v, _)| v.trim_end_matches('/').to_string())
+                .collect();
+            let root = values.iter().any(|(v, _)| v == "/");
+            Arc::new(move |v| {
+                root && v.starts_with('/') || path_prefixes(v).any(|p| set.contains(p))
+            })
+        }
+        Op::Contains => Arc::new(move |v| v.contains(first.as_str())),
+        Op::IContains => {
+            let ac = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .build([first.as_str()])
+                .map_err(|e| err(src, first_pos, e.to_string()))?;
+            Arc::new(move |v| ac.is_match(v))
+        }
+        Op::BContains | Op::BStartsWith => {
+            let bytes = parse_hex(&first).ok_or_else(|| {
+                err(
+                    src,
+                    first_pos,
+                    format!(
+                        "`{}` needs hex bytes (e.g. 7f454c46), found `{first}`",
+                        op.as_str()
+                    ),
+                )
+            })?;
+            if op == Op::BContains {
+                let ac =
+                    AhoCorasick::new([bytes]).map_err(|e| err(src, first_pos, e.to_string()))?;
+                Arc::new(move |v| ac.is_match(v.as_bytes()))
+            } else {
+                Arc::new(move |v| v.as_bytes().starts_with(&bytes))
+            }
+        }
+        Op::StartsWith => Arc::new(move |v| v.starts_with(first.as_str())),
+        Op::EndsWith => Arc::new(move |v| v.ends_with(first.as_str())),
+        Op::Glob => Arc::new(move |v| glob_match(first.as_bytes(), v.as_bytes())),
+        Op::IGlob => {
+            let pat = first.to_lowercase();
+            Arc::new(move |v| glob_match(pat.as_bytes(), v.to_lowercase().as_bytes()))
+        }
+        Op::Regex => {
+            let re = regex::Regex::new(&first)
+                .map_err(|e| err(src, first_pos, format!("bad regex: {e}")))?;
+            Arc::new(move |v| re.is_match(v))
+        }
+        Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Exists => {
+            return Err(err(
+                src,
+                field.pos,
+                format!(
+                    "operator `{}` does not apply to `{field}` (string field)",
+                    op.as_str()
+                ),
+            ))
+        }
+    };
+    Ok(apply_str(getter, m))
+}
+
+fn apply_str(getter: Getter, m: Arc<dyn Fn(&str) -> bool + Send + Sync>) -> Predicate {
+    match getter {
+        Getter::Str(g) | Getter::EvtType(g) => Box::new(move |ctx| g(ctx).is_some_and(|v| m(&v))),
+        Getter::StrAny(g) => Box::new(move |ctx| g(ctx, &mut |v| m(v))),
+        // Non-string getters never reach here (type-checked by the caller).
+        _ => Box::new(|_| false),
+    }
+}
+
+/// `f contains a or f contains b or …` as one automaton; `=` runs as one set.
+fn string_alternatives(get: fields::StrFn, op: Op, lits: Vec<String>) -> Predicate {
+    match op {
+        Op::Eq => {
+            let set: HashSet<String> = lits.into_iter().collect();
+            Box::new(move |ctx| get(ctx).is_some_and(|v| set.contains(v.as_ref())))
+        }
+        Op::Contains | Op::IContains | Op::StartsWith => {
+            let mut b = AhoCorasickBuilder::new();
+            b.match_kind(MatchKind::LeftmostFirst)
+                .ascii_case_insensitive(op == Op::IContains);
+            if op == Op::StartsWith {
+                b.start_kind(StartKind::Anchored);
+            }
+            match b.build(&lits) {
+                Ok(ac) if op == Op::StartsWith => Box::new(move |ctx| {
+                    get(ctx).is_some_and(|v| {
+                        ac.find(
+                            aho_corasick::Input::new(v.as_ref())
+                                .anchored(aho_corasick::Anchored::Yes),
+                        )
+                        .is_some()
+                    })
+                }),
+                Ok(ac) => Box::new(move |ctx| get(ctx).is_some_and(|v| ac.is_match(v.as_ref()))),
+                // Automaton construction only fails on absurd sizes; fall back to a scan.
+                Err(_) => Box::new(move |ctx| {
+                    get(ctx).is_some_and(|v| {
+                        lits.iter().any(|l| {
+                            if op == Op::StartsWith {
+                                v.starts_with(l.as_str())
+                            } else {
+                                v.contains(l.as_str())
+                            }
+                        })
+                    })
+                }),
+            }
+        }
+        _ => Box::new(|_| false),
+    }
+}
+
+fn path_prefixes(v: &str) -> impl Iterator<Item = &str> {
+    let v = v.trim_end_matches('/');
+    let mut end = Some(v.len());
+    std::iter::from_fn(move || {
+        let e = end?;
+        let cur = &v[..e];
+        end = cur.rfind('/').filter(|&i| i > 0);
+        if cur.is_empty() {
+            None
+        } else {
+            Some(cur)
+        }
+    })
+}
+
+fn parse_hex(s: &str) -> Option<Vec<u8>> {
+    let s = s.strip_prefix("0x").unwrap_or(s);
+    if s.is_empty() || !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// fnmatch-style glob without FNM_PATHNAME: `*`, `?`, `[…]`.
+pub fn glob_match(pat: &[u8], s: &[u8]) -> bool {
+    let (mut p, mut i) = (0usize, 0usize);
+    let (mut star_p, mut star_i) = (usize::MAX, 0usize);
+    while i < s.len() {
+        if p < pat.len() {
+            match pat[p] {
+                b'*' => {
+                    star_p = p;
+                    star_i = i;
+                    p += 1;
+                    continue;
+                }
+                b'?' => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                b'[' => {
+                    if let Some((matched, next)) = class_match(pat, p, s[i]) {
+                        if matched {
+                            p = next;
+                            i += 1;
+                            continue;
+                        }
+                    } else if s[i] == b'[' {
+                        p += 1;
+                        i += 1;
+                        continue;
+                    }
+                }
+                c if c == s[i] => {
+                    p += 1;
+                    i += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        if star_p != usize::MAX {
+            p = star_p + 1;
+            star_i += 1;
+            i = star_i;
+            continue;
+        }
+        return false;
+    }
+    while p < pat.len() && pat[p] == b'*' {
+        p += 1;
+    }
+    p == pat.len()
+}
+
+fn class_match(pat: &[u8], start: usize, c: u8) -> Option<(bool, usize)> {
+    let mut p = start + 1;
+    let negate = matches!(pat.get(p), Some(b'!') | Some(b'^'));
+    if negate {
+        p += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while p < pat.len() && (first || pat[p] != b']') {
+        first = false;
+        if p + 2 < pat.len() && pat[p + 1] == b'-' && pat[p + 2] != b']' {
+            if pat[p] <= c && c <= pat[p + 2] {
+                matched = true;
+            }
+            p += 3;
+        } else {
+            if pat[p] == c {
+                matched = true;
+            }
+            p += 1;
+        }
+    }
+    if p >= pat.len() {
+        return None;
+    }
+    Some((matched != negate, p + 1))
+}
+
+// ---- evt.type ----
+
+/// Kinds whose events always carry one fixed set of syscall names.
+fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
+    use EventKind::*;
+    Some(match k {
+        Exec => &["execve", "execveat"],
+        Fork => &["clone", "clone3", "fork", "vfork"],
+        Exit => &["procexit"],
+        FileOpen | ProcMemWrite => &["open", "openat", "openat2", "creat"],
+        FileUnlink => &["unlink", "unlinkat"],
+        FileRename => &["rename", "renameat", "renameat2"],
+        FileChmod => &["chmod", "fchmod", "fchmodat"],
+        FileChown => &["chown", "lchown", "fchown", "fchownat"],
+        FileTruncate => &["truncate", "ftruncate"],
+        NetConnect => &["connect"],
+        NetAccept => &["accept", "accept4"],
+        NetBind => &["bind"],
+        NetListen => &["listen"],
+        DnsQuery => &["sendto", "sendmsg"],
+        Capset => &["capset"],
+        Ptrace => &["ptrace"],
+        Mount => &["mount"],
+        Umount => &["umount", "umount2"],
+        Bpf => &["bpf"],
+        MemfdCreate => &["memfd_create"],
+        Lost => &["drop"],
+        FileLink | SetId | Namespace | ModuleLoad => return None,
+    })
+}
+
+/// Names a dynamic-kind event answers to.
+fn dynamic_matches(ev: &Event, name: &str) -> bool {
+    match &ev.payload {
+        Payload::FileLink { symbolic: true, .. } => name == "symlink" || name == "symlinkat",
+        Payload::FileLink { .. } => name == "link" || name == "linkat",
+        Payload::SetId { call, .. }
+        | Payload::Namespace { call, .. }
+        | Payload::ModuleLoad { call, .. } => call == name,
+        _ => false,
+    }
+}
+
+fn dynamic_kinds_for(name: &str) -> u32 {
+    use EventKind::*;
+    let mut m = 0;
+    if matches!(name, "symlink" | "symlinkat" | "link" | "linkat") {
+        m |= KindSet::bit(FileLink);
+    }
+    if name.starts_with("set") && (name.ends_with("uid") || name.ends_with("gid")) {
+        m |= KindSet::bit(SetId);
+    }
+    if matches!(name, "unshare" | "setns") {
+        m |= KindSet::bit(Namespace);
+    }
+    if matches!(name, "init_module" | "finit_module") {
+        m |= KindSet::bit(ModuleLoad);
+    }
+    m
+}
+
+/// Every event type name accepted in `evt.type` (Falco's syscall and internal events).
+const KNOWN_EVENT_TYPES: &[&str] = &[
+    "accept",
+    "accept4",
+    "access",
+    "bind",
+    "bpf",
+    "brk",
+    "capset",
+    "chdir",
+    "chmod",
+    "chown",
+    "chroot",
+    "clone",
+    "clone3",
+    "close",
+    "connect",
+    "container",
+    "copy_file_range",
+    "creat",
+    "drop",
+    "dup",
+    "dup2",
+    "dup3",
+    "epoll_create",
+    "epoll_create1",
+    "eventfd",
+    "eventfd2",
+    "execve",
+    "execveat",
+    "fchdir",
+    "fchmod",
+    "fchmodat",
+    "fchown",
+    "fchownat",
+    "fcntl",
+    "finit_module",
+    "flock",
+    "fork",
+    "fsconfig",
+    "fstat",
+    "ftruncate",
+    "futex",
+    "getcwd",
+    "getdents",
+    "getdents64",
+    "getegid",
+    "geteuid",
+    "getgid",
+    "getpeername",
+    "getresgid",
+    "getresuid",
+    "getrlimit",
+    "getsockname",
+    "getsockopt",
+    "getuid",
+    "init_module",
+    "inotify_init",
+    "inotify_init1",
+    "io_uring_enter",
+    "io_uring_register",
+    "io_uring_setup",
+    "ioctl",
+    "kill",
+    "lchown",
+    "link",
+    "linkat",
+    "listen",
+    "llseek",
+    "lseek",
+    "lstat",
+    "memfd_create",
+    "mkdir",
+    "mkdirat",
+    "mknod",
+    "mknodat",
+    "mlock",
+    "mlock2",
+    "mlockall",
+    "mmap",
+    "mmap2",
+    "mount",
+    "mprotect",
+    "munmap",
+    "nanosleep",
+    "newfstatat",
+    "open",
+    "open_by_handle_at",
+    "openat",
+    "openat2",
+    "pidfd_getfd",
+    "pidfd_open",
+    "pipe",
+    "pipe2",
+    "pluginevent",
+    "poll",
+    "ppoll",
+    "prctl",
+    "pread",
+    "pread64",
+    "preadv",
+    "prlimit",
+    "procexit",
+    "process_vm_readv",
+    "process_vm_writev",
+    "ptrace",
+    "pwrite",
+    "pwrite64",
+    "pwritev",
+    "quotactl",
+    "read",
+    "readlink",
+    "readlinkat",
+    "readv",
+    "recvfrom",
+    "recvmmsg",
+    "recvmsg",
+    "rename",
+    "renameat",
+    "renameat2",
+    "rmdir",
+    "sched_setaffinity",
+    "seccomp",
+    "select",
+    "semctl",
+    "semget",
+    "semop",
+    "sendfile",
+    "sendmmsg",
+    "sendmsg",
+    "sendto",
+    "setgid",
+    "setns",
+    "setpgid",
+    "setregid",
+    "setresgid",
+    "setresuid",
+    "setreuid",
+    "setrlimit",
+    "setsid",
+    "setsockopt",
+    "setuid",
+    "setfsuid",
+    "setfsgid",
+    "shutdown",
+    "signaldeliver",
+    "signalfd",
+    "signalfd4",
+    "socket",
+    "socketpair",
+    "splice",
+    "stat",
+    "switch",
+    "symlink",
+    "symlinkat",
+    "syncfs",
+    "tgkill",
+    "timerfd_create",
+    "tkill",
+    "truncate",
+    "umount",
+    "umount2",
+    "unlink",
+    "unlinkat",
+    "unshare",
+    "userfaultfd",
+    "vfork",
+    "write",
+    "writev",
+    "asyncevent",
+    "page_fault",
+    "delete_module",
+    "chown32",
+    "fchown32",
+    "lchown32",
+    "setuid32",
+    "setgid32",
+    "k8s",
+    "infra",
+    "mesos",
+    "notification",
+    "cpu_hotplug",
+    "scapevent",
+];
+
+fn evt_type_check(
+    op: Op,
+    values: &[(String, usize)],
+    src: &Source,
+) -> Result<(Predicate, KindSet), CompileError> {
+    let mut static_mask = 0u32;
+    let mut dynamic_mask = 0u32;
+    let mut names: Vec<String> = Vec::new();
+    for (name, pos) in values {
+        if !KNOWN_EVENT_TYPES.contains(&name.as_str()) {
+            return Err(err(
+                src,
+                *pos,
+                format!("unknown event type `{name}` in evt.type"),
+            ));
+        }
+        for k in EventKind::ALL {
+            if static_aliases(k).is_some_and(|a| a.contains(&name.as_str())) {
+                static_mask |= KindSet::bit(k);
+            }
+        }
+        dynamic_mask |= dynamic_kinds_for(name);
+        names.push(name.clone());
+    }
+    let matches = move |ev: &Event| {
+        let bit = KindSet::bit(ev.kind());
+        static_mask & bit != 0
+            || (dynamic_mask & bit != 0 && names.iter().any(|n| dynamic_matches(ev, n)))
+    };
+    Ok(match op {
+        Op::Ne => (Box::new(move |ctx| !matches(ctx.ev)), KindSet::ALL),
+        _ => (
+            Box::new(move |ctx| matches(ctx.ev)),
+            KindSet(static_mask | dynamic_mask),
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"/home/*/.ssh/*", b"/home/bob/.ssh/id_rsa"));
+        assert!(glob_match(b"*../*../*", b"/var/www/../../etc/passwd"));
+        assert!(!glob_match(b"*../*../*", b"/var/www/../etc"));
+        assert!(glob_match(b"/proc/[0-9]*/mem", b"/proc/12/mem"));
+        assert!(!glob_match(b"a?c", b"ac"));
+    }
+
+    #[test]
+    fn networks() {
+        let n = parse_net("172.16.0.0/12").unwrap();
+        assert!(n.contains("172.20.1.1".parse().unwrap()));
+        assert!(!n.contains("172.32.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:172.16.0.9".parse().unwrap()));
+        assert!(parse_net("10.0.0.0/33").is_none());
+    }
+
+    #[test]
+    fn prefixes() {
+        let v: Vec<&str> = path_prefixes("/etc/ssh/sshd_config").collect();
+        assert_eq!(v, ["/etc/ssh/sshd_config", "/etc/ssh", "/etc"]);
+    }
+}
