@@ -164,7 +164,13 @@ impl NoiseControl {
                 );
             }
         } else {
-            // Rate-limited: counted in a window so the aggregate reports it.
+            // Rate-limited: counted in one per-rule window so a single aggregate
+            // reports them all when it closes.
+            let key = AlertKey {
+                rule: rule.name.clone(),
+                container: "*".into(),
+                lineage: "*rate-limited*".into(),
+            };
             let alert = set.alert_for(rule, ctx, String::new());
             let w = self.windows.entry(key).or_insert(Window {
                 start_ns: now,

@@ -298,3 +298,19 @@ impl RuleEngine {
         self.flush(u64::MAX)
     }
 }
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field(
+                "rules",
+                &self
+                    .rules
+                    .iter()
+                    .map(|r| r.name.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .field("warnings", &self.warnings.len())
+            .finish()
+    }
+}
