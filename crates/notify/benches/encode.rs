@@ -13,6 +13,9 @@ use rampart_notify::encode::{self, slack, splunk, syslog, EncodeContext};
 use rampart_notify::sink::lines::RotatingFile;
 use rampart_notify::{Dispatcher, OutputsConfig, SinkConfig};
 
+/// One encoder under measurement; returns the encoded length.
+type EncodeFn<'a> = Box<dyn Fn() -> usize + 'a>;
+
 fn per_second(n: u64, elapsed: Duration) -> f64 {
     n as f64 / elapsed.as_secs_f64()
 }
@@ -59,7 +62,7 @@ fn main() {
         baseline,
         1e9 / baseline
     );
-    let cases: Vec<(&str, Box<dyn Fn() -> usize>)> = vec![
+    let cases: Vec<(&str, EncodeFn)> = vec![
         (
             "json",
             Box::new(|| encode::encode(Encoding::Json, &alert, &ctx).len()),
