@@ -133,6 +133,11 @@ impl OutputsConfig {
                     if s.token.is_empty() {
                         return Err(invalid(format!("sink {label}: token must not be empty")));
                     }
+                    if matches!(s.format, Encoding::Text | Encoding::Cef) {
+                        return Err(invalid(format!(
+                            "sink {label}: format must be json, falco or ocsf (HEC `event` is JSON)"
+                        )));
+                    }
                 }
                 SinkKind::Stdout(_) => {}
             }
@@ -517,6 +522,10 @@ queue_capacty: 3
                 "token",
             ),
             ("sinks:\n  - type: nope\n", "nope"),
+            (
+                "sinks:\n  - type: splunk_hec\n    url: http://127.0.0.1:1\n    token: t\n    format: cef\n",
+                "json, falco or ocsf",
+            ),
             (
                 "sinks:\n  - type: syslog\n    address: a:1\n    facility: local9\n",
                 "local9",

@@ -104,15 +104,22 @@ impl Dispatcher {
                 lane.counters.filtered.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            if lane.tx.try_send(Command::Alert(alert.clone())).is_err() {
-                let n = lane
-                    .counters
-                    .dropped_queue_full
-                    .fetch_add(1, Ordering::Relaxed)
-                    + 1;
-                // Log the 1st, 2nd, 4th, 8th… drop: visible without flooding the log.
-                if n.is_power_of_two() {
-                    tracing::warn!(sink = %lane.name, dropped = n, "alert queue full, alert dropped for this sink");
+            match lane.tx.try_send(Command::Alert(alert.clone())) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    let n = lane
+                        .counters
+                        .dropped_queue_full
+                        .fetch_add(1, Ordering::Relaxed)
+                        + 1;
+                    // Log the 1st, 2nd, 4th, 8th… drop: visible without flooding the log.
+                    if n.is_power_of_two() {
+                        tracing::warn!(sink = %lane.name, dropped = n, "alert queue full, alert dropped for this sink");
+                    }
+                }
+                // The sink's task is gone (it panicked): the alert is lost for it.
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    lane.counters.failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
         }
