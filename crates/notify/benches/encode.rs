@@ -131,6 +131,7 @@ fn main() {
     let config = OutputsConfig {
         queue_capacity: 8192,
         hostname: None,
+        falco_uuid: false,
         sinks: vec![SinkConfig {
             name: Some("bench-file".into()),
             min_priority: None,

@@ -23,6 +23,10 @@ pub struct OutputsConfig {
     /// Default: the host name the sensor put on the event, else this machine's name.
     #[serde(default)]
     pub hostname: Option<String>,
+    /// Add a `uuid` (the alert id) to Falco-format JSON, as falcosidekick does. Falco
+    /// itself has none. Default false.
+    #[serde(default)]
+    pub falco_uuid: bool,
     /// The outputs. Default: one `stdout` sink writing Rampart JSON lines.
     #[serde(default = "default_sinks")]
     pub sinks: Vec<SinkConfig>,
@@ -33,6 +37,7 @@ impl Default for OutputsConfig {
         Self {
             queue_capacity: default_queue_capacity(),
             hostname: None,
+            falco_uuid: false,
             sinks: default_sinks(),
         }
     }

@@ -28,6 +28,7 @@ fn outputs(kind: SinkKind) -> OutputsConfig {
     OutputsConfig {
         queue_capacity: 64,
         hostname: None,
+        falco_uuid: false,
         sinks: vec![SinkConfig {
             name: Some("under-test".into()),
             min_priority: None,
@@ -238,6 +239,7 @@ async fn slow_sink_does_not_block_the_others() {
     let config = OutputsConfig {
         queue_capacity: 2,
         hostname: None,
+        falco_uuid: false,
         sinks: vec![
             SinkConfig {
                 name: Some("slow-webhook".into()),

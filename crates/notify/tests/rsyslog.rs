@@ -119,6 +119,7 @@ fn syslog_config(address: String, protocol: SyslogProtocol, message: Encoding) -
     OutputsConfig {
         queue_capacity: 64,
         hostname: None,
+        falco_uuid: false,
         sinks: vec![SinkConfig {
             name: None,
             min_priority: None,

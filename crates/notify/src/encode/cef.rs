@@ -151,6 +151,7 @@ mod tests {
             hostname_override: None,
             local_hostname: "unused".into(),
             product_version: "0.1.0".into(),
+            falco_uuid: false,
         };
         let got = encode(&sample::alert(), &ctx);
         let expected = concat!(

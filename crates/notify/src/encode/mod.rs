@@ -23,6 +23,8 @@ pub struct EncodeContext {
     pub local_hostname: String,
     /// Rampart's version, written where a format names the producing product.
     pub product_version: String,
+    /// Add falcosidekick's `uuid` (the alert id) to Falco JSON.
+    pub falco_uuid: bool,
 }
 
 impl Default for EncodeContext {
@@ -31,6 +33,7 @@ impl Default for EncodeContext {
             hostname_override: None,
             local_hostname: local_hostname(),
             product_version: env!("CARGO_PKG_VERSION").to_string(),
+            falco_uuid: false,
         }
     }
 }
@@ -106,7 +109,7 @@ pub fn syslog_severity(priority: Priority) -> u8 {
 pub fn encode(encoding: Encoding, alert: &Alert, ctx: &EncodeContext) -> String {
     match encoding {
         Encoding::Json => rampart_json(alert),
-        Encoding::Falco => falco::encode(alert, ctx, false),
+        Encoding::Falco => falco::encode(alert, ctx, ctx.falco_uuid),
         Encoding::Ocsf => ocsf::encode(alert, ctx),
         Encoding::Text => falco_output_line(alert),
         Encoding::Cef => cef::encode(alert, ctx),
@@ -236,6 +239,7 @@ mod tests {
             hostname_override: None,
             local_hostname: "local".into(),
             product_version: "0".into(),
+            falco_uuid: false,
         };
         assert_eq!(ctx.hostname(&alert), "node-1");
         ctx.hostname_override = Some("forced".into());

@@ -225,6 +225,7 @@ mod tests {
             hostname_override: None,
             local_hostname: "unused".into(),
             product_version: "0.1.0".into(),
+            falco_uuid: false,
         }
     }
 

@@ -42,7 +42,7 @@ pub fn hec_time(ts_ns: u64) -> f64 {
 pub fn encode(alert: &Alert, ctx: &EncodeContext, meta: &HecMetadata) -> String {
     let event = match meta.format {
         Encoding::Falco => {
-            serde_json::from_str(&falco::encode(alert, ctx, false)).unwrap_or(Value::Null)
+            serde_json::from_str(&falco::encode(alert, ctx, ctx.falco_uuid)).unwrap_or(Value::Null)
         }
         Encoding::Ocsf => ocsf::to_value(alert, ctx),
         _ => serde_json::to_value(alert).unwrap_or(Value::Null),
@@ -68,6 +68,7 @@ mod tests {
             hostname_override: None,
             local_hostname: "unused".into(),
             product_version: "0.1.0".into(),
+            falco_uuid: false,
         }
     }
 

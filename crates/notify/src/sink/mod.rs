@@ -27,6 +27,7 @@ pub trait AlertSink: Send {
 pub fn encode_context(config: &OutputsConfig) -> EncodeContext {
     EncodeContext {
         hostname_override: config.hostname.clone(),
+        falco_uuid: config.falco_uuid,
         ..EncodeContext::default()
     }
 }
