@@ -325,3 +325,21 @@ async fn min_priority_filters_per_sink() {
     assert_eq!((stats[0].sent, stats[0].filtered), (1, 1), "{stats:?}");
     assert_eq!(server.recorded().len(), 1);
 }
+
+/// https goes through rustls with the ring provider (installed by the crate, no panic
+/// about a missing provider): against a plain-HTTP server the TLS handshake fails, which
+/// is retried and then counted as a failed delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_uses_rustls_and_handshake_failure_is_counted() {
+    let server = TestServer::start(Behaviour::default()).await;
+    let config = outputs(SinkKind::Webhook(WebhookConfig {
+        url: format!("https://{}/hook", server.addr),
+        format: Encoding::Json,
+        headers: BTreeMap::new(),
+        retry: fast_retry(1),
+    }));
+    let stats = deliver(&config, 1).await;
+    assert_eq!((stats[0].sent, stats[0].failed), (0, 1), "{stats:?}");
+    // The server saw bytes but no HTTP request it could parse.
+    assert!(server.recorded().is_empty());
+}
