@@ -1,0 +1,389 @@
+//! Image archives: `docker save` tarballs and OCI image layouts (directory or tar).
+//! Blobs are read in place (seeking inside the outer tar), never extracted.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Result, ScanError};
+use crate::walk::{normalize_entry_path, BoundedReader, Limits};
+
+const MAX_JSON_BYTES: u64 = 16 << 20;
+
+/// One layer as the image describes it.
+#[derive(Debug, Clone)]
+pub struct LayerRef {
+    /// Path of the blob inside the archive or layout.
+    pub blob_path: String,
+    /// sha256 of the uncompressed layer tar, from the image config.
+    pub diff_id: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImageManifest {
+    pub image_id: String,
+    pub repo_tags: Vec<String>,
+    pub layers: Vec<LayerRef>,
+}
+
+/// Where the image's files live.
+pub enum BlobStore {
+    /// An uncompressed outer tar: entry path → (data offset, size).
+    Tar {
+        file_path: PathBuf,
+        entries: HashMap<String, (u64, u64)>,
+        // Keeps a decompressed copy alive for the store's lifetime.
+        _temp: Option<tempfile::NamedTempFile>,
+    },
+    Dir(PathBuf),
+}
+
+/// Resolve `target` relative to `base_dir` inside an archive, refusing to climb above the root.
+fn resolve_link(base_dir: &str, target: &str) -> Option<String> {
+    let mut parts: Vec<&str> = if target.starts_with('/') {
+        Vec::new()
+    } else {
+        base_dir.split('/').filter(|p| !p.is_empty()).collect()
+    };
+    for part in target.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+impl BlobStore {
+    /// Index an image tar (decompressing it to a temporary file first if it is gzip/zstd).
+    pub fn open_tar(path: &Path, limits: &Limits) -> Result<BlobStore> {
+        let mut file = File::open(path).map_err(|e| ScanError::io(path, e))?;
+        let mut magic = [0u8; 4];
+        let got = file.read(&mut magic).map_err(|e| ScanError::io(path, e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| ScanError::io(path, e))?;
+        let mut temp = None;
+        let mut file_path = path.to_path_buf();
+        if got >= 2 && (magic[..2] == [0x1f, 0x8b] || magic == [0x28, 0xb5, 0x2f, 0xfd]) {
+            let mut copy =
+                tempfile::NamedTempFile::new().map_err(|e| ScanError::io("temporary file", e))?;
+            let decoder = crate::walk::decompress(file).map_err(|e| ScanError::io(path, e))?;
+            let mut bounded = BoundedReader::new(decoder, limits.max_layer_bytes);
+            std::io::copy(&mut bounded, copy.as_file_mut()).map_err(|e| {
+                if bounded.count > limits.max_layer_bytes {
+                    ScanError::LimitExceeded {
+                        what: "decompressed archive size",
+                        limit: limits.max_layer_bytes,
+                        context: path.display().to_string(),
+                        entry: "<whole archive>".into(),
+                    }
+                } else {
+                    ScanError::io(path, e)
+                }
+            })?;
+            file_path = copy.path().to_path_buf();
+            file = copy.reopen().map_err(|e| ScanError::io(path, e))?;
+            temp = Some(copy);
+        }
+        let mut archive = tar::Archive::new(file);
+        let mut entries = HashMap::new();
+        let mut links: Vec<(String, String)> = Vec::new();
+        let iter = archive
+            .entries_with_seek()
+            .map_err(|e| ScanError::io(path, e))?;
+        for entry in iter {
+            let entry = entry.map_err(|e| ScanError::BadImage {
+                path: path.display().to_string(),
+                reason: format!("unreadable tar: {e}"),
+            })?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let Ok(name) = normalize_entry_path(&raw) else {
+                continue;
+            };
+            match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    entries.insert(name, (entry.raw_file_position(), entry.size()));
+                }
+                tar::EntryType::Symlink | tar::EntryType::Link => {
+                    if let Ok(Some(target)) = entry.link_name() {
+                        let target = target.to_string_lossy().into_owned();
+                        let base = if entry.header().entry_type() == tar::EntryType::Link {
+                            String::new()
+                        } else {
+                            name.rsplit_once('/')
+                                .map(|(d, _)| d.to_string())
+                                .unwrap_or_default()
+                        };
+                        if let Some(resolved) = resolve_link(&base, &target) {
+                            links.push((name, resolved));
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        // docker save (25+) links <id>/layer.tar to blobs/sha256/<digest>.
+        for (name, target) in links {
+            if let Some(location) = entries.get(&target).copied() {
+                entries.insert(name, location);
+            }
+        }
+        Ok(BlobStore::Tar {
+            file_path,
+            entries,
+            _temp: temp,
+        })
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        match self {
+            BlobStore::Tar { entries, .. } => entries.contains_key(path),
+            BlobStore::Dir(root) => normalize_entry_path(path)
+                .map(|p| root.join(p).is_file())
+                .unwrap_or(false),
+        }
+    }
+
+    /// Open a member; `path` must be a clean relative path.
+    pub fn open(&self, path: &str) -> Result<Box<dyn Read>> {
+        let clean = normalize_entry_path(path).map_err(|reason| ScanError::BadImage {
+            path: path.to_string(),
+            reason,
+        })?;
+        match self {
+            BlobStore::Tar {
+                file_path, entries, ..
+            } => {
+                let &(offset, size) = entries.get(&clean).ok_or_else(|| ScanError::BadImage {
+                    path: clean.clone(),
+                    reason: "referenced by the image but missing from the archive".into(),
+                })?;
+                let mut file = File::open(file_path).map_err(|e| ScanError::io(file_path, e))?;
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(|e| ScanError::io(file_path, e))?;
+                Ok(Box::new(file.take(size)))
+            }
+            BlobStore::Dir(root) => {
+                use std::os::unix::fs::OpenOptionsExt;
+                let full = root.join(&clean);
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(&full)
+                    .map_err(|e| ScanError::io(&full, e))?;
+                Ok(Box::new(file))
+            }
+        }
+    }
+
+    fn read_json<T: for<'de> Deserialize<'de>>(&self, path: &str) -> Result<(T, Vec<u8>)> {
+        let mut bytes = Vec::new();
+        self.open(path)?
+            .take(MAX_JSON_BYTES)
+            .read_to_end(&mut bytes)
+            .map_err(|e| ScanError::io(path, e))?;
+        let value = serde_json::from_slice(&bytes).map_err(|e| ScanError::BadJson {
+            path: path.to_string(),
+            reason: format!("line {} column {}: {e}", e.line(), e.column()),
+        })?;
+        Ok((value, bytes))
+    }
+
+    /// Read the image's manifest and config: `manifest.json` (docker save) or
+    /// `index.json` (OCI layout).
+    pub fn manifest(&self) -> Result<ImageManifest> {
+        if self.exists("manifest.json") {
+            self.docker_manifest()
+        } else if self.exists("index.json") {
+            self.oci_manifest()
+        } else {
+            Err(ScanError::BadImage {
+                path: "<archive>".into(),
+                reason: "neither manifest.json (docker save) nor index.json (OCI layout) found"
+                    .into(),
+            })
+        }
+    }
+
+    fn docker_manifest(&self) -> Result<ImageManifest> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "PascalCase")]
+        struct Entry {
+            config: String,
+            #[serde(default)]
+            repo_tags: Option<Vec<String>>,
+            layers: Vec<String>,
+        }
+        let (entries, _) = self.read_json::<Vec<Entry>>("manifest.json")?;
+        let entry = entries
+            .into_iter()
+            .next()
+            .ok_or_else(|| ScanError::BadImage {
+                path: "manifest.json".into(),
+                reason: "no image in manifest".into(),
+            })?;
+        let (config, config_bytes) = self.read_json::<ImageConfig>(&entry.config)?;
+        let layers = pair_layers(entry.layers, config.rootfs.diff_ids, &entry.config)?;
+        Ok(ImageManifest {
+            image_id: format!("sha256:{:x}", Sha256::digest(&config_bytes)),
+            repo_tags: entry.repo_tags.unwrap_or_default(),
+            layers,
+        })
+    }
+
+    fn oci_manifest(&self) -> Result<ImageManifest> {
+        let (mut index, _) = self.read_json::<OciIndex>("index.json")?;
+        let mut repo_tags = Vec::new();
+        // Descend through nested indexes, preferring linux/amd64.
+        for _ in 0..4 {
+            let chosen = index
+                .manifests
+                .iter()
+                .find(|d| {
+                    d.platform
+                        .as_ref()
+                        .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+                })
+                .or_else(|| index.manifests.first())
+                .cloned()
+                .ok_or_else(|| ScanError::BadImage {
+                    path: "index.json".into(),
+                    reason: "no manifests".into(),
+                })?;
+            if let Some(name) = chosen.annotations.get("org.opencontainers.image.ref.name") {
+                repo_tags.push(name.clone());
+            }
+            let blob = blob_path(&chosen.digest)?;
+            if chosen.media_type.contains("index") || chosen.media_type.contains("manifest.list") {
+                index = self.read_json::<OciIndex>(&blob)?.0;
+                continue;
+            }
+            let (manifest, _) = self.read_json::<OciManifest>(&blob)?;
+            let config_path = blob_path(&manifest.config.digest)?;
+            let (config, _) = self.read_json::<ImageConfig>(&config_path)?;
+            let blobs = manifest
+                .layers
+                .iter()
+                .map(|l| blob_path(&l.digest))
+                .collect::<Result<Vec<_>>>()?;
+            let layers = pair_layers(blobs, config.rootfs.diff_ids, &config_path)?;
+            return Ok(ImageManifest {
+                image_id: manifest.config.digest,
+                repo_tags,
+                layers,
+            });
+        }
+        Err(ScanError::BadImage {
+            path: "index.json".into(),
+            reason: "image indexes nested too deep".into(),
+        })
+    }
+}
+
+fn pair_layers(blobs: Vec<String>, diff_ids: Vec<String>, config: &str) -> Result<Vec<LayerRef>> {
+    if blobs.len() != diff_ids.len() {
+        return Err(ScanError::BadImage {
+            path: config.to_string(),
+            reason: format!("{} layers but {} diff ids", blobs.len(), diff_ids.len()),
+        });
+    }
+    diff_ids
+        .iter()
+        .try_for_each(|d| valid_digest(d).map(|_| ()))?;
+    Ok(blobs
+        .into_iter()
+        .zip(diff_ids)
+        .map(|(blob_path, diff_id)| LayerRef { blob_path, diff_id })
+        .collect())
+}
+
+fn valid_digest(digest: &str) -> Result<(&str, &str)> {
+    let bad = || ScanError::BadImage {
+        path: digest.to_string(),
+        reason: "not a digest of the form algorithm:hex".into(),
+    };
+    let (algorithm, hex) = digest.split_once(':').ok_or_else(bad)?;
+    if algorithm.is_empty()
+        || !algorithm
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        || hex.is_empty()
+        || !hex.bytes().all(|b| b.is_ascii_hexdigit())
+    {
+        return Err(bad());
+    }
+    Ok((algorithm, hex))
+}
+
+/// `sha256:abc` → `blobs/sha256/abc`, refusing anything but a plain digest.
+fn blob_path(digest: &str) -> Result<String> {
+    let (algorithm, hex) = valid_digest(digest)?;
+    Ok(format!("blobs/{algorithm}/{hex}"))
+}
+
+#[derive(Deserialize)]
+struct ImageConfig {
+    rootfs: RootFs,
+}
+
+#[derive(Deserialize)]
+struct RootFs {
+    #[serde(default)]
+    diff_ids: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct OciIndex {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct Descriptor {
+    #[serde(default)]
+    media_type: String,
+    digest: String,
+    #[serde(default)]
+    platform: Option<Platform>,
+    #[serde(default)]
+    annotations: HashMap<String, String>,
+}
+
+#[derive(Deserialize, Clone)]
+struct Platform {
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    architecture: String,
+}
+
+#[derive(Deserialize)]
+struct OciManifest {
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn links_and_digests() {
+        assert_eq!(
+            super::resolve_link("abc", "../blobs/sha256/x").as_deref(),
+            Some("blobs/sha256/x")
+        );
+        assert_eq!(super::resolve_link("", "../../etc/passwd"), None);
+        assert!(super::blob_path("sha256:../../etc").is_err());
+        assert_eq!(
+            super::blob_path("sha256:ab12").unwrap(),
+            "blobs/sha256/ab12"
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! rampart-scan owns the scanner's front half: reading images (`docker save` tarballs,
+//! OCI layouts, local Docker images, running containers) and directories without
+//! extracting them, cataloging installed packages and lockfiles layer by layer with
+//! whiteouts applied and a per-layer cache, and writing the results as CycloneDX 1.6,
+//! SPDX 2.3, SARIF 2.1.0, JSON or a table. Vulnerability matching (`rampart-vulndb`)
+//! and secret scanning (`rampart-secrets`) plug in through [`vuln`] and
+//! [`catalog::FileContentScanner`]. The `rampart scan` command lives in [`cli`].
+
+pub mod cache;
+pub mod catalog;
+pub mod cli;
+#[cfg(feature = "docker")]
+pub mod docker;
+pub mod error;
+pub mod ignore;
+pub mod image;
+pub mod merge;
+pub mod model;
+pub mod output;
+pub mod purl;
+pub mod scanner;
+pub mod vuln;
+pub mod walk;
+
+pub use error::{Result, ScanError};
+pub use model::{Package, PackageKind, ScanReport, Severity};
+pub use scanner::{scan, ScanOptions, Target};
+pub use walk::Limits;

@@ -1,0 +1,257 @@
+//! The scan result model: packages, operating system, findings, report.
+
+use serde::{Deserialize, Serialize};
+
+/// Which packaging system a package belongs to (decides the purl type and the
+/// OSV ecosystem used for matching).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageKind {
+    Deb,
+    Apk,
+    Rpm,
+    Python,
+    Npm,
+    Go,
+    Cargo,
+    Maven,
+    Gem,
+    Composer,
+}
+
+impl PackageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageKind::Deb => "deb",
+            PackageKind::Apk => "apk",
+            PackageKind::Rpm => "rpm",
+            PackageKind::Python => "python",
+            PackageKind::Npm => "npm",
+            PackageKind::Go => "go",
+            PackageKind::Cargo => "cargo",
+            PackageKind::Maven => "maven",
+            PackageKind::Gem => "gem",
+            PackageKind::Composer => "composer",
+        }
+    }
+
+    /// True for packages of the operating system's own package manager.
+    pub fn is_os(self) -> bool {
+        matches!(self, PackageKind::Deb | PackageKind::Apk | PackageKind::Rpm)
+    }
+}
+
+/// One package found in the scanned filesystem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Package {
+    pub kind: PackageKind,
+    /// Name as the ecosystem spells it (`group:artifact` for Maven, `@scope/name` for npm).
+    pub name: String,
+    /// Version as the ecosystem spells it; for rpm `VERSION-RELEASE` (epoch separate).
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u32>,
+    /// Source package (dpkg `Source`, apk origin, rpm source rpm name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub licenses: Vec<String>,
+    /// Path (inside the scanned root, no leading `/`) of the evidence the package was read from.
+    pub location: String,
+    /// Diff id of the image layer that introduced the package (None for directories).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// Package URL (purl spec), filled when the scan is finalised.
+    #[serde(default)]
+    pub purl: String,
+    /// OSV ecosystem name used for matching (e.g. `Debian:12`, `PyPI`), if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ecosystem: Option<String>,
+}
+
+impl Package {
+    pub(crate) fn new(
+        kind: PackageKind,
+        name: impl Into<String>,
+        version: impl Into<String>,
+        location: &str,
+    ) -> Self {
+        Package {
+            kind,
+            name: name.into(),
+            version: version.into(),
+            epoch: None,
+            source_name: None,
+            source_version: None,
+            arch: None,
+            licenses: Vec::new(),
+            location: location.to_string(),
+            layer: None,
+            purl: String::new(),
+            ecosystem: None,
+        }
+    }
+
+    /// Version with the epoch prefix where the ecosystem writes one (`1:2.3-4` for rpm).
+    pub fn full_version(&self) -> String {
+        match self.epoch {
+            Some(epoch) if epoch > 0 => format!("{epoch}:{}", self.version),
+            _ => self.version.clone(),
+        }
+    }
+}
+
+/// The operating system named by `etc/os-release` (or `usr/lib/os-release`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsInfo {
+    pub id: String,
+    #[serde(default)]
+    pub version_id: String,
+    #[serde(default)]
+    pub pretty_name: String,
+    #[serde(default)]
+    pub id_like: Vec<String>,
+    #[serde(default)]
+    pub version_codename: String,
+}
+
+/// Severity of a finding, ordered from least to most severe.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Unknown,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Unknown => "unknown",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "unknown" | "none" => Ok(Severity::Unknown),
+            "low" => Ok(Severity::Low),
+            "medium" | "moderate" => Ok(Severity::Medium),
+            "high" => Ok(Severity::High),
+            "critical" => Ok(Severity::Critical),
+            other => Err(format!(
+                "unknown severity {other:?}: expected unknown, low, medium, high or critical"
+            )),
+        }
+    }
+}
+
+/// A known vulnerability affecting one package.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vulnerability {
+    pub id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub summary: String,
+    pub severity: Severity,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cvss_score: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed_version: Option<String>,
+    /// purl of the affected package.
+    pub purl: String,
+    pub package_name: String,
+    pub package_version: String,
+    pub location: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+}
+
+/// A finding from a file-content scanner (secrets, malware). `excerpt` is already redacted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentFinding {
+    pub rule_id: String,
+    pub kind: String,
+    pub description: String,
+    pub severity: Severity,
+    pub path: String,
+    #[serde(default)]
+    pub line: u32,
+    #[serde(default)]
+    pub excerpt: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+}
+
+/// A problem confined to one file or entry: reported, and the scan goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanWarning {
+    /// Path of the entry or file concerned (inside the scanned root or image).
+    pub path: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+}
+
+impl std::fmt::Display for ScanWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.layer {
+            Some(layer) => write!(f, "{} (layer {}): {}", self.path, layer, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+/// One layer of a scanned image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerInfo {
+    pub diff_id: String,
+    /// True when the layer's results came from the per-layer cache.
+    pub cached: bool,
+}
+
+/// What was scanned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetInfo {
+    /// As given by the user.
+    pub name: String,
+    /// `image`, `directory`, `rootfs` or `container`.
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub repo_tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<LayerInfo>,
+}
+
+/// The full result of one scan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScanReport {
+    pub target: TargetInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<OsInfo>,
+    pub packages: Vec<Package>,
+    #[serde(default)]
+    pub vulnerabilities: Vec<Vulnerability>,
+    #[serde(default)]
+    pub content_findings: Vec<ContentFinding>,
+    #[serde(default)]
+    pub warnings: Vec<ScanWarning>,
+}

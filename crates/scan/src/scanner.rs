@@ -1,0 +1,300 @@
+//! Targets and the scan driver: read the input, catalog it layer by layer (through the
+//! cache), merge, and finalise package URLs and ecosystems.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::cache::LayerCache;
+use crate::catalog::{Collector, FileContentScanner};
+use crate::error::{Result, ScanError};
+use crate::image::BlobStore;
+use crate::merge::{merge, Merged};
+use crate::model::{LayerInfo, ScanReport, TargetInfo};
+use crate::walk::{decompress, walk_dir, walk_tar, HashingReader, LayerEvidence, Limits};
+
+/// What to scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A `docker save` tarball or an OCI layout packed as tar (optionally gzip/zstd).
+    ImageArchive(PathBuf),
+    /// An OCI image layout directory (`oci-layout`, `index.json`, `blobs/`).
+    OciLayout(PathBuf),
+    /// A directory: a root filesystem if it has one's markers, else a project tree.
+    Directory(PathBuf),
+    /// A local Docker image, exported through the Docker API.
+    DockerImage(String),
+    /// A running container's root filesystem.
+    Container(String),
+}
+
+impl Target {
+    /// Interpret a command-line target: `container:ID`, `docker:NAME`, an existing path,
+    /// or else a bare Docker image name.
+    pub fn parse(text: &str) -> Target {
+        if let Some(id) = text.strip_prefix("container:") {
+            return Target::Container(id.to_string());
+        }
+        if let Some(name) = text.strip_prefix("docker:") {
+            return Target::DockerImage(name.to_string());
+        }
+        let path = Path::new(text);
+        if path.is_dir() {
+            if path.join("index.json").is_file() && path.join("oci-layout").is_file() {
+                return Target::OciLayout(path.to_path_buf());
+            }
+            return Target::Directory(path.to_path_buf());
+        }
+        if path.is_file() {
+            return Target::ImageArchive(path.to_path_buf());
+        }
+        Target::DockerImage(text.to_string())
+    }
+}
+
+/// Progress notifications, for a progress bar.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    Layers(usize),
+    LayerDone { diff_id: String, cached: bool },
+}
+
+pub type ProgressFn = Arc<dyn Fn(Progress) + Send + Sync>;
+
+/// How to scan.
+#[derive(Clone, Default)]
+pub struct ScanOptions {
+    pub limits: Limits,
+    /// Root of the per-layer cache; None disables caching.
+    pub cache_root: Option<PathBuf>,
+    pub content_scanner: Option<Arc<dyn FileContentScanner>>,
+    pub progress: Option<ProgressFn>,
+}
+
+impl ScanOptions {
+    fn fingerprint(&self) -> String {
+        let limits = &self.limits;
+        format!(
+            "content={} file={} member={} depth={}",
+            self.content_scanner
+                .as_ref()
+                .map(|s| s.fingerprint())
+                .unwrap_or_default(),
+            limits.max_file_bytes,
+            limits.max_member_bytes,
+            limits.max_archive_depth
+        )
+    }
+
+    fn collector(&self, read_lockfiles: bool) -> Collector<'_> {
+        let mut collector = Collector::new(read_lockfiles, self.limits.clone());
+        collector.content_scanner = self.content_scanner.as_deref();
+        collector
+    }
+
+    fn notify(&self, progress: Progress) {
+        if let Some(callback) = &self.progress {
+            callback(progress);
+        }
+    }
+}
+
+/// True when a directory looks like a root filesystem (its packages are installed evidence).
+pub fn is_root_filesystem(dir: &Path) -> bool {
+    [
+        "etc/os-release",
+        "usr/lib/os-release",
+        "var/lib/dpkg/status",
+        "lib/apk/db/installed",
+        "var/lib/rpm",
+        "usr/lib/sysimage/rpm",
+    ]
+    .iter()
+    .any(|marker| dir.join(marker).symlink_metadata().is_ok())
+}
+
+/// Scan one target.
+pub fn scan(target: &Target, name: &str, options: &ScanOptions) -> Result<ScanReport> {
+    match target {
+        Target::ImageArchive(path) => {
+            let store = BlobStore::open_tar(path, &options.limits)?;
+            scan_image(&store, name, options)
+        }
+        Target::OciLayout(path) => scan_image(&BlobStore::Dir(path.clone()), name, options),
+        Target::Directory(path) => {
+            let rootfs = is_root_filesystem(path);
+            scan_directory(
+                path,
+                name,
+                if rootfs { "rootfs" } else { "directory" },
+                !rootfs,
+                false,
+                options,
+            )
+        }
+        #[cfg(feature = "docker")]
+        Target::DockerImage(image) => {
+            let exported = crate::docker::export_image(image)?;
+            let store = BlobStore::open_tar(exported.path(), &options.limits)?;
+            scan_image(&store, name, options)
+        }
+        #[cfg(feature = "docker")]
+        Target::Container(id) => {
+            let root = crate::docker::container_root(id)?;
+            scan_directory(&root, name, "container", false, true, options)
+        }
+        #[cfg(not(feature = "docker"))]
+        Target::DockerImage(_) | Target::Container(_) => Err(ScanError::Docker(
+            "this build has no Docker support (feature `docker`)".into(),
+        )),
+    }
+}
+
+/// Scan a directory tree (a project, a root filesystem, or a container's root).
+pub fn scan_directory(
+    root: &Path,
+    name: &str,
+    kind: &str,
+    read_lockfiles: bool,
+    one_file_system: bool,
+    options: &ScanOptions,
+) -> Result<ScanReport> {
+    if !root.is_dir() {
+        return Err(ScanError::UnknownTarget {
+            target: root.display().to_string(),
+            reason: "not a directory".into(),
+        });
+    }
+    let collector = options.collector(read_lockfiles);
+    let evidence = walk_dir(root, &collector, &options.limits, one_file_system)?;
+    let merged = merge(&[(None, &evidence)]);
+    Ok(finish(
+        TargetInfo {
+            name: name.to_string(),
+            kind: kind.to_string(),
+            image_id: None,
+            repo_tags: Vec::new(),
+            layers: Vec::new(),
+        },
+        merged,
+    ))
+}
+
+/// Read one layer blob into evidence, checking that its content matches the diff id.
+pub fn read_layer(
+    blob: Box<dyn Read>,
+    diff_id: &str,
+    collector: &Collector<'_>,
+    limits: &Limits,
+) -> Result<LayerEvidence> {
+    let decompressed = decompress(blob).map_err(|e| ScanError::Read {
+        context: format!("layer {diff_id}"),
+        source: e,
+    })?;
+    let mut hashing = HashingReader::new(decompressed);
+    let evidence = walk_tar(&mut hashing, &format!("layer {diff_id}"), collector, limits)?;
+    // Hash the rest (tar padding) so the digest covers the whole stream.
+    std::io::copy(
+        &mut (&mut hashing).take(limits.max_layer_bytes),
+        &mut std::io::sink(),
+    )
+    .map_err(|e| ScanError::Read {
+        context: format!("layer {diff_id}"),
+        source: e,
+    })?;
+    let actual = hashing.finish();
+    if actual != diff_id {
+        return Err(ScanError::DigestMismatch {
+            expected: diff_id.to_string(),
+            actual,
+        });
+    }
+    Ok(evidence)
+}
+
+/// Scan an image held in a blob store.
+pub fn scan_image(store: &BlobStore, name: &str, options: &ScanOptions) -> Result<ScanReport> {
+    let manifest = store.manifest()?;
+    let cache = match &options.cache_root {
+        Some(root) => match LayerCache::open(root, &options.fingerprint()) {
+            Ok(cache) => Some(cache),
+            Err(err) => {
+                tracing::warn!(%err, "scan cache unavailable; scanning without it");
+                None
+            }
+        },
+        None => None,
+    };
+    let collector = options.collector(false);
+    options.notify(Progress::Layers(manifest.layers.len()));
+    let mut layers = Vec::with_capacity(manifest.layers.len());
+    let mut infos = Vec::with_capacity(manifest.layers.len());
+    for layer in &manifest.layers {
+        let cached = cache.as_ref().and_then(|c| c.get(&layer.diff_id));
+        let was_cached = cached.is_some();
+        let evidence = match cached {
+            Some(evidence) => evidence,
+            None => {
+                let evidence = read_layer(
+                    store.open(&layer.blob_path)?,
+                    &layer.diff_id,
+                    &collector,
+                    &options.limits,
+                )?;
+                if let Some(cache) = &cache {
+                    if let Err(err) = cache.put(&layer.diff_id, &evidence) {
+                        tracing::warn!(%err, "could not write scan cache entry");
+                    }
+                }
+                evidence
+            }
+        };
+        options.notify(Progress::LayerDone {
+            diff_id: layer.diff_id.clone(),
+            cached: was_cached,
+        });
+        infos.push(LayerInfo {
+            diff_id: layer.diff_id.clone(),
+            cached: was_cached,
+        });
+        layers.push((Some(layer.diff_id.clone()), evidence));
+    }
+    let refs: Vec<(Option<String>, &LayerEvidence)> =
+        layers.iter().map(|(id, e)| (id.clone(), e)).collect();
+    let merged = merge(&refs);
+    Ok(finish(
+        TargetInfo {
+            name: name.to_string(),
+            kind: "image".into(),
+            image_id: Some(manifest.image_id),
+            repo_tags: manifest.repo_tags,
+            layers: infos,
+        },
+        merged,
+    ))
+}
+
+fn finish(target: TargetInfo, merged: Merged) -> ScanReport {
+    let Merged {
+        os,
+        mut packages,
+        findings,
+        warnings,
+    } = merged;
+    for package in &mut packages {
+        package.purl = crate::purl::purl(package, os.as_ref());
+        package.ecosystem = crate::purl::ecosystem(package, os.as_ref());
+    }
+    packages.sort_by(|a, b| {
+        (a.kind, &a.name, &a.version, &a.location).cmp(&(b.kind, &b.name, &b.version, &b.location))
+    });
+    packages.dedup_by(|a, b| a.purl == b.purl && a.location == b.location);
+    ScanReport {
+        target,
+        os,
+        packages,
+        vulnerabilities: Vec::new(),
+        content_findings: findings,
+        warnings,
+    }
+}

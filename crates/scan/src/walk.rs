@@ -1,0 +1,510 @@
+//! Walking layer tarballs and directories into per-layer evidence.
+//!
+//! Nothing is ever extracted: tar entries are read as streams, paths are normalised
+//! to clean relative paths (entries with `..` are refused), and symlinks are never
+//! followed, so a hostile archive cannot make the scanner read or write outside it.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::catalog::{Collector, Interest};
+use crate::error::{Result, ScanError};
+use crate::model::{ContentFinding, OsInfo, Package, ScanWarning};
+
+/// What one file contributed to the scan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileEvidence {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<Package>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<OsInfo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<ContentFinding>,
+    /// Problems with this file (malformed database, over the size limit...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Everything one layer (or one directory) contributed; this is what the per-layer cache stores.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerEvidence {
+    /// Paths removed from lower layers by `.wh.NAME` entries.
+    pub whiteouts: Vec<String>,
+    /// Directories whose lower-layer content is hidden (`.wh..wh..opq`); "" is the root.
+    pub opaque_dirs: Vec<String>,
+    /// Evidence by normalised path.
+    pub files: BTreeMap<String, FileEvidence>,
+    /// Problems with entries of this layer that are not tied to a cataloged file.
+    pub warnings: Vec<ScanWarning>,
+}
+
+/// Bounds that protect the scanner against hostile or absurd input.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest single file read into memory; larger candidate files are skipped with a warning.
+    pub max_file_bytes: u64,
+    /// Most uncompressed bytes one layer (or an image's outer archive) may expand to.
+    pub max_layer_bytes: u64,
+    /// Most entries one layer may hold.
+    pub max_entries: u64,
+    /// Deepest nesting of archives inside archives (jars in jars).
+    pub max_archive_depth: u32,
+    /// Most uncompressed bytes read out of one archive member (nested jar, zlib section).
+    pub max_member_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 256 << 20,
+            max_layer_bytes: 16 << 30,
+            max_entries: 2_000_000,
+            max_archive_depth: 4,
+            max_member_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Normalise a tar entry path to a clean relative path.
+/// Leading `/` and `.` components are dropped (layers are rooted at the image root, as
+/// Docker does); a `..` component is refused.
+pub fn normalize_entry_path(raw: &str) -> std::result::Result<String, String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in raw.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(format!("entry {raw:?} has a '..' component; skipped")),
+            p => parts.push(p),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// A reader that fails once more than `limit` bytes came through it.
+pub(crate) struct BoundedReader<R> {
+    inner: R,
+    pub(crate) count: u64,
+    limit: u64,
+}
+
+impl<R: Read> BoundedReader<R> {
+    pub(crate) fn new(inner: R, limit: u64) -> Self {
+        BoundedReader {
+            inner,
+            count: 0,
+            limit,
+        }
+    }
+}
+
+/// Marker error message, recognised to turn an io error into [`ScanError::LimitExceeded`].
+const LIMIT_MARKER: &str = "rampart-scan: decompressed size limit exceeded";
+
+impl<R: Read> Read for BoundedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if self.count > self.limit {
+            return Err(std::io::Error::other(LIMIT_MARKER));
+        }
+        Ok(n)
+    }
+}
+
+/// A reader that hashes (sha256) everything read through it.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+    pub(crate) fn finish(self) -> String {
+        format!("sha256:{:x}", self.hasher.finalize())
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// Wrap a possibly compressed stream (gzip, zstd or plain, told apart by magic bytes)
+/// in a decompressor.
+pub fn decompress<'a, R: Read + 'a>(reader: R) -> std::io::Result<Box<dyn Read + 'a>> {
+    let mut buffered = BufReader::with_capacity(256 << 10, reader);
+    let head = buffered.fill_buf()?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Ok(Box::new(flate2::bufread::MultiGzDecoder::new(buffered)))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        let decoder = ruzstd::decoding::StreamingDecoder::new(buffered)
+            .map_err(|e| std::io::Error::other(format!("zstd: {e}")))?;
+        Ok(Box::new(decoder))
+    } else {
+        Ok(Box::new(buffered))
+    }
+}
+
+fn whiteout_target(path: &str) -> Option<Whiteout> {
+    let (dir, name) = match path.rsplit_once('/') {
+        Some((dir, name)) => (dir, name),
+        None => ("", path),
+    };
+    let rest = name.strip_prefix(".wh.")?;
+    if rest == ".wh..opq" {
+        return Some(Whiteout::Opaque(dir.to_string()));
+    }
+    if rest.starts_with(".wh.") {
+        // aufs metadata (.wh..wh.plnk, .wh..wh.aufs): not a deletion
+        return Some(Whiteout::Meta);
+    }
+    Some(Whiteout::Remove(if dir.is_empty() {
+        rest.to_string()
+    } else {
+        format!("{dir}/{rest}")
+    }))
+}
+
+enum Whiteout {
+    Opaque(String),
+    Remove(String),
+    Meta,
+}
+
+fn map_limit_error(
+    err: std::io::Error,
+    what: &'static str,
+    limit: u64,
+    context: &str,
+    entry: &str,
+) -> ScanError {
+    if err.to_string().contains(LIMIT_MARKER) {
+        ScanError::LimitExceeded {
+            what,
+            limit,
+            context: context.to_string(),
+            entry: entry.to_string(),
+        }
+    } else {
+        ScanError::Read {
+            context: format!("{context}: entry {entry:?}"),
+            source: err,
+        }
+    }
+}
+
+/// Read one layer's (already decompressed) tar stream into evidence.
+/// `context` names the layer in errors.
+pub fn walk_tar<R: Read>(
+    reader: R,
+    context: &str,
+    collector: &Collector<'_>,
+    limits: &Limits,
+) -> Result<LayerEvidence> {
+    let bounded = BoundedReader::new(reader, limits.max_layer_bytes);
+    let mut archive = tar::Archive::new(bounded);
+    let mut evidence = LayerEvidence::default();
+    let mut last_entry = String::from("<start of archive>");
+    let entries = archive.entries().map_err(|e| {
+        map_limit_error(
+            e,
+            "layer size",
+            limits.max_layer_bytes,
+            context,
+            &last_entry,
+        )
+    })?;
+    let mut count = 0u64;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| {
+            map_limit_error(
+                e,
+                "layer size",
+                limits.max_layer_bytes,
+                context,
+                &last_entry,
+            )
+        })?;
+        count += 1;
+        let raw_path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+        if count > limits.max_entries {
+            return Err(ScanError::LimitExceeded {
+                what: "entry count",
+                limit: limits.max_entries,
+                context: context.to_string(),
+                entry: raw_path,
+            });
+        }
+        last_entry = raw_path.clone();
+        let path = match normalize_entry_path(&raw_path) {
+            Ok(p) if !p.is_empty() => p,
+            Ok(_) => continue,
+            Err(message) => {
+                evidence.warnings.push(ScanWarning {
+                    path: raw_path,
+                    message,
+                    layer: None,
+                });
+                continue;
+            }
+        };
+        match whiteout_target(&path) {
+            Some(Whiteout::Opaque(dir)) => {
+                evidence.opaque_dirs.push(dir);
+                continue;
+            }
+            Some(Whiteout::Remove(target)) => {
+                evidence.whiteouts.push(target);
+                continue;
+            }
+            Some(Whiteout::Meta) => continue,
+            None => {}
+        }
+        let header = entry.header();
+        let entry_type = header.entry_type();
+        let mode = header.mode().unwrap_or(0);
+        let size = entry.size();
+        match entry_type {
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {}
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                // Never followed. A link over a cataloged path still replaces what lower
+                // layers had there, so record it as empty evidence.
+                let interest = collector.interest(&path, mode, 0);
+                if interest != Interest::None {
+                    let link = entry
+                        .link_name_bytes()
+                        .map(|l| String::from_utf8_lossy(&l).into_owned())
+                        .unwrap_or_default();
+                    let mut file = FileEvidence::default();
+                    if entry_type == tar::EntryType::Link {
+                        // A hard link shares content with an earlier entry of this layer.
+                        if let Ok(target) = normalize_entry_path(&link) {
+                            if let Some(existing) = evidence.files.get(&target) {
+                                file = relocate(existing, &path);
+                            }
+                        }
+                    } else if interest.is_catalog() {
+                        file.warnings
+                            .push(format!("symbolic link to {link:?} is not followed"));
+                    }
+                    evidence.files.insert(path, file);
+                }
+                continue;
+            }
+            _ => continue,
+        }
+        let interest = collector.interest(&path, mode, size);
+        if interest == Interest::None {
+            continue;
+        }
+        if size > limits.max_file_bytes {
+            let mut file = FileEvidence::default();
+            if interest.is_catalog() {
+                file.warnings.push(format!(
+                    "{size} bytes is over the file size limit of {} bytes; not read",
+                    limits.max_file_bytes
+                ));
+            }
+            evidence.files.insert(path, file);
+            continue;
+        }
+        let mut data = Vec::with_capacity(size.min(limits.max_file_bytes) as usize);
+        if interest == Interest::Executable {
+            // Only ELF files are worth holding in memory.
+            let mut magic = [0u8; 4];
+            let got = read_up_to(&mut entry, &mut magic).map_err(|e| {
+                map_limit_error(e, "layer size", limits.max_layer_bytes, context, &path)
+            })?;
+            if got < 4 || magic != *b"\x7fELF" {
+                evidence.files.insert(path, FileEvidence::default());
+                continue;
+            }
+            data.extend_from_slice(&magic);
+        }
+        (&mut entry)
+            .take(limits.max_file_bytes)
+            .read_to_end(&mut data)
+            .map_err(|e| {
+                map_limit_error(e, "layer size", limits.max_layer_bytes, context, &path)
+            })?;
+        let file = collector.examine(&path, &data, interest);
+        evidence.files.insert(path, file);
+    }
+    Ok(evidence)
+}
+
+fn relocate(existing: &FileEvidence, new_path: &str) -> FileEvidence {
+    let mut copy = existing.clone();
+    for package in &mut copy.packages {
+        package.location = new_path.to_string();
+    }
+    for finding in &mut copy.findings {
+        finding.path = new_path.to_string();
+    }
+    copy
+}
+
+fn read_up_to<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+/// Walk a directory tree into evidence. Symlinks are never followed; `one_file_system`
+/// keeps a container root walk out of its /proc, /sys and volume mounts.
+pub fn walk_dir(
+    root: &Path,
+    collector: &Collector<'_>,
+    limits: &Limits,
+    one_file_system: bool,
+) -> Result<LayerEvidence> {
+    let mut evidence = LayerEvidence::default();
+    let walker = walkdir::WalkDir::new(root)
+        .follow_links(false)
+        .same_file_system(one_file_system)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".git");
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(err) => {
+                let path = err
+                    .path()
+                    .and_then(|p| p.strip_prefix(root).ok())
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                evidence.warnings.push(ScanWarning {
+                    path,
+                    message: format!("cannot read: {err}"),
+                    layer: None,
+                });
+                continue;
+            }
+        };
+        let Ok(relative) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let path = relative.to_string_lossy().into_owned();
+        if path.is_empty() {
+            continue;
+        }
+        let file_type = entry.file_type();
+        if file_type.is_dir() {
+            continue;
+        }
+        if file_type.is_symlink() {
+            continue;
+        }
+        if !file_type.is_file() {
+            continue;
+        }
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode();
+        let size = metadata.len();
+        let interest = collector.interest(&path, mode, size);
+        if interest == Interest::None {
+            continue;
+        }
+        if size > limits.max_file_bytes {
+            let mut file = FileEvidence::default();
+            file.warnings.push(format!(
+                "{size} bytes is over the file size limit of {} bytes; not read",
+                limits.max_file_bytes
+            ));
+            evidence.files.insert(path, file);
+            continue;
+        }
+        let data = match read_file_nofollow(entry.path(), limits.max_file_bytes, interest) {
+            Ok(Some(data)) => data,
+            Ok(None) => continue,
+            Err(err) => {
+                evidence.warnings.push(ScanWarning {
+                    path,
+                    message: format!("cannot read: {err}"),
+                    layer: None,
+                });
+                continue;
+            }
+        };
+        let file = collector.examine(&path, &data, interest);
+        evidence.files.insert(path, file);
+    }
+    Ok(evidence)
+}
+
+/// Read a file without following a symlink in its last component (it may have been
+/// swapped for one since the walk saw it). Executables that are not ELF give `None`.
+fn read_file_nofollow(
+    path: &Path,
+    limit: u64,
+    interest: Interest,
+) -> std::io::Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    let mut data = Vec::new();
+    if interest == Interest::Executable {
+        let mut magic = [0u8; 4];
+        if read_up_to(&mut file, &mut magic)? < 4 || magic != *b"\x7fELF" {
+            return Ok(None);
+        }
+        data.extend_from_slice(&magic);
+    }
+    file.take(limit).read_to_end(&mut data)?;
+    Ok(Some(data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalisation_refuses_parent_components_and_roots_absolute_paths() {
+        assert_eq!(normalize_entry_path("/etc/passwd").unwrap(), "etc/passwd");
+        assert_eq!(normalize_entry_path("./a//b/./c").unwrap(), "a/b/c");
+        assert!(normalize_entry_path("../etc/passwd").is_err());
+        assert!(normalize_entry_path("a/../../b").is_err());
+    }
+
+    #[test]
+    fn whiteouts_are_recognised() {
+        assert!(
+            matches!(whiteout_target("a/b/.wh..wh..opq"), Some(Whiteout::Opaque(d)) if d == "a/b")
+        );
+        assert!(
+            matches!(whiteout_target(".wh..wh..opq"), Some(Whiteout::Opaque(d)) if d.is_empty())
+        );
+        assert!(matches!(whiteout_target("a/.wh.x"), Some(Whiteout::Remove(d)) if d == "a/x"));
+        assert!(matches!(
+            whiteout_target(".wh..wh.plnk"),
+            Some(Whiteout::Meta)
+        ));
+        assert!(whiteout_target("a/b").is_none());
+    }
+}

@@ -1,0 +1,177 @@
+//! `rampart scan` through its clap arguments: formats, --output, --fail-on, the
+//! ignore file with expiry, and secrets redaction.
+
+mod common;
+
+use clap::Parser;
+use rampart_scan::cli::{run, ScanArgs};
+
+#[derive(Parser)]
+struct Command {
+    #[command(flatten)]
+    args: ScanArgs,
+}
+
+fn args(list: &[&str]) -> ScanArgs {
+    Command::parse_from(std::iter::once("scan").chain(list.iter().copied())).args
+}
+
+// Built at run time so the source holds no literal token.
+fn token() -> String {
+    format!("ghp_{}", "Zx8Kq2Lm9Rt4Vw7Yb3Nc6Hd1Jf5Gs0Pa8Ue2")
+}
+
+fn project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("requirements.txt"), "requests==2.19.0\n").unwrap();
+    std::fs::write(
+        dir.path().join("deploy.sh"),
+        format!("#!/bin/sh\nexport GITHUB_TOKEN={}\n", token()),
+    )
+    .unwrap();
+    dir
+}
+
+#[test]
+fn json_output_secrets_and_fail_on() {
+    let dir = project();
+    let out = dir.path().join("report.json");
+    let target = dir.path().to_str().unwrap();
+    let code = run(args(&[
+        target,
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+        "--fail-on",
+        "high",
+        "--no-cache",
+    ]))
+    .unwrap();
+    assert_eq!(code, 1, "a high-severity secret trips --fail-on high");
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(!text.contains(&token()), "secrets are redacted in output");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(report["packages"][0]["purl"], "pkg:pypi/requests@2.19.0");
+    let findings = report["content_findings"].as_array().unwrap();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["rule_id"] == "github-pat" && f["path"] == "deploy.sh" && f["line"] == 2),
+        "{findings:?}"
+    );
+
+    // Without secrets there is nothing at or above high.
+    let code = run(args(&[
+        target,
+        "--format",
+        "json",
+        "--output",
+        out.to_str().unwrap(),
+        "--fail-on",
+        "high",
+        "--no-secrets",
+        "--no-cache",
+    ]))
+    .unwrap();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn ignore_file_suppresses_until_it_expires() {
+    let dir = project();
+    let target = dir.path().to_str().unwrap();
+    let out = dir.path().join("out.sarif");
+    let ignore = dir.path().join("ignore.yaml");
+    std::fs::write(&ignore, "ignore:\n  - id: github-pat\n    package: deploy.sh\n    reason: test token, revoked\n    expires: 2999-01-01\n").unwrap();
+    let code = run(args(&[
+        target,
+        "--format",
+        "sarif",
+        "-o",
+        out.to_str().unwrap(),
+        "--fail-on",
+        "low",
+        "--ignore-file",
+        ignore.to_str().unwrap(),
+        "--no-cache",
+    ]))
+    .unwrap();
+    assert_eq!(code, 0, "the accepted risk is suppressed");
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(sarif["runs"][0]["results"].as_array().unwrap().len(), 0);
+
+    std::fs::write(
+        &ignore,
+        "ignore:\n  - id: github-pat\n    reason: test token\n    expires: 2001-01-01\n",
+    )
+    .unwrap();
+    let code = run(args(&[
+        target,
+        "--format",
+        "sarif",
+        "-o",
+        out.to_str().unwrap(),
+        "--fail-on",
+        "low",
+        "--ignore-file",
+        ignore.to_str().unwrap(),
+        "--no-cache",
+    ]))
+    .unwrap();
+    assert_eq!(code, 1, "an expired entry no longer suppresses");
+
+    std::fs::write(
+        &ignore,
+        "ignore:\n  - id: github-pat\n    expires: 2999-01-01\n",
+    )
+    .unwrap();
+    let error = run(args(&[
+        target,
+        "--ignore-file",
+        ignore.to_str().unwrap(),
+        "--no-cache",
+    ]))
+    .unwrap_err();
+    assert!(
+        format!("{error:#}").contains("entry 1: missing `reason`"),
+        "{error:#}"
+    );
+}
+
+#[test]
+fn every_format_renders_and_bad_targets_fail_clearly() {
+    let dir = project();
+    let target = dir.path().to_str().unwrap();
+    for format in ["table", "json", "sarif", "cyclonedx", "spdx"] {
+        let out = dir.path().join(format!("out.{format}"));
+        assert_eq!(
+            run(args(&[
+                target,
+                "--format",
+                format,
+                "-o",
+                out.to_str().unwrap(),
+                "--no-cache"
+            ]))
+            .unwrap(),
+            0
+        );
+        let text = std::fs::read_to_string(&out).unwrap();
+        // SARIF carries findings only; the other formats list the package.
+        let expected = if format == "sarif" {
+            "\"2.1.0\""
+        } else {
+            "requests"
+        };
+        assert!(text.contains(expected), "{format}: {text}");
+    }
+    let missing = dir.path().join("no-such-image.tar");
+    std::fs::write(&missing, b"not a tar at all").unwrap();
+    let error = run(args(&[missing.to_str().unwrap(), "--no-cache"])).unwrap_err();
+    assert!(
+        format!("{error:#}").contains("no-such-image.tar"),
+        "{error:#}"
+    );
+}
