@@ -321,8 +321,8 @@ pub fn walk_tar<R: Read>(
             continue;
         }
         let mut data = Vec::with_capacity(size.min(limits.max_file_bytes) as usize);
-        if interest == Interest::Executable {
-            // Only ELF files are worth holding in memory.
+        if interest == Interest::Executable && collector.content_scanner.is_none() {
+            // Only ELF files are worth holding in memory (scripts matter to content scanners).
             let mut magic = [0u8; 4];
             let got = read_up_to(&mut entry, &mut magic).map_err(|e| {
                 map_limit_error(e, "layer size", limits.max_layer_bytes, context, &path)
@@ -435,7 +435,8 @@ pub fn walk_dir(
             evidence.files.insert(path, file);
             continue;
         }
-        let data = match read_file_nofollow(entry.path(), limits.max_file_bytes, interest) {
+        let only_elf = interest == Interest::Executable && collector.content_scanner.is_none();
+        let data = match read_file_nofollow(entry.path(), limits.max_file_bytes, only_elf) {
             Ok(Some(data)) => data,
             Ok(None) => continue,
             Err(err) => {
@@ -454,12 +455,8 @@ pub fn walk_dir(
 }
 
 /// Read a file without following a symlink in its last component (it may have been
-/// swapped for one since the walk saw it). Executables that are not ELF give `None`.
-fn read_file_nofollow(
-    path: &Path,
-    limit: u64,
-    interest: Interest,
-) -> std::io::Result<Option<Vec<u8>>> {
+/// swapped for one since the walk saw it). With `only_elf`, files that are not ELF give `None`.
+fn read_file_nofollow(path: &Path, limit: u64, only_elf: bool) -> std::io::Result<Option<Vec<u8>>> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .read(true)
@@ -469,7 +466,7 @@ fn read_file_nofollow(
         return Ok(None);
     }
     let mut data = Vec::new();
-    if interest == Interest::Executable {
+    if only_elf {
         let mut magic = [0u8; 4];
         if read_up_to(&mut file, &mut magic)? < 4 || magic != *b"\x7fELF" {
             return Ok(None);

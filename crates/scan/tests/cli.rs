@@ -24,11 +24,16 @@ fn token() -> String {
 fn project() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("requirements.txt"), "requests==2.19.0\n").unwrap();
+    let script = dir.path().join("deploy.sh");
     std::fs::write(
-        dir.path().join("deploy.sh"),
+        &script,
         format!("#!/bin/sh\nexport GITHUB_TOKEN={}\n", token()),
     )
     .unwrap();
+    // Executable: scripts are content-scanned even though they are not ELF.
+    let mut permissions = std::fs::metadata(&script).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&script, permissions).unwrap();
     dir
 }
 

@@ -411,3 +411,41 @@ fn walk_count(root: &Path) -> usize {
     }
     count
 }
+
+#[test]
+fn secrets_are_attributed_to_their_layer_and_removed_by_whiteouts() {
+    let token = format!("ghp_{}", "Zx8Kq2Lm9Rt4Vw7Yb3Nc6Hd1Jf5Gs0Pa8Ue2");
+    let script = format!("#!/bin/sh\nexport GITHUB_TOKEN={token}\n");
+    let layers = vec![
+        layer(&[("etc/os-release", file("ID=debian\nVERSION_ID=12\n"))]),
+        layer(&[
+            (
+                "app/deploy.sh",
+                Item::File(script.clone().into_bytes(), 0o755),
+            ),
+            ("app/old.sh", Item::File(script.into_bytes(), 0o755)),
+        ]),
+        layer(&[("app/.wh.old.sh", file(""))]),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("image.tar");
+    std::fs::write(&path, docker_save(&layers, Compression::Gzip, "x:1")).unwrap();
+    let options = ScanOptions {
+        content_scanner: Some(std::sync::Arc::new(
+            rampart_scan::cli::SecretContentScanner::builtin(),
+        )),
+        ..ScanOptions::default()
+    };
+    let report = scan(&Target::ImageArchive(path), "x", &options).unwrap();
+    let findings: Vec<(&str, &str, Option<&str>)> = report
+        .content_findings
+        .iter()
+        .map(|f| (f.rule_id.as_str(), f.path.as_str(), f.layer.as_deref()))
+        .collect();
+    let layer2 = sha256(&layers[1]);
+    assert_eq!(
+        findings,
+        vec![("github-pat", "app/deploy.sh", Some(layer2.as_str()))]
+    );
+    assert!(!report.content_findings[0].excerpt.contains(&token));
+}
