@@ -504,10 +504,13 @@ static __always_inline void read_ctx(struct bpf_raw_tracepoint_args *ctx, struct
 SEC("raw_tp/sys_exit")
 int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 {
-	struct syscall_ctx c;
-	read_ctx(ctx, &c);
+	// Runs for every syscall on the host: read only the syscall number here.
+	u64 *args = (u64 *)ctx;
+	long nr = -1;
+	bpf_probe_read_kernel(&nr, sizeof(nr),
+			      (void *)args[0] + offsetof(struct saved_regs, orig_ax));
 	u32 h;
-	switch (c.nr) {
+	switch (nr) {
 	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
 		h = H_OPEN; break;
 	case NR_unlink: case NR_unlinkat: case NR_rmdir: case NR_chmod: case NR_fchmodat:
@@ -520,7 +523,7 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 		h = H_PATH2; break;
 	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
 		h = H_SOCK; break;
-	case NR_sendto: case NR_sendmsg: case NR_sendmmsg:
+	case NR_sendto: case NR_sendmsg: case NR_sendmmsg: case NR_write:
 		h = H_DNS; break;
 	case NR_setuid: case NR_setgid: case NR_setreuid: case NR_setregid: case NR_setresuid:
 	case NR_setresgid: case NR_setfsuid: case NR_setfsgid: case NR_capset: case NR_ptrace:
@@ -868,8 +871,19 @@ int h_dns(struct bpf_raw_tracepoint_args *ctx)
 	read_ctx(ctx, &c);
 	if (c.ret <= 12)
 		return 0;
-	u16 proto = 0, type = 0;
 	long fd = ARG0(c.regs);
+	if (c.nr == NR_write) {
+		// Resolvers that connect() then write() (Go, busybox): only sockets qualify,
+		// checked by inode mode before any socket reads.
+		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+		struct file *f = fd_file(task, fd);
+		if (!f)
+			return 0;
+		umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+		if ((mode & 0170000) != 0140000 /* S_IFSOCK */)
+			return 0;
+	}
+	u16 proto = 0, type = 0;
 	struct sock *sk = fd_sock(fd, &proto, &type);
 	if (!sk || proto != 17 /* UDP */)
 		return 0;
@@ -880,6 +894,9 @@ int h_dns(struct bpf_raw_tracepoint_args *ctx)
 		buf = (const void *)ARG1(c.regs);
 		buflen = ARG2(c.regs);
 		uaddr = (const void *)ARG4(c.regs);
+	} else if (c.nr == NR_write) {
+		buf = (const void *)ARG1(c.regs);
+		buflen = ARG2(c.regs);
 	} else {
 		// sendmsg(fd, msghdr*) / sendmmsg(fd, mmsghdr*): first message, first iovec.
 		struct user_msghdr m = {};

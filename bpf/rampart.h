@@ -91,6 +91,7 @@
 #define NR_sendto 44
 #define NR_sendmsg 46
 #define NR_sendmmsg 307
+#define NR_write 1
 #define NR_setuid 105
 #define NR_setgid 106
 #define NR_setreuid 113

@@ -149,7 +149,11 @@ pub fn probe() -> KernelFeatures {
         root,
         btf: Path::new("/sys/kernel/btf/vmlinux").exists(),
         ring_buffer: root && is_map_supported(aya::maps::MapType::RingBuf).unwrap_or(false),
-        tp_btf: prog(ProgramType::Tracing),
+        // aya's Tracing probe needs an attach target and reports "no" on kernels where
+        // tp_btf loads fine; BTF plus raw tracepoints is what tp_btf needs.
+        tp_btf: root
+            && Path::new("/sys/kernel/btf/vmlinux").exists()
+            && prog(ProgramType::RawTracePoint),
         raw_tracepoint: prog(ProgramType::RawTracePoint),
         bpf_lsm: lsm_list.split(',').any(|l| l.trim() == "bpf")
             && prog(ProgramType::Lsm(aya::programs::LsmAttachType::Mac)),

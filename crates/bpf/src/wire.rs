@@ -47,6 +47,8 @@ pub enum WireError {
     SizeMismatch { declared: usize, actual: usize },
     #[error("string {index} runs past the end of the record")]
     StringOverrun { index: usize },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u16),
 }
 
 /// The fixed header of every record.

@@ -1,1 +1,88 @@
-fn main() {}
+//! The `rampart` command: wires the parts together. Each subcommand lives in its own
+//! module; the parts' internals stay in their crates.
+
+mod bench;
+mod output;
+mod sensor_cmd;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "rampart",
+    version,
+    about = "Container runtime security: see, detect, respond, scan"
+)]
+struct Cli {
+    /// Log level filter (also RUST_LOG), e.g. `info`, `rampart=debug`.
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Stream kernel events, attributed to containers, as JSON lines.
+    Sensor(sensor_cmd::SensorArgs),
+    /// List the containers the sensor can attribute events to.
+    Containers(sensor_cmd::ContainersArgs),
+    /// Report what the kernel offers and whether the sensor can run here.
+    Probe {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the sensor: overhead, throughput, memory.
+    Bench(bench::BenchArgs),
+    /// Load generator used by `rampart bench throughput` (runs in a child process).
+    #[command(hide = true)]
+    BenchGenOpens,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cli.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let code = match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("rampart: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cmd: Command) -> anyhow::Result<i32> {
+    match cmd {
+        Command::Sensor(a) => sensor_cmd::run_sensor(a),
+        Command::Containers(a) => sensor_cmd::run_containers(a),
+        Command::Probe { json } => {
+            let f = rampart_bpf::probe();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&f)?);
+            } else {
+                for line in f.report() {
+                    println!("{line}");
+                }
+            }
+            match f.check_required() {
+                Ok(()) => Ok(0),
+                Err(e) => {
+                    eprintln!("rampart: the sensor cannot run here: {e}");
+                    Ok(1)
+                }
+            }
+        }
+        Command::Bench(a) => bench::run(a),
+        Command::BenchGenOpens => {
+            bench::gen_opens();
+            Ok(0)
+        }
+    }
+}

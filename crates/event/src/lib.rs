@@ -97,6 +97,8 @@ pub struct Ancestor {
 }
 
 /// Where a process runs.
+// Always shared behind an Arc, so the variants' size difference costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Workload {

@@ -1,1 +1,467 @@
-//! placeholder
+//! The node sensor: loads the kernel programs, decodes their records into typed
+//! [`rampart_event::Event`]s with the process (and its ancestry) and the container
+//! attached, and hands them to a consumer through a bounded queue. Every loss point is
+//! counted ([`Stats`]) and shows up in the stream as a `lost` event.
+//!
+//! It does not know what happens to events afterwards (detection, output).
+
+pub mod containers;
+pub mod decode;
+pub mod proctree;
+
+use std::collections::HashSet;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rampart_event::{Event, EventKind, LossSource, Payload};
+
+pub use containers::{ContainerCache, DockerWatcher};
+pub use decode::Decoder;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SensorError {
+    #[error(transparent)]
+    Bpf(#[from] rampart_bpf::BpfError),
+    #[error("starting the sensor: {0}")]
+    Start(String),
+}
+
+/// Counters for every place events can be lost, plus throughput.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub records: AtomicU64,
+    pub events: AtomicU64,
+    pub decode_errors: AtomicU64,
+    /// Kernel ring buffer was full.
+    pub kernel_ring_full: AtomicU64,
+    /// Shed in the kernel to keep room for process lifecycle events.
+    pub kernel_shed: AtomicU64,
+    /// The queue to the consumer was full.
+    pub queue_drops: AtomicU64,
+    /// The consumer could not write (e.g. disk full).
+    pub output_drops: AtomicU64,
+    pub output_errors: AtomicU64,
+    pub processes: AtomicU64,
+    pub containers: AtomicU64,
+    /// Per-CPU kernel drops: (cpu, ring full, shed).
+    pub kernel_per_cpu: std::sync::Mutex<Vec<(u32, u64, u64)>>,
+}
+
+/// A point-in-time copy of [`Stats`], serializable for `--stats`.
+#[derive(Debug, Clone, serde::Serialize, Default)]
+pub struct StatsSnapshot {
+    pub records: u64,
+    pub events: u64,
+    pub decode_errors: u64,
+    pub kernel_ring_full: u64,
+    pub kernel_shed: u64,
+    pub queue_drops: u64,
+    pub output_drops: u64,
+    pub output_errors: u64,
+    pub processes: u64,
+    pub containers: u64,
+    /// Per-CPU kernel drops: (cpu, ring full, shed).
+    pub kernel_drops_per_cpu: Vec<(u32, u64, u64)>,
+}
+
+impl Stats {
+    pub fn snapshot(&self) -> StatsSnapshot {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            records: g(&self.records),
+            events: g(&self.events),
+            decode_errors: g(&self.decode_errors),
+            kernel_ring_full: g(&self.kernel_ring_full),
+            kernel_shed: g(&self.kernel_shed),
+            queue_drops: g(&self.queue_drops),
+            output_drops: g(&self.output_drops),
+            output_errors: g(&self.output_errors),
+            processes: g(&self.processes),
+            containers: g(&self.containers),
+            kernel_drops_per_cpu: self
+                .kernel_per_cpu
+                .lock()
+                .map(|v| v.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// What the sensor collects and how.
+#[derive(Debug, Clone)]
+pub struct SensorConfig {
+    /// Only these kinds are emitted (and collected in the kernel); `None` = all.
+    pub kinds: Option<HashSet<EventKind>>,
+    /// Only events from containers whose id (prefix) or name matches.
+    pub container: Option<String>,
+    /// Drop read-only opens of shared libraries in the kernel.
+    pub filter_ro_libs: bool,
+    /// Queue length between the reader and the consumer.
+    pub queue_capacity: usize,
+    /// Follow Docker for container metadata.
+    pub docker: bool,
+    /// Kernel ring buffer size in bytes.
+    pub ring_bytes: u32,
+}
+
+impl Default for SensorConfig {
+    fn default() -> Self {
+        Self {
+            kinds: None,
+            container: None,
+            filter_ro_libs: true,
+            queue_capacity: 65_536,
+            docker: true,
+            ring_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Which wire kinds feed an event kind (for the kernel-side mask).
+fn wire_kinds(k: EventKind) -> &'static [u16] {
+    use rampart_bpf::wire::kind as w;
+    match k {
+        EventKind::Exec => &[w::EXEC],
+        EventKind::Fork => &[w::FORK],
+        EventKind::Exit => &[w::EXIT],
+        EventKind::FileOpen | EventKind::ProcMemWrite => &[w::OPEN],
+        EventKind::FileUnlink => &[w::UNLINK],
+        EventKind::FileRename => &[w::RENAME],
+        EventKind::FileLink => &[w::LINK],
+        EventKind::FileChmod => &[w::CHMOD],
+        EventKind::FileChown => &[w::CHOWN],
+        EventKind::FileTruncate => &[w::TRUNCATE],
+        EventKind::NetConnect => &[w::CONNECT],
+        EventKind::NetAccept => &[w::ACCEPT],
+        EventKind::NetBind => &[w::BIND],
+        EventKind::NetListen => &[w::LISTEN],
+        EventKind::DnsQuery => &[w::DNS],
+        EventKind::SetId => &[w::SETID],
+        EventKind::Capset => &[w::CAPSET],
+        EventKind::Ptrace => &[w::PTRACE],
+        EventKind::Mount => &[w::MOUNT],
+        EventKind::Umount => &[w::UMOUNT],
+        EventKind::Namespace => &[w::UNSHARE, w::SETNS],
+        EventKind::ModuleLoad => &[w::INIT_MODULE, w::FINIT_MODULE],
+        EventKind::Bpf => &[w::BPF],
+        EventKind::MemfdCreate => &[w::MEMFD],
+        EventKind::Lost => &[],
+    }
+}
+
+/// Kernel kind mask for a kind filter. Lifecycle and chdir records are always
+/// collected: the process tree (and so ancestry) depends on them.
+pub fn kind_mask(kinds: Option<&HashSet<EventKind>>) -> u64 {
+    use rampart_bpf::wire::kind as w;
+    let Some(kinds) = kinds else {
+        return !0;
+    };
+    let mut m = (1u64 << w::EXEC) | (1 << w::FORK) | (1 << w::EXIT) | (1 << w::CHDIR);
+    for k in kinds {
+        for wk in wire_kinds(*k) {
+            m |= 1 << wk;
+        }
+    }
+    m
+}
+
+/// Boot-time clock offset: wall-clock ns at boot.
+pub fn boot_wall_ns() -> u64 {
+    let now = |clock| {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec for the call.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    };
+    now(libc::CLOCK_REALTIME).saturating_sub(now(libc::CLOCK_BOOTTIME))
+}
+
+fn boot_time_now() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid timespec for the call.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// First 8 hex digits of the boot id: makes exec ids unique across reboots and hosts.
+pub fn boot_id_prefix() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().replace('-', "").chars().take(8).collect())
+        .unwrap_or_else(|_| "00000000".into())
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}
+
+/// A running sensor. Events arrive on [`RunningSensor::events`].
+pub struct RunningSensor {
+    pub events: Receiver<Event>,
+    pub stats: Arc<Stats>,
+    pub containers: ContainerCache,
+    /// Optional event families this kernel lacks.
+    pub warnings: Vec<String>,
+    stop: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+    _runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl RunningSensor {
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.reader.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for RunningSensor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+struct Filter {
+    kinds: Option<HashSet<EventKind>>,
+    container: Option<String>,
+}
+
+impl Filter {
+    fn keep(&self, ev: &Event) -> bool {
+        if ev.kind() == EventKind::Lost {
+            return true; // losses are never filtered away
+        }
+        if let Some(k) = &self.kinds {
+            if !k.contains(&ev.kind()) {
+                return false;
+            }
+        }
+        if let Some(want) = &self.container {
+            let Some(c) = ev.container.container() else {
+                return want == "host";
+            };
+            return c.id.starts_with(want.as_str()) || c.name == *want;
+        }
+        true
+    }
+}
+
+/// Starts the sensor: probes, mounts what is missing, loads the programs, seeds the
+/// process tree, follows Docker, and starts the reader thread.
+pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
+    let features = rampart_bpf::probe();
+    features.check_required()?;
+    for m in rampart_bpf::mount_kernel_filesystems()? {
+        tracing::info!(mounted = %m, "mounted a kernel filesystem the sensor needs");
+    }
+    let containers = ContainerCache::default();
+    let stats = Arc::new(Stats::default());
+    let mut decoder = Decoder::new(
+        hostname().into(),
+        boot_id_prefix(),
+        boot_wall_ns(),
+        containers.clone(),
+    );
+
+    let runtime = if cfg.docker {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .thread_name("rampart-docker")
+            .build()
+            .map_err(|e| SensorError::Start(e.to_string()))?;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        rt.spawn(DockerWatcher::new(containers.clone(), Duration::from_secs(30)).run(Some(tx)));
+        match rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), rx).await }) {
+            Ok(Ok(Ok(n))) => tracing::info!(containers = n, "docker metadata ready"),
+            Ok(Ok(Err(e))) => {
+                tracing::warn!(error = %e, "docker API unavailable: containers are named by id only until it answers")
+            }
+            _ => tracing::warn!("docker API did not answer in 10 s; continuing"),
+        }
+        let handle = rt.handle().clone();
+        let cache = containers.clone();
+        decoder.set_metadata_fetch(Box::new(move |id: &str| {
+            let id = id.to_string();
+            let cache = cache.clone();
+            handle.block_on(async move {
+                let Ok(docker) = bollard::Docker::connect_with_local_defaults() else {
+                    return false;
+                };
+                tokio::time::timeout(
+                    Duration::from_millis(500),
+                    DockerWatcher::refresh(&docker, &cache, &id),
+                )
+                .await
+                .unwrap_or(false)
+            })
+        }));
+        Some(rt)
+    } else {
+        None
+    };
+
+    let opts = rampart_bpf::LoadOptions {
+        kind_mask: kind_mask(cfg.kinds.as_ref()),
+        filter_ro_libs: cfg.filter_ro_libs,
+        ring_bytes: cfg.ring_bytes,
+        ..Default::default()
+    };
+    let bpf = rampart_bpf::load(&opts)?;
+    let warnings = bpf.warnings.clone();
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    // Seed after attaching so nothing started in between is missed.
+    let seeded = decoder.tree.seed_from_proc();
+    tracing::info!(processes = seeded, "process tree seeded from /proc");
+
+    let (tx, rx) = sync_channel(cfg.queue_capacity.max(16));
+    let stop = Arc::new(AtomicBool::new(false));
+    let filter = Filter {
+        kinds: cfg.kinds.clone(),
+        container: cfg.container.clone(),
+    };
+    let reader = {
+        let stats = stats.clone();
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("rampart-reader".into())
+            .spawn(move || read_loop(bpf, decoder, tx, filter, stats, stop))
+            .map_err(|e| SensorError::Start(e.to_string()))?
+    };
+    Ok(RunningSensor {
+        events: rx,
+        stats,
+        containers,
+        warnings,
+        stop,
+        reader: Some(reader),
+        _runtime: runtime,
+    })
+}
+
+/// Sends an event; counts it as a queue drop when the consumer is behind.
+fn offer(tx: &SyncSender<Event>, ev: Event, stats: &Stats, pending_queue_loss: &mut u64) -> bool {
+    match tx.try_send(ev) {
+        Ok(()) => {
+            stats.events.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        Err(TrySendError::Full(_)) => {
+            stats.queue_drops.fetch_add(1, Ordering::Relaxed);
+            *pending_queue_loss += 1;
+            true
+        }
+        Err(TrySendError::Disconnected(_)) => false,
+    }
+}
+
+fn read_loop(
+    mut bpf: rampart_bpf::Sensor,
+    mut decoder: Decoder,
+    tx: SyncSender<Event>,
+    filter: Filter,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+) {
+    let fd = bpf.ring.as_raw_fd();
+    let (mut last_full, mut last_shed) = (0u64, 0u64);
+    let mut pending_queue_loss = 0u64;
+    let mut last_tick = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: pfd is a valid pollfd array of length 1 for the call.
+        unsafe { libc::poll(&mut pfd, 1, 100) };
+        let mut n = 0;
+        while let Some(item) = bpf.ring.next() {
+            stats.records.fetch_add(1, Ordering::Relaxed);
+            match decoder.decode(&item) {
+                Ok(Some(ev)) => {
+                    if filter.keep(&ev) && !offer(&tx, ev, &stats, &mut pending_queue_loss) {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    stats.decode_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "undecodable record");
+                }
+            }
+            n += 1;
+            if n >= 4096 {
+                break; // let housekeeping below run under sustained load
+            }
+        }
+        if last_tick.elapsed() >= Duration::from_millis(250) {
+            last_tick = Instant::now();
+            let now = boot_time_now();
+            let (full, shed) = bpf.kernel_drops();
+            stats.kernel_ring_full.store(full, Ordering::Relaxed);
+            stats.kernel_shed.store(shed, Ordering::Relaxed);
+            if let Ok(mut v) = stats.kernel_per_cpu.lock() {
+                *v = bpf.kernel_drops_per_cpu();
+            }
+            let kernel_loss = (full - last_full) + (shed - last_shed);
+            (last_full, last_shed) = (full, shed);
+            let mut losses = Vec::new();
+            if kernel_loss > 0 {
+                losses.push((LossSource::Kernel, kernel_loss));
+            }
+            if pending_queue_loss > 0 {
+                losses.push((LossSource::Queue, pending_queue_loss));
+            }
+            for (source, count) in losses {
+                let ev = decoder.internal_event(
+                    now,
+                    Payload::Lost {
+                        source,
+                        count,
+                        cpu: None,
+                    },
+                );
+                // Wait for room: a loss report must not itself be lost.
+                let mut ev = ev;
+                loop {
+                    match tx.try_send(ev) {
+                        Ok(()) => break,
+                        Err(TrySendError::Full(back)) => {
+                            if stop.load(Ordering::Relaxed) {
+                                return;
+                            }
+                            ev = back;
+                            std::thread::sleep(Duration::from_millis(5));
+                        }
+                        Err(TrySendError::Disconnected(_)) => return,
+                    }
+                }
+                if source == LossSource::Queue {
+                    pending_queue_loss = 0;
+                }
+            }
+            decoder.tree.evict(now);
+            stats
+                .processes
+                .store(decoder.tree.len() as u64, Ordering::Relaxed);
+            stats
+                .containers
+                .store(decoder.containers.len() as u64, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! `rampart bench`: measures the sensor against a baseline taken in the same run.
+//!
+//! - overhead: exec, open and loopback-connect storms without the sensor, with it
+//!   (events decoded and serialized to JSON), and without it again; prints ratios.
+//! - throughput: events/s from the kernel to JSON on one consumer thread, with drops;
+//!   plus the user-space ceiling (decode + enrich + JSON of replayed records).
+//! - memory: sensor RSS before and after starting and stopping N containers.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::{Args, ValueEnum};
+use rampart_sensor::{RunningSensor, SensorConfig};
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Which {
+    Overhead,
+    Throughput,
+    Memory,
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Which benchmark to run.
+    #[arg(value_enum, default_value = "all")]
+    which: Which,
+    /// Iterations of the exec storm.
+    #[arg(long, default_value_t = 2000)]
+    execs: u64,
+    /// Iterations of the open and connect storms.
+    #[arg(long, default_value_t = 200_000)]
+    ops: u64,
+    /// Seconds of the throughput run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Containers to start and stop in the memory run.
+    #[arg(long, default_value_t = 1000)]
+    containers: u64,
+    /// Image for the memory run (must exist locally).
+    #[arg(long, default_value = "rampart-test/busybox:latest")]
+    image: String,
+}
+
+/// A consumer that serializes every event to JSON (and discards it), as the real
+/// output path does, counting events.
+struct Consumer {
+    stop: Arc<AtomicBool>,
+    count: Arc<AtomicU64>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Consumer {
+    fn start(sensor: &mut RunningSensor) -> Self {
+        let (dummy_tx, dummy_rx) = std::sync::mpsc::sync_channel(1);
+        drop(dummy_tx);
+        let rx = std::mem::replace(&mut sensor.events, dummy_rx);
+        let stop = Arc::new(AtomicBool::new(false));
+        let count = Arc::new(AtomicU64::new(0));
+        let (s, c) = (stop.clone(), count.clone());
+        let handle = std::thread::spawn(move || {
+            let mut buf = Vec::with_capacity(4096);
+            while !s.load(Ordering::Relaxed) {
+                if let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) {
+                    buf.clear();
+                    let _ = serde_json::to_writer(&mut buf, &ev);
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        });
+        Self {
+            stop,
+            count,
+            handle: Some(handle),
+        }
+    }
+
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+        self.count.load(Ordering::Relaxed)
+    }
+}
+
+/// A workload run `n` times, returning its wall time.
+type Storm = Box<dyn Fn(u64) -> Duration>;
+
+fn exec_storm(n: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = Command::new("/bin/true").status();
+    }
+    t.elapsed()
+}
+
+fn open_storm(n: u64, path: &std::path::Path) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        if let Ok(mut f) = std::fs::File::open(path) {
+            let mut b = [0u8; 1];
+            let _ = f.read(&mut b);
+        }
+    }
+    t.elapsed()
+}
+
+fn connect_storm(n: u64) -> Duration {
+    let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+        return Duration::ZERO;
+    };
+    let Ok(addr) = listener.local_addr() else {
+        return Duration::ZERO;
+    };
+    let acceptor = std::thread::spawn(move || {
+        for _ in 0..n {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.write_all(b"x");
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    let t = Instant::now();
+    for _ in 0..n {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            let mut b = [0u8; 1];
+            let _ = s.read(&mut b);
+        }
+    }
+    let d = t.elapsed();
+    let _ = acceptor.join();
+    d
+}
+
+fn sensor(kinds: Option<&str>) -> anyhow::Result<RunningSensor> {
+    let kinds = match kinds {
+        Some(k) => crate::sensor_cmd::parse_kinds(&[k.to_string()])?,
+        None => None,
+    };
+    Ok(rampart_sensor::start(SensorConfig {
+        kinds,
+        docker: false,
+        queue_capacity: 1 << 20,
+        ..Default::default()
+    })?)
+}
+
+fn report_row(name: &str, base: Duration, with: Duration, base2: Duration, n: u64) {
+    let b = (base.as_secs_f64() + base2.as_secs_f64()) / 2.0;
+    let w = with.as_secs_f64();
+    println!(
+        "{name:<10} n={n:<8} without={:>9.3}s with={:>9.3}s without-again={:>9.3}s per-op without={:>8.2}us with={:>8.2}us overhead={:>+6.2}%",
+        base.as_secs_f64(),
+        w,
+        base2.as_secs_f64(),
+        b * 1e6 / n as f64,
+        w * 1e6 / n as f64,
+        (w / b - 1.0) * 100.0
+    );
+}
+
+fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
+    println!("== overhead (same run; baseline = mean of runs before and after) ==");
+    let file = std::env::temp_dir().join("rampart-bench-open");
+    std::fs::write(&file, b"x")?;
+    let storms: [(&str, u64, Storm); 3] = [
+        ("exec", a.execs, Box::new(exec_storm)),
+        ("open", a.ops, Box::new(move |n| open_storm(n, &file))),
+        ("connect", a.ops / 10, Box::new(connect_storm)),
+    ];
+    for (name, n, storm) in storms.iter() {
+        storm(n / 10); // warm caches
+        let base = storm(*n);
+        let mut s = sensor(None)?;
+        let consumer = Consumer::start(&mut s);
+        let with = storm(*n);
+        std::thread::sleep(Duration::from_millis(300));
+        let events = consumer.finish();
+        let snap = s.stats.snapshot();
+        drop(s);
+        let base2 = storm(*n);
+        report_row(name, base, with, base2, *n);
+        println!(
+            "           events={events} kernel_drops={} queue_drops={}",
+            snap.kernel_ring_full + snap.kernel_shed,
+            snap.queue_drops
+        );
+    }
+    Ok(())
+}
+
+fn throughput(a: &BenchArgs) -> anyhow::Result<()> {
+    println!("== throughput: kernel -> decode -> enrich -> JSON, one consumer thread ==");
+    let file = std::env::temp_dir().join("rampart-bench-open");
+    std::fs::write(&file, b"x")?;
+    let mut s = sensor(Some("file_open"))?;
+    let consumer = Consumer::start(&mut s);
+    // Generators run as separate processes so the sensor does not ignore them.
+    let exe = std::env::current_exe()?;
+    let t = Instant::now();
+    let gens: Vec<_> = (0..2)
+        .map(|_| {
+            Command::new(&exe)
+                .args(["bench-gen-opens"])
+                .env("RAMPART_BENCH_GEN_SECS", a.seconds.to_string())
+                .env("RAMPART_BENCH_GEN_FILE", &file)
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    for mut g in gens {
+        let _ = g.wait();
+    }
+    let elapsed = t.elapsed();
+    std::thread::sleep(Duration::from_millis(500));
+    let events = consumer.finish();
+    let snap = s.stats.snapshot();
+    let drops = snap.kernel_ring_full + snap.kernel_shed + snap.queue_drops;
+    println!(
+        "live: {events} events in {:.2}s = {:.0} events/s, drops={drops} (kernel ring full {}, shed {}, queue {})",
+        elapsed.as_secs_f64(),
+        events as f64 / elapsed.as_secs_f64(),
+        snap.kernel_ring_full,
+        snap.kernel_shed,
+        snap.queue_drops
+    );
+    drop(s);
+    replay_ceiling();
+    Ok(())
+}
+
+/// User-space ceiling: decode + enrich + JSON of realistic records on one core, against
+/// a baseline of JSON alone for the same events.
+fn replay_ceiling() {
+    use rampart_bpf::wire::{encode, kind, Header};
+    let mut d = rampart_sensor::Decoder::new(
+        "bench".into(),
+        "b".into(),
+        0,
+        rampart_sensor::ContainerCache::default(),
+    );
+    let id = "d".repeat(64);
+    let me = std::process::id();
+    let hdr = Header {
+        kind: kind::OPEN,
+        tgid: me,
+        tid: me,
+        ppid: 1,
+        comm: *b"bench\0\0\0\0\0\0\0\0\0\0\0",
+        args: [3, 0, 0, 257, 0, 0],
+        ..Default::default()
+    };
+    let rec = encode(
+        &hdr,
+        &[id.as_bytes(), b"", b"/etc/nginx/conf.d/default.conf", b""],
+    );
+    let n = 500_000u64;
+    let mut buf = Vec::with_capacity(4096);
+    let t = Instant::now();
+    let mut events = Vec::with_capacity(1000);
+    for i in 0..n {
+        if let Ok(Some(ev)) = d.decode(&rec) {
+            buf.clear();
+            let _ = serde_json::to_writer(&mut buf, &ev);
+            if i < 1000 {
+                events.push(ev);
+            }
+        }
+    }
+    let full = t.elapsed();
+    let t = Instant::now();
+    for i in 0..n {
+        buf.clear();
+        let _ = serde_json::to_writer(&mut buf, &events[(i % 1000) as usize]);
+    }
+    let json_only = t.elapsed();
+    println!(
+        "replay ceiling: decode+enrich+JSON {:.0} events/s ({:.2} us/event, {} bytes/event); JSON alone {:.0} events/s",
+        n as f64 / full.as_secs_f64(),
+        full.as_secs_f64() * 1e6 / n as f64,
+        buf.len(),
+        n as f64 / json_only.as_secs_f64()
+    );
+}
+
+/// Child-process entry for the throughput run: opens a file in a loop.
+pub fn gen_opens() {
+    let secs: u64 = std::env::var("RAMPART_BENCH_GEN_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let path = std::env::var("RAMPART_BENCH_GEN_FILE").unwrap_or_else(|_| "/etc/hostname".into());
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        for _ in 0..1000 {
+            let _ = std::fs::File::open(&path);
+        }
+    }
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+fn memory(a: &BenchArgs) -> anyhow::Result<()> {
+    println!(
+        "== memory: sensor RSS across {} containers started and stopped ==",
+        a.containers
+    );
+    let mut s = rampart_sensor::start(SensorConfig::default())?;
+    let consumer = Consumer::start(&mut s);
+    std::thread::sleep(Duration::from_secs(2));
+    let start = rss_kib();
+    let t = Instant::now();
+    let mut running = Vec::new();
+    for i in 0..a.containers {
+        running.push(
+            Command::new("docker")
+                .args(["run", "--rm", "--network", "none", &a.image, "true"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()?,
+        );
+        if running.len() >= 16 {
+            for mut c in running.drain(..) {
+                let _ = c.wait();
+            }
+        }
+        if i % 100 == 99 {
+            println!("  {} containers, RSS {} KiB", i + 1, rss_kib());
+        }
+    }
+    for mut c in running {
+        let _ = c.wait();
+    }
+    let peak = rss_kib();
+    println!(
+        "  started and stopped {} in {:.1}s; waiting 45 s for eviction grace periods",
+        a.containers,
+        t.elapsed().as_secs_f64()
+    );
+    std::thread::sleep(Duration::from_secs(45));
+    let end = rss_kib();
+    let events = consumer.finish();
+    println!(
+        "RSS start={start} KiB after-churn={peak} KiB after-grace={end} KiB (delta {:+} KiB); events={events}; cached containers={}",
+        end as i64 - start as i64,
+        s.containers.len()
+    );
+    Ok(())
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
+    if a.which == Which::Overhead || a.which == Which::All {
+        overhead(&a)?;
+    }
+    if a.which == Which::Throughput || a.which == Which::All {
+        throughput(&a)?;
+    }
+    if a.which == Which::Memory || a.which == Which::All {
+        memory(&a)?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,184 @@
+//! `rampart sensor` and `rampart containers`.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::RecvTimeoutError;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use rampart_event::EventKind;
+use rampart_sensor::{RunningSensor, SensorConfig};
+
+use crate::output::JsonLines;
+
+#[derive(Args, Debug)]
+pub struct SensorArgs {
+    /// Write JSON lines here instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+    /// Only events from this container (id prefix or name); `host` for host processes.
+    #[arg(long)]
+    pub container: Option<String>,
+    /// Only these kinds (repeatable, comma-separated): exec, file_open, net_connect, …
+    /// or families: process, file, net, privilege, kernel.
+    #[arg(long = "kind", value_delimiter = ',')]
+    pub kinds: Vec<String>,
+    /// Print loss and throughput counters to stderr every interval and at exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// Seconds between `--stats` reports.
+    #[arg(long, default_value_t = 5)]
+    pub stats_interval: u64,
+    /// Stop after this many seconds (default: run until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Also report read-only opens of shared libraries (filtered in the kernel by default).
+    #[arg(long)]
+    pub all_opens: bool,
+    /// Do not ask Docker for container metadata (ids still come from the kernel).
+    #[arg(long)]
+    pub no_docker: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ContainersArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn parse_kinds(kinds: &[String]) -> anyhow::Result<Option<HashSet<EventKind>>> {
+    if kinds.is_empty() {
+        return Ok(None);
+    }
+    let mut set = HashSet::new();
+    for k in kinds {
+        let k = k.trim();
+        let parsed = EventKind::parse_filter(k).with_context(|| {
+            let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+            format!(
+                "unknown event kind {k:?}; expected one of: process, file, net, privilege, kernel, {}",
+                names.join(", ")
+            )
+        })?;
+        set.extend(parsed);
+    }
+    Ok(Some(set))
+}
+
+fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    Ok(stop)
+}
+
+pub fn start_sensor(a: &SensorArgs) -> anyhow::Result<RunningSensor> {
+    let cfg = SensorConfig {
+        kinds: parse_kinds(&a.kinds)?,
+        container: a.container.clone(),
+        filter_ro_libs: !a.all_opens,
+        docker: !a.no_docker,
+        ..Default::default()
+    };
+    Ok(rampart_sensor::start(cfg)?)
+}
+
+pub fn run_sensor(a: SensorArgs) -> anyhow::Result<i32> {
+    let stop = stop_flag()?;
+    let mut sensor = start_sensor(&a)?;
+    let mut out = JsonLines::open(a.output.clone())
+        .with_context(|| format!("opening output {:?}", a.output))?;
+    tracing::info!("sensor running");
+    let started = Instant::now();
+    let mut last_stats = Instant::now();
+    let mut last_flush = Instant::now();
+    let deadline = a.duration.map(|s| started + Duration::from_secs(s));
+    let print_stats = |sensor: &RunningSensor| {
+        if let Ok(s) = serde_json::to_string(&sensor.stats.snapshot()) {
+            eprintln!("rampart stats: {s}");
+        }
+    };
+    loop {
+        if stop.load(Ordering::Relaxed) || deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+        match sensor.events.recv_timeout(Duration::from_millis(100)) {
+            Ok(ev) => {
+                out.write(&ev, &sensor.stats);
+                // Drain what is queued before flushing.
+                while let Ok(ev) = sensor.events.try_recv() {
+                    out.write(&ev, &sensor.stats);
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_flush.elapsed() >= Duration::from_millis(200) {
+            out.flush(&sensor.stats);
+            last_flush = Instant::now();
+        }
+        if a.stats && last_stats.elapsed() >= Duration::from_secs(a.stats_interval) {
+            print_stats(&sensor);
+            last_stats = Instant::now();
+        }
+    }
+    sensor.stop();
+    while let Ok(ev) = sensor.events.try_recv() {
+        out.write(&ev, &sensor.stats);
+    }
+    out.flush(&sensor.stats);
+    if a.stats {
+        print_stats(&sensor);
+    }
+    Ok(0)
+}
+
+pub fn run_containers(a: ContainersArgs) -> anyhow::Result<i32> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let cache = rampart_sensor::ContainerCache::default();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let watcher = rampart_sensor::DockerWatcher::new(cache.clone(), Duration::from_secs(30));
+    let listed = rt.block_on(async move {
+        let task = tokio::spawn(watcher.run(Some(tx)));
+        let r = tokio::time::timeout(Duration::from_secs(10), rx).await;
+        task.abort();
+        r
+    });
+    match listed {
+        Ok(Ok(Ok(_))) => {}
+        Ok(Ok(Err(e))) => anyhow::bail!("cannot reach the Docker API: {e}"),
+        _ => anyhow::bail!("the Docker API did not answer within 10 s"),
+    }
+    let list = cache.list();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(0);
+    }
+    println!(
+        "{:<14} {:<24} {:<30} {:<12} K8S",
+        "ID", "NAME", "IMAGE", "NETWORK"
+    );
+    for c in list {
+        let k8s = c
+            .k8s
+            .as_ref()
+            .map(|k| format!("{}/{}", k.namespace, k.pod))
+            .unwrap_or_default();
+        println!(
+            "{:<14} {:<24} {:<30} {:<12} {}",
+            &c.id[..c.id.len().min(12)],
+            c.name,
+            c.image,
+            c.network_mode,
+            k8s
+        );
+    }
+    Ok(0)
+}

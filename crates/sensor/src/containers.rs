@@ -1,0 +1,311 @@
+//! Container attribution: container ids parsed from the cgroup leaf names the kernel
+//! reports with each event, and metadata from the Docker API (listing at start, then
+//! the events stream), cached by container id.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
+use bollard::Docker;
+use futures_util::StreamExt;
+use rampart_event::{Container, KubernetesIdentity, Workload};
+
+/// Finds a container id in a cgroup leaf name: `<64 hex>` (cgroupfs driver),
+/// `docker-<id>.scope` (systemd), `cri-containerd-<id>.scope`, `crio-<id>.scope`,
+/// `libpod-<id>.scope`. Returns the id and the runtime it implies.
+pub fn container_id_from_leaf(leaf: &[u8]) -> Option<(&str, &'static str)> {
+    let s = std::str::from_utf8(leaf).ok()?;
+    let (body, runtime) = if let Some(r) = s.strip_prefix("docker-") {
+        (r, "docker")
+    } else if let Some(r) = s.strip_prefix("cri-containerd-") {
+        (r, "containerd")
+    } else if let Some(r) = s.strip_prefix("crio-") {
+        (r, "cri-o")
+    } else if let Some(r) = s.strip_prefix("libpod-") {
+        (r, "podman")
+    } else {
+        (s, "docker")
+    };
+    let id = body.strip_suffix(".scope").unwrap_or(body);
+    (id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit())).then_some((id, runtime))
+}
+
+/// Splits `repo:tag` (a registry port's colon is not a tag separator).
+pub fn split_image(image: &str) -> (String, String) {
+    let image = image.split('@').next().unwrap_or(image);
+    match image.rfind(':') {
+        Some(i) if !image[i + 1..].contains('/') => {
+            (image[..i].to_string(), image[i + 1..].to_string())
+        }
+        _ => (image.to_string(), String::new()),
+    }
+}
+
+/// Metadata cache shared between the enrichment path and the Docker watcher.
+#[derive(Clone, Default)]
+pub struct ContainerCache {
+    inner: Arc<RwLock<HashMap<String, Arc<Workload>>>>,
+}
+
+impl ContainerCache {
+    /// The workload for a container id: known metadata, or an id-only record.
+    pub fn workload(&self, id: &str, runtime: &str, cgroup_id: u64) -> Arc<Workload> {
+        if let Ok(map) = self.inner.read() {
+            if let Some(w) = map.get(id) {
+                return w.clone();
+            }
+        }
+        Arc::new(Workload::Container(Container {
+            id: id.to_string(),
+            cgroup_id,
+            runtime: runtime.to_string(),
+            metadata_complete: false,
+            ..Default::default()
+        }))
+    }
+
+    pub fn contains(&self, id: &str) -> bool {
+        self.inner
+            .read()
+            .map(|m| m.contains_key(id))
+            .unwrap_or(false)
+    }
+
+    pub fn insert(&self, c: Container) {
+        if let Ok(mut map) = self.inner.write() {
+            map.insert(c.id.clone(), Arc::new(Workload::Container(c)));
+        }
+    }
+
+    pub fn remove(&self, id: &str) {
+        if let Ok(mut map) = self.inner.write() {
+            map.remove(id);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.read().map(|m| m.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every known container.
+    pub fn list(&self) -> Vec<Container> {
+        let Ok(map) = self.inner.read() else {
+            return Vec::new();
+        };
+        let mut v: Vec<Container> = map
+            .values()
+            .filter_map(|w| w.container().cloned())
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+}
+
+/// Turns a Docker inspect answer into our container identity.
+pub fn container_from_inspect(r: &bollard::models::ContainerInspectResponse) -> Option<Container> {
+    let id = r.id.clone()?;
+    let cfg = r.config.as_ref();
+    let image = cfg.and_then(|c| c.image.clone()).unwrap_or_default();
+    let (image_repository, image_tag) = split_image(&image);
+    let labels: BTreeMap<String, String> = cfg
+        .and_then(|c| c.labels.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let host = r.host_config.as_ref();
+    Some(Container {
+        k8s: KubernetesIdentity::from_labels(&labels),
+        id,
+        cgroup_id: 0,
+        runtime: "docker".into(),
+        name: r
+            .name
+            .clone()
+            .unwrap_or_default()
+            .trim_start_matches('/')
+            .to_string(),
+        image,
+        image_repository,
+        image_tag,
+        image_digest: r.image.clone().unwrap_or_default(),
+        labels,
+        privileged: host.and_then(|h| h.privileged).unwrap_or(false),
+        cap_add: host.and_then(|h| h.cap_add.clone()).unwrap_or_default(),
+        network_mode: host
+            .and_then(|h| h.network_mode.clone())
+            .unwrap_or_default(),
+        metadata_complete: true,
+    })
+}
+
+/// Keeps the cache in step with Docker: lists what exists, then follows the events
+/// stream; reconnects (and re-lists) when dockerd goes away and comes back.
+pub struct DockerWatcher {
+    cache: ContainerCache,
+    /// How long a destroyed container's metadata is kept for late events.
+    forget_after: Duration,
+}
+
+impl DockerWatcher {
+    pub fn new(cache: ContainerCache, forget_after: Duration) -> Self {
+        Self {
+            cache,
+            forget_after,
+        }
+    }
+
+    /// Inspects one container and caches it. Used on `create`/`start` events and when an
+    /// event names a container the cache does not know yet.
+    pub async fn refresh(docker: &Docker, cache: &ContainerCache, id: &str) -> bool {
+        match docker
+            .inspect_container(id, None::<InspectContainerOptions>)
+            .await
+        {
+            Ok(r) => match container_from_inspect(&r) {
+                Some(c) => {
+                    cache.insert(c);
+                    true
+                }
+                None => false,
+            },
+            Err(_) => false,
+        }
+    }
+
+    async fn list_all(
+        docker: &Docker,
+        cache: &ContainerCache,
+    ) -> Result<usize, bollard::errors::Error> {
+        let list = docker
+            .list_containers(Some(ListContainersOptions {
+                all: true,
+                ..Default::default()
+            }))
+            .await?;
+        let mut n = 0;
+        for c in list {
+            if let Some(id) = c.id {
+                if Self::refresh(docker, cache, &id).await {
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// Runs until the task is dropped. `ready` fires after the first listing.
+    pub async fn run(self, ready: Option<tokio::sync::oneshot::Sender<Result<usize, String>>>) {
+        let mut ready = ready;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let docker = match Docker::connect_with_local_defaults() {
+                Ok(d) => d,
+                Err(e) => {
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            // Subscribe before listing so nothing created in between is missed.
+            let mut filters = HashMap::new();
+            filters.insert("type".to_string(), vec!["container".to_string()]);
+            let mut events = docker.events(Some(EventsOptions {
+                filters: Some(filters),
+                ..Default::default()
+            }));
+            match Self::list_all(&docker, &self.cache).await {
+                Ok(n) => {
+                    tracing::info!(containers = n, "docker: listed existing containers");
+                    backoff = Duration::from_millis(200);
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(Ok(n));
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "docker: cannot list containers; retrying");
+                    if let Some(tx) = ready.take() {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            }
+            while let Some(ev) = events.next().await {
+                let Ok(ev) = ev else {
+                    break;
+                };
+                let action = ev.action.as_deref().unwrap_or("");
+                let Some(id) = ev.actor.as_ref().and_then(|a| a.id.clone()) else {
+                    continue;
+                };
+                match action {
+                    "create" | "start" | "rename" | "update" => {
+                        Self::refresh(&docker, &self.cache, &id).await;
+                    }
+                    // Late events from a destroyed container must still name it, so
+                    // its metadata goes only after a grace period.
+                    "destroy" => {
+                        let cache = self.cache.clone();
+                        let after = self.forget_after;
+                        tokio::spawn(async move {
+                            tokio::time::sleep(after).await;
+                            cache.remove(&id);
+                        });
+                    }
+                    _ => {}
+                }
+            }
+            tracing::warn!("docker: events stream ended (dockerd restart?); reconnecting");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_names() {
+        let id = "a".repeat(64);
+        assert_eq!(
+            container_id_from_leaf(id.as_bytes()),
+            Some((id.as_str(), "docker"))
+        );
+        let scope = format!("docker-{id}.scope");
+        assert_eq!(
+            container_id_from_leaf(scope.as_bytes()).map(|x| x.0),
+            Some(id.as_str())
+        );
+        let cri = format!("cri-containerd-{id}.scope");
+        assert_eq!(
+            container_id_from_leaf(cri.as_bytes()).map(|x| x.1),
+            Some("containerd")
+        );
+        assert_eq!(container_id_from_leaf(b"user.slice"), None);
+        assert_eq!(container_id_from_leaf(b"/"), None);
+        assert_eq!(container_id_from_leaf(&[0xff; 64]), None);
+    }
+
+    #[test]
+    fn image_split() {
+        assert_eq!(split_image("debian:12"), ("debian".into(), "12".into()));
+        assert_eq!(
+            split_image("localhost:5000/app"),
+            ("localhost:5000/app".into(), "".into())
+        );
+        assert_eq!(
+            split_image("r:5000/app:v1@sha256:ab"),
+            ("r:5000/app".into(), "v1".into())
+        );
+    }
+}

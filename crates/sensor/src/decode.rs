@@ -1,0 +1,748 @@
+//! Turns kernel records into typed events: resolves paths, decodes socket addresses
+//! and DNS queries, attaches the process (with ancestry) and the container.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use rampart_bpf::wire::{self, kind, Record, WireError};
+use rampart_event::{
+    Event, L4Proto, OpenAccess, Payload, Process, SockAddr, Workload, SCHEMA_VERSION,
+};
+
+use crate::containers::{container_id_from_leaf, ContainerCache};
+use crate::proctree::{exec_id, split_argv, ProcessTree};
+
+/// Asks for metadata of a container id the cache does not know; returns true when
+/// the cache now has it. Blocking, bounded by the implementation's own timeout.
+pub type MetadataFetch = Box<dyn FnMut(&str) -> bool + Send>;
+
+/// Decoding state: the process tree and the container cache.
+pub struct Decoder {
+    pub tree: ProcessTree,
+    pub containers: ContainerCache,
+    host: Arc<str>,
+    boot: String,
+    boot_wall_ns: u64,
+    seq: u64,
+    fetch: Option<MetadataFetch>,
+    /// Container ids whose fetch failed recently, with the boot-time ns of the try.
+    failed_fetch: std::collections::HashMap<String, u64>,
+    host_workload: Arc<Workload>,
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Joins a relative path to its base and removes `.` and `..` lexically.
+pub fn resolve_path(path: &[u8], base: &[u8]) -> String {
+    let path = lossy(path);
+    if path.starts_with('/') || base.is_empty() {
+        return normalize(&path);
+    }
+    let base = lossy(base);
+    normalize(&format!("{base}/{path}"))
+}
+
+fn normalize(p: &str) -> String {
+    if !p.starts_with('/') {
+        return p.to_string();
+    }
+    if !p.contains("/.") && !p.contains("//") && (p.len() == 1 || !p.ends_with('/')) {
+        return p.to_string();
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    let mut out = String::with_capacity(p.len());
+    for c in &parts {
+        out.push('/');
+        out.push_str(c);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// Decodes a user-space `struct sockaddr`.
+pub fn parse_sockaddr(b: &[u8]) -> Option<SockAddr> {
+    if b.len() < 2 {
+        return None;
+    }
+    let family = u16::from_ne_bytes([b[0], b[1]]);
+    match family {
+        2 if b.len() >= 8 => Some(SockAddr::Inet {
+            port: u16::from_be_bytes([b[2], b[3]]),
+            ip: IpAddr::V4(Ipv4Addr::new(b[4], b[5], b[6], b[7])),
+        }),
+        10 if b.len() >= 24 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&b[8..24]);
+            Some(SockAddr::Inet6 {
+                port: u16::from_be_bytes([b[2], b[3]]),
+                ip: IpAddr::V6(Ipv6Addr::from(a)),
+            })
+        }
+        1 => {
+            let raw = &b[2..];
+            // Abstract sockets start with a NUL; shown as '@name' like ss(8).
+            let path = if raw.first() == Some(&0) {
+                let end = raw[1..]
+                    .iter()
+                    .position(|c| *c == 0)
+                    .map_or(raw.len(), |e| e + 1);
+                format!("@{}", lossy(&raw[1..end]))
+            } else {
+                let end = raw.iter().position(|c| *c == 0).unwrap_or(raw.len());
+                lossy(&raw[..end])
+            };
+            Some(SockAddr::Unix { path })
+        }
+        f => Some(SockAddr::Other { number: f }),
+    }
+}
+
+/// Decodes the kernel's synthesized address (family, host-order port, 16 bytes).
+pub fn parse_wire_addr(b: &[u8]) -> Option<SockAddr> {
+    if b.len() < 20 {
+        return None;
+    }
+    let family = u16::from_ne_bytes([b[0], b[1]]);
+    let port = u16::from_ne_bytes([b[2], b[3]]);
+    match family {
+        2 => Some(SockAddr::Inet {
+            ip: IpAddr::V4(Ipv4Addr::new(b[4], b[5], b[6], b[7])),
+            port,
+        }),
+        10 => {
+            let mut a = [0u8; 16];
+            a.copy_from_slice(&b[4..20]);
+            let ip = Ipv6Addr::from(a);
+            Some(SockAddr::Inet6 {
+                ip: IpAddr::V6(ip),
+                port,
+            })
+        }
+        1 => Some(SockAddr::Unix {
+            path: String::new(),
+        }),
+        0 => None,
+        f => Some(SockAddr::Other { number: f }),
+    }
+}
+
+/// Extracts the first question (name, type) from a DNS message.
+pub fn parse_dns_query(msg: &[u8]) -> Option<(String, u16)> {
+    if msg.len() < 12 || u16::from_be_bytes([msg[4], msg[5]]) == 0 {
+        return None;
+    }
+    let mut pos = 12;
+    let mut name = String::new();
+    loop {
+        let len = *msg.get(pos)? as usize;
+        pos += 1;
+        if len == 0 {
+            break;
+        }
+        if len & 0xc0 != 0 || name.len() + len > 253 {
+            return None; // queries carry no compression; anything else is not a query
+        }
+        let label = msg.get(pos..pos + len)?;
+        if !name.is_empty() {
+            name.push('.');
+        }
+        name.push_str(&String::from_utf8_lossy(label));
+        pos += len;
+    }
+    let qtype = u16::from_be_bytes([*msg.get(pos)?, *msg.get(pos + 1)?]);
+    Some((name, qtype))
+}
+
+fn l4(proto: u64, family: Option<&SockAddr>) -> L4Proto {
+    match (proto, family) {
+        (_, Some(SockAddr::Unix { .. })) => L4Proto::Unix,
+        (6, _) => L4Proto::Tcp,
+        (17, _) => L4Proto::Udp,
+        _ => L4Proto::Other,
+    }
+}
+
+fn setid_name(nr: u64) -> (&'static str, usize) {
+    match nr {
+        105 => ("setuid", 1),
+        106 => ("setgid", 1),
+        113 => ("setreuid", 2),
+        114 => ("setregid", 2),
+        117 => ("setresuid", 3),
+        119 => ("setresgid", 3),
+        122 => ("setfsuid", 1),
+        123 => ("setfsgid", 1),
+        _ => ("unknown", 0),
+    }
+}
+
+/// `/proc/<pid>/mem` → pid.
+fn proc_mem_target(path: &str) -> Option<u32> {
+    let rest = path.strip_prefix("/proc/")?;
+    let (pid, tail) = rest.split_once('/')?;
+    if tail != "mem" {
+        return None;
+    }
+    if pid == "self" {
+        return Some(0);
+    }
+    pid.parse().ok()
+}
+
+/// Sign-extends a 32-bit id argument (-1 means "unchanged").
+fn id_arg(v: u64) -> i64 {
+    v as u32 as i32 as i64
+}
+
+impl Decoder {
+    pub fn new(
+        host: Arc<str>,
+        boot: String,
+        boot_wall_ns: u64,
+        containers: ContainerCache,
+    ) -> Self {
+        Self {
+            tree: ProcessTree::new(boot.clone(), boot_wall_ns, 10_000_000_000),
+            containers,
+            host,
+            boot,
+            boot_wall_ns,
+            seq: 0,
+            fetch: None,
+            failed_fetch: Default::default(),
+            host_workload: Arc::new(Workload::Host { cgroup_id: 0 }),
+        }
+    }
+
+    pub fn set_metadata_fetch(&mut self, f: MetadataFetch) {
+        self.fetch = Some(f);
+    }
+
+    pub fn boot_wall_ns(&self) -> u64 {
+        self.boot_wall_ns
+    }
+
+    /// A sensor-internal event (e.g. `lost`) with the next sequence number.
+    pub fn internal_event(&mut self, ts_boot_ns: u64, payload: Payload) -> Event {
+        self.seq += 1;
+        Event {
+            schema: SCHEMA_VERSION,
+            ts_ns: self.boot_wall_ns + ts_boot_ns,
+            host: self.host.clone(),
+            seq: self.seq,
+            process: None,
+            container: self.host_workload.clone(),
+            payload,
+        }
+    }
+
+    fn workload(&mut self, rec: &Record<'_>) -> Arc<Workload> {
+        let found = container_id_from_leaf(rec.cgroup_leaf)
+            .or_else(|| container_id_from_leaf(rec.cpuset_leaf));
+        let Some((id, runtime)) = found else {
+            if rec.hdr.cgroup_id == 0 {
+                return self.host_workload.clone();
+            }
+            return Arc::new(Workload::Host {
+                cgroup_id: rec.hdr.cgroup_id,
+            });
+        };
+        if !self.containers.contains(id) {
+            if let Some(fetch) = self.fetch.as_mut() {
+                // Ask once per container per 5 s, so a gone container cannot stall us.
+                let now = rec.hdr.ts;
+                let retry = self
+                    .failed_fetch
+                    .get(id)
+                    .is_none_or(|t| now.saturating_sub(*t) > 5_000_000_000);
+                if retry && !fetch(id) {
+                    if self.failed_fetch.len() > 4096 {
+                        self.failed_fetch.clear();
+                    }
+                    self.failed_fetch.insert(id.to_string(), now);
+                }
+            }
+        }
+        let w = self.containers.workload(id, runtime, rec.hdr.cgroup_id);
+        match &*w {
+            Workload::Container(c) if c.cgroup_id != rec.hdr.cgroup_id => {
+                let mut c = c.clone();
+                c.cgroup_id = rec.hdr.cgroup_id;
+                Arc::new(Workload::Container(c))
+            }
+            _ => w,
+        }
+    }
+
+    fn fallback_process(&self, rec: &Record<'_>) -> Process {
+        let comm = lossy(rec.comm());
+        Process {
+            pid: rec.hdr.tgid,
+            tid: rec.hdr.tid,
+            ppid: rec.hdr.ppid,
+            exec_id: exec_id(&self.boot, rec.hdr.tgid, rec.hdr.start),
+            uid: rec.hdr.uid,
+            gid: rec.hdr.gid,
+            euid: rec.hdr.euid,
+            egid: rec.hdr.egid,
+            auid: (rec.hdr.auid != u32::MAX).then_some(rec.hdr.auid),
+            argv: vec![comm.clone()],
+            comm,
+            start_ns: self.boot_wall_ns + rec.hdr.start,
+            tty: rec.hdr.tty,
+            ..Default::default()
+        }
+    }
+
+    /// The process for a record, with credentials as the kernel saw them.
+    fn process(&mut self, rec: &Record<'_>) -> Arc<Process> {
+        let fallback = self.fallback_process(rec);
+        let p = self.tree.lookup_or_insert(rec.hdr.tgid, || fallback);
+        let h = &rec.hdr;
+        if p.uid == h.uid
+            && p.euid == h.euid
+            && p.gid == h.gid
+            && p.egid == h.egid
+            && p.tid == h.tid
+        {
+            return p;
+        }
+        let mut q = Process::clone(&p);
+        q.uid = h.uid;
+        q.euid = h.euid;
+        q.gid = h.gid;
+        q.egid = h.egid;
+        let creds_changed =
+            p.uid != h.uid || p.euid != h.euid || p.gid != h.gid || p.egid != h.egid;
+        if creds_changed {
+            // The process itself changed identity: later events see the new one.
+            q.tid = q.pid;
+            self.tree.on_exec(q.clone());
+        }
+        q.tid = h.tid;
+        Arc::new(q)
+    }
+
+    /// Decodes one record. `Ok(None)` for records that only update state (chdir).
+    pub fn decode(&mut self, buf: &[u8]) -> Result<Option<Event>, WireError> {
+        let rec = Record::parse(buf)?;
+        let h = rec.hdr.clone();
+        let a = h.args;
+        let ret = a[0] as i64;
+        let container = self.workload(&rec);
+        let (process, payload) = match h.kind {
+            kind::EXEC => {
+                let [filename, interp, exe, argv, cwd] = rec.take::<5>()?;
+                let (argv, cut) = split_argv(argv);
+                let filename = lossy(filename);
+                let mut exe = lossy(exe);
+                if exe.is_empty() {
+                    exe = filename.clone();
+                }
+                let p = Process {
+                    pid: h.tgid,
+                    tid: h.tid,
+                    ppid: h.ppid,
+                    exec_id: exec_id(&self.boot, h.tgid, h.start),
+                    parent_exec_id: None,
+                    uid: h.uid,
+                    gid: h.gid,
+                    euid: h.euid,
+                    egid: h.egid,
+                    auid: (h.auid != u32::MAX).then_some(h.auid),
+                    exe,
+                    argv,
+                    argv_truncated: cut || a[0] & wire::EXEC_F_ARGS_TRUNC != 0,
+                    cwd: lossy(cwd),
+                    comm: lossy(rec.comm()),
+                    start_ns: self.boot_wall_ns + h.start,
+                    tty: h.tty,
+                    ancestry: Vec::new(),
+                };
+                let p = self.tree.on_exec(p);
+                let interpreter = (!interp.is_empty()).then(|| lossy(interp));
+                (
+                    Some(p),
+                    Payload::Exec {
+                        filename,
+                        interpreter,
+                        from_memfd: a[0] & wire::EXEC_F_MEMFD != 0,
+                        from_deleted: a[0] & wire::EXEC_F_DELETED != 0,
+                    },
+                )
+            }
+            kind::FORK => {
+                let parent = self.process(&rec);
+                let child = self.tree.on_fork(&parent, a[0] as u32, a[1]);
+                (
+                    Some(parent),
+                    Payload::Fork {
+                        child_pid: child.pid,
+                        child_exec_id: child.exec_id.clone(),
+                    },
+                )
+            }
+            kind::EXIT => {
+                let p = self.process(&rec);
+                self.tree.on_exit(h.tgid, h.ts);
+                let status = a[0] as u32;
+                let sig = status & 0x7f;
+                (
+                    Some(p),
+                    Payload::Exit {
+                        code: ((status >> 8) & 0xff) as i32,
+                        signal: (sig != 0).then_some(sig as i32),
+                        core_dumped: status & 0x80 != 0,
+                    },
+                )
+            }
+            kind::CHDIR => {
+                let [cwd] = rec.take::<1>()?;
+                self.tree.on_chdir(h.tgid, lossy(cwd));
+                return Ok(None);
+            }
+            _ => {
+                let p = self.process(&rec);
+                (Some(p), self.payload(&rec, ret)?)
+            }
+        };
+        self.seq += 1;
+        Ok(Some(Event {
+            schema: SCHEMA_VERSION,
+            ts_ns: self.boot_wall_ns + h.ts,
+            host: self.host.clone(),
+            seq: self.seq,
+            process,
+            container,
+            payload,
+        }))
+    }
+
+    fn payload(&self, rec: &Record<'_>, ret: i64) -> Result<Payload, WireError> {
+        let a = rec.hdr.args;
+        Ok(match rec.hdr.kind {
+            kind::OPEN => {
+                let [path, base] = rec.take::<2>()?;
+                let path = resolve_path(path, base);
+                let flags = a[1] as u32;
+                let access = OpenAccess::from_flags(flags);
+                match proc_mem_target(&path) {
+                    Some(target) if access.write => Payload::ProcMemWrite {
+                        target_pid: if target == 0 { rec.hdr.tgid } else { target },
+                        path,
+                        ret,
+                    },
+                    _ => Payload::FileOpen {
+                        path,
+                        flags,
+                        mode: a[2] as u32,
+                        access,
+                        ret,
+                    },
+                }
+            }
+            kind::UNLINK => {
+                let [path, base] = rec.take::<2>()?;
+                Payload::FileUnlink {
+                    path: resolve_path(path, base),
+                    ret,
+                }
+            }
+            kind::CHMOD => {
+                let [path, base] = rec.take::<2>()?;
+                Payload::FileChmod {
+                    path: resolve_path(path, base),
+                    mode: a[1] as u32,
+                    ret,
+                }
+            }
+            kind::CHOWN => {
+                let [path, base] = rec.take::<2>()?;
+                Payload::FileChown {
+                    path: resolve_path(path, base),
+                    uid: id_arg(a[1]),
+                    gid: id_arg(a[2]),
+                    ret,
+                }
+            }
+            kind::TRUNCATE => {
+                let [path, base] = rec.take::<2>()?;
+                Payload::FileTruncate {
+                    path: resolve_path(path, base),
+                    length: a[1] as i64,
+                    ret,
+                }
+            }
+            kind::RENAME | kind::LINK => {
+                let [old, old_base, new, new_base] = rec.take::<4>()?;
+                let symbolic = a[2] != 0;
+                let old_path = if symbolic {
+                    lossy(old)
+                } else {
+                    resolve_path(old, old_base)
+                };
+                let new_path = resolve_path(new, new_base);
+                if rec.hdr.kind == kind::RENAME {
+                    Payload::FileRename {
+                        old_path,
+                        new_path,
+                        ret,
+                    }
+                } else {
+                    Payload::FileLink {
+                        old_path,
+                        new_path,
+                        symbolic,
+                        ret,
+                    }
+                }
+            }
+            kind::CONNECT | kind::BIND | kind::ACCEPT | kind::LISTEN => {
+                let [local, other] = rec.take::<2>()?;
+                let local = parse_wire_addr(local);
+                let other_addr = if rec.hdr.kind == kind::ACCEPT {
+                    parse_wire_addr(other)
+                } else {
+                    parse_sockaddr(other)
+                };
+                let proto = l4(a[1], other_addr.as_ref().or(local.as_ref()));
+                match rec.hdr.kind {
+                    kind::CONNECT => Payload::NetConnect {
+                        proto,
+                        local,
+                        remote: other_addr.unwrap_or(SockAddr::Other { number: 0 }),
+                        ret,
+                    },
+                    kind::BIND => Payload::NetBind {
+                        proto,
+                        local: other_addr
+                            .or(local)
+                            .unwrap_or(SockAddr::Other { number: 0 }),
+                        ret,
+                    },
+                    kind::ACCEPT => Payload::NetAccept {
+                        proto,
+                        local,
+                        remote: other_addr,
+                        ret,
+                    },
+                    _ => Payload::NetListen {
+                        proto,
+                        local,
+                        backlog: a[3] as i32,
+                        ret,
+                    },
+                }
+            }
+            kind::DNS => {
+                let [server, msg] = rec.take::<2>()?;
+                let server = if server.len() == 20 {
+                    parse_wire_addr(server)
+                } else {
+                    parse_sockaddr(server)
+                };
+                let (query, qtype) = parse_dns_query(msg).unwrap_or_default();
+                Payload::DnsQuery {
+                    query,
+                    qtype,
+                    server: server.unwrap_or(SockAddr::Other { number: 0 }),
+                }
+            }
+            kind::SETID => {
+                let (call, n) = setid_name(a[1]);
+                Payload::SetId {
+                    call: call.to_string(),
+                    args: a[2..2 + n].iter().map(|v| id_arg(*v)).collect(),
+                    ret,
+                }
+            }
+            kind::CAPSET => Payload::Capset {
+                effective: a[2],
+                permitted: a[3],
+                inheritable: a[4],
+                ret,
+            },
+            kind::PTRACE => Payload::Ptrace {
+                request: a[2] as i64,
+                target_pid: a[3] as i64,
+                ret,
+            },
+            kind::MOUNT => {
+                let [source, target, fstype] = rec.take::<3>()?;
+                Payload::Mount {
+                    source: lossy(source),
+                    target: lossy(target),
+                    fstype: lossy(fstype),
+                    flags: a[2],
+                    ret,
+                }
+            }
+            kind::UMOUNT => {
+                let [target] = rec.take::<1>()?;
+                Payload::Umount {
+                    target: lossy(target),
+                    flags: a[3],
+                    ret,
+                }
+            }
+            kind::UNSHARE => Payload::Namespace {
+                call: "unshare".into(),
+                flags: a[2],
+                fd: None,
+                ret,
+            },
+            kind::SETNS => Payload::Namespace {
+                call: "setns".into(),
+                flags: a[3],
+                fd: Some(a[2] as i32 as i64),
+                ret,
+            },
+            kind::INIT_MODULE => Payload::ModuleLoad {
+                call: "init_module".into(),
+                path: String::new(),
+                ret,
+            },
+            kind::FINIT_MODULE => {
+                let [path] = rec.take::<1>()?;
+                Payload::ModuleLoad {
+                    call: "finit_module".into(),
+                    path: lossy(path),
+                    ret,
+                }
+            }
+            kind::BPF => Payload::Bpf {
+                cmd: a[2] as i64,
+                ret,
+            },
+            kind::MEMFD => {
+                let [name] = rec.take::<1>()?;
+                Payload::MemfdCreate {
+                    name: lossy(name),
+                    flags: a[3] as u32,
+                    ret,
+                }
+            }
+            other => return Err(WireError::UnknownKind(other)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_bpf::wire::{encode, Header};
+
+    fn decoder() -> Decoder {
+        Decoder::new("h".into(), "b".into(), 1_000_000, ContainerCache::default())
+    }
+
+    #[test]
+    fn paths_resolve_against_base() {
+        assert_eq!(resolve_path(b"x/../y", b"/srv/app"), "/srv/app/y");
+        assert_eq!(resolve_path(b"/etc/./shadow", b""), "/etc/shadow");
+        assert_eq!(resolve_path(b"../../..", b"/a"), "/");
+        assert_eq!(resolve_path(b"rel", b""), "rel");
+    }
+
+    #[test]
+    fn dns_query_names() {
+        let mut m = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in ["example", "com"] {
+            m.push(l.len() as u8);
+            m.extend_from_slice(l.as_bytes());
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        assert_eq!(parse_dns_query(&m), Some(("example.com".into(), 1)));
+        assert_eq!(parse_dns_query(&m[..15]), None);
+        assert_eq!(parse_dns_query(&[0u8; 3]), None);
+    }
+
+    #[test]
+    fn sockaddrs() {
+        let mut v4 = vec![2, 0, 0x1f, 0x90, 127, 0, 0, 1];
+        v4.extend_from_slice(&[0; 8]);
+        assert_eq!(
+            parse_sockaddr(&v4),
+            Some(SockAddr::Inet {
+                ip: "127.0.0.1".parse().unwrap(),
+                port: 8080
+            })
+        );
+        let mut un = vec![1, 0];
+        un.extend_from_slice(b"/run/docker.sock\0");
+        assert_eq!(
+            parse_sockaddr(&un),
+            Some(SockAddr::Unix {
+                path: "/run/docker.sock".into()
+            })
+        );
+        assert_eq!(parse_sockaddr(&[1]), None);
+    }
+
+    #[test]
+    fn open_record_becomes_event_in_container() {
+        let mut d = decoder();
+        let id = "c".repeat(64);
+        let hdr = Header {
+            kind: kind::OPEN,
+            tgid: 4_100_000,
+            tid: 4_100_000,
+            ppid: 1,
+            ts: 5,
+            cgroup_id: 9,
+            comm: *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            args: [3, 0o1101, 0o644, 257, 0, 0],
+            auid: u32::MAX,
+            ..Default::default()
+        };
+        let buf = encode(&hdr, &[id.as_bytes(), b"", b"out.txt", b"/work"]);
+        let ev = d.decode(&buf).unwrap().unwrap();
+        assert_eq!(ev.ts_ns, 1_000_005);
+        let c = ev.container.container().expect("container attributed");
+        assert_eq!(c.id, id);
+        assert!(!c.metadata_complete);
+        match ev.payload {
+            Payload::FileOpen { path, access, .. } => {
+                assert_eq!(path, "/work/out.txt");
+                assert!(access.write && access.create && access.truncate);
+            }
+            p => panic!("unexpected {p:?}"),
+        }
+        assert_eq!(ev.process.unwrap().comm, "cat");
+    }
+
+    #[test]
+    fn garbage_records_fail_cleanly() {
+        let mut d = decoder();
+        let mut x: u32 = 7;
+        for len in 0..400 {
+            let mut b: Vec<u8> = (0..len)
+                .map(|_| {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    (x >> 16) as u8
+                })
+                .collect();
+            if b.len() >= 4 {
+                let l = (b.len() as u16).to_ne_bytes();
+                b[2] = l[0];
+                b[3] = l[1];
+                b[0] = (x % 30) as u8;
+                b[1] = 0;
+            }
+            let _ = d.decode(&b);
+        }
+    }
+}

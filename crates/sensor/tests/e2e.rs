@@ -1,0 +1,506 @@
+//! End to end: the real sensor in the real kernel, real containers on a real Docker
+//! engine (image `rampart-test/busybox:latest`, built by scripts/build-test-images).
+//! Needs root and dockerd: skips with the reason elsewhere, fails in CI.
+
+use std::process::Command;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rampart_event::{Event, LossSource, Payload, SockAddr, Workload};
+use rampart_sensor::{RunningSensor, SensorConfig};
+
+const IMAGE: &str = "rampart-test/busybox:latest";
+
+fn skip_reason() -> Option<String> {
+    if let Err(e) = rampart_bpf::probe().check_required() {
+        return Some(e.to_string());
+    }
+    let ok = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        return Some(format!(
+            "docker or the image {IMAGE} is missing (run scripts/setup)"
+        ));
+    }
+    None
+}
+
+fn ready() -> bool {
+    match skip_reason() {
+        None => true,
+        Some(r) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "end-to-end test cannot run in CI: {r}"
+            );
+            eprintln!("skipping end-to-end test: {r}");
+            false
+        }
+    }
+}
+
+/// One sensor for the whole test binary; every event is kept for the tests to search.
+struct Shared {
+    events: Mutex<Vec<Arc<Event>>>,
+    cv: Condvar,
+}
+
+fn shared() -> &'static Shared {
+    static S: OnceLock<&'static Shared> = OnceLock::new();
+    S.get_or_init(|| {
+        let shared: &'static Shared = Box::leak(Box::new(Shared {
+            events: Mutex::new(Vec::new()),
+            cv: Condvar::new(),
+        }));
+        let sensor = rampart_sensor::start(SensorConfig {
+            queue_capacity: 1 << 20,
+            ..Default::default()
+        })
+        .expect("sensor starts");
+        assert!(sensor.warnings.is_empty(), "{:?}", sensor.warnings);
+        std::thread::spawn(move || {
+            let sensor: RunningSensor = sensor;
+            while let Ok(ev) = sensor.events.recv() {
+                shared.events.lock().unwrap().push(Arc::new(ev));
+                shared.cv.notify_all();
+            }
+        });
+        shared
+    })
+}
+
+/// Waits until an event matching `pred` has been seen.
+fn wait_for(what: &str, timeout: Duration, pred: impl Fn(&Event) -> bool) -> Arc<Event> {
+    let s = shared();
+    let deadline = Instant::now() + timeout;
+    let mut seen = 0;
+    let mut guard = s.events.lock().unwrap();
+    loop {
+        if let Some(e) = guard[seen..].iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        seen = guard.len();
+        let now = Instant::now();
+        if now >= deadline {
+            panic!("no event: {what} (searched {seen} events)");
+        }
+        guard = s.cv.wait_timeout(guard, deadline - now).unwrap().0;
+    }
+}
+
+fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+struct TestContainer {
+    id: String,
+    name: String,
+}
+
+impl TestContainer {
+    fn start(name: &str, extra: &[&str]) -> Self {
+        let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[IMAGE, "sleep", "300"]);
+        let id = docker(&args);
+        Self {
+            id,
+            name: name.to_string(),
+        }
+    }
+
+    fn exec(&self, script: &str) -> String {
+        let out = Command::new("docker")
+            .args(["exec", &self.name, "sh", "-c", script])
+            .output()
+            .expect("docker exec");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn owns(&self, ev: &Event) -> bool {
+        ev.container.container().is_some_and(|c| c.id == self.id)
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}
+
+const T: Duration = Duration::from_secs(20);
+
+fn argv0(ev: &Event) -> &str {
+    ev.process
+        .as_ref()
+        .and_then(|p| p.argv.first())
+        .map(|s| s.as_str())
+        .unwrap_or("")
+}
+
+#[test]
+fn exec_read_with_ancestry_and_container_metadata() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let c = TestContainer::start(
+        "rampart-e2e-exec",
+        &[
+            "--label",
+            "io.kubernetes.pod.name=web-0",
+            "--label",
+            "io.kubernetes.pod.namespace=shop",
+        ],
+    );
+    // Two commands, so sh forks for cat instead of exec'ing into it.
+    c.exec("cat /etc/shadow > /dev/null; true");
+    let open = wait_for("read open of /etc/shadow by cat under sh", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::FileOpen { path, access, .. } if path == "/etc/shadow" && access.read)
+            && argv0(e) == "cat"
+    });
+    let p = open.process.as_ref().unwrap();
+    assert_eq!(
+        p.ancestry
+            .first()
+            .and_then(|a| a.argv.first())
+            .map(|s| s.as_str()),
+        Some("sh"),
+        "{:?}",
+        p.ancestry
+    );
+    assert!(p.parent_exec_id.is_some());
+    let container = open.container.container().unwrap();
+    assert_eq!(container.name, "rampart-e2e-exec");
+    assert_eq!(container.image, IMAGE);
+    assert_eq!(container.image_repository, "rampart-test/busybox");
+    assert_eq!(container.image_tag, "latest");
+    assert!(container.image_digest.starts_with("sha256:"));
+    let k8s = container.k8s.as_ref().expect("CRI labels read");
+    assert_eq!(
+        (k8s.namespace.as_str(), k8s.pod.as_str()),
+        ("shop", "web-0")
+    );
+    assert!(container.cgroup_id != 0);
+    let exec = wait_for("exec of cat", T, |e| {
+        c.owns(e) && matches!(&e.payload, Payload::Exec { .. }) && argv0(e) == "cat"
+    });
+    assert_eq!(exec.process.as_ref().unwrap().exe, "/bin/busybox");
+    match &exec.payload {
+        Payload::Exec {
+            filename,
+            from_memfd,
+            ..
+        } => {
+            // busybox sh runs applets through /proc/self/exe.
+            assert!(
+                filename == "/bin/cat" || filename == "/proc/self/exe",
+                "{filename}"
+            );
+            assert!(!from_memfd);
+        }
+        _ => unreachable!(),
+    }
+    // The JSON form carries all of it.
+    let json = serde_json::to_value(&*open).unwrap();
+    assert_eq!(json["kind"], "file_open");
+    assert_eq!(json["container"]["type"], "container");
+    assert_eq!(json["process"]["ancestry"][0]["argv"][0], "sh");
+}
+
+#[test]
+fn container_that_exits_within_50ms_is_still_attributed() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let name = "rampart-e2e-short";
+    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+    let id = docker(&["run", "-d", "--name", name, IMAGE, "cat", "/etc/hostname"]);
+    let ev = wait_for(
+        "open of /etc/hostname in the short-lived container",
+        T,
+        |e| {
+            e.container.container().is_some_and(|c| c.id == id)
+                && matches!(&e.payload, Payload::FileOpen { path, .. } if path == "/etc/hostname")
+        },
+    );
+    let c = ev.container.container().unwrap();
+    assert_eq!(c.name, name);
+    assert_eq!(c.image, IMAGE);
+    let pid = ev.process.as_ref().unwrap().pid;
+    let exit = wait_for("exit of the short-lived container's process", T, |e| {
+        e.container.container().is_some_and(|c| c.id == id)
+            && e.process.as_ref().is_some_and(|p| p.pid == pid)
+            && matches!(e.payload, Payload::Exit { code: 0, .. })
+    });
+    let lifetime_ms = (exit.ts_ns - ev.ts_ns) / 1_000_000;
+    assert!(lifetime_ms < 50, "process lived {lifetime_ms} ms");
+    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+}
+
+#[test]
+fn file_events_resolve_relative_paths() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let c = TestContainer::start("rampart-e2e-files", &[]);
+    c.exec("cd /tmp && echo a > f && mv f g && ln g h && ln -s g s && chmod 600 g && chown 65534:65534 g && truncate -s 0 g && rm g h s");
+    let ev = wait_for("create-open of /tmp/f", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::FileOpen { path, access, .. } if path == "/tmp/f" && access.write && access.create && access.truncate)
+    });
+    assert_eq!(ev.process.as_ref().unwrap().cwd, "/tmp");
+    wait_for("rename f -> g", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::FileRename { old_path, new_path, ret: 0 } if old_path == "/tmp/f" && new_path == "/tmp/g")
+    });
+    wait_for("hard link g -> h", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::FileLink { old_path, new_path, symbolic: false, .. } if old_path == "/tmp/g" && new_path == "/tmp/h")
+    });
+    wait_for("symlink s -> g", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::FileLink { old_path, new_path, symbolic: true, .. } if old_path == "g" && new_path == "/tmp/s")
+    });
+    wait_for("chmod 600 g", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::FileChmod { path, mode, .. } if path == "/tmp/g" && mode & 0o777 == 0o600)
+    });
+    wait_for("chown g", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::FileChown { path, uid: 65534, .. } if path == "/tmp/g")
+    });
+    wait_for("truncate g", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::FileTruncate { path, length: 0, .. } | Payload::FileOpen { path, access: rampart_event::OpenAccess { truncate: true, .. }, .. } if path == "/tmp/g")
+    });
+    wait_for("unlink g", T, |e| {
+        c.owns(e) && matches!(&e.payload, Payload::FileUnlink { path, ret: 0 } if path == "/tmp/g")
+    });
+}
+
+#[test]
+fn network_events_and_dns() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let c = TestContainer::start("rampart-e2e-net", &[]);
+    c.exec("(nc -l -p 7777 > /dev/null &) ; sleep 0.5; echo hi | nc 127.0.0.1 7777; nslookup rampart-probe.example 127.0.0.1 >/dev/null 2>&1; true");
+    wait_for("bind :7777", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::NetBind { local, .. } if local.port() == Some(7777))
+    });
+    wait_for("listen", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::NetListen { local: Some(l), .. } if l.port() == Some(7777))
+    });
+    let conn = wait_for("connect to 127.0.0.1:7777", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::NetConnect { remote, .. } if *remote == SockAddr::Inet { ip: "127.0.0.1".parse().unwrap(), port: 7777 })
+    });
+    match &conn.payload {
+        Payload::NetConnect { proto, ret, .. } => {
+            assert_eq!(*proto, rampart_event::L4Proto::Tcp);
+            assert_eq!(*ret, 0);
+        }
+        _ => unreachable!(),
+    }
+    wait_for("accept on :7777", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::NetAccept { local: Some(l), remote: Some(_), .. } if l.port() == Some(7777))
+    });
+    wait_for("DNS query", T, |e| {
+        c.owns(e)
+            && matches!(&e.payload, Payload::DnsQuery { query, server, .. } if query == "rampart-probe.example" && server.port() == Some(53))
+    });
+}
+
+#[test]
+fn ipv6_and_unix_sockets_from_the_host() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let sock = format!("/tmp/rampart-e2e-{}.sock", std::process::id());
+    let script = format!(
+        "import socket,os\n\
+         s=socket.socket(socket.AF_INET6); s.bind(('::1',0)); s.listen(1)\n\
+         c=socket.socket(socket.AF_INET6); c.connect(s.getsockname()[:2]); a,_=s.accept()\n\
+         u=socket.socket(socket.AF_UNIX); u.bind('{sock}'); u.listen(1)\n\
+         v=socket.socket(socket.AF_UNIX); v.connect('{sock}'); os.unlink('{sock}')\n"
+    );
+    let st = Command::new("python3")
+        .args(["-c", &script])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let v6 = wait_for(
+        "IPv6 connect to ::1",
+        T,
+        |e| matches!(&e.payload, Payload::NetConnect { remote: SockAddr::Inet6 { ip, .. }, ret: 0, .. } if ip.to_string() == "::1"),
+    );
+    assert!(
+        matches!(*v6.container, Workload::Host { .. }),
+        "host process marked as host"
+    );
+    wait_for(
+        "unix connect",
+        T,
+        |e| matches!(&e.payload, Payload::NetConnect { remote: SockAddr::Unix { path }, .. } if *path == sock),
+    );
+}
+
+#[test]
+fn privilege_and_kernel_events() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let c = TestContainer::start(
+        "rampart-e2e-priv",
+        &[
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-add",
+            "SYS_PTRACE",
+            "--security-opt",
+            "apparmor=unconfined",
+            "--security-opt",
+            "seccomp=unconfined",
+        ],
+    );
+    for a in [
+        "setuid",
+        "setgid",
+        "setresuid",
+        "capset",
+        "ptrace",
+        "mount",
+        "umount",
+        "unshare",
+        "setns",
+        "memfd-exec",
+        "bpf",
+        "init-module",
+        "proc-mem",
+    ] {
+        c.exec(&format!("actions {a}"));
+    }
+    let owns = |e: &Event| c.owns(e);
+    wait_for("setuid(65534)", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::SetId { call, args, .. } if call == "setuid" && args == &vec![65534])
+    });
+    wait_for("setgid", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::SetId { call, .. } if call == "setgid")
+    });
+    wait_for("setresuid", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::SetId { call, args, .. } if call == "setresuid" && args == &vec![-1, 65534, -1])
+    });
+    wait_for("capset", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::Capset { ret: 0, .. })
+    });
+    wait_for("ptrace attach", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::Ptrace { request: 16, .. })
+    });
+    wait_for("mount tmpfs on /mnt", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::Mount { target, fstype, .. } if target == "/mnt" && fstype == "tmpfs")
+    });
+    wait_for("umount /mnt", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::Umount { target, .. } if target == "/mnt")
+    });
+    wait_for("unshare(CLONE_NEWUTS)", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::Namespace { call, flags, .. } if call == "unshare" && *flags == 0x0400_0000)
+    });
+    wait_for("setns", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::Namespace { call, .. } if call == "setns")
+    });
+    wait_for("memfd_create", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::MemfdCreate { name, .. } if name == "rampart-fileless")
+    });
+    wait_for("exec from memfd", T, |e| {
+        owns(e)
+            && matches!(
+                &e.payload,
+                Payload::Exec {
+                    from_memfd: true,
+                    ..
+                }
+            )
+    });
+    wait_for("bpf()", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::Bpf { cmd: 0, .. })
+    });
+    wait_for("init_module", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::ModuleLoad { call, .. } if call == "init_module")
+    });
+    wait_for("write open of /proc/self/mem", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::ProcMemWrite { .. })
+    });
+    let ev = wait_for("any event of the privileged container", T, owns);
+    let meta = ev.container.container().unwrap();
+    assert!(
+        meta.cap_add.iter().any(|c| c.contains("SYS_ADMIN")),
+        "{:?}",
+        meta.cap_add
+    );
+}
+
+#[test]
+fn queue_overflow_is_reported_as_lost() {
+    if !ready() {
+        return;
+    }
+    let mut sensor = rampart_sensor::start(SensorConfig {
+        queue_capacity: 16,
+        docker: false,
+        ..Default::default()
+    })
+    .expect("sensor starts");
+    // Nobody reads for a while: the queue overflows.
+    for _ in 0..200 {
+        let _ = std::fs::File::open("/etc/hostname");
+        let _ = Command::new("/bin/true").status();
+    }
+    std::thread::sleep(Duration::from_millis(600));
+    let deadline = Instant::now() + T;
+    let mut lost = 0;
+    while Instant::now() < deadline && lost == 0 {
+        if let Ok(ev) = sensor.events.recv_timeout(Duration::from_millis(200)) {
+            if let Payload::Lost {
+                source: LossSource::Queue,
+                count,
+                ..
+            } = ev.payload
+            {
+                lost = count;
+            }
+        }
+    }
+    assert!(lost > 0, "no lost event for a full queue");
+    assert!(sensor.stats.snapshot().queue_drops >= lost);
+    sensor.stop();
+}
