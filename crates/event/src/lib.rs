@@ -21,7 +21,7 @@ pub const MAX_ARGS: usize = 64;
 pub const MAX_ANCESTRY: usize = 8;
 
 /// One thing the sensor saw happen.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     /// Schema version of this record, always [`SCHEMA_VERSION`] when produced.
     pub schema: u32,
@@ -49,7 +49,7 @@ impl Event {
 }
 
 /// A process, as it is when the event happens, with its ancestry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Process {
     pub pid: u32,
     pub tid: u32,
@@ -87,7 +87,7 @@ pub struct Process {
 }
 
 /// One process above another in the process tree.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Ancestor {
     pub pid: u32,
     pub exec_id: String,
@@ -99,7 +99,7 @@ pub struct Ancestor {
 /// Where a process runs.
 // Always shared behind an Arc, so the variants' size difference costs nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Workload {
     /// A process of the host itself (not in any known container cgroup).
@@ -122,7 +122,7 @@ impl Workload {
 }
 
 /// A container's identity and the metadata that matters for security.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct Container {
     /// Full container id (64 hex for Docker).
     pub id: String,
@@ -163,7 +163,7 @@ pub struct Container {
 }
 
 /// Kubernetes identity taken from CRI labels (`io.kubernetes.*`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct KubernetesIdentity {
     pub namespace: String,
     pub pod: String,
@@ -187,7 +187,7 @@ impl KubernetesIdentity {
 }
 
 /// A socket address as seen in a network event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "family", rename_all = "snake_case")]
 pub enum SockAddr {
     Inet { ip: IpAddr, port: u16 },
@@ -212,7 +212,7 @@ impl SockAddr {
 }
 
 /// Transport protocol of a socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum L4Proto {
     Tcp,
@@ -222,7 +222,9 @@ pub enum L4Proto {
 }
 
 /// The ways a file was opened that matter for security.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 pub struct OpenAccess {
     pub read: bool,
     pub write: bool,
@@ -244,7 +246,7 @@ impl OpenAccess {
 }
 
 /// Where a loss was counted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LossSource {
     /// The kernel ring buffer was full.
@@ -256,7 +258,7 @@ pub enum LossSource {
 }
 
 /// What happened. Serialized as `"kind": "<name>"` plus a `"data"` object.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "data", rename_all = "snake_case")]
 pub enum Payload {
     /// A successful execve/execveat; `process` is the new image.
@@ -428,7 +430,19 @@ pub enum Payload {
 }
 
 /// Short names of event kinds, one per [`Payload`] variant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Exec,
@@ -598,7 +612,19 @@ impl Payload {
 }
 
 /// Falco-compatible rule priority, most severe first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Priority {
     Emergency,
@@ -645,7 +671,7 @@ impl Priority {
 
 /// A rule matched an event. Identical alerts within a window are aggregated: `count`
 /// says how many events it stands for, between `first_ts_ns` and `ts_ns`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Alert {
     /// Unique id (UUID-like hex).
     pub id: String,
@@ -765,5 +791,39 @@ mod tests {
         l.insert("io.kubernetes.container.name".into(), "api".into());
         let k = KubernetesIdentity::from_labels(&l).unwrap();
         assert_eq!((k.namespace.as_str(), k.pod.as_str()), ("prod", "api-0"));
+    }
+}
+
+/// The JSON Schema of [`Event`] (and [`Alert`]), as committed in `schema/`.
+pub fn event_schema_json() -> String {
+    let schema = schemars::schema_for!(Event);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
+pub fn alert_schema_json() -> String {
+    let schema = schemars::schema_for!(Alert);
+    serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
+}
+
+#[cfg(test)]
+mod schema_tests {
+    /// The committed schema files must match the types; `UPDATE_SCHEMA=1` rewrites them.
+    #[test]
+    fn committed_schema_is_current() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../schema");
+        for (file, text) in [
+            ("event.schema.json", super::event_schema_json()),
+            ("alert.schema.json", super::alert_schema_json()),
+        ] {
+            let path = format!("{dir}/{file}");
+            if std::env::var("UPDATE_SCHEMA").is_ok() {
+                std::fs::write(&path, &text).unwrap();
+            }
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == text,
+                "{path} is stale: run UPDATE_SCHEMA=1 cargo test -p rampart-event"
+            );
+        }
     }
 }
