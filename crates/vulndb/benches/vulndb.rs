@@ -1,1 +1,177 @@
-fn main() {}
+//! Import and matching figures on the fixture advisories.
+//!
+//! `cargo bench -p rampart-vulndb` prints: import time and records/s for all Go,
+//! crates.io and PyPI fixture advisories; matching throughput (packages/s) with the
+//! indexed store, cold and warm; and, as the baseline measured in the same run, a naive
+//! linear scan over every affected entry held in memory.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rampart_vulndb::matching::{name_key, PreparedAffected};
+use rampart_vulndb::osv::{read_source, OsvRecord};
+use rampart_vulndb::{PackageRef, VulnDb};
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/advisories"
+    ))
+}
+
+/// Deterministic package list: for every affected entry, its first introduced and
+/// fixed versions, plus names that no advisory mentions.
+fn packages(records: &[OsvRecord]) -> Vec<PackageRef> {
+    let mut out = Vec::new();
+    for record in records {
+        for affected in &record.affected {
+            let Some(p) = &affected.package else { continue };
+            let mut push = |version: &str| {
+                out.push(PackageRef {
+                    ecosystem: p.ecosystem.clone(),
+                    name: p.name.clone(),
+                    version: version.to_string(),
+                    source_name: None,
+                    purl: String::new(),
+                })
+            };
+            for range in &affected.ranges {
+                for e in &range.events {
+                    if let Some(v) = e.introduced.as_deref().filter(|v| *v != "0") {
+                        push(v);
+                    }
+                    if let Some(v) = e.fixed.as_deref() {
+                        push(v);
+                    }
+                }
+            }
+            if let Some(v) = affected.versions.first() {
+                push(v);
+            }
+        }
+    }
+    for i in 0..out.len() / 4 {
+        out.push(PackageRef {
+            ecosystem: ["Go", "PyPI", "crates.io"][i % 3].to_string(),
+            name: format!("not-vulnerable-{i}"),
+            version: "1.0.0".into(),
+            source_name: None,
+            purl: String::new(),
+        });
+    }
+    out
+}
+
+fn main() {
+    let root = fixtures();
+    let dir = std::env::temp_dir().join(format!("rampart-vulndb-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let db_path = dir.join("vuln.db");
+    let mut db = VulnDb::open(&db_path).expect("open db");
+
+    let mut records = Vec::new();
+    let mut total_imported = 0;
+    let started = Instant::now();
+    for sub in ["go", "crates", "pypi"] {
+        let t = Instant::now();
+        let report = db.import(root.join(sub)).expect("import");
+        let n = report.added + report.withdrawn;
+        total_imported += n;
+        println!(
+            "import {sub:7} {n:5} records in {:7.3} s = {:8.0} records/s ({} errors)",
+            t.elapsed().as_secs_f64(),
+            n as f64 / t.elapsed().as_secs_f64(),
+            report.errors.len()
+        );
+        read_source(&root.join(sub), &mut |f| {
+            if let Ok(r) = f.records {
+                records.extend(r)
+            }
+        })
+        .expect("read fixtures");
+    }
+    let import_secs = started.elapsed().as_secs_f64();
+    println!(
+        "import all     {total_imported:5} records in {import_secs:7.3} s = {:8.0} records/s",
+        total_imported as f64 / import_secs
+    );
+    let t = Instant::now();
+    let report = db.import(root.join("go")).expect("re-import");
+    println!(
+        "re-import go   {} unchanged in {:.3} s",
+        report.unchanged,
+        t.elapsed().as_secs_f64()
+    );
+
+    let packages = packages(&records);
+    drop(db);
+    let db = VulnDb::open(&db_path).expect("reopen");
+    let t = Instant::now();
+    let cold = db.match_packages(&packages).expect("match");
+    let cold_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let warm = db.match_packages(&packages).expect("match");
+    let warm_secs = t.elapsed().as_secs_f64();
+    assert_eq!(cold.len(), warm.len());
+    println!(
+        "match indexed  {} packages, {} matches: cold {:.3} s = {:.0} packages/s, warm {:.3} s = {:.0} packages/s",
+        packages.len(),
+        cold.len(),
+        cold_secs,
+        packages.len() as f64 / cold_secs,
+        warm_secs,
+        packages.len() as f64 / warm_secs
+    );
+
+    // Baseline: every affected entry prepared in memory, scanned linearly per package.
+    let entries: Vec<(String, String, String, PreparedAffected)> = records
+        .iter()
+        .filter(|r| r.withdrawn.is_none())
+        .flat_map(|r| {
+            r.affected.iter().filter_map(move |a| {
+                let p = a.package.as_ref()?;
+                Some((
+                    r.id.clone(),
+                    p.ecosystem.clone(),
+                    name_key(&p.ecosystem, &p.name),
+                    PreparedAffected::new(&p.ecosystem, &a.ranges, &a.versions),
+                ))
+            })
+        })
+        .collect();
+    let sample: Vec<&PackageRef> = packages.iter().step_by(20).collect();
+    let t = Instant::now();
+    let mut naive_matches = 0usize;
+    for package in &sample {
+        let key = name_key(&package.ecosystem, &package.name);
+        let mut ids: Vec<&str> = Vec::new();
+        for (id, ecosystem, name, prepared) in &entries {
+            if *ecosystem == package.ecosystem
+                && *name == key
+                && !ids.contains(&id.as_str())
+                && prepared.verdict(&package.version).affected
+            {
+                ids.push(id);
+            }
+        }
+        naive_matches += ids.len();
+    }
+    let naive_secs = t.elapsed().as_secs_f64();
+    let indexed_sample: Vec<PackageRef> = sample.iter().map(|p| (*p).clone()).collect();
+    let indexed_matches = db.match_packages(&indexed_sample).expect("match").len();
+    println!(
+        "match naive    {} packages (every 20th) over {} entries: {:.3} s = {:.0} packages/s; {} matches (indexed: {})",
+        sample.len(),
+        entries.len(),
+        naive_secs,
+        sample.len() as f64 / naive_secs,
+        naive_matches,
+        indexed_matches
+    );
+    println!(
+        "speed-up of the indexed store over the naive scan: {:.0}x cold, {:.0}x warm",
+        (packages.len() as f64 / cold_secs) / (sample.len() as f64 / naive_secs),
+        (packages.len() as f64 / warm_secs) / (sample.len() as f64 / naive_secs)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

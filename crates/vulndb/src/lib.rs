@@ -6,4 +6,16 @@
 //! touches their packages ([`VulnDb::rematch_after_import`]), and the `rampart db`
 //! command ([`cli`]). It reads only local files: no network.
 
+pub mod cli;
+pub mod matching;
+pub mod osv;
+pub mod severity;
 pub mod version;
+
+mod db;
+
+pub use db::{
+    lookup_keys, DbStats, Error, ImportReport, NewFinding, PackageRef, RematchReport, Result,
+    VulnDb, VulnMatch,
+};
+pub use severity::Severity;

@@ -140,8 +140,8 @@ fn tokenize(version: &str) -> Vec<Token> {
             break;
         }
     }
-    // A trailing separator stands for an empty (null) token.
-    if !separator.is_empty() {
+    // A trailing separator (or an empty version) stands for an empty, null token.
+    if !separator.is_empty() || tokens.is_empty() {
         tokens.push(Token {
             separator,
             value: "0".to_string(),

@@ -318,3 +318,48 @@ pub fn normalize_name(name: &str) -> String {
     }
     out
 }
+
+/// The normalised spelling of a version (PEP 440 "normalized form", with trailing zero
+/// release parts dropped so that equal versions get equal keys); legacy versions keep
+/// their lowercased text.
+pub fn canonical(version: &str) -> String {
+    let Some(v) = parse_pep440(version) else {
+        return version.trim().to_ascii_lowercase();
+    };
+    let strip = |n: &str| match n.trim_start_matches('0') {
+        "" => "0".to_string(),
+        digits => digits.to_string(),
+    };
+    let mut release: Vec<String> = v.release.iter().map(|n| strip(n)).collect();
+    while release.len() > 1 && release.last().is_some_and(|n| n == "0") {
+        release.pop();
+    }
+    let mut out = String::new();
+    if strip(&v.epoch) != "0" {
+        out.push_str(&strip(&v.epoch));
+        out.push('!');
+    }
+    out.push_str(&release.join("."));
+    if let Some((label, n)) = &v.pre {
+        out.push_str(label);
+        out.push_str(&strip(n));
+    }
+    if let Some(n) = &v.post {
+        out.push_str(".post");
+        out.push_str(&strip(n));
+    }
+    if let Some(n) = &v.dev {
+        out.push_str(".dev");
+        out.push_str(&strip(n));
+    }
+    if !v.local.is_empty() {
+        let local: Vec<String> = v
+            .local
+            .iter()
+            .map(|p| if is_decimal(p) { strip(p) } else { p.clone() })
+            .collect();
+        out.push('+');
+        out.push_str(&local.join("."));
+    }
+    out
+}

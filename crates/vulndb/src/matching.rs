@@ -1,0 +1,264 @@
+//! Evaluating OSV `affected` entries against one installed version.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use crate::osv::{OsvEvent, OsvRange};
+use crate::version::{self, golang, pep440, VersionScheme};
+
+/// The key an advisory's package name is stored and looked up under: PyPI names are
+/// normalised (PEP 503), every other ecosystem's names are case-sensitive as written.
+pub fn name_key(ecosystem: &str, name: &str) -> String {
+    match version::ecosystem_base(ecosystem) {
+        "PyPI" => pep440::normalize_name(name),
+        _ => name.trim().to_string(),
+    }
+}
+
+/// What an affected entry says about one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    pub affected: bool,
+    /// The lowest `fixed` version above the installed one in an affecting range.
+    pub fixed_version: Option<String>,
+}
+
+fn comparator(
+    scheme: Option<VersionScheme>,
+    range_kind: &str,
+) -> Option<fn(&str, &str) -> Ordering> {
+    match (range_kind, scheme) {
+        // Go's SEMVER ranges also have to accept toolchain spellings (go1.21.3).
+        ("SEMVER", Some(VersionScheme::Go)) => Some(golang::compare),
+        ("SEMVER", _) => Some(version::semver::compare),
+        ("ECOSYSTEM", Some(scheme)) => Some(match scheme {
+            VersionScheme::Dpkg => version::dpkg::compare,
+            VersionScheme::Rpm => version::rpm::compare,
+            VersionScheme::Apk => version::apk::compare,
+            VersionScheme::Pep440 => version::pep440::compare,
+            VersionScheme::Go => version::golang::compare,
+            VersionScheme::Semver => version::semver::compare,
+            VersionScheme::Maven => version::maven::compare,
+            VersionScheme::RubyGems => version::rubygems::compare,
+            VersionScheme::Packagist => version::packagist::compare,
+            VersionScheme::NuGet => version::nuget::compare,
+            VersionScheme::Cran => version::cran::compare,
+            VersionScheme::Hackage => version::hackage::compare,
+            VersionScheme::Pub => version::pubdev::compare,
+        }),
+        _ => None,
+    }
+}
+
+fn event_version(event: &OsvEvent) -> Option<&str> {
+    event
+        .introduced
+        .as_deref()
+        .or(event.fixed.as_deref())
+        .or(event.last_affected.as_deref())
+        .or(event.limit.as_deref())
+}
+
+/// One range ready for evaluation: its comparator chosen and its events sorted once
+/// (`introduced: "0"` first, then by version).
+#[derive(Debug, Clone)]
+pub struct PreparedRange {
+    cmp: fn(&str, &str) -> Ordering,
+    events: Vec<OsvEvent>,
+    /// For PyPI, each event's version parsed once: PEP 440 parsing dominates matching
+    /// time otherwise (PyPI packages carry hundreds of advisories).
+    pep440_events: Option<Vec<pep440::PyPiVersion>>,
+}
+
+impl PreparedRange {
+    fn new(cmp: fn(&str, &str) -> Ordering, events: &[OsvEvent], is_pep440: bool) -> PreparedRange {
+        let mut events: Vec<OsvEvent> = events
+            .iter()
+            .filter(|e| event_version(e).is_some())
+            .cloned()
+            .collect();
+        let is_zero = |e: &OsvEvent| e.introduced.as_deref() == Some("0");
+        events.sort_by(|a, b| match (is_zero(a), is_zero(b)) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Less,
+            (false, true) => Ordering::Greater,
+            _ => cmp(
+                event_version(a).unwrap_or_default(),
+                event_version(b).unwrap_or_default(),
+            ),
+        });
+        let pep440_events = is_pep440.then(|| {
+            events
+                .iter()
+                .map(|e| pep440::parse(event_version(e).unwrap_or_default()))
+                .collect()
+        });
+        PreparedRange {
+            cmp,
+            events,
+            pep440_events,
+        }
+    }
+
+    /// Compares `version` with event `index`'s version.
+    fn cmp_event(
+        &self,
+        version: &str,
+        parsed: Option<&pep440::PyPiVersion>,
+        index: usize,
+        other: &str,
+    ) -> Ordering {
+        match (
+            parsed,
+            self.pep440_events.as_ref().and_then(|p| p.get(index)),
+        ) {
+            (Some(v), Some(e)) => pep440::compare_parsed(v, e),
+            _ => (self.cmp)(version, other),
+        }
+    }
+
+    /// Evaluates the range as the OSV schema specifies: walking the sorted events,
+    /// `introduced` turns affected on at or above it, `fixed` off at or above it,
+    /// `last_affected` off above it; `limit`s cap the range (`v < limit`).
+    pub fn verdict(&self, version: &str) -> Verdict {
+        let parsed = self.pep440_events.as_ref().map(|_| pep440::parse(version));
+        let parsed = parsed.as_ref();
+        let mut affected = false;
+        let mut limited = false;
+        let mut below_a_limit = false;
+        for (index, event) in self.events.iter().enumerate() {
+            let cmp = |other: &str| self.cmp_event(version, parsed, index, other);
+            if let Some(introduced) = &event.introduced {
+                if introduced == "0" || cmp(introduced) != Ordering::Less {
+                    affected = true;
+                }
+            } else if let Some(fixed) = &event.fixed {
+                if cmp(fixed) != Ordering::Less {
+                    affected = false;
+                }
+            } else if let Some(last) = &event.last_affected {
+                if cmp(last) == Ordering::Greater {
+                    affected = false;
+                }
+            } else if let Some(limit) = &event.limit {
+                limited = true;
+                if limit == "*" || cmp(limit) == Ordering::Less {
+                    below_a_limit = true;
+                }
+            }
+        }
+        if limited && !below_a_limit {
+            affected = false;
+        }
+        let fixed_version = if affected {
+            self.next_fix(version)
+        } else {
+            None
+        };
+        Verdict {
+            affected,
+            fixed_version,
+        }
+    }
+
+    /// The lowest `fixed` above `version` (events are sorted, so the first one).
+    fn next_fix(&self, version: &str) -> Option<String> {
+        self.events
+            .iter()
+            .filter_map(|e| e.fixed.as_deref())
+            .find(|f| (self.cmp)(version, f) == Ordering::Less)
+            .map(str::to_string)
+    }
+}
+
+/// Canonical spelling for "is this version listed": equal versions in the ecosystem's
+/// order get the same key where that is cheap to compute (PyPI `1.0` = `1.0.0`, Go
+/// `v1.2.3` = `1.2.3` = `go1.2.3`); elsewhere the text itself.
+pub fn listed_key(scheme: Option<VersionScheme>, version: &str) -> String {
+    match scheme {
+        Some(VersionScheme::Pep440) => pep440::canonical(version),
+        Some(VersionScheme::Go) => golang::normalize(version),
+        Some(VersionScheme::Semver) => version.trim().trim_start_matches('v').to_string(),
+        _ => version.trim().to_string(),
+    }
+}
+
+/// An OSV `affected` entry ready for repeated evaluation.
+#[derive(Debug, Clone)]
+pub struct PreparedAffected {
+    scheme: Option<VersionScheme>,
+    listed: HashSet<String>,
+    ranges: Vec<PreparedRange>,
+}
+
+impl PreparedAffected {
+    /// Prepares an entry of `ecosystem`. Ranges other than ECOSYSTEM and SEMVER, and
+    /// ECOSYSTEM ranges of ecosystems without a known order, are left out.
+    pub fn new(ecosystem: &str, ranges: &[OsvRange], versions: &[String]) -> PreparedAffected {
+        let scheme = VersionScheme::for_ecosystem(ecosystem);
+        PreparedAffected {
+            scheme,
+            listed: versions.iter().map(|v| listed_key(scheme, v)).collect(),
+            ranges: ranges
+                .iter()
+                .filter_map(|r| {
+                    let is_pep440 = scheme == Some(VersionScheme::Pep440) && r.kind == "ECOSYSTEM";
+                    Some(PreparedRange::new(
+                        comparator(scheme, &r.kind)?,
+                        &r.events,
+                        is_pep440,
+                    ))
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether `version` is affected: listed explicitly, or inside any range.
+    pub fn verdict(&self, version: &str) -> Verdict {
+        self.verdict_with_key(version, &listed_key(self.scheme, version))
+    }
+
+    /// The scheme this entry orders by (what [`listed_key`] needs).
+    pub fn scheme(&self) -> Option<VersionScheme> {
+        self.scheme
+    }
+
+    /// [`PreparedAffected::verdict`] with `listed_key(self.scheme(), version)` computed
+    /// by the caller, once per package rather than once per advisory.
+    pub fn verdict_with_key(&self, version: &str, key: &str) -> Verdict {
+        if self.listed.is_empty() && self.ranges.is_empty() {
+            return Verdict {
+                affected: false,
+                fixed_version: None,
+            };
+        }
+        let mut verdict = Verdict {
+            affected: self.listed.contains(key),
+            fixed_version: None,
+        };
+        for range in &self.ranges {
+            let v = range.verdict(version);
+            if v.affected {
+                verdict.affected = true;
+                if verdict.fixed_version.is_none() {
+                    verdict.fixed_version = v.fixed_version;
+                }
+            }
+        }
+        if verdict.affected && verdict.fixed_version.is_none() {
+            // A listed version can still have a fix named by a range.
+            verdict.fixed_version = self.ranges.iter().find_map(|r| r.next_fix(version));
+        }
+        verdict
+    }
+}
+
+/// Evaluates one affected entry once (prepare and evaluate).
+pub fn affected_verdict(
+    ecosystem: &str,
+    version: &str,
+    ranges: &[OsvRange],
+    versions: &[String],
+) -> Verdict {
+    PreparedAffected::new(ecosystem, ranges, versions).verdict(version)
+}

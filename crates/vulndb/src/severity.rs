@@ -1,0 +1,144 @@
+//! Severity of an advisory: a CVSS base score computed from the vectors the record
+//! carries (v2, v3.0, v3.1, v4.0), else the database's own label.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::osv::{OsvRecord, OsvSeverity};
+
+/// Qualitative severity, ordered from `Unknown` (lowest) to `Critical`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Unknown,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    /// The CVSS v3/v4 qualitative rating of a base score. A score of 0.0 ("None")
+    /// carries no rating, so it is `Unknown`.
+    pub fn from_score(score: f32) -> Severity {
+        match score {
+            s if s >= 9.0 => Severity::Critical,
+            s if s >= 7.0 => Severity::High,
+            s if s >= 4.0 => Severity::Medium,
+            s if s > 0.0 => Severity::Low,
+            _ => Severity::Unknown,
+        }
+    }
+
+    /// Maps the labels advisory databases use (GitHub's `MODERATE`, Red Hat's
+    /// `Important`, Debian's `unimportant`, Ubuntu's `negligible`, …).
+    pub fn from_label(label: &str) -> Option<Severity> {
+        let severity = match label.trim().to_ascii_lowercase().as_str() {
+            "critical" => Severity::Critical,
+            "high" | "important" => Severity::High,
+            "medium" | "moderate" => Severity::Medium,
+            "low" | "negligible" | "unimportant" | "minor" => Severity::Low,
+            _ => return None,
+        };
+        Some(severity)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Unknown => "unknown",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `"high".parse::<Severity>()`; accepts the same labels as [`Severity::from_label`]
+/// plus `unknown`.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown severity {0:?} (expected unknown, low, medium, high or critical)")]
+pub struct ParseSeverityError(pub String);
+
+impl FromStr for Severity {
+    type Err = ParseSeverityError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.trim().eq_ignore_ascii_case("unknown") {
+            return Ok(Severity::Unknown);
+        }
+        Severity::from_label(s).ok_or_else(|| ParseSeverityError(s.to_string()))
+    }
+}
+
+/// Base score of a CVSS vector string (`CVSS:3.1/AV:N/…`, `CVSS:4.0/…`, or a bare v2
+/// vector). `None` when the vector does not parse.
+pub fn cvss_base_score(vector: &str) -> Option<f32> {
+    let vector = vector.trim();
+    let parsed = cvss::Cvss::from_str(vector).ok().or_else(|| {
+        cvss::v2::Vector::from_str(vector)
+            .ok()
+            .map(cvss::Cvss::CvssV20)
+    })?;
+    Some(parsed.score() as f32)
+}
+
+fn scores_of(entries: &[OsvSeverity]) -> impl Iterator<Item = f32> + '_ {
+    entries
+        .iter()
+        .filter(|s| s.kind.starts_with("CVSS"))
+        .filter_map(|s| cvss_base_score(&s.score))
+}
+
+fn label_in(value: Option<&serde_json::Value>) -> Option<Severity> {
+    let object = value?.as_object()?;
+    ["severity", "urgency", "ubuntu_priority"]
+        .iter()
+        .filter_map(|key| object.get(*key)?.as_str())
+        .find_map(Severity::from_label)
+}
+
+/// The severity of a record and the highest CVSS base score it carries.
+pub fn assess(record: &OsvRecord) -> (Severity, Option<f32>) {
+    let mut best: Option<f32> = None;
+    let mut consider = |score: f32| {
+        if best.is_none_or(|b| score > b) {
+            best = Some(score);
+        }
+    };
+    scores_of(&record.severity).for_each(&mut consider);
+    for affected in &record.affected {
+        scores_of(&affected.severity).for_each(&mut consider);
+    }
+    // RustSec puts its vector in database_specific.cvss.
+    if let Some(score) = record
+        .database_specific
+        .as_ref()
+        .and_then(|d| d.get("cvss"))
+        .and_then(|v| v.as_str())
+        .and_then(cvss_base_score)
+    {
+        consider(score);
+    }
+    if let Some(score) = best {
+        return (Severity::from_score(score), Some(score));
+    }
+    let label = label_in(record.database_specific.as_ref())
+        .into_iter()
+        .chain(record.affected.iter().flat_map(|a| {
+            label_in(a.ecosystem_specific.as_ref())
+                .into_iter()
+                .chain(label_in(a.database_specific.as_ref()))
+        }));
+    (label.max().unwrap_or(Severity::Unknown), None)
+}
