@@ -36,6 +36,8 @@ pub fn encode_context(config: &OutputsConfig) -> EncodeContext {
 /// clients built here, so a bad path or header fails now; network sinks connect lazily
 /// on their first alert, so a receiver that is down at start does not stop the others.
 pub fn build_sinks(config: &OutputsConfig) -> Result<Vec<Box<dyn AlertSink>>, NotifyError> {
+    // A config embedded in another document (`rampart up`) skipped `from_yaml_str`.
+    config.validate("outputs")?;
     let ctx = encode_context(config);
     let mut sinks: Vec<Box<dyn AlertSink>> = Vec::with_capacity(config.sinks.len());
     for (index, sink) in config.sinks.iter().enumerate() {
