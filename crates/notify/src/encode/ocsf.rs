@@ -14,8 +14,11 @@
 //!   `resources` names the container; `device.hostname` the node.
 //! - `unmapped` keeps the rule's `output_fields` and tags, which OCSF has no place for.
 
+use std::collections::BTreeMap;
+
 use rampart_event::{Alert, Ancestor, Container, Priority, Process};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use super::{millis, EncodeContext};
 
@@ -59,166 +62,361 @@ pub fn tactic_name(id: &str) -> Option<&'static str> {
     })
 }
 
-fn attack_for(id: &str) -> Option<Value> {
+/// One `attack` object: a tactic, or a technique with an optional sub-technique.
+#[derive(Serialize)]
+struct Attack<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tactic: Option<Named<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    technique: Option<Named<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub_technique: Option<Named<'a>>,
+    version: &'static str,
+}
+
+#[derive(Serialize)]
+struct Named<'a> {
+    uid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'static str>,
+}
+
+fn named(uid: &str) -> Named<'_> {
+    Named { uid, name: None }
+}
+
+fn attack_for(id: &str) -> Option<Attack<'_>> {
     let id = id.trim();
+    let mut attack = Attack {
+        tactic: None,
+        technique: None,
+        sub_technique: None,
+        version: ATTACK_VERSION,
+    };
     if id.starts_with("TA") {
-        let mut tactic = json!({ "uid": id });
-        if let Some(name) = tactic_name(id) {
-            tactic["name"] = json!(name);
+        attack.tactic = Some(Named {
+            uid: id,
+            name: tactic_name(id),
+        });
+    } else if id.starts_with('T') && id.len() >= 5 {
+        match id.split_once('.') {
+            Some((technique, _)) => {
+                attack.technique = Some(named(technique));
+                attack.sub_technique = Some(named(id));
+            }
+            None => attack.technique = Some(named(id)),
         }
-        return Some(json!({ "tactic": tactic, "version": ATTACK_VERSION }));
-    }
-    if !id.starts_with('T') || id.len() < 5 {
+    } else {
         return None;
     }
-    match id.split_once('.') {
-        Some((technique, _)) => Some(json!({
-            "technique": { "uid": technique },
-            "sub_technique": { "uid": id },
-            "version": ATTACK_VERSION,
-        })),
-        None => Some(json!({ "technique": { "uid": id }, "version": ATTACK_VERSION })),
-    }
+    Some(attack)
 }
 
 fn file_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-fn ancestor_json(a: &Ancestor) -> Value {
-    json!({
-        "pid": a.pid,
-        "uid": a.exec_id,
-        "name": a.comm,
-        "cmd_line": a.argv.join(" "),
-        "file": { "path": a.exe, "name": file_name(&a.exe), "type_id": 1, "type": "Regular File" },
-    })
+#[derive(Serialize)]
+struct OcsfFile<'a> {
+    path: &'a str,
+    name: &'a str,
+    type_id: u8,
+    #[serde(rename = "type")]
+    type_name: &'static str,
 }
 
-fn process_json(p: &Process) -> Value {
-    let mut v = json!({
-        "pid": p.pid,
-        "uid": p.exec_id,
-        "name": p.comm,
-        "cmd_line": p.argv.join(" "),
-        "created_time": millis(p.start_ns),
-        "file": { "path": p.exe, "name": file_name(&p.exe), "type_id": 1, "type": "Regular File" },
-        "user": { "uid": p.uid.to_string() },
-        "lineage": p.ancestry.iter().map(|a| a.exe.as_str()).collect::<Vec<_>>(),
-    });
-    // parent_process nests the ancestry: parent, then its parent, and so on.
-    let mut parent: Option<Value> = None;
-    for a in p.ancestry.iter().rev() {
-        let mut node = ancestor_json(a);
-        if let Some(up) = parent.take() {
-            node["parent_process"] = up;
-        }
-        parent = Some(node);
+fn regular_file(path: &str) -> OcsfFile<'_> {
+    OcsfFile {
+        path,
+        name: file_name(path),
+        type_id: 1,
+        type_name: "Regular File",
     }
-    if let Some(parent) = parent {
-        v["parent_process"] = parent;
-    }
-    v
 }
 
-fn container_json(c: &Container) -> Value {
-    let mut v = json!({
-        "uid": c.id,
-        "name": c.name,
-        "image": { "name": c.image, "tag": c.image_tag, "uid": c.image_digest },
-    });
-    if !c.runtime.is_empty() {
-        v["runtime"] = json!(c.runtime);
-    }
-    if let Some(k8s) = &c.k8s {
-        v["orchestrator"] = json!("Kubernetes");
-        if !k8s.pod_uid.is_empty() {
-            v["pod_uuid"] = json!(k8s.pod_uid);
-        }
-    }
-    v
+#[derive(Serialize)]
+struct OcsfUser {
+    uid: String,
 }
 
-/// Builds the Detection Finding as a JSON value.
-pub fn to_value(alert: &Alert, ctx: &EncodeContext) -> Value {
+/// OCSF `process`; ancestors fill the same shape without the fields Rampart does not
+/// keep for them.
+#[derive(Serialize)]
+struct OcsfProcess<'a> {
+    pid: u32,
+    uid: &'a str,
+    name: &'a str,
+    cmd_line: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_time: Option<u64>,
+    file: OcsfFile<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<OcsfUser>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lineage: Option<Vec<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_process: Option<Box<OcsfProcess<'a>>>,
+}
+
+/// `parent_process` nests the ancestry: parent, then its parent, and so on.
+fn ancestors(chain: &[Ancestor]) -> Option<Box<OcsfProcess<'_>>> {
+    let (first, rest) = chain.split_first()?;
+    Some(Box::new(OcsfProcess {
+        pid: first.pid,
+        uid: &first.exec_id,
+        name: &first.comm,
+        cmd_line: first.argv.join(" "),
+        created_time: None,
+        file: regular_file(&first.exe),
+        user: None,
+        lineage: None,
+        parent_process: ancestors(rest),
+    }))
+}
+
+fn process(p: &Process) -> OcsfProcess<'_> {
+    OcsfProcess {
+        pid: p.pid,
+        uid: &p.exec_id,
+        name: &p.comm,
+        cmd_line: p.argv.join(" "),
+        created_time: Some(millis(p.start_ns)),
+        file: regular_file(&p.exe),
+        user: Some(OcsfUser {
+            uid: p.uid.to_string(),
+        }),
+        lineage: Some(p.ancestry.iter().map(|a| a.exe.as_str()).collect()),
+        parent_process: ancestors(&p.ancestry),
+    }
+}
+
+#[derive(Serialize)]
+struct OcsfImage<'a> {
+    name: &'a str,
+    tag: &'a str,
+    uid: &'a str,
+}
+
+#[derive(Serialize)]
+struct OcsfContainer<'a> {
+    uid: &'a str,
+    name: &'a str,
+    image: OcsfImage<'a>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    runtime: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    orchestrator: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pod_uuid: Option<&'a str>,
+}
+
+fn container(c: &Container) -> OcsfContainer<'_> {
+    OcsfContainer {
+        uid: &c.id,
+        name: &c.name,
+        image: OcsfImage {
+            name: &c.image,
+            tag: &c.image_tag,
+            uid: &c.image_digest,
+        },
+        runtime: &c.runtime,
+        orchestrator: c.k8s.as_ref().map(|_| "Kubernetes"),
+        pod_uuid: c
+            .k8s
+            .as_ref()
+            .map(|k| k.pod_uid.as_str())
+            .filter(|u| !u.is_empty()),
+    }
+}
+
+#[derive(Serialize)]
+struct Analytic<'a> {
+    name: &'a str,
+    type_id: u8,
+    #[serde(rename = "type")]
+    type_name: &'static str,
+}
+
+#[derive(Serialize)]
+struct FindingInfo<'a> {
+    uid: &'a str,
+    title: &'a str,
+    desc: &'a str,
+    analytic: Analytic<'a>,
+    created_time: u64,
+    first_seen_time: u64,
+    last_seen_time: u64,
+    types: [&'a str; 1],
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    attacks: Vec<Attack<'a>>,
+}
+
+#[derive(Serialize)]
+struct Evidence<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<OcsfProcess<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    container: Option<OcsfContainer<'a>>,
+}
+
+#[derive(Serialize)]
+struct Resource<'a> {
+    uid: &'a str,
+    name: &'a str,
+    #[serde(rename = "type")]
+    type_name: &'static str,
+}
+
+#[derive(Serialize)]
+struct Product<'a> {
+    name: &'static str,
+    vendor_name: &'static str,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    version: &'static str,
+    uid: &'a str,
+    product: Product<'a>,
+}
+
+#[derive(Serialize)]
+struct Device<'a> {
+    hostname: &'a str,
+    type_id: u8,
+    #[serde(rename = "type")]
+    type_name: &'static str,
+}
+
+#[derive(Serialize)]
+struct Unmapped<'a> {
+    output_fields: &'a BTreeMap<String, Value>,
+    tags: &'a [String],
+    event_kind: &'static str,
+}
+
+#[derive(Serialize)]
+struct DetectionFinding<'a> {
+    activity_id: u32,
+    activity_name: &'static str,
+    category_uid: u32,
+    category_name: &'static str,
+    class_uid: u32,
+    class_name: &'static str,
+    type_uid: u32,
+    type_name: &'static str,
+    severity_id: u8,
+    severity: &'static str,
+    status_id: u8,
+    status: &'static str,
+    time: u64,
+    start_time: u64,
+    end_time: u64,
+    count: u64,
+    message: &'a str,
+    finding_info: FindingInfo<'a>,
+    metadata: Metadata<'a>,
+    device: Device<'a>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    evidences: Vec<Evidence<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    resources: Vec<Resource<'a>>,
+    unmapped: Unmapped<'a>,
+}
+
+fn finding<'a>(alert: &'a Alert, ctx: &'a EncodeContext) -> DetectionFinding<'a> {
     let (severity_id, severity_caption) = severity(alert.priority);
-    let attacks: Vec<Value> = alert.mitre.iter().filter_map(|m| attack_for(m)).collect();
-    let mut finding_info = json!({
-        "uid": alert.id,
-        "title": alert.rule,
-        "desc": alert.message,
-        "analytic": { "name": alert.rule, "type_id": 1, "type": "Rule" },
-        "created_time": millis(alert.ts_ns),
-        "first_seen_time": millis(alert.first_ts_ns),
-        "last_seen_time": millis(alert.ts_ns),
-        "types": [alert.source],
-    });
-    if !attacks.is_empty() {
-        finding_info["attacks"] = Value::Array(attacks);
-    }
-
-    let mut evidence = Map::new();
-    if let Some(p) = alert.event.process.as_deref() {
-        evidence.insert("process".into(), process_json(p));
-    }
-    let container = alert.event.container.container();
-    if let Some(c) = container {
-        evidence.insert("container".into(), container_json(c));
-    }
-
-    let mut doc = json!({
-        "activity_id": ACTIVITY_CREATE,
-        "activity_name": "Create",
-        "category_uid": CATEGORY_UID,
-        "category_name": "Findings",
-        "class_uid": CLASS_UID,
-        "class_name": "Detection Finding",
-        "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE,
-        "type_name": "Detection Finding: Create",
-        "severity_id": severity_id,
-        "severity": severity_caption,
-        "status_id": 1,
-        "status": "New",
-        "time": millis(alert.ts_ns),
-        "start_time": millis(alert.first_ts_ns),
-        "end_time": millis(alert.ts_ns),
-        "count": alert.count,
-        "message": alert.message,
-        "finding_info": finding_info,
-        "metadata": {
-            "version": SCHEMA_VERSION,
-            "uid": alert.id,
-            "product": {
-                "name": "Rampart",
-                "vendor_name": "Rampart",
-                "version": ctx.product_version,
+    let workload = alert.event.container.container();
+    let evidence = Evidence {
+        process: alert.event.process.as_deref().map(process),
+        container: workload.map(container),
+    };
+    let has_evidence = evidence.process.is_some() || evidence.container.is_some();
+    DetectionFinding {
+        activity_id: ACTIVITY_CREATE,
+        activity_name: "Create",
+        category_uid: CATEGORY_UID,
+        category_name: "Findings",
+        class_uid: CLASS_UID,
+        class_name: "Detection Finding",
+        type_uid: CLASS_UID * 100 + ACTIVITY_CREATE,
+        type_name: "Detection Finding: Create",
+        severity_id,
+        severity: severity_caption,
+        status_id: 1,
+        status: "New",
+        time: millis(alert.ts_ns),
+        start_time: millis(alert.first_ts_ns),
+        end_time: millis(alert.ts_ns),
+        count: alert.count,
+        message: &alert.message,
+        finding_info: FindingInfo {
+            uid: &alert.id,
+            title: &alert.rule,
+            desc: &alert.message,
+            analytic: Analytic {
+                name: &alert.rule,
+                type_id: 1,
+                type_name: "Rule",
+            },
+            created_time: millis(alert.ts_ns),
+            first_seen_time: millis(alert.first_ts_ns),
+            last_seen_time: millis(alert.ts_ns),
+            types: [&alert.source],
+            attacks: alert.mitre.iter().filter_map(|m| attack_for(m)).collect(),
+        },
+        metadata: Metadata {
+            version: SCHEMA_VERSION,
+            uid: &alert.id,
+            product: Product {
+                name: "Rampart",
+                vendor_name: "Rampart",
+                version: &ctx.product_version,
             },
         },
-        "device": { "hostname": ctx.hostname(alert), "type_id": 0, "type": "Unknown" },
-        "unmapped": {
-            "output_fields": alert.output_fields,
-            "tags": alert.tags,
-            "event_kind": alert.event.kind().as_str(),
+        device: Device {
+            hostname: ctx.hostname(alert),
+            type_id: 0,
+            type_name: "Unknown",
         },
-    });
-    if !evidence.is_empty() {
-        doc["evidences"] = json!([Value::Object(evidence)]);
+        evidences: if has_evidence {
+            vec![evidence]
+        } else {
+            Vec::new()
+        },
+        resources: workload
+            .map(|c| Resource {
+                uid: &c.id,
+                name: &c.name,
+                type_name: "container",
+            })
+            .into_iter()
+            .collect(),
+        unmapped: Unmapped {
+            output_fields: &alert.output_fields,
+            tags: &alert.tags,
+            event_kind: alert.event.kind().as_str(),
+        },
     }
-    if let Some(c) = container {
-        doc["resources"] = json!([{ "uid": c.id, "name": c.name, "type": "container" }]);
-    }
-    doc
 }
 
-/// Encodes the Detection Finding as one JSON line.
+/// Builds the Detection Finding as a JSON value (for embedding in other payloads).
+pub fn to_value(alert: &Alert, ctx: &EncodeContext) -> Value {
+    serde_json::to_value(finding(alert, ctx)).unwrap_or(Value::Null)
+}
+
+/// Encodes the Detection Finding as one JSON line (serialized straight from typed
+/// structs: no intermediate `Value` tree).
 pub fn encode(alert: &Alert, ctx: &EncodeContext) -> String {
-    to_value(alert, ctx).to_string()
+    serde_json::to_string(&finding(alert, ctx)).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::encode::sample;
+    use serde_json::json;
 
     fn ctx() -> EncodeContext {
         EncodeContext {

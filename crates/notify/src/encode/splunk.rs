@@ -5,9 +5,9 @@
 
 use rampart_event::Alert;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
-use super::{falco, ocsf, EncodeContext};
+use super::{falco, ocsf, rampart_json, EncodeContext};
 use crate::config::Encoding;
 
 /// Splunk metadata that does not come from the alert.
@@ -28,7 +28,8 @@ struct HecEvent<'a> {
     sourcetype: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<&'a str>,
-    event: Value,
+    /// Already-encoded JSON, embedded as is (no intermediate `Value` tree).
+    event: Box<RawValue>,
 }
 
 /// Event time in seconds with millisecond precision, as HEC's `<sec>.<ms>` expects.
@@ -40,13 +41,13 @@ pub fn hec_time(ts_ns: u64) -> f64 {
 
 /// Builds the HEC event body.
 pub fn encode(alert: &Alert, ctx: &EncodeContext, meta: &HecMetadata) -> String {
-    let event = match meta.format {
-        Encoding::Falco => {
-            serde_json::from_str(&falco::encode(alert, ctx, ctx.falco_uuid)).unwrap_or(Value::Null)
-        }
-        Encoding::Ocsf => ocsf::to_value(alert, ctx),
-        _ => serde_json::to_value(alert).unwrap_or(Value::Null),
+    let encoded = match meta.format {
+        Encoding::Falco => falco::encode(alert, ctx, ctx.falco_uuid),
+        Encoding::Ocsf => ocsf::encode(alert, ctx),
+        _ => rampart_json(alert),
     };
+    // The encoders always emit valid JSON; `null` is only a guard.
+    let event = RawValue::from_string(encoded).unwrap_or_default();
     let doc = HecEvent {
         time: hec_time(alert.ts_ns),
         host: ctx.hostname(alert),
@@ -62,6 +63,7 @@ pub fn encode(alert: &Alert, ctx: &EncodeContext, meta: &HecMetadata) -> String 
 mod tests {
     use super::*;
     use crate::encode::sample;
+    use serde_json::Value;
 
     fn ctx() -> EncodeContext {
         EncodeContext {
