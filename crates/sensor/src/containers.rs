@@ -143,6 +143,48 @@ pub fn container_from_inspect(r: &bollard::models::ContainerInspectResponse) -> 
     })
 }
 
+/// Reads a Docker container's identity from the engine's state directory
+/// (`<root>/containers/<id>/config.v2.json` and `hostconfig.json`). Written before the
+/// container starts, so it answers at once even when the API is slow or restarting.
+pub fn read_docker_state(root: &std::path::Path, id: &str) -> Option<Container> {
+    if id.len() != 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None; // never build paths from anything but a container id
+    }
+    let dir = root.join("containers").join(id);
+    let cfg: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("config.v2.json")).ok()?).ok()?;
+    let host: serde_json::Value = std::fs::read(dir.join("hostconfig.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    let image = s(&cfg["Config"]["Image"]);
+    let (image_repository, image_tag) = split_image(&image);
+    let labels: BTreeMap<String, String> = cfg["Config"]["Labels"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+        .unwrap_or_default();
+    Some(Container {
+        k8s: KubernetesIdentity::from_labels(&labels),
+        id: id.to_string(),
+        cgroup_id: 0,
+        runtime: "docker".into(),
+        name: s(&cfg["Name"]).trim_start_matches('/').to_string(),
+        image,
+        image_repository,
+        image_tag,
+        image_digest: s(&cfg["Image"]),
+        labels,
+        privileged: host["Privileged"].as_bool().unwrap_or(false),
+        cap_add: host["CapAdd"]
+            .as_array()
+            .map(|a| a.iter().map(s).collect())
+            .unwrap_or_default(),
+        network_mode: s(&host["NetworkMode"]),
+        metadata_complete: true,
+    })
+}
+
 /// Keeps the cache in step with Docker: lists what exists, then follows the events
 /// stream; reconnects (and re-lists) when dockerd goes away and comes back.
 pub struct DockerWatcher {
@@ -294,6 +336,34 @@ mod tests {
         assert_eq!(container_id_from_leaf(b"user.slice"), None);
         assert_eq!(container_id_from_leaf(b"/"), None);
         assert_eq!(container_id_from_leaf(&[0xff; 64]), None);
+    }
+
+    #[test]
+    fn docker_state_files() {
+        let root = std::env::temp_dir().join(format!("rampart-state-{}", std::process::id()));
+        let id = "e".repeat(64);
+        let dir = root.join("containers").join(&id);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.v2.json"),
+            r#"{"Name":"/web","Image":"sha256:abc","Config":{"Image":"nginx:1.25","Labels":{"io.kubernetes.pod.name":"p","io.kubernetes.pod.namespace":"ns"}}}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("hostconfig.json"),
+            r#"{"Privileged":true,"CapAdd":["NET_ADMIN"],"NetworkMode":"host"}"#,
+        )
+        .unwrap();
+        let c = read_docker_state(&root, &id).unwrap();
+        assert_eq!((c.name.as_str(), c.image_tag.as_str()), ("web", "1.25"));
+        assert!(c.privileged && c.metadata_complete);
+        assert_eq!(c.cap_add, vec!["NET_ADMIN"]);
+        assert_eq!(c.k8s.unwrap().namespace, "ns");
+        assert!(read_docker_state(&root, "../../etc").is_none());
+        assert!(read_docker_state(&root, &"f".repeat(64)).is_none());
+        std::fs::write(dir.join("config.v2.json"), b"{garbage").unwrap();
+        assert!(read_docker_state(&root, &id).is_none());
+        let _ = std::fs::remove_dir_all(&root);
     }
 
     #[test]

@@ -106,6 +106,8 @@ pub struct SensorConfig {
     pub docker: bool,
     /// Kernel ring buffer size in bytes.
     pub ring_bytes: u32,
+    /// Docker's state directory (`DockerRootDir`), read for metadata of new containers.
+    pub docker_root: std::path::PathBuf,
 }
 
 impl Default for SensorConfig {
@@ -117,6 +119,7 @@ impl Default for SensorConfig {
             queue_capacity: 65_536,
             docker: true,
             ring_bytes: 16 * 1024 * 1024,
+            docker_root: "/var/lib/docker".into(),
         }
     }
 }
@@ -291,22 +294,34 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
             }
             _ => tracing::warn!("docker API did not answer in 10 s; continuing"),
         }
-        let handle = rt.handle().clone();
+        // Metadata for containers the cache lacks is fetched off the reader thread;
+        // the attributor stage waits (bounded) for it.
+        let (fetch_tx, mut fetch_rx) = tokio::sync::mpsc::unbounded_channel::<String>();
         let cache = containers.clone();
+        rt.spawn(async move {
+            let mut docker = None;
+            while let Some(id) = fetch_rx.recv().await {
+                if cache.contains(&id) {
+                    continue;
+                }
+                if docker.is_none() {
+                    docker = bollard::Docker::connect_with_local_defaults().ok();
+                }
+                if let Some(d) = &docker {
+                    let (d, cache) = (d.clone(), cache.clone());
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(2),
+                            DockerWatcher::refresh(&d, &cache, &id),
+                        )
+                        .await;
+                    });
+                }
+            }
+        });
         decoder.set_metadata_fetch(Box::new(move |id: &str| {
-            let id = id.to_string();
-            let cache = cache.clone();
-            handle.block_on(async move {
-                let Ok(docker) = bollard::Docker::connect_with_local_defaults() else {
-                    return false;
-                };
-                tokio::time::timeout(
-                    Duration::from_millis(500),
-                    DockerWatcher::refresh(&docker, &cache, &id),
-                )
-                .await
-                .unwrap_or(false)
-            })
+            let _ = fetch_tx.send(id.to_string());
+            false
         }));
         Some(rt)
     } else {
@@ -328,8 +343,22 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     let seeded = decoder.tree.seed_from_proc();
     tracing::info!(processes = seeded, "process tree seeded from /proc");
 
-    let (tx, rx) = sync_channel(cfg.queue_capacity.max(16));
+    let (tx, raw_rx) = sync_channel(cfg.queue_capacity.max(16));
+    let (out_tx, rx) = sync_channel(cfg.queue_capacity.max(16));
     let stop = Arc::new(AtomicBool::new(false));
+    {
+        let cache = containers.clone();
+        let docker_root = cfg.docker.then(|| cfg.docker_root.clone());
+        let wait = if cfg.docker {
+            Duration::from_millis(3000)
+        } else {
+            Duration::ZERO
+        };
+        std::thread::Builder::new()
+            .name("rampart-attrib".into())
+            .spawn(move || attribute_loop(raw_rx, out_tx, cache, wait, docker_root))
+            .map_err(|e| SensorError::Start(e.to_string()))?;
+    }
     let filter = Filter {
         kinds: cfg.kinds.clone(),
         container: cfg.container.clone(),
@@ -462,6 +491,130 @@ fn read_loop(
             stats
                 .containers
                 .store(decoder.containers.len() as u64, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Completes container metadata. Events of a container the cache did not know when
+/// they were decoded are held back (at most `wait`, at most `MAX_HELD` per container)
+/// until the Docker watcher has its metadata; other containers' events flow on, so one
+/// slow inspect never stalls the stream. Order is kept per container (`seq` keeps the
+/// global order). Runs apart from the ring reader so the kernel ring keeps draining.
+fn attribute_loop(
+    rx: Receiver<Event>,
+    tx: SyncSender<Event>,
+    cache: ContainerCache,
+    wait: Duration,
+    docker_root: Option<std::path::PathBuf>,
+) {
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::mpsc::RecvTimeoutError;
+    const MAX_HELD: usize = 20_000;
+    struct Held {
+        since: Instant,
+        events: VecDeque<Event>,
+    }
+    // Containers given up on, with when: their events pass with the id only.
+    let mut gave_up: HashMap<String, Instant> = HashMap::new();
+    let mut held: HashMap<String, Held> = HashMap::new();
+
+    let complete = |mut ev: Event, cache: &ContainerCache| -> Event {
+        if let Some(c) = ev.container.container() {
+            if !c.metadata_complete && cache.contains(&c.id) {
+                let (id, runtime, cgroup_id) = (c.id.clone(), c.runtime.clone(), c.cgroup_id);
+                let w = cache.workload(&id, &runtime, cgroup_id);
+                ev.container = match &*w {
+                    rampart_event::Workload::Container(k) if k.cgroup_id != cgroup_id => {
+                        let mut k = k.clone();
+                        k.cgroup_id = cgroup_id;
+                        Arc::new(rampart_event::Workload::Container(k))
+                    }
+                    _ => w,
+                };
+            }
+        }
+        ev
+    };
+
+    loop {
+        let timeout = if held.is_empty() {
+            Duration::from_millis(200)
+        } else {
+            Duration::from_millis(5)
+        };
+        let next = rx.recv_timeout(timeout);
+        let disconnected = matches!(next, Err(RecvTimeoutError::Disconnected));
+        if let Ok(ev) = next {
+            let pending_id = ev
+                .container
+                .container()
+                .filter(|c| !c.metadata_complete && !cache.contains(&c.id))
+                .map(|c| c.id.clone())
+                .filter(|id| {
+                    wait > Duration::ZERO
+                        && gave_up
+                            .get(id)
+                            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+                });
+            // Fast path: the engine's state directory, no API round trip.
+            let pending_id = pending_id.filter(|id| match &docker_root {
+                Some(root) => match containers::read_docker_state(root, id) {
+                    Some(c) => {
+                        cache.insert(c);
+                        false
+                    }
+                    None => true,
+                },
+                None => true,
+            });
+            match pending_id {
+                Some(id) => {
+                    held.entry(id)
+                        .or_insert_with(|| Held {
+                            since: Instant::now(),
+                            events: VecDeque::new(),
+                        })
+                        .events
+                        .push_back(ev);
+                }
+                None => {
+                    // A container still held keeps its order: queue behind the rest.
+                    let id = ev.container.container().map(|c| c.id.clone());
+                    if let Some(h) = id.as_ref().and_then(|id| held.get_mut(id)) {
+                        h.events.push_back(ev);
+                    } else if tx.send(complete(ev, &cache)).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+        // Release containers whose metadata arrived or whose wait is over.
+        let ready: Vec<String> = held
+            .iter()
+            .filter(|(id, h)| {
+                disconnected
+                    || cache.contains(id)
+                    || h.since.elapsed() >= wait
+                    || h.events.len() >= MAX_HELD
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ready {
+            let Some(h) = held.remove(&id) else { continue };
+            if !cache.contains(&id) {
+                if gave_up.len() > 4096 {
+                    gave_up.clear();
+                }
+                gave_up.insert(id, Instant::now());
+            }
+            for ev in h.events {
+                if tx.send(complete(ev, &cache)).is_err() {
+                    return;
+                }
+            }
+        }
+        if disconnected {
+            return;
         }
     }
 }
