@@ -66,13 +66,15 @@ fn restart_dockerd() {
         .open("/var/log/rampart-dockerd.log")
         .expect("dockerd log");
     let err = log.try_clone().expect("dockerd log");
-    Command::new("setsid")
-        .args(["dockerd", "--iptables=false", "--ip6tables=false"])
+    // setsid -f forks and returns at once; dockerd lives on in its own session.
+    let status = Command::new("setsid")
+        .args(["-f", "dockerd", "--iptables=false", "--ip6tables=false"])
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
-        .spawn()
+        .status()
         .expect("dockerd restarts");
+    assert!(status.success(), "setsid dockerd: {status}");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !docker_up() {
         assert!(Instant::now() < deadline, "dockerd did not come back");
