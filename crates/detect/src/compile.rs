@@ -7,6 +7,7 @@
 //! match are derived from its `evt.type` checks for the per-kind index.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -16,6 +17,50 @@ use rampart_event::{Event, EventKind, Payload};
 use crate::ast::{Check, Expr, FieldRef, Literal, Op, Operand};
 use crate::fields::{self, Availability, EvalCtx, FieldType, Getter};
 use crate::source::{Pos, Source};
+
+/// FxHash-style hasher for the sets built from rule literals: keys are fixed at load
+/// time, so hash flooding does not apply, and SipHash cost dominated lookups.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            self.add(u64::from_le_bytes(b));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 56));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastSet<T> = HashSet<T, BuildHasherDefault<FastHasher>>;
 
 /// A compiled condition.
 pub type Predicate = Box<dyn Fn(&EvalCtx<'_>) -> bool + Send + Sync>;
@@ -174,36 +219,17 @@ impl<'a> Compiler<'a> {
     ) -> Result<(Predicate, KindSet), CompileError> {
         let mut preds: Vec<Predicate> = Vec::new();
         let mut kinds = KindSet::NONE;
-        // (field text, op) -> literals; only for plain string checks.
-        let mut groups: Vec<((String, Op), FieldRef, Vec<String>)> = Vec::new();
+        // String checks on one field are fused: the field is read once and one
+        // combined matcher (set, automata, list) decides.
+        let mut groups: Vec<(String, Getter, Vec<StrMatcher>)> = Vec::new();
         for i in items {
-            if let Expr::Check(Check {
-                field,
-                op: op @ (Op::Contains | Op::StartsWith | Op::Eq | Op::IContains),
-                value: Some(Operand::Value(lit)),
-                ..
-            }) = i
-            {
-                if field.transformer.is_none()
-                    && field.name != "evt.type"
-                    && field.name != "syscall.type"
-                {
-                    // Validate through the normal path (types, availability, notes).
-                    let (p, k) = self.check_expr(i, src)?;
-                    if let Ok(r) = fields::resolve(field) {
-                        if let Getter::Str(_) = r.getter {
-                            let key = (field.to_string(), *op);
-                            match groups.iter_mut().find(|g| g.0 == key) {
-                                Some(g) => g.2.push(lit.text.clone()),
-                                None => groups.push((key, field.clone(), vec![lit.text.clone()])),
-                            }
-                            kinds = KindSet(kinds.0 | k.0);
-                            drop(p);
-                            continue;
-                        }
+            if let Expr::Check(c) = i {
+                if let Some((key, getter, m)) = self.string_matcher(c, src)? {
+                    kinds = KindSet::ALL;
+                    match groups.iter_mut().find(|g| g.0 == key) {
+                        Some(g) => g.2.push(m),
+                        None => groups.push((key, getter, vec![m])),
                     }
-                    kinds = KindSet(kinds.0 | k.0);
-                    preds.push(p);
                     continue;
                 }
             }
@@ -211,12 +237,8 @@ impl<'a> Compiler<'a> {
             kinds = KindSet(kinds.0 | k.0);
             preds.push(p);
         }
-        for ((_, op), field, lits) in groups {
-            let Ok(r) = fields::resolve(&field) else {
-                continue;
-            };
-            let Getter::Str(get) = r.getter else { continue };
-            preds.push(string_alternatives(get, op, lits));
+        for (_, getter, matchers) in groups {
+            preds.push(apply_str(getter, StrMatcher::combine(matchers)));
         }
         if preds.len() == 1 {
             if let Some(p) = preds.pop() {
@@ -227,15 +249,35 @@ impl<'a> Compiler<'a> {
         Ok((Box::new(move |ctx| preds.iter().any(|p| p(ctx))), kinds))
     }
 
-    fn check_expr(
+    /// A plain string check (`field op literal(s)`) as (field key, getter, matcher);
+    /// `None` for anything else (other types, `evt.type`, transformers, `val()`).
+    fn string_matcher(
         &mut self,
-        e: &Expr,
+        c: &Check,
         src: &Arc<Source>,
-    ) -> Result<(Predicate, KindSet), CompileError> {
-        match e {
-            Expr::Check(c) => self.check(c, src),
-            other => self.expr(other, src),
+    ) -> Result<Option<(String, Getter, StrMatcher)>, CompileError> {
+        if c.field.transformer.is_some()
+            || matches!(c.field.name.as_str(), "evt.type" | "syscall.type")
+            || matches!(c.op, Op::Exists | Op::Lt | Op::Le | Op::Gt | Op::Ge)
+        {
+            return Ok(None);
         }
+        let values = match &c.value {
+            Some(Operand::Value(l)) if c.op.takes_list() => {
+                self.list_items(std::slice::from_ref(l))
+            }
+            Some(Operand::Value(l)) => vec![(l.text.clone(), l.pos)],
+            Some(Operand::List(items)) if c.op.takes_list() => self.list_items(items),
+            _ => return Ok(None),
+        };
+        match fields::resolve(&c.field) {
+            Ok(r) if matches!(r.getter, Getter::Str(_) | Getter::StrAny(_)) => {}
+            _ => return Ok(None),
+        }
+        // Through the normal path for notes and validation.
+        let getter = self.resolve_field(&c.field, src)?;
+        let m = build_matcher(c.op, &values, src, &c.field)?;
+        Ok(Some((c.field.to_string(), getter, m)))
     }
 
     fn resolve_field(&mut self, f: &FieldRef, src: &Source) -> Result<Getter, CompileError> {
@@ -527,7 +569,7 @@ fn int_op(op: Op) -> Option<fn(i64, i64) -> bool> {
 
 fn int_check(get: fields::IntFn, op: Op, nums: Vec<i64>) -> Option<Predicate> {
     if matches!(op, Op::In | Op::Intersects) {
-        let set: HashSet<i64> = nums.into_iter().collect();
+        let set: FastSet<i64> = nums.into_iter().collect();
         return Some(Box::new(move |ctx| {
             get(ctx).is_some_and(|v| set.contains(&v))
         }));
@@ -602,34 +644,143 @@ fn string_check(
     src: &Source,
     field: &FieldRef,
 ) -> Result<Predicate, CompileError> {
+    Ok(apply_str(getter, build_matcher(op, values, src, field)?))
+}
+
+/// A compiled test on one string value.
+enum StrMatcher {
+    Eq(Box<str>),
+    Ne(Box<str>),
+    Set(FastSet<String>),
+    Pmatch {
+        set: FastSet<String>,
+        root: bool,
+    },
+    Contains(Box<str>),
+    /// Any of several substrings (or one, case-insensitively / as bytes).
+    Automaton(AhoCorasick),
+    StartsWith(Box<str>),
+    /// Any of several prefixes.
+    Prefixes(AhoCorasick),
+    BStartsWith(Box<[u8]>),
+    EndsWith(Box<str>),
+    Glob(Box<[u8]>),
+    IGlob(Box<[u8]>),
+    Regex(regex::Regex),
+    Any(Box<[StrMatcher]>),
+}
+
+impl StrMatcher {
+    #[inline]
+    fn is_match(&self, v: &str) -> bool {
+        match self {
+            StrMatcher::Eq(s) => v == &**s,
+            StrMatcher::Ne(s) => v != &**s,
+            StrMatcher::Set(set) => set.contains(v),
+            StrMatcher::Pmatch { set, root } => {
+                *root && v.starts_with('/') || path_prefixes(v).any(|p| set.contains(p))
+            }
+            StrMatcher::Contains(s) => v.contains(&**s),
+            StrMatcher::Automaton(ac) => ac.is_match(v),
+            StrMatcher::StartsWith(s) => v.starts_with(&**s),
+            StrMatcher::Prefixes(ac) => ac
+                .find(aho_corasick::Input::new(v).anchored(aho_corasick::Anchored::Yes))
+                .is_some(),
+            StrMatcher::BStartsWith(b) => v.as_bytes().starts_with(b),
+            StrMatcher::EndsWith(s) => v.ends_with(&**s),
+            StrMatcher::Glob(p) => glob_match(p, v.as_bytes()),
+            StrMatcher::IGlob(p) => glob_match(p, v.to_lowercase().as_bytes()),
+            StrMatcher::Regex(re) => re.is_match(v),
+            StrMatcher::Any(ms) => ms.iter().any(|m| m.is_match(v)),
+        }
+    }
+
+    /// Merges alternatives: equalities into one set, substrings and prefixes into
+    /// one automaton each, the rest checked in turn.
+    fn combine(ms: Vec<StrMatcher>) -> StrMatcher {
+        if ms.len() == 1 {
+            if let Some(m) = ms.into_iter().next() {
+                return m;
+            }
+            return StrMatcher::Any(Box::new([]));
+        }
+        let mut set: FastSet<String> = FastSet::default();
+        let mut subs: Vec<String> = Vec::new();
+        let mut prefixes: Vec<String> = Vec::new();
+        let mut rest: Vec<StrMatcher> = Vec::new();
+        for m in ms {
+            match m {
+                StrMatcher::Eq(s) => {
+                    set.insert(s.into());
+                }
+                StrMatcher::Set(s) => set.extend(s),
+                StrMatcher::Contains(s) => subs.push(s.into()),
+                StrMatcher::StartsWith(s) => prefixes.push(s.into()),
+                other => rest.push(other),
+            }
+        }
+        if !set.is_empty() {
+            rest.insert(0, StrMatcher::Set(set));
+        }
+        match subs.len() {
+            0 => {}
+            1 => rest.push(StrMatcher::Contains(subs.remove(0).into())),
+            _ => match AhoCorasick::new(&subs) {
+                Ok(ac) => rest.push(StrMatcher::Automaton(ac)),
+                Err(_) => rest.extend(subs.into_iter().map(|s| StrMatcher::Contains(s.into()))),
+            },
+        }
+        match prefixes.len() {
+            0 => {}
+            1 => rest.push(StrMatcher::StartsWith(prefixes.remove(0).into())),
+            _ => match AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostFirst)
+                .start_kind(StartKind::Anchored)
+                .build(&prefixes)
+            {
+                Ok(ac) => rest.push(StrMatcher::Prefixes(ac)),
+                Err(_) => rest.extend(
+                    prefixes
+                        .into_iter()
+                        .map(|s| StrMatcher::StartsWith(s.into())),
+                ),
+            },
+        }
+        if rest.len() == 1 {
+            if let Some(m) = rest.pop() {
+                return m;
+            }
+        }
+        StrMatcher::Any(rest.into_boxed_slice())
+    }
+}
+
+fn build_matcher(
+    op: Op,
+    values: &[(String, usize)],
+    src: &Source,
+    field: &FieldRef,
+) -> Result<StrMatcher, CompileError> {
     let first = values.first().map(|(v, _)| v.clone()).unwrap_or_default();
     let first_pos = values.first().map(|(_, p)| *p).unwrap_or(field.pos);
-    // Build a matcher over one string value, then apply to one or any value.
-    let m: Arc<dyn Fn(&str) -> bool + Send + Sync> = match op {
-        Op::Eq => Arc::new(move |v| v == first),
-        Op::Ne => Arc::new(move |v| v != first),
-        Op::In | Op::Intersects => {
-            let set: HashSet<String> = values.iter().map(|(v, _)| v.clone()).collect();
-            Arc::new(move |v| set.contains(v))
-        }
-        Op::Pmatch => {
-            let set: HashSet<String> = values
+    Ok(match op {
+        Op::Eq => StrMatcher::Eq(first.into()),
+        Op::Ne => StrMatcher::Ne(first.into()),
+        Op::In | Op::Intersects => StrMatcher::Set(values.iter().map(|(v, _)| v.clone()).collect()),
+        Op::Pmatch => StrMatcher::Pmatch {
+            set: values
                 .iter()
                 .map(|(v, _)| v.trim_end_matches('/').to_string())
-                .collect();
-            let root = values.iter().any(|(v, _)| v == "/");
-            Arc::new(move |v| {
-                root && v.starts_with('/') || path_prefixes(v).any(|p| set.contains(p))
-            })
-        }
-        Op::Contains => Arc::new(move |v| v.contains(first.as_str())),
-        Op::IContains => {
-            let ac = AhoCorasickBuilder::new()
+                .collect(),
+            root: values.iter().any(|(v, _)| v == "/"),
+        },
+        Op::Contains => StrMatcher::Contains(first.into()),
+        Op::IContains => StrMatcher::Automaton(
+            AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .build([first.as_str()])
-                .map_err(|e| err(src, first_pos, e.to_string()))?;
-            Arc::new(move |v| ac.is_match(v))
-        }
+                .map_err(|e| err(src, first_pos, e.to_string()))?,
+        ),
         Op::BContains | Op::BStartsWith => {
             let bytes = parse_hex(&first).ok_or_else(|| {
                 err(
@@ -642,25 +793,21 @@ fn string_check(
                 )
             })?;
             if op == Op::BContains {
-                let ac =
-                    AhoCorasick::new([bytes]).map_err(|e| err(src, first_pos, e.to_string()))?;
-                Arc::new(move |v| ac.is_match(v.as_bytes()))
+                StrMatcher::Automaton(
+                    AhoCorasick::new([bytes]).map_err(|e| err(src, first_pos, e.to_string()))?,
+                )
             } else {
-                Arc::new(move |v| v.as_bytes().starts_with(&bytes))
+                StrMatcher::BStartsWith(bytes.into())
             }
         }
-        Op::StartsWith => Arc::new(move |v| v.starts_with(first.as_str())),
-        Op::EndsWith => Arc::new(move |v| v.ends_with(first.as_str())),
-        Op::Glob => Arc::new(move |v| glob_match(first.as_bytes(), v.as_bytes())),
-        Op::IGlob => {
-            let pat = first.to_lowercase();
-            Arc::new(move |v| glob_match(pat.as_bytes(), v.to_lowercase().as_bytes()))
-        }
-        Op::Regex => {
-            let re = regex::Regex::new(&first)
-                .map_err(|e| err(src, first_pos, format!("bad regex: {e}")))?;
-            Arc::new(move |v| re.is_match(v))
-        }
+        Op::StartsWith => StrMatcher::StartsWith(first.into()),
+        Op::EndsWith => StrMatcher::EndsWith(first.into()),
+        Op::Glob => StrMatcher::Glob(first.into_bytes().into()),
+        Op::IGlob => StrMatcher::IGlob(first.to_lowercase().into_bytes().into()),
+        Op::Regex => StrMatcher::Regex(
+            regex::Regex::new(&first)
+                .map_err(|e| err(src, first_pos, format!("bad regex: {e}")))?,
+        ),
         Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Exists => {
             return Err(err(
                 src,
@@ -671,58 +818,16 @@ fn string_check(
                 ),
             ))
         }
-    };
-    Ok(apply_str(getter, m))
+    })
 }
 
-fn apply_str(getter: Getter, m: Arc<dyn Fn(&str) -> bool + Send + Sync>) -> Predicate {
+fn apply_str(getter: Getter, m: StrMatcher) -> Predicate {
     match getter {
-        Getter::Str(g) | Getter::EvtType(g) => Box::new(move |ctx| g(ctx).is_some_and(|v| m(&v))),
-        Getter::StrAny(g) => Box::new(move |ctx| g(ctx, &mut |v| m(v))),
+        Getter::Str(g) | Getter::EvtType(g) => {
+            Box::new(move |ctx| g(ctx).is_some_and(|v| m.is_match(&v)))
+        }
+        Getter::StrAny(g) => Box::new(move |ctx| g(ctx, &mut |v| m.is_match(v))),
         // Non-string getters never reach here (type-checked by the caller).
-        _ => Box::new(|_| false),
-    }
-}
-
-/// `f contains a or f contains b or …` as one automaton; `=` runs as one set.
-fn string_alternatives(get: fields::StrFn, op: Op, lits: Vec<String>) -> Predicate {
-    match op {
-        Op::Eq => {
-            let set: HashSet<String> = lits.into_iter().collect();
-            Box::new(move |ctx| get(ctx).is_some_and(|v| set.contains(v.as_ref())))
-        }
-        Op::Contains | Op::IContains | Op::StartsWith => {
-            let mut b = AhoCorasickBuilder::new();
-            b.match_kind(MatchKind::LeftmostFirst)
-                .ascii_case_insensitive(op == Op::IContains);
-            if op == Op::StartsWith {
-                b.start_kind(StartKind::Anchored);
-            }
-            match b.build(&lits) {
-                Ok(ac) if op == Op::StartsWith => Box::new(move |ctx| {
-                    get(ctx).is_some_and(|v| {
-                        ac.find(
-                            aho_corasick::Input::new(v.as_ref())
-                                .anchored(aho_corasick::Anchored::Yes),
-                        )
-                        .is_some()
-                    })
-                }),
-                Ok(ac) => Box::new(move |ctx| get(ctx).is_some_and(|v| ac.is_match(v.as_ref()))),
-                // Automaton construction only fails on absurd sizes; fall back to a scan.
-                Err(_) => Box::new(move |ctx| {
-                    get(ctx).is_some_and(|v| {
-                        lits.iter().any(|l| {
-                            if op == Op::StartsWith {
-                                v.starts_with(l.as_str())
-                            } else {
-                                v.contains(l.as_str())
-                            }
-                        })
-                    })
-                }),
-            }
-        }
         _ => Box::new(|_| false),
     }
 }

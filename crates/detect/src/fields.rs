@@ -28,7 +28,7 @@ pub struct EvalCtx<'e> {
     cmdline: OnceCell<String>,
     args: OnceCell<String>,
     pcmdline: OnceCell<String>,
-    fd_name: OnceCell<Option<String>>,
+    fd_name: OnceCell<Option<Cow<'e, str>>>,
     cwd: OnceCell<String>,
 }
 
@@ -57,13 +57,27 @@ impl<'e> EvalCtx<'e> {
         self.fd_name
             .get_or_init(|| {
                 if let Some(raw) = file_path(&self.ev.payload) {
+                    // Most paths are already absolute and clean: no copy.
+                    if is_clean_absolute(raw) {
+                        return Some(Cow::Borrowed(raw));
+                    }
                     let cwd = self.process().map(|p| p.cwd.as_str()).unwrap_or("/");
-                    return Some(normalize_path(raw, cwd));
+                    return Some(Cow::Owned(normalize_path(raw, cwd)));
                 }
-                socket_fd_name(&self.ev.payload)
+                socket_fd_name(&self.ev.payload).map(Cow::Owned)
             })
             .as_deref()
     }
+}
+
+fn is_clean_absolute(p: &str) -> bool {
+    p.starts_with('/')
+        && !p.contains("//")
+        && !p.contains("/./")
+        && !p.contains("/../")
+        && !p.ends_with("/.")
+        && !p.ends_with("/..")
+        && (p.len() == 1 || !p.ends_with('/'))
 }
 
 /// Value type of a field, deciding which operators and literals are legal.
@@ -310,13 +324,13 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
     // Families with a free-form argument after a dot.
     if let Some(arg) = name.strip_prefix("evt.arg.") {
         no_arg(f)?;
-        let arg = arg.to_string();
-        return Ok(provided(s(move |ctx| event_arg(ctx, &arg))));
+        let key = arg_key(arg);
+        return Ok(provided(s(move |ctx| event_arg(ctx, key))));
     }
     if let Some(arg) = name.strip_prefix("evt.rawarg.") {
         no_arg(f)?;
-        let arg = arg.to_string();
-        return Ok(provided(int(move |ctx| event_rawarg(ctx.ev, &arg))));
+        let key = arg_key(arg);
+        return Ok(provided(int(move |ctx| event_rawarg(ctx.ev, key))));
     }
     if name == "evt.arg" || name == "evt.rawarg" {
         let Some(a) = &f.arg else {
@@ -326,14 +340,11 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
             });
         };
         // A numeric argument is resolved per event kind by position.
-        let key: String = match a.parse::<usize>() {
-            Ok(n) => format!("#{n}"),
-            Err(_) => a.clone(),
-        };
+        let key = arg_key(a);
         if name == "evt.rawarg" {
-            return Ok(provided(int(move |ctx| event_rawarg(ctx.ev, &key))));
+            return Ok(provided(int(move |ctx| event_rawarg(ctx.ev, key))));
         }
-        return Ok(provided(s(move |ctx| event_arg(ctx, &key))));
+        return Ok(provided(s(move |ctx| event_arg(ctx, key))));
     }
     if name == "container.label" || name == "k8s.pod.label" {
         let Some(key) = f.arg.clone() else {
@@ -957,50 +968,198 @@ fn fd_type(ctx: &EvalCtx<'_>) -> Option<&'static str> {
 }
 
 /// Argument names per kind, in Falco's order (for `evt.arg[N]`).
-fn arg_names(p: &Payload) -> &'static [&'static str] {
-    match p {
-        Payload::Exec { .. } => &["res", "exe", "args", "flags"],
-        Payload::FileOpen { .. } => &["fd", "name", "flags", "mode"],
-        Payload::FileUnlink { .. } => &["res", "name"],
-        Payload::FileRename { .. } => &["res", "oldpath", "newpath"],
-        Payload::FileLink { symbolic: true, .. } => &["res", "target", "linkpath"],
-        Payload::FileLink { .. } => &["res", "oldpath", "newpath"],
-        Payload::FileChmod { .. } => &["res", "filename", "mode"],
-        Payload::FileChown { .. } => &["res", "path", "uid", "gid"],
-        Payload::FileTruncate { .. } => &["res", "name", "length"],
-        Payload::NetConnect { .. } => &["res", "tuple"],
-        Payload::NetAccept { .. } => &["fd", "tuple"],
-        Payload::NetBind { .. } => &["res", "addr"],
-        Payload::NetListen { .. } => &["res", "backlog"],
-        Payload::Ptrace { .. } => &["res", "request", "pid"],
-        Payload::Mount { .. } => &["res", "dev", "dir", "type", "flags"],
-        Payload::Umount { .. } => &["res", "name", "flags"],
-        Payload::MemfdCreate { .. } => &["fd", "name", "flags"],
-        Payload::SetId { .. } => &["res", "uid"],
-        Payload::Namespace { .. } => &["res", "flags"],
-        Payload::ModuleLoad { .. } => &["res", "name"],
-        Payload::Bpf { .. } => &["res", "cmd"],
-        _ => &["res"],
+/// An event argument name, resolved once at load time (Falco's `evt.arg.NAME`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArgKey {
+    Addr,
+    Args,
+    Backlog,
+    CapEffective,
+    CapInheritable,
+    CapPermitted,
+    Cmd,
+    Dev,
+    Dir,
+    Egid,
+    Euid,
+    Exe,
+    Fd,
+    Filename,
+    Flags,
+    Fstype,
+    Gid,
+    Length,
+    Linkpath,
+    Mode,
+    Name,
+    Newpath,
+    Nstype,
+    Oldpath,
+    Path,
+    Pathname,
+    Pid,
+    Request,
+    Res,
+    Rgid,
+    Ruid,
+    Sgid,
+    Source,
+    Suid,
+    Target,
+    Tuple,
+    Type,
+    Uid,
+    /// `evt.arg[N]`: the Nth argument of whatever kind the event is.
+    Index(u8),
+    /// A name no event kind has: never has a value.
+    Unknown,
+}
+
+impl ArgKey {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArgKey::Addr => "addr",
+            ArgKey::Args => "args",
+            ArgKey::Backlog => "backlog",
+            ArgKey::CapEffective => "cap_effective",
+            ArgKey::CapInheritable => "cap_inheritable",
+            ArgKey::CapPermitted => "cap_permitted",
+            ArgKey::Cmd => "cmd",
+            ArgKey::Dev => "dev",
+            ArgKey::Dir => "dir",
+            ArgKey::Egid => "egid",
+            ArgKey::Euid => "euid",
+            ArgKey::Exe => "exe",
+            ArgKey::Fd => "fd",
+            ArgKey::Filename => "filename",
+            ArgKey::Flags => "flags",
+            ArgKey::Fstype => "fstype",
+            ArgKey::Gid => "gid",
+            ArgKey::Length => "length",
+            ArgKey::Linkpath => "linkpath",
+            ArgKey::Mode => "mode",
+            ArgKey::Name => "name",
+            ArgKey::Newpath => "newpath",
+            ArgKey::Nstype => "nstype",
+            ArgKey::Oldpath => "oldpath",
+            ArgKey::Path => "path",
+            ArgKey::Pathname => "pathname",
+            ArgKey::Pid => "pid",
+            ArgKey::Request => "request",
+            ArgKey::Res => "res",
+            ArgKey::Rgid => "rgid",
+            ArgKey::Ruid => "ruid",
+            ArgKey::Sgid => "sgid",
+            ArgKey::Source => "source",
+            ArgKey::Suid => "suid",
+            ArgKey::Target => "target",
+            ArgKey::Tuple => "tuple",
+            ArgKey::Type => "type",
+            ArgKey::Uid => "uid",
+            ArgKey::Index(_) | ArgKey::Unknown => "?",
+        }
     }
 }
 
-fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: &str) -> Option<Cow<'c, str>> {
-    let p = &ctx.ev.payload;
-    let name: &str = match name.strip_prefix('#') {
-        Some(n) => {
-            let n: usize = n.parse().ok()?;
-            arg_names(p).get(n)?
+fn arg_key(name: &str) -> ArgKey {
+    if let Ok(n) = name.parse::<u8>() {
+        return ArgKey::Index(n);
+    }
+    match name {
+        "addr" => ArgKey::Addr,
+        "args" => ArgKey::Args,
+        "backlog" => ArgKey::Backlog,
+        "cap_effective" => ArgKey::CapEffective,
+        "cap_inheritable" => ArgKey::CapInheritable,
+        "cap_permitted" => ArgKey::CapPermitted,
+        "cmd" => ArgKey::Cmd,
+        "dev" => ArgKey::Dev,
+        "dir" => ArgKey::Dir,
+        "egid" => ArgKey::Egid,
+        "euid" => ArgKey::Euid,
+        "exe" => ArgKey::Exe,
+        "fd" => ArgKey::Fd,
+        "filename" => ArgKey::Filename,
+        "flags" => ArgKey::Flags,
+        "fstype" => ArgKey::Fstype,
+        "gid" => ArgKey::Gid,
+        "length" => ArgKey::Length,
+        "linkpath" => ArgKey::Linkpath,
+        "mode" => ArgKey::Mode,
+        "name" => ArgKey::Name,
+        "newpath" => ArgKey::Newpath,
+        "nstype" => ArgKey::Nstype,
+        "oldpath" => ArgKey::Oldpath,
+        "path" => ArgKey::Path,
+        "pathname" => ArgKey::Pathname,
+        "pid" => ArgKey::Pid,
+        "request" => ArgKey::Request,
+        "res" => ArgKey::Res,
+        "rgid" => ArgKey::Rgid,
+        "ruid" => ArgKey::Ruid,
+        "sgid" => ArgKey::Sgid,
+        "source" => ArgKey::Source,
+        "suid" => ArgKey::Suid,
+        "target" => ArgKey::Target,
+        "tuple" => ArgKey::Tuple,
+        "type" => ArgKey::Type,
+        "uid" => ArgKey::Uid,
+        _ => ArgKey::Unknown,
+    }
+}
+
+fn arg_names(p: &Payload) -> &'static [ArgKey] {
+    match p {
+        Payload::Exec { .. } => &[ArgKey::Res, ArgKey::Exe, ArgKey::Args, ArgKey::Flags],
+        Payload::FileOpen { .. } => &[ArgKey::Fd, ArgKey::Name, ArgKey::Flags, ArgKey::Mode],
+        Payload::FileUnlink { .. } => &[ArgKey::Res, ArgKey::Name],
+        Payload::FileRename { .. } => &[ArgKey::Res, ArgKey::Oldpath, ArgKey::Newpath],
+        Payload::FileLink { symbolic: true, .. } => {
+            &[ArgKey::Res, ArgKey::Target, ArgKey::Linkpath]
         }
-        None => name,
+        Payload::FileLink { .. } => &[ArgKey::Res, ArgKey::Oldpath, ArgKey::Newpath],
+        Payload::FileChmod { .. } => &[ArgKey::Res, ArgKey::Filename, ArgKey::Mode],
+        Payload::FileChown { .. } => &[ArgKey::Res, ArgKey::Path, ArgKey::Uid, ArgKey::Gid],
+        Payload::FileTruncate { .. } => &[ArgKey::Res, ArgKey::Name, ArgKey::Length],
+        Payload::NetConnect { .. } => &[ArgKey::Res, ArgKey::Tuple],
+        Payload::NetAccept { .. } => &[ArgKey::Fd, ArgKey::Tuple],
+        Payload::NetBind { .. } => &[ArgKey::Res, ArgKey::Addr],
+        Payload::NetListen { .. } => &[ArgKey::Res, ArgKey::Backlog],
+        Payload::Ptrace { .. } => &[ArgKey::Res, ArgKey::Request, ArgKey::Pid],
+        Payload::Mount { .. } => &[
+            ArgKey::Res,
+            ArgKey::Dev,
+            ArgKey::Dir,
+            ArgKey::Type,
+            ArgKey::Flags,
+        ],
+        Payload::Umount { .. } => &[ArgKey::Res, ArgKey::Name, ArgKey::Flags],
+        Payload::MemfdCreate { .. } => &[ArgKey::Fd, ArgKey::Name, ArgKey::Flags],
+        Payload::SetId { .. } => &[ArgKey::Res, ArgKey::Uid],
+        Payload::Namespace { .. } => &[ArgKey::Res, ArgKey::Flags],
+        Payload::ModuleLoad { .. } => &[ArgKey::Res, ArgKey::Name],
+        Payload::Bpf { .. } => &[ArgKey::Res, ArgKey::Cmd],
+        _ => &[ArgKey::Res],
+    }
+}
+
+fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
+    let p = &ctx.ev.payload;
+    let name = match name {
+        ArgKey::Index(n) => *arg_names(p).get(n as usize)?,
+        other => other,
     };
     let o = |v: String| Some(Cow::Owned(v));
-    if name == "res" {
+    if name == ArgKey::Res {
         return event_ret(p).map(|r| Cow::Owned(r.to_string()));
     }
     match (p, name) {
-        (Payload::Exec { filename, .. }, "exe" | "filename" | "path" | "name") => b(filename),
-        (Payload::Exec { .. }, "args") => ctx.process().map(|p| Cow::Owned(args_of(&p.argv))),
-        (Payload::Exec { from_memfd, .. }, "flags") => {
+        (
+            Payload::Exec { filename, .. },
+            ArgKey::Exe | ArgKey::Filename | ArgKey::Path | ArgKey::Name,
+        ) => b(filename),
+        (Payload::Exec { .. }, ArgKey::Args) => ctx.process().map(|p| Cow::Owned(args_of(&p.argv))),
+        (Payload::Exec { from_memfd, .. }, ArgKey::Flags) => {
             b(if *from_memfd { "EXE_FROM_MEMFD" } else { "0" })
         }
         (
@@ -1010,80 +1169,84 @@ fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: &str) -> Option<Cow<'c, str>> {
             | Payload::FileChown { path, .. }
             | Payload::FileTruncate { path, .. }
             | Payload::ProcMemWrite { path, .. },
-            "name" | "path" | "filename" | "pathname",
+            ArgKey::Name | ArgKey::Path | ArgKey::Filename | ArgKey::Pathname,
         ) => b(path),
-        (Payload::FileOpen { flags, .. }, "flags") => o(open_flags_text(*flags)),
-        (Payload::FileOpen { mode, .. } | Payload::FileChmod { mode, .. }, "mode") => {
+        (Payload::FileOpen { flags, .. }, ArgKey::Flags) => o(open_flags_text(*flags)),
+        (Payload::FileOpen { mode, .. } | Payload::FileChmod { mode, .. }, ArgKey::Mode) => {
             o(format!("0{mode:o}"))
         }
-        (Payload::FileOpen { ret, .. }, "fd") => o(ret.to_string()),
-        (Payload::FileRename { old_path, .. }, "oldpath" | "source") => b(old_path),
-        (Payload::FileRename { new_path, .. }, "newpath" | "target") => b(new_path),
+        (Payload::FileOpen { ret, .. }, ArgKey::Fd) => o(ret.to_string()),
+        (Payload::FileRename { old_path, .. }, ArgKey::Oldpath | ArgKey::Source) => b(old_path),
+        (Payload::FileRename { new_path, .. }, ArgKey::Newpath | ArgKey::Target) => b(new_path),
         (
             Payload::FileLink {
                 old_path, symbolic, ..
             },
             n,
-        ) if n == "oldpath" || (*symbolic && n == "target") => b(old_path),
+        ) if n == ArgKey::Oldpath || (*symbolic && n == ArgKey::Target) => b(old_path),
         (
             Payload::FileLink {
                 new_path, symbolic, ..
             },
             n,
-        ) if n == "newpath" || (*symbolic && n == "linkpath") => b(new_path),
-        (Payload::FileChown { uid, .. }, "uid") => o(uid.to_string()),
-        (Payload::FileChown { gid, .. }, "gid") => o(gid.to_string()),
-        (Payload::FileTruncate { length, .. }, "length") => o(length.to_string()),
-        (Payload::NetConnect { .. } | Payload::NetAccept { .. }, "tuple" | "addr") => {
+        ) if n == ArgKey::Newpath || (*symbolic && n == ArgKey::Linkpath) => b(new_path),
+        (Payload::FileChown { uid, .. }, ArgKey::Uid) => o(uid.to_string()),
+        (Payload::FileChown { gid, .. }, ArgKey::Gid) => o(gid.to_string()),
+        (Payload::FileTruncate { length, .. }, ArgKey::Length) => o(length.to_string()),
+        (Payload::NetConnect { .. } | Payload::NetAccept { .. }, ArgKey::Tuple | ArgKey::Addr) => {
             socket_fd_name(p).map(Cow::Owned)
         }
-        (Payload::NetBind { local, .. }, "addr") => o(fmt_addr(local)),
-        (Payload::NetListen { backlog, .. }, "backlog") => o(backlog.to_string()),
-        (Payload::NetAccept { ret, .. }, "fd") => o(ret.to_string()),
-        (Payload::Ptrace { request, .. }, "request") => o(ptrace_request_name(*request)),
-        (Payload::Ptrace { target_pid, .. }, "pid") => o(target_pid.to_string()),
-        (Payload::Mount { source, .. }, "dev" | "source") => b(source),
-        (Payload::Mount { target, .. }, "dir" | "target") => b(target),
-        (Payload::Mount { fstype, .. }, "type" | "fstype") => b(fstype),
-        (Payload::Mount { flags, .. } | Payload::Umount { flags, .. }, "flags") => {
+        (Payload::NetBind { local, .. }, ArgKey::Addr) => o(fmt_addr(local)),
+        (Payload::NetListen { backlog, .. }, ArgKey::Backlog) => o(backlog.to_string()),
+        (Payload::NetAccept { ret, .. }, ArgKey::Fd) => o(ret.to_string()),
+        (Payload::Ptrace { request, .. }, ArgKey::Request) => o(ptrace_request_name(*request)),
+        (Payload::Ptrace { target_pid, .. }, ArgKey::Pid) => o(target_pid.to_string()),
+        (Payload::Mount { source, .. }, ArgKey::Dev | ArgKey::Source) => b(source),
+        (Payload::Mount { target, .. }, ArgKey::Dir | ArgKey::Target) => b(target),
+        (Payload::Mount { fstype, .. }, ArgKey::Type | ArgKey::Fstype) => b(fstype),
+        (Payload::Mount { flags, .. } | Payload::Umount { flags, .. }, ArgKey::Flags) => {
             o(flags.to_string())
         }
-        (Payload::Umount { target, .. }, "name" | "target" | "dir") => b(target),
-        (Payload::MemfdCreate { name: n, .. }, "name") => b(n),
-        (Payload::MemfdCreate { flags, .. }, "flags") => o(memfd_flags_text(*flags)),
-        (Payload::MemfdCreate { ret, .. }, "fd") => o(ret.to_string()),
+        (Payload::Umount { target, .. }, ArgKey::Name | ArgKey::Target | ArgKey::Dir) => b(target),
+        (Payload::MemfdCreate { name: n, .. }, ArgKey::Name) => b(n),
+        (Payload::MemfdCreate { flags, .. }, ArgKey::Flags) => o(memfd_flags_text(*flags)),
+        (Payload::MemfdCreate { ret, .. }, ArgKey::Fd) => o(ret.to_string()),
         (Payload::SetId { call, args, .. }, n) => {
-            let names: &[&str] = match call.as_str() {
-                "setuid" | "setfsuid" => &["uid"],
-                "setgid" | "setfsgid" => &["gid"],
-                "setreuid" => &["ruid", "euid"],
-                "setregid" => &["rgid", "egid"],
-                "setresuid" => &["ruid", "euid", "suid"],
-                "setresgid" => &["rgid", "egid", "sgid"],
+            let names: &[ArgKey] = match call.as_str() {
+                "setuid" | "setfsuid" => &[ArgKey::Uid],
+                "setgid" | "setfsgid" => &[ArgKey::Gid],
+                "setreuid" => &[ArgKey::Ruid, ArgKey::Euid],
+                "setregid" => &[ArgKey::Rgid, ArgKey::Egid],
+                "setresuid" => &[ArgKey::Ruid, ArgKey::Euid, ArgKey::Suid],
+                "setresgid" => &[ArgKey::Rgid, ArgKey::Egid, ArgKey::Sgid],
                 _ => &[],
             };
             let i = names.iter().position(|x| *x == n)?;
             args.get(i).map(|v| Cow::Owned(v.to_string()))
         }
-        (Payload::Namespace { flags, .. }, "flags" | "nstype") => o(clone_ns_flags_text(*flags)),
-        (Payload::Namespace { fd, .. }, "fd") => fd.map(|f| Cow::Owned(f.to_string())),
-        (Payload::ModuleLoad { path, .. }, "name" | "path") if !path.is_empty() => b(path),
-        (Payload::Bpf { cmd, .. }, "cmd") => o(bpf_cmd_name(*cmd)),
-        (Payload::Capset { effective, .. }, "cap_effective") => o(cap_names(*effective)),
-        (Payload::Capset { permitted, .. }, "cap_permitted") => o(cap_names(*permitted)),
-        (Payload::Capset { inheritable, .. }, "cap_inheritable") => o(cap_names(*inheritable)),
+        (Payload::Namespace { flags, .. }, ArgKey::Flags | ArgKey::Nstype) => {
+            o(clone_ns_flags_text(*flags))
+        }
+        (Payload::Namespace { fd, .. }, ArgKey::Fd) => fd.map(|f| Cow::Owned(f.to_string())),
+        (Payload::ModuleLoad { path, .. }, ArgKey::Name | ArgKey::Path) if !path.is_empty() => {
+            b(path)
+        }
+        (Payload::Bpf { cmd, .. }, ArgKey::Cmd) => o(bpf_cmd_name(*cmd)),
+        (Payload::Capset { effective, .. }, ArgKey::CapEffective) => o(cap_names(*effective)),
+        (Payload::Capset { permitted, .. }, ArgKey::CapPermitted) => o(cap_names(*permitted)),
+        (Payload::Capset { inheritable, .. }, ArgKey::CapInheritable) => o(cap_names(*inheritable)),
         _ => None,
     }
 }
 
-fn event_rawarg(ev: &Event, name: &str) -> Option<i64> {
+fn event_rawarg(ev: &Event, name: ArgKey) -> Option<i64> {
     let p = &ev.payload;
-    let name: &str = match name.strip_prefix('#') {
-        Some(n) => arg_names(p).get(n.parse::<usize>().ok()?)?,
-        None => name,
+    let name = match name {
+        ArgKey::Index(n) => *arg_names(p).get(n as usize)?,
+        other => other,
     };
-    if name == "res"
-        || name == "fd"
+    if name == ArgKey::Res
+        || name == ArgKey::Fd
             && matches!(
                 p,
                 Payload::FileOpen { .. } | Payload::MemfdCreate { .. } | Payload::NetAccept { .. }
@@ -1092,29 +1255,31 @@ fn event_rawarg(ev: &Event, name: &str) -> Option<i64> {
         return event_ret(p);
     }
     match (p, name) {
-        (Payload::FileOpen { flags, .. } | Payload::MemfdCreate { flags, .. }, "flags") => {
+        (Payload::FileOpen { flags, .. } | Payload::MemfdCreate { flags, .. }, ArgKey::Flags) => {
             Some(*flags as i64)
         }
-        (Payload::FileOpen { mode, .. } | Payload::FileChmod { mode, .. }, "mode") => {
+        (Payload::FileOpen { mode, .. } | Payload::FileChmod { mode, .. }, ArgKey::Mode) => {
             Some(*mode as i64)
         }
-        (Payload::FileChown { uid, .. }, "uid") => Some(*uid),
-        (Payload::FileChown { gid, .. }, "gid") => Some(*gid),
-        (Payload::FileTruncate { length, .. }, "length") => Some(*length),
-        (Payload::Ptrace { request, .. }, "request") => Some(*request),
-        (Payload::Ptrace { target_pid, .. }, "pid") => Some(*target_pid),
+        (Payload::FileChown { uid, .. }, ArgKey::Uid) => Some(*uid),
+        (Payload::FileChown { gid, .. }, ArgKey::Gid) => Some(*gid),
+        (Payload::FileTruncate { length, .. }, ArgKey::Length) => Some(*length),
+        (Payload::Ptrace { request, .. }, ArgKey::Request) => Some(*request),
+        (Payload::Ptrace { target_pid, .. }, ArgKey::Pid) => Some(*target_pid),
         (
             Payload::Mount { flags, .. }
             | Payload::Umount { flags, .. }
             | Payload::Namespace { flags, .. },
-            "flags",
+            ArgKey::Flags,
         ) => Some(*flags as i64),
-        (Payload::NetListen { backlog, .. }, "backlog") => Some(*backlog as i64),
-        (Payload::Bpf { cmd, .. }, "cmd") => Some(*cmd),
-        (Payload::SetId { args, .. }, "uid" | "gid" | "ruid" | "rgid") => args.first().copied(),
-        (Payload::SetId { args, .. }, "euid" | "egid") => args.get(1).copied(),
-        (Payload::SetId { args, .. }, "suid" | "sgid") => args.get(2).copied(),
-        (Payload::Capset { effective, .. }, "cap_effective") => Some(*effective as i64),
+        (Payload::NetListen { backlog, .. }, ArgKey::Backlog) => Some(*backlog as i64),
+        (Payload::Bpf { cmd, .. }, ArgKey::Cmd) => Some(*cmd),
+        (Payload::SetId { args, .. }, ArgKey::Uid | ArgKey::Gid | ArgKey::Ruid | ArgKey::Rgid) => {
+            args.first().copied()
+        }
+        (Payload::SetId { args, .. }, ArgKey::Euid | ArgKey::Egid) => args.get(1).copied(),
+        (Payload::SetId { args, .. }, ArgKey::Suid | ArgKey::Sgid) => args.get(2).copied(),
+        (Payload::Capset { effective, .. }, ArgKey::CapEffective) => Some(*effective as i64),
         _ => None,
     }
 }
@@ -1122,11 +1287,11 @@ fn event_rawarg(ev: &Event, name: &str) -> Option<i64> {
 fn event_args_text(ctx: &EvalCtx<'_>) -> String {
     let mut out = String::new();
     for name in arg_names(&ctx.ev.payload) {
-        if let Some(v) = event_arg(ctx, name) {
+        if let Some(v) = event_arg(ctx, *name) {
             if !out.is_empty() {
                 out.push(' ');
             }
-            out.push_str(name);
+            out.push_str(name.as_str());
             out.push('=');
             out.push_str(&v);
         }

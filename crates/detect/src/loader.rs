@@ -602,27 +602,7 @@ impl Collector {
             ..
         } = self;
 
-        // Lists: expand references to lists defined earlier, strip quotes.
-        let mut lists: HashMap<String, Vec<String>> = HashMap::new();
-        let mut ordered: Vec<(&String, &ListInfo)> = list_order
-            .iter()
-            .filter_map(|n| list_infos.get(n).map(|l| (n, l)))
-            .collect();
-        ordered.sort_by_key(|(_, l)| l.index);
-        for (name, info) in &ordered {
-            let mut out = Vec::with_capacity(info.items.len());
-            for item in &info.items {
-                match list_infos
-                    .get(item)
-                    .filter(|r| r.index < info.index)
-                    .and_then(|_| lists.get(item))
-                {
-                    Some(expanded) => out.extend(expanded.iter().cloned()),
-                    None => out.push(unquote_item(item)),
-                }
-            }
-            lists.insert((*name).clone(), out);
-        }
+        let lists = expand_lists(&list_infos, &list_order);
 
         // Macros: parse each once; their errors are reported once, at the macro.
         let mut macros: HashMap<String, MacroDef> = HashMap::new();
@@ -758,6 +738,73 @@ impl Collector {
         }
         let set = RuleSet::new(compiled, warnings);
         (set, errors)
+    }
+}
+
+/// Expands references to lists defined earlier (Falco's visibility rule), strips quotes.
+fn expand_lists(
+    infos: &HashMap<String, ListInfo>,
+    order: &[String],
+) -> HashMap<String, Vec<String>> {
+    let mut lists: HashMap<String, Vec<String>> = HashMap::new();
+    let mut ordered: Vec<(&String, &ListInfo)> = order
+        .iter()
+        .filter_map(|n| infos.get(n).map(|l| (n, l)))
+        .collect();
+    ordered.sort_by_key(|(_, l)| l.index);
+    for (name, info) in &ordered {
+        let mut out = Vec::with_capacity(info.items.len());
+        for item in &info.items {
+            match infos
+                .get(item)
+                .filter(|r| r.index < info.index)
+                .and_then(|_| lists.get(item))
+            {
+                Some(expanded) => out.extend(expanded.iter().cloned()),
+                None => out.push(unquote_item(item)),
+            }
+        }
+        lists.insert((*name).clone(), out);
+    }
+    lists
+}
+
+/// Parsed conditions for the benchmark's tree-walking baseline: rule ASTs (with
+/// exceptions), macro ASTs and expanded lists. Items that fail are left out.
+#[doc(hidden)]
+pub struct AstBundle {
+    pub rules: Vec<(String, Expr)>,
+    pub macros: HashMap<String, Expr>,
+    pub lists: HashMap<String, Vec<String>>,
+}
+
+#[doc(hidden)]
+pub fn rule_asts(files: &[(String, String)]) -> AstBundle {
+    let mut c = Collector::default();
+    for (name, text) in files {
+        c.collect_file(name, text);
+    }
+    let lists = expand_lists(&c.lists, &c.list_order);
+    let macros = c
+        .macros
+        .iter()
+        .filter_map(|(n, m)| parse_condition(&m.cond.text).ok().map(|e| (n.clone(), e)))
+        .collect();
+    let rules = c
+        .rules
+        .iter()
+        .filter(|r| r.enabled)
+        .filter_map(|r| {
+            let full = build_condition(r).ok()?;
+            parse_condition(&full.text)
+                .ok()
+                .map(|e| (r.name.clone(), e))
+        })
+        .collect();
+    AstBundle {
+        rules,
+        macros,
+        lists,
     }
 }
 
