@@ -34,6 +34,10 @@ pub struct ScanArgs {
     /// Vulnerability database made by `rampart db import`.
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// Store the SBOM in the database (`--db`) so `rampart db import` re-matches it
+    /// and reports new findings when advisories change.
+    #[arg(long, requires = "db")]
+    pub store_sbom: bool,
     /// Do not look for secrets.
     #[arg(long)]
     pub no_secrets: bool,
@@ -108,14 +112,6 @@ impl FileContentScanner for SecretContentScanner {
     }
 }
 
-/// Open the vulnerability database. Matching lives in `rampart-vulndb`.
-pub fn open_vuln_db(path: &std::path::Path) -> anyhow::Result<Box<dyn crate::vuln::VulnMatcher>> {
-    anyhow::bail!(
-        "{}: vulnerability matching is not available in this build yet (rampart-vulndb has no matching API to call)",
-        path.display()
-    )
-}
-
 fn progress_callback() -> Option<crate::scanner::ProgressFn> {
     if !std::io::stderr().is_terminal() {
         return None;
@@ -165,8 +161,9 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         }
         None => Vec::new(),
     };
-    let matcher = match &args.db {
-        Some(path) => Some(open_vuln_db(path)?),
+    // Opened before scanning, so a wrong path fails fast.
+    let mut database = match &args.db {
+        Some(path) => Some(crate::vuln::OsvDatabase::open(path, None)?),
         None => None,
     };
     let content_scanner: Option<Arc<dyn FileContentScanner>> = if args.no_secrets {
@@ -199,8 +196,19 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let target = Target::parse(&args.target);
     let mut report = scan(&target, &args.target, &options)
         .with_context(|| format!("scanning {}", args.target))?;
-    match &matcher {
-        Some(matcher) => crate::vuln::match_report(&mut report, matcher.as_ref())?,
+    match database.as_mut() {
+        Some(database) => {
+            if args.store_sbom {
+                // Images by content id, anything else by the name given.
+                let id = report
+                    .target
+                    .image_id
+                    .clone()
+                    .unwrap_or_else(|| args.target.clone());
+                database.store_as(id);
+            }
+            crate::vuln::match_report(&mut report, database)?
+        }
         None => eprintln!(
             "note: no vulnerability database given (--db); reporting packages and secrets only"
         ),

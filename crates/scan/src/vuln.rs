@@ -1,6 +1,7 @@
 //! Vulnerability matching hook. The database and version logic belong to
 //! `rampart-vulndb`; this module turns cataloged packages into queries and matches
 //! back into [`Vulnerability`] findings attributed to package, location and layer.
+//! [`OsvDatabase`] adapts `rampart-vulndb`'s [`rampart_vulndb::VulnDb`].
 
 use crate::model::{Package, ScanReport, Vulnerability};
 
@@ -29,7 +30,101 @@ pub struct Match {
 
 /// A vulnerability source.
 pub trait VulnMatcher {
-    fn match_packages(&self, queries: &[PackageQuery]) -> anyhow::Result<Vec<Match>>;
+    fn match_packages(&mut self, queries: &[PackageQuery]) -> anyhow::Result<Vec<Match>>;
+}
+
+/// The OSV database of `rampart-vulndb` (made by `rampart db import`).
+pub struct OsvDatabase {
+    db: rampart_vulndb::VulnDb,
+    /// When set, the SBOM is stored under this id so later imports re-match it.
+    store_as: Option<String>,
+}
+
+impl OsvDatabase {
+    /// Open an existing database; a missing file is an error, not an empty database.
+    pub fn open(path: &std::path::Path, store_as: Option<String>) -> anyhow::Result<Self> {
+        if !path.is_file() {
+            anyhow::bail!(
+                "{}: no vulnerability database there (create one with `rampart db import PATH`)",
+                path.display()
+            );
+        }
+        let db = rampart_vulndb::VulnDb::open(path)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(OsvDatabase { db, store_as })
+    }
+
+    /// Store the SBOM under `id` on the next match, so later imports re-match it.
+    pub fn store_as(&mut self, id: String) {
+        self.store_as = Some(id);
+    }
+
+    /// Wrap an already open database (tests, benchmarks).
+    pub fn from_db(db: rampart_vulndb::VulnDb, store_as: Option<String>) -> Self {
+        OsvDatabase { db, store_as }
+    }
+}
+
+fn to_ref(query: &PackageQuery) -> rampart_vulndb::PackageRef {
+    rampart_vulndb::PackageRef {
+        ecosystem: query.ecosystem.clone(),
+        name: query.name.clone(),
+        version: query.version.clone(),
+        source_name: query.source_name.clone(),
+        purl: query.purl.clone(),
+    }
+}
+
+fn severity(severity: rampart_vulndb::Severity) -> crate::model::Severity {
+    use crate::model::Severity as Ours;
+    use rampart_vulndb::Severity as Theirs;
+    match severity {
+        Theirs::Unknown => Ours::Unknown,
+        Theirs::Low => Ours::Low,
+        Theirs::Medium => Ours::Medium,
+        Theirs::High => Ours::High,
+        Theirs::Critical => Ours::Critical,
+    }
+}
+
+impl VulnMatcher for OsvDatabase {
+    fn match_packages(&mut self, queries: &[PackageQuery]) -> anyhow::Result<Vec<Match>> {
+        // The same package may sit at several locations: query each distinct one once.
+        let mut indexes: std::collections::HashMap<rampart_vulndb::PackageRef, Vec<usize>> =
+            std::collections::HashMap::new();
+        let mut distinct = Vec::new();
+        for (index, query) in queries.iter().enumerate() {
+            let package = to_ref(query);
+            let slots = indexes.entry(package.clone()).or_default();
+            if slots.is_empty() {
+                distinct.push(package);
+            }
+            slots.push(index);
+        }
+        let found = match &self.store_as {
+            Some(id) => self.db.store_sbom(id, &distinct)?,
+            None => self.db.match_packages(&distinct)?,
+        };
+        let mut out = Vec::new();
+        for m in found {
+            for &query in indexes
+                .get(&m.package)
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
+                out.push(Match {
+                    query,
+                    id: m.id.clone(),
+                    aliases: m.aliases.clone(),
+                    summary: m.summary.clone(),
+                    severity: severity(m.severity),
+                    cvss_score: m.cvss_score,
+                    fixed_version: m.fixed_version.clone(),
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Queries for the packages whose ecosystem is known (others cannot be matched
@@ -54,7 +149,7 @@ pub fn queries(packages: &[Package]) -> (Vec<PackageQuery>, Vec<usize>) {
 }
 
 /// Match every package of the report and store the findings in it.
-pub fn match_report(report: &mut ScanReport, matcher: &dyn VulnMatcher) -> anyhow::Result<()> {
+pub fn match_report(report: &mut ScanReport, matcher: &mut dyn VulnMatcher) -> anyhow::Result<()> {
     let (queries, origin) = queries(&report.packages);
     let matches = matcher.match_packages(&queries)?;
     let mut found = Vec::with_capacity(matches.len());

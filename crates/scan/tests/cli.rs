@@ -180,3 +180,104 @@ fn every_format_renders_and_bad_targets_fail_clearly() {
         "{error:#}"
     );
 }
+
+/// Import real OSV records (the PyPI advisories for `requests`) with rampart-vulndb and
+/// match through `--db`: the vulnerable pin is reported, the fixed one is not.
+#[test]
+fn vulnerabilities_from_an_imported_osv_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("vuln.db");
+    let mut db = rampart_vulndb::VulnDb::open(&db_path).unwrap();
+    let imported = db
+        .import(common::fixtures().join("advisories/pypi/vulns/requests"))
+        .unwrap();
+    assert!(imported.added > 3);
+    drop(db);
+
+    let vulnerable = project();
+    let out = dir.path().join("vulnerable.json");
+    let code = run(args(&[
+        vulnerable.path().to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+        "--db",
+        db_path.to_str().unwrap(),
+        "--store-sbom",
+        "--no-secrets",
+        "--no-cache",
+        "--fail-on",
+        "medium",
+    ]))
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let ids: Vec<&str> = report["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&"PYSEC-2018-28"),
+        "requests 2.19.0 is affected by PYSEC-2018-28: {ids:?}"
+    );
+    assert!(report["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["purl"] == "pkg:pypi/requests@2.19.0"));
+    let worst = report["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            v["severity"]
+                .as_str()
+                .unwrap()
+                .parse::<rampart_scan::Severity>()
+                .unwrap()
+        })
+        .max()
+        .unwrap();
+    assert_eq!(code, i32::from(worst >= rampart_scan::Severity::Medium));
+
+    let fixed = tempfile::tempdir().unwrap();
+    std::fs::write(fixed.path().join("requirements.txt"), "requests==2.32.3\n").unwrap();
+    let out = dir.path().join("fixed.json");
+    let code = run(args(&[
+        fixed.path().to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+        "--db",
+        db_path.to_str().unwrap(),
+        "--no-secrets",
+        "--no-cache",
+        "--fail-on",
+        "low",
+    ]))
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let ids: Vec<&str> = report["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert!(!ids.contains(&"PYSEC-2018-28"), "{ids:?}");
+
+    // A missing database is an error naming the path, not an empty result.
+    let missing = dir.path().join("missing.db");
+    let error = run(args(&[
+        fixed.path().to_str().unwrap(),
+        "--db",
+        missing.to_str().unwrap(),
+    ]))
+    .unwrap_err();
+    assert!(format!("{error:#}").contains("missing.db"), "{error:#}");
+    assert!(code == 0 || !ids.is_empty());
+}

@@ -78,8 +78,8 @@ fn report() -> rampart_scan::ScanReport {
         .map(|p| p.name.clone())
         .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let matcher = osv::ListedVersionsMatcher::pypi(&names);
-    rampart_scan::vuln::match_report(&mut report, &matcher).unwrap();
+    let mut matcher = osv::ListedVersionsMatcher::pypi(&names);
+    rampart_scan::vuln::match_report(&mut report, &mut matcher).unwrap();
     report
 }
 

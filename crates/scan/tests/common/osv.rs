@@ -37,7 +37,7 @@ impl ListedVersionsMatcher {
 }
 
 impl VulnMatcher for ListedVersionsMatcher {
-    fn match_packages(&self, queries: &[PackageQuery]) -> anyhow::Result<Vec<Match>> {
+    fn match_packages(&mut self, queries: &[PackageQuery]) -> anyhow::Result<Vec<Match>> {
         let mut out = Vec::new();
         for (index, query) in queries.iter().enumerate() {
             for record in &self.records {
