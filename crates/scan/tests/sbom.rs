@@ -1,4 +1,4 @@
-//! CycloneDX 1.6 and SPDX 2.3 output validated against the official JSON schemas
+//! CycloneDX 1.6, SPDX 2.3 and SARIF 2.1.0 output validated against the official JSON schemas
 //! (tests/schemas/), on a scan of a root filesystem built from this machine's files.
 
 mod common;
@@ -148,7 +148,16 @@ fn spdx_2_3_is_schema_valid() {
 #[test]
 fn sarif_has_what_code_scanning_needs() {
     let report = report();
+    assert!(
+        !report.vulnerabilities.is_empty(),
+        "this machine's Python packages have listed advisories"
+    );
     let document: Value = serde_json::from_str(&render(&report, Format::Sarif).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema("sarif-2.1.0.schema.json")).unwrap();
+    assert_valid(&validator, &document, "SARIF");
+    let mut broken = document.clone();
+    broken["runs"][0]["results"] = serde_json::json!([{"level": "fatal"}]);
+    assert!(!validator.is_valid(&broken));
     assert_eq!(document["version"], "2.1.0");
     let run = &document["runs"][0];
     let rules = run["tool"]["driver"]["rules"].as_array().unwrap();
