@@ -9,7 +9,7 @@ use std::rc::Rc;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
-use crate::matching::{listed_key, name_key, PreparedAffected};
+use crate::matching::{name_key, PreparedAffected, Query};
 use crate::osv::{read_source, OsvRange, OsvRecord};
 use crate::severity::{assess, Severity};
 use crate::version::{ecosystem_base, VersionScheme};
@@ -744,29 +744,32 @@ fn match_one(
     package: &PackageRef,
 ) -> Result<Vec<VulnMatch>> {
     let mut found: Vec<VulnMatch> = Vec::new();
-    let mut listed_keys: Vec<(Option<VersionScheme>, String)> = Vec::new();
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut queries: Vec<(Option<VersionScheme>, Query<'_>)> = Vec::new();
     for key in lookup_keys(package) {
         for entry in affected_for(conn, cache, &key)?.iter() {
             let scheme = entry.prepared.scheme();
-            let listed = match listed_keys.iter().find(|(s, _)| *s == scheme) {
-                Some((_, k)) => k.clone(),
+            let at = match queries.iter().position(|(s, _)| *s == scheme) {
+                Some(at) => at,
                 None => {
-                    let k = listed_key(scheme, &package.version);
-                    listed_keys.push((scheme, k.clone()));
-                    k
+                    queries.push((scheme, Query::new(scheme, &package.version)));
+                    queries.len() - 1
                 }
             };
-            let verdict = entry.prepared.verdict_with_key(&package.version, &listed);
+            let verdict = entry.prepared.verdict_for(&queries[at].1);
             if !verdict.affected {
                 continue;
             }
             let info = &entry.advisory;
-            if let Some(existing) = found.iter_mut().find(|m| m.id == info.id) {
+            // One match per advisory even when several of its entries apply.
+            if let Some(&at) = seen.get(info.id.as_str()) {
+                let existing: &mut VulnMatch = &mut found[at];
                 if existing.fixed_version.is_none() {
                     existing.fixed_version = verdict.fixed_version;
                 }
                 continue;
             }
+            seen.insert(info.id.clone(), found.len());
             found.push(VulnMatch {
                 package: package.clone(),
                 id: info.id.clone(),

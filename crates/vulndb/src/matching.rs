@@ -120,9 +120,9 @@ impl PreparedRange {
     /// Evaluates the range as the OSV schema specifies: walking the sorted events,
     /// `introduced` turns affected on at or above it, `fixed` off at or above it,
     /// `last_affected` off above it; `limit`s cap the range (`v < limit`).
-    pub fn verdict(&self, version: &str) -> Verdict {
-        let parsed = self.pep440_events.as_ref().map(|_| pep440::parse(version));
-        let parsed = parsed.as_ref();
+    pub fn verdict(&self, query: &Query<'_>) -> Verdict {
+        let version = query.version;
+        let parsed = query.pep440.as_ref();
         let mut affected = false;
         let mut limited = false;
         let mut below_a_limit = false;
@@ -183,6 +183,24 @@ pub fn listed_key(scheme: Option<VersionScheme>, version: &str) -> String {
     }
 }
 
+/// An installed version prepared for evaluation against many entries of one scheme.
+#[derive(Debug, Clone)]
+pub struct Query<'a> {
+    pub version: &'a str,
+    listed: String,
+    pep440: Option<pep440::PyPiVersion>,
+}
+
+impl<'a> Query<'a> {
+    pub fn new(scheme: Option<VersionScheme>, version: &'a str) -> Query<'a> {
+        Query {
+            version,
+            listed: listed_key(scheme, version),
+            pep440: (scheme == Some(VersionScheme::Pep440)).then(|| pep440::parse(version)),
+        }
+    }
+}
+
 /// An OSV `affected` entry ready for repeated evaluation.
 #[derive(Debug, Clone)]
 pub struct PreparedAffected {
@@ -215,7 +233,7 @@ impl PreparedAffected {
 
     /// Whether `version` is affected: listed explicitly, or inside any range.
     pub fn verdict(&self, version: &str) -> Verdict {
-        self.verdict_with_key(version, &listed_key(self.scheme, version))
+        self.verdict_for(&Query::new(self.scheme, version))
     }
 
     /// The scheme this entry orders by (what [`listed_key`] needs).
@@ -223,9 +241,10 @@ impl PreparedAffected {
         self.scheme
     }
 
-    /// [`PreparedAffected::verdict`] with `listed_key(self.scheme(), version)` computed
-    /// by the caller, once per package rather than once per advisory.
-    pub fn verdict_with_key(&self, version: &str, key: &str) -> Verdict {
+    /// [`PreparedAffected::verdict`] with the query prepared by the caller, once per
+    /// package rather than once per advisory (`query` must be for [`Self::scheme`]).
+    pub fn verdict_for(&self, query: &Query<'_>) -> Verdict {
+        let version = query.version;
         if self.listed.is_empty() && self.ranges.is_empty() {
             return Verdict {
                 affected: false,
@@ -233,11 +252,11 @@ impl PreparedAffected {
             };
         }
         let mut verdict = Verdict {
-            affected: self.listed.contains(key),
+            affected: self.listed.contains(&query.listed),
             fixed_version: None,
         };
         for range in &self.ranges {
-            let v = range.verdict(version);
+            let v = range.verdict(query);
             if v.affected {
                 verdict.affected = true;
                 if verdict.fixed_version.is_none() {
