@@ -127,3 +127,45 @@ fn cvss_scores_and_labels() {
     assert!(Severity::Critical > Severity::High && Severity::Low > Severity::Unknown);
     assert_eq!(serde_json::to_string(&Severity::High).unwrap(), "\"high\"");
 }
+
+#[test]
+fn go_pseudo_versions_and_incompatible() {
+    use rampart_vulndb::version::golang::compare;
+    use std::cmp::Ordering::*;
+    assert_eq!(
+        compare(
+            "v0.0.0-20191109021931-daa7c04131f5",
+            "v0.0.0-20200101000000-aaaaaaaaaaaa"
+        ),
+        Less
+    );
+    // A pseudo-version built on top of v1.2.3 sorts after it and before v1.2.4.
+    assert_eq!(
+        compare("v1.2.3", "v1.2.4-0.20200101000000-abcdefabcdef"),
+        Less
+    );
+    assert_eq!(
+        compare("v1.2.4-0.20200101000000-abcdefabcdef", "v1.2.4"),
+        Less
+    );
+    // +incompatible is build metadata.
+    assert_eq!(compare("v2.0.0+incompatible", "v2.0.0"), Equal);
+    assert_eq!(
+        compare("v2.1.0+incompatible", "v2.0.9+incompatible"),
+        Greater
+    );
+    assert_eq!(compare("go1.21rc2", "1.21.0-rc.2"), Equal);
+    assert_eq!(compare("go1.21", "1.21.0"), Equal);
+    assert_eq!(compare("go1.9beta1", "go1.9"), Less);
+}
+
+#[test]
+fn rpm_epochs_and_tildes() {
+    use rampart_vulndb::version::rpm::compare;
+    use std::cmp::Ordering::*;
+    assert_eq!(compare("1:3.0.7-27.el9", "3.0.9-1.el9"), Greater);
+    assert_eq!(compare("0:3.0.7-27.el9", "3.0.7-27.el9"), Equal);
+    assert_eq!(compare("3.0.7~rc1-1", "3.0.7-1"), Less);
+    assert_eq!(compare("3.0.7^git1-1", "3.0.7-1"), Greater);
+    assert_eq!(compare("2.34-60.el9", "2.34-100.el9"), Less);
+}
