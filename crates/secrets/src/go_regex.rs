@@ -188,6 +188,41 @@ pub fn compile(go_pattern: &str) -> Result<Regex, regex::Error> {
     }
 }
 
+/// For patterns of gitleaks' common shape `(?i)[\w.-]{0,50}?(?:keyword)...`,
+/// the same pattern without the optional leading context class.
+///
+/// The leading `[\w.-]{0,N}` only widens a match to the left: wherever the
+/// full pattern matches, the stripped one matches too (inside that match). So
+/// "stripped pattern matches nowhere" proves "full pattern matches nowhere",
+/// and the stripped form is several times faster to search because it starts
+/// on the keyword literals. Returns `None` for patterns of any other shape.
+pub fn without_leading_context(go_pattern: &str) -> Option<String> {
+    let (flags, rest) = match go_pattern.strip_prefix("(?") {
+        Some(after) => {
+            let close = after.find(')')?;
+            let flags = &after[..close];
+            if flags.is_empty() || !flags.chars().all(|c| c.is_ascii_alphabetic() || c == '-') {
+                return None;
+            }
+            (&go_pattern[..close + 3], &after[close + 1..])
+        }
+        None => ("", go_pattern),
+    };
+    let after_class = rest.strip_prefix(r"[\w.-]{0,")?;
+    let digits = after_class.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return None;
+    }
+    let after_count = after_class[digits..].strip_prefix('}')?;
+    let remainder = after_count.strip_prefix('?').unwrap_or(after_count);
+    // A quantifier or alternation right after would change what the class
+    // belonged to; only a plain continuation is safe.
+    if remainder.is_empty() || remainder.starts_with(['*', '+', '?', '{', '|', ')']) {
+        return None;
+    }
+    Some(format!("{flags}{remainder}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +246,22 @@ mod tests {
         assert!(!posix.is_match(b"patA-z"));
         let leading_bracket = compile(r"^[]x]+$").unwrap();
         assert!(leading_bracket.is_match(b"]x]"));
+    }
+
+    #[test]
+    fn leading_context_is_stripped_only_from_the_known_shape() {
+        assert_eq!(
+            without_leading_context(r"(?i)[\w.-]{0,50}?(?:adobe)(?:[ \t\w.-]{0,20})x").as_deref(),
+            Some(r"(?i)(?:adobe)(?:[ \t\w.-]{0,20})x")
+        );
+        assert_eq!(
+            without_leading_context(r"[\w.-]{0,50}?(?:key)=").as_deref(),
+            Some(r"(?:key)=")
+        );
+        assert_eq!(without_leading_context(r"ghp_[0-9a-zA-Z]{36}"), None);
+        assert_eq!(without_leading_context(r"(?i)[\w.-]{0,50}+x"), None);
+        assert_eq!(without_leading_context(r"(?i)[\w.-]{0,50}?|x"), None);
+        assert_eq!(without_leading_context(r"(?:x)[\w.-]{0,50}?y"), None);
     }
 
     #[test]

@@ -21,6 +21,9 @@ mod go_regex;
 mod malware;
 mod scanner;
 
+/// Compiles a gitleaks (Go RE2) pattern the way rule regexes are compiled:
+/// translated to Rust syntax, ASCII classes, matching raw bytes.
+pub use go_regex::compile as compile_gitleaks_regex;
 #[cfg(feature = "yara")]
 pub use malware::{MalwareError, MalwareFinding, MalwareScanner, MalwareSession, SkippedYaraRule};
 pub use scanner::{

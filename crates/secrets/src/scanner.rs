@@ -214,6 +214,10 @@ struct CompiledRule {
     id: String,
     description: String,
     regex: Option<Regex>,
+    /// A faster necessary condition for `regex` (see
+    /// `go_regex::without_leading_context`): when it does not match, the rule
+    /// has no match in the file.
+    quick_reject: Option<Regex>,
     secret_group: usize,
     /// 0 means no entropy check, as in gitleaks.
     entropy: f64,
@@ -660,6 +664,11 @@ impl SecretScanner {
         let Some(regex) = &rule.regex else {
             return findings;
         };
+        if let Some(quick) = &rule.quick_reject {
+            if !quick.is_match(bytes) {
+                return findings;
+            }
+        }
 
         let mut line_cursor = LineCursor::default();
         for found in regex.find_iter(bytes) {
@@ -759,6 +768,9 @@ fn compile_rule(raw: &RawRule) -> Result<CompiledRule, String> {
     } else {
         Some(go_regex::compile(&raw.regex).map_err(|e| format!("regex: {e}"))?)
     };
+    // Only worth having when it compiles; otherwise the full regex runs.
+    let quick_reject = go_regex::without_leading_context(&raw.regex)
+        .and_then(|stripped| go_regex::compile(&stripped).ok());
     let path = if raw.path.is_empty() {
         None
     } else {
@@ -805,6 +817,7 @@ fn compile_rule(raw: &RawRule) -> Result<CompiledRule, String> {
         id,
         description: raw.description.clone(),
         regex,
+        quick_reject,
         secret_group,
         entropy: raw.entropy,
         path,
