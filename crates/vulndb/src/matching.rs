@@ -121,7 +121,7 @@ impl PreparedRange {
     /// `introduced` turns affected on at or above it, `fixed` off at or above it,
     /// `last_affected` off above it; `limit`s cap the range (`v < limit`).
     pub fn verdict(&self, query: &Query<'_>) -> Verdict {
-        let version = query.version;
+        let version = query.version();
         let parsed = query.pep440.as_ref();
         let mut affected = false;
         let mut limited = false;
@@ -150,11 +150,7 @@ impl PreparedRange {
         if limited && !below_a_limit {
             affected = false;
         }
-        let fixed_version = if affected {
-            self.next_fix(version)
-        } else {
-            None
-        };
+        let fixed_version = if affected { self.next_fix(query) } else { None };
         Verdict {
             affected,
             fixed_version,
@@ -162,12 +158,14 @@ impl PreparedRange {
     }
 
     /// The lowest `fixed` above `version` (events are sorted, so the first one).
-    fn next_fix(&self, version: &str) -> Option<String> {
+    fn next_fix(&self, query: &Query<'_>) -> Option<String> {
+        let parsed = query.pep440.as_ref();
         self.events
             .iter()
-            .filter_map(|e| e.fixed.as_deref())
-            .find(|f| (self.cmp)(version, f) == Ordering::Less)
-            .map(str::to_string)
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, e.fixed.as_deref()?)))
+            .find(|(i, f)| self.cmp_event(query.version(), parsed, *i, f) == Ordering::Less)
+            .map(|(_, f)| f.to_string())
     }
 }
 
@@ -186,18 +184,44 @@ pub fn listed_key(scheme: Option<VersionScheme>, version: &str) -> String {
 /// An installed version prepared for evaluation against many entries of one scheme.
 #[derive(Debug, Clone)]
 pub struct Query<'a> {
-    pub version: &'a str,
+    pub installed: &'a str,
     listed: String,
     pep440: Option<pep440::PyPiVersion>,
+    /// Go versions in OSV's spelling (`go1.21.3` → `1.21.3`), computed once.
+    go: Option<String>,
 }
 
 impl<'a> Query<'a> {
-    pub fn new(scheme: Option<VersionScheme>, version: &'a str) -> Query<'a> {
+    pub fn new(scheme: Option<VersionScheme>, installed: &'a str) -> Query<'a> {
         Query {
-            version,
-            listed: listed_key(scheme, version),
-            pep440: (scheme == Some(VersionScheme::Pep440)).then(|| pep440::parse(version)),
+            installed,
+            listed: listed_key(scheme, installed),
+            pep440: (scheme == Some(VersionScheme::Pep440)).then(|| pep440::parse(installed)),
+            go: (scheme == Some(VersionScheme::Go)).then(|| golang::normalize(installed)),
         }
+    }
+
+    /// The version the range comparators see.
+    fn version(&self) -> &str {
+        self.go.as_deref().unwrap_or(self.installed)
+    }
+}
+
+fn normalize_go_event(event: &OsvEvent) -> OsvEvent {
+    let norm = |v: &Option<String>| {
+        v.as_deref().map(|v| {
+            if v == "0" || v == "*" {
+                v.to_string()
+            } else {
+                golang::normalize(v)
+            }
+        })
+    };
+    OsvEvent {
+        introduced: norm(&event.introduced),
+        fixed: norm(&event.fixed),
+        last_affected: norm(&event.last_affected),
+        limit: norm(&event.limit),
     }
 }
 
@@ -221,6 +245,14 @@ impl PreparedAffected {
                 .iter()
                 .filter_map(|r| {
                     let is_pep440 = scheme == Some(VersionScheme::Pep440) && r.kind == "ECOSYSTEM";
+                    if scheme == Some(VersionScheme::Go)
+                        && (r.kind == "SEMVER" || r.kind == "ECOSYSTEM")
+                    {
+                        // Normalised once here and in the query, then plain semver.
+                        let events: Vec<OsvEvent> =
+                            r.events.iter().map(normalize_go_event).collect();
+                        return Some(PreparedRange::new(version::semver::compare, &events, false));
+                    }
                     Some(PreparedRange::new(
                         comparator(scheme, &r.kind)?,
                         &r.events,
@@ -244,7 +276,6 @@ impl PreparedAffected {
     /// [`PreparedAffected::verdict`] with the query prepared by the caller, once per
     /// package rather than once per advisory (`query` must be for [`Self::scheme`]).
     pub fn verdict_for(&self, query: &Query<'_>) -> Verdict {
-        let version = query.version;
         if self.listed.is_empty() && self.ranges.is_empty() {
             return Verdict {
                 affected: false,
@@ -266,7 +297,7 @@ impl PreparedAffected {
         }
         if verdict.affected && verdict.fixed_version.is_none() {
             // A listed version can still have a fix named by a range.
-            verdict.fixed_version = self.ranges.iter().find_map(|r| r.next_fix(version));
+            verdict.fixed_version = self.ranges.iter().find_map(|r| r.next_fix(query));
         }
         verdict
     }
