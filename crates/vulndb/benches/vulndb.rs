@@ -111,12 +111,13 @@ fn main() {
 
     let mut records = Vec::new();
     let mut total_imported = 0;
-    let started = Instant::now();
+    let mut import_secs = 0.0;
     for sub in ["go", "crates", "pypi"] {
         let t = Instant::now();
         let report = db.import(root.join(sub)).expect("import");
         let n = report.added + report.withdrawn;
         total_imported += n;
+        import_secs += t.elapsed().as_secs_f64();
         println!(
             "import {sub:7} {n:5} records in {:7.3} s = {:8.0} records/s ({} errors)",
             t.elapsed().as_secs_f64(),
@@ -130,7 +131,6 @@ fn main() {
         })
         .expect("read fixtures");
     }
-    let import_secs = started.elapsed().as_secs_f64();
     println!(
         "import all     {total_imported:5} records in {import_secs:7.3} s = {:8.0} records/s",
         total_imported as f64 / import_secs

@@ -118,7 +118,7 @@ fn default_path_honours_rampart_data_dir() {
     std::env::remove_var("RAMPART_DATA_DIR");
     let fallback = default_db_path();
     assert!(
-        fallback == PathBuf::from("/var/lib/rampart/vuln.db")
+        fallback == std::path::Path::new("/var/lib/rampart/vuln.db")
             || fallback.ends_with(".local/share/rampart/vuln.db"),
         "{fallback:?}"
     );
