@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::rc::Rc;
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
@@ -229,7 +229,8 @@ fn now_unix() -> i64 {
         .unwrap_or(0)
 }
 
-/// The vulnerability database on one SQLite file.
+/// The vulnerability database on one SQLite file. `Send` (it can move to a worker
+/// thread) but not `Sync`: give each thread its own `VulnDb` on the same file.
 pub struct VulnDb {
     conn: Connection,
     cache: AffectedCache,
@@ -672,7 +673,7 @@ impl<'c> RecordImporter<'c> {
 
 /// One stored affected entry, parsed once and kept in [`VulnDb`]'s cache.
 struct StoredAffected {
-    advisory: Rc<AdvisoryInfo>,
+    advisory: Arc<AdvisoryInfo>,
     prepared: PreparedAffected,
 }
 
@@ -687,15 +688,15 @@ struct AdvisoryInfo {
 /// Parsed affected entries per package key. Matching the same names again (every SBOM
 /// has a libc, every Go binary a stdlib) then costs no SQL and no JSON; an import
 /// clears it.
-type AffectedCache = RefCell<HashMap<PackageKey, Rc<Vec<StoredAffected>>>>;
+type AffectedCache = RefCell<HashMap<PackageKey, Arc<Vec<StoredAffected>>>>;
 
 fn affected_for(
     conn: &Connection,
     cache: &AffectedCache,
     key: &PackageKey,
-) -> Result<Rc<Vec<StoredAffected>>> {
+) -> Result<Arc<Vec<StoredAffected>>> {
     if let Some(hit) = cache.borrow().get(key) {
-        return Ok(Rc::clone(hit));
+        return Ok(Arc::clone(hit));
     }
     let mut stmt = conn.prepare_cached(
         "SELECT f.advisory_id, f.ecosystem, f.ranges, f.versions, a.aliases, a.summary, a.severity, a.cvss_score
@@ -718,7 +719,7 @@ fn affected_for(
     for row in rows {
         let (id, ecosystem, ranges, versions, aliases, summary, severity, cvss_score) = row?;
         entries.push(StoredAffected {
-            advisory: Rc::new(AdvisoryInfo {
+            advisory: Arc::new(AdvisoryInfo {
                 id,
                 aliases: serde_json::from_str(&aliases)?,
                 summary,
@@ -732,8 +733,8 @@ fn affected_for(
             ),
         });
     }
-    let entries = Rc::new(entries);
-    cache.borrow_mut().insert(key.clone(), Rc::clone(&entries));
+    let entries = Arc::new(entries);
+    cache.borrow_mut().insert(key.clone(), Arc::clone(&entries));
     Ok(entries)
 }
 

@@ -169,3 +169,14 @@ fn rpm_epochs_and_tildes() {
     assert_eq!(compare("3.0.7^git1-1", "3.0.7-1"), Greater);
     assert_eq!(compare("2.34-60.el9", "2.34-100.el9"), Less);
 }
+
+#[test]
+fn the_database_handle_can_move_between_threads() {
+    fn assert_send<T: Send>() {}
+    assert_send::<rampart_vulndb::VulnDb>();
+    let db = rampart_vulndb::VulnDb::open_in_memory().unwrap();
+    let stats = std::thread::spawn(move || db.stats().unwrap())
+        .join()
+        .unwrap();
+    assert_eq!(stats.advisories, 0);
+}
