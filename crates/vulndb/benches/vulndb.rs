@@ -126,7 +126,7 @@ fn main() {
         );
         read_source(&root.join(sub), &mut |f| {
             if let Ok(r) = f.records {
-                records.extend(r)
+                records.extend(r.records)
             }
         })
         .expect("read fixtures");

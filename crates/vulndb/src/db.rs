@@ -308,8 +308,16 @@ impl VulnDb {
                         failed_files.insert(origin);
                         report.errors.push((file.path, e.to_string()));
                     }
-                    Ok(records) => {
-                        for record in records {
+                    Ok(parsed) => {
+                        if !parsed.rejected.is_empty() {
+                            failed_files.insert(origin.clone());
+                        }
+                        for (index, e) in parsed.rejected {
+                            report
+                                .errors
+                                .push((file.path.clone(), format!("record [{index}]: {e}")));
+                        }
+                        for record in parsed.records {
                             seen.insert(record.id.clone());
                             if let Err(e) =
                                 importer.apply(&record, &origin, &mut report, &mut touched)

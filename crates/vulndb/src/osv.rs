@@ -137,11 +137,43 @@ pub fn parse_records(bytes: &[u8], format: RecordFormat) -> Result<Vec<OsvRecord
     Ok(records)
 }
 
+/// Parses a file leniently: in a JSON array, a malformed element is set aside with
+/// its index and the other records are kept.
+pub fn parse_records_lenient(bytes: &[u8], format: RecordFormat) -> Result<Parsed, RecordError> {
+    if format == RecordFormat::Json {
+        if let serde_json::Value::Array(items) = serde_json::from_slice(bytes)? {
+            let mut parsed = Parsed::default();
+            for (index, item) in items.into_iter().enumerate() {
+                match serde_json::from_value::<OsvRecord>(item) {
+                    Ok(record) if !record.id.trim().is_empty() => parsed.records.push(record),
+                    Ok(_) => parsed
+                        .rejected
+                        .push((index, RecordError::Invalid("empty `id`".into()))),
+                    Err(e) => parsed.rejected.push((index, e.into())),
+                }
+            }
+            return Ok(parsed);
+        }
+    }
+    Ok(Parsed {
+        records: parse_records(bytes, format)?,
+        rejected: Vec::new(),
+    })
+}
+
+/// Records parsed from one file, and the elements of it that were not records.
+#[derive(Debug, Default)]
+pub struct Parsed {
+    pub records: Vec<OsvRecord>,
+    /// (index in the file's array, why it was rejected)
+    pub rejected: Vec<(usize, RecordError)>,
+}
+
 /// One file's worth of input: where it came from and its records or why it failed.
 pub struct SourceFile {
     /// File path; for a zip member, `archive.zip/member/path`.
     pub path: PathBuf,
-    pub records: Result<Vec<OsvRecord>, RecordError>,
+    pub records: Result<Parsed, RecordError>,
 }
 
 /// Reads every record file under `path` (a file, a directory read recursively, or a
@@ -162,7 +194,7 @@ pub fn read_source(path: &Path, sink: &mut dyn FnMut(SourceFile)) -> Result<(), 
         let format = RecordFormat::from_path(path).unwrap_or(RecordFormat::Json);
         let records = std::fs::read(path)
             .map_err(RecordError::from)
-            .and_then(|bytes| parse_records(&bytes, format));
+            .and_then(|bytes| parse_records_lenient(&bytes, format));
         sink(SourceFile {
             path: path.to_path_buf(),
             records,
@@ -198,7 +230,7 @@ fn walk_dir(root: &Path, sink: &mut dyn FnMut(SourceFile)) -> Result<(), RecordE
                 if let Some(format) = RecordFormat::from_path(&path) {
                     let records = std::fs::read(&path)
                         .map_err(RecordError::from)
-                        .and_then(|bytes| parse_records(&bytes, format));
+                        .and_then(|bytes| parse_records_lenient(&bytes, format));
                     sink(SourceFile { path, records });
                 }
             }
@@ -242,7 +274,7 @@ fn read_zip(path: &Path, sink: &mut dyn FnMut(SourceFile)) -> Result<(), RecordE
             Ok(_) if bytes.len() as u64 > MAX_ZIP_MEMBER => Err(RecordError::Invalid(format!(
                 "member larger than {MAX_ZIP_MEMBER} bytes"
             ))),
-            Ok(_) => parse_records(&bytes, format),
+            Ok(_) => parse_records_lenient(&bytes, format),
         };
         sink(SourceFile {
             path: member_path,

@@ -20,7 +20,7 @@ fn fixture(sub: &str) -> PathBuf {
 fn load_records(dir: &Path) -> Vec<OsvRecord> {
     let mut records = Vec::new();
     read_source(dir, &mut |file| match file.records {
-        Ok(r) => records.extend(r),
+        Ok(r) => records.extend(r.records),
         Err(e) => panic!("{}: {e}", file.path.display()),
     })
     .unwrap();

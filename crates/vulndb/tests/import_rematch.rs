@@ -381,3 +381,27 @@ fn rematch_reports_only_new_findings_for_sboms_with_touched_packages() {
     assert!(db.rematch_after_import(&report).unwrap().is_empty());
     assert_eq!(db.stats().unwrap().findings, 1);
 }
+
+#[test]
+fn a_malformed_element_of_a_json_array_is_reported_and_the_rest_imported() {
+    let src = TempDir::new("array");
+    src.write(
+        "all.json",
+        &format!(
+            "[{}, {{\"id\": 42}}, {}]",
+            go_record("GO-A", "example.com/a", "2024-01-01T00:00:00Z", "1.0.0", ""),
+            go_record("GO-B", "example.com/b", "2024-01-01T00:00:00Z", "1.0.0", "")
+        ),
+    );
+    let mut db = VulnDb::open_in_memory().unwrap();
+    let report = db.import(src.path()).unwrap();
+    assert_eq!(report.added, 2);
+    assert_eq!(report.errors.len(), 1);
+    assert!(report.errors[0].0.ends_with("all.json"));
+    assert!(
+        report.errors[0].1.starts_with("record [1]:"),
+        "{:?}",
+        report.errors
+    );
+    assert_eq!(ids(&db, pkg("Go", "example.com/b", "v0.9.0")), ["GO-B"]);
+}
