@@ -1,0 +1,314 @@
+//! Test helpers for the end-to-end tests of Rampart's rule library (`rules/`): one
+//! real sensor per test binary whose events go through the real rule engine (our
+//! library loaded beside Falco's stable rules), containers on the real Docker engine,
+//! and waits for (or checks the absence of) rule matches.
+//!
+//! Only tests use this crate; it has no runtime role.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use rampart_detect::{load_files, RuleSet};
+use rampart_event::Event;
+use rampart_sensor::{RunningSensor, SensorConfig};
+
+/// The busybox test image built by scripts/build-test-images.
+pub const IMAGE: &str = "rampart-test/busybox:latest";
+
+/// `rules/` of this repository.
+pub fn rules_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"))
+}
+
+/// Falco's stable rules from the shared fixtures.
+pub fn falco_rules() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/falco/falco_rules.yaml"
+    ))
+}
+
+/// Why the end-to-end tests cannot run here, if they cannot.
+pub fn skip_reason() -> Option<String> {
+    if let Err(e) = rampart_bpf::probe().check_required() {
+        return Some(e.to_string());
+    }
+    let ok = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !ok {
+        return Some(format!(
+            "docker or the image {IMAGE} is missing (run scripts/setup)"
+        ));
+    }
+    None
+}
+
+/// True when the test can run; prints why it skips, and fails instead in CI.
+pub fn ready() -> bool {
+    match skip_reason() {
+        None => true,
+        Some(r) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "end-to-end test cannot run in CI: {r}"
+            );
+            eprintln!("skipping end-to-end test: {r}");
+            false
+        }
+    }
+}
+
+/// One rule match on one real event.
+#[derive(Clone)]
+pub struct Match {
+    pub rule: String,
+    pub event: Arc<Event>,
+}
+
+impl Match {
+    pub fn container_id(&self) -> Option<&str> {
+        self.event.container.container().map(|c| c.id.as_str())
+    }
+    pub fn cmdline(&self) -> String {
+        self.event
+            .process
+            .as_ref()
+            .map(|p| p.argv.join(" "))
+            .unwrap_or_default()
+    }
+}
+
+/// The shared sensor + engine and everything they matched so far.
+pub struct Detector {
+    pub rules: Arc<RuleSet>,
+    /// Names of the rules that come from `rules/` (the rest are Falco's).
+    pub ours: Vec<String>,
+    matches: Mutex<Vec<Match>>,
+    cv: Condvar,
+}
+
+/// Starts (once per test binary) the sensor and the rule set of Falco's stable rules
+/// plus our library, evaluating every event in a background thread.
+pub fn detector() -> &'static Detector {
+    static D: OnceLock<&'static Detector> = OnceLock::new();
+    D.get_or_init(|| {
+        let (set, errors) = load_files(&[falco_rules(), rules_dir()]);
+        let ours_only = load_files(&[rules_dir()]);
+        assert!(
+            ours_only.1.is_empty(),
+            "rules/ has errors: {:?}",
+            ours_only.1
+        );
+        // Falco's file may carry errors of its own (fields Rampart refuses); ours add none.
+        assert!(
+            errors.iter().all(|e| !e.file.contains("/rules/")),
+            "{errors:?}"
+        );
+        let d: &'static Detector = Box::leak(Box::new(Detector {
+            rules: Arc::new(set),
+            ours: ours_only.0.rules().iter().map(|r| r.name.clone()).collect(),
+            matches: Mutex::new(Vec::new()),
+            cv: Condvar::new(),
+        }));
+        let sensor = rampart_sensor::start(SensorConfig {
+            queue_capacity: 1 << 20,
+            ..Default::default()
+        })
+        .expect("sensor starts");
+        std::thread::spawn(move || {
+            let sensor: RunningSensor = sensor;
+            while let Ok(ev) = sensor.events.recv() {
+                let names: Vec<String> = d
+                    .rules
+                    .matching_rules(&ev)
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect();
+                if names.is_empty() {
+                    continue;
+                }
+                let ev = Arc::new(ev);
+                let mut m = d.matches.lock().unwrap();
+                for rule in names {
+                    m.push(Match {
+                        rule,
+                        event: ev.clone(),
+                    });
+                }
+                d.cv.notify_all();
+            }
+        });
+        d
+    })
+}
+
+impl Detector {
+    /// Waits until `rule` matched an event of `container` that satisfies `pred`.
+    pub fn wait_for(
+        &self,
+        rule: &str,
+        container: &TestContainer,
+        timeout: Duration,
+        pred: impl Fn(&Match) -> bool,
+    ) -> Match {
+        assert!(
+            self.rules.rules().iter().any(|r| r.name == rule),
+            "no rule named {rule:?}"
+        );
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.matches.lock().unwrap();
+        loop {
+            if let Some(m) = guard
+                .iter()
+                .find(|m| m.rule == rule && m.container_id() == Some(&container.id) && pred(m))
+            {
+                return m.clone();
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                let seen: Vec<String> = guard
+                    .iter()
+                    .filter(|m| m.container_id() == Some(&container.id))
+                    .map(|m| format!("{} <- {}", m.rule, m.cmdline()))
+                    .collect();
+                panic!(
+                    "rule {rule:?} did not fire in {} (matches there: {seen:#?})",
+                    container.name
+                );
+            }
+            guard = self.cv.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Every match so far in `container`.
+    pub fn matches_in(&self, container: &TestContainer) -> Vec<Match> {
+        self.matches
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.container_id() == Some(&container.id))
+            .cloned()
+            .collect()
+    }
+
+    /// Matches of our library's rules in `container`.
+    pub fn our_matches_in(&self, container: &TestContainer) -> Vec<Match> {
+        self.matches_in(container)
+            .into_iter()
+            .filter(|m| self.ours.contains(&m.rule))
+            .collect()
+    }
+}
+
+/// Runs docker and returns stdout; panics with stderr on failure.
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker runs");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A user-defined Docker network (containers on it resolve each other by name).
+pub struct TestNetwork {
+    pub name: String,
+}
+
+impl TestNetwork {
+    pub fn create(name: &str) -> Self {
+        let _ = Command::new("docker")
+            .args(["network", "rm", name])
+            .output();
+        docker(&["network", "create", name]);
+        Self {
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for TestNetwork {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["network", "rm", &self.name])
+            .output();
+    }
+}
+
+/// A container of the test image, removed on drop.
+pub struct TestContainer {
+    pub id: String,
+    pub name: String,
+}
+
+impl TestContainer {
+    /// `docker run -d --name NAME EXTRA… IMAGE CMD…` (CMD defaults to `sleep 300`).
+    pub fn start(name: &str, extra: &[&str], cmd: &[&str]) -> Self {
+        let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        let mut args = vec!["run", "-d", "--name", name];
+        args.extend_from_slice(extra);
+        args.push(IMAGE);
+        if cmd.is_empty() {
+            args.extend_from_slice(&["sleep", "300"]);
+        } else {
+            args.extend_from_slice(cmd);
+        }
+        let id = docker(&args);
+        Self {
+            id,
+            name: name.to_string(),
+        }
+    }
+
+    /// `docker exec NAME sh -c SCRIPT` without a terminal; returns stdout.
+    pub fn exec(&self, script: &str) -> String {
+        let out = Command::new("docker")
+            .args(["exec", &self.name, "sh", "-c", script])
+            .output()
+            .expect("docker exec");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `docker exec -it` under a real pseudo-terminal (util-linux `script`), so the
+    /// shell in the container gets a controlling tty as with an interactive user.
+    pub fn exec_tty(&self, script: &str) -> String {
+        let inner = format!(
+            "docker exec -it {} sh -c '{}'",
+            self.name,
+            script.replace('\'', r"'\''")
+        );
+        let out = Command::new("script")
+            .args(["-qec", &inner, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The container's address on a network.
+    pub fn ip(&self, network: &str) -> String {
+        docker(&[
+            "inspect",
+            "-f",
+            &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"),
+            &self.name,
+        ])
+    }
+}
+
+impl Drop for TestContainer {
+    fn drop(&mut self) {
+        let _ = Command::new("docker")
+            .args(["rm", "-f", &self.name])
+            .output();
+    }
+}

