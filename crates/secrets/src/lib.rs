@@ -29,3 +29,15 @@ pub use malware::{MalwareError, MalwareFinding, MalwareScanner, MalwareSession, 
 pub use scanner::{
     is_binary, redact, shannon_entropy, SecretFinding, SecretRulesError, SecretScanner, SkippedRule,
 };
+
+#[cfg(test)]
+mod thread_safety {
+    /// The scanner walks images on several threads and shares one rule set.
+    #[test]
+    fn scanners_are_shareable_across_threads() {
+        fn shareable<T: Send + Sync>() {}
+        shareable::<super::SecretScanner>();
+        #[cfg(feature = "yara")]
+        shareable::<super::MalwareScanner>();
+    }
+}
