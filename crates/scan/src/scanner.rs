@@ -212,6 +212,9 @@ pub fn read_layer(
     Ok(evidence)
 }
 
+/// One layer's evidence and whether it came from the cache.
+type LayerOutcome = (Result<LayerEvidence>, bool);
+
 /// Scan an image held in a blob store.
 pub fn scan_image(store: &BlobStore, name: &str, options: &ScanOptions) -> Result<ScanReport> {
     let manifest = store.manifest()?;
@@ -227,37 +230,64 @@ pub fn scan_image(store: &BlobStore, name: &str, options: &ScanOptions) -> Resul
     };
     let collector = options.collector(false);
     options.notify(Progress::Layers(manifest.layers.len()));
-    let mut layers = Vec::with_capacity(manifest.layers.len());
-    let mut infos = Vec::with_capacity(manifest.layers.len());
-    for layer in &manifest.layers {
+    // Layers are independent until the merge: read the uncached ones on all cores
+    // (bounded, since each worker holds at most one file of its layer in memory).
+    let count = manifest.layers.len();
+    let slots: Vec<std::sync::Mutex<Option<LayerOutcome>>> =
+        (0..count).map(|_| std::sync::Mutex::new(None)).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4)
+        .min(count.max(1));
+    let work = || loop {
+        let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(layer) = manifest.layers.get(index) else {
+            break;
+        };
         let cached = cache.as_ref().and_then(|c| c.get(&layer.diff_id));
-        let was_cached = cached.is_some();
-        let evidence = match cached {
-            Some(evidence) => evidence,
+        let outcome = match cached {
+            Some(evidence) => (Ok(evidence), true),
             None => {
-                let evidence = read_layer(
-                    store.open(&layer.blob_path)?,
-                    &layer.diff_id,
-                    &collector,
-                    &options.limits,
-                )?;
-                if let Some(cache) = &cache {
-                    if let Err(err) = cache.put(&layer.diff_id, &evidence) {
+                let evidence = store
+                    .open(&layer.blob_path)
+                    .and_then(|blob| read_layer(blob, &layer.diff_id, &collector, &options.limits));
+                if let (Ok(evidence), Some(cache)) = (&evidence, &cache) {
+                    if let Err(err) = cache.put(&layer.diff_id, evidence) {
                         tracing::warn!(%err, "could not write scan cache entry");
                     }
                 }
-                evidence
+                (evidence, false)
             }
         };
         options.notify(Progress::LayerDone {
             diff_id: layer.diff_id.clone(),
-            cached: was_cached,
+            cached: outcome.1,
         });
+        if let Ok(mut slot) = slots[index].lock() {
+            *slot = Some(outcome);
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(work);
+        }
+        work();
+    });
+    let mut layers = Vec::with_capacity(count);
+    let mut infos = Vec::with_capacity(count);
+    for (layer, slot) in manifest.layers.iter().zip(slots) {
+        let (evidence, cached) = slot
+            .into_inner()
+            .ok()
+            .flatten()
+            .ok_or_else(|| ScanError::Cache(format!("layer {} was not read", layer.diff_id)))?;
         infos.push(LayerInfo {
             diff_id: layer.diff_id.clone(),
-            cached: was_cached,
+            cached,
         });
-        layers.push((Some(layer.diff_id.clone()), evidence));
+        layers.push((Some(layer.diff_id.clone()), evidence?));
     }
     let refs: Vec<(Option<String>, &LayerEvidence)> =
         layers.iter().map(|(id, e)| (id.clone(), e)).collect();
