@@ -56,11 +56,18 @@ impl Hasher for FastHasher {
     }
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        // Final avalanche (murmur3 fmix64): the multiply leaves low bits weak, and
+        // hashbrown picks buckets from the low bits.
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h
     }
 }
 
-type FastSet<T> = HashSet<T, BuildHasherDefault<FastHasher>>;
+pub(crate) type FastSet<T> = HashSet<T, BuildHasherDefault<FastHasher>>;
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<FastHasher>>;
 
 /// A compiled condition.
 pub type Predicate = Box<dyn Fn(&EvalCtx<'_>) -> bool + Send + Sync>;
@@ -115,6 +122,9 @@ pub struct CompileNotes {
 pub struct Compiled {
     pub predicate: Predicate,
     pub kinds: KindSet,
+    /// A necessary condition: the rule can only match when `proc.name` is one of
+    /// these (used for a second index level); `None` when there is no such set.
+    pub proc_names: Option<Vec<String>>,
 }
 
 const MAX_MACRO_DEPTH: usize = 64;
@@ -137,7 +147,61 @@ pub fn compile(
         notes: CompileNotes::default(),
     };
     let (predicate, kinds) = c.expr(expr, source)?;
-    Ok((Compiled { predicate, kinds }, c.notes))
+    let proc_names = proc_name_need(expr, env, 0);
+    Ok((
+        Compiled {
+            predicate,
+            kinds,
+            proc_names,
+        },
+        c.notes,
+    ))
+}
+
+/// Values `proc.name` must take for `e` to hold, if the condition implies one set.
+fn proc_name_need(e: &Expr, env: &Env<'_>, depth: usize) -> Option<Vec<String>> {
+    if depth > MAX_MACRO_DEPTH {
+        return None;
+    }
+    match e {
+        Expr::Check(Check {
+            field,
+            op,
+            value: Some(v),
+            ..
+        }) if field.name == "proc.name" && field.arg.is_none() && field.transformer.is_none() => {
+            let lits: Vec<&Literal> = match (op, v) {
+                (Op::Eq, Operand::Value(l)) => vec![l],
+                (Op::In | Op::Intersects, Operand::List(ls)) => ls.iter().collect(),
+                (Op::In | Op::Intersects, Operand::Value(l)) => vec![l],
+                _ => return None,
+            };
+            let mut out = Vec::new();
+            for l in lits {
+                match (!l.quoted).then(|| env.lists.get(&l.text)).flatten() {
+                    Some(items) => out.extend(items.iter().cloned()),
+                    None => out.push(l.text.clone()),
+                }
+            }
+            Some(out)
+        }
+        Expr::And(items) => items
+            .iter()
+            .filter_map(|i| proc_name_need(i, env, depth))
+            .min_by_key(Vec::len),
+        Expr::Or(items) => {
+            let mut all = Vec::new();
+            for i in items {
+                all.extend(proc_name_need(i, env, depth)?);
+            }
+            Some(all)
+        }
+        Expr::Macro { name, .. } => match env.macros.get(name).map(|m| &m.ast) {
+            Some(Ok(ast)) => proc_name_need(ast, env, depth + 1),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 fn err(source: &Source, offset: usize, message: impl Into<String>) -> CompileError {
@@ -659,6 +723,8 @@ enum StrMatcher {
     Contains(Box<str>),
     /// Any of several substrings (or one, case-insensitively / as bytes).
     Automaton(AhoCorasick),
+    /// One case-insensitive substring (merged with its siblings by `combine`).
+    IContains(Box<str>, AhoCorasick),
     StartsWith(Box<str>),
     /// Any of several prefixes.
     Prefixes(AhoCorasick),
@@ -681,7 +747,7 @@ impl StrMatcher {
                 *root && v.starts_with('/') || path_prefixes(v).any(|p| set.contains(p))
             }
             StrMatcher::Contains(s) => v.contains(&**s),
-            StrMatcher::Automaton(ac) => ac.is_match(v),
+            StrMatcher::Automaton(ac) | StrMatcher::IContains(_, ac) => ac.is_match(v),
             StrMatcher::StartsWith(s) => v.starts_with(&**s),
             StrMatcher::Prefixes(ac) => ac
                 .find(aho_corasick::Input::new(v).anchored(aho_corasick::Anchored::Yes))
@@ -707,6 +773,7 @@ impl StrMatcher {
         let mut set: FastSet<String> = FastSet::default();
         let mut subs: Vec<String> = Vec::new();
         let mut prefixes: Vec<String> = Vec::new();
+        let mut isubs: Vec<(String, AhoCorasick)> = Vec::new();
         let mut rest: Vec<StrMatcher> = Vec::new();
         for m in ms {
             match m {
@@ -716,6 +783,7 @@ impl StrMatcher {
                 StrMatcher::Set(s) => set.extend(s),
                 StrMatcher::Contains(s) => subs.push(s.into()),
                 StrMatcher::StartsWith(s) => prefixes.push(s.into()),
+                StrMatcher::IContains(s, ac) => isubs.push((s.into(), ac)),
                 other => rest.push(other),
             }
         }
@@ -729,6 +797,26 @@ impl StrMatcher {
                 Ok(ac) => rest.push(StrMatcher::Automaton(ac)),
                 Err(_) => rest.extend(subs.into_iter().map(|s| StrMatcher::Contains(s.into()))),
             },
+        }
+        if isubs.len() > 1 {
+            let pats: Vec<&str> = isubs.iter().map(|(s, _)| s.as_str()).collect();
+            match AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .build(&pats)
+            {
+                Ok(ac) => rest.push(StrMatcher::Automaton(ac)),
+                Err(_) => rest.extend(
+                    isubs
+                        .into_iter()
+                        .map(|(s, ac)| StrMatcher::IContains(s.into(), ac)),
+                ),
+            }
+        } else {
+            rest.extend(
+                isubs
+                    .into_iter()
+                    .map(|(s, ac)| StrMatcher::IContains(s.into(), ac)),
+            );
         }
         match prefixes.len() {
             0 => {}
@@ -775,12 +863,13 @@ fn build_matcher(
             root: values.iter().any(|(v, _)| v == "/"),
         },
         Op::Contains => StrMatcher::Contains(first.into()),
-        Op::IContains => StrMatcher::Automaton(
-            AhoCorasickBuilder::new()
+        Op::IContains => {
+            let ac = AhoCorasickBuilder::new()
                 .ascii_case_insensitive(true)
                 .build([first.as_str()])
-                .map_err(|e| err(src, first_pos, e.to_string()))?,
-        ),
+                .map_err(|e| err(src, first_pos, e.to_string()))?;
+            StrMatcher::IContains(first.into(), ac)
+        }
         Op::BContains | Op::BStartsWith => {
             let bytes = parse_hex(&first).ok_or_else(|| {
                 err(
@@ -1226,6 +1315,53 @@ fn evt_type_check(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fused_alternatives_keep_semantics() {
+        let lists = HashMap::new();
+        let macros = HashMap::new();
+        let env = Env {
+            lists: &lists,
+            macros: &macros,
+        };
+        let cond = "proc.cmdline contains foo or proc.cmdline icontains BAR or proc.cmdline icontains baz or proc.cmdline startswith qq or proc.cmdline startswith zz or proc.cmdline = exact or proc.cmdline endswith .sh or proc.name = x";
+        let e = crate::parse_condition(cond).unwrap();
+        let src = Arc::new(Source::synthetic("t".into(), cond.into(), Pos::default()));
+        let (c, _) = compile(&e, &src, &env).unwrap();
+        let run = |comm: &str, args: &[&str]| {
+            let mut argv = vec![comm.to_string()];
+            argv.extend(args.iter().map(|s| s.to_string()));
+            let ev = crate::tests_format::build_event(
+                &serde_json::json!({"kind": "exec", "process": {"comm": comm, "argv": argv}}),
+            )
+            .unwrap();
+            (c.predicate)(&EvalCtx::new(&ev))
+        };
+        assert!(run("a", &["xfooy"]));
+        assert!(run("a", &["xbAry"]));
+        assert!(run("a", &["BAZ"]));
+        assert!(run("qq", &[]));
+        assert!(run("zz1", &[]));
+        assert!(run("exact", &[]));
+        assert!(run("a", &["run.sh"]));
+        assert!(run("x", &[]));
+        assert!(!run("a", &["b", "c"]));
+        assert!(!run("aqq", &[]));
+    }
+
+    #[test]
+    fn fast_hasher_spreads_similar_keys() {
+        use std::hash::BuildHasher;
+        let b = BuildHasherDefault::<FastHasher>::default();
+        let buckets: FastSet<u64> = (0..10_000)
+            .map(|i| b.hash_one(format!("bin{i}")) & 0xfff)
+            .collect();
+        assert!(
+            buckets.len() > 3_000,
+            "only {} distinct low-bit buckets",
+            buckets.len()
+        );
+    }
 
     #[test]
     fn globs() {

@@ -8,7 +8,7 @@ use arc_swap::ArcSwap;
 use rampart_event::{Alert, Event, EventKind, Priority};
 
 use crate::alerts::{NoiseConfig, NoiseControl};
-use crate::compile::{Compiled, KindSet, Predicate};
+use crate::compile::{Compiled, FastMap, KindSet, Predicate};
 use crate::fields::{Availability, EvalCtx};
 use crate::loader::{load_files, LoadError, LoadWarning};
 use crate::output::{OutputTemplate, RenderedOutput};
@@ -25,6 +25,8 @@ pub struct CompiledRule {
     pub mitre: Vec<String>,
     pub enabled: bool,
     pub kinds: KindSet,
+    /// `proc.name` values the rule needs, when its condition implies a set.
+    pub proc_names: Option<Vec<String>>,
     predicate: Predicate,
     output: OutputTemplate,
     pub file: String,
@@ -58,6 +60,7 @@ impl CompiledRule {
             mitre,
             enabled,
             kinds: compiled.kinds,
+            proc_names: compiled.proc_names,
             predicate: compiled.predicate,
             output,
             file,
@@ -104,22 +107,45 @@ pub fn is_mitre_id(t: &str) -> bool {
     }
 }
 
-/// An immutable set of compiled rules with a per-kind index.
+/// Rules for one event kind: those gated on `proc.name` by name, the others in a list.
+#[derive(Default, Clone)]
+struct KindIndex {
+    /// Rules without a `proc.name` gate (evaluated for every event of the kind).
+    always: Vec<u32>,
+    /// `proc.name` value -> rules that need it.
+    by_name: FastMap<String, Vec<u32>>,
+    total: usize,
+}
+
+/// An immutable set of compiled rules with a per-kind index (and within a kind, a
+/// `proc.name` index for rules whose condition requires one of a set of names).
 pub struct RuleSet {
     rules: Vec<CompiledRule>,
-    by_kind: Vec<Vec<u32>>,
+    by_kind: Vec<KindIndex>,
     warnings: Vec<LoadWarning>,
 }
 
 impl RuleSet {
     pub(crate) fn new(rules: Vec<CompiledRule>, warnings: Vec<LoadWarning>) -> Self {
-        let mut by_kind = vec![Vec::new(); EventKind::ALL.len()];
+        let mut by_kind = vec![KindIndex::default(); EventKind::ALL.len()];
         for (i, r) in rules.iter().enumerate() {
             if !r.enabled {
                 continue;
             }
             for k in r.kinds.kinds() {
-                by_kind[k as usize].push(i as u32);
+                let idx = &mut by_kind[k as usize];
+                idx.total += 1;
+                match &r.proc_names {
+                    Some(names) => {
+                        for n in names {
+                            let v = idx.by_name.entry(n.clone()).or_default();
+                            if v.last() != Some(&(i as u32)) {
+                                v.push(i as u32);
+                            }
+                        }
+                    }
+                    None => idx.always.push(i as u32),
+                }
             }
         }
         Self {
@@ -143,12 +169,38 @@ impl RuleSet {
 
     /// Number of enabled rules evaluated for events of this kind.
     pub fn rules_for_kind(&self, k: EventKind) -> usize {
-        self.by_kind[k as usize].len()
+        self.by_kind[k as usize].total
     }
 
     /// Calls `f` for each enabled rule matching the event, in load order.
     pub fn for_each_match<'s>(&'s self, ctx: &EvalCtx<'_>, mut f: impl FnMut(&'s CompiledRule)) {
-        for &i in &self.by_kind[ctx.ev.kind() as usize] {
+        let idx = &self.by_kind[ctx.ev.kind() as usize];
+        let named: &[u32] = match ctx.ev.process.as_deref() {
+            Some(p) if !idx.by_name.is_empty() => idx
+                .by_name
+                .get(p.comm.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            _ => &[],
+        };
+        // Merge the two ascending lists to keep load order.
+        let (mut a, mut b) = (idx.always.iter().peekable(), named.iter().peekable());
+        loop {
+            let i = match (a.peek(), b.peek()) {
+                (Some(&&x), Some(&&y)) if x <= y => {
+                    a.next();
+                    x
+                }
+                (_, Some(&&y)) => {
+                    b.next();
+                    y
+                }
+                (Some(&&x), None) => {
+                    a.next();
+                    x
+                }
+                (None, None) => break,
+            };
             let r = &self.rules[i as usize];
             if (r.predicate)(ctx) {
                 f(r);
@@ -160,12 +212,7 @@ impl RuleSet {
     pub fn matching_rules(&self, ev: &Event) -> Vec<&str> {
         let ctx = EvalCtx::new(ev);
         let mut out = Vec::new();
-        for &i in &self.by_kind[ev.kind() as usize] {
-            let r = &self.rules[i as usize];
-            if (r.predicate)(&ctx) {
-                out.push(r.name.as_str());
-            }
-        }
+        self.for_each_match(&ctx, |r| out.push(r.name.as_str()));
         out
     }
 

@@ -186,7 +186,7 @@ fn deep_nesting_is_refused_quickly_and_huge_lists_load() {
         };
         assert_eq!(e.line, want_line, "{e}");
     }
-    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(took < Duration::from_secs(60), "took {took:?}");
     let ev = rampart_detect::tests_format::build_event(
         &serde_json::json!({"kind": "exec", "process": {"comm": "bin99999"}}),
     )
