@@ -102,6 +102,57 @@ fn compare_with_naive(db: &VulnDb, entries: &[Entry], label: &str, packages: &[P
     );
 }
 
+/// Log4Shell-style figure: 500 stored SBOM-like package lists of 100 packages each, 50
+/// of them holding
+/// a package that a new advisory then names; time to import it and re-match.
+fn rematch_figure(mut db: VulnDb, packages: &[PackageRef], dir: &std::path::Path) {
+    let started = Instant::now();
+    for s in 0..500 {
+        let mut sbom: Vec<PackageRef> = packages
+            .iter()
+            .skip(s * 37 % packages.len().saturating_sub(100).max(1))
+            .take(99)
+            .cloned()
+            .collect();
+        if s % 10 == 0 {
+            sbom.push(PackageRef {
+                ecosystem: "Maven".into(),
+                name: "org.example:log-core".into(),
+                version: "2.14.1".into(),
+                source_name: None,
+                purl: "pkg:maven/org.example/log-core@2.14.1".into(),
+            });
+        }
+        db.store_sbom(&format!("image-{s}"), &sbom)
+            .expect("store sbom");
+    }
+    let store_secs = started.elapsed().as_secs_f64();
+    let advisory_dir = dir.join("new-advisory");
+    std::fs::create_dir_all(&advisory_dir).expect("dir");
+    std::fs::write(
+        advisory_dir.join("GHSA-new.json"),
+        r#"{"id": "GHSA-new", "modified": "2021-12-10T00:00:00Z", "summary": "remote code execution",
+            "affected": [{"package": {"ecosystem": "Maven", "name": "org.example:log-core"},
+              "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "2.0-beta9"}, {"fixed": "2.15.0"}]}]}]}"#,
+    )
+    .expect("write advisory");
+    let t = Instant::now();
+    let report = db.import(&advisory_dir).expect("import");
+    let import_secs = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let rematch = db.rematch_after_import_detailed(&report).expect("rematch");
+    let rematch_secs = t.elapsed().as_secs_f64();
+    assert_eq!(rematch.new_findings.len(), 50);
+    println!(
+        "rematch          500 SBOMs x 100 packages stored in {store_secs:.2} s; new advisory: import {:.1} ms, re-match {:.1} ms ({} of {} SBOMs re-matched, {} new findings)",
+        import_secs * 1e3,
+        rematch_secs * 1e3,
+        rematch.sboms_rematched,
+        rematch.sboms_total,
+        rematch.new_findings.len()
+    );
+}
+
 fn main() {
     let root = fixtures();
     let dir = std::env::temp_dir().join(format!("rampart-vulndb-bench-{}", std::process::id()));
@@ -146,6 +197,7 @@ fn main() {
     let packages = packages(&records);
     drop(db);
     let db = VulnDb::open(&db_path).expect("reopen");
+    let _ = &db_path;
     let t = Instant::now();
     let cold = db.match_packages(&packages).expect("match");
     let cold_secs = t.elapsed().as_secs_f64();
@@ -204,5 +256,6 @@ fn main() {
         }
     }
     compare_with_naive(&db, &entries, "SBOM-like", &sbom_like);
+    rematch_figure(db, &sbom_like, &dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
