@@ -133,7 +133,7 @@ pub fn detector() -> &'static Detector {
                     continue;
                 }
                 let ev = Arc::new(ev);
-                let mut m = d.matches.lock().unwrap();
+                let mut m = d.lock();
                 for rule in names {
                     m.push(Match {
                         rule,
@@ -148,6 +148,11 @@ pub fn detector() -> &'static Detector {
 }
 
 impl Detector {
+    /// The match list; a test that panicked while holding it must not fail the others.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Match>> {
+        self.matches.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Waits until `rule` matched an event of `container` that satisfies `pred`.
     pub fn wait_for(
         &self,
@@ -161,7 +166,7 @@ impl Detector {
             "no rule named {rule:?}"
         );
         let deadline = Instant::now() + timeout;
-        let mut guard = self.matches.lock().unwrap();
+        let mut guard = self.lock();
         loop {
             if let Some(m) = guard
                 .iter()
@@ -176,20 +181,23 @@ impl Detector {
                     .filter(|m| m.container_id() == Some(&container.id))
                     .map(|m| format!("{} <- {}", m.rule, m.cmdline()))
                     .collect();
+                drop(guard);
                 panic!(
                     "rule {rule:?} did not fire in {} (matches there: {seen:#?})",
                     container.name
                 );
             }
-            guard = self.cv.wait_timeout(guard, deadline - now).unwrap().0;
+            guard = self
+                .cv
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
     /// Every match so far in `container`.
     pub fn matches_in(&self, container: &TestContainer) -> Vec<Match> {
-        self.matches
-            .lock()
-            .unwrap()
+        self.lock()
             .iter()
             .filter(|m| m.container_id() == Some(&container.id))
             .cloned()
