@@ -268,7 +268,13 @@ fn main() {
         format!("{fixtures}/falco_rules.yaml"),
         format!("{fixtures}/falco-incubating_rules.yaml"),
     ];
-    if let Ok(rd) = std::fs::read_dir(format!("{root}/rules")) {
+    // RAMPART_BENCH_FALCO_ONLY=1 leaves Rampart's own library out.
+    let library = if std::env::var_os("RAMPART_BENCH_FALCO_ONLY").is_some() {
+        None
+    } else {
+        std::fs::read_dir(format!("{root}/rules")).ok()
+    };
+    if let Some(rd) = library {
         let mut lib: Vec<String> = rd
             .filter_map(|e| e.ok())
             .map(|e| e.path().display().to_string())
