@@ -4,6 +4,7 @@
 mod bench;
 mod output;
 mod sensor_cmd;
+mod up;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run sensor, detection and alert outputs on this host.
+    Up(up::UpArgs),
     /// Stream kernel events, attributed to containers, as JSON lines.
     Sensor(sensor_cmd::SensorArgs),
     /// List the containers the sensor can attribute events to.
@@ -35,6 +38,17 @@ enum Command {
     },
     /// Measure the sensor: overhead, throughput, memory.
     Bench(bench::BenchArgs),
+    /// Scan an image, a directory or a running container: SBOM, vulnerabilities, secrets.
+    Scan(rampart_scan::cli::ScanArgs),
+    /// The local vulnerability database (OSV records).
+    Db(rampart_vulndb::cli::DbArgs),
+    /// Validate, list and test detection rules (Falco-compatible).
+    Rules {
+        #[command(subcommand)]
+        command: rampart_detect::cli::RulesCommand,
+    },
+    /// Alert outputs: validate a configuration, print the example.
+    Outputs(rampart_notify::cli::OutputsArgs),
     /// Load generator used by `rampart bench throughput` (runs in a child process).
     #[command(hide = true)]
     BenchGenOpens,
@@ -60,6 +74,7 @@ fn main() {
 
 fn run(cmd: Command) -> anyhow::Result<i32> {
     match cmd {
+        Command::Up(a) => up::run(a),
         Command::Sensor(a) => sensor_cmd::run_sensor(a),
         Command::Containers(a) => sensor_cmd::run_containers(a),
         Command::Probe { json } => {
@@ -80,6 +95,13 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             }
         }
         Command::Bench(a) => bench::run(a),
+        Command::Scan(a) => rampart_scan::cli::run(a),
+        Command::Db(a) => rampart_vulndb::cli::run(a),
+        Command::Rules { command } => rampart_detect::cli::run(command),
+        Command::Outputs(a) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(rampart_notify::cli::run(a)),
         Command::BenchGenOpens => {
             bench::gen_opens();
             Ok(0)

@@ -14,26 +14,7 @@ fn bin() -> &'static str {
 }
 
 fn ready() -> bool {
-    let reason = if let Err(e) = rampart_bpf::probe().check_required() {
-        Some(e.to_string())
-    } else if !Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-    {
-        Some(format!("docker or {IMAGE} missing (run scripts/setup)"))
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(r) => {
-            assert!(std::env::var("CI").is_err(), "cannot run in CI: {r}");
-            eprintln!("skipping: {r}");
-            false
-        }
-    }
+    rampart_sensor::testbed::ready(IMAGE)
 }
 
 /// Starts `rampart sensor` and waits until it says it is running.

@@ -8,6 +8,7 @@
 pub mod containers;
 pub mod decode;
 pub mod proctree;
+pub mod testbed;
 
 use std::collections::HashSet;
 use std::os::fd::AsRawFd;

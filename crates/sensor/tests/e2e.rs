@@ -11,35 +11,8 @@ use rampart_sensor::{RunningSensor, SensorConfig};
 
 const IMAGE: &str = "rampart-test/busybox:latest";
 
-fn skip_reason() -> Option<String> {
-    if let Err(e) = rampart_bpf::probe().check_required() {
-        return Some(e.to_string());
-    }
-    let ok = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        return Some(format!(
-            "docker or the image {IMAGE} is missing (run scripts/setup)"
-        ));
-    }
-    None
-}
-
 fn ready() -> bool {
-    match skip_reason() {
-        None => true,
-        Some(r) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "end-to-end test cannot run in CI: {r}"
-            );
-            eprintln!("skipping end-to-end test: {r}");
-            false
-        }
-    }
+    rampart_sensor::testbed::ready(IMAGE)
 }
 
 /// One sensor for the whole test binary; every event is kept for the tests to search.
