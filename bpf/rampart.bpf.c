@@ -351,10 +351,10 @@ static __always_inline int submit(struct scratch *s, u32 off)
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	u32 size = off & (EV_BUF - 1);
 	h->size = size;
+	u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	u64 ring = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
 	if (!is_lifecycle(h->kind)) {
 		// Shed other events first so process lifecycle keeps the tree whole.
-		u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		u64 ring = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
 		if (ring && avail * 100 > ring * (100 - lifecycle_reserve_pct)) {
 			count_drop(1);
 			return 0;
@@ -362,7 +362,10 @@ static __always_inline int submit(struct scratch *s, u32 off)
 	}
 	if (size < sizeof(struct ev_hdr))
 		return 0;
-	if (bpf_ringbuf_output(&events, s->ev, size, 0) < 0)
+	// Wake the reader only once a batch has built up: a wakeup per event costs the
+	// traced process a context switch. The reader also polls on a short timer.
+	u64 flags = avail > WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, s->ev, size, flags) < 0)
 		count_drop(0);
 	return 0;
 }

@@ -14,6 +14,7 @@
 #define NAME_MAX_LEN 255
 #define MAX_COMPONENTS 32
 #define AT_FDCWD_VAL -100
+#define WAKEUP_BYTES (256 * 1024)
 
 // Kinds. args[] meaning and strings in order.
 #define K_EXEC 1          // a0 flags (EXEC_F_*), a1 argc | filename, interp, exe path, argv block, cwd

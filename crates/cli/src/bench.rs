@@ -88,6 +88,38 @@ impl Consumer {
     }
 }
 
+/// Runs a storm in a child process (`rampart bench-storm KIND N`), returning the
+/// wall time the child measured.
+fn in_child(kind: &str, n: u64) -> Duration {
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(_) => return Duration::ZERO,
+    };
+    let out = Command::new(exe)
+        .args(["bench-storm", kind, &n.to_string()])
+        .output();
+    let ns = out
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+/// Child-process entry of the overhead storms: prints the elapsed nanoseconds.
+pub fn storm(kind: &str, n: u64) -> anyhow::Result<()> {
+    let file = std::env::temp_dir().join("rampart-bench-open");
+    std::fs::write(&file, b"x")?;
+    let d = match kind {
+        "exec" => exec_storm(n),
+        "open" => open_storm(n, &file),
+        "connect" => connect_storm(n),
+        other => anyhow::bail!("unknown storm {other}"),
+    };
+    println!("{}", d.as_nanos());
+    Ok(())
+}
+
 /// A workload run `n` times, returning its wall time.
 type Storm = Box<dyn Fn(u64) -> Duration>;
 
@@ -170,11 +202,14 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
     println!("== overhead (same run; baseline = mean of runs before and after) ==");
     let file = std::env::temp_dir().join("rampart-bench-open");
     std::fs::write(&file, b"x")?;
+    // Storms run in child processes: the sensor ignores its own process (and so this
+    // one), so an in-process storm would measure only the early-exit path.
     let storms: [(&str, u64, Storm); 3] = [
-        ("exec", a.execs, Box::new(exec_storm)),
-        ("open", a.ops, Box::new(move |n| open_storm(n, &file))),
-        ("connect", a.ops / 10, Box::new(connect_storm)),
+        ("exec", a.execs, Box::new(|n| in_child("exec", n))),
+        ("open", a.ops, Box::new(|n| in_child("open", n))),
+        ("connect", a.ops / 10, Box::new(|n| in_child("connect", n))),
     ];
+    let _ = file;
     for (name, n, storm) in storms.iter() {
         storm(n / 10); // warm caches
         let base = storm(*n);

@@ -52,6 +52,9 @@ enum Command {
     /// Load generator used by `rampart bench throughput` (runs in a child process).
     #[command(hide = true)]
     BenchGenOpens,
+    /// One overhead storm, run in a child process by `rampart bench overhead`.
+    #[command(hide = true)]
+    BenchStorm { kind: String, n: u64 },
 }
 
 fn main() {
@@ -102,6 +105,10 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             .enable_all()
             .build()?
             .block_on(rampart_notify::cli::run(a)),
+        Command::BenchStorm { kind, n } => {
+            bench::storm(&kind, n)?;
+            Ok(0)
+        }
         Command::BenchGenOpens => {
             bench::gen_opens();
             Ok(0)

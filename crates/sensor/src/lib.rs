@@ -399,6 +399,9 @@ fn offer(tx: &SyncSender<Event>, ev: Event, stats: &Stats, pending_queue_loss: &
     }
 }
 
+/// Longest a record waits in the ring on a quiet system.
+const POLL_MS: i32 = 3;
+
 fn read_loop(
     mut bpf: rampart_bpf::Sensor,
     mut decoder: Decoder,
@@ -417,8 +420,10 @@ fn read_loop(
             events: libc::POLLIN,
             revents: 0,
         };
+        // The kernel wakes us only for batches (see submit() in the BPF C); a short
+        // timer bounds the latency of a quiet stream.
         // SAFETY: pfd is a valid pollfd array of length 1 for the call.
-        unsafe { libc::poll(&mut pfd, 1, 100) };
+        unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
         let mut n = 0;
         while let Some(item) = bpf.ring.next() {
             stats.records.fetch_add(1, Ordering::Relaxed);
