@@ -77,13 +77,15 @@ static __always_inline bool ignored(u32 tgid)
 	return bpf_map_lookup_elem(&ignored_tgids, &tgid) != NULL;
 }
 
-// Appends a length-prefixed string read from user memory. Returns new offset.
-static __always_inline u32 push_user_str(u8 *buf, u32 off, const void *src)
+// Appends a length-prefixed string read from user or kernel memory. Returns the new
+// offset. `user` is a constant at every call site, so only one helper is emitted.
+static __always_inline u32 push_str(u8 *buf, u32 off, const void *src, bool user)
 {
 	off &= OFF_MASK;
 	long n = 0;
 	if (src)
-		n = bpf_probe_read_user_str(&buf[off + 2], MAX_STR, src);
+		n = user ? bpf_probe_read_user_str(&buf[off + 2], MAX_STR, src)
+			 : bpf_probe_read_kernel_str(&buf[off + 2], MAX_STR, src);
 	if (n < 0)
 		n = 0;
 	else if (n > 0)
@@ -93,43 +95,21 @@ static __always_inline u32 push_user_str(u8 *buf, u32 off, const void *src)
 	return off + 2 + (u32)n;
 }
 
-static __always_inline u32 push_kernel_str(u8 *buf, u32 off, const void *src)
-{
-	off &= OFF_MASK;
-	long n = 0;
-	if (src)
-		n = bpf_probe_read_kernel_str(&buf[off + 2], MAX_STR, src);
-	if (n < 0)
-		n = 0;
-	else if (n > 0)
-		n -= 1;
-	n &= (MAX_STR - 1);
-	*(u16 *)&buf[off] = (u16)n;
-	return off + 2 + (u32)n;
-}
-
 // Keeps clang from dropping a bound the verifier needs to see.
 #define BOUND(v, mask) asm volatile("%0 &= " #mask : "+r"(v))
 
-static __always_inline u32 push_user_bytes(u8 *buf, u32 off, const void *src, u32 len)
+// Appends `len` bytes (bounded by MAX_STR) read from user or kernel memory.
+static __always_inline u32 push_bytes(u8 *buf, u32 off, const void *src, u32 len, bool user)
 {
 	off &= OFF_MASK;
 	u64 n = len;
 	BOUND(n, 4095);
 	len = n;
-	if (!src || bpf_probe_read_user(&buf[off + 2], len, src) < 0)
-		len = 0;
-	*(u16 *)&buf[off] = (u16)len;
-	return off + 2 + len;
-}
-
-static __always_inline u32 push_kernel_bytes(u8 *buf, u32 off, const void *src, u32 len)
-{
-	off &= OFF_MASK;
-	u64 n = len;
-	BOUND(n, 4095);
-	len = n;
-	if (!src || bpf_probe_read_kernel(&buf[off + 2], len, src) < 0)
+	long r = -1;
+	if (src)
+		r = user ? bpf_probe_read_user(&buf[off + 2], len, src)
+			 : bpf_probe_read_kernel(&buf[off + 2], len, src);
+	if (r < 0)
 		len = 0;
 	*(u16 *)&buf[off] = (u16)len;
 	return off + 2 + len;
@@ -151,10 +131,10 @@ struct mount_head {
 	struct vfsmount mnt;
 };
 
-static __always_inline void *mount_field(void *mnt, u32 off)
+static __always_inline void *read_ptr(void *base, u32 off)
 {
 	void *v = NULL;
-	bpf_probe_read_kernel(&v, sizeof(v), mnt + off);
+	bpf_probe_read_kernel(&v, sizeof(v), base + off);
 	return v;
 }
 
@@ -170,13 +150,6 @@ struct walk_ctx {
 	// relocate CO-RE accesses inside .text subprograms such as this callback.
 	u32 off_mnt_root, off_d_parent, off_d_name;
 };
-
-static __always_inline void *read_ptr(void *base, u32 off)
-{
-	void *v = NULL;
-	bpf_probe_read_kernel(&v, sizeof(v), base + off);
-	return v;
-}
 
 // One path component per call; bpf_loop verifies it once instead of per iteration.
 static long walk_step(u64 index, void *data)
@@ -230,7 +203,7 @@ static __always_inline u32 push_path(struct scratch *s, u32 off, struct path *pa
 	w.dentry = BPF_CORE_READ(path, dentry);
 	w.vfsmnt = BPF_CORE_READ(path, mnt);
 	w.mnt = (void *)w.vfsmnt - offsetof(struct mount_head, mnt);
-	w.mnt_parent = mount_field(w.mnt, offsetof(struct mount_head, mnt_parent));
+	w.mnt_parent = read_ptr(w.mnt, offsetof(struct mount_head, mnt_parent));
 	w.pos = PATH_BUF;
 	w.off_mnt_root = bpf_core_field_offset(struct vfsmount, mnt_root);
 	w.off_d_parent = bpf_core_field_offset(struct dentry, d_parent);
@@ -242,7 +215,7 @@ static __always_inline u32 push_path(struct scratch *s, u32 off, struct path *pa
 		s->path[pos] = '/';
 	}
 	u32 len = PATH_BUF - pos;
-	return push_kernel_bytes(s->ev, off, &s->path[pos & (PATH_BUF - 1)], len);
+	return push_bytes(s->ev, off, &s->path[pos & (PATH_BUF - 1)], len, false);
 }
 
 static __always_inline struct file *fd_file(struct task_struct *task, long fd)
@@ -327,7 +300,7 @@ static __always_inline u32 fill_hdr(struct scratch *s, struct task_struct *task,
 
 	u32 off = sizeof(struct ev_hdr);
 	const char *cg2 = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, name);
-	off = push_kernel_str(s->ev, off, cg2);
+	off = push_str(s->ev, off, cg2, false);
 	int cpuset_id = bpf_core_enum_value(enum cgroup_subsys_id, cpuset_cgrp_id);
 	const char *cg1 = NULL;
 	if (cpuset_id >= 0 && cpuset_id < 12) {
@@ -337,7 +310,7 @@ static __always_inline u32 fill_hdr(struct scratch *s, struct task_struct *task,
 		if (css)
 			cg1 = BPF_CORE_READ(css, cgroup, kn, name);
 	}
-	off = push_kernel_str(s->ev, off, cg1);
+	off = push_str(s->ev, off, cg1, false);
 	return off;
 }
 
@@ -419,14 +392,14 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 
 	const char *filename = BPF_CORE_READ(bprm, filename);
 	const char *interp = BPF_CORE_READ(bprm, interp);
-	off = push_kernel_str(s->ev, off, filename);
+	off = push_str(s->ev, off, filename, false);
 	if (interp != filename)
-		off = push_kernel_str(s->ev, off, interp);
+		off = push_str(s->ev, off, interp, false);
 	else
 		off = push_empty(s->ev, off);
 	struct path exe_path = BPF_CORE_READ(exe_file, f_path);
 	off = push_path(s, off, &exe_path);
-	off = push_user_bytes(s->ev, off, (const void *)arg_start, (u32)arg_len);
+	off = push_bytes(s->ev, off, (const void *)arg_start, (u32)arg_len, true);
 	struct path pwd = BPF_CORE_READ(p, fs, pwd);
 	off = push_path(s, off, &pwd);
 	return submit(s, off);
@@ -611,7 +584,7 @@ int h_open(struct bpf_raw_tracepoint_args *ctx)
 	h->args[1] = flags;
 	h->args[2] = mode;
 	h->args[3] = c.nr;
-	off = push_user_str(s->ev, off, upath);
+	off = push_str(s->ev, off, upath, true);
 	off = push_base(s, off, dirfd, upath);
 	return submit(s, off);
 }
@@ -677,7 +650,7 @@ int h_path1(struct bpf_raw_tracepoint_args *ctx)
 	h->args[0] = c.ret;
 	h->args[1] = a1;
 	h->args[2] = a2;
-	off = push_user_str(s->ev, off, upath);
+	off = push_str(s->ev, off, upath, true);
 	off = push_base(s, off, dirfd, upath);
 	return submit(s, off);
 }
@@ -764,12 +737,12 @@ int h_path2(struct bpf_raw_tracepoint_args *ctx)
 	h->args[0] = c.ret;
 	h->args[1] = flags;
 	h->args[2] = symbolic;
-	off = push_user_str(s->ev, off, oldp);
+	off = push_str(s->ev, off, oldp, true);
 	if (symbolic) // a symlink's target is stored verbatim
 		off = push_empty(s->ev, off);
 	else
 		off = push_base(s, off, olddir, oldp);
-	off = push_user_str(s->ev, off, newp);
+	off = push_str(s->ev, off, newp, true);
 	off = push_base(s, off, newdir, newp);
 	return submit(s, off);
 }
@@ -856,7 +829,7 @@ int h_sock(struct bpf_raw_tracepoint_args *ctx)
 		u32 len = ARG2(c.regs);
 		if (len > 128)
 			len = 128;
-		off = push_user_bytes(s->ev, off, (void *)ARG1(c.regs), len);
+		off = push_bytes(s->ev, off, (void *)ARG1(c.regs), len, true);
 	} else if (kind == K_ACCEPT) {
 		off = push_sock_addr(s->ev, off, sk, true);
 	} else {
@@ -929,12 +902,12 @@ int h_dns(struct bpf_raw_tracepoint_args *ctx)
 	h->args[0] = c.ret;
 	h->args[1] = proto;
 	if (uaddr)
-		off = push_user_bytes(s->ev, off, uaddr, 28);
+		off = push_bytes(s->ev, off, uaddr, 28, true);
 	else
 		off = push_sock_addr(s->ev, off, sk, true);
 	if (buflen > 512)
 		buflen = 512;
-	off = push_user_bytes(s->ev, off, buf, buflen);
+	off = push_bytes(s->ev, off, buf, buflen, true);
 	return submit(s, off);
 }
 
@@ -984,15 +957,15 @@ int h_misc(struct bpf_raw_tracepoint_args *ctx)
 	}
 	case K_MOUNT:
 		h->args[2] = ARG3(c.regs);
-		off = push_user_str(s->ev, off, (void *)ARG0(c.regs));
-		off = push_user_str(s->ev, off, (void *)ARG1(c.regs));
-		off = push_user_str(s->ev, off, (void *)ARG2(c.regs));
+		off = push_str(s->ev, off, (void *)ARG0(c.regs), true);
+		off = push_str(s->ev, off, (void *)ARG1(c.regs), true);
+		off = push_str(s->ev, off, (void *)ARG2(c.regs), true);
 		break;
 	case K_UMOUNT:
-		off = push_user_str(s->ev, off, (void *)ARG0(c.regs));
+		off = push_str(s->ev, off, (void *)ARG0(c.regs), true);
 		break;
 	case K_MEMFD:
-		off = push_user_str(s->ev, off, (void *)ARG0(c.regs));
+		off = push_str(s->ev, off, (void *)ARG0(c.regs), true);
 		break;
 	case K_FINIT_MODULE:
 		off = push_fd_path(s, off, ARG0(c.regs));
