@@ -314,6 +314,16 @@ static __always_inline u32 fill_hdr(struct scratch *s, struct task_struct *task,
 	return off;
 }
 
+// Starts an event of the current task: the scratch buffer with its header filled.
+static __always_inline struct scratch *begin_current(u16 kind, u32 *off)
+{
+	struct scratch *s = get_scratch();
+	if (!s)
+		return NULL;
+	*off = fill_hdr(s, (struct task_struct *)bpf_get_current_task(), kind);
+	return s;
+}
+
 static __always_inline bool is_lifecycle(u16 kind)
 {
 	return kind == K_EXEC || kind == K_FORK || kind == K_EXIT;
@@ -574,11 +584,10 @@ int h_open(struct bpf_raw_tracepoint_args *ctx)
 		if (is_lib_path(p))
 			return 0;
 	}
-	struct scratch *s = get_scratch();
+	u32 off;
+	struct scratch *s = begin_current(K_OPEN, &off);
 	if (!s)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	u32 off = fill_hdr(s, task, K_OPEN);
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	h->args[0] = c.ret;
 	h->args[1] = flags;
@@ -641,11 +650,10 @@ int h_path1(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (!kind_enabled(kind))
 		return 0;
-	struct scratch *s = get_scratch();
+	u32 off;
+	struct scratch *s = begin_current(kind, &off);
 	if (!s)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	u32 off = fill_hdr(s, task, kind);
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	h->args[0] = c.ret;
 	h->args[1] = a1;
@@ -663,11 +671,10 @@ int h_fdop(struct bpf_raw_tracepoint_args *ctx)
 	u16 kind = c.nr == NR_fchmod ? K_CHMOD : c.nr == NR_fchown ? K_CHOWN : K_TRUNCATE;
 	if (!kind_enabled(kind))
 		return 0;
-	struct scratch *s = get_scratch();
+	u32 off;
+	struct scratch *s = begin_current(kind, &off);
 	if (!s)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	u32 off = fill_hdr(s, task, kind);
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	h->args[0] = c.ret;
 	h->args[1] = ARG1(c.regs);
@@ -728,11 +735,10 @@ int h_path2(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (!kind_enabled(kind))
 		return 0;
-	struct scratch *s = get_scratch();
+	u32 off;
+	struct scratch *s = begin_current(kind, &off);
 	if (!s)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	u32 off = fill_hdr(s, task, kind);
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	h->args[0] = c.ret;
 	h->args[1] = flags;
@@ -812,11 +818,10 @@ int h_sock(struct bpf_raw_tracepoint_args *ctx)
 	struct sock *sk = fd_sock(fd, &proto, &type);
 	if (!sk)
 		return 0;
-	struct scratch *s = get_scratch();
+	u32 off;
+	struct scratch *s = begin_current(kind, &off);
 	if (!s)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	u32 off = fill_hdr(s, task, kind);
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	h->args[0] = c.ret;
 	h->args[1] = proto;
@@ -893,11 +898,10 @@ int h_dns(struct bpf_raw_tracepoint_args *ctx)
 	}
 	if (port != 53)
 		return 0;
-	struct scratch *s = get_scratch();
+	u32 off;
+	struct scratch *s = begin_current(K_DNS, &off);
 	if (!s)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	u32 off = fill_hdr(s, task, K_DNS);
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	h->args[0] = c.ret;
 	h->args[1] = proto;
@@ -935,11 +939,10 @@ int h_misc(struct bpf_raw_tracepoint_args *ctx)
 		return 0;
 	if (kind == K_CHDIR && c.ret != 0)
 		return 0;
-	struct scratch *s = get_scratch();
+	u32 off;
+	struct scratch *s = begin_current(kind, &off);
 	if (!s)
 		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	u32 off = fill_hdr(s, task, kind);
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	h->args[0] = c.ret;
 	h->args[1] = c.nr;
@@ -971,7 +974,7 @@ int h_misc(struct bpf_raw_tracepoint_args *ctx)
 		off = push_fd_path(s, off, ARG0(c.regs));
 		break;
 	case K_CHDIR: {
-		struct path pwd = BPF_CORE_READ(task, fs, pwd);
+		struct path pwd = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), fs, pwd);
 		off = push_path(s, off, &pwd);
 		break;
 	}
