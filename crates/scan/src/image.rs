@@ -152,7 +152,7 @@ impl BlobStore {
     }
 
     /// Open a member; `path` must be a clean relative path.
-    pub fn open(&self, path: &str) -> Result<Box<dyn Read>> {
+    pub fn open(&self, path: &str) -> Result<Box<dyn Read + Send>> {
         let clean = normalize_entry_path(path).map_err(|reason| ScanError::BadImage {
             path: path.to_string(),
             reason,

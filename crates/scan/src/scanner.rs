@@ -11,7 +11,9 @@ use crate::error::{Result, ScanError};
 use crate::image::BlobStore;
 use crate::merge::{merge, Merged};
 use crate::model::{LayerInfo, ScanReport, TargetInfo};
-use crate::walk::{decompress, walk_dir, walk_tar, HashingReader, LayerEvidence, Limits};
+use crate::walk::{
+    decompress_and_hash, map_limit_error, walk_dir, walk_tar, LayerEvidence, Limits,
+};
 
 /// What to scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,27 +184,20 @@ pub fn scan_directory(
 
 /// Read one layer blob into evidence, checking that its content matches the diff id.
 pub fn read_layer(
-    blob: Box<dyn Read>,
+    blob: Box<dyn Read + Send + '_>,
     diff_id: &str,
     collector: &Collector<'_>,
     limits: &Limits,
 ) -> Result<LayerEvidence> {
-    let decompressed = decompress(blob).map_err(|e| ScanError::Read {
-        context: format!("layer {diff_id}"),
-        source: e,
+    let context = format!("layer {diff_id}");
+    let (evidence, actual) = decompress_and_hash(blob, |stream| {
+        let evidence = walk_tar(&mut *stream, &context, collector, limits)?;
+        let digest = stream.finish(limits.max_layer_bytes).map_err(|e| {
+            let end = "<end of layer>";
+            map_limit_error(e, "layer size", limits.max_layer_bytes, &context, end)
+        })?;
+        Ok::<_, ScanError>((evidence, digest))
     })?;
-    let mut hashing = HashingReader::new(decompressed);
-    let evidence = walk_tar(&mut hashing, &format!("layer {diff_id}"), collector, limits)?;
-    // Hash the rest (tar padding) so the digest covers the whole stream.
-    std::io::copy(
-        &mut (&mut hashing).take(limits.max_layer_bytes),
-        &mut std::io::sink(),
-    )
-    .map_err(|e| ScanError::Read {
-        context: format!("layer {diff_id}"),
-        source: e,
-    })?;
-    let actual = hashing.finish();
     if actual != diff_id {
         return Err(ScanError::DigestMismatch {
             expected: diff_id.to_string(),

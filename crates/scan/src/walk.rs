@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::catalog::{Collector, Interest};
 use crate::error::{Result, ScanError};
@@ -115,35 +114,150 @@ impl<R: Read> Read for BoundedReader<R> {
     }
 }
 
-/// A reader that hashes (sha256) everything read through it.
-pub(crate) struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
+/// Size of the decompressed chunks handed from the decompressing thread to the walker.
+const CHUNK_BYTES: usize = 128 << 10;
+/// Chunks in flight per layer: bounds memory (1 MiB) while letting both threads run.
+const CHUNKS_IN_FLIGHT: usize = 8;
+
+/// Decompress `blob` on a second thread and hand the tar stream to `consume` as a reader
+/// that also computes its sha256 (a cold scan is bound by inflate plus sha256; this runs
+/// them on two cores instead of one). `consume` gets the digest from [`HashedStream::finish`].
+pub(crate) fn decompress_and_hash<T>(
+    blob: Box<dyn Read + Send + '_>,
+    consume: impl FnOnce(&mut HashedStream) -> T,
+) -> T {
+    let (chunks_tx, chunks_rx) = std::sync::mpsc::sync_channel(CHUNKS_IN_FLIGHT);
+    let (spare_tx, spare_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || produce_chunks(blob, chunks_tx, spare_rx));
+        let mut stream = HashedStream {
+            chunks: chunks_rx,
+            spare: spare_tx,
+            current: Vec::new(),
+            position: 0,
+            hasher: ring::digest::Context::new(&ring::digest::SHA256),
+            finished: false,
+        };
+        let value = consume(&mut stream);
+        // Dropping the stream closes the channel, so the producer stops if it is still running.
+        drop(stream);
+        value
+    })
 }
 
-impl<R: Read> HashingReader<R> {
-    pub(crate) fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
+fn produce_chunks(
+    blob: Box<dyn Read + Send + '_>,
+    chunks: std::sync::mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+) {
+    let mut decoder = match decompress(blob) {
+        Ok(decoder) => decoder,
+        Err(err) => {
+            let _ = chunks.send(Err(err));
+            return;
+        }
+    };
+    loop {
+        let mut buffer = spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK_BYTES));
+        buffer.clear();
+        match (&mut decoder)
+            .take(CHUNK_BYTES as u64)
+            .read_to_end(&mut buffer)
+        {
+            Ok(0) => return,
+            Ok(_) => {
+                if chunks.send(Ok(buffer)).is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                let _ = chunks.send(Err(err));
+                return;
+            }
         }
     }
-    pub(crate) fn finish(self) -> String {
-        format!("sha256:{:x}", self.hasher.finalize())
+}
+
+/// The decompressed layer as a reader, hashing each chunk as it arrives.
+pub(crate) struct HashedStream {
+    chunks: std::sync::mpsc::Receiver<std::io::Result<Vec<u8>>>,
+    spare: std::sync::mpsc::SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    position: usize,
+    hasher: ring::digest::Context,
+    finished: bool,
+}
+
+impl HashedStream {
+    /// Move to the next chunk; false at the end of the stream.
+    fn next_chunk(&mut self) -> std::io::Result<bool> {
+        if self.finished {
+            return Ok(false);
+        }
+        match self.chunks.recv() {
+            Ok(Ok(chunk)) => {
+                self.hasher.update(&chunk);
+                let used = std::mem::replace(&mut self.current, chunk);
+                let _ = self.spare.try_send(used);
+                self.position = 0;
+                Ok(true)
+            }
+            Ok(Err(err)) => {
+                self.finished = true;
+                Err(err)
+            }
+            // The producer hung up: end of stream. (Had it died early, the digest would not match.)
+            Err(_) => {
+                self.finished = true;
+                Ok(false)
+            }
+        }
+    }
+
+    /// The sha256 of the whole stream, hashing whatever is still unread (tar padding) but
+    /// reading at most `limit` more bytes.
+    pub(crate) fn finish(&mut self, limit: u64) -> std::io::Result<String> {
+        let mut drained = (self.current.len() - self.position) as u64;
+        self.position = self.current.len();
+        while self.next_chunk()? {
+            drained += self.current.len() as u64;
+            self.position = self.current.len();
+            if drained > limit {
+                return Err(std::io::Error::other(LIMIT_MARKER));
+            }
+        }
+        let digest = self.hasher.clone().finish();
+        let mut hex = String::with_capacity(7 + 64);
+        hex.push_str("sha256:");
+        for byte in digest.as_ref() {
+            use std::fmt::Write;
+            let _ = write!(hex, "{byte:02x}");
+        }
+        Ok(hex)
     }
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl Read for HashedStream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        while self.position == self.current.len() {
+            if !self.next_chunk()? {
+                return Ok(0);
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.position);
+        buf[..n].copy_from_slice(&self.current[self.position..self.position + n]);
+        self.position += n;
         Ok(n)
     }
 }
 
 /// Wrap a possibly compressed stream (gzip, zstd or plain, told apart by magic bytes)
 /// in a decompressor.
-pub fn decompress<'a, R: Read + 'a>(reader: R) -> std::io::Result<Box<dyn Read + 'a>> {
+pub fn decompress<'a, R: Read + Send + 'a>(
+    reader: R,
+) -> std::io::Result<Box<dyn Read + Send + 'a>> {
     let mut buffered = BufReader::with_capacity(256 << 10, reader);
     let head = buffered.fill_buf()?;
     if head.starts_with(&[0x1f, 0x8b]) {
@@ -183,7 +297,7 @@ enum Whiteout {
     Meta,
 }
 
-fn map_limit_error(
+pub(crate) fn map_limit_error(
     err: std::io::Error,
     what: &'static str,
     limit: u64,
@@ -480,6 +594,7 @@ fn read_file_nofollow(path: &Path, limit: u64, only_elf: bool) -> std::io::Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::Digest;
 
     #[test]
     fn normalisation_refuses_parent_components_and_roots_absolute_paths() {
@@ -487,6 +602,71 @@ mod tests {
         assert_eq!(normalize_entry_path("./a//b/./c").unwrap(), "a/b/c");
         assert!(normalize_entry_path("../etc/passwd").is_err());
         assert!(normalize_entry_path("a/../../b").is_err());
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// Several chunks' worth of data that does not repeat at chunk boundaries.
+    fn sample(len: usize) -> Vec<u8> {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state % 7) as u8 + b'a'
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pipelined_stream_yields_the_data_and_its_sha256() {
+        let data = sample(5 * CHUNK_BYTES + 12_345);
+        let expected = format!("sha256:{:x}", sha2::Sha256::digest(&data));
+        let compressed = gzip(&data);
+        // Read part of it with odd-sized reads; finish() must hash the rest.
+        let (prefix, digest) = decompress_and_hash(Box::new(compressed.as_slice()), |stream| {
+            let mut prefix = Vec::new();
+            let mut buf = [0u8; 1000];
+            while prefix.len() < 2 * CHUNK_BYTES + 7 {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0);
+                prefix.extend_from_slice(&buf[..n]);
+            }
+            (prefix, stream.finish(u64::MAX).unwrap())
+        });
+        assert_eq!(digest, expected);
+        assert_eq!(prefix, data[..prefix.len()]);
+        // All of it, through read_to_end.
+        let (all, digest) = decompress_and_hash(Box::new(compressed.as_slice()), |stream| {
+            let mut all = Vec::new();
+            stream.read_to_end(&mut all).unwrap();
+            (all, stream.finish(0).unwrap())
+        });
+        assert_eq!(digest, expected);
+        assert!(all == data, "decompressed data differs");
+    }
+
+    #[test]
+    fn pipelined_stream_reports_corrupt_input_and_bounds_the_drain() {
+        let data = sample(3 * CHUNK_BYTES);
+        let mut compressed = gzip(&data);
+        compressed.truncate(compressed.len() / 2);
+        let result = decompress_and_hash(Box::new(compressed.as_slice()), |stream| {
+            std::io::copy(stream, &mut std::io::sink())
+        });
+        assert!(result.is_err(), "a truncated gzip stream is an error");
+        let compressed = gzip(&data);
+        let error = decompress_and_hash(Box::new(compressed.as_slice()), |stream| {
+            stream.finish(CHUNK_BYTES as u64)
+        })
+        .unwrap_err();
+        assert!(error.to_string().contains(LIMIT_MARKER), "{error}");
     }
 
     #[test]
