@@ -61,13 +61,85 @@ fn berkeley_database_matches_rpm() {
     check_against_rpm("libuuid-bdb", "Packages", 1);
 }
 
+/// What `rpm -qa` printed, in its order, inside the SUSE BCI 15 SP3 image this NDB
+/// database was copied from: go-rpmdb's `SLE15WithNDB` expectation in
+/// `pkg/rpmdb_testcase_test.go` as of the fixture's revision (later revisions regenerated
+/// both files from a newer image). Debian's rpm is built without NDB support, so that
+/// listing is the oracle here; hand-checked name by name against the fixture: 35
+/// packages, none with an epoch.
+const SLE15_BCI_RPM_QA: &[&str] = &[
+    "system-user-root-20190513-3.3.1.noarch",
+    "filesystem-15.0-11.3.2.x86_64",
+    "glibc-2.31-9.3.2.x86_64",
+    "libpcre1-8.45-20.10.1.x86_64",
+    "libgmp10-6.1.2-4.6.1.x86_64",
+    "libgcc_s1-11.2.1+git610-1.3.9.x86_64",
+    "libcap2-2.26-4.6.1.x86_64",
+    "libstdc++6-11.2.1+git610-1.3.9.x86_64",
+    "libncurses6-6.1-5.9.1.x86_64",
+    "terminfo-base-6.1-5.9.1.x86_64",
+    "libattr1-2.4.47-2.19.x86_64",
+    "libselinux1-3.0-1.31.x86_64",
+    "libreadline7-7.0-19.6.1.x86_64",
+    "bash-4.4-19.6.1.x86_64",
+    "libacl1-2.2.52-4.3.1.x86_64",
+    "coreutils-8.32-3.2.1.x86_64",
+    "sles-release-15.3-55.4.1.x86_64",
+    "ca-certificates-mozilla-prebuilt-2.44-21.1.noarch",
+    "libgpg-error0-1.29-1.8.x86_64",
+    "libpopt0-1.16-3.22.x86_64",
+    "file-magic-5.32-7.14.1.noarch",
+    "libbz2-1-1.0.6-5.11.1.x86_64",
+    "liblua5_3-5-5.3.6-3.6.1.x86_64",
+    "liblzma5-5.2.3-4.3.1.x86_64",
+    "libz1-1.2.11-3.21.1.x86_64",
+    "libzstd1-1.4.4-1.6.1.x86_64",
+    "libmagic1-5.32-7.14.1.x86_64",
+    "libdw1-0.168-4.5.3.x86_64",
+    "libebl-plugins-0.168-4.5.3.x86_64",
+    "libelf1-0.168-4.5.3.x86_64",
+    "libcrypt1-4.4.15-2.51.x86_64",
+    "perl-base-5.26.1-15.87.x86_64",
+    "libgcrypt20-1.8.2-8.39.1.x86_64",
+    "rpm-config-SUSE-1-5.6.1.noarch",
+    "rpm-ndb-4.14.3-40.1.x86_64",
+];
+
 #[test]
-fn ndb_database_is_read() {
-    // Debian's rpm cannot read NDB; check plausibility and a known package instead.
-    let list = ours(&fixtures().join("pkgdb/rpm/sle15-bci-ndb/Packages.db"));
-    assert!(list.len() > 10, "{list:?}");
-    assert!(list.iter().any(|p| p.starts_with("glibc-")), "{list:?}");
-    assert!(list.iter().all(|p| p.matches('-').count() >= 2));
+fn ndb_database_matches_rpm_qa_from_its_image() {
+    let path = fixtures().join("pkgdb/rpm/sle15-bci-ndb/Packages.db");
+    let data = std::fs::read(&path).unwrap();
+    let headers = rpm::read_headers(&data).unwrap();
+    // Same packages in the same (package index) order as rpm's own listing.
+    let listed: Vec<String> = headers.iter().map(|h| h.nvra()).collect();
+    assert_eq!(listed, SLE15_BCI_RPM_QA);
+    assert!(headers.iter().all(|h| h.epoch.is_none()));
+    let readline = headers
+        .iter()
+        .find(|h| h.name == "libreadline7")
+        .expect("libreadline7 is in the fixture");
+    assert_eq!(
+        readline.source_rpm.as_deref(),
+        Some("bash-4.4-19.6.1.src.rpm")
+    );
+    // Through the cataloger: binary packages keyed to their source package.
+    let packages = rpm::parse_ndb("var/lib/rpm/Packages.db", &data).unwrap();
+    assert_eq!(packages.len(), SLE15_BCI_RPM_QA.len());
+    let libgcc = packages.iter().find(|p| p.name == "libgcc_s1").unwrap();
+    assert_eq!(libgcc.source_name.as_deref(), Some("gcc11"));
+    assert_eq!(libgcc.version, "11.2.1+git610-1.3.9");
+}
+
+#[test]
+fn damaged_ndb_database_is_an_error_not_a_partial_list() {
+    let mut data = std::fs::read(fixtures().join("pkgdb/rpm/sle15-bci-ndb/Packages.db")).unwrap();
+    // Break the first slot's magic: the slot table can no longer be trusted.
+    data[32] ^= 0xff;
+    assert!(rpm::read_headers(&data).is_err());
+    let error = rpm::parse_ndb("var/lib/rpm/Packages.db", &data).unwrap_err();
+    assert!(error.contains("malformed rpm database"), "{error}");
+    data.truncate(4096);
+    assert!(rpm::read_headers(&data).is_err());
 }
 
 #[test]
