@@ -360,6 +360,23 @@ static __always_inline bool kind_enabled(u16 kind)
 
 /* ---------------- process lifecycle ---------------- */
 
+#define OVERLAYFS_SUPER_MAGIC 0x794c7630
+
+// True when an overlayfs inode has an upper dentry: the file was written inside the
+// container (created or copied up), not shipped in an image layer. struct ovl_inode
+// keeps `__upperdentry` right after its embedded `struct inode vfs_inode`, and is not
+// in vmlinux BTF when overlay is a module, hence the read past the inode's size.
+static __always_inline bool exe_in_upper_layer(struct inode *inode)
+{
+	if (!inode || BPF_CORE_READ(inode, i_sb, s_magic) != OVERLAYFS_SUPER_MAGIC)
+		return false;
+	u32 inode_size = bpf_core_type_size(struct inode);
+	struct dentry *upper = read_ptr(inode, inode_size);
+	if (!upper)
+		return false;
+	return BPF_CORE_READ(upper, d_inode, i_ino) != 0;
+}
+
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
@@ -388,6 +405,8 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	if (prefix[0] == 'm' && prefix[1] == 'e' && prefix[2] == 'm' && prefix[3] == 'f' &&
 	    prefix[4] == 'd' && prefix[5] == ':')
 		flags |= EXEC_F_MEMFD;
+	if (exe_in_upper_layer(BPF_CORE_READ(exe_file, f_inode)))
+		flags |= EXEC_F_UPPER_LAYER;
 
 	struct mm_struct *mm = BPF_CORE_READ(p, mm);
 	unsigned long arg_start = BPF_CORE_READ(mm, arg_start);
@@ -508,6 +527,7 @@ int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	case NR_symlink: case NR_symlinkat:
 		h = H_PATH2; break;
 	case NR_connect: case NR_accept: case NR_accept4: case NR_bind: case NR_listen:
+	case NR_socket: case NR_dup: case NR_dup2: case NR_dup3:
 		h = H_SOCK; break;
 	case NR_sendto: case NR_sendmsg: case NR_sendmmsg: case NR_write:
 		h = H_DNS; break;
@@ -797,11 +817,75 @@ static __always_inline struct sock *fd_sock(long fd, u16 *proto, u16 *type)
 	return sk;
 }
 
+// socket(2): only what ordinary programs never create, so the volume stays tiny:
+// domains other than unix/inet/inet6/netlink (AF_PACKET sniffing and spoofing) and
+// raw sockets of any domain. Failed attempts count too.
+static __always_inline int on_socket(struct syscall_ctx *c)
+{
+	if (!kind_enabled(K_SOCKET))
+		return 0;
+	u64 domain = ARG0(c->regs), type = ARG1(c->regs);
+	bool usual_domain = domain == 1 || domain == 2 || domain == 10 || domain == 16;
+	if (usual_domain && (type & 0xf) != 3 /* SOCK_RAW */)
+		return 0;
+	u32 off;
+	struct scratch *s = begin_current(K_SOCKET, &off);
+	if (!s)
+		return 0;
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = c->ret;
+	h->args[1] = domain;
+	h->args[2] = type;
+	h->args[3] = ARG2(c->regs);
+	return submit(s, off);
+}
+
+// dup/dup2/dup3 that put an IPv4/IPv6 socket on stdin, stdout or stderr: the core of
+// a reverse shell. Shell redirections (2>&1 on pipes and files) are not sockets and
+// stay in the kernel.
+static __always_inline int on_dup(struct syscall_ctx *c)
+{
+	if (!kind_enabled(K_DUP) || c->ret < 0 || c->ret > 2)
+		return 0;
+	long oldfd = ARG0(c->regs);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *f = fd_file(task, oldfd);
+	if (!f)
+		return 0;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & 0170000) != 0140000 /* S_IFSOCK */)
+		return 0;
+	u16 proto = 0, type = 0;
+	struct sock *sk = fd_sock(oldfd, &proto, &type);
+	if (!sk)
+		return 0;
+	u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (family != 2 && family != 10)
+		return 0;
+	u32 off;
+	struct scratch *s = begin_current(K_DUP, &off);
+	if (!s)
+		return 0;
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = c->ret;
+	h->args[1] = c->nr;
+	h->args[2] = oldfd;
+	h->args[3] = proto;
+	h->args[4] = type;
+	off = push_sock_addr(s->ev, off, sk, false);
+	off = push_sock_addr(s->ev, off, sk, true);
+	return submit(s, off);
+}
+
 SEC("raw_tp/h_sock")
 int h_sock(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct syscall_ctx c;
 	read_ctx(ctx, &c);
+	if (c.nr == NR_socket)
+		return on_socket(&c);
+	if (c.nr == NR_dup || c.nr == NR_dup2 || c.nr == NR_dup3)
+		return on_dup(&c);
 	u16 kind;
 	switch (c.nr) {
 	case NR_connect: kind = K_CONNECT; break;

@@ -44,10 +44,13 @@
 #define K_BPF 26          // a0 ret, a1 nr, a2 cmd
 #define K_MEMFD 27        // a0 ret, a1 nr, a2 name ptr, a3 flags | name
 #define K_CHDIR 28        // a0 ret | new cwd (internal: updates the process tree)
+#define K_SOCKET 29       // a0 ret, a1 domain, a2 type, a3 protocol (unusual domains and raw only)
+#define K_DUP 30          // a0 ret (new fd 0-2), a1 nr, a2 old fd, a3 proto, a4 type | local, remote wire addr
 
 #define EXEC_F_MEMFD 1
 #define EXEC_F_DELETED 2
 #define EXEC_F_ARGS_TRUNC 4
+#define EXEC_F_UPPER_LAYER 8 // executable lives in an overlayfs upper layer (not from the image)
 
 // Tail-call handler slots.
 #define H_OPEN 0
@@ -113,6 +116,10 @@
 #define NR_memfd_create 319
 #define NR_chdir 80
 #define NR_fchdir 81
+#define NR_socket 41
+#define NR_dup 32
+#define NR_dup2 33
+#define NR_dup3 292
 
 struct ev_hdr {
 	u16 kind;

@@ -13,6 +13,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 static int capset_drop(void)
 {
@@ -67,10 +70,42 @@ static int proc_mem(void)
 	return 0;
 }
 
+// socket(AF_PACKET, SOCK_RAW, ETH_P_ALL): link-layer sniffing/spoofing.
+static int packet_socket(void)
+{
+	int fd = socket(17 /* AF_PACKET */, SOCK_RAW, htons(3 /* ETH_P_ALL */));
+	if (fd >= 0)
+		close(fd);
+	return fd >= 0 ? 0 : 1;
+}
+
+// The wiring of a reverse shell: a TCP connection dup2'ed onto stdin/stdout/stderr.
+// Also does the benign look-alikes the sensor must not report: an ordinary UDP socket
+// and a pipe dup2'ed onto stderr (shell `2>&1`).
+static int dup_socket(void)
+{
+	int udp = socket(AF_INET, SOCK_DGRAM, 0);
+	int pfd[2];
+	if (pipe(pfd) == 0)
+		dup2(pfd[1], 2);
+	int l = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	if (l < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) || listen(l, 1) ||
+	    getsockname(l, (struct sockaddr *)&a, &alen))
+		return 1;
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&a, sizeof(a)))
+		return 1;
+	int rc = dup2(c, 0) == 0 && dup2(c, 1) == 1 ? 0 : 1;
+	close(udp);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem\n");
+		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
 		return 2;
 	}
 	const char *a = argv[1];
@@ -104,6 +139,10 @@ int main(int argc, char **argv)
 		return syscall(SYS_init_module, NULL, 0, "") ? 0 : 0;
 	if (!strcmp(a, "proc-mem"))
 		return proc_mem();
+	if (!strcmp(a, "packet-socket"))
+		return packet_socket();
+	if (!strcmp(a, "dup-socket"))
+		return dup_socket();
 	fprintf(stderr, "unknown action %s\n", a);
 	return 2;
 }

@@ -30,11 +30,14 @@ pub mod kind {
     pub const BPF: u16 = 26;
     pub const MEMFD: u16 = 27;
     pub const CHDIR: u16 = 28;
+    pub const SOCKET: u16 = 29;
+    pub const DUP: u16 = 30;
 }
 
 pub const EXEC_F_MEMFD: u64 = 1;
 pub const EXEC_F_DELETED: u64 = 2;
 pub const EXEC_F_ARGS_TRUNC: u64 = 4;
+pub const EXEC_F_UPPER_LAYER: u64 = 8;
 
 /// Size of `struct ev_hdr`.
 pub const HDR_LEN: usize = 136;

@@ -1054,8 +1054,9 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         Umount => &["umount", "umount2"],
         Bpf => &["bpf"],
         MemfdCreate => &["memfd_create"],
+        Socket => &["socket"],
         Lost => &["drop"],
-        FileLink | SetId | Namespace | ModuleLoad => return None,
+        FileLink | SetId | Namespace | ModuleLoad | FdDup => return None,
     })
 }
 
@@ -1066,7 +1067,8 @@ fn dynamic_matches(ev: &Event, name: &str) -> bool {
         Payload::FileLink { .. } => name == "link" || name == "linkat",
         Payload::SetId { call, .. }
         | Payload::Namespace { call, .. }
-        | Payload::ModuleLoad { call, .. } => call == name,
+        | Payload::ModuleLoad { call, .. }
+        | Payload::FdDup { call, .. } => call == name,
         _ => false,
     }
 }
@@ -1085,6 +1087,9 @@ fn dynamic_kinds_for(name: &str) -> u32 {
     }
     if matches!(name, "init_module" | "finit_module") {
         m |= KindSet::bit(ModuleLoad);
+    }
+    if matches!(name, "dup" | "dup2" | "dup3") {
+        m |= KindSet::bit(FdDup);
     }
     m
 }

@@ -757,6 +757,8 @@ pub fn primary_syscall(ev: &Event) -> &str {
         Payload::Umount { .. } => "umount2",
         Payload::Bpf { .. } => "bpf",
         Payload::MemfdCreate { .. } => "memfd_create",
+        Payload::Socket { .. } => "socket",
+        Payload::FdDup { call, .. } => call,
         Payload::Lost { .. } => "drop",
     }
 }
@@ -768,7 +770,9 @@ fn event_category(p: &Payload) -> &'static str {
         | Payload::NetAccept { .. }
         | Payload::NetBind { .. }
         | Payload::NetListen { .. }
-        | Payload::DnsQuery { .. } => "net",
+        | Payload::DnsQuery { .. }
+        | Payload::Socket { .. }
+        | Payload::FdDup { .. } => "net",
         Payload::Lost { .. } => "internal",
         _ => "file",
     }
@@ -799,7 +803,9 @@ pub fn event_ret(p: &Payload) -> Option<i64> {
         | Payload::ModuleLoad { ret, .. }
         | Payload::Bpf { ret, .. }
         | Payload::MemfdCreate { ret, .. }
-        | Payload::ProcMemWrite { ret, .. } => *ret,
+        | Payload::ProcMemWrite { ret, .. }
+        | Payload::Socket { ret, .. } => *ret,
+        Payload::FdDup { new_fd, .. } => *new_fd,
         Payload::DnsQuery { .. } => 0,
         Payload::Exit { .. } | Payload::Lost { .. } => return None,
     })

@@ -84,6 +84,11 @@ pub struct Process {
     /// Parent first, at most [`MAX_ANCESTRY`] entries.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestry: Vec<Ancestor>,
+    /// The executable sits in a container's writable overlayfs layer: written after
+    /// the container started, not shipped in its image. False when unknown (processes
+    /// already running when the sensor started).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exe_upper_layer: bool,
 }
 
 /// One process above another in the process tree.
@@ -420,6 +425,30 @@ pub enum Payload {
         target_pid: u32,
         ret: i64,
     },
+    /// socket(2) of an unusual domain (AF_PACKET and other non unix/inet/netlink
+    /// families) or of type SOCK_RAW. Failed attempts are reported too.
+    Socket {
+        /// Address family name as in `<sys/socket.h>` (`AF_PACKET`), or `AF_<n>`.
+        domain: String,
+        /// The type argument including flags (SOCK_RAW is 3).
+        sock_type: u32,
+        protocol: u32,
+        /// The new descriptor, or a negative errno.
+        ret: i64,
+    },
+    /// dup/dup2/dup3 that put an IPv4/IPv6 socket on standard input, output or error:
+    /// how reverse shells wire themselves to the network. Other dups are not reported.
+    FdDup {
+        call: String,
+        old_fd: i64,
+        /// The descriptor now pointing at the socket (0, 1 or 2).
+        new_fd: i64,
+        proto: L4Proto,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        local: Option<SockAddr>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remote: Option<SockAddr>,
+    },
     /// Events were lost; `count` since the previous `lost` event from this source.
     Lost {
         source: LossSource,
@@ -470,11 +499,13 @@ pub enum EventKind {
     Bpf,
     MemfdCreate,
     ProcMemWrite,
+    Socket,
+    FdDup,
     Lost,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 26] = [
+    pub const ALL: [EventKind; 28] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -500,6 +531,8 @@ impl EventKind {
         EventKind::Bpf,
         EventKind::MemfdCreate,
         EventKind::ProcMemWrite,
+        EventKind::Socket,
+        EventKind::FdDup,
         EventKind::Lost,
     ];
 
@@ -530,6 +563,8 @@ impl EventKind {
             EventKind::Bpf => "bpf",
             EventKind::MemfdCreate => "memfd_create",
             EventKind::ProcMemWrite => "proc_mem_write",
+            EventKind::Socket => "socket",
+            EventKind::FdDup => "fd_dup",
             EventKind::Lost => "lost",
         }
     }
@@ -549,7 +584,9 @@ impl EventKind {
                 FileChown,
                 FileTruncate,
             ],
-            "net" | "network" => &[NetConnect, NetAccept, NetBind, NetListen, DnsQuery],
+            "net" | "network" => &[
+                NetConnect, NetAccept, NetBind, NetListen, DnsQuery, Socket, FdDup,
+            ],
             "privilege" => &[SetId, Capset],
             "kernel" => &[
                 Ptrace,
@@ -606,6 +643,8 @@ impl Payload {
             Payload::Bpf { .. } => EventKind::Bpf,
             Payload::MemfdCreate { .. } => EventKind::MemfdCreate,
             Payload::ProcMemWrite { .. } => EventKind::ProcMemWrite,
+            Payload::Socket { .. } => EventKind::Socket,
+            Payload::FdDup { .. } => EventKind::FdDup,
             Payload::Lost { .. } => EventKind::Lost,
         }
     }

@@ -175,6 +175,29 @@ fn l4(proto: u64, family: Option<&SockAddr>) -> L4Proto {
     }
 }
 
+/// `AF_*` name of an address family number (Linux numbering).
+fn socket_family_name(family: u64) -> String {
+    let name = match family {
+        0 => "AF_UNSPEC",
+        1 => "AF_UNIX",
+        2 => "AF_INET",
+        3 => "AF_AX25",
+        4 => "AF_IPX",
+        5 => "AF_APPLETALK",
+        9 => "AF_X25",
+        10 => "AF_INET6",
+        16 => "AF_NETLINK",
+        17 => "AF_PACKET",
+        29 => "AF_CAN",
+        31 => "AF_BLUETOOTH",
+        38 => "AF_ALG",
+        40 => "AF_VSOCK",
+        44 => "AF_XDP",
+        n => return format!("AF_{n}"),
+    };
+    name.to_string()
+}
+
 fn setid_name(nr: u64) -> (&'static str, usize) {
     match nr {
         105 => ("setuid", 1),
@@ -371,6 +394,7 @@ impl Decoder {
                     start_ns: self.boot_wall_ns + h.start,
                     tty: h.tty,
                     ancestry: Vec::new(),
+                    exe_upper_layer: a[0] & wire::EXEC_F_UPPER_LAYER != 0,
                 };
                 let p = self.tree.on_exec(p);
                 let interpreter = (!interp.is_empty()).then(|| lossy(interp));
@@ -559,6 +583,30 @@ impl Decoder {
                     query,
                     qtype,
                     server: server.unwrap_or(SockAddr::Other { number: 0 }),
+                }
+            }
+            kind::SOCKET => Payload::Socket {
+                domain: socket_family_name(a[1]),
+                sock_type: a[2] as u32,
+                protocol: a[3] as u32,
+                ret,
+            },
+            kind::DUP => {
+                let [local, remote] = rec.take::<2>()?;
+                let local = parse_wire_addr(local);
+                let remote = parse_wire_addr(remote);
+                Payload::FdDup {
+                    call: match a[1] {
+                        32 => "dup",
+                        33 => "dup2",
+                        _ => "dup3",
+                    }
+                    .to_string(),
+                    old_fd: a[2] as i64,
+                    new_fd: ret,
+                    proto: l4(a[3], remote.as_ref().or(local.as_ref())),
+                    local,
+                    remote,
                 }
             }
             kind::SETID => {

@@ -153,6 +153,8 @@ fn wire_kinds(k: EventKind) -> &'static [u16] {
         EventKind::ModuleLoad => &[w::INIT_MODULE, w::FINIT_MODULE],
         EventKind::Bpf => &[w::BPF],
         EventKind::MemfdCreate => &[w::MEMFD],
+        EventKind::Socket => &[w::SOCKET],
+        EventKind::FdDup => &[w::DUP],
         EventKind::Lost => &[],
     }
 }

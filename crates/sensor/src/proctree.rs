@@ -309,6 +309,8 @@ pub fn read_proc(pid: u32, boot: &str, boot_wall_ns: u64) -> Option<Process> {
         start_ns: boot_wall_ns + start_boot_ns,
         tty,
         ancestry: Vec::new(),
+        // Unknown for processes found at start; only exec events carry it.
+        exe_upper_layer: false,
     })
 }
 

@@ -343,6 +343,64 @@ fn ipv6_and_unix_sockets_from_the_host() {
 }
 
 #[test]
+fn packet_sockets_reverse_shell_wiring_and_dropped_binaries() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let c = TestContainer::start("rampart-e2e-drop", &[]);
+    c.exec("actions packet-socket; actions dup-socket </dev/null >/dev/null 2>&1; cp /bin/busybox /tmp/dropped && /tmp/dropped true; /bin/true");
+    let owns = |e: &Event| c.owns(e);
+    wait_for("AF_PACKET raw socket", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::Socket { domain, sock_type, ret, .. } if domain == "AF_PACKET" && *sock_type & 0xf == 3 && *ret >= 0)
+    });
+    let stdin = wait_for("TCP socket dup2'ed onto stdin", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::FdDup { new_fd: 0, .. })
+    });
+    match &stdin.payload {
+        Payload::FdDup {
+            call,
+            proto,
+            remote,
+            ..
+        } => {
+            assert_eq!(call, "dup2");
+            assert_eq!(*proto, rampart_event::L4Proto::Tcp);
+            assert!(
+                matches!(remote, Some(SockAddr::Inet { ip, .. }) if ip.to_string() == "127.0.0.1"),
+                "{remote:?}"
+            );
+        }
+        p => panic!("{p:?}"),
+    }
+    wait_for("TCP socket dup2'ed onto stdout", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::FdDup { new_fd: 1, .. })
+    });
+    let dropped = wait_for("exec of a binary written inside the container", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::Exec { filename, .. } if filename == "/tmp/dropped")
+    });
+    assert!(dropped.process.as_ref().unwrap().exe_upper_layer);
+    let image_binary = wait_for("exec of /bin/true from the image", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::Exec { filename, .. } if filename == "/bin/true")
+    });
+    assert!(!image_binary.process.as_ref().unwrap().exe_upper_layer);
+    // The pipe on stderr and the plain UDP socket were seen by the kernel but not sent.
+    let events = shared().events.lock().unwrap().clone();
+    let noise: Vec<_> = events
+        .iter()
+        .filter(|e| owns(e))
+        .filter(|e| match &e.payload {
+            Payload::FdDup { new_fd, .. } => *new_fd == 2,
+            Payload::Socket { domain, .. } => domain == "AF_INET",
+            _ => false,
+        })
+        .collect();
+    assert!(noise.is_empty(), "benign dup/socket reported: {noise:?}");
+}
+
+#[test]
 fn privilege_and_kernel_events() {
     if !ready() {
         return;
