@@ -57,7 +57,10 @@ impl Up {
     fn wait_stderr(&self, needle: &str) {
         let deadline = Instant::now() + WAIT;
         loop {
-            match self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
                 Ok(Line::Err(l)) if l.contains(needle) => return,
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => panic!("no {needle:?} on stderr"),
@@ -143,7 +146,9 @@ fn sighup_reload_replaces_rules_and_refuses_broken_files() {
 
     let up = Up::start(&config);
     touch(&a);
-    assert!(up.alerts_until("marker-a").contains(&"marker-a".to_string()));
+    assert!(up
+        .alerts_until("marker-a")
+        .contains(&"marker-a".to_string()));
 
     // Replace marker-a by marker-b, reload.
     std::fs::write(&rules, rule("marker-b", &b) + &rule("sentinel", &sentinel)).unwrap();
@@ -154,7 +159,10 @@ fn sighup_reload_replaces_rules_and_refuses_broken_files() {
     touch(&sentinel);
     let seen = up.alerts_until("sentinel");
     assert!(seen.contains(&"marker-b".to_string()), "{seen:?}");
-    assert!(!seen.contains(&"marker-a".to_string()), "removed rule still fires: {seen:?}");
+    assert!(
+        !seen.contains(&"marker-a".to_string()),
+        "removed rule still fires: {seen:?}"
+    );
 
     // A broken file is refused, and the running set (marker-b) keeps working.
     std::fs::write(&rules, "- rule: broken\n  condition: evt.type = (\n").unwrap();
