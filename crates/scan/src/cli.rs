@@ -137,6 +137,24 @@ fn progress_callback() -> Option<crate::scanner::ProgressFn> {
     }))
 }
 
+/// The id a stored SBOM goes by, which `rampart db import` prints next to new findings:
+/// images as `NAME@IMAGE-ID` (first tag, else the target as given; re-scanning the same
+/// image under the same name replaces its SBOM), anything else by the target as given.
+pub fn sbom_id(report: &ScanReport, target: &str) -> String {
+    match &report.target.image_id {
+        Some(image_id) => {
+            let name = report
+                .target
+                .repo_tags
+                .first()
+                .map(String::as_str)
+                .unwrap_or(target);
+            format!("{name}@{image_id}")
+        }
+        None => target.to_string(),
+    }
+}
+
 /// True when a remaining finding is at or above `threshold`.
 pub fn fails(report: &ScanReport, threshold: Severity) -> bool {
     report
@@ -199,13 +217,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     match database.as_mut() {
         Some(database) => {
             if args.store_sbom {
-                // Images by content id, anything else by the name given.
-                let id = report
-                    .target
-                    .image_id
-                    .clone()
-                    .unwrap_or_else(|| args.target.clone());
-                database.store_as(id);
+                database.store_as(sbom_id(&report, &args.target));
             }
             crate::vuln::match_report(&mut report, database)?
         }

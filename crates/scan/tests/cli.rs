@@ -281,3 +281,63 @@ fn vulnerabilities_from_an_imported_osv_database() {
     assert!(format!("{error:#}").contains("missing.db"), "{error:#}");
     assert!(code == 0 || !ids.is_empty());
 }
+
+/// Re-matching end to end: an image scanned with `--store-sbom` before any advisory
+/// names its package; `rampart db import` of an advisory for that package then reports
+/// the finding as new under the image's name and id.
+#[test]
+fn stored_image_sbom_is_named_when_a_later_import_affects_it() {
+    use common::{docker_save, file, layer, Compression};
+    let dir = tempfile::tempdir().unwrap();
+    let metadata = "Metadata-Version: 2.1\nName: requests\nVersion: 2.19.0\n";
+    let layers = vec![layer(&[(
+        "usr/lib/python3/dist-packages/requests-2.19.0.dist-info/METADATA",
+        file(metadata),
+    )])];
+    let image = dir.path().join("shop.tar");
+    std::fs::write(&image, docker_save(&layers, Compression::Gzip, "shop:1")).unwrap();
+    let db_path = dir.path().join("vuln.db");
+    drop(rampart_vulndb::VulnDb::open(&db_path).unwrap());
+    let out = dir.path().join("report.json");
+    let code = run(args(&[
+        image.to_str().unwrap(),
+        "--db",
+        db_path.to_str().unwrap(),
+        "--store-sbom",
+        "--no-secrets",
+        "--no-cache",
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+        "--fail-on",
+        "low",
+    ]))
+    .unwrap();
+    assert_eq!(code, 0, "no advisories yet");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let image_id = report["target"]["image_id"].as_str().unwrap().to_string();
+    assert!(image_id.starts_with("sha256:"), "{image_id}");
+
+    let mut db = rampart_vulndb::VulnDb::open(&db_path).unwrap();
+    let advisory = common::fixtures().join("advisories/pypi/vulns/requests/PYSEC-2018-28.yaml");
+    let outcome = rampart_vulndb::cli::import_and_rematch(&mut db, &advisory).unwrap();
+    let new: Vec<(&str, &str, &str)> = outcome
+        .rematch
+        .new_findings
+        .iter()
+        .map(|f| {
+            (
+                f.sbom_id.as_str(),
+                f.finding.id.as_str(),
+                f.finding.package.name.as_str(),
+            )
+        })
+        .collect();
+    let expected_id = format!("shop:1@{image_id}");
+    assert_eq!(
+        new,
+        vec![(expected_id.as_str(), "PYSEC-2018-28", "requests")]
+    );
+}

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use crate::{ImportReport, VulnDb};
+use crate::{ImportReport, RematchReport, VulnDb};
 
 /// Arguments of `rampart db`.
 #[derive(Debug, clap::Args)]
@@ -19,7 +19,9 @@ pub struct DbArgs {
 
 #[derive(Debug, clap::Subcommand)]
 pub enum DbCommand {
-    /// Import OSV records (JSON or YAML) from a file, a directory or a .zip, offline.
+    /// Import OSV records (JSON or YAML) from a file, a directory or a .zip, offline,
+    /// then re-match the stored SBOMs (`rampart scan --store-sbom`) whose packages the
+    /// import touched and list the findings that are new.
     Import {
         /// File, directory (read recursively) or .zip of OSV records.
         path: PathBuf,
@@ -29,6 +31,9 @@ pub enum DbCommand {
         /// Exit with status 1 when any file could not be read.
         #[arg(long)]
         strict: bool,
+        /// Exit with status 3 when the re-match found new findings (for alerting jobs).
+        #[arg(long)]
+        fail_on_new: bool,
     },
     /// Show counts of advisories, packages, SBOMs and findings.
     Stats {
@@ -62,6 +67,60 @@ fn dir_is_writable(dir: &Path) -> bool {
     let writable = std::fs::File::create(&probe).is_ok();
     let _ = std::fs::remove_file(&probe);
     writable
+}
+
+/// What `rampart db import` did: the import, then the re-match of stored SBOMs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImportOutcome {
+    #[serde(flatten)]
+    pub import: ImportReport,
+    pub rematch: RematchReport,
+}
+
+/// Import `path`, then re-match the stored SBOMs holding packages the import touched.
+pub fn import_and_rematch(db: &mut VulnDb, path: &Path) -> anyhow::Result<ImportOutcome> {
+    let import = db.import(path)?;
+    let rematch = db
+        .rematch_after_import_detailed(&import)
+        .context("re-matching stored SBOMs")?;
+    Ok(ImportOutcome { import, rematch })
+}
+
+/// Human-readable re-match report: one line per new finding, naming the SBOM,
+/// most severe first.
+pub fn format_rematch_report(report: &RematchReport) -> String {
+    let mut out = format!(
+        "re-matched {} of {} stored SBOMs ({} packages): {} new findings, {} resolved",
+        report.sboms_rematched,
+        report.sboms_total,
+        report.packages_rematched,
+        report.new_findings.len(),
+        report.resolved
+    );
+    let mut new: Vec<&crate::NewFinding> = report.new_findings.iter().collect();
+    new.sort_by(|a, b| {
+        b.finding
+            .severity
+            .cmp(&a.finding.severity)
+            .then_with(|| a.sbom_id.cmp(&b.sbom_id))
+            .then_with(|| a.finding.id.cmp(&b.finding.id))
+    });
+    for item in new {
+        let f = &item.finding;
+        out.push_str(&format!(
+            "\nNEW {:<8} {} in {}: {}@{}{}",
+            f.severity.as_str(),
+            f.id,
+            item.sbom_id,
+            f.package.name,
+            f.package.version,
+            f.fixed_version
+                .as_deref()
+                .map(|v| format!(" (fixed in {v})"))
+                .unwrap_or_default()
+        ));
+    }
+    out
 }
 
 /// Human-readable import report.
@@ -99,17 +158,25 @@ pub fn run(args: DbArgs) -> anyhow::Result<i32> {
     let mut db =
         VulnDb::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
     match args.command {
-        DbCommand::Import { path, json, strict } => {
+        DbCommand::Import {
+            path,
+            json,
+            strict,
+            fail_on_new,
+        } => {
             let started = std::time::Instant::now();
-            let report = db.import(&path)?;
+            let outcome = import_and_rematch(&mut db, &path)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                println!("{}", serde_json::to_string_pretty(&outcome)?);
             } else {
-                println!("{}", format_import_report(&report));
+                println!("{}", format_import_report(&outcome.import));
+                println!("{}", format_rematch_report(&outcome.rematch));
                 println!("database {} ({:.2?})", db_path.display(), started.elapsed());
             }
-            Ok(if strict && !report.errors.is_empty() {
+            Ok(if strict && !outcome.import.errors.is_empty() {
                 1
+            } else if fail_on_new && !outcome.rematch.new_findings.is_empty() {
+                3
             } else {
                 0
             })

@@ -123,3 +123,104 @@ fn default_path_honours_rampart_data_dir() {
         "{fallback:?}"
     );
 }
+
+/// `rampart db import` re-matches stored SBOMs: a new advisory for a stored package is
+/// listed as new under the SBOM's name (exit 3 with `--fail-on-new`), and importing
+/// the same records again reports nothing new.
+#[test]
+fn import_rematches_stored_sboms_and_reports_new_findings() {
+    use rampart_vulndb::cli::{format_rematch_report, import_and_rematch};
+    use rampart_vulndb::PackageRef;
+    let dir = temp_dir("rematch");
+    let db_file = dir.join("vuln.db");
+    let db = db_file.to_str().unwrap();
+    let requests = |version: &str| PackageRef {
+        ecosystem: "PyPI".into(),
+        name: "requests".into(),
+        version: version.into(),
+        source_name: None,
+        purl: format!("pkg:pypi/requests@{version}"),
+    };
+    {
+        let mut vulndb = VulnDb::open(&db_file).unwrap();
+        // Stored before any advisory exists: nothing matches yet.
+        assert!(vulndb
+            .store_sbom("shop:1@sha256:aaaa", &[requests("2.19.0")])
+            .unwrap()
+            .is_empty());
+        assert!(vulndb
+            .store_sbom("shop:2@sha256:bbbb", &[requests("2.32.3")])
+            .unwrap()
+            .is_empty());
+    }
+    let advisories = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/advisories/pypi/vulns/requests/PYSEC-2018-28.yaml"
+    );
+    let code = run(db_args(&[
+        "import",
+        advisories,
+        "--db",
+        db,
+        "--fail-on-new",
+    ]))
+    .unwrap();
+    assert_eq!(code, 3, "a new finding trips --fail-on-new");
+    assert_eq!(VulnDb::open(&db_file).unwrap().stats().unwrap().findings, 1);
+
+    // Again: the records are unchanged, so nothing is re-matched and nothing is new.
+    let code = run(db_args(&[
+        "import",
+        advisories,
+        "--db",
+        db,
+        "--fail-on-new",
+    ]))
+    .unwrap();
+    assert_eq!(code, 0);
+
+    // The report names the SBOM, the advisory and the package, and only the affected one.
+    let mut vulndb = VulnDb::open(&db_file).unwrap();
+    vulndb.store_sbom("shop:3@sha256:cccc", &[]).unwrap();
+    vulndb
+        .store_sbom("shop:1@sha256:aaaa", &[requests("2.18.0")])
+        .unwrap();
+    let outcome = import_and_rematch(&mut vulndb, std::path::Path::new(advisories)).unwrap();
+    assert!(
+        outcome.rematch.new_findings.is_empty(),
+        "stored with its matches"
+    );
+    let text = format_rematch_report(&outcome.rematch);
+    assert!(text.starts_with("re-matched "), "{text}");
+    let second = dir.join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    std::fs::write(
+        second.join("PYSEC-2099-1.json"),
+        r#"{"id": "PYSEC-2099-1", "modified": "2099-01-01T00:00:00Z", "summary": "test",
+            "affected": [{"package": {"ecosystem": "PyPI", "name": "requests"},
+                          "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "2.20.0"}]}]}]}"#,
+    )
+    .unwrap();
+    let outcome = import_and_rematch(&mut vulndb, &second).unwrap();
+    assert_eq!(outcome.rematch.sboms_total, 3);
+    assert_eq!(
+        outcome.rematch.sboms_rematched, 2,
+        "shop:3 holds no requests"
+    );
+    let text = format_rematch_report(&outcome.rematch);
+    assert_eq!(text.matches("\nNEW ").count(), 1, "{text}");
+    assert!(
+        text.contains("PYSEC-2099-1 in shop:1@sha256:aaaa: requests@2.18.0 (fixed in 2.20.0)"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&outcome).unwrap();
+    assert_eq!(
+        json["added"], 1,
+        "import fields stay at the top level: {json}"
+    );
+    assert_eq!(
+        json["rematch"]["new_findings"][0]["sbom_id"],
+        "shop:1@sha256:aaaa"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
