@@ -5,6 +5,8 @@
 //! - throughput: events/s from the kernel to JSON on one consumer thread, with drops;
 //!   plus the user-space ceiling (decode + enrich + JSON of replayed records).
 //! - memory: sensor RSS before and after starting and stopping N containers.
+//! - latency: kernel event to alert written, with the shipped rule library plus one
+//!   marker rule loaded; the baseline is kernel event to event received, same run.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,6 +23,7 @@ pub enum Which {
     Overhead,
     Throughput,
     Memory,
+    Latency,
     All,
 }
 
@@ -41,6 +44,9 @@ pub struct BenchArgs {
     /// Containers to start and stop in the memory run.
     #[arg(long, default_value_t = 1000)]
     containers: u64,
+    /// Marker events (one per millisecond) of the latency run.
+    #[arg(long, default_value_t = 2000)]
+    alerts: u64,
     /// Image for the memory run (must exist locally).
     #[arg(long, default_value = "rampart-test/busybox:latest")]
     image: String,
@@ -114,6 +120,7 @@ pub fn storm(kind: &str, n: u64) -> anyhow::Result<()> {
         "exec" => exec_storm(n),
         "open" => open_storm(n, &file),
         "connect" => connect_storm(n),
+        "paced-open" => paced_open_storm(n, &file),
         other => anyhow::bail!("unknown storm {other}"),
     };
     println!("{}", d.as_nanos());
@@ -138,6 +145,16 @@ fn open_storm(n: u64, path: &std::path::Path) -> Duration {
             let mut b = [0u8; 1];
             let _ = f.read(&mut b);
         }
+    }
+    t.elapsed()
+}
+
+/// One open per millisecond: latency is measured on a steady stream, not a queue.
+fn paced_open_storm(n: u64, path: &std::path::Path) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = std::fs::File::open(path);
+        std::thread::sleep(Duration::from_millis(1));
     }
     t.elapsed()
 }
@@ -398,12 +415,103 @@ fn memory(a: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn percentiles(name: &str, mut us: Vec<u64>) {
+    if us.is_empty() {
+        println!("{name:<34} no samples");
+        return;
+    }
+    us.sort_unstable();
+    let p = |q: f64| us[((us.len() - 1) as f64 * q) as usize];
+    println!(
+        "{name:<34} n={:<6} p50={:>6}us p90={:>6}us p99={:>6}us max={:>6}us",
+        us.len(),
+        p(0.5),
+        p(0.9),
+        p(0.99),
+        p(1.0)
+    );
+}
+
+fn latency(a: &BenchArgs) -> anyhow::Result<()> {
+    use std::io::BufWriter;
+    println!("== alert latency: kernel event -> alert written (shipped library + marker rule) ==");
+    let file = std::env::temp_dir().join("rampart-bench-open");
+    std::fs::write(&file, b"x")?;
+    let dir = std::env::temp_dir().join(format!("rampart-bench-latency-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let marker = dir.join("marker.yaml");
+    std::fs::write(
+        &marker,
+        format!(
+            "- rule: bench latency marker\n  desc: fires on every open of the bench file\n  condition: evt.type in (open, openat) and fd.name = {}\n  output: bench open %fd.name by %proc.name\n  priority: NOTICE\n",
+            file.display()
+        ),
+    )?;
+    let mut rules = vec![marker];
+    rules.extend(crate::up::default_rules_dir());
+    let noise = rampart_detect::NoiseConfig {
+        window_ns: 0,
+        rate_per_sec: 0.0,
+        burst: 1.0,
+    };
+    let (engine, errors) = rampart_detect::RuleEngine::load_with(&rules, noise)?;
+    println!(
+        "rules loaded: {} ({} failed)",
+        engine.ruleset().rules().len(),
+        errors.len()
+    );
+    let mut out = BufWriter::new(std::fs::File::create(dir.join("alerts.jsonl"))?);
+    let s = sensor(None)?;
+    let n = a.alerts.max(1);
+    let target = file.to_string_lossy().into_owned();
+    let child = std::thread::spawn(move || in_child("paced-open", n));
+    let (mut received_us, mut written_us) = (Vec::new(), Vec::new());
+    let deadline = Instant::now() + Duration::from_secs(n / 1000 * 4 + 30);
+    while written_us.len() < n as usize && Instant::now() < deadline {
+        let Ok(ev) = s.events.recv_timeout(Duration::from_millis(100)) else {
+            if child.is_finished() && written_us.len() as u64 >= n {
+                break;
+            }
+            continue;
+        };
+        let is_marker =
+            matches!(&ev.payload, rampart_event::Payload::FileOpen { path, .. } if *path == target);
+        if is_marker {
+            received_us.push(wall_ns().saturating_sub(ev.ts_ns) / 1000);
+        }
+        for alert in engine.evaluate(&ev) {
+            serde_json::to_writer(&mut out, &alert)?;
+            out.write_all(b"\n")?;
+            out.flush()?;
+            if alert.rule == "bench latency marker" {
+                written_us.push(wall_ns().saturating_sub(alert.ts_ns) / 1000);
+            }
+        }
+    }
+    let _ = child.join();
+    drop(s);
+    percentiles("baseline: kernel -> event received", received_us);
+    percentiles("kernel -> alert written", written_us);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
     if a.which == Which::Overhead || a.which == Which::All {
         overhead(&a)?;
     }
     if a.which == Which::Throughput || a.which == Which::All {
         throughput(&a)?;
+    }
+    if a.which == Which::Latency || a.which == Which::All {
+        latency(&a)?;
     }
     if a.which == Which::Memory || a.which == Which::All {
         memory(&a)?;
