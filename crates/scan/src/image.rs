@@ -171,12 +171,10 @@ impl BlobStore {
                 Ok(Box::new(file.take(size)))
             }
             BlobStore::Dir(root) => {
-                use std::os::unix::fs::OpenOptionsExt;
+                // No symlink in any component: a layout's blobs stay inside it.
                 let full = root.join(&clean);
-                let file = std::fs::OpenOptions::new()
-                    .read(true)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&full)
+                let file = crate::walk::TreeRoot::open(root)
+                    .and_then(|tree| tree.open_file(Path::new(&clean)))
                     .map_err(|e| ScanError::io(&full, e))?;
                 Ok(Box::new(file))
             }

@@ -490,6 +490,7 @@ pub fn walk_dir(
     one_file_system: bool,
 ) -> Result<LayerEvidence> {
     let mut evidence = LayerEvidence::default();
+    let tree = TreeRoot::open(root).map_err(|e| ScanError::io(root, e))?;
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
         .same_file_system(one_file_system)
@@ -550,7 +551,7 @@ pub fn walk_dir(
             continue;
         }
         let only_elf = interest == Interest::Executable && collector.content_scanner.is_none();
-        let data = match read_file_nofollow(entry.path(), limits.max_file_bytes, only_elf) {
+        let data = match read_file_beneath(&tree, relative, limits.max_file_bytes, only_elf) {
             Ok(Some(data)) => data,
             Ok(None) => continue,
             Err(err) => {
@@ -568,14 +569,54 @@ pub fn walk_dir(
     Ok(evidence)
 }
 
-/// Read a file without following a symlink in its last component (it may have been
-/// swapped for one since the walk saw it). With `only_elf`, files that are not ELF give `None`.
-fn read_file_nofollow(path: &Path, limit: u64, only_elf: bool) -> std::io::Result<Option<Vec<u8>>> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)?;
+/// A directory tree's root, held open so that files are opened relative to it.
+pub(crate) struct TreeRoot {
+    dir: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl TreeRoot {
+    /// `path` itself may be a symlink or magic link (`/proc/PID/root`): it is the scan's root.
+    pub(crate) fn open(path: &Path) -> std::io::Result<TreeRoot> {
+        Ok(TreeRoot {
+            dir: std::fs::File::open(path)?,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Open `relative` for reading without following a symlink in any of its components,
+    /// and never outside the root: a running container can swap a directory for a
+    /// symlink to the host's files between the walk seeing it and the open. Uses
+    /// openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS); where the kernel or a seccomp
+    /// profile lacks openat2, falls back to O_NOFOLLOW on the last component only.
+    pub(crate) fn open_file(&self, relative: &Path) -> std::io::Result<std::fs::File> {
+        use rustix::fs::{openat2, Mode, OFlags, ResolveFlags};
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let resolve =
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+        match openat2(&self.dir, relative, flags, Mode::empty(), resolve) {
+            Ok(fd) => Ok(std::fs::File::from(fd)),
+            Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
+                use std::os::unix::fs::OpenOptionsExt;
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                    .open(self.path.join(relative))
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// Read a regular file under `tree` (see [`TreeRoot::open_file`]). With `only_elf`,
+/// files that are not ELF give `None`; so do files that are no longer regular files.
+fn read_file_beneath(
+    tree: &TreeRoot,
+    relative: &Path,
+    limit: u64,
+    only_elf: bool,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut file = tree.open_file(relative)?;
     if !file.metadata()?.is_file() {
         return Ok(None);
     }
@@ -667,6 +708,37 @@ mod tests {
         })
         .unwrap_err();
         assert!(error.to_string().contains(LIMIT_MARKER), "{error}");
+    }
+
+    #[test]
+    fn tree_root_refuses_symlinks_in_any_component() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(outside.join("etc")).unwrap();
+        std::fs::write(outside.join("etc/shadow"), "host secret").unwrap();
+        std::fs::create_dir_all(root.join("real")).unwrap();
+        std::fs::write(root.join("real/file"), "inside").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("abs")).unwrap();
+        std::os::unix::fs::symlink("../outside", root.join("rel")).unwrap();
+        std::os::unix::fs::symlink("real", root.join("inner")).unwrap();
+        std::os::unix::fs::symlink("file", root.join("real/alias")).unwrap();
+        let tree = TreeRoot::open(&root).unwrap();
+        let read = |p: &str| -> std::io::Result<String> {
+            let mut text = String::new();
+            tree.open_file(Path::new(p))?.read_to_string(&mut text)?;
+            Ok(text)
+        };
+        assert_eq!(read("real/file").unwrap(), "inside");
+        for path in [
+            "abs/etc/shadow",
+            "rel/etc/shadow",
+            "inner/file",
+            "real/alias",
+        ] {
+            assert!(read(path).is_err(), "{path} was opened through a symlink");
+        }
+        assert!(read("../outside/etc/shadow").is_err());
     }
 
     #[test]
