@@ -16,15 +16,54 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../obj/rampart.bpf.o");
 
 /// Handlers reached by tail call from the sys_exit dispatcher: (program, slot).
 /// Each is optional: one the kernel rejects costs its event family, with a warning.
-const HANDLERS: [(&str, u32, &str); 7] = [
-    ("h_open", 0, "file opens"),
-    ("h_path1", 1, "unlink/chmod/chown/truncate"),
-    ("h_fdop", 2, "fchmod/fchown/ftruncate"),
-    ("h_path2", 3, "rename/link/symlink"),
-    ("h_sock", 4, "connect/accept/bind/listen"),
-    ("h_dns", 5, "DNS queries"),
-    ("h_misc", 6, "privilege and kernel events"),
-];
+/// One whose kinds are all masked off is not loaded at all (its syscalls then cost
+/// only the dispatcher's lookup). Columns: program, tail-call slot, what it collects,
+/// the wire kinds it emits.
+const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
+    use wire::kind as k;
+    [
+        ("h_open", 0, "file opens", &[k::OPEN]),
+        (
+            "h_path1",
+            1,
+            "unlink/chmod/chown/truncate",
+            &[k::UNLINK, k::CHMOD, k::CHOWN, k::TRUNCATE],
+        ),
+        (
+            "h_fdop",
+            2,
+            "fchmod/fchown/ftruncate",
+            &[k::CHMOD, k::CHOWN, k::TRUNCATE],
+        ),
+        ("h_path2", 3, "rename/link/symlink", &[k::RENAME, k::LINK]),
+        (
+            "h_sock",
+            4,
+            "connect/accept/bind/listen/socket/dup",
+            &[k::CONNECT, k::ACCEPT, k::BIND, k::LISTEN, k::SOCKET, k::DUP],
+        ),
+        ("h_dns", 5, "DNS queries", &[k::DNS]),
+        (
+            "h_misc",
+            6,
+            "privilege and kernel events",
+            &[
+                k::SETID,
+                k::CAPSET,
+                k::PTRACE,
+                k::MOUNT,
+                k::UMOUNT,
+                k::UNSHARE,
+                k::SETNS,
+                k::INIT_MODULE,
+                k::FINIT_MODULE,
+                k::BPF,
+                k::MEMFD,
+                k::CHDIR,
+            ],
+        ),
+    ]
+};
 
 /// Process lifecycle programs: required, the process tree depends on them.
 const LIFECYCLE: [(&str, &str); 3] = [
@@ -229,6 +268,8 @@ pub struct Sensor {
     _ebpf: Ebpf,
     pub ring: RingBuf<MapData>,
     pub drops: PerCpuArray<MapData, u64>,
+    /// Handlers not loaded because every kind they emit is filtered out.
+    pub skipped: Vec<&'static str>,
     /// Event families not available on this kernel, with the reason.
     pub warnings: Vec<String>,
 }
@@ -299,7 +340,12 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
 
     let mut warnings = Vec::new();
     let mut handler_fds = Vec::new();
-    for (name, slot, what) in HANDLERS {
+    let mut skipped = Vec::new();
+    for (name, slot, what, kinds) in HANDLERS {
+        if !kinds.iter().any(|k| opts.kind_mask & (1u64 << k) != 0) {
+            skipped.push(name);
+            continue;
+        }
         let res = (|| -> Result<_, aya::programs::ProgramError> {
             let prog: &mut RawTracePoint = ebpf
                 .program_mut(name)
@@ -393,5 +439,6 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         ring,
         drops,
         warnings,
+        skipped,
     })
 }

@@ -80,3 +80,47 @@ fn loads_and_sees_exec_and_open() {
     let (full, shed) = sensor.kernel_drops();
     eprintln!("kernel drops: full={full} shed={shed}");
 }
+
+/// A handler left out of the tail-call table (here because its kinds are filtered
+/// out; a kernel refusal leaves the same empty slot) costs only its own family: the
+/// dispatcher falls through and every other family still arrives.
+#[test]
+fn a_missing_handler_costs_only_its_family() {
+    if !can_run() {
+        return;
+    }
+    let opts = rampart_bpf::LoadOptions {
+        kind_mask: !(1u64 << kind::OPEN),
+        ..Default::default()
+    };
+    let mut sensor = rampart_bpf::load(&opts).expect("load");
+    assert_eq!(sensor.skipped, vec!["h_open"]);
+    let marker = format!("/tmp/rampart-bpf-skip-{}", std::process::id());
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("echo hi > {marker}; rm {marker}"))
+        .status()
+        .expect("sh");
+    assert!(status.success());
+    let (mut unlink_seen, mut opens) = (false, 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline && !unlink_seen {
+        while let Some(item) = sensor.ring.next() {
+            let rec = Record::parse(&item).expect("well-formed record");
+            match rec.hdr.kind {
+                kind::OPEN => opens += 1,
+                kind::UNLINK => {
+                    let [path, _] = rec.take::<2>().unwrap();
+                    unlink_seen |= path == marker.as_bytes();
+                }
+                _ => {}
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        unlink_seen,
+        "unlink of {marker} missing with h_open skipped"
+    );
+    assert_eq!(opens, 0, "open records arrived with h_open not loaded");
+}

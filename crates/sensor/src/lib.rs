@@ -342,6 +342,9 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    if !bpf.skipped.is_empty() {
+        tracing::info!(handlers = ?bpf.skipped, "kernel handlers not loaded: their kinds are filtered out");
+    }
     // Seed after attaching so nothing started in between is missed.
     let seeded = decoder.tree.seed_from_proc();
     tracing::info!(processes = seeded, "process tree seeded from /proc");
