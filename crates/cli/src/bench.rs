@@ -94,22 +94,46 @@ impl Consumer {
     }
 }
 
-/// Runs a storm in a child process (`rampart bench-storm KIND N`), returning the
-/// wall time the child measured.
-fn in_child(kind: &str, n: u64) -> Duration {
+/// Wall time a storm child measured, and the CPU time (user + system) it used.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    wall: Duration,
+    cpu: Duration,
+}
+
+/// User + system CPU time of this process (`RUSAGE_SELF`) or its waited-for
+/// children (`RUSAGE_CHILDREN`).
+fn cpu_time(who: i32) -> Duration {
+    // SAFETY: getrusage fills the zeroed struct we pass; no other effects.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut ru) } != 0 {
+        return Duration::ZERO;
+    }
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Runs a storm in a child process (`rampart bench-storm KIND N`). CPU time is the
+/// robust figure on a shared machine: wall time also counts waiting for a core.
+fn in_child(kind: &str, n: u64) -> Sample {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
-        Err(_) => return Duration::ZERO,
+        Err(_) => return Sample::default(),
     };
+    let cpu_before = cpu_time(libc::RUSAGE_CHILDREN);
     let out = Command::new(exe)
         .args(["bench-storm", kind, &n.to_string()])
         .output();
+    let cpu = cpu_time(libc::RUSAGE_CHILDREN).saturating_sub(cpu_before);
     let ns = out
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|s| s.trim().parse::<u64>().ok())
         .unwrap_or(0);
-    Duration::from_nanos(ns)
+    Sample {
+        wall: Duration::from_nanos(ns),
+        cpu,
+    }
 }
 
 /// Child-process entry of the overhead storms: prints the elapsed nanoseconds.
@@ -128,7 +152,7 @@ pub fn storm(kind: &str, n: u64) -> anyhow::Result<()> {
 }
 
 /// A workload run `n` times, returning its wall time.
-type Storm = Box<dyn Fn(u64) -> Duration>;
+type Storm = Box<dyn Fn(u64) -> Sample>;
 
 fn exec_storm(n: u64) -> Duration {
     let t = Instant::now();
@@ -201,22 +225,27 @@ fn sensor(kinds: Option<&str>) -> anyhow::Result<RunningSensor> {
     })?)
 }
 
-fn report_row(name: &str, base: Duration, with: Duration, base2: Duration, n: u64) {
-    let b = (base.as_secs_f64() + base2.as_secs_f64()) / 2.0;
-    let w = with.as_secs_f64();
+fn report_row(name: &str, base: Sample, with: Sample, base2: Sample, n: u64) {
+    let pct = |w: Duration, a: Duration, b: Duration| {
+        let b = (a.as_secs_f64() + b.as_secs_f64()) / 2.0;
+        (w.as_secs_f64() / b - 1.0) * 100.0
+    };
+    let per_op = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
     println!(
-        "{name:<10} n={n:<8} without={:>9.3}s with={:>9.3}s without-again={:>9.3}s per-op without={:>8.2}us with={:>8.2}us overhead={:>+6.2}%",
-        base.as_secs_f64(),
-        w,
-        base2.as_secs_f64(),
-        b * 1e6 / n as f64,
-        w * 1e6 / n as f64,
-        (w / b - 1.0) * 100.0
+        "{name:<8} n={n:<7} wall/op without={:>7.2}us with={:>7.2}us again={:>7.2}us ({:>+6.1}%)  cpu/op without={:>7.2}us with={:>7.2}us again={:>7.2}us ({:>+6.1}%)",
+        per_op(base.wall),
+        per_op(with.wall),
+        per_op(base2.wall),
+        pct(with.wall, base.wall, base2.wall),
+        per_op(base.cpu),
+        per_op(with.cpu),
+        per_op(base2.cpu),
+        pct(with.cpu, base.cpu, base2.cpu),
     );
 }
 
 fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
-    println!("== overhead (same run; baseline = mean of runs before and after) ==");
+    println!("== overhead (same run; baseline = runs before and after; cpu = the storm's own user+sys time) ==");
     let file = std::env::temp_dir().join("rampart-bench-open");
     std::fs::write(&file, b"x")?;
     // Storms run in child processes: the sensor ignores its own process (and so this
@@ -226,21 +255,25 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
         ("open", a.ops, Box::new(|n| in_child("open", n))),
         ("connect", a.ops / 10, Box::new(|n| in_child("connect", n))),
     ];
-    let _ = file;
     for (name, n, storm) in storms.iter() {
         storm(n / 10); // warm caches
         let base = storm(*n);
         let mut s = sensor(None)?;
         let consumer = Consumer::start(&mut s);
+        let sensor_cpu_before = cpu_time(libc::RUSAGE_SELF);
         let with = storm(*n);
         std::thread::sleep(Duration::from_millis(300));
         let events = consumer.finish();
+        let sensor_cpu = cpu_time(libc::RUSAGE_SELF).saturating_sub(sensor_cpu_before);
         let snap = s.stats.snapshot();
         drop(s);
         let base2 = storm(*n);
         report_row(name, base, with, base2, *n);
         println!(
-            "           events={events} kernel_drops={} queue_drops={}",
+            "         sensor user space: {:.3}s CPU for {events} events ({:.2}us/event, {:.1}% of the storm's CPU); kernel_drops={} queue_drops={}",
+            sensor_cpu.as_secs_f64(),
+            sensor_cpu.as_secs_f64() * 1e6 / events.max(1) as f64,
+            sensor_cpu.as_secs_f64() / with.cpu.as_secs_f64().max(1e-9) * 100.0,
             snap.kernel_ring_full + snap.kernel_shed,
             snap.queue_drops
         );

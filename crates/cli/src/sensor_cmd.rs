@@ -110,8 +110,12 @@ pub fn run_sensor(a: SensorArgs) -> anyhow::Result<i32> {
         match sensor.events.recv_timeout(Duration::from_millis(100)) {
             Ok(ev) => {
                 out.write(&ev, &sensor.stats);
-                // Drain what is queued before flushing.
-                while let Ok(ev) = sensor.events.try_recv() {
+                // Drain what is queued before flushing, in bounded batches so stop
+                // requests, flushes and stats are still served under sustained load.
+                for _ in 0..4096 {
+                    let Ok(ev) = sensor.events.try_recv() else {
+                        break;
+                    };
                     out.write(&ev, &sensor.stats);
                 }
             }
