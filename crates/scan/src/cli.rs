@@ -94,6 +94,11 @@ impl FileContentScanner for SecretContentScanner {
         self.fingerprint.clone()
     }
 
+    /// Binary files (judged from the first 8 KiB, as gitleaks does) get path rules only.
+    fn needs_whole_file(&self, path: &str, head: &[u8]) -> bool {
+        !rampart_secrets::is_binary(path, head)
+    }
+
     fn scan(&self, path: &str, bytes: &[u8]) -> Vec<ContentFinding> {
         self.scanner
             .scan(path, bytes)

@@ -10,7 +10,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Collector, Interest};
+use crate::catalog::{Collector, Interest, CONTENT_HEAD_BYTES};
 use crate::error::{Result, ScanError};
 use crate::model::{ContentFinding, OsInfo, Package, ScanWarning};
 
@@ -434,29 +434,67 @@ pub fn walk_tar<R: Read>(
             evidence.files.insert(path, file);
             continue;
         }
-        let mut data = Vec::with_capacity(size.min(limits.max_file_bytes) as usize);
-        if interest == Interest::Executable && collector.content_scanner.is_none() {
-            // Only ELF files are worth holding in memory (scripts matter to content scanners).
-            let mut magic = [0u8; 4];
-            let got = read_up_to(&mut entry, &mut magic).map_err(|e| {
-                map_limit_error(e, "layer size", limits.max_layer_bytes, context, &path)
-            })?;
-            if got < 4 || magic != *b"\x7fELF" {
-                evidence.files.insert(path, FileEvidence::default());
-                continue;
-            }
-            data.extend_from_slice(&magic);
-        }
-        (&mut entry)
-            .take(limits.max_file_bytes)
-            .read_to_end(&mut data)
-            .map_err(|e| {
-                map_limit_error(e, "layer size", limits.max_layer_bytes, context, &path)
-            })?;
-        let file = collector.examine(&path, &data, interest);
+        let data = read_wanted(
+            &mut entry,
+            &path,
+            size,
+            interest,
+            collector,
+            limits.max_file_bytes,
+        )
+        .map_err(|e| map_limit_error(e, "layer size", limits.max_layer_bytes, context, &path))?;
+        let file = match data {
+            // Still recorded: it replaces whatever lower layers had at this path.
+            Wanted::Nothing => FileEvidence::default(),
+            Wanted::Bytes(data) => collector.examine(&path, &data, interest),
+        };
         evidence.files.insert(path, file);
     }
     Ok(evidence)
+}
+
+/// What of a file is worth holding in memory.
+enum Wanted {
+    Nothing,
+    Bytes(Vec<u8>),
+}
+
+/// Read what the collector needs of one file of `size` bytes (at most `limit`): the first
+/// bytes decide whether the rest is held in memory. A non-ELF executable gives nothing to
+/// the binary catalogers (scripts still matter to content scanners); a file only content
+/// scanners want is read whole only if they ask for it (binary files get path rules only).
+fn read_wanted<R: Read>(
+    reader: &mut R,
+    path: &str,
+    size: u64,
+    interest: Interest,
+    collector: &Collector<'_>,
+    limit: u64,
+) -> std::io::Result<Wanted> {
+    let sniff = match (interest, collector.content_scanner) {
+        (Interest::Executable, None) => 4,
+        (Interest::ContentOnly, Some(_)) => CONTENT_HEAD_BYTES,
+        _ => 0,
+    };
+    let mut data = Vec::new();
+    if sniff > 0 {
+        data.resize(sniff.min(size as usize), 0);
+        let got = read_up_to(reader, &mut data)?;
+        data.truncate(got);
+        let whole = match collector.content_scanner {
+            None => data.starts_with(b"\x7fELF"),
+            Some(scanner) => scanner.needs_whole_file(path, &data),
+        };
+        if !whole {
+            return Ok(match interest {
+                Interest::ContentOnly => Wanted::Bytes(data),
+                _ => Wanted::Nothing,
+            });
+        }
+    }
+    data.reserve(size.min(limit) as usize - data.len().min(size as usize));
+    reader.take(limit).read_to_end(&mut data)?;
+    Ok(Wanted::Bytes(data))
 }
 
 fn relocate(existing: &FileEvidence, new_path: &str) -> FileEvidence {
@@ -550,19 +588,19 @@ pub fn walk_dir(
             evidence.files.insert(path, file);
             continue;
         }
-        let only_elf = interest == Interest::Executable && collector.content_scanner.is_none();
-        let data = match read_file_beneath(&tree, relative, limits.max_file_bytes, only_elf) {
-            Ok(Some(data)) => data,
-            Ok(None) => continue,
-            Err(err) => {
-                evidence.warnings.push(ScanWarning {
-                    path,
-                    message: format!("cannot read: {err}"),
-                    layer: None,
-                });
-                continue;
-            }
-        };
+        let data =
+            match read_file_beneath(&tree, relative, &path, size, interest, collector, limits) {
+                Ok(Some(data)) => data,
+                Ok(None) => continue,
+                Err(err) => {
+                    evidence.warnings.push(ScanWarning {
+                        path,
+                        message: format!("cannot read: {err}"),
+                        layer: None,
+                    });
+                    continue;
+                }
+            };
         let file = collector.examine(&path, &data, interest);
         evidence.files.insert(path, file);
     }
@@ -608,28 +646,35 @@ impl TreeRoot {
     }
 }
 
-/// Read a regular file under `tree` (see [`TreeRoot::open_file`]). With `only_elf`,
-/// files that are not ELF give `None`; so do files that are no longer regular files.
+/// Read what the collector wants of a regular file under `tree` (see
+/// [`TreeRoot::open_file`] and [`read_wanted`]); `None` when that is nothing or the file
+/// is no longer a regular file.
 fn read_file_beneath(
     tree: &TreeRoot,
     relative: &Path,
-    limit: u64,
-    only_elf: bool,
+    path: &str,
+    size: u64,
+    interest: Interest,
+    collector: &Collector<'_>,
+    limits: &Limits,
 ) -> std::io::Result<Option<Vec<u8>>> {
     let mut file = tree.open_file(relative)?;
     if !file.metadata()?.is_file() {
         return Ok(None);
     }
-    let mut data = Vec::new();
-    if only_elf {
-        let mut magic = [0u8; 4];
-        if read_up_to(&mut file, &mut magic)? < 4 || magic != *b"\x7fELF" {
-            return Ok(None);
-        }
-        data.extend_from_slice(&magic);
-    }
-    file.take(limit).read_to_end(&mut data)?;
-    Ok(Some(data))
+    Ok(
+        match read_wanted(
+            &mut file,
+            path,
+            size,
+            interest,
+            collector,
+            limits.max_file_bytes,
+        )? {
+            Wanted::Nothing => None,
+            Wanted::Bytes(data) => Some(data),
+        },
+    )
 }
 
 #[cfg(test)]
@@ -739,6 +784,80 @@ mod tests {
             assert!(read(path).is_err(), "{path} was opened through a symlink");
         }
         assert!(read("../outside/etc/shadow").is_err());
+    }
+
+    /// Records how many bytes of each file it was given; binary means a NUL up front.
+    struct Recorder(std::sync::Mutex<BTreeMap<String, usize>>);
+
+    impl crate::catalog::FileContentScanner for Recorder {
+        fn fingerprint(&self) -> String {
+            "recorder".into()
+        }
+        fn scan(&self, path: &str, bytes: &[u8]) -> Vec<ContentFinding> {
+            if let Ok(mut seen) = self.0.lock() {
+                seen.insert(path.to_string(), bytes.len());
+            }
+            Vec::new()
+        }
+        fn needs_whole_file(&self, _path: &str, head: &[u8]) -> bool {
+            !head.contains(&0)
+        }
+    }
+
+    #[test]
+    fn content_scanners_get_whole_text_files_but_only_the_head_of_binary_ones() {
+        let mut binary = vec![0u8; 100_000];
+        binary[10_000..10_006].copy_from_slice(b"secret");
+        let text = vec![b'a'; 100_000];
+        let script = [b"#!/bin/sh\n".as_slice(), &[b'x'; 20_000]].concat();
+        let files: [(&str, &[u8], u32); 3] = [
+            ("srv/blob.dat", &binary, 0o644),
+            ("srv/notes.txt", &text, 0o644),
+            ("usr/bin/tool", &script, 0o755),
+        ];
+        let mut builder = tar::Builder::new(Vec::new());
+        for (path, data, mode) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_path(path).unwrap();
+            header.set_size(data.len() as u64);
+            header.set_mode(mode);
+            header.set_cksum();
+            builder.append(&header, data).unwrap();
+        }
+        let layer = builder.into_inner().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        for (path, data, mode) in files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(&full, data).unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&full, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let limits = Limits::default();
+        let expected = BTreeMap::from([
+            ("srv/blob.dat".to_string(), CONTENT_HEAD_BYTES),
+            ("srv/notes.txt".to_string(), text.len()),
+            ("usr/bin/tool".to_string(), script.len()),
+        ]);
+        for from_dir in [false, true] {
+            let recorder = Recorder(Default::default());
+            let mut collector = Collector::new(false, limits.clone());
+            collector.content_scanner = Some(&recorder);
+            let evidence = if from_dir {
+                walk_dir(dir.path(), &collector, &limits, false).unwrap()
+            } else {
+                walk_tar(layer.as_slice(), "layer", &collector, &limits).unwrap()
+            };
+            assert_eq!(evidence.files.len(), 3, "from_dir={from_dir}");
+            assert_eq!(*recorder.0.lock().unwrap(), expected, "from_dir={from_dir}");
+        }
+        // Without content scanners a non-ELF executable is not read, but still recorded
+        // in a layer (it replaces what lower layers had at that path).
+        let collector = Collector::new(false, limits.clone());
+        let evidence = walk_tar(layer.as_slice(), "layer", &collector, &limits).unwrap();
+        let tool = evidence.files.get("usr/bin/tool");
+        assert_eq!(tool, Some(&FileEvidence::default()));
+        assert!(!evidence.files.contains_key("srv/notes.txt"));
     }
 
     #[test]

@@ -82,6 +82,38 @@ fn json_output_secrets_and_fail_on() {
     assert_eq!(code, 0);
 }
 
+/// Past the first 8 KiB: a token in a long text file is found (read whole); one in a
+/// binary file is not (binary files get path rules only, and are not held in memory).
+#[test]
+fn secrets_beyond_the_head_of_text_files_are_found_not_in_binary_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let filler = "# nothing to see here, just configuration comments\n".repeat(400);
+    let line = format!("export GITHUB_TOKEN={}\n", token());
+    std::fs::write(dir.path().join("settings.conf"), format!("{filler}{line}")).unwrap();
+    let binary = [b"\0\0\0\0".as_slice(), filler.as_bytes(), line.as_bytes()].concat();
+    std::fs::write(dir.path().join("cache.idx"), binary).unwrap();
+    let out = dir.path().join("report.json");
+    run(args(&[
+        dir.path().to_str().unwrap(),
+        "--format",
+        "json",
+        "-o",
+        out.to_str().unwrap(),
+        "--no-cache",
+    ]))
+    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let paths: Vec<&str> = report["content_findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule_id"] == "github-pat")
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["settings.conf"]);
+}
+
 #[test]
 fn ignore_file_suppresses_until_it_expires() {
     let dir = project();

@@ -12,12 +12,21 @@ pub mod lockfile;
 pub mod os_release;
 pub mod rpm;
 
+/// How much of a file content scanners see before deciding whether they need the rest.
+pub const CONTENT_HEAD_BYTES: usize = 8 << 10;
+
 /// A scanner of file contents (secrets, malware) plugged into the walk.
 pub trait FileContentScanner: Send + Sync {
     /// Changes whenever the rules change: part of the per-layer cache key.
     fn fingerprint(&self) -> String;
     /// Findings in one file; `excerpt`s must already be redacted.
     fn scan(&self, path: &str, bytes: &[u8]) -> Vec<ContentFinding>;
+    /// Whether [`scan`](Self::scan) needs the whole file, judged from its path and first
+    /// bytes (up to [`CONTENT_HEAD_BYTES`]). When false, `scan` gets only those bytes and
+    /// the rest is not held in memory (for files no cataloger wants). Default: yes.
+    fn needs_whole_file(&self, _path: &str, _head: &[u8]) -> bool {
+        true
+    }
 }
 
 /// Which evidence a path holds.
