@@ -16,6 +16,7 @@ use rampart_event::{Event, EventKind, Payload};
 
 use crate::ast::{Check, Expr, FieldRef, Literal, Op, Operand};
 use crate::fields::{self, Availability, EvalCtx, FieldType, Getter};
+use crate::plan::{self, Gate, Leaf, Node, Prog};
 use crate::source::{Pos, Source};
 
 /// FxHash-style hasher for the sets built from rule literals: keys are fixed at load
@@ -119,20 +120,38 @@ pub struct CompileNotes {
     pub field_notes: Vec<(String, Availability)>,
 }
 
+/// A compiled rule condition: one evaluation plan per event kind.
 pub struct Compiled {
-    pub predicate: Predicate,
+    /// Indexed by `EventKind as usize`; `None` where the rule cannot match the kind.
+    pub(crate) progs: Box<[Option<Prog>]>,
+    /// Kinds the rule can match.
     pub kinds: KindSet,
-    /// A necessary condition: the rule can only match when `proc.name` is one of
-    /// these (used for a second index level); `None` when there is no such set.
-    pub proc_names: Option<Vec<String>>,
+    /// Per kind (as `progs`): `proc.name`/`proc.exe` values the rule needs there,
+    /// when its plan implies a set (the rule index's second level).
+    pub(crate) gates: Box<[Option<Gate>]>,
+}
+
+impl Compiled {
+    /// Evaluates the plan for the event's kind.
+    pub fn matches(&self, ctx: &EvalCtx<'_>) -> bool {
+        self.progs
+            .get(ctx.ev.kind() as usize)
+            .and_then(Option::as_ref)
+            .is_some_and(|p| p.eval(ctx))
+    }
 }
 
 const MAX_MACRO_DEPTH: usize = 64;
+
+/// Tests one condition may expand to (macros inlined): a macro used twice in each of
+/// a chain of macros doubles at each level, and must fail fast, not run for ever.
+pub const MAX_CONDITION_NODES: usize = 100_000;
 
 struct Compiler<'a> {
     env: &'a Env<'a>,
     stack: Vec<String>,
     notes: CompileNotes,
+    nodes: usize,
 }
 
 /// Compiles a parsed condition whose offsets refer to `source`.
@@ -145,62 +164,42 @@ pub fn compile(
         env,
         stack: Vec::new(),
         notes: CompileNotes::default(),
+        nodes: 0,
     };
-    let (predicate, kinds) = c.expr(expr, source)?;
-    let proc_names = proc_name_need(expr, env, 0);
+    let node = c.expr(expr, source)?;
+    let mut kinds = KindSet::NONE;
+    let mut progs = Vec::with_capacity(EventKind::ALL.len());
+    let mut gates = Vec::with_capacity(EventKind::ALL.len());
+    for k in EventKind::ALL {
+        match plan::specialize(&node, k) {
+            Prog::Const(false) => {
+                progs.push(None);
+                gates.push(None);
+            }
+            p => {
+                kinds.0 |= KindSet::bit(k);
+                gates.push(p.gate());
+                progs.push(Some(p));
+            }
+        }
+    }
     Ok((
         Compiled {
-            predicate,
+            progs: progs.into_boxed_slice(),
             kinds,
-            proc_names,
+            gates: gates.into_boxed_slice(),
         },
         c.notes,
     ))
 }
 
-/// Values `proc.name` must take for `e` to hold, if the condition implies one set.
-fn proc_name_need(e: &Expr, env: &Env<'_>, depth: usize) -> Option<Vec<String>> {
-    if depth > MAX_MACRO_DEPTH {
-        return None;
-    }
+/// Where an expression starts, for errors about it as a whole.
+fn expr_pos(e: &Expr) -> usize {
     match e {
-        Expr::Check(Check {
-            field,
-            op,
-            value: Some(v),
-            ..
-        }) if field.name == "proc.name" && field.arg.is_none() && field.transformer.is_none() => {
-            let lits: Vec<&Literal> = match (op, v) {
-                (Op::Eq, Operand::Value(l)) => vec![l],
-                (Op::In | Op::Intersects, Operand::List(ls)) => ls.iter().collect(),
-                (Op::In | Op::Intersects, Operand::Value(l)) => vec![l],
-                _ => return None,
-            };
-            let mut out = Vec::new();
-            for l in lits {
-                match (!l.quoted).then(|| env.lists.get(&l.text)).flatten() {
-                    Some(items) => out.extend(items.iter().cloned()),
-                    None => out.push(l.text.clone()),
-                }
-            }
-            Some(out)
-        }
-        Expr::And(items) => items
-            .iter()
-            .filter_map(|i| proc_name_need(i, env, depth))
-            .min_by_key(Vec::len),
-        Expr::Or(items) => {
-            let mut all = Vec::new();
-            for i in items {
-                all.extend(proc_name_need(i, env, depth)?);
-            }
-            Some(all)
-        }
-        Expr::Macro { name, .. } => match env.macros.get(name).map(|m| &m.ast) {
-            Some(Ok(ast)) => proc_name_need(ast, env, depth + 1),
-            _ => None,
-        },
-        _ => None,
+        Expr::And(items) | Expr::Or(items) => items.first().map(expr_pos).unwrap_or(0),
+        Expr::Not(inner) => expr_pos(inner),
+        Expr::Check(c) => c.field.pos,
+        Expr::Macro { pos, .. } => *pos,
     }
 }
 
@@ -213,25 +212,26 @@ fn err(source: &Source, offset: usize, message: impl Into<String>) -> CompileErr
 }
 
 impl<'a> Compiler<'a> {
-    fn expr(&mut self, e: &Expr, src: &Arc<Source>) -> Result<(Predicate, KindSet), CompileError> {
+    fn expr(&mut self, e: &Expr, src: &Arc<Source>) -> Result<Node, CompileError> {
+        self.nodes += 1;
+        if self.nodes > MAX_CONDITION_NODES {
+            return Err(err(
+                src,
+                expr_pos(e),
+                format!(
+                    "condition too large: more than {MAX_CONDITION_NODES} tests once its macros are expanded"
+                ),
+            ));
+        }
         match e {
-            Expr::And(items) => {
-                let mut preds = Vec::with_capacity(items.len());
-                let mut kinds = KindSet::ALL;
-                for i in items {
-                    let (p, k) = self.expr(i, src)?;
-                    kinds = KindSet(kinds.0 & k.0);
-                    preds.push(p);
-                }
-                let preds = preds.into_boxed_slice();
-                Ok((Box::new(move |ctx| preds.iter().all(|p| p(ctx))), kinds))
-            }
+            Expr::And(items) => Ok(Node::And(
+                items
+                    .iter()
+                    .map(|i| self.expr(i, src))
+                    .collect::<Result<_, _>>()?,
+            )),
             Expr::Or(items) => self.or(items, src),
-            Expr::Not(inner) => {
-                let (p, _) = self.expr(inner, src)?;
-                // A negation may match any kind.
-                Ok((Box::new(move |ctx| !p(ctx)), KindSet::ALL))
-            }
+            Expr::Not(inner) => Ok(Node::Not(Box::new(self.expr(inner, src)?))),
             Expr::Macro { name, pos } => {
                 let Some(m) = self.env.macros.get(name) else {
                     if self.env.lists.contains_key(name) {
@@ -269,48 +269,56 @@ impl<'a> Compiler<'a> {
                 self.stack.push(name.clone());
                 let r = self.expr(ast, &m.source.clone());
                 self.stack.pop();
-                r
+                // A macro's own errors point into the macro; the size limit is the
+                // rule's, reported where the rule uses the macro.
+                match r {
+                    Err(e) if self.nodes > MAX_CONDITION_NODES && self.stack.is_empty() => {
+                        Err(CompileError {
+                            message: e.message,
+                            ..err(src, *pos, "")
+                        })
+                    }
+                    r => r,
+                }
             }
             Expr::Check(c) => self.check(c, src),
         }
     }
 
     /// `or`, fusing runs of same-field string alternatives into one matcher.
-    fn or(
-        &mut self,
-        items: &[Expr],
-        src: &Arc<Source>,
-    ) -> Result<(Predicate, KindSet), CompileError> {
-        let mut preds: Vec<Predicate> = Vec::new();
-        let mut kinds = KindSet::NONE;
+    fn or(&mut self, items: &[Expr], src: &Arc<Source>) -> Result<Node, CompileError> {
+        let mut out: Vec<Node> = Vec::new();
         // String checks on one field are fused: the field is read once and one
         // combined matcher (set, automata, list) decides.
-        let mut groups: Vec<(String, Getter, Vec<StrMatcher>)> = Vec::new();
+        let mut groups: Vec<(FieldRef, Getter, Vec<StrMatcher>)> = Vec::new();
         for i in items {
             if let Expr::Check(c) = i {
-                if let Some((key, getter, m)) = self.string_matcher(c, src)? {
-                    kinds = KindSet::ALL;
-                    match groups.iter_mut().find(|g| g.0 == key) {
+                if let Some((getter, m)) = self.string_matcher(c, src)? {
+                    let key = c.field.to_string();
+                    match groups.iter_mut().find(|g| g.0.to_string() == key) {
                         Some(g) => g.2.push(m),
-                        None => groups.push((key, getter, vec![m])),
+                        None => groups.push((c.field.clone(), getter, vec![m])),
                     }
                     continue;
                 }
             }
-            let (p, k) = self.expr(i, src)?;
-            kinds = KindSet(kinds.0 | k.0);
-            preds.push(p);
+            out.push(self.expr(i, src)?);
         }
-        for (_, getter, matchers) in groups {
-            preds.push(apply_str(getter, StrMatcher::combine(matchers)));
+        for (field, getter, matchers) in groups {
+            let m = StrMatcher::combine(matchers);
+            let cost = plan::field_cost(&field, &getter) + m.cost();
+            let gate = plan::gate_field(&field)
+                .and_then(|gf| m.set_values().map(|vals| Gate(vec![(gf, vals.into())])));
+            let mut leaf = Leaf::new(apply_str(getter, m), cost, plan::field_static_kinds(&field));
+            leaf.gate = gate;
+            out.push(Node::Leaf(Arc::new(leaf)));
         }
-        if preds.len() == 1 {
-            if let Some(p) = preds.pop() {
-                return Ok((p, kinds));
+        if out.len() == 1 {
+            if let Some(n) = out.pop() {
+                return Ok(n);
             }
         }
-        let preds = preds.into_boxed_slice();
-        Ok((Box::new(move |ctx| preds.iter().any(|p| p(ctx))), kinds))
+        Ok(Node::Or(out))
     }
 
     /// A plain string check (`field op literal(s)`) as (field key, getter, matcher);
@@ -319,7 +327,7 @@ impl<'a> Compiler<'a> {
         &mut self,
         c: &Check,
         src: &Arc<Source>,
-    ) -> Result<Option<(String, Getter, StrMatcher)>, CompileError> {
+    ) -> Result<Option<(Getter, StrMatcher)>, CompileError> {
         if c.field.transformer.is_some()
             || matches!(c.field.name.as_str(), "evt.type" | "syscall.type")
             || matches!(c.op, Op::Exists | Op::Lt | Op::Le | Op::Gt | Op::Ge)
@@ -341,7 +349,7 @@ impl<'a> Compiler<'a> {
         // Through the normal path for notes and validation.
         let getter = self.resolve_field(&c.field, src)?;
         let m = build_matcher(c.op, &values, src, &c.field)?;
-        Ok(Some((c.field.to_string(), getter, m)))
+        Ok(Some((getter, m)))
     }
 
     fn resolve_field(&mut self, f: &FieldRef, src: &Source) -> Result<Getter, CompileError> {
@@ -396,7 +404,46 @@ impl<'a> Compiler<'a> {
         out
     }
 
-    fn check(
+    /// One comparison as a leaf, with what the planner needs to know about it.
+    fn check(&mut self, c: &Check, src: &Arc<Source>) -> Result<Node, CompileError> {
+        let (eval, may_match) = self.check_pred(c, src)?;
+        let mut static_kinds = plan::field_static_kinds(&c.field);
+        let mut cost = match fields::resolve(&c.field) {
+            Ok(r) => plan::field_cost(&c.field, &r.getter),
+            Err(_) => 10,
+        };
+        if let Some(Operand::Field(other)) = &c.value {
+            static_kinds.0 &= plan::field_static_kinds(other).0;
+            cost += 20;
+        }
+        let n_values = match &c.value {
+            Some(Operand::List(items)) => items.len(),
+            _ => 1,
+        };
+        cost += plan::op_cost(c.op, n_values);
+        let mut leaf = Leaf::new(eval, cost, static_kinds);
+        leaf.may_match = may_match;
+        if let (Some(gf), Op::Eq | Op::In | Op::Intersects) = (plan::gate_field(&c.field), c.op) {
+            let values: Option<Vec<String>> = match &c.value {
+                Some(Operand::Value(l)) if c.op == Op::Eq => Some(vec![l.text.clone()]),
+                Some(Operand::Value(l)) => Some(
+                    self.list_items(std::slice::from_ref(l))
+                        .into_iter()
+                        .map(|(v, _)| v)
+                        .collect(),
+                ),
+                Some(Operand::List(items)) => {
+                    Some(self.list_items(items).into_iter().map(|(v, _)| v).collect())
+                }
+                _ => None,
+            };
+            leaf.gate = values.map(|v| Gate(vec![(gf, v.into())]));
+        }
+        Ok(Node::Leaf(Arc::new(leaf)))
+    }
+
+    /// The predicate of one comparison and the kinds on which it can hold.
+    fn check_pred(
         &mut self,
         c: &Check,
         src: &Arc<Source>,
@@ -712,7 +759,7 @@ fn string_check(
 }
 
 /// A compiled test on one string value.
-enum StrMatcher {
+pub(crate) enum StrMatcher {
     Eq(Box<str>),
     Ne(Box<str>),
     Set(FastSet<String>),
@@ -758,6 +805,38 @@ impl StrMatcher {
             StrMatcher::IGlob(p) => glob_match(p, v.to_lowercase().as_bytes()),
             StrMatcher::Regex(re) => re.is_match(v),
             StrMatcher::Any(ms) => ms.iter().any(|m| m.is_match(v)),
+        }
+    }
+
+    /// Rough evaluation cost, for ordering operands.
+    pub(crate) fn cost(&self) -> u32 {
+        match self {
+            StrMatcher::Eq(_) | StrMatcher::Ne(_) => 1,
+            StrMatcher::StartsWith(_) | StrMatcher::EndsWith(_) | StrMatcher::BStartsWith(_) => 2,
+            StrMatcher::Set(_) => 4,
+            StrMatcher::Contains(_) => 8,
+            StrMatcher::Prefixes(_) => 10,
+            StrMatcher::Pmatch { .. } | StrMatcher::Glob(_) => 15,
+            StrMatcher::Automaton(_) | StrMatcher::IContains(..) => 20,
+            StrMatcher::IGlob(_) => 40,
+            StrMatcher::Regex(_) => 60,
+            StrMatcher::Any(ms) => ms.iter().map(StrMatcher::cost).sum(),
+        }
+    }
+
+    /// The values this matcher accepts, when it is a plain set of them.
+    pub(crate) fn set_values(&self) -> Option<Vec<String>> {
+        match self {
+            StrMatcher::Eq(s) => Some(vec![s.to_string()]),
+            StrMatcher::Set(set) => Some(set.iter().cloned().collect()),
+            StrMatcher::Any(ms) => {
+                let mut all = Vec::new();
+                for m in ms.iter() {
+                    all.extend(m.set_values()?);
+                }
+                Some(all)
+            }
+            _ => None,
         }
     }
 
@@ -1060,6 +1139,17 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
     })
 }
 
+/// Kinds whose events all report the same `evt.type`.
+pub(crate) fn evt_type_static_kinds() -> KindSet {
+    let mut m = 0;
+    for k in EventKind::ALL {
+        if static_aliases(k).is_some() {
+            m |= KindSet::bit(k);
+        }
+    }
+    KindSet(m)
+}
+
 /// Names a dynamic-kind event answers to.
 fn dynamic_matches(ev: &Event, name: &str) -> bool {
     match &ev.payload {
@@ -1340,7 +1430,7 @@ mod tests {
                 &serde_json::json!({"kind": "exec", "process": {"comm": comm, "argv": argv}}),
             )
             .unwrap();
-            (c.predicate)(&EvalCtx::new(&ev))
+            c.matches(&EvalCtx::new(&ev))
         };
         assert!(run("a", &["xfooy"]));
         assert!(run("a", &["xbAry"]));

@@ -21,6 +21,7 @@ pub mod fields;
 pub mod loader;
 pub mod output;
 pub mod parser;
+mod plan;
 pub mod ruleset;
 pub mod source;
 pub mod tests_format;

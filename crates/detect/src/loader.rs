@@ -7,7 +7,7 @@
 //! conditions see every list and macro whatever the order. A bad item fails alone
 //! with its file, line and column; everything else still loads.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -753,15 +753,30 @@ fn expand_lists(
         .collect();
     ordered.sort_by_key(|(_, l)| l.index);
     for (name, info) in &ordered {
+        // Lists are sets (`in`, `pmatch`, `intersects`): duplicates are dropped, so
+        // lists that each include the previous one twice stay small instead of
+        // doubling at every level.
         let mut out = Vec::with_capacity(info.items.len());
+        let mut seen: HashSet<String> = HashSet::with_capacity(info.items.len());
         for item in &info.items {
             match infos
                 .get(item)
                 .filter(|r| r.index < info.index)
                 .and_then(|_| lists.get(item))
             {
-                Some(expanded) => out.extend(expanded.iter().cloned()),
-                None => out.push(unquote_item(item)),
+                Some(expanded) => {
+                    for e in expanded {
+                        if seen.insert(e.clone()) {
+                            out.push(e.clone());
+                        }
+                    }
+                }
+                None => {
+                    let v = unquote_item(item);
+                    if seen.insert(v.clone()) {
+                        out.push(v);
+                    }
+                }
             }
         }
         lists.insert((*name).clone(), out);

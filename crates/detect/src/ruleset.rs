@@ -8,10 +8,11 @@ use arc_swap::ArcSwap;
 use rampart_event::{Alert, Event, EventKind, Priority};
 
 use crate::alerts::{NoiseConfig, NoiseControl};
-use crate::compile::{Compiled, FastMap, KindSet, Predicate};
+use crate::compile::{Compiled, FastMap, KindSet};
 use crate::fields::{Availability, EvalCtx};
 use crate::loader::{load_files, LoadError, LoadWarning};
 use crate::output::{OutputTemplate, RenderedOutput};
+use crate::plan::GateField;
 use crate::source::Pos;
 use crate::tests_format::RuleTests;
 
@@ -25,9 +26,7 @@ pub struct CompiledRule {
     pub mitre: Vec<String>,
     pub enabled: bool,
     pub kinds: KindSet,
-    /// `proc.name` values the rule needs, when its condition implies a set.
-    pub proc_names: Option<Vec<String>>,
-    predicate: Predicate,
+    compiled: Compiled,
     output: OutputTemplate,
     pub file: String,
     pub pos: Pos,
@@ -60,8 +59,7 @@ impl CompiledRule {
             mitre,
             enabled,
             kinds: compiled.kinds,
-            proc_names: compiled.proc_names,
-            predicate: compiled.predicate,
+            compiled,
             output,
             file,
             pos,
@@ -72,7 +70,7 @@ impl CompiledRule {
 
     /// Evaluates the condition alone (no kind index, ignores `enabled`).
     pub fn matches(&self, ctx: &EvalCtx<'_>) -> bool {
-        self.kinds.contains(ctx.ev.kind()) && (self.predicate)(ctx)
+        self.compiled.matches(ctx)
     }
 
     pub fn render(&self, ctx: &EvalCtx<'_>) -> RenderedOutput {
@@ -107,18 +105,56 @@ pub fn is_mitre_id(t: &str) -> bool {
     }
 }
 
-/// Rules for one event kind: those gated on `proc.name` by name, the others in a list.
-#[derive(Default, Clone)]
+/// Rules for one event kind, as bit sets over `rules` (load order): those that run
+/// for every event of the kind, and per `proc.name` / `proc.exe` value those whose
+/// condition needs that value.
+#[derive(Default)]
 struct KindIndex {
-    /// Rules without a `proc.name` gate (evaluated for every event of the kind).
-    always: Vec<u32>,
-    /// `proc.name` value -> rules that need it.
-    by_name: FastMap<String, Vec<u32>>,
-    total: usize,
+    rules: Vec<u32>,
+    always: Box<[u64]>,
+    by_name: FastMap<Box<str>, Box<[u64]>>,
+    by_exe: FastMap<Box<str>, Box<[u64]>>,
+}
+
+impl KindIndex {
+    fn build(kind: EventKind, rules: &[CompiledRule]) -> Self {
+        let members: Vec<u32> = rules
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.enabled && r.kinds.contains(kind))
+            .map(|(i, _)| i as u32)
+            .collect();
+        let words = members.len().div_ceil(64);
+        let empty = || vec![0u64; words].into_boxed_slice();
+        let mut idx = KindIndex {
+            always: empty(),
+            ..Default::default()
+        };
+        for (pos, &ri) in members.iter().enumerate() {
+            let (w, bit) = (pos / 64, 1u64 << (pos % 64));
+            match rules[ri as usize].compiled.gates[kind as usize].as_ref() {
+                Some(gate) => {
+                    for (field, values) in &gate.0 {
+                        let map = match field {
+                            GateField::ProcName => &mut idx.by_name,
+                            GateField::ProcExe => &mut idx.by_exe,
+                        };
+                        for v in values.iter() {
+                            map.entry(v.as_str().into()).or_insert_with(empty)[w] |= bit;
+                        }
+                    }
+                }
+                None => idx.always[w] |= bit,
+            }
+        }
+        idx.rules = members;
+        idx
+    }
 }
 
 /// An immutable set of compiled rules with a per-kind index (and within a kind, a
-/// `proc.name` index for rules whose condition requires one of a set of names).
+/// `proc.name` / `proc.exe` index for rules whose condition requires one of a set of
+/// names).
 pub struct RuleSet {
     rules: Vec<CompiledRule>,
     by_kind: Vec<KindIndex>,
@@ -127,27 +163,10 @@ pub struct RuleSet {
 
 impl RuleSet {
     pub(crate) fn new(rules: Vec<CompiledRule>, warnings: Vec<LoadWarning>) -> Self {
-        let mut by_kind = vec![KindIndex::default(); EventKind::ALL.len()];
-        for (i, r) in rules.iter().enumerate() {
-            if !r.enabled {
-                continue;
-            }
-            for k in r.kinds.kinds() {
-                let idx = &mut by_kind[k as usize];
-                idx.total += 1;
-                match &r.proc_names {
-                    Some(names) => {
-                        for n in names {
-                            let v = idx.by_name.entry(n.clone()).or_default();
-                            if v.last() != Some(&(i as u32)) {
-                                v.push(i as u32);
-                            }
-                        }
-                    }
-                    None => idx.always.push(i as u32),
-                }
-            }
-        }
+        let by_kind = EventKind::ALL
+            .iter()
+            .map(|k| KindIndex::build(*k, &rules))
+            .collect();
         Self {
             rules,
             by_kind,
@@ -169,41 +188,35 @@ impl RuleSet {
 
     /// Number of enabled rules evaluated for events of this kind.
     pub fn rules_for_kind(&self, k: EventKind) -> usize {
-        self.by_kind[k as usize].total
+        self.by_kind[k as usize].rules.len()
     }
 
     /// Calls `f` for each enabled rule matching the event, in load order.
     pub fn for_each_match<'s>(&'s self, ctx: &EvalCtx<'_>, mut f: impl FnMut(&'s CompiledRule)) {
-        let idx = &self.by_kind[ctx.ev.kind() as usize];
-        let named: &[u32] = match ctx.ev.process.as_deref() {
-            Some(p) if !idx.by_name.is_empty() => idx
-                .by_name
-                .get(p.comm.as_str())
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-            _ => &[],
-        };
-        // Merge the two ascending lists to keep load order.
-        let (mut a, mut b) = (idx.always.iter().peekable(), named.iter().peekable());
-        loop {
-            let i = match (a.peek(), b.peek()) {
-                (Some(&&x), Some(&&y)) if x <= y => {
-                    a.next();
-                    x
+        let kind = ctx.ev.kind();
+        let idx = &self.by_kind[kind as usize];
+        let (mut named, mut by_exe): (Option<&[u64]>, Option<&[u64]>) = (None, None);
+        if let Some(p) = ctx.ev.process.as_deref() {
+            if !idx.by_name.is_empty() {
+                named = idx.by_name.get(p.comm.as_str()).map(|b| &b[..]);
+            }
+            if !idx.by_exe.is_empty() {
+                // Falco's proc.exe: argv[0] as invoked, else the executable path.
+                let argv0 = p.argv.first().map(String::as_str).unwrap_or(&p.exe);
+                by_exe = idx.by_exe.get(argv0).map(|b| &b[..]);
+            }
+        }
+        for (w, &always) in idx.always.iter().enumerate() {
+            let mut bits = always | named.map_or(0, |b| b[w]) | by_exe.map_or(0, |b| b[w]);
+            while bits != 0 {
+                let pos = w * 64 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let r = &self.rules[idx.rules[pos] as usize];
+                if let Some(prog) = &r.compiled.progs[kind as usize] {
+                    if prog.eval(ctx) {
+                        f(r);
+                    }
                 }
-                (_, Some(&&y)) => {
-                    b.next();
-                    y
-                }
-                (Some(&&x), None) => {
-                    a.next();
-                    x
-                }
-                (None, None) => break,
-            };
-            let r = &self.rules[i as usize];
-            if (r.predicate)(ctx) {
-                f(r);
             }
         }
     }

@@ -193,3 +193,61 @@ fn deep_nesting_is_refused_quickly_and_huge_lists_load() {
     .unwrap();
     assert_eq!(set.matching_rules(&ev), ["big list"]);
 }
+
+/// Macros that each use the previous one twice double at every level (2^40 tests
+/// once expanded): the rule is refused with a located error, quickly.
+#[test]
+fn exponential_macro_expansion_is_refused_quickly() {
+    let mut text = String::from("- macro: m0\n  condition: proc.name = sh\n");
+    for i in 1..=40 {
+        text.push_str(&format!(
+            "- macro: m{i}\n  condition: (m{p} or m{p})\n",
+            p = i - 1
+        ));
+    }
+    text.push_str("- rule: blowup\n  desc: d\n  condition: evt.type = execve and m40\n  output: o\n  priority: INFO\n");
+    text.push_str("- rule: fine\n  desc: d\n  condition: evt.type = execve and m3\n  output: o\n  priority: INFO\n");
+    let start = Instant::now();
+    let (set, errors) = load_texts(&[("macros.yaml".into(), text)]);
+    let took = start.elapsed();
+    println!("exponential macros refused in {took:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let names: Vec<&str> = set.rules().iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["fine"]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = &errors[0];
+    assert!(e.message.contains("condition too large"), "{e}");
+    assert_eq!(e.item.as_deref(), Some("rule 'blowup'"));
+    assert_eq!(e.line, 85, "{e}");
+}
+
+/// Lists that each include the previous one twice would double at every level; they
+/// load as the sets they are, in bounded time.
+#[test]
+fn self_doubling_lists_load_as_sets() {
+    let mut text = String::from("- list: l0\n  items: [a, b]\n");
+    for i in 1..=64 {
+        text.push_str(&format!(
+            "- list: l{i}\n  items: [l{p}, l{p}, x{i}]\n",
+            p = i - 1
+        ));
+    }
+    text.push_str(
+        "- rule: r\n  desc: d\n  condition: proc.name in (l64)\n  output: o\n  priority: INFO\n",
+    );
+    let start = Instant::now();
+    let (set, errors) = load_texts(&[("lists.yaml".into(), text)]);
+    let took = start.elapsed();
+    println!("doubling lists loaded in {took:?}");
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    let ev = |comm: &str| {
+        rampart_detect::tests_format::build_event(
+            &serde_json::json!({"kind": "exec", "process": {"comm": comm}}),
+        )
+        .unwrap()
+    };
+    assert_eq!(set.matching_rules(&ev("b")), ["r"]);
+    assert_eq!(set.matching_rules(&ev("x64")), ["r"]);
+    assert!(set.matching_rules(&ev("y")).is_empty());
+}

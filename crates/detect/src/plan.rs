@@ -1,0 +1,419 @@
+//! Per-kind evaluation plans.
+//!
+//! A condition compiles to a [`Node`] tree whose leaves are typed closures. Before it
+//! runs, the tree is specialised once for each event kind: a leaf whose value is the
+//! same for every event of the kind (an `evt.type` test, `evt.res` of an exec, a file
+//! field on a process event) is decided on a probe event of that kind and folded
+//! away, `and`/`or` are flattened and their operands ordered cheapest first. What is
+//! left is a small [`Prog`] per kind, plus a gate (`proc.name`/`proc.exe` values the
+//! rule needs) for the rule index.
+
+use std::sync::{Arc, OnceLock};
+
+use rampart_event::{Event, EventKind};
+
+use crate::ast::{FieldRef, Op};
+use crate::compile::{KindSet, Predicate};
+use crate::fields::{Availability, EvalCtx, Getter};
+
+/// A compiled condition before specialisation.
+#[derive(Clone)]
+pub(crate) enum Node {
+    Leaf(Arc<Leaf>),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+}
+
+/// One test on the event.
+pub(crate) struct Leaf {
+    pub eval: Predicate,
+    /// Rough cost of one evaluation, for ordering `and`/`or` operands.
+    pub cost: u32,
+    /// Kinds whose events all give this leaf the same value.
+    pub static_kinds: KindSet,
+    /// Kinds on which the leaf can hold at all.
+    pub may_match: KindSet,
+    /// When the leaf holds, the process has one of these names.
+    pub gate: Option<Gate>,
+}
+
+impl Leaf {
+    pub fn new(eval: Predicate, cost: u32, static_kinds: KindSet) -> Self {
+        Leaf {
+            eval,
+            cost,
+            static_kinds,
+            may_match: KindSet::ALL,
+            gate: None,
+        }
+    }
+}
+
+/// Process identity fields indexed by the rule set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateField {
+    /// `proc.name` (the kernel's comm).
+    ProcName,
+    /// `proc.exe` (argv[0] as invoked, else the executable path).
+    ProcExe,
+}
+
+/// A necessary condition: the rule can hold only if one of these fields has one of
+/// the listed values. An empty gate never opens.
+#[derive(Debug, Clone, Default)]
+pub struct Gate(pub Vec<(GateField, Arc<[String]>)>);
+
+impl Gate {
+    fn size(&self) -> usize {
+        self.0.iter().map(|(_, v)| v.len()).sum()
+    }
+}
+
+/// A specialised condition, evaluated by a small match over the tree; the leaves are
+/// the compiled closures.
+pub(crate) enum Prog {
+    Const(bool),
+    Leaf(Arc<Leaf>),
+    And(Box<[Prog]>),
+    Or(Box<[Prog]>),
+    Not(Box<Prog>),
+}
+
+impl Prog {
+    #[inline]
+    pub fn eval(&self, ctx: &EvalCtx<'_>) -> bool {
+        match self {
+            Prog::Leaf(l) => (l.eval)(ctx),
+            Prog::And(ps) => ps.iter().all(|p| p.eval(ctx)),
+            Prog::Or(ps) => ps.iter().any(|p| p.eval(ctx)),
+            Prog::Not(p) => !p.eval(ctx),
+            Prog::Const(b) => *b,
+        }
+    }
+
+    fn cost(&self) -> u32 {
+        match self {
+            Prog::Const(_) => 0,
+            Prog::Leaf(l) => l.cost,
+            Prog::And(ps) | Prog::Or(ps) => ps.iter().map(Prog::cost).fold(0, u32::saturating_add),
+            Prog::Not(p) => p.cost(),
+        }
+    }
+
+    /// Values of `proc.name`/`proc.exe` the program needs to hold, if it implies a set.
+    pub fn gate(&self) -> Option<Gate> {
+        match self {
+            Prog::Const(false) => Some(Gate::default()),
+            Prog::Const(true) | Prog::Not(_) => None,
+            Prog::Leaf(l) => l.gate.clone(),
+            Prog::And(ps) => ps.iter().filter_map(Prog::gate).min_by_key(Gate::size),
+            Prog::Or(ps) => {
+                let mut all = Gate::default();
+                for p in ps.iter() {
+                    all.0.extend(p.gate()?.0);
+                }
+                Some(all)
+            }
+        }
+    }
+}
+
+/// One probe event per kind (None where no default event of the kind can be built):
+/// a leaf that is static for a kind has the probe's value on every event of it.
+fn probes() -> &'static [Option<Event>] {
+    static PROBES: OnceLock<Vec<Option<Event>>> = OnceLock::new();
+    PROBES.get_or_init(|| {
+        EventKind::ALL
+            .iter()
+            .map(|k| {
+                let name = serde_json::to_value(k).ok()?;
+                let ev =
+                    crate::tests_format::build_event(&serde_json::json!({ "kind": name })).ok()?;
+                (ev.kind() == *k).then_some(ev)
+            })
+            .collect()
+    })
+}
+
+/// Specialises `node` for events of kind `k`: static leaves folded, `and`/`or`
+/// flattened and ordered by cost. `Prog::Const(false)`: the rule cannot match `k`.
+pub(crate) fn specialize(node: &Node, k: EventKind) -> Prog {
+    let probe = probes().get(k as usize).and_then(Option::as_ref);
+    spec(node, k, probe)
+}
+
+fn spec(node: &Node, k: EventKind, probe: Option<&Event>) -> Prog {
+    match node {
+        Node::Leaf(l) => {
+            if !l.may_match.contains(k) {
+                return Prog::Const(false);
+            }
+            match probe {
+                Some(ev) if l.static_kinds.contains(k) => Prog::Const((l.eval)(&EvalCtx::new(ev))),
+                _ => Prog::Leaf(l.clone()),
+            }
+        }
+        Node::Not(inner) => match spec(inner, k, probe) {
+            Prog::Const(b) => Prog::Const(!b),
+            Prog::Not(p) => *p,
+            p => Prog::Not(Box::new(p)),
+        },
+        Node::And(items) => junction(items, k, probe, true),
+        Node::Or(items) => junction(items, k, probe, false),
+    }
+}
+
+/// `and` (`all`) or `or`: the absorbing constant decides, the neutral one drops out.
+fn junction(items: &[Node], k: EventKind, probe: Option<&Event>, all: bool) -> Prog {
+    let mut out: Vec<Prog> = Vec::with_capacity(items.len());
+    for i in items {
+        match spec(i, k, probe) {
+            Prog::Const(b) if b == all => {}
+            Prog::Const(_) => return Prog::Const(!all),
+            Prog::And(ps) if all => out.extend(ps.into_vec()),
+            Prog::Or(ps) if !all => out.extend(ps.into_vec()),
+            p => out.push(p),
+        }
+    }
+    // Operands are pure, so their order is free: cheapest first (stable, so equal
+    // costs keep the rule author's order).
+    out.sort_by_key(Prog::cost);
+    match out.len() {
+        0 => Prog::Const(all),
+        1 => out.pop().unwrap_or(Prog::Const(all)),
+        _ if all => Prog::And(out.into_boxed_slice()),
+        _ => Prog::Or(out.into_boxed_slice()),
+    }
+}
+
+fn kinds(ks: &[EventKind]) -> KindSet {
+    KindSet(ks.iter().fold(0, |m, k| m | KindSet::bit(*k)))
+}
+
+/// Kinds without a file or socket: every `fd.*` field is absent on their events.
+fn no_fd_kinds() -> KindSet {
+    use EventKind::*;
+    kinds(&[
+        Exec, Fork, Exit, SetId, Capset, Ptrace, Mount, Umount, Namespace, Bpf, Lost,
+    ])
+}
+
+/// Kinds on whose events `field` always has the same value (absent, or a constant
+/// given by the payload's variant). Only fields computed from the payload's variant
+/// are listed; anything else is dynamic everywhere. `tests::static_fields_hold`
+/// checks the table against real events.
+pub(crate) fn field_static_kinds(f: &FieldRef) -> KindSet {
+    use EventKind::*;
+    // (A transformer is a function of the value: a static field stays static.)
+    if let Ok(r) = crate::fields::resolve(f) {
+        if matches!(r.availability, Availability::NotProvided(_)) {
+            return KindSet::ALL;
+        }
+    }
+    let name = f.name.as_str();
+    match name {
+        "evt.type" | "syscall.type" => crate::compile::evt_type_static_kinds(),
+        "evt.dir" | "evt.category" | "evt.source" | "evt.count" | "evt.is_open_exec" => {
+            KindSet::ALL
+        }
+        "evt.is_open_read" | "evt.is_open_write" | "evt.is_open_create" => {
+            KindSet(KindSet::ALL.0 & !KindSet::bit(FileOpen))
+        }
+        "evt.res" | "evt.rawres" | "evt.failed" => kinds(&[Exec, DnsQuery, Exit, Lost]),
+        "fd.name" | "fd.nameraw" | "fd.directory" | "fd.filename" | "fs.path.name"
+        | "fs.path.nameraw" | "fs.path.source" | "fs.path.sourceraw" | "fs.path.target"
+        | "fs.path.targetraw" | "fd.type" | "fd.types" | "fd.typechar" | "fd.num"
+        | "fd.l4proto" | "fd.sockfamily" | "fd.connected" | "fd.name_changed" | "fd.sip"
+        | "fd.snet" | "fd.cip" | "fd.cnet" | "fd.lip" | "fd.lnet" | "fd.rip" | "fd.rnet"
+        | "fd.ip" | "fd.net" | "fd.sport" | "fd.cport" | "fd.lport" | "fd.rport" | "fd.port" => {
+            no_fd_kinds()
+        }
+        _ => KindSet::NONE,
+    }
+}
+
+/// Rough cost of reading a field (relative units).
+pub(crate) fn field_cost(f: &FieldRef, getter: &Getter) -> u32 {
+    let base = match f.name.as_str() {
+        "evt.type" | "syscall.type" | "evt.dir" | "evt.category" => 1,
+        // Built strings (cached per event, but the first reader pays).
+        "proc.cmdline" | "proc.args" | "proc.pcmdline" | "proc.cwd" => 12,
+        "proc.acmdline"
+        | "evt.args"
+        | "evt.time"
+        | "evt.time.iso8601"
+        | "evt.datetime"
+        | "evt.time.s"
+        | "thread.cap_effective"
+        | "thread.cap_permitted"
+        | "thread.cap_inheritable" => 40,
+        "user.name" | "user.homedir" | "user.shell" | "group.name" | "user.loginname" => 8,
+        "fd.name" | "fd.nameraw" | "fd.directory" | "fd.filename" | "fs.path.name" => 4,
+        n if n.starts_with("evt.arg") || n.starts_with("evt.rawarg") => 10,
+        _ => 2,
+    };
+    let base = if f.transformer.is_some() {
+        base + 20
+    } else {
+        base
+    };
+    match getter {
+        // Every ancestor.
+        Getter::StrAny(_) => base * 4,
+        _ => base,
+    }
+}
+
+/// Rough cost of an operator on a read value (relative units).
+pub(crate) fn op_cost(op: Op, n_values: usize) -> u32 {
+    match op {
+        Op::Eq | Op::Ne | Op::Lt | Op::Le | Op::Gt | Op::Ge | Op::Exists => 1,
+        Op::StartsWith | Op::EndsWith | Op::BStartsWith => 2,
+        Op::In | Op::Intersects => {
+            if n_values <= 1 {
+                2
+            } else {
+                4
+            }
+        }
+        Op::Contains => 8,
+        Op::Pmatch | Op::Glob => 15,
+        Op::IContains | Op::BContains => 20,
+        Op::IGlob => 40,
+        Op::Regex => 60,
+    }
+}
+
+/// Fields the rule index can look up directly.
+pub(crate) fn gate_field(f: &FieldRef) -> Option<GateField> {
+    if f.arg.is_some() || f.transformer.is_some() {
+        return None;
+    }
+    match f.name.as_str() {
+        "proc.name" => Some(GateField::ProcName),
+        "proc.exe" => Some(GateField::ProcExe),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE_FIELDS: &[&str] = &[
+        "evt.type",
+        "evt.dir",
+        "evt.category",
+        "evt.source",
+        "evt.count",
+        "evt.is_open_exec",
+        "evt.is_open_read",
+        "evt.is_open_write",
+        "evt.is_open_create",
+        "evt.res",
+        "evt.rawres",
+        "evt.failed",
+        "fd.name",
+        "fd.nameraw",
+        "fd.directory",
+        "fd.filename",
+        "fs.path.name",
+        "fs.path.nameraw",
+        "fs.path.source",
+        "fs.path.target",
+        "fd.type",
+        "fd.types",
+        "fd.typechar",
+        "fd.num",
+        "fd.l4proto",
+        "fd.sockfamily",
+        "fd.connected",
+        "fd.name_changed",
+        "fd.sip",
+        "fd.snet",
+        "fd.cip",
+        "fd.lip",
+        "fd.rip",
+        "fd.ip",
+        "fd.sport",
+        "fd.cport",
+        "fd.lport",
+        "fd.rport",
+        "fd.port",
+    ];
+
+    /// Events of every kind with varied payloads: the in-file tests of the rule
+    /// library plus generated variations.
+    fn sample_events() -> Vec<Event> {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");
+        let (set, _) = crate::load_files(&[dir]);
+        let mut out: Vec<Event> = set
+            .rules()
+            .iter()
+            .flat_map(|r| r.tests.should_fire.iter().chain(&r.tests.should_not_fire))
+            .filter_map(|s| crate::tests_format::build_event(s).ok())
+            .collect();
+        let variants = [
+            serde_json::json!({"kind": "exec", "data": {"filename": "/memfd:x", "from_memfd": true}}),
+            serde_json::json!({"kind": "exit", "data": {"code": 3}}),
+            serde_json::json!({"kind": "dns_query", "data": {"query": "a.b", "qtype": 28, "server": {"family": "inet6", "ip": "::1", "port": 5353}}}),
+            serde_json::json!({"kind": "lost", "data": {"source": "user", "count": 9}}),
+            serde_json::json!({"kind": "fork", "data": {"child_pid": 5, "child_exec_id": "x"}}),
+            serde_json::json!({"kind": "set_id", "data": {"call": "setresgid", "args": [1, 2, 3], "ret": -1}}),
+            serde_json::json!({"kind": "namespace", "data": {"call": "setns", "flags": 1073741824, "ret": -1}}),
+            serde_json::json!({"kind": "mount", "data": {"source": "/dev/sda1", "target": "/host", "fstype": "ext4", "flags": 1, "ret": -1}}),
+            serde_json::json!({"kind": "ptrace", "data": {"request": 0, "target_pid": 9, "ret": -1}}),
+            serde_json::json!({"kind": "bpf", "data": {"cmd": 0, "ret": -1}}),
+            serde_json::json!({"kind": "capset", "data": {"effective": 255, "permitted": 255, "inheritable": 0, "ret": -1}}),
+            serde_json::json!({"kind": "proc_mem_write", "data": {"path": "relative/mem", "target_pid": 3, "ret": -13}}),
+        ];
+        out.extend(
+            variants
+                .iter()
+                .filter_map(|v| crate::tests_format::build_event(v).ok()),
+        );
+        out
+    }
+
+    #[test]
+    fn static_fields_hold() {
+        let events = sample_events();
+        let mut checked = 0;
+        for name in TABLE_FIELDS {
+            let f = FieldRef {
+                name: (*name).into(),
+                arg: None,
+                transformer: None,
+                pos: 0,
+            };
+            let getter = crate::fields::resolve(&f).expect("known field").getter;
+            let statics = field_static_kinds(&f);
+            for ev in &events {
+                let k = ev.kind();
+                if !statics.contains(k) {
+                    continue;
+                }
+                let Some(probe) = probes()[k as usize].as_ref() else {
+                    continue;
+                };
+                let want = getter.render(&EvalCtx::new(probe));
+                let got = getter.render(&EvalCtx::new(ev));
+                assert_eq!(got, want, "{name} on {k:?} is not static: {ev:?}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000, "only {checked} checks");
+    }
+
+    #[test]
+    fn probes_exist_for_every_kind_the_tests_use() {
+        for ev in sample_events() {
+            assert!(
+                probes()[ev.kind() as usize].is_some(),
+                "no probe for {:?}",
+                ev.kind()
+            );
+        }
+    }
+}
