@@ -18,6 +18,7 @@ enum Target {
 pub struct JsonLines {
     target: Target,
     line: Vec<u8>,
+    json: rampart_event::json::EventJsonWriter,
     /// Events not written since the last successful write.
     unwritten: u64,
     last_warning: Option<Instant>,
@@ -35,6 +36,7 @@ impl JsonLines {
         Ok(Self {
             target,
             line: Vec::with_capacity(4096),
+            json: rampart_event::json::EventJsonWriter::new(),
             unwritten: 0,
             last_warning: None,
         })
@@ -61,7 +63,7 @@ impl JsonLines {
                 ..ev.clone()
             };
             self.line.clear();
-            if serde_json::to_writer(&mut self.line, &gap).is_ok() {
+            if self.json.write(&gap, &mut self.line).is_ok() {
                 self.line.push(b'\n');
                 if self.write_raw().is_ok() {
                     self.unwritten = 0;
@@ -69,7 +71,7 @@ impl JsonLines {
             }
         }
         self.line.clear();
-        if serde_json::to_writer(&mut self.line, ev).is_err() {
+        if self.json.write(ev, &mut self.line).is_err() {
             stats.output_errors.fetch_add(1, Ordering::Relaxed);
             return;
         }

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod json;
+
 /// Version of the JSON event schema. Emitted on every event as `schema`.
 pub const SCHEMA_VERSION: u32 = 1;
 
