@@ -72,6 +72,22 @@ impl ContainerCache {
             .unwrap_or(false)
     }
 
+    /// Records the cgroup id of a cached container (Docker does not report it). Does
+    /// nothing if the container has left the cache meanwhile.
+    pub fn set_cgroup_id(&self, id: &str, cgroup_id: u64) {
+        if let Ok(mut map) = self.inner.write() {
+            if let Some(w) = map.get_mut(id) {
+                if let Workload::Container(c) = &**w {
+                    if c.cgroup_id != cgroup_id {
+                        let mut c = c.clone();
+                        c.cgroup_id = cgroup_id;
+                        *w = Arc::new(Workload::Container(c));
+                    }
+                }
+            }
+        }
+    }
+
     pub fn insert(&self, c: Container) {
         if let Ok(mut map) = self.inner.write() {
             map.insert(c.id.clone(), Arc::new(Workload::Container(c)));

@@ -28,6 +28,31 @@ pub struct Decoder {
     /// Container ids whose fetch failed recently, with the boot-time ns of the try.
     failed_fetch: std::collections::HashMap<String, u64>,
     host_workload: Arc<Workload>,
+    /// Per thread id: the process entry it was derived from, and the thread's copy.
+    threads: std::collections::HashMap<u32, (Arc<Process>, Arc<Process>)>,
+    host_cgroups: std::collections::HashMap<u64, Arc<Workload>>,
+}
+
+/// A process known only from one record's header (it started before the sensor and
+/// was missed by the /proc seed, or its exec was lost).
+fn fallback_process(boot: &str, boot_wall_ns: u64, rec: &Record<'_>) -> Process {
+    let comm = lossy(rec.comm());
+    Process {
+        pid: rec.hdr.tgid,
+        tid: rec.hdr.tid,
+        ppid: rec.hdr.ppid,
+        exec_id: exec_id(boot, rec.hdr.tgid, rec.hdr.start),
+        uid: rec.hdr.uid,
+        gid: rec.hdr.gid,
+        euid: rec.hdr.euid,
+        egid: rec.hdr.egid,
+        auid: (rec.hdr.auid != u32::MAX).then_some(rec.hdr.auid),
+        argv: vec![comm.clone()],
+        comm,
+        start_ns: boot_wall_ns + rec.hdr.start,
+        tty: rec.hdr.tty,
+        ..Default::default()
+    }
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -247,6 +272,8 @@ impl Decoder {
             fetch: None,
             failed_fetch: Default::default(),
             host_workload: Arc::new(Workload::Host { cgroup_id: 0 }),
+            threads: std::collections::HashMap::new(),
+            host_cgroups: std::collections::HashMap::new(),
         }
     }
 
@@ -276,12 +303,19 @@ impl Decoder {
         let found = container_id_from_leaf(rec.cgroup_leaf)
             .or_else(|| container_id_from_leaf(rec.cpuset_leaf));
         let Some((id, runtime)) = found else {
-            if rec.hdr.cgroup_id == 0 {
+            let cgroup_id = rec.hdr.cgroup_id;
+            if cgroup_id == 0 {
                 return self.host_workload.clone();
             }
-            return Arc::new(Workload::Host {
-                cgroup_id: rec.hdr.cgroup_id,
-            });
+            // One shared value per host cgroup (systemd services), not one per event.
+            if self.host_cgroups.len() >= 4096 {
+                self.host_cgroups.clear();
+            }
+            return self
+                .host_cgroups
+                .entry(cgroup_id)
+                .or_insert_with(|| Arc::new(Workload::Host { cgroup_id }))
+                .clone();
         };
         if !self.containers.contains(id) {
             if let Some(fetch) = self.fetch.as_mut() {
@@ -302,46 +336,36 @@ impl Decoder {
         let w = self.containers.workload(id, runtime, rec.hdr.cgroup_id);
         match &*w {
             Workload::Container(c) if c.cgroup_id != rec.hdr.cgroup_id => {
+                // Docker's metadata does not carry the cgroup id: fill it in once in the
+                // cache rather than copying it for every event.
                 let mut c = c.clone();
                 c.cgroup_id = rec.hdr.cgroup_id;
+                self.containers.set_cgroup_id(&c.id, c.cgroup_id);
                 Arc::new(Workload::Container(c))
             }
             _ => w,
         }
     }
 
-    fn fallback_process(&self, rec: &Record<'_>) -> Process {
-        let comm = lossy(rec.comm());
-        Process {
-            pid: rec.hdr.tgid,
-            tid: rec.hdr.tid,
-            ppid: rec.hdr.ppid,
-            exec_id: exec_id(&self.boot, rec.hdr.tgid, rec.hdr.start),
-            uid: rec.hdr.uid,
-            gid: rec.hdr.gid,
-            euid: rec.hdr.euid,
-            egid: rec.hdr.egid,
-            auid: (rec.hdr.auid != u32::MAX).then_some(rec.hdr.auid),
-            argv: vec![comm.clone()],
-            comm,
-            start_ns: self.boot_wall_ns + rec.hdr.start,
-            tty: rec.hdr.tty,
-            ..Default::default()
-        }
-    }
-
     /// The process for a record, with credentials as the kernel saw them.
     fn process(&mut self, rec: &Record<'_>) -> Arc<Process> {
-        let fallback = self.fallback_process(rec);
-        let p = self.tree.lookup_or_insert(rec.hdr.tgid, || fallback);
+        let (boot, boot_wall_ns) = (&self.boot, self.boot_wall_ns);
+        let p = self
+            .tree
+            .lookup_or_insert(rec.hdr.tgid, || fallback_process(boot, boot_wall_ns, rec));
         let h = &rec.hdr;
-        if p.uid == h.uid
-            && p.euid == h.euid
-            && p.gid == h.gid
-            && p.egid == h.egid
-            && p.tid == h.tid
-        {
+        let same_creds = p.uid == h.uid && p.euid == h.euid && p.gid == h.gid && p.egid == h.egid;
+        if same_creds && p.tid == h.tid {
             return p;
+        }
+        // Events of other threads share one copy per thread while the process is
+        // unchanged, so they share its encoded JSON downstream too.
+        if same_creds {
+            if let Some((base, thread)) = self.threads.get(&h.tid) {
+                if Arc::ptr_eq(base, &p) {
+                    return thread.clone();
+                }
+            }
         }
         let mut q = Process::clone(&p);
         q.uid = h.uid;
@@ -356,7 +380,14 @@ impl Decoder {
             self.tree.on_exec(q.clone());
         }
         q.tid = h.tid;
-        Arc::new(q)
+        let q = Arc::new(q);
+        if !creds_changed {
+            if self.threads.len() >= 8192 {
+                self.threads.clear();
+            }
+            self.threads.insert(h.tid, (p, q.clone()));
+        }
+        q
     }
 
     /// Decodes one record. `Ok(None)` for records that only update state (chdir).
