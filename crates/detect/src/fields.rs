@@ -497,10 +497,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
             }
             ctx.process().map(|p| p.exe.starts_with("memfd:") || p.exe.starts_with("/memfd:"))
         })),
-        "proc.is_exe_upper_layer" => not_provided(
-            T::Bool,
-            "needs the executable's overlayfs layer: add `exe_upper_layer: bool` to Payload::Exec",
-        ),
+        "proc.is_exe_upper_layer" => provided(boolean(|ctx| ctx.process().map(|p| p.exe_upper_layer))),
         "proc.is_exe_writable" => not_provided(
             T::Bool,
             "needs the executable's writability: add `exe_writable: bool` to Payload::Exec",
@@ -910,6 +907,13 @@ pub fn endpoints(p: &Payload) -> Option<Endpoints<'_>> {
             client: None,
             server: Some(server),
         },
+        // Direction is unknown for a dup'ed socket; a reverse shell's is outbound.
+        Payload::FdDup { local, remote, .. } => Endpoints {
+            local: local.as_ref(),
+            remote: remote.as_ref(),
+            client: local.as_ref(),
+            server: remote.as_ref(),
+        },
         _ => return None,
     })
 }
@@ -919,7 +923,8 @@ fn socket_proto(p: &Payload) -> Option<L4Proto> {
         Payload::NetConnect { proto, .. }
         | Payload::NetAccept { proto, .. }
         | Payload::NetBind { proto, .. }
-        | Payload::NetListen { proto, .. } => Some(*proto),
+        | Payload::NetListen { proto, .. }
+        | Payload::FdDup { proto, .. } => Some(*proto),
         Payload::DnsQuery { .. } => Some(L4Proto::Udp),
         _ => None,
     }
@@ -984,6 +989,7 @@ pub enum ArgKey {
     CapInheritable,
     CapPermitted,
     Cmd,
+    Domain,
     Dev,
     Dir,
     Egid,
@@ -998,12 +1004,16 @@ pub enum ArgKey {
     Linkpath,
     Mode,
     Name,
+    Newfd,
     Newpath,
     Nstype,
+    Oldfd,
     Oldpath,
     Path,
     Pathname,
     Pid,
+    Proto,
+    Query,
     Request,
     Res,
     Rgid,
@@ -1031,6 +1041,11 @@ impl ArgKey {
             ArgKey::CapInheritable => "cap_inheritable",
             ArgKey::CapPermitted => "cap_permitted",
             ArgKey::Cmd => "cmd",
+            ArgKey::Domain => "domain",
+            ArgKey::Newfd => "newfd",
+            ArgKey::Oldfd => "oldfd",
+            ArgKey::Proto => "proto",
+            ArgKey::Query => "query",
             ArgKey::Dev => "dev",
             ArgKey::Dir => "dir",
             ArgKey::Egid => "egid",
@@ -1079,6 +1094,11 @@ fn arg_key(name: &str) -> ArgKey {
         "cap_inheritable" => ArgKey::CapInheritable,
         "cap_permitted" => ArgKey::CapPermitted,
         "cmd" => ArgKey::Cmd,
+        "domain" => ArgKey::Domain,
+        "newfd" => ArgKey::Newfd,
+        "oldfd" => ArgKey::Oldfd,
+        "proto" => ArgKey::Proto,
+        "query" => ArgKey::Query,
         "dev" => ArgKey::Dev,
         "dir" => ArgKey::Dir,
         "egid" => ArgKey::Egid,
@@ -1145,8 +1165,32 @@ fn arg_names(p: &Payload) -> &'static [ArgKey] {
         Payload::Namespace { .. } => &[ArgKey::Res, ArgKey::Flags],
         Payload::ModuleLoad { .. } => &[ArgKey::Res, ArgKey::Name],
         Payload::Bpf { .. } => &[ArgKey::Res, ArgKey::Cmd],
+        Payload::Socket { .. } => &[ArgKey::Fd, ArgKey::Domain, ArgKey::Type, ArgKey::Proto],
+        Payload::FdDup { .. } => &[ArgKey::Res, ArgKey::Oldfd, ArgKey::Newfd],
+        Payload::DnsQuery { .. } => &[ArgKey::Res, ArgKey::Query],
         _ => &[ArgKey::Res],
     }
+}
+
+/// `SOCK_*` name of a socket(2) type argument, with its flags.
+fn socket_type_text(t: u32) -> String {
+    let base = match t & 0xf {
+        1 => "SOCK_STREAM",
+        2 => "SOCK_DGRAM",
+        3 => "SOCK_RAW",
+        4 => "SOCK_RDM",
+        5 => "SOCK_SEQPACKET",
+        10 => "SOCK_PACKET",
+        _ => return t.to_string(),
+    };
+    let mut s = base.to_string();
+    if t & 0o4000 != 0 {
+        s.push_str("|SOCK_NONBLOCK");
+    }
+    if t & 0o2000000 != 0 {
+        s.push_str("|SOCK_CLOEXEC");
+    }
+    s
 }
 
 fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
@@ -1238,6 +1282,13 @@ fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
             b(path)
         }
         (Payload::Bpf { cmd, .. }, ArgKey::Cmd) => o(bpf_cmd_name(*cmd)),
+        (Payload::Socket { domain, .. }, ArgKey::Domain) => b(domain),
+        (Payload::Socket { sock_type, .. }, ArgKey::Type) => o(socket_type_text(*sock_type)),
+        (Payload::Socket { protocol, .. }, ArgKey::Proto) => o(protocol.to_string()),
+        (Payload::Socket { ret, .. }, ArgKey::Fd) => o(ret.to_string()),
+        (Payload::FdDup { old_fd, .. }, ArgKey::Oldfd | ArgKey::Fd) => o(old_fd.to_string()),
+        (Payload::FdDup { new_fd, .. }, ArgKey::Newfd) => o(new_fd.to_string()),
+        (Payload::DnsQuery { query, .. }, ArgKey::Query | ArgKey::Name) => b(query),
         (Payload::Capset { effective, .. }, ArgKey::CapEffective) => o(cap_names(*effective)),
         (Payload::Capset { permitted, .. }, ArgKey::CapPermitted) => o(cap_names(*permitted)),
         (Payload::Capset { inheritable, .. }, ArgKey::CapInheritable) => o(cap_names(*inheritable)),
@@ -1280,6 +1331,11 @@ fn event_rawarg(ev: &Event, name: ArgKey) -> Option<i64> {
         ) => Some(*flags as i64),
         (Payload::NetListen { backlog, .. }, ArgKey::Backlog) => Some(*backlog as i64),
         (Payload::Bpf { cmd, .. }, ArgKey::Cmd) => Some(*cmd),
+        (Payload::Socket { ret, .. }, ArgKey::Fd) => Some(*ret),
+        (Payload::Socket { sock_type, .. }, ArgKey::Type) => Some(*sock_type as i64),
+        (Payload::Socket { protocol, .. }, ArgKey::Proto) => Some(*protocol as i64),
+        (Payload::FdDup { old_fd, .. }, ArgKey::Oldfd | ArgKey::Fd) => Some(*old_fd),
+        (Payload::FdDup { new_fd, .. }, ArgKey::Newfd) => Some(*new_fd),
         (Payload::SetId { args, .. }, ArgKey::Uid | ArgKey::Gid | ArgKey::Ruid | ArgKey::Rgid) => {
             args.first().copied()
         }

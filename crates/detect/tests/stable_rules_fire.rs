@@ -237,16 +237,34 @@ fn cases() -> Vec<(&'static str, Value, Value)> {
             json!({"kind": "file_open", "data": {"path": "/etc/passwd", "flags": 0, "ret": 3},
                    "process": {"comm": "php-fpm", "exe": "/usr/sbin/php-fpm", "argv": ["php-fpm"], "ancestry": [{"comm": "php-fpm"}]}}),
         ),
+        (
+            "Packet socket created in container",
+            json!({"kind": "socket", "data": {"domain": "AF_PACKET", "sock_type": 3, "protocol": 768, "ret": 3},
+                   "process": {"comm": "tcpdump", "exe": "/usr/bin/tcpdump", "argv": ["tcpdump", "-i", "eth0"]}, "container": container(false)}),
+            json!({"kind": "socket", "data": {"domain": "AF_INET", "sock_type": 3, "protocol": 1, "ret": 3},
+                   "process": {"comm": "ping", "exe": "/usr/bin/ping", "argv": ["ping", "10.0.0.1"]}, "container": container(false)}),
+        ),
+        (
+            "Redirect STDOUT/STDIN to Network Connection in Container",
+            json!({"kind": "fd_dup", "data": {"call": "dup2", "old_fd": 3, "new_fd": 0, "proto": "tcp",
+                   "local": {"family": "inet", "ip": "172.17.0.2", "port": 40000},
+                   "remote": {"family": "inet", "ip": "10.0.0.9", "port": 4444}},
+                   "process": {"comm": "sh", "exe": "/bin/sh", "argv": ["sh", "-i"]}, "container": container(false)}),
+            json!({"kind": "fd_dup", "data": {"call": "dup2", "old_fd": 3, "new_fd": 0, "proto": "tcp",
+                   "local": {"family": "inet", "ip": "172.17.0.2", "port": 40000},
+                   "remote": {"family": "inet", "ip": "10.0.0.9", "port": 4444}},
+                   "process": {"comm": "sh", "exe": "/bin/sh", "argv": ["sh", "-i"]}}),
+        ),
+        (
+            "Drop and execute new binary in container",
+            exec("xmrig", "/tmp/xmrig", &["/tmp/xmrig"], json!({"process": {"exe_upper_layer": true}, "container": container(false)})),
+            exec("nginx", "/usr/sbin/nginx", &["nginx"], json!({"container": container(false)})),
+        ),
     ]
 }
 
 /// Rules whose inputs Rampart's events cannot express yet (see the load warnings).
-const CANNOT_FIRE: [&str; 4] = [
-    "Contact K8S API Server From Container",
-    "Packet socket created in container",
-    "Redirect STDOUT/STDIN to Network Connection in Container",
-    "Drop and execute new binary in container",
-];
+const CANNOT_FIRE: [&str; 1] = ["Contact K8S API Server From Container"];
 
 #[test]
 fn stable_rules_fire_and_benign_neighbours_do_not() {
