@@ -395,3 +395,59 @@ fn package_manager_in_debian_container() {
         m.cmdline().starts_with("apt-get install")
     });
 }
+
+/// Three of Falco's stable rules that need kernel facts beyond syscalls' arguments:
+/// an AF_PACKET socket, a TCP socket dup2'ed onto stdin/stdout (the reverse-shell
+/// wiring), and executing a binary written inside the container (overlayfs upper
+/// layer). The benign look-alikes in the same container stay quiet.
+#[test]
+fn falco_packet_socket_stdio_redirect_and_drop_and_execute() {
+    if !ready() {
+        return;
+    }
+    let d = detector();
+    let c = TestContainer::start("rampart-de2e-falco-kernel", &[], &[]);
+    c.exec("actions packet-socket");
+    c.exec("actions dup-socket </dev/null >/dev/null 2>&1");
+    c.exec("cp /bin/busybox /tmp/dropped && /tmp/dropped true; /bin/true");
+    d.wait_for("Packet socket created in container", &c, T, |m| {
+        m.event
+            .process
+            .as_ref()
+            .is_some_and(|p| p.comm == "actions")
+    });
+    d.wait_for(
+        "Redirect STDOUT/STDIN to Network Connection in Container",
+        &c,
+        T,
+        |m| {
+            m.event
+                .process
+                .as_ref()
+                .is_some_and(|p| p.comm == "actions")
+        },
+    );
+    d.wait_for("Drop and execute new binary in container", &c, T, |m| {
+        m.event
+            .process
+            .as_ref()
+            .is_some_and(|p| p.exe == "/tmp/dropped")
+    });
+    std::thread::sleep(SETTLE);
+    let wrong: Vec<String> = d
+        .matches_in(&c)
+        .into_iter()
+        .filter(|m| m.rule == "Drop and execute new binary in container")
+        .filter(|m| {
+            m.event
+                .process
+                .as_ref()
+                .is_some_and(|p| p.exe != "/tmp/dropped")
+        })
+        .map(|m| m.cmdline())
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "image binaries flagged as dropped: {wrong:?}"
+    );
+}
