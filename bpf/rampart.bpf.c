@@ -274,38 +274,45 @@ static __always_inline u32 tty_nr(struct task_struct *task)
 }
 
 // Fills the common header and the two cgroup leaf names. Returns the offset after them.
+// `task` is always the current task (exec, fork's parent, exit and every syscall run
+// in its context), so the cheap current-task helpers stand in for several reads.
 static __always_inline u32 fill_hdr(struct scratch *s, struct task_struct *task, u16 kind)
 {
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	h->kind = kind;
 	h->size = 0;
-	h->tgid = BPF_CORE_READ(task, tgid);
-	h->tid = BPF_CORE_READ(task, pid);
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->tgid = pid_tgid >> 32;
+	h->tid = (u32)pid_tgid;
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	h->ppid = BPF_CORE_READ(parent, tgid);
 	h->ts = bpf_ktime_get_boot_ns();
 	h->start = BPF_CORE_READ(task, group_leader, start_boottime);
-	h->pstart = BPF_CORE_READ(task, real_parent, group_leader, start_boottime);
+	h->pstart = BPF_CORE_READ(parent, group_leader, start_boottime);
 	h->cgid = bpf_get_current_cgroup_id();
+	// uid, gid, suid, sgid, euid, egid are adjacent in struct cred: one read.
+	struct {
+		u32 uid, gid, suid, sgid, euid, egid;
+	} ids = {};
 	const struct cred *cred = BPF_CORE_READ(task, cred);
-	h->uid = BPF_CORE_READ(cred, uid.val);
-	h->gid = BPF_CORE_READ(cred, gid.val);
-	h->euid = BPF_CORE_READ(cred, euid.val);
-	h->egid = BPF_CORE_READ(cred, egid.val);
+	bpf_probe_read_kernel(&ids, sizeof(ids), (void *)cred + bpf_core_field_offset(struct cred, uid));
+	h->uid = ids.uid;
+	h->gid = ids.gid;
+	h->euid = ids.euid;
+	h->egid = ids.egid;
 	h->auid = BPF_CORE_READ(task, loginuid.val);
 	h->tty = tty_nr(task);
-	(void)pid_tgid;
-	bpf_probe_read_kernel_str(h->comm, sizeof(h->comm), BPF_CORE_READ(task, comm));
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
 	__builtin_memset(h->args, 0, sizeof(h->args));
 
 	u32 off = sizeof(struct ev_hdr);
-	const char *cg2 = BPF_CORE_READ(task, cgroups, dfl_cgrp, kn, name);
+	struct css_set *cset = BPF_CORE_READ(task, cgroups);
+	const char *cg2 = BPF_CORE_READ(cset, dfl_cgrp, kn, name);
 	off = push_str(s->ev, off, cg2, false);
 	int cpuset_id = bpf_core_enum_value(enum cgroup_subsys_id, cpuset_cgrp_id);
 	const char *cg1 = NULL;
 	if (cpuset_id >= 0 && cpuset_id < 12) {
 		struct cgroup_subsys_state *css = NULL;
-		struct css_set *cset = BPF_CORE_READ(task, cgroups);
 		bpf_probe_read_kernel(&css, sizeof(css), &cset->subsys[cpuset_id & 15]);
 		if (css)
 			cg1 = BPF_CORE_READ(css, cgroup, kn, name);
