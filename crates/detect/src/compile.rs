@@ -305,12 +305,22 @@ impl<'a> Compiler<'a> {
             out.push(self.expr(i, src)?);
         }
         for (field, getter, matchers) in groups {
+            let path_gate = matchers
+                .iter()
+                .map(|m| m.path_gate(&field))
+                .collect::<Option<Vec<Gate>>>()
+                .map(|gs| Gate(gs.into_iter().flat_map(|g| g.0).collect()));
             let m = StrMatcher::combine(matchers);
             let cost = plan::field_cost(&field, &getter) + m.cost();
             let gate = plan::gate_field(&field)
                 .and_then(|gf| m.set_values().map(|vals| Gate(vec![(gf, vals.into())])));
-            let mut leaf = Leaf::new(apply_str(getter, m), cost, plan::field_static_kinds(&field));
-            leaf.gate = gate;
+            let mut leaf = Leaf::new(
+                apply_str(getter, m),
+                cost,
+                0.1,
+                plan::field_static_kinds(&field),
+            );
+            leaf.gate = gate.or(path_gate);
             out.push(Node::Leaf(Arc::new(leaf)));
         }
         if out.len() == 1 {
@@ -408,9 +418,12 @@ impl<'a> Compiler<'a> {
     fn check(&mut self, c: &Check, src: &Arc<Source>) -> Result<Node, CompileError> {
         let (eval, may_match) = self.check_pred(c, src)?;
         let mut static_kinds = plan::field_static_kinds(&c.field);
-        let mut cost = match fields::resolve(&c.field) {
-            Ok(r) => plan::field_cost(&c.field, &r.getter),
-            Err(_) => 10,
+        let (mut cost, p_true) = match fields::resolve(&c.field) {
+            Ok(r) => (
+                plan::field_cost(&c.field, &r.getter),
+                plan::op_p_true(c.op, r.getter.field_type()),
+            ),
+            Err(_) => (10, 0.5),
         };
         if let Some(Operand::Field(other)) = &c.value {
             static_kinds.0 &= plan::field_static_kinds(other).0;
@@ -421,7 +434,7 @@ impl<'a> Compiler<'a> {
             _ => 1,
         };
         cost += plan::op_cost(c.op, n_values);
-        let mut leaf = Leaf::new(eval, cost, static_kinds);
+        let mut leaf = Leaf::new(eval, cost, p_true, static_kinds);
         leaf.may_match = may_match;
         if let (Some(gf), Op::Eq | Op::In | Op::Intersects) = (plan::gate_field(&c.field), c.op) {
             let values: Option<Vec<String>> = match &c.value {
@@ -438,6 +451,20 @@ impl<'a> Compiler<'a> {
                 _ => None,
             };
             leaf.gate = values.map(|v| Gate(vec![(gf, v.into())]));
+        } else if let Some(Operand::Value(_) | Operand::List(_)) = &c.value {
+            let values: Vec<String> = match &c.value {
+                Some(Operand::Value(l)) if c.op.takes_list() => self
+                    .list_items(std::slice::from_ref(l))
+                    .into_iter()
+                    .map(|(v, _)| v)
+                    .collect(),
+                Some(Operand::Value(l)) => vec![l.text.clone()],
+                Some(Operand::List(items)) => {
+                    self.list_items(items).into_iter().map(|(v, _)| v).collect()
+                }
+                _ => Vec::new(),
+            };
+            leaf.gate = plan::path_gate(&c.field, c.op, &values);
         }
         Ok(Node::Leaf(Arc::new(leaf)))
     }
@@ -822,6 +849,19 @@ impl StrMatcher {
             StrMatcher::Regex(_) => 60,
             StrMatcher::Any(ms) => ms.iter().map(StrMatcher::cost).sum(),
         }
+    }
+
+    /// The path gate this matcher (before `combine`) implies on `field`.
+    fn path_gate(&self, field: &FieldRef) -> Option<Gate> {
+        let (op, values): (Op, Vec<String>) = match self {
+            StrMatcher::Eq(s) => (Op::Eq, vec![s.to_string()]),
+            StrMatcher::Set(set) => (Op::In, set.iter().cloned().collect()),
+            StrMatcher::StartsWith(s) => (Op::StartsWith, vec![s.to_string()]),
+            StrMatcher::Glob(p) => (Op::Glob, vec![String::from_utf8_lossy(p).into_owned()]),
+            StrMatcher::Pmatch { root: false, set } => (Op::Pmatch, set.iter().cloned().collect()),
+            _ => return None,
+        };
+        plan::path_gate(field, op, &values)
     }
 
     /// The values this matcher accepts, when it is a plain set of them.

@@ -30,6 +30,9 @@ pub(crate) struct Leaf {
     pub eval: Predicate,
     /// Rough cost of one evaluation, for ordering `and`/`or` operands.
     pub cost: u32,
+    /// Guessed probability that the leaf holds on an event of a kind it can match
+    /// (tests for a value are rare, negations and inequalities common).
+    pub p_true: f32,
     /// Kinds whose events all give this leaf the same value.
     pub static_kinds: KindSet,
     /// Kinds on which the leaf can hold at all.
@@ -39,10 +42,11 @@ pub(crate) struct Leaf {
 }
 
 impl Leaf {
-    pub fn new(eval: Predicate, cost: u32, static_kinds: KindSet) -> Self {
+    pub fn new(eval: Predicate, cost: u32, p_true: f32, static_kinds: KindSet) -> Self {
         Leaf {
             eval,
             cost,
+            p_true,
             static_kinds,
             may_match: KindSet::ALL,
             gate: None,
@@ -57,6 +61,11 @@ pub enum GateField {
     ProcName,
     /// `proc.exe` (argv[0] as invoked, else the executable path).
     ProcExe,
+    /// A path prefix of `fd.name` ending at a `/` (`/etc/ssh` for
+    /// `/etc/ssh/sshd_config`), or the whole name.
+    PathPrefix,
+    /// The last component of `fd.name`.
+    FileName,
 }
 
 /// A necessary condition: the rule can hold only if one of these fields has one of
@@ -92,12 +101,39 @@ impl Prog {
         }
     }
 
-    fn cost(&self) -> u32 {
+    /// Expected cost of one evaluation, given the operands' order.
+    fn cost(&self) -> f32 {
         match self {
-            Prog::Const(_) => 0,
-            Prog::Leaf(l) => l.cost,
-            Prog::And(ps) | Prog::Or(ps) => ps.iter().map(Prog::cost).fold(0, u32::saturating_add),
+            Prog::Const(_) => 0.0,
+            Prog::Leaf(l) => l.cost as f32,
             Prog::Not(p) => p.cost(),
+            // An operand runs only when the ones before it did not decide.
+            Prog::And(ps) => {
+                let (mut cost, mut reach) = (0.0, 1.0);
+                for p in ps.iter() {
+                    cost += reach * p.cost();
+                    reach *= p.p_true();
+                }
+                cost
+            }
+            Prog::Or(ps) => {
+                let (mut cost, mut reach) = (0.0, 1.0);
+                for p in ps.iter() {
+                    cost += reach * p.cost();
+                    reach *= 1.0 - p.p_true();
+                }
+                cost
+            }
+        }
+    }
+
+    fn p_true(&self) -> f32 {
+        match self {
+            Prog::Const(b) => f32::from(u8::from(*b)),
+            Prog::Leaf(l) => l.p_true,
+            Prog::Not(p) => 1.0 - p.p_true(),
+            Prog::And(ps) => ps.iter().map(Prog::p_true).product(),
+            Prog::Or(ps) => 1.0 - ps.iter().map(|p| 1.0 - p.p_true()).product::<f32>(),
         }
     }
 
@@ -176,9 +212,14 @@ fn junction(items: &[Node], k: EventKind, probe: Option<&Event>, all: bool) -> P
             p => out.push(p),
         }
     }
-    // Operands are pure, so their order is free: cheapest first (stable, so equal
-    // costs keep the rule author's order).
-    out.sort_by_key(Prog::cost);
+    // Operands are pure, so their order is free. For independent operands the
+    // expected cost is least when `and` runs them by cost / P(false) and `or` by
+    // cost / P(true), ascending (stable: ties keep the rule author's order).
+    let rank = |p: &Prog| {
+        let decides = if all { 1.0 - p.p_true() } else { p.p_true() };
+        p.cost() / decides.max(1e-3)
+    };
+    out.sort_by(|a, b| rank(a).total_cmp(&rank(b)));
     match out.len() {
         0 => Prog::Const(all),
         1 => out.pop().unwrap_or(Prog::Const(all)),
@@ -265,6 +306,19 @@ pub(crate) fn field_cost(f: &FieldRef, getter: &Getter) -> u32 {
     }
 }
 
+/// Guessed probability that a test holds (for ordering): a test for given values
+/// rarely holds, an inequality or existence test usually does.
+pub(crate) fn op_p_true(op: Op, ty: crate::fields::FieldType) -> f32 {
+    use crate::fields::FieldType as T;
+    match (op, ty) {
+        (Op::Ne | Op::Exists, _) => 0.9,
+        (Op::Lt | Op::Le | Op::Gt | Op::Ge, _) => 0.5,
+        (_, T::Bool) => 0.5,
+        (_, T::Int | T::Ip) => 0.2,
+        (_, T::Str) => 0.1,
+    }
+}
+
 /// Rough cost of an operator on a read value (relative units).
 pub(crate) fn op_cost(op: Op, n_values: usize) -> u32 {
     match op {
@@ -283,6 +337,57 @@ pub(crate) fn op_cost(op: Op, n_values: usize) -> u32 {
         Op::IGlob => 40,
         Op::Regex => 60,
     }
+}
+
+/// The path-prefix key a path starting with `prefix` surely has: `prefix` cut at its
+/// last `/` (`/etc/cron.` -> `/etc`, `/etc/ssl/private/` -> `/etc/ssl/private`).
+/// `None` when that leaves the root, which every path has.
+fn dir_key(prefix: &str) -> Option<String> {
+    let cut = prefix.rfind('/')?;
+    (cut > 0).then(|| prefix[..cut].to_string())
+}
+
+/// Keys of a whole path value (`fd.name = /etc/shadow`, `fd.directory = /etc/pam.d`):
+/// the value itself, without a trailing `/`. `None` for the root or a relative value.
+fn path_key(v: &str) -> Option<String> {
+    let v = v.trim_end_matches('/');
+    (v.starts_with('/') && v.len() > 1).then(|| v.to_string())
+}
+
+/// A gate for a string test on a path field (`fd.name`, `fd.directory`,
+/// `fd.filename`) with the given operator and values, when it implies one.
+pub(crate) fn path_gate(f: &FieldRef, op: Op, values: &[String]) -> Option<Gate> {
+    if f.arg.is_some() || f.transformer.is_some() || values.is_empty() {
+        return None;
+    }
+    let keys: Option<Vec<String>> = match (f.name.as_str(), op) {
+        ("fd.name", Op::Eq | Op::In | Op::Intersects) => {
+            values.iter().map(|v| path_key(v)).collect()
+        }
+        // fd.directory is fd.name's parent: the directory is a prefix of the name.
+        ("fd.directory", Op::Eq | Op::In | Op::Intersects | Op::Pmatch)
+        | ("fd.name", Op::Pmatch) => values.iter().map(|v| path_key(v)).collect(),
+        ("fd.name" | "fd.directory", Op::StartsWith) => values.iter().map(|v| dir_key(v)).collect(),
+        ("fd.name", Op::Glob) => values
+            .iter()
+            .map(|v| {
+                let lit = v
+                    .find(['*', '?', '[', '\\'])
+                    .map_or(v.as_str(), |i| &v[..i]);
+                // Without a wildcard the glob is the whole name.
+                if lit.len() == v.len() {
+                    path_key(v)
+                } else {
+                    dir_key(lit)
+                }
+            })
+            .collect(),
+        ("fd.filename", Op::Eq | Op::In | Op::Intersects) => {
+            return Some(Gate(vec![(GateField::FileName, values.to_vec().into())]));
+        }
+        _ => None,
+    };
+    Some(Gate(vec![(GateField::PathPrefix, keys?.into())]))
 }
 
 /// Fields the rule index can look up directly.

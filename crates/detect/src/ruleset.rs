@@ -114,6 +114,10 @@ struct KindIndex {
     always: Box<[u64]>,
     by_name: FastMap<Box<str>, Box<[u64]>>,
     by_exe: FastMap<Box<str>, Box<[u64]>>,
+    by_path_prefix: FastMap<Box<str>, Box<[u64]>>,
+    by_file_name: FastMap<Box<str>, Box<[u64]>>,
+    /// Rules gated on a path key (all of them run when an event has too many keys).
+    path_gated: Box<[u64]>,
 }
 
 impl KindIndex {
@@ -128,6 +132,7 @@ impl KindIndex {
         let empty = || vec![0u64; words].into_boxed_slice();
         let mut idx = KindIndex {
             always: empty(),
+            path_gated: empty(),
             ..Default::default()
         };
         for (pos, &ri) in members.iter().enumerate() {
@@ -138,6 +143,14 @@ impl KindIndex {
                         let map = match field {
                             GateField::ProcName => &mut idx.by_name,
                             GateField::ProcExe => &mut idx.by_exe,
+                            GateField::PathPrefix => {
+                                idx.path_gated[w] |= bit;
+                                &mut idx.by_path_prefix
+                            }
+                            GateField::FileName => {
+                                idx.path_gated[w] |= bit;
+                                &mut idx.by_file_name
+                            }
                         };
                         for v in values.iter() {
                             map.entry(v.as_str().into()).or_insert_with(empty)[w] |= bit;
@@ -206,8 +219,46 @@ impl RuleSet {
                 by_exe = idx.by_exe.get(argv0).map(|b| &b[..]);
             }
         }
+        // Path gates: every prefix of fd.name that ends before a `/`, the whole name,
+        // and its last component.
+        let mut path_hits: [&[u64]; 12] = [&[]; 12];
+        let map_get = |m: &'s FastMap<Box<str>, Box<[u64]>>, k: &str| m.get(k).map(|b| &b[..]);
+        let mut n_path = 0;
+        let mut path_overflow = false;
+        if !idx.by_path_prefix.is_empty() || !idx.by_file_name.is_empty() {
+            if let Some(name) = ctx.fd_name() {
+                let mut add = |b: Option<&'s [u64]>| {
+                    if let Some(b) = b {
+                        if n_path < path_hits.len() {
+                            path_hits[n_path] = b;
+                            n_path += 1;
+                        } else {
+                            path_overflow = true;
+                        }
+                    }
+                };
+                if !idx.by_path_prefix.is_empty() {
+                    for (i, _) in name.match_indices('/').skip(1) {
+                        add(map_get(&idx.by_path_prefix, &name[..i]));
+                    }
+                    add(map_get(&idx.by_path_prefix, name));
+                }
+                if !idx.by_file_name.is_empty() {
+                    let base = name.rsplit('/').next().unwrap_or(name);
+                    add(map_get(&idx.by_file_name, base));
+                }
+            }
+        }
         for (w, &always) in idx.always.iter().enumerate() {
             let mut bits = always | named.map_or(0, |b| b[w]) | by_exe.map_or(0, |b| b[w]);
+            for b in &path_hits[..n_path] {
+                bits |= b[w];
+            }
+            if path_overflow {
+                // More matching path keys than slots: run every path-gated rule
+                // rather than risk missing one.
+                bits |= idx.path_gated[w];
+            }
             while bits != 0 {
                 let pos = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
