@@ -807,6 +807,16 @@ static __always_inline u32 push_sock_addr(u8 *buf, u32 off, struct sock *sk, boo
 	return off + 2 + sizeof(*w);
 }
 
+// By inode mode, before any read that assumes the file is a socket.
+static __always_inline bool fd_is_socket(long fd)
+{
+	struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), fd);
+	if (!f)
+		return false;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	return (mode & 0170000) == 0140000 /* S_IFSOCK */;
+}
+
 static __always_inline struct sock *fd_sock(long fd, u16 *proto, u16 *type)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
@@ -855,12 +865,7 @@ static __always_inline int on_dup(struct syscall_ctx *c)
 	if (!kind_enabled(K_DUP) || c->ret < 0 || c->ret > 2)
 		return 0;
 	long oldfd = ARG0(c->regs);
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file *f = fd_file(task, oldfd);
-	if (!f)
-		return 0;
-	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
-	if ((mode & 0170000) != 0140000 /* S_IFSOCK */)
+	if (!fd_is_socket(oldfd))
 		return 0;
 	u16 proto = 0, type = 0;
 	struct sock *sk = fd_sock(oldfd, &proto, &type);
@@ -944,17 +949,9 @@ int h_dns(struct bpf_raw_tracepoint_args *ctx)
 	if (c.ret <= 12)
 		return 0;
 	long fd = ARG0(c.regs);
-	if (c.nr == NR_write) {
-		// Resolvers that connect() then write() (Go, busybox): only sockets qualify,
-		// checked by inode mode before any socket reads.
-		struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-		struct file *f = fd_file(task, fd);
-		if (!f)
-			return 0;
-		umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
-		if ((mode & 0170000) != 0140000 /* S_IFSOCK */)
-			return 0;
-	}
+	// Resolvers that connect() then write() (Go, busybox): only sockets qualify.
+	if (c.nr == NR_write && !fd_is_socket(fd))
+		return 0;
 	u16 proto = 0, type = 0;
 	struct sock *sk = fd_sock(fd, &proto, &type);
 	if (!sk || proto != 17 /* UDP */)
