@@ -50,12 +50,13 @@ pub struct ContainerCache {
 
 impl ContainerCache {
     /// The workload for a container id: known metadata, or an id-only record.
-    pub fn workload(&self, id: &str, runtime: &str, cgroup_id: u64) -> Arc<Workload> {
-        if let Ok(map) = self.inner.read() {
-            if let Some(w) = map.get(id) {
-                return w.clone();
-            }
-        }
+    /// The cached container, when its metadata has arrived.
+    pub fn get(&self, id: &str) -> Option<Arc<Workload>> {
+        self.inner.read().ok()?.get(id).cloned()
+    }
+
+    /// A container known only by what the kernel said (id, runtime, cgroup).
+    pub fn placeholder(id: &str, runtime: &str, cgroup_id: u64) -> Arc<Workload> {
         Arc::new(Workload::Container(Container {
             id: id.to_string(),
             cgroup_id,
@@ -63,6 +64,11 @@ impl ContainerCache {
             metadata_complete: false,
             ..Default::default()
         }))
+    }
+
+    pub fn workload(&self, id: &str, runtime: &str, cgroup_id: u64) -> Arc<Workload> {
+        self.get(id)
+            .unwrap_or_else(|| Self::placeholder(id, runtime, cgroup_id))
     }
 
     pub fn contains(&self, id: &str) -> bool {

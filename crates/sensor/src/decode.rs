@@ -31,6 +31,8 @@ pub struct Decoder {
     /// Per thread id: the process entry it was derived from, and the thread's copy.
     threads: std::collections::HashMap<u32, (Arc<Process>, Arc<Process>)>,
     host_cgroups: std::collections::HashMap<u64, Arc<Workload>>,
+    /// Containers seen in the kernel whose metadata has not arrived.
+    placeholders: std::collections::HashMap<String, Arc<Workload>>,
 }
 
 /// A process known only from one record's header (it started before the sensor and
@@ -274,6 +276,7 @@ impl Decoder {
             host_workload: Arc::new(Workload::Host { cgroup_id: 0 }),
             threads: std::collections::HashMap::new(),
             host_cgroups: std::collections::HashMap::new(),
+            placeholders: std::collections::HashMap::new(),
         }
     }
 
@@ -317,29 +320,45 @@ impl Decoder {
                 .or_insert_with(|| Arc::new(Workload::Host { cgroup_id }))
                 .clone();
         };
-        if !self.containers.contains(id) {
-            if let Some(fetch) = self.fetch.as_mut() {
-                // Ask once per container per 5 s, so a gone container cannot stall us.
-                let now = rec.hdr.ts;
-                let retry = self
-                    .failed_fetch
-                    .get(id)
-                    .is_none_or(|t| now.saturating_sub(*t) > 5_000_000_000);
-                if retry && !fetch(id) {
-                    if self.failed_fetch.len() > 4096 {
-                        self.failed_fetch.clear();
-                    }
-                    self.failed_fetch.insert(id.to_string(), now);
+        if let Some(w) = self.containers.get(id) {
+            return self.with_cgroup_id(w, rec.hdr.cgroup_id);
+        }
+        if let Some(fetch) = self.fetch.as_mut() {
+            // Ask once per container per 5 s, so a gone container cannot stall us.
+            let now = rec.hdr.ts;
+            let retry = self
+                .failed_fetch
+                .get(id)
+                .is_none_or(|t| now.saturating_sub(*t) > 5_000_000_000);
+            if retry && !fetch(id) {
+                if self.failed_fetch.len() > 4096 {
+                    self.failed_fetch.clear();
                 }
+                self.failed_fetch.insert(id.to_string(), now);
             }
         }
-        let w = self.containers.workload(id, runtime, rec.hdr.cgroup_id);
+        if let Some(w) = self.containers.get(id) {
+            return self.with_cgroup_id(w, rec.hdr.cgroup_id);
+        }
+        // No metadata (yet): one shared placeholder per container, not one per event.
+        if let Some(w) = self.placeholders.get(id) {
+            return w.clone();
+        }
+        if self.placeholders.len() >= 4096 {
+            self.placeholders.clear();
+        }
+        let w = ContainerCache::placeholder(id, runtime, rec.hdr.cgroup_id);
+        self.placeholders.insert(id.to_string(), w.clone());
+        w
+    }
+
+    fn with_cgroup_id(&self, w: Arc<Workload>, cgroup_id: u64) -> Arc<Workload> {
         match &*w {
-            Workload::Container(c) if c.cgroup_id != rec.hdr.cgroup_id => {
+            Workload::Container(c) if c.cgroup_id != cgroup_id => {
                 // Docker's metadata does not carry the cgroup id: fill it in once in the
                 // cache rather than copying it for every event.
                 let mut c = c.clone();
-                c.cgroup_id = rec.hdr.cgroup_id;
+                c.cgroup_id = cgroup_id;
                 self.containers.set_cgroup_id(&c.id, c.cgroup_id);
                 Arc::new(Workload::Container(c))
             }
