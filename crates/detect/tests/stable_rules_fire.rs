@@ -257,8 +257,18 @@ fn cases() -> Vec<(&'static str, Value, Value)> {
         ),
         (
             "Drop and execute new binary in container",
-            exec("xmrig", "/tmp/xmrig", &["/tmp/xmrig"], json!({"process": {"exe_upper_layer": true}, "container": container(false)})),
-            exec("nginx", "/usr/sbin/nginx", &["nginx"], json!({"container": container(false)})),
+            exec(
+                "xmrig",
+                "/tmp/xmrig",
+                &["/tmp/xmrig"],
+                json!({"process": {"exe_upper_layer": true}, "container": container(false)}),
+            ),
+            exec(
+                "nginx",
+                "/usr/sbin/nginx",
+                &["nginx"],
+                json!({"container": container(false)}),
+            ),
         ),
     ]
 }
