@@ -13,8 +13,8 @@ use serde_json::value::RawValue;
 
 use crate::{Event, Payload, Process, Workload};
 
-/// Shared parts kept before the caches are cleared (bounds memory under churn).
-const CACHE_CAP: usize = 4096;
+/// Shared parts kept before unused ones are dropped (bounds memory under churn).
+const CACHE_CAP: usize = 1024;
 
 /// The shape of [`Event`]'s JSON, with the shared parts pre-encoded. Must list the
 /// same fields, in the same order, with the same attributes as [`Event`].
@@ -49,7 +49,12 @@ impl<T: Serialize> SharedJson<T> {
         let key = Arc::as_ptr(v) as usize;
         if !self.entries.contains_key(&key) {
             if self.entries.len() >= CACHE_CAP {
-                self.entries.clear();
+                // Drop what only the cache still holds (exited processes, gone
+                // containers); clear all if everything is still in use.
+                self.entries.retain(|_, (v, _)| Arc::strong_count(v) > 1);
+                if self.entries.len() >= CACHE_CAP {
+                    self.entries.clear();
+                }
             }
             let raw = serde_json::value::to_raw_value(&**v)?;
             self.entries.insert(key, (v.clone(), raw));

@@ -401,8 +401,13 @@ impl Decoder {
         q.tid = h.tid;
         let q = Arc::new(q);
         if !creds_changed {
-            if self.threads.len() >= 8192 {
-                self.threads.clear();
+            if self.threads.len() >= 1024 {
+                // Keep threads of processes the tree still holds.
+                self.threads
+                    .retain(|_, (base, _)| Arc::strong_count(base) > 1);
+                if self.threads.len() >= 1024 {
+                    self.threads.clear();
+                }
             }
             self.threads.insert(h.tid, (p, q.clone()));
         }
