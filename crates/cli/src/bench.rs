@@ -522,14 +522,14 @@ fn latency(a: &BenchArgs) -> anyhow::Result<()> {
         let is_marker =
             matches!(&ev.payload, rampart_event::Payload::FileOpen { path, .. } if *path == target);
         if is_marker {
-            received_us.push(wall_ns().saturating_sub(ev.ts_ns) / 1000);
+            received_us.push(crate::up::wall_ns().saturating_sub(ev.ts_ns) / 1000);
         }
         for alert in engine.evaluate(&ev) {
             serde_json::to_writer(&mut out, &alert)?;
             out.write_all(b"\n")?;
             out.flush()?;
             if alert.rule == "bench latency marker" {
-                written_us.push(wall_ns().saturating_sub(alert.ts_ns) / 1000);
+                written_us.push(crate::up::wall_ns().saturating_sub(alert.ts_ns) / 1000);
             }
         }
     }
@@ -539,13 +539,6 @@ fn latency(a: &BenchArgs) -> anyhow::Result<()> {
     percentiles("kernel -> alert written", written_us);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
-}
-
-fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 pub fn run(a: BenchArgs) -> anyhow::Result<i32> {

@@ -231,7 +231,8 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn wall_ns() -> u64 {
+/// Now, in nanoseconds since the Unix epoch (the clock events and alerts carry).
+pub fn wall_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
