@@ -2,7 +2,7 @@
 // Rampart node sensor: kernel side. Kept small and close to the hooks; meaning is
 // given in user space (crates/sensor). Wire format: see rampart.h.
 //
-// Hooks: tp_btf sched_process_{exec,fork,exit} for the process lifecycle, one raw_tp
+// Hooks: tp_btf sched_process_{exec,fork,exit} for the process lifecycle, one tp_btf
 // on sys_exit that tail-calls a handler per syscall family (arguments are read from the
 // saved pt_regs, so one program invocation per syscall, and the result is known).
 #include "vmlinux.h"
@@ -196,12 +196,12 @@ static long walk_step(u64 index, void *data)
 // Components beyond MAX_COMPONENTS are cut (the prefix is lost).
 static __always_inline u32 push_path(struct scratch *s, u32 off, struct path *path)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct walk_ctx w = {};
-	w.root_dentry = BPF_CORE_READ(task, fs, root.dentry);
-	w.root_mnt = BPF_CORE_READ(task, fs, root.mnt);
-	w.dentry = BPF_CORE_READ(path, dentry);
-	w.vfsmnt = BPF_CORE_READ(path, mnt);
+	w.root_dentry = task->fs->root.dentry;
+	w.root_mnt = task->fs->root.mnt;
+	w.dentry = path->dentry; // `path` is a copy on the stack
+	w.vfsmnt = path->mnt;
 	w.mnt = (void *)w.vfsmnt - offsetof(struct mount_head, mnt);
 	w.mnt_parent = read_ptr(w.mnt, offsetof(struct mount_head, mnt_parent));
 	w.pos = PATH_BUF;
@@ -262,53 +262,46 @@ static __always_inline u32 push_fd_path(struct scratch *s, u32 off, long fd)
 	return push_path(s, off, &p);
 }
 
-static __always_inline u32 tty_nr(struct task_struct *task)
-{
-	struct tty_struct *tty = BPF_CORE_READ(task, signal, tty);
-	if (!tty)
-		return 0;
-	int major = BPF_CORE_READ(tty, driver, major);
-	int minor = BPF_CORE_READ(tty, driver, minor_start) + BPF_CORE_READ(tty, index);
-	// Same encoding as /proc/<pid>/stat tty_nr.
-	return ((u32)major << 8) | ((u32)minor & 0xff) | (((u32)minor & ~0xffu) << 12);
-}
-
 // Fills the common header and the two cgroup leaf names. Returns the offset after them.
-// `task` is always the current task (exec, fork's parent, exit and every syscall run
-// in its context), so the cheap current-task helpers stand in for several reads.
-static __always_inline u32 fill_hdr(struct scratch *s, struct task_struct *task, u16 kind)
+// Every caller runs in the context of the task the event is about (exec, fork's
+// parent, exit and every syscall), so the header is read from the current task through
+// its BTF-typed pointer: plain loads the JIT guards against faults, instead of a
+// bpf_probe_read_kernel call per field (those calls were most of the per-event cost).
+static __always_inline u32 fill_hdr(struct scratch *s, u16 kind)
 {
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	struct task_struct *task = bpf_get_current_task_btf();
 	u64 pid_tgid = bpf_get_current_pid_tgid();
 	h->kind = kind;
 	h->size = 0;
 	h->tgid = pid_tgid >> 32;
 	h->tid = (u32)pid_tgid;
-	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
-	h->ppid = BPF_CORE_READ(parent, tgid);
+	struct task_struct *parent = task->real_parent;
+	h->ppid = parent->tgid;
 	h->ts = bpf_ktime_get_boot_ns();
-	h->start = BPF_CORE_READ(task, group_leader, start_boottime);
-	h->pstart = BPF_CORE_READ(parent, group_leader, start_boottime);
+	h->start = task->group_leader->start_boottime;
+	h->pstart = parent->group_leader->start_boottime;
 	h->cgid = bpf_get_current_cgroup_id();
-	// uid, gid, suid, sgid, euid, egid are adjacent in struct cred: one read.
-	struct {
-		u32 uid, gid, suid, sgid, euid, egid;
-	} ids = {};
-	const struct cred *cred = BPF_CORE_READ(task, cred);
-	bpf_probe_read_kernel(&ids, sizeof(ids), (void *)cred + bpf_core_field_offset(struct cred, uid));
-	h->uid = ids.uid;
-	h->gid = ids.gid;
-	h->euid = ids.euid;
-	h->egid = ids.egid;
-	h->auid = BPF_CORE_READ(task, loginuid.val);
-	h->tty = tty_nr(task);
+	const struct cred *cred = task->cred;
+	h->uid = cred->uid.val;
+	h->gid = cred->gid.val;
+	h->euid = cred->euid.val;
+	h->egid = cred->egid.val;
+	h->auid = task->loginuid.val;
+	h->tty = 0;
+	struct tty_struct *tty = task->signal->tty;
+	if (tty) {
+		int major = tty->driver->major;
+		int minor = tty->driver->minor_start + tty->index;
+		// Same encoding as /proc/<pid>/stat tty_nr.
+		h->tty = ((u32)major << 8) | ((u32)minor & 0xff) | (((u32)minor & ~0xffu) << 12);
+	}
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 	__builtin_memset(h->args, 0, sizeof(h->args));
 
 	u32 off = sizeof(struct ev_hdr);
-	struct css_set *cset = BPF_CORE_READ(task, cgroups);
-	const char *cg2 = BPF_CORE_READ(cset, dfl_cgrp, kn, name);
-	off = push_str(s->ev, off, cg2, false);
+	struct css_set *cset = task->cgroups;
+	off = push_str(s->ev, off, cset->dfl_cgrp->kn->name, false);
 	int cpuset_id = bpf_core_enum_value(enum cgroup_subsys_id, cpuset_cgrp_id);
 	const char *cg1 = NULL;
 	if (cpuset_id >= 0 && cpuset_id < 12) {
@@ -327,7 +320,7 @@ static __always_inline struct scratch *begin_current(u16 kind, u32 *off)
 	struct scratch *s = get_scratch();
 	if (!s)
 		return NULL;
-	*off = fill_hdr(s, (struct task_struct *)bpf_get_current_task(), kind);
+	*off = fill_hdr(s, kind);
 	return s;
 }
 
@@ -375,7 +368,7 @@ static __always_inline bool kind_enabled(u16 kind)
 // in vmlinux BTF when overlay is a module, hence the read past the inode's size.
 static __always_inline bool exe_in_upper_layer(struct inode *inode)
 {
-	if (!inode || BPF_CORE_READ(inode, i_sb, s_magic) != OVERLAYFS_SUPER_MAGIC)
+	if (!inode || inode->i_sb->s_magic != OVERLAYFS_SUPER_MAGIC)
 		return false;
 	u32 inode_size = bpf_core_type_size(struct inode);
 	struct dentry *upper = read_ptr(inode, inode_size);
@@ -387,56 +380,57 @@ static __always_inline bool exe_in_upper_layer(struct inode *inode)
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
 {
-	u32 tgid = BPF_CORE_READ(p, tgid);
+	// Arguments of tp_btf programs are typed kernel pointers: fields are plain loads.
+	u32 tgid = p->tgid;
 	if (ignored(tgid) || !kind_enabled(K_EXEC))
 		return 0;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
-	u32 off = fill_hdr(s, p, K_EXEC);
+	u32 off = fill_hdr(s, K_EXEC);
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 
-	struct file *file = BPF_CORE_READ(bprm, file);
+	struct file *file = bprm->file;
 	struct file *exe_file = file;
 	if (bpf_core_field_exists(bprm->executable)) {
-		struct file *x = BPF_CORE_READ(bprm, executable);
+		struct file *x = bprm->executable;
 		if (x)
 			exe_file = x;
 	}
 	u64 flags = 0;
-	struct dentry *d = BPF_CORE_READ(exe_file, f_path.dentry);
-	if (BPF_CORE_READ(d, d_inode, __i_nlink) == 0)
+	struct dentry *d = exe_file->f_path.dentry;
+	if (d->d_inode->__i_nlink == 0)
 		flags |= EXEC_F_DELETED;
 	char prefix[6] = {};
-	bpf_probe_read_kernel(prefix, sizeof(prefix), BPF_CORE_READ(d, d_name.name));
+	bpf_probe_read_kernel(prefix, sizeof(prefix), d->d_name.name);
 	if (prefix[0] == 'm' && prefix[1] == 'e' && prefix[2] == 'm' && prefix[3] == 'f' &&
 	    prefix[4] == 'd' && prefix[5] == ':')
 		flags |= EXEC_F_MEMFD;
-	if (exe_in_upper_layer(BPF_CORE_READ(exe_file, f_inode)))
+	if (exe_in_upper_layer(exe_file->f_inode))
 		flags |= EXEC_F_UPPER_LAYER;
 
-	struct mm_struct *mm = BPF_CORE_READ(p, mm);
-	unsigned long arg_start = BPF_CORE_READ(mm, arg_start);
-	unsigned long arg_end = BPF_CORE_READ(mm, arg_end);
+	struct mm_struct *mm = p->mm;
+	unsigned long arg_start = mm->arg_start;
+	unsigned long arg_end = mm->arg_end;
 	unsigned long arg_len = arg_end - arg_start;
 	if (arg_len > MAX_STR - 1) {
 		arg_len = MAX_STR - 1;
 		flags |= EXEC_F_ARGS_TRUNC;
 	}
 	h->args[0] = flags;
-	h->args[1] = BPF_CORE_READ(bprm, argc);
+	h->args[1] = bprm->argc;
 
-	const char *filename = BPF_CORE_READ(bprm, filename);
-	const char *interp = BPF_CORE_READ(bprm, interp);
+	const char *filename = bprm->filename;
+	const char *interp = bprm->interp;
 	off = push_str(s->ev, off, filename, false);
 	if (interp != filename)
 		off = push_str(s->ev, off, interp, false);
 	else
 		off = push_empty(s->ev, off);
-	struct path exe_path = BPF_CORE_READ(exe_file, f_path);
+	struct path exe_path = exe_file->f_path;
 	off = push_path(s, off, &exe_path);
 	off = push_bytes(s->ev, off, (const void *)arg_start, (u32)arg_len, true);
-	struct path pwd = BPF_CORE_READ(p, fs, pwd);
+	struct path pwd = p->fs->pwd;
 	off = push_path(s, off, &pwd);
 	return submit(s, off);
 }
@@ -444,20 +438,19 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 SEC("tp_btf/sched_process_fork")
 int BPF_PROG(on_fork, struct task_struct *parent, struct task_struct *child)
 {
-	u32 ctgid = BPF_CORE_READ(child, tgid);
-	u32 cpid = BPF_CORE_READ(child, pid);
-	if (ctgid != cpid) // a new thread, not a process
+	u32 ctgid = child->tgid;
+	if (ctgid != child->pid) // a new thread, not a process
 		return 0;
-	u32 ptgid = BPF_CORE_READ(parent, tgid);
+	u32 ptgid = parent->tgid;
 	if (ignored(ptgid) || !kind_enabled(K_FORK))
 		return 0;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
-	u32 off = fill_hdr(s, parent, K_FORK);
+	u32 off = fill_hdr(s, K_FORK);
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	h->args[0] = ctgid;
-	h->args[1] = BPF_CORE_READ(child, start_boottime);
+	h->args[1] = child->start_boottime;
 	return submit(s, off);
 }
 
@@ -465,27 +458,27 @@ SEC("tp_btf/sched_process_exit")
 int BPF_PROG(on_exit, struct task_struct *p)
 {
 	// Only when the whole thread group is gone.
-	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+	if (p->signal->live.counter != 0)
 		return 0;
-	u32 tgid = BPF_CORE_READ(p, tgid);
+	u32 tgid = p->tgid;
 	if (ignored(tgid) || !kind_enabled(K_EXIT))
 		return 0;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return 0;
-	u32 off = fill_hdr(s, p, K_EXIT);
+	u32 off = fill_hdr(s, K_EXIT);
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
-	long code = BPF_CORE_READ(p, exit_code);
-	unsigned int sflags = BPF_CORE_READ(p, signal, flags);
+	long code = p->exit_code;
+	unsigned int sflags = p->signal->flags;
 	if (sflags & 0x4 /* SIGNAL_GROUP_EXIT */)
-		code = BPF_CORE_READ(p, signal, group_exit_code);
+		code = p->signal->group_exit_code;
 	h->args[0] = code;
 	return submit(s, off);
 }
 
 /* ---------------- syscalls ---------------- */
 
-// x86_64 struct pt_regs up to orig_ax: user ABI (asm/ptrace.h), read without CO-RE.
+// The syscall arguments the handlers use, copied out of struct pt_regs.
 struct saved_regs {
 	unsigned long r15, r14, r13, r12, bp, bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax;
 };
@@ -503,24 +496,29 @@ struct syscall_ctx {
 	long nr;
 };
 
-static __always_inline void read_ctx(struct bpf_raw_tracepoint_args *ctx, struct syscall_ctx *c)
+// The handlers are BTF-typed (tp_btf on sys_exit): ctx[0] is the syscall's struct
+// pt_regs and ctx[1] its result, and registers are plain loads instead of a probe read.
+static __always_inline void read_ctx(u64 *ctx, struct syscall_ctx *c)
 {
-	// Plain loads: args[] is a flexible array that CO-RE cannot relocate.
-	u64 *args = (u64 *)ctx;
-	bpf_probe_read_kernel(&c->r, sizeof(c->r), (void *)args[0]);
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	c->r.di = regs->di;
+	c->r.si = regs->si;
+	c->r.dx = regs->dx;
+	c->r.r10 = regs->r10;
+	c->r.r8 = regs->r8;
+	c->nr = regs->orig_ax;
 	c->regs = &c->r;
-	c->ret = (long)args[1];
-	c->nr = c->r.orig_ax;
+	c->ret = (long)ctx[1];
 }
 
-SEC("raw_tp/sys_exit")
-int on_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+// Loaded against the kernel's sys_exit tracepoint; the handlers below are loaded
+// against the same tracepoint (so the kernel accepts them as tail-call targets) but
+// only this one is attached.
+SEC("tp_btf/sys_exit")
+int on_sys_exit(u64 *ctx)
 {
 	// Runs for every syscall on the host: read only the syscall number here.
-	u64 *args = (u64 *)ctx;
-	long nr = -1;
-	bpf_probe_read_kernel(&nr, sizeof(nr),
-			      (void *)args[0] + offsetof(struct saved_regs, orig_ax));
+	long nr = ((struct pt_regs *)ctx[0])->orig_ax;
 	u32 h;
 	switch (nr) {
 	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
@@ -569,8 +567,8 @@ static __always_inline bool is_lib_path(const char *p)
 	return false;
 }
 
-SEC("raw_tp/h_open")
-int h_open(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/h_open")
+int h_open(u64 *ctx)
 {
 	if (!kind_enabled(K_OPEN))
 		return 0;
@@ -625,8 +623,8 @@ int h_open(struct bpf_raw_tracepoint_args *ctx)
 	return submit(s, off);
 }
 
-SEC("raw_tp/h_path1")
-int h_path1(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/h_path1")
+int h_path1(u64 *ctx)
 {
 	struct syscall_ctx c;
 	read_ctx(ctx, &c);
@@ -690,8 +688,8 @@ int h_path1(struct bpf_raw_tracepoint_args *ctx)
 	return submit(s, off);
 }
 
-SEC("raw_tp/h_fdop")
-int h_fdop(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/h_fdop")
+int h_fdop(u64 *ctx)
 {
 	struct syscall_ctx c;
 	read_ctx(ctx, &c);
@@ -711,8 +709,8 @@ int h_fdop(struct bpf_raw_tracepoint_args *ctx)
 	return submit(s, off);
 }
 
-SEC("raw_tp/h_path2")
-int h_path2(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/h_path2")
+int h_path2(u64 *ctx)
 {
 	struct syscall_ctx c;
 	read_ctx(ctx, &c);
@@ -889,8 +887,8 @@ static __always_inline int on_dup(struct syscall_ctx *c)
 	return submit(s, off);
 }
 
-SEC("raw_tp/h_sock")
-int h_sock(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/h_sock")
+int h_sock(u64 *ctx)
 {
 	struct syscall_ctx c;
 	read_ctx(ctx, &c);
@@ -939,8 +937,8 @@ int h_sock(struct bpf_raw_tracepoint_args *ctx)
 	return submit(s, off);
 }
 
-SEC("raw_tp/h_dns")
-int h_dns(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/h_dns")
+int h_dns(u64 *ctx)
 {
 	if (!kind_enabled(K_DNS))
 		return 0;
@@ -1003,8 +1001,8 @@ int h_dns(struct bpf_raw_tracepoint_args *ctx)
 	return submit(s, off);
 }
 
-SEC("raw_tp/h_misc")
-int h_misc(struct bpf_raw_tracepoint_args *ctx)
+SEC("tp_btf/h_misc")
+int h_misc(u64 *ctx)
 {
 	struct syscall_ctx c;
 	read_ctx(ctx, &c);

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
-use aya::programs::{BtfTracePoint, RawTracePoint};
+use aya::programs::BtfTracePoint;
 use aya::{Btf, Ebpf, EbpfLoader};
 
 pub mod wire;
@@ -248,6 +248,9 @@ pub struct LoadOptions {
     pub ignored_tgids: Vec<u32>,
     /// Ring buffer size in bytes (power of two, multiple of the page size).
     pub ring_bytes: u32,
+    /// Load this object instead of the embedded one (`rampart bench --bpf-object`:
+    /// compare a locally built object against the shipped one without relinking).
+    pub object: Option<Vec<u8>>,
 }
 
 impl Default for LoadOptions {
@@ -258,6 +261,7 @@ impl Default for LoadOptions {
             lifecycle_reserve_pct: 25,
             ignored_tgids: vec![std::process::id()],
             ring_bytes: 16 * 1024 * 1024,
+            object: None,
         }
     }
 }
@@ -318,7 +322,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         .override_global("filter_ro_libs", &filter, true)
         .override_global("lifecycle_reserve_pct", &opts.lifecycle_reserve_pct, true)
         .map_max_entries("events", opts.ring_bytes)
-        .load(OBJECT)?;
+        .load(opts.object.as_deref().unwrap_or(OBJECT))?;
 
     {
         let map = ebpf.map_mut("ignored_tgids").ok_or_else(|| BpfError::Map {
@@ -347,11 +351,13 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
             continue;
         }
         let res = (|| -> Result<_, aya::programs::ProgramError> {
-            let prog: &mut RawTracePoint = ebpf
+            let prog: &mut BtfTracePoint = ebpf
                 .program_mut(name)
                 .ok_or(aya::programs::ProgramError::NotLoaded)?
                 .try_into()?;
-            prog.load()?;
+            // Typed against sys_exit like the dispatcher: the kernel only lets a
+            // tracing program tail-call programs of the same hook.
+            prog.load("sys_exit", &btf)?;
             Ok(prog.fd()?.try_clone()?)
         })();
         match res {
@@ -398,7 +404,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
                 source: e,
             })?;
     }
-    let dispatcher: &mut RawTracePoint = ebpf
+    let dispatcher: &mut BtfTracePoint = ebpf
         .program_mut("on_sys_exit")
         .ok_or_else(|| BpfError::Program {
             name: "on_sys_exit".into(),
@@ -410,11 +416,11 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
             source: e,
         })?;
     if let Err(e) = dispatcher
-        .load()
-        .and_then(|_| dispatcher.attach("sys_exit").map(|_| ()))
+        .load("sys_exit", &btf)
+        .and_then(|_| dispatcher.attach().map(|_| ()))
     {
         warnings.push(format!(
-            "syscall events unavailable (raw_tp sys_exit): {e}; only the process lifecycle is collected"
+            "syscall events unavailable (tp_btf sys_exit): {e}; only the process lifecycle is collected"
         ));
     }
 

@@ -47,6 +47,16 @@ pub struct BenchArgs {
     /// Marker events (one per millisecond) of the latency run.
     #[arg(long, default_value_t = 2000)]
     alerts: u64,
+    /// Overhead storms to run, comma-separated: exec, open, connect, syscall.
+    #[arg(long, default_value = "exec,open,connect,syscall")]
+    storms: String,
+    /// Alternating rounds per overhead storm (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Also measure the overhead with this BPF object (e.g. a local `make -C bpf`
+    /// build), in the same rounds as the embedded one. Repeatable.
+    #[arg(long)]
+    bpf_object: Vec<std::path::PathBuf>,
     /// Image for the memory run (must exist locally).
     #[arg(long, default_value = "rampart-test/busybox:latest")]
     image: String,
@@ -145,15 +155,13 @@ pub fn storm(kind: &str, n: u64) -> anyhow::Result<()> {
         "exec" => exec_storm(n),
         "open" => open_storm(n, &file),
         "connect" => connect_storm(n),
+        "syscall" => syscall_storm(n),
         "paced-open" => paced_open_storm(n, &file),
         other => anyhow::bail!("unknown storm {other}"),
     };
     println!("{}", d.as_nanos());
     Ok(())
 }
-
-/// A workload run `n` times, returning its wall time.
-type Storm = Box<dyn Fn(u64) -> Sample>;
 
 fn exec_storm(n: u64) -> Duration {
     let t = Instant::now();
@@ -170,6 +178,16 @@ fn open_storm(n: u64, path: &std::path::Path) -> Duration {
             let mut b = [0u8; 1];
             let _ = f.read(&mut b);
         }
+    }
+    t.elapsed()
+}
+
+/// Syscalls the sensor does not watch: measures the cost of the hook itself.
+fn syscall_storm(n: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        // SAFETY: getppid has no arguments and no side effects.
+        unsafe { libc::syscall(libc::SYS_getppid) };
     }
     t.elapsed()
 }
@@ -213,7 +231,7 @@ fn connect_storm(n: u64) -> Duration {
     d
 }
 
-fn sensor(kinds: Option<&str>) -> anyhow::Result<RunningSensor> {
+fn sensor(kinds: Option<&str>, object: Option<&[u8]>) -> anyhow::Result<RunningSensor> {
     let kinds = match kinds {
         Some(k) => crate::sensor_cmd::parse_kinds(&[k.to_string()])?,
         None => None,
@@ -222,62 +240,142 @@ fn sensor(kinds: Option<&str>) -> anyhow::Result<RunningSensor> {
         kinds,
         docker: false,
         queue_capacity: 1 << 20,
+        bpf_object: object.map(<[u8]>::to_vec),
         ..Default::default()
     })?)
 }
 
-fn report_row(name: &str, base: Sample, with: Sample, base2: Sample, n: u64) {
-    let pct = |w: Duration, a: Duration, b: Duration| {
-        let b = (a.as_secs_f64() + b.as_secs_f64()) / 2.0;
-        (w.as_secs_f64() / b - 1.0) * 100.0
-    };
-    let per_op = |d: Duration| d.as_secs_f64() * 1e6 / n as f64;
-    println!(
-        "{name:<8} n={n:<7} wall/op without={:>7.2}us with={:>7.2}us again={:>7.2}us ({:>+6.1}%)  cpu/op without={:>7.2}us with={:>7.2}us again={:>7.2}us ({:>+6.1}%)",
-        per_op(base.wall),
-        per_op(with.wall),
-        per_op(base2.wall),
-        pct(with.wall, base.wall, base2.wall),
-        per_op(base.cpu),
-        per_op(with.cpu),
-        per_op(base2.cpu),
-        pct(with.cpu, base.cpu, base2.cpu),
-    );
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// One arm of the overhead comparison: no sensor, or a sensor with some BPF object.
+struct Arm {
+    name: String,
+    object: Option<Option<Vec<u8>>>,
+    cpu_per_op: Vec<f64>,
+    wall_per_op: Vec<f64>,
+    sensor_us_per_event: Vec<f64>,
+    drops: u64,
+}
+
+impl Arm {
+    fn new(name: &str, object: Option<Option<Vec<u8>>>) -> Self {
+        Self {
+            name: name.to_string(),
+            object,
+            cpu_per_op: Vec::new(),
+            wall_per_op: Vec::new(),
+            sensor_us_per_event: Vec::new(),
+            drops: 0,
+        }
+    }
+
+    /// Runs the storm once under this arm and records the figures.
+    fn run(&mut self, storm: &dyn Fn(u64) -> Sample, n: u64) -> anyhow::Result<()> {
+        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+        let Some(object) = &self.object else {
+            let s = storm(n);
+            self.cpu_per_op.push(per_op(s.cpu));
+            self.wall_per_op.push(per_op(s.wall));
+            return Ok(());
+        };
+        let mut sensor = sensor(None, object.as_deref())?;
+        let consumer = Consumer::start(&mut sensor);
+        let cpu_before = cpu_time(libc::RUSAGE_SELF);
+        let s = storm(n);
+        std::thread::sleep(Duration::from_millis(300));
+        let events = consumer.finish();
+        let sensor_cpu = cpu_time(libc::RUSAGE_SELF).saturating_sub(cpu_before);
+        let snap = sensor.stats.snapshot();
+        drop(sensor);
+        self.cpu_per_op.push(per_op(s.cpu));
+        self.wall_per_op.push(per_op(s.wall));
+        if events > 0 {
+            self.sensor_us_per_event
+                .push(sensor_cpu.as_secs_f64() * 1e6 / events as f64);
+        }
+        self.drops += snap.kernel_ring_full + snap.kernel_shed + snap.queue_drops;
+        Ok(())
+    }
 }
 
 fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
-    println!("== overhead (same run; baseline = runs before and after; cpu = the storm's own user+sys time) ==");
+    println!(
+        "== overhead: {} alternating rounds per storm, medians; cpu = the storm's own user+sys time ==",
+        a.rounds
+    );
     let file = std::env::temp_dir().join("rampart-bench-open");
     std::fs::write(&file, b"x")?;
+    let mut arms = vec![Arm::new("without", None), Arm::new("with", Some(None))];
+    for p in &a.bpf_object {
+        let bytes = std::fs::read(p)
+            .map_err(|e| anyhow::anyhow!("reading BPF object {}: {e}", p.display()))?;
+        arms.push(Arm::new(
+            &format!("with {}", p.display()),
+            Some(Some(bytes)),
+        ));
+    }
     // Storms run in child processes: the sensor ignores its own process (and so this
     // one), so an in-process storm would measure only the early-exit path.
-    let storms: [(&str, u64, Storm); 3] = [
-        ("exec", a.execs, Box::new(|n| in_child("exec", n))),
-        ("open", a.ops, Box::new(|n| in_child("open", n))),
-        ("connect", a.ops / 10, Box::new(|n| in_child("connect", n))),
-    ];
-    for (name, n, storm) in storms.iter() {
+    for name in a.storms.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let n = match name {
+            "exec" => a.execs,
+            "open" => a.ops,
+            "connect" => a.ops / 10,
+            // Unwatched syscalls: the tax every syscall pays for the sys_exit hook.
+            "syscall" => a.ops * 5,
+            other => anyhow::bail!("unknown storm {other} (exec, open, connect, syscall)"),
+        };
+        let storm = |n| in_child(name, n);
         storm(n / 10); // warm caches
-        let base = storm(*n);
-        let mut s = sensor(None)?;
-        let consumer = Consumer::start(&mut s);
-        let sensor_cpu_before = cpu_time(libc::RUSAGE_SELF);
-        let with = storm(*n);
-        std::thread::sleep(Duration::from_millis(300));
-        let events = consumer.finish();
-        let sensor_cpu = cpu_time(libc::RUSAGE_SELF).saturating_sub(sensor_cpu_before);
-        let snap = s.stats.snapshot();
-        drop(s);
-        let base2 = storm(*n);
-        report_row(name, base, with, base2, *n);
-        println!(
-            "         sensor user space: {:.3}s CPU for {events} events ({:.2}us/event, {:.1}% of the storm's CPU); kernel_drops={} queue_drops={}",
-            sensor_cpu.as_secs_f64(),
-            sensor_cpu.as_secs_f64() * 1e6 / events.max(1) as f64,
-            sensor_cpu.as_secs_f64() / with.cpu.as_secs_f64().max(1e-9) * 100.0,
-            snap.kernel_ring_full + snap.kernel_shed,
-            snap.queue_drops
-        );
+        for arm in arms.iter_mut() {
+            *arm = Arm::new(&arm.name, arm.object.take());
+        }
+        // Rotate the order each round so drift on a shared machine hits every arm.
+        for round in 0..a.rounds {
+            for i in 0..arms.len() {
+                let idx = (i + round as usize) % arms.len();
+                arms[idx].run(&storm, n)?;
+            }
+        }
+        let base_cpu = median(arms[0].cpu_per_op.clone());
+        let base_wall = median(arms[0].wall_per_op.clone());
+        println!("{name:<8} n={n}");
+        for arm in &arms {
+            let cpu = median(arm.cpu_per_op.clone());
+            let wall = median(arm.wall_per_op.clone());
+            let pct = |x: f64, b: f64| (x / b.max(1e-12) - 1.0) * 100.0;
+            let spread = |v: &[f64]| {
+                let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = v.iter().copied().fold(0.0, f64::max);
+                format!("{lo:.2}..{hi:.2}")
+            };
+            print!(
+                "  {:<24} cpu/op {cpu:>8.3}us ({:>+6.1}%) [{}]  wall/op {wall:>8.3}us ({:>+6.1}%)",
+                arm.name,
+                pct(cpu, base_cpu),
+                spread(&arm.cpu_per_op),
+                pct(wall, base_wall),
+            );
+            if arm.object.is_some() {
+                print!(
+                    "  sensor user space {:.2}us/event, drops={}",
+                    median(arm.sensor_us_per_event.clone()),
+                    arm.drops
+                );
+            }
+            println!();
+        }
     }
     Ok(())
 }
@@ -286,7 +384,7 @@ fn throughput(a: &BenchArgs) -> anyhow::Result<()> {
     println!("== throughput: kernel -> decode -> enrich -> JSON, one consumer thread ==");
     let file = std::env::temp_dir().join("rampart-bench-open");
     std::fs::write(&file, b"x")?;
-    let mut s = sensor(Some("file_open"))?;
+    let mut s = sensor(Some("file_open"), None)?;
     let consumer = Consumer::start(&mut s);
     // Generators run as separate processes so the sensor does not ignore them.
     let exe = std::env::current_exe()?;
@@ -506,7 +604,7 @@ fn latency(a: &BenchArgs) -> anyhow::Result<()> {
         errors.len()
     );
     let mut out = BufWriter::new(std::fs::File::create(dir.join("alerts.jsonl"))?);
-    let s = sensor(None)?;
+    let s = sensor(None, None)?;
     let n = a.alerts.max(1);
     let target = file.to_string_lossy().into_owned();
     let child = std::thread::spawn(move || in_child("paced-open", n));

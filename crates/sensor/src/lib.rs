@@ -109,6 +109,8 @@ pub struct SensorConfig {
     pub ring_bytes: u32,
     /// Docker's state directory (`DockerRootDir`), read for metadata of new containers.
     pub docker_root: std::path::PathBuf,
+    /// A BPF object to load instead of the embedded one (benchmarks of local builds).
+    pub bpf_object: Option<Vec<u8>>,
 }
 
 impl Default for SensorConfig {
@@ -121,6 +123,7 @@ impl Default for SensorConfig {
             docker: true,
             ring_bytes: 16 * 1024 * 1024,
             docker_root: "/var/lib/docker".into(),
+            bpf_object: None,
         }
     }
 }
@@ -335,6 +338,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         kind_mask: kind_mask(cfg.kinds.as_ref()),
         filter_ro_libs: cfg.filter_ro_libs,
         ring_bytes: cfg.ring_bytes,
+        object: cfg.bpf_object.clone(),
         ..Default::default()
     };
     let bpf = rampart_bpf::load(&opts)?;

@@ -185,3 +185,165 @@ fn survives_dockerd_restart_and_container_churn() {
     );
     sensor.stop();
 }
+
+/// A bundle for `runc run`: busybox's root filesystem (exported from the test image)
+/// shared read-only, and one config per container whose cgroup leaf is its id, as
+/// Docker's cgroupfs driver names it.
+struct RuncBundles {
+    dir: std::path::PathBuf,
+}
+
+impl RuncBundles {
+    fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!("rampart-runc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("rootfs")).expect("bundle dir");
+        let created = Command::new("docker")
+            .args(["create", IMAGE, "true"])
+            .output()
+            .expect("docker create");
+        assert!(created.status.success(), "docker create failed");
+        let cid = String::from_utf8_lossy(&created.stdout).trim().to_string();
+        let export = format!(
+            "docker export {cid} | tar -C {} -xf -",
+            dir.join("rootfs").display()
+        );
+        let ok = Command::new("sh").args(["-c", &export]).status();
+        let _ = Command::new("docker").args(["rm", &cid]).output();
+        assert!(ok.map(|s| s.success()).unwrap_or(false), "rootfs export");
+        let spec = Command::new("runc")
+            .args(["spec"])
+            .current_dir(&dir)
+            .status()
+            .expect("runc spec");
+        assert!(spec.success(), "runc spec");
+        Self { dir }
+    }
+
+    /// Writes the bundle of container `id` and returns its directory.
+    fn bundle(&self, id: &str) -> std::path::PathBuf {
+        let spec = std::fs::read(self.dir.join("config.json")).expect("spec");
+        let mut c: serde_json::Value = serde_json::from_slice(&spec).expect("spec json");
+        c["process"]["terminal"] = false.into();
+        c["process"]["args"] = serde_json::json!(["true"]);
+        c["root"]["path"] = self.dir.join("rootfs").display().to_string().into();
+        c["root"]["readonly"] = true.into();
+        c["linux"]["cgroupsPath"] = format!("/docker/{id}").into();
+        let b = self.dir.join(id);
+        std::fs::create_dir_all(&b).expect("bundle");
+        std::fs::write(b.join("config.json"), c.to_string()).expect("config");
+        b
+    }
+}
+
+impl Drop for RuncBundles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Containers started and stopped at 50 per second. dockerd here starts only about
+/// three per second, so they are run with runc, Docker's own runtime, directly: the
+/// kernel attribution and the sensor's caches see the same cgroups Docker makes.
+#[test]
+fn runc_containers_at_50_per_second_are_all_attributed() {
+    if !ready() {
+        return;
+    }
+    if Command::new("runc").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "runc missing in CI (docker.io provides it)"
+        );
+        eprintln!("skipping: runc is not installed");
+        return;
+    }
+    let bundles = RuncBundles::new();
+    let state = bundles.dir.join("state");
+    let n: u64 = 150;
+    let ids: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "{:016x}{:048x}",
+                0x7a3b_0000_0000_0000u64 + i,
+                std::process::id()
+            )
+        })
+        .collect();
+    let dirs: Vec<_> = ids.iter().map(|id| bundles.bundle(id)).collect();
+
+    let mut sensor = rampart_sensor::start(SensorConfig {
+        queue_capacity: 1 << 20,
+        ..Default::default()
+    })
+    .expect("sensor starts");
+    let t = Instant::now();
+    let mut children = Vec::new();
+    for (i, (id, dir)) in ids.iter().zip(&dirs).enumerate() {
+        let child = Command::new("runc")
+            .arg("--root")
+            .arg(&state)
+            .args(["run", "--bundle"])
+            .arg(dir)
+            .arg(format!("rampart-churn-{i}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runc run");
+        children.push((id.clone(), child));
+        let due = Duration::from_millis(20 * (i as u64 + 1));
+        if let Some(wait) = due.checked_sub(t.elapsed()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let launched_in = t.elapsed().as_secs_f64();
+    let mut ran = HashSet::new();
+    let mut failed = Vec::new();
+    for (id, c) in children {
+        let out = c.wait_with_output().expect("runc waits");
+        if out.status.success() {
+            ran.insert(id);
+        } else {
+            failed.push(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+    }
+    let done_in = t.elapsed().as_secs_f64();
+    assert!(failed.len() <= n as usize / 10, "runc failed: {failed:?}");
+
+    let mut seen = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && seen.len() < ran.len() {
+        if let Ok(ev) = sensor.events.recv_timeout(Duration::from_millis(200)) {
+            if let (Some(c), Payload::Exec { .. }) = (ev.container.container(), &ev.payload) {
+                let argv0 = ev.process.as_ref().and_then(|p| p.argv.first());
+                if ran.contains(&c.id) && argv0.is_some_and(|a| a == "true") {
+                    seen.insert(c.id.clone());
+                }
+            }
+        }
+    }
+    let stats = sensor.stats.snapshot();
+    eprintln!(
+        "runc churn: {n} launched in {launched_in:.1}s ({:.0}/s), all exited after {done_in:.1}s; \
+         exec of `true` attributed to its container: {} of {}; stats {stats:?}",
+        n as f64 / launched_in,
+        seen.len(),
+        ran.len()
+    );
+    assert!(
+        n as f64 / launched_in >= 45.0,
+        "launch rate fell below 50/s"
+    );
+    assert_eq!(
+        seen.len(),
+        ran.len(),
+        "every container's exec carries its container id"
+    );
+    assert_eq!(stats.decode_errors, 0);
+    assert_eq!(
+        stats.kernel_ring_full + stats.kernel_shed + stats.queue_drops,
+        0
+    );
+    sensor.stop();
+}
