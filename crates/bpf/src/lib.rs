@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
-use aya::programs::BtfTracePoint;
+use aya::programs::{BtfTracePoint, Program};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 pub mod wire;
@@ -311,6 +311,18 @@ impl Sensor {
     }
 }
 
+/// Loads a sys_exit program (the dispatcher or a handler). The shipped object types
+/// them against the tracepoint (tp_btf: the kernel only lets a tracing program
+/// tail-call programs of the same hook); objects built before that used raw_tp, which
+/// `rampart bench --bpf-object` still loads for comparison.
+fn load_sys_exit(prog: &mut Program, btf: &Btf) -> Result<(), aya::programs::ProgramError> {
+    match prog {
+        Program::BtfTracePoint(p) => p.load("sys_exit", btf),
+        Program::RawTracePoint(p) => p.load(),
+        _ => Err(aya::programs::ProgramError::NotLoaded),
+    }
+}
+
 /// Loads, verifies and attaches everything. Lifecycle programs are required; syscall
 /// families the kernel rejects are skipped with a warning.
 pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
@@ -351,13 +363,10 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
             continue;
         }
         let res = (|| -> Result<_, aya::programs::ProgramError> {
-            let prog: &mut BtfTracePoint = ebpf
+            let prog = ebpf
                 .program_mut(name)
-                .ok_or(aya::programs::ProgramError::NotLoaded)?
-                .try_into()?;
-            // Typed against sys_exit like the dispatcher: the kernel only lets a
-            // tracing program tail-call programs of the same hook.
-            prog.load("sys_exit", &btf)?;
+                .ok_or(aya::programs::ProgramError::NotLoaded)?;
+            load_sys_exit(prog, &btf)?;
             Ok(prog.fd()?.try_clone()?)
         })();
         match res {
@@ -404,23 +413,20 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
                 source: e,
             })?;
     }
-    let dispatcher: &mut BtfTracePoint = ebpf
+    let dispatcher = ebpf
         .program_mut("on_sys_exit")
         .ok_or_else(|| BpfError::Program {
             name: "on_sys_exit".into(),
             source: aya::programs::ProgramError::NotLoaded,
-        })?
-        .try_into()
-        .map_err(|e| BpfError::Program {
-            name: "on_sys_exit".into(),
-            source: e,
         })?;
-    if let Err(e) = dispatcher
-        .load("sys_exit", &btf)
-        .and_then(|_| dispatcher.attach().map(|_| ()))
-    {
+    let attached = load_sys_exit(dispatcher, &btf).and_then(|_| match dispatcher {
+        Program::BtfTracePoint(p) => p.attach().map(|_| ()),
+        Program::RawTracePoint(p) => p.attach("sys_exit").map(|_| ()),
+        _ => Err(aya::programs::ProgramError::NotLoaded),
+    });
+    if let Err(e) = attached {
         warnings.push(format!(
-            "syscall events unavailable (tp_btf sys_exit): {e}; only the process lifecycle is collected"
+            "syscall events unavailable (sys_exit): {e}; only the process lifecycle is collected"
         ));
     }
 

@@ -57,6 +57,9 @@ pub struct BenchArgs {
     /// build), in the same rounds as the embedded one. Repeatable.
     #[arg(long)]
     bpf_object: Vec<std::path::PathBuf>,
+    /// Containers started and stopped before the memory run's starting level is read.
+    #[arg(long, default_value_t = 100)]
+    warmup: u64,
     /// Image for the memory run (must exist locally).
     #[arg(long, default_value = "rampart-test/busybox:latest")]
     image: String,
@@ -499,32 +502,31 @@ pub fn gen_opens() {
     }
 }
 
-fn rss_kib() -> u64 {
+/// A memory figure of this process from /proc/self/status, in KiB.
+fn status_kib(key: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(key))
                 .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         })
         .unwrap_or(0)
 }
 
-fn memory(a: &BenchArgs) -> anyhow::Result<()> {
-    println!(
-        "== memory: sensor RSS across {} containers started and stopped ==",
-        a.containers
-    );
-    let mut s = rampart_sensor::start(SensorConfig::default())?;
-    let consumer = Consumer::start(&mut s);
-    std::thread::sleep(Duration::from_secs(2));
-    let start = rss_kib();
-    let t = Instant::now();
+/// (VmRSS, RssAnon) in KiB. RssAnon is the heap; the rest of RSS is mostly the
+/// kernel ring buffer's pages, which count once the producer has written them.
+fn rss_kib() -> (u64, u64) {
+    (status_kib("VmRSS:"), status_kib("RssAnon:"))
+}
+
+/// Starts and stops `n` containers, at most 16 at a time.
+fn churn_containers(image: &str, n: u64, progress: bool) -> anyhow::Result<()> {
     let mut running = Vec::new();
-    for i in 0..a.containers {
+    for i in 0..n {
         running.push(
             Command::new("docker")
-                .args(["run", "--rm", "--network", "none", &a.image, "true"])
+                .args(["run", "--rm", "--network", "none", image, "true"])
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()?,
@@ -534,25 +536,46 @@ fn memory(a: &BenchArgs) -> anyhow::Result<()> {
                 let _ = c.wait();
             }
         }
-        if i % 100 == 99 {
-            println!("  {} containers, RSS {} KiB", i + 1, rss_kib());
+        if progress && i % 100 == 99 {
+            let (rss, anon) = rss_kib();
+            println!("  {} containers, RSS {rss} KiB (heap {anon} KiB)", i + 1);
         }
     }
     for mut c in running {
         let _ = c.wait();
     }
-    let peak = rss_kib();
+    Ok(())
+}
+
+fn memory(a: &BenchArgs) -> anyhow::Result<()> {
+    println!(
+        "== memory: sensor RSS across {} containers started and stopped (after {} warm-up containers) ==",
+        a.containers, a.warmup
+    );
+    let mut s = rampart_sensor::start(SensorConfig::default())?;
+    let consumer = Consumer::start(&mut s);
+    std::thread::sleep(Duration::from_secs(2));
+    let (cold, cold_anon) = rss_kib();
+    // The warm-up fills caches to their working size and lets the producer touch the
+    // ring buffer's pages, so "start" is the level a running sensor sits at.
+    churn_containers(&a.image, a.warmup, false)?;
+    std::thread::sleep(Duration::from_secs(45));
+    let (start, start_anon) = rss_kib();
+    let t = Instant::now();
+    churn_containers(&a.image, a.containers, true)?;
+    let (peak, peak_anon) = rss_kib();
     println!(
         "  started and stopped {} in {:.1}s; waiting 45 s for eviction grace periods",
         a.containers,
         t.elapsed().as_secs_f64()
     );
     std::thread::sleep(Duration::from_secs(45));
-    let end = rss_kib();
+    let (end, end_anon) = rss_kib();
     let events = consumer.finish();
     println!(
-        "RSS start={start} KiB after-churn={peak} KiB after-grace={end} KiB (delta {:+} KiB); events={events}; cached containers={}",
+        "RSS KiB: cold={cold} start={start} after-churn={peak} after-grace={end} (delta {:+}); heap KiB: cold={cold_anon} start={start_anon} after-churn={peak_anon} after-grace={end_anon} (delta {:+}); events={events}; cached containers={}",
         end as i64 - start as i64,
+        end_anon as i64 - start_anon as i64,
         s.containers.len()
     );
     Ok(())
