@@ -218,34 +218,38 @@ static __always_inline u32 push_path(struct scratch *s, u32 off, struct path *pa
 	return push_bytes(s->ev, off, &s->path[pos & (PATH_BUF - 1)], len, false);
 }
 
-static __always_inline struct file *fd_file(struct task_struct *task, long fd)
+// The current task's open file `fd`, or NULL.
+static __always_inline struct file *fd_file(long fd)
 {
 	if (fd < 0)
 		return NULL;
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	unsigned int max = BPF_CORE_READ(fdt, max_fds);
-	if ((unsigned long)fd >= max)
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = task->files->fdt;
+	if ((unsigned long)fd >= fdt->max_fds)
 		return NULL;
-	struct file **fds = BPF_CORE_READ(fdt, fd);
+	// An array of pointers is not a typed pointer to the verifier: read the slot.
+	struct file **fds = fdt->fd;
 	struct file *f = NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
 }
 
 // Appends the directory a relative path is resolved against (cwd or dirfd), or an
-// empty string when the path is absolute.
-static __always_inline u32 push_base(struct scratch *s, u32 off, long dirfd, const char *upath)
+// empty string when the path is absolute. `str_off` is where push_str put the path:
+// its first byte, already in the event, says whether it is absolute.
+static __always_inline u32 push_base(struct scratch *s, u32 off, long dirfd, const char *upath,
+				     u32 str_off)
 {
-	char first = 0;
-	bpf_probe_read_user(&first, 1, upath);
-	if (first == '/' || !upath)
+	str_off &= OFF_MASK;
+	u16 len = *(u16 *)&s->ev[str_off];
+	if (!upath || (len > 0 && s->ev[(str_off + 2) & OFF_MASK] == '/'))
 		return push_empty(s->ev, off);
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	if ((int)dirfd == AT_FDCWD_VAL) {
-		struct path pwd = BPF_CORE_READ(task, fs, pwd);
+		struct task_struct *task = bpf_get_current_task_btf();
+		struct path pwd = task->fs->pwd;
 		return push_path(s, off, &pwd);
 	}
-	struct file *f = fd_file(task, dirfd);
+	struct file *f = fd_file(dirfd);
 	if (!f)
 		return push_empty(s->ev, off);
 	struct path p = BPF_CORE_READ(f, f_path);
@@ -254,8 +258,7 @@ static __always_inline u32 push_base(struct scratch *s, u32 off, long dirfd, con
 
 static __always_inline u32 push_fd_path(struct scratch *s, u32 off, long fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file *f = fd_file(task, fd);
+	struct file *f = fd_file(fd);
 	if (!f)
 		return push_empty(s->ev, off);
 	struct path p = BPF_CORE_READ(f, f_path);
@@ -618,8 +621,9 @@ int h_open(u64 *ctx)
 	h->args[1] = flags;
 	h->args[2] = mode;
 	h->args[3] = c.nr;
+	u32 path_off = off;
 	off = push_str(s->ev, off, upath, true);
-	off = push_base(s, off, dirfd, upath);
+	off = push_base(s, off, dirfd, upath, path_off);
 	return submit(s, off);
 }
 
@@ -683,8 +687,9 @@ int h_path1(u64 *ctx)
 	h->args[0] = c.ret;
 	h->args[1] = a1;
 	h->args[2] = a2;
+	u32 path_off = off;
 	off = push_str(s->ev, off, upath, true);
-	off = push_base(s, off, dirfd, upath);
+	off = push_base(s, off, dirfd, upath, path_off);
 	return submit(s, off);
 }
 
@@ -768,13 +773,15 @@ int h_path2(u64 *ctx)
 	h->args[0] = c.ret;
 	h->args[1] = flags;
 	h->args[2] = symbolic;
+	u32 old_off = off;
 	off = push_str(s->ev, off, oldp, true);
 	if (symbolic) // a symlink's target is stored verbatim
 		off = push_empty(s->ev, off);
 	else
-		off = push_base(s, off, olddir, oldp);
+		off = push_base(s, off, olddir, oldp, old_off);
+	u32 new_off = off;
 	off = push_str(s->ev, off, newp, true);
-	off = push_base(s, off, newdir, newp);
+	off = push_base(s, off, newdir, newp, new_off);
 	return submit(s, off);
 }
 
@@ -808,7 +815,7 @@ static __always_inline u32 push_sock_addr(u8 *buf, u32 off, struct sock *sk, boo
 // By inode mode, before any read that assumes the file is a socket.
 static __always_inline bool fd_is_socket(long fd)
 {
-	struct file *f = fd_file((struct task_struct *)bpf_get_current_task(), fd);
+	struct file *f = fd_file(fd);
 	if (!f)
 		return false;
 	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
@@ -817,8 +824,7 @@ static __always_inline bool fd_is_socket(long fd)
 
 static __always_inline struct sock *fd_sock(long fd, u16 *proto, u16 *type)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file *f = fd_file(task, fd);
+	struct file *f = fd_file(fd);
 	if (!f)
 		return NULL;
 	struct socket *sock = BPF_CORE_READ(f, private_data);
@@ -1060,7 +1066,7 @@ int h_misc(u64 *ctx)
 		off = push_fd_path(s, off, ARG0(c.regs));
 		break;
 	case K_CHDIR: {
-		struct path pwd = BPF_CORE_READ((struct task_struct *)bpf_get_current_task(), fs, pwd);
+		struct path pwd = bpf_get_current_task_btf()->fs->pwd;
 		off = push_path(s, off, &pwd);
 		break;
 	}

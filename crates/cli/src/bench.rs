@@ -559,17 +559,17 @@ fn memory(a: &BenchArgs) -> anyhow::Result<()> {
     // The warm-up fills caches to their working size and lets the producer touch the
     // ring buffer's pages, so "start" is the level a running sensor sits at.
     churn_containers(&a.image, a.warmup, false)?;
-    std::thread::sleep(Duration::from_secs(45));
+    std::thread::sleep(Duration::from_secs(75));
     let (start, start_anon) = rss_kib();
     let t = Instant::now();
     churn_containers(&a.image, a.containers, true)?;
     let (peak, peak_anon) = rss_kib();
     println!(
-        "  started and stopped {} in {:.1}s; waiting 45 s for eviction grace periods",
+        "  started and stopped {} in {:.1}s; waiting 75 s for eviction grace periods and a heap trim",
         a.containers,
         t.elapsed().as_secs_f64()
     );
-    std::thread::sleep(Duration::from_secs(45));
+    std::thread::sleep(Duration::from_secs(75));
     let (end, end_anon) = rss_kib();
     let events = consumer.finish();
     println!(

@@ -338,6 +338,9 @@ impl Decoder {
             }
         }
         if let Some(w) = self.containers.get(id) {
+            if !self.placeholders.is_empty() {
+                self.placeholders.remove(id);
+            }
             return self.with_cgroup_id(w, rec.hdr.cgroup_id);
         }
         // No metadata (yet): one shared placeholder per container, not one per event.
@@ -415,6 +418,17 @@ impl Decoder {
     }
 
     /// Decodes one record. `Ok(None)` for records that only update state (chdir).
+    /// Drops what only churn left behind: placeholders no event in flight still
+    /// holds (a live container gets a fresh one on its next event) and failed-fetch
+    /// marks older than a minute. Called from the sensor's periodic tick.
+    pub fn housekeep(&mut self, now_boot_ns: u64) {
+        self.placeholders.retain(|_, w| Arc::strong_count(w) > 1);
+        self.failed_fetch
+            .retain(|_, t| now_boot_ns.saturating_sub(*t) < 60_000_000_000);
+        self.placeholders.shrink_to_fit();
+        self.failed_fetch.shrink_to_fit();
+    }
+
     pub fn decode(&mut self, buf: &[u8]) -> Result<Option<Event>, WireError> {
         let rec = Record::parse(buf)?;
         let h = rec.hdr.clone();

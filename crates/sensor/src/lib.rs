@@ -423,6 +423,7 @@ fn read_loop(
     let (mut last_full, mut last_shed) = (0u64, 0u64);
     let mut pending_queue_loss = 0u64;
     let mut last_tick = Instant::now();
+    let mut last_trim = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
             fd,
@@ -500,6 +501,11 @@ fn read_loop(
                 }
             }
             decoder.tree.evict(now);
+            if last_trim.elapsed() >= TRIM_EVERY {
+                last_trim = Instant::now();
+                decoder.housekeep(now);
+                release_free_heap();
+            }
             stats
                 .processes
                 .store(decoder.tree.len() as u64, Ordering::Relaxed);
@@ -507,6 +513,20 @@ fn read_loop(
                 .containers
                 .store(decoder.containers.len() as u64, Ordering::Relaxed);
         }
+    }
+}
+
+/// How often freed heap is handed back to the kernel.
+const TRIM_EVERY: Duration = Duration::from_secs(30);
+
+/// Returns free heap pages to the kernel. A burst (a backlog in the queue, thousands of
+/// short-lived processes) leaves glibc holding the freed memory; without this RSS
+/// would stay at the burst's high-water mark instead of returning to its level.
+fn release_free_heap() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks and trims the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
