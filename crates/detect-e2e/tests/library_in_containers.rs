@@ -8,8 +8,9 @@
 //! Entries that share an image and `docker run` flags share one container; containers
 //! run in parallel, the scenarios of one container one after another. All problems are
 //! collected and reported together at the end. `known_gap` entries (the rule misses a
-//! behaviour it should catch) and `cannot_fire` entries are reported, not failed, and
-//! fail once they fire, so a fixed gap cannot stay listed.
+//! behaviour it should catch) and `cannot_fire` entries are reported, not failed; a
+//! `cannot_fire` rule that fires fails (the entry is stale), a known gap that fires is
+//! printed loudly (some gaps depend on timing, so that alone does not fail).
 //! Needs root and dockerd: skips with the reason elsewhere, fails in CI.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -423,6 +424,7 @@ fn every_library_rule_fires_in_a_real_container() {
 
     let (mut n_fired, mut n_quiet) = (0, 0);
     let mut gaps = Vec::new();
+    let mut gaps_fired = Vec::new();
     let mut cannot = Vec::new();
     for (i, s) in scenarios.iter().enumerate() {
         let Some(c) = where_ran.get(&i).and_then(|id| containers.get(id)) else {
@@ -447,10 +449,16 @@ fn every_library_rule_fires_in_a_real_container() {
         match (&s.cannot_fire, &s.known_gap, hit) {
             (Some(why), _, None) => cannot.push(format!("{}: {why}", s.rule)),
             (None, Some(why), None) => gaps.push(format!("{}: {why}", s.rule)),
-            (Some(_), _, Some(m)) | (None, Some(_), Some(m)) => failures.push(format!(
-                "{:?} (line {}): marked cannot_fire/known_gap but fired ({}); update the entry",
+            (Some(_), _, Some(m)) => failures.push(format!(
+                "{:?} (line {}): marked cannot_fire but fired ({}); update the entry",
                 s.rule,
                 s.line,
+                describe(&m)
+            )),
+            // Not a failure: some gaps depend on timing (e.g. the lineage the sensor saw).
+            (None, Some(why), Some(m)) => gaps_fired.push(format!(
+                "{}: fired this time ({}); remove known_gap once it fires every run ({why})",
+                s.rule,
                 describe(&m)
             )),
             (None, None, Some(_)) => n_fired += 1,
@@ -477,15 +485,19 @@ fn every_library_rule_fires_in_a_real_container() {
     for g in &gaps {
         eprintln!("known gap: {g}");
     }
+    for g in &gaps_fired {
+        eprintln!("KNOWN GAP FIRED: {g}");
+    }
     for c in &cannot {
         eprintln!("cannot fire: {c}");
     }
     eprintln!(
-        "library_in_containers: {} rules{}: {n_fired} fired, {n_quiet} benign quiet, {} cannot_fire, {} known gaps; {} containers; {:.1}s",
+        "library_in_containers: {} rules{}: {n_fired} fired, {n_quiet} benign quiet, {} cannot_fire, {} known gaps ({} of them fired this run); {} containers; {:.1}s",
         where_ran.len(),
         if filter.is_some() { " (filtered)" } else { "" },
         cannot.len(),
-        gaps.len(),
+        gaps.len() + gaps_fired.len(),
+        gaps_fired.len(),
         containers.len(),
         t0.elapsed().as_secs_f64()
     );
