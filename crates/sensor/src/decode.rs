@@ -507,6 +507,24 @@ impl Decoder {
                 self.tree.on_chdir(h.tgid, lossy(cwd));
                 return Ok(None);
             }
+            kind::SETID | kind::CAPSET => {
+                // The kernel reports credentials after the call. The event names the
+                // identity that made the call (as Falco's enter event does), so a
+                // nobody -> root change shows uid 65534 asking for 0; later events
+                // see the new identity.
+                let before = self.tree.get(h.tgid).cloned();
+                let after = self.process(&rec);
+                let p = match before {
+                    Some(b) if b.tid == h.tid => b,
+                    Some(b) => {
+                        let mut q = Process::clone(&b);
+                        q.tid = h.tid;
+                        Arc::new(q)
+                    }
+                    None => after,
+                };
+                (Some(p), self.payload(&rec, ret)?)
+            }
             _ => {
                 let p = self.process(&rec);
                 (Some(p), self.payload(&rec, ret)?)
@@ -558,7 +576,9 @@ impl Decoder {
                 let [path, base] = rec.take::<2>()?;
                 Payload::FileChmod {
                     path: resolve_path(path, base),
-                    mode: a[1] as u32,
+                    // What the kernel applies (S_IALLUGO): some chmod tools pass
+                    // st_mode with the file-type bits still set.
+                    mode: a[1] as u32 & 0o7777,
                     ret,
                 }
             }
@@ -839,6 +859,54 @@ mod tests {
             p => panic!("unexpected {p:?}"),
         }
         assert_eq!(ev.process.unwrap().comm, "cat");
+    }
+
+    #[test]
+    fn set_id_names_the_caller_and_chmod_mode_is_what_the_kernel_applies() {
+        let mut d = decoder();
+        let hdr = |kind: u16, uid: u32, euid: u32, args: [u64; 6]| Header {
+            kind,
+            tgid: 4_200_000,
+            tid: 4_200_000,
+            ppid: 1,
+            ts: 5,
+            uid,
+            euid,
+            comm: *b"exploit\0\0\0\0\0\0\0\0\0",
+            args,
+            auid: u32::MAX,
+            ..Default::default()
+        };
+        // A setuid-root program run by nobody: real 65534, effective 0.
+        let open = encode(
+            &hdr(kind::OPEN, 65534, 0, [3, 0, 0, 257, 0, 0]),
+            &[b"", b"", b"/etc/hostname", b""],
+        );
+        let ev = d.decode(&open).unwrap().unwrap();
+        assert_eq!(ev.process.unwrap().uid, 65534);
+        // setuid(0) succeeds: the kernel reports the new credentials, the event the
+        // identity that made the call; the next event the new one.
+        let setuid = encode(&hdr(kind::SETID, 0, 0, [0, 105, 0, 0, 0, 0]), &[b"", b""]);
+        let ev = d.decode(&setuid).unwrap().unwrap();
+        assert!(matches!(ev.payload, Payload::SetId { ref call, .. } if call == "setuid"));
+        let p = ev.process.unwrap();
+        assert_eq!((p.uid, p.euid), (65534, 0));
+        assert_eq!(d.tree.get(4_200_000).map(|p| p.uid), Some(0));
+        let after = encode(
+            &hdr(kind::OPEN, 0, 0, [3, 0, 0, 257, 0, 0]),
+            &[b"", b"", b"/etc/hostname", b""],
+        );
+        let ev = d.decode(&after).unwrap().unwrap();
+        assert_eq!(ev.process.unwrap().uid, 0);
+
+        let chmod = encode(
+            &hdr(kind::CHMOD, 0, 0, [0, 0o104644, 0, 90, 0, 0]),
+            &[b"", b"", b"/tmp/x", b""],
+        );
+        match d.decode(&chmod).unwrap().unwrap().payload {
+            Payload::FileChmod { mode, .. } => assert_eq!(mode, 0o4644),
+            p => panic!("unexpected {p:?}"),
+        }
     }
 
     #[test]
