@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use rampart_detect::{load_files, RuleSet};
+use rampart_detect::{load_files, load_files_with, ResolveOptions, RuleSet, StaticResolver};
 use rampart_event::Event;
 use rampart_sensor::{RunningSensor, SensorConfig};
 
@@ -83,6 +83,14 @@ impl Match {
     }
 }
 
+/// The resolver behind the detector's host names (`fd.sip.name = …`): this machine has
+/// no cluster DNS, so a test maps a name to one of its containers, then calls
+/// `detector().rules.hostnames().refresh()`. Names it does not map do not resolve.
+pub fn resolver() -> &'static Arc<StaticResolver> {
+    static R: OnceLock<Arc<StaticResolver>> = OnceLock::new();
+    R.get_or_init(|| Arc::new(StaticResolver::new()))
+}
+
 /// The shared sensor + engine and everything they matched so far.
 pub struct Detector {
     pub rules: Arc<RuleSet>,
@@ -97,7 +105,11 @@ pub struct Detector {
 pub fn detector() -> &'static Detector {
     static D: OnceLock<&'static Detector> = OnceLock::new();
     D.get_or_init(|| {
-        let (set, errors) = load_files(&[falco_rules(), rules_dir()]);
+        let opts = ResolveOptions {
+            resolver: resolver().clone(),
+            timeout: Duration::from_secs(2),
+        };
+        let (set, errors) = load_files_with(&[falco_rules(), rules_dir()], &opts);
         let ours_only = load_files(&[rules_dir()]);
         assert!(
             ours_only.1.is_empty(),

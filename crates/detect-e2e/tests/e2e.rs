@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use rampart_detect_e2e::{detector, ready, TestContainer, TestNetwork};
+use rampart_detect_e2e::{detector, ready, resolver, TestContainer, TestNetwork};
 
 const T: Duration = Duration::from_secs(30);
 /// Time given to late events before asserting that something did not fire.
@@ -450,4 +450,54 @@ fn falco_packet_socket_stdio_redirect_and_drop_and_execute() {
         wrong.is_empty(),
         "image binaries flagged as dropped: {wrong:?}"
     );
+}
+
+/// Falco's "Contact K8S API Server From Container" compares the server address of a
+/// connection with what `kubernetes.default.svc.cluster.local` resolves to. There is no
+/// cluster here, so the test's resolver maps that name to a peer container standing in
+/// for the API server; the connection, the sensor and the rule are real. A connection
+/// to another address from the same container stays quiet.
+#[test]
+fn falco_contact_k8s_api_server_from_container() {
+    if !ready() {
+        return;
+    }
+    const RULE: &str = "Contact K8S API Server From Container";
+    const NAME: &str = "kubernetes.default.svc.cluster.local";
+    let d = detector();
+    let net = TestNetwork::create("rampart-de2e-k8s");
+    let net_arg = format!("--network={}", net.name);
+    let api = TestContainer::start(
+        "rampart-de2e-k8s-api",
+        &[&net_arg],
+        &["sh", "-c", "while true; do nc -l -p 443 </dev/null; done"],
+    );
+    let client = TestContainer::start("rampart-de2e-k8s-client", &[&net_arg], &[]);
+    let api_ip = api.ip(&net.name);
+    let ip: std::net::IpAddr = api_ip.parse().expect("container address");
+    resolver().set(NAME, vec![ip]);
+    d.rules.hostnames().refresh();
+    assert_eq!(d.rules.hostnames().addresses(NAME), vec![ip]);
+    // Benign first: a connection to another address (loopback) is not the API server.
+    client.exec("nc -w 1 127.0.0.1 443 </dev/null; true");
+    client.exec(&format!("nc -w 2 {api_ip} 443 </dev/null; true"));
+    let m = d.wait_for(RULE, &client, T, |_| true);
+    match &m.event.payload {
+        rampart_event::Payload::NetConnect { remote, .. } => {
+            assert_eq!(remote.ip(), Some(ip), "{:?}", m.event.payload)
+        }
+        other => panic!("{RULE} fired on {other:?}"),
+    }
+    std::thread::sleep(SETTLE);
+    let wrong: Vec<String> = d
+        .matches_in(&client)
+        .into_iter()
+        .filter(|m| m.rule == RULE)
+        .filter(|m| match &m.event.payload {
+            rampart_event::Payload::NetConnect { remote, .. } => remote.ip() != Some(ip),
+            _ => true,
+        })
+        .map(|m| format!("{:?}", m.event.payload))
+        .collect();
+    assert!(wrong.is_empty(), "fired on other connections: {wrong:?}");
 }

@@ -16,6 +16,7 @@ use rampart_event::{Event, EventKind, Payload};
 
 use crate::ast::{Check, Expr, FieldRef, Literal, Op, Operand};
 use crate::fields::{self, Availability, EvalCtx, FieldType, Getter};
+use crate::hostnames::{HostName, HostRegistry};
 use crate::plan::{self, Gate, Leaf, Node, Prog};
 use crate::source::{Pos, Source};
 
@@ -42,9 +43,12 @@ impl Hasher for FastHasher {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut b = [0u8; 8];
-            b[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 56));
+            // Byte by byte: a variable-length copy here was a libc memcpy call.
+            let mut w = 0u64;
+            for (i, &x) in rest.iter().enumerate() {
+                w |= u64::from(x) << (8 * i);
+            }
+            self.add(w ^ ((rest.len() as u64) << 56));
         }
     }
     #[inline]
@@ -111,6 +115,8 @@ pub struct MacroDef {
 pub struct Env<'a> {
     pub lists: &'a HashMap<String, Vec<String>>,
     pub macros: &'a HashMap<String, MacroDef>,
+    /// Host names `fd.*ip.name` tests mention (resolved after compiling).
+    pub(crate) hosts: &'a HostRegistry,
 }
 
 /// Output of a compilation besides the predicate.
@@ -305,9 +311,16 @@ impl<'a> Compiler<'a> {
             out.push(self.expr(i, src)?);
         }
         for (field, getter, matchers) in groups {
+            // Each alternative by its most selective gate: a path key, else a
+            // literal the index scans for.
             let path_gate = matchers
                 .iter()
-                .map(|m| m.path_gate(&field))
+                .map(|m| {
+                    m.path_gate(&field).or_else(|| {
+                        m.op_values()
+                            .and_then(|(op, v)| plan::substr_gate(&field, op, &v))
+                    })
+                })
                 .collect::<Option<Vec<Gate>>>()
                 .map(|gs| Gate(gs.into_iter().flat_map(|g| g.0).collect()));
             let m = StrMatcher::combine(matchers);
@@ -340,6 +353,7 @@ impl<'a> Compiler<'a> {
     ) -> Result<Option<(Getter, StrMatcher)>, CompileError> {
         if c.field.transformer.is_some()
             || matches!(c.field.name.as_str(), "evt.type" | "syscall.type")
+            || hostname_base(&c.field.name).is_some()
             || matches!(c.op, Op::Exists | Op::Lt | Op::Le | Op::Gt | Op::Ge)
         {
             return Ok(None);
@@ -464,7 +478,8 @@ impl<'a> Compiler<'a> {
                 }
                 _ => Vec::new(),
             };
-            leaf.gate = plan::path_gate(&c.field, c.op, &values);
+            leaf.gate = plan::path_gate(&c.field, c.op, &values)
+                .or_else(|| plan::substr_gate(&c.field, c.op, &values));
         }
         Ok(Node::Leaf(Arc::new(leaf)))
     }
@@ -476,6 +491,9 @@ impl<'a> Compiler<'a> {
         src: &Arc<Source>,
     ) -> Result<(Predicate, KindSet), CompileError> {
         let getter = self.resolve_field(&c.field, src)?;
+        if let Some(base) = hostname_base(&c.field.name) {
+            return self.hostname_check(c, base, src);
+        }
         let ty = getter.field_type();
         let bad_op = || {
             err(
@@ -633,6 +651,76 @@ impl<'a> Compiler<'a> {
         };
         Ok((pred, KindSet::ALL))
     }
+}
+
+impl Compiler<'_> {
+    /// `fd.sip.name = NAME` and its kin: the address field against the addresses the
+    /// names resolve to (see [`crate::hostnames`]).
+    fn hostname_check(
+        &mut self,
+        c: &Check,
+        base: &str,
+        src: &Arc<Source>,
+    ) -> Result<(Predicate, KindSet), CompileError> {
+        let base_ref = FieldRef {
+            name: base.to_string(),
+            arg: None,
+            transformer: None,
+            pos: c.field.pos,
+        };
+        let Getter::Ip(get) = self.resolve_field(&base_ref, src)? else {
+            return Err(err(
+                src,
+                c.field.pos,
+                format!("`{base}` is not an address field"),
+            ));
+        };
+        let values = match (c.op, &c.value) {
+            (Op::Exists, _) => return Ok((Box::new(move |ctx| get(ctx)[0].is_some()), KindSet::ALL)),
+            (Op::Eq | Op::Ne, Some(Operand::Value(l))) => vec![(l.text.clone(), l.pos)],
+            (Op::In | Op::Intersects, Some(Operand::Value(l))) => {
+                self.list_items(std::slice::from_ref(l))
+            }
+            (Op::In | Op::Intersects, Some(Operand::List(items))) => self.list_items(items),
+            _ => {
+                return Err(err(
+                    src,
+                    c.op_pos,
+                    format!(
+                        "`{}` is compared by resolving host names: use =, !=, in or exists, not `{}` with this operand",
+                        c.field,
+                        c.op.as_str()
+                    ),
+                ))
+            }
+        };
+        let names: Vec<Arc<HostName>> = values
+            .iter()
+            .map(|(v, _)| self.env.hosts.register(v))
+            .collect();
+        let any = move |ctx: &EvalCtx<'_>| {
+            get(ctx)
+                .into_iter()
+                .flatten()
+                .any(|ip| names.iter().any(|n| n.contains(ip)))
+        };
+        Ok(match c.op {
+            // As for address fields: `!=` is the negation of `=`.
+            Op::Ne => (Box::new(move |ctx| !any(ctx)), KindSet::ALL),
+            _ => (Box::new(any), KindSet::ALL),
+        })
+    }
+}
+
+/// The address field behind a host-name field (`fd.sip.name` -> `fd.sip`).
+fn hostname_base(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "fd.sip.name" => "fd.sip",
+        "fd.cip.name" => "fd.cip",
+        "fd.lip.name" => "fd.lip",
+        "fd.rip.name" => "fd.rip",
+        _ => return None,
+    })
 }
 
 fn unreachable_field() -> Vec<(String, usize)> {
@@ -849,6 +937,22 @@ impl StrMatcher {
             StrMatcher::Regex(_) => 60,
             StrMatcher::Any(ms) => ms.iter().map(StrMatcher::cost).sum(),
         }
+    }
+
+    /// The operator and values of a matcher before `combine`, for gates.
+    fn op_values(&self) -> Option<(Op, Vec<String>)> {
+        Some(match self {
+            StrMatcher::Eq(s) => (Op::Eq, vec![s.to_string()]),
+            StrMatcher::Set(set) => (Op::In, set.iter().cloned().collect()),
+            StrMatcher::Contains(s) => (Op::Contains, vec![s.to_string()]),
+            StrMatcher::IContains(s, _) => (Op::IContains, vec![s.to_string()]),
+            StrMatcher::StartsWith(s) => (Op::StartsWith, vec![s.to_string()]),
+            StrMatcher::EndsWith(s) => (Op::EndsWith, vec![s.to_string()]),
+            StrMatcher::Glob(p) => (Op::Glob, vec![String::from_utf8_lossy(p).into_owned()]),
+            StrMatcher::IGlob(p) => (Op::IGlob, vec![String::from_utf8_lossy(p).into_owned()]),
+            StrMatcher::Pmatch { root: false, set } => (Op::Pmatch, set.iter().cloned().collect()),
+            _ => return None,
+        })
     }
 
     /// The path gate this matcher (before `combine`) implies on `field`.
@@ -1455,9 +1559,11 @@ mod tests {
     fn fused_alternatives_keep_semantics() {
         let lists = HashMap::new();
         let macros = HashMap::new();
+        let hosts = HostRegistry::default();
         let env = Env {
             lists: &lists,
             macros: &macros,
+            hosts: &hosts,
         };
         let cond = "proc.cmdline contains foo or proc.cmdline icontains BAR or proc.cmdline icontains baz or proc.cmdline startswith qq or proc.cmdline startswith zz or proc.cmdline = exact or proc.cmdline endswith .sh or proc.name = x";
         let e = crate::parse_condition(cond).unwrap();

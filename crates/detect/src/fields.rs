@@ -26,7 +26,6 @@ use crate::ast::FieldRef;
 pub struct EvalCtx<'e> {
     pub ev: &'e Event,
     cmdline: OnceCell<String>,
-    args: OnceCell<String>,
     pcmdline: OnceCell<String>,
     fd_name: OnceCell<Option<Cow<'e, str>>>,
     cwd: OnceCell<String>,
@@ -37,7 +36,6 @@ impl<'e> EvalCtx<'e> {
         Self {
             ev,
             cmdline: OnceCell::new(),
-            args: OnceCell::new(),
             pcmdline: OnceCell::new(),
             fd_name: OnceCell::new(),
             cwd: OnceCell::new(),
@@ -50,6 +48,31 @@ impl<'e> EvalCtx<'e> {
 
     fn container(&self) -> Option<&'e Container> {
         self.ev.container.container()
+    }
+
+    /// `proc.cmdline` (built once per event).
+    pub fn cmdline(&self) -> Option<&str> {
+        let p = self.process()?;
+        Some(
+            self.cmdline
+                .get_or_init(|| cmdline_of(ProcView::Own(p)))
+                .as_str(),
+        )
+    }
+
+    /// `proc.args`: the arguments joined by spaces, which is `proc.cmdline` after the
+    /// name and a space (borrowed from it, not built again).
+    fn args_of(&self, p: &Process) -> &str {
+        if p.argv.len() <= 1 {
+            return "";
+        }
+        let cmdline = self.cmdline().unwrap_or("");
+        cmdline.get(p.comm.len() + 1..).unwrap_or("")
+    }
+
+    /// `fd.nameraw`: the path as the process passed it, else `fd.name`.
+    pub fn fd_nameraw(&self) -> Option<&str> {
+        file_path(&self.ev.payload).or_else(|| self.fd_name())
     }
 
     /// The normalised absolute path of the file the event is about, if any.
@@ -70,14 +93,32 @@ impl<'e> EvalCtx<'e> {
     }
 }
 
+/// Absolute, without empty, `.` or `..` components and without a trailing `/` (one
+/// pass over the bytes: this runs for every file event).
 fn is_clean_absolute(p: &str) -> bool {
-    p.starts_with('/')
-        && !p.contains("//")
-        && !p.contains("/./")
-        && !p.contains("/../")
-        && !p.ends_with("/.")
-        && !p.ends_with("/..")
-        && (p.len() == 1 || !p.ends_with('/'))
+    let b = p.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    if b.len() == 1 {
+        return true;
+    }
+    // Each component (the bytes after a `/`) must be non-empty and not `.`/`..`.
+    let mut start = 1;
+    loop {
+        let end = match b[start..].iter().position(|&c| c == b'/') {
+            Some(i) => start + i,
+            None => b.len(),
+        };
+        match &b[start..end] {
+            b"" | b"." | b".." => return false,
+            _ => {}
+        }
+        if end == b.len() {
+            return true;
+        }
+        start = end + 1;
+    }
 }
 
 /// Value type of a field, deciding which operators and literals are legal.
@@ -287,14 +328,6 @@ fn cmdline_of(v: ProcView<'_>) -> String {
     out
 }
 
-fn args_of(argv: &[String]) -> String {
-    argv.iter()
-        .skip(1)
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn parse_index(f: &FieldRef) -> Result<Option<usize>, FieldError> {
     match &f.arg {
         None => Ok(None),
@@ -450,15 +483,10 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         "proc.name" => provided(s(|ctx| ctx.process().map(|p| Cow::Borrowed(p.comm.as_str())))),
         "proc.exe" => provided(s(|ctx| ancestor(ctx, 0).map(|v| Cow::Borrowed(v.argv0())))),
         "proc.exepath" => provided(s(|ctx| ctx.process().map(|p| Cow::Borrowed(p.exe.as_str())))),
-        "proc.cmdline" => provided(s(|ctx| {
-            let p = ctx.process()?;
-            Some(Cow::Borrowed(
-                ctx.cmdline.get_or_init(|| cmdline_of(ProcView::Own(p))).as_str(),
-            ))
-        })),
+        "proc.cmdline" => provided(s(|ctx| ctx.cmdline().map(Cow::Borrowed))),
         "proc.args" => provided(s(|ctx| {
             let p = ctx.process()?;
-            Some(Cow::Borrowed(ctx.args.get_or_init(|| args_of(&p.argv)).as_str()))
+            Some(Cow::Borrowed(ctx.args_of(p)))
         })),
         "proc.pid" => provided(int(|ctx| ctx.process().map(|p| p.pid as i64))),
         "proc.ppid" => provided(int(|ctx| ctx.process().map(|p| p.ppid as i64))),
@@ -558,9 +586,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
 
         // --- file descriptors ---
         "fd.name" => provided(s(|ctx| ctx.fd_name().map(Cow::Borrowed))),
-        "fd.nameraw" => provided(s(|ctx| {
-            file_path(&ctx.ev.payload).map(Cow::Borrowed).or_else(|| ctx.fd_name().map(Cow::Borrowed))
-        })),
+        "fd.nameraw" => provided(s(|ctx| ctx.fd_nameraw().map(Cow::Borrowed))),
         "fd.directory" => provided(s(|ctx| {
             file_path(&ctx.ev.payload)?;
             ctx.fd_name().map(|n| Cow::Borrowed(dirname(n)))
@@ -636,10 +662,14 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
             let e = endpoints(&ctx.ev.payload)?;
             e.server.and_then(SockAddr::port).or_else(|| e.client.and_then(SockAddr::port)).map(i64::from)
         })),
-        "fd.sip.name" | "fd.cip.name" | "fd.lip.name" | "fd.rip.name" => not_provided(
-            T::Str,
-            "needs DNS-to-connection correlation: add `remote_name: Option<String>` to Payload::NetConnect",
-        ),
+        // Conditions compare the address with what the name resolves to (compile.rs,
+        // hostnames.rs); outputs have no name for an address.
+        "fd.sip.name" | "fd.cip.name" | "fd.lip.name" | "fd.rip.name" => ResolvedField {
+            getter: s(|_| None),
+            availability: Availability::Approximate(
+                "compared with the addresses the rule's host names resolve to (at load and every 60 s); outputs show no name",
+            ),
+        },
         "fd.ino" | "fd.dev" | "fd.dev.major" | "fd.dev.minor" => not_provided(T::Int, "open events carry no inode/device"),
         "fd.is_upper_layer" | "fd.is_lower_layer" => not_provided(T::Bool, "open events carry no overlayfs layer"),
 
@@ -1208,7 +1238,9 @@ fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
             Payload::Exec { filename, .. },
             ArgKey::Exe | ArgKey::Filename | ArgKey::Path | ArgKey::Name,
         ) => b(filename),
-        (Payload::Exec { .. }, ArgKey::Args) => ctx.process().map(|p| Cow::Owned(args_of(&p.argv))),
+        (Payload::Exec { .. }, ArgKey::Args) => {
+            ctx.process().map(|p| Cow::Borrowed(ctx.args_of(p)))
+        }
         (Payload::Exec { from_memfd, .. }, ArgKey::Flags) => {
             b(if *from_memfd { "EXE_FROM_MEMFD" } else { "0" })
         }
@@ -1805,6 +1837,16 @@ fn group_name(gid: u32) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clean_paths_are_exactly_those_normalising_to_themselves() {
+        for p in [
+            "/", "/etc", "/etc/", "//etc", "/etc//x", "/./x", "/x/.", "/x/..", "/x/../y", "/x/.y",
+            "/x/..y", "/x/y.", "etc", "", ".", "/a/b/c", "/a/b/c/", "/.", "/..",
+        ] {
+            assert_eq!(is_clean_absolute(p), normalize_path(p, "/") == p, "{p:?}");
+        }
+    }
 
     #[test]
     fn paths_normalise_against_cwd() {

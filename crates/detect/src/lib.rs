@@ -18,6 +18,7 @@ pub mod baseline;
 pub mod cli;
 pub mod compile;
 pub mod fields;
+pub mod hostnames;
 pub mod loader;
 pub mod output;
 pub mod parser;
@@ -28,6 +29,9 @@ pub mod tests_format;
 
 pub use alerts::NoiseConfig;
 pub use fields::EvalCtx;
-pub use loader::{load_files, load_texts, LoadError, LoadWarning};
+pub use hostnames::{ResolveOptions, Resolver, StaticResolver, SystemResolver};
+pub use loader::{
+    load_files, load_files_with, load_texts, load_texts_with, LoadError, LoadWarning,
+};
 pub use parser::{parse_condition, ParseError};
 pub use ruleset::{CompiledRule, EngineError, RuleEngine, RuleSet};

@@ -17,6 +17,7 @@ use yaml_serde::{Mapping, Value};
 use crate::ast::{Expr, Op};
 use crate::compile::{self, Env, MacroDef};
 use crate::fields::Availability;
+use crate::hostnames::{HostRegistry, ResolveOptions};
 use crate::output::OutputTemplate;
 use crate::parser::parse_condition;
 use crate::ruleset::{CompiledRule, RuleSet};
@@ -121,6 +122,14 @@ struct Collector {
 /// Returns the set of rules that loaded and every error met; an unreadable file or a
 /// YAML syntax error fails that file only.
 pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> (RuleSet, Vec<LoadError>) {
+    load_files_with(paths, &ResolveOptions::default())
+}
+
+/// [`load_files`] with a given resolver for the host names conditions mention.
+pub fn load_files_with<P: AsRef<Path>>(
+    paths: &[P],
+    resolve: &ResolveOptions,
+) -> (RuleSet, Vec<LoadError>) {
     let mut texts = Vec::new();
     let mut errors = Vec::new();
     for p in paths {
@@ -137,7 +146,7 @@ pub fn load_files<P: AsRef<Path>>(paths: &[P]) -> (RuleSet, Vec<LoadError>) {
             }
         }
     }
-    let (set, mut errs) = load_texts(&texts);
+    let (set, mut errs) = load_texts_with(&texts, resolve);
     errors.append(&mut errs);
     (set, errors)
 }
@@ -170,11 +179,19 @@ fn expand_dir(p: &Path, errors: &mut Vec<LoadError>) -> Vec<PathBuf> {
 
 /// Loads rules from in-memory texts `(file name, content)`, in order.
 pub fn load_texts(files: &[(String, String)]) -> (RuleSet, Vec<LoadError>) {
+    load_texts_with(files, &ResolveOptions::default())
+}
+
+/// [`load_texts`] with a given resolver for the host names conditions mention.
+pub fn load_texts_with(
+    files: &[(String, String)],
+    resolve: &ResolveOptions,
+) -> (RuleSet, Vec<LoadError>) {
     let mut c = Collector::default();
     for (name, text) in files {
         c.collect_file(name, text);
     }
-    c.compile()
+    c.compile(resolve)
 }
 
 fn scalar_text(v: &Value) -> Option<String> {
@@ -590,7 +607,7 @@ impl Collector {
         Ok(())
     }
 
-    fn compile(self) -> (RuleSet, Vec<LoadError>) {
+    fn compile(self, resolve: &ResolveOptions) -> (RuleSet, Vec<LoadError>) {
         let Collector {
             lists: list_infos,
             list_order,
@@ -626,9 +643,11 @@ impl Collector {
             };
             macros.insert(name.clone(), MacroDef { ast, source });
         }
+        let hosts = HostRegistry::default();
         let env = Env {
             lists: &lists,
             macros: &macros,
+            hosts: &hosts,
         };
 
         let mut compiled = Vec::new();
@@ -736,7 +755,11 @@ impl Collector {
                 notes.field_notes,
             ));
         }
-        let set = RuleSet::new(compiled, warnings);
+        // Host names the conditions compare addresses with: resolved before the
+        // set is used (bounded by the timeout).
+        let hosts = Arc::new(hosts.into_table(resolve.clone()));
+        hosts.refresh();
+        let set = RuleSet::new(compiled, warnings, hosts);
         (set, errors)
     }
 }

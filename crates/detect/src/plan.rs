@@ -66,16 +66,55 @@ pub enum GateField {
     PathPrefix,
     /// The last component of `fd.name`.
     FileName,
+    /// A substring of the field's value, ASCII case-insensitively (the index runs one
+    /// automaton per field over all the rules' literals).
+    Contains(SubField),
+}
+
+/// Strings the rule index scans for literals ([`GateField::Contains`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubField {
+    /// `fd.name` (also standing for `fd.directory`, `fd.filename` and `fs.path.name`,
+    /// whose values are substrings of it).
+    FdName,
+    /// `fd.nameraw`: the path as the process passed it.
+    FdNameRaw,
+    /// `proc.cmdline` (also standing for `proc.args` and `proc.name`, substrings of
+    /// it).
+    Cmdline,
+    /// `proc.exe`: argv[0] as invoked, else the executable path.
+    Exe,
+    /// `proc.exepath`.
+    ExePath,
+    /// `proc.cwd` (with its trailing `/`).
+    Cwd,
 }
 
 /// A necessary condition: the rule can hold only if one of these fields has one of
-/// the listed values. An empty gate never opens.
+/// the listed values (for [`GateField::Contains`], contains one of them). An empty
+/// gate never opens.
 #[derive(Debug, Clone, Default)]
 pub struct Gate(pub Vec<(GateField, Arc<[String]>)>);
 
 impl Gate {
-    fn size(&self) -> usize {
-        self.0.iter().map(|(_, v)| v.len()).sum()
+    /// How often the gate is expected to open, roughly (smaller is more selective):
+    /// an exact name rarely matches, a short path prefix or a short literal often.
+    fn weight(&self) -> f32 {
+        self.0
+            .iter()
+            .map(|(f, vals)| {
+                vals.iter()
+                    .map(|v| {
+                        let len = v.len().max(1) as f32;
+                        match f {
+                            GateField::ProcName | GateField::ProcExe | GateField::FileName => 1.0,
+                            GateField::PathPrefix => 1.0 + 8.0 / len,
+                            GateField::Contains(_) => 2.0 + 16.0 / len,
+                        }
+                    })
+                    .sum::<f32>()
+            })
+            .sum()
     }
 }
 
@@ -143,7 +182,10 @@ impl Prog {
             Prog::Const(false) => Some(Gate::default()),
             Prog::Const(true) | Prog::Not(_) => None,
             Prog::Leaf(l) => l.gate.clone(),
-            Prog::And(ps) => ps.iter().filter_map(Prog::gate).min_by_key(Gate::size),
+            Prog::And(ps) => ps
+                .iter()
+                .filter_map(Prog::gate)
+                .min_by(|a, b| a.weight().total_cmp(&b.weight())),
             Prog::Or(ps) => {
                 let mut all = Gate::default();
                 for p in ps.iter() {
@@ -388,6 +430,100 @@ pub(crate) fn path_gate(f: &FieldRef, op: Op, values: &[String]) -> Option<Gate>
         _ => None,
     };
     Some(Gate(vec![(GateField::PathPrefix, keys?.into())]))
+}
+
+/// A gate for a positive string test (`field op values`) on a field whose value is a
+/// substring of one the index scans: each value, or the longest literal run of a
+/// glob, must occur in it. `None` when a value gives no literal to look for.
+pub(crate) fn substr_gate(f: &FieldRef, op: Op, values: &[String]) -> Option<Gate> {
+    if f.arg.is_some() || f.transformer.is_some() || values.is_empty() {
+        return None;
+    }
+    let field = match f.name.as_str() {
+        "fd.name" | "fs.path.name" | "fd.directory" | "fd.filename" => SubField::FdName,
+        "fd.nameraw" => SubField::FdNameRaw,
+        "proc.cmdline" | "proc.args" | "proc.name" => SubField::Cmdline,
+        "proc.exe" => SubField::Exe,
+        "proc.exepath" => SubField::ExePath,
+        "proc.cwd" => SubField::Cwd,
+        _ => return None,
+    };
+    let lits: Option<Vec<String>> = match op {
+        Op::Eq
+        | Op::In
+        | Op::Intersects
+        | Op::Contains
+        | Op::IContains
+        | Op::StartsWith
+        | Op::EndsWith => values.iter().map(|v| Some(v.clone())).collect(),
+        // `pmatch` holds for the value itself or a path below it; `/` for all.
+        Op::Pmatch => values
+            .iter()
+            .map(|v| {
+                let v = v.trim_end_matches('/');
+                (!v.is_empty()).then(|| v.to_string())
+            })
+            .collect(),
+        Op::Glob => values.iter().map(|v| glob_literal(v)).collect(),
+        // `iglob` lowercases with Unicode rules: only ASCII literals fold the same.
+        Op::IGlob => values
+            .iter()
+            .map(|v| glob_literal(v).filter(|l| l.is_ascii()))
+            .collect(),
+        _ => None,
+    };
+    let lits = lits?;
+    if lits.iter().any(String::is_empty) {
+        return None;
+    }
+    Some(Gate(vec![(GateField::Contains(field), lits.into())]))
+}
+
+/// The longest run of literal characters of a glob (outside `*`, `?` and `[…]`),
+/// which every match contains. `None` when there is none.
+fn glob_literal(pat: &str) -> Option<String> {
+    let b = pat.as_bytes();
+    let (mut best, mut start, mut i) = ((0, 0), 0, 0);
+    let close = |start: usize, end: usize, best: &mut (usize, usize)| {
+        if end - start > best.1 - best.0 {
+            *best = (start, end);
+        }
+    };
+    while i < b.len() {
+        match b[i] {
+            b'*' | b'?' => {
+                close(start, i, &mut best);
+                i += 1;
+                start = i;
+            }
+            b'[' => {
+                close(start, i, &mut best);
+                // A class spans to its `]` (a `]` right after `[` or `[!` is part
+                // of it); without one, stop: what follows is not safely literal.
+                let mut j = i + 1;
+                if matches!(b.get(j), Some(b'!' | b'^')) {
+                    j += 1;
+                }
+                if b.get(j) == Some(&b']') {
+                    j += 1;
+                }
+                match b[j.min(b.len())..].iter().position(|&c| c == b']') {
+                    Some(k) => {
+                        i = j + k + 1;
+                        start = i;
+                    }
+                    None => {
+                        start = b.len();
+                        i = b.len();
+                    }
+                }
+            }
+            _ => i += 1,
+        }
+    }
+    close(start.min(b.len()), b.len(), &mut best);
+    let lit = pat.get(best.0..best.1)?;
+    (!lit.is_empty()).then(|| lit.to_string())
 }
 
 /// Fields the rule index can look up directly.

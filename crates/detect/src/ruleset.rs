@@ -10,11 +10,15 @@ use rampart_event::{Alert, Event, EventKind, Priority};
 use crate::alerts::{NoiseConfig, NoiseControl};
 use crate::compile::{Compiled, FastMap, KindSet};
 use crate::fields::{Availability, EvalCtx};
-use crate::loader::{load_files, LoadError, LoadWarning};
+use crate::hostnames::{HostRegistry, HostTable, ResolveOptions, REFRESH_EVERY};
+use crate::loader::{load_files_with, LoadError, LoadWarning};
 use crate::output::{OutputTemplate, RenderedOutput};
-use crate::plan::GateField;
+use crate::plan::{GateField, SubField};
 use crate::source::Pos;
 use crate::tests_format::RuleTests;
+use aho_corasick::automaton::Automaton;
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
 
 /// One rule, ready to evaluate.
 pub struct CompiledRule {
@@ -105,19 +109,58 @@ pub fn is_mitre_id(t: &str) -> bool {
     }
 }
 
+/// A bit set over the rules of one kind.
+type RuleBits = Box<[u64]>;
+
 /// Rules for one event kind, as bit sets over `rules` (load order): those that run
-/// for every event of the kind, and per `proc.name` / `proc.exe` value those whose
-/// condition needs that value.
+/// for every event of the kind, per `proc.name` / `proc.exe` / path key those whose
+/// condition needs that value, and per scanned field an automaton over the literals
+/// some rule needs to find in it.
 #[derive(Default)]
 struct KindIndex {
     rules: Vec<u32>,
     always: Box<[u64]>,
     by_name: FastMap<Box<str>, Box<[u64]>>,
     by_exe: FastMap<Box<str>, Box<[u64]>>,
-    by_path_prefix: FastMap<Box<str>, Box<[u64]>>,
+    by_path_prefix: PathTrie,
     by_file_name: FastMap<Box<str>, Box<[u64]>>,
-    /// Rules gated on a path key (all of them run when an event has too many keys).
-    path_gated: Box<[u64]>,
+    /// Per scanned field: the automaton of all literals and each literal's rules.
+    by_literal: Vec<(SubField, DFA, Vec<RuleBits>)>,
+}
+
+/// Path keys by component: a key (`/etc/ssh`) holds for a path equal to it or below
+/// it, so one walk down the path's components finds every key it has, stopping at the
+/// first component no key continues with.
+#[derive(Default)]
+struct PathTrie {
+    bits: Option<Box<[u64]>>,
+    children: FastMap<Box<str>, PathTrie>,
+}
+
+impl PathTrie {
+    fn insert(&mut self, key: &str, words: usize, w: usize, bit: u64) {
+        // Keys are absolute (relative ones can never match a normalised fd.name).
+        let Some(rest) = key.strip_prefix('/') else {
+            return;
+        };
+        let mut node = self;
+        for comp in rest.split('/') {
+            node = node.children.entry(comp.into()).or_default();
+        }
+        node.bits
+            .get_or_insert_with(|| vec![0u64; words].into_boxed_slice())[w] |= bit;
+    }
+
+    fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    fn len(&self) -> usize {
+        self.children
+            .values()
+            .map(|c| usize::from(c.bits.is_some()) + c.len())
+            .sum()
+    }
 }
 
 impl KindIndex {
@@ -132,36 +175,100 @@ impl KindIndex {
         let empty = || vec![0u64; words].into_boxed_slice();
         let mut idx = KindIndex {
             always: empty(),
-            path_gated: empty(),
             ..Default::default()
         };
+        let mut literals: Vec<(SubField, FastMap<String, RuleBits>)> = Vec::new();
         for (pos, &ri) in members.iter().enumerate() {
             let (w, bit) = (pos / 64, 1u64 << (pos % 64));
-            match rules[ri as usize].compiled.gates[kind as usize].as_ref() {
-                Some(gate) => {
-                    for (field, values) in &gate.0 {
-                        let map = match field {
-                            GateField::ProcName => &mut idx.by_name,
-                            GateField::ProcExe => &mut idx.by_exe,
-                            GateField::PathPrefix => {
-                                idx.path_gated[w] |= bit;
-                                &mut idx.by_path_prefix
-                            }
-                            GateField::FileName => {
-                                idx.path_gated[w] |= bit;
-                                &mut idx.by_file_name
+            let Some(gate) = rules[ri as usize].compiled.gates[kind as usize].as_ref() else {
+                idx.always[w] |= bit;
+                continue;
+            };
+            for (field, values) in &gate.0 {
+                let map = match field {
+                    GateField::ProcName => &mut idx.by_name,
+                    GateField::ProcExe => &mut idx.by_exe,
+                    GateField::PathPrefix => {
+                        for v in values.iter() {
+                            idx.by_path_prefix.insert(v, words, w, bit);
+                        }
+                        continue;
+                    }
+                    GateField::FileName => &mut idx.by_file_name,
+                    GateField::Contains(sf) => {
+                        let i = match literals.iter().position(|(f, _)| f == sf) {
+                            Some(i) => i,
+                            None => {
+                                literals.push((*sf, FastMap::default()));
+                                literals.len() - 1
                             }
                         };
                         for v in values.iter() {
-                            map.entry(v.as_str().into()).or_insert_with(empty)[w] |= bit;
+                            literals[i].1.entry(v.clone()).or_insert_with(empty)[w] |= bit;
+                        }
+                        continue;
+                    }
+                };
+                for v in values.iter() {
+                    map.entry(v.as_str().into()).or_insert_with(empty)[w] |= bit;
+                }
+            }
+        }
+        for (sf, lits) in literals {
+            let (pats, bits): (Vec<String>, Vec<Box<[u64]>>) = lits.into_iter().unzip();
+            // Standard semantics: a match state reports every literal ending there,
+            // so one pass finds all (overlapping) occurrences.
+            let dfa = aho_corasick::dfa::Builder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .prefilter(false)
+                .build(&pats);
+            match dfa {
+                Ok(ac) => idx.by_literal.push((sf, ac, bits)),
+                // Cannot happen for a few hundred literals; if it did, the rules
+                // gated on them run for every event rather than never.
+                Err(_) => {
+                    for b in bits {
+                        for (a, x) in idx.always.iter_mut().zip(b.iter()) {
+                            *a |= x;
                         }
                     }
                 }
-                None => idx.always[w] |= bit,
             }
         }
         idx.rules = members;
         idx
+    }
+}
+
+/// Calls `on` with the id of every literal occurring in `hay`.
+#[inline]
+fn scan(dfa: &DFA, hay: Option<&str>, on: &mut impl FnMut(usize)) {
+    if let Some(hay) = hay {
+        scan_parts(dfa, std::iter::once(hay), on);
+    }
+}
+
+/// Calls `on` with the id of every literal occurring in the concatenation of `parts`.
+#[inline]
+fn scan_parts<'a>(dfa: &DFA, parts: impl Iterator<Item = &'a str>, on: &mut impl FnMut(usize)) {
+    let Ok(mut sid) = dfa.start_state(Anchored::No) else {
+        return;
+    };
+    for part in parts {
+        for &b in part.as_bytes() {
+            sid = dfa.next_state(Anchored::No, sid, b);
+            if dfa.is_special(sid) {
+                if dfa.is_dead(sid) {
+                    return;
+                }
+                if dfa.is_match(sid) {
+                    for i in 0..dfa.match_len(sid) {
+                        on(dfa.match_pattern(sid, i).as_usize());
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -172,10 +279,15 @@ pub struct RuleSet {
     rules: Vec<CompiledRule>,
     by_kind: Vec<KindIndex>,
     warnings: Vec<LoadWarning>,
+    hosts: Arc<HostTable>,
 }
 
 impl RuleSet {
-    pub(crate) fn new(rules: Vec<CompiledRule>, warnings: Vec<LoadWarning>) -> Self {
+    pub(crate) fn new(
+        rules: Vec<CompiledRule>,
+        warnings: Vec<LoadWarning>,
+        hosts: Arc<HostTable>,
+    ) -> Self {
         let by_kind = EventKind::ALL
             .iter()
             .map(|k| KindIndex::build(*k, &rules))
@@ -184,11 +296,22 @@ impl RuleSet {
             rules,
             by_kind,
             warnings,
+            hosts,
         }
     }
 
     pub fn empty() -> Self {
-        Self::new(Vec::new(), Vec::new())
+        Self::new(
+            Vec::new(),
+            Vec::new(),
+            Arc::new(HostRegistry::default().into_table(ResolveOptions::default())),
+        )
+    }
+
+    /// Host names the conditions compare addresses with (`fd.sip.name = …`), with
+    /// their current addresses; [`HostTable::refresh`] re-resolves them.
+    pub fn hostnames(&self) -> &Arc<HostTable> {
+        &self.hosts
     }
 
     pub fn rules(&self) -> &[CompiledRule] {
@@ -207,67 +330,159 @@ impl RuleSet {
     /// Calls `f` for each enabled rule matching the event, in load order.
     pub fn for_each_match<'s>(&'s self, ctx: &EvalCtx<'_>, mut f: impl FnMut(&'s CompiledRule)) {
         let kind = ctx.ev.kind();
+        self.for_each_candidate(ctx, |ri| {
+            let r = &self.rules[ri];
+            if let Some(prog) = &r.compiled.progs[kind as usize] {
+                if prog.eval(ctx) {
+                    f(r);
+                }
+            }
+        });
+    }
+
+    /// Indices (into [`RuleSet::rules`]) of the rules the index selects for the
+    /// event, in load order: the rules whose condition is evaluated (profiling).
+    #[doc(hidden)]
+    pub fn candidates(&self, ev: &Event) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.for_each_candidate(&EvalCtx::new(ev), |ri| out.push(ri));
+        out
+    }
+
+    /// How the index gates the rules of one kind (profiling): rules run for every
+    /// event, and per gate field the number of keys or literals.
+    #[doc(hidden)]
+    pub fn index_summary(&self, k: EventKind) -> String {
+        let idx = &self.by_kind[k as usize];
+        let always: u32 = idx.always.iter().map(|w| w.count_ones()).sum();
+        let mut out = format!(
+            "{} rules, {always} ungated; keys: {} names, {} exes, {} path prefixes, {} file names",
+            idx.rules.len(),
+            idx.by_name.len(),
+            idx.by_exe.len(),
+            idx.by_path_prefix.len(),
+            idx.by_file_name.len()
+        );
+        let ungated: Vec<&str> = idx
+            .rules
+            .iter()
+            .enumerate()
+            .filter(|(pos, _)| idx.always[pos / 64] & (1 << (pos % 64)) != 0)
+            .map(|(_, &ri)| self.rules[ri as usize].name.as_str())
+            .collect();
+        if !ungated.is_empty() {
+            out.push_str(&format!(" {ungated:?}"));
+        }
+        for (sf, dfa, bits) in &idx.by_literal {
+            out.push_str(&format!(
+                "; {sf:?}: {} literals ({} B DFA)",
+                bits.len(),
+                dfa.memory_usage()
+            ));
+        }
+        out
+    }
+
+    /// Evaluates rule `ri`'s plan for the event's kind, as the index does (profiling).
+    #[doc(hidden)]
+    pub fn eval_rule(&self, ri: usize, ctx: &EvalCtx<'_>) -> bool {
+        self.rules
+            .get(ri)
+            .and_then(|r| r.compiled.progs[ctx.ev.kind() as usize].as_ref())
+            .is_some_and(|p| p.eval(ctx))
+    }
+
+    #[inline]
+    fn for_each_candidate(&self, ctx: &EvalCtx<'_>, mut f: impl FnMut(usize)) {
+        let kind = ctx.ev.kind();
         let idx = &self.by_kind[kind as usize];
-        let (mut named, mut by_exe): (Option<&[u64]>, Option<&[u64]>) = (None, None);
+        let words = idx.always.len();
+        let mut inline = [0u64; 8];
+        let mut heap = Vec::new();
+        let bits: &mut [u64] = if words <= inline.len() {
+            &mut inline[..words]
+        } else {
+            heap.resize(words, 0);
+            &mut heap
+        };
+        bits.copy_from_slice(&idx.always);
+        let or = |bits: &mut [u64], b: Option<&Box<[u64]>>| {
+            if let Some(b) = b {
+                for (a, x) in bits.iter_mut().zip(b.iter()) {
+                    *a |= x;
+                }
+            }
+        };
         if let Some(p) = ctx.ev.process.as_deref() {
             if !idx.by_name.is_empty() {
-                named = idx.by_name.get(p.comm.as_str()).map(|b| &b[..]);
+                or(bits, idx.by_name.get(p.comm.as_str()));
             }
             if !idx.by_exe.is_empty() {
                 // Falco's proc.exe: argv[0] as invoked, else the executable path.
                 let argv0 = p.argv.first().map(String::as_str).unwrap_or(&p.exe);
-                by_exe = idx.by_exe.get(argv0).map(|b| &b[..]);
+                or(bits, idx.by_exe.get(argv0));
             }
         }
-        // Path gates: every prefix of fd.name that ends before a `/`, the whole name,
-        // and its last component.
-        let mut path_hits: [&[u64]; 12] = [&[]; 12];
-        let map_get = |m: &'s FastMap<Box<str>, Box<[u64]>>, k: &str| m.get(k).map(|b| &b[..]);
-        let mut n_path = 0;
-        let mut path_overflow = false;
+        // Path keys: fd.name and the directories above it, and its last component.
         if !idx.by_path_prefix.is_empty() || !idx.by_file_name.is_empty() {
             if let Some(name) = ctx.fd_name() {
-                let mut add = |b: Option<&'s [u64]>| {
-                    if let Some(b) = b {
-                        if n_path < path_hits.len() {
-                            path_hits[n_path] = b;
-                            n_path += 1;
-                        } else {
-                            path_overflow = true;
-                        }
+                if let (false, Some(rest)) = (idx.by_path_prefix.is_empty(), name.strip_prefix('/'))
+                {
+                    let mut node = &idx.by_path_prefix;
+                    for comp in rest.split('/') {
+                        let Some(n) = node.children.get(comp) else {
+                            break;
+                        };
+                        or(bits, n.bits.as_ref());
+                        node = n;
                     }
-                };
-                if !idx.by_path_prefix.is_empty() {
-                    for (i, _) in name.match_indices('/').skip(1) {
-                        add(map_get(&idx.by_path_prefix, &name[..i]));
-                    }
-                    add(map_get(&idx.by_path_prefix, name));
                 }
                 if !idx.by_file_name.is_empty() {
                     let base = name.rsplit('/').next().unwrap_or(name);
-                    add(map_get(&idx.by_file_name, base));
+                    or(bits, idx.by_file_name.get(base));
                 }
             }
         }
-        for (w, &always) in idx.always.iter().enumerate() {
-            let mut bits = always | named.map_or(0, |b| b[w]) | by_exe.map_or(0, |b| b[w]);
-            for b in &path_hits[..n_path] {
-                bits |= b[w];
-            }
-            if path_overflow {
-                // More matching path keys than slots: run every path-gated rule
-                // rather than risk missing one.
-                bits |= idx.path_gated[w];
-            }
-            while bits != 0 {
-                let pos = w * 64 + bits.trailing_zeros() as usize;
-                bits &= bits - 1;
-                let r = &self.rules[idx.rules[pos] as usize];
-                if let Some(prog) = &r.compiled.progs[kind as usize] {
-                    if prog.eval(ctx) {
-                        f(r);
+        for (sf, dfa, lit_bits) in &idx.by_literal {
+            let mut on = |pid: usize| or(bits, lit_bits.get(pid));
+            match sf {
+                SubField::FdName => scan(dfa, ctx.fd_name(), &mut on),
+                SubField::FdNameRaw => scan(dfa, ctx.fd_nameraw(), &mut on),
+                // proc.cmdline is comm and the arguments joined by spaces: walked in
+                // place rather than built.
+                SubField::Cmdline => {
+                    if let Some(p) = ctx.ev.process.as_deref() {
+                        let args = p.argv.iter().skip(1);
+                        let parts = std::iter::once(p.comm.as_str())
+                            .chain(args.flat_map(|a| [" ", a.as_str()]));
+                        scan_parts(dfa, parts, &mut on);
                     }
                 }
+                SubField::Exe => {
+                    let p = ctx.ev.process.as_deref();
+                    let argv0 = p.map(|p| p.argv.first().map(String::as_str).unwrap_or(&p.exe));
+                    scan(dfa, argv0, &mut on);
+                }
+                SubField::ExePath => scan(
+                    dfa,
+                    ctx.ev.process.as_deref().map(|p| p.exe.as_str()),
+                    &mut on,
+                ),
+                // Falco's proc.cwd ends with a `/`.
+                SubField::Cwd => {
+                    if let Some(p) = ctx.ev.process.as_deref() {
+                        let slash = if p.cwd.ends_with('/') { "" } else { "/" };
+                        scan_parts(dfa, [p.cwd.as_str(), slash].into_iter(), &mut on);
+                    }
+                }
+            }
+        }
+        for (w, word) in bits.iter().enumerate() {
+            let mut word = *word;
+            while word != 0 {
+                let pos = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                f(idx.rules[pos] as usize);
             }
         }
     }
@@ -319,10 +534,14 @@ pub enum EngineError {
 
 /// The running detection engine: current rules (swapped atomically on reload) and
 /// alert noise control.
+///
+/// Host names the rules compare addresses with are re-resolved every
+/// [`REFRESH_EVERY`] on a background thread that follows reloads.
 pub struct RuleEngine {
     rules: ArcSwap<RuleSet>,
     noise: Mutex<NoiseControl>,
     paths: Mutex<Vec<PathBuf>>,
+    resolve: ResolveOptions,
 }
 
 impl RuleEngine {
@@ -335,11 +554,23 @@ impl RuleEngine {
         paths: &[P],
         noise: NoiseConfig,
     ) -> Result<(RuleEngine, Vec<LoadError>), EngineError> {
-        let (set, errors) = load_files(paths);
+        Self::load_with_resolver(paths, noise, ResolveOptions::default())
+    }
+
+    /// [`RuleEngine::load_with`] with a given resolver for host names (kept for
+    /// reloads and refreshes).
+    pub fn load_with_resolver<P: AsRef<Path>>(
+        paths: &[P],
+        noise: NoiseConfig,
+        resolve: ResolveOptions,
+    ) -> Result<(RuleEngine, Vec<LoadError>), EngineError> {
+        let (set, errors) = load_files_with(paths, &resolve);
         if set.rules().is_empty() && !errors.is_empty() {
             return Err(EngineError::NothingLoaded(errors));
         }
-        Ok((Self::from_ruleset(set, noise, paths), errors))
+        let mut engine = Self::from_ruleset(set, noise, paths);
+        engine.resolve = resolve;
+        Ok((engine, errors))
     }
 
     pub fn from_ruleset<P: AsRef<Path>>(
@@ -347,20 +578,24 @@ impl RuleEngine {
         noise: NoiseConfig,
         paths: &[P],
     ) -> RuleEngine {
+        set.hostnames().spawn_refresh(REFRESH_EVERY);
         RuleEngine {
             rules: ArcSwap::from_pointee(set),
             noise: Mutex::new(NoiseControl::new(noise)),
             paths: Mutex::new(paths.iter().map(|p| p.as_ref().to_path_buf()).collect()),
+            resolve: ResolveOptions::default(),
         }
     }
 
     /// Replaces the rules atomically. Any load error refuses the reload and keeps the
     /// running set; evaluation in other threads is never blocked.
     pub fn reload<P: AsRef<Path>>(&self, paths: &[P]) -> Result<Arc<RuleSet>, EngineError> {
-        let (set, errors) = load_files(paths);
+        let (set, errors) = load_files_with(paths, &self.resolve);
         if !errors.is_empty() {
             return Err(EngineError::ReloadRefused(errors));
         }
+        // The replaced set's refresher ends once that set is dropped.
+        set.hostnames().spawn_refresh(REFRESH_EVERY);
         let set = Arc::new(set);
         self.rules.store(set.clone());
         if let Ok(mut p) = self.paths.lock() {

