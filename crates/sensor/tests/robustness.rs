@@ -173,17 +173,29 @@ fn survives_dockerd_restart_and_container_churn() {
     for (i, f) in failed.iter().enumerate().take(3) {
         eprintln!("docker run failure {i}: {f}");
     }
-    assert_eq!(
-        seen.len(),
-        names.len(),
-        "every churned container is named on its exec"
+    assert_complete(
+        &seen,
+        &names,
+        "every churned container is named on its exec",
+        &stats,
     );
+    sensor.stop();
+}
+
+/// Every expected container was seen, and nothing was lost or undecodable.
+fn assert_complete(
+    seen: &HashSet<String>,
+    expected: &HashSet<String>,
+    what: &str,
+    stats: &rampart_sensor::StatsSnapshot,
+) {
+    let missing: Vec<_> = expected.difference(seen).take(5).collect();
+    assert!(missing.is_empty(), "{what}; missing e.g. {missing:?}");
     assert_eq!(stats.decode_errors, 0);
     assert_eq!(
         stats.kernel_ring_full + stats.kernel_shed + stats.queue_drops,
         0
     );
-    sensor.stop();
 }
 
 /// A bundle for `runc run`: busybox's root filesystem (exported from the test image)
@@ -335,15 +347,11 @@ fn runc_containers_at_50_per_second_are_all_attributed() {
         n as f64 / launched_in >= 45.0,
         "launch rate fell below 50/s"
     );
-    assert_eq!(
-        seen.len(),
-        ran.len(),
-        "every container's exec carries its container id"
-    );
-    assert_eq!(stats.decode_errors, 0);
-    assert_eq!(
-        stats.kernel_ring_full + stats.kernel_shed + stats.queue_drops,
-        0
+    assert_complete(
+        &seen,
+        &ran,
+        "every container's exec carries its container id",
+        &stats,
     );
     sensor.stop();
 }
