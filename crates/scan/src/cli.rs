@@ -12,7 +12,8 @@ use crate::model::{ContentFinding, ScanReport, Severity};
 use crate::output::{render, Format};
 use crate::scanner::{scan, Progress, ScanOptions, Target};
 
-/// Scan an image, a directory or a running container: SBOM, vulnerabilities, secrets.
+/// Scan an image, a directory or a running container: SBOM, vulnerabilities, secrets,
+/// malware (YARA rules, with `--malware-rules`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScanArgs {
     /// What to scan: an image tarball (`docker save`, OCI tar), an OCI layout directory,
@@ -44,6 +45,11 @@ pub struct ScanArgs {
     /// Secret rules in gitleaks TOML format instead of the built-in set.
     #[arg(long, value_name = "FILE")]
     pub secrets_config: Option<PathBuf>,
+    /// Also scan every file with these YARA rules: a rules file or a directory of
+    /// `.yar`/`.yara` files. Rules that fail to compile are reported and skipped.
+    /// Needs a build with the cargo feature `yara`.
+    #[arg(long, value_name = "PATH")]
+    pub malware_rules: Option<PathBuf>,
     /// Never use the network. Scanning is always local; this is accepted so pipelines
     /// can state it explicitly.
     #[arg(long)]
@@ -176,6 +182,12 @@ pub fn fails(report: &ScanReport, threshold: Severity) -> bool {
 /// Errors (unreadable target, bad ignore file) are returned for the caller to print
 /// and exit with 2. Call it outside an async context or from `spawn_blocking`.
 pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
+    if cfg!(not(feature = "yara")) && args.malware_rules.is_some() {
+        anyhow::bail!(
+            "--malware-rules: this rampart was built without YARA support; \
+             rebuild it with `cargo build --features yara`"
+        );
+    }
     let rules = match &args.ignore_file {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -214,6 +226,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
                 .or_else(crate::cache::default_cache_root)
         },
         content_scanner,
+        malware_rules: args.malware_rules.clone(),
         progress: progress_callback(),
     };
     let target = Target::parse(&args.target);

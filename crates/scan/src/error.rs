@@ -40,6 +40,13 @@ pub enum ScanError {
     Docker(String),
     #[error("cache: {0}")]
     Cache(String),
+    #[error("malware rules: {0}")]
+    MalwareRules(String),
+    #[error(
+        "malware rules were given, but this build has no YARA support \
+         (rebuild with the cargo feature `yara`)"
+    )]
+    NoYaraSupport,
 }
 
 pub type Result<T, E = ScanError> = std::result::Result<T, E>;

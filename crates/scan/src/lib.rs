@@ -4,16 +4,20 @@
 //! whiteouts applied and a per-layer cache, and writing the results as CycloneDX 1.6,
 //! SPDX 2.3, SARIF 2.1.0, JSON or a table. Vulnerability matching (`rampart-vulndb`)
 //! and secret scanning (`rampart-secrets`) plug in through [`vuln`] and
-//! [`catalog::FileContentScanner`]. The `rampart scan` command lives in [`cli`].
+//! [`catalog::FileContentScanner`]; so do YARA malware rules (cargo feature `yara`,
+//! `malware` module), given as [`ScanOptions::malware_rules`]. The `rampart scan` command lives in [`cli`].
 
 pub mod cache;
 pub mod catalog;
 pub mod cli;
+pub mod content;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod error;
 pub mod ignore;
 pub mod image;
+#[cfg(feature = "yara")]
+pub mod malware;
 pub mod merge;
 pub mod model;
 pub mod output;

@@ -1,6 +1,7 @@
 //! Targets and the scan driver: read the input, catalog it layer by layer (through the
 //! cache), merge, and finalise package URLs and ecosystems.
 
+use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use crate::catalog::{Collector, FileContentScanner};
 use crate::error::{Result, ScanError};
 use crate::image::BlobStore;
 use crate::merge::{merge, Merged};
-use crate::model::{LayerInfo, ScanReport, TargetInfo};
+use crate::model::{LayerInfo, ScanReport, ScanWarning, TargetInfo};
 use crate::walk::{
     decompress_and_hash, map_limit_error, walk_dir, walk_tar, LayerEvidence, Limits,
 };
@@ -70,6 +71,11 @@ pub struct ScanOptions {
     /// Root of the per-layer cache; None disables caching.
     pub cache_root: Option<PathBuf>,
     pub content_scanner: Option<Arc<dyn FileContentScanner>>,
+    /// YARA rules file, or directory of `.yar`/`.yara` files, to scan every file with
+    /// (beside `content_scanner`). Needs the cargo feature `yara`; without it a scan
+    /// given rules fails with [`ScanError::NoYaraSupport`]. Rules that do not compile
+    /// are skipped and reported in the report's warnings.
+    pub malware_rules: Option<PathBuf>,
     pub progress: Option<ProgressFn>,
 }
 
@@ -115,8 +121,47 @@ pub fn is_root_filesystem(dir: &Path) -> bool {
     .any(|marker| dir.join(marker).symlink_metadata().is_ok())
 }
 
+/// `options` with its malware rules compiled into the content scanner (and
+/// `malware_rules` cleared), plus the rules that did not compile as warnings.
+fn with_malware(options: &ScanOptions) -> Result<(Cow<'_, ScanOptions>, Vec<ScanWarning>)> {
+    let Some(path) = &options.malware_rules else {
+        return Ok((Cow::Borrowed(options), Vec::new()));
+    };
+    #[cfg(feature = "yara")]
+    {
+        let malware = crate::malware::MalwareContentScanner::from_path(path)?;
+        let skipped = malware.skipped();
+        tracing::debug!(rules = malware.rule_count(), skipped = skipped.len(), path = %path.display(), "YARA rules compiled");
+        let malware: Arc<dyn FileContentScanner> = Arc::new(malware);
+        let mut effective = options.clone();
+        effective.malware_rules = None;
+        let combined: Arc<dyn FileContentScanner> = match &options.content_scanner {
+            Some(other) => Arc::new(crate::content::ContentScanners::new(vec![
+                other.clone(),
+                malware,
+            ])),
+            None => malware,
+        };
+        effective.content_scanner = Some(combined);
+        Ok((Cow::Owned(effective), skipped))
+    }
+    #[cfg(not(feature = "yara"))]
+    {
+        let _ = path;
+        Err(ScanError::NoYaraSupport)
+    }
+}
+
 /// Scan one target.
 pub fn scan(target: &Target, name: &str, options: &ScanOptions) -> Result<ScanReport> {
+    // Rules first: a bad rules path fails before an image is exported or read.
+    let (options, skipped) = with_malware(options)?;
+    let mut report = scan_target(target, name, &options)?;
+    report.warnings.extend(skipped);
+    Ok(report)
+}
+
+fn scan_target(target: &Target, name: &str, options: &ScanOptions) -> Result<ScanReport> {
     match target {
         Target::ImageArchive(path) => {
             let store = BlobStore::open_tar(path, &options.limits)?;
@@ -167,10 +212,11 @@ pub fn scan_directory(
             reason: "not a directory".into(),
         });
     }
+    let (options, skipped) = with_malware(options)?;
     let collector = options.collector(read_lockfiles);
     let evidence = walk_dir(root, &collector, &options.limits, one_file_system)?;
     let merged = merge(&[(None, &evidence)]);
-    Ok(finish(
+    let mut report = finish(
         TargetInfo {
             name: name.to_string(),
             kind: kind.to_string(),
@@ -179,7 +225,9 @@ pub fn scan_directory(
             layers: Vec::new(),
         },
         merged,
-    ))
+    );
+    report.warnings.extend(skipped);
+    Ok(report)
 }
 
 /// Read one layer blob into evidence, checking that its content matches the diff id.
@@ -212,6 +260,8 @@ type LayerOutcome = (Result<LayerEvidence>, bool);
 
 /// Scan an image held in a blob store.
 pub fn scan_image(store: &BlobStore, name: &str, options: &ScanOptions) -> Result<ScanReport> {
+    let (options, skipped) = with_malware(options)?;
+    let options = options.as_ref();
     let manifest = store.manifest()?;
     let cache = match &options.cache_root {
         Some(root) => match LayerCache::open(root, &options.fingerprint()) {
@@ -287,7 +337,7 @@ pub fn scan_image(store: &BlobStore, name: &str, options: &ScanOptions) -> Resul
     let refs: Vec<(Option<String>, &LayerEvidence)> =
         layers.iter().map(|(id, e)| (id.clone(), e)).collect();
     let merged = merge(&refs);
-    Ok(finish(
+    let mut report = finish(
         TargetInfo {
             name: name.to_string(),
             kind: "image".into(),
@@ -296,7 +346,9 @@ pub fn scan_image(store: &BlobStore, name: &str, options: &ScanOptions) -> Resul
             layers: infos,
         },
         merged,
-    ))
+    );
+    report.warnings.extend(skipped);
+    Ok(report)
 }
 
 fn finish(target: TargetInfo, merged: Merged) -> ScanReport {

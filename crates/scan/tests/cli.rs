@@ -373,3 +373,35 @@ fn stored_image_sbom_is_named_when_a_later_import_affects_it() {
         vec![(expected_id.as_str(), "PYSEC-2018-28", "requests")]
     );
 }
+
+/// Without the `yara` feature, `--malware-rules` is refused with a message that says
+/// why, rather than scanning without the rules; so is the library option.
+#[cfg(not(feature = "yara"))]
+#[test]
+fn malware_rules_without_yara_support_fail_clearly() {
+    let dir = project();
+    let rules = dir.path().join("rules.yar");
+    std::fs::write(&rules, "rule r { condition: true }\n").unwrap();
+    let error = run(args(&[
+        dir.path().to_str().unwrap(),
+        "--malware-rules",
+        rules.to_str().unwrap(),
+        "--no-cache",
+    ]))
+    .unwrap_err();
+    let message = format!("{error:#}");
+    assert!(message.contains("--malware-rules"), "{message}");
+    assert!(message.contains("without YARA support"), "{message}");
+    assert!(message.contains("--features yara"), "{message}");
+
+    let options = rampart_scan::ScanOptions {
+        malware_rules: Some(rules),
+        ..Default::default()
+    };
+    let target = rampart_scan::Target::Directory(dir.path().to_path_buf());
+    let error = rampart_scan::scan(&target, "x", &options).unwrap_err();
+    assert!(
+        matches!(error, rampart_scan::ScanError::NoYaraSupport),
+        "{error}"
+    );
+}

@@ -114,7 +114,12 @@ pub fn render(report: &ScanReport) -> String {
             .map(|f| {
                 vec![
                     f.rule_id.clone(),
-                    format!("{}:{}", f.path, f.line),
+                    // Line 0: a whole-file finding (malware).
+                    if f.line == 0 {
+                        f.path.clone()
+                    } else {
+                        format!("{}:{}", f.path, f.line)
+                    },
                     f.excerpt.clone(),
                     short_layer(&f.layer),
                 ]
