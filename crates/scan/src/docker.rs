@@ -1,7 +1,7 @@
 //! Local Docker images and running containers, through the Docker API (`bollard`,
 //! the crate the sensor already uses, so the binary carries no second client).
 
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use futures_util::StreamExt;
@@ -30,23 +30,41 @@ fn connect() -> Result<bollard::Docker> {
         .map_err(|e| ScanError::Docker(format!("cannot connect to the Docker daemon: {e}")))
 }
 
-/// Export an image (`docker save`) into a temporary file.
-pub fn export_image(name: &str) -> Result<tempfile::NamedTempFile> {
+/// Export an image (`docker save`) into an anonymous temporary file of at most `limit`
+/// bytes, positioned at its start.
+///
+/// Why a file and not a stream into the reader: the export is a tar whose
+/// `manifest.json` (and, from Docker 25, `index.json`) come after the layers, so which
+/// entries are layers, in what order and with which diff ids is only known at the end;
+/// and layers are read on several threads at once. The file is unlinked from the start
+/// (`O_TMPFILE` or create-then-unlink), so it disappears with its last descriptor on
+/// every path out, errors, panics and kills included.
+pub fn export_image(name: &str, limit: u64) -> Result<std::fs::File> {
     block_on(async {
         let docker = connect()?;
         docker
             .inspect_image(name)
             .await
             .map_err(|e| ScanError::Docker(format!("image {name:?}: {e}")))?;
-        let mut file =
-            tempfile::NamedTempFile::new().map_err(|e| ScanError::io("temporary file", e))?;
+        let mut file = tempfile::tempfile().map_err(|e| ScanError::io("temporary file", e))?;
+        let mut written = 0u64;
         let mut stream = docker.export_image(name);
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| ScanError::Docker(format!("exporting {name:?}: {e}")))?;
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(ScanError::LimitExceeded {
+                    what: "image export size",
+                    limit,
+                    context: format!("docker:{name}"),
+                    entry: "<whole archive>".into(),
+                });
+            }
             file.write_all(&chunk)
-                .map_err(|e| ScanError::io(file.path(), e))?;
+                .map_err(|e| ScanError::io("temporary file", e))?;
         }
-        file.flush().map_err(|e| ScanError::io(file.path(), e))?;
+        file.seek(SeekFrom::Start(0))
+            .map_err(|e| ScanError::io("temporary file", e))?;
         Ok(file)
     })
 }

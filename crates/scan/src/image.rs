@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -32,14 +33,43 @@ pub struct ImageManifest {
 
 /// Where the image's files live.
 pub enum BlobStore {
-    /// An uncompressed outer tar: entry path → (data offset, size).
+    /// An uncompressed outer tar: entry path → (data offset, size). Members are read
+    /// with positional reads on the one open file, so layers can be read on several
+    /// threads at once and the file may be an unlinked temporary one.
     Tar {
-        file_path: PathBuf,
+        file: Arc<File>,
         entries: HashMap<String, (u64, u64)>,
-        // Keeps a decompressed copy alive for the store's lifetime.
-        _temp: Option<tempfile::NamedTempFile>,
     },
     Dir(PathBuf),
+}
+
+/// One member of an outer tar, read with `pread` so readers share the file.
+struct MemberReader {
+    file: Arc<File>,
+    offset: u64,
+    remaining: u64,
+}
+
+impl Read for MemberReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let want = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.file.read_at(&mut buf[..want], self.offset)?;
+        if n == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "archive member ends early (truncated archive)",
+            ));
+        }
+        self.offset += n as u64;
+        self.remaining -= n as u64;
+        Ok(n)
+    }
 }
 
 /// Resolve `target` relative to `base_dir` inside an archive, refusing to climb above the root.
@@ -69,38 +99,31 @@ impl BlobStore {
         let got = file.read(&mut magic).map_err(|e| ScanError::io(path, e))?;
         file.seek(SeekFrom::Start(0))
             .map_err(|e| ScanError::io(path, e))?;
-        let mut temp = None;
-        let mut file_path = path.to_path_buf();
         if got >= 2 && (magic[..2] == [0x1f, 0x8b] || magic == [0x28, 0xb5, 0x2f, 0xfd]) {
-            let mut copy =
-                tempfile::NamedTempFile::new().map_err(|e| ScanError::io("temporary file", e))?;
             let decoder = crate::walk::decompress(file).map_err(|e| ScanError::io(path, e))?;
-            let mut bounded = BoundedReader::new(decoder, limits.max_layer_bytes);
-            std::io::copy(&mut bounded, copy.as_file_mut()).map_err(|e| {
-                if bounded.count > limits.max_layer_bytes {
-                    ScanError::LimitExceeded {
-                        what: "decompressed archive size",
-                        limit: limits.max_layer_bytes,
-                        context: path.display().to_string(),
-                        entry: "<whole archive>".into(),
-                    }
-                } else {
-                    ScanError::io(path, e)
-                }
-            })?;
-            file_path = copy.path().to_path_buf();
-            file = copy.reopen().map_err(|e| ScanError::io(path, e))?;
-            temp = Some(copy);
+            let copy = spool(
+                decoder,
+                limits.max_layer_bytes,
+                path,
+                "decompressed archive size",
+            )?;
+            return BlobStore::from_tar_file(copy, path);
         }
-        let mut archive = tar::Archive::new(file);
+        BlobStore::from_tar_file(file, path)
+    }
+
+    /// Index an uncompressed image tar held in `file`; `label` names it in errors.
+    pub fn from_tar_file(file: File, label: &Path) -> Result<BlobStore> {
+        let file = Arc::new(file);
+        let mut archive = tar::Archive::new(&*file);
         let mut entries = HashMap::new();
         let mut links: Vec<(String, String)> = Vec::new();
         let iter = archive
             .entries_with_seek()
-            .map_err(|e| ScanError::io(path, e))?;
+            .map_err(|e| ScanError::io(label, e))?;
         for entry in iter {
             let entry = entry.map_err(|e| ScanError::BadImage {
-                path: path.display().to_string(),
+                path: label.display().to_string(),
                 reason: format!("unreadable tar: {e}"),
             })?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -135,11 +158,7 @@ impl BlobStore {
                 entries.insert(name, location);
             }
         }
-        Ok(BlobStore::Tar {
-            file_path,
-            entries,
-            _temp: temp,
-        })
+        Ok(BlobStore::Tar { file, entries })
     }
 
     pub fn exists(&self, path: &str) -> bool {
@@ -158,17 +177,16 @@ impl BlobStore {
             reason,
         })?;
         match self {
-            BlobStore::Tar {
-                file_path, entries, ..
-            } => {
+            BlobStore::Tar { file, entries, .. } => {
                 let &(offset, size) = entries.get(&clean).ok_or_else(|| ScanError::BadImage {
                     path: clean.clone(),
                     reason: "referenced by the image but missing from the archive".into(),
                 })?;
-                let mut file = File::open(file_path).map_err(|e| ScanError::io(file_path, e))?;
-                file.seek(SeekFrom::Start(offset))
-                    .map_err(|e| ScanError::io(file_path, e))?;
-                Ok(Box::new(file.take(size)))
+                Ok(Box::new(MemberReader {
+                    file: file.clone(),
+                    offset,
+                    remaining: size,
+                }))
             }
             BlobStore::Dir(root) => {
                 // No symlink in any component: a layout's blobs stay inside it.
@@ -285,6 +303,29 @@ impl BlobStore {
     }
 }
 
+/// Copy `reader` into an anonymous temporary file (unlinked from the start, so the
+/// kernel frees it on every exit path, even SIGKILL), failing once more than `limit`
+/// bytes came. `label` and `what` name the source and the limit in errors.
+pub fn spool(reader: impl Read, limit: u64, label: &Path, what: &'static str) -> Result<File> {
+    let mut copy = tempfile::tempfile().map_err(|e| ScanError::io("temporary file", e))?;
+    let mut bounded = BoundedReader::new(reader, limit);
+    std::io::copy(&mut bounded, &mut copy).map_err(|e| {
+        if bounded.count > limit {
+            ScanError::LimitExceeded {
+                what,
+                limit,
+                context: label.display().to_string(),
+                entry: "<whole archive>".into(),
+            }
+        } else {
+            ScanError::io(label, e)
+        }
+    })?;
+    copy.seek(SeekFrom::Start(0))
+        .map_err(|e| ScanError::io("temporary file", e))?;
+    Ok(copy)
+}
+
 fn pair_layers(blobs: Vec<String>, diff_ids: Vec<String>, config: &str) -> Result<Vec<LayerRef>> {
     if blobs.len() != diff_ids.len() {
         return Err(ScanError::BadImage {
@@ -371,6 +412,52 @@ struct OciManifest {
 
 #[cfg(test)]
 mod tests {
+    use std::io::Read;
+
+    #[test]
+    fn spooling_is_bounded_and_members_are_read_in_place() {
+        let path = std::path::Path::new("x.tar");
+        let error = super::spool(&[7u8; 5000][..], 4096, path, "test size").unwrap_err();
+        assert!(
+            matches!(
+                error,
+                crate::ScanError::LimitExceeded {
+                    what: "test size",
+                    limit: 4096,
+                    ..
+                }
+            ),
+            "{error}"
+        );
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in [("a.txt", &b"first"[..]), ("b.txt", &b"second member"[..])] {
+            let mut header = tar::Header::new_gnu();
+            header.set_path(name).unwrap();
+            header.set_size(data.len() as u64);
+            header.set_cksum();
+            builder.append(&header, data).unwrap();
+        }
+        let archive = builder.into_inner().unwrap();
+        let file = super::spool(archive.as_slice(), 1 << 20, path, "test size").unwrap();
+        let store = super::BlobStore::from_tar_file(file, path).unwrap();
+        // Two readers of the same file at once, interleaved.
+        let mut a = store.open("a.txt").unwrap();
+        let mut b = store.open("b.txt").unwrap();
+        let (mut got_a, mut got_b) = (Vec::new(), Vec::new());
+        let mut byte = [0u8; 1];
+        while a.read(&mut byte).unwrap() == 1 {
+            got_a.push(byte[0]);
+            if b.read(&mut byte).unwrap() == 1 {
+                got_b.push(byte[0]);
+            }
+        }
+        b.read_to_end(&mut got_b).unwrap();
+        assert_eq!(
+            (got_a.as_slice(), got_b.as_slice()),
+            (&b"first"[..], &b"second member"[..])
+        );
+    }
+
     #[test]
     fn links_and_digests() {
         assert_eq!(

@@ -181,8 +181,9 @@ fn scan_target(target: &Target, name: &str, options: &ScanOptions) -> Result<Sca
         }
         #[cfg(feature = "docker")]
         Target::DockerImage(image) => {
-            let exported = crate::docker::export_image(image)?;
-            let store = BlobStore::open_tar(exported.path(), &options.limits)?;
+            let exported = crate::docker::export_image(image, options.limits.max_layer_bytes)?;
+            let label = PathBuf::from(format!("docker:{image}"));
+            let store = BlobStore::from_tar_file(exported, &label)?;
             scan_image(&store, name, options)
         }
         #[cfg(feature = "docker")]

@@ -155,6 +155,25 @@ fn docker_image_and_running_container() {
         Some(report.target.layers[0].diff_id.as_str())
     );
     assert!(report.target.image_id.is_some());
+    // The export is bounded: a limit below the image's size stops it.
+    let small = ScanOptions {
+        limits: rampart_scan::Limits {
+            max_layer_bytes: 64 << 10,
+            ..Default::default()
+        },
+        ..ScanOptions::default()
+    };
+    let error = scan(&Target::parse(&format!("docker:{image}")), image, &small).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            rampart_scan::ScanError::LimitExceeded {
+                what: "image export size",
+                ..
+            }
+        ),
+        "{error}"
+    );
 
     let run = docker(
         &host,
