@@ -572,6 +572,10 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         "user.uid" => provided(int(|ctx| ctx.process().map(|p| p.euid as i64))),
         "user.name" => provided(s(|ctx| ctx.process().and_then(|p| user_name(p.euid)).map(Cow::Borrowed))),
         "user.loginuid" => provided(int(|ctx| ctx.process().map(|p| p.auid.map_or(-1, |a| a as i64)))),
+        // Rampart extensions: the real ids (user.uid/group.gid are the effective ones, as
+        // in Falco). A setuid-root program run by nobody has uid 0 but ruid 65534.
+        "user.ruid" => provided(int(|ctx| ctx.process().map(|p| p.uid as i64))),
+        "group.rgid" => provided(int(|ctx| ctx.process().map(|p| p.gid as i64))),
         "user.loginname" => provided(s(|ctx| {
             let p = ctx.process()?;
             match p.auid {
