@@ -7,9 +7,10 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rampart_event::{Event, LossSource, Payload, SockAddr, Workload};
+use rampart_sensor::testbed::{docker, TestContainer};
 use rampart_sensor::{RunningSensor, SensorConfig};
 
-const IMAGE: &str = "rampart-test/busybox:latest";
+const IMAGE: &str = rampart_sensor::testbed::TEST_IMAGE;
 
 fn ready() -> bool {
     rampart_sensor::testbed::ready(IMAGE)
@@ -64,56 +65,9 @@ fn wait_for(what: &str, timeout: Duration, pred: impl Fn(&Event) -> bool) -> Arc
     }
 }
 
-fn docker(args: &[&str]) -> String {
-    let out = Command::new("docker")
-        .args(args)
-        .output()
-        .expect("docker runs");
-    assert!(
-        out.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-struct TestContainer {
-    id: String,
-    name: String,
-}
-
-impl TestContainer {
-    fn start(name: &str, extra: &[&str]) -> Self {
-        let _ = Command::new("docker").args(["rm", "-f", name]).output();
-        let mut args = vec!["run", "-d", "--name", name];
-        args.extend_from_slice(extra);
-        args.extend_from_slice(&[IMAGE, "sleep", "300"]);
-        let id = docker(&args);
-        Self {
-            id,
-            name: name.to_string(),
-        }
-    }
-
-    fn exec(&self, script: &str) -> String {
-        let out = Command::new("docker")
-            .args(["exec", &self.name, "sh", "-c", script])
-            .output()
-            .expect("docker exec");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn owns(&self, ev: &Event) -> bool {
-        ev.container.container().is_some_and(|c| c.id == self.id)
-    }
-}
-
-impl Drop for TestContainer {
-    fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.name])
-            .output();
-    }
+/// True when the event comes from the container.
+fn owned_by(c: &TestContainer, ev: &Event) -> bool {
+    ev.container.container().is_some_and(|x| x.id == c.id)
 }
 
 const T: Duration = Duration::from_secs(20);
@@ -140,11 +94,12 @@ fn exec_read_with_ancestry_and_container_metadata() {
             "--label",
             "io.kubernetes.pod.namespace=shop",
         ],
+        &[],
     );
     // Two commands, so sh forks for cat instead of exec'ing into it.
     c.exec("cat /etc/shadow > /dev/null; true");
     let open = wait_for("read open of /etc/shadow by cat under sh", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::FileOpen { path, access, .. } if path == "/etc/shadow" && access.read)
             && argv0(e) == "cat"
     });
@@ -172,7 +127,7 @@ fn exec_read_with_ancestry_and_container_metadata() {
     );
     assert!(container.cgroup_id != 0);
     let exec = wait_for("exec of cat", T, |e| {
-        c.owns(e) && matches!(&e.payload, Payload::Exec { .. }) && argv0(e) == "cat"
+        owned_by(&c, e) && matches!(&e.payload, Payload::Exec { .. }) && argv0(e) == "cat"
     });
     assert_eq!(exec.process.as_ref().unwrap().exe, "/bin/busybox");
     match &exec.payload {
@@ -234,39 +189,40 @@ fn file_events_resolve_relative_paths() {
         return;
     }
     shared();
-    let c = TestContainer::start("rampart-e2e-files", &[]);
+    let c = TestContainer::start("rampart-e2e-files", &[], &[]);
     c.exec("cd /tmp && echo a > f && mv f g && ln g h && ln -s g s && chmod 600 g && chown 65534:65534 g && truncate -s 0 g && rm g h s");
     let ev = wait_for("create-open of /tmp/f", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::FileOpen { path, access, .. } if path == "/tmp/f" && access.write && access.create && access.truncate)
     });
     assert_eq!(ev.process.as_ref().unwrap().cwd, "/tmp");
     wait_for("rename f -> g", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::FileRename { old_path, new_path, ret: 0 } if old_path == "/tmp/f" && new_path == "/tmp/g")
     });
     wait_for("hard link g -> h", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::FileLink { old_path, new_path, symbolic: false, .. } if old_path == "/tmp/g" && new_path == "/tmp/h")
     });
     wait_for("symlink s -> g", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::FileLink { old_path, new_path, symbolic: true, .. } if old_path == "g" && new_path == "/tmp/s")
     });
     wait_for("chmod 600 g", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::FileChmod { path, mode, .. } if path == "/tmp/g" && mode & 0o777 == 0o600)
     });
     wait_for("chown g", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::FileChown { path, uid: 65534, .. } if path == "/tmp/g")
     });
     wait_for("truncate g", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::FileTruncate { path, length: 0, .. } | Payload::FileOpen { path, access: rampart_event::OpenAccess { truncate: true, .. }, .. } if path == "/tmp/g")
     });
     wait_for("unlink g", T, |e| {
-        c.owns(e) && matches!(&e.payload, Payload::FileUnlink { path, ret: 0 } if path == "/tmp/g")
+        owned_by(&c, e)
+            && matches!(&e.payload, Payload::FileUnlink { path, ret: 0 } if path == "/tmp/g")
     });
 }
 
@@ -276,18 +232,18 @@ fn network_events_and_dns() {
         return;
     }
     shared();
-    let c = TestContainer::start("rampart-e2e-net", &[]);
+    let c = TestContainer::start("rampart-e2e-net", &[], &[]);
     c.exec("(nc -l -p 7777 > /dev/null &) ; sleep 0.5; echo hi | nc 127.0.0.1 7777; nslookup rampart-probe.example 127.0.0.1 >/dev/null 2>&1; true");
     wait_for("bind :7777", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::NetBind { local, .. } if local.port() == Some(7777))
     });
     wait_for("listen", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::NetListen { local: Some(l), .. } if l.port() == Some(7777))
     });
     let conn = wait_for("connect to 127.0.0.1:7777", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::NetConnect { remote, .. } if *remote == SockAddr::Inet { ip: "127.0.0.1".parse().unwrap(), port: 7777 })
     });
     match &conn.payload {
@@ -298,11 +254,11 @@ fn network_events_and_dns() {
         _ => unreachable!(),
     }
     wait_for("accept on :7777", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::NetAccept { local: Some(l), remote: Some(_), .. } if l.port() == Some(7777))
     });
     wait_for("DNS query", T, |e| {
-        c.owns(e)
+        owned_by(&c, e)
             && matches!(&e.payload, Payload::DnsQuery { query, server, .. } if query == "rampart-probe.example" && server.port() == Some(53))
     });
 }
@@ -348,9 +304,9 @@ fn packet_sockets_reverse_shell_wiring_and_dropped_binaries() {
         return;
     }
     shared();
-    let c = TestContainer::start("rampart-e2e-drop", &[]);
+    let c = TestContainer::start("rampart-e2e-drop", &[], &[]);
     c.exec("actions packet-socket; actions dup-socket </dev/null >/dev/null 2>&1; cp /bin/busybox /tmp/dropped && /tmp/dropped true; /bin/true");
-    let owns = |e: &Event| c.owns(e);
+    let owns = |e: &Event| owned_by(&c, e);
     wait_for("AF_PACKET raw socket", T, |e| {
         owns(e)
             && matches!(&e.payload, Payload::Socket { domain, sock_type, ret, .. } if domain == "AF_PACKET" && *sock_type & 0xf == 3 && *ret >= 0)
@@ -418,6 +374,7 @@ fn privilege_and_kernel_events() {
             "--security-opt",
             "seccomp=unconfined",
         ],
+        &[],
     );
     for a in [
         "setuid",
@@ -436,7 +393,7 @@ fn privilege_and_kernel_events() {
     ] {
         c.exec(&format!("actions {a}"));
     }
-    let owns = |e: &Event| c.owns(e);
+    let owns = |e: &Event| owned_by(&c, e);
     wait_for("setuid(65534)", T, |e| {
         owns(e)
             && matches!(&e.payload, Payload::SetId { call, args, .. } if call == "setuid" && args == &vec![65534])
