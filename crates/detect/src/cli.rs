@@ -3,8 +3,21 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::loader::load_files;
+use crate::hostnames::{ResolveOptions, StaticResolver};
+use crate::loader::{load_files_with, LoadError};
+use crate::ruleset::RuleSet;
 use crate::tests_format::run_rule_tests;
+
+/// Loads rules for the offline subcommands: checking, listing and testing rules must
+/// not depend on (or wait for) DNS, so the host names conditions mention stay
+/// unresolved here; `rampart up` resolves them.
+fn load_offline(files: &[PathBuf]) -> (RuleSet, Vec<LoadError>) {
+    let offline = ResolveOptions {
+        resolver: std::sync::Arc::new(StaticResolver::new()),
+        timeout: std::time::Duration::ZERO,
+    };
+    load_files_with(files, &offline)
+}
 
 /// Default rules location when no file is given.
 pub const DEFAULT_RULES_DIR: &str = "rules";
@@ -50,7 +63,7 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<i32> {
             warnings,
             strict,
         } => {
-            let (set, errors) = load_files(&files);
+            let (set, errors) = load_offline(&files);
             for e in &errors {
                 println!("{e}");
             }
@@ -69,7 +82,7 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<i32> {
             Ok(i32::from(failed))
         }
         RulesCommand::List { files } => {
-            let (set, errors) = load_files(&or_default(files));
+            let (set, errors) = load_offline(&or_default(files));
             for e in &errors {
                 eprintln!("{e}");
             }
@@ -116,7 +129,7 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<i32> {
             Ok(i32::from(!errors.is_empty()))
         }
         RulesCommand::Test { files } => {
-            let (set, errors) = load_files(&or_default(files));
+            let (set, errors) = load_offline(&or_default(files));
             for e in &errors {
                 println!("load error: {e}");
             }
