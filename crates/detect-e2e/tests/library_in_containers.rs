@@ -12,6 +12,10 @@
 //! `cannot_fire` rule that fires fails (the entry is stale), a known gap that fires is
 //! printed loudly (some gaps depend on timing, so that alone does not fail).
 //! Needs root and dockerd: skips with the reason elsewhere, fails in CI.
+//!
+//! The same runner performs Falco's stable rules (the shared fixture, loaded
+//! unmodified beside the library by the harness) from
+//! `tests/data/falco_stable_scenarios.yaml`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Stdio};
@@ -22,6 +26,10 @@ use rampart_detect_e2e::{detector, ready, Match, TestContainer};
 const SCENARIOS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/data/rule_scenarios.yaml"
+);
+const FALCO_SCENARIOS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/falco_stable_scenarios.yaml"
 );
 /// Longest a single script may run (host-side `timeout`; a hung script is a failure).
 const SCRIPT_TIMEOUT_SECS: u32 = 30;
@@ -224,6 +232,40 @@ fn run_script(c: &TestContainer, script: &str, mark: &str, tty: bool) -> Ran {
     }
 }
 
+/// Which rules a scenario file covers: where they load from, and the prefix of its
+/// container names (the two suites run in parallel in one test binary).
+struct Suite {
+    file: &'static str,
+    rules: fn() -> std::path::PathBuf,
+    rules_label: &'static str,
+    container_prefix: &'static str,
+    title: &'static str,
+}
+
+const LIBRARY: Suite = Suite {
+    file: SCENARIOS,
+    rules: rampart_detect_e2e::rules_dir,
+    rules_label: "rules/",
+    container_prefix: "rampart-lic",
+    title: "library_in_containers",
+};
+
+const FALCO_STABLE: Suite = Suite {
+    file: FALCO_SCENARIOS,
+    rules: rampart_detect_e2e::falco_rules,
+    rules_label: "falco_rules.yaml",
+    container_prefix: "rampart-lfc",
+    title: "falco_stable_in_containers",
+};
+
+fn load_scenarios(file: &str) -> Vec<Scenario> {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{file}: {e}"));
+    match parse_scenarios(&text) {
+        Ok(s) => s,
+        Err(e) => panic!("{file}: {e}"),
+    }
+}
+
 fn start_container(name: &str, image: &str, flags: &[String]) -> Result<TestContainer, String> {
     let _ = Command::new("docker").args(["rm", "-f", name]).output();
     let mut args: Vec<&str> = vec!["run", "-d", "--name", name];
@@ -254,13 +296,16 @@ fn image_present(image: &str) -> bool {
 }
 
 #[test]
+fn falco_scenario_file_parses_and_names_each_stable_rule_once() {
+    let scenarios = load_scenarios(FALCO_SCENARIOS);
+    let problems = coverage_problems(&FALCO_STABLE, &scenarios);
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
 fn scenario_file_parses_and_names_each_rule_once() {
-    let text = std::fs::read_to_string(SCENARIOS).expect("scenario file");
-    let scenarios = match parse_scenarios(&text) {
-        Ok(s) => s,
-        Err(e) => panic!("{SCENARIOS}: {e}"),
-    };
-    let problems = coverage_problems(&scenarios);
+    let scenarios = load_scenarios(SCENARIOS);
+    let problems = coverage_problems(&LIBRARY, &scenarios);
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     // The parser refuses what it does not understand instead of guessing.
     assert!(parse_scenarios("- rule: x\n  colour: red\n").is_err());
@@ -273,11 +318,12 @@ fn scenario_file_parses_and_names_each_rule_once() {
     assert_eq!(s[0].flags, ["-v", "/a:/b"]);
 }
 
-/// Entries against the library: exactly one per rule, none for a missing rule, each
-/// complete, and disabled rules declared as such.
-fn coverage_problems(scenarios: &[Scenario]) -> Vec<String> {
-    let (set, errors) = rampart_detect::load_files(&[rampart_detect_e2e::rules_dir()]);
-    let mut problems: Vec<String> = errors.iter().map(|e| format!("rules/: {e:?}")).collect();
+/// Entries against the suite's rules: exactly one per rule, none for a missing rule,
+/// each complete, and disabled rules declared as such.
+fn coverage_problems(suite: &Suite, scenarios: &[Scenario]) -> Vec<String> {
+    let (set, errors) = rampart_detect::load_files(&[(suite.rules)()]);
+    let label = suite.rules_label;
+    let mut problems: Vec<String> = errors.iter().map(|e| format!("{label}: {e:?}")).collect();
     let rules: BTreeMap<&str, bool> = set
         .rules()
         .iter()
@@ -288,7 +334,7 @@ fn coverage_problems(scenarios: &[Scenario]) -> Vec<String> {
         *count.entry(s.rule.as_str()).or_default() += 1;
         let at = format!("line {} ({:?})", s.line, s.rule);
         match rules.get(s.rule.as_str()) {
-            None => problems.push(format!("{at}: no rule of that name in rules/")),
+            None => problems.push(format!("{at}: no rule of that name in {label}")),
             Some(false) if s.cannot_fire.is_none() => {
                 problems.push(format!("{at}: the rule is disabled; say so in cannot_fire"))
             }
@@ -311,7 +357,8 @@ fn coverage_problems(scenarios: &[Scenario]) -> Vec<String> {
     for rule in rules.keys() {
         if !count.contains_key(rule) {
             problems.push(format!(
-                "{rule:?}: no scenario in {SCENARIOS} (every rule needs one)"
+                "{rule:?}: no scenario in {} (every rule needs one)",
+                suite.file
             ));
         }
     }
@@ -320,15 +367,20 @@ fn coverage_problems(scenarios: &[Scenario]) -> Vec<String> {
 
 #[test]
 fn every_library_rule_fires_in_a_real_container() {
+    run_suite(&LIBRARY);
+}
+
+#[test]
+fn every_falco_stable_rule_fires_in_a_real_container() {
+    run_suite(&FALCO_STABLE);
+}
+
+fn run_suite(suite: &Suite) {
     if !ready() {
         return;
     }
     let t0 = Instant::now();
-    let text = std::fs::read_to_string(SCENARIOS).expect("scenario file");
-    let scenarios = match parse_scenarios(&text) {
-        Ok(s) => s,
-        Err(e) => panic!("{SCENARIOS}: {e}"),
-    };
+    let scenarios = load_scenarios(suite.file);
     let missing_images: BTreeSet<&str> = scenarios
         .iter()
         .map(|s| s.image.as_str())
@@ -342,7 +394,7 @@ fn every_library_rule_fires_in_a_real_container() {
         eprintln!("skipping: images {missing_images:?} missing (run scripts/setup)");
         return;
     }
-    let mut failures = coverage_problems(&scenarios);
+    let mut failures = coverage_problems(suite, &scenarios);
     let d = detector();
 
     // RAMPART_SCENARIO_FILTER=text runs only the rules whose name contains it (while
@@ -371,7 +423,8 @@ fn every_library_rule_fires_in_a_real_container() {
             .enumerate()
             .map(|(g, ((image, flags), idxs))| {
                 let scenarios = &scenarios;
-                scope.spawn(move || run_group(g, image, flags, idxs, scenarios))
+                let name = format!("{}-{g}", suite.container_prefix);
+                scope.spawn(move || run_group(&name, image, flags, idxs, scenarios))
             })
             .collect();
         handles
@@ -492,7 +545,8 @@ fn every_library_rule_fires_in_a_real_container() {
         eprintln!("cannot fire: {c}");
     }
     eprintln!(
-        "library_in_containers: {} rules{}: {n_fired} fired, {n_quiet} benign quiet, {} cannot_fire, {} known gaps ({} of them fired this run); {} containers; {:.1}s",
+        "{}: {} rules{}: {n_fired} fired, {n_quiet} benign quiet, {} cannot_fire, {} known gaps ({} of them fired this run); {} containers; {:.1}s",
+        suite.title,
         where_ran.len(),
         if filter.is_some() { " (filtered)" } else { "" },
         cannot.len(),
@@ -512,14 +566,14 @@ fn every_library_rule_fires_in_a_real_container() {
 
 /// Starts the group's container and runs setup, benign and fire of each scenario.
 fn run_group(
-    g: usize,
+    name: &str,
     image: &str,
     flags: &[String],
     idxs: &[usize],
     scenarios: &[Scenario],
 ) -> (Option<TestContainer>, Vec<String>, Vec<usize>) {
     let mut errs = Vec::new();
-    let c = match start_container(&format!("rampart-lic-{g}"), image, flags) {
+    let c = match start_container(name, image, flags) {
         Ok(c) => c,
         Err(e) => {
             for &i in idxs {
