@@ -211,6 +211,7 @@ fn make_events(n: usize) -> Vec<Event> {
                 let (path, flags) = *rng.pick(PATHS);
                 Payload::FileOpen {
                     path: path.into(),
+                    path_raw: None,
                     flags,
                     mode: 0o644,
                     access: OpenAccess::from_flags(flags),

@@ -72,6 +72,13 @@ impl<'e> EvalCtx<'e> {
 
     /// `fd.nameraw`: the path as the process passed it, else `fd.name`.
     pub fn fd_nameraw(&self) -> Option<&str> {
+        if let Payload::FileOpen {
+            path_raw: Some(raw),
+            ..
+        } = &self.ev.payload
+        {
+            return Some(raw);
+        }
         file_path(&self.ev.payload).or_else(|| self.fd_name())
     }
 

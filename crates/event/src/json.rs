@@ -120,6 +120,7 @@ mod tests {
             container: container.clone(),
             payload: Payload::FileOpen {
                 path: format!("/etc/\"quoted\"\n{seq}"),
+                path_raw: Some(format!("../etc/\"quoted\"\n{seq}")),
                 flags: 0,
                 mode: 0,
                 access: OpenAccess::default(),

@@ -296,6 +296,10 @@ pub enum Payload {
     },
     FileOpen {
         path: String,
+        /// The path as the process passed it, when that differs from `path` (relative,
+        /// or with `..`, `.` or `//` in it): what Falco's `fd.nameraw` shows.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path_raw: Option<String>,
         flags: u32,
         mode: u32,
         access: OpenAccess,
@@ -786,6 +790,7 @@ mod tests {
             })),
             payload: Payload::FileOpen {
                 path: "/etc/shadow".into(),
+                path_raw: None,
                 flags: 0,
                 mode: 0,
                 access: OpenAccess::from_flags(0),

@@ -200,6 +200,7 @@ pub fn sample_alert() -> Alert {
             container: Arc::new(Workload::Host { cgroup_id: 0 }),
             payload: Payload::FileOpen {
                 path: "/etc/shadow".into(),
+                path_raw: None,
                 flags: 0,
                 mode: 0,
                 access: OpenAccess::from_flags(0),

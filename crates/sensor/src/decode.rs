@@ -546,8 +546,10 @@ impl Decoder {
         let a = rec.hdr.args;
         Ok(match rec.hdr.kind {
             kind::OPEN => {
-                let [path, base] = rec.take::<2>()?;
-                let path = resolve_path(path, base);
+                let [raw, base] = rec.take::<2>()?;
+                let path = resolve_path(raw, base);
+                let raw = lossy(raw);
+                let path_raw = (raw != path).then_some(raw);
                 let flags = a[1] as u32;
                 let access = OpenAccess::from_flags(flags);
                 match proc_mem_target(&path) {
@@ -558,6 +560,7 @@ impl Decoder {
                     },
                     _ => Payload::FileOpen {
                         path,
+                        path_raw,
                         flags,
                         mode: a[2] as u32,
                         access,
@@ -852,8 +855,14 @@ mod tests {
         assert_eq!(c.id, id);
         assert!(!c.metadata_complete);
         match ev.payload {
-            Payload::FileOpen { path, access, .. } => {
+            Payload::FileOpen {
+                path,
+                path_raw,
+                access,
+                ..
+            } => {
                 assert_eq!(path, "/work/out.txt");
+                assert_eq!(path_raw.as_deref(), Some("out.txt"));
                 assert!(access.write && access.create && access.truncate);
             }
             p => panic!("unexpected {p:?}"),

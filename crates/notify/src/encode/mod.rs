@@ -182,6 +182,7 @@ pub(crate) mod sample {
             })),
             payload: Payload::FileOpen {
                 path: "/etc/shadow".into(),
+                path_raw: None,
                 flags: 0,
                 mode: 0,
                 access: OpenAccess::from_flags(0),
