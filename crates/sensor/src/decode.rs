@@ -548,8 +548,9 @@ impl Decoder {
             kind::OPEN => {
                 let [raw, base] = rec.take::<2>()?;
                 let path = resolve_path(raw, base);
-                let raw = lossy(raw);
-                let path_raw = (raw != path).then_some(raw);
+                // Compared as bytes: most paths are already absolute and clean, and
+                // then no second string is built.
+                let path_raw = (raw != path.as_bytes()).then(|| lossy(raw));
                 let flags = a[1] as u32;
                 let access = OpenAccess::from_flags(flags);
                 match proc_mem_target(&path) {
