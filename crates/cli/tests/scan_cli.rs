@@ -9,20 +9,6 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_rampart")
 }
 
-/// The EICAR test file from its standard definition (68 bytes), assembled from parts so
-/// this source never holds it verbatim.
-fn eicar() -> Vec<u8> {
-    let parts = [
-        "X5O!P%@AP[4\\PZX54(P^)7CC)7}",
-        "$EICAR-STANDARD-",
-        "ANTIVIRUS-TEST-FILE!",
-        "$H+H*",
-    ];
-    let bytes = parts.concat().into_bytes();
-    assert_eq!(bytes.len(), 68);
-    bytes
-}
-
 /// A scratch directory removed on drop (this crate has no tempfile dependency).
 struct Scratch(PathBuf);
 
@@ -45,9 +31,16 @@ fn setup() -> (Scratch, PathBuf, PathBuf) {
     )));
     let project = temp.0.join("project");
     std::fs::create_dir_all(&project).unwrap();
-    std::fs::write(project.join("eicar.com"), eicar()).unwrap();
+    std::fs::write(
+        project.join("eicar.com"),
+        rampart_secrets::eicar_test_file(),
+    )
+    .unwrap();
     std::fs::write(project.join("readme.txt"), "an ordinary file\n").unwrap();
-    let hex: Vec<String> = eicar().iter().map(|b| format!("{b:02X}")).collect();
+    let hex: Vec<String> = rampart_secrets::eicar_test_file()
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect();
     let rules = temp.0.join("eicar.yar");
     std::fs::write(
         &rules,

@@ -3,18 +3,8 @@
 
 mod common;
 
-use clap::Parser;
-use rampart_scan::cli::{run, ScanArgs};
-
-#[derive(Parser)]
-struct Command {
-    #[command(flatten)]
-    args: ScanArgs,
-}
-
-fn args(list: &[&str]) -> ScanArgs {
-    Command::parse_from(std::iter::once("scan").chain(list.iter().copied())).args
-}
+use common::args;
+use rampart_scan::cli::run;
 
 // Built at run time so the source holds no literal token.
 fn token() -> String {

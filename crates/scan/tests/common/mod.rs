@@ -5,7 +5,20 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use clap::Parser;
+use rampart_scan::cli::ScanArgs;
 use sha2::{Digest, Sha256};
+
+#[derive(Parser)]
+struct ScanCommand {
+    #[command(flatten)]
+    args: ScanArgs,
+}
+
+/// `rampart scan` arguments parsed from a command line (without the program name).
+pub fn args(list: &[&str]) -> ScanArgs {
+    ScanCommand::parse_from(std::iter::once("scan").chain(list.iter().copied())).args
+}
 
 pub enum Item {
     File(Vec<u8>, u32),
