@@ -261,10 +261,17 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// One arm of the overhead comparison: no sensor, or a sensor with some BPF object.
+/// What runs beside the storm in one arm of the overhead comparison.
+enum Setup {
+    NoSensor,
+    /// The sensor with the embedded BPF object, or with the given one.
+    Sensor(Option<Vec<u8>>),
+}
+
+/// One arm of the overhead comparison and the figures it gathered for one storm.
 struct Arm {
     name: String,
-    object: Option<Option<Vec<u8>>>,
+    setup: Setup,
     cpu_per_op: Vec<f64>,
     wall_per_op: Vec<f64>,
     sensor_us_per_event: Vec<f64>,
@@ -272,10 +279,10 @@ struct Arm {
 }
 
 impl Arm {
-    fn new(name: &str, object: Option<Option<Vec<u8>>>) -> Self {
+    fn new(name: &str, setup: Setup) -> Self {
         Self {
             name: name.to_string(),
-            object,
+            setup,
             cpu_per_op: Vec::new(),
             wall_per_op: Vec::new(),
             sensor_us_per_event: Vec::new(),
@@ -283,10 +290,18 @@ impl Arm {
         }
     }
 
+    /// Forgets the figures of the previous storm.
+    fn reset(&mut self) {
+        self.cpu_per_op.clear();
+        self.wall_per_op.clear();
+        self.sensor_us_per_event.clear();
+        self.drops = 0;
+    }
+
     /// Runs the storm once under this arm and records the figures.
     fn run(&mut self, storm: &dyn Fn(u64) -> Sample, n: u64) -> anyhow::Result<()> {
         let per_op = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
-        let Some(object) = &self.object else {
+        let Setup::Sensor(object) = &self.setup else {
             let s = storm(n);
             self.cpu_per_op.push(per_op(s.cpu));
             self.wall_per_op.push(per_op(s.wall));
@@ -319,13 +334,16 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
     );
     let file = std::env::temp_dir().join("rampart-bench-open");
     std::fs::write(&file, b"x")?;
-    let mut arms = vec![Arm::new("without", None), Arm::new("with", Some(None))];
+    let mut arms = vec![
+        Arm::new("without", Setup::NoSensor),
+        Arm::new("with", Setup::Sensor(None)),
+    ];
     for p in &a.bpf_object {
         let bytes = std::fs::read(p)
             .map_err(|e| anyhow::anyhow!("reading BPF object {}: {e}", p.display()))?;
         arms.push(Arm::new(
             &format!("with {}", p.display()),
-            Some(Some(bytes)),
+            Setup::Sensor(Some(bytes)),
         ));
     }
     // Storms run in child processes: the sensor ignores its own process (and so this
@@ -341,9 +359,7 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
         };
         let storm = |n| in_child(name, n);
         storm(n / 10); // warm caches
-        for arm in arms.iter_mut() {
-            *arm = Arm::new(&arm.name, arm.object.take());
-        }
+        arms.iter_mut().for_each(Arm::reset);
         // Rotate the order each round so drift on a shared machine hits every arm.
         for round in 0..a.rounds {
             for i in 0..arms.len() {
@@ -370,7 +386,7 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 spread(&arm.cpu_per_op),
                 pct(wall, base_wall),
             );
-            if arm.object.is_some() {
+            if matches!(arm.setup, Setup::Sensor(_)) {
                 print!(
                     "  sensor user space {:.2}us/event, drops={}",
                     median(arm.sensor_us_per_event.clone()),
