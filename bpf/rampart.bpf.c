@@ -2,9 +2,10 @@
 // Rampart node sensor: kernel side. Kept small and close to the hooks; meaning is
 // given in user space (crates/sensor). Wire format: see rampart.h.
 //
-// Hooks: tp_btf sched_process_{exec,fork,exit} for the process lifecycle, one tp_btf
-// on sys_exit that tail-calls a handler per syscall family (arguments are read from the
-// saved pt_regs, so one program invocation per syscall, and the result is known).
+// Hooks: tp_btf sched_process_{exec,fork,exit} for the process lifecycle; one fexit
+// program per watched syscall (arguments read from the syscall's saved pt_regs, so one
+// invocation per syscall and the result is known). Where the kernel has no BPF
+// trampolines, one tp_btf on sys_exit tail-calls the same handlers instead.
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
@@ -318,8 +319,12 @@ static __always_inline u32 fill_hdr(struct scratch *s, u16 kind)
 }
 
 // Starts an event of the current task: the scratch buffer with its header filled.
+// Returns NULL for the sensor's own processes: handlers run their cheap filters first,
+// so the map lookup is paid only by syscalls that would make an event.
 static __always_inline struct scratch *begin_current(u16 kind, u32 *off)
 {
+	if (ignored(bpf_get_current_pid_tgid() >> 32))
+		return NULL;
 	struct scratch *s = get_scratch();
 	if (!s)
 		return NULL;
@@ -501,7 +506,7 @@ struct syscall_ctx {
 
 // The handlers are BTF-typed (tp_btf on sys_exit): ctx[0] is the syscall's struct
 // pt_regs and ctx[1] its result, and registers are plain loads instead of a probe read.
-static __always_inline void read_ctx(u64 *ctx, struct syscall_ctx *c)
+static __always_inline void read_ctx(u64 *ctx, long nr, struct syscall_ctx *c)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx[0];
 	c->r.di = regs->di;
@@ -509,14 +514,15 @@ static __always_inline void read_ctx(u64 *ctx, struct syscall_ctx *c)
 	c->r.dx = regs->dx;
 	c->r.r10 = regs->r10;
 	c->r.r8 = regs->r8;
-	c->nr = regs->orig_ax;
+	c->nr = nr;
 	c->regs = &c->r;
 	c->ret = (long)ctx[1];
 }
 
-// Loaded against the kernel's sys_exit tracepoint; the handlers below are loaded
-// against the same tracepoint (so the kernel accepts them as tail-call targets) but
-// only this one is attached.
+// Fallback for kernels without BPF trampolines (see the fexit stubs at the end): loaded
+// against the kernel's sys_exit tracepoint; the h_* handlers are loaded against the
+// same tracepoint (so the kernel accepts them as tail-call targets) but only this one
+// is attached. Every syscall on the host then pays for the tracepoint.
 SEC("tp_btf/sys_exit")
 int on_sys_exit(u64 *ctx)
 {
@@ -547,9 +553,6 @@ int on_sys_exit(u64 *ctx)
 	default:
 		return 0;
 	}
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (ignored(tgid))
-		return 0;
 	bpf_tail_call(ctx, &handlers, h);
 	return 0;
 }
@@ -570,13 +573,12 @@ static __always_inline bool is_lib_path(const char *p)
 	return false;
 }
 
-SEC("tp_btf/h_open")
-int h_open(u64 *ctx)
+static __always_inline int do_open(u64 *ctx, long nr)
 {
 	if (!kind_enabled(K_OPEN))
 		return 0;
 	struct syscall_ctx c;
-	read_ctx(ctx, &c);
+	read_ctx(ctx, nr, &c);
 	long dirfd = AT_FDCWD_VAL;
 	const char *upath;
 	u64 flags = 0, mode = 0;
@@ -627,11 +629,10 @@ int h_open(u64 *ctx)
 	return submit(s, off);
 }
 
-SEC("tp_btf/h_path1")
-int h_path1(u64 *ctx)
+static __always_inline int do_path1(u64 *ctx, long nr)
 {
 	struct syscall_ctx c;
-	read_ctx(ctx, &c);
+	read_ctx(ctx, nr, &c);
 	long dirfd = AT_FDCWD_VAL;
 	const char *upath;
 	u16 kind;
@@ -693,11 +694,10 @@ int h_path1(u64 *ctx)
 	return submit(s, off);
 }
 
-SEC("tp_btf/h_fdop")
-int h_fdop(u64 *ctx)
+static __always_inline int do_fdop(u64 *ctx, long nr)
 {
 	struct syscall_ctx c;
-	read_ctx(ctx, &c);
+	read_ctx(ctx, nr, &c);
 	u16 kind = c.nr == NR_fchmod ? K_CHMOD : c.nr == NR_fchown ? K_CHOWN : K_TRUNCATE;
 	if (!kind_enabled(kind))
 		return 0;
@@ -714,11 +714,10 @@ int h_fdop(u64 *ctx)
 	return submit(s, off);
 }
 
-SEC("tp_btf/h_path2")
-int h_path2(u64 *ctx)
+static __always_inline int do_path2(u64 *ctx, long nr)
 {
 	struct syscall_ctx c;
-	read_ctx(ctx, &c);
+	read_ctx(ctx, nr, &c);
 	long olddir = AT_FDCWD_VAL, newdir = AT_FDCWD_VAL;
 	const char *oldp, *newp;
 	u16 kind = K_RENAME;
@@ -893,11 +892,10 @@ static __always_inline int on_dup(struct syscall_ctx *c)
 	return submit(s, off);
 }
 
-SEC("tp_btf/h_sock")
-int h_sock(u64 *ctx)
+static __always_inline int do_sock(u64 *ctx, long nr)
 {
 	struct syscall_ctx c;
-	read_ctx(ctx, &c);
+	read_ctx(ctx, nr, &c);
 	if (c.nr == NR_socket)
 		return on_socket(&c);
 	if (c.nr == NR_dup || c.nr == NR_dup2 || c.nr == NR_dup3)
@@ -943,13 +941,12 @@ int h_sock(u64 *ctx)
 	return submit(s, off);
 }
 
-SEC("tp_btf/h_dns")
-int h_dns(u64 *ctx)
+static __always_inline int do_dns(u64 *ctx, long nr)
 {
 	if (!kind_enabled(K_DNS))
 		return 0;
 	struct syscall_ctx c;
-	read_ctx(ctx, &c);
+	read_ctx(ctx, nr, &c);
 	if (c.ret <= 12)
 		return 0;
 	long fd = ARG0(c.regs);
@@ -1007,11 +1004,10 @@ int h_dns(u64 *ctx)
 	return submit(s, off);
 }
 
-SEC("tp_btf/h_misc")
-int h_misc(u64 *ctx)
+static __always_inline int do_misc(u64 *ctx, long nr)
 {
 	struct syscall_ctx c;
-	read_ctx(ctx, &c);
+	read_ctx(ctx, nr, &c);
 	u16 kind;
 	switch (c.nr) {
 	case NR_capset: kind = K_CAPSET; break;
@@ -1074,4 +1070,97 @@ int h_misc(u64 *ctx)
 		break;
 	}
 	return submit(s, off);
+}
+
+/* ---------------- attachment ---------------- */
+
+// sys_exit fallback: tail-call targets of on_sys_exit, one per syscall family.
+#define TAIL_HANDLER(family)                                                                \
+	SEC("tp_btf/h_" #family)                                                             \
+	int h_##family(u64 *ctx)                                                             \
+	{                                                                                    \
+		return do_##family(ctx, ((struct pt_regs *)ctx[0])->orig_ax);                \
+	}
+TAIL_HANDLER(open)
+TAIL_HANDLER(path1)
+TAIL_HANDLER(fdop)
+TAIL_HANDLER(path2)
+TAIL_HANDLER(sock)
+TAIL_HANDLER(dns)
+TAIL_HANDLER(misc)
+
+// The default: one fexit program per watched syscall, on its __x64_sys_* entry point.
+// The context is the same as sys_exit's (ctx[0] the syscall's pt_regs, ctx[1] its
+// result), and the syscall number is a constant, so each stub compiles to only its
+// syscall's branch of the family handler. Syscalls the sensor does not watch pay
+// nothing (an attached sys_exit tracepoint slows every syscall on the host).
+// The loader maps stub names to kernel functions: fx_<name> -> __x64_sys_<name>.
+#define FEXIT(name, family)                                                                 \
+	SEC("fexit/__x64_sys_" #name)                                                        \
+	int fx_##name(u64 *ctx)                                                              \
+	{                                                                                    \
+		return do_##family(ctx, NR_##name);                                          \
+	}
+FEXIT(open, open)
+FEXIT(openat, open)
+FEXIT(openat2, open)
+FEXIT(creat, open)
+FEXIT(unlink, path1)
+FEXIT(unlinkat, path1)
+FEXIT(rmdir, path1)
+FEXIT(chmod, path1)
+FEXIT(fchmodat, path1)
+FEXIT(fchmodat2, path1)
+FEXIT(chown, path1)
+FEXIT(lchown, path1)
+FEXIT(fchownat, path1)
+FEXIT(truncate, path1)
+FEXIT(fchmod, fdop)
+FEXIT(fchown, fdop)
+FEXIT(ftruncate, fdop)
+FEXIT(rename, path2)
+FEXIT(renameat, path2)
+FEXIT(renameat2, path2)
+FEXIT(link, path2)
+FEXIT(linkat, path2)
+FEXIT(symlink, path2)
+FEXIT(symlinkat, path2)
+FEXIT(connect, sock)
+FEXIT(accept, sock)
+FEXIT(accept4, sock)
+FEXIT(bind, sock)
+FEXIT(listen, sock)
+FEXIT(socket, sock)
+FEXIT(dup, sock)
+FEXIT(dup2, sock)
+FEXIT(dup3, sock)
+FEXIT(sendto, dns)
+FEXIT(sendmsg, dns)
+FEXIT(sendmmsg, dns)
+FEXIT(write, dns)
+FEXIT(setuid, misc)
+FEXIT(setgid, misc)
+FEXIT(setreuid, misc)
+FEXIT(setregid, misc)
+FEXIT(setresuid, misc)
+FEXIT(setresgid, misc)
+FEXIT(setfsuid, misc)
+FEXIT(setfsgid, misc)
+FEXIT(capset, misc)
+FEXIT(ptrace, misc)
+FEXIT(unshare, misc)
+FEXIT(setns, misc)
+FEXIT(bpf, misc)
+FEXIT(init_module, misc)
+FEXIT(finit_module, misc)
+FEXIT(memfd_create, misc)
+FEXIT(mount, misc)
+FEXIT(chdir, misc)
+FEXIT(fchdir, misc)
+
+// umount2(2) is sys_umount in the kernel.
+SEC("fexit/__x64_sys_umount")
+int fx_umount(u64 *ctx)
+{
+	return do_misc(ctx, NR_umount2);
 }

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
-use aya::programs::{BtfTracePoint, Program};
+use aya::programs::{BtfTracePoint, FExit, Program};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 pub mod wire;
@@ -14,11 +14,10 @@ pub mod wire;
 /// The compiled kernel programs (see `bpf/rampart.bpf.c`).
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../obj/rampart.bpf.o");
 
-/// Handlers reached by tail call from the sys_exit dispatcher: (program, slot).
-/// Each is optional: one the kernel rejects costs its event family, with a warning.
-/// One whose kinds are all masked off is not loaded at all (its syscalls then cost
-/// only the dispatcher's lookup). Columns: program, tail-call slot, what it collects,
-/// the wire kinds it emits.
+/// Syscall families, each one handler in the kernel: the tail-call target of the
+/// sys_exit dispatcher (program, slot) and the body of the fexit stubs listed in
+/// [`SYSCALLS`]. Columns: program, tail-call slot, what it collects, the wire kinds it
+/// emits. A family whose kinds are all masked off is not loaded at all.
 const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
     use wire::kind as k;
     [
@@ -65,6 +64,109 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
     ]
 };
 
+/// The watched syscalls, each an fexit stub `fx_<name>` on the kernel's
+/// `__x64_sys_<name>`, with the wire kinds it can emit. A stub whose kinds are all
+/// masked off is not attached, so its syscall costs nothing.
+pub const SYSCALLS: [(&str, &[u16]); 57] = {
+    use wire::kind as k;
+    const OPEN: &[u16] = &[k::OPEN];
+    const UNLINK: &[u16] = &[k::UNLINK];
+    const CHMOD: &[u16] = &[k::CHMOD];
+    const CHOWN: &[u16] = &[k::CHOWN];
+    const TRUNCATE: &[u16] = &[k::TRUNCATE];
+    const RENAME: &[u16] = &[k::RENAME];
+    const LINK: &[u16] = &[k::LINK];
+    const SETID: &[u16] = &[k::SETID];
+    [
+        ("open", OPEN),
+        ("openat", OPEN),
+        ("openat2", OPEN),
+        ("creat", OPEN),
+        ("unlink", UNLINK),
+        ("unlinkat", UNLINK),
+        ("rmdir", UNLINK),
+        ("chmod", CHMOD),
+        ("fchmodat", CHMOD),
+        ("fchmodat2", CHMOD),
+        ("chown", CHOWN),
+        ("lchown", CHOWN),
+        ("fchownat", CHOWN),
+        ("truncate", TRUNCATE),
+        ("fchmod", CHMOD),
+        ("fchown", CHOWN),
+        ("ftruncate", TRUNCATE),
+        ("rename", RENAME),
+        ("renameat", RENAME),
+        ("renameat2", RENAME),
+        ("link", LINK),
+        ("linkat", LINK),
+        ("symlink", LINK),
+        ("symlinkat", LINK),
+        ("connect", &[k::CONNECT]),
+        ("accept", &[k::ACCEPT]),
+        ("accept4", &[k::ACCEPT]),
+        ("bind", &[k::BIND]),
+        ("listen", &[k::LISTEN]),
+        ("socket", &[k::SOCKET]),
+        ("dup", &[k::DUP]),
+        ("dup2", &[k::DUP]),
+        ("dup3", &[k::DUP]),
+        ("sendto", &[k::DNS]),
+        ("sendmsg", &[k::DNS]),
+        ("sendmmsg", &[k::DNS]),
+        ("write", &[k::DNS]),
+        ("setuid", SETID),
+        ("setgid", SETID),
+        ("setreuid", SETID),
+        ("setregid", SETID),
+        ("setresuid", SETID),
+        ("setresgid", SETID),
+        ("setfsuid", SETID),
+        ("setfsgid", SETID),
+        ("capset", &[k::CAPSET]),
+        ("ptrace", &[k::PTRACE]),
+        ("unshare", &[k::UNSHARE]),
+        ("setns", &[k::SETNS]),
+        ("bpf", &[k::BPF]),
+        ("init_module", &[k::INIT_MODULE]),
+        ("finit_module", &[k::FINIT_MODULE]),
+        ("memfd_create", &[k::MEMFD]),
+        ("mount", &[k::MOUNT]),
+        ("umount", &[k::UMOUNT]),
+        ("chdir", &[k::CHDIR]),
+        ("fchdir", &[k::CHDIR]),
+    ]
+};
+
+/// The kernel's entry point for a syscall (x86-64 naming).
+fn syscall_function(name: &str) -> String {
+    format!("__x64_sys_{name}")
+}
+
+/// How syscall events are hooked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyscallHook {
+    /// fexit per watched syscall; the sys_exit tracepoint when the kernel cannot
+    /// attach any (no BPF trampolines) or the object predates the fexit stubs.
+    #[default]
+    Auto,
+    /// fexit only.
+    Fexit,
+    /// The sys_exit tracepoint: every syscall on the host pays for it (for
+    /// comparison in `rampart bench overhead`, and kernels without trampolines).
+    SysExit,
+}
+
+/// The hook syscall events came from after loading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActiveSyscallHook {
+    Fexit,
+    SysExit,
+    /// Nothing attached: only the process lifecycle is collected.
+    None,
+}
+
 /// Process lifecycle programs: required, the process tree depends on them.
 const LIFECYCLE: [(&str, &str); 3] = [
     ("on_exec", "sched_process_exec"),
@@ -106,7 +208,10 @@ pub struct KernelFeatures {
     pub tp_btf: bool,
     pub raw_tracepoint: bool,
     pub bpf_lsm: bool,
+    /// fexit programs on kernel functions load (BPF trampolines work).
     pub fentry: bool,
+    /// Why the kernel refused the trampoline probe, when it did.
+    pub trampoline_refusal: Option<String>,
     pub cgroup_sock_addr: bool,
     pub cgroup_skb: bool,
     pub cgroup_v2_mount: Option<String>,
@@ -129,7 +234,14 @@ impl KernelFeatures {
                 "BPF LSM           {} (optional: in-kernel exec denial)",
                 yn(self.bpf_lsm)
             ),
-            format!("fentry            {} (optional)", yn(self.fentry)),
+            format!(
+                "fentry/fexit      {} (optional: without it every syscall pays for the sys_exit tracepoint){}",
+                yn(self.fentry),
+                self.trampoline_refusal
+                    .as_deref()
+                    .map(|r| format!("; refused: {r}"))
+                    .unwrap_or_default()
+            ),
             format!(
                 "cgroup sock_addr  {} (optional: connect blocking)",
                 yn(self.cgroup_sock_addr)
@@ -181,6 +293,11 @@ pub fn probe() -> KernelFeatures {
     let prog = |t: ProgramType| root && is_program_supported(t).unwrap_or(false);
     let m = mounts();
     let lsm_list = fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
+    let trampolines = if root {
+        probe_trampolines()
+    } else {
+        TrampolineProbe::default()
+    };
     KernelFeatures {
         kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
             .map(|s| s.trim().to_string())
@@ -195,19 +312,73 @@ pub fn probe() -> KernelFeatures {
             && prog(ProgramType::RawTracePoint),
         raw_tracepoint: prog(ProgramType::RawTracePoint),
         bpf_lsm: lsm_list.split(',').any(|l| l.trim() == "bpf")
-            && prog(ProgramType::Lsm(aya::programs::LsmAttachType::Mac)),
-        // fentry shares the Tracing program type; attach is what fails on some hosts,
-        // so only the lockdown-free case counts.
-        fentry: prog(ProgramType::Tracing)
-            && !fs::read_to_string("/sys/kernel/security/lockdown")
-                .unwrap_or_default()
-                .contains("[confidentiality]"),
+            && prog(ProgramType::Lsm(aya::programs::LsmAttachType::Mac))
+            && trampolines.lsm,
+        fentry: trampolines.fexit,
+        trampoline_refusal: trampolines.refusal,
         cgroup_sock_addr: prog(ProgramType::CgroupSockAddr),
         cgroup_skb: prog(ProgramType::CgroupSkb),
         cgroup_v2_mount: mount_point_of("cgroup2", &m),
         tracefs: mount_point_of("tracefs", &m).is_some(),
         bpffs: mount_point_of("bpf", &m).is_some(),
     }
+}
+
+/// The trivial trampoline programs of `bpf/probe.bpf.c`.
+static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!("../obj/probe.bpf.o");
+
+#[derive(Default)]
+struct TrampolineProbe {
+    fexit: bool,
+    lsm: bool,
+    refusal: Option<String>,
+}
+
+/// Loads (without attaching) an fexit and an LSM program. A kernel can know the
+/// program types and still refuse every trampoline (EPERM with an empty verifier log,
+/// seen on a 6.18 kernel whose ftrace has no function records), so only a load says.
+fn probe_trampolines() -> TrampolineProbe {
+    let mut out = TrampolineProbe::default();
+    let btf = match Btf::from_sys_fs() {
+        Ok(b) => b,
+        Err(e) => {
+            out.refusal = Some(format!("no kernel BTF: {e}"));
+            return out;
+        }
+    };
+    let mut ebpf = match EbpfLoader::new().btf(Some(&btf)).load(PROBE_OBJECT) {
+        Ok(e) => e,
+        Err(e) => {
+            out.refusal = Some(e.to_string());
+            return out;
+        }
+    };
+    let fexit = (|| -> Result<(), aya::programs::ProgramError> {
+        let p: &mut FExit = ebpf
+            .program_mut("probe_fexit")
+            .ok_or(aya::programs::ProgramError::NotLoaded)?
+            .try_into()?;
+        p.load(&syscall_function("openat"), &btf)
+    })();
+    let lsm = (|| -> Result<(), aya::programs::ProgramError> {
+        let p: &mut aya::programs::Lsm = ebpf
+            .program_mut("probe_lsm")
+            .ok_or(aya::programs::ProgramError::NotLoaded)?
+            .try_into()?;
+        p.load("file_open", &btf)
+    })();
+    out.fexit = fexit.is_ok();
+    out.lsm = lsm.is_ok();
+    // aya appends the verifier log, empty for these refusals.
+    out.refusal = fexit.err().map(|e| {
+        let text = e.to_string();
+        text.trim_end()
+            .trim_end_matches("Verifier output:")
+            .trim_end()
+            .trim_end_matches('.')
+            .to_string()
+    });
+    out
 }
 
 /// Mounts tracefs and bpffs when absent, as Falco and Tetragon do. Returns what it
@@ -251,6 +422,8 @@ pub struct LoadOptions {
     /// Load this object instead of the embedded one (`rampart bench --bpf-object`:
     /// compare a locally built object against the shipped one without relinking).
     pub object: Option<Vec<u8>>,
+    /// How syscalls are hooked.
+    pub syscall_hook: SyscallHook,
 }
 
 impl Default for LoadOptions {
@@ -262,6 +435,7 @@ impl Default for LoadOptions {
             ignored_tgids: vec![std::process::id()],
             ring_bytes: 16 * 1024 * 1024,
             object: None,
+            syscall_hook: SyscallHook::Auto,
         }
     }
 }
@@ -272,9 +446,16 @@ pub struct Sensor {
     _ebpf: Ebpf,
     pub ring: RingBuf<MapData>,
     pub drops: PerCpuArray<MapData, u64>,
-    /// Handlers not loaded because every kind they emit is filtered out.
+    /// Where syscall events come from.
+    pub syscall_hook: ActiveSyscallHook,
+    /// Why the default fexit hook was not used (the same events then come from the
+    /// sys_exit tracepoint, which every syscall on the host pays for).
+    pub fexit_refusal: Option<String>,
+    /// What was not loaded because every kind it emits is filtered out: syscalls
+    /// (`openat`) on the fexit hook, family handlers (`h_open`) on sys_exit.
     pub skipped: Vec<&'static str>,
     /// Event families not available on this kernel, with the reason.
+    /// (Coverage lost; a fallback to another hook with the same coverage is not one.)
     pub warnings: Vec<String>,
 }
 
@@ -354,46 +535,6 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         }
     }
 
-    let mut warnings = Vec::new();
-    let mut handler_fds = Vec::new();
-    let mut skipped = Vec::new();
-    for (name, slot, what, kinds) in HANDLERS {
-        if !kinds.iter().any(|k| opts.kind_mask & (1u64 << k) != 0) {
-            skipped.push(name);
-            continue;
-        }
-        let res = (|| -> Result<_, aya::programs::ProgramError> {
-            let prog = ebpf
-                .program_mut(name)
-                .ok_or(aya::programs::ProgramError::NotLoaded)?;
-            load_sys_exit(prog, &btf)?;
-            Ok(prog.fd()?.try_clone()?)
-        })();
-        match res {
-            Ok(fd) => handler_fds.push((slot, fd)),
-            Err(e) => warnings.push(format!("{what} unavailable: {name}: {e}")),
-        }
-    }
-    {
-        let map = ebpf.map_mut("handlers").ok_or_else(|| BpfError::Map {
-            name: "handlers".into(),
-            reason: "missing from object".into(),
-        })?;
-        // Stays owned by `ebpf`: the kernel empties a program array when its last
-        // user-space reference closes.
-        let mut handlers: ProgramArray<&mut MapData> =
-            ProgramArray::try_from(map).map_err(|e| BpfError::Map {
-                name: "handlers".into(),
-                reason: e.to_string(),
-            })?;
-        for (slot, fd) in &handler_fds {
-            handlers.set(*slot, fd, 0).map_err(|e| BpfError::Map {
-                name: "handlers".into(),
-                reason: e.to_string(),
-            })?;
-        }
-    }
-
     for (name, tp) in LIFECYCLE {
         let prog: &mut BtfTracePoint = ebpf
             .program_mut(name)
@@ -413,21 +554,38 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
                 source: e,
             })?;
     }
-    let dispatcher = ebpf
-        .program_mut("on_sys_exit")
-        .ok_or_else(|| BpfError::Program {
-            name: "on_sys_exit".into(),
-            source: aya::programs::ProgramError::NotLoaded,
-        })?;
-    let attached = load_sys_exit(dispatcher, &btf).and_then(|_| match dispatcher {
-        Program::BtfTracePoint(p) => p.attach().map(|_| ()),
-        Program::RawTracePoint(p) => p.attach("sys_exit").map(|_| ()),
-        _ => Err(aya::programs::ProgramError::NotLoaded),
-    });
-    if let Err(e) = attached {
-        warnings.push(format!(
-            "syscall events unavailable (sys_exit): {e}; only the process lifecycle is collected"
-        ));
+
+    let mut warnings = Vec::new();
+    let mut skipped = Vec::new();
+    let mut syscall_hook = ActiveSyscallHook::None;
+    let mut fexit_refusal = None;
+    if opts.syscall_hook != SyscallHook::SysExit {
+        let fexit = attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped);
+        match fexit {
+            Ok(FexitOutcome { failed }) => {
+                syscall_hook = ActiveSyscallHook::Fexit;
+                warnings.extend(failed);
+            }
+            Err(reason) if opts.syscall_hook == SyscallHook::Auto => {
+                fexit_refusal = Some(reason);
+                skipped.clear();
+            }
+            Err(reason) => {
+                warnings.push(format!(
+                    "syscall events unavailable: fexit: {reason}; only the process \
+                     lifecycle is collected"
+                ));
+            }
+        }
+    }
+    if syscall_hook == ActiveSyscallHook::None && opts.syscall_hook != SyscallHook::Fexit {
+        match attach_sys_exit(&mut ebpf, &btf, opts.kind_mask, &mut skipped, &mut warnings) {
+            Ok(()) => syscall_hook = ActiveSyscallHook::SysExit,
+            Err(e) => warnings.push(format!(
+                "syscall events unavailable (sys_exit): {e}; only the process lifecycle is \
+                 collected"
+            )),
+        }
     }
 
     let ring = RingBuf::try_from(ebpf.take_map("events").ok_or_else(|| BpfError::Map {
@@ -451,6 +609,104 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         ring,
         drops,
         warnings,
+        syscall_hook,
+        fexit_refusal,
         skipped,
     })
+}
+
+struct FexitOutcome {
+    /// One warning per syscall the kernel refused (its events are missing).
+    failed: Vec<String>,
+}
+
+/// Loads and attaches the fexit stubs whose kinds are wanted. Err (with the reason)
+/// when the first one is refused or the object has no stubs: the caller then falls
+/// back to sys_exit.
+fn attach_fexit(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    kind_mask: u64,
+    skipped: &mut Vec<&'static str>,
+) -> Result<FexitOutcome, String> {
+    if ebpf.program("fx_openat").is_none() {
+        return Err("the BPF object has no fexit programs".into());
+    }
+    let mut failed = Vec::new();
+    let mut attached = 0usize;
+    for (name, kinds) in SYSCALLS {
+        let program = format!("fx_{name}");
+        if !kinds.iter().any(|k| kind_mask & (1u64 << k) != 0) {
+            skipped.push(name);
+            continue;
+        }
+        let function = syscall_function(name);
+        let res = (|| -> Result<(), aya::programs::ProgramError> {
+            let prog: &mut FExit = ebpf
+                .program_mut(&program)
+                .ok_or(aya::programs::ProgramError::NotLoaded)?
+                .try_into()?;
+            prog.load(&function, btf)?;
+            prog.attach()?;
+            Ok(())
+        })();
+        match res {
+            Ok(()) => attached += 1,
+            // The first refusal with nothing attached yet is the kernel refusing
+            // trampolines altogether: the others would only fail the same way.
+            Err(e) if attached == 0 => return Err(format!("{function}: {e}")),
+            Err(e) => failed.push(format!("{name}(2) events unavailable: {function}: {e}")),
+        }
+    }
+    Ok(FexitOutcome { failed })
+}
+
+/// The fallback: the sys_exit dispatcher plus its tail-called family handlers.
+fn attach_sys_exit(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    kind_mask: u64,
+    skipped: &mut Vec<&'static str>,
+    warnings: &mut Vec<String>,
+) -> Result<(), String> {
+    let mut handler_fds = Vec::new();
+    for (name, slot, what, kinds) in HANDLERS {
+        if !kinds.iter().any(|k| kind_mask & (1u64 << k) != 0) {
+            skipped.push(name);
+            continue;
+        }
+        let res = (|| -> Result<_, aya::programs::ProgramError> {
+            let prog = ebpf
+                .program_mut(name)
+                .ok_or(aya::programs::ProgramError::NotLoaded)?;
+            load_sys_exit(prog, btf)?;
+            Ok(prog.fd()?.try_clone()?)
+        })();
+        match res {
+            Ok(fd) => handler_fds.push((slot, fd)),
+            Err(e) => warnings.push(format!("{what} unavailable: {name}: {e}")),
+        }
+    }
+    {
+        let map = ebpf
+            .map_mut("handlers")
+            .ok_or("the BPF object has no handlers map")?;
+        // Stays owned by `ebpf`: the kernel empties a program array when its last
+        // user-space reference closes.
+        let mut handlers: ProgramArray<&mut MapData> =
+            ProgramArray::try_from(map).map_err(|e| e.to_string())?;
+        for (slot, fd) in &handler_fds {
+            handlers.set(*slot, fd, 0).map_err(|e| e.to_string())?;
+        }
+    }
+    let dispatcher = ebpf
+        .program_mut("on_sys_exit")
+        .ok_or("the BPF object has no on_sys_exit program")?;
+    load_sys_exit(dispatcher, btf).map_err(|e| e.to_string())?;
+    match dispatcher {
+        Program::BtfTracePoint(p) => p.attach().map(|_| ()),
+        Program::RawTracePoint(p) => p.attach("sys_exit").map(|_| ()),
+        _ => Err(aya::programs::ProgramError::NotLoaded),
+    }
+    .map_err(|e| e.to_string())
 }

@@ -2,6 +2,7 @@
 //! Needs root and BTF; skips with a reason elsewhere, fails in CI.
 
 use rampart_bpf::wire::{kind, Record};
+use rampart_bpf::{ActiveSyscallHook, LoadOptions, SyscallHook};
 
 fn can_run() -> bool {
     let f = rampart_bpf::probe();
@@ -16,13 +17,58 @@ fn can_run() -> bool {
     true
 }
 
+/// The hook syscall events use by default: fexit where the kernel accepts BPF
+/// trampolines, else the sys_exit tracepoint (with a warning saying so).
+fn default_hook() -> ActiveSyscallHook {
+    let features = rampart_bpf::probe();
+    if features.fentry {
+        ActiveSyscallHook::Fexit
+    } else {
+        eprintln!(
+            "this kernel refuses BPF trampolines ({}): the fexit hook cannot run here, the \
+             default must fall back to sys_exit",
+            features.trampoline_refusal.unwrap_or_default()
+        );
+        ActiveSyscallHook::SysExit
+    }
+}
+
+/// Both hooks deliver the same records; the default picks the one the kernel allows.
 #[test]
 fn loads_and_sees_exec_and_open() {
     if !can_run() {
         return;
     }
     let _ = env_logger::builder().is_test(true).try_init();
-    let mut sensor = rampart_bpf::load(&rampart_bpf::LoadOptions::default()).expect("load");
+    let default = default_hook();
+    let mut cases = vec![
+        (SyscallHook::Auto, default),
+        (SyscallHook::SysExit, ActiveSyscallHook::SysExit),
+    ];
+    if default == ActiveSyscallHook::Fexit {
+        cases.push((SyscallHook::Fexit, ActiveSyscallHook::Fexit));
+    }
+    for (hook, expect) in cases {
+        let started = std::time::Instant::now();
+        let mut sensor = rampart_bpf::load(&LoadOptions {
+            syscall_hook: hook,
+            ..Default::default()
+        })
+        .expect("load");
+        eprintln!("{hook:?}: loaded and attached in {:?}", started.elapsed());
+        assert_eq!(sensor.syscall_hook, expect, "{:?}", sensor.warnings);
+        // A fallback from the default says why.
+        assert_eq!(
+            sensor.fexit_refusal.is_some(),
+            hook == SyscallHook::Auto && expect == ActiveSyscallHook::SysExit,
+            "{:?}",
+            sensor.fexit_refusal
+        );
+        sees_exec_create_and_unlink(&mut sensor);
+    }
+}
+
+fn sees_exec_create_and_unlink(sensor: &mut rampart_bpf::Sensor) {
     for w in &sensor.warnings {
         eprintln!("warning: {w}");
     }
@@ -81,20 +127,35 @@ fn loads_and_sees_exec_and_open() {
     eprintln!("kernel drops: full={full} shed={shed}");
 }
 
-/// A handler left out of the tail-call table (here because its kinds are filtered
-/// out; a kernel refusal leaves the same empty slot) costs only its own family: the
-/// dispatcher falls through and every other family still arrives.
+/// A family left out (here because its kinds are filtered out; a kernel refusal leaves
+/// the same gap) costs only itself: its fexit stubs are not attached, or on sys_exit
+/// the dispatcher falls through an empty tail-call slot, and every other family still
+/// arrives.
 #[test]
 fn a_missing_handler_costs_only_its_family() {
     if !can_run() {
         return;
     }
-    let opts = rampart_bpf::LoadOptions {
-        kind_mask: !(1u64 << kind::OPEN),
-        ..Default::default()
-    };
-    let mut sensor = rampart_bpf::load(&opts).expect("load");
-    assert_eq!(sensor.skipped, vec!["h_open"]);
+    let mut cases = vec![(SyscallHook::SysExit, vec!["h_open"])];
+    if default_hook() == ActiveSyscallHook::Fexit {
+        cases.push((
+            SyscallHook::Fexit,
+            vec!["open", "openat", "openat2", "creat"],
+        ));
+    }
+    for (hook, skipped) in cases {
+        let opts = LoadOptions {
+            kind_mask: !(1u64 << kind::OPEN),
+            syscall_hook: hook,
+            ..Default::default()
+        };
+        let mut sensor = rampart_bpf::load(&opts).expect("load");
+        assert_eq!(sensor.skipped, skipped, "{hook:?}");
+        only_opens_are_missing(&mut sensor);
+    }
+}
+
+fn only_opens_are_missing(sensor: &mut rampart_bpf::Sensor) {
     let marker = format!("/tmp/rampart-bpf-skip-{}", std::process::id());
     let status = std::process::Command::new("/bin/sh")
         .arg("-c")

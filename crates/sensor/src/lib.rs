@@ -346,8 +346,15 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    match &bpf.fexit_refusal {
+        Some(reason) => tracing::warn!(
+            "the kernel refused fexit programs ({reason}): syscall events come from the \
+             sys_exit tracepoint, which every syscall on the host pays for"
+        ),
+        None => tracing::info!(hook = ?bpf.syscall_hook, "syscall events hooked"),
+    }
     if !bpf.skipped.is_empty() {
-        tracing::info!(handlers = ?bpf.skipped, "kernel handlers not loaded: their kinds are filtered out");
+        tracing::info!(skipped = ?bpf.skipped, "syscall hooks not loaded: their kinds are filtered out");
     }
     // Seed after attaching so nothing started in between is missed.
     let seeded = decoder.tree.seed_from_proc();
