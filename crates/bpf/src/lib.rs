@@ -324,6 +324,37 @@ pub fn probe() -> KernelFeatures {
     }
 }
 
+/// Kernel-side run-time accounting of BPF programs (`BPF_ENABLE_STATS`): on while
+/// this is alive, off when it drops, so a benchmark cannot leave it on.
+pub struct RunTimeStats(#[allow(dead_code)] std::os::fd::OwnedFd);
+
+/// Turns on per-program run-time accounting (costs a few ns per program run).
+pub fn enable_run_time_stats() -> Result<RunTimeStats, BpfError> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .map(RunTimeStats)
+        .map_err(|e| BpfError::Map {
+            name: "run-time statistics".into(),
+            reason: e.to_string(),
+        })
+}
+
+/// Time spent in, and runs of, the entry programs of this object loaded in the kernel
+/// (by name: lifecycle, the sys_exit dispatcher and the fexit stubs; tail-called
+/// handlers count within the dispatcher). Only moves while [`RunTimeStats`] is alive.
+pub fn programs_run_time() -> (std::time::Duration, u64) {
+    let ours = |name: &str| {
+        LIFECYCLE.iter().any(|(n, _)| *n == name)
+            || name == "on_sys_exit"
+            || name.starts_with("fx_")
+    };
+    aya::programs::loaded_programs()
+        .filter_map(Result::ok)
+        .filter(|info| info.name_as_str().is_some_and(ours))
+        .fold((std::time::Duration::ZERO, 0), |(t, n), info| {
+            (t + info.run_time(), n + info.run_count())
+        })
+}
+
 /// The trivial trampoline programs of `bpf/probe.bpf.c`.
 static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!("../obj/probe.bpf.o");
 

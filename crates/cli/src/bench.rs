@@ -275,6 +275,9 @@ struct Arm {
     cpu_per_op: Vec<f64>,
     wall_per_op: Vec<f64>,
     sensor_us_per_event: Vec<f64>,
+    /// Time in the sensor's kernel programs per storm operation: the hook cost by
+    /// itself, steadier than CPU/op on a shared machine.
+    kernel_ns_per_op: Vec<f64>,
     drops: u64,
 }
 
@@ -286,6 +289,7 @@ impl Arm {
             cpu_per_op: Vec::new(),
             wall_per_op: Vec::new(),
             sensor_us_per_event: Vec::new(),
+            kernel_ns_per_op: Vec::new(),
             drops: 0,
         }
     }
@@ -295,6 +299,7 @@ impl Arm {
         self.cpu_per_op.clear();
         self.wall_per_op.clear();
         self.sensor_us_per_event.clear();
+        self.kernel_ns_per_op.clear();
         self.drops = 0;
     }
 
@@ -310,7 +315,13 @@ impl Arm {
         let mut sensor = sensor(None, object.as_deref())?;
         let consumer = Consumer::start(&mut sensor);
         let cpu_before = cpu_time(libc::RUSAGE_SELF);
+        let run_time_stats = rampart_bpf::enable_run_time_stats()?;
+        let (kernel_before, _) = rampart_bpf::programs_run_time();
         let s = storm(n);
+        let (kernel_after, _) = rampart_bpf::programs_run_time();
+        drop(run_time_stats);
+        self.kernel_ns_per_op
+            .push(kernel_after.saturating_sub(kernel_before).as_nanos() as f64 / n.max(1) as f64);
         std::thread::sleep(Duration::from_millis(300));
         let events = consumer.finish();
         let sensor_cpu = cpu_time(libc::RUSAGE_SELF).saturating_sub(cpu_before);
@@ -388,7 +399,8 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
             );
             if matches!(arm.setup, Setup::Sensor(_)) {
                 print!(
-                    "  sensor user space {:.2}us/event, drops={}",
+                    "  kernel {:.0}ns/op  sensor user space {:.2}us/event, drops={}",
+                    median(arm.kernel_ns_per_op.clone()),
                     median(arm.sensor_us_per_event.clone()),
                     arm.drops
                 );
