@@ -12,7 +12,7 @@ pub mod testbed;
 
 use std::collections::HashSet;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -360,7 +360,13 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     let seeded = decoder.tree.seed_from_proc();
     tracing::info!(processes = seeded, "process tree seeded from /proc");
 
-    let (tx, raw_rx) = sync_channel(cfg.queue_capacity.max(16));
+    let (raw_tx, raw_rx) = sync_channel(RAW_QUEUE_BATCHES);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let queue = RawQueue {
+        tx: raw_tx,
+        queued: queued.clone(),
+        capacity: cfg.queue_capacity.max(16),
+    };
     let (out_tx, rx) = sync_channel(cfg.queue_capacity.max(16));
     let stop = Arc::new(AtomicBool::new(false));
     {
@@ -373,7 +379,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         };
         std::thread::Builder::new()
             .name("rampart-attrib".into())
-            .spawn(move || attribute_loop(raw_rx, out_tx, cache, wait, docker_root))
+            .spawn(move || attribute_loop(raw_rx, queued, out_tx, cache, wait, docker_root))
             .map_err(|e| SensorError::Start(e.to_string()))?;
     }
     let filter = Filter {
@@ -385,7 +391,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("rampart-reader".into())
-            .spawn(move || read_loop(bpf, decoder, tx, filter, stats, stop))
+            .spawn(move || read_loop(bpf, decoder, queue, filter, stats, stop))
             .map_err(|e| SensorError::Start(e.to_string()))?
     };
     Ok(RunningSensor {
@@ -400,18 +406,63 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
 }
 
 /// Sends an event; counts it as a queue drop when the consumer is behind.
-fn offer(tx: &SyncSender<Event>, ev: Event, stats: &Stats, pending_queue_loss: &mut u64) -> bool {
-    match tx.try_send(ev) {
-        Ok(()) => {
-            stats.events.fetch_add(1, Ordering::Relaxed);
-            true
+/// The reader's hand-off to the attribution thread. Events travel in batches, one per
+/// ring drain: at low rates a wake-up per event cost the sensor more than decoding the
+/// event. The bound is in events, as `queue_capacity` says.
+struct RawQueue {
+    tx: SyncSender<Vec<Event>>,
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
+}
+
+/// Batches in flight at most; each holds at least one event, and the event bound is
+/// what normally stops the reader.
+const RAW_QUEUE_BATCHES: usize = 1024;
+
+impl RawQueue {
+    /// Room for one more event beside the `building` already in the next batch?
+    fn has_room(&self, building: usize) -> bool {
+        self.queued.load(Ordering::Relaxed) + building < self.capacity
+    }
+
+    /// Hands a batch over without blocking. False when the attribution thread is gone.
+    fn offer(&self, batch: Vec<Event>, stats: &Stats, pending_queue_loss: &mut u64) -> bool {
+        let n = batch.len();
+        self.queued.fetch_add(n, Ordering::Relaxed);
+        match self.tx.try_send(batch) {
+            Ok(()) => {
+                stats.events.fetch_add(n as u64, Ordering::Relaxed);
+                true
+            }
+            Err(TrySendError::Full(_)) => {
+                self.queued.fetch_sub(n, Ordering::Relaxed);
+                stats.queue_drops.fetch_add(n as u64, Ordering::Relaxed);
+                *pending_queue_loss += n as u64;
+                true
+            }
+            Err(TrySendError::Disconnected(_)) => false,
         }
-        Err(TrySendError::Full(_)) => {
-            stats.queue_drops.fetch_add(1, Ordering::Relaxed);
-            *pending_queue_loss += 1;
-            true
+    }
+
+    /// Hands one event over, waiting for room: a loss report must not itself be lost.
+    /// False when stopping or the attribution thread is gone.
+    fn send_waiting(&self, ev: Event, stop: &AtomicBool) -> bool {
+        let mut batch = vec![ev];
+        loop {
+            self.queued.fetch_add(1, Ordering::Relaxed);
+            match self.tx.try_send(batch) {
+                Ok(()) => return true,
+                Err(TrySendError::Full(back)) => {
+                    self.queued.fetch_sub(1, Ordering::Relaxed);
+                    if stop.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    batch = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
         }
-        Err(TrySendError::Disconnected(_)) => false,
     }
 }
 
@@ -421,7 +472,7 @@ const POLL_MS: i32 = 3;
 fn read_loop(
     mut bpf: rampart_bpf::Sensor,
     mut decoder: Decoder,
-    tx: SyncSender<Event>,
+    queue: RawQueue,
     filter: Filter,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
@@ -442,14 +493,19 @@ fn read_loop(
         // SAFETY: pfd is a valid pollfd array of length 1 for the call.
         unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
         let mut n = 0;
+        let mut batch = Vec::new();
         while let Some(item) = bpf.ring.next() {
             stats.records.fetch_add(1, Ordering::Relaxed);
             match decoder.decode(&item) {
-                Ok(Some(ev)) => {
-                    if filter.keep(&ev) && !offer(&tx, ev, &stats, &mut pending_queue_loss) {
-                        return;
+                Ok(Some(ev)) if filter.keep(&ev) => {
+                    if queue.has_room(batch.len()) {
+                        batch.push(ev);
+                    } else {
+                        stats.queue_drops.fetch_add(1, Ordering::Relaxed);
+                        pending_queue_loss += 1;
                     }
                 }
+                Ok(Some(_)) => {}
                 Ok(None) => {}
                 Err(e) => {
                     stats.decode_errors.fetch_add(1, Ordering::Relaxed);
@@ -460,6 +516,9 @@ fn read_loop(
             if n >= 4096 {
                 break; // let housekeeping below run under sustained load
             }
+        }
+        if !batch.is_empty() && !queue.offer(batch, &stats, &mut pending_queue_loss) {
+            return;
         }
         if last_tick.elapsed() >= Duration::from_millis(250) {
             last_tick = Instant::now();
@@ -488,20 +547,8 @@ fn read_loop(
                         cpu: None,
                     },
                 );
-                // Wait for room: a loss report must not itself be lost.
-                let mut ev = ev;
-                loop {
-                    match tx.try_send(ev) {
-                        Ok(()) => break,
-                        Err(TrySendError::Full(back)) => {
-                            if stop.load(Ordering::Relaxed) {
-                                return;
-                            }
-                            ev = back;
-                            std::thread::sleep(Duration::from_millis(5));
-                        }
-                        Err(TrySendError::Disconnected(_)) => return,
-                    }
+                if !queue.send_waiting(ev, &stop) {
+                    return;
                 }
                 if source == LossSource::Queue {
                     pending_queue_loss = 0;
@@ -543,7 +590,8 @@ fn release_free_heap() {
 /// slow inspect never stalls the stream. Order is kept per container (`seq` keeps the
 /// global order). Runs apart from the ring reader so the kernel ring keeps draining.
 fn attribute_loop(
-    rx: Receiver<Event>,
+    rx: Receiver<Vec<Event>>,
+    queued: Arc<AtomicUsize>,
     tx: SyncSender<Event>,
     cache: ContainerCache,
     wait: Duration,
@@ -586,7 +634,9 @@ fn attribute_loop(
         };
         let next = rx.recv_timeout(timeout);
         let disconnected = matches!(next, Err(RecvTimeoutError::Disconnected));
-        if let Ok(ev) = next {
+        let batch = next.unwrap_or_default();
+        queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        for ev in batch {
             let pending_id = ev
                 .container
                 .container()
