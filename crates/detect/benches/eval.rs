@@ -182,20 +182,20 @@ fn make_events(n: usize) -> Vec<Event> {
                 comm: comm.into(),
                 start_ns: 1_700_000_000_000_000_000 - 60_000_000_000,
                 ancestry: vec![
-                    Ancestor {
+                    Arc::new(Ancestor {
                         pid: 900,
                         exec_id: "b:900:1".into(),
                         exe: pexe.into(),
                         argv: vec![pcomm.into()],
                         comm: pcomm.into(),
-                    },
-                    Ancestor {
+                    }),
+                    Arc::new(Ancestor {
                         pid: 1,
                         exec_id: "b:1:1".into(),
                         exe: "/sbin/init".into(),
                         argv: vec!["init".into()],
                         comm: "init".into(),
-                    },
+                    }),
                 ],
                 ..Default::default()
             });

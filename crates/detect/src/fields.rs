@@ -322,7 +322,7 @@ fn ancestor<'e>(ctx: &EvalCtx<'e>, n: usize) -> Option<ProcView<'e>> {
     if n == 0 {
         Some(ProcView::Own(p))
     } else {
-        p.ancestry.get(n - 1).map(ProcView::Ancestor)
+        p.ancestry.get(n - 1).map(|a| ProcView::Ancestor(a))
     }
 }
 

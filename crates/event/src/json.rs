@@ -135,11 +135,11 @@ mod tests {
             pid: 7,
             exe: "/bin/sh".into(),
             argv: vec!["sh".into(), "-c".into(), "echo ünïcode \u{1}".into()],
-            ancestry: vec![Ancestor {
+            ancestry: vec![Arc::new(Ancestor {
                 pid: 1,
                 exe: "/sbin/init".into(),
                 ..Default::default()
-            }],
+            })],
             ..Default::default()
         });
         let c = Arc::new(Workload::Container(Container {

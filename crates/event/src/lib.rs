@@ -84,8 +84,10 @@ pub struct Process {
     #[serde(default, skip_serializing_if = "is_zero")]
     pub tty: u32,
     /// Parent first, at most [`MAX_ANCESTRY`] entries.
+    // Shared with the process tree and the rest of the lineage: a new process costs
+    // one small vector, not a copy of every ancestor's command line.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ancestry: Vec<Ancestor>,
+    pub ancestry: Vec<Arc<Ancestor>>,
     /// The executable sits in a container's writable overlayfs layer: written after
     /// the container started, not shipped in its image. False when unknown (processes
     /// already running when the sensor started).
@@ -772,13 +774,13 @@ mod tests {
                 exe: "/bin/cat".into(),
                 argv: vec!["cat".into(), "/etc/shadow".into()],
                 comm: "cat".into(),
-                ancestry: vec![Ancestor {
+                ancestry: vec![Arc::new(Ancestor {
                     pid: 1,
                     exec_id: "ab:1:5".into(),
                     exe: "/bin/sh".into(),
                     argv: vec!["sh".into()],
                     comm: "sh".into(),
-                }],
+                })],
                 ..Default::default()
             })),
             container: Arc::new(Workload::Container(Container {

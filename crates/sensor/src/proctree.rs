@@ -41,6 +41,8 @@ pub fn split_argv(block: &[u8]) -> (Vec<String>, bool) {
 struct Entry {
     /// The process as it currently is, ancestry included; shared by its events.
     process: Arc<Process>,
+    /// The process as its descendants' ancestry shows it, built once.
+    as_ancestor: Arc<Ancestor>,
     /// Boot-time ns of the exit, when it has exited.
     exited_at: Option<u64>,
 }
@@ -53,6 +55,23 @@ pub struct ProcessTree {
     grace_ns: u64,
     /// Exited entries, in exit order, awaiting eviction.
     exited: std::collections::VecDeque<(u64, u32, u64)>,
+}
+
+impl Entry {
+    fn new(process: Arc<Process>) -> Self {
+        let as_ancestor = Arc::new(Ancestor {
+            pid: process.pid,
+            exec_id: process.exec_id.clone(),
+            exe: process.exe.clone(),
+            argv: process.argv.clone(),
+            comm: process.comm.clone(),
+        });
+        Self {
+            process,
+            as_ancestor,
+            exited_at: None,
+        }
+    }
 }
 
 impl ProcessTree {
@@ -96,13 +115,7 @@ impl ProcessTree {
         }
         let n = raw.len();
         for p in raw {
-            self.entries.insert(
-                p.pid,
-                Entry {
-                    process: Arc::new(p),
-                    exited_at: None,
-                },
-            );
+            self.entries.insert(p.pid, Entry::new(Arc::new(p)));
         }
         // Ancestry needs every entry in place first.
         let pids: Vec<u32> = self.entries.keys().copied().collect();
@@ -119,7 +132,7 @@ impl ProcessTree {
     }
 
     /// Ancestry starting at `ppid` (parent first), bounded by [`MAX_ANCESTRY`].
-    fn ancestry_of_parent(&self, ppid: u32) -> Vec<Ancestor> {
+    fn ancestry_of_parent(&self, ppid: u32) -> Vec<Arc<Ancestor>> {
         let mut out = Vec::new();
         let mut cur = ppid;
         while out.len() < MAX_ANCESTRY && cur != 0 {
@@ -127,13 +140,7 @@ impl ProcessTree {
                 break;
             };
             let p = &e.process;
-            out.push(Ancestor {
-                pid: p.pid,
-                exec_id: p.exec_id.clone(),
-                exe: p.exe.clone(),
-                argv: p.argv.clone(),
-                comm: p.comm.clone(),
-            });
+            out.push(e.as_ancestor.clone());
             if p.ppid == cur {
                 break;
             }
@@ -156,13 +163,7 @@ impl ProcessTree {
         p.ancestry = self.ancestry_of_parent(p.ppid);
         p.parent_exec_id = p.ancestry.first().map(|a| a.exec_id.clone());
         let p = Arc::new(p);
-        self.entries.insert(
-            tgid,
-            Entry {
-                process: p.clone(),
-                exited_at: None,
-            },
-        );
+        self.entries.insert(tgid, Entry::new(p.clone()));
         p
     }
 
@@ -182,13 +183,7 @@ impl ProcessTree {
         child.parent_exec_id = Some(parent.exec_id.clone());
         child.ancestry = self.ancestry_of_parent(parent.pid);
         let child = Arc::new(child);
-        self.entries.insert(
-            child_pid,
-            Entry {
-                process: child.clone(),
-                exited_at: None,
-            },
-        );
+        self.entries.insert(child_pid, Entry::new(child.clone()));
         child
     }
 
@@ -197,13 +192,7 @@ impl ProcessTree {
         p.ancestry = self.ancestry_of_parent(p.ppid);
         p.parent_exec_id = p.ancestry.first().map(|a| a.exec_id.clone());
         let p = Arc::new(p);
-        self.entries.insert(
-            p.pid,
-            Entry {
-                process: p.clone(),
-                exited_at: None,
-            },
-        );
+        self.entries.insert(p.pid, Entry::new(p.clone()));
         p
     }
 

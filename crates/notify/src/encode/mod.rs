@@ -152,20 +152,20 @@ pub(crate) mod sample {
                 comm: "cat".into(),
                 start_ns: 1_700_000_000_000_000_000,
                 ancestry: vec![
-                    Ancestor {
+                    Arc::new(Ancestor {
                         pid: 4200,
                         exec_id: "b1:4200:50".into(),
                         exe: "/bin/bash".into(),
                         argv: vec!["bash".into()],
                         comm: "bash".into(),
-                    },
-                    Ancestor {
+                    }),
+                    Arc::new(Ancestor {
                         pid: 1,
                         exec_id: "b1:1:1".into(),
                         exe: "/usr/sbin/sshd".into(),
                         argv: vec!["sshd".into(), "-D".into()],
                         comm: "sshd".into(),
-                    },
+                    }),
                 ],
                 ..Default::default()
             })),

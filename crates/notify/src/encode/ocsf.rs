@@ -15,6 +15,7 @@
 //! - `unmapped` keeps the rule's `output_fields` and tags, which OCSF has no place for.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use rampart_event::{Alert, Ancestor, Container, Priority, Process};
 use serde::Serialize;
@@ -159,7 +160,7 @@ struct OcsfProcess<'a> {
 }
 
 /// `parent_process` nests the ancestry: parent, then its parent, and so on.
-fn ancestors(chain: &[Ancestor]) -> Option<Box<OcsfProcess<'_>>> {
+fn ancestors(chain: &[Arc<Ancestor>]) -> Option<Box<OcsfProcess<'_>>> {
     let (first, rest) = chain.split_first()?;
     Some(Box::new(OcsfProcess {
         pid: first.pid,
