@@ -593,13 +593,14 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     if opts.syscall_hook != SyscallHook::SysExit {
         let fexit = attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped);
         match fexit {
-            Ok(FexitOutcome { failed }) => {
+            Ok(FexitOutcome { absent }) => {
                 syscall_hook = ActiveSyscallHook::Fexit;
-                warnings.extend(failed);
+                if !absent.is_empty() {
+                    tracing::info!(?absent, "watched syscalls this kernel does not have");
+                }
             }
             Err(reason) if opts.syscall_hook == SyscallHook::Auto => {
                 fexit_refusal = Some(reason);
-                skipped.clear();
             }
             Err(reason) => {
                 warnings.push(format!(
@@ -647,13 +648,15 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
 }
 
 struct FexitOutcome {
-    /// One warning per syscall the kernel refused (its events are missing).
-    failed: Vec<String>,
+    /// Watched syscalls this kernel does not have (e.g. fchmodat2 before Linux 6.6):
+    /// nothing is lost, no program can call them.
+    absent: Vec<&'static str>,
 }
 
 /// Loads and attaches the fexit stubs whose kinds are wanted. Err (with the reason)
-/// when the first one is refused or the object has no stubs: the caller then falls
-/// back to sys_exit.
+/// when the object has no stubs or the kernel refuses any stub: the caller then falls
+/// back to sys_exit, which covers every syscall, rather than lose the refused one.
+/// What was attached before the refusal is detached again.
 fn attach_fexit(
     ebpf: &mut Ebpf,
     btf: &Btf,
@@ -663,33 +666,55 @@ fn attach_fexit(
     if ebpf.program("fx_openat").is_none() {
         return Err("the BPF object has no fexit programs".into());
     }
-    let mut failed = Vec::new();
-    let mut attached = 0usize;
+    let mut absent = Vec::new();
+    let mut loaded = Vec::new();
+    let mut refusal = None;
     for (name, kinds) in SYSCALLS {
-        let program = format!("fx_{name}");
         if !kinds.iter().any(|k| kind_mask & (1u64 << k) != 0) {
             skipped.push(name);
             continue;
         }
+        let program = format!("fx_{name}");
         let function = syscall_function(name);
-        let res = (|| -> Result<(), aya::programs::ProgramError> {
-            let prog: &mut FExit = ebpf
-                .program_mut(&program)
-                .ok_or(aya::programs::ProgramError::NotLoaded)?
-                .try_into()?;
-            prog.load(&function, btf)?;
-            prog.attach()?;
-            Ok(())
-        })();
-        match res {
-            Ok(()) => attached += 1,
-            // The first refusal with nothing attached yet is the kernel refusing
-            // trampolines altogether: the others would only fail the same way.
-            Err(e) if attached == 0 => return Err(format!("{function}: {e}")),
-            Err(e) => failed.push(format!("{name}(2) events unavailable: {function}: {e}")),
+        let Some(prog) = ebpf.program_mut(&program) else {
+            refusal = Some(format!("the BPF object has no {program}"));
+            break;
+        };
+        let prog: &mut FExit = match prog.try_into() {
+            Ok(p) => p,
+            Err(e) => {
+                refusal = Some(format!("{program}: {e}"));
+                break;
+            }
+        };
+        match prog.load(&function, btf) {
+            Ok(()) => loaded.push(program),
+            Err(aya::programs::ProgramError::Btf(aya::BtfError::UnknownBtfTypeName { .. })) => {
+                absent.push(name);
+                continue;
+            }
+            Err(e) => {
+                refusal = Some(format!("{function}: {e}"));
+                break;
+            }
+        }
+        if let Err(e) = prog.attach() {
+            refusal = Some(format!("{function}: {e}"));
+            break;
         }
     }
-    Ok(FexitOutcome { failed })
+    let Some(reason) = refusal else {
+        return Ok(FexitOutcome { absent });
+    };
+    for program in loaded {
+        let prog: Option<&mut FExit> = ebpf.program_mut(&program).and_then(|p| p.try_into().ok());
+        if let Some(prog) = prog {
+            // Unloading also detaches; a failure leaves a duplicate hook, not a gap.
+            let _ = prog.unload();
+        }
+    }
+    skipped.clear();
+    Err(reason)
 }
 
 /// The fallback: the sys_exit dispatcher plus its tail-called family handlers.
@@ -740,4 +765,31 @@ fn attach_sys_exit(
         _ => Err(aya::programs::ProgramError::NotLoaded),
     }
     .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The loader's syscall table and the object's fexit stubs must agree: a stub with
+    /// no table entry would never be attached, an entry with no stub would make the
+    /// loader fall back to sys_exit on every kernel. Checked on the committed object,
+    /// without a kernel (the test machine's kernel refuses fexit programs).
+    #[test]
+    fn every_fexit_stub_has_a_table_entry_and_back() {
+        let object = aya_obj::Object::parse(OBJECT).expect("committed object parses");
+        let mut stubs: Vec<&str> = object
+            .programs
+            .iter()
+            .filter(|(_, p)| matches!(p.section, aya_obj::ProgramSection::FExit { .. }))
+            .map(|(name, _)| name.as_str())
+            .collect();
+        stubs.sort_unstable();
+        let mut table: Vec<String> = SYSCALLS.iter().map(|(n, _)| format!("fx_{n}")).collect();
+        table.sort_unstable();
+        assert_eq!(stubs, table);
+        for (name, kinds) in SYSCALLS {
+            assert!(!kinds.is_empty(), "{name} emits no kind");
+        }
+    }
 }
