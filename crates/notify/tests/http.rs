@@ -265,14 +265,27 @@ async fn slow_sink_does_not_block_the_others() {
     };
     let dispatcher = Dispatcher::from_config(&config).unwrap();
     let mut dispatch_time = Duration::ZERO;
-    for _ in 0..20 {
+    let producing = Instant::now();
+    for i in 0..20u64 {
         let alert = Arc::new(alert());
         let started = Instant::now();
         dispatcher.dispatch(alert);
         dispatch_time += started.elapsed();
-        // Let the fast sink drain (a producer yields between alerts too).
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        // The file sink keeps up alert by alert while the webhook is stuck for 1 s
+        // per request. (Waiting on its count, not on a fixed pause: a fixed pause
+        // lost alerts to the 2-deep queue whenever the machine was busy.)
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while dispatcher.stats()[1].sent <= i && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
     }
+    // Behind the webhook the file would take 1 s per alert (20 s); on a busy machine
+    // the 20 local writes still take well under 5 s.
+    assert!(
+        producing.elapsed() < Duration::from_secs(5),
+        "the file sink waited for the slow webhook: 20 alerts took {:?}",
+        producing.elapsed()
+    );
     // The file has all 20 long before the slow sink could have taken even a few.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -50,6 +50,8 @@ pub struct Stats {
     pub containers: AtomicU64,
     /// Per-CPU kernel drops: (cpu, ring full, shed).
     pub kernel_per_cpu: std::sync::Mutex<Vec<(u32, u64, u64)>>,
+    /// Where syscall events come from (set once at start).
+    pub syscall_hook: std::sync::OnceLock<rampart_bpf::ActiveSyscallHook>,
 }
 
 /// A point-in-time copy of [`Stats`], serializable for `--stats`.
@@ -67,6 +69,9 @@ pub struct StatsSnapshot {
     pub containers: u64,
     /// Per-CPU kernel drops: (cpu, ring full, shed).
     pub kernel_drops_per_cpu: Vec<(u32, u64, u64)>,
+    /// `fexit`, or `sys_exit` where the kernel refuses BPF trampolines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub syscall_hook: Option<rampart_bpf::ActiveSyscallHook>,
 }
 
 impl Stats {
@@ -88,6 +93,7 @@ impl Stats {
                 .lock()
                 .map(|v| v.clone())
                 .unwrap_or_default(),
+            syscall_hook: self.syscall_hook.get().copied(),
         }
     }
 }
@@ -346,6 +352,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    let _ = stats.syscall_hook.set(bpf.syscall_hook);
     match &bpf.fexit_refusal {
         Some(reason) => tracing::warn!(
             "the kernel refused fexit programs ({reason}): syscall events come from the \

@@ -35,6 +35,13 @@ fn shared() -> &'static Shared {
         })
         .expect("sensor starts");
         assert!(sensor.warnings.is_empty(), "{:?}", sensor.warnings);
+        // fexit where the kernel takes trampolines, else the sys_exit fallback.
+        let expected_hook = if rampart_bpf::probe().fentry {
+            rampart_bpf::ActiveSyscallHook::Fexit
+        } else {
+            rampart_bpf::ActiveSyscallHook::SysExit
+        };
+        assert_eq!(sensor.stats.snapshot().syscall_hook, Some(expected_hook));
         std::thread::spawn(move || {
             let sensor: RunningSensor = sensor;
             while let Ok(ev) = sensor.events.recv() {
