@@ -329,7 +329,10 @@ impl Arm {
         drop(sensor);
         self.cpu_per_op.push(per_op(s.cpu));
         self.wall_per_op.push(per_op(s.wall));
-        if events > 0 {
+        // The figure is this process's CPU over the events: with only a handful of
+        // events (an arm whose object reports nothing for this storm) it would show
+        // the bench's own work, not a cost per event.
+        if events >= 1000 {
             self.sensor_us_per_event
                 .push(sensor_cpu.as_secs_f64() * 1e6 / events as f64);
         }
@@ -403,10 +406,14 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 pct(wall, base_wall),
             );
             if matches!(arm.setup, Setup::Sensor(_)) {
+                let user = if arm.sensor_us_per_event.is_empty() {
+                    "n/a (under 1000 events)".to_string()
+                } else {
+                    format!("{:.2}us/event", median(arm.sensor_us_per_event.clone()))
+                };
                 print!(
-                    "  kernel {:.0}ns/op  sensor user space {:.2}us/event, drops={}",
+                    "  kernel {:.0}ns/op  sensor user space {user}, drops={}",
                     median(arm.kernel_ns_per_op.clone()),
-                    median(arm.sensor_us_per_event.clone()),
                     arm.drops
                 );
             }
