@@ -1095,8 +1095,13 @@ TAIL_HANDLER(misc)
 // syscall's branch of the family handler. Syscalls the sensor does not watch pay
 // nothing (an attached sys_exit tracepoint slows every syscall on the host).
 // The loader maps stub names to kernel functions: fx_<name> -> __x64_sys_<name>.
+// `make -C bpf stubs-as-tp` builds the same stubs in tp_btf/sys_exit sections (the
+// same context), so a kernel that refuses trampolines can still verify their code.
+#ifndef FEXIT_SEC
+#define FEXIT_SEC(name) SEC("fexit/__x64_sys_" #name)
+#endif
 #define FEXIT(name, family)                                                                 \
-	SEC("fexit/__x64_sys_" #name)                                                        \
+	FEXIT_SEC(name)                                                                      \
 	int fx_##name(u64 *ctx)                                                              \
 	{                                                                                    \
 		return do_##family(ctx, NR_##name);                                          \
@@ -1159,7 +1164,7 @@ FEXIT(chdir, misc)
 FEXIT(fchdir, misc)
 
 // umount2(2) is sys_umount in the kernel.
-SEC("fexit/__x64_sys_umount")
+FEXIT_SEC(umount)
 int fx_umount(u64 *ctx)
 {
 	return do_misc(ctx, NR_umount2);

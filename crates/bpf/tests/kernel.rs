@@ -185,3 +185,49 @@ fn only_opens_are_missing(sensor: &mut rampart_bpf::Sensor) {
     );
     assert_eq!(opens, 0, "open records arrived with h_open not loaded");
 }
+
+/// The fexit stubs' code passes this kernel's verifier. Built by `make -C bpf
+/// stubs-as-tp` into tp_btf/sys_exit sections, whose context is the same as the fexit
+/// one (the syscall's pt_regs, then its result), and loaded (not attached) as such: on
+/// a kernel that refuses trampolines this is as close to the fexit path as it gets.
+#[test]
+fn fexit_stub_code_passes_the_verifier() {
+    if !can_run() {
+        return;
+    }
+    let out = std::env::temp_dir().join(format!("rampart-stubs-{}.bpf.o", std::process::id()));
+    let bpf_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../bpf");
+    let built = std::process::Command::new("make")
+        .args(["-s", "-C", bpf_dir, "stubs-as-tp"])
+        .arg(format!("STUBS_OUT={}", out.display()))
+        .status();
+    if !matches!(built, Ok(s) if s.success()) {
+        assert!(
+            std::env::var("CI").is_err(),
+            "cannot build the stubs object (clang, make): {built:?}"
+        );
+        eprintln!("skipping: cannot build the stubs object (needs clang and make): {built:?}");
+        return;
+    }
+    let object = std::fs::read(&out).expect("stubs object");
+    let _ = std::fs::remove_file(&out);
+    let btf = aya::Btf::from_sys_fs().expect("kernel BTF");
+    let mut ebpf = aya::EbpfLoader::new()
+        .btf(Some(&btf))
+        .map_max_entries("events", 1 << 16)
+        .load(&object)
+        .expect("stubs object loads");
+    let mut refused = Vec::new();
+    for (name, _) in rampart_bpf::SYSCALLS {
+        let program = format!("fx_{name}");
+        let prog: &mut aya::programs::BtfTracePoint = ebpf
+            .program_mut(&program)
+            .unwrap_or_else(|| panic!("{program} missing"))
+            .try_into()
+            .unwrap_or_else(|e| panic!("{program} is not tp_btf: {e}"));
+        if let Err(e) = prog.load("sys_exit", &btf) {
+            refused.push(format!("{program}: {e}"));
+        }
+    }
+    assert!(refused.is_empty(), "{refused:#?}");
+}
