@@ -412,7 +412,6 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     })
 }
 
-/// Sends an event; counts it as a queue drop when the consumer is behind.
 /// The reader's hand-off to the attribution thread. Events travel in batches, one per
 /// ring drain: at low rates a wake-up per event cost the sensor more than decoding the
 /// event. The bound is in events, as `queue_capacity` says.
