@@ -4,6 +4,16 @@
 use rampart_bpf::wire::{kind, Record};
 use rampart_bpf::{ActiveSyscallHook, LoadOptions, SyscallHook};
 
+/// Runs a shell script in a child process (the loader ignores this test's own).
+fn run_sh(script: &str) {
+    let status = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(script)
+        .status()
+        .expect("sh");
+    assert!(status.success(), "{script}");
+}
+
 fn can_run() -> bool {
     let f = rampart_bpf::probe();
     if let Err(e) = f.check_required() {
@@ -74,14 +84,9 @@ fn sees_exec_create_and_unlink(sensor: &mut rampart_bpf::Sensor) {
     }
     assert!(sensor.warnings.is_empty(), "{:?}", sensor.warnings);
     let marker = format!("/tmp/rampart-bpf-test-{}", std::process::id());
-    let child = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(format!(
-            "echo hi > {marker}; cat {marker} >/dev/null; rm {marker}"
-        ))
-        .status()
-        .expect("sh");
-    assert!(child.success());
+    run_sh(&format!(
+        "echo hi > {marker}; cat {marker} >/dev/null; rm {marker}"
+    ));
     let (mut exec_seen, mut open_seen, mut unlink_seen) = (false, false, false);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while std::time::Instant::now() < deadline && !(exec_seen && open_seen && unlink_seen) {
@@ -157,12 +162,7 @@ fn a_missing_handler_costs_only_its_family() {
 
 fn only_opens_are_missing(sensor: &mut rampart_bpf::Sensor) {
     let marker = format!("/tmp/rampart-bpf-skip-{}", std::process::id());
-    let status = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(format!("echo hi > {marker}; rm {marker}"))
-        .status()
-        .expect("sh");
-    assert!(status.success());
+    run_sh(&format!("echo hi > {marker}; rm {marker}"));
     let (mut unlink_seen, mut opens) = (false, 0);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while std::time::Instant::now() < deadline && !unlink_seen {
@@ -242,12 +242,7 @@ fn fexit_stub_code_passes_the_verifier_and_reports_an_open() {
     let mut ring =
         aya::maps::RingBuf::try_from(ebpf.map_mut("events").expect("events map")).expect("ring");
     let marker = format!("/tmp/rampart-stub-open-{}", std::process::id());
-    let status = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(format!(": > {marker}; rm -f {marker}"))
-        .status()
-        .expect("sh");
-    assert!(status.success());
+    run_sh(&format!(": > {marker}; rm -f {marker}"));
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     let mut seen = None;
     while seen.is_none() && std::time::Instant::now() < deadline {
