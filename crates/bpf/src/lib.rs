@@ -284,8 +284,19 @@ fn mount_point_of(fstype: &str, mounts: &str) -> Option<String> {
     })
 }
 
-/// Probes the kernel. Cheap; safe to call without root (then most answers are "no").
+/// Probes the kernel, optional features included (about 0.1 s: the trampoline probe
+/// parses the kernel's BTF). Safe to call without root (then most answers are "no").
 pub fn probe() -> KernelFeatures {
+    probe_features(true)
+}
+
+/// Checks only what the sensor cannot run without, skipping the trampoline probe
+/// (loading decides the syscall hook by itself, so start-up need not pay for it twice).
+pub fn check_requirements() -> Result<(), BpfError> {
+    probe_features(false).check_required()
+}
+
+fn probe_features(with_trampolines: bool) -> KernelFeatures {
     use aya::programs::ProgramType;
     use aya::sys::{is_map_supported, is_program_supported};
     // SAFETY: geteuid has no preconditions.
@@ -293,7 +304,7 @@ pub fn probe() -> KernelFeatures {
     let prog = |t: ProgramType| root && is_program_supported(t).unwrap_or(false);
     let m = mounts();
     let lsm_list = fs::read_to_string("/sys/kernel/security/lsm").unwrap_or_default();
-    let trampolines = if root {
+    let trampolines = if root && with_trampolines {
         probe_trampolines()
     } else {
         TrampolineProbe::default()

@@ -15,8 +15,7 @@ fn run_sh(script: &str) {
 }
 
 fn can_run() -> bool {
-    let f = rampart_bpf::probe();
-    if let Err(e) = f.check_required() {
+    if let Err(e) = rampart_bpf::check_requirements() {
         assert!(
             std::env::var("CI").is_err(),
             "kernel test cannot run in CI: {e}"

@@ -32,7 +32,7 @@ pub fn falco_rules() -> PathBuf {
 
 /// Why the end-to-end tests cannot run here, if they cannot.
 pub fn skip_reason() -> Option<String> {
-    if let Err(e) = rampart_bpf::probe().check_required() {
+    if let Err(e) = rampart_bpf::check_requirements() {
         return Some(e.to_string());
     }
     let ok = Command::new("docker")

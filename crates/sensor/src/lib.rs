@@ -248,36 +248,53 @@ impl Drop for RunningSensor {
     }
 }
 
+#[derive(Clone)]
 struct Filter {
     kinds: Option<HashSet<EventKind>>,
     container: Option<String>,
 }
 
 impl Filter {
+    /// The final decision, on an event whose container metadata is as complete as it
+    /// will get.
     fn keep(&self, ev: &Event) -> bool {
+        self.keep_kind(ev) && self.keep_container(ev, false)
+    }
+
+    /// At decode time, in the reader: drops what cannot match. An event of a
+    /// container whose metadata is still on its way may yet match by name, so it
+    /// goes on to the attribution thread, which decides with [`Filter::keep`].
+    fn keep_early(&self, ev: &Event) -> bool {
+        self.keep_kind(ev) && self.keep_container(ev, true)
+    }
+
+    fn keep_kind(&self, ev: &Event) -> bool {
         if ev.kind() == EventKind::Lost {
             return true; // losses are never filtered away
         }
-        if let Some(k) = &self.kinds {
-            if !k.contains(&ev.kind()) {
-                return false;
-            }
+        self.kinds.as_ref().is_none_or(|k| k.contains(&ev.kind()))
+    }
+
+    fn keep_container(&self, ev: &Event, undecided_passes: bool) -> bool {
+        let Some(want) = &self.container else {
+            return true;
+        };
+        if ev.kind() == EventKind::Lost {
+            return true;
         }
-        if let Some(want) = &self.container {
-            let Some(c) = ev.container.container() else {
-                return want == "host";
-            };
-            return c.id.starts_with(want.as_str()) || c.name == *want;
-        }
-        true
+        let Some(c) = ev.container.container() else {
+            return want == "host";
+        };
+        c.id.starts_with(want.as_str())
+            || c.name == *want
+            || (undecided_passes && !c.metadata_complete)
     }
 }
 
 /// Starts the sensor: probes, mounts what is missing, loads the programs, seeds the
 /// process tree, follows Docker, and starts the reader thread.
 pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
-    let features = rampart_bpf::probe();
-    features.check_required()?;
+    rampart_bpf::check_requirements()?;
     for m in rampart_bpf::mount_kernel_filesystems()? {
         tracing::info!(mounted = %m, "mounted a kernel filesystem the sensor needs");
     }
@@ -376,6 +393,10 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     };
     let (out_tx, rx) = sync_channel(cfg.queue_capacity.max(16));
     let stop = Arc::new(AtomicBool::new(false));
+    let filter = Filter {
+        kinds: cfg.kinds.clone(),
+        container: cfg.container.clone(),
+    };
     {
         let cache = containers.clone();
         let docker_root = cfg.docker.then(|| cfg.docker_root.clone());
@@ -386,13 +407,12 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         };
         std::thread::Builder::new()
             .name("rampart-attrib".into())
-            .spawn(move || attribute_loop(raw_rx, queued, out_tx, cache, wait, docker_root))
+            .spawn({
+                let filter = filter.clone();
+                move || attribute_loop(raw_rx, queued, out_tx, filter, cache, wait, docker_root)
+            })
             .map_err(|e| SensorError::Start(e.to_string()))?;
     }
-    let filter = Filter {
-        kinds: cfg.kinds.clone(),
-        container: cfg.container.clone(),
-    };
     let reader = {
         let stats = stats.clone();
         let stop = stop.clone();
@@ -503,7 +523,7 @@ fn read_loop(
         while let Some(item) = bpf.ring.next() {
             stats.records.fetch_add(1, Ordering::Relaxed);
             match decoder.decode(&item) {
-                Ok(Some(ev)) if filter.keep(&ev) => {
+                Ok(Some(ev)) if filter.keep_early(&ev) => {
                     if queue.has_room(batch.len()) {
                         batch.push(ev);
                     } else {
@@ -595,10 +615,12 @@ fn release_free_heap() {
 /// until the Docker watcher has its metadata; other containers' events flow on, so one
 /// slow inspect never stalls the stream. Order is kept per container (`seq` keeps the
 /// global order). Runs apart from the ring reader so the kernel ring keeps draining.
+#[allow(clippy::too_many_arguments)]
 fn attribute_loop(
     rx: Receiver<Vec<Event>>,
     queued: Arc<AtomicUsize>,
     tx: SyncSender<Event>,
+    filter: Filter,
     cache: ContainerCache,
     wait: Duration,
     docker_root: Option<std::path::PathBuf>,
@@ -631,6 +653,10 @@ fn attribute_loop(
         }
         ev
     };
+
+    // Applies the final filter (container names are known by now, or given up on).
+    // False when the consumer is gone.
+    let forward = |ev: Event| !filter.keep(&ev) || tx.send(ev).is_ok();
 
     loop {
         let timeout = if held.is_empty() {
@@ -680,7 +706,7 @@ fn attribute_loop(
                     let id = ev.container.container().map(|c| c.id.clone());
                     if let Some(h) = id.as_ref().and_then(|id| held.get_mut(id)) {
                         h.events.push_back(ev);
-                    } else if tx.send(complete(ev, &cache)).is_err() {
+                    } else if !forward(complete(ev, &cache)) {
                         return;
                     }
                 }
@@ -706,7 +732,7 @@ fn attribute_loop(
                 gave_up.insert(id, Instant::now());
             }
             for ev in h.events {
-                if tx.send(complete(ev, &cache)).is_err() {
+                if !forward(complete(ev, &cache)) {
                     return;
                 }
             }
@@ -714,5 +740,56 @@ fn attribute_loop(
         if disconnected {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rampart_event::{Container, Workload};
+
+    fn exit_in(container: Arc<Workload>) -> Event {
+        let mut d = Decoder::new("h".into(), "b".into(), 0, ContainerCache::default());
+        let mut ev = d.internal_event(
+            1,
+            Payload::Exit {
+                code: 0,
+                signal: None,
+                core_dumped: false,
+            },
+        );
+        ev.container = container;
+        ev
+    }
+
+    /// A container's first events arrive before its name: filtering by name at decode
+    /// time dropped them (the short-lived container lost everything).
+    #[test]
+    fn a_container_filtered_by_name_keeps_events_decoded_before_its_metadata() {
+        let filter = Filter {
+            kinds: None,
+            container: Some("web".into()),
+        };
+        let early = exit_in(ContainerCache::placeholder(&"a".repeat(64), "docker", 7));
+        assert!(filter.keep_early(&early), "undecided at decode time");
+        assert!(
+            !filter.keep(&early),
+            "still nameless once attribution gave up"
+        );
+
+        let named = |name: &str| {
+            exit_in(Arc::new(Workload::Container(Container {
+                id: "b".repeat(64),
+                name: name.into(),
+                metadata_complete: true,
+                ..Default::default()
+            })))
+        };
+        assert!(filter.keep_early(&named("web")) && filter.keep(&named("web")));
+        assert!(
+            !filter.keep_early(&named("db")),
+            "a known other container goes early"
+        );
+        assert!(!filter.keep_early(&exit_in(Arc::new(Workload::Host { cgroup_id: 1 }))));
     }
 }

@@ -10,7 +10,7 @@ pub const TEST_IMAGE: &str = "rampart-test/busybox:latest";
 
 /// Why the end-to-end test bed is unavailable, or `None` when it is ready.
 pub fn unavailable(image: &str) -> Option<String> {
-    if let Err(e) = rampart_bpf::probe().check_required() {
+    if let Err(e) = rampart_bpf::check_requirements() {
         return Some(e.to_string());
     }
     let image_ok = Command::new("docker")
