@@ -258,30 +258,26 @@ impl Filter {
     /// The final decision, on an event whose container metadata is as complete as it
     /// will get.
     fn keep(&self, ev: &Event) -> bool {
-        self.keep_kind(ev) && self.keep_container(ev, false)
+        self.decide(ev, false)
     }
 
     /// At decode time, in the reader: drops what cannot match. An event of a
     /// container whose metadata is still on its way may yet match by name, so it
     /// goes on to the attribution thread, which decides with [`Filter::keep`].
     fn keep_early(&self, ev: &Event) -> bool {
-        self.keep_kind(ev) && self.keep_container(ev, true)
+        self.decide(ev, true)
     }
 
-    fn keep_kind(&self, ev: &Event) -> bool {
+    fn decide(&self, ev: &Event, undecided_passes: bool) -> bool {
         if ev.kind() == EventKind::Lost {
             return true; // losses are never filtered away
         }
-        self.kinds.as_ref().is_none_or(|k| k.contains(&ev.kind()))
-    }
-
-    fn keep_container(&self, ev: &Event, undecided_passes: bool) -> bool {
+        if !self.kinds.as_ref().is_none_or(|k| k.contains(&ev.kind())) {
+            return false;
+        }
         let Some(want) = &self.container else {
             return true;
         };
-        if ev.kind() == EventKind::Lost {
-            return true;
-        }
         let Some(c) = ev.container.container() else {
             return want == "host";
         };
