@@ -19,16 +19,18 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile u64 kind_mask = ~0ULL;          // bit (1 << kind) enables a kind
 const volatile u8 filter_ro_libs = 1;          // drop read-only opens of shared libraries
 const volatile u32 lifecycle_reserve_pct = 25; // ring space kept for exec/fork/exit
+const volatile u64 open_repeat_window_ns = 0;  // fold repeated read-only opens (0: off)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 16 * 1024 * 1024);
 } events SEC(".maps");
 
-// Per-CPU loss counters: [0] ring full, [1] shed to keep room for lifecycle events.
+// Per-CPU counters: [0] ring full, [1] shed to keep room for lifecycle events (both
+// losses), [2] read-only opens folded into a later event's repeat count (not a loss).
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 2);
+	__uint(max_entries, 3);
 	__type(key, u32);
 	__type(value, u64);
 } drops SEC(".maps");
@@ -573,6 +575,59 @@ static __always_inline bool is_lib_path(const char *p)
 	return false;
 }
 
+// A process re-opening the same file read-only, with the same flags and credentials:
+// one event per window says all a rule or an investigator needs, and the rest are
+// counted into the next event of the same key instead of each costing an event.
+struct open_repeat_key {
+	u32 tgid;
+	u32 flags;
+	u64 ino;
+	u32 dev;
+	u32 euid;
+};
+
+struct open_repeat_val {
+	u64 since; // monotonic: when the window's reported open happened
+	u64 folded;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct open_repeat_key);
+	__type(value, struct open_repeat_val);
+} open_repeats SEC(".maps");
+
+// For a successful read-only open: true when it repeats one reported within the
+// window (it is counted and no event is made). Otherwise starts a new window and sets
+// *folded to the repeats counted since the previous report of the same key.
+static __always_inline bool fold_repeat_open(long fd, u64 flags, u64 *folded)
+{
+	struct file *f = fd_file(fd);
+	if (!f)
+		return false;
+	// `f` came from a probe read (an untyped scalar to the verifier): CO-RE reads.
+	struct inode *inode = BPF_CORE_READ(f, f_inode);
+	struct open_repeat_key k = {};
+	k.tgid = bpf_get_current_pid_tgid() >> 32;
+	k.flags = (u32)flags;
+	k.ino = BPF_CORE_READ(inode, i_ino);
+	k.dev = BPF_CORE_READ(inode, i_sb, s_dev);
+	k.euid = bpf_get_current_task_btf()->cred->euid.val;
+	// Tracing programs may not use the coarse clock.
+	u64 now = bpf_ktime_get_ns();
+	struct open_repeat_val *v = bpf_map_lookup_elem(&open_repeats, &k);
+	if (v && now - v->since < open_repeat_window_ns) {
+		__sync_fetch_and_add(&v->folded, 1);
+		count_drop(2);
+		return true;
+	}
+	*folded = v ? v->folded : 0;
+	struct open_repeat_val fresh = {.since = now, .folded = 0};
+	bpf_map_update_elem(&open_repeats, &k, &fresh, BPF_ANY);
+	return false;
+}
+
 static __always_inline int do_open(u64 *ctx, long nr)
 {
 	if (!kind_enabled(K_OPEN))
@@ -614,6 +669,11 @@ static __always_inline int do_open(u64 *ctx, long nr)
 		if (is_lib_path(p))
 			return 0;
 	}
+	u64 folded = 0;
+	// O_RDONLY, none of O_CREAT, O_TRUNC: nothing about the file changes.
+	if (open_repeat_window_ns && c.ret >= 0 && (flags & 03) == 0 && !(flags & (0100 | 01000)) &&
+	    fold_repeat_open(c.ret, flags, &folded))
+		return 0;
 	u32 off;
 	struct scratch *s = begin_current(K_OPEN, &off);
 	if (!s)
@@ -623,6 +683,7 @@ static __always_inline int do_open(u64 *ctx, long nr)
 	h->args[1] = flags;
 	h->args[2] = mode;
 	h->args[3] = c.nr;
+	h->args[4] = folded;
 	u32 path_off = off;
 	off = push_str(s->ev, off, upath, true);
 	off = push_base(s, off, dirfd, upath, path_off);

@@ -20,7 +20,7 @@
 #define K_EXEC 1          // a0 flags (EXEC_F_*), a1 argc | filename, interp, exe path, argv block, cwd
 #define K_FORK 2          // a0 child tgid, a1 child start_boottime
 #define K_EXIT 3          // a0 exit_code (wait status)
-#define K_OPEN 4          // a0 ret, a1 flags, a2 mode, a3 syscall nr | path, base dir
+#define K_OPEN 4          // a0 ret, a1 flags, a2 mode, a3 syscall nr, a4 repeats folded before it | path, base dir
 #define K_UNLINK 5        // a0 ret, a1 flags | path, base
 #define K_RENAME 6        // a0 ret, a1 flags | old, old base, new, new base
 #define K_LINK 7          // a0 ret, a1 flags, a2 symbolic | old, old base, new, new base

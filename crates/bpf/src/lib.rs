@@ -457,6 +457,10 @@ pub struct LoadOptions {
     pub filter_ro_libs: bool,
     /// Percentage of the ring kept free for exec/fork/exit.
     pub lifecycle_reserve_pct: u32,
+    /// A successful read-only open that repeats one of the same process, file, flags
+    /// and effective uid reported less than this long ago makes no event; it is
+    /// counted into the next reported one. Zero reports every open.
+    pub open_repeat_window: std::time::Duration,
     /// Processes whose events are dropped in the kernel (the sensor itself).
     pub ignored_tgids: Vec<u32>,
     /// Ring buffer size in bytes (power of two, multiple of the page size).
@@ -474,6 +478,7 @@ impl Default for LoadOptions {
             kind_mask: !0,
             filter_ro_libs: true,
             lifecycle_reserve_pct: 25,
+            open_repeat_window: std::time::Duration::ZERO,
             ignored_tgids: vec![std::process::id()],
             ring_bytes: 16 * 1024 * 1024,
             object: None,
@@ -511,6 +516,15 @@ impl Sensor {
                 .unwrap_or(0)
         };
         (sum(0), sum(1))
+    }
+
+    /// Read-only opens folded into a later event's repeat count (not lost: see
+    /// [`LoadOptions::open_repeat_window`]).
+    pub fn opens_folded(&self) -> u64 {
+        self.drops
+            .get(&2, 0)
+            .map(|v| v.iter().sum::<u64>())
+            .unwrap_or(0)
     }
 
     /// Kernel drop counters per CPU: (cpu, ring full, shed).
@@ -551,11 +565,14 @@ fn load_sys_exit(prog: &mut Program, btf: &Btf) -> Result<(), aya::programs::Pro
 pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     let btf = Btf::from_sys_fs().map_err(|e| BpfError::NoBtf(e.to_string()))?;
     let filter = u8::from(opts.filter_ro_libs);
+    let window_ns = u64::try_from(opts.open_repeat_window.as_nanos()).unwrap_or(u64::MAX);
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))
         .override_global("kind_mask", &opts.kind_mask, true)
         .override_global("filter_ro_libs", &filter, true)
         .override_global("lifecycle_reserve_pct", &opts.lifecycle_reserve_pct, true)
+        // Not required: objects from before it (bench comparisons) report every open.
+        .override_global("open_repeat_window_ns", &window_ns, false)
         .map_max_entries("events", opts.ring_bytes)
         .load(opts.object.as_deref().unwrap_or(OBJECT))?;
 

@@ -270,3 +270,50 @@ fn fexit_stub_code_passes_the_verifier_and_reports_an_open() {
     assert!(args[1] & O_CREAT != 0, "the flags: {args:?}");
     assert_eq!(args[3], NR_OPENAT, "the syscall number: {args:?}");
 }
+
+/// A process re-reading a file within the window makes one record; the next one after
+/// the window carries how many were folded. Opens that write are never folded.
+#[test]
+fn repeated_read_only_opens_fold_into_the_next_record() {
+    if !can_run() {
+        return;
+    }
+    let window = std::time::Duration::from_millis(500);
+    let mut sensor = rampart_bpf::load(&LoadOptions {
+        open_repeat_window: window,
+        ..Default::default()
+    })
+    .expect("load");
+    let marker = format!("/tmp/rampart-fold-{}", std::process::id());
+    std::fs::write(&marker, "x\n").expect("marker");
+    let folded_before = sensor.opens_folded();
+    // One shell process: `read < f` opens read-only, `>> f` opens for writing.
+    run_sh(&format!(
+        "i=0; while [ $i -lt 50 ]; do read x < {marker}; i=$((i+1)); done; \
+         echo y >> {marker}; echo y >> {marker}; sleep 0.8; read x < {marker}"
+    ));
+    let (mut reads, mut writes) = (Vec::new(), 0);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while std::time::Instant::now() < deadline {
+        while let Some(item) = sensor.ring.next() {
+            let rec = Record::parse(&item).expect("well-formed record");
+            if rec.hdr.kind != kind::OPEN {
+                continue;
+            }
+            let [path, _] = rec.take::<2>().unwrap();
+            if path != marker.as_bytes() {
+                continue;
+            }
+            if rec.hdr.args[1] & 0o3 == 0 {
+                reads.push(rec.hdr.args[4]);
+            } else {
+                writes += 1;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(reads, vec![0, 49], "read-only opens: repeats per record");
+    assert_eq!(writes, 2, "every open for writing is reported");
+    assert!(sensor.opens_folded() - folded_before >= 49);
+}

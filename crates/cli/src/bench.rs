@@ -234,7 +234,13 @@ fn connect_storm(n: u64) -> Duration {
     d
 }
 
-fn sensor(kinds: Option<&str>, object: Option<&[u8]>) -> anyhow::Result<RunningSensor> {
+/// `open_repeat_window` is zero where every open must make an event: the throughput
+/// and latency runs open one file over and over.
+fn sensor(
+    kinds: Option<&str>,
+    object: Option<&[u8]>,
+    open_repeat_window: Duration,
+) -> anyhow::Result<RunningSensor> {
     let kinds = match kinds {
         Some(k) => crate::sensor_cmd::parse_kinds(&[k.to_string()])?,
         None => None,
@@ -244,6 +250,7 @@ fn sensor(kinds: Option<&str>, object: Option<&[u8]>) -> anyhow::Result<RunningS
         docker: false,
         queue_capacity: 1 << 20,
         bpf_object: object.map(<[u8]>::to_vec),
+        open_repeat_window,
         ..Default::default()
     })?)
 }
@@ -261,11 +268,18 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Child runs a storm is split into within one arm's run.
+const PIECES: u64 = 5;
+
 /// What runs beside the storm in one arm of the overhead comparison.
 enum Setup {
     NoSensor,
-    /// The sensor with the embedded BPF object, or with the given one.
-    Sensor(Option<Vec<u8>>),
+    /// The sensor with the embedded BPF object, or with the given one, folding
+    /// repeated read-only opens over `window` (zero: every open is an event).
+    Sensor {
+        object: Option<Vec<u8>>,
+        window: Duration,
+    },
 }
 
 /// One arm of the overhead comparison and the figures it gathered for one storm.
@@ -303,32 +317,22 @@ impl Arm {
         self.drops = 0;
     }
 
-    /// Runs the storm once under this arm and records the figures.
+    /// Runs the storm once under this arm, in [`PIECES`] child runs, and records
+    /// each piece's figures.
     fn run(&mut self, storm: &dyn Fn(u64) -> Sample, n: u64) -> anyhow::Result<()> {
-        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
-        let Setup::Sensor(object) = &self.setup else {
-            let s = storm(n);
-            self.cpu_per_op.push(per_op(s.cpu));
-            self.wall_per_op.push(per_op(s.wall));
+        let Setup::Sensor { object, window } = &self.setup else {
+            self.run_pieces(storm, n);
             return Ok(());
         };
-        let mut sensor = sensor(None, object.as_deref())?;
+        let mut sensor = sensor(None, object.as_deref(), *window)?;
         let consumer = Consumer::start(&mut sensor);
         let cpu_before = cpu_time(libc::RUSAGE_SELF);
-        let run_time_stats = rampart_bpf::enable_run_time_stats()?;
-        let (kernel_before, _) = rampart_bpf::programs_run_time();
-        let s = storm(n);
-        let (kernel_after, _) = rampart_bpf::programs_run_time();
-        drop(run_time_stats);
-        self.kernel_ns_per_op
-            .push(kernel_after.saturating_sub(kernel_before).as_nanos() as f64 / n.max(1) as f64);
+        self.run_pieces(storm, n);
         std::thread::sleep(Duration::from_millis(300));
         let events = consumer.finish();
         let sensor_cpu = cpu_time(libc::RUSAGE_SELF).saturating_sub(cpu_before);
         let snap = sensor.stats.snapshot();
         drop(sensor);
-        self.cpu_per_op.push(per_op(s.cpu));
-        self.wall_per_op.push(per_op(s.wall));
         // The figure is this process's CPU over the events: with only a handful of
         // events (an arm whose object reports nothing for this storm) it would show
         // the bench's own work, not a cost per event.
@@ -339,25 +343,75 @@ impl Arm {
         self.drops += snap.kernel_ring_full + snap.kernel_shed + snap.queue_drops;
         Ok(())
     }
+
+    /// Interference on a shared machine comes in bursts of tens of milliseconds;
+    /// several short pieces per arm let the best and median see past them without
+    /// loading the sensor again (which takes seconds).
+    fn run_pieces(&mut self, storm: &dyn Fn(u64) -> Sample, n: u64) {
+        let piece = (n / PIECES).max(1);
+        let per_op = |d: Duration| d.as_secs_f64() * 1e6 / piece as f64;
+        for _ in 0..PIECES {
+            let s = storm(piece);
+            self.cpu_per_op.push(per_op(s.cpu));
+            self.wall_per_op.push(per_op(s.wall));
+        }
+    }
+
+    /// Runs the storm once with BPF run-time statistics on and records the time
+    /// spent in the sensor's programs per operation. Kept apart from [`Arm::run`]:
+    /// the statistics read the clock twice per program run, which would otherwise
+    /// inflate the CPU/op being compared.
+    fn run_kernel_time(&mut self, storm: &dyn Fn(u64) -> Sample, n: u64) -> anyhow::Result<()> {
+        let Setup::Sensor { object, window } = &self.setup else {
+            return Ok(());
+        };
+        let mut sensor = sensor(None, object.as_deref(), *window)?;
+        let consumer = Consumer::start(&mut sensor);
+        let run_time_stats = rampart_bpf::enable_run_time_stats()?;
+        let (kernel_before, _) = rampart_bpf::programs_run_time();
+        storm(n);
+        let (kernel_after, _) = rampart_bpf::programs_run_time();
+        drop(run_time_stats);
+        self.kernel_ns_per_op
+            .push(kernel_after.saturating_sub(kernel_before).as_nanos() as f64 / n.max(1) as f64);
+        consumer.finish();
+        Ok(())
+    }
 }
 
 fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
     println!(
-        "== overhead: {} alternating rounds per storm, medians; cpu = the storm's own user+sys time ==",
+        "== overhead: {} alternating rounds per storm, medians; cpu = the storm's own user+sys time; kernel = the sensor's BPF programs, from one extra run per arm with run-time statistics on ==",
         a.rounds
     );
     let file = std::env::temp_dir().join("rampart-bench-open");
     std::fs::write(&file, b"x")?;
     let mut arms = vec![
         Arm::new("without", Setup::NoSensor),
-        Arm::new("with", Setup::Sensor(None)),
+        Arm::new(
+            "with",
+            Setup::Sensor {
+                object: None,
+                window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
+            },
+        ),
+        Arm::new(
+            "with, every open",
+            Setup::Sensor {
+                object: None,
+                window: Duration::ZERO,
+            },
+        ),
     ];
     for p in &a.bpf_object {
         let bytes = std::fs::read(p)
             .map_err(|e| anyhow::anyhow!("reading BPF object {}: {e}", p.display()))?;
         arms.push(Arm::new(
             &format!("with {}", p.display()),
-            Setup::Sensor(Some(bytes)),
+            Setup::Sensor {
+                object: Some(bytes),
+                window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
+            },
         ));
     }
     // Storms run in child processes: the sensor ignores its own process (and so this
@@ -380,6 +434,9 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 let idx = (i + round as usize) % arms.len();
                 arms[idx].run(&storm, n)?;
             }
+        }
+        for arm in &mut arms {
+            arm.run_kernel_time(&storm, n)?;
         }
         let base_cpu = median(arms[0].cpu_per_op.clone());
         let base_wall = median(arms[0].wall_per_op.clone());
@@ -405,7 +462,7 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 pct(best(&arm.cpu_per_op), base_best),
                 pct(wall, base_wall),
             );
-            if matches!(arm.setup, Setup::Sensor(_)) {
+            if matches!(arm.setup, Setup::Sensor { .. }) {
                 let user = if arm.sensor_us_per_event.is_empty() {
                     "n/a (under 1000 events)".to_string()
                 } else {
@@ -427,7 +484,7 @@ fn throughput(a: &BenchArgs) -> anyhow::Result<()> {
     println!("== throughput: kernel -> decode -> enrich -> JSON, one consumer thread ==");
     let file = std::env::temp_dir().join("rampart-bench-open");
     std::fs::write(&file, b"x")?;
-    let mut s = sensor(Some("file_open"), None)?;
+    let mut s = sensor(Some("file_open"), None, Duration::ZERO)?;
     let consumer = Consumer::start(&mut s);
     // Generators run as separate processes so the sensor does not ignore them.
     let exe = std::env::current_exe()?;
@@ -667,7 +724,7 @@ fn latency(a: &BenchArgs) -> anyhow::Result<()> {
         errors.len()
     );
     let mut out = BufWriter::new(std::fs::File::create(dir.join("alerts.jsonl"))?);
-    let s = sensor(None, None)?;
+    let s = sensor(None, None, Duration::ZERO)?;
     let n = a.alerts.max(1);
     let target = file.to_string_lossy().into_owned();
     let child = std::thread::spawn(move || in_child("paced-open", n));

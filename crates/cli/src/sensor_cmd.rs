@@ -38,6 +38,11 @@ pub struct SensorArgs {
     /// Also report read-only opens of shared libraries (filtered in the kernel by default).
     #[arg(long)]
     pub all_opens: bool,
+    /// A process re-opening a file read-only (same flags and euid) makes one event per
+    /// this many milliseconds; the rest are counted in the next event's `repeats`.
+    /// 0 reports every open.
+    #[arg(long, default_value_t = 1000)]
+    pub open_repeat_window_ms: u64,
     /// Do not ask Docker for container metadata (ids still come from the kernel).
     #[arg(long)]
     pub no_docker: bool,
@@ -82,6 +87,7 @@ pub fn start_sensor(a: &SensorArgs) -> anyhow::Result<RunningSensor> {
         kinds: parse_kinds(&a.kinds)?,
         container: a.container.clone(),
         filter_ro_libs: !a.all_opens,
+        open_repeat_window: Duration::from_millis(a.open_repeat_window_ms),
         docker: !a.no_docker,
         ..Default::default()
     };

@@ -52,6 +52,9 @@ pub struct SensorSection {
     pub container: Option<String>,
     /// Also report read-only opens of shared libraries.
     pub all_opens: bool,
+    /// Milliseconds a process's repeated read-only opens of a file fold into one
+    /// event (0: report every open; default: the sensor's, 1000).
+    pub open_repeat_window_ms: Option<u64>,
     /// Do not ask Docker for metadata.
     pub no_docker: bool,
 }
@@ -84,6 +87,7 @@ sensor:
   kinds: []             # e.g. [process, file, net]; empty = everything
   container: null       # id prefix or name, or "host"
   all_opens: false      # also read-only opens of shared libraries
+  open_repeat_window_ms: 1000  # a process re-reading a file: one event per window, with a count; 0 = every open
   no_docker: false
 alerts:
   aggregate_window_secs: 10   # identical alerts within the window become one, with a count
@@ -168,6 +172,10 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         kinds: crate::sensor_cmd::parse_kinds(&cfg.sensor.kinds)?,
         container: cfg.sensor.container.clone(),
         filter_ro_libs: !cfg.sensor.all_opens,
+        open_repeat_window: cfg.sensor.open_repeat_window_ms.map_or(
+            rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
+            Duration::from_millis,
+        ),
         docker: !cfg.sensor.no_docker,
         ..Default::default()
     })?;

@@ -216,6 +216,7 @@ fn make_events(n: usize) -> Vec<Event> {
                     mode: 0o644,
                     access: OpenAccess::from_flags(flags),
                     ret: 3,
+                    repeats: 0,
                 }
             } else if roll < 95 {
                 let ip = *rng.pick(&[

@@ -125,6 +125,7 @@ mod tests {
                 mode: 0,
                 access: OpenAccess::default(),
                 ret: 3,
+                repeats: seq,
             },
         }
     }

@@ -306,6 +306,11 @@ pub enum Payload {
         mode: u32,
         access: OpenAccess,
         ret: i64,
+        /// Opens of the same file by this process, read-only with the same flags and
+        /// effective uid, folded into this event since the previous one reported
+        /// (the sensor's `open_repeat_window`). Absent when zero.
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        repeats: u64,
     },
     FileUnlink {
         path: String,
@@ -797,6 +802,7 @@ mod tests {
                 mode: 0,
                 access: OpenAccess::from_flags(0),
                 ret: 3,
+                repeats: 0,
             },
         }
     }

@@ -205,6 +205,7 @@ pub fn sample_alert() -> Alert {
                 mode: 0,
                 access: OpenAccess::from_flags(0),
                 ret: 3,
+                repeats: 0,
             },
         },
     }

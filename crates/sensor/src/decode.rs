@@ -566,6 +566,7 @@ impl Decoder {
                         mode: a[2] as u32,
                         access,
                         ret,
+                        repeats: a[4],
                     },
                 }
             }
@@ -869,6 +870,33 @@ mod tests {
             p => panic!("unexpected {p:?}"),
         }
         assert_eq!(ev.process.unwrap().comm, "cat");
+    }
+
+    #[test]
+    fn folded_repeats_of_a_read_only_open_are_carried_by_the_next_event() {
+        let mut d = decoder();
+        let hdr = |repeats: u64| Header {
+            kind: kind::OPEN,
+            tgid: 4_150_000,
+            tid: 4_150_000,
+            ppid: 1,
+            ts: 5,
+            cgroup_id: 1,
+            args: [3, 0, 0, 257, repeats, 0],
+            ..Default::default()
+        };
+        let repeats_of = |d: &mut Decoder, repeats: u64| {
+            let buf = encode(&hdr(repeats), &[b"", b"", b"/etc/hosts", b""]);
+            match d.decode(&buf).unwrap().unwrap().payload {
+                Payload::FileOpen { repeats, path, .. } => {
+                    assert_eq!(path, "/etc/hosts");
+                    repeats
+                }
+                p => panic!("unexpected {p:?}"),
+            }
+        };
+        assert_eq!(repeats_of(&mut d, 0), 0);
+        assert_eq!(repeats_of(&mut d, 41), 41);
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct Stats {
     pub kernel_ring_full: AtomicU64,
     /// Shed in the kernel to keep room for process lifecycle events.
     pub kernel_shed: AtomicU64,
+    /// Repeated read-only opens counted into a later event (`repeats`), not lost.
+    pub opens_folded: AtomicU64,
     /// The queue to the consumer was full.
     pub queue_drops: AtomicU64,
     /// The consumer could not write (e.g. disk full).
@@ -62,6 +64,8 @@ pub struct StatsSnapshot {
     pub decode_errors: u64,
     pub kernel_ring_full: u64,
     pub kernel_shed: u64,
+    /// Repeated read-only opens counted into a later event's `repeats` (not a loss).
+    pub opens_folded: u64,
     pub queue_drops: u64,
     pub output_drops: u64,
     pub output_errors: u64,
@@ -83,6 +87,7 @@ impl Stats {
             decode_errors: g(&self.decode_errors),
             kernel_ring_full: g(&self.kernel_ring_full),
             kernel_shed: g(&self.kernel_shed),
+            opens_folded: g(&self.opens_folded),
             queue_drops: g(&self.queue_drops),
             output_drops: g(&self.output_drops),
             output_errors: g(&self.output_errors),
@@ -98,6 +103,10 @@ impl Stats {
     }
 }
 
+/// Default for [`SensorConfig::open_repeat_window`]: a file a process keeps
+/// re-reading (a config file, /proc/self/status) makes one event a second.
+pub const DEFAULT_OPEN_REPEAT_WINDOW: Duration = Duration::from_secs(1);
+
 /// What the sensor collects and how.
 #[derive(Debug, Clone)]
 pub struct SensorConfig {
@@ -107,6 +116,9 @@ pub struct SensorConfig {
     pub container: Option<String>,
     /// Drop read-only opens of shared libraries in the kernel.
     pub filter_ro_libs: bool,
+    /// Fold a process's repeated read-only opens of a file into one event per window
+    /// (see [`rampart_bpf::LoadOptions::open_repeat_window`]); zero reports each.
+    pub open_repeat_window: Duration,
     /// Queue length between the reader and the consumer.
     pub queue_capacity: usize,
     /// Follow Docker for container metadata.
@@ -125,6 +137,7 @@ impl Default for SensorConfig {
             kinds: None,
             container: None,
             filter_ro_libs: true,
+            open_repeat_window: DEFAULT_OPEN_REPEAT_WINDOW,
             queue_capacity: 65_536,
             docker: true,
             ring_bytes: 16 * 1024 * 1024,
@@ -356,6 +369,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     let opts = rampart_bpf::LoadOptions {
         kind_mask: kind_mask(cfg.kinds.as_ref()),
         filter_ro_libs: cfg.filter_ro_libs,
+        open_repeat_window: cfg.open_repeat_window,
         ring_bytes: cfg.ring_bytes,
         object: cfg.bpf_object.clone(),
         ..Default::default()
@@ -548,6 +562,9 @@ fn read_loop(
             let (full, shed) = bpf.kernel_drops();
             stats.kernel_ring_full.store(full, Ordering::Relaxed);
             stats.kernel_shed.store(shed, Ordering::Relaxed);
+            stats
+                .opens_folded
+                .store(bpf.opens_folded(), Ordering::Relaxed);
             if let Ok(mut v) = stats.kernel_per_cpu.lock() {
                 *v = bpf.kernel_drops_per_cpu();
             }

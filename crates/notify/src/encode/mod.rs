@@ -187,6 +187,7 @@ pub(crate) mod sample {
                 mode: 0,
                 access: OpenAccess::from_flags(0),
                 ret: 3,
+                repeats: 0,
             },
         };
         let mut output_fields = BTreeMap::new();
