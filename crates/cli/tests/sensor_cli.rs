@@ -134,6 +134,8 @@ fn sensor_writes_filtered_container_events_to_a_file() {
         "file_open,exec",
         "--container",
         name,
+        "--open-repeat-window-ms",
+        "300",
         "-o",
         out.to_str().unwrap(),
     ]);
@@ -147,7 +149,9 @@ fn sensor_writes_filtered_container_events_to_a_file() {
             IMAGE,
             "sh",
             "-c",
-            "cat /etc/passwd >/dev/null; ls /",
+            "cat /etc/passwd >/dev/null; ls /; \
+             i=0; while [ $i -lt 20 ]; do read x < /etc/hostname; i=$((i+1)); done; \
+             sleep 0.5; read x < /etc/hostname",
         ])
         .stdout(Stdio::null())
         .status()
@@ -164,6 +168,14 @@ fn sensor_writes_filtered_container_events_to_a_file() {
         events.len()
     );
     assert!(events.iter().any(|e| e["kind"] == "exec"));
+    // The shell's 20 reads within the window make one event; the read after it
+    // carries the 19 folded in between.
+    let repeats: Vec<u64> = events
+        .iter()
+        .filter(|e| e["kind"] == "file_open" && e["data"]["path"] == "/etc/hostname")
+        .map(|e| e["data"]["repeats"].as_u64().unwrap_or(0))
+        .collect();
+    assert_eq!(repeats, vec![0, 19]);
     for e in &events {
         let kind = e["kind"].as_str().unwrap();
         assert!(
