@@ -582,8 +582,9 @@ struct open_repeat_key {
 	u32 tgid;
 	u32 flags;
 	u64 ino;
-	u32 dev;
+	u64 sb; // the superblock's address: stands for the device without another read
 	u32 euid;
+	u32 pad;
 };
 
 struct open_repeat_val {
@@ -598,34 +599,52 @@ struct {
 	__type(value, struct open_repeat_val);
 } open_repeats SEC(".maps");
 
+struct open_repeat {
+	struct open_repeat_key k;
+	struct open_repeat_val *v;
+	u64 now;
+	bool keyed;
+};
+
 // For a successful read-only open: true when it repeats one reported within the
-// window (it is counted and no event is made). Otherwise starts a new window and sets
-// *folded to the repeats counted since the previous report of the same key.
-static __always_inline bool fold_repeat_open(long fd, u64 flags, u64 *folded)
+// window; it is counted and makes no event. Otherwise leaves the key in `r` for
+// start_window, once the open is known to be reported.
+static __always_inline bool repeat_within_window(long fd, u64 flags, struct open_repeat *r)
 {
 	struct file *f = fd_file(fd);
 	if (!f)
 		return false;
 	// `f` came from a probe read (an untyped scalar to the verifier): CO-RE reads.
 	struct inode *inode = BPF_CORE_READ(f, f_inode);
-	struct open_repeat_key k = {};
-	k.tgid = bpf_get_current_pid_tgid() >> 32;
-	k.flags = (u32)flags;
-	k.ino = BPF_CORE_READ(inode, i_ino);
-	k.dev = BPF_CORE_READ(inode, i_sb, s_dev);
-	k.euid = bpf_get_current_task_btf()->cred->euid.val;
+	r->k.tgid = bpf_get_current_pid_tgid() >> 32;
+	r->k.flags = (u32)flags;
+	r->k.ino = BPF_CORE_READ(inode, i_ino);
+	r->k.sb = (u64)BPF_CORE_READ(inode, i_sb);
+	r->k.euid = bpf_get_current_task_btf()->cred->euid.val;
 	// Tracing programs may not use the coarse clock.
-	u64 now = bpf_ktime_get_ns();
-	struct open_repeat_val *v = bpf_map_lookup_elem(&open_repeats, &k);
-	if (v && now - v->since < open_repeat_window_ns) {
-		__sync_fetch_and_add(&v->folded, 1);
-		count_drop(2);
-		return true;
-	}
-	*folded = v ? v->folded : 0;
-	struct open_repeat_val fresh = {.since = now, .folded = 0};
-	bpf_map_update_elem(&open_repeats, &k, &fresh, BPF_ANY);
-	return false;
+	r->now = bpf_ktime_get_ns();
+	r->keyed = true;
+	r->v = bpf_map_lookup_elem(&open_repeats, &r->k);
+	if (!r->v || r->now - r->v->since >= open_repeat_window_ns)
+		return false;
+	__sync_fetch_and_add(&r->v->folded, 1);
+	u32 idx = 2;
+	u64 *c = bpf_map_lookup_elem(&drops, &idx);
+	if (c)
+		*c += 1; // a per-CPU slot: no other writer
+	return true;
+}
+
+// Starts a new window for the key of an open that is being reported. Returns the
+// repeats folded since the previous report of the same key.
+static __always_inline u64 start_window(struct open_repeat *r)
+{
+	if (!r->keyed)
+		return 0;
+	u64 folded = r->v ? r->v->folded : 0;
+	struct open_repeat_val fresh = {.since = r->now, .folded = 0};
+	bpf_map_update_elem(&open_repeats, &r->k, &fresh, BPF_ANY);
+	return folded;
 }
 
 static __always_inline int do_open(u64 *ctx, long nr)
@@ -663,17 +682,19 @@ static __always_inline int do_open(u64 *ctx, long nr)
 		mode = how.mode;
 	}
 	}
+	// Repeats first: they are most read-only opens, and need no read of user memory.
+	// O_RDONLY, none of O_CREAT, O_TRUNC: nothing about the file changes.
+	struct open_repeat repeat = {};
+	if (open_repeat_window_ns && c.ret >= 0 && (flags & 03) == 0 && !(flags & (0100 | 01000)) &&
+	    repeat_within_window(c.ret, flags, &repeat))
+		return 0;
 	if (filter_ro_libs && (flags & 03) == 0 && !(flags & 0100)) {
 		char p[8] = {};
 		bpf_probe_read_user(p, sizeof(p), upath);
 		if (is_lib_path(p))
 			return 0;
 	}
-	u64 folded = 0;
-	// O_RDONLY, none of O_CREAT, O_TRUNC: nothing about the file changes.
-	if (open_repeat_window_ns && c.ret >= 0 && (flags & 03) == 0 && !(flags & (0100 | 01000)) &&
-	    fold_repeat_open(c.ret, flags, &folded))
-		return 0;
+	u64 folded = start_window(&repeat);
 	u32 off;
 	struct scratch *s = begin_current(K_OPEN, &off);
 	if (!s)

@@ -328,6 +328,17 @@ impl Arm {
         let consumer = Consumer::start(&mut sensor);
         let cpu_before = cpu_time(libc::RUSAGE_SELF);
         self.run_pieces(storm, n);
+        // One more piece with BPF run-time statistics on, for the time spent in the
+        // sensor's programs. Not part of CPU/op: the statistics read the clock twice
+        // per program run, which inflates it.
+        let piece = (n / PIECES).max(1);
+        let run_time_stats = rampart_bpf::enable_run_time_stats()?;
+        let (kernel_before, _) = rampart_bpf::programs_run_time();
+        storm(piece);
+        let (kernel_after, _) = rampart_bpf::programs_run_time();
+        drop(run_time_stats);
+        self.kernel_ns_per_op
+            .push(kernel_after.saturating_sub(kernel_before).as_nanos() as f64 / piece as f64);
         std::thread::sleep(Duration::from_millis(300));
         let events = consumer.finish();
         let sensor_cpu = cpu_time(libc::RUSAGE_SELF).saturating_sub(cpu_before);
@@ -356,32 +367,11 @@ impl Arm {
             self.wall_per_op.push(per_op(s.wall));
         }
     }
-
-    /// Runs the storm once with BPF run-time statistics on and records the time
-    /// spent in the sensor's programs per operation. Kept apart from [`Arm::run`]:
-    /// the statistics read the clock twice per program run, which would otherwise
-    /// inflate the CPU/op being compared.
-    fn run_kernel_time(&mut self, storm: &dyn Fn(u64) -> Sample, n: u64) -> anyhow::Result<()> {
-        let Setup::Sensor { object, window } = &self.setup else {
-            return Ok(());
-        };
-        let mut sensor = sensor(None, object.as_deref(), *window)?;
-        let consumer = Consumer::start(&mut sensor);
-        let run_time_stats = rampart_bpf::enable_run_time_stats()?;
-        let (kernel_before, _) = rampart_bpf::programs_run_time();
-        storm(n);
-        let (kernel_after, _) = rampart_bpf::programs_run_time();
-        drop(run_time_stats);
-        self.kernel_ns_per_op
-            .push(kernel_after.saturating_sub(kernel_before).as_nanos() as f64 / n.max(1) as f64);
-        consumer.finish();
-        Ok(())
-    }
 }
 
 fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
     println!(
-        "== overhead: {} alternating rounds per storm, medians; cpu = the storm's own user+sys time; kernel = the sensor's BPF programs, from one extra run per arm with run-time statistics on ==",
+        "== overhead: {} alternating rounds per storm, medians; cpu = the storm's own user+sys time; kernel = time in the sensor's BPF programs, from an extra piece per round with run-time statistics on ==",
         a.rounds
     );
     let file = std::env::temp_dir().join("rampart-bench-open");
@@ -434,9 +424,6 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 let idx = (i + round as usize) % arms.len();
                 arms[idx].run(&storm, n)?;
             }
-        }
-        for arm in &mut arms {
-            arm.run_kernel_time(&storm, n)?;
         }
         let base_cpu = median(arms[0].cpu_per_op.clone());
         let base_wall = median(arms[0].wall_per_op.clone());
