@@ -55,6 +55,14 @@ struct {
 	__type(value, struct scratch);
 } scratch_map SEC(".maps");
 
+// When an event last woke the reader (boot ns).
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, u64);
+} last_wakeup SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, H_MAX);
@@ -355,9 +363,18 @@ static __always_inline int submit(struct scratch *s, u32 off)
 	}
 	if (size < sizeof(struct ev_hdr))
 		return 0;
-	// Wake the reader only once a batch has built up: a wakeup per event costs the
-	// traced process a context switch. The reader also polls on a short timer.
-	u64 flags = avail > WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	// Wake the reader once a batch has built up (a wakeup per event costs the traced
+	// process a context switch), or when no event did for WAKEUP_IDLE_NS: the first
+	// event after a lull, which the reader, asleep on a long timer, waits for. While
+	// events flow it polls on a short timer instead.
+	u64 flags = BPF_RB_NO_WAKEUP;
+	u32 zero = 0;
+	u64 *last = bpf_map_lookup_elem(&last_wakeup, &zero);
+	if (avail > WAKEUP_BYTES || (last && (s64)(h->ts - *last) > (s64)WAKEUP_IDLE_NS)) {
+		flags = BPF_RB_FORCE_WAKEUP;
+		if (last)
+			*last = h->ts;
+	}
 	if (bpf_ringbuf_output(&events, s->ev, size, flags) < 0)
 		count_drop(0);
 	return 0;

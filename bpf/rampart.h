@@ -15,6 +15,9 @@
 #define MAX_COMPONENTS 32
 #define AT_FDCWD_VAL -100
 #define WAKEUP_BYTES (256 * 1024)
+// An event wakes the reader when none did for this long: the reader sleeps long once
+// the stream has been quiet for longer (QUIET_AFTER in crates/sensor).
+#define WAKEUP_IDLE_NS (10 * 1000 * 1000ULL)
 
 // Kinds. args[] meaning and strings in order.
 #define K_EXEC 1          // a0 flags (EXEC_F_*), a1 argc | filename, interp, exe path, argv block, cwd

@@ -504,6 +504,9 @@ pub struct Sensor {
     /// Event families not available on this kernel, with the reason.
     /// (Coverage lost; a fallback to another hook with the same coverage is not one.)
     pub warnings: Vec<String>,
+    /// The first event after a quiet spell wakes the reader (objects without the
+    /// `last_wakeup` map, loaded for bench comparisons, wake it only for batches).
+    pub wakes_after_quiet: bool,
 }
 
 impl Sensor {
@@ -664,7 +667,9 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         name: "drops".into(),
         reason: e.to_string(),
     })?;
+    let wakes_after_quiet = ebpf.map("last_wakeup").is_some();
     Ok(Sensor {
+        wakes_after_quiet,
         _ebpf: ebpf,
         ring,
         drops,

@@ -317,3 +317,56 @@ fn repeated_read_only_opens_fold_into_the_next_record() {
     assert_eq!(writes, 2, "every open for writing is reported");
     assert!(sensor.opens_folded() - folded_before >= 49);
 }
+
+/// The sensor's reader sleeps on a long timer once the stream has been quiet, so the
+/// first event after a quiet spell must wake it: a reader blocked in poll() returns
+/// with data, instead of at its timeout (events are otherwise submitted without a
+/// wakeup, for batches).
+#[test]
+fn the_first_event_after_a_quiet_spell_wakes_the_reader() {
+    use std::os::fd::AsRawFd;
+    use std::time::{Duration, Instant};
+    if !can_run() {
+        return;
+    }
+    let mut sensor = rampart_bpf::load(&LoadOptions {
+        kind_mask: 1 << kind::OPEN,
+        ..Default::default()
+    })
+    .expect("load");
+    assert!(sensor.wakes_after_quiet);
+    let marker = format!("/tmp/rampart-wake-{}", std::process::id());
+    std::fs::write(&marker, "x").expect("marker");
+    // An event first, so that a wakeup has been sent; then a quiet spell longer than
+    // WAKEUP_IDLE_NS (10 ms).
+    run_sh(&format!(": < {marker}"));
+    let quiet_until = Instant::now() + Duration::from_millis(50);
+    while Instant::now() < quiet_until {
+        while sensor.ring.next().is_some() {}
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let opener = {
+        let marker = marker.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            run_sh(&format!(": < {marker}"));
+        })
+    };
+    let mut pfd = libc::pollfd {
+        fd: sensor.ring.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let started = Instant::now();
+    // SAFETY: pfd is a valid pollfd array of length 1 for the call.
+    let ready = unsafe { libc::poll(&mut pfd, 1, 3000) };
+    let waited = started.elapsed();
+    opener.join().expect("opener");
+    let _ = std::fs::remove_file(&marker);
+    eprintln!("woken after {waited:?}");
+    assert!(
+        ready == 1 && pfd.revents & libc::POLLIN != 0,
+        "poll returned {ready} after {waited:?}: the first event did not wake the reader"
+    );
+    assert!(waited < Duration::from_millis(2500), "{waited:?}");
+}

@@ -159,7 +159,8 @@ pub fn storm(kind: &str, n: u64) -> anyhow::Result<()> {
         "open" => open_storm(n, &file),
         "connect" => connect_storm(n),
         "syscall" => syscall_storm(n),
-        "paced-open" => paced_open_storm(n, &file),
+        "paced-open" => paced_open_storm(n, &file, Duration::from_millis(1)),
+        "quiet-open" => paced_open_storm(n, &file, QUIET_OPEN_INTERVAL),
         other => anyhow::bail!("unknown storm {other}"),
     };
     println!("{}", d.as_nanos());
@@ -195,15 +196,19 @@ fn syscall_storm(n: u64) -> Duration {
     t.elapsed()
 }
 
-/// One open per millisecond: latency is measured on a steady stream, not a queue.
-fn paced_open_storm(n: u64, path: &std::path::Path) -> Duration {
+/// One open per `interval`: latency is measured on a steady stream, not a queue.
+fn paced_open_storm(n: u64, path: &std::path::Path, interval: Duration) -> Duration {
     let t = Instant::now();
     for _ in 0..n {
         let _ = std::fs::File::open(path);
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::sleep(interval);
     }
     t.elapsed()
 }
+
+/// Longer than the sensor's quiet threshold: each open of the `quiet-open` storm is
+/// the first event after a quiet spell, which the kernel must wake the reader for.
+const QUIET_OPEN_INTERVAL: Duration = Duration::from_millis(60);
 
 fn connect_storm(n: u64) -> Duration {
     let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
@@ -739,9 +744,31 @@ fn latency(a: &BenchArgs) -> anyhow::Result<()> {
         }
     }
     let _ = child.join();
+    // Events after quiet spells: the reader sleeps on a long timer then, and each of
+    // these must wake it.
+    let quiet_n = 40;
+    let quiet = std::thread::spawn(move || in_child("quiet-open", quiet_n));
+    let mut quiet_us = Vec::new();
+    let deadline = Instant::now() + QUIET_OPEN_INTERVAL * quiet_n as u32 + Duration::from_secs(10);
+    while quiet_us.len() < quiet_n as usize && Instant::now() < deadline {
+        let Ok(ev) = s.events.recv_timeout(Duration::from_millis(100)) else {
+            continue;
+        };
+        if matches!(&ev.payload, rampart_event::Payload::FileOpen { path, .. } if *path == target) {
+            quiet_us.push(crate::up::wall_ns().saturating_sub(ev.ts_ns) / 1000);
+        }
+    }
+    let _ = quiet.join();
     drop(s);
     percentiles("baseline: kernel -> event received", received_us);
     percentiles("kernel -> alert written", written_us);
+    percentiles(
+        &format!(
+            "after quiet spells ({} ms apart): kernel -> event received",
+            QUIET_OPEN_INTERVAL.as_millis()
+        ),
+        quiet_us,
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

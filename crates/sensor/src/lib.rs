@@ -502,8 +502,15 @@ impl RawQueue {
     }
 }
 
-/// Longest a record waits in the ring on a quiet system.
+/// Longest a record waits in the ring while events flow (the kernel wakes the reader
+/// only for batches, or for the first event after a quiet spell).
 const POLL_MS: i32 = 3;
+/// After this long without a record the stream counts as quiet: the reader sleeps
+/// until the kernel wakes it (longer than WAKEUP_IDLE_NS in bpf/rampart.h, so the
+/// first record after the quiet spell always does).
+const QUIET_AFTER: Duration = Duration::from_millis(30);
+/// The reader's timer while quiet: counters and loss reports still tick.
+const QUIET_POLL_MS: i32 = 100;
 
 fn read_loop(
     mut bpf: rampart_bpf::Sensor,
@@ -518,16 +525,22 @@ fn read_loop(
     let mut pending_queue_loss = 0u64;
     let mut last_tick = Instant::now();
     let mut last_trim = Instant::now();
+    let mut last_record = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let mut pfd = libc::pollfd {
             fd,
             events: libc::POLLIN,
             revents: 0,
         };
-        // The kernel wakes us only for batches (see submit() in the BPF C); a short
-        // timer bounds the latency of a quiet stream.
+        // See submit() in the BPF C for when the kernel wakes us. A quiet sensor
+        // wakes ten times a second instead of 333.
+        let timeout = if bpf.wakes_after_quiet && last_record.elapsed() > QUIET_AFTER {
+            QUIET_POLL_MS
+        } else {
+            POLL_MS
+        };
         // SAFETY: pfd is a valid pollfd array of length 1 for the call.
-        unsafe { libc::poll(&mut pfd, 1, POLL_MS) };
+        unsafe { libc::poll(&mut pfd, 1, timeout) };
         let mut n = 0;
         let mut batch = Vec::new();
         while let Some(item) = bpf.ring.next() {
@@ -552,6 +565,9 @@ fn read_loop(
             if n >= 4096 {
                 break; // let housekeeping below run under sustained load
             }
+        }
+        if n > 0 {
+            last_record = Instant::now();
         }
         if !batch.is_empty() && !queue.offer(batch, &stats, &mut pending_queue_loss) {
             return;
