@@ -697,6 +697,9 @@ fn attribute_loop(
         let disconnected = matches!(next, Err(RecvTimeoutError::Disconnected));
         let batch = next.unwrap_or_default();
         queued.fetch_sub(batch.len(), Ordering::Relaxed);
+        // Sent together after the batch: a consumer that keeps up would otherwise
+        // sleep and be woken (a futex round trip, in a VM an interrupt) per event.
+        let mut ready_events = Vec::with_capacity(batch.len());
         for ev in batch {
             let pending_id = ev
                 .container
@@ -735,10 +738,15 @@ fn attribute_loop(
                     let id = ev.container.container().map(|c| c.id.clone());
                     if let Some(h) = id.as_ref().and_then(|id| held.get_mut(id)) {
                         h.events.push_back(ev);
-                    } else if !forward(complete(ev, &cache)) {
-                        return;
+                    } else {
+                        ready_events.push(complete(ev, &cache));
                     }
                 }
+            }
+        }
+        for ev in ready_events {
+            if !forward(ev) {
+                return;
             }
         }
         // Release containers whose metadata arrived or whose wait is over.
