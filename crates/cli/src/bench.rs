@@ -1,12 +1,15 @@
 //! `rampart bench`: measures the sensor against a baseline taken in the same run.
 //!
-//! - overhead: exec, open and loopback-connect storms without the sensor, with it
-//!   (events decoded and serialized to JSON), and without it again; prints ratios.
+//! - overhead: exec, open, loopback-connect and unwatched-syscall storms without the
+//!   sensor, with it as shipped, with it reporting every open, and with any other BPF
+//!   object given (events decoded and serialized to JSON), in alternating rounds;
+//!   prints ratios and the time in the sensor's kernel programs per operation.
 //! - throughput: events/s from the kernel to JSON on one consumer thread, with drops;
 //!   plus the user-space ceiling (decode + enrich + JSON of replayed records).
 //! - memory: sensor RSS before and after starting and stopping N containers.
 //! - latency: kernel event to alert written, with the shipped rule library plus one
-//!   marker rule loaded; the baseline is kernel event to event received, same run.
+//!   marker rule loaded; the baseline is kernel event to event received, same run;
+//!   then events after quiet spells, which must wake the sleeping reader.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
