@@ -349,10 +349,10 @@ pub fn enable_run_time_stats() -> Result<RunTimeStats, BpfError> {
         })
 }
 
-/// Time spent in, and runs of, the entry programs of this object loaded in the kernel
-/// (by name: lifecycle, the sys_exit dispatcher and the fexit stubs; tail-called
-/// handlers count within the dispatcher). Only moves while [`RunTimeStats`] is alive.
-pub fn programs_run_time() -> (std::time::Duration, u64) {
+/// Time spent in the entry programs of this object loaded in the kernel (by name:
+/// lifecycle, the sys_exit dispatcher and the fexit stubs; tail-called handlers count
+/// within the dispatcher). Only moves while [`RunTimeStats`] is alive.
+pub fn programs_run_time() -> std::time::Duration {
     let ours = |name: &str| {
         LIFECYCLE.iter().any(|(n, _)| *n == name)
             || name == "on_sys_exit"
@@ -361,9 +361,8 @@ pub fn programs_run_time() -> (std::time::Duration, u64) {
     aya::programs::loaded_programs()
         .filter_map(Result::ok)
         .filter(|info| info.name_as_str().is_some_and(ours))
-        .fold((std::time::Duration::ZERO, 0), |(t, n), info| {
-            (t + info.run_time(), n + info.run_count())
-        })
+        .map(|info| info.run_time())
+        .sum()
 }
 
 /// The trivial trampoline programs of `bpf/probe.bpf.c`.
@@ -512,20 +511,19 @@ pub struct Sensor {
 impl Sensor {
     /// Kernel-side drop totals: (ring full, shed to keep room for lifecycle events).
     pub fn kernel_drops(&self) -> (u64, u64) {
-        let sum = |i: u32| {
-            self.drops
-                .get(&i, 0)
-                .map(|v| v.iter().sum::<u64>())
-                .unwrap_or(0)
-        };
-        (sum(0), sum(1))
+        (self.counter_total(0), self.counter_total(1))
     }
 
     /// Read-only opens folded into a later event's repeat count (not lost: see
     /// [`LoadOptions::open_repeat_window`]).
     pub fn opens_folded(&self) -> u64 {
+        self.counter_total(2)
+    }
+
+    /// Slot `index` of the per-CPU counters (the `drops` map), summed over CPUs.
+    fn counter_total(&self, index: u32) -> u64 {
         self.drops
-            .get(&2, 0)
+            .get(&index, 0)
             .map(|v| v.iter().sum::<u64>())
             .unwrap_or(0)
     }

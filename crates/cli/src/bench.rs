@@ -279,6 +279,11 @@ fn median(mut v: Vec<f64>) -> f64 {
 /// Child runs a storm is split into within one arm's run.
 const PIECES: u64 = 5;
 
+/// Operations in one piece of a storm of `n`.
+fn piece_len(n: u64) -> u64 {
+    (n / PIECES).max(1)
+}
+
 /// What runs beside the storm in one arm of the overhead comparison.
 enum Setup {
     NoSensor,
@@ -339,11 +344,11 @@ impl Arm {
         // One more piece with BPF run-time statistics on, for the time spent in the
         // sensor's programs. Not part of CPU/op: the statistics read the clock twice
         // per program run, which inflates it.
-        let piece = (n / PIECES).max(1);
+        let piece = piece_len(n);
         let run_time_stats = rampart_bpf::enable_run_time_stats()?;
-        let (kernel_before, _) = rampart_bpf::programs_run_time();
+        let kernel_before = rampart_bpf::programs_run_time();
         storm(piece);
-        let (kernel_after, _) = rampart_bpf::programs_run_time();
+        let kernel_after = rampart_bpf::programs_run_time();
         drop(run_time_stats);
         self.kernel_ns_per_op
             .push(kernel_after.saturating_sub(kernel_before).as_nanos() as f64 / piece as f64);
@@ -367,7 +372,7 @@ impl Arm {
     /// several short pieces per arm let the best and median see past them without
     /// loading the sensor again (which takes seconds).
     fn run_pieces(&mut self, storm: &dyn Fn(u64) -> Sample, n: u64) {
-        let piece = (n / PIECES).max(1);
+        let piece = piece_len(n);
         let per_op = |d: Duration| d.as_secs_f64() * 1e6 / piece as f64;
         for _ in 0..PIECES {
             let s = storm(piece);

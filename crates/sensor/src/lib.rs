@@ -554,8 +554,7 @@ fn read_loop(
                         pending_queue_loss += 1;
                     }
                 }
-                Ok(Some(_)) => {}
-                Ok(None) => {}
+                Ok(_) => {} // filtered out, or internal (the process tree took it)
                 Err(e) => {
                     stats.decode_errors.fetch_add(1, Ordering::Relaxed);
                     tracing::debug!(error = %e, "undecodable record");
