@@ -15,8 +15,8 @@ pub mod wire;
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../obj/rampart.bpf.o");
 
 /// Syscall families, each one handler in the kernel: the tail-call target of the
-/// sys_exit dispatcher (program, slot) and the body of the fexit stubs listed in
-/// [`SYSCALLS`]. Columns: program, tail-call slot, what it collects, the wire kinds it
+/// sys_exit dispatcher (program, slot) and the body of the fexit stubs and syscall
+/// tracepoint programs listed in [`SYSCALLS`]. Columns: program, tail-call slot, what it collects, the wire kinds it
 /// emits. A family whose kinds are all masked off is not loaded at all.
 const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
     use wire::kind as k;
@@ -64,10 +64,12 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
     ]
 };
 
-/// The watched syscalls, each an fexit stub `fx_<name>` on the kernel's
-/// `__x64_sys_<name>`, with the wire kinds it can emit. A stub whose kinds are all
-/// masked off is not attached, so its syscall costs nothing.
-pub const SYSCALLS: [(&str, &[u16]); 57] = {
+/// The watched syscalls: name, family (the handler `h_<family>` on sys_exit, and
+/// `tp_<family>`, attached to the tracepoint `syscalls:sys_exit_<name>` of each of its
+/// syscalls), and the wire kinds it can emit. Each also has an fexit stub `fx_<name>`
+/// on the kernel's `__x64_sys_<name>`. A syscall whose kinds are all masked off is not
+/// hooked, so it costs nothing.
+pub const SYSCALLS: [(&str, &str, &[u16]); 57] = {
     use wire::kind as k;
     const OPEN: &[u16] = &[k::OPEN];
     const UNLINK: &[u16] = &[k::UNLINK];
@@ -78,63 +80,63 @@ pub const SYSCALLS: [(&str, &[u16]); 57] = {
     const LINK: &[u16] = &[k::LINK];
     const SETID: &[u16] = &[k::SETID];
     [
-        ("open", OPEN),
-        ("openat", OPEN),
-        ("openat2", OPEN),
-        ("creat", OPEN),
-        ("unlink", UNLINK),
-        ("unlinkat", UNLINK),
-        ("rmdir", UNLINK),
-        ("chmod", CHMOD),
-        ("fchmodat", CHMOD),
-        ("fchmodat2", CHMOD),
-        ("chown", CHOWN),
-        ("lchown", CHOWN),
-        ("fchownat", CHOWN),
-        ("truncate", TRUNCATE),
-        ("fchmod", CHMOD),
-        ("fchown", CHOWN),
-        ("ftruncate", TRUNCATE),
-        ("rename", RENAME),
-        ("renameat", RENAME),
-        ("renameat2", RENAME),
-        ("link", LINK),
-        ("linkat", LINK),
-        ("symlink", LINK),
-        ("symlinkat", LINK),
-        ("connect", &[k::CONNECT]),
-        ("accept", &[k::ACCEPT]),
-        ("accept4", &[k::ACCEPT]),
-        ("bind", &[k::BIND]),
-        ("listen", &[k::LISTEN]),
-        ("socket", &[k::SOCKET]),
-        ("dup", &[k::DUP]),
-        ("dup2", &[k::DUP]),
-        ("dup3", &[k::DUP]),
-        ("sendto", &[k::DNS]),
-        ("sendmsg", &[k::DNS]),
-        ("sendmmsg", &[k::DNS]),
-        ("write", &[k::DNS]),
-        ("setuid", SETID),
-        ("setgid", SETID),
-        ("setreuid", SETID),
-        ("setregid", SETID),
-        ("setresuid", SETID),
-        ("setresgid", SETID),
-        ("setfsuid", SETID),
-        ("setfsgid", SETID),
-        ("capset", &[k::CAPSET]),
-        ("ptrace", &[k::PTRACE]),
-        ("unshare", &[k::UNSHARE]),
-        ("setns", &[k::SETNS]),
-        ("bpf", &[k::BPF]),
-        ("init_module", &[k::INIT_MODULE]),
-        ("finit_module", &[k::FINIT_MODULE]),
-        ("memfd_create", &[k::MEMFD]),
-        ("mount", &[k::MOUNT]),
-        ("umount", &[k::UMOUNT]),
-        ("chdir", &[k::CHDIR]),
-        ("fchdir", &[k::CHDIR]),
+        ("open", "open", OPEN),
+        ("openat", "open", OPEN),
+        ("openat2", "open", OPEN),
+        ("creat", "open", OPEN),
+        ("unlink", "path1", UNLINK),
+        ("unlinkat", "path1", UNLINK),
+        ("rmdir", "path1", UNLINK),
+        ("chmod", "path1", CHMOD),
+        ("fchmodat", "path1", CHMOD),
+        ("fchmodat2", "path1", CHMOD),
+        ("chown", "path1", CHOWN),
+        ("lchown", "path1", CHOWN),
+        ("fchownat", "path1", CHOWN),
+        ("truncate", "path1", TRUNCATE),
+        ("fchmod", "fdop", CHMOD),
+        ("fchown", "fdop", CHOWN),
+        ("ftruncate", "fdop", TRUNCATE),
+        ("rename", "path2", RENAME),
+        ("renameat", "path2", RENAME),
+        ("renameat2", "path2", RENAME),
+        ("link", "path2", LINK),
+        ("linkat", "path2", LINK),
+        ("symlink", "path2", LINK),
+        ("symlinkat", "path2", LINK),
+        ("connect", "sock", &[k::CONNECT]),
+        ("accept", "sock", &[k::ACCEPT]),
+        ("accept4", "sock", &[k::ACCEPT]),
+        ("bind", "sock", &[k::BIND]),
+        ("listen", "sock", &[k::LISTEN]),
+        ("socket", "sock", &[k::SOCKET]),
+        ("dup", "sock", &[k::DUP]),
+        ("dup2", "sock", &[k::DUP]),
+        ("dup3", "sock", &[k::DUP]),
+        ("sendto", "dns", &[k::DNS]),
+        ("sendmsg", "dns", &[k::DNS]),
+        ("sendmmsg", "dns", &[k::DNS]),
+        ("write", "dns", &[k::DNS]),
+        ("setuid", "misc", SETID),
+        ("setgid", "misc", SETID),
+        ("setreuid", "misc", SETID),
+        ("setregid", "misc", SETID),
+        ("setresuid", "misc", SETID),
+        ("setresgid", "misc", SETID),
+        ("setfsuid", "misc", SETID),
+        ("setfsgid", "misc", SETID),
+        ("capset", "misc", &[k::CAPSET]),
+        ("ptrace", "misc", &[k::PTRACE]),
+        ("unshare", "misc", &[k::UNSHARE]),
+        ("setns", "misc", &[k::SETNS]),
+        ("bpf", "misc", &[k::BPF]),
+        ("init_module", "misc", &[k::INIT_MODULE]),
+        ("finit_module", "misc", &[k::FINIT_MODULE]),
+        ("memfd_create", "misc", &[k::MEMFD]),
+        ("mount", "misc", &[k::MOUNT]),
+        ("umount", "misc", &[k::UMOUNT]),
+        ("chdir", "misc", &[k::CHDIR]),
+        ("fchdir", "misc", &[k::CHDIR]),
     ]
 };
 
@@ -144,17 +146,39 @@ fn syscall_function(name: &str) -> String {
 }
 
 /// How syscall events are hooked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum SyscallHook {
-    /// fexit per watched syscall; the sys_exit tracepoint when the kernel cannot
-    /// attach any (no BPF trampolines) or the object predates the fexit stubs.
+    /// The cheapest hook the kernel and the object allow: fexit per watched syscall;
+    /// else (no BPF trampolines) each watched syscall's exit tracepoint; else the
+    /// sys_exit tracepoint.
     #[default]
     Auto,
     /// fexit only.
     Fexit,
+    /// The per-syscall exit tracepoints only.
+    SyscallTracepoints,
     /// The sys_exit tracepoint: every syscall on the host pays for it (for
-    /// comparison in `rampart bench overhead`, and kernels without trampolines).
+    /// comparison in `rampart bench overhead`, and kernels without syscall
+    /// tracepoints).
     SysExit,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown syscall hook {0:?}; expected one of: auto, fexit, syscall_tracepoints, sys_exit")]
+pub struct UnknownSyscallHook(String);
+
+impl std::str::FromStr for SyscallHook {
+    type Err = UnknownSyscallHook;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().replace('-', "_").as_str() {
+            "auto" => Ok(Self::Auto),
+            "fexit" => Ok(Self::Fexit),
+            "syscall_tracepoints" => Ok(Self::SyscallTracepoints),
+            "sys_exit" => Ok(Self::SysExit),
+            _ => Err(UnknownSyscallHook(s.to_string())),
+        }
+    }
 }
 
 /// The hook syscall events came from after loading.
@@ -162,6 +186,7 @@ pub enum SyscallHook {
 #[serde(rename_all = "snake_case")]
 pub enum ActiveSyscallHook {
     Fexit,
+    SyscallTracepoints,
     SysExit,
     /// Nothing attached: only the process lifecycle is collected.
     None,
@@ -216,6 +241,8 @@ pub struct KernelFeatures {
     pub cgroup_skb: bool,
     pub cgroup_v2_mount: Option<String>,
     pub tracefs: bool,
+    /// The kernel has per-syscall tracepoints (`CONFIG_FTRACE_SYSCALLS`).
+    pub syscall_tracepoints: bool,
     pub bpffs: bool,
 }
 
@@ -235,7 +262,7 @@ impl KernelFeatures {
                 yn(self.bpf_lsm)
             ),
             format!(
-                "fentry/fexit      {} (optional: without it every syscall pays for the sys_exit tracepoint){}",
+                "fentry/fexit      {} (optional: without it syscall events come from syscall tracepoints){}",
                 yn(self.fentry),
                 self.trampoline_refusal
                     .as_deref()
@@ -250,6 +277,10 @@ impl KernelFeatures {
             format!(
                 "cgroup v2         {}",
                 self.cgroup_v2_mount.as_deref().unwrap_or("not mounted")
+            ),
+            format!(
+                "syscall tracepts  {} (optional: without them and fexit every syscall pays for the sys_exit tracepoint)",
+                yn(self.syscall_tracepoints)
             ),
             format!("tracefs mounted   {}", yn(self.tracefs)),
             format!("bpffs mounted     {}", yn(self.bpffs)),
@@ -270,6 +301,18 @@ impl KernelFeatures {
         }
         Ok(())
     }
+}
+
+/// tracefs's directory of syscall tracepoints, where it is mounted.
+fn syscall_tracepoint_dir() -> Option<std::path::PathBuf> {
+    let mounted = mount_point_of("tracefs", &mounts());
+    let found = mounted
+        .iter()
+        .map(String::as_str)
+        .chain(["/sys/kernel/tracing", "/sys/kernel/debug/tracing"])
+        .map(|root| Path::new(root).join("events/syscalls"))
+        .find(|dir| dir.is_dir());
+    found
 }
 
 fn mounts() -> String {
@@ -331,6 +374,7 @@ fn probe_features(with_trampolines: bool) -> KernelFeatures {
         cgroup_skb: prog(ProgramType::CgroupSkb),
         cgroup_v2_mount: mount_point_of("cgroup2", &m),
         tracefs: mount_point_of("tracefs", &m).is_some(),
+        syscall_tracepoints: syscall_tracepoint_dir().is_some(),
         bpffs: mount_point_of("bpf", &m).is_some(),
     }
 }
@@ -350,13 +394,14 @@ pub fn enable_run_time_stats() -> Result<RunTimeStats, BpfError> {
 }
 
 /// Time spent in the entry programs of this object loaded in the kernel (by name:
-/// lifecycle, the sys_exit dispatcher and the fexit stubs; tail-called handlers count
-/// within the dispatcher). Only moves while [`RunTimeStats`] is alive.
+/// lifecycle, the sys_exit dispatcher, the fexit stubs and the syscall tracepoint
+/// programs; tail-called handlers count within the dispatcher). Only moves while [`RunTimeStats`] is alive.
 pub fn programs_run_time() -> std::time::Duration {
     let ours = |name: &str| {
         LIFECYCLE.iter().any(|(n, _)| *n == name)
             || name == "on_sys_exit"
             || name.starts_with("fx_")
+            || name.starts_with("tp_")
     };
     aya::programs::loaded_programs()
         .filter_map(Result::ok)
@@ -494,11 +539,17 @@ pub struct Sensor {
     pub drops: PerCpuArray<MapData, u64>,
     /// Where syscall events come from.
     pub syscall_hook: ActiveSyscallHook,
-    /// Why the default fexit hook was not used (the same events then come from the
-    /// sys_exit tracepoint, which every syscall on the host pays for).
-    pub fexit_refusal: Option<String>,
+    /// Why the cheaper hooks were not used, one line per hook refused (the same
+    /// events then come from the next hook in [`SyscallHook::Auto`]'s order).
+    pub hook_refusals: Vec<String>,
+    /// Watched syscalls the active hook cannot see on this kernel, because the kernel
+    /// does not implement them (no function for fexit, no tracepoint: fchmodat2 before
+    /// Linux 6.6, init_module without module support). Calling them fails with ENOSYS,
+    /// and those attempts make no event; only the sys_exit hook sees them.
+    pub unhooked: Vec<&'static str>,
     /// What was not loaded because every kind it emits is filtered out: syscalls
-    /// (`openat`) on the fexit hook, family handlers (`h_open`) on sys_exit.
+    /// (`openat`) on fexit and syscall tracepoints, family handlers (`h_open`) on
+    /// sys_exit.
     pub skipped: Vec<&'static str>,
     /// Event families not available on this kernel, with the reason.
     /// (Coverage lost; a fallback to another hook with the same coverage is not one.)
@@ -618,28 +669,40 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     let mut warnings = Vec::new();
     let mut skipped = Vec::new();
     let mut syscall_hook = ActiveSyscallHook::None;
-    let mut fexit_refusal = None;
-    if opts.syscall_hook != SyscallHook::SysExit {
-        let fexit = attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped);
-        match fexit {
-            Ok(FexitOutcome { absent }) => {
-                syscall_hook = ActiveSyscallHook::Fexit;
-                if !absent.is_empty() {
-                    tracing::info!(?absent, "watched syscalls this kernel does not have");
-                }
+    let mut hook_refusals = Vec::new();
+    let mut unhooked = Vec::new();
+    let auto = opts.syscall_hook == SyscallHook::Auto;
+    let per_syscall_hooks = [
+        (SyscallHook::Fexit, ActiveSyscallHook::Fexit, "fexit"),
+        (
+            SyscallHook::SyscallTracepoints,
+            ActiveSyscallHook::SyscallTracepoints,
+            "syscall tracepoints",
+        ),
+    ];
+    for (wanted, active, what) in per_syscall_hooks {
+        if syscall_hook != ActiveSyscallHook::None || !(auto || opts.syscall_hook == wanted) {
+            continue;
+        }
+        let attached = match active {
+            ActiveSyscallHook::Fexit => attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped),
+            _ => attach_syscall_tracepoints(&mut ebpf, opts.kind_mask, &mut skipped),
+        };
+        match attached {
+            Ok(absent) => {
+                syscall_hook = active;
+                unhooked = absent;
             }
-            Err(reason) if opts.syscall_hook == SyscallHook::Auto => {
-                fexit_refusal = Some(reason);
-            }
-            Err(reason) => {
-                warnings.push(format!(
-                    "syscall events unavailable: fexit: {reason}; only the process \
-                     lifecycle is collected"
-                ));
-            }
+            Err(reason) if auto => hook_refusals.push(format!("{what}: {reason}")),
+            Err(reason) => warnings.push(format!(
+                "syscall events unavailable: {what}: {reason}; only the process \
+                 lifecycle is collected"
+            )),
         }
     }
-    if syscall_hook == ActiveSyscallHook::None && opts.syscall_hook != SyscallHook::Fexit {
+    if syscall_hook == ActiveSyscallHook::None
+        && (auto || opts.syscall_hook == SyscallHook::SysExit)
+    {
         match attach_sys_exit(&mut ebpf, &btf, opts.kind_mask, &mut skipped, &mut warnings) {
             Ok(()) => syscall_hook = ActiveSyscallHook::SysExit,
             Err(e) => warnings.push(format!(
@@ -673,50 +736,41 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         drops,
         warnings,
         syscall_hook,
-        fexit_refusal,
+        hook_refusals,
+        unhooked,
         skipped,
     })
 }
 
-struct FexitOutcome {
-    /// Watched syscalls this kernel does not have (e.g. fchmodat2 before Linux 6.6):
-    /// nothing is lost, no program can call them.
-    absent: Vec<&'static str>,
-}
-
-/// Loads and attaches the fexit stubs whose kinds are wanted. Err (with the reason)
-/// when the object has no stubs or the kernel refuses any stub: the caller then falls
-/// back to sys_exit, which covers every syscall, rather than lose the refused one.
-/// What was attached before the refusal is detached again.
+/// Loads and attaches the fexit stubs of the syscalls whose kinds are wanted, and
+/// returns the watched syscalls this kernel does not have (e.g. fchmodat2 before Linux
+/// 6.6): nothing is lost, no program can call them. Err (with the reason) when the
+/// object has no stubs or the kernel refuses any: the caller then moves on to the next
+/// hook rather than lose the refused syscall. What was attached before the refusal is
+/// detached again.
 fn attach_fexit(
     ebpf: &mut Ebpf,
     btf: &Btf,
     kind_mask: u64,
     skipped: &mut Vec<&'static str>,
-) -> Result<FexitOutcome, String> {
+) -> Result<Vec<&'static str>, String> {
     if ebpf.program("fx_openat").is_none() {
         return Err("the BPF object has no fexit programs".into());
     }
     let mut absent = Vec::new();
     let mut loaded = Vec::new();
+    let mut skipped_here = Vec::new();
     let mut refusal = None;
-    for (name, kinds) in SYSCALLS {
-        if !kinds.iter().any(|k| kind_mask & (1u64 << k) != 0) {
-            skipped.push(name);
+    for (name, _, kinds) in SYSCALLS {
+        if !wanted(kinds, kind_mask) {
+            skipped_here.push(name);
             continue;
         }
         let program = format!("fx_{name}");
         let function = syscall_function(name);
-        let Some(prog) = ebpf.program_mut(&program) else {
-            refusal = Some(format!("the BPF object has no {program}"));
+        let Some(Program::FExit(prog)) = ebpf.program_mut(&program) else {
+            refusal = Some(format!("the BPF object has no fexit program {program}"));
             break;
-        };
-        let prog: &mut FExit = match prog.try_into() {
-            Ok(p) => p,
-            Err(e) => {
-                refusal = Some(format!("{program}: {e}"));
-                break;
-            }
         };
         match prog.load(&function, btf) {
             Ok(()) => loaded.push(program),
@@ -734,18 +788,101 @@ fn attach_fexit(
             break;
         }
     }
-    let Some(reason) = refusal else {
-        return Ok(FexitOutcome { absent });
-    };
-    for program in loaded {
-        let prog: Option<&mut FExit> = ebpf.program_mut(&program).and_then(|p| p.try_into().ok());
-        if let Some(prog) = prog {
-            // Unloading also detaches; a failure leaves a duplicate hook, not a gap.
-            let _ = prog.unload();
+    match refusal {
+        None => {
+            skipped.extend(skipped_here);
+            Ok(absent)
+        }
+        Some(reason) => {
+            unload(ebpf, &loaded);
+            Err(reason)
         }
     }
-    skipped.clear();
-    Err(reason)
+}
+
+/// Loads each family's `tp_<family>` program whose syscalls are wanted and attaches it
+/// to those syscalls' exit tracepoints. Returns and errs as [`attach_fexit`] does;
+/// watched syscalls without a tracepoint (init_module on a kernel without module
+/// support) are absent.
+fn attach_syscall_tracepoints(
+    ebpf: &mut Ebpf,
+    kind_mask: u64,
+    skipped: &mut Vec<&'static str>,
+) -> Result<Vec<&'static str>, String> {
+    if ebpf.program("tp_open").is_none() {
+        return Err("the BPF object has no syscall tracepoint programs".into());
+    }
+    let dir = syscall_tracepoint_dir()
+        .ok_or("the kernel has no syscall tracepoints (CONFIG_FTRACE_SYSCALLS)")?;
+    let mut absent = Vec::new();
+    let mut loaded = Vec::new();
+    let mut skipped_here = Vec::new();
+    let mut refusal = None;
+    'families: for (handler, ..) in HANDLERS {
+        let family = handler.trim_start_matches("h_");
+        let mut events = Vec::new();
+        for (name, f, kinds) in SYSCALLS {
+            if f != family {
+                continue;
+            }
+            let event = format!("sys_exit_{name}");
+            if !wanted(kinds, kind_mask) {
+                skipped_here.push(name);
+            } else if dir.join(&event).is_dir() {
+                events.push(event);
+            } else {
+                absent.push(name);
+            }
+        }
+        if events.is_empty() {
+            continue;
+        }
+        let program = format!("tp_{family}");
+        let Some(Program::TracePoint(prog)) = ebpf.program_mut(&program) else {
+            refusal = Some(format!(
+                "the BPF object has no tracepoint program {program}"
+            ));
+            break;
+        };
+        if let Err(e) = prog.load() {
+            refusal = Some(format!("{program}: {e}"));
+            break;
+        }
+        loaded.push(program);
+        for event in events {
+            if let Err(e) = prog.attach("syscalls", &event) {
+                refusal = Some(format!("{event}: {e}"));
+                break 'families;
+            }
+        }
+    }
+    match refusal {
+        None => {
+            skipped.extend(skipped_here);
+            Ok(absent)
+        }
+        Some(reason) => {
+            unload(ebpf, &loaded);
+            Err(reason)
+        }
+    }
+}
+
+/// Whether any of a hook's kinds is enabled in the mask.
+fn wanted(kinds: &[u16], kind_mask: u64) -> bool {
+    kinds.iter().any(|k| kind_mask & (1u64 << k) != 0)
+}
+
+/// Unloads (and so detaches) programs of a hook that was refused part-way. A failure
+/// leaves a duplicate hook, not a gap.
+fn unload(ebpf: &mut Ebpf, programs: &[String]) {
+    for program in programs {
+        let _ = match ebpf.program_mut(program) {
+            Some(Program::FExit(p)) => p.unload(),
+            Some(Program::TracePoint(p)) => p.unload(),
+            _ => Ok(()),
+        };
+    }
 }
 
 /// The fallback: the sys_exit dispatcher plus its tail-called family handlers.
@@ -758,7 +895,7 @@ fn attach_sys_exit(
 ) -> Result<(), String> {
     let mut handler_fds = Vec::new();
     for (name, slot, what, kinds) in HANDLERS {
-        if !kinds.iter().any(|k| kind_mask & (1u64 << k) != 0) {
+        if !wanted(kinds, kind_mask) {
             skipped.push(name);
             continue;
         }
@@ -816,11 +953,24 @@ mod tests {
             .map(|(name, _)| name.as_str())
             .collect();
         stubs.sort_unstable();
-        let mut table: Vec<String> = SYSCALLS.iter().map(|(n, _)| format!("fx_{n}")).collect();
+        let mut table: Vec<String> = SYSCALLS.iter().map(|(n, ..)| format!("fx_{n}")).collect();
         table.sort_unstable();
         assert_eq!(stubs, table);
-        for (name, kinds) in SYSCALLS {
+        for (name, family, kinds) in SYSCALLS {
             assert!(!kinds.is_empty(), "{name} emits no kind");
+            let handler = format!("h_{family}");
+            let (.., family_kinds) = HANDLERS
+                .iter()
+                .find(|(h, ..)| *h == handler)
+                .unwrap_or_else(|| panic!("{name}: no family handler {handler}"));
+            assert!(
+                kinds.iter().all(|k| family_kinds.contains(k)),
+                "{name} emits kinds its family {family} does not list"
+            );
+            assert!(
+                object.programs.contains_key(&format!("tp_{family}")),
+                "{name}: no tracepoint program tp_{family}"
+            );
         }
     }
 }

@@ -27,22 +27,26 @@ fn can_run() -> bool {
 }
 
 /// The hook syscall events use by default: fexit where the kernel accepts BPF
-/// trampolines, else the sys_exit tracepoint (with a warning saying so).
+/// trampolines, else the syscalls' exit tracepoints, else the sys_exit tracepoint.
 fn default_hook() -> ActiveSyscallHook {
     let features = rampart_bpf::probe();
     if features.fentry {
-        ActiveSyscallHook::Fexit
+        return ActiveSyscallHook::Fexit;
+    }
+    eprintln!(
+        "this kernel refuses BPF trampolines ({}): the fexit hook cannot run here",
+        features.trampoline_refusal.unwrap_or_default()
+    );
+    if features.syscall_tracepoints {
+        ActiveSyscallHook::SyscallTracepoints
     } else {
-        eprintln!(
-            "this kernel refuses BPF trampolines ({}): the fexit hook cannot run here, the \
-             default must fall back to sys_exit",
-            features.trampoline_refusal.unwrap_or_default()
-        );
+        eprintln!("this kernel has no syscall tracepoints: the default is sys_exit");
         ActiveSyscallHook::SysExit
     }
 }
 
-/// Both hooks deliver the same records; the default picks the one the kernel allows.
+/// Every hook delivers the same records; the default picks the cheapest the kernel
+/// allows.
 #[test]
 fn loads_and_sees_exec_and_open() {
     if !can_run() {
@@ -57,6 +61,12 @@ fn loads_and_sees_exec_and_open() {
     if default == ActiveSyscallHook::Fexit {
         cases.push((SyscallHook::Fexit, ActiveSyscallHook::Fexit));
     }
+    if rampart_bpf::probe().syscall_tracepoints {
+        cases.push((
+            SyscallHook::SyscallTracepoints,
+            ActiveSyscallHook::SyscallTracepoints,
+        ));
+    }
     for (hook, expect) in cases {
         let started = std::time::Instant::now();
         let mut sensor = rampart_bpf::load(&LoadOptions {
@@ -66,13 +76,37 @@ fn loads_and_sees_exec_and_open() {
         .expect("load");
         eprintln!("{hook:?}: loaded and attached in {:?}", started.elapsed());
         assert_eq!(sensor.syscall_hook, expect, "{:?}", sensor.warnings);
-        // A fallback from the default says why.
+        // A fallback from the default says why, one reason per hook it passed over.
+        let passed_over = match (hook, expect) {
+            (SyscallHook::Auto, ActiveSyscallHook::SyscallTracepoints) => 1,
+            (SyscallHook::Auto, ActiveSyscallHook::SysExit) => 2,
+            _ => 0,
+        };
         assert_eq!(
-            sensor.fexit_refusal.is_some(),
-            hook == SyscallHook::Auto && expect == ActiveSyscallHook::SysExit,
+            sensor.hook_refusals.len(),
+            passed_over,
             "{:?}",
-            sensor.fexit_refusal
+            sensor.hook_refusals
         );
+        // Only the per-syscall hooks can miss a syscall: one the kernel does not
+        // implement (here: no tracepoint for it).
+        match expect {
+            ActiveSyscallHook::SyscallTracepoints => {
+                let without_tracepoint: Vec<&str> = rampart_bpf::SYSCALLS
+                    .iter()
+                    .map(|(name, ..)| *name)
+                    .filter(|name| {
+                        !std::path::Path::new(&format!(
+                            "/sys/kernel/tracing/events/syscalls/sys_exit_{name}"
+                        ))
+                        .exists()
+                    })
+                    .collect();
+                assert_eq!(sensor.unhooked, without_tracepoint);
+            }
+            ActiveSyscallHook::SysExit => assert!(sensor.unhooked.is_empty()),
+            _ => {}
+        }
         sees_exec_create_and_unlink(&mut sensor);
     }
 }
@@ -132,20 +166,21 @@ fn sees_exec_create_and_unlink(sensor: &mut rampart_bpf::Sensor) {
 }
 
 /// A family left out (here because its kinds are filtered out; a kernel refusal leaves
-/// the same gap) costs only itself: its fexit stubs are not attached, or on sys_exit
-/// the dispatcher falls through an empty tail-call slot, and every other family still
-/// arrives.
+/// the same gap) costs only itself: its fexit stubs and syscall tracepoints are not
+/// attached, or on sys_exit the dispatcher falls through an empty tail-call slot, and
+/// every other family still arrives.
 #[test]
 fn a_missing_handler_costs_only_its_family() {
     if !can_run() {
         return;
     }
     let mut cases = vec![(SyscallHook::SysExit, vec!["h_open"])];
+    let open_syscalls = vec!["open", "openat", "openat2", "creat"];
     if default_hook() == ActiveSyscallHook::Fexit {
-        cases.push((
-            SyscallHook::Fexit,
-            vec!["open", "openat", "openat2", "creat"],
-        ));
+        cases.push((SyscallHook::Fexit, open_syscalls.clone()));
+    }
+    if rampart_bpf::probe().syscall_tracepoints {
+        cases.push((SyscallHook::SyscallTracepoints, open_syscalls));
     }
     for (hook, skipped) in cases {
         let opts = LoadOptions {
@@ -216,7 +251,7 @@ fn fexit_stub_code_passes_the_verifier_and_reports_an_open() {
         .load(&object)
         .expect("stubs object loads");
     let mut refused = Vec::new();
-    for (name, _) in rampart_bpf::SYSCALLS {
+    for (name, ..) in rampart_bpf::SYSCALLS {
         let program = format!("fx_{name}");
         let prog: &mut aya::programs::BtfTracePoint = ebpf
             .program_mut(&program)

@@ -1,8 +1,9 @@
 //! `rampart bench`: measures the sensor against a baseline taken in the same run.
 //!
 //! - overhead: exec, open, loopback-connect and unwatched-syscall storms without the
-//!   sensor, with it as shipped, with it reporting every open, and with any other BPF
-//!   object given (events decoded and serialized to JSON), in alternating rounds;
+//!   sensor, with it as shipped, with it reporting every open, with it on the sys_exit
+//!   hook, and with any other BPF object given (events decoded and serialized to
+//!   JSON), in alternating rounds;
 //!   prints ratios and the time in the sensor's kernel programs per operation.
 //! - throughput: events/s from the kernel to JSON on one consumer thread, with drops;
 //!   plus the user-space ceiling (decode + enrich + JSON of replayed records).
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use rampart_bpf::SyscallHook;
 use rampart_sensor::{RunningSensor, SensorConfig};
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
@@ -248,6 +250,7 @@ fn sensor(
     kinds: Option<&str>,
     object: Option<&[u8]>,
     open_repeat_window: Duration,
+    syscall_hook: SyscallHook,
 ) -> anyhow::Result<RunningSensor> {
     let kinds = match kinds {
         Some(k) => crate::sensor_cmd::parse_kinds(&[k.to_string()])?,
@@ -259,6 +262,7 @@ fn sensor(
         queue_capacity: 1 << 20,
         bpf_object: object.map(<[u8]>::to_vec),
         open_repeat_window,
+        syscall_hook,
         ..Default::default()
     })?)
 }
@@ -288,10 +292,12 @@ fn piece_len(n: u64) -> u64 {
 enum Setup {
     NoSensor,
     /// The sensor with the embedded BPF object, or with the given one, folding
-    /// repeated read-only opens over `window` (zero: every open is an event).
+    /// repeated read-only opens over `window` (zero: every open is an event), on the
+    /// given syscall hook.
     Sensor {
         object: Option<Vec<u8>>,
         window: Duration,
+        hook: SyscallHook,
     },
 }
 
@@ -333,11 +339,16 @@ impl Arm {
     /// Runs the storm once under this arm, in [`PIECES`] child runs, and records
     /// each piece's figures.
     fn run(&mut self, storm: &dyn Fn(u64) -> Sample, n: u64) -> anyhow::Result<()> {
-        let Setup::Sensor { object, window } = &self.setup else {
+        let Setup::Sensor {
+            object,
+            window,
+            hook,
+        } = &self.setup
+        else {
             self.run_pieces(storm, n);
             return Ok(());
         };
-        let mut sensor = sensor(None, object.as_deref(), *window)?;
+        let mut sensor = sensor(None, object.as_deref(), *window, *hook)?;
         let consumer = Consumer::start(&mut sensor);
         let cpu_before = cpu_time(libc::RUSAGE_SELF);
         self.run_pieces(storm, n);
@@ -396,6 +407,7 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
             Setup::Sensor {
                 object: None,
                 window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
+                hook: SyscallHook::Auto,
             },
         ),
         Arm::new(
@@ -403,6 +415,16 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
             Setup::Sensor {
                 object: None,
                 window: Duration::ZERO,
+                hook: SyscallHook::Auto,
+            },
+        ),
+        // The hook every kernel has, beside the default's cheaper per-syscall ones.
+        Arm::new(
+            "with, sys_exit hook",
+            Setup::Sensor {
+                object: None,
+                window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
+                hook: SyscallHook::SysExit,
             },
         ),
     ];
@@ -414,6 +436,7 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
             Setup::Sensor {
                 object: Some(bytes),
                 window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
+                hook: SyscallHook::Auto,
             },
         ));
     }
@@ -424,7 +447,7 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
             "exec" => a.execs,
             "open" => a.ops,
             "connect" => a.ops / 10,
-            // Unwatched syscalls: the tax every syscall pays for the sys_exit hook.
+            // Unwatched syscalls: what a hook costs the syscalls it does not watch.
             "syscall" => a.ops * 5,
             other => anyhow::bail!("unknown storm {other} (exec, open, connect, syscall)"),
         };
@@ -484,7 +507,7 @@ fn throughput(a: &BenchArgs) -> anyhow::Result<()> {
     println!("== throughput: kernel -> decode -> enrich -> JSON, one consumer thread ==");
     let file = std::env::temp_dir().join("rampart-bench-open");
     std::fs::write(&file, b"x")?;
-    let mut s = sensor(Some("file_open"), None, Duration::ZERO)?;
+    let mut s = sensor(Some("file_open"), None, Duration::ZERO, SyscallHook::Auto)?;
     let consumer = Consumer::start(&mut s);
     // Generators run as separate processes so the sensor does not ignore them.
     let exe = std::env::current_exe()?;
@@ -724,7 +747,7 @@ fn latency(a: &BenchArgs) -> anyhow::Result<()> {
         errors.len()
     );
     let mut out = BufWriter::new(std::fs::File::create(dir.join("alerts.jsonl"))?);
-    let s = sensor(None, None, Duration::ZERO)?;
+    let s = sensor(None, None, Duration::ZERO, SyscallHook::Auto)?;
     let n = a.alerts.max(1);
     let target = file.to_string_lossy().into_owned();
     let child = std::thread::spawn(move || in_child("paced-open", n));

@@ -46,6 +46,12 @@ pub struct SensorArgs {
     /// Do not ask Docker for container metadata (ids still come from the kernel).
     #[arg(long)]
     pub no_docker: bool,
+    /// How syscalls are hooked: auto (the cheapest the kernel allows: fexit, then the
+    /// syscalls' own tracepoints, then sys_exit), fexit, syscall_tracepoints, or
+    /// sys_exit (a program on every syscall; the only one that also sees calls to
+    /// syscalls the kernel does not implement).
+    #[arg(long, default_value = "auto")]
+    pub syscall_hook: rampart_bpf::SyscallHook,
 }
 
 #[derive(Args, Debug)]
@@ -89,6 +95,7 @@ pub fn start_sensor(a: &SensorArgs) -> anyhow::Result<RunningSensor> {
         filter_ro_libs: !a.all_opens,
         open_repeat_window: Duration::from_millis(a.open_repeat_window_ms),
         docker: !a.no_docker,
+        syscall_hook: a.syscall_hook,
         ..Default::default()
     };
     Ok(rampart_sensor::start(cfg)?)

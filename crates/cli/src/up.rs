@@ -57,6 +57,8 @@ pub struct SensorSection {
     pub open_repeat_window_ms: Option<u64>,
     /// Do not ask Docker for metadata.
     pub no_docker: bool,
+    /// How syscalls are hooked (see `rampart sensor --syscall-hook`).
+    pub syscall_hook: rampart_bpf::SyscallHook,
 }
 
 #[derive(Debug, Deserialize)]
@@ -89,6 +91,7 @@ sensor:
   all_opens: false      # also read-only opens of shared libraries
   open_repeat_window_ms: 1000  # a process re-reading a file: one event per window, with a count; 0 = every open
   no_docker: false
+  syscall_hook: auto    # auto, fexit, syscall_tracepoints or sys_exit (see `rampart sensor --help`)
 alerts:
   aggregate_window_secs: 10   # identical alerts within the window become one, with a count
   rate_per_rule: 10           # sustained alerts/s per rule (0 = unlimited)
@@ -177,6 +180,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
             Duration::from_millis,
         ),
         docker: !cfg.sensor.no_docker,
+        syscall_hook: cfg.sensor.syscall_hook,
         ..Default::default()
     })?;
     tracing::info!("rampart up: sensor, detection and outputs running");

@@ -127,11 +127,28 @@ pub fn detector() -> &'static Detector {
             matches: Mutex::new(Vec::new()),
             cv: Condvar::new(),
         }));
-        let sensor = rampart_sensor::start(SensorConfig {
+        let mut sensor = rampart_sensor::start(SensorConfig {
             queue_capacity: 1 << 20,
             ..Default::default()
         })
         .expect("sensor starts");
+        // The rules here include module loading, which a kernel without module support
+        // only shows on the sys_exit hook (the calls fail with ENOSYS there). The events
+        // are the same on every hook; the sensor's own tests cover the default one.
+        let unhooked = sensor.stats.snapshot().unhooked_syscalls;
+        if !unhooked.is_empty() {
+            eprintln!(
+                "the default syscall hook cannot see {unhooked:?} on this kernel: the rules \
+                 run on a sensor on the sys_exit hook"
+            );
+            drop(sensor);
+            sensor = rampart_sensor::start(SensorConfig {
+                queue_capacity: 1 << 20,
+                syscall_hook: rampart_bpf::SyscallHook::SysExit,
+                ..Default::default()
+            })
+            .expect("sensor on sys_exit starts");
+        }
         std::thread::spawn(move || {
             let sensor: RunningSensor = sensor;
             while let Ok(ev) = sensor.events.recv() {

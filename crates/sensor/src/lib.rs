@@ -54,6 +54,8 @@ pub struct Stats {
     pub kernel_per_cpu: std::sync::Mutex<Vec<(u32, u64, u64)>>,
     /// Where syscall events come from (set once at start).
     pub syscall_hook: std::sync::OnceLock<rampart_bpf::ActiveSyscallHook>,
+    /// Watched syscalls that hook cannot see here (set once at start).
+    pub unhooked_syscalls: std::sync::OnceLock<Vec<&'static str>>,
 }
 
 /// A point-in-time copy of [`Stats`], serializable for `--stats`.
@@ -73,9 +75,14 @@ pub struct StatsSnapshot {
     pub containers: u64,
     /// Per-CPU kernel drops: (cpu, ring full, shed).
     pub kernel_drops_per_cpu: Vec<(u32, u64, u64)>,
-    /// `fexit`, or `sys_exit` where the kernel refuses BPF trampolines.
+    /// `fexit`; where the kernel refuses BPF trampolines `syscall_tracepoints`, or
+    /// `sys_exit` without those.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syscall_hook: Option<rampart_bpf::ActiveSyscallHook>,
+    /// Watched syscalls this kernel does not implement, so the hook cannot see them
+    /// (their calls fail with ENOSYS; see [`rampart_bpf::Sensor::unhooked`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unhooked_syscalls: Vec<&'static str>,
 }
 
 impl Stats {
@@ -99,6 +106,7 @@ impl Stats {
                 .map(|v| v.clone())
                 .unwrap_or_default(),
             syscall_hook: self.syscall_hook.get().copied(),
+            unhooked_syscalls: self.unhooked_syscalls.get().cloned().unwrap_or_default(),
         }
     }
 }
@@ -129,6 +137,8 @@ pub struct SensorConfig {
     pub docker_root: std::path::PathBuf,
     /// A BPF object to load instead of the embedded one (benchmarks of local builds).
     pub bpf_object: Option<Vec<u8>>,
+    /// How syscalls are hooked (the default takes the cheapest the kernel allows).
+    pub syscall_hook: rampart_bpf::SyscallHook,
 }
 
 impl Default for SensorConfig {
@@ -143,6 +153,7 @@ impl Default for SensorConfig {
             ring_bytes: 16 * 1024 * 1024,
             docker_root: "/var/lib/docker".into(),
             bpf_object: None,
+            syscall_hook: rampart_bpf::SyscallHook::Auto,
         }
     }
 }
@@ -372,6 +383,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         open_repeat_window: cfg.open_repeat_window,
         ring_bytes: cfg.ring_bytes,
         object: cfg.bpf_object.clone(),
+        syscall_hook: cfg.syscall_hook,
         ..Default::default()
     };
     let bpf = rampart_bpf::load(&opts)?;
@@ -380,13 +392,30 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         tracing::warn!("{w}");
     }
     let _ = stats.syscall_hook.set(bpf.syscall_hook);
-    match &bpf.fexit_refusal {
-        Some(reason) => tracing::warn!(
-            "the kernel refused fexit programs ({reason}): syscall events come from the \
+    let refused = bpf.hook_refusals.join("; ");
+    match bpf.syscall_hook {
+        rampart_bpf::ActiveSyscallHook::SysExit if !refused.is_empty() => tracing::warn!(
+            "cheaper syscall hooks refused ({refused}): syscall events come from the \
              sys_exit tracepoint, which every syscall on the host pays for"
         ),
-        None => tracing::info!(hook = ?bpf.syscall_hook, "syscall events hooked"),
+        hook if !refused.is_empty() => {
+            tracing::info!(
+                ?hook,
+                "syscall events hooked; cheaper hooks refused: {refused}"
+            )
+        }
+        hook => tracing::info!(?hook, "syscall events hooked"),
     }
+    if !bpf.unhooked.is_empty() {
+        tracing::warn!(
+            unhooked = ?bpf.unhooked,
+            "this kernel does not implement these watched syscalls, so the {:?} hook \
+             cannot see them: calls to them fail with ENOSYS and make no event (the \
+             sys_exit hook would see those attempts, at a cost to every syscall)",
+            bpf.syscall_hook
+        );
+    }
+    let _ = stats.unhooked_syscalls.set(bpf.unhooked.clone());
     if !bpf.skipped.is_empty() {
         tracing::info!(skipped = ?bpf.skipped, "syscall hooks not loaded: their kinds are filtered out");
     }
