@@ -39,7 +39,16 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
             "h_sock",
             4,
             "connect/accept/bind/listen/socket/dup",
-            &[k::CONNECT, k::ACCEPT, k::BIND, k::LISTEN, k::SOCKET, k::DUP],
+            // DNS: connect() marks the processes whose write()s may be DNS queries.
+            &[
+                k::CONNECT,
+                k::ACCEPT,
+                k::BIND,
+                k::LISTEN,
+                k::SOCKET,
+                k::DUP,
+                k::DNS,
+            ],
         ),
         ("h_dns", 5, "DNS queries", &[k::DNS]),
         (
@@ -104,7 +113,7 @@ pub const SYSCALLS: [(&str, &str, &[u16]); 57] = {
         ("linkat", "path2", LINK),
         ("symlink", "path2", LINK),
         ("symlinkat", "path2", LINK),
-        ("connect", "sock", &[k::CONNECT]),
+        ("connect", "sock", &[k::CONNECT, k::DNS]),
         ("accept", "sock", &[k::ACCEPT]),
         ("accept4", "sock", &[k::ACCEPT]),
         ("bind", "sock", &[k::BIND]),

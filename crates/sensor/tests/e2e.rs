@@ -314,6 +314,52 @@ fn ipv6_and_unix_sockets_from_the_host() {
     );
 }
 
+/// A DNS query written (not sent) on a connected UDP socket, by the process that
+/// connected it and by a child that inherited it: the kernel checks only the writes of
+/// processes that connected a socket to port 53, or descend from one.
+#[test]
+fn dns_written_on_a_connected_socket_by_the_connector_and_its_child() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let script = "import socket,os,struct\n\
+        def q(name):\n\
+        \x20   h=struct.pack('>HHHHHH',0x1234,0x0100,1,0,0,0)\n\
+        \x20   b=b''.join(bytes([len(p)])+p.encode() for p in name.split('.'))+b'\\0'\n\
+        \x20   return h+b+struct.pack('>HH',1,1)\n\
+        srv=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); srv.bind(('127.83.77.1',53))\n\
+        s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.connect(('127.83.77.1',53))\n\
+        os.write(s.fileno(),q('parent.rampart-write.example'))\n\
+        pid=os.fork()\n\
+        if pid==0:\n\
+        \x20   os.write(s.fileno(),q('child.rampart-write.example')); os._exit(0)\n\
+        os.waitpid(pid,0)\n";
+    let st = Command::new("python3")
+        .args(["-c", script])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let query_from = |name: &'static str| {
+        move |e: &Event| {
+            matches!(&e.payload, Payload::DnsQuery { query, server, .. }
+                if query == name && server.port() == Some(53))
+        }
+    };
+    let parent = wait_for(
+        "DNS written by the connector",
+        T,
+        query_from("parent.rampart-write.example"),
+    );
+    let child = wait_for(
+        "DNS written by its child",
+        T,
+        query_from("child.rampart-write.example"),
+    );
+    let pid = |e: &Event| e.process.as_ref().map(|p| p.pid);
+    assert_ne!(pid(&parent), pid(&child), "the child is another process");
+}
+
 #[test]
 fn packet_sockets_reverse_shell_wiring_and_dropped_binaries() {
     if !ready() {
