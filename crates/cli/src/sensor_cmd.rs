@@ -52,6 +52,10 @@ pub struct SensorArgs {
     /// syscalls the kernel does not implement).
     #[arg(long, default_value = "auto")]
     pub syscall_hook: rampart_bpf::SyscallHook,
+    /// Load this BPF object instead of the embedded one (a local `make -C bpf` build,
+    /// for comparing kernel-side changes without relinking).
+    #[arg(long, hide = true)]
+    pub bpf_object: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -96,6 +100,13 @@ pub fn start_sensor(a: &SensorArgs) -> anyhow::Result<RunningSensor> {
         open_repeat_window: Duration::from_millis(a.open_repeat_window_ms),
         docker: !a.no_docker,
         syscall_hook: a.syscall_hook,
+        bpf_object: a
+            .bpf_object
+            .as_ref()
+            .map(|p| {
+                std::fs::read(p).with_context(|| format!("reading BPF object {}", p.display()))
+            })
+            .transpose()?,
         ..Default::default()
     };
     Ok(rampart_sensor::start(cfg)?)
