@@ -797,16 +797,7 @@ fn attach_fexit(
             break;
         }
     }
-    match refusal {
-        None => {
-            skipped.extend(skipped_here);
-            Ok(absent)
-        }
-        Some(reason) => {
-            unload(ebpf, &loaded);
-            Err(reason)
-        }
-    }
+    settle(ebpf, refusal, &loaded, skipped_here, skipped, absent)
 }
 
 /// Loads each family's `tp_<family>` program whose syscalls are wanted and attaches it
@@ -865,16 +856,7 @@ fn attach_syscall_tracepoints(
             }
         }
     }
-    match refusal {
-        None => {
-            skipped.extend(skipped_here);
-            Ok(absent)
-        }
-        Some(reason) => {
-            unload(ebpf, &loaded);
-            Err(reason)
-        }
-    }
+    settle(ebpf, refusal, &loaded, skipped_here, skipped, absent)
 }
 
 /// Whether any of a hook's kinds is enabled in the mask.
@@ -882,16 +864,29 @@ fn wanted(kinds: &[u16], kind_mask: u64) -> bool {
     kinds.iter().any(|k| kind_mask & (1u64 << k) != 0)
 }
 
-/// Unloads (and so detaches) programs of a hook that was refused part-way. A failure
-/// leaves a duplicate hook, not a gap.
-fn unload(ebpf: &mut Ebpf, programs: &[String]) {
-    for program in programs {
+/// Ends an attempt at a per-syscall hook. Taken: the syscalls skipped for their kinds
+/// are reported and the absent ones returned. Refused: what was loaded is unloaded
+/// (and so detached); a failure there leaves a duplicate hook, not a gap.
+fn settle(
+    ebpf: &mut Ebpf,
+    refusal: Option<String>,
+    loaded: &[String],
+    skipped_here: Vec<&'static str>,
+    skipped: &mut Vec<&'static str>,
+    absent: Vec<&'static str>,
+) -> Result<Vec<&'static str>, String> {
+    let Some(reason) = refusal else {
+        skipped.extend(skipped_here);
+        return Ok(absent);
+    };
+    for program in loaded {
         let _ = match ebpf.program_mut(program) {
             Some(Program::FExit(p)) => p.unload(),
             Some(Program::TracePoint(p)) => p.unload(),
             _ => Ok(()),
         };
     }
+    Err(reason)
 }
 
 /// The fallback: the sys_exit dispatcher plus its tail-called family handlers.
@@ -947,6 +942,24 @@ fn attach_sys_exit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn syscall_hook_names_parse_with_either_separator() {
+        for (text, hook) in [
+            ("auto", SyscallHook::Auto),
+            ("fexit", SyscallHook::Fexit),
+            ("syscall_tracepoints", SyscallHook::SyscallTracepoints),
+            ("syscall-tracepoints", SyscallHook::SyscallTracepoints),
+            ("sys-exit", SyscallHook::SysExit),
+        ] {
+            assert_eq!(text.parse::<SyscallHook>().ok(), Some(hook), "{text}");
+        }
+        let err = "kprobe".parse::<SyscallHook>().unwrap_err().to_string();
+        assert!(
+            err.contains("\"kprobe\"") && err.contains("sys_exit"),
+            "{err}"
+        );
+    }
 
     /// The loader's syscall table and the object's fexit stubs must agree: a stub with
     /// no table entry would never be attached, an entry with no stub would make the

@@ -286,3 +286,19 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// An unknown syscall hook is refused before anything loads, naming the choices.
+#[test]
+fn an_unknown_syscall_hook_is_refused_with_the_choices() {
+    let out = Command::new(bin())
+        .args(["sensor", "--syscall-hook", "kprobes"])
+        .output()
+        .expect("rampart runs");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("unknown syscall hook \"kprobes\"")
+            && stderr.contains("auto, fexit, syscall_tracepoints, sys_exit"),
+        "{stderr}"
+    );
+}
