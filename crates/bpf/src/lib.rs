@@ -752,8 +752,8 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
 }
 
 /// Loads and attaches the fexit stubs of the syscalls whose kinds are wanted, and
-/// returns the watched syscalls this kernel does not have (e.g. fchmodat2 before Linux
-/// 6.6): nothing is lost, no program can call them. Err (with the reason) when the
+/// returns the watched syscalls this kernel does not implement (e.g. fchmodat2 before
+/// Linux 6.6; see [`Sensor::unhooked`]). Err (with the reason) when the
 /// object has no stubs or the kernel refuses any: the caller then moves on to the next
 /// hook rather than lose the refused syscall. What was attached before the refusal is
 /// detached again.
