@@ -20,6 +20,7 @@ const volatile u64 kind_mask = ~0ULL;          // bit (1 << kind) enables a kind
 const volatile u8 filter_ro_libs = 1;          // drop read-only opens of shared libraries
 const volatile u32 lifecycle_reserve_pct = 25; // ring space kept for exec/fork/exit
 const volatile u64 open_repeat_window_ns = 0;  // fold repeated read-only opens (0: off)
+const volatile u32 sensor_tgid = 0;            // the sensor's own process, when it is ignored
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -724,6 +725,10 @@ static __always_inline int do_open(struct pt_regs *regs, long ret, long nr)
 		if (is_lib_path(p))
 			return 0;
 	}
+	// The sensor's own opens make no event: they must not take fold entries or count as
+	// folded either (a compare, where the ignored-process lookup waits for begin_current).
+	if (sensor_tgid && (u32)(bpf_get_current_pid_tgid() >> 32) == sensor_tgid)
+		return 0;
 	// O_RDONLY, none of O_CREAT, O_TRUNC: nothing about the file changes.
 	struct open_repeat repeat = {};
 	if (open_repeat_window_ns && c.ret >= 0 && (flags & 03) == 0 && !(flags & (0100 | 01000)) &&

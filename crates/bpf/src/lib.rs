@@ -627,6 +627,13 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     let btf = Btf::from_sys_fs().map_err(|e| BpfError::NoBtf(e.to_string()))?;
     let filter = u8::from(opts.filter_ro_libs);
     let window_ns = u64::try_from(opts.open_repeat_window.as_nanos()).unwrap_or(u64::MAX);
+    // This process, when its events are ignored: its opens then skip the fold check.
+    let own = std::process::id();
+    let sensor_tgid = if opts.ignored_tgids.contains(&own) {
+        own
+    } else {
+        0
+    };
     let mut ebpf = EbpfLoader::new()
         .btf(Some(&btf))
         .override_global("kind_mask", &opts.kind_mask, true)
@@ -634,6 +641,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         .override_global("lifecycle_reserve_pct", &opts.lifecycle_reserve_pct, true)
         // Not required: objects from before it (bench comparisons) report every open.
         .override_global("open_repeat_window_ns", &window_ns, false)
+        .override_global("sensor_tgid", &sensor_tgid, false)
         .map_max_entries("events", opts.ring_bytes)
         .load(opts.object.as_deref().unwrap_or(OBJECT))?;
 

@@ -351,6 +351,18 @@ fn repeated_read_only_opens_fold_into_the_next_record() {
     assert_eq!(reads, vec![0, 49], "read-only opens: repeats per record");
     assert_eq!(writes, 2, "every open for writing is reported");
     assert!(sensor.opens_folded() - folded_before >= 49);
+
+    // The sensor's own repeated opens (this process is ignored) are not folds: they
+    // make no event, so they take no fold entry and do not count.
+    let folded_before = sensor.opens_folded();
+    for _ in 0..2000 {
+        std::fs::read("/etc/hostname").expect("read /etc/hostname");
+    }
+    let own_folds = sensor.opens_folded() - folded_before;
+    assert!(
+        own_folds < 1000,
+        "{own_folds} folds counted while this ignored process re-read a file 2000 times"
+    );
 }
 
 /// The sensor's reader sleeps on a long timer once the stream has been quiet, so the
