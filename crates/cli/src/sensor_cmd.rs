@@ -41,7 +41,7 @@ pub struct SensorArgs {
     /// A process re-opening a file read-only (same flags and euid) makes one event per
     /// this many milliseconds; the rest are counted in the next event's `repeats`.
     /// 0 reports every open.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW.as_millis() as u64)]
     pub open_repeat_window_ms: u64,
     /// Do not ask Docker for container metadata (ids still come from the kernel).
     #[arg(long)]
