@@ -241,6 +241,17 @@ static __always_inline u32 push_path(struct scratch *s, u32 off, struct path *pa
 	return push_bytes(s->ev, off, &s->path[pos & (PATH_BUF - 1)], len, false);
 }
 
+#define TS_COMPAT 0x0002 // arch/x86/include/asm/thread_info.h
+
+// True while the current task is in a syscall made through the 32-bit entry: a 32-bit
+// program, or int 0x80 from 64-bit code (a way around tools that watch only the
+// x86_64 table). The x86_64 syscall tracepoints and fexit on __x64_sys_* never run
+// for these; the kernel clears the flag only on the way back to user space.
+static __always_inline bool in_compat_syscall(void)
+{
+	return bpf_get_current_task_btf()->thread_info.status & TS_COMPAT;
+}
+
 // The current task's open file `fd`, or NULL.
 static __always_inline struct file *fd_file(long fd)
 {
@@ -351,6 +362,8 @@ static __always_inline struct scratch *begin_current(u16 kind, u32 *off)
 	if (!s)
 		return NULL;
 	*off = fill_hdr(s, kind);
+	if (in_compat_syscall())
+		((struct ev_hdr *)s->ev)->args[5] = EVF_COMPAT;
 	return s;
 }
 
@@ -537,33 +550,184 @@ struct syscall_ctx {
 	struct saved_regs r;
 	struct saved_regs *regs;
 	long ret;
-	long nr;
+	long nr;     // x86_64 numbering, also for a 32-bit syscall
+	bool compat; // made through the 32-bit entry: its user structs have 32-bit pointers
 };
+
+// The x86_64 number of a watched ia32 syscall, or -1. socketcall(2) is its call's
+// syscall (`call`: ebx).
+static __always_inline long native_nr(long nr32, u32 call)
+{
+	switch (nr32) {
+	case NR32_write: return NR_write;
+	case NR32_open: return NR_open;
+	case NR32_creat: return NR_creat;
+	case NR32_link: return NR_link;
+	case NR32_unlink: return NR_unlink;
+	case NR32_chdir: return NR_chdir;
+	case NR32_chmod: return NR_chmod;
+	case NR32_lchown16: case NR32_lchown: return NR_lchown;
+	case NR32_mount: return NR_mount;
+	case NR32_umount: case NR32_umount2: return NR_umount2;
+	case NR32_setuid16: case NR32_setuid: return NR_setuid;
+	case NR32_ptrace: return NR_ptrace;
+	case NR32_rename: return NR_rename;
+	case NR32_rmdir: return NR_rmdir;
+	case NR32_dup: return NR_dup;
+	case NR32_setgid16: case NR32_setgid: return NR_setgid;
+	case NR32_dup2: return NR_dup2;
+	case NR32_setreuid16: case NR32_setreuid: return NR_setreuid;
+	case NR32_setregid16: case NR32_setregid: return NR_setregid;
+	case NR32_symlink: return NR_symlink;
+	case NR32_truncate: case NR32_truncate64: return NR_truncate;
+	case NR32_ftruncate: case NR32_ftruncate64: return NR_ftruncate;
+	case NR32_fchmod: return NR_fchmod;
+	case NR32_fchown16: case NR32_fchown: return NR_fchown;
+	case NR32_init_module: return NR_init_module;
+	case NR32_fchdir: return NR_fchdir;
+	case NR32_setfsuid16: case NR32_setfsuid: return NR_setfsuid;
+	case NR32_setfsgid16: case NR32_setfsgid: return NR_setfsgid;
+	case NR32_setresuid16: case NR32_setresuid: return NR_setresuid;
+	case NR32_setresgid16: case NR32_setresgid: return NR_setresgid;
+	case NR32_chown16: case NR32_chown: return NR_chown;
+	case NR32_capset: return NR_capset;
+	case NR32_openat: return NR_openat;
+	case NR32_fchownat: return NR_fchownat;
+	case NR32_unlinkat: return NR_unlinkat;
+	case NR32_renameat: return NR_renameat;
+	case NR32_linkat: return NR_linkat;
+	case NR32_symlinkat: return NR_symlinkat;
+	case NR32_fchmodat: return NR_fchmodat;
+	case NR32_unshare: return NR_unshare;
+	case NR32_dup3: return NR_dup3;
+	case NR32_sendmmsg: return NR_sendmmsg;
+	case NR32_setns: return NR_setns;
+	case NR32_finit_module: return NR_finit_module;
+	case NR32_renameat2: return NR_renameat2;
+	case NR32_memfd_create: return NR_memfd_create;
+	case NR32_bpf: return NR_bpf;
+	case NR32_socket: return NR_socket;
+	case NR32_bind: return NR_bind;
+	case NR32_connect: return NR_connect;
+	case NR32_listen: return NR_listen;
+	case NR32_accept4: return NR_accept4;
+	case NR32_sendto: return NR_sendto;
+	case NR32_sendmsg: return NR_sendmsg;
+	case NR32_openat2: return NR_openat2;
+	case NR32_fchmodat2: return NR_fchmodat2;
+	case NR32_socketcall:
+		switch (call) {
+		case SYS_SOCKET: return NR_socket;
+		case SYS_BIND: return NR_bind;
+		case SYS_CONNECT: return NR_connect;
+		case SYS_LISTEN: return NR_listen;
+		case SYS_ACCEPT: return NR_accept;
+		case SYS_SEND: case SYS_SENDTO: return NR_sendto;
+		case SYS_SENDMSG: return NR_sendmsg;
+		case SYS_ACCEPT4: return NR_accept4;
+		case SYS_SENDMMSG: return NR_sendmmsg;
+		default: return -1;
+		}
+	default: return -1;
+	}
+}
+
+// A 16-bit id as the kernel widens it (low2highuid): 0xffff, "unchanged", stays -1.
+static __always_inline u64 id16(u32 v)
+{
+	return (u16)v == 0xffff ? 0xffffffff : (u16)v;
+}
+
+// A 32-bit syscall's arguments, laid out as the x86_64 call's: ebx, ecx, edx, esi,
+// edi, zero-extended (pointers and unsigned values; handlers narrow fds to int).
+static __always_inline void read_compat_args(struct pt_regs *regs, long nr32,
+					     struct syscall_ctx *c)
+{
+	u32 a[6] = {regs->bx, regs->cx, regs->dx, regs->si, regs->di, regs->bp};
+	c->compat = true;
+	c->nr = native_nr(nr32, a[0]);
+	u64 a1 = a[1], a2 = a[2];
+	switch (nr32) {
+	case NR32_socketcall: {
+		// socketcall(call, args): the call's arguments are an array of 32-bit words.
+		u32 call = a[0];
+		u32 words[6] = {};
+		if (bpf_probe_read_user(words, sizeof(words), (void *)(u64)a[1]) < 0)
+			bpf_probe_read_user(words, 3 * sizeof(u32), (void *)(u64)a[1]);
+		if (call == SYS_SEND)
+			words[4] = words[5] = 0; // send(): sendto() without an address
+		__builtin_memcpy(a, words, sizeof(a));
+		a1 = a[1];
+		a2 = a[2];
+		break;
+	}
+	case NR32_truncate: case NR32_ftruncate:
+		a1 = (u64)(s64)(s32)a[1]; // compat_off_t
+		break;
+	case NR32_truncate64: case NR32_ftruncate64:
+		a1 = a[1] | ((u64)a[2] << 32); // the 64-bit length in two registers
+		break;
+	case NR32_umount:
+		a1 = 0;
+		break;
+	case NR32_setuid16: case NR32_setgid16: case NR32_setfsuid16: case NR32_setfsgid16:
+		a[0] = id16(a[0]);
+		break;
+	case NR32_setreuid16: case NR32_setregid16: case NR32_setresuid16: case NR32_setresgid16:
+		a[0] = id16(a[0]);
+		a1 = id16(a[1]);
+		a2 = id16(a[2]);
+		break;
+	case NR32_chown16: case NR32_lchown16: case NR32_fchown16:
+		a1 = id16(a[1]);
+		a2 = id16(a[2]);
+		break;
+	}
+	c->r.di = a[0];
+	c->r.si = a1;
+	c->r.dx = a2;
+	c->r.r10 = a[3];
+	c->r.r8 = a[4];
+}
 
 // `regs` is BTF-typed on every hook (fexit and tp_btf: the syscall's pt_regs argument;
 // a syscall tracepoint: bpf_task_pt_regs), so registers are plain loads, not probe reads.
+// `maybe_compat`: the hook also runs for 32-bit syscalls (sys_exit only), whose
+// numbers and registers are translated.
 static __always_inline void read_regs(struct pt_regs *regs, long ret, long nr,
-				      struct syscall_ctx *c)
+				      struct syscall_ctx *c, bool maybe_compat)
 {
+	c->regs = &c->r;
+	c->ret = ret;
+	c->compat = false;
+	if (maybe_compat && in_compat_syscall()) {
+		read_compat_args(regs, nr, c);
+		return;
+	}
 	c->r.di = regs->di;
 	c->r.si = regs->si;
 	c->r.dx = regs->dx;
 	c->r.r10 = regs->r10;
 	c->r.r8 = regs->r8;
 	c->nr = nr;
-	c->regs = &c->r;
-	c->ret = ret;
 }
 
-// Fallback for kernels without BPF trampolines (see the fexit stubs at the end): loaded
-// against the kernel's sys_exit tracepoint; the h_* handlers are loaded against the
-// same tracepoint (so the kernel accepts them as tail-call targets) but only this one
-// is attached. Every syscall on the host then pays for the tracepoint.
-SEC("tp_btf/sys_exit")
-int on_sys_exit(u64 *ctx)
+// Fallback for kernels without BPF trampolines or syscall tracepoints (see the
+// attachment section at the end): on the kernel's sys_exit tracepoint; the h_*
+// handlers are loaded against the same tracepoint (so the kernel accepts them as
+// tail-call targets). Every syscall on the host then pays for the tracepoint.
+// `compat_only`: the other hooks' complement, for the 32-bit syscalls they never see.
+static __always_inline int dispatch_sys_exit(u64 *ctx, bool compat_only)
 {
-	// Runs for every syscall on the host: read only the syscall number here.
-	long nr = ((struct pt_regs *)ctx[0])->orig_ax;
+	// Runs for every syscall on the host: read only the syscall number and the
+	// task's compat flag here.
+	bool compat = in_compat_syscall();
+	if (compat_only && !compat)
+		return 0;
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	long nr = regs->orig_ax;
+	if (compat)
+		nr = native_nr(nr, (u32)regs->bx);
 	u32 h;
 	switch (nr) {
 	case NR_open: case NR_openat: case NR_openat2: case NR_creat:
@@ -591,6 +755,20 @@ int on_sys_exit(u64 *ctx)
 	}
 	bpf_tail_call(ctx, &handlers, h);
 	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int on_sys_exit(u64 *ctx)
+{
+	return dispatch_sys_exit(ctx, false);
+}
+
+// Beside fexit or the syscall tracepoints: every syscall on the host pays for this
+// program (a flag test for the 64-bit ones), the price of seeing 32-bit syscalls.
+SEC("tp_btf/sys_exit")
+int on_compat_sys_exit(u64 *ctx)
+{
+	return dispatch_sys_exit(ctx, true);
 }
 
 static __always_inline bool is_lib_path(const char *p)
@@ -681,12 +859,12 @@ static __always_inline u64 start_window(struct open_repeat *r)
 	return folded;
 }
 
-static __always_inline int do_open(struct pt_regs *regs, long ret, long nr)
+static __always_inline int do_open(struct pt_regs *regs, long ret, long nr, bool maybe_compat)
 {
 	if (!kind_enabled(K_OPEN))
 		return 0;
 	struct syscall_ctx c;
-	read_regs(regs, ret, nr, &c);
+	read_regs(regs, ret, nr, &c, maybe_compat);
 	long dirfd = AT_FDCWD_VAL;
 	const char *upath;
 	u64 flags = 0, mode = 0;
@@ -751,10 +929,10 @@ static __always_inline int do_open(struct pt_regs *regs, long ret, long nr)
 	return submit(s, off);
 }
 
-static __always_inline int do_path1(struct pt_regs *regs, long ret, long nr)
+static __always_inline int do_path1(struct pt_regs *regs, long ret, long nr, bool maybe_compat)
 {
 	struct syscall_ctx c;
-	read_regs(regs, ret, nr, &c);
+	read_regs(regs, ret, nr, &c, maybe_compat);
 	long dirfd = AT_FDCWD_VAL;
 	const char *upath;
 	u16 kind;
@@ -816,10 +994,10 @@ static __always_inline int do_path1(struct pt_regs *regs, long ret, long nr)
 	return submit(s, off);
 }
 
-static __always_inline int do_fdop(struct pt_regs *regs, long ret, long nr)
+static __always_inline int do_fdop(struct pt_regs *regs, long ret, long nr, bool maybe_compat)
 {
 	struct syscall_ctx c;
-	read_regs(regs, ret, nr, &c);
+	read_regs(regs, ret, nr, &c, maybe_compat);
 	u16 kind = c.nr == NR_fchmod ? K_CHMOD : c.nr == NR_fchown ? K_CHOWN : K_TRUNCATE;
 	if (!kind_enabled(kind))
 		return 0;
@@ -836,10 +1014,10 @@ static __always_inline int do_fdop(struct pt_regs *regs, long ret, long nr)
 	return submit(s, off);
 }
 
-static __always_inline int do_path2(struct pt_regs *regs, long ret, long nr)
+static __always_inline int do_path2(struct pt_regs *regs, long ret, long nr, bool maybe_compat)
 {
 	struct syscall_ctx c;
-	read_regs(regs, ret, nr, &c);
+	read_regs(regs, ret, nr, &c, maybe_compat);
 	long olddir = AT_FDCWD_VAL, newdir = AT_FDCWD_VAL;
 	const char *oldp, *newp;
 	u16 kind = K_RENAME;
@@ -1014,10 +1192,10 @@ static __always_inline int on_dup(struct syscall_ctx *c)
 	return submit(s, off);
 }
 
-static __always_inline int do_sock(struct pt_regs *regs, long ret, long nr)
+static __always_inline int do_sock(struct pt_regs *regs, long ret, long nr, bool maybe_compat)
 {
 	struct syscall_ctx c;
-	read_regs(regs, ret, nr, &c);
+	read_regs(regs, ret, nr, &c, maybe_compat);
 	if (c.nr == NR_socket)
 		return on_socket(&c);
 	if (c.nr == NR_dup || c.nr == NR_dup2 || c.nr == NR_dup3)
@@ -1073,12 +1251,12 @@ static __always_inline int do_sock(struct pt_regs *regs, long ret, long nr)
 	return submit(s, off);
 }
 
-static __always_inline int do_dns(struct pt_regs *regs, long ret, long nr)
+static __always_inline int do_dns(struct pt_regs *regs, long ret, long nr, bool maybe_compat)
 {
 	if (!kind_enabled(K_DNS))
 		return 0;
 	struct syscall_ctx c;
-	read_regs(regs, ret, nr, &c);
+	read_regs(regs, ret, nr, &c, maybe_compat);
 	if (c.ret <= 12)
 		return 0;
 	long fd = ARG0(c.regs);
@@ -1103,6 +1281,15 @@ static __always_inline int do_dns(struct pt_regs *regs, long ret, long nr)
 	} else if (c.nr == NR_write) {
 		buf = (const void *)ARG1(c.regs);
 		buflen = ARG2(c.regs);
+	} else if (c.compat) {
+		// struct compat_msghdr and compat_iovec: 32-bit pointers and lengths.
+		u32 m[4] = {}; // msg_name, msg_namelen, msg_iov, msg_iovlen
+		bpf_probe_read_user(m, sizeof(m), (void *)ARG1(c.regs));
+		uaddr = (const void *)(u64)m[0];
+		u32 iov[2] = {};
+		bpf_probe_read_user(iov, sizeof(iov), (void *)(u64)m[2]);
+		buf = (const void *)(u64)iov[0];
+		buflen = iov[1];
 	} else {
 		// sendmsg(fd, msghdr*) / sendmmsg(fd, mmsghdr*): first message, first iovec.
 		struct user_msghdr m = {};
@@ -1140,10 +1327,10 @@ static __always_inline int do_dns(struct pt_regs *regs, long ret, long nr)
 	return submit(s, off);
 }
 
-static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr)
+static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool maybe_compat)
 {
 	struct syscall_ctx c;
-	read_regs(regs, ret, nr, &c);
+	read_regs(regs, ret, nr, &c, maybe_compat);
 	u16 kind;
 	switch (c.nr) {
 	case NR_capset: kind = K_CAPSET; break;
@@ -1216,7 +1403,7 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr)
 	int h_##family(u64 *ctx)                                                             \
 	{                                                                                    \
 		struct pt_regs *regs = (struct pt_regs *)ctx[0];                            \
-		return do_##family(regs, (long)ctx[1], regs->orig_ax);                       \
+		return do_##family(regs, (long)ctx[1], regs->orig_ax, true);                       \
 	}
 TAIL_HANDLER(open)
 TAIL_HANDLER(path1)
@@ -1302,7 +1489,7 @@ TAIL_HANDLER(misc)
 	FEXIT_SEC(name)                                                                      \
 	int fx_##name(u64 *ctx)                                                              \
 	{                                                                                    \
-		return do_##family((struct pt_regs *)ctx[0], (long)ctx[1], nr);              \
+		return do_##family((struct pt_regs *)ctx[0], (long)ctx[1], nr, false);              \
 	}
 WATCHED_SYSCALLS(FEXIT)
 
@@ -1325,7 +1512,7 @@ struct syscall_exit_record {
 	{                                                                                    \
 		struct pt_regs *regs =                                                       \
 			(struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());      \
-		do_##family(regs, rec->ret, rec->nr);                                        \
+		do_##family(regs, rec->ret, rec->nr, false);                                        \
 		return 0; /* 0: the kernel skips its own (perf) copy of the record */        \
 	}
 FAMILY_TP(open)

@@ -50,6 +50,9 @@
 #define K_SOCKET 29       // a0 ret, a1 domain, a2 type, a3 protocol (unusual domains and raw only)
 #define K_DUP 30          // a0 ret (new fd 0-2), a1 nr, a2 old fd, a3 proto, a4 type | local, remote wire addr
 
+// Syscall events' args[5].
+#define EVF_COMPAT 1 // made through the 32-bit (ia32) entry
+
 #define EXEC_F_MEMFD 1
 #define EXEC_F_DELETED 2
 #define EXEC_F_ARGS_TRUNC 4
@@ -124,6 +127,94 @@
 #define NR_dup2 33
 #define NR_dup3 292
 
+// ia32 numbers of the watched syscalls (arch/x86/entry/syscalls/syscall_32.tbl): the
+// 32-bit entry (a 32-bit program, or int 0x80 from 64-bit code) numbers them apart.
+// The handlers see them translated to the x86_64 numbers above. The *16 calls take
+// 16-bit ids; i386 has no accept(2) of its own (socketcall's SYS_ACCEPT only).
+#define NR32_write 4
+#define NR32_open 5
+#define NR32_creat 8
+#define NR32_link 9
+#define NR32_unlink 10
+#define NR32_chdir 12
+#define NR32_chmod 15
+#define NR32_lchown16 16
+#define NR32_mount 21
+#define NR32_umount 22 // oldumount: umount2 without flags
+#define NR32_setuid16 23
+#define NR32_ptrace 26
+#define NR32_rename 38
+#define NR32_rmdir 40
+#define NR32_dup 41
+#define NR32_setgid16 46
+#define NR32_umount2 52
+#define NR32_dup2 63
+#define NR32_setreuid16 70
+#define NR32_setregid16 71
+#define NR32_symlink 83
+#define NR32_truncate 92
+#define NR32_ftruncate 93
+#define NR32_fchmod 94
+#define NR32_fchown16 95
+#define NR32_socketcall 102
+#define NR32_init_module 128
+#define NR32_fchdir 133
+#define NR32_setfsuid16 138
+#define NR32_setfsgid16 139
+#define NR32_setresuid16 164
+#define NR32_setresgid16 170
+#define NR32_chown16 182
+#define NR32_capset 185
+#define NR32_truncate64 193
+#define NR32_ftruncate64 194
+#define NR32_lchown 198
+#define NR32_setreuid 203
+#define NR32_setregid 204
+#define NR32_fchown 207
+#define NR32_setresuid 208
+#define NR32_setresgid 210
+#define NR32_chown 212
+#define NR32_setuid 213
+#define NR32_setgid 214
+#define NR32_setfsuid 215
+#define NR32_setfsgid 216
+#define NR32_openat 295
+#define NR32_fchownat 298
+#define NR32_unlinkat 301
+#define NR32_renameat 302
+#define NR32_linkat 303
+#define NR32_symlinkat 304
+#define NR32_fchmodat 306
+#define NR32_unshare 310
+#define NR32_dup3 330
+#define NR32_sendmmsg 345
+#define NR32_setns 346
+#define NR32_finit_module 350
+#define NR32_renameat2 353
+#define NR32_memfd_create 356
+#define NR32_bpf 357
+#define NR32_socket 359
+#define NR32_bind 361
+#define NR32_connect 362
+#define NR32_listen 363
+#define NR32_accept4 364
+#define NR32_sendto 369
+#define NR32_sendmsg 370
+#define NR32_openat2 437
+#define NR32_fchmodat2 452
+
+// socketcall(2)'s calls (include/uapi/linux/net.h) the sensor watches.
+#define SYS_SOCKET 1
+#define SYS_BIND 2
+#define SYS_CONNECT 3
+#define SYS_LISTEN 4
+#define SYS_ACCEPT 5
+#define SYS_SEND 9
+#define SYS_SENDTO 11
+#define SYS_SENDMSG 16
+#define SYS_ACCEPT4 18
+#define SYS_SENDMMSG 20
+
 struct ev_hdr {
 	u16 kind;
 	u16 size;
@@ -138,7 +229,7 @@ struct ev_hdr {
 	u32 auid;
 	u32 tty;
 	char comm[16];
-	u64 args[6];
+	u64 args[6]; // args[5] of syscall kinds: EVF_* flags
 };
 
 struct sock_addr_wire {

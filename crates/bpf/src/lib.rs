@@ -252,6 +252,9 @@ pub struct KernelFeatures {
     pub tracefs: bool,
     /// The kernel has per-syscall tracepoints (`CONFIG_FTRACE_SYSCALLS`).
     pub syscall_tracepoints: bool,
+    /// The kernel runs 32-bit (ia32) syscalls, which the sensor watches with a
+    /// program on sys_exit beside fexit or the syscall tracepoints.
+    pub ia32_emulation: bool,
     pub bpffs: bool,
 }
 
@@ -290,6 +293,10 @@ impl KernelFeatures {
             format!(
                 "syscall tracepts  {} (optional: without them and fexit every syscall pays for the sys_exit tracepoint)",
                 yn(self.syscall_tracepoints)
+            ),
+            format!(
+                "ia32 syscalls     {} (32-bit programs and int 0x80; watched at a cost to every syscall)",
+                yn(self.ia32_emulation)
             ),
             format!("tracefs mounted   {}", yn(self.tracefs)),
             format!("bpffs mounted     {}", yn(self.bpffs)),
@@ -384,6 +391,13 @@ fn probe_features(with_trampolines: bool) -> KernelFeatures {
         cgroup_v2_mount: mount_point_of("cgroup2", &m),
         tracefs: mount_point_of("tracefs", &m).is_some(),
         syscall_tracepoints: syscall_tracepoint_dir().is_some(),
+        ia32_emulation: with_trampolines
+            && Btf::from_sys_fs().is_ok_and(|btf| {
+                ia32_emulation(
+                    &btf,
+                    &fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+                )
+            }),
         bpffs: mount_point_of("bpf", &m).is_some(),
     }
 }
@@ -409,6 +423,8 @@ pub fn programs_run_time() -> std::time::Duration {
     let ours = |name: &str| {
         LIFECYCLE.iter().any(|(n, _)| *n == name)
             || name == "on_sys_exit"
+            // Kernel program names keep 15 characters.
+            || name.starts_with("on_compat_sys")
             || name.starts_with("fx_")
             || name.starts_with("tp_")
     };
@@ -523,6 +539,10 @@ pub struct LoadOptions {
     pub object: Option<Vec<u8>>,
     /// How syscalls are hooked.
     pub syscall_hook: SyscallHook,
+    /// Also watch syscalls made through the 32-bit entry (32-bit programs, int 0x80)
+    /// where the hook misses them (fexit, syscall tracepoints): a program on sys_exit
+    /// then runs for every syscall on the host, but returns at once for 64-bit ones.
+    pub compat_syscalls: bool,
 }
 
 impl Default for LoadOptions {
@@ -536,6 +556,7 @@ impl Default for LoadOptions {
             ring_bytes: 16 * 1024 * 1024,
             object: None,
             syscall_hook: SyscallHook::Auto,
+            compat_syscalls: true,
         }
     }
 }
@@ -556,6 +577,11 @@ pub struct Sensor {
     /// Linux 6.6, init_module without module support). Calling them fails with ENOSYS,
     /// and those attempts make no event; only the sys_exit hook sees them.
     pub unhooked: Vec<&'static str>,
+    /// Syscalls made through the 32-bit entry (ia32: 32-bit programs, int 0x80 from
+    /// 64-bit code) make events. False when the kernel has no ia32 emulation (there
+    /// are none), when [`LoadOptions::compat_syscalls`] is off, or when their hook
+    /// failed (then with a warning).
+    pub compat_syscalls: bool,
     /// What was not loaded because every kind it emits is filtered out: syscalls
     /// (`openat`) on fexit and syscall tracepoints, family handlers (`h_open`) on
     /// sys_exit.
@@ -720,11 +746,47 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     if syscall_hook == ActiveSyscallHook::None
         && (auto || opts.syscall_hook == SyscallHook::SysExit)
     {
-        match attach_sys_exit(&mut ebpf, &btf, opts.kind_mask, &mut skipped, &mut warnings) {
+        match attach_sys_exit(
+            &mut ebpf,
+            &btf,
+            opts.kind_mask,
+            "on_sys_exit",
+            &mut skipped,
+            &mut warnings,
+        ) {
             Ok(()) => syscall_hook = ActiveSyscallHook::SysExit,
             Err(e) => warnings.push(format!(
                 "syscall events unavailable (sys_exit): {e}; only the process lifecycle is \
                  collected"
+            )),
+        }
+    }
+
+    // sys_exit sees 32-bit syscalls itself; the per-syscall hooks need its complement.
+    let mut compat_syscalls = syscall_hook == ActiveSyscallHook::SysExit;
+    if matches!(
+        syscall_hook,
+        ActiveSyscallHook::Fexit | ActiveSyscallHook::SyscallTracepoints
+    ) && opts.compat_syscalls
+        && ia32_emulation(
+            &btf,
+            &fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+        )
+    {
+        // Families masked off are already listed in `skipped` by the per-syscall hook.
+        let mut skipped_again = Vec::new();
+        match attach_sys_exit(
+            &mut ebpf,
+            &btf,
+            opts.kind_mask,
+            "on_compat_sys_exit",
+            &mut skipped_again,
+            &mut warnings,
+        ) {
+            Ok(()) => compat_syscalls = true,
+            Err(e) => warnings.push(format!(
+                "32-bit syscalls (ia32: 32-bit programs, int 0x80) make no events: \
+                 on_compat_sys_exit: {e}"
             )),
         }
     }
@@ -755,8 +817,33 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         syscall_hook,
         hook_refusals,
         unhooked,
+        compat_syscalls,
         skipped,
     })
+}
+
+/// Whether the kernel runs 32-bit syscalls: built with ia32 emulation (its 32-bit entry
+/// is in the BTF) and not switched off with `ia32_emulation=` on its command line.
+/// (A kernel built with it off by default and not switched on is taken as on: the
+/// price is an idle program, not a blind spot.)
+fn ia32_emulation(btf: &Btf, cmdline: &str) -> bool {
+    let built = btf
+        .id_by_type_name_kind("do_fast_syscall_32", aya_obj::btf::BtfKind::Func)
+        .is_ok();
+    built && !ia32_emulation_switched_off(cmdline)
+}
+
+/// `ia32_emulation=` set false on a kernel command line (the kernel's kstrtobool
+/// spellings; the last setting wins).
+fn ia32_emulation_switched_off(cmdline: &str) -> bool {
+    cmdline
+        .split_whitespace()
+        .rev()
+        .find_map(|arg| arg.strip_prefix("ia32_emulation="))
+        .is_some_and(|v| {
+            let v = v.to_ascii_lowercase();
+            v.starts_with('n') || v.starts_with('0') || v.starts_with("of") || v.starts_with('f')
+        })
 }
 
 /// Loads and attaches the fexit stubs of the syscalls whose kinds are wanted, and
@@ -897,11 +984,14 @@ fn settle(
     Err(reason)
 }
 
-/// The fallback: the sys_exit dispatcher plus its tail-called family handlers.
+/// A sys_exit dispatcher plus its tail-called family handlers: `on_sys_exit`, the
+/// fallback hook for every syscall, or `on_compat_sys_exit`, beside the per-syscall
+/// hooks, for 32-bit syscalls only.
 fn attach_sys_exit(
     ebpf: &mut Ebpf,
     btf: &Btf,
     kind_mask: u64,
+    dispatcher: &str,
     skipped: &mut Vec<&'static str>,
     warnings: &mut Vec<String>,
 ) -> Result<(), String> {
@@ -936,8 +1026,8 @@ fn attach_sys_exit(
         }
     }
     let dispatcher = ebpf
-        .program_mut("on_sys_exit")
-        .ok_or("the BPF object has no on_sys_exit program")?;
+        .program_mut(dispatcher)
+        .ok_or_else(|| format!("the BPF object has no {dispatcher} program"))?;
     load_sys_exit(dispatcher, btf).map_err(|e| e.to_string())?;
     match dispatcher {
         Program::BtfTracePoint(p) => p.attach().map(|_| ()),
@@ -950,6 +1040,26 @@ fn attach_sys_exit(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ia32_emulation_switched_off_by_the_last_setting_on_the_command_line() {
+        for (cmdline, off) in [
+            ("", false),
+            ("root=/dev/vda1 ro quiet", false),
+            ("ia32_emulation=0", true),
+            ("quiet ia32_emulation=false", true),
+            ("ia32_emulation=N", true),
+            ("ia32_emulation=off", true),
+            ("ia32_emulation=1", false),
+            ("ia32_emulation=on", false),
+            ("ia32_emulation=y", false),
+            ("ia32_emulation=0 ia32_emulation=1", false),
+            ("ia32_emulation=1 ia32_emulation=0", true),
+            ("xia32_emulation=0", false),
+        ] {
+            assert_eq!(ia32_emulation_switched_off(cmdline), off, "{cmdline:?}");
+        }
+    }
 
     #[test]
     fn syscall_hook_names_parse_with_either_separator() {

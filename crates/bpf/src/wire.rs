@@ -34,6 +34,9 @@ pub mod kind {
     pub const DUP: u16 = 30;
 }
 
+/// `args[5]` of syscall kinds: the syscall came through the 32-bit (ia32) entry.
+pub const EVF_COMPAT: u64 = 1;
+
 pub const EXEC_F_MEMFD: u64 = 1;
 pub const EXEC_F_DELETED: u64 = 2;
 pub const EXEC_F_ARGS_TRUNC: u64 = 4;

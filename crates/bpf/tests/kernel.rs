@@ -417,3 +417,177 @@ fn the_first_event_after_a_quiet_spell_wakes_the_reader() {
     );
     assert!(waited < Duration::from_millis(2500), "{waited:?}");
 }
+
+/// Builds tests/images/compat32.c as a 32-bit program (`-m32`) or as a 64-bit one that
+/// makes the same calls through int 0x80. Freestanding: only gcc is needed. Outside CI
+/// a missing compiler skips (None) with the reason.
+fn build_compat32(dir: &std::path::Path, bits: &str) -> Option<std::path::PathBuf> {
+    let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/images/compat32.c");
+    let out = dir.join(format!("compat{bits}"));
+    let built = std::process::Command::new("gcc")
+        .arg(format!("-m{bits}"))
+        .args([
+            "-nostdlib",
+            "-static",
+            "-ffreestanding",
+            "-fno-pie",
+            "-no-pie",
+            "-fno-stack-protector",
+            "-mgeneral-regs-only",
+            "-O2",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(src)
+        .output();
+    match built {
+        Ok(o) if o.status.success() => Some(out),
+        other => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "cannot build compat32.c with gcc -m{bits}: {other:?}"
+            );
+            eprintln!("skipping: cannot build compat32.c with gcc -m{bits}: {other:?}");
+            None
+        }
+    }
+}
+
+/// What one run of compat32 produced, by the x86_64 number the handlers saw.
+#[derive(Default, Debug)]
+struct CompatSeen {
+    /// openat of compat32-file (x86_64 number 257), flagged compat.
+    openat: bool,
+    /// ftruncate with the length from two 32-bit registers.
+    truncate_length: Option<u64>,
+    /// chown's 16-bit "unchanged" ids, widened.
+    chown_ids: Option<(u64, u64)>,
+    /// socketcall(SYS_CONNECT) and connect(2) to 127.0.0.1:9 and :10.
+    connect_ports: Vec<u16>,
+    /// socketcall(SYS_SENDTO) to port 53.
+    dns: bool,
+    /// setresuid16(0xffff, ...), as setresuid (x86_64 117) with -1s.
+    setresuid: bool,
+    /// Records of the run's process without the compat flag.
+    unflagged: usize,
+}
+
+fn run_compat32(sensor: &mut rampart_bpf::Sensor, program: &std::path::Path) -> CompatSeen {
+    let dir = tempfile_dir("compat32");
+    let child = std::process::Command::new(program)
+        .current_dir(&dir)
+        .status()
+        .expect("run compat32");
+    assert!(child.success(), "{program:?}: {child:?}");
+    let mut seen = CompatSeen::default();
+    let comm = program.file_name().unwrap().to_string_lossy().into_owned();
+    // Its exit record comes after all of its syscalls' records in the one ring.
+    let mut exited = false;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !exited && std::time::Instant::now() < deadline {
+        while let Some(item) = sensor.ring.next() {
+            let rec = Record::parse(&item).expect("well-formed record");
+            let h = &rec.hdr;
+            let name = String::from_utf8_lossy(&h.comm);
+            if !name.trim_end_matches('\0').starts_with(&comm) {
+                continue;
+            }
+            exited |= h.kind == kind::EXIT;
+            if matches!(h.kind, kind::EXEC | kind::FORK | kind::EXIT) {
+                continue;
+            }
+            if h.args[5] & rampart_bpf::wire::EVF_COMPAT == 0 {
+                seen.unflagged += 1;
+                continue;
+            }
+            match h.kind {
+                kind::OPEN => {
+                    let [path, base] = rec.take::<2>().unwrap();
+                    seen.openat |= path == b"compat32-file"
+                        && h.args[3] == 257
+                        && base == dir.as_os_str().as_encoded_bytes();
+                }
+                kind::TRUNCATE => seen.truncate_length = Some(h.args[1]),
+                kind::CHOWN => seen.chown_ids = Some((h.args[1], h.args[2])),
+                kind::CONNECT => {
+                    let [_, remote] = rec.take::<2>().unwrap();
+                    if remote.len() >= 4 {
+                        seen.connect_ports
+                            .push(u16::from_be_bytes([remote[2], remote[3]]));
+                    }
+                }
+                kind::DNS => seen.dns = true,
+                kind::SETID => {
+                    seen.setresuid =
+                        h.args[1] == 117 && h.args[2..5].iter().all(|a| *a == 0xffff_ffff);
+                }
+                _ => {}
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    seen
+}
+
+fn tempfile_dir(what: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("rampart-{what}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Syscalls made through the 32-bit entry, by a 32-bit program and by int 0x80 from a
+/// 64-bit one, arrive on every hook with the x86_64 numbers and argument layout the
+/// decoder knows, and flagged; switched off, the per-syscall hooks miss them.
+#[test]
+fn syscalls_through_the_32_bit_entry_arrive_translated_and_flagged() {
+    if !can_run() {
+        return;
+    }
+    if !rampart_bpf::probe().ia32_emulation {
+        eprintln!("skipping: this kernel runs no 32-bit syscalls (no ia32 emulation)");
+        return;
+    }
+    let dir = tempfile_dir("compat32-build");
+    let Some(programs) = ["32", "64"]
+        .iter()
+        .map(|bits| build_compat32(&dir, bits))
+        .collect::<Option<Vec<_>>>()
+    else {
+        return;
+    };
+    for (hook, compat_syscalls) in [
+        (SyscallHook::Auto, true),
+        (SyscallHook::SysExit, true),
+        (SyscallHook::Auto, false),
+    ] {
+        let mut sensor = rampart_bpf::load(&LoadOptions {
+            syscall_hook: hook,
+            compat_syscalls,
+            ..Default::default()
+        })
+        .expect("load");
+        assert!(sensor.warnings.is_empty(), "{:?}", sensor.warnings);
+        // sys_exit sees them whatever the option says.
+        let expect_seen = compat_syscalls || sensor.syscall_hook == ActiveSyscallHook::SysExit;
+        assert_eq!(sensor.compat_syscalls, expect_seen, "{hook:?}");
+        for program in &programs {
+            let seen = run_compat32(&mut sensor, program);
+            let what = format!("{hook:?} (compat_syscalls {compat_syscalls}), {program:?}");
+            eprintln!("{what}: {seen:?}");
+            assert_eq!(seen.unflagged, 0, "{what}: records without the compat flag");
+            if !expect_seen {
+                assert!(!seen.openat && seen.connect_ports.is_empty(), "{what}");
+                continue;
+            }
+            assert!(seen.openat, "{what}: no openat of compat32-file");
+            assert_eq!(seen.truncate_length, Some((1 << 32) + 7), "{what}");
+            assert_eq!(seen.chown_ids, Some((0xffff_ffff, 0xffff_ffff)), "{what}");
+            assert_eq!(seen.connect_ports, vec![9, 10], "{what}");
+            assert!(seen.dns, "{what}: no DNS record for socketcall(SYS_SENDTO)");
+            assert!(seen.setresuid, "{what}: no setresuid(-1, -1, -1)");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -52,6 +52,11 @@ pub struct SensorArgs {
     /// syscalls the kernel does not implement).
     #[arg(long, default_value = "auto")]
     pub syscall_hook: rampart_bpf::SyscallHook,
+    /// Do not watch syscalls made through the 32-bit entry (32-bit programs, int 0x80).
+    /// With fexit or syscall tracepoints, watching them puts a program on every
+    /// syscall; without it a process can open, connect or ptrace through them unseen.
+    #[arg(long)]
+    pub no_compat_syscalls: bool,
     /// Load this BPF object instead of the embedded one (a local `make -C bpf` build,
     /// for comparing kernel-side changes without relinking).
     #[arg(long, hide = true)]
@@ -100,6 +105,7 @@ pub fn start_sensor(a: &SensorArgs) -> anyhow::Result<RunningSensor> {
         open_repeat_window: Duration::from_millis(a.open_repeat_window_ms),
         docker: !a.no_docker,
         syscall_hook: a.syscall_hook,
+        compat_syscalls: !a.no_compat_syscalls,
         bpf_object: a
             .bpf_object
             .as_ref()

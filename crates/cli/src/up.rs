@@ -59,6 +59,8 @@ pub struct SensorSection {
     pub no_docker: bool,
     /// How syscalls are hooked (see `rampart sensor --syscall-hook`).
     pub syscall_hook: rampart_bpf::SyscallHook,
+    /// Do not watch 32-bit syscalls (see `rampart sensor --no-compat-syscalls`).
+    pub no_compat_syscalls: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,6 +94,7 @@ sensor:
   open_repeat_window_ms: 1000  # a process re-reading a file: one event per window, with a count; 0 = every open
   no_docker: false
   syscall_hook: auto    # auto, fexit, syscall_tracepoints or sys_exit (see `rampart sensor --help`)
+  no_compat_syscalls: false  # true: 32-bit syscalls (int 0x80) go unseen, every syscall a little cheaper
 alerts:
   aggregate_window_secs: 10   # identical alerts within the window become one, with a count
   rate_per_rule: 10           # sustained alerts/s per rule (0 = unlimited)
@@ -181,6 +184,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         ),
         docker: !cfg.sensor.no_docker,
         syscall_hook: cfg.sensor.syscall_hook,
+        compat_syscalls: !cfg.sensor.no_compat_syscalls,
         ..Default::default()
     })?;
     tracing::info!("rampart up: sensor, detection and outputs running");

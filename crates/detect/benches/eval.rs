@@ -248,6 +248,7 @@ fn make_events(n: usize) -> Vec<Event> {
                 }
             };
             Event {
+                compat_syscall: false,
                 schema: 1,
                 ts_ns: 1_700_000_000_000_000_000 + i as u64 * 1000,
                 host: "bench".into(),

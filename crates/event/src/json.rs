@@ -27,8 +27,14 @@ struct EventJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     process: Option<&'a RawValue>,
     container: &'a RawValue,
+    #[serde(skip_serializing_if = "is_false")]
+    compat_syscall: bool,
     #[serde(flatten)]
     payload: &'a Payload,
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
 }
 
 /// Pre-encoded JSON per shared value. Holding the `Arc` keeps the address from being
@@ -85,21 +91,33 @@ impl EventJsonWriter {
 
     /// Appends `ev` as one JSON object (no newline) to `out`.
     pub fn write(&mut self, ev: &Event, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        let process = match &ev.process {
+        // Destructured, so a field added to Event cannot be left out here unnoticed.
+        let Event {
+            schema,
+            ts_ns,
+            host,
+            seq,
+            process,
+            container,
+            compat_syscall,
+            payload,
+        } = ev;
+        let process = match process {
             Some(p) => Some(self.processes.get(p)?),
             None => None,
         };
-        let container = self.containers.get(&ev.container)?;
+        let container = self.containers.get(container)?;
         serde_json::to_writer(
             out,
             &EventJson {
-                schema: ev.schema,
-                ts_ns: ev.ts_ns,
-                host: &ev.host,
-                seq: ev.seq,
+                schema: *schema,
+                ts_ns: *ts_ns,
+                host,
+                seq: *seq,
                 process,
                 container,
-                payload: &ev.payload,
+                compat_syscall: *compat_syscall,
+                payload,
             },
         )
     }
@@ -112,6 +130,7 @@ mod tests {
 
     fn event(seq: u64, process: &Arc<Process>, container: &Arc<Workload>) -> Event {
         Event {
+            compat_syscall: false,
             schema: crate::SCHEMA_VERSION,
             ts_ns: 1_700_000_000_000_000_000 + seq,
             host: Arc::from("node-1"),
@@ -150,7 +169,8 @@ mod tests {
         }));
         let mut w = EventJsonWriter::new();
         for seq in 0..3 {
-            let ev = event(seq, &p, &c);
+            let mut ev = event(seq, &p, &c);
+            ev.compat_syscall = seq == 1;
             let mut fast = Vec::new();
             w.write(&ev, &mut fast).unwrap();
             assert_eq!(

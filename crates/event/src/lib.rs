@@ -38,6 +38,11 @@ pub struct Event {
     pub process: Option<Arc<Process>>,
     /// Where the process ran: a container or the host.
     pub container: Arc<Workload>,
+    /// The syscall came through the 32-bit (ia32) entry: a 32-bit program, or
+    /// `int 0x80` from 64-bit code, a way past tools that watch only the 64-bit table.
+    /// Syscall events only; absent when false.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub compat_syscall: bool,
     /// What happened, tagged by `kind`.
     #[serde(flatten)]
     pub payload: Payload,
@@ -767,6 +772,7 @@ mod tests {
 
     fn sample() -> Event {
         Event {
+            compat_syscall: false,
             schema: SCHEMA_VERSION,
             ts_ns: 1_700_000_000_000_000_000,
             host: "node-1".into(),

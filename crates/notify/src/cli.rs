@@ -185,6 +185,7 @@ pub fn sample_alert() -> Alert {
         output_fields,
         source: "syscall".into(),
         event: Event {
+            compat_syscall: false,
             schema: SCHEMA_VERSION,
             ts_ns: now_ns,
             host: host.into(),

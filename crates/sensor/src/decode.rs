@@ -298,6 +298,7 @@ impl Decoder {
             seq: self.seq,
             process: None,
             container: self.host_workload.clone(),
+            compat_syscall: false,
             payload,
         }
     }
@@ -538,6 +539,8 @@ impl Decoder {
             seq: self.seq,
             process,
             container,
+            compat_syscall: !matches!(h.kind, kind::EXEC | kind::FORK | kind::EXIT)
+                && a[5] & wire::EVF_COMPAT != 0,
             payload,
         }))
     }

@@ -56,6 +56,8 @@ pub struct Stats {
     pub syscall_hook: std::sync::OnceLock<rampart_bpf::ActiveSyscallHook>,
     /// Watched syscalls that hook cannot see here (set once at start).
     pub unhooked_syscalls: std::sync::OnceLock<Vec<&'static str>>,
+    /// Syscalls made through the 32-bit entry make events (set once at start).
+    pub compat_syscalls: std::sync::OnceLock<bool>,
 }
 
 /// A point-in-time copy of [`Stats`], serializable for `--stats`.
@@ -83,6 +85,10 @@ pub struct StatsSnapshot {
     /// (their calls fail with ENOSYS; see [`rampart_bpf::Sensor::unhooked`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unhooked_syscalls: Vec<&'static str>,
+    /// Syscalls made through the 32-bit entry (32-bit programs, int 0x80) make events
+    /// (see [`rampart_bpf::Sensor::compat_syscalls`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compat_syscalls: Option<bool>,
 }
 
 impl Stats {
@@ -107,6 +113,7 @@ impl Stats {
                 .unwrap_or_default(),
             syscall_hook: self.syscall_hook.get().copied(),
             unhooked_syscalls: self.unhooked_syscalls.get().cloned().unwrap_or_default(),
+            compat_syscalls: self.compat_syscalls.get().copied(),
         }
     }
 }
@@ -139,6 +146,9 @@ pub struct SensorConfig {
     pub bpf_object: Option<Vec<u8>>,
     /// How syscalls are hooked (the default takes the cheapest the kernel allows).
     pub syscall_hook: rampart_bpf::SyscallHook,
+    /// Watch syscalls made through the 32-bit entry where the hook misses them (see
+    /// [`rampart_bpf::LoadOptions::compat_syscalls`]).
+    pub compat_syscalls: bool,
 }
 
 impl Default for SensorConfig {
@@ -154,6 +164,7 @@ impl Default for SensorConfig {
             docker_root: "/var/lib/docker".into(),
             bpf_object: None,
             syscall_hook: rampart_bpf::SyscallHook::Auto,
+            compat_syscalls: true,
         }
     }
 }
@@ -384,6 +395,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         ring_bytes: cfg.ring_bytes,
         object: cfg.bpf_object.clone(),
         syscall_hook: cfg.syscall_hook,
+        compat_syscalls: cfg.compat_syscalls,
         ..Default::default()
     };
     let bpf = rampart_bpf::load(&opts)?;
@@ -416,6 +428,15 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         );
     }
     let _ = stats.unhooked_syscalls.set(bpf.unhooked.clone());
+    let _ = stats.compat_syscalls.set(bpf.compat_syscalls);
+    if bpf.compat_syscalls {
+        tracing::info!("32-bit syscalls (32-bit programs, int 0x80) are watched");
+    } else if !cfg.compat_syscalls && bpf.syscall_hook != rampart_bpf::ActiveSyscallHook::None {
+        tracing::warn!(
+            "32-bit syscalls (32-bit programs, int 0x80) are not watched \
+             (--no-compat-syscalls): a process can open, connect or ptrace through them unseen"
+        );
+    }
     if !bpf.skipped.is_empty() {
         tracing::info!(skipped = ?bpf.skipped, "syscall hooks not loaded: their kinds are filtered out");
     }

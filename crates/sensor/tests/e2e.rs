@@ -50,6 +50,8 @@ fn shared() -> &'static Shared {
         };
         let snapshot = sensor.stats.snapshot();
         assert_eq!(snapshot.syscall_hook, Some(expected_hook));
+        // 32-bit syscalls are watched wherever the kernel runs them.
+        assert_eq!(snapshot.compat_syscalls, Some(features.ia32_emulation));
         let _ = shared.unhooked.set(snapshot.unhooked_syscalls);
         std::thread::spawn(move || {
             let sensor: RunningSensor = sensor;
@@ -544,6 +546,99 @@ fn privilege_and_kernel_events() {
         "{:?}",
         meta.cap_add
     );
+}
+
+/// A 32-bit program and a 64-bit one using int 0x80 (tests/images/compat32.c) make
+/// the same syscalls through the 32-bit entry, which the x86_64 hooks never see: each
+/// must arrive decoded as its 64-bit twin would, attributed, and flagged.
+#[test]
+fn syscalls_through_the_32_bit_entry_are_seen_and_flagged() {
+    if !ready() {
+        return;
+    }
+    if !rampart_bpf::probe().ia32_emulation {
+        eprintln!("skipping: this kernel runs no 32-bit syscalls (no ia32 emulation)");
+        return;
+    }
+    shared();
+    let c = TestContainer::start("rampart-e2e-compat", &[], &[]);
+    c.exec("cd /tmp && compat32 && int80 && cat /etc/hostname >/dev/null");
+    for exe in ["/bin/compat32", "/bin/int80"] {
+        let by = |e: &Event| {
+            owned_by(&c, e) && e.process.as_ref().is_some_and(|p| p.exe == exe) && e.compat_syscall
+        };
+        let what = |w: &str| format!("{w} by {exe} through the 32-bit entry");
+        wait_for(&what("openat(AT_FDCWD, relative)"), T, |e| {
+            by(e)
+                && matches!(&e.payload, Payload::FileOpen { path, access, .. }
+                    if path == "/tmp/compat32-file" && access.create && access.write)
+        });
+        wait_for(&what("ftruncate64"), T, |e| {
+            by(e)
+                && matches!(&e.payload, Payload::FileTruncate { length, ret: 0, .. }
+                    if *length == (1 << 32) + 7)
+        });
+        wait_for(&what("chown16 with unchanged ids"), T, |e| {
+            by(e)
+                && matches!(
+                    &e.payload,
+                    Payload::FileChown {
+                        uid: -1,
+                        gid: -1,
+                        ret: 0,
+                        ..
+                    }
+                )
+        });
+        wait_for(&what("rename"), T, |e| {
+            by(e)
+                && matches!(&e.payload, Payload::FileRename { new_path, .. }
+                    if new_path == "/tmp/compat32-moved")
+        });
+        wait_for(&what("unlink"), T, |e| {
+            by(e)
+                && matches!(&e.payload, Payload::FileUnlink { path, .. }
+                    if path == "/tmp/compat32-moved")
+        });
+        for port in [9, 10] {
+            wait_for(&what(&format!("connect to 127.0.0.1:{port}")), T, |e| {
+                by(e)
+                    && matches!(&e.payload, Payload::NetConnect { remote: SockAddr::Inet { port: p, .. }, .. }
+                        if *p == port)
+            });
+        }
+        wait_for(&what("DNS query (socketcall sendto)"), T, |e| {
+            by(e)
+                && matches!(&e.payload, Payload::DnsQuery { query, .. } if query == "compat32.example")
+        });
+        wait_for(&what("setresuid16(-1, -1, -1)"), T, |e| {
+            by(e)
+                && matches!(&e.payload, Payload::SetId { call, args, .. }
+                    if call == "setresuid" && args == &vec![-1, -1, -1])
+        });
+        wait_for(&what("ptrace attach"), T, |e| {
+            by(e)
+                && matches!(
+                    &e.payload,
+                    Payload::Ptrace {
+                        request: 16,
+                        target_pid: 0x3fff_fff0,
+                        ..
+                    }
+                )
+        });
+        wait_for(&what("memfd_create"), T, |e| {
+            by(e)
+                && matches!(&e.payload, Payload::MemfdCreate { name, .. } if name == "compat32-memfd")
+        });
+    }
+    // A 64-bit program's syscalls are not flagged.
+    let cat = wait_for("cat's open of /etc/hostname", T, |e| {
+        owned_by(&c, e)
+            && argv0(e) == "cat"
+            && matches!(&e.payload, Payload::FileOpen { path, .. } if path == "/etc/hostname")
+    });
+    assert!(!cat.compat_syscall);
 }
 
 #[test]

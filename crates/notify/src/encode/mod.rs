@@ -134,6 +134,7 @@ pub(crate) mod sample {
 
     pub fn alert() -> Alert {
         let event = Event {
+            compat_syscall: false,
             schema: SCHEMA_VERSION,
             // 2023-11-14T22:13:20.123456789Z
             ts_ns: 1_700_000_000_123_456_789,
