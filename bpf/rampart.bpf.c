@@ -568,6 +568,7 @@ static __always_inline long native_nr(long nr32, u32 call)
 	case NR32_chmod: return NR_chmod;
 	case NR32_lchown16: case NR32_lchown: return NR_lchown;
 	case NR32_mount: return NR_mount;
+	case NR32_move_mount: return NR_move_mount;
 	case NR32_umount: case NR32_umount2: return NR_umount2;
 	case NR32_setuid16: case NR32_setuid: return NR_setuid;
 	case NR32_ptrace: return NR_ptrace;
@@ -748,7 +749,8 @@ static __always_inline int dispatch_sys_exit(u64 *ctx, bool compat_only)
 	case NR_setuid: case NR_setgid: case NR_setreuid: case NR_setregid: case NR_setresuid:
 	case NR_setresgid: case NR_setfsuid: case NR_setfsgid: case NR_capset: case NR_ptrace:
 	case NR_unshare: case NR_setns: case NR_bpf: case NR_init_module: case NR_umount2:
-	case NR_finit_module: case NR_memfd_create: case NR_mount: case NR_chdir: case NR_fchdir:
+	case NR_finit_module: case NR_memfd_create: case NR_mount: case NR_move_mount:
+	case NR_chdir: case NR_fchdir:
 		h = H_MISC; break;
 	default:
 		return 0;
@@ -1327,6 +1329,35 @@ static __always_inline int do_dns(struct pt_regs *regs, long ret, long nr, bool 
 	return submit(s, off);
 }
 
+// move_mount(from_dfd, from_path, to_dfd, to_path, flags), the new mount API's attach
+// step for a mount made by fsmount(2) or open_tree(2). The source is the descriptor's
+// device name (the superblock's s_id: "tmpfs", "vda1") and its filesystem type when
+// the path is empty (MOVE_MOUNT_F_EMPTY_PATH), else the path as given and no type.
+static __always_inline u32 push_move_mount(struct scratch *s, u32 off, struct syscall_ctx *c)
+{
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[2] = ARG4(c->regs);
+	const char *from = (const char *)ARG1(c->regs);
+	char first = 0;
+	bpf_probe_read_user(&first, 1, from);
+	struct file *f = first ? NULL : fd_file((int)ARG0(c->regs));
+	struct super_block *sb = f ? BPF_CORE_READ(f, f_path.mnt, mnt_sb) : NULL;
+	if (sb)
+		off = push_str(s->ev, off,
+			       (const char *)sb + bpf_core_field_offset(struct super_block, s_id),
+			       false);
+	else
+		off = push_str(s->ev, off, from, true);
+	const char *to = (const char *)ARG3(c->regs);
+	u32 to_off = off;
+	off = push_str(s->ev, off, to, true);
+	if (sb)
+		off = push_str(s->ev, off, BPF_CORE_READ(sb, s_type, name), false);
+	else
+		off = push_empty(s->ev, off);
+	return push_base(s, off, (int)ARG2(c->regs), to, to_off);
+}
+
 static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool maybe_compat)
 {
 	struct syscall_ctx c;
@@ -1341,7 +1372,7 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	case NR_init_module: kind = K_INIT_MODULE; break;
 	case NR_finit_module: kind = K_FINIT_MODULE; break;
 	case NR_umount2: kind = K_UMOUNT; break;
-	case NR_mount: kind = K_MOUNT; break;
+	case NR_mount: case NR_move_mount: kind = K_MOUNT; break;
 	case NR_memfd_create: kind = K_MEMFD; break;
 	case NR_chdir: case NR_fchdir: kind = K_CHDIR; break;
 	default: kind = K_SETID;
@@ -1370,6 +1401,10 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 		break;
 	}
 	case K_MOUNT:
+		if (c.nr == NR_move_mount) {
+			off = push_move_mount(s, off, &c);
+			break;
+		}
 		h->args[2] = ARG3(c.regs);
 		off = push_str(s->ev, off, (void *)ARG0(c.regs), true);
 		off = push_str(s->ev, off, (void *)ARG1(c.regs), true);
@@ -1470,6 +1505,7 @@ TAIL_HANDLER(misc)
 	X(finit_module, misc, NR_finit_module)                                               \
 	X(memfd_create, misc, NR_memfd_create)                                               \
 	X(mount, misc, NR_mount)                                                             \
+	X(move_mount, misc, NR_move_mount)                                                   \
 	X(umount, misc, NR_umount2)                                                          \
 	X(chdir, misc, NR_chdir)                                                             \
 	X(fchdir, misc, NR_fchdir)

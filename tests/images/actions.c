@@ -102,10 +102,30 @@ static int dup_socket(void)
 	return rc;
 }
 
+/* The new mount API: fsopen + fsconfig + fsmount make a detached tmpfs, move_mount
+ * attaches it at /mnt, named relative to a descriptor of /. Raw numbers: older libc
+ * headers lack them. */
+static int move_mount_tmpfs(void)
+{
+	int fs = syscall(430 /* fsopen */, "tmpfs", 0);
+	if (fs < 0)
+		return 1;
+	if (syscall(431 /* fsconfig */, fs, 6 /* FSCONFIG_CMD_CREATE */, NULL, NULL, 0))
+		return 1;
+	int mnt = syscall(432 /* fsmount */, fs, 1 /* FSMOUNT_CLOEXEC */, 0);
+	int root = open("/", O_PATH | O_DIRECTORY);
+	if (mnt < 0 || root < 0)
+		return 1;
+	int rc = syscall(429 /* move_mount */, mnt, "", root, "mnt",
+			 4 /* MOVE_MOUNT_F_EMPTY_PATH */);
+	umount2("/mnt", 0);
+	return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
+		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
 		return 2;
 	}
 	const char *a = argv[1];
@@ -121,6 +141,8 @@ int main(int argc, char **argv)
 		return ptrace_child();
 	if (!strcmp(a, "mount"))
 		return mount("tmpfs", "/mnt", "tmpfs", 0, "size=1m") ? 1 : 0;
+	if (!strcmp(a, "move-mount"))
+		return move_mount_tmpfs();
 	if (!strcmp(a, "umount")) {
 		mount("tmpfs", "/mnt", "tmpfs", 0, "size=1m");
 		return umount2("/mnt", 0) ? 1 : 0;

@@ -78,7 +78,7 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
 /// syscalls), and the wire kinds it can emit. Each also has an fexit stub `fx_<name>`
 /// on the kernel's `__x64_sys_<name>`. A syscall whose kinds are all masked off is not
 /// hooked, so it costs nothing.
-pub const SYSCALLS: [(&str, &str, &[u16]); 57] = {
+pub const SYSCALLS: [(&str, &str, &[u16]); 58] = {
     use wire::kind as k;
     const OPEN: &[u16] = &[k::OPEN];
     const UNLINK: &[u16] = &[k::UNLINK];
@@ -143,6 +143,7 @@ pub const SYSCALLS: [(&str, &str, &[u16]); 57] = {
         ("finit_module", "misc", &[k::FINIT_MODULE]),
         ("memfd_create", "misc", &[k::MEMFD]),
         ("mount", "misc", &[k::MOUNT]),
+        ("move_mount", "misc", &[k::MOUNT]),
         ("umount", "misc", &[k::UMOUNT]),
         ("chdir", "misc", &[k::CHDIR]),
         ("fchdir", "misc", &[k::CHDIR]),

@@ -251,6 +251,7 @@ fn sensor(
     object: Option<&[u8]>,
     open_repeat_window: Duration,
     syscall_hook: SyscallHook,
+    compat_syscalls: bool,
 ) -> anyhow::Result<RunningSensor> {
     let kinds = match kinds {
         Some(k) => crate::sensor_cmd::parse_kinds(&[k.to_string()])?,
@@ -263,6 +264,7 @@ fn sensor(
         bpf_object: object.map(<[u8]>::to_vec),
         open_repeat_window,
         syscall_hook,
+        compat_syscalls,
         ..Default::default()
     })?)
 }
@@ -293,11 +295,12 @@ enum Setup {
     NoSensor,
     /// The sensor with the embedded BPF object, or with the given one, folding
     /// repeated read-only opens over `window` (zero: every open is an event), on the
-    /// given syscall hook.
+    /// given syscall hook, watching 32-bit syscalls or not.
     Sensor {
         object: Option<Vec<u8>>,
         window: Duration,
         hook: SyscallHook,
+        compat: bool,
     },
 }
 
@@ -343,12 +346,13 @@ impl Arm {
             object,
             window,
             hook,
+            compat,
         } = &self.setup
         else {
             self.run_pieces(storm, n);
             return Ok(());
         };
-        let mut sensor = sensor(None, object.as_deref(), *window, *hook)?;
+        let mut sensor = sensor(None, object.as_deref(), *window, *hook, *compat)?;
         let consumer = Consumer::start(&mut sensor);
         let cpu_before = cpu_time(libc::RUSAGE_SELF);
         self.run_pieces(storm, n);
@@ -408,6 +412,7 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 object: None,
                 window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
                 hook: SyscallHook::Auto,
+                compat: true,
             },
         ),
         Arm::new(
@@ -416,6 +421,18 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 object: None,
                 window: Duration::ZERO,
                 hook: SyscallHook::Auto,
+                compat: true,
+            },
+        ),
+        // What watching 32-bit syscalls costs beside fexit or the syscall tracepoints
+        // (a program on every syscall; the same as "with" on the sys_exit hook).
+        Arm::new(
+            "with, no 32-bit hook",
+            Setup::Sensor {
+                object: None,
+                window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
+                hook: SyscallHook::Auto,
+                compat: false,
             },
         ),
         // The hook every kernel has, beside the default's cheaper per-syscall ones.
@@ -425,6 +442,7 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 object: None,
                 window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
                 hook: SyscallHook::SysExit,
+                compat: true,
             },
         ),
     ];
@@ -437,6 +455,7 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 object: Some(bytes),
                 window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
                 hook: SyscallHook::Auto,
+                compat: true,
             },
         ));
     }
@@ -507,7 +526,13 @@ fn throughput(a: &BenchArgs) -> anyhow::Result<()> {
     println!("== throughput: kernel -> decode -> enrich -> JSON, one consumer thread ==");
     let file = std::env::temp_dir().join("rampart-bench-open");
     std::fs::write(&file, b"x")?;
-    let mut s = sensor(Some("file_open"), None, Duration::ZERO, SyscallHook::Auto)?;
+    let mut s = sensor(
+        Some("file_open"),
+        None,
+        Duration::ZERO,
+        SyscallHook::Auto,
+        true,
+    )?;
     let consumer = Consumer::start(&mut s);
     // Generators run as separate processes so the sensor does not ignore them.
     let exe = std::env::current_exe()?;
@@ -747,7 +772,7 @@ fn latency(a: &BenchArgs) -> anyhow::Result<()> {
         errors.len()
     );
     let mut out = BufWriter::new(std::fs::File::create(dir.join("alerts.jsonl"))?);
-    let s = sensor(None, None, Duration::ZERO, SyscallHook::Auto)?;
+    let s = sensor(None, None, Duration::ZERO, SyscallHook::Auto, true)?;
     let n = a.alerts.max(1);
     let target = file.to_string_lossy().into_owned();
     let child = std::thread::spawn(move || in_child("paced-open", n));

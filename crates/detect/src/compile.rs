@@ -1273,13 +1273,13 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         DnsQuery => &["sendto", "sendmsg"],
         Capset => &["capset"],
         Ptrace => &["ptrace"],
-        Mount => &["mount"],
         Umount => &["umount", "umount2"],
         Bpf => &["bpf"],
         MemfdCreate => &["memfd_create"],
         Socket => &["socket"],
         Lost => &["drop"],
-        FileLink | SetId | Namespace | ModuleLoad | FdDup => return None,
+        // Mount: mount, or move_mount (the new mount API's attach step).
+        FileLink | SetId | Namespace | ModuleLoad | FdDup | Mount => return None,
     })
 }
 
@@ -1302,7 +1302,8 @@ fn dynamic_matches(ev: &Event, name: &str) -> bool {
         Payload::SetId { call, .. }
         | Payload::Namespace { call, .. }
         | Payload::ModuleLoad { call, .. }
-        | Payload::FdDup { call, .. } => call == name,
+        | Payload::FdDup { call, .. }
+        | Payload::Mount { call, .. } => call == name,
         _ => false,
     }
 }
@@ -1324,6 +1325,9 @@ fn dynamic_kinds_for(name: &str) -> u32 {
     }
     if matches!(name, "dup" | "dup2" | "dup3") {
         m |= KindSet::bit(FdDup);
+    }
+    if matches!(name, "mount" | "move_mount") {
+        m |= KindSet::bit(Mount);
     }
     m
 }
@@ -1410,6 +1414,7 @@ const KNOWN_EVENT_TYPES: &[&str] = &[
     "mmap",
     "mmap2",
     "mount",
+    "move_mount",
     "mprotect",
     "munmap",
     "nanosleep",

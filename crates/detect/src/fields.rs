@@ -459,6 +459,8 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         })),
         "evt.rawres" => provided(int(|ctx| event_ret(&ctx.ev.payload))),
         "evt.failed" => provided(boolean(|ctx| event_ret(&ctx.ev.payload).map(|r| r < 0))),
+        // Rampart extension: the syscall came through the 32-bit (ia32) entry.
+        "evt.is_compat" => provided(boolean(|ctx| Some(ctx.ev.compat_syscall))),
         "evt.is_open_read" | "evt.is_open_write" | "evt.is_open_create" => {
             let which = match name {
                 "evt.is_open_read" => 0,
@@ -788,10 +790,10 @@ pub fn primary_syscall(ev: &Event) -> &str {
         Payload::DnsQuery { .. } => "sendto",
         Payload::SetId { call, .. }
         | Payload::Namespace { call, .. }
-        | Payload::ModuleLoad { call, .. } => call,
+        | Payload::ModuleLoad { call, .. }
+        | Payload::Mount { call, .. } => call,
         Payload::Capset { .. } => "capset",
         Payload::Ptrace { .. } => "ptrace",
-        Payload::Mount { .. } => "mount",
         Payload::Umount { .. } => "umount2",
         Payload::Bpf { .. } => "bpf",
         Payload::MemfdCreate { .. } => "memfd_create",

@@ -401,6 +401,11 @@ pub enum Payload {
         ret: i64,
     },
     Mount {
+        /// `mount`, or `move_mount`: the new mount API's attach step for a mount made
+        /// by fsmount(2) or open_tree(2), whose `source` is then the device name
+        /// (`tmpfs`, `vda1`) when moved from a descriptor. Absent: `mount`.
+        #[serde(default = "mount_call")]
+        call: String,
         source: String,
         target: String,
         fstype: String,
@@ -754,6 +759,10 @@ pub struct Alert {
     pub source: String,
     /// The triggering event, with its process ancestry and container.
     pub event: Event,
+}
+
+fn mount_call() -> String {
+    "mount".into()
 }
 
 fn is_false(b: &bool) -> bool {

@@ -225,6 +225,9 @@ fn socket_family_name(family: u64) -> String {
     name.to_string()
 }
 
+/// move_mount(2)'s x86_64 number (`args[1]` of a mount record).
+const NR_MOVE_MOUNT: u64 = 429;
+
 fn setid_name(nr: u64) -> (&'static str, usize) {
     match nr {
         105 => ("setuid", 1),
@@ -726,10 +729,17 @@ impl Decoder {
                 ret,
             },
             kind::MOUNT => {
-                let [source, target, fstype] = rec.take::<3>()?;
+                let [source, target, fstype, base] = rec.take::<4>()?;
+                let move_mount = a[1] == NR_MOVE_MOUNT;
                 Payload::Mount {
+                    call: if move_mount { "move_mount" } else { "mount" }.into(),
                     source: lossy(source),
-                    target: lossy(target),
+                    // move_mount's target may be relative to a directory descriptor.
+                    target: if move_mount {
+                        resolve_path(target, base)
+                    } else {
+                        lossy(target)
+                    },
                     fstype: lossy(fstype),
                     flags: a[2],
                     ret,

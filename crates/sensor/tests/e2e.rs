@@ -447,6 +447,7 @@ fn privilege_and_kernel_events() {
         "capset",
         "ptrace",
         "mount",
+        "move-mount",
         "umount",
         "unshare",
         "setns",
@@ -477,8 +478,17 @@ fn privilege_and_kernel_events() {
     });
     wait_for("mount tmpfs on /mnt", T, |e| {
         owns(e)
-            && matches!(&e.payload, Payload::Mount { target, fstype, .. } if target == "/mnt" && fstype == "tmpfs")
+            && matches!(&e.payload, Payload::Mount { call, target, fstype, .. } if call == "mount" && target == "/mnt" && fstype == "tmpfs")
     });
+    wait_for(
+        "move_mount of an fsmount tmpfs to mnt relative to /",
+        T,
+        |e| {
+            owns(e)
+                && matches!(&e.payload, Payload::Mount { call, source, target, fstype, flags: 4, ret: 0 }
+                if call == "move_mount" && source == "tmpfs" && target == "/mnt" && fstype == "tmpfs")
+        },
+    );
     wait_for("umount /mnt", T, |e| {
         owns(e) && matches!(&e.payload, Payload::Umount { target, .. } if target == "/mnt")
     });
