@@ -569,6 +569,8 @@ static __always_inline long native_nr(long nr32, u32 call)
 	case NR32_lchown16: case NR32_lchown: return NR_lchown;
 	case NR32_mount: return NR_mount;
 	case NR32_move_mount: return NR_move_mount;
+	case NR32_fsmount: return NR_fsmount;
+	case NR32_open_tree: return NR_open_tree;
 	case NR32_umount: case NR32_umount2: return NR_umount2;
 	case NR32_setuid16: case NR32_setuid: return NR_setuid;
 	case NR32_ptrace: return NR_ptrace;
@@ -750,6 +752,7 @@ static __always_inline int dispatch_sys_exit(u64 *ctx, bool compat_only)
 	case NR_setresgid: case NR_setfsuid: case NR_setfsgid: case NR_capset: case NR_ptrace:
 	case NR_unshare: case NR_setns: case NR_bpf: case NR_init_module: case NR_umount2:
 	case NR_finit_module: case NR_memfd_create: case NR_mount: case NR_move_mount:
+	case NR_fsmount: case NR_open_tree:
 	case NR_chdir: case NR_fchdir:
 		h = H_MISC; break;
 	default:
@@ -1329,33 +1332,67 @@ static __always_inline int do_dns(struct pt_regs *regs, long ret, long nr, bool 
 	return submit(s, off);
 }
 
-// move_mount(from_dfd, from_path, to_dfd, to_path, flags), the new mount API's attach
-// step for a mount made by fsmount(2) or open_tree(2). The source is the descriptor's
-// device name (the superblock's s_id: "tmpfs", "vda1") and its filesystem type when
-// the path is empty (MOVE_MOUNT_F_EMPTY_PATH), else the path as given and no type.
-static __always_inline u32 push_move_mount(struct scratch *s, u32 off, struct syscall_ctx *c)
+// The superblock of a mount descriptor (fsmount, open_tree) or of any open file.
+static __always_inline struct super_block *fd_super(long fd)
+{
+	struct file *f = fd_file(fd);
+	return f ? BPF_CORE_READ(f, f_path.mnt, mnt_sb) : NULL;
+}
+
+static __always_inline u32 push_sb_id(u8 *buf, u32 off, struct super_block *sb)
+{
+	return push_str(buf, off, (const char *)sb + bpf_core_field_offset(struct super_block, s_id),
+			false);
+}
+
+// The new mount API, as mount records: strings source, target, fstype, and the base
+// directory of the one relative path (open_tree: the source; move_mount: the target).
+// - fsmount(fs_fd, flags, attr_flags) -> mount fd: a new, detached filesystem
+//   instance; source is its device name (the superblock's s_id: "tmpfs", "vda1").
+// - open_tree(dfd, path, flags) -> fd: with OPEN_TREE_CLONE, a detached copy (a bind
+//   mount to be) of the tree at path.
+// - move_mount(from_dfd, from_path, to_dfd, to_path, flags): attaches either at
+//   to_path. From a descriptor (empty from_path) the source is its device name.
+// fstype comes from the superblock of the descriptor made or moved.
+static __always_inline u32 push_new_mount_api(struct scratch *s, u32 off, struct syscall_ctx *c)
 {
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
-	h->args[2] = ARG4(c->regs);
-	const char *from = (const char *)ARG1(c->regs);
-	char first = 0;
-	bpf_probe_read_user(&first, 1, from);
-	struct file *f = first ? NULL : fd_file((int)ARG0(c->regs));
-	struct super_block *sb = f ? BPF_CORE_READ(f, f_path.mnt, mnt_sb) : NULL;
-	if (sb)
-		off = push_str(s->ev, off,
-			       (const char *)sb + bpf_core_field_offset(struct super_block, s_id),
-			       false);
-	else
-		off = push_str(s->ev, off, from, true);
-	const char *to = (const char *)ARG3(c->regs);
-	u32 to_off = off;
-	off = push_str(s->ev, off, to, true);
+	struct super_block *sb = NULL;
+	const char *path = NULL; // the one user path, resolved against `dirfd`
+	long dirfd = AT_FDCWD_VAL;
+	u32 path_off;
+	if (c->nr == NR_fsmount) {
+		h->args[2] = ARG2(c->regs);
+		sb = c->ret >= 0 ? fd_super(c->ret) : NULL;
+		off = sb ? push_sb_id(s->ev, off, sb) : push_empty(s->ev, off);
+		off = push_empty(s->ev, off);
+	} else if (c->nr == NR_open_tree) {
+		h->args[2] = ARG2(c->regs);
+		sb = c->ret >= 0 ? fd_super(c->ret) : NULL;
+		path = (const char *)ARG1(c->regs);
+		dirfd = (int)ARG0(c->regs);
+		path_off = off;
+		off = push_str(s->ev, off, path, true);
+		off = push_empty(s->ev, off);
+	} else { // move_mount
+		h->args[2] = ARG4(c->regs);
+		const char *from = (const char *)ARG1(c->regs);
+		char first = 0;
+		bpf_probe_read_user(&first, 1, from);
+		sb = first ? NULL : fd_super((int)ARG0(c->regs));
+		off = sb ? push_sb_id(s->ev, off, sb) : push_str(s->ev, off, from, true);
+		path = (const char *)ARG3(c->regs);
+		dirfd = (int)ARG2(c->regs);
+		path_off = off;
+		off = push_str(s->ev, off, path, true);
+	}
 	if (sb)
 		off = push_str(s->ev, off, BPF_CORE_READ(sb, s_type, name), false);
 	else
 		off = push_empty(s->ev, off);
-	return push_base(s, off, (int)ARG2(c->regs), to, to_off);
+	if (!path)
+		return push_empty(s->ev, off);
+	return push_base(s, off, dirfd, path, path_off);
 }
 
 static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool maybe_compat)
@@ -1372,7 +1409,9 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	case NR_init_module: kind = K_INIT_MODULE; break;
 	case NR_finit_module: kind = K_FINIT_MODULE; break;
 	case NR_umount2: kind = K_UMOUNT; break;
-	case NR_mount: case NR_move_mount: kind = K_MOUNT; break;
+	case NR_mount: case NR_move_mount: case NR_fsmount: case NR_open_tree:
+		kind = K_MOUNT;
+		break;
 	case NR_memfd_create: kind = K_MEMFD; break;
 	case NR_chdir: case NR_fchdir: kind = K_CHDIR; break;
 	default: kind = K_SETID;
@@ -1401,8 +1440,8 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 		break;
 	}
 	case K_MOUNT:
-		if (c.nr == NR_move_mount) {
-			off = push_move_mount(s, off, &c);
+		if (c.nr != NR_mount) {
+			off = push_new_mount_api(s, off, &c);
 			break;
 		}
 		h->args[2] = ARG3(c.regs);
@@ -1506,6 +1545,8 @@ TAIL_HANDLER(misc)
 	X(memfd_create, misc, NR_memfd_create)                                               \
 	X(mount, misc, NR_mount)                                                             \
 	X(move_mount, misc, NR_move_mount)                                                   \
+	X(fsmount, misc, NR_fsmount)                                                         \
+	X(open_tree, misc, NR_open_tree)                                                     \
 	X(umount, misc, NR_umount2)                                                          \
 	X(chdir, misc, NR_chdir)                                                             \
 	X(fchdir, misc, NR_fchdir)

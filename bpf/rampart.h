@@ -38,7 +38,7 @@
 #define K_SETID 17        // a0 ret, a1 nr, a2..a4 args
 #define K_CAPSET 18       // a0 ret, a1 nr, a2 eff, a3 perm, a4 inh
 #define K_PTRACE 19       // a0 ret, a1 nr, a2 request, a3 pid
-#define K_MOUNT 20        // a0 ret, a1 nr, a2 flags | source, target, fstype (move_mount: + target base)
+#define K_MOUNT 20        // a0 ret, a1 nr, a2 flags | source, target, fstype (new mount API: + base of the path)
 #define K_UMOUNT 21       // a0 ret, a1 nr, a2 target ptr, a3 flags | target
 #define K_UNSHARE 22      // a0 ret, a1 nr, a2 flags
 #define K_SETNS 23        // a0 ret, a1 nr, a2 fd, a3 nstype
@@ -119,7 +119,9 @@
 #define NR_finit_module 313
 #define NR_umount2 166
 #define NR_mount 165
+#define NR_open_tree 428
 #define NR_move_mount 429
+#define NR_fsmount 432
 #define NR_memfd_create 319
 #define NR_chdir 80
 #define NR_fchdir 81
@@ -201,7 +203,9 @@
 #define NR32_accept4 364
 #define NR32_sendto 369
 #define NR32_sendmsg 370
+#define NR32_open_tree 428
 #define NR32_move_mount 429
+#define NR32_fsmount 432
 #define NR32_openat2 437
 #define NR32_fchmodat2 452
 

@@ -119,7 +119,9 @@ static int move_mount_tmpfs(void)
 	int rc = syscall(429 /* move_mount */, mnt, "", root, "mnt",
 			 4 /* MOVE_MOUNT_F_EMPTY_PATH */);
 	umount2("/mnt", 0);
-	return rc ? 1 : 0;
+	/* A detached copy of /etc, named relative to /. */
+	int tree = syscall(428 /* open_tree */, root, "etc", 1 /* OPEN_TREE_CLONE */);
+	return rc || tree < 0 ? 1 : 0;
 }
 
 int main(int argc, char **argv)

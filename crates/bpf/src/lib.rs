@@ -78,7 +78,7 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
 /// syscalls), and the wire kinds it can emit. Each also has an fexit stub `fx_<name>`
 /// on the kernel's `__x64_sys_<name>`. A syscall whose kinds are all masked off is not
 /// hooked, so it costs nothing.
-pub const SYSCALLS: [(&str, &str, &[u16]); 58] = {
+pub const SYSCALLS: [(&str, &str, &[u16]); 60] = {
     use wire::kind as k;
     const OPEN: &[u16] = &[k::OPEN];
     const UNLINK: &[u16] = &[k::UNLINK];
@@ -144,6 +144,8 @@ pub const SYSCALLS: [(&str, &str, &[u16]); 58] = {
         ("memfd_create", "misc", &[k::MEMFD]),
         ("mount", "misc", &[k::MOUNT]),
         ("move_mount", "misc", &[k::MOUNT]),
+        ("fsmount", "misc", &[k::MOUNT]),
+        ("open_tree", "misc", &[k::MOUNT]),
         ("umount", "misc", &[k::UMOUNT]),
         ("chdir", "misc", &[k::CHDIR]),
         ("fchdir", "misc", &[k::CHDIR]),
@@ -824,13 +826,22 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
 }
 
 /// Whether the kernel runs 32-bit syscalls: built with ia32 emulation (its 32-bit entry
-/// is in the BTF) and not switched off with `ia32_emulation=` on its command line.
+/// points are in the BTF, under names that changed across versions) and not switched
+/// off with `ia32_emulation=` on its command line.
 /// (A kernel built with it off by default and not switched on is taken as on: the
 /// price is an idle program, not a blind spot.)
 fn ia32_emulation(btf: &Btf, cmdline: &str) -> bool {
-    let built = btf
-        .id_by_type_name_kind("do_fast_syscall_32", aya_obj::btf::BtfKind::Func)
-        .is_ok();
+    let built = [
+        "do_fast_syscall_32",
+        "do_int80_syscall_32",
+        "ia32_sys_call",
+        "__ia32_sys_openat",
+    ]
+    .iter()
+    .any(|name| {
+        btf.id_by_type_name_kind(name, aya_obj::btf::BtfKind::Func)
+            .is_ok()
+    });
     built && !ia32_emulation_switched_off(cmdline)
 }
 

@@ -1278,7 +1278,7 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         MemfdCreate => &["memfd_create"],
         Socket => &["socket"],
         Lost => &["drop"],
-        // Mount: mount, or move_mount (the new mount API's attach step).
+        // Mount: mount, or the new mount API's fsmount, open_tree, move_mount.
         FileLink | SetId | Namespace | ModuleLoad | FdDup | Mount => return None,
     })
 }
@@ -1326,7 +1326,7 @@ fn dynamic_kinds_for(name: &str) -> u32 {
     if matches!(name, "dup" | "dup2" | "dup3") {
         m |= KindSet::bit(FdDup);
     }
-    if matches!(name, "mount" | "move_mount") {
+    if matches!(name, "mount" | "move_mount" | "fsmount" | "open_tree") {
         m |= KindSet::bit(Mount);
     }
     m
@@ -1372,6 +1372,7 @@ const KNOWN_EVENT_TYPES: &[&str] = &[
     "flock",
     "fork",
     "fsconfig",
+    "fsmount",
     "fstat",
     "ftruncate",
     "futex",
@@ -1421,6 +1422,7 @@ const KNOWN_EVENT_TYPES: &[&str] = &[
     "newfstatat",
     "open",
     "open_by_handle_at",
+    "open_tree",
     "openat",
     "openat2",
     "pidfd_getfd",

@@ -401,9 +401,11 @@ pub enum Payload {
         ret: i64,
     },
     Mount {
-        /// `mount`, or `move_mount`: the new mount API's attach step for a mount made
-        /// by fsmount(2) or open_tree(2), whose `source` is then the device name
-        /// (`tmpfs`, `vda1`) when moved from a descriptor. Absent: `mount`.
+        /// `mount`, or a call of the new mount API: `fsmount` (a new detached
+        /// filesystem instance: no `target`, `source` its device name such as `tmpfs`
+        /// or `vda1`), `open_tree` (with OPEN_TREE_CLONE in `flags`, a detached copy of
+        /// the tree at `source`), `move_mount` (attaches either at `target`; `source`
+        /// is the device name when moved from a descriptor). Absent: `mount`.
         #[serde(default = "mount_call")]
         call: String,
         source: String,

@@ -225,8 +225,10 @@ fn socket_family_name(family: u64) -> String {
     name.to_string()
 }
 
-/// move_mount(2)'s x86_64 number (`args[1]` of a mount record).
+/// The new mount API's x86_64 numbers (`args[1]` of a mount record).
+const NR_OPEN_TREE: u64 = 428;
 const NR_MOVE_MOUNT: u64 = 429;
+const NR_FSMOUNT: u64 = 432;
 
 fn setid_name(nr: u64) -> (&'static str, usize) {
     match nr {
@@ -730,16 +732,17 @@ impl Decoder {
             },
             kind::MOUNT => {
                 let [source, target, fstype, base] = rec.take::<4>()?;
-                let move_mount = a[1] == NR_MOVE_MOUNT;
+                // The new mount API's one path may be relative to a descriptor.
+                let (call, source, target) = match a[1] {
+                    NR_MOVE_MOUNT => ("move_mount", lossy(source), resolve_path(target, base)),
+                    NR_OPEN_TREE => ("open_tree", resolve_path(source, base), lossy(target)),
+                    NR_FSMOUNT => ("fsmount", lossy(source), lossy(target)),
+                    _ => ("mount", lossy(source), lossy(target)),
+                };
                 Payload::Mount {
-                    call: if move_mount { "move_mount" } else { "mount" }.into(),
-                    source: lossy(source),
-                    // move_mount's target may be relative to a directory descriptor.
-                    target: if move_mount {
-                        resolve_path(target, base)
-                    } else {
-                        lossy(target)
-                    },
+                    call: call.into(),
+                    source,
+                    target,
                     fstype: lossy(fstype),
                     flags: a[2],
                     ret,

@@ -431,6 +431,11 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     let _ = stats.compat_syscalls.set(bpf.compat_syscalls);
     if bpf.compat_syscalls {
         tracing::info!("32-bit syscalls (32-bit programs, int 0x80) are watched");
+    } else if cfg.compat_syscalls
+        && bpf.warnings.is_empty()
+        && bpf.syscall_hook != rampart_bpf::ActiveSyscallHook::None
+    {
+        tracing::info!("this kernel runs no 32-bit syscalls (no ia32 emulation)");
     } else if !cfg.compat_syscalls && bpf.syscall_hook != rampart_bpf::ActiveSyscallHook::None {
         tracing::warn!(
             "32-bit syscalls (32-bit programs, int 0x80) are not watched \

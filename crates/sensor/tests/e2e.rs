@@ -480,6 +480,16 @@ fn privilege_and_kernel_events() {
         owns(e)
             && matches!(&e.payload, Payload::Mount { call, target, fstype, .. } if call == "mount" && target == "/mnt" && fstype == "tmpfs")
     });
+    wait_for("fsmount of a tmpfs", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::Mount { call, source, target, fstype, .. }
+                if call == "fsmount" && source == "tmpfs" && target.is_empty() && fstype == "tmpfs")
+    });
+    wait_for("open_tree clone of etc relative to /", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::Mount { call, source, flags: 1, ret, .. }
+                if call == "open_tree" && source == "/etc" && *ret >= 0)
+    });
     wait_for(
         "move_mount of an fsmount tmpfs to mnt relative to /",
         T,
