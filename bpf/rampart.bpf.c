@@ -571,6 +571,8 @@ static __always_inline long native_nr(long nr32, u32 call)
 	case NR32_move_mount: return NR_move_mount;
 	case NR32_fsmount: return NR_fsmount;
 	case NR32_open_tree: return NR_open_tree;
+	case NR32_process_vm_readv: return NR_process_vm_readv;
+	case NR32_process_vm_writev: return NR_process_vm_writev;
 	case NR32_umount: case NR32_umount2: return NR_umount2;
 	case NR32_setuid16: case NR32_setuid: return NR_setuid;
 	case NR32_ptrace: return NR_ptrace;
@@ -752,7 +754,7 @@ static __always_inline int dispatch_sys_exit(u64 *ctx, bool compat_only)
 	case NR_setresgid: case NR_setfsuid: case NR_setfsgid: case NR_capset: case NR_ptrace:
 	case NR_unshare: case NR_setns: case NR_bpf: case NR_init_module: case NR_umount2:
 	case NR_finit_module: case NR_memfd_create: case NR_mount: case NR_move_mount:
-	case NR_fsmount: case NR_open_tree:
+	case NR_fsmount: case NR_open_tree: case NR_process_vm_readv: case NR_process_vm_writev:
 	case NR_chdir: case NR_fchdir:
 		h = H_MISC; break;
 	default:
@@ -1413,6 +1415,7 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 		kind = K_MOUNT;
 		break;
 	case NR_memfd_create: kind = K_MEMFD; break;
+	case NR_process_vm_readv: case NR_process_vm_writev: kind = K_PROCESS_VM; break;
 	case NR_chdir: case NR_fchdir: kind = K_CHDIR; break;
 	default: kind = K_SETID;
 	}
@@ -1547,6 +1550,8 @@ TAIL_HANDLER(misc)
 	X(move_mount, misc, NR_move_mount)                                                   \
 	X(fsmount, misc, NR_fsmount)                                                         \
 	X(open_tree, misc, NR_open_tree)                                                     \
+	X(process_vm_readv, misc, NR_process_vm_readv)                                       \
+	X(process_vm_writev, misc, NR_process_vm_writev)                                     \
 	X(umount, misc, NR_umount2)                                                          \
 	X(chdir, misc, NR_chdir)                                                             \
 	X(fchdir, misc, NR_fchdir)

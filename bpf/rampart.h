@@ -49,6 +49,7 @@
 #define K_CHDIR 28        // a0 ret | new cwd (internal: updates the process tree)
 #define K_SOCKET 29       // a0 ret, a1 domain, a2 type, a3 protocol (unusual domains and raw only)
 #define K_DUP 30          // a0 ret (new fd 0-2), a1 nr, a2 old fd, a3 proto, a4 type | local, remote wire addr
+#define K_PROCESS_VM 31   // a0 ret, a1 nr, a2 pid
 
 // Syscall events' args[5].
 #define EVF_COMPAT 1 // made through the 32-bit (ia32) entry
@@ -122,6 +123,8 @@
 #define NR_open_tree 428
 #define NR_move_mount 429
 #define NR_fsmount 432
+#define NR_process_vm_readv 310
+#define NR_process_vm_writev 311
 #define NR_memfd_create 319
 #define NR_chdir 80
 #define NR_fchdir 81
@@ -206,6 +209,8 @@
 #define NR32_open_tree 428
 #define NR32_move_mount 429
 #define NR32_fsmount 432
+#define NR32_process_vm_readv 347
+#define NR32_process_vm_writev 348
 #define NR32_openat2 437
 #define NR32_fchmodat2 452
 

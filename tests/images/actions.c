@@ -10,7 +10,9 @@
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
+#include <signal.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <arpa/inet.h>
@@ -124,10 +126,30 @@ static int move_mount_tmpfs(void)
 	return rc || tree < 0 ? 1 : 0;
 }
 
+/* Reads then writes a forked child's memory with process_vm_readv/writev (the child
+ * is a descendant, so Yama's default ptrace scope allows it). */
+static char vm_secret[16] = "rampart-secret";
+static int process_vm(void)
+{
+	pid_t child = fork();
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	char buf[16];
+	struct iovec local = {buf, sizeof(buf)}, remote = {vm_secret, sizeof(vm_secret)};
+	long r = syscall(SYS_process_vm_readv, child, &local, 1, &remote, 1, 0);
+	memcpy(buf, "rampart-patched", 16);
+	long w = syscall(SYS_process_vm_writev, child, &local, 1, &remote, 1, 0);
+	kill(child, SIGKILL);
+	waitpid(child, NULL, 0);
+	return r == 16 && w == 16 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
+		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
 		return 2;
 	}
 	const char *a = argv[1];
@@ -143,6 +165,8 @@ int main(int argc, char **argv)
 		return ptrace_child();
 	if (!strcmp(a, "mount"))
 		return mount("tmpfs", "/mnt", "tmpfs", 0, "size=1m") ? 1 : 0;
+	if (!strcmp(a, "process-vm"))
+		return process_vm();
 	if (!strcmp(a, "move-mount"))
 		return move_mount_tmpfs();
 	if (!strcmp(a, "umount")) {

@@ -32,6 +32,7 @@ pub mod kind {
     pub const CHDIR: u16 = 28;
     pub const SOCKET: u16 = 29;
     pub const DUP: u16 = 30;
+    pub const PROCESS_VM: u16 = 31;
 }
 
 /// `args[5]` of syscall kinds: the syscall came through the 32-bit (ia32) entry.

@@ -1279,7 +1279,7 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         Socket => &["socket"],
         Lost => &["drop"],
         // Mount: mount, or the new mount API's fsmount, open_tree, move_mount.
-        FileLink | SetId | Namespace | ModuleLoad | FdDup | Mount => return None,
+        FileLink | SetId | Namespace | ModuleLoad | FdDup | Mount | ProcessVm => return None,
     })
 }
 
@@ -1303,7 +1303,8 @@ fn dynamic_matches(ev: &Event, name: &str) -> bool {
         | Payload::Namespace { call, .. }
         | Payload::ModuleLoad { call, .. }
         | Payload::FdDup { call, .. }
-        | Payload::Mount { call, .. } => call == name,
+        | Payload::Mount { call, .. }
+        | Payload::ProcessVm { call, .. } => call == name,
         _ => false,
     }
 }
@@ -1325,6 +1326,9 @@ fn dynamic_kinds_for(name: &str) -> u32 {
     }
     if matches!(name, "dup" | "dup2" | "dup3") {
         m |= KindSet::bit(FdDup);
+    }
+    if matches!(name, "process_vm_readv" | "process_vm_writev") {
+        m |= KindSet::bit(ProcessVm);
     }
     if matches!(name, "mount" | "move_mount" | "fsmount" | "open_tree") {
         m |= KindSet::bit(Mount);

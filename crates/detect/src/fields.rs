@@ -791,7 +791,8 @@ pub fn primary_syscall(ev: &Event) -> &str {
         Payload::SetId { call, .. }
         | Payload::Namespace { call, .. }
         | Payload::ModuleLoad { call, .. }
-        | Payload::Mount { call, .. } => call,
+        | Payload::Mount { call, .. }
+        | Payload::ProcessVm { call, .. } => call,
         Payload::Capset { .. } => "capset",
         Payload::Ptrace { .. } => "ptrace",
         Payload::Umount { .. } => "umount2",
@@ -837,6 +838,7 @@ pub fn event_ret(p: &Payload) -> Option<i64> {
         | Payload::SetId { ret, .. }
         | Payload::Capset { ret, .. }
         | Payload::Ptrace { ret, .. }
+        | Payload::ProcessVm { ret, .. }
         | Payload::Mount { ret, .. }
         | Payload::Umount { ret, .. }
         | Payload::Namespace { ret, .. }
@@ -1195,6 +1197,7 @@ fn arg_names(p: &Payload) -> &'static [ArgKey] {
         Payload::NetBind { .. } => &[ArgKey::Res, ArgKey::Addr],
         Payload::NetListen { .. } => &[ArgKey::Res, ArgKey::Backlog],
         Payload::Ptrace { .. } => &[ArgKey::Res, ArgKey::Request, ArgKey::Pid],
+        Payload::ProcessVm { .. } => &[ArgKey::Res, ArgKey::Pid],
         Payload::Mount { .. } => &[
             ArgKey::Res,
             ArgKey::Dev,
@@ -1295,7 +1298,10 @@ fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
         (Payload::NetListen { backlog, .. }, ArgKey::Backlog) => o(backlog.to_string()),
         (Payload::NetAccept { ret, .. }, ArgKey::Fd) => o(ret.to_string()),
         (Payload::Ptrace { request, .. }, ArgKey::Request) => o(ptrace_request_name(*request)),
-        (Payload::Ptrace { target_pid, .. }, ArgKey::Pid) => o(target_pid.to_string()),
+        (
+            Payload::Ptrace { target_pid, .. } | Payload::ProcessVm { target_pid, .. },
+            ArgKey::Pid,
+        ) => o(target_pid.to_string()),
         (Payload::Mount { source, .. }, ArgKey::Dev | ArgKey::Source) => b(source),
         (Payload::Mount { target, .. }, ArgKey::Dir | ArgKey::Target) => b(target),
         (Payload::Mount { fstype, .. }, ArgKey::Type | ArgKey::Fstype) => b(fstype),
@@ -1367,7 +1373,10 @@ fn event_rawarg(ev: &Event, name: ArgKey) -> Option<i64> {
         (Payload::FileChown { gid, .. }, ArgKey::Gid) => Some(*gid),
         (Payload::FileTruncate { length, .. }, ArgKey::Length) => Some(*length),
         (Payload::Ptrace { request, .. }, ArgKey::Request) => Some(*request),
-        (Payload::Ptrace { target_pid, .. }, ArgKey::Pid) => Some(*target_pid),
+        (
+            Payload::Ptrace { target_pid, .. } | Payload::ProcessVm { target_pid, .. },
+            ArgKey::Pid,
+        ) => Some(*target_pid),
         (
             Payload::Mount { flags, .. }
             | Payload::Umount { flags, .. }

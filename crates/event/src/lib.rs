@@ -400,6 +400,15 @@ pub enum Payload {
         target_pid: i64,
         ret: i64,
     },
+    /// process_vm_readv or process_vm_writev: one process reading or writing another's
+    /// memory directly, without ptrace or /proc/<pid>/mem (credential theft, code
+    /// injection). Failed attempts are reported too.
+    ProcessVm {
+        call: String,
+        target_pid: i64,
+        /// Bytes moved, or a negative errno.
+        ret: i64,
+    },
     Mount {
         /// `mount`, or a call of the new mount API: `fsmount` (a new detached
         /// filesystem instance: no `target`, `source` its device name such as `tmpfs`
@@ -526,11 +535,12 @@ pub enum EventKind {
     ProcMemWrite,
     Socket,
     FdDup,
+    ProcessVm,
     Lost,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 28] = [
+    pub const ALL: [EventKind; 29] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -558,6 +568,7 @@ impl EventKind {
         EventKind::ProcMemWrite,
         EventKind::Socket,
         EventKind::FdDup,
+        EventKind::ProcessVm,
         EventKind::Lost,
     ];
 
@@ -590,6 +601,7 @@ impl EventKind {
             EventKind::ProcMemWrite => "proc_mem_write",
             EventKind::Socket => "socket",
             EventKind::FdDup => "fd_dup",
+            EventKind::ProcessVm => "process_vm",
             EventKind::Lost => "lost",
         }
     }
@@ -622,6 +634,7 @@ impl EventKind {
                 Bpf,
                 MemfdCreate,
                 ProcMemWrite,
+                ProcessVm,
             ],
             _ => {
                 return EventKind::ALL
@@ -661,6 +674,7 @@ impl Payload {
             Payload::SetId { .. } => EventKind::SetId,
             Payload::Capset { .. } => EventKind::Capset,
             Payload::Ptrace { .. } => EventKind::Ptrace,
+            Payload::ProcessVm { .. } => EventKind::ProcessVm,
             Payload::Mount { .. } => EventKind::Mount,
             Payload::Umount { .. } => EventKind::Umount,
             Payload::Namespace { .. } => EventKind::Namespace,

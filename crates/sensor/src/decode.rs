@@ -229,6 +229,8 @@ fn socket_family_name(family: u64) -> String {
 const NR_OPEN_TREE: u64 = 428;
 const NR_MOVE_MOUNT: u64 = 429;
 const NR_FSMOUNT: u64 = 432;
+/// process_vm_writev(2)'s x86_64 number (`args[1]` of a process_vm record).
+const NR_PROCESS_VM_WRITEV: u64 = 311;
 
 fn setid_name(nr: u64) -> (&'static str, usize) {
     match nr {
@@ -723,6 +725,16 @@ impl Decoder {
                 effective: a[2],
                 permitted: a[3],
                 inheritable: a[4],
+                ret,
+            },
+            kind::PROCESS_VM => Payload::ProcessVm {
+                call: if a[1] == NR_PROCESS_VM_WRITEV {
+                    "process_vm_writev"
+                } else {
+                    "process_vm_readv"
+                }
+                .into(),
+                target_pid: a[2] as i32 as i64,
                 ret,
             },
             kind::PTRACE => Payload::Ptrace {

@@ -191,6 +191,7 @@ fn wire_kinds(k: EventKind) -> &'static [u16] {
         EventKind::SetId => &[w::SETID],
         EventKind::Capset => &[w::CAPSET],
         EventKind::Ptrace => &[w::PTRACE],
+        EventKind::ProcessVm => &[w::PROCESS_VM],
         EventKind::Mount => &[w::MOUNT],
         EventKind::Umount => &[w::UMOUNT],
         EventKind::Namespace => &[w::UNSHARE, w::SETNS],

@@ -448,6 +448,7 @@ fn privilege_and_kernel_events() {
         "ptrace",
         "mount",
         "move-mount",
+        "process-vm",
         "umount",
         "unshare",
         "setns",
@@ -480,6 +481,13 @@ fn privilege_and_kernel_events() {
         owns(e)
             && matches!(&e.payload, Payload::Mount { call, target, fstype, .. } if call == "mount" && target == "/mnt" && fstype == "tmpfs")
     });
+    for call in ["process_vm_readv", "process_vm_writev"] {
+        wait_for(&format!("{call} of a child's memory"), T, |e| {
+            owns(e)
+                && matches!(&e.payload, Payload::ProcessVm { call: c, target_pid, ret: 16 }
+                    if c == call && *target_pid > 0)
+        });
+    }
     wait_for("fsmount of a tmpfs", T, |e| {
         owns(e)
             && matches!(&e.payload, Payload::Mount { call, source, target, fstype, .. }
