@@ -1472,6 +1472,63 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	return submit(s, off);
 }
 
+/* ---------------- io_uring ---------------- */
+
+// io_uring runs file and network operations without their syscalls, so no syscall
+// hook sees them (the "curing" rootkit proof of concept hides that way). Each
+// submitted operation that opens, creates, renames, links or removes a file, or opens
+// or connects a socket, makes a record; reads and writes, the bulk, do not. Open-like
+// operations carry their path: the kernel has copied it by submission time.
+static __always_inline bool io_uring_op_watched(u8 op)
+{
+	switch (op) {
+	case 13: // IORING_OP_ACCEPT
+	case 16: // IORING_OP_CONNECT
+	case 18: // IORING_OP_OPENAT
+	case 28: // IORING_OP_OPENAT2
+	case 35: // IORING_OP_RENAMEAT
+	case 36: // IORING_OP_UNLINKAT
+	case 37: // IORING_OP_MKDIRAT
+	case 38: // IORING_OP_SYMLINKAT
+	case 39: // IORING_OP_LINKAT
+	case 45: // IORING_OP_SOCKET
+		return true;
+	default:
+		return false;
+	}
+}
+
+SEC("tp_btf/io_uring_submit_req")
+int BPF_PROG(on_io_uring_submit, struct io_kiocb *req)
+{
+	if (!kind_enabled(K_IO_URING))
+		return 0;
+	u8 op = req->opcode;
+	if (!io_uring_op_watched(op))
+		return 0;
+	u32 off;
+	struct scratch *s = begin_current(K_IO_URING, &off);
+	if (!s)
+		return 0;
+	struct ev_hdr *h = (struct ev_hdr *)s->ev;
+	h->args[0] = op;
+	if (op == 18 || op == 28) {
+		// The operation's data overlays the start of the request (io_kiocb_to_cmd).
+		struct io_open *open = (struct io_open *)req;
+		const char *name = BPF_CORE_READ(open, filename, name);
+		int dfd = BPF_CORE_READ(open, dfd);
+		h->args[1] = BPF_CORE_READ(open, how.flags);
+		h->args[2] = (u64)(s64)dfd;
+		u32 path_off = off;
+		off = push_str(s->ev, off, name, false);
+		off = push_base(s, off, dfd, name, path_off);
+	} else {
+		off = push_empty(s->ev, off);
+		off = push_empty(s->ev, off);
+	}
+	return submit(s, off);
+}
+
 /* ---------------- attachment ---------------- */
 
 // sys_exit fallback: tail-call targets of on_sys_exit, one per syscall family.

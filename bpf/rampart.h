@@ -50,6 +50,7 @@
 #define K_SOCKET 29       // a0 ret, a1 domain, a2 type, a3 protocol (unusual domains and raw only)
 #define K_DUP 30          // a0 ret (new fd 0-2), a1 nr, a2 old fd, a3 proto, a4 type | local, remote wire addr
 #define K_PROCESS_VM 31   // a0 ret, a1 nr, a2 pid
+#define K_IO_URING 32     // a0 opcode, a1 open flags, a2 dirfd | path (open-like ops), base dir
 
 // Syscall events' args[5].
 #define EVF_COMPAT 1 // made through the 32-bit (ia32) entry

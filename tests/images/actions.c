@@ -15,6 +15,7 @@
 #include <signal.h>
 #include <unistd.h>
 #include <linux/capability.h>
+#include <linux/io_uring.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -126,6 +127,50 @@ static int move_mount_tmpfs(void)
 	return rc || tree < 0 ? 1 : 0;
 }
 
+/* Opens etc/hostname relative to / through io_uring (IORING_OP_OPENAT), with no
+ * open syscall: one submission on a raw ring, no liburing. */
+static int io_uring_open(void)
+{
+	if (chdir("/"))
+		return 1;
+	struct io_uring_params p;
+	memset(&p, 0, sizeof(p));
+	int ring = syscall(425 /* io_uring_setup */, 4, &p);
+	if (ring < 0)
+		return 1;
+	size_t sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
+	size_t cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
+	if (cq_len > sq_len)
+		sq_len = cq_len; /* one mapping serves both (IORING_FEAT_SINGLE_MMAP) */
+	char *sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+			IORING_OFF_SQ_RING);
+	char *cq = sq;
+	if (!(p.features & IORING_FEAT_SINGLE_MMAP))
+		cq = mmap(NULL, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+			  IORING_OFF_CQ_RING);
+	struct io_uring_sqe *sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
+					 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
+					 IORING_OFF_SQES);
+	if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED)
+		return 1;
+	unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
+	unsigned idx = *tail & *(unsigned *)(sq + p.sq_off.ring_mask);
+	struct io_uring_sqe *e = &sqes[idx];
+	memset(e, 0, sizeof(*e));
+	e->opcode = IORING_OP_OPENAT;
+	e->fd = AT_FDCWD;
+	e->addr = (unsigned long)"etc/hostname";
+	e->open_flags = O_RDONLY;
+	((unsigned *)(sq + p.sq_off.array))[idx] = idx;
+	__atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
+	if (syscall(426 /* io_uring_enter */, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		return 1;
+	unsigned head = *(unsigned *)(cq + p.cq_off.head);
+	struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+	int res = cqes[head & *(unsigned *)(cq + p.cq_off.ring_mask)].res;
+	return res >= 0 ? 0 : 1;
+}
+
 /* Reads then writes a forked child's memory with process_vm_readv/writev (the child
  * is a descendant, so Yama's default ptrace scope allows it). */
 static char vm_secret[16] = "rampart-secret";
@@ -149,7 +194,7 @@ static int process_vm(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
+		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|io-uring|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
 		return 2;
 	}
 	const char *a = argv[1];
@@ -165,6 +210,8 @@ int main(int argc, char **argv)
 		return ptrace_child();
 	if (!strcmp(a, "mount"))
 		return mount("tmpfs", "/mnt", "tmpfs", 0, "size=1m") ? 1 : 0;
+	if (!strcmp(a, "io-uring"))
+		return io_uring_open();
 	if (!strcmp(a, "process-vm"))
 		return process_vm();
 	if (!strcmp(a, "move-mount"))

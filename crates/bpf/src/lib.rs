@@ -431,6 +431,7 @@ pub fn programs_run_time() -> std::time::Duration {
             || name == "on_sys_exit"
             // Kernel program names keep 15 characters.
             || name.starts_with("on_compat_sys")
+            || name.starts_with("on_io_uring")
             || name.starts_with("fx_")
             || name.starts_with("tp_")
     };
@@ -718,6 +719,16 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     let mut warnings = Vec::new();
     let mut skipped = Vec::new();
     let mut syscall_hook = ActiveSyscallHook::None;
+    if wanted(&[wire::kind::IO_URING], opts.kind_mask) {
+        if let Err(e) = attach_io_uring(&mut ebpf, &btf) {
+            warnings.push(format!(
+                "io_uring operations make no events (on_io_uring_submit on \
+                 io_uring:io_uring_submit_req): {e}"
+            ));
+        }
+    } else {
+        skipped.push("on_io_uring_submit");
+    }
     let mut hook_refusals = Vec::new();
     let mut unhooked = Vec::new();
     let auto = opts.syscall_hook == SyscallHook::Auto;
@@ -859,6 +870,20 @@ fn ia32_emulation_switched_off(cmdline: &str) -> bool {
             let v = v.to_ascii_lowercase();
             v.starts_with('n') || v.starts_with('0') || v.starts_with("of") || v.starts_with('f')
         })
+}
+
+/// The io_uring submission program, on the `io_uring_submit_req` tracepoint (which
+/// takes the request itself since Linux 6.0; an older kernel refuses the program).
+/// Optional: kernels without io_uring, or with it configured out, lose only that.
+fn attach_io_uring(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
+    let prog: &mut BtfTracePoint = ebpf
+        .program_mut("on_io_uring_submit")
+        .ok_or("the BPF object has no on_io_uring_submit program")?
+        .try_into()
+        .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+    prog.load("io_uring_submit_req", btf)
+        .and_then(|_| prog.attach().map(|_| ()))
+        .map_err(|e| e.to_string())
 }
 
 /// Loads and attaches the fexit stubs of the syscalls whose kinds are wanted, and

@@ -33,6 +33,7 @@ pub mod kind {
     pub const SOCKET: u16 = 29;
     pub const DUP: u16 = 30;
     pub const PROCESS_VM: u16 = 31;
+    pub const IO_URING: u16 = 32;
 }
 
 /// `args[5]` of syscall kinds: the syscall came through the 32-bit (ia32) entry.

@@ -1277,6 +1277,7 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         Bpf => &["bpf"],
         MemfdCreate => &["memfd_create"],
         Socket => &["socket"],
+        IoUring => &["io_uring_enter"],
         Lost => &["drop"],
         // Mount: mount, or the new mount API's fsmount, open_tree, move_mount.
         FileLink | SetId | Namespace | ModuleLoad | FdDup | Mount | ProcessVm => return None,

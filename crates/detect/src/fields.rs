@@ -799,6 +799,7 @@ pub fn primary_syscall(ev: &Event) -> &str {
         Payload::Bpf { .. } => "bpf",
         Payload::MemfdCreate { .. } => "memfd_create",
         Payload::Socket { .. } => "socket",
+        Payload::IoUring { .. } => "io_uring_enter",
         Payload::FdDup { call, .. } => call,
         Payload::Lost { .. } => "drop",
     }
@@ -849,7 +850,7 @@ pub fn event_ret(p: &Payload) -> Option<i64> {
         | Payload::Socket { ret, .. } => *ret,
         Payload::FdDup { new_fd, .. } => *new_fd,
         Payload::DnsQuery { .. } => 0,
-        Payload::Exit { .. } | Payload::Lost { .. } => return None,
+        Payload::Exit { .. } | Payload::Lost { .. } | Payload::IoUring { .. } => return None,
     })
 }
 
@@ -1070,6 +1071,8 @@ pub enum ArgKey {
     Tuple,
     Type,
     Uid,
+    /// io_uring's operation.
+    Op,
     /// `evt.arg[N]`: the Nth argument of whatever kind the event is.
     Index(u8),
     /// A name no event kind has: never has a value.
@@ -1112,6 +1115,7 @@ impl ArgKey {
             ArgKey::Pathname => "pathname",
             ArgKey::Pid => "pid",
             ArgKey::Request => "request",
+            ArgKey::Op => "op",
             ArgKey::Res => "res",
             ArgKey::Rgid => "rgid",
             ArgKey::Ruid => "ruid",
@@ -1165,6 +1169,7 @@ fn arg_key(name: &str) -> ArgKey {
         "pathname" => ArgKey::Pathname,
         "pid" => ArgKey::Pid,
         "request" => ArgKey::Request,
+        "op" => ArgKey::Op,
         "res" => ArgKey::Res,
         "rgid" => ArgKey::Rgid,
         "ruid" => ArgKey::Ruid,
@@ -1198,6 +1203,7 @@ fn arg_names(p: &Payload) -> &'static [ArgKey] {
         Payload::NetListen { .. } => &[ArgKey::Res, ArgKey::Backlog],
         Payload::Ptrace { .. } => &[ArgKey::Res, ArgKey::Request, ArgKey::Pid],
         Payload::ProcessVm { .. } => &[ArgKey::Res, ArgKey::Pid],
+        Payload::IoUring { .. } => &[ArgKey::Op, ArgKey::Path, ArgKey::Flags],
         Payload::Mount { .. } => &[
             ArgKey::Res,
             ArgKey::Dev,
@@ -1302,6 +1308,9 @@ fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
             Payload::Ptrace { target_pid, .. } | Payload::ProcessVm { target_pid, .. },
             ArgKey::Pid,
         ) => o(target_pid.to_string()),
+        (Payload::IoUring { op, .. }, ArgKey::Op) => b(op),
+        (Payload::IoUring { path, .. }, ArgKey::Path | ArgKey::Name) if !path.is_empty() => b(path),
+        (Payload::IoUring { flags, .. }, ArgKey::Flags) => o(open_flags_text(*flags as u32)),
         (Payload::Mount { source, .. }, ArgKey::Dev | ArgKey::Source) => b(source),
         (Payload::Mount { target, .. }, ArgKey::Dir | ArgKey::Target) => b(target),
         (Payload::Mount { fstype, .. }, ArgKey::Type | ArgKey::Fstype) => b(fstype),

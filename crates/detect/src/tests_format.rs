@@ -105,6 +105,7 @@ fn default_data(kind: &str) -> Json {
         "memfd_create" => json!({"name": "x", "flags": 1, "ret": 3}),
         "proc_mem_write" => json!({"path": "/proc/1/mem", "target_pid": 1, "ret": 3}),
         "process_vm" => json!({"call": "process_vm_writev", "target_pid": 1, "ret": 8}),
+        "io_uring" => json!({"op": "openat", "path": "/etc/hostname", "flags": 0}),
         "lost" => json!({"source": "kernel", "count": 1}),
         _ => json!({}),
     }

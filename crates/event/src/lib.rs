@@ -400,6 +400,21 @@ pub enum Payload {
         target_pid: i64,
         ret: i64,
     },
+    /// A file or socket operation submitted to io_uring, which runs it without its
+    /// syscall: open, create, rename, link or remove a file, open, connect or accept a
+    /// socket (reads and writes are not reported). Reported at submission, so without
+    /// a result.
+    IoUring {
+        /// The operation: `openat`, `openat2`, `connect`, `accept`, `socket`,
+        /// `renameat`, `unlinkat`, `mkdirat`, `symlinkat`, `linkat`.
+        op: String,
+        /// For `openat`/`openat2`: the path, resolved against its directory.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        path: String,
+        /// For `openat`/`openat2`: the open flags.
+        #[serde(default, skip_serializing_if = "is_zero_u64")]
+        flags: u64,
+    },
     /// process_vm_readv or process_vm_writev: one process reading or writing another's
     /// memory directly, without ptrace or /proc/<pid>/mem (credential theft, code
     /// injection). Failed attempts are reported too.
@@ -536,11 +551,12 @@ pub enum EventKind {
     Socket,
     FdDup,
     ProcessVm,
+    IoUring,
     Lost,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 29] = [
+    pub const ALL: [EventKind; 30] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -569,6 +585,7 @@ impl EventKind {
         EventKind::Socket,
         EventKind::FdDup,
         EventKind::ProcessVm,
+        EventKind::IoUring,
         EventKind::Lost,
     ];
 
@@ -602,6 +619,7 @@ impl EventKind {
             EventKind::Socket => "socket",
             EventKind::FdDup => "fd_dup",
             EventKind::ProcessVm => "process_vm",
+            EventKind::IoUring => "io_uring",
             EventKind::Lost => "lost",
         }
     }
@@ -635,6 +653,7 @@ impl EventKind {
                 MemfdCreate,
                 ProcMemWrite,
                 ProcessVm,
+                IoUring,
             ],
             _ => {
                 return EventKind::ALL
@@ -675,6 +694,7 @@ impl Payload {
             Payload::Capset { .. } => EventKind::Capset,
             Payload::Ptrace { .. } => EventKind::Ptrace,
             Payload::ProcessVm { .. } => EventKind::ProcessVm,
+            Payload::IoUring { .. } => EventKind::IoUring,
             Payload::Mount { .. } => EventKind::Mount,
             Payload::Umount { .. } => EventKind::Umount,
             Payload::Namespace { .. } => EventKind::Namespace,

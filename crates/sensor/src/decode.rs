@@ -246,6 +246,24 @@ fn setid_name(nr: u64) -> (&'static str, usize) {
     }
 }
 
+/// The io_uring operations the kernel side reports (`IORING_OP_*`).
+fn io_uring_op_name(op: u64) -> String {
+    match op {
+        13 => "accept",
+        16 => "connect",
+        18 => "openat",
+        28 => "openat2",
+        35 => "renameat",
+        36 => "unlinkat",
+        37 => "mkdirat",
+        38 => "symlinkat",
+        39 => "linkat",
+        45 => "socket",
+        other => return format!("op{other}"),
+    }
+    .into()
+}
+
 /// `/proc/<pid>/mem` → pid.
 fn proc_mem_target(path: &str) -> Option<u32> {
     let rest = path.strip_prefix("/proc/")?;
@@ -727,6 +745,18 @@ impl Decoder {
                 inheritable: a[4],
                 ret,
             },
+            kind::IO_URING => {
+                let [path, base] = rec.take::<2>()?;
+                Payload::IoUring {
+                    op: io_uring_op_name(a[0]),
+                    path: if path.is_empty() {
+                        String::new()
+                    } else {
+                        resolve_path(path, base)
+                    },
+                    flags: a[1],
+                }
+            }
             kind::PROCESS_VM => Payload::ProcessVm {
                 call: if a[1] == NR_PROCESS_VM_WRITEV {
                     "process_vm_writev"

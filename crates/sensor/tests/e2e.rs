@@ -449,6 +449,7 @@ fn privilege_and_kernel_events() {
         "mount",
         "move-mount",
         "process-vm",
+        "io-uring",
         "umount",
         "unshare",
         "setns",
@@ -480,6 +481,11 @@ fn privilege_and_kernel_events() {
     wait_for("mount tmpfs on /mnt", T, |e| {
         owns(e)
             && matches!(&e.payload, Payload::Mount { call, target, fstype, .. } if call == "mount" && target == "/mnt" && fstype == "tmpfs")
+    });
+    wait_for("openat submitted to io_uring, relative to /", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::IoUring { op, path, .. }
+                if op == "openat" && path == "/etc/hostname")
     });
     for call in ["process_vm_readv", "process_vm_writev"] {
         wait_for(&format!("{call} of a child's memory"), T, |e| {
