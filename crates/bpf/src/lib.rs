@@ -6,6 +6,7 @@ use std::fs;
 use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
+use aya::programs::trace_point::TracePointLink;
 use aya::programs::{BtfTracePoint, FExit, Program};
 use aya::{Btf, Ebpf, EbpfLoader};
 
@@ -599,6 +600,34 @@ pub struct Sensor {
     /// The first event after a quiet spell wakes the reader (objects without the
     /// `last_wakeup` map, loaded for bench comparisons, wake it only for batches).
     pub wakes_after_quiet: bool,
+    /// The per-syscall tracepoint attachments, held here so that dropping the sensor
+    /// detaches them in parallel: each detach waits for an RCU grace period, and one
+    /// after the other they took 4.2 s to stop a sensor here.
+    tracepoint_links: Vec<TracePointLink>,
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        detach_in_parallel(std::mem::take(&mut self.tracepoint_links));
+    }
+}
+
+/// Drops the links on a few threads at once, so that their grace periods overlap.
+/// Where a thread cannot be started, its closure, and so its links, are dropped on
+/// this one.
+fn detach_in_parallel(links: Vec<TracePointLink>) {
+    const THREADS: usize = 16;
+    let mut groups: Vec<Vec<TracePointLink>> = (0..THREADS).map(|_| Vec::new()).collect();
+    for (i, link) in links.into_iter().enumerate() {
+        groups[i % THREADS].push(link);
+    }
+    std::thread::scope(|scope| {
+        for group in groups.into_iter().filter(|g| !g.is_empty()) {
+            let _ = std::thread::Builder::new()
+                .name("rampart-detach".into())
+                .spawn_scoped(scope, move || drop(group));
+        }
+    });
 }
 
 impl Sensor {
@@ -731,6 +760,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     }
     let mut hook_refusals = Vec::new();
     let mut unhooked = Vec::new();
+    let mut tracepoint_links = Vec::new();
     let auto = opts.syscall_hook == SyscallHook::Auto;
     let per_syscall_hooks = [
         (SyscallHook::Fexit, ActiveSyscallHook::Fexit, "fexit"),
@@ -746,7 +776,12 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         }
         let attached = match active {
             ActiveSyscallHook::Fexit => attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped),
-            _ => attach_syscall_tracepoints(&mut ebpf, opts.kind_mask, &mut skipped),
+            _ => attach_syscall_tracepoints(
+                &mut ebpf,
+                opts.kind_mask,
+                &mut skipped,
+                &mut tracepoint_links,
+            ),
         };
         match attached {
             Ok(absent) => {
@@ -836,6 +871,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         unhooked,
         compat_syscalls,
         skipped,
+        tracepoint_links,
     })
 }
 
@@ -943,6 +979,7 @@ fn attach_syscall_tracepoints(
     ebpf: &mut Ebpf,
     kind_mask: u64,
     skipped: &mut Vec<&'static str>,
+    links: &mut Vec<TracePointLink>,
 ) -> Result<Vec<&'static str>, String> {
     if ebpf.program("tp_open").is_none() {
         return Err("the BPF object has no syscall tracepoint programs".into());
@@ -985,11 +1022,20 @@ fn attach_syscall_tracepoints(
         }
         loaded.push(program);
         for event in events {
-            if let Err(e) = prog.attach("syscalls", &event) {
-                refusal = Some(format!("{event}: {e}"));
-                break 'families;
+            match prog
+                .attach("syscalls", &event)
+                .and_then(|id| prog.take_link(id))
+            {
+                Ok(link) => links.push(link),
+                Err(e) => {
+                    refusal = Some(format!("{event}: {e}"));
+                    break 'families;
+                }
             }
         }
+    }
+    if refusal.is_some() {
+        links.clear(); // detached along with the programs settle unloads
     }
     settle(ebpf, refusal, &loaded, skipped_here, skipped, absent)
 }
