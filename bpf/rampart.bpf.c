@@ -571,6 +571,7 @@ static __always_inline long native_nr(long nr32, u32 call)
 	case NR32_move_mount: return NR_move_mount;
 	case NR32_fsmount: return NR_fsmount;
 	case NR32_open_tree: return NR_open_tree;
+	case NR32_mount_setattr: return NR_mount_setattr;
 	case NR32_process_vm_readv: return NR_process_vm_readv;
 	case NR32_process_vm_writev: return NR_process_vm_writev;
 	case NR32_umount: case NR32_umount2: return NR_umount2;
@@ -755,7 +756,7 @@ static __always_inline int dispatch_sys_exit(u64 *ctx, bool compat_only)
 	case NR_unshare: case NR_setns: case NR_bpf: case NR_init_module: case NR_umount2:
 	case NR_finit_module: case NR_memfd_create: case NR_mount: case NR_move_mount:
 	case NR_fsmount: case NR_open_tree: case NR_process_vm_readv: case NR_process_vm_writev:
-	case NR_chdir: case NR_fchdir:
+	case NR_mount_setattr: case NR_chdir: case NR_fchdir:
 		h = H_MISC; break;
 	default:
 		return 0;
@@ -1348,13 +1349,17 @@ static __always_inline u32 push_sb_id(u8 *buf, u32 off, struct super_block *sb)
 }
 
 // The new mount API, as mount records: strings source, target, fstype, and the base
-// directory of the one relative path (open_tree: the source; move_mount: the target).
+// directory of the one relative path (open_tree: the source; move_mount and
+// mount_setattr: the target).
 // - fsmount(fs_fd, flags, attr_flags) -> mount fd: a new, detached filesystem
 //   instance; source is its device name (the superblock's s_id: "tmpfs", "vda1").
 // - open_tree(dfd, path, flags) -> fd: with OPEN_TREE_CLONE, a detached copy (a bind
 //   mount to be) of the tree at path.
 // - move_mount(from_dfd, from_path, to_dfd, to_path, flags): attaches either at
 //   to_path. From a descriptor (empty from_path) the source is its device name.
+// - mount_setattr(dfd, path, flags, attr, size): changes the attributes of the tree at
+//   path (read-only, noexec, ...); flags are attr_set in the low 32 bits and attr_clr
+//   in the high 32 (every MOUNT_ATTR_* fits in 32 bits).
 // fstype comes from the superblock of the descriptor made or moved.
 static __always_inline u32 push_new_mount_api(struct scratch *s, u32 off, struct syscall_ctx *c)
 {
@@ -1368,6 +1373,15 @@ static __always_inline u32 push_new_mount_api(struct scratch *s, u32 off, struct
 		sb = c->ret >= 0 ? fd_super(c->ret) : NULL;
 		off = sb ? push_sb_id(s->ev, off, sb) : push_empty(s->ev, off);
 		off = push_empty(s->ev, off);
+	} else if (c->nr == NR_mount_setattr) {
+		struct mount_attr attr = {};
+		bpf_probe_read_user(&attr, sizeof(attr), (void *)ARG3(c->regs));
+		h->args[2] = (attr.attr_set & 0xffffffff) | (attr.attr_clr << 32);
+		path = (const char *)ARG1(c->regs);
+		dirfd = (int)ARG0(c->regs);
+		off = push_empty(s->ev, off);
+		path_off = off;
+		off = push_str(s->ev, off, path, true);
 	} else if (c->nr == NR_open_tree) {
 		h->args[2] = ARG2(c->regs);
 		sb = c->ret >= 0 ? fd_super(c->ret) : NULL;
@@ -1411,7 +1425,7 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	case NR_init_module: kind = K_INIT_MODULE; break;
 	case NR_finit_module: kind = K_FINIT_MODULE; break;
 	case NR_umount2: kind = K_UMOUNT; break;
-	case NR_mount: case NR_move_mount: case NR_fsmount: case NR_open_tree:
+	case NR_mount: case NR_move_mount: case NR_fsmount: case NR_open_tree: case NR_mount_setattr:
 		kind = K_MOUNT;
 		break;
 	case NR_memfd_create: kind = K_MEMFD; break;
@@ -1607,6 +1621,7 @@ TAIL_HANDLER(misc)
 	X(move_mount, misc, NR_move_mount)                                                   \
 	X(fsmount, misc, NR_fsmount)                                                         \
 	X(open_tree, misc, NR_open_tree)                                                     \
+	X(mount_setattr, misc, NR_mount_setattr)                                             \
 	X(process_vm_readv, misc, NR_process_vm_readv)                                       \
 	X(process_vm_writev, misc, NR_process_vm_writev)                                     \
 	X(umount, misc, NR_umount2)                                                          \

@@ -127,6 +127,22 @@ static int move_mount_tmpfs(void)
 	return rc || tree < 0 ? 1 : 0;
 }
 
+/* Mounts a read-only tmpfs on /mnt, then makes it writable with mount_setattr
+ * (clearing MOUNT_ATTR_RDONLY), named relative to a descriptor of /. The struct is
+ * spelled out: <linux/mount.h> clashes with <sys/mount.h> in older libcs. */
+static int mount_setattr_writable(void)
+{
+	struct {
+		unsigned long long attr_set, attr_clr, propagation, userns_fd;
+	} attr = {0, 1 /* MOUNT_ATTR_RDONLY */, 0, 0};
+	if (mount("tmpfs", "/mnt", "tmpfs", MS_RDONLY, "size=1m"))
+		return 1;
+	int root = open("/", O_PATH | O_DIRECTORY);
+	int rc = syscall(442 /* mount_setattr */, root, "mnt", 0, &attr, sizeof(attr));
+	umount2("/mnt", 0);
+	return rc ? 1 : 0;
+}
+
 /* Opens etc/hostname relative to / through io_uring (IORING_OP_OPENAT), with no
  * open syscall: one submission on a raw ring, no liburing. */
 static int io_uring_open(void)
@@ -194,7 +210,7 @@ static int process_vm(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|io-uring|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
+		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|io-uring|mount-setattr|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
 		return 2;
 	}
 	const char *a = argv[1];
@@ -210,6 +226,8 @@ int main(int argc, char **argv)
 		return ptrace_child();
 	if (!strcmp(a, "mount"))
 		return mount("tmpfs", "/mnt", "tmpfs", 0, "size=1m") ? 1 : 0;
+	if (!strcmp(a, "mount-setattr"))
+		return mount_setattr_writable();
 	if (!strcmp(a, "io-uring"))
 		return io_uring_open();
 	if (!strcmp(a, "process-vm"))

@@ -1279,7 +1279,8 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         Socket => &["socket"],
         IoUring => &["io_uring_enter"],
         Lost => &["drop"],
-        // Mount: mount, or the new mount API's fsmount, open_tree, move_mount.
+        // Mount: mount, or the new mount API's fsmount, open_tree, move_mount,
+        // mount_setattr.
         FileLink | SetId | Namespace | ModuleLoad | FdDup | Mount | ProcessVm => return None,
     })
 }
@@ -1331,7 +1332,10 @@ fn dynamic_kinds_for(name: &str) -> u32 {
     if matches!(name, "process_vm_readv" | "process_vm_writev") {
         m |= KindSet::bit(ProcessVm);
     }
-    if matches!(name, "mount" | "move_mount" | "fsmount" | "open_tree") {
+    if matches!(
+        name,
+        "mount" | "move_mount" | "fsmount" | "open_tree" | "mount_setattr"
+    ) {
         m |= KindSet::bit(Mount);
     }
     m
@@ -1420,6 +1424,7 @@ const KNOWN_EVENT_TYPES: &[&str] = &[
     "mmap",
     "mmap2",
     "mount",
+    "mount_setattr",
     "move_mount",
     "mprotect",
     "munmap",

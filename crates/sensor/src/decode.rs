@@ -229,6 +229,7 @@ fn socket_family_name(family: u64) -> String {
 const NR_OPEN_TREE: u64 = 428;
 const NR_MOVE_MOUNT: u64 = 429;
 const NR_FSMOUNT: u64 = 432;
+const NR_MOUNT_SETATTR: u64 = 442;
 /// process_vm_writev(2)'s x86_64 number (`args[1]` of a process_vm record).
 const NR_PROCESS_VM_WRITEV: u64 = 311;
 
@@ -779,6 +780,9 @@ impl Decoder {
                     NR_MOVE_MOUNT => ("move_mount", lossy(source), resolve_path(target, base)),
                     NR_OPEN_TREE => ("open_tree", resolve_path(source, base), lossy(target)),
                     NR_FSMOUNT => ("fsmount", lossy(source), lossy(target)),
+                    NR_MOUNT_SETATTR => {
+                        ("mount_setattr", lossy(source), resolve_path(target, base))
+                    }
                     _ => ("mount", lossy(source), lossy(target)),
                 };
                 Payload::Mount {

@@ -450,6 +450,7 @@ fn privilege_and_kernel_events() {
         "move-mount",
         "process-vm",
         "io-uring",
+        "mount-setattr",
         "umount",
         "unshare",
         "setns",
@@ -494,6 +495,15 @@ fn privilege_and_kernel_events() {
                     if c == call && *target_pid > 0)
         });
     }
+    wait_for(
+        "mount_setattr clearing read-only on mnt relative to /",
+        T,
+        |e| {
+            owns(e)
+                && matches!(&e.payload, Payload::Mount { call, target, flags, ret: 0, .. }
+                if call == "mount_setattr" && target == "/mnt" && *flags == 1 << 32)
+        },
+    );
     wait_for("fsmount of a tmpfs", T, |e| {
         owns(e)
             && matches!(&e.payload, Payload::Mount { call, source, target, fstype, .. }
