@@ -400,12 +400,7 @@ fn probe_features(with_trampolines: bool) -> KernelFeatures {
         tracefs: mount_point_of("tracefs", &m).is_some(),
         syscall_tracepoints: syscall_tracepoint_dir().is_some(),
         ia32_emulation: with_trampolines
-            && Btf::from_sys_fs().is_ok_and(|btf| {
-                ia32_emulation(
-                    &btf,
-                    &fs::read_to_string("/proc/cmdline").unwrap_or_default(),
-                )
-            }),
+            && Btf::from_sys_fs().is_ok_and(|btf| ia32_emulation(&btf)),
         bpffs: mount_point_of("bpf", &m).is_some(),
     }
 }
@@ -821,10 +816,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         syscall_hook,
         ActiveSyscallHook::Fexit | ActiveSyscallHook::SyscallTracepoints
     ) && opts.compat_syscalls
-        && ia32_emulation(
-            &btf,
-            &fs::read_to_string("/proc/cmdline").unwrap_or_default(),
-        )
+        && ia32_emulation(&btf)
     {
         // Families masked off are already listed in `skipped` by the per-syscall hook.
         let mut skipped_again = Vec::new();
@@ -881,7 +873,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
 /// off with `ia32_emulation=` on its command line.
 /// (A kernel built with it off by default and not switched on is taken as on: the
 /// price is an idle program, not a blind spot.)
-fn ia32_emulation(btf: &Btf, cmdline: &str) -> bool {
+fn ia32_emulation(btf: &Btf) -> bool {
     let built = [
         "do_fast_syscall_32",
         "do_int80_syscall_32",
@@ -893,7 +885,7 @@ fn ia32_emulation(btf: &Btf, cmdline: &str) -> bool {
         btf.id_by_type_name_kind(name, aya_obj::btf::BtfKind::Func)
             .is_ok()
     });
-    built && !ia32_emulation_switched_off(cmdline)
+    built && !ia32_emulation_switched_off(&fs::read_to_string("/proc/cmdline").unwrap_or_default())
 }
 
 /// `ia32_emulation=` set false on a kernel command line (the kernel's kstrtobool
