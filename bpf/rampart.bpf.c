@@ -1367,7 +1367,7 @@ static __always_inline u32 push_new_mount_api(struct scratch *s, u32 off, struct
 	struct super_block *sb = NULL;
 	const char *path = NULL; // the one user path, resolved against `dirfd`
 	long dirfd = AT_FDCWD_VAL;
-	u32 path_off;
+	u32 path_off = 0; // set with `path`; read only when it is
 	if (c->nr == NR_fsmount) {
 		h->args[2] = ARG2(c->regs);
 		sb = c->ret >= 0 ? fd_super(c->ret) : NULL;
