@@ -299,6 +299,11 @@ static __always_inline u32 push_fd_path(struct scratch *s, u32 off, long fd)
 	return push_path(s, off, &p);
 }
 
+static __always_inline bool is_lifecycle(u16 kind)
+{
+	return kind == K_EXEC || kind == K_FORK || kind == K_EXIT;
+}
+
 // Fills the common header and the two cgroup leaf names. Returns the offset after them.
 // Every caller runs in the context of the task the event is about (exec, fork's
 // parent, exit and every syscall), so the header is read from the current task through
@@ -335,6 +340,9 @@ static __always_inline u32 fill_hdr(struct scratch *s, u16 kind)
 	}
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 	__builtin_memset(h->args, 0, sizeof(h->args));
+	// A syscall's event says whether it came through the 32-bit entry.
+	if (!is_lifecycle(kind) && (task->thread_info.status & TS_COMPAT))
+		h->args[5] = EVF_COMPAT;
 
 	u32 off = sizeof(struct ev_hdr);
 	struct css_set *cset = task->cgroups;
@@ -362,14 +370,7 @@ static __always_inline struct scratch *begin_current(u16 kind, u32 *off)
 	if (!s)
 		return NULL;
 	*off = fill_hdr(s, kind);
-	if (in_compat_syscall())
-		((struct ev_hdr *)s->ev)->args[5] = EVF_COMPAT;
 	return s;
-}
-
-static __always_inline bool is_lifecycle(u16 kind)
-{
-	return kind == K_EXEC || kind == K_FORK || kind == K_EXIT;
 }
 
 static __always_inline int submit(struct scratch *s, u32 off)
