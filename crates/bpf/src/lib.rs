@@ -168,7 +168,8 @@ fn syscall_function(name: &str) -> String {
 pub enum SyscallHook {
     /// The cheapest hook the kernel and the object allow: fexit per watched syscall;
     /// else (no BPF trampolines) each watched syscall's exit tracepoint; else the
-    /// sys_exit tracepoint.
+    /// sys_exit tracepoint. Where 32-bit syscalls are watched, sys_exit comes before
+    /// the tracepoints (see [`hook_order`]).
     #[default]
     Auto,
     /// fexit only.
@@ -757,32 +758,41 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     let mut hook_refusals = Vec::new();
     let mut unhooked = Vec::new();
     let mut tracepoint_links = Vec::new();
+    let compat_wanted = opts.compat_syscalls && ia32_emulation(&btf);
     let auto = opts.syscall_hook == SyscallHook::Auto;
-    let per_syscall_hooks = [
-        (SyscallHook::Fexit, ActiveSyscallHook::Fexit, "fexit"),
-        (
-            SyscallHook::SyscallTracepoints,
-            ActiveSyscallHook::SyscallTracepoints,
-            "syscall tracepoints",
-        ),
-    ];
-    for (wanted, active, what) in per_syscall_hooks {
-        if syscall_hook != ActiveSyscallHook::None || !(auto || opts.syscall_hook == wanted) {
-            continue;
-        }
-        let attached = match active {
-            ActiveSyscallHook::Fexit => attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped),
-            _ => attach_syscall_tracepoints(
-                &mut ebpf,
-                opts.kind_mask,
-                &mut skipped,
-                &mut tracepoint_links,
+    for active in hook_order(opts.syscall_hook, compat_wanted) {
+        let (attached, what) = match active {
+            ActiveSyscallHook::Fexit => (
+                attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped),
+                "fexit",
+            ),
+            ActiveSyscallHook::SyscallTracepoints => (
+                attach_syscall_tracepoints(
+                    &mut ebpf,
+                    opts.kind_mask,
+                    &mut skipped,
+                    &mut tracepoint_links,
+                ),
+                "syscall tracepoints",
+            ),
+            _ => (
+                attach_sys_exit(
+                    &mut ebpf,
+                    &btf,
+                    opts.kind_mask,
+                    "on_sys_exit",
+                    &mut skipped,
+                    &mut warnings,
+                )
+                .map(|()| Vec::new()),
+                "sys_exit",
             ),
         };
         match attached {
             Ok(absent) => {
                 syscall_hook = active;
                 unhooked = absent;
+                break;
             }
             Err(reason) if auto => hook_refusals.push(format!("{what}: {reason}")),
             Err(reason) => warnings.push(format!(
@@ -791,23 +801,11 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
             )),
         }
     }
-    if syscall_hook == ActiveSyscallHook::None
-        && (auto || opts.syscall_hook == SyscallHook::SysExit)
-    {
-        match attach_sys_exit(
-            &mut ebpf,
-            &btf,
-            opts.kind_mask,
-            "on_sys_exit",
-            &mut skipped,
-            &mut warnings,
-        ) {
-            Ok(()) => syscall_hook = ActiveSyscallHook::SysExit,
-            Err(e) => warnings.push(format!(
-                "syscall events unavailable (sys_exit): {e}; only the process lifecycle is \
-                 collected"
-            )),
-        }
+    if auto && syscall_hook == ActiveSyscallHook::None {
+        warnings.push(format!(
+            "syscall events unavailable ({}); only the process lifecycle is collected",
+            hook_refusals.join("; ")
+        ));
     }
 
     // sys_exit sees 32-bit syscalls itself; the per-syscall hooks need its complement.
@@ -815,8 +813,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     if matches!(
         syscall_hook,
         ActiveSyscallHook::Fexit | ActiveSyscallHook::SyscallTracepoints
-    ) && opts.compat_syscalls
-        && ia32_emulation(&btf)
+    ) && compat_wanted
     {
         // Families masked off are already listed in `skipped` by the per-syscall hook.
         let mut skipped_again = Vec::new();
@@ -866,6 +863,24 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         skipped,
         tracepoint_links,
     })
+}
+
+/// The hooks to try, in order. Auto takes fexit where the kernel accepts trampolines
+/// (watched syscalls cost one program, the others nothing). Without them, where
+/// 32-bit syscalls are watched, sys_exit comes before the syscall tracepoints: seeing
+/// those calls puts a program on every syscall's sys_exit anyway, and that program can
+/// as well dispatch the 64-bit ones, sparing the tracepoints' per-syscall work (the
+/// bitmap test on every syscall, a perf record per watched one) and half the programs
+/// to verify at start.
+fn hook_order(wanted: SyscallHook, compat_wanted: bool) -> Vec<ActiveSyscallHook> {
+    use ActiveSyscallHook::{Fexit, SysExit, SyscallTracepoints};
+    match wanted {
+        SyscallHook::Auto if compat_wanted => vec![Fexit, SysExit, SyscallTracepoints],
+        SyscallHook::Auto => vec![Fexit, SyscallTracepoints, SysExit],
+        SyscallHook::Fexit => vec![Fexit],
+        SyscallHook::SyscallTracepoints => vec![SyscallTracepoints],
+        SyscallHook::SysExit => vec![SysExit],
+    }
 }
 
 /// Whether the kernel runs 32-bit syscalls: built with ia32 emulation (its 32-bit entry

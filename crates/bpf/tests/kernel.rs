@@ -27,7 +27,8 @@ fn can_run() -> bool {
 }
 
 /// The hook syscall events use by default: fexit where the kernel accepts BPF
-/// trampolines, else the syscalls' exit tracepoints, else the sys_exit tracepoint.
+/// trampolines, else sys_exit where 32-bit syscalls are watched (it sees them itself),
+/// else the syscalls' exit tracepoints, else the sys_exit tracepoint.
 fn default_hook() -> ActiveSyscallHook {
     let features = rampart_bpf::probe();
     if features.fentry {
@@ -37,7 +38,12 @@ fn default_hook() -> ActiveSyscallHook {
         "this kernel refuses BPF trampolines ({}): the fexit hook cannot run here",
         features.trampoline_refusal.unwrap_or_default()
     );
-    if features.syscall_tracepoints {
+    if features.ia32_emulation {
+        eprintln!(
+            "32-bit syscalls need sys_exit here: it is the default, before syscall tracepoints"
+        );
+        ActiveSyscallHook::SysExit
+    } else if features.syscall_tracepoints {
         ActiveSyscallHook::SyscallTracepoints
     } else {
         eprintln!("this kernel has no syscall tracepoints: the default is sys_exit");
@@ -79,6 +85,12 @@ fn loads_and_sees_exec_and_open() {
         // A fallback from the default says why, one reason per hook it passed over.
         let passed_over = match (hook, expect) {
             (SyscallHook::Auto, ActiveSyscallHook::SyscallTracepoints) => 1,
+            // Beside 32-bit syscalls, sys_exit comes before the tracepoints.
+            (SyscallHook::Auto, ActiveSyscallHook::SysExit)
+                if rampart_bpf::probe().ia32_emulation =>
+            {
+                1
+            }
             (SyscallHook::Auto, ActiveSyscallHook::SysExit) => 2,
             _ => 0,
         };
@@ -557,11 +569,20 @@ fn syscalls_through_the_32_bit_entry_arrive_translated_and_flagged() {
     else {
         return;
     };
-    for (hook, compat_syscalls) in [
+    let mut cases = vec![
         (SyscallHook::Auto, true),
         (SyscallHook::SysExit, true),
         (SyscallHook::Auto, false),
-    ] {
+    ];
+    // The 32-bit complement program beside a per-syscall hook (Auto takes sys_exit
+    // instead where trampolines are refused).
+    if default_hook() == ActiveSyscallHook::Fexit {
+        cases.push((SyscallHook::Fexit, true));
+    }
+    if rampart_bpf::probe().syscall_tracepoints {
+        cases.push((SyscallHook::SyscallTracepoints, true));
+    }
+    for (hook, compat_syscalls) in cases {
         let mut sensor = rampart_bpf::load(&LoadOptions {
             syscall_hook: hook,
             compat_syscalls,

@@ -1,8 +1,9 @@
 //! `rampart bench`: measures the sensor against a baseline taken in the same run.
 //!
 //! - overhead: exec, open, loopback-connect and unwatched-syscall storms without the
-//!   sensor, with it as shipped, with it reporting every open, with it on the sys_exit
-//!   hook, and with any other BPF object given (events decoded and serialized to
+//!   sensor, with it as shipped, with it reporting every open, without its 32-bit
+//!   hook, on the syscall tracepoints, on the sys_exit hook, and with any other BPF
+//!   object given (events decoded and serialized to
 //!   JSON), in alternating rounds;
 //!   prints ratios and the time in the sensor's kernel programs per operation.
 //! - throughput: events/s from the kernel to JSON on one consumer thread, with drops;
@@ -424,8 +425,9 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 compat: true,
             },
         ),
-        // What watching 32-bit syscalls costs beside fexit or the syscall tracepoints
-        // (a program on every syscall; the same as "with" on the sys_exit hook).
+        // What watching 32-bit syscalls costs: fexit alone against fexit beside a
+        // program on every syscall; without trampolines, the syscall tracepoints
+        // against the sys_exit hook "with" takes then.
         Arm::new(
             "with, no 32-bit hook",
             Setup::Sensor {
@@ -435,7 +437,18 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 compat: false,
             },
         ),
-        // The hook every kernel has, beside the default's cheaper per-syscall ones.
+        // The per-syscall tracepoints with the 32-bit program beside them: what "with"
+        // would cost on a kernel without trampolines if it did not take sys_exit.
+        Arm::new(
+            "with, syscall tracepoints",
+            Setup::Sensor {
+                object: None,
+                window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
+                hook: SyscallHook::SyscallTracepoints,
+                compat: true,
+            },
+        ),
+        // The hook every kernel has (the same as "with" without trampolines).
         Arm::new(
             "with, sys_exit hook",
             Setup::Sensor {

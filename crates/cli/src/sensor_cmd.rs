@@ -47,14 +47,16 @@ pub struct SensorArgs {
     #[arg(long)]
     pub no_docker: bool,
     /// How syscalls are hooked: auto (the cheapest the kernel allows: fexit, then the
-    /// syscalls' own tracepoints, then sys_exit), fexit, syscall_tracepoints, or
-    /// sys_exit (a program on every syscall; the only one that also sees calls to
-    /// syscalls the kernel does not implement).
+    /// syscalls' own tracepoints, then sys_exit; where 32-bit syscalls are watched,
+    /// sys_exit before the tracepoints), fexit, syscall_tracepoints, or sys_exit (a
+    /// program on every syscall; the only one that also sees calls to syscalls the
+    /// kernel does not implement).
     #[arg(long, default_value = "auto")]
     pub syscall_hook: rampart_bpf::SyscallHook,
     /// Do not watch syscalls made through the 32-bit entry (32-bit programs, int 0x80).
-    /// With fexit or syscall tracepoints, watching them puts a program on every
-    /// syscall; without it a process can open, connect or ptrace through them unseen.
+    /// Watching them puts a program on every syscall (with auto on a kernel without
+    /// trampolines: the sys_exit hook instead of the syscall tracepoints); without it
+    /// a process can open, connect or ptrace through them unseen.
     #[arg(long)]
     pub no_compat_syscalls: bool,
     /// Load this BPF object instead of the embedded one (a local `make -C bpf` build,

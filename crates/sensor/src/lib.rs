@@ -77,8 +77,8 @@ pub struct StatsSnapshot {
     pub containers: u64,
     /// Per-CPU kernel drops: (cpu, ring full, shed).
     pub kernel_drops_per_cpu: Vec<(u32, u64, u64)>,
-    /// `fexit`; where the kernel refuses BPF trampolines `syscall_tracepoints`, or
-    /// `sys_exit` without those.
+    /// `fexit`; where the kernel refuses BPF trampolines `sys_exit` when 32-bit
+    /// syscalls are watched, else `syscall_tracepoints` (`sys_exit` without those).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub syscall_hook: Option<rampart_bpf::ActiveSyscallHook>,
     /// Watched syscalls this kernel does not implement, so the hook cannot see them
@@ -408,6 +408,14 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     let _ = stats.syscall_hook.set(bpf.syscall_hook);
     let refused = bpf.hook_refusals.join("; ");
     match bpf.syscall_hook {
+        // Beside 32-bit syscalls sys_exit is the cheapest hook without trampolines.
+        rampart_bpf::ActiveSyscallHook::SysExit if !refused.is_empty() && bpf.compat_syscalls => {
+            tracing::info!(
+                "syscall events, 32-bit ones included, come from the sys_exit tracepoint \
+                 (cheaper here than syscall tracepoints beside a 32-bit hook on every \
+                 syscall); fexit refused: {refused}"
+            )
+        }
         rampart_bpf::ActiveSyscallHook::SysExit if !refused.is_empty() => tracing::warn!(
             "cheaper syscall hooks refused ({refused}): syscall events come from the \
              sys_exit tracepoint, which every syscall on the host pays for"

@@ -38,11 +38,14 @@ fn shared() -> &'static Shared {
         })
         .expect("sensor starts");
         assert!(sensor.warnings.is_empty(), "{:?}", sensor.warnings);
-        // fexit where the kernel takes trampolines, else the syscall tracepoints, else
-        // the sys_exit fallback.
+        // fexit where the kernel takes trampolines, else sys_exit where 32-bit
+        // syscalls run (it sees them itself), else the syscall tracepoints, else the
+        // sys_exit fallback.
         let features = rampart_bpf::probe();
         let expected_hook = if features.fentry {
             rampart_bpf::ActiveSyscallHook::Fexit
+        } else if features.ia32_emulation {
+            rampart_bpf::ActiveSyscallHook::SysExit
         } else if features.syscall_tracepoints {
             rampart_bpf::ActiveSyscallHook::SyscallTracepoints
         } else {
