@@ -577,6 +577,7 @@ fn throughput(a: &BenchArgs) -> anyhow::Result<()> {
     );
     drop(s);
     replay_ceiling();
+    replay_lineage_json();
     Ok(())
 }
 
@@ -641,6 +642,78 @@ fn replay_ceiling() {
         full.as_secs_f64() * 1e6 / n as f64,
         buf.len(),
         rate(json_only),
+        rate(plain)
+    );
+}
+
+/// JSON of new processes that share their lineage (every fork and exec makes one):
+/// the writer encodes each ancestor once, against plain serde_json, which re-encodes
+/// the whole ancestry per event.
+fn replay_lineage_json() {
+    use rampart_event::{Ancestor, Event, Payload, Process, Workload};
+    use std::sync::Arc;
+    let long_argv: Vec<String> = (0..40)
+        .map(|i| format!("--option-{i}=\"value {i}\""))
+        .collect();
+    let ancestry: Vec<Arc<Ancestor>> = (0..5u32)
+        .map(|depth| {
+            Arc::new(Ancestor {
+                pid: 100 + depth,
+                exec_id: format!("a8cea09b:{}:6579165", 100 + depth),
+                exe: "/usr/lib/jvm/java-17/bin/java".into(),
+                argv: long_argv.clone(),
+                comm: "java".into(),
+            })
+        })
+        .collect();
+    let host: Arc<str> = Arc::from("bench");
+    let workload = Arc::new(Workload::Host { cgroup_id: 1 });
+    let n = 100_000u32;
+    let events: Vec<Event> = (0..n)
+        .map(|i| Event {
+            schema: rampart_event::SCHEMA_VERSION,
+            ts_ns: u64::from(i),
+            host: host.clone(),
+            seq: u64::from(i),
+            process: Some(Arc::new(Process {
+                pid: 1000 + i,
+                exec_id: format!("a8cea09b:{}:6579166", 1000 + i),
+                exe: "/usr/bin/true".into(),
+                argv: vec!["true".into()],
+                cwd: "/srv".into(),
+                comm: "true".into(),
+                ancestry: ancestry.clone(),
+                ..Default::default()
+            })),
+            container: workload.clone(),
+            compat_syscall: false,
+            payload: Payload::Exit {
+                code: 0,
+                signal: None,
+                core_dumped: false,
+            },
+        })
+        .collect();
+    let mut buf = Vec::with_capacity(16 << 10);
+    let mut json = rampart_event::json::EventJsonWriter::new();
+    let t = Instant::now();
+    for ev in &events {
+        buf.clear();
+        let _ = json.write(ev, &mut buf);
+    }
+    let writer = t.elapsed();
+    let t = Instant::now();
+    for ev in &events {
+        buf.clear();
+        let _ = serde_json::to_writer(&mut buf, ev);
+    }
+    let plain = t.elapsed();
+    let rate = |d: Duration| f64::from(n) / d.as_secs_f64();
+    println!(
+        "new processes with a shared 5-deep lineage: JSON writer {:.0} events/s ({:.2} us/event, {} bytes/event); plain serde_json {:.0} events/s",
+        rate(writer),
+        writer.as_secs_f64() * 1e6 / f64::from(n),
+        buf.len(),
         rate(plain)
     );
 }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::{Event, Payload, Process, Workload};
+use crate::{Ancestor, Event, Payload, Process, Workload};
 
 /// Shared parts kept before unused ones are dropped (bounds memory under churn).
 const CACHE_CAP: usize = 1024;
@@ -37,6 +37,106 @@ fn is_false(b: &bool) -> bool {
     !b
 }
 
+/// The shape of [`Process`]'s JSON with its ancestors pre-encoded: a new process
+/// (every fork and exec) shares its parent's ancestors, whose command lines are most
+/// of its bytes. Must list the same fields, in the same order, with the same
+/// attributes as [`Process`].
+#[derive(Serialize)]
+struct ProcessJson<'a> {
+    pid: u32,
+    tid: u32,
+    ppid: u32,
+    exec_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent_exec_id: &'a Option<String>,
+    uid: u32,
+    gid: u32,
+    euid: u32,
+    egid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    auid: &'a Option<u32>,
+    exe: &'a str,
+    argv: &'a [String],
+    #[serde(skip_serializing_if = "is_false")]
+    argv_truncated: bool,
+    cwd: &'a str,
+    comm: &'a str,
+    start_ns: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    tty: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ancestry: Vec<&'a RawValue>,
+    #[serde(skip_serializing_if = "is_false")]
+    exe_upper_layer: bool,
+}
+
+fn is_zero(v: &u32) -> bool {
+    *v == 0
+}
+
+fn encode_process(
+    ancestors: &mut SharedJson<Ancestor>,
+    p: &Process,
+) -> serde_json::Result<Box<RawValue>> {
+    // Destructured, so a field added to Process cannot be left out here unnoticed.
+    let Process {
+        pid,
+        tid,
+        ppid,
+        exec_id,
+        parent_exec_id,
+        uid,
+        gid,
+        euid,
+        egid,
+        auid,
+        exe,
+        argv,
+        argv_truncated,
+        cwd,
+        comm,
+        start_ns,
+        tty,
+        ancestry,
+        exe_upper_layer,
+    } = p;
+    // Encoded first: the raw values borrow the cache, which must not change while
+    // they are in use.
+    for a in ancestry {
+        ancestors.get(a)?;
+    }
+    let ancestry = ancestry
+        .iter()
+        .map(|a| ancestors.peek(a))
+        .collect::<Option<Vec<_>>>();
+    let Some(ancestry) = ancestry else {
+        // The cache was cleared while this process's ancestry was being added (more
+        // than its capacity in use): encode it whole.
+        return serde_json::value::to_raw_value(p);
+    };
+    serde_json::value::to_raw_value(&ProcessJson {
+        pid: *pid,
+        tid: *tid,
+        ppid: *ppid,
+        exec_id,
+        parent_exec_id,
+        uid: *uid,
+        gid: *gid,
+        euid: *euid,
+        egid: *egid,
+        auid,
+        exe,
+        argv,
+        argv_truncated: *argv_truncated,
+        cwd,
+        comm,
+        start_ns: *start_ns,
+        tty: *tty,
+        ancestry,
+        exe_upper_layer: *exe_upper_layer,
+    })
+}
+
 /// Pre-encoded JSON per shared value. Holding the `Arc` keeps the address from being
 /// reused while cached, and makes `Arc::make_mut` elsewhere copy instead of changing
 /// a cached value in place, so an entry can never go stale.
@@ -52,6 +152,21 @@ impl<T: Serialize> SharedJson<T> {
     }
 
     fn get(&mut self, v: &Arc<T>) -> serde_json::Result<&RawValue> {
+        self.get_or_encode(v, |v| serde_json::value::to_raw_value(v))
+    }
+
+    /// The encoding of `v` if cached.
+    fn peek(&self, v: &Arc<T>) -> Option<&RawValue> {
+        self.entries
+            .get(&(Arc::as_ptr(v) as usize))
+            .map(|(_, raw)| &**raw)
+    }
+
+    fn get_or_encode(
+        &mut self,
+        v: &Arc<T>,
+        encode: impl FnOnce(&T) -> serde_json::Result<Box<RawValue>>,
+    ) -> serde_json::Result<&RawValue> {
         let key = Arc::as_ptr(v) as usize;
         if !self.entries.contains_key(&key) {
             if self.entries.len() >= CACHE_CAP {
@@ -62,16 +177,18 @@ impl<T: Serialize> SharedJson<T> {
                     self.entries.clear();
                 }
             }
-            let raw = serde_json::value::to_raw_value(&**v)?;
+            let raw = encode(v)?;
             self.entries.insert(key, (v.clone(), raw));
         }
         Ok(&self.entries[&key].1)
     }
 }
 
-/// Writes events as JSON, reusing the encoding of processes and containers.
+/// Writes events as JSON, reusing the encoding of processes, their ancestors and
+/// containers.
 pub struct EventJsonWriter {
     processes: SharedJson<Process>,
+    ancestors: SharedJson<Ancestor>,
     containers: SharedJson<Workload>,
 }
 
@@ -85,6 +202,7 @@ impl EventJsonWriter {
     pub fn new() -> Self {
         Self {
             processes: SharedJson::new(),
+            ancestors: SharedJson::new(),
             containers: SharedJson::new(),
         }
     }
@@ -103,7 +221,10 @@ impl EventJsonWriter {
             payload,
         } = ev;
         let process = match process {
-            Some(p) => Some(self.processes.get(p)?),
+            Some(p) => Some(
+                self.processes
+                    .get_or_encode(p, |p| encode_process(&mut self.ancestors, p))?,
+            ),
             None => None,
         };
         let container = self.containers.get(container)?;
@@ -180,6 +301,17 @@ mod tests {
             // A change made the way the process tree makes it must show next time.
             Arc::make_mut(&mut p).cwd = format!("/dir{seq}");
         }
+        // A sibling shares the ancestry, whose encoding is reused.
+        let sibling = Arc::new(Process {
+            pid: 8,
+            argv: vec!["sibling".into()],
+            tty: 34816,
+            auid: Some(1000),
+            ..(*p).clone()
+        });
+        let mut fast = Vec::new();
+        w.write(&event(5, &sibling, &c), &mut fast).unwrap();
+        assert_eq!(fast, serde_json::to_vec(&event(5, &sibling, &c)).unwrap());
         let lost = Event {
             process: None,
             payload: Payload::Lost {
@@ -192,5 +324,36 @@ mod tests {
         let mut fast = Vec::new();
         w.write(&lost, &mut fast).unwrap();
         assert_eq!(fast, serde_json::to_vec(&lost).unwrap());
+    }
+
+    /// Past the cache's capacity, with lineages still in use, entries are dropped and
+    /// re-encoded, and the output stays exact.
+    #[test]
+    fn exact_under_cache_churn() {
+        let c = Arc::new(Workload::Host { cgroup_id: 0 });
+        let mut w = EventJsonWriter::new();
+        let mut kept = Vec::new();
+        for i in 0..(CACHE_CAP as u32 * 2) {
+            let ancestry = (0..3)
+                .map(|depth| {
+                    Arc::new(Ancestor {
+                        pid: i * 10 + depth,
+                        exe: format!("/bin/\"{i}\""),
+                        argv: vec![format!("arg\t{depth}")],
+                        ..Default::default()
+                    })
+                })
+                .collect();
+            let p = Arc::new(Process {
+                pid: i,
+                ancestry,
+                ..Default::default()
+            });
+            let ev = event(i.into(), &p, &c);
+            let mut fast = Vec::new();
+            w.write(&ev, &mut fast).unwrap();
+            assert_eq!(fast, serde_json::to_vec(&ev).unwrap(), "event {i}");
+            kept.push(p);
+        }
     }
 }
