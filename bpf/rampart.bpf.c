@@ -1507,6 +1507,8 @@ static __always_inline bool io_uring_op_watched(u8 op)
 	case 38: // IORING_OP_SYMLINKAT
 	case 39: // IORING_OP_LINKAT
 	case 45: // IORING_OP_SOCKET
+	case 56: // IORING_OP_BIND
+	case 57: // IORING_OP_LISTEN
 		return true;
 	default:
 		return false;
@@ -1537,11 +1539,48 @@ int BPF_PROG(on_io_uring_submit, struct io_kiocb *req)
 		u32 path_off = off;
 		off = push_str(s->ev, off, name, false);
 		off = push_base(s, off, dfd, name, path_off);
-	} else {
-		off = push_empty(s->ev, off);
-		off = push_empty(s->ev, off);
+		return submit(s, push_empty(s->ev, off));
 	}
-	return submit(s, off);
+	off = push_empty(s->ev, off);
+	off = push_empty(s->ev, off);
+	if (op == 16) {
+		// connect: the caller's sockaddr, which preparing the request has just copied
+		// (as the syscall hooks read a connect's address at its exit).
+		struct io_connect *conn = (struct io_connect *)req;
+		u32 len = BPF_CORE_READ(conn, addr_len);
+		return submit(s, push_bytes(s->ev, off, BPF_CORE_READ(conn, addr), len > 128 ? 128 : len,
+					    true));
+	}
+	if (op == 56 && bpf_core_field_exists(struct io_bind, addr_len)) {
+		// bind keeps no pointer to the caller's sockaddr, only the kernel's copy in
+		// the request's async data: the `addr` of a struct io_async_msghdr in older
+		// kernels, a bare sockaddr_storage in newer ones (the test machine's 6.18),
+		// and BTF cannot tell which. The bare one starts with the family; the other
+		// with a kernel pointer (8-aligned or NULL: its low bits are never AF_UNIX,
+		// AF_INET, AF_INET6 or AF_PACKET), or in some older layouts with a recycled
+		// iovec's user address, which can collide, rarely.
+		void *async = req->async_data;
+		u32 len = BPF_CORE_READ((struct io_bind *)req, addr_len);
+		if (async && len > 0) {
+			u16 family = 0;
+			bpf_probe_read_kernel(&family, sizeof(family), async);
+			u32 addr_off = 0;
+			if (family != 1 && family != 2 && family != 10 && family != 17)
+				addr_off = bpf_core_field_exists(struct io_async_msghdr, addr)
+						   ? bpf_core_field_offset(struct io_async_msghdr, addr)
+						   : 0;
+			return submit(s, push_bytes(s->ev, off, async + addr_off, len > 128 ? 128 : len,
+						    false));
+		}
+	} else if (op == 45) {
+		struct io_socket *sock = (struct io_socket *)req;
+		h->args[1] = BPF_CORE_READ(sock, domain);
+		h->args[2] = BPF_CORE_READ(sock, type);
+		h->args[3] = BPF_CORE_READ(sock, protocol);
+	} else if (op == 57 && bpf_core_field_exists(struct io_listen, backlog)) {
+		h->args[1] = BPF_CORE_READ((struct io_listen *)req, backlog);
+	}
+	return submit(s, push_empty(s->ev, off));
 }
 
 /* ---------------- attachment ---------------- */

@@ -143,48 +143,104 @@ static int mount_setattr_writable(void)
 	return rc ? 1 : 0;
 }
 
-/* Opens etc/hostname relative to / through io_uring (IORING_OP_OPENAT), with no
- * open syscall: one submission on a raw ring, no liburing. */
-static int io_uring_open(void)
+/* A raw io_uring (no liburing) that runs one operation at a time. */
+struct ring {
+	int fd;
+	char *sq, *cq;
+	struct io_uring_sqe *sqes;
+	struct io_uring_params p;
+};
+
+static int ring_setup(struct ring *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->fd = syscall(425 /* io_uring_setup */, 4, &r->p);
+	if (r->fd < 0)
+		return -1;
+	struct io_uring_params *p = &r->p;
+	size_t sq_len = p->sq_off.array + p->sq_entries * sizeof(unsigned);
+	size_t cq_len = p->cq_off.cqes + p->cq_entries * sizeof(struct io_uring_cqe);
+	if (cq_len > sq_len)
+		sq_len = cq_len; /* one mapping serves both (IORING_FEAT_SINGLE_MMAP) */
+	r->sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd,
+		     IORING_OFF_SQ_RING);
+	r->cq = r->sq;
+	if (!(p->features & IORING_FEAT_SINGLE_MMAP))
+		r->cq = mmap(NULL, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd,
+			     IORING_OFF_CQ_RING);
+	r->sqes = mmap(NULL, p->sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+		       MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+	if (r->sq == MAP_FAILED || r->cq == MAP_FAILED || r->sqes == MAP_FAILED)
+		return -1;
+	return 0;
+}
+
+/* Submits `sqe` and waits for its completion; returns its result. */
+static int ring_run(struct ring *r, const struct io_uring_sqe *sqe)
+{
+	unsigned *tail = (unsigned *)(r->sq + r->p.sq_off.tail);
+	unsigned idx = *tail & *(unsigned *)(r->sq + r->p.sq_off.ring_mask);
+	r->sqes[idx] = *sqe;
+	((unsigned *)(r->sq + r->p.sq_off.array))[idx] = idx;
+	__atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
+	if (syscall(426 /* io_uring_enter */, r->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+		return -1;
+	unsigned *head = (unsigned *)(r->cq + r->p.cq_off.head);
+	struct io_uring_cqe *cqes = (struct io_uring_cqe *)(r->cq + r->p.cq_off.cqes);
+	int res = cqes[*head & *(unsigned *)(r->cq + r->p.cq_off.ring_mask)].res;
+	__atomic_store_n(head, *head + 1, __ATOMIC_RELEASE);
+	return res;
+}
+
+/* Through io_uring, with none of their syscalls: opens etc/hostname relative to /,
+ * creates a TCP socket, binds it to 127.0.0.1:47123 and listens (backlog 7), then
+ * connects a second socket to it. Bind and listen need Linux 6.11: before it they
+ * fail, and the connect is refused (each is reported at submission all the same). */
+static int io_uring_ops(void)
 {
 	if (chdir("/"))
 		return 1;
-	struct io_uring_params p;
-	memset(&p, 0, sizeof(p));
-	int ring = syscall(425 /* io_uring_setup */, 4, &p);
-	if (ring < 0)
+	struct ring r;
+	if (ring_setup(&r))
 		return 1;
-	size_t sq_len = p.sq_off.array + p.sq_entries * sizeof(unsigned);
-	size_t cq_len = p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe);
-	if (cq_len > sq_len)
-		sq_len = cq_len; /* one mapping serves both (IORING_FEAT_SINGLE_MMAP) */
-	char *sq = mmap(NULL, sq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
-			IORING_OFF_SQ_RING);
-	char *cq = sq;
-	if (!(p.features & IORING_FEAT_SINGLE_MMAP))
-		cq = mmap(NULL, cq_len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
-			  IORING_OFF_CQ_RING);
-	struct io_uring_sqe *sqes = mmap(NULL, p.sq_entries * sizeof(struct io_uring_sqe),
-					 PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, ring,
-					 IORING_OFF_SQES);
-	if (sq == MAP_FAILED || cq == MAP_FAILED || sqes == MAP_FAILED)
+	struct io_uring_sqe e;
+	memset(&e, 0, sizeof(e));
+	e.opcode = IORING_OP_OPENAT;
+	e.fd = AT_FDCWD;
+	e.addr = (unsigned long)"etc/hostname";
+	e.open_flags = O_RDONLY;
+	if (ring_run(&r, &e) < 0)
 		return 1;
-	unsigned *tail = (unsigned *)(sq + p.sq_off.tail);
-	unsigned idx = *tail & *(unsigned *)(sq + p.sq_off.ring_mask);
-	struct io_uring_sqe *e = &sqes[idx];
-	memset(e, 0, sizeof(*e));
-	e->opcode = IORING_OP_OPENAT;
-	e->fd = AT_FDCWD;
-	e->addr = (unsigned long)"etc/hostname";
-	e->open_flags = O_RDONLY;
-	((unsigned *)(sq + p.sq_off.array))[idx] = idx;
-	__atomic_store_n(tail, *tail + 1, __ATOMIC_RELEASE);
-	if (syscall(426 /* io_uring_enter */, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
-		return 1;
-	unsigned head = *(unsigned *)(cq + p.cq_off.head);
-	struct io_uring_cqe *cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
-	int res = cqes[head & *(unsigned *)(cq + p.cq_off.ring_mask)].res;
-	return res >= 0 ? 0 : 1;
+	int fds[2];
+	for (int i = 0; i < 2; i++) {
+		memset(&e, 0, sizeof(e));
+		e.opcode = IORING_OP_SOCKET;
+		e.fd = AF_INET;
+		e.off = SOCK_STREAM;
+		fds[i] = ring_run(&r, &e);
+		if (fds[i] < 0)
+			return 2;
+	}
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(47123)};
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	memset(&e, 0, sizeof(e));
+	e.opcode = 56; /* IORING_OP_BIND */
+	e.fd = fds[0];
+	e.addr = (unsigned long)&sin;
+	e.addr2 = sizeof(sin);
+	ring_run(&r, &e);
+	memset(&e, 0, sizeof(e));
+	e.opcode = 57; /* IORING_OP_LISTEN */
+	e.fd = fds[0];
+	e.len = 7;
+	ring_run(&r, &e);
+	memset(&e, 0, sizeof(e));
+	e.opcode = IORING_OP_CONNECT;
+	e.fd = fds[1];
+	e.addr = (unsigned long)&sin;
+	e.off = sizeof(sin); /* addr2: the address length */
+	ring_run(&r, &e);
+	return 0;
 }
 
 /* Reads then writes a forked child's memory with process_vm_readv/writev (the child
@@ -229,7 +285,7 @@ int main(int argc, char **argv)
 	if (!strcmp(a, "mount-setattr"))
 		return mount_setattr_writable();
 	if (!strcmp(a, "io-uring"))
-		return io_uring_open();
+		return io_uring_ops();
 	if (!strcmp(a, "process-vm"))
 		return process_vm();
 	if (!strcmp(a, "move-mount"))

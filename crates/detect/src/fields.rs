@@ -953,6 +953,26 @@ pub fn endpoints(p: &Payload) -> Option<Endpoints<'_>> {
             client: None,
             server: Some(server),
         },
+        Payload::IoUring {
+            op,
+            addr: Some(addr),
+            ..
+        } if op == "connect" => Endpoints {
+            local: None,
+            remote: Some(addr),
+            client: None,
+            server: Some(addr),
+        },
+        Payload::IoUring {
+            op,
+            addr: Some(addr),
+            ..
+        } if op == "bind" => Endpoints {
+            local: Some(addr),
+            remote: None,
+            client: None,
+            server: Some(addr),
+        },
         // Direction is unknown for a dup'ed socket; a reverse shell's is outbound.
         Payload::FdDup { local, remote, .. } => Endpoints {
             local: local.as_ref(),
@@ -1203,7 +1223,12 @@ fn arg_names(p: &Payload) -> &'static [ArgKey] {
         Payload::NetListen { .. } => &[ArgKey::Res, ArgKey::Backlog],
         Payload::Ptrace { .. } => &[ArgKey::Res, ArgKey::Request, ArgKey::Pid],
         Payload::ProcessVm { .. } => &[ArgKey::Res, ArgKey::Pid],
-        Payload::IoUring { .. } => &[ArgKey::Op, ArgKey::Path, ArgKey::Flags],
+        Payload::IoUring { op, .. } => match op.as_str() {
+            "connect" | "bind" => &[ArgKey::Op, ArgKey::Addr],
+            "socket" => &[ArgKey::Op, ArgKey::Domain, ArgKey::Type, ArgKey::Proto],
+            "listen" => &[ArgKey::Op, ArgKey::Backlog],
+            _ => &[ArgKey::Op, ArgKey::Path, ArgKey::Flags],
+        },
         Payload::Mount { .. } => &[
             ArgKey::Res,
             ArgKey::Dev,
@@ -1310,7 +1335,34 @@ fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
         ) => o(target_pid.to_string()),
         (Payload::IoUring { op, .. }, ArgKey::Op) => b(op),
         (Payload::IoUring { path, .. }, ArgKey::Path | ArgKey::Name) if !path.is_empty() => b(path),
-        (Payload::IoUring { flags, .. }, ArgKey::Flags) => o(open_flags_text(*flags as u32)),
+        (Payload::IoUring { flags, op, .. }, ArgKey::Flags) if op.starts_with("open") => {
+            o(open_flags_text(*flags as u32))
+        }
+        (Payload::IoUring { addr: Some(a), .. }, ArgKey::Addr) => o(fmt_addr(a)),
+        (
+            Payload::IoUring {
+                domain: Some(d), ..
+            },
+            ArgKey::Domain,
+        ) => b(d),
+        (
+            Payload::IoUring {
+                sock_type: Some(t), ..
+            },
+            ArgKey::Type,
+        ) => o(socket_type_text(*t)),
+        (
+            Payload::IoUring {
+                protocol: Some(p), ..
+            },
+            ArgKey::Proto,
+        ) => o(p.to_string()),
+        (
+            Payload::IoUring {
+                backlog: Some(n), ..
+            },
+            ArgKey::Backlog,
+        ) => o(n.to_string()),
         (Payload::Mount { source, .. }, ArgKey::Dev | ArgKey::Source) => b(source),
         (Payload::Mount { target, .. }, ArgKey::Dir | ArgKey::Target) => b(target),
         (Payload::Mount { fstype, .. }, ArgKey::Type | ArgKey::Fstype) => b(fstype),
@@ -1397,6 +1449,24 @@ fn event_rawarg(ev: &Event, name: ArgKey) -> Option<i64> {
         (Payload::Socket { ret, .. }, ArgKey::Fd) => Some(*ret),
         (Payload::Socket { sock_type, .. }, ArgKey::Type) => Some(*sock_type as i64),
         (Payload::Socket { protocol, .. }, ArgKey::Proto) => Some(*protocol as i64),
+        (
+            Payload::IoUring {
+                sock_type: Some(t), ..
+            },
+            ArgKey::Type,
+        ) => Some(*t as i64),
+        (
+            Payload::IoUring {
+                protocol: Some(p), ..
+            },
+            ArgKey::Proto,
+        ) => Some(*p as i64),
+        (
+            Payload::IoUring {
+                backlog: Some(n), ..
+            },
+            ArgKey::Backlog,
+        ) => Some(*n as i64),
         (Payload::FdDup { old_fd, .. }, ArgKey::Oldfd | ArgKey::Fd) => Some(*old_fd),
         (Payload::FdDup { new_fd, .. }, ArgKey::Newfd) => Some(*new_fd),
         (Payload::SetId { args, .. }, ArgKey::Uid | ArgKey::Gid | ArgKey::Ruid | ArgKey::Rgid) => {

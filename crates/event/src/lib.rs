@@ -401,12 +401,12 @@ pub enum Payload {
         ret: i64,
     },
     /// A file or socket operation submitted to io_uring, which runs it without its
-    /// syscall: open, create, rename, link or remove a file, open, connect or accept a
-    /// socket (reads and writes are not reported). Reported at submission, so without
-    /// a result.
+    /// syscall: open, create, rename, link or remove a file; open, bind, listen on,
+    /// connect or accept a socket (reads and writes are not reported). Reported at
+    /// submission, so without a result.
     IoUring {
-        /// The operation: `openat`, `openat2`, `connect`, `accept`, `socket`,
-        /// `renameat`, `unlinkat`, `mkdirat`, `symlinkat`, `linkat`.
+        /// The operation: `openat`, `openat2`, `connect`, `accept`, `socket`, `bind`,
+        /// `listen`, `renameat`, `unlinkat`, `mkdirat`, `symlinkat`, `linkat`.
         op: String,
         /// For `openat`/`openat2`: the path, resolved against its directory.
         #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -414,6 +414,22 @@ pub enum Payload {
         /// For `openat`/`openat2`: the open flags.
         #[serde(default, skip_serializing_if = "is_zero_u64")]
         flags: u64,
+        /// For `connect`: the destination; for `bind`: the local address. The kernel's
+        /// copy, the one the operation uses.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        addr: Option<SockAddr>,
+        /// For `socket`: the address family name (`AF_PACKET`), or `AF_<n>`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        domain: Option<String>,
+        /// For `socket`: the type including flags (SOCK_RAW is 3).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sock_type: Option<u32>,
+        /// For `socket`: the protocol.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        protocol: Option<u32>,
+        /// For `listen`: the backlog.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        backlog: Option<i32>,
     },
     /// process_vm_readv or process_vm_writev: one process reading or writing another's
     /// memory directly, without ptrace or /proc/<pid>/mem (credential theft, code

@@ -248,6 +248,9 @@ fn setid_name(nr: u64) -> (&'static str, usize) {
 }
 
 /// The io_uring operations the kernel side reports (`IORING_OP_*`).
+const IORING_OP_SOCKET: u64 = 45;
+const IORING_OP_LISTEN: u64 = 57;
+
 fn io_uring_op_name(op: u64) -> String {
     match op {
         13 => "accept",
@@ -260,6 +263,8 @@ fn io_uring_op_name(op: u64) -> String {
         38 => "symlinkat",
         39 => "linkat",
         45 => "socket",
+        56 => "bind",
+        57 => "listen",
         other => return format!("op{other}"),
     }
     .into()
@@ -747,7 +752,8 @@ impl Decoder {
                 ret,
             },
             kind::IO_URING => {
-                let [path, base] = rec.take::<2>()?;
+                let [path, base, addr] = rec.take::<3>()?;
+                let (is_socket, is_listen) = (a[0] == IORING_OP_SOCKET, a[0] == IORING_OP_LISTEN);
                 Payload::IoUring {
                     op: io_uring_op_name(a[0]),
                     path: if path.is_empty() {
@@ -755,7 +761,12 @@ impl Decoder {
                     } else {
                         resolve_path(path, base)
                     },
-                    flags: a[1],
+                    flags: if is_socket || is_listen { 0 } else { a[1] },
+                    addr: parse_sockaddr(addr),
+                    domain: is_socket.then(|| socket_family_name(a[1])),
+                    sock_type: is_socket.then_some(a[2] as u32),
+                    protocol: is_socket.then_some(a[3] as u32),
+                    backlog: is_listen.then_some(a[1] as i32),
                 }
             }
             kind::PROCESS_VM => Payload::ProcessVm {

@@ -87,6 +87,16 @@ fn wait_for(what: &str, timeout: Duration, pred: impl Fn(&Event) -> bool) -> Arc
 }
 
 /// True when the event comes from the container.
+/// The running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (major, minor)
+}
+
 fn owned_by(c: &TestContainer, ev: &Event) -> bool {
     ev.container.container().is_some_and(|x| x.id == c.id)
 }
@@ -491,6 +501,34 @@ fn privilege_and_kernel_events() {
             && matches!(&e.payload, Payload::IoUring { op, path, .. }
                 if op == "openat" && path == "/etc/hostname")
     });
+    wait_for("TCP socket created through io_uring", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::IoUring { op, domain: Some(d), sock_type: Some(1), protocol: Some(0), .. }
+                if op == "socket" && d == "AF_INET")
+    });
+    let loopback_47123 = SockAddr::Inet {
+        ip: std::net::Ipv4Addr::LOCALHOST.into(),
+        port: 47123,
+    };
+    wait_for("connect to 127.0.0.1:47123 through io_uring", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::IoUring { op, addr: Some(a), .. }
+                if op == "connect" && *a == loopback_47123)
+    });
+    // IORING_OP_BIND and IORING_OP_LISTEN came with Linux 6.11.
+    if kernel_at_least(6, 11) {
+        wait_for("bind to 127.0.0.1:47123 through io_uring", T, |e| {
+            owns(e)
+                && matches!(&e.payload, Payload::IoUring { op, addr: Some(a), .. }
+                    if op == "bind" && *a == loopback_47123)
+        });
+        wait_for("listen with backlog 7 through io_uring", T, |e| {
+            owns(e)
+                && matches!(&e.payload, Payload::IoUring { op, backlog: Some(7), .. } if op == "listen")
+        });
+    } else {
+        eprintln!("io_uring bind and listen not checked: they need Linux 6.11");
+    }
     for call in ["process_vm_readv", "process_vm_writev"] {
         wait_for(&format!("{call} of a child's memory"), T, |e| {
             owns(e)
