@@ -572,6 +572,7 @@ static __always_inline long native_nr(long nr32, u32 call)
 	case NR32_move_mount: return NR_move_mount;
 	case NR32_fsmount: return NR_fsmount;
 	case NR32_open_tree: return NR_open_tree;
+	case NR32_fspick: return NR_fspick;
 	case NR32_mount_setattr: return NR_mount_setattr;
 	case NR32_process_vm_readv: return NR_process_vm_readv;
 	case NR32_process_vm_writev: return NR_process_vm_writev;
@@ -756,7 +757,8 @@ static __always_inline int dispatch_sys_exit(u64 *ctx, bool compat_only)
 	case NR_setresgid: case NR_setfsuid: case NR_setfsgid: case NR_capset: case NR_ptrace:
 	case NR_unshare: case NR_setns: case NR_bpf: case NR_init_module: case NR_umount2:
 	case NR_finit_module: case NR_memfd_create: case NR_mount: case NR_move_mount:
-	case NR_fsmount: case NR_open_tree: case NR_process_vm_readv: case NR_process_vm_writev:
+	case NR_fsmount: case NR_open_tree: case NR_fspick: case NR_process_vm_readv:
+	case NR_process_vm_writev:
 	case NR_mount_setattr: case NR_chdir: case NR_fchdir:
 		h = H_MISC; break;
 	default:
@@ -1350,7 +1352,7 @@ static __always_inline u32 push_sb_id(u8 *buf, u32 off, struct super_block *sb)
 }
 
 // The new mount API, as mount records: strings source, target, fstype, and the base
-// directory of the one relative path (open_tree: the source; move_mount and
+// directory of the one relative path (open_tree: the source; move_mount, fspick and
 // mount_setattr: the target).
 // - fsmount(fs_fd, flags, attr_flags) -> mount fd: a new, detached filesystem
 //   instance; source is its device name (the superblock's s_id: "tmpfs", "vda1").
@@ -1358,6 +1360,9 @@ static __always_inline u32 push_sb_id(u8 *buf, u32 off, struct super_block *sb)
 //   mount to be) of the tree at path.
 // - move_mount(from_dfd, from_path, to_dfd, to_path, flags): attaches either at
 //   to_path. From a descriptor (empty from_path) the source is its device name.
+// - fspick(dfd, path, flags) -> fs context fd: picks the superblock mounted at path
+//   (the target) for reconfiguration (fsconfig then remounts it: read-write, other
+//   options); fstype from the context.
 // - mount_setattr(dfd, path, flags, attr, size): changes the attributes of the tree at
 //   path (read-only, noexec, ...); flags are attr_set in the low 32 bits and attr_clr
 //   in the high 32 (every MOUNT_ATTR_* fits in 32 bits).
@@ -1391,6 +1396,19 @@ static __always_inline u32 push_new_mount_api(struct scratch *s, u32 off, struct
 		path_off = off;
 		off = push_str(s->ev, off, path, true);
 		off = push_empty(s->ev, off);
+	} else if (c->nr == NR_fspick) {
+		h->args[2] = ARG2(c->regs);
+		path = (const char *)ARG1(c->regs);
+		dirfd = (int)ARG0(c->regs);
+		off = push_empty(s->ev, off);
+		path_off = off;
+		off = push_str(s->ev, off, path, true);
+		// The fs context of the picked superblock: its type names the filesystem.
+		struct file *f = c->ret >= 0 ? fd_file(c->ret) : NULL;
+		struct fs_context *fc = f ? BPF_CORE_READ(f, private_data) : NULL;
+		const char *type = fc ? BPF_CORE_READ(fc, fs_type, name) : NULL;
+		off = push_str(s->ev, off, type, false);
+		return push_base(s, off, dirfd, path, path_off);
 	} else { // move_mount
 		h->args[2] = ARG4(c->regs);
 		const char *from = (const char *)ARG1(c->regs);
@@ -1426,7 +1444,8 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	case NR_init_module: kind = K_INIT_MODULE; break;
 	case NR_finit_module: kind = K_FINIT_MODULE; break;
 	case NR_umount2: kind = K_UMOUNT; break;
-	case NR_mount: case NR_move_mount: case NR_fsmount: case NR_open_tree: case NR_mount_setattr:
+	case NR_mount: case NR_move_mount: case NR_fsmount: case NR_open_tree: case NR_fspick:
+	case NR_mount_setattr:
 		kind = K_MOUNT;
 		break;
 	case NR_memfd_create: kind = K_MEMFD; break;
@@ -1661,6 +1680,7 @@ TAIL_HANDLER(misc)
 	X(move_mount, misc, NR_move_mount)                                                   \
 	X(fsmount, misc, NR_fsmount)                                                         \
 	X(open_tree, misc, NR_open_tree)                                                     \
+	X(fspick, misc, NR_fspick)                                                           \
 	X(mount_setattr, misc, NR_mount_setattr)                                             \
 	X(process_vm_readv, misc, NR_process_vm_readv)                                       \
 	X(process_vm_writev, misc, NR_process_vm_writev)                                     \

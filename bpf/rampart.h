@@ -124,6 +124,7 @@
 #define NR_open_tree 428
 #define NR_move_mount 429
 #define NR_fsmount 432
+#define NR_fspick 433
 #define NR_mount_setattr 442
 #define NR_process_vm_readv 310
 #define NR_process_vm_writev 311
@@ -211,6 +212,7 @@
 #define NR32_open_tree 428
 #define NR32_move_mount 429
 #define NR32_fsmount 432
+#define NR32_fspick 433
 #define NR32_mount_setattr 442
 #define NR32_process_vm_readv 347
 #define NR32_process_vm_writev 348

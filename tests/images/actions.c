@@ -143,6 +143,21 @@ static int mount_setattr_writable(void)
 	return rc ? 1 : 0;
 }
 
+/* Mounts a read-only tmpfs on /mnt, then remounts it read-write through the new
+ * mount API: fspick of mnt relative to a descriptor of /, then fsconfig setting "rw"
+ * and reconfiguring. */
+static int fspick_remount(void)
+{
+	if (mount("tmpfs", "/mnt", "tmpfs", MS_RDONLY, "size=1m"))
+		return 1;
+	int root = open("/", O_PATH | O_DIRECTORY);
+	int fc = syscall(433 /* fspick */, root, "mnt", 0);
+	int rc = fc < 0 || syscall(431 /* fsconfig */, fc, 0 /* FSCONFIG_SET_FLAG */, "rw", NULL, 0) ||
+		 syscall(431, fc, 7 /* FSCONFIG_CMD_RECONFIGURE */, NULL, NULL, 0);
+	umount2("/mnt", 0);
+	return rc ? 1 : 0;
+}
+
 /* A raw io_uring (no liburing) that runs one operation at a time. */
 struct ring {
 	int fd;
@@ -266,7 +281,7 @@ static int process_vm(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|io-uring|mount-setattr|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
+		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|io-uring|mount-setattr|fspick-remount|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
 		return 2;
 	}
 	const char *a = argv[1];
@@ -284,6 +299,8 @@ int main(int argc, char **argv)
 		return mount("tmpfs", "/mnt", "tmpfs", 0, "size=1m") ? 1 : 0;
 	if (!strcmp(a, "mount-setattr"))
 		return mount_setattr_writable();
+	if (!strcmp(a, "fspick-remount"))
+		return fspick_remount();
 	if (!strcmp(a, "io-uring"))
 		return io_uring_ops();
 	if (!strcmp(a, "process-vm"))

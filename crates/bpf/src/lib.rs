@@ -80,7 +80,7 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
 /// syscalls), and the wire kinds it can emit. Each also has an fexit stub `fx_<name>`
 /// on the kernel's `__x64_sys_<name>`. A syscall whose kinds are all masked off is not
 /// hooked, so it costs nothing.
-pub const SYSCALLS: [(&str, &str, &[u16]); 63] = {
+pub const SYSCALLS: [(&str, &str, &[u16]); 64] = {
     use wire::kind as k;
     const OPEN: &[u16] = &[k::OPEN];
     const UNLINK: &[u16] = &[k::UNLINK];
@@ -148,6 +148,7 @@ pub const SYSCALLS: [(&str, &str, &[u16]); 63] = {
         ("move_mount", "misc", &[k::MOUNT]),
         ("fsmount", "misc", &[k::MOUNT]),
         ("open_tree", "misc", &[k::MOUNT]),
+        ("fspick", "misc", &[k::MOUNT]),
         ("mount_setattr", "misc", &[k::MOUNT]),
         ("process_vm_readv", "misc", &[k::PROCESS_VM]),
         ("process_vm_writev", "misc", &[k::PROCESS_VM]),

@@ -1279,7 +1279,7 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         Socket => &["socket"],
         IoUring => &["io_uring_enter"],
         Lost => &["drop"],
-        // Mount: mount, or the new mount API's fsmount, open_tree, move_mount,
+        // Mount: mount, or the new mount API's fsmount, open_tree, fspick, move_mount,
         // mount_setattr.
         FileLink | SetId | Namespace | ModuleLoad | FdDup | Mount | ProcessVm => return None,
     })
@@ -1334,7 +1334,7 @@ fn dynamic_kinds_for(name: &str) -> u32 {
     }
     if matches!(
         name,
-        "mount" | "move_mount" | "fsmount" | "open_tree" | "mount_setattr"
+        "mount" | "move_mount" | "fsmount" | "open_tree" | "fspick" | "mount_setattr"
     ) {
         m |= KindSet::bit(Mount);
     }
@@ -1382,6 +1382,7 @@ const KNOWN_EVENT_TYPES: &[&str] = &[
     "fork",
     "fsconfig",
     "fsmount",
+    "fspick",
     "fstat",
     "ftruncate",
     "futex",

@@ -444,7 +444,9 @@ pub enum Payload {
         /// `mount`, or a call of the new mount API: `fsmount` (a new detached
         /// filesystem instance: no `target`, `source` its device name such as `tmpfs`
         /// or `vda1`), `open_tree` (with OPEN_TREE_CLONE in `flags`, a detached copy of
-        /// the tree at `source`), `move_mount` (attaches either at `target`; `source`
+        /// the tree at `source`), `fspick` (picks the filesystem mounted at `target`
+        /// for reconfiguration, a remount through fsconfig: `fstype` its type),
+        /// `move_mount` (attaches either at `target`; `source`
         /// is the device name when moved from a descriptor), `mount_setattr`
         /// (changes the attributes of the tree at `target`: `flags` holds the
         /// MOUNT_ATTR_* bits set in its low 32 bits and those cleared in its high 32).

@@ -227,6 +227,7 @@ fn socket_family_name(family: u64) -> String {
 
 /// The new mount API's x86_64 numbers (`args[1]` of a mount record).
 const NR_OPEN_TREE: u64 = 428;
+const NR_FSPICK: u64 = 433;
 const NR_MOVE_MOUNT: u64 = 429;
 const NR_FSMOUNT: u64 = 432;
 const NR_MOUNT_SETATTR: u64 = 442;
@@ -790,6 +791,7 @@ impl Decoder {
                 let (call, source, target) = match a[1] {
                     NR_MOVE_MOUNT => ("move_mount", lossy(source), resolve_path(target, base)),
                     NR_OPEN_TREE => ("open_tree", resolve_path(source, base), lossy(target)),
+                    NR_FSPICK => ("fspick", lossy(source), resolve_path(target, base)),
                     NR_FSMOUNT => ("fsmount", lossy(source), lossy(target)),
                     NR_MOUNT_SETATTR => {
                         ("mount_setattr", lossy(source), resolve_path(target, base))

@@ -464,6 +464,7 @@ fn privilege_and_kernel_events() {
         "process-vm",
         "io-uring",
         "mount-setattr",
+        "fspick-remount",
         "umount",
         "unshare",
         "setns",
@@ -545,6 +546,11 @@ fn privilege_and_kernel_events() {
                 if call == "mount_setattr" && target == "/mnt" && *flags == 1 << 32)
         },
     );
+    wait_for("fspick of mnt relative to / for a remount", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::Mount { call, target, fstype, source, ret, .. }
+                if call == "fspick" && target == "/mnt" && fstype == "tmpfs" && source.is_empty() && *ret >= 0)
+    });
     wait_for("fsmount of a tmpfs", T, |e| {
         owns(e)
             && matches!(&e.payload, Payload::Mount { call, source, target, fstype, .. }
