@@ -566,6 +566,8 @@ static __always_inline long native_nr(long nr32, u32 call)
 	case NR32_link: return NR_link;
 	case NR32_unlink: return NR_unlink;
 	case NR32_chdir: return NR_chdir;
+	case NR32_execve: return NR_execve;
+	case NR32_execveat: return NR_execveat;
 	case NR32_chmod: return NR_chmod;
 	case NR32_lchown16: case NR32_lchown: return NR_lchown;
 	case NR32_mount: return NR_mount;
@@ -759,7 +761,7 @@ static __always_inline int dispatch_sys_exit(u64 *ctx, bool compat_only)
 	case NR_finit_module: case NR_memfd_create: case NR_mount: case NR_move_mount:
 	case NR_fsmount: case NR_open_tree: case NR_fspick: case NR_process_vm_readv:
 	case NR_process_vm_writev:
-	case NR_mount_setattr: case NR_chdir: case NR_fchdir:
+	case NR_mount_setattr: case NR_chdir: case NR_fchdir: case NR_execve: case NR_execveat:
 		h = H_MISC; break;
 	default:
 		return 0;
@@ -1451,11 +1453,17 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	case NR_memfd_create: kind = K_MEMFD; break;
 	case NR_process_vm_readv: case NR_process_vm_writev: kind = K_PROCESS_VM; break;
 	case NR_chdir: case NR_fchdir: kind = K_CHDIR; break;
+	case NR_execve: case NR_execveat: kind = K_EXEC_FAILED; break;
 	default: kind = K_SETID;
 	}
 	if (!kind_enabled(kind))
 		return 0;
 	if (kind == K_CHDIR && c.ret != 0)
+		return 0;
+	// A successful exec is the sched_process_exec event. Of the failures, ENOENT and
+	// ENOTDIR are execvp's walk along PATH; the rest (EACCES from a noexec mount or a
+	// missing x bit, EPERM from an LSM, ENOEXEC, ETXTBSY) are attempts worth seeing.
+	if (kind == K_EXEC_FAILED && (c.ret >= 0 || c.ret == -2 || c.ret == -20))
 		return 0;
 	u32 off;
 	struct scratch *s = begin_current(kind, &off);
@@ -1498,6 +1506,37 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	case K_CHDIR: {
 		struct path pwd = bpf_get_current_task_btf()->fs->pwd;
 		off = push_path(s, off, &pwd);
+		break;
+	}
+	case K_EXEC_FAILED: {
+		// execve(path, argv, envp); execveat(dirfd, path, argv, envp, flags).
+		bool at = c.nr == NR_execveat;
+		const char *path = (const char *)(at ? ARG1(c.regs) : ARG0(c.regs));
+		const void *argv = (const void *)(at ? ARG2(c.regs) : ARG1(c.regs));
+		h->args[2] = at ? ARG4(c.regs) : 0;
+		u32 path_off = off;
+		off = push_str(s->ev, off, path, true);
+		off = push_base(s, off, at ? (long)(int)ARG0(c.regs) : AT_FDCWD_VAL, path, path_off);
+		// The first four arguments (a 32-bit caller's argv holds 32-bit pointers), and
+		// whether there were more.
+		u64 ptrs[5] = {};
+		if (c.compat) {
+			u32 p32[5] = {};
+			bpf_probe_read_user(p32, sizeof(p32), argv);
+			for (int i = 0; i < 5; i++)
+				ptrs[i] = p32[i];
+		} else {
+			bpf_probe_read_user(ptrs, sizeof(ptrs), argv);
+		}
+		u64 n = 0;
+		for (int i = 0; i < 4 && ptrs[i]; i++) {
+			off = push_str(s->ev, off, (const void *)ptrs[i], true);
+			n++;
+		}
+		for (u64 i = n; i < 4; i++)
+			off = push_empty(s->ev, off);
+		h->args[3] = n;
+		h->args[4] = n == 4 && ptrs[4];
 		break;
 	}
 	default:
@@ -1686,7 +1725,9 @@ TAIL_HANDLER(misc)
 	X(process_vm_writev, misc, NR_process_vm_writev)                                     \
 	X(umount, misc, NR_umount2)                                                          \
 	X(chdir, misc, NR_chdir)                                                             \
-	X(fchdir, misc, NR_fchdir)
+	X(fchdir, misc, NR_fchdir)                                                           \
+	X(execve, misc, NR_execve)                                                           \
+	X(execveat, misc, NR_execveat)
 
 // The default: one fexit program per watched syscall, on its __x64_sys_* entry point.
 // The context is the same as sys_exit's (ctx[0] the syscall's pt_regs, ctx[1] its

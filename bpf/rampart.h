@@ -50,7 +50,8 @@
 #define K_SOCKET 29       // a0 ret, a1 domain, a2 type, a3 protocol (unusual domains and raw only)
 #define K_DUP 30          // a0 ret (new fd 0-2), a1 nr, a2 old fd, a3 proto, a4 type | local, remote wire addr
 #define K_PROCESS_VM 31   // a0 ret, a1 nr, a2 pid
-#define K_IO_URING 32     // a0 opcode, a1 open flags, a2 dirfd | path (open-like ops), base dir
+#define K_IO_URING 32     // a0 opcode, a1 open flags, a2 dirfd | path (open-like ops), base dir, sockaddr (bind, connect)
+#define K_EXEC_FAILED 33  // a0 ret, a1 nr, a2 execveat flags, a3 args read, a4 more args | path, base dir, arg 0..3
 
 // Syscall events' args[5].
 #define EVF_COMPAT 1 // made through the 32-bit (ia32) entry
@@ -130,6 +131,8 @@
 #define NR_process_vm_writev 311
 #define NR_memfd_create 319
 #define NR_chdir 80
+#define NR_execve 59
+#define NR_execveat 322
 #define NR_fchdir 81
 #define NR_socket 41
 #define NR_dup 32
@@ -146,6 +149,8 @@
 #define NR32_link 9
 #define NR32_unlink 10
 #define NR32_chdir 12
+#define NR32_execve 11
+#define NR32_execveat 358
 #define NR32_chmod 15
 #define NR32_lchown16 16
 #define NR32_mount 21

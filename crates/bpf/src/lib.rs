@@ -70,6 +70,7 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
                 k::MEMFD,
                 k::CHDIR,
                 k::PROCESS_VM,
+                k::EXEC_FAILED,
             ],
         ),
     ]
@@ -80,7 +81,7 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
 /// syscalls), and the wire kinds it can emit. Each also has an fexit stub `fx_<name>`
 /// on the kernel's `__x64_sys_<name>`. A syscall whose kinds are all masked off is not
 /// hooked, so it costs nothing.
-pub const SYSCALLS: [(&str, &str, &[u16]); 64] = {
+pub const SYSCALLS: [(&str, &str, &[u16]); 66] = {
     use wire::kind as k;
     const OPEN: &[u16] = &[k::OPEN];
     const UNLINK: &[u16] = &[k::UNLINK];
@@ -155,6 +156,8 @@ pub const SYSCALLS: [(&str, &str, &[u16]); 64] = {
         ("umount", "misc", &[k::UMOUNT]),
         ("chdir", "misc", &[k::CHDIR]),
         ("fchdir", "misc", &[k::CHDIR]),
+        ("execve", "misc", &[k::EXEC_FAILED]),
+        ("execveat", "misc", &[k::EXEC_FAILED]),
     ]
 };
 

@@ -34,6 +34,7 @@ pub mod kind {
     pub const DUP: u16 = 30;
     pub const PROCESS_VM: u16 = 31;
     pub const IO_URING: u16 = 32;
+    pub const EXEC_FAILED: u16 = 33;
 }
 
 /// `args[5]` of syscall kinds: the syscall came through the 32-bit (ia32) entry.

@@ -1281,7 +1281,9 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         Lost => &["drop"],
         // Mount: mount, or the new mount API's fsmount, open_tree, fspick, move_mount,
         // mount_setattr.
-        FileLink | SetId | Namespace | ModuleLoad | FdDup | Mount | ProcessVm => return None,
+        FileLink | SetId | Namespace | ModuleLoad | FdDup | Mount | ProcessVm | ExecFailed => {
+            return None
+        }
     })
 }
 
@@ -1306,7 +1308,8 @@ fn dynamic_matches(ev: &Event, name: &str) -> bool {
         | Payload::ModuleLoad { call, .. }
         | Payload::FdDup { call, .. }
         | Payload::Mount { call, .. }
-        | Payload::ProcessVm { call, .. } => call == name,
+        | Payload::ProcessVm { call, .. }
+        | Payload::ExecFailed { call, .. } => call == name,
         _ => false,
     }
 }
@@ -1328,6 +1331,9 @@ fn dynamic_kinds_for(name: &str) -> u32 {
     }
     if matches!(name, "dup" | "dup2" | "dup3") {
         m |= KindSet::bit(FdDup);
+    }
+    if matches!(name, "execve" | "execveat") {
+        m |= KindSet::bit(ExecFailed);
     }
     if matches!(name, "process_vm_readv" | "process_vm_writev") {
         m |= KindSet::bit(ProcessVm);

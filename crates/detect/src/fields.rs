@@ -800,14 +800,17 @@ pub fn primary_syscall(ev: &Event) -> &str {
         Payload::MemfdCreate { .. } => "memfd_create",
         Payload::Socket { .. } => "socket",
         Payload::IoUring { .. } => "io_uring_enter",
-        Payload::FdDup { call, .. } => call,
+        Payload::FdDup { call, .. } | Payload::ExecFailed { call, .. } => call,
         Payload::Lost { .. } => "drop",
     }
 }
 
 fn event_category(p: &Payload) -> &'static str {
     match p {
-        Payload::Exec { .. } | Payload::Fork { .. } | Payload::Exit { .. } => "process",
+        Payload::Exec { .. }
+        | Payload::Fork { .. }
+        | Payload::Exit { .. }
+        | Payload::ExecFailed { .. } => "process",
         Payload::NetConnect { .. }
         | Payload::NetAccept { .. }
         | Payload::NetBind { .. }
@@ -847,7 +850,8 @@ pub fn event_ret(p: &Payload) -> Option<i64> {
         | Payload::Bpf { ret, .. }
         | Payload::MemfdCreate { ret, .. }
         | Payload::ProcMemWrite { ret, .. }
-        | Payload::Socket { ret, .. } => *ret,
+        | Payload::Socket { ret, .. }
+        | Payload::ExecFailed { ret, .. } => *ret,
         Payload::FdDup { new_fd, .. } => *new_fd,
         Payload::DnsQuery { .. } => 0,
         Payload::Exit { .. } | Payload::Lost { .. } | Payload::IoUring { .. } => return None,
@@ -1207,6 +1211,7 @@ fn arg_key(name: &str) -> ArgKey {
 fn arg_names(p: &Payload) -> &'static [ArgKey] {
     match p {
         Payload::Exec { .. } => &[ArgKey::Res, ArgKey::Exe, ArgKey::Args, ArgKey::Flags],
+        Payload::ExecFailed { .. } => &[ArgKey::Res, ArgKey::Exe, ArgKey::Args],
         Payload::FileOpen { .. } => &[ArgKey::Fd, ArgKey::Name, ArgKey::Flags, ArgKey::Mode],
         Payload::FileUnlink { .. } => &[ArgKey::Res, ArgKey::Name],
         Payload::FileRename { .. } => &[ArgKey::Res, ArgKey::Oldpath, ArgKey::Newpath],
@@ -1288,6 +1293,11 @@ fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
         (Payload::Exec { .. }, ArgKey::Args) => {
             ctx.process().map(|p| Cow::Borrowed(ctx.args_of(p)))
         }
+        (
+            Payload::ExecFailed { filename, .. },
+            ArgKey::Exe | ArgKey::Filename | ArgKey::Path | ArgKey::Name,
+        ) => b(filename),
+        (Payload::ExecFailed { argv, .. }, ArgKey::Args) => o(argv.join(" ")),
         (Payload::Exec { from_memfd, .. }, ArgKey::Flags) => {
             b(if *from_memfd { "EXE_FROM_MEMFD" } else { "0" })
         }

@@ -279,6 +279,7 @@ fn no_fd_kinds() -> KindSet {
     use EventKind::*;
     kinds(&[
         Exec, Fork, Exit, SetId, Capset, Ptrace, ProcessVm, Mount, Umount, Namespace, Bpf, Lost,
+        ExecFailed,
     ])
 }
 

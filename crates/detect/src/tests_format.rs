@@ -106,6 +106,9 @@ fn default_data(kind: &str) -> Json {
         "proc_mem_write" => json!({"path": "/proc/1/mem", "target_pid": 1, "ret": 3}),
         "process_vm" => json!({"call": "process_vm_writev", "target_pid": 1, "ret": 8}),
         "io_uring" => json!({"op": "openat", "path": "/etc/hostname", "flags": 0}),
+        "exec_failed" => {
+            json!({"call": "execve", "filename": "/dev/shm/x", "argv": ["x"], "ret": -13})
+        }
         "socket" => json!({"domain": "AF_PACKET", "sock_type": 3, "protocol": 768, "ret": 3}),
         "fd_dup" => json!({"call": "dup2", "old_fd": 3, "new_fd": 0, "proto": "tcp"}),
         "lost" => json!({"source": "kernel", "count": 1}),

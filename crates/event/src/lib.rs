@@ -293,6 +293,24 @@ pub enum Payload {
         child_pid: u32,
         child_exec_id: String,
     },
+    /// An execve or execveat that failed for a reason other than a missing file: a
+    /// noexec mount or a missing execute bit (EACCES), a security module's refusal
+    /// (EPERM), a file the kernel cannot run (ENOEXEC), one open for writing
+    /// (ETXTBSY). The process is the caller, unchanged. (Successful execs are `exec`
+    /// events; ENOENT and ENOTDIR, a PATH search's misses, are not reported.)
+    ExecFailed {
+        /// `execve` or `execveat`.
+        call: String,
+        /// The file, resolved against the cwd or the directory descriptor.
+        filename: String,
+        /// Its first arguments, at most four.
+        argv: Vec<String>,
+        /// There were more than four.
+        #[serde(default, skip_serializing_if = "is_false")]
+        argv_truncated: bool,
+        /// A negative errno.
+        ret: i64,
+    },
     /// A process ended.
     Exit {
         code: i32,
@@ -573,11 +591,12 @@ pub enum EventKind {
     FdDup,
     ProcessVm,
     IoUring,
+    ExecFailed,
     Lost,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 30] = [
+    pub const ALL: [EventKind; 31] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -607,6 +626,7 @@ impl EventKind {
         EventKind::FdDup,
         EventKind::ProcessVm,
         EventKind::IoUring,
+        EventKind::ExecFailed,
         EventKind::Lost,
     ];
 
@@ -641,6 +661,7 @@ impl EventKind {
             EventKind::FdDup => "fd_dup",
             EventKind::ProcessVm => "process_vm",
             EventKind::IoUring => "io_uring",
+            EventKind::ExecFailed => "exec_failed",
             EventKind::Lost => "lost",
         }
     }
@@ -650,7 +671,7 @@ impl EventKind {
     pub fn parse_filter(s: &str) -> Option<Vec<EventKind>> {
         use EventKind::*;
         let family: &[EventKind] = match s {
-            "process" => &[Exec, Fork, Exit],
+            "process" => &[Exec, Fork, Exit, ExecFailed],
             "file" => &[
                 FileOpen,
                 FileUnlink,
@@ -716,6 +737,7 @@ impl Payload {
             Payload::Ptrace { .. } => EventKind::Ptrace,
             Payload::ProcessVm { .. } => EventKind::ProcessVm,
             Payload::IoUring { .. } => EventKind::IoUring,
+            Payload::ExecFailed { .. } => EventKind::ExecFailed,
             Payload::Mount { .. } => EventKind::Mount,
             Payload::Umount { .. } => EventKind::Umount,
             Payload::Namespace { .. } => EventKind::Namespace,

@@ -228,6 +228,7 @@ fn socket_family_name(family: u64) -> String {
 /// The new mount API's x86_64 numbers (`args[1]` of a mount record).
 const NR_OPEN_TREE: u64 = 428;
 const NR_FSPICK: u64 = 433;
+const NR_EXECVEAT: u64 = 322;
 const NR_MOVE_MOUNT: u64 = 429;
 const NR_FSMOUNT: u64 = 432;
 const NR_MOUNT_SETATTR: u64 = 442;
@@ -768,6 +769,22 @@ impl Decoder {
                     sock_type: is_socket.then_some(a[2] as u32),
                     protocol: is_socket.then_some(a[3] as u32),
                     backlog: is_listen.then_some(a[1] as i32),
+                }
+            }
+            kind::EXEC_FAILED => {
+                let [path, base, a0, a1, a2, a3] = rec.take::<6>()?;
+                let n = (a[3] as usize).min(4);
+                Payload::ExecFailed {
+                    call: if a[1] == NR_EXECVEAT {
+                        "execveat"
+                    } else {
+                        "execve"
+                    }
+                    .into(),
+                    filename: resolve_path(path, base),
+                    argv: [a0, a1, a2, a3][..n].iter().map(|s| lossy(s)).collect(),
+                    argv_truncated: a[4] != 0,
+                    ret,
                 }
             }
             kind::PROCESS_VM => Payload::ProcessVm {

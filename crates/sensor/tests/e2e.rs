@@ -214,6 +214,38 @@ fn container_that_exits_within_50ms_is_still_attributed() {
     let _ = Command::new("docker").args(["rm", "-f", name]).output();
 }
 
+/// An exec refused by the kernel (Docker mounts /dev/shm noexec) is reported with the
+/// caller, the file and its arguments; a PATH search's misses (ENOENT) are not.
+#[test]
+fn exec_refused_by_a_noexec_mount_is_reported() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let c = TestContainer::start("rampart-e2e-execfail", &[], &[]);
+    c.exec("cp /bin/busybox /dev/shm/dropped; /dev/shm/dropped echo hi; rampart-no-such-command; cd /dev/shm && ./dropped true; true");
+    let refused = wait_for("execve of /dev/shm/dropped refused with EACCES", T, |e| {
+        owned_by(&c, e)
+            && matches!(&e.payload, Payload::ExecFailed { call, filename, argv, argv_truncated: false, ret: -13 }
+                if call == "execve" && filename == "/dev/shm/dropped" && argv == &vec!["/dev/shm/dropped".to_string(), "echo".into(), "hi".into()])
+    });
+    // The caller is the shell's child, not the refused program.
+    let caller = refused.process.as_ref().unwrap();
+    assert_ne!(caller.exe, "/dev/shm/dropped");
+    wait_for("relative ./dropped resolved against the cwd", T, |e| {
+        owned_by(&c, e)
+            && matches!(&e.payload, Payload::ExecFailed { filename, ret: -13, .. } if filename == "/dev/shm/dropped")
+            && e.process.as_ref().is_some_and(|p| p.cwd == "/dev/shm")
+    });
+    let events = shared().events.lock().unwrap().clone();
+    let misses: Vec<_> = events
+        .iter()
+        .filter(|e| owned_by(&c, e))
+        .filter(|e| matches!(&e.payload, Payload::ExecFailed { filename, .. } if filename.contains("rampart-no-such-command")))
+        .collect();
+    assert!(misses.is_empty(), "PATH misses reported: {misses:?}");
+}
+
 #[test]
 fn file_events_resolve_relative_paths() {
     if !ready() {
