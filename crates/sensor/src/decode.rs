@@ -1039,11 +1039,63 @@ mod tests {
         }
     }
 
+    /// A refused exec: the file resolved against the cwd, at most the arguments the
+    /// kernel says it read, and the caller's process left as it was.
+    #[test]
+    fn refused_exec_decodes_against_the_cwd() {
+        let mut d = decoder();
+        let me = std::process::id();
+        let hdr = Header {
+            kind: kind::EXEC_FAILED,
+            tgid: me,
+            tid: me,
+            ppid: 1,
+            comm: *b"sh\0\0\0\0\0\0\0\0\0\0\0\0\0\0",
+            // -EACCES, execveat, AT_EMPTY_PATH, 4 arguments read, more after them.
+            args: [(-13i64) as u64, 322, 0x1000, 4, 1, 0],
+            ..Default::default()
+        };
+        let rec = encode(
+            &hdr,
+            &[b"", b"", b"./x", b"/dev/shm", b"./x", b"-c", b"id", b"--"],
+        );
+        let ev = d.decode(&rec).unwrap().unwrap();
+        match ev.payload {
+            Payload::ExecFailed {
+                call,
+                filename,
+                argv,
+                argv_truncated,
+                ret,
+            } => {
+                assert_eq!(
+                    (call.as_str(), filename.as_str()),
+                    ("execveat", "/dev/shm/x")
+                );
+                assert_eq!(argv, ["./x", "-c", "id", "--"]);
+                assert!(argv_truncated);
+                assert_eq!(ret, -13);
+            }
+            p => panic!("unexpected {p:?}"),
+        }
+        // An argument count past four (a garbled record) is clamped, not trusted.
+        let mut hdr2 = hdr;
+        hdr2.args = [(-1i64) as u64, 59, 0, 9, 0, 0];
+        let rec = encode(&hdr2, &[b"", b"", b"/x", b"", b"a", b"", b"", b""]);
+        match d.decode(&rec).unwrap().unwrap().payload {
+            Payload::ExecFailed { call, argv, .. } => {
+                assert_eq!(call, "execve");
+                assert_eq!(argv.len(), 4);
+            }
+            p => panic!("unexpected {p:?}"),
+        }
+    }
+
     #[test]
     fn garbage_records_fail_cleanly() {
         let mut d = decoder();
         let mut x: u32 = 7;
-        for len in 0..400 {
+        for len in (0..400).cycle().take(4000) {
             let mut b: Vec<u8> = (0..len)
                 .map(|_| {
                     x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
@@ -1054,7 +1106,8 @@ mod tests {
                 let l = (b.len() as u16).to_ne_bytes();
                 b[2] = l[0];
                 b[3] = l[1];
-                b[0] = (x % 30) as u8;
+                // Every kind there is, and some that are not.
+                b[0] = (x % 40) as u8;
                 b[1] = 0;
             }
             let _ = d.decode(&b);
