@@ -567,6 +567,7 @@ static __always_inline long native_nr(long nr32, u32 call)
 	case NR32_unlink: return NR_unlink;
 	case NR32_chdir: return NR_chdir;
 	case NR32_execve: return NR_execve;
+	case NR32_open_by_handle_at: return NR_open_by_handle_at;
 	case NR32_execveat: return NR_execveat;
 	case NR32_chmod: return NR_chmod;
 	case NR32_lchown16: case NR32_lchown: return NR_lchown;
@@ -745,7 +746,7 @@ static __always_inline int dispatch_sys_exit(u64 *ctx, bool compat_only)
 	case NR_unlink: case NR_unlinkat: case NR_rmdir: case NR_chmod: case NR_fchmodat:
 	case NR_fchmodat2: case NR_chown: case NR_lchown: case NR_fchownat: case NR_truncate:
 		h = H_PATH1; break;
-	case NR_fchmod: case NR_fchown: case NR_ftruncate:
+	case NR_fchmod: case NR_fchown: case NR_ftruncate: case NR_open_by_handle_at:
 		h = H_FDOP; break;
 	case NR_rename: case NR_renameat: case NR_renameat2: case NR_link: case NR_linkat:
 	case NR_symlink: case NR_symlinkat:
@@ -1012,6 +1013,8 @@ static __always_inline int do_fdop(struct pt_regs *regs, long ret, long nr, bool
 	struct syscall_ctx c;
 	read_regs(regs, ret, nr, &c, maybe_compat);
 	u16 kind = c.nr == NR_fchmod ? K_CHMOD : c.nr == NR_fchown ? K_CHOWN : K_TRUNCATE;
+	if (c.nr == NR_open_by_handle_at)
+		kind = K_OPEN_BY_HANDLE;
 	if (!kind_enabled(kind))
 		return 0;
 	u32 off;
@@ -1020,6 +1023,18 @@ static __always_inline int do_fdop(struct pt_regs *regs, long ret, long nr, bool
 		return 0;
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	h->args[0] = c.ret;
+	if (kind == K_OPEN_BY_HANDLE) {
+		// open_by_handle_at(mount_fd, handle, flags): a file named by a handle, not a
+		// path, anywhere on the mount_fd's filesystem, outside any chroot or mount
+		// namespace (the "shocker" container escape). Its path comes from the new
+		// descriptor; the mount descriptor says which filesystem.
+		h->args[1] = c.nr;
+		h->args[2] = (u64)(s64)(int)ARG0(c.regs);
+		h->args[3] = ARG2(c.regs);
+		off = c.ret >= 0 ? push_fd_path(s, off, c.ret) : push_empty(s->ev, off);
+		off = push_fd_path(s, off, (int)ARG0(c.regs));
+		return submit(s, off);
+	}
 	h->args[1] = ARG1(c.regs);
 	h->args[2] = ARG2(c.regs);
 	off = push_fd_path(s, off, ARG0(c.regs));
@@ -1679,6 +1694,7 @@ TAIL_HANDLER(misc)
 	X(fchmod, fdop, NR_fchmod)                                                           \
 	X(fchown, fdop, NR_fchown)                                                           \
 	X(ftruncate, fdop, NR_ftruncate)                                                     \
+	X(open_by_handle_at, fdop, NR_open_by_handle_at)                                     \
 	X(rename, path2, NR_rename)                                                          \
 	X(renameat, path2, NR_renameat)                                                      \
 	X(renameat2, path2, NR_renameat2)                                                    \

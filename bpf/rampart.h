@@ -51,6 +51,7 @@
 #define K_DUP 30          // a0 ret (new fd 0-2), a1 nr, a2 old fd, a3 proto, a4 type | local, remote wire addr
 #define K_PROCESS_VM 31   // a0 ret, a1 nr, a2 pid
 #define K_IO_URING 32     // a0 opcode, a1 open flags, a2 dirfd | path (open-like ops), base dir, sockaddr (bind, connect)
+#define K_OPEN_BY_HANDLE 34 // a0 ret, a1 nr, a2 mount fd, a3 flags | path of the opened file, path of the mount fd
 #define K_EXEC_FAILED 33  // a0 ret, a1 nr, a2 execveat flags, a3 args read, a4 more args | path, base dir, arg 0..3
 
 // Syscall events' args[5].
@@ -81,6 +82,7 @@
 #define NR_rmdir 84
 #define NR_chmod 90
 #define NR_fchmod 91
+#define NR_open_by_handle_at 304
 #define NR_fchmodat 268
 #define NR_fchmodat2 452
 #define NR_chown 92
@@ -169,6 +171,7 @@
 #define NR32_truncate 92
 #define NR32_ftruncate 93
 #define NR32_fchmod 94
+#define NR32_open_by_handle_at 342
 #define NR32_fchown16 95
 #define NR32_socketcall 102
 #define NR32_init_module 128

@@ -158,6 +158,31 @@ static int fspick_remount(void)
 	return rc ? 1 : 0;
 }
 
+/* Opens files of the host by handle, as the "shocker" escape does: Docker bind-mounts
+ * /etc/hostname from the host's filesystem, so its descriptor is a mount descriptor on
+ * that filesystem (overlayfs, the container's root, gives no handles). First
+ * /etc/hostname by its own handle, where name_to_handle_at is allowed (Docker's default
+ * seccomp profile refuses it); then shocker's first step, the host filesystem's root
+ * directory (ext4: inode 2, generation 0). Needs CAP_DAC_READ_SEARCH. */
+static int open_by_handle(void)
+{
+	struct {
+		unsigned int handle_bytes;
+		int handle_type;
+		unsigned char f_handle[128];
+	} h = {.handle_bytes = 128};
+	int mount_id;
+	int host_fs = open("/etc/hostname", O_RDONLY);
+	if (syscall(303 /* name_to_handle_at */, AT_FDCWD, "/etc/hostname", &h, &mount_id, 0) == 0)
+		syscall(304 /* open_by_handle_at */, host_fs, &h, O_RDONLY);
+	memset(&h, 0, sizeof(h));
+	h.handle_bytes = 8;
+	h.handle_type = 1; /* FILEID_INO32_GEN */
+	h.f_handle[0] = 2;
+	int root = syscall(304 /* open_by_handle_at */, host_fs, &h, O_RDONLY);
+	return root >= 0 ? 0 : 1;
+}
+
 /* A raw io_uring (no liburing) that runs one operation at a time. */
 struct ring {
 	int fd;
@@ -281,7 +306,7 @@ static int process_vm(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|io-uring|mount-setattr|fspick-remount|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
+		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|io-uring|mount-setattr|fspick-remount|open-by-handle|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
 		return 2;
 	}
 	const char *a = argv[1];
@@ -301,6 +326,8 @@ int main(int argc, char **argv)
 		return mount_setattr_writable();
 	if (!strcmp(a, "fspick-remount"))
 		return fspick_remount();
+	if (!strcmp(a, "open-by-handle"))
+		return open_by_handle();
 	if (!strcmp(a, "io-uring"))
 		return io_uring_ops();
 	if (!strcmp(a, "process-vm"))

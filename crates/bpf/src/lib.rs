@@ -32,8 +32,8 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
         (
             "h_fdop",
             2,
-            "fchmod/fchown/ftruncate",
-            &[k::CHMOD, k::CHOWN, k::TRUNCATE],
+            "fchmod/fchown/ftruncate/open_by_handle_at",
+            &[k::CHMOD, k::CHOWN, k::TRUNCATE, k::OPEN_BY_HANDLE],
         ),
         ("h_path2", 3, "rename/link/symlink", &[k::RENAME, k::LINK]),
         (
@@ -81,7 +81,7 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
 /// syscalls), and the wire kinds it can emit. Each also has an fexit stub `fx_<name>`
 /// on the kernel's `__x64_sys_<name>`. A syscall whose kinds are all masked off is not
 /// hooked, so it costs nothing.
-pub const SYSCALLS: [(&str, &str, &[u16]); 66] = {
+pub const SYSCALLS: [(&str, &str, &[u16]); 67] = {
     use wire::kind as k;
     const OPEN: &[u16] = &[k::OPEN];
     const UNLINK: &[u16] = &[k::UNLINK];
@@ -109,6 +109,7 @@ pub const SYSCALLS: [(&str, &str, &[u16]); 66] = {
         ("fchmod", "fdop", CHMOD),
         ("fchown", "fdop", CHOWN),
         ("ftruncate", "fdop", TRUNCATE),
+        ("open_by_handle_at", "fdop", &[k::OPEN_BY_HANDLE]),
         ("rename", "path2", RENAME),
         ("renameat", "path2", RENAME),
         ("renameat2", "path2", RENAME),

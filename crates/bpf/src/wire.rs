@@ -35,6 +35,7 @@ pub mod kind {
     pub const PROCESS_VM: u16 = 31;
     pub const IO_URING: u16 = 32;
     pub const EXEC_FAILED: u16 = 33;
+    pub const OPEN_BY_HANDLE: u16 = 34;
 }
 
 /// `args[5]` of syscall kinds: the syscall came through the 32-bit (ia32) entry.

@@ -79,13 +79,13 @@ pub type Predicate = Box<dyn Fn(&EvalCtx<'_>) -> bool + Send + Sync>;
 
 /// A set of event kinds, one bit per [`EventKind::ALL`] entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KindSet(pub u32);
+pub struct KindSet(pub u64);
 
 impl KindSet {
     pub const ALL: KindSet = KindSet((1 << EventKind::ALL.len()) - 1);
     pub const NONE: KindSet = KindSet(0);
-    pub fn bit(k: EventKind) -> u32 {
-        1 << (k as u32)
+    pub fn bit(k: EventKind) -> u64 {
+        1 << (k as u64)
     }
     pub fn contains(self, k: EventKind) -> bool {
         self.0 & Self::bit(k) != 0
@@ -1266,6 +1266,7 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         FileChmod => &["chmod", "fchmod", "fchmodat"],
         FileChown => &["chown", "lchown", "fchown", "fchownat"],
         FileTruncate => &["truncate", "ftruncate"],
+        FileOpenByHandle => &["open_by_handle_at"],
         NetConnect => &["connect"],
         NetAccept => &["accept", "accept4"],
         NetBind => &["bind"],
@@ -1314,7 +1315,7 @@ fn dynamic_matches(ev: &Event, name: &str) -> bool {
     }
 }
 
-fn dynamic_kinds_for(name: &str) -> u32 {
+fn dynamic_kinds_for(name: &str) -> u64 {
     use EventKind::*;
     let mut m = 0;
     if matches!(name, "symlink" | "symlinkat" | "link" | "linkat") {
@@ -1542,8 +1543,8 @@ fn evt_type_check(
     values: &[(String, usize)],
     src: &Source,
 ) -> Result<(Predicate, KindSet), CompileError> {
-    let mut static_mask = 0u32;
-    let mut dynamic_mask = 0u32;
+    let mut static_mask = 0u64;
+    let mut dynamic_mask = 0u64;
     let mut names: Vec<String> = Vec::new();
     for (name, pos) in values {
         if !KNOWN_EVENT_TYPES.contains(&name.as_str()) {

@@ -800,6 +800,7 @@ pub fn primary_syscall(ev: &Event) -> &str {
         Payload::MemfdCreate { .. } => "memfd_create",
         Payload::Socket { .. } => "socket",
         Payload::IoUring { .. } => "io_uring_enter",
+        Payload::FileOpenByHandle { .. } => "open_by_handle_at",
         Payload::FdDup { call, .. } | Payload::ExecFailed { call, .. } => call,
         Payload::Lost { .. } => "drop",
     }
@@ -851,7 +852,8 @@ pub fn event_ret(p: &Payload) -> Option<i64> {
         | Payload::MemfdCreate { ret, .. }
         | Payload::ProcMemWrite { ret, .. }
         | Payload::Socket { ret, .. }
-        | Payload::ExecFailed { ret, .. } => *ret,
+        | Payload::ExecFailed { ret, .. }
+        | Payload::FileOpenByHandle { ret, .. } => *ret,
         Payload::FdDup { new_fd, .. } => *new_fd,
         Payload::DnsQuery { .. } => 0,
         Payload::Exit { .. } | Payload::Lost { .. } | Payload::IoUring { .. } => return None,
@@ -867,6 +869,7 @@ pub fn file_path(p: &Payload) -> Option<&str> {
         | Payload::FileChown { path, .. }
         | Payload::FileTruncate { path, .. }
         | Payload::ProcMemWrite { path, .. } => Some(path),
+        Payload::FileOpenByHandle { path, .. } if !path.is_empty() => Some(path),
         Payload::ModuleLoad { path, .. } if !path.is_empty() => Some(path),
         _ => None,
     }
@@ -1212,6 +1215,7 @@ fn arg_names(p: &Payload) -> &'static [ArgKey] {
     match p {
         Payload::Exec { .. } => &[ArgKey::Res, ArgKey::Exe, ArgKey::Args, ArgKey::Flags],
         Payload::ExecFailed { .. } => &[ArgKey::Res, ArgKey::Exe, ArgKey::Args],
+        Payload::FileOpenByHandle { .. } => &[ArgKey::Fd, ArgKey::Flags, ArgKey::Path],
         Payload::FileOpen { .. } => &[ArgKey::Fd, ArgKey::Name, ArgKey::Flags, ArgKey::Mode],
         Payload::FileUnlink { .. } => &[ArgKey::Res, ArgKey::Name],
         Payload::FileRename { .. } => &[ArgKey::Res, ArgKey::Oldpath, ArgKey::Newpath],
@@ -1298,6 +1302,11 @@ fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
             ArgKey::Exe | ArgKey::Filename | ArgKey::Path | ArgKey::Name,
         ) => b(filename),
         (Payload::ExecFailed { argv, .. }, ArgKey::Args) => o(argv.join(" ")),
+        (Payload::FileOpenByHandle { path, .. }, ArgKey::Path | ArgKey::Name) => b(path),
+        (Payload::FileOpenByHandle { ret, .. }, ArgKey::Fd) => o(ret.to_string()),
+        (Payload::FileOpenByHandle { flags, .. }, ArgKey::Flags) => {
+            o(open_flags_text(*flags as u32))
+        }
         (Payload::Exec { from_memfd, .. }, ArgKey::Flags) => {
             b(if *from_memfd { "EXE_FROM_MEMFD" } else { "0" })
         }

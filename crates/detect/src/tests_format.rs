@@ -106,6 +106,9 @@ fn default_data(kind: &str) -> Json {
         "proc_mem_write" => json!({"path": "/proc/1/mem", "target_pid": 1, "ret": 3}),
         "process_vm" => json!({"call": "process_vm_writev", "target_pid": 1, "ret": 8}),
         "io_uring" => json!({"op": "openat", "path": "/etc/hostname", "flags": 0}),
+        "file_open_by_handle" => {
+            json!({"path": "/etc/shadow", "mount_path": "/etc/hostname", "flags": 0, "ret": 3})
+        }
         "exec_failed" => {
             json!({"call": "execve", "filename": "/dev/shm/x", "argv": ["x"], "ret": -13})
         }

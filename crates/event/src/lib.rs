@@ -311,6 +311,18 @@ pub enum Payload {
         /// A negative errno.
         ret: i64,
     },
+    /// open_by_handle_at(2): a file opened by a handle instead of a path, anywhere on
+    /// the filesystem of `mount_path`, past any chroot or mount namespace: the
+    /// "shocker" container escape (it needs CAP_DAC_READ_SEARCH).
+    FileOpenByHandle {
+        /// The file opened, from the new descriptor (empty when the call failed).
+        path: String,
+        /// The mount descriptor's path: which filesystem the handle was resolved on.
+        mount_path: String,
+        flags: u64,
+        /// The new descriptor, or a negative errno.
+        ret: i64,
+    },
     /// A process ended.
     Exit {
         code: i32,
@@ -592,11 +604,12 @@ pub enum EventKind {
     ProcessVm,
     IoUring,
     ExecFailed,
+    FileOpenByHandle,
     Lost,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 31] = [
+    pub const ALL: [EventKind; 32] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -627,6 +640,7 @@ impl EventKind {
         EventKind::ProcessVm,
         EventKind::IoUring,
         EventKind::ExecFailed,
+        EventKind::FileOpenByHandle,
         EventKind::Lost,
     ];
 
@@ -662,6 +676,7 @@ impl EventKind {
             EventKind::ProcessVm => "process_vm",
             EventKind::IoUring => "io_uring",
             EventKind::ExecFailed => "exec_failed",
+            EventKind::FileOpenByHandle => "file_open_by_handle",
             EventKind::Lost => "lost",
         }
     }
@@ -680,6 +695,7 @@ impl EventKind {
                 FileChmod,
                 FileChown,
                 FileTruncate,
+                FileOpenByHandle,
             ],
             "net" | "network" => &[
                 NetConnect, NetAccept, NetBind, NetListen, DnsQuery, Socket, FdDup,
@@ -738,6 +754,7 @@ impl Payload {
             Payload::ProcessVm { .. } => EventKind::ProcessVm,
             Payload::IoUring { .. } => EventKind::IoUring,
             Payload::ExecFailed { .. } => EventKind::ExecFailed,
+            Payload::FileOpenByHandle { .. } => EventKind::FileOpenByHandle,
             Payload::Mount { .. } => EventKind::Mount,
             Payload::Umount { .. } => EventKind::Umount,
             Payload::Namespace { .. } => EventKind::Namespace,

@@ -771,6 +771,15 @@ impl Decoder {
                     backlog: is_listen.then_some(a[1] as i32),
                 }
             }
+            kind::OPEN_BY_HANDLE => {
+                let [path, mount_path] = rec.take::<2>()?;
+                Payload::FileOpenByHandle {
+                    path: lossy(path),
+                    mount_path: lossy(mount_path),
+                    flags: a[3],
+                    ret,
+                }
+            }
             kind::EXEC_FAILED => {
                 let [path, base, a0, a1, a2, a3] = rec.take::<6>()?;
                 let n = (a[3] as usize).min(4);

@@ -478,6 +478,8 @@ fn privilege_and_kernel_events() {
             "SYS_ADMIN",
             "--cap-add",
             "SYS_PTRACE",
+            "--cap-add",
+            "DAC_READ_SEARCH",
             "--security-opt",
             "apparmor=unconfined",
             "--security-opt",
@@ -497,6 +499,7 @@ fn privilege_and_kernel_events() {
         "io-uring",
         "mount-setattr",
         "fspick-remount",
+        "open-by-handle",
         "umount",
         "unshare",
         "setns",
@@ -583,6 +586,16 @@ fn privilege_and_kernel_events() {
             && matches!(&e.payload, Payload::Mount { call, target, fstype, source, ret, .. }
                 if call == "fspick" && target == "/mnt" && fstype == "tmpfs" && source.is_empty() && *ret >= 0)
     });
+    // By handle on the filesystem /etc/hostname is bind-mounted from: the file itself,
+    // named through the bind mount, and the host filesystem's root directory, outside
+    // anything mounted in the container, named from that filesystem's root.
+    for (what, want) in [("/etc/hostname", "/etc/hostname"), ("the host's root", "/")] {
+        wait_for(&format!("{what} opened by handle"), T, |e| {
+            owns(e)
+                && matches!(&e.payload, Payload::FileOpenByHandle { path, mount_path, ret, .. }
+                    if path == want && mount_path == "/etc/hostname" && *ret >= 0)
+        });
+    }
     wait_for("fsmount of a tmpfs", T, |e| {
         owns(e)
             && matches!(&e.payload, Payload::Mount { call, source, target, fstype, .. }
