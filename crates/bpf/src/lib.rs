@@ -429,6 +429,21 @@ pub fn enable_run_time_stats() -> Result<RunTimeStats, BpfError> {
 /// lifecycle, the sys_exit dispatcher, the fexit stubs and the syscall tracepoint
 /// programs; tail-called handlers count within the dispatcher). Only moves while [`RunTimeStats`] is alive.
 pub fn programs_run_time() -> std::time::Duration {
+    programs_run_stats().iter().map(|p| p.run_time).sum()
+}
+
+/// One entry program's accounting: what [`programs_run_time`] sums.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramRunStats {
+    /// The kernel's name for it (at most 15 characters).
+    pub name: String,
+    pub run_time: std::time::Duration,
+    pub run_count: u64,
+}
+
+/// Run time and count of each entry program of this object loaded in the kernel (see
+/// [`programs_run_time`]). Only moves while [`RunTimeStats`] is alive.
+pub fn programs_run_stats() -> Vec<ProgramRunStats> {
     let ours = |name: &str| {
         LIFECYCLE.iter().any(|(n, _)| *n == name)
             || name == "on_sys_exit"
@@ -440,9 +455,15 @@ pub fn programs_run_time() -> std::time::Duration {
     };
     aya::programs::loaded_programs()
         .filter_map(Result::ok)
-        .filter(|info| info.name_as_str().is_some_and(ours))
-        .map(|info| info.run_time())
-        .sum()
+        .filter_map(|info| {
+            let name = info.name_as_str().filter(|n| ours(n))?.to_string();
+            Some(ProgramRunStats {
+                name,
+                run_time: info.run_time(),
+                run_count: info.run_count(),
+            })
+        })
+        .collect()
 }
 
 /// The trivial trampoline programs of `bpf/probe.bpf.c`.

@@ -315,6 +315,9 @@ struct Arm {
     /// Time in the sensor's kernel programs per storm operation: the hook cost by
     /// itself, steadier than CPU/op on a shared machine.
     kernel_ns_per_op: Vec<f64>,
+    /// Per program, over the statistics pieces of every round: (runs, ns), per op.
+    kernel_by_program: std::collections::BTreeMap<String, (f64, f64)>,
+    kernel_pieces: u32,
     drops: u64,
 }
 
@@ -327,6 +330,8 @@ impl Arm {
             wall_per_op: Vec::new(),
             sensor_us_per_event: Vec::new(),
             kernel_ns_per_op: Vec::new(),
+            kernel_by_program: Default::default(),
+            kernel_pieces: 0,
             drops: 0,
         }
     }
@@ -337,6 +342,8 @@ impl Arm {
         self.wall_per_op.clear();
         self.sensor_us_per_event.clear();
         self.kernel_ns_per_op.clear();
+        self.kernel_by_program.clear();
+        self.kernel_pieces = 0;
         self.drops = 0;
     }
 
@@ -362,12 +369,29 @@ impl Arm {
         // per program run, which inflates it.
         let piece = piece_len(n);
         let run_time_stats = rampart_bpf::enable_run_time_stats()?;
-        let kernel_before = rampart_bpf::programs_run_time();
+        let kernel_before = rampart_bpf::programs_run_stats();
         storm(piece);
-        let kernel_after = rampart_bpf::programs_run_time();
+        let kernel_after = rampart_bpf::programs_run_stats();
         drop(run_time_stats);
-        self.kernel_ns_per_op
-            .push(kernel_after.saturating_sub(kernel_before).as_nanos() as f64 / piece as f64);
+        let mut total_ns = 0.0;
+        for p in &kernel_after {
+            let before = kernel_before.iter().find(|b| b.name == p.name);
+            let ns = p
+                .run_time
+                .saturating_sub(before.map_or(Duration::ZERO, |b| b.run_time))
+                .as_nanos() as f64;
+            let runs = p
+                .run_count
+                .saturating_sub(before.map_or(0, |b| b.run_count)) as f64;
+            total_ns += ns;
+            if runs > 0.0 {
+                let e = self.kernel_by_program.entry(p.name.clone()).or_default();
+                e.0 += runs / piece as f64;
+                e.1 += ns / piece as f64;
+            }
+        }
+        self.kernel_pieces += 1;
+        self.kernel_ns_per_op.push(total_ns / piece as f64);
         std::thread::sleep(Duration::from_millis(300));
         let events = consumer.finish();
         let sensor_cpu = cpu_time(libc::RUSAGE_SELF).saturating_sub(cpu_before);
@@ -528,8 +552,34 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                     median(arm.kernel_ns_per_op.clone()),
                     arm.drops
                 );
+                println!();
+                // Where the kernel time goes: the programs that took the most (1% of
+                // it or more), each with its runs per op and its time per run (tail
+                // calls included; inflated a little by the statistics' two clock
+                // reads per run).
+                let mut by_program: Vec<_> = arm.kernel_by_program.iter().collect();
+                by_program.sort_by(|a, b| b.1 .1.total_cmp(&a.1 .1));
+                let pieces = f64::from(arm.kernel_pieces.max(1));
+                let total: f64 = by_program.iter().map(|(_, (_, ns))| ns).sum();
+                let top: Vec<String> = by_program
+                    .iter()
+                    .take(5)
+                    .filter(|(_, (_, ns))| *ns >= total / 100.0)
+                    .map(|(name, (runs, ns))| {
+                        format!(
+                            "{name} {:.0}ns ({:.1} runs x {:.0}ns)",
+                            ns / pieces,
+                            runs / pieces,
+                            ns / runs.max(f64::MIN_POSITIVE)
+                        )
+                    })
+                    .collect();
+                if !top.is_empty() {
+                    println!("      kernel by program: {}", top.join(", "));
+                }
+            } else {
+                println!();
             }
-            println!();
         }
     }
     Ok(())
