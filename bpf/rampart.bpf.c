@@ -616,6 +616,7 @@ static __always_inline long native_nr(long nr32, u32 call)
 	case NR32_finit_module: return NR_finit_module;
 	case NR32_renameat2: return NR_renameat2;
 	case NR32_memfd_create: return NR_memfd_create;
+	case NR32_prctl: return NR_prctl;
 	case NR32_bpf: return NR_bpf;
 	case NR32_socket: return NR_socket;
 	case NR32_bind: return NR_bind;
@@ -763,6 +764,7 @@ static __always_inline int dispatch_sys_exit(u64 *ctx, bool compat_only)
 	case NR_fsmount: case NR_open_tree: case NR_fspick: case NR_process_vm_readv:
 	case NR_process_vm_writev:
 	case NR_mount_setattr: case NR_chdir: case NR_fchdir: case NR_execve: case NR_execveat:
+	case NR_prctl:
 		h = H_MISC; break;
 	default:
 		return 0;
@@ -1469,6 +1471,7 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	case NR_process_vm_readv: case NR_process_vm_writev: kind = K_PROCESS_VM; break;
 	case NR_chdir: case NR_fchdir: kind = K_CHDIR; break;
 	case NR_execve: case NR_execveat: kind = K_EXEC_FAILED; break;
+	case NR_prctl: kind = K_RENAME_PROC; break;
 	default: kind = K_SETID;
 	}
 	if (!kind_enabled(kind))
@@ -1479,6 +1482,11 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	// ENOTDIR are execvp's walk along PATH; the rest (EACCES from a noexec mount or a
 	// missing x bit, EPERM from an LSM, ENOEXEC, ETXTBSY) are attempts worth seeing.
 	if (kind == K_EXEC_FAILED && (c.ret >= 0 || c.ret == -2 || c.ret == -20))
+		return 0;
+	// prctl: only PR_SET_NAME (15) by a process's main thread, the name ps and top
+	// show; threads naming themselves (every runtime does) are left out.
+	if (kind == K_RENAME_PROC &&
+	    (ARG0(c.regs) != 15 || (u32)bpf_get_current_pid_tgid() != bpf_get_current_pid_tgid() >> 32))
 		return 0;
 	u32 off;
 	struct scratch *s = begin_current(kind, &off);
@@ -1523,6 +1531,9 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 		off = push_path(s, off, &pwd);
 		break;
 	}
+	case K_RENAME_PROC:
+		off = push_str(s->ev, off, (void *)ARG1(c.regs), true);
+		break;
 	case K_EXEC_FAILED: {
 		// execve(path, argv, envp); execveat(dirfd, path, argv, envp, flags).
 		bool at = c.nr == NR_execveat;
@@ -1743,7 +1754,8 @@ TAIL_HANDLER(misc)
 	X(chdir, misc, NR_chdir)                                                             \
 	X(fchdir, misc, NR_fchdir)                                                           \
 	X(execve, misc, NR_execve)                                                           \
-	X(execveat, misc, NR_execveat)
+	X(execveat, misc, NR_execveat)                                                       \
+	X(prctl, misc, NR_prctl)
 
 // The default: one fexit program per watched syscall, on its __x64_sys_* entry point.
 // The context is the same as sys_exit's (ctx[0] the syscall's pt_regs, ctx[1] its

@@ -52,6 +52,7 @@
 #define K_PROCESS_VM 31   // a0 ret, a1 nr, a2 pid
 #define K_IO_URING 32     // a0 opcode, a1 open flags, a2 dirfd | path (open-like ops), base dir, sockaddr (bind, connect)
 #define K_OPEN_BY_HANDLE 34 // a0 ret, a1 nr, a2 mount fd, a3 flags | path of the opened file, path of the mount fd
+#define K_RENAME_PROC 35  // a0 ret, a1 nr | new name (prctl PR_SET_NAME by a process's main thread)
 #define K_EXEC_FAILED 33  // a0 ret, a1 nr, a2 execveat flags, a3 args read, a4 more args | path, base dir, arg 0..3
 
 // Syscall events' args[5].
@@ -132,6 +133,7 @@
 #define NR_process_vm_readv 310
 #define NR_process_vm_writev 311
 #define NR_memfd_create 319
+#define NR_prctl 157
 #define NR_chdir 80
 #define NR_execve 59
 #define NR_execveat 322
@@ -209,6 +211,7 @@
 #define NR32_finit_module 350
 #define NR32_renameat2 353
 #define NR32_memfd_create 356
+#define NR32_prctl 172
 #define NR32_bpf 357
 #define NR32_socket 359
 #define NR32_bind 361

@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 #include <signal.h>
 #include <unistd.h>
+#include <pthread.h>
+#include <sys/prctl.h>
 #include <linux/capability.h>
 #include <linux/io_uring.h>
 #include <arpa/inet.h>
@@ -183,6 +185,23 @@ static int open_by_handle(void)
 	return root >= 0 ? 0 : 1;
 }
 
+/* A thread names itself, as runtimes do (not reported); then the process renames
+ * itself to a kernel thread's name, as miners do to hide in ps (reported). */
+static void *name_thread(void *arg)
+{
+	(void)arg;
+	prctl(PR_SET_NAME, "rampart-thread");
+	return NULL;
+}
+
+static int rename_self(void)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, name_thread, NULL) || pthread_join(t, NULL))
+		return 1;
+	return prctl(PR_SET_NAME, "kworker/0:1") ? 1 : 0;
+}
+
 /* A raw io_uring (no liburing) that runs one operation at a time. */
 struct ring {
 	int fd;
@@ -306,7 +325,7 @@ static int process_vm(void)
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
-		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|io-uring|mount-setattr|fspick-remount|open-by-handle|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
+		fprintf(stderr, "usage: actions setuid|setgid|setresuid|capset|ptrace|mount|move-mount|process-vm|io-uring|mount-setattr|fspick-remount|open-by-handle|rename|umount|unshare|setns|memfd-exec|bpf|init-module|proc-mem|packet-socket|dup-socket\n");
 		return 2;
 	}
 	const char *a = argv[1];
@@ -328,6 +347,8 @@ int main(int argc, char **argv)
 		return fspick_remount();
 	if (!strcmp(a, "open-by-handle"))
 		return open_by_handle();
+	if (!strcmp(a, "rename"))
+		return rename_self();
 	if (!strcmp(a, "io-uring"))
 		return io_uring_ops();
 	if (!strcmp(a, "process-vm"))

@@ -71,6 +71,7 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
                 k::CHDIR,
                 k::PROCESS_VM,
                 k::EXEC_FAILED,
+                k::RENAME_PROC,
             ],
         ),
     ]
@@ -81,7 +82,7 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
 /// syscalls), and the wire kinds it can emit. Each also has an fexit stub `fx_<name>`
 /// on the kernel's `__x64_sys_<name>`. A syscall whose kinds are all masked off is not
 /// hooked, so it costs nothing.
-pub const SYSCALLS: [(&str, &str, &[u16]); 67] = {
+pub const SYSCALLS: [(&str, &str, &[u16]); 68] = {
     use wire::kind as k;
     const OPEN: &[u16] = &[k::OPEN];
     const UNLINK: &[u16] = &[k::UNLINK];
@@ -159,6 +160,7 @@ pub const SYSCALLS: [(&str, &str, &[u16]); 67] = {
         ("fchdir", "misc", &[k::CHDIR]),
         ("execve", "misc", &[k::EXEC_FAILED]),
         ("execveat", "misc", &[k::EXEC_FAILED]),
+        ("prctl", "misc", &[k::RENAME_PROC]),
     ]
 };
 

@@ -36,6 +36,7 @@ pub mod kind {
     pub const IO_URING: u16 = 32;
     pub const EXEC_FAILED: u16 = 33;
     pub const OPEN_BY_HANDLE: u16 = 34;
+    pub const RENAME_PROC: u16 = 35;
 }
 
 /// `args[5]` of syscall kinds: the syscall came through the 32-bit (ia32) entry.

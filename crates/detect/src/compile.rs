@@ -1267,6 +1267,7 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         FileChown => &["chown", "lchown", "fchown", "fchownat"],
         FileTruncate => &["truncate", "ftruncate"],
         FileOpenByHandle => &["open_by_handle_at"],
+        ProcessRename => &["prctl"],
         NetConnect => &["connect"],
         NetAccept => &["accept", "accept4"],
         NetBind => &["bind"],

@@ -801,6 +801,7 @@ pub fn primary_syscall(ev: &Event) -> &str {
         Payload::Socket { .. } => "socket",
         Payload::IoUring { .. } => "io_uring_enter",
         Payload::FileOpenByHandle { .. } => "open_by_handle_at",
+        Payload::ProcessRename { .. } => "prctl",
         Payload::FdDup { call, .. } | Payload::ExecFailed { call, .. } => call,
         Payload::Lost { .. } => "drop",
     }
@@ -811,7 +812,8 @@ fn event_category(p: &Payload) -> &'static str {
         Payload::Exec { .. }
         | Payload::Fork { .. }
         | Payload::Exit { .. }
-        | Payload::ExecFailed { .. } => "process",
+        | Payload::ExecFailed { .. }
+        | Payload::ProcessRename { .. } => "process",
         Payload::NetConnect { .. }
         | Payload::NetAccept { .. }
         | Payload::NetBind { .. }
@@ -853,7 +855,8 @@ pub fn event_ret(p: &Payload) -> Option<i64> {
         | Payload::ProcMemWrite { ret, .. }
         | Payload::Socket { ret, .. }
         | Payload::ExecFailed { ret, .. }
-        | Payload::FileOpenByHandle { ret, .. } => *ret,
+        | Payload::FileOpenByHandle { ret, .. }
+        | Payload::ProcessRename { ret, .. } => *ret,
         Payload::FdDup { new_fd, .. } => *new_fd,
         Payload::DnsQuery { .. } => 0,
         Payload::Exit { .. } | Payload::Lost { .. } | Payload::IoUring { .. } => return None,
@@ -1216,6 +1219,7 @@ fn arg_names(p: &Payload) -> &'static [ArgKey] {
         Payload::Exec { .. } => &[ArgKey::Res, ArgKey::Exe, ArgKey::Args, ArgKey::Flags],
         Payload::ExecFailed { .. } => &[ArgKey::Res, ArgKey::Exe, ArgKey::Args],
         Payload::FileOpenByHandle { .. } => &[ArgKey::Fd, ArgKey::Flags, ArgKey::Path],
+        Payload::ProcessRename { .. } => &[ArgKey::Res, ArgKey::Name],
         Payload::FileOpen { .. } => &[ArgKey::Fd, ArgKey::Name, ArgKey::Flags, ArgKey::Mode],
         Payload::FileUnlink { .. } => &[ArgKey::Res, ArgKey::Name],
         Payload::FileRename { .. } => &[ArgKey::Res, ArgKey::Oldpath, ArgKey::Newpath],
@@ -1303,6 +1307,7 @@ fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
         ) => b(filename),
         (Payload::ExecFailed { argv, .. }, ArgKey::Args) => o(argv.join(" ")),
         (Payload::FileOpenByHandle { path, .. }, ArgKey::Path | ArgKey::Name) => b(path),
+        (Payload::ProcessRename { name, .. }, ArgKey::Name) => b(name),
         (Payload::FileOpenByHandle { ret, .. }, ArgKey::Fd) => o(ret.to_string()),
         (Payload::FileOpenByHandle { flags, .. }, ArgKey::Flags) => {
             o(open_flags_text(*flags as u32))

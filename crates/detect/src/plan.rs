@@ -278,8 +278,20 @@ fn kinds(ks: &[EventKind]) -> KindSet {
 fn no_fd_kinds() -> KindSet {
     use EventKind::*;
     kinds(&[
-        Exec, Fork, Exit, SetId, Capset, Ptrace, ProcessVm, Mount, Umount, Namespace, Bpf, Lost,
+        Exec,
+        Fork,
+        Exit,
+        SetId,
+        Capset,
+        Ptrace,
+        ProcessVm,
+        Mount,
+        Umount,
+        Namespace,
+        Bpf,
+        Lost,
         ExecFailed,
+        ProcessRename,
     ])
 }
 

@@ -323,6 +323,16 @@ pub enum Payload {
         /// The new descriptor, or a negative errno.
         ret: i64,
     },
+    /// A process renamed itself: prctl(PR_SET_NAME) by its main thread, the name `ps`
+    /// and `top` show (malware takes a kernel thread's or a daemon's). The process is
+    /// as it was before; later events carry the new name.
+    ProcessRename {
+        /// The new name (at most 15 bytes).
+        name: String,
+        /// The name before.
+        previous: String,
+        ret: i64,
+    },
     /// A process ended.
     Exit {
         code: i32,
@@ -605,11 +615,12 @@ pub enum EventKind {
     IoUring,
     ExecFailed,
     FileOpenByHandle,
+    ProcessRename,
     Lost,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 32] = [
+    pub const ALL: [EventKind; 33] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -641,6 +652,7 @@ impl EventKind {
         EventKind::IoUring,
         EventKind::ExecFailed,
         EventKind::FileOpenByHandle,
+        EventKind::ProcessRename,
         EventKind::Lost,
     ];
 
@@ -677,6 +689,7 @@ impl EventKind {
             EventKind::IoUring => "io_uring",
             EventKind::ExecFailed => "exec_failed",
             EventKind::FileOpenByHandle => "file_open_by_handle",
+            EventKind::ProcessRename => "process_rename",
             EventKind::Lost => "lost",
         }
     }
@@ -686,7 +699,7 @@ impl EventKind {
     pub fn parse_filter(s: &str) -> Option<Vec<EventKind>> {
         use EventKind::*;
         let family: &[EventKind] = match s {
-            "process" => &[Exec, Fork, Exit, ExecFailed],
+            "process" => &[Exec, Fork, Exit, ExecFailed, ProcessRename],
             "file" => &[
                 FileOpen,
                 FileUnlink,
@@ -755,6 +768,7 @@ impl Payload {
             Payload::IoUring { .. } => EventKind::IoUring,
             Payload::ExecFailed { .. } => EventKind::ExecFailed,
             Payload::FileOpenByHandle { .. } => EventKind::FileOpenByHandle,
+            Payload::ProcessRename { .. } => EventKind::ProcessRename,
             Payload::Mount { .. } => EventKind::Mount,
             Payload::Umount { .. } => EventKind::Umount,
             Payload::Namespace { .. } => EventKind::Namespace,

@@ -536,6 +536,23 @@ impl Decoder {
                     },
                 )
             }
+            kind::RENAME_PROC => {
+                let [name] = rec.take::<1>()?;
+                let before = self.process(&rec);
+                let name = lossy(name);
+                if ret == 0 {
+                    self.tree.on_rename(h.tgid, name.clone());
+                }
+                let previous = before.comm.clone();
+                (
+                    Some(before),
+                    Payload::ProcessRename {
+                        name,
+                        previous,
+                        ret,
+                    },
+                )
+            }
             kind::CHDIR => {
                 let [cwd] = rec.take::<1>()?;
                 self.tree.on_chdir(h.tgid, lossy(cwd));

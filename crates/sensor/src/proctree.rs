@@ -202,6 +202,13 @@ impl ProcessTree {
         }
     }
 
+    /// A process renamed itself (prctl PR_SET_NAME): later events carry the new name.
+    pub fn on_rename(&mut self, tgid: u32, comm: String) {
+        if let Some(e) = self.entries.get_mut(&tgid) {
+            Arc::make_mut(&mut e.process).comm = comm;
+        }
+    }
+
     /// Marks a process exited; it is evicted after the grace period.
     pub fn on_exit(&mut self, tgid: u32, now_boot_ns: u64) {
         if let Some(e) = self.entries.get_mut(&tgid) {

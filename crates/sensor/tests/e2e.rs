@@ -500,6 +500,7 @@ fn privilege_and_kernel_events() {
         "mount-setattr",
         "fspick-remount",
         "open-by-handle",
+        "rename",
         "umount",
         "unshare",
         "setns",
@@ -596,6 +597,32 @@ fn privilege_and_kernel_events() {
                     if path == want && mount_path == "/etc/hostname" && *ret >= 0)
         });
     }
+    // The main thread's rename is reported, with the name before; a thread naming
+    // itself is not; the process's later events carry the new name.
+    let renamed = wait_for("rename to kworker/0:1", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::ProcessRename { name, previous, ret: 0 }
+                if name == "kworker/0:1" && previous == "actions")
+    });
+    let pid = renamed.process.as_ref().unwrap().pid;
+    wait_for("exit of the renamed process under its new name", T, |e| {
+        matches!(e.payload, Payload::Exit { .. })
+            && e.process
+                .as_ref()
+                .is_some_and(|p| p.pid == pid && p.comm == "kworker/0:1")
+    });
+    let thread_renames: Vec<_> = shared()
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| matches!(&e.payload, Payload::ProcessRename { name, .. } if name == "rampart-thread"))
+        .cloned()
+        .collect();
+    assert!(
+        thread_renames.is_empty(),
+        "thread renames reported: {thread_renames:?}"
+    );
     wait_for("fsmount of a tmpfs", T, |e| {
         owns(e)
             && matches!(&e.payload, Payload::Mount { call, source, target, fstype, .. }
