@@ -566,6 +566,7 @@ static __always_inline long native_nr(long nr32, u32 call)
 	case NR32_link: return NR_link;
 	case NR32_unlink: return NR_unlink;
 	case NR32_chdir: return NR_chdir;
+	case NR32_chroot: return NR_chroot;
 	case NR32_execve: return NR_execve;
 	case NR32_open_by_handle_at: return NR_open_by_handle_at;
 	case NR32_execveat: return NR_execveat;
@@ -764,7 +765,7 @@ static __always_inline int dispatch_sys_exit(u64 *ctx, bool compat_only)
 	case NR_fsmount: case NR_open_tree: case NR_fspick: case NR_process_vm_readv:
 	case NR_process_vm_writev:
 	case NR_mount_setattr: case NR_chdir: case NR_fchdir: case NR_execve: case NR_execveat:
-	case NR_prctl:
+	case NR_prctl: case NR_chroot:
 		h = H_MISC; break;
 	default:
 		return 0;
@@ -1472,6 +1473,7 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	case NR_chdir: case NR_fchdir: kind = K_CHDIR; break;
 	case NR_execve: case NR_execveat: kind = K_EXEC_FAILED; break;
 	case NR_prctl: kind = K_RENAME_PROC; break;
+	case NR_chroot: kind = K_CHROOT; break;
 	default: kind = K_SETID;
 	}
 	if (!kind_enabled(kind))
@@ -1534,6 +1536,15 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 	case K_RENAME_PROC:
 		off = push_str(s->ev, off, (void *)ARG1(c.regs), true);
 		break;
+	case K_CHROOT: {
+		// The new root as the caller named it, resolved against its cwd: after the
+		// call the task's own root is that directory, so a walk would give "/".
+		const char *path = (const char *)ARG0(c.regs);
+		u32 path_off = off;
+		off = push_str(s->ev, off, path, true);
+		off = push_base(s, off, AT_FDCWD_VAL, path, path_off);
+		break;
+	}
 	case K_EXEC_FAILED: {
 		// execve(path, argv, envp); execveat(dirfd, path, argv, envp, flags).
 		bool at = c.nr == NR_execveat;
@@ -1755,7 +1766,8 @@ TAIL_HANDLER(misc)
 	X(fchdir, misc, NR_fchdir)                                                           \
 	X(execve, misc, NR_execve)                                                           \
 	X(execveat, misc, NR_execveat)                                                       \
-	X(prctl, misc, NR_prctl)
+	X(prctl, misc, NR_prctl)                                                             \
+	X(chroot, misc, NR_chroot)
 
 // The default: one fexit program per watched syscall, on its __x64_sys_* entry point.
 // The context is the same as sys_exit's (ctx[0] the syscall's pt_regs, ctx[1] its

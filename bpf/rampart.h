@@ -53,6 +53,7 @@
 #define K_IO_URING 32     // a0 opcode, a1 open flags, a2 dirfd | path (open-like ops), base dir, sockaddr (bind, connect)
 #define K_OPEN_BY_HANDLE 34 // a0 ret, a1 nr, a2 mount fd, a3 flags | path of the opened file, path of the mount fd
 #define K_RENAME_PROC 35  // a0 ret, a1 nr | new name (prctl PR_SET_NAME by a process's main thread)
+#define K_CHROOT 36       // a0 ret, a1 nr | path, base dir
 #define K_EXEC_FAILED 33  // a0 ret, a1 nr, a2 execveat flags, a3 args read, a4 more args | path, base dir, arg 0..3
 
 // Syscall events' args[5].
@@ -135,6 +136,7 @@
 #define NR_memfd_create 319
 #define NR_prctl 157
 #define NR_chdir 80
+#define NR_chroot 161
 #define NR_execve 59
 #define NR_execveat 322
 #define NR_fchdir 81
@@ -153,6 +155,7 @@
 #define NR32_link 9
 #define NR32_unlink 10
 #define NR32_chdir 12
+#define NR32_chroot 61
 #define NR32_execve 11
 #define NR32_execveat 358
 #define NR32_chmod 15

@@ -72,6 +72,7 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
                 k::PROCESS_VM,
                 k::EXEC_FAILED,
                 k::RENAME_PROC,
+                k::CHROOT,
             ],
         ),
     ]
@@ -82,7 +83,7 @@ const HANDLERS: [(&str, u32, &str, &[u16]); 7] = {
 /// syscalls), and the wire kinds it can emit. Each also has an fexit stub `fx_<name>`
 /// on the kernel's `__x64_sys_<name>`. A syscall whose kinds are all masked off is not
 /// hooked, so it costs nothing.
-pub const SYSCALLS: [(&str, &str, &[u16]); 68] = {
+pub const SYSCALLS: [(&str, &str, &[u16]); 69] = {
     use wire::kind as k;
     const OPEN: &[u16] = &[k::OPEN];
     const UNLINK: &[u16] = &[k::UNLINK];
@@ -161,6 +162,7 @@ pub const SYSCALLS: [(&str, &str, &[u16]); 68] = {
         ("execve", "misc", &[k::EXEC_FAILED]),
         ("execveat", "misc", &[k::EXEC_FAILED]),
         ("prctl", "misc", &[k::RENAME_PROC]),
+        ("chroot", "misc", &[k::CHROOT]),
     ]
 };
 

@@ -37,6 +37,7 @@ pub mod kind {
     pub const EXEC_FAILED: u16 = 33;
     pub const OPEN_BY_HANDLE: u16 = 34;
     pub const RENAME_PROC: u16 = 35;
+    pub const CHROOT: u16 = 36;
 }
 
 /// `args[5]` of syscall kinds: the syscall came through the 32-bit (ia32) entry.

@@ -1268,6 +1268,7 @@ fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         FileTruncate => &["truncate", "ftruncate"],
         FileOpenByHandle => &["open_by_handle_at"],
         ProcessRename => &["prctl"],
+        Chroot => &["chroot"],
         NetConnect => &["connect"],
         NetAccept => &["accept", "accept4"],
         NetBind => &["bind"],

@@ -802,6 +802,7 @@ pub fn primary_syscall(ev: &Event) -> &str {
         Payload::IoUring { .. } => "io_uring_enter",
         Payload::FileOpenByHandle { .. } => "open_by_handle_at",
         Payload::ProcessRename { .. } => "prctl",
+        Payload::Chroot { .. } => "chroot",
         Payload::FdDup { call, .. } | Payload::ExecFailed { call, .. } => call,
         Payload::Lost { .. } => "drop",
     }
@@ -856,7 +857,8 @@ pub fn event_ret(p: &Payload) -> Option<i64> {
         | Payload::Socket { ret, .. }
         | Payload::ExecFailed { ret, .. }
         | Payload::FileOpenByHandle { ret, .. }
-        | Payload::ProcessRename { ret, .. } => *ret,
+        | Payload::ProcessRename { ret, .. }
+        | Payload::Chroot { ret, .. } => *ret,
         Payload::FdDup { new_fd, .. } => *new_fd,
         Payload::DnsQuery { .. } => 0,
         Payload::Exit { .. } | Payload::Lost { .. } | Payload::IoUring { .. } => return None,
@@ -1220,6 +1222,7 @@ fn arg_names(p: &Payload) -> &'static [ArgKey] {
         Payload::ExecFailed { .. } => &[ArgKey::Res, ArgKey::Exe, ArgKey::Args],
         Payload::FileOpenByHandle { .. } => &[ArgKey::Fd, ArgKey::Flags, ArgKey::Path],
         Payload::ProcessRename { .. } => &[ArgKey::Res, ArgKey::Name],
+        Payload::Chroot { .. } => &[ArgKey::Res, ArgKey::Path],
         Payload::FileOpen { .. } => &[ArgKey::Fd, ArgKey::Name, ArgKey::Flags, ArgKey::Mode],
         Payload::FileUnlink { .. } => &[ArgKey::Res, ArgKey::Name],
         Payload::FileRename { .. } => &[ArgKey::Res, ArgKey::Oldpath, ArgKey::Newpath],
@@ -1308,6 +1311,7 @@ fn event_arg<'c>(ctx: &'c EvalCtx<'_>, name: ArgKey) -> Option<Cow<'c, str>> {
         (Payload::ExecFailed { argv, .. }, ArgKey::Args) => o(argv.join(" ")),
         (Payload::FileOpenByHandle { path, .. }, ArgKey::Path | ArgKey::Name) => b(path),
         (Payload::ProcessRename { name, .. }, ArgKey::Name) => b(name),
+        (Payload::Chroot { path, .. }, ArgKey::Path | ArgKey::Name) => b(path),
         (Payload::FileOpenByHandle { ret, .. }, ArgKey::Fd) => o(ret.to_string()),
         (Payload::FileOpenByHandle { flags, .. }, ArgKey::Flags) => {
             o(open_flags_text(*flags as u32))

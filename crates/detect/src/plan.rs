@@ -292,6 +292,7 @@ fn no_fd_kinds() -> KindSet {
         Lost,
         ExecFailed,
         ProcessRename,
+        Chroot,
     ])
 }
 

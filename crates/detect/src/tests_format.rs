@@ -109,6 +109,7 @@ fn default_data(kind: &str) -> Json {
         "file_open_by_handle" => {
             json!({"path": "/etc/shadow", "mount_path": "/etc/hostname", "flags": 0, "ret": 3})
         }
+        "chroot" => json!({"path": "/host", "ret": 0}),
         "process_rename" => json!({"name": "kworker/0:1", "previous": "miner", "ret": 0}),
         "exec_failed" => {
             json!({"call": "execve", "filename": "/dev/shm/x", "argv": ["x"], "ret": -13})

@@ -333,6 +333,13 @@ pub enum Payload {
         previous: String,
         ret: i64,
     },
+    /// chroot(2): the process's root becomes `path`. In a container, after the host's
+    /// filesystem was mounted or bind-mounted in (`chroot /host`), it is a way out.
+    Chroot {
+        /// The new root, resolved against the cwd (as the caller saw it before).
+        path: String,
+        ret: i64,
+    },
     /// A process ended.
     Exit {
         code: i32,
@@ -616,11 +623,12 @@ pub enum EventKind {
     ExecFailed,
     FileOpenByHandle,
     ProcessRename,
+    Chroot,
     Lost,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 33] = [
+    pub const ALL: [EventKind; 34] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -653,6 +661,7 @@ impl EventKind {
         EventKind::ExecFailed,
         EventKind::FileOpenByHandle,
         EventKind::ProcessRename,
+        EventKind::Chroot,
         EventKind::Lost,
     ];
 
@@ -690,6 +699,7 @@ impl EventKind {
             EventKind::ExecFailed => "exec_failed",
             EventKind::FileOpenByHandle => "file_open_by_handle",
             EventKind::ProcessRename => "process_rename",
+            EventKind::Chroot => "chroot",
             EventKind::Lost => "lost",
         }
     }
@@ -725,6 +735,7 @@ impl EventKind {
                 ProcMemWrite,
                 ProcessVm,
                 IoUring,
+                Chroot,
             ],
             _ => {
                 return EventKind::ALL
@@ -769,6 +780,7 @@ impl Payload {
             Payload::ExecFailed { .. } => EventKind::ExecFailed,
             Payload::FileOpenByHandle { .. } => EventKind::FileOpenByHandle,
             Payload::ProcessRename { .. } => EventKind::ProcessRename,
+            Payload::Chroot { .. } => EventKind::Chroot,
             Payload::Mount { .. } => EventKind::Mount,
             Payload::Umount { .. } => EventKind::Umount,
             Payload::Namespace { .. } => EventKind::Namespace,

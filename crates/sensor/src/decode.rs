@@ -553,6 +553,16 @@ impl Decoder {
                     },
                 )
             }
+            kind::CHROOT => {
+                let [path, base] = rec.take::<2>()?;
+                (
+                    Some(self.process(&rec)),
+                    Payload::Chroot {
+                        path: resolve_path(path, base),
+                        ret,
+                    },
+                )
+            }
             kind::CHDIR => {
                 let [cwd] = rec.take::<1>()?;
                 self.tree.on_chdir(h.tgid, lossy(cwd));

@@ -196,6 +196,7 @@ fn wire_kinds(k: EventKind) -> &'static [u16] {
         EventKind::ExecFailed => &[w::EXEC_FAILED],
         EventKind::FileOpenByHandle => &[w::OPEN_BY_HANDLE],
         EventKind::ProcessRename => &[w::RENAME_PROC],
+        EventKind::Chroot => &[w::CHROOT],
         EventKind::Mount => &[w::MOUNT],
         EventKind::Umount => &[w::UMOUNT],
         EventKind::Namespace => &[w::UNSHARE, w::SETNS],

@@ -511,6 +511,7 @@ fn privilege_and_kernel_events() {
     ] {
         c.exec(&format!("actions {a}"));
     }
+    c.exec("mkdir -p /tmp/newroot/bin && cp /bin/busybox /tmp/newroot/bin/ && cd /tmp && chroot newroot /bin/busybox true");
     let owns = |e: &Event| owned_by(&c, e);
     wait_for("setuid(65534)", T, |e| {
         owns(e)
@@ -597,6 +598,9 @@ fn privilege_and_kernel_events() {
                     if path == want && mount_path == "/etc/hostname" && *ret >= 0)
         });
     }
+    wait_for("chroot into /tmp/newroot, named relative to /tmp", T, |e| {
+        owns(e) && matches!(&e.payload, Payload::Chroot { path, ret: 0 } if path == "/tmp/newroot")
+    });
     // The main thread's rename is reported, with the name before; a thread naming
     // itself is not; the process's later events carry the new name.
     let renamed = wait_for("rename to kworker/0:1", T, |e| {
