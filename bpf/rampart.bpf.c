@@ -1537,8 +1537,9 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 		off = push_str(s->ev, off, (void *)ARG1(c.regs), true);
 		break;
 	case K_CHROOT: {
-		// The new root as the caller named it, resolved against its cwd: after the
-		// call the task's own root is that directory, so a walk would give "/".
+		// The new root as the caller named it, and its cwd: after the call the task's
+		// root is that directory, so a walk of it would give "/" (and a cwd inside it
+		// is walked from it: user space resolves with the cwd it tracks instead).
 		const char *path = (const char *)ARG0(c.regs);
 		u32 path_off = off;
 		off = push_str(s->ev, off, path, true);

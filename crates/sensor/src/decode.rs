@@ -555,8 +555,17 @@ impl Decoder {
             }
             kind::CHROOT => {
                 let [path, base] = rec.take::<2>()?;
+                let p = self.process(&rec);
+                // The kernel walks the cwd after the call, up to the task's new root:
+                // a cwd inside it (`cd /host && chroot .`) comes out as "/". The cwd
+                // the tree holds (from exec and chdir) is the caller's view before.
+                let base = if p.cwd.starts_with('/') {
+                    p.cwd.as_bytes()
+                } else {
+                    base
+                };
                 (
-                    Some(self.process(&rec)),
+                    Some(p.clone()),
                     Payload::Chroot {
                         path: resolve_path(path, base),
                         ret,

@@ -511,7 +511,7 @@ fn privilege_and_kernel_events() {
     ] {
         c.exec(&format!("actions {a}"));
     }
-    c.exec("mkdir -p /tmp/newroot/bin && cp /bin/busybox /tmp/newroot/bin/ && cd /tmp && chroot newroot /bin/busybox true");
+    c.exec("mkdir -p /tmp/newroot/bin && cp /bin/busybox /tmp/newroot/bin/ && cd /tmp && chroot newroot /bin/busybox true && cd newroot && chroot . /bin/busybox true");
     let owns = |e: &Event| owned_by(&c, e);
     wait_for("setuid(65534)", T, |e| {
         owns(e)
@@ -598,9 +598,14 @@ fn privilege_and_kernel_events() {
                     if path == want && mount_path == "/etc/hostname" && *ret >= 0)
         });
     }
-    wait_for("chroot into /tmp/newroot, named relative to /tmp", T, |e| {
-        owns(e) && matches!(&e.payload, Payload::Chroot { path, ret: 0 } if path == "/tmp/newroot")
-    });
+    // Named relative to /tmp, then as "." from inside it.
+    for cwd in ["/tmp", "/tmp/newroot"] {
+        wait_for(&format!("chroot into /tmp/newroot from {cwd}"), T, |e| {
+            owns(e)
+                && e.process.as_ref().is_some_and(|p| p.cwd == cwd)
+                && matches!(&e.payload, Payload::Chroot { path, ret: 0 } if path == "/tmp/newroot")
+        });
+    }
     // The main thread's rename is reported, with the name before; a thread naming
     // itself is not; the process's later events carry the new name.
     let renamed = wait_for("rename to kworker/0:1", T, |e| {
