@@ -1015,9 +1015,10 @@ static __always_inline int do_fdop(struct pt_regs *regs, long ret, long nr, bool
 {
 	struct syscall_ctx c;
 	read_regs(regs, ret, nr, &c, maybe_compat);
-	u16 kind = c.nr == NR_fchmod ? K_CHMOD : c.nr == NR_fchown ? K_CHOWN : K_TRUNCATE;
-	if (c.nr == NR_open_by_handle_at)
-		kind = K_OPEN_BY_HANDLE;
+	u16 kind = c.nr == NR_fchmod ? K_CHMOD
+		 : c.nr == NR_fchown ? K_CHOWN
+		 : c.nr == NR_open_by_handle_at ? K_OPEN_BY_HANDLE
+		 : K_TRUNCATE;
 	if (!kind_enabled(kind))
 		return 0;
 	u32 off;
@@ -1487,9 +1488,11 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 		return 0;
 	// prctl: only PR_SET_NAME (15) by a process's main thread, the name ps and top
 	// show; threads naming themselves (every runtime does) are left out.
-	if (kind == K_RENAME_PROC &&
-	    (ARG0(c.regs) != 15 || (u32)bpf_get_current_pid_tgid() != bpf_get_current_pid_tgid() >> 32))
-		return 0;
+	if (kind == K_RENAME_PROC) {
+		u64 pid_tgid = bpf_get_current_pid_tgid();
+		if (ARG0(c.regs) != 15 || (u32)pid_tgid != pid_tgid >> 32)
+			return 0;
+	}
 	u32 off;
 	struct scratch *s = begin_current(kind, &off);
 	if (!s)
@@ -1587,9 +1590,11 @@ static __always_inline int do_misc(struct pt_regs *regs, long ret, long nr, bool
 
 // io_uring runs file and network operations without their syscalls, so no syscall
 // hook sees them (the "curing" rootkit proof of concept hides that way). Each
-// submitted operation that opens, creates, renames, links or removes a file, or opens
-// or connects a socket, makes a record; reads and writes, the bulk, do not. Open-like
-// operations carry their path: the kernel has copied it by submission time.
+// submitted operation that opens, creates, renames, links or removes a file, or opens,
+// binds, listens on, connects or accepts a socket, makes a record; reads and writes,
+// the bulk, do not. Open-like operations carry their path (the kernel has copied it by
+// submission time), socket its domain, type and protocol, bind and connect the
+// address, listen the backlog.
 static __always_inline bool io_uring_op_watched(u8 op)
 {
 	switch (op) {

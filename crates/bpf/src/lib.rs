@@ -439,6 +439,8 @@ pub fn programs_run_time() -> std::time::Duration {
 /// One entry program's accounting: what [`programs_run_time`] sums.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProgramRunStats {
+    /// The kernel's id for it (names can repeat).
+    pub id: u32,
     /// The kernel's name for it (at most 15 characters).
     pub name: String,
     pub run_time: std::time::Duration,
@@ -462,6 +464,7 @@ pub fn programs_run_stats() -> Vec<ProgramRunStats> {
         .filter_map(|info| {
             let name = info.name_as_str().filter(|n| ours(n))?.to_string();
             Some(ProgramRunStats {
+                id: info.id(),
                 name,
                 run_time: info.run_time(),
                 run_count: info.run_count(),
@@ -790,7 +793,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     let mut tracepoint_links = Vec::new();
     let compat_wanted = opts.compat_syscalls && ia32_emulation(&btf);
     let auto = opts.syscall_hook == SyscallHook::Auto;
-    for active in hook_order(opts.syscall_hook, compat_wanted) {
+    for &active in hook_order(opts.syscall_hook, compat_wanted) {
         let (attached, what) = match active {
             ActiveSyscallHook::Fexit => (
                 attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped),
@@ -902,14 +905,14 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
 /// as well dispatch the 64-bit ones, sparing the tracepoints' per-syscall work (the
 /// bitmap test on every syscall, a perf record per watched one) and half the programs
 /// to verify at start.
-fn hook_order(wanted: SyscallHook, compat_wanted: bool) -> Vec<ActiveSyscallHook> {
+fn hook_order(wanted: SyscallHook, compat_wanted: bool) -> &'static [ActiveSyscallHook] {
     use ActiveSyscallHook::{Fexit, SysExit, SyscallTracepoints};
     match wanted {
-        SyscallHook::Auto if compat_wanted => vec![Fexit, SysExit, SyscallTracepoints],
-        SyscallHook::Auto => vec![Fexit, SyscallTracepoints, SysExit],
-        SyscallHook::Fexit => vec![Fexit],
-        SyscallHook::SyscallTracepoints => vec![SyscallTracepoints],
-        SyscallHook::SysExit => vec![SysExit],
+        SyscallHook::Auto if compat_wanted => &[Fexit, SysExit, SyscallTracepoints],
+        SyscallHook::Auto => &[Fexit, SyscallTracepoints, SysExit],
+        SyscallHook::Fexit => &[Fexit],
+        SyscallHook::SyscallTracepoints => &[SyscallTracepoints],
+        SyscallHook::SysExit => &[SysExit],
     }
 }
 

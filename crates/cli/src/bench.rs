@@ -375,7 +375,7 @@ impl Arm {
         drop(run_time_stats);
         let mut total_ns = 0.0;
         for p in &kernel_after {
-            let before = kernel_before.iter().find(|b| b.name == p.name);
+            let before = kernel_before.iter().find(|b| b.id == p.id);
             let ns = p
                 .run_time
                 .saturating_sub(before.map_or(Duration::ZERO, |b| b.run_time))

@@ -27,14 +27,10 @@ struct EventJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     process: Option<&'a RawValue>,
     container: &'a RawValue,
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "crate::is_false")]
     compat_syscall: bool,
     #[serde(flatten)]
     payload: &'a Payload,
-}
-
-fn is_false(b: &bool) -> bool {
-    !b
 }
 
 /// The shape of [`Process`]'s JSON with its ancestors pre-encoded: a new process
@@ -57,21 +53,17 @@ struct ProcessJson<'a> {
     auid: &'a Option<u32>,
     exe: &'a str,
     argv: &'a [String],
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "crate::is_false")]
     argv_truncated: bool,
     cwd: &'a str,
     comm: &'a str,
     start_ns: u64,
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(skip_serializing_if = "crate::is_zero")]
     tty: u32,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     ancestry: Vec<&'a RawValue>,
-    #[serde(skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "crate::is_false")]
     exe_upper_layer: bool,
-}
-
-fn is_zero(v: &u32) -> bool {
-    *v == 0
 }
 
 fn encode_process(

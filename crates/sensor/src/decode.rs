@@ -564,13 +564,8 @@ impl Decoder {
                 } else {
                     base
                 };
-                (
-                    Some(p.clone()),
-                    Payload::Chroot {
-                        path: resolve_path(path, base),
-                        ret,
-                    },
-                )
+                let path = resolve_path(path, base);
+                (Some(p), Payload::Chroot { path, ret })
             }
             kind::CHDIR => {
                 let [cwd] = rec.take::<1>()?;

@@ -417,7 +417,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
             tracing::info!(
                 "syscall events, 32-bit ones included, come from the sys_exit tracepoint \
                  (cheaper here than syscall tracepoints beside a 32-bit hook on every \
-                 syscall); fexit refused: {refused}"
+                 syscall); refused: {refused}"
             )
         }
         rampart_bpf::ActiveSyscallHook::SysExit if !refused.is_empty() => tracing::warn!(
