@@ -20,6 +20,10 @@ const volatile u64 kind_mask = ~0ULL;          // bit (1 << kind) enables a kind
 const volatile u8 filter_ro_libs = 1;          // drop read-only opens of shared libraries
 const volatile u32 lifecycle_reserve_pct = 25; // ring space kept for exec/fork/exit
 const volatile u64 open_repeat_window_ns = 0;  // fold repeated read-only opens (0: off)
+// The same window in jiffies, when user space knows the kernel's HZ (0: unknown). The
+// fold check then reads jiffies, a plain load, instead of the clock: on a VM reading
+// the TSC was a tenth of a folded open's kernel time.
+const volatile u64 open_repeat_window_jiffies = 0;
 const volatile u32 sensor_tgid = 0;            // the sensor's own process, when it is ignored
 
 struct {
@@ -811,13 +815,16 @@ struct open_repeat_key {
 	u32 tgid;
 	u32 flags;
 	u64 ino;
-	u64 sb; // the superblock's address: stands for the device without another read
+	// The inode's address: with the inode number it names the file (a file deleted and
+	// its inode reused within the window may be taken for the old one; the device, an
+	// extra read per open, would not tell that apart either).
+	u64 inode;
 	u32 euid;
 	u32 pad;
 };
 
 struct open_repeat_val {
-	u64 since; // monotonic: when the window's reported open happened
+	u64 since; // when the window's reported open happened (jiffies or monotonic ns)
 	u64 folded;
 };
 
@@ -835,26 +842,36 @@ struct open_repeat {
 	bool keyed;
 };
 
+// The fold window's clock: jiffies where user space gave the window in jiffies.
+// (Tracing programs may not use the coarse clock.)
+static __always_inline u64 fold_clock(void)
+{
+	return open_repeat_window_jiffies ? bpf_jiffies64() : bpf_ktime_get_ns();
+}
+
 // For a successful read-only open: true when it repeats one reported within the
 // window; it is counted and makes no event. Otherwise leaves the key in `r` for
-// start_window, once the open is known to be reported.
-static __always_inline bool repeat_within_window(long fd, u64 flags, struct open_repeat *r)
+// start_window, once the open is known to be reported. This is the path a process
+// re-reading a file takes on every open, so it holds to two probe reads after the
+// descriptor's and reads the task and pid once.
+static __always_inline bool repeat_within_window(struct task_struct *task, u32 tgid, long fd,
+						 u64 flags, struct open_repeat *r)
 {
 	struct file *f = fd_file(fd);
 	if (!f)
 		return false;
 	// `f` came from a probe read (an untyped scalar to the verifier): CO-RE reads.
 	struct inode *inode = BPF_CORE_READ(f, f_inode);
-	r->k.tgid = bpf_get_current_pid_tgid() >> 32;
+	r->k.tgid = tgid;
 	r->k.flags = (u32)flags;
+	r->k.inode = (u64)inode;
 	r->k.ino = BPF_CORE_READ(inode, i_ino);
-	r->k.sb = (u64)BPF_CORE_READ(inode, i_sb);
-	r->k.euid = bpf_get_current_task_btf()->cred->euid.val;
-	// Tracing programs may not use the coarse clock.
-	r->now = bpf_ktime_get_ns();
+	r->k.euid = task->cred->euid.val;
+	r->now = fold_clock();
 	r->keyed = true;
 	r->v = bpf_map_lookup_elem(&open_repeats, &r->k);
-	if (!r->v || r->now - r->v->since >= open_repeat_window_ns)
+	u64 window = open_repeat_window_jiffies ? open_repeat_window_jiffies : open_repeat_window_ns;
+	if (!r->v || r->now - r->v->since >= window)
 		return false;
 	__sync_fetch_and_add(&r->v->folded, 1);
 	u32 idx = 2;
@@ -911,24 +928,26 @@ static __always_inline int do_open(struct pt_regs *regs, long ret, long nr, bool
 		mode = how.mode;
 	}
 	}
-	// Shared libraries before repeats: a new process's library opens would each pay
-	// the repeat check's lookup of a key not in the map yet, a cold hash bucket (about
-	// 750 ns per open on a nested VM, against 70 ns for the path's 8-byte read).
+	// The sensor's own opens make no event: they must not take fold entries or count as
+	// folded either (a compare, where the ignored-process lookup waits for begin_current).
+	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (sensor_tgid && tgid == sensor_tgid)
+		return 0;
+	// O_RDONLY, none of O_CREAT, O_TRUNC: nothing about the file changes. Repeats are
+	// checked before shared libraries: a process re-reading a file then does not pay
+	// the user read of its path (70 ns here, a quarter of a folded open). A library
+	// open pays a lookup that misses instead; a new process makes a handful.
+	struct open_repeat repeat = {};
+	if ((open_repeat_window_jiffies || open_repeat_window_ns) && c.ret >= 0 &&
+	    (flags & 03) == 0 && !(flags & (0100 | 01000)) &&
+	    repeat_within_window(bpf_get_current_task_btf(), tgid, c.ret, flags, &repeat))
+		return 0;
 	if (filter_ro_libs && (flags & 03) == 0 && !(flags & 0100)) {
 		char p[8] = {};
 		bpf_probe_read_user(p, sizeof(p), upath);
 		if (is_lib_path(p))
 			return 0;
 	}
-	// The sensor's own opens make no event: they must not take fold entries or count as
-	// folded either (a compare, where the ignored-process lookup waits for begin_current).
-	if (sensor_tgid && (u32)(bpf_get_current_pid_tgid() >> 32) == sensor_tgid)
-		return 0;
-	// O_RDONLY, none of O_CREAT, O_TRUNC: nothing about the file changes.
-	struct open_repeat repeat = {};
-	if (open_repeat_window_ns && c.ret >= 0 && (flags & 03) == 0 && !(flags & (0100 | 01000)) &&
-	    repeat_within_window(c.ret, flags, &repeat))
-		return 0;
 	u64 folded = start_window(&repeat);
 	u32 off;
 	struct scratch *s = begin_current(K_OPEN, &off);

@@ -701,6 +701,43 @@ impl Sensor {
     }
 }
 
+/// The kernel's tick rate (CONFIG_HZ) from its build configuration:
+/// `/boot/config-<release>`, else `/proc/config.gz`. None where neither is readable.
+pub fn kernel_hz() -> Option<u64> {
+    use std::io::Read;
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").ok()?;
+    let config = fs::read_to_string(format!("/boot/config-{}", release.trim()))
+        .ok()
+        .or_else(|| {
+            let gz = fs::File::open("/proc/config.gz").ok()?;
+            let mut text = String::new();
+            // A kernel configuration is a few hundred KiB; the bound keeps a strange
+            // file from filling memory.
+            flate2::read::GzDecoder::new(gz)
+                .take(16 << 20)
+                .read_to_string(&mut text)
+                .ok()?;
+            Some(text)
+        })?;
+    config_hz(&config)
+}
+
+/// `CONFIG_HZ` from a kernel configuration's text.
+fn config_hz(config: &str) -> Option<u64> {
+    config
+        .lines()
+        .find_map(|line| line.strip_prefix("CONFIG_HZ=")?.trim().parse::<u64>().ok())
+        .filter(|hz| *hz > 0)
+}
+
+/// A fold window in jiffies, rounded up to whole ticks and at least one. Ticks are
+/// counted, not measured, so a window lasts its length give or take one tick (4 ms
+/// at HZ=250); closing early only reports an open more.
+fn window_in_jiffies(window: std::time::Duration, hz: u64) -> u64 {
+    let jiffies = (window.as_nanos() * u128::from(hz)).div_ceil(1_000_000_000);
+    u64::try_from(jiffies).unwrap_or(u64::MAX).max(1)
+}
+
 /// Loads a sys_exit program (the dispatcher or a handler). The shipped object types
 /// them against the tracepoint (tp_btf: the kernel only lets a tracing program
 /// tail-call programs of the same hook); objects built before that used raw_tp, which
@@ -719,6 +756,11 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     let btf = Btf::from_sys_fs().map_err(|e| BpfError::NoBtf(e.to_string()))?;
     let filter = u8::from(opts.filter_ro_libs);
     let window_ns = u64::try_from(opts.open_repeat_window.as_nanos()).unwrap_or(u64::MAX);
+    let window_jiffies = if window_ns == 0 {
+        0
+    } else {
+        kernel_hz().map_or(0, |hz| window_in_jiffies(opts.open_repeat_window, hz))
+    };
     // This process, when its events are ignored: its opens then skip the fold check.
     let own = std::process::id();
     let sensor_tgid = if opts.ignored_tgids.contains(&own) {
@@ -733,6 +775,8 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         .override_global("lifecycle_reserve_pct", &opts.lifecycle_reserve_pct, true)
         // Not required: objects from before it (bench comparisons) report every open.
         .override_global("open_repeat_window_ns", &window_ns, false)
+        // Zero (HZ unknown) keeps the fold check on the nanosecond clock.
+        .override_global("open_repeat_window_jiffies", &window_jiffies, false)
         .override_global("sensor_tgid", &sensor_tgid, false)
         .map_max_entries("events", opts.ring_bytes)
         .load(opts.object.as_deref().unwrap_or(OBJECT))?;
@@ -1166,6 +1210,28 @@ fn attach_sys_exit(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn config_hz_reads_the_tick_rate() {
+        let config =
+            "# CONFIG_HZ_100 is not set\nCONFIG_HZ_250=y\nCONFIG_HZ=250\nCONFIG_HZ_PERIODIC=y\n";
+        assert_eq!(super::config_hz(config), Some(250));
+        assert_eq!(super::config_hz("CONFIG_HZ_1000=y\n"), None);
+        assert_eq!(super::config_hz("CONFIG_HZ=0\n"), None);
+        assert_eq!(super::config_hz("CONFIG_HZ=fast\n"), None);
+    }
+
+    #[test]
+    fn fold_window_rounds_up_to_whole_ticks() {
+        use std::time::Duration;
+        assert_eq!(super::window_in_jiffies(Duration::from_secs(1), 250), 250);
+        assert_eq!(
+            super::window_in_jiffies(Duration::from_millis(1001), 250),
+            251
+        );
+        assert_eq!(super::window_in_jiffies(Duration::from_micros(1), 100), 1);
+        assert_eq!(super::window_in_jiffies(Duration::MAX, 1000), u64::MAX);
+    }
+
     use super::*;
 
     #[test]
