@@ -25,6 +25,7 @@ const volatile u64 open_repeat_window_ns = 0;  // fold repeated read-only opens 
 // the TSC was a tenth of a folded open's kernel time.
 const volatile u64 open_repeat_window_jiffies = 0;
 const volatile u32 sensor_tgid = 0;            // the sensor's own process, when it is ignored
+const volatile u8 cgroup_names_once = 0;       // send cgroup leaf names once per cgroup pair
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -48,10 +49,32 @@ struct {
 	__type(value, u8);
 } ignored_tgids SEC(".maps");
 
+// A task's cgroups as the header names them: the v2 cgroup and the cpuset cgroup
+// (containers on v1 hosts differ only in the latter). kernfs ids are never reused.
+struct cgroup_pair {
+	u64 cgid;
+	u64 cpuset_cgid;
+};
+
 struct scratch {
 	u8 ev[EV_BUF];
 	char path[PATH_BUF + NAME_MAX_LEN + 1];
+	// Set by fill_hdr when the event carries the cgroup names: submit records the pair
+	// as named once the event is in the ring.
+	struct cgroup_pair names_sent;
+	u8 names_pending;
 };
+
+// Cgroup pairs whose leaf names went out in an event that reached the ring: later
+// events of the pair leave them empty. Reading the two names was a third of an open
+// event's kernel time (byte-by-byte string reads). An entry the LRU evicts only makes
+// the next event carry the names again.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct cgroup_pair);
+	__type(value, u8);
+} cgroup_named SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -327,7 +350,6 @@ static __always_inline u32 fill_hdr(struct scratch *s, u16 kind)
 	h->ts = bpf_ktime_get_boot_ns();
 	h->start = task->group_leader->start_boottime;
 	h->pstart = parent->group_leader->start_boottime;
-	h->cgid = bpf_get_current_cgroup_id();
 	const struct cred *cred = task->cred;
 	h->uid = cred->uid.val;
 	h->gid = cred->gid.val;
@@ -348,18 +370,37 @@ static __always_inline u32 fill_hdr(struct scratch *s, u16 kind)
 	if (!is_lifecycle(kind) && (task->thread_info.status & TS_COMPAT))
 		h->args[5] = EVF_COMPAT;
 
+	// Both cgroups through BTF-typed loads; the ids are what bpf_get_current_cgroup_id
+	// returns (kernfs node ids).
 	u32 off = sizeof(struct ev_hdr);
 	struct css_set *cset = task->cgroups;
-	off = push_str(s->ev, off, cset->dfl_cgrp->kn->name, false);
+	struct cgroup *dfl = cset->dfl_cgrp;
+	struct cgroup_pair pair = {.cgid = dfl->kn->id};
 	int cpuset_id = bpf_core_enum_value(enum cgroup_subsys_id, cpuset_cgrp_id);
-	const char *cg1 = NULL;
+	struct cgroup *cpuset = NULL;
 	if (cpuset_id >= 0 && cpuset_id < 12) {
-		struct cgroup_subsys_state *css = NULL;
-		bpf_probe_read_kernel(&css, sizeof(css), &cset->subsys[cpuset_id & 15]);
-		if (css)
-			cg1 = BPF_CORE_READ(css, cgroup, kn, name);
+		struct cgroup_subsys_state *css = cset->subsys[cpuset_id];
+		if (css) {
+			cpuset = css->cgroup;
+			pair.cpuset_cgid = cpuset->kn->id;
+		}
 	}
-	off = push_str(s->ev, off, cg1, false);
+	h->cgid = pair.cgid;
+	h->cpuset_cgid = pair.cpuset_cgid;
+	s->names_pending = 0;
+	// Hierarchy roots have empty names: no lookup for them (host processes on hosts
+	// without systemd's slices).
+	bool roots = dfl->level == 0 && (!cpuset || cpuset->level == 0);
+	if (cgroup_names_once && (roots || bpf_map_lookup_elem(&cgroup_named, &pair))) {
+		off = push_empty(s->ev, off);
+		return push_empty(s->ev, off);
+	}
+	off = push_str(s->ev, off, dfl->kn->name, false);
+	off = push_str(s->ev, off, cpuset ? cpuset->kn->name : NULL, false);
+	if (cgroup_names_once) {
+		s->names_sent = pair;
+		s->names_pending = 1;
+	}
 	return off;
 }
 
@@ -405,8 +446,14 @@ static __always_inline int submit(struct scratch *s, u32 off)
 		if (last)
 			*last = h->ts;
 	}
-	if (bpf_ringbuf_output(&events, s->ev, size, flags) < 0)
+	if (bpf_ringbuf_output(&events, s->ev, size, flags) < 0) {
 		count_drop(0);
+		return 0;
+	}
+	if (s->names_pending) {
+		u8 one = 1;
+		bpf_map_update_elem(&cgroup_named, &s->names_sent, &one, BPF_ANY);
+	}
 	return 0;
 }
 

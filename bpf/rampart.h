@@ -3,7 +3,9 @@
 //
 // Every record: struct ev_hdr, then length-prefixed byte strings (u16 length, bytes,
 // no NUL): first the cgroup v2 leaf name and the v1 cpuset leaf name, then the
-// kind-specific strings listed beside each kind below.
+// kind-specific strings listed beside each kind below. Where the loader asks for it
+// (cgroup_names_once), both names are empty once an event carrying them for the same
+// (cgid, cpuset_cgid) has reached the ring: user space keeps them by those ids.
 #ifndef RAMPART_H
 #define RAMPART_H
 
@@ -260,6 +262,7 @@ struct ev_hdr {
 	u32 tty;
 	char comm[16];
 	u64 args[6]; // args[5] of syscall kinds: EVF_* flags
+	u64 cpuset_cgid; // the cpuset controller's cgroup id (v1 hierarchy, or v2 where it is bound there)
 };
 
 struct sock_addr_wire {

@@ -581,6 +581,11 @@ pub struct LoadOptions {
     /// where the hook misses them (fexit, syscall tracepoints): a program on sys_exit
     /// then runs for every syscall on the host, but returns at once for 64-bit ones.
     pub compat_syscalls: bool,
+    /// Send a task's cgroup leaf names only in the first event of its (cgroup id,
+    /// cpuset cgroup id) pair that reaches the ring; later events carry them empty,
+    /// and the reader keeps them by those ids (rampart-sensor's `CgroupNames`). Saves
+    /// two byte-by-byte string reads per event.
+    pub cgroup_names_once: bool,
 }
 
 impl Default for LoadOptions {
@@ -595,6 +600,7 @@ impl Default for LoadOptions {
             object: None,
             syscall_hook: SyscallHook::Auto,
             compat_syscalls: true,
+            cgroup_names_once: true,
         }
     }
 }
@@ -778,6 +784,11 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         // Zero (HZ unknown) keeps the fold check on the nanosecond clock.
         .override_global("open_repeat_window_jiffies", &window_jiffies, false)
         .override_global("sensor_tgid", &sensor_tgid, false)
+        .override_global(
+            "cgroup_names_once",
+            &u8::from(opts.cgroup_names_once),
+            false,
+        )
         .map_max_entries("events", opts.ring_bytes)
         .load(opts.object.as_deref().unwrap_or(OBJECT))?;
 

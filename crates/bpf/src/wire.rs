@@ -49,7 +49,7 @@ pub const EXEC_F_ARGS_TRUNC: u64 = 4;
 pub const EXEC_F_UPPER_LAYER: u64 = 8;
 
 /// Size of `struct ev_hdr`.
-pub const HDR_LEN: usize = 136;
+pub const HDR_LEN: usize = 144;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
@@ -85,6 +85,9 @@ pub struct Header {
     pub tty: u32,
     pub comm: [u8; 16],
     pub args: [u64; 6],
+    /// The cpuset controller's cgroup id: the cgroup a container has on v1 hosts,
+    /// where the v2 id is the root's for every container.
+    pub cpuset_cgroup_id: u64,
 }
 
 /// A decoded record: header plus its strings, borrowed from the ring buffer.
@@ -146,6 +149,7 @@ impl<'a> Record<'a> {
             tty: u32_at(buf, 68),
             comm,
             args,
+            cpuset_cgroup_id: u64_at(buf, 136),
         };
         let mut rec = Record {
             hdr,
@@ -233,6 +237,7 @@ pub fn encode(hdr: &Header, strings: &[&[u8]]) -> Vec<u8> {
     for (i, a) in hdr.args.iter().enumerate() {
         b[88 + i * 8..96 + i * 8].copy_from_slice(&a.to_ne_bytes());
     }
+    b[136..144].copy_from_slice(&hdr.cpuset_cgroup_id.to_ne_bytes());
     for s in strings {
         b.extend_from_slice(&(s.len() as u16).to_ne_bytes());
         b.extend_from_slice(s);
@@ -255,6 +260,7 @@ mod tests {
             ppid: 1,
             ts: 5,
             cgroup_id: 77,
+            cpuset_cgroup_id: 78,
             comm: *b"cat\0\0\0\0\0\0\0\0\0\0\0\0\0",
             args: [3, 0, 0, 257, 0, 0],
             ..Default::default()

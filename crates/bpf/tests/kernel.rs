@@ -612,3 +612,88 @@ fn syscalls_through_the_32_bit_entry_arrive_translated_and_flagged() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With `cgroup_names_once`, a cgroup pair's leaf names come in its first record and
+/// are empty after that; every record carries both ids. A real cgroup made in the
+/// cpuset hierarchy (v1 hosts) or in cgroup2, with a shell moved into it.
+#[test]
+fn cgroup_names_come_once_per_cgroup_pair() {
+    use std::os::unix::fs::MetadataExt;
+    if !can_run() {
+        return;
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    let hierarchy = |fstype: &str, option: Option<&str>| {
+        mounts.lines().find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 3
+                && f[2] == fstype
+                && option.is_none_or(|o| f[3].split(',').any(|x| x == o)))
+            .then(|| std::path::PathBuf::from(f[1]))
+        })
+    };
+    let (base, in_cpuset) = match (
+        hierarchy("cgroup", Some("cpuset")),
+        hierarchy("cgroup2", None),
+    ) {
+        (Some(c), _) => (c, true),
+        (None, Some(v)) => (v, false),
+        (None, None) => panic!("no cgroup hierarchy is mounted"),
+    };
+    let leaf = format!("rampart-names-{}", std::process::id());
+    let dir = base.join(&leaf);
+    std::fs::create_dir(&dir).expect("make a cgroup");
+    if in_cpuset {
+        // A v1 cpuset takes tasks only once it has cpus and mems.
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let parent = std::fs::read_to_string(base.join(file)).expect("parent cpuset");
+            std::fs::write(dir.join(file), parent.trim()).expect("cpuset setting");
+        }
+    }
+    let id = std::fs::metadata(&dir).expect("stat cgroup").ino();
+    let mut sensor = rampart_bpf::load(&LoadOptions {
+        kind_mask: 1 << kind::OPEN,
+        ..Default::default()
+    })
+    .expect("load");
+    let marker = format!("/tmp/{leaf}");
+    std::fs::write(&marker, "x").expect("marker");
+    // Distinct flags per open, so that none is folded as a repeat.
+    run_sh(&format!(
+        "echo $$ > {}/cgroup.procs && : >> {marker} && : >> {marker} && : > {marker}",
+        dir.display()
+    ));
+    let mut names = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while names.len() < 3 && std::time::Instant::now() < deadline {
+        while let Some(item) = sensor.ring.next() {
+            let rec = Record::parse(&item).expect("well-formed record");
+            let Ok([path, _]) = rec.take::<2>() else {
+                continue;
+            };
+            if path != marker.as_bytes() {
+                continue;
+            }
+            let ids = (rec.hdr.cgroup_id, rec.hdr.cpuset_cgroup_id);
+            if in_cpuset {
+                assert_eq!(ids.1, id, "the cpuset cgroup id is the cgroup's inode");
+            } else {
+                assert_eq!(ids.0, id, "the cgroup id is the cgroup's inode");
+            }
+            let name = if in_cpuset {
+                rec.cpuset_leaf
+            } else {
+                rec.cgroup_leaf
+            };
+            names.push(String::from_utf8_lossy(name).into_owned());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&marker);
+    let _ = std::fs::remove_dir(&dir);
+    assert_eq!(
+        names,
+        vec![leaf, String::new(), String::new()],
+        "names per record"
+    );
+}

@@ -60,7 +60,9 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     rounds: u32,
     /// Also measure the overhead with this BPF object (e.g. a local `make -C bpf`
-    /// build), in the same rounds as the embedded one. Repeatable.
+    /// build), in the same rounds as the embedded one. Repeatable. Its records must
+    /// have this build's header (objects from before the cpuset cgroup id was added
+    /// still measure, but their events do not decode).
     #[arg(long)]
     bpf_object: Vec<std::path::PathBuf>,
     /// Containers started and stopped before the memory run's starting level is read.

@@ -9,7 +9,8 @@ use rampart_event::{
     Event, L4Proto, OpenAccess, Payload, Process, SockAddr, Workload, SCHEMA_VERSION,
 };
 
-use crate::containers::{container_id_from_leaf, ContainerCache};
+use crate::cgroups::CgroupNames;
+use crate::containers::ContainerCache;
 use crate::proctree::{exec_id, split_argv, ProcessTree};
 
 /// Asks for metadata of a container id the cache does not know; returns true when
@@ -31,6 +32,8 @@ pub struct Decoder {
     /// Per thread id: the process entry it was derived from, and the thread's copy.
     threads: std::collections::HashMap<u32, (Arc<Process>, Arc<Process>)>,
     host_cgroups: std::collections::HashMap<u64, Arc<Workload>>,
+    /// What each cgroup pair's leaf names said (the kernel sends them once per pair).
+    cgroup_names: CgroupNames,
     /// Containers seen in the kernel whose metadata has not arrived.
     placeholders: std::collections::HashMap<String, Arc<Workload>>,
 }
@@ -309,6 +312,7 @@ impl Decoder {
             host_workload: Arc::new(Workload::Host { cgroup_id: 0 }),
             threads: std::collections::HashMap::new(),
             host_cgroups: std::collections::HashMap::new(),
+            cgroup_names: CgroupNames::default(),
             placeholders: std::collections::HashMap::new(),
         }
     }
@@ -337,9 +341,12 @@ impl Decoder {
     }
 
     fn workload(&mut self, rec: &Record<'_>) -> Arc<Workload> {
-        let found = container_id_from_leaf(rec.cgroup_leaf)
-            .or_else(|| container_id_from_leaf(rec.cpuset_leaf));
-        let Some((id, runtime)) = found else {
+        let found = self.cgroup_names.container(
+            (rec.hdr.cgroup_id, rec.hdr.cpuset_cgroup_id),
+            rec.cgroup_leaf,
+            rec.cpuset_leaf,
+        );
+        let Some((id, runtime)) = found.as_ref().map(|(id, runtime)| (&**id, *runtime)) else {
             let cgroup_id = rec.hdr.cgroup_id;
             if cgroup_id == 0 {
                 return self.host_workload.clone();

@@ -5,6 +5,7 @@
 //!
 //! It does not know what happens to events afterwards (detection, output).
 
+pub mod cgroups;
 pub mod containers;
 pub mod decode;
 pub mod proctree;
