@@ -3,8 +3,8 @@
 //! The kernel sends a cgroup pair's leaf names once, in the first event of the pair
 //! that reaches the ring, and empty names after that (`cgroup_named` in
 //! `bpf/rampart.bpf.c`). [`CgroupNames`] keeps what each pair's names said: the
-//! container, or none. A pair it does not know (its first event was dropped in user
-//! space, or the table was cleared) is named by opening the cgroup from its id: on
+//! container, or none. A pair it does not know (the table was cleared, or the record
+//! that carried the names did not decode) is named by opening the cgroup from its id: on
 //! 64-bit kernels a cgroup's id is its kernfs node id, which a kernfs file handle
 //! carries (as systemd does it). That works while the cgroup exists.
 

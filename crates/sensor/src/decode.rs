@@ -321,6 +321,11 @@ impl Decoder {
         self.fetch = Some(f);
     }
 
+    /// Cgroup pairs named by kernfs handle (see [`CgroupNames`]).
+    pub fn cgroup_lookups(&self) -> u64 {
+        self.cgroup_names.looked_up
+    }
+
     pub fn boot_wall_ns(&self) -> u64 {
         self.boot_wall_ns
     }

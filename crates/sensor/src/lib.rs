@@ -44,6 +44,9 @@ pub struct Stats {
     pub kernel_shed: AtomicU64,
     /// Repeated read-only opens counted into a later event (`repeats`), not lost.
     pub opens_folded: AtomicU64,
+    /// Cgroup pairs named by kernfs handle because their names were not known (see
+    /// [`cgroups::CgroupNames`]): the hierarchies' roots once, and otherwise none.
+    pub cgroup_lookups: AtomicU64,
     /// The queue to the consumer was full.
     pub queue_drops: AtomicU64,
     /// The consumer could not write (e.g. disk full).
@@ -71,6 +74,8 @@ pub struct StatsSnapshot {
     pub kernel_shed: u64,
     /// Repeated read-only opens counted into a later event's `repeats` (not a loss).
     pub opens_folded: u64,
+    /// Cgroup pairs named by kernfs handle (see [`Stats::cgroup_lookups`]).
+    pub cgroup_lookups: u64,
     pub queue_drops: u64,
     pub output_drops: u64,
     pub output_errors: u64,
@@ -102,6 +107,7 @@ impl Stats {
             kernel_ring_full: g(&self.kernel_ring_full),
             kernel_shed: g(&self.kernel_shed),
             opens_folded: g(&self.opens_folded),
+            cgroup_lookups: g(&self.cgroup_lookups),
             queue_drops: g(&self.queue_drops),
             output_drops: g(&self.output_drops),
             output_errors: g(&self.output_errors),
@@ -650,6 +656,9 @@ fn read_loop(
             stats
                 .opens_folded
                 .store(bpf.opens_folded(), Ordering::Relaxed);
+            stats
+                .cgroup_lookups
+                .store(decoder.cgroup_lookups(), Ordering::Relaxed);
             if let Ok(mut v) = stats.kernel_per_cpu.lock() {
                 *v = bpf.kernel_drops_per_cpu();
             }

@@ -22,6 +22,7 @@ struct Shared {
     cv: Condvar,
     /// Watched syscalls the sensor's hook cannot see on this kernel.
     unhooked: OnceLock<Vec<&'static str>>,
+    stats: OnceLock<Arc<rampart_sensor::Stats>>,
 }
 
 fn shared() -> &'static Shared {
@@ -31,6 +32,7 @@ fn shared() -> &'static Shared {
             events: Mutex::new(Vec::new()),
             cv: Condvar::new(),
             unhooked: OnceLock::new(),
+            stats: OnceLock::new(),
         }));
         let sensor = rampart_sensor::start(SensorConfig {
             queue_capacity: 1 << 20,
@@ -56,6 +58,7 @@ fn shared() -> &'static Shared {
         // 32-bit syscalls are watched wherever the kernel runs them.
         assert_eq!(snapshot.compat_syscalls, Some(features.ia32_emulation));
         let _ = shared.unhooked.set(snapshot.unhooked_syscalls);
+        let _ = shared.stats.set(sensor.stats.clone());
         std::thread::spawn(move || {
             let sensor: RunningSensor = sensor;
             while let Ok(ev) = sensor.events.recv() {
@@ -211,6 +214,12 @@ fn container_that_exits_within_50ms_is_still_attributed() {
     });
     let lifetime_ms = (exit.ts_ns - ev.ts_ns) / 1_000_000;
     assert!(lifetime_ms < 50, "process lived {lifetime_ms} ms");
+    // The container's cgroup names came once, in its first event, and named the
+    // later ones. Only the hierarchies' roots, whose names are empty, are looked up
+    // by handle.
+    std::thread::sleep(Duration::from_millis(300)); // the stats tick every 250 ms
+    let lookups = shared().stats.get().unwrap().snapshot().cgroup_lookups;
+    assert!(lookups <= 1, "{lookups} cgroup pairs looked up by handle");
     let _ = Command::new("docker").args(["rm", "-f", name]).output();
 }
 
