@@ -75,6 +75,7 @@
 #define H_DNS 5
 #define H_MISC 6
 #define H_MAX 8
+#define H_NONE 0xff // not a watched syscall
 
 // x86_64 syscall numbers.
 #define NR_open 2
