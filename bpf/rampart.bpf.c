@@ -279,12 +279,11 @@ static __always_inline bool in_compat_syscall(void)
 	return bpf_get_current_task_btf()->thread_info.status & TS_COMPAT;
 }
 
-// The current task's open file `fd`, or NULL.
-static __always_inline struct file *fd_file(long fd)
+// `task`'s open file `fd`, or NULL (`task` is the current one: the table is not locked).
+static __always_inline struct file *task_fd_file(struct task_struct *task, long fd)
 {
 	if (fd < 0)
 		return NULL;
-	struct task_struct *task = bpf_get_current_task_btf();
 	struct fdtable *fdt = task->files->fdt;
 	if ((unsigned long)fd >= fdt->max_fds)
 		return NULL;
@@ -293,6 +292,12 @@ static __always_inline struct file *fd_file(long fd)
 	struct file *f = NULL;
 	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
 	return f;
+}
+
+// The current task's open file `fd`, or NULL.
+static __always_inline struct file *fd_file(long fd)
+{
+	return task_fd_file(bpf_get_current_task_btf(), fd);
 }
 
 // Appends the directory a relative path is resolved against (cwd or dirfd), or an
@@ -758,13 +763,13 @@ static __always_inline void read_compat_args(struct pt_regs *regs, long nr32,
 // a syscall tracepoint: bpf_task_pt_regs), so registers are plain loads, not probe reads.
 // `maybe_compat`: the hook also runs for 32-bit syscalls (sys_exit only), whose
 // numbers and registers are translated.
-static __always_inline void read_regs(struct pt_regs *regs, long ret, long nr,
-				      struct syscall_ctx *c, bool maybe_compat)
+static __always_inline void read_task_regs(struct task_struct *task, struct pt_regs *regs,
+					   long ret, long nr, struct syscall_ctx *c, bool maybe_compat)
 {
 	c->regs = &c->r;
 	c->ret = ret;
 	c->compat = false;
-	if (maybe_compat && in_compat_syscall()) {
+	if (maybe_compat && (task->thread_info.status & TS_COMPAT)) {
 		read_compat_args(regs, nr, c);
 		return;
 	}
@@ -774,6 +779,12 @@ static __always_inline void read_regs(struct pt_regs *regs, long ret, long nr,
 	c->r.r10 = regs->r10;
 	c->r.r8 = regs->r8;
 	c->nr = nr;
+}
+
+static __always_inline void read_regs(struct pt_regs *regs, long ret, long nr,
+				      struct syscall_ctx *c, bool maybe_compat)
+{
+	read_task_regs(bpf_get_current_task_btf(), regs, ret, nr, c, maybe_compat);
 }
 
 // Fallback for kernels without BPF trampolines or syscall tracepoints (see the
@@ -915,7 +926,7 @@ static __always_inline u64 fold_clock(void)
 static __always_inline bool repeat_within_window(struct task_struct *task, u32 tgid, long fd,
 						 u64 flags, struct open_repeat *r)
 {
-	struct file *f = fd_file(fd);
+	struct file *f = task_fd_file(task, fd);
 	if (!f)
 		return false;
 	// `f` came from a probe read (an untyped scalar to the verifier): CO-RE reads.
@@ -955,8 +966,11 @@ static __always_inline int do_open(struct pt_regs *regs, long ret, long nr, bool
 {
 	if (!kind_enabled(K_OPEN))
 		return 0;
+	// One task lookup for the whole path a folded open takes (helper calls are most
+	// of its cost).
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct syscall_ctx c;
-	read_regs(regs, ret, nr, &c, maybe_compat);
+	read_task_regs(task, regs, ret, nr, &c, maybe_compat);
 	long dirfd = AT_FDCWD_VAL;
 	const char *upath;
 	u64 flags = 0, mode = 0;
@@ -988,7 +1002,7 @@ static __always_inline int do_open(struct pt_regs *regs, long ret, long nr, bool
 	}
 	// The sensor's own opens make no event: they must not take fold entries or count as
 	// folded either (a compare, where the ignored-process lookup waits for begin_current).
-	u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	u32 tgid = task->tgid;
 	if (sensor_tgid && tgid == sensor_tgid)
 		return 0;
 	// O_RDONLY, none of O_CREAT, O_TRUNC: nothing about the file changes. Repeats are
@@ -998,7 +1012,7 @@ static __always_inline int do_open(struct pt_regs *regs, long ret, long nr, bool
 	struct open_repeat repeat = {};
 	if ((open_repeat_window_jiffies || open_repeat_window_ns) && c.ret >= 0 &&
 	    (flags & 03) == 0 && !(flags & (0100 | 01000)) &&
-	    repeat_within_window(bpf_get_current_task_btf(), tgid, c.ret, flags, &repeat))
+	    repeat_within_window(task, tgid, c.ret, flags, &repeat))
 		return 0;
 	if (filter_ro_libs && (flags & 03) == 0 && !(flags & 0100)) {
 		char p[8] = {};
