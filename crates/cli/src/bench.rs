@@ -549,9 +549,14 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 } else {
                     format!("{:.2}us/event", median(arm.sensor_us_per_event.clone()))
                 };
+                // The kernel programs' time against the bare operation's CPU time:
+                // the overhead the sensor's kernel side adds, steadier than the
+                // difference of two noisy CPU medians (but not counting the hook's
+                // own dispatch, and inflated a little by the statistics).
+                let kernel_ns = median(arm.kernel_ns_per_op.clone());
                 print!(
-                    "  kernel {:.0}ns/op  sensor user space {user}, drops={}",
-                    median(arm.kernel_ns_per_op.clone()),
+                    "  kernel {kernel_ns:.0}ns/op ({:.1}% of the bare op)  sensor user space {user}, drops={}",
+                    kernel_ns / (base_cpu * 1000.0).max(1e-9) * 100.0,
                     arm.drops
                 );
                 println!();
