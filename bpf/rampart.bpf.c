@@ -26,6 +26,10 @@ const volatile u64 open_repeat_window_ns = 0;  // fold repeated read-only opens 
 const volatile u64 open_repeat_window_jiffies = 0;
 const volatile u32 sensor_tgid = 0;            // the sensor's own process, when it is ignored
 const volatile u8 cgroup_names_once = 0;       // send cgroup leaf names once per cgroup pair
+// 0 when the sensor's own process is the only one ignored: a compare with sensor_tgid
+// then replaces the ignored_tgids lookup every event paid.
+const volatile u8 ignored_lookup = 1;
+const volatile u64 ring_bytes = 0;             // the events ring's size (0: ask the ring)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -124,6 +128,8 @@ static __always_inline void count_drop(u32 idx)
 
 static __always_inline bool ignored(u32 tgid)
 {
+	if (!ignored_lookup)
+		return sensor_tgid && tgid == sensor_tgid;
 	return bpf_map_lookup_elem(&ignored_tgids, &tgid) != NULL;
 }
 
@@ -345,11 +351,10 @@ static __always_inline u32 fill_hdr(struct scratch *s, u16 kind)
 {
 	struct ev_hdr *h = (struct ev_hdr *)s->ev;
 	struct task_struct *task = bpf_get_current_task_btf();
-	u64 pid_tgid = bpf_get_current_pid_tgid();
 	h->kind = kind;
 	h->size = 0;
-	h->tgid = pid_tgid >> 32;
-	h->tid = (u32)pid_tgid;
+	h->tgid = task->tgid;
+	h->tid = task->pid;
 	struct task_struct *parent = task->real_parent;
 	h->ppid = parent->tgid;
 	h->ts = bpf_ktime_get_boot_ns();
@@ -414,7 +419,7 @@ static __always_inline u32 fill_hdr(struct scratch *s, u16 kind)
 // so the map lookup is paid only by syscalls that would make an event.
 static __always_inline struct scratch *begin_current(u16 kind, u32 *off)
 {
-	if (ignored(bpf_get_current_pid_tgid() >> 32))
+	if (ignored(bpf_get_current_task_btf()->tgid))
 		return NULL;
 	struct scratch *s = get_scratch();
 	if (!s)
@@ -429,7 +434,7 @@ static __always_inline int submit(struct scratch *s, u32 off)
 	u32 size = off & (EV_BUF - 1);
 	h->size = size;
 	u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	u64 ring = bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
+	u64 ring = ring_bytes ? ring_bytes : bpf_ringbuf_query(&events, BPF_RB_RING_SIZE);
 	if (!is_lifecycle(h->kind)) {
 		// Shed other events first so process lifecycle keeps the tree whole.
 		if (ring && avail * 100 > ring * (100 - lifecycle_reserve_pct)) {

@@ -789,6 +789,14 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
             &u8::from(opts.cgroup_names_once),
             false,
         )
+        // Only this process ignored: the kernel compares with sensor_tgid instead of
+        // looking the map up for every event.
+        .override_global(
+            "ignored_lookup",
+            &u8::from(opts.ignored_tgids.iter().any(|t| *t != sensor_tgid)),
+            false,
+        )
+        .override_global("ring_bytes", &u64::from(opts.ring_bytes), false)
         .map_max_entries("events", opts.ring_bytes)
         .load(opts.object.as_deref().unwrap_or(OBJECT))?;
 

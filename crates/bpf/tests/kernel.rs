@@ -697,3 +697,53 @@ fn cgroup_names_come_once_per_cgroup_pair() {
         "names per record"
     );
 }
+
+/// Processes given in `ignored_tgids` beside the sensor's own make no records (the
+/// kernel looks them up in its map); the sensor alone is ignored by a compare.
+#[test]
+fn ignored_processes_make_no_records() {
+    use std::io::Write;
+    if !can_run() {
+        return;
+    }
+    let marker = format!("/tmp/rampart-ignored-{}", std::process::id());
+    std::fs::write(&marker, "x").expect("marker");
+    // A shell that opens the marker for writing once told to: ignored below.
+    let mut quiet = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("read go; : >> {marker}"))
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn sh");
+    let mut sensor = rampart_bpf::load(&LoadOptions {
+        kind_mask: 1 << kind::OPEN,
+        ignored_tgids: vec![std::process::id(), quiet.id()],
+        ..Default::default()
+    })
+    .expect("load");
+    writeln!(quiet.stdin.take().expect("stdin"), "go").expect("tell sh");
+    assert!(quiet.wait().expect("wait sh").success());
+    // The same open from a process that is not ignored.
+    run_sh(&format!(": >> {marker}"));
+    let quiet_pid = quiet.id();
+    let mut openers = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while openers.is_empty() && std::time::Instant::now() < deadline {
+        while let Some(item) = sensor.ring.next() {
+            let rec = Record::parse(&item).expect("well-formed record");
+            let Ok([path, _]) = rec.take::<2>() else {
+                continue;
+            };
+            if path == marker.as_bytes() {
+                openers.push(rec.hdr.tgid);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(openers.len(), 1, "one open reported: {openers:?}");
+    assert_ne!(
+        openers[0], quiet_pid,
+        "the ignored shell's open was reported"
+    );
+}
