@@ -9,7 +9,6 @@
 //! carries (as systemd does it). That works while the cgroup exists.
 
 use std::collections::HashMap;
-use std::ffi::CString;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -126,20 +125,10 @@ const FILEID_KERNFS: i32 = 0xfe;
 
 impl Hierarchy {
     fn open(mount: &Path) -> Option<Self> {
-        let c = CString::new(mount.as_os_str().as_encoded_bytes()).ok()?;
-        // SAFETY: a NUL-terminated path; the result is checked.
-        let fd = unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            )
-        };
-        if fd < 0 {
-            return None;
-        }
+        // std opens with O_CLOEXEC; a directory opens read-only like a file.
+        let dir = std::fs::File::open(mount).ok()?;
         Some(Self {
-            // SAFETY: a descriptor this function just opened and nothing else owns.
-            dir: unsafe { OwnedFd::from_raw_fd(fd) },
+            dir: OwnedFd::from(dir),
             mount: mount.to_path_buf(),
         })
     }
