@@ -6,11 +6,14 @@ use std::fs;
 use std::path::Path;
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, ProgramArray, RingBuf};
-use aya::programs::trace_point::TracePointLink;
 use aya::programs::{BtfTracePoint, FExit, Program};
 use aya::{Btf, Ebpf, EbpfLoader};
 
+mod hooks;
 pub mod wire;
+
+pub use hooks::HookSwitch;
+use hooks::{AttachPoint, Attached, Attachments};
 
 /// The compiled kernel programs (see `bpf/rampart.bpf.c`).
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!("../obj/rampart.bpf.o");
@@ -607,8 +610,8 @@ impl Default for LoadOptions {
 
 /// The attached programs and the maps user space reads.
 pub struct Sensor {
-    // Keeps programs and links alive.
-    _ebpf: Ebpf,
+    // Keeps programs and links alive; shared with the hook switch.
+    attachments: std::sync::Arc<std::sync::Mutex<Attachments>>,
     pub ring: RingBuf<MapData>,
     pub drops: PerCpuArray<MapData, u64>,
     /// Where syscall events come from.
@@ -636,37 +639,15 @@ pub struct Sensor {
     /// The first event after a quiet spell wakes the reader (objects without the
     /// `last_wakeup` map, loaded for bench comparisons, wake it only for batches).
     pub wakes_after_quiet: bool,
-    /// The per-syscall tracepoint attachments, held here so that dropping the sensor
-    /// detaches them in parallel: each detach waits for an RCU grace period, and one
-    /// after the other they took 4.2 s to stop a sensor here.
-    tracepoint_links: Vec<TracePointLink>,
-}
-
-impl Drop for Sensor {
-    fn drop(&mut self) {
-        detach_in_parallel(std::mem::take(&mut self.tracepoint_links));
-    }
-}
-
-/// Drops the links on a few threads at once, so that their grace periods overlap.
-/// Where a thread cannot be started, its closure, and so its links, are dropped on
-/// this one.
-fn detach_in_parallel(links: Vec<TracePointLink>) {
-    const THREADS: usize = 16;
-    let mut groups: Vec<Vec<TracePointLink>> = (0..THREADS).map(|_| Vec::new()).collect();
-    for (i, link) in links.into_iter().enumerate() {
-        groups[i % THREADS].push(link);
-    }
-    std::thread::scope(|scope| {
-        for group in groups.into_iter().filter(|g| !g.is_empty()) {
-            let _ = std::thread::Builder::new()
-                .name("rampart-detach".into())
-                .spawn_scoped(scope, move || drop(group));
-        }
-    });
 }
 
 impl Sensor {
+    /// A switch that detaches and re-attaches every program of this sensor (for
+    /// measuring it against itself detached; it sees nothing while detached).
+    pub fn hook_switch(&self) -> HookSwitch {
+        HookSwitch(self.attachments.clone())
+    }
+
     /// Kernel-side drop totals: (ring full, shed to keep room for lifecycle events).
     pub fn kernel_drops(&self) -> (u64, u64) {
         (self.counter_total(0), self.counter_total(1))
@@ -818,6 +799,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         }
     }
 
+    let mut attached = Attached::default();
     for (name, tp) in LIFECYCLE {
         let prog: &mut BtfTracePoint = ebpf
             .program_mut(name)
@@ -831,7 +813,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
                 source: e,
             })?;
         prog.load(tp, &btf)
-            .and_then(|_| prog.attach().map(|_| ()))
+            .and_then(|_| attached.attach(&mut ebpf, name, AttachPoint::BtfTracePoint))
             .map_err(|e| BpfError::Program {
                 name: name.into(),
                 source: e,
@@ -842,7 +824,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     let mut skipped = Vec::new();
     let mut syscall_hook = ActiveSyscallHook::None;
     if wanted(&[wire::kind::IO_URING], opts.kind_mask) {
-        if let Err(e) = attach_io_uring(&mut ebpf, &btf) {
+        if let Err(e) = attach_io_uring(&mut ebpf, &btf, &mut attached) {
             warnings.push(format!(
                 "io_uring operations make no events (on_io_uring_submit on \
                  io_uring:io_uring_submit_req): {e}"
@@ -853,22 +835,16 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     }
     let mut hook_refusals = Vec::new();
     let mut unhooked = Vec::new();
-    let mut tracepoint_links = Vec::new();
     let compat_wanted = opts.compat_syscalls && ia32_emulation(&btf);
     let auto = opts.syscall_hook == SyscallHook::Auto;
     for &active in hook_order(opts.syscall_hook, compat_wanted) {
         let (attached, what) = match active {
             ActiveSyscallHook::Fexit => (
-                attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped),
+                attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped, &mut attached),
                 "fexit",
             ),
             ActiveSyscallHook::SyscallTracepoints => (
-                attach_syscall_tracepoints(
-                    &mut ebpf,
-                    opts.kind_mask,
-                    &mut skipped,
-                    &mut tracepoint_links,
-                ),
+                attach_syscall_tracepoints(&mut ebpf, opts.kind_mask, &mut skipped, &mut attached),
                 "syscall tracepoints",
             ),
             _ => (
@@ -879,6 +855,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
                     "on_sys_exit",
                     &mut skipped,
                     &mut warnings,
+                    &mut attached,
                 )
                 .map(|()| Vec::new()),
                 "sys_exit",
@@ -920,6 +897,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
             "on_compat_sys_exit",
             &mut skipped_again,
             &mut warnings,
+            &mut attached,
         ) {
             Ok(()) => compat_syscalls = true,
             Err(e) => warnings.push(format!(
@@ -948,7 +926,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     let wakes_after_quiet = ebpf.map("last_wakeup").is_some();
     Ok(Sensor {
         wakes_after_quiet,
-        _ebpf: ebpf,
+        attachments: std::sync::Arc::new(std::sync::Mutex::new(Attachments::new(ebpf, attached))),
         ring,
         drops,
         warnings,
@@ -957,7 +935,6 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         unhooked,
         compat_syscalls,
         skipped,
-        tracepoint_links,
     })
 }
 
@@ -1015,14 +992,14 @@ fn ia32_emulation_switched_off(cmdline: &str) -> bool {
 /// The io_uring submission program, on the `io_uring_submit_req` tracepoint (which
 /// takes the request itself since Linux 6.0; an older kernel refuses the program).
 /// Optional: kernels without io_uring, or with it configured out, lose only that.
-fn attach_io_uring(ebpf: &mut Ebpf, btf: &Btf) -> Result<(), String> {
+fn attach_io_uring(ebpf: &mut Ebpf, btf: &Btf, attached: &mut Attached) -> Result<(), String> {
     let prog: &mut BtfTracePoint = ebpf
         .program_mut("on_io_uring_submit")
         .ok_or("the BPF object has no on_io_uring_submit program")?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
     prog.load("io_uring_submit_req", btf)
-        .and_then(|_| prog.attach().map(|_| ()))
+        .and_then(|_| attached.attach(ebpf, "on_io_uring_submit", AttachPoint::BtfTracePoint))
         .map_err(|e| e.to_string())
 }
 
@@ -1037,6 +1014,7 @@ fn attach_fexit(
     btf: &Btf,
     kind_mask: u64,
     skipped: &mut Vec<&'static str>,
+    attached: &mut Attached,
 ) -> Result<Vec<&'static str>, String> {
     if ebpf.program("fx_openat").is_none() {
         return Err("the BPF object has no fexit programs".into());
@@ -1045,6 +1023,7 @@ fn attach_fexit(
     let mut loaded = Vec::new();
     let mut skipped_here = Vec::new();
     let mut refusal = None;
+    let attached_before = attached.len();
     for (name, _, kinds) in SYSCALLS {
         if !wanted(kinds, kind_mask) {
             skipped_here.push(name);
@@ -1057,7 +1036,7 @@ fn attach_fexit(
             break;
         };
         match prog.load(&function, btf) {
-            Ok(()) => loaded.push(program),
+            Ok(()) => loaded.push(program.clone()),
             Err(aya::programs::ProgramError::Btf(aya::BtfError::UnknownBtfTypeName { .. })) => {
                 absent.push(name);
                 continue;
@@ -1067,10 +1046,13 @@ fn attach_fexit(
                 break;
             }
         }
-        if let Err(e) = prog.attach() {
+        if let Err(e) = attached.attach(ebpf, &program, AttachPoint::FExit) {
             refusal = Some(format!("{function}: {e}"));
             break;
         }
+    }
+    if refusal.is_some() {
+        attached.truncate(attached_before);
     }
     settle(ebpf, refusal, &loaded, skipped_here, skipped, absent)
 }
@@ -1083,7 +1065,7 @@ fn attach_syscall_tracepoints(
     ebpf: &mut Ebpf,
     kind_mask: u64,
     skipped: &mut Vec<&'static str>,
-    links: &mut Vec<TracePointLink>,
+    attached: &mut Attached,
 ) -> Result<Vec<&'static str>, String> {
     if ebpf.program("tp_open").is_none() {
         return Err("the BPF object has no syscall tracepoint programs".into());
@@ -1094,6 +1076,7 @@ fn attach_syscall_tracepoints(
     let mut loaded = Vec::new();
     let mut skipped_here = Vec::new();
     let mut refusal = None;
+    let attached_before = attached.len();
     'families: for (handler, ..) in HANDLERS {
         let family = handler.trim_start_matches("h_");
         let mut events = Vec::new();
@@ -1124,22 +1107,17 @@ fn attach_syscall_tracepoints(
             refusal = Some(format!("{program}: {e}"));
             break;
         }
-        loaded.push(program);
+        loaded.push(program.clone());
         for event in events {
-            match prog
-                .attach("syscalls", &event)
-                .and_then(|id| prog.take_link(id))
-            {
-                Ok(link) => links.push(link),
-                Err(e) => {
-                    refusal = Some(format!("{event}: {e}"));
-                    break 'families;
-                }
+            let at = AttachPoint::SyscallTracePoint(event.clone());
+            if let Err(e) = attached.attach(ebpf, &program, at) {
+                refusal = Some(format!("{event}: {e}"));
+                break 'families;
             }
         }
     }
     if refusal.is_some() {
-        links.clear(); // detached along with the programs settle unloads
+        attached.truncate(attached_before);
     }
     settle(ebpf, refusal, &loaded, skipped_here, skipped, absent)
 }
@@ -1184,6 +1162,7 @@ fn attach_sys_exit(
     dispatcher: &str,
     skipped: &mut Vec<&'static str>,
     warnings: &mut Vec<String>,
+    attached: &mut Attached,
 ) -> Result<(), String> {
     let mut handler_fds = Vec::new();
     for (name, slot, what, kinds) in HANDLERS {
@@ -1215,16 +1194,17 @@ fn attach_sys_exit(
             handlers.set(*slot, fd, 0).map_err(|e| e.to_string())?;
         }
     }
-    let dispatcher = ebpf
+    let prog = ebpf
         .program_mut(dispatcher)
         .ok_or_else(|| format!("the BPF object has no {dispatcher} program"))?;
-    load_sys_exit(dispatcher, btf).map_err(|e| e.to_string())?;
-    match dispatcher {
-        Program::BtfTracePoint(p) => p.attach().map(|_| ()),
-        Program::RawTracePoint(p) => p.attach("sys_exit").map(|_| ()),
-        _ => Err(aya::programs::ProgramError::NotLoaded),
-    }
-    .map_err(|e| e.to_string())
+    load_sys_exit(prog, btf).map_err(|e| e.to_string())?;
+    let at = match prog {
+        Program::RawTracePoint(_) => AttachPoint::RawTracePoint("sys_exit"),
+        _ => AttachPoint::BtfTracePoint,
+    };
+    attached
+        .attach(ebpf, dispatcher, at)
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -747,3 +747,65 @@ fn ignored_processes_make_no_records() {
         "the ignored shell's open was reported"
     );
 }
+
+/// Opens of `marker` (written to, so never folded) the ring holds now.
+fn marker_opens(sensor: &mut rampart_bpf::Sensor, marker: &str) -> usize {
+    let mut n = 0;
+    while let Some(item) = sensor.ring.next() {
+        let rec = Record::parse(&item).expect("well-formed record");
+        if let Ok([path, _]) = rec.take::<2>() {
+            n += usize::from(path == marker.as_bytes());
+        }
+    }
+    n
+}
+
+#[test]
+fn the_hook_switch_detaches_and_reattaches_every_program() {
+    if !can_run() {
+        return;
+    }
+    // The default hook, and the syscall tracepoints (links of another kind).
+    for hook in [SyscallHook::Auto, SyscallHook::SyscallTracepoints] {
+        switch_round_trip(hook);
+    }
+}
+
+fn switch_round_trip(syscall_hook: SyscallHook) {
+    let marker = format!("/tmp/rampart-switch-{}", std::process::id());
+    let mut sensor = rampart_bpf::load(&LoadOptions {
+        kind_mask: 1 << kind::OPEN | 1 << kind::EXEC,
+        ignored_tgids: vec![std::process::id()],
+        syscall_hook,
+        ..Default::default()
+    })
+    .expect("load");
+    eprintln!("hook switch with {:?}", sensor.syscall_hook);
+    let switch = sensor.hook_switch();
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(200));
+    run_sh(&format!(": >> {marker}"));
+    settle();
+    assert_eq!(marker_opens(&mut sensor, &marker), 1, "attached at load");
+    switch.detach();
+    switch.detach(); // idempotent
+                     // What other processes made before the detach returned.
+    while sensor.ring.next().is_some() {}
+    run_sh(&format!(": >> {marker}"));
+    settle();
+    let mut any = 0;
+    while sensor.ring.next().is_some() {
+        any += 1;
+    }
+    // Nothing at all: not the shell's exec or exit, nor its open.
+    assert_eq!(any, 0, "records while detached");
+    switch.attach().expect("re-attach");
+    switch.attach().expect("attach twice"); // idempotent: no duplicate hooks
+    run_sh(&format!(": >> {marker}"));
+    settle();
+    let _ = std::fs::remove_file(&marker);
+    assert_eq!(
+        marker_opens(&mut sensor, &marker),
+        1,
+        "one record per open after re-attaching"
+    );
+}

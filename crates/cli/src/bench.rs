@@ -5,7 +5,9 @@
 //!   hook, on the syscall tracepoints, on the sys_exit hook, and with any other BPF
 //!   object given (events decoded and serialized to
 //!   JSON), in alternating rounds;
-//!   prints ratios and the time in the sensor's kernel programs per operation.
+//!   prints ratios and the time in the sensor's kernel programs per operation; then
+//!   each sensor arm against itself detached, in alternating pairs of pieces (the
+//!   steadiest figure on a shared machine).
 //! - throughput: events/s from the kernel to JSON on one consumer thread, with drops;
 //!   plus the user-space ceiling (decode + enrich + JSON of replayed records).
 //! - memory: sensor RSS before and after starting and stopping N containers.
@@ -59,6 +61,11 @@ pub struct BenchArgs {
     /// Alternating rounds per overhead storm (medians are reported).
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Pairs of pieces per storm and sensor arm in the paired comparison: the arm's
+    /// sensor loaded once, detached for one piece of each pair and attached for the
+    /// other. 0 skips it.
+    #[arg(long, default_value_t = 16)]
+    pairs: u32,
     /// Also measure the overhead with this BPF object (e.g. a local `make -C bpf`
     /// build), in the same rounds as the embedded one. Repeatable. Its records must
     /// have this build's header (objects from before the cpuset cgroup id was added
@@ -584,11 +591,82 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
                 if !top.is_empty() {
                     println!("      kernel by program: {}", top.join(", "));
                 }
+                if a.pairs > 0 {
+                    paired(&storm, n, a.pairs, &arm.setup)?;
+                }
             } else {
                 println!();
             }
         }
     }
+    Ok(())
+}
+
+/// A sensor arm against itself detached, in pieces that alternate
+/// without-with, with-without, ...: drift on a shared machine moves both pieces of a
+/// pair alike, so the pairs' ratios are steadier than two arms' medians taken seconds
+/// apart. Detached, the programs are not run at all (the hook switch drops their
+/// links); the loaded sensor's user space keeps running in both pieces.
+fn paired(storm: &dyn Fn(u64) -> Sample, n: u64, pairs: u32, setup: &Setup) -> anyhow::Result<()> {
+    let Setup::Sensor {
+        object,
+        window,
+        hook,
+        compat,
+    } = setup
+    else {
+        return Ok(());
+    };
+    let mut s = sensor(None, object.as_deref(), *window, *hook, *compat)?;
+    let consumer = Consumer::start(&mut s);
+    let piece = piece_len(n);
+    let mut cpu_ratios = Vec::new();
+    let mut wall_ratios = Vec::new();
+    let mut switch_times = Vec::new();
+    let mut run = |attached: bool| -> anyhow::Result<Sample> {
+        let t = Instant::now();
+        if attached {
+            s.hook_switch.attach()?;
+        } else {
+            s.hook_switch.detach();
+        }
+        switch_times.push(t.elapsed().as_secs_f64() * 1e3);
+        Ok(storm(piece))
+    };
+    for i in 0..pairs {
+        let (with, without) = if i % 2 == 0 {
+            let without = run(false)?;
+            (run(true)?, without)
+        } else {
+            let with = run(true)?;
+            (with, run(false)?)
+        };
+        let ratio = |w: Duration, wo: Duration| w.as_secs_f64() / wo.as_secs_f64().max(1e-12);
+        cpu_ratios.push(ratio(with.cpu, without.cpu));
+        wall_ratios.push(ratio(with.wall, without.wall));
+    }
+    s.hook_switch.attach()?;
+    std::thread::sleep(Duration::from_millis(300));
+    let events = consumer.finish();
+    let drops = {
+        let snap = s.stats.snapshot();
+        snap.kernel_ring_full + snap.kernel_shed + snap.queue_drops
+    };
+    let pct = |r: f64| (r - 1.0) * 100.0;
+    let quartiles = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.25), at(0.75))
+    };
+    let (q1, q3) = quartiles(cpu_ratios.clone());
+    println!(
+        "      paired, attached vs detached: {pairs} pairs of {piece} ops: cpu {:+.1}% (middle half of the pairs {:+.1}%..{:+.1}%), wall {:+.1}%; {events} events, drops={drops}, switch {:.1} ms median",
+        pct(median(cpu_ratios)),
+        pct(q1),
+        pct(q3),
+        pct(median(wall_ratios)),
+        median(switch_times),
+    );
     Ok(())
 }
 

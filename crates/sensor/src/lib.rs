@@ -276,6 +276,9 @@ pub struct RunningSensor {
     pub containers: ContainerCache,
     /// Optional event families this kernel lacks.
     pub warnings: Vec<String>,
+    /// Detaches and re-attaches the kernel programs (for measuring the sensor against
+    /// itself detached, as `rampart bench overhead` does).
+    pub hook_switch: rampart_bpf::HookSwitch,
     stop: Arc<AtomicBool>,
     reader: Option<JoinHandle<()>>,
     _runtime: Option<tokio::runtime::Runtime>,
@@ -413,6 +416,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     };
     let bpf = rampart_bpf::load(&opts)?;
     let warnings = bpf.warnings.clone();
+    let hook_switch = bpf.hook_switch();
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -512,6 +516,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         stats,
         containers,
         warnings,
+        hook_switch,
         stop,
         reader: Some(reader),
         _runtime: runtime,
