@@ -61,6 +61,11 @@ pub struct BenchArgs {
     /// Alternating rounds per overhead storm (medians are reported).
     #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Overhead arms to run besides the baseline without the sensor, comma-separated:
+    /// with, every-open, no-compat, tracepoints, sys-exit (objects given with
+    /// --bpf-object always run).
+    #[arg(long, default_value = "with,every-open,no-compat,tracepoints,sys-exit")]
+    arms: String,
     /// Pairs of pieces per storm and sensor arm in the paired comparison: the arm's
     /// sensor loaded once, detached for one piece of each pair and attached for the
     /// other. 0 skips it.
@@ -492,6 +497,30 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
             },
         ),
     ];
+    // The built-in arms above, in order, by the names --arms takes.
+    const ARM_KEYS: [&str; 6] = [
+        "without",
+        "with",
+        "every-open",
+        "no-compat",
+        "tracepoints",
+        "sys-exit",
+    ];
+    let wanted: Vec<&str> = a.arms.split(',').map(str::trim).collect();
+    if let Some(unknown) = wanted
+        .iter()
+        .find(|w| !w.is_empty() && !ARM_KEYS.contains(w))
+    {
+        anyhow::bail!(
+            "unknown arm {unknown} (choose from {})",
+            ARM_KEYS[1..].join(", ")
+        );
+    }
+    let mut key = ARM_KEYS.iter();
+    arms.retain(|_| {
+        key.next()
+            .is_some_and(|k| *k == "without" || wanted.contains(k))
+    });
     for p in &a.bpf_object {
         let bytes = std::fs::read(p)
             .map_err(|e| anyhow::anyhow!("reading BPF object {}: {e}", p.display()))?;
