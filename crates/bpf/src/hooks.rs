@@ -3,7 +3,7 @@
 //! bench compares the same loaded sensor attached and detached in alternating
 //! pieces, which reloading, seconds each, would not allow).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Mutex, Weak};
 
 use aya::programs::links::FdLink;
 use aya::programs::trace_point::TracePointLink;
@@ -139,14 +139,19 @@ impl Drop for Attachments {
 }
 
 /// Detaches and re-attaches the loaded sensor's programs. While detached the sensor
-/// sees nothing: this is for measuring, not for normal running.
+/// sees nothing: this is for measuring, not for normal running. It does not keep the
+/// sensor loaded: once the [`crate::Sensor`] is dropped, its programs are unloaded and
+/// the switch does nothing.
 #[derive(Clone)]
-pub struct HookSwitch(pub(crate) Arc<Mutex<Attachments>>);
+pub struct HookSwitch(pub(crate) Weak<Mutex<Attachments>>);
 
 impl HookSwitch {
     /// Detaches every program. Idempotent.
     pub fn detach(&self) {
-        let links = match self.0.lock() {
+        let Some(attachments) = self.0.upgrade() else {
+            return;
+        };
+        let links = match attachments.lock() {
             Ok(mut a) => std::mem::take(&mut a.links),
             Err(poisoned) => std::mem::take(&mut poisoned.into_inner().links),
         };
@@ -155,8 +160,10 @@ impl HookSwitch {
 
     /// Attaches every program again (after [`HookSwitch::detach`]; attached ones are
     /// left as they are). On an error, what was attached before it stays attached.
+    /// Err(NotLoaded) once the sensor is gone.
     pub fn attach(&self) -> Result<(), ProgramError> {
-        let mut guard = match self.0.lock() {
+        let attachments = self.0.upgrade().ok_or(ProgramError::NotLoaded)?;
+        let mut guard = match attachments.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };

@@ -645,7 +645,7 @@ impl Sensor {
     /// A switch that detaches and re-attaches every program of this sensor (for
     /// measuring it against itself detached; it sees nothing while detached).
     pub fn hook_switch(&self) -> HookSwitch {
-        HookSwitch(self.attachments.clone())
+        HookSwitch(std::sync::Arc::downgrade(&self.attachments))
     }
 
     /// Kernel-side drop totals: (ring full, shed to keep room for lifecycle events).
@@ -838,7 +838,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     let compat_wanted = opts.compat_syscalls && ia32_emulation(&btf);
     let auto = opts.syscall_hook == SyscallHook::Auto;
     for &active in hook_order(opts.syscall_hook, compat_wanted) {
-        let (attached, what) = match active {
+        let (outcome, what) = match active {
             ActiveSyscallHook::Fexit => (
                 attach_fexit(&mut ebpf, &btf, opts.kind_mask, &mut skipped, &mut attached),
                 "fexit",
@@ -861,7 +861,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
                 "sys_exit",
             ),
         };
-        match attached {
+        match outcome {
             Ok(absent) => {
                 syscall_hook = active;
                 unhooked = absent;

@@ -808,4 +808,8 @@ fn switch_round_trip(syscall_hook: SyscallHook) {
         1,
         "one record per open after re-attaching"
     );
+    // The switch does not keep a dropped sensor's programs alive.
+    drop(sensor);
+    switch.detach();
+    assert!(switch.attach().is_err(), "attached a dropped sensor");
 }
