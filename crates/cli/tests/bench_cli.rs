@@ -5,23 +5,9 @@
 
 use std::process::Command;
 
-fn can_run() -> bool {
-    match rampart_bpf::check_requirements() {
-        Ok(()) => true,
-        Err(e) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "bench test cannot run in CI: {e}"
-            );
-            eprintln!("skipping bench test: {e}");
-            false
-        }
-    }
-}
-
 #[test]
 fn overhead_pairs_the_sensor_with_itself_detached() {
-    if !can_run() {
+    if !rampart_sensor::testbed::kernel_ready() {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))

@@ -24,7 +24,20 @@ pub fn unavailable(image: &str) -> Option<String> {
 /// True when the test bed is ready; otherwise prints the reason and returns false,
 /// or panics under CI.
 pub fn ready(image: &str) -> bool {
-    match unavailable(image) {
+    present_or_skip(unavailable(image))
+}
+
+/// As [`ready`], for tests that need only root and the kernel (no Docker).
+pub fn kernel_ready() -> bool {
+    present_or_skip(
+        rampart_bpf::check_requirements()
+            .err()
+            .map(|e| e.to_string()),
+    )
+}
+
+fn present_or_skip(missing: Option<String>) -> bool {
+    match missing {
         None => true,
         Some(reason) => {
             assert!(
