@@ -158,8 +158,9 @@ impl HookSwitch {
         detach_in_parallel(links);
     }
 
-    /// Attaches every program again (after [`HookSwitch::detach`]; attached ones are
-    /// left as they are). On an error, what was attached before it stays attached.
+    /// Attaches every program again (after [`HookSwitch::detach`]; when attached,
+    /// nothing changes). On an error, what this call attached is detached again, so
+    /// the sensor is either whole or detached and a retry attaches everything.
     /// Err(NotLoaded) once the sensor is gone.
     pub fn attach(&self) -> Result<(), ProgramError> {
         let attachments = self.0.upgrade().ok_or(ProgramError::NotLoaded)?;
@@ -171,10 +172,17 @@ impl HookSwitch {
             return Ok(());
         }
         let a = &mut *guard;
+        let mut links = Vec::with_capacity(a.hooks.len());
         for hook in &a.hooks {
-            let link = attach(&mut a.ebpf, hook)?;
-            a.links.push(link);
+            match attach(&mut a.ebpf, hook) {
+                Ok(link) => links.push(link),
+                Err(e) => {
+                    detach_in_parallel(links);
+                    return Err(e);
+                }
+            }
         }
+        a.links = links;
         Ok(())
     }
 }

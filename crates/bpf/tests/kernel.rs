@@ -788,7 +788,7 @@ fn switch_round_trip(syscall_hook: SyscallHook) {
     assert_eq!(marker_opens(&mut sensor, &marker), 1, "attached at load");
     switch.detach();
     switch.detach(); // idempotent
-                     // What other processes made before the detach returned.
+                     // Drop what other processes made before the detach returned.
     while sensor.ring.next().is_some() {}
     run_sh(&format!(": >> {marker}"));
     settle();

@@ -319,6 +319,22 @@ enum Setup {
     },
 }
 
+impl Setup {
+    /// The arm's sensor, started; None for the arm without one.
+    fn start(&self) -> anyhow::Result<Option<RunningSensor>> {
+        let Setup::Sensor {
+            object,
+            window,
+            hook,
+            compat,
+        } = self
+        else {
+            return Ok(None);
+        };
+        sensor(None, object.as_deref(), *window, *hook, *compat).map(Some)
+    }
+}
+
 /// One arm of the overhead comparison and the figures it gathered for one storm.
 struct Arm {
     name: String,
@@ -364,17 +380,10 @@ impl Arm {
     /// Runs the storm once under this arm, in [`PIECES`] child runs, and records
     /// each piece's figures.
     fn run(&mut self, storm: &dyn Fn(u64) -> Sample, n: u64) -> anyhow::Result<()> {
-        let Setup::Sensor {
-            object,
-            window,
-            hook,
-            compat,
-        } = &self.setup
-        else {
+        let Some(mut sensor) = self.setup.start()? else {
             self.run_pieces(storm, n);
             return Ok(());
         };
-        let mut sensor = sensor(None, object.as_deref(), *window, *hook, *compat)?;
         let consumer = Consumer::start(&mut sensor);
         let cpu_before = cpu_time(libc::RUSAGE_SELF);
         self.run_pieces(storm, n);
@@ -637,16 +646,9 @@ fn overhead(a: &BenchArgs) -> anyhow::Result<()> {
 /// apart. Detached, the programs are not run at all (the hook switch drops their
 /// links); the loaded sensor's user space keeps running in both pieces.
 fn paired(storm: &dyn Fn(u64) -> Sample, n: u64, pairs: u32, setup: &Setup) -> anyhow::Result<()> {
-    let Setup::Sensor {
-        object,
-        window,
-        hook,
-        compat,
-    } = setup
-    else {
+    let Some(mut s) = setup.start()? else {
         return Ok(());
     };
-    let mut s = sensor(None, object.as_deref(), *window, *hook, *compat)?;
     let consumer = Consumer::start(&mut s);
     let piece = piece_len(n);
     let mut cpu_ratios = Vec::new();
