@@ -7,7 +7,7 @@ use std::process::Command;
 
 #[test]
 fn overhead_pairs_the_sensor_with_itself_detached() {
-    if !rampart_sensor::testbed::kernel_ready() {
+    if !rampart_testbed::kernel_ready() {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_rampart"))

@@ -14,7 +14,7 @@ fn bin() -> &'static str {
 }
 
 fn ready() -> bool {
-    rampart_sensor::testbed::ready(IMAGE)
+    rampart_testbed::ready(IMAGE)
 }
 
 /// Starts `rampart sensor` and waits until it says it is running.
@@ -96,7 +96,7 @@ fn probe_refuses_clearly_when_not_root() {
         ])
         .output();
     let Ok(out) = out else {
-        eprintln!("skipping: setpriv unavailable");
+        rampart_testbed::skip_or_fail("setpriv (util-linux) unavailable");
         return;
     };
     assert_eq!(
@@ -139,7 +139,7 @@ fn sensor_writes_filtered_container_events_to_a_file() {
         "-o",
         out.to_str().unwrap(),
     ]);
-    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+    rampart_testbed::remove_container(name);
     let st = Command::new("docker")
         .args([
             "run",

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 const WAIT: Duration = Duration::from_secs(30);
 
 fn ready() -> bool {
-    rampart_sensor::testbed::ready("rampart-test/busybox:latest")
+    rampart_testbed::ready("rampart-test/busybox:latest")
 }
 
 enum Line {

@@ -6,7 +6,6 @@
 //! Only tests use this crate; it has no runtime role.
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -15,7 +14,7 @@ use rampart_event::Event;
 use rampart_sensor::{RunningSensor, SensorConfig};
 
 /// The busybox test image built by scripts/build-test-images.
-pub const IMAGE: &str = rampart_sensor::testbed::TEST_IMAGE;
+pub const IMAGE: &str = rampart_testbed::TEST_IMAGE;
 
 /// `rules/` of this repository.
 pub fn rules_dir() -> PathBuf {
@@ -30,37 +29,9 @@ pub fn falco_rules() -> PathBuf {
     ))
 }
 
-/// Why the end-to-end tests cannot run here, if they cannot.
-pub fn skip_reason() -> Option<String> {
-    if let Err(e) = rampart_bpf::check_requirements() {
-        return Some(e.to_string());
-    }
-    let ok = Command::new("docker")
-        .args(["image", "inspect", IMAGE])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !ok {
-        return Some(format!(
-            "docker or the image {IMAGE} is missing (run scripts/setup)"
-        ));
-    }
-    None
-}
-
 /// True when the test can run; prints why it skips, and fails instead in CI.
 pub fn ready() -> bool {
-    match skip_reason() {
-        None => true,
-        Some(r) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "end-to-end test cannot run in CI: {r}"
-            );
-            eprintln!("skipping end-to-end test: {r}");
-            false
-        }
-    }
+    rampart_testbed::ready(IMAGE)
 }
 
 /// One rule match on one real event.
@@ -242,4 +213,4 @@ impl Detector {
     }
 }
 
-pub use rampart_sensor::testbed::{docker, TestContainer, TestNetwork};
+pub use rampart_testbed::{docker, TestContainer, TestNetwork};

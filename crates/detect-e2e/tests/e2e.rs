@@ -354,33 +354,22 @@ fn docker_health_ran(c: &TestContainer) -> bool {
     false
 }
 
-const DEBIAN: &str = "rampart-test/debian:12";
+const DEBIAN: &str = rampart_testbed::DEBIAN_IMAGE;
 
 #[test]
 fn package_manager_in_debian_container() {
     if !ready() {
         return;
     }
-    let have_image = std::process::Command::new("docker")
-        .args(["image", "inspect", DEBIAN])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !have_image {
-        assert!(
-            std::env::var("CI").is_err(),
-            "{DEBIAN} is missing in CI: scripts/setup must run scripts/build-debian-image"
-        );
-        eprintln!(
-            "skipping package-manager test: {DEBIAN} missing (run scripts/build-debian-image)"
-        );
+    if !rampart_testbed::image_present(DEBIAN) {
+        rampart_testbed::skip_or_fail(format!(
+            "{DEBIAN} is missing (scripts/setup runs scripts/build-debian-image)"
+        ));
         return;
     }
     let d = detector();
     let name = "rampart-de2e-deb";
-    let _ = std::process::Command::new("docker")
-        .args(["rm", "-f", name])
-        .output();
+    rampart_testbed::remove_container(name);
     let id = rampart_detect_e2e::docker(&["run", "-d", "--name", name, DEBIAN, "sleep", "300"]);
     let c = TestContainer {
         id,

@@ -267,7 +267,7 @@ fn load_scenarios(file: &str) -> Vec<Scenario> {
 }
 
 fn start_container(name: &str, image: &str, flags: &[String]) -> Result<TestContainer, String> {
-    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+    rampart_testbed::remove_container(name);
     let mut args: Vec<&str> = vec!["run", "-d", "--name", name];
     args.extend(flags.iter().map(String::as_str));
     args.extend([image, "sleep", "900"]);
@@ -285,14 +285,6 @@ fn start_container(name: &str, image: &str, flags: &[String]) -> Result<TestCont
         id: String::from_utf8_lossy(&out.stdout).trim().to_string(),
         name: name.to_string(),
     })
-}
-
-fn image_present(image: &str) -> bool {
-    Command::new("docker")
-        .args(["image", "inspect", image])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
 }
 
 #[test]
@@ -384,14 +376,12 @@ fn run_suite(suite: &Suite) {
     let missing_images: BTreeSet<&str> = scenarios
         .iter()
         .map(|s| s.image.as_str())
-        .filter(|i| !image_present(i))
+        .filter(|i| !rampart_testbed::image_present(i))
         .collect();
     if !missing_images.is_empty() {
-        assert!(
-            std::env::var("CI").is_err(),
-            "test images missing in CI: {missing_images:?} (scripts/setup builds them)"
-        );
-        eprintln!("skipping: images {missing_images:?} missing (run scripts/setup)");
+        rampart_testbed::skip_or_fail(format!(
+            "test images {missing_images:?} missing (scripts/setup builds them)"
+        ));
         return;
     }
     let mut failures = coverage_problems(suite, &scenarios);

@@ -3,12 +3,9 @@
 //! cargo-auditable section added to a real ELF with objcopy, and Maven jars from
 //! Debian's /usr/share/maven-repo (oracle: the repository layout of their path).
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
-use common::*;
 use rampart_scan::catalog::{binary, java};
 use rampart_scan::model::PackageKind;
 use rampart_scan::walk::Limits;
@@ -55,7 +52,7 @@ fn go_programs() -> Vec<(String, String)> {
 fn go_build_info_names_the_go_version_debian_built_with() {
     let programs = go_programs();
     if programs.is_empty() {
-        skip_or_fail(
+        rampart_testbed::skip_or_fail(
             "no Go programs from Debian packages (containerd, docker.io, runc) are installed",
         );
         return;
@@ -95,7 +92,7 @@ fn cargo_auditable_section_added_by_objcopy() {
     match status {
         Ok(s) if s.success() => {}
         _ => {
-            skip_or_fail("objcopy (binutils) is needed to build the test binary");
+            rampart_testbed::skip_or_fail("objcopy (binutils) is needed to build the test binary");
             return;
         }
     }
@@ -125,7 +122,7 @@ fn cargo_auditable_section_added_by_objcopy() {
 fn debian_maven_repository_jars() {
     let root = Path::new("/usr/share/maven-repo");
     if !root.is_dir() {
-        skip_or_fail(
+        rampart_testbed::skip_or_fail(
             "/usr/share/maven-repo is absent (any Debian Java library package provides it)",
         );
         return;

@@ -99,13 +99,15 @@ fn busybox_stanza() -> Option<(String, String)> {
 #[test]
 fn docker_image_and_running_container() {
     let Some((stanza, version)) = busybox_stanza() else {
-        skip_or_fail("busybox-static is not installed (apt-get install -y busybox-static)");
+        rampart_testbed::skip_or_fail(
+            "busybox-static is not installed (apt-get install -y busybox-static)",
+        );
         return;
     };
     let (host, _daemon) = match engine() {
         Ok(engine) => engine,
         Err(reason) => {
-            skip_or_fail(&reason);
+            rampart_testbed::skip_or_fail(&reason);
             return;
         }
     };

@@ -361,7 +361,7 @@ fn root_filesystem_directory_is_cataloged_like_an_image() {
 fn real_node_modules_tree_is_cataloged() {
     let root = Path::new("/usr/lib/node_modules/npm");
     if !root.is_dir() {
-        skip_or_fail("/usr/lib/node_modules/npm is not installed on this machine");
+        rampart_testbed::skip_or_fail("/usr/lib/node_modules/npm is not installed on this machine");
         return;
     }
     let report = scan(&Target::Directory(root.to_path_buf()), "npm", &options()).unwrap();

@@ -47,7 +47,7 @@ fn check_against_rpm(fixture: &str, file: &str, expected_count: usize) {
             list, expected,
             "{fixture}: package list differs from rpm -qa"
         ),
-        None => skip_or_fail("`rpm` is not installed (apt-get install -y rpm)"),
+        None => rampart_testbed::skip_or_fail("`rpm` is not installed (apt-get install -y rpm)"),
     }
 }
 

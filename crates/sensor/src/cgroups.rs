@@ -218,8 +218,9 @@ mod tests {
     #[test]
     fn an_unknown_pair_is_named_from_the_cgroup_ids() {
         use std::os::unix::fs::MetadataExt;
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: making cgroups needs root");
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if !rampart_testbed::require((!root).then(|| "making cgroups needs root".to_string())) {
             return;
         }
         let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
@@ -229,7 +230,7 @@ mod tests {
             (Some(c), _) => (c, true),
             (None, Some(v)) => (v, false),
             (None, None) => {
-                eprintln!("skipped: no cgroup hierarchy is mounted");
+                rampart_testbed::skip_or_fail("no cgroup hierarchy is mounted");
                 return;
             }
         };

@@ -9,7 +9,6 @@ pub mod cgroups;
 pub mod containers;
 pub mod decode;
 pub mod proctree;
-pub mod testbed;
 
 use std::collections::HashSet;
 use std::os::fd::AsRawFd;

@@ -7,13 +7,13 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rampart_event::{Event, LossSource, Payload, SockAddr, Workload};
-use rampart_sensor::testbed::{docker, TestContainer};
 use rampart_sensor::{RunningSensor, SensorConfig};
+use rampart_testbed::{docker, TestContainer};
 
-const IMAGE: &str = rampart_sensor::testbed::TEST_IMAGE;
+const IMAGE: &str = rampart_testbed::TEST_IMAGE;
 
 fn ready() -> bool {
-    rampart_sensor::testbed::ready(IMAGE)
+    rampart_testbed::ready(IMAGE)
 }
 
 /// One sensor for the whole test binary; every event is kept for the tests to search.
@@ -193,7 +193,7 @@ fn container_that_exits_within_50ms_is_still_attributed() {
     }
     shared();
     let name = "rampart-e2e-short";
-    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+    rampart_testbed::remove_container(name);
     let id = docker(&["run", "-d", "--name", name, IMAGE, "cat", "/etc/hostname"]);
     let ev = wait_for(
         "open of /etc/hostname in the short-lived container",
@@ -220,7 +220,7 @@ fn container_that_exits_within_50ms_is_still_attributed() {
     std::thread::sleep(Duration::from_millis(300)); // the stats tick every 250 ms
     let lookups = shared().stats.get().unwrap().snapshot().cgroup_lookups;
     assert!(lookups <= 1, "{lookups} cgroup pairs looked up by handle");
-    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+    rampart_testbed::remove_container(name);
 }
 
 /// An exec refused by the kernel (Docker mounts /dev/shm noexec) is reported with the

@@ -17,7 +17,7 @@ const IMAGE: &str = "rampart-test/busybox:latest";
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn ready() -> bool {
-    rampart_sensor::testbed::ready(IMAGE)
+    rampart_testbed::ready(IMAGE)
 }
 
 fn docker_up() -> bool {
@@ -83,7 +83,7 @@ fn survives_dockerd_restart_and_container_churn() {
     restart_dockerd();
     // A container created after the restart is named: the watcher reconnected.
     let name = "rampart-robust-after-restart";
-    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+    rampart_testbed::remove_container(name);
     let out = Command::new("docker")
         .args(["run", "-d", "--name", name, IMAGE, "cat", "/etc/hostname"])
         .output()
@@ -108,7 +108,7 @@ fn survives_dockerd_restart_and_container_churn() {
         named,
         "no attributed event from a container started after the dockerd restart"
     );
-    let _ = Command::new("docker").args(["rm", "-f", name]).output();
+    rampart_testbed::remove_container(name);
 
     // Churn: start containers as fast as this engine allows (target 50/s), then check
     // every one of them was attributed with its name.
@@ -118,7 +118,7 @@ fn survives_dockerd_restart_and_container_churn() {
     let mut names = HashSet::new();
     for i in 0..n {
         let name = format!("rampart-churn-{i}");
-        let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+        rampart_testbed::remove_container(&name);
         let child = Command::new("docker")
             .args([
                 "run",
@@ -269,12 +269,7 @@ fn runc_containers_at_50_per_second_are_all_attributed() {
         return;
     }
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    if Command::new("runc").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "runc missing in CI (docker.io provides it)"
-        );
-        eprintln!("skipping: runc is not installed");
+    if !rampart_testbed::tool_ready("runc", &["--version"], "docker.io provides it") {
         return;
     }
     let bundles = RuncBundles::new();

@@ -154,10 +154,3 @@ pub fn alert() -> rampart_event::Alert {
     a.priority = rampart_event::Priority::Critical;
     a
 }
-
-/// True when tests must not skip (CI).
-pub fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| v == "true" || v == "1")
-        .unwrap_or(false)
-}

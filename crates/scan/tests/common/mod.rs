@@ -234,16 +234,3 @@ pub fn fixtures() -> PathBuf {
         "/../../../shared/fixtures"
     ))
 }
-
-/// True under CI, where a missing prerequisite is a failure, not a skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
-}
-
-/// Skip (print why) or, in CI, fail.
-pub fn skip_or_fail(reason: &str) {
-    if in_ci() {
-        panic!("required in CI: {reason}");
-    }
-    eprintln!("SKIPPED: {reason}");
-}

@@ -1,52 +1,87 @@
-//! Shared by the end-to-end tests of every crate: whether the real test bed (root,
-//! BTF, a Docker engine and the locally built test image) is here. Elsewhere a test
-//! skips and prints why; in CI (`CI` set) it fails instead, so nothing skips silently.
-//! Also the Docker helpers those tests share: `docker()`, test containers and networks.
+//! Rampart's test bed, for tests only: the one policy for tests that need something
+//! this machine may lack (root and the kernel's BPF features, a Docker engine, a test
+//! image, a system tool), and the Docker helpers the end-to-end tests share.
+//!
+//! The policy: where a prerequisite is missing, a test prints why and skips; under CI
+//! (`CI` set to anything but empty, `0` or `false`) it fails instead, so nothing skips
+//! silently where the suite is meant to run whole. `CI` is read once, here.
 
+use std::fmt::Display;
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// The busybox test image built by `scripts/build-test-images`.
 pub const TEST_IMAGE: &str = "rampart-test/busybox:latest";
 
-/// Why the end-to-end test bed is unavailable, or `None` when it is ready.
-pub fn unavailable(image: &str) -> Option<String> {
-    if let Err(e) = rampart_bpf::check_requirements() {
-        return Some(e.to_string());
+/// The Debian test image built by `scripts/build-debian-image`.
+pub const DEBIAN_IMAGE: &str = "rampart-test/debian:12";
+
+/// True under CI, where a missing prerequisite is a failure, not a skip.
+pub fn in_ci() -> bool {
+    static IN_CI: OnceLock<bool> = OnceLock::new();
+    *IN_CI.get_or_init(|| {
+        std::env::var("CI").is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "FALSE"))
+    })
+}
+
+/// A prerequisite is missing: prints why (the test then returns), or panics under CI.
+pub fn skip_or_fail(reason: impl Display) {
+    assert!(!in_ci(), "required in CI: {reason}");
+    eprintln!("skipping: {reason}");
+}
+
+/// True when nothing is missing; otherwise [`skip_or_fail`] and false.
+pub fn require(missing: Option<String>) -> bool {
+    match missing {
+        None => true,
+        Some(reason) => {
+            skip_or_fail(reason);
+            false
+        }
     }
-    let image_ok = Command::new("docker")
+}
+
+/// Why the kernel side is unavailable (not root, no BTF, no BPF), or `None`.
+pub fn kernel_unavailable() -> Option<String> {
+    rampart_bpf::check_requirements()
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// True when a local image is present.
+pub fn image_present(image: &str) -> bool {
+    Command::new("docker")
         .args(["image", "inspect", image])
         .output()
         .map(|o| o.status.success())
-        .unwrap_or(false);
-    (!image_ok).then(|| format!("docker or the image {image} is missing (run scripts/setup)"))
+        .unwrap_or(false)
 }
 
-/// True when the test bed is ready; otherwise prints the reason and returns false,
-/// or panics under CI.
+/// Why the end-to-end test bed (kernel, Docker, `image`) is unavailable, or `None`.
+pub fn unavailable(image: &str) -> Option<String> {
+    kernel_unavailable().or_else(|| {
+        (!image_present(image))
+            .then(|| format!("docker or the image {image} is missing (run scripts/setup)"))
+    })
+}
+
+/// True when the test bed for containers of `image` is ready; otherwise skips or fails.
 pub fn ready(image: &str) -> bool {
-    present_or_skip(unavailable(image))
+    require(unavailable(image))
 }
 
 /// As [`ready`], for tests that need only root and the kernel (no Docker).
 pub fn kernel_ready() -> bool {
-    present_or_skip(
-        rampart_bpf::check_requirements()
-            .err()
-            .map(|e| e.to_string()),
-    )
+    require(kernel_unavailable())
 }
 
-fn present_or_skip(missing: Option<String>) -> bool {
-    match missing {
-        None => true,
-        Some(reason) => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "end-to-end test cannot run in CI: {reason}"
-            );
-            eprintln!("skipping end-to-end test: {reason}");
-            false
-        }
+/// True when `program` runs (`program ARGS…` exits at all); otherwise skips or fails
+/// with `why` (what installs it).
+pub fn tool_ready(program: &str, args: &[&str], why: &str) -> bool {
+    let runs = Command::new(program).args(args).output().is_ok();
+    runs || {
+        skip_or_fail(format!("{program} is not available: {why}"));
+        false
     }
 }
 
@@ -62,6 +97,11 @@ pub fn docker(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `docker rm -f NAME`, ignoring whether it existed.
+pub fn remove_container(name: &str) {
+    let _ = Command::new("docker").args(["rm", "-f", name]).output();
 }
 
 /// A user-defined Docker network (containers on it resolve each other by name).
@@ -98,7 +138,7 @@ pub struct TestContainer {
 impl TestContainer {
     /// `docker run -d --name NAME EXTRA… IMAGE CMD…` (CMD defaults to `sleep 300`).
     pub fn start(name: &str, extra: &[&str], cmd: &[&str]) -> Self {
-        let _ = Command::new("docker").args(["rm", "-f", name]).output();
+        remove_container(name);
         let mut args = vec!["run", "-d", "--name", name];
         args.extend_from_slice(extra);
         args.push(TEST_IMAGE);
@@ -152,8 +192,6 @@ impl TestContainer {
 
 impl Drop for TestContainer {
     fn drop(&mut self) {
-        let _ = Command::new("docker")
-            .args(["rm", "-f", &self.name])
-            .output();
+        remove_container(&self.name);
     }
 }
