@@ -269,7 +269,7 @@ fn sensor(
     compat_syscalls: bool,
 ) -> anyhow::Result<RunningSensor> {
     let kinds = match kinds {
-        Some(k) => crate::sensor_cmd::parse_kinds(&[k.to_string()])?,
+        Some(k) => rampart_sensor::parse_kinds(&[k.to_string()])?,
         None => None,
     };
     Ok(rampart_sensor::start(SensorConfig {
@@ -1011,7 +1011,7 @@ fn latency(a: &BenchArgs) -> anyhow::Result<()> {
         ),
     )?;
     let mut rules = vec![marker];
-    rules.extend(crate::up::default_rules_dir());
+    rules.extend(rampart_agent::config::default_rules_dir());
     let noise = rampart_detect::NoiseConfig {
         window_ns: 0,
         rate_per_sec: 0.0,
@@ -1040,14 +1040,14 @@ fn latency(a: &BenchArgs) -> anyhow::Result<()> {
         let is_marker =
             matches!(&ev.payload, rampart_event::Payload::FileOpen { path, .. } if *path == target);
         if is_marker {
-            received_us.push(crate::up::wall_ns().saturating_sub(ev.ts_ns) / 1000);
+            received_us.push(rampart_agent::wall_ns().saturating_sub(ev.ts_ns) / 1000);
         }
         for alert in engine.evaluate(&ev) {
             serde_json::to_writer(&mut out, &alert)?;
             out.write_all(b"\n")?;
             out.flush()?;
             if alert.rule == "bench latency marker" {
-                written_us.push(crate::up::wall_ns().saturating_sub(alert.ts_ns) / 1000);
+                written_us.push(rampart_agent::wall_ns().saturating_sub(alert.ts_ns) / 1000);
             }
         }
     }
@@ -1063,7 +1063,7 @@ fn latency(a: &BenchArgs) -> anyhow::Result<()> {
             continue;
         };
         if matches!(&ev.payload, rampart_event::Payload::FileOpen { path, .. } if *path == target) {
-            quiet_us.push(crate::up::wall_ns().saturating_sub(ev.ts_ns) / 1000);
+            quiet_us.push(rampart_agent::wall_ns().saturating_sub(ev.ts_ns) / 1000);
         }
     }
     let _ = quiet.join();

@@ -1,6 +1,5 @@
 //! `rampart sensor` and `rampart containers`.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -9,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use rampart_event::EventKind;
 use rampart_sensor::{RunningSensor, SensorConfig};
 
 use crate::output::JsonLines;
@@ -72,25 +70,6 @@ pub struct ContainersArgs {
     pub json: bool,
 }
 
-pub fn parse_kinds(kinds: &[String]) -> anyhow::Result<Option<HashSet<EventKind>>> {
-    if kinds.is_empty() {
-        return Ok(None);
-    }
-    let mut set = HashSet::new();
-    for k in kinds {
-        let k = k.trim();
-        let parsed = EventKind::parse_filter(k).with_context(|| {
-            let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
-            format!(
-                "unknown event kind {k:?}; expected one of: process, file, net, privilege, kernel, {}",
-                names.join(", ")
-            )
-        })?;
-        set.extend(parsed);
-    }
-    Ok(Some(set))
-}
-
 fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -101,7 +80,7 @@ fn stop_flag() -> anyhow::Result<Arc<AtomicBool>> {
 
 pub fn start_sensor(a: &SensorArgs) -> anyhow::Result<RunningSensor> {
     let cfg = SensorConfig {
-        kinds: parse_kinds(&a.kinds)?,
+        kinds: rampart_sensor::parse_kinds(&a.kinds)?,
         container: a.container.clone(),
         filter_ro_libs: !a.all_opens,
         open_repeat_window: Duration::from_millis(a.open_repeat_window_ms),

@@ -337,6 +337,38 @@ impl Filter {
     }
 }
 
+/// An event kind or family name the sensor does not know.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "unknown event kind {given:?}; expected one of: process, file, net, privilege, kernel, {}",
+    known_kinds()
+)]
+pub struct KindsError {
+    pub given: String,
+}
+
+fn known_kinds() -> String {
+    let names: Vec<&str> = EventKind::ALL.iter().map(|k| k.as_str()).collect();
+    names.join(", ")
+}
+
+/// Parses kind and family names (`exec`, `file`, …) into the set [`SensorConfig::kinds`]
+/// takes; empty means every kind (`None`).
+pub fn parse_kinds(kinds: &[String]) -> Result<Option<HashSet<EventKind>>, KindsError> {
+    if kinds.is_empty() {
+        return Ok(None);
+    }
+    let mut set = HashSet::new();
+    for k in kinds {
+        let k = k.trim();
+        let parsed = EventKind::parse_filter(k).ok_or_else(|| KindsError {
+            given: k.to_string(),
+        })?;
+        set.extend(parsed);
+    }
+    Ok(Some(set))
+}
+
 /// Starts the sensor: probes, mounts what is missing, loads the programs, seeds the
 /// process tree, follows Docker, and starts the reader thread.
 pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {

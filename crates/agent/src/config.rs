@@ -1,0 +1,234 @@
+//! The node's configuration (`rampart up --config FILE`): one YAML file, every key
+//! optional. With none at all, a node runs the shipped rule library and writes alerts
+//! as JSON lines on stdout.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rampart_detect::NoiseConfig;
+use rampart_notify::OutputsConfig;
+use rampart_sensor::SensorConfig;
+use serde::Deserialize;
+
+/// The whole configuration of a node (`rampart up`); every key has a default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodeConfig {
+    /// Rules files or directories. Default: the shipped library (`rules/`).
+    pub rules: Vec<PathBuf>,
+    /// Where alerts go. Default: JSON lines on stdout.
+    pub outputs: Option<OutputsConfig>,
+    pub sensor: SensorSection,
+    pub alerts: AlertSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SensorSection {
+    /// Only these event kinds or families (default: all).
+    pub kinds: Vec<String>,
+    /// Only this container (id prefix or name), or `host`.
+    pub container: Option<String>,
+    /// Also report read-only opens of shared libraries.
+    pub all_opens: bool,
+    /// Milliseconds a process's repeated read-only opens of a file fold into one
+    /// event (0: report every open; default: the sensor's, 1000).
+    pub open_repeat_window_ms: Option<u64>,
+    /// Do not ask Docker for metadata.
+    pub no_docker: bool,
+    /// How syscalls are hooked (see `rampart sensor --syscall-hook`).
+    pub syscall_hook: rampart_bpf::SyscallHook,
+    /// Do not watch 32-bit syscalls (see `rampart sensor --no-compat-syscalls`).
+    pub no_compat_syscalls: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSection {
+    /// Identical alerts within this many seconds aggregate into one with a count.
+    pub aggregate_window_secs: f64,
+    /// Sustained alerts per second allowed per rule (0 = unlimited).
+    pub rate_per_rule: f64,
+    /// Burst allowed above the rate.
+    pub burst: f64,
+}
+
+impl Default for AlertSection {
+    fn default() -> Self {
+        let n = NoiseConfig::default();
+        Self {
+            aggregate_window_secs: n.window_ns as f64 / 1e9,
+            rate_per_rule: n.rate_per_sec,
+            burst: n.burst,
+        }
+    }
+}
+
+pub const DEFAULT_CONFIG: &str = r#"# rampart up: every key is optional; these are the defaults.
+rules: []               # files or directories; empty = the shipped library (rules/)
+sensor:
+  kinds: []             # e.g. [process, file, net]; empty = everything
+  container: null       # id prefix or name, or "host"
+  all_opens: false      # also read-only opens of shared libraries
+  open_repeat_window_ms: 1000  # a process re-reading a file: one event per window, with a count; 0 = every open
+  no_docker: false
+  syscall_hook: auto    # auto, fexit, syscall_tracepoints or sys_exit (see `rampart sensor --help`)
+  no_compat_syscalls: false  # true: 32-bit syscalls (int 0x80) go unseen, every syscall a little cheaper
+alerts:
+  aggregate_window_secs: 10   # identical alerts within the window become one, with a count
+  rate_per_rule: 10           # sustained alerts/s per rule (0 = unlimited)
+  burst: 50
+outputs:                # see `rampart outputs example` for every output
+  sinks:
+    - type: stdout
+"#;
+
+/// The shipped rule library: `$RAMPART_RULES_DIR`, `/etc/rampart/rules`, `./rules`, or
+/// the source tree's `rules/`.
+pub fn default_rules_dir() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("RAMPART_RULES_DIR").map(PathBuf::from),
+        Some(PathBuf::from("/etc/rampart/rules")),
+        Some(PathBuf::from("rules")),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules")),
+    ];
+    candidates.into_iter().flatten().find(|p| p.is_dir())
+}
+
+impl NodeConfig {
+    /// Reads a configuration file; `None` gives the defaults.
+    pub fn load(path: Option<&Path>) -> Result<Self, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|e| match e {
+            ConfigError::Parse { at, message, .. } => ConfigError::Parse {
+                path: path.to_path_buf(),
+                at,
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses YAML; unknown keys are refused. Errors name the line and column.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        yaml_serde::from_str(text).map_err(|e| {
+            let at = e.location().map(|l| (l.line(), l.column()));
+            // The location is reported on its own; drop yaml_serde's copy of it.
+            let mut message = e.to_string();
+            if let Some((line, column)) = at {
+                let suffix = format!(" at line {line} column {column}");
+                if message.ends_with(&suffix) {
+                    message.truncate(message.len() - suffix.len());
+                }
+            }
+            ConfigError::Parse {
+                path: PathBuf::from("<config>"),
+                at,
+                message,
+            }
+        })
+    }
+
+    /// The alert noise control the `alerts` section asks for.
+    pub fn noise(&self) -> NoiseConfig {
+        NoiseConfig {
+            window_ns: (self.alerts.aggregate_window_secs * 1e9) as u64,
+            rate_per_sec: self.alerts.rate_per_rule,
+            burst: self.alerts.burst,
+        }
+    }
+
+    /// The rules files to load: `overrides` if given, else `rules:`, else the shipped
+    /// library.
+    pub fn rule_paths(&self, overrides: &[PathBuf]) -> Result<Vec<PathBuf>, ConfigError> {
+        if !overrides.is_empty() {
+            return Ok(overrides.to_vec());
+        }
+        if !self.rules.is_empty() {
+            return Ok(self.rules.clone());
+        }
+        default_rules_dir()
+            .map(|d| vec![d])
+            .ok_or(ConfigError::NoRules)
+    }
+}
+
+impl SensorSection {
+    /// The sensor's configuration.
+    pub fn sensor_config(&self) -> Result<SensorConfig, ConfigError> {
+        Ok(SensorConfig {
+            kinds: rampart_sensor::parse_kinds(&self.kinds).map_err(ConfigError::Kinds)?,
+            container: self.container.clone(),
+            filter_ro_libs: !self.all_opens,
+            open_repeat_window: self.open_repeat_window_ms.map_or(
+                rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
+                Duration::from_millis,
+            ),
+            docker: !self.no_docker,
+            syscall_hook: self.syscall_hook,
+            compat_syscalls: !self.no_compat_syscalls,
+            ..Default::default()
+        })
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("reading {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}{}: {message}", path.display(), at.map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default())]
+    Parse {
+        path: PathBuf,
+        /// Line and column, where the YAML parser knows them.
+        at: Option<(usize, usize)>,
+        message: String,
+    },
+    #[error("no rules given and the shipped library was not found (set RAMPART_RULES_DIR or use --rules)")]
+    NoRules,
+    #[error("sensor.kinds: {0}")]
+    Kinds(rampart_sensor::KindsError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_parses_and_unknown_keys_are_refused() {
+        let c = NodeConfig::parse(DEFAULT_CONFIG).unwrap();
+        assert!(c.rules.is_empty());
+        assert_eq!(c.alerts.burst, 50.0);
+        assert!(c.outputs.is_some());
+        let bad = NodeConfig::parse("sensr: {}\n").unwrap_err().to_string();
+        assert!(bad.contains("unknown field `sensr`"), "{bad}");
+        let bad = NodeConfig::parse("alerts:\n  burst: lots\n")
+            .unwrap_err()
+            .to_string();
+        assert!(bad.starts_with("<config>:2:"), "{bad}");
+    }
+
+    #[test]
+    fn rule_paths_prefer_overrides_then_the_file() {
+        let c = NodeConfig::parse("rules: [a.yaml]\n").unwrap();
+        let o = [PathBuf::from("b.yaml")];
+        assert_eq!(c.rule_paths(&o).unwrap(), o.to_vec());
+        assert_eq!(c.rule_paths(&[]).unwrap(), vec![PathBuf::from("a.yaml")]);
+    }
+
+    #[test]
+    fn unknown_sensor_kinds_are_refused_with_the_choices() {
+        let c = NodeConfig::parse("sensor: {kinds: [proces]}\n").unwrap();
+        let e = c.sensor.sensor_config().unwrap_err().to_string();
+        assert!(e.contains("proces") && e.contains("process"), "{e}");
+    }
+}

@@ -1,0 +1,30 @@
+//! The node pipeline: the one place where a node's parts meet.
+//!
+//! The sensor is the source; every other part (detection, alert outputs, and the
+//! recorder, response and network parts to come) is a [`Stage`]: started once, handed
+//! batches of shared records (events as `Arc`, and alerts stages raise), ticked to
+//! flush, told to reload on SIGHUP, stopped in order. The [`pipeline`] fans records out
+//! behind bounded queues whose drops are counted. [`node`] builds the stages `rampart
+//! up` runs from the node's [`config`]; the CLI only parses arguments and calls it.
+//!
+//! This crate knows which stages exist, not what they do inside: each stage adapter in
+//! [`stages`] calls its part's public API.
+
+pub mod config;
+pub mod node;
+pub mod pipeline;
+pub mod stage;
+pub mod stages;
+
+pub use config::{NodeConfig, DEFAULT_CONFIG};
+pub use node::{run_node, NodeError, NodeOptions, NodeReport};
+pub use pipeline::{Controls, EventSource, Pipeline, PipelineBuilder, PipelineStats, StageStats};
+pub use stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
+
+/// Now, in nanoseconds since the Unix epoch (the clock events and alerts carry).
+pub fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

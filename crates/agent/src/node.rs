@@ -1,0 +1,81 @@
+//! A node: the sensor as the pipeline's source, and the stages `rampart up` runs
+//! (detection, then outputs), built from the node's configuration.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rampart_detect::RuleEngine;
+use serde::Serialize;
+
+use crate::config::{ConfigError, NodeConfig};
+use crate::pipeline::{Controls, PipelineBuilder, PipelineError, PipelineStats};
+use crate::stage::StageError;
+use crate::stages::{DetectionStage, OutputsReport, OutputsStage};
+
+/// What a node runs with, beyond its configuration file.
+#[derive(Debug, Default)]
+pub struct NodeOptions {
+    pub config: NodeConfig,
+    /// Rules files or directories that replace the configuration's `rules:`.
+    pub rules: Vec<PathBuf>,
+    /// Stop after this long (default: until SIGINT or SIGTERM).
+    pub duration: Option<Duration>,
+}
+
+/// What a node reports once it has stopped.
+#[derive(Debug, Serialize)]
+pub struct NodeReport {
+    pub pipeline: PipelineStats,
+    pub outputs: OutputsReport,
+}
+
+/// Why a node could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("rules: {0}")]
+    Rules(#[from] rampart_detect::EngineError),
+    #[error("outputs: {0}")]
+    Outputs(StageError),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("sensor: {0}")]
+    Sensor(#[from] rampart_sensor::SensorError),
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// Runs sensor, detection and outputs until SIGINT/SIGTERM (or the duration); SIGHUP
+/// reloads the rules.
+pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
+    let cfg = &opts.config;
+    let rules = cfg.rule_paths(&opts.rules)?;
+    let sensor_config = cfg.sensor.sensor_config()?;
+    let (engine, errors) = RuleEngine::load_with(&rules, cfg.noise())?;
+    for e in &errors {
+        eprintln!("rampart: rule not loaded: {e}");
+    }
+    tracing::info!(
+        rules = engine.ruleset().rules().len(),
+        failed = errors.len(),
+        "rules loaded"
+    );
+    let outputs_config = cfg.outputs.clone().unwrap_or_default();
+    let (outputs, outputs_report) =
+        OutputsStage::new(&outputs_config).map_err(NodeError::Outputs)?;
+    let controls = Controls::from_signals(opts.duration.map(|d| Instant::now() + d))
+        .map_err(NodeError::Signals)?;
+    let pipeline = PipelineBuilder::new()
+        .stage(DetectionStage::new(engine))
+        .stage(outputs)
+        .start()?;
+    let mut sensor = rampart_sensor::start(sensor_config)?;
+    tracing::info!("rampart up: sensor, detection and outputs running");
+    let stats = pipeline.run(&mut sensor, &controls);
+    let outputs = outputs_report.lock().map(|r| r.clone()).unwrap_or_default();
+    Ok(NodeReport {
+        pipeline: stats,
+        outputs,
+    })
+}

@@ -1,0 +1,477 @@
+//! The pipeline: one router that takes events from a source and fans them out, shared
+//! (`Arc`), to every stage, each on its own thread behind a bounded queue; alerts the
+//! stages raise come back to the router and fan out the same way.
+//!
+//! Invariants:
+//! - A stage sees records in the order the router received them, and its methods are
+//!   never called concurrently.
+//! - Nothing is dropped silently: a full queue either holds the router up
+//!   ([`WhenFull::Block`]) or drops that batch for that stage only, counted, and the
+//!   stage's next batch says how many it missed ([`Batch::shed_before`]).
+//! - A stage never waits on the router (the alert channel is unbounded: alerts are
+//!   few, rate-limited by detection's noise control), so a blocking send from the
+//!   router cannot deadlock.
+//! - Stages stop in the order they were added; the alerts a stage raises while
+//!   stopping reach every stage added after it.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rampart_event::{Alert, Event};
+use serde::Serialize;
+
+use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
+
+/// Batches a stage's queue holds before it is full.
+pub const DEFAULT_QUEUE_BATCHES: usize = 256;
+/// Events the router gathers into one batch at most (what is queued, never waiting).
+pub const MAX_BATCH: usize = 1024;
+/// How often stages get [`Stage::flush`].
+pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
+
+/// Where events come from: the sensor, or a replay.
+pub trait EventSource {
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Event, RecvTimeoutError>;
+    /// An event already queued, without waiting.
+    fn try_recv(&mut self) -> Option<Event>;
+    /// Stops producing; what is already queued can still be received.
+    fn stop(&mut self);
+}
+
+impl EventSource for rampart_sensor::RunningSensor {
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        self.events.recv_timeout(timeout)
+    }
+    fn try_recv(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+    fn stop(&mut self) {
+        rampart_sensor::RunningSensor::stop(self);
+    }
+}
+
+impl EventSource for Receiver<Event> {
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        Receiver::recv_timeout(self, timeout)
+    }
+    fn try_recv(&mut self) -> Option<Event> {
+        Receiver::try_recv(self).ok()
+    }
+    fn stop(&mut self) {}
+}
+
+/// When the router stops and when it asks the stages to reload.
+#[derive(Debug, Clone, Default)]
+pub struct Controls {
+    pub stop: Arc<AtomicBool>,
+    pub reload: Arc<AtomicBool>,
+    pub deadline: Option<Instant>,
+}
+
+impl Controls {
+    /// Stop on SIGINT or SIGTERM, reload on SIGHUP.
+    pub fn from_signals(deadline: Option<Instant>) -> std::io::Result<Self> {
+        let c = Self {
+            deadline,
+            ..Self::default()
+        };
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, c.stop.clone())?;
+        }
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, c.reload.clone())?;
+        Ok(c)
+    }
+
+    fn should_stop(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// Why the pipeline could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("stage {stage} failed to start: {source}")]
+    StageStart { stage: String, source: StageError },
+    #[error("cannot start the thread of stage {stage}: {source}")]
+    Thread {
+        stage: String,
+        source: std::io::Error,
+    },
+}
+
+/// Counters of one stage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StageStats {
+    pub name: String,
+    /// Records queued for it.
+    pub delivered: u64,
+    /// Records dropped for it because its queue was full.
+    pub shed: u64,
+    /// Calls that returned an error.
+    pub errors: u64,
+}
+
+/// Counters of the whole pipeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PipelineStats {
+    pub events: u64,
+    pub alerts: u64,
+    pub stages: Vec<StageStats>,
+}
+
+enum Control {
+    Batch(Batch),
+    Flush(u64),
+    Reload,
+    Stop,
+}
+
+#[derive(Default)]
+struct LaneCounters {
+    delivered: AtomicU64,
+    shed: AtomicU64,
+    errors: AtomicU64,
+}
+
+struct Lane {
+    name: String,
+    subscription: Subscription,
+    when_full: WhenFull,
+    tx: SyncSender<Control>,
+    /// Shed since the last batch that reached the stage.
+    shed_pending: u64,
+    /// Batches shed, for logging the 1st, 2nd, 4th… without flooding the log.
+    shed_batches: u64,
+    counters: Arc<LaneCounters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Lane {
+    fn deliver(&mut self, records: &[Record]) {
+        if records.is_empty() || self.thread.is_none() {
+            return;
+        }
+        let n = records.len() as u64;
+        let batch = Batch {
+            records: records.to_vec(),
+            shed_before: self.shed_pending,
+        };
+        let sent = match self.when_full {
+            WhenFull::Block => self.tx.send(Control::Batch(batch)).is_ok(),
+            WhenFull::DropNewest => match self.tx.try_send(Control::Batch(batch)) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    let total = self.counters.shed.fetch_add(n, Ordering::Relaxed) + n;
+                    self.shed_pending += n;
+                    self.shed_batches += 1;
+                    if self.shed_batches.is_power_of_two() {
+                        tracing::warn!(stage = %self.name, shed = total, "stage queue full, records dropped for this stage");
+                    }
+                    return;
+                }
+                Err(TrySendError::Disconnected(_)) => false,
+            },
+        };
+        if sent {
+            self.shed_pending = 0;
+            self.counters.delivered.fetch_add(n, Ordering::Relaxed);
+        } else {
+            // The stage's thread is gone (it panicked): count what it cannot take.
+            self.counters.shed.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    fn control(&self, c: Control) {
+        if self.thread.is_some() {
+            let _ = self.tx.send(c);
+        }
+    }
+
+    fn stop(&mut self) {
+        self.control(Control::Stop);
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!(stage = %self.name, "stage thread panicked");
+            }
+        }
+    }
+
+    fn stats(&self) -> StageStats {
+        StageStats {
+            name: self.name.clone(),
+            delivered: self.counters.delivered.load(Ordering::Relaxed),
+            shed: self.counters.shed.load(Ordering::Relaxed),
+            errors: self.counters.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Stages, in the order they will be started and stopped.
+pub struct PipelineBuilder {
+    stages: Vec<Box<dyn Stage>>,
+    queue_batches: usize,
+}
+
+impl Default for PipelineBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PipelineBuilder {
+    pub fn new() -> Self {
+        Self {
+            stages: Vec::new(),
+            queue_batches: DEFAULT_QUEUE_BATCHES,
+        }
+    }
+
+    pub fn stage(mut self, stage: impl Stage) -> Self {
+        self.stages.push(Box::new(stage));
+        self
+    }
+
+    pub fn boxed_stage(mut self, stage: Box<dyn Stage>) -> Self {
+        self.stages.push(stage);
+        self
+    }
+
+    /// Batches each stage's queue holds.
+    pub fn queue_batches(mut self, n: usize) -> Self {
+        self.queue_batches = n.max(1);
+        self
+    }
+
+    /// Starts every stage on its own thread; fails if any stage's `start` fails (the
+    /// stages already started are stopped again).
+    pub fn start(self) -> Result<Pipeline, PipelineError> {
+        let (alerts_tx, alerts_rx) = mpsc::channel();
+        let mut pipeline = Pipeline {
+            lanes: Vec::new(),
+            alerts_rx,
+            events: 0,
+            alerts: 0,
+        };
+        for stage in self.stages {
+            match start_lane(stage, self.queue_batches, alerts_tx.clone()) {
+                Ok(lane) => pipeline.lanes.push(lane),
+                Err(e) => {
+                    pipeline.shutdown();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(pipeline)
+    }
+}
+
+fn start_lane(
+    mut stage: Box<dyn Stage>,
+    queue_batches: usize,
+    alerts: mpsc::Sender<Arc<Alert>>,
+) -> Result<Lane, PipelineError> {
+    let name = stage.name().to_string();
+    let subscription = stage.subscription();
+    let when_full = stage.when_full();
+    let (tx, rx) = mpsc::sync_channel(queue_batches);
+    let (started_tx, started_rx) = mpsc::sync_channel(1);
+    let counters = Arc::new(LaneCounters::default());
+    let thread = {
+        let counters = counters.clone();
+        let lane_name = name.clone();
+        std::thread::Builder::new()
+            .name(format!("rampart-{name}"))
+            .spawn(move || {
+                let ctx = StageContext::new(alerts);
+                let started = stage.start(&ctx);
+                let ok = started.is_ok();
+                let _ = started_tx.send(started);
+                if ok {
+                    run_stage(stage.as_mut(), &lane_name, &rx, &ctx, &counters);
+                }
+            })
+            .map_err(|source| PipelineError::Thread {
+                stage: name.clone(),
+                source,
+            })?
+    };
+    match started_rx.recv() {
+        Ok(Ok(())) => Ok(Lane {
+            name,
+            subscription,
+            when_full,
+            tx,
+            shed_pending: 0,
+            shed_batches: 0,
+            counters,
+            thread: Some(thread),
+        }),
+        Ok(Err(source)) => {
+            let _ = thread.join();
+            Err(PipelineError::StageStart {
+                stage: name,
+                source,
+            })
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(PipelineError::StageStart {
+                stage: name,
+                source: StageError::new("the stage's thread ended while starting"),
+            })
+        }
+    }
+}
+
+fn run_stage(
+    stage: &mut dyn Stage,
+    name: &str,
+    rx: &Receiver<Control>,
+    ctx: &StageContext,
+    counters: &LaneCounters,
+) {
+    let failed = |what: &str, e: StageError| {
+        counters.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(stage = %name, error = %e, "stage {what} failed");
+    };
+    while let Ok(c) = rx.recv() {
+        match c {
+            Control::Batch(b) => {
+                if let Err(e) = stage.handle(&b, ctx) {
+                    failed("batch", e);
+                }
+            }
+            Control::Flush(now) => {
+                if let Err(e) = stage.flush(now, ctx) {
+                    failed("flush", e);
+                }
+            }
+            Control::Reload => {
+                if let Err(e) = stage.reload(ctx) {
+                    counters.errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(stage = %name, error = %e, "reload refused; what runs stays");
+                }
+            }
+            Control::Stop => {
+                if let Err(e) = stage.stop(ctx) {
+                    failed("stop", e);
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// A running pipeline; see the module doc.
+pub struct Pipeline {
+    lanes: Vec<Lane>,
+    alerts_rx: Receiver<Arc<Alert>>,
+    events: u64,
+    alerts: u64,
+}
+
+impl Pipeline {
+    pub fn builder() -> PipelineBuilder {
+        PipelineBuilder::new()
+    }
+
+    /// Fans events out to every stage that subscribes to them.
+    pub fn push_events(&mut self, events: Vec<Arc<Event>>) {
+        self.events += events.len() as u64;
+        let records: Vec<Record> = events.into_iter().map(Record::Event).collect();
+        for lane in self.lanes.iter_mut().filter(|l| l.subscription.events) {
+            lane.deliver(&records);
+        }
+    }
+
+    /// Fans the alerts raised so far out to every stage that subscribes to them.
+    pub fn pump_alerts(&mut self) {
+        let records: Vec<Record> = self.alerts_rx.try_iter().map(Record::Alert).collect();
+        self.alerts += records.len() as u64;
+        for lane in self.lanes.iter_mut().filter(|l| l.subscription.alerts) {
+            lane.deliver(&records);
+        }
+    }
+
+    /// Every stage's periodic tick.
+    pub fn flush(&mut self, now_ns: u64) {
+        for lane in &self.lanes {
+            lane.control(Control::Flush(now_ns));
+        }
+    }
+
+    /// Every stage reloads its configuration.
+    pub fn reload(&mut self) {
+        for lane in &self.lanes {
+            lane.control(Control::Reload);
+        }
+    }
+
+    pub fn stats(&self) -> PipelineStats {
+        PipelineStats {
+            events: self.events,
+            alerts: self.alerts,
+            stages: self.lanes.iter().map(Lane::stats).collect(),
+        }
+    }
+
+    /// Runs until the controls say stop or the source ends: events in batches of what
+    /// is queued, alerts after every batch, a flush tick every [`FLUSH_EVERY`], a
+    /// reload when asked. Then stops the source, delivers what it still held, and
+    /// stops every stage.
+    pub fn run(mut self, source: &mut dyn EventSource, controls: &Controls) -> PipelineStats {
+        let mut last_flush = Instant::now();
+        loop {
+            if controls.should_stop() {
+                break;
+            }
+            if controls.reload.swap(false, Ordering::Relaxed) {
+                self.reload();
+            }
+            match source.recv_timeout(Duration::from_millis(50)) {
+                Ok(ev) => {
+                    let mut batch = Vec::with_capacity(64);
+                    batch.push(Arc::new(ev));
+                    while batch.len() < MAX_BATCH {
+                        let Some(ev) = source.try_recv() else { break };
+                        batch.push(Arc::new(ev));
+                    }
+                    self.push_events(batch);
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            self.pump_alerts();
+            if last_flush.elapsed() >= FLUSH_EVERY {
+                last_flush = Instant::now();
+                self.flush(crate::wall_ns());
+            }
+        }
+        source.stop();
+        loop {
+            let batch: Vec<Arc<Event>> = std::iter::from_fn(|| source.try_recv())
+                .take(MAX_BATCH)
+                .map(Arc::new)
+                .collect();
+            if batch.is_empty() {
+                break;
+            }
+            self.push_events(batch);
+            self.pump_alerts();
+        }
+        self.shutdown()
+    }
+
+    /// Stops every stage in order (see the module doc) and returns the counters.
+    pub fn shutdown(mut self) -> PipelineStats {
+        self.pump_alerts();
+        for i in 0..self.lanes.len() {
+            self.lanes[i].stop();
+            self.pump_alerts();
+        }
+        self.stats()
+    }
+}

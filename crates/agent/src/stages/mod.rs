@@ -1,0 +1,7 @@
+//! The stages a node runs, each an adapter from a part's library to [`crate::Stage`].
+
+mod detection;
+mod outputs;
+
+pub use detection::DetectionStage;
+pub use outputs::{LatencySummary, OutputsReport, OutputsStage};
