@@ -47,7 +47,11 @@ struct cgroup_pair {
 };
 
 struct scratch {
-	u8 ev[EV_BUF];
+	union {
+		u8 ev[EV_BUF]; // the event as it goes out
+		// Never accessed: puts the wire types in the object's BTF (see rampart.h).
+		struct rampart_wire wire;
+	};
 	char path[PATH_BUF + NAME_MAX_LEN + 1];
 	// Set by fill_hdr when the event carries the cgroup names: submit records the pair
 	// as named once the event is in the ring.
