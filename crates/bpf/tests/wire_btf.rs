@@ -197,8 +197,13 @@ fn mismatches(btf: &Btf, layouts: &[Layout], enums: &[Values]) -> Vec<String> {
         let mut r = rust.values.clone();
         c.sort();
         r.sort();
-        if r != c {
-            out.push(format!("enum {}: C has {c:?}, wire.rs {r:?}", rust.name));
+        let only_c: Vec<_> = c.iter().filter(|v| !r.contains(v)).collect();
+        let only_rust: Vec<_> = r.iter().filter(|v| !c.contains(v)).collect();
+        if !only_c.is_empty() || !only_rust.is_empty() {
+            out.push(format!(
+                "enum {}: only in C {only_c:?}, only in wire.rs {only_rust:?}",
+                rust.name
+            ));
         }
     }
     out
