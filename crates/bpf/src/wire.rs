@@ -1,55 +1,166 @@
 //! Decoding of the records the kernel programs write (mirror of `bpf/rampart.h`).
 //! Bounds-checked: a short or garbled record is an error, never a panic.
 
-/// Kind numbers as written by the kernel.
-pub mod kind {
-    pub const EXEC: u16 = 1;
-    pub const FORK: u16 = 2;
-    pub const EXIT: u16 = 3;
-    pub const OPEN: u16 = 4;
-    pub const UNLINK: u16 = 5;
-    pub const RENAME: u16 = 6;
-    pub const LINK: u16 = 7;
-    pub const CHMOD: u16 = 9;
-    pub const CHOWN: u16 = 10;
-    pub const TRUNCATE: u16 = 11;
-    pub const CONNECT: u16 = 12;
-    pub const ACCEPT: u16 = 13;
-    pub const BIND: u16 = 14;
-    pub const LISTEN: u16 = 15;
-    pub const DNS: u16 = 16;
-    pub const SETID: u16 = 17;
-    pub const CAPSET: u16 = 18;
-    pub const PTRACE: u16 = 19;
-    pub const MOUNT: u16 = 20;
-    pub const UMOUNT: u16 = 21;
-    pub const UNSHARE: u16 = 22;
-    pub const SETNS: u16 = 23;
-    pub const INIT_MODULE: u16 = 24;
-    pub const FINIT_MODULE: u16 = 25;
-    pub const BPF: u16 = 26;
-    pub const MEMFD: u16 = 27;
-    pub const CHDIR: u16 = 28;
-    pub const SOCKET: u16 = 29;
-    pub const DUP: u16 = 30;
-    pub const PROCESS_VM: u16 = 31;
-    pub const IO_URING: u16 = 32;
-    pub const EXEC_FAILED: u16 = 33;
-    pub const OPEN_BY_HANDLE: u16 = 34;
-    pub const RENAME_PROC: u16 = 35;
-    pub const CHROOT: u16 = 36;
+/// Declares wire constants and a table of them by name, so the table the wire test
+/// compares with the object's BTF cannot miss one.
+macro_rules! wire_consts {
+    ($(#[$table_doc:meta])* $table:ident: $t:ty { $($(#[$doc:meta])* $name:ident = $v:expr,)* }) => {
+        $($(#[$doc])* pub const $name: $t = $v;)*
+        $(#[$table_doc])*
+        pub const $table: &[(&str, $t)] = &[$((stringify!($name), $name),)*];
+    };
 }
 
-/// `args[5]` of syscall kinds: the syscall came through the 32-bit (ia32) entry.
-pub const EVF_COMPAT: u64 = 1;
+/// Kind numbers as written by the kernel (`enum rampart_kind`, `K_<name>`).
+pub mod kind {
+    wire_consts! {
+        /// Every kind by its name here (`K_` and the name in C).
+        ALL: u16 {
+            EXEC = 1,
+            FORK = 2,
+            EXIT = 3,
+            OPEN = 4,
+            UNLINK = 5,
+            RENAME = 6,
+            LINK = 7,
+            CHMOD = 9,
+            CHOWN = 10,
+            TRUNCATE = 11,
+            CONNECT = 12,
+            ACCEPT = 13,
+            BIND = 14,
+            LISTEN = 15,
+            DNS = 16,
+            SETID = 17,
+            CAPSET = 18,
+            PTRACE = 19,
+            MOUNT = 20,
+            UMOUNT = 21,
+            UNSHARE = 22,
+            SETNS = 23,
+            INIT_MODULE = 24,
+            FINIT_MODULE = 25,
+            BPF = 26,
+            MEMFD = 27,
+            CHDIR = 28,
+            SOCKET = 29,
+            DUP = 30,
+            PROCESS_VM = 31,
+            IO_URING = 32,
+            EXEC_FAILED = 33,
+            OPEN_BY_HANDLE = 34,
+            RENAME_PROC = 35,
+            CHROOT = 36,
+        }
+    }
+}
 
-pub const EXEC_F_MEMFD: u64 = 1;
-pub const EXEC_F_DELETED: u64 = 2;
-pub const EXEC_F_ARGS_TRUNC: u64 = 4;
-pub const EXEC_F_UPPER_LAYER: u64 = 8;
+wire_consts! {
+    /// `args[5]` flags of syscall kinds (`enum rampart_event_flags`).
+    EVENT_FLAGS: u64 {
+        /// The syscall came through the 32-bit (ia32) entry.
+        EVF_COMPAT = 1,
+    }
+}
+
+wire_consts! {
+    /// `args[0]` flags of exec records (`enum rampart_exec_flags`).
+    EXEC_FLAGS: u64 {
+        EXEC_F_MEMFD = 1,
+        EXEC_F_DELETED = 2,
+        EXEC_F_ARGS_TRUNC = 4,
+        EXEC_F_UPPER_LAYER = 8,
+    }
+}
+
+/// A C struct's layout as this side reads it: the struct's name and size, and each
+/// member's name, offset and size. tests/wire_btf.rs compares it with the object's BTF.
+#[derive(Debug)]
+pub struct StructLayout {
+    pub name: &'static str,
+    pub size: usize,
+    pub fields: &'static [FieldLayout],
+}
+
+#[derive(Debug)]
+pub struct FieldLayout {
+    pub name: &'static str,
+    pub offset: usize,
+    pub size: usize,
+}
+
+/// Declares a `#[repr(C)]` mirror of a C struct (C's member names and types) and its
+/// [`StructLayout`]: the compiler lays the mirror out by C's rules, so the offsets the
+/// decoder reads at are computed, not copied numbers.
+macro_rules! mirror {
+    ($(#[$doc:meta])* struct $name:ident = $c:literal { $($field:ident: $t:ty,)* }) => {
+        $(#[$doc])*
+        #[repr(C)]
+        #[allow(dead_code)] // never built: only its layout is used
+        struct $name { $($field: $t,)* }
+        impl $name {
+            const LAYOUT: StructLayout = StructLayout {
+                name: $c,
+                size: core::mem::size_of::<$name>(),
+                fields: &[$(FieldLayout {
+                    name: stringify!($field),
+                    offset: core::mem::offset_of!($name, $field),
+                    size: core::mem::size_of::<$t>(),
+                },)*],
+            };
+        }
+    };
+}
+
+mirror! {
+    /// `struct ev_hdr`: the fixed header of every record.
+    struct EvHdr = "ev_hdr" {
+        kind: u16,
+        size: u16,
+        tgid: u32,
+        tid: u32,
+        ppid: u32,
+        ts: u64,
+        start: u64,
+        pstart: u64,
+        cgid: u64,
+        uid: u32,
+        gid: u32,
+        euid: u32,
+        egid: u32,
+        auid: u32,
+        tty: u32,
+        comm: [u8; 16],
+        args: [u64; 6],
+        cpuset_cgid: u64,
+    }
+}
+
+mirror! {
+    /// `struct sock_addr_wire`: an address the kernel synthesizes from a socket (the
+    /// "wire addr" strings of socket kinds).
+    struct SockAddrWire = "sock_addr_wire" {
+        family: u16,
+        port: u16,
+        addr: [u8; 16],
+    }
+}
+
+/// Every fixed-layout struct the kernel writes into records.
+pub const LAYOUTS: &[StructLayout] = &[EvHdr::LAYOUT, SockAddrWire::LAYOUT];
 
 /// Size of `struct ev_hdr`.
-pub const HDR_LEN: usize = 144;
+pub const HDR_LEN: usize = core::mem::size_of::<EvHdr>();
+
+/// Size of `struct sock_addr_wire`.
+pub const SOCK_ADDR_WIRE_LEN: usize = core::mem::size_of::<SockAddrWire>();
+
+/// Offset of a `struct ev_hdr` member.
+macro_rules! at {
+    ($field:ident) => {
+        core::mem::offset_of!(EvHdr, $field)
+    };
+}
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum WireError {
@@ -118,7 +229,7 @@ impl<'a> Record<'a> {
         if buf.len() < HDR_LEN {
             return Err(WireError::Short(buf.len()));
         }
-        let size = u16_at(buf, 2) as usize;
+        let size = u16_at(buf, at!(size)) as usize;
         if size < HDR_LEN || size > buf.len() {
             return Err(WireError::SizeMismatch {
                 declared: size,
@@ -127,29 +238,29 @@ impl<'a> Record<'a> {
         }
         let buf = &buf[..size];
         let mut comm = [0u8; 16];
-        comm.copy_from_slice(&buf[72..88]);
+        comm.copy_from_slice(&buf[at!(comm)..at!(comm) + 16]);
         let mut args = [0u64; 6];
         for (i, a) in args.iter_mut().enumerate() {
-            *a = u64_at(buf, 88 + i * 8);
+            *a = u64_at(buf, at!(args) + i * 8);
         }
         let hdr = Header {
-            kind: u16_at(buf, 0),
-            tgid: u32_at(buf, 4),
-            tid: u32_at(buf, 8),
-            ppid: u32_at(buf, 12),
-            ts: u64_at(buf, 16),
-            start: u64_at(buf, 24),
-            pstart: u64_at(buf, 32),
-            cgroup_id: u64_at(buf, 40),
-            uid: u32_at(buf, 48),
-            gid: u32_at(buf, 52),
-            euid: u32_at(buf, 56),
-            egid: u32_at(buf, 60),
-            auid: u32_at(buf, 64),
-            tty: u32_at(buf, 68),
+            kind: u16_at(buf, at!(kind)),
+            tgid: u32_at(buf, at!(tgid)),
+            tid: u32_at(buf, at!(tid)),
+            ppid: u32_at(buf, at!(ppid)),
+            ts: u64_at(buf, at!(ts)),
+            start: u64_at(buf, at!(start)),
+            pstart: u64_at(buf, at!(pstart)),
+            cgroup_id: u64_at(buf, at!(cgid)),
+            uid: u32_at(buf, at!(uid)),
+            gid: u32_at(buf, at!(gid)),
+            euid: u32_at(buf, at!(euid)),
+            egid: u32_at(buf, at!(egid)),
+            auid: u32_at(buf, at!(auid)),
+            tty: u32_at(buf, at!(tty)),
             comm,
             args,
-            cpuset_cgroup_id: u64_at(buf, 136),
+            cpuset_cgroup_id: u64_at(buf, at!(cpuset_cgid)),
         };
         let mut rec = Record {
             hdr,
@@ -219,31 +330,32 @@ impl<'a> Iterator for Strings<'a> {
 /// Builds records the way the kernel does; for tests and benchmarks of the decoder.
 pub fn encode(hdr: &Header, strings: &[&[u8]]) -> Vec<u8> {
     let mut b = vec![0u8; HDR_LEN];
-    b[0..2].copy_from_slice(&hdr.kind.to_ne_bytes());
-    b[4..8].copy_from_slice(&hdr.tgid.to_ne_bytes());
-    b[8..12].copy_from_slice(&hdr.tid.to_ne_bytes());
-    b[12..16].copy_from_slice(&hdr.ppid.to_ne_bytes());
-    b[16..24].copy_from_slice(&hdr.ts.to_ne_bytes());
-    b[24..32].copy_from_slice(&hdr.start.to_ne_bytes());
-    b[32..40].copy_from_slice(&hdr.pstart.to_ne_bytes());
-    b[40..48].copy_from_slice(&hdr.cgroup_id.to_ne_bytes());
-    for (i, v) in [hdr.uid, hdr.gid, hdr.euid, hdr.egid, hdr.auid, hdr.tty]
-        .iter()
-        .enumerate()
-    {
-        b[48 + i * 4..52 + i * 4].copy_from_slice(&v.to_ne_bytes());
-    }
-    b[72..88].copy_from_slice(&hdr.comm);
+    let mut put = |at: usize, bytes: &[u8]| b[at..at + bytes.len()].copy_from_slice(bytes);
+    put(at!(kind), &hdr.kind.to_ne_bytes());
+    put(at!(tgid), &hdr.tgid.to_ne_bytes());
+    put(at!(tid), &hdr.tid.to_ne_bytes());
+    put(at!(ppid), &hdr.ppid.to_ne_bytes());
+    put(at!(ts), &hdr.ts.to_ne_bytes());
+    put(at!(start), &hdr.start.to_ne_bytes());
+    put(at!(pstart), &hdr.pstart.to_ne_bytes());
+    put(at!(cgid), &hdr.cgroup_id.to_ne_bytes());
+    put(at!(uid), &hdr.uid.to_ne_bytes());
+    put(at!(gid), &hdr.gid.to_ne_bytes());
+    put(at!(euid), &hdr.euid.to_ne_bytes());
+    put(at!(egid), &hdr.egid.to_ne_bytes());
+    put(at!(auid), &hdr.auid.to_ne_bytes());
+    put(at!(tty), &hdr.tty.to_ne_bytes());
+    put(at!(comm), &hdr.comm);
     for (i, a) in hdr.args.iter().enumerate() {
-        b[88 + i * 8..96 + i * 8].copy_from_slice(&a.to_ne_bytes());
+        put(at!(args) + i * 8, &a.to_ne_bytes());
     }
-    b[136..144].copy_from_slice(&hdr.cpuset_cgroup_id.to_ne_bytes());
+    put(at!(cpuset_cgid), &hdr.cpuset_cgroup_id.to_ne_bytes());
     for s in strings {
         b.extend_from_slice(&(s.len() as u16).to_ne_bytes());
         b.extend_from_slice(s);
     }
     let size = b.len() as u16;
-    b[2..4].copy_from_slice(&size.to_ne_bytes());
+    b[at!(size)..at!(size) + 2].copy_from_slice(&size.to_ne_bytes());
     b
 }
 

@@ -14,6 +14,19 @@ fn run_sh(script: &str) {
     assert!(status.success(), "{script}");
 }
 
+/// Load options with the object `make -C bpf rebuild` just built when
+/// RAMPART_BPF_OBJECT names it (scripts/test), so these tests exercise the current C
+/// on this kernel; else the embedded (committed) object.
+fn test_options() -> LoadOptions {
+    let object = std::env::var_os("RAMPART_BPF_OBJECT").map(|path| {
+        std::fs::read(&path).unwrap_or_else(|e| panic!("RAMPART_BPF_OBJECT={path:?}: {e}"))
+    });
+    LoadOptions {
+        object,
+        ..Default::default()
+    }
+}
+
 fn can_run() -> bool {
     rampart_testbed::kernel_ready()
 }
@@ -69,7 +82,7 @@ fn loads_and_sees_exec_and_open() {
         let started = std::time::Instant::now();
         let mut sensor = rampart_bpf::load(&LoadOptions {
             syscall_hook: hook,
-            ..Default::default()
+            ..test_options()
         })
         .expect("load");
         eprintln!("{hook:?}: loaded and attached in {:?}", started.elapsed());
@@ -190,7 +203,7 @@ fn a_missing_handler_costs_only_its_family() {
         let opts = LoadOptions {
             kind_mask: !(1u64 << kind::OPEN),
             syscall_hook: hook,
-            ..Default::default()
+            ..test_options()
         };
         let mut sensor = rampart_bpf::load(&opts).expect("load");
         assert_eq!(sensor.skipped, skipped, "{hook:?}");
@@ -318,7 +331,7 @@ fn repeated_read_only_opens_fold_into_the_next_record() {
     let window = std::time::Duration::from_millis(500);
     let mut sensor = rampart_bpf::load(&LoadOptions {
         open_repeat_window: window,
-        ..Default::default()
+        ..test_options()
     })
     .expect("load");
     let marker = format!("/tmp/rampart-fold-{}", std::process::id());
@@ -380,7 +393,7 @@ fn the_first_event_after_a_quiet_spell_wakes_the_reader() {
     }
     let mut sensor = rampart_bpf::load(&LoadOptions {
         kind_mask: 1 << kind::OPEN,
-        ..Default::default()
+        ..test_options()
     })
     .expect("load");
     assert!(sensor.wakes_after_quiet);
@@ -574,7 +587,7 @@ fn syscalls_through_the_32_bit_entry_arrive_translated_and_flagged() {
         let mut sensor = rampart_bpf::load(&LoadOptions {
             syscall_hook: hook,
             compat_syscalls,
-            ..Default::default()
+            ..test_options()
         })
         .expect("load");
         assert!(sensor.warnings.is_empty(), "{:?}", sensor.warnings);
@@ -641,7 +654,7 @@ fn cgroup_names_come_once_per_cgroup_pair() {
     let id = std::fs::metadata(&dir).expect("stat cgroup").ino();
     let mut sensor = rampart_bpf::load(&LoadOptions {
         kind_mask: 1 << kind::OPEN,
-        ..Default::default()
+        ..test_options()
     })
     .expect("load");
     let marker = format!("/tmp/{leaf}");
@@ -706,7 +719,7 @@ fn ignored_processes_make_no_records() {
     let mut sensor = rampart_bpf::load(&LoadOptions {
         kind_mask: 1 << kind::OPEN,
         ignored_tgids: vec![std::process::id(), quiet.id()],
-        ..Default::default()
+        ..test_options()
     })
     .expect("load");
     writeln!(quiet.stdin.take().expect("stdin"), "go").expect("tell sh");
@@ -765,7 +778,7 @@ fn switch_round_trip(syscall_hook: SyscallHook) {
         kind_mask: 1 << kind::OPEN | 1 << kind::EXEC,
         ignored_tgids: vec![std::process::id()],
         syscall_hook,
-        ..Default::default()
+        ..test_options()
     })
     .expect("load");
     eprintln!("hook switch with {:?}", sensor.syscall_hook);
