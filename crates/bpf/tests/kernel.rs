@@ -14,15 +14,10 @@ fn run_sh(script: &str) {
     assert!(status.success(), "{script}");
 }
 
-/// Load options with the object `make -C bpf rebuild` just built when
-/// RAMPART_BPF_OBJECT names it (scripts/test), so these tests exercise the current C
-/// on this kernel; else the embedded (committed) object.
+/// Load options with the test bed's object (the fresh build under scripts/test).
 fn test_options() -> LoadOptions {
-    let object = std::env::var_os("RAMPART_BPF_OBJECT").map(|path| {
-        std::fs::read(&path).unwrap_or_else(|e| panic!("RAMPART_BPF_OBJECT={path:?}: {e}"))
-    });
     LoadOptions {
-        object,
+        object: rampart_testbed::bpf_object(),
         ..Default::default()
     }
 }

@@ -99,6 +99,7 @@ pub fn detector() -> &'static Detector {
             cv: Condvar::new(),
         }));
         let mut sensor = rampart_sensor::start(SensorConfig {
+            bpf_object: rampart_testbed::bpf_object(),
             queue_capacity: 1 << 20,
             ..Default::default()
         })
@@ -114,6 +115,7 @@ pub fn detector() -> &'static Detector {
             );
             drop(sensor);
             sensor = rampart_sensor::start(SensorConfig {
+                bpf_object: rampart_testbed::bpf_object(),
                 queue_capacity: 1 << 20,
                 syscall_hook: rampart_bpf::SyscallHook::SysExit,
                 ..Default::default()

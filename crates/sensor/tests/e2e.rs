@@ -35,6 +35,7 @@ fn shared() -> &'static Shared {
             stats: OnceLock::new(),
         }));
         let sensor = rampart_sensor::start(SensorConfig {
+            bpf_object: rampart_testbed::bpf_object(),
             queue_capacity: 1 << 20,
             ..Default::default()
         })
@@ -700,6 +701,7 @@ fn privilege_and_kernel_events() {
              attempt is checked on a second sensor on the sys_exit hook"
         );
         let sys_exit = rampart_sensor::start(SensorConfig {
+            bpf_object: rampart_testbed::bpf_object(),
             kinds: Some([rampart_event::EventKind::ModuleLoad].into()),
             syscall_hook: rampart_bpf::SyscallHook::SysExit,
             ..Default::default()
@@ -828,6 +830,7 @@ fn queue_overflow_is_reported_as_lost() {
         return;
     }
     let mut sensor = rampart_sensor::start(SensorConfig {
+        bpf_object: rampart_testbed::bpf_object(),
         queue_capacity: 16,
         docker: false,
         ..Default::default()

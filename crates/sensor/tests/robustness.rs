@@ -75,6 +75,7 @@ fn survives_dockerd_restart_and_container_churn() {
     }
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let mut sensor = rampart_sensor::start(SensorConfig {
+        bpf_object: rampart_testbed::bpf_object(),
         queue_capacity: 1 << 20,
         ..Default::default()
     })
@@ -287,6 +288,7 @@ fn runc_containers_at_50_per_second_are_all_attributed() {
     let dirs: Vec<_> = ids.iter().map(|id| bundles.bundle(id)).collect();
 
     let mut sensor = rampart_sensor::start(SensorConfig {
+        bpf_object: rampart_testbed::bpf_object(),
         queue_capacity: 1 << 20,
         ..Default::default()
     })

@@ -75,6 +75,17 @@ pub fn kernel_ready() -> bool {
     require(kernel_unavailable())
 }
 
+/// The BPF object the kernel tests load: the one `make -C bpf rebuild` just built when
+/// `RAMPART_BPF_OBJECT` names it (scripts/test), so they exercise the current C on
+/// this kernel; else `None`, the embedded (committed) object.
+pub fn bpf_object() -> Option<Vec<u8>> {
+    let path = std::env::var_os("RAMPART_BPF_OBJECT")?;
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => panic!("RAMPART_BPF_OBJECT={}: {e}", path.to_string_lossy()),
+    }
+}
+
 /// True when `program` runs (`program ARGS…` exits at all); otherwise skips or fails
 /// with `why` (what installs it).
 pub fn tool_ready(program: &str, args: &[&str], why: &str) -> bool {
