@@ -2,6 +2,7 @@
 //! module; the parts' internals stay in their crates.
 
 mod bench;
+mod db_cmd;
 mod output;
 mod sensor_cmd;
 mod up;
@@ -41,7 +42,7 @@ enum Command {
     /// Scan an image, a directory or a running container: SBOM, vulnerabilities, secrets.
     Scan(rampart_scan::cli::ScanArgs),
     /// The local vulnerability database (OSV records).
-    Db(rampart_vulndb::cli::DbArgs),
+    Db(db_cmd::DbArgs),
     /// Validate, list and test detection rules (Falco-compatible).
     Rules {
         #[command(subcommand)]
@@ -99,7 +100,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
         }
         Command::Bench(a) => bench::run(a),
         Command::Scan(a) => rampart_scan::cli::run(a),
-        Command::Db(a) => rampart_vulndb::cli::run(a),
+        Command::Db(a) => db_cmd::run(a),
         Command::Rules { command } => rampart_detect::cli::run(command),
         Command::Outputs(a) => tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -344,7 +344,7 @@ fn stored_image_sbom_is_named_when_a_later_import_affects_it() {
 
     let mut db = rampart_vulndb::VulnDb::open(&db_path).unwrap();
     let advisory = common::fixtures().join("advisories/pypi/vulns/requests/PYSEC-2018-28.yaml");
-    let outcome = rampart_vulndb::cli::import_and_rematch(&mut db, &advisory).unwrap();
+    let outcome = rampart_vulndb::import_and_rematch(&mut db, &advisory).unwrap();
     let new: Vec<(&str, &str, &str)> = outcome
         .rematch
         .new_findings
