@@ -4,6 +4,7 @@
 mod bench;
 mod db_cmd;
 mod output;
+mod outputs_cmd;
 mod sensor_cmd;
 mod up;
 
@@ -49,7 +50,7 @@ enum Command {
         command: rampart_detect::cli::RulesCommand,
     },
     /// Alert outputs: validate a configuration, print the example.
-    Outputs(rampart_notify::cli::OutputsArgs),
+    Outputs(outputs_cmd::OutputsArgs),
     /// Load generator used by `rampart bench throughput` (runs in a child process).
     #[command(hide = true)]
     BenchGenOpens,
@@ -105,7 +106,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
         Command::Outputs(a) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(rampart_notify::cli::run(a)),
+            .block_on(outputs_cmd::run(a)),
         Command::BenchStorm { kind, n } => {
             bench::storm(&kind, n)?;
             Ok(0)
