@@ -5,6 +5,7 @@ mod bench;
 mod db_cmd;
 mod output;
 mod outputs_cmd;
+mod rules_cmd;
 mod sensor_cmd;
 mod up;
 
@@ -47,7 +48,7 @@ enum Command {
     /// Validate, list and test detection rules (Falco-compatible).
     Rules {
         #[command(subcommand)]
-        command: rampart_detect::cli::RulesCommand,
+        command: rules_cmd::RulesCommand,
     },
     /// Alert outputs: validate a configuration, print the example.
     Outputs(outputs_cmd::OutputsArgs),
@@ -102,7 +103,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
         Command::Bench(a) => bench::run(a),
         Command::Scan(a) => rampart_scan::cli::run(a),
         Command::Db(a) => db_cmd::run(a),
-        Command::Rules { command } => rampart_detect::cli::run(command),
+        Command::Rules { command } => rules_cmd::run(command),
         Command::Outputs(a) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?

@@ -5,17 +5,17 @@
 //! This crate owns the rule language (YAML lists / macros / rules with Falco's
 //! append/override and exceptions semantics, Falco's condition grammar), the mapping
 //! of Falco's syscall fields onto Rampart's event model, the compiled evaluator,
-//! alert noise control, the in-file rule-test format and the `rampart rules` CLI.
+//! alert noise control, the in-file rule-test format and the offline rule tools
+//! (validate, list, test) behind `rampart rules`.
 //!
 //! Entry points: [`RuleEngine::load`] / [`RuleEngine::evaluate`] /
-//! [`RuleEngine::reload`] for `rampart up`; [`load_files`] for tools; [`cli`] for
-//! the `rampart rules` subcommands.
+//! [`RuleEngine::reload`] for `rampart up`; [`load_files`] for tools; [`validate_files`],
+//! [`list_rules`] and [`test_files`] for the `rampart rules` subcommands.
 
 pub mod alerts;
 pub mod ast;
 #[doc(hidden)]
 pub mod baseline;
-pub mod cli;
 pub mod compile;
 pub mod fields;
 pub mod hostnames;
@@ -26,6 +26,7 @@ mod plan;
 pub mod ruleset;
 pub mod source;
 pub mod tests_format;
+pub mod tools;
 
 pub use alerts::NoiseConfig;
 pub use fields::EvalCtx;
@@ -35,3 +36,4 @@ pub use loader::{
 };
 pub use parser::{parse_condition, ParseError};
 pub use ruleset::{CompiledRule, EngineError, RuleEngine, RuleSet};
+pub use tools::{list_rules, test_files, validate_files};
