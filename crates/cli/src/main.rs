@@ -6,6 +6,7 @@ mod db_cmd;
 mod output;
 mod outputs_cmd;
 mod rules_cmd;
+mod scan_cmd;
 mod sensor_cmd;
 mod up;
 
@@ -42,7 +43,7 @@ enum Command {
     /// Measure the sensor: overhead, throughput, memory.
     Bench(bench::BenchArgs),
     /// Scan an image, a directory or a running container: SBOM, vulnerabilities, secrets.
-    Scan(rampart_scan::cli::ScanArgs),
+    Scan(scan_cmd::ScanArgs),
     /// The local vulnerability database (OSV records).
     Db(db_cmd::DbArgs),
     /// Validate, list and test detection rules (Falco-compatible).
@@ -101,7 +102,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             }
         }
         Command::Bench(a) => bench::run(a),
-        Command::Scan(a) => rampart_scan::cli::run(a),
+        Command::Scan(a) => scan_cmd::run(a),
         Command::Db(a) => db_cmd::run(a),
         Command::Rules { command } => rules_cmd::run(command),
         Command::Outputs(a) => tokio::runtime::Builder::new_current_thread()

@@ -1,10 +1,10 @@
-//! `rampart scan` through its clap arguments: formats, --output, --fail-on, the
-//! ignore file with expiry, and secrets redaction.
+//! A `rampart scan` run as a library job (`rampart_scan::run_job`): formats, output,
+//! the fail-on threshold, the ignore file with expiry, and secrets redaction. The
+//! binary's argument parsing is tested in the `rampart` crate's `scan_cli.rs`.
 
 mod common;
 
-use common::args;
-use rampart_scan::cli::run;
+use common::{args, run};
 
 // Built at run time so the source holds no literal token.
 fn token() -> String {
