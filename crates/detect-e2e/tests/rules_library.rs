@@ -115,7 +115,7 @@ fn library_loads_beside_falco_stable_rules() {
         );
     }
     // The in-file tests still pass with Falco's lists and macros loaded first.
-    let outcomes = rampart_detect::tests_format::run_rule_tests(&both);
+    let outcomes = rampart_detect::tools::run_rule_tests(&both);
     let failures: Vec<_> = outcomes
         .iter()
         .flat_map(|o| o.failures.iter().map(move |f| format!("{}: {f}", o.rule)))

@@ -17,23 +17,29 @@ pub mod ast;
 #[doc(hidden)]
 pub mod baseline;
 pub mod compile;
+pub mod diagnostic;
+pub mod engine;
 pub mod fields;
 pub mod hostnames;
+pub mod kinds;
 pub mod loader;
 pub mod output;
 pub mod parser;
 mod plan;
+pub mod rule;
 pub mod ruleset;
 pub mod source;
 pub mod tests_format;
 pub mod tools;
 
 pub use alerts::NoiseConfig;
+pub use engine::{EngineError, RuleEngine};
 pub use fields::EvalCtx;
 pub use hostnames::{ResolveOptions, Resolver, StaticResolver, SystemResolver};
 pub use loader::{
     load_files, load_files_with, load_texts, load_texts_with, LoadError, LoadWarning,
 };
 pub use parser::{parse_condition, ParseError};
-pub use ruleset::{CompiledRule, EngineError, RuleEngine, RuleSet};
+pub use rule::CompiledRule;
+pub use ruleset::RuleSet;
 pub use tools::{list_rules, test_files, validate_files};

@@ -13,8 +13,8 @@ use std::sync::{Arc, OnceLock};
 use rampart_event::{Event, EventKind};
 
 use crate::ast::{FieldRef, Op};
-use crate::compile::{KindSet, Predicate};
 use crate::fields::{Availability, EvalCtx, Getter};
+use crate::kinds::{evt_type_static_kinds, KindSet, Predicate};
 
 /// A compiled condition before specialisation.
 #[derive(Clone)]
@@ -310,7 +310,7 @@ pub(crate) fn field_static_kinds(f: &FieldRef) -> KindSet {
     }
     let name = f.name.as_str();
     match name {
-        "evt.type" | "syscall.type" => crate::compile::evt_type_static_kinds(),
+        "evt.type" | "syscall.type" => evt_type_static_kinds(),
         "evt.dir" | "evt.category" | "evt.source" | "evt.count" | "evt.is_open_exec" => {
             KindSet::ALL
         }

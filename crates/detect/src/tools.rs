@@ -7,10 +7,11 @@ use std::path::PathBuf;
 
 use rampart_event::Priority;
 
+use crate::fields::EvalCtx;
 use crate::hostnames::{ResolveOptions, StaticResolver};
 use crate::loader::{load_files_with, LoadError, LoadWarning};
 use crate::ruleset::RuleSet;
-use crate::tests_format::{run_rule_tests, RuleTestOutcome};
+use crate::tests_format::build_event;
 
 /// Loads rules for the offline tools: checking, listing and testing rules must not
 /// depend on (or wait for) DNS, so the host names conditions mention stay unresolved
@@ -146,4 +147,57 @@ pub fn test_files(files: &[PathBuf]) -> TestReport {
         untested: set.rules().iter().filter(|r| r.tests.is_empty()).count(),
         load_errors,
     }
+}
+
+/// Result of one rule's tests.
+#[derive(Debug)]
+pub struct RuleTestOutcome {
+    pub rule: String,
+    pub passed: usize,
+    pub failures: Vec<String>,
+}
+
+/// Runs every rule's tests against the full rule set (kind index included).
+pub fn run_rule_tests(set: &RuleSet) -> Vec<RuleTestOutcome> {
+    let mut out = Vec::new();
+    for r in set.rules() {
+        if r.tests.is_empty() {
+            continue;
+        }
+        let mut o = RuleTestOutcome {
+            rule: r.name.clone(),
+            passed: 0,
+            failures: Vec::new(),
+        };
+        for (want, list) in [
+            (true, &r.tests.should_fire),
+            (false, &r.tests.should_not_fire),
+        ] {
+            for (i, snippet) in list.iter().enumerate() {
+                let label = if want {
+                    "should_fire"
+                } else {
+                    "should_not_fire"
+                };
+                match build_event(snippet) {
+                    Ok(ev) => {
+                        let ctx = EvalCtx::new(&ev);
+                        let fired = r.matches(&ctx);
+                        if fired == want {
+                            o.passed += 1;
+                        } else {
+                            o.failures.push(format!(
+                                "{label}[{i}]: rule {} on {}",
+                                if fired { "fired" } else { "did not fire" },
+                                serde_json::to_string(snippet).unwrap_or_default()
+                            ));
+                        }
+                    }
+                    Err(e) => o.failures.push(format!("{label}[{i}]: {e}")),
+                }
+            }
+        }
+        out.push(o);
+    }
+    out
 }
