@@ -31,7 +31,7 @@ pub mod walk;
 
 pub use error::{Result, ScanError};
 pub use job::{run_job, JobOutcome, ScanJob};
+pub use model::Limits;
 pub use model::{Package, PackageKind, ScanReport, Severity};
 pub use scanner::{scan, ScanOptions, Target};
 pub use secrets::SecretContentScanner;
-pub use walk::Limits;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::model::{ContentFinding, OsInfo, Package, ScanWarning};
-use crate::walk::{FileEvidence, LayerEvidence};
+use crate::model::{FileEvidence, LayerEvidence};
 
 /// The merged content of an image or directory.
 #[derive(Debug, Default)]

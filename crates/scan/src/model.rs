@@ -1,4 +1,8 @@
-//! The scan result model: packages, operating system, findings, report.
+//! The scan result model: packages, operating system, findings, report; the evidence
+//! one file or layer contributes (what the per-layer cache stores); and the limits that
+//! bound reading. Every other module of the crate builds on these types.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -254,4 +258,58 @@ pub struct ScanReport {
     pub content_findings: Vec<ContentFinding>,
     #[serde(default)]
     pub warnings: Vec<ScanWarning>,
+}
+
+/// What one file contributed to the scan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileEvidence {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<Package>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<OsInfo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<ContentFinding>,
+    /// Problems with this file (malformed database, over the size limit...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Everything one layer (or one directory) contributed; this is what the per-layer cache stores.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerEvidence {
+    /// Paths removed from lower layers by `.wh.NAME` entries.
+    pub whiteouts: Vec<String>,
+    /// Directories whose lower-layer content is hidden (`.wh..wh..opq`); "" is the root.
+    pub opaque_dirs: Vec<String>,
+    /// Evidence by normalised path.
+    pub files: BTreeMap<String, FileEvidence>,
+    /// Problems with entries of this layer that are not tied to a cataloged file.
+    pub warnings: Vec<ScanWarning>,
+}
+
+/// Bounds that protect the scanner against hostile or absurd input.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest single file read into memory; larger candidate files are skipped with a warning.
+    pub max_file_bytes: u64,
+    /// Most uncompressed bytes one layer (or an image's outer archive) may expand to.
+    pub max_layer_bytes: u64,
+    /// Most entries one layer may hold.
+    pub max_entries: u64,
+    /// Deepest nesting of archives inside archives (jars in jars).
+    pub max_archive_depth: u32,
+    /// Most uncompressed bytes read out of one archive member (nested jar, zlib section).
+    pub max_member_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 256 << 20,
+            max_layer_bytes: 16 << 30,
+            max_entries: 2_000_000,
+            max_archive_depth: 4,
+            max_member_bytes: 64 << 20,
+        }
+    }
 }

@@ -1,7 +1,6 @@
 //! Catalogers: which files are evidence of installed packages, and how each is read.
 
-use crate::model::{ContentFinding, OsInfo, Package};
-use crate::walk::{FileEvidence, Limits};
+use crate::model::{ContentFinding, FileEvidence, Limits, OsInfo, Package};
 
 pub mod apk;
 pub mod binary;
