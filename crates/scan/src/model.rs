@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+/// Severity and content findings are the event model's, shared with alerts and the
+/// vulnerability database.
+pub use rampart_event::{Finding, Severity};
+
 /// Which packaging system a package belongs to (decides the purl type and the
 /// OSV ecosystem used for matching).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -123,48 +127,6 @@ pub struct OsInfo {
     pub version_codename: String,
 }
 
-/// Severity of a finding, ordered from least to most severe.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    #[default]
-    Unknown,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Unknown => "unknown",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl std::str::FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "unknown" | "none" => Ok(Severity::Unknown),
-            "low" => Ok(Severity::Low),
-            "medium" | "moderate" => Ok(Severity::Medium),
-            "high" => Ok(Severity::High),
-            "critical" => Ok(Severity::Critical),
-            other => Err(format!(
-                "unknown severity {other:?}: expected unknown, low, medium, high or critical"
-            )),
-        }
-    }
-}
-
 /// A known vulnerability affecting one package.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vulnerability {
@@ -183,22 +145,6 @@ pub struct Vulnerability {
     pub package_name: String,
     pub package_version: String,
     pub location: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layer: Option<String>,
-}
-
-/// A finding from a file-content scanner (secrets, malware). `excerpt` is already redacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContentFinding {
-    pub rule_id: String,
-    pub kind: String,
-    pub description: String,
-    pub severity: Severity,
-    pub path: String,
-    #[serde(default)]
-    pub line: u32,
-    #[serde(default)]
-    pub excerpt: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
 }
@@ -255,7 +201,7 @@ pub struct ScanReport {
     #[serde(default)]
     pub vulnerabilities: Vec<Vulnerability>,
     #[serde(default)]
-    pub content_findings: Vec<ContentFinding>,
+    pub content_findings: Vec<Finding>,
     #[serde(default)]
     pub warnings: Vec<ScanWarning>,
 }
@@ -268,7 +214,7 @@ pub struct FileEvidence {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os: Option<OsInfo>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub findings: Vec<ContentFinding>,
+    pub findings: Vec<Finding>,
     /// Problems with this file (malformed database, over the size limit...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,

@@ -3,7 +3,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::catalog::FileContentScanner;
-use crate::model::{ContentFinding, Severity};
+use crate::model::{Finding, Severity};
 
 /// Secrets from `rampart-secrets`, as a file-content scanner for the walk.
 pub struct SecretContentScanner {
@@ -47,11 +47,11 @@ impl FileContentScanner for SecretContentScanner {
         !rampart_secrets::is_binary(path, head)
     }
 
-    fn scan(&self, path: &str, bytes: &[u8]) -> Vec<ContentFinding> {
+    fn scan(&self, path: &str, bytes: &[u8]) -> Vec<Finding> {
         self.scanner
             .scan(path, bytes)
             .into_iter()
-            .map(|f| ContentFinding {
+            .map(|f| Finding {
                 rule_id: f.rule_id,
                 kind: "secret".into(),
                 description: f.description,

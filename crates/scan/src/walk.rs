@@ -624,7 +624,7 @@ fn read_file_beneath(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ContentFinding;
+    use crate::model::Finding;
     use sha2::Digest;
     use std::collections::BTreeMap;
 
@@ -739,7 +739,7 @@ mod tests {
         fn fingerprint(&self) -> String {
             "recorder".into()
         }
-        fn scan(&self, path: &str, bytes: &[u8]) -> Vec<ContentFinding> {
+        fn scan(&self, path: &str, bytes: &[u8]) -> Vec<Finding> {
             if let Ok(mut seen) = self.0.lock() {
                 seen.insert(path.to_string(), bytes.len());
             }
