@@ -26,6 +26,7 @@ pub mod loader;
 pub mod output;
 pub mod parser;
 mod plan;
+mod probe;
 pub mod rule;
 pub mod ruleset;
 pub mod source;

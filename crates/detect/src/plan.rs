@@ -15,6 +15,7 @@ use rampart_event::{Event, EventKind};
 use crate::ast::{FieldRef, Op};
 use crate::fields::{Availability, EvalCtx, Getter};
 use crate::kinds::{evt_type_static_kinds, KindSet, Predicate};
+use crate::probe::probe_event;
 
 /// A compiled condition before specialisation.
 #[derive(Clone)]
@@ -201,17 +202,7 @@ impl Prog {
 /// a leaf that is static for a kind has the probe's value on every event of it.
 fn probes() -> &'static [Option<Event>] {
     static PROBES: OnceLock<Vec<Option<Event>>> = OnceLock::new();
-    PROBES.get_or_init(|| {
-        EventKind::ALL
-            .iter()
-            .map(|k| {
-                let name = serde_json::to_value(k).ok()?;
-                let ev =
-                    crate::tests_format::build_event(&serde_json::json!({ "kind": name })).ok()?;
-                (ev.kind() == *k).then_some(ev)
-            })
-            .collect()
-    })
+    PROBES.get_or_init(|| EventKind::ALL.iter().map(|k| probe_event(*k)).collect())
 }
 
 /// Specialises `node` for events of kind `k`: static leaves folded, `and`/`or`
