@@ -146,6 +146,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         burst: cfg.alerts.burst,
     };
     let (engine, errors) = RuleEngine::load_with(&rules, noise)?;
+    let engine = engine.with_users(std::sync::Arc::new(rampart_detect::HostPasswd::default()));
     for e in &errors {
         eprintln!("rampart: rule not loaded: {e}");
     }

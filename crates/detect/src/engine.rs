@@ -13,6 +13,7 @@ use crate::hostnames::{ResolveOptions, REFRESH_EVERY};
 use crate::loader::{load_files_with, LoadError};
 use crate::rule::CompiledRule;
 use crate::ruleset::RuleSet;
+use crate::users::{NoUsers, UserDirectory};
 
 /// Why the engine refused a load.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub struct RuleEngine {
     noise: Mutex<NoiseControl>,
     paths: Mutex<Vec<PathBuf>>,
     resolve: ResolveOptions,
+    /// Where `user.*` names come from; none until [`RuleEngine::with_users`].
+    users: Arc<dyn UserDirectory>,
 }
 
 impl RuleEngine {
@@ -75,7 +78,16 @@ impl RuleEngine {
             noise: Mutex::new(NoiseControl::new(noise)),
             paths: Mutex::new(paths.iter().map(|p| p.as_ref().to_path_buf()).collect()),
             resolve: ResolveOptions::default(),
+            users: Arc::new(NoUsers),
         }
+    }
+
+    /// Names users from `users`: the node gives its [`HostPasswd`](crate::HostPasswd);
+    /// an engine run centrally or on recorded history gives the directory that matches
+    /// the events, or keeps the default (no directory: only uid 0 has a name).
+    pub fn with_users(mut self, users: Arc<dyn UserDirectory>) -> Self {
+        self.users = users;
+        self
     }
 
     /// Replaces the rules atomically. Any load error refuses the reload and keeps the
@@ -109,7 +121,7 @@ impl RuleEngine {
     /// windows that closed before this event's time).
     pub fn evaluate(&self, ev: &Event) -> Vec<Alert> {
         let set = self.rules.load();
-        let ctx = EvalCtx::new(ev);
+        let ctx = EvalCtx::with_users(ev, &*self.users);
         let mut matched: Vec<&CompiledRule> = Vec::new();
         set.for_each_match(&ctx, |r| matched.push(r));
         let Ok(mut noise) = self.noise.lock() else {

@@ -32,6 +32,7 @@ pub mod ruleset;
 pub mod source;
 pub mod tests_format;
 pub mod tools;
+pub mod users;
 
 pub use alerts::NoiseConfig;
 pub use engine::{EngineError, RuleEngine};
@@ -44,3 +45,4 @@ pub use parser::{parse_condition, ParseError};
 pub use rule::CompiledRule;
 pub use ruleset::RuleSet;
 pub use tools::{list_rules, test_files, validate_files};
+pub use users::{HostPasswd, NoUsers, StaticUsers, UserDirectory, UserEntry};

@@ -11,6 +11,7 @@ use crate::fields::EvalCtx;
 use crate::hostnames::{HostRegistry, HostTable, ResolveOptions};
 use crate::plan::{GateField, SubField};
 use crate::rule::CompiledRule;
+use crate::users::{NoUsers, UserDirectory};
 use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
@@ -393,9 +394,15 @@ impl RuleSet {
         }
     }
 
-    /// Names of the enabled rules that match.
+    /// Names of the enabled rules that match, with no user directory (only uid 0 has
+    /// a name).
     pub fn matching_rules(&self, ev: &Event) -> Vec<&str> {
-        let ctx = EvalCtx::new(ev);
+        self.matching_rules_with(ev, &NoUsers)
+    }
+
+    /// Names of the enabled rules that match, `user.*` fields named from `users`.
+    pub fn matching_rules_with(&self, ev: &Event, users: &dyn UserDirectory) -> Vec<&str> {
+        let ctx = EvalCtx::with_users(ev, users);
         let mut out = Vec::new();
         self.for_each_match(&ctx, |r| out.push(r.name.as_str()));
         out
