@@ -2,6 +2,7 @@
 //! (detection, then outputs), built from the node's configuration.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_detect::RuleEngine;
@@ -53,6 +54,8 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
     let rules = cfg.rule_paths(&opts.rules)?;
     let sensor_config = cfg.sensor.sensor_config()?;
     let (engine, errors) = RuleEngine::load_with(&rules, cfg.noise())?;
+    // User names from the passwd file of each process's own root (its image's).
+    let engine = engine.with_users(Arc::new(rampart_detect::HostPasswd::default()));
     for e in &errors {
         eprintln!("rampart: rule not loaded: {e}");
     }

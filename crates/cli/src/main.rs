@@ -2,7 +2,11 @@
 //! module; the parts' internals stay in their crates.
 
 mod bench;
+mod db_cmd;
 mod output;
+mod outputs_cmd;
+mod rules_cmd;
+mod scan_cmd;
 mod sensor_cmd;
 mod up;
 
@@ -39,16 +43,16 @@ enum Command {
     /// Measure the sensor: overhead, throughput, memory.
     Bench(bench::BenchArgs),
     /// Scan an image, a directory or a running container: SBOM, vulnerabilities, secrets.
-    Scan(rampart_scan::cli::ScanArgs),
+    Scan(scan_cmd::ScanArgs),
     /// The local vulnerability database (OSV records).
-    Db(rampart_vulndb::cli::DbArgs),
+    Db(db_cmd::DbArgs),
     /// Validate, list and test detection rules (Falco-compatible).
     Rules {
         #[command(subcommand)]
-        command: rampart_detect::cli::RulesCommand,
+        command: rules_cmd::RulesCommand,
     },
     /// Alert outputs: validate a configuration, print the example.
-    Outputs(rampart_notify::cli::OutputsArgs),
+    Outputs(outputs_cmd::OutputsArgs),
     /// Load generator used by `rampart bench throughput` (runs in a child process).
     #[command(hide = true)]
     BenchGenOpens,
@@ -98,13 +102,13 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             }
         }
         Command::Bench(a) => bench::run(a),
-        Command::Scan(a) => rampart_scan::cli::run(a),
-        Command::Db(a) => rampart_vulndb::cli::run(a),
-        Command::Rules { command } => rampart_detect::cli::run(command),
+        Command::Scan(a) => scan_cmd::run(a),
+        Command::Db(a) => db_cmd::run(a),
+        Command::Rules { command } => rules_cmd::run(command),
         Command::Outputs(a) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
-            .block_on(rampart_notify::cli::run(a)),
+            .block_on(outputs_cmd::run(a)),
         Command::BenchStorm { kind, n } => {
             bench::storm(&kind, n)?;
             Ok(0)

@@ -90,3 +90,87 @@ fn scan_with_malware_rules() {
         );
     }
 }
+
+/// The flags reach the scan job: format, output file, the fail-on threshold (exit 1)
+/// and the notes on standard error; bad values and bad targets exit 2.
+#[test]
+fn scan_flags_output_and_exit_codes() {
+    let (_temp, project, _rules) = setup();
+    let token = format!("ghp_{}", "Zx8Kq2Lm9Rt4Vw7Yb3Nc6Hd1Jf5Gs0Pa8Ue2");
+    std::fs::write(
+        project.join("settings.conf"),
+        format!("export GITHUB_TOKEN={token}\n"),
+    )
+    .unwrap();
+    let report = project.join("report.json");
+    let output = Command::new(bin())
+        .args([
+            "scan",
+            "--no-cache",
+            "--format",
+            "json",
+            "--fail-on",
+            "high",
+            "-o",
+        ])
+        .arg(&report)
+        .arg(&project)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(output.stdout.is_empty(), "the report goes to the file");
+    assert!(
+        stderr.contains("note: no vulnerability database given (--db)"),
+        "{stderr}"
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(!text.contains(&token), "secrets are redacted");
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(json["content_findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule_id"] == "github-pat" && f["severity"] == "high"));
+
+    // Without secrets nothing trips; the table goes to standard output.
+    let output = Command::new(bin())
+        .args(["scan", "--no-cache", "--no-secrets", "--fail-on", "low"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(!output.stdout.is_empty());
+
+    for (args, expected) in [
+        (
+            vec!["--fail-on", "severe"],
+            "invalid value 'severe' for '--fail-on <SEVERITY>': unknown severity \"severe\": expected unknown, low, medium, high or critical",
+        ),
+        (vec!["--format", "yaml"], "invalid value 'yaml' for '--format <FORMAT>'"),
+        (vec!["--store-sbom"], "--db <FILE>"),
+    ] {
+        let output = Command::new(bin())
+            .arg("scan")
+            .args(&args)
+            .arg(&project)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    }
+    let missing = project.join("no-such-image.tar");
+    std::fs::write(&missing, b"not a tar at all").unwrap();
+    let output = Command::new(bin())
+        .args(["scan", "--no-cache"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("rampart: scanning ") && stderr.contains("no-such-image.tar"),
+        "{stderr}"
+    );
+}

@@ -124,10 +124,12 @@ pub fn detector() -> &'static Detector {
         }
         std::thread::spawn(move || {
             let sensor: RunningSensor = sensor;
+            // Live events on this node: users named as `rampart up` names them.
+            let users = rampart_detect::HostPasswd::default();
             while let Ok(ev) = sensor.events.recv() {
                 let names: Vec<String> = d
                     .rules
-                    .matching_rules(&ev)
+                    .matching_rules_with(&ev, &users)
                     .into_iter()
                     .map(str::to_string)
                     .collect();

@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-use rampart_detect::cli::{run, RulesCommand};
 use rampart_detect::load_files;
 
 fn rules_dir() -> PathBuf {
@@ -76,18 +75,19 @@ fn every_rule_is_documented_tagged_and_tested() {
 
 #[test]
 fn rules_validate_and_in_file_tests_pass() {
-    let code = run(RulesCommand::Validate {
-        files: vec![rules_dir()],
-        warnings: true,
-        strict: false,
-    })
-    .unwrap();
-    assert_eq!(code, 0, "rampart rules validate rules/ failed (see stdout)");
-    let code = run(RulesCommand::Test {
-        files: vec![rules_dir()],
-    })
-    .unwrap();
-    assert_eq!(code, 0, "rampart rules test rules/ failed (see stdout)");
+    let validation = rampart_detect::validate_files(&[rules_dir()]);
+    assert!(
+        !validation.failed(false),
+        "rampart rules validate rules/ failed: {:?}",
+        validation.errors
+    );
+    let report = rampart_detect::test_files(&[rules_dir()]);
+    let failures: Vec<&String> = report.outcomes.iter().flat_map(|o| &o.failures).collect();
+    assert!(
+        !report.is_failure(),
+        "rampart rules test rules/ failed: {:?} {failures:?}",
+        report.load_errors
+    );
 }
 
 #[test]
@@ -115,7 +115,7 @@ fn library_loads_beside_falco_stable_rules() {
         );
     }
     // The in-file tests still pass with Falco's lists and macros loaded first.
-    let outcomes = rampart_detect::tests_format::run_rule_tests(&both);
+    let outcomes = rampart_detect::tools::run_rule_tests(&both);
     let failures: Vec<_> = outcomes
         .iter()
         .flat_map(|o| o.failures.iter().map(move |f| format!("{}: {f}", o.rule)))

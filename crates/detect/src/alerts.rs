@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use rampart_event::{Alert, Workload};
 
 use crate::fields::EvalCtx;
-use crate::ruleset::{CompiledRule, RuleSet};
+use crate::rule::CompiledRule;
 
 /// Noise-control settings.
 #[derive(Debug, Clone, Copy)]
@@ -119,13 +119,7 @@ impl NoiseControl {
     }
 
     /// Offers one match; pushes the alerts to deliver now.
-    pub fn offer(
-        &mut self,
-        rule: &CompiledRule,
-        ctx: &EvalCtx<'_>,
-        set: &RuleSet,
-        out: &mut Vec<Alert>,
-    ) {
+    pub fn offer(&mut self, rule: &CompiledRule, ctx: &EvalCtx<'_>, out: &mut Vec<Alert>) {
         let now = ctx.ev.ts_ns;
         let container = match ctx.ev.container.as_ref() {
             Workload::Container(c) => c.id.clone(),
@@ -144,14 +138,14 @@ impl NoiseControl {
                     }
                     w.suppressed += 1;
                     let id = String::new();
-                    w.latest = Some(set.alert_for(rule, ctx, id));
+                    w.latest = Some(rule.alert(ctx, id));
                     return;
                 }
             }
         }
         if self.take_token(&rule.name, now) {
             let id = self.new_id(now);
-            out.push(set.alert_for(rule, ctx, id));
+            out.push(rule.alert(ctx, id));
             if self.cfg.window_ns > 0 {
                 self.windows.insert(
                     key,
@@ -171,7 +165,7 @@ impl NoiseControl {
                 container: "*".into(),
                 lineage: "*rate-limited*".into(),
             };
-            let alert = set.alert_for(rule, ctx, String::new());
+            let alert = rule.alert(ctx, String::new());
             let w = self.windows.entry(key).or_insert(Window {
                 start_ns: now,
                 suppressed: 0,

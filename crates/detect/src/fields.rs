@@ -21,10 +21,15 @@ use std::sync::{Arc, OnceLock};
 use rampart_event::{Ancestor, Container, Event, L4Proto, Payload, Process, SockAddr, Workload};
 
 use crate::ast::FieldRef;
+use crate::users::{user_name, NoUsers, UserDirectory, UserEntry};
 
-/// Per-event evaluation state: the event and lazily built derived strings.
+/// Per-event evaluation state: the event, where user names come from, and lazily
+/// built derived strings.
 pub struct EvalCtx<'e> {
     pub ev: &'e Event,
+    users: &'e dyn UserDirectory,
+    /// The passwd entry of the process's effective uid (looked up once per event).
+    user: OnceCell<Option<Arc<UserEntry>>>,
     cmdline: OnceCell<String>,
     pcmdline: OnceCell<String>,
     fd_name: OnceCell<Option<Cow<'e, str>>>,
@@ -32,14 +37,39 @@ pub struct EvalCtx<'e> {
 }
 
 impl<'e> EvalCtx<'e> {
+    /// A context without a user directory: uid 0 is `root`, other uids have no name.
     pub fn new(ev: &'e Event) -> Self {
+        Self::with_users(ev, &NoUsers)
+    }
+
+    /// A context whose `user.*` names come from `users`.
+    pub fn with_users(ev: &'e Event, users: &'e dyn UserDirectory) -> Self {
         Self {
             ev,
+            users,
+            user: OnceCell::new(),
             cmdline: OnceCell::new(),
             pcmdline: OnceCell::new(),
             fd_name: OnceCell::new(),
             cwd: OnceCell::new(),
         }
+    }
+
+    /// The passwd entry of the process's effective uid, from the user directory.
+    fn user(&self) -> Option<&UserEntry> {
+        let p = self.process()?;
+        self.user
+            .get_or_init(|| self.users.user(self.ev, p.euid))
+            .as_deref()
+    }
+
+    /// The name of `uid` (the login uid, which may differ from the effective one).
+    fn name_of(&self, uid: u32) -> Option<Cow<'_, str>> {
+        if self.process().is_some_and(|p| p.euid == uid) {
+            return user_name(self.user(), uid).map(Cow::Borrowed);
+        }
+        let entry = self.users.user(self.ev, uid);
+        user_name(entry.as_deref(), uid).map(|n| Cow::Owned(n.to_string()))
     }
 
     fn process(&self) -> Option<&'e Process> {
@@ -579,7 +609,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
 
         // --- user / group ---
         "user.uid" => provided(int(|ctx| ctx.process().map(|p| p.euid as i64))),
-        "user.name" => provided(s(|ctx| ctx.process().and_then(|p| user_name(p.euid)).map(Cow::Borrowed))),
+        "user.name" => provided(s(|ctx| ctx.process().and_then(|p| ctx.name_of(p.euid)))),
         "user.loginuid" => provided(int(|ctx| ctx.process().map(|p| p.auid.map_or(-1, |a| a as i64)))),
         // Rampart extensions: the real ids (user.uid/group.gid are the effective ones, as
         // in Falco). A setuid-root program run by nobody has uid 0 but ruid 65534.
@@ -588,12 +618,12 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         "user.loginname" => provided(s(|ctx| {
             let p = ctx.process()?;
             match p.auid {
-                Some(a) => user_name(a).map(Cow::Borrowed),
+                Some(a) => ctx.name_of(a),
                 None => b("<NA>"),
             }
         })),
-        "user.homedir" => provided(s(|ctx| ctx.process().and_then(|p| passwd_entry(p.euid)).map(|e| Cow::Borrowed(e.home.as_str())))),
-        "user.shell" => provided(s(|ctx| ctx.process().and_then(|p| passwd_entry(p.euid)).map(|e| Cow::Borrowed(e.shell.as_str())))),
+        "user.homedir" => provided(s(|ctx| ctx.user().map(|e| Cow::Borrowed(e.home.as_str())))),
+        "user.shell" => provided(s(|ctx| ctx.user().map(|e| Cow::Borrowed(e.shell.as_str())))),
         "group.gid" => provided(int(|ctx| ctx.process().map(|p| p.egid as i64))),
         "group.name" => provided(s(|ctx| ctx.process().and_then(|p| group_name(p.egid)).map(Cow::Borrowed))),
 
@@ -1902,46 +1932,6 @@ pub fn format_time(ts_ns: u64, iso: bool) -> String {
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(mo <= 2);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{m:02}:{s:02}.{nanos:09}Z")
-}
-
-struct PasswdEntry {
-    name: String,
-    home: String,
-    shell: String,
-}
-
-fn passwd() -> &'static HashMap<u32, PasswdEntry> {
-    static PASSWD: OnceLock<HashMap<u32, PasswdEntry>> = OnceLock::new();
-    PASSWD.get_or_init(|| {
-        let text = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-        text.lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split(':').collect();
-                let uid = f.get(2)?.parse().ok()?;
-                Some((
-                    uid,
-                    PasswdEntry {
-                        name: f.first()?.to_string(),
-                        home: f.get(5).unwrap_or(&"").to_string(),
-                        shell: f.get(6).unwrap_or(&"").to_string(),
-                    },
-                ))
-            })
-            .collect()
-    })
-}
-
-fn passwd_entry(uid: u32) -> Option<&'static PasswdEntry> {
-    passwd().get(&uid)
-}
-
-/// User name for a uid: `root` for 0, else the host's /etc/passwd (cached; approximate
-/// for containers with their own user database).
-pub fn user_name(uid: u32) -> Option<&'static str> {
-    if uid == 0 {
-        return Some("root");
-    }
-    passwd_entry(uid).map(|e| e.name.as_str())
 }
 
 fn group_name(gid: u32) -> Option<&'static str> {

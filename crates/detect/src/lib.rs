@@ -5,33 +5,44 @@
 //! This crate owns the rule language (YAML lists / macros / rules with Falco's
 //! append/override and exceptions semantics, Falco's condition grammar), the mapping
 //! of Falco's syscall fields onto Rampart's event model, the compiled evaluator,
-//! alert noise control, the in-file rule-test format and the `rampart rules` CLI.
+//! alert noise control, the in-file rule-test format and the offline rule tools
+//! (validate, list, test) behind `rampart rules`.
 //!
 //! Entry points: [`RuleEngine::load`] / [`RuleEngine::evaluate`] /
-//! [`RuleEngine::reload`] for `rampart up`; [`load_files`] for tools; [`cli`] for
-//! the `rampart rules` subcommands.
+//! [`RuleEngine::reload`] for `rampart up`; [`load_files`] for tools; [`validate_files`],
+//! [`list_rules`] and [`test_files`] for the `rampart rules` subcommands.
 
 pub mod alerts;
 pub mod ast;
 #[doc(hidden)]
 pub mod baseline;
-pub mod cli;
 pub mod compile;
+pub mod diagnostic;
+pub mod engine;
 pub mod fields;
 pub mod hostnames;
+pub mod kinds;
 pub mod loader;
 pub mod output;
 pub mod parser;
 mod plan;
+mod probe;
+pub mod rule;
 pub mod ruleset;
 pub mod source;
 pub mod tests_format;
+pub mod tools;
+pub mod users;
 
 pub use alerts::NoiseConfig;
+pub use engine::{EngineError, RuleEngine};
 pub use fields::EvalCtx;
 pub use hostnames::{ResolveOptions, Resolver, StaticResolver, SystemResolver};
 pub use loader::{
     load_files, load_files_with, load_texts, load_texts_with, LoadError, LoadWarning,
 };
 pub use parser::{parse_condition, ParseError};
-pub use ruleset::{CompiledRule, EngineError, RuleEngine, RuleSet};
+pub use rule::CompiledRule;
+pub use ruleset::RuleSet;
+pub use tools::{list_rules, test_files, validate_files};
+pub use users::{HostPasswd, NoUsers, StaticUsers, UserDirectory, UserEntry};

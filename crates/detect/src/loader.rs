@@ -16,45 +16,15 @@ use yaml_serde::{Mapping, Value};
 
 use crate::ast::{Expr, Op};
 use crate::compile::{self, Env, MacroDef};
+pub use crate::diagnostic::{LoadError, LoadWarning};
 use crate::fields::Availability;
 use crate::hostnames::{HostRegistry, ResolveOptions};
 use crate::output::OutputTemplate;
 use crate::parser::parse_condition;
-use crate::ruleset::{CompiledRule, RuleSet};
+use crate::rule::CompiledRule;
+use crate::ruleset::RuleSet;
 use crate::source::{FileLayout, Pos, Source};
 use crate::tests_format::{parse_rule_tests, RuleTests};
-
-/// A problem in a rules file, located.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}:{col}: {message}")]
-pub struct LoadError {
-    pub file: String,
-    pub line: u32,
-    pub col: u32,
-    /// What failed (`rule 'X'`, `macro 'y'`, `list 'z'`), when it is one item.
-    pub item: Option<String>,
-    pub message: String,
-}
-
-impl LoadError {
-    fn at(file: &str, pos: Pos, item: Option<String>, message: impl Into<String>) -> Self {
-        let message = message.into();
-        let message = match &item {
-            Some(i) => format!("{i}: {message}"),
-            None => message,
-        };
-        Self {
-            file: file.to_string(),
-            line: pos.line,
-            col: pos.col,
-            item,
-            message,
-        }
-    }
-}
-
-/// A note that does not stop loading (unused list, field without data, …).
-pub type LoadWarning = LoadError;
 
 #[derive(Clone)]
 struct ListInfo {

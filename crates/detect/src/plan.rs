@@ -13,8 +13,9 @@ use std::sync::{Arc, OnceLock};
 use rampart_event::{Event, EventKind};
 
 use crate::ast::{FieldRef, Op};
-use crate::compile::{KindSet, Predicate};
 use crate::fields::{Availability, EvalCtx, Getter};
+use crate::kinds::{evt_type_static_kinds, KindSet, Predicate};
+use crate::probe::probe_event;
 
 /// A compiled condition before specialisation.
 #[derive(Clone)]
@@ -201,17 +202,7 @@ impl Prog {
 /// a leaf that is static for a kind has the probe's value on every event of it.
 fn probes() -> &'static [Option<Event>] {
     static PROBES: OnceLock<Vec<Option<Event>>> = OnceLock::new();
-    PROBES.get_or_init(|| {
-        EventKind::ALL
-            .iter()
-            .map(|k| {
-                let name = serde_json::to_value(k).ok()?;
-                let ev =
-                    crate::tests_format::build_event(&serde_json::json!({ "kind": name })).ok()?;
-                (ev.kind() == *k).then_some(ev)
-            })
-            .collect()
-    })
+    PROBES.get_or_init(|| EventKind::ALL.iter().map(|k| probe_event(*k)).collect())
 }
 
 /// Specialises `node` for events of kind `k`: static leaves folded, `and`/`or`
@@ -310,7 +301,7 @@ pub(crate) fn field_static_kinds(f: &FieldRef) -> KindSet {
     }
     let name = f.name.as_str();
     match name {
-        "evt.type" | "syscall.type" => crate::compile::evt_type_static_kinds(),
+        "evt.type" | "syscall.type" => evt_type_static_kinds(),
         "evt.dir" | "evt.category" | "evt.source" | "evt.count" | "evt.is_open_exec" => {
             KindSet::ALL
         }

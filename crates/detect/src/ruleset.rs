@@ -1,113 +1,20 @@
-//! Compiled rules indexed by event kind ([`RuleSet`], immutable) and the reloadable
-//! [`RuleEngine`] that turns events into alerts.
+//! Compiled rules indexed by event kind ([`RuleSet`], immutable); the reloadable engine
+//! that runs them is [`crate::engine::RuleEngine`].
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-use rampart_event::{Alert, Event, EventKind, Priority};
+use rampart_event::{Alert, Event, EventKind};
 
-use crate::alerts::{NoiseConfig, NoiseControl};
-use crate::compile::{Compiled, FastMap, KindSet};
-use crate::fields::{Availability, EvalCtx};
-use crate::hostnames::{HostRegistry, HostTable, ResolveOptions, REFRESH_EVERY};
-use crate::loader::{load_files_with, LoadError, LoadWarning};
-use crate::output::{OutputTemplate, RenderedOutput};
+use crate::compile::FastMap;
+use crate::diagnostic::LoadWarning;
+use crate::fields::EvalCtx;
+use crate::hostnames::{HostRegistry, HostTable, ResolveOptions};
 use crate::plan::{GateField, SubField};
-use crate::source::Pos;
-use crate::tests_format::RuleTests;
+use crate::rule::CompiledRule;
+use crate::users::{NoUsers, UserDirectory};
 use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
-
-/// One rule, ready to evaluate.
-pub struct CompiledRule {
-    pub name: String,
-    pub desc: String,
-    pub priority: Priority,
-    pub tags: Vec<String>,
-    /// MITRE ATT&CK technique / tactic ids found in the tags (`T1059.004`, `TA0003`).
-    pub mitre: Vec<String>,
-    pub enabled: bool,
-    pub kinds: KindSet,
-    compiled: Compiled,
-    output: OutputTemplate,
-    pub file: String,
-    pub pos: Pos,
-    pub tests: RuleTests,
-    /// Fields the condition uses that Rampart lacks or approximates.
-    pub field_notes: Vec<(String, Availability)>,
-}
-
-impl CompiledRule {
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn new(
-        name: String,
-        desc: String,
-        priority: Priority,
-        tags: Vec<String>,
-        enabled: bool,
-        compiled: Compiled,
-        output: OutputTemplate,
-        file: String,
-        pos: Pos,
-        tests: RuleTests,
-        field_notes: Vec<(String, Availability)>,
-    ) -> Self {
-        let mitre = tags.iter().filter(|t| is_mitre_id(t)).cloned().collect();
-        Self {
-            name,
-            desc,
-            priority,
-            tags,
-            mitre,
-            enabled,
-            kinds: compiled.kinds,
-            compiled,
-            output,
-            file,
-            pos,
-            tests,
-            field_notes,
-        }
-    }
-
-    /// Evaluates the condition alone (no kind index, ignores `enabled`).
-    pub fn matches(&self, ctx: &EvalCtx<'_>) -> bool {
-        self.compiled.matches(ctx)
-    }
-
-    pub fn render(&self, ctx: &EvalCtx<'_>) -> RenderedOutput {
-        self.output.render(ctx)
-    }
-
-    /// MITRE tactic names from `mitre_<tactic>` tags.
-    pub fn tactics(&self) -> Vec<String> {
-        self.tags
-            .iter()
-            .filter_map(|t| t.strip_prefix("mitre_"))
-            .map(|t| t.replace('_', " "))
-            .collect()
-    }
-}
-
-/// `T1059`, `T1059.004`, `TA0002`.
-pub fn is_mitre_id(t: &str) -> bool {
-    let b = t.as_bytes();
-    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
-    if let Some(rest) = t.strip_prefix("TA") {
-        return rest.len() == 4 && digits(rest.as_bytes());
-    }
-    if b.first() != Some(&b'T') {
-        return false;
-    }
-    match t[1..].split_once('.') {
-        None => t.len() == 5 && digits(&b[1..]),
-        Some((a, s)) => {
-            a.len() == 4 && digits(a.as_bytes()) && s.len() == 3 && digits(s.as_bytes())
-        }
-    }
-}
 
 /// A bit set over the rules of one kind.
 type RuleBits = Box<[u64]>;
@@ -487,9 +394,15 @@ impl RuleSet {
         }
     }
 
-    /// Names of the enabled rules that match.
+    /// Names of the enabled rules that match, with no user directory (only uid 0 has
+    /// a name).
     pub fn matching_rules(&self, ev: &Event) -> Vec<&str> {
-        let ctx = EvalCtx::new(ev);
+        self.matching_rules_with(ev, &NoUsers)
+    }
+
+    /// Names of the enabled rules that match, `user.*` fields named from `users`.
+    pub fn matching_rules_with(&self, ev: &Event, users: &dyn UserDirectory) -> Vec<&str> {
+        let ctx = EvalCtx::with_users(ev, users);
         let mut out = Vec::new();
         self.for_each_match(&ctx, |r| out.push(r.name.as_str()));
         out
@@ -505,143 +418,7 @@ impl RuleSet {
 
     /// Builds an un-aggregated alert for a rule that matched.
     pub fn alert_for(&self, rule: &CompiledRule, ctx: &EvalCtx<'_>, id: String) -> Alert {
-        let out = rule.render(ctx);
-        Alert {
-            id,
-            ts_ns: ctx.ev.ts_ns,
-            first_ts_ns: ctx.ev.ts_ns,
-            count: 1,
-            rule: rule.name.clone(),
-            priority: rule.priority,
-            mitre: rule.mitre.clone(),
-            tags: rule.tags.clone(),
-            message: out.message,
-            output_fields: out.fields,
-            source: "syscall".into(),
-            event: ctx.ev.clone(),
-        }
-    }
-}
-
-/// Why the engine refused a load.
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("no rule loaded; {} error(s), first: {}", .0.len(), .0.first().map(|e| e.to_string()).unwrap_or_default())]
-    NothingLoaded(Vec<LoadError>),
-    #[error("reload refused, the running rules stay in place: {} error(s), first: {}", .0.len(), .0.first().map(|e| e.to_string()).unwrap_or_default())]
-    ReloadRefused(Vec<LoadError>),
-}
-
-/// The running detection engine: current rules (swapped atomically on reload) and
-/// alert noise control.
-///
-/// Host names the rules compare addresses with are re-resolved every
-/// [`REFRESH_EVERY`] on a background thread that follows reloads.
-pub struct RuleEngine {
-    rules: ArcSwap<RuleSet>,
-    noise: Mutex<NoiseControl>,
-    paths: Mutex<Vec<PathBuf>>,
-    resolve: ResolveOptions,
-}
-
-impl RuleEngine {
-    /// Loads rules files; rules that fail are reported and the others run.
-    pub fn load<P: AsRef<Path>>(paths: &[P]) -> Result<(RuleEngine, Vec<LoadError>), EngineError> {
-        Self::load_with(paths, NoiseConfig::default())
-    }
-
-    pub fn load_with<P: AsRef<Path>>(
-        paths: &[P],
-        noise: NoiseConfig,
-    ) -> Result<(RuleEngine, Vec<LoadError>), EngineError> {
-        Self::load_with_resolver(paths, noise, ResolveOptions::default())
-    }
-
-    /// [`RuleEngine::load_with`] with a given resolver for host names (kept for
-    /// reloads and refreshes).
-    pub fn load_with_resolver<P: AsRef<Path>>(
-        paths: &[P],
-        noise: NoiseConfig,
-        resolve: ResolveOptions,
-    ) -> Result<(RuleEngine, Vec<LoadError>), EngineError> {
-        let (set, errors) = load_files_with(paths, &resolve);
-        if set.rules().is_empty() && !errors.is_empty() {
-            return Err(EngineError::NothingLoaded(errors));
-        }
-        let mut engine = Self::from_ruleset(set, noise, paths);
-        engine.resolve = resolve;
-        Ok((engine, errors))
-    }
-
-    pub fn from_ruleset<P: AsRef<Path>>(
-        set: RuleSet,
-        noise: NoiseConfig,
-        paths: &[P],
-    ) -> RuleEngine {
-        set.hostnames().spawn_refresh(REFRESH_EVERY);
-        RuleEngine {
-            rules: ArcSwap::from_pointee(set),
-            noise: Mutex::new(NoiseControl::new(noise)),
-            paths: Mutex::new(paths.iter().map(|p| p.as_ref().to_path_buf()).collect()),
-            resolve: ResolveOptions::default(),
-        }
-    }
-
-    /// Replaces the rules atomically. Any load error refuses the reload and keeps the
-    /// running set; evaluation in other threads is never blocked.
-    pub fn reload<P: AsRef<Path>>(&self, paths: &[P]) -> Result<Arc<RuleSet>, EngineError> {
-        let (set, errors) = load_files_with(paths, &self.resolve);
-        if !errors.is_empty() {
-            return Err(EngineError::ReloadRefused(errors));
-        }
-        // The replaced set's refresher ends once that set is dropped.
-        set.hostnames().spawn_refresh(REFRESH_EVERY);
-        let set = Arc::new(set);
-        self.rules.store(set.clone());
-        if let Ok(mut p) = self.paths.lock() {
-            *p = paths.iter().map(|p| p.as_ref().to_path_buf()).collect();
-        }
-        Ok(set)
-    }
-
-    /// Reloads the files last loaded (SIGHUP).
-    pub fn reload_same(&self) -> Result<Arc<RuleSet>, EngineError> {
-        let paths = self.paths.lock().map(|p| p.clone()).unwrap_or_default();
-        self.reload(&paths)
-    }
-
-    pub fn ruleset(&self) -> Arc<RuleSet> {
-        self.rules.load_full()
-    }
-
-    /// Evaluates one event: alerts to deliver now (first of a burst, and aggregates of
-    /// windows that closed before this event's time).
-    pub fn evaluate(&self, ev: &Event) -> Vec<Alert> {
-        let set = self.rules.load();
-        let ctx = EvalCtx::new(ev);
-        let mut matched: Vec<&CompiledRule> = Vec::new();
-        set.for_each_match(&ctx, |r| matched.push(r));
-        let Ok(mut noise) = self.noise.lock() else {
-            return Vec::new();
-        };
-        let mut out = noise.flush(ev.ts_ns);
-        for r in matched {
-            noise.offer(r, &ctx, &set, &mut out);
-        }
-        out
-    }
-
-    /// Closes aggregation windows that ended by `now_ns` (call on a timer).
-    pub fn flush(&self, now_ns: u64) -> Vec<Alert> {
-        self.noise
-            .lock()
-            .map(|mut n| n.flush(now_ns))
-            .unwrap_or_default()
-    }
-
-    /// Closes every window (shutdown).
-    pub fn flush_all(&self) -> Vec<Alert> {
-        self.flush(u64::MAX)
+        rule.alert(ctx, id)
     }
 }
 

@@ -16,11 +16,13 @@
 //! ```
 //!
 //! Each snippet is an [`Event`] in its JSON form with anything left out filled from a
-//! default (a root process `/usr/bin/true` on the host, per-kind default `data`), so a
-//! test states only what matters. `rampart rules test` runs them.
+//! default (a root process `/usr/bin/true` on the host, per-kind default `data`; see
+//! [`crate::probe`]), so a test states only what matters. `rampart rules test` runs them.
 
 use rampart_event::Event;
 use serde_json::{json, Map, Value as Json};
+
+use crate::probe::{base_event, fill_open_access};
 
 /// Event snippets that must / must not fire their rule.
 #[derive(Debug, Clone, Default)]
@@ -67,60 +69,6 @@ pub(crate) fn parse_rule_tests(v: &yaml_serde::Value) -> Result<RuleTests, Strin
     Ok(t)
 }
 
-fn default_data(kind: &str) -> Json {
-    match kind {
-        "exec" => json!({"filename": "/usr/bin/true"}),
-        "fork" => json!({"child_pid": 101, "child_exec_id": "t:101:1"}),
-        "exit" => json!({"code": 0}),
-        "file_open" => json!({"path": "/tmp/x", "flags": 0, "mode": 0, "ret": 3}),
-        "file_unlink" | "file_chmod" | "file_truncate" => {
-            json!({"path": "/tmp/x", "mode": 0, "length": 0, "ret": 0})
-        }
-        "file_rename" => json!({"old_path": "/tmp/a", "new_path": "/tmp/b", "ret": 0}),
-        "file_link" => {
-            json!({"old_path": "/tmp/a", "new_path": "/tmp/b", "symbolic": true, "ret": 0})
-        }
-        "file_chown" => json!({"path": "/tmp/x", "uid": 0, "gid": 0, "ret": 0}),
-        "net_connect" => {
-            json!({"proto": "tcp", "remote": {"family": "inet", "ip": "93.184.216.34", "port": 443}, "ret": 0})
-        }
-        "net_accept" => json!({"proto": "tcp", "ret": 4}),
-        "net_bind" => {
-            json!({"proto": "tcp", "local": {"family": "inet", "ip": "0.0.0.0", "port": 8080}, "ret": 0})
-        }
-        "net_listen" => json!({"proto": "tcp", "backlog": 128, "ret": 0}),
-        "dns_query" => {
-            json!({"query": "example.com", "qtype": 1, "server": {"family": "inet", "ip": "8.8.8.8", "port": 53}})
-        }
-        "set_id" => json!({"call": "setuid", "args": [0], "ret": 0}),
-        "capset" => json!({"effective": 0, "permitted": 0, "inheritable": 0, "ret": 0}),
-        "ptrace" => json!({"request": 16, "target_pid": 1, "ret": 0}),
-        "mount" => {
-            json!({"source": "none", "target": "/mnt", "fstype": "tmpfs", "flags": 0, "ret": 0})
-        }
-        "umount" => json!({"target": "/mnt", "flags": 0, "ret": 0}),
-        "namespace" => json!({"call": "unshare", "flags": 0, "ret": 0}),
-        "module_load" => json!({"call": "finit_module", "ret": 0}),
-        "bpf" => json!({"cmd": 5, "ret": 3}),
-        "memfd_create" => json!({"name": "x", "flags": 1, "ret": 3}),
-        "proc_mem_write" => json!({"path": "/proc/1/mem", "target_pid": 1, "ret": 3}),
-        "process_vm" => json!({"call": "process_vm_writev", "target_pid": 1, "ret": 8}),
-        "io_uring" => json!({"op": "openat", "path": "/etc/hostname", "flags": 0}),
-        "file_open_by_handle" => {
-            json!({"path": "/etc/shadow", "mount_path": "/etc/hostname", "flags": 0, "ret": 3})
-        }
-        "chroot" => json!({"path": "/host", "ret": 0}),
-        "process_rename" => json!({"name": "kworker/0:1", "previous": "miner", "ret": 0}),
-        "exec_failed" => {
-            json!({"call": "execve", "filename": "/dev/shm/x", "argv": ["x"], "ret": -13})
-        }
-        "socket" => json!({"domain": "AF_PACKET", "sock_type": 3, "protocol": 768, "ret": 3}),
-        "fd_dup" => json!({"call": "dup2", "old_fd": 3, "new_fd": 0, "proto": "tcp"}),
-        "lost" => json!({"source": "kernel", "count": 1}),
-        _ => json!({}),
-    }
-}
-
 fn merge(base: &mut Json, over: &Json) {
     match (base, over) {
         (Json::Object(b), Json::Object(o)) => {
@@ -141,21 +89,7 @@ pub fn build_event(snippet: &Json) -> Result<Event, String> {
         .get("kind")
         .and_then(Json::as_str)
         .ok_or("snippet needs `kind` (exec, file_open, net_connect, …)")?;
-    let mut ev = json!({
-        "schema": 1,
-        "ts_ns": 1_700_000_000_000_000_000u64,
-        "host": "test-host",
-        "seq": 1,
-        "process": {
-            "pid": 100, "tid": 100, "ppid": 1, "exec_id": "t:100:1",
-            "uid": 0, "gid": 0, "euid": 0, "egid": 0,
-            "exe": "/usr/bin/true", "argv": ["true"], "cwd": "/", "comm": "true",
-            "start_ns": 1_699_999_990_000_000_000u64
-        },
-        "container": {"type": "host"},
-        "kind": kind,
-        "data": default_data(kind),
-    });
+    let mut ev = base_event(kind);
     let mut over = Map::new();
     for (k, v) in s {
         over.insert(k.clone(), v.clone());
@@ -167,16 +101,7 @@ pub fn build_event(snippet: &Json) -> Result<Event, String> {
         }
     }
     merge(&mut ev, &Json::Object(over));
-    // open access follows the flags unless given.
-    if kind == "file_open" {
-        if let Some(data) = ev.get_mut("data").and_then(Json::as_object_mut) {
-            if !data.contains_key("access") {
-                let flags = data.get("flags").and_then(Json::as_u64).unwrap_or(0) as u32;
-                let a = rampart_event::OpenAccess::from_flags(flags);
-                data.insert("access".into(), json!({"read": a.read, "write": a.write, "create": a.create, "truncate": a.truncate}));
-            }
-        }
-    }
+    fill_open_access(&mut ev);
     if let Some(anc) = ev
         .pointer_mut("/process/ancestry")
         .and_then(Json::as_array_mut)
@@ -214,57 +139,4 @@ pub fn build_event(snippet: &Json) -> Result<Event, String> {
         }
     }
     serde_json::from_value(ev).map_err(|e| format!("not a valid event: {e}"))
-}
-
-/// Result of one rule's tests.
-#[derive(Debug)]
-pub struct RuleTestOutcome {
-    pub rule: String,
-    pub passed: usize,
-    pub failures: Vec<String>,
-}
-
-/// Runs every rule's tests against the full rule set (kind index included).
-pub fn run_rule_tests(set: &crate::RuleSet) -> Vec<RuleTestOutcome> {
-    let mut out = Vec::new();
-    for r in set.rules() {
-        if r.tests.is_empty() {
-            continue;
-        }
-        let mut o = RuleTestOutcome {
-            rule: r.name.clone(),
-            passed: 0,
-            failures: Vec::new(),
-        };
-        for (want, list) in [
-            (true, &r.tests.should_fire),
-            (false, &r.tests.should_not_fire),
-        ] {
-            for (i, snippet) in list.iter().enumerate() {
-                let label = if want {
-                    "should_fire"
-                } else {
-                    "should_not_fire"
-                };
-                match build_event(snippet) {
-                    Ok(ev) => {
-                        let ctx = crate::EvalCtx::new(&ev);
-                        let fired = r.matches(&ctx);
-                        if fired == want {
-                            o.passed += 1;
-                        } else {
-                            o.failures.push(format!(
-                                "{label}[{i}]: rule {} on {}",
-                                if fired { "fired" } else { "did not fire" },
-                                serde_json::to_string(snippet).unwrap_or_default()
-                            ));
-                        }
-                    }
-                    Err(e) => o.failures.push(format!("{label}[{i}]: {e}")),
-                }
-            }
-        }
-        out.push(o);
-    }
-    out
 }

@@ -1,5 +1,7 @@
 //! The typed event model every Rampart part speaks: [`Event`] (what the sensor saw, with
-//! its process and container), and the identities inside it.
+//! its process and container), and the identities inside it; [`Alert`] with its
+//! Falco-compatible [`Priority`]; and the one [`Severity`] scale and [`Finding`] the
+//! scanners report.
 //!
 //! The JSON form is the serde form of these types; it is described by
 //! `schema/event.schema.json` at the repository root and versioned by
@@ -12,7 +14,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod finding;
 pub mod json;
+
+pub use finding::{Finding, ParseSeverityError, Severity};
 
 /// Version of the JSON event schema. Emitted on every event as `schema`.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -850,6 +855,21 @@ impl Priority {
             "debug" => Priority::Debug,
             _ => return None,
         })
+    }
+
+    /// This priority on the one finding [`Severity`] scale: Emergency, Alert and
+    /// Critical are critical; Error high; Warning medium; Notice low; Informational and
+    /// Debug are not rated (unknown, the bottom of the scale). The same cut points as
+    /// the OCSF severity of an alert, with OCSF's Fatal folded into critical and its
+    /// Informational into unknown.
+    pub fn severity(self) -> Severity {
+        match self {
+            Priority::Emergency | Priority::Alert | Priority::Critical => Severity::Critical,
+            Priority::Error => Severity::High,
+            Priority::Warning => Severity::Medium,
+            Priority::Notice => Severity::Low,
+            Priority::Informational | Priority::Debug => Severity::Unknown,
+        }
     }
 }
 

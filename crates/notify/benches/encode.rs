@@ -36,7 +36,7 @@ fn measure(budget: Duration, mut f: impl FnMut() -> usize) -> (u64, Duration) {
 }
 
 fn main() {
-    let alert = rampart_notify::cli::sample_alert();
+    let alert = rampart_notify::sample_alert();
     let ctx = EncodeContext::default();
     let budget = Duration::from_millis(400);
     let header = syslog::SyslogHeader {

@@ -11,17 +11,20 @@
 //! - [`Dispatcher`]: fans every alert out to all sinks through one bounded queue per
 //!   sink, so a slow or dead sink never holds up the others; whatever a sink loses (queue
 //!   full, delivery given up) is counted per sink in [`SinkStats`].
+//! - [`preview`]: the example configuration, a sample alert and [`render`], which
+//!   `rampart outputs` prints.
 //!
 //! It knows nothing about how alerts are produced.
 
-pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod encode;
+pub mod preview;
 pub mod sink;
 
 pub use config::{Encoding, OutputsConfig, SinkConfig, SinkKind};
 pub use dispatch::{Dispatcher, SinkStats};
+pub use preview::{render, sample_alert, RenderFormat, EXAMPLE_CONFIG};
 pub use sink::{build_sinks, AlertSink};
 
 /// Errors of this crate: configuration, I/O and delivery.

@@ -74,7 +74,7 @@ fn example_values_equal_the_code_defaults() {
 
 #[test]
 fn example_file_is_what_the_cli_prints() {
-    assert_eq!(rampart_notify::cli::EXAMPLE_CONFIG, EXAMPLE);
+    assert_eq!(rampart_notify::EXAMPLE_CONFIG, EXAMPLE);
 }
 
 /// Random edits of the example (bytes deleted, duplicated, replaced by YAML-significant

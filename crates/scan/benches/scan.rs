@@ -320,7 +320,7 @@ fn main() {
     let with_secrets = ScanOptions {
         cache_root: None,
         content_scanner: Some(std::sync::Arc::new(
-            rampart_scan::cli::SecretContentScanner::builtin(),
+            rampart_scan::SecretContentScanner::builtin(),
         )),
         ..ScanOptions::default()
     };

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, ScanError};
-use crate::walk::LayerEvidence;
+use crate::model::LayerEvidence;
 
 /// Bump when catalogers or the evidence format change, so stale results are not reused.
 const CACHE_FORMAT: &str = "rampart-scan-layer-cache-v1";

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::catalog::{FileContentScanner, CONTENT_HEAD_BYTES};
-use crate::model::ContentFinding;
+use crate::model::Finding;
 
 /// Runs each scanner in turn; a file is read whole if any of them needs it.
 pub struct ContentScanners {
@@ -30,7 +30,7 @@ impl FileContentScanner for ContentScanners {
     /// A scanner that does not need the whole file gets only its head, as it would
     /// on its own (a malware scanner reading a binary whole must not make the secret
     /// scanner search it).
-    fn scan(&self, path: &str, bytes: &[u8]) -> Vec<ContentFinding> {
+    fn scan(&self, path: &str, bytes: &[u8]) -> Vec<Finding> {
         let head = &bytes[..bytes.len().min(CONTENT_HEAD_BYTES)];
         let mut findings = Vec::new();
         for scanner in &self.scanners {
@@ -62,8 +62,8 @@ mod tests {
         fn needs_whole_file(&self, _path: &str, _head: &[u8]) -> bool {
             self.whole
         }
-        fn scan(&self, path: &str, bytes: &[u8]) -> Vec<ContentFinding> {
-            vec![ContentFinding {
+        fn scan(&self, path: &str, bytes: &[u8]) -> Vec<Finding> {
+            vec![Finding {
                 rule_id: self.name.to_string(),
                 kind: "probe".into(),
                 description: String::new(),

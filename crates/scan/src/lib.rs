@@ -5,17 +5,19 @@
 //! SPDX 2.3, SARIF 2.1.0, JSON or a table. Vulnerability matching (`rampart-vulndb`)
 //! and secret scanning (`rampart-secrets`) plug in through [`vuln`] and
 //! [`catalog::FileContentScanner`]; so do YARA malware rules (cargo feature `yara`,
-//! `malware` module), given as [`ScanOptions::malware_rules`]. The `rampart scan` command lives in [`cli`].
+//! `malware` module), given as [`ScanOptions::malware_rules`]. One `rampart scan` run
+//! (scan, match, ignore file, render) is [`job::run_job`]; the command line is the
+//! `rampart` binary's.
 
 pub mod cache;
 pub mod catalog;
-pub mod cli;
 pub mod content;
 #[cfg(feature = "docker")]
 pub mod docker;
 pub mod error;
 pub mod ignore;
 pub mod image;
+pub mod job;
 #[cfg(feature = "yara")]
 pub mod malware;
 pub mod merge;
@@ -23,10 +25,13 @@ pub mod model;
 pub mod output;
 pub mod purl;
 pub mod scanner;
+pub mod secrets;
 pub mod vuln;
 pub mod walk;
 
 pub use error::{Result, ScanError};
+pub use job::{run_job, JobOutcome, ScanJob};
+pub use model::Limits;
 pub use model::{Package, PackageKind, ScanReport, Severity};
 pub use scanner::{scan, ScanOptions, Target};
-pub use walk::Limits;
+pub use secrets::SecretContentScanner;

@@ -3,15 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::model::{ContentFinding, OsInfo, Package, ScanWarning};
-use crate::walk::{FileEvidence, LayerEvidence};
+use crate::model::{FileEvidence, LayerEvidence};
+use crate::model::{Finding, OsInfo, Package, ScanWarning};
 
 /// The merged content of an image or directory.
 #[derive(Debug, Default)]
 pub struct Merged {
     pub os: Option<OsInfo>,
     pub packages: Vec<Package>,
-    pub findings: Vec<ContentFinding>,
+    pub findings: Vec<Finding>,
     pub warnings: Vec<ScanWarning>,
 }
 

@@ -1,6 +1,14 @@
-//! The scan result model: packages, operating system, findings, report.
+//! The scan result model: packages, operating system, findings, report; the evidence
+//! one file or layer contributes (what the per-layer cache stores); and the limits that
+//! bound reading. Every other module of the crate builds on these types.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+/// Severity and content findings are the event model's, shared with alerts and the
+/// vulnerability database.
+pub use rampart_event::{Finding, Severity};
 
 /// Which packaging system a package belongs to (decides the purl type and the
 /// OSV ecosystem used for matching).
@@ -119,48 +127,6 @@ pub struct OsInfo {
     pub version_codename: String,
 }
 
-/// Severity of a finding, ordered from least to most severe.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    #[default]
-    Unknown,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Unknown => "unknown",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl std::str::FromStr for Severity {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "unknown" | "none" => Ok(Severity::Unknown),
-            "low" => Ok(Severity::Low),
-            "medium" | "moderate" => Ok(Severity::Medium),
-            "high" => Ok(Severity::High),
-            "critical" => Ok(Severity::Critical),
-            other => Err(format!(
-                "unknown severity {other:?}: expected unknown, low, medium, high or critical"
-            )),
-        }
-    }
-}
-
 /// A known vulnerability affecting one package.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Vulnerability {
@@ -179,22 +145,6 @@ pub struct Vulnerability {
     pub package_name: String,
     pub package_version: String,
     pub location: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub layer: Option<String>,
-}
-
-/// A finding from a file-content scanner (secrets, malware). `excerpt` is already redacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ContentFinding {
-    pub rule_id: String,
-    pub kind: String,
-    pub description: String,
-    pub severity: Severity,
-    pub path: String,
-    #[serde(default)]
-    pub line: u32,
-    #[serde(default)]
-    pub excerpt: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
 }
@@ -251,7 +201,61 @@ pub struct ScanReport {
     #[serde(default)]
     pub vulnerabilities: Vec<Vulnerability>,
     #[serde(default)]
-    pub content_findings: Vec<ContentFinding>,
+    pub content_findings: Vec<Finding>,
     #[serde(default)]
     pub warnings: Vec<ScanWarning>,
+}
+
+/// What one file contributed to the scan.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileEvidence {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub packages: Vec<Package>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<OsInfo>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// Problems with this file (malformed database, over the size limit...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// Everything one layer (or one directory) contributed; this is what the per-layer cache stores.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LayerEvidence {
+    /// Paths removed from lower layers by `.wh.NAME` entries.
+    pub whiteouts: Vec<String>,
+    /// Directories whose lower-layer content is hidden (`.wh..wh..opq`); "" is the root.
+    pub opaque_dirs: Vec<String>,
+    /// Evidence by normalised path.
+    pub files: BTreeMap<String, FileEvidence>,
+    /// Problems with entries of this layer that are not tied to a cataloged file.
+    pub warnings: Vec<ScanWarning>,
+}
+
+/// Bounds that protect the scanner against hostile or absurd input.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest single file read into memory; larger candidate files are skipped with a warning.
+    pub max_file_bytes: u64,
+    /// Most uncompressed bytes one layer (or an image's outer archive) may expand to.
+    pub max_layer_bytes: u64,
+    /// Most entries one layer may hold.
+    pub max_entries: u64,
+    /// Deepest nesting of archives inside archives (jars in jars).
+    pub max_archive_depth: u32,
+    /// Most uncompressed bytes read out of one archive member (nested jar, zlib section).
+    pub max_member_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_bytes: 256 << 20,
+            max_layer_bytes: 16 << 30,
+            max_entries: 2_000_000,
+            max_archive_depth: 4,
+            max_member_bytes: 64 << 20,
+        }
+    }
 }

@@ -75,18 +75,6 @@ fn to_ref(query: &PackageQuery) -> rampart_vulndb::PackageRef {
     }
 }
 
-fn severity(severity: rampart_vulndb::Severity) -> crate::model::Severity {
-    use crate::model::Severity as Ours;
-    use rampart_vulndb::Severity as Theirs;
-    match severity {
-        Theirs::Unknown => Ours::Unknown,
-        Theirs::Low => Ours::Low,
-        Theirs::Medium => Ours::Medium,
-        Theirs::High => Ours::High,
-        Theirs::Critical => Ours::Critical,
-    }
-}
-
 impl VulnMatcher for OsvDatabase {
     fn match_packages(&mut self, queries: &[PackageQuery]) -> anyhow::Result<Vec<Match>> {
         // The same package may sit at several locations: query each distinct one once.
@@ -117,7 +105,7 @@ impl VulnMatcher for OsvDatabase {
                     id: m.id.clone(),
                     aliases: m.aliases.clone(),
                     summary: m.summary.clone(),
-                    severity: severity(m.severity),
+                    severity: m.severity,
                     cvss_score: m.cvss_score,
                     fixed_version: m.fixed_version.clone(),
                 });

@@ -4,69 +4,13 @@
 //! to clean relative paths (entries with `..` are refused), and symlinks are never
 //! followed, so a hostile archive cannot make the scanner read or write outside it.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
-
 use crate::catalog::{Collector, Interest, CONTENT_HEAD_BYTES};
 use crate::error::{Result, ScanError};
-use crate::model::{ContentFinding, OsInfo, Package, ScanWarning};
-
-/// What one file contributed to the scan.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct FileEvidence {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub packages: Vec<Package>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub os: Option<OsInfo>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub findings: Vec<ContentFinding>,
-    /// Problems with this file (malformed database, over the size limit...).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<String>,
-}
-
-/// Everything one layer (or one directory) contributed; this is what the per-layer cache stores.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LayerEvidence {
-    /// Paths removed from lower layers by `.wh.NAME` entries.
-    pub whiteouts: Vec<String>,
-    /// Directories whose lower-layer content is hidden (`.wh..wh..opq`); "" is the root.
-    pub opaque_dirs: Vec<String>,
-    /// Evidence by normalised path.
-    pub files: BTreeMap<String, FileEvidence>,
-    /// Problems with entries of this layer that are not tied to a cataloged file.
-    pub warnings: Vec<ScanWarning>,
-}
-
-/// Bounds that protect the scanner against hostile or absurd input.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Largest single file read into memory; larger candidate files are skipped with a warning.
-    pub max_file_bytes: u64,
-    /// Most uncompressed bytes one layer (or an image's outer archive) may expand to.
-    pub max_layer_bytes: u64,
-    /// Most entries one layer may hold.
-    pub max_entries: u64,
-    /// Deepest nesting of archives inside archives (jars in jars).
-    pub max_archive_depth: u32,
-    /// Most uncompressed bytes read out of one archive member (nested jar, zlib section).
-    pub max_member_bytes: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_file_bytes: 256 << 20,
-            max_layer_bytes: 16 << 30,
-            max_entries: 2_000_000,
-            max_archive_depth: 4,
-            max_member_bytes: 64 << 20,
-        }
-    }
-}
+use crate::model::ScanWarning;
+pub use crate::model::{FileEvidence, LayerEvidence, Limits};
 
 /// Normalise a tar entry path to a clean relative path.
 /// Leading `/` and `.` components are dropped (layers are rooted at the image root, as
@@ -680,7 +624,9 @@ fn read_file_beneath(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Finding;
     use sha2::Digest;
+    use std::collections::BTreeMap;
 
     #[test]
     fn normalisation_refuses_parent_components_and_roots_absolute_paths() {
@@ -793,7 +739,7 @@ mod tests {
         fn fingerprint(&self) -> String {
             "recorder".into()
         }
-        fn scan(&self, path: &str, bytes: &[u8]) -> Vec<ContentFinding> {
+        fn scan(&self, path: &str, bytes: &[u8]) -> Vec<Finding> {
             if let Ok(mut seen) = self.0.lock() {
                 seen.insert(path.to_string(), bytes.len());
             }

@@ -432,7 +432,7 @@ fn secrets_are_attributed_to_their_layer_and_removed_by_whiteouts() {
     std::fs::write(&path, docker_save(&layers, Compression::Gzip, "x:1")).unwrap();
     let options = ScanOptions {
         content_scanner: Some(std::sync::Arc::new(
-            rampart_scan::cli::SecretContentScanner::builtin(),
+            rampart_scan::SecretContentScanner::builtin(),
         )),
         ..ScanOptions::default()
     };

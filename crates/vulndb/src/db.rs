@@ -31,6 +31,9 @@ pub enum Error {
     },
     #[error("stored JSON: {0}")]
     Json(#[from] serde_json::Error),
+    /// Re-matching the stored SBOMs after an import failed (the import itself stands).
+    #[error("re-matching stored SBOMs")]
+    Rematch(#[source] Box<Error>),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

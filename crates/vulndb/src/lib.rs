@@ -3,12 +3,12 @@
 //! This crate owns: version ordering per ecosystem ([`version`]), the import of OSV
 //! records into a local SQLite database ([`VulnDb::import`]), matching packages against
 //! it ([`VulnDb::match_packages`]), stored SBOMs that are re-matched when an import
-//! touches their packages ([`VulnDb::rematch_after_import`]), and the `rampart db`
-//! command ([`cli`]). It reads only local files: no network.
+//! touches their packages ([`VulnDb::rematch_after_import`]), and the reports the
+//! `rampart db` command prints ([`report`]). It reads only local files: no network.
 
-pub mod cli;
 pub mod matching;
 pub mod osv;
+pub mod report;
 pub mod severity;
 pub mod version;
 
@@ -17,5 +17,8 @@ mod db;
 pub use db::{
     lookup_keys, DbStats, Error, ImportReport, NewFinding, PackageRef, RematchReport, Result,
     VulnDb, VulnMatch,
+};
+pub use report::{
+    default_db_path, format_import_report, format_rematch_report, import_and_rematch, ImportOutcome,
 };
 pub use severity::Severity;

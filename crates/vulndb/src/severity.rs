@@ -1,85 +1,12 @@
 //! Severity of an advisory: a CVSS base score computed from the vectors the record
-//! carries (v2, v3.0, v3.1, v4.0), else the database's own label.
+//! carries (v2, v3.0, v3.1, v4.0), else the database's own label, on the one
+//! [`Severity`] scale of `rampart-event`.
 
-use std::fmt;
 use std::str::FromStr;
 
-use serde::{Deserialize, Serialize};
+pub use rampart_event::{ParseSeverityError, Severity};
 
 use crate::osv::{OsvRecord, OsvSeverity};
-
-/// Qualitative severity, ordered from `Unknown` (lowest) to `Critical`.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    #[default]
-    Unknown,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    /// The CVSS v3/v4 qualitative rating of a base score. A score of 0.0 ("None")
-    /// carries no rating, so it is `Unknown`.
-    pub fn from_score(score: f32) -> Severity {
-        match score {
-            s if s >= 9.0 => Severity::Critical,
-            s if s >= 7.0 => Severity::High,
-            s if s >= 4.0 => Severity::Medium,
-            s if s > 0.0 => Severity::Low,
-            _ => Severity::Unknown,
-        }
-    }
-
-    /// Maps the labels advisory databases use (GitHub's `MODERATE`, Red Hat's
-    /// `Important`, Debian's `unimportant`, Ubuntu's `negligible`, …).
-    pub fn from_label(label: &str) -> Option<Severity> {
-        let severity = match label.trim().to_ascii_lowercase().as_str() {
-            "critical" => Severity::Critical,
-            "high" | "important" => Severity::High,
-            "medium" | "moderate" => Severity::Medium,
-            "low" | "negligible" | "unimportant" | "minor" => Severity::Low,
-            _ => return None,
-        };
-        Some(severity)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Unknown => "unknown",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// `"high".parse::<Severity>()`; accepts the same labels as [`Severity::from_label`]
-/// plus `unknown`.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown severity {0:?} (expected unknown, low, medium, high or critical)")]
-pub struct ParseSeverityError(pub String);
-
-impl FromStr for Severity {
-    type Err = ParseSeverityError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.trim().eq_ignore_ascii_case("unknown") {
-            return Ok(Severity::Unknown);
-        }
-        Severity::from_label(s).ok_or_else(|| ParseSeverityError(s.to_string()))
-    }
-}
 
 /// Base score of a CVSS vector string (`CVSS:3.1/AV:N/…`, `CVSS:4.0/…`, or a bare v2
 /// vector). `None` when the vector does not parse.

@@ -145,7 +145,7 @@ impl Drop for TestServer {
 
 /// A fixed, realistic alert (shell reading /etc/shadow in a container).
 pub fn alert() -> rampart_event::Alert {
-    let mut a = rampart_notify::cli::sample_alert();
+    let mut a = rampart_notify::sample_alert();
     a.id = "0123456789abcdef0123456789abcdef".into();
     a.ts_ns = 1_700_000_000_123_456_789;
     a.first_ts_ns = a.ts_ns;

@@ -5,8 +5,8 @@ use std::io::Read;
 
 use object::{Object, ObjectSection, ObjectSegment};
 
+use crate::model::Limits;
 use crate::model::{Package, PackageKind};
-use crate::walk::Limits;
 
 const GO_MAGIC: &[u8] = b"\xff Go buildinf:";
 

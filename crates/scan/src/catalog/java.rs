@@ -3,8 +3,8 @@
 
 use std::io::{Cursor, Read};
 
+use crate::model::Limits;
 use crate::model::{Package, PackageKind};
-use crate::walk::Limits;
 
 pub fn parse_archive(path: &str, data: &[u8], limits: &Limits) -> Result<Vec<Package>, String> {
     let mut budget = limits.max_member_bytes.saturating_mul(4);

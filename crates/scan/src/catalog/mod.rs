@@ -1,7 +1,6 @@
 //! Catalogers: which files are evidence of installed packages, and how each is read.
 
-use crate::model::{ContentFinding, OsInfo, Package};
-use crate::walk::{FileEvidence, Limits};
+use crate::model::{FileEvidence, Finding, Limits, OsInfo, Package};
 
 pub mod apk;
 pub mod binary;
@@ -20,7 +19,7 @@ pub trait FileContentScanner: Send + Sync {
     /// Changes whenever the rules change: part of the per-layer cache key.
     fn fingerprint(&self) -> String;
     /// Findings in one file; `excerpt`s must already be redacted.
-    fn scan(&self, path: &str, bytes: &[u8]) -> Vec<ContentFinding>;
+    fn scan(&self, path: &str, bytes: &[u8]) -> Vec<Finding>;
     /// Whether [`scan`](Self::scan) needs the whole file, judged from its path and first
     /// bytes (up to [`CONTENT_HEAD_BYTES`]). When false, `scan` gets only those bytes and
     /// the rest is not held in memory (for files no cataloger wants). Default: yes.

@@ -7,8 +7,8 @@ pub mod table;
 
 use crate::model::ScanReport;
 
-/// `rampart scan --format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// The report formats (`rampart scan --format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,

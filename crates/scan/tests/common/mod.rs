@@ -5,19 +5,69 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use clap::Parser;
-use rampart_scan::cli::ScanArgs;
+use rampart_scan::output::Format;
+use rampart_scan::{run_job, ScanJob};
 use sha2::{Digest, Sha256};
 
-#[derive(Parser)]
-struct ScanCommand {
-    #[command(flatten)]
-    args: ScanArgs,
+/// A scan job and where its report goes, as `rampart scan` would have them.
+pub struct Invocation {
+    pub job: ScanJob,
+    pub output: Option<PathBuf>,
 }
 
-/// `rampart scan` arguments parsed from a command line (without the program name).
-pub fn args(list: &[&str]) -> ScanArgs {
-    ScanCommand::parse_from(std::iter::once("scan").chain(list.iter().copied())).args
+/// A scan job from `rampart scan` arguments (without the program name). Only the flags
+/// these tests use; the binary's own parsing is tested in the `rampart` crate.
+pub fn args(list: &[&str]) -> Invocation {
+    let mut job = ScanJob::new("");
+    let mut output = None;
+    let mut rest = Vec::new();
+    let mut iter = list.iter().copied();
+    while let Some(arg) = iter.next() {
+        let mut next = || iter.next().unwrap_or_else(|| panic!("{arg} needs a value"));
+        match arg {
+            "--format" => {
+                job.format = match next() {
+                    "table" => Format::Table,
+                    "json" => Format::Json,
+                    "sarif" => Format::Sarif,
+                    "cyclonedx" => Format::Cyclonedx,
+                    "spdx" => Format::Spdx,
+                    other => panic!("format {other}"),
+                }
+            }
+            "--output" | "-o" => output = Some(PathBuf::from(next())),
+            "--fail-on" => job.fail_on = Some(next().parse().unwrap()),
+            "--ignore-file" => job.ignore_file = Some(PathBuf::from(next())),
+            "--db" => job.db = Some(PathBuf::from(next())),
+            "--secrets-config" => job.secrets_config = Some(PathBuf::from(next())),
+            "--malware-rules" => job.malware_rules = Some(PathBuf::from(next())),
+            "--cache-dir" => job.cache_dir = Some(PathBuf::from(next())),
+            "--max-file-bytes" => job.max_file_bytes = next().parse().unwrap(),
+            "--store-sbom" => job.store_sbom = true,
+            "--no-secrets" => job.no_secrets = true,
+            "--no-cache" => job.no_cache = true,
+            "--offline" => {}
+            flag if flag.starts_with('-') => panic!("unknown flag {flag}"),
+            target => rest.push(target.to_string()),
+        }
+    }
+    assert_eq!(rest.len(), 1, "one target: {rest:?}");
+    job.target = rest.remove(0);
+    Invocation { job, output }
+}
+
+/// Runs the job and writes its report where `rampart scan` would; returns its exit code
+/// (0 clean, 1 the threshold tripped).
+pub fn run(invocation: Invocation) -> anyhow::Result<i32> {
+    let outcome = run_job(&invocation.job)?;
+    for line in &outcome.diagnostics {
+        eprintln!("{line}");
+    }
+    match &invocation.output {
+        Some(path) => std::fs::write(path, &outcome.text)?,
+        None => print!("{}", outcome.text),
+    }
+    Ok(i32::from(outcome.failed))
 }
 
 pub enum Item {

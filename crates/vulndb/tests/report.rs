@@ -1,30 +1,9 @@
-//! `rampart db import|stats` through the same clap types the `rampart` binary embeds.
+//! The import-and-rematch step and the reports `rampart db` prints, through the library
+//! (the command itself is tested in the `rampart` crate's `db_cli.rs`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::Parser;
-use rampart_vulndb::cli::{default_db_path, run, DbArgs};
-use rampart_vulndb::VulnDb;
-
-#[derive(Parser)]
-#[command(name = "rampart")]
-struct Rampart {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(clap::Subcommand)]
-enum Command {
-    Db(DbArgs),
-}
-
-fn db_args(args: &[&str]) -> DbArgs {
-    let mut argv = vec!["rampart", "db"];
-    argv.extend_from_slice(args);
-    match Rampart::try_parse_from(argv).unwrap().command {
-        Command::Db(args) => args,
-    }
-}
+use rampart_vulndb::{default_db_path, format_rematch_report, import_and_rematch, VulnDb};
 
 fn temp_dir(tag: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("rampart-vulndb-cli-{tag}-{}", std::process::id()));
@@ -41,22 +20,14 @@ fn import_then_stats_on_the_crates_fixture() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/fixtures/advisories/crates"
     );
-    let code = run(db_args(&[
-        "import",
-        fixtures,
-        "--db",
-        db_file.to_str().unwrap(),
-    ]))
-    .unwrap();
-    assert_eq!(code, 0);
-    let code = run(db_args(&[
-        "stats",
-        "--json",
-        "--db",
-        db_file.to_str().unwrap(),
-    ]))
-    .unwrap();
-    assert_eq!(code, 0);
+    std::fs::create_dir_all(db_file.parent().unwrap()).unwrap();
+    let outcome =
+        import_and_rematch(&mut VulnDb::open(&db_file).unwrap(), Path::new(fixtures)).unwrap();
+    assert!(
+        outcome.import.errors.is_empty(),
+        "{:?}",
+        outcome.import.errors
+    );
     let stats = VulnDb::open(&db_file).unwrap().stats().unwrap();
     assert!(stats.advisories > 1000, "{stats:?}");
     assert_eq!(stats.ecosystems.len(), 1);
@@ -76,34 +47,17 @@ fn strict_import_fails_on_a_malformed_file_but_keeps_the_rest() {
     )
     .unwrap();
     let db_file = dir.join("vuln.db");
-    let db = db_file.to_str().unwrap();
+    let mut db = VulnDb::open(&db_file).unwrap();
+    let outcome = import_and_rematch(&mut db, &src).unwrap();
     assert_eq!(
-        run(db_args(&[
-            "import",
-            src.to_str().unwrap(),
-            "--db",
-            db,
-            "--strict"
-        ]))
-        .unwrap(),
-        1
+        outcome.import.errors.len(),
+        1,
+        "{:?}",
+        outcome.import.errors
     );
-    assert_eq!(
-        run(db_args(&["import", src.to_str().unwrap(), "--db", db])).unwrap(),
-        0
-    );
-    assert_eq!(
-        VulnDb::open(&db_file).unwrap().stats().unwrap().advisories,
-        1
-    );
+    assert_eq!(db.stats().unwrap().advisories, 1);
     // A missing path is an error, not a silent success.
-    assert!(run(db_args(&[
-        "import",
-        dir.join("missing").to_str().unwrap(),
-        "--db",
-        db
-    ]))
-    .is_err());
+    assert!(import_and_rematch(&mut db, &dir.join("missing")).is_err());
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -124,16 +78,14 @@ fn default_path_honours_rampart_data_dir() {
     );
 }
 
-/// `rampart db import` re-matches stored SBOMs: a new advisory for a stored package is
-/// listed as new under the SBOM's name (exit 3 with `--fail-on-new`), and importing
+/// An import re-matches stored SBOMs: a new advisory for a stored package is listed as
+/// new under the SBOM's name, and importing
 /// the same records again reports nothing new.
 #[test]
 fn import_rematches_stored_sboms_and_reports_new_findings() {
-    use rampart_vulndb::cli::{format_rematch_report, import_and_rematch};
     use rampart_vulndb::PackageRef;
     let dir = temp_dir("rematch");
     let db_file = dir.join("vuln.db");
-    let db = db_file.to_str().unwrap();
     let requests = |version: &str| PackageRef {
         ecosystem: "PyPI".into(),
         name: "requests".into(),
@@ -157,27 +109,15 @@ fn import_rematches_stored_sboms_and_reports_new_findings() {
         env!("CARGO_MANIFEST_DIR"),
         "/../../../shared/fixtures/advisories/pypi/vulns/requests/PYSEC-2018-28.yaml"
     );
-    let code = run(db_args(&[
-        "import",
-        advisories,
-        "--db",
-        db,
-        "--fail-on-new",
-    ]))
-    .unwrap();
-    assert_eq!(code, 3, "a new finding trips --fail-on-new");
+    let outcome =
+        import_and_rematch(&mut VulnDb::open(&db_file).unwrap(), Path::new(advisories)).unwrap();
+    assert_eq!(outcome.rematch.new_findings.len(), 1, "one new finding");
     assert_eq!(VulnDb::open(&db_file).unwrap().stats().unwrap().findings, 1);
 
     // Again: the records are unchanged, so nothing is re-matched and nothing is new.
-    let code = run(db_args(&[
-        "import",
-        advisories,
-        "--db",
-        db,
-        "--fail-on-new",
-    ]))
-    .unwrap();
-    assert_eq!(code, 0);
+    let outcome =
+        import_and_rematch(&mut VulnDb::open(&db_file).unwrap(), Path::new(advisories)).unwrap();
+    assert!(outcome.rematch.new_findings.is_empty());
 
     // The report names the SBOM, the advisory and the package, and only the affected one.
     let mut vulndb = VulnDb::open(&db_file).unwrap();
@@ -185,7 +125,7 @@ fn import_rematches_stored_sboms_and_reports_new_findings() {
     vulndb
         .store_sbom("shop:1@sha256:aaaa", &[requests("2.18.0")])
         .unwrap();
-    let outcome = import_and_rematch(&mut vulndb, std::path::Path::new(advisories)).unwrap();
+    let outcome = import_and_rematch(&mut vulndb, Path::new(advisories)).unwrap();
     assert!(
         outcome.rematch.new_findings.is_empty(),
         "stored with its matches"

@@ -1,23 +1,10 @@
-//! `rampart rules …`: validate, list (with MITRE coverage) and test rules files.
+//! `rampart rules …`: validate, list (with MITRE coverage) and test rules files. The
+//! loading, listing and rule tests are `rampart-detect`'s; this module parses the
+//! arguments and prints the reports.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::hostnames::{ResolveOptions, StaticResolver};
-use crate::loader::{load_files_with, LoadError};
-use crate::ruleset::RuleSet;
-use crate::tests_format::run_rule_tests;
-
-/// Loads rules for the offline subcommands: checking, listing and testing rules must
-/// not depend on (or wait for) DNS, so the host names conditions mention stay
-/// unresolved here; `rampart up` resolves them.
-fn load_offline(files: &[PathBuf]) -> (RuleSet, Vec<LoadError>) {
-    let offline = ResolveOptions {
-        resolver: std::sync::Arc::new(StaticResolver::new()),
-        timeout: std::time::Duration::ZERO,
-    };
-    load_files_with(files, &offline)
-}
+use rampart_detect::tools::{list_rules, test_files, validate_files};
 
 /// Default rules location when no file is given.
 pub const DEFAULT_RULES_DIR: &str = "rules";
@@ -63,31 +50,30 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<i32> {
             warnings,
             strict,
         } => {
-            let (set, errors) = load_offline(&files);
-            for e in &errors {
+            let report = validate_files(&files);
+            for e in &report.errors {
                 println!("{e}");
             }
             if warnings || strict {
-                for w in set.warnings() {
+                for w in &report.warnings {
                     println!("warning: {w}");
                 }
             }
-            let failed = !errors.is_empty() || (strict && !set.warnings().is_empty());
             println!(
                 "{} rule(s) loaded, {} error(s), {} warning(s)",
-                set.rules().len(),
-                errors.len(),
-                set.warnings().len()
+                report.rules,
+                report.errors.len(),
+                report.warnings.len()
             );
-            Ok(i32::from(failed))
+            Ok(i32::from(report.failed(strict)))
         }
         RulesCommand::List { files } => {
-            let (set, errors) = load_offline(&or_default(files));
-            for e in &errors {
+            let listing = list_rules(&or_default(files));
+            for e in &listing.errors {
                 eprintln!("{e}");
             }
-            let width = set
-                .rules()
+            let width = listing
+                .rules
                 .iter()
                 .map(|r| r.name.len())
                 .max()
@@ -97,8 +83,7 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<i32> {
                 "{:<width$}  {:<13}  {:<7}  MITRE",
                 "RULE", "PRIORITY", "ENABLED"
             );
-            let mut by_tactic: BTreeMap<String, (usize, Vec<String>)> = BTreeMap::new();
-            for r in set.rules() {
+            for r in &listing.rules {
                 println!(
                     "{:<width$}  {:<13}  {:<7}  {}",
                     r.name,
@@ -106,38 +91,28 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<i32> {
                     if r.enabled { "yes" } else { "no" },
                     r.mitre.join(",")
                 );
-                let tactics = r.tactics();
-                for t in if tactics.is_empty() {
-                    vec!["(no tactic)".to_string()]
-                } else {
-                    tactics
-                } {
-                    let e = by_tactic.entry(t).or_default();
-                    e.0 += 1;
-                    for m in &r.mitre {
-                        if !e.1.contains(m) {
-                            e.1.push(m.clone());
-                        }
-                    }
-                }
             }
             println!("\nMITRE coverage by tactic:");
-            for (t, (n, techniques)) in &by_tactic {
-                println!("  {t:<22} {n:>3} rule(s)  {}", techniques.join(", "));
+            for (t, c) in &listing.coverage {
+                println!(
+                    "  {t:<22} {:>3} rule(s)  {}",
+                    c.rules,
+                    c.techniques.join(", ")
+                );
             }
-            println!("{} rule(s), {} error(s)", set.rules().len(), errors.len());
-            Ok(i32::from(!errors.is_empty()))
+            println!(
+                "{} rule(s), {} error(s)",
+                listing.rules.len(),
+                listing.errors.len()
+            );
+            Ok(i32::from(!listing.errors.is_empty()))
         }
         RulesCommand::Test { files } => {
-            let (set, errors) = load_offline(&or_default(files));
-            for e in &errors {
+            let report = test_files(&or_default(files));
+            for e in &report.load_errors {
                 println!("load error: {e}");
             }
-            let outcomes = run_rule_tests(&set);
-            let (mut passed, mut failed) = (0usize, 0usize);
-            for o in &outcomes {
-                passed += o.passed;
-                failed += o.failures.len();
+            for o in &report.outcomes {
                 let status = if o.failures.is_empty() {
                     "ok"
                 } else {
@@ -152,10 +127,9 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<i32> {
                     println!("       {f}");
                 }
             }
-            let untested = set.rules().iter().filter(|r| r.tests.is_empty()).count();
-            println!("{untested} rule(s) without tests");
-            println!("{passed} passed, {failed} failed");
-            Ok(i32::from(failed > 0 || !errors.is_empty()))
+            println!("{} rule(s) without tests", report.untested);
+            println!("{} passed, {} failed", report.passed(), report.failed());
+            Ok(i32::from(report.is_failure()))
         }
     }
 }

@@ -1,10 +1,10 @@
-//! `rampart scan` through its clap arguments: formats, --output, --fail-on, the
-//! ignore file with expiry, and secrets redaction.
+//! A `rampart scan` run as a library job (`rampart_scan::run_job`): formats, output,
+//! the fail-on threshold, the ignore file with expiry, and secrets redaction. The
+//! binary's argument parsing is tested in the `rampart` crate's `scan_cli.rs`.
 
 mod common;
 
-use common::args;
-use rampart_scan::cli::run;
+use common::{args, run};
 
 // Built at run time so the source holds no literal token.
 fn token() -> String {
@@ -344,7 +344,7 @@ fn stored_image_sbom_is_named_when_a_later_import_affects_it() {
 
     let mut db = rampart_vulndb::VulnDb::open(&db_path).unwrap();
     let advisory = common::fixtures().join("advisories/pypi/vulns/requests/PYSEC-2018-28.yaml");
-    let outcome = rampart_vulndb::cli::import_and_rematch(&mut db, &advisory).unwrap();
+    let outcome = rampart_vulndb::import_and_rematch(&mut db, &advisory).unwrap();
     let new: Vec<(&str, &str, &str)> = outcome
         .rematch
         .new_findings

@@ -1,0 +1,119 @@
+//! One compiled rule: its metadata, condition and output template, and the alert it
+//! makes when it matches.
+
+use rampart_event::{Alert, Priority};
+
+use crate::compile::{Compiled, KindSet};
+use crate::fields::{Availability, EvalCtx};
+use crate::output::{OutputTemplate, RenderedOutput};
+use crate::source::Pos;
+use crate::tests_format::RuleTests;
+
+/// One rule, ready to evaluate.
+pub struct CompiledRule {
+    pub name: String,
+    pub desc: String,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    /// MITRE ATT&CK technique / tactic ids found in the tags (`T1059.004`, `TA0003`).
+    pub mitre: Vec<String>,
+    pub enabled: bool,
+    pub kinds: KindSet,
+    pub(crate) compiled: Compiled,
+    output: OutputTemplate,
+    pub file: String,
+    pub pos: Pos,
+    pub tests: RuleTests,
+    /// Fields the condition uses that Rampart lacks or approximates.
+    pub field_notes: Vec<(String, Availability)>,
+}
+
+impl CompiledRule {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        name: String,
+        desc: String,
+        priority: Priority,
+        tags: Vec<String>,
+        enabled: bool,
+        compiled: Compiled,
+        output: OutputTemplate,
+        file: String,
+        pos: Pos,
+        tests: RuleTests,
+        field_notes: Vec<(String, Availability)>,
+    ) -> Self {
+        let mitre = tags.iter().filter(|t| is_mitre_id(t)).cloned().collect();
+        Self {
+            name,
+            desc,
+            priority,
+            tags,
+            mitre,
+            enabled,
+            kinds: compiled.kinds,
+            compiled,
+            output,
+            file,
+            pos,
+            tests,
+            field_notes,
+        }
+    }
+
+    /// Evaluates the condition alone (no kind index, ignores `enabled`).
+    pub fn matches(&self, ctx: &EvalCtx<'_>) -> bool {
+        self.compiled.matches(ctx)
+    }
+
+    pub fn render(&self, ctx: &EvalCtx<'_>) -> RenderedOutput {
+        self.output.render(ctx)
+    }
+
+    /// Builds an un-aggregated alert for this rule, which matched the event in `ctx`.
+    pub fn alert(&self, ctx: &EvalCtx<'_>, id: String) -> Alert {
+        let rule = self;
+        let out = rule.render(ctx);
+        Alert {
+            id,
+            ts_ns: ctx.ev.ts_ns,
+            first_ts_ns: ctx.ev.ts_ns,
+            count: 1,
+            rule: rule.name.clone(),
+            priority: rule.priority,
+            mitre: rule.mitre.clone(),
+            tags: rule.tags.clone(),
+            message: out.message,
+            output_fields: out.fields,
+            source: "syscall".into(),
+            event: ctx.ev.clone(),
+        }
+    }
+
+    /// MITRE tactic names from `mitre_<tactic>` tags.
+    pub fn tactics(&self) -> Vec<String> {
+        self.tags
+            .iter()
+            .filter_map(|t| t.strip_prefix("mitre_"))
+            .map(|t| t.replace('_', " "))
+            .collect()
+    }
+}
+
+/// `T1059`, `T1059.004`, `TA0002`.
+pub fn is_mitre_id(t: &str) -> bool {
+    let b = t.as_bytes();
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    if let Some(rest) = t.strip_prefix("TA") {
+        return rest.len() == 4 && digits(rest.as_bytes());
+    }
+    if b.first() != Some(&b'T') {
+        return false;
+    }
+    match t[1..].split_once('.') {
+        None => t.len() == 5 && digits(&b[1..]),
+        Some((a, s)) => {
+            a.len() == 4 && digits(a.as_bytes()) && s.len() == 3 && digits(s.as_bytes())
+        }
+    }
+}
