@@ -9,6 +9,7 @@
 //!
 //! This crate knows which stages exist, not what they do inside: each stage adapter in
 //! [`stages`] calls its part's public API.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
 pub mod node;

@@ -1,6 +1,7 @@
 //! Rampart's kernel side: the compiled CO-RE object (built from `bpf/` by clang and
 //! committed), probing what the running kernel offers, and loading/attaching the
 //! programs with aya. Knows nothing of rules or storage; the sensor decodes records.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::fs;
 use std::path::Path;

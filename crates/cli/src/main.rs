@@ -1,5 +1,6 @@
 //! The `rampart` command: wires the parts together. Each subcommand lives in its own
 //! module; the parts' internals stay in their crates.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod bench;
 mod db_cmd;

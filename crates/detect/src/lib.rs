@@ -11,6 +11,7 @@
 //! Entry points: [`RuleEngine::load`] / [`RuleEngine::evaluate`] /
 //! [`RuleEngine::reload`] for `rampart up`; [`load_files`] for tools; [`validate_files`],
 //! [`list_rules`] and [`test_files`] for the `rampart rules` subcommands.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod alerts;
 pub mod ast;

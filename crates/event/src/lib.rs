@@ -7,6 +7,7 @@
 //! `schema/event.schema.json` at the repository root and versioned by
 //! [`SCHEMA_VERSION`]. A field is only ever added (optional) within one version; renaming
 //! or removing one bumps the version.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

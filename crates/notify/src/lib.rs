@@ -15,6 +15,7 @@
 //!   `rampart outputs` prints.
 //!
 //! It knows nothing about how alerts are produced.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
 pub mod dispatch;

@@ -8,6 +8,7 @@
 //! `malware` module), given as [`ScanOptions::malware_rules`]. One `rampart scan` run
 //! (scan, match, ignore file, render) is [`job::run_job`]; the command line is the
 //! `rampart` binary's.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cache;
 pub mod catalog;

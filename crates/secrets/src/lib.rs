@@ -14,6 +14,7 @@
 //!   rule that does not compile is reported and skipped.
 //!
 //! The image and directory walker (`rampart-scan`) calls this crate per file.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
 mod go_regex;

@@ -4,6 +4,7 @@
 //! counted ([`Stats`]) and shows up in the stream as a `lost` event.
 //!
 //! It does not know what happens to events afterwards (detection, output).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cgroups;
 pub mod containers;

@@ -5,6 +5,7 @@
 //! it ([`VulnDb::match_packages`]), stored SBOMs that are re-matched when an import
 //! touches their packages ([`VulnDb::rematch_after_import`]), and the reports the
 //! `rampart db` command prints ([`report`]). It reads only local files: no network.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod matching;
 pub mod osv;
