@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod bench;
+mod choice;
 mod db_cmd;
 mod output;
 mod outputs_cmd;

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use rampart_event::Alert;
 use rampart_notify::encode::EncodeContext;
 use rampart_notify::{
@@ -29,8 +29,8 @@ pub enum OutputsCommand {
     Example,
     /// Print how an alert looks in one format.
     Render {
-        #[arg(long, value_enum, default_value = "falco")]
-        format: RenderFormatArg,
+        #[arg(long, value_parser = crate::choice::choice(RenderFormat::NAMES), default_value = "falco")]
+        format: RenderFormat,
         /// JSON file holding one Rampart alert; default: a built-in sample alert.
         #[arg(long)]
         alert: Option<PathBuf>,
@@ -40,34 +40,6 @@ pub enum OutputsCommand {
         /// YAML file holding the outputs configuration; default: stdout JSON.
         file: Option<PathBuf>,
     },
-}
-
-/// `--format` of `rampart outputs render`: [`RenderFormat`] with clap's value names.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum RenderFormatArg {
-    Json,
-    Falco,
-    Ocsf,
-    Text,
-    Cef,
-    Syslog,
-    Slack,
-    Splunk,
-}
-
-impl From<RenderFormatArg> for RenderFormat {
-    fn from(format: RenderFormatArg) -> Self {
-        match format {
-            RenderFormatArg::Json => RenderFormat::Json,
-            RenderFormatArg::Falco => RenderFormat::Falco,
-            RenderFormatArg::Ocsf => RenderFormat::Ocsf,
-            RenderFormatArg::Text => RenderFormat::Text,
-            RenderFormatArg::Cef => RenderFormat::Cef,
-            RenderFormatArg::Syslog => RenderFormat::Syslog,
-            RenderFormatArg::Slack => RenderFormat::Slack,
-            RenderFormatArg::Splunk => RenderFormat::Splunk,
-        }
-    }
 }
 
 /// Runs a subcommand; returns the process exit code (0 ok, 1 failure, 2 bad input).
@@ -105,10 +77,7 @@ pub async fn run(args: OutputsArgs) -> anyhow::Result<i32> {
                 }
                 None => sample_alert(),
             };
-            println!(
-                "{}",
-                render(format.into(), &alert, &EncodeContext::default())
-            );
+            println!("{}", render(format, &alert, &EncodeContext::default()));
             Ok(0)
         }
         OutputsCommand::Test { file } => {

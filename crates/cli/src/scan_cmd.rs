@@ -21,8 +21,8 @@ pub struct ScanArgs {
     /// `docker:NAME` or a bare local image name, `container:ID`, or a directory.
     pub target: String,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
-    pub format: FormatArg,
+    #[arg(long, value_parser = crate::choice::choice(Format::NAMES), default_value = "table")]
+    pub format: Format,
     /// Write the report to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
@@ -66,28 +66,6 @@ pub struct ScanArgs {
     pub max_file_bytes: u64,
 }
 
-/// `--format`: [`Format`] with clap's value names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum FormatArg {
-    Table,
-    Json,
-    Sarif,
-    Cyclonedx,
-    Spdx,
-}
-
-impl From<FormatArg> for Format {
-    fn from(format: FormatArg) -> Self {
-        match format {
-            FormatArg::Table => Format::Table,
-            FormatArg::Json => Format::Json,
-            FormatArg::Sarif => Format::Sarif,
-            FormatArg::Cyclonedx => Format::Cyclonedx,
-            FormatArg::Spdx => Format::Spdx,
-        }
-    }
-}
-
 fn progress_callback() -> Option<ProgressFn> {
     if !std::io::stderr().is_terminal() {
         return None;
@@ -119,7 +97,7 @@ fn progress_callback() -> Option<ProgressFn> {
 pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let job = ScanJob {
         target: args.target,
-        format: args.format.into(),
+        format: args.format,
         fail_on: args.fail_on,
         ignore_file: args.ignore_file,
         db: args.db,

@@ -166,18 +166,7 @@ mod tests {
 
     #[test]
     fn every_priority_has_a_severity_and_the_order_is_kept() {
-        use Priority::*;
-        let all = [
-            Emergency,
-            Alert,
-            Critical,
-            Error,
-            Warning,
-            Notice,
-            Informational,
-            Debug,
-        ];
-        let severities: Vec<Severity> = all.iter().map(|p| p.severity()).collect();
+        let severities: Vec<Severity> = Priority::ALL.iter().map(|p| p.severity()).collect();
         assert_eq!(
             severities,
             [

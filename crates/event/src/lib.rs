@@ -829,6 +829,18 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// Every priority, most severe first.
+    pub const ALL: [Priority; 8] = [
+        Priority::Emergency,
+        Priority::Alert,
+        Priority::Critical,
+        Priority::Error,
+        Priority::Warning,
+        Priority::Notice,
+        Priority::Informational,
+        Priority::Debug,
+    ];
+
     /// Falco's spelling (`Critical`, `Warning`, …) as used in its JSON output.
     pub fn falco_name(self) -> &'static str {
         match self {

@@ -25,6 +25,20 @@ pub enum RenderFormat {
     Splunk,
 }
 
+impl RenderFormat {
+    /// Every format with the name users give it.
+    pub const NAMES: &'static [(&'static str, RenderFormat)] = &[
+        ("json", RenderFormat::Json),
+        ("falco", RenderFormat::Falco),
+        ("ocsf", RenderFormat::Ocsf),
+        ("text", RenderFormat::Text),
+        ("cef", RenderFormat::Cef),
+        ("syslog", RenderFormat::Syslog),
+        ("slack", RenderFormat::Slack),
+        ("splunk", RenderFormat::Splunk),
+    ];
+}
+
 /// Renders `alert` in `format` as one string (what the output would send).
 pub fn render(format: RenderFormat, alert: &Alert, ctx: &EncodeContext) -> String {
     match format {

@@ -465,20 +465,7 @@ mod tests {
 
     #[test]
     fn severity_mapping_covers_every_priority() {
-        use Priority::*;
-        let ids: Vec<u8> = [
-            Emergency,
-            Alert,
-            Critical,
-            Error,
-            Warning,
-            Notice,
-            Informational,
-            Debug,
-        ]
-        .into_iter()
-        .map(|p| severity(p).0)
-        .collect();
+        let ids: Vec<u8> = Priority::ALL.into_iter().map(|p| severity(p).0).collect();
         assert_eq!(ids, [6, 5, 5, 4, 3, 2, 1, 1]);
     }
 

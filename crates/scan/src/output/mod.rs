@@ -17,6 +17,17 @@ pub enum Format {
     Spdx,
 }
 
+impl Format {
+    /// Every format with the name users give it.
+    pub const NAMES: &'static [(&'static str, Format)] = &[
+        ("table", Format::Table),
+        ("json", Format::Json),
+        ("sarif", Format::Sarif),
+        ("cyclonedx", Format::Cyclonedx),
+        ("spdx", Format::Spdx),
+    ];
+}
+
 pub const TOOL_NAME: &str = "rampart";
 pub const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
 
