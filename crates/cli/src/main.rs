@@ -1,7 +1,7 @@
 //! The `rampart` command: wires the parts together. Each subcommand lives in its own
 //! module; the parts' internals stay in their crates.
 
-mod bench;
+mod bench_cmd;
 mod output;
 mod sensor_cmd;
 mod up;
@@ -37,7 +37,7 @@ enum Command {
         json: bool,
     },
     /// Measure the sensor: overhead, throughput, memory.
-    Bench(bench::BenchArgs),
+    Bench(bench_cmd::BenchArgs),
     /// Scan an image, a directory or a running container: SBOM, vulnerabilities, secrets.
     Scan(rampart_scan::cli::ScanArgs),
     /// The local vulnerability database (OSV records).
@@ -97,7 +97,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
                 }
             }
         }
-        Command::Bench(a) => bench::run(a),
+        Command::Bench(a) => bench_cmd::run(a),
         Command::Scan(a) => rampart_scan::cli::run(a),
         Command::Db(a) => rampart_vulndb::cli::run(a),
         Command::Rules { command } => rampart_detect::cli::run(command),
@@ -106,11 +106,11 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             .build()?
             .block_on(rampart_notify::cli::run(a)),
         Command::BenchStorm { kind, n } => {
-            bench::storm(&kind, n)?;
+            bench_cmd::storm(&kind, n)?;
             Ok(0)
         }
         Command::BenchGenOpens => {
-            bench::gen_opens();
+            bench_cmd::gen_opens();
             Ok(0)
         }
     }
