@@ -22,10 +22,4 @@ pub use node::{run_node, NodeError, NodeOptions, NodeReport};
 pub use pipeline::{Controls, EventSource, Pipeline, PipelineBuilder, PipelineStats, StageStats};
 pub use stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
 
-/// Now, in nanoseconds since the Unix epoch (the clock events and alerts carry).
-pub fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
+pub use rampart_event::wall_ns;

@@ -2,7 +2,7 @@
 //! module; the parts' internals stay in their crates.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-mod bench;
+mod bench_cmd;
 mod choice;
 mod db_cmd;
 mod output;
@@ -43,7 +43,7 @@ enum Command {
         json: bool,
     },
     /// Measure the sensor: overhead, throughput, memory.
-    Bench(bench::BenchArgs),
+    Bench(bench_cmd::BenchArgs),
     /// Scan an image, a directory or a running container: SBOM, vulnerabilities, secrets.
     Scan(scan_cmd::ScanArgs),
     /// The local vulnerability database (OSV records).
@@ -103,7 +103,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
                 }
             }
         }
-        Command::Bench(a) => bench::run(a),
+        Command::Bench(a) => bench_cmd::run(a),
         Command::Scan(a) => scan_cmd::run(a),
         Command::Db(a) => db_cmd::run(a),
         Command::Rules { command } => rules_cmd::run(command),
@@ -112,11 +112,11 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             .build()?
             .block_on(outputs_cmd::run(a)),
         Command::BenchStorm { kind, n } => {
-            bench::storm(&kind, n)?;
+            bench_cmd::storm(&kind, n)?;
             Ok(0)
         }
         Command::BenchGenOpens => {
-            bench::gen_opens();
+            bench_cmd::gen_opens();
             Ok(0)
         }
     }

@@ -581,6 +581,14 @@ pub enum Payload {
     },
 }
 
+/// Now, in nanoseconds since the Unix epoch: the clock events and alerts carry.
+pub fn wall_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 /// Short names of event kinds, one per [`Payload`] variant.
 #[derive(
     Debug,

@@ -77,10 +77,7 @@ pub fn render(format: RenderFormat, alert: &Alert, ctx: &EncodeContext) -> Strin
 pub fn sample_alert() -> Alert {
     use rampart_event::*;
     use std::collections::BTreeMap;
-    let now_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
+    let now_ns = wall_ns();
     let host = encode::local_hostname();
     let mut output_fields = BTreeMap::new();
     output_fields.insert("fd.name".to_string(), serde_json::json!("/etc/shadow"));

@@ -1,0 +1,230 @@
+//! The storms: loops of one operation, run in a child process so the sensor (which
+//! ignores its own process) sees them. The child prints the storm's elapsed
+//! nanoseconds; the parent reads its CPU time from `RUSAGE_CHILDREN`, the robust
+//! figure on a shared machine (wall time also counts waiting for a core).
+
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::stats::cpu_time;
+use crate::BenchError;
+
+/// One kind of storm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StormKind {
+    /// fork + exec `/bin/true` + wait.
+    Exec,
+    /// open + read one byte + close.
+    Open,
+    /// Loopback TCP connect, read one byte, close.
+    Connect,
+    /// getppid, which the sensor does not watch: the cost of the hook itself.
+    Syscall,
+    /// One open per millisecond: latency on a steady stream, not a queue.
+    PacedOpen,
+    /// One open per [`QUIET_OPEN_INTERVAL`]: each the first event after a quiet spell.
+    QuietOpen,
+}
+
+impl StormKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exec => "exec",
+            Self::Open => "open",
+            Self::Connect => "connect",
+            Self::Syscall => "syscall",
+            Self::PacedOpen => "paced-open",
+            Self::QuietOpen => "quiet-open",
+        }
+    }
+}
+
+impl FromStr for StormKind {
+    type Err = BenchError;
+    fn from_str(s: &str) -> Result<Self, BenchError> {
+        Ok(match s {
+            "exec" => Self::Exec,
+            "open" => Self::Open,
+            "connect" => Self::Connect,
+            "syscall" => Self::Syscall,
+            "paced-open" => Self::PacedOpen,
+            "quiet-open" => Self::QuietOpen,
+            other => return Err(BenchError::UnknownStorm(other.to_string())),
+        })
+    }
+}
+
+/// Longer than the sensor's quiet threshold: each open of the `quiet-open` storm is
+/// the first event after a quiet spell, which the kernel must wake the reader for.
+pub const QUIET_OPEN_INTERVAL: Duration = Duration::from_millis(60);
+
+/// How to start a child process of the bench: a program and its leading arguments
+/// (e.g. `rampart bench-storm`); the storm's kind and count are appended.
+#[derive(Clone, Debug)]
+pub struct Child {
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+}
+
+impl Child {
+    /// This executable with the given leading arguments (a hidden subcommand).
+    pub fn current_exe(args: &[&str]) -> Result<Self, BenchError> {
+        Ok(Self {
+            program: std::env::current_exe().map_err(BenchError::io("finding this executable"))?,
+            args: args.iter().map(OsString::from).collect(),
+        })
+    }
+
+    fn command(&self) -> Command {
+        let mut c = Command::new(&self.program);
+        c.args(&self.args);
+        c
+    }
+}
+
+/// Wall time a storm child measured, and the CPU time (user + system) it used.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Sample {
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+/// Runs `n` operations of a storm in a child process; zeros if it could not run.
+pub(crate) fn in_child(child: &Child, kind: StormKind, n: u64) -> Sample {
+    let cpu_before = cpu_time(libc::RUSAGE_CHILDREN);
+    let out = child
+        .command()
+        .args([kind.as_str(), &n.to_string()])
+        .output();
+    let cpu = cpu_time(libc::RUSAGE_CHILDREN).saturating_sub(cpu_before);
+    let ns = out
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    Sample {
+        wall: Duration::from_nanos(ns),
+        cpu,
+    }
+}
+
+/// The child's side: runs `n` operations of the storm and returns the elapsed time
+/// (the caller prints its nanoseconds).
+pub fn run_storm(kind: StormKind, n: u64) -> Result<Duration, BenchError> {
+    let file = crate::bench_file()?;
+    Ok(match kind {
+        StormKind::Exec => exec_storm(n),
+        StormKind::Open => open_storm(n, &file),
+        StormKind::Connect => connect_storm(n),
+        StormKind::Syscall => syscall_storm(n),
+        StormKind::PacedOpen => paced_open_storm(n, &file, Duration::from_millis(1)),
+        StormKind::QuietOpen => paced_open_storm(n, &file, QUIET_OPEN_INTERVAL),
+    })
+}
+
+fn exec_storm(n: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = Command::new("/bin/true").status();
+    }
+    t.elapsed()
+}
+
+fn open_storm(n: u64, path: &Path) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        if let Ok(mut f) = std::fs::File::open(path) {
+            let mut b = [0u8; 1];
+            let _ = f.read(&mut b);
+        }
+    }
+    t.elapsed()
+}
+
+fn syscall_storm(n: u64) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        // SAFETY: getppid has no arguments and no side effects.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    t.elapsed()
+}
+
+fn paced_open_storm(n: u64, path: &Path, interval: Duration) -> Duration {
+    let t = Instant::now();
+    for _ in 0..n {
+        let _ = std::fs::File::open(path);
+        std::thread::sleep(interval);
+    }
+    t.elapsed()
+}
+
+fn connect_storm(n: u64) -> Duration {
+    let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+        return Duration::ZERO;
+    };
+    let Ok(addr) = listener.local_addr() else {
+        return Duration::ZERO;
+    };
+    let acceptor = std::thread::spawn(move || {
+        for _ in 0..n {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    let _ = s.write_all(b"x");
+                }
+                Err(_) => break,
+            }
+        }
+    });
+    let t = Instant::now();
+    for _ in 0..n {
+        if let Ok(mut s) = TcpStream::connect(addr) {
+            let mut b = [0u8; 1];
+            let _ = s.read(&mut b);
+        }
+    }
+    let d = t.elapsed();
+    let _ = acceptor.join();
+    d
+}
+
+/// Environment of the throughput generator child: seconds to run, file to open.
+pub(crate) const GEN_SECS_ENV: &str = "RAMPART_BENCH_GEN_SECS";
+pub(crate) const GEN_FILE_ENV: &str = "RAMPART_BENCH_GEN_FILE";
+
+/// The throughput generator child's side: opens a file in a loop for the seconds
+/// its environment gives.
+pub fn gen_opens() {
+    let secs: u64 = std::env::var(GEN_SECS_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let path = std::env::var(GEN_FILE_ENV).unwrap_or_else(|_| "/etc/hostname".into());
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        for _ in 0..1000 {
+            let _ = std::fs::File::open(&path);
+        }
+    }
+}
+
+/// Spawns the throughput generator child.
+pub(crate) fn spawn_gen(
+    child: &Child,
+    secs: u64,
+    file: &Path,
+) -> std::io::Result<std::process::Child> {
+    child
+        .command()
+        .env(GEN_SECS_ENV, secs.to_string())
+        .env(GEN_FILE_ENV, file)
+        .spawn()
+}

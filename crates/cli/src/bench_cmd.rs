@@ -1,0 +1,290 @@
+//! `rampart bench`: the arguments, mapped to `rampart_bench`'s options, and the
+//! results printed as tables (or as JSON with `--json`). The measuring is in the
+//! `rampart-bench` crate.
+
+use clap::{Args, ValueEnum};
+use rampart_bench::{
+    Child, LatencyOptions, LatencyReport, MemoryOptions, MemoryReport, OverheadOptions,
+    OverheadReport, Percentiles, StormReport, ThroughputOptions, ThroughputReport,
+};
+use serde::Serialize;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Which {
+    Overhead,
+    Throughput,
+    Memory,
+    Latency,
+    All,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Which benchmark to run.
+    #[arg(value_enum, default_value = "all")]
+    which: Which,
+    /// Iterations of the exec storm.
+    #[arg(long, default_value_t = 2000)]
+    execs: u64,
+    /// Iterations of the open and connect storms.
+    #[arg(long, default_value_t = 200_000)]
+    ops: u64,
+    /// Seconds of the throughput run.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Containers to start and stop in the memory run.
+    #[arg(long, default_value_t = 1000)]
+    containers: u64,
+    /// Marker events (one per millisecond) of the latency run.
+    #[arg(long, default_value_t = 2000)]
+    alerts: u64,
+    /// Overhead storms to run, comma-separated: exec, open, connect, syscall.
+    #[arg(long, default_value = "exec,open,connect,syscall")]
+    storms: String,
+    /// Alternating rounds per overhead storm (medians are reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Overhead arms to run besides the baseline without the sensor, comma-separated:
+    /// with, every-open, no-compat, tracepoints, sys-exit (objects given with
+    /// --bpf-object always run).
+    #[arg(long, default_value = "with,every-open,no-compat,tracepoints,sys-exit")]
+    arms: String,
+    /// Pairs of pieces per storm and sensor arm in the paired comparison: the arm's
+    /// sensor loaded once, detached for one piece of each pair and attached for the
+    /// other. 0 skips it.
+    #[arg(long, default_value_t = 16)]
+    pairs: u32,
+    /// Also measure the overhead with this BPF object (e.g. a local `make -C bpf`
+    /// build), in the same rounds as the embedded one. Repeatable. Its records must
+    /// have this build's header (objects from before the cpuset cgroup id was added
+    /// still measure, but their events do not decode).
+    #[arg(long)]
+    bpf_object: Vec<std::path::PathBuf>,
+    /// Containers started and stopped before the memory run's starting level is read.
+    #[arg(long, default_value_t = 100)]
+    warmup: u64,
+    /// Image for the memory run (must exist locally).
+    #[arg(long, default_value = "rampart-test/busybox:latest")]
+    image: String,
+    /// Print the results as one JSON document instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Everything one `rampart bench` run measured (the `--json` form).
+#[derive(Serialize, Default)]
+struct Report {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    overhead: Option<OverheadReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    throughput: Option<ThroughputReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency: Option<LatencyReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memory: Option<MemoryReport>,
+}
+
+/// The hidden subcommand a storm runs in (`rampart bench-storm KIND N`).
+pub const STORM_SUBCOMMAND: &str = "bench-storm";
+/// The hidden subcommand of the throughput run's load generators.
+pub const GEN_OPENS_SUBCOMMAND: &str = "bench-gen-opens";
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',').map(|s| s.trim().to_string()).collect()
+}
+
+pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
+    let storm = Child::current_exe(&[STORM_SUBCOMMAND])?;
+    let mut report = Report::default();
+    let human = !a.json;
+    if a.which == Which::Overhead || a.which == Which::All {
+        if human {
+            println!(
+                "== overhead: {} alternating rounds per storm, medians; cpu = the storm's own user+sys time; kernel = time in the sensor's BPF programs, from an extra piece per round with run-time statistics on ==",
+                a.rounds
+            );
+        }
+        let opts = OverheadOptions {
+            execs: a.execs,
+            ops: a.ops,
+            storms: list(&a.storms),
+            rounds: a.rounds,
+            arms: list(&a.arms),
+            pairs: a.pairs,
+            bpf_objects: a.bpf_object.clone(),
+            storm: storm.clone(),
+        };
+        // Each storm is printed as it completes: a whole run takes minutes.
+        let mut print = |s: &StormReport| {
+            if human {
+                print_storm(s);
+            }
+        };
+        report.overhead = Some(rampart_bench::overhead(&opts, &mut print)?);
+    }
+    if a.which == Which::Throughput || a.which == Which::All {
+        if human {
+            println!("== throughput: kernel -> decode -> enrich -> JSON, one consumer thread ==");
+        }
+        let t = rampart_bench::throughput(&ThroughputOptions {
+            seconds: a.seconds,
+            generator: Child::current_exe(&[GEN_OPENS_SUBCOMMAND])?,
+        })?;
+        if human {
+            print_throughput(&t);
+        }
+        report.throughput = Some(t);
+    }
+    if a.which == Which::Latency || a.which == Which::All {
+        if human {
+            println!(
+                "== alert latency: kernel event -> alert written (shipped library + marker rule) =="
+            );
+        }
+        let l = rampart_bench::latency(&LatencyOptions {
+            alerts: a.alerts,
+            rules: rampart_agent::config::default_rules_dir()
+                .into_iter()
+                .collect(),
+            storm: storm.clone(),
+        })?;
+        if human {
+            print_latency(&l);
+        }
+        report.latency = Some(l);
+    }
+    if a.which == Which::Memory || a.which == Which::All {
+        if human {
+            println!(
+                "== memory: sensor RSS across {} containers started and stopped (after {} warm-up containers) ==",
+                a.containers, a.warmup
+            );
+        }
+        let m = rampart_bench::memory(&MemoryOptions {
+            containers: a.containers,
+            warmup: a.warmup,
+            image: a.image.clone(),
+        })?;
+        if human {
+            print_memory(&m);
+        }
+        report.memory = Some(m);
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(0)
+}
+
+fn print_storm(s: &StormReport) {
+    println!("{:<8} n={}", s.storm.as_str(), s.n);
+    for arm in &s.arms {
+        let lo = rampart_bench::stats::min(&arm.cpu_us_per_op_pieces);
+        let hi = rampart_bench::stats::max(&arm.cpu_us_per_op_pieces);
+        print!(
+            "  {:<24} cpu/op {:>8.3}us ({:>+6.1}%) [{lo:.2}..{hi:.2}]  best {:>+6.1}%  wall/op {:>8.3}us ({:>+6.1}%)",
+            arm.name, arm.cpu_us_per_op, arm.cpu_pct, arm.best_pct, arm.wall_us_per_op, arm.wall_pct,
+        );
+        let Some(sensor) = &arm.sensor else {
+            println!();
+            continue;
+        };
+        let user = match sensor.user_us_per_event {
+            Some(us) => format!("{us:.2}us/event"),
+            None => "n/a (under 1000 events)".to_string(),
+        };
+        println!(
+            "  kernel {:.0}ns/op ({:.1}% of the bare op)  sensor user space {user}, drops={}",
+            sensor.kernel_ns_per_op, sensor.kernel_pct_of_bare, sensor.drops
+        );
+        let top: Vec<String> = sensor
+            .top_programs
+            .iter()
+            .map(|p| {
+                format!(
+                    "{} {:.0}ns ({:.1} runs x {:.0}ns)",
+                    p.name, p.ns_per_op, p.runs_per_op, p.ns_per_run
+                )
+            })
+            .collect();
+        if !top.is_empty() {
+            println!("      kernel by program: {}", top.join(", "));
+        }
+        if let Some(p) = &sensor.paired {
+            println!(
+                "      paired, attached vs detached: {} pairs of {} ops: cpu {:+.1}% (middle half of the pairs {:+.1}%..{:+.1}%), wall {:+.1}%; {} events, drops={}, switch {:.1} ms median",
+                p.pairs, p.piece, p.cpu_pct, p.cpu_pct_q1, p.cpu_pct_q3, p.wall_pct, p.events, p.drops, p.switch_ms,
+            );
+        }
+    }
+}
+
+fn print_throughput(t: &ThroughputReport) {
+    let l = &t.live;
+    println!(
+        "live: {} events in {:.2}s = {:.0} events/s, drops={} (kernel ring full {}, shed {}, queue {})",
+        l.events, l.seconds, l.events_per_sec, l.drops, l.kernel_ring_full, l.kernel_shed, l.queue_drops
+    );
+    let r = &t.replay;
+    println!(
+        "replay ceiling: decode+enrich+JSON {:.0} events/s ({:.2} us/event, {} bytes/event); JSON alone {:.0} events/s; plain serde_json {:.0} events/s",
+        r.events_per_sec, r.us_per_event, r.bytes_per_event, r.json_only_events_per_sec, r.plain_serde_events_per_sec
+    );
+    let g = &t.lineage;
+    println!(
+        "new processes with a shared 5-deep lineage: JSON writer {:.0} events/s ({:.2} us/event, {} bytes/event); plain serde_json {:.0} events/s",
+        g.writer_events_per_sec, g.us_per_event, g.bytes_per_event, g.plain_serde_events_per_sec
+    );
+}
+
+fn print_percentiles(name: &str, p: Option<&Percentiles>) {
+    match p {
+        None => println!("{name:<34} no samples"),
+        Some(p) => println!(
+            "{name:<34} n={:<6} p50={:>6}us p90={:>6}us p99={:>6}us max={:>6}us",
+            p.n, p.p50_us, p.p90_us, p.p99_us, p.max_us
+        ),
+    }
+}
+
+fn print_latency(l: &LatencyReport) {
+    println!(
+        "rules loaded: {} ({} failed)",
+        l.rules_loaded, l.rules_failed
+    );
+    print_percentiles("baseline: kernel -> event received", l.received.as_ref());
+    print_percentiles("kernel -> alert written", l.alert_written.as_ref());
+    print_percentiles(
+        &format!(
+            "after quiet spells ({} ms apart): kernel -> event received",
+            l.quiet_interval_ms
+        ),
+        l.after_quiet.as_ref(),
+    );
+}
+
+fn print_memory(m: &MemoryReport) {
+    println!(
+        "  started and stopped {} in {:.1}s",
+        m.containers, m.churn_seconds
+    );
+    let (r, h) = (&m.rss_kib, &m.heap_kib);
+    println!(
+        "RSS KiB: cold={} start={} after-churn={} after-grace={} (delta {:+}); heap KiB: cold={} start={} after-churn={} after-grace={} (delta {:+}); events={}; cached containers={}",
+        r.cold, r.start, r.after_churn, r.after_grace, r.delta(),
+        h.cold, h.start, h.after_churn, h.after_grace, h.delta(),
+        m.events, m.cached_containers
+    );
+}
+
+/// `rampart bench-storm KIND N`: one storm, its elapsed nanoseconds on stdout.
+pub fn storm(kind: &str, n: u64) -> anyhow::Result<()> {
+    let d = rampart_bench::storms::run_storm(kind.parse()?, n)?;
+    println!("{}", d.as_nanos());
+    Ok(())
+}
+
+/// `rampart bench-gen-opens`: the throughput run's load generator.
+pub fn gen_opens() {
+    rampart_bench::storms::gen_opens();
+}
