@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rampart_event::{Alert, Event};
+use rampart_event::{Alert, ContainerLifecycle, Event};
 use serde::Serialize;
 
 use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
@@ -39,6 +39,10 @@ pub trait EventSource {
     fn try_recv(&mut self) -> Option<Event>;
     /// Stops producing; what is already queued can still be received.
     fn stop(&mut self);
+    /// A container lifecycle change already queued, without waiting.
+    fn try_recv_lifecycle(&mut self) -> Option<ContainerLifecycle> {
+        None
+    }
 }
 
 impl EventSource for rampart_sensor::RunningSensor {
@@ -50,6 +54,9 @@ impl EventSource for rampart_sensor::RunningSensor {
     }
     fn stop(&mut self) {
         rampart_sensor::RunningSensor::stop(self);
+    }
+    fn try_recv_lifecycle(&mut self) -> Option<ContainerLifecycle> {
+        self.lifecycle.try_recv().ok()
     }
 }
 
@@ -387,6 +394,17 @@ impl Pipeline {
         }
     }
 
+    /// Fans container lifecycle changes out to every stage that subscribes to them.
+    pub fn push_lifecycle(&mut self, changes: Vec<ContainerLifecycle>) {
+        let records: Vec<Record> = changes
+            .into_iter()
+            .map(|c| Record::Lifecycle(Arc::new(c)))
+            .collect();
+        for lane in self.lanes.iter_mut().filter(|l| l.subscription.lifecycle) {
+            lane.deliver(&records);
+        }
+    }
+
     /// Fans the alerts raised so far out to every stage that subscribes to them.
     pub fn pump_alerts(&mut self) {
         let records: Vec<Record> = self.alerts_rx.try_iter().map(Record::Alert).collect();
@@ -444,6 +462,9 @@ impl Pipeline {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
+            let changes: Vec<ContainerLifecycle> =
+                std::iter::from_fn(|| source.try_recv_lifecycle()).collect();
+            self.push_lifecycle(changes);
             self.pump_alerts();
             if last_flush.elapsed() >= FLUSH_EVERY {
                 last_flush = Instant::now();
@@ -451,6 +472,9 @@ impl Pipeline {
             }
         }
         source.stop();
+        let changes: Vec<ContainerLifecycle> =
+            std::iter::from_fn(|| source.try_recv_lifecycle()).collect();
+        self.push_lifecycle(changes);
         loop {
             let batch: Vec<Arc<Event>> = std::iter::from_fn(|| source.try_recv())
                 .take(MAX_BATCH)

@@ -3,13 +3,15 @@
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
-use rampart_event::{Alert, Event};
+use rampart_event::{Alert, ContainerLifecycle, Event};
 
-/// What the pipeline hands a stage: sensor events, and alerts raised by stages.
+/// What the pipeline hands a stage: sensor events, alerts raised by stages, and
+/// containers starting, stopping and dying.
 #[derive(Debug, Clone)]
 pub enum Record {
     Event(Arc<Event>),
     Alert(Arc<Alert>),
+    Lifecycle(Arc<ContainerLifecycle>),
 }
 
 /// Which records a stage receives.
@@ -17,20 +19,24 @@ pub enum Record {
 pub struct Subscription {
     pub events: bool,
     pub alerts: bool,
+    pub lifecycle: bool,
 }
 
 impl Subscription {
     pub const EVENTS: Self = Self {
         events: true,
         alerts: false,
+        lifecycle: false,
     };
     pub const ALERTS: Self = Self {
         events: false,
         alerts: true,
+        lifecycle: false,
     };
     pub const ALL: Self = Self {
         events: true,
         alerts: true,
+        lifecycle: true,
     };
 }
 

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 
 use rampart_agent::stages::{DetectionStage, OutputsStage};
 use rampart_agent::{
-    Batch, Controls, PipelineBuilder, Record, Stage, StageContext, StageError, Subscription,
-    WhenFull,
+    Batch, Controls, EventSource, PipelineBuilder, Record, Stage, StageContext, StageError,
+    Subscription, WhenFull,
 };
-use rampart_event::{Alert, Event};
+use rampart_event::{Alert, ContainerLifecycle, Event, LifecycleAction};
 
 /// An exec the shipped rule "Reverse shell via netcat exec" fires on.
 fn netcat_exec(seq: u64) -> Event {
@@ -43,6 +43,7 @@ struct Seen {
     events: Vec<u64>,
     event_ptrs: Vec<usize>,
     alerts: Vec<String>,
+    lifecycle: Vec<String>,
     shed_before: Vec<u64>,
     flushes: u64,
     reloads: u64,
@@ -121,6 +122,7 @@ impl Stage for Recording {
                     }
                 }
                 Record::Alert(a) => seen.alerts.push(a.rule.clone()),
+                Record::Lifecycle(l) => seen.lifecycle.push(l.container_id.clone()),
             }
         }
         Ok(())
@@ -329,4 +331,52 @@ fn file_sink_config(path: &std::path::Path) -> rampart_notify::OutputsConfig {
         "sinks": [{"type": "file", "path": path}]
     }))
     .expect("outputs config")
+}
+
+/// Events from a channel, and container lifecycle changes queued beside them.
+struct WithLifecycle {
+    events: Receiver<Event>,
+    lifecycle: Vec<ContainerLifecycle>,
+}
+
+impl EventSource for WithLifecycle {
+    fn recv_timeout(&mut self, timeout: Duration) -> Result<Event, mpsc::RecvTimeoutError> {
+        self.events.recv_timeout(timeout)
+    }
+    fn try_recv(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+    fn stop(&mut self) {}
+    fn try_recv_lifecycle(&mut self) -> Option<ContainerLifecycle> {
+        (!self.lifecycle.is_empty()).then(|| self.lifecycle.remove(0))
+    }
+}
+
+#[test]
+fn container_lifecycle_reaches_the_stages_that_subscribe_to_it() {
+    let (everything, seen_all) = Recording::new("recorder", Subscription::ALL);
+    let (events_only, seen_events) = Recording::new("detection", Subscription::EVENTS);
+    let pipeline = PipelineBuilder::new()
+        .stage(everything)
+        .stage(events_only)
+        .start()
+        .unwrap();
+    let change = |id: &str, action| ContainerLifecycle {
+        ts_ns: 1,
+        action,
+        container_id: id.into(),
+        name: "web".into(),
+        image: "nginx".into(),
+    };
+    let mut source = WithLifecycle {
+        events: feed(2),
+        lifecycle: vec![
+            change("c1", LifecycleAction::Start),
+            change("c1", LifecycleAction::Die { exit_code: 137 }),
+        ],
+    };
+    pipeline.run(&mut source, &Controls::default());
+    assert_eq!(seen_all.lock().unwrap().lifecycle, vec!["c1", "c1"]);
+    assert_eq!(seen_all.lock().unwrap().events, vec![0, 1]);
+    assert!(seen_events.lock().unwrap().lifecycle.is_empty());
 }

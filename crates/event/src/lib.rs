@@ -182,6 +182,32 @@ pub struct Container {
     pub metadata_complete: bool,
 }
 
+/// What happened to a container, from its runtime's event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum LifecycleAction {
+    Start,
+    Stop,
+    /// The container's main process ended.
+    Die {
+        exit_code: i64,
+    },
+}
+
+/// A container started, stopped or died.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ContainerLifecycle {
+    /// When the runtime reported it, ns since the Unix epoch.
+    pub ts_ns: u64,
+    #[serde(flatten)]
+    pub action: LifecycleAction,
+    pub container_id: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub image: String,
+}
+
 /// Kubernetes identity taken from CRI labels (`io.kubernetes.*`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct KubernetesIdentity {

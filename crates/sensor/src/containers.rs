@@ -9,7 +9,7 @@ use std::time::Duration;
 use bollard::query_parameters::{EventsOptions, InspectContainerOptions, ListContainersOptions};
 use bollard::Docker;
 use futures_util::StreamExt;
-use rampart_event::{Container, KubernetesIdentity, Workload};
+use rampart_event::{Container, ContainerLifecycle, KubernetesIdentity, LifecycleAction, Workload};
 
 /// Finds a container id in a cgroup leaf name: `<64 hex>` (cgroupfs driver),
 /// `docker-<id>.scope` (systemd), `cri-containerd-<id>.scope`, `crio-<id>.scope`,
@@ -213,6 +213,8 @@ pub struct DockerWatcher {
     cache: ContainerCache,
     /// How long a destroyed container's metadata is kept for late events.
     forget_after: Duration,
+    /// Where starts, stops and deaths go, if anyone listens.
+    lifecycle: Option<std::sync::mpsc::Sender<ContainerLifecycle>>,
 }
 
 impl DockerWatcher {
@@ -220,7 +222,14 @@ impl DockerWatcher {
         Self {
             cache,
             forget_after,
+            lifecycle: None,
         }
+    }
+
+    /// Also reports containers starting, stopping and dying on `tx`.
+    pub fn with_lifecycle(mut self, tx: std::sync::mpsc::Sender<ContainerLifecycle>) -> Self {
+        self.lifecycle = Some(tx);
+        self
     }
 
     /// Inspects one container and caches it. Used on `create`/`start` events and when an
@@ -311,6 +320,11 @@ impl DockerWatcher {
                 let Some(id) = ev.actor.as_ref().and_then(|a| a.id.clone()) else {
                     continue;
                 };
+                if let Some(tx) = &self.lifecycle {
+                    if let Some(change) = lifecycle_of(&ev, action, &id) {
+                        let _ = tx.send(change);
+                    }
+                }
                 match action {
                     "create" | "start" | "rename" | "update" => {
                         Self::refresh(&docker, &self.cache, &id).await;
@@ -332,6 +346,40 @@ impl DockerWatcher {
             tokio::time::sleep(backoff).await;
         }
     }
+}
+
+/// A start, stop or death from a Docker event (`die` carries `exitCode`).
+fn lifecycle_of(
+    ev: &bollard::models::EventMessage,
+    action: &str,
+    id: &str,
+) -> Option<ContainerLifecycle> {
+    let attributes = ev.actor.as_ref().and_then(|a| a.attributes.as_ref());
+    let attribute = |k: &str| {
+        attributes
+            .and_then(|a| a.get(k))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let action = match action {
+        "start" => LifecycleAction::Start,
+        "stop" => LifecycleAction::Stop,
+        "die" => LifecycleAction::Die {
+            exit_code: attribute("exitCode").parse().unwrap_or(-1),
+        },
+        _ => return None,
+    };
+    let ts_ns = ev
+        .time_nano
+        .and_then(|t| u64::try_from(t).ok())
+        .unwrap_or_else(rampart_event::wall_ns);
+    Some(ContainerLifecycle {
+        ts_ns,
+        action,
+        container_id: id.to_string(),
+        name: attribute("name"),
+        image: attribute("image"),
+    })
 }
 
 #[cfg(test)]

@@ -272,6 +272,9 @@ pub fn hostname() -> String {
 /// A running sensor. Events arrive on [`RunningSensor::events`].
 pub struct RunningSensor {
     pub events: Receiver<Event>,
+    /// Containers starting, stopping and dying (Docker's events stream; nothing
+    /// without Docker).
+    pub lifecycle: Receiver<rampart_event::ContainerLifecycle>,
     pub stats: Arc<Stats>,
     pub containers: ContainerCache,
     /// Optional event families this kernel lacks.
@@ -386,6 +389,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         containers.clone(),
     );
 
+    let (lifecycle_tx, lifecycle_rx) = std::sync::mpsc::channel();
     let runtime = if cfg.docker {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -394,7 +398,11 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
             .build()
             .map_err(|e| SensorError::Start(e.to_string()))?;
         let (tx, rx) = tokio::sync::oneshot::channel();
-        rt.spawn(DockerWatcher::new(containers.clone(), Duration::from_secs(30)).run(Some(tx)));
+        rt.spawn(
+            DockerWatcher::new(containers.clone(), Duration::from_secs(30))
+                .with_lifecycle(lifecycle_tx.clone())
+                .run(Some(tx)),
+        );
         match rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), rx).await }) {
             Ok(Ok(Ok(n))) => tracing::info!(containers = n, "docker metadata ready"),
             Ok(Ok(Err(e))) => {
@@ -543,8 +551,11 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
             .spawn(move || read_loop(bpf, decoder, queue, filter, stats, stop))
             .map_err(|e| SensorError::Start(e.to_string()))?
     };
+    // Only the watcher holds a sender: without Docker the channel is closed and empty.
+    drop(lifecycle_tx);
     Ok(RunningSensor {
         events: rx,
+        lifecycle: lifecycle_rx,
         stats,
         containers,
         warnings,
