@@ -10,6 +10,7 @@ use aya::programs::{BtfTracePoint, FExit, Program};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 mod hooks;
+pub mod response;
 pub mod wire;
 
 pub use hooks::HookSwitch;
