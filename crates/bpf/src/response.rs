@@ -526,6 +526,61 @@ impl ResponseGuard {
         Ok(())
     }
 
+    /// The network policy in force for a cgroup, read back from the pinned maps
+    /// (`None` when it is not guarded).
+    pub fn network_policy(&self, cgid: u64) -> Result<Option<NetPolicy>, BpfError> {
+        let Ok(flags) = self.map::<u64, Flags>("net_cfg")?.get(&cgid, 0) else {
+            return Ok(None);
+        };
+        let prefix = cgid.to_ne_bytes();
+        let mut lists = Vec::new();
+        for name in ["net_allow", "net_deny"] {
+            let map = self.ebpf.map(name).ok_or_else(|| BpfError::Map {
+                name: name.into(),
+                reason: "missing from object".into(),
+            })?;
+            let trie: LpmTrie<&MapData, [u8; 24], NetPorts> =
+                LpmTrie::try_from(map).map_err(map_err(name))?;
+            let mut rules = Vec::new();
+            for (key, ports) in trie.iter().filter_map(Result::ok) {
+                if key.data()[..8] != prefix {
+                    continue;
+                }
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&key.data()[8..]);
+                let v6 = std::net::Ipv6Addr::from(octets);
+                let bits = key.prefix_len().saturating_sub(64) as u8;
+                let (addr, prefix) = match v6.to_ipv4_mapped() {
+                    Some(v4) if bits >= 96 => (IpAddr::V4(v4), bits - 96),
+                    _ => (IpAddr::V6(v6), bits),
+                };
+                let n = (ports.nports as usize).min(MAX_RULE_PORTS);
+                rules.push(NetRule {
+                    addr,
+                    prefix,
+                    ports: ports.ports[..n].to_vec(),
+                });
+            }
+            lists.push(rules);
+        }
+        let deny = lists.pop().unwrap_or_default();
+        let allow = lists.pop().unwrap_or_default();
+        let deny_ports = self
+            .map::<PortKey, u8>("net_deny_port")?
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| k.cgid == cgid)
+            .filter_map(|k| u16::try_from(k.port).ok())
+            .collect();
+        Ok(Some(NetPolicy {
+            quarantine: flags.flags & NET_QUARANTINE != 0,
+            allow_loopback: flags.flags & NET_ALLOW_LOOPBACK != 0,
+            allow,
+            deny,
+            deny_ports,
+        }))
+    }
+
     /// Detaches the network programs from a cgroup and forgets its rules. False when
     /// nothing was in place.
     pub fn release_network(&mut self, cgid: u64) -> Result<bool, BpfError> {
