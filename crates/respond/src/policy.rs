@@ -689,3 +689,113 @@ impl PolicyStore {
         Ok(p)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Policy, RespondError> {
+        Policy::parse(text, Path::new("p.yaml"))
+    }
+
+    fn located(e: RespondError) -> (usize, usize, String) {
+        match e {
+            RespondError::Policy {
+                file,
+                line,
+                column,
+                message,
+            } => {
+                assert_eq!(file, Path::new("p.yaml"));
+                (line, column, message)
+            }
+            other => panic!("not a policy error: {other}"),
+        }
+    }
+
+    #[test]
+    fn errors_name_line_column_and_reason() {
+        let (line, col, msg) = located(
+            parse("scope: {all: true}\nresponses:\n  - name: a\n    action: explode\n")
+                .unwrap_err(),
+        );
+        assert_eq!((line, col), (4, 13), "{msg}");
+        assert!(msg.contains("explode"), "{msg}");
+        let (line, _, msg) = located(
+            parse("responses:\n  - name: a\n    action: kill\n    mdoe: enforce\n").unwrap_err(),
+        );
+        assert_eq!(line, 4);
+        assert!(msg.contains("mdoe"), "{msg}");
+        // Checks serde cannot make are placed at the response.
+        let (line, _, msg) = located(
+            parse("responses:\n  - name: ok\n    action: kill\n  - name: bad\n    action: block\n")
+                .unwrap_err(),
+        );
+        assert_eq!(line, 4);
+        assert!(msg.contains("deny"), "{msg}");
+        let (_, _, msg) = located(
+            parse("responses:\n  - name: k\n    action: kill\n    with: {deny_paths: [/x]}\n")
+                .unwrap_err(),
+        );
+        assert!(msg.contains("does not apply"), "{msg}");
+        let (_, _, msg) = located(
+            parse("responses:\n  - name: d\n    action: deny_exec\n    with: {deny_paths: [x]}\n")
+                .unwrap_err(),
+        );
+        assert!(msg.contains("absolute"), "{msg}");
+        let (line, _, msg) =
+            located(parse("rate_limit:\n  global: {count: 0, seconds: 1}\n").unwrap_err());
+        assert_eq!(line, 2, "{msg}");
+        let (line, _, msg) = located(
+            parse("responses:\n  - name: b\n    action: block\n    with: {deny: [{cidr: 10.0.0.0/40}]}\n")
+                .unwrap_err(),
+        );
+        assert_eq!(line, 4, "{msg}");
+        assert!(msg.contains("prefix"), "{msg}");
+    }
+
+    #[test]
+    fn a_refused_reload_keeps_the_policy_in_force() {
+        let dir =
+            std::env::temp_dir().join(format!("rampart-respond-policy-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy.yaml");
+        std::fs::write(
+            &path,
+            "scope: {all: true}\nresponses:\n  - {name: a, action: kill, mode: enforce}\n",
+        )
+        .unwrap();
+        let store = PolicyStore::open(&path).unwrap();
+        assert_eq!(store.current().file.responses.len(), 1);
+        std::fs::write(
+            &path,
+            "scope: {all: true}\nresponses:\n  - {name: a, action: nope}\n",
+        )
+        .unwrap();
+        assert!(store.reload().is_err());
+        assert_eq!(store.current().file.responses[0].action, ActionName::Kill);
+        std::fs::write(&path, "scope: {all: true}\nresponses: []\n").unwrap();
+        assert!(store.reload().unwrap().file.responses.is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn empty_scope_acts_on_nothing_and_globs_match() {
+        let t = Target {
+            container_id: "b".repeat(64),
+            container_name: "web-1".into(),
+            image: "shop/web:2".into(),
+            ..Target::default()
+        };
+        assert!(!Scope::default().contains(&t));
+        let s = Scope {
+            names: vec![Glob("web-*".into())],
+            images: vec![Glob("shop/*".into())],
+            ..Scope::default()
+        };
+        assert!(s.contains(&t));
+        assert!(Glob("*a*b".into()).matches("xxaxxb"));
+        assert!(!Glob("a*b".into()).matches("ab c"));
+        assert!(Glob("*".into()).matches(""));
+    }
+}

@@ -381,3 +381,146 @@ fn stateful_workloads_are_frozen_not_stopped() {
         .unwrap_or("")
         .contains("stateful"));
 }
+
+/// `docker exec NAME ARGS…` without a shell around it: (exit code, stdout).
+fn exec_status(c: &TestContainer, args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new("docker")
+        .arg("exec")
+        .arg(&c.name)
+        .args(args)
+        .output()
+        .expect("docker exec");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn quarantine_and_blocked_destinations_in_the_kernel() {
+    if !rampart_testbed::ready(TEST_IMAGE) {
+        return;
+    }
+    let server = TestContainer::start(
+        "rampart-respond-net-server",
+        &[],
+        &["httpd", "-f", "-p", "8080", "-h", "/etc"],
+    );
+    let client = TestContainer::start("rampart-respond-net-client", &[], &[]);
+    let ip = rampart_testbed::docker(&[
+        "inspect",
+        "-f",
+        "{{.NetworkSettings.IPAddress}}",
+        &server.name,
+    ]);
+    // busybox nc, not wget (the test image's static wget crashes resolving names).
+    let get = |addr: &str| format!("printf 'GET /hostname HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {addr}");
+    let fetch = || {
+        let t = std::time::Instant::now();
+        let out = client.exec(&get(&format!("{ip} 8080")));
+        (out.contains("200 OK"), t.elapsed())
+    };
+    let mut ok = false;
+    for _ in 0..20 {
+        ok = fetch().0;
+        if ok {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(ok, "the client cannot reach the server before any response");
+
+    let toolbox = Toolbox::new();
+    let t = target(&client, None);
+    let block = ActionSpec::Block {
+        deny: vec![rampart_respond::net::Destination {
+            cidr: ip.parse().expect("cidr"),
+            ports: vec![8080],
+        }],
+    }
+    .build(&toolbox);
+    let o = block.apply(&t, Mode::Enforce).expect("block");
+    assert_eq!(o.method, "bpf-cgroup");
+    let (reached, took) = fetch();
+    assert!(!reached, "blocked destination reached");
+    // Refused at connect(), not left to time out.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+
+    let quarantine = ActionSpec::Quarantine {
+        allow: vec![],
+        allow_dns: true,
+        allow_loopback: true,
+    }
+    .build(&toolbox);
+    let o = quarantine.apply(&t, Mode::Enforce).expect("quarantine");
+    eprintln!("{}", o.detail);
+    assert!(o.detail.contains("quarantine"), "{}", o.detail);
+    assert!(
+        o.detail.contains("deny"),
+        "block kept under quarantine: {}",
+        o.detail
+    );
+    block.undo(&t, Mode::Enforce).expect("lift block");
+    assert!(!fetch().0, "quarantined client reached the server");
+    // Loopback still works inside the quarantined container.
+    client.exec("httpd -p 127.0.0.1:8081 -h /etc");
+    assert!(
+        client.exec(&get("127.0.0.1 8081")).contains("200 OK"),
+        "loopback in quarantine"
+    );
+
+    quarantine.undo(&t, Mode::Enforce).expect("release");
+    assert!(fetch().0, "released client cannot reach the server");
+    let guard = toolbox.guard().expect("guard");
+    let cgid = rampart_bpf::response::cgroup_id(cgroups(&client).v2.as_deref().unwrap()).unwrap();
+    assert!(guard.network_policy(cgid).unwrap().is_none());
+}
+
+#[test]
+fn denied_execs_never_write_their_marker() {
+    if !rampart_testbed::ready(TEST_IMAGE) {
+        return;
+    }
+    let c = TestContainer::start("rampart-respond-exec", &[], &[]);
+    // Named busybox so that `busybox touch` works from either copy.
+    c.exec(
+        "mkdir /tmp/evil /tmp/other && cp /bin/busybox /tmp/evil/ && cp /bin/busybox /tmp/other/",
+    );
+    let toolbox = Toolbox::new();
+    let t = target(&c, None);
+    let by_path = ActionSpec::DenyExec {
+        deny_paths: vec!["/tmp/evil/busybox".into()],
+        not_in_image: false,
+    }
+    .build(&toolbox);
+    let o = by_path.apply(&t, Mode::Enforce).expect("deny exec");
+    eprintln!("exec denial here: {} ({})", o.method, o.detail);
+    assert!(o.method == "bpf-signal" || o.method == "bpf-lsm");
+    let (code, _) = exec_status(&c, &["/tmp/evil/busybox", "touch", "/tmp/m1"]);
+    assert_eq!(code, 137, "not killed");
+    let (code, _) = exec_status(&c, &["/tmp/other/busybox", "touch", "/tmp/m2"]);
+    assert_eq!(code, 0, "a path not denied");
+    assert!(c.exec("ls /tmp").contains("m2"));
+    assert!(
+        !c.exec("ls /tmp").contains("m1"),
+        "denied exec wrote its marker"
+    );
+
+    // Not in the image: anything written into the container.
+    let upper = ActionSpec::DenyExec {
+        deny_paths: vec![],
+        not_in_image: true,
+    }
+    .build(&toolbox);
+    upper.apply(&t, Mode::Enforce).expect("deny upper");
+    let (code, _) = exec_status(&c, &["/tmp/other/busybox", "touch", "/tmp/m3"]);
+    assert_eq!(code, 137, "not killed");
+    let (code, _) = exec_status(&c, &["/bin/touch", "/tmp/m4"]);
+    assert_eq!(code, 0, "an image binary is denied");
+    let ls = c.exec("ls /tmp");
+    assert!(!ls.contains("m3") && ls.contains("m4"), "{ls}");
+
+    upper.undo(&t, Mode::Enforce).expect("release");
+    let (code, _) = exec_status(&c, &["/tmp/evil/busybox", "touch", "/tmp/m5"]);
+    assert_eq!(code, 0, "released");
+}
