@@ -11,6 +11,7 @@ use aya::programs::{BtfTracePoint, FExit, Program};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 mod hooks;
+pub mod response;
 pub mod wire;
 
 pub use hooks::HookSwitch;

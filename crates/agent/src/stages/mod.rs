@@ -2,6 +2,8 @@
 
 mod detection;
 mod outputs;
+mod response;
 
 pub use detection::DetectionStage;
 pub use outputs::{LatencySummary, OutputsReport, OutputsStage};
+pub use response::ResponseStage;
