@@ -20,6 +20,14 @@ pub struct NodeConfig {
     pub outputs: Option<OutputsConfig>,
     pub sensor: SensorSection,
     pub alerts: AlertSection,
+    pub response: ResponseSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseSection {
+    /// Response policy file (see crates/respond). None: alerts only, no actions.
+    pub policy: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +86,8 @@ alerts:
   aggregate_window_secs: 10   # identical alerts within the window become one, with a count
   rate_per_rule: 10           # sustained alerts/s per rule (0 = unlimited)
   burst: 50
+response:
+  policy: null          # a response policy file (kill, freeze, quarantine, deny exec…); null = alert only
 outputs:                # see `rampart outputs example` for every output
   sinks:
     - type: stdout

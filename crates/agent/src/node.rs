@@ -11,7 +11,8 @@ use serde::Serialize;
 use crate::config::{ConfigError, NodeConfig};
 use crate::pipeline::{Controls, PipelineBuilder, PipelineError, PipelineStats};
 use crate::stage::StageError;
-use crate::stages::{DetectionStage, OutputsReport, OutputsStage};
+use crate::stages::{DetectionStage, OutputsReport, OutputsStage, ResponseStage};
+use rampart_respond::{PolicyStore, Toolbox};
 
 /// What a node runs with, beyond its configuration file.
 #[derive(Debug, Default)]
@@ -39,6 +40,8 @@ pub enum NodeError {
     Rules(#[from] rampart_detect::EngineError),
     #[error("outputs: {0}")]
     Outputs(StageError),
+    #[error("response policy: {0}")]
+    Response(rampart_respond::RespondError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error("sensor: {0}")]
@@ -69,10 +72,14 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
         OutputsStage::new(&outputs_config).map_err(NodeError::Outputs)?;
     let controls = Controls::from_signals(opts.duration.map(|d| Instant::now() + d))
         .map_err(NodeError::Signals)?;
-    let pipeline = PipelineBuilder::new()
-        .stage(DetectionStage::new(engine))
-        .stage(outputs)
-        .start()?;
+    let mut builder = PipelineBuilder::new().stage(DetectionStage::new(engine));
+    // Before the outputs, so the audit alerts of actions reach them, at stop too.
+    if let Some(path) = &cfg.response.policy {
+        let policy = PolicyStore::open(path).map_err(NodeError::Response)?;
+        tracing::info!(policy = %path.display(), "response policy loaded");
+        builder = builder.stage(ResponseStage::new(Arc::new(policy), Toolbox::new()));
+    }
+    let pipeline = builder.stage(outputs).start()?;
     let mut sensor = rampart_sensor::start(sensor_config)?;
     tracing::info!("rampart up: sensor, detection and outputs running");
     let stats = pipeline.run(&mut sensor, &controls);

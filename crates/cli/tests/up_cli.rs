@@ -175,3 +175,53 @@ fn sighup_reload_replaces_rules_and_refuses_broken_files() {
     up.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A response policy in enforce mode: a shell whose start matches a critical rule is
+/// killed with its children before its next command runs, and the action comes out
+/// as an audit alert beside the alert that caused it.
+#[test]
+fn an_enforced_kill_stops_a_shell_before_its_next_command_and_is_audited() {
+    if !ready() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("rampart-up-respond-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = "rampart-up-respond";
+    let rules = dir.join("rules.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: stage one\n  desc: test marker\n  condition: evt.type in (execve, execveat) and proc.args contains rampart-stage-one\n  output: stage one %proc.cmdline\n  priority: CRITICAL\n  tags: [test]\n",
+    )
+    .unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(
+        &policy,
+        format!(
+            "scope:\n  names: [{name}]\nresponses:\n  - name: stop-stage-two\n    when: {{rules: [stage one]}}\n    action: kill_tree\n    mode: enforce\n"
+        ),
+    )
+    .unwrap();
+    let config = dir.join("up.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules: [{}]\nresponse:\n  policy: {}\nalerts:\n  aggregate_window_secs: 0\n  rate_per_rule: 0\n",
+            rules.display(),
+            policy.display()
+        ),
+    )
+    .unwrap();
+    let container = rampart_testbed::TestContainer::start(name, &[], &[]);
+    let up = Up::start(&config);
+    container.exec(": rampart-stage-one; sleep 3; touch /tmp/stage-two");
+    let seen = up.alerts_until("Response kill");
+    assert!(seen.contains(&"stage one".to_string()), "{seen:?}");
+    std::thread::sleep(Duration::from_secs(4));
+    let listing = container.exec("ls /tmp");
+    assert!(
+        !listing.contains("stage-two"),
+        "the second command ran: {listing}"
+    );
+    up.stop();
+    let _ = std::fs::remove_dir_all(&dir);
+}

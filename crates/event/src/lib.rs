@@ -607,6 +607,22 @@ pub enum Payload {
     },
 }
 
+/// Nanoseconds per USER_HZ tick: /proc reports start times in ticks, so exec ids are
+/// built at that resolution to agree between /proc-seeded and kernel-seen processes.
+pub const EXEC_ID_NS_PER_TICK: u64 = 10_000_000;
+
+/// An exec id, unique across pid reuse (and across hosts by the boot id prefix):
+/// `BOOT:PID:START`, the process's start in ticks since boot.
+pub fn exec_id(boot: &str, pid: u32, start_boot_ns: u64) -> String {
+    format!("{boot}:{pid}:{}", start_boot_ns / EXEC_ID_NS_PER_TICK)
+}
+
+/// The start time an exec id carries, in ns since boot (at tick resolution).
+pub fn exec_id_start_boot_ns(exec_id: &str) -> Option<u64> {
+    let ticks: u64 = exec_id.rsplit(':').next()?.parse().ok()?;
+    ticks.checked_mul(EXEC_ID_NS_PER_TICK)
+}
+
 /// Now, in nanoseconds since the Unix epoch: the clock events and alerts carry.
 pub fn wall_ns() -> u64 {
     std::time::SystemTime::now()

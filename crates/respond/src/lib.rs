@@ -41,10 +41,4 @@ pub use responder::{ManualRequest, Responder};
 pub use target::{ProcessRef, Target};
 pub use toolbox::Toolbox;
 
-/// Now, in nanoseconds since the Unix epoch (the clock events and alerts carry).
-pub fn wall_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
+pub use rampart_event::wall_ns;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use rampart_event::Event;
+use rampart_event::{exec_id_start_boot_ns, Event};
 use serde::Serialize;
 
 use crate::RespondError;
@@ -136,16 +136,11 @@ pub fn check_process(p: &ProcessRef, container_id: &str) -> Result<(), RespondEr
             p.pid
         )));
     }
-    if let Some(want) = p
-        .exec_id
-        .as_deref()
-        .and_then(|e| e.rsplit(':').next())
-        .and_then(|s| s.parse::<u64>().ok())
-    {
-        let tick = 1_000_000_000 / 100;
+    if let Some(want) = p.exec_id.as_deref().and_then(exec_id_start_boot_ns) {
+        let tick = rampart_event::EXEC_ID_NS_PER_TICK;
         match start_boot_ns(p.pid) {
-            // /proc rounds down to a clock tick.
-            Some(have) if have <= want && want - have < 2 * tick => {}
+            // Both sides are whole ticks; allow one for rounding between them.
+            Some(have) if have.abs_diff(want) <= tick => {}
             Some(_) => {
                 return Err(RespondError::Refused(format!(
                     "pid {} was reused since the event (start time differs)",

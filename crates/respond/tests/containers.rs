@@ -23,11 +23,27 @@ fn target(c: &TestContainer, pid: Option<u32>) -> Target {
         image: TEST_IMAGE.into(),
         process: pid.map(|pid| ProcessRef {
             pid,
-            exec_id: None,
+            exec_id: proc_exec_id(pid),
             exe: String::new(),
         }),
         ..Target::default()
     }
+}
+
+/// The exec id the sensor gives a live process (rampart_event::exec_id from its /proc
+/// start time), so the kill path's pid-reuse check runs on real ids.
+fn proc_exec_id(pid: u32) -> Option<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let ticks: u64 = stat[stat.rfind(')')? + 2..]
+        .split_whitespace()
+        .nth(19)?
+        .parse()
+        .ok()?;
+    Some(rampart_event::exec_id(
+        "boot",
+        pid,
+        ticks * rampart_event::EXEC_ID_NS_PER_TICK,
+    ))
 }
 
 fn cgroups(c: &TestContainer) -> ContainerCgroups {

@@ -7,17 +7,11 @@ use std::sync::Arc;
 
 use rampart_event::{Ancestor, Process, MAX_ANCESTRY, MAX_ARGS};
 
-/// Nanoseconds per USER_HZ tick: /proc reports start times in ticks, so exec ids are
-/// built at that resolution to agree between /proc-seeded and kernel-seen processes.
-const NS_PER_TICK: u64 = 10_000_000;
+pub use rampart_event::exec_id;
+use rampart_event::EXEC_ID_NS_PER_TICK as NS_PER_TICK;
 
 /// Most argv bytes kept per process.
 const MAX_ARGV_BYTES: usize = 4096;
-
-/// Builds an exec id unique across pid reuse (and across hosts via the boot id prefix).
-pub fn exec_id(boot: &str, pid: u32, start_boot_ns: u64) -> String {
-    format!("{boot}:{pid}:{}", start_boot_ns / NS_PER_TICK)
-}
 
 /// Splits a NUL-separated argv block into at most [`MAX_ARGS`] entries.
 pub fn split_argv(block: &[u8]) -> (Vec<String>, bool) {
