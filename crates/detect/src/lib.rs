@@ -31,7 +31,8 @@ pub use alerts::NoiseConfig;
 pub use fields::EvalCtx;
 pub use hostnames::{ResolveOptions, Resolver, StaticResolver, SystemResolver};
 pub use loader::{
-    load_files, load_files_with, load_texts, load_texts_with, LoadError, LoadWarning,
+    compile_condition, load_files, load_files_with, load_texts, load_texts_with, Condition,
+    LoadError, LoadWarning,
 };
 pub use parser::{parse_condition, ParseError};
 pub use ruleset::{CompiledRule, EngineError, RuleEngine, RuleSet};
