@@ -61,10 +61,9 @@ pub mod record;
 pub mod sample;
 pub mod segment;
 pub mod store;
-
+pub mod writer;
 
 pub use catalog::{BlockRef, ContainerInfo};
 pub use error::RecorderError;
 pub use record::{LifecycleAction, LifecycleRecord, Record};
 pub use store::{Recorder, RecorderConfig, RepairReport, Stats, DEFAULT_BLOCK_BYTES, DEFAULT_DIR};
-
