@@ -56,6 +56,7 @@
 pub mod catalog;
 pub mod codec;
 pub mod error;
+pub mod query;
 pub mod record;
 #[doc(hidden)]
 pub mod sample;
@@ -65,5 +66,7 @@ pub mod writer;
 
 pub use catalog::{BlockRef, ContainerInfo};
 pub use error::RecorderError;
+pub use query::{compile_where, Follow, ProcessNode, ProcessTree, Query, QueryIter, RecordTypes};
 pub use record::{LifecycleAction, LifecycleRecord, Record};
 pub use store::{Recorder, RecorderConfig, RepairReport, Stats, DEFAULT_BLOCK_BYTES, DEFAULT_DIR};
+pub use writer::Writer;
