@@ -248,6 +248,14 @@ pub(crate) fn scan_segment(f: &File, from: u64) -> Result<SegmentScan, FrameErro
     let mut file = f;
     std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(from))?;
     file.read_to_end(&mut data)?;
+    scan.valid_end = from;
+    scan_bytes(&data, from, &mut scan);
+    scan.torn_tail = scan.valid_end < from + data.len() as u64;
+    Ok(scan)
+}
+
+/// [`scan_segment`] over bytes that start at file offset `from`.
+fn scan_bytes(data: &[u8], from: u64, scan: &mut SegmentScan) {
     let mut pos = 0usize;
     let mut bad_since: Option<usize> = None;
     while pos < data.len() {
@@ -295,8 +303,38 @@ pub(crate) fn scan_segment(f: &File, from: u64) -> Result<SegmentScan, FrameErro
         pos = end;
         scan.valid_end = from + pos as u64;
     }
-    scan.torn_tail = scan.valid_end < len;
-    Ok(scan)
+}
+
+/// A segment header, for tools that build segment images (the fuzz target).
+#[doc(hidden)]
+pub fn segment_header_bytes(id: u64, created_ns: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
+    segment_header(id, created_ns)
+}
+
+/// Reads a whole segment image from memory the way opening and querying read one:
+/// header, frame scan, then each frame decompressed and decoded. Returns the records
+/// that read back; never panics, whatever the bytes (the fuzz target's entry).
+#[doc(hidden)]
+pub fn read_segment_image(data: &[u8]) -> Vec<Record> {
+    let hl = SEGMENT_HEADER_LEN as usize;
+    if data.len() < hl
+        || &data[0..8] != SEGMENT_MAGIC
+        || crc32c::crc32c(&data[0..28]) != le32(&data[28..32])
+    {
+        return Vec::new();
+    }
+    let mut scan = SegmentScan::default();
+    scan_bytes(&data[hl..], SEGMENT_HEADER_LEN, &mut scan);
+    let mut out = Vec::new();
+    for (offset, len, _) in scan.frames {
+        let start = offset as usize;
+        if let Some(frame) = data.get(start..start + len) {
+            if let Ok(recs) = decode_frame(frame) {
+                out.extend(recs);
+            }
+        }
+    }
+    out
 }
 
 fn next_magic(data: &[u8], from: usize) -> usize {

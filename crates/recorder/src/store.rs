@@ -191,7 +191,18 @@ impl Recorder {
             path: cfg.dir.clone(),
             source,
         })?;
-        let lock = try_lock(&cfg.dir)?.ok_or_else(|| RecorderError::Locked(cfg.dir.clone()))?;
+        // A writer that is exiting (or a child forked by this process, until it execs)
+        // may hold the lock a moment longer.
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        let lock = loop {
+            match try_lock(&cfg.dir)? {
+                Some(l) => break l,
+                None if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                None => return Err(RecorderError::Locked(cfg.dir.clone())),
+            }
+        };
         Self::open_inner(cfg, Some(lock))
     }
 
@@ -556,16 +567,22 @@ impl Appender {
             match self.try_write(&frame) {
                 Ok(()) => return,
                 Err(e) => {
-                    let full = e.raw_os_error() == Some(libc::ENOSPC)
-                        || e.raw_os_error() == Some(libc::EDQUOT);
+                    let full = matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT));
+                    // A file size limit: a new segment starts below it.
+                    let too_big = e.raw_os_error() == Some(libc::EFBIG);
                     self.rec
                         .counters
                         .write_errors
                         .fetch_add(1, Ordering::Relaxed);
-                    if full && !retried && self.delete_oldest() {
+                    if !retried && full && self.delete_oldest() {
                         tracing::warn!(
                             "recorder disk full: deleted the oldest segment to make room"
                         );
+                        retried = true;
+                        continue;
+                    }
+                    if !retried && too_big {
+                        self.roll();
                         retried = true;
                         continue;
                     }

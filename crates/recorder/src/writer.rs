@@ -394,3 +394,19 @@ mod tests {
         assert!(w.stats().blocks > 5);
     }
 }
+#[cfg(test)]
+mod reopen_tests {
+    use super::*;
+    use crate::store::RecorderConfig;
+    #[test]
+    fn closing_releases_the_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::open(RecorderConfig::with_dir(dir.path())).unwrap();
+        let w = Writer::start(rec.clone()).unwrap();
+        w.try_append_event(Arc::new(crate::sample::event(1, 1, None, 1, "/")));
+        w.close().unwrap();
+        assert_eq!(Arc::strong_count(&rec), 1);
+        drop(rec);
+        Recorder::open(RecorderConfig::with_dir(dir.path())).unwrap();
+    }
+}
