@@ -519,6 +519,7 @@ impl RuleSet {
             output_fields: out.fields,
             source: "syscall".into(),
             event: ctx.ev.clone(),
+            retro: false,
         }
     }
 }
