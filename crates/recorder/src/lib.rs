@@ -57,6 +57,7 @@ pub mod catalog;
 pub mod codec;
 pub mod error;
 pub mod hunt;
+pub mod incident;
 pub mod query;
 pub mod record;
 #[doc(hidden)]
@@ -68,6 +69,7 @@ pub mod writer;
 pub use catalog::{BlockRef, ContainerInfo};
 pub use error::RecorderError;
 pub use hunt::HuntReport;
+pub use incident::BundleSummary;
 pub use query::{compile_where, Follow, ProcessNode, ProcessTree, Query, QueryIter, RecordTypes};
 pub use record::{LifecycleAction, LifecycleRecord, Record};
 pub use store::{Recorder, RecorderConfig, RepairReport, Stats, DEFAULT_BLOCK_BYTES, DEFAULT_DIR};
