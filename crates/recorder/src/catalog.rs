@@ -39,6 +39,33 @@ pub struct ContainerInfo {
     pub last_ts: u64,
 }
 
+fn exec_blob(hashes: &[u64]) -> Vec<u8> {
+    hashes.iter().flat_map(|h| h.to_le_bytes()).collect()
+}
+
+/// Binary search in a sorted array of little-endian u64s.
+fn exec_blob_contains(blob: &[u8], hash: u64) -> bool {
+    let n = blob.len() / 8;
+    let at = |k: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&blob[k * 8..k * 8 + 8]);
+        u64::from_le_bytes(a)
+    };
+    let (mut lo, mut hi) = (0, n);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        match at(mid).cmp(&hash) {
+            std::cmp::Ordering::Equal => return true,
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+        }
+    }
+    false
+}
+
+/// Layout of the catalog's tables; a catalog of another layout is rebuilt.
+const CATALOG_VERSION: i64 = 1;
+
 pub(crate) struct Catalog {
     db: Connection,
 }
@@ -57,6 +84,14 @@ impl Catalog {
         // never data, so it need not be synced on every commit.
         db.pragma_update(None, "synchronous", "NORMAL")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version != 0 && version != CATALOG_VERSION {
+            // Another layout: the caller moves it aside and rebuilds from the segments.
+            return Err(rusqlite::Error::InvalidParameterName(format!(
+                "catalog layout {version}, expected {CATALOG_VERSION}"
+            )));
+        }
+        db.pragma_update(None, "user_version", CATALOG_VERSION)?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS segments(
                 id INTEGER PRIMARY KEY, bytes INTEGER NOT NULL, min_ts INTEGER, max_ts INTEGER);
@@ -65,16 +100,13 @@ impl Catalog {
                 length INTEGER NOT NULL, min_ts INTEGER NOT NULL, max_ts INTEGER NOT NULL,
                 records INTEGER NOT NULL, events INTEGER NOT NULL, kinds INTEGER NOT NULL,
                 alerts INTEGER NOT NULL, lifecycles INTEGER NOT NULL,
+                execs BLOB NOT NULL,
                 UNIQUE(segment, offset));
              CREATE INDEX IF NOT EXISTS blocks_max_ts ON blocks(max_ts);
              CREATE TABLE IF NOT EXISTS block_containers(
                 container TEXT NOT NULL, block INTEGER NOT NULL,
                 PRIMARY KEY(container, block)) WITHOUT ROWID;
              CREATE INDEX IF NOT EXISTS block_containers_block ON block_containers(block);
-             CREATE TABLE IF NOT EXISTS block_execs(
-                exec INTEGER NOT NULL, block INTEGER NOT NULL,
-                PRIMARY KEY(exec, block)) WITHOUT ROWID;
-             CREATE INDEX IF NOT EXISTS block_execs_block ON block_execs(block);
              CREATE TABLE IF NOT EXISTS alerts(
                 id TEXT PRIMARY KEY, block INTEGER NOT NULL, ts INTEGER NOT NULL);
              CREATE INDEX IF NOT EXISTS alerts_block ON alerts(block);
@@ -119,7 +151,7 @@ impl Catalog {
         let tx = self.db.transaction()?;
         tx.execute(
             "INSERT OR IGNORE INTO blocks(segment, offset, length, min_ts, max_ts, records, events,
-                kinds, alerts, lifecycles) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
+                kinds, alerts, lifecycles, execs) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)",
             params![
                 i(segment),
                 i(offset),
@@ -130,7 +162,10 @@ impl Catalog {
                 s.events,
                 i(s.kinds),
                 s.alert_ids.len() as i64,
-                s.lifecycles
+                s.lifecycles,
+                // Exec ids are looked up rarely (process trees) and a block has hundreds:
+                // a sorted array per block costs far less to write than index rows.
+                exec_blob(&s.exec_hashes)
             ],
         )?;
         let block = if tx.changes() == 0 {
@@ -159,11 +194,6 @@ impl Catalog {
                 c.execute(params![id, block])?;
                 info.execute(params![id, name, image, i(s.min_ts), i(s.max_ts)])?;
             }
-            let mut e = tx
-                .prepare_cached("INSERT OR IGNORE INTO block_execs(exec, block) VALUES (?1, ?2)")?;
-            for h in &s.exec_hashes {
-                e.execute(params![i(*h), block])?;
-            }
             let mut a = tx
                 .prepare_cached("INSERT OR REPLACE INTO alerts(id, block, ts) VALUES (?1,?2,?3)")?;
             for id in &s.alert_ids {
@@ -189,7 +219,7 @@ impl Catalog {
     /// Forgets a segment and its blocks (the file is deleted by the caller).
     pub fn remove_segment(&mut self, segment: u64) -> rusqlite::Result<()> {
         let tx = self.db.transaction()?;
-        for table in ["block_containers", "block_execs", "alerts"] {
+        for table in ["block_containers", "alerts"] {
             tx.execute(
                 &format!(
                     "DELETE FROM {table} WHERE block IN (SELECT id FROM blocks WHERE segment = ?1)"
@@ -207,7 +237,7 @@ impl Catalog {
     pub fn truncate_segment(&mut self, segment: u64, end: u64) -> rusqlite::Result<()> {
         let tx = self.db.transaction()?;
         let cond = "SELECT id FROM blocks WHERE segment = ?1 AND offset + length > ?2";
-        for table in ["block_containers", "block_execs", "alerts"] {
+        for table in ["block_containers", "alerts"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE block IN ({cond})"),
                 params![i(segment), i(end)],
@@ -288,9 +318,16 @@ impl Catalog {
     pub fn blocks_with_exec(&self, hash: u64) -> rusqlite::Result<Vec<i64>> {
         let mut st = self
             .db
-            .prepare_cached("SELECT block FROM block_execs WHERE exec = ?1 ORDER BY block")?;
-        let rows = st.query_map(params![i(hash)], |r| r.get(0))?;
-        rows.collect()
+            .prepare_cached("SELECT id, execs FROM blocks ORDER BY id")?;
+        let mut out = Vec::new();
+        let mut rows = st.query([])?;
+        while let Some(r) = rows.next()? {
+            let blob = r.get_ref(1)?.as_blob()?;
+            if exec_blob_contains(blob, hash) {
+                out.push(r.get(0)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Containers listed by the given blocks.

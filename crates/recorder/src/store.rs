@@ -40,7 +40,8 @@ pub struct RecorderConfig {
     /// A block open longer than this is sealed (bounds what a crash loses and how
     /// late `follow` sees records).
     pub max_block_age: Duration,
-    /// Blocks open at once, one per container; containers beyond share one block.
+    /// Blocks open at once, one per container; a container beyond it seals the block
+    /// that least recently took a record.
     pub max_open_blocks: usize,
     /// Records the writer's queue holds before producers' records are shed.
     pub queue_capacity: usize,
@@ -61,7 +62,7 @@ impl Default for RecorderConfig {
             max_block_age: Duration::from_secs(5),
             max_open_blocks: 16,
             queue_capacity: 65_536,
-            zstd_level: 3,
+            zstd_level: 1,
             sync_on_flush: true,
         }
     }

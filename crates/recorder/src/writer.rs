@@ -146,10 +146,9 @@ enum Item<'a> {
 struct OpenBlock {
     enc: BlockEncoder,
     opened: Instant,
+    /// Records pushed by the worker when this block last took one (for eviction).
+    last_push: u64,
 }
-
-/// Records of containers beyond `max_open_blocks` share this partition.
-const SHARED: &str = "\u{0}shared";
 
 struct Worker {
     rec: Arc<Recorder>,
@@ -160,6 +159,7 @@ struct Worker {
     block_bytes: usize,
     max_age: Duration,
     max_open: usize,
+    pushed: u64,
 }
 
 impl Worker {
@@ -172,6 +172,7 @@ impl Worker {
             appender,
             open: FxHashMap::default(),
             spare: Vec::new(),
+            pushed: 0,
         }
     }
 
@@ -221,21 +222,35 @@ impl Worker {
     }
 
     fn push(&mut self, key: &str, item: Item<'_>) {
-        let key = if self.open.contains_key(key) || self.open.len() < self.max_open {
-            key
-        } else {
-            SHARED
-        };
-        let block = match self.open.get_mut(key) {
-            Some(b) => b,
-            None => {
-                let enc = self.spare.pop().unwrap_or_default();
-                self.open.entry(key.into()).or_insert(OpenBlock {
+        self.pushed += 1;
+        let pushed = self.pushed;
+        if !self.open.contains_key(key) {
+            if self.open.len() >= self.max_open {
+                // A container gone quiet (or gone) gives its slot up: its block is
+                // sealed now rather than every container sharing blocks from here on.
+                if let Some(lru) = self
+                    .open
+                    .iter()
+                    .min_by_key(|(_, b)| b.last_push)
+                    .map(|(k, _)| k.to_string())
+                {
+                    self.seal(lru);
+                }
+            }
+            let enc = self.spare.pop().unwrap_or_default();
+            self.open.insert(
+                key.into(),
+                OpenBlock {
                     enc,
                     opened: Instant::now(),
-                })
-            }
+                    last_push: pushed,
+                },
+            );
+        }
+        let Some(block) = self.open.get_mut(key) else {
+            return;
         };
+        block.last_push = pushed;
         match item {
             Item::Event(ev) => block.enc.push_event(ev),
             Item::Record(rec) => block.enc.push(rec),
@@ -364,6 +379,42 @@ mod tests {
         assert_eq!(s.appended, accepted);
         assert_eq!(s.appended + s.shed, 200_000);
         assert_eq!(count(&rec) as u64, accepted);
+    }
+
+    #[test]
+    fn a_new_container_beyond_the_bound_seals_the_least_recent_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::open(RecorderConfig {
+            max_open_blocks: 2,
+            max_age: None,
+            ..RecorderConfig::with_dir(dir.path())
+        })
+        .unwrap();
+        let w = Writer::start(rec.clone()).unwrap();
+        for (i, c) in ["aaaa", "bbbb", "aaaa", "cccc", "aaaa", "bbbb"]
+            .iter()
+            .enumerate()
+        {
+            for k in 0..10u64 {
+                let t = i as u64 * 100 + k;
+                w.try_append_event(Arc::new(sample::event(t, t, Some(c), 1, "/x")));
+            }
+        }
+        w.close().unwrap();
+        assert_eq!(count(&rec), 60);
+        // Every block holds one container: none was shared.
+        let blocks = rec
+            .catalog()
+            .blocks(0, u64::MAX, None, None, true, None)
+            .unwrap();
+        for b in &blocks {
+            assert_eq!(
+                rec.catalog().containers_of_blocks(&[b.id]).unwrap().len(),
+                1
+            );
+        }
+        // bbbb was evicted for cccc, then cccc for bbbb: aaaa stayed open throughout.
+        assert_eq!(blocks.len(), 4);
     }
 
     #[test]
