@@ -40,6 +40,11 @@ pub struct RecorderConfig {
     /// A block open longer than this is sealed (bounds what a crash loses and how
     /// late `follow` sees records).
     pub max_block_age: Duration,
+    /// A block is sealed before a record that is this much newer than its oldest
+    /// (in record time): a block's time range stays short whatever the rate, so a
+    /// time-range query decodes little outside its range (live, `max_block_age`
+    /// bounds it the same way; a replay or backfill needs this).
+    pub max_block_span: Duration,
     /// Blocks open at once, one per container; a container beyond it seals the block
     /// that least recently took a record.
     pub max_open_blocks: usize,
@@ -60,6 +65,7 @@ impl Default for RecorderConfig {
             segment_bytes: 64 << 20,
             block_bytes: DEFAULT_BLOCK_BYTES,
             max_block_age: Duration::from_secs(5),
+            max_block_span: Duration::from_secs(60),
             max_open_blocks: 16,
             queue_capacity: 65_536,
             zstd_level: 1,

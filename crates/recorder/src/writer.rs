@@ -159,6 +159,7 @@ struct Worker {
     block_bytes: usize,
     max_age: Duration,
     max_open: usize,
+    max_span: u64,
     pushed: u64,
 }
 
@@ -168,6 +169,7 @@ impl Worker {
             block_bytes: rec.cfg.block_bytes.max(1),
             max_age: rec.cfg.max_block_age,
             max_open: rec.cfg.max_open_blocks.max(1),
+            max_span: rec.cfg.max_block_span.as_nanos().min(u64::MAX as u128) as u64,
             rec,
             appender,
             open: FxHashMap::default(),
@@ -237,6 +239,28 @@ impl Worker {
                     self.seal(lru);
                 }
             }
+            let enc = self.spare.pop().unwrap_or_default();
+            self.open.insert(
+                key.into(),
+                OpenBlock {
+                    enc,
+                    opened: Instant::now(),
+                    last_push: pushed,
+                },
+            );
+        }
+        let ts = match item {
+            Item::Event(ev) => ev.ts_ns,
+            Item::Record(rec) => rec.ts_ns(),
+        };
+        let span = self.max_span;
+        if self
+            .open
+            .get(key)
+            .and_then(|b| b.enc.min_ts())
+            .is_some_and(|min| ts.saturating_sub(min) > span)
+        {
+            self.seal(key.to_owned());
             let enc = self.spare.pop().unwrap_or_default();
             self.open.insert(
                 key.into(),
