@@ -1125,7 +1125,7 @@ impl<'a> BlockDecoder<'a> {
     fn sockaddr_tagged(&mut self, tag: u8) -> Result<SockAddr, CodecError> {
         Ok(match tag {
             0..=3 => {
-                let ip: std::net::IpAddr = if tag % 2 == 0 {
+                let ip: std::net::IpAddr = if tag.is_multiple_of(2) {
                     let b = self.r.bytes(4)?;
                     std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()
                 } else {

@@ -244,7 +244,14 @@ impl Recorder {
         let alert_json =
             serde_json::to_vec_pretty(&alert).map_err(|e| RecorderError::Bundle(e.to_string()))?;
 
-        let dir = format!("incident-{}", &alert.id[..alert.id.len().min(12)]);
+        // Ids come from recorded data: keep the directory name to safe characters.
+        let short_id: String = alert
+            .id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(12)
+            .collect();
+        let dir = format!("incident-{short_id}");
         let mtime = alert.ts_ns / 1_000_000_000;
         // Written to a temporary name and renamed, so a reader never sees half a bundle.
         let tmp = out.with_extension("partial");
@@ -308,7 +315,7 @@ fn summary(
                 s,
                 "- Container: {} (`{}`), image {}",
                 if c.name.is_empty() { "?" } else { &c.name },
-                &c.id[..c.id.len().min(12)],
+                c.id.chars().take(12).collect::<String>(),
                 if c.image.is_empty() { "?" } else { &c.image }
             );
         }

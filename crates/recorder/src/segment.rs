@@ -177,7 +177,7 @@ pub(crate) fn parse_frame_header(h: &[u8]) -> Option<FrameHeader> {
 
 /// Reads and checks the frame at `offset` of `len` bytes (as the catalog has it).
 pub(crate) fn read_frame(f: &File, offset: u64, len: usize) -> Result<Vec<u8>, FrameError> {
-    if len < FRAME_HEADER_LEN || len > MAX_RAW_BLOCK + MAX_SUMMARY + FRAME_HEADER_LEN {
+    if !(FRAME_HEADER_LEN..=MAX_RAW_BLOCK + MAX_SUMMARY + FRAME_HEADER_LEN).contains(&len) {
         return Err(FrameError::BadHeader);
     }
     let mut buf = vec![0u8; len];
@@ -265,7 +265,7 @@ fn scan_bytes(data: &[u8], from: u64, scan: &mut SegmentScan) {
         };
         let Some(h) = h else {
             bad_since.get_or_insert(pos);
-            pos = next_magic(&data, pos + 1);
+            pos = next_magic(data, pos + 1);
             continue;
         };
         let end = pos + h.frame_len();
@@ -273,7 +273,7 @@ fn scan_bytes(data: &[u8], from: u64, scan: &mut SegmentScan) {
             // Runs past the end: a torn write, unless a valid frame follows (then the
             // length was garbage that happened to pass the header checksum).
             bad_since.get_or_insert(pos);
-            pos = next_magic(&data, pos + 1);
+            pos = next_magic(data, pos + 1);
             continue;
         }
         if crc32c::crc32c(&data[pos + FRAME_HEADER_LEN..end]) != h.data_crc {

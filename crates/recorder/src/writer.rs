@@ -212,7 +212,7 @@ impl Worker {
             }
             n = n.wrapping_add(1);
             // Checking the clock for every record would cost more than the record.
-            if n % 1024 == 0 || last_tick.elapsed() >= tick {
+            if n.is_multiple_of(1024) || last_tick.elapsed() >= tick {
                 last_tick = Instant::now();
                 self.seal_aged();
                 if last_retention.elapsed() >= Duration::from_secs(10) {

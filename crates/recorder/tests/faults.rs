@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,7 +59,7 @@ fn child_writer_appends_until_killed() {
         while !w.try_append_event(Arc::new(ev.clone())) {
             std::thread::yield_now();
         }
-        if (seq - start) % 500 == 0 {
+        if (seq - start).is_multiple_of(500) {
             w.flush().unwrap();
             let tmp = dir.join("progress.tmp");
             std::fs::write(&tmp, seq.to_string()).unwrap();
@@ -96,7 +95,7 @@ fn kill_9_loses_at_most_the_open_block() {
                 .ok()
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
-            if p >= target as u64 || Instant::now() > deadline {
+            if p >= target || Instant::now() > deadline {
                 break p;
             }
             std::thread::sleep(Duration::from_millis(5));

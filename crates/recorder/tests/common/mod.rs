@@ -49,7 +49,7 @@ pub fn attack_mix() -> Vec<Event> {
             if let Ok(mut e) = build_event(s) {
                 n += 1;
                 e.ts_ns = t0 + n * 1_000_003;
-                if e.container.container().is_some() && n % 2 == 0 {
+                if e.container.container().is_some() && n.is_multiple_of(2) {
                     // Half of them in a recorded container, as an attack would be.
                     e.container = container.clone();
                 }
