@@ -40,7 +40,8 @@ pub use engine::{EngineError, RuleEngine};
 pub use fields::EvalCtx;
 pub use hostnames::{ResolveOptions, Resolver, StaticResolver, SystemResolver};
 pub use loader::{
-    load_files, load_files_with, load_texts, load_texts_with, LoadError, LoadWarning,
+    compile_condition, load_files, load_files_with, load_texts, load_texts_with, Condition,
+    LoadError, LoadWarning,
 };
 pub use parser::{parse_condition, ParseError};
 pub use rule::CompiledRule;

@@ -734,6 +734,92 @@ impl Collector {
     }
 }
 
+/// One condition compiled on its own (a query's `--where`), with the lists and macros
+/// of the rules texts it was compiled against.
+pub struct Condition {
+    compiled: compile::Compiled,
+    // Host names the condition compares addresses with, resolved at compile time.
+    _hosts: Arc<crate::hostnames::HostTable>,
+    /// Fields the condition uses that Rampart lacks or approximates.
+    pub field_notes: Vec<(String, Availability)>,
+}
+
+impl Condition {
+    /// True when the event satisfies the condition.
+    pub fn matches(&self, ev: &rampart_event::Event) -> bool {
+        self.compiled.matches(&crate::fields::EvalCtx::new(ev))
+    }
+
+    /// Event kinds the condition can match.
+    pub fn kinds(&self) -> compile::KindSet {
+        self.compiled.kinds
+    }
+}
+
+impl std::fmt::Debug for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Condition")
+            .field("kinds", &self.compiled.kinds.0)
+            .finish()
+    }
+}
+
+/// Compiles a condition in the rule language against the lists and macros defined in
+/// `context` (rules texts `(file name, content)`, e.g. the shipped `rules/`; their
+/// rules are not compiled). Errors locate themselves in `condition` (file `<where>`).
+pub fn compile_condition(
+    condition: &str,
+    context: &[(String, String)],
+) -> Result<Condition, LoadError> {
+    const FILE: &str = "<where>";
+    let mut c = Collector::default();
+    for (name, text) in context {
+        c.collect_file(name, text);
+    }
+    let lists = expand_lists(&c.lists, &c.list_order);
+    let mut macros: HashMap<String, MacroDef> = HashMap::new();
+    for name in &c.macro_order {
+        let Some(info) = c.macros.get(name) else {
+            continue;
+        };
+        let ast = parse_condition(&info.cond.text).map_err(|pe| pe.message);
+        let source = Arc::new(info.cond.clone());
+        macros.insert(name.clone(), MacroDef { ast, source });
+    }
+    let source = Arc::new(Source::synthetic(
+        FILE.into(),
+        condition.to_owned(),
+        Pos { line: 1, col: 1 },
+    ));
+    let at = |offset: usize, msg: String| {
+        LoadError::at(
+            FILE,
+            Pos {
+                line: 1,
+                col: offset as u32 + 1,
+            },
+            None,
+            msg,
+        )
+    };
+    let expr = parse_condition(condition).map_err(|pe| at(pe.offset, pe.message))?;
+    let hosts = HostRegistry::default();
+    let env = Env {
+        lists: &lists,
+        macros: &macros,
+        hosts: &hosts,
+    };
+    let (compiled, notes) = compile::compile(&expr, &source, &env)
+        .map_err(|ce| LoadError::at(&ce.file, ce.pos, None, ce.message))?;
+    let hosts = Arc::new(hosts.into_table(ResolveOptions::default()));
+    hosts.refresh();
+    Ok(Condition {
+        compiled,
+        _hosts: hosts,
+        field_notes: notes.field_notes,
+    })
+}
+
 /// Expands references to lists defined earlier (Falco's visibility rule), strips quotes.
 fn expand_lists(
     infos: &HashMap<String, ListInfo>,
@@ -1071,5 +1157,18 @@ mod tests {
             build_condition(&r).unwrap().text,
             "(proc.name = sh) and not ((proc.pname = \"bash x\" and fd.name in (l)))"
         );
+    }
+
+    #[test]
+    fn one_condition_compiles_against_macros() {
+        let ctx = vec![(
+            "m.yaml".to_string(),
+            "- list: shells\n  items: [sh, bash]\n- macro: spawned_shell\n  condition: evt.type = execve and proc.name in (shells)\n".to_string(),
+        )];
+        let c = super::compile_condition("spawned_shell and container.id != host", &ctx).unwrap();
+        assert!(c.kinds().0 != 0);
+        let e = super::compile_condition("proc.name = ", &ctx).unwrap_err();
+        assert_eq!(e.file, "<where>");
+        assert!(super::compile_condition("no_such_macro", &ctx).is_err());
     }
 }

@@ -87,6 +87,7 @@ impl CompiledRule {
             output_fields: out.fields,
             source: "syscall".into(),
             event: ctx.ev.clone(),
+            retro: false,
         }
     }
 

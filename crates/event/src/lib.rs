@@ -964,6 +964,9 @@ pub struct Alert {
     pub source: String,
     /// The triggering event, with its process ancestry and container.
     pub event: Event,
+    /// Raised by a retro-hunt over recorded history, not by the live engine.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub retro: bool,
 }
 
 fn mount_call() -> String {

@@ -124,5 +124,6 @@ pub fn sample_alert() -> Alert {
                 repeats: 0,
             },
         },
+        retro: false,
     }
 }

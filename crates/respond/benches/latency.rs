@@ -44,6 +44,7 @@ fn alert(c: &TestContainer, rule: &str, pid: u32) -> Alert {
         message: String::new(),
         output_fields: Default::default(),
         source: "syscall".into(),
+        retro: false,
         event: Event {
             schema: 1,
             ts_ns: ts,

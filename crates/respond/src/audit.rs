@@ -172,6 +172,7 @@ impl AuditRecord {
             output_fields,
             source: AUDIT_SOURCE.into(),
             event,
+            retro: false,
         }
     }
 }

@@ -259,6 +259,7 @@ fn alert_for(c: &TestContainer, rule: &str, pid: u32, labels: &[(&str, &str)]) -
         message: String::new(),
         output_fields: Default::default(),
         source: "syscall".into(),
+        retro: false,
         event,
     }
 }
@@ -386,6 +387,7 @@ fn stateful_workloads_are_frozen_not_stopped() {
         message: String::new(),
         output_fields: Default::default(),
         source: "syscall".into(),
+        retro: false,
         event,
     };
     let d = policy.decide(&alert, &alert_event_target);

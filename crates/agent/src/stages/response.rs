@@ -107,6 +107,7 @@ mod tests {
                         output_fields: Default::default(),
                         source: "syscall".into(),
                         event: (**ev).clone(),
+                        retro: false,
                     });
                 }
             }

@@ -216,6 +216,7 @@ pub(crate) mod sample {
             output_fields,
             source: "syscall".into(),
             event,
+            retro: false,
         }
     }
 }

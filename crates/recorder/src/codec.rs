@@ -1,0 +1,1524 @@
+//! The block body encoding: records in a compact binary form, with strings, containers,
+//! processes and ancestors interned per block.
+//!
+//! A block body is a sequence of records, each a tag byte then its fields:
+//!
+//! - `0` event: timestamp and sequence as zigzag varint deltas from the previous event
+//!   in the block, host (string ref), flags, workload ref, process ref (when the flags
+//!   say there is one), payload kind and fields;
+//! - `1` alert and `2` lifecycle: a length-prefixed JSON document (rare records; JSON
+//!   keeps their open-ended fields, e.g. `output_fields`, exactly).
+//!
+//! A *ref* is a varint: `0` means a definition follows inline and takes the next index
+//! in its table; `n > 0` refers to entry `n - 1`. Strings, workloads, processes and
+//! ancestors each have their own table, which starts empty in every block: a block
+//! decodes on its own, so any block can be read (or lost) without the others.
+//!
+//! The payload kinds the sensor emits most are hand-encoded; the rest are stored as
+//! their JSON (kind byte [`JSON_PAYLOAD`]), which keeps every field of kinds added
+//! later without a format change.
+
+use std::sync::Arc;
+
+use rampart_event::{
+    Alert, Ancestor, Container, Event, EventKind, KubernetesIdentity, L4Proto, LossSource,
+    OpenAccess, Payload, Process, SockAddr, Workload,
+};
+use rustc_hash::FxHashMap;
+
+use crate::record::{LifecycleRecord, Record};
+
+const TAG_EVENT: u8 = 0;
+const TAG_ALERT: u8 = 1;
+const TAG_LIFECYCLE: u8 = 2;
+/// Payload kind byte: the payload follows as JSON.
+pub(crate) const JSON_PAYLOAD: u8 = 0xff;
+
+const FLAG_COMPAT: u8 = 1;
+const FLAG_PROCESS: u8 = 2;
+
+/// Why a block body did not decode.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CodecError {
+    #[error("block body ends inside a record")]
+    Truncated,
+    #[error("bad {0} in block body")]
+    Bad(&'static str),
+    #[error("JSON record: {0}")]
+    Json(String),
+}
+
+/// A stable 64-bit hash (FNV-1a) of an exec id: stored in block summaries and the
+/// catalog, so it must never change with a dependency's version.
+pub fn exec_id_hash(s: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in s.as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // SQLite integers are signed 64-bit: the catalog stores the bits as i64.
+    h
+}
+
+/// What the catalog keeps of a block, also written beside the body in its frame so
+/// the catalog can be rebuilt without decompressing anything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockSummary {
+    pub min_ts: u64,
+    pub max_ts: u64,
+    pub records: u32,
+    pub events: u32,
+    /// Bit `k as usize` for every [`EventKind`] `k` in the block.
+    pub kinds: u64,
+    /// Containers of the block's records: id (empty for the host), name, image.
+    pub containers: Vec<(String, String, String)>,
+    /// [`exec_id_hash`] of every process (and ancestor) exec id in the block.
+    pub exec_hashes: Vec<u64>,
+    /// Ids of the alerts in the block.
+    pub alert_ids: Vec<String>,
+    /// Lifecycle records in the block.
+    pub lifecycles: u32,
+}
+
+impl BlockSummary {
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.min_ts);
+        put_u64(out, self.max_ts);
+        put_u64(out, self.records.into());
+        put_u64(out, self.events.into());
+        put_u64(out, self.kinds);
+        put_u64(out, self.lifecycles.into());
+        put_u64(out, self.containers.len() as u64);
+        for (id, name, image) in &self.containers {
+            put_raw_str(out, id);
+            put_raw_str(out, name);
+            put_raw_str(out, image);
+        }
+        put_u64(out, self.exec_hashes.len() as u64);
+        for h in &self.exec_hashes {
+            out.extend_from_slice(&h.to_le_bytes());
+        }
+        put_u64(out, self.alert_ids.len() as u64);
+        for a in &self.alert_ids {
+            put_raw_str(out, a);
+        }
+    }
+
+    pub(crate) fn decode(buf: &[u8]) -> Result<Self, CodecError> {
+        let mut r = Reader { buf, pos: 0 };
+        let min_ts = r.u64()?;
+        let max_ts = r.u64()?;
+        let records = r.u32()?;
+        let events = r.u32()?;
+        let kinds = r.u64()?;
+        let lifecycles = r.u32()?;
+        let n = r.len(3)?;
+        let mut containers = Vec::with_capacity(n);
+        for _ in 0..n {
+            containers.push((
+                r.raw_str()?.to_owned(),
+                r.raw_str()?.to_owned(),
+                r.raw_str()?.to_owned(),
+            ));
+        }
+        let n = r.len(8)?;
+        let mut exec_hashes = Vec::with_capacity(n);
+        for _ in 0..n {
+            let b = r.bytes(8)?;
+            let mut a = [0u8; 8];
+            a.copy_from_slice(b);
+            exec_hashes.push(u64::from_le_bytes(a));
+        }
+        let n = r.len(1)?;
+        let mut alert_ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            alert_ids.push(r.raw_str()?.to_owned());
+        }
+        Ok(Self {
+            min_ts,
+            max_ts,
+            records,
+            events,
+            kinds,
+            containers,
+            exec_hashes,
+            alert_ids,
+            lifecycles,
+        })
+    }
+}
+
+/// Builds one block body.
+#[derive(Default)]
+pub struct BlockEncoder {
+    buf: Vec<u8>,
+    strings: FxHashMap<Box<str>, u32>,
+    // Interning is by `Arc` address first (the sensor shares one Arc per process and
+    // container), then by value, keyed by a hash of the identity, so events that were
+    // decoded separately still share one definition.
+    workload_by_ptr: FxHashMap<usize, u32>,
+    workload_by_key: FxHashMap<u64, Vec<u32>>,
+    workload_defs: Vec<Arc<Workload>>,
+    process_by_ptr: FxHashMap<usize, u32>,
+    process_by_exec: FxHashMap<u64, Vec<u32>>,
+    process_defs: Vec<Arc<Process>>,
+    ancestor_by_ptr: FxHashMap<usize, u32>,
+    ancestor_by_exec: FxHashMap<u64, Vec<u32>>,
+    ancestor_defs: Vec<Arc<Ancestor>>,
+    /// Arcs matched by value: kept alive so their address cannot be reused by another
+    /// value while the block is open (the address maps would then lie).
+    pinned_workloads: Vec<Arc<Workload>>,
+    pinned_processes: Vec<Arc<Process>>,
+    pinned_ancestors: Vec<Arc<Ancestor>>,
+    prev_ts: u64,
+    prev_seq: u64,
+    summary: BlockSummary,
+    containers_seen: FxHashMap<Box<str>, usize>,
+    exec_seen: rustc_hash::FxHashSet<u64>,
+}
+
+impl BlockEncoder {
+    /// Uncompressed bytes so far.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.summary.records == 0
+    }
+
+    pub fn records(&self) -> u32 {
+        self.summary.records
+    }
+
+    /// Oldest record time, if any.
+    pub fn min_ts(&self) -> Option<u64> {
+        (self.summary.records > 0).then_some(self.summary.min_ts)
+    }
+
+    /// The body and its summary; the encoder is empty again afterwards (its tables
+    /// keep their capacity for the next block).
+    pub fn finish(&mut self) -> (Vec<u8>, BlockSummary) {
+        let body = std::mem::take(&mut self.buf);
+        let mut summary = std::mem::take(&mut self.summary);
+        summary.exec_hashes = self.exec_seen.drain().collect();
+        summary.exec_hashes.sort_unstable();
+        self.strings.clear();
+        self.workload_by_ptr.clear();
+        self.workload_by_key.clear();
+        self.workload_defs.clear();
+        self.process_by_ptr.clear();
+        self.process_by_exec.clear();
+        self.process_defs.clear();
+        self.ancestor_by_ptr.clear();
+        self.ancestor_by_exec.clear();
+        self.ancestor_defs.clear();
+        self.pinned_workloads.clear();
+        self.pinned_processes.clear();
+        self.pinned_ancestors.clear();
+        self.containers_seen.clear();
+        self.prev_ts = 0;
+        self.prev_seq = 0;
+        (body, summary)
+    }
+
+    /// Gives a written body's buffer back for the next block.
+    pub fn recycle(&mut self, mut body: Vec<u8>) {
+        if self.buf.is_empty() && body.capacity() > self.buf.capacity() {
+            body.clear();
+            self.buf = body;
+        }
+    }
+
+    fn note_ts(&mut self, ts: u64) {
+        let s = &mut self.summary;
+        if s.records == 0 {
+            s.min_ts = ts;
+            s.max_ts = ts;
+        } else {
+            s.min_ts = s.min_ts.min(ts);
+            s.max_ts = s.max_ts.max(ts);
+        }
+        s.records += 1;
+    }
+
+    fn note_container(&mut self, id: &str, name: &str, image: &str) {
+        match self.containers_seen.get(id) {
+            Some(&i) => {
+                // A later record may know the name (metadata arrived late).
+                let c = &mut self.summary.containers[i];
+                if c.1.is_empty() && !name.is_empty() {
+                    c.1 = name.to_owned();
+                }
+                if c.2.is_empty() && !image.is_empty() {
+                    c.2 = image.to_owned();
+                }
+            }
+            None => {
+                self.containers_seen
+                    .insert(id.into(), self.summary.containers.len());
+                self.summary
+                    .containers
+                    .push((id.to_owned(), name.to_owned(), image.to_owned()));
+            }
+        }
+    }
+
+    fn note_workload(&mut self, w: &Workload) {
+        match w {
+            Workload::Container(c) => self.note_container(&c.id, &c.name, &c.image),
+            Workload::Host { .. } => self.note_container("", "", ""),
+        }
+    }
+
+    pub fn push(&mut self, rec: &Record) {
+        match rec {
+            Record::Event(ev) => self.push_event(ev),
+            Record::Alert(a) => self.push_alert(a),
+            Record::Lifecycle(l) => self.push_lifecycle(l),
+        }
+    }
+
+    fn push_alert(&mut self, a: &Alert) {
+        self.note_ts(a.ts_ns);
+        self.note_workload(&a.event.container);
+        if let Some(p) = &a.event.process {
+            self.exec_seen.insert(exec_id_hash(&p.exec_id));
+        }
+        self.summary.alert_ids.push(a.id.clone());
+        self.buf.push(TAG_ALERT);
+        // Serialising our own typed value cannot fail (no non-string map keys).
+        let json = serde_json::to_vec(a).unwrap_or_default();
+        put_bytes(&mut self.buf, &json);
+    }
+
+    fn push_lifecycle(&mut self, l: &LifecycleRecord) {
+        self.note_ts(l.ts_ns);
+        self.note_container(&l.container_id, &l.name, &l.image);
+        self.summary.lifecycles += 1;
+        self.buf.push(TAG_LIFECYCLE);
+        let json = serde_json::to_vec(l).unwrap_or_default();
+        put_bytes(&mut self.buf, &json);
+    }
+
+    pub fn push_event(&mut self, ev: &Event) {
+        self.note_ts(ev.ts_ns);
+        self.summary.events += 1;
+        let kind = ev.kind();
+        self.summary.kinds |= 1u64 << (kind as u32);
+        self.buf.push(TAG_EVENT);
+        let dts = ev.ts_ns.wrapping_sub(self.prev_ts) as i64;
+        put_i64(&mut self.buf, dts);
+        self.prev_ts = ev.ts_ns;
+        let dseq = ev.seq.wrapping_sub(self.prev_seq) as i64;
+        put_i64(&mut self.buf, dseq);
+        self.prev_seq = ev.seq;
+        self.str(&ev.host);
+        let mut flags = 0;
+        if ev.compat_syscall {
+            flags |= FLAG_COMPAT;
+        }
+        if ev.process.is_some() {
+            flags |= FLAG_PROCESS;
+        }
+        self.buf.push(flags);
+        self.workload(&ev.container);
+        if let Some(p) = &ev.process {
+            self.process(p);
+        }
+        self.payload(&ev.payload);
+    }
+
+    fn str(&mut self, s: &str) {
+        if let Some(&i) = self.strings.get(s) {
+            put_u64(&mut self.buf, u64::from(i) + 1);
+            return;
+        }
+        let i = self.strings.len() as u32;
+        self.strings.insert(s.into(), i);
+        self.buf.push(0);
+        put_raw_str(&mut self.buf, s);
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            None => self.buf.push(0),
+            Some(s) => {
+                self.buf.push(1);
+                self.str(s);
+            }
+        }
+    }
+
+    fn strs(&mut self, v: &[String]) {
+        put_u64(&mut self.buf, v.len() as u64);
+        for s in v {
+            self.str(s);
+        }
+    }
+
+    fn workload(&mut self, w: &Arc<Workload>) {
+        let ptr = Arc::as_ptr(w) as usize;
+        if let Some(&i) = self.workload_by_ptr.get(&ptr) {
+            put_u64(&mut self.buf, u64::from(i) + 1);
+            return;
+        }
+        let key = match &**w {
+            Workload::Container(c) => exec_id_hash(&c.id) ^ c.cgroup_id,
+            Workload::Host { cgroup_id } => *cgroup_id,
+        };
+        let defs = &self.workload_defs;
+        if let Some(&i) = self
+            .workload_by_key
+            .get(&key)
+            .and_then(|c| c.iter().find(|&&i| *defs[i as usize] == **w))
+        {
+            self.workload_by_ptr.insert(ptr, i);
+            self.pinned_workloads.push(w.clone());
+            put_u64(&mut self.buf, u64::from(i) + 1);
+            return;
+        }
+        let i = self.workload_defs.len() as u32;
+        self.workload_by_key.entry(key).or_default().push(i);
+        self.workload_by_ptr.insert(ptr, i);
+        self.workload_defs.push(w.clone());
+        self.note_workload(w);
+        self.buf.push(0);
+        match &**w {
+            Workload::Host { cgroup_id } => {
+                self.buf.push(0);
+                put_u64(&mut self.buf, *cgroup_id);
+            }
+            Workload::Container(c) => {
+                self.buf.push(1);
+                self.container(c);
+            }
+        }
+    }
+
+    fn container(&mut self, c: &Container) {
+        self.str(&c.id);
+        put_u64(&mut self.buf, c.cgroup_id);
+        self.str(&c.runtime);
+        self.str(&c.name);
+        self.str(&c.image);
+        self.str(&c.image_repository);
+        self.str(&c.image_tag);
+        self.str(&c.image_digest);
+        put_u64(&mut self.buf, c.labels.len() as u64);
+        for (k, v) in &c.labels {
+            self.str(k);
+            self.str(v);
+        }
+        match &c.k8s {
+            None => self.buf.push(0),
+            Some(k) => {
+                self.buf.push(1);
+                self.str(&k.namespace);
+                self.str(&k.pod);
+                self.str(&k.container);
+                self.str(&k.pod_uid);
+            }
+        }
+        self.buf
+            .push(u8::from(c.privileged) | u8::from(c.metadata_complete) << 1);
+        self.strs(&c.cap_add);
+        self.str(&c.network_mode);
+    }
+
+    fn process(&mut self, p: &Arc<Process>) {
+        let ptr = Arc::as_ptr(p) as usize;
+        if let Some(&i) = self.process_by_ptr.get(&ptr) {
+            put_u64(&mut self.buf, u64::from(i) + 1);
+            return;
+        }
+        let key = exec_id_hash(&p.exec_id);
+        let defs = &self.process_defs;
+        if let Some(&i) = self
+            .process_by_exec
+            .get(&key)
+            .and_then(|c| c.iter().find(|&&i| *defs[i as usize] == **p))
+        {
+            self.process_by_ptr.insert(ptr, i);
+            self.pinned_processes.push(p.clone());
+            put_u64(&mut self.buf, u64::from(i) + 1);
+            return;
+        }
+        let i = self.process_defs.len() as u32;
+        self.process_by_exec.entry(key).or_default().push(i);
+        self.process_by_ptr.insert(ptr, i);
+        self.process_defs.push(p.clone());
+        self.exec_seen.insert(exec_id_hash(&p.exec_id));
+        self.buf.push(0);
+        put_u64(&mut self.buf, p.pid.into());
+        put_i64(&mut self.buf, i64::from(p.tid) - i64::from(p.pid));
+        put_u64(&mut self.buf, p.ppid.into());
+        self.str(&p.exec_id);
+        self.opt_str(p.parent_exec_id.as_deref());
+        put_u64(&mut self.buf, p.uid.into());
+        put_u64(&mut self.buf, p.gid.into());
+        put_u64(&mut self.buf, p.euid.into());
+        put_u64(&mut self.buf, p.egid.into());
+        match p.auid {
+            None => self.buf.push(0),
+            Some(a) => {
+                self.buf.push(1);
+                put_u64(&mut self.buf, a.into());
+            }
+        }
+        self.str(&p.exe);
+        self.strs(&p.argv);
+        self.str(&p.cwd);
+        self.str(&p.comm);
+        put_u64(&mut self.buf, p.start_ns);
+        put_u64(&mut self.buf, p.tty.into());
+        self.buf
+            .push(u8::from(p.argv_truncated) | u8::from(p.exe_upper_layer) << 1);
+        put_u64(&mut self.buf, p.ancestry.len() as u64);
+        for a in &p.ancestry {
+            self.ancestor(a);
+        }
+    }
+
+    fn ancestor(&mut self, a: &Arc<Ancestor>) {
+        let ptr = Arc::as_ptr(a) as usize;
+        if let Some(&i) = self.ancestor_by_ptr.get(&ptr) {
+            put_u64(&mut self.buf, u64::from(i) + 1);
+            return;
+        }
+        let key = exec_id_hash(&a.exec_id);
+        let defs = &self.ancestor_defs;
+        if let Some(&i) = self
+            .ancestor_by_exec
+            .get(&key)
+            .and_then(|c| c.iter().find(|&&i| *defs[i as usize] == **a))
+        {
+            self.ancestor_by_ptr.insert(ptr, i);
+            self.pinned_ancestors.push(a.clone());
+            put_u64(&mut self.buf, u64::from(i) + 1);
+            return;
+        }
+        let i = self.ancestor_defs.len() as u32;
+        self.ancestor_by_exec.entry(key).or_default().push(i);
+        self.ancestor_by_ptr.insert(ptr, i);
+        self.ancestor_defs.push(a.clone());
+        self.exec_seen.insert(exec_id_hash(&a.exec_id));
+        self.buf.push(0);
+        put_u64(&mut self.buf, a.pid.into());
+        self.str(&a.exec_id);
+        self.str(&a.exe);
+        self.strs(&a.argv);
+        self.str(&a.comm);
+    }
+
+    fn sockaddr(&mut self, a: &SockAddr) {
+        match a {
+            SockAddr::Inet { ip, port } | SockAddr::Inet6 { ip, port } => {
+                let tag = if matches!(a, SockAddr::Inet { .. }) {
+                    0
+                } else {
+                    2
+                };
+                match ip {
+                    std::net::IpAddr::V4(v4) => {
+                        self.buf.push(tag);
+                        self.buf.extend_from_slice(&v4.octets());
+                    }
+                    std::net::IpAddr::V6(v6) => {
+                        self.buf.push(tag + 1);
+                        self.buf.extend_from_slice(&v6.octets());
+                    }
+                }
+                put_u64(&mut self.buf, (*port).into());
+            }
+            SockAddr::Unix { path } => {
+                self.buf.push(4);
+                self.str(path);
+            }
+            SockAddr::Other { number } => {
+                self.buf.push(5);
+                put_u64(&mut self.buf, (*number).into());
+            }
+        }
+    }
+
+    fn opt_sockaddr(&mut self, a: Option<&SockAddr>) {
+        match a {
+            None => self.buf.push(0xff),
+            Some(a) => self.sockaddr(a),
+        }
+    }
+
+    fn payload(&mut self, p: &Payload) {
+        let b = &mut self.buf;
+        match p {
+            Payload::Exec {
+                filename,
+                interpreter,
+                from_memfd,
+                from_deleted,
+            } => {
+                b.push(EventKind::Exec as u8);
+                b.push(u8::from(*from_memfd) | u8::from(*from_deleted) << 1);
+                self.str(filename);
+                self.opt_str(interpreter.as_deref());
+            }
+            Payload::Fork {
+                child_pid,
+                child_exec_id,
+            } => {
+                b.push(EventKind::Fork as u8);
+                put_u64(b, (*child_pid).into());
+                self.str(child_exec_id);
+            }
+            Payload::Exit {
+                code,
+                signal,
+                core_dumped,
+            } => {
+                b.push(EventKind::Exit as u8);
+                put_i64(b, (*code).into());
+                match signal {
+                    None => b.push(u8::from(*core_dumped) << 1),
+                    Some(s) => {
+                        b.push(1 | u8::from(*core_dumped) << 1);
+                        put_i64(b, (*s).into());
+                    }
+                }
+            }
+            Payload::FileOpen {
+                path,
+                path_raw,
+                flags,
+                mode,
+                access,
+                ret,
+                repeats,
+            } => {
+                b.push(EventKind::FileOpen as u8);
+                b.push(
+                    u8::from(access.read)
+                        | u8::from(access.write) << 1
+                        | u8::from(access.create) << 2
+                        | u8::from(access.truncate) << 3,
+                );
+                put_u64(b, (*flags).into());
+                put_u64(b, (*mode).into());
+                put_i64(b, *ret);
+                put_u64(b, *repeats);
+                self.str(path);
+                self.opt_str(path_raw.as_deref());
+            }
+            Payload::FileUnlink { path, ret } => {
+                b.push(EventKind::FileUnlink as u8);
+                put_i64(b, *ret);
+                self.str(path);
+            }
+            Payload::FileRename {
+                old_path,
+                new_path,
+                ret,
+            } => {
+                b.push(EventKind::FileRename as u8);
+                put_i64(b, *ret);
+                self.str(old_path);
+                self.str(new_path);
+            }
+            Payload::FileLink {
+                old_path,
+                new_path,
+                symbolic,
+                ret,
+            } => {
+                b.push(EventKind::FileLink as u8);
+                b.push(u8::from(*symbolic));
+                put_i64(b, *ret);
+                self.str(old_path);
+                self.str(new_path);
+            }
+            Payload::FileChmod { path, mode, ret } => {
+                b.push(EventKind::FileChmod as u8);
+                put_u64(b, (*mode).into());
+                put_i64(b, *ret);
+                self.str(path);
+            }
+            Payload::FileChown {
+                path,
+                uid,
+                gid,
+                ret,
+            } => {
+                b.push(EventKind::FileChown as u8);
+                put_i64(b, *uid);
+                put_i64(b, *gid);
+                put_i64(b, *ret);
+                self.str(path);
+            }
+            Payload::FileTruncate { path, length, ret } => {
+                b.push(EventKind::FileTruncate as u8);
+                put_i64(b, *length);
+                put_i64(b, *ret);
+                self.str(path);
+            }
+            Payload::NetConnect {
+                proto,
+                local,
+                remote,
+                ret,
+            } => {
+                b.push(EventKind::NetConnect as u8);
+                b.push(proto_code(*proto));
+                put_i64(b, *ret);
+                self.opt_sockaddr(local.as_ref());
+                self.sockaddr(remote);
+            }
+            Payload::NetAccept {
+                proto,
+                local,
+                remote,
+                ret,
+            } => {
+                b.push(EventKind::NetAccept as u8);
+                b.push(proto_code(*proto));
+                put_i64(b, *ret);
+                self.opt_sockaddr(local.as_ref());
+                self.opt_sockaddr(remote.as_ref());
+            }
+            Payload::NetBind { proto, local, ret } => {
+                b.push(EventKind::NetBind as u8);
+                b.push(proto_code(*proto));
+                put_i64(b, *ret);
+                self.sockaddr(local);
+            }
+            Payload::NetListen {
+                proto,
+                local,
+                backlog,
+                ret,
+            } => {
+                b.push(EventKind::NetListen as u8);
+                b.push(proto_code(*proto));
+                put_i64(b, (*backlog).into());
+                put_i64(b, *ret);
+                self.opt_sockaddr(local.as_ref());
+            }
+            Payload::Mount {
+                call,
+                source,
+                target,
+                fstype,
+                flags,
+                ret,
+            } => {
+                b.push(EventKind::Mount as u8);
+                put_u64(b, *flags);
+                put_i64(b, *ret);
+                self.str(call);
+                self.str(source);
+                self.str(target);
+                self.str(fstype);
+            }
+            Payload::Lost { source, count, cpu } => {
+                b.push(EventKind::Lost as u8);
+                b.push(match source {
+                    LossSource::Kernel => 0,
+                    LossSource::Queue => 1,
+                    LossSource::Output => 2,
+                });
+                put_u64(b, *count);
+                match cpu {
+                    None => b.push(0),
+                    Some(c) => {
+                        b.push(1);
+                        put_u64(b, (*c).into());
+                    }
+                }
+            }
+            other => {
+                b.push(JSON_PAYLOAD);
+                let json = serde_json::to_vec(other).unwrap_or_default();
+                put_bytes(b, &json);
+            }
+        }
+    }
+}
+
+fn proto_code(p: L4Proto) -> u8 {
+    match p {
+        L4Proto::Tcp => 0,
+        L4Proto::Udp => 1,
+        L4Proto::Unix => 2,
+        L4Proto::Other => 3,
+    }
+}
+
+fn proto_from(c: u8) -> Result<L4Proto, CodecError> {
+    Ok(match c {
+        0 => L4Proto::Tcp,
+        1 => L4Proto::Udp,
+        2 => L4Proto::Unix,
+        3 => L4Proto::Other,
+        _ => return Err(CodecError::Bad("protocol")),
+    })
+}
+
+pub(crate) fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+pub(crate) fn put_i64(out: &mut Vec<u8>, v: i64) {
+    put_u64(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+fn put_raw_str(out: &mut Vec<u8>, s: &str) {
+    put_bytes(out, s.as_bytes());
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_u64(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A cursor over untrusted bytes: every read is bounds-checked.
+pub(crate) struct Reader<'a> {
+    pub buf: &'a [u8],
+    pub pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub fn is_empty(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    pub fn u8(&mut self) -> Result<u8, CodecError> {
+        let b = *self.buf.get(self.pos).ok_or(CodecError::Truncated)?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    pub fn u64(&mut self) -> Result<u64, CodecError> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(CodecError::Bad("varint"))
+    }
+
+    pub fn u32(&mut self) -> Result<u32, CodecError> {
+        u32::try_from(self.u64()?).map_err(|_| CodecError::Bad("u32"))
+    }
+
+    fn u16(&mut self) -> Result<u16, CodecError> {
+        u16::try_from(self.u64()?).map_err(|_| CodecError::Bad("u16"))
+    }
+
+    pub fn i64(&mut self) -> Result<i64, CodecError> {
+        let u = self.u64()?;
+        Ok((u >> 1) as i64 ^ -((u & 1) as i64))
+    }
+
+    fn i32(&mut self) -> Result<i32, CodecError> {
+        i32::try_from(self.i64()?).map_err(|_| CodecError::Bad("i32"))
+    }
+
+    /// A count of items each at least `min_size` bytes long: refused when the rest of
+    /// the buffer could not hold them (so garbage cannot make us allocate gigabytes).
+    pub fn len(&mut self, min_size: usize) -> Result<usize, CodecError> {
+        let n = self.u64()?;
+        let left = (self.buf.len() - self.pos.min(self.buf.len())) as u64;
+        if n.saturating_mul(min_size.max(1) as u64) > left {
+            return Err(CodecError::Truncated);
+        }
+        Ok(n as usize)
+    }
+
+    pub fn bytes(&mut self, n: usize) -> Result<&'a [u8], CodecError> {
+        let end = self.pos.checked_add(n).ok_or(CodecError::Truncated)?;
+        let b = self.buf.get(self.pos..end).ok_or(CodecError::Truncated)?;
+        self.pos = end;
+        Ok(b)
+    }
+
+    pub fn raw_str(&mut self) -> Result<&'a str, CodecError> {
+        let n = self.len(1)?;
+        std::str::from_utf8(self.bytes(n)?).map_err(|_| CodecError::Bad("utf-8"))
+    }
+}
+
+/// Decodes one block body.
+pub(crate) struct BlockDecoder<'a> {
+    r: Reader<'a>,
+    strings: Vec<&'a str>,
+    hosts: FxHashMap<u32, Arc<str>>,
+    workloads: Vec<Arc<Workload>>,
+    processes: Vec<Arc<Process>>,
+    ancestors: Vec<Arc<Ancestor>>,
+    prev_ts: u64,
+    prev_seq: u64,
+}
+
+impl<'a> BlockDecoder<'a> {
+    pub fn new(body: &'a [u8]) -> Self {
+        Self {
+            r: Reader { buf: body, pos: 0 },
+            strings: Vec::new(),
+            hosts: FxHashMap::default(),
+            workloads: Vec::new(),
+            processes: Vec::new(),
+            ancestors: Vec::new(),
+            prev_ts: 0,
+            prev_seq: 0,
+        }
+    }
+
+    /// The next record, `None` at the end of the body.
+    pub fn next_record(&mut self) -> Result<Option<Record>, CodecError> {
+        if self.r.is_empty() {
+            return Ok(None);
+        }
+        let rec = match self.r.u8()? {
+            TAG_EVENT => Record::Event(self.event()?),
+            TAG_ALERT => {
+                let n = self.r.len(1)?;
+                let json = self.r.bytes(n)?;
+                Record::Alert(
+                    serde_json::from_slice(json).map_err(|e| CodecError::Json(e.to_string()))?,
+                )
+            }
+            TAG_LIFECYCLE => {
+                let n = self.r.len(1)?;
+                let json = self.r.bytes(n)?;
+                Record::Lifecycle(
+                    serde_json::from_slice(json).map_err(|e| CodecError::Json(e.to_string()))?,
+                )
+            }
+            _ => return Err(CodecError::Bad("record tag")),
+        };
+        Ok(Some(rec))
+    }
+
+    fn str_idx(&mut self) -> Result<(u32, &'a str), CodecError> {
+        let r = self.r.u64()?;
+        if r == 0 {
+            let s = self.r.raw_str()?;
+            self.strings.push(s);
+            return Ok(((self.strings.len() - 1) as u32, s));
+        }
+        let i = (r - 1) as usize;
+        let s = self.strings.get(i).ok_or(CodecError::Bad("string ref"))?;
+        Ok((i as u32, s))
+    }
+
+    fn str(&mut self) -> Result<&'a str, CodecError> {
+        Ok(self.str_idx()?.1)
+    }
+
+    fn string(&mut self) -> Result<String, CodecError> {
+        Ok(self.str()?.to_owned())
+    }
+
+    fn opt_string(&mut self) -> Result<Option<String>, CodecError> {
+        match self.r.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.string()?)),
+            _ => Err(CodecError::Bad("option")),
+        }
+    }
+
+    fn strings(&mut self) -> Result<Vec<String>, CodecError> {
+        let n = self.r.len(1)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(self.string()?);
+        }
+        Ok(v)
+    }
+
+    fn event(&mut self) -> Result<Event, CodecError> {
+        let ts_ns = self.prev_ts.wrapping_add(self.r.i64()? as u64);
+        self.prev_ts = ts_ns;
+        let seq = self.prev_seq.wrapping_add(self.r.i64()? as u64);
+        self.prev_seq = seq;
+        let (hi, hs) = self.str_idx()?;
+        let host = self
+            .hosts
+            .entry(hi)
+            .or_insert_with(|| Arc::from(hs))
+            .clone();
+        let flags = self.r.u8()?;
+        let container = self.workload()?;
+        let process = if flags & FLAG_PROCESS != 0 {
+            Some(self.process()?)
+        } else {
+            None
+        };
+        let payload = self.payload()?;
+        Ok(Event {
+            schema: rampart_event::SCHEMA_VERSION,
+            ts_ns,
+            host,
+            seq,
+            process,
+            container,
+            compat_syscall: flags & FLAG_COMPAT != 0,
+            payload,
+        })
+    }
+
+    fn workload(&mut self) -> Result<Arc<Workload>, CodecError> {
+        let r = self.r.u64()?;
+        if r != 0 {
+            return self
+                .workloads
+                .get((r - 1) as usize)
+                .cloned()
+                .ok_or(CodecError::Bad("workload ref"));
+        }
+        let w = match self.r.u8()? {
+            0 => Workload::Host {
+                cgroup_id: self.r.u64()?,
+            },
+            1 => Workload::Container(self.container()?),
+            _ => return Err(CodecError::Bad("workload")),
+        };
+        let w = Arc::new(w);
+        self.workloads.push(w.clone());
+        Ok(w)
+    }
+
+    fn container(&mut self) -> Result<Container, CodecError> {
+        let id = self.string()?;
+        let cgroup_id = self.r.u64()?;
+        let runtime = self.string()?;
+        let name = self.string()?;
+        let image = self.string()?;
+        let image_repository = self.string()?;
+        let image_tag = self.string()?;
+        let image_digest = self.string()?;
+        let n = self.r.len(2)?;
+        let mut labels = std::collections::BTreeMap::new();
+        for _ in 0..n {
+            let k = self.string()?;
+            let v = self.string()?;
+            labels.insert(k, v);
+        }
+        let k8s = match self.r.u8()? {
+            0 => None,
+            1 => Some(KubernetesIdentity {
+                namespace: self.string()?,
+                pod: self.string()?,
+                container: self.string()?,
+                pod_uid: self.string()?,
+            }),
+            _ => return Err(CodecError::Bad("k8s option")),
+        };
+        let bits = self.r.u8()?;
+        let cap_add = self.strings()?;
+        let network_mode = self.string()?;
+        Ok(Container {
+            id,
+            cgroup_id,
+            runtime,
+            name,
+            image,
+            image_repository,
+            image_tag,
+            image_digest,
+            labels,
+            k8s,
+            privileged: bits & 1 != 0,
+            cap_add,
+            network_mode,
+            metadata_complete: bits & 2 != 0,
+        })
+    }
+
+    fn process(&mut self) -> Result<Arc<Process>, CodecError> {
+        let r = self.r.u64()?;
+        if r != 0 {
+            return self
+                .processes
+                .get((r - 1) as usize)
+                .cloned()
+                .ok_or(CodecError::Bad("process ref"));
+        }
+        let pid = self.r.u32()?;
+        let tid =
+            u32::try_from(i64::from(pid) + self.r.i64()?).map_err(|_| CodecError::Bad("tid"))?;
+        let ppid = self.r.u32()?;
+        let exec_id = self.string()?;
+        let parent_exec_id = self.opt_string()?;
+        let uid = self.r.u32()?;
+        let gid = self.r.u32()?;
+        let euid = self.r.u32()?;
+        let egid = self.r.u32()?;
+        let auid = match self.r.u8()? {
+            0 => None,
+            1 => Some(self.r.u32()?),
+            _ => return Err(CodecError::Bad("auid option")),
+        };
+        let exe = self.string()?;
+        let argv = self.strings()?;
+        let cwd = self.string()?;
+        let comm = self.string()?;
+        let start_ns = self.r.u64()?;
+        let tty = self.r.u32()?;
+        let bits = self.r.u8()?;
+        let n = self.r.len(1)?;
+        let mut ancestry = Vec::with_capacity(n);
+        for _ in 0..n {
+            ancestry.push(self.ancestor()?);
+        }
+        let p = Arc::new(Process {
+            pid,
+            tid,
+            ppid,
+            exec_id,
+            parent_exec_id,
+            uid,
+            gid,
+            euid,
+            egid,
+            auid,
+            exe,
+            argv,
+            argv_truncated: bits & 1 != 0,
+            cwd,
+            comm,
+            start_ns,
+            tty,
+            ancestry,
+            exe_upper_layer: bits & 2 != 0,
+        });
+        self.processes.push(p.clone());
+        Ok(p)
+    }
+
+    fn ancestor(&mut self) -> Result<Arc<Ancestor>, CodecError> {
+        let r = self.r.u64()?;
+        if r != 0 {
+            return self
+                .ancestors
+                .get((r - 1) as usize)
+                .cloned()
+                .ok_or(CodecError::Bad("ancestor ref"));
+        }
+        let a = Arc::new(Ancestor {
+            pid: self.r.u32()?,
+            exec_id: self.string()?,
+            exe: self.string()?,
+            argv: self.strings()?,
+            comm: self.string()?,
+        });
+        self.ancestors.push(a.clone());
+        Ok(a)
+    }
+
+    fn sockaddr_tagged(&mut self, tag: u8) -> Result<SockAddr, CodecError> {
+        Ok(match tag {
+            0..=3 => {
+                let ip: std::net::IpAddr = if tag.is_multiple_of(2) {
+                    let b = self.r.bytes(4)?;
+                    std::net::Ipv4Addr::new(b[0], b[1], b[2], b[3]).into()
+                } else {
+                    let b = self.r.bytes(16)?;
+                    let mut a = [0u8; 16];
+                    a.copy_from_slice(b);
+                    std::net::Ipv6Addr::from(a).into()
+                };
+                let port = self.r.u16()?;
+                if tag < 2 {
+                    SockAddr::Inet { ip, port }
+                } else {
+                    SockAddr::Inet6 { ip, port }
+                }
+            }
+            4 => SockAddr::Unix {
+                path: self.string()?,
+            },
+            5 => SockAddr::Other {
+                number: self.r.u16()?,
+            },
+            _ => return Err(CodecError::Bad("socket address")),
+        })
+    }
+
+    fn sockaddr(&mut self) -> Result<SockAddr, CodecError> {
+        let tag = self.r.u8()?;
+        self.sockaddr_tagged(tag)
+    }
+
+    fn opt_sockaddr(&mut self) -> Result<Option<SockAddr>, CodecError> {
+        match self.r.u8()? {
+            0xff => Ok(None),
+            t => Ok(Some(self.sockaddr_tagged(t)?)),
+        }
+    }
+
+    fn payload(&mut self) -> Result<Payload, CodecError> {
+        let kind = self.r.u8()?;
+        if kind == JSON_PAYLOAD {
+            let n = self.r.len(1)?;
+            let json = self.r.bytes(n)?;
+            return serde_json::from_slice(json).map_err(|e| CodecError::Json(e.to_string()));
+        }
+        let k = EventKind::ALL
+            .get(kind as usize)
+            .copied()
+            .ok_or(CodecError::Bad("event kind"))?;
+        Ok(match k {
+            EventKind::Exec => {
+                let bits = self.r.u8()?;
+                Payload::Exec {
+                    filename: self.string()?,
+                    interpreter: self.opt_string()?,
+                    from_memfd: bits & 1 != 0,
+                    from_deleted: bits & 2 != 0,
+                }
+            }
+            EventKind::Fork => Payload::Fork {
+                child_pid: self.r.u32()?,
+                child_exec_id: self.string()?,
+            },
+            EventKind::Exit => {
+                let code = self.r.i32()?;
+                let bits = self.r.u8()?;
+                let signal = if bits & 1 != 0 {
+                    Some(self.r.i32()?)
+                } else {
+                    None
+                };
+                Payload::Exit {
+                    code,
+                    signal,
+                    core_dumped: bits & 2 != 0,
+                }
+            }
+            EventKind::FileOpen => {
+                let a = self.r.u8()?;
+                let flags = self.r.u32()?;
+                let mode = self.r.u32()?;
+                let ret = self.r.i64()?;
+                let repeats = self.r.u64()?;
+                Payload::FileOpen {
+                    path: self.string()?,
+                    path_raw: self.opt_string()?,
+                    flags,
+                    mode,
+                    access: OpenAccess {
+                        read: a & 1 != 0,
+                        write: a & 2 != 0,
+                        create: a & 4 != 0,
+                        truncate: a & 8 != 0,
+                    },
+                    ret,
+                    repeats,
+                }
+            }
+            EventKind::FileUnlink => {
+                let ret = self.r.i64()?;
+                Payload::FileUnlink {
+                    path: self.string()?,
+                    ret,
+                }
+            }
+            EventKind::FileRename => {
+                let ret = self.r.i64()?;
+                Payload::FileRename {
+                    old_path: self.string()?,
+                    new_path: self.string()?,
+                    ret,
+                }
+            }
+            EventKind::FileLink => {
+                let symbolic = self.r.u8()? != 0;
+                let ret = self.r.i64()?;
+                Payload::FileLink {
+                    old_path: self.string()?,
+                    new_path: self.string()?,
+                    symbolic,
+                    ret,
+                }
+            }
+            EventKind::FileChmod => {
+                let mode = self.r.u32()?;
+                let ret = self.r.i64()?;
+                Payload::FileChmod {
+                    path: self.string()?,
+                    mode,
+                    ret,
+                }
+            }
+            EventKind::FileChown => {
+                let uid = self.r.i64()?;
+                let gid = self.r.i64()?;
+                let ret = self.r.i64()?;
+                Payload::FileChown {
+                    path: self.string()?,
+                    uid,
+                    gid,
+                    ret,
+                }
+            }
+            EventKind::FileTruncate => {
+                let length = self.r.i64()?;
+                let ret = self.r.i64()?;
+                Payload::FileTruncate {
+                    path: self.string()?,
+                    length,
+                    ret,
+                }
+            }
+            EventKind::NetConnect => {
+                let proto = proto_from(self.r.u8()?)?;
+                let ret = self.r.i64()?;
+                Payload::NetConnect {
+                    proto,
+                    local: self.opt_sockaddr()?,
+                    remote: self.sockaddr()?,
+                    ret,
+                }
+            }
+            EventKind::NetAccept => {
+                let proto = proto_from(self.r.u8()?)?;
+                let ret = self.r.i64()?;
+                Payload::NetAccept {
+                    proto,
+                    local: self.opt_sockaddr()?,
+                    remote: self.opt_sockaddr()?,
+                    ret,
+                }
+            }
+            EventKind::NetBind => {
+                let proto = proto_from(self.r.u8()?)?;
+                let ret = self.r.i64()?;
+                Payload::NetBind {
+                    proto,
+                    local: self.sockaddr()?,
+                    ret,
+                }
+            }
+            EventKind::NetListen => {
+                let proto = proto_from(self.r.u8()?)?;
+                let backlog = self.r.i32()?;
+                let ret = self.r.i64()?;
+                Payload::NetListen {
+                    proto,
+                    local: self.opt_sockaddr()?,
+                    backlog,
+                    ret,
+                }
+            }
+            EventKind::Mount => {
+                let flags = self.r.u64()?;
+                let ret = self.r.i64()?;
+                Payload::Mount {
+                    call: self.string()?,
+                    source: self.string()?,
+                    target: self.string()?,
+                    fstype: self.string()?,
+                    flags,
+                    ret,
+                }
+            }
+            EventKind::Lost => {
+                let source = match self.r.u8()? {
+                    0 => LossSource::Kernel,
+                    1 => LossSource::Queue,
+                    2 => LossSource::Output,
+                    _ => return Err(CodecError::Bad("loss source")),
+                };
+                let count = self.r.u64()?;
+                let cpu = match self.r.u8()? {
+                    0 => None,
+                    1 => Some(self.r.u32()?),
+                    _ => return Err(CodecError::Bad("cpu option")),
+                };
+                Payload::Lost { source, count, cpu }
+            }
+            _ => return Err(CodecError::Bad("event kind")),
+        })
+    }
+}
+
+/// Decodes a whole body.
+pub(crate) fn decode_all(body: &[u8]) -> Result<Vec<Record>, CodecError> {
+    let mut d = BlockDecoder::new(body);
+    let mut out = Vec::new();
+    while let Some(r) = d.next_record()? {
+        out.push(r);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample;
+
+    fn roundtrip(records: &[Record]) -> (usize, Vec<Record>) {
+        let mut enc = BlockEncoder::default();
+        for r in records {
+            enc.push(r);
+        }
+        let (body, summary) = enc.finish();
+        assert_eq!(summary.records as usize, records.len());
+        (body.len(), decode_all(&body).unwrap())
+    }
+
+    #[test]
+    fn workload_round_trips_exactly() {
+        let events = sample::load_events(&sample::workload_file()).unwrap();
+        assert!(events.len() > 10_000, "{}", events.len());
+        let records: Vec<Record> = events.into_iter().map(Record::Event).collect();
+        // Blocks of a few thousand records, as the writer makes them.
+        for chunk in records.chunks(3000) {
+            let (_, back) = roundtrip(chunk);
+            assert_eq!(back, chunk);
+        }
+    }
+
+    #[test]
+    fn separately_decoded_processes_are_interned_by_value() {
+        let a = sample::event(1, 1, Some("abcd"), 7, "/etc/passwd");
+        let mut b = sample::event(2, 2, Some("abcd"), 7, "/etc/passwd");
+        // Same values, different Arcs.
+        b.process = Some(Arc::new((**a.process.as_ref().unwrap()).clone()));
+        b.container = Arc::new((*a.container).clone());
+        let (one, _) = roundtrip(&[Record::Event(a.clone())]);
+        let (two, back) = roundtrip(&[Record::Event(a), Record::Event(b)]);
+        assert!(two - one < 16, "second event cost {} bytes", two - one);
+        let (Record::Event(x), Record::Event(y)) = (&back[0], &back[1]) else {
+            panic!()
+        };
+        assert!(Arc::ptr_eq(
+            x.process.as_ref().unwrap(),
+            y.process.as_ref().unwrap()
+        ));
+    }
+
+    #[test]
+    fn every_payload_kind_round_trips() {
+        use rampart_event::*;
+        let inet = SockAddr::Inet {
+            ip: "10.0.0.1".parse().unwrap(),
+            port: 443,
+        };
+        let v6 = SockAddr::Inet6 {
+            ip: "::1".parse().unwrap(),
+            port: 53,
+        };
+        let payloads = vec![
+            Payload::Exec {
+                filename: "/bin/sh".into(),
+                interpreter: Some("/bin/bash".into()),
+                from_memfd: true,
+                from_deleted: false,
+            },
+            Payload::Exit {
+                code: -1,
+                signal: Some(9),
+                core_dumped: true,
+            },
+            Payload::Exit {
+                code: 0,
+                signal: None,
+                core_dumped: false,
+            },
+            Payload::FileLink {
+                old_path: "a".into(),
+                new_path: "b".into(),
+                symbolic: true,
+                ret: 0,
+            },
+            Payload::FileRename {
+                old_path: "a".into(),
+                new_path: "b".into(),
+                ret: -2,
+            },
+            Payload::FileChmod {
+                path: "/x".into(),
+                mode: 0o755,
+                ret: 0,
+            },
+            Payload::FileChown {
+                path: "/x".into(),
+                uid: -1,
+                gid: 5,
+                ret: 0,
+            },
+            Payload::FileTruncate {
+                path: "/x".into(),
+                length: 9,
+                ret: 0,
+            },
+            Payload::NetConnect {
+                proto: L4Proto::Tcp,
+                local: Some(v6.clone()),
+                remote: inet.clone(),
+                ret: -115,
+            },
+            Payload::NetAccept {
+                proto: L4Proto::Unix,
+                local: Some(SockAddr::Unix {
+                    path: "/run/s".into(),
+                }),
+                remote: None,
+                ret: 4,
+            },
+            Payload::NetBind {
+                proto: L4Proto::Udp,
+                local: SockAddr::Other { number: 17 },
+                ret: 0,
+            },
+            Payload::NetListen {
+                proto: L4Proto::Tcp,
+                local: None,
+                backlog: 128,
+                ret: 0,
+            },
+            Payload::Mount {
+                call: "mount".into(),
+                source: "proc".into(),
+                target: "/proc".into(),
+                fstype: "proc".into(),
+                flags: 14,
+                ret: 0,
+            },
+            Payload::Lost {
+                source: LossSource::Kernel,
+                count: 12,
+                cpu: Some(1),
+            },
+            Payload::DnsQuery {
+                query: "example.org".into(),
+                qtype: 1,
+                server: inet,
+            },
+            Payload::Ptrace {
+                request: 16,
+                target_pid: 4,
+                ret: 0,
+            },
+        ];
+        let records: Vec<Record> = payloads
+            .into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let mut e = sample::event(1000 - i as u64, i as u64, None, 3, "/");
+                e.payload = p;
+                e.compat_syscall = i % 2 == 0;
+                Record::Event(e)
+            })
+            .collect();
+        assert_eq!(roundtrip(&records).1, records);
+    }
+}
