@@ -21,6 +21,43 @@ pub struct NodeConfig {
     pub sensor: SensorSection,
     pub alerts: AlertSection,
     pub response: ResponseSection,
+    pub recorder: RecorderSection,
+}
+
+/// The flight recorder: every event, alert and container lifecycle change on disk.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecorderSection {
+    pub enabled: bool,
+    /// Where the segments and catalog live (`rampart query` reads the same place).
+    pub dir: PathBuf,
+    /// Oldest segments go once the recording is larger than this many MiB.
+    pub max_size_mb: u64,
+    /// Segments whose newest record is older than this many hours go (0: no limit).
+    pub max_age_hours: u64,
+}
+
+impl Default for RecorderSection {
+    fn default() -> Self {
+        let d = rampart_recorder::RecorderConfig::default();
+        Self {
+            enabled: true,
+            dir: d.dir,
+            max_size_mb: d.max_total_bytes >> 20,
+            max_age_hours: d.max_age.map_or(0, |a| a.as_secs() / 3600),
+        }
+    }
+}
+
+impl RecorderSection {
+    pub fn recorder_config(&self) -> rampart_recorder::RecorderConfig {
+        rampart_recorder::RecorderConfig {
+            max_total_bytes: self.max_size_mb << 20,
+            max_age: (self.max_age_hours > 0)
+                .then(|| Duration::from_secs(self.max_age_hours * 3600)),
+            ..rampart_recorder::RecorderConfig::with_dir(&self.dir)
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -86,6 +123,11 @@ alerts:
   aggregate_window_secs: 10   # identical alerts within the window become one, with a count
   rate_per_rule: 10           # sustained alerts/s per rule (0 = unlimited)
   burst: 50
+recorder:               # the flight recorder: every event, alert and container start/stop on disk
+  enabled: true
+  dir: /var/lib/rampart/recorder   # rampart query and rampart incident read it
+  max_size_mb: 10240    # oldest segments are deleted whole beyond this
+  max_age_hours: 168    # and once older than this (0 = no age limit)
 response:
   policy: null          # a response policy file (kill, freeze, quarantine, deny exec…); null = alert only
 outputs:                # see `rampart outputs example` for every output
@@ -219,6 +261,17 @@ mod tests {
         assert!(c.rules.is_empty());
         assert_eq!(c.alerts.burst, 50.0);
         assert!(c.outputs.is_some());
+        let d = RecorderSection::default();
+        assert_eq!(
+            (
+                c.recorder.enabled,
+                &c.recorder.dir,
+                c.recorder.max_size_mb,
+                c.recorder.max_age_hours
+            ),
+            (d.enabled, &d.dir, d.max_size_mb, d.max_age_hours),
+            "the printed defaults are the defaults"
+        );
         let bad = NodeConfig::parse("sensr: {}\n").unwrap_err().to_string();
         assert!(bad.contains("unknown field `sensr`"), "{bad}");
         let bad = NodeConfig::parse("alerts:\n  burst: lots\n")

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::config::{ConfigError, NodeConfig};
 use crate::pipeline::{Controls, PipelineBuilder, PipelineError, PipelineStats};
 use crate::stage::StageError;
-use crate::stages::{DetectionStage, OutputsReport, OutputsStage, ResponseStage};
+use crate::stages::{DetectionStage, OutputsReport, OutputsStage, RecorderStage, ResponseStage};
 use rampart_respond::{PolicyStore, Toolbox};
 
 /// What a node runs with, beyond its configuration file.
@@ -29,6 +29,8 @@ pub struct NodeOptions {
 pub struct NodeReport {
     pub pipeline: PipelineStats,
     pub outputs: OutputsReport,
+    /// The recorder's counters (appended, shed, blocks, bytes…), when it ran.
+    pub recorder: Option<rampart_recorder::Stats>,
 }
 
 /// Why a node could not run.
@@ -40,6 +42,8 @@ pub enum NodeError {
     Rules(#[from] rampart_detect::EngineError),
     #[error("outputs: {0}")]
     Outputs(StageError),
+    #[error("{0}")]
+    Recorder(StageError),
     #[error("response policy: {0}")]
     Response(rampart_respond::RespondError),
     #[error(transparent)]
@@ -72,7 +76,18 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
         OutputsStage::new(&outputs_config).map_err(NodeError::Outputs)?;
     let controls = Controls::from_signals(opts.duration.map(|d| Instant::now() + d))
         .map_err(NodeError::Signals)?;
-    let mut builder = PipelineBuilder::new().stage(DetectionStage::new(engine));
+    let mut builder = PipelineBuilder::new();
+    // First, so it stops last but for the outputs: everything the others raise while
+    // stopping is recorded.
+    let mut recorder_report = None;
+    if cfg.recorder.enabled {
+        let (stage, report) =
+            RecorderStage::open(cfg.recorder.recorder_config()).map_err(NodeError::Recorder)?;
+        tracing::info!(dir = %cfg.recorder.dir.display(), "recording");
+        builder = builder.stage(stage);
+        recorder_report = Some(report);
+    }
+    builder = builder.stage(DetectionStage::new(engine));
     // Before the outputs, so the audit alerts of actions reach them, at stop too.
     if let Some(path) = &cfg.response.policy {
         let policy = PolicyStore::open(path).map_err(NodeError::Response)?;
@@ -84,8 +99,10 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
     tracing::info!("rampart up: sensor, detection and outputs running");
     let stats = pipeline.run(&mut sensor, &controls);
     let outputs = outputs_report.lock().map(|r| r.clone()).unwrap_or_default();
+    let recorder = recorder_report.and_then(|r| r.lock().ok().and_then(|r| *r));
     Ok(NodeReport {
         pipeline: stats,
         outputs,
+        recorder,
     })
 }

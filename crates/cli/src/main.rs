@@ -7,6 +7,7 @@ mod choice;
 mod db_cmd;
 mod output;
 mod outputs_cmd;
+mod query_cmd;
 mod rules_cmd;
 mod scan_cmd;
 mod sensor_cmd;
@@ -42,6 +43,10 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The flight recorder's history: filter, follow, show process trees, retro-hunt.
+    Query(query_cmd::QueryArgs),
+    /// Write an incident bundle (tar.gz) for a recorded alert.
+    Incident(query_cmd::IncidentArgs),
     /// Measure the sensor: overhead, throughput, memory.
     Bench(bench_cmd::BenchArgs),
     /// Scan an image, a directory or a running container: SBOM, vulnerabilities, secrets.
@@ -103,6 +108,8 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
                 }
             }
         }
+        Command::Query(a) => query_cmd::run_query(a),
+        Command::Incident(a) => query_cmd::run_incident(a),
         Command::Bench(a) => bench_cmd::run(a),
         Command::Scan(a) => scan_cmd::run(a),
         Command::Db(a) => db_cmd::run(a),

@@ -36,6 +36,9 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
     for s in &report.outputs.sinks {
         tracing::info!(sink = ?s, "output");
     }
+    if let Some(r) = &report.recorder {
+        tracing::info!(recorder = ?r, "recorder");
+    }
     for s in &report.pipeline.stages {
         tracing::info!(stage = ?s, "pipeline");
     }

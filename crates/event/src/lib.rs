@@ -301,6 +301,8 @@ pub enum LossSource {
     Queue,
     /// The output (file, pipe) refused writes.
     Output,
+    /// The flight recorder could not keep up (its queue was full) or its disk was.
+    Recorder,
 }
 
 /// What happened. Serialized as `"kind": "<name>"` plus a `"data"` object.

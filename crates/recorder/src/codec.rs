@@ -724,6 +724,7 @@ impl BlockEncoder {
                     LossSource::Kernel => 0,
                     LossSource::Queue => 1,
                     LossSource::Output => 2,
+                    LossSource::Recorder => 3,
                 });
                 put_u64(b, *count);
                 match cpu {
@@ -1334,6 +1335,7 @@ impl<'a> BlockDecoder<'a> {
                     0 => LossSource::Kernel,
                     1 => LossSource::Queue,
                     2 => LossSource::Output,
+                    3 => LossSource::Recorder,
                     _ => return Err(CodecError::Bad("loss source")),
                 };
                 let count = self.r.u64()?;

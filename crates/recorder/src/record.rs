@@ -1,7 +1,6 @@
 //! What the recorder stores: events, alerts and container lifecycle records.
 
 use rampart_event::{Alert, Event};
-use serde::{Deserialize, Serialize};
 
 /// One stored record.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,27 +30,5 @@ impl Record {
     }
 }
 
-/// What happened to a container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum LifecycleAction {
-    Start,
-    Stop,
-    /// The container's main process ended.
-    Die {
-        exit_code: i64,
-    },
-}
-
-/// A container started, stopped or died (from the runtime's event stream).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LifecycleRecord {
-    pub ts_ns: u64,
-    #[serde(flatten)]
-    pub action: LifecycleAction,
-    pub container_id: String,
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub image: String,
-}
+/// A container started, stopped or died: the pipeline's lifecycle record, stored as is.
+pub use rampart_event::{ContainerLifecycle as LifecycleRecord, LifecycleAction};

@@ -98,7 +98,7 @@ pub(crate) struct Counters {
 }
 
 /// A snapshot of the recorder's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     /// Records taken by the writer (events, alerts, lifecycle records).
     pub appended: u64,

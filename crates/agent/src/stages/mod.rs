@@ -2,8 +2,10 @@
 
 mod detection;
 mod outputs;
+mod recorder;
 mod response;
 
 pub use detection::DetectionStage;
 pub use outputs::{LatencySummary, OutputsReport, OutputsStage};
+pub use recorder::RecorderStage;
 pub use response::ResponseStage;

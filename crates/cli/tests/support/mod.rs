@@ -1,0 +1,109 @@
+//! `rampart up` run as a child process, for the CLI's end-to-end tests.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub enum Line {
+    Out(String),
+    Err(String),
+}
+
+pub struct Up {
+    child: Child,
+    lines: Receiver<Line>,
+}
+
+impl Up {
+    pub fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
+            .args(["up", "--config"])
+            .arg(config)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("rampart starts");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        let tx2 = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(Line::Out(l));
+            }
+        });
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                eprintln!("[up] {l}");
+                let _ = tx2.send(Line::Err(l));
+            }
+        });
+        let up = Self { child, lines };
+        up.wait_stderr("sensor, detection and outputs running");
+        up
+    }
+
+    pub fn wait_stderr(&self, needle: &str) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(Line::Err(l)) if l.contains(needle) => return,
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => panic!("no {needle:?} on stderr"),
+                Err(RecvTimeoutError::Disconnected) => panic!("rampart up exited"),
+            }
+        }
+    }
+
+    /// Alerts (rule names) written to stdout until `quiet` passes without output or
+    /// `until` rule shows up.
+    pub fn alerts_until(&self, until: &str) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut rules = Vec::new();
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(200)) {
+                Ok(Line::Out(l)) => {
+                    let v: serde_json::Value = serde_json::from_str(&l)
+                        .unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {l}"));
+                    let rule = v["rule"].as_str().unwrap_or_default().to_string();
+                    let done = rule == until;
+                    rules.push(rule);
+                    if done {
+                        return rules;
+                    }
+                }
+                Ok(Line::Err(_)) | Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!("no alert of {until:?}; saw {rules:?}");
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill with a valid pid and signal.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    pub fn stop(mut self) {
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                assert!(status.success(), "rampart up exited with {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("rampart up did not stop on SIGTERM");
+    }
+}
