@@ -17,8 +17,7 @@
 //! redelivered batch changes nothing.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
+pub use rampart_event::AuditRecord;
 use rampart_event::{Alert, ContainerLifecycle, Priority, Severity};
 use serde::{Deserialize, Serialize};
 
@@ -266,24 +265,6 @@ pub struct ImageRecord {
     pub containers: u64,
 }
 
-/// Something someone did: an API write, a response action on a node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AuditRecord {
-    /// Unique, chosen by whoever records it ([`new_id`]), so a resent record is stored once.
-    pub id: String,
-    pub ts_ns: u64,
-    /// Where it happened: `central` or a node name.
-    pub origin: String,
-    /// Who: a token's subject, `node:<name>`, a rule.
-    pub actor: String,
-    /// What, dotted: `alert.acknowledge`, `response.kill`.
-    pub action: String,
-    /// On what: an alert id, a container id.
-    pub target: String,
-    /// Free-form detail (JSON text by convention).
-    pub detail: String,
-}
-
 /// Audit records oldest first, filtered.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AuditQuery {
@@ -380,14 +361,6 @@ pub trait Store: Send + Sync {
     fn apply_retention(&self, retention: &Retention) -> Result<Purged>;
 }
 
-/// A unique id for a record this process creates (audit records): time, process and a
-/// counter, so ids from different processes and restarts do not collide.
-pub fn new_id(now_ns: u64) -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("{now_ns:016x}-{:08x}-{n:x}", std::process::id())
-}
-
 /// The rank stored for a priority: its place in [`Priority::ALL`] (0 most severe).
 pub fn priority_rank(p: Priority) -> i64 {
     Priority::ALL.iter().position(|x| *x == p).unwrap_or(0) as i64
@@ -411,7 +384,7 @@ pub fn triage_audit(id: &str, change: &AlertChange, actor: &str, now_ns: u64) ->
         _ => String::new(),
     };
     AuditRecord {
-        id: new_id(now_ns),
+        id: rampart_event::audit_id(now_ns),
         ts_ns: now_ns,
         origin: "central".into(),
         actor: actor.into(),
