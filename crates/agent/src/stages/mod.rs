@@ -1,7 +1,9 @@
 //! The stages a node runs, each an adapter from a part's library to [`crate::Stage`].
 
+mod bus;
 mod detection;
 mod outputs;
 
+pub use bus::{BusPublisherConfig, BusPublisherStage};
 pub use detection::DetectionStage;
 pub use outputs::{LatencySummary, OutputsReport, OutputsStage};
