@@ -15,9 +15,11 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+mod audit;
 mod finding;
 pub mod json;
 
+pub use audit::{audit_id, AuditRecord};
 pub use finding::{Finding, ParseSeverityError, Severity};
 
 /// Version of the JSON event schema. Emitted on every event as `schema`.

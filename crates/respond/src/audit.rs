@@ -4,7 +4,6 @@
 //! outputs and the flight recorder like any other alert.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use rampart_event::{Alert, Event, Priority};
 use serde::Serialize;
@@ -74,21 +73,6 @@ pub struct AuditRecord {
     pub completed_ns: Option<u64>,
 }
 
-static NEXT_ID: AtomicU64 = AtomicU64::new(1);
-
-fn audit_id(ts: u64) -> String {
-    let n = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let a = ts ^ 0x5851_f42d_4c95_7f2du64.wrapping_mul(n);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
-        (a >> 32) as u32,
-        (a >> 16) as u16,
-        (a as u16) & 0xfff,
-        (n >> 48) as u16 & 0xfff,
-        n & 0xffff_ffff_ffff
-    )
-}
-
 impl AuditRecord {
     pub(crate) fn from_outcome(o: &Outcome, actor: Actor, target: &Target, ts_ns: u64) -> Self {
         let result = match o.mode {
@@ -121,6 +105,23 @@ impl AuditRecord {
 
     /// The record as an alert (`source: "response"`), carrying `event`: the event
     /// that triggered it, with its container and process.
+    /// The fleet's audit record of this action (what central stores), from `origin`
+    /// (the node's name).
+    pub fn to_record(&self, origin: &str) -> rampart_event::AuditRecord {
+        rampart_event::AuditRecord {
+            id: rampart_event::audit_id(self.ts_ns),
+            ts_ns: self.ts_ns,
+            origin: origin.to_string(),
+            actor: match &self.actor {
+                Actor::Policy(n) => format!("policy:{n}"),
+                Actor::Operator(n) => format!("operator:{n}"),
+            },
+            action: format!("response.{}", self.action.as_str()),
+            target: self.target.display(),
+            detail: serde_json::to_string(self).unwrap_or_default(),
+        }
+    }
+
     pub fn to_alert(&self, event: Event) -> Alert {
         let priority = match self.result {
             AuditResult::Done => Priority::Warning,
@@ -157,7 +158,7 @@ impl AuditRecord {
             }
         }
         Alert {
-            id: audit_id(self.ts_ns),
+            id: rampart_event::audit_id(self.ts_ns),
             ts_ns: self.ts_ns,
             first_ts_ns: self.ts_ns,
             count: 1,
@@ -174,5 +175,47 @@ impl AuditRecord {
             event,
             retro: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fleet_record_names_the_action_the_actor_and_the_target() {
+        let a = AuditRecord {
+            ts_ns: 7,
+            action: ActionKind::Freeze,
+            mode: Mode::Enforce,
+            actor: Actor::Policy("db-freeze".into()),
+            target: Target {
+                container_id: "0123456789abcdef".into(),
+                container_name: "db".into(),
+                ..Target::default()
+            },
+            rule: Some("Crypto miner".into()),
+            alert_id: Some("a1".into()),
+            reason: String::new(),
+            result: AuditResult::Done,
+            detail: "frozen".into(),
+            method: String::new(),
+            pids: Vec::new(),
+            trigger_ts_ns: None,
+            completed_ns: None,
+        };
+        let r = a.to_record("node-1");
+        assert_eq!(
+            (
+                r.action.as_str(),
+                r.actor.as_str(),
+                r.origin.as_str(),
+                r.ts_ns
+            ),
+            ("response.freeze", "policy:db-freeze", "node-1", 7)
+        );
+        assert!(r.target.contains("db"), "{}", r.target);
+        let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap();
+        assert_eq!(detail["alert_id"], "a1");
     }
 }

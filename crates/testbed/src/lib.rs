@@ -206,3 +206,123 @@ impl Drop for TestContainer {
         remove_container(&self.name);
     }
 }
+
+/// The PostgreSQL scripts/setup starts: `RAMPART_TEST_PG` (a libpq connection string),
+/// else the local `rampart` role and database on 127.0.0.1.
+pub fn postgres_url() -> String {
+    std::env::var("RAMPART_TEST_PG").unwrap_or_else(|_| {
+        "host=127.0.0.1 port=5432 user=rampart password=rampart dbname=rampart".into()
+    })
+}
+
+/// The PostgreSQL URL when the server answers on its port; otherwise skips or fails
+/// (`RAMPART_TEST_PG_ADDR` names the port to try, 127.0.0.1:5432 by default).
+pub fn postgres_ready() -> Option<String> {
+    let addr = std::env::var("RAMPART_TEST_PG_ADDR").unwrap_or_else(|_| "127.0.0.1:5432".into());
+    if port_open(&addr) {
+        Some(postgres_url())
+    } else {
+        skip_or_fail(format!(
+            "PostgreSQL is not listening on {addr} (scripts/setup starts it)"
+        ));
+        None
+    }
+}
+
+/// True when something accepts TCP connections at `addr` (`host:port`).
+pub fn port_open(addr: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let Ok(mut addrs) = addr.to_socket_addrs() else {
+        return false;
+    };
+    addrs.any(|a| {
+        std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_millis(500)).is_ok()
+    })
+}
+
+/// True when `nats-server` (Debian's, from scripts/setup) can be started; else skips
+/// or fails.
+pub fn nats_server_ready() -> bool {
+    tool_ready(
+        "nats-server",
+        &["--version"],
+        "scripts/setup installs Debian's nats-server",
+    )
+}
+
+/// A nats-server with JetStream of a test's own, on a free loopback port, so a test can
+/// kill and restart it without disturbing anyone else's. Killed on drop.
+pub struct NatsServer {
+    pub port: u16,
+    pub store_dir: std::path::PathBuf,
+    child: Option<std::process::Child>,
+}
+
+impl NatsServer {
+    /// Starts `nats-server -js` keeping its streams under `store_dir`, and waits until it
+    /// accepts connections.
+    pub fn start(store_dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut s = Self {
+            port,
+            store_dir: store_dir.to_path_buf(),
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to clients) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port and store (after [`NatsServer::kill`]).
+    pub fn restart(&mut self) {
+        self.kill();
+        std::fs::create_dir_all(&self.store_dir).expect("nats store dir");
+        let log = std::fs::File::create(self.store_dir.join("nats-server.log")).ok();
+        let mut cmd = Command::new("nats-server");
+        cmd.args([
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            &self.port.to_string(),
+            "-sd",
+        ])
+        .arg(&self.store_dir)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null());
+        match log {
+            Some(f) => cmd.stderr(f),
+            None => cmd.stderr(std::process::Stdio::null()),
+        };
+        self.child = Some(cmd.spawn().expect("nats-server starts"));
+        let addr = format!("127.0.0.1:{}", self.port);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !port_open(&addr) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not listen on {addr}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}

@@ -1,10 +1,12 @@
 //! The stages a node runs, each an adapter from a part's library to [`crate::Stage`].
 
+mod bus;
 mod detection;
 mod outputs;
 mod recorder;
 mod response;
 
+pub use bus::{BusPublisherConfig, BusPublisherStage};
 pub use detection::DetectionStage;
 pub use outputs::{LatencySummary, OutputsReport, OutputsStage};
 pub use recorder::RecorderStage;

@@ -1,0 +1,300 @@
+//! NATS JetStream behind `rampart_bus::Backplane`, for `rampart node` and `rampart
+//! central` on different hosts.
+//!
+//! - One stream (`RAMPART` by default) on the subjects `rampart.node.<node>`, kept on
+//!   disk, with a duplicate window: a node's resend of a message id the stream already
+//!   holds is acknowledged and dropped (`Nats-Msg-Id`).
+//! - A publish returns once JetStream acknowledged the message (stored).
+//! - Central reads through a durable pull consumer with explicit acks: it acks after
+//!   its store commit, and a restarted central resumes after the last ack.
+//! - The client reconnects by itself; the stream is (re)declared on the first publish
+//!   or consume that finds the server, so a node starts while NATS is still away.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer::pull, stream};
+use async_trait::async_trait;
+use futures_util::StreamExt;
+use rampart_bus::{Acker, Backplane, BusError, Consumer, Delivery, OutMessage};
+use tokio::sync::Mutex;
+
+/// Where and how the stream lives.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// `nats://127.0.0.1:4222`.
+    pub url: String,
+    pub stream: String,
+    /// Messages go to `<subject_prefix>.<node>`.
+    pub subject_prefix: String,
+    /// Resends within this window are dropped by JetStream (later ones by the store).
+    pub duplicate_window: Duration,
+    /// Messages older than this leave the stream (central keeps what it stored).
+    pub max_age: Duration,
+    /// Bytes the stream keeps at most (oldest go first); -1 for no bound.
+    pub max_bytes: i64,
+    /// How long a request to JetStream (publish ack, consumer setup) may take.
+    pub request_timeout: Duration,
+    /// A message delivered to a consumer and not acked within this is delivered again
+    /// (central died before its store commit, or the ack was lost).
+    pub ack_wait: Duration,
+}
+
+impl NatsConfig {
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.into(),
+            stream: "RAMPART".into(),
+            subject_prefix: "rampart.node".into(),
+            duplicate_window: Duration::from_secs(600),
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            max_bytes: 8 << 30,
+            request_timeout: Duration::from_secs(4),
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("cannot set up the NATS client for {url}: {reason}")]
+    Connect { url: String, reason: String },
+}
+
+/// The JetStream backplane.
+pub struct NatsBackplane {
+    config: NatsConfig,
+    js: jetstream::Context,
+    /// Set once the stream is known to exist on the server.
+    stream_ready: Mutex<bool>,
+}
+
+/// A node name as one subject token: NATS separators and wildcards become `_`.
+pub fn subject_token(node: &str) -> String {
+    let t: String = node
+        .chars()
+        .map(|c| match c {
+            '.' | '*' | '>' | ' ' | '\t' | '\r' | '\n' => '_',
+            c => c,
+        })
+        .collect();
+    if t.is_empty() {
+        "_".into()
+    } else {
+        t
+    }
+}
+
+impl NatsBackplane {
+    /// A client that connects in the background and keeps reconnecting, so this returns
+    /// at once even when the server is away.
+    pub async fn connect(config: NatsConfig) -> Result<Self, NatsError> {
+        let client = async_nats::ConnectOptions::new()
+            .name("rampart")
+            .retry_on_initial_connect()
+            .connection_timeout(Duration::from_secs(2))
+            // Back off to 2 s at most, so a node is back within seconds of the server.
+            .reconnect_delay_callback(|attempts| {
+                Duration::from_millis((100 * attempts.min(20) as u64).min(2000))
+            })
+            .request_timeout(Some(config.request_timeout))
+            .connect(config.url.as_str())
+            .await
+            .map_err(|e| NatsError::Connect {
+                url: config.url.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(config.request_timeout);
+        Ok(Self {
+            config,
+            js,
+            stream_ready: Mutex::new(false),
+        })
+    }
+
+    fn subjects(&self) -> String {
+        format!("{}.>", self.config.subject_prefix)
+    }
+
+    async fn stream(&self) -> Result<stream::Stream, BusError> {
+        let mut ready = self.stream_ready.lock().await;
+        if *ready {
+            return self
+                .js
+                .get_stream(&self.config.stream)
+                .await
+                .map_err(|e| BusError::Unavailable(e.to_string()));
+        }
+        let s = self
+            .js
+            .get_or_create_stream(stream::Config {
+                name: self.config.stream.clone(),
+                subjects: vec![self.subjects()],
+                storage: stream::StorageType::File,
+                duplicate_window: self.config.duplicate_window,
+                max_age: self.config.max_age,
+                max_bytes: self.config.max_bytes,
+                discard: stream::DiscardPolicy::Old,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        *ready = true;
+        Ok(s)
+    }
+
+    async fn ensure_stream(&self) -> Result<(), BusError> {
+        if !*self.stream_ready.lock().await {
+            self.stream().await?;
+        }
+        Ok(())
+    }
+
+    async fn open_messages(&self, name: &str) -> Result<pull::Stream, BusError> {
+        let stream = self.stream().await?;
+        let consumer = stream
+            .get_or_create_consumer(
+                name,
+                pull::Config {
+                    durable_name: Some(name.to_string()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: self.config.ack_wait,
+                    filter_subject: self.subjects(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| BusError::Consume(e.to_string()))?;
+        consumer
+            .messages()
+            .await
+            .map_err(|e| BusError::Consume(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Backplane for NatsBackplane {
+    fn kind(&self) -> &'static str {
+        "nats"
+    }
+
+    async fn publish(&self, msg: OutMessage) -> Result<(), BusError> {
+        self.ensure_stream().await?;
+        let subject = format!(
+            "{}.{}",
+            self.config.subject_prefix,
+            subject_token(&msg.node)
+        );
+        let ack = self
+            .js
+            .send_publish(
+                subject,
+                jetstream::message::PublishMessage::build()
+                    .payload(msg.payload)
+                    .message_id(&msg.id),
+            )
+            .await
+            .map_err(|e| BusError::Publish(e.to_string()))?;
+        ack.await.map_err(|e| BusError::Publish(e.to_string()))?;
+        Ok(())
+    }
+
+    async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>, BusError> {
+        let messages = self.open_messages(name).await?;
+        Ok(Box::new(NatsConsumer {
+            backplane: NatsBackplane {
+                config: self.config.clone(),
+                js: self.js.clone(),
+                stream_ready: Mutex::new(true),
+            },
+            name: name.to_string(),
+            messages: Some(messages),
+            failures: 0,
+        }))
+    }
+}
+
+/// A durable pull consumer that reopens itself when the server goes away and comes
+/// back: `next` waits through outages instead of failing.
+struct NatsConsumer {
+    backplane: NatsBackplane,
+    name: String,
+    messages: Option<pull::Stream>,
+    failures: u64,
+}
+
+struct NatsAck(jetstream::Message);
+
+#[async_trait]
+impl Acker for NatsAck {
+    async fn ack(self: Box<Self>) -> Result<(), BusError> {
+        self.0.ack().await.map_err(|e| BusError::Ack(e.to_string()))
+    }
+}
+
+#[async_trait]
+impl Consumer for NatsConsumer {
+    async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
+        loop {
+            let Some(messages) = self.messages.as_mut() else {
+                match self.backplane.open_messages(&self.name).await {
+                    Ok(m) => {
+                        tracing::info!(consumer = %self.name, "NATS consumer resumed");
+                        self.messages = Some(m);
+                    }
+                    Err(e) => {
+                        self.failures += 1;
+                        if self.failures.is_power_of_two() {
+                            tracing::warn!(error = %e, consumer = %self.name, "NATS consumer cannot resume yet");
+                        }
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                }
+                continue;
+            };
+            match messages.next().await {
+                Some(Ok(m)) => {
+                    self.failures = 0;
+                    let id = m
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(async_nats::header::NATS_MESSAGE_ID))
+                        .map(|v| v.as_str().to_string())
+                        .unwrap_or_default();
+                    let node = m
+                        .subject
+                        .as_str()
+                        .strip_prefix(&format!("{}.", self.backplane.config.subject_prefix))
+                        .unwrap_or_default()
+                        .to_string();
+                    let payload = m.payload.clone();
+                    return Ok(Some(Delivery::new(id, node, payload, Box::new(NatsAck(m)))));
+                }
+                Some(Err(e)) => {
+                    // Missed heartbeats and the like while the server is away: start a
+                    // fresh pull on the durable consumer, which resumes after the acks.
+                    tracing::debug!(error = %e, consumer = %self.name, "NATS consumer stream error; reopening");
+                    self.messages = None;
+                    self.backplane.stream_ready = Mutex::new(false);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                None => {
+                    self.messages = None;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_names_become_one_token() {
+        assert_eq!(subject_token("web-1.prod"), "web-1_prod");
+        assert_eq!(subject_token("a*b>c d"), "a_b_c_d");
+        assert_eq!(subject_token(""), "_");
+    }
+}

@@ -1,0 +1,944 @@
+//! Central's store on PostgreSQL: [`PgStore`] implements `rampart_store::Store` with
+//! tokio-postgres and passes the same conformance suite as the SQLite store.
+//!
+//! The trait is synchronous (see `rampart-store`), so the store owns a one-worker tokio
+//! runtime that drives its connection, and each call blocks on it. Call it from plain
+//! threads or `spawn_blocking`, never from inside an async task (tokio forbids blocking
+//! there). A lost connection (PostgreSQL restarted) fails the call in flight; the next
+//! call reconnects, so the bus consumer, which acks only after a commit, redelivers
+//! the batch and nothing is lost.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Mutex, MutexGuard};
+
+use rampart_event::{Alert, Container, ContainerLifecycle, Workload};
+use rampart_store::*;
+use tokio::runtime::Runtime;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
+
+/// PostgreSQL's schema steps: the same versions and tables as SQLite's.
+pub const PG_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "alerts, inventory, audit",
+    sql: r#"
+CREATE TABLE alerts (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    ts_ns BIGINT NOT NULL,
+    first_ts_ns BIGINT NOT NULL,
+    count BIGINT NOT NULL,
+    rule TEXT NOT NULL,
+    priority BIGINT NOT NULL,
+    severity BIGINT NOT NULL,
+    node TEXT NOT NULL,
+    container_id TEXT,
+    status TEXT NOT NULL,
+    updated_ns BIGINT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX alerts_ts ON alerts (ts_ns, id);
+CREATE INDEX alerts_rule_ts ON alerts (rule, ts_ns);
+CREATE INDEX alerts_container_ts ON alerts (container_id, ts_ns);
+CREATE INDEX alerts_node_ts ON alerts (node, ts_ns);
+CREATE INDEX alerts_status_ts ON alerts (status, ts_ns);
+CREATE TABLE alert_comments (
+    id BIGSERIAL PRIMARY KEY,
+    alert_id TEXT COLLATE "C" NOT NULL,
+    ts_ns BIGINT NOT NULL,
+    author TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX alert_comments_alert ON alert_comments (alert_id, ts_ns);
+CREATE TABLE nodes (
+    name TEXT COLLATE "C" PRIMARY KEY,
+    version TEXT NOT NULL,
+    first_seen_ns BIGINT NOT NULL,
+    last_seen_ns BIGINT NOT NULL
+);
+CREATE TABLE containers (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    node TEXT NOT NULL,
+    name TEXT NOT NULL,
+    image TEXT NOT NULL,
+    image_digest TEXT NOT NULL,
+    state TEXT NOT NULL,
+    state_ts_ns BIGINT NOT NULL,
+    first_seen_ns BIGINT NOT NULL,
+    last_seen_ns BIGINT NOT NULL,
+    started_ns BIGINT,
+    finished_ns BIGINT,
+    exit_code BIGINT
+);
+CREATE INDEX containers_seen ON containers (last_seen_ns);
+CREATE TABLE container_events (
+    container_id TEXT COLLATE "C" NOT NULL,
+    ts_ns BIGINT NOT NULL,
+    action TEXT COLLATE "C" NOT NULL,
+    exit_code BIGINT,
+    node TEXT NOT NULL,
+    name TEXT NOT NULL,
+    image TEXT NOT NULL,
+    PRIMARY KEY (container_id, ts_ns, action)
+);
+CREATE TABLE images (
+    image TEXT COLLATE "C" PRIMARY KEY,
+    digest TEXT NOT NULL,
+    first_seen_ns BIGINT NOT NULL,
+    last_seen_ns BIGINT NOT NULL
+);
+CREATE TABLE audit (
+    id TEXT COLLATE "C" PRIMARY KEY,
+    ts_ns BIGINT NOT NULL,
+    origin TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_ts ON audit (ts_ns, id);
+"#,
+}];
+
+/// Serialises migrations between centrals starting at once (an advisory lock key).
+const MIGRATION_LOCK: i64 = 0x0072_616d_7061_7274; // "rampart"
+
+/// Runs `$body` (a future using `$c: &mut Client`) on the store's connection, and
+/// forgets the connection when it was lost meanwhile, so the next call reconnects.
+macro_rules! call {
+    ($store:expr, |$c:ident| $body:expr) => {{
+        let mut guard = $store.connected()?;
+        let result = match guard.as_mut() {
+            Some($c) => $store.block_on($body)?,
+            None => Err(StoreError::Connect("no connection".into())),
+        };
+        if guard.as_ref().is_some_and(|c| c.is_closed()) {
+            *guard = None;
+        }
+        result
+    }};
+}
+
+/// Where the store lives.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    /// A libpq-style connection string (`host=127.0.0.1 user=rampart dbname=rampart`)
+    /// or a `postgresql://` URL.
+    pub url: String,
+    /// A schema of its own (created if missing) instead of `public`: several stores in
+    /// one database (tests, or two centrals).
+    pub schema: Option<String>,
+}
+
+/// Central's store in PostgreSQL.
+pub struct PgStore {
+    rt: Option<Runtime>,
+    config: PgConfig,
+    client: Mutex<Option<Client>>,
+}
+
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Postgres(e.to_string())
+}
+
+fn valid_schema(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !s.as_bytes()[0].is_ascii_digit()
+}
+
+impl PgStore {
+    /// Connects, creates the schema if asked, and applies missing migrations.
+    pub fn open(config: PgConfig) -> Result<Self> {
+        if let Some(s) = &config.schema {
+            if !valid_schema(s) {
+                return Err(StoreError::Invalid(format!(
+                    "schema name {s:?}: lowercase letters, digits and _ only"
+                )));
+            }
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("rampart-store-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        let store = Self {
+            rt: Some(rt),
+            config,
+            client: Mutex::new(None),
+        };
+        call!(store, |c| migrate(c))?;
+        Ok(store)
+    }
+
+    /// Runs SQL statements as they are (administration, tests).
+    pub fn execute_batch(&self, sql: &str) -> Result<()> {
+        call!(
+            self,
+            |c| async move { c.batch_execute(sql).await.map_err(pg) }
+        )
+    }
+
+    fn block_on<F: Future>(&self, f: F) -> Result<F::Output> {
+        // The runtime is taken only by Drop.
+        let rt = self
+            .rt
+            .as_ref()
+            .ok_or_else(|| StoreError::Connect("the store is closed".into()))?;
+        Ok(rt.block_on(f))
+    }
+
+    /// The connection, reconnecting if it was lost.
+    fn connected(&self) -> Result<MutexGuard<'_, Option<Client>>> {
+        // A panic mid-call leaves at worst an open transaction, rolled back when the
+        // Transaction is dropped, so a poisoned lock is still usable.
+        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.as_ref().is_some_and(|c| !c.is_closed()) {
+            return Ok(guard);
+        }
+        *guard = None;
+        let (client, conn) = self
+            .block_on(tokio_postgres::connect(&self.config.url, NoTls))?
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        if let Some(rt) = &self.rt {
+            rt.spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::warn!(error = %e, "postgres connection lost; the next call reconnects");
+                }
+            });
+        }
+        if let Some(schema) = &self.config.schema {
+            // Checked by valid_schema: safe to splice.
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS {schema}; SET search_path TO {schema}");
+            self.block_on(client.batch_execute(&sql))?
+                .map_err(|e| StoreError::Connect(e.to_string()))?;
+        }
+        *guard = Some(client);
+        Ok(guard)
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks, which tokio forbids inside async code; the owner
+        // may well be dropped there (an Arc<dyn Store> in a server task).
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+async fn migrate(c: &mut Client) -> Result<()> {
+    c.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ns BIGINT NOT NULL)",
+    )
+    .await
+    .map_err(pg)?;
+    let tx = c.transaction().await.map_err(pg)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await
+        .map_err(pg)?;
+    let current = current_version(&tx).await?;
+    let known = Migration::latest(PG_MIGRATIONS);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for m in PG_MIGRATIONS.iter().filter(|m| m.version > current) {
+        tx.batch_execute(m.sql)
+            .await
+            .map_err(|e| StoreError::Migration {
+                version: m.version,
+                name: m.name,
+                reason: e.to_string(),
+            })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_ns) VALUES ($1, $2, $3)",
+            &[
+                &i64::from(m.version),
+                &m.name,
+                &ns_to_db(rampart_event::wall_ns()),
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    tx.commit().await.map_err(pg)
+}
+
+async fn current_version(c: &impl GenericClient) -> Result<u32> {
+    let row = c
+        .query_one("SELECT MAX(version) FROM schema_migrations", &[])
+        .await
+        .map_err(pg)?;
+    let v: Option<i64> = row.try_get(0).map_err(pg)?;
+    Ok(v.unwrap_or(0) as u32)
+}
+
+fn opt_ns(v: Option<u64>) -> Option<i64> {
+    v.map(ns_to_db)
+}
+
+async fn upsert_image(tx: &Transaction<'_>, image: &str, digest: &str, ts: i64) -> Result<()> {
+    if image.is_empty() {
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO images (image, digest, first_seen_ns, last_seen_ns) VALUES ($1, $2, $3, $3)
+         ON CONFLICT (image) DO UPDATE SET
+           digest = CASE WHEN images.digest = '' THEN excluded.digest ELSE images.digest END,
+           first_seen_ns = LEAST(images.first_seen_ns, excluded.first_seen_ns),
+           last_seen_ns = GREATEST(images.last_seen_ns, excluded.last_seen_ns)",
+        &[&image, &digest, &ts],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+async fn upsert_seen(tx: &Transaction<'_>, node: &str, c: &Container, ts_ns: u64) -> Result<()> {
+    let ts = ns_to_db(ts_ns);
+    tx.execute(
+        "INSERT INTO containers (id, node, name, image, image_digest, state, state_ts_ns,
+                                 first_seen_ns, last_seen_ns)
+         VALUES ($1, $2, $3, $4, $5, 'running', 0, $6, $6)
+         ON CONFLICT (id) DO UPDATE SET
+           name = CASE WHEN containers.name = '' THEN excluded.name ELSE containers.name END,
+           image = CASE WHEN containers.image = '' THEN excluded.image ELSE containers.image END,
+           image_digest = CASE WHEN containers.image_digest = '' THEN excluded.image_digest
+                               ELSE containers.image_digest END,
+           first_seen_ns = LEAST(containers.first_seen_ns, excluded.first_seen_ns),
+           last_seen_ns = GREATEST(containers.last_seen_ns, excluded.last_seen_ns)",
+        &[&c.id, &node, &c.name, &c.image, &c.image_digest, &ts],
+    )
+    .await
+    .map_err(pg)?;
+    upsert_image(tx, &c.image, &c.image_digest, ts).await
+}
+
+async fn apply_lifecycle(
+    tx: &Transaction<'_>,
+    node: &str,
+    ch: &ContainerLifecycle,
+) -> Result<bool> {
+    let ts = ns_to_db(ch.ts_ns);
+    let (action, code) = action_parts(&ch.action);
+    let new = tx
+        .execute(
+            "INSERT INTO container_events (container_id, ts_ns, action, exit_code, node, name, image)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            &[&ch.container_id, &ts, &action, &code, &node, &ch.name, &ch.image],
+        )
+        .await
+        .map_err(pg)?;
+    if new == 0 {
+        return Ok(false);
+    }
+    let row = tx
+        .query_opt(
+            "SELECT state_ts_ns, started_ns, finished_ns, exit_code FROM containers
+             WHERE id = $1 FOR UPDATE",
+            &[&ch.container_id],
+        )
+        .await
+        .map_err(pg)?;
+    match row {
+        None => {
+            let e = lifecycle_effect(ch, None, None, None);
+            tx.execute(
+                "INSERT INTO containers (id, node, name, image, image_digest, state, state_ts_ns,
+                    first_seen_ns, last_seen_ns, started_ns, finished_ns, exit_code)
+                 VALUES ($1, $2, $3, $4, '', $5, $6, $6, $6, $7, $8, $9)",
+                &[
+                    &ch.container_id,
+                    &node,
+                    &ch.name,
+                    &ch.image,
+                    &e.state.as_str(),
+                    &ts,
+                    &opt_ns(e.started_ns),
+                    &opt_ns(e.finished_ns),
+                    &e.exit_code,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        Some(row) => {
+            let state_ts: i64 = row.try_get(0).map_err(pg)?;
+            let started: Option<i64> = row.try_get(1).map_err(pg)?;
+            let finished: Option<i64> = row.try_get(2).map_err(pg)?;
+            let exit: Option<i64> = row.try_get(3).map_err(pg)?;
+            tx.execute(
+                "UPDATE containers SET
+                   name = CASE WHEN name = '' THEN $2 ELSE name END,
+                   image = CASE WHEN image = '' THEN $3 ELSE image END,
+                   first_seen_ns = LEAST(first_seen_ns, $4),
+                   last_seen_ns = GREATEST(last_seen_ns, $4)
+                 WHERE id = $1",
+                &[&ch.container_id, &ch.name, &ch.image, &ts],
+            )
+            .await
+            .map_err(pg)?;
+            // A change older than the one the state shows arrived late: history only.
+            if ts >= state_ts {
+                let e =
+                    lifecycle_effect(ch, started.map(ns_from_db), finished.map(ns_from_db), exit);
+                tx.execute(
+                    "UPDATE containers SET state = $2, state_ts_ns = $3, started_ns = $4,
+                       finished_ns = $5, exit_code = $6 WHERE id = $1",
+                    &[
+                        &ch.container_id,
+                        &e.state.as_str(),
+                        &ts,
+                        &opt_ns(e.started_ns),
+                        &opt_ns(e.finished_ns),
+                        &e.exit_code,
+                    ],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+    }
+    upsert_image(tx, &ch.image, "", ts).await?;
+    Ok(true)
+}
+
+async fn insert_alert(tx: &Transaction<'_>, node: &str, a: &Alert, now: i64) -> Result<bool> {
+    let body = serde_json::to_string(a).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let container = a.event.container.container().map(|c| c.id.as_str());
+    let n = tx
+        .execute(
+            "INSERT INTO alerts (id, ts_ns, first_ts_ns, count, rule, priority, severity, node,
+                                 container_id, status, updated_ns, body)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11)
+             ON CONFLICT (id) DO NOTHING",
+            &[
+                &a.id,
+                &ns_to_db(a.ts_ns),
+                &ns_to_db(a.first_ts_ns),
+                &ns_to_db(a.count),
+                &a.rule,
+                &priority_rank(a.priority),
+                &severity_rank(a.priority.severity()),
+                &node,
+                &container,
+                &now,
+                &body,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(n == 1)
+}
+
+async fn insert_audit(tx: &Transaction<'_>, r: &AuditRecord) -> Result<bool> {
+    let n = tx
+        .execute(
+            "INSERT INTO audit (id, ts_ns, origin, actor, action, target, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            &[
+                &r.id,
+                &ns_to_db(r.ts_ns),
+                &r.origin,
+                &r.actor,
+                &r.action,
+                &r.target,
+                &r.detail,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(n == 1)
+}
+
+async fn ingest(c: &mut Client, b: &Ingest<'_>) -> Result<IngestReport> {
+    let tx = c.transaction().await.map_err(pg)?;
+    let mut report = IngestReport::default();
+    let now = ns_to_db(rampart_event::wall_ns());
+    if !b.node.is_empty() {
+        tx.execute(
+            "INSERT INTO nodes (name, version, first_seen_ns, last_seen_ns) VALUES ($1, $2, $3, $3)
+             ON CONFLICT (name) DO UPDATE SET
+               version = CASE WHEN excluded.version = '' THEN nodes.version ELSE excluded.version END,
+               first_seen_ns = LEAST(nodes.first_seen_ns, excluded.first_seen_ns),
+               last_seen_ns = GREATEST(nodes.last_seen_ns, excluded.last_seen_ns)",
+            &[&b.node, &b.node_version, &ns_to_db(b.seen_ns)],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    for a in b.alerts {
+        if insert_alert(&tx, b.node, a, now).await? {
+            report.alerts += 1;
+        }
+        if let Workload::Container(c) = &*a.event.container {
+            upsert_seen(&tx, b.node, c, a.event.ts_ns).await?;
+        }
+    }
+    for ch in b.lifecycle {
+        if apply_lifecycle(&tx, b.node, ch).await? {
+            report.lifecycle += 1;
+        }
+    }
+    for r in b.audit {
+        if insert_audit(&tx, r).await? {
+            report.audit += 1;
+        }
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(report)
+}
+
+const ALERT_COLUMNS: &str = "body, node, status, updated_ns, ts_ns, id";
+
+/// Alerts from their rows, with their comments fetched in one query.
+async fn load_alerts(c: &impl GenericClient, rows: &[Row]) -> Result<Vec<StoredAlert>> {
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get::<_, String>(5))
+        .collect::<Result<_, _>>()
+        .map_err(pg)?;
+    let mut comments: HashMap<String, Vec<Comment>> = HashMap::new();
+    if !ids.is_empty() {
+        for r in c
+            .query(
+                "SELECT alert_id, ts_ns, author, text FROM alert_comments
+                 WHERE alert_id = ANY($1) ORDER BY alert_id, ts_ns, id",
+                &[&ids],
+            )
+            .await
+            .map_err(pg)?
+        {
+            comments
+                .entry(r.try_get(0).map_err(pg)?)
+                .or_default()
+                .push(Comment {
+                    ts_ns: ns_from_db(r.try_get(1).map_err(pg)?),
+                    author: r.try_get(2).map_err(pg)?,
+                    text: r.try_get(3).map_err(pg)?,
+                });
+        }
+    }
+    rows.iter()
+        .map(|r| {
+            let body: &str = r.try_get(0).map_err(pg)?;
+            let alert: Alert = serde_json::from_str(body)
+                .map_err(|e| StoreError::Decode(format!("alert: {e}")))?;
+            let status: &str = r.try_get(2).map_err(pg)?;
+            let status = AlertStatus::parse(status)
+                .ok_or_else(|| StoreError::Decode(format!("alert status {status:?}")))?;
+            let comments = comments.remove(&alert.id).unwrap_or_default();
+            Ok(StoredAlert {
+                node: r.try_get(1).map_err(pg)?,
+                status,
+                updated_ns: ns_from_db(r.try_get(3).map_err(pg)?),
+                comments,
+                alert,
+            })
+        })
+        .collect()
+}
+
+async fn get_alert(c: &impl GenericClient, id: &str) -> Result<Option<StoredAlert>> {
+    let rows = c
+        .query(
+            &format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1"),
+            &[&id],
+        )
+        .await
+        .map_err(pg)?;
+    Ok(load_alerts(c, &rows).await?.pop())
+}
+
+type Args = Vec<Box<dyn ToSql + Sync + Send>>;
+
+fn refs(args: &Args) -> Vec<&(dyn ToSql + Sync)> {
+    args.iter()
+        .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+        .collect()
+}
+
+/// Appends `cond` with its `?` replaced by the next placeholder.
+fn push(sql: &mut String, args: &mut Args, cond: &str, v: Box<dyn ToSql + Sync + Send>) {
+    args.push(v);
+    sql.push_str(&cond.replace('?', &format!("${}", args.len())));
+}
+
+fn page_limit(limit: u32) -> u32 {
+    match limit {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    }
+}
+
+async fn query_alerts(c: &mut Client, q: &AlertQuery) -> Result<AlertPage> {
+    let mut sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE TRUE");
+    let mut args: Args = Vec::new();
+    let a = &mut args;
+    if let Some(v) = q.since_ns {
+        push(&mut sql, a, " AND ts_ns >= ?", Box::new(ns_to_db(v)));
+    }
+    if let Some(v) = q.until_ns {
+        push(&mut sql, a, " AND ts_ns < ?", Box::new(ns_to_db(v)));
+    }
+    if let Some(p) = q.min_priority {
+        push(
+            &mut sql,
+            a,
+            " AND priority <= ?",
+            Box::new(priority_rank(p)),
+        );
+    }
+    if let Some(s) = q.min_severity {
+        push(
+            &mut sql,
+            a,
+            " AND severity >= ?",
+            Box::new(severity_rank(s)),
+        );
+    }
+    if let Some(v) = &q.rule {
+        push(&mut sql, a, " AND rule = ?", Box::new(v.clone()));
+    }
+    if let Some(v) = &q.container_id {
+        push(&mut sql, a, " AND container_id = ?", Box::new(v.clone()));
+    }
+    if let Some(v) = &q.node {
+        push(&mut sql, a, " AND node = ?", Box::new(v.clone()));
+    }
+    if let Some(v) = q.status {
+        push(
+            &mut sql,
+            a,
+            " AND status = ?",
+            Box::new(v.as_str().to_string()),
+        );
+    }
+    if let Some(cur) = &q.after {
+        push(
+            &mut sql,
+            a,
+            " AND (ts_ns, id) < (?",
+            Box::new(ns_to_db(cur.ts_ns)),
+        );
+        push(&mut sql, a, ", ?)", Box::new(cur.id.clone()));
+    }
+    let limit = q.page_size();
+    sql.push_str(&format!(
+        " ORDER BY ts_ns DESC, id DESC LIMIT {}",
+        limit + 1
+    ));
+    let mut rows = c.query(&sql, &refs(&args)).await.map_err(pg)?;
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    let next = match (more, rows.last()) {
+        (true, Some(r)) => Some(Cursor {
+            ts_ns: ns_from_db(r.try_get(4).map_err(pg)?),
+            id: r.try_get(5).map_err(pg)?,
+        }),
+        _ => None,
+    };
+    Ok(AlertPage {
+        alerts: load_alerts(c, &rows).await?,
+        next,
+    })
+}
+
+async fn update_alert(
+    c: &mut Client,
+    id: &str,
+    change: &AlertChange,
+    actor: &str,
+    now_ns: u64,
+) -> Result<Option<StoredAlert>> {
+    let tx = c.transaction().await.map_err(pg)?;
+    let Some(row) = tx
+        .query_opt("SELECT status FROM alerts WHERE id = $1 FOR UPDATE", &[&id])
+        .await
+        .map_err(pg)?
+    else {
+        return Ok(None);
+    };
+    let status: &str = row.try_get(0).map_err(pg)?;
+    let current = AlertStatus::parse(status)
+        .ok_or_else(|| StoreError::Decode(format!("alert status {status:?}")))?;
+    let now = ns_to_db(now_ns);
+    tx.execute(
+        "UPDATE alerts SET status = $2, updated_ns = $3 WHERE id = $1",
+        &[&id, &status_after(current, change).as_str(), &now],
+    )
+    .await
+    .map_err(pg)?;
+    if let AlertChange::Comment { text } = change {
+        tx.execute(
+            "INSERT INTO alert_comments (alert_id, ts_ns, author, text) VALUES ($1, $2, $3, $4)",
+            &[&id, &now, &actor, text],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    insert_audit(&tx, &triage_audit(id, change, actor, now_ns)).await?;
+    let updated = get_alert(&tx, id).await?;
+    tx.commit().await.map_err(pg)?;
+    Ok(updated)
+}
+
+async fn nodes(c: &mut Client) -> Result<Vec<NodeRecord>> {
+    c.query(
+        "SELECT name, version, first_seen_ns, last_seen_ns FROM nodes ORDER BY name",
+        &[],
+    )
+    .await
+    .map_err(pg)?
+    .iter()
+    .map(|r| {
+        Ok(NodeRecord {
+            name: r.try_get(0).map_err(pg)?,
+            version: r.try_get(1).map_err(pg)?,
+            first_seen_ns: ns_from_db(r.try_get(2).map_err(pg)?),
+            last_seen_ns: ns_from_db(r.try_get(3).map_err(pg)?),
+        })
+    })
+    .collect()
+}
+
+async fn containers(c: &mut Client, q: &ContainerQuery) -> Result<Vec<ContainerRecord>> {
+    let mut sql = String::from(
+        "SELECT id, node, name, image, image_digest, state, first_seen_ns, last_seen_ns,
+                started_ns, finished_ns, exit_code FROM containers WHERE TRUE",
+    );
+    let mut args: Args = Vec::new();
+    if let Some(n) = &q.node {
+        push(&mut sql, &mut args, " AND node = ?", Box::new(n.clone()));
+    }
+    if let Some(i) = &q.image {
+        push(&mut sql, &mut args, " AND image = ?", Box::new(i.clone()));
+    }
+    if !q.include_gone {
+        sql.push_str(" AND state = 'running'");
+    }
+    sql.push_str(&format!(
+        " ORDER BY last_seen_ns DESC, id LIMIT {}",
+        page_limit(q.limit)
+    ));
+    c.query(&sql, &refs(&args))
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| {
+            let state: &str = r.try_get(5).map_err(pg)?;
+            Ok(ContainerRecord {
+                id: r.try_get(0).map_err(pg)?,
+                node: r.try_get(1).map_err(pg)?,
+                name: r.try_get(2).map_err(pg)?,
+                image: r.try_get(3).map_err(pg)?,
+                image_digest: r.try_get(4).map_err(pg)?,
+                state: ContainerState::parse(state)
+                    .ok_or_else(|| StoreError::Decode(format!("container state {state:?}")))?,
+                first_seen_ns: ns_from_db(r.try_get(6).map_err(pg)?),
+                last_seen_ns: ns_from_db(r.try_get(7).map_err(pg)?),
+                started_ns: r.try_get::<_, Option<i64>>(8).map_err(pg)?.map(ns_from_db),
+                finished_ns: r.try_get::<_, Option<i64>>(9).map_err(pg)?.map(ns_from_db),
+                exit_code: r.try_get(10).map_err(pg)?,
+            })
+        })
+        .collect()
+}
+
+async fn container_history(c: &mut Client, id: &str) -> Result<Vec<ContainerLifecycle>> {
+    c.query(
+        "SELECT ts_ns, action, exit_code, name, image FROM container_events
+         WHERE container_id = $1 ORDER BY ts_ns, action",
+        &[&id],
+    )
+    .await
+    .map_err(pg)?
+    .iter()
+    .map(|r| {
+        let action: &str = r.try_get(1).map_err(pg)?;
+        Ok(ContainerLifecycle {
+            ts_ns: ns_from_db(r.try_get(0).map_err(pg)?),
+            action: action_from_parts(action, r.try_get(2).map_err(pg)?)?,
+            container_id: id.to_string(),
+            name: r.try_get(3).map_err(pg)?,
+            image: r.try_get(4).map_err(pg)?,
+        })
+    })
+    .collect()
+}
+
+async fn images(c: &mut Client) -> Result<Vec<ImageRecord>> {
+    c.query(
+        "SELECT i.image, i.digest, i.first_seen_ns, i.last_seen_ns,
+                (SELECT COUNT(*) FROM containers c WHERE c.image = i.image)
+         FROM images i ORDER BY i.image",
+        &[],
+    )
+    .await
+    .map_err(pg)?
+    .iter()
+    .map(|r| {
+        Ok(ImageRecord {
+            image: r.try_get(0).map_err(pg)?,
+            digest: r.try_get(1).map_err(pg)?,
+            first_seen_ns: ns_from_db(r.try_get(2).map_err(pg)?),
+            last_seen_ns: ns_from_db(r.try_get(3).map_err(pg)?),
+            containers: r.try_get::<_, i64>(4).map_err(pg)? as u64,
+        })
+    })
+    .collect()
+}
+
+async fn query_audit(c: &mut Client, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+    let mut sql = String::from(
+        "SELECT id, ts_ns, origin, actor, action, target, detail FROM audit WHERE TRUE",
+    );
+    let mut args: Args = Vec::new();
+    let a = &mut args;
+    if let Some(v) = q.since_ns {
+        push(&mut sql, a, " AND ts_ns >= ?", Box::new(ns_to_db(v)));
+    }
+    if let Some(v) = q.until_ns {
+        push(&mut sql, a, " AND ts_ns < ?", Box::new(ns_to_db(v)));
+    }
+    if let Some(v) = &q.actor {
+        push(&mut sql, a, " AND actor = ?", Box::new(v.clone()));
+    }
+    if let Some(v) = &q.action {
+        push(&mut sql, a, " AND action = ?", Box::new(v.clone()));
+    }
+    if let Some(v) = &q.target {
+        push(&mut sql, a, " AND target = ?", Box::new(v.clone()));
+    }
+    sql.push_str(&format!(
+        " ORDER BY ts_ns, id LIMIT {}",
+        page_limit(q.limit)
+    ));
+    c.query(&sql, &refs(&args))
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| {
+            Ok(AuditRecord {
+                id: r.try_get(0).map_err(pg)?,
+                ts_ns: ns_from_db(r.try_get(1).map_err(pg)?),
+                origin: r.try_get(2).map_err(pg)?,
+                actor: r.try_get(3).map_err(pg)?,
+                action: r.try_get(4).map_err(pg)?,
+                target: r.try_get(5).map_err(pg)?,
+                detail: r.try_get(6).map_err(pg)?,
+            })
+        })
+        .collect()
+}
+
+async fn apply_retention(c: &mut Client, r: &Retention) -> Result<Purged> {
+    let tx = c.transaction().await.map_err(pg)?;
+    let mut purged = Purged::default();
+    if let Some(before) = r.alerts_before_ns {
+        let b = ns_to_db(before);
+        tx.execute(
+            "DELETE FROM alert_comments WHERE alert_id IN (SELECT id FROM alerts WHERE ts_ns < $1)",
+            &[&b],
+        )
+        .await
+        .map_err(pg)?;
+        purged.alerts = tx
+            .execute("DELETE FROM alerts WHERE ts_ns < $1", &[&b])
+            .await
+            .map_err(pg)?;
+    }
+    if let Some(before) = r.audit_before_ns {
+        purged.audit = tx
+            .execute("DELETE FROM audit WHERE ts_ns < $1", &[&ns_to_db(before)])
+            .await
+            .map_err(pg)?;
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(purged)
+}
+
+impl Store for PgStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        call!(self, |c| current_version(&*c))
+    }
+
+    fn ingest(&self, batch: &Ingest<'_>) -> Result<IngestReport> {
+        call!(self, |c| ingest(c, batch))
+    }
+
+    fn get_alert(&self, id: &str) -> Result<Option<StoredAlert>> {
+        call!(self, |c| get_alert(&*c, id))
+    }
+
+    fn query_alerts(&self, query: &AlertQuery) -> Result<AlertPage> {
+        call!(self, |c| query_alerts(c, query))
+    }
+
+    fn update_alert(
+        &self,
+        id: &str,
+        change: &AlertChange,
+        actor: &str,
+        now_ns: u64,
+    ) -> Result<Option<StoredAlert>> {
+        call!(self, |c| update_alert(c, id, change, actor, now_ns))
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        call!(self, |c| nodes(c))
+    }
+
+    fn containers(&self, query: &ContainerQuery) -> Result<Vec<ContainerRecord>> {
+        call!(self, |c| containers(c, query))
+    }
+
+    fn container_history(&self, id: &str) -> Result<Vec<ContainerLifecycle>> {
+        call!(self, |c| container_history(c, id))
+    }
+
+    fn images(&self) -> Result<Vec<ImageRecord>> {
+        call!(self, |c| images(c))
+    }
+
+    fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        call!(self, |c| query_audit(c, query))
+    }
+
+    fn apply_retention(&self, retention: &Retention) -> Result<Purged> {
+        call!(self, |c| apply_retention(c, retention))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_checked() {
+        assert!(valid_schema("conf_12_3"));
+        assert!(!valid_schema("x; DROP TABLE alerts"));
+        assert!(!valid_schema("1abc"));
+        assert!(!valid_schema(""));
+    }
+
+    #[test]
+    fn migrations_match_sqlite_versions() {
+        let pg: Vec<u32> = PG_MIGRATIONS.iter().map(|m| m.version).collect();
+        let lite: Vec<u32> = SQLITE_MIGRATIONS.iter().map(|m| m.version).collect();
+        assert_eq!(pg, lite);
+    }
+}

@@ -1,0 +1,776 @@
+//! The SQLite store: one connection behind a mutex (SQLite serialises writers anyway),
+//! WAL so readers of other connections never wait on a writer, and `synchronous =
+//! NORMAL`, which in WAL mode loses no committed transaction on a process crash, only
+//! possibly the last ones on a power loss.
+
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+use rampart_event::{Alert, Container, ContainerLifecycle, Workload};
+use rusqlite::types::Value;
+use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Transaction};
+
+use crate::migrate::Migration;
+use crate::*;
+
+/// SQLite's schema steps.
+pub const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "alerts, inventory, audit",
+    sql: r#"
+CREATE TABLE alerts (
+    id TEXT PRIMARY KEY,
+    ts_ns INTEGER NOT NULL,
+    first_ts_ns INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    rule TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    severity INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    container_id TEXT,
+    status TEXT NOT NULL,
+    updated_ns INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX alerts_ts ON alerts (ts_ns, id);
+CREATE INDEX alerts_rule_ts ON alerts (rule, ts_ns);
+CREATE INDEX alerts_container_ts ON alerts (container_id, ts_ns);
+CREATE INDEX alerts_node_ts ON alerts (node, ts_ns);
+CREATE INDEX alerts_status_ts ON alerts (status, ts_ns);
+CREATE TABLE alert_comments (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    author TEXT NOT NULL,
+    text TEXT NOT NULL
+);
+CREATE INDEX alert_comments_alert ON alert_comments (alert_id, ts_ns);
+CREATE TABLE nodes (
+    name TEXT PRIMARY KEY,
+    version TEXT NOT NULL,
+    first_seen_ns INTEGER NOT NULL,
+    last_seen_ns INTEGER NOT NULL
+);
+CREATE TABLE containers (
+    id TEXT PRIMARY KEY,
+    node TEXT NOT NULL,
+    name TEXT NOT NULL,
+    image TEXT NOT NULL,
+    image_digest TEXT NOT NULL,
+    state TEXT NOT NULL,
+    state_ts_ns INTEGER NOT NULL,
+    first_seen_ns INTEGER NOT NULL,
+    last_seen_ns INTEGER NOT NULL,
+    started_ns INTEGER,
+    finished_ns INTEGER,
+    exit_code INTEGER
+);
+CREATE INDEX containers_seen ON containers (last_seen_ns);
+CREATE TABLE container_events (
+    container_id TEXT NOT NULL,
+    ts_ns INTEGER NOT NULL,
+    action TEXT NOT NULL,
+    exit_code INTEGER,
+    node TEXT NOT NULL,
+    name TEXT NOT NULL,
+    image TEXT NOT NULL,
+    PRIMARY KEY (container_id, ts_ns, action)
+);
+CREATE TABLE images (
+    image TEXT PRIMARY KEY,
+    digest TEXT NOT NULL,
+    first_seen_ns INTEGER NOT NULL,
+    last_seen_ns INTEGER NOT NULL
+);
+CREATE TABLE audit (
+    id TEXT PRIMARY KEY,
+    ts_ns INTEGER NOT NULL,
+    origin TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX audit_ts ON audit (ts_ns, id);
+"#,
+}];
+
+/// Central's store in one SQLite file.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+}
+
+impl SqliteStore {
+    /// Opens (creating) the database at `path` and applies missing migrations.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let conn = Connection::open(path)?;
+        // journal_mode answers with a row, so it is a query, not an execute.
+        let _: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        Self::setup(conn)
+    }
+
+    /// A private in-memory database (tests, dry runs).
+    pub fn open_in_memory() -> Result<Self> {
+        Self::setup(Connection::open_in_memory()?)
+    }
+
+    fn setup(mut conn: Connection) -> Result<Self> {
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")?;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite consistent (the transaction
+        // rolls back on drop), so a poisoned lock is still usable.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_ns INTEGER NOT NULL)",
+    )?;
+    let current = current_version(conn)?;
+    let known = Migration::latest(SQLITE_MIGRATIONS);
+    if current > known {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known,
+        });
+    }
+    for m in SQLITE_MIGRATIONS.iter().filter(|m| m.version > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(m.sql).map_err(|e| StoreError::Migration {
+            version: m.version,
+            name: m.name,
+            reason: e.to_string(),
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_ns) VALUES (?1, ?2, ?3)",
+            params![m.version, m.name, ns_to_db(rampart_event::wall_ns())],
+        )?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn current_version(conn: &Connection) -> Result<u32> {
+    let v: Option<i64> = conn.query_row("SELECT MAX(version) FROM schema_migrations", [], |r| {
+        r.get(0)
+    })?;
+    Ok(v.unwrap_or(0) as u32)
+}
+
+fn opt_ns(v: Option<u64>) -> Option<i64> {
+    v.map(ns_to_db)
+}
+
+fn upsert_image(tx: &Transaction<'_>, image: &str, digest: &str, ts: i64) -> Result<()> {
+    if image.is_empty() {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "INSERT INTO images (image, digest, first_seen_ns, last_seen_ns) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT (image) DO UPDATE SET
+           digest = CASE WHEN images.digest = '' THEN excluded.digest ELSE images.digest END,
+           first_seen_ns = MIN(images.first_seen_ns, excluded.first_seen_ns),
+           last_seen_ns = MAX(images.last_seen_ns, excluded.last_seen_ns)",
+    )?
+    .execute(params![image, digest, ts])?;
+    Ok(())
+}
+
+/// A container named by an event: known from then on; its state is left to lifecycle
+/// changes when it is already known (an event says nothing about stops).
+fn upsert_seen(tx: &Transaction<'_>, node: &str, c: &Container, ts_ns: u64) -> Result<()> {
+    let ts = ns_to_db(ts_ns);
+    tx.prepare_cached(
+        "INSERT INTO containers (id, node, name, image, image_digest, state, state_ts_ns,
+                                 first_seen_ns, last_seen_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'running', 0, ?6, ?6)
+         ON CONFLICT (id) DO UPDATE SET
+           name = CASE WHEN containers.name = '' THEN excluded.name ELSE containers.name END,
+           image = CASE WHEN containers.image = '' THEN excluded.image ELSE containers.image END,
+           image_digest = CASE WHEN containers.image_digest = '' THEN excluded.image_digest
+                               ELSE containers.image_digest END,
+           first_seen_ns = MIN(containers.first_seen_ns, excluded.first_seen_ns),
+           last_seen_ns = MAX(containers.last_seen_ns, excluded.last_seen_ns)",
+    )?
+    .execute(params![c.id, node, c.name, c.image, c.image_digest, ts])?;
+    upsert_image(tx, &c.image, &c.image_digest, ts)
+}
+
+fn apply_lifecycle(tx: &Transaction<'_>, node: &str, ch: &ContainerLifecycle) -> Result<bool> {
+    let ts = ns_to_db(ch.ts_ns);
+    let (action, code) = action_parts(&ch.action);
+    let new = tx
+        .prepare_cached(
+            "INSERT INTO container_events (container_id, ts_ns, action, exit_code, node, name, image)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![ch.container_id, ts, action, code, node, ch.name, ch.image])?;
+    if new == 0 {
+        return Ok(false);
+    }
+    type Row = (i64, Option<i64>, Option<i64>, Option<i64>);
+    let row: Option<Row> = tx
+        .prepare_cached(
+            "SELECT state_ts_ns, started_ns, finished_ns, exit_code FROM containers WHERE id = ?1",
+        )?
+        .query_row(params![ch.container_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    match row {
+        None => {
+            let e = lifecycle_effect(ch, None, None, None);
+            tx.prepare_cached(
+                "INSERT INTO containers (id, node, name, image, image_digest, state, state_ts_ns,
+                    first_seen_ns, last_seen_ns, started_ns, finished_ns, exit_code)
+                 VALUES (?1, ?2, ?3, ?4, '', ?5, ?6, ?6, ?6, ?7, ?8, ?9)",
+            )?
+            .execute(params![
+                ch.container_id,
+                node,
+                ch.name,
+                ch.image,
+                e.state.as_str(),
+                ts,
+                opt_ns(e.started_ns),
+                opt_ns(e.finished_ns),
+                e.exit_code
+            ])?;
+        }
+        Some((state_ts, started, finished, exit)) => {
+            tx.prepare_cached(
+                "UPDATE containers SET
+                   name = CASE WHEN name = '' THEN ?2 ELSE name END,
+                   image = CASE WHEN image = '' THEN ?3 ELSE image END,
+                   first_seen_ns = MIN(first_seen_ns, ?4),
+                   last_seen_ns = MAX(last_seen_ns, ?4)
+                 WHERE id = ?1",
+            )?
+            .execute(params![ch.container_id, ch.name, ch.image, ts])?;
+            // A change older than the one the state shows arrived late: history only.
+            if ts >= state_ts {
+                let e =
+                    lifecycle_effect(ch, started.map(ns_from_db), finished.map(ns_from_db), exit);
+                tx.prepare_cached(
+                    "UPDATE containers SET state = ?2, state_ts_ns = ?3, started_ns = ?4,
+                       finished_ns = ?5, exit_code = ?6 WHERE id = ?1",
+                )?
+                .execute(params![
+                    ch.container_id,
+                    e.state.as_str(),
+                    ts,
+                    opt_ns(e.started_ns),
+                    opt_ns(e.finished_ns),
+                    e.exit_code
+                ])?;
+            }
+        }
+    }
+    upsert_image(tx, &ch.image, "", ts)?;
+    Ok(true)
+}
+
+fn insert_alert(tx: &Transaction<'_>, node: &str, a: &Alert, now: i64) -> Result<bool> {
+    let body = serde_json::to_string(a).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let container = a.event.container.container().map(|c| c.id.as_str());
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO alerts (id, ts_ns, first_ts_ns, count, rule, priority, severity, node,
+                                 container_id, status, updated_ns, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'open', ?10, ?11)
+             ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![
+            a.id,
+            ns_to_db(a.ts_ns),
+            ns_to_db(a.first_ts_ns),
+            ns_to_db(a.count),
+            a.rule,
+            priority_rank(a.priority),
+            severity_rank(a.priority.severity()),
+            node,
+            container,
+            now,
+            body
+        ])?;
+    Ok(n == 1)
+}
+
+fn insert_audit(tx: &Transaction<'_>, r: &AuditRecord) -> Result<bool> {
+    let n = tx
+        .prepare_cached(
+            "INSERT INTO audit (id, ts_ns, origin, actor, action, target, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (id) DO NOTHING",
+        )?
+        .execute(params![
+            r.id,
+            ns_to_db(r.ts_ns),
+            r.origin,
+            r.actor,
+            r.action,
+            r.target,
+            r.detail
+        ])?;
+    Ok(n == 1)
+}
+
+const ALERT_COLUMNS: &str = "body, node, status, updated_ns";
+
+fn alert_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn load_alert(conn: &Connection, row: (String, String, String, i64)) -> Result<StoredAlert> {
+    let (body, node, status, updated) = row;
+    let alert: Alert =
+        serde_json::from_str(&body).map_err(|e| StoreError::Decode(format!("alert: {e}")))?;
+    let status = AlertStatus::parse(&status)
+        .ok_or_else(|| StoreError::Decode(format!("alert status {status:?}")))?;
+    let comments = conn
+        .prepare_cached(
+            "SELECT ts_ns, author, text FROM alert_comments WHERE alert_id = ?1 ORDER BY ts_ns, id",
+        )?
+        .query_map(params![alert.id], |r| {
+            Ok(Comment {
+                ts_ns: ns_from_db(r.get(0)?),
+                author: r.get(1)?,
+                text: r.get(2)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(StoredAlert {
+        alert,
+        node,
+        status,
+        updated_ns: ns_from_db(updated),
+        comments,
+    })
+}
+
+fn get_alert(conn: &Connection, id: &str) -> Result<Option<StoredAlert>> {
+    let row = conn
+        .prepare_cached(&format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = ?1"))?
+        .query_row(params![id], alert_from_row)
+        .optional()?;
+    row.map(|r| load_alert(conn, r)).transpose()
+}
+
+fn container_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(ContainerRecord, String)> {
+    let state: String = r.get(5)?;
+    Ok((
+        ContainerRecord {
+            id: r.get(0)?,
+            node: r.get(1)?,
+            name: r.get(2)?,
+            image: r.get(3)?,
+            image_digest: r.get(4)?,
+            state: ContainerState::Running,
+            first_seen_ns: ns_from_db(r.get(6)?),
+            last_seen_ns: ns_from_db(r.get(7)?),
+            started_ns: r.get::<_, Option<i64>>(8)?.map(ns_from_db),
+            finished_ns: r.get::<_, Option<i64>>(9)?.map(ns_from_db),
+            exit_code: r.get(10)?,
+        },
+        state,
+    ))
+}
+
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn schema_version(&self) -> Result<u32> {
+        current_version(&self.conn())
+    }
+
+    fn ingest(&self, b: &Ingest<'_>) -> Result<IngestReport> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut report = IngestReport::default();
+        let now = ns_to_db(rampart_event::wall_ns());
+        if !b.node.is_empty() {
+            tx.prepare_cached(
+                "INSERT INTO nodes (name, version, first_seen_ns, last_seen_ns) VALUES (?1, ?2, ?3, ?3)
+                 ON CONFLICT (name) DO UPDATE SET
+                   version = CASE WHEN excluded.version = '' THEN nodes.version ELSE excluded.version END,
+                   first_seen_ns = MIN(nodes.first_seen_ns, excluded.first_seen_ns),
+                   last_seen_ns = MAX(nodes.last_seen_ns, excluded.last_seen_ns)",
+            )?
+            .execute(params![b.node, b.node_version, ns_to_db(b.seen_ns)])?;
+        }
+        for a in b.alerts {
+            if insert_alert(&tx, b.node, a, now)? {
+                report.alerts += 1;
+            }
+            if let Workload::Container(c) = &*a.event.container {
+                upsert_seen(&tx, b.node, c, a.event.ts_ns)?;
+            }
+        }
+        for ch in b.lifecycle {
+            if apply_lifecycle(&tx, b.node, ch)? {
+                report.lifecycle += 1;
+            }
+        }
+        for r in b.audit {
+            if insert_audit(&tx, r)? {
+                report.audit += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(report)
+    }
+
+    fn get_alert(&self, id: &str) -> Result<Option<StoredAlert>> {
+        get_alert(&self.conn(), id)
+    }
+
+    fn query_alerts(&self, q: &AlertQuery) -> Result<AlertPage> {
+        let mut sql = format!("SELECT {ALERT_COLUMNS}, ts_ns, id FROM alerts WHERE 1 = 1");
+        let mut args: Vec<Value> = Vec::new();
+        let mut arg = |sql: &mut String, cond: &str, v: Value| {
+            args.push(v);
+            sql.push_str(&cond.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(v) = q.since_ns {
+            arg(&mut sql, " AND ts_ns >= ?", Value::Integer(ns_to_db(v)));
+        }
+        if let Some(v) = q.until_ns {
+            arg(&mut sql, " AND ts_ns < ?", Value::Integer(ns_to_db(v)));
+        }
+        if let Some(p) = q.min_priority {
+            arg(
+                &mut sql,
+                " AND priority <= ?",
+                Value::Integer(priority_rank(p)),
+            );
+        }
+        if let Some(s) = q.min_severity {
+            arg(
+                &mut sql,
+                " AND severity >= ?",
+                Value::Integer(severity_rank(s)),
+            );
+        }
+        if let Some(v) = &q.rule {
+            arg(&mut sql, " AND rule = ?", Value::Text(v.clone()));
+        }
+        if let Some(v) = &q.container_id {
+            arg(&mut sql, " AND container_id = ?", Value::Text(v.clone()));
+        }
+        if let Some(v) = &q.node {
+            arg(&mut sql, " AND node = ?", Value::Text(v.clone()));
+        }
+        if let Some(v) = q.status {
+            arg(&mut sql, " AND status = ?", Value::Text(v.as_str().into()));
+        }
+        if let Some(c) = &q.after {
+            let ts = ns_to_db(c.ts_ns);
+            arg(&mut sql, " AND (ts_ns < ?", Value::Integer(ts));
+            arg(&mut sql, " OR (ts_ns = ?", Value::Integer(ts));
+            arg(&mut sql, " AND id < ?))", Value::Text(c.id.clone()));
+        }
+        let limit = q.page_size();
+        sql.push_str(&format!(
+            " ORDER BY ts_ns DESC, id DESC LIMIT {}",
+            limit + 1
+        ));
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(&sql)?
+            .query_map(params_from_iter(args), |r| {
+                Ok((
+                    alert_from_row(r)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let more = rows.len() > limit as usize;
+        let mut alerts = Vec::with_capacity(rows.len().min(limit as usize));
+        let mut next = None;
+        for (row, ts, id) in rows.into_iter().take(limit as usize) {
+            alerts.push(load_alert(&conn, row)?);
+            next = Some(Cursor {
+                ts_ns: ns_from_db(ts),
+                id,
+            });
+        }
+        Ok(AlertPage {
+            alerts,
+            next: if more { next } else { None },
+        })
+    }
+
+    fn update_alert(
+        &self,
+        id: &str,
+        change: &AlertChange,
+        actor: &str,
+        now_ns: u64,
+    ) -> Result<Option<StoredAlert>> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let status: Option<String> = tx
+            .query_row(
+                "SELECT status FROM alerts WHERE id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let Some(status) = status else {
+            return Ok(None);
+        };
+        let current = AlertStatus::parse(&status)
+            .ok_or_else(|| StoreError::Decode(format!("alert status {status:?}")))?;
+        let now = ns_to_db(now_ns);
+        tx.execute(
+            "UPDATE alerts SET status = ?2, updated_ns = ?3 WHERE id = ?1",
+            params![id, status_after(current, change).as_str(), now],
+        )?;
+        if let AlertChange::Comment { text } = change {
+            tx.execute(
+                "INSERT INTO alert_comments (alert_id, ts_ns, author, text) VALUES (?1, ?2, ?3, ?4)",
+                params![id, now, actor, text],
+            )?;
+        }
+        insert_audit(&tx, &triage_audit(id, change, actor, now_ns))?;
+        tx.commit()?;
+        get_alert(&conn, id)
+    }
+
+    fn nodes(&self) -> Result<Vec<NodeRecord>> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT name, version, first_seen_ns, last_seen_ns FROM nodes ORDER BY name",
+            )?
+            .query_map([], |r| {
+                Ok(NodeRecord {
+                    name: r.get(0)?,
+                    version: r.get(1)?,
+                    first_seen_ns: ns_from_db(r.get(2)?),
+                    last_seen_ns: ns_from_db(r.get(3)?),
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn containers(&self, q: &ContainerQuery) -> Result<Vec<ContainerRecord>> {
+        let mut sql = String::from(
+            "SELECT id, node, name, image, image_digest, state, first_seen_ns, last_seen_ns,
+                    started_ns, finished_ns, exit_code FROM containers WHERE 1 = 1",
+        );
+        let mut args: Vec<Value> = Vec::new();
+        if let Some(n) = &q.node {
+            args.push(Value::Text(n.clone()));
+            sql.push_str(&format!(" AND node = ?{}", args.len()));
+        }
+        if let Some(i) = &q.image {
+            args.push(Value::Text(i.clone()));
+            sql.push_str(&format!(" AND image = ?{}", args.len()));
+        }
+        if !q.include_gone {
+            sql.push_str(" AND state = 'running'");
+        }
+        let limit = match q.limit {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        sql.push_str(&format!(" ORDER BY last_seen_ns DESC, id LIMIT {limit}"));
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(&sql)?
+            .query_map(params_from_iter(args), container_from_row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(mut c, state)| {
+                c.state = ContainerState::parse(&state)
+                    .ok_or_else(|| StoreError::Decode(format!("container state {state:?}")))?;
+                Ok(c)
+            })
+            .collect()
+    }
+
+    fn container_history(&self, id: &str) -> Result<Vec<ContainerLifecycle>> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT ts_ns, action, exit_code, name, image FROM container_events
+                 WHERE container_id = ?1 ORDER BY ts_ns, action",
+            )?
+            .query_map(params![id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(ts, action, code, name, image)| {
+                Ok(ContainerLifecycle {
+                    ts_ns: ns_from_db(ts),
+                    action: action_from_parts(&action, code)?,
+                    container_id: id.to_string(),
+                    name,
+                    image,
+                })
+            })
+            .collect()
+    }
+
+    fn images(&self) -> Result<Vec<ImageRecord>> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT i.image, i.digest, i.first_seen_ns, i.last_seen_ns,
+                        (SELECT COUNT(*) FROM containers c WHERE c.image = i.image)
+                 FROM images i ORDER BY i.image",
+            )?
+            .query_map([], |r| {
+                Ok(ImageRecord {
+                    image: r.get(0)?,
+                    digest: r.get(1)?,
+                    first_seen_ns: ns_from_db(r.get(2)?),
+                    last_seen_ns: ns_from_db(r.get(3)?),
+                    containers: r.get::<_, i64>(4)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let mut sql = String::from(
+            "SELECT id, ts_ns, origin, actor, action, target, detail FROM audit WHERE 1 = 1",
+        );
+        let mut args: Vec<Value> = Vec::new();
+        let conds: [(&str, Option<Value>); 5] = [
+            (
+                " AND ts_ns >= ",
+                q.since_ns.map(|v| Value::Integer(ns_to_db(v))),
+            ),
+            (
+                " AND ts_ns < ",
+                q.until_ns.map(|v| Value::Integer(ns_to_db(v))),
+            ),
+            (" AND actor = ", q.actor.clone().map(Value::Text)),
+            (" AND action = ", q.action.clone().map(Value::Text)),
+            (" AND target = ", q.target.clone().map(Value::Text)),
+        ];
+        for (cond, v) in conds {
+            if let Some(v) = v {
+                args.push(v);
+                sql.push_str(&format!("{cond}?{}", args.len()));
+            }
+        }
+        let limit = match q.limit {
+            0 => DEFAULT_PAGE,
+            n => n.min(MAX_PAGE),
+        };
+        sql.push_str(&format!(" ORDER BY ts_ns, id LIMIT {limit}"));
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(&sql)?
+            .query_map(params_from_iter(args), |r| {
+                Ok(AuditRecord {
+                    id: r.get(0)?,
+                    ts_ns: ns_from_db(r.get(1)?),
+                    origin: r.get(2)?,
+                    actor: r.get(3)?,
+                    action: r.get(4)?,
+                    target: r.get(5)?,
+                    detail: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
+    fn apply_retention(&self, r: &Retention) -> Result<Purged> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut purged = Purged::default();
+        if let Some(before) = r.alerts_before_ns {
+            let b = ns_to_db(before);
+            tx.execute(
+                "DELETE FROM alert_comments WHERE alert_id IN (SELECT id FROM alerts WHERE ts_ns < ?1)",
+                params![b],
+            )?;
+            purged.alerts = tx.execute("DELETE FROM alerts WHERE ts_ns < ?1", params![b])? as u64;
+        }
+        if let Some(before) = r.audit_before_ns {
+            purged.audit = tx.execute(
+                "DELETE FROM audit WHERE ts_ns < ?1",
+                params![ns_to_db(before)],
+            )? as u64;
+        }
+        tx.commit()?;
+        Ok(purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conformance_in_memory() {
+        crate::conformance::run_all(&mut || {
+            Box::new(SqliteStore::open_in_memory().unwrap()) as Box<dyn Store>
+        });
+    }
+
+    #[test]
+    fn file_store_uses_wal_and_reopens_at_the_same_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.db");
+        let s = SqliteStore::open(&path).unwrap();
+        crate::conformance::alerts_insert_is_idempotent(&s);
+        let mode: String = s
+            .conn()
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        drop(s);
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            s.schema_version().unwrap(),
+            Migration::latest(SQLITE_MIGRATIONS)
+        );
+        assert_eq!(
+            s.query_alerts(&AlertQuery::default()).unwrap().alerts.len(),
+            2
+        );
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .execute(
+                "INSERT INTO schema_migrations (version, name, applied_ns) VALUES (999, 'future', 0)",
+                [],
+            )
+            .unwrap();
+        assert!(matches!(
+            SqliteStore::open(&path),
+            Err(StoreError::SchemaTooNew { found: 999, .. })
+        ));
+    }
+}
