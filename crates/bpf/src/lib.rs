@@ -828,8 +828,8 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     if wanted(&[wire::kind::IO_URING], opts.kind_mask) {
         if let Err(e) = attach_io_uring(&mut ebpf, &btf, &mut attached) {
             warnings.push(format!(
-                "io_uring operations make no events (on_io_uring_submit on \
-                 io_uring:io_uring_submit_req): {e}"
+                "io_uring operations make no events (on_io_uring_submit on the io_uring \
+                 submission tracepoint): {e}"
             ));
         }
     } else {
@@ -991,8 +991,10 @@ fn ia32_emulation_switched_off(cmdline: &str) -> bool {
         })
 }
 
-/// The io_uring submission program, on the `io_uring_submit_req` tracepoint (which
-/// takes the request itself since Linux 6.0; an older kernel refuses the program).
+/// The io_uring submission program, on the tracepoint that passes the prepared request
+/// first: `io_uring_submit_req` since Linux 6.4, `io_uring_submit_sqe` (its old name)
+/// on 6.0 to 6.3, such as Debian's 6.1. Before 6.0 `io_uring_submit_sqe` passes the
+/// ring first, and the verifier refuses the program's read of it as a request.
 /// Optional: kernels without io_uring, or with it configured out, lose only that.
 fn attach_io_uring(ebpf: &mut Ebpf, btf: &Btf, attached: &mut Attached) -> Result<(), String> {
     let prog: &mut BtfTracePoint = ebpf
@@ -1000,10 +1002,30 @@ fn attach_io_uring(ebpf: &mut Ebpf, btf: &Btf, attached: &mut Attached) -> Resul
         .ok_or("the BPF object has no on_io_uring_submit program")?
         .try_into()
         .map_err(|e: aya::programs::ProgramError| e.to_string())?;
-    prog.load("io_uring_submit_req", btf)
-        .and_then(|_| attached.attach(ebpf, "on_io_uring_submit", AttachPoint::BtfTracePoint))
+    let mut loaded = false;
+    for tracepoint in IO_URING_SUBMIT_TRACEPOINTS {
+        match prog.load(tracepoint, btf) {
+            Ok(()) => {
+                loaded = true;
+                break;
+            }
+            Err(aya::programs::ProgramError::Btf(aya::BtfError::UnknownBtfTypeName { .. })) => {}
+            Err(e) => return Err(format!("{tracepoint}: {e}")),
+        }
+    }
+    if !loaded {
+        return Err(format!(
+            "this kernel has none of the tracepoints {}",
+            IO_URING_SUBMIT_TRACEPOINTS.join(", ")
+        ));
+    }
+    attached
+        .attach(ebpf, "on_io_uring_submit", AttachPoint::BtfTracePoint)
         .map_err(|e| e.to_string())
 }
+
+/// The io_uring submission tracepoints, newest name first (see [`attach_io_uring`]).
+const IO_URING_SUBMIT_TRACEPOINTS: [&str; 2] = ["io_uring_submit_req", "io_uring_submit_sqe"];
 
 /// Loads and attaches the fexit stubs of the syscalls whose kinds are wanted, and
 /// returns the watched syscalls this kernel does not implement (e.g. fchmodat2 before
