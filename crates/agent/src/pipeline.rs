@@ -192,7 +192,14 @@ impl Lane {
     }
 
     fn control(&self, c: Control) {
-        if self.thread.is_some() {
+        if self.thread.is_none() {
+            return;
+        }
+        // A stage that must never hold the router up does not for its ticks either: a
+        // tick its full queue cannot take is skipped (the next one comes in 250 ms).
+        if self.when_full == WhenFull::DropNewest && matches!(c, Control::Flush(_)) {
+            let _ = self.tx.try_send(c);
+        } else {
             let _ = self.tx.send(c);
         }
     }

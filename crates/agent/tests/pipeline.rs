@@ -211,6 +211,15 @@ fn a_full_drop_newest_queue_sheds_for_that_stage_only_and_says_how_many() {
     }
     let shed = pipeline.stats().stages[0].shed;
     assert_eq!(shed, 7, "{:?}", pipeline.stats());
+    // The flush tick does not wait for the full queue either.
+    let (back_tx, back_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        pipeline.flush(1);
+        let _ = back_tx.send(pipeline);
+    });
+    let mut pipeline = back_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the router waited on a drop-newest stage's full queue");
     for _ in 0..20 {
         let _ = gate_tx.send(());
     }
