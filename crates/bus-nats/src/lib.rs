@@ -228,8 +228,13 @@ struct NatsAck(jetstream::Message);
 
 #[async_trait]
 impl Acker for NatsAck {
+    /// Waits for the server to confirm the ack: a plain ack is only published, and a
+    /// consumer stopped right after could see the message again on restart.
     async fn ack(self: Box<Self>) -> Result<(), BusError> {
-        self.0.ack().await.map_err(|e| BusError::Ack(e.to_string()))
+        self.0
+            .double_ack()
+            .await
+            .map_err(|e| BusError::Ack(e.to_string()))
     }
 }
 
