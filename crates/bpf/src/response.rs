@@ -408,10 +408,7 @@ impl ResponseGuard {
                 }
                 _ => return Err(prog_err(name)(aya::programs::ProgramError::NotLoaded)),
             };
-            link.pin(&pin).map_err(|e| BpfError::Map {
-                name: pin.display().to_string(),
-                reason: e.to_string(),
-            })?;
+            pin_link(link, &pin)?;
         }
         Ok(())
     }
@@ -718,10 +715,7 @@ impl ResponseGuard {
             .map_err(prog_err("guard_exec"))?;
         let id = prog.attach().map_err(prog_err("guard_exec"))?;
         let link: FdLink = prog.take_link(id).map_err(prog_err("guard_exec"))?.into();
-        link.pin(&pin).map_err(|e| BpfError::Map {
-            name: pin.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        pin_link(link, &pin)?;
         Ok(ExecEnforcement::Signal)
     }
 
@@ -738,10 +732,7 @@ impl ResponseGuard {
             .map_err(prog_err("guard_bprm"))?;
         let id = prog.attach().map_err(prog_err("guard_bprm"))?;
         let link: FdLink = prog.take_link(id).map_err(prog_err("guard_bprm"))?.into();
-        link.pin(&pin).map_err(|e| BpfError::Map {
-            name: pin.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        pin_link(link, &pin)?;
         Ok(())
     }
 
@@ -835,6 +826,14 @@ impl ResponseGuard {
         }
         Ok(out)
     }
+}
+
+/// Pins a link where it outlives this process (quarantine and denial survive a restart).
+fn pin_link(link: FdLink, pin: &std::path::Path) -> Result<(), BpfError> {
+    link.pin(pin).map(drop).map_err(|e| BpfError::Map {
+        name: pin.display().to_string(),
+        reason: e.to_string(),
+    })
 }
 
 #[cfg(test)]
