@@ -18,7 +18,7 @@ pub mod stage;
 pub mod stages;
 
 pub use config::{NodeConfig, DEFAULT_CONFIG};
-pub use node::{run_node, NodeError, NodeOptions, NodeReport};
+pub use node::{run_node, NodeError, NodeOptions, NodeReport, Publisher};
 pub use pipeline::{Controls, EventSource, Pipeline, PipelineBuilder, PipelineStats, StageStats};
 pub use stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
 

@@ -1,5 +1,6 @@
 //! A node: the sensor as the pipeline's source, and the stages `rampart up` runs
-//! (detection, then outputs), built from the node's configuration.
+//! (recorder, detection, response, the bus publisher, then outputs), built from the
+//! node's configuration.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,7 +12,11 @@ use serde::Serialize;
 use crate::config::{ConfigError, NodeConfig};
 use crate::pipeline::{Controls, PipelineBuilder, PipelineError, PipelineStats};
 use crate::stage::StageError;
-use crate::stages::{DetectionStage, OutputsReport, OutputsStage, RecorderStage, ResponseStage};
+use crate::stages::{
+    BusPublisherConfig, BusPublisherStage, DetectionStage, OutputsReport, OutputsStage,
+    RecorderStage, ResponseStage,
+};
+use rampart_bus::{Backplane, SpoolStats};
 use rampart_respond::{PolicyStore, Toolbox};
 
 /// What a node runs with, beyond its configuration file.
@@ -22,6 +27,25 @@ pub struct NodeOptions {
     pub rules: Vec<PathBuf>,
     /// Stop after this long (default: until SIGINT or SIGTERM).
     pub duration: Option<Duration>,
+    /// Publish alerts and container lifecycle to central through this backplane
+    /// (`rampart up`: the in-process bus; `rampart node`: NATS JetStream).
+    pub publisher: Option<Publisher>,
+}
+
+/// The bus publisher a node runs with: where to publish and on which runtime the
+/// backplane's client lives.
+pub struct Publisher {
+    pub config: BusPublisherConfig,
+    pub backplane: Arc<dyn Backplane>,
+    pub runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for Publisher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Publisher")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a node reports once it has stopped.
@@ -31,6 +55,8 @@ pub struct NodeReport {
     pub outputs: OutputsReport,
     /// The recorder's counters (appended, shed, blocks, bytes…), when it ran.
     pub recorder: Option<rampart_recorder::Stats>,
+    /// The bus spool's counters (queued, sent, dropped), when the node published.
+    pub bus: Option<SpoolStats>,
 }
 
 /// Why a node could not run.
@@ -44,6 +70,8 @@ pub enum NodeError {
     Outputs(StageError),
     #[error("{0}")]
     Recorder(StageError),
+    #[error("bus: {0}")]
+    Bus(StageError),
     #[error("response policy: {0}")]
     Response(rampart_respond::RespondError),
     #[error(transparent)]
@@ -94,6 +122,13 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
         tracing::info!(policy = %path.display(), "response policy loaded");
         builder = builder.stage(ResponseStage::new(Arc::new(policy), Toolbox::new()));
     }
+    let mut spool = None;
+    if let Some(p) = opts.publisher {
+        let stage = BusPublisherStage::new(p.config, p.backplane, p.runtime)
+            .map_err(NodeError::Bus)?;
+        spool = Some(stage.spool());
+        builder = builder.stage(stage);
+    }
     let pipeline = builder.stage(outputs).start()?;
     let mut sensor = rampart_sensor::start(sensor_config)?;
     tracing::info!("rampart up: sensor, detection and outputs running");
@@ -104,5 +139,6 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
         pipeline: stats,
         outputs,
         recorder,
+        bus: spool.map(|s| s.stats()),
     })
 }

@@ -32,6 +32,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         config: NodeConfig::load(a.config.as_deref())?,
         rules: a.rules,
         duration: a.duration.map(Duration::from_secs),
+        publisher: None,
     })?;
     for s in &report.outputs.sinks {
         tracing::info!(sink = ?s, "output");
