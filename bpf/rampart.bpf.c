@@ -29,3 +29,4 @@ char LICENSE[] SEC("license") = "GPL";
 #include "kernel/misc.h"
 #include "io_uring/io_uring.h"
 #include "attach/stubs.h"
+#include "attach/ia32.h"

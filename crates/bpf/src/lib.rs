@@ -171,6 +171,101 @@ pub const SYSCALLS: [(&str, &str, &[u16]); 69] = {
     ]
 };
 
+/// The ia32 entry points of the watched syscalls (`bpf/attach/ia32.h`), each with the
+/// watched syscall whose kinds decide whether it is hooked: program `i32_<entry>` on
+/// the kernel's `__ia32_<entry>`, tail-calling its family's `i32h_<family>`. Used where
+/// fexit is the hook, instead of a program on sys_exit. (socketcall multiplexes the
+/// socket calls: it is hooked when any socket or DNS kind is wanted.)
+pub const IA32_ENTRIES: [(&str, &str); 87] = [
+    ("sys_write", "write"),
+    ("compat_sys_open", "open"),
+    ("sys_open", "open"),
+    ("compat_sys_openat", "openat"),
+    ("sys_openat", "openat"),
+    ("sys_openat2", "openat2"),
+    ("sys_creat", "creat"),
+    ("sys_unlink", "unlink"),
+    ("sys_unlinkat", "unlinkat"),
+    ("sys_rmdir", "rmdir"),
+    ("sys_chmod", "chmod"),
+    ("sys_fchmodat", "fchmodat"),
+    ("sys_fchmodat2", "fchmodat2"),
+    ("sys_chown16", "chown"),
+    ("sys_chown", "chown"),
+    ("sys_lchown16", "lchown"),
+    ("sys_lchown", "lchown"),
+    ("sys_fchownat", "fchownat"),
+    ("compat_sys_truncate", "truncate"),
+    ("sys_ia32_truncate64", "truncate"),
+    ("sys_fchmod", "fchmod"),
+    ("sys_fchown16", "fchown"),
+    ("sys_fchown", "fchown"),
+    ("compat_sys_ftruncate", "ftruncate"),
+    ("sys_ia32_ftruncate64", "ftruncate"),
+    ("compat_sys_open_by_handle_at", "open_by_handle_at"),
+    ("sys_rename", "rename"),
+    ("sys_renameat", "renameat"),
+    ("sys_renameat2", "renameat2"),
+    ("sys_link", "link"),
+    ("sys_linkat", "linkat"),
+    ("sys_symlink", "symlink"),
+    ("sys_symlinkat", "symlinkat"),
+    ("compat_sys_socketcall", "socketcall"),
+    ("sys_socket", "socket"),
+    ("sys_bind", "bind"),
+    ("sys_connect", "connect"),
+    ("sys_listen", "listen"),
+    ("sys_accept4", "accept4"),
+    ("sys_dup", "dup"),
+    ("sys_dup2", "dup2"),
+    ("sys_dup3", "dup3"),
+    ("sys_sendto", "sendto"),
+    ("compat_sys_sendmsg", "sendmsg"),
+    ("compat_sys_sendmmsg", "sendmmsg"),
+    ("sys_setuid16", "setuid"),
+    ("sys_setuid", "setuid"),
+    ("sys_setgid16", "setgid"),
+    ("sys_setgid", "setgid"),
+    ("sys_setreuid16", "setreuid"),
+    ("sys_setreuid", "setreuid"),
+    ("sys_setregid16", "setregid"),
+    ("sys_setregid", "setregid"),
+    ("sys_setresuid16", "setresuid"),
+    ("sys_setresuid", "setresuid"),
+    ("sys_setresgid16", "setresgid"),
+    ("sys_setresgid", "setresgid"),
+    ("sys_setfsuid16", "setfsuid"),
+    ("sys_setfsuid", "setfsuid"),
+    ("sys_setfsgid16", "setfsgid"),
+    ("sys_setfsgid", "setfsgid"),
+    ("sys_capset", "capset"),
+    ("compat_sys_ptrace", "ptrace"),
+    ("sys_unshare", "unshare"),
+    ("sys_setns", "setns"),
+    ("sys_bpf", "bpf"),
+    ("sys_init_module", "init_module"),
+    ("sys_finit_module", "finit_module"),
+    ("sys_memfd_create", "memfd_create"),
+    ("sys_mount", "mount"),
+    ("sys_move_mount", "move_mount"),
+    ("sys_fsmount", "fsmount"),
+    ("sys_open_tree", "open_tree"),
+    ("sys_fspick", "fspick"),
+    ("sys_mount_setattr", "mount_setattr"),
+    ("sys_process_vm_readv", "process_vm_readv"),
+    ("compat_sys_process_vm_readv", "process_vm_readv"),
+    ("sys_process_vm_writev", "process_vm_writev"),
+    ("compat_sys_process_vm_writev", "process_vm_writev"),
+    ("sys_oldumount", "umount"),
+    ("sys_umount", "umount"),
+    ("sys_chdir", "chdir"),
+    ("sys_fchdir", "fchdir"),
+    ("compat_sys_execve", "execve"),
+    ("compat_sys_execveat", "execveat"),
+    ("sys_prctl", "prctl"),
+    ("sys_chroot", "chroot"),
+];
+
 /// The kernel's entry point for a syscall (x86-64 naming).
 fn syscall_function(name: &str) -> String {
     format!("__x64_sys_{name}")
@@ -583,8 +678,10 @@ pub struct LoadOptions {
     /// How syscalls are hooked.
     pub syscall_hook: SyscallHook,
     /// Also watch syscalls made through the 32-bit entry (32-bit programs, int 0x80)
-    /// where the hook misses them (fexit, syscall tracepoints): a program on sys_exit
-    /// then runs for every syscall on the host, but returns at once for 64-bit ones.
+    /// where the hook misses them (fexit, syscall tracepoints). Beside fexit: fexit on
+    /// their ia32 entry points (`__ia32_sys_*`), so only 32-bit syscalls pay; beside
+    /// the syscall tracepoints (or if those are refused): a program on sys_exit, which
+    /// runs for every syscall on the host but returns at once for 64-bit ones.
     pub compat_syscalls: bool,
     /// Send a task's cgroup leaf names only in the first event of its (cgroup id,
     /// cpuset cgroup id) pair that reaches the ring; later events carry them empty,
@@ -631,6 +728,9 @@ pub struct Sensor {
     /// are none), when [`LoadOptions::compat_syscalls`] is off, or when their hook
     /// failed (then with a warning).
     pub compat_syscalls: bool,
+    /// Where 32-bit syscalls are hooked: fexit on their ia32 entry points, the sys_exit
+    /// tracepoint, or nowhere.
+    pub compat_hook: ActiveSyscallHook,
     /// What was not loaded because every kind it emits is filtered out: syscalls
     /// (`openat`) on fexit and syscall tracepoints, family handlers (`h_open`) on
     /// sys_exit.
@@ -883,12 +983,25 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         ));
     }
 
-    // sys_exit sees 32-bit syscalls itself; the per-syscall hooks need its complement.
-    let mut compat_syscalls = syscall_hook == ActiveSyscallHook::SysExit;
+    // sys_exit sees 32-bit syscalls itself; the per-syscall hooks need a complement:
+    // fexit on the ia32 entry points where fexit is the hook (only 32-bit syscalls
+    // pay), else a program on sys_exit (every syscall pays a flag test).
+    let mut compat_hook = if syscall_hook == ActiveSyscallHook::SysExit {
+        ActiveSyscallHook::SysExit
+    } else {
+        ActiveSyscallHook::None
+    };
+    if syscall_hook == ActiveSyscallHook::Fexit && compat_wanted {
+        match attach_ia32_fexit(&mut ebpf, &btf, opts.kind_mask, &mut attached) {
+            Ok(()) => compat_hook = ActiveSyscallHook::Fexit,
+            Err(e) => hook_refusals.push(format!("32-bit syscalls on fexit: {e}")),
+        }
+    }
     if matches!(
         syscall_hook,
         ActiveSyscallHook::Fexit | ActiveSyscallHook::SyscallTracepoints
     ) && compat_wanted
+        && compat_hook == ActiveSyscallHook::None
     {
         // Families masked off are already listed in `skipped` by the per-syscall hook.
         let mut skipped_again = Vec::new();
@@ -901,7 +1014,7 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
             &mut warnings,
             &mut attached,
         ) {
-            Ok(()) => compat_syscalls = true,
+            Ok(()) => compat_hook = ActiveSyscallHook::SysExit,
             Err(e) => warnings.push(format!(
                 "32-bit syscalls (ia32: 32-bit programs, int 0x80) make no events: \
                  on_compat_sys_exit: {e}"
@@ -935,7 +1048,8 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
         syscall_hook,
         hook_refusals,
         unhooked,
-        compat_syscalls,
+        compat_syscalls: compat_hook != ActiveSyscallHook::None,
+        compat_hook,
         skipped,
     })
 }
@@ -1176,6 +1290,154 @@ fn settle(
     Err(reason)
 }
 
+/// The wire kinds a 32-bit entry point of [`IA32_ENTRIES`] can emit: its syscall's, or
+/// for socketcall those of every socket call it multiplexes.
+fn ia32_entry_kinds(native: &str) -> Vec<u16> {
+    SYSCALLS
+        .iter()
+        .filter(|(name, family, _)| {
+            if native == "socketcall" {
+                matches!(*family, "sock" | "dns") && *name != "write"
+            } else {
+                *name == native
+            }
+        })
+        .flat_map(|(_, _, kinds)| kinds.iter().copied())
+        .collect()
+}
+
+/// The family slot of a 32-bit entry point's syscall (socketcall dispatches itself).
+fn ia32_entry_family(native: &str) -> Option<&'static str> {
+    SYSCALLS
+        .iter()
+        .find(|(name, ..)| *name == native)
+        .map(|(_, family, _)| *family)
+}
+
+/// The ia32 entry points the running kernel implements, from /proc/kallsyms: text
+/// symbols (`T`/`t`). A syscall configured out or gone from the compat table leaves a
+/// weak alias of `sys_ni_syscall` (`W`), which has BTF but refuses fexit. None when
+/// kallsyms cannot be read (then every entry point with BTF is tried).
+fn ia32_entry_points_implemented() -> Option<std::collections::HashSet<String>> {
+    let text = fs::read_to_string("/proc/kallsyms").ok()?;
+    let names: std::collections::HashSet<String> = text
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (_, kind, name) = (fields.next()?, fields.next()?, fields.next()?);
+            (matches!(kind, "T" | "t") && name.starts_with("__ia32_")).then(|| name.to_string())
+        })
+        .collect();
+    (!names.is_empty()).then_some(names)
+}
+
+/// 32-bit syscalls on fexit: the family handlers `i32h_<family>` (loaded against one
+/// ia32 entry point, all of which share a prototype, and put in `ia32_handlers`) and
+/// one `i32_<entry>` per ia32 entry point of a wanted syscall, tail-calling them. Entry
+/// points this kernel lacks are skipped. Err (with the reason) if the kernel refuses
+/// any: what this attached is detached again, and the caller falls back to sys_exit.
+fn attach_ia32_fexit(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    kind_mask: u64,
+    attached: &mut Attached,
+) -> Result<(), String> {
+    if ebpf.program("i32h_open").is_none() {
+        return Err("the BPF object has no ia32 fexit programs".into());
+    }
+    // The handlers are loaded against an entry point the kernel has (every one has the
+    // same prototype; those of argument-less syscalls are aliases without BTF of their
+    // own, e.g. __ia32_sys_getppid on 6.1).
+    let implemented = ia32_entry_points_implemented();
+    let target = IA32_ENTRIES
+        .iter()
+        .map(|(entry, _)| format!("__ia32_{entry}"))
+        .find(|f| {
+            implemented.as_ref().is_none_or(|names| names.contains(f))
+                && btf
+                    .id_by_type_name_kind(f, aya_obj::btf::BtfKind::Func)
+                    .is_ok()
+        })
+        .ok_or("the kernel's BTF has none of the ia32 entry points")?;
+    let target = target.as_str();
+    let attached_before = attached.len();
+    let mut loaded: Vec<String> = Vec::new();
+    let outcome = (|| -> Result<(), String> {
+        let mut handler_fds = Vec::new();
+        for (name, slot, _, kinds) in HANDLERS {
+            if !wanted(kinds, kind_mask) {
+                continue;
+            }
+            let program = format!("i32h_{}", name.trim_start_matches("h_"));
+            let Some(Program::FExit(prog)) = ebpf.program_mut(&program) else {
+                return Err(format!("the BPF object has no fexit program {program}"));
+            };
+            prog.load(target, btf)
+                .map_err(|e| format!("{program} on {target}: {e}"))?;
+            loaded.push(program.clone());
+            let fd = prog
+                .fd()
+                .and_then(|fd| fd.try_clone().map_err(Into::into))
+                .map_err(|e| format!("{program}: {e}"))?;
+            handler_fds.push((slot, fd));
+        }
+        {
+            let map = ebpf
+                .map_mut("ia32_handlers")
+                .ok_or("the BPF object has no ia32_handlers map")?;
+            // Stays owned by `ebpf`, as the sys_exit handlers' array does.
+            let mut handlers: ProgramArray<&mut MapData> =
+                ProgramArray::try_from(map).map_err(|e| e.to_string())?;
+            for (slot, fd) in &handler_fds {
+                handlers.set(*slot, fd, 0).map_err(|e| e.to_string())?;
+            }
+        }
+        for (entry, native) in IA32_ENTRIES {
+            if !wanted(&ia32_entry_kinds(native), kind_mask) {
+                continue;
+            }
+            let function = format!("__ia32_{entry}");
+            if implemented
+                .as_ref()
+                .is_some_and(|names| !names.contains(&function))
+            {
+                continue;
+            }
+            if native != "socketcall" && ia32_entry_family(native).is_none() {
+                return Err(format!("{entry}: {native} is not a watched syscall"));
+            }
+            let program = format!("i32_{entry}");
+            let Some(Program::FExit(prog)) = ebpf.program_mut(&program) else {
+                return Err(format!("the BPF object has no fexit program {program}"));
+            };
+            match prog.load(&function, btf) {
+                Ok(()) => loaded.push(program.clone()),
+                Err(aya::programs::ProgramError::Btf(aya::BtfError::UnknownBtfTypeName {
+                    ..
+                })) => continue,
+                Err(e) => return Err(format!("{function}: {e}")),
+            }
+            attached
+                .attach(ebpf, &program, AttachPoint::FExit)
+                .map_err(|e| format!("{function}: {e}"))?;
+        }
+        Ok(())
+    })();
+    if let Err(reason) = outcome {
+        attached.truncate(attached_before);
+        settle(
+            ebpf,
+            Some(reason.clone()),
+            &loaded,
+            Vec::new(),
+            &mut Vec::new(),
+            Vec::new(),
+        )?;
+        return Err(reason);
+    }
+    Ok(())
+}
+
 /// A sys_exit dispatcher plus its tail-called family handlers: `on_sys_exit`, the
 /// fallback hook for every syscall, or `on_compat_sys_exit`, beside the per-syscall
 /// hooks, for 32-bit syscalls only.
@@ -1307,6 +1569,7 @@ mod tests {
             .iter()
             .filter(|(_, p)| matches!(p.section, aya_obj::ProgramSection::FExit { .. }))
             .map(|(name, _)| name.as_str())
+            .filter(|name| name.starts_with("fx_"))
             .collect();
         stubs.sort_unstable();
         let mut table: Vec<String> = SYSCALLS.iter().map(|(n, ..)| format!("fx_{n}")).collect();
@@ -1327,6 +1590,47 @@ mod tests {
                 object.programs.contains_key(&format!("tp_{family}")),
                 "{name}: no tracepoint program tp_{family}"
             );
+        }
+    }
+
+    /// The same for the 32-bit entry points: every `i32_<entry>` program has an
+    /// [`IA32_ENTRIES`] row naming a watched syscall (or socketcall), and back; every
+    /// family has its `i32h_<family>` handler.
+    #[test]
+    fn every_ia32_stub_has_a_table_entry_and_back() {
+        let object = aya_obj::Object::parse(OBJECT).expect("committed object parses");
+        let fexit = |name: &str| {
+            object
+                .programs
+                .get(name)
+                .is_some_and(|p| matches!(p.section, aya_obj::ProgramSection::FExit { .. }))
+        };
+        let mut stubs: Vec<&str> = object
+            .programs
+            .keys()
+            .map(String::as_str)
+            .filter(|name| name.starts_with("i32_"))
+            .collect();
+        stubs.sort_unstable();
+        let mut table: Vec<String> = IA32_ENTRIES
+            .iter()
+            .map(|(entry, _)| format!("i32_{entry}"))
+            .collect();
+        table.sort_unstable();
+        assert_eq!(stubs, table);
+        for (entry, native) in IA32_ENTRIES {
+            assert!(
+                fexit(&format!("i32_{entry}")),
+                "{entry} is not an fexit program"
+            );
+            assert!(
+                !ia32_entry_kinds(native).is_empty(),
+                "{entry}: {native} is not a watched syscall"
+            );
+        }
+        for (handler, ..) in HANDLERS {
+            let family = handler.trim_start_matches("h_");
+            assert!(fexit(&format!("i32h_{family}")), "no i32h_{family}");
         }
     }
 }
