@@ -16,9 +16,7 @@ pub(crate) struct Consumer {
 impl Consumer {
     /// Takes the sensor's event channel (leaving a closed one in its place).
     pub(crate) fn start(sensor: &mut RunningSensor) -> Self {
-        let (dummy_tx, dummy_rx) = std::sync::mpsc::sync_channel(1);
-        drop(dummy_tx);
-        let rx = std::mem::replace(&mut sensor.events, dummy_rx);
+        let mut rx = std::mem::replace(&mut sensor.events, rampart_sensor::EventReceiver::closed());
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(AtomicU64::new(0));
         let (s, c) = (stop.clone(), count.clone());

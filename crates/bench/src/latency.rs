@@ -81,7 +81,7 @@ fn run(
         format!("creating {}", alerts_path.display()),
     ))?);
     let write_err = BenchError::io;
-    let s = crate::sensor(None, None, Duration::ZERO, SyscallHook::Auto, true)?;
+    let mut s = crate::sensor(None, None, Duration::ZERO, SyscallHook::Auto, true)?;
     let n = opts.alerts.max(1);
     let target = file.to_string_lossy().into_owned();
     let is_marker = |p: &Payload| matches!(p, Payload::FileOpen { path, .. } if *path == target);

@@ -123,7 +123,7 @@ pub fn detector() -> &'static Detector {
             .expect("sensor on sys_exit starts");
         }
         std::thread::spawn(move || {
-            let sensor: RunningSensor = sensor;
+            let mut sensor: RunningSensor = sensor;
             // Live events on this node: users named as `rampart up` names them.
             let users = rampart_detect::HostPasswd::default();
             while let Ok(ev) = sensor.events.recv() {

@@ -10,6 +10,7 @@ pub mod cgroups;
 pub mod containers;
 pub mod decode;
 pub mod proctree;
+mod receiver;
 
 use std::collections::HashSet;
 use std::os::fd::AsRawFd;
@@ -23,6 +24,7 @@ use rampart_event::{Event, EventKind, LossSource, Payload};
 
 pub use containers::{ContainerCache, DockerWatcher};
 pub use decode::Decoder;
+pub use receiver::EventReceiver;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
@@ -271,7 +273,7 @@ pub fn hostname() -> String {
 
 /// A running sensor. Events arrive on [`RunningSensor::events`].
 pub struct RunningSensor {
-    pub events: Receiver<Event>,
+    pub events: EventReceiver,
     /// Containers starting, stopping and dying (Docker's events stream; nothing
     /// without Docker).
     pub lifecycle: Receiver<rampart_event::ContainerLifecycle>,
@@ -495,7 +497,10 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     let _ = stats.unhooked_syscalls.set(bpf.unhooked.clone());
     let _ = stats.compat_syscalls.set(bpf.compat_syscalls);
     if bpf.compat_syscalls {
-        tracing::info!("32-bit syscalls (32-bit programs, int 0x80) are watched");
+        tracing::info!(
+            compat_hook = ?bpf.compat_hook,
+            "32-bit syscalls (32-bit programs, int 0x80) are watched"
+        );
     } else if cfg.compat_syscalls
         && bpf.warnings.is_empty()
         && bpf.syscall_hook != rampart_bpf::ActiveSyscallHook::None
@@ -521,7 +526,9 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         queued: queued.clone(),
         capacity: cfg.queue_capacity.max(16),
     };
-    let (out_tx, rx) = sync_channel(cfg.queue_capacity.max(16));
+    // Batches, one per ring drain: the bound in batches keeps roughly the configured
+    // number of events in flight at the batch size a busy sensor drains.
+    let (out_tx, rx) = sync_channel((cfg.queue_capacity / OUT_BATCH_EVENTS).max(16));
     let stop = Arc::new(AtomicBool::new(false));
     let filter = Filter {
         kinds: cfg.kinds.clone(),
@@ -554,7 +561,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     // Only the watcher holds a sender: without Docker the channel is closed and empty.
     drop(lifecycle_tx);
     Ok(RunningSensor {
-        events: rx,
+        events: EventReceiver::new(rx),
         lifecycle: lifecycle_rx,
         stats,
         containers,
@@ -578,6 +585,9 @@ struct RawQueue {
 /// Batches in flight at most; each holds at least one event, and the event bound is
 /// what normally stops the reader.
 const RAW_QUEUE_BATCHES: usize = 1024;
+
+/// The batch size the bound of the consumer's queue assumes (see `start`).
+const OUT_BATCH_EVENTS: usize = 256;
 
 impl RawQueue {
     /// Room for one more event beside the `building` already in the next batch?
@@ -774,7 +784,7 @@ fn release_free_heap() {
 fn attribute_loop(
     rx: Receiver<Vec<Event>>,
     queued: Arc<AtomicUsize>,
-    tx: SyncSender<Event>,
+    tx: SyncSender<Vec<Event>>,
     filter: Filter,
     cache: ContainerCache,
     wait: Duration,
@@ -809,9 +819,13 @@ fn attribute_loop(
         ev
     };
 
-    // Applies the final filter (container names are known by now, or given up on).
-    // False when the consumer is gone.
-    let forward = |ev: Event| !filter.keep(&ev) || tx.send(ev).is_ok();
+    // Applies the final filter (container names are known by now, or given up on) and
+    // sends what passes as one batch (see EventReceiver). False when the consumer is
+    // gone.
+    let forward = |events: Vec<Event>| {
+        let batch: Vec<Event> = events.into_iter().filter(|ev| filter.keep(ev)).collect();
+        batch.is_empty() || tx.send(batch).is_ok()
+    };
 
     loop {
         let timeout = if held.is_empty() {
@@ -870,10 +884,8 @@ fn attribute_loop(
                 }
             }
         }
-        for ev in ready_events {
-            if !forward(ev) {
-                return;
-            }
+        if !forward(ready_events) {
+            return;
         }
         // Release containers whose metadata arrived or whose wait is over.
         let ready: Vec<String> = held
@@ -894,10 +906,13 @@ fn attribute_loop(
                 }
                 gave_up.insert(id, Instant::now());
             }
-            for ev in h.events {
-                if !forward(complete(ev, &cache)) {
-                    return;
-                }
+            if !forward(
+                h.events
+                    .into_iter()
+                    .map(|ev| complete(ev, &cache))
+                    .collect(),
+            ) {
+                return;
             }
         }
         if disconnected {

@@ -61,7 +61,7 @@ fn shared() -> &'static Shared {
         let _ = shared.unhooked.set(snapshot.unhooked_syscalls);
         let _ = shared.stats.set(sensor.stats.clone());
         std::thread::spawn(move || {
-            let sensor: RunningSensor = sensor;
+            let mut sensor: RunningSensor = sensor;
             while let Ok(ev) = sensor.events.recv() {
                 shared.events.lock().unwrap().push(Arc::new(ev));
                 shared.cv.notify_all();
@@ -700,7 +700,7 @@ fn privilege_and_kernel_events() {
             "this kernel does not implement init_module (unhooked: {unhooked:?}): the \
              attempt is checked on a second sensor on the sys_exit hook"
         );
-        let sys_exit = rampart_sensor::start(SensorConfig {
+        let mut sys_exit = rampart_sensor::start(SensorConfig {
             bpf_object: rampart_testbed::bpf_object(),
             kinds: Some([rampart_event::EventKind::ModuleLoad].into()),
             syscall_hook: rampart_bpf::SyscallHook::SysExit,
