@@ -21,6 +21,7 @@ mod consumer;
 pub mod latency;
 pub mod memory;
 pub mod overhead;
+pub mod per_event;
 pub mod stats;
 pub mod storms;
 pub mod throughput;
@@ -35,6 +36,7 @@ use rampart_sensor::{RunningSensor, SensorConfig};
 pub use latency::{latency, LatencyOptions, LatencyReport};
 pub use memory::{memory, MemoryOptions, MemoryReport};
 pub use overhead::{overhead, ArmResult, OverheadOptions, OverheadReport, StormReport};
+pub use per_event::{per_event, PerEventOptions, PerEventReport};
 pub use stats::Percentiles;
 pub use storms::{Child, StormKind};
 pub use throughput::{throughput, ThroughputOptions, ThroughputReport};
@@ -44,7 +46,7 @@ pub use throughput::{throughput, ThroughputOptions, ThroughputReport};
 pub enum BenchError {
     #[error("unknown arm {arm} (choose from {choices})")]
     UnknownArm { arm: String, choices: String },
-    #[error("unknown storm {0} (exec, open, connect, syscall)")]
+    #[error("unknown storm {0} (exec, open, connect, syscall, mixed)")]
     UnknownStorm(String),
     #[error("{what}: {source}")]
     Io {

@@ -165,9 +165,11 @@ pub fn overhead(
         .map(|s| s.trim())
         .filter(|s| !s.is_empty())
         .map(|s| match s.parse()? {
-            k @ (StormKind::Exec | StormKind::Open | StormKind::Connect | StormKind::Syscall) => {
-                Ok(k)
-            }
+            k @ (StormKind::Exec
+            | StormKind::Open
+            | StormKind::Connect
+            | StormKind::Syscall
+            | StormKind::Mixed) => Ok(k),
             _ => Err(BenchError::UnknownStorm(s.to_string())),
         })
         .collect::<Result<Vec<StormKind>, _>>()?;
@@ -178,7 +180,7 @@ pub fn overhead(
     };
     for kind in storms {
         let n = match kind {
-            StormKind::Exec => opts.execs,
+            StormKind::Exec | StormKind::Mixed => opts.execs,
             StormKind::Connect => opts.ops / 10,
             // Unwatched syscalls: what a hook costs the syscalls it does not watch.
             StormKind::Syscall => opts.ops * 5,

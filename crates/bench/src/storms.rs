@@ -28,6 +28,9 @@ pub enum StormKind {
     Connect,
     /// getppid, which the sensor does not watch: the cost of the hook itself.
     Syscall,
+    /// A workload of all of them: per round one exec, 20 opens, 2 connects and 200
+    /// getppid calls.
+    Mixed,
     /// One open per millisecond: latency on a steady stream, not a queue.
     PacedOpen,
     /// One open per [`QUIET_OPEN_INTERVAL`]: each the first event after a quiet spell.
@@ -41,6 +44,7 @@ impl StormKind {
             Self::Open => "open",
             Self::Connect => "connect",
             Self::Syscall => "syscall",
+            Self::Mixed => "mixed",
             Self::PacedOpen => "paced-open",
             Self::QuietOpen => "quiet-open",
         }
@@ -55,6 +59,7 @@ impl FromStr for StormKind {
             "open" => Self::Open,
             "connect" => Self::Connect,
             "syscall" => Self::Syscall,
+            "mixed" => Self::Mixed,
             "paced-open" => Self::PacedOpen,
             "quiet-open" => Self::QuietOpen,
             other => return Err(BenchError::UnknownStorm(other.to_string())),
@@ -125,6 +130,7 @@ pub fn run_storm(kind: StormKind, n: u64) -> Result<Duration, BenchError> {
         StormKind::Open => open_storm(n, &file),
         StormKind::Connect => connect_storm(n),
         StormKind::Syscall => syscall_storm(n),
+        StormKind::Mixed => mixed_storm(n, &file),
         StormKind::PacedOpen => paced_open_storm(n, &file, Duration::from_millis(1)),
         StormKind::QuietOpen => paced_open_storm(n, &file, QUIET_OPEN_INTERVAL),
     })
@@ -168,12 +174,22 @@ fn paced_open_storm(n: u64, path: &Path, interval: Duration) -> Duration {
 }
 
 fn connect_storm(n: u64) -> Duration {
-    let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+    let Some((addr, acceptor)) = loopback_acceptor(n) else {
         return Duration::ZERO;
     };
-    let Ok(addr) = listener.local_addr() else {
-        return Duration::ZERO;
-    };
+    let t = Instant::now();
+    for _ in 0..n {
+        connect_once(addr);
+    }
+    let d = t.elapsed();
+    let _ = acceptor.join();
+    d
+}
+
+/// A loopback listener answering `n` connections with one byte each, on its own thread.
+fn loopback_acceptor(n: u64) -> Option<(std::net::SocketAddr, std::thread::JoinHandle<()>)> {
+    let listener = TcpListener::bind("127.0.0.1:0").ok()?;
+    let addr = listener.local_addr().ok()?;
     let acceptor = std::thread::spawn(move || {
         for _ in 0..n {
             match listener.accept() {
@@ -184,12 +200,32 @@ fn connect_storm(n: u64) -> Duration {
             }
         }
     });
+    Some((addr, acceptor))
+}
+
+fn connect_once(addr: std::net::SocketAddr) {
+    if let Ok(mut s) = TcpStream::connect(addr) {
+        let mut b = [0u8; 1];
+        let _ = s.read(&mut b);
+    }
+}
+
+/// `n` rounds of a mixed workload (see [`StormKind::Mixed`]).
+fn mixed_storm(n: u64, path: &Path) -> Duration {
+    const OPENS: u64 = 20;
+    const CONNECTS: u64 = 2;
+    const SYSCALLS: u64 = 200;
+    let Some((addr, acceptor)) = loopback_acceptor(n * CONNECTS) else {
+        return Duration::ZERO;
+    };
     let t = Instant::now();
     for _ in 0..n {
-        if let Ok(mut s) = TcpStream::connect(addr) {
-            let mut b = [0u8; 1];
-            let _ = s.read(&mut b);
+        let _ = Command::new("/bin/true").status();
+        open_storm(OPENS, path);
+        for _ in 0..CONNECTS {
+            connect_once(addr);
         }
+        syscall_storm(SYSCALLS);
     }
     let d = t.elapsed();
     let _ = acceptor.join();

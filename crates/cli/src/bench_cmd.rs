@@ -5,7 +5,8 @@
 use clap::{Args, ValueEnum};
 use rampart_bench::{
     Child, LatencyOptions, LatencyReport, MemoryOptions, MemoryReport, OverheadOptions,
-    OverheadReport, Percentiles, StormReport, ThroughputOptions, ThroughputReport,
+    OverheadReport, PerEventOptions, PerEventReport, Percentiles, StormReport, ThroughputOptions,
+    ThroughputReport,
 };
 use serde::Serialize;
 
@@ -15,6 +16,8 @@ pub enum Which {
     Throughput,
     Memory,
     Latency,
+    /// The sensor's user-space cost per event, stage by stage.
+    PerEvent,
     All,
 }
 
@@ -82,6 +85,8 @@ struct Report {
     latency: Option<LatencyReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     memory: Option<MemoryReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_event: Option<PerEventReport>,
 }
 
 /// The hidden subcommand a storm runs in (`rampart bench-storm KIND N`).
@@ -170,10 +175,50 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
         }
         report.memory = Some(m);
     }
+    if a.which == Which::PerEvent || a.which == Which::All {
+        if human {
+            println!("== per event: the sensor's user-space stages, each alone, over records captured from the kernel ==");
+        }
+        let p = rampart_bench::per_event(&PerEventOptions {
+            rules: rampart_agent::config::default_rules_dir()
+                .into_iter()
+                .collect(),
+            passes: 5,
+            execs: a.execs.min(500),
+            storm: storm.clone(),
+        })?;
+        if human {
+            print_per_event(&p);
+        }
+        report.per_event = Some(p);
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(0)
+}
+
+fn print_per_event(p: &PerEventReport) {
+    let kinds: Vec<String> = p.kinds.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    println!(
+        "records {} -> events {} ({}); {} rules, {} alerts per pass",
+        p.records,
+        p.events,
+        kinds.join(" "),
+        p.rules_loaded,
+        p.alerts_per_pass
+    );
+    println!(
+        "  {:<22} {:>9.1} ns/record (baseline: the loop alone)",
+        "touch", p.touch_ns
+    );
+    println!("  {:<22} {:>9.1} ns/record", "parse", p.parse_ns);
+    println!(
+        "  {:<22} {:>9.1} ns/record",
+        "decode + enrich", p.decode_enrich_ns
+    );
+    println!("  {:<22} {:>9.1} ns/event", "rules", p.rules_ns);
+    println!("  {:<22} {:>9.1} ns/event", "output (JSON)", p.output_ns);
 }
 
 fn print_storm(s: &StormReport) {

@@ -1,0 +1,195 @@
+//! The sensor's user-space cost per event, stage by stage: records captured from the
+//! real kernel programs during exec, open and connect storms, then replayed in this
+//! process through each stage on its own, so each figure is that stage's alone:
+//!
+//! - parse: the wire record's header and fields ([`rampart_bpf::wire::Record::parse`]);
+//! - decode + enrich: [`rampart_sensor::Decoder::decode`] (the typed event, its process
+//!   and ancestry from the process tree, its container), less the parse;
+//! - rules: the rule engine with the given rules files over the decoded events;
+//! - output: the event as JSON (what `rampart sensor` and the JSON outputs write).
+//!
+//! The baseline in the same run is a pass over the same records that only touches
+//! them (the loop and memory traffic every stage pays). Run it in the `-icount` qemu
+//! guest (scripts/vm-overhead's kernels) to read the figures as instructions.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::storms::{in_child, Child, StormKind};
+use crate::BenchError;
+
+#[derive(Clone, Debug)]
+pub struct PerEventOptions {
+    /// Rules files or directories evaluated in the rules stage.
+    pub rules: Vec<PathBuf>,
+    /// Passes over the captured records per stage (the median is reported).
+    pub passes: u32,
+    /// Exec storm iterations while capturing (the open and connect storms are sized
+    /// from it).
+    pub execs: u64,
+    pub storm: Child,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PerEventReport {
+    /// Records captured, and the events they decoded into.
+    pub records: usize,
+    pub events: usize,
+    /// Captured records by wire kind name.
+    pub kinds: Vec<(String, usize)>,
+    pub rules_loaded: usize,
+    /// Median ns per record (per event for rules and output) of each stage.
+    pub touch_ns: f64,
+    pub parse_ns: f64,
+    pub decode_enrich_ns: f64,
+    pub rules_ns: f64,
+    pub output_ns: f64,
+    pub alerts_per_pass: usize,
+}
+
+/// Captures records from the kernel during the storms, then times each stage.
+pub fn per_event(opts: &PerEventOptions) -> Result<PerEventReport, BenchError> {
+    let records = capture(opts)?;
+    let (engine, _errors) = rampart_detect::RuleEngine::load(&opts.rules)?;
+    let rules_loaded = engine.ruleset().rules().len();
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for r in &records {
+        if let Ok(rec) = rampart_bpf::wire::Record::parse(r) {
+            let name = rampart_bpf::wire::kind::ALL
+                .iter()
+                .find(|(_, k)| *k == rec.hdr.kind)
+                .map_or("?", |(name, _)| name);
+            *kinds.entry(name.to_ascii_lowercase()).or_default() += 1;
+        }
+    }
+    let passes = opts.passes.max(1);
+    let n = records.len().max(1) as f64;
+    let median = |mut v: Vec<Duration>| -> Duration {
+        v.sort_unstable();
+        v[v.len() / 2]
+    };
+    let per = |d: Duration, count: f64| d.as_nanos() as f64 / count.max(1.0);
+
+    let touch = median(
+        (0..passes)
+            .map(|_| {
+                let t = Instant::now();
+                let mut sum = 0u64;
+                for r in &records {
+                    sum = sum.wrapping_add(r.first().copied().unwrap_or(0) as u64 + r.len() as u64);
+                }
+                std::hint::black_box(sum);
+                t.elapsed()
+            })
+            .collect(),
+    );
+    let parse = median(
+        (0..passes)
+            .map(|_| {
+                let t = Instant::now();
+                for r in &records {
+                    let _ = std::hint::black_box(rampart_bpf::wire::Record::parse(r));
+                }
+                t.elapsed()
+            })
+            .collect(),
+    );
+    // A fresh decoder each pass: the process tree is rebuilt from the captured exec
+    // and fork records, as the live sensor builds it.
+    let mut events = Vec::new();
+    let decode = median(
+        (0..passes)
+            .map(|_| {
+                let mut decoder = rampart_sensor::Decoder::new(
+                    "bench".into(),
+                    "bench-boot".into(),
+                    0,
+                    rampart_sensor::ContainerCache::default(),
+                );
+                let mut out = Vec::with_capacity(records.len());
+                let t = Instant::now();
+                for r in &records {
+                    if let Ok(Some(ev)) = decoder.decode(r) {
+                        out.push(ev);
+                    }
+                }
+                let d = t.elapsed();
+                events = out;
+                d
+            })
+            .collect(),
+    );
+    let n_events = events.len() as f64;
+    let mut alerts_per_pass = 0;
+    let rules = median(
+        (0..passes)
+            .map(|_| {
+                let t = Instant::now();
+                let mut alerts = 0;
+                for ev in &events {
+                    alerts += engine.evaluate(ev).len();
+                }
+                let d = t.elapsed();
+                alerts_per_pass = alerts;
+                d
+            })
+            .collect(),
+    );
+    let mut json = rampart_event::json::EventJsonWriter::new();
+    let mut buf = Vec::with_capacity(4096);
+    let output = median(
+        (0..passes)
+            .map(|_| {
+                let t = Instant::now();
+                for ev in &events {
+                    buf.clear();
+                    let _ = json.write(ev, &mut buf);
+                }
+                t.elapsed()
+            })
+            .collect(),
+    );
+    Ok(PerEventReport {
+        records: records.len(),
+        events: events.len(),
+        kinds: kinds.into_iter().collect(),
+        rules_loaded,
+        touch_ns: per(touch, n),
+        parse_ns: per(parse, n),
+        decode_enrich_ns: per(decode.saturating_sub(parse), n),
+        rules_ns: per(rules, n_events),
+        output_ns: per(output, n_events),
+        alerts_per_pass,
+    })
+}
+
+/// Loads the kernel programs and keeps every record the storms make (this process's
+/// own are ignored in the kernel).
+fn capture(opts: &PerEventOptions) -> Result<Vec<Vec<u8>>, BenchError> {
+    let mut sensor = rampart_bpf::load(&rampart_bpf::LoadOptions::default())?;
+    let mut records = Vec::new();
+    let drain = |sensor: &mut rampart_bpf::Sensor, records: &mut Vec<Vec<u8>>| {
+        while let Some(item) = sensor.ring.next() {
+            records.push(item.to_vec());
+        }
+    };
+    for (kind, n) in [
+        (StormKind::Exec, opts.execs),
+        (StormKind::Open, opts.execs * 10),
+        (StormKind::Connect, opts.execs),
+    ] {
+        // In pieces, so the ring never fills while the storm runs.
+        let piece = (n / 10).max(1);
+        let mut done = 0;
+        while done < n {
+            in_child(&opts.storm, kind, piece);
+            drain(&mut sensor, &mut records);
+            done += piece;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    drain(&mut sensor, &mut records);
+    Ok(records)
+}
