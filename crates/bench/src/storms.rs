@@ -203,10 +203,28 @@ fn loopback_acceptor(n: u64) -> Option<(std::net::SocketAddr, std::thread::JoinH
     Some((addr, acceptor))
 }
 
+/// Connects, reads the byte, and closes with a reset (SO_LINGER 0): no connection is
+/// left in TIME_WAIT, so a storm does not slow the ones after it (in the -icount guest
+/// the bare connect storm ran 36% faster after an arm than before it otherwise).
 fn connect_once(addr: std::net::SocketAddr) {
+    use std::os::fd::AsRawFd;
     if let Ok(mut s) = TcpStream::connect(addr) {
         let mut b = [0u8; 1];
         let _ = s.read(&mut b);
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: a valid socket and a correctly sized linger struct.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
     }
 }
 
