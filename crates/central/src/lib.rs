@@ -8,6 +8,9 @@
 //! makes a redelivered batch change nothing.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod enroll;
+pub mod pki;
+
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +33,7 @@ pub enum StoreConfig {
 pub enum BusConfig {
     /// `rampart up`: the bus the node's publisher stage writes to, in this process.
     InProcess(Arc<dyn Backplane>),
-    Nats(rampart_bus_nats::NatsConfig),
+    Nats(Box<rampart_bus_nats::NatsConfig>),
 }
 
 /// What to keep, by age.
@@ -263,7 +266,9 @@ pub async fn run_central_with(
 ) -> Result<CentralReport, CentralError> {
     let bus: Arc<dyn Backplane> = match &config.bus {
         BusConfig::InProcess(b) => b.clone(),
-        BusConfig::Nats(c) => Arc::new(rampart_bus_nats::NatsBackplane::connect(c.clone()).await?),
+        BusConfig::Nats(c) => {
+            Arc::new(rampart_bus_nats::NatsBackplane::connect((**c).clone()).await?)
+        }
     };
     let consumer = bus.consumer(&config.consumer).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

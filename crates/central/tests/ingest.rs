@@ -159,7 +159,7 @@ async fn nats_into_postgres_across_a_central_restart() {
     let start_central = |stats: Arc<IngestStats>| {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run_central_with(
-            config(pg.clone(), BusConfig::Nats(nats_config.clone())),
+            config(pg.clone(), BusConfig::Nats(Box::new(nats_config.clone()))),
             store.clone(),
             stats,
             async {

@@ -255,6 +255,8 @@ pub fn nats_server_ready() -> bool {
 pub struct NatsServer {
     pub port: u16,
     pub store_dir: std::path::PathBuf,
+    /// Extra nats-server configuration (e.g. a `tls { … }` block), passed with `-c`.
+    pub config: Option<String>,
     child: Option<std::process::Child>,
 }
 
@@ -269,6 +271,24 @@ impl NatsServer {
         let mut s = Self {
             port,
             store_dir: store_dir.to_path_buf(),
+            config: None,
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    /// As [`NatsServer::start`] with extra configuration text (written next to the
+    /// store and passed with `-c`), e.g. a `tls { … verify: true }` block.
+    pub fn start_with_config(store_dir: &std::path::Path, config: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut s = Self {
+            port,
+            store_dir: store_dir.to_path_buf(),
+            config: Some(config.to_string()),
             child: None,
         };
         s.restart();
@@ -301,9 +321,14 @@ impl NatsServer {
             &self.port.to_string(),
             "-sd",
         ])
-        .arg(&self.store_dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
+        .arg(&self.store_dir);
+        if let Some(conf) = &self.config {
+            let path = self.store_dir.join("nats-server.conf");
+            std::fs::write(&path, conf).expect("nats-server config");
+            cmd.arg("-c").arg(path);
+        }
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
         match log {
             Some(f) => cmd.stderr(f),
             None => cmd.stderr(std::process::Stdio::null()),
