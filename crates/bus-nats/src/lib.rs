@@ -23,7 +23,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer::pull, stream};
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use rampart_bus::{Acker, Backplane, BusError, Consumer, Delivery, OutMessage};
+use rampart_bus::{rpc, Acker, Backplane, BusError, Consumer, Delivery, OutMessage};
 use tokio::sync::Mutex;
 
 /// Where and how the stream lives.
@@ -396,6 +396,116 @@ impl Consumer for NatsConsumer {
                 }
             }
         }
+    }
+}
+
+/// Request/reply subjects: `rampart.rpc.<node>`.
+pub const RPC_PREFIX: &str = "rampart.rpc";
+
+struct NatsReplier {
+    client: async_nats::Client,
+    reply: async_nats::Subject,
+}
+
+#[async_trait]
+impl rpc::Replier for NatsReplier {
+    async fn send(&mut self, chunk: bytes::Bytes) -> Result<(), BusError> {
+        self.client
+            .publish(self.reply.clone(), chunk)
+            .await
+            .map_err(|e| BusError::Publish(e.to_string()))
+    }
+}
+
+struct NatsRequests {
+    client: async_nats::Client,
+    sub: async_nats::Subscriber,
+}
+
+#[async_trait]
+impl rpc::RequestStream for NatsRequests {
+    async fn next(&mut self) -> Option<rpc::IncomingRequest> {
+        loop {
+            let m = self.sub.next().await?;
+            // A request without a reply subject cannot be answered.
+            let Some(reply) = m.reply else { continue };
+            return Some(rpc::IncomingRequest {
+                payload: m.payload,
+                replier: Box::new(NatsReplier {
+                    client: self.client.clone(),
+                    reply,
+                }),
+            });
+        }
+    }
+}
+
+struct NatsReplies {
+    node: String,
+    sub: async_nats::Subscriber,
+    idle: Duration,
+}
+
+#[async_trait]
+impl rpc::ReplyStream for NatsReplies {
+    async fn next(&mut self) -> Result<Option<bytes::Bytes>, BusError> {
+        match tokio::time::timeout(self.idle, self.sub.next()).await {
+            Err(_) => Err(BusError::Unavailable(format!(
+                "node {} did not answer within {:?}",
+                self.node, self.idle
+            ))),
+            Ok(None) => Ok(None),
+            Ok(Some(m)) if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) => Err(
+                BusError::Unavailable(format!("no node named {} is connected", self.node)),
+            ),
+            Ok(Some(m)) => Ok(Some(m.payload)),
+        }
+    }
+}
+
+#[async_trait]
+impl rpc::RequestPlane for NatsBackplane {
+    async fn serve(&self, node: &str) -> Result<Box<dyn rpc::RequestStream>, BusError> {
+        let sub = self
+            .client
+            .subscribe(format!("{RPC_PREFIX}.{}", subject_token(node)))
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        Ok(Box::new(NatsRequests {
+            client: self.client.clone(),
+            sub,
+        }))
+    }
+
+    async fn request(
+        &self,
+        node: &str,
+        payload: bytes::Bytes,
+        idle: Duration,
+    ) -> Result<Box<dyn rpc::ReplyStream>, BusError> {
+        let inbox = self.client.new_inbox();
+        let sub = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.client
+            .publish_with_reply(
+                format!("{RPC_PREFIX}.{}", subject_token(node)),
+                inbox,
+                payload,
+            )
+            .await
+            .map_err(|e| BusError::Publish(e.to_string()))?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        Ok(Box::new(NatsReplies {
+            node: node.to_string(),
+            sub,
+            idle,
+        }))
     }
 }
 

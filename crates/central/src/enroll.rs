@@ -45,6 +45,8 @@ pub enum EnrollError {
     TokenFormat(String),
     #[error("token refused: {0}")]
     Refused(String),
+    #[error("central refused the enrollment: {0}")]
+    Central(String),
     #[error("TLS: {0}")]
     Tls(String),
     #[error("talking to central at {addr}: {reason}")]
@@ -380,7 +382,10 @@ impl EnrollServer {
             ),
             Err(e) => (
                 EnrollResponse {
-                    error: Some(e.to_string()),
+                    error: Some(match &e {
+                        EnrollError::Refused(m) => m.clone(),
+                        other => other.to_string(),
+                    }),
                     node: String::new(),
                     cert_pem: String::new(),
                     ca_pem: String::new(),
@@ -490,7 +495,7 @@ impl NodeCredentials {
 }
 
 /// The node's side: enrolls with central at `addr` (`host:port`) and writes the CA,
-/// the node's certificate and its key (0600) into `dir`.
+/// the node's certificate, its key (0600) and its name (`node-name`) into `dir`.
 pub async fn enroll(addr: &str, token: &str, dir: &Path) -> Result<NodeCredentials, EnrollError> {
     let token: EnrollToken = token.parse()?;
     let transport = |reason: String| EnrollError::Transport {
@@ -547,7 +552,7 @@ pub async fn enroll(addr: &str, token: &str, dir: &Path) -> Result<NodeCredentia
     let resp: EnrollResponse =
         serde_json::from_str(&line).map_err(|e| transport(format!("unreadable answer: {e}")))?;
     if let Some(e) = resp.error {
-        return Err(EnrollError::Refused(e));
+        return Err(EnrollError::Central(e));
     }
     // The CA returned must be the one pinned.
     let ca_der = pki::first_cert_der_of(&resp.ca_pem)
@@ -563,6 +568,8 @@ pub async fn enroll(addr: &str, token: &str, dir: &Path) -> Result<NodeCredentia
         .map_err(io(&creds.key))?;
     write_public(&creds.cert, &resp.cert_pem)?;
     write_public(&creds.ca, &resp.ca_pem)?;
+    // The enrolled name is the node's default name from now on.
+    write_public(&dir.join("node-name"), &format!("{}\n", resp.node))?;
     Ok(creds)
 }
 

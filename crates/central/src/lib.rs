@@ -6,10 +6,18 @@
 //! after the store committed it, a store failure (PostgreSQL restarting) keeps the batch
 //! in hand and retries it until the store is back, and the store's idempotent ingest
 //! makes a redelivered batch change nothing.
+//!
+//! Around it, the fleet: [`pki`] (the CA, `rampart central init`), [`enroll`] (one-time
+//! tokens, node certificates), [`nodes`] (request/reply to the node holding the data:
+//! recorder queries, retro-hunts, response commands), [`config`] and [`service`]
+//! (`rampart central` as one call).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod config;
 pub mod enroll;
+pub mod nodes;
 pub mod pki;
+pub mod service;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -270,7 +278,24 @@ pub async fn run_central_with(
             Arc::new(rampart_bus_nats::NatsBackplane::connect((**c).clone()).await?)
         }
     };
-    let consumer = bus.consumer(&config.consumer).await?;
+    tokio::pin!(shutdown);
+    // NATS may not be up yet (or restarting): wait for it rather than exit.
+    let mut failures = 0u64;
+    let consumer = loop {
+        match bus.consumer(&config.consumer).await {
+            Ok(c) => break c,
+            Err(e) => {
+                failures += 1;
+                if failures.is_power_of_two() {
+                    tracing::warn!(error = %e, failures, "the backplane is not reachable yet; retrying");
+                }
+                tokio::select! {
+                    _ = &mut shutdown => return Ok(CentralReport { ingest: stats.report(), ..Default::default() }),
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;

@@ -215,6 +215,8 @@ pub struct InitReport {
 /// 127.0.0.1) and central's client certificate in `dir`, and writes the nats-server
 /// TLS block. Refuses to overwrite an existing CA.
 pub fn init(dir: &Path, server_names: &[String]) -> Result<InitReport, PkiError> {
+    // Absolute, so the nats-server block works from wherever it is included.
+    let dir = &std::path::absolute(dir).map_err(io(dir))?;
     let files = PkiFiles::in_dir(dir);
     if files.ca_cert.exists() || files.ca_key.exists() {
         return Err(PkiError::Exists {

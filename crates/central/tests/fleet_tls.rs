@@ -126,21 +126,21 @@ async fn enrolled_nodes_reach_nats_over_mtls_and_strangers_do_not() {
     // Used twice: refused, and nothing is written.
     let again = enroll::enroll(&addr, &token.to_string(), &dir.path().join("again")).await;
     match again {
-        Err(EnrollError::Refused(m)) => assert!(m.contains("already used"), "{m}"),
+        Err(EnrollError::Central(m)) => assert!(m.contains("already used"), "{m}"),
         other => panic!("a second use must be refused: {other:?}"),
     }
     assert!(!dir.path().join("again/node.pem").exists());
     // Expired.
     let expired = enroll::issue_token(&files, "node-x", Duration::ZERO).unwrap();
     match enroll::enroll(&addr, &expired.to_string(), &dir.path().join("x")).await {
-        Err(EnrollError::Refused(m)) => assert!(m.contains("expired"), "{m}"),
+        Err(EnrollError::Central(m)) => assert!(m.contains("expired"), "{m}"),
         other => panic!("an expired token must be refused: {other:?}"),
     }
     // A wrong secret for a known id.
     let mut forged = enroll::issue_token(&files, "node-y", Duration::from_secs(600)).unwrap();
     forged.secret = "0".repeat(32);
     match enroll::enroll(&addr, &forged.to_string(), &dir.path().join("y")).await {
-        Err(EnrollError::Refused(m)) => assert!(m.contains("unknown token"), "{m}"),
+        Err(EnrollError::Central(m)) => assert!(m.contains("unknown token"), "{m}"),
         other => panic!("a forged token must be refused: {other:?}"),
     }
     // A token pinning another CA: the node refuses this central (it could be anyone).
