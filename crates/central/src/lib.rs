@@ -71,6 +71,9 @@ pub struct CentralConfig {
     /// The durable consumer's name (one per central deployment).
     pub consumer: String,
     pub retention: RetentionConfig,
+    /// Alert outputs for the whole fleet: every alert central stores (once, not again
+    /// on a redelivery) goes to them.
+    pub outputs: Option<rampart_notify::OutputsConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,6 +86,8 @@ pub enum CentralError {
     Nats(#[from] rampart_bus_nats::NatsError),
     #[error("a blocking store task failed: {0}")]
     Join(String),
+    #[error("outputs: {0}")]
+    Outputs(#[from] rampart_notify::NotifyError),
 }
 
 /// Central's ingest counters.
@@ -163,7 +168,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Stores one delivery, retrying the store until it commits, then acks it.
-async fn store_delivery(d: Delivery, store: &Arc<dyn Store>, stats: &IngestStats) {
+async fn store_delivery(
+    d: Delivery,
+    store: &Arc<dyn Store>,
+    stats: &IngestStats,
+    notify: Option<&rampart_notify::Dispatcher>,
+) {
     let batch = match NodeBatch::decode(&d.payload) {
         Ok(b) => b,
         Err(e) => {
@@ -219,6 +229,15 @@ async fn store_delivery(d: Delivery, store: &Arc<dyn Store>, stats: &IngestStats
         .lifecycle
         .fetch_add(report.lifecycle, Ordering::Relaxed);
     stats.audit.fetch_add(report.audit, Ordering::Relaxed);
+    // A batch is stored in one transaction: new alerts mean a first delivery, none a
+    // redelivery whose alerts were already sent to the outputs.
+    if let Some(n) = notify {
+        if report.alerts > 0 {
+            for a in &parts.2 {
+                n.dispatch(Arc::new(a.clone()));
+            }
+        }
+    }
     let lag = rampart_event::wall_ns().saturating_sub(sealed_ns);
     stats.last_lag_ns.store(lag, Ordering::Relaxed);
     stats.max_lag_ns.fetch_max(lag, Ordering::Relaxed);
@@ -226,9 +245,20 @@ async fn store_delivery(d: Delivery, store: &Arc<dyn Store>, stats: &IngestStats
 
 /// Consumes deliveries into the store until the consumer ends or `stop` resolves.
 pub async fn ingest(
+    consumer: Box<dyn Consumer>,
+    store: Arc<dyn Store>,
+    stats: Arc<IngestStats>,
+    stop: impl Future<Output = ()>,
+) -> Result<(), CentralError> {
+    ingest_notifying(consumer, store, stats, None, stop).await
+}
+
+/// As [`ingest`], sending every newly stored alert to `notify`'s outputs.
+pub async fn ingest_notifying(
     mut consumer: Box<dyn Consumer>,
     store: Arc<dyn Store>,
     stats: Arc<IngestStats>,
+    notify: Option<Arc<rampart_notify::Dispatcher>>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), CentralError> {
     tokio::pin!(stop);
@@ -238,7 +268,7 @@ pub async fn ingest(
             d = consumer.next() => d?,
         };
         match d {
-            Some(d) => store_delivery(d, &store, &stats).await,
+            Some(d) => store_delivery(d, &store, &stats, notify.as_deref()).await,
             None => return Ok(()),
         }
     }
@@ -300,10 +330,18 @@ pub async fn run_central_with(
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let ingest_task = tokio::spawn(ingest(
+    let notify = match &config.outputs {
+        Some(o) => {
+            rampart_notify::install_ring_crypto_provider();
+            Some(Arc::new(rampart_notify::Dispatcher::from_config(o)?))
+        }
+        None => None,
+    };
+    let ingest_task = tokio::spawn(ingest_notifying(
         consumer,
         store.clone(),
         stats.clone(),
+        notify.clone(),
         wait_stop(stop_rx.clone()),
     ));
     let retention = config.retention;
@@ -343,6 +381,11 @@ pub async fn run_central_with(
         .await
         .map_err(|e| CentralError::Join(e.to_string()))?;
     ingested?;
+    if let Some(n) = notify.and_then(Arc::into_inner) {
+        for s in n.shutdown().await {
+            tracing::info!(sink = ?s, "central output");
+        }
+    }
     Ok(CentralReport {
         ingest: stats.report(),
         purged_alerts,

@@ -83,6 +83,7 @@ pub async fn run_service(
         bus: BusConfig::Nats(Box::new(nats)),
         consumer: file.nats.consumer.clone(),
         retention: file.retention(),
+        outputs: file.outputs.clone(),
     };
     let report = run_central_with(config, store, stats, shutdown).await;
     let _ = stop_tx.send(true);
