@@ -51,6 +51,8 @@ pub struct CentralSection {
     pub batch_records: usize,
     /// Serve central's requests (recorder queries, retro-hunts, response commands).
     pub serve_requests: bool,
+    /// Prometheus `/metrics` on this loopback address; null: off.
+    pub metrics_listen: Option<String>,
 }
 
 /// PEM files of a mutual-TLS link.
@@ -77,6 +79,7 @@ impl Default for CentralSection {
             spool_max_mb: 256,
             batch_records: 500,
             serve_requests: true,
+            metrics_listen: Some("127.0.0.1:9464".into()),
         }
     }
 }
@@ -235,6 +238,7 @@ outputs:                # see `rampart outputs example` for every output
 #   spool_max_mb: 256     # batches beyond this while NATS is away are dropped and counted
 #   batch_records: 500
 #   serve_requests: true  # answer central's recorder queries and response commands
+#   metrics_listen: 127.0.0.1:9464  # Prometheus /metrics, loopback only; null: off
 "#;
 
 /// The shipped rule library: `$RAMPART_RULES_DIR`, `/etc/rampart/rules`, `./rules`, or

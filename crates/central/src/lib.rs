@@ -185,6 +185,7 @@ async fn store_delivery(
         }
     };
     let sealed_ns = batch.sealed_ns;
+    let dropped_before = batch.dropped_before;
     stats
         .node_dropped
         .fetch_add(batch.dropped_before, Ordering::Relaxed);
@@ -196,6 +197,7 @@ async fn store_delivery(
     let report = loop {
         let s = store.clone();
         let p = parts.clone();
+        let started = std::time::Instant::now();
         let r = blocking(move || {
             s.ingest(&Ingest {
                 node: &p.0,
@@ -207,9 +209,11 @@ async fn store_delivery(
             })
         })
         .await;
+        metrics::histogram!("rampart_store_commit_seconds").record(started.elapsed());
         match r {
             Ok(r) => break r,
             Err(e) => {
+                metrics::counter!("rampart_store_errors_total").increment(1);
                 let n = stats.store_errors.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
                     tracing::warn!(error = %e, failures = n, "store commit failed; retrying the batch");
@@ -239,6 +243,10 @@ async fn store_delivery(
         }
     }
     let lag = rampart_event::wall_ns().saturating_sub(sealed_ns);
+    metrics::counter!("rampart_bus_batches_total").increment(1);
+    metrics::counter!("rampart_alerts_total").increment(report.alerts);
+    metrics::counter!("rampart_dropped_total", "source" => "node").increment(dropped_before);
+    metrics::gauge!("rampart_bus_lag_seconds").set(lag as f64 / 1e9);
     stats.last_lag_ns.store(lag, Ordering::Relaxed);
     stats.max_lag_ns.fetch_max(lag, Ordering::Relaxed);
 }

@@ -31,6 +31,8 @@ pub enum ServiceError {
     Central(#[from] CentralError),
     #[error(transparent)]
     Nats(#[from] rampart_bus_nats::NatsError),
+    #[error(transparent)]
+    Metrics(#[from] rampart_metrics::MetricsError),
     #[error("enrollment listener on {addr}: {reason}")]
     Enroll { addr: String, reason: String },
 }
@@ -77,6 +79,17 @@ pub async fn run_service(
             tracing::warn!(dir = %pki.dir.display(), "no CA yet (rampart central init): enrollment is off");
         }
     }
+    let mut metrics_task = None;
+    if let Some(addr) = &file.metrics.listen {
+        let h = rampart_metrics::install()?;
+        let listener = rampart_metrics::bind(addr).await?;
+        tracing::info!(%addr, "metrics on /metrics (loopback)");
+        metrics_task = Some(tokio::spawn(rampart_metrics::serve(
+            listener,
+            h,
+            wait(stop_rx.clone()),
+        )));
+    }
     ready(handle);
     let config = CentralConfig {
         store: file.store_config(),
@@ -87,7 +100,7 @@ pub async fn run_service(
     };
     let report = run_central_with(config, store, stats, shutdown).await;
     let _ = stop_tx.send(true);
-    if let Some(t) = enroll_task {
+    for t in [enroll_task, metrics_task].into_iter().flatten() {
         let _ = t.await;
     }
     Ok(report?)

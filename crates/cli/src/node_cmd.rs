@@ -132,6 +132,15 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
     bus.spool.max_bytes = central.spool_max_mb << 20;
     bus.max_records = central.batch_records.max(1);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = &central.metrics_listen {
+        let handle = rampart_metrics::install()?;
+        let listener = rt.block_on(rampart_metrics::bind(addr))?;
+        tracing::info!(%addr, "metrics on /metrics (loopback)");
+        rt.spawn(rampart_metrics::serve(listener, handle, async move {
+            let _ = metrics_stopped.await;
+        }));
+    }
     if central.serve_requests && config.recorder.enabled {
         let rules = config.rule_paths(&a.rules).unwrap_or_default();
         let service = Arc::new(NodeService::new(&node, &config.recorder.dir, rules));
@@ -168,6 +177,7 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
         source,
     )?;
     let _ = stop_tx.send(());
+    let _ = metrics_stop.send(());
     if let Some(b) = &report.bus {
         eprintln!("rampart: bus spool: {}", serde_json::to_string(b)?);
     }

@@ -96,6 +96,25 @@ fn replay_file(dir: &Path, node: &str, tag: &str, shift_ns: u64) -> PathBuf {
     p
 }
 
+/// `GET /metrics` on `addr`, the body.
+fn scrape(addr: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
+/// The value of an unlabelled metric (0 when absent).
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn count_alerts(store: &dyn Store, node: &str) -> usize {
     store
         .query_alerts(&AlertQuery {
@@ -141,10 +160,12 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
     // Central on PostgreSQL, in a schema of this test's own.
     let schema = format!("fleet_e2e_{}", std::process::id());
     let enroll_addr = format!("127.0.0.1:{}", free_port());
+    let central_metrics = format!("127.0.0.1:{}", free_port());
+    let node_metrics = format!("127.0.0.1:{}", free_port());
     std::fs::write(
         dir.join("central.yaml"),
         format!(
-            "nats: {{url: \"{}\"}}\nstore: {{postgres: \"{pg_url}\", schema: {schema}}}\npki_dir: {}\nenroll: {{listen: \"{enroll_addr}\"}}\nmetrics: {{listen: null}}\n",
+            "nats: {{url: \"{}\"}}\nstore: {{postgres: \"{pg_url}\", schema: {schema}}}\npki_dir: {}\nenroll: {{listen: \"{enroll_addr}\"}}\nmetrics: {{listen: \"{central_metrics}\"}}\n",
             nats.url(),
             d("pki")
         ),
@@ -176,7 +197,8 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
         std::fs::write(
             dir.join(format!("{node}.yaml")),
             format!(
-                "recorder: {{dir: {rec}}}\ncentral:\n  nats_url: \"{url}\"\n  tls_dir: {tls}\n  spool_dir: {spool}\n",
+                "recorder: {{dir: {rec}}}\ncentral:\n  nats_url: \"{url}\"\n  tls_dir: {tls}\n  spool_dir: {spool}\n  metrics_listen: {metrics}\n",
+                metrics = if node == "kernel-node" { format!("\"{node_metrics}\"") } else { "null".into() },
                 rec = d(&format!("{node}-rec")),
                 url = nats.url(),
                 tls = d(&format!("{node}-tls")),
@@ -377,6 +399,26 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
             .iter()
             .any(|a| a.origin == "kernel-node" && a.action.contains("stop")),
         "the node's record of the action: {audit:?}"
+    );
+
+    // Prometheus metrics on both processes, loopback only.
+    let node_m = scrape(&node_metrics);
+    assert!(metric(&node_m, "rampart_events_total") > 0.0, "{node_m}");
+    assert!(metric(&node_m, "rampart_alerts_total") >= 1.0, "{node_m}");
+    assert!(node_m.contains("rampart_spool_queued_messages"), "{node_m}");
+    let central_m = scrape(&central_metrics);
+    assert!(
+        metric(&central_m, "rampart_alerts_total") >= 81.0,
+        "{central_m}"
+    );
+    assert!(
+        metric(&central_m, "rampart_bus_batches_total") >= 3.0,
+        "{central_m}"
+    );
+    assert!(central_m.contains("rampart_bus_lag_seconds"), "{central_m}");
+    assert!(
+        central_m.contains("rampart_store_commit_seconds"),
+        "{central_m}"
     );
 
     drop(container);
