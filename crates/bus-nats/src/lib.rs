@@ -219,6 +219,16 @@ impl NatsBackplane {
         &self.client
     }
 
+    /// Deletes the stream and everything in it (benchmarks clean up their own).
+    pub async fn delete_stream(&self) -> Result<(), BusError> {
+        *self.stream_ready.lock().await = false;
+        self.js
+            .delete_stream(&self.config.stream)
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::Unavailable(e.to_string()))
+    }
+
     fn subjects(&self) -> String {
         format!("{}.>", self.config.subject_prefix)
     }

@@ -49,6 +49,10 @@ pub enum CentralCommand {
         #[arg(long, default_value = DEFAULT_PKI_DIR)]
         dir: PathBuf,
     },
+    /// Measure the fleet paths on real servers: alerts and inventory updates through
+    /// NATS JetStream into PostgreSQL, and raw events streamed from a node's recorder
+    /// on request.
+    Bench(crate::fleet_bench::FleetBenchArgs),
 }
 
 pub fn run(a: CentralArgs) -> anyhow::Result<i32> {
@@ -88,6 +92,7 @@ pub fn run(a: CentralArgs) -> anyhow::Result<i32> {
             );
             return Ok(0);
         }
+        Some(CentralCommand::Bench(b)) => return crate::fleet_bench::run(b),
         None => {}
     }
     if a.print_default_config {

@@ -6,6 +6,7 @@ mod bench_cmd;
 mod central_cmd;
 mod choice;
 mod db_cmd;
+mod fleet_bench;
 mod node_cmd;
 mod output;
 mod outputs_cmd;
