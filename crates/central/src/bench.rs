@@ -79,7 +79,7 @@ fn batches_for(node: &str, n_batches: u64, cfg: &IngestBenchConfig) -> Vec<OutMe
                     } else {
                         BusRecord::Lifecycle(ContainerLifecycle {
                             ts_ns: base + k,
-                            action: if k % 2 == 0 {
+                            action: if k.is_multiple_of(2) {
                                 LifecycleAction::Start
                             } else {
                                 LifecycleAction::Stop
