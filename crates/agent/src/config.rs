@@ -22,6 +22,100 @@ pub struct NodeConfig {
     pub alerts: AlertSection,
     pub response: ResponseSection,
     pub recorder: RecorderSection,
+    /// Where `rampart node` publishes (NATS JetStream, mutual TLS); unused by
+    /// `rampart up`.
+    pub central: Option<CentralSection>,
+}
+
+/// `rampart node`'s link to central: the NATS server, the node's name and certificate,
+/// and the disk spool that holds batches while NATS is away.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CentralSection {
+    /// `nats://host:4222` (a comma-separated list for a cluster).
+    pub nats_url: String,
+    /// The node's name in the fleet (default: the certificate's, else the host name).
+    pub node_name: Option<String>,
+    /// The CA, the node's certificate and key (default: what `rampart node enroll`
+    /// wrote to `tls_dir`).
+    pub tls: Option<TlsFiles>,
+    /// Where `rampart node enroll` keeps the node's credentials.
+    pub tls_dir: PathBuf,
+    /// Accept a plain, unauthenticated NATS connection beyond localhost (off: refused).
+    pub allow_plain_remote: bool,
+    /// The disk spool for batches not yet acknowledged by NATS.
+    pub spool_dir: PathBuf,
+    /// The spool's bound in MiB; beyond it new batches are dropped and counted.
+    pub spool_max_mb: u64,
+    /// Records per message at most.
+    pub batch_records: usize,
+    /// Serve central's requests (recorder queries, retro-hunts, response commands).
+    pub serve_requests: bool,
+    /// Prometheus `/metrics` on this loopback address; null: off.
+    pub metrics_listen: Option<String>,
+}
+
+/// PEM files of a mutual-TLS link.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Where `rampart node enroll` writes the node's credentials by default.
+pub const DEFAULT_NODE_TLS_DIR: &str = "/var/lib/rampart/node-tls";
+
+impl Default for CentralSection {
+    fn default() -> Self {
+        Self {
+            nats_url: "nats://127.0.0.1:4222".into(),
+            node_name: None,
+            tls: None,
+            tls_dir: PathBuf::from(DEFAULT_NODE_TLS_DIR),
+            allow_plain_remote: false,
+            spool_dir: PathBuf::from("/var/lib/rampart/spool"),
+            spool_max_mb: 256,
+            batch_records: 500,
+            serve_requests: true,
+            metrics_listen: Some("127.0.0.1:9464".into()),
+        }
+    }
+}
+
+impl CentralSection {
+    /// The TLS files: as configured, else the enrolled ones when they exist.
+    pub fn tls_files(&self) -> Option<TlsFiles> {
+        if let Some(t) = &self.tls {
+            return Some(t.clone());
+        }
+        let t = TlsFiles {
+            ca: self.tls_dir.join("ca.pem"),
+            cert: self.tls_dir.join("node.pem"),
+            key: self.tls_dir.join("node-key.pem"),
+        };
+        (t.ca.is_file() && t.cert.is_file() && t.key.is_file()).then_some(t)
+    }
+
+    /// The node's name: configured, else the enrolled one (`tls_dir/node-name`), else
+    /// the host name.
+    pub fn node_name(&self) -> String {
+        if let Some(n) = &self.node_name {
+            return n.clone();
+        }
+        if let Ok(n) = std::fs::read_to_string(self.tls_dir.join("node-name")) {
+            let n = n.trim();
+            if !n.is_empty() {
+                return n.to_string();
+            }
+        }
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into())
+    }
 }
 
 /// The flight recorder: every event, alert and container lifecycle change on disk.
@@ -133,6 +227,18 @@ response:
 outputs:                # see `rampart outputs example` for every output
   sinks:
     - type: stdout
+# rampart node only: publish to central over NATS JetStream (mutual TLS).
+# central:
+#   nats_url: nats://central.example:4222
+#   node_name: null       # default: the enrolled name, else the host name
+#   tls: null             # {ca, cert, key}; default: what `rampart node enroll` wrote to tls_dir
+#   tls_dir: /var/lib/rampart/node-tls
+#   allow_plain_remote: false  # a plain connection beyond localhost is refused
+#   spool_dir: /var/lib/rampart/spool
+#   spool_max_mb: 256     # batches beyond this while NATS is away are dropped and counted
+#   batch_records: 500
+#   serve_requests: true  # answer central's recorder queries and response commands
+#   metrics_listen: 127.0.0.1:9464  # Prometheus /metrics, loopback only; null: off
 "#;
 
 /// The shipped rule library: `$RAMPART_RULES_DIR`, `/etc/rampart/rules`, `./rules`, or
@@ -278,6 +384,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(bad.starts_with("<config>:2:"), "{bad}");
+    }
+
+    #[test]
+    fn central_section_defaults_and_errors_name_the_line() {
+        let c =
+            NodeConfig::parse("central:\n  nats_url: nats://c:4222\n  node_name: web-1\n").unwrap();
+        let s = c.central.unwrap();
+        assert_eq!(s.nats_url, "nats://c:4222");
+        assert_eq!(s.node_name(), "web-1");
+        assert_eq!(s.spool_max_mb, 256);
+        assert!(s.serve_requests);
+        let e = NodeConfig::parse("central:\n  nats_url: x\n  spool_max_mb: lots\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("<config>:3:"), "{e}");
+        let e = NodeConfig::parse("central:\n  tls: {ca: a}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing field `cert`"), "{e}");
     }
 
     #[test]

@@ -9,16 +9,21 @@
 //!
 //! This crate knows which stages exist, not what they do inside: each stage adapter in
 //! [`stages`] calls its part's public API.
+//!
+//! [`fleet`] is the node's side of request/reply with central (`rampart node`): recorder
+//! queries, retro-hunts and response commands answered on this node.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod fleet;
 pub mod node;
 pub mod pipeline;
+pub mod replay;
 pub mod stage;
 pub mod stages;
 
 pub use config::{NodeConfig, DEFAULT_CONFIG};
-pub use node::{run_node, NodeError, NodeOptions, NodeReport, Publisher};
+pub use node::{run_node, run_node_from, NodeError, NodeOptions, NodeReport, Publisher};
 pub use pipeline::{Controls, EventSource, Pipeline, PipelineBuilder, PipelineStats, StageStats};
 pub use stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
 

@@ -10,7 +10,7 @@ use rampart_detect::RuleEngine;
 use serde::Serialize;
 
 use crate::config::{ConfigError, NodeConfig};
-use crate::pipeline::{Controls, PipelineBuilder, PipelineError, PipelineStats};
+use crate::pipeline::{Controls, EventSource, PipelineBuilder, PipelineError, PipelineStats};
 use crate::stage::StageError;
 use crate::stages::{
     BusPublisherConfig, BusPublisherStage, DetectionStage, OutputsReport, OutputsStage,
@@ -85,6 +85,15 @@ pub enum NodeError {
 /// Runs sensor, detection and outputs until SIGINT/SIGTERM (or the duration); SIGHUP
 /// reloads the rules.
 pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
+    run_node_from(opts, None)
+}
+
+/// As [`run_node`], with the events from `source` instead of the sensor when given (a
+/// recorded file: `rampart node --replay`); the node stops when the source ends.
+pub fn run_node_from(
+    opts: NodeOptions,
+    source: Option<Box<dyn EventSource>>,
+) -> Result<NodeReport, NodeError> {
     let cfg = &opts.config;
     let rules = cfg.rule_paths(&opts.rules)?;
     let sensor_config = cfg.sensor.sensor_config()?;
@@ -130,9 +139,17 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
         builder = builder.stage(stage);
     }
     let pipeline = builder.stage(outputs).start()?;
-    let mut sensor = rampart_sensor::start(sensor_config)?;
-    tracing::info!("rampart up: sensor, detection and outputs running");
-    let stats = pipeline.run(&mut sensor, &controls);
+    let stats = match source {
+        Some(mut source) => {
+            tracing::info!("replaying recorded events through detection and outputs");
+            pipeline.run(source.as_mut(), &controls)
+        }
+        None => {
+            let mut sensor = rampart_sensor::start(sensor_config)?;
+            tracing::info!("rampart up: sensor, detection and outputs running");
+            pipeline.run(&mut sensor, &controls)
+        }
+    };
     let outputs = outputs_report.lock().map(|r| r.clone()).unwrap_or_default();
     let recorder = recorder_report.and_then(|r| r.lock().ok().and_then(|r| *r));
     Ok(NodeReport {

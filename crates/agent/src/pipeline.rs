@@ -172,6 +172,7 @@ impl Lane {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
                     let total = self.counters.shed.fetch_add(n, Ordering::Relaxed) + n;
+                    metrics::counter!("rampart_dropped_total", "source" => "stage").increment(n);
                     self.shed_pending += n;
                     self.shed_batches += 1;
                     if self.shed_batches.is_power_of_two() {
@@ -395,6 +396,7 @@ impl Pipeline {
     /// Fans events out to every stage that subscribes to them.
     pub fn push_events(&mut self, events: Vec<Arc<Event>>) {
         self.events += events.len() as u64;
+        metrics::counter!("rampart_events_total").increment(events.len() as u64);
         let records: Vec<Record> = events.into_iter().map(Record::Event).collect();
         for lane in self.lanes.iter_mut().filter(|l| l.subscription.events) {
             lane.deliver(&records);
@@ -416,6 +418,9 @@ impl Pipeline {
     pub fn pump_alerts(&mut self) {
         let records: Vec<Record> = self.alerts_rx.try_iter().map(Record::Alert).collect();
         self.alerts += records.len() as u64;
+        if !records.is_empty() {
+            metrics::counter!("rampart_alerts_total").increment(records.len() as u64);
+        }
         for lane in self.lanes.iter_mut().filter(|l| l.subscription.alerts) {
             lane.deliver(&records);
         }

@@ -9,14 +9,21 @@
 //!   its store commit, and a restarted central resumes after the last ack.
 //! - The client reconnects by itself; the stream is (re)declared on the first publish
 //!   or consume that finds the server, so a node starts while NATS is still away.
+//! - Secure by default: with [`NatsTls`] the client requires TLS, verifies the server
+//!   against the fleet's CA and presents its own certificate (mutual TLS; the
+//!   nats-server runs with `verify: true`). Without it, only a loopback server is
+//!   accepted: a plain connection beyond localhost is refused unless
+//!   [`NatsConfig::allow_plain_remote`] says otherwise.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream};
 use async_trait::async_trait;
 use futures_util::StreamExt;
-use rampart_bus::{Acker, Backplane, BusError, Consumer, Delivery, OutMessage};
+use rampart_bus::{rpc, Acker, Backplane, BusError, Consumer, Delivery, OutMessage};
 use tokio::sync::Mutex;
 
 /// Where and how the stream lives.
@@ -38,6 +45,21 @@ pub struct NatsConfig {
     /// A message delivered to a consumer and not acked within this is delivered again
     /// (central died before its store commit, or the ack was lost).
     pub ack_wait: Duration,
+    /// Mutual TLS with the fleet's CA (`rampart central init`, `rampart node enroll`).
+    pub tls: Option<NatsTls>,
+    /// Accept a plain, unauthenticated connection to a server beyond loopback. Off by
+    /// default; only for a network that is protected some other way.
+    pub allow_plain_remote: bool,
+}
+
+/// The files of a mutual-TLS connection, PEM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatsTls {
+    /// The CA the server's certificate must chain to.
+    pub ca: PathBuf,
+    /// This client's certificate and key (signed by the same CA).
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 impl NatsConfig {
@@ -51,19 +73,77 @@ impl NatsConfig {
             max_bytes: 8 << 30,
             request_timeout: Duration::from_secs(4),
             ack_wait: Duration::from_secs(30),
+            tls: None,
+            allow_plain_remote: false,
         }
     }
+
+    /// Refuses a plain connection beyond loopback (unless allowed) and missing TLS files.
+    pub fn check_security(&self) -> Result<(), NatsError> {
+        match &self.tls {
+            Some(t) => {
+                for (what, p) in [("ca", &t.ca), ("cert", &t.cert), ("key", &t.key)] {
+                    if !p.is_file() {
+                        return Err(NatsError::TlsFile {
+                            what,
+                            path: p.clone(),
+                        });
+                    }
+                }
+                Ok(())
+            }
+            None if self.allow_plain_remote || url_is_loopback(&self.url) => Ok(()),
+            None => Err(NatsError::PlainRemote {
+                url: self.url.clone(),
+            }),
+        }
+    }
+
+    fn options(&self) -> async_nats::ConnectOptions {
+        let mut o = async_nats::ConnectOptions::new()
+            .name("rampart")
+            .connection_timeout(Duration::from_secs(2))
+            .request_timeout(Some(self.request_timeout));
+        if let Some(t) = &self.tls {
+            o = o
+                .require_tls(true)
+                .add_root_certificates(t.ca.clone())
+                .add_client_certificate(t.cert.clone(), t.key.clone());
+        }
+        o
+    }
+}
+
+/// True when every host in a NATS URL list (`nats://h:p,nats://h2:p`) is loopback.
+pub fn url_is_loopback(url: &str) -> bool {
+    url.split(',').all(|u| {
+        let u = u.trim();
+        let rest = u.split_once("://").map_or(u, |(_, r)| r);
+        let hostport = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        let hostport = hostport.split('/').next().unwrap_or_default();
+        let host = if let Some(h) = hostport.strip_prefix('[') {
+            h.split(']').next().unwrap_or_default()
+        } else {
+            hostport.rsplit_once(':').map_or(hostport, |(h, _)| h)
+        };
+        host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    })
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
     #[error("cannot set up the NATS client for {url}: {reason}")]
     Connect { url: String, reason: String },
+    #[error("refusing a plain, unauthenticated NATS connection beyond localhost ({url}): configure TLS (the CA and this process's certificate and key from `rampart central init` / `rampart node enroll`)")]
+    PlainRemote { url: String },
+    #[error("NATS TLS {what} file {}: not found", path.display())]
+    TlsFile { what: &'static str, path: PathBuf },
 }
 
 /// The JetStream backplane.
 pub struct NatsBackplane {
     config: NatsConfig,
+    client: async_nats::Client,
     js: jetstream::Context,
     /// Set once the stream is known to exist on the server.
     stream_ready: Mutex<bool>,
@@ -89,28 +169,64 @@ impl NatsBackplane {
     /// A client that connects in the background and keeps reconnecting, so this returns
     /// at once even when the server is away.
     pub async fn connect(config: NatsConfig) -> Result<Self, NatsError> {
-        let client = async_nats::ConnectOptions::new()
-            .name("rampart")
+        config.check_security()?;
+        let client = config
+            .options()
             .retry_on_initial_connect()
-            .connection_timeout(Duration::from_secs(2))
             // Back off to 2 s at most, so a node is back within seconds of the server.
             .reconnect_delay_callback(|attempts| {
                 Duration::from_millis((100 * attempts.min(20) as u64).min(2000))
             })
-            .request_timeout(Some(config.request_timeout))
             .connect(config.url.as_str())
             .await
             .map_err(|e| NatsError::Connect {
                 url: config.url.clone(),
                 reason: e.to_string(),
             })?;
-        let mut js = jetstream::new(client);
+        let mut js = jetstream::new(client.clone());
         js.set_timeout(config.request_timeout);
         Ok(Self {
             config,
+            client,
             js,
             stream_ready: Mutex::new(false),
         })
+    }
+
+    /// Connects once, without retrying, and returns the server's refusal if there is
+    /// one (a TLS handshake the server rejects, a certificate from another CA): what
+    /// `rampart node check` and the tests use to see that the connection is allowed.
+    pub async fn probe(config: &NatsConfig) -> Result<(), NatsError> {
+        config.check_security()?;
+        let err = |e: String| NatsError::Connect {
+            url: config.url.clone(),
+            reason: e,
+        };
+        let client = config
+            .options()
+            .connect(config.url.as_str())
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        // The server may accept the TCP and TLS handshake and drop the client right
+        // after checking its certificate: a round trip shows it kept us.
+        client.flush().await.map_err(|e| err(e.to_string()))?;
+        let _ = client.drain().await;
+        Ok(())
+    }
+
+    /// The core NATS client (request/reply between central and the nodes).
+    pub fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// Deletes the stream and everything in it (benchmarks clean up their own).
+    pub async fn delete_stream(&self) -> Result<(), BusError> {
+        *self.stream_ready.lock().await = false;
+        self.js
+            .delete_stream(&self.config.stream)
+            .await
+            .map(|_| ())
+            .map_err(|e| BusError::Unavailable(e.to_string()))
     }
 
     fn subjects(&self) -> String {
@@ -205,6 +321,7 @@ impl Backplane for NatsBackplane {
         Ok(Box::new(NatsConsumer {
             backplane: NatsBackplane {
                 config: self.config.clone(),
+                client: self.client.clone(),
                 js: self.js.clone(),
                 stream_ready: Mutex::new(true),
             },
@@ -292,6 +409,116 @@ impl Consumer for NatsConsumer {
     }
 }
 
+/// Request/reply subjects: `rampart.rpc.<node>`.
+pub const RPC_PREFIX: &str = "rampart.rpc";
+
+struct NatsReplier {
+    client: async_nats::Client,
+    reply: async_nats::Subject,
+}
+
+#[async_trait]
+impl rpc::Replier for NatsReplier {
+    async fn send(&mut self, chunk: bytes::Bytes) -> Result<(), BusError> {
+        self.client
+            .publish(self.reply.clone(), chunk)
+            .await
+            .map_err(|e| BusError::Publish(e.to_string()))
+    }
+}
+
+struct NatsRequests {
+    client: async_nats::Client,
+    sub: async_nats::Subscriber,
+}
+
+#[async_trait]
+impl rpc::RequestStream for NatsRequests {
+    async fn next(&mut self) -> Option<rpc::IncomingRequest> {
+        loop {
+            let m = self.sub.next().await?;
+            // A request without a reply subject cannot be answered.
+            let Some(reply) = m.reply else { continue };
+            return Some(rpc::IncomingRequest {
+                payload: m.payload,
+                replier: Box::new(NatsReplier {
+                    client: self.client.clone(),
+                    reply,
+                }),
+            });
+        }
+    }
+}
+
+struct NatsReplies {
+    node: String,
+    sub: async_nats::Subscriber,
+    idle: Duration,
+}
+
+#[async_trait]
+impl rpc::ReplyStream for NatsReplies {
+    async fn next(&mut self) -> Result<Option<bytes::Bytes>, BusError> {
+        match tokio::time::timeout(self.idle, self.sub.next()).await {
+            Err(_) => Err(BusError::Unavailable(format!(
+                "node {} did not answer within {:?}",
+                self.node, self.idle
+            ))),
+            Ok(None) => Ok(None),
+            Ok(Some(m)) if m.status == Some(async_nats::StatusCode::NO_RESPONDERS) => Err(
+                BusError::Unavailable(format!("no node named {} is connected", self.node)),
+            ),
+            Ok(Some(m)) => Ok(Some(m.payload)),
+        }
+    }
+}
+
+#[async_trait]
+impl rpc::RequestPlane for NatsBackplane {
+    async fn serve(&self, node: &str) -> Result<Box<dyn rpc::RequestStream>, BusError> {
+        let sub = self
+            .client
+            .subscribe(format!("{RPC_PREFIX}.{}", subject_token(node)))
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        Ok(Box::new(NatsRequests {
+            client: self.client.clone(),
+            sub,
+        }))
+    }
+
+    async fn request(
+        &self,
+        node: &str,
+        payload: bytes::Bytes,
+        idle: Duration,
+    ) -> Result<Box<dyn rpc::ReplyStream>, BusError> {
+        let inbox = self.client.new_inbox();
+        let sub = self
+            .client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        self.client
+            .publish_with_reply(
+                format!("{RPC_PREFIX}.{}", subject_token(node)),
+                inbox,
+                payload,
+            )
+            .await
+            .map_err(|e| BusError::Publish(e.to_string()))?;
+        self.client
+            .flush()
+            .await
+            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        Ok(Box::new(NatsReplies {
+            node: node.to_string(),
+            sub,
+            idle,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -301,5 +528,39 @@ mod tests {
         assert_eq!(subject_token("web-1.prod"), "web-1_prod");
         assert_eq!(subject_token("a*b>c d"), "a_b_c_d");
         assert_eq!(subject_token(""), "_");
+    }
+
+    #[test]
+    fn plain_connections_only_to_loopback() {
+        for ok in [
+            "nats://127.0.0.1:4222",
+            "nats://localhost:4222",
+            "nats://[::1]:4222",
+            "nats://u:p@127.0.0.1:4222,nats://127.0.0.2:4223",
+            "127.0.0.1:4222",
+        ] {
+            assert!(url_is_loopback(ok), "{ok}");
+            NatsConfig::new(ok).check_security().unwrap();
+        }
+        for remote in [
+            "nats://10.0.0.5:4222",
+            "nats://central.example:4222",
+            "nats://127.0.0.1:4222,nats://10.0.0.5:4222",
+        ] {
+            assert!(!url_is_loopback(remote), "{remote}");
+            let e = NatsConfig::new(remote).check_security().unwrap_err();
+            assert!(matches!(e, NatsError::PlainRemote { .. }), "{e}");
+            let mut c = NatsConfig::new(remote);
+            c.allow_plain_remote = true;
+            c.check_security().unwrap();
+        }
+        let mut c = NatsConfig::new("nats://10.0.0.5:4222");
+        c.tls = Some(NatsTls {
+            ca: "/nonexistent/ca.pem".into(),
+            cert: "/nonexistent/c.pem".into(),
+            key: "/nonexistent/k.pem".into(),
+        });
+        let e = c.check_security().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 }

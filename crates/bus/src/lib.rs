@@ -12,6 +12,9 @@
 //! On the node, batches go through a bounded disk [`Spool`] drained in order by a
 //! [`Forwarder`]: when the backplane is unreachable they wait on disk, and when the
 //! spool is full new batches are dropped and counted, never silently.
+//!
+//! The other direction, central asking one node (recorder queries, response commands),
+//! is request/reply behind [`rpc::RequestPlane`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use std::sync::{Arc, Mutex};
@@ -20,6 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 mod batch;
+pub mod rpc;
 mod spool;
 
 pub use batch::{BatchError, BusRecord, NodeBatch};

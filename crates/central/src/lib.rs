@@ -6,7 +6,19 @@
 //! after the store committed it, a store failure (PostgreSQL restarting) keeps the batch
 //! in hand and retries it until the store is back, and the store's idempotent ingest
 //! makes a redelivered batch change nothing.
+//!
+//! Around it, the fleet: [`pki`] (the CA, `rampart central init`), [`enroll`] (one-time
+//! tokens, node certificates), [`nodes`] (request/reply to the node holding the data:
+//! recorder queries, retro-hunts, response commands), [`config`] and [`service`]
+//! (`rampart central` as one call).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod bench;
+pub mod config;
+pub mod enroll;
+pub mod nodes;
+pub mod pki;
+pub mod service;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -30,7 +42,7 @@ pub enum StoreConfig {
 pub enum BusConfig {
     /// `rampart up`: the bus the node's publisher stage writes to, in this process.
     InProcess(Arc<dyn Backplane>),
-    Nats(rampart_bus_nats::NatsConfig),
+    Nats(Box<rampart_bus_nats::NatsConfig>),
 }
 
 /// What to keep, by age.
@@ -60,6 +72,9 @@ pub struct CentralConfig {
     /// The durable consumer's name (one per central deployment).
     pub consumer: String,
     pub retention: RetentionConfig,
+    /// Alert outputs for the whole fleet: every alert central stores (once, not again
+    /// on a redelivery) goes to them.
+    pub outputs: Option<rampart_notify::OutputsConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +87,8 @@ pub enum CentralError {
     Nats(#[from] rampart_bus_nats::NatsError),
     #[error("a blocking store task failed: {0}")]
     Join(String),
+    #[error("outputs: {0}")]
+    Outputs(#[from] rampart_notify::NotifyError),
 }
 
 /// Central's ingest counters.
@@ -152,7 +169,12 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Stores one delivery, retrying the store until it commits, then acks it.
-async fn store_delivery(d: Delivery, store: &Arc<dyn Store>, stats: &IngestStats) {
+async fn store_delivery(
+    d: Delivery,
+    store: &Arc<dyn Store>,
+    stats: &IngestStats,
+    notify: Option<&rampart_notify::Dispatcher>,
+) {
     let batch = match NodeBatch::decode(&d.payload) {
         Ok(b) => b,
         Err(e) => {
@@ -164,6 +186,7 @@ async fn store_delivery(d: Delivery, store: &Arc<dyn Store>, stats: &IngestStats
         }
     };
     let sealed_ns = batch.sealed_ns;
+    let dropped_before = batch.dropped_before;
     stats
         .node_dropped
         .fetch_add(batch.dropped_before, Ordering::Relaxed);
@@ -175,6 +198,7 @@ async fn store_delivery(d: Delivery, store: &Arc<dyn Store>, stats: &IngestStats
     let report = loop {
         let s = store.clone();
         let p = parts.clone();
+        let started = std::time::Instant::now();
         let r = blocking(move || {
             s.ingest(&Ingest {
                 node: &p.0,
@@ -186,9 +210,11 @@ async fn store_delivery(d: Delivery, store: &Arc<dyn Store>, stats: &IngestStats
             })
         })
         .await;
+        metrics::histogram!("rampart_store_commit_seconds").record(started.elapsed());
         match r {
             Ok(r) => break r,
             Err(e) => {
+                metrics::counter!("rampart_store_errors_total").increment(1);
                 let n = stats.store_errors.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
                     tracing::warn!(error = %e, failures = n, "store commit failed; retrying the batch");
@@ -208,16 +234,40 @@ async fn store_delivery(d: Delivery, store: &Arc<dyn Store>, stats: &IngestStats
         .lifecycle
         .fetch_add(report.lifecycle, Ordering::Relaxed);
     stats.audit.fetch_add(report.audit, Ordering::Relaxed);
+    // A batch is stored in one transaction: new alerts mean a first delivery, none a
+    // redelivery whose alerts were already sent to the outputs.
+    if let Some(n) = notify {
+        if report.alerts > 0 {
+            for a in &parts.2 {
+                n.dispatch(Arc::new(a.clone()));
+            }
+        }
+    }
     let lag = rampart_event::wall_ns().saturating_sub(sealed_ns);
+    metrics::counter!("rampart_bus_batches_total").increment(1);
+    metrics::counter!("rampart_alerts_total").increment(report.alerts);
+    metrics::counter!("rampart_dropped_total", "source" => "node").increment(dropped_before);
+    metrics::gauge!("rampart_bus_lag_seconds").set(lag as f64 / 1e9);
     stats.last_lag_ns.store(lag, Ordering::Relaxed);
     stats.max_lag_ns.fetch_max(lag, Ordering::Relaxed);
 }
 
 /// Consumes deliveries into the store until the consumer ends or `stop` resolves.
 pub async fn ingest(
+    consumer: Box<dyn Consumer>,
+    store: Arc<dyn Store>,
+    stats: Arc<IngestStats>,
+    stop: impl Future<Output = ()>,
+) -> Result<(), CentralError> {
+    ingest_notifying(consumer, store, stats, None, stop).await
+}
+
+/// As [`ingest`], sending every newly stored alert to `notify`'s outputs.
+pub async fn ingest_notifying(
     mut consumer: Box<dyn Consumer>,
     store: Arc<dyn Store>,
     stats: Arc<IngestStats>,
+    notify: Option<Arc<rampart_notify::Dispatcher>>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), CentralError> {
     tokio::pin!(stop);
@@ -227,7 +277,7 @@ pub async fn ingest(
             d = consumer.next() => d?,
         };
         match d {
-            Some(d) => store_delivery(d, &store, &stats).await,
+            Some(d) => store_delivery(d, &store, &stats, notify.as_deref()).await,
             None => return Ok(()),
         }
     }
@@ -263,17 +313,44 @@ pub async fn run_central_with(
 ) -> Result<CentralReport, CentralError> {
     let bus: Arc<dyn Backplane> = match &config.bus {
         BusConfig::InProcess(b) => b.clone(),
-        BusConfig::Nats(c) => Arc::new(rampart_bus_nats::NatsBackplane::connect(c.clone()).await?),
+        BusConfig::Nats(c) => {
+            Arc::new(rampart_bus_nats::NatsBackplane::connect((**c).clone()).await?)
+        }
     };
-    let consumer = bus.consumer(&config.consumer).await?;
+    tokio::pin!(shutdown);
+    // NATS may not be up yet (or restarting): wait for it rather than exit.
+    let mut failures = 0u64;
+    let consumer = loop {
+        match bus.consumer(&config.consumer).await {
+            Ok(c) => break c,
+            Err(e) => {
+                failures += 1;
+                if failures.is_power_of_two() {
+                    tracing::warn!(error = %e, failures, "the backplane is not reachable yet; retrying");
+                }
+                tokio::select! {
+                    _ = &mut shutdown => return Ok(CentralReport { ingest: stats.report(), ..Default::default() }),
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let ingest_task = tokio::spawn(ingest(
+    let notify = match &config.outputs {
+        Some(o) => {
+            rampart_notify::install_ring_crypto_provider();
+            Some(Arc::new(rampart_notify::Dispatcher::from_config(o)?))
+        }
+        None => None,
+    };
+    let ingest_task = tokio::spawn(ingest_notifying(
         consumer,
         store.clone(),
         stats.clone(),
+        notify.clone(),
         wait_stop(stop_rx.clone()),
     ));
     let retention = config.retention;
@@ -313,6 +390,11 @@ pub async fn run_central_with(
         .await
         .map_err(|e| CentralError::Join(e.to_string()))?;
     ingested?;
+    if let Some(n) = notify.and_then(Arc::into_inner) {
+        for s in n.shutdown().await {
+            tracing::info!(sink = ?s, "central output");
+        }
+    }
     Ok(CentralReport {
         ingest: stats.report(),
         purged_alerts,

@@ -63,6 +63,7 @@ fn config(store: StoreConfig, bus: BusConfig) -> CentralConfig {
             alerts: Duration::from_secs(100 * 365 * 86_400),
             ..RetentionConfig::default()
         },
+        outputs: None,
     }
 }
 
@@ -82,19 +83,24 @@ async fn in_process_bus_into_sqlite_once_each() {
         Arc::new(rampart_store::SqliteStore::open(dir.path().join("central.db")).unwrap());
     let stats = Arc::new(IngestStats::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let central = tokio::spawn(run_central_with(
-        config(
-            StoreConfig::Sqlite {
-                path: dir.path().join("unused.db"),
-            },
-            BusConfig::InProcess(bus.clone()),
-        ),
-        store.clone(),
-        stats.clone(),
-        async {
-            let _ = stopped.await;
+    // The fleet's outputs: every alert once, the resent batches' too.
+    let alerts_file = dir.path().join("fleet-alerts.jsonl");
+    let mut cfg = config(
+        StoreConfig::Sqlite {
+            path: dir.path().join("unused.db"),
         },
-    ));
+        BusConfig::InProcess(bus.clone()),
+    );
+    cfg.outputs = Some(
+        rampart_notify::OutputsConfig::from_yaml_str(&format!(
+            "sinks:\n  - type: file\n    path: {}\n",
+            alerts_file.display()
+        ))
+        .unwrap(),
+    );
+    let central = tokio::spawn(run_central_with(cfg, store.clone(), stats.clone(), async {
+        let _ = stopped.await;
+    }));
     let spool = Spool::open(SpoolConfig::new(dir.path().join("spool"), "node-a")).unwrap();
     let fwd = Forwarder::spawn(
         spool.clone(),
@@ -129,6 +135,19 @@ async fn in_process_bus_into_sqlite_once_each() {
     let _ = stop.send(());
     let report = central.await.unwrap().unwrap();
     assert_eq!(report.ingest.batches, 24);
+    let sent = std::fs::read_to_string(&alerts_file).unwrap();
+    let ids: std::collections::BTreeSet<String> = sent
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        (sent.lines().count(), ids.len()),
+        (200, 200),
+        "each alert reached the fleet's outputs once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,7 +178,7 @@ async fn nats_into_postgres_across_a_central_restart() {
     let start_central = |stats: Arc<IngestStats>| {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(run_central_with(
-            config(pg.clone(), BusConfig::Nats(nats_config.clone())),
+            config(pg.clone(), BusConfig::Nats(Box::new(nats_config.clone()))),
             store.clone(),
             stats,
             async {

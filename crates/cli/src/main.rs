@@ -3,8 +3,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod bench_cmd;
+mod central_cmd;
 mod choice;
 mod db_cmd;
+mod fleet_bench;
+mod node_cmd;
 mod output;
 mod outputs_cmd;
 mod query_cmd;
@@ -33,6 +36,10 @@ struct Cli {
 enum Command {
     /// Run sensor, detection and alert outputs on this host.
     Up(up::UpArgs),
+    /// Run a fleet node: `rampart up`'s pipeline publishing to central over NATS (mTLS).
+    Node(node_cmd::NodeArgs),
+    /// Run central: the fleet's batches from NATS into PostgreSQL; CA and enrollment.
+    Central(central_cmd::CentralArgs),
     /// Stream kernel events, attributed to containers, as JSON lines.
     Sensor(sensor_cmd::SensorArgs),
     /// List the containers the sensor can attribute events to.
@@ -89,6 +96,8 @@ fn main() {
 fn run(cmd: Command) -> anyhow::Result<i32> {
     match cmd {
         Command::Up(a) => up::run(a),
+        Command::Node(a) => node_cmd::run(a),
+        Command::Central(a) => central_cmd::run(a),
         Command::Sensor(a) => sensor_cmd::run_sensor(a),
         Command::Containers(a) => sensor_cmd::run_containers(a),
         Command::Probe { json } => {

@@ -255,6 +255,8 @@ pub fn nats_server_ready() -> bool {
 pub struct NatsServer {
     pub port: u16,
     pub store_dir: std::path::PathBuf,
+    /// Extra nats-server configuration (e.g. a `tls { … }` block), passed with `-c`.
+    pub config: Option<String>,
     child: Option<std::process::Child>,
 }
 
@@ -269,6 +271,24 @@ impl NatsServer {
         let mut s = Self {
             port,
             store_dir: store_dir.to_path_buf(),
+            config: None,
+            child: None,
+        };
+        s.restart();
+        s
+    }
+
+    /// As [`NatsServer::start`] with extra configuration text (written next to the
+    /// store and passed with `-c`), e.g. a `tls { … verify: true }` block.
+    pub fn start_with_config(store_dir: &std::path::Path, config: &str) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut s = Self {
+            port,
+            store_dir: store_dir.to_path_buf(),
+            config: Some(config.to_string()),
             child: None,
         };
         s.restart();
@@ -301,9 +321,14 @@ impl NatsServer {
             &self.port.to_string(),
             "-sd",
         ])
-        .arg(&self.store_dir)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null());
+        .arg(&self.store_dir);
+        if let Some(conf) = &self.config {
+            let path = self.store_dir.join("nats-server.conf");
+            std::fs::write(&path, conf).expect("nats-server config");
+            cmd.arg("-c").arg(path);
+        }
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
         match log {
             Some(f) => cmd.stderr(f),
             None => cmd.stderr(std::process::Stdio::null()),
@@ -324,5 +349,129 @@ impl NatsServer {
 impl Drop for NatsServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Where Debian's PostgreSQL 15 server programs are (scripts/setup installs them).
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// True when a PostgreSQL server of a test's own can be started (Debian's
+/// PostgreSQL 15 programs and the `postgres` system user); else skips or fails.
+pub fn pg_server_ready() -> bool {
+    let have = std::path::Path::new(PG_BIN).join("pg_ctl").is_file()
+        && Command::new("id")
+            .arg("postgres")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    if !have {
+        skip_or_fail(format!(
+            "{PG_BIN}/pg_ctl and the postgres user are missing (scripts/setup installs PostgreSQL 15)"
+        ));
+    }
+    have
+}
+
+/// A PostgreSQL server of a test's own on a free loopback port (never the shared one
+/// on 5432), so a test can stop and restart it. Its superuser `rampart_test` has a
+/// random password. Stopped on drop.
+pub struct PgServer {
+    pub port: u16,
+    pub data_dir: std::path::PathBuf,
+    password: String,
+    running: bool,
+}
+
+impl PgServer {
+    /// `initdb` into `dir` (as the postgres user) and start the server.
+    pub fn start(dir: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        std::fs::create_dir_all(dir).expect("pg dir");
+        let data_dir = dir.join("data");
+        let password = format!("pw{:x}{:x}", std::process::id(), port as u64 * 7919);
+        let pwfile = dir.join("pwfile");
+        std::fs::write(&pwfile, &password).expect("pwfile");
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()
+            .expect("chown");
+        assert!(status.success(), "chown {}", dir.display());
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{PG_BIN}/initdb"))
+            .args(["-U", "rampart_test", "--auth=scram-sha-256", "-E", "UTF8"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .arg("-D")
+            .arg(&data_dir)
+            .output()
+            .expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut s = Self {
+            port,
+            data_dir,
+            password,
+            running: false,
+        };
+        s.restart();
+        s
+    }
+
+    /// A libpq connection string for the server's `postgres` database.
+    pub fn url(&self) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=rampart_test password={} dbname=postgres",
+            self.port, self.password
+        )
+    }
+
+    fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
+        Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(format!("{PG_BIN}/pg_ctl"))
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(args)
+            .output()
+            .expect("pg_ctl runs")
+    }
+
+    /// Stops the server (fast shutdown: clients are disconnected).
+    pub fn stop(&mut self) {
+        if self.running {
+            let _ = self.pg_ctl(&["stop", "-m", "fast", "-w"]);
+            self.running = false;
+        }
+    }
+
+    /// Starts it (again) on the same port and data, and waits until it accepts.
+    pub fn restart(&mut self) {
+        self.stop();
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {}",
+            self.port,
+            self.data_dir.display()
+        );
+        let log = self.data_dir.with_file_name("postgres.log");
+        let out = self.pg_ctl(&["start", "-w", "-o", &opts, "-l", &log.to_string_lossy()]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {} {}",
+            String::from_utf8_lossy(&out.stdout),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        self.running = true;
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -144,6 +144,10 @@ impl Stage for BusPublisherStage {
     }
 
     fn flush(&mut self, now_ns: u64, _ctx: &StageContext) -> Result<(), StageError> {
+        let st = self.spool.stats();
+        metrics::gauge!("rampart_spool_queued_messages").set(st.queued_messages as f64);
+        metrics::gauge!("rampart_spool_dropped_records").set(st.dropped_records as f64);
+        metrics::gauge!("rampart_spool_publish_errors").set(st.publish_errors as f64);
         let quiet =
             now_ns.saturating_sub(self.last_sealed_ns) >= self.config.heartbeat.as_nanos() as u64;
         if !self.pending.is_empty() || quiet {

@@ -22,9 +22,17 @@ pub struct Up {
 
 impl Up {
     pub fn start(config: &Path) -> Self {
+        let config = config.to_string_lossy().into_owned();
+        let up = Self::spawn(&["up", "--config", &config]);
+        up.wait_stderr("sensor, detection and outputs running");
+        up
+    }
+
+    /// `rampart ARGS…` (e.g. `node`, `central`) as a child whose output the test reads;
+    /// the caller waits for whatever line says it is ready.
+    pub fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_rampart"))
-            .args(["up", "--config"])
-            .arg(config)
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -44,9 +52,7 @@ impl Up {
                 let _ = tx2.send(Line::Err(l));
             }
         });
-        let up = Self { child, lines };
-        up.wait_stderr("sensor, detection and outputs running");
-        up
+        Self { child, lines }
     }
 
     pub fn wait_stderr(&self, needle: &str) {

@@ -1,0 +1,191 @@
+//! Request/reply between central and one node: central asks the node that holds the
+//! data (recorder queries, retro-hunts) or the containers (response commands), and the
+//! node answers with a stream of chunks. Raw events stay on the nodes; they cross the
+//! network only when asked for.
+//!
+//! The transport is behind [`RequestPlane`] (NATS core request/reply in
+//! `rampart-bus-nats`: subject `rampart.rpc.<node>`, answers to the caller's inbox).
+//! A reply is a sequence of [`ReplyChunk`]s numbered from 0; the last one has `end`
+//! set. The caller checks the numbering, so a chunk lost on the way is an error, never
+//! a silently short answer.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::BusError;
+
+/// What central asks a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum NodeRequest {
+    /// Answered by a summary with the node's name and version.
+    Ping,
+    /// Records from the node's flight recorder, as JSON lines.
+    Query(EventQuery),
+    /// Runs rules over the recorder's history; the hits come back as alerts marked
+    /// `retro`.
+    RetroHunt {
+        query: EventQuery,
+        /// Rules files' text, by name (as `rampart rules` reads them).
+        rules: Vec<RulesText>,
+    },
+    /// A response action on one of the node's containers, audited.
+    Respond(RespondCommand),
+}
+
+/// A recorder query (see `rampart query`): every filter optional, all must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EventQuery {
+    pub since_ns: Option<u64>,
+    pub until_ns: Option<u64>,
+    /// Container id prefix or name, or `host`.
+    pub container: Option<String>,
+    pub image: Option<String>,
+    /// Event kinds or families (`exec`, `file`, …); empty: all.
+    pub kinds: Vec<String>,
+    /// A rule-language condition, compiled on the node against its rules' lists and
+    /// macros.
+    #[serde(rename = "where")]
+    pub condition: Option<String>,
+    /// Which records: events by default; alerts and lifecycle when asked.
+    pub events: Option<bool>,
+    pub alerts: bool,
+    pub lifecycle: bool,
+    /// At most this many records (0: no bound).
+    pub limit: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesText {
+    pub name: String,
+    pub text: String,
+}
+
+/// A response command. `action` and `params` are the response policy's names
+/// (`kill`, `kill_tree`, `freeze`, `stop`, `restart`, `quarantine`, `block`,
+/// `deny_exec`) and parameters (`grace_s`, `allow`, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RespondCommand {
+    pub action: String,
+    #[serde(default)]
+    pub params: serde_json::Value,
+    /// Container id (or a unique prefix of it) or name.
+    pub container: String,
+    /// Only this process of the container (kill).
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Undo (unfreeze, release) instead.
+    #[serde(default)]
+    pub undo: bool,
+    /// Resolve and check everything, do nothing: the audit says what would happen.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Who asked (a token's subject): written in the audit record.
+    pub operator: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// One piece of an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplyChunk {
+    /// 0, 1, 2… in the order sent.
+    pub seq: u64,
+    /// JSON lines (records), possibly empty.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub lines: String,
+    /// The last chunk.
+    #[serde(default)]
+    pub end: bool,
+    /// The request failed (on the last chunk).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What the node reports at the end (counts, the audit record of an action).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
+}
+
+impl ReplyChunk {
+    pub fn encode(&self) -> Bytes {
+        // A struct of strings, numbers and JSON values always serializes.
+        Bytes::from(serde_json::to_vec(self).unwrap_or_default())
+    }
+
+    pub fn decode(b: &[u8]) -> Result<Self, BusError> {
+        serde_json::from_slice(b).map_err(|e| BusError::Consume(format!("bad reply chunk: {e}")))
+    }
+}
+
+/// Sends the chunks of one answer.
+#[async_trait]
+pub trait Replier: Send {
+    async fn send(&mut self, chunk: Bytes) -> Result<(), BusError>;
+}
+
+/// One request a node received.
+pub struct IncomingRequest {
+    pub payload: Bytes,
+    pub replier: Box<dyn Replier>,
+}
+
+/// Requests addressed to this node, in arrival order.
+#[async_trait]
+pub trait RequestStream: Send {
+    /// The next request; `None` once the plane is closed.
+    async fn next(&mut self) -> Option<IncomingRequest>;
+}
+
+/// The chunks of one answer, in order.
+#[async_trait]
+pub trait ReplyStream: Send {
+    /// The next chunk (raw); `None` when the answer ended or timed out.
+    async fn next(&mut self) -> Result<Option<Bytes>, BusError>;
+}
+
+/// Request/reply addressed by node name.
+#[async_trait]
+pub trait RequestPlane: Send + Sync + 'static {
+    /// Receives the requests for `node`.
+    async fn serve(&self, node: &str) -> Result<Box<dyn RequestStream>, BusError>;
+    /// Sends a request to `node`; the answer's chunks follow. `idle` bounds the wait
+    /// for each chunk (no node answering at all is an error after it).
+    async fn request(
+        &self,
+        node: &str,
+        payload: Bytes,
+        idle: std::time::Duration,
+    ) -> Result<Box<dyn ReplyStream>, BusError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_round_trip_as_json() {
+        let r = NodeRequest::Query(EventQuery {
+            container: Some("web".into()),
+            kinds: vec!["exec".into()],
+            condition: Some("proc.name = sh".into()),
+            limit: 10,
+            ..Default::default()
+        });
+        let j = serde_json::to_string(&r).unwrap();
+        assert!(
+            j.contains("\"type\":\"query\"") && j.contains("\"where\""),
+            "{j}"
+        );
+        assert_eq!(serde_json::from_str::<NodeRequest>(&j).unwrap(), r);
+        let c = ReplyChunk {
+            seq: 3,
+            lines: "{}\n".into(),
+            end: true,
+            error: None,
+            summary: None,
+        };
+        assert_eq!(ReplyChunk::decode(&c.encode()).unwrap(), c);
+        assert!(ReplyChunk::decode(b"nope").is_err());
+    }
+}

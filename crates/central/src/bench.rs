@@ -1,0 +1,236 @@
+//! `rampart central bench`: the fleet's ingest path measured end to end on real
+//! servers. Virtual nodes publish encoded batches of alerts and inventory updates
+//! (container lifecycle) to NATS JetStream (a stream of the benchmark's own), and
+//! central's ingest ([`run_central_with`]) consumes them into PostgreSQL (a schema of
+//! its own): the sustained rate is records stored per second from the first publish
+//! to the last commit, with the bus lag (node seal to central commit) central saw.
+//! Stream and schema are removed afterwards.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use rampart_bus::{Backplane, BusRecord, NodeBatch, OutMessage};
+use rampart_bus_nats::{NatsBackplane, NatsConfig};
+use rampart_event::{ContainerLifecycle, LifecycleAction};
+use serde::Serialize;
+
+use crate::{
+    run_central_with, BusConfig, CentralConfig, IngestStats, RetentionConfig, StoreConfig,
+};
+
+#[derive(Debug, Clone)]
+pub struct IngestBenchConfig {
+    /// NATS client configuration (URL, TLS); the stream is the benchmark's own.
+    pub nats: NatsConfig,
+    /// libpq connection string.
+    pub postgres: String,
+    pub nodes: usize,
+    pub records: u64,
+    pub batch_records: usize,
+    /// Publishes in flight per node.
+    pub in_flight: usize,
+    /// Of every ten records, how many are alerts (the rest inventory updates).
+    pub alerts_per_ten: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestBenchReport {
+    pub records: u64,
+    pub alerts: u64,
+    pub inventory: u64,
+    pub batches: u64,
+    pub seconds: f64,
+    /// Records stored per second, first publish to last commit.
+    pub records_per_s: f64,
+    /// Records acknowledged by JetStream per second (the publishing side alone).
+    pub published_per_s: f64,
+    pub max_lag_ms: f64,
+    pub last_lag_ms: f64,
+    pub store_errors: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{0}")]
+    Central(#[from] crate::CentralError),
+    #[error("NATS: {0}")]
+    Nats(#[from] rampart_bus_nats::NatsError),
+    #[error("bus: {0}")]
+    Bus(#[from] rampart_bus::BusError),
+    #[error("central stored {stored} of {want} records within {secs} s")]
+    Timeout { stored: u64, want: u64, secs: u64 },
+}
+
+fn batches_for(node: &str, n_batches: u64, cfg: &IngestBenchConfig) -> Vec<OutMessage> {
+    let template = rampart_notify::sample_alert();
+    let base = rampart_event::wall_ns();
+    (0..n_batches)
+        .map(|b| {
+            let records = (0..cfg.batch_records as u64)
+                .map(|i| {
+                    let k = b * cfg.batch_records as u64 + i;
+                    if i % 10 < cfg.alerts_per_ten {
+                        let mut a = template.clone();
+                        a.id = format!("bench-{node}-{k}");
+                        a.ts_ns = base + k;
+                        a.first_ts_ns = a.ts_ns;
+                        BusRecord::Alert(Box::new(a))
+                    } else {
+                        BusRecord::Lifecycle(ContainerLifecycle {
+                            ts_ns: base + k,
+                            action: if k.is_multiple_of(2) {
+                                LifecycleAction::Start
+                            } else {
+                                LifecycleAction::Stop
+                            },
+                            container_id: format!("{node}-c{}", k % 5000),
+                            name: format!("app-{}", k % 5000),
+                            image: format!("registry.local/app:{}", k % 50),
+                        })
+                    }
+                })
+                .collect();
+            let batch = NodeBatch::new(node, "bench", records);
+            OutMessage {
+                id: format!("bench-{node}-{b}"),
+                node: node.into(),
+                payload: batch.encode().into(),
+            }
+        })
+        .collect()
+}
+
+/// Runs the ingest benchmark.
+pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, BenchError> {
+    let tag = format!(
+        "{}_{}",
+        std::process::id(),
+        rampart_event::wall_ns() % 1_000_000
+    );
+    let mut nats = cfg.nats.clone();
+    nats.stream = format!("RAMPART_BENCH_{tag}");
+    nats.subject_prefix = format!("rampart.bench{tag}");
+    let schema = format!("rampart_bench_{tag}");
+    let store_config = StoreConfig::Postgres {
+        url: cfg.postgres.clone(),
+        schema: Some(schema.clone()),
+    };
+    let sc = store_config.clone();
+    let store = tokio::task::spawn_blocking(move || crate::open_store(&sc))
+        .await
+        .map_err(|e| crate::CentralError::Join(e.to_string()))??;
+
+    let per_node = cfg.records / cfg.nodes.max(1) as u64;
+    let n_batches = per_node.div_ceil(cfg.batch_records.max(1) as u64);
+    let plans: Vec<Vec<OutMessage>> = (0..cfg.nodes)
+        .map(|n| batches_for(&format!("bench-node-{n}"), n_batches, &cfg))
+        .collect();
+    let total: u64 = n_batches * cfg.batch_records as u64 * cfg.nodes as u64;
+
+    let publisher = Arc::new(NatsBackplane::connect(nats.clone()).await?);
+    // Declares the stream before the clock starts.
+    publisher
+        .publish(OutMessage {
+            id: "bench-warmup".into(),
+            node: "bench-warmup".into(),
+            payload: NodeBatch::new("bench-warmup", "bench", Vec::new())
+                .encode()
+                .into(),
+        })
+        .await?;
+
+    let stats = Arc::new(IngestStats::default());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let central = tokio::spawn(run_central_with(
+        CentralConfig {
+            store: store_config,
+            bus: BusConfig::Nats(Box::new(nats.clone())),
+            consumer: "bench".into(),
+            retention: RetentionConfig {
+                alerts: Duration::from_secs(365 * 86_400),
+                audit: Duration::from_secs(365 * 86_400),
+                every: Duration::from_secs(3600),
+            },
+            outputs: None,
+        },
+        store.clone(),
+        stats.clone(),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    let started = Instant::now();
+    let mut pubs = Vec::new();
+    for plan in plans {
+        let p = publisher.clone();
+        let in_flight = cfg.in_flight.max(1);
+        pubs.push(tokio::spawn(async move {
+            futures_util::stream::iter(plan)
+                .map(|m| {
+                    let p = p.clone();
+                    async move {
+                        loop {
+                            if p.publish(m.clone()).await.is_ok() {
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                })
+                .buffer_unordered(in_flight)
+                .collect::<Vec<()>>()
+                .await;
+        }));
+    }
+    for p in pubs {
+        let _ = p.await;
+    }
+    let published = started.elapsed();
+    let limit = Duration::from_secs(600);
+    loop {
+        let r = stats.report();
+        if r.alerts + r.lifecycle >= total {
+            break;
+        }
+        if started.elapsed() > limit {
+            let _ = stop_tx.send(());
+            return Err(BenchError::Timeout {
+                stored: r.alerts + r.lifecycle,
+                want: total,
+                secs: limit.as_secs(),
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
+    let r = stats.report();
+    let _ = stop_tx.send(());
+    let _ = central.await;
+    let _ = publisher.delete_stream().await;
+    let drop_schema = {
+        let url = cfg.postgres.clone();
+        move || {
+            if let Ok(admin) =
+                rampart_store_pg::PgStore::open(rampart_store_pg::PgConfig { url, schema: None })
+            {
+                let _ = admin.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+            }
+        }
+    };
+    let _ = tokio::task::spawn_blocking(drop_schema).await;
+    let secs = elapsed.as_secs_f64();
+    Ok(IngestBenchReport {
+        records: r.alerts + r.lifecycle,
+        alerts: r.alerts,
+        inventory: r.lifecycle,
+        batches: r.batches,
+        seconds: secs,
+        records_per_s: (r.alerts + r.lifecycle) as f64 / secs,
+        published_per_s: total as f64 / published.as_secs_f64(),
+        max_lag_ms: r.max_lag_ns as f64 / 1e6,
+        last_lag_ms: r.last_lag_ns as f64 / 1e6,
+        store_errors: r.store_errors,
+    })
+}

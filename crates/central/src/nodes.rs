@@ -1,0 +1,208 @@
+//! Central asking one node: recorder queries, retro-hunts and response commands travel
+//! as request/reply to the node that holds the data ([`rampart_bus::rpc`]). These are
+//! the library calls the API's event and response services forward to.
+//!
+//! An answer is checked chunk by chunk: numbering must be contiguous from 0 and end
+//! with the last chunk, so a lost chunk is an error rather than a short answer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use rampart_bus::rpc::{
+    EventQuery, NodeRequest, ReplyChunk, ReplyStream, RequestPlane, RespondCommand, RulesText,
+};
+use rampart_bus::BusError;
+use rampart_event::AuditRecord;
+use rampart_store::{Ingest, Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeRequestError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("node {node}: {message}")]
+    Node { node: String, message: String },
+    #[error("node {node}: answer chunk {got} came where {want} was due (a chunk was lost)")]
+    Gap { node: String, want: u64, got: u64 },
+    #[error("storing the audit record: {0}")]
+    Store(String),
+}
+
+/// The records of one answer, batch by batch.
+pub struct RecordStream {
+    node: String,
+    replies: Box<dyn ReplyStream>,
+    next_seq: u64,
+    done: bool,
+    summary: Option<serde_json::Value>,
+}
+
+impl RecordStream {
+    /// The next batch of JSON lines (as `rampart query --format json` prints them);
+    /// `None` at the end. Batches may be empty.
+    pub async fn next_batch(&mut self) -> Result<Option<String>, NodeRequestError> {
+        if self.done {
+            return Ok(None);
+        }
+        let Some(raw) = self.replies.next().await? else {
+            return Err(NodeRequestError::Node {
+                node: self.node.clone(),
+                message: "the answer stopped before its end".into(),
+            });
+        };
+        let c = ReplyChunk::decode(&raw)?;
+        if c.seq != self.next_seq {
+            return Err(NodeRequestError::Gap {
+                node: self.node.clone(),
+                want: self.next_seq,
+                got: c.seq,
+            });
+        }
+        self.next_seq += 1;
+        if c.end {
+            self.done = true;
+            self.summary = c.summary;
+            if let Some(message) = c.error {
+                return Err(NodeRequestError::Node {
+                    node: self.node.clone(),
+                    message,
+                });
+            }
+        }
+        Ok(Some(c.lines))
+    }
+
+    /// What the node reported at the end (record counts, an action's audit).
+    pub fn summary(&self) -> Option<&serde_json::Value> {
+        self.summary.as_ref()
+    }
+
+    /// Reads the whole answer: every line, and the summary.
+    pub async fn collect(mut self) -> Result<(Vec<String>, serde_json::Value), NodeRequestError> {
+        let mut lines = Vec::new();
+        while let Some(b) = self.next_batch().await? {
+            lines.extend(b.lines().map(str::to_string));
+        }
+        Ok((
+            lines,
+            self.summary.take().unwrap_or(serde_json::Value::Null),
+        ))
+    }
+}
+
+/// Sends requests to nodes by name.
+#[derive(Clone)]
+pub struct NodeClient {
+    plane: Arc<dyn RequestPlane>,
+    /// How long to wait for each chunk of an answer.
+    pub idle: Duration,
+    /// Where response commands' audit records go (central's store).
+    store: Option<Arc<dyn Store>>,
+}
+
+impl NodeClient {
+    pub fn new(plane: Arc<dyn RequestPlane>, store: Option<Arc<dyn Store>>) -> Self {
+        Self {
+            plane,
+            idle: Duration::from_secs(10),
+            store,
+        }
+    }
+
+    async fn send(&self, node: &str, req: &NodeRequest) -> Result<RecordStream, NodeRequestError> {
+        let payload =
+            Bytes::from(serde_json::to_vec(req).map_err(|e| BusError::Publish(e.to_string()))?);
+        let replies = self.plane.request(node, payload, self.idle).await?;
+        Ok(RecordStream {
+            node: node.into(),
+            replies,
+            next_seq: 0,
+            done: false,
+            summary: None,
+        })
+    }
+
+    /// The node's name and version, if it is connected.
+    pub async fn ping(&self, node: &str) -> Result<serde_json::Value, NodeRequestError> {
+        Ok(self
+            .send(node, &NodeRequest::Ping)
+            .await?
+            .collect()
+            .await?
+            .1)
+    }
+
+    /// Records from the node's flight recorder.
+    pub async fn query_events(
+        &self,
+        node: &str,
+        query: EventQuery,
+    ) -> Result<RecordStream, NodeRequestError> {
+        self.send(node, &NodeRequest::Query(query)).await
+    }
+
+    /// Runs `rules` over the node's recorded history; the hits come back as alerts.
+    pub async fn retro_hunt(
+        &self,
+        node: &str,
+        query: EventQuery,
+        rules: Vec<RulesText>,
+    ) -> Result<RecordStream, NodeRequestError> {
+        self.send(node, &NodeRequest::RetroHunt { query, rules })
+            .await
+    }
+
+    /// A response action on the node. Central records who asked before sending, and the
+    /// node's audit record of what happened when it answers, both in the store.
+    pub async fn respond(
+        &self,
+        node: &str,
+        command: RespondCommand,
+    ) -> Result<serde_json::Value, NodeRequestError> {
+        let now = rampart_event::wall_ns();
+        let asked = AuditRecord {
+            id: rampart_event::audit_id(now),
+            ts_ns: now,
+            origin: "central".into(),
+            actor: command.operator.clone(),
+            action: format!("response.request.{}", command.action),
+            target: format!("{node}/{}", command.container),
+            detail: serde_json::to_string(&command).unwrap_or_default(),
+        };
+        // Central's own record: no node is marked seen for it.
+        self.audit("", vec![asked]).await?;
+        let (_, summary) = self
+            .send(node, &NodeRequest::Respond(command))
+            .await?
+            .collect()
+            .await?;
+        if let Some(rec) = summary
+            .get("audit")
+            .and_then(|a| serde_json::from_value::<AuditRecord>(a.clone()).ok())
+        {
+            self.audit(node, vec![rec]).await?;
+        }
+        Ok(summary)
+    }
+
+    async fn audit(&self, node: &str, audit: Vec<AuditRecord>) -> Result<(), NodeRequestError> {
+        let Some(store) = self.store.clone() else {
+            return Ok(());
+        };
+        let node = node.to_string();
+        tokio::task::spawn_blocking(move || {
+            store.ingest(&Ingest {
+                node: &node,
+                node_version: "",
+                seen_ns: rampart_event::wall_ns(),
+                alerts: &[],
+                lifecycle: &[],
+                audit: &audit,
+            })
+        })
+        .await
+        .map_err(|e| NodeRequestError::Store(e.to_string()))?
+        .map_err(|e| NodeRequestError::Store(e.to_string()))?;
+        Ok(())
+    }
+}

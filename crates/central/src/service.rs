@@ -1,0 +1,107 @@
+//! `rampart central` as one call: the store, the NATS consumer into it, retention and
+//! the enrollment listener, from [`CentralFile`]. The CLI parses arguments and calls
+//! [`run_service`]; the API (crates/api) gets [`NodeClient`] from [`CentralHandle`] to
+//! forward event queries and response commands to the nodes.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use rampart_bus_nats::NatsBackplane;
+
+use crate::config::CentralFile;
+use crate::enroll::EnrollServer;
+use crate::nodes::NodeClient;
+use crate::pki::PkiFiles;
+use crate::{
+    open_store, run_central_with, BusConfig, CentralConfig, CentralError, CentralReport,
+    IngestStats,
+};
+
+/// What a running central offers the rest of the process (the API).
+#[derive(Clone)]
+pub struct CentralHandle {
+    pub store: Arc<dyn rampart_store::Store>,
+    pub nodes: NodeClient,
+    pub stats: Arc<IngestStats>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Central(#[from] CentralError),
+    #[error(transparent)]
+    Nats(#[from] rampart_bus_nats::NatsError),
+    #[error(transparent)]
+    Metrics(#[from] rampart_metrics::MetricsError),
+    #[error("enrollment listener on {addr}: {reason}")]
+    Enroll { addr: String, reason: String },
+}
+
+/// Runs central until `shutdown` resolves. `ready` gets the handle once the store is
+/// open and the bus connected.
+pub async fn run_service(
+    file: CentralFile,
+    ready: impl FnOnce(CentralHandle),
+    shutdown: impl Future<Output = ()>,
+) -> Result<CentralReport, ServiceError> {
+    let nats = file.nats_config();
+    nats.check_security()?;
+    let store_config = file.store_config();
+    let store = tokio::task::spawn_blocking(move || open_store(&store_config))
+        .await
+        .map_err(|e| CentralError::Join(e.to_string()))??;
+    let plane = Arc::new(NatsBackplane::connect(nats.clone()).await?);
+    let stats = Arc::new(IngestStats::default());
+    let handle = CentralHandle {
+        store: store.clone(),
+        nodes: NodeClient::new(plane.clone(), Some(store.clone())),
+        stats: stats.clone(),
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let pki = PkiFiles::in_dir(&file.pki_dir.0);
+    let mut enroll_task = None;
+    if let Some(addr) = &file.enroll.listen {
+        if pki.ca_cert.is_file() {
+            let err = |reason: String| ServiceError::Enroll {
+                addr: addr.clone(),
+                reason,
+            };
+            let server = EnrollServer::new(pki.clone()).map_err(|e| err(e.to_string()))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| err(e.to_string()))?;
+            tracing::info!(%addr, "enrollment listener (TLS, one-time tokens)");
+            enroll_task = Some(tokio::spawn(server.serve(listener, wait(stop_rx.clone()))));
+        } else {
+            tracing::warn!(dir = %pki.dir.display(), "no CA yet (rampart central init): enrollment is off");
+        }
+    }
+    let mut metrics_task = None;
+    if let Some(addr) = &file.metrics.listen {
+        let h = rampart_metrics::install()?;
+        let listener = rampart_metrics::bind(addr).await?;
+        tracing::info!(%addr, "metrics on /metrics (loopback)");
+        metrics_task = Some(tokio::spawn(rampart_metrics::serve(
+            listener,
+            h,
+            wait(stop_rx.clone()),
+        )));
+    }
+    ready(handle);
+    let config = CentralConfig {
+        store: file.store_config(),
+        bus: BusConfig::Nats(Box::new(nats)),
+        consumer: file.nats.consumer.clone(),
+        retention: file.retention(),
+        outputs: file.outputs.clone(),
+    };
+    let report = run_central_with(config, store, stats, shutdown).await;
+    let _ = stop_tx.send(true);
+    for t in [enroll_task, metrics_task].into_iter().flatten() {
+        let _ = t.await;
+    }
+    Ok(report?)
+}

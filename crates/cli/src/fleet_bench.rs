@@ -1,0 +1,190 @@
+//! `rampart central bench`: arguments and the wiring of the two fleet benchmarks. The
+//! ingest benchmark is `rampart_central::bench`; the event stream puts a node's side
+//! (`rampart_agent::fleet`) and central's client (`rampart_central::nodes`) on one
+//! real NATS server and times a recorder query answered across it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use rampart_agent::fleet::{serve_requests, NodeService};
+use rampart_bus::rpc::EventQuery;
+use rampart_bus_nats::{NatsBackplane, NatsConfig};
+use rampart_central::bench::{ingest_bench, IngestBenchConfig};
+use rampart_central::nodes::NodeClient;
+
+#[derive(Args, Debug)]
+pub struct FleetBenchArgs {
+    /// PostgreSQL (libpq string); the benchmark works in a schema of its own and drops
+    /// it. Default: $RAMPART_BENCH_PG.
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// NATS server (a stream of the benchmark's own is created and deleted).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// Records (alerts and inventory updates) through the ingest path.
+    #[arg(long, default_value_t = 500_000)]
+    pub records: u64,
+    /// Publishing nodes.
+    #[arg(long, default_value_t = 4)]
+    pub nodes: usize,
+    /// Records per bus message.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Publishes in flight per node.
+    #[arg(long, default_value_t = 8)]
+    pub in_flight: usize,
+    /// Raw events in the node's recorder for the streaming measurement (0: skip).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub events: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct StreamReport {
+    events: u64,
+    bytes: u64,
+    chunks: u64,
+    seconds: f64,
+    events_per_s: f64,
+    mib_per_s: f64,
+}
+
+pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
+    let postgres = a
+        .postgres
+        .clone()
+        .or_else(|| std::env::var("RAMPART_BENCH_PG").ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!("--postgres CONNSTR (or RAMPART_BENCH_PG) is required: there is no default password")
+        })?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let nats = NatsConfig::new(&a.nats);
+    let ingest = rt.block_on(ingest_bench(IngestBenchConfig {
+        nats: nats.clone(),
+        postgres,
+        nodes: a.nodes,
+        records: a.records,
+        batch_records: a.batch,
+        in_flight: a.in_flight,
+        alerts_per_ten: 8,
+    }))?;
+    let stream = if a.events > 0 {
+        Some(stream_bench(&rt, &nats, a.events)?)
+    } else {
+        None
+    };
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({"ingest": ingest, "event_stream": stream})
+        );
+    } else {
+        println!(
+            "ingest (JetStream -> PostgreSQL): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
+            ingest.records,
+            ingest.alerts,
+            ingest.inventory,
+            ingest.seconds,
+            ingest.records_per_s,
+            ingest.published_per_s,
+            ingest.max_lag_ms,
+            ingest.last_lag_ms,
+            ingest.store_errors
+        );
+        if let Some(s) = &stream {
+            println!(
+                "event stream (node recorder -> NATS -> central): {} events, {:.1} MiB in {} chunks in {:.2} s: {:.0} events/s, {:.1} MiB/s",
+                s.events,
+                s.bytes as f64 / (1 << 20) as f64,
+                s.chunks,
+                s.seconds,
+                s.events_per_s,
+                s.mib_per_s
+            );
+        }
+    }
+    Ok(0)
+}
+
+/// Fills a recorder with `n` real events (the recorded workload, repeated), serves it
+/// as a node over NATS, and times central reading all of it.
+fn stream_bench(
+    rt: &tokio::runtime::Runtime,
+    nats: &NatsConfig,
+    n: u64,
+) -> anyhow::Result<StreamReport> {
+    let dir = tempfile_dir()?;
+    let workload =
+        rampart_recorder::sample::load_events(&rampart_recorder::sample::workload_file())?;
+    anyhow::ensure!(!workload.is_empty(), "the recorded workload is empty");
+    {
+        let rec =
+            rampart_recorder::Recorder::open(rampart_recorder::RecorderConfig::with_dir(&dir))?;
+        let w = rampart_recorder::Writer::start(rec)?;
+        let span = workload.last().map_or(0, |e| e.ts_ns) - workload[0].ts_ns + 1;
+        for i in 0..n {
+            let round = i / workload.len() as u64;
+            let mut ev = workload[(i % workload.len() as u64) as usize].clone();
+            ev.ts_ns += round * span;
+            let ev = Arc::new(ev);
+            // The writer sheds rather than wait: wait here instead.
+            while !w.try_append_event(ev.clone()) {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        }
+        w.close()?;
+    }
+    let node = format!("bench-stream-{}", std::process::id());
+    let plane = Arc::new(rt.block_on(NatsBackplane::connect(nats.clone()))?);
+    let service = Arc::new(NodeService::new(&node, &dir, Vec::new()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = rt.spawn(serve_requests(plane.clone(), service, async {
+        let _ = stop_rx.await;
+    }));
+    let client = NodeClient::new(plane, None);
+    let report = rt.block_on(async {
+        // The subscription is in place once a ping is answered.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client.ping(&node).await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "the bench node did not answer");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let started = Instant::now();
+        let mut s = client.query_events(&node, EventQuery::default()).await?;
+        let (mut events, mut bytes, mut chunks) = (0u64, 0u64, 0u64);
+        while let Some(b) = s.next_batch().await? {
+            chunks += 1;
+            bytes += b.len() as u64;
+            events += b.as_bytes().iter().filter(|&&c| c == b'\n').count() as u64;
+        }
+        let secs = started.elapsed().as_secs_f64();
+        anyhow::Ok(StreamReport {
+            events,
+            bytes,
+            chunks,
+            seconds: secs,
+            events_per_s: events as f64 / secs,
+            mib_per_s: bytes as f64 / (1 << 20) as f64 / secs,
+        })
+    });
+    let _ = stop_tx.send(());
+    let _ = rt.block_on(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    report
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!(
+        "rampart-stream-bench-{}-{}",
+        std::process::id(),
+        rampart_event::wall_ns()
+    ));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}

@@ -1,0 +1,189 @@
+//! `rampart node`: the node pipeline (sensor, detection, recorder, response) publishing
+//! to central over NATS JetStream with mutual TLS, and answering central's requests;
+//! `rampart node enroll` gets the node's certificate. Arguments only: the pipeline is
+//! `rampart-agent`, enrollment `rampart-central`, the transport `rampart-bus-nats`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use rampart_agent::config::{CentralSection, DEFAULT_NODE_TLS_DIR};
+use rampart_agent::fleet::{serve_requests, NodeService};
+use rampart_agent::stages::BusPublisherConfig;
+use rampart_agent::{NodeConfig, NodeOptions, Publisher, DEFAULT_CONFIG};
+use rampart_bus_nats::{NatsBackplane, NatsConfig, NatsTls};
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct NodeArgs {
+    #[command(subcommand)]
+    pub command: Option<NodeCommand>,
+    /// YAML configuration (`rampart up`'s, with a `central:` section).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Rules files or directories (repeatable); replaces `rules:` from the config.
+    #[arg(long = "rules")]
+    pub rules: Vec<PathBuf>,
+    /// Stop after this many seconds (default: until SIGINT/SIGTERM).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// The node's name in the fleet (default: `central.node_name`, the enrolled name,
+    /// or the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Feed a recorded JSON-lines file of events and container lifecycle changes
+    /// through the pipeline instead of the sensor, then stop.
+    #[arg(long)]
+    pub replay: Option<PathBuf>,
+    /// Print the default configuration and exit.
+    #[arg(long)]
+    pub print_default_config: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NodeCommand {
+    /// Get this node's certificate from central with a one-time token.
+    Enroll {
+        /// Central's enrollment address, `host:port` (the host must be one of the
+        /// names `rampart central init --server-name` gave).
+        central: String,
+        /// The token from `rampart central enroll-token`.
+        token: String,
+        /// Where to keep the CA, the certificate and its key (0600).
+        #[arg(long, default_value = DEFAULT_NODE_TLS_DIR)]
+        dir: PathBuf,
+    },
+    /// Connect to NATS once with the node's configuration and report whether it is let in.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn nats_config(c: &CentralSection) -> NatsConfig {
+    let mut n = NatsConfig::new(&c.nats_url);
+    n.allow_plain_remote = c.allow_plain_remote;
+    n.tls = c.tls_files().map(|t| NatsTls {
+        ca: t.ca,
+        cert: t.cert,
+        key: t.key,
+    });
+    n
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("rampart-bus")
+        .enable_all()
+        .build()?)
+}
+
+pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
+    match a.command {
+        Some(NodeCommand::Enroll {
+            central,
+            token,
+            dir,
+        }) => {
+            let creds =
+                runtime()?.block_on(rampart_central::enroll::enroll(&central, &token, &dir))?;
+            println!(
+                "enrolled as {}: certificate {}, key {} (0600), CA {}",
+                creds.node,
+                creds.cert.display(),
+                creds.key.display(),
+                creds.ca.display()
+            );
+            return Ok(0);
+        }
+        Some(NodeCommand::Check { config }) => {
+            let cfg = NodeConfig::load(config.as_deref())?;
+            let central = cfg.central.unwrap_or_default();
+            let n = nats_config(&central);
+            runtime()?.block_on(NatsBackplane::probe(&n))?;
+            println!(
+                "NATS at {} lets this node in ({})",
+                n.url,
+                if n.tls.is_some() {
+                    "mutual TLS"
+                } else {
+                    "plain, loopback"
+                }
+            );
+            return Ok(0);
+        }
+        None => {}
+    }
+    if a.print_default_config {
+        print!("{DEFAULT_CONFIG}");
+        return Ok(0);
+    }
+    let config = NodeConfig::load(a.config.as_deref())?;
+    let central = config.central.clone().unwrap_or_default();
+    let node = a.node_name.clone().unwrap_or_else(|| central.node_name());
+    rampart_central::enroll::check_node_name(&node)?;
+    let nats = nats_config(&central);
+    nats.check_security()?;
+    let rt = runtime()?;
+    let backplane = Arc::new(rt.block_on(NatsBackplane::connect(nats))?);
+    let mut bus = BusPublisherConfig::new(&node, central.spool_dir.join(&node));
+    bus.spool.max_bytes = central.spool_max_mb << 20;
+    bus.max_records = central.batch_records.max(1);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let Some(addr) = &central.metrics_listen {
+        let handle = rampart_metrics::install()?;
+        let listener = rt.block_on(rampart_metrics::bind(addr))?;
+        tracing::info!(%addr, "metrics on /metrics (loopback)");
+        rt.spawn(rampart_metrics::serve(listener, handle, async move {
+            let _ = metrics_stopped.await;
+        }));
+    }
+    if central.serve_requests && config.recorder.enabled {
+        let rules = config.rule_paths(&a.rules).unwrap_or_default();
+        let service = Arc::new(NodeService::new(&node, &config.recorder.dir, rules));
+        let plane = backplane.clone();
+        rt.spawn(async move {
+            let stop = async move {
+                let _ = stop_rx.await;
+            };
+            if let Err(e) = serve_requests(plane, service, stop).await {
+                tracing::error!(error = %e, "central's requests cannot be served");
+            }
+        });
+    }
+    let source: Option<Box<dyn rampart_agent::EventSource>> = match &a.replay {
+        Some(p) => {
+            let s = rampart_agent::replay::ReplaySource::open(p)?;
+            tracing::info!(file = %p.display(), records = s.len(), %node, "replaying");
+            Some(Box::new(s))
+        }
+        None => None,
+    };
+    tracing::info!(%node, url = %central.nats_url, "rampart node: publishing to central");
+    let report = rampart_agent::run_node_from(
+        NodeOptions {
+            config,
+            rules: a.rules,
+            duration: a.duration.map(Duration::from_secs),
+            publisher: Some(Publisher {
+                config: bus,
+                backplane,
+                runtime: rt.handle().clone(),
+            }),
+        },
+        source,
+    )?;
+    let _ = stop_tx.send(());
+    let _ = metrics_stop.send(());
+    if let Some(b) = &report.bus {
+        eprintln!("rampart: bus spool: {}", serde_json::to_string(b)?);
+    }
+    for s in &report.pipeline.stages {
+        tracing::info!(stage = ?s, "pipeline");
+    }
+    rt.shutdown_timeout(Duration::from_secs(2));
+    Ok(0)
+}
