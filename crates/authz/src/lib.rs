@@ -23,4 +23,4 @@ pub mod server;
 
 pub use error::AuthzError;
 pub use policy::{FailMode, Policy};
-pub use server::{start, PluginHandle, PLUGIN_SOCKET_DIR};
+pub use server::{start, ManagedPlugin, PluginHandle, PLUGIN_SOCKET_DIR};

@@ -287,3 +287,77 @@ async fn judge(policy: &Policy, docker: &bollard::Docker, req: &Request) -> Verd
         }
     }
 }
+
+/// The plugin as `rampart up` and `rampart authz` run it: with `fail_mode: open`, it
+/// registers itself in dockerd's daemon.json once its socket answers, and takes
+/// itself out again before it stops, so Docker keeps working without rampart; with
+/// `closed`, registration is the operator's (dockerd refuses calls while it is down).
+pub struct ManagedPlugin {
+    handle: Option<PluginHandle>,
+    name: String,
+    /// daemon.json and dockerd's pid file, when rampart registered itself.
+    registered: Option<(PathBuf, PathBuf)>,
+}
+
+impl ManagedPlugin {
+    pub fn start(dir: &Path, name: &str, policy: Policy) -> Result<Self, AuthzError> {
+        let open = policy.fail_mode == crate::FailMode::Open;
+        let cfg = policy.daemon_config.clone();
+        let pidfile = policy.dockerd_pidfile.clone();
+        let handle = start(&socket_path(dir, name), policy)?;
+        let mut registered = None;
+        if let (true, Some(cfg)) = (open, cfg) {
+            // Only now: dockerd validates the plugin on reload and exits if it is not there.
+            if crate::daemon::set_registered(&cfg, name, true)? {
+                crate::daemon::reload_dockerd(&pidfile)?;
+            }
+            tracing::info!(
+                config = %cfg.display(),
+                "authz plugin registered with dockerd (fail_mode: open; removed again when rampart stops)"
+            );
+            registered = Some((cfg, pidfile));
+        }
+        Ok(Self {
+            handle: Some(handle),
+            name: name.to_string(),
+            registered,
+        })
+    }
+
+    pub fn handle(&self) -> Option<&PluginHandle> {
+        self.handle.as_ref()
+    }
+
+    /// Deregisters (fail open) and stops serving.
+    pub fn stop(mut self) -> Result<(), AuthzError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), AuthzError> {
+        let mut result = Ok(());
+        if let Some((cfg, pidfile)) = self.registered.take() {
+            result = crate::daemon::set_registered(&cfg, &self.name, false).and_then(|changed| {
+                if changed {
+                    crate::daemon::reload_dockerd(&pidfile).map(|_| ())
+                } else {
+                    Ok(())
+                }
+            });
+            // dockerd applies the reload asynchronously; calls already on their way
+            // still reach the plugin meanwhile.
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+        if let Some(h) = self.handle.take() {
+            h.stop();
+        }
+        result
+    }
+}
+
+impl Drop for ManagedPlugin {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!("authz plugin: deregistering from dockerd: {e}");
+        }
+    }
+}
