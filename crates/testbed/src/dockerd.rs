@@ -1,7 +1,12 @@
 //! A dockerd of the test's own, beside the shared one: its own data root, exec root,
-//! pid file, API socket and managed containerd namespace, no iptables and no bridge,
-//! so a test can reconfigure or break it (an authorization plugin, a reload) without
-//! disturbing anyone. Stopped and its directories removed on drop.
+//! pid file, API socket, managed containerd namespace and network namespace, no
+//! iptables and no bridge, so a test can reconfigure or break it (an authorization
+//! plugin, a reload) without disturbing anyone. Stopped and its directories removed
+//! on drop.
+//!
+//! The network namespace matters: a dockerd started with `--bridge=none` deletes the
+//! host's `docker0` (moby's removeDefaultBridgeInterface), which breaks the shared
+//! engine's default network; in a namespace of its own it deletes nothing of ours.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -26,11 +31,16 @@ pub fn dockerd_unavailable() -> Option<String> {
     if unsafe { libc::geteuid() } != 0 {
         return Some("a second dockerd needs root".into());
     }
-    let ok = Command::new("dockerd")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    (!ok).then(|| "dockerd is not installed (run scripts/setup)".into())
+    let ok = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !ok("unshare") {
+        return Some("unshare (util-linux) is missing".into());
+    }
+    (!ok("dockerd")).then(|| "dockerd is not installed (run scripts/setup)".into())
 }
 
 impl Dockerd {
@@ -51,7 +61,8 @@ impl Dockerd {
         std::fs::write(&config, daemon_json).map_err(|e| e.to_string())?;
         let logf = std::fs::File::create(&log).map_err(|e| e.to_string())?;
         let errf = logf.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new("dockerd")
+        let child = Command::new("unshare")
+            .args(["--net", "--", "dockerd"])
             .arg(format!("--data-root={}", data_root.join("root").display()))
             .arg(format!("--exec-root={}", exec_root.join("exec").display()))
             .arg(format!("--pidfile={}", pidfile.display()))
