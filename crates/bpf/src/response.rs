@@ -648,8 +648,10 @@ impl ResponseGuard {
         }
     }
 
-    /// Puts the exec policy in force for a cgroup (replacing what was there) and
-    /// attaches the exec hook when none is (pinned). Returns the enforcement in force.
+    /// Adds the exec policy to what is in force for a cgroup (denied paths and the
+    /// upper-layer flag merge with earlier denials, so two responses on one container
+    /// both hold) and attaches the exec hook when none is (pinned). Returns the
+    /// enforcement in force. [`ResponseGuard::release_exec`] lifts all of it.
     pub fn deny_exec(
         &mut self,
         cgid: u64,
@@ -663,7 +665,6 @@ impl ResponseGuard {
                 });
             }
         }
-        self.clear_exec_paths(cgid)?;
         {
             let mut paths: BpfHashMap<&mut MapData, ExecPathKey, u8> =
                 self.map_mut("exec_paths")?;
@@ -676,7 +677,11 @@ impl ResponseGuard {
             }
         }
         self.ensure_stats(cgid)?;
-        let mut flags = 0;
+        // Earlier denials on this cgroup stay.
+        let mut flags = self
+            .map::<u64, Flags>("exec_cfg")?
+            .get(&cgid, 0)
+            .map_or(0, |f| f.flags);
         if policy.deny_upper_layer {
             flags |= EXEC_DENY_UPPER;
         }

@@ -37,7 +37,7 @@ pub use action::{Action, ActionKind, Mode, Outcome};
 pub use audit::{Actor, AuditRecord, AuditResult};
 pub use error::RespondError;
 pub use policy::{ActionSpec, Policy, PolicyStore};
-pub use responder::{ManualRequest, Responder};
+pub use responder::{ManualRequest, Pending, Responder};
 pub use target::{ProcessRef, Target};
 pub use toolbox::Toolbox;
 

@@ -523,6 +523,17 @@ fn denied_execs_never_write_their_marker() {
         !c.exec("ls /tmp").contains("m1"),
         "denied exec wrote its marker"
     );
+    // A second denial on the same container adds to the first.
+    let second = ActionSpec::DenyExec {
+        deny_paths: vec!["/tmp/other/busybox".into()],
+        not_in_image: false,
+    }
+    .build(&toolbox);
+    second.apply(&t, Mode::Enforce).expect("second deny exec");
+    let (code, _) = exec_status(&c, &["/tmp/other/busybox", "touch", "/tmp/m6"]);
+    assert_eq!(code, 137, "the second list is not in force");
+    let (code, _) = exec_status(&c, &["/tmp/evil/busybox", "touch", "/tmp/m7"]);
+    assert_eq!(code, 137, "the first list was replaced, not merged");
 
     // Not in the image: anything written into the container.
     let upper = ActionSpec::DenyExec {
