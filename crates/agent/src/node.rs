@@ -124,8 +124,8 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
     }
     let mut spool = None;
     if let Some(p) = opts.publisher {
-        let stage = BusPublisherStage::new(p.config, p.backplane, p.runtime)
-            .map_err(NodeError::Bus)?;
+        let stage =
+            BusPublisherStage::new(p.config, p.backplane, p.runtime).map_err(NodeError::Bus)?;
         spool = Some(stage.spool());
         builder = builder.stage(stage);
     }
