@@ -21,6 +21,7 @@
 
 pub mod action;
 pub mod audit;
+pub mod control;
 pub mod docker;
 mod error;
 pub mod exec;

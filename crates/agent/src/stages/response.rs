@@ -12,7 +12,7 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use rampart_event::{Alert, LifecycleAction};
+use rampart_event::{Alert, Event, LifecycleAction};
 use rampart_respond::{AuditRecord, Pending, PolicyStore, Responder, Toolbox};
 
 use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
@@ -23,8 +23,10 @@ const SWEEP_AFTER_NS: [u64; 3] = [0, 2_000_000_000, 10_000_000_000];
 pub struct ResponseStage {
     responder: Arc<Responder>,
     slow_tx: Option<Sender<(Pending, Arc<Alert>)>>,
-    done_rx: Receiver<(AuditRecord, Arc<Alert>)>,
-    done_tx: Sender<(AuditRecord, Arc<Alert>)>,
+    /// Audit records finished elsewhere (the slow worker, the control socket), with
+    /// the event they are about.
+    done_rx: Receiver<(AuditRecord, Event)>,
+    done_tx: Sender<(AuditRecord, Event)>,
     worker: Option<JoinHandle<()>>,
     /// Wall-clock times (ns) at which to sweep kernel rules of vanished cgroups.
     sweeps: Vec<u64>,
@@ -52,6 +54,12 @@ impl ResponseStage {
         &self.responder
     }
 
+    /// Where records of actions taken outside the stage (manual responses through
+    /// the control socket) go, to be raised as audit alerts on the next tick.
+    pub fn audit_sender(&self) -> Sender<(AuditRecord, Event)> {
+        self.done_tx.clone()
+    }
+
     /// Hands a slow action to the worker (started on first use).
     fn run_slow(&mut self, p: Pending, alert: Arc<Alert>) -> Result<(), StageError> {
         if self.slow_tx.is_none() {
@@ -62,7 +70,7 @@ impl ResponseStage {
                 .name("response-slow".into())
                 .spawn(move || {
                     for (p, alert) in rx {
-                        let _ = done.send((responder.execute(p), alert));
+                        let _ = done.send((responder.execute(p), alert.event.clone()));
                     }
                 })
                 .map_err(StageError::new)?;
@@ -77,8 +85,8 @@ impl ResponseStage {
     }
 
     fn emit_done(&self, ctx: &StageContext) {
-        for (audit, alert) in self.done_rx.try_iter() {
-            ctx.emit_alert(audit.to_alert(alert.event.clone()));
+        for (audit, event) in self.done_rx.try_iter() {
+            ctx.emit_alert(audit.to_alert(event));
         }
     }
 
