@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod config;
+pub mod kernel_kill;
 pub mod manual;
 pub mod node;
 pub mod pipeline;

@@ -13,6 +13,7 @@ use rampart_respond::control::{audit_event, hostname, ControlServer};
 use rampart_respond::{AuditRecord, PolicyStore, Responder, Toolbox};
 
 use crate::config::{NodeConfig, ResponseSection};
+use crate::kernel_kill::KillRules;
 use crate::node::NodeError;
 use crate::pipeline::{Controls, PipelineBuilder};
 use crate::stage::{Batch, Stage, StageContext, StageError, Subscription};
@@ -23,9 +24,11 @@ use crate::stages::{OutputsStage, RecorderStage, ResponseStage};
 /// be bound (another node holds it) is logged, not fatal.
 pub fn response_stage(
     sec: &ResponseSection,
-) -> Result<(Option<ResponseStage>, Option<ControlServer>), NodeError> {
-    if sec.policy.is_none() && sec.control_socket.is_none() {
-        return Ok((None, None));
+    kills: &KillRules,
+) -> Result<(Option<ResponseStage>, Option<ControlServer>, bool), NodeError> {
+    let any_kills = !kills.in_kernel.is_empty() || !kills.user_space.is_empty();
+    if sec.policy.is_none() && sec.control_socket.is_none() && !any_kills {
+        return Ok((None, None, false));
     }
     let policy = match &sec.policy {
         Some(path) => {
@@ -35,7 +38,32 @@ pub fn response_stage(
         }
         None => PolicyStore::empty(),
     };
-    let responder = Arc::new(Responder::new(Arc::new(policy), Toolbox::new()));
+    let toolbox = Toolbox::new();
+    let responder = Arc::new(Responder::new(Arc::new(policy), toolbox.clone()));
+    // Rules marked `action: kill`: in the kernel where they compiled, else here.
+    let mut user_space: Vec<String> = kills.user_space.iter().map(|(r, _)| r.clone()).collect();
+    let mut kernel_set = false;
+    if !kills.in_kernel.is_empty() {
+        match toolbox
+            .guard()
+            .and_then(|mut g| Ok(g.set_kernel_kills(&kills.kernel)?))
+        {
+            Ok(()) => {
+                kernel_set = true;
+                for (rule, _) in &kills.in_kernel {
+                    tracing::info!(rule = %rule, "action: kill enforced in the kernel (on the syscall's own hook)");
+                }
+            }
+            Err(e) => {
+                tracing::warn!("kernel kills unavailable ({e}); those rules kill from user space");
+                user_space.extend(kills.in_kernel.iter().map(|(r, _)| r.clone()));
+            }
+        }
+    }
+    for (rule, why) in &kills.user_space {
+        tracing::info!(rule = %rule, "action: kill from user space (not compiled to the kernel: {why})");
+    }
+    responder.set_rule_kills(user_space);
     let stage = ResponseStage::with_responder(responder.clone());
     let mut control = None;
     if let Some(path) = &sec.control_socket {
@@ -53,7 +81,15 @@ pub fn response_stage(
             Err(e) => tracing::warn!("manual response: no control socket: {e}"),
         }
     }
-    Ok((Some(stage), control))
+    Ok((Some(stage), control, kernel_set))
+}
+
+/// Lifts the kernel kills a node put in place from its rules.
+pub fn release_kernel_kills() {
+    match rampart_bpf::response::ResponseGuard::open().and_then(|mut g| g.release_kernel_kills()) {
+        Ok(()) => tracing::info!("kernel kills of the rules lifted"),
+        Err(e) => tracing::warn!("lifting the kernel kills of the rules: {e}"),
+    }
 }
 
 /// The Docker authorization plugin, when `response.docker_authz` is set.

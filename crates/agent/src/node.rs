@@ -118,7 +118,8 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
     }
     builder = builder.stage(DetectionStage::new(engine));
     // Before the outputs, so the audit alerts of actions reach them, at stop too.
-    let (stage, control) = crate::manual::response_stage(&cfg.response)?;
+    let kills = crate::kernel_kill::kill_rules(&rules);
+    let (stage, control, kernel_kills) = crate::manual::response_stage(&cfg.response, &kills)?;
     if let Some(stage) = stage {
         builder = builder.stage(stage);
     }
@@ -135,6 +136,9 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
     tracing::info!("rampart up: sensor, detection and outputs running");
     let stats = pipeline.run(&mut sensor, &controls);
     drop(control);
+    if kernel_kills {
+        crate::manual::release_kernel_kills();
+    }
     let outputs = outputs_report.lock().map(|r| r.clone()).unwrap_or_default();
     let recorder = recorder_report.and_then(|r| r.lock().ok().and_then(|r| *r));
     Ok(NodeReport {

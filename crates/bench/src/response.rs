@@ -219,13 +219,18 @@ fn run(opts: &ResponseOptions, config: &Path) -> Result<ResponseReport, String> 
         docker(&["exec", "resp-bench-freeze", "touch", "/tmp/go"])?;
         let freeze = collect(&lines, "freeze", opts.trials, &mut report.failures, || {
             use rampart_respond::Action;
-            thaw.undo(&target, rampart_respond::Mode::Enforce)
-                .map(|_| ())
-                .map_err(|e| format!("thawing: {e}"))?;
-            if rampart_respond::freeze::is_frozen(&cg) {
-                return Err("still frozen after the thaw".into());
+            // A second trigger can be in flight (the loop ran again before the
+            // freeze landed): its freeze may come after this thaw, so thaw until
+            // the container stays thawed.
+            let mut last = String::new();
+            for _ in 0..5 {
+                match thaw.undo(&target, rampart_respond::Mode::Enforce) {
+                    Ok(_) if !rampart_respond::freeze::is_frozen(&cg) => return Ok(()),
+                    Ok(_) => last = "still frozen after the thaw".into(),
+                    Err(e) => last = e.to_string(),
+                }
             }
-            Ok(())
+            Err(format!("thawing: {last}"))
         })?;
         report.kill = Percentiles::of(kill.0);
         report.kill_decided = Percentiles::of(kill.1);

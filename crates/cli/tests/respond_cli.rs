@@ -221,3 +221,46 @@ fn manual_response_through_the_node_and_directly_is_audited() {
         .collect();
     assert!(verbs.starts_with(&["freeze", "unfreeze"]), "{rec_b:#?}");
 }
+
+#[test]
+fn rules_marked_kill_kill_in_the_kernel_or_from_user_space() {
+    if !rampart_testbed::ready(TEST_IMAGE) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("kill.yaml");
+    std::fs::write(
+        &rules,
+        "- rule: Dropped tool run\n  desc: d\n  condition: evt.type in (execve, execveat) and proc.exe = /tmp/kx/busybox\n  output: dropped (%proc.cmdline)\n  priority: CRITICAL\n  action: kill\n\
+         - rule: Staged tool run\n  desc: d\n  condition: evt.type in (execve, execveat) and proc.exe startswith /tmp/u/\n  output: staged (%proc.cmdline)\n  priority: CRITICAL\n  action: kill\n",
+    )
+    .unwrap();
+    let config = dir.path().join("up.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules: [{}]\nsensor: {{kinds: [process]}}\nrecorder: {{enabled: false}}\nresponse: {{control_socket: null}}\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let c = TestContainer::start("resp-cli-killrules", &[], &[]);
+    c.exec("mkdir -p /tmp/kx /tmp/u && cp /bin/busybox /tmp/kx/ && cp /bin/busybox /tmp/u/sleep");
+    let up = Up::start(&config);
+    let exec = |args: &[&str]| {
+        let mut a = vec!["exec", "resp-cli-killrules"];
+        a.extend_from_slice(args);
+        Command::new("docker").args(&a).status().unwrap().code()
+    };
+    // In the kernel: the exec never runs its first instruction.
+    assert_eq!(exec(&["/tmp/kx/busybox", "touch", "/tmp/m1"]), Some(137));
+    // From user space: the alert arrives and the process is killed.
+    let t0 = Instant::now();
+    assert_eq!(exec(&["/tmp/u/sleep", "20"]), Some(137));
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    assert!(!c.exec("ls /tmp").contains("m1"));
+    up.alerts_until("Response kill");
+    up.stop();
+    // The kernel kill is lifted with the node.
+    assert_eq!(exec(&["/tmp/kx/busybox", "true"]), Some(0));
+}

@@ -115,6 +115,9 @@ pub struct Responder {
     policy: Arc<PolicyStore>,
     toolbox: Arc<Toolbox>,
     limiter: Mutex<Limiter>,
+    /// Rules marked `action: kill` that the kernel cannot check: their alerts kill
+    /// the process from here.
+    rule_kills: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Responder {
@@ -123,6 +126,15 @@ impl Responder {
             policy,
             toolbox,
             limiter: Mutex::new(Limiter::default()),
+            rule_kills: Mutex::new(Default::default()),
+        }
+    }
+
+    /// The rules whose alerts kill their process (rules marked `action: kill` that
+    /// were not compiled to the kernel).
+    pub fn set_rule_kills(&self, rules: impl IntoIterator<Item = String>) {
+        if let Ok(mut k) = self.rule_kills.lock() {
+            *k = rules.into_iter().collect();
         }
     }
 
@@ -158,7 +170,20 @@ impl Responder {
         };
         let policy = self.policy.current();
         let limits = policy.file.rate_limit.clone();
-        for d in policy.decide(alert, &target) {
+        let mut decisions = policy.decide(alert, &target);
+        if self
+            .rule_kills
+            .lock()
+            .is_ok_and(|k| k.contains(&alert.rule))
+        {
+            decisions.push(crate::policy::Decision {
+                response: format!("rule {:?} action: kill", alert.rule),
+                action: ActionSpec::Kill { tree: false },
+                mode: Mode::Enforce,
+                substituted: None,
+            });
+        }
+        for d in decisions {
             if d.mode == Mode::Alert {
                 continue;
             }
