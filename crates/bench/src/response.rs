@@ -3,7 +3,7 @@
 //! response stage of `rampart up` in its own process, against real containers.
 //!
 //! Each trial is an exec in a container (a loop runs `/tmp/rbk/sleep 30` or
-//! `/tmp/rbf/true` again and again); a rule fires on it and the response policy kills
+//! `/tmp/rbf/true` every 0.1 s or 0.3 s); a rule fires on it and the response policy kills
 //! the process or freezes the container in enforce mode. The audit alert `rampart up`
 //! writes carries the trigger's kernel timestamp (`trigger_ts_ns`, the event's) and
 //! the moment the effect was confirmed (`completed_ns`: the pidfd readable, the
@@ -89,12 +89,21 @@ impl Drop for Bench {
     }
 }
 
-fn start(name: &str, image: &str, dir: &str, cmd: &str) -> Result<(Bench, String), String> {
+/// `pause`: seconds between trials, longer than a trial takes, so one trigger's
+/// action lands before the next trigger (a freeze queued behind another would
+/// measure the queue, not the response).
+fn start(
+    name: &str,
+    image: &str,
+    dir: &str,
+    cmd: &str,
+    pause: &str,
+) -> Result<(Bench, String), String> {
     let _ = docker(&["rm", "-f", name]);
     // Waits for /tmp/go, so no trial runs before rampart watches.
     let script = format!(
         "mkdir -p {dir} && cp /bin/busybox {dir}/sleep && cp /bin/busybox {dir}/true && \
-         while [ ! -e /tmp/go ]; do sleep 0.1; done; while :; do {dir}/{cmd}; sleep 0.02; done"
+         while [ ! -e /tmp/go ]; do sleep 0.1; done; while :; do {dir}/{cmd}; sleep {pause}; done"
     );
     let id = docker(&["run", "-d", "--name", name, image, "sh", "-c", &script])?;
     Ok((Bench(name.to_string()), id))
@@ -171,8 +180,14 @@ pub fn response(opts: &ResponseOptions) -> Result<ResponseReport, String> {
 }
 
 fn run(opts: &ResponseOptions, config: &Path) -> Result<ResponseReport, String> {
-    let (_k, _) = start("resp-bench-kill", &opts.image, "/tmp/rbk", "sleep 30")?;
-    let (_f, freeze_id) = start("resp-bench-freeze", &opts.image, "/tmp/rbf", "true")?;
+    let (_k, _) = start(
+        "resp-bench-kill",
+        &opts.image,
+        "/tmp/rbk",
+        "sleep 30",
+        "0.1",
+    )?;
+    let (_f, freeze_id) = start("resp-bench-freeze", &opts.image, "/tmp/rbf", "true", "0.3")?;
     let mut up = Command::new(&opts.rampart)
         .args(["up", "--log", "warn,rampart_agent=info", "--config"])
         .arg(config)
