@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 // Rampart response: kernel side of the actions that must act in the kernel (network
-// quarantine, blocked destinations, exec denial). A separate object from the sensor's
-// so it loads, pins and outlives the sensor on its own; user space is
+// quarantine, blocked destinations, exec denial, synchronous kill from rules). A
+// separate object from the sensor's so it loads, pins and outlives the sensor on its
+// own; user space is
 // crates/bpf/src/response.rs. Everything is keyed by the guarded container's cgroup v2
 // id; a cgroup in no map is never touched.
 #include "lib/common.h"
@@ -11,3 +12,4 @@ char LICENSE[] SEC("license") = "GPL";
 #include "response/maps.h"
 #include "response/net.h"
 #include "response/exec.h"
+#include "response/kill.h"

@@ -154,11 +154,47 @@ impl RecorderSection {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResponseSection {
     /// Response policy file (see crates/respond). None: alerts only, no actions.
     pub policy: Option<PathBuf>,
+    /// The local control socket `rampart respond` talks to (root only); None: off.
+    pub control_socket: Option<PathBuf>,
+    /// Docker's authorization plugin, served while the node runs; None: off.
+    pub docker_authz: Option<DockerAuthzSection>,
+}
+
+impl Default for ResponseSection {
+    fn default() -> Self {
+        Self {
+            policy: None,
+            control_socket: Some(PathBuf::from(rampart_respond::control::DEFAULT_SOCKET)),
+            docker_authz: None,
+        }
+    }
+}
+
+/// `rampart up` as Docker's authorization plugin (see crates/authz).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockerAuthzSection {
+    /// The authz policy file; None: the shipped default (`rampart authz --print-default-policy`).
+    pub policy: Option<PathBuf>,
+    /// The plugin's name, as dockerd's `authorization-plugins` lists it.
+    pub name: String,
+    /// Where the socket goes (`NAME.sock`); dockerd looks in /run/docker/plugins.
+    pub socket_dir: PathBuf,
+}
+
+impl Default for DockerAuthzSection {
+    fn default() -> Self {
+        Self {
+            policy: None,
+            name: "rampart".into(),
+            socket_dir: PathBuf::from(rampart_authz::PLUGIN_SOCKET_DIR),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -224,6 +260,8 @@ recorder:               # the flight recorder: every event, alert and container 
   max_age_hours: 168    # and once older than this (0 = no age limit)
 response:
   policy: null          # a response policy file (kill, freeze, quarantine, deny exec…); null = alert only
+  control_socket: /run/rampart/control.sock  # `rampart respond` acts through it (root only); null = off
+  docker_authz: null    # {policy: FILE, name: rampart, socket_dir: /run/docker/plugins}: Docker's authz plugin
 outputs:                # see `rampart outputs example` for every output
   sinks:
     - type: stdout

@@ -16,6 +16,8 @@
 
 pub mod config;
 pub mod fleet;
+pub mod kernel_kill;
+pub mod manual;
 pub mod node;
 pub mod pipeline;
 pub mod replay;

@@ -14,10 +14,9 @@ use crate::pipeline::{Controls, EventSource, PipelineBuilder, PipelineError, Pip
 use crate::stage::StageError;
 use crate::stages::{
     BusPublisherConfig, BusPublisherStage, DetectionStage, OutputsReport, OutputsStage,
-    RecorderStage, ResponseStage,
+    RecorderStage,
 };
 use rampart_bus::{Backplane, SpoolStats};
-use rampart_respond::{PolicyStore, Toolbox};
 
 /// What a node runs with, beyond its configuration file.
 #[derive(Debug, Default)]
@@ -74,6 +73,8 @@ pub enum NodeError {
     Bus(StageError),
     #[error("response policy: {0}")]
     Response(rampart_respond::RespondError),
+    #[error("docker authz: {0}")]
+    Authz(rampart_authz::AuthzError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
     #[error("sensor: {0}")]
@@ -126,11 +127,12 @@ pub fn run_node_from(
     }
     builder = builder.stage(DetectionStage::new(engine));
     // Before the outputs, so the audit alerts of actions reach them, at stop too.
-    if let Some(path) = &cfg.response.policy {
-        let policy = PolicyStore::open(path).map_err(NodeError::Response)?;
-        tracing::info!(policy = %path.display(), "response policy loaded");
-        builder = builder.stage(ResponseStage::new(Arc::new(policy), Toolbox::new()));
+    let kills = crate::kernel_kill::kill_rules(&rules);
+    let (stage, control, kernel_kills) = crate::manual::response_stage(&cfg.response, &kills)?;
+    if let Some(stage) = stage {
+        builder = builder.stage(stage);
     }
+    let _authz = crate::manual::docker_authz(&cfg.response)?;
     let mut spool = None;
     if let Some(p) = opts.publisher {
         let stage =
@@ -150,6 +152,10 @@ pub fn run_node_from(
             pipeline.run(&mut sensor, &controls)
         }
     };
+    drop(control);
+    if kernel_kills {
+        crate::manual::release_kernel_kills();
+    }
     let outputs = outputs_report.lock().map(|r| r.clone()).unwrap_or_default();
     let recorder = recorder_report.and_then(|r| r.lock().ok().and_then(|r| *r));
     Ok(NodeReport {

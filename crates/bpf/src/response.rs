@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use aya::programs::links::{CgroupAttachMode, FdLink, PinnedLink};
-use aya::programs::{BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Lsm};
+use aya::programs::{
+    BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Lsm, TracePoint,
+};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 use crate::BpfError;
@@ -30,7 +32,7 @@ pub static RESPONSE_OBJECT: &[u8] = aya::include_bytes_aligned!("../obj/response
 pub const PIN_ROOT: &str = "/sys/fs/bpf/rampart/response";
 
 /// Every map of the object, all pinned.
-const MAPS: [&str; 7] = [
+const MAPS: [&str; 10] = [
     "net_cfg",
     "net_allow",
     "net_deny",
@@ -38,6 +40,9 @@ const MAPS: [&str; 7] = [
     "exec_cfg",
     "exec_paths",
     "guard_stats",
+    "kill_exec",
+    "kill_connect",
+    "kill_stats",
 ];
 
 /// The network programs attached to a guarded cgroup.
@@ -111,6 +116,52 @@ unsafe impl aya::Pod for PortKey {}
 unsafe impl aya::Pod for ExecPathKey {}
 // SAFETY: as above.
 unsafe impl aya::Pod for GuardStats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for KillNetKey {}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct KillNetKey {
+    addr: [u8; 16],
+    port: u16,
+    pad: u16,
+    pad2: u32,
+}
+
+impl KillNetKey {
+    fn new(addr: Option<IpAddr>, port: u16) -> Self {
+        let addr = match addr {
+            None => [0; 16],
+            Some(IpAddr::V4(a)) => a.to_ipv6_mapped().octets(),
+            Some(IpAddr::V6(a)) => a.octets(),
+        };
+        Self {
+            addr,
+            port,
+            pad: 0,
+            pad2: 0,
+        }
+    }
+}
+
+/// A connect that kills the caller in the kernel: to this address (any when `None`)
+/// on this port (any when 0), at least one of them given.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KillConnect {
+    pub addr: Option<IpAddr>,
+    pub port: u16,
+    pub rule: u32,
+}
+
+/// What kills synchronously in the kernel: rules compiled to map entries (see
+/// `bpf/response/kill.h`). Applies to processes in containers (a pid namespace below
+/// the host's) only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct KernelKills {
+    /// Executable paths as the container sees them, with the rule id of each.
+    pub exec_paths: Vec<(String, u32)>,
+    pub connects: Vec<KillConnect>,
+}
 
 /// An address prefix and the ports it applies to (none: every port).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -622,6 +673,118 @@ impl ResponseGuard {
         Ok(())
     }
 
+    /// Puts these kernel kills in force, replacing the ones there were, and attaches
+    /// (pinned) the hooks that have entries; a hook left without entries is detached.
+    pub fn set_kernel_kills(&mut self, kills: &KernelKills) -> Result<(), BpfError> {
+        for (p, _) in &kills.exec_paths {
+            if !p.starts_with('/') {
+                return Err(BpfError::Map {
+                    name: "kill_exec".into(),
+                    reason: format!("{p:?} is not an absolute path"),
+                });
+            }
+        }
+        if let Some(c) = kills
+            .connects
+            .iter()
+            .find(|c| c.addr.is_none() && c.port == 0)
+        {
+            return Err(BpfError::Map {
+                name: "kill_connect".into(),
+                reason: format!("rule {}: a connect kill needs an address or a port", c.rule),
+            });
+        }
+        self.clear_kernel_kills()?;
+        {
+            let mut m: BpfHashMap<&mut MapData, u64, u32> = self.map_mut("kill_exec")?;
+            for (p, rule) in &kills.exec_paths {
+                m.insert(exec_path_hash(p), *rule, 0)
+                    .map_err(map_err("kill_exec"))?;
+            }
+        }
+        {
+            let mut m: BpfHashMap<&mut MapData, KillNetKey, u32> = self.map_mut("kill_connect")?;
+            for c in &kills.connects {
+                m.insert(KillNetKey::new(c.addr, c.port), c.rule, 0)
+                    .map_err(map_err("kill_connect"))?;
+            }
+        }
+        if kills.exec_paths.is_empty() {
+            self.unpin("kill-exec")?;
+        } else if !self.link_path("kill-exec").exists() {
+            let prog: &mut BtfTracePoint = self
+                .ebpf
+                .program_mut("kill_exec_path")
+                .ok_or(aya::programs::ProgramError::NotLoaded)
+                .map_err(prog_err("kill_exec_path"))?
+                .try_into()
+                .map_err(prog_err("kill_exec_path"))?;
+            prog.load("sched_process_exec", &self.btf)
+                .map_err(prog_err("kill_exec_path"))?;
+            let id = prog.attach().map_err(prog_err("kill_exec_path"))?;
+            let link: FdLink = prog
+                .take_link(id)
+                .map_err(prog_err("kill_exec_path"))?
+                .into();
+            pin_link(link, &self.link_path("kill-exec"))?;
+        }
+        if kills.connects.is_empty() {
+            self.unpin("kill-connect")?;
+        } else if !self.link_path("kill-connect").exists() {
+            crate::mount_kernel_filesystems()?;
+            let prog: &mut TracePoint = self
+                .ebpf
+                .program_mut("kill_connect_addr")
+                .ok_or(aya::programs::ProgramError::NotLoaded)
+                .map_err(prog_err("kill_connect_addr"))?
+                .try_into()
+                .map_err(prog_err("kill_connect_addr"))?;
+            prog.load().map_err(prog_err("kill_connect_addr"))?;
+            let id = prog
+                .attach("syscalls", "sys_enter_connect")
+                .map_err(prog_err("kill_connect_addr"))?;
+            let link: FdLink = prog
+                .take_link(id)
+                .map_err(prog_err("kill_connect_addr"))?
+                .try_into()
+                .map_err(|e: aya::programs::links::LinkError| BpfError::Map {
+                    name: "kill-connect".into(),
+                    reason: format!("the connect hook cannot be pinned here: {e}"),
+                })?;
+            pin_link(link, &self.link_path("kill-connect"))?;
+        }
+        Ok(())
+    }
+
+    fn clear_kernel_kills(&mut self) -> Result<(), BpfError> {
+        {
+            let mut m: BpfHashMap<&mut MapData, u64, u32> = self.map_mut("kill_exec")?;
+            let keys: Vec<u64> = m.keys().filter_map(Result::ok).collect();
+            for k in keys {
+                let _ = m.remove(&k);
+            }
+        }
+        let mut m: BpfHashMap<&mut MapData, KillNetKey, u32> = self.map_mut("kill_connect")?;
+        let keys: Vec<KillNetKey> = m.keys().filter_map(Result::ok).collect();
+        for k in keys {
+            let _ = m.remove(&k);
+        }
+        Ok(())
+    }
+
+    /// Lifts every kernel kill and detaches its hooks.
+    pub fn release_kernel_kills(&mut self) -> Result<(), BpfError> {
+        self.set_kernel_kills(&KernelKills::default())
+    }
+
+    /// Processes the kernel killed for a rule id.
+    pub fn kernel_kill_count(&self, rule: u32) -> u64 {
+        self.map::<u32, u64>("kill_stats")
+            .ok()
+            .and_then(|m| m.get(&rule, 0).ok())
+            .unwrap_or(0)
+    }
+
     /// The exec enforcement attached now, if any.
     pub fn exec_enforcement(&self) -> Option<ExecEnforcement> {
         if self.link_path("exec-lsm").exists() {
@@ -648,8 +811,10 @@ impl ResponseGuard {
         }
     }
 
-    /// Puts the exec policy in force for a cgroup (replacing what was there) and
-    /// attaches the exec hook when none is (pinned). Returns the enforcement in force.
+    /// Adds the exec policy to what is in force for a cgroup (denied paths and the
+    /// upper-layer flag merge with earlier denials, so two responses on one container
+    /// both hold) and attaches the exec hook when none is (pinned). Returns the
+    /// enforcement in force. [`ResponseGuard::release_exec`] lifts all of it.
     pub fn deny_exec(
         &mut self,
         cgid: u64,
@@ -663,7 +828,6 @@ impl ResponseGuard {
                 });
             }
         }
-        self.clear_exec_paths(cgid)?;
         {
             let mut paths: BpfHashMap<&mut MapData, ExecPathKey, u8> =
                 self.map_mut("exec_paths")?;
@@ -676,7 +840,11 @@ impl ResponseGuard {
             }
         }
         self.ensure_stats(cgid)?;
-        let mut flags = 0;
+        // Earlier denials on this cgroup stay.
+        let mut flags = self
+            .map::<u64, Flags>("exec_cfg")?
+            .get(&cgid, 0)
+            .map_or(0, |f| f.flags);
         if policy.deny_upper_layer {
             flags |= EXEC_DENY_UPPER;
         }
@@ -813,6 +981,7 @@ impl ResponseGuard {
             }
             out.cgroups.push(g.cgroup_id);
         }
+        self.clear_kernel_kills()?;
         let dir = self.root.join("links");
         let names: Vec<String> = fs::read_dir(&dir)
             .map_err(io_err(dir.display().to_string()))?

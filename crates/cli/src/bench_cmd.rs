@@ -19,6 +19,8 @@ pub enum Which {
     /// The sensor's user-space cost per event, stage by stage.
     PerEvent,
     All,
+    /// Response latency, kernel event -> action completed (kill, freeze); not in `all`.
+    Response,
 }
 
 #[derive(Args, Debug)]
@@ -69,6 +71,9 @@ pub struct BenchArgs {
     /// Image for the memory run (must exist locally).
     #[arg(long, default_value = "rampart-test/busybox:latest")]
     image: String,
+    /// Trials per action of the response run.
+    #[arg(long, default_value_t = 200)]
+    trials: usize,
     /// Print the results as one JSON document instead of tables.
     #[arg(long)]
     json: bool,
@@ -87,6 +92,8 @@ struct Report {
     memory: Option<MemoryReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     per_event: Option<PerEventReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response: Option<rampart_bench::ResponseReport>,
 }
 
 /// The hidden subcommand a storm runs in (`rampart bench-storm KIND N`).
@@ -191,6 +198,37 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
             print_per_event(&p);
         }
         report.per_event = Some(p);
+    }
+    if a.which == Which::Response {
+        if human {
+            println!(
+                "== response: kernel event -> action completed (process dead, container frozen), rampart up against real containers, {} trials each ==",
+                a.trials
+            );
+        }
+        let r = rampart_bench::response(&rampart_bench::ResponseOptions {
+            rampart: std::env::current_exe()?,
+            trials: a.trials,
+            image: a.image.clone(),
+        })
+        .map_err(anyhow::Error::msg)?;
+        if human {
+            for (name, p) in [
+                ("kill", &r.kill),
+                ("freeze", &r.freeze),
+                ("kill: decided", &r.kill_decided),
+                ("freeze: decided", &r.freeze_decided),
+            ] {
+                if let Some(p) = p {
+                    println!(
+                        "  {name:<16} n={} p50={}us p90={}us p99={}us max={}us",
+                        p.n, p.p50_us, p.p90_us, p.p99_us, p.max_us
+                    );
+                }
+            }
+            println!("  failures={}", r.failures);
+        }
+        report.response = Some(r);
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

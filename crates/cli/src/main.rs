@@ -11,6 +11,7 @@ mod node_cmd;
 mod output;
 mod outputs_cmd;
 mod query_cmd;
+mod respond_cmd;
 mod rules_cmd;
 mod scan_cmd;
 mod sensor_cmd;
@@ -67,6 +68,10 @@ enum Command {
     },
     /// Alert outputs: validate a configuration, print the example.
     Outputs(outputs_cmd::OutputsArgs),
+    /// Act on a container by hand (audited): kill, freeze, stop, quarantine, deny exec, release.
+    Respond(respond_cmd::RespondArgs),
+    /// Docker's authorization plugin: refuse exec into production, --privileged, host namespaces, sensitive mounts.
+    Authz(respond_cmd::AuthzArgs),
     /// Load generator used by `rampart bench throughput` (runs in a child process).
     #[command(hide = true)]
     BenchGenOpens,
@@ -127,6 +132,8 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             .enable_all()
             .build()?
             .block_on(outputs_cmd::run(a)),
+        Command::Respond(a) => respond_cmd::run_respond(a),
+        Command::Authz(a) => respond_cmd::run_authz(a),
         Command::BenchStorm { kind, n } => {
             bench_cmd::storm(&kind, n)?;
             Ok(0)

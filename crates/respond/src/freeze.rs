@@ -141,6 +141,8 @@ impl Action for Freeze {
                 self.toolbox.docker()?.pause(&target.container_id)?;
             }
         }
+        // Remembered, so `rampart respond release --all` thaws what rampart froze.
+        self.toolbox.note_frozen(&target.container_id, true);
         let mut o = Outcome::new(
             ActionKind::Freeze,
             mode,
@@ -190,6 +192,9 @@ impl Action for Freeze {
                     }
                 }
             }
+        }
+        if mode == Mode::Enforce {
+            self.toolbox.note_frozen(&target.container_id, false);
         }
         let verb = if mode == Mode::Enforce {
             "thawed"

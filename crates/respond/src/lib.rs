@@ -21,6 +21,7 @@
 
 pub mod action;
 pub mod audit;
+pub mod control;
 pub mod docker;
 mod error;
 pub mod exec;
@@ -37,7 +38,7 @@ pub use action::{Action, ActionKind, Mode, Outcome};
 pub use audit::{Actor, AuditRecord, AuditResult};
 pub use error::RespondError;
 pub use policy::{ActionSpec, Policy, PolicyStore};
-pub use responder::{ManualRequest, Responder};
+pub use responder::{ManualRequest, Pending, Responder};
 pub use target::{ProcessRef, Target};
 pub use toolbox::Toolbox;
 

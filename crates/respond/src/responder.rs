@@ -12,7 +12,7 @@ use rampart_event::Alert;
 use crate::audit::{Actor, AuditRecord, AuditResult, AUDIT_SOURCE};
 use crate::policy::{ActionSpec, Limit, PolicyStore};
 use crate::toolbox::Toolbox;
-use crate::{Mode, RespondError, Target};
+use crate::{ActionKind, Mode, RespondError, Target};
 
 /// Sliding-window counts of actions.
 #[derive(Default)]
@@ -56,6 +56,48 @@ impl Limiter {
     }
 }
 
+/// An action decided (by the policy or an operator) and not yet carried out.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub spec: ActionSpec,
+    pub target: Target,
+    pub mode: Mode,
+    pub undo: bool,
+    pub actor: Actor,
+    pub rule: Option<String>,
+    pub alert_id: Option<String>,
+    pub trigger_ts_ns: Option<u64>,
+    pub reason: String,
+}
+
+impl Pending {
+    /// Takes seconds (a Docker stop or restart waits out the grace period): not to be
+    /// run on the pipeline's thread.
+    pub fn is_slow(&self) -> bool {
+        self.mode == Mode::Enforce
+            && matches!(self.spec.kind(), ActionKind::Stop | ActionKind::Restart)
+    }
+
+    fn record(&self, result: AuditResult, detail: String) -> AuditRecord {
+        AuditRecord {
+            ts_ns: crate::wall_ns(),
+            action: self.spec.kind(),
+            mode: self.mode,
+            actor: self.actor.clone(),
+            target: self.target.clone(),
+            rule: self.rule.clone(),
+            alert_id: self.alert_id.clone(),
+            reason: self.reason.clone(),
+            result,
+            detail,
+            method: String::new(),
+            pids: Vec::new(),
+            trigger_ts_ns: self.trigger_ts_ns,
+            completed_ns: None,
+        }
+    }
+}
+
 /// An operator's request (`rampart respond …`).
 #[derive(Debug, Clone)]
 pub struct ManualRequest {
@@ -73,6 +115,9 @@ pub struct Responder {
     policy: Arc<PolicyStore>,
     toolbox: Arc<Toolbox>,
     limiter: Mutex<Limiter>,
+    /// Rules marked `action: kill` that the kernel cannot check: their alerts kill
+    /// the process from here.
+    rule_kills: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Responder {
@@ -81,6 +126,15 @@ impl Responder {
             policy,
             toolbox,
             limiter: Mutex::new(Limiter::default()),
+            rule_kills: Mutex::new(Default::default()),
+        }
+    }
+
+    /// The rules whose alerts kill their process (rules marked `action: kill` that
+    /// were not compiled to the kernel).
+    pub fn set_rule_kills(&self, rules: impl IntoIterator<Item = String>) {
+        if let Ok(mut k) = self.rule_kills.lock() {
+            *k = rules.into_iter().collect();
         }
     }
 
@@ -96,20 +150,43 @@ impl Responder {
     /// actions taken or simulated (none in alert mode, none for the audit alerts
     /// themselves, none for the host's processes or containers out of scope).
     pub fn on_alert(&self, alert: &Alert) -> Vec<AuditRecord> {
+        let (mut out, pending) = self.plan(alert);
+        out.extend(pending.into_iter().map(|p| self.execute(p)));
+        out
+    }
+
+    /// The first half of [`Responder::on_alert`]: what the policy decides, rate
+    /// limits applied (their refusals are the records returned at once), the actions
+    /// not yet carried out, so a caller can run the slow ones ([`Pending::is_slow`])
+    /// off its own thread.
+    pub fn plan(&self, alert: &Alert) -> (Vec<AuditRecord>, Vec<Pending>) {
+        let mut done = Vec::new();
+        let mut pending = Vec::new();
         if alert.source == AUDIT_SOURCE {
-            return Vec::new();
+            return (done, pending);
         }
         let Some(target) = Target::from_event(&alert.event) else {
-            return Vec::new();
+            return (done, pending);
         };
         let policy = self.policy.current();
         let limits = policy.file.rate_limit.clone();
-        let mut out = Vec::new();
-        for d in policy.decide(alert, &target) {
+        let mut decisions = policy.decide(alert, &target);
+        if self
+            .rule_kills
+            .lock()
+            .is_ok_and(|k| k.contains(&alert.rule))
+        {
+            decisions.push(crate::policy::Decision {
+                response: format!("rule {:?} action: kill", alert.rule),
+                action: ActionSpec::Kill { tree: false },
+                mode: Mode::Enforce,
+                substituted: None,
+            });
+        }
+        for d in decisions {
             if d.mode == Mode::Alert {
                 continue;
             }
-            let ts = crate::wall_ns();
             let admitted = self
                 .limiter
                 .lock()
@@ -117,48 +194,86 @@ impl Responder {
                 .and_then(|mut l| {
                     l.take(&target.container_id, limits.per_container, limits.global)
                 });
-            let mut rec = match admitted {
-                Err(why) => AuditRecord {
-                    ts_ns: ts,
-                    action: d.action.kind(),
-                    mode: d.mode,
-                    actor: Actor::Policy(d.response.clone()),
-                    target: target.clone(),
-                    rule: None,
-                    alert_id: None,
-                    reason: String::new(),
-                    result: AuditResult::RateLimited,
-                    detail: why,
-                    method: String::new(),
-                    pids: Vec::new(),
-                    trigger_ts_ns: None,
-                    completed_ns: None,
-                },
-                Ok(()) => self.run(
-                    &d.action,
-                    &target,
-                    d.mode,
-                    false,
-                    Actor::Policy(d.response.clone()),
-                ),
+            let p = Pending {
+                spec: d.action.clone(),
+                target: target.clone(),
+                mode: d.mode,
+                undo: false,
+                actor: Actor::Policy(d.response.clone()),
+                rule: Some(alert.rule.clone()),
+                alert_id: Some(alert.id.clone()),
+                trigger_ts_ns: Some(alert.ts_ns),
+                reason: d.substituted.clone().unwrap_or_default(),
             };
-            rec.rule = Some(alert.rule.clone());
-            rec.alert_id = Some(alert.id.clone());
-            rec.trigger_ts_ns = Some(alert.ts_ns);
-            if let Some(s) = d.substituted {
-                rec.reason = s;
+            match admitted {
+                Ok(()) => pending.push(p),
+                Err(why) => {
+                    let mut rec = p.record(AuditResult::RateLimited, why);
+                    rec.ts_ns = crate::wall_ns();
+                    done.push(rec);
+                }
+            }
+        }
+        (done, pending)
+    }
+
+    /// Carries out a planned action and records it.
+    pub fn execute(&self, p: Pending) -> AuditRecord {
+        let mut rec = self.run(&p.spec, &p.target, p.mode, p.undo, p.actor.clone());
+        rec.rule = p.rule;
+        rec.alert_id = p.alert_id;
+        rec.trigger_ts_ns = p.trigger_ts_ns;
+        if !p.reason.is_empty() {
+            rec.reason = p.reason;
+        }
+        tracing::info!(
+            action = rec.action.as_str(),
+            result = ?rec.result,
+            container = %p.target.display(),
+            rule = rec.rule.as_deref().unwrap_or(""),
+            "response: {}",
+            rec.detail
+        );
+        rec
+    }
+
+    /// Lifts the kernel rules (quarantine, blocks, exec denial) of cgroups that no
+    /// longer exist: their container is gone, and a new container never reuses a
+    /// cgroup id. Returns the ids released. Does nothing (and loads nothing) when
+    /// rampart has never pinned anything.
+    pub fn sweep_gone(&self) -> Result<Vec<u64>, RespondError> {
+        if !std::path::Path::new(rampart_bpf::response::PIN_ROOT)
+            .join("maps")
+            .is_dir()
+        {
+            return Ok(Vec::new());
+        }
+        let mut guard = self.toolbox.guard()?;
+        let guarded = guard.guarded()?;
+        if guarded.is_empty() {
+            return Ok(Vec::new());
+        }
+        let Some(live) = crate::target::live_cgroup_ids() else {
+            return Ok(Vec::new());
+        };
+        let mut released = Vec::new();
+        for g in guarded {
+            if live.contains(&g.cgroup_id) {
+                continue;
+            }
+            if g.network {
+                guard.release_network(g.cgroup_id)?;
+            }
+            if g.exec {
+                guard.release_exec(g.cgroup_id)?;
             }
             tracing::info!(
-                action = rec.action.as_str(),
-                result = ?rec.result,
-                container = %target.display(),
-                rule = %alert.rule,
-                "response: {}",
-                rec.detail
+                cgroup = g.cgroup_id,
+                "response: kernel rules of a container that is gone released"
             );
-            out.push(rec);
+            released.push(g.cgroup_id);
         }
-        out
+        Ok(released)
     }
 
     /// Carries out an operator's request (no policy, no rate limit: the operator is

@@ -175,6 +175,32 @@ fn mount_point(fstype: &str, option: Option<&str>) -> Option<PathBuf> {
     })
 }
 
+/// The cgroup ids (directory inodes) of every cgroup v2 directory on this host, or
+/// `None` without a cgroup2 mount.
+pub fn live_cgroup_ids() -> Option<std::collections::HashSet<u64>> {
+    use std::os::unix::fs::MetadataExt;
+    let root = mount_point("cgroup2", None)?;
+    let mut ids = std::collections::HashSet::new();
+    let mut stack = vec![(root, 0u32)];
+    while let Some((dir, depth)) = stack.pop() {
+        if let Ok(m) = fs::metadata(&dir) {
+            ids.insert(m.ino());
+        }
+        // Container cgroups sit a few levels down (docker/<id>, system.slice/…,
+        // kubepods.slice/…/<pod>/<id>).
+        if depth >= 8 {
+            continue;
+        }
+        let Ok(rd) = fs::read_dir(&dir) else { continue };
+        for e in rd.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((e.path(), depth + 1));
+            }
+        }
+    }
+    Some(ids)
+}
+
 impl ContainerCgroups {
     /// Finds the directories of container `id`: from `/proc/<pid>/cgroup` when a pid of
     /// it is known, else Docker's cgroupfs and systemd paths. Only directories whose

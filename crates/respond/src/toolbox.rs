@@ -21,9 +21,48 @@ impl std::fmt::Debug for Toolbox {
     }
 }
 
+/// Where rampart notes the containers it froze (one empty file per container id):
+/// on tmpfs, like the freeze itself it does not outlive a reboot.
+pub const FROZEN_DIR: &str = "/run/rampart/frozen";
+
 impl Toolbox {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// Notes (or forgets) that rampart froze this container. Best effort: a failure
+    /// only means `release --all` will not know of it, so it is logged, not raised.
+    pub fn note_frozen(&self, container_id: &str, frozen: bool) {
+        if container_id.is_empty() || container_id.contains('/') {
+            return;
+        }
+        let dir = std::path::Path::new(FROZEN_DIR);
+        let file = dir.join(container_id);
+        let r = if frozen {
+            std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&file, b""))
+        } else {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                r => r,
+            }
+        };
+        if let Err(e) = r {
+            tracing::warn!(
+                "noting the freeze of {container_id} in {}: {e}",
+                file.display()
+            );
+        }
+    }
+
+    /// The containers rampart froze and has not thawed.
+    pub fn frozen(&self) -> Vec<String> {
+        std::fs::read_dir(FROZEN_DIR)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The Docker API (connected once; a failure is remembered and reported).

@@ -523,6 +523,17 @@ fn denied_execs_never_write_their_marker() {
         !c.exec("ls /tmp").contains("m1"),
         "denied exec wrote its marker"
     );
+    // A second denial on the same container adds to the first.
+    let second = ActionSpec::DenyExec {
+        deny_paths: vec!["/tmp/other/busybox".into()],
+        not_in_image: false,
+    }
+    .build(&toolbox);
+    second.apply(&t, Mode::Enforce).expect("second deny exec");
+    let (code, _) = exec_status(&c, &["/tmp/other/busybox", "touch", "/tmp/m6"]);
+    assert_eq!(code, 137, "the second list is not in force");
+    let (code, _) = exec_status(&c, &["/tmp/evil/busybox", "touch", "/tmp/m7"]);
+    assert_eq!(code, 137, "the first list was replaced, not merged");
 
     // Not in the image: anything written into the container.
     let upper = ActionSpec::DenyExec {
@@ -540,5 +551,60 @@ fn denied_execs_never_write_their_marker() {
 
     upper.undo(&t, Mode::Enforce).expect("release");
     let (code, _) = exec_status(&c, &["/tmp/evil/busybox", "touch", "/tmp/m5"]);
+    assert_eq!(code, 0, "released");
+}
+
+#[test]
+fn kernel_kills_stop_the_process_before_its_syscall_returns() {
+    if !rampart_testbed::ready(TEST_IMAGE) {
+        return;
+    }
+    use rampart_bpf::response::{KernelKills, KillConnect};
+    let c = TestContainer::start("resp-kernel-kill", &[], &[]);
+    c.exec("mkdir /tmp/kx /tmp/ok && cp /bin/busybox /tmp/kx/ && cp /bin/busybox /tmp/ok/");
+    // Listeners for the connects: one port the rule names, one it does not.
+    c.exec("(nc -ll -p 9999 -e true &) ; (nc -ll -p 9998 -e true &)");
+    std::thread::sleep(Duration::from_millis(300));
+    let toolbox = Toolbox::new();
+    toolbox
+        .guard()
+        .expect("guard")
+        .set_kernel_kills(&KernelKills {
+            exec_paths: vec![("/tmp/kx/busybox".into(), 7)],
+            connects: vec![KillConnect {
+                addr: None,
+                port: 9999,
+                rule: 8,
+            }],
+        })
+        .expect("kernel kills");
+    // Exec of the path: killed before the new image runs (no marker, exit 137).
+    let (code, _) = exec_status(&c, &["/tmp/kx/busybox", "touch", "/tmp/m1"]);
+    assert_eq!(code, 137, "the exec was not killed");
+    let (code, _) = exec_status(&c, &["/tmp/ok/busybox", "touch", "/tmp/m2"]);
+    assert_eq!(code, 0, "another path was killed");
+    // Connect: nc runs its -e program only after connect() returns; it never does.
+    let (code, _) = exec_status(&c, &["nc", "127.0.0.1", "9999", "-e", "touch", "/tmp/m3"]);
+    assert_eq!(code, 137, "the connect was not killed");
+    let (code, _) = exec_status(&c, &["nc", "127.0.0.1", "9998", "-e", "touch", "/tmp/m4"]);
+    assert_eq!(code, 0, "a connect to another port was killed");
+    std::thread::sleep(Duration::from_millis(200));
+    let ls = c.exec("ls /tmp");
+    assert!(
+        !ls.contains("m1") && !ls.contains("m3"),
+        "a killed process went on: {ls}"
+    );
+    assert!(ls.contains("m2") && ls.contains("m4"), "{ls}");
+    // The host's own processes are never killed: this test connects to that port too.
+    let _ = std::net::TcpStream::connect_timeout(
+        &"127.0.0.1:9999".parse().unwrap(),
+        Duration::from_millis(200),
+    );
+    let mut guard = toolbox.guard().expect("guard");
+    assert!(guard.kernel_kill_count(7) >= 1);
+    assert!(guard.kernel_kill_count(8) >= 1);
+    guard.release_kernel_kills().expect("release");
+    drop(guard);
+    let (code, _) = exec_status(&c, &["/tmp/kx/busybox", "touch", "/tmp/m5"]);
     assert_eq!(code, 0, "released");
 }

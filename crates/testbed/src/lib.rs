@@ -6,6 +6,8 @@
 //! (`CI` set to anything but empty, `0` or `false`) it fails instead, so nothing skips
 //! silently where the suite is meant to run whole. `CI` is read once, here.
 
+pub mod dockerd;
+
 use std::fmt::Display;
 use std::process::Command;
 use std::sync::OnceLock;

@@ -2,26 +2,102 @@
 //! simulated come back as audit alerts (`source: "response"`), which reach the alert
 //! outputs and the recorder and are never responded to themselves; the policy is
 //! reloaded on SIGHUP (a refused file keeps the policy in force).
+//!
+//! Docker stop and restart wait out a grace period of seconds: they run on a worker
+//! thread of the stage's own, so the next alert is answered meanwhile; their audit
+//! alerts follow on the next tick. Containers that stop or die have their kernel rules
+//! (quarantine, blocks, exec denial) lifted, once their cgroup is gone.
 
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
-use rampart_respond::{PolicyStore, Responder, Toolbox};
+use rampart_event::{Alert, Event, LifecycleAction};
+use rampart_respond::{AuditRecord, Pending, PolicyStore, Responder, Toolbox};
 
 use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
 
+/// After a container goes, its cgroup is removed shortly after: look again then.
+const SWEEP_AFTER_NS: [u64; 3] = [0, 2_000_000_000, 10_000_000_000];
+
 pub struct ResponseStage {
-    responder: Responder,
+    responder: Arc<Responder>,
+    slow_tx: Option<Sender<(Pending, Arc<Alert>)>>,
+    /// Audit records finished elsewhere (the slow worker, the control socket), with
+    /// the event they are about.
+    done_rx: Receiver<(AuditRecord, Event)>,
+    done_tx: Sender<(AuditRecord, Event)>,
+    worker: Option<JoinHandle<()>>,
+    /// Wall-clock times (ns) at which to sweep kernel rules of vanished cgroups.
+    sweeps: Vec<u64>,
 }
 
 impl ResponseStage {
     pub fn new(policy: Arc<PolicyStore>, toolbox: Arc<Toolbox>) -> Self {
+        Self::with_responder(Arc::new(Responder::new(policy, toolbox)))
+    }
+
+    /// A stage around a responder shared with others (the control socket).
+    pub fn with_responder(responder: Arc<Responder>) -> Self {
+        let (done_tx, done_rx) = mpsc::channel();
         Self {
-            responder: Responder::new(policy, toolbox),
+            responder,
+            slow_tx: None,
+            done_rx,
+            done_tx,
+            worker: None,
+            sweeps: Vec::new(),
         }
     }
 
-    pub fn responder(&self) -> &Responder {
+    pub fn responder(&self) -> &Arc<Responder> {
         &self.responder
+    }
+
+    /// Where records of actions taken outside the stage (manual responses through
+    /// the control socket) go, to be raised as audit alerts on the next tick.
+    pub fn audit_sender(&self) -> Sender<(AuditRecord, Event)> {
+        self.done_tx.clone()
+    }
+
+    /// Hands a slow action to the worker (started on first use).
+    fn run_slow(&mut self, p: Pending, alert: Arc<Alert>) -> Result<(), StageError> {
+        if self.slow_tx.is_none() {
+            let (tx, rx) = mpsc::channel::<(Pending, Arc<Alert>)>();
+            let responder = self.responder.clone();
+            let done = self.done_tx.clone();
+            let worker = std::thread::Builder::new()
+                .name("response-slow".into())
+                .spawn(move || {
+                    for (p, alert) in rx {
+                        let _ = done.send((responder.execute(p), alert.event.clone()));
+                    }
+                })
+                .map_err(StageError::new)?;
+            self.slow_tx = Some(tx);
+            self.worker = Some(worker);
+        }
+        if let Some(tx) = &self.slow_tx {
+            tx.send((p, alert))
+                .map_err(|_| StageError::new("the response worker is gone"))?;
+        }
+        Ok(())
+    }
+
+    fn emit_done(&self, ctx: &StageContext) {
+        for (audit, event) in self.done_rx.try_iter() {
+            ctx.emit_alert(audit.to_alert(event));
+        }
+    }
+
+    fn sweep_due(&mut self, now_ns: u64) {
+        if !self.sweeps.iter().any(|t| *t <= now_ns) {
+            return;
+        }
+        self.sweeps.retain(|t| *t > now_ns);
+        if let Err(e) = self.responder.sweep_gone() {
+            tracing::warn!("response: releasing the kernel rules of gone containers: {e}");
+        }
     }
 }
 
@@ -31,7 +107,11 @@ impl Stage for ResponseStage {
     }
 
     fn subscription(&self) -> Subscription {
-        Subscription::ALERTS
+        Subscription {
+            events: false,
+            alerts: true,
+            lifecycle: true,
+        }
     }
 
     /// An alert the policy would act on must not be dropped; alerts are few.
@@ -47,12 +127,36 @@ impl Stage for ResponseStage {
             );
         }
         for record in &batch.records {
-            if let Record::Alert(alert) = record {
-                for audit in self.responder.on_alert(alert) {
-                    ctx.emit_alert(audit.to_alert(alert.event.clone()));
+            match record {
+                Record::Alert(alert) => {
+                    let (done, pending) = self.responder.plan(alert);
+                    for audit in done {
+                        ctx.emit_alert(audit.to_alert(alert.event.clone()));
+                    }
+                    for p in pending {
+                        if p.is_slow() {
+                            self.run_slow(p, alert.clone())?;
+                        } else {
+                            let audit = self.responder.execute(p);
+                            ctx.emit_alert(audit.to_alert(alert.event.clone()));
+                        }
+                    }
                 }
+                Record::Lifecycle(l) if !matches!(l.action, LifecycleAction::Start) => {
+                    let now = rampart_event::wall_ns();
+                    self.sweeps.extend(SWEEP_AFTER_NS.iter().map(|d| now + d));
+                }
+                _ => {}
             }
         }
+        self.sweep_due(rampart_event::wall_ns());
+        self.emit_done(ctx);
+        Ok(())
+    }
+
+    fn flush(&mut self, now_ns: u64, ctx: &StageContext) -> Result<(), StageError> {
+        self.sweep_due(now_ns);
+        self.emit_done(ctx);
         Ok(())
     }
 
@@ -66,6 +170,16 @@ impl Stage for ResponseStage {
             responses = p.file.responses.len(),
             "response policy reloaded"
         );
+        Ok(())
+    }
+
+    /// Waits for the slow actions under way, so their audit alerts are not lost.
+    fn stop(&mut self, ctx: &StageContext) -> Result<(), StageError> {
+        self.slow_tx = None;
+        if let Some(w) = self.worker.take() {
+            let _ = w.join();
+        }
+        self.emit_done(ctx);
         Ok(())
     }
 }
