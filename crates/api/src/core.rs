@@ -589,10 +589,7 @@ impl ApiCore {
                         file: e.file.strip_prefix(&prefix).unwrap_or(&e.file).to_string(),
                         line: e.line,
                         column: e.col,
-                        message: match &e.item {
-                            Some(item) => format!("{item}: {}", e.message),
-                            None => e.message.clone(),
-                        },
+                        message: e.message.clone(),
                     })
                     .collect(),
             })

@@ -48,8 +48,17 @@ pub struct Route {
     pub handler: Handler,
 }
 
+/// Decodes a request message; the error names the field that did not fit.
 fn decode<Req: DeserializeOwned>(v: Value) -> ApiResult<Req> {
-    serde_json::from_value(v).map_err(|e| ApiError::Invalid(format!("request: {e}")))
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::Invalid(format!("request: {inner}"))
+        } else {
+            ApiError::Invalid(format!("request: {path}: {inner}"))
+        }
+    })
 }
 
 fn encode<T: Serialize>(v: &T) -> ApiResult<Value> {
@@ -295,6 +304,19 @@ fn query_into(input: &str, query: &str, obj: &mut Map<String, Value>) -> ApiResu
                         )))
                     }
                 },
+                Type::Enum => {
+                    let e = d.enums.get(f.type_name().trim_start_matches('.'));
+                    let known: Vec<&str> = e
+                        .map(|e| e.value.iter().map(|v| v.name()).collect())
+                        .unwrap_or_default();
+                    if !known.contains(&v.as_str()) && v.parse::<i32>().is_err() {
+                        return Err(ApiError::Invalid(format!(
+                            "query parameter {k}: {v:?} is not one of {}",
+                            known.join(", ")
+                        )));
+                    }
+                    Value::String(v.clone())
+                }
                 _ => Value::String(v.clone()),
             };
             if f.label() == Label::Repeated {
