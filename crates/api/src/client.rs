@@ -25,6 +25,8 @@ pub enum ClientError {
     Address(String),
     #[error("request: {0}")]
     Request(String),
+    #[error("the connection was closed: {0}")]
+    Closed(String),
 }
 
 /// A client of one server.
@@ -111,8 +113,25 @@ impl ApiClient {
         &self.base
     }
 
-    /// One HTTP request; `path` includes the query string.
+    /// One HTTP request; `path` includes the query string. A GET that met a pooled
+    /// connection the server had just closed (it closes after refusing a body it did
+    /// not read) is sent once more.
     pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<Reply, ClientError> {
+        match self.request_once(method, path, body.clone()).await {
+            Err(ClientError::Closed(_)) if method == "GET" => {
+                self.request_once(method, path, body).await
+            }
+            Err(ClientError::Closed(e)) => Err(ClientError::Request(e)),
+            r => r,
+        }
+    }
+
+    async fn request_once(
         &self,
         method: &str,
         path: &str,
@@ -130,11 +149,16 @@ impl ApiClient {
         let req = b
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .map_err(|e| ClientError::Request(e.to_string()))?;
-        let resp = self
-            .json
-            .request(req)
-            .await
-            .map_err(|e| ClientError::Request(format!("{e:?}")))?;
+        let resp = self.json.request(req).await.map_err(|e| {
+            let closed = std::error::Error::source(&e)
+                .and_then(|s| s.downcast_ref::<hyper::Error>())
+                .is_some_and(|h| h.is_incomplete_message() || h.is_canceled());
+            if closed {
+                ClientError::Closed(format!("{e:?}"))
+            } else {
+                ClientError::Request(format!("{e:?}"))
+            }
+        })?;
         let status = resp.status().as_u16();
         let content_type = resp
             .headers()

@@ -71,6 +71,8 @@ pub struct ApiCore {
     recorder_dir: Option<PathBuf>,
     /// The rules files the local node runs (ListRules).
     rule_paths: Vec<PathBuf>,
+    /// The local node's name: event queries naming it (or no node) go to `recorder_dir`.
+    local_node: Option<String>,
 }
 
 /// Events a query returns at most.
@@ -108,7 +110,14 @@ impl ApiCore {
             feed,
             recorder_dir: None,
             rule_paths: Vec::new(),
+            local_node: None,
         }
+    }
+
+    /// The name the local node publishes under (its events are the local recorder's).
+    pub fn with_local_node(mut self, name: impl Into<String>) -> Self {
+        self.local_node = Some(name.into());
+        self
     }
 
     /// Event queries and retro-hunts read this recorder (the local node's).
@@ -753,8 +762,14 @@ impl ApiCore {
 
     // ---- events (the local recorder) ----
 
-    fn recorder(&self, filter: &pb::EventFilter) -> ApiResult<PathBuf> {
-        if !filter.node.is_empty() {
+    async fn recorder(&self, filter: &pb::EventFilter) -> ApiResult<PathBuf> {
+        let local = filter.node.is_empty() || self.local_node.as_deref() == Some(&filter.node);
+        if !local {
+            let store = self.store.clone();
+            let nodes = blocking(move || Ok(store.nodes()?)).await?;
+            if !nodes.iter().any(|n| n.name == filter.node) {
+                return Err(ApiError::NotFound(format!("no node {:?}", filter.node)));
+            }
             return Err(ApiError::Unimplemented(format!(
                 "events of node {:?}: request/reply to remote nodes is not wired into the API yet; only the local recorder answers",
                 filter.node
@@ -805,7 +820,7 @@ impl ApiCore {
     ) -> ApiResult<pb::QueryEventsResponse> {
         self.require(p, Permission::Read)?;
         let filter = r.filter.unwrap_or_default();
-        let dir = self.recorder(&filter)?;
+        let dir = self.recorder(&filter).await?;
         let q = Self::recorder_query(&filter)?;
         let limit = match r.limit {
             0 => DEFAULT_EVENTS,
@@ -839,8 +854,7 @@ impl ApiCore {
         r: pb::StreamEventsRequest,
     ) -> ApiResult<BoxStream<pb::Event>> {
         self.require(p, Permission::Read)?;
-        let filter = r.filter.unwrap_or_default();
-        self.recorder(&filter)?;
+        let _ = r;
         Err(ApiError::Unimplemented(
             "live event streams: the recorder's follow mode is not exposed through the API yet; use QueryEvents with since_ns".into(),
         ))
@@ -853,7 +867,7 @@ impl ApiCore {
     ) -> ApiResult<pb::RetroHuntResponse> {
         self.require(p, Permission::Read)?;
         let filter = r.filter.unwrap_or_default();
-        let dir = self.recorder(&filter)?;
+        let dir = self.recorder(&filter).await?;
         let q = Self::recorder_query(&filter)?;
         if r.rules_yaml.trim().is_empty() {
             return Err(ApiError::Invalid("rules_yaml: required".into()));

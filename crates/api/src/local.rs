@@ -24,6 +24,8 @@ pub struct LocalApiConfig {
     pub recorder_dir: Option<PathBuf>,
     /// The rules the node runs (ListRules).
     pub rules: Vec<PathBuf>,
+    /// The name the local node publishes under.
+    pub node: String,
 }
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/rampart";
@@ -80,7 +82,9 @@ pub async fn start_local(
                     source: std::io::Error::other(e.to_string()),
                 })
             })??;
-    let mut core = ApiCore::new(store, Arc::new(tokens), feed).with_rules(config.rules.clone());
+    let mut core = ApiCore::new(store, Arc::new(tokens), feed)
+        .with_rules(config.rules.clone())
+        .with_local_node(config.node.clone());
     if let Some(r) = &config.recorder_dir {
         core = core.with_recorder(r.clone());
     }

@@ -131,6 +131,7 @@ async fn start_central(a: &UpArgs, config: &NodeConfig) -> anyhow::Result<Centra
         listen: a.api_listen,
         recorder_dir: config.recorder.enabled.then(|| config.recorder.dir.clone()),
         rules: config.rule_paths(&a.rules).unwrap_or_default(),
+        node: rampart_sensor::hostname(),
     };
     let api = rampart_api::start_local(&api_config, store.clone(), feed)
         .await

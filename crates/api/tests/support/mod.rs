@@ -33,7 +33,20 @@ impl Server {
         let analyst = tokens.issue("ana", Role::Analyst).unwrap();
         let viewer = tokens.issue("vic", Role::Viewer).unwrap();
         let tls = rampart_api::ensure_self_signed(dir.path()).unwrap();
-        let core = ApiCore::new(store.clone(), Arc::new(tokens), feed);
+        // An empty recording (as a node leaves before it saw anything) and the shipped
+        // rules, so the event and rule calls have something real to answer from.
+        let recording = dir.path().join("recording");
+        drop(
+            rampart_recorder::Recorder::open(rampart_recorder::RecorderConfig::with_dir(
+                &recording,
+            ))
+            .unwrap(),
+        );
+        let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules");
+        let core = ApiCore::new(store.clone(), Arc::new(tokens), feed)
+            .with_recorder(recording)
+            .with_rules(vec![rules])
+            .with_local_node("node-a");
         let server = rampart_api::serve(
             ServerConfig {
                 listen: "127.0.0.1:0".parse().unwrap(),
