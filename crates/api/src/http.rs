@@ -25,10 +25,11 @@ use crate::auth::Principal;
 use crate::core::{ApiCore, ApiError, ApiResult, BoxStream};
 use crate::descriptors::Descriptors;
 
-type UnaryFn = dyn Fn(Arc<ApiCore>, Principal, Value) -> Pin<Box<dyn Future<Output = ApiResult<Value>> + Send>>
+type UnaryFn = dyn Fn(Arc<ApiCore>, Principal, Value) -> Pin<Box<dyn Future<Output = ApiResult<Vec<u8>>> + Send>>
     + Send
     + Sync;
-type StreamFn = dyn Fn(Arc<ApiCore>, Principal, Value) -> ApiResult<BoxStream<Value>> + Send + Sync;
+type StreamFn =
+    dyn Fn(Arc<ApiCore>, Principal, Value) -> ApiResult<BoxStream<Vec<u8>>> + Send + Sync;
 
 pub enum Handler {
     Unary(Box<UnaryFn>),
@@ -61,8 +62,9 @@ fn decode<Req: DeserializeOwned>(v: Value) -> ApiResult<Req> {
     })
 }
 
-fn encode<T: Serialize>(v: &T) -> ApiResult<Value> {
-    serde_json::to_value(v).map_err(|e| ApiError::Internal(format!("encoding the response: {e}")))
+/// The response's JSON, written once (no intermediate `Value`).
+fn encode<T: Serialize>(v: &T) -> ApiResult<Vec<u8>> {
+    serde_json::to_vec(v).map_err(|e| ApiError::Internal(format!("encoding the response: {e}")))
 }
 
 fn unary<Req, Resp, F, Fut>(f: F) -> Handler
@@ -407,14 +409,14 @@ impl HttpApi {
         };
         match &route.handler {
             Handler::Unary(f) => match f(self.core.clone(), principal, request).await {
-                Ok(v) => axum::Json(v).into_response(),
+                Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
                 Err(e) => api_error(&e),
             },
             Handler::Stream(f) => match f(self.core.clone(), principal, request) {
                 Ok(s) => {
                     let events = s.map(|item| -> Result<SseEvent, Infallible> {
                         Ok(match item {
-                            Ok(v) => SseEvent::default().data(v.to_string()),
+                            Ok(v) => SseEvent::default().data(String::from_utf8_lossy(&v)),
                             Err(e) => SseEvent::default().event("error").data(
                                 serde_json::json!({"code": e.code(), "message": e.to_string()})
                                     .to_string(),
