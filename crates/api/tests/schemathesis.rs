@@ -64,17 +64,32 @@ async fn schemathesis_finds_no_server_error() {
             cmd.args(["--exclude-operation-id", r.rpc]);
         }
     }
-    let out = tokio::task::spawn_blocking(move || cmd.output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("{stdout}\n{stderr}");
-    assert!(
-        out.status.success(),
-        "schemathesis failed: {stdout}\n{stderr}"
-    );
+    // schemathesis itself now and then stops on an internal error (under Python 3.11:
+    // "SystemError: AST constructor recursion depth mismatch" while it builds test
+    // data). Such a run found nothing about the server, so it is run once more; a
+    // server error (ST101) is never retried.
+    let mut cmd = Some(cmd);
+    let mut stdout = String::new();
+    for attempt in 1..=2 {
+        let mut c = cmd.take().unwrap();
+        let (out, c) = tokio::task::spawn_blocking(move || (c.output(), c))
+            .await
+            .unwrap();
+        cmd = Some(c);
+        let out = out.unwrap();
+        stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprintln!("{stdout}\n{stderr}");
+        if out.status.success() {
+            break;
+        }
+        let tool_error = !stdout.contains("Server error")
+            && (stdout.contains("Runtime Error") || stdout.contains("SystemError"));
+        assert!(
+            tool_error && attempt == 1,
+            "schemathesis failed: {stdout}\n{stderr}"
+        );
+    }
     // It tested something, and the server survived it.
     assert!(stdout.contains("passed"), "{stdout}");
     let c = s.client(Some(&s.viewer));
