@@ -1,23 +1,42 @@
-//! Rampart's API, secure by default. This first part holds what every adapter (gRPC,
-//! HTTP/JSON, SSE) checks the same way:
+//! Rampart's API: one contract (`rampart-proto`), one core, three ways in.
 //!
-//! - [`auth`]: bearer tokens with roles (admin, analyst, viewer); only SHA-256 digests
-//!   of tokens are kept; a missing or unknown token is 401, a known one without the
-//!   permission 403.
-//! - [`listen`]: the server refuses to listen beyond loopback without TLS and auth.
-//! - [`tls`]: the self-signed certificate `rampart up` serves https://127.0.0.1:8443
-//!   with (rcgen, ring), and [`secret::write_secret`], which writes tokens and keys
-//!   with mode 0600.
+//! - [`core`]: [`ApiCore`], every service over `Arc<dyn rampart_store::Store>`, the
+//!   live alert feed ([`live`]) and the local node's recorder; it checks permissions
+//!   and audits writes, so the adapters cannot differ on either.
+//! - [`grpc`]: the tonic services; [`http`]: HTTP/JSON routes (canonical proto3 JSON
+//!   through pbjson) and server-sent events; [`openapi`]: the OpenAPI document made
+//!   from the descriptors and the route table, served at `/openapi.json`.
+//! - [`server`]: one TLS listener for all of it (ALPN h2 and http/1.1), body and
+//!   message size limits.
+//! - Security by default: [`auth`] (bearer tokens with roles admin, analyst, viewer;
+//!   401 without a valid token, 403 without the permission), [`listen`] (no listening
+//!   beyond loopback without TLS and auth), [`tls`] (the self-signed certificate),
+//!   [`secret::write_secret`] (tokens and keys written 0600).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+pub mod bench;
+pub mod client;
+pub mod convert;
+pub mod core;
+mod descriptors;
+pub mod grpc;
+pub mod http;
 pub mod listen;
+pub mod live;
+pub mod local;
+pub mod openapi;
 pub mod secret;
+pub mod server;
 pub mod tls;
 
 pub use auth::{
     ensure_admin_token, AuthError, Permission, Principal, Role, TokenError, TokenStore,
 };
+pub use core::{ApiCore, ApiError};
 pub use listen::{check_listen, ListenError, ListenSecurity};
+pub use live::{AlertFeed, LiveStore};
+pub use local::{start_local, LocalApi, LocalApiConfig, LocalApiError};
 pub use secret::write_secret;
+pub use server::{serve, RunningServer, ServerConfig, ServerError, MAX_BODY_BYTES};
 pub use tls::{ensure_self_signed, TlsError, TlsFiles};

@@ -18,6 +18,8 @@ pub enum Which {
     Latency,
     /// The sensor's user-space cost per event, stage by stage.
     PerEvent,
+    /// The API's filtered alert list with `--api-alerts` stored (not part of `all`).
+    Api,
     All,
     /// Response latency, kernel event -> action completed (kill, freeze); not in `all`.
     Response,
@@ -74,6 +76,12 @@ pub struct BenchArgs {
     /// Trials per action of the response run.
     #[arg(long, default_value_t = 200)]
     trials: usize,
+    /// Alerts stored before the API run measures the alert list.
+    #[arg(long, default_value_t = 1_000_000)]
+    api_alerts: u64,
+    /// Measured requests per query shape in the API run.
+    #[arg(long, default_value_t = 200)]
+    api_requests: u32,
     /// Print the results as one JSON document instead of tables.
     #[arg(long)]
     json: bool,
@@ -94,6 +102,8 @@ struct Report {
     per_event: Option<PerEventReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     response: Option<rampart_bench::ResponseReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api: Option<rampart_api::bench::ApiBenchReport>,
 }
 
 /// The hidden subcommand a storm runs in (`rampart bench-storm KIND N`).
@@ -109,6 +119,32 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
     let storm = Child::current_exe(&[STORM_SUBCOMMAND])?;
     let mut report = Report::default();
     let human = !a.json;
+    if a.which == Which::Api {
+        if human {
+            println!(
+                "== api: GET /v1/alerts with filters over https (one client, kept-alive), {} alerts in SQLite; baseline: the same queries on the store directly ==",
+                a.api_alerts
+            );
+        }
+        let r = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?
+            .block_on(rampart_api::bench::run(
+                rampart_api::bench::ApiBenchOptions {
+                    alerts: a.api_alerts,
+                    requests: a.api_requests,
+                    dir: None,
+                },
+            ))?;
+        if human {
+            print_api(&r);
+        } else {
+            report.api = Some(r);
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        return Ok(0);
+    }
     if a.which == Which::Overhead || a.which == Which::All {
         if human {
             println!(
@@ -370,4 +406,44 @@ pub fn storm(kind: &str, n: u64) -> anyhow::Result<()> {
 /// `rampart bench-gen-opens`: the throughput run's load generator.
 pub fn gen_opens() {
     rampart_bench::storms::gen_opens();
+}
+
+fn print_api(r: &rampart_api::bench::ApiBenchReport) {
+    println!(
+        "filled {} alerts in {:.1}s ({:.0}/s), database {:.0} MiB",
+        r.alerts,
+        r.fill_secs,
+        r.fill_alerts_per_sec,
+        r.db_bytes as f64 / 1048576.0
+    );
+    println!(
+        "{:<32} {:>5} {:>10} {:>10} {:>10} {:>11} {:>11}",
+        "query", "rows", "http p50", "http p99", "http max", "store p50", "store p99"
+    );
+    let ms = |us: u64| format!("{:.2}ms", us as f64 / 1000.0);
+    for q in &r.queries {
+        println!(
+            "{:<32} {:>5} {:>10} {:>10} {:>10} {:>11} {:>11}",
+            q.query,
+            q.returned,
+            ms(q.http_p50_us),
+            ms(q.http_p99_us),
+            ms(q.http_max_us),
+            ms(q.store_p50_us),
+            ms(q.store_p99_us)
+        );
+    }
+    println!(
+        "all queries: http p50 {} p99 {}; store p50 {} p99 {}",
+        ms(r.http_p50_us),
+        ms(r.http_p99_us),
+        ms(r.store_p50_us),
+        ms(r.store_p99_us)
+    );
+    println!(
+        "RSS: {} MiB after the fill, {} MiB after the run, peak {} MiB",
+        r.rss_after_fill_kib / 1024,
+        r.rss_after_run_kib / 1024,
+        r.rss_peak_kib / 1024
+    );
 }

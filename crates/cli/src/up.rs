@@ -1,11 +1,19 @@
-//! `rampart up`: arguments only; the node pipeline (sensor, detection, outputs, its
-//! configuration and reload) lives in `rampart-agent`.
+//! `rampart up`: arguments only. The node pipeline (sensor, detection, outputs, its
+//! configuration and reload) lives in `rampart-agent`; central's ingest in
+//! `rampart-central`; the API in `rampart-api`. Here they are wired in one process:
+//! the node's publisher stage -> in-process bus -> central -> SQLite store (with the
+//! API's live alert feed) -> the API on https://127.0.0.1:8443.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
-use rampart_agent::{NodeConfig, NodeOptions, DEFAULT_CONFIG};
+use rampart_agent::stages::BusPublisherConfig;
+use rampart_agent::{NodeConfig, NodeOptions, Publisher, DEFAULT_CONFIG};
+use rampart_api::{AlertFeed, LiveStore, LocalApiConfig};
 
 #[derive(Args, Debug)]
 pub struct UpArgs {
@@ -21,6 +29,17 @@ pub struct UpArgs {
     /// Print the default configuration and exit.
     #[arg(long)]
     pub print_default_config: bool,
+    /// Central's state: the SQLite store, the bus spool, the API's tokens, admin token
+    /// and certificate.
+    #[arg(long, default_value = rampart_api::local::DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// Where the API (gRPC, HTTP/JSON, server-sent events; https) listens. Beyond
+    /// loopback it needs TLS and tokens, which it always has.
+    #[arg(long, default_value = rampart_api::local::DEFAULT_LISTEN)]
+    pub api_listen: SocketAddr,
+    /// Run the node only: no central store, no API.
+    #[arg(long)]
+    pub no_api: bool,
 }
 
 pub fn run(a: UpArgs) -> anyhow::Result<i32> {
@@ -28,12 +47,37 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         print!("{DEFAULT_CONFIG}");
         return Ok(0);
     }
+    let config = NodeConfig::load(a.config.as_deref())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("rampart-central")
+        .enable_all()
+        .build()?;
+    let central = if a.no_api {
+        None
+    } else {
+        Some(runtime.block_on(start_central(&a, &config))?)
+    };
+    let publisher = central.as_ref().map(|c| Publisher {
+        config: BusPublisherConfig::new(&rampart_sensor::hostname(), a.state_dir.join("spool")),
+        backplane: c.bus.clone(),
+        runtime: runtime.handle().clone(),
+    });
     let report = rampart_agent::run_node(NodeOptions {
-        config: NodeConfig::load(a.config.as_deref())?,
+        config,
         rules: a.rules,
         duration: a.duration.map(Duration::from_secs),
-        publisher: None,
-    })?;
+        publisher,
+    });
+    if let Some(c) = central {
+        // The node has drained its spool into the bus; let central store the rest.
+        let report = runtime.block_on(c.stop());
+        match report {
+            Ok(r) => tracing::info!(central = ?r, "central"),
+            Err(e) => eprintln!("rampart: central: {e:#}"),
+        }
+    }
+    let report = report?;
     for s in &report.outputs.sinks {
         tracing::info!(sink = ?s, "output");
     }
@@ -50,4 +94,74 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(0)
+}
+
+struct Central {
+    bus: Arc<dyn rampart_bus::Backplane>,
+    api: rampart_api::LocalApi,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<
+        Result<rampart_central::CentralReport, rampart_central::CentralError>,
+    >,
+}
+
+impl Central {
+    async fn stop(self) -> anyhow::Result<rampart_central::CentralReport> {
+        self.api.server.stop().await;
+        // Give the bus a moment to hand central the node's last batches.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = self.stop.send(());
+        Ok(self.task.await??)
+    }
+}
+
+async fn start_central(a: &UpArgs, config: &NodeConfig) -> anyhow::Result<Central> {
+    let bus: Arc<dyn rampart_bus::Backplane> = Arc::new(rampart_bus::InProcessBus::new(1024));
+    let store_config = rampart_central::StoreConfig::Sqlite {
+        path: a.state_dir.join("central.sqlite"),
+    };
+    let sc = store_config.clone();
+    let store = tokio::task::spawn_blocking(move || rampart_central::open_store(&sc))
+        .await?
+        .context("opening central's store")?;
+    let feed = AlertFeed::new();
+    let store: Arc<dyn rampart_store::Store> = Arc::new(LiveStore::new(store, feed.clone()));
+    let api_config = LocalApiConfig {
+        state_dir: a.state_dir.clone(),
+        listen: a.api_listen,
+        recorder_dir: config.recorder.enabled.then(|| config.recorder.dir.clone()),
+        rules: config.rule_paths(&a.rules).unwrap_or_default(),
+        node: rampart_sensor::hostname(),
+    };
+    let api = rampart_api::start_local(&api_config, store.clone(), feed)
+        .await
+        .context("starting the API")?;
+    eprintln!(
+        "rampart: API on https://{} (gRPC, HTTP/JSON, /openapi.json; certificate {}, admin token in {})",
+        api.server.local_addr,
+        api.cert.display(),
+        api.admin_token_file.display()
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(rampart_central::run_central_with(
+        rampart_central::CentralConfig {
+            store: store_config,
+            bus: rampart_central::BusConfig::InProcess(bus.clone()),
+            consumer: "central".into(),
+            retention: rampart_central::RetentionConfig::default(),
+            // The node's own outputs already send every alert on this host.
+            outputs: None,
+        },
+        store,
+        Arc::new(rampart_central::IngestStats::default()),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    Ok(Central {
+        bus,
+        api,
+        stop,
+        task,
+    })
 }

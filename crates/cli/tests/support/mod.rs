@@ -18,12 +18,38 @@ pub enum Line {
 pub struct Up {
     child: Child,
     lines: Receiver<Line>,
+    /// Central's state (store, spool, API tokens and certificate), per run.
+    pub state_dir: std::path::PathBuf,
+    /// Where the API listens (a free loopback port picked at start).
+    pub api_addr: Option<String>,
 }
 
 impl Up {
     pub fn start(config: &Path) -> Self {
+        // Each run its own state and a free port, so tests (and other users of this
+        // host) never share 8443 or /var/lib/rampart.
+        let state_dir = config
+            .parent()
+            .unwrap_or(Path::new("/tmp"))
+            .join(format!("up-state-{}", std::process::id()));
+        let state = state_dir.to_string_lossy().into_owned();
         let config = config.to_string_lossy().into_owned();
-        let up = Self::spawn(&["up", "--config", &config]);
+        let mut up = Self::spawn(&[
+            "up",
+            "--api-listen",
+            "127.0.0.1:0",
+            "--state-dir",
+            &state,
+            "--config",
+            &config,
+        ]);
+        up.state_dir = state_dir;
+        let api = up.wait_stderr_line("rampart: API on https://");
+        up.api_addr = api
+            .split("https://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .map(str::to_string);
         up.wait_stderr("sensor, detection and outputs running");
         up
     }
@@ -52,22 +78,32 @@ impl Up {
                 let _ = tx2.send(Line::Err(l));
             }
         });
-        Self { child, lines }
+        Self {
+            child,
+            lines,
+            state_dir: std::path::PathBuf::new(),
+            api_addr: None,
+        }
     }
 
-    pub fn wait_stderr(&self, needle: &str) {
+    /// The first stderr line containing `needle`.
+    pub fn wait_stderr_line(&self, needle: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             match self
                 .lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             {
-                Ok(Line::Err(l)) if l.contains(needle) => return,
+                Ok(Line::Err(l)) if l.contains(needle) => return l,
                 Ok(_) => {}
                 Err(RecvTimeoutError::Timeout) => panic!("no {needle:?} on stderr"),
                 Err(RecvTimeoutError::Disconnected) => panic!("rampart up exited"),
             }
         }
+    }
+
+    pub fn wait_stderr(&self, needle: &str) {
+        self.wait_stderr_line(needle);
     }
 
     /// Alerts (rule names) written to stdout until `quiet` passes without output or

@@ -1,0 +1,929 @@
+//! The one core every adapter (gRPC, HTTP/JSON, server-sent events) calls: each
+//! method checks the caller's permission, answers from the store (or the local
+//! recorder), and audits writes. Adapters only translate requests and errors.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures_util::Stream;
+use rampart_proto::v1 as pb;
+use rampart_store::{AlertChange, AlertQuery, AuditQuery, ContainerQuery, Store, StoreError};
+
+use crate::auth::{AuthError, Permission, Principal, TokenStore};
+use crate::convert;
+use crate::live::AlertFeed;
+
+/// Why a call failed; each adapter maps it to its status (HTTP code, gRPC code).
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    /// Part of the contract this build cannot answer yet; the text names what is missing.
+    #[error("not implemented: {0}")]
+    Unimplemented(String),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The canonical gRPC code name, also used in JSON error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Auth(AuthError::Unauthenticated) => "UNAUTHENTICATED",
+            ApiError::Auth(AuthError::Forbidden { .. }) => "PERMISSION_DENIED",
+            ApiError::NotFound(_) => "NOT_FOUND",
+            ApiError::Invalid(_) | ApiError::Store(StoreError::Invalid(_)) => "INVALID_ARGUMENT",
+            ApiError::Unimplemented(_) => "UNIMPLEMENTED",
+            ApiError::Store(StoreError::Connect(_)) => "UNAVAILABLE",
+            ApiError::Store(_) | ApiError::Internal(_) => "INTERNAL",
+        }
+    }
+
+    pub fn http_status(&self) -> u16 {
+        match self.code() {
+            "UNAUTHENTICATED" => 401,
+            "PERMISSION_DENIED" => 403,
+            "NOT_FOUND" => 404,
+            "INVALID_ARGUMENT" => 400,
+            "UNIMPLEMENTED" => 501,
+            "UNAVAILABLE" => 503,
+            _ => 500,
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+pub type BoxStream<T> = Pin<Box<dyn Stream<Item = ApiResult<T>> + Send + 'static>>;
+
+/// What the core answers from.
+pub struct ApiCore {
+    store: Arc<dyn Store>,
+    tokens: Arc<TokenStore>,
+    feed: AlertFeed,
+    /// The local node's flight recorder (`rampart up`); event queries need it.
+    recorder_dir: Option<PathBuf>,
+    /// The rules files the local node runs (ListRules).
+    rule_paths: Vec<PathBuf>,
+    /// The local node's name: event queries naming it (or no node) go to `recorder_dir`.
+    local_node: Option<String>,
+}
+
+/// Events a query returns at most.
+pub const MAX_EVENTS: u32 = 10_000;
+const DEFAULT_EVENTS: u32 = 1000;
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("a blocking task failed: {e}")))?
+}
+
+fn nonempty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_string())
+}
+
+fn nonzero(v: u64) -> Option<u64> {
+    (v != 0).then_some(v)
+}
+
+fn require_id(id: &str) -> ApiResult<()> {
+    if id.is_empty() {
+        return Err(ApiError::Invalid("id: required".into()));
+    }
+    Ok(())
+}
+
+impl ApiCore {
+    pub fn new(store: Arc<dyn Store>, tokens: Arc<TokenStore>, feed: AlertFeed) -> Self {
+        Self {
+            store,
+            tokens,
+            feed,
+            recorder_dir: None,
+            rule_paths: Vec::new(),
+            local_node: None,
+        }
+    }
+
+    /// The name the local node publishes under (its events are the local recorder's).
+    pub fn with_local_node(mut self, name: impl Into<String>) -> Self {
+        self.local_node = Some(name.into());
+        self
+    }
+
+    /// Event queries and retro-hunts read this recorder (the local node's).
+    pub fn with_recorder(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.recorder_dir = Some(dir.into());
+        self
+    }
+
+    pub fn with_rules(mut self, paths: Vec<PathBuf>) -> Self {
+        self.rule_paths = paths;
+        self
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Who an `Authorization` header names (401 when nobody).
+    pub fn authenticate(&self, authorization: Option<&str>) -> ApiResult<Principal> {
+        Ok(self.tokens.authenticate(authorization)?)
+    }
+
+    fn require(&self, p: &Principal, needed: Permission) -> ApiResult<()> {
+        if p.role.allows(needed) {
+            Ok(())
+        } else {
+            Err(AuthError::Forbidden {
+                name: p.name.clone(),
+                role: p.role,
+                needed,
+            }
+            .into())
+        }
+    }
+
+    /// Checks the permission of a write and audits the attempt when it is refused, so
+    /// denied writes leave a trace as well.
+    async fn require_write(
+        &self,
+        p: &Principal,
+        needed: Permission,
+        action: &str,
+        target: &str,
+    ) -> ApiResult<()> {
+        if let Err(e) = self.require(p, needed) {
+            self.audit(p, &format!("{action}.denied"), target, &e.to_string())
+                .await?;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    async fn audit(
+        &self,
+        p: &Principal,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> ApiResult<()> {
+        let now = rampart_event::wall_ns();
+        let rec = rampart_store::AuditRecord {
+            id: rampart_event::audit_id(now),
+            ts_ns: now,
+            origin: "central".into(),
+            actor: p.name.clone(),
+            action: action.into(),
+            target: target.into(),
+            detail: detail.into(),
+        };
+        let store = self.store.clone();
+        blocking(move || Ok(store.append_audit(&[rec])?)).await?;
+        Ok(())
+    }
+
+    /// A write this build cannot do yet: audited as refused, then UNIMPLEMENTED.
+    async fn unimplemented_write<T>(
+        &self,
+        p: &Principal,
+        needed: Permission,
+        action: &str,
+        target: &str,
+        missing: &str,
+    ) -> ApiResult<T> {
+        self.require_write(p, needed, action, target).await?;
+        let e = ApiError::Unimplemented(missing.to_string());
+        self.audit(p, &format!("{action}.refused"), target, &e.to_string())
+            .await?;
+        Err(e)
+    }
+
+    // ---- alerts ----
+
+    pub fn alert_query(r: &pb::ListAlertsRequest) -> ApiResult<AlertQuery> {
+        let sev: pb::Severity = convert::enum_field("severity", r.severity)?;
+        let pri: pb::Priority = convert::enum_field("priority", r.priority)?;
+        let status: pb::AlertStatus = convert::enum_field("status", r.status)?;
+        Ok(AlertQuery {
+            since_ns: nonzero(r.since_ns),
+            until_ns: nonzero(r.until_ns),
+            min_severity: convert::severity_from(sev),
+            min_priority: convert::priority_from(pri),
+            rule: nonempty(&r.rule),
+            container_id: nonempty(&r.container_id),
+            node: nonempty(&r.node),
+            status: convert::status_from(status),
+            after: if r.page_token.is_empty() {
+                None
+            } else {
+                Some(convert::cursor(&r.page_token)?)
+            },
+            limit: r.limit,
+        })
+    }
+
+    pub async fn list_alerts(
+        &self,
+        p: &Principal,
+        r: pb::ListAlertsRequest,
+    ) -> ApiResult<pb::ListAlertsResponse> {
+        self.require(p, Permission::Read)?;
+        let q = Self::alert_query(&r)?;
+        let store = self.store.clone();
+        let page = blocking(move || Ok(store.query_alerts(&q)?)).await?;
+        Ok(pb::ListAlertsResponse {
+            alerts: page.alerts.iter().map(convert::stored_alert).collect(),
+            next_page_token: page
+                .next
+                .as_ref()
+                .map(convert::page_token)
+                .unwrap_or_default(),
+        })
+    }
+
+    pub async fn get_alert(&self, p: &Principal, r: pb::GetAlertRequest) -> ApiResult<pb::Alert> {
+        self.require(p, Permission::Read)?;
+        require_id(&r.id)?;
+        let store = self.store.clone();
+        let id = r.id.clone();
+        let a = blocking(move || Ok(store.get_alert(&id)?)).await?;
+        a.map(|a| convert::stored_alert(&a))
+            .ok_or_else(|| ApiError::NotFound(format!("no alert {:?}", r.id)))
+    }
+
+    /// New alerts as central stores them, filtered; a subscriber that falls more than
+    /// [`crate::live::FEED_CAPACITY`] alerts behind gets an error naming how many it lost.
+    pub fn stream_alerts(
+        &self,
+        p: &Principal,
+        r: pb::StreamAlertsRequest,
+    ) -> ApiResult<BoxStream<pb::Alert>> {
+        self.require(p, Permission::Read)?;
+        let sev: pb::Severity = convert::enum_field("severity", r.severity)?;
+        let min = convert::severity_from(sev);
+        let rx = self.feed.subscribe();
+        let s = tokio_stream::wrappers::BroadcastStream::new(rx).filter_map(move |item| {
+            let out = match item {
+                Ok(a) => {
+                    let keep = min.is_none_or(|m| a.alert.priority.severity() >= m)
+                        && (r.rule.is_empty() || a.alert.rule == r.rule)
+                        && (r.node.is_empty() || a.node == r.node);
+                    keep.then(|| Ok(convert::stored_alert(&a)))
+                }
+                Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                    Some(Err(ApiError::Internal(format!(
+                        "this stream fell behind and lost {n} alerts; list them with ListAlerts"
+                    ))))
+                }
+            };
+            std::future::ready(out)
+        });
+        Ok(Box::pin(s))
+    }
+
+    async fn triage(&self, p: &Principal, id: String, change: AlertChange) -> ApiResult<pb::Alert> {
+        require_id(&id)?;
+        self.require_write(p, Permission::Triage, change.action(), &id)
+            .await?;
+        let store = self.store.clone();
+        let actor = p.name.clone();
+        let target = id.clone();
+        // The store audits the change in the same transaction.
+        let a = blocking(move || {
+            Ok(store.update_alert(&target, &change, &actor, rampart_event::wall_ns())?)
+        })
+        .await?;
+        a.map(|a| convert::stored_alert(&a))
+            .ok_or_else(|| ApiError::NotFound(format!("no alert {id:?}")))
+    }
+
+    pub async fn acknowledge_alert(
+        &self,
+        p: &Principal,
+        r: pb::AcknowledgeAlertRequest,
+    ) -> ApiResult<pb::Alert> {
+        self.triage(p, r.id, AlertChange::Acknowledge).await
+    }
+
+    pub async fn resolve_alert(
+        &self,
+        p: &Principal,
+        r: pb::ResolveAlertRequest,
+    ) -> ApiResult<pb::Alert> {
+        self.triage(p, r.id, AlertChange::Resolve).await
+    }
+
+    pub async fn reopen_alert(
+        &self,
+        p: &Principal,
+        r: pb::ReopenAlertRequest,
+    ) -> ApiResult<pb::Alert> {
+        self.triage(p, r.id, AlertChange::Reopen).await
+    }
+
+    pub async fn comment_alert(
+        &self,
+        p: &Principal,
+        r: pb::CommentAlertRequest,
+    ) -> ApiResult<pb::Alert> {
+        if r.text.trim().is_empty() {
+            return Err(ApiError::Invalid("text: a comment cannot be empty".into()));
+        }
+        if r.text.len() > 16 * 1024 {
+            return Err(ApiError::Invalid(format!(
+                "text: {} bytes; a comment holds at most 16384",
+                r.text.len()
+            )));
+        }
+        self.triage(p, r.id, AlertChange::Comment { text: r.text })
+            .await
+    }
+
+    // ---- inventory ----
+
+    pub async fn list_nodes(
+        &self,
+        p: &Principal,
+        _r: pb::ListNodesRequest,
+    ) -> ApiResult<pb::ListNodesResponse> {
+        self.require(p, Permission::Read)?;
+        let store = self.store.clone();
+        let nodes = blocking(move || Ok(store.nodes()?)).await?;
+        Ok(pb::ListNodesResponse {
+            nodes: nodes
+                .into_iter()
+                .map(|n| pb::Node {
+                    name: n.name,
+                    version: n.version,
+                    first_seen_ns: n.first_seen_ns,
+                    last_seen_ns: n.last_seen_ns,
+                })
+                .collect(),
+        })
+    }
+
+    pub async fn list_containers(
+        &self,
+        p: &Principal,
+        r: pb::ListContainersRequest,
+    ) -> ApiResult<pb::ListContainersResponse> {
+        self.require(p, Permission::Read)?;
+        let q = ContainerQuery {
+            node: nonempty(&r.node),
+            image: nonempty(&r.image),
+            include_gone: r.include_removed,
+            limit: r.limit,
+        };
+        let store = self.store.clone();
+        let cs = blocking(move || Ok(store.containers(&q)?)).await?;
+        Ok(pb::ListContainersResponse {
+            containers: cs.iter().map(convert::container).collect(),
+        })
+    }
+
+    pub async fn get_container_history(
+        &self,
+        p: &Principal,
+        r: pb::GetContainerHistoryRequest,
+    ) -> ApiResult<pb::GetContainerHistoryResponse> {
+        self.require(p, Permission::Read)?;
+        require_id(&r.id)?;
+        let store = self.store.clone();
+        let h = blocking(move || Ok(store.container_history(&r.id)?)).await?;
+        Ok(pb::GetContainerHistoryResponse {
+            changes: h
+                .iter()
+                .map(|c| {
+                    let (action, code) = rampart_store::action_parts(&c.action);
+                    pb::ContainerLifecycle {
+                        ts_ns: c.ts_ns,
+                        action: action.into(),
+                        exit_code: code.unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        })
+    }
+
+    pub async fn list_images(
+        &self,
+        p: &Principal,
+        _r: pb::ListImagesRequest,
+    ) -> ApiResult<pb::ListImagesResponse> {
+        self.require(p, Permission::Read)?;
+        let store = self.store.clone();
+        let images = blocking(move || Ok(store.images()?)).await?;
+        Ok(pb::ListImagesResponse {
+            images: images
+                .into_iter()
+                .map(|i| pb::Image {
+                    image: i.image,
+                    digest: i.digest,
+                    first_seen_ns: i.first_seen_ns,
+                    last_seen_ns: i.last_seen_ns,
+                    containers: i.containers,
+                })
+                .collect(),
+        })
+    }
+
+    pub async fn list_workloads(
+        &self,
+        p: &Principal,
+        _r: pb::ListWorkloadsRequest,
+    ) -> ApiResult<pb::ListWorkloadsResponse> {
+        self.require(p, Permission::Read)?;
+        Err(ApiError::Unimplemented(
+            "workloads: the store keeps no container labels or Kubernetes owners yet".into(),
+        ))
+    }
+
+    // ---- parts whose data the store does not hold yet ----
+
+    pub async fn get_network_graph(
+        &self,
+        p: &Principal,
+        _r: pb::GetNetworkGraphRequest,
+    ) -> ApiResult<pb::GetNetworkGraphResponse> {
+        self.require(p, Permission::Read)?;
+        Err(ApiError::Unimplemented(
+            "network graph: nodes do not publish flows and the store has no flow table yet".into(),
+        ))
+    }
+
+    pub async fn get_baseline(
+        &self,
+        p: &Principal,
+        _r: pb::GetBaselineRequest,
+    ) -> ApiResult<pb::Baseline> {
+        self.require(p, Permission::Read)?;
+        Err(ApiError::Unimplemented(
+            "baselines: no baseline learner publishes to central yet".into(),
+        ))
+    }
+
+    pub async fn lock_baseline(
+        &self,
+        p: &Principal,
+        r: pb::LockBaselineRequest,
+    ) -> ApiResult<pb::Baseline> {
+        self.unimplemented_write(
+            p,
+            Permission::Admin,
+            "baseline.lock",
+            &r.workload,
+            "baselines: no baseline learner publishes to central yet",
+        )
+        .await
+    }
+
+    pub async fn set_baseline_mode(
+        &self,
+        p: &Principal,
+        r: pb::SetBaselineModeRequest,
+    ) -> ApiResult<pb::Baseline> {
+        self.unimplemented_write(
+            p,
+            Permission::Admin,
+            "baseline.mode",
+            &r.workload,
+            "baselines: no baseline learner publishes to central yet",
+        )
+        .await
+    }
+
+    pub async fn list_risks(
+        &self,
+        p: &Principal,
+        _r: pb::ListRisksRequest,
+    ) -> ApiResult<pb::ListRisksResponse> {
+        self.require(p, Permission::Read)?;
+        Err(ApiError::Unimplemented(
+            "risk: no risk scorer runs in central yet (it needs baselines, vulnerabilities and exposure)".into(),
+        ))
+    }
+
+    pub async fn list_scan_results(
+        &self,
+        p: &Principal,
+        _r: pb::ListScanResultsRequest,
+    ) -> ApiResult<pb::ListScanResultsResponse> {
+        self.require(p, Permission::Read)?;
+        Err(ApiError::Unimplemented(
+            "scan results: scans are not published to central or kept in its store yet".into(),
+        ))
+    }
+
+    pub async fn get_sbom(&self, p: &Principal, _r: pb::GetSbomRequest) -> ApiResult<pb::Sbom> {
+        self.require(p, Permission::Read)?;
+        Err(ApiError::Unimplemented(
+            "SBOMs: scans are not published to central or kept in its store yet".into(),
+        ))
+    }
+
+    pub async fn list_vulnerabilities(
+        &self,
+        p: &Principal,
+        _r: pb::ListVulnerabilitiesRequest,
+    ) -> ApiResult<pb::ListVulnerabilitiesResponse> {
+        self.require(p, Permission::Read)?;
+        Err(ApiError::Unimplemented(
+            "vulnerabilities: scan findings are not kept in central's store yet".into(),
+        ))
+    }
+
+    // ---- rules and response policies ----
+
+    pub async fn list_rules(
+        &self,
+        p: &Principal,
+        _r: pb::ListRulesRequest,
+    ) -> ApiResult<pb::ListRulesResponse> {
+        self.require(p, Permission::Read)?;
+        if self.rule_paths.is_empty() {
+            return Err(ApiError::Unimplemented(
+                "rules: this server runs no node, and nodes do not report their rules to central yet".into(),
+            ));
+        }
+        let paths = self.rule_paths.clone();
+        let listing = blocking(move || Ok(rampart_detect::tools::list_rules(&paths))).await?;
+        Ok(pb::ListRulesResponse {
+            rules: listing
+                .rules
+                .into_iter()
+                .map(|r| pb::RuleSummary {
+                    name: r.name,
+                    priority: format!("{:?}", r.priority).to_uppercase(),
+                    mitre: r.mitre,
+                    enabled: r.enabled,
+                    ..Default::default()
+                })
+                .collect(),
+        })
+    }
+
+    pub async fn validate_rules(
+        &self,
+        p: &Principal,
+        r: pb::ValidateRulesRequest,
+    ) -> ApiResult<pb::ValidateResponse> {
+        self.require(p, Permission::Read)?;
+        let name = file_name(&r.file_name, "rules.yaml")?;
+        blocking(move || {
+            // The loader reads files (includes, line numbers): give it one.
+            let dir = tempfile::tempdir()
+                .map_err(|e| ApiError::Internal(format!("a temporary directory: {e}")))?;
+            let path = dir.path().join(&name);
+            std::fs::write(&path, r.yaml.as_bytes())
+                .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+            let v = rampart_detect::tools::validate_files(std::slice::from_ref(&path));
+            let prefix = format!("{}/", dir.path().display());
+            Ok(pb::ValidateResponse {
+                valid: v.errors.is_empty(),
+                count: u32::try_from(v.rules).unwrap_or(u32::MAX),
+                diagnostics: v
+                    .errors
+                    .iter()
+                    .map(|e| pb::Diagnostic {
+                        file: e.file.strip_prefix(&prefix).unwrap_or(&e.file).to_string(),
+                        line: e.line,
+                        column: e.col,
+                        message: e.message.clone(),
+                    })
+                    .collect(),
+            })
+        })
+        .await
+    }
+
+    pub async fn deploy_rules(
+        &self,
+        p: &Principal,
+        r: pb::DeployRulesRequest,
+    ) -> ApiResult<pb::DeployResponse> {
+        self.unimplemented_write(
+            p,
+            Permission::Admin,
+            "rules.deploy",
+            &r.file_name,
+            "rules deployment: request/reply to nodes is not wired into the API yet",
+        )
+        .await
+    }
+
+    pub async fn list_response_policies(
+        &self,
+        p: &Principal,
+        _r: pb::ListResponsePoliciesRequest,
+    ) -> ApiResult<pb::ListResponsePoliciesResponse> {
+        self.require(p, Permission::Read)?;
+        Err(ApiError::Unimplemented(
+            "response policies: nodes do not report their policy to central yet".into(),
+        ))
+    }
+
+    pub async fn validate_response_policy(
+        &self,
+        p: &Principal,
+        r: pb::ValidateResponsePolicyRequest,
+    ) -> ApiResult<pb::ValidateResponse> {
+        self.require(p, Permission::Read)?;
+        let name = file_name(&r.file_name, "policy.yaml")?;
+        Ok(
+            match rampart_respond::Policy::parse(&r.yaml, std::path::Path::new(&name)) {
+                Ok(_) => pb::ValidateResponse {
+                    valid: true,
+                    diagnostics: Vec::new(),
+                    count: 1,
+                },
+                Err(rampart_respond::RespondError::Policy {
+                    file,
+                    line,
+                    column,
+                    message,
+                }) => pb::ValidateResponse {
+                    valid: false,
+                    count: 0,
+                    diagnostics: vec![pb::Diagnostic {
+                        file: file.display().to_string(),
+                        line: u32::try_from(line).unwrap_or(u32::MAX),
+                        column: u32::try_from(column).unwrap_or(u32::MAX),
+                        message,
+                    }],
+                },
+                Err(e) => pb::ValidateResponse {
+                    valid: false,
+                    count: 0,
+                    diagnostics: vec![pb::Diagnostic {
+                        file: name,
+                        message: e.to_string(),
+                        ..Default::default()
+                    }],
+                },
+            },
+        )
+    }
+
+    pub async fn deploy_response_policy(
+        &self,
+        p: &Principal,
+        r: pb::DeployResponsePolicyRequest,
+    ) -> ApiResult<pb::DeployResponse> {
+        self.unimplemented_write(
+            p,
+            Permission::Admin,
+            "policy.deploy",
+            &r.file_name,
+            "response policy deployment: request/reply to nodes is not wired into the API yet",
+        )
+        .await
+    }
+
+    // ---- response ----
+
+    pub async fn request_action(
+        &self,
+        p: &Principal,
+        r: pb::RequestActionRequest,
+    ) -> ApiResult<pb::RequestActionResponse> {
+        let action: pb::ResponseAction = convert::enum_field("action", r.action)?;
+        let target = if r.container_id.is_empty() {
+            format!("pid:{}", r.pid)
+        } else {
+            r.container_id.clone()
+        };
+        self.unimplemented_write(
+            p,
+            Permission::Respond,
+            &format!("response.{}", action.as_str_name().to_lowercase()),
+            &target,
+            "response actions: request/reply to the node that runs the container is not wired into the API yet",
+        )
+        .await
+    }
+
+    pub async fn list_audit(
+        &self,
+        p: &Principal,
+        r: pb::ListAuditRequest,
+    ) -> ApiResult<pb::ListAuditResponse> {
+        self.require(p, Permission::Read)?;
+        let q = AuditQuery {
+            since_ns: nonzero(r.since_ns),
+            until_ns: nonzero(r.until_ns),
+            actor: nonempty(&r.actor),
+            action: nonempty(&r.action),
+            target: nonempty(&r.target),
+            limit: r.limit,
+        };
+        let store = self.store.clone();
+        let recs = blocking(move || Ok(store.query_audit(&q)?)).await?;
+        Ok(pb::ListAuditResponse {
+            records: recs.iter().map(convert::audit).collect(),
+        })
+    }
+
+    // ---- health ----
+
+    pub async fn get_sensor_health(
+        &self,
+        p: &Principal,
+        r: pb::GetSensorHealthRequest,
+    ) -> ApiResult<pb::GetSensorHealthResponse> {
+        self.require(p, Permission::Read)?;
+        let store = self.store.clone();
+        let nodes = blocking(move || Ok(store.nodes()?)).await?;
+        let now = rampart_event::wall_ns();
+        Ok(pb::GetSensorHealthResponse {
+            nodes: nodes
+                .into_iter()
+                .filter(|n| r.node.is_empty() || n.name == r.node)
+                .map(|n| pb::NodeHealth {
+                    alive: now.saturating_sub(n.last_seen_ns) < 60_000_000_000,
+                    node: n.name,
+                    version: n.version,
+                    last_seen_ns: n.last_seen_ns,
+                    detail_reported: false,
+                    ..Default::default()
+                })
+                .collect(),
+        })
+    }
+
+    // ---- events (the local recorder) ----
+
+    async fn recorder(&self, filter: &pb::EventFilter) -> ApiResult<PathBuf> {
+        let local = filter.node.is_empty() || self.local_node.as_deref() == Some(&filter.node);
+        if !local {
+            let store = self.store.clone();
+            let nodes = blocking(move || Ok(store.nodes()?)).await?;
+            if !nodes.iter().any(|n| n.name == filter.node) {
+                return Err(ApiError::NotFound(format!("no node {:?}", filter.node)));
+            }
+            return Err(ApiError::Unimplemented(format!(
+                "events of node {:?}: request/reply to remote nodes is not wired into the API yet; only the local recorder answers",
+                filter.node
+            )));
+        }
+        self.recorder_dir.clone().ok_or_else(|| {
+            ApiError::Unimplemented(
+                "events: this server runs no node, so it has no recorder to ask".into(),
+            )
+        })
+    }
+
+    fn recorder_query(filter: &pb::EventFilter) -> ApiResult<rampart_recorder::Query> {
+        let mut q = rampart_recorder::Query::new();
+        if filter.since_ns != 0 {
+            q = q.since(filter.since_ns);
+        }
+        if filter.until_ns != 0 {
+            q = q.until(filter.until_ns);
+        }
+        if !filter.container.is_empty() {
+            q = q.container(filter.container.clone());
+        }
+        if !filter.image.is_empty() {
+            q = q.image(filter.image.clone());
+        }
+        if !filter.kinds.is_empty() {
+            let mut kinds = Vec::new();
+            for k in &filter.kinds {
+                kinds.extend(rampart_event::EventKind::parse_filter(k.trim()).ok_or_else(
+                    || ApiError::Invalid(format!("kinds: {k:?} is not an event kind or family")),
+                )?);
+            }
+            q = q.kinds(kinds);
+        }
+        if !filter.r#where.is_empty() {
+            let c = rampart_recorder::compile_where::<&std::path::Path>(&filter.r#where, &[])
+                .map_err(|e| ApiError::Invalid(format!("where: {e}")))?;
+            q = q.condition(Arc::new(c));
+        }
+        Ok(q.records(rampart_recorder::RecordTypes::EVENTS))
+    }
+
+    pub async fn query_events(
+        &self,
+        p: &Principal,
+        r: pb::QueryEventsRequest,
+    ) -> ApiResult<pb::QueryEventsResponse> {
+        self.require(p, Permission::Read)?;
+        let filter = r.filter.unwrap_or_default();
+        let dir = self.recorder(&filter).await?;
+        let q = Self::recorder_query(&filter)?;
+        let limit = match r.limit {
+            0 => DEFAULT_EVENTS,
+            n => n.min(MAX_EVENTS),
+        } as usize;
+        blocking(move || {
+            let rec = rampart_recorder::Recorder::open_read_only(dir)
+                .map_err(|e| ApiError::Internal(format!("recorder: {e}")))?;
+            let it = rec
+                .query(&q)
+                .map_err(|e| ApiError::Internal(format!("recorder: {e}")))?;
+            let mut events = Vec::new();
+            let mut truncated = false;
+            for record in it {
+                if let rampart_recorder::Record::Event(e) = record {
+                    if events.len() == limit {
+                        truncated = true;
+                        break;
+                    }
+                    events.push(convert::event(&e));
+                }
+            }
+            Ok(pb::QueryEventsResponse { events, truncated })
+        })
+        .await
+    }
+
+    pub fn stream_events(
+        &self,
+        p: &Principal,
+        r: pb::StreamEventsRequest,
+    ) -> ApiResult<BoxStream<pb::Event>> {
+        self.require(p, Permission::Read)?;
+        let _ = r;
+        Err(ApiError::Unimplemented(
+            "live event streams: the recorder's follow mode is not exposed through the API yet; use QueryEvents with since_ns".into(),
+        ))
+    }
+
+    pub async fn retro_hunt(
+        &self,
+        p: &Principal,
+        r: pb::RetroHuntRequest,
+    ) -> ApiResult<pb::RetroHuntResponse> {
+        self.require(p, Permission::Read)?;
+        let filter = r.filter.unwrap_or_default();
+        let dir = self.recorder(&filter).await?;
+        let q = Self::recorder_query(&filter)?;
+        if r.rules_yaml.trim().is_empty() {
+            return Err(ApiError::Invalid("rules_yaml: required".into()));
+        }
+        let limit = match r.limit {
+            0 => DEFAULT_EVENTS,
+            n => n.min(MAX_EVENTS),
+        } as usize;
+        blocking(move || {
+            let tmp = tempfile::tempdir()
+                .map_err(|e| ApiError::Internal(format!("a temporary directory: {e}")))?;
+            let path = tmp.path().join("hunt.yaml");
+            std::fs::write(&path, r.rules_yaml.as_bytes())
+                .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
+            let v = rampart_detect::tools::validate_files(std::slice::from_ref(&path));
+            if let Some(e) = v.errors.first() {
+                return Err(ApiError::Invalid(format!(
+                    "rules_yaml:{}:{}: {}",
+                    e.line, e.col, e.message
+                )));
+            }
+            let rec = rampart_recorder::Recorder::open_read_only(dir)
+                .map_err(|e| ApiError::Internal(format!("recorder: {e}")))?;
+            let report = rec
+                .retro_hunt(&[&path], &q)
+                .map_err(|e| ApiError::Internal(format!("retro-hunt: {e}")))?;
+            Ok(pb::RetroHuntResponse {
+                alerts: report
+                    .alerts
+                    .iter()
+                    .take(limit)
+                    .map(convert::alert)
+                    .collect(),
+                events_scanned: report.events,
+            })
+        })
+        .await
+    }
+}
+
+/// A submitted document's name: a plain file name, so diagnostics can name it.
+fn file_name(given: &str, default: &str) -> ApiResult<String> {
+    if given.is_empty() {
+        return Ok(default.into());
+    }
+    if given.contains('/')
+        || given.contains('\0')
+        || given == "."
+        || given == ".."
+        || given.len() > 255
+    {
+        return Err(ApiError::Invalid(format!(
+            "file_name: {given:?} must be a plain file name (no '/')"
+        )));
+    }
+    Ok(given.into())
+}
+
+use futures_util::StreamExt as _;
