@@ -1052,8 +1052,10 @@ impl<'a> BlockDecoder<'a> {
                 .ok_or(CodecError::Bad("process ref"));
         }
         let pid = self.r.u32()?;
-        let tid =
-            u32::try_from(i64::from(pid) + self.r.i64()?).map_err(|_| CodecError::Bad("tid"))?;
+        let tid = i64::from(pid)
+            .checked_add(self.r.i64()?)
+            .and_then(|t| u32::try_from(t).ok())
+            .ok_or(CodecError::Bad("tid"))?;
         let ppid = self.r.u32()?;
         let exec_id = self.string()?;
         let parent_exec_id = self.opt_string()?;

@@ -56,6 +56,8 @@
 pub mod catalog;
 pub mod codec;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hunt;
 pub mod incident;
 pub mod query;

@@ -316,25 +316,33 @@ pub fn segment_header_bytes(id: u64, created_ns: u64) -> [u8; SEGMENT_HEADER_LEN
 /// that read back; never panics, whatever the bytes (the fuzz target's entry).
 #[doc(hidden)]
 pub fn read_segment_image(data: &[u8]) -> Vec<Record> {
+    read_segment_image_sized(data).0
+}
+
+/// [`read_segment_image`], with the total raw (uncompressed) length of the frames
+/// that decoded.
+pub(crate) fn read_segment_image_sized(data: &[u8]) -> (Vec<Record>, usize) {
     let hl = SEGMENT_HEADER_LEN as usize;
     if data.len() < hl
         || &data[0..8] != SEGMENT_MAGIC
         || crc32c::crc32c(&data[0..28]) != le32(&data[28..32])
     {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     let mut scan = SegmentScan::default();
     scan_bytes(&data[hl..], SEGMENT_HEADER_LEN, &mut scan);
     let mut out = Vec::new();
+    let mut raw = 0;
     for (offset, len, _) in scan.frames {
         let start = offset as usize;
         if let Some(frame) = data.get(start..start + len) {
             if let Ok(recs) = decode_frame(frame) {
+                raw += parse_frame_header(frame).map_or(0, |h| h.raw_len);
                 out.extend(recs);
             }
         }
     }
-    out
+    (out, raw)
 }
 
 fn next_magic(data: &[u8], from: usize) -> usize {
