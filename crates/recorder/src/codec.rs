@@ -170,6 +170,9 @@ pub struct BlockEncoder {
     pinned_workloads: Vec<Arc<Workload>>,
     pinned_processes: Vec<Arc<Process>>,
     pinned_ancestors: Vec<Arc<Ancestor>>,
+    /// The host of the last event and its string ref: every event names its host,
+    /// and the sensor shares one `Arc` for it (held here, so the address is not reused).
+    last_host: Option<(Arc<str>, u32)>,
     prev_ts: u64,
     prev_seq: u64,
     summary: BlockSummary,
@@ -217,6 +220,7 @@ impl BlockEncoder {
         self.pinned_processes.clear();
         self.pinned_ancestors.clear();
         self.containers_seen.clear();
+        self.last_host = None;
         self.prev_ts = 0;
         self.prev_seq = 0;
         (body, summary)
@@ -313,7 +317,13 @@ impl BlockEncoder {
         let dseq = ev.seq.wrapping_sub(self.prev_seq) as i64;
         put_i64(&mut self.buf, dseq);
         self.prev_seq = ev.seq;
-        self.str(&ev.host);
+        match &self.last_host {
+            Some((h, i)) if Arc::ptr_eq(h, &ev.host) => put_u64(&mut self.buf, u64::from(*i) + 1),
+            _ => {
+                let i = self.str_index(&ev.host);
+                self.last_host = Some((ev.host.clone(), i));
+            }
+        }
         let mut flags = 0;
         if ev.compat_syscall {
             flags |= FLAG_COMPAT;
@@ -330,14 +340,20 @@ impl BlockEncoder {
     }
 
     fn str(&mut self, s: &str) {
+        self.str_index(s);
+    }
+
+    /// Writes a string ref (or definition) and returns its index in the table.
+    fn str_index(&mut self, s: &str) -> u32 {
         if let Some(&i) = self.strings.get(s) {
             put_u64(&mut self.buf, u64::from(i) + 1);
-            return;
+            return i;
         }
         let i = self.strings.len() as u32;
         self.strings.insert(s.into(), i);
         self.buf.push(0);
         put_raw_str(&mut self.buf, s);
+        i
     }
 
     fn opt_str(&mut self, s: Option<&str>) {

@@ -544,6 +544,10 @@ impl Appender {
         }
     }
 
+    pub fn sync_on_flush(&self) -> bool {
+        self.rec.cfg.sync_on_flush
+    }
+
     pub fn sync(&self) {
         if let Some((_, f, _)) = &self.active {
             let _ = f.sync_data();
