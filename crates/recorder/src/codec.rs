@@ -875,6 +875,7 @@ pub(crate) struct BlockDecoder<'a> {
     r: Reader<'a>,
     strings: Vec<&'a str>,
     hosts: FxHashMap<u32, Arc<str>>,
+    last_host: Option<(u32, Arc<str>)>,
     workloads: Vec<Arc<Workload>>,
     processes: Vec<Arc<Process>>,
     ancestors: Vec<Arc<Ancestor>>,
@@ -888,6 +889,7 @@ impl<'a> BlockDecoder<'a> {
             r: Reader { buf: body, pos: 0 },
             strings: Vec::new(),
             hosts: FxHashMap::default(),
+            last_host: None,
             workloads: Vec::new(),
             processes: Vec::new(),
             ancestors: Vec::new(),
@@ -965,11 +967,19 @@ impl<'a> BlockDecoder<'a> {
         let seq = self.prev_seq.wrapping_add(self.r.i64()? as u64);
         self.prev_seq = seq;
         let (hi, hs) = self.str_idx()?;
-        let host = self
-            .hosts
-            .entry(hi)
-            .or_insert_with(|| Arc::from(hs))
-            .clone();
+        let host = match &self.last_host {
+            // Every event names its host, nearly always the same one.
+            Some((i, h)) if *i == hi => h.clone(),
+            _ => {
+                let h = self
+                    .hosts
+                    .entry(hi)
+                    .or_insert_with(|| Arc::from(hs))
+                    .clone();
+                self.last_host = Some((hi, h.clone()));
+                h
+            }
+        };
         let flags = self.r.u8()?;
         let container = self.workload()?;
         let process = if flags & FLAG_PROCESS != 0 {

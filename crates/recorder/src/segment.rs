@@ -205,7 +205,16 @@ pub(crate) fn decode_frame(frame: &[u8]) -> Result<Vec<Record>, FrameError> {
     let body = frame
         .get(start..start + h.body_len)
         .ok_or(FrameError::Torn)?;
-    let raw = zstd::bulk::decompress(body, h.raw_len)
+    thread_local! {
+        // A decompression context per reading thread, not one per block.
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+    }
+    let raw = DECOMPRESSOR
+        .with_borrow_mut(|d| match d {
+            Some(d) => d.decompress(body, h.raw_len),
+            None => zstd::bulk::decompress(body, h.raw_len),
+        })
         .map_err(|e| FrameError::Decompress(e.to_string()))?;
     if raw.len() != h.raw_len {
         return Err(FrameError::Decompress(
