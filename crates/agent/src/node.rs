@@ -111,6 +111,7 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
     if cfg.recorder.enabled {
         let (stage, report) =
             RecorderStage::open(cfg.recorder.recorder_config()).map_err(NodeError::Recorder)?;
+        let stage = stage.with_stats_every(Some(Duration::from_secs(cfg.recorder.stats_secs)));
         tracing::info!(dir = %cfg.recorder.dir.display(), "recording");
         builder = builder.stage(stage);
         recorder_report = Some(report);
@@ -124,8 +125,8 @@ pub fn run_node(opts: NodeOptions) -> Result<NodeReport, NodeError> {
     }
     let mut spool = None;
     if let Some(p) = opts.publisher {
-        let stage = BusPublisherStage::new(p.config, p.backplane, p.runtime)
-            .map_err(NodeError::Bus)?;
+        let stage =
+            BusPublisherStage::new(p.config, p.backplane, p.runtime).map_err(NodeError::Bus)?;
         spool = Some(stage.spool());
         builder = builder.stage(stage);
     }

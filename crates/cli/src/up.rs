@@ -18,6 +18,10 @@ pub struct UpArgs {
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     pub duration: Option<u64>,
+    /// Log the flight recorder's counters (appended, shed, dropped for space,
+    /// segments, bytes, oldest record) every SECS seconds; sets `recorder.stats_secs`.
+    #[arg(long, value_name = "SECS")]
+    pub stats: Option<u64>,
     /// Print the default configuration and exit.
     #[arg(long)]
     pub print_default_config: bool,
@@ -28,8 +32,12 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         print!("{DEFAULT_CONFIG}");
         return Ok(0);
     }
+    let mut config = NodeConfig::load(a.config.as_deref())?;
+    if let Some(secs) = a.stats {
+        config.recorder.stats_secs = secs;
+    }
     let report = rampart_agent::run_node(NodeOptions {
-        config: NodeConfig::load(a.config.as_deref())?,
+        config,
         rules: a.rules,
         duration: a.duration.map(Duration::from_secs),
         publisher: None,

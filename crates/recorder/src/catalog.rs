@@ -411,6 +411,43 @@ impl Catalog {
             .query_row("SELECT coalesce(max(id), 0) FROM blocks", [], |r| r.get(0))
     }
 
+    pub fn summary(&self) -> rusqlite::Result<crate::store::Summary> {
+        let (segments, bytes) = self.db.query_row(
+            "SELECT count(*), coalesce(sum(bytes), 0) FROM segments",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?;
+        let (blocks, records, events, oldest, newest) = self.db.query_row(
+            "SELECT count(*), coalesce(sum(records), 0), coalesce(sum(events), 0), min(min_ts),
+                max(max_ts) FROM blocks",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                    r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                ))
+            },
+        )?;
+        let containers = self
+            .db
+            .query_row("SELECT count(*) FROM containers", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64;
+        Ok(crate::store::Summary {
+            segments,
+            bytes,
+            blocks,
+            records,
+            events,
+            containers,
+            oldest_ns: oldest,
+            newest_ns: newest,
+        })
+    }
+
     /// Blocks and events catalogued.
     pub fn totals(&self) -> rusqlite::Result<(u64, u64)> {
         self.db.query_row(

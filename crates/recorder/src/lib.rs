@@ -74,5 +74,8 @@ pub use hunt::HuntReport;
 pub use incident::BundleSummary;
 pub use query::{compile_where, Follow, ProcessNode, ProcessTree, Query, QueryIter, RecordTypes};
 pub use record::{LifecycleAction, LifecycleRecord, Record};
-pub use store::{Recorder, RecorderConfig, RepairReport, Stats, DEFAULT_BLOCK_BYTES, DEFAULT_DIR};
+pub use store::{
+    PublishedStats, Recorder, RecorderConfig, RepairReport, Stats, Summary, DEFAULT_BLOCK_BYTES,
+    DEFAULT_DIR, STATS_FILE,
+};
 pub use writer::Writer;

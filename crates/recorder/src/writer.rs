@@ -28,6 +28,8 @@ use crate::store::{Appender, Recorder, Stats};
 pub const WRITER_THREAD: &str = "rampart-recorder";
 /// The sealing thread's name (15 bytes: the kernel keeps no more).
 pub const SEALER_THREAD: &str = "recorder-sealer";
+/// How often the counters are published for other processes.
+const PUBLISH_EVERY: Duration = Duration::from_secs(2);
 /// Sealed blocks waiting for the sealer (each up to the block size).
 const SEALER_QUEUE: usize = 8;
 
@@ -199,6 +201,7 @@ impl Sealer {
     fn run(mut self, rx: Receiver<SealMsg>) {
         self.appender.enforce_retention();
         let mut last_retention = Instant::now();
+        let mut last_publish = Instant::now();
         loop {
             match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(SealMsg::Block(body, summary)) => {
@@ -214,8 +217,13 @@ impl Sealer {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     self.appender.roll();
+                    self.appender.publish_stats();
                     return;
                 }
+            }
+            if last_publish.elapsed() >= PUBLISH_EVERY {
+                last_publish = Instant::now();
+                self.appender.publish_stats();
             }
             if last_retention.elapsed() >= Duration::from_secs(10) {
                 last_retention = Instant::now();
