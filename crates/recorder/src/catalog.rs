@@ -83,6 +83,10 @@ impl Catalog {
         // The catalog can be rebuilt from the segments: a lost commit costs a rescan,
         // never data, so it need not be synced on every commit.
         db.pragma_update(None, "synchronous", "NORMAL")?;
+        // The write-ahead log is checkpointed and cut back often: left to SQLite's
+        // defaults it grows to 4 MiB and stays, space the segments need on a full disk.
+        db.pragma_update(None, "wal_autocheckpoint", 64)?;
+        db.pragma_update(None, "journal_size_limit", 256 * 1024)?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version != 0 && version != CATALOG_VERSION {

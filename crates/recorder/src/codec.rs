@@ -78,6 +78,10 @@ pub struct BlockSummary {
     pub alert_ids: Vec<String>,
     /// Lifecycle records in the block.
     pub lifecycles: u32,
+    /// Losses the block's `lost` events with source `recorder` report (not stored:
+    /// known only while the block is written, so a block that cannot be written
+    /// passes its marks on instead of losing them).
+    pub recorder_losses: u64,
 }
 
 impl BlockSummary {
@@ -144,6 +148,7 @@ impl BlockSummary {
             exec_hashes,
             alert_ids,
             lifecycles,
+            recorder_losses: 0,
         })
     }
 }
@@ -310,6 +315,14 @@ impl BlockEncoder {
         self.summary.events += 1;
         let kind = ev.kind();
         self.summary.kinds |= 1u64 << (kind as u32);
+        if let Payload::Lost {
+            source: LossSource::Recorder,
+            count,
+            ..
+        } = &ev.payload
+        {
+            self.summary.recorder_losses += count;
+        }
         self.buf.push(TAG_EVENT);
         let dts = ev.ts_ns.wrapping_sub(self.prev_ts) as i64;
         put_i64(&mut self.buf, dts);

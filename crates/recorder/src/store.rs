@@ -108,7 +108,8 @@ pub struct Stats {
     pub appended: u64,
     /// Records shed because the writer's queue was full.
     pub shed: u64,
-    /// Records shed because the disk was full (after deleting old segments failed).
+    /// Records shed because the disk was full (after deleting old segments failed),
+    /// plus the losses the shed blocks' `lost` marks reported (passed on, not lost).
     pub shed_disk_full: u64,
     /// Blocks written.
     pub blocks: u64,
@@ -545,6 +546,10 @@ pub(crate) struct Appender {
     /// again before the next block is catalogued, so queries in this process see them
     /// once the catalog works again (a reopen would find them in any case).
     uncatalogued: std::collections::VecDeque<(u64, u64, usize, BlockSummary)>,
+    /// Segments deleted whose catalog rows could not be removed yet.
+    unforgotten: Vec<u64>,
+    /// The newest segment id this process has used.
+    last_segment: u64,
 }
 
 /// Blocks kept for cataloguing later; past it the oldest are left to the next open's
@@ -576,6 +581,8 @@ impl Appender {
             segments,
             compressor,
             uncatalogued: Default::default(),
+            unforgotten: Vec::new(),
+            last_segment: 0,
         })
     }
 
@@ -588,17 +595,31 @@ impl Appender {
             .copied()
             .unwrap_or(0)
             .max(self.segments.keys().next_back().copied().unwrap_or(0))
+            .max(self.last_segment)
             + 1;
+        // Never an id used before in this process, even once all its segments are
+        // deleted: a catalog that could not forget one yet must not mix it up.
+        self.last_segment = id;
         let path = self.rec.segment_path(id);
         let f = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
-        f.write_all_at(&segment::segment_header(id, now_ns()), 0)?;
-        self.rec
+        if let Err(e) = f.write_all_at(&segment::segment_header(id, now_ns()), 0) {
+            // A full disk: no empty segment left behind for every block that fails.
+            drop(f);
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+        if let Err(e) = self
+            .rec
             .catalog()
-            .add_segment(id, segment::SEGMENT_HEADER_LEN)?;
+            .add_segment(id, segment::SEGMENT_HEADER_LEN)
+        {
+            // Its first block's catalog rows add it (or the next open's repair).
+            tracing::warn!(segment = id, error = %e, "recorder segment not catalogued yet");
+        }
         self.segments
             .insert(id, (segment::SEGMENT_HEADER_LEN, None));
         self.active = Some((id, f, segment::SEGMENT_HEADER_LEN));
@@ -631,7 +652,7 @@ impl Appender {
     /// Compresses, frames and writes one block, then catalogues it. Never panics:
     /// a block that cannot be written is counted as shed.
     pub fn write_block(&mut self, body: &[u8], summary: BlockSummary) {
-        let records = u64::from(summary.records);
+        let records = u64::from(summary.records) + summary.recorder_losses;
         let frame = match segment::build_frame(body, summary, &mut self.compressor) {
             Ok(f) => f,
             Err(e) => {
@@ -727,6 +748,12 @@ impl Appender {
     /// Catalogues the blocks written but not catalogued yet, oldest first, stopping at
     /// the first failure (kept for the next block).
     fn catalogue_pending(&mut self) {
+        while let Some(&id) = self.unforgotten.last() {
+            if self.rec.catalog().remove_segment(id).is_err() {
+                break;
+            }
+            self.unforgotten.pop();
+        }
         let mut newest = None;
         while let Some((segment, offset, length, summary)) = self.uncatalogued.front() {
             let added = self
@@ -785,7 +812,14 @@ impl Appender {
         self.rec.forget_file(id);
         self.uncatalogued.retain(|b| b.0 != id);
         if let Err(e) = self.rec.catalog().remove_segment(id) {
+            // Tried again with the next block (reads of its blocks find no file and
+            // return nothing meanwhile).
             tracing::warn!(segment = id, error = %e, "recorder segment deleted but still catalogued");
+            self.rec
+                .counters
+                .catalog_errors
+                .fetch_add(1, Ordering::Relaxed);
+            self.unforgotten.push(id);
         }
         self.segments.remove(&id);
         self.rec

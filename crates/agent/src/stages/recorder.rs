@@ -73,9 +73,10 @@ impl RecorderStage {
         let Some(writer) = &self.writer else { return };
         let lost = Self::writer_losses(&writer.stats());
         let missed = dropped + lost.saturating_sub(self.shed_marked);
-        self.shed_marked = lost;
-        if missed > 0 {
-            writer.try_append_event(Arc::new(self.lost(missed)));
+        // A mark the queue sheds is counted there and tried again with the next one
+        // (a mark a full disk sheds is passed on by the writer).
+        if missed > 0 && writer.try_append_event(Arc::new(self.lost(missed))) {
+            self.shed_marked = lost;
         }
     }
 
