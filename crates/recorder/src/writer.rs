@@ -331,7 +331,7 @@ impl Worker {
                     }
                     Msg::Flush(done) => {
                         self.seal_all();
-                        self.to_sealer(SealMsg::Flush(done));
+                        self.hand_to_sealer(SealMsg::Flush(done));
                     }
                     Msg::Stop => {
                         self.stop();
@@ -356,7 +356,7 @@ impl Worker {
         }
     }
 
-    fn to_sealer(&mut self, m: SealMsg) {
+    fn hand_to_sealer(&mut self, m: SealMsg) {
         let gone = match &self.sealer {
             Some(tx) => tx.send(m).is_err(),
             None => true,
@@ -434,7 +434,7 @@ impl Worker {
                 if let Ok(buf) = self.bodies.try_recv() {
                     b.enc.recycle(buf);
                 }
-                self.to_sealer(SealMsg::Block(body, summary));
+                self.hand_to_sealer(SealMsg::Block(body, summary));
             }
             self.spare.push(b.enc);
         }
