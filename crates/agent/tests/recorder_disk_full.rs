@@ -251,6 +251,10 @@ fn a_full_disk_drops_old_segments_then_sheds_and_recording_resumes() {
     });
     let marked = recorded_losses(&rec);
     let lost_records = full.shed + full.shed_disk_full;
+    // Marks never claim more than the writer counted (a mark passed on is counted
+    // again there, so the counters may say more than the marks).
+    let counted_now = rec.stats();
+    assert!(marked <= counted_now.shed + counted_now.shed_disk_full);
     eprintln!("marked {marked} of {lost_records} counted (marks passed on counted twice there)");
     let stats = pipeline.shutdown();
     assert_eq!(stats.events, total);
@@ -262,7 +266,8 @@ fn a_full_disk_drops_old_segments_then_sheds_and_recording_resumes() {
     assert!(report.corrupt.is_empty(), "{report:?}");
     let got = seqs(&reopened);
     assert!((1_000_000..1_002_000).all(|s| got.binary_search(&s).is_ok()));
-    assert!(recorded_losses(&reopened) >= full.shed_disk_full);
+    // The marks are on disk, not only in this process's view.
+    assert!(recorded_losses(&reopened) >= marked);
     eprintln!(
         "pushed {total}, recorded {} at the end, shed {shed_total} in all, {} segments deleted for room",
         got.len(),
