@@ -129,6 +129,9 @@ pub struct RecorderSection {
     pub max_size_mb: u64,
     /// Segments whose newest record is older than this many hours go (0: no limit).
     pub max_age_hours: u64,
+    /// Log the recorder's counters every this many seconds (0: only in the final
+    /// report); `rampart up --stats SECS` sets it.
+    pub stats_secs: u64,
 }
 
 impl Default for RecorderSection {
@@ -139,6 +142,7 @@ impl Default for RecorderSection {
             dir: d.dir,
             max_size_mb: d.max_total_bytes >> 20,
             max_age_hours: d.max_age.map_or(0, |a| a.as_secs() / 3600),
+            stats_secs: 0,
         }
     }
 }
@@ -258,6 +262,7 @@ recorder:               # the flight recorder: every event, alert and container 
   dir: /var/lib/rampart/recorder   # rampart query and rampart incident read it
   max_size_mb: 10240    # oldest segments are deleted whole beyond this
   max_age_hours: 168    # and once older than this (0 = no age limit)
+  stats_secs: 0         # log its counters every N seconds (0 = off; rampart up --stats N)
 response:
   policy: null          # a response policy file (kill, freeze, quarantine, deny exec…); null = alert only
   control_socket: /run/rampart/control.sock  # `rampart respond` acts through it (root only); null = off

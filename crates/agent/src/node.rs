@@ -121,6 +121,7 @@ pub fn run_node_from(
     if cfg.recorder.enabled {
         let (stage, report) =
             RecorderStage::open(cfg.recorder.recorder_config()).map_err(NodeError::Recorder)?;
+        let stage = stage.with_stats_every(Some(Duration::from_secs(cfg.recorder.stats_secs)));
         tracing::info!(dir = %cfg.recorder.dir.display(), "recording");
         builder = builder.stage(stage);
         recorder_report = Some(report);

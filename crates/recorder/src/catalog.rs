@@ -83,6 +83,10 @@ impl Catalog {
         // The catalog can be rebuilt from the segments: a lost commit costs a rescan,
         // never data, so it need not be synced on every commit.
         db.pragma_update(None, "synchronous", "NORMAL")?;
+        // The write-ahead log is checkpointed and cut back often: left to SQLite's
+        // defaults it grows to 4 MiB and stays, space the segments need on a full disk.
+        db.pragma_update(None, "wal_autocheckpoint", 64)?;
+        db.pragma_update(None, "journal_size_limit", 256 * 1024)?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         let version: i64 = db.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version != 0 && version != CATALOG_VERSION {
@@ -409,6 +413,43 @@ impl Catalog {
     pub fn max_block_id(&self) -> rusqlite::Result<i64> {
         self.db
             .query_row("SELECT coalesce(max(id), 0) FROM blocks", [], |r| r.get(0))
+    }
+
+    pub fn summary(&self) -> rusqlite::Result<crate::store::Summary> {
+        let (segments, bytes) = self.db.query_row(
+            "SELECT count(*), coalesce(sum(bytes), 0) FROM segments",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?;
+        let (blocks, records, events, oldest, newest) = self.db.query_row(
+            "SELECT count(*), coalesce(sum(records), 0), coalesce(sum(events), 0), min(min_ts),
+                max(max_ts) FROM blocks",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, Option<i64>>(3)?.map(|v| v as u64),
+                    r.get::<_, Option<i64>>(4)?.map(|v| v as u64),
+                ))
+            },
+        )?;
+        let containers = self
+            .db
+            .query_row("SELECT count(*) FROM containers", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64;
+        Ok(crate::store::Summary {
+            segments,
+            bytes,
+            blocks,
+            records,
+            events,
+            containers,
+            oldest_ns: oldest,
+            newest_ns: newest,
+        })
     }
 
     /// Blocks and events catalogued.

@@ -78,6 +78,10 @@ pub struct BlockSummary {
     pub alert_ids: Vec<String>,
     /// Lifecycle records in the block.
     pub lifecycles: u32,
+    /// Losses the block's `lost` events with source `recorder` report (not stored:
+    /// known only while the block is written, so a block that cannot be written
+    /// passes its marks on instead of losing them).
+    pub recorder_losses: u64,
 }
 
 impl BlockSummary {
@@ -144,6 +148,7 @@ impl BlockSummary {
             exec_hashes,
             alert_ids,
             lifecycles,
+            recorder_losses: 0,
         })
     }
 }
@@ -170,6 +175,9 @@ pub struct BlockEncoder {
     pinned_workloads: Vec<Arc<Workload>>,
     pinned_processes: Vec<Arc<Process>>,
     pinned_ancestors: Vec<Arc<Ancestor>>,
+    /// The host of the last event and its string ref: every event names its host,
+    /// and the sensor shares one `Arc` for it (held here, so the address is not reused).
+    last_host: Option<(Arc<str>, u32)>,
     prev_ts: u64,
     prev_seq: u64,
     summary: BlockSummary,
@@ -217,6 +225,7 @@ impl BlockEncoder {
         self.pinned_processes.clear();
         self.pinned_ancestors.clear();
         self.containers_seen.clear();
+        self.last_host = None;
         self.prev_ts = 0;
         self.prev_seq = 0;
         (body, summary)
@@ -306,6 +315,14 @@ impl BlockEncoder {
         self.summary.events += 1;
         let kind = ev.kind();
         self.summary.kinds |= 1u64 << (kind as u32);
+        if let Payload::Lost {
+            source: LossSource::Recorder,
+            count,
+            ..
+        } = &ev.payload
+        {
+            self.summary.recorder_losses += count;
+        }
         self.buf.push(TAG_EVENT);
         let dts = ev.ts_ns.wrapping_sub(self.prev_ts) as i64;
         put_i64(&mut self.buf, dts);
@@ -313,7 +330,13 @@ impl BlockEncoder {
         let dseq = ev.seq.wrapping_sub(self.prev_seq) as i64;
         put_i64(&mut self.buf, dseq);
         self.prev_seq = ev.seq;
-        self.str(&ev.host);
+        match &self.last_host {
+            Some((h, i)) if Arc::ptr_eq(h, &ev.host) => put_u64(&mut self.buf, u64::from(*i) + 1),
+            _ => {
+                let i = self.str_index(&ev.host);
+                self.last_host = Some((ev.host.clone(), i));
+            }
+        }
         let mut flags = 0;
         if ev.compat_syscall {
             flags |= FLAG_COMPAT;
@@ -330,14 +353,20 @@ impl BlockEncoder {
     }
 
     fn str(&mut self, s: &str) {
+        self.str_index(s);
+    }
+
+    /// Writes a string ref (or definition) and returns its index in the table.
+    fn str_index(&mut self, s: &str) -> u32 {
         if let Some(&i) = self.strings.get(s) {
             put_u64(&mut self.buf, u64::from(i) + 1);
-            return;
+            return i;
         }
         let i = self.strings.len() as u32;
         self.strings.insert(s.into(), i);
         self.buf.push(0);
         put_raw_str(&mut self.buf, s);
+        i
     }
 
     fn opt_str(&mut self, s: Option<&str>) {
@@ -859,6 +888,7 @@ pub(crate) struct BlockDecoder<'a> {
     r: Reader<'a>,
     strings: Vec<&'a str>,
     hosts: FxHashMap<u32, Arc<str>>,
+    last_host: Option<(u32, Arc<str>)>,
     workloads: Vec<Arc<Workload>>,
     processes: Vec<Arc<Process>>,
     ancestors: Vec<Arc<Ancestor>>,
@@ -872,6 +902,7 @@ impl<'a> BlockDecoder<'a> {
             r: Reader { buf: body, pos: 0 },
             strings: Vec::new(),
             hosts: FxHashMap::default(),
+            last_host: None,
             workloads: Vec::new(),
             processes: Vec::new(),
             ancestors: Vec::new(),
@@ -949,11 +980,19 @@ impl<'a> BlockDecoder<'a> {
         let seq = self.prev_seq.wrapping_add(self.r.i64()? as u64);
         self.prev_seq = seq;
         let (hi, hs) = self.str_idx()?;
-        let host = self
-            .hosts
-            .entry(hi)
-            .or_insert_with(|| Arc::from(hs))
-            .clone();
+        let host = match &self.last_host {
+            // Every event names its host, nearly always the same one.
+            Some((i, h)) if *i == hi => h.clone(),
+            _ => {
+                let h = self
+                    .hosts
+                    .entry(hi)
+                    .or_insert_with(|| Arc::from(hs))
+                    .clone();
+                self.last_host = Some((hi, h.clone()));
+                h
+            }
+        };
         let flags = self.r.u8()?;
         let container = self.workload()?;
         let process = if flags & FLAG_PROCESS != 0 {
@@ -1052,8 +1091,10 @@ impl<'a> BlockDecoder<'a> {
                 .ok_or(CodecError::Bad("process ref"));
         }
         let pid = self.r.u32()?;
-        let tid =
-            u32::try_from(i64::from(pid) + self.r.i64()?).map_err(|_| CodecError::Bad("tid"))?;
+        let tid = i64::from(pid)
+            .checked_add(self.r.i64()?)
+            .and_then(|t| u32::try_from(t).ok())
+            .ok_or(CodecError::Bad("tid"))?;
         let ppid = self.r.u32()?;
         let exec_id = self.string()?;
         let parent_exec_id = self.opt_string()?;

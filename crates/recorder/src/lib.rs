@@ -11,7 +11,8 @@
 //! # Layout
 //!
 //! A directory (default [`DEFAULT_DIR`]) holds `seg-<id>.rseg` segment files, the
-//! catalog `catalog.sqlite` and a `lock` file. A segment is a 32-byte header followed
+//! catalog `catalog.sqlite`, a `lock` file and `stats.json` (the writer's counters,
+//! published every few seconds for other processes). A segment is a 32-byte header followed
 //! by block frames ([`segment`] documents the bytes). A block holds up to ~256 KiB of
 //! records (uncompressed) in the [`codec`] encoding, compressed with zstd, with a
 //! summary beside it (time range, containers, kinds, exec ids, alert ids).
@@ -43,7 +44,9 @@
 //!    file goes before its catalog rows, so a crash in between cannot resurrect it.
 //! 6. **Producers never block.** Appends go through a bounded queue with `try_send`;
 //!    a full queue sheds the record and counts it. A full disk first deletes the
-//!    oldest segment, then sheds the block and counts it; neither panics.
+//!    oldest segment, then sheds the block and counts it; neither panics. A catalog
+//!    that cannot be written (its disk full) leaves the block on disk and listed for
+//!    cataloguing with the next one. Segment ids never repeat within a process.
 //! 7. **Blocks decode on their own.** Interning tables start empty in every block, so
 //!    a lost block loses only its own records.
 //!
@@ -56,6 +59,8 @@
 pub mod catalog;
 pub mod codec;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hunt;
 pub mod incident;
 pub mod query;
@@ -72,5 +77,8 @@ pub use hunt::HuntReport;
 pub use incident::BundleSummary;
 pub use query::{compile_where, Follow, ProcessNode, ProcessTree, Query, QueryIter, RecordTypes};
 pub use record::{LifecycleAction, LifecycleRecord, Record};
-pub use store::{Recorder, RecorderConfig, RepairReport, Stats, DEFAULT_BLOCK_BYTES, DEFAULT_DIR};
+pub use store::{
+    PublishedStats, Recorder, RecorderConfig, RepairReport, Stats, Summary, DEFAULT_BLOCK_BYTES,
+    DEFAULT_DIR, STATS_FILE,
+};
 pub use writer::Writer;

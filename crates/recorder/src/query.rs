@@ -5,13 +5,16 @@
 //! range, containers, kinds), reads only those, and merges them in time order: each
 //! block's records are sorted by time, and the blocks are merged with a heap of block
 //! cursors, loading a block only once the output reaches its oldest record (blocks of
-//! different containers overlap in time).
+//! different containers overlap in time). Blocks are read, decompressed, decoded and
+//! filtered ahead of the merge on a few threads of the query's own, in the order the
+//! merge takes them, so a query with many blocks uses the machine's cores.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rampart_detect::Condition;
@@ -22,6 +25,7 @@ use crate::catalog::BlockRef;
 use crate::codec::exec_id_hash;
 use crate::error::RecorderError;
 use crate::record::Record;
+use crate::segment::FrameError;
 use crate::store::Recorder;
 
 /// What to read. Every filter is optional; all given filters must hold.
@@ -190,6 +194,14 @@ fn container_key(ev: &Event) -> &str {
 
 impl Matcher {
     fn matches(&self, r: &Record) -> bool {
+        self.matches_memo(r, &mut (0, false))
+    }
+
+    /// [`Matcher::matches`] with the last workload's container verdict remembered by
+    /// its address: a block's records share a few workloads, and a container id is
+    /// 64 bytes to hash. Only for records that are all alive while the memo is (the
+    /// addresses of one decoded block).
+    fn matches_memo(&self, r: &Record, memo: &mut (usize, bool)) -> bool {
         let ts = r.ts_ns();
         if ts < self.since || ts > self.until {
             return false;
@@ -223,7 +235,11 @@ impl Matcher {
             }
         };
         if let Some(s) = &self.containers {
-            if !s.contains(container_key(ev)) {
+            let at = Arc::as_ptr(&ev.container) as usize;
+            if memo.0 != at {
+                *memo = (at, s.contains(container_key(ev)));
+            }
+            if !memo.1 {
                 return false;
             }
         }
@@ -241,11 +257,70 @@ impl Matcher {
     }
 }
 
+/// A block's matching records, sorted by time.
+type Decoded = Result<Vec<Record>, FrameError>;
+
+/// Reads, decodes, filters and sorts one block.
+fn decode_block(rec: &Recorder, m: &Matcher, b: &BlockRef) -> Decoded {
+    let mut memo = (0, false);
+    let mut recs = rec.read_block(b)?;
+    recs.retain(|r| m.matches_memo(r, &mut memo));
+    if !recs.is_sorted_by_key(Record::ts_ns) {
+        recs.sort_by_key(Record::ts_ns);
+    }
+    Ok(recs)
+}
+
+/// Threads that decode a query's blocks ahead of its merge. Dropped with the query:
+/// the job queue closes and the threads end after the block in hand.
+struct ReadAhead {
+    jobs: SyncSender<(BlockRef, SyncSender<Decoded>)>,
+    /// Results of the blocks handed out, in the order the merge takes them.
+    pending: VecDeque<Receiver<Decoded>>,
+    depth: usize,
+}
+
+impl ReadAhead {
+    /// None when one block or one core makes threads pointless.
+    fn start(rec: &Arc<Recorder>, m: &Arc<Matcher>, blocks: usize) -> Option<ReadAhead> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores.min(4).min(blocks);
+        if threads < 2 {
+            return None;
+        }
+        let (jobs, rx) = sync_channel::<(BlockRef, SyncSender<Decoded>)>(threads * 2);
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..threads {
+            let (rec, m, rx) = (rec.clone(), m.clone(), rx.clone());
+            let spawned = std::thread::Builder::new()
+                .name("recorder-query".into())
+                .spawn(move || loop {
+                    let job = rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|r| r.recv().map_err(|_| ()));
+                    let Ok((b, done)) = job else { return };
+                    let _ = done.send(decode_block(&rec, &m, &b));
+                });
+            if spawned.is_err() {
+                return None;
+            }
+        }
+        Some(ReadAhead {
+            jobs,
+            pending: VecDeque::new(),
+            depth: threads * 2,
+        })
+    }
+}
+
 /// Records in time order. Blocks that fail their checks are skipped (see
 /// [`QueryIter::skipped`]).
 pub struct QueryIter {
     rec: Arc<Recorder>,
-    matcher: Matcher,
+    matcher: Arc<Matcher>,
+    read_ahead: Option<ReadAhead>,
+    /// Blocks not read yet; the first `read_ahead.pending.len()` are being read.
     blocks: VecDeque<BlockRef>,
     heap: BinaryHeap<Reverse<(u64, u64, usize)>>,
     cursors: Vec<Option<Cursor>>,
@@ -276,26 +351,48 @@ impl QueryIter {
         self.blocks.len()
     }
 
+    /// The next block's records, read ahead when threads are running.
+    fn next_block(&mut self) -> Option<(BlockRef, Decoded)> {
+        if let Some(ra) = &mut self.read_ahead {
+            while ra.pending.len() < ra.depth && ra.pending.len() < self.blocks.len() {
+                let b = self.blocks[ra.pending.len()].clone();
+                let (tx, rx) = sync_channel(1);
+                if ra.jobs.send((b, tx)).is_err() {
+                    break;
+                }
+                ra.pending.push_back(rx);
+            }
+            if let Some(rx) = ra.pending.pop_front() {
+                let b = self.blocks.pop_front()?;
+                if let Ok(d) = rx.recv() {
+                    return Some((b, d));
+                }
+                // A reading thread is gone: read this one here, and the rest too.
+                self.read_ahead = None;
+                let d = decode_block(&self.rec, &self.matcher, &b);
+                return Some((b, d));
+            }
+        }
+        let b = self.blocks.pop_front()?;
+        let d = decode_block(&self.rec, &self.matcher, &b);
+        Some((b, d))
+    }
+
     fn load_next_block(&mut self) {
-        let Some(b) = self.blocks.pop_front() else {
+        let Some((b, decoded)) = self.next_block() else {
             return;
         };
         self.blocks_read += 1;
-        let recs = match self.rec.read_block(&b) {
+        let recs = match decoded {
             Ok(r) => r,
             Err(e) => {
                 self.skipped.push((b.segment, b.offset, e.to_string()));
                 return;
             }
         };
-        let mut recs: Vec<Record> = recs
-            .into_iter()
-            .filter(|r| self.matcher.matches(r))
-            .collect();
         if recs.is_empty() {
             return;
         }
-        recs.sort_by_key(Record::ts_ns);
         let mut rest = recs.into_iter();
         let head = rest.next();
         let ts = head.as_ref().map(Record::ts_ns).unwrap_or(0);
@@ -594,7 +691,9 @@ impl Recorder {
     pub fn query(self: &Arc<Self>, q: &Query) -> Result<QueryIter, RecorderError> {
         let (matcher, containers) = self.matcher(q)?;
         let blocks = self.candidate_blocks(&matcher, containers.as_deref(), None)?;
+        let matcher = Arc::new(matcher);
         Ok(QueryIter {
+            read_ahead: ReadAhead::start(self, &matcher, blocks.len()),
             rec: self.clone(),
             matcher,
             blocks: blocks.into(),

@@ -205,7 +205,16 @@ pub(crate) fn decode_frame(frame: &[u8]) -> Result<Vec<Record>, FrameError> {
     let body = frame
         .get(start..start + h.body_len)
         .ok_or(FrameError::Torn)?;
-    let raw = zstd::bulk::decompress(body, h.raw_len)
+    thread_local! {
+        // A decompression context per reading thread, not one per block.
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+    }
+    let raw = DECOMPRESSOR
+        .with_borrow_mut(|d| match d {
+            Some(d) => d.decompress(body, h.raw_len),
+            None => zstd::bulk::decompress(body, h.raw_len),
+        })
         .map_err(|e| FrameError::Decompress(e.to_string()))?;
     if raw.len() != h.raw_len {
         return Err(FrameError::Decompress(
@@ -316,25 +325,33 @@ pub fn segment_header_bytes(id: u64, created_ns: u64) -> [u8; SEGMENT_HEADER_LEN
 /// that read back; never panics, whatever the bytes (the fuzz target's entry).
 #[doc(hidden)]
 pub fn read_segment_image(data: &[u8]) -> Vec<Record> {
+    read_segment_image_sized(data).0
+}
+
+/// [`read_segment_image`], with the total raw (uncompressed) length of the frames
+/// that decoded.
+pub(crate) fn read_segment_image_sized(data: &[u8]) -> (Vec<Record>, usize) {
     let hl = SEGMENT_HEADER_LEN as usize;
     if data.len() < hl
         || &data[0..8] != SEGMENT_MAGIC
         || crc32c::crc32c(&data[0..28]) != le32(&data[28..32])
     {
-        return Vec::new();
+        return (Vec::new(), 0);
     }
     let mut scan = SegmentScan::default();
     scan_bytes(&data[hl..], SEGMENT_HEADER_LEN, &mut scan);
     let mut out = Vec::new();
+    let mut raw = 0;
     for (offset, len, _) in scan.frames {
         let start = offset as usize;
         if let Some(frame) = data.get(start..start + len) {
             if let Ok(recs) = decode_frame(frame) {
+                raw += parse_frame_header(frame).map_or(0, |h| h.raw_len);
                 out.extend(recs);
             }
         }
     }
-    out
+    (out, raw)
 }
 
 fn next_magic(data: &[u8], from: usize) -> usize {

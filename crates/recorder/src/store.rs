@@ -23,6 +23,8 @@ pub const DEFAULT_DIR: &str = "/var/lib/rampart/recorder";
 pub const DEFAULT_BLOCK_BYTES: usize = 256 * 1024;
 
 const CATALOG_FILE: &str = "catalog.sqlite";
+/// The writer's counters, published for other processes (`rampart query --stats`).
+pub const STATS_FILE: &str = "stats.json";
 const LOCK_FILE: &str = "lock";
 
 /// How the recorder stores and bounds its history.
@@ -94,17 +96,20 @@ pub(crate) struct Counters {
     pub raw_bytes: AtomicU64,
     pub segments_deleted: AtomicU64,
     pub write_errors: AtomicU64,
+    pub catalog_errors: AtomicU64,
     pub corrupt_blocks: AtomicU64,
 }
 
 /// A snapshot of the recorder's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Stats {
     /// Records taken by the writer (events, alerts, lifecycle records).
     pub appended: u64,
     /// Records shed because the writer's queue was full.
     pub shed: u64,
-    /// Records shed because the disk was full (after deleting old segments failed).
+    /// Records shed because the disk was full (after deleting old segments failed),
+    /// plus the losses the shed blocks' `lost` marks reported (passed on, not lost).
     pub shed_disk_full: u64,
     /// Blocks written.
     pub blocks: u64,
@@ -115,6 +120,8 @@ pub struct Stats {
     /// Segments deleted by retention or to make room.
     pub segments_deleted: u64,
     pub write_errors: u64,
+    /// Catalog updates that failed (retried; the blocks are on disk).
+    pub catalog_errors: u64,
     /// Blocks skipped while reading because they failed their checksum or decoding.
     pub corrupt_blocks: u64,
 }
@@ -131,9 +138,35 @@ impl Counters {
             raw_bytes: g(&self.raw_bytes),
             segments_deleted: g(&self.segments_deleted),
             write_errors: g(&self.write_errors),
+            catalog_errors: g(&self.catalog_errors),
             corrupt_blocks: g(&self.corrupt_blocks),
         }
     }
+}
+
+/// The writer's counters as it last published them (every few seconds and at close).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PublishedStats {
+    /// The writing process.
+    pub pid: u32,
+    /// When they were published, ns since the Unix epoch.
+    pub updated_ns: u64,
+    pub stats: Stats,
+}
+
+/// What the recording holds, from the catalog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub segments: u64,
+    /// Bytes of the segments' catalogued frames.
+    pub bytes: u64,
+    pub blocks: u64,
+    pub records: u64,
+    pub events: u64,
+    pub containers: u64,
+    /// Oldest and newest record times, ns since the Unix epoch.
+    pub oldest_ns: Option<u64>,
+    pub newest_ns: Option<u64>,
 }
 
 /// What opening found and repaired.
@@ -448,6 +481,35 @@ impl Recorder {
         Ok(self.catalog().totals()?)
     }
 
+    /// What the recording holds, from the catalog.
+    pub fn summary(&self) -> Result<Summary, RecorderError> {
+        Ok(self.catalog().summary()?)
+    }
+
+    /// Writes the counters to [`STATS_FILE`] (whole or not at all; a full disk only
+    /// skips this round).
+    pub(crate) fn publish_stats(&self) {
+        let p = PublishedStats {
+            pid: std::process::id(),
+            updated_ns: now_ns(),
+            stats: self.stats(),
+        };
+        let tmp = self.cfg.dir.join(format!("{STATS_FILE}.tmp"));
+        let ok = serde_json::to_vec(&p)
+            .map_err(std::io::Error::other)
+            .and_then(|b| std::fs::write(&tmp, b))
+            .and_then(|_| std::fs::rename(&tmp, self.cfg.dir.join(STATS_FILE)));
+        if let Err(e) = ok {
+            tracing::debug!(error = %e, "recorder counters not published");
+        }
+    }
+
+    /// The counters the writer (this process's or another's) last published.
+    pub fn published_stats(&self) -> Option<PublishedStats> {
+        let b = std::fs::read(self.cfg.dir.join(STATS_FILE)).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
     /// Bytes of all segment files.
     pub fn disk_bytes(&self) -> Result<u64, RecorderError> {
         let mut total = 0;
@@ -480,7 +542,19 @@ pub(crate) struct Appender {
     /// Every segment: size and newest record time.
     segments: BTreeMap<u64, (u64, Option<u64>)>,
     compressor: zstd::bulk::Compressor<'static>,
+    /// Blocks written whose catalog rows failed (the catalog's disk full, say): tried
+    /// again before the next block is catalogued, so queries in this process see them
+    /// once the catalog works again (a reopen would find them in any case).
+    uncatalogued: std::collections::VecDeque<(u64, u64, usize, BlockSummary)>,
+    /// Segments deleted whose catalog rows could not be removed yet.
+    unforgotten: Vec<u64>,
+    /// The newest segment id this process has used.
+    last_segment: u64,
 }
+
+/// Blocks kept for cataloguing later; past it the oldest are left to the next open's
+/// repair scan.
+const MAX_UNCATALOGUED: usize = 4096;
 
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
@@ -506,6 +580,9 @@ impl Appender {
             active: None,
             segments,
             compressor,
+            uncatalogued: Default::default(),
+            unforgotten: Vec::new(),
+            last_segment: 0,
         })
     }
 
@@ -518,17 +595,31 @@ impl Appender {
             .copied()
             .unwrap_or(0)
             .max(self.segments.keys().next_back().copied().unwrap_or(0))
+            .max(self.last_segment)
             + 1;
+        // Never an id used before in this process, even once all its segments are
+        // deleted: a catalog that could not forget one yet must not mix it up.
+        self.last_segment = id;
         let path = self.rec.segment_path(id);
         let f = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
-        f.write_all_at(&segment::segment_header(id, now_ns()), 0)?;
-        self.rec
+        if let Err(e) = f.write_all_at(&segment::segment_header(id, now_ns()), 0) {
+            // A full disk: no empty segment left behind for every block that fails.
+            drop(f);
+            let _ = std::fs::remove_file(&path);
+            return Err(e.into());
+        }
+        if let Err(e) = self
+            .rec
             .catalog()
-            .add_segment(id, segment::SEGMENT_HEADER_LEN)?;
+            .add_segment(id, segment::SEGMENT_HEADER_LEN)
+        {
+            // Its first block's catalog rows add it (or the next open's repair).
+            tracing::warn!(segment = id, error = %e, "recorder segment not catalogued yet");
+        }
         self.segments
             .insert(id, (segment::SEGMENT_HEADER_LEN, None));
         self.active = Some((id, f, segment::SEGMENT_HEADER_LEN));
@@ -544,6 +635,14 @@ impl Appender {
         }
     }
 
+    pub fn publish_stats(&self) {
+        self.rec.publish_stats();
+    }
+
+    pub fn sync_on_flush(&self) -> bool {
+        self.rec.cfg.sync_on_flush
+    }
+
     pub fn sync(&self) {
         if let Some((_, f, _)) = &self.active {
             let _ = f.sync_data();
@@ -553,7 +652,7 @@ impl Appender {
     /// Compresses, frames and writes one block, then catalogues it. Never panics:
     /// a block that cannot be written is counted as shed.
     pub fn write_block(&mut self, body: &[u8], summary: BlockSummary) {
-        let records = u64::from(summary.records);
+        let records = u64::from(summary.records) + summary.recorder_losses;
         let frame = match segment::build_frame(body, summary, &mut self.compressor) {
             Ok(f) => f,
             Err(e) => {
@@ -640,24 +739,53 @@ impl Appender {
         c.bytes.fetch_add(len, Ordering::Relaxed);
         c.raw_bytes
             .fetch_add(frame.raw_len as u64, Ordering::Relaxed);
-        let block = self
-            .rec
-            .catalog()
-            .add_block(id, offset, frame.bytes.len(), &frame.summary);
-        match block {
-            Ok(b) => {
-                let (m, cv) = &self.rec.sealed;
-                let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
-                *g = (*g).max(b);
-                cv.notify_all();
+        self.uncatalogued
+            .push_back((id, offset, frame.bytes.len(), frame.summary.clone()));
+        self.catalogue_pending();
+        Ok(())
+    }
+
+    /// Catalogues the blocks written but not catalogued yet, oldest first, stopping at
+    /// the first failure (kept for the next block).
+    fn catalogue_pending(&mut self) {
+        while let Some(&id) = self.unforgotten.last() {
+            if self.rec.catalog().remove_segment(id).is_err() {
+                break;
             }
-            Err(e) => {
-                // The frame is on disk; the next open's repair catalogues it.
-                tracing::warn!(error = %e, segment = id, offset, "recorder block written but not catalogued");
-                c.write_errors.fetch_add(1, Ordering::Relaxed);
+            self.unforgotten.pop();
+        }
+        let mut newest = None;
+        while let Some((segment, offset, length, summary)) = self.uncatalogued.front() {
+            let added = self
+                .rec
+                .catalog()
+                .add_block(*segment, *offset, *length, summary);
+            match added {
+                Ok(b) => {
+                    newest = Some(b);
+                    self.uncatalogued.pop_front();
+                }
+                Err(e) => {
+                    // The frame is on disk: tried again with the next block, and the
+                    // next open's repair catalogues it whatever happens here.
+                    tracing::warn!(error = %e, segment, offset, pending = self.uncatalogued.len(), "recorder block written but not catalogued yet");
+                    self.rec
+                        .counters
+                        .catalog_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    while self.uncatalogued.len() > MAX_UNCATALOGUED {
+                        self.uncatalogued.pop_front();
+                    }
+                    break;
+                }
             }
         }
-        Ok(())
+        if let Some(b) = newest {
+            let (m, cv) = &self.rec.sealed;
+            let mut g = m.lock().unwrap_or_else(|p| p.into_inner());
+            *g = (*g).max(b);
+            cv.notify_all();
+        }
     }
 
     /// Deletes the oldest segment that is not being written; false when none.
@@ -682,8 +810,16 @@ impl Appender {
             }
         }
         self.rec.forget_file(id);
+        self.uncatalogued.retain(|b| b.0 != id);
         if let Err(e) = self.rec.catalog().remove_segment(id) {
+            // Tried again with the next block (reads of its blocks find no file and
+            // return nothing meanwhile).
             tracing::warn!(segment = id, error = %e, "recorder segment deleted but still catalogued");
+            self.rec
+                .counters
+                .catalog_errors
+                .fetch_add(1, Ordering::Relaxed);
+            self.unforgotten.push(id);
         }
         self.segments.remove(&id);
         self.rec

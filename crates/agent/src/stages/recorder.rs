@@ -1,10 +1,13 @@
 //! The flight recorder as a stage: every event the sensor delivers (before any rule),
 //! every alert (audit alerts included) and every container lifecycle change go to the
 //! recorder's own writer thread. The stage never waits: the pipeline drops batches it
-//! cannot take (counted), the writer sheds what its queue cannot hold (counted), and a
-//! `lost` event with source `recorder` marks each gap in the recording.
+//! cannot take (counted), the writer sheds what its queue cannot hold or a full disk
+//! will not take (counted), and a `lost` event with source `recorder` marks each gap
+//! in the recording. With a stats interval it logs the recorder's counters (appended,
+//! shed, dropped for space, segments, bytes, oldest record) while the node runs.
 
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rampart_event::{Event, LossSource, Payload, Workload};
 use rampart_recorder::{Recorder, RecorderConfig, Stats, Writer};
@@ -16,10 +19,13 @@ pub type RecorderReport = Arc<Mutex<Option<Stats>>>;
 
 pub struct RecorderStage {
     writer: Option<Writer>,
-    /// Writer sheds already marked in the recording.
+    recorder: Arc<Recorder>,
+    /// Writer sheds (queue full or disk full) already marked in the recording.
     shed_marked: u64,
     report: RecorderReport,
     host: Arc<str>,
+    stats_every: Option<Duration>,
+    last_stats: Instant,
 }
 
 impl RecorderStage {
@@ -29,17 +35,80 @@ impl RecorderStage {
         let dir = config.dir.clone();
         let recorder = Recorder::open(config)
             .map_err(|e| StageError::new(format!("recorder at {}: {e}", dir.display())))?;
-        let writer = Writer::start(recorder).map_err(StageError::new)?;
+        let writer = Writer::start(recorder.clone()).map_err(StageError::new)?;
         let report = Arc::new(Mutex::new(None));
         Ok((
             Self {
                 writer: Some(writer),
+                recorder,
                 shed_marked: 0,
                 report: report.clone(),
                 host: rampart_sensor::hostname().into(),
+                stats_every: None,
+                last_stats: Instant::now(),
             },
             report,
         ))
+    }
+
+    /// Logs the recorder's counters every `every` while the stage runs.
+    pub fn with_stats_every(mut self, every: Option<Duration>) -> Self {
+        self.stats_every = every.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// The recorder the stage writes to (its live counters, queries beside the writer).
+    pub fn recorder(&self) -> Arc<Recorder> {
+        self.recorder.clone()
+    }
+
+    /// Records that never reached the disk: shed by the writer's queue or by a full disk.
+    fn writer_losses(stats: &Stats) -> u64 {
+        stats.shed + stats.shed_disk_full
+    }
+
+    /// Marks in the recording what it lost since the last mark (plus `dropped`, batches
+    /// the pipeline dropped for this stage).
+    fn mark_losses(&mut self, dropped: u64) {
+        let Some(writer) = &self.writer else { return };
+        let lost = Self::writer_losses(&writer.stats());
+        let missed = dropped + lost.saturating_sub(self.shed_marked);
+        // A mark the queue sheds is counted there and tried again with the next one
+        // (a mark a full disk sheds is passed on by the writer).
+        if missed > 0 && writer.try_append_event(Arc::new(self.lost(missed))) {
+            self.shed_marked = lost;
+        }
+    }
+
+    fn log_stats(&self) {
+        let s = self.recorder.stats();
+        let summary = self.recorder.summary().unwrap_or_default();
+        let oldest = summary
+            .oldest_ns
+            .map_or_else(|| "-".to_string(), rampart_recorder::query::fmt_ts);
+        tracing::info!(
+            appended = s.appended,
+            shed = s.shed,
+            shed_disk_full = s.shed_disk_full,
+            segments = summary.segments,
+            segments_deleted = s.segments_deleted,
+            bytes = summary.bytes,
+            blocks = s.blocks,
+            write_errors = s.write_errors,
+            catalog_errors = s.catalog_errors,
+            oldest = %oldest,
+            "recorder stats"
+        );
+        eprintln!(
+            "rampart: recorder: {} appended, {} shed (queue full), {} shed (disk full), {} segments ({} deleted), {} bytes, oldest {}",
+            s.appended,
+            s.shed,
+            s.shed_disk_full,
+            summary.segments,
+            s.segments_deleted,
+            summary.bytes,
+            oldest
+        );
     }
 
     /// A `lost` event for `count` records the recording is missing.
@@ -76,17 +145,15 @@ impl Stage for RecorderStage {
     }
 
     fn handle(&mut self, batch: &Batch, _ctx: &StageContext) -> Result<(), StageError> {
+        if self.writer.is_none() {
+            return Err(StageError::new("recorder already stopped"));
+        }
+        // Gaps: batches the pipeline dropped for this stage, and records the writer
+        // shed since the last batch.
+        self.mark_losses(batch.shed_before);
         let Some(writer) = &self.writer else {
             return Err(StageError::new("recorder already stopped"));
         };
-        // Gaps: batches the pipeline dropped for this stage, and records the writer's
-        // own queue shed since the last batch.
-        let shed = writer.stats().shed;
-        let missed = batch.shed_before + shed.saturating_sub(self.shed_marked);
-        self.shed_marked = shed;
-        if missed > 0 {
-            writer.try_append_event(Arc::new(self.lost(missed)));
-        }
         for record in &batch.records {
             match record {
                 Record::Event(ev) => writer.try_append_event(ev.clone()),
@@ -97,7 +164,22 @@ impl Stage for RecorderStage {
         Ok(())
     }
 
+    fn flush(&mut self, _now_ns: u64, _ctx: &StageContext) -> Result<(), StageError> {
+        // A quiet node still marks what a full disk shed.
+        self.mark_losses(0);
+        if let Some(every) = self.stats_every {
+            if self.last_stats.elapsed() >= every {
+                self.last_stats = Instant::now();
+                self.log_stats();
+            }
+        }
+        Ok(())
+    }
+
     fn stop(&mut self, _ctx: &StageContext) -> Result<(), StageError> {
+        if self.stats_every.is_some() {
+            self.log_stats();
+        }
         let Some(writer) = self.writer.take() else {
             return Ok(());
         };

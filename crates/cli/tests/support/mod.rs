@@ -149,3 +149,13 @@ impl Up {
         panic!("rampart up did not stop on SIGTERM");
     }
 }
+
+impl Drop for Up {
+    /// A test that fails half-way leaves no `rampart up` (and its sensor) running.
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
