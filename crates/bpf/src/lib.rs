@@ -993,7 +993,16 @@ pub fn load(opts: &LoadOptions) -> Result<Sensor, BpfError> {
     };
     if syscall_hook == ActiveSyscallHook::Fexit && compat_wanted {
         match attach_ia32_fexit(&mut ebpf, &btf, opts.kind_mask, &mut attached) {
-            Ok(()) => compat_hook = ActiveSyscallHook::Fexit,
+            Ok(refused) => {
+                compat_hook = ActiveSyscallHook::Fexit;
+                if !refused.is_empty() {
+                    warnings.push(format!(
+                        "32-bit syscalls through these ia32 entry points make no events: \
+                         the kernel refused fexit on them: {}",
+                        refused.join(", ")
+                    ));
+                }
+            }
             Err(e) => hook_refusals.push(format!("32-bit syscalls on fexit: {e}")),
         }
     }
@@ -1341,7 +1350,7 @@ fn attach_ia32_fexit(
     btf: &Btf,
     kind_mask: u64,
     attached: &mut Attached,
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
     if ebpf.program("i32h_open").is_none() {
         return Err("the BPF object has no ia32 fexit programs".into());
     }
@@ -1362,6 +1371,7 @@ fn attach_ia32_fexit(
     let target = target.as_str();
     let attached_before = attached.len();
     let mut loaded: Vec<String> = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
     let outcome = (|| -> Result<(), String> {
         let mut handler_fds = Vec::new();
         for (name, slot, _, kinds) in HANDLERS {
@@ -1415,11 +1425,17 @@ fn attach_ia32_fexit(
                 Err(aya::programs::ProgramError::Btf(aya::BtfError::UnknownBtfTypeName {
                     ..
                 })) => continue,
-                Err(e) => return Err(format!("{function}: {e}")),
+                // One entry point refused (6.12 refuses __ia32_sys_chown16 with EINVAL
+                // after verifying it): that entry is reported, the rest still go on
+                // fexit rather than every syscall paying for a program on sys_exit.
+                Err(e) => {
+                    refused.push(format!("{function} ({})", first_line(&e.to_string())));
+                    continue;
+                }
             }
-            attached
-                .attach(ebpf, &program, AttachPoint::FExit)
-                .map_err(|e| format!("{function}: {e}"))?;
+            if let Err(e) = attached.attach(ebpf, &program, AttachPoint::FExit) {
+                refused.push(format!("{function} ({})", first_line(&e.to_string())));
+            }
         }
         Ok(())
     })();
@@ -1435,7 +1451,13 @@ fn attach_ia32_fexit(
         )?;
         return Err(reason);
     }
-    Ok(())
+    Ok(refused)
+}
+
+/// An error's first line, up to the verifier's log.
+fn first_line(text: &str) -> &str {
+    let line = text.lines().next().unwrap_or_default();
+    line.split(". Verifier output").next().unwrap_or(line)
 }
 
 /// A sys_exit dispatcher plus its tail-called family handlers: `on_sys_exit`, the
