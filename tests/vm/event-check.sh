@@ -30,6 +30,9 @@ done
 hook=$(sed -n 's/.*hook=\([A-Za-z_]*\).*/\1/p' "$log" | head -n1)
 [ -z "$hook" ] && grep -q "come from the sys_exit tracepoint" "$log" && hook=SysExit
 echo "KM hook=${hook:-unknown}"
+# Where 32-bit syscalls are hooked, and any hook or entry point the kernel refused.
+echo "KM compat=$(sed -n 's/.*compat_hook=\([A-Za-z_]*\).*/\1/p' "$log" | head -n1)"
+grep -a "refused" "$log" | sed 's/^/KM refused /'
 echo "KM sensor started in $(awk -v a="$t0" '{printf "%.1f", $1 - a}' /proc/uptime) s"
 
 # process: exec, fork, exit, exec_failed (no execute bit).
