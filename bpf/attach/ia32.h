@@ -26,6 +26,16 @@ struct {
 	__type(value, u32);
 } ia32_handlers SEC(".maps");
 
+// A second array and handler set for entry points whose BTF has another prototype:
+// 6.12 lets a program tail-call only into programs loaded against the same one, and
+// the entry points of COND_SYSCALL syscalls carry kernel/sys_ni.c's (`__unused`).
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, H_MAX);
+	__type(key, u32);
+	__type(value, u32);
+} ia32_handlers_b SEC(".maps");
+
 // The fexit context of an entry point: ctx[0] its pt_regs, ctx[1] the result. The
 // 32-bit syscall's number is orig_ax; the handler translates it and the arguments.
 #define IA32_HANDLER(family)                                                                \
@@ -42,6 +52,21 @@ IA32_HANDLER(path2)
 IA32_HANDLER(sock)
 IA32_HANDLER(dns)
 IA32_HANDLER(misc)
+
+#define IA32_HANDLER_B(family)                                                              \
+	SEC("fexit/__ia32_sys_write")                                                        \
+	int i32hb_##family(u64 *ctx)                                                         \
+	{                                                                                    \
+		struct pt_regs *regs = (struct pt_regs *)ctx[0];                            \
+		return do_##family(regs, (long)ctx[1], regs->orig_ax, true);                       \
+	}
+IA32_HANDLER_B(open)
+IA32_HANDLER_B(path1)
+IA32_HANDLER_B(fdop)
+IA32_HANDLER_B(path2)
+IA32_HANDLER_B(sock)
+IA32_HANDLER_B(dns)
+IA32_HANDLER_B(misc)
 
 // The ia32 entry points of the watched syscalls (arch/x86/entry/syscalls/syscall_32.tbl:
 // the compat entry where there is one, 16-bit id variants, socketcall, the 64-bit
@@ -146,6 +171,16 @@ IA32_HANDLER(misc)
 	}
 IA32_ENTRY_POINTS(IA32_STUB)
 
+// The same stubs on the second array (see ia32_handlers_b): i32b_<entry>.
+#define IA32_STUB_B(entry, slot)                                                            \
+	SEC("fexit/__ia32_" #entry)                                                          \
+	int i32b_##entry(u64 *ctx)                                                           \
+	{                                                                                    \
+		bpf_tail_call(ctx, &ia32_handlers_b, slot);                                  \
+		return 0;                                                                    \
+	}
+IA32_ENTRY_POINTS(IA32_STUB_B)
+
 // socketcall(2) multiplexes the socket calls: its family is its call's (ebx).
 SEC("fexit/__ia32_compat_sys_socketcall")
 int i32_compat_sys_socketcall(u64 *ctx)
@@ -154,6 +189,16 @@ int i32_compat_sys_socketcall(u64 *ctx)
 	u32 h = handler_of(native_nr(NR32_socketcall, (u32)regs->bx));
 	if (h != H_NONE)
 		bpf_tail_call(ctx, &ia32_handlers, h);
+	return 0;
+}
+
+SEC("fexit/__ia32_compat_sys_socketcall")
+int i32b_compat_sys_socketcall(u64 *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx[0];
+	u32 h = handler_of(native_nr(NR32_socketcall, (u32)regs->bx));
+	if (h != H_NONE)
+		bpf_tail_call(ctx, &ia32_handlers_b, h);
 	return 0;
 }
 

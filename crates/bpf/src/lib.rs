@@ -1364,35 +1364,18 @@ fn attach_ia32_fexit(
     let mut loaded: Vec<String> = Vec::new();
     let mut refused: Vec<String> = Vec::new();
     let outcome = (|| -> Result<(), String> {
-        let mut handler_fds = Vec::new();
-        for (name, slot, _, kinds) in HANDLERS {
-            if !wanted(kinds, kind_mask) {
-                continue;
-            }
-            let program = format!("i32h_{}", name.trim_start_matches("h_"));
-            let Some(Program::FExit(prog)) = ebpf.program_mut(&program) else {
-                return Err(format!("the BPF object has no fexit program {program}"));
-            };
-            prog.load(target, btf)
-                .map_err(|e| format!("{program} on {target}: {e}"))?;
-            loaded.push(program.clone());
-            let fd = prog
-                .fd()
-                .and_then(|fd| fd.try_clone().map_err(Into::into))
-                .map_err(|e| format!("{program}: {e}"))?;
-            handler_fds.push((slot, fd));
-        }
-        {
-            let map = ebpf
-                .map_mut("ia32_handlers")
-                .ok_or("the BPF object has no ia32_handlers map")?;
-            // Stays owned by `ebpf`, as the sys_exit handlers' array does.
-            let mut handlers: ProgramArray<&mut MapData> =
-                ProgramArray::try_from(map).map_err(|e| e.to_string())?;
-            for (slot, fd) in &handler_fds {
-                handlers.set(*slot, fd, 0).map_err(|e| e.to_string())?;
-            }
-        }
+        load_ia32_handlers(
+            ebpf,
+            btf,
+            kind_mask,
+            "i32h_",
+            "ia32_handlers",
+            target,
+            &mut loaded,
+        )?;
+        // Entry points whose BTF has another prototype than `target`'s go through the
+        // second set, loaded against the first of them (see ia32_handlers_b).
+        let mut second_set = false;
         for (entry, native) in IA32_ENTRIES {
             if !wanted(&ia32_entry_kinds(native), kind_mask) {
                 continue;
@@ -1407,26 +1390,34 @@ fn attach_ia32_fexit(
             if native != "socketcall" && ia32_entry_family(native).is_none() {
                 return Err(format!("{entry}: {native} is not a watched syscall"));
             }
-            let program = format!("i32_{entry}");
-            let Some(Program::FExit(prog)) = ebpf.program_mut(&program) else {
-                return Err(format!("the BPF object has no fexit program {program}"));
-            };
-            match prog.load(&function, btf) {
-                Ok(()) => loaded.push(program.clone()),
-                Err(aya::programs::ProgramError::Btf(aya::BtfError::UnknownBtfTypeName {
-                    ..
-                })) => continue,
-                // Every entry point the kernel implements is one the 32-bit table may
-                // call: one refused would be a blind spot (6.12 refuses 27 of them,
-                // the socket calls among them, with EINVAL after verifying them), so
-                // all of them fall back to sys_exit, naming the refused ones.
-                Err(e) => {
-                    refused.push(format!("{function} ({})", first_line(&e.to_string())));
-                    continue;
+            let mut outcome = load_fexit(ebpf, btf, &format!("i32_{entry}"), &function)?;
+            if matches!(outcome, StubLoad::Refused(_)) {
+                if !second_set {
+                    load_ia32_handlers(
+                        ebpf,
+                        btf,
+                        kind_mask,
+                        "i32hb_",
+                        "ia32_handlers_b",
+                        &function,
+                        &mut loaded,
+                    )?;
+                    second_set = true;
                 }
+                outcome = load_fexit(ebpf, btf, &format!("i32b_{entry}"), &function)?;
             }
-            if let Err(e) = attached.attach(ebpf, &program, AttachPoint::FExit) {
-                refused.push(format!("{function} ({})", first_line(&e.to_string())));
+            // Every entry point the kernel implements is one the 32-bit table may call:
+            // one refused would be a blind spot, so then all of them fall back to
+            // sys_exit, naming the refused ones.
+            match outcome {
+                StubLoad::Absent => {}
+                StubLoad::Refused(e) => refused.push(format!("{function} ({e})")),
+                StubLoad::Loaded(program) => {
+                    loaded.push(program.clone());
+                    if let Err(e) = attached.attach(ebpf, &program, AttachPoint::FExit) {
+                        refused.push(format!("{function} ({})", first_line(&e.to_string())));
+                    }
+                }
             }
         }
         if refused.is_empty() {
@@ -1446,6 +1437,73 @@ fn attach_ia32_fexit(
             Vec::new(),
         )?;
         return Err(reason);
+    }
+    Ok(())
+}
+
+/// What loading one ia32 stub came to.
+enum StubLoad {
+    Loaded(String),
+    /// The kernel has no such function.
+    Absent,
+    Refused(String),
+}
+
+fn load_fexit(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    program: &str,
+    function: &str,
+) -> Result<StubLoad, String> {
+    let Some(Program::FExit(prog)) = ebpf.program_mut(program) else {
+        return Err(format!("the BPF object has no fexit program {program}"));
+    };
+    Ok(match prog.load(function, btf) {
+        Ok(()) => StubLoad::Loaded(program.to_string()),
+        Err(aya::programs::ProgramError::Btf(aya::BtfError::UnknownBtfTypeName { .. })) => {
+            StubLoad::Absent
+        }
+        Err(e) => StubLoad::Refused(first_line(&e.to_string()).to_string()),
+    })
+}
+
+/// Loads the wanted families' ia32 handlers (`PREFIX<family>`) against `target` and puts
+/// them in the program array `map`.
+fn load_ia32_handlers(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    kind_mask: u64,
+    prefix: &str,
+    map: &str,
+    target: &str,
+    loaded: &mut Vec<String>,
+) -> Result<(), String> {
+    let mut handler_fds = Vec::new();
+    for (name, slot, _, kinds) in HANDLERS {
+        if !wanted(kinds, kind_mask) {
+            continue;
+        }
+        let program = format!("{prefix}{}", name.trim_start_matches("h_"));
+        let Some(Program::FExit(prog)) = ebpf.program_mut(&program) else {
+            return Err(format!("the BPF object has no fexit program {program}"));
+        };
+        prog.load(target, btf)
+            .map_err(|e| format!("{program} on {target}: {}", first_line(&e.to_string())))?;
+        loaded.push(program.clone());
+        let fd = prog
+            .fd()
+            .and_then(|fd| fd.try_clone().map_err(Into::into))
+            .map_err(|e| format!("{program}: {e}"))?;
+        handler_fds.push((slot, fd));
+    }
+    let map = ebpf
+        .map_mut(map)
+        .ok_or_else(|| format!("the BPF object has no {map} map"))?;
+    // Stays owned by `ebpf`, as the sys_exit handlers' array does.
+    let mut handlers: ProgramArray<&mut MapData> =
+        ProgramArray::try_from(map).map_err(|e| e.to_string())?;
+    for (slot, fd) in &handler_fds {
+        handlers.set(*slot, fd, 0).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -1623,19 +1681,21 @@ mod tests {
                 .get(name)
                 .is_some_and(|p| matches!(p.section, aya_obj::ProgramSection::FExit { .. }))
         };
-        let mut stubs: Vec<&str> = object
-            .programs
-            .keys()
-            .map(String::as_str)
-            .filter(|name| name.starts_with("i32_"))
-            .collect();
-        stubs.sort_unstable();
-        let mut table: Vec<String> = IA32_ENTRIES
-            .iter()
-            .map(|(entry, _)| format!("i32_{entry}"))
-            .collect();
-        table.sort_unstable();
-        assert_eq!(stubs, table);
+        for prefix in ["i32_", "i32b_"] {
+            let mut stubs: Vec<&str> = object
+                .programs
+                .keys()
+                .map(String::as_str)
+                .filter(|name| name.starts_with(prefix))
+                .collect();
+            stubs.sort_unstable();
+            let mut table: Vec<String> = IA32_ENTRIES
+                .iter()
+                .map(|(entry, _)| format!("{prefix}{entry}"))
+                .collect();
+            table.sort_unstable();
+            assert_eq!(stubs, table);
+        }
         for (entry, native) in IA32_ENTRIES {
             assert!(
                 fexit(&format!("i32_{entry}")),
@@ -1649,6 +1709,7 @@ mod tests {
         for (handler, ..) in HANDLERS {
             let family = handler.trim_start_matches("h_");
             assert!(fexit(&format!("i32h_{family}")), "no i32h_{family}");
+            assert!(fexit(&format!("i32hb_{family}")), "no i32hb_{family}");
         }
     }
 }
