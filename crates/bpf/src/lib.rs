@@ -1345,9 +1345,10 @@ fn attach_ia32_fexit(
     if ebpf.program("i32h_open").is_none() {
         return Err("the BPF object has no ia32 fexit programs".into());
     }
-    // The handlers are loaded against an entry point the kernel has (every one has the
-    // same prototype; those of argument-less syscalls are aliases without BTF of their
-    // own, e.g. __ia32_sys_getppid on 6.1).
+    // The first set of handlers is loaded against the first entry point the kernel
+    // implements (those of argument-less syscalls are aliases without BTF of their own,
+    // e.g. __ia32_sys_getppid on 6.1); entry points with another BTF prototype get the
+    // second set below.
     let implemented = ia32_entry_points_implemented();
     let target = IA32_ENTRIES
         .iter()
