@@ -17,8 +17,8 @@
 
 // Family handlers for the ia32 entry points, by H_* slot. A program array takes the
 // type and attach target of its first program: these are fexit programs on an ia32
-// entry point (the loader loads them against the first the kernel has; every entry
-// point has the same prototype), apart from the sys_exit dispatcher's tp_btf handlers.
+// entry point (the loader loads them against the first the kernel has), apart from the
+// sys_exit dispatcher's tp_btf handlers.
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
 	__uint(max_entries, H_MAX);
@@ -38,35 +38,25 @@ struct {
 
 // The fexit context of an entry point: ctx[0] its pt_regs, ctx[1] the result. The
 // 32-bit syscall's number is orig_ax; the handler translates it and the arguments.
-#define IA32_HANDLER(family)                                                                \
-	SEC("fexit/__ia32_sys_write")                                                      \
-	int i32h_##family(u64 *ctx)                                                          \
-	{                                                                                    \
-		struct pt_regs *regs = (struct pt_regs *)ctx[0];                            \
-		return do_##family(regs, (long)ctx[1], regs->orig_ax, true);                       \
-	}
-IA32_HANDLER(open)
-IA32_HANDLER(path1)
-IA32_HANDLER(fdop)
-IA32_HANDLER(path2)
-IA32_HANDLER(sock)
-IA32_HANDLER(dns)
-IA32_HANDLER(misc)
-
-#define IA32_HANDLER_B(family)                                                              \
+// One set per program array: i32h_<family> (ia32_handlers), i32hb_<family>
+// (ia32_handlers_b).
+#define IA32_HANDLER(set, family)                                                           \
 	SEC("fexit/__ia32_sys_write")                                                        \
-	int i32hb_##family(u64 *ctx)                                                         \
+	int set##_##family(u64 *ctx)                                                         \
 	{                                                                                    \
 		struct pt_regs *regs = (struct pt_regs *)ctx[0];                            \
 		return do_##family(regs, (long)ctx[1], regs->orig_ax, true);                       \
 	}
-IA32_HANDLER_B(open)
-IA32_HANDLER_B(path1)
-IA32_HANDLER_B(fdop)
-IA32_HANDLER_B(path2)
-IA32_HANDLER_B(sock)
-IA32_HANDLER_B(dns)
-IA32_HANDLER_B(misc)
+#define IA32_HANDLER_SET(set)                                                               \
+	IA32_HANDLER(set, open)                                                              \
+	IA32_HANDLER(set, path1)                                                             \
+	IA32_HANDLER(set, fdop)                                                              \
+	IA32_HANDLER(set, path2)                                                             \
+	IA32_HANDLER(set, sock)                                                              \
+	IA32_HANDLER(set, dns)                                                               \
+	IA32_HANDLER(set, misc)
+IA32_HANDLER_SET(i32h)
+IA32_HANDLER_SET(i32hb)
 
 // The ia32 entry points of the watched syscalls (arch/x86/entry/syscalls/syscall_32.tbl:
 // the compat entry where there is one, 16-bit id variants, socketcall, the 64-bit
@@ -161,45 +151,32 @@ IA32_HANDLER_B(misc)
 	X(sys_prctl, H_MISC)                                                                 \
 	X(sys_chroot, H_MISC)
 
-// The loader maps i32_<entry> to the kernel function __ia32_<entry>.
-#define IA32_STUB(entry, slot)                                                              \
+// The loader maps i32_<entry> (and i32b_<entry>, on the second array) to the kernel
+// function __ia32_<entry>.
+#define IA32_STUB_ON(prefix, handlers, entry, slot)                                         \
 	SEC("fexit/__ia32_" #entry)                                                          \
-	int i32_##entry(u64 *ctx)                                                            \
+	int prefix##_##entry(u64 *ctx)                                                       \
 	{                                                                                    \
-		bpf_tail_call(ctx, &ia32_handlers, slot);                                    \
+		bpf_tail_call(ctx, &handlers, slot);                                         \
 		return 0;                                                                    \
 	}
+#define IA32_STUB(entry, slot) IA32_STUB_ON(i32, ia32_handlers, entry, slot)
+#define IA32_STUB_B(entry, slot) IA32_STUB_ON(i32b, ia32_handlers_b, entry, slot)
 IA32_ENTRY_POINTS(IA32_STUB)
-
-// The same stubs on the second array (see ia32_handlers_b): i32b_<entry>.
-#define IA32_STUB_B(entry, slot)                                                            \
-	SEC("fexit/__ia32_" #entry)                                                          \
-	int i32b_##entry(u64 *ctx)                                                           \
-	{                                                                                    \
-		bpf_tail_call(ctx, &ia32_handlers_b, slot);                                  \
-		return 0;                                                                    \
-	}
 IA32_ENTRY_POINTS(IA32_STUB_B)
 
 // socketcall(2) multiplexes the socket calls: its family is its call's (ebx).
-SEC("fexit/__ia32_compat_sys_socketcall")
-int i32_compat_sys_socketcall(u64 *ctx)
-{
-	struct pt_regs *regs = (struct pt_regs *)ctx[0];
-	u32 h = handler_of(native_nr(NR32_socketcall, (u32)regs->bx));
-	if (h != H_NONE)
-		bpf_tail_call(ctx, &ia32_handlers, h);
-	return 0;
-}
-
-SEC("fexit/__ia32_compat_sys_socketcall")
-int i32b_compat_sys_socketcall(u64 *ctx)
-{
-	struct pt_regs *regs = (struct pt_regs *)ctx[0];
-	u32 h = handler_of(native_nr(NR32_socketcall, (u32)regs->bx));
-	if (h != H_NONE)
-		bpf_tail_call(ctx, &ia32_handlers_b, h);
-	return 0;
-}
+#define IA32_SOCKETCALL(prefix, handlers)                                                   \
+	SEC("fexit/__ia32_compat_sys_socketcall")                                            \
+	int prefix##_compat_sys_socketcall(u64 *ctx)                                         \
+	{                                                                                    \
+		struct pt_regs *regs = (struct pt_regs *)ctx[0];                            \
+		u32 h = handler_of(native_nr(NR32_socketcall, (u32)regs->bx));              \
+		if (h != H_NONE)                                                             \
+			bpf_tail_call(ctx, &handlers, h);                                    \
+		return 0;                                                                    \
+	}
+IA32_SOCKETCALL(i32, ia32_handlers)
+IA32_SOCKETCALL(i32b, ia32_handlers_b)
 
 #endif // RAMPART_ATTACH_IA32_H

@@ -1497,13 +1497,23 @@ fn load_ia32_handlers(
             .map_err(|e| format!("{program}: {e}"))?;
         handler_fds.push((slot, fd));
     }
+    fill_program_array(ebpf, map, &handler_fds)
+}
+
+/// Puts the handlers' programs in the object's program array `map`, by slot. The array
+/// stays owned by `ebpf`: the kernel empties a program array when its last user-space
+/// reference closes.
+fn fill_program_array(
+    ebpf: &mut Ebpf,
+    map: &str,
+    handler_fds: &[(u32, aya::programs::ProgramFd)],
+) -> Result<(), String> {
     let map = ebpf
         .map_mut(map)
         .ok_or_else(|| format!("the BPF object has no {map} map"))?;
-    // Stays owned by `ebpf`, as the sys_exit handlers' array does.
     let mut handlers: ProgramArray<&mut MapData> =
         ProgramArray::try_from(map).map_err(|e| e.to_string())?;
-    for (slot, fd) in &handler_fds {
+    for (slot, fd) in handler_fds {
         handlers.set(*slot, fd, 0).map_err(|e| e.to_string())?;
     }
     Ok(())
@@ -1545,18 +1555,7 @@ fn attach_sys_exit(
             Err(e) => warnings.push(format!("{what} unavailable: {name}: {e}")),
         }
     }
-    {
-        let map = ebpf
-            .map_mut("handlers")
-            .ok_or("the BPF object has no handlers map")?;
-        // Stays owned by `ebpf`: the kernel empties a program array when its last
-        // user-space reference closes.
-        let mut handlers: ProgramArray<&mut MapData> =
-            ProgramArray::try_from(map).map_err(|e| e.to_string())?;
-        for (slot, fd) in &handler_fds {
-            handlers.set(*slot, fd, 0).map_err(|e| e.to_string())?;
-        }
-    }
+    fill_program_array(ebpf, "handlers", &handler_fds)?;
     let prog = ebpf
         .program_mut(dispatcher)
         .ok_or_else(|| format!("the BPF object has no {dispatcher} program"))?;
