@@ -47,11 +47,28 @@ pub struct PerEventReport {
     pub rules_ns: f64,
     pub output_ns: f64,
     pub alerts_per_pass: usize,
+    /// The kernel programs' side of each storm, from the kernel's own run counters
+    /// (absent where the kernel refuses `BPF_ENABLE_STATS`).
+    pub kernel: Vec<KernelCost>,
+}
+
+/// What the kernel programs ran per operation of one storm.
+#[derive(Clone, Debug, Serialize)]
+pub struct KernelCost {
+    pub storm: String,
+    pub ops: u64,
+    /// Records the storm put on the ring, per operation.
+    pub records_per_op: f64,
+    /// ns in BPF programs per operation, all programs together (in the `-icount`
+    /// guest: instructions).
+    pub ns_per_op: f64,
+    /// The programs that ran: name, runs per operation, ns per operation.
+    pub programs: Vec<(String, f64, f64)>,
 }
 
 /// Captures records from the kernel during the storms, then times each stage.
 pub fn per_event(opts: &PerEventOptions) -> Result<PerEventReport, BenchError> {
-    let records = capture(opts)?;
+    let (records, kernel) = capture(opts)?;
     let (engine, _errors) = rampart_detect::RuleEngine::load(&opts.rules)?;
     let rules_loaded = engine.ruleset().rules().len();
     let mut kinds = std::collections::BTreeMap::<String, usize>::new();
@@ -162,14 +179,19 @@ pub fn per_event(opts: &PerEventOptions) -> Result<PerEventReport, BenchError> {
         rules_ns: per(rules, n_events),
         output_ns: per(output, n_events),
         alerts_per_pass,
+        kernel,
     })
 }
 
 /// Loads the kernel programs and keeps every record the storms make (this process's
-/// own are ignored in the kernel).
-fn capture(opts: &PerEventOptions) -> Result<Vec<Vec<u8>>, BenchError> {
+/// own are ignored in the kernel), with what the kernel programs ran for each storm.
+fn capture(opts: &PerEventOptions) -> Result<(Vec<Vec<u8>>, Vec<KernelCost>), BenchError> {
+    use rampart_bpf::run_stats;
     let mut sensor = rampart_bpf::load(&rampart_bpf::LoadOptions::default())?;
+    // Accounting on only while capturing; without it the kernel figures are left out.
+    let stats = run_stats::enable_run_stats().ok();
     let mut records = Vec::new();
+    let mut kernel = Vec::new();
     let drain = |sensor: &mut rampart_bpf::Sensor, records: &mut Vec<Vec<u8>>| {
         while let Some(item) = sensor.ring.next() {
             records.push(item.to_vec());
@@ -180,6 +202,8 @@ fn capture(opts: &PerEventOptions) -> Result<Vec<Vec<u8>>, BenchError> {
         (StormKind::Open, opts.execs * 10),
         (StormKind::Connect, opts.execs),
     ] {
+        let before = run_stats::program_runs();
+        let records_before = records.len();
         // In pieces, so the ring never fills while the storm runs.
         let piece = (n / 10).max(1);
         let mut done = 0;
@@ -188,8 +212,23 @@ fn capture(opts: &PerEventOptions) -> Result<Vec<Vec<u8>>, BenchError> {
             drain(&mut sensor, &mut records);
             done += piece;
         }
+        if stats.is_some() {
+            let ran = run_stats::runs_between(&before, &run_stats::program_runs());
+            let ops = done.max(1) as f64;
+            kernel.push(KernelCost {
+                storm: kind.as_str().to_string(),
+                ops: done,
+                records_per_op: (records.len() - records_before) as f64 / ops,
+                ns_per_op: ran.iter().map(|(_, r)| r.run_ns as f64).sum::<f64>() / ops,
+                programs: ran
+                    .into_iter()
+                    .map(|(name, r)| (name, r.runs as f64 / ops, r.run_ns as f64 / ops))
+                    .collect(),
+            });
+        }
     }
+    drop(stats);
     std::thread::sleep(Duration::from_millis(100));
     drain(&mut sensor, &mut records);
-    Ok(records)
+    Ok((records, kernel))
 }

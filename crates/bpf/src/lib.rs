@@ -12,6 +12,7 @@ use aya::{Btf, Ebpf, EbpfLoader};
 
 mod hooks;
 pub mod response;
+pub mod run_stats;
 pub mod wire;
 
 pub use hooks::HookSwitch;

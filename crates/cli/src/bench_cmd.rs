@@ -293,6 +293,18 @@ fn print_per_event(p: &PerEventReport) {
     );
     println!("  {:<22} {:>9.1} ns/event", "rules", p.rules_ns);
     println!("  {:<22} {:>9.1} ns/event", "output (JSON)", p.output_ns);
+    if p.kernel.is_empty() {
+        println!("kernel programs: not measured (the kernel refused BPF_ENABLE_STATS)");
+    }
+    for k in &p.kernel {
+        println!(
+            "kernel programs, {} storm ({} ops): {:.1} ns/op in BPF, {:.2} records/op",
+            k.storm, k.ops, k.ns_per_op, k.records_per_op
+        );
+        for (name, runs, ns) in k.programs.iter().take(8) {
+            println!("  {name:<22} {runs:>7.2} runs/op {ns:>9.1} ns/op");
+        }
+    }
 }
 
 fn print_storm(s: &StormReport) {
