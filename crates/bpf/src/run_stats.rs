@@ -69,7 +69,7 @@ pub fn runs_between(
             (d.runs > 0).then(|| (key.0.clone(), d))
         })
         .collect();
-    out.sort_by(|a, b| b.1.run_ns.cmp(&a.1.run_ns));
+    out.sort_by_key(|p| std::cmp::Reverse(p.1.run_ns));
     out
 }
 
