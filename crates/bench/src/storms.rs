@@ -126,22 +126,39 @@ pub(crate) fn in_child(child: &Child, kind: StormKind, n: u64) -> Sample {
 pub fn run_storm(kind: StormKind, n: u64) -> Result<Duration, BenchError> {
     let file = crate::bench_file()?;
     Ok(match kind {
-        StormKind::Exec => exec_storm(n),
+        StormKind::Exec => exec_storm(n)?,
         StormKind::Open => open_storm(n, &file),
         StormKind::Connect => connect_storm(n),
         StormKind::Syscall => syscall_storm(n),
-        StormKind::Mixed => mixed_storm(n, &file),
+        StormKind::Mixed => mixed_storm(n, &file)?,
         StormKind::PacedOpen => paced_open_storm(n, &file, Duration::from_millis(1)),
         StormKind::QuietOpen => paced_open_storm(n, &file, QUIET_OPEN_INTERVAL),
     })
 }
 
-fn exec_storm(n: u64) -> Duration {
+/// What the exec storm runs. It must exist and succeed: a failed exec (fork, an
+/// execve that returns ENOENT, exit) is a different and much cheaper workload.
+const EXEC_TARGET: &str = "/bin/true";
+
+fn exec_once() -> Result<(), BenchError> {
+    let status = Command::new(EXEC_TARGET)
+        .status()
+        .map_err(BenchError::io(format!("exec storm: running {EXEC_TARGET}")))?;
+    if !status.success() {
+        return Err(BenchError::Io {
+            what: format!("exec storm: {EXEC_TARGET}"),
+            source: std::io::Error::other(format!("exited with {status}")),
+        });
+    }
+    Ok(())
+}
+
+fn exec_storm(n: u64) -> Result<Duration, BenchError> {
     let t = Instant::now();
     for _ in 0..n {
-        let _ = Command::new("/bin/true").status();
+        exec_once()?;
     }
-    t.elapsed()
+    Ok(t.elapsed())
 }
 
 fn open_storm(n: u64, path: &Path) -> Duration {
@@ -229,16 +246,16 @@ fn connect_once(addr: std::net::SocketAddr) {
 }
 
 /// `n` rounds of a mixed workload (see [`StormKind::Mixed`]).
-fn mixed_storm(n: u64, path: &Path) -> Duration {
+fn mixed_storm(n: u64, path: &Path) -> Result<Duration, BenchError> {
     const OPENS: u64 = 20;
     const CONNECTS: u64 = 2;
     const SYSCALLS: u64 = 200;
     let Some((addr, acceptor)) = loopback_acceptor(n * CONNECTS) else {
-        return Duration::ZERO;
+        return Ok(Duration::ZERO);
     };
     let t = Instant::now();
     for _ in 0..n {
-        let _ = Command::new("/bin/true").status();
+        exec_once()?;
         open_storm(OPENS, path);
         for _ in 0..CONNECTS {
             connect_once(addr);
@@ -247,7 +264,7 @@ fn mixed_storm(n: u64, path: &Path) -> Duration {
     }
     let d = t.elapsed();
     let _ = acceptor.join();
-    d
+    Ok(d)
 }
 
 /// Environment of the throughput generator child: seconds to run, file to open.
