@@ -268,3 +268,91 @@ fn tempfile_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("work dir");
     dir
 }
+
+/// Rules marked `action: kill` as the kernel runs them (bpf/response/kill.h, open.h),
+/// needing only a shell and `unshare`: the kill programs act on tasks in a pid
+/// namespace below the host's, so the processes run under `unshare -p -f`. An open
+/// of a path under the rule's prefix and an exec of the rule's path never reach the
+/// next command (no marker); other paths, and the same open in the host's pid
+/// namespace, go on. The kernel matrix runs it in the Debian guests too.
+#[test]
+fn exec_and_open_kills_stop_the_caller_in_a_child_pid_namespace_only() {
+    if !rampart_testbed::kernel_ready()
+        || !rampart_testbed::tool_ready("unshare", &["--help"], "apt-get install util-linux")
+    {
+        return;
+    }
+    use rampart_bpf::response::{KernelKills, KillOpen, OpenMatch};
+    rampart_bpf::mount_kernel_filesystems().expect("bpffs");
+    let id = std::process::id();
+    let pins = PathBuf::from(format!("/sys/fs/bpf/rampart-respond-killtest-{id}"));
+    let _dirs = Dirs {
+        cgroup: PathBuf::from(format!("/nonexistent/rampart-killtest-{id}")),
+        pins: pins.clone(),
+    };
+    let work = tempfile_dir(&format!("rampart-respond-kill-{id}"));
+    std::fs::create_dir_all(work.join("secret")).unwrap();
+    std::fs::write(work.join("secret/key"), "k").unwrap();
+    std::fs::write(work.join("other"), "o").unwrap();
+    let touch = std::fs::canonicalize("/bin/touch").expect("touch");
+    let killed_exe = work.join("kx/touch");
+    std::fs::create_dir_all(killed_exe.parent().unwrap()).unwrap();
+    std::fs::copy(&touch, &killed_exe).expect("copy touch");
+
+    let mut guard = ResponseGuard::open_at(&pins).expect("open");
+    guard
+        .set_kernel_kills(&KernelKills {
+            exec_paths: vec![(killed_exe.display().to_string(), 21)],
+            opens: vec![KillOpen {
+                path: format!("{}/", work.join("secret").display()),
+                matches: OpenMatch::Prefix,
+                syscalls: vec![],
+                read: false,
+                write: false,
+                regular_only: false,
+                rule: 22,
+            }],
+            ..KernelKills::default()
+        })
+        .expect("kernel kills");
+    let w = work.display();
+    let marker = |n: u32| work.join(format!("m{n}"));
+    let in_child_ns = |script: &str| {
+        Command::new("unshare")
+            .args(["-p", "-f", "sh", "-c", script])
+            .output()
+            .expect("unshare runs")
+    };
+    // The shell's redirection opens the file; its next command writes the marker.
+    let out = in_child_ns(&format!("exec 3< {w}/secret/key; touch {w}/m1"));
+    assert!(!marker(1).exists(), "the killed open returned: {out:?}");
+    let out = in_child_ns(&format!("cd {w}/secret && exec 3< key; touch {w}/m2"));
+    assert!(!marker(2).exists(), "a relative open returned: {out:?}");
+    let out = in_child_ns(&format!("exec 3< {w}/other; touch {w}/m3"));
+    assert!(marker(3).exists(), "another path was killed: {out:?}");
+    let out = in_child_ns(&format!("{} {w}/m4", killed_exe.display()));
+    assert!(!marker(4).exists(), "the killed exec ran: {out:?}");
+    // The host's own processes are never killed.
+    let out = run_host(&format!("exec 3< {w}/secret/key; touch {w}/m5"));
+    assert!(marker(5).exists(), "a host process was killed: {out:?}");
+    assert!(guard.kernel_kill_count(22) >= 2);
+    assert!(guard.kernel_kill_count(21) >= 1);
+
+    guard.release_kernel_kills().expect("release");
+    let out = in_child_ns(&format!("exec 3< {w}/secret/key; touch {w}/m6"));
+    assert!(marker(6).exists(), "released, yet killed: {out:?}");
+    let left: Vec<_> = std::fs::read_dir(pins.join("links"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "links left pinned: {left:?}");
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+fn run_host(script: &str) -> std::process::Output {
+    Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .expect("sh runs")
+}
