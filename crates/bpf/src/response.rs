@@ -1250,6 +1250,47 @@ mod tests {
     }
 
     #[test]
+    fn open_kill_entries_are_absolute_bounded_and_directories_end_in_a_slash() {
+        let open = |path: &str, matches| KillOpen {
+            path: path.into(),
+            matches,
+            syscalls: vec![OpenSyscall::Openat, OpenSyscall::Creat],
+            read: true,
+            write: false,
+            regular_only: true,
+            rule: 3,
+        };
+        assert_eq!(
+            open("/etc/cron.d//", OpenMatch::Directory).entry_path(),
+            Ok("/etc/cron.d/".into())
+        );
+        assert_eq!(open("/", OpenMatch::Directory).entry_path(), Ok("/".into()));
+        assert_eq!(
+            open("/etc/ss", OpenMatch::Prefix).entry_path(),
+            Ok("/etc/ss".into())
+        );
+        assert!(open("etc/shadow", OpenMatch::Exact).entry_path().is_err());
+        assert!(open("/etc/", OpenMatch::Exact).entry_path().is_err());
+        let long = format!("/{}", "a".repeat(KILL_OPEN_PATH_BYTES));
+        assert!(open(&long, OpenMatch::Prefix).entry_path().is_err());
+        let (key, value) = open("/etc/shadow", OpenMatch::Exact).entry().unwrap();
+        assert_eq!(key.prefix_len(), 11 * 8);
+        assert_eq!(&key.data()[..12], b"/etc/shadow\0");
+        assert_eq!(
+            value,
+            KillOpenRule {
+                rule: 3,
+                kind: 2,
+                len: 11,
+                syscalls: 2 | 8,
+                modes: 1,
+                regular: 1,
+                pad: 0
+            }
+        );
+    }
+
+    #[test]
     fn rule_keys_map_ipv4_into_ipv6() {
         let r = NetRule {
             addr: "10.1.2.0".parse().unwrap(),
