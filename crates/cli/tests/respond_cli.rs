@@ -268,6 +268,8 @@ fn rules_marked_kill_kill_in_the_kernel_or_from_user_space() {
         !listing.contains("m1") && !listing.contains("m2"),
         "{listing}"
     );
+    // Two kills audited: the kernel's (the exec rule's alert) and user space's.
+    up.alerts_until("Response kill");
     up.alerts_until("Response kill");
     up.stop();
     // The kernel kills are lifted with the node.

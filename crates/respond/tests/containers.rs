@@ -707,6 +707,25 @@ fn kernel_kills_on_open_of_a_path_before_the_open_returns() {
             "marker m{n}: {ls}"
         );
     }
+    // The alert of a rule the kernel enforces is audited as that kill: done when
+    // the process is gone, failed when it still runs.
+    let responder = Responder::new(Arc::new(PolicyStore::empty()), toolbox.clone());
+    responder.set_kernel_kills(["Secret opened".to_string()]);
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let audits = responder.on_alert(&alert_for(&c, "Secret opened", gone.id(), &[]));
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(
+        (audits[0].result, audits[0].method.as_str()),
+        (AuditResult::Done, "kernel")
+    );
+    let live = wait_for_procs(&c, "sleep", 1)[0];
+    let audits = responder.on_alert(&alert_for(&c, "Secret opened", live, &[]));
+    assert_eq!(audits[0].result, AuditResult::Failed, "{audits:?}");
+    assert!(responder
+        .on_alert(&alert_for(&c, "Another rule", live, &[]))
+        .is_empty());
+
     let mut guard = toolbox.guard().expect("guard");
     assert!(guard.kernel_kill_count(9) >= 5);
     assert!(guard.kernel_kill_count(10) >= 1);
