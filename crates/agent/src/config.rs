@@ -167,6 +167,11 @@ pub struct ResponseSection {
     pub control_socket: Option<PathBuf>,
     /// Docker's authorization plugin, served while the node runs; None: off.
     pub docker_authz: Option<DockerAuthzSection>,
+    /// While a response policy or `action: kill` rules are in force, the node's
+    /// threads run at nice -N (as auditd's priority_boost), so the chain from the
+    /// kernel event to the action is not queued behind the workloads on a busy CPU;
+    /// 0: off.
+    pub priority_boost: u8,
 }
 
 impl Default for ResponseSection {
@@ -175,6 +180,7 @@ impl Default for ResponseSection {
             policy: None,
             control_socket: Some(PathBuf::from(rampart_respond::control::DEFAULT_SOCKET)),
             docker_authz: None,
+            priority_boost: 10,
         }
     }
 }
@@ -267,6 +273,7 @@ response:
   policy: null          # a response policy file (kill, freeze, quarantine, deny exec…); null = alert only
   control_socket: /run/rampart/control.sock  # `rampart respond` acts through it (root only); null = off
   docker_authz: null    # {policy: FILE, name: rampart, socket_dir: /run/docker/plugins}: Docker's authz plugin
+  priority_boost: 10    # with a policy or kill rules, the node runs at nice -N so responses keep up on a busy CPU; 0 = off
 outputs:                # see `rampart outputs example` for every output
   sinks:
     - type: stdout

@@ -64,6 +64,9 @@ pub fn response_stage(
         tracing::info!(rule = %rule, "action: kill from user space (not compiled to the kernel: {why})");
     }
     responder.set_rule_kills(user_space);
+    if kernel_set {
+        responder.set_kernel_kills(kills.in_kernel.iter().map(|(r, _)| r.clone()));
+    }
     let stage = ResponseStage::with_responder(responder.clone());
     let mut control = None;
     if let Some(path) = &sec.control_socket {

@@ -11,12 +11,17 @@
 //! - A stage never waits on the router (the alert channel is unbounded: alerts are
 //!   few, rate-limited by detection's noise control), so a blocking send from the
 //!   router cannot deadlock.
+//! - While [`Pipeline::run`] runs, alerts are fanned out by a thread of their own the
+//!   moment a stage raises them (the router sleeps in the sensor's channel and would
+//!   hold an alert until the next event or its 50 ms timeout: the response to it
+//!   waited with it). Router and alert thread deliver under one lock, so an alert
+//!   reaches every stage after the event batch it came from.
 //! - Stages stop in the order they were added; the alerts a stage raises while
 //!   stopping reach every stage added after it.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -31,6 +36,8 @@ pub const DEFAULT_QUEUE_BATCHES: usize = 256;
 pub const MAX_BATCH: usize = 1024;
 /// How often stages get [`Stage::flush`].
 pub const FLUSH_EVERY: Duration = Duration::from_millis(250);
+/// How long the alert thread waits for an alert before it looks whether to stop.
+const ALERT_WAIT: Duration = Duration::from_millis(50);
 
 /// Where events come from: the sensor, or a replay.
 pub trait EventSource {
@@ -264,15 +271,16 @@ impl PipelineBuilder {
     /// stages already started are stopped again).
     pub fn start(self) -> Result<Pipeline, PipelineError> {
         let (alerts_tx, alerts_rx) = mpsc::channel();
-        let mut pipeline = Pipeline {
-            lanes: Vec::new(),
-            alerts_rx,
+        let pipeline = Pipeline {
+            lanes: Arc::new(Mutex::new(Vec::new())),
+            alerts_rx: Some(alerts_rx),
+            forwarder: None,
             events: 0,
-            alerts: 0,
+            alerts: Arc::new(AtomicU64::new(0)),
         };
         for stage in self.stages {
             match start_lane(stage, self.queue_batches, alerts_tx.clone()) {
-                Ok(lane) => pipeline.lanes.push(lane),
+                Ok(lane) => pipeline.lanes().push(lane),
                 Err(e) => {
                     pipeline.shutdown();
                     return Err(e);
@@ -380,12 +388,33 @@ fn run_stage(
     }
 }
 
+/// Fans alerts out to every stage that subscribes to them.
+fn deliver_alerts(lanes: &mut [Lane], alerts: Vec<Arc<Alert>>, count: &AtomicU64) {
+    if alerts.is_empty() {
+        return;
+    }
+    count.fetch_add(alerts.len() as u64, Ordering::Relaxed);
+    metrics::counter!("rampart_alerts_total").increment(alerts.len() as u64);
+    let records: Vec<Record> = alerts.into_iter().map(Record::Alert).collect();
+    for lane in lanes.iter_mut().filter(|l| l.subscription.alerts) {
+        lane.deliver(&records);
+    }
+}
+
+/// The alert thread of a running pipeline: hands the channel back when it stops.
+struct Forwarder {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Receiver<Arc<Alert>>>,
+}
+
 /// A running pipeline; see the module doc.
 pub struct Pipeline {
-    lanes: Vec<Lane>,
-    alerts_rx: Receiver<Arc<Alert>>,
+    lanes: Arc<Mutex<Vec<Lane>>>,
+    /// With the router while no alert thread runs.
+    alerts_rx: Option<Receiver<Arc<Alert>>>,
+    forwarder: Option<Forwarder>,
     events: u64,
-    alerts: u64,
+    alerts: Arc<AtomicU64>,
 }
 
 impl Pipeline {
@@ -393,12 +422,18 @@ impl Pipeline {
         PipelineBuilder::new()
     }
 
+    /// The lanes, for delivering; a panic elsewhere while they were held leaves them
+    /// as they were (every update is one counter or one send).
+    fn lanes(&self) -> MutexGuard<'_, Vec<Lane>> {
+        self.lanes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Fans events out to every stage that subscribes to them.
     pub fn push_events(&mut self, events: Vec<Arc<Event>>) {
         self.events += events.len() as u64;
         metrics::counter!("rampart_events_total").increment(events.len() as u64);
         let records: Vec<Record> = events.into_iter().map(Record::Event).collect();
-        for lane in self.lanes.iter_mut().filter(|l| l.subscription.events) {
+        for lane in self.lanes().iter_mut().filter(|l| l.subscription.events) {
             lane.deliver(&records);
         }
     }
@@ -409,33 +444,70 @@ impl Pipeline {
             .into_iter()
             .map(|c| Record::Lifecycle(Arc::new(c)))
             .collect();
-        for lane in self.lanes.iter_mut().filter(|l| l.subscription.lifecycle) {
+        for lane in self.lanes().iter_mut().filter(|l| l.subscription.lifecycle) {
             lane.deliver(&records);
         }
     }
 
     /// Fans the alerts raised so far out to every stage that subscribes to them.
+    /// (With no alert thread running: it does this as alerts come.)
     pub fn pump_alerts(&mut self) {
-        let records: Vec<Record> = self.alerts_rx.try_iter().map(Record::Alert).collect();
-        self.alerts += records.len() as u64;
-        if !records.is_empty() {
-            metrics::counter!("rampart_alerts_total").increment(records.len() as u64);
+        let Some(rx) = &self.alerts_rx else { return };
+        let alerts: Vec<Arc<Alert>> = rx.try_iter().collect();
+        deliver_alerts(&mut self.lanes(), alerts, &self.alerts);
+    }
+
+    /// Starts the alert thread (see the module doc); the router stops pumping.
+    fn start_forwarder(&mut self) {
+        let Some(rx) = self.alerts_rx.take() else {
+            return;
+        };
+        let stop = Arc::new(AtomicBool::new(false));
+        let (lanes, count, stop_flag) = (self.lanes.clone(), self.alerts.clone(), stop.clone());
+        // Hands the channel back if the thread cannot start, so the router pumps.
+        let (back_tx, back_rx) = mpsc::sync_channel(1);
+        let spawned = std::thread::Builder::new()
+            .name("rampart-alerts".into())
+            .spawn(move || {
+                let Ok(rx) = back_rx.recv() else {
+                    return mpsc::channel().1;
+                };
+                forward_alerts(rx, &lanes, &count, &stop_flag)
+            });
+        match spawned {
+            Ok(thread) => {
+                let _ = back_tx.send(rx);
+                self.forwarder = Some(Forwarder { stop, thread });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "no alert thread: alerts go out with the router's next wakeup");
+                self.alerts_rx = Some(rx);
+            }
         }
-        for lane in self.lanes.iter_mut().filter(|l| l.subscription.alerts) {
-            lane.deliver(&records);
+    }
+
+    /// Stops the alert thread and takes the channel back, with what it still holds.
+    fn stop_forwarder(&mut self) {
+        let Some(f) = self.forwarder.take() else {
+            return;
+        };
+        f.stop.store(true, Ordering::Relaxed);
+        match f.thread.join() {
+            Ok(rx) => self.alerts_rx = Some(rx),
+            Err(_) => tracing::error!("the alert thread panicked; later alerts are lost"),
         }
     }
 
     /// Every stage's periodic tick.
     pub fn flush(&mut self, now_ns: u64) {
-        for lane in &self.lanes {
+        for lane in self.lanes().iter() {
             lane.control(Control::Flush(now_ns));
         }
     }
 
     /// Every stage reloads its configuration.
     pub fn reload(&mut self) {
-        for lane in &self.lanes {
+        for lane in self.lanes().iter() {
             lane.control(Control::Reload);
         }
     }
@@ -443,8 +515,8 @@ impl Pipeline {
     pub fn stats(&self) -> PipelineStats {
         PipelineStats {
             events: self.events,
-            alerts: self.alerts,
-            stages: self.lanes.iter().map(Lane::stats).collect(),
+            alerts: self.alerts.load(Ordering::Relaxed),
+            stages: self.lanes().iter().map(Lane::stats).collect(),
         }
     }
 
@@ -454,6 +526,7 @@ impl Pipeline {
     /// stops every stage.
     pub fn run(mut self, source: &mut dyn EventSource, controls: &Controls) -> PipelineStats {
         let mut last_flush = Instant::now();
+        self.start_forwarder();
         loop {
             if controls.should_stop() {
                 break;
@@ -483,6 +556,8 @@ impl Pipeline {
                 self.flush(crate::wall_ns());
             }
         }
+        // From here on the router delivers alerts itself, in the stop order.
+        self.stop_forwarder();
         source.stop();
         let changes: Vec<ContainerLifecycle> =
             std::iter::from_fn(|| source.try_recv_lifecycle()).collect();
@@ -503,11 +578,35 @@ impl Pipeline {
 
     /// Stops every stage in order (see the module doc) and returns the counters.
     pub fn shutdown(mut self) -> PipelineStats {
+        self.stop_forwarder();
         self.pump_alerts();
-        for i in 0..self.lanes.len() {
-            self.lanes[i].stop();
+        let n = self.lanes().len();
+        for i in 0..n {
+            // Stage threads never take the lock: joining one under it is safe.
+            self.lanes()[i].stop();
             self.pump_alerts();
         }
         self.stats()
     }
+}
+
+/// The alert thread: waits for alerts and fans each wakeup's worth out at once.
+fn forward_alerts(
+    rx: Receiver<Arc<Alert>>,
+    lanes: &Mutex<Vec<Lane>>,
+    count: &AtomicU64,
+    stop: &AtomicBool,
+) -> Receiver<Arc<Alert>> {
+    while !stop.load(Ordering::Relaxed) {
+        let first = match rx.recv_timeout(ALERT_WAIT) {
+            Ok(a) => a,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        let mut alerts = vec![first];
+        alerts.extend(rx.try_iter());
+        let mut lanes = lanes.lock().unwrap_or_else(|e| e.into_inner());
+        deliver_alerts(&mut lanes, alerts, count);
+    }
+    rx
 }

@@ -389,3 +389,60 @@ fn container_lifecycle_reaches_the_stages_that_subscribe_to_it() {
     assert_eq!(seen_all.lock().unwrap().events, vec![0, 1]);
     assert!(seen_events.lock().unwrap().lifecycle.is_empty());
 }
+
+/// One event, then nothing for a long time: a sensor on a quiet host. Its
+/// `recv_timeout` ignores the router's timeout, so the router does not come back
+/// until `silent_for` has passed.
+struct QuietSource {
+    first: Option<Event>,
+    silent_for: Duration,
+    stopped: bool,
+}
+
+impl EventSource for QuietSource {
+    fn recv_timeout(&mut self, _timeout: Duration) -> Result<Event, mpsc::RecvTimeoutError> {
+        if let Some(ev) = self.first.take() {
+            return Ok(ev);
+        }
+        if self.stopped {
+            return Err(mpsc::RecvTimeoutError::Disconnected);
+        }
+        std::thread::sleep(self.silent_for);
+        self.stopped = true;
+        Err(mpsc::RecvTimeoutError::Timeout)
+    }
+    fn try_recv(&mut self) -> Option<Event> {
+        None
+    }
+    fn stop(&mut self) {
+        self.stopped = true;
+    }
+}
+
+#[test]
+fn an_alert_reaches_the_alert_stages_while_the_router_waits_for_events() {
+    let (mut detect, _) = Recording::new("detect", Subscription::EVENTS);
+    detect.alert_per_event = true;
+    let (mut respond, seen) = Recording::new("respond", Subscription::ALERTS);
+    let (arrived_tx, arrived_rx) = mpsc::channel::<()>();
+    respond.arrived = Some(arrived_tx);
+    let pipeline = PipelineBuilder::new()
+        .stage(detect)
+        .stage(respond)
+        .start()
+        .unwrap();
+    let mut source = QuietSource {
+        first: Some(netcat_exec(1)),
+        silent_for: Duration::from_secs(4),
+        stopped: false,
+    };
+    let run = std::thread::spawn(move || pipeline.run(&mut source, &Controls::default()));
+    // The router is asleep in the source for 4 s: the alert goes out without it.
+    assert!(
+        arrived_rx.recv_timeout(Duration::from_secs(3)).is_ok(),
+        "the alert waited for the router"
+    );
+    let stats = run.join().unwrap();
+    assert_eq!(seen.lock().unwrap().alerts, ["from 1"]);
+    assert_eq!(stats.alerts, 1);
+}

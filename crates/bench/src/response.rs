@@ -37,6 +37,9 @@ pub struct ResponseReport {
     /// Of those, kernel event -> the responder's decision (sensor, rules, pipeline).
     pub kill_decided: Option<Percentiles>,
     pub freeze_decided: Option<Percentiles>,
+    /// And decision -> action completed (the act and its confirmation).
+    pub kill_act: Option<Percentiles>,
+    pub freeze_act: Option<Percentiles>,
     /// Actions that did not complete (failed, refused, rate limited).
     pub failures: u64,
 }
@@ -109,6 +112,15 @@ fn start(
     Ok((Bench(name.to_string()), id))
 }
 
+/// Samples (µs) of one action: event -> completed, event -> decided, decided ->
+/// completed.
+#[derive(Default)]
+struct Samples {
+    total: Vec<u64>,
+    decided: Vec<u64>,
+    act: Vec<u64>,
+}
+
 /// Samples of one action from the audit alerts on `lines`, until `n` or a timeout;
 /// `after` runs after each (thaw).
 fn collect(
@@ -117,9 +129,9 @@ fn collect(
     n: usize,
     failures: &mut u64,
     mut after: impl FnMut() -> Result<(), String>,
-) -> Result<(Vec<u64>, Vec<u64>), String> {
-    let mut us = Vec::with_capacity(n);
-    let mut decided = Vec::with_capacity(n);
+) -> Result<Samples, String> {
+    let mut samples = Samples::default();
+    let us = &mut samples.total;
     let deadline = Instant::now() + Duration::from_secs(60 + n as u64 / 2);
     while us.len() < n {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -147,13 +159,14 @@ fn collect(
         ) {
             (Some("done"), Some(t0), Some(t1), Some(td)) => {
                 us.push(t1.saturating_sub(t0) / 1000);
-                decided.push(td.saturating_sub(t0) / 1000);
+                samples.decided.push(td.saturating_sub(t0) / 1000);
+                samples.act.push(t1.saturating_sub(td) / 1000);
             }
             _ => *failures += 1,
         }
         after()?;
     }
-    Ok((us, decided))
+    Ok(samples)
 }
 
 pub fn response(opts: &ResponseOptions) -> Result<ResponseReport, String> {
@@ -247,10 +260,12 @@ fn run(opts: &ResponseOptions, config: &Path) -> Result<ResponseReport, String> 
             }
             Err(format!("thawing: {last}"))
         })?;
-        report.kill = Percentiles::of(kill.0);
-        report.kill_decided = Percentiles::of(kill.1);
-        report.freeze = Percentiles::of(freeze.0);
-        report.freeze_decided = Percentiles::of(freeze.1);
+        report.kill = Percentiles::of(kill.total);
+        report.kill_decided = Percentiles::of(kill.decided);
+        report.kill_act = Percentiles::of(kill.act);
+        report.freeze = Percentiles::of(freeze.total);
+        report.freeze_decided = Percentiles::of(freeze.decided);
+        report.freeze_act = Percentiles::of(freeze.act);
         Ok(report)
     })();
     // SAFETY: kill with the child's pid and SIGTERM.

@@ -31,8 +31,8 @@ pub static RESPONSE_OBJECT: &[u8] = aya::include_bytes_aligned!("../obj/response
 /// Where maps (`maps/`) and links (`links/`) are pinned.
 pub const PIN_ROOT: &str = "/sys/fs/bpf/rampart/response";
 
-/// Every map of the object, all pinned.
-const MAPS: [&str; 10] = [
+/// Every map of the object but per-CPU scratch, all pinned.
+const MAPS: [&str; 11] = [
     "net_cfg",
     "net_allow",
     "net_deny",
@@ -43,6 +43,7 @@ const MAPS: [&str; 10] = [
     "kill_exec",
     "kill_connect",
     "kill_stats",
+    "kill_open",
 ];
 
 /// The network programs attached to a guarded cgroup.
@@ -153,14 +154,148 @@ pub struct KillConnect {
     pub rule: u32,
 }
 
+/// How a [`KillOpen`]'s path is compared with the opened file's path (as the
+/// container sees it, resolved by the kernel: symlinks followed, no `..`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenMatch {
+    /// The path starts with it (`fd.name startswith`), byte for byte.
+    Prefix,
+    /// The file is directly in this directory (`fd.directory =`).
+    Directory,
+    /// The path is it (`fd.name =`).
+    Exact,
+}
+
+/// The open syscalls a [`KillOpen`] watches (their exit tracepoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenSyscall {
+    Open,
+    Openat,
+    Openat2,
+    Creat,
+}
+
+impl OpenSyscall {
+    pub const ALL: [OpenSyscall; 4] = [Self::Open, Self::Openat, Self::Openat2, Self::Creat];
+
+    /// `enum kill_open_syscall` in `bpf/response/open.h`.
+    fn bit(self) -> u8 {
+        match self {
+            Self::Open => 1,
+            Self::Openat => 2,
+            Self::Openat2 => 4,
+            Self::Creat => 8,
+        }
+    }
+
+    fn tracepoint(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Open => ("kill_open_open", "sys_exit_open"),
+            Self::Openat => ("kill_open_openat", "sys_exit_openat"),
+            Self::Openat2 => ("kill_open_openat2", "sys_exit_openat2"),
+            Self::Creat => ("kill_open_creat", "sys_exit_creat"),
+        }
+    }
+}
+
+/// A successful open that kills the caller in the kernel, at the syscall's exit:
+/// the process never sees the descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KillOpen {
+    /// Absolute; at most [`KILL_OPEN_PATH_BYTES`] bytes (a directory with its `/`).
+    pub path: String,
+    pub matches: OpenMatch,
+    /// The syscalls it applies to; empty: every open syscall.
+    pub syscalls: Vec<OpenSyscall>,
+    /// Opened for reading (`evt.is_open_read`) and/or writing; both false: any mode,
+    /// both true: either.
+    pub read: bool,
+    pub write: bool,
+    /// Regular files only (`fd.typechar = f`).
+    pub regular_only: bool,
+    pub rule: u32,
+}
+
+/// Longest path a [`KillOpen`] can name (the trie's key).
+pub const KILL_OPEN_PATH_BYTES: usize = 256;
+
+impl KillOpen {
+    /// The path as the kernel compares it (a directory ends in `/`), or why it
+    /// cannot be compared there.
+    pub fn entry_path(&self) -> Result<String, String> {
+        if !self.path.starts_with('/') {
+            return Err(format!("{:?} is not an absolute path", self.path));
+        }
+        let path = match self.matches {
+            OpenMatch::Prefix => self.path.clone(),
+            OpenMatch::Directory => format!("{}/", self.path.trim_end_matches('/')),
+            OpenMatch::Exact if self.path.len() > 1 && self.path.ends_with('/') => {
+                return Err(format!("{:?}: a file's path has no trailing /", self.path))
+            }
+            OpenMatch::Exact => self.path.clone(),
+        };
+        if path.len() > KILL_OPEN_PATH_BYTES {
+            return Err(format!(
+                "{path:?} is longer than {KILL_OPEN_PATH_BYTES} bytes"
+            ));
+        }
+        Ok(path)
+    }
+
+    /// The trie entry: the path bytes as compared and the value. Errors say which
+    /// rule and why.
+    fn entry(&self) -> Result<(LpmKey<[u8; KILL_OPEN_PATH_BYTES]>, KillOpenRule), BpfError> {
+        let bad = |reason: String| BpfError::Map {
+            name: "kill_open".into(),
+            reason: format!("rule {}: {reason}", self.rule),
+        };
+        let path = self.entry_path().map_err(bad)?;
+        let mut data = [0u8; KILL_OPEN_PATH_BYTES];
+        data[..path.len()].copy_from_slice(path.as_bytes());
+        let value = KillOpenRule {
+            rule: self.rule,
+            kind: match self.matches {
+                OpenMatch::Prefix => 0,
+                OpenMatch::Directory => 1,
+                OpenMatch::Exact => 2,
+            },
+            len: path.len() as u16,
+            syscalls: self.syscalls.iter().fold(0, |m, s| m | s.bit()),
+            modes: u8::from(self.read) | (u8::from(self.write) << 1),
+            regular: u8::from(self.regular_only),
+            pad: 0,
+        };
+        Ok((LpmKey::new(path.len() as u32 * 8, data), value))
+    }
+}
+
+/// `struct kill_open_rule` in `bpf/response/open.h`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct KillOpenRule {
+    rule: u32,
+    kind: u16,
+    len: u16,
+    syscalls: u8,
+    modes: u8,
+    regular: u8,
+    pad: u8,
+}
+
+// SAFETY: plain #[repr(C)] struct of integers, every gap an explicit field.
+unsafe impl aya::Pod for KillOpenRule {}
+
 /// What kills synchronously in the kernel: rules compiled to map entries (see
-/// `bpf/response/kill.h`). Applies to processes in containers (a pid namespace below
-/// the host's) only.
+/// `bpf/response/kill.h` and `open.h`). Applies to processes in containers (a pid
+/// namespace below the host's) only.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct KernelKills {
     /// Executable paths as the container sees them, with the rule id of each.
     pub exec_paths: Vec<(String, u32)>,
     pub connects: Vec<KillConnect>,
+    pub opens: Vec<KillOpen>,
 }
 
 /// An address prefix and the ports it applies to (none: every port).
@@ -694,7 +829,38 @@ impl ResponseGuard {
                 reason: format!("rule {}: a connect kill needs an address or a port", c.rule),
             });
         }
+        let mut open_entries: Vec<(LpmKey<[u8; KILL_OPEN_PATH_BYTES]>, KillOpenRule)> = Vec::new();
+        for o in &kills.opens {
+            let (key, value) = o.entry()?;
+            // One entry per path and kind: two rules on the same one must agree on
+            // the rest, or one of them would be lost.
+            if let Some((_, other)) = open_entries.iter().find(|(k, v)| {
+                k.prefix_len() == key.prefix_len() && k.data() == key.data() && v.kind == value.kind
+            }) {
+                if (KillOpenRule {
+                    rule: other.rule,
+                    ..value
+                }) != *other
+                {
+                    return Err(BpfError::Map {
+                        name: "kill_open".into(),
+                        reason: format!(
+                            "rule {}: {:?} is also rule {}'s with other conditions",
+                            o.rule, o.path, other.rule
+                        ),
+                    });
+                }
+                continue;
+            }
+            open_entries.push((key, value));
+        }
         self.clear_kernel_kills()?;
+        {
+            let mut trie = self.open_trie_mut()?;
+            for (key, value) in &open_entries {
+                trie.insert(key, *value, 0).map_err(map_err("kill_open"))?;
+            }
+        }
         {
             let mut m: BpfHashMap<&mut MapData, u64, u32> = self.map_mut("kill_exec")?;
             for (p, rule) in &kills.exec_paths {
@@ -753,10 +919,77 @@ impl ResponseGuard {
                 })?;
             pin_link(link, &self.link_path("kill-connect"))?;
         }
+        // The exit tracepoints of the open syscalls some entry watches.
+        let watched = open_entries.iter().fold(0u8, |m, (_, v)| {
+            m | if v.syscalls == 0 { 0xf } else { v.syscalls }
+        });
+        for sys in OpenSyscall::ALL {
+            let (prog_name, tracepoint) = sys.tracepoint();
+            let pin_name = format!("kill-open-{tracepoint}");
+            if watched & sys.bit() == 0 {
+                self.unpin(&pin_name)?;
+                continue;
+            }
+            if self.link_path(&pin_name).exists() {
+                continue;
+            }
+            crate::mount_kernel_filesystems()?;
+            // open and creat are x86's legacy syscalls: other architectures lack them.
+            if !Path::new("/sys/kernel/tracing/events/syscalls")
+                .join(tracepoint)
+                .exists()
+            {
+                tracing::debug!(tracepoint, "no such syscall tracepoint here");
+                continue;
+            }
+            let prog: &mut TracePoint = self
+                .ebpf
+                .program_mut(prog_name)
+                .ok_or(aya::programs::ProgramError::NotLoaded)
+                .map_err(prog_err(prog_name))?
+                .try_into()
+                .map_err(prog_err(prog_name))?;
+            if prog.fd().is_err() {
+                prog.load().map_err(prog_err(prog_name))?;
+            }
+            let id = prog
+                .attach("syscalls", tracepoint)
+                .map_err(prog_err(prog_name))?;
+            let link: FdLink = prog
+                .take_link(id)
+                .map_err(prog_err(prog_name))?
+                .try_into()
+                .map_err(|e: aya::programs::links::LinkError| BpfError::Map {
+                    name: pin_name.clone(),
+                    reason: format!("the open hook cannot be pinned here: {e}"),
+                })?;
+            pin_link(link, &self.link_path(&pin_name))?;
+        }
         Ok(())
     }
 
+    fn open_trie_mut(
+        &mut self,
+    ) -> Result<LpmTrie<&mut MapData, [u8; KILL_OPEN_PATH_BYTES], KillOpenRule>, BpfError> {
+        let map = self
+            .ebpf
+            .map_mut("kill_open")
+            .ok_or_else(|| BpfError::Map {
+                name: "kill_open".into(),
+                reason: "missing from object".into(),
+            })?;
+        LpmTrie::try_from(map).map_err(map_err("kill_open"))
+    }
+
     fn clear_kernel_kills(&mut self) -> Result<(), BpfError> {
+        {
+            let mut trie = self.open_trie_mut()?;
+            let keys: Vec<LpmKey<[u8; KILL_OPEN_PATH_BYTES]>> =
+                trie.keys().filter_map(Result::ok).collect();
+            for k in keys {
+                let _ = trie.remove(&k);
+            }
+        }
         {
             let mut m: BpfHashMap<&mut MapData, u64, u32> = self.map_mut("kill_exec")?;
             let keys: Vec<u64> = m.keys().filter_map(Result::ok).collect();
@@ -1014,6 +1247,47 @@ mod tests {
         assert_eq!(exec_path_hash("/bin/sh"), exec_path_hash("//bin//sh/"));
         assert_ne!(exec_path_hash("/bin/sh"), exec_path_hash("/sh/bin"));
         assert_ne!(exec_path_hash("/bin/sh"), exec_path_hash("/bin/s"));
+    }
+
+    #[test]
+    fn open_kill_entries_are_absolute_bounded_and_directories_end_in_a_slash() {
+        let open = |path: &str, matches| KillOpen {
+            path: path.into(),
+            matches,
+            syscalls: vec![OpenSyscall::Openat, OpenSyscall::Creat],
+            read: true,
+            write: false,
+            regular_only: true,
+            rule: 3,
+        };
+        assert_eq!(
+            open("/etc/cron.d//", OpenMatch::Directory).entry_path(),
+            Ok("/etc/cron.d/".into())
+        );
+        assert_eq!(open("/", OpenMatch::Directory).entry_path(), Ok("/".into()));
+        assert_eq!(
+            open("/etc/ss", OpenMatch::Prefix).entry_path(),
+            Ok("/etc/ss".into())
+        );
+        assert!(open("etc/shadow", OpenMatch::Exact).entry_path().is_err());
+        assert!(open("/etc/", OpenMatch::Exact).entry_path().is_err());
+        let long = format!("/{}", "a".repeat(KILL_OPEN_PATH_BYTES));
+        assert!(open(&long, OpenMatch::Prefix).entry_path().is_err());
+        let (key, value) = open("/etc/shadow", OpenMatch::Exact).entry().unwrap();
+        assert_eq!(key.prefix_len(), 11 * 8);
+        assert_eq!(&key.data()[..12], b"/etc/shadow\0");
+        assert_eq!(
+            value,
+            KillOpenRule {
+                rule: 3,
+                kind: 2,
+                len: 11,
+                syscalls: 2 | 8,
+                modes: 1,
+                regular: 1,
+                pad: 0
+            }
+        );
     }
 
     #[test]

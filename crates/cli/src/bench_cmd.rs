@@ -254,6 +254,8 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
                 ("freeze", &r.freeze),
                 ("kill: decided", &r.kill_decided),
                 ("freeze: decided", &r.freeze_decided),
+                ("kill: act", &r.kill_act),
+                ("freeze: act", &r.freeze_act),
             ] {
                 if let Some(p) = p {
                     println!(

@@ -232,7 +232,8 @@ fn rules_marked_kill_kill_in_the_kernel_or_from_user_space() {
     std::fs::write(
         &rules,
         "- rule: Dropped tool run\n  desc: d\n  condition: evt.type in (execve, execveat) and proc.exe = /tmp/kx/busybox\n  output: dropped (%proc.cmdline)\n  priority: CRITICAL\n  action: kill\n\
-         - rule: Staged tool run\n  desc: d\n  condition: evt.type in (execve, execveat) and proc.exe startswith /tmp/u/\n  output: staged (%proc.cmdline)\n  priority: CRITICAL\n  action: kill\n",
+         - rule: Staged tool run\n  desc: d\n  condition: evt.type in (execve, execveat) and proc.exe startswith /tmp/u/\n  output: staged (%proc.cmdline)\n  priority: CRITICAL\n  action: kill\n\
+         - rule: Secret opened\n  desc: d\n  condition: evt.type in (open, openat, openat2) and fd.name startswith /tmp/secret/\n  output: secret (%fd.name)\n  priority: CRITICAL\n  action: kill\n",
     )
     .unwrap();
     let config = dir.path().join("up.yaml");
@@ -245,7 +246,7 @@ fn rules_marked_kill_kill_in_the_kernel_or_from_user_space() {
     )
     .unwrap();
     let c = TestContainer::start("resp-cli-killrules", &[], &[]);
-    c.exec("mkdir -p /tmp/kx /tmp/u && cp /bin/busybox /tmp/kx/ && cp /bin/busybox /tmp/u/sleep");
+    c.exec("mkdir -p /tmp/kx /tmp/u /tmp/secret && cp /bin/busybox /tmp/kx/ && cp /bin/busybox /tmp/u/sleep && touch /tmp/secret/key");
     let up = Up::start(&config);
     let exec = |args: &[&str]| {
         let mut a = vec!["exec", "resp-cli-killrules"];
@@ -258,9 +259,20 @@ fn rules_marked_kill_kill_in_the_kernel_or_from_user_space() {
     let t0 = Instant::now();
     assert_eq!(exec(&["/tmp/u/sleep", "20"]), Some(137));
     assert!(t0.elapsed() < Duration::from_secs(10));
-    assert!(!c.exec("ls /tmp").contains("m1"));
+    // In the kernel: the open never returns (the shell's redirection opens the file,
+    // its next command writes the marker).
+    let open_secret = ["sh", "-c", "exec 3< /tmp/secret/key; touch /tmp/m2"];
+    assert_eq!(exec(&open_secret), Some(137));
+    let listing = c.exec("ls /tmp");
+    assert!(
+        !listing.contains("m1") && !listing.contains("m2"),
+        "{listing}"
+    );
+    // Two kills audited: the kernel's (the exec rule's alert) and user space's.
+    up.alerts_until("Response kill");
     up.alerts_until("Response kill");
     up.stop();
-    // The kernel kill is lifted with the node.
+    // The kernel kills are lifted with the node.
     assert_eq!(exec(&["/tmp/kx/busybox", "true"]), Some(0));
+    assert_eq!(exec(&open_secret), Some(0));
 }

@@ -55,8 +55,56 @@ fn wait_for(what: &str, mut done: impl FnMut() -> bool) -> Result<(), RespondErr
 }
 
 fn v2_frozen(dir: &Path) -> bool {
-    fs::read_to_string(dir.join("cgroup.events"))
-        .is_ok_and(|t| t.lines().any(|l| l.trim() == "frozen 1"))
+    fs::read_to_string(dir.join("cgroup.events")).is_ok_and(|t| events_say_frozen(&t))
+}
+
+fn events_say_frozen(text: &str) -> bool {
+    text.lines().any(|l| l.trim() == "frozen 1")
+}
+
+/// Waits until `cgroup.events` says frozen (`want`) or thawed, woken by the kernel's
+/// notification on that file (POLLPRI) rather than polling it: a waiter that polls
+/// takes CPU from the very tasks that must run to reach the freezer. Falls back to
+/// polling when the file cannot be opened.
+fn wait_v2(dir: &Path, want: bool) -> Result<(), RespondError> {
+    use std::io::{Read, Seek};
+    use std::os::fd::AsRawFd;
+    let what = if want {
+        "cgroup v2 frozen"
+    } else {
+        "cgroup v2 thawed"
+    };
+    let Ok(mut file) = fs::File::open(dir.join("cgroup.events")) else {
+        return wait_for(what, || v2_frozen(dir) == want);
+    };
+    let deadline = Instant::now() + FREEZE_TIMEOUT;
+    let mut text = String::new();
+    loop {
+        text.clear();
+        // Reading from the start arms the next notification.
+        if file.rewind().is_err() || file.read_to_string(&mut text).is_err() {
+            return wait_for(what, || v2_frozen(dir) == want);
+        }
+        if events_say_frozen(&text) == want {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(RespondError::Timeout {
+                what: what.into(),
+                ms: FREEZE_TIMEOUT.as_millis() as u64,
+            });
+        }
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLPRI,
+            revents: 0,
+        };
+        // Capped, so a missed notification costs 10 ms at most, not the timeout.
+        let ms = left.as_millis().min(10) as i32;
+        // SAFETY: one valid pollfd for the call.
+        unsafe { libc::poll(&mut pfd, 1, ms) };
+    }
 }
 
 fn v1_state(dir: &Path) -> String {
@@ -130,7 +178,7 @@ impl Action for Freeze {
             FreezeMethod::CgroupV2 => {
                 let dir = cg.v2.as_ref().ok_or_else(missing)?;
                 write(&dir.join("cgroup.freeze"), "1")?;
-                wait_for("cgroup v2 frozen", || v2_frozen(dir))?;
+                wait_v2(dir, true)?;
             }
             FreezeMethod::CgroupV1 => {
                 let dir = cg.freezer_v1.as_ref().ok_or_else(missing)?;
@@ -166,7 +214,7 @@ impl Action for Freeze {
                 how.push("cgroup-v2");
                 if mode == Mode::Enforce {
                     write(&dir.join("cgroup.freeze"), "0")?;
-                    wait_for("cgroup v2 thawed", || !v2_frozen(dir))?;
+                    wait_v2(dir, false)?;
                 }
             }
         }

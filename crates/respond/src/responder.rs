@@ -118,6 +118,9 @@ pub struct Responder {
     /// Rules marked `action: kill` that the kernel cannot check: their alerts kill
     /// the process from here.
     rule_kills: Mutex<std::collections::HashSet<String>>,
+    /// Rules marked `action: kill` that the kernel enforces: their alerts are
+    /// audited as kills already done.
+    kernel_kills: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Responder {
@@ -127,6 +130,55 @@ impl Responder {
             toolbox,
             limiter: Mutex::new(Limiter::default()),
             rule_kills: Mutex::new(Default::default()),
+            kernel_kills: Mutex::new(Default::default()),
+        }
+    }
+
+    /// The rules marked `action: kill` whose kill the kernel carries out on the
+    /// syscall's own hook: their alerts become audit records of that kill.
+    pub fn set_kernel_kills(&self, rules: impl IntoIterator<Item = String>) {
+        if let Ok(mut k) = self.kernel_kills.lock() {
+            *k = rules.into_iter().collect();
+        }
+    }
+
+    /// The audit record of a kill the kernel did for `alert`'s rule: done when the
+    /// process is gone (or a zombie), failed when it still runs (the kernel's entry
+    /// did not match what the rule saw).
+    fn kernel_kill_record(&self, alert: &Alert, target: &Target) -> AuditRecord {
+        let gone = target
+            .process
+            .as_ref()
+            .is_none_or(crate::target::process_gone);
+        AuditRecord {
+            ts_ns: crate::wall_ns(),
+            action: ActionKind::Kill,
+            mode: Mode::Enforce,
+            actor: Actor::Policy(format!("rule {:?} action: kill", alert.rule)),
+            target: target.clone(),
+            rule: Some(alert.rule.clone()),
+            alert_id: Some(alert.id.clone()),
+            reason: String::new(),
+            result: if gone {
+                AuditResult::Done
+            } else {
+                AuditResult::Failed
+            },
+            detail: if gone {
+                format!(
+                    "killed in the kernel before its syscall returned: {}",
+                    target.display()
+                )
+            } else {
+                format!(
+                    "the kernel's kill did not match: the process still runs in {}",
+                    target.display()
+                )
+            },
+            method: "kernel".into(),
+            pids: target.process.iter().map(|p| p.pid).collect(),
+            trigger_ts_ns: Some(alert.event.ts_ns),
+            completed_ns: None,
         }
     }
 
@@ -168,6 +220,13 @@ impl Responder {
         let Some(target) = Target::from_event(&alert.event) else {
             return (done, pending);
         };
+        if self
+            .kernel_kills
+            .lock()
+            .is_ok_and(|k| k.contains(&alert.rule))
+        {
+            done.push(self.kernel_kill_record(alert, &target));
+        }
         let policy = self.policy.current();
         let limits = policy.file.rate_limit.clone();
         let mut decisions = policy.decide(alert, &target);

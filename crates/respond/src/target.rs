@@ -114,6 +114,29 @@ fn start_boot_ns(pid: u32) -> Option<u64> {
     Some(ticks * (1_000_000_000 / hz))
 }
 
+/// True when the process the event named is no longer running: gone, a zombie, or
+/// its pid reused (the start time differs).
+pub fn process_gone(p: &ProcessRef) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{}/stat", p.pid)) else {
+        return true;
+    };
+    let state = stat
+        .rfind(')')
+        .and_then(|i| stat.get(i + 2..))
+        .and_then(|rest| rest.split_whitespace().next());
+    if matches!(state, Some("Z" | "X")) {
+        return true;
+    }
+    match (
+        p.exec_id.as_deref().and_then(exec_id_start_boot_ns),
+        start_boot_ns(p.pid),
+    ) {
+        (Some(want), Some(have)) => have.abs_diff(want) > rampart_event::EXEC_ID_NS_PER_TICK,
+        (_, None) => true,
+        (None, Some(_)) => false,
+    }
+}
+
 /// Parent pid of a live process.
 pub(crate) fn ppid(pid: u32) -> Option<u32> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

@@ -554,11 +554,15 @@ fn denied_execs_never_write_their_marker() {
     assert_eq!(code, 0, "released");
 }
 
+/// The kernel kills are one host-wide set: the tests that replace it take turns.
+static KERNEL_KILLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn kernel_kills_stop_the_process_before_its_syscall_returns() {
     if !rampart_testbed::ready(TEST_IMAGE) {
         return;
     }
+    let _turn = KERNEL_KILLS.lock().unwrap_or_else(|e| e.into_inner());
     use rampart_bpf::response::{KernelKills, KillConnect};
     let c = TestContainer::start("resp-kernel-kill", &[], &[]);
     c.exec("mkdir /tmp/kx /tmp/ok && cp /bin/busybox /tmp/kx/ && cp /bin/busybox /tmp/ok/");
@@ -576,6 +580,7 @@ fn kernel_kills_stop_the_process_before_its_syscall_returns() {
                 port: 9999,
                 rule: 8,
             }],
+            ..KernelKills::default()
         })
         .expect("kernel kills");
     // Exec of the path: killed before the new image runs (no marker, exit 137).
@@ -607,4 +612,125 @@ fn kernel_kills_stop_the_process_before_its_syscall_returns() {
     drop(guard);
     let (code, _) = exec_status(&c, &["/tmp/kx/busybox", "touch", "/tmp/m5"]);
     assert_eq!(code, 0, "released");
+}
+
+#[test]
+fn kernel_kills_on_open_of_a_path_before_the_open_returns() {
+    if !rampart_testbed::ready(TEST_IMAGE) {
+        return;
+    }
+    let _turn = KERNEL_KILLS.lock().unwrap_or_else(|e| e.into_inner());
+    use rampart_bpf::response::{KernelKills, KillOpen, OpenMatch};
+    let c = TestContainer::start("resp-kernel-kill-open", &[], &[]);
+    c.exec(
+        "mkdir -p /tmp/secret /tmp/dir/sub /tmp/wo && \
+         touch /tmp/secret/key /tmp/dir/f /tmp/dir/sub/f /tmp/exact /tmp/exactly /tmp/wo/f && \
+         ln -s /tmp/secret/key /tmp/link",
+    );
+    let open = |path: &str, matches, rule| KillOpen {
+        path: path.into(),
+        matches,
+        syscalls: vec![],
+        read: false,
+        write: false,
+        regular_only: false,
+        rule,
+    };
+    let toolbox = Toolbox::new();
+    toolbox
+        .guard()
+        .expect("guard")
+        .set_kernel_kills(&KernelKills {
+            opens: vec![
+                open("/tmp/secret", OpenMatch::Prefix, 9),
+                open("/tmp/dir", OpenMatch::Directory, 10),
+                open("/tmp/exact", OpenMatch::Exact, 11),
+                KillOpen {
+                    write: true,
+                    regular_only: true,
+                    ..open("/tmp/wo/", OpenMatch::Prefix, 12)
+                },
+                // Longer than rule 9's entry and not met by a read: the read still
+                // dies by rule 9 (the kernel retries with the shorter entries).
+                KillOpen {
+                    write: true,
+                    ..open("/tmp/secret/key", OpenMatch::Exact, 13)
+                },
+            ],
+            ..KernelKills::default()
+        })
+        .expect("kernel kills");
+    // The shell opens the file itself (a redirection), then writes its marker: a
+    // killed open never returns, so the marker is never written.
+    let opens = |n: u32, open: &str| {
+        let (code, _) = exec_status(&c, &["sh", "-c", &format!("{open}; touch /tmp/m{n}")]);
+        code
+    };
+    for (n, open, killed) in [
+        (1, "exec 3< /tmp/secret/key", true),
+        (2, "cd /tmp/secret && exec 3< key", true),
+        (3, "exec 3< /tmp/link", true),
+        (4, "exec 3< /tmp/dir/f", true),
+        (5, "exec 3< /tmp/dir/sub/f", false),
+        (6, "exec 3< /tmp/exact", true),
+        (7, "exec 3< /tmp/exactly", false),
+        (8, "exec 3< /tmp/wo/f", false),
+        (9, "exec 3>> /tmp/wo/f", true),
+        (10, "exec 3< /tmp/secret", true),
+        // fd.name startswith compares bytes, as the rule engine does.
+        (11, "exec 3> /tmp/secretary", true),
+    ] {
+        let code = opens(n, open);
+        if killed {
+            assert_eq!(code, 137, "{open}: not killed");
+        } else {
+            assert_eq!(code, 0, "{open}: killed");
+        }
+    }
+    let ls = c.exec("ls /tmp");
+    for (n, written) in [
+        (1, false),
+        (2, false),
+        (3, false),
+        (4, false),
+        (5, true),
+        (6, false),
+        (7, true),
+        (8, true),
+        (9, false),
+        (10, false),
+        (11, false),
+    ] {
+        assert_eq!(
+            ls.split_whitespace().any(|f| f == format!("m{n}")),
+            written,
+            "marker m{n}: {ls}"
+        );
+    }
+    // The alert of a rule the kernel enforces is audited as that kill: done when
+    // the process is gone, failed when it still runs.
+    let responder = Responder::new(Arc::new(PolicyStore::empty()), toolbox.clone());
+    responder.set_kernel_kills(["Secret opened".to_string()]);
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let audits = responder.on_alert(&alert_for(&c, "Secret opened", gone.id(), &[]));
+    assert_eq!(audits.len(), 1, "{audits:?}");
+    assert_eq!(
+        (audits[0].result, audits[0].method.as_str()),
+        (AuditResult::Done, "kernel")
+    );
+    let live = wait_for_procs(&c, "sleep", 1)[0];
+    let audits = responder.on_alert(&alert_for(&c, "Secret opened", live, &[]));
+    assert_eq!(audits[0].result, AuditResult::Failed, "{audits:?}");
+    assert!(responder
+        .on_alert(&alert_for(&c, "Another rule", live, &[]))
+        .is_empty());
+
+    let mut guard = toolbox.guard().expect("guard");
+    assert!(guard.kernel_kill_count(9) >= 5);
+    assert!(guard.kernel_kill_count(10) >= 1);
+    assert!(guard.kernel_kill_count(12) >= 1);
+    guard.release_kernel_kills().expect("release");
+    drop(guard);
+    assert_eq!(opens(12, "exec 3< /tmp/secret/key"), 0, "released");
 }
