@@ -83,6 +83,19 @@ pub struct ApiCore {
     /// Request/reply to the fleet's nodes (`rampart central`): event queries and
     /// retro-hunts naming another node go there.
     nodes: Option<Arc<dyn NodeGateway>>,
+    /// The local node's sensor detail (kernel, hooks, drops), read when asked.
+    local_health: Option<LocalHealth>,
+}
+
+/// Reads the local node's sensor health: kernel, hooks per family, drops per source.
+/// `None` until the sensor has started.
+#[derive(Clone)]
+pub struct LocalHealth(pub Arc<dyn Fn() -> Option<pb::NodeHealth> + Send + Sync>);
+
+impl std::fmt::Debug for LocalHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalHealth")
+    }
 }
 
 /// Live event streams open at once, at most.
@@ -126,7 +139,14 @@ impl ApiCore {
             local_node: None,
             live_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
             nodes: None,
+            local_health: None,
         }
+    }
+
+    /// The local node's health detail comes from `health` (`rampart up`).
+    pub fn with_local_health(mut self, health: LocalHealth) -> Self {
+        self.local_health = Some(health);
+        self
     }
 
     /// Event queries and retro-hunts for other nodes go through `gateway`.
@@ -786,17 +806,40 @@ impl ApiCore {
         let store = self.store.clone();
         let nodes = blocking(move || Ok(store.nodes()?)).await?;
         let now = rampart_event::wall_ns();
+        let local = self
+            .local_health
+            .as_ref()
+            .and_then(|h| (h.0)())
+            .filter(|_| self.local_node.is_some());
         Ok(pb::GetSensorHealthResponse {
             nodes: nodes
                 .into_iter()
                 .filter(|n| r.node.is_empty() || n.name == r.node)
-                .map(|n| pb::NodeHealth {
-                    alive: now.saturating_sub(n.last_seen_ns) < 60_000_000_000,
-                    node: n.name,
-                    version: n.version,
-                    last_seen_ns: n.last_seen_ns,
-                    detail_reported: false,
-                    ..Default::default()
+                .map(|n| {
+                    let base = pb::NodeHealth {
+                        alive: now.saturating_sub(n.last_seen_ns) < 60_000_000_000,
+                        last_seen_ns: n.last_seen_ns,
+                        detail_reported: false,
+                        ..Default::default()
+                    };
+                    let detail = local
+                        .as_ref()
+                        .filter(|_| self.local_node.as_deref() == Some(n.name.as_str()));
+                    let mut h = match detail {
+                        // The local sensor answers in this process: it is alive.
+                        Some(d) => pb::NodeHealth {
+                            alive: true,
+                            detail_reported: true,
+                            kernel: d.kernel.clone(),
+                            hooks: d.hooks.clone(),
+                            drops: d.drops.clone(),
+                            ..base
+                        },
+                        None => base,
+                    };
+                    h.node = n.name;
+                    h.version = n.version;
+                    h
                 })
                 .collect(),
         })

@@ -35,7 +35,7 @@ pub mod tls;
 pub use auth::{
     ensure_admin_token, AuthError, Permission, Principal, Role, TokenError, TokenStore,
 };
-pub use core::{ApiCore, ApiError};
+pub use core::{ApiCore, ApiError, LocalHealth};
 pub use listen::{check_listen, ListenError, ListenSecurity};
 pub use live::{AlertFeed, LiveStore};
 pub use local::{start_local, start_local_with, LocalApi, LocalApiConfig, LocalApiError};

@@ -27,6 +27,8 @@ pub struct LocalApiConfig {
     /// The name the local node publishes under (empty: no local node, as in
     /// `rampart central`).
     pub node: String,
+    /// The local node's sensor health (kernel, hooks, drops).
+    pub health: Option<crate::core::LocalHealth>,
 }
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/rampart";
@@ -103,6 +105,9 @@ pub async fn start_local_with(
     }
     if let Some(g) = nodes {
         core = core.with_nodes(g);
+    }
+    if let Some(h) = &config.health {
+        core = core.with_local_health(h.clone());
     }
     let server = serve(
         ServerConfig {

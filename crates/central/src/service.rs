@@ -73,6 +73,7 @@ pub async fn run_service(
                 recorder_dir: None,
                 rules: Vec::new(),
                 node: String::new(),
+                health: None,
             };
             let api = rampart_api::start_local_with(
                 &config,

@@ -139,6 +139,23 @@ fn an_attack_in_a_container_reaches_the_grpc_stream_and_the_http_api_within_a_se
         let doc = c.request("GET", "/openapi.json", None).await.unwrap().json();
         assert_eq!(doc["openapi"], "3.0.3");
 
+        // The local sensor's health: this kernel, its hooks, its drop counters.
+        let h = c.request("GET", "/v1/health/sensors", None).await.unwrap();
+        assert_eq!(h.status, 200, "{}", h.text());
+        let h = h.json();
+        let me = &h["nodes"][0];
+        assert_eq!(me["detailReported"], true, "{h}");
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        assert_eq!(me["kernel"], kernel.trim(), "{h}");
+        let hooks = me["hooks"].as_array().cloned().unwrap_or_default();
+        assert!(
+            hooks.iter().any(|x| x["name"] == "process" && x["attached"] == true)
+                && hooks.iter().any(|x| x["name"] == "syscalls" && x["attached"] == true),
+            "{h}"
+        );
+        let drops = me["drops"].as_array().cloned().unwrap_or_default();
+        assert!(drops.iter().any(|d| d["source"] == "kernel_ring_full"), "{h}");
+
         // Live events of a container started after the stream opened, from the real
         // recorder (blocks seal within its 5 s block age).
         let web_name = format!("api-web-{}", std::process::id());
