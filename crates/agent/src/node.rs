@@ -29,6 +29,8 @@ pub struct NodeOptions {
     /// Publish alerts and container lifecycle to central through this backplane
     /// (`rampart up`: the in-process bus; `rampart node`: NATS JetStream).
     pub publisher: Option<Publisher>,
+    /// Receives the sensor's counters once it has started (the API's sensor health).
+    pub sensor_stats: Option<Arc<std::sync::OnceLock<Arc<rampart_sensor::Stats>>>>,
 }
 
 /// The bus publisher a node runs with: where to publish and on which runtime the
@@ -154,6 +156,9 @@ pub fn run_node_from(
         }
         None => {
             let mut sensor = rampart_sensor::start(sensor_config)?;
+            if let Some(slot) = &opts.sensor_stats {
+                let _ = slot.set(sensor.stats.clone());
+            }
             tracing::info!("rampart up: sensor, detection and outputs running");
             pipeline.run(&mut sensor, &controls)
         }

@@ -376,6 +376,7 @@ fn container_lifecycle_reaches_the_stages_that_subscribe_to_it() {
         container_id: id.into(),
         name: "web".into(),
         image: "nginx".into(),
+        labels: Default::default(),
     };
     let mut source = WithLifecycle {
         events: feed(2),

@@ -234,6 +234,7 @@ fn a_slow_stop_does_not_hold_up_a_freeze_and_gone_containers_are_released() {
         container_id: gone.id.clone(),
         name: gone.name.clone(),
         image: TEST_IMAGE.into(),
+        labels: Default::default(),
     })
     .unwrap();
     // An event to wake the router, which forwards lifecycle records as it goes.

@@ -7,12 +7,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::Stream;
+use rampart_bus::rpc::{EventQuery, RulesText};
 use rampart_proto::v1 as pb;
 use rampart_store::{AlertChange, AlertQuery, AuditQuery, ContainerQuery, Store, StoreError};
 
 use crate::auth::{AuthError, Permission, Principal, TokenStore};
 use crate::convert;
 use crate::live::AlertFeed;
+use crate::nodes::{NodeCallError, NodeGateway};
 
 /// Why a call failed; each adapter maps it to its status (HTTP code, gRPC code).
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,9 @@ pub enum ApiError {
     /// Part of the contract this build cannot answer yet; the text names what is missing.
     #[error("not implemented: {0}")]
     Unimplemented(String),
+    /// A bounded resource is used up or a node did not answer; trying later may work.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("store: {0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
@@ -41,7 +46,7 @@ impl ApiError {
             ApiError::NotFound(_) => "NOT_FOUND",
             ApiError::Invalid(_) | ApiError::Store(StoreError::Invalid(_)) => "INVALID_ARGUMENT",
             ApiError::Unimplemented(_) => "UNIMPLEMENTED",
-            ApiError::Store(StoreError::Connect(_)) => "UNAVAILABLE",
+            ApiError::Store(StoreError::Connect(_)) | ApiError::Unavailable(_) => "UNAVAILABLE",
             ApiError::Store(_) | ApiError::Internal(_) => "INTERNAL",
         }
     }
@@ -73,7 +78,28 @@ pub struct ApiCore {
     rule_paths: Vec<PathBuf>,
     /// The local node's name: event queries naming it (or no node) go to `recorder_dir`.
     local_node: Option<String>,
+    /// Live event streams each hold a blocking thread following the recorder: bounded.
+    live_streams: Arc<tokio::sync::Semaphore>,
+    /// Request/reply to the fleet's nodes (`rampart central`): event queries and
+    /// retro-hunts naming another node go there.
+    nodes: Option<Arc<dyn NodeGateway>>,
+    /// The local node's sensor detail (kernel, hooks, drops), read when asked.
+    local_health: Option<LocalHealth>,
 }
+
+/// Reads the local node's sensor health: kernel, hooks per family, drops per source.
+/// `None` until the sensor has started.
+#[derive(Clone)]
+pub struct LocalHealth(pub Arc<dyn Fn() -> Option<pb::NodeHealth> + Send + Sync>);
+
+impl std::fmt::Debug for LocalHealth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LocalHealth")
+    }
+}
+
+/// Live event streams open at once, at most.
+pub const MAX_EVENT_STREAMS: usize = 32;
 
 /// Events a query returns at most.
 pub const MAX_EVENTS: u32 = 10_000;
@@ -111,7 +137,22 @@ impl ApiCore {
             recorder_dir: None,
             rule_paths: Vec::new(),
             local_node: None,
+            live_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
+            nodes: None,
+            local_health: None,
         }
+    }
+
+    /// The local node's health detail comes from `health` (`rampart up`).
+    pub fn with_local_health(mut self, health: LocalHealth) -> Self {
+        self.local_health = Some(health);
+        self
+    }
+
+    /// Event queries and retro-hunts for other nodes go through `gateway`.
+    pub fn with_nodes(mut self, gateway: Arc<dyn NodeGateway>) -> Self {
+        self.nodes = Some(gateway);
+        self
     }
 
     /// The name the local node publishes under (its events are the local recorder's).
@@ -440,12 +481,33 @@ impl ApiCore {
     pub async fn list_workloads(
         &self,
         p: &Principal,
-        _r: pb::ListWorkloadsRequest,
+        r: pb::ListWorkloadsRequest,
     ) -> ApiResult<pb::ListWorkloadsResponse> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "workloads: the store keeps no container labels or Kubernetes owners yet".into(),
-        ))
+        let q = rampart_store::WorkloadQuery {
+            namespace: nonempty(&r.namespace),
+            kind: nonempty(&r.kind),
+            include_gone: r.include_removed,
+            limit: r.limit,
+        };
+        let store = self.store.clone();
+        let ws = blocking(move || Ok(store.workloads(&q)?)).await?;
+        Ok(pb::ListWorkloadsResponse {
+            workloads: ws
+                .into_iter()
+                .map(|w| pb::Workload {
+                    namespace: w.key.namespace,
+                    kind: w.key.kind,
+                    name: w.key.name,
+                    container_ids: w.container_ids,
+                    running: w.running,
+                    nodes: w.nodes,
+                    images: w.images,
+                    first_seen_ns: w.first_seen_ns,
+                    last_seen_ns: w.last_seen_ns,
+                })
+                .collect(),
+        })
     }
 
     // ---- parts whose data the store does not hold yet ----
@@ -457,7 +519,7 @@ impl ApiCore {
     ) -> ApiResult<pb::GetNetworkGraphResponse> {
         self.require(p, Permission::Read)?;
         Err(ApiError::Unimplemented(
-            "network graph: nodes do not publish flows and the store has no flow table yet".into(),
+            "network graph (issue #20): nodes do not publish flows and the store has no flow table yet".into(),
         ))
     }
 
@@ -468,7 +530,7 @@ impl ApiCore {
     ) -> ApiResult<pb::Baseline> {
         self.require(p, Permission::Read)?;
         Err(ApiError::Unimplemented(
-            "baselines: no baseline learner publishes to central yet".into(),
+            "baselines (issue #21): no baseline learner publishes to central yet".into(),
         ))
     }
 
@@ -482,7 +544,7 @@ impl ApiCore {
             Permission::Admin,
             "baseline.lock",
             &r.workload,
-            "baselines: no baseline learner publishes to central yet",
+            "baselines (issue #21): no baseline learner publishes to central yet",
         )
         .await
     }
@@ -497,7 +559,7 @@ impl ApiCore {
             Permission::Admin,
             "baseline.mode",
             &r.workload,
-            "baselines: no baseline learner publishes to central yet",
+            "baselines (issue #21): no baseline learner publishes to central yet",
         )
         .await
     }
@@ -509,7 +571,7 @@ impl ApiCore {
     ) -> ApiResult<pb::ListRisksResponse> {
         self.require(p, Permission::Read)?;
         Err(ApiError::Unimplemented(
-            "risk: no risk scorer runs in central yet (it needs baselines, vulnerabilities and exposure)".into(),
+            "risk (issue #21): no risk scorer runs in central yet (it needs baselines, vulnerabilities and exposure)".into(),
         ))
     }
 
@@ -744,17 +806,40 @@ impl ApiCore {
         let store = self.store.clone();
         let nodes = blocking(move || Ok(store.nodes()?)).await?;
         let now = rampart_event::wall_ns();
+        let local = self
+            .local_health
+            .as_ref()
+            .and_then(|h| (h.0)())
+            .filter(|_| self.local_node.is_some());
         Ok(pb::GetSensorHealthResponse {
             nodes: nodes
                 .into_iter()
                 .filter(|n| r.node.is_empty() || n.name == r.node)
-                .map(|n| pb::NodeHealth {
-                    alive: now.saturating_sub(n.last_seen_ns) < 60_000_000_000,
-                    node: n.name,
-                    version: n.version,
-                    last_seen_ns: n.last_seen_ns,
-                    detail_reported: false,
-                    ..Default::default()
+                .map(|n| {
+                    let base = pb::NodeHealth {
+                        alive: now.saturating_sub(n.last_seen_ns) < 60_000_000_000,
+                        last_seen_ns: n.last_seen_ns,
+                        detail_reported: false,
+                        ..Default::default()
+                    };
+                    let detail = local
+                        .as_ref()
+                        .filter(|_| self.local_node.as_deref() == Some(n.name.as_str()));
+                    let mut h = match detail {
+                        // The local sensor answers in this process: it is alive.
+                        Some(d) => pb::NodeHealth {
+                            alive: true,
+                            detail_reported: true,
+                            kernel: d.kernel.clone(),
+                            hooks: d.hooks.clone(),
+                            drops: d.drops.clone(),
+                            ..base
+                        },
+                        None => base,
+                    };
+                    h.node = n.name;
+                    h.version = n.version;
+                    h
                 })
                 .collect(),
         })
@@ -762,23 +847,50 @@ impl ApiCore {
 
     // ---- events (the local recorder) ----
 
-    async fn recorder(&self, filter: &pb::EventFilter) -> ApiResult<PathBuf> {
+    /// Which recorder answers for `filter.node`: the local one, or a remote node's
+    /// through the gateway.
+    async fn source(&self, filter: &pb::EventFilter) -> ApiResult<Source> {
         let local = filter.node.is_empty() || self.local_node.as_deref() == Some(&filter.node);
-        if !local {
-            let store = self.store.clone();
-            let nodes = blocking(move || Ok(store.nodes()?)).await?;
-            if !nodes.iter().any(|n| n.name == filter.node) {
-                return Err(ApiError::NotFound(format!("no node {:?}", filter.node)));
-            }
-            return Err(ApiError::Unimplemented(format!(
-                "events of node {:?}: request/reply to remote nodes is not wired into the API yet; only the local recorder answers",
-                filter.node
-            )));
+        if local {
+            return self.recorder_dir.clone().map(Source::Local).ok_or_else(|| {
+                ApiError::Unimplemented(
+                    "events: this server runs no node, so name the node whose recorder to ask (filter.node)".into(),
+                )
+            });
         }
-        self.recorder_dir.clone().ok_or_else(|| {
-            ApiError::Unimplemented(
-                "events: this server runs no node, so it has no recorder to ask".into(),
-            )
+        let store = self.store.clone();
+        let nodes = blocking(move || Ok(store.nodes()?)).await?;
+        if !nodes.iter().any(|n| n.name == filter.node) {
+            return Err(ApiError::NotFound(format!("no node {:?}", filter.node)));
+        }
+        match &self.nodes {
+            Some(g) => Ok(Source::Remote(g.clone(), filter.node.clone())),
+            None => Err(ApiError::Unimplemented(format!(
+                "events of node {:?}: this server reaches no other node (rampart central does); only the local recorder answers",
+                filter.node
+            ))),
+        }
+    }
+
+    /// The filter as a node's recorder query; kinds are checked here so a typo is
+    /// this server's 400, not a node's.
+    fn remote_query(filter: &pb::EventFilter, limit: usize) -> ApiResult<EventQuery> {
+        for k in &filter.kinds {
+            if rampart_event::EventKind::parse_filter(k.trim()).is_none() {
+                return Err(ApiError::Invalid(format!(
+                    "kinds: {k:?} is not an event kind or family"
+                )));
+            }
+        }
+        Ok(EventQuery {
+            since_ns: nonzero(filter.since_ns),
+            until_ns: nonzero(filter.until_ns),
+            container: nonempty(&filter.container),
+            image: nonempty(&filter.image),
+            kinds: filter.kinds.iter().map(|k| k.trim().to_string()).collect(),
+            condition: nonempty(&filter.r#where),
+            limit: limit as u64,
+            ..Default::default()
         })
     }
 
@@ -820,12 +932,32 @@ impl ApiCore {
     ) -> ApiResult<pb::QueryEventsResponse> {
         self.require(p, Permission::Read)?;
         let filter = r.filter.unwrap_or_default();
-        let dir = self.recorder(&filter).await?;
-        let q = Self::recorder_query(&filter)?;
         let limit = match r.limit {
             0 => DEFAULT_EVENTS,
             n => n.min(MAX_EVENTS),
         } as usize;
+        let dir = match self.source(&filter).await? {
+            Source::Local(dir) => dir,
+            Source::Remote(gateway, node) => {
+                // One more than asked tells a truncated answer from an exact one.
+                let q = Self::remote_query(&filter, limit + 1)?;
+                let answer = gateway.query(&node, q).await.map_err(node_error)?;
+                let mut events = Vec::with_capacity(answer.lines.len().min(limit));
+                for line in answer.lines.iter().take(limit) {
+                    let e: rampart_event::Event = serde_json::from_str(line).map_err(|e| {
+                        ApiError::Internal(format!(
+                            "node {node:?} sent an event that does not decode: {e}"
+                        ))
+                    })?;
+                    events.push(convert::event(&e));
+                }
+                return Ok(pb::QueryEventsResponse {
+                    events,
+                    truncated: answer.lines.len() > limit,
+                });
+            }
+        };
+        let q = Self::recorder_query(&filter)?;
         blocking(move || {
             let rec = rampart_recorder::Recorder::open_read_only(dir)
                 .map_err(|e| ApiError::Internal(format!("recorder: {e}")))?;
@@ -848,16 +980,82 @@ impl ApiCore {
         .await
     }
 
-    pub fn stream_events(
+    /// Events as the local recorder seals them (blocks are sealed at least every
+    /// `recorder.max_block_age`, 5 s by default), filtered like QueryEvents.
+    pub async fn stream_events(
         &self,
         p: &Principal,
         r: pb::StreamEventsRequest,
     ) -> ApiResult<BoxStream<pb::Event>> {
         self.require(p, Permission::Read)?;
-        let _ = r;
-        Err(ApiError::Unimplemented(
-            "live event streams: the recorder's follow mode is not exposed through the API yet; use QueryEvents with since_ns".into(),
-        ))
+        let filter = r.filter.unwrap_or_default();
+        if !filter.node.is_empty() && self.local_node.as_deref() != Some(&filter.node) {
+            let store = self.store.clone();
+            let nodes = blocking(move || Ok(store.nodes()?)).await?;
+            if !nodes.iter().any(|n| n.name == filter.node) {
+                return Err(ApiError::NotFound(format!("no node {:?}", filter.node)));
+            }
+            return Err(ApiError::Unimplemented(format!(
+                "live events of node {:?}: only the local recorder streams; QueryEvents with since_ns reads a remote node's history",
+                filter.node
+            )));
+        }
+        let dir = self.recorder_dir.clone().ok_or_else(|| {
+            ApiError::Unimplemented(
+                "live events: this server runs no node, so it has no recorder to follow".into(),
+            )
+        })?;
+        // The recorder resolves container and image names when a follow starts, so a
+        // container that starts later would never match: those two are matched here,
+        // event by event, instead.
+        let q = Self::recorder_query(&pb::EventFilter {
+            container: String::new(),
+            image: String::new(),
+            ..filter.clone()
+        })?;
+        let wanted = move |e: &rampart_event::Event| {
+            let c = e.container.container();
+            let container_ok = filter.container.is_empty()
+                || c.is_some_and(|c| {
+                    c.id.starts_with(&filter.container) || c.name == filter.container
+                })
+                || (filter.container == "host" && c.is_none());
+            let image_ok = filter.image.is_empty()
+                || c.is_some_and(|c| c.image == filter.image || c.image_repository == filter.image);
+            container_ok && image_ok
+        };
+        let permit = self.live_streams.clone().try_acquire_owned().map_err(|_| {
+            ApiError::Unavailable(format!(
+                "live events: {MAX_EVENT_STREAMS} streams are open already; close one or use QueryEvents"
+            ))
+        })?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<ApiResult<pb::Event>>(1024);
+        // The recorder is read on a blocking thread: follow mode waits on the writer's
+        // seals. It ends when the client goes away (the channel closes).
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let fail = |e: String| {
+                let _ = tx.blocking_send(Err(ApiError::Internal(format!("recorder: {e}"))));
+            };
+            let mut follow = match rampart_recorder::Recorder::open_read_only(dir)
+                .and_then(|rec| rec.follow(&q))
+            {
+                Ok(f) => f,
+                Err(e) => return fail(e.to_string()),
+            };
+            while !tx.is_closed() {
+                match follow.next_timeout(std::time::Duration::from_millis(500)) {
+                    Ok(Some(rampart_recorder::Record::Event(e))) if wanted(&e) => {
+                        if tx.blocking_send(Ok(convert::event(&e))).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => return fail(e.to_string()),
+                }
+            }
+        });
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)))
     }
 
     pub async fn retro_hunt(
@@ -867,8 +1065,6 @@ impl ApiCore {
     ) -> ApiResult<pb::RetroHuntResponse> {
         self.require(p, Permission::Read)?;
         let filter = r.filter.unwrap_or_default();
-        let dir = self.recorder(&filter).await?;
-        let q = Self::recorder_query(&filter)?;
         if r.rules_yaml.trim().is_empty() {
             return Err(ApiError::Invalid("rules_yaml: required".into()));
         }
@@ -876,11 +1072,15 @@ impl ApiCore {
             0 => DEFAULT_EVENTS,
             n => n.min(MAX_EVENTS),
         } as usize;
-        blocking(move || {
+        let source = self.source(&filter).await?;
+        // The rules are checked here first, so their errors carry line and column
+        // whichever recorder runs them.
+        let yaml = r.rules_yaml.clone();
+        let tmp = blocking(move || {
             let tmp = tempfile::tempdir()
                 .map_err(|e| ApiError::Internal(format!("a temporary directory: {e}")))?;
             let path = tmp.path().join("hunt.yaml");
-            std::fs::write(&path, r.rules_yaml.as_bytes())
+            std::fs::write(&path, yaml.as_bytes())
                 .map_err(|e| ApiError::Internal(format!("{}: {e}", path.display())))?;
             let v = rampart_detect::tools::validate_files(std::slice::from_ref(&path));
             if let Some(e) = v.errors.first() {
@@ -889,6 +1089,43 @@ impl ApiCore {
                     e.line, e.col, e.message
                 )));
             }
+            Ok(tmp)
+        })
+        .await?;
+        let dir = match source {
+            Source::Local(dir) => dir,
+            Source::Remote(gateway, node) => {
+                let mut rq = Self::remote_query(&filter, 0)?;
+                rq.limit = limit as u64;
+                let answer = gateway
+                    .retro_hunt(
+                        &node,
+                        rq,
+                        vec![RulesText {
+                            name: "hunt.yaml".into(),
+                            text: r.rules_yaml,
+                        }],
+                    )
+                    .await
+                    .map_err(node_error)?;
+                let mut alerts = Vec::with_capacity(answer.lines.len());
+                for line in &answer.lines {
+                    let a: rampart_event::Alert = serde_json::from_str(line).map_err(|e| {
+                        ApiError::Internal(format!(
+                            "node {node:?} sent an alert that does not decode: {e}"
+                        ))
+                    })?;
+                    alerts.push(convert::alert(&a));
+                }
+                return Ok(pb::RetroHuntResponse {
+                    alerts,
+                    events_scanned: answer.summary["events"].as_u64().unwrap_or_default(),
+                });
+            }
+        };
+        let q = Self::recorder_query(&filter)?;
+        blocking(move || {
+            let path = tmp.path().join("hunt.yaml");
             let rec = rampart_recorder::Recorder::open_read_only(dir)
                 .map_err(|e| ApiError::Internal(format!("recorder: {e}")))?;
             let report = rec
@@ -905,6 +1142,19 @@ impl ApiCore {
             })
         })
         .await
+    }
+}
+
+/// Where an event query is answered.
+enum Source {
+    Local(PathBuf),
+    Remote(Arc<dyn NodeGateway>, String),
+}
+
+fn node_error(e: NodeCallError) -> ApiError {
+    match e {
+        NodeCallError::Unreachable(m) => ApiError::Unavailable(m),
+        NodeCallError::Refused(m) => ApiError::Invalid(m),
     }
 }
 

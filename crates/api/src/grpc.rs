@@ -132,6 +132,7 @@ service! {
         let s = self
             .core
             .stream_events(&p, request.into_inner())
+            .await
             .map_err(status)?;
         Ok(Response::new(Box::pin(s.map(|r| r.map_err(status)))))
     }

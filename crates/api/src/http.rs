@@ -28,8 +28,13 @@ use crate::descriptors::Descriptors;
 type UnaryFn = dyn Fn(Arc<ApiCore>, Principal, Value) -> Pin<Box<dyn Future<Output = ApiResult<Vec<u8>>> + Send>>
     + Send
     + Sync;
-type StreamFn =
-    dyn Fn(Arc<ApiCore>, Principal, Value) -> ApiResult<BoxStream<Vec<u8>>> + Send + Sync;
+type StreamFn = dyn Fn(
+        Arc<ApiCore>,
+        Principal,
+        Value,
+    ) -> Pin<Box<dyn Future<Output = ApiResult<BoxStream<Vec<u8>>>> + Send>>
+    + Send
+    + Sync;
 
 pub enum Handler {
     Unary(Box<UnaryFn>),
@@ -83,15 +88,22 @@ where
     }))
 }
 
-fn stream<Req, Item, F>(f: F) -> Handler
+fn stream<Req, Item, F, Fut>(f: F) -> Handler
 where
     Req: DeserializeOwned + Send + 'static,
     Item: Serialize + Send + 'static,
-    F: Fn(&ApiCore, &Principal, Req) -> ApiResult<BoxStream<Item>> + Send + Sync + 'static,
+    F: Fn(Arc<ApiCore>, Principal, Req) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ApiResult<BoxStream<Item>>> + Send + 'static,
 {
-    Handler::Stream(Box::new(move |core, p, v| {
-        let s = f(&core, &p, decode::<Req>(v)?)?;
-        Ok(Box::pin(s.map(|item| item.and_then(|i| encode(&i)))))
+    Handler::Stream(Box::new(move |core, p, v| match decode::<Req>(v) {
+        Err(e) => Box::pin(std::future::ready(Err(e))),
+        Ok(req) => {
+            let fut = f(core, p, req);
+            Box::pin(async move {
+                let s = fut.await?;
+                Ok(Box::pin(s.map(|item| item.and_then(|i| encode(&i)))) as BoxStream<Vec<u8>>)
+            })
+        }
     }))
 }
 
@@ -123,9 +135,11 @@ pub fn routes() -> Vec<Route> {
             service: "AlertService",
             rpc: "StreamAlerts",
             unimplemented: false,
-            handler: stream(|c: &ApiCore, p: &Principal, r: pb::StreamAlertsRequest| {
-                c.stream_alerts(p, r)
-            }),
+            handler: stream(
+                |c: Arc<ApiCore>, p: Principal, r: pb::StreamAlertsRequest| async move {
+                    c.stream_alerts(&p, r)
+                },
+            ),
         },
         route!(GET "/v1/alerts/{id}", "AlertService"."GetAlert", get_alert(pb::GetAlertRequest)),
         route!(POST "/v1/alerts/{id}:acknowledge", "AlertService"."AcknowledgeAlert", acknowledge_alert(pb::AcknowledgeAlertRequest)),
@@ -134,21 +148,24 @@ pub fn routes() -> Vec<Route> {
         route!(POST "/v1/alerts/{id}:comment", "AlertService"."CommentAlert", comment_alert(pb::CommentAlertRequest)),
         route!(POST "/v1/events:query", "EventService"."QueryEvents", query_events(pb::QueryEventsRequest)),
         Route {
-            method: Method::POST,
+            // GET, so a browser's EventSource can open it.
+            method: Method::GET,
             path: "/v1/events:stream",
             service: "EventService",
             rpc: "StreamEvents",
-            unimplemented: true,
-            handler: stream(|c: &ApiCore, p: &Principal, r: pb::StreamEventsRequest| {
-                c.stream_events(p, r)
-            }),
+            unimplemented: false,
+            handler: stream(
+                |c: Arc<ApiCore>, p: Principal, r: pb::StreamEventsRequest| async move {
+                    c.stream_events(&p, r).await
+                },
+            ),
         },
         route!(POST "/v1/events:retroHunt", "EventService"."RetroHunt", retro_hunt(pb::RetroHuntRequest)),
         route!(GET "/v1/nodes", "InventoryService"."ListNodes", list_nodes(pb::ListNodesRequest)),
         route!(GET "/v1/containers", "InventoryService"."ListContainers", list_containers(pb::ListContainersRequest)),
         route!(GET "/v1/containers/{id}/history", "InventoryService"."GetContainerHistory", get_container_history(pb::GetContainerHistoryRequest)),
         route!(GET "/v1/images", "InventoryService"."ListImages", list_images(pb::ListImagesRequest)),
-        route!(GET "/v1/workloads", "InventoryService"."ListWorkloads", list_workloads(pb::ListWorkloadsRequest), unimplemented),
+        route!(GET "/v1/workloads", "InventoryService"."ListWorkloads", list_workloads(pb::ListWorkloadsRequest)),
         route!(GET "/v1/network/graph", "NetworkService"."GetNetworkGraph", get_network_graph(pb::GetNetworkGraphRequest), unimplemented),
         route!(GET "/v1/baselines/{workload}", "BaselineService"."GetBaseline", get_baseline(pb::GetBaselineRequest), unimplemented),
         route!(POST "/v1/baselines/{workload}:lock", "BaselineService"."LockBaseline", lock_baseline(pb::LockBaselineRequest), unimplemented),
@@ -412,7 +429,7 @@ impl HttpApi {
                 Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
                 Err(e) => api_error(&e),
             },
-            Handler::Stream(f) => match f(self.core.clone(), principal, request) {
+            Handler::Stream(f) => match f(self.core.clone(), principal, request).await {
                 Ok(s) => {
                     let events = s.map(|item| -> Result<SseEvent, Infallible> {
                         Ok(match item {

@@ -2,7 +2,8 @@
 //!
 //! - [`core`]: [`ApiCore`], every service over `Arc<dyn rampart_store::Store>`, the
 //!   live alert feed ([`live`]) and the local node's recorder; it checks permissions
-//!   and audits writes, so the adapters cannot differ on either.
+//!   and audits writes, so the adapters cannot differ on either. Event queries for
+//!   other nodes go to them through a [`nodes::NodeGateway`] (request/reply).
 //! - [`grpc`]: the tonic services; [`http`]: HTTP/JSON routes (canonical proto3 JSON
 //!   through pbjson) and server-sent events; [`openapi`]: the OpenAPI document made
 //!   from the descriptors and the route table, served at `/openapi.json`.
@@ -25,6 +26,7 @@ pub mod http;
 pub mod listen;
 pub mod live;
 pub mod local;
+pub mod nodes;
 pub mod openapi;
 pub mod secret;
 pub mod server;
@@ -33,10 +35,11 @@ pub mod tls;
 pub use auth::{
     ensure_admin_token, AuthError, Permission, Principal, Role, TokenError, TokenStore,
 };
-pub use core::{ApiCore, ApiError};
+pub use core::{ApiCore, ApiError, LocalHealth};
 pub use listen::{check_listen, ListenError, ListenSecurity};
 pub use live::{AlertFeed, LiveStore};
-pub use local::{start_local, LocalApi, LocalApiConfig, LocalApiError};
+pub use local::{start_local, start_local_with, LocalApi, LocalApiConfig, LocalApiError};
+pub use nodes::{NodeAnswer, NodeCallError, NodeGateway};
 pub use secret::write_secret;
 pub use server::{serve, RunningServer, ServerConfig, ServerError, MAX_BODY_BYTES};
 pub use tls::{ensure_self_signed, TlsError, TlsFiles};

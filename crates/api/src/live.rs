@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use rampart_store::{
     AlertChange, AlertPage, AlertQuery, AlertStatus, AuditQuery, AuditRecord, ContainerQuery,
     ContainerRecord, ImageRecord, Ingest, IngestReport, NodeRecord, Purged, Result, Retention,
-    Store, StoredAlert,
+    Store, StoredAlert, WorkloadQuery, WorkloadRecord,
 };
 use tokio::sync::broadcast;
 
@@ -132,6 +132,10 @@ impl Store for LiveStore {
 
     fn images(&self) -> Result<Vec<ImageRecord>> {
         self.inner.images()
+    }
+
+    fn workloads(&self, query: &WorkloadQuery) -> Result<Vec<WorkloadRecord>> {
+        self.inner.workloads(query)
     }
 
     fn append_audit(&self, records: &[AuditRecord]) -> Result<u64> {

@@ -24,8 +24,11 @@ pub struct LocalApiConfig {
     pub recorder_dir: Option<PathBuf>,
     /// The rules the node runs (ListRules).
     pub rules: Vec<PathBuf>,
-    /// The name the local node publishes under.
+    /// The name the local node publishes under (empty: no local node, as in
+    /// `rampart central`).
     pub node: String,
+    /// The local node's sensor health (kernel, hooks, drops).
+    pub health: Option<crate::core::LocalHealth>,
 }
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/rampart";
@@ -70,6 +73,17 @@ pub async fn start_local(
     store: Arc<dyn Store>,
     feed: AlertFeed,
 ) -> Result<LocalApi, LocalApiError> {
+    start_local_with(config, store, feed, None).await
+}
+
+/// As [`start_local`], with a way to the fleet's nodes (`rampart central`): event
+/// queries naming another node go through `nodes`.
+pub async fn start_local_with(
+    config: &LocalApiConfig,
+    store: Arc<dyn Store>,
+    feed: AlertFeed,
+    nodes: Option<Arc<dyn crate::nodes::NodeGateway>>,
+) -> Result<LocalApi, LocalApiError> {
     let dir = config.state_dir.clone();
     let token_file = config.token_file();
     let admin_file = config.admin_token_file();
@@ -82,11 +96,18 @@ pub async fn start_local(
                     source: std::io::Error::other(e.to_string()),
                 })
             })??;
-    let mut core = ApiCore::new(store, Arc::new(tokens), feed)
-        .with_rules(config.rules.clone())
-        .with_local_node(config.node.clone());
+    let mut core = ApiCore::new(store, Arc::new(tokens), feed).with_rules(config.rules.clone());
+    if !config.node.is_empty() {
+        core = core.with_local_node(config.node.clone());
+    }
     if let Some(r) = &config.recorder_dir {
         core = core.with_recorder(r.clone());
+    }
+    if let Some(g) = nodes {
+        core = core.with_nodes(g);
+    }
+    if let Some(h) = &config.health {
+        core = core.with_local_health(h.clone());
     }
     let server = serve(
         ServerConfig {

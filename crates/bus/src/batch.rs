@@ -104,6 +104,7 @@ mod tests {
                     container_id: "c".into(),
                     name: "n".into(),
                     image: "i".into(),
+                    labels: Default::default(),
                 }),
                 BusRecord::Audit(AuditRecord {
                     id: "a".into(),

@@ -87,6 +87,7 @@ fn batches_for(node: &str, n_batches: u64, cfg: &IngestBenchConfig) -> Vec<OutMe
                             container_id: format!("{node}-c{}", k % 5000),
                             name: format!("app-{}", k % 5000),
                             image: format!("registry.local/app:{}", k % 50),
+                            labels: Default::default(),
                         })
                     }
                 })

@@ -22,6 +22,27 @@ pub struct CentralFile {
     pub outputs: Option<rampart_notify::OutputsConfig>,
     /// Prometheus metrics (`/metrics`), on loopback only.
     pub metrics: MetricsSection,
+    /// The API (gRPC, HTTP/JSON, server-sent events) over the fleet's store.
+    pub api: ApiSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSection {
+    /// https (a self-signed certificate) with bearer tokens; beyond loopback too,
+    /// since it always has both. Null: no API.
+    pub listen: Option<String>,
+    /// The token file, the admin token (0600) and the certificate.
+    pub state_dir: PathBuf,
+}
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        Self {
+            listen: Some("127.0.0.1:8443".into()),
+            state_dir: PathBuf::from("/var/lib/rampart/central/api"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,6 +175,9 @@ retention:
 outputs: null               # alert outputs for the whole fleet, as a node's (see `rampart outputs example`)
 metrics:
   listen: 127.0.0.1:9465    # Prometheus /metrics, loopback only; null: off
+api:
+  listen: 127.0.0.1:8443    # gRPC + HTTP/JSON + SSE over https with bearer tokens; null: off
+  state_dir: /var/lib/rampart/central/api   # tokens, admin-token (0600), api-cert.pem
 "#;
 
 #[derive(Debug, thiserror::Error)]

@@ -206,3 +206,47 @@ impl NodeClient {
         Ok(())
     }
 }
+
+/// The API's way to the nodes: event queries and retro-hunts, whole answers.
+#[async_trait::async_trait]
+impl rampart_api::NodeGateway for NodeClient {
+    async fn query(
+        &self,
+        node: &str,
+        query: EventQuery,
+    ) -> Result<rampart_api::NodeAnswer, rampart_api::NodeCallError> {
+        let (lines, summary) = async { self.query_events(node, query).await?.collect().await }
+            .await
+            .map_err(gateway_error)?;
+        Ok(rampart_api::NodeAnswer { lines, summary })
+    }
+
+    async fn retro_hunt(
+        &self,
+        node: &str,
+        query: EventQuery,
+        rules: Vec<RulesText>,
+    ) -> Result<rampart_api::NodeAnswer, rampart_api::NodeCallError> {
+        let (lines, summary) = async {
+            NodeClient::retro_hunt(self, node, query, rules)
+                .await?
+                .collect()
+                .await
+        }
+        .await
+        .map_err(gateway_error)?;
+        Ok(rampart_api::NodeAnswer { lines, summary })
+    }
+}
+
+/// A node's own error is about the request; the rest is about reaching it.
+fn gateway_error(e: NodeRequestError) -> rampart_api::NodeCallError {
+    match e {
+        NodeRequestError::Node { node, message }
+            if message != "the answer stopped before its end" =>
+        {
+            rampart_api::NodeCallError::Refused(format!("node {node}: {message}"))
+        }
+        other => rampart_api::NodeCallError::Unreachable(other.to_string()),
+    }
+}

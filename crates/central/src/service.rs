@@ -1,7 +1,7 @@
 //! `rampart central` as one call: the store, the NATS consumer into it, retention and
 //! the enrollment listener, from [`CentralFile`]. The CLI parses arguments and calls
-//! [`run_service`]; the API (crates/api) gets [`NodeClient`] from [`CentralHandle`] to
-//! forward event queries and response commands to the nodes.
+//! [`run_service`]. The API (crates/api, `api:` in the file) serves the store and
+//! forwards event queries and retro-hunts to the nodes through [`NodeClient`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +23,8 @@ pub struct CentralHandle {
     pub store: Arc<dyn rampart_store::Store>,
     pub nodes: NodeClient,
     pub stats: Arc<IngestStats>,
+    /// Where the API listens, when it runs.
+    pub api_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,8 @@ pub enum ServiceError {
     Nats(#[from] rampart_bus_nats::NatsError),
     #[error(transparent)]
     Metrics(#[from] rampart_metrics::MetricsError),
+    #[error("API on {addr}: {reason}")]
+    Api { addr: String, reason: String },
     #[error("enrollment listener on {addr}: {reason}")]
     Enroll { addr: String, reason: String },
 }
@@ -50,12 +54,50 @@ pub async fn run_service(
     let store = tokio::task::spawn_blocking(move || open_store(&store_config))
         .await
         .map_err(|e| CentralError::Join(e.to_string()))??;
+    // The API's live alert feed sees what ingest stores.
+    let feed = rampart_api::AlertFeed::new();
+    let store: Arc<dyn rampart_store::Store> =
+        Arc::new(rampart_api::LiveStore::new(store, feed.clone()));
     let plane = Arc::new(NatsBackplane::connect(nats.clone()).await?);
     let stats = Arc::new(IngestStats::default());
+    let nodes = NodeClient::new(plane.clone(), Some(store.clone()));
+    let api = match &file.api.listen {
+        Some(listen) => {
+            let err = |reason: String| ServiceError::Api {
+                addr: listen.clone(),
+                reason,
+            };
+            let config = rampart_api::LocalApiConfig {
+                state_dir: file.api.state_dir.clone(),
+                listen: listen.parse().map_err(|e| err(format!("{e}")))?,
+                recorder_dir: None,
+                rules: Vec::new(),
+                node: String::new(),
+                health: None,
+            };
+            let api = rampart_api::start_local_with(
+                &config,
+                store.clone(),
+                feed,
+                Some(Arc::new(nodes.clone())),
+            )
+            .await
+            .map_err(|e| err(e.to_string()))?;
+            tracing::info!(
+                addr = %api.server.local_addr,
+                cert = %api.cert.display(),
+                admin_token = %api.admin_token_file.display(),
+                "API (gRPC, HTTP/JSON, /openapi.json)"
+            );
+            Some(api)
+        }
+        None => None,
+    };
     let handle = CentralHandle {
         store: store.clone(),
-        nodes: NodeClient::new(plane.clone(), Some(store.clone())),
+        nodes,
         stats: stats.clone(),
+        api_addr: api.as_ref().map(|a| a.server.local_addr),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let wait = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -99,6 +141,9 @@ pub async fn run_service(
         outputs: file.outputs.clone(),
     };
     let report = run_central_with(config, store, stats, shutdown).await;
+    if let Some(api) = api {
+        api.server.stop().await;
+    }
     let _ = stop_tx.send(true);
     for t in [enroll_task, metrics_task].into_iter().flatten() {
         let _ = t.await;

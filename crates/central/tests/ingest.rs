@@ -33,6 +33,7 @@ fn batch(node: &str, b: u64) -> NodeBatch {
         container_id: format!("c{b}"),
         name: String::new(),
         image: "img:1".into(),
+        labels: Default::default(),
     }));
     NodeBatch::new(node, "0.1.0", records)
 }

@@ -107,7 +107,12 @@ pub fn run(a: CentralArgs) -> anyhow::Result<i32> {
     let duration = a.duration.map(Duration::from_secs);
     let report = rt.block_on(rampart_central::service::run_service(
         file,
-        |_| tracing::info!("rampart central: consuming the fleet's batches"),
+        |h| match h.api_addr {
+            Some(a) => {
+                tracing::info!("rampart central: consuming the fleet's batches; API on https://{a}")
+            }
+            None => tracing::info!("rampart central: consuming the fleet's batches"),
+        },
         async move {
             let stop = async {
                 let mut term =

@@ -173,6 +173,7 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
                 backplane,
                 runtime: rt.handle().clone(),
             }),
+            sensor_stats: None,
         },
         source,
     )?;

@@ -60,10 +60,11 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         .thread_name("rampart-central")
         .enable_all()
         .build()?;
+    let sensor_stats = Arc::new(std::sync::OnceLock::new());
     let central = if a.no_api {
         None
     } else {
-        Some(runtime.block_on(start_central(&a, &config))?)
+        Some(runtime.block_on(start_central(&a, &config, sensor_stats.clone()))?)
     };
     let publisher = central.as_ref().map(|c| Publisher {
         config: BusPublisherConfig::new(&rampart_sensor::hostname(), a.state_dir.join("spool")),
@@ -75,6 +76,7 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         rules: a.rules,
         duration: a.duration.map(Duration::from_secs),
         publisher,
+        sensor_stats: Some(sensor_stats),
     });
     if let Some(c) = central {
         // The node has drained its spool into the bus; let central store the rest.
@@ -122,7 +124,63 @@ impl Central {
     }
 }
 
-async fn start_central(a: &UpArgs, config: &NodeConfig) -> anyhow::Result<Central> {
+/// The local sensor's health as the API reports it: the kernel, where each hook family
+/// attached, and what was lost where.
+fn sensor_health(stats: &rampart_sensor::Stats) -> rampart_proto::v1::NodeHealth {
+    use rampart_proto::v1 as pb;
+    let s = stats.snapshot();
+    let hook = |name: &str, kind: &str, attached: bool| pb::HookStatus {
+        name: name.into(),
+        kind: kind.into(),
+        attached,
+    };
+    let syscall_kind = match s.syscall_hook {
+        Some(rampart_bpf::ActiveSyscallHook::Fexit) => "fexit",
+        Some(rampart_bpf::ActiveSyscallHook::SyscallTracepoints) => "tracepoint",
+        Some(rampart_bpf::ActiveSyscallHook::SysExit) => "raw_tracepoint",
+        Some(rampart_bpf::ActiveSyscallHook::None) | None => "",
+    };
+    let mut hooks = vec![
+        hook("process", "tracepoint", true),
+        hook("syscalls", syscall_kind, !syscall_kind.is_empty()),
+        hook(
+            "syscalls_32bit",
+            syscall_kind,
+            s.compat_syscalls.unwrap_or(false),
+        ),
+    ];
+    hooks.extend(
+        s.unhooked_syscalls
+            .iter()
+            .map(|n| hook(&format!("syscall:{n}"), syscall_kind, false)),
+    );
+    let drop = |source: &str, count: u64| pb::DropCounter {
+        source: source.into(),
+        count,
+    };
+    pb::NodeHealth {
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|k| k.trim().to_string())
+            .unwrap_or_default(),
+        hooks,
+        drops: vec![
+            drop("kernel_ring_full", s.kernel_ring_full),
+            drop("kernel_shed", s.kernel_shed),
+            drop("queue", s.queue_drops),
+            drop("output", s.output_drops),
+            drop("decode", s.decode_errors),
+        ],
+        ..Default::default()
+    }
+}
+
+type SensorSlot = Arc<std::sync::OnceLock<Arc<rampart_sensor::Stats>>>;
+
+async fn start_central(
+    a: &UpArgs,
+    config: &NodeConfig,
+    sensor_stats: SensorSlot,
+) -> anyhow::Result<Central> {
     let bus: Arc<dyn rampart_bus::Backplane> = Arc::new(rampart_bus::InProcessBus::new(1024));
     let store_config = rampart_central::StoreConfig::Sqlite {
         path: a.state_dir.join("central.sqlite"),
@@ -139,6 +197,9 @@ async fn start_central(a: &UpArgs, config: &NodeConfig) -> anyhow::Result<Centra
         recorder_dir: config.recorder.enabled.then(|| config.recorder.dir.clone()),
         rules: config.rule_paths(&a.rules).unwrap_or_default(),
         node: rampart_sensor::hostname(),
+        health: Some(rampart_api::LocalHealth(Arc::new(move || {
+            sensor_stats.get().map(|s| sensor_health(s))
+        }))),
     };
     let api = rampart_api::start_local(&api_config, store.clone(), feed)
         .await

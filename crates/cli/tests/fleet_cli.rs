@@ -80,6 +80,7 @@ fn replay_file(dir: &Path, node: &str, tag: &str, shift_ns: u64) -> PathBuf {
                 container_id: id,
                 name: c["name"].as_str().unwrap_or_default().to_string(),
                 image: c["image"].as_str().unwrap_or_default().to_string(),
+                labels: Default::default(),
             });
     }
     assert!(!starts.is_empty(), "the workload names its containers");
@@ -161,13 +162,15 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
     let schema = format!("fleet_e2e_{}", std::process::id());
     let enroll_addr = format!("127.0.0.1:{}", free_port());
     let central_metrics = format!("127.0.0.1:{}", free_port());
+    let central_api = format!("127.0.0.1:{}", free_port());
     let node_metrics = format!("127.0.0.1:{}", free_port());
     std::fs::write(
         dir.join("central.yaml"),
         format!(
-            "nats: {{url: \"{}\"}}\nstore: {{postgres: \"{pg_url}\", schema: {schema}}}\npki_dir: {}\nenroll: {{listen: \"{enroll_addr}\"}}\nmetrics: {{listen: \"{central_metrics}\"}}\n",
+            "nats: {{url: \"{}\"}}\nstore: {{postgres: \"{pg_url}\", schema: {schema}}}\npki_dir: {}\nenroll: {{listen: \"{enroll_addr}\"}}\nmetrics: {{listen: \"{central_metrics}\"}}\napi: {{listen: \"{central_api}\", state_dir: {}}}\n",
             nats.url(),
-            d("pki")
+            d("pki"),
+            d("central-api"),
         ),
     )
     .unwrap();
@@ -355,6 +358,14 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
         "retro-hunt hits: {hits:?}"
     );
 
+    // The same through central's API: the node's recorder over HTTP/JSON and gRPC,
+    // workloads from central's store.
+    rt.block_on(central_api_asks_the_node(
+        &central_api,
+        &dir.join("central-api"),
+        name,
+    ));
+
     let missing = rt.block_on(client.ping("no-such-node"));
     assert!(
         missing
@@ -432,4 +443,103 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
         let _ = admin.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Central's API forwards an event query for the real node to its recorder (HTTP/JSON
+/// and gRPC give the same events), refuses an unknown node (404) and an anonymous
+/// caller (401), and lists the victim's workload from the store.
+async fn central_api_asks_the_node(addr: &str, state_dir: &Path, victim: &str) {
+    use rampart_proto::v1 as pb;
+    let admin = std::fs::read_to_string(state_dir.join("admin-token")).unwrap();
+    let c = rampart_api::client::ApiClient::new(
+        addr,
+        &state_dir.join("api-cert.pem"),
+        Some(admin.trim().to_string()),
+    )
+    .unwrap();
+    let filter = pb::EventFilter {
+        node: "kernel-node".into(),
+        container: victim.into(),
+        kinds: vec!["file".into()],
+        r#where: "fd.name = /etc/shadow".into(),
+        ..Default::default()
+    };
+    let body = serde_json::json!({
+        "filter": {"node": "kernel-node", "container": victim, "kinds": ["file"], "where": "fd.name = /etc/shadow"},
+        "limit": 50,
+    });
+    let r = c
+        .request(
+            "POST",
+            "/v1/events:query",
+            Some(body.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    let j = r.json();
+    let events = j["events"].as_array().cloned().unwrap_or_default();
+    assert!(!events.is_empty(), "the shadow read through the API: {j}");
+    for e in &events {
+        assert_eq!(e["event"]["data"]["path"], "/etc/shadow", "{e}");
+        assert_eq!(e["event"]["container"]["name"], victim, "{e}");
+    }
+    let mut g = rampart_proto::v1::event_service_client::EventServiceClient::with_origin(
+        c.grpc_channel(),
+        c.origin(),
+    );
+    let grpc = g
+        .query_events(c.grpc_request(pb::QueryEventsRequest {
+            filter: Some(filter.clone()),
+            limit: 50,
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(grpc.events.len(), events.len());
+    // A bad condition is the caller's error, with the node's reason.
+    let bad = serde_json::json!({"filter": {"node": "kernel-node", "where": "fd.name = ("}});
+    let r = c
+        .request(
+            "POST",
+            "/v1/events:query",
+            Some(bad.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    let unknown = serde_json::json!({"filter": {"node": "no-such-node"}});
+    let r = c
+        .request(
+            "POST",
+            "/v1/events:query",
+            Some(unknown.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "{}", r.text());
+    let anon = c.with_token(None);
+    assert_eq!(
+        anon.request(
+            "POST",
+            "/v1/events:query",
+            Some(body.to_string().into_bytes())
+        )
+        .await
+        .unwrap()
+        .status,
+        401
+    );
+    let w = c
+        .request("GET", "/v1/workloads?kind=Image&includeRemoved=true", None)
+        .await
+        .unwrap();
+    assert_eq!(w.status, 200, "{}", w.text());
+    let w = w.json();
+    assert!(
+        w["workloads"].as_array().is_some_and(|ws| ws
+            .iter()
+            .any(|x| x["name"] == rampart_testbed::TEST_IMAGE && x["nodes"][0] == "kernel-node")),
+        "{w}"
+    );
 }

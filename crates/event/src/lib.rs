@@ -208,6 +208,11 @@ pub struct ContainerLifecycle {
     pub name: String,
     #[serde(default)]
     pub image: String,
+    /// The container's labels (compose project/service, `io.kubernetes.*`), as its
+    /// runtime reported them when it started; central groups containers into
+    /// workloads by them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Kubernetes identity taken from CRI labels (`io.kubernetes.*`).

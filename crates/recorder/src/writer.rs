@@ -538,6 +538,7 @@ mod tests {
             container_id: "aaaa".into(),
             name: "web".into(),
             image: "nginx:1".into(),
+            labels: Default::default(),
         }));
         w.flush().unwrap();
         let s = w.stats();

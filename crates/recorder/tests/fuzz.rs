@@ -76,6 +76,7 @@ fn records() -> Vec<Record> {
             container_id: format!("{i}abc"),
             name: "web".into(),
             image: "nginx:1".into(),
+            labels: Default::default(),
         }));
     }
     out

@@ -37,6 +37,7 @@ fn incident_bundles_are_made_concurrently_next_to_the_writer() {
         container_id: c.id.clone(),
         name: c.name.clone(),
         image: c.image.clone(),
+        labels: Default::default(),
     });
     for e in &events {
         while !w.try_append_event(Arc::new(e.clone())) {
@@ -52,6 +53,7 @@ fn incident_bundles_are_made_concurrently_next_to_the_writer() {
         container_id: c.id.clone(),
         name: c.name.clone(),
         image: c.image.clone(),
+        labels: Default::default(),
     });
     w.flush().unwrap();
 

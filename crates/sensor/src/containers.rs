@@ -320,15 +320,22 @@ impl DockerWatcher {
                 let Some(id) = ev.actor.as_ref().and_then(|a| a.id.clone()) else {
                     continue;
                 };
+                // A start is inspected first, so its lifecycle record carries the
+                // labels central groups workloads by.
+                let refreshed = matches!(action, "create" | "start" | "rename" | "update");
+                if refreshed {
+                    Self::refresh(&docker, &self.cache, &id).await;
+                }
                 if let Some(tx) = &self.lifecycle {
-                    if let Some(change) = lifecycle_of(&ev, action, &id) {
+                    if let Some(mut change) = lifecycle_of(&ev, action, &id) {
+                        if let Some(Workload::Container(c)) = self.cache.get(&id).as_deref() {
+                            change.labels = c.labels.clone();
+                        }
                         let _ = tx.send(change);
                     }
                 }
                 match action {
-                    "create" | "start" | "rename" | "update" => {
-                        Self::refresh(&docker, &self.cache, &id).await;
-                    }
+                    _ if refreshed => {}
                     // Late events from a destroyed container must still name it, so
                     // its metadata goes only after a grace period.
                     "destroy" => {
@@ -379,6 +386,8 @@ fn lifecycle_of(
         container_id: id.to_string(),
         name: attribute("name"),
         image: attribute("image"),
+        // Filled from the inspected container by the caller.
+        labels: BTreeMap::new(),
     })
 }
 

@@ -20,10 +20,11 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
 /// PostgreSQL's schema steps: the same versions and tables as SQLite's.
-pub const PG_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "alerts, inventory, audit",
-    sql: r#"
+pub const PG_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "alerts, inventory, audit",
+        sql: r#"
 CREATE TABLE alerts (
     id TEXT COLLATE "C" PRIMARY KEY,
     ts_ns BIGINT NOT NULL,
@@ -99,7 +100,13 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_ts ON audit (ts_ns, id);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "container labels (workloads)",
+        sql: "ALTER TABLE containers ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';",
+    },
+];
 
 /// Serialises migrations between centrals starting at once (an advisory lock key).
 const MIGRATION_LOCK: i64 = 0x0072_616d_7061_7274; // "rampart"
@@ -494,6 +501,14 @@ async fn ingest(c: &mut Client, b: &Ingest<'_>) -> Result<IngestReport> {
             report.audit += 1;
         }
     }
+    for (id, labels) in batch_labels(b)? {
+        tx.execute(
+            "UPDATE containers SET labels = $2 WHERE id = $1 AND labels = '{}'",
+            &[&id, &labels],
+        )
+        .await
+        .map_err(pg)?;
+    }
     tx.commit().await.map_err(pg)?;
     Ok(report)
 }
@@ -771,6 +786,7 @@ async fn container_history(c: &mut Client, id: &str) -> Result<Vec<ContainerLife
             container_id: id.to_string(),
             name: r.try_get(3).map_err(pg)?,
             image: r.try_get(4).map_err(pg)?,
+            labels: Default::default(),
         })
     })
     .collect()
@@ -796,6 +812,33 @@ async fn images(c: &mut Client) -> Result<Vec<ImageRecord>> {
         })
     })
     .collect()
+}
+
+async fn workloads(c: &mut Client, q: &WorkloadQuery) -> Result<Vec<WorkloadRecord>> {
+    let sql = if q.include_gone {
+        "SELECT id, node, image, state, first_seen_ns, last_seen_ns, labels FROM containers"
+    } else {
+        "SELECT id, node, image, state, first_seen_ns, last_seen_ns, labels FROM containers
+         WHERE state = 'running'"
+    };
+    let mut out = Vec::new();
+    for r in c.query(sql, &[]).await.map_err(pg)? {
+        let image: String = r.try_get(2).map_err(pg)?;
+        let labels: &str = r.try_get(6).map_err(pg)?;
+        if let Some(key) = workload_of_row(labels, &image)? {
+            let state: &str = r.try_get(3).map_err(pg)?;
+            out.push(WorkloadRow {
+                key,
+                id: r.try_get(0).map_err(pg)?,
+                node: r.try_get(1).map_err(pg)?,
+                image,
+                running: state == ContainerState::Running.as_str(),
+                first_seen_ns: ns_from_db(r.try_get(4).map_err(pg)?),
+                last_seen_ns: ns_from_db(r.try_get(5).map_err(pg)?),
+            });
+        }
+    }
+    Ok(group_workloads(out, q))
 }
 
 async fn query_audit(c: &mut Client, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
@@ -912,6 +955,10 @@ impl Store for PgStore {
 
     fn images(&self) -> Result<Vec<ImageRecord>> {
         call!(self, |c| images(c))
+    }
+
+    fn workloads(&self, query: &WorkloadQuery) -> Result<Vec<WorkloadRecord>> {
+        call!(self, |c| workloads(c, query))
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {

@@ -28,6 +28,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         "inventory_from_lifecycle_and_alerts",
         inventory_from_lifecycle_and_alerts,
     ),
+    ("workloads_from_labels", workloads_from_labels),
     ("audit_records", audit_records),
     ("retention", retention),
 ];
@@ -378,6 +379,7 @@ fn lc(ts_ns: u64, action: LifecycleAction, id: &str) -> ContainerLifecycle {
         container_id: id.into(),
         name: format!("name-{id}"),
         image: format!("image-{id}:1"),
+        labels: Default::default(),
     }
 }
 
@@ -521,6 +523,153 @@ pub fn inventory_from_lifecycle_and_alerts(s: &dyn Store) {
         nodes[0].version, "0.1.0",
         "an empty version keeps the known one"
     );
+}
+
+fn labelled(
+    ts_ns: u64,
+    action: LifecycleAction,
+    id: &str,
+    labels: &[(&str, &str)],
+) -> ContainerLifecycle {
+    ContainerLifecycle {
+        labels: labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        ..lc(ts_ns, action, id)
+    }
+}
+
+pub fn workloads_from_labels(s: &dyn Store) {
+    let web = [
+        ("com.docker.compose.project", "shop"),
+        ("com.docker.compose.service", "web"),
+    ];
+    let deploy = [
+        ("io.kubernetes.pod.name", "api-7d4b9c8f5d-x2x7q"),
+        ("io.kubernetes.pod.namespace", "prod"),
+        ("pod-template-hash", "7d4b9c8f5d"),
+    ];
+    let deploy2 = [
+        ("io.kubernetes.pod.name", "api-7d4b9c8f5d-k9z2m"),
+        ("io.kubernetes.pod.namespace", "prod"),
+        ("pod-template-hash", "7d4b9c8f5d"),
+    ];
+    let changes = [
+        labelled(T0, LifecycleAction::Start, "w1", &web),
+        labelled(T0 + SEC, LifecycleAction::Start, "w2", &web),
+        labelled(T0 + 2 * SEC, LifecycleAction::Start, "k1", &deploy),
+        // Reported once without labels (a late stop), once with: the labels stay.
+        lc(T0 + 3 * SEC, LifecycleAction::Start, "k2"),
+        labelled(
+            T0 + 4 * SEC,
+            LifecycleAction::Die { exit_code: 0 },
+            "w2",
+            &[],
+        ),
+    ];
+    s.ingest(&Ingest {
+        node: "node-a",
+        lifecycle: &changes,
+        ..Ingest::default()
+    })
+    .unwrap();
+    // k2's labels come on a second node's later batch; redelivering changes nothing.
+    let late = [labelled(
+        T0 + 3 * SEC,
+        LifecycleAction::Start,
+        "k2",
+        &deploy2,
+    )];
+    for node in ["node-b", "node-b"] {
+        s.ingest(&Ingest {
+            node,
+            lifecycle: &late,
+            ..Ingest::default()
+        })
+        .unwrap();
+    }
+    // An alert's container (no lifecycle, no labels): its image is its workload.
+    let a = alert("a-img", T0 + 5 * SEC, "r", Priority::Warning, Some("c9"));
+    ingest_alerts(s, "node-c", &[a]);
+
+    let all = s
+        .workloads(&WorkloadQuery {
+            include_gone: true,
+            ..Default::default()
+        })
+        .unwrap();
+    let keys: Vec<(&str, &str, &str)> = all
+        .iter()
+        .map(|w| {
+            (
+                w.key.kind.as_str(),
+                w.key.namespace.as_str(),
+                w.key.name.as_str(),
+            )
+        })
+        .collect();
+    // Newest seen first.
+    assert_eq!(
+        keys,
+        vec![
+            ("Image", "", "image-c9:1"),
+            ("ComposeService", "shop", "web"),
+            ("Deployment", "prod", "api"),
+        ],
+        "{all:#?}"
+    );
+    let web_w = &all[1];
+    assert_eq!(
+        web_w.container_ids,
+        vec!["w1", "w2"],
+        "running first: {web_w:?}"
+    );
+    assert_eq!(web_w.running, 1);
+    assert_eq!(web_w.nodes, vec!["node-a"]);
+    assert_eq!(web_w.images, vec!["image-w1:1", "image-w2:1"]);
+    assert_eq!(
+        (web_w.first_seen_ns, web_w.last_seen_ns),
+        (T0, T0 + 4 * SEC)
+    );
+    let api = &all[2];
+    assert_eq!(api.container_ids, vec!["k1", "k2"]);
+    assert_eq!(api.running, 2);
+    assert_eq!(
+        api.nodes,
+        vec!["node-a"],
+        "a container keeps its first node"
+    );
+
+    // Filters: namespace, kind; gone containers only on request.
+    let prod = s
+        .workloads(&WorkloadQuery {
+            namespace: Some("prod".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(prod.len(), 1);
+    assert_eq!(prod[0].key.name, "api");
+    let compose = s
+        .workloads(&WorkloadQuery {
+            kind: Some("ComposeService".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(compose.len(), 1);
+    assert_eq!(
+        compose[0].container_ids,
+        vec!["w1"],
+        "w2 exited: {compose:?}"
+    );
+    let one = s
+        .workloads(&WorkloadQuery {
+            include_gone: true,
+            limit: 1,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(one.len(), 1);
 }
 
 fn audit(id: &str, ts_ns: u64, actor: &str, action: &str) -> AuditRecord {

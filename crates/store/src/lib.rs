@@ -265,6 +265,222 @@ pub struct ImageRecord {
     pub containers: u64,
 }
 
+/// What a container belongs to, from its labels: the Kubernetes workload that owns its
+/// pod, else its compose project and service, else its image.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct WorkloadKey {
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `Job`, `CronJob`, `Pod` (no owner
+    /// found), `ComposeService` or `Image`.
+    pub kind: String,
+    /// The Kubernetes namespace, or the compose project; empty for images.
+    pub namespace: String,
+    pub name: String,
+}
+
+fn hash_like(s: &str, lens: std::ops::RangeInclusive<usize>) -> bool {
+    lens.contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+}
+
+/// The workload a container belongs to. Kubernetes owners come from the pod's labels
+/// as the CRI copies them (`pod-template-hash` for a Deployment's ReplicaSet,
+/// `statefulset.kubernetes.io/pod-name`, `controller-revision-hash` for a DaemonSet,
+/// `job-name`, a CronJob's job named `<cronjob>-<minutes>`), else from the pod name's
+/// shape; a pod with neither is its own workload. `None` without labels or an image.
+pub fn workload_of(
+    labels: &std::collections::BTreeMap<String, String>,
+    image: &str,
+) -> Option<WorkloadKey> {
+    let key = |kind: &str, namespace: &str, name: &str| {
+        Some(WorkloadKey {
+            kind: kind.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        })
+    };
+    if let Some(pod) = labels.get("io.kubernetes.pod.name") {
+        let ns = labels
+            .get("io.kubernetes.pod.namespace")
+            .map(String::as_str)
+            .unwrap_or("default");
+        // `<name>-<suffix>`: the owner's name is what precedes the suffix.
+        let strip = |suffixes: usize| {
+            let mut name = pod.as_str();
+            for _ in 0..suffixes {
+                name = name.rsplit_once('-').map(|(a, _)| a).unwrap_or(name);
+            }
+            name.to_string()
+        };
+        if let Some(job) = labels
+            .get("batch.kubernetes.io/job-name")
+            .or_else(|| labels.get("job-name"))
+        {
+            // A CronJob names its jobs `<cronjob>-<scheduled minutes since the epoch>`.
+            if let Some((cron, stamp)) = job.rsplit_once('-') {
+                if stamp.len() >= 8 && stamp.bytes().all(|b| b.is_ascii_digit()) {
+                    return key("CronJob", ns, cron);
+                }
+            }
+            return key("Job", ns, job);
+        }
+        if labels.contains_key("pod-template-hash") {
+            return key("Deployment", ns, &strip(2));
+        }
+        if labels.contains_key("statefulset.kubernetes.io/pod-name") {
+            return key("StatefulSet", ns, &strip(1));
+        }
+        if labels.contains_key("controller-revision-hash") {
+            return key("DaemonSet", ns, &strip(1));
+        }
+        // No owner labels: the name's shape (`web-7d4b9c8f5d-x2x7q`: Deployment,
+        // `web-0`: StatefulSet, `agent-x2x7q`: DaemonSet).
+        let parts: Vec<&str> = pod.rsplitn(3, '-').collect();
+        return match parts.as_slice() {
+            [last, rs, _] if hash_like(last, 5..=5) && hash_like(rs, 8..=10) => {
+                key("Deployment", ns, &strip(2))
+            }
+            [last, _, ..] if !last.is_empty() && last.bytes().all(|b| b.is_ascii_digit()) => {
+                key("StatefulSet", ns, &strip(1))
+            }
+            [last, _, ..] if hash_like(last, 5..=5) => key("DaemonSet", ns, &strip(1)),
+            _ => key("Pod", ns, pod),
+        };
+    }
+    if let (Some(project), Some(service)) = (
+        labels.get("com.docker.compose.project"),
+        labels.get("com.docker.compose.service"),
+    ) {
+        return key("ComposeService", project, service);
+    }
+    if image.is_empty() {
+        return None;
+    }
+    // A digest-pinned reference keeps its digest off the name; no tag means latest.
+    let image = image.split('@').next().unwrap_or(image);
+    let tagged = match image.rfind(':') {
+        Some(i) if !image[i + 1..].contains('/') => image.to_string(),
+        _ => format!("{image}:latest"),
+    };
+    key("Image", "", &tagged)
+}
+
+/// The labels a batch reports per container (first non-empty set per container), as
+/// the JSON both backends keep; a container's labels never change, so a stored set is
+/// kept.
+pub fn batch_labels(b: &Ingest<'_>) -> Result<Vec<(String, String)>> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut add = |id: &str, labels: &std::collections::BTreeMap<String, String>| -> Result<()> {
+        if !labels.is_empty() && seen.insert(id.to_string()) {
+            let j =
+                serde_json::to_string(labels).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            out.push((id.to_string(), j));
+        }
+        Ok(())
+    };
+    for a in b.alerts {
+        if let rampart_event::Workload::Container(c) = &*a.event.container {
+            add(&c.id, &c.labels)?;
+        }
+    }
+    for l in b.lifecycle {
+        add(&l.container_id, &l.labels)?;
+    }
+    Ok(out)
+}
+
+/// A container row's workload: its stored labels (JSON) and image.
+pub fn workload_of_row(labels_json: &str, image: &str) -> Result<Option<WorkloadKey>> {
+    let labels: std::collections::BTreeMap<String, String> = serde_json::from_str(labels_json)
+        .map_err(|e| StoreError::Decode(format!("container labels: {e}")))?;
+    Ok(workload_of(&labels, image))
+}
+
+/// Which workloads to list. Every filter set must hold.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkloadQuery {
+    pub namespace: Option<String>,
+    pub kind: Option<String>,
+    /// Also workloads whose containers are all gone.
+    pub include_gone: bool,
+    /// 0 means [`DEFAULT_PAGE`], capped at [`MAX_PAGE`].
+    pub limit: u32,
+}
+
+/// A workload and its containers across the fleet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkloadRecord {
+    pub key: WorkloadKey,
+    /// Container ids, running ones first, then by id.
+    pub container_ids: Vec<String>,
+    pub running: u64,
+    pub nodes: Vec<String>,
+    pub images: Vec<String>,
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+}
+
+/// One container's row as both backends read it for [`group_workloads`].
+#[derive(Debug, Clone)]
+pub struct WorkloadRow {
+    pub key: WorkloadKey,
+    pub id: String,
+    pub node: String,
+    pub image: String,
+    pub running: bool,
+    pub first_seen_ns: u64,
+    pub last_seen_ns: u64,
+}
+
+/// Groups container rows into workloads (by key), applies the query, newest seen
+/// first.
+pub fn group_workloads(rows: Vec<WorkloadRow>, q: &WorkloadQuery) -> Vec<WorkloadRecord> {
+    let mut by_key: std::collections::BTreeMap<WorkloadKey, Vec<WorkloadRow>> =
+        std::collections::BTreeMap::new();
+    for r in rows {
+        by_key.entry(r.key.clone()).or_default().push(r);
+    }
+    let mut out: Vec<WorkloadRecord> = by_key
+        .into_iter()
+        .filter(|(k, _)| q.namespace.as_ref().is_none_or(|n| *n == k.namespace))
+        .filter(|(k, _)| q.kind.as_ref().is_none_or(|n| *n == k.kind))
+        .map(|(key, mut rows)| {
+            rows.sort_by(|a, b| b.running.cmp(&a.running).then_with(|| a.id.cmp(&b.id)));
+            let set = |f: fn(&WorkloadRow) -> &str| {
+                rows.iter()
+                    .map(f)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect::<Vec<_>>()
+            };
+            WorkloadRecord {
+                nodes: set(|r| &r.node),
+                images: set(|r| &r.image),
+                running: rows.iter().filter(|r| r.running).count() as u64,
+                first_seen_ns: rows.iter().map(|r| r.first_seen_ns).min().unwrap_or(0),
+                last_seen_ns: rows.iter().map(|r| r.last_seen_ns).max().unwrap_or(0),
+                container_ids: rows.into_iter().map(|r| r.id).collect(),
+                key,
+            }
+        })
+        .filter(|w| q.include_gone || w.running > 0)
+        .collect();
+    out.sort_by(|a, b| {
+        b.last_seen_ns
+            .cmp(&a.last_seen_ns)
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    let limit = match q.limit {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    } as usize;
+    out.truncate(limit);
+    out
+}
+
 /// Audit records oldest first, filtered.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AuditQuery {
@@ -347,6 +563,9 @@ pub trait Store: Send + Sync {
 
     /// Images by name.
     fn images(&self) -> Result<Vec<ImageRecord>>;
+
+    /// Containers grouped into workloads ([`workload_of`]), newest seen first.
+    fn workloads(&self, query: &WorkloadQuery) -> Result<Vec<WorkloadRecord>>;
 
     fn append_audit(&self, records: &[AuditRecord]) -> Result<u64> {
         self.ingest(&Ingest {
@@ -471,4 +690,116 @@ pub fn ns_to_db(ns: u64) -> i64 {
 
 pub fn ns_from_db(v: i64) -> u64 {
     u64::try_from(v).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod workload_tests {
+    use super::*;
+
+    fn key(labels: &[(&str, &str)], image: &str) -> Option<(String, String, String)> {
+        let l = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        workload_of(&l, image).map(|k| (k.kind, k.namespace, k.name))
+    }
+
+    fn k(kind: &str, ns: &str, name: &str) -> Option<(String, String, String)> {
+        Some((kind.into(), ns.into(), name.into()))
+    }
+
+    #[test]
+    fn kubernetes_owners_from_labels_then_from_the_pod_name() {
+        let pod = |name| ("io.kubernetes.pod.name", name);
+        let ns = ("io.kubernetes.pod.namespace", "prod");
+        assert_eq!(
+            key(
+                &[
+                    pod("api-7d4b9c8f5d-x2x7q"),
+                    ns,
+                    ("pod-template-hash", "7d4b9c8f5d")
+                ],
+                "i"
+            ),
+            k("Deployment", "prod", "api")
+        );
+        assert_eq!(
+            key(
+                &[
+                    pod("db-0"),
+                    ns,
+                    ("statefulset.kubernetes.io/pod-name", "db-0")
+                ],
+                "i"
+            ),
+            k("StatefulSet", "prod", "db")
+        );
+        assert_eq!(
+            key(
+                &[
+                    pod("node-agent-x2x7q"),
+                    ns,
+                    ("controller-revision-hash", "5c9f")
+                ],
+                "i"
+            ),
+            k("DaemonSet", "prod", "node-agent")
+        );
+        assert_eq!(
+            key(
+                &[
+                    pod("backup-28371540-abcde"),
+                    ns,
+                    ("job-name", "backup-28371540")
+                ],
+                "i"
+            ),
+            k("CronJob", "prod", "backup")
+        );
+        assert_eq!(
+            key(
+                &[
+                    pod("migrate-abcde"),
+                    ns,
+                    ("batch.kubernetes.io/job-name", "migrate")
+                ],
+                "i"
+            ),
+            k("Job", "prod", "migrate")
+        );
+        // Without owner labels, by the name's shape.
+        assert_eq!(
+            key(&[pod("web-5f6d8c7b9-q8w2e"), ns], "i"),
+            k("Deployment", "prod", "web")
+        );
+        assert_eq!(
+            key(&[pod("redis-2"), ns], "i"),
+            k("StatefulSet", "prod", "redis")
+        );
+        assert_eq!(
+            key(&[pod("fluentd-q8w2e"), ns], "i"),
+            k("DaemonSet", "prod", "fluentd")
+        );
+        assert_eq!(key(&[pod("debug")], "i"), k("Pod", "default", "debug"));
+    }
+
+    #[test]
+    fn compose_then_image() {
+        let compose = [
+            ("com.docker.compose.project", "shop"),
+            ("com.docker.compose.service", "web"),
+        ];
+        assert_eq!(key(&compose, "nginx:1"), k("ComposeService", "shop", "web"));
+        // A project without a service is not a compose service.
+        assert_eq!(
+            key(&compose[..1], "nginx:1.27"),
+            k("Image", "", "nginx:1.27")
+        );
+        assert_eq!(key(&[], "nginx"), k("Image", "", "nginx:latest"));
+        assert_eq!(
+            key(&[], "registry:5000/team/app@sha256:abc"),
+            k("Image", "", "registry:5000/team/app:latest")
+        );
+        assert_eq!(key(&[], ""), None);
+    }
 }

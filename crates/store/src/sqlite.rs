@@ -14,10 +14,11 @@ use crate::migrate::Migration;
 use crate::*;
 
 /// SQLite's schema steps.
-pub const SQLITE_MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "alerts, inventory, audit",
-    sql: r#"
+pub const SQLITE_MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "alerts, inventory, audit",
+        sql: r#"
 CREATE TABLE alerts (
     id TEXT PRIMARY KEY,
     ts_ns INTEGER NOT NULL,
@@ -93,7 +94,13 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_ts ON audit (ts_ns, id);
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "container labels (workloads)",
+        sql: "ALTER TABLE containers ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';",
+    },
+];
 
 /// Central's store in one SQLite file.
 pub struct SqliteStore {
@@ -425,6 +432,10 @@ impl Store for SqliteStore {
                 report.audit += 1;
             }
         }
+        for (id, labels) in batch_labels(b)? {
+            tx.prepare_cached("UPDATE containers SET labels = ?2 WHERE id = ?1 AND labels = '{}'")?
+                .execute(params![id, labels])?;
+        }
         tx.commit()?;
         Ok(report)
     }
@@ -626,6 +637,7 @@ impl Store for SqliteStore {
                     container_id: id.to_string(),
                     name,
                     image,
+                    labels: Default::default(),
                 })
             })
             .collect()
@@ -650,6 +662,45 @@ impl Store for SqliteStore {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    fn workloads(&self, q: &WorkloadQuery) -> Result<Vec<WorkloadRecord>> {
+        let sql = if q.include_gone {
+            "SELECT id, node, image, state, first_seen_ns, last_seen_ns, labels FROM containers"
+        } else {
+            "SELECT id, node, image, state, first_seen_ns, last_seen_ns, labels FROM containers
+             WHERE state = 'running'"
+        };
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(sql)?
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, i64>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, node, image, state, first, last, labels) in rows {
+            if let Some(key) = workload_of_row(&labels, &image)? {
+                out.push(WorkloadRow {
+                    key,
+                    id,
+                    node,
+                    image,
+                    running: state == ContainerState::Running.as_str(),
+                    first_seen_ns: ns_from_db(first),
+                    last_seen_ns: ns_from_db(last),
+                });
+            }
+        }
+        Ok(group_workloads(out, q))
     }
 
     fn query_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>> {

@@ -199,6 +199,7 @@ mod tests {
                 container_id: format!("c{i}"),
                 name: String::new(),
                 image: String::new(),
+                labels: Default::default(),
             }))
         };
         stage

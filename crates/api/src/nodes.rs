@@ -1,0 +1,42 @@
+//! The way from the API to the fleet's nodes. Under `rampart central` raw events stay
+//! on the nodes, so event queries and retro-hunts naming another node go there as
+//! request/reply ([`rampart_bus::rpc`]); `rampart-central`'s `NodeClient` implements
+//! [`NodeGateway`] over NATS. The API only sees JSON lines back, as the node's
+//! recorder writes them.
+
+use async_trait::async_trait;
+use rampart_bus::rpc::{EventQuery, RulesText};
+
+/// Why a node could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeCallError {
+    /// Nobody answered (the node is down or not connected), or the answer broke off.
+    #[error("{0}")]
+    Unreachable(String),
+    /// The node answered with an error (a bad `where` condition, a rules file that
+    /// does not load): the caller's input.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// An answer: the records as JSON lines, and what the node reported at the end.
+#[derive(Debug, Clone, Default)]
+pub struct NodeAnswer {
+    pub lines: Vec<String>,
+    pub summary: serde_json::Value,
+}
+
+/// Request/reply to a node by name.
+#[async_trait]
+pub trait NodeGateway: Send + Sync + 'static {
+    /// Records of the node's flight recorder.
+    async fn query(&self, node: &str, query: EventQuery) -> Result<NodeAnswer, NodeCallError>;
+
+    /// Runs rules over the node's recorded history; the lines are alerts.
+    async fn retro_hunt(
+        &self,
+        node: &str,
+        query: EventQuery,
+        rules: Vec<RulesText>,
+    ) -> Result<NodeAnswer, NodeCallError>;
+}
