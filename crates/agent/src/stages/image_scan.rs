@@ -33,6 +33,9 @@ use serde::Serialize;
 
 use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription};
 
+/// How long a failed scan (no database yet, Docker away) waits before it is retried.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+
 /// How the stage scans and where it keeps what it learns.
 #[derive(Debug, Clone)]
 pub struct ImageScanConfig {
@@ -138,6 +141,8 @@ pub struct ImageScanStage {
     worker: Option<std::thread::JoinHandle<()>>,
     containers: HashMap<String, ContainerState>,
     requested: HashSet<String>,
+    /// Images whose scan failed, and when: asked again only after [`RETRY_AFTER`].
+    failed: HashMap<String, Instant>,
     last_report: Instant,
     /// Scan requests dropped because the worker's queue was full (counted, retried on
     /// the container's next event).
@@ -153,6 +158,7 @@ impl ImageScanStage {
             worker: None,
             containers: HashMap::new(),
             requested: HashSet::new(),
+            failed: HashMap::new(),
             last_report: Instant::now(),
             dropped_requests: 0,
         }
@@ -189,7 +195,11 @@ impl ImageScanStage {
         if let Some(process) = &event.process {
             state.latest_pid.store(process.pid, Ordering::Relaxed);
         }
-        if !self.requested.contains(&state.image_key) {
+        let retry_later = self
+            .failed
+            .get(&state.image_key)
+            .is_some_and(|at| at.elapsed() < RETRY_AFTER);
+        if !retry_later && !self.requested.contains(&state.image_key) {
             if let Some(requests) = &self.requests {
                 let request = ScanRequest {
                     image_key: state.image_key.clone(),
@@ -286,9 +296,12 @@ impl ImageScanStage {
                 }
             }
             WorkerNews::Failed { image_key, error } => {
-                tracing::warn!(image = %image_key, %error, "image scan failed");
-                // Asked again on the container's next event.
+                if !self.failed.contains_key(&image_key) {
+                    tracing::warn!(image = %image_key, %error, "image scan failed; retried later");
+                }
+                // Asked again on a later event of the container, after a while.
                 self.requested.remove(&image_key);
+                self.failed.insert(image_key, Instant::now());
             }
         }
     }
@@ -583,7 +596,7 @@ impl Worker {
                         let _ = self.outbox.send(WorkerNews::Failed {
                             image_key: request.image_key,
                             error: format!(
-                                "{}: vulnerability database unavailable",
+                                "{}: no vulnerability database (run `rampart db update` or `rampart db import`)",
                                 self.config.db_path.display()
                             ),
                         });
@@ -603,6 +616,12 @@ impl Worker {
     }
 
     fn open_db(&mut self) -> Option<VulnDb> {
+        // Never created here: until `rampart db update` or `rampart db import` makes it,
+        // there is nothing to match against, and nothing is scanned.
+        if !self.config.db_path.is_file() {
+            self.db_identity = None;
+            return None;
+        }
         match VulnDb::open(&self.config.db_path) {
             Ok(db) => {
                 self.db_identity = file_identity(&self.config.db_path);
