@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +212,54 @@ pub fn rank(vulnerabilities: &mut [Vulnerability]) {
             .then_with(|| a.id.cmp(&b.id))
             .then_with(|| a.purl.cmp(&b.purl))
     });
+}
+
+/// The files one container was seen loading, folded in user space: path → first seen
+/// (ns). Bounded: past `bound` entries nothing more is kept and `bounded_out` says so
+/// (verdicts of unseen files become `unknown`). Once the image's package files are
+/// known ([`LoadedFiles::restrict_to`]), only those are kept.
+#[derive(Debug, Default)]
+pub struct LoadedFiles {
+    pub loaded: HashMap<String, u64>,
+    pub bounded_out: bool,
+    owned: Option<Arc<HashMap<String, usize>>>,
+}
+
+impl LoadedFiles {
+    /// Records that `path` was executed or opened at `ts_ns`; true when it was new.
+    pub fn fold(&mut self, path: &str, ts_ns: u64, bound: usize) -> bool {
+        let path = canonical_loaded_path(path);
+        if self.loaded.contains_key(path.as_ref()) {
+            return false;
+        }
+        if let Some(owned) = &self.owned {
+            if !owned.contains_key(path.as_ref()) {
+                return false;
+            }
+        }
+        if self.loaded.len() >= bound {
+            self.bounded_out = true;
+            return false;
+        }
+        self.loaded.insert(path.into_owned(), ts_ns);
+        true
+    }
+
+    /// From now on keep only files in `owned` (package file → package index), and drop
+    /// the others kept so far.
+    pub fn restrict_to(&mut self, owned: Arc<HashMap<String, usize>>) {
+        self.loaded.retain(|path, _| owned.contains_key(path));
+        self.owned = Some(owned);
+    }
+}
+
+/// The file an event shows loaded: an executed file, or one opened successfully.
+pub fn loaded_path(event: &rampart_event::Event) -> Option<&str> {
+    match &event.payload {
+        rampart_event::Payload::Exec { filename, .. } => Some(filename),
+        rampart_event::Payload::FileOpen { path, ret, .. } if *ret >= 0 => Some(path),
+        _ => None,
+    }
 }
 
 /// The container's root as the host sees it through one of its processes.

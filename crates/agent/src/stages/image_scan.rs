@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_event::{Alert, Event, LifecycleAction, Priority, Severity, Workload};
-use rampart_scan::in_use::{canonical_loaded_path, decide, InUseEvidence};
+use rampart_scan::in_use::{decide, loaded_path, InUseEvidence, LoadedFiles};
 use rampart_scan::model::{Package, Vulnerability};
 use rampart_vulndb::{PackageRef, VulnDb, VulnMatch};
 use serde::Serialize;
@@ -112,7 +112,7 @@ struct ImageFacts {
     image_id: String,
     packages: Vec<Package>,
     /// Package files (container paths) → package index.
-    owners: HashMap<String, usize>,
+    owners: Arc<HashMap<String, usize>>,
     /// Packages whose file list could be read.
     files_known: Vec<Option<Vec<String>>>,
     /// Current findings (package index, match).
@@ -127,8 +127,7 @@ struct ContainerState {
     image: Option<Arc<ImageFacts>>,
     /// Loaded file → first seen (ns); before the image is scanned every file is kept
     /// (up to the bound), after only files some package owns.
-    loaded: HashMap<String, u64>,
-    bounded_out: bool,
+    files: LoadedFiles,
     dirty: bool,
     latest_pid: Arc<AtomicU32>,
 }
@@ -187,8 +186,7 @@ impl ImageScanStage {
                 first_event: Arc::clone(event),
                 image_key: image_ref.clone(),
                 image: None,
-                loaded: HashMap::new(),
-                bounded_out: false,
+                files: LoadedFiles::default(),
                 dirty: true,
                 latest_pid: Arc::new(AtomicU32::new(0)),
             });
@@ -214,26 +212,11 @@ impl ImageScanStage {
                 }
             }
         }
-        let path = match &event.payload {
-            rampart_event::Payload::Exec { filename, .. } => filename.as_str(),
-            rampart_event::Payload::FileOpen { path, ret, .. } if *ret >= 0 => path.as_str(),
-            _ => return,
-        };
-        let path = canonical_loaded_path(path);
-        if state.loaded.contains_key(path.as_ref()) {
-            return;
-        }
-        if let Some(image) = &state.image {
-            if !image.owners.contains_key(path.as_ref()) {
-                return;
+        if let Some(path) = loaded_path(event) {
+            if state.files.fold(path, event.ts_ns, bound) {
+                state.dirty = true;
             }
         }
-        if state.loaded.len() >= bound {
-            state.bounded_out = true;
-            return;
-        }
-        state.loaded.insert(path.into_owned(), event.ts_ns);
-        state.dirty = true;
     }
 
     fn forget(&mut self, container_id: &str) {
@@ -257,9 +240,7 @@ impl ImageScanStage {
                     if state.image_key == image_key {
                         // Keep only files some package owns: the bound then holds
                         // package files, not every config file the app reads.
-                        state
-                            .loaded
-                            .retain(|path, _| image.owners.contains_key(path));
+                        state.files.restrict_to(Arc::clone(&image.owners));
                         state.image = Some(Arc::clone(&image));
                         state.dirty = true;
                     }
@@ -287,9 +268,9 @@ impl ImageScanStage {
                         }
                         let evidence = decide(
                             image.files_known[*package_index].as_deref(),
-                            &state.loaded,
+                            &state.files.loaded,
                             libraries_visible,
-                            state.bounded_out,
+                            state.files.bounded_out,
                         );
                         ctx.emit_alert(vulnerability_alert(id, state, &image, finding, &evidence));
                     }
@@ -378,9 +359,9 @@ fn container_report(
                 layer: package.layer.clone(),
                 in_use: Some(decide(
                     image.files_known[*index].as_deref(),
-                    &state.loaded,
+                    &state.files.loaded,
                     libraries_visible,
-                    state.bounded_out,
+                    state.files.bounded_out,
                 )),
             })
         })
@@ -392,7 +373,7 @@ fn container_report(
         image: image.image_ref.clone(),
         image_id: image.image_id.clone(),
         packages: image.packages.len(),
-        loaded_files: state.loaded.len(),
+        loaded_files: state.files.loaded.len(),
         vulnerabilities,
     }
 }
@@ -747,7 +728,7 @@ impl Worker {
             image_ref: request.image_ref.clone(),
             image_id,
             packages: report.packages,
-            owners,
+            owners: Arc::new(owners),
             files_known,
             findings,
         })
@@ -789,7 +770,7 @@ impl Worker {
                 image_ref: old.image_ref.clone(),
                 image_id: old.image_id.clone(),
                 packages: old.packages.clone(),
-                owners: old.owners.clone(),
+                owners: Arc::clone(&old.owners),
                 files_known: old.files_known.clone(),
                 findings,
             });
