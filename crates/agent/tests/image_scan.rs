@@ -4,7 +4,8 @@
 //! the fixtures. The stage scans the image when the container starts, reports bottle
 //! `in_use: false`; importing urllib3's advisory afterwards (another connection, as
 //! `rampart db import` in another process) raises an alert naming the container within
-//! seconds, with urllib3 `in_use: true` and evidence.
+//! seconds, with urllib3 `in_use: true` and evidence. A package pip installs after the
+//! start and a binary dropped in and run show as drift.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -86,6 +87,7 @@ fn a_running_workload_is_scanned_and_a_new_advisory_names_it_with_in_use_evidenc
     {
         let mut db = rampart_vulndb::VulnDb::open(&db_path).unwrap();
         db.import(advisory("bottle", "PYSEC-2022-227")).unwrap();
+        db.import(advisory("sqlparse", "PYSEC-2021-333")).unwrap();
     }
     let name = format!("scan-pyapp-{}", std::process::id());
     rampart_testbed::remove_container(&name);
@@ -201,6 +203,60 @@ fn a_running_workload_is_scanned_and_a_new_advisory_names_it_with_in_use_evidenc
     );
     let urllib3 = finding(&after, "urllib3").unwrap();
     assert!(urllib3["in_use"]["first_seen_ns"].as_u64().unwrap() > 0);
+
+    // Drift: a package pip installs after the start, and a binary dropped in and run.
+    rampart_testbed::docker(&[
+        "exec",
+        &name,
+        "python3",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-index",
+        "--break-system-packages",
+        "/opt/wheels/sqlparse-0.4.1-py3-none-any.whl",
+    ]);
+    rampart_testbed::docker(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "cp /bin/true /tmp/dropped && /tmp/dropped",
+    ]);
+    let drifted = wait_for(Duration::from_secs(20), || {
+        let r = report(&report_path)?;
+        let drift = &r["drift"];
+        let has_package = drift["packages"]
+            .as_array()?
+            .iter()
+            .any(|p| p["name"] == "sqlparse" && p["version"] == "0.4.1");
+        let has_binary = drift["binaries"]
+            .as_array()?
+            .iter()
+            .any(|b| b["path"] == "/tmp/dropped");
+        (has_package && has_binary).then_some(r)
+    })
+    .unwrap_or_else(|| panic!("no drift in {:#}", report(&report_path).unwrap_or_default()));
+    let drift = &drifted["drift"];
+    let names: Vec<&str> = drift["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["sqlparse"],
+        "only what pip added is drift: {drift:#}"
+    );
+    assert_eq!(
+        drift["vulnerabilities"][0]["id"], "PYSEC-2021-333",
+        "{drift:#}"
+    );
+    // The image's own packages are not drift, and the base findings are unchanged.
+    assert!(finding(&drifted, "sqlparse").is_none());
 
     stop.store(true, Ordering::Relaxed);
     runner.join().unwrap();

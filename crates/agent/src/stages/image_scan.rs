@@ -86,8 +86,56 @@ struct ScanRequest {
     latest_pid: Arc<AtomicU32>,
 }
 
+/// A container whose package databases were written: rescan its filesystem for what
+/// was installed after it started.
+struct DriftRequest {
+    container_id: String,
+    image_key: String,
+}
+
+/// What a container has that its image had not: packages installed at run time (with
+/// their findings) and binaries dropped in and executed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Drift {
+    pub packages: Vec<Package>,
+    pub vulnerabilities: Vec<Vulnerability>,
+    pub binaries: Vec<DroppedBinary>,
+}
+
+/// An executable that was not in the image (the sensor saw it run from the container's
+/// writable layer).
+#[derive(Debug, Clone, Serialize)]
+pub struct DroppedBinary {
+    pub path: String,
+    pub first_seen_ns: u64,
+}
+
+/// Most dropped binaries kept per container.
+const MAX_DROPPED_BINARIES: usize = 256;
+
+/// Quiet time after the last write to a package database before the drift rescan, so
+/// one `pip install` or `apt-get install` makes one rescan.
+const DRIFT_QUIET: Duration = Duration::from_secs(2);
+
+/// True for files package managers write when they install: Python site directories,
+/// dpkg's and apk's databases, rpm's, global node modules.
+fn is_package_database(path: &str) -> bool {
+    path.contains("/dist-packages/")
+        || path.contains("/site-packages/")
+        || path.starts_with("/var/lib/dpkg/")
+        || path.starts_with("/lib/apk/db/")
+        || path.starts_with("/var/lib/rpm/")
+        || path.contains("/node_modules/")
+}
+
 /// What the worker tells the stage.
 enum WorkerNews {
+    /// A drift rescan of a container: packages not in its image, and their findings.
+    Drifted {
+        container_id: String,
+        packages: Vec<Package>,
+        findings: Vec<(usize, VulnMatch)>,
+    },
     /// An image was scanned: its packages, who owns which file, and the findings.
     Scanned {
         image_key: String,
@@ -130,12 +178,18 @@ struct ContainerState {
     files: LoadedFiles,
     dirty: bool,
     latest_pid: Arc<AtomicU32>,
+    /// When a package database was last written (a drift rescan is due after a quiet).
+    drift_written: Option<Instant>,
+    drift_packages: Vec<Package>,
+    drift_findings: Vec<(usize, VulnMatch)>,
+    dropped: Vec<DroppedBinary>,
 }
 
 /// The scanning stage (see the module doc).
 pub struct ImageScanStage {
     config: ImageScanConfig,
     requests: Option<SyncSender<ScanRequest>>,
+    drift_requests: Option<SyncSender<DriftRequest>>,
     news: Option<Receiver<WorkerNews>>,
     worker: Option<std::thread::JoinHandle<()>>,
     containers: HashMap<String, ContainerState>,
@@ -153,6 +207,7 @@ impl ImageScanStage {
         ImageScanStage {
             config,
             requests: None,
+            drift_requests: None,
             news: None,
             worker: None,
             containers: HashMap::new(),
@@ -189,6 +244,10 @@ impl ImageScanStage {
                 files: LoadedFiles::default(),
                 dirty: true,
                 latest_pid: Arc::new(AtomicU32::new(0)),
+                drift_written: None,
+                drift_packages: Vec::new(),
+                drift_findings: Vec::new(),
+                dropped: Vec::new(),
             });
         if let Some(process) = &event.process {
             state.latest_pid.store(process.pid, Ordering::Relaxed);
@@ -217,6 +276,27 @@ impl ImageScanStage {
                 state.dirty = true;
             }
         }
+        match &event.payload {
+            rampart_event::Payload::FileOpen {
+                path, access, ret, ..
+            } if *ret >= 0 && (access.write || access.create) && is_package_database(path) => {
+                state.drift_written = Some(Instant::now());
+            }
+            rampart_event::Payload::Exec { filename, .. } => {
+                let upper = event.process.as_ref().is_some_and(|p| p.exe_upper_layer);
+                if upper
+                    && state.dropped.len() < MAX_DROPPED_BINARIES
+                    && !state.dropped.iter().any(|d| &d.path == filename)
+                {
+                    state.dropped.push(DroppedBinary {
+                        path: filename.clone(),
+                        first_seen_ns: event.ts_ns,
+                    });
+                    state.dirty = true;
+                }
+            }
+            _ => {}
+        }
     }
 
     fn forget(&mut self, container_id: &str) {
@@ -235,6 +315,55 @@ impl ImageScanStage {
 
     fn apply_news(&mut self, news: WorkerNews, ctx: &StageContext) {
         match news {
+            WorkerNews::Drifted {
+                container_id,
+                packages,
+                findings,
+            } => {
+                let threshold = self.config.alert_severity;
+                let Some(state) = self.containers.get_mut(&container_id) else {
+                    return;
+                };
+                let Some(image) = state.image.clone() else {
+                    return;
+                };
+                let known: HashSet<(String, String, String)> = state
+                    .drift_findings
+                    .iter()
+                    .filter_map(|(i, m)| {
+                        let p = state.drift_packages.get(*i)?;
+                        Some((p.name.clone(), p.full_version(), m.id.clone()))
+                    })
+                    .collect();
+                for (index, finding) in &findings {
+                    let Some(package) = packages.get(*index) else {
+                        continue;
+                    };
+                    let seen = (
+                        package.name.clone(),
+                        package.full_version(),
+                        finding.id.clone(),
+                    );
+                    if finding.severity >= threshold && !known.contains(&seen) {
+                        let evidence = InUseEvidence {
+                            state: rampart_scan::in_use::InUse::Unknown,
+                            file: None,
+                            first_seen_ns: None,
+                            reason: Some("installed after the container started (drift)".into()),
+                        };
+                        ctx.emit_alert(vulnerability_alert(
+                            &container_id,
+                            state,
+                            &image,
+                            finding,
+                            &evidence,
+                        ));
+                    }
+                }
+                state.drift_packages = packages;
+                state.drift_findings = findings;
+                state.dirty = true;
+            }
             WorkerNews::Scanned { image_key, image } => {
                 for state in self.containers.values_mut() {
                     if state.image_key == image_key {
@@ -328,6 +457,8 @@ pub struct ContainerReport {
     /// Loaded package files seen so far.
     pub loaded_files: usize,
     pub vulnerabilities: Vec<Vulnerability>,
+    /// What was added after the container started.
+    pub drift: Drift,
 }
 
 fn container_report(
@@ -345,25 +476,13 @@ fn container_report(
         .iter()
         .filter_map(|(index, m)| {
             let package = image.packages.get(*index)?;
-            Some(Vulnerability {
-                id: m.id.clone(),
-                aliases: m.aliases.clone(),
-                summary: m.summary.clone(),
-                severity: m.severity,
-                cvss_score: m.cvss_score,
-                fixed_version: m.fixed_version.clone(),
-                purl: package.purl.clone(),
-                package_name: package.name.clone(),
-                package_version: package.full_version(),
-                location: package.location.clone(),
-                layer: package.layer.clone(),
-                in_use: Some(decide(
-                    image.files_known[*index].as_deref(),
-                    &state.files.loaded,
-                    libraries_visible,
-                    state.files.bounded_out,
-                )),
-            })
+            let in_use = decide(
+                image.files_known[*index].as_deref(),
+                &state.files.loaded,
+                libraries_visible,
+                state.files.bounded_out,
+            );
+            Some(to_vulnerability(package, m, Some(in_use)))
         })
         .collect();
     rampart_scan::in_use::rank(&mut vulnerabilities);
@@ -375,6 +494,39 @@ fn container_report(
         packages: image.packages.len(),
         loaded_files: state.files.loaded.len(),
         vulnerabilities,
+        drift: Drift {
+            packages: state.drift_packages.clone(),
+            vulnerabilities: state
+                .drift_findings
+                .iter()
+                .filter_map(|(index, m)| {
+                    let package = state.drift_packages.get(*index)?;
+                    Some(to_vulnerability(package, m, None))
+                })
+                .collect(),
+            binaries: state.dropped.clone(),
+        },
+    }
+}
+
+fn to_vulnerability(
+    package: &Package,
+    m: &VulnMatch,
+    in_use: Option<InUseEvidence>,
+) -> Vulnerability {
+    Vulnerability {
+        id: m.id.clone(),
+        aliases: m.aliases.clone(),
+        summary: m.summary.clone(),
+        severity: m.severity,
+        cvss_score: m.cvss_score,
+        fixed_version: m.fixed_version.clone(),
+        purl: package.purl.clone(),
+        package_name: package.name.clone(),
+        package_version: package.full_version(),
+        location: package.location.clone(),
+        layer: package.layer.clone(),
+        in_use,
     }
 }
 
@@ -483,13 +635,15 @@ impl Stage for ImageScanStage {
         std::fs::create_dir_all(self.config.state_dir.join("containers"))
             .map_err(|e| StageError(format!("{}: {e}", self.config.state_dir.display())))?;
         let (requests, inbox) = mpsc::sync_channel(256);
+        let (drift_requests, drift_inbox) = mpsc::sync_channel(64);
         let (outbox, news) = mpsc::channel();
         let worker = Worker::new(self.config.clone(), outbox);
         let handle = std::thread::Builder::new()
             .name("image-scan".into())
-            .spawn(move || worker.run(inbox))
+            .spawn(move || worker.run(inbox, drift_inbox))
             .map_err(|e| StageError(format!("image-scan worker: {e}")))?;
         self.requests = Some(requests);
+        self.drift_requests = Some(drift_requests);
         self.news = Some(news);
         self.worker = Some(handle);
         Ok(())
@@ -523,6 +677,23 @@ impl Stage for ImageScanStage {
         for item in received {
             self.apply_news(item, ctx);
         }
+        if let Some(drift_requests) = &self.drift_requests {
+            for (id, state) in self.containers.iter_mut() {
+                let due = state
+                    .drift_written
+                    .is_some_and(|at| at.elapsed() >= DRIFT_QUIET);
+                if state.image.is_none() || !due {
+                    continue;
+                }
+                let request = DriftRequest {
+                    container_id: id.clone(),
+                    image_key: state.image_key.clone(),
+                };
+                if drift_requests.try_send(request).is_ok() {
+                    state.drift_written = None;
+                }
+            }
+        }
         if self.last_report.elapsed() >= self.config.report_every {
             self.last_report = Instant::now();
             self.write_reports();
@@ -533,6 +704,7 @@ impl Stage for ImageScanStage {
     fn stop(&mut self, ctx: &StageContext) -> Result<(), StageError> {
         // Closing the queue ends the worker.
         self.requests = None;
+        self.drift_requests = None;
         if let Some(worker) = self.worker.take() {
             let _ = worker.join();
         }
@@ -566,7 +738,7 @@ impl Worker {
         }
     }
 
-    fn run(mut self, inbox: Receiver<ScanRequest>) {
+    fn run(mut self, inbox: Receiver<ScanRequest>, drift_inbox: Receiver<DriftRequest>) {
         let mut db = self.open_db();
         loop {
             match inbox.recv_timeout(self.config.db_poll) {
@@ -585,6 +757,11 @@ impl Worker {
                 }
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => return,
+            }
+            while let Ok(request) = drift_inbox.try_recv() {
+                if let Some(db) = db.as_mut() {
+                    self.drift(db, request);
+                }
             }
             self.maybe_update();
             if self.db_changed(db.as_ref()) {
@@ -732,6 +909,50 @@ impl Worker {
             files_known,
             findings,
         })
+    }
+
+    /// Rescans a running container's filesystem; what its image did not have is drift.
+    fn drift(&mut self, db: &mut VulnDb, request: DriftRequest) {
+        let Some(image) = self.images.get(&request.image_key).cloned() else {
+            return;
+        };
+        let options = rampart_scan::ScanOptions {
+            limits: rampart_scan::Limits::default(),
+            cache_root: None,
+            content_scanner: None,
+            malware_rules: None,
+            progress: None,
+        };
+        let target = rampart_scan::Target::Container(request.container_id.clone());
+        let report = match rampart_scan::scan(&target, &request.container_id, &options) {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::warn!(container = %request.container_id, error = %e, "drift rescan failed");
+                return;
+            }
+        };
+        let key = |p: &Package| (p.kind, p.name.clone(), p.full_version(), p.location.clone());
+        let in_image: HashSet<_> = image.packages.iter().map(key).collect();
+        let packages: Vec<Package> = report
+            .packages
+            .into_iter()
+            .filter(|p| !in_image.contains(&key(p)))
+            .collect();
+        let refs = package_refs(&packages);
+        let findings =
+            match db.match_packages(&refs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()) {
+                Ok(matches) => attribute(&refs, matches),
+                Err(e) => {
+                    tracing::warn!(error = %e, "matching drift packages");
+                    Vec::new()
+                }
+            };
+        tracing::info!(container = %request.container_id, packages = packages.len(), findings = findings.len(), "drift rescan");
+        let _ = self.outbox.send(WorkerNews::Drifted {
+            container_id: request.container_id,
+            packages,
+            findings,
+        });
     }
 
     /// Re-matches every kept SBOM; tells the stage what each image gained.

@@ -9,7 +9,7 @@ mod response;
 
 pub use bus::{BusPublisherConfig, BusPublisherStage};
 pub use detection::DetectionStage;
-pub use image_scan::{ContainerReport, ImageScanConfig, ImageScanStage};
+pub use image_scan::{ContainerReport, Drift, DroppedBinary, ImageScanConfig, ImageScanStage};
 pub use outputs::{LatencySummary, OutputsReport, OutputsStage};
 pub use recorder::RecorderStage;
 pub use response::ResponseStage;
