@@ -16,12 +16,11 @@
 //! them (the loop and memory traffic every stage pays). Run it in the `-icount` qemu
 //! guest (scripts/vm-overhead's kernels) to read the figures as instructions.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_scan::in_use::{loaded_path, LoadedFiles};
+use rampart_scan::in_use::{loaded_path, LoadedFiles, PathMap};
 
 use serde::Serialize;
 
@@ -169,8 +168,8 @@ pub fn per_event(opts: &PerEventOptions) -> Result<PerEventReport, BenchError> {
     );
     // The in-use map: one container's bounded set, looked up by container id as the
     // stage does; every event is offered, as the stage sees them all.
-    let fold_pass = |owned: Option<Arc<HashMap<String, usize>>>| -> Duration {
-        let mut containers: HashMap<String, LoadedFiles> = HashMap::new();
+    let fold_pass = |owned: Option<Arc<PathMap<usize>>>| -> Duration {
+        let mut containers: PathMap<LoadedFiles> = PathMap::default();
         let mut files = LoadedFiles::default();
         if let Some(owned) = owned {
             files.restrict_to(owned);
@@ -188,7 +187,7 @@ pub fn per_event(opts: &PerEventOptions) -> Result<PerEventReport, BenchError> {
     };
     let in_use = median((0..passes).map(|_| fold_pass(None)).collect());
     // A package set of a typical image's size, none of it the storm's files.
-    let owned: Arc<HashMap<String, usize>> = Arc::new(
+    let owned: Arc<PathMap<usize>> = Arc::new(
         (0..5_000)
             .map(|i| {
                 (

@@ -6,12 +6,11 @@
 //! and as an application start makes them (many distinct files), before the image's
 //! package files are known (every new path kept) and after (only owned files kept).
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_scan::in_use::LoadedFiles;
+use rampart_scan::in_use::{LoadedFiles, PathMap};
 
 fn median(mut v: Vec<Duration>) -> Duration {
     v.sort_unstable();
@@ -52,7 +51,7 @@ fn main() {
             )
         })
         .collect();
-    let owned: Arc<HashMap<String, usize>> = Arc::new(
+    let owned: Arc<PathMap<usize>> = Arc::new(
         app_paths
             .iter()
             .take(2_000)
@@ -65,7 +64,7 @@ fn main() {
             median(
                 (0..passes)
                     .map(|_| {
-                        let mut containers: HashMap<String, LoadedFiles> = HashMap::new();
+                        let mut containers: PathMap<LoadedFiles> = PathMap::default();
                         let mut files = LoadedFiles::default();
                         if restrict {
                             files.restrict_to(Arc::clone(&owned));

@@ -162,7 +162,7 @@ fn is_shared_library(path: &str) -> bool {
 /// in it may still have been loaded.
 pub fn decide(
     files: Option<&[String]>,
-    loaded: &HashMap<String, u64>,
+    loaded: &PathMap<u64>,
     libraries_visible: bool,
     bounded_out: bool,
 ) -> InUseEvidence {
@@ -214,20 +214,32 @@ pub fn rank(vulnerabilities: &mut [Vulnerability]) {
     });
 }
 
+/// A map keyed by path with a fast, per-process seeded hasher (foldhash): the fold runs
+/// for every event a container makes, and paths are chosen by the container.
+pub type PathMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
+
 /// The files one container was seen loading, folded in user space: path → first seen
 /// (ns). Bounded: past `bound` entries nothing more is kept and `bounded_out` says so
 /// (verdicts of unseen files become `unknown`). Once the image's package files are
 /// known ([`LoadedFiles::restrict_to`]), only those are kept.
 #[derive(Debug, Default)]
 pub struct LoadedFiles {
-    pub loaded: HashMap<String, u64>,
+    pub loaded: PathMap<u64>,
     pub bounded_out: bool,
-    owned: Option<Arc<HashMap<String, usize>>>,
+    owned: Option<Arc<PathMap<usize>>>,
+    /// The path of the previous call: a process reading the same file again and again
+    /// (or one event per open of a storm) costs a comparison, not a hash.
+    last: String,
 }
 
 impl LoadedFiles {
     /// Records that `path` was executed or opened at `ts_ns`; true when it was new.
     pub fn fold(&mut self, path: &str, ts_ns: u64, bound: usize) -> bool {
+        if path == self.last {
+            return false;
+        }
+        self.last.clear();
+        self.last.push_str(path);
         let path = canonical_loaded_path(path);
         if self.loaded.contains_key(path.as_ref()) {
             return false;
@@ -247,7 +259,7 @@ impl LoadedFiles {
 
     /// From now on keep only files in `owned` (package file → package index), and drop
     /// the others kept so far.
-    pub fn restrict_to(&mut self, owned: Arc<HashMap<String, usize>>) {
+    pub fn restrict_to(&mut self, owned: Arc<PathMap<usize>>) {
         self.loaded.retain(|path, _| owned.contains_key(path));
         self.owned = Some(owned);
     }
@@ -312,7 +324,7 @@ mod tests {
     #[test]
     fn verdicts() {
         let files = vec!["/a/x.py".to_string(), "/a/y.py".to_string()];
-        let mut loaded = HashMap::new();
+        let mut loaded = PathMap::default();
         assert_eq!(
             decide(Some(&files), &loaded, true, false).state,
             InUse::False
@@ -330,11 +342,11 @@ mod tests {
         assert_eq!(verdict.first_seen_ns, Some(5));
         let libs = vec!["/usr/lib/libz.so.1".to_string()];
         assert_eq!(
-            decide(Some(&libs), &HashMap::new(), false, false).state,
+            decide(Some(&libs), &PathMap::default(), false, false).state,
             InUse::Unknown
         );
         assert_eq!(
-            decide(Some(&libs), &HashMap::new(), true, false).state,
+            decide(Some(&libs), &PathMap::default(), true, false).state,
             InUse::False
         );
     }

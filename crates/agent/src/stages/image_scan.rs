@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_event::{Alert, Event, LifecycleAction, Priority, Severity, Workload};
-use rampart_scan::in_use::{decide, loaded_path, InUseEvidence, LoadedFiles};
+use rampart_scan::in_use::{decide, loaded_path, InUseEvidence, LoadedFiles, PathMap};
 use rampart_scan::model::{Package, Vulnerability};
 use rampart_vulndb::{PackageRef, VulnDb, VulnMatch};
 use serde::Serialize;
@@ -160,7 +160,7 @@ struct ImageFacts {
     image_id: String,
     packages: Vec<Package>,
     /// Package files (container paths) → package index.
-    owners: Arc<HashMap<String, usize>>,
+    owners: Arc<PathMap<usize>>,
     /// Packages whose file list could be read.
     files_known: Vec<Option<Vec<String>>>,
     /// Current findings (package index, match).
@@ -192,7 +192,10 @@ pub struct ImageScanStage {
     drift_requests: Option<SyncSender<DriftRequest>>,
     news: Option<Receiver<WorkerNews>>,
     worker: Option<std::thread::JoinHandle<()>>,
-    containers: HashMap<String, ContainerState>,
+    containers: PathMap<ContainerState>,
+    /// Images scanned so far: a container started later from one of them gets its
+    /// facts at once.
+    images: HashMap<String, Arc<ImageFacts>>,
     requested: HashSet<String>,
     /// Images whose scan failed, and when: asked again only after [`RETRY_AFTER`].
     failed: HashMap<String, Instant>,
@@ -210,7 +213,8 @@ impl ImageScanStage {
             drift_requests: None,
             news: None,
             worker: None,
-            containers: HashMap::new(),
+            containers: PathMap::default(),
+            images: HashMap::new(),
             requested: HashSet::new(),
             failed: HashMap::new(),
             last_report: Instant::now(),
@@ -225,49 +229,62 @@ impl ImageScanStage {
         if container.id.is_empty() {
             return;
         }
-        let image_ref = if !container.image_digest.is_empty() {
-            container.image_digest.clone()
+        let image_ref: &str = if !container.image_digest.is_empty() {
+            &container.image_digest
         } else {
-            container.image.clone()
+            &container.image
         };
         if image_ref.is_empty() {
             return;
         }
         let bound = self.config.max_files_per_container;
-        let state = self
-            .containers
-            .entry(container.id.clone())
-            .or_insert_with(|| ContainerState {
-                first_event: Arc::clone(event),
-                image_key: image_ref.clone(),
-                image: None,
-                files: LoadedFiles::default(),
-                dirty: true,
-                latest_pid: Arc::new(AtomicU32::new(0)),
-                drift_written: None,
-                drift_packages: Vec::new(),
-                drift_findings: Vec::new(),
-                dropped: Vec::new(),
-            });
+        // Looked up without allocating: this runs for every event of every container.
+        if !self.containers.contains_key(container.id.as_str()) {
+            let image = self.images.get(image_ref).cloned();
+            let mut files = LoadedFiles::default();
+            if let Some(image) = &image {
+                files.restrict_to(Arc::clone(&image.owners));
+            }
+            self.containers.insert(
+                container.id.clone(),
+                ContainerState {
+                    first_event: Arc::clone(event),
+                    image_key: image_ref.to_string(),
+                    image,
+                    files,
+                    dirty: true,
+                    latest_pid: Arc::new(AtomicU32::new(0)),
+                    drift_written: None,
+                    drift_packages: Vec::new(),
+                    drift_findings: Vec::new(),
+                    dropped: Vec::new(),
+                },
+            );
+        }
+        let Some(state) = self.containers.get_mut(container.id.as_str()) else {
+            return;
+        };
         if let Some(process) = &event.process {
             state.latest_pid.store(process.pid, Ordering::Relaxed);
         }
-        let retry_later = self
-            .failed
-            .get(&state.image_key)
-            .is_some_and(|at| at.elapsed() < RETRY_AFTER);
-        if !retry_later && !self.requested.contains(&state.image_key) {
-            if let Some(requests) = &self.requests {
-                let request = ScanRequest {
-                    image_key: state.image_key.clone(),
-                    image_ref,
-                    latest_pid: Arc::clone(&state.latest_pid),
-                };
-                match requests.try_send(request) {
-                    Ok(()) => {
-                        self.requested.insert(state.image_key.clone());
+        if state.image.is_none() {
+            let retry_later = self
+                .failed
+                .get(&state.image_key)
+                .is_some_and(|at| at.elapsed() < RETRY_AFTER);
+            if !retry_later && !self.requested.contains(&state.image_key) {
+                if let Some(requests) = &self.requests {
+                    let request = ScanRequest {
+                        image_key: state.image_key.clone(),
+                        image_ref: image_ref.to_string(),
+                        latest_pid: Arc::clone(&state.latest_pid),
+                    };
+                    match requests.try_send(request) {
+                        Ok(()) => {
+                            self.requested.insert(state.image_key.clone());
+                        }
+                        Err(_) => self.dropped_requests += 1,
                     }
-                    Err(_) => self.dropped_requests += 1,
                 }
             }
         }
@@ -365,6 +382,7 @@ impl ImageScanStage {
                 state.dirty = true;
             }
             WorkerNews::Scanned { image_key, image } => {
+                self.images.insert(image_key.clone(), Arc::clone(&image));
                 for state in self.containers.values_mut() {
                     if state.image_key == image_key {
                         // Keep only files some package owns: the bound then holds
@@ -380,6 +398,7 @@ impl ImageScanStage {
                 image,
                 gained,
             } => {
+                self.images.insert(image_key.clone(), Arc::clone(&image));
                 let threshold = self.config.alert_severity;
                 let libraries_visible = self.config.libraries_visible;
                 for (id, state) in self.containers.iter_mut() {
@@ -895,7 +914,7 @@ impl Worker {
                     .and_then(|root| rampart_scan::in_use::package_files(root, p))
             })
             .collect();
-        let mut owners = HashMap::new();
+        let mut owners = PathMap::default();
         for (index, files) in files_known.iter().enumerate() {
             for file in files.iter().flatten() {
                 owners.entry(file.clone()).or_insert(index);
