@@ -651,8 +651,12 @@ impl Stage for ImageScanStage {
     }
 
     fn start(&mut self, _ctx: &StageContext) -> Result<(), StageError> {
-        std::fs::create_dir_all(self.config.state_dir.join("containers"))
-            .map_err(|e| StageError(format!("{}: {e}", self.config.state_dir.display())))?;
+        // Reports are a by-product: a state directory that cannot be made costs them,
+        // not the node (alerts still flow).
+        let reports = self.config.state_dir.join("containers");
+        if let Err(e) = std::fs::create_dir_all(&reports) {
+            tracing::warn!(dir = %reports.display(), error = %e, "image scan reports will not be written");
+        }
         let (requests, inbox) = mpsc::sync_channel(256);
         let (drift_requests, drift_inbox) = mpsc::sync_channel(64);
         let (outbox, news) = mpsc::channel();
