@@ -162,7 +162,10 @@ fn update_failures_exit_2_and_leave_the_database_as_it_was() {
     ]);
     let stderr = String::from_utf8_lossy(&unreachable.stderr);
     assert_eq!(code(&unreachable), Some(2), "{stderr}");
-    assert!(stderr.contains("http://127.0.0.1:1/Red%20Hat/all.zip"), "{stderr}");
+    assert!(
+        stderr.contains("http://127.0.0.1:1/Red%20Hat/all.zip"),
+        "{stderr}"
+    );
 
     let stats = rampart(&["db", "--db", db, "stats", "--json"]);
     let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
