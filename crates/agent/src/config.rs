@@ -22,6 +22,7 @@ pub struct NodeConfig {
     pub alerts: AlertSection,
     pub response: ResponseSection,
     pub recorder: RecorderSection,
+    pub scanner: ScannerSection,
     /// Where `rampart node` publishes (NATS JetStream, mutual TLS); unused by
     /// `rampart up`.
     pub central: Option<CentralSection>,
@@ -158,6 +159,68 @@ impl RecorderSection {
     }
 }
 
+/// The image scanner: every image a container runs from is scanned and re-matched on
+/// database changes (crates/agent `ImageScanStage`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScannerSection {
+    pub enabled: bool,
+    /// The vulnerability database (default: `rampart db`'s). Until it exists nothing is
+    /// scanned; `rampart db update` or `rampart db import` creates it.
+    pub db: Option<PathBuf>,
+    /// Per-container reports (findings ranked in-use first).
+    pub state_dir: PathBuf,
+    /// A running workload gaining a finding at or above this raises an alert.
+    pub alert_severity: rampart_event::Severity,
+    /// `rampart db update` every this many hours (0: never; offline nodes use
+    /// `rampart db import`).
+    pub update_every_hours: u64,
+    /// Where `rampart db update` fetches OSV's exports.
+    pub update_base_url: String,
+    /// Bound on the loaded package files kept per container.
+    pub max_files_per_container: usize,
+}
+
+impl Default for ScannerSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            db: None,
+            state_dir: PathBuf::from("/var/lib/rampart/scanner"),
+            alert_severity: rampart_event::Severity::High,
+            update_every_hours: 0,
+            update_base_url: rampart_vulndb::update::DEFAULT_BASE_URL.to_string(),
+            max_files_per_container: 16_384,
+        }
+    }
+}
+
+impl ScannerSection {
+    /// The stage's configuration; `libraries_visible` is the sensor's `all_opens`.
+    pub fn stage_config(&self, libraries_visible: bool) -> crate::stages::ImageScanConfig {
+        let mut config = crate::stages::ImageScanConfig::new(
+            self.db
+                .clone()
+                .unwrap_or_else(rampart_vulndb::default_db_path),
+            self.state_dir.clone(),
+        );
+        config.cache_dir = rampart_scan::cache::default_cache_root();
+        config.alert_severity = self.alert_severity;
+        config.libraries_visible = libraries_visible;
+        config.max_files_per_container = self.max_files_per_container;
+        if self.update_every_hours > 0 {
+            config.update = Some((
+                rampart_vulndb::update::UpdateOptions {
+                    base_url: self.update_base_url.clone(),
+                    ..Default::default()
+                },
+                Duration::from_secs(self.update_every_hours * 3600),
+            ));
+        }
+        config
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ResponseSection {
@@ -269,6 +332,14 @@ recorder:               # the flight recorder: every event, alert and container 
   max_size_mb: 10240    # oldest segments are deleted whole beyond this
   max_age_hours: 168    # and once older than this (0 = no age limit)
   stats_secs: 0         # log its counters every N seconds (0 = off; rampart up --stats N)
+scanner:                # scans each image a container runs from; a running workload gaining a vulnerability raises an alert
+  enabled: true
+  db: null              # default: rampart db's ($RAMPART_DATA_DIR/vuln.db, else /var/lib/rampart/vuln.db); nothing is scanned until it exists
+  state_dir: /var/lib/rampart/scanner   # per-container reports: findings ranked in use first
+  alert_severity: high
+  update_every_hours: 0 # rampart db update on a schedule when online (0 = off)
+  update_base_url: https://osv-vulnerabilities.storage.googleapis.com
+  max_files_per_container: 16384  # loaded package files kept per container (in-use evidence)
 response:
   policy: null          # a response policy file (kill, freeze, quarantine, deny exec…); null = alert only
   control_socket: /run/rampart/control.sock  # `rampart respond` acts through it (root only); null = off

@@ -129,6 +129,11 @@ pub fn run_node_from(
         recorder_report = Some(report);
     }
     builder = builder.stage(DetectionStage::new(engine));
+    if cfg.scanner.enabled {
+        builder = builder.stage(crate::stages::ImageScanStage::new(
+            cfg.scanner.stage_config(cfg.sensor.all_opens),
+        ));
+    }
     // Before the outputs, so the audit alerts of actions reach them, at stop too.
     let kills = crate::kernel_kill::kill_rules(&rules);
     if cfg.response.policy.is_some() || !kills.in_kernel.is_empty() || !kills.user_space.is_empty()

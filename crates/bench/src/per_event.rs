@@ -6,14 +6,21 @@
 //! - decode + enrich: [`rampart_sensor::Decoder::decode`] (the typed event, its process
 //!   and ancestry from the process tree, its container), less the parse;
 //! - rules: the rule engine with the given rules files over the decoded events;
-//! - output: the event as JSON (what `rampart sensor` and the JSON outputs write).
+//! - output: the event as JSON (what `rampart sensor` and the JSON outputs write);
+//! - in-use map: the image scanner's per-container fold of loaded files (the path an
+//!   exec or open shows, kept first-seen in a bounded set), before the image's package
+//!   files are known (every new path kept) and after (only owned files kept), and that
+//!   cost as a share of one open + read + close of the open storm, timed in this run.
 //!
 //! The baseline in the same run is a pass over the same records that only touches
 //! them (the loop and memory traffic every stage pays). Run it in the `-icount` qemu
 //! guest (scripts/vm-overhead's kernels) to read the figures as instructions.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rampart_scan::in_use::{loaded_path, LoadedFiles, PathMap};
 
 use serde::Serialize;
 
@@ -46,6 +53,14 @@ pub struct PerEventReport {
     pub decode_enrich_ns: f64,
     pub rules_ns: f64,
     pub output_ns: f64,
+    /// The in-use map's fold per event, before the image's files are known.
+    pub in_use_ns: f64,
+    /// The same once only package files are kept.
+    pub in_use_owned_ns: f64,
+    /// One open + read + close of the open storm (no sensor), ns.
+    pub open_iteration_ns: f64,
+    /// `in_use_ns` over `open_iteration_ns`, percent.
+    pub in_use_share_of_open_pct: f64,
     pub alerts_per_pass: usize,
     /// The kernel programs' side of each storm, from the kernel's own run counters
     /// (absent where the kernel refuses `BPF_ENABLE_STATS`).
@@ -168,7 +183,55 @@ pub fn per_event(opts: &PerEventOptions) -> Result<PerEventReport, BenchError> {
             })
             .collect(),
     );
+    // The in-use map: one container's bounded set, looked up by container id as the
+    // stage does; every event is offered, as the stage sees them all.
+    let fold_pass = |owned: Option<Arc<PathMap<usize>>>| -> Duration {
+        let mut containers: PathMap<LoadedFiles> = PathMap::default();
+        let mut files = LoadedFiles::default();
+        if let Some(owned) = owned {
+            files.restrict_to(owned);
+        }
+        containers.insert("bench".to_string(), files);
+        let t = Instant::now();
+        for ev in &events {
+            if let Some(state) = containers.get_mut("bench") {
+                if let Some(path) = loaded_path(ev) {
+                    std::hint::black_box(state.fold(path, ev.ts_ns, 16_384));
+                }
+            }
+        }
+        t.elapsed()
+    };
+    let in_use = median((0..passes).map(|_| fold_pass(None)).collect());
+    // A package set of a typical image's size, none of it the storm's files.
+    let owned: Arc<PathMap<usize>> = Arc::new(
+        (0..5_000)
+            .map(|i| {
+                (
+                    format!("/usr/lib/python3/dist-packages/pkg{}/mod{i}.py", i % 50),
+                    i % 50,
+                )
+            })
+            .collect(),
+    );
+    let in_use_owned = median(
+        (0..passes)
+            .map(|_| fold_pass(Some(Arc::clone(&owned))))
+            .collect(),
+    );
+    let opens = (opts.execs * 20).max(1000);
+    let open_storm = median(
+        (0..passes.min(5))
+            .map(|_| crate::storms::run_storm(StormKind::Open, opens))
+            .collect::<Result<Vec<_>, _>>()?,
+    );
+    let open_iteration_ns = per(open_storm, opens as f64);
+    let in_use_ns = per(in_use, n_events);
     Ok(PerEventReport {
+        in_use_ns,
+        in_use_owned_ns: per(in_use_owned, n_events),
+        open_iteration_ns,
+        in_use_share_of_open_pct: 100.0 * in_use_ns / open_iteration_ns.max(1.0),
         records: records.len(),
         events: events.len(),
         kinds: kinds.into_iter().collect(),

@@ -295,6 +295,14 @@ fn print_per_event(p: &PerEventReport) {
     );
     println!("  {:<22} {:>9.1} ns/event", "rules", p.rules_ns);
     println!("  {:<22} {:>9.1} ns/event", "output (JSON)", p.output_ns);
+    println!(
+        "  {:<22} {:>9.1} ns/event ({:.1} once only package files are kept)",
+        "in-use map", p.in_use_ns, p.in_use_owned_ns
+    );
+    println!(
+        "  in-use map per event = {:.2}% of one open+read+close of the open storm ({:.0} ns)",
+        p.in_use_share_of_open_pct, p.open_iteration_ns
+    );
     if p.kernel.is_empty() {
         println!("kernel programs: not measured (the kernel refused BPF_ENABLE_STATS)");
     }

@@ -38,12 +38,73 @@ pub enum DbCommand {
         #[arg(long)]
         fail_on_new: bool,
     },
+    /// Download OSV's per-ecosystem exports (`<base-url>/<Ecosystem>/all.zip`) with
+    /// conditional requests, check them whole, and apply them atomically (a failed update
+    /// leaves the database as it was); then re-match the stored SBOMs.
+    Update {
+        /// Where the exports are.
+        #[arg(long, value_name = "URL", default_value = rampart_vulndb::update::DEFAULT_BASE_URL)]
+        base_url: String,
+        /// Ecosystem to fetch (repeatable). Default: every ecosystem the scanner catalogues.
+        #[arg(long = "ecosystem", value_name = "NAME")]
+        ecosystems: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit with status 3 when the re-match found new findings (for alerting jobs).
+        #[arg(long)]
+        fail_on_new: bool,
+    },
     /// Show counts of advisories, packages, SBOMs and findings.
     Stats {
         /// Print the counts as JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// A download bar on a terminal, nothing otherwise.
+fn update_progress() -> Box<dyn FnMut(rampart_vulndb::update::UpdateProgress<'_>)> {
+    use rampart_vulndb::update::UpdateProgress;
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return Box::new(|_| {});
+    }
+    let style = indicatif::ProgressStyle::with_template(
+        "{msg:12} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}",
+    )
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    Box::new(move |event| match event {
+        UpdateProgress::Downloading { ecosystem, total } => {
+            let next = match total {
+                Some(total) => indicatif::ProgressBar::new(total).with_style(style.clone()),
+                None => indicatif::ProgressBar::new_spinner(),
+            };
+            next.set_message(ecosystem.to_string());
+            bar = Some(next);
+        }
+        UpdateProgress::Received { bytes, .. } => {
+            if let Some(bar) = &bar {
+                bar.set_position(bytes);
+            }
+        }
+        UpdateProgress::Verified { ecosystem, records } => {
+            if let Some(bar) = bar.take() {
+                bar.finish_and_clear();
+            }
+            eprintln!("{ecosystem}: {records} records verified");
+        }
+        UpdateProgress::NotModified { ecosystem } => eprintln!("{ecosystem}: not modified"),
+        UpdateProgress::Importing { ecosystem } => eprintln!("{ecosystem}: importing"),
+    })
 }
 
 /// Runs `rampart db`; returns the process exit code.
@@ -75,6 +136,32 @@ pub fn run(args: DbArgs) -> anyhow::Result<i32> {
                 0
             })
         }
+        DbCommand::Update {
+            base_url,
+            ecosystems,
+            json,
+            fail_on_new,
+        } => {
+            drop(db);
+            let mut options = rampart_vulndb::update::UpdateOptions {
+                base_url,
+                ..Default::default()
+            };
+            if !ecosystems.is_empty() {
+                options.ecosystems = ecosystems;
+            }
+            let started = std::time::Instant::now();
+            let mut progress = update_progress();
+            let report = rampart_vulndb::update::update(&db_path, &options, &mut progress)
+                .with_context(|| format!("updating {}", db_path.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", rampart_vulndb::update::format_update_report(&report));
+                println!("database {} ({:.2?})", db_path.display(), started.elapsed());
+            }
+            Ok(i32::from(fail_on_new && !report.rematch.new_findings.is_empty()) * 3)
+        }
         DbCommand::Stats { json } => {
             let stats = db.stats()?;
             if json {
@@ -89,6 +176,14 @@ pub fn run(args: DbArgs) -> anyhow::Result<i32> {
                     println!("  {ecosystem}: {n}");
                 }
                 println!("{} stored SBOMs, {} findings", stats.sboms, stats.findings);
+                for source in db.update_sources()? {
+                    println!(
+                        "  update {}: checked {}s ago, changed {}s ago",
+                        source.ecosystem,
+                        now_unix() - source.checked_at,
+                        now_unix() - source.changed_at
+                    );
+                }
             }
             Ok(0)
         }

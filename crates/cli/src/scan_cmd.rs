@@ -33,9 +33,17 @@ pub struct ScanArgs {
     /// YAML file of accepted risks (id, optional package, reason, expires).
     #[arg(long, value_name = "FILE")]
     pub ignore_file: Option<PathBuf>,
-    /// Vulnerability database made by `rampart db import`.
+    /// Vulnerability database made by `rampart db update` or `rampart db import`.
+    /// Default: the one `rampart db` uses ($RAMPART_DATA_DIR/vuln.db, ...) when it exists.
     #[arg(long, value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// With `--fail-on`, do not fail when the vulnerability database is empty or missing
+    /// (the report still says that nothing was checked).
+    #[arg(long)]
+    pub allow_empty_db: bool,
+    /// Report the database as stale when it was last updated longer ago than this.
+    #[arg(long, value_name = "DURATION", default_value = "7days", value_parser = humantime::parse_duration)]
+    pub max_db_age: std::time::Duration,
     /// Store the SBOM in the database (`--db`) so `rampart db import` re-matches it
     /// and reports new findings when advisories change.
     #[arg(long, requires = "db")]
@@ -100,8 +108,13 @@ pub fn run(args: ScanArgs) -> anyhow::Result<i32> {
         format: args.format,
         fail_on: args.fail_on,
         ignore_file: args.ignore_file,
-        db: args.db,
+        db: args.db.or_else(|| {
+            let default = rampart_vulndb::default_db_path();
+            default.is_file().then_some(default)
+        }),
         store_sbom: args.store_sbom,
+        max_db_age: args.max_db_age,
+        allow_empty_db: args.allow_empty_db,
         no_secrets: args.no_secrets,
         secrets_config: args.secrets_config,
         malware_rules: args.malware_rules,

@@ -106,3 +106,68 @@ fn fail_on_new_exits_3_when_an_import_adds_findings() {
     assert_eq!(code(&rampart(&args)), Some(0));
     assert!(Path::new(db).exists());
 }
+
+/// `rampart db update` through the binary: a server without the export (404) and an
+/// unreachable one both exit 2 with the URL and the reason, and the database that was
+/// there keeps answering. (Downloads, ETags and integrity checks are tested in
+/// rampart-vulndb's `tests/update.rs` against a local server.)
+#[test]
+fn update_failures_exit_2_and_leave_the_database_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let db_file = dir.path().join("vuln.db");
+    let db = db_file.to_str().unwrap();
+    let import = rampart(&["db", "import", &fixture("advisories/crates"), "--db", db]);
+    assert_eq!(code(&import), Some(0));
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let missing = rampart(&[
+        "db",
+        "update",
+        "--db",
+        db,
+        "--base-url",
+        &base,
+        "--ecosystem",
+        "crates.io",
+    ]);
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(code(&missing), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{base}/crates.io/all.zip: server answered 404")),
+        "{stderr}"
+    );
+
+    // Nothing listens on port 1.
+    let unreachable = rampart(&[
+        "db",
+        "update",
+        "--db",
+        db,
+        "--base-url",
+        "http://127.0.0.1:1",
+        "--ecosystem",
+        "Red Hat",
+    ]);
+    let stderr = String::from_utf8_lossy(&unreachable.stderr);
+    assert_eq!(code(&unreachable), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("http://127.0.0.1:1/Red%20Hat/all.zip"),
+        "{stderr}"
+    );
+
+    let stats = rampart(&["db", "--db", db, "stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert!(stats["advisories"].as_u64().unwrap() > 1000, "{stats}");
+}

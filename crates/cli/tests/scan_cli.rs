@@ -5,6 +5,17 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// Creates an empty vulnerability database the way `rampart db` would.
+fn rampart_vulndb_open(path: &std::path::Path) {
+    let output = Command::new(bin())
+        .args(["db", "--db"])
+        .arg(path)
+        .args(["stats", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0));
+}
+
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_rampart")
 }
@@ -103,7 +114,10 @@ fn scan_flags_output_and_exit_codes() {
     )
     .unwrap();
     let report = project.join("report.json");
+    // The default database lives here: none at first.
+    let data = project.with_file_name("data");
     let output = Command::new(bin())
+        .env("RAMPART_DATA_DIR", &data)
         .args([
             "scan",
             "--no-cache",
@@ -121,7 +135,7 @@ fn scan_flags_output_and_exit_codes() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(output.stdout.is_empty(), "the report goes to the file");
     assert!(
-        stderr.contains("note: no vulnerability database given (--db)"),
+        stderr.contains("warning: no vulnerability database: no package was checked"),
         "{stderr}"
     );
     let text = std::fs::read_to_string(&report).unwrap();
@@ -133,14 +147,58 @@ fn scan_flags_output_and_exit_codes() {
         .iter()
         .any(|f| f["rule_id"] == "github-pat" && f["severity"] == "high"));
 
-    // Without secrets nothing trips; the table goes to standard output.
+    // Without secrets and with no database, --fail-on fails: nothing could be checked.
     let output = Command::new(bin())
+        .env("RAMPART_DATA_DIR", &data)
         .args(["scan", "--no-cache", "--no-secrets", "--fail-on", "low"])
+        .arg(&project)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--allow-empty-db"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("WARNING: no vulnerability database") && stdout.contains("not checked"),
+        "{stdout}"
+    );
+
+    // Accepting that, nothing trips; the table goes to standard output.
+    let output = Command::new(bin())
+        .env("RAMPART_DATA_DIR", &data)
+        .args([
+            "scan",
+            "--no-cache",
+            "--no-secrets",
+            "--fail-on",
+            "low",
+            "--allow-empty-db",
+        ])
         .arg(&project)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(0));
     assert!(!output.stdout.is_empty());
+
+    // The default database is used when it exists: an empty one is said to be empty.
+    rampart_vulndb_open(&data.join("vuln.db"));
+    let output = Command::new(bin())
+        .env("RAMPART_DATA_DIR", &data)
+        .args([
+            "scan",
+            "--no-cache",
+            "--no-secrets",
+            "--format",
+            "json",
+            "--fail-on",
+            "low",
+        ])
+        .arg(&project)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["database"]["state"], "empty", "{json}");
 
     for (args, expected) in [
         (

@@ -17,6 +17,9 @@ use crate::secrets::SecretContentScanner;
 /// Largest file read into memory by default, in bytes.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 256 << 20;
 
+/// Age past which the vulnerability database is reported stale: seven days.
+pub const DEFAULT_MAX_DB_AGE: std::time::Duration = std::time::Duration::from_secs(7 * 86_400);
+
 /// What to scan and how.
 #[derive(Clone)]
 pub struct ScanJob {
@@ -32,6 +35,10 @@ pub struct ScanJob {
     pub db: Option<PathBuf>,
     /// Store the SBOM in `db` so later imports re-match it.
     pub store_sbom: bool,
+    /// A database last updated longer ago than this is reported stale.
+    pub max_db_age: std::time::Duration,
+    /// With `fail_on`, an empty or missing database is not a failure.
+    pub allow_empty_db: bool,
     pub no_secrets: bool,
     /// Secret rules in gitleaks TOML format instead of the built-in set.
     pub secrets_config: Option<PathBuf>,
@@ -55,6 +62,8 @@ impl ScanJob {
             ignore_file: None,
             db: None,
             store_sbom: false,
+            max_db_age: DEFAULT_MAX_DB_AGE,
+            allow_empty_db: false,
             no_secrets: false,
             secrets_config: None,
             malware_rules: None,
@@ -164,18 +173,35 @@ pub fn run_job(job: &ScanJob) -> anyhow::Result<JobOutcome> {
     let target = Target::parse(&job.target);
     let mut report =
         scan(&target, &job.target, &options).with_context(|| format!("scanning {}", job.target))?;
-    match database.as_mut() {
+    let freshness = match database.as_mut() {
         Some(database) => {
             if job.store_sbom {
                 database.store_as(sbom_id(&report, &job.target));
             }
-            crate::vuln::match_report(&mut report, database)?
+            crate::vuln::match_report(&mut report, database)?;
+            Some(database.freshness()?)
         }
-        None => diagnostics.push(
-            "note: no vulnerability database given (--db); reporting packages and secrets only"
-                .to_string(),
-        ),
+        None => None,
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let status =
+        crate::vuln::database_status(job.db.as_deref(), freshness.as_ref(), job.max_db_age, now);
+    if let Some(warning) = status.warning() {
+        diagnostics.push(format!("warning: {warning}"));
     }
+    let empty_db_fails =
+        job.fail_on.is_some() && status.state.checked_nothing() && !job.allow_empty_db;
+    if empty_db_fails {
+        diagnostics.push(
+            "error: --fail-on: the vulnerability database is empty or missing, so the scan \
+             cannot pass; pass --allow-empty-db to accept that"
+                .to_string(),
+        );
+    }
+    report.database = Some(status);
     let applied = crate::ignore::apply(&mut report, &rules, crate::ignore::today());
     for warning in &applied.expired {
         diagnostics.push(format!("warning: {warning}"));
@@ -199,9 +225,10 @@ pub fn run_job(job: &ScanJob) -> anyhow::Result<JobOutcome> {
     if !text.ends_with('\n') {
         text.push('\n');
     }
-    let failed = job
-        .fail_on
-        .is_some_and(|threshold| fails(&report, threshold));
+    let failed = empty_db_fails
+        || job
+            .fail_on
+            .is_some_and(|threshold| fails(&report, threshold));
     Ok(JobOutcome {
         report,
         text,

@@ -5,7 +5,8 @@
 //! SPDX 2.3, SARIF 2.1.0, JSON or a table. Vulnerability matching (`rampart-vulndb`)
 //! and secret scanning (`rampart-secrets`) plug in through [`vuln`] and
 //! [`catalog::FileContentScanner`]; so do YARA malware rules (cargo feature `yara`,
-//! `malware` module), given as [`ScanOptions::malware_rules`]. One `rampart scan` run
+//! `malware` module), given as [`ScanOptions::malware_rules`]. Which packages a running container
+//! actually loaded is decided in [`in_use`] from the files the node saw it open. One `rampart scan` run
 //! (scan, match, ignore file, render) is [`job::run_job`]; the command line is the
 //! `rampart` binary's.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -18,6 +19,7 @@ pub mod docker;
 pub mod error;
 pub mod ignore;
 pub mod image;
+pub mod in_use;
 pub mod job;
 #[cfg(feature = "yara")]
 pub mod malware;

@@ -147,6 +147,9 @@ pub struct Vulnerability {
     pub location: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layer: Option<String>,
+    /// Whether a running container loaded the package (runtime scans only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_use: Option<crate::in_use::InUseEvidence>,
 }
 
 /// A problem confined to one file or entry: reported, and the scan goes on.
@@ -191,6 +194,81 @@ pub struct TargetInfo {
     pub layers: Vec<LayerInfo>,
 }
 
+/// Whether the vulnerability database could answer: a scan against an empty or old
+/// database says so, so "no vulnerabilities" is never read as "checked and clean".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseState {
+    /// Advisories present and updated within the allowed age.
+    Current,
+    /// Advisories present but last updated longer ago than the allowed age.
+    Stale,
+    /// The database holds no advisories: nothing was checked.
+    Empty,
+    /// No database was given or found: nothing was checked.
+    Missing,
+}
+
+impl DatabaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabaseState::Current => "current",
+            DatabaseState::Stale => "stale",
+            DatabaseState::Empty => "empty",
+            DatabaseState::Missing => "missing",
+        }
+    }
+
+    /// True when no vulnerability could have been found.
+    pub fn checked_nothing(self) -> bool {
+        matches!(self, DatabaseState::Empty | DatabaseState::Missing)
+    }
+}
+
+/// The vulnerability database a scan was matched against, and how current it was.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseStatus {
+    pub state: DatabaseState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default)]
+    pub advisories: usize,
+    /// RFC 3339 time of the last import or update check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+    /// Seconds since then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_seconds: Option<u64>,
+    /// The allowed age, in seconds, past which the database is stale.
+    pub max_age_seconds: u64,
+}
+
+impl DatabaseStatus {
+    /// The sentence every output format carries when the state is not current.
+    pub fn warning(&self) -> Option<String> {
+        let path = self.path.as_deref().unwrap_or("(none)");
+        match self.state {
+            DatabaseState::Current => None,
+            DatabaseState::Missing => Some(
+                "no vulnerability database: no package was checked for vulnerabilities \
+                 (run `rampart db update`, or `rampart db import` offline)"
+                    .to_string(),
+            ),
+            DatabaseState::Empty => Some(format!(
+                "the vulnerability database {path} is empty: no package was checked for \
+                 vulnerabilities (run `rampart db update`, or `rampart db import` offline)"
+            )),
+            DatabaseState::Stale => Some(format!(
+                "the vulnerability database {path} is stale: last updated {} ({} days ago, \
+                 more than {} days); findings may be missing (run `rampart db update`)",
+                self.updated_at.as_deref().unwrap_or("never"),
+                self.age_seconds.unwrap_or(0) / 86_400,
+                self.max_age_seconds / 86_400
+            )),
+        }
+    }
+}
+
 /// The full result of one scan.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScanReport {
@@ -204,6 +282,10 @@ pub struct ScanReport {
     pub content_findings: Vec<Finding>,
     #[serde(default)]
     pub warnings: Vec<ScanWarning>,
+    /// The vulnerability database matched against (None: matching was not part of this
+    /// scan, e.g. an SBOM written by a library caller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseStatus>,
 }
 
 /// What one file contributed to the scan.

@@ -374,5 +374,6 @@ fn finish(target: TargetInfo, merged: Merged) -> ScanReport {
         vulnerabilities: Vec::new(),
         content_findings: findings,
         warnings,
+        database: None,
     }
 }

@@ -59,6 +59,11 @@ impl OsvDatabase {
         self.store_as = Some(id);
     }
 
+    /// How many advisories the database holds and when it was last updated.
+    pub fn freshness(&self) -> anyhow::Result<rampart_vulndb::Freshness> {
+        Ok(self.db.freshness()?)
+    }
+
     /// Wrap an already open database (tests, benchmarks).
     pub fn from_db(db: rampart_vulndb::VulnDb, store_as: Option<String>) -> Self {
         OsvDatabase { db, store_as }
@@ -115,6 +120,51 @@ impl VulnMatcher for OsvDatabase {
     }
 }
 
+/// The state of a database as a scan reports it: empty, stale (last updated more than
+/// `max_age` before `now`, Unix seconds) or current.
+pub fn database_status(
+    path: Option<&std::path::Path>,
+    freshness: Option<&rampart_vulndb::Freshness>,
+    max_age: std::time::Duration,
+    now: i64,
+) -> crate::model::DatabaseStatus {
+    use crate::model::{DatabaseState, DatabaseStatus};
+    let max_age_seconds = max_age.as_secs();
+    let mut status = DatabaseStatus {
+        state: DatabaseState::Missing,
+        path: path.map(|p| p.display().to_string()),
+        advisories: 0,
+        updated_at: None,
+        age_seconds: None,
+        max_age_seconds,
+    };
+    let Some(freshness) = freshness else {
+        return status;
+    };
+    status.advisories = freshness.advisories;
+    status.updated_at = freshness.updated_at.map(rfc3339);
+    status.age_seconds = freshness
+        .updated_at
+        .map(|at| now.saturating_sub(at).max(0) as u64);
+    status.state = if freshness.advisories == 0 {
+        DatabaseState::Empty
+    } else if status.age_seconds.is_none_or(|age| age > max_age_seconds) {
+        DatabaseState::Stale
+    } else {
+        DatabaseState::Current
+    };
+    status
+}
+
+fn rfc3339(unix: i64) -> String {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| unix.to_string())
+}
+
 /// Queries for the packages whose ecosystem is known (others cannot be matched
 /// without guessing, which Rampart does not do).
 pub fn queries(packages: &[Package]) -> (Vec<PackageQuery>, Vec<usize>) {
@@ -157,6 +207,7 @@ pub fn match_report(report: &mut ScanReport, matcher: &mut dyn VulnMatcher) -> a
             package_version: package.full_version(),
             location: package.location.clone(),
             layer: package.layer.clone(),
+            in_use: None,
         });
     }
     found.sort_by(|a, b| {

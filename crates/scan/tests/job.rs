@@ -67,6 +67,7 @@ fn json_output_secrets_and_fail_on() {
         "high",
         "--no-secrets",
         "--no-cache",
+        "--allow-empty-db",
     ]))
     .unwrap();
     assert_eq!(code, 0);
@@ -122,6 +123,7 @@ fn ignore_file_suppresses_until_it_expires() {
         "--ignore-file",
         ignore.to_str().unwrap(),
         "--no-cache",
+        "--allow-empty-db",
     ]))
     .unwrap();
     assert_eq!(code, 0, "the accepted risk is suppressed");
@@ -145,6 +147,7 @@ fn ignore_file_suppresses_until_it_expires() {
         "--ignore-file",
         ignore.to_str().unwrap(),
         "--no-cache",
+        "--allow-empty-db",
     ]))
     .unwrap();
     assert_eq!(code, 1, "an expired entry no longer suppresses");
@@ -159,6 +162,7 @@ fn ignore_file_suppresses_until_it_expires() {
         "--ignore-file",
         ignore.to_str().unwrap(),
         "--no-cache",
+        "--allow-empty-db",
     ]))
     .unwrap_err();
     assert!(
@@ -334,6 +338,7 @@ fn stored_image_sbom_is_named_when_a_later_import_affects_it() {
         out.to_str().unwrap(),
         "--fail-on",
         "low",
+        "--allow-empty-db",
     ]))
     .unwrap();
     assert_eq!(code, 0, "no advisories yet");

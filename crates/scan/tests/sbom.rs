@@ -80,6 +80,17 @@ fn report() -> rampart_scan::ScanReport {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut matcher = osv::ListedVersionsMatcher::pypi(&names);
     rampart_scan::vuln::match_report(&mut report, &mut matcher).unwrap();
+    // A stale database: its state and warning go into every format and must keep
+    // each schema-valid.
+    report.database = Some(rampart_scan::vuln::database_status(
+        Some(std::path::Path::new("/var/lib/rampart/vuln.db")),
+        Some(&rampart_vulndb::Freshness {
+            advisories: 10,
+            updated_at: Some(1_700_000_000),
+        }),
+        std::time::Duration::from_secs(7 * 86_400),
+        1_800_000_000,
+    ));
     report
 }
 

@@ -177,7 +177,39 @@ CREATE TABLE IF NOT EXISTS finding (
     first_seen INTEGER NOT NULL,
     PRIMARY KEY (sbom_id, idx, vuln_id)
 ) WITHOUT ROWID;
+-- `rampart db update`: what each ecosystem's export was when last fetched, for
+-- conditional requests, and when it was last checked (a 304 counts: the data is current).
+CREATE TABLE IF NOT EXISTS update_source (
+    ecosystem TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    checked_at INTEGER NOT NULL,
+    changed_at INTEGER NOT NULL
+) WITHOUT ROWID;
 "#;
+
+/// What the last `rampart db update` learnt about one ecosystem's export.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceState {
+    pub ecosystem: String,
+    pub url: String,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// Unix seconds of the last successful request (200 or 304).
+    pub checked_at: i64,
+    /// Unix seconds of the last download that changed the data.
+    pub changed_at: i64,
+}
+
+/// How current the database is: what a scan reports next to its findings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Freshness {
+    /// Active (not withdrawn) advisories.
+    pub advisories: usize,
+    /// Unix seconds of the last import or successful update check; None when never.
+    pub updated_at: Option<i64>,
+}
 
 /// (ecosystem, name key) under which advisories for a package are stored.
 type PackageKey = (String, String);
@@ -507,6 +539,91 @@ impl VulnDb {
         }
         tx.commit()?;
         Ok(out)
+    }
+
+    /// The stored state of every ecosystem `rampart db update` fetched.
+    pub fn update_sources(&self) -> Result<Vec<SourceState>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT ecosystem, url, etag, last_modified, checked_at, changed_at
+             FROM update_source ORDER BY ecosystem",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SourceState {
+                ecosystem: r.get(0)?,
+                url: r.get(1)?,
+                etag: r.get(2)?,
+                last_modified: r.get(3)?,
+                checked_at: r.get(4)?,
+                changed_at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records what an update learnt about one ecosystem's export.
+    pub fn set_update_source(&self, state: &SourceState) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO update_source
+             (ecosystem, url, etag, last_modified, checked_at, changed_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                state.ecosystem,
+                state.url,
+                state.etag,
+                state.last_modified,
+                state.checked_at,
+                state.changed_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// How many advisories are active and when the data was last imported or confirmed
+    /// current by an update.
+    pub fn freshness(&self) -> Result<Freshness> {
+        let advisories = self.conn.query_row(
+            "SELECT count(*) FROM advisory WHERE withdrawn = 0",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as usize;
+        let imported: Option<i64> = self.conn.query_row(
+            "SELECT max(started_at) FROM import_run WHERE report IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )?;
+        let checked: Option<i64> =
+            self.conn
+                .query_row("SELECT max(checked_at) FROM update_source", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(Freshness {
+            advisories,
+            updated_at: imported.max(checked),
+        })
+    }
+
+    /// SQLite's `data_version`: changes when another connection commits to the file, so
+    /// a long-lived reader can tell that an import or update happened elsewhere.
+    pub fn data_version(&self) -> Result<i64> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// Writes a compacted copy of the database to `path` (which must not exist): the
+    /// starting point of an update built beside the live file.
+    pub fn copy_to(&self, path: &Path) -> Result<()> {
+        self.conn
+            .execute("VACUUM INTO ?1", [path.to_string_lossy().as_ref()])?;
+        Ok(())
+    }
+
+    /// Moves everything in the write-ahead log into the main file and empties the log,
+    /// so the file can be renamed or replaced.
+    pub fn checkpoint(&self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
     }
 
     /// Counts for `rampart db stats`.

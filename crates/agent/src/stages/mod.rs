@@ -2,12 +2,14 @@
 
 mod bus;
 mod detection;
+mod image_scan;
 mod outputs;
 mod recorder;
 mod response;
 
 pub use bus::{BusPublisherConfig, BusPublisherStage};
 pub use detection::DetectionStage;
+pub use image_scan::{ContainerReport, Drift, DroppedBinary, ImageScanConfig, ImageScanStage};
 pub use outputs::{LatencySummary, OutputsReport, OutputsStage};
 pub use recorder::RecorderStage;
 pub use response::ResponseStage;

@@ -142,19 +142,26 @@ pub fn parse_go_buildinfo(
     ))
 }
 
+/// The standard library's version from a Go toolchain name, written as OSV writes Go
+/// versions (with a `v`): `go1.21.4` → `v1.21.4`, `go1.27rc2` → `v1.27.0-rc.2` (Go's
+/// own mapping), `go1.22.3 X:boringcrypto` and `go1.21.1-custom` → their release.
+pub fn go_stdlib_version(go_version: &str) -> Option<String> {
+    let version = go_version.trim().strip_prefix("go")?;
+    let version = version.split([' ', '-', '+']).next().unwrap_or(version);
+    if version.is_empty() || !version.starts_with(|c: char| c.is_ascii_digit()) {
+        return None;
+    }
+    Some(format!(
+        "v{}",
+        rampart_vulndb::version::golang::normalize(&format!("go{version}"))
+    ))
+}
+
 /// Packages from Go's version string and module info text.
 pub fn go_packages(path: &str, go_version: &str, modinfo: &str) -> Vec<Package> {
     let mut packages = Vec::new();
-    if let Some(version) = go_version.strip_prefix("go") {
-        let version = version.split([' ', '-']).next().unwrap_or(version);
-        if !version.is_empty() {
-            packages.push(Package::new(
-                PackageKind::Go,
-                "stdlib",
-                format!("v{version}"),
-                path,
-            ));
-        }
+    if let Some(version) = go_stdlib_version(go_version) {
+        packages.push(Package::new(PackageKind::Go, "stdlib", version, path));
     }
     // The module info is framed by 16-byte sentinels.
     let text = if modinfo.len() >= 33 && modinfo.as_bytes().get(modinfo.len() - 17) == Some(&b'\n')
@@ -249,6 +256,19 @@ mod tests {
                 ("github.com/fork/b", "v1.0.1")
             ]
         );
+    }
+
+    #[test]
+    fn release_candidate_toolchains_are_normalised() {
+        let packages = go_packages("bin/app", "go1.27rc2", "");
+        assert_eq!(packages[0].name, "stdlib");
+        assert_eq!(packages[0].version, "v1.27.0-rc.2");
+        assert_eq!(
+            go_stdlib_version("go1.22.3 X:boringcrypto").unwrap(),
+            "v1.22.3"
+        );
+        assert_eq!(go_stdlib_version("go1.21").unwrap(), "v1.21.0");
+        assert_eq!(go_stdlib_version("devel +abc"), None);
     }
 
     #[test]

@@ -38,15 +38,26 @@ pub fn kind_for(file_name: &str) -> Option<LockfileKind> {
 }
 
 pub fn parse(kind: LockfileKind, path: &str, data: &[u8]) -> Result<Vec<Package>, String> {
+    parse_with_warnings(kind, path, data).map(|(packages, _)| packages)
+}
+
+/// Packages of one lockfile or manifest, and a warning for each line that was skipped
+/// (requirements that pin no version, unreadable `go.mod` directives).
+pub fn parse_with_warnings(
+    kind: LockfileKind,
+    path: &str,
+    data: &[u8],
+) -> Result<(Vec<Package>, Vec<String>), String> {
     let text = String::from_utf8_lossy(data);
+    let mut warnings = Vec::new();
     let mut packages = match kind {
         LockfileKind::PackageLock => package_lock(path, data)?,
         LockfileKind::YarnLock => yarn_lock(path, &text),
         LockfileKind::PnpmLock => pnpm_lock(path, &text)?,
         LockfileKind::PoetryLock => toml_packages(path, &text, PackageKind::Python)?,
         LockfileKind::PipfileLock => pipfile_lock(path, data)?,
-        LockfileKind::Requirements => requirements(path, &text),
-        LockfileKind::GoMod => go_mod(path, &text),
+        LockfileKind::Requirements => requirements(path, &text, &mut warnings),
+        LockfileKind::GoMod => go_mod(path, &text, &mut warnings),
         LockfileKind::CargoLock => toml_packages(path, &text, PackageKind::Cargo)?,
         LockfileKind::GemfileLock => gemfile_lock(path, &text),
         LockfileKind::ComposerLock => parse_composer_installed(path, data)?,
@@ -54,7 +65,7 @@ pub fn parse(kind: LockfileKind, path: &str, data: &[u8]) -> Result<Vec<Package>
     };
     packages.sort_by(|a, b| (&a.name, &a.version).cmp(&(&b.name, &b.version)));
     packages.dedup_by(|a, b| a.name == b.name && a.version == b.version);
-    Ok(packages)
+    Ok((packages, warnings))
 }
 
 fn package_lock(path: &str, data: &[u8]) -> Result<Vec<Package>, String> {
@@ -210,62 +221,240 @@ fn pipfile_lock(path: &str, data: &[u8]) -> Result<Vec<Package>, String> {
     Ok(packages)
 }
 
-/// Pinned requirements only (`name==1.2.3`); ranges do not name an installed version.
-fn requirements(path: &str, text: &str) -> Vec<Package> {
+/// Pinned requirements only (`name==1.2.3`, `name === 1.2.3`); ranges do not name an
+/// installed version. Requirement lines follow PEP 508: whitespace anywhere between the
+/// name, extras, operator and version, an environment marker after `;`; pip's line
+/// continuations (`\`) and per-requirement options (`--hash=...`) are understood. Every
+/// other line that names something is skipped with a warning saying why.
+fn requirements(path: &str, text: &str, warnings: &mut Vec<String>) -> Vec<Package> {
     let mut packages = Vec::new();
-    for line in text.lines() {
-        let line = line.split(" #").next().unwrap_or(line);
-        let line = line.split(';').next().unwrap_or(line).trim();
-        if line.starts_with('#') || line.starts_with('-') {
-            continue;
+    let mut logical = String::new();
+    let mut first_line = 0;
+    let lines: Vec<&str> = text.lines().collect();
+    for (index, raw) in lines.iter().enumerate() {
+        if logical.is_empty() {
+            first_line = index + 1;
         }
-        let Some((name, version)) = line.split_once("==") else {
-            continue;
+        // pip strips comments (`#` at the start or after whitespace) before joining.
+        let without_comment = match raw.find('#') {
+            Some(0) => "",
+            Some(at) if raw[..at].ends_with([' ', '\t']) => &raw[..at],
+            _ => raw,
         };
-        let name = name.split('[').next().unwrap_or(name).trim();
-        let version = version
-            .trim_start_matches('=')
-            .split([' ', ',', '\\'])
-            .next()
-            .unwrap_or("")
-            .trim();
-        if !name.is_empty() && !version.is_empty() && !version.contains('*') {
-            packages.push(Package::new(PackageKind::Python, name, version, path));
+        if let Some(head) = without_comment.trim_end().strip_suffix('\\') {
+            logical.push_str(head);
+            logical.push(' ');
+            if index + 1 < lines.len() {
+                continue;
+            }
+        } else {
+            logical.push_str(without_comment);
+        }
+        let line = std::mem::take(&mut logical);
+        match requirement_line(&line) {
+            Ok(Some((name, version))) => {
+                packages.push(Package::new(PackageKind::Python, name, version, path))
+            }
+            Ok(None) => {}
+            Err(reason) => warnings.push(format!(
+                "{path}:{first_line}: skipped `{}`: {reason}",
+                line.trim()
+            )),
         }
     }
     packages
 }
 
-fn go_mod(path: &str, text: &str) -> Vec<Package> {
-    let mut packages = Vec::new();
-    let mut in_require = false;
-    for line in text.lines() {
+/// One logical requirements line: `Ok(Some((name, version)))` for a pinned requirement,
+/// `Ok(None)` for a blank line, `Err(why)` for anything skipped.
+fn requirement_line(line: &str) -> Result<Option<(String, String)>, String> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    if line.starts_with('-') {
+        return Err(match line.split_whitespace().next().unwrap_or(line) {
+            "-r" | "--requirement" | "-c" | "--constraint" => {
+                "other requirement files are not followed".to_string()
+            }
+            "-e" | "--editable" => "an editable install pins no version".to_string(),
+            _ => "a pip option, not a requirement".to_string(),
+        });
+    }
+    // Per-requirement options (`--hash=...`) and the marker follow the specifier.
+    let requirement = line.split(" --").next().unwrap_or(line);
+    let requirement = requirement.split(';').next().unwrap_or(requirement).trim();
+    let name_end = requirement
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')))
+        .unwrap_or(requirement.len());
+    let name = &requirement[..name_end];
+    if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err("not a PEP 508 requirement (a URL or a path?)".to_string());
+    }
+    let mut rest = requirement[name_end..].trim_start();
+    if let Some(extras) = rest.strip_prefix('[') {
+        let Some(close) = extras.find(']') else {
+            return Err("unclosed extras `[`".to_string());
+        };
+        rest = extras[close + 1..].trim_start();
+    }
+    if rest.starts_with('@') {
+        return Err("a direct URL reference pins no version".to_string());
+    }
+    if rest.is_empty() {
+        return Err("no version pinned (use `==`)".to_string());
+    }
+    let rest = rest
+        .strip_prefix('(')
+        .and_then(|r| r.trim_end().strip_suffix(')'))
+        .unwrap_or(rest);
+    let specifiers: Vec<&str> = rest
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    let [specifier] = specifiers.as_slice() else {
+        return Err(format!(
+            "a range (`{rest}`) pins no single version (use `==`)"
+        ));
+    };
+    let version = specifier
+        .strip_prefix("===")
+        .or_else(|| specifier.strip_prefix("=="))
+        .map(str::trim)
+        .ok_or_else(|| format!("`{specifier}` pins no single version (use `==`)"))?;
+    if version.is_empty() || version.contains('*') || version.contains(char::is_whitespace) {
+        return Err(format!("`{specifier}` pins no single version"));
+    }
+    Ok(Some((name.to_string(), version.to_string())))
+}
+
+/// `go.mod`: the `require`d modules with `replace` directives applied as Go applies
+/// them (a replacement without a version on the left replaces every version; a
+/// replacement by a local directory leaves no registry module to match, so the module
+/// is dropped), and the standard library at the `toolchain` version, else the `go`
+/// version (as osv-scanner reports it).
+fn go_mod(path: &str, text: &str, warnings: &mut Vec<String>) -> Vec<Package> {
+    let mut requires: Vec<(String, String)> = Vec::new();
+    let mut replaces: Vec<(String, Option<String>, String, Option<String>)> = Vec::new();
+    let mut go_line: Option<String> = None;
+    let mut toolchain: Option<String> = None;
+    let mut block: Option<&str> = None;
+    for (index, line) in text.lines().enumerate() {
         let line = line.split("//").next().unwrap_or(line).trim();
         if line.is_empty() {
             continue;
         }
-        let entry = if in_require {
-            if line == ")" {
-                in_require = false;
-                continue;
+        let (verb, entry) = match block {
+            Some(verb) => {
+                if line == ")" {
+                    block = None;
+                    continue;
+                }
+                (verb, line)
             }
-            line
-        } else if let Some(rest) = line.strip_prefix("require") {
-            let rest = rest.trim();
-            if rest == "(" {
-                in_require = true;
-                continue;
+            None => {
+                let (verb, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+                let rest = rest.trim();
+                let verb = match verb {
+                    "require" => "require",
+                    "replace" => "replace",
+                    "go" => {
+                        go_line = Some(rest.to_string());
+                        continue;
+                    }
+                    "toolchain" => {
+                        toolchain = Some(rest.to_string());
+                        continue;
+                    }
+                    _ => continue,
+                };
+                if rest == "(" {
+                    block = Some(verb);
+                    continue;
+                }
+                (verb, rest)
             }
-            rest
-        } else {
-            continue;
         };
-        let mut parts = entry.split_whitespace();
-        if let (Some(module), Some(version)) = (parts.next(), parts.next()) {
-            packages.push(Package::new(PackageKind::Go, module, version, path));
+        let fields: Vec<&str> = entry.split_whitespace().map(unquote).collect();
+        match (verb, fields.as_slice()) {
+            ("require", [module, version, ..]) => {
+                requires.push((module.to_string(), version.to_string()))
+            }
+            ("replace", [old, "=>", new]) => {
+                replaces.push((old.to_string(), None, new.to_string(), None))
+            }
+            ("replace", [old, "=>", new, new_version]) => replaces.push((
+                old.to_string(),
+                None,
+                new.to_string(),
+                Some(new_version.to_string()),
+            )),
+            ("replace", [old, old_version, "=>", new]) => replaces.push((
+                old.to_string(),
+                Some(old_version.to_string()),
+                new.to_string(),
+                None,
+            )),
+            ("replace", [old, old_version, "=>", new, new_version]) => replaces.push((
+                old.to_string(),
+                Some(old_version.to_string()),
+                new.to_string(),
+                Some(new_version.to_string()),
+            )),
+            _ => warnings.push(format!(
+                "{path}:{}: skipped `{verb} {entry}`: not a {verb} directive Go reads",
+                index + 1
+            )),
         }
     }
+    // Go applies replacements to the required module graph: the last directive for a
+    // module wins, a versioned one before an unversioned one.
+    let mut packages = Vec::new();
+    for (module, version) in requires {
+        let replacement = replaces
+            .iter()
+            .rev()
+            .find(|(old, old_version, _, _)| {
+                *old == module && old_version.as_deref() == Some(version.as_str())
+            })
+            .or_else(|| {
+                replaces
+                    .iter()
+                    .rev()
+                    .find(|(old, old_version, _, _)| *old == module && old_version.is_none())
+            });
+        match replacement {
+            // A local directory (`./fork`, `../x`, `/abs`): built from that source.
+            Some((_, _, _, None)) => {}
+            Some((_, _, new, Some(new_version))) => packages.push(Package::new(
+                PackageKind::Go,
+                new.as_str(),
+                new_version.as_str(),
+                path,
+            )),
+            None => packages.push(Package::new(PackageKind::Go, module, version, path)),
+        }
+    }
+    let toolchain_version = toolchain
+        .as_deref()
+        .filter(|t| *t != "default")
+        .and_then(crate::catalog::binary::go_stdlib_version);
+    let go_version = go_line
+        .as_deref()
+        .and_then(|v| crate::catalog::binary::go_stdlib_version(&format!("go{v}")));
+    if let Some(version) = toolchain_version.or(go_version) {
+        packages.push(Package::new(PackageKind::Go, "stdlib", version, path));
+    }
     packages
+}
+
+/// go.mod allows quoted module paths and versions.
+fn unquote(field: &str) -> &str {
+    field
+        .strip_prefix('"')
+        .and_then(|f| f.strip_suffix('"'))
+        .unwrap_or(field)
 }
 
 fn gemfile_lock(path: &str, text: &str) -> Vec<Package> {
@@ -419,7 +608,11 @@ mod tests {
         let gomod = "module x\n\ngo 1.21\n\nrequire golang.org/x/net v0.17.0\nrequire (\n\tgithub.com/a/b v1.2.3 // indirect\n)\n";
         assert_eq!(
             names(&parse(LockfileKind::GoMod, "g", gomod.as_bytes()).unwrap()),
-            vec!["github.com/a/b@v1.2.3", "golang.org/x/net@v0.17.0"]
+            vec![
+                "github.com/a/b@v1.2.3",
+                "golang.org/x/net@v0.17.0",
+                "stdlib@v1.21.0"
+            ]
         );
         let gemfile = "GEM\n  remote: https://rubygems.org/\n  specs:\n    nokogiri (1.13.8-x86_64-linux)\n      racc (~> 1.4)\n    racc (1.6.0)\n\nPLATFORMS\n  x86_64-linux\n";
         assert_eq!(
@@ -438,5 +631,107 @@ mod tests {
         );
         assert!(parse(LockfileKind::PomXml, "pom.xml", b"<project>").is_err());
         assert!(parse(LockfileKind::CargoLock, "Cargo.lock", b"[[package]\n").is_err());
+    }
+
+    fn parse_warn(kind: LockfileKind, text: &str) -> (Vec<String>, Vec<String>) {
+        let (packages, warnings) =
+            parse_with_warnings(kind, "requirements.txt", text.as_bytes()).unwrap();
+        (names(&packages), warnings)
+    }
+
+    /// PEP 508 allows whitespace around the operator: `flask == 0.12.2` is a pin.
+    #[test]
+    fn requirements_pins_with_spaces_and_a_warning_per_skipped_line() {
+        let text = "flask == 0.12.2\n\
+                    Jinja2 ==2.10 ; python_version >= \"3\"\n\
+                    requests [socks] ===2.19.0  # exact\n\
+                    # a comment\n\
+                    \n\
+                    urllib3==1.24.1 \\\n    --hash=sha256:abc\n\
+                    django>=2.0\n\
+                    numpy == 1.*\n\
+                    -r base.txt\n\
+                    pkg @ https://example.com/pkg.whl\n\
+                    six\n";
+        let (packages, warnings) = parse_warn(LockfileKind::Requirements, text);
+        assert_eq!(
+            packages,
+            vec![
+                "Jinja2@2.10",
+                "flask@0.12.2",
+                "requests@2.19.0",
+                "urllib3@1.24.1"
+            ]
+        );
+        let lines: Vec<&str> = warnings
+            .iter()
+            .map(|w| w.split(": skipped").next().unwrap())
+            .collect();
+        assert_eq!(
+            lines,
+            vec![
+                "requirements.txt:8",
+                "requirements.txt:9",
+                "requirements.txt:10",
+                "requirements.txt:11",
+                "requirements.txt:12"
+            ],
+            "{warnings:#?}"
+        );
+        assert!(warnings[0].contains("`django>=2.0`") && warnings[0].contains("use `==`"));
+        assert!(warnings[2].contains("not followed"), "{}", warnings[2]);
+    }
+
+    #[test]
+    fn go_mod_replace_directives_apply_as_go_applies_them() {
+        let gomod = "module example.com/app\n\
+                     \n\
+                     go 1.22\n\
+                     toolchain go1.22.3\n\
+                     \n\
+                     require (\n\
+                     \tgithub.com/a/lib v1.0.0\n\
+                     \tgithub.com/b/lib v1.2.0\n\
+                     \tgithub.com/c/lib v0.3.0\n\
+                     \tgithub.com/d/lib v2.0.0\n\
+                     \tgolang.org/x/text v0.3.0 // indirect\n\
+                     )\n\
+                     \n\
+                     replace github.com/a/lib => github.com/fork/lib v1.0.5\n\
+                     replace (\n\
+                     \tgithub.com/b/lib v1.2.0 => github.com/b/lib v1.2.9\n\
+                     \tgithub.com/c/lib v9.9.9 => github.com/c/lib v0.4.0\n\
+                     \tgithub.com/d/lib => ../d-lib\n\
+                     )\n";
+        let (packages, warnings) = parse_warn(LockfileKind::GoMod, gomod);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(
+            packages,
+            vec![
+                // Replaced whole (no version on the left) by another module.
+                "github.com/b/lib@v1.2.9",
+                // The replacement names another version than the one required: no effect.
+                "github.com/c/lib@v0.3.0",
+                "github.com/fork/lib@v1.0.5",
+                "golang.org/x/text@v0.3.0",
+                // The toolchain line wins over the go line.
+                "stdlib@v1.22.3",
+            ]
+        );
+    }
+
+    #[test]
+    fn go_mod_go_and_rc_toolchain_lines_report_the_stdlib() {
+        let (packages, _) = parse_warn(LockfileKind::GoMod, "module m\ngo 1.21.4\n");
+        assert_eq!(packages, vec!["stdlib@v1.21.4"]);
+        let (packages, _) = parse_warn(LockfileKind::GoMod, "module m\ngo 1.27rc2\n");
+        assert_eq!(packages, vec!["stdlib@v1.27.0-rc.2"]);
+        let (packages, _) = parse_warn(
+            LockfileKind::GoMod,
+            "module m\ngo 1.26\ntoolchain go1.27rc2\n",
+        );
+        assert_eq!(packages, vec!["stdlib@v1.27.0-rc.2"]);
+        let (packages, _) = parse_warn(LockfileKind::GoMod, "module m\n");
+        assert!(packages.is_empty());
     }
 }

@@ -98,7 +98,13 @@ impl<'a> Collector<'a> {
     pub fn examine(&self, path: &str, data: &[u8], interest: Interest) -> FileEvidence {
         let mut evidence = FileEvidence::default();
         let outcome: Result<Vec<Package>, String> = match interest {
-            Interest::Catalog(cataloger) => self.catalog(cataloger, path, data, &mut evidence.os),
+            Interest::Catalog(cataloger) => self.catalog(
+                cataloger,
+                path,
+                data,
+                &mut evidence.os,
+                &mut evidence.warnings,
+            ),
             Interest::Executable => binary::parse(path, data, &self.limits),
             Interest::ContentOnly | Interest::None => Ok(Vec::new()),
         };
@@ -118,6 +124,7 @@ impl<'a> Collector<'a> {
         path: &str,
         data: &[u8],
         os: &mut Option<OsInfo>,
+        warnings: &mut Vec<String>,
     ) -> Result<Vec<Package>, String> {
         match cataloger {
             Cataloger::OsRelease => {
@@ -134,7 +141,12 @@ impl<'a> Collector<'a> {
             Cataloger::JavaArchive => java::parse_archive(path, data, &self.limits),
             Cataloger::Gemspec => lang::parse_gemspec(path, data),
             Cataloger::ComposerInstalled => lang::parse_composer_installed(path, data),
-            Cataloger::Lockfile(kind) => lockfile::parse(kind, path, data),
+            Cataloger::Lockfile(kind) => {
+                lockfile::parse_with_warnings(kind, path, data).map(|(packages, skipped)| {
+                    warnings.extend(skipped);
+                    packages
+                })
+            }
         }
     }
 }

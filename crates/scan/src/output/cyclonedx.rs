@@ -93,6 +93,19 @@ pub fn document(report: &ScanReport) -> Value {
         },
         "components": components,
     });
+    if let Some(database) = &report.database {
+        let mut properties = vec![
+            json!({"name": "rampart:database:state", "value": database.state.as_str()}),
+            json!({"name": "rampart:database:advisories", "value": database.advisories.to_string()}),
+        ];
+        if let Some(updated_at) = &database.updated_at {
+            properties.push(json!({"name": "rampart:database:updated_at", "value": updated_at}));
+        }
+        if let Some(warning) = database.warning() {
+            properties.push(json!({"name": "rampart:database:warning", "value": warning}));
+        }
+        document["metadata"]["properties"] = Value::Array(properties);
+    }
     if !report.vulnerabilities.is_empty() {
         let vulnerabilities: Vec<Value> = report
             .vulnerabilities

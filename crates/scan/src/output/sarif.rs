@@ -95,17 +95,32 @@ pub fn document(report: &ScanReport) -> Value {
             "locations": [location(&f.path, f.line)],
         }));
     }
+    let mut run = json!({
+        "tool": {"driver": {
+            "name": TOOL_NAME,
+            "version": TOOL_VERSION,
+            "informationUri": "https://github.com/rampart-security/rampart",
+            "rules": rules.into_values().collect::<Vec<_>>(),
+        }},
+        "results": results,
+    });
+    if let Some(database) = &report.database {
+        // The database's state rides on the run; a warning notification says when
+        // nothing (or old data) was checked, so viewers show it next to the results.
+        run["properties"] = json!({"rampart:database": database});
+        let notifications: Vec<Value> = database
+            .warning()
+            .map(|text| json!({"level": "warning", "message": {"text": text}}))
+            .into_iter()
+            .collect();
+        run["invocations"] = json!([{
+            "executionSuccessful": true,
+            "toolExecutionNotifications": notifications,
+        }]);
+    }
     json!({
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
-        "runs": [{
-            "tool": {"driver": {
-                "name": TOOL_NAME,
-                "version": TOOL_VERSION,
-                "informationUri": "https://github.com/rampart-security/rampart",
-                "rules": rules.into_values().collect::<Vec<_>>(),
-            }},
-            "results": results,
-        }],
+        "runs": [run],
     })
 }

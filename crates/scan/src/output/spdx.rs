@@ -97,16 +97,32 @@ pub fn document(report: &ScanReport) -> Value {
     } else {
         report.target.name.as_str()
     };
+    let mut creation_info = json!({
+        "created": timestamp_now(),
+        "creators": [format!("Tool: {TOOL_NAME}-{TOOL_VERSION}")],
+    });
+    if let Some(database) = &report.database {
+        // SPDX has no vulnerability section: the database's state goes in the creation
+        // comment, where a reader of the SBOM looks for how it was made.
+        creation_info["comment"] = Value::String(match database.warning() {
+            Some(warning) => format!(
+                "vulnerability database {}: {warning}",
+                database.state.as_str()
+            ),
+            None => format!(
+                "vulnerability database current: {} advisories, updated {}",
+                database.advisories,
+                database.updated_at.as_deref().unwrap_or("never")
+            ),
+        });
+    }
     json!({
         "spdxVersion": "SPDX-2.3",
         "dataLicense": "CC0-1.0",
         "SPDXID": "SPDXRef-DOCUMENT",
         "name": name,
         "documentNamespace": format!("https://rampart.invalid/spdx/{}-{}", spdx_id_part(name), uuid::Uuid::new_v4()),
-        "creationInfo": {
-            "created": timestamp_now(),
-            "creators": [format!("Tool: {TOOL_NAME}-{TOOL_VERSION}")],
-        },
+        "creationInfo": creation_info,
         "packages": packages,
         "relationships": relationships,
     })

@@ -82,8 +82,20 @@ pub fn render(report: &ScanReport) -> String {
         );
     }
     let _ = writeln!(out);
+    let warning = report.database.as_ref().and_then(|d| d.warning());
+    if let Some(warning) = &warning {
+        let _ = writeln!(out, "WARNING: {warning}");
+    }
     if report.vulnerabilities.is_empty() {
-        let _ = writeln!(out, "No known vulnerabilities found.");
+        if report
+            .database
+            .as_ref()
+            .is_some_and(|d| d.state.checked_nothing())
+        {
+            let _ = writeln!(out, "Vulnerabilities: not checked.");
+        } else {
+            let _ = writeln!(out, "No known vulnerabilities found.");
+        }
     } else {
         let rows: Vec<Vec<String>> = report
             .vulnerabilities

@@ -44,6 +44,11 @@ pub fn args(list: &[&str]) -> Invocation {
             "--cache-dir" => job.cache_dir = Some(PathBuf::from(next())),
             "--max-file-bytes" => job.max_file_bytes = next().parse().unwrap(),
             "--store-sbom" => job.store_sbom = true,
+            "--allow-empty-db" => job.allow_empty_db = true,
+            "--max-db-age-days" => {
+                job.max_db_age =
+                    std::time::Duration::from_secs(next().parse::<u64>().unwrap() * 86_400)
+            }
             "--no-secrets" => job.no_secrets = true,
             "--no-cache" => job.no_cache = true,
             "--offline" => {}

@@ -1,0 +1,1080 @@
+//! The image-scanning stage: every image a container runs from is scanned once (the
+//! scanner's per-layer cache makes a shared base layer cost nothing the second time),
+//! its SBOM is kept in the vulnerability database, and every kept SBOM is re-matched
+//! when the database changes (`rampart db update`, `rampart db import`, or this stage's
+//! own scheduled update). A running workload that gains a finding at or above the alert
+//! severity raises an alert naming the container.
+//!
+//! It also keeps, per container, which of its packages' files were executed or opened
+//! (first seen), so each finding carries `in_use: true | false | unknown` with evidence
+//! and reports rank in-use findings first.
+//!
+//! Off the hot path: the stage only looks at events on its own thread (its queue drops,
+//! never blocks); scanning, matching and updating run on a worker thread of its own.
+//! Bounds: at most [`ImageScanConfig::max_files_per_container`] loaded files are kept
+//! per container, and only files some package owns once the image is scanned.
+//!
+//! Output: alerts (`source: scanner`), and per container a JSON report
+//! (`<state_dir>/containers/<id>.json`): the image, its findings ranked, each with its
+//! in-use evidence.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rampart_event::{Alert, Event, LifecycleAction, Priority, Severity, Workload};
+use rampart_scan::in_use::{decide, loaded_path, InUseEvidence, LoadedFiles, PathMap};
+use rampart_scan::model::{Package, Vulnerability};
+use rampart_vulndb::{PackageRef, VulnDb, VulnMatch};
+use serde::Serialize;
+
+use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription};
+
+/// How long a failed scan (no database yet, Docker away) waits before it is retried.
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// How the stage scans and where it keeps what it learns.
+#[derive(Debug, Clone)]
+pub struct ImageScanConfig {
+    /// The vulnerability database (`rampart db`'s).
+    pub db_path: PathBuf,
+    /// Per-container reports go to `<state_dir>/containers/`.
+    pub state_dir: PathBuf,
+    /// The scanner's per-layer cache; None: no cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Findings at or above this raise an alert when a running workload gains them.
+    pub alert_severity: Severity,
+    /// How often the worker looks for a changed database.
+    pub db_poll: Duration,
+    /// `rampart db update` on a schedule (None: never; the database changes only from
+    /// outside).
+    pub update: Option<(rampart_vulndb::update::UpdateOptions, Duration)>,
+    /// The sensor reports read-only opens of shared libraries (its `filter_ro_libs` is
+    /// off); when it does not, a package with libraries and nothing seen is `unknown`.
+    pub libraries_visible: bool,
+    /// Bound on the loaded files kept per container.
+    pub max_files_per_container: usize,
+    /// How often changed container reports are written.
+    pub report_every: Duration,
+}
+
+impl ImageScanConfig {
+    pub fn new(db_path: PathBuf, state_dir: PathBuf) -> Self {
+        ImageScanConfig {
+            db_path,
+            state_dir,
+            cache_dir: None,
+            alert_severity: Severity::High,
+            db_poll: Duration::from_secs(1),
+            update: None,
+            libraries_visible: false,
+            max_files_per_container: 16_384,
+            report_every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A scan the worker is asked for: the image a container runs and the latest process
+/// seen in it (its `/proc/PID/root` is where package file lists are read; the first
+/// process may be long gone by the time the worker gets there).
+struct ScanRequest {
+    image_key: String,
+    image_ref: String,
+    latest_pid: Arc<AtomicU32>,
+}
+
+/// A container whose package databases were written: rescan its filesystem for what
+/// was installed after it started.
+struct DriftRequest {
+    container_id: String,
+    image_key: String,
+}
+
+/// What a container has that its image had not: packages installed at run time (with
+/// their findings) and binaries dropped in and executed.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Drift {
+    pub packages: Vec<Package>,
+    pub vulnerabilities: Vec<Vulnerability>,
+    pub binaries: Vec<DroppedBinary>,
+}
+
+/// An executable that was not in the image (the sensor saw it run from the container's
+/// writable layer).
+#[derive(Debug, Clone, Serialize)]
+pub struct DroppedBinary {
+    pub path: String,
+    pub first_seen_ns: u64,
+}
+
+/// Most dropped binaries kept per container.
+const MAX_DROPPED_BINARIES: usize = 256;
+
+/// Quiet time after the last write to a package database before the drift rescan, so
+/// one `pip install` or `apt-get install` makes one rescan.
+const DRIFT_QUIET: Duration = Duration::from_secs(2);
+
+/// True for files package managers write when they install: Python site directories,
+/// dpkg's and apk's databases, rpm's, global node modules.
+fn is_package_database(path: &str) -> bool {
+    path.contains("/dist-packages/")
+        || path.contains("/site-packages/")
+        || path.starts_with("/var/lib/dpkg/")
+        || path.starts_with("/lib/apk/db/")
+        || path.starts_with("/var/lib/rpm/")
+        || path.contains("/node_modules/")
+}
+
+/// What the worker tells the stage.
+enum WorkerNews {
+    /// A drift rescan of a container: packages not in its image, and their findings.
+    Drifted {
+        container_id: String,
+        packages: Vec<Package>,
+        findings: Vec<(usize, VulnMatch)>,
+    },
+    /// An image was scanned: its packages, who owns which file, and the findings.
+    Scanned {
+        image_key: String,
+        image: Arc<ImageFacts>,
+    },
+    /// The database changed and these findings are new for the image.
+    Gained {
+        image_key: String,
+        image: Arc<ImageFacts>,
+        gained: Vec<usize>,
+    },
+    Failed {
+        image_key: String,
+        error: String,
+    },
+}
+
+/// What is known about one scanned image.
+#[derive(Debug)]
+struct ImageFacts {
+    image_ref: String,
+    image_id: String,
+    packages: Vec<Package>,
+    /// Package files (container paths) → package index.
+    owners: Arc<PathMap<usize>>,
+    /// Packages whose file list could be read.
+    files_known: Vec<Option<Vec<String>>>,
+    /// Current findings (package index, match).
+    findings: Vec<(usize, VulnMatch)>,
+}
+
+/// Per running container.
+struct ContainerState {
+    /// The first event seen from it: the alert's context (process, container).
+    first_event: Arc<Event>,
+    image_key: String,
+    image: Option<Arc<ImageFacts>>,
+    /// Loaded file → first seen (ns); before the image is scanned every file is kept
+    /// (up to the bound), after only files some package owns.
+    files: LoadedFiles,
+    dirty: bool,
+    latest_pid: Arc<AtomicU32>,
+    /// When a package database was last written (a drift rescan is due after a quiet).
+    drift_written: Option<Instant>,
+    drift_packages: Vec<Package>,
+    drift_findings: Vec<(usize, VulnMatch)>,
+    dropped: Vec<DroppedBinary>,
+}
+
+/// The scanning stage (see the module doc).
+pub struct ImageScanStage {
+    config: ImageScanConfig,
+    requests: Option<SyncSender<ScanRequest>>,
+    drift_requests: Option<SyncSender<DriftRequest>>,
+    news: Option<Receiver<WorkerNews>>,
+    worker: Option<std::thread::JoinHandle<()>>,
+    containers: PathMap<ContainerState>,
+    /// Images scanned so far: a container started later from one of them gets its
+    /// facts at once.
+    images: HashMap<String, Arc<ImageFacts>>,
+    requested: HashSet<String>,
+    /// Images whose scan failed, and when: asked again only after [`RETRY_AFTER`].
+    failed: HashMap<String, Instant>,
+    last_report: Instant,
+    /// Scan requests dropped because the worker's queue was full (counted, retried on
+    /// the container's next event).
+    pub dropped_requests: u64,
+}
+
+impl ImageScanStage {
+    pub fn new(config: ImageScanConfig) -> Self {
+        ImageScanStage {
+            config,
+            requests: None,
+            drift_requests: None,
+            news: None,
+            worker: None,
+            containers: PathMap::default(),
+            images: HashMap::new(),
+            requested: HashSet::new(),
+            failed: HashMap::new(),
+            last_report: Instant::now(),
+            dropped_requests: 0,
+        }
+    }
+
+    fn observe(&mut self, event: &Arc<Event>) {
+        let Workload::Container(container) = event.container.as_ref() else {
+            return;
+        };
+        if container.id.is_empty() {
+            return;
+        }
+        let image_ref: &str = if !container.image_digest.is_empty() {
+            &container.image_digest
+        } else {
+            &container.image
+        };
+        if image_ref.is_empty() {
+            return;
+        }
+        let bound = self.config.max_files_per_container;
+        // Looked up without allocating: this runs for every event of every container.
+        if !self.containers.contains_key(container.id.as_str()) {
+            let image = self.images.get(image_ref).cloned();
+            let mut files = LoadedFiles::default();
+            if let Some(image) = &image {
+                files.restrict_to(Arc::clone(&image.owners));
+            }
+            self.containers.insert(
+                container.id.clone(),
+                ContainerState {
+                    first_event: Arc::clone(event),
+                    image_key: image_ref.to_string(),
+                    image,
+                    files,
+                    dirty: true,
+                    latest_pid: Arc::new(AtomicU32::new(0)),
+                    drift_written: None,
+                    drift_packages: Vec::new(),
+                    drift_findings: Vec::new(),
+                    dropped: Vec::new(),
+                },
+            );
+        }
+        let Some(state) = self.containers.get_mut(container.id.as_str()) else {
+            return;
+        };
+        if let Some(process) = &event.process {
+            state.latest_pid.store(process.pid, Ordering::Relaxed);
+        }
+        if state.image.is_none() {
+            let retry_later = self
+                .failed
+                .get(&state.image_key)
+                .is_some_and(|at| at.elapsed() < RETRY_AFTER);
+            if !retry_later && !self.requested.contains(&state.image_key) {
+                if let Some(requests) = &self.requests {
+                    let request = ScanRequest {
+                        image_key: state.image_key.clone(),
+                        image_ref: image_ref.to_string(),
+                        latest_pid: Arc::clone(&state.latest_pid),
+                    };
+                    match requests.try_send(request) {
+                        Ok(()) => {
+                            self.requested.insert(state.image_key.clone());
+                        }
+                        Err(_) => self.dropped_requests += 1,
+                    }
+                }
+            }
+        }
+        if let Some(path) = loaded_path(event) {
+            if state.files.fold(path, event.ts_ns, bound) {
+                state.dirty = true;
+            }
+        }
+        match &event.payload {
+            rampart_event::Payload::FileOpen {
+                path, access, ret, ..
+            } if *ret >= 0 && (access.write || access.create) && is_package_database(path) => {
+                state.drift_written = Some(Instant::now());
+            }
+            rampart_event::Payload::Exec { filename, .. } => {
+                let upper = event.process.as_ref().is_some_and(|p| p.exe_upper_layer);
+                if upper
+                    && state.dropped.len() < MAX_DROPPED_BINARIES
+                    && !state.dropped.iter().any(|d| &d.path == filename)
+                {
+                    state.dropped.push(DroppedBinary {
+                        path: filename.clone(),
+                        first_seen_ns: event.ts_ns,
+                    });
+                    state.dirty = true;
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn forget(&mut self, container_id: &str) {
+        if let Some(state) = self.containers.remove(container_id) {
+            let _ = std::fs::remove_file(self.report_path(container_id));
+            drop(state);
+        }
+    }
+
+    fn report_path(&self, container_id: &str) -> PathBuf {
+        self.config
+            .state_dir
+            .join("containers")
+            .join(format!("{container_id}.json"))
+    }
+
+    fn apply_news(&mut self, news: WorkerNews, ctx: &StageContext) {
+        match news {
+            WorkerNews::Drifted {
+                container_id,
+                packages,
+                findings,
+            } => {
+                let threshold = self.config.alert_severity;
+                let Some(state) = self.containers.get_mut(&container_id) else {
+                    return;
+                };
+                let Some(image) = state.image.clone() else {
+                    return;
+                };
+                let known: HashSet<(String, String, String)> = state
+                    .drift_findings
+                    .iter()
+                    .filter_map(|(i, m)| {
+                        let p = state.drift_packages.get(*i)?;
+                        Some((p.name.clone(), p.full_version(), m.id.clone()))
+                    })
+                    .collect();
+                for (index, finding) in &findings {
+                    let Some(package) = packages.get(*index) else {
+                        continue;
+                    };
+                    let seen = (
+                        package.name.clone(),
+                        package.full_version(),
+                        finding.id.clone(),
+                    );
+                    if finding.severity >= threshold && !known.contains(&seen) {
+                        let evidence = InUseEvidence {
+                            state: rampart_scan::in_use::InUse::Unknown,
+                            file: None,
+                            first_seen_ns: None,
+                            reason: Some("installed after the container started (drift)".into()),
+                        };
+                        ctx.emit_alert(vulnerability_alert(
+                            &container_id,
+                            state,
+                            &image,
+                            finding,
+                            &evidence,
+                        ));
+                    }
+                }
+                state.drift_packages = packages;
+                state.drift_findings = findings;
+                state.dirty = true;
+            }
+            WorkerNews::Scanned { image_key, image } => {
+                self.images.insert(image_key.clone(), Arc::clone(&image));
+                for state in self.containers.values_mut() {
+                    if state.image_key == image_key {
+                        // Keep only files some package owns: the bound then holds
+                        // package files, not every config file the app reads.
+                        state.files.restrict_to(Arc::clone(&image.owners));
+                        state.image = Some(Arc::clone(&image));
+                        state.dirty = true;
+                    }
+                }
+            }
+            WorkerNews::Gained {
+                image_key,
+                image,
+                gained,
+            } => {
+                self.images.insert(image_key.clone(), Arc::clone(&image));
+                let threshold = self.config.alert_severity;
+                let libraries_visible = self.config.libraries_visible;
+                for (id, state) in self.containers.iter_mut() {
+                    if state.image_key != image_key {
+                        continue;
+                    }
+                    state.image = Some(Arc::clone(&image));
+                    state.dirty = true;
+                    for &at in &gained {
+                        let Some((package_index, finding)) = image.findings.get(at) else {
+                            continue;
+                        };
+                        if finding.severity < threshold {
+                            continue;
+                        }
+                        let evidence = decide(
+                            image.files_known[*package_index].as_deref(),
+                            &state.files.loaded,
+                            libraries_visible,
+                            state.files.bounded_out,
+                        );
+                        ctx.emit_alert(vulnerability_alert(id, state, &image, finding, &evidence));
+                    }
+                }
+            }
+            WorkerNews::Failed { image_key, error } => {
+                if !self.failed.contains_key(&image_key) {
+                    tracing::warn!(image = %image_key, %error, "image scan failed; retried later");
+                }
+                // Asked again on a later event of the container, after a while.
+                self.requested.remove(&image_key);
+                self.failed.insert(image_key, Instant::now());
+            }
+        }
+    }
+
+    fn write_reports(&mut self) {
+        let dir = self.config.state_dir.join("containers");
+        if std::fs::create_dir_all(&dir).is_err() {
+            return;
+        }
+        let libraries_visible = self.config.libraries_visible;
+        for (id, state) in self.containers.iter_mut() {
+            if !state.dirty {
+                continue;
+            }
+            let Some(image) = &state.image else {
+                continue;
+            };
+            let report = container_report(id, state, image, libraries_visible);
+            let path = dir.join(format!("{id}.json"));
+            let tmp = dir.join(format!(".{id}.json.tmp"));
+            let written = serde_json::to_vec_pretty(&report)
+                .map_err(std::io::Error::other)
+                .and_then(|bytes| std::fs::write(&tmp, bytes))
+                .and_then(|()| std::fs::rename(&tmp, &path));
+            match written {
+                Ok(()) => state.dirty = false,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "writing container report")
+                }
+            }
+        }
+    }
+}
+
+/// One container's report: its image and findings, ranked in-use first.
+#[derive(Debug, Serialize)]
+pub struct ContainerReport {
+    pub container_id: String,
+    pub container_name: String,
+    pub image: String,
+    pub image_id: String,
+    pub packages: usize,
+    /// Loaded package files seen so far.
+    pub loaded_files: usize,
+    pub vulnerabilities: Vec<Vulnerability>,
+    /// What was added after the container started.
+    pub drift: Drift,
+}
+
+fn container_report(
+    id: &str,
+    state: &ContainerState,
+    image: &ImageFacts,
+    libraries_visible: bool,
+) -> ContainerReport {
+    let name = match state.first_event.container.as_ref() {
+        Workload::Container(c) => c.name.clone(),
+        Workload::Host { .. } => String::new(),
+    };
+    let mut vulnerabilities: Vec<Vulnerability> = image
+        .findings
+        .iter()
+        .filter_map(|(index, m)| {
+            let package = image.packages.get(*index)?;
+            let in_use = decide(
+                image.files_known[*index].as_deref(),
+                &state.files.loaded,
+                libraries_visible,
+                state.files.bounded_out,
+            );
+            Some(to_vulnerability(package, m, Some(in_use)))
+        })
+        .collect();
+    rampart_scan::in_use::rank(&mut vulnerabilities);
+    ContainerReport {
+        container_id: id.to_string(),
+        container_name: name,
+        image: image.image_ref.clone(),
+        image_id: image.image_id.clone(),
+        packages: image.packages.len(),
+        loaded_files: state.files.loaded.len(),
+        vulnerabilities,
+        drift: Drift {
+            packages: state.drift_packages.clone(),
+            vulnerabilities: state
+                .drift_findings
+                .iter()
+                .filter_map(|(index, m)| {
+                    let package = state.drift_packages.get(*index)?;
+                    Some(to_vulnerability(package, m, None))
+                })
+                .collect(),
+            binaries: state.dropped.clone(),
+        },
+    }
+}
+
+fn to_vulnerability(
+    package: &Package,
+    m: &VulnMatch,
+    in_use: Option<InUseEvidence>,
+) -> Vulnerability {
+    Vulnerability {
+        id: m.id.clone(),
+        aliases: m.aliases.clone(),
+        summary: m.summary.clone(),
+        severity: m.severity,
+        cvss_score: m.cvss_score,
+        fixed_version: m.fixed_version.clone(),
+        purl: package.purl.clone(),
+        package_name: package.name.clone(),
+        package_version: package.full_version(),
+        location: package.location.clone(),
+        layer: package.layer.clone(),
+        in_use,
+    }
+}
+
+fn priority_for(severity: Severity) -> Priority {
+    match severity {
+        Severity::Critical => Priority::Critical,
+        Severity::High => Priority::Error,
+        Severity::Medium => Priority::Warning,
+        Severity::Low => Priority::Notice,
+        Severity::Unknown => Priority::Informational,
+    }
+}
+
+fn vulnerability_alert(
+    container_id: &str,
+    state: &ContainerState,
+    image: &ImageFacts,
+    finding: &VulnMatch,
+    evidence: &InUseEvidence,
+) -> Alert {
+    let now = crate::wall_ns();
+    let (name, image_name) = match state.first_event.container.as_ref() {
+        Workload::Container(c) => (c.name.clone(), c.image.clone()),
+        Workload::Host { .. } => (String::new(), String::new()),
+    };
+    let image_name = if image_name.is_empty() {
+        image.image_ref.clone()
+    } else {
+        image_name
+    };
+    let in_use = match evidence.state {
+        rampart_scan::in_use::InUse::True => "true",
+        rampart_scan::in_use::InUse::False => "false",
+        rampart_scan::in_use::InUse::Unknown => "unknown",
+    };
+    let mut output_fields = std::collections::BTreeMap::new();
+    let mut field = |k: &str, v: serde_json::Value| {
+        output_fields.insert(k.to_string(), v);
+    };
+    field("vuln.id", finding.id.clone().into());
+    field("vuln.aliases", finding.aliases.clone().into());
+    field("vuln.severity", finding.severity.as_str().into());
+    field("vuln.package", finding.package.name.clone().into());
+    field("vuln.version", finding.package.version.clone().into());
+    field("vuln.purl", finding.package.purl.clone().into());
+    field(
+        "vuln.fixed_version",
+        finding
+            .fixed_version
+            .clone()
+            .map_or(serde_json::Value::Null, Into::into),
+    );
+    field("vuln.in_use", in_use.into());
+    if let Some(file) = &evidence.file {
+        field("vuln.in_use.file", file.clone().into());
+    }
+    field("container.id", container_id.into());
+    field("container.name", name.clone().into());
+    field("container.image", image_name.clone().into());
+    field("container.image.id", image.image_id.clone().into());
+    Alert {
+        id: format!("scan-{:016x}-{}", now, finding.id),
+        ts_ns: now,
+        first_ts_ns: now,
+        count: 1,
+        rule: "Running workload gained a vulnerability".into(),
+        priority: priority_for(finding.severity),
+        mitre: Vec::new(),
+        tags: vec!["vulnerability".into(), "image_scan".into()],
+        message: format!(
+            "{} ({}) affects {} {} in container {} ({}) of image {}; in use: {in_use}{}",
+            finding.id,
+            finding.severity.as_str(),
+            finding.package.name,
+            finding.package.version,
+            if name.is_empty() { container_id } else { &name },
+            &container_id[..container_id.len().min(12)],
+            image_name,
+            finding
+                .fixed_version
+                .as_deref()
+                .map(|v| format!("; fixed in {v}"))
+                .unwrap_or_default(),
+        ),
+        output_fields,
+        source: "scanner".into(),
+        event: (*state.first_event).clone(),
+        retro: false,
+    }
+}
+
+impl Stage for ImageScanStage {
+    fn name(&self) -> &str {
+        "image_scan"
+    }
+
+    fn subscription(&self) -> Subscription {
+        Subscription {
+            events: true,
+            alerts: false,
+            lifecycle: true,
+        }
+    }
+
+    fn start(&mut self, _ctx: &StageContext) -> Result<(), StageError> {
+        // Reports are a by-product: a state directory that cannot be made costs them,
+        // not the node (alerts still flow).
+        let reports = self.config.state_dir.join("containers");
+        if let Err(e) = std::fs::create_dir_all(&reports) {
+            tracing::warn!(dir = %reports.display(), error = %e, "image scan reports will not be written");
+        }
+        let (requests, inbox) = mpsc::sync_channel(256);
+        let (drift_requests, drift_inbox) = mpsc::sync_channel(64);
+        let (outbox, news) = mpsc::channel();
+        let worker = Worker::new(self.config.clone(), outbox);
+        let handle = std::thread::Builder::new()
+            .name("image-scan".into())
+            .spawn(move || worker.run(inbox, drift_inbox))
+            .map_err(|e| StageError(format!("image-scan worker: {e}")))?;
+        self.requests = Some(requests);
+        self.drift_requests = Some(drift_requests);
+        self.news = Some(news);
+        self.worker = Some(handle);
+        Ok(())
+    }
+
+    fn handle(&mut self, batch: &Batch, _ctx: &StageContext) -> Result<(), StageError> {
+        for record in &batch.records {
+            match record {
+                Record::Event(event) => self.observe(event),
+                Record::Lifecycle(change) => {
+                    if matches!(
+                        change.action,
+                        LifecycleAction::Die { .. } | LifecycleAction::Stop
+                    ) {
+                        self.forget(&change.container_id);
+                    }
+                }
+                Record::Alert(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, _now_ns: u64, ctx: &StageContext) -> Result<(), StageError> {
+        let mut received = Vec::new();
+        if let Some(news) = &self.news {
+            while let Ok(item) = news.try_recv() {
+                received.push(item);
+            }
+        }
+        for item in received {
+            self.apply_news(item, ctx);
+        }
+        if let Some(drift_requests) = &self.drift_requests {
+            for (id, state) in self.containers.iter_mut() {
+                let due = state
+                    .drift_written
+                    .is_some_and(|at| at.elapsed() >= DRIFT_QUIET);
+                if state.image.is_none() || !due {
+                    continue;
+                }
+                let request = DriftRequest {
+                    container_id: id.clone(),
+                    image_key: state.image_key.clone(),
+                };
+                if drift_requests.try_send(request).is_ok() {
+                    state.drift_written = None;
+                }
+            }
+        }
+        if self.last_report.elapsed() >= self.config.report_every {
+            self.last_report = Instant::now();
+            self.write_reports();
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self, ctx: &StageContext) -> Result<(), StageError> {
+        // Closing the queue ends the worker.
+        self.requests = None;
+        self.drift_requests = None;
+        if let Some(worker) = self.worker.take() {
+            let _ = worker.join();
+        }
+        self.flush(0, ctx)?;
+        self.write_reports();
+        Ok(())
+    }
+}
+
+/// The worker thread: scans, keeps SBOMs in the database, re-matches on change.
+struct Worker {
+    config: ImageScanConfig,
+    outbox: mpsc::Sender<WorkerNews>,
+    images: HashMap<String, Arc<ImageFacts>>,
+    /// (device, inode) of the database file, and SQLite's data version: a rename by
+    /// `rampart db update` changes the first, a commit by another process the second.
+    db_identity: Option<(u64, u64)>,
+    data_version: Option<i64>,
+    last_update: Option<Instant>,
+}
+
+impl Worker {
+    fn new(config: ImageScanConfig, outbox: mpsc::Sender<WorkerNews>) -> Self {
+        Worker {
+            config,
+            outbox,
+            images: HashMap::new(),
+            db_identity: None,
+            data_version: None,
+            last_update: None,
+        }
+    }
+
+    fn run(mut self, inbox: Receiver<ScanRequest>, drift_inbox: Receiver<DriftRequest>) {
+        let mut db = self.open_db();
+        loop {
+            match inbox.recv_timeout(self.config.db_poll) {
+                Ok(request) => {
+                    if let Some(db) = db.as_mut() {
+                        self.scan(db, request);
+                    } else {
+                        let _ = self.outbox.send(WorkerNews::Failed {
+                            image_key: request.image_key,
+                            error: format!(
+                                "{}: no vulnerability database (run `rampart db update` or `rampart db import`)",
+                                self.config.db_path.display()
+                            ),
+                        });
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            while let Ok(request) = drift_inbox.try_recv() {
+                if let Some(db) = db.as_mut() {
+                    self.drift(db, request);
+                }
+            }
+            self.maybe_update();
+            if self.db_changed(db.as_ref()) {
+                db = self.open_db();
+                if let Some(db) = db.as_mut() {
+                    self.rematch(db);
+                }
+            }
+        }
+    }
+
+    fn open_db(&mut self) -> Option<VulnDb> {
+        // Never created here: until `rampart db update` or `rampart db import` makes it,
+        // there is nothing to match against, and nothing is scanned.
+        if !self.config.db_path.is_file() {
+            self.db_identity = None;
+            return None;
+        }
+        match VulnDb::open(&self.config.db_path) {
+            Ok(db) => {
+                self.db_identity = file_identity(&self.config.db_path);
+                self.data_version = db.data_version().ok();
+                Some(db)
+            }
+            Err(e) => {
+                tracing::warn!(db = %self.config.db_path.display(), error = %e, "opening the vulnerability database");
+                None
+            }
+        }
+    }
+
+    fn db_changed(&self, db: Option<&VulnDb>) -> bool {
+        if file_identity(&self.config.db_path) != self.db_identity {
+            return true;
+        }
+        match db {
+            Some(db) => db.data_version().ok() != self.data_version,
+            None => false,
+        }
+    }
+
+    fn maybe_update(&mut self) {
+        let Some((options, every)) = &self.config.update else {
+            return;
+        };
+        if self.last_update.is_some_and(|at| at.elapsed() < *every) {
+            return;
+        }
+        self.last_update = Some(Instant::now());
+        match rampart_vulndb::update::update(&self.config.db_path, options, &mut |_| {}) {
+            Ok(report) => tracing::info!(
+                replaced = report.replaced,
+                new_findings = report.rematch.new_findings.len(),
+                "vulnerability database updated"
+            ),
+            Err(e) => tracing::warn!(error = %e, "vulnerability database update failed"),
+        }
+    }
+
+    fn scan(&mut self, db: &mut VulnDb, request: ScanRequest) {
+        if let Some(image) = self.images.get(&request.image_key) {
+            let _ = self.outbox.send(WorkerNews::Scanned {
+                image_key: request.image_key,
+                image: Arc::clone(image),
+            });
+            return;
+        }
+        let started = Instant::now();
+        match self.scan_image(db, &request) {
+            Ok(image) => {
+                tracing::info!(
+                    image = %request.image_ref,
+                    packages = image.packages.len(),
+                    findings = image.findings.len(),
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "image scanned"
+                );
+                let image = Arc::new(image);
+                self.images
+                    .insert(request.image_key.clone(), Arc::clone(&image));
+                let _ = self.outbox.send(WorkerNews::Scanned {
+                    image_key: request.image_key,
+                    image,
+                });
+            }
+            Err(error) => {
+                let _ = self.outbox.send(WorkerNews::Failed {
+                    image_key: request.image_key,
+                    error,
+                });
+            }
+        }
+        // Storing the SBOM was this worker's own commit, not a database change.
+        self.data_version = db.data_version().ok();
+    }
+
+    fn scan_image(&self, db: &mut VulnDb, request: &ScanRequest) -> Result<ImageFacts, String> {
+        let options = rampart_scan::ScanOptions {
+            limits: rampart_scan::Limits::default(),
+            cache_root: self.config.cache_dir.clone(),
+            content_scanner: None,
+            malware_rules: None,
+            progress: None,
+        };
+        let target = rampart_scan::Target::DockerImage(request.image_ref.clone());
+        let report = rampart_scan::scan(&target, &request.image_ref, &options)
+            .map_err(|e| format!("scanning {}: {e}", request.image_ref))?;
+        let image_id = report
+            .target
+            .image_id
+            .clone()
+            .unwrap_or_else(|| request.image_ref.clone());
+        let refs = package_refs(&report.packages);
+        let sbom_id = format!("image:{image_id}");
+        let matches = db
+            .store_sbom(
+                &sbom_id,
+                &refs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+            )
+            .map_err(|e| format!("storing the SBOM: {e}"))?;
+        let findings = attribute(&refs, matches);
+        let root = match request.latest_pid.load(Ordering::Relaxed) {
+            0 => None,
+            pid => Some(rampart_scan::in_use::proc_root(pid)).filter(|r| r.exists()),
+        };
+        let files_known: Vec<Option<Vec<String>>> = report
+            .packages
+            .iter()
+            .map(|p| {
+                root.as_deref()
+                    .and_then(|root| rampart_scan::in_use::package_files(root, p))
+            })
+            .collect();
+        let mut owners = PathMap::default();
+        for (index, files) in files_known.iter().enumerate() {
+            for file in files.iter().flatten() {
+                owners.entry(file.clone()).or_insert(index);
+            }
+        }
+        Ok(ImageFacts {
+            image_ref: request.image_ref.clone(),
+            image_id,
+            packages: report.packages,
+            owners: Arc::new(owners),
+            files_known,
+            findings,
+        })
+    }
+
+    /// Rescans a running container's filesystem; what its image did not have is drift.
+    fn drift(&mut self, db: &mut VulnDb, request: DriftRequest) {
+        let Some(image) = self.images.get(&request.image_key).cloned() else {
+            return;
+        };
+        let options = rampart_scan::ScanOptions {
+            limits: rampart_scan::Limits::default(),
+            cache_root: None,
+            content_scanner: None,
+            malware_rules: None,
+            progress: None,
+        };
+        let target = rampart_scan::Target::Container(request.container_id.clone());
+        let report = match rampart_scan::scan(&target, &request.container_id, &options) {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::warn!(container = %request.container_id, error = %e, "drift rescan failed");
+                return;
+            }
+        };
+        let key = |p: &Package| (p.kind, p.name.clone(), p.full_version(), p.location.clone());
+        let in_image: HashSet<_> = image.packages.iter().map(key).collect();
+        let packages: Vec<Package> = report
+            .packages
+            .into_iter()
+            .filter(|p| !in_image.contains(&key(p)))
+            .collect();
+        let refs = package_refs(&packages);
+        let findings =
+            match db.match_packages(&refs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()) {
+                Ok(matches) => attribute(&refs, matches),
+                Err(e) => {
+                    tracing::warn!(error = %e, "matching drift packages");
+                    Vec::new()
+                }
+            };
+        tracing::info!(container = %request.container_id, packages = packages.len(), findings = findings.len(), "drift rescan");
+        let _ = self.outbox.send(WorkerNews::Drifted {
+            container_id: request.container_id,
+            packages,
+            findings,
+        });
+    }
+
+    /// Re-matches every kept SBOM; tells the stage what each image gained.
+    fn rematch(&mut self, db: &mut VulnDb) {
+        let keys: Vec<String> = self.images.keys().cloned().collect();
+        for key in keys {
+            let Some(old) = self.images.get(&key).cloned() else {
+                continue;
+            };
+            let refs = package_refs(&old.packages);
+            let matches =
+                match db.match_packages(&refs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "re-matching a kept SBOM");
+                        continue;
+                    }
+                };
+            let findings = attribute(&refs, matches);
+            let before: HashSet<(usize, &str)> = old
+                .findings
+                .iter()
+                .map(|(i, m)| (*i, m.id.as_str()))
+                .collect();
+            let gained: Vec<usize> = findings
+                .iter()
+                .enumerate()
+                .filter(|(_, (i, m))| !before.contains(&(*i, m.id.as_str())))
+                .map(|(at, _)| at)
+                .collect();
+            let changed = !gained.is_empty() || findings.len() != old.findings.len();
+            if !changed {
+                continue;
+            }
+            let image = Arc::new(ImageFacts {
+                image_ref: old.image_ref.clone(),
+                image_id: old.image_id.clone(),
+                packages: old.packages.clone(),
+                owners: Arc::clone(&old.owners),
+                files_known: old.files_known.clone(),
+                findings,
+            });
+            tracing::info!(image = %image.image_ref, gained = gained.len(), "re-matched after a database change");
+            self.images.insert(key.clone(), Arc::clone(&image));
+            let _ = self.outbox.send(WorkerNews::Gained {
+                image_key: key,
+                image,
+                gained,
+            });
+        }
+    }
+}
+
+/// Queries for the packages with a known ecosystem, with their index in `packages`.
+fn package_refs(packages: &[Package]) -> Vec<(usize, PackageRef)> {
+    let (queries, origin) = rampart_scan::vuln::queries(packages);
+    queries
+        .into_iter()
+        .zip(origin)
+        .map(|(q, index)| {
+            (
+                index,
+                PackageRef {
+                    ecosystem: q.ecosystem,
+                    name: q.name,
+                    version: q.version,
+                    source_name: q.source_name,
+                    purl: q.purl,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Matches back onto package indexes (one package may sit at several locations).
+fn attribute(refs: &[(usize, PackageRef)], matches: Vec<VulnMatch>) -> Vec<(usize, VulnMatch)> {
+    let mut by_ref: HashMap<&PackageRef, Vec<usize>> = HashMap::new();
+    for (index, r) in refs {
+        by_ref.entry(r).or_default().push(*index);
+    }
+    let mut out = Vec::new();
+    for m in matches {
+        for &index in by_ref
+            .get(&m.package)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            out.push((index, m.clone()));
+        }
+    }
+    out.sort_by(|a, b| {
+        b.1.severity
+            .cmp(&a.1.severity)
+            .then_with(|| a.1.id.cmp(&b.1.id))
+    });
+    out
+}
+
+fn file_identity(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}

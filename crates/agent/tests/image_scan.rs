@@ -1,0 +1,264 @@
+//! The image-scanning stage end to end, with the real sensor and a real container of
+//! rampart-test/pyapp:1 (scripts/build-python-app-image): a Python app that imports
+//! urllib3 1.24.1 and never bottle 0.12.18, both installed and both with advisories in
+//! the fixtures. The stage scans the image when the container starts, reports bottle
+//! `in_use: false`; importing urllib3's advisory afterwards (another connection, as
+//! `rampart db import` in another process) raises an alert naming the container within
+//! seconds, with urllib3 `in_use: true` and evidence. A package pip installs after the
+//! start and a binary dropped in and run show as drift.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rampart_agent::stages::{ImageScanConfig, ImageScanStage};
+use rampart_agent::{
+    Batch, Controls, PipelineBuilder, Record, Stage, StageContext, StageError, Subscription,
+};
+use rampart_event::Alert;
+
+const IMAGE: &str = "rampart-test/pyapp:1";
+
+struct Collect(Arc<Mutex<Vec<Arc<Alert>>>>);
+impl Stage for Collect {
+    fn name(&self) -> &str {
+        "collect"
+    }
+    fn subscription(&self) -> Subscription {
+        Subscription::ALERTS
+    }
+    fn handle(&mut self, batch: &Batch, _ctx: &StageContext) -> Result<(), StageError> {
+        for r in &batch.records {
+            if let Record::Alert(a) = r {
+                self.0.lock().unwrap().push(a.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes the container on drop.
+struct Running(String);
+impl Drop for Running {
+    fn drop(&mut self) {
+        rampart_testbed::remove_container(&self.0);
+    }
+}
+
+fn advisory(package: &str, id: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../../shared/fixtures/advisories/pypi/vulns")
+        .join(package)
+        .join(format!("{id}.yaml"))
+}
+
+/// Polls `f` every 100 ms until it returns Some or `limit` passes.
+fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+fn report(path: &Path) -> Option<serde_json::Value> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn finding<'a>(report: &'a serde_json::Value, package: &str) -> Option<&'a serde_json::Value> {
+    report["vulnerabilities"]
+        .as_array()?
+        .iter()
+        .find(|v| v["package_name"] == package)
+}
+
+#[test]
+fn a_running_workload_is_scanned_and_a_new_advisory_names_it_with_in_use_evidence() {
+    if !rampart_testbed::ready(IMAGE) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("vuln.db");
+    // bottle's advisory is known from the start; urllib3's arrives while it runs.
+    {
+        let mut db = rampart_vulndb::VulnDb::open(&db_path).unwrap();
+        db.import(advisory("bottle", "PYSEC-2022-227")).unwrap();
+        db.import(advisory("sqlparse", "PYSEC-2021-333")).unwrap();
+    }
+    let name = format!("scan-pyapp-{}", std::process::id());
+    rampart_testbed::remove_container(&name);
+
+    let sensor = rampart_sensor::start(rampart_sensor::SensorConfig {
+        container: Some(name.clone()),
+        bpf_object: rampart_testbed::bpf_object(),
+        ..rampart_sensor::SensorConfig::default()
+    })
+    .unwrap();
+    let mut config = ImageScanConfig::new(db_path.clone(), dir.path().join("state"));
+    config.cache_dir = Some(dir.path().join("cache"));
+    config.db_poll = Duration::from_millis(200);
+    config.report_every = Duration::from_millis(250);
+    let alerts = Arc::new(Mutex::new(Vec::new()));
+    let pipeline = PipelineBuilder::new()
+        .stage(ImageScanStage::new(config))
+        .stage(Collect(alerts.clone()))
+        .start()
+        .unwrap();
+    let controls = Controls {
+        deadline: Some(Instant::now() + Duration::from_secs(120)),
+        ..Controls::default()
+    };
+    let stop = controls.stop.clone();
+    let runner = std::thread::spawn(move || {
+        let mut sensor = sensor;
+        pipeline.run(&mut sensor, &controls)
+    });
+
+    let container = Running(name.clone());
+    let id = rampart_testbed::docker(&["run", "-d", "--name", &name, IMAGE]);
+    let report_path = dir
+        .path()
+        .join("state/containers")
+        .join(format!("{id}.json"));
+
+    // Scanned, bottle's finding reported and judged unused once urllib3 was imported
+    // (its app prints after the import; the in-use map needs the opens first).
+    let logs_ready = wait_for(Duration::from_secs(30), || {
+        rampart_testbed::docker(&["logs", &name])
+            .contains("pyapp up")
+            .then_some(())
+    });
+    assert!(logs_ready.is_some(), "the app did not start");
+    let before = wait_for(Duration::from_secs(60), || {
+        let r = report(&report_path)?;
+        finding(&r, "bottle")?;
+        Some(r)
+    })
+    .unwrap_or_else(|| panic!("no report for the container at {}", report_path.display()));
+    let bottle = finding(&before, "bottle").unwrap();
+    assert_eq!(bottle["id"], "PYSEC-2022-227");
+    assert_eq!(bottle["in_use"]["state"], "false", "{before:#}");
+    assert!(finding(&before, "urllib3").is_none());
+    assert!(
+        alerts.lock().unwrap().is_empty(),
+        "nothing high was known yet"
+    );
+
+    // The advisory for urllib3 (CVSS 8.1, high) arrives: the alert names the container.
+    let imported_at = Instant::now();
+    {
+        let mut db = rampart_vulndb::VulnDb::open(&db_path).unwrap();
+        rampart_vulndb::import_and_rematch(&mut db, &advisory("urllib3", "PYSEC-2023-192"))
+            .unwrap();
+    }
+    let alert = wait_for(Duration::from_secs(10), || {
+        alerts
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|a| a.source == "scanner")
+            .cloned()
+    })
+    .expect("an alert within seconds of the import");
+    let latency = imported_at.elapsed();
+    eprintln!("alert {latency:?} after the import: {}", alert.message);
+    assert_eq!(alert.output_fields["vuln.id"], "PYSEC-2023-192");
+    assert_eq!(alert.output_fields["vuln.package"], "urllib3");
+    assert_eq!(alert.output_fields["vuln.severity"], "high");
+    assert_eq!(alert.output_fields["container.id"], id.as_str());
+    assert_eq!(alert.output_fields["container.name"], name.as_str());
+    assert_eq!(alert.output_fields["vuln.in_use"], "true");
+    assert!(alert.output_fields["vuln.in_use.file"]
+        .as_str()
+        .unwrap()
+        .contains("/urllib3/"));
+    assert_eq!(alert.priority, rampart_event::Priority::Error);
+
+    // The report now ranks urllib3 (in use) before bottle (unused), with evidence.
+    let after = wait_for(Duration::from_secs(5), || {
+        let r = report(&report_path)?;
+        finding(&r, "urllib3")?;
+        Some(r)
+    })
+    .expect("the report shows urllib3");
+    let ranked: Vec<(&str, &str)> = after["vulnerabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["package_name"].as_str().unwrap(),
+                v["in_use"]["state"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ranked,
+        [("urllib3", "true"), ("bottle", "false")],
+        "{after:#}"
+    );
+    let urllib3 = finding(&after, "urllib3").unwrap();
+    assert!(urllib3["in_use"]["first_seen_ns"].as_u64().unwrap() > 0);
+
+    // Drift: a package pip installs after the start, and a binary dropped in and run.
+    rampart_testbed::docker(&[
+        "exec",
+        &name,
+        "python3",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-index",
+        "--break-system-packages",
+        "/opt/wheels/sqlparse-0.4.1-py3-none-any.whl",
+    ]);
+    rampart_testbed::docker(&[
+        "exec",
+        &name,
+        "sh",
+        "-c",
+        "cp /bin/true /tmp/dropped && /tmp/dropped",
+    ]);
+    let drifted = wait_for(Duration::from_secs(20), || {
+        let r = report(&report_path)?;
+        let drift = &r["drift"];
+        let has_package = drift["packages"]
+            .as_array()?
+            .iter()
+            .any(|p| p["name"] == "sqlparse" && p["version"] == "0.4.1");
+        let has_binary = drift["binaries"]
+            .as_array()?
+            .iter()
+            .any(|b| b["path"] == "/tmp/dropped");
+        (has_package && has_binary).then_some(r)
+    })
+    .unwrap_or_else(|| panic!("no drift in {:#}", report(&report_path).unwrap_or_default()));
+    let drift = &drifted["drift"];
+    let names: Vec<&str> = drift["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["sqlparse"],
+        "only what pip added is drift: {drift:#}"
+    );
+    assert_eq!(
+        drift["vulnerabilities"][0]["id"], "PYSEC-2021-333",
+        "{drift:#}"
+    );
+    // The image's own packages are not drift, and the base findings are unchanged.
+    assert!(finding(&drifted, "sqlparse").is_none());
+
+    stop.store(true, Ordering::Relaxed);
+    runner.join().unwrap();
+    drop(container);
+}
