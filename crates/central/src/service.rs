@@ -97,6 +97,7 @@ pub async fn run_service(
         consumer: file.nats.consumer.clone(),
         retention: file.retention(),
         outputs: file.outputs.clone(),
+        ingest: Default::default(),
     };
     let report = run_central_with(config, store, stats, shutdown).await;
     let _ = stop_tx.send(true);

@@ -64,6 +64,7 @@ fn config(store: StoreConfig, bus: BusConfig) -> CentralConfig {
             ..RetentionConfig::default()
         },
         outputs: None,
+        ingest: Default::default(),
     }
 }
 

@@ -34,6 +34,13 @@ pub struct FleetBenchArgs {
     /// Publishes in flight per node.
     #[arg(long, default_value_t = 8)]
     pub in_flight: usize,
+    /// Bus messages central commits in one store transaction at most.
+    #[arg(long, default_value_t = 64)]
+    pub messages_per_commit: usize,
+    /// Records for the baseline run first in the same process: one message per
+    /// commit (0: skip it).
+    #[arg(long, default_value_t = 100_000)]
+    pub baseline_records: u64,
     /// Raw events in the node's recorder for the streaming measurement (0: skip).
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
@@ -65,15 +72,22 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let nats = NatsConfig::new(&a.nats);
-    let ingest = rt.block_on(ingest_bench(IngestBenchConfig {
+    let config = |records: u64, messages_per_commit: usize| IngestBenchConfig {
         nats: nats.clone(),
-        postgres,
+        postgres: postgres.clone(),
         nodes: a.nodes,
-        records: a.records,
+        records,
         batch_records: a.batch,
         in_flight: a.in_flight,
         alerts_per_ten: 8,
-    }))?;
+        messages_per_commit,
+    };
+    let baseline = if a.baseline_records > 0 {
+        Some(rt.block_on(ingest_bench(config(a.baseline_records, 1)))?)
+    } else {
+        None
+    };
+    let ingest = rt.block_on(ingest_bench(config(a.records, a.messages_per_commit)))?;
     let stream = if a.events > 0 {
         Some(stream_bench(&rt, &nats, a.events)?)
     } else {
@@ -82,21 +96,24 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"ingest": ingest, "event_stream": stream})
+            serde_json::json!({"ingest": ingest, "ingest_baseline": baseline, "event_stream": stream})
         );
     } else {
-        println!(
-            "ingest (JetStream -> PostgreSQL): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
-            ingest.records,
-            ingest.alerts,
-            ingest.inventory,
-            ingest.seconds,
-            ingest.records_per_s,
-            ingest.published_per_s,
-            ingest.max_lag_ms,
-            ingest.last_lag_ms,
-            ingest.store_errors
+        for r in baseline.iter().chain([&ingest]) {
+            println!(
+            "ingest (JetStream -> PostgreSQL, up to {} messages per commit): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
+            r.messages_per_commit,
+            r.records,
+            r.alerts,
+            r.inventory,
+            r.seconds,
+            r.records_per_s,
+            r.published_per_s,
+            r.max_lag_ms,
+            r.last_lag_ms,
+            r.store_errors
         );
+        }
         if let Some(s) = &stream {
             println!(
                 "event stream (node recorder -> NATS -> central): {} events, {:.1} MiB in {} chunks in {:.2} s: {:.0} events/s, {:.1} MiB/s",

@@ -158,6 +158,7 @@ async fn start_central(a: &UpArgs, config: &NodeConfig) -> anyhow::Result<Centra
             retention: rampart_central::RetentionConfig::default(),
             // The node's own outputs already send every alert on this host.
             outputs: None,
+            ingest: Default::default(),
         },
         store,
         Arc::new(rampart_central::IngestStats::default()),
