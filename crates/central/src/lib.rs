@@ -238,29 +238,23 @@ fn decode(d_node: &str, payload: &[u8]) -> Result<Decoded, String> {
     })
 }
 
-/// Decodes and stores a group of deliveries in one transaction, retrying the store
-/// until it commits, then acks them all (pipelined).
+/// Stores a group of deliveries (decoded by `decoding`) in one transaction, retrying
+/// the store until it commits, then acks them all (pipelined).
 async fn store_group(
     group: Vec<Delivery>,
+    decoding: tokio::task::JoinHandle<Vec<Result<Decoded, String>>>,
     store: Arc<dyn Store>,
     stats: Arc<IngestStats>,
     notify: Option<Arc<rampart_notify::Dispatcher>>,
 ) {
-    let payloads: Vec<(String, String, bytes::Bytes)> = group
-        .iter()
-        .map(|d| (d.id.clone(), d.node.clone(), d.payload.clone()))
-        .collect();
-    // Decoding is CPU work: off the async threads, with the store call.
-    let decoded: Arc<Vec<Result<Decoded, String>>> = Arc::new(
-        tokio::task::spawn_blocking(move || {
-            payloads
-                .iter()
-                .map(|(_, node, p)| decode(node, p))
-                .collect()
-        })
-        .await
-        .unwrap_or_default(),
-    );
+    let decoded = match decoding.await {
+        Ok(d) => Arc::new(d),
+        Err(e) => {
+            // Not acked: the messages come again after the ack wait.
+            tracing::error!(error = %e, "decoding a group of bus messages failed");
+            return;
+        }
+    };
     for (d, r) in group.iter().zip(decoded.iter()) {
         if let Err(e) = r {
             // It will never decode: acking keeps it from coming back forever.
@@ -418,11 +412,21 @@ pub async fn ingest_with(
                 None => break,
             }
         }
+        // Decoding is CPU work: off the async threads, and while the previous group
+        // is still being stored.
+        let payloads: Vec<(String, bytes::Bytes)> = group
+            .iter()
+            .map(|d| (d.node.clone(), d.payload.clone()))
+            .collect();
+        let decoding = tokio::task::spawn_blocking(move || {
+            payloads.iter().map(|(node, p)| decode(node, p)).collect()
+        });
         if let Some(t) = in_flight.take() {
             t.await.map_err(|e| CentralError::Join(e.to_string()))?;
         }
         in_flight = Some(tokio::spawn(store_group(
             group,
+            decoding,
             store.clone(),
             stats.clone(),
             notify.clone(),
