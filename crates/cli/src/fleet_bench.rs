@@ -57,6 +57,40 @@ struct StreamReport {
     seconds: f64,
     events_per_s: f64,
     mib_per_s: f64,
+    /// The reply chunk's codec alone (encode on the node, decode at central) over the
+    /// first chunks of this answer: the JSON chunk older nodes send and the frame.
+    chunk_codec_json_events_per_s: f64,
+    chunk_codec_frame_events_per_s: f64,
+}
+
+/// Events per second through encode and decode of `chunks` in one chunk format.
+fn codec_rate<B: AsRef<[u8]>>(
+    chunks: &[String],
+    encode: impl Fn(&rampart_bus::rpc::ReplyChunk) -> B,
+) -> anyhow::Result<f64> {
+    let events: u64 = chunks
+        .iter()
+        .map(|c| c.bytes().filter(|&b| b == b'\n').count() as u64)
+        .sum();
+    let rounds = 5;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for (i, lines) in chunks.iter().enumerate() {
+            let c = rampart_bus::rpc::ReplyChunk {
+                seq: i as u64,
+                lines: lines.clone(),
+                end: false,
+                error: None,
+                summary: None,
+            };
+            let back = rampart_bus::rpc::ReplyChunk::decode(encode(&c).as_ref())?;
+            anyhow::ensure!(
+                back.lines.len() == lines.len(),
+                "the chunk came back changed"
+            );
+        }
+    }
+    Ok((events * rounds) as f64 / started.elapsed().as_secs_f64())
 }
 
 pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
@@ -116,13 +150,15 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
         }
         if let Some(s) = &stream {
             println!(
-                "event stream (node recorder -> NATS -> central): {} events, {:.1} MiB in {} chunks in {:.2} s: {:.0} events/s, {:.1} MiB/s",
+                "event stream (node recorder -> NATS -> central): {} events, {:.1} MiB in {} chunks in {:.2} s: {:.0} events/s, {:.1} MiB/s; chunk codec alone: JSON chunks {:.0} events/s, frames {:.0} events/s",
                 s.events,
                 s.bytes as f64 / (1 << 20) as f64,
                 s.chunks,
                 s.seconds,
                 s.events_per_s,
-                s.mib_per_s
+                s.mib_per_s,
+                s.chunk_codec_json_events_per_s,
+                s.chunk_codec_frame_events_per_s
             );
         }
     }
@@ -175,8 +211,12 @@ fn stream_bench(
         let started = Instant::now();
         let mut s = client.query_events(&node, EventQuery::default()).await?;
         let (mut events, mut bytes, mut chunks) = (0u64, 0u64, 0u64);
+        let mut sample = Vec::new();
         while let Some(b) = s.next_batch().await? {
             chunks += 1;
+            if sample.len() < 32 {
+                sample.push(b.clone());
+            }
             bytes += b.len() as u64;
             events += b.as_bytes().iter().filter(|&&c| c == b'\n').count() as u64;
         }
@@ -188,6 +228,8 @@ fn stream_bench(
             seconds: secs,
             events_per_s: events as f64 / secs,
             mib_per_s: bytes as f64 / (1 << 20) as f64 / secs,
+            chunk_codec_json_events_per_s: codec_rate(&sample, |c| c.encode_json())?,
+            chunk_codec_frame_events_per_s: codec_rate(&sample, |c| c.encode())?,
         })
     });
     let _ = stop_tx.send(());
