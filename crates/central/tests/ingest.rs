@@ -327,8 +327,12 @@ async fn nats_into_postgres_across_a_central_restart() {
     drop(nats);
     // The PostgreSQL store blocks: never on a runtime thread.
     tokio::task::block_in_place(|| {
-        let admin =
-            rampart_store_pg::PgStore::open(rampart_store_pg::PgConfig { url, schema: None });
+        // Connected in the test's own schema: opening `public` would migrate it, and it
+        // may hold a newer schema than this build knows.
+        let admin = rampart_store_pg::PgStore::open(rampart_store_pg::PgConfig {
+            url,
+            schema: Some(schema.clone()),
+        });
         if let Ok(admin) = admin {
             let _ = admin.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }
