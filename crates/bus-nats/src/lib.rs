@@ -50,6 +50,10 @@ pub struct NatsConfig {
     /// Accept a plain, unauthenticated connection to a server beyond loopback. Off by
     /// default; only for a network that is protected some other way.
     pub allow_plain_remote: bool,
+    /// The subject prefix of this client's reply inboxes (`_INBOX` when unset). A node
+    /// uses its own ([`node_inbox_prefix`]): the fleet's NATS permissions let it
+    /// subscribe only there, so it never sees another's replies.
+    pub inbox_prefix: Option<String>,
 }
 
 /// The files of a mutual-TLS connection, PEM.
@@ -75,7 +79,16 @@ impl NatsConfig {
             ack_wait: Duration::from_secs(30),
             tls: None,
             allow_plain_remote: false,
+            inbox_prefix: None,
         }
+    }
+
+    /// The configuration of node `node`: as [`NatsConfig::new`] with the node's own
+    /// reply inbox.
+    pub fn for_node(url: &str, node: &str) -> Self {
+        let mut c = Self::new(url);
+        c.inbox_prefix = Some(node_inbox_prefix(node));
+        c
     }
 
     /// Refuses a plain connection beyond loopback (unless allowed) and missing TLS files.
@@ -104,6 +117,9 @@ impl NatsConfig {
             .name("rampart")
             .connection_timeout(Duration::from_secs(2))
             .request_timeout(Some(self.request_timeout));
+        if let Some(p) = &self.inbox_prefix {
+            o = o.custom_inbox_prefix(p);
+        }
         if let Some(t) = &self.tls {
             o = o
                 .require_tls(true)
@@ -147,6 +163,11 @@ pub struct NatsBackplane {
     js: jetstream::Context,
     /// Set once the stream is known to exist on the server.
     stream_ready: Mutex<bool>,
+}
+
+/// The reply-inbox prefix of node `node`'s NATS client: `_INBOX_<node>` (one token).
+pub fn node_inbox_prefix(node: &str) -> String {
+    format!("_INBOX_{}", subject_token(node))
 }
 
 /// A node name as one subject token: NATS separators and wildcards become `_`.

@@ -8,6 +8,11 @@
 //! A reply is a sequence of [`ReplyChunk`]s numbered from 0; the last one has `end`
 //! set. The caller checks the numbering, so a chunk lost on the way is an error, never
 //! a silently short answer.
+//!
+//! A chunk travels in a binary frame (`RPC1`, sequence, flags, the error and summary
+//! lengths, then those and the lines as they are), so a chunk of records is not
+//! escaped into a JSON string and parsed back out on the way; [`ReplyChunk::decode`]
+//! still reads the JSON chunks of older nodes.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -107,14 +112,81 @@ pub struct ReplyChunk {
     pub summary: Option<serde_json::Value>,
 }
 
+/// The first bytes of a binary chunk frame.
+const FRAME_MAGIC: &[u8; 4] = b"RPC1";
+const FRAME_END: u8 = 1;
+/// Magic, sequence, flags, error and summary lengths.
+const FRAME_HEADER: usize = 4 + 8 + 1 + 4 + 4;
+
 impl ReplyChunk {
+    /// The binary frame.
     pub fn encode(&self) -> Bytes {
+        let error = self.error.as_deref().unwrap_or_default().as_bytes();
+        // A JSON value always serializes.
+        let summary = self
+            .summary
+            .as_ref()
+            .map(|v| serde_json::to_vec(v).unwrap_or_default())
+            .unwrap_or_default();
+        let mut b =
+            Vec::with_capacity(FRAME_HEADER + error.len() + summary.len() + self.lines.len());
+        b.extend_from_slice(FRAME_MAGIC);
+        b.extend_from_slice(&self.seq.to_le_bytes());
+        b.push(if self.end { FRAME_END } else { 0 });
+        b.extend_from_slice(&(error.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(summary.len() as u32).to_le_bytes());
+        b.extend_from_slice(error);
+        b.extend_from_slice(&summary);
+        b.extend_from_slice(self.lines.as_bytes());
+        Bytes::from(b)
+    }
+
+    /// The JSON form older nodes send (kept to measure against, and readable by
+    /// [`ReplyChunk::decode`]).
+    pub fn encode_json(&self) -> Bytes {
         // A struct of strings, numbers and JSON values always serializes.
         Bytes::from(serde_json::to_vec(self).unwrap_or_default())
     }
 
     pub fn decode(b: &[u8]) -> Result<Self, BusError> {
-        serde_json::from_slice(b).map_err(|e| BusError::Consume(format!("bad reply chunk: {e}")))
+        let bad = |what: &str| BusError::Consume(format!("bad reply chunk: {what}"));
+        let Some(rest) = b.strip_prefix(FRAME_MAGIC) else {
+            return serde_json::from_slice(b)
+                .map_err(|e| BusError::Consume(format!("bad reply chunk: {e}")));
+        };
+        if b.len() < FRAME_HEADER {
+            return Err(bad("a truncated frame header"));
+        }
+        let u32_at = |i: usize| {
+            let mut x = [0u8; 4];
+            x.copy_from_slice(&rest[i..i + 4]);
+            u32::from_le_bytes(x) as usize
+        };
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&rest[..8]);
+        let flags = rest[8];
+        let (error_len, summary_len) = (u32_at(9), u32_at(13));
+        let body = &rest[17..];
+        if body.len() < error_len.saturating_add(summary_len) {
+            return Err(bad("lengths beyond the frame"));
+        }
+        let (error, body) = body.split_at(error_len);
+        let (summary, lines) = body.split_at(summary_len);
+        Ok(Self {
+            seq: u64::from_le_bytes(seq),
+            lines: String::from_utf8(lines.to_vec()).map_err(|_| bad("lines are not UTF-8"))?,
+            end: flags & FRAME_END != 0,
+            error: if error.is_empty() {
+                None
+            } else {
+                Some(String::from_utf8_lossy(error).into_owned())
+            },
+            summary: if summary.is_empty() {
+                None
+            } else {
+                Some(serde_json::from_slice(summary).map_err(|e| bad(&e.to_string()))?)
+            },
+        })
     }
 }
 
@@ -186,6 +258,24 @@ mod tests {
             summary: None,
         };
         assert_eq!(ReplyChunk::decode(&c.encode()).unwrap(), c);
+        assert_eq!(
+            ReplyChunk::decode(&c.encode_json()).unwrap(),
+            c,
+            "older nodes' JSON"
+        );
+        let full = ReplyChunk {
+            seq: 9,
+            lines: "{\"a\":\"\\n\"}\n".into(),
+            end: true,
+            error: Some("boom".into()),
+            summary: Some(serde_json::json!({"events": 1})),
+        };
+        assert_eq!(ReplyChunk::decode(&full.encode()).unwrap(), full);
         assert!(ReplyChunk::decode(b"nope").is_err());
+        // Cut in the header, and inside the error and summary.
+        let frame = full.encode();
+        for cut in [5, 20, FRAME_HEADER + 6] {
+            assert!(ReplyChunk::decode(&frame[..cut]).is_err(), "cut at {cut}");
+        }
     }
 }

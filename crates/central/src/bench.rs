@@ -32,10 +32,14 @@ pub struct IngestBenchConfig {
     pub in_flight: usize,
     /// Of every ten records, how many are alerts (the rest inventory updates).
     pub alerts_per_ten: u64,
+    /// Bus messages central commits in one store transaction at most (1: the
+    /// one-message-per-commit baseline).
+    pub messages_per_commit: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestBenchReport {
+    pub messages_per_commit: usize,
     pub records: u64,
     pub alerts: u64,
     pub inventory: u64,
@@ -117,10 +121,17 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
         url: cfg.postgres.clone(),
         schema: Some(schema.clone()),
     };
-    let sc = store_config.clone();
-    let store = tokio::task::spawn_blocking(move || crate::open_store(&sc))
-        .await
-        .map_err(|e| crate::CentralError::Join(e.to_string()))??;
+    let pg = rampart_store_pg::PgConfig {
+        url: cfg.postgres.clone(),
+        schema: Some(schema.clone()),
+    };
+    let pg_store = Arc::new(
+        tokio::task::spawn_blocking(move || rampart_store_pg::PgStore::open(pg))
+            .await
+            .map_err(|e| crate::CentralError::Join(e.to_string()))?
+            .map_err(crate::CentralError::Store)?,
+    );
+    let store: Arc<dyn rampart_store::Store> = pg_store.clone();
 
     let per_node = cfg.records / cfg.nodes.max(1) as u64;
     let n_batches = per_node.div_ceil(cfg.batch_records.max(1) as u64);
@@ -154,6 +165,9 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
                 every: Duration::from_secs(3600),
             },
             outputs: None,
+            ingest: crate::IngestOptions {
+                messages_per_commit: cfg.messages_per_commit,
+            },
         },
         store.clone(),
         stats.clone(),
@@ -210,19 +224,14 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
     let _ = stop_tx.send(());
     let _ = central.await;
     let _ = publisher.delete_stream().await;
-    let drop_schema = {
-        let url = cfg.postgres.clone();
-        move || {
-            if let Ok(admin) =
-                rampart_store_pg::PgStore::open(rampart_store_pg::PgConfig { url, schema: None })
-            {
-                let _ = admin.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-            }
-        }
-    };
+    // Through the store's own connection: opening another on `public` would migrate
+    // it, and `public` may be at a newer schema than this build.
+    let drop_schema =
+        move || pg_store.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
     let _ = tokio::task::spawn_blocking(drop_schema).await;
     let secs = elapsed.as_secs_f64();
     Ok(IngestBenchReport {
+        messages_per_commit: cfg.messages_per_commit,
         records: r.alerts + r.lifecycle,
         alerts: r.alerts,
         inventory: r.lifecycle,

@@ -53,6 +53,8 @@ pub enum EnrollError {
     Transport { addr: String, reason: String },
     #[error("node name {0:?}: use letters, digits, '-', '_' and '.' (1 to 63 characters)")]
     NodeName(String),
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
@@ -202,6 +204,16 @@ pub fn issue_token(
     ttl: Duration,
 ) -> Result<EnrollToken, EnrollError> {
     check_node_name(node)?;
+    if node == crate::registry::CENTRAL_CN {
+        return Err(EnrollError::Refused(format!(
+            "{node:?} is central's own name; choose another for the node"
+        )));
+    }
+    if crate::registry::load(files)?.is_revoked(node) {
+        return Err(EnrollError::Refused(format!(
+            "node {node:?} was revoked; enroll the host under a new name"
+        )));
+    }
     let ca_fingerprint = pki::fingerprint(&pki::first_cert_der(&files.ca_cert)?);
     let token = EnrollToken {
         id: random_hex(8)?,
@@ -226,9 +238,15 @@ pub fn issue_token(
 /// What a node sends.
 #[derive(Debug, Serialize, Deserialize)]
 struct EnrollRequest {
+    #[serde(default)]
     token_id: String,
+    #[serde(default)]
     secret: String,
     csr_pem: String,
+    /// A renewal: the node authenticates with its current certificate (mutual TLS)
+    /// instead of a token.
+    #[serde(default)]
+    renew: bool,
 }
 
 /// What central answers.
@@ -260,10 +278,75 @@ fn redeem(files: &PkiFiles, ca: &Ca, req: &EnrollRequest) -> Result<(String, Str
         if t.expires_ns <= now {
             return Err(EnrollError::Refused("this token has expired".into()));
         }
+        if crate::registry::load(files)?.is_revoked(&t.node) {
+            return Err(EnrollError::Refused(format!(
+                "node {:?} is revoked",
+                t.node
+            )));
+        }
         let cert = ca.sign_node_csr(&t.node, &req.csr_pem)?;
+        crate::registry::record_issued(files, &t.node, &cert)?;
         t.used_ns = Some(now);
         Ok((t.node.clone(), cert))
     })
+    .inspect(|_| reload_nats_users(files))
+}
+
+/// A new node is a new NATS user: nats-server on this host reads the users again.
+fn reload_nats_users(files: &PkiFiles) {
+    match crate::registry::reload_nats(files) {
+        Ok(true) => tracing::info!("nats-server reloads the fleet's users"),
+        Ok(false) => tracing::info!(
+            "no nats-server pid file here: reload nats-server (nats-server --signal reload) so it knows the node"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot make nats-server reload the fleet's users"),
+    }
+}
+
+/// The node name a client certificate of the fleet names: its CN, when the
+/// certificate is a node's (OU rampart-node; central's and the server's are not).
+fn node_of_cert(der: &[u8]) -> Result<String, EnrollError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| EnrollError::Refused(format!("client certificate: {e}")))?;
+    let subject = cert.subject();
+    let is_node = subject
+        .iter_organizational_unit()
+        .any(|ou| ou.as_str().is_ok_and(|v| v == crate::registry::NODE_OU));
+    let cn = subject
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .map(str::to_string);
+    match (is_node, cn) {
+        (true, Some(cn)) => {
+            check_node_name(&cn)?;
+            Ok(cn)
+        }
+        _ => Err(EnrollError::Refused(
+            "the client certificate is not a node's".into(),
+        )),
+    }
+}
+
+/// Central's side of a renewal: the node proved its identity with its current
+/// certificate (verified against the CA by the TLS handshake); a revoked node is
+/// refused.
+fn renew_for(
+    files: &PkiFiles,
+    ca: &Ca,
+    peer: Option<&[u8]>,
+    req: &EnrollRequest,
+) -> Result<(String, String), EnrollError> {
+    let der = peer.ok_or_else(|| {
+        EnrollError::Refused("a renewal needs the node's current certificate".into())
+    })?;
+    let node = node_of_cert(der)?;
+    if crate::registry::load(files)?.is_revoked(&node) {
+        return Err(EnrollError::Refused(format!("node {node:?} is revoked")));
+    }
+    let cert = ca.sign_node_csr(&node, &req.csr_pem)?;
+    crate::registry::record_issued(files, &node, &cert)?;
+    Ok((node, cert))
 }
 
 /// Largest request line accepted (a CSR is ~500 bytes).
@@ -300,10 +383,25 @@ impl EnrollServer {
         let mut chain = load_certs(&files.server_cert)?;
         chain.extend(load_certs(&files.ca_cert)?);
         let key = load_key(&files.server_key)?;
+        // A client certificate is optional (a node enrolling has none yet); when one is
+        // shown it must chain to the fleet's CA, and it then names a renewing node.
+        let mut roots = rustls::RootCertStore::empty();
+        for c in load_certs(&files.ca_cert)? {
+            roots
+                .add(c)
+                .map_err(|e| EnrollError::Tls(format!("{}: {e}", files.ca_cert.display())))?;
+        }
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            ring_provider(),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| EnrollError::Tls(e.to_string()))?;
         let config = rustls::ServerConfig::builder_with_provider(ring_provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| EnrollError::Tls(e.to_string()))?
-            .with_no_client_auth()
+            .with_client_cert_verifier(verifier)
             .with_single_cert(chain, key)
             .map_err(|e| EnrollError::Tls(e.to_string()))?;
         Ok(Self {
@@ -351,6 +449,12 @@ impl EnrollServer {
             .accept(stream)
             .await
             .map_err(|e| EnrollError::Tls(e.to_string()))?;
+        let peer: Option<Vec<u8>> = tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(|c| c.to_vec());
         let (r, mut w) = tokio::io::split(tls);
         let mut line = String::new();
         let transport = |e: std::io::Error| EnrollError::Transport {
@@ -368,7 +472,13 @@ impl EnrollServer {
                 let files = self.files.clone();
                 let ca = self.ca.clone();
                 // The token file lock and the signing are quick but blocking.
-                tokio::task::block_in_place(|| redeem(&files, &ca, &req))
+                tokio::task::block_in_place(|| {
+                    if req.renew {
+                        renew_for(&files, &ca, peer.as_deref(), &req)
+                    } else {
+                        redeem(&files, &ca, &req)
+                    }
+                })
             });
         let (resp, out) = match result {
             Ok((node, cert_pem)) => (
@@ -536,6 +646,7 @@ pub async fn enroll(addr: &str, token: &str, dir: &Path) -> Result<NodeCredentia
         token_id: token.id.clone(),
         secret: token.secret.clone(),
         csr_pem,
+        renew: false,
     })
     .map_err(|e| transport(e.to_string()))?;
     req.push(b'\n');
@@ -571,6 +682,103 @@ pub async fn enroll(addr: &str, token: &str, dir: &Path) -> Result<NodeCredentia
     // The enrolled name is the node's default name from now on.
     write_public(&dir.join("node-name"), &format!("{}\n", resp.node))?;
     Ok(creds)
+}
+
+/// How long the node certificate in `dir` stays valid (zero when it has expired).
+pub fn cert_remaining(dir: &Path) -> Result<Duration, EnrollError> {
+    let path = dir.join("node.pem");
+    let pem = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let (_, not_after_ns) = crate::registry::cert_serial_and_expiry(&pem)
+        .ok_or_else(|| EnrollError::Pki(PkiError::NoCert { path: path.clone() }))?;
+    Ok(Duration::from_nanos(
+        not_after_ns.saturating_sub(rampart_event::wall_ns()),
+    ))
+}
+
+/// The node's side of a renewal: a new key and certificate request, sent to central
+/// at `addr` over mutual TLS with the node's current certificate (the server is
+/// checked against the fleet's CA in `dir`). The new key (0600) and certificate
+/// replace the old ones.
+pub async fn renew(addr: &str, dir: &Path) -> Result<NodeCredentials, EnrollError> {
+    let name_path = dir.join("node-name");
+    let name = std::fs::read_to_string(&name_path).map_err(io(&name_path))?;
+    let current = NodeCredentials::in_dir(dir, name.trim());
+    let transport = |reason: String| EnrollError::Transport {
+        addr: addr.into(),
+        reason,
+    };
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let server_name = ServerName::try_from(host.to_string())
+        .map_err(|e| transport(format!("{host:?} is not a host name or address: {e}")))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for c in load_certs(&current.ca)? {
+        roots
+            .add(c)
+            .map_err(|e| EnrollError::Tls(format!("{}: {e}", current.ca.display())))?;
+    }
+    let config = rustls::ClientConfig::builder_with_provider(ring_provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| EnrollError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(load_certs(&current.cert)?, load_key(&current.key)?)
+        .map_err(|e| EnrollError::Tls(e.to_string()))?;
+    let (key, csr_pem) = pki::node_key_and_csr("rampart-node")?;
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .map_err(|_| transport("connect timed out".into()))?
+    .map_err(|e| transport(e.to_string()))?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| EnrollError::Tls(format!("{addr}: {e}")))?;
+    let mut req = serde_json::to_vec(&EnrollRequest {
+        token_id: String::new(),
+        secret: String::new(),
+        csr_pem,
+        renew: true,
+    })
+    .map_err(|e| transport(e.to_string()))?;
+    req.push(b'\n');
+    tls.write_all(&req)
+        .await
+        .map_err(|e| transport(e.to_string()))?;
+    tls.flush().await.map_err(|e| transport(e.to_string()))?;
+    let mut line = String::new();
+    use tokio::io::AsyncReadExt;
+    BufReader::new(tls.take(1 << 20))
+        .read_line(&mut line)
+        .await
+        .map_err(|e| transport(e.to_string()))?;
+    let resp: EnrollResponse = serde_json::from_str(&line).map_err(|e| {
+        transport(format!(
+            "unreadable answer (a refused certificate ends the connection): {e}"
+        ))
+    })?;
+    if let Some(e) = resp.error {
+        return Err(EnrollError::Central(e));
+    }
+    if resp.node != current.node {
+        return Err(EnrollError::Refused(format!(
+            "central renewed {:?}, this node is {:?}",
+            resp.node, current.node
+        )));
+    }
+    // Both files first beside the old ones, then renamed: a crash leaves the old
+    // pair or the new one.
+    let key_tmp = current.key.with_extension("new");
+    rampart_api::write_secret(&key_tmp, key.serialize_pem().as_bytes()).map_err(io(&key_tmp))?;
+    let cert_tmp = current.cert.with_extension("new");
+    write_public(&cert_tmp, &resp.cert_pem)?;
+    std::fs::rename(&key_tmp, &current.key).map_err(io(&current.key))?;
+    std::fs::rename(&cert_tmp, &current.cert).map_err(io(&current.cert))?;
+    Ok(current)
 }
 
 fn write_public(path: &Path, text: &str) -> Result<(), EnrollError> {

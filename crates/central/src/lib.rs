@@ -18,6 +18,7 @@ pub mod config;
 pub mod enroll;
 pub mod nodes;
 pub mod pki;
+pub mod registry;
 pub mod service;
 
 use std::future::Future;
@@ -75,6 +76,7 @@ pub struct CentralConfig {
     /// Alert outputs for the whole fleet: every alert central stores (once, not again
     /// on a redelivery) goes to them.
     pub outputs: Option<rampart_notify::OutputsConfig>,
+    pub ingest: IngestOptions,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -168,46 +170,121 @@ async fn blocking<T: Send + 'static>(
         .map_err(CentralError::Store)
 }
 
-/// Stores one delivery, retrying the store until it commits, then acks it.
-async fn store_delivery(
-    d: Delivery,
-    store: &Arc<dyn Store>,
-    stats: &IngestStats,
-    notify: Option<&rampart_notify::Dispatcher>,
+/// How central's ingest groups the backplane's messages into store commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestOptions {
+    /// Messages committed in one store transaction at most. A group takes only what
+    /// the consumer already holds (it never waits to fill up), so a quiet fleet's
+    /// batch is stored at once and a busy one's in few, large transactions.
+    pub messages_per_commit: usize,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        Self {
+            messages_per_commit: 64,
+        }
+    }
+}
+
+/// The id central stores a node's alert under: scoped by the node, so two nodes'
+/// alerts never merge (a node's ids are unique only on that node: two nodes replaying
+/// the same recording raise the same ids). Node names hold no `/`, so the scope is
+/// unambiguous, and an id already scoped is kept.
+pub fn node_scoped_alert_id(node: &str, id: &str) -> String {
+    match id.strip_prefix(node).and_then(|r| r.strip_prefix('/')) {
+        Some(_) => id.to_string(),
+        None => format!("{node}/{id}"),
+    }
+}
+
+/// A message decoded for the store.
+struct Decoded {
+    node: String,
+    version: String,
+    sealed_ns: u64,
+    dropped_before: u64,
+    alerts: Vec<rampart_event::Alert>,
+    lifecycle: Vec<rampart_event::ContainerLifecycle>,
+    audit: Vec<rampart_store::AuditRecord>,
+}
+
+/// Why a message is refused (acked and counted, never stored).
+fn decode(d_node: &str, payload: &[u8]) -> Result<Decoded, String> {
+    let batch = NodeBatch::decode(payload).map_err(|e| e.to_string())?;
+    // The subject a message came on is the node's authenticated identity (each node
+    // may publish on its own subject only); a batch claiming another name is refused.
+    if rampart_bus_nats::subject_token(&batch.node) != rampart_bus_nats::subject_token(d_node) {
+        return Err(format!(
+            "batch names node {:?} but came from {d_node:?}",
+            batch.node
+        ));
+    }
+    let node = batch.node.clone();
+    let version = batch.node_version.clone();
+    let (sealed_ns, dropped_before) = (batch.sealed_ns, batch.dropped_before);
+    let (mut alerts, lifecycle, audit) = batch.split();
+    for a in &mut alerts {
+        a.id = node_scoped_alert_id(&node, &a.id);
+    }
+    Ok(Decoded {
+        node,
+        version,
+        sealed_ns,
+        dropped_before,
+        alerts,
+        lifecycle,
+        audit,
+    })
+}
+
+/// Stores a group of deliveries (decoded by `decoding`) in one transaction, retrying
+/// the store until it commits, then acks them all (pipelined).
+async fn store_group(
+    group: Vec<Delivery>,
+    decoding: tokio::task::JoinHandle<Vec<Result<Decoded, String>>>,
+    store: Arc<dyn Store>,
+    stats: Arc<IngestStats>,
+    notify: Option<Arc<rampart_notify::Dispatcher>>,
 ) {
-    let batch = match NodeBatch::decode(&d.payload) {
-        Ok(b) => b,
+    let decoded = match decoding.await {
+        Ok(d) => Arc::new(d),
         Err(e) => {
-            // It will never decode: acking keeps it from coming back forever.
-            stats.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(id = %d.id, node = %d.node, error = %e, "bus message rejected");
-            let _ = d.ack().await;
+            // Not acked: the messages come again after the ack wait.
+            tracing::error!(error = %e, "decoding a group of bus messages failed");
             return;
         }
     };
-    let sealed_ns = batch.sealed_ns;
-    let dropped_before = batch.dropped_before;
-    stats
-        .node_dropped
-        .fetch_add(batch.dropped_before, Ordering::Relaxed);
-    let node = batch.node.clone();
-    let version = batch.node_version.clone();
-    let (alerts, lifecycle, audit) = batch.split();
-    let parts = Arc::new((node, version, alerts, lifecycle, audit));
+    for (d, r) in group.iter().zip(decoded.iter()) {
+        if let Err(e) = r {
+            // It will never decode: acking keeps it from coming back forever.
+            stats.rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(id = %d.id, node = %d.node, error = %e, "bus message rejected");
+        }
+    }
     let mut backoff = Duration::from_millis(100);
-    let report = loop {
+    let reports = loop {
         let s = store.clone();
-        let p = parts.clone();
+        let batches = decoded.clone();
         let started = std::time::Instant::now();
         let r = blocking(move || {
-            s.ingest(&Ingest {
-                node: &p.0,
-                node_version: &p.1,
-                seen_ns: rampart_event::wall_ns(),
-                alerts: &p.2,
-                lifecycle: &p.3,
-                audit: &p.4,
-            })
+            let now = rampart_event::wall_ns();
+            let ingests: Vec<Ingest<'_>> = batches
+                .iter()
+                .flatten()
+                .map(|b| Ingest {
+                    node: &b.node,
+                    node_version: &b.version,
+                    seen_ns: now,
+                    alerts: &b.alerts,
+                    lifecycle: &b.lifecycle,
+                    audit: &b.audit,
+                })
+                .collect();
+            if ingests.is_empty() {
+                return Ok(Vec::new());
+            }
+            s.ingest_many(&ingests)
         })
         .await;
         metrics::histogram!("rampart_store_commit_seconds").record(started.elapsed());
@@ -217,7 +294,7 @@ async fn store_delivery(
                 metrics::counter!("rampart_store_errors_total").increment(1);
                 let n = stats.store_errors.fetch_add(1, Ordering::Relaxed) + 1;
                 if n.is_power_of_two() {
-                    tracing::warn!(error = %e, failures = n, "store commit failed; retrying the batch");
+                    tracing::warn!(error = %e, failures = n, "store commit failed; retrying the batches");
                 }
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
@@ -225,31 +302,38 @@ async fn store_delivery(
         }
     };
     // The commit is done: a lost ack only means a harmless redelivery.
-    if let Err(e) = d.ack().await {
+    let acks = futures_util::future::join_all(group.into_iter().map(Delivery::ack)).await;
+    if let Some(Err(e)) = acks.into_iter().find(Result::is_err) {
         tracing::debug!(error = %e, "ack failed; the batch will come again and change nothing");
     }
-    stats.batches.fetch_add(1, Ordering::Relaxed);
-    stats.alerts.fetch_add(report.alerts, Ordering::Relaxed);
-    stats
-        .lifecycle
-        .fetch_add(report.lifecycle, Ordering::Relaxed);
-    stats.audit.fetch_add(report.audit, Ordering::Relaxed);
-    // A batch is stored in one transaction: new alerts mean a first delivery, none a
-    // redelivery whose alerts were already sent to the outputs.
-    if let Some(n) = notify {
-        if report.alerts > 0 {
-            for a in &parts.2 {
-                n.dispatch(Arc::new(a.clone()));
+    let now = rampart_event::wall_ns();
+    for (b, report) in decoded.iter().flatten().zip(reports) {
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.alerts.fetch_add(report.alerts, Ordering::Relaxed);
+        stats
+            .lifecycle
+            .fetch_add(report.lifecycle, Ordering::Relaxed);
+        stats.audit.fetch_add(report.audit, Ordering::Relaxed);
+        stats
+            .node_dropped
+            .fetch_add(b.dropped_before, Ordering::Relaxed);
+        // A batch is counted by the store: new alerts mean a first delivery, none a
+        // redelivery whose alerts were already sent to the outputs.
+        if let Some(n) = &notify {
+            if report.alerts > 0 {
+                for a in &b.alerts {
+                    n.dispatch(Arc::new(a.clone()));
+                }
             }
         }
+        let lag = now.saturating_sub(b.sealed_ns);
+        metrics::counter!("rampart_bus_batches_total").increment(1);
+        metrics::counter!("rampart_alerts_total").increment(report.alerts);
+        metrics::counter!("rampart_dropped_total", "source" => "node").increment(b.dropped_before);
+        metrics::gauge!("rampart_bus_lag_seconds").set(lag as f64 / 1e9);
+        stats.last_lag_ns.store(lag, Ordering::Relaxed);
+        stats.max_lag_ns.fetch_max(lag, Ordering::Relaxed);
     }
-    let lag = rampart_event::wall_ns().saturating_sub(sealed_ns);
-    metrics::counter!("rampart_bus_batches_total").increment(1);
-    metrics::counter!("rampart_alerts_total").increment(report.alerts);
-    metrics::counter!("rampart_dropped_total", "source" => "node").increment(dropped_before);
-    metrics::gauge!("rampart_bus_lag_seconds").set(lag as f64 / 1e9);
-    stats.last_lag_ns.store(lag, Ordering::Relaxed);
-    stats.max_lag_ns.fetch_max(lag, Ordering::Relaxed);
 }
 
 /// Consumes deliveries into the store until the consumer ends or `stop` resolves.
@@ -259,28 +343,102 @@ pub async fn ingest(
     stats: Arc<IngestStats>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), CentralError> {
-    ingest_notifying(consumer, store, stats, None, stop).await
+    ingest_with(consumer, store, stats, None, IngestOptions::default(), stop).await
 }
 
 /// As [`ingest`], sending every newly stored alert to `notify`'s outputs.
 pub async fn ingest_notifying(
-    mut consumer: Box<dyn Consumer>,
+    consumer: Box<dyn Consumer>,
     store: Arc<dyn Store>,
     stats: Arc<IngestStats>,
     notify: Option<Arc<rampart_notify::Dispatcher>>,
     stop: impl Future<Output = ()>,
 ) -> Result<(), CentralError> {
+    ingest_with(
+        consumer,
+        store,
+        stats,
+        notify,
+        IngestOptions::default(),
+        stop,
+    )
+    .await
+}
+
+/// The ingest loop: takes what the consumer holds (up to a group), and stores each
+/// group while the next is fetched; groups commit one after the other, in order.
+pub async fn ingest_with(
+    mut consumer: Box<dyn Consumer>,
+    store: Arc<dyn Store>,
+    stats: Arc<IngestStats>,
+    notify: Option<Arc<rampart_notify::Dispatcher>>,
+    options: IngestOptions,
+    stop: impl Future<Output = ()>,
+) -> Result<(), CentralError> {
+    use futures_util::FutureExt;
     tokio::pin!(stop);
+    let max = options.messages_per_commit.max(1);
+    let mut in_flight: Option<tokio::task::JoinHandle<()>> = None;
+    let mut result = Ok(());
     loop {
-        let d = tokio::select! {
-            _ = &mut stop => return Ok(()),
-            d = consumer.next() => d?,
+        let first = tokio::select! {
+            _ = &mut stop => break,
+            d = consumer.next() => d,
         };
-        match d {
-            Some(d) => store_delivery(d, &store, &stats, notify.as_deref()).await,
-            None => return Ok(()),
+        let first = match first {
+            Ok(Some(d)) => d,
+            Ok(None) => break,
+            Err(e) => {
+                result = Err(e.into());
+                break;
+            }
+        };
+        let mut group = vec![first];
+        let mut end = false;
+        // What is already fetched joins the group; a pending next() is dropped
+        // (the consumers' next is cancel-safe: nothing is taken until it is ready).
+        while group.len() < max {
+            match consumer.next().now_or_never() {
+                Some(Ok(Some(d))) => group.push(d),
+                Some(Ok(None)) => {
+                    end = true;
+                    break;
+                }
+                Some(Err(e)) => {
+                    result = Err(e.into());
+                    end = true;
+                    break;
+                }
+                None => break,
+            }
+        }
+        // Decoding is CPU work: off the async threads, and while the previous group
+        // is still being stored.
+        let payloads: Vec<(String, bytes::Bytes)> = group
+            .iter()
+            .map(|d| (d.node.clone(), d.payload.clone()))
+            .collect();
+        let decoding = tokio::task::spawn_blocking(move || {
+            payloads.iter().map(|(node, p)| decode(node, p)).collect()
+        });
+        if let Some(t) = in_flight.take() {
+            t.await.map_err(|e| CentralError::Join(e.to_string()))?;
+        }
+        in_flight = Some(tokio::spawn(store_group(
+            group,
+            decoding,
+            store.clone(),
+            stats.clone(),
+            notify.clone(),
+        )));
+        if end {
+            break;
         }
     }
+    if let Some(t) = in_flight.take() {
+        t.await.map_err(|e| CentralError::Join(e.to_string()))?;
+    }
+    result
 }
 
 /// What central did, when it stops.
@@ -346,11 +504,12 @@ pub async fn run_central_with(
         }
         None => None,
     };
-    let ingest_task = tokio::spawn(ingest_notifying(
+    let ingest_task = tokio::spawn(ingest_with(
         consumer,
         store.clone(),
         stats.clone(),
         notify.clone(),
+        config.ingest,
         wait_stop(stop_rx.clone()),
     ));
     let retention = config.retention;

@@ -139,6 +139,7 @@ pub async fn run_service(
         consumer: file.nats.consumer.clone(),
         retention: file.retention(),
         outputs: file.outputs.clone(),
+        ingest: Default::default(),
     };
     let report = run_central_with(config, store, stats, shutdown).await;
     if let Some(api) = api {

@@ -65,6 +65,7 @@ fn config(store: StoreConfig, bus: BusConfig) -> CentralConfig {
             ..RetentionConfig::default()
         },
         outputs: None,
+        ingest: Default::default(),
     }
 }
 
@@ -148,6 +149,76 @@ async fn in_process_bus_into_sqlite_once_each() {
         (sent.lines().count(), ids.len()),
         (200, 200),
         "each alert reached the fleet's outputs once"
+    );
+}
+
+/// Two nodes whose alerts carry the same ids (two nodes replaying one recording do):
+/// both are stored, each under its node's scope; a batch whose node is not the one it
+/// came from is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_same_alert_ids_stay_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Arc::new(InProcessBus::new(64));
+    let store: Arc<dyn Store> =
+        Arc::new(rampart_store::SqliteStore::open(dir.path().join("central.db")).unwrap());
+    let stats = Arc::new(IngestStats::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let cfg = config(
+        StoreConfig::Sqlite {
+            path: dir.path().join("unused.db"),
+        },
+        BusConfig::InProcess(bus.clone()),
+    );
+    let central = tokio::spawn(run_central_with(cfg, store.clone(), stats.clone(), async {
+        let _ = stopped.await;
+    }));
+    // The same alert ids from both nodes: batch() names them by node, so make them equal.
+    let same_ids = |node: &str| {
+        let mut b = batch(node, 0);
+        for r in &mut b.records {
+            if let BusRecord::Alert(a) = r {
+                a.id = a.id.replace(node, "shared");
+            }
+        }
+        b
+    };
+    for node in ["node-a", "node-b"] {
+        bus.publish(rampart_bus::OutMessage {
+            id: format!("{node}-0"),
+            node: node.into(),
+            payload: same_ids(node).encode().into(),
+        })
+        .await
+        .unwrap();
+    }
+    // Published by node-a's connection, claiming to be node-b.
+    bus.publish(rampart_bus::OutMessage {
+        id: "forged".into(),
+        node: "node-a".into(),
+        payload: batch("node-b", 7).encode().into(),
+    })
+    .await
+    .unwrap();
+    wait_until("both batches and the refusal", 30, || {
+        let r = stats.report();
+        r.batches == 2 && r.rejected == 1
+    })
+    .await;
+    assert_eq!(count_alerts(store.as_ref()), 20, "ten alerts of each node");
+    for node in ["node-a", "node-b"] {
+        let a = store
+            .get_alert(&format!("{node}/shared-0-3"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("{node}'s alert under its scope"));
+        assert_eq!(a.node, node);
+    }
+    assert!(store.get_alert("node-b/node-b-7-0").unwrap().is_none());
+    let _ = stop.send(());
+    central.await.unwrap().unwrap();
+    assert_eq!(
+        rampart_central::node_scoped_alert_id("node-a", "node-a/x"),
+        "node-a/x",
+        "an id already scoped is kept"
     );
 }
 
@@ -257,8 +328,12 @@ async fn nats_into_postgres_across_a_central_restart() {
     drop(nats);
     // The PostgreSQL store blocks: never on a runtime thread.
     tokio::task::block_in_place(|| {
-        let admin =
-            rampart_store_pg::PgStore::open(rampart_store_pg::PgConfig { url, schema: None });
+        // Connected in the test's own schema: opening `public` would migrate it, and it
+        // may hold a newer schema than this build knows.
+        let admin = rampart_store_pg::PgStore::open(rampart_store_pg::PgConfig {
+            url,
+            schema: Some(schema.clone()),
+        });
         if let Ok(admin) = admin {
             let _ = admin.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
         }

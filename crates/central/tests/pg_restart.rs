@@ -80,6 +80,7 @@ async fn central_reconnects_after_postgres_restarts() {
                 ..RetentionConfig::default()
             },
             outputs: None,
+            ingest: Default::default(),
         },
         store.clone(),
         stats.clone(),

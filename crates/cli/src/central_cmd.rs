@@ -49,6 +49,15 @@ pub enum CentralCommand {
         #[arg(long, default_value = DEFAULT_PKI_DIR)]
         dir: PathBuf,
     },
+    /// Revoke a node: NATS refuses its certificate (central makes the nats-server on
+    /// this host reload its users; elsewhere run `nats-server --signal reload`), its
+    /// renewals are refused, and no token is issued for its name again.
+    Revoke {
+        #[arg(long)]
+        node: String,
+        #[arg(long, default_value = DEFAULT_PKI_DIR)]
+        dir: PathBuf,
+    },
     /// Measure the fleet paths on real servers: alerts and inventory updates through
     /// NATS JetStream into PostgreSQL, and raw events streamed from a node's recorder
     /// on request.
@@ -74,11 +83,12 @@ pub fn run(a: CentralArgs) -> anyhow::Result<i32> {
                 "central's NATS client certificate: {}",
                 r.files.central_cert.display()
             );
+            let fleet = rampart_central::registry::write_nats_conf(&r.files)?;
             println!(
-                "nats-server TLS block, also in {}:",
-                r.files.nats_tls_conf.display()
+                "nats-server configuration (mutual TLS, each node only its own subjects), also in {}:",
+                fleet.display()
             );
-            print!("{}", rampart_central::pki::nats_tls_block(&r.files));
+            print!("{}", rampart_central::registry::nats_fleet_conf(&r.files));
             return Ok(0);
         }
         Some(CentralCommand::EnrollToken { node, ttl, dir }) => {
@@ -90,6 +100,21 @@ pub fn run(a: CentralArgs) -> anyhow::Result<i32> {
                 "rampart: one-time token for node {node}, valid {}: rampart node enroll CENTRAL:8444 TOKEN",
                 humantime::format_duration(ttl)
             );
+            return Ok(0);
+        }
+        Some(CentralCommand::Revoke { node, dir }) => {
+            let files = PkiFiles::in_dir(&dir);
+            let n = rampart_central::registry::revoke(&files, &node)?;
+            println!(
+                "node {} revoked; {} certificate(s) it held are refused",
+                n.name,
+                n.certs.len()
+            );
+            if rampart_central::registry::reload_nats(&files)? {
+                println!("nats-server on this host reloads its users");
+            } else {
+                println!("reload nats-server where it runs (nats-server --signal reload) so it refuses the node");
+            }
             return Ok(0);
         }
         Some(CentralCommand::Bench(b)) => return crate::fleet_bench::run(b),

@@ -34,6 +34,13 @@ pub struct FleetBenchArgs {
     /// Publishes in flight per node.
     #[arg(long, default_value_t = 8)]
     pub in_flight: usize,
+    /// Bus messages central commits in one store transaction at most.
+    #[arg(long, default_value_t = 64)]
+    pub messages_per_commit: usize,
+    /// Records for the baseline run first in the same process: one message per
+    /// commit (0: skip it).
+    #[arg(long, default_value_t = 100_000)]
+    pub baseline_records: u64,
     /// Raw events in the node's recorder for the streaming measurement (0: skip).
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
@@ -50,6 +57,40 @@ struct StreamReport {
     seconds: f64,
     events_per_s: f64,
     mib_per_s: f64,
+    /// The reply chunk's codec alone (encode on the node, decode at central) over the
+    /// first chunks of this answer: the JSON chunk older nodes send and the frame.
+    chunk_codec_json_events_per_s: f64,
+    chunk_codec_frame_events_per_s: f64,
+}
+
+/// Events per second through encode and decode of `chunks` in one chunk format.
+fn codec_rate<B: AsRef<[u8]>>(
+    chunks: &[String],
+    encode: impl Fn(&rampart_bus::rpc::ReplyChunk) -> B,
+) -> anyhow::Result<f64> {
+    let events: u64 = chunks
+        .iter()
+        .map(|c| c.bytes().filter(|&b| b == b'\n').count() as u64)
+        .sum();
+    let rounds = 5;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        for (i, lines) in chunks.iter().enumerate() {
+            let c = rampart_bus::rpc::ReplyChunk {
+                seq: i as u64,
+                lines: lines.clone(),
+                end: false,
+                error: None,
+                summary: None,
+            };
+            let back = rampart_bus::rpc::ReplyChunk::decode(encode(&c).as_ref())?;
+            anyhow::ensure!(
+                back.lines.len() == lines.len(),
+                "the chunk came back changed"
+            );
+        }
+    }
+    Ok((events * rounds) as f64 / started.elapsed().as_secs_f64())
 }
 
 pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
@@ -65,15 +106,22 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let nats = NatsConfig::new(&a.nats);
-    let ingest = rt.block_on(ingest_bench(IngestBenchConfig {
+    let config = |records: u64, messages_per_commit: usize| IngestBenchConfig {
         nats: nats.clone(),
-        postgres,
+        postgres: postgres.clone(),
         nodes: a.nodes,
-        records: a.records,
+        records,
         batch_records: a.batch,
         in_flight: a.in_flight,
         alerts_per_ten: 8,
-    }))?;
+        messages_per_commit,
+    };
+    let baseline = if a.baseline_records > 0 {
+        Some(rt.block_on(ingest_bench(config(a.baseline_records, 1)))?)
+    } else {
+        None
+    };
+    let ingest = rt.block_on(ingest_bench(config(a.records, a.messages_per_commit)))?;
     let stream = if a.events > 0 {
         Some(stream_bench(&rt, &nats, a.events)?)
     } else {
@@ -82,30 +130,35 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"ingest": ingest, "event_stream": stream})
+            serde_json::json!({"ingest": ingest, "ingest_baseline": baseline, "event_stream": stream})
         );
     } else {
-        println!(
-            "ingest (JetStream -> PostgreSQL): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
-            ingest.records,
-            ingest.alerts,
-            ingest.inventory,
-            ingest.seconds,
-            ingest.records_per_s,
-            ingest.published_per_s,
-            ingest.max_lag_ms,
-            ingest.last_lag_ms,
-            ingest.store_errors
+        for r in baseline.iter().chain([&ingest]) {
+            println!(
+            "ingest (JetStream -> PostgreSQL, up to {} messages per commit): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
+            r.messages_per_commit,
+            r.records,
+            r.alerts,
+            r.inventory,
+            r.seconds,
+            r.records_per_s,
+            r.published_per_s,
+            r.max_lag_ms,
+            r.last_lag_ms,
+            r.store_errors
         );
+        }
         if let Some(s) = &stream {
             println!(
-                "event stream (node recorder -> NATS -> central): {} events, {:.1} MiB in {} chunks in {:.2} s: {:.0} events/s, {:.1} MiB/s",
+                "event stream (node recorder -> NATS -> central): {} events, {:.1} MiB in {} chunks in {:.2} s: {:.0} events/s, {:.1} MiB/s; chunk codec alone: JSON chunks {:.0} events/s, frames {:.0} events/s",
                 s.events,
                 s.bytes as f64 / (1 << 20) as f64,
                 s.chunks,
                 s.seconds,
                 s.events_per_s,
-                s.mib_per_s
+                s.mib_per_s,
+                s.chunk_codec_json_events_per_s,
+                s.chunk_codec_frame_events_per_s
             );
         }
     }
@@ -158,8 +211,12 @@ fn stream_bench(
         let started = Instant::now();
         let mut s = client.query_events(&node, EventQuery::default()).await?;
         let (mut events, mut bytes, mut chunks) = (0u64, 0u64, 0u64);
+        let mut sample = Vec::new();
         while let Some(b) = s.next_batch().await? {
             chunks += 1;
+            if sample.len() < 32 {
+                sample.push(b.clone());
+            }
             bytes += b.len() as u64;
             events += b.as_bytes().iter().filter(|&&c| c == b'\n').count() as u64;
         }
@@ -171,6 +228,8 @@ fn stream_bench(
             seconds: secs,
             events_per_s: events as f64 / secs,
             mib_per_s: bytes as f64 / (1 << 20) as f64 / secs,
+            chunk_codec_json_events_per_s: codec_rate(&sample, |c| c.encode_json())?,
+            chunk_codec_frame_events_per_s: codec_rate(&sample, |c| c.encode())?,
         })
     });
     let _ = stop_tx.send(());

@@ -54,6 +54,17 @@ pub enum NodeCommand {
         #[arg(long, default_value = DEFAULT_NODE_TLS_DIR)]
         dir: PathBuf,
     },
+    /// Renew this node's certificate with central (mutual TLS with the current one),
+    /// before it expires.
+    Renew {
+        /// Central's enrollment address, `host:port`.
+        central: String,
+        #[arg(long, default_value = DEFAULT_NODE_TLS_DIR)]
+        dir: PathBuf,
+        /// Only when the certificate expires within this (e.g. 30d); default: now.
+        #[arg(long)]
+        if_expires_within: Option<String>,
+    },
     /// Connect to NATS once with the node's configuration and report whether it is let in.
     Check {
         #[arg(long, short)]
@@ -61,8 +72,9 @@ pub enum NodeCommand {
     },
 }
 
-fn nats_config(c: &CentralSection) -> NatsConfig {
-    let mut n = NatsConfig::new(&c.nats_url);
+fn nats_config(c: &CentralSection, node: &str) -> NatsConfig {
+    // The node's own reply inbox: the fleet's NATS permissions allow it no other.
+    let mut n = NatsConfig::for_node(&c.nats_url, node);
     n.allow_plain_remote = c.allow_plain_remote;
     n.tls = c.tls_files().map(|t| NatsTls {
         ca: t.ca,
@@ -98,10 +110,37 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
             );
             return Ok(0);
         }
+        Some(NodeCommand::Renew {
+            central,
+            dir,
+            if_expires_within,
+        }) => {
+            let left = rampart_central::enroll::cert_remaining(&dir)?;
+            if let Some(w) = if_expires_within {
+                let within: Duration = humantime::parse_duration(&w)
+                    .map_err(|e| anyhow::anyhow!("--if-expires-within {w:?}: {e} (e.g. 30d)"))?;
+                if left > within {
+                    println!(
+                        "the certificate is valid for {} more: not renewed",
+                        humantime::format_duration(Duration::from_secs(left.as_secs()))
+                    );
+                    return Ok(0);
+                }
+            }
+            let creds = runtime()?.block_on(rampart_central::enroll::renew(&central, &dir))?;
+            let left = rampart_central::enroll::cert_remaining(&dir)?;
+            println!(
+                "renewed {}: certificate {} valid for {}",
+                creds.node,
+                creds.cert.display(),
+                humantime::format_duration(Duration::from_secs(left.as_secs()))
+            );
+            return Ok(0);
+        }
         Some(NodeCommand::Check { config }) => {
             let cfg = NodeConfig::load(config.as_deref())?;
             let central = cfg.central.unwrap_or_default();
-            let n = nats_config(&central);
+            let n = nats_config(&central, &central.node_name());
             runtime()?.block_on(NatsBackplane::probe(&n))?;
             println!(
                 "NATS at {} lets this node in ({})",
@@ -124,7 +163,7 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
     let central = config.central.clone().unwrap_or_default();
     let node = a.node_name.clone().unwrap_or_else(|| central.node_name());
     rampart_central::enroll::check_node_name(&node)?;
-    let nats = nats_config(&central);
+    let nats = nats_config(&central, &node);
     nats.check_security()?;
     let rt = runtime()?;
     let backplane = Arc::new(rt.block_on(NatsBackplane::connect(nats))?);

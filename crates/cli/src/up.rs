@@ -219,6 +219,7 @@ async fn start_central(
             retention: rampart_central::RetentionConfig::default(),
             // The node's own outputs already send every alert on this host.
             outputs: None,
+            ingest: Default::default(),
         },
         store,
         Arc::new(rampart_central::IngestStats::default()),

@@ -9,11 +9,13 @@
 //! the batch and nothing is lost.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod ingest;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Mutex, MutexGuard};
 
-use rampart_event::{Alert, Container, ContainerLifecycle, Workload};
+use rampart_event::{Alert, ContainerLifecycle};
 use rampart_store::*;
 use tokio::runtime::Runtime;
 use tokio_postgres::types::ToSql;
@@ -289,164 +291,6 @@ async fn current_version(c: &impl GenericClient) -> Result<u32> {
     Ok(v.unwrap_or(0) as u32)
 }
 
-fn opt_ns(v: Option<u64>) -> Option<i64> {
-    v.map(ns_to_db)
-}
-
-async fn upsert_image(tx: &Transaction<'_>, image: &str, digest: &str, ts: i64) -> Result<()> {
-    if image.is_empty() {
-        return Ok(());
-    }
-    tx.execute(
-        "INSERT INTO images (image, digest, first_seen_ns, last_seen_ns) VALUES ($1, $2, $3, $3)
-         ON CONFLICT (image) DO UPDATE SET
-           digest = CASE WHEN images.digest = '' THEN excluded.digest ELSE images.digest END,
-           first_seen_ns = LEAST(images.first_seen_ns, excluded.first_seen_ns),
-           last_seen_ns = GREATEST(images.last_seen_ns, excluded.last_seen_ns)",
-        &[&image, &digest, &ts],
-    )
-    .await
-    .map_err(pg)?;
-    Ok(())
-}
-
-async fn upsert_seen(tx: &Transaction<'_>, node: &str, c: &Container, ts_ns: u64) -> Result<()> {
-    let ts = ns_to_db(ts_ns);
-    tx.execute(
-        "INSERT INTO containers (id, node, name, image, image_digest, state, state_ts_ns,
-                                 first_seen_ns, last_seen_ns)
-         VALUES ($1, $2, $3, $4, $5, 'running', 0, $6, $6)
-         ON CONFLICT (id) DO UPDATE SET
-           name = CASE WHEN containers.name = '' THEN excluded.name ELSE containers.name END,
-           image = CASE WHEN containers.image = '' THEN excluded.image ELSE containers.image END,
-           image_digest = CASE WHEN containers.image_digest = '' THEN excluded.image_digest
-                               ELSE containers.image_digest END,
-           first_seen_ns = LEAST(containers.first_seen_ns, excluded.first_seen_ns),
-           last_seen_ns = GREATEST(containers.last_seen_ns, excluded.last_seen_ns)",
-        &[&c.id, &node, &c.name, &c.image, &c.image_digest, &ts],
-    )
-    .await
-    .map_err(pg)?;
-    upsert_image(tx, &c.image, &c.image_digest, ts).await
-}
-
-async fn apply_lifecycle(
-    tx: &Transaction<'_>,
-    node: &str,
-    ch: &ContainerLifecycle,
-) -> Result<bool> {
-    let ts = ns_to_db(ch.ts_ns);
-    let (action, code) = action_parts(&ch.action);
-    let new = tx
-        .execute(
-            "INSERT INTO container_events (container_id, ts_ns, action, exit_code, node, name, image)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-            &[&ch.container_id, &ts, &action, &code, &node, &ch.name, &ch.image],
-        )
-        .await
-        .map_err(pg)?;
-    if new == 0 {
-        return Ok(false);
-    }
-    let row = tx
-        .query_opt(
-            "SELECT state_ts_ns, started_ns, finished_ns, exit_code FROM containers
-             WHERE id = $1 FOR UPDATE",
-            &[&ch.container_id],
-        )
-        .await
-        .map_err(pg)?;
-    match row {
-        None => {
-            let e = lifecycle_effect(ch, None, None, None);
-            tx.execute(
-                "INSERT INTO containers (id, node, name, image, image_digest, state, state_ts_ns,
-                    first_seen_ns, last_seen_ns, started_ns, finished_ns, exit_code)
-                 VALUES ($1, $2, $3, $4, '', $5, $6, $6, $6, $7, $8, $9)",
-                &[
-                    &ch.container_id,
-                    &node,
-                    &ch.name,
-                    &ch.image,
-                    &e.state.as_str(),
-                    &ts,
-                    &opt_ns(e.started_ns),
-                    &opt_ns(e.finished_ns),
-                    &e.exit_code,
-                ],
-            )
-            .await
-            .map_err(pg)?;
-        }
-        Some(row) => {
-            let state_ts: i64 = row.try_get(0).map_err(pg)?;
-            let started: Option<i64> = row.try_get(1).map_err(pg)?;
-            let finished: Option<i64> = row.try_get(2).map_err(pg)?;
-            let exit: Option<i64> = row.try_get(3).map_err(pg)?;
-            tx.execute(
-                "UPDATE containers SET
-                   name = CASE WHEN name = '' THEN $2 ELSE name END,
-                   image = CASE WHEN image = '' THEN $3 ELSE image END,
-                   first_seen_ns = LEAST(first_seen_ns, $4),
-                   last_seen_ns = GREATEST(last_seen_ns, $4)
-                 WHERE id = $1",
-                &[&ch.container_id, &ch.name, &ch.image, &ts],
-            )
-            .await
-            .map_err(pg)?;
-            // A change older than the one the state shows arrived late: history only.
-            if ts >= state_ts {
-                let e =
-                    lifecycle_effect(ch, started.map(ns_from_db), finished.map(ns_from_db), exit);
-                tx.execute(
-                    "UPDATE containers SET state = $2, state_ts_ns = $3, started_ns = $4,
-                       finished_ns = $5, exit_code = $6 WHERE id = $1",
-                    &[
-                        &ch.container_id,
-                        &e.state.as_str(),
-                        &ts,
-                        &opt_ns(e.started_ns),
-                        &opt_ns(e.finished_ns),
-                        &e.exit_code,
-                    ],
-                )
-                .await
-                .map_err(pg)?;
-            }
-        }
-    }
-    upsert_image(tx, &ch.image, "", ts).await?;
-    Ok(true)
-}
-
-async fn insert_alert(tx: &Transaction<'_>, node: &str, a: &Alert, now: i64) -> Result<bool> {
-    let body = serde_json::to_string(a).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let container = a.event.container.container().map(|c| c.id.as_str());
-    let n = tx
-        .execute(
-            "INSERT INTO alerts (id, ts_ns, first_ts_ns, count, rule, priority, severity, node,
-                                 container_id, status, updated_ns, body)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $11)
-             ON CONFLICT (id) DO NOTHING",
-            &[
-                &a.id,
-                &ns_to_db(a.ts_ns),
-                &ns_to_db(a.first_ts_ns),
-                &ns_to_db(a.count),
-                &a.rule,
-                &priority_rank(a.priority),
-                &severity_rank(a.priority.severity()),
-                &node,
-                &container,
-                &now,
-                &body,
-            ],
-        )
-        .await
-        .map_err(pg)?;
-    Ok(n == 1)
-}
-
 async fn insert_audit(tx: &Transaction<'_>, r: &AuditRecord) -> Result<bool> {
     let n = tx
         .execute(
@@ -465,52 +309,6 @@ async fn insert_audit(tx: &Transaction<'_>, r: &AuditRecord) -> Result<bool> {
         .await
         .map_err(pg)?;
     Ok(n == 1)
-}
-
-async fn ingest(c: &mut Client, b: &Ingest<'_>) -> Result<IngestReport> {
-    let tx = c.transaction().await.map_err(pg)?;
-    let mut report = IngestReport::default();
-    let now = ns_to_db(rampart_event::wall_ns());
-    if !b.node.is_empty() {
-        tx.execute(
-            "INSERT INTO nodes (name, version, first_seen_ns, last_seen_ns) VALUES ($1, $2, $3, $3)
-             ON CONFLICT (name) DO UPDATE SET
-               version = CASE WHEN excluded.version = '' THEN nodes.version ELSE excluded.version END,
-               first_seen_ns = LEAST(nodes.first_seen_ns, excluded.first_seen_ns),
-               last_seen_ns = GREATEST(nodes.last_seen_ns, excluded.last_seen_ns)",
-            &[&b.node, &b.node_version, &ns_to_db(b.seen_ns)],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    for a in b.alerts {
-        if insert_alert(&tx, b.node, a, now).await? {
-            report.alerts += 1;
-        }
-        if let Workload::Container(c) = &*a.event.container {
-            upsert_seen(&tx, b.node, c, a.event.ts_ns).await?;
-        }
-    }
-    for ch in b.lifecycle {
-        if apply_lifecycle(&tx, b.node, ch).await? {
-            report.lifecycle += 1;
-        }
-    }
-    for r in b.audit {
-        if insert_audit(&tx, r).await? {
-            report.audit += 1;
-        }
-    }
-    for (id, labels) in batch_labels(b)? {
-        tx.execute(
-            "UPDATE containers SET labels = $2 WHERE id = $1 AND labels = '{}'",
-            &[&id, &labels],
-        )
-        .await
-        .map_err(pg)?;
-    }
-    tx.commit().await.map_err(pg)?;
-    Ok(report)
 }
 
 const ALERT_COLUMNS: &str = "body, node, status, updated_ns, ts_ns, id";
@@ -920,7 +718,12 @@ impl Store for PgStore {
     }
 
     fn ingest(&self, batch: &Ingest<'_>) -> Result<IngestReport> {
-        call!(self, |c| ingest(c, batch))
+        let mut r = self.ingest_many(std::slice::from_ref(batch))?;
+        Ok(r.pop().unwrap_or_default())
+    }
+
+    fn ingest_many(&self, batches: &[Ingest<'_>]) -> Result<Vec<IngestReport>> {
+        call!(self, |c| ingest::ingest_many(c, batches))
     }
 
     fn get_alert(&self, id: &str) -> Result<Option<StoredAlert>> {

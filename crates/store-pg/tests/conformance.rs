@@ -37,9 +37,12 @@ struct Dropper(String, Vec<String>);
 
 impl Drop for Dropper {
     fn drop(&mut self) {
+        // Connected through one of its own schemas, not `public`: a store opening there
+        // migrates it, and `public` may hold a newer schema than this build knows.
+        let Some(own) = self.1.first() else { return };
         if let Ok(s) = PgStore::open(PgConfig {
             url: self.0.clone(),
-            schema: None,
+            schema: Some(own.clone()),
         }) {
             for schema in &self.1 {
                 let _ = s.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
@@ -67,7 +70,7 @@ fn reconnects_after_the_server_drops_the_connection() {
         return;
     };
     let (s, schema) = fresh(&url);
-    let _dropper = Dropper(url.clone(), vec![schema.clone()]);
+    let _dropper = Dropper(url.clone(), vec![schema.clone(), format!("{schema}_admin")]);
     drop(s);
     // Named, so the admin session below can find this store's backend.
     let s = PgStore::open(PgConfig {
@@ -80,7 +83,7 @@ fn reconnects_after_the_server_drops_the_connection() {
     // others use: another session terminates this store's backend.
     let admin = PgStore::open(PgConfig {
         url: url.clone(),
-        schema: None,
+        schema: Some(format!("{schema}_admin")),
     })
     .unwrap();
     admin

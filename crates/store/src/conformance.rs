@@ -29,6 +29,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         inventory_from_lifecycle_and_alerts,
     ),
     ("workloads_from_labels", workloads_from_labels),
+    (
+        "inventory_from_batches_in_one_commit",
+        inventory_from_batches_in_one_commit,
+    ),
     ("audit_records", audit_records),
     ("retention", retention),
 ];
@@ -384,48 +388,72 @@ fn lc(ts_ns: u64, action: LifecycleAction, id: &str) -> ContainerLifecycle {
 }
 
 pub fn inventory_from_lifecycle_and_alerts(s: &dyn Store) {
+    inventory_scenario(s, false);
+}
+
+/// The same batches through [`Store::ingest_many`] in one transaction: the same
+/// reports per batch and the same inventory (a record two batches carry counts once).
+pub fn inventory_from_batches_in_one_commit(s: &dyn Store) {
+    inventory_scenario(s, true);
+}
+
+fn inventory_scenario(s: &dyn Store, one_commit: bool) {
     let changes = [
         lc(T0, LifecycleAction::Start, "ca"),
         lc(T0 + SEC, LifecycleAction::Start, "cb"),
         lc(T0 + 5 * SEC, LifecycleAction::Die { exit_code: 137 }, "ca"),
         lc(T0 + 6 * SEC, LifecycleAction::Stop, "ca"),
     ];
-    let r = s
-        .ingest(&Ingest {
-            node: "node-a",
-            node_version: "0.1.0",
-            seen_ns: T0 + 6 * SEC,
-            lifecycle: &changes,
-            ..Ingest::default()
-        })
-        .unwrap();
-    assert_eq!(r.lifecycle, 4);
     // Redelivered, and an old start arriving late: history only, no state change.
     let late = [
         changes[0].clone(),
         lc(T0 - SEC, LifecycleAction::Start, "ca"),
     ];
-    let r = s
-        .ingest(&Ingest {
+    // An alert names a third container (its metadata comes from the event).
+    let alerts = [alert(
+        "i1",
+        T0 + 8 * SEC,
+        "Shell",
+        Priority::Warning,
+        Some("cc"),
+    )];
+    let batches = [
+        Ingest {
+            node: "node-a",
+            node_version: "0.1.0",
+            seen_ns: T0 + 6 * SEC,
+            lifecycle: &changes,
+            ..Ingest::default()
+        },
+        Ingest {
             node: "node-a",
             seen_ns: T0 + 7 * SEC,
             lifecycle: &late,
             ..Ingest::default()
-        })
-        .unwrap();
-    assert_eq!(r.lifecycle, 1);
-    // An alert names a third container (its metadata comes from the event).
-    ingest_alerts(
-        s,
-        "node-b",
-        &[alert(
-            "i1",
-            T0 + 8 * SEC,
-            "Shell",
-            Priority::Warning,
-            Some("cc"),
-        )],
-    );
+        },
+        Ingest {
+            node: "node-b",
+            node_version: "0.1.0",
+            seen_ns: T0,
+            alerts: &alerts,
+            ..Ingest::default()
+        },
+        // The alert's batch again.
+        Ingest {
+            node: "node-b",
+            node_version: "0.1.0",
+            seen_ns: T0,
+            alerts: &alerts,
+            ..Ingest::default()
+        },
+    ];
+    let reports: Vec<IngestReport> = if one_commit {
+        s.ingest_many(&batches).unwrap()
+    } else {
+        batches.iter().map(|b| s.ingest(b).unwrap()).collect()
+    };
+    let counts: Vec<(u64, u64)> = reports.iter().map(|r| (r.lifecycle, r.alerts)).collect();
+    assert_eq!(counts, [(4, 0), (1, 0), (0, 1), (0, 0)]);
 
     let running = s.containers(&ContainerQuery::default()).unwrap();
     let names: Vec<&str> = running.iter().map(|c| c.id.as_str()).collect();

@@ -539,6 +539,14 @@ pub trait Store: Send + Sync {
     /// events, lifecycle changes, audit records, and the node's last-seen time.
     fn ingest(&self, batch: &Ingest<'_>) -> Result<IngestReport>;
 
+    /// Applies several bus batches in one transaction, all or none: central commits a
+    /// fetch's worth of messages at once. The reports are per batch, in order, and
+    /// equal what [`Store::ingest`] one after the other would report (a record that
+    /// two batches carry counts for the first).
+    fn ingest_many(&self, batches: &[Ingest<'_>]) -> Result<Vec<IngestReport>> {
+        batches.iter().map(|b| self.ingest(b)).collect()
+    }
+
     fn get_alert(&self, id: &str) -> Result<Option<StoredAlert>>;
 
     fn query_alerts(&self, query: &AlertQuery) -> Result<AlertPage>;

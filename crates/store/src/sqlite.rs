@@ -400,44 +400,19 @@ impl Store for SqliteStore {
     }
 
     fn ingest(&self, b: &Ingest<'_>) -> Result<IngestReport> {
+        let mut r = self.ingest_many(std::slice::from_ref(b))?;
+        Ok(r.pop().unwrap_or_default())
+    }
+
+    fn ingest_many(&self, batches: &[Ingest<'_>]) -> Result<Vec<IngestReport>> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut report = IngestReport::default();
-        let now = ns_to_db(rampart_event::wall_ns());
-        if !b.node.is_empty() {
-            tx.prepare_cached(
-                "INSERT INTO nodes (name, version, first_seen_ns, last_seen_ns) VALUES (?1, ?2, ?3, ?3)
-                 ON CONFLICT (name) DO UPDATE SET
-                   version = CASE WHEN excluded.version = '' THEN nodes.version ELSE excluded.version END,
-                   first_seen_ns = MIN(nodes.first_seen_ns, excluded.first_seen_ns),
-                   last_seen_ns = MAX(nodes.last_seen_ns, excluded.last_seen_ns)",
-            )?
-            .execute(params![b.node, b.node_version, ns_to_db(b.seen_ns)])?;
-        }
-        for a in b.alerts {
-            if insert_alert(&tx, b.node, a, now)? {
-                report.alerts += 1;
-            }
-            if let Workload::Container(c) = &*a.event.container {
-                upsert_seen(&tx, b.node, c, a.event.ts_ns)?;
-            }
-        }
-        for ch in b.lifecycle {
-            if apply_lifecycle(&tx, b.node, ch)? {
-                report.lifecycle += 1;
-            }
-        }
-        for r in b.audit {
-            if insert_audit(&tx, r)? {
-                report.audit += 1;
-            }
-        }
-        for (id, labels) in batch_labels(b)? {
-            tx.prepare_cached("UPDATE containers SET labels = ?2 WHERE id = ?1 AND labels = '{}'")?
-                .execute(params![id, labels])?;
-        }
+        let reports = batches
+            .iter()
+            .map(|b| ingest_in(&tx, b))
+            .collect::<Result<Vec<_>>>()?;
         tx.commit()?;
-        Ok(report)
+        Ok(reports)
     }
 
     fn get_alert(&self, id: &str) -> Result<Option<StoredAlert>> {
@@ -771,6 +746,45 @@ impl Store for SqliteStore {
         tx.commit()?;
         Ok(purged)
     }
+}
+
+/// One batch's writes inside the caller's transaction.
+fn ingest_in(tx: &rusqlite::Transaction<'_>, b: &Ingest<'_>) -> Result<IngestReport> {
+    let mut report = IngestReport::default();
+    let now = ns_to_db(rampart_event::wall_ns());
+    if !b.node.is_empty() {
+        tx.prepare_cached(
+            "INSERT INTO nodes (name, version, first_seen_ns, last_seen_ns) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (name) DO UPDATE SET
+               version = CASE WHEN excluded.version = '' THEN nodes.version ELSE excluded.version END,
+               first_seen_ns = MIN(nodes.first_seen_ns, excluded.first_seen_ns),
+               last_seen_ns = MAX(nodes.last_seen_ns, excluded.last_seen_ns)",
+        )?
+        .execute(params![b.node, b.node_version, ns_to_db(b.seen_ns)])?;
+    }
+    for a in b.alerts {
+        if insert_alert(tx, b.node, a, now)? {
+            report.alerts += 1;
+        }
+        if let Workload::Container(c) = &*a.event.container {
+            upsert_seen(tx, b.node, c, a.event.ts_ns)?;
+        }
+    }
+    for ch in b.lifecycle {
+        if apply_lifecycle(tx, b.node, ch)? {
+            report.lifecycle += 1;
+        }
+    }
+    for r in b.audit {
+        if insert_audit(tx, r)? {
+            report.audit += 1;
+        }
+    }
+    for (id, labels) in batch_labels(b)? {
+        tx.prepare_cached("UPDATE containers SET labels = ?2 WHERE id = ?1 AND labels = '{}'")?
+            .execute(params![id, labels])?;
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -315,15 +315,16 @@ impl NatsServer {
         std::fs::create_dir_all(&self.store_dir).expect("nats store dir");
         let log = std::fs::File::create(self.store_dir.join("nats-server.log")).ok();
         let mut cmd = Command::new("nats-server");
-        cmd.args([
-            "-js",
-            "-a",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-sd",
-        ])
-        .arg(&self.store_dir);
+        cmd.args(["-a", "127.0.0.1", "-p", &self.port.to_string()]);
+        // A configuration with its own `jetstream { store_dir }` keeps JetStream across
+        // a reload (command-line -js/-sd do not survive one, and may not be repeated).
+        if !self
+            .config
+            .as_deref()
+            .is_some_and(|c| c.contains("jetstream"))
+        {
+            cmd.arg("-js").arg("-sd").arg(&self.store_dir);
+        }
         if let Some(conf) = &self.config {
             let path = self.store_dir.join("nats-server.conf");
             std::fs::write(&path, conf).expect("nats-server config");
