@@ -61,7 +61,12 @@ fn records() -> Vec<Record> {
             .map(Record::Event),
     );
     out.extend(events[..300].iter().cloned().map(Record::Event));
-    out.extend(alerts.into_iter().take(50).map(Record::Alert));
+    out.extend(
+        alerts
+            .into_iter()
+            .take(50)
+            .map(|a| Record::Alert(Box::new(a))),
+    );
     for (i, action) in [
         LifecycleAction::Start,
         LifecycleAction::Die { exit_code: 137 },
