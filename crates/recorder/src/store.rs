@@ -978,6 +978,14 @@ mod tests {
         assert!(matches!(rec.read_block(&mid), Err(FrameError::Checksum)));
         assert_eq!(all_records(&rec).len(), 100);
         assert_eq!(rec.stats().corrupt_blocks, 2);
+        // A query reads around it and names it.
+        let mut it = rec.query(&crate::Query::new()).unwrap();
+        assert_eq!(it.by_ref().count(), 100);
+        let skipped = it.skipped().to_vec();
+        drop(it);
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!((skipped[0].0, skipped[0].1), (mid.segment, mid.offset));
+        assert!(skipped[0].2.contains("checksum"), "{skipped:?}");
         drop(rec);
         // A rebuild skips it too, naming its segment and offset.
         std::fs::remove_file(dir.path().join(CATALOG_FILE)).unwrap();
