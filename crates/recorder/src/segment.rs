@@ -249,8 +249,9 @@ pub(crate) fn decode_frame_into(
                 "length differs from the header".into(),
             ));
         }
-        // The summary's count is only a hint (bounded by what the body could hold).
-        out.reserve((records as usize).min(h.raw_len / 8));
+        // The summary's count is only a hint: bounded by what the body could hold and
+        // by a few blocks' worth, so a lying summary cannot reserve gigabytes.
+        out.reserve((records as usize).min(h.raw_len / 8).min(1 << 16));
         Ok(codec::decode_into(raw, out, keep)?)
     })
 }
