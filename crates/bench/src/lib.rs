@@ -11,6 +11,9 @@
 //! - [`latency`]: kernel event to alert written, with a rule library plus one marker
 //!   rule loaded; the baseline is kernel event to event received, same run; then
 //!   events after quiet spells, which must wake the sleeping reader.
+//! - [`recorder`]: the flight recorder's append rate, bytes per event and query
+//!   times over a replayed history (100M events by default), with SQLite in the same
+//!   run.
 //!
 //! Every run returns a plain, serializable report; printing is the caller's job (the
 //! `rampart bench` command). Progress goes to `tracing`. Storms and load generators
@@ -22,6 +25,7 @@ pub mod latency;
 pub mod memory;
 pub mod overhead;
 pub mod per_event;
+pub mod recorder;
 pub mod response;
 pub mod stats;
 pub mod storms;
@@ -38,6 +42,7 @@ pub use latency::{latency, LatencyOptions, LatencyReport};
 pub use memory::{memory, MemoryOptions, MemoryReport};
 pub use overhead::{overhead, ArmResult, OverheadOptions, OverheadReport, StormReport};
 pub use per_event::{per_event, PerEventOptions, PerEventReport};
+pub use recorder::{recorder, RecorderOptions, RecorderReport};
 pub use response::{response, ResponseOptions, ResponseReport};
 pub use stats::Percentiles;
 pub use storms::{Child, StormKind};

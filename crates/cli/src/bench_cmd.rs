@@ -23,6 +23,8 @@ pub enum Which {
     All,
     /// Response latency, kernel event -> action completed (kill, freeze); not in `all`.
     Response,
+    /// The flight recorder: append, bytes per event, queries, against SQLite; not in `all`.
+    Recorder,
 }
 
 #[derive(Args, Debug)]
@@ -82,6 +84,16 @@ pub struct BenchArgs {
     /// Measured requests per query shape in the API run.
     #[arg(long, default_value_t = 200)]
     api_requests: u32,
+    /// Events appended in the recorder run.
+    #[arg(long, default_value_t = 100_000_000)]
+    events: u64,
+    /// Events written to SQLite in the recorder run.
+    #[arg(long, default_value_t = 2_000_000)]
+    sqlite_events: u64,
+    /// Directory of the recorder run's recording (a temporary one, removed afterwards,
+    /// when not given).
+    #[arg(long)]
+    recorder_dir: Option<std::path::PathBuf>,
     /// Print the results as one JSON document instead of tables.
     #[arg(long)]
     json: bool,
@@ -104,6 +116,8 @@ struct Report {
     response: Option<rampart_bench::ResponseReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     api: Option<rampart_api::bench::ApiBenchReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorder: Option<rampart_bench::RecorderReport>,
 }
 
 /// The hidden subcommand a storm runs in (`rampart bench-storm KIND N`).
@@ -268,10 +282,93 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
         }
         report.response = Some(r);
     }
+    if a.which == Which::Recorder {
+        if human {
+            println!(
+                "== recorder: {} replayed events appended, then queried; SQLite with {} in the same run ==",
+                a.events, a.sqlite_events
+            );
+        }
+        let r = rampart_bench::recorder(&rampart_bench::RecorderOptions {
+            events: a.events,
+            sqlite_events: a.sqlite_events,
+            dir: a.recorder_dir.clone(),
+            ..Default::default()
+        })?;
+        if human {
+            print_recorder(&r);
+        }
+        report.recorder = Some(r);
+    }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     Ok(0)
+}
+
+fn print_recorder(r: &rampart_bench::RecorderReport) {
+    println!(
+        "{} events ({} replicas of {} workload events), {} blocks, producer retries {}",
+        r.events, r.replicas, r.workload_events, r.blocks, r.producer_retries
+    );
+    println!(
+        "  append on one core       {:>10.0} events/s  (writer {:.2} us + sealer {:.2} us CPU per event; target >= 1M/s)",
+        r.append_per_core_s, r.writer_cpu_us_per_event, r.sealer_cpu_us_per_event
+    );
+    println!(
+        "  append wall              {:>10.0} events/s  ({:.1} s)",
+        r.append_per_s, r.append_wall_s
+    );
+    println!(
+        "  size on disk             {:>10.2} B/event   ({:.0}:1 against JSON's {:.0} B/event; catalog {:.2} B/event; target <= 20 B, >= 8:1)",
+        r.bytes_per_event, r.ratio_to_json, r.json_bytes_per_event, r.catalog_bytes_per_event
+    );
+    println!(
+        "  one container's last hour, median of each query's runs (load average {:.1}):",
+        r.load_average
+    );
+    for c in &r.containers {
+        println!(
+            "    {:<24} {:>8} events {:>4} blocks {:>8.1} ms wall {:>8.1} ms CPU {:>10.0} events/s",
+            c.container, c.events, c.blocks_read, c.wall_ms, c.cpu_ms, c.events_per_s
+        );
+    }
+    if let Some(b) = &r.busiest {
+        println!(
+            "  containers: p50 {:.1} ms, max {:.1} ms; busiest {} {:.1} ms ({} events, {:.0} events/s, {:.1} ms CPU); target < 200 ms",
+            r.container_p50_ms,
+            r.container_max_ms,
+            b.container,
+            b.wall_ms,
+            b.events,
+            b.events_per_s,
+            b.cpu_ms
+        );
+    }
+    for (name, s) in [
+        ("10-minute window, all containers", &r.window_10min),
+        ("retro-hunt, shipped rules, last hour", &r.retro_hunt),
+    ] {
+        println!(
+            "  {name:<38} {:>10.0} events/s  ({} events in {:.0} ms; {:.0} per CPU-second; target >= 1M/s)",
+            s.events_per_s, s.events, s.wall_ms, s.events_per_cpu_s
+        );
+    }
+    println!("  retro-hunt alerts {}", r.retro_hunt_alerts);
+    let q = &r.sqlite;
+    println!(
+        "  SQLite: {} events, {:.0} events/s ({:.2} us CPU per event), {:.1} B/event; the recorder appends {:.1}x faster and is {:.1}x smaller",
+        q.events,
+        q.append_per_s,
+        q.cpu_us_per_event,
+        q.bytes_per_event,
+        r.append_per_s / q.append_per_s,
+        q.bytes_per_event / r.bytes_per_event
+    );
+    println!(
+        "  same container's hour: SQLite {:.1} ms ({} rows of columns), recorder {:.1} ms ({} whole events)",
+        q.query_ms, q.query_rows, q.recorder_query_ms, q.recorder_query_rows
+    );
 }
 
 fn print_per_event(p: &PerEventReport) {

@@ -138,6 +138,11 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
         table.contains("\"die\""),
         "the container's death is recorded:\n{table}"
     );
+    // From Docker's event stream, with the exit code: `docker rm -f` kills it.
+    assert!(
+        table.contains("\"exit_code\":137"),
+        "the death's exit code is recorded:\n{table}"
+    );
 
     // The first alert's incident bundle.
     let alerts = rampart(&[

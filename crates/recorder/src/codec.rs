@@ -921,9 +921,9 @@ impl<'a> BlockDecoder<'a> {
             TAG_ALERT => {
                 let n = self.r.len(1)?;
                 let json = self.r.bytes(n)?;
-                Record::Alert(
+                Record::Alert(Box::new(
                     serde_json::from_slice(json).map_err(|e| CodecError::Json(e.to_string()))?,
-                )
+                ))
             }
             TAG_LIFECYCLE => {
                 let n = self.r.len(1)?;
@@ -1394,12 +1394,45 @@ impl<'a> BlockDecoder<'a> {
 
 /// Decodes a whole body.
 pub(crate) fn decode_all(body: &[u8]) -> Result<Vec<Record>, CodecError> {
-    let mut d = BlockDecoder::new(body);
     let mut out = Vec::new();
-    while let Some(r) = d.next_record()? {
-        out.push(r);
-    }
+    decode_into(body, &mut out, |_| true)?;
     Ok(out)
+}
+
+/// Decodes a body, appending the records `keep` accepts to `out`; on an error `out`
+/// is cut back to what it held.
+pub(crate) fn decode_into(
+    body: &[u8],
+    out: &mut Vec<Record>,
+    mut keep: impl FnMut(&Record) -> bool,
+) -> Result<(), CodecError> {
+    let start = out.len();
+    let mut d = BlockDecoder::new(body);
+    loop {
+        match d.next_record() {
+            Ok(Some(r)) => {
+                if keep(&r) {
+                    out.push(r);
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+    }
+}
+
+/// The record count of an encoded [`BlockSummary`], read without decoding the rest.
+pub(crate) fn summary_records(summary: &[u8]) -> Option<u32> {
+    let mut r = Reader {
+        buf: summary,
+        pos: 0,
+    };
+    r.u64().ok()?;
+    r.u64().ok()?;
+    r.u32().ok()
 }
 
 #[cfg(test)]

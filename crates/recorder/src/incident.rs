@@ -133,7 +133,7 @@ impl Recorder {
             .map_err(|e| RecorderError::Bundle(format!("the alert's block: {e}")))?;
         recs.into_iter()
             .find_map(|r| match r {
-                Record::Alert(a) if a.id == id => Some(a),
+                Record::Alert(a) if a.id == id => Some(*a),
                 _ => None,
             })
             .ok_or_else(|| RecorderError::AlertNotFound(id.to_owned()))
@@ -170,7 +170,7 @@ impl Recorder {
         for r in self.query(&Query::new().container(&key).since(since).until(until))? {
             match r {
                 Record::Event(e) => events.push(e),
-                Record::Alert(a) => alerts.push(a),
+                Record::Alert(a) => alerts.push(*a),
                 Record::Lifecycle(_) => {}
             }
         }

@@ -260,11 +260,40 @@ impl Matcher {
 /// A block's matching records, sorted by time.
 type Decoded = Result<Vec<Record>, FrameError>;
 
+/// Record buffers the merge has emptied, for the next blocks' records: a busy
+/// container's block is megabytes of records, and fresh memory costs page faults.
+#[derive(Clone, Default)]
+struct BufferPool(Arc<Mutex<Vec<Vec<Record>>>>);
+
+impl BufferPool {
+    /// Buffers kept at most (each up to one block's records).
+    const MAX: usize = 8;
+
+    fn take(&self) -> Vec<Record> {
+        self.0
+            .lock()
+            .map(|mut p| p.pop().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    fn give(&self, mut v: Vec<Record>) {
+        v.clear();
+        if let Ok(mut p) = self.0.lock() {
+            if p.len() < Self::MAX {
+                p.push(v);
+            }
+        }
+    }
+}
+
 /// Reads, decodes, filters and sorts one block.
-fn decode_block(rec: &Recorder, m: &Matcher, b: &BlockRef) -> Decoded {
+fn decode_block(rec: &Recorder, m: &Matcher, b: &BlockRef, pool: &BufferPool) -> Decoded {
     let mut memo = (0, false);
-    let mut recs = rec.read_block(b)?;
-    recs.retain(|r| m.matches_memo(r, &mut memo));
+    let mut recs = pool.take();
+    if let Err(e) = rec.read_block_into(b, &mut recs, |r| m.matches_memo(r, &mut memo)) {
+        pool.give(recs);
+        return Err(e);
+    }
     if !recs.is_sorted_by_key(Record::ts_ns) {
         recs.sort_by_key(Record::ts_ns);
     }
@@ -282,7 +311,12 @@ struct ReadAhead {
 
 impl ReadAhead {
     /// None when one block or one core makes threads pointless.
-    fn start(rec: &Arc<Recorder>, m: &Arc<Matcher>, blocks: usize) -> Option<ReadAhead> {
+    fn start(
+        rec: &Arc<Recorder>,
+        m: &Arc<Matcher>,
+        pool: &BufferPool,
+        blocks: usize,
+    ) -> Option<ReadAhead> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let threads = cores.min(4).min(blocks);
         if threads < 2 {
@@ -291,7 +325,7 @@ impl ReadAhead {
         let (jobs, rx) = sync_channel::<(BlockRef, SyncSender<Decoded>)>(threads * 2);
         let rx = Arc::new(Mutex::new(rx));
         for _ in 0..threads {
-            let (rec, m, rx) = (rec.clone(), m.clone(), rx.clone());
+            let (rec, m, rx, pool) = (rec.clone(), m.clone(), rx.clone(), pool.clone());
             let spawned = std::thread::Builder::new()
                 .name("recorder-query".into())
                 .spawn(move || loop {
@@ -300,7 +334,7 @@ impl ReadAhead {
                         .map_err(|_| ())
                         .and_then(|r| r.recv().map_err(|_| ()));
                     let Ok((b, done)) = job else { return };
-                    let _ = done.send(decode_block(&rec, &m, &b));
+                    let _ = done.send(decode_block(&rec, &m, &b, &pool));
                 });
             if spawned.is_err() {
                 return None;
@@ -320,19 +354,20 @@ pub struct QueryIter {
     rec: Arc<Recorder>,
     matcher: Arc<Matcher>,
     read_ahead: Option<ReadAhead>,
+    pool: BufferPool,
     /// Blocks not read yet; the first `read_ahead.pending.len()` are being read.
     blocks: VecDeque<BlockRef>,
+    /// Cursors by their head: (time, load order, slot). The cursor that gave the
+    /// last record is kept out of the heap in `current` while it stays the oldest,
+    /// so a run of records from one block (a container's blocks rarely overlap)
+    /// costs no heap operation.
     heap: BinaryHeap<Reverse<(u64, u64, usize)>>,
-    cursors: Vec<Option<Cursor>>,
+    current: Option<(u64, u64, usize)>,
+    cursors: Vec<Option<VecDeque<Record>>>,
     free: Vec<usize>,
     loaded: u64,
     skipped: Vec<(u64, u64, String)>,
     blocks_read: usize,
-}
-
-struct Cursor {
-    rest: std::vec::IntoIter<Record>,
-    head: Option<Record>,
 }
 
 impl QueryIter {
@@ -369,12 +404,12 @@ impl QueryIter {
                 }
                 // A reading thread is gone: read this one here, and the rest too.
                 self.read_ahead = None;
-                let d = decode_block(&self.rec, &self.matcher, &b);
+                let d = decode_block(&self.rec, &self.matcher, &b, &self.pool);
                 return Some((b, d));
             }
         }
         let b = self.blocks.pop_front()?;
-        let d = decode_block(&self.rec, &self.matcher, &b);
+        let d = decode_block(&self.rec, &self.matcher, &b, &self.pool);
         Some((b, d))
     }
 
@@ -390,12 +425,10 @@ impl QueryIter {
                 return;
             }
         };
-        if recs.is_empty() {
+        let Some(ts) = recs.first().map(Record::ts_ns) else {
+            self.pool.give(recs);
             return;
-        }
-        let mut rest = recs.into_iter();
-        let head = rest.next();
-        let ts = head.as_ref().map(Record::ts_ns).unwrap_or(0);
+        };
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
@@ -403,9 +436,18 @@ impl QueryIter {
                 self.cursors.len() - 1
             }
         };
-        self.cursors[slot] = Some(Cursor { rest, head });
+        self.cursors[slot] = Some(VecDeque::from(recs));
         self.loaded += 1;
         self.heap.push(Reverse((ts, self.loaded, slot)));
+    }
+
+    /// The oldest head of all cursors, the current one included.
+    fn oldest(&self) -> Option<(u64, u64, usize)> {
+        let top = self.heap.peek().map(|r| r.0);
+        match (self.current, top) {
+            (Some(c), Some(t)) => Some(c.min(t)),
+            (c, t) => c.or(t),
+        }
     }
 }
 
@@ -414,24 +456,33 @@ impl Iterator for QueryIter {
 
     fn next(&mut self) -> Option<Record> {
         loop {
-            let top = self.heap.peek().map(|r| r.0 .0);
+            let oldest = self.oldest();
             if let Some(b) = self.blocks.front() {
-                if top.is_none_or(|t| b.min_ts <= t) {
+                if oldest.is_none_or(|(t, _, _)| b.min_ts <= t) {
                     self.load_next_block();
                     continue;
                 }
             }
-            let Reverse((_, order, slot)) = self.heap.pop()?;
-            let cur = self.cursors.get_mut(slot)?.as_mut()?;
-            let out = cur.head.take();
-            match cur.rest.next() {
-                Some(n) => {
-                    let ts = n.ts_ns();
-                    cur.head = Some(n);
-                    self.heap.push(Reverse((ts, order, slot)));
+            let (_, order, slot) = oldest?;
+            match self.current {
+                Some(c) if c == (oldest?) => self.current = None,
+                Some(c) => {
+                    self.heap.pop();
+                    self.heap.push(Reverse(c));
+                    self.current = None;
                 }
                 None => {
-                    self.cursors[slot] = None;
+                    self.heap.pop();
+                }
+            }
+            let cur = self.cursors.get_mut(slot)?.as_mut()?;
+            let out = cur.pop_front();
+            match cur.front().map(Record::ts_ns) {
+                Some(ts) => self.current = Some((ts, order, slot)),
+                None => {
+                    if let Some(done) = self.cursors[slot].take() {
+                        self.pool.give(Vec::from(done));
+                    }
                     self.free.push(slot);
                 }
             }
@@ -692,12 +743,15 @@ impl Recorder {
         let (matcher, containers) = self.matcher(q)?;
         let blocks = self.candidate_blocks(&matcher, containers.as_deref(), None)?;
         let matcher = Arc::new(matcher);
+        let pool = BufferPool::default();
         Ok(QueryIter {
-            read_ahead: ReadAhead::start(self, &matcher, blocks.len()),
+            read_ahead: ReadAhead::start(self, &matcher, &pool, blocks.len()),
             rec: self.clone(),
             matcher,
+            pool,
             blocks: blocks.into(),
             heap: BinaryHeap::new(),
+            current: None,
             cursors: Vec::new(),
             free: Vec::new(),
             loaded: 0,

@@ -6,7 +6,9 @@ use rampart_event::{Alert, Event};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
     Event(Event),
-    Alert(Alert),
+    /// Boxed: an alert is twice an event's size, and queries move records by value,
+    /// so an inline alert would double every event's moves.
+    Alert(Box<Alert>),
     Lifecycle(LifecycleRecord),
 }
 

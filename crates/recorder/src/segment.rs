@@ -175,53 +175,85 @@ pub(crate) fn parse_frame_header(h: &[u8]) -> Option<FrameHeader> {
     Some(fh)
 }
 
-/// Reads and checks the frame at `offset` of `len` bytes (as the catalog has it).
-pub(crate) fn read_frame(f: &File, offset: u64, len: usize) -> Result<Vec<u8>, FrameError> {
+/// Reads and checks the frame at `offset` of `len` bytes (as the catalog has it),
+/// into a buffer the caller reuses from block to block.
+pub(crate) fn read_frame_into(
+    f: &File,
+    offset: u64,
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> Result<(), FrameError> {
     if !(FRAME_HEADER_LEN..=MAX_RAW_BLOCK + MAX_SUMMARY + FRAME_HEADER_LEN).contains(&len) {
         return Err(FrameError::BadHeader);
     }
-    let mut buf = vec![0u8; len];
-    f.read_exact_at(&mut buf, offset).map_err(|e| {
+    buf.resize(len, 0);
+    f.read_exact_at(buf, offset).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             FrameError::Torn
         } else {
             FrameError::Io(e)
         }
     })?;
-    let h = parse_frame_header(&buf).ok_or(FrameError::BadHeader)?;
+    let h = parse_frame_header(buf).ok_or(FrameError::BadHeader)?;
     if h.frame_len() != len {
         return Err(FrameError::BadHeader);
     }
     if crc32c::crc32c(&buf[FRAME_HEADER_LEN..]) != h.data_crc {
         return Err(FrameError::Checksum);
     }
-    Ok(buf)
+    Ok(())
 }
 
 /// Decompresses and decodes a checked frame's records.
 pub(crate) fn decode_frame(frame: &[u8]) -> Result<Vec<Record>, FrameError> {
+    let mut out = Vec::new();
+    decode_frame_into(frame, &mut out, |_| true)?;
+    Ok(out)
+}
+
+/// Decompresses a checked frame and appends the records `keep` accepts to `out`,
+/// filtering as they decode (a record is moved once, into `out`). On an error `out`
+/// is left as it was.
+pub(crate) fn decode_frame_into(
+    frame: &[u8],
+    out: &mut Vec<Record>,
+    keep: impl FnMut(&Record) -> bool,
+) -> Result<(), FrameError> {
     let h = parse_frame_header(frame).ok_or(FrameError::BadHeader)?;
     let start = FRAME_HEADER_LEN + h.summary_len;
     let body = frame
         .get(start..start + h.body_len)
         .ok_or(FrameError::Torn)?;
+    let records = frame
+        .get(FRAME_HEADER_LEN..start)
+        .and_then(codec::summary_records)
+        .unwrap_or(0);
     thread_local! {
-        // A decompression context per reading thread, not one per block.
+        // A decompression context and a body buffer per reading thread, not one per
+        // block.
         static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
             std::cell::RefCell::new(zstd::bulk::Decompressor::new().ok());
+        static RAW: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    let raw = DECOMPRESSOR
-        .with_borrow_mut(|d| match d {
-            Some(d) => d.decompress(body, h.raw_len),
-            None => zstd::bulk::decompress(body, h.raw_len),
-        })
-        .map_err(|e| FrameError::Decompress(e.to_string()))?;
-    if raw.len() != h.raw_len {
-        return Err(FrameError::Decompress(
-            "length differs from the header".into(),
-        ));
-    }
-    Ok(codec::decode_all(&raw)?)
+    RAW.with_borrow_mut(|raw| {
+        raw.clear();
+        raw.reserve(h.raw_len);
+        DECOMPRESSOR
+            .with_borrow_mut(|d| match d {
+                Some(d) => d.decompress_to_buffer(body, raw),
+                None => zstd::bulk::decompress_to_buffer(body, raw),
+            })
+            .map_err(|e| FrameError::Decompress(e.to_string()))?;
+        if raw.len() != h.raw_len {
+            return Err(FrameError::Decompress(
+                "length differs from the header".into(),
+            ));
+        }
+        // The summary's count is only a hint: bounded by what the body could hold and
+        // by a few blocks' worth, so a lying summary cannot reserve gigabytes.
+        out.reserve((records as usize).min(h.raw_len / 8).min(1 << 16));
+        Ok(codec::decode_into(raw, out, keep)?)
+    })
 }
 
 /// What a scan of a segment found.

@@ -452,13 +452,31 @@ impl Recorder {
     /// segment and offset) and counted; its segment deleted by retention meanwhile
     /// reads as empty.
     pub(crate) fn read_block(&self, b: &BlockRef) -> Result<Vec<Record>, FrameError> {
+        let mut out = Vec::new();
+        self.read_block_into(b, &mut out, |_| true)?;
+        Ok(out)
+    }
+
+    /// [`Recorder::read_block`], appending the records `keep` accepts to `out`.
+    pub(crate) fn read_block_into(
+        &self,
+        b: &BlockRef,
+        out: &mut Vec<Record>,
+        keep: impl FnMut(&Record) -> bool,
+    ) -> Result<(), FrameError> {
+        thread_local! {
+            // The frame's bytes, reused from block to block by each reading thread.
+            static FRAME: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
         let f = match self.file(b.segment) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) => return Err(e.into()),
         };
-        let res =
-            segment::read_frame(&f, b.offset, b.length).and_then(|fr| segment::decode_frame(&fr));
+        let res = FRAME.with_borrow_mut(|buf| {
+            segment::read_frame_into(&f, b.offset, b.length, buf)
+                .and_then(|()| segment::decode_frame_into(buf, out, keep))
+        });
         if let Err(e) = &res {
             self.counters.corrupt_blocks.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -960,6 +978,14 @@ mod tests {
         assert!(matches!(rec.read_block(&mid), Err(FrameError::Checksum)));
         assert_eq!(all_records(&rec).len(), 100);
         assert_eq!(rec.stats().corrupt_blocks, 2);
+        // A query reads around it and names it.
+        let mut it = rec.query(&crate::Query::new()).unwrap();
+        assert_eq!(it.by_ref().count(), 100);
+        let skipped = it.skipped().to_vec();
+        drop(it);
+        assert_eq!(skipped.len(), 1, "{skipped:?}");
+        assert_eq!((skipped[0].0, skipped[0].1), (mid.segment, mid.offset));
+        assert!(skipped[0].2.contains("checksum"), "{skipped:?}");
         drop(rec);
         // A rebuild skips it too, naming its segment and offset.
         std::fs::remove_file(dir.path().join(CATALOG_FILE)).unwrap();

@@ -116,7 +116,7 @@ impl Writer {
     }
 
     pub fn try_append_alert(&self, alert: Alert) -> bool {
-        self.offer(Msg::Record(Box::new(Record::Alert(alert))))
+        self.offer(Msg::Record(Box::new(Record::Alert(Box::new(alert)))))
     }
 
     pub fn try_append_lifecycle(&self, l: LifecycleRecord) -> bool {

@@ -1,10 +1,14 @@
 //! The fuzz targets on stable: the same bodies the cargo-fuzz targets in `fuzz/` run
 //! (`rampart_recorder::fuzzing`), over a corpus of real segments and block bodies
 //! (the recorded workload, the shipped rules' attack events, alerts and lifecycle
-//! records) and seeded mutations of it, for `RAMPART_FUZZ_ITERS` inputs per target
-//! (default 5,000). Mutated segments also get their checksums recomputed, so the
-//! mutations reach decompression and decoding instead of stopping at a CRC. An input
-//! that panics is written to `target/fuzz-crashes/` and fails the test.
+//! records) and seeded mutations of it. Each target runs for `RAMPART_FUZZ_SECS`
+//! seconds (default 4, so the suite stays quick; at least `MIN_INPUTS` inputs) or
+//! `RAMPART_FUZZ_ITERS` mutated inputs, whichever comes first; the counts are printed.
+//! The segment corpus holds the writer's whole segments and segments of one to four
+//! of their frames (small inputs: many more per second). Mutated segments also get
+//! their checksums recomputed, so the mutations reach decompression and decoding
+//! instead of stopping at a CRC. An input that panics is written to
+//! `target/fuzz-crashes/` and fails the test.
 
 mod common;
 
@@ -34,8 +38,20 @@ fn iterations() -> usize {
     std::env::var("RAMPART_FUZZ_ITERS")
         .ok()
         .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(5_000)
+        .unwrap_or(usize::MAX)
 }
+
+/// Time per target; a slow (debug, shared) machine still runs `MIN_INPUTS`.
+fn budget() -> std::time::Duration {
+    let secs = std::env::var("RAMPART_FUZZ_SECS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(4.0);
+    std::time::Duration::from_secs_f64(secs.max(0.0))
+}
+
+/// Mutated inputs per target, whatever the time budget.
+const MIN_INPUTS: usize = 300;
 
 fn seed() -> u64 {
     std::env::var("RAMPART_FUZZ_SEED")
@@ -61,7 +77,12 @@ fn records() -> Vec<Record> {
             .map(Record::Event),
     );
     out.extend(events[..300].iter().cloned().map(Record::Event));
-    out.extend(alerts.into_iter().take(50).map(Record::Alert));
+    out.extend(
+        alerts
+            .into_iter()
+            .take(50)
+            .map(|a| Record::Alert(Box::new(a))),
+    );
     for (i, action) in [
         LifecycleAction::Start,
         LifecycleAction::Die { exit_code: 137 },
@@ -118,7 +139,48 @@ fn corpus() -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
         }
     }
     assert!(segments.iter().all(|s| s.len() > 1000));
+    // The corpus itself reads back whole.
+    let n: usize = segments
+        .iter()
+        .map(|s| rampart_recorder::segment::read_segment_image(s).len())
+        .sum();
+    assert_eq!(n, 800, "both segment sets hold the 400 records");
+    // Segments of one to four consecutive frames of those: the same frames, in
+    // inputs a tenth the size.
+    let mut small = Vec::new();
+    for seg in &segments {
+        let frames = frames_of(seg);
+        for (i, k) in (0..frames.len())
+            .step_by(3)
+            .zip([1usize, 2, 3, 4].iter().cycle())
+        {
+            let mut s = seg[..32].to_vec();
+            for f in frames.iter().skip(i).take(*k) {
+                s.extend_from_slice(&seg[f.0..f.1]);
+            }
+            small.push(s);
+        }
+    }
+    assert!(small.len() > 20, "{} small segments", small.len());
+    segments.extend(small);
     (bodies, segments)
+}
+
+/// The byte ranges of a well-formed segment's frames (the layout `segment.rs`
+/// documents: a 32-byte header, frames of a 40-byte header, summary and body).
+fn frames_of(seg: &[u8]) -> Vec<(usize, usize)> {
+    let le = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
+    let mut out = Vec::new();
+    let mut pos = 32;
+    while pos + 40 <= seg.len() && &seg[pos..pos + 4] == b"RBLK" {
+        let end = pos + 40 + le(&seg[pos + 4..]) + le(&seg[pos + 8..]);
+        if end > seg.len() {
+            break;
+        }
+        out.push((pos, end));
+        pos = end;
+    }
+    out
 }
 
 /// One mutation of `data` (a splice partner from `other`).
@@ -231,14 +293,17 @@ fn run(name: &str, target: fn(&[u8]), input: &[u8], crashes: &mut Vec<String>) {
 
 fn fuzz(name: &str, target: fn(&[u8]), corpus: &[Vec<u8>], fix: bool) -> (usize, Vec<String>) {
     let mut rng = Rng(seed() ^ crc32c::crc32c(name.as_bytes()) as u64);
+    let started = std::time::Instant::now();
     let mut crashes = Vec::new();
     let mut ran = 0;
     for input in corpus {
         run(name, target, input, &mut crashes);
         ran += 1;
     }
-    let n = iterations();
-    for _ in 0..n {
+    let (limit, budget) = (iterations(), budget());
+    let mut n = 0;
+    while n < limit && (n < MIN_INPUTS || started.elapsed() < budget) {
+        n += 1;
         let mut input = corpus[rng.below(corpus.len())].clone();
         let other = &corpus[rng.below(corpus.len())];
         for _ in 0..1 + rng.below(4) {
@@ -251,9 +316,10 @@ fn fuzz(name: &str, target: fn(&[u8]), corpus: &[Vec<u8>], fix: bool) -> (usize,
         ran += 1;
     }
     println!(
-        "{name}: {ran} inputs ({} corpus, {n} mutated), {} panicked",
+        "{name}: {ran} inputs ({} corpus, {n} mutated), {} panicked, {:.1} s",
         corpus.len(),
-        crashes.len()
+        crashes.len(),
+        started.elapsed().as_secs_f64()
     );
     (ran, crashes)
 }
@@ -264,12 +330,6 @@ fn fuzz_targets_survive_the_corpus_and_its_mutations() {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let (bodies, segments) = corpus();
-    // The corpus itself reads back whole.
-    let n: usize = segments
-        .iter()
-        .map(|s| rampart_recorder::segment::read_segment_image(s).len())
-        .sum();
-    assert_eq!(n, 800, "both segment sets hold the 400 records");
     let (a, mut crashes) = fuzz("block_decoder", fuzzing::block_decoder, &bodies, false);
     let (b, more) = fuzz("segment_reader", fuzzing::segment_reader, &segments, true);
     crashes.extend(more);

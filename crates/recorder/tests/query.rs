@@ -191,3 +191,53 @@ fn follow_sees_blocks_as_they_are_sealed() {
     w.flush().unwrap();
     assert_eq!(reader.join().unwrap(), 200);
 }
+
+#[test]
+fn the_catalog_reads_only_the_blocks_a_query_needs() {
+    let (_d, rec, events) = setup(16 << 10);
+    let (total, _) = rec.totals().unwrap();
+    let read = |q: Query| {
+        let mut it = rec.query(&q).unwrap();
+        let n = it.by_ref().count();
+        (n, it.blocks_read() as u64)
+    };
+    assert_eq!(read(Query::new()).1, total, "everything reads every block");
+
+    // One container: only its blocks (the writer keeps a block per container).
+    let mut sizes: std::collections::HashMap<String, usize> = Default::default();
+    for e in &events {
+        if let Some(c) = e.container.container() {
+            *sizes.entry(c.name.clone()).or_default() += 1;
+        }
+    }
+    let (small, want) = sizes.iter().min_by_key(|(_, n)| **n).unwrap();
+    let (got, blocks) = read(Query::new().container(small).records(RecordTypes::EVENTS));
+    assert_eq!(got, *want);
+    assert!(
+        blocks >= 1 && blocks * 4 < total,
+        "{small}: {blocks} of {total} blocks read for {want} events"
+    );
+
+    // A tenth of the time: the blocks overlapping it.
+    let mut ts: Vec<u64> = events.iter().map(|e| e.ts_ns).collect();
+    ts.sort();
+    let (t0, t1) = (ts[ts.len() / 2], ts[ts.len() / 2 + ts.len() / 10]);
+    let (_, blocks) = read(Query::new().since(t0).until(t1));
+    assert!(
+        blocks * 2 < total,
+        "{blocks} of {total} blocks for a tenth of the time"
+    );
+
+    // A rare kind: the blocks holding it.
+    let (got, blocks) = read(
+        Query::new()
+            .kinds(vec![EventKind::NetListen])
+            .records(RecordTypes::EVENTS),
+    );
+    let want = events
+        .iter()
+        .filter(|e| e.kind() == EventKind::NetListen)
+        .count();
+    assert_eq!(got, want);
+    assert!(blocks <= want as u64, "{blocks} blocks for {want} events");
+}
