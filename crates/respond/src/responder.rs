@@ -171,7 +171,7 @@ impl Responder {
                 )
             } else {
                 format!(
-                    "the kernel's kill did not match: the process still runs in {}",
+                    "the kernel's kill did not match (a syscall its hook does not see): the process still runs in {}; killing it from user space",
                     target.display()
                 )
             },
@@ -220,20 +220,26 @@ impl Responder {
         let Some(target) = Target::from_event(&alert.event) else {
             return (done, pending);
         };
+        // A process the kernel's entry did not stop (a 32-bit or io_uring open, say,
+        // which the kernel-side kill does not see) is killed from user space instead.
+        let mut kernel_missed = false;
         if self
             .kernel_kills
             .lock()
             .is_ok_and(|k| k.contains(&alert.rule))
         {
-            done.push(self.kernel_kill_record(alert, &target));
+            let rec = self.kernel_kill_record(alert, &target);
+            kernel_missed = matches!(rec.result, AuditResult::Failed);
+            done.push(rec);
         }
         let policy = self.policy.current();
         let limits = policy.file.rate_limit.clone();
         let mut decisions = policy.decide(alert, &target);
-        if self
-            .rule_kills
-            .lock()
-            .is_ok_and(|k| k.contains(&alert.rule))
+        if kernel_missed
+            || self
+                .rule_kills
+                .lock()
+                .is_ok_and(|k| k.contains(&alert.rule))
         {
             decisions.push(crate::policy::Decision {
                 response: format!("rule {:?} action: kill", alert.rule),

@@ -12,7 +12,7 @@ use rampart_respond::lifecycle::Lifecycle;
 use rampart_respond::policy::{ActionSpec, Policy};
 use rampart_respond::target::{ContainerCgroups, ProcessRef};
 use rampart_respond::{
-    Action, AuditResult, Mode, PolicyStore, RespondError, Responder, Target, Toolbox,
+    Action, ActionKind, AuditResult, Mode, PolicyStore, RespondError, Responder, Target, Toolbox,
 };
 use rampart_testbed::{TestContainer, TEST_IMAGE};
 
@@ -82,8 +82,17 @@ fn wait_for_procs(c: &TestContainer, name: &str, n: usize) -> Vec<u32> {
     panic!("{n} {name} processes did not appear");
 }
 
+/// The kernel's response state (the response object's pinned maps and links: kernel
+/// kills, deny lists, quarantines) is host-wide, and a test that loads it can replace
+/// what another test put there: the tests of this file take turns.
+fn take_turn() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn kill_takes_a_whole_tree_and_refuses_other_processes() {
+    let _turn = take_turn();
     if !rampart_testbed::ready(TEST_IMAGE) {
         return;
     }
@@ -156,6 +165,7 @@ fn kill_takes_a_whole_tree_and_refuses_other_processes() {
 
 #[test]
 fn freeze_and_thaw_by_each_freezer() {
+    let _turn = take_turn();
     if !rampart_testbed::ready(TEST_IMAGE) {
         return;
     }
@@ -188,6 +198,7 @@ fn freeze_and_thaw_by_each_freezer() {
 
 #[test]
 fn stop_and_restart_through_docker() {
+    let _turn = take_turn();
     if !rampart_testbed::ready(TEST_IMAGE) {
         return;
     }
@@ -286,6 +297,7 @@ responses:
 
 #[test]
 fn responder_acts_as_the_policy_says_and_audits_it() {
+    let _turn = take_turn();
     if !rampart_testbed::ready(TEST_IMAGE) {
         return;
     }
@@ -346,6 +358,7 @@ fn responder_acts_as_the_policy_says_and_audits_it() {
 
 #[test]
 fn stateful_workloads_are_frozen_not_stopped() {
+    let _turn = take_turn();
     let policy = Policy::parse(POLICY, std::path::Path::new("test.yaml")).expect("policy");
     let t = Target {
         container_id: "a".repeat(64),
@@ -416,6 +429,7 @@ fn exec_status(c: &TestContainer, args: &[&str]) -> (i32, String) {
 
 #[test]
 fn quarantine_and_blocked_destinations_in_the_kernel() {
+    let _turn = take_turn();
     if !rampart_testbed::ready(TEST_IMAGE) {
         return;
     }
@@ -496,6 +510,7 @@ fn quarantine_and_blocked_destinations_in_the_kernel() {
 
 #[test]
 fn denied_execs_never_write_their_marker() {
+    let _turn = take_turn();
     if !rampart_testbed::ready(TEST_IMAGE) {
         return;
     }
@@ -554,15 +569,12 @@ fn denied_execs_never_write_their_marker() {
     assert_eq!(code, 0, "released");
 }
 
-/// The kernel kills are one host-wide set: the tests that replace it take turns.
-static KERNEL_KILLS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn kernel_kills_stop_the_process_before_its_syscall_returns() {
+    let _turn = take_turn();
     if !rampart_testbed::ready(TEST_IMAGE) {
         return;
     }
-    let _turn = KERNEL_KILLS.lock().unwrap_or_else(|e| e.into_inner());
     use rampart_bpf::response::{KernelKills, KillConnect};
     let c = TestContainer::start("resp-kernel-kill", &[], &[]);
     c.exec("mkdir /tmp/kx /tmp/ok && cp /bin/busybox /tmp/kx/ && cp /bin/busybox /tmp/ok/");
@@ -616,10 +628,10 @@ fn kernel_kills_stop_the_process_before_its_syscall_returns() {
 
 #[test]
 fn kernel_kills_on_open_of_a_path_before_the_open_returns() {
+    let _turn = take_turn();
     if !rampart_testbed::ready(TEST_IMAGE) {
         return;
     }
-    let _turn = KERNEL_KILLS.lock().unwrap_or_else(|e| e.into_inner());
     use rampart_bpf::response::{KernelKills, KillOpen, OpenMatch};
     let c = TestContainer::start("resp-kernel-kill-open", &[], &[]);
     c.exec(
@@ -708,7 +720,8 @@ fn kernel_kills_on_open_of_a_path_before_the_open_returns() {
         );
     }
     // The alert of a rule the kernel enforces is audited as that kill: done when
-    // the process is gone, failed when it still runs.
+    // the process is gone; failed when it still runs (a syscall the kernel's hook
+    // does not see), and then killed from user space.
     let responder = Responder::new(Arc::new(PolicyStore::empty()), toolbox.clone());
     responder.set_kernel_kills(["Secret opened".to_string()]);
     let mut gone = std::process::Command::new("true").spawn().unwrap();
@@ -720,8 +733,6 @@ fn kernel_kills_on_open_of_a_path_before_the_open_returns() {
         (AuditResult::Done, "kernel")
     );
     let live = wait_for_procs(&c, "sleep", 1)[0];
-    let audits = responder.on_alert(&alert_for(&c, "Secret opened", live, &[]));
-    assert_eq!(audits[0].result, AuditResult::Failed, "{audits:?}");
     assert!(responder
         .on_alert(&alert_for(&c, "Another rule", live, &[]))
         .is_empty());
@@ -733,4 +744,22 @@ fn kernel_kills_on_open_of_a_path_before_the_open_returns() {
     guard.release_kernel_kills().expect("release");
     drop(guard);
     assert_eq!(opens(12, "exec 3< /tmp/secret/key"), 0, "released");
+    let audits = responder.on_alert(&alert_for(&c, "Secret opened", live, &[]));
+    assert_eq!(audits.len(), 2, "{audits:?}");
+    assert_eq!(
+        (audits[0].result, audits[0].method.as_str()),
+        (AuditResult::Failed, "kernel"),
+        "{audits:?}"
+    );
+    assert_eq!(
+        (audits[1].action, audits[1].result),
+        (ActionKind::Kill, AuditResult::Done),
+        "{audits:?}"
+    );
+    assert!(
+        !std::path::Path::new(&format!("/proc/{live}")).exists()
+            || std::fs::read_to_string(format!("/proc/{live}/stat"))
+                .is_ok_and(|st| st.contains(") Z ")),
+        "the process the kernel missed still runs"
+    );
 }
