@@ -608,17 +608,6 @@ impl NodeCredentials {
 /// the node's certificate, its key (0600) and its name (`node-name`) into `dir`.
 pub async fn enroll(addr: &str, token: &str, dir: &Path) -> Result<NodeCredentials, EnrollError> {
     let token: EnrollToken = token.parse()?;
-    let transport = |reason: String| EnrollError::Transport {
-        addr: addr.into(),
-        reason,
-    };
-    let host = addr
-        .rsplit_once(':')
-        .map_or(addr, |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let server_name = ServerName::try_from(host.to_string())
-        .map_err(|e| transport(format!("{host:?} is not a host name or address: {e}")))?;
     let provider = ring_provider();
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -631,43 +620,22 @@ pub async fn enroll(addr: &str, token: &str, dir: &Path) -> Result<NodeCredentia
         .with_no_client_auth();
     // The key is made here and stays here; central sees only the request.
     let (key, csr_pem) = pki::node_key_and_csr("rampart-node")?;
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(addr),
+    let resp = exchange(
+        addr,
+        config,
+        &EnrollRequest {
+            token_id: token.id.clone(),
+            secret: token.secret.clone(),
+            csr_pem,
+            renew: false,
+        },
     )
-    .await
-    .map_err(|_| transport("connect timed out".into()))?
-    .map_err(|e| transport(e.to_string()))?;
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| EnrollError::Tls(format!("{addr}: {e}")))?;
-    let mut req = serde_json::to_vec(&EnrollRequest {
-        token_id: token.id.clone(),
-        secret: token.secret.clone(),
-        csr_pem,
-        renew: false,
-    })
-    .map_err(|e| transport(e.to_string()))?;
-    req.push(b'\n');
-    tls.write_all(&req)
-        .await
-        .map_err(|e| transport(e.to_string()))?;
-    tls.flush().await.map_err(|e| transport(e.to_string()))?;
-    let mut line = String::new();
-    use tokio::io::AsyncReadExt;
-    BufReader::new(tls.take(1 << 20))
-        .read_line(&mut line)
-        .await
-        .map_err(|e| transport(e.to_string()))?;
-    let resp: EnrollResponse =
-        serde_json::from_str(&line).map_err(|e| transport(format!("unreadable answer: {e}")))?;
-    if let Some(e) = resp.error {
-        return Err(EnrollError::Central(e));
-    }
+    .await?;
     // The CA returned must be the one pinned.
-    let ca_der = pki::first_cert_der_of(&resp.ca_pem)
-        .ok_or_else(|| transport("no CA certificate in the answer".into()))?;
+    let ca_der = pki::first_cert_der_of(&resp.ca_pem).ok_or_else(|| EnrollError::Transport {
+        addr: addr.into(),
+        reason: "no CA certificate in the answer".into(),
+    })?;
     if pki::fingerprint(&ca_der) != token.ca_fingerprint {
         return Err(EnrollError::Refused(
             "central returned a CA other than the token's".into(),
@@ -703,17 +671,6 @@ pub async fn renew(addr: &str, dir: &Path) -> Result<NodeCredentials, EnrollErro
     let name_path = dir.join("node-name");
     let name = std::fs::read_to_string(&name_path).map_err(io(&name_path))?;
     let current = NodeCredentials::in_dir(dir, name.trim());
-    let transport = |reason: String| EnrollError::Transport {
-        addr: addr.into(),
-        reason,
-    };
-    let host = addr
-        .rsplit_once(':')
-        .map_or(addr, |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let server_name = ServerName::try_from(host.to_string())
-        .map_err(|e| transport(format!("{host:?} is not a host name or address: {e}")))?;
     let mut roots = rustls::RootCertStore::empty();
     for c in load_certs(&current.ca)? {
         roots
@@ -727,43 +684,17 @@ pub async fn renew(addr: &str, dir: &Path) -> Result<NodeCredentials, EnrollErro
         .with_client_auth_cert(load_certs(&current.cert)?, load_key(&current.key)?)
         .map_err(|e| EnrollError::Tls(e.to_string()))?;
     let (key, csr_pem) = pki::node_key_and_csr("rampart-node")?;
-    let tcp = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::TcpStream::connect(addr),
+    let resp = exchange(
+        addr,
+        config,
+        &EnrollRequest {
+            token_id: String::new(),
+            secret: String::new(),
+            csr_pem,
+            renew: true,
+        },
     )
-    .await
-    .map_err(|_| transport("connect timed out".into()))?
-    .map_err(|e| transport(e.to_string()))?;
-    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(server_name, tcp)
-        .await
-        .map_err(|e| EnrollError::Tls(format!("{addr}: {e}")))?;
-    let mut req = serde_json::to_vec(&EnrollRequest {
-        token_id: String::new(),
-        secret: String::new(),
-        csr_pem,
-        renew: true,
-    })
-    .map_err(|e| transport(e.to_string()))?;
-    req.push(b'\n');
-    tls.write_all(&req)
-        .await
-        .map_err(|e| transport(e.to_string()))?;
-    tls.flush().await.map_err(|e| transport(e.to_string()))?;
-    let mut line = String::new();
-    use tokio::io::AsyncReadExt;
-    BufReader::new(tls.take(1 << 20))
-        .read_line(&mut line)
-        .await
-        .map_err(|e| transport(e.to_string()))?;
-    let resp: EnrollResponse = serde_json::from_str(&line).map_err(|e| {
-        transport(format!(
-            "unreadable answer (a refused certificate ends the connection): {e}"
-        ))
-    })?;
-    if let Some(e) = resp.error {
-        return Err(EnrollError::Central(e));
-    }
+    .await?;
     if resp.node != current.node {
         return Err(EnrollError::Refused(format!(
             "central renewed {:?}, this node is {:?}",
@@ -779,6 +710,58 @@ pub async fn renew(addr: &str, dir: &Path) -> Result<NodeCredentials, EnrollErro
     std::fs::rename(&key_tmp, &current.key).map_err(io(&current.key))?;
     std::fs::rename(&cert_tmp, &current.cert).map_err(io(&current.cert))?;
     Ok(current)
+}
+
+/// One request to central's enrollment listener and its answer: TCP (10 s to
+/// connect), TLS with `config`, a JSON line each way (the answer at most 1 MiB).
+async fn exchange(
+    addr: &str,
+    config: rustls::ClientConfig,
+    req: &EnrollRequest,
+) -> Result<EnrollResponse, EnrollError> {
+    let transport = |reason: String| EnrollError::Transport {
+        addr: addr.into(),
+        reason,
+    };
+    let host = addr
+        .rsplit_once(':')
+        .map_or(addr, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let server_name = ServerName::try_from(host.to_string())
+        .map_err(|e| transport(format!("{host:?} is not a host name or address: {e}")))?;
+    let tcp = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::net::TcpStream::connect(addr),
+    )
+    .await
+    .map_err(|_| transport("connect timed out".into()))?
+    .map_err(|e| transport(e.to_string()))?;
+    let mut tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(server_name, tcp)
+        .await
+        .map_err(|e| EnrollError::Tls(format!("{addr}: {e}")))?;
+    let mut line = serde_json::to_vec(req).map_err(|e| transport(e.to_string()))?;
+    line.push(b'\n');
+    tls.write_all(&line)
+        .await
+        .map_err(|e| transport(e.to_string()))?;
+    tls.flush().await.map_err(|e| transport(e.to_string()))?;
+    let mut answer = String::new();
+    use tokio::io::AsyncReadExt;
+    BufReader::new(tls.take(1 << 20))
+        .read_line(&mut answer)
+        .await
+        .map_err(|e| transport(e.to_string()))?;
+    let resp: EnrollResponse = serde_json::from_str(&answer).map_err(|e| {
+        transport(format!(
+            "unreadable answer (a refused token or certificate ends the connection): {e}"
+        ))
+    })?;
+    if let Some(e) = resp.error {
+        return Err(EnrollError::Central(e));
+    }
+    Ok(resp)
 }
 
 fn write_public(path: &Path, text: &str) -> Result<(), EnrollError> {
