@@ -180,9 +180,14 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
             let _ = metrics_stopped.await;
         }));
     }
+    // Held here too, so the service (whose responder owns a Docker client with a
+    // runtime of its own) is dropped on this thread after the bus runtime stops, not
+    // on a bus thread, where dropping a runtime panics.
+    let mut request_service = None;
     if central.serve_requests && config.recorder.enabled {
         let rules = config.rule_paths(&a.rules).unwrap_or_default();
         let service = Arc::new(NodeService::new(&node, &config.recorder.dir, rules));
+        request_service = Some(service.clone());
         let plane = backplane.clone();
         rt.spawn(async move {
             let stop = async move {
@@ -225,5 +230,6 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
         tracing::info!(stage = ?s, "pipeline");
     }
     rt.shutdown_timeout(Duration::from_secs(2));
+    drop(request_service);
     Ok(0)
 }

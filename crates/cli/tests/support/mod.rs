@@ -141,6 +141,17 @@ impl Up {
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
                 assert!(status.success(), "rampart up exited with {status}");
+                // A thread that panicked on the way out leaves the exit status alone:
+                // its message on stderr is the only trace.
+                let deadline = Instant::now() + Duration::from_secs(2);
+                while let Ok(line) = self
+                    .lines
+                    .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                {
+                    if let Line::Err(l) = line {
+                        assert!(!l.contains("panicked at"), "rampart panicked: {l}");
+                    }
+                }
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
