@@ -267,9 +267,15 @@ fn capture(opts: &PerEventOptions) -> Result<(Vec<Vec<u8>>, Vec<KernelCost>), Be
     ] {
         // Reading the counters is itself bpf() calls, which the sensor's fexit on bpf
         // sees: two reads back to back measure that, and it is taken off below.
-        let first = run_stats::program_runs();
-        let before = run_stats::program_runs();
-        let reading = run_stats::runs_between(&first, &before);
+        // Without accounting the counters stay zero: no point reading them.
+        let (before, reading) = if stats.is_some() {
+            let first = run_stats::program_runs();
+            let before = run_stats::program_runs();
+            let reading = run_stats::runs_between(&first, &before);
+            (before, reading)
+        } else {
+            Default::default()
+        };
         let records_before = records.len();
         // In pieces, so the ring never fills while the storm runs.
         let piece = (n / 10).max(1);
