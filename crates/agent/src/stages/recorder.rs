@@ -154,13 +154,23 @@ impl Stage for RecorderStage {
         let Some(writer) = &self.writer else {
             return Err(StageError::new("recorder already stopped"));
         };
+        // Events go over as runs, one hand-off each (see `Writer::try_append_events`);
+        // alerts and lifecycle changes, rare, one by one in their place.
+        let mut run: Vec<Arc<Event>> = Vec::with_capacity(batch.records.len());
         for record in &batch.records {
             match record {
-                Record::Event(ev) => writer.try_append_event(ev.clone()),
-                Record::Alert(alert) => writer.try_append_alert((**alert).clone()),
-                Record::Lifecycle(change) => writer.try_append_lifecycle((**change).clone()),
+                Record::Event(ev) => run.push(ev.clone()),
+                Record::Alert(alert) => {
+                    writer.try_append_events(std::mem::take(&mut run));
+                    writer.try_append_alert((**alert).clone());
+                }
+                Record::Lifecycle(change) => {
+                    writer.try_append_events(std::mem::take(&mut run));
+                    writer.try_append_lifecycle((**change).clone());
+                }
             };
         }
+        writer.try_append_events(run);
         Ok(())
     }
 
