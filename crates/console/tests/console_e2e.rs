@@ -25,9 +25,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_event::{
-    Alert, Container, Event, OpenAccess, Payload, Priority, Process, Workload,
-};
+use rampart_event::{Alert, Container, Event, OpenAccess, Payload, Priority, Process, Workload};
 use rampart_store::{Ingest, SqliteStore, Store};
 
 const IMAGE: &str = "rampart-test/busybox:latest";
@@ -55,7 +53,9 @@ fn missing() -> Option<String> {
         return Some("the rampart binary is not built (cargo build -p rampart)".into());
     }
     if !Path::new(CHROMIUM).exists() {
-        return Some(format!("{CHROMIUM} is missing (scripts/setup installs chromium)"));
+        return Some(format!(
+            "{CHROMIUM} is missing (scripts/setup installs chromium)"
+        ));
     }
     let node = Command::new("node").arg("--version").output();
     if !node.is_ok_and(|o| o.status.success()) {
@@ -76,12 +76,42 @@ fn missing() -> Option<String> {
 /// last 23 hours, on five seed nodes.
 fn seed(path: &Path, n: u64) {
     const RULES: [(&str, Priority, &str, &str); 6] = [
-        ("Shadow file read in container or by untrusted program", Priority::Warning, "T1003.008", "mitre_credential_access"),
-        ("Terminal shell in container", Priority::Notice, "T1059.004", "mitre_execution"),
-        ("Outbound connection to C2 port", Priority::Critical, "T1571", "mitre_command_and_control"),
-        ("Crypto miner launched", Priority::Critical, "T1496", "mitre_impact"),
-        ("Package manager in container", Priority::Error, "T1105", "mitre_command_and_control"),
-        ("Container escape via mount", Priority::Alert, "T1611", "mitre_privilege_escalation"),
+        (
+            "Shadow file read in container or by untrusted program",
+            Priority::Warning,
+            "T1003.008",
+            "mitre_credential_access",
+        ),
+        (
+            "Terminal shell in container",
+            Priority::Notice,
+            "T1059.004",
+            "mitre_execution",
+        ),
+        (
+            "Outbound connection to C2 port",
+            Priority::Critical,
+            "T1571",
+            "mitre_command_and_control",
+        ),
+        (
+            "Crypto miner launched",
+            Priority::Critical,
+            "T1496",
+            "mitre_impact",
+        ),
+        (
+            "Package manager in container",
+            Priority::Error,
+            "T1105",
+            "mitre_command_and_control",
+        ),
+        (
+            "Container escape via mount",
+            Priority::Alert,
+            "T1611",
+            "mitre_privilege_escalation",
+        ),
     ];
     let store = SqliteStore::open(path).expect("the seed store opens");
     let now = rampart_event::wall_ns();
@@ -258,7 +288,16 @@ struct Containers(Vec<String>);
 impl Drop for Containers {
     fn drop(&mut self) {
         for name in &self.0 {
-            let id = full_id(name);
+            // No panic here (a drop during a failed test's unwinding would abort).
+            let id = Command::new("docker")
+                .args(["inspect", "-f", "{{.Id}}", name])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+                .unwrap_or_default();
+            if id.is_empty() {
+                rampart_testbed::remove_container(name);
+                continue;
+            }
             // A frozen container cannot be removed: thaw it first.
             let v1 = format!("/sys/fs/cgroup/freezer/docker/{id}/freezer.state");
             let _ = std::fs::write(v1, "THAWED");
@@ -315,9 +354,10 @@ fn the_console_in_chromium_against_rampart_up() {
     let _ = rampart_testbed::TestContainer::start(&gone, &[], &["true"]);
     let _attacked = rampart_testbed::TestContainer::start(&attacked, &[], &[]);
     let _a = rampart_testbed::TestContainer::start(&net_a, &[], &["httpd", "-f", "-p", "8080"]);
-    let a_ip = rampart_testbed::docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &net_a])
-        .trim()
-        .to_string();
+    let a_ip =
+        rampart_testbed::docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &net_a])
+            .trim()
+            .to_string();
     let _b = rampart_testbed::TestContainer::start(
         &net_b,
         &[],
@@ -359,6 +399,16 @@ fn the_console_in_chromium_against_rampart_up() {
         .stderr(Stdio::inherit())
         .spawn()
         .expect("node starts");
+    // A browser script that hangs must not hang the suite.
+    let node_pid = node.id() as i32;
+    let (finished, watchdog) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if watchdog.recv_timeout(Duration::from_secs(600)).is_err() {
+            eprintln!("the browser script ran for 10 minutes: killed");
+            // SAFETY: kill with our child's pid and a valid signal.
+            unsafe { libc::kill(node_pid, libc::SIGKILL) };
+        }
+    });
     let mut to_node = node.stdin.take().unwrap();
     let from_node = BufReader::new(node.stdout.take().unwrap());
     let mut figures = Vec::new();
@@ -400,8 +450,13 @@ fn the_console_in_chromium_against_rampart_up() {
         }
     }
     let status = node.wait().unwrap();
+    let _ = finished.send(());
     eprintln!("console figures:\n  {}", figures.join("\n  "));
     eprintln!("screenshots: {}", artifacts.display());
-    assert!(status.success() && done, "the browser script failed ({status}); see its output above and {}", artifacts.display());
+    assert!(
+        status.success() && done,
+        "the browser script failed ({status}); see its output above and {}",
+        artifacts.display()
+    );
     drop(up);
 }
