@@ -210,8 +210,10 @@ export function AlertsPage() {
   useEffect(() => list.subscribe(() => setVersion(list.version)), [list]);
   useEffect(() => sessionStorage.setItem('rampart.groupBy', groupBy), [groupBy]);
 
-  const items: Item[] = useMemo(() => {
-    if (groupBy === 'none') return list.rows.map((row) => ({ kind: 'row' as const, row }));
+  // Ungrouped, the list reads the loaded rows in place (no copy of 100k rows per page
+  // loaded); grouped, the groups are built once per change.
+  const grouped: Item[] | null = useMemo(() => {
+    if (groupBy === 'none') return null;
     const groups = new Map<string, Item & { kind: 'group' }>();
     for (const r of list.rows) {
       const key = groupBy === 'rule' ? r.rule : r.workload;
@@ -233,6 +235,8 @@ export function AlertsPage() {
     }
     return out;
   }, [list, list.version, groupBy, expanded]);
+  const count = grouped ? grouped.length : list.rows.length;
+  const itemAt = (i: number): Item | undefined => (grouped ? grouped[i] : list.rows[i] && { kind: 'row', row: list.rows[i] });
 
   const apply = (e: Event) => {
     e.preventDefault();
@@ -312,13 +316,13 @@ export function AlertsPage() {
         <span class="c-status">Status</span>
       </div>
       <VirtualList
-        count={items.length}
+        count={count}
         rowHeight={ROW_HEIGHT}
         label="Alerts, newest first"
         idPrefix="alert-row"
         testId="alert-list"
         onOpen={(i) => {
-          const it = items[i];
+          const it = itemAt(i);
           if (!it) return;
           if (it.kind === 'row') go('alerts', it.row.id);
           else {
@@ -329,7 +333,8 @@ export function AlertsPage() {
           }
         }}
         renderRow={(i) => {
-          const it = items[i];
+          const it = itemAt(i);
+          if (!it) return null;
           if (it.kind === 'group') {
             return (
               <>
