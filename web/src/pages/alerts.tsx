@@ -93,6 +93,9 @@ class AlertList {
         this.queueFlush();
       },
       (s) => {
+        // Back after a break: what was stored meanwhile comes from the list's first
+        // page (the stream starts from now).
+        if (s === 'live' && this.live === 'reconnecting') void this.catchUp();
         this.live = s;
         this.changed();
       },
@@ -139,6 +142,17 @@ class AlertList {
       }
       this.changed();
     });
+  }
+
+  private async catchUp() {
+    try {
+      const page = await get<ListAlertsResponse>(`/v1/alerts${qs({ ...this.filters, limit: PAGE })}`);
+      if (this.closed) return;
+      for (const a of page.alerts ?? []) if (!this.ids.has(a.id)) this.pending.push(slim(a, true));
+      this.queueFlush();
+    } catch {
+      // The next reconnect tries again.
+    }
   }
 
   private async load() {
