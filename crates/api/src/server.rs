@@ -1,7 +1,8 @@
 //! One listener for everything: TLS (rustls with ring; ALPN offers h2 and
 //! http/1.1), then HTTP/1.1 or HTTP/2 per connection (hyper-util's auto builder).
 //! gRPC requests (`/rampart.v1.*Service/*`) go to the tonic services, `/openapi.json`
-//! to the document, the rest to the HTTP/JSON routes. The listen policy is checked
+//! to the document, `/v1/…` to the HTTP/JSON routes, the rest to the web console
+//! (`rampart-console`: embedded static files, no token needed). The listen policy is checked
 //! before binding: beyond loopback the server needs TLS and tokens.
 
 use std::net::SocketAddr;
@@ -97,6 +98,11 @@ pub fn router(core: Arc<ApiCore>) -> axum::Router {
                         .is_some_and(|ct| ct.starts_with("application/grpc"));
                     if grpc {
                         return grpc_unimplemented(uri.path());
+                    }
+                    // The web console: static files and its single-page fallback, no
+                    // token needed (each API call the console makes carries one).
+                    if rampart_console::owns_path(uri.path()) {
+                        return rampart_console::respond(&method, uri.path(), &headers);
                     }
                     http.handle(method, uri, headers, body).await
                 }
