@@ -39,7 +39,9 @@ pub struct ApiSection {
 impl Default for ApiSection {
     fn default() -> Self {
         Self {
-            listen: Some("127.0.0.1:8443".into()),
+            // Not 8443: `rampart up` serves its API there, and both may run on one host
+            // (8444 is central's enrollment listener).
+            listen: Some("127.0.0.1:8445".into()),
             state_dir: PathBuf::from("/var/lib/rampart/central/api"),
         }
     }
@@ -176,7 +178,7 @@ outputs: null               # alert outputs for the whole fleet, as a node's (se
 metrics:
   listen: 127.0.0.1:9465    # Prometheus /metrics, loopback only; null: off
 api:
-  listen: 127.0.0.1:8443    # gRPC + HTTP/JSON + SSE over https with bearer tokens; null: off
+  listen: 127.0.0.1:8445    # gRPC + HTTP/JSON + SSE over https with bearer tokens; null: off (not 8443: rampart up's)
   state_dir: /var/lib/rampart/central/api   # tokens, admin-token (0600), api-cert.pem
 "#;
 
@@ -274,6 +276,16 @@ impl CentralFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_default_does_not_clash_with_rampart_up_or_enrollment() {
+        let c = CentralFile::parse(DEFAULT_CENTRAL_CONFIG, Path::new("c.yaml")).unwrap();
+        let listen = c.api.listen.clone().unwrap();
+        assert_eq!(Some(listen.clone()), ApiSection::default().listen);
+        assert_ne!(listen, rampart_api::local::DEFAULT_LISTEN);
+        assert_ne!(Some(listen.clone()), c.enroll.listen);
+        assert_ne!(Some(listen), c.metrics.listen);
+    }
 
     #[test]
     fn defaults_parse_and_errors_name_the_place() {
