@@ -13,7 +13,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use rampart_bus::rpc::{
-    EventQuery, IncomingRequest, NodeRequest, ReplyChunk, RequestPlane, RespondCommand,
+    DeployAnswer, DeployDiagnostic, DeployText, EventQuery, IncomingRequest, NodeRequest,
+    ReplyChunk, RequestPlane, RespondCommand,
 };
 use rampart_bus::BusError;
 use rampart_recorder::{Query, Record, RecordTypes, Recorder};
@@ -33,6 +34,20 @@ pub struct NodeService {
     pub rules: Vec<PathBuf>,
     /// Carries out response commands (manual requests: no policy, audited).
     pub responder: Arc<Responder>,
+    /// Where deployed rules and policies go, and how the node reloads; None: deploys
+    /// are refused.
+    pub deploy: Option<DeployTargets>,
+}
+
+/// What a deploy from central changes on this node.
+#[derive(Debug, Clone)]
+pub struct DeployTargets {
+    /// Deployed rules files (one of the node's rule paths).
+    pub rules_dir: PathBuf,
+    /// The response policy file the node runs, if any.
+    pub policy: Option<PathBuf>,
+    /// Raised to reload, as SIGHUP does.
+    pub reload: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl NodeService {
@@ -45,6 +60,7 @@ impl NodeService {
                 Arc::new(PolicyStore::empty()),
                 Toolbox::new(),
             )),
+            deploy: None,
         }
     }
 }
@@ -144,7 +160,194 @@ fn answer(
         NodeRequest::Query(q) => query(service, q, out),
         NodeRequest::RetroHunt { query, rules } => retro_hunt(service, query, rules, out),
         NodeRequest::Respond(c) => respond(service, c),
+        NodeRequest::DeployRules(d) => deploy_targets(service)
+            .and_then(|t| deploy_rules(&service.node, &service.rules, t, d))
+            .and_then(answer_json),
+        NodeRequest::DeployPolicy(d) => deploy_targets(service)
+            .and_then(|t| deploy_policy(&service.node, t, d))
+            .and_then(answer_json),
     }
+}
+
+fn deploy_targets(service: &NodeService) -> Result<&DeployTargets, String> {
+    service
+        .deploy
+        .as_ref()
+        .ok_or_else(|| format!("node {} takes no deploys", service.node))
+}
+
+fn answer_json(a: DeployAnswer) -> Result<serde_json::Value, String> {
+    serde_json::to_value(a).map_err(|e| e.to_string())
+}
+
+/// A deployed document's name: a plain file name (no directories), `.yaml` added to a
+/// rules file without it.
+fn deploy_name(given: &str, rules: bool) -> Result<String, String> {
+    let plain = !given.is_empty()
+        && !given.contains('/')
+        && !given.contains('\0')
+        && !given.starts_with('.')
+        && given.len() <= 200;
+    if !plain {
+        return Err(format!(
+            "{given:?}: a deployed file needs a plain file name (no '/', not hidden)"
+        ));
+    }
+    Ok(
+        if rules && !(given.ends_with(".yaml") || given.ends_with(".yml")) {
+            format!("{given}.yaml")
+        } else {
+            given.to_string()
+        },
+    )
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so the node never
+/// reloads half a file.
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.deploy-tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The yaml files of a rules directory, sorted (as the loader reads them).
+fn rule_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+type Located = (String, u32, u32, String);
+
+fn load_errors(paths: &[PathBuf]) -> (usize, Vec<Located>) {
+    let v = rampart_detect::tools::validate_files(paths);
+    (
+        v.rules,
+        v.errors
+            .into_iter()
+            .map(|e| (e.file, e.line, e.col, e.message))
+            .collect(),
+    )
+}
+
+/// Checks a rules file with the node's own rules (its lists and macros) and installs it
+/// when it adds no load error; the running rules stay otherwise.
+/// `node` runs `rules` (its deployed rules directory among them).
+pub fn deploy_rules(
+    node: &str,
+    rules: &[PathBuf],
+    targets: &DeployTargets,
+    d: &DeployText,
+) -> Result<DeployAnswer, String> {
+    let name = deploy_name(&d.name, true)?;
+    let installed = targets.rules_dir.join(&name);
+    // The node's rules as they would be: its own, the other deployed files, this one.
+    let mut base: Vec<PathBuf> = rules
+        .iter()
+        .filter(|p| **p != targets.rules_dir)
+        .cloned()
+        .collect();
+    base.extend(
+        rule_files(&targets.rules_dir)
+            .into_iter()
+            .filter(|f| *f != installed),
+    );
+    let tmp = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
+    let candidate = tmp.path().join(&name);
+    std::fs::write(&candidate, &d.text).map_err(|e| format!("{}: {e}", candidate.display()))?;
+    let (_, before) = load_errors(&base);
+    let mut with = base;
+    with.push(candidate.clone());
+    let (count, after) = load_errors(&with);
+    let shown = candidate.display().to_string();
+    let diagnostics: Vec<DeployDiagnostic> = after
+        .into_iter()
+        .filter(|e| !before.contains(e))
+        .map(|(file, line, column, message)| DeployDiagnostic {
+            file: if file == shown { name.clone() } else { file },
+            line,
+            column,
+            message,
+        })
+        .collect();
+    if !diagnostics.is_empty() {
+        tracing::warn!(node = %node, file = %name, operator = %d.operator, errors = diagnostics.len(), "deployed rules refused; the running rules stay");
+        return Ok(DeployAnswer {
+            node: node.to_string(),
+            applied: false,
+            count: 0,
+            diagnostics,
+        });
+    }
+    write_atomically(&installed, &d.text)?;
+    targets
+        .reload
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(node = %node, file = %installed.display(), operator = %d.operator, rules = count, "rules deployed from central; reloading");
+    Ok(DeployAnswer {
+        node: node.to_string(),
+        applied: true,
+        count: count as u64,
+        diagnostics: Vec::new(),
+    })
+}
+
+/// Parses a response policy and writes it over the node's policy file when it parses.
+pub fn deploy_policy(
+    node: &str,
+    targets: &DeployTargets,
+    d: &DeployText,
+) -> Result<DeployAnswer, String> {
+    let name = deploy_name(&d.name, false)?;
+    let refused = |file: String, line: usize, column: usize, message: String| DeployAnswer {
+        node: node.to_string(),
+        applied: false,
+        count: 0,
+        diagnostics: vec![DeployDiagnostic {
+            file,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+            message,
+        }],
+    };
+    let policy = match rampart_respond::Policy::parse(&d.text, Path::new(&name)) {
+        Ok(p) => p,
+        Err(rampart_respond::RespondError::Policy {
+            file,
+            line,
+            column,
+            message,
+        }) => return Ok(refused(file.display().to_string(), line, column, message)),
+        Err(e) => return Ok(refused(name, 0, 0, e.to_string())),
+    };
+    let path = targets.policy.as_ref().ok_or(
+        "this node runs no response policy file (response.policy in its configuration), so there is none to replace",
+    )?;
+    write_atomically(path, &d.text)?;
+    targets
+        .reload
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(node = %node, file = %path.display(), operator = %d.operator, "response policy deployed from central; reloading");
+    Ok(DeployAnswer {
+        node: node.to_string(),
+        applied: true,
+        count: policy.file.responses.len() as u64,
+        diagnostics: Vec::new(),
+    })
 }
 
 fn recorder_query(service: &NodeService, q: &EventQuery) -> Result<Query, String> {

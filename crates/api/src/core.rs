@@ -14,7 +14,7 @@ use rampart_store::{AlertChange, AlertQuery, AuditQuery, ContainerQuery, Store, 
 use crate::auth::{AuthError, Permission, Principal, TokenStore};
 use crate::convert;
 use crate::live::AlertFeed;
-use crate::nodes::{NodeCallError, NodeGateway};
+use crate::nodes::{DeployKind, NodeCallError, NodeGateway};
 
 /// Why a call failed; each adapter maps it to its status (HTTP code, gRPC code).
 #[derive(Debug, thiserror::Error)]
@@ -575,47 +575,48 @@ impl ApiCore {
         ))
     }
 
+    /// The nodes' image-scan results (per running container), newest first.
     pub async fn list_scan_results(
         &self,
         p: &Principal,
-        _r: pb::ListScanResultsRequest,
+        r: pb::ListScanResultsRequest,
     ) -> ApiResult<pb::ListScanResultsResponse> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "scan results: scans are not published to central or kept in its store yet".into(),
-        ))
+        crate::fleet::list_scan_results(&self.store, r).await
     }
 
-    pub async fn get_sbom(&self, p: &Principal, _r: pb::GetSbomRequest) -> ApiResult<pb::Sbom> {
+    pub async fn get_sbom(&self, p: &Principal, r: pb::GetSbomRequest) -> ApiResult<pb::Sbom> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "SBOMs: scans are not published to central or kept in its store yet".into(),
-        ))
+        require_id(&r.id)?;
+        crate::fleet::get_sbom(&self.store, r).await
     }
 
+    /// Findings across the fleet's scan results, one per id and package version, with
+    /// the images they are in and whether a container loaded the package.
     pub async fn list_vulnerabilities(
         &self,
         p: &Principal,
-        _r: pb::ListVulnerabilitiesRequest,
+        r: pb::ListVulnerabilitiesRequest,
     ) -> ApiResult<pb::ListVulnerabilitiesResponse> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "vulnerabilities: scan findings are not kept in central's store yet".into(),
-        ))
+        crate::fleet::list_vulnerabilities(&self.store, r).await
     }
 
     // ---- rules and response policies ----
 
+    /// The rules each node reported (at start and after every reload); under `rampart
+    /// up`, before the local node's first report, its rules files.
     pub async fn list_rules(
         &self,
         p: &Principal,
-        _r: pb::ListRulesRequest,
+        r: pb::ListRulesRequest,
     ) -> ApiResult<pb::ListRulesResponse> {
         self.require(p, Permission::Read)?;
-        if self.rule_paths.is_empty() {
-            return Err(ApiError::Unimplemented(
-                "rules: this server runs no node, and nodes do not report their rules to central yet".into(),
-            ));
+        let reported = crate::fleet::list_rules(&self.store, &r.node).await?;
+        let local = self.local_node.clone().unwrap_or_default();
+        let local_asked = r.node.is_empty() || r.node == local;
+        if !reported.rules.is_empty() || self.rule_paths.is_empty() || !local_asked {
+            return Ok(reported);
         }
         let paths = self.rule_paths.clone();
         let listing = blocking(move || Ok(rampart_detect::tools::list_rules(&paths))).await?;
@@ -628,6 +629,7 @@ impl ApiCore {
                     priority: format!("{:?}", r.priority).to_uppercase(),
                     mitre: r.mitre,
                     enabled: r.enabled,
+                    node: local.clone(),
                     ..Default::default()
                 })
                 .collect(),
@@ -668,30 +670,59 @@ impl ApiCore {
         .await
     }
 
+    /// Sends a rules file to nodes (admin only, audited); each checks it with its own
+    /// rules and reloads, or refuses it with located diagnostics and keeps its rules.
     pub async fn deploy_rules(
         &self,
         p: &Principal,
         r: pb::DeployRulesRequest,
     ) -> ApiResult<pb::DeployResponse> {
-        self.unimplemented_write(
-            p,
-            Permission::Admin,
-            "rules.deploy",
-            &r.file_name,
-            "rules deployment: request/reply to nodes is not wired into the API yet",
-        )
-        .await
+        let name = file_name(&r.file_name, "deployed.yaml")?;
+        self.deploy(p, DeployKind::Rules, "rules.deploy", name, r.yaml, &r.nodes)
+            .await
     }
 
+    async fn deploy(
+        &self,
+        p: &Principal,
+        kind: DeployKind,
+        action: &str,
+        name: String,
+        text: String,
+        nodes: &[String],
+    ) -> ApiResult<pb::DeployResponse> {
+        self.require_write(p, Permission::Admin, action, &name)
+            .await?;
+        let doc = rampart_bus::rpc::DeployText {
+            name: name.clone(),
+            text,
+            operator: p.name.clone(),
+        };
+        let result = crate::fleet::deploy(&self.store, self.nodes.as_ref(), kind, doc, nodes).await;
+        let detail = match &result {
+            Ok(r) => serde_json::json!({
+                "nodes": r.nodes,
+                "failed": r.failed,
+                "diagnostics": r.diagnostics.iter().map(|d| format!("{}:{}:{}: {}", d.file, d.line, d.column, d.message)).collect::<Vec<_>>(),
+            }),
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        };
+        self.audit(p, action, &name, &detail.to_string()).await?;
+        let r = result?;
+        match crate::fleet::refused_everywhere(&r) {
+            Some(e) => Err(e),
+            None => Ok(r),
+        }
+    }
+
+    /// The response policy each node reported.
     pub async fn list_response_policies(
         &self,
         p: &Principal,
-        _r: pb::ListResponsePoliciesRequest,
+        r: pb::ListResponsePoliciesRequest,
     ) -> ApiResult<pb::ListResponsePoliciesResponse> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "response policies: nodes do not report their policy to central yet".into(),
-        ))
+        crate::fleet::list_response_policies(&self.store, &r.node).await
     }
 
     pub async fn validate_response_policy(
@@ -736,17 +767,21 @@ impl ApiCore {
         )
     }
 
+    /// Sends a response policy to nodes (admin only, audited); each parses it and
+    /// replaces its policy file and reloads, or refuses it with where it is wrong.
     pub async fn deploy_response_policy(
         &self,
         p: &Principal,
         r: pb::DeployResponsePolicyRequest,
     ) -> ApiResult<pb::DeployResponse> {
-        self.unimplemented_write(
+        let name = file_name(&r.file_name, "policy.yaml")?;
+        self.deploy(
             p,
-            Permission::Admin,
+            DeployKind::ResponsePolicy,
             "policy.deploy",
-            &r.file_name,
-            "response policy deployment: request/reply to nodes is not wired into the API yet",
+            name,
+            r.yaml,
+            &r.nodes,
         )
         .await
     }
@@ -811,6 +846,8 @@ impl ApiCore {
             .as_ref()
             .and_then(|h| (h.0)())
             .filter(|_| self.local_node.is_some());
+        // What remote nodes (and the local one, through the bus) reported.
+        let reported = crate::fleet::health_reports(&self.store, &r.node).await?;
         Ok(pb::GetSensorHealthResponse {
             nodes: nodes
                 .into_iter()
@@ -835,7 +872,14 @@ impl ApiCore {
                             drops: d.drops.clone(),
                             ..base
                         },
-                        None => base,
+                        None => match reported.get(&n.name) {
+                            Some(h) => pb::NodeHealth {
+                                alive: base.alive,
+                                last_seen_ns: base.last_seen_ns,
+                                ..crate::fleet::health_detail(h)
+                            },
+                            None => base,
+                        },
                     };
                     h.node = n.name;
                     h.version = n.version;

@@ -138,11 +138,7 @@ impl Store for LiveStore {
         self.inner.workloads(query)
     }
 
-    fn put_reports(
-        &self,
-        node: &str,
-        reports: &[rampart_event::fleet::NodeReport],
-    ) -> Result<u64> {
+    fn put_reports(&self, node: &str, reports: &[rampart_event::fleet::NodeReport]) -> Result<u64> {
         self.inner.put_reports(node, reports)
     }
 

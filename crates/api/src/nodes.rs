@@ -5,7 +5,7 @@
 //! recorder writes them.
 
 use async_trait::async_trait;
-use rampart_bus::rpc::{EventQuery, RulesText};
+use rampart_bus::rpc::{DeployAnswer, DeployText, EventQuery, RulesText};
 
 /// Why a node could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,13 @@ pub enum NodeCallError {
     /// does not load): the caller's input.
     #[error("{0}")]
     Refused(String),
+}
+
+/// What a deploy replaces on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployKind {
+    Rules,
+    ResponsePolicy,
 }
 
 /// An answer: the records as JSON lines, and what the node reported at the end.
@@ -39,4 +46,18 @@ pub trait NodeGateway: Send + Sync + 'static {
         query: EventQuery,
         rules: Vec<RulesText>,
     ) -> Result<NodeAnswer, NodeCallError>;
+
+    /// Deploys a rules file or response policy to the node, which checks it against
+    /// what it runs and reloads when it passes.
+    async fn deploy(
+        &self,
+        node: &str,
+        kind: DeployKind,
+        doc: DeployText,
+    ) -> Result<DeployAnswer, NodeCallError> {
+        let _ = (kind, doc);
+        Err(NodeCallError::Unreachable(format!(
+            "node {node}: this server cannot deploy to nodes"
+        )))
+    }
 }

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rampart_bus::rpc::{
-    EventQuery, NodeRequest, ReplyChunk, ReplyStream, RequestPlane, RespondCommand, RulesText,
+    DeployAnswer, DeployText, EventQuery, NodeRequest, ReplyChunk, ReplyStream, RequestPlane,
+    RespondCommand, RulesText,
 };
 use rampart_bus::BusError;
 use rampart_event::AuditRecord;
@@ -185,6 +186,26 @@ impl NodeClient {
         Ok(summary)
     }
 
+    /// Deploys a rules file (or, with `policy`, a response policy) to the node; the node
+    /// checks it against what it runs and reloads, or says where it is wrong.
+    pub async fn deploy(
+        &self,
+        node: &str,
+        doc: DeployText,
+        policy: bool,
+    ) -> Result<DeployAnswer, NodeRequestError> {
+        let req = if policy {
+            NodeRequest::DeployPolicy(doc)
+        } else {
+            NodeRequest::DeployRules(doc)
+        };
+        let (_, summary) = self.send(node, &req).await?.collect().await?;
+        serde_json::from_value(summary).map_err(|e| NodeRequestError::Node {
+            node: node.into(),
+            message: format!("a deploy answer that does not decode: {e}"),
+        })
+    }
+
     async fn audit(&self, node: &str, audit: Vec<AuditRecord>) -> Result<(), NodeRequestError> {
         let Some(store) = self.store.clone() else {
             return Ok(());
@@ -236,6 +257,22 @@ impl rampart_api::NodeGateway for NodeClient {
         .await
         .map_err(gateway_error)?;
         Ok(rampart_api::NodeAnswer { lines, summary })
+    }
+
+    async fn deploy(
+        &self,
+        node: &str,
+        kind: rampart_api::DeployKind,
+        doc: DeployText,
+    ) -> Result<DeployAnswer, rampart_api::NodeCallError> {
+        NodeClient::deploy(
+            self,
+            node,
+            doc,
+            kind == rampart_api::DeployKind::ResponsePolicy,
+        )
+        .await
+        .map_err(gateway_error)
     }
 }
 
