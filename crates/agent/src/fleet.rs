@@ -525,3 +525,91 @@ fn respond(service: &NodeService, c: &RespondCommand) -> Result<serde_json::Valu
 pub fn encode_chunk(c: &ReplyChunk) -> Bytes {
     c.encode()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const OWN: &str = "- macro: spawned_shell\n  condition: evt.type = execve and proc.name in (sh, bash)\n- rule: Own\n  desc: d\n  condition: spawned_shell\n  output: o %proc.name\n  priority: WARNING\n  tags: [T1059]\n";
+
+    fn doc(name: &str, text: &str) -> DeployText {
+        DeployText {
+            name: name.into(),
+            text: text.into(),
+            operator: "admin".into(),
+        }
+    }
+
+    #[test]
+    fn a_deployed_rules_file_uses_the_nodes_macros_and_a_bad_one_is_refused_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("own.yaml");
+        std::fs::write(&own, OWN).unwrap();
+        let deployed = dir.path().join("deployed");
+        std::fs::create_dir_all(&deployed).unwrap();
+        let targets = DeployTargets {
+            rules_dir: deployed.clone(),
+            policy: None,
+            reload: Arc::new(AtomicBool::new(false)),
+        };
+        let rules = vec![own, deployed.clone()];
+        // Uses the node's own macro: only valid with the node's rules.
+        let good = "- rule: Deployed shell\n  desc: d\n  condition: spawned_shell and container.id != host\n  output: o %proc.name\n  priority: ERROR\n  tags: [T1059.004]\n";
+        let a = deploy_rules("n1", &rules, &targets, &doc("web", good)).unwrap();
+        assert!(a.applied && a.diagnostics.is_empty(), "{a:?}");
+        assert_eq!(a.count, 2, "the node's rule and the deployed one");
+        assert_eq!(
+            std::fs::read_to_string(deployed.join("web.yaml")).unwrap(),
+            good
+        );
+        assert!(
+            targets.reload.swap(false, Ordering::Relaxed),
+            "reload raised"
+        );
+
+        // Line 3, a condition that does not parse: refused where it is wrong, and the
+        // installed file is untouched.
+        let bad = "- rule: Deployed shell\n  desc: d\n  condition: spawned_shell and (\n  output: o\n  priority: ERROR\n";
+        let a = deploy_rules("n1", &rules, &targets, &doc("web.yaml", bad)).unwrap();
+        assert!(!a.applied);
+        let d = &a.diagnostics[0];
+        assert_eq!((d.file.as_str(), d.line), ("web.yaml", 3), "{a:?}");
+        assert!(d.column > 0 && !d.message.is_empty(), "{d:?}");
+        assert_eq!(
+            std::fs::read_to_string(deployed.join("web.yaml")).unwrap(),
+            good
+        );
+        assert!(!targets.reload.load(Ordering::Relaxed));
+        // Names cannot leave the directory.
+        assert!(deploy_rules("n1", &rules, &targets, &doc("../x.yaml", good)).is_err());
+        assert!(deploy_rules("n1", &rules, &targets, &doc(".hidden", good)).is_err());
+    }
+
+    #[test]
+    fn a_deployed_policy_replaces_the_file_only_when_it_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        let targets = DeployTargets {
+            rules_dir: dir.path().join("deployed"),
+            policy: Some(policy.clone()),
+            reload: Arc::new(AtomicBool::new(false)),
+        };
+        let bad = "responses:\n  - name: x\n    when: {rules: [\"Shell*\"]}\n    action: explode\n";
+        let a = deploy_policy("n1", &targets, &doc("policy.yaml", bad)).unwrap();
+        assert!(!a.applied);
+        assert!(a.diagnostics[0].line > 0, "{a:?}");
+        assert!(!policy.exists());
+        assert!(!targets.reload.load(Ordering::Relaxed));
+        let good = "responses:\n  - name: x\n    when: {rules: [\"Shell*\"]}\n    action: kill\n";
+        let a = deploy_policy("n1", &targets, &doc("policy.yaml", good)).unwrap();
+        assert!(a.applied && a.count == 1, "{a:?}");
+        assert_eq!(std::fs::read_to_string(&policy).unwrap(), good);
+        assert!(targets.reload.load(Ordering::Relaxed));
+        let no_policy = DeployTargets {
+            policy: None,
+            ..targets.clone()
+        };
+        assert!(deploy_policy("n1", &no_policy, &doc("p.yaml", good)).is_err());
+    }
+}

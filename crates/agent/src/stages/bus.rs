@@ -334,4 +334,58 @@ mod tests {
         );
         assert_eq!(stage.stats().sent, 2);
     }
+
+    #[test]
+    fn reports_go_in_batches_of_their_own_and_a_huge_sbom_is_left_behind() {
+        use rampart_event::fleet::{RulesReport, ScanReport};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Arc::new(InProcessBus::new(64));
+        let config = BusPublisherConfig::new("node-a", dir.path());
+        let mut stage = BusPublisherStage::new(config, bus.clone(), rt.handle().clone()).unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let ctx = StageContext::new(tx);
+        stage.start(&ctx).unwrap();
+        let reports = stage.reports();
+        // From another thread, as the scanner and the fleet-report stage send.
+        std::thread::spawn(move || {
+            assert!(reports.send(NodeReport::Rules(RulesReport {
+                ts_ns: 1,
+                ..Default::default()
+            })));
+            assert!(reports.send(NodeReport::Scan(ScanReport {
+                ts_ns: 2,
+                target: "container:c1".into(),
+                sbom_cyclonedx: Some("x".repeat(MAX_REPORT_BYTES + 1)),
+                sbom_spdx: Some("{}".into()),
+                ..Default::default()
+            })));
+        })
+        .join()
+        .unwrap();
+        stage.flush(rampart_event::wall_ns(), &ctx).unwrap();
+        stage.stop(&ctx).unwrap();
+        let mut consumer = rt.block_on(bus.consumer("central")).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let d = rt.block_on(consumer.next()).unwrap().unwrap();
+            let mut b = NodeBatch::decode(&d.payload).unwrap();
+            let r = b.take_reports();
+            assert!(b.records.is_empty(), "reports travel alone");
+            got.extend(r);
+        }
+        assert_eq!(got[0].kind(), "rules");
+        match &got[1] {
+            NodeReport::Scan(s) => {
+                assert_eq!(s.target, "container:c1");
+                assert!(s.sbom_cyclonedx.is_none() && s.sbom_spdx.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(stage.reports().dropped(), 0);
+    }
 }
