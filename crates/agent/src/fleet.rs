@@ -8,8 +8,10 @@
 //! `rampart query --format json` prints them), numbered so central can tell a lost
 //! chunk from the end.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rampart_bus::rpc::{
@@ -25,6 +27,21 @@ use rampart_respond::{ActionSpec, ManualRequest, Mode, PolicyStore, Responder, T
 /// 1 MiB).
 pub const CHUNK_BYTES: usize = 256 << 10;
 
+/// Live event streams a node serves at once, at most (each holds a blocking thread
+/// following the recorder).
+pub const MAX_STREAMS: usize = 8;
+
+/// A live stream whose requester has not renewed it for this long ends (central renews
+/// every third of it while its client listens; a central that died stops renewing).
+pub const STREAM_LEASE: Duration = Duration::from_secs(30);
+
+/// A live stream sends a chunk, empty if need be, at least this often, so central's
+/// wait for the next chunk never runs out while the recorder is quiet.
+pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// A live stream's events wait at most this long before they are sent.
+const STREAM_FLUSH: Duration = Duration::from_millis(100);
+
 /// What the node answers from.
 pub struct NodeService {
     pub node: String,
@@ -37,6 +54,8 @@ pub struct NodeService {
     /// Where deployed rules and policies go, and how the node reloads; None: deploys
     /// are refused.
     pub deploy: Option<DeployTargets>,
+    /// Live streams open, by id: when each was last renewed.
+    streams: Mutex<HashMap<String, Instant>>,
 }
 
 /// What a deploy from central changes on this node.
@@ -61,7 +80,12 @@ impl NodeService {
                 Toolbox::new(),
             )),
             deploy: None,
+            streams: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -160,6 +184,22 @@ fn answer(
         NodeRequest::Query(q) => query(service, q, out),
         NodeRequest::RetroHunt { query, rules } => retro_hunt(service, query, rules, out),
         NodeRequest::Respond(c) => respond(service, c),
+        NodeRequest::Stream { id, query } => stream(service, id, query, out),
+        NodeRequest::StreamLease { id, cancel } => {
+            let mut streams = service.streams();
+            let open = match streams.get_mut(id) {
+                Some(_) if *cancel => {
+                    streams.remove(id);
+                    false
+                }
+                Some(renewed) => {
+                    *renewed = Instant::now();
+                    true
+                }
+                None => false,
+            };
+            Ok(serde_json::json!({ "node": service.node, "open": open }))
+        }
         NodeRequest::DeployRules(d) => deploy_targets(service)
             .and_then(|t| deploy_rules(&service.node, &service.rules, t, d))
             .and_then(answer_json),
@@ -416,6 +456,70 @@ fn query(
         "records": n,
         "skipped_blocks": it.skipped().len(),
     }))
+}
+
+/// Follows the recorder: every record the query matches, from now on, as the recorder
+/// seals its blocks, until central cancels or stops renewing the stream, or `limit`.
+fn stream(
+    service: &NodeService,
+    id: &str,
+    q: &EventQuery,
+    out: &mut ChunkSender,
+) -> Result<serde_json::Value, String> {
+    let rq = recorder_query(service, q)?;
+    {
+        let mut streams = service.streams();
+        if streams.len() >= MAX_STREAMS && !streams.contains_key(id) {
+            return Err(format!(
+                "node {}: {MAX_STREAMS} live streams are open already",
+                service.node
+            ));
+        }
+        streams.insert(id.to_string(), Instant::now());
+    }
+    struct Close<'a>(&'a NodeService, &'a str);
+    impl Drop for Close<'_> {
+        fn drop(&mut self) {
+            self.0.streams().remove(self.1);
+        }
+    }
+    let _close = Close(service, id);
+    let recorder = open_recorder(service)?;
+    let mut follow = recorder.follow(&rq).map_err(|e| e.to_string())?;
+    let (mut n, mut last_sent, mut first_waiting) = (0u64, Instant::now(), None::<Instant>);
+    let ended = loop {
+        match service.streams().get(id) {
+            None => break "cancelled",
+            Some(renewed) if renewed.elapsed() > STREAM_LEASE => break "lease expired",
+            Some(_) => {}
+        }
+        match follow.next_timeout(STREAM_FLUSH) {
+            Ok(Some(r)) => {
+                let line = record_json(&r).map_err(|e| e.to_string())?;
+                if !out.line(&line) {
+                    break "central went away";
+                }
+                first_waiting.get_or_insert_with(Instant::now);
+                n += 1;
+                if q.limit > 0 && n >= q.limit {
+                    break "limit";
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let due = first_waiting.is_some_and(|t| t.elapsed() >= STREAM_FLUSH)
+            || last_sent.elapsed() >= STREAM_HEARTBEAT;
+        if due {
+            if !out.flush(false, None, None) {
+                break "central went away";
+            }
+            last_sent = Instant::now();
+            first_waiting = None;
+        }
+    };
+    tracing::debug!(node = %service.node, stream = %id, records = n, ended, "live stream ended");
+    Ok(serde_json::json!({ "node": service.node, "records": n, "ended": ended }))
 }
 
 fn retro_hunt(

@@ -1033,41 +1033,97 @@ impl ApiCore {
     ) -> ApiResult<BoxStream<pb::Event>> {
         self.require(p, Permission::Read)?;
         let filter = r.filter.unwrap_or_default();
+        // The recorder resolves container and image names when a follow starts, so a
+        // container that starts later would never match: those two are matched here,
+        // event by event, instead.
+        let wanted = {
+            let filter = filter.clone();
+            move |e: &rampart_event::Event| {
+                let c = e.container.container();
+                let container_ok = filter.container.is_empty()
+                    || c.is_some_and(|c| {
+                        c.id.starts_with(&filter.container) || c.name == filter.container
+                    })
+                    || (filter.container == "host" && c.is_none());
+                let image_ok = filter.image.is_empty()
+                    || c.is_some_and(|c| {
+                        c.image == filter.image || c.image_repository == filter.image
+                    });
+                container_ok && image_ok
+            }
+        };
+        let unfiltered = pb::EventFilter {
+            container: String::new(),
+            image: String::new(),
+            ..filter.clone()
+        };
         if !filter.node.is_empty() && self.local_node.as_deref() != Some(&filter.node) {
             let store = self.store.clone();
             let nodes = blocking(move || Ok(store.nodes()?)).await?;
             if !nodes.iter().any(|n| n.name == filter.node) {
                 return Err(ApiError::NotFound(format!("no node {:?}", filter.node)));
             }
-            return Err(ApiError::Unimplemented(format!(
-                "live events of node {:?}: only the local recorder streams; QueryEvents with since_ns reads a remote node's history",
-                filter.node
-            )));
+            let Some(gateway) = self.nodes.clone() else {
+                return Err(ApiError::Unimplemented(format!(
+                    "live events of node {:?}: this server reaches no other node (rampart central does)",
+                    filter.node
+                )));
+            };
+            let permit = self.live_streams.clone().try_acquire_owned().map_err(|_| {
+                ApiError::Unavailable(format!(
+                    "live events: {MAX_EVENT_STREAMS} streams are open already; close one or use QueryEvents"
+                ))
+            })?;
+            let q = Self::remote_query(&unfiltered, 0)?;
+            let mut batches = gateway
+                .stream_events(&filter.node, q)
+                .await
+                .map_err(node_error)?;
+            let node = filter.node.clone();
+            let (tx, rx) = tokio::sync::mpsc::channel::<ApiResult<pb::Event>>(1024);
+            // Ends when the client goes (the channel closes) or the node ends the
+            // stream; dropping `batches` cancels it on the node.
+            tokio::spawn(async move {
+                let _permit = permit;
+                loop {
+                    let batch = tokio::select! {
+                        _ = tx.closed() => return,
+                        b = batches.next() => b,
+                    };
+                    let lines = match batch {
+                        None => return,
+                        Some(Ok(lines)) => lines,
+                        Some(Err(e)) => {
+                            let _ = tx.send(Err(node_error(e))).await;
+                            return;
+                        }
+                    };
+                    for line in lines {
+                        let e = match serde_json::from_str::<rampart_event::Event>(&line) {
+                            Ok(e) => e,
+                            Err(e) => {
+                                let _ = tx
+                                    .send(Err(ApiError::Internal(format!(
+                                        "node {node:?} sent an event that does not decode: {e}"
+                                    ))))
+                                    .await;
+                                return;
+                            }
+                        };
+                        if wanted(&e) && tx.send(Ok(convert::event(&e))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            return Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)));
         }
         let dir = self.recorder_dir.clone().ok_or_else(|| {
             ApiError::Unimplemented(
                 "live events: this server runs no node, so it has no recorder to follow".into(),
             )
         })?;
-        // The recorder resolves container and image names when a follow starts, so a
-        // container that starts later would never match: those two are matched here,
-        // event by event, instead.
-        let q = Self::recorder_query(&pb::EventFilter {
-            container: String::new(),
-            image: String::new(),
-            ..filter.clone()
-        })?;
-        let wanted = move |e: &rampart_event::Event| {
-            let c = e.container.container();
-            let container_ok = filter.container.is_empty()
-                || c.is_some_and(|c| {
-                    c.id.starts_with(&filter.container) || c.name == filter.container
-                })
-                || (filter.container == "host" && c.is_none());
-            let image_ok = filter.image.is_empty()
-                || c.is_some_and(|c| c.image == filter.image || c.image_repository == filter.image);
-            container_ok && image_ok
-        };
+        let q = Self::recorder_query(&unfiltered)?;
         let permit = self.live_streams.clone().try_acquire_owned().map_err(|_| {
             ApiError::Unavailable(format!(
                 "live events: {MAX_EVENT_STREAMS} streams are open already; close one or use QueryEvents"

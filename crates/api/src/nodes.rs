@@ -19,6 +19,12 @@ pub enum NodeCallError {
     Refused(String),
 }
 
+/// A live stream's batches of JSON lines (records), as the node sends them; it ends
+/// when the node ends it, and dropping it cancels it on the node.
+pub type NodeLines = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<Vec<String>, NodeCallError>> + Send + 'static>,
+>;
+
 /// What a deploy replaces on a node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeployKind {
@@ -46,6 +52,18 @@ pub trait NodeGateway: Send + Sync + 'static {
         query: EventQuery,
         rules: Vec<RulesText>,
     ) -> Result<NodeAnswer, NodeCallError>;
+
+    /// Records the node's recorder seals from now on (live events).
+    async fn stream_events(
+        &self,
+        node: &str,
+        query: EventQuery,
+    ) -> Result<NodeLines, NodeCallError> {
+        let _ = query;
+        Err(NodeCallError::Unreachable(format!(
+            "node {node}: this server cannot stream a node's events"
+        )))
+    }
 
     /// Deploys a rules file or response policy to the node, which checks it against
     /// what it runs and reloads when it passes.

@@ -37,6 +37,16 @@ pub enum NodeRequest {
     },
     /// A response action on one of the node's containers, audited.
     Respond(RespondCommand),
+    /// Events (records the query selects) as the node's recorder seals them, from now
+    /// on, in chunks at least every few seconds (empty ones keep the answer alive),
+    /// until the requester cancels it or stops renewing it ([`NodeRequest::StreamLease`]).
+    Stream { id: String, query: EventQuery },
+    /// Renews the live stream `id` (or, with `cancel`, ends it).
+    StreamLease {
+        id: String,
+        #[serde(default)]
+        cancel: bool,
+    },
     /// A rules file: checked against the node's rules, installed among its deployed
     /// rules and reloaded when it loads; otherwise refused with located diagnostics
     /// (the running rules stay). Answered by a [`DeployAnswer`] summary.
