@@ -171,6 +171,20 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
     bus.spool.max_bytes = central.spool_max_mb << 20;
     bus.max_records = central.batch_records.max(1);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // The certificate is renewed in place before it expires; a reconnect presents the
+    // new one.
+    let (renew_stop, renew_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let (Some(addr), None) = (&central.renew_with, &central.tls) {
+        rt.spawn(rampart_central::enroll::renew_when_due(
+            addr.clone(),
+            central.tls_dir.clone(),
+            central.renew_at,
+            Duration::from_secs(central.renew_check_secs.max(1)),
+            async move {
+                let _ = renew_stopped.await;
+            },
+        ));
+    }
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = &central.metrics_listen {
         let handle = rampart_metrics::install()?;
@@ -235,6 +249,7 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
         source,
     )?;
     let _ = stop_tx.send(());
+    let _ = renew_stop.send(());
     let _ = metrics_stop.send(());
     if let Some(b) = &report.bus {
         eprintln!("rampart: bus spool: {}", serde_json::to_string(b)?);
