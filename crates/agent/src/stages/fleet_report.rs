@@ -142,6 +142,9 @@ pub fn health_report(stats: Option<&rampart_sensor::Stats>, spool: Option<&Spool
         let st = spool.stats();
         report.drops.push(drop("spool", st.dropped_records));
         report.bus_queued = st.queued_messages;
+        report.bus_lag_ns = spool
+            .oldest_age()
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
     }
     report
 }
