@@ -117,12 +117,16 @@ pub struct EnrollSection {
     /// Where nodes enroll (TLS with the server certificate, one-time tokens). Null:
     /// no enrollment listener.
     pub listen: Option<String>,
+    /// Node certificates are valid this many hours (null: 825 days); nodes with
+    /// `central.renew_with` renew theirs before they end.
+    pub node_cert_hours: Option<u64>,
 }
 
 impl Default for EnrollSection {
     fn default() -> Self {
         Self {
             listen: Some("127.0.0.1:8444".into()),
+            node_cert_hours: None,
         }
     }
 }
@@ -171,6 +175,7 @@ store:
 pki_dir: /var/lib/rampart/central/pki   # rampart central init writes the CA here
 enroll:
   listen: 127.0.0.1:8444    # nodes enroll here (TLS + one-time tokens); any address is allowed
+  node_cert_hours: null     # node certificates' lifetime (null: 825 days); nodes renew_with this listener
 retention:
   alerts_days: 30
   audit_days: 365
