@@ -54,6 +54,17 @@ pub struct CentralSection {
     pub serve_requests: bool,
     /// Prometheus `/metrics` on this loopback address; null: off.
     pub metrics_listen: Option<String>,
+    /// Rules files central deploys land here (loaded after the node's own rules).
+    pub deployed_rules_dir: PathBuf,
+    /// How often the node reports its sensor's health to central, seconds.
+    pub health_secs: u64,
+    /// Central's enrollment address (`host:port`): with it, the node renews its
+    /// certificate there on its own before it expires.
+    pub renew_with: Option<String>,
+    /// Renew once less than this fraction of the certificate's lifetime is left.
+    pub renew_at: f64,
+    /// How often the certificate's remaining lifetime is checked, seconds.
+    pub renew_check_secs: u64,
 }
 
 /// PEM files of a mutual-TLS link.
@@ -81,6 +92,11 @@ impl Default for CentralSection {
             batch_records: 500,
             serve_requests: true,
             metrics_listen: Some("127.0.0.1:9464".into()),
+            deployed_rules_dir: PathBuf::from("/var/lib/rampart/deployed-rules"),
+            health_secs: 15,
+            renew_with: None,
+            renew_at: 1.0 / 3.0,
+            renew_check_secs: 600,
         }
     }
 }
@@ -360,6 +376,11 @@ outputs:                # see `rampart outputs example` for every output
 #   batch_records: 500
 #   serve_requests: true  # answer central's recorder queries and response commands
 #   metrics_listen: 127.0.0.1:9464  # Prometheus /metrics, loopback only; null: off
+#   deployed_rules_dir: /var/lib/rampart/deployed-rules  # rules files central deploys
+#   health_secs: 15       # sensor health to central every N seconds
+#   renew_with: null      # central's enrollment host:port: renew the certificate before it expires
+#   renew_at: 0.333       # ... once less than this fraction of its lifetime is left
+#   renew_check_secs: 600
 "#;
 
 /// The shipped rule library: `$RAMPART_RULES_DIR`, `/etc/rampart/rules`, `./rules`, or

@@ -8,12 +8,15 @@
 //! `rampart query --format json` prints them), numbered so central can tell a lost
 //! chunk from the end.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rampart_bus::rpc::{
-    EventQuery, IncomingRequest, NodeRequest, ReplyChunk, RequestPlane, RespondCommand,
+    DeployAnswer, DeployDiagnostic, DeployText, EventQuery, IncomingRequest, NodeRequest,
+    ReplyChunk, RequestPlane, RespondCommand,
 };
 use rampart_bus::BusError;
 use rampart_recorder::{Query, Record, RecordTypes, Recorder};
@@ -24,6 +27,21 @@ use rampart_respond::{ActionSpec, ManualRequest, Mode, PolicyStore, Responder, T
 /// 1 MiB).
 pub const CHUNK_BYTES: usize = 256 << 10;
 
+/// Live event streams a node serves at once, at most (each holds a blocking thread
+/// following the recorder).
+pub const MAX_STREAMS: usize = 8;
+
+/// A live stream whose requester has not renewed it for this long ends (central renews
+/// every third of it while its client listens; a central that died stops renewing).
+pub const STREAM_LEASE: Duration = Duration::from_secs(30);
+
+/// A live stream sends a chunk, empty if need be, at least this often, so central's
+/// wait for the next chunk never runs out while the recorder is quiet.
+pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// A live stream's events wait at most this long before they are sent.
+const STREAM_FLUSH: Duration = Duration::from_millis(100);
+
 /// What the node answers from.
 pub struct NodeService {
     pub node: String,
@@ -33,6 +51,22 @@ pub struct NodeService {
     pub rules: Vec<PathBuf>,
     /// Carries out response commands (manual requests: no policy, audited).
     pub responder: Arc<Responder>,
+    /// Where deployed rules and policies go, and how the node reloads; None: deploys
+    /// are refused.
+    pub deploy: Option<DeployTargets>,
+    /// Live streams open, by id: when each was last renewed.
+    streams: Mutex<HashMap<String, Instant>>,
+}
+
+/// What a deploy from central changes on this node.
+#[derive(Debug, Clone)]
+pub struct DeployTargets {
+    /// Deployed rules files (one of the node's rule paths).
+    pub rules_dir: PathBuf,
+    /// The response policy file the node runs, if any.
+    pub policy: Option<PathBuf>,
+    /// Raised to reload, as SIGHUP does.
+    pub reload: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl NodeService {
@@ -45,7 +79,13 @@ impl NodeService {
                 Arc::new(PolicyStore::empty()),
                 Toolbox::new(),
             )),
+            deploy: None,
+            streams: Mutex::new(HashMap::new()),
         }
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, HashMap<String, Instant>> {
+        self.streams.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -144,7 +184,210 @@ fn answer(
         NodeRequest::Query(q) => query(service, q, out),
         NodeRequest::RetroHunt { query, rules } => retro_hunt(service, query, rules, out),
         NodeRequest::Respond(c) => respond(service, c),
+        NodeRequest::Stream { id, query } => stream(service, id, query, out),
+        NodeRequest::StreamLease { id, cancel } => {
+            let mut streams = service.streams();
+            let open = match streams.get_mut(id) {
+                Some(_) if *cancel => {
+                    streams.remove(id);
+                    false
+                }
+                Some(renewed) => {
+                    *renewed = Instant::now();
+                    true
+                }
+                None => false,
+            };
+            Ok(serde_json::json!({ "node": service.node, "open": open }))
+        }
+        NodeRequest::DeployRules(d) => deploy_targets(service)
+            .and_then(|t| deploy_rules(&service.node, &service.rules, t, d))
+            .and_then(answer_json),
+        NodeRequest::DeployPolicy(d) => deploy_targets(service)
+            .and_then(|t| deploy_policy(&service.node, t, d))
+            .and_then(answer_json),
     }
+}
+
+fn deploy_targets(service: &NodeService) -> Result<&DeployTargets, String> {
+    service
+        .deploy
+        .as_ref()
+        .ok_or_else(|| format!("node {} takes no deploys", service.node))
+}
+
+fn answer_json(a: DeployAnswer) -> Result<serde_json::Value, String> {
+    serde_json::to_value(a).map_err(|e| e.to_string())
+}
+
+/// A deployed document's name: a plain file name (no directories), `.yaml` added to a
+/// rules file without it.
+fn deploy_name(given: &str, rules: bool) -> Result<String, String> {
+    let plain = !given.is_empty()
+        && !given.contains('/')
+        && !given.contains('\0')
+        && !given.starts_with('.')
+        && given.len() <= 200;
+    if !plain {
+        return Err(format!(
+            "{given:?}: a deployed file needs a plain file name (no '/', not hidden)"
+        ));
+    }
+    Ok(
+        if rules && !(given.ends_with(".yaml") || given.ends_with(".yml")) {
+            format!("{given}.yaml")
+        } else {
+            given.to_string()
+        },
+    )
+}
+
+/// Writes `text` to `path` through a temporary file and a rename, so the node never
+/// reloads half a file.
+fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.deploy-tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The yaml files of a rules directory, sorted (as the loader reads them).
+fn rule_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|f| f.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+type Located = (String, u32, u32, String);
+
+fn load_errors(paths: &[PathBuf]) -> (usize, Vec<Located>) {
+    let v = rampart_detect::tools::validate_files(paths);
+    (
+        v.rules,
+        v.errors
+            .into_iter()
+            .map(|e| (e.file, e.line, e.col, e.message))
+            .collect(),
+    )
+}
+
+/// Checks a rules file with the node's own rules (its lists and macros) and installs it
+/// when it adds no load error; the running rules stay otherwise.
+/// `node` runs `rules` (its deployed rules directory among them).
+pub fn deploy_rules(
+    node: &str,
+    rules: &[PathBuf],
+    targets: &DeployTargets,
+    d: &DeployText,
+) -> Result<DeployAnswer, String> {
+    let name = deploy_name(&d.name, true)?;
+    let installed = targets.rules_dir.join(&name);
+    // The node's rules as they would be: its own, the other deployed files, this one.
+    let mut base: Vec<PathBuf> = rules
+        .iter()
+        .filter(|p| **p != targets.rules_dir)
+        .cloned()
+        .collect();
+    base.extend(
+        rule_files(&targets.rules_dir)
+            .into_iter()
+            .filter(|f| *f != installed),
+    );
+    let tmp = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
+    let candidate = tmp.path().join(&name);
+    std::fs::write(&candidate, &d.text).map_err(|e| format!("{}: {e}", candidate.display()))?;
+    let (_, before) = load_errors(&base);
+    let mut with = base;
+    with.push(candidate.clone());
+    let (count, after) = load_errors(&with);
+    let shown = candidate.display().to_string();
+    let diagnostics: Vec<DeployDiagnostic> = after
+        .into_iter()
+        .filter(|e| !before.contains(e))
+        .map(|(file, line, column, message)| DeployDiagnostic {
+            file: if file == shown { name.clone() } else { file },
+            line,
+            column,
+            message,
+        })
+        .collect();
+    if !diagnostics.is_empty() {
+        tracing::warn!(node = %node, file = %name, operator = %d.operator, errors = diagnostics.len(), "deployed rules refused; the running rules stay");
+        return Ok(DeployAnswer {
+            node: node.to_string(),
+            applied: false,
+            count: 0,
+            diagnostics,
+        });
+    }
+    write_atomically(&installed, &d.text)?;
+    targets
+        .reload
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(node = %node, file = %installed.display(), operator = %d.operator, rules = count, "rules deployed from central; reloading");
+    Ok(DeployAnswer {
+        node: node.to_string(),
+        applied: true,
+        count: count as u64,
+        diagnostics: Vec::new(),
+    })
+}
+
+/// Parses a response policy and writes it over the node's policy file when it parses.
+pub fn deploy_policy(
+    node: &str,
+    targets: &DeployTargets,
+    d: &DeployText,
+) -> Result<DeployAnswer, String> {
+    let name = deploy_name(&d.name, false)?;
+    let refused = |file: String, line: usize, column: usize, message: String| DeployAnswer {
+        node: node.to_string(),
+        applied: false,
+        count: 0,
+        diagnostics: vec![DeployDiagnostic {
+            file,
+            line: u32::try_from(line).unwrap_or(u32::MAX),
+            column: u32::try_from(column).unwrap_or(u32::MAX),
+            message,
+        }],
+    };
+    let policy = match rampart_respond::Policy::parse(&d.text, Path::new(&name)) {
+        Ok(p) => p,
+        Err(rampart_respond::RespondError::Policy {
+            file,
+            line,
+            column,
+            message,
+        }) => return Ok(refused(file.display().to_string(), line, column, message)),
+        Err(e) => return Ok(refused(name, 0, 0, e.to_string())),
+    };
+    let path = targets.policy.as_ref().ok_or(
+        "this node runs no response policy file (response.policy in its configuration), so there is none to replace",
+    )?;
+    write_atomically(path, &d.text)?;
+    targets
+        .reload
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(node = %node, file = %path.display(), operator = %d.operator, "response policy deployed from central; reloading");
+    Ok(DeployAnswer {
+        node: node.to_string(),
+        applied: true,
+        count: policy.file.responses.len() as u64,
+        diagnostics: Vec::new(),
+    })
 }
 
 fn recorder_query(service: &NodeService, q: &EventQuery) -> Result<Query, String> {
@@ -213,6 +456,70 @@ fn query(
         "records": n,
         "skipped_blocks": it.skipped().len(),
     }))
+}
+
+/// Follows the recorder: every record the query matches, from now on, as the recorder
+/// seals its blocks, until central cancels or stops renewing the stream, or `limit`.
+fn stream(
+    service: &NodeService,
+    id: &str,
+    q: &EventQuery,
+    out: &mut ChunkSender,
+) -> Result<serde_json::Value, String> {
+    let rq = recorder_query(service, q)?;
+    {
+        let mut streams = service.streams();
+        if streams.len() >= MAX_STREAMS && !streams.contains_key(id) {
+            return Err(format!(
+                "node {}: {MAX_STREAMS} live streams are open already",
+                service.node
+            ));
+        }
+        streams.insert(id.to_string(), Instant::now());
+    }
+    struct Close<'a>(&'a NodeService, &'a str);
+    impl Drop for Close<'_> {
+        fn drop(&mut self) {
+            self.0.streams().remove(self.1);
+        }
+    }
+    let _close = Close(service, id);
+    let recorder = open_recorder(service)?;
+    let mut follow = recorder.follow(&rq).map_err(|e| e.to_string())?;
+    let (mut n, mut last_sent, mut first_waiting) = (0u64, Instant::now(), None::<Instant>);
+    let ended = loop {
+        match service.streams().get(id) {
+            None => break "cancelled",
+            Some(renewed) if renewed.elapsed() > STREAM_LEASE => break "lease expired",
+            Some(_) => {}
+        }
+        match follow.next_timeout(STREAM_FLUSH) {
+            Ok(Some(r)) => {
+                let line = record_json(&r).map_err(|e| e.to_string())?;
+                if !out.line(&line) {
+                    break "central went away";
+                }
+                first_waiting.get_or_insert_with(Instant::now);
+                n += 1;
+                if q.limit > 0 && n >= q.limit {
+                    break "limit";
+                }
+            }
+            Ok(None) => {}
+            Err(e) => return Err(e.to_string()),
+        }
+        let due = first_waiting.is_some_and(|t| t.elapsed() >= STREAM_FLUSH)
+            || last_sent.elapsed() >= STREAM_HEARTBEAT;
+        if due {
+            if !out.flush(false, None, None) {
+                break "central went away";
+            }
+            last_sent = Instant::now();
+            first_waiting = None;
+        }
+    };
+    tracing::debug!(node = %service.node, stream = %id, records = n, ended, "live stream ended");
+    Ok(serde_json::json!({ "node": service.node, "records": n, "ended": ended }))
 }
 
 fn retro_hunt(
@@ -321,4 +628,92 @@ fn respond(service: &NodeService, c: &RespondCommand) -> Result<serde_json::Valu
 /// A reply chunk as bytes (for tests of other transports).
 pub fn encode_chunk(c: &ReplyChunk) -> Bytes {
     c.encode()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    const OWN: &str = "- macro: spawned_shell\n  condition: evt.type = execve and proc.name in (sh, bash)\n- rule: Own\n  desc: d\n  condition: spawned_shell\n  output: o %proc.name\n  priority: WARNING\n  tags: [T1059]\n";
+
+    fn doc(name: &str, text: &str) -> DeployText {
+        DeployText {
+            name: name.into(),
+            text: text.into(),
+            operator: "admin".into(),
+        }
+    }
+
+    #[test]
+    fn a_deployed_rules_file_uses_the_nodes_macros_and_a_bad_one_is_refused_located() {
+        let dir = tempfile::tempdir().unwrap();
+        let own = dir.path().join("own.yaml");
+        std::fs::write(&own, OWN).unwrap();
+        let deployed = dir.path().join("deployed");
+        std::fs::create_dir_all(&deployed).unwrap();
+        let targets = DeployTargets {
+            rules_dir: deployed.clone(),
+            policy: None,
+            reload: Arc::new(AtomicBool::new(false)),
+        };
+        let rules = vec![own, deployed.clone()];
+        // Uses the node's own macro: only valid with the node's rules.
+        let good = "- rule: Deployed shell\n  desc: d\n  condition: spawned_shell and container.id != host\n  output: o %proc.name\n  priority: ERROR\n  tags: [T1059.004]\n";
+        let a = deploy_rules("n1", &rules, &targets, &doc("web", good)).unwrap();
+        assert!(a.applied && a.diagnostics.is_empty(), "{a:?}");
+        assert_eq!(a.count, 2, "the node's rule and the deployed one");
+        assert_eq!(
+            std::fs::read_to_string(deployed.join("web.yaml")).unwrap(),
+            good
+        );
+        assert!(
+            targets.reload.swap(false, Ordering::Relaxed),
+            "reload raised"
+        );
+
+        // Line 3, a condition that does not parse: refused where it is wrong, and the
+        // installed file is untouched.
+        let bad = "- rule: Deployed shell\n  desc: d\n  condition: spawned_shell and (\n  output: o\n  priority: ERROR\n";
+        let a = deploy_rules("n1", &rules, &targets, &doc("web.yaml", bad)).unwrap();
+        assert!(!a.applied);
+        let d = &a.diagnostics[0];
+        assert_eq!((d.file.as_str(), d.line), ("web.yaml", 3), "{a:?}");
+        assert!(d.column > 0 && !d.message.is_empty(), "{d:?}");
+        assert_eq!(
+            std::fs::read_to_string(deployed.join("web.yaml")).unwrap(),
+            good
+        );
+        assert!(!targets.reload.load(Ordering::Relaxed));
+        // Names cannot leave the directory.
+        assert!(deploy_rules("n1", &rules, &targets, &doc("../x.yaml", good)).is_err());
+        assert!(deploy_rules("n1", &rules, &targets, &doc(".hidden", good)).is_err());
+    }
+
+    #[test]
+    fn a_deployed_policy_replaces_the_file_only_when_it_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = dir.path().join("policy.yaml");
+        let targets = DeployTargets {
+            rules_dir: dir.path().join("deployed"),
+            policy: Some(policy.clone()),
+            reload: Arc::new(AtomicBool::new(false)),
+        };
+        let bad = "responses:\n  - name: x\n    when: {rules: [\"Shell*\"]}\n    action: explode\n";
+        let a = deploy_policy("n1", &targets, &doc("policy.yaml", bad)).unwrap();
+        assert!(!a.applied);
+        assert!(a.diagnostics[0].line > 0, "{a:?}");
+        assert!(!policy.exists());
+        assert!(!targets.reload.load(Ordering::Relaxed));
+        let good = "responses:\n  - name: x\n    when: {rules: [\"Shell*\"]}\n    action: kill\n";
+        let a = deploy_policy("n1", &targets, &doc("policy.yaml", good)).unwrap();
+        assert!(a.applied && a.count == 1, "{a:?}");
+        assert_eq!(std::fs::read_to_string(&policy).unwrap(), good);
+        assert!(targets.reload.load(Ordering::Relaxed));
+        let no_policy = DeployTargets {
+            policy: None,
+            ..targets.clone()
+        };
+        assert!(deploy_policy("n1", &no_policy, &doc("p.yaml", good)).is_err());
+    }
 }

@@ -31,6 +31,12 @@ pub struct NodeOptions {
     pub publisher: Option<Publisher>,
     /// Receives the sensor's counters once it has started (the API's sensor health).
     pub sensor_stats: Option<Arc<std::sync::OnceLock<Arc<rampart_sensor::Stats>>>>,
+    /// Rules files deployed from central: loaded after the node's own rules.
+    pub deployed_rules: Option<PathBuf>,
+    /// Set to reload (as SIGHUP does): a deploy from central raises it.
+    pub reload: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// With a publisher: the sensor's health goes to central this often (default 15 s).
+    pub health_every: Option<Duration>,
 }
 
 /// The bus publisher a node runs with: where to publish and on which runtime the
@@ -98,7 +104,13 @@ pub fn run_node_from(
     source: Option<Box<dyn EventSource>>,
 ) -> Result<NodeReport, NodeError> {
     let cfg = &opts.config;
-    let rules = cfg.rule_paths(&opts.rules)?;
+    let mut rules = cfg.rule_paths(&opts.rules)?;
+    if let Some(dir) = &opts.deployed_rules {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "the deployed rules directory cannot be made");
+        }
+        rules.push(dir.clone());
+    }
     let sensor_config = cfg.sensor.sensor_config()?;
     let (engine, errors) = RuleEngine::load_with(&rules, cfg.noise())?;
     // User names from the passwd file of each process's own root (its image's).
@@ -114,8 +126,21 @@ pub fn run_node_from(
     let outputs_config = cfg.outputs.clone().unwrap_or_default();
     let (outputs, outputs_report) =
         OutputsStage::new(&outputs_config).map_err(NodeError::Outputs)?;
-    let controls = Controls::from_signals(opts.duration.map(|d| Instant::now() + d))
+    let mut controls = Controls::from_signals(opts.duration.map(|d| Instant::now() + d))
         .map_err(NodeError::Signals)?;
+    if let Some(flag) = &opts.reload {
+        signal_hook::flag::register(signal_hook::consts::SIGHUP, flag.clone())
+            .map_err(NodeError::Signals)?;
+        controls.reload = flag.clone();
+    }
+    // Built first: the scanner and the fleet reports send through it.
+    let publisher = match opts.publisher {
+        Some(p) => {
+            Some(BusPublisherStage::new(p.config, p.backplane, p.runtime).map_err(NodeError::Bus)?)
+        }
+        None => None,
+    };
+    let reports = publisher.as_ref().map(BusPublisherStage::reports);
     let mut builder = PipelineBuilder::new();
     // First, so it stops last but for the outputs: everything the others raise while
     // stopping is recorded.
@@ -130,9 +155,12 @@ pub fn run_node_from(
     }
     builder = builder.stage(DetectionStage::new(engine));
     if cfg.scanner.enabled {
-        builder = builder.stage(crate::stages::ImageScanStage::new(
-            cfg.scanner.stage_config(cfg.sensor.all_opens),
-        ));
+        let mut stage =
+            crate::stages::ImageScanStage::new(cfg.scanner.stage_config(cfg.sensor.all_opens));
+        if let Some(r) = &reports {
+            stage = stage.with_reports(r.clone());
+        }
+        builder = builder.stage(stage);
     }
     // Before the outputs, so the audit alerts of actions reach them, at stop too.
     let kills = crate::kernel_kill::kill_rules(&rules);
@@ -146,12 +174,23 @@ pub fn run_node_from(
         builder = builder.stage(stage);
     }
     let _authz = crate::manual::docker_authz(&cfg.response)?;
+    let sensor_stats = opts.sensor_stats.clone().unwrap_or_default();
     let mut spool = None;
-    if let Some(p) = opts.publisher {
-        let stage =
-            BusPublisherStage::new(p.config, p.backplane, p.runtime).map_err(NodeError::Bus)?;
+    if let Some(stage) = publisher {
         spool = Some(stage.spool());
         builder = builder.stage(stage);
+    }
+    if let Some(reports) = reports {
+        builder = builder.stage(crate::stages::FleetReportStage::new(
+            crate::stages::FleetReportConfig {
+                rules: rules.clone(),
+                policy: cfg.response.policy.clone(),
+                health_every: opts.health_every.unwrap_or(Duration::from_secs(15)),
+                sensor_stats: sensor_stats.clone(),
+                spool: spool.clone(),
+            },
+            reports,
+        ));
     }
     let pipeline = builder.stage(outputs).start()?;
     let stats = match source {
@@ -161,9 +200,7 @@ pub fn run_node_from(
         }
         None => {
             let mut sensor = rampart_sensor::start(sensor_config)?;
-            if let Some(slot) = &opts.sensor_stats {
-                let _ = slot.set(sensor.stats.clone());
-            }
+            let _ = sensor_stats.set(sensor.stats.clone());
             tracing::info!("rampart up: sensor, detection and outputs running");
             pipeline.run(&mut sensor, &controls)
         }

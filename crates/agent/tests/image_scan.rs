@@ -103,9 +103,23 @@ fn a_running_workload_is_scanned_and_a_new_advisory_names_it_with_in_use_evidenc
     config.db_poll = Duration::from_millis(200);
     config.report_every = Duration::from_millis(250);
     let alerts = Arc::new(Mutex::new(Vec::new()));
+    // The node's bus publisher (an in-process bus here): scan results go to central.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let bus = Arc::new(rampart_bus::InProcessBus::new(1024));
+    let publisher = rampart_agent::stages::BusPublisherStage::new(
+        rampart_agent::stages::BusPublisherConfig::new("scan-node", dir.path().join("spool")),
+        bus.clone(),
+        rt.handle().clone(),
+    )
+    .unwrap();
     let pipeline = PipelineBuilder::new()
-        .stage(ImageScanStage::new(config))
+        .stage(ImageScanStage::new(config).with_reports(publisher.reports()))
         .stage(Collect(alerts.clone()))
+        .stage(publisher)
         .start()
         .unwrap();
     let controls = Controls {
@@ -147,6 +161,50 @@ fn a_running_workload_is_scanned_and_a_new_advisory_names_it_with_in_use_evidenc
         alerts.lock().unwrap().is_empty(),
         "nothing high was known yet"
     );
+    // The same result reached the bus for central: bottle unused, the image's SBOMs.
+    let mut consumer = rt
+        .block_on(rampart_bus::Backplane::consumer(bus.as_ref(), "central"))
+        .unwrap();
+    let published = rt
+        .block_on(async {
+            tokio::time::timeout(Duration::from_secs(30), async {
+                loop {
+                    let d = consumer.next().await.unwrap().unwrap();
+                    let mut b = rampart_bus::NodeBatch::decode(&d.payload).unwrap();
+                    for r in b.take_reports() {
+                        if let rampart_event::fleet::NodeReport::Scan(s) = r {
+                            if s.target == format!("container:{id}")
+                                && s.vulnerabilities.iter().any(|v| v.package == "bottle")
+                            {
+                                return s;
+                            }
+                        }
+                    }
+                }
+            })
+            .await
+        })
+        .expect("the scan result on the bus");
+    let v = published
+        .vulnerabilities
+        .iter()
+        .find(|v| v.package == "bottle")
+        .unwrap();
+    assert_eq!((v.id.as_str(), v.in_use), ("PYSEC-2022-227", Some(false)));
+    assert_eq!(published.image_id, before["image_id"].as_str().unwrap());
+    assert!(published.packages > 0);
+    assert!(
+        published
+            .sbom_cyclonedx
+            .as_deref()
+            .is_some_and(|d| d.contains("bottle")),
+        "the CycloneDX SBOM names the packages"
+    );
+    assert!(published
+        .sbom_spdx
+        .as_deref()
+        .is_some_and(|d| d.contains("SPDX-2.3")));
+    drop(consumer);
 
     // The advisory for urllib3 (CVSS 8.1, high) arrives: the alert names the container.
     let imported_at = Instant::now();

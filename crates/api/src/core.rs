@@ -14,7 +14,7 @@ use rampart_store::{AlertChange, AlertQuery, AuditQuery, ContainerQuery, Store, 
 use crate::auth::{AuthError, Permission, Principal, TokenStore};
 use crate::convert;
 use crate::live::AlertFeed;
-use crate::nodes::{NodeCallError, NodeGateway};
+use crate::nodes::{DeployKind, NodeCallError, NodeGateway};
 
 /// Why a call failed; each adapter maps it to its status (HTTP code, gRPC code).
 #[derive(Debug, thiserror::Error)]
@@ -575,47 +575,48 @@ impl ApiCore {
         ))
     }
 
+    /// The nodes' image-scan results (per running container), newest first.
     pub async fn list_scan_results(
         &self,
         p: &Principal,
-        _r: pb::ListScanResultsRequest,
+        r: pb::ListScanResultsRequest,
     ) -> ApiResult<pb::ListScanResultsResponse> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "scan results: scans are not published to central or kept in its store yet".into(),
-        ))
+        crate::fleet::list_scan_results(&self.store, r).await
     }
 
-    pub async fn get_sbom(&self, p: &Principal, _r: pb::GetSbomRequest) -> ApiResult<pb::Sbom> {
+    pub async fn get_sbom(&self, p: &Principal, r: pb::GetSbomRequest) -> ApiResult<pb::Sbom> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "SBOMs: scans are not published to central or kept in its store yet".into(),
-        ))
+        require_id(&r.id)?;
+        crate::fleet::get_sbom(&self.store, r).await
     }
 
+    /// Findings across the fleet's scan results, one per id and package version, with
+    /// the images they are in and whether a container loaded the package.
     pub async fn list_vulnerabilities(
         &self,
         p: &Principal,
-        _r: pb::ListVulnerabilitiesRequest,
+        r: pb::ListVulnerabilitiesRequest,
     ) -> ApiResult<pb::ListVulnerabilitiesResponse> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "vulnerabilities: scan findings are not kept in central's store yet".into(),
-        ))
+        crate::fleet::list_vulnerabilities(&self.store, r).await
     }
 
     // ---- rules and response policies ----
 
+    /// The rules each node reported (at start and after every reload); under `rampart
+    /// up`, before the local node's first report, its rules files.
     pub async fn list_rules(
         &self,
         p: &Principal,
-        _r: pb::ListRulesRequest,
+        r: pb::ListRulesRequest,
     ) -> ApiResult<pb::ListRulesResponse> {
         self.require(p, Permission::Read)?;
-        if self.rule_paths.is_empty() {
-            return Err(ApiError::Unimplemented(
-                "rules: this server runs no node, and nodes do not report their rules to central yet".into(),
-            ));
+        let reported = crate::fleet::list_rules(&self.store, &r.node).await?;
+        let local = self.local_node.clone().unwrap_or_default();
+        let local_asked = r.node.is_empty() || r.node == local;
+        if !reported.rules.is_empty() || self.rule_paths.is_empty() || !local_asked {
+            return Ok(reported);
         }
         let paths = self.rule_paths.clone();
         let listing = blocking(move || Ok(rampart_detect::tools::list_rules(&paths))).await?;
@@ -628,6 +629,7 @@ impl ApiCore {
                     priority: format!("{:?}", r.priority).to_uppercase(),
                     mitre: r.mitre,
                     enabled: r.enabled,
+                    node: local.clone(),
                     ..Default::default()
                 })
                 .collect(),
@@ -668,30 +670,59 @@ impl ApiCore {
         .await
     }
 
+    /// Sends a rules file to nodes (admin only, audited); each checks it with its own
+    /// rules and reloads, or refuses it with located diagnostics and keeps its rules.
     pub async fn deploy_rules(
         &self,
         p: &Principal,
         r: pb::DeployRulesRequest,
     ) -> ApiResult<pb::DeployResponse> {
-        self.unimplemented_write(
-            p,
-            Permission::Admin,
-            "rules.deploy",
-            &r.file_name,
-            "rules deployment: request/reply to nodes is not wired into the API yet",
-        )
-        .await
+        let name = file_name(&r.file_name, "deployed.yaml")?;
+        self.deploy(p, DeployKind::Rules, "rules.deploy", name, r.yaml, &r.nodes)
+            .await
     }
 
+    async fn deploy(
+        &self,
+        p: &Principal,
+        kind: DeployKind,
+        action: &str,
+        name: String,
+        text: String,
+        nodes: &[String],
+    ) -> ApiResult<pb::DeployResponse> {
+        self.require_write(p, Permission::Admin, action, &name)
+            .await?;
+        let doc = rampart_bus::rpc::DeployText {
+            name: name.clone(),
+            text,
+            operator: p.name.clone(),
+        };
+        let result = crate::fleet::deploy(&self.store, self.nodes.as_ref(), kind, doc, nodes).await;
+        let detail = match &result {
+            Ok(r) => serde_json::json!({
+                "nodes": r.nodes,
+                "failed": r.failed,
+                "diagnostics": r.diagnostics.iter().map(|d| format!("{}:{}:{}: {}", d.file, d.line, d.column, d.message)).collect::<Vec<_>>(),
+            }),
+            Err(e) => serde_json::json!({ "error": e.to_string() }),
+        };
+        self.audit(p, action, &name, &detail.to_string()).await?;
+        let r = result?;
+        match crate::fleet::refused_everywhere(&r) {
+            Some(e) => Err(e),
+            None => Ok(r),
+        }
+    }
+
+    /// The response policy each node reported.
     pub async fn list_response_policies(
         &self,
         p: &Principal,
-        _r: pb::ListResponsePoliciesRequest,
+        r: pb::ListResponsePoliciesRequest,
     ) -> ApiResult<pb::ListResponsePoliciesResponse> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "response policies: nodes do not report their policy to central yet".into(),
-        ))
+        crate::fleet::list_response_policies(&self.store, &r.node).await
     }
 
     pub async fn validate_response_policy(
@@ -736,17 +767,21 @@ impl ApiCore {
         )
     }
 
+    /// Sends a response policy to nodes (admin only, audited); each parses it and
+    /// replaces its policy file and reloads, or refuses it with where it is wrong.
     pub async fn deploy_response_policy(
         &self,
         p: &Principal,
         r: pb::DeployResponsePolicyRequest,
     ) -> ApiResult<pb::DeployResponse> {
-        self.unimplemented_write(
+        let name = file_name(&r.file_name, "policy.yaml")?;
+        self.deploy(
             p,
-            Permission::Admin,
+            DeployKind::ResponsePolicy,
             "policy.deploy",
-            &r.file_name,
-            "response policy deployment: request/reply to nodes is not wired into the API yet",
+            name,
+            r.yaml,
+            &r.nodes,
         )
         .await
     }
@@ -811,6 +846,8 @@ impl ApiCore {
             .as_ref()
             .and_then(|h| (h.0)())
             .filter(|_| self.local_node.is_some());
+        // What remote nodes (and the local one, through the bus) reported.
+        let reported = crate::fleet::health_reports(&self.store, &r.node).await?;
         Ok(pb::GetSensorHealthResponse {
             nodes: nodes
                 .into_iter()
@@ -835,7 +872,14 @@ impl ApiCore {
                             drops: d.drops.clone(),
                             ..base
                         },
-                        None => base,
+                        None => match reported.get(&n.name) {
+                            Some(h) => pb::NodeHealth {
+                                alive: base.alive,
+                                last_seen_ns: base.last_seen_ns,
+                                ..crate::fleet::health_detail(h)
+                            },
+                            None => base,
+                        },
                     };
                     h.node = n.name;
                     h.version = n.version;
@@ -989,41 +1033,97 @@ impl ApiCore {
     ) -> ApiResult<BoxStream<pb::Event>> {
         self.require(p, Permission::Read)?;
         let filter = r.filter.unwrap_or_default();
+        // The recorder resolves container and image names when a follow starts, so a
+        // container that starts later would never match: those two are matched here,
+        // event by event, instead.
+        let wanted = {
+            let filter = filter.clone();
+            move |e: &rampart_event::Event| {
+                let c = e.container.container();
+                let container_ok = filter.container.is_empty()
+                    || c.is_some_and(|c| {
+                        c.id.starts_with(&filter.container) || c.name == filter.container
+                    })
+                    || (filter.container == "host" && c.is_none());
+                let image_ok = filter.image.is_empty()
+                    || c.is_some_and(|c| {
+                        c.image == filter.image || c.image_repository == filter.image
+                    });
+                container_ok && image_ok
+            }
+        };
+        let unfiltered = pb::EventFilter {
+            container: String::new(),
+            image: String::new(),
+            ..filter.clone()
+        };
         if !filter.node.is_empty() && self.local_node.as_deref() != Some(&filter.node) {
             let store = self.store.clone();
             let nodes = blocking(move || Ok(store.nodes()?)).await?;
             if !nodes.iter().any(|n| n.name == filter.node) {
                 return Err(ApiError::NotFound(format!("no node {:?}", filter.node)));
             }
-            return Err(ApiError::Unimplemented(format!(
-                "live events of node {:?}: only the local recorder streams; QueryEvents with since_ns reads a remote node's history",
-                filter.node
-            )));
+            let Some(gateway) = self.nodes.clone() else {
+                return Err(ApiError::Unimplemented(format!(
+                    "live events of node {:?}: this server reaches no other node (rampart central does)",
+                    filter.node
+                )));
+            };
+            let permit = self.live_streams.clone().try_acquire_owned().map_err(|_| {
+                ApiError::Unavailable(format!(
+                    "live events: {MAX_EVENT_STREAMS} streams are open already; close one or use QueryEvents"
+                ))
+            })?;
+            let q = Self::remote_query(&unfiltered, 0)?;
+            let mut batches = gateway
+                .stream_events(&filter.node, q)
+                .await
+                .map_err(node_error)?;
+            let node = filter.node.clone();
+            let (tx, rx) = tokio::sync::mpsc::channel::<ApiResult<pb::Event>>(1024);
+            // Ends when the client goes (the channel closes) or the node ends the
+            // stream; dropping `batches` cancels it on the node.
+            tokio::spawn(async move {
+                let _permit = permit;
+                loop {
+                    let batch = tokio::select! {
+                        _ = tx.closed() => return,
+                        b = batches.next() => b,
+                    };
+                    let lines = match batch {
+                        None => return,
+                        Some(Ok(lines)) => lines,
+                        Some(Err(e)) => {
+                            let _ = tx.send(Err(node_error(e))).await;
+                            return;
+                        }
+                    };
+                    for line in lines {
+                        let e = match serde_json::from_str::<rampart_event::Event>(&line) {
+                            Ok(e) => e,
+                            Err(e) => {
+                                let _ = tx
+                                    .send(Err(ApiError::Internal(format!(
+                                        "node {node:?} sent an event that does not decode: {e}"
+                                    ))))
+                                    .await;
+                                return;
+                            }
+                        };
+                        if wanted(&e) && tx.send(Ok(convert::event(&e))).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+            return Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx)));
         }
         let dir = self.recorder_dir.clone().ok_or_else(|| {
             ApiError::Unimplemented(
                 "live events: this server runs no node, so it has no recorder to follow".into(),
             )
         })?;
-        // The recorder resolves container and image names when a follow starts, so a
-        // container that starts later would never match: those two are matched here,
-        // event by event, instead.
-        let q = Self::recorder_query(&pb::EventFilter {
-            container: String::new(),
-            image: String::new(),
-            ..filter.clone()
-        })?;
-        let wanted = move |e: &rampart_event::Event| {
-            let c = e.container.container();
-            let container_ok = filter.container.is_empty()
-                || c.is_some_and(|c| {
-                    c.id.starts_with(&filter.container) || c.name == filter.container
-                })
-                || (filter.container == "host" && c.is_none());
-            let image_ok = filter.image.is_empty()
-                || c.is_some_and(|c| c.image == filter.image || c.image_repository == filter.image);
-            container_ok && image_ok
-        };
+        let q = Self::recorder_query(&unfiltered)?;
         let permit = self.live_streams.clone().try_acquire_owned().map_err(|_| {
             ApiError::Unavailable(format!(
                 "live events: {MAX_EVENT_STREAMS} streams are open already; close one or use QueryEvents"

@@ -138,6 +138,18 @@ impl Store for LiveStore {
         self.inner.workloads(query)
     }
 
+    fn put_reports(&self, node: &str, reports: &[rampart_event::fleet::NodeReport]) -> Result<u64> {
+        self.inner.put_reports(node, reports)
+    }
+
+    fn reports(&self, kind: &str, node: Option<&str>) -> Result<Vec<rampart_store::StoredReport>> {
+        self.inner.reports(kind, node)
+    }
+
+    fn sboms(&self, node: &str, key: &str) -> Result<Option<rampart_store::reports::Sboms>> {
+        self.inner.sboms(node, key)
+    }
+
     fn append_audit(&self, records: &[AuditRecord]) -> Result<u64> {
         self.inner.append_audit(records)
     }

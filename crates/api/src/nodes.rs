@@ -5,7 +5,7 @@
 //! recorder writes them.
 
 use async_trait::async_trait;
-use rampart_bus::rpc::{EventQuery, RulesText};
+use rampart_bus::rpc::{DeployAnswer, DeployText, EventQuery, RulesText};
 
 /// Why a node could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +17,19 @@ pub enum NodeCallError {
     /// does not load): the caller's input.
     #[error("{0}")]
     Refused(String),
+}
+
+/// A live stream's batches of JSON lines (records), as the node sends them; it ends
+/// when the node ends it, and dropping it cancels it on the node.
+pub type NodeLines = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = Result<Vec<String>, NodeCallError>> + Send + 'static>,
+>;
+
+/// What a deploy replaces on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeployKind {
+    Rules,
+    ResponsePolicy,
 }
 
 /// An answer: the records as JSON lines, and what the node reported at the end.
@@ -39,4 +52,30 @@ pub trait NodeGateway: Send + Sync + 'static {
         query: EventQuery,
         rules: Vec<RulesText>,
     ) -> Result<NodeAnswer, NodeCallError>;
+
+    /// Records the node's recorder seals from now on (live events).
+    async fn stream_events(
+        &self,
+        node: &str,
+        query: EventQuery,
+    ) -> Result<NodeLines, NodeCallError> {
+        let _ = query;
+        Err(NodeCallError::Unreachable(format!(
+            "node {node}: this server cannot stream a node's events"
+        )))
+    }
+
+    /// Deploys a rules file or response policy to the node, which checks it against
+    /// what it runs and reloads when it passes.
+    async fn deploy(
+        &self,
+        node: &str,
+        kind: DeployKind,
+        doc: DeployText,
+    ) -> Result<DeployAnswer, NodeCallError> {
+        let _ = (kind, doc);
+        Err(NodeCallError::Unreachable(format!(
+            "node {node}: this server cannot deploy to nodes"
+        )))
+    }
 }

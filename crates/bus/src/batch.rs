@@ -2,6 +2,7 @@
 //! hundreds of records. Versioned by `v`; a consumer refuses versions it does not know
 //! instead of guessing.
 
+use rampart_event::fleet::NodeReport;
 use rampart_event::{Alert, AuditRecord, ContainerLifecycle};
 use serde::{Deserialize, Serialize};
 
@@ -16,6 +17,10 @@ pub enum BusRecord {
     Alert(Box<Alert>),
     Lifecycle(ContainerLifecycle),
     Audit(AuditRecord),
+    /// What the node reports about itself (rules, health, scan results). A node sends
+    /// these in batches of their own, so a central that does not know them refuses
+    /// only those.
+    Report(NodeReport),
 }
 
 /// What one bus message carries.
@@ -73,7 +78,21 @@ impl NodeBatch {
         Ok(serde_json::from_slice(bytes)?)
     }
 
-    /// The batch's records split by kind, as the store ingests them.
+    /// Takes the batch's node reports out (the store keeps them apart from records).
+    pub fn take_reports(&mut self) -> Vec<NodeReport> {
+        let mut reports = Vec::new();
+        self.records.retain_mut(|r| match r {
+            BusRecord::Report(x) => {
+                reports.push(std::mem::replace(x, NodeReport::Rules(Default::default())));
+                false
+            }
+            _ => true,
+        });
+        reports
+    }
+
+    /// The batch's records split by kind, as the store ingests them (node reports,
+    /// which [`NodeBatch::take_reports`] takes, are left out).
     pub fn split(self) -> (Vec<Alert>, Vec<ContainerLifecycle>, Vec<AuditRecord>) {
         let (mut a, mut l, mut r) = (Vec::new(), Vec::new(), Vec::new());
         for rec in self.records {
@@ -81,6 +100,7 @@ impl NodeBatch {
                 BusRecord::Alert(x) => a.push(*x),
                 BusRecord::Lifecycle(x) => l.push(x),
                 BusRecord::Audit(x) => r.push(x),
+                BusRecord::Report(_) => {}
             }
         }
         (a, l, r)

@@ -37,6 +37,56 @@ pub enum NodeRequest {
     },
     /// A response action on one of the node's containers, audited.
     Respond(RespondCommand),
+    /// Events (records the query selects) as the node's recorder seals them, from now
+    /// on, in chunks at least every few seconds (empty ones keep the answer alive),
+    /// until the requester cancels it or stops renewing it ([`NodeRequest::StreamLease`]).
+    Stream { id: String, query: EventQuery },
+    /// Renews the live stream `id` (or, with `cancel`, ends it).
+    StreamLease {
+        id: String,
+        #[serde(default)]
+        cancel: bool,
+    },
+    /// A rules file: checked against the node's rules, installed among its deployed
+    /// rules and reloaded when it loads; otherwise refused with located diagnostics
+    /// (the running rules stay). Answered by a [`DeployAnswer`] summary.
+    DeployRules(DeployText),
+    /// A response policy: parsed, then written over the node's policy file and
+    /// reloaded; refused with located diagnostics when it does not parse.
+    DeployPolicy(DeployText),
+}
+
+/// A document central deploys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployText {
+    /// A plain file name (`web.yaml`).
+    pub name: String,
+    pub text: String,
+    /// Who asked (a token's subject).
+    #[serde(default)]
+    pub operator: String,
+}
+
+/// A node's answer to a deploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployAnswer {
+    pub node: String,
+    /// Installed and reloaded.
+    pub applied: bool,
+    /// Rules (or policy responses) the document defines.
+    #[serde(default)]
+    pub count: u64,
+    #[serde(default)]
+    pub diagnostics: Vec<DeployDiagnostic>,
+}
+
+/// Where a deployed document is wrong.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployDiagnostic {
+    pub file: String,
+    pub line: u32,
+    pub column: u32,
+    pub message: String,
 }
 
 /// A recorder query (see `rampart query`): every filter optional, all must hold.

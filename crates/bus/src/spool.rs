@@ -293,6 +293,14 @@ impl Spool {
         }
     }
 
+    /// How long the oldest queued message has waited (its file's age); `None` when
+    /// nothing waits. The node reports it to central as its bus lag.
+    pub fn oldest_age(&self) -> Option<Duration> {
+        let seq = self.queue().items.front().map(|(seq, _)| *seq)?;
+        let modified = std::fs::metadata(self.path(seq)).ok()?.modified().ok()?;
+        Some(modified.elapsed().unwrap_or_default())
+    }
+
     /// Waits until something is pushed (or `timeout`).
     async fn wait(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
@@ -403,6 +411,20 @@ mod tests {
             max_messages: 5,
             ..SpoolConfig::new(dir, "node-a")
         }
+    }
+
+    #[test]
+    fn the_oldest_queued_message_has_an_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Spool::open(config(dir.path())).unwrap();
+        assert_eq!(s.oldest_age(), None, "nothing waits");
+        s.push(1, b"x").unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+        let age = s.oldest_age().unwrap();
+        assert!(age >= Duration::from_millis(20), "{age:?}");
+        let h = s.head().unwrap().unwrap();
+        s.pop(h.seq).unwrap();
+        assert_eq!(s.oldest_age(), None);
     }
 
     #[test]

@@ -39,7 +39,9 @@ pub struct ApiSection {
 impl Default for ApiSection {
     fn default() -> Self {
         Self {
-            listen: Some("127.0.0.1:8443".into()),
+            // Not 8443: `rampart up` serves its API there, and both may run on one host
+            // (8444 is central's enrollment listener).
+            listen: Some("127.0.0.1:8445".into()),
             state_dir: PathBuf::from("/var/lib/rampart/central/api"),
         }
     }
@@ -115,12 +117,16 @@ pub struct EnrollSection {
     /// Where nodes enroll (TLS with the server certificate, one-time tokens). Null:
     /// no enrollment listener.
     pub listen: Option<String>,
+    /// Node certificates are valid this many hours (null: 825 days); nodes with
+    /// `central.renew_with` renew theirs before they end.
+    pub node_cert_hours: Option<u64>,
 }
 
 impl Default for EnrollSection {
     fn default() -> Self {
         Self {
             listen: Some("127.0.0.1:8444".into()),
+            node_cert_hours: None,
         }
     }
 }
@@ -169,6 +175,7 @@ store:
 pki_dir: /var/lib/rampart/central/pki   # rampart central init writes the CA here
 enroll:
   listen: 127.0.0.1:8444    # nodes enroll here (TLS + one-time tokens); any address is allowed
+  node_cert_hours: null     # node certificates' lifetime (null: 825 days); nodes renew_with this listener
 retention:
   alerts_days: 30
   audit_days: 365
@@ -176,7 +183,7 @@ outputs: null               # alert outputs for the whole fleet, as a node's (se
 metrics:
   listen: 127.0.0.1:9465    # Prometheus /metrics, loopback only; null: off
 api:
-  listen: 127.0.0.1:8443    # gRPC + HTTP/JSON + SSE over https with bearer tokens; null: off
+  listen: 127.0.0.1:8445    # gRPC + HTTP/JSON + SSE over https with bearer tokens; null: off (not 8443: rampart up's)
   state_dir: /var/lib/rampart/central/api   # tokens, admin-token (0600), api-cert.pem
 "#;
 
@@ -274,6 +281,16 @@ impl CentralFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_api_default_does_not_clash_with_rampart_up_or_enrollment() {
+        let c = CentralFile::parse(DEFAULT_CENTRAL_CONFIG, Path::new("c.yaml")).unwrap();
+        let listen = c.api.listen.clone().unwrap();
+        assert_eq!(Some(listen.clone()), ApiSection::default().listen);
+        assert_ne!(listen, rampart_api::local::DEFAULT_LISTEN);
+        assert_ne!(Some(listen.clone()), c.enroll.listen);
+        assert_ne!(Some(listen), c.metrics.listen);
+    }
 
     #[test]
     fn defaults_parse_and_errors_name_the_place() {

@@ -411,6 +411,14 @@ impl EnrollServer {
         })
     }
 
+    /// Node certificates are valid for `d` (see [`Ca::set_node_validity`]).
+    pub fn with_node_validity(mut self, d: Duration) -> Self {
+        if let Some(ca) = Arc::get_mut(&mut self.ca) {
+            ca.set_node_validity(d);
+        }
+        self
+    }
+
     /// Serves enrollments on `listener` until `shutdown` resolves.
     pub async fn serve(
         self,
@@ -661,6 +669,65 @@ pub fn cert_remaining(dir: &Path) -> Result<Duration, EnrollError> {
     Ok(Duration::from_nanos(
         not_after_ns.saturating_sub(rampart_event::wall_ns()),
     ))
+}
+
+/// The node certificate's whole lifetime (not before to not after) and what is left.
+pub fn cert_lifetime(dir: &Path) -> Result<(Duration, Duration), EnrollError> {
+    let path = dir.join("node.pem");
+    let pem = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let no_cert = || EnrollError::Pki(PkiError::NoCert { path: path.clone() });
+    let der = crate::pki::first_cert_der_of(&pem).ok_or_else(no_cert)?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&der).map_err(|_| no_cert())?;
+    let from = cert.validity().not_before.timestamp();
+    let to = cert.validity().not_after.timestamp();
+    let total = Duration::from_secs(u64::try_from(to - from).unwrap_or(0));
+    Ok((total, cert_remaining(dir)?))
+}
+
+/// Whether a certificate with `left` of `total` should be renewed: less than `fraction`
+/// of its lifetime is left.
+pub fn renewal_due(total: Duration, left: Duration, fraction: f64) -> bool {
+    left.as_secs_f64() < total.as_secs_f64() * fraction.clamp(0.0, 1.0)
+}
+
+/// Renews the node's certificate in `dir` with central at `addr` whenever less than
+/// `fraction` of its lifetime is left, checking every `check_every`, until `stop`
+/// resolves. The files are replaced in place, so the next NATS connection (a
+/// reconnect) presents the new certificate: no restart. A failed renewal is retried at
+/// the next check.
+pub async fn renew_when_due(
+    addr: String,
+    dir: PathBuf,
+    fraction: f64,
+    check_every: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(stop);
+    loop {
+        match cert_lifetime(&dir) {
+            Ok((total, left)) if renewal_due(total, left, fraction) => {
+                match renew(&addr, &dir).await {
+                    Ok(c) => {
+                        let left = cert_remaining(&dir).unwrap_or_default();
+                        tracing::info!(node = %c.node, valid_for_s = left.as_secs(), "node certificate renewed");
+                        metrics::counter!("rampart_cert_renewals_total").increment(1);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, left_s = left.as_secs(), "node certificate renewal failed; retried at the next check");
+                        metrics::counter!("rampart_cert_renewal_errors_total").increment(1);
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, dir = %dir.display(), "the node certificate cannot be read")
+            }
+        }
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(check_every) => {}
+        }
+    }
 }
 
 /// The node's side of a renewal: a new key and certificate request, sent to central

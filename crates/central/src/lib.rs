@@ -207,11 +207,13 @@ struct Decoded {
     alerts: Vec<rampart_event::Alert>,
     lifecycle: Vec<rampart_event::ContainerLifecycle>,
     audit: Vec<rampart_store::AuditRecord>,
+    /// The node's reports about itself (rules, health, scan results).
+    reports: Vec<rampart_event::fleet::NodeReport>,
 }
 
 /// Why a message is refused (acked and counted, never stored).
 fn decode(d_node: &str, payload: &[u8]) -> Result<Decoded, String> {
-    let batch = NodeBatch::decode(payload).map_err(|e| e.to_string())?;
+    let mut batch = NodeBatch::decode(payload).map_err(|e| e.to_string())?;
     // The subject a message came on is the node's authenticated identity (each node
     // may publish on its own subject only); a batch claiming another name is refused.
     if rampart_bus_nats::subject_token(&batch.node) != rampart_bus_nats::subject_token(d_node) {
@@ -223,6 +225,7 @@ fn decode(d_node: &str, payload: &[u8]) -> Result<Decoded, String> {
     let node = batch.node.clone();
     let version = batch.node_version.clone();
     let (sealed_ns, dropped_before) = (batch.sealed_ns, batch.dropped_before);
+    let reports = batch.take_reports();
     let (mut alerts, lifecycle, audit) = batch.split();
     for a in &mut alerts {
         a.id = node_scoped_alert_id(&node, &a.id);
@@ -235,6 +238,7 @@ fn decode(d_node: &str, payload: &[u8]) -> Result<Decoded, String> {
         alerts,
         lifecycle,
         audit,
+        reports,
     })
 }
 
@@ -284,7 +288,14 @@ async fn store_group(
             if ingests.is_empty() {
                 return Ok(Vec::new());
             }
-            s.ingest_many(&ingests)
+            let reports = s.ingest_many(&ingests)?;
+            // Newest per key wins, so storing them again on a retry changes nothing.
+            for b in batches.iter().flatten() {
+                if !b.reports.is_empty() {
+                    s.put_reports(&b.node, &b.reports)?;
+                }
+            }
+            Ok(reports)
         })
         .await;
         metrics::histogram!("rampart_store_commit_seconds").record(started.elapsed());

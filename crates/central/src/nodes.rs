@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rampart_bus::rpc::{
-    EventQuery, NodeRequest, ReplyChunk, ReplyStream, RequestPlane, RespondCommand, RulesText,
+    DeployAnswer, DeployText, EventQuery, NodeRequest, ReplyChunk, ReplyStream, RequestPlane,
+    RespondCommand, RulesText,
 };
 use rampart_bus::BusError;
 use rampart_event::AuditRecord;
@@ -87,6 +88,26 @@ impl RecordStream {
             lines,
             self.summary.take().unwrap_or(serde_json::Value::Null),
         ))
+    }
+}
+
+/// How often central renews a live stream's lease on the node: a third of the lease
+/// (`rampart_agent::fleet::STREAM_LEASE`, 30 s), so one lost renewal ends nothing.
+fn rampart_agent_lease_period() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// A live stream from a node; dropping it cancels the stream on the node.
+pub struct LiveStream {
+    records: RecordStream,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl LiveStream {
+    /// The next batch of JSON lines (possibly empty: the node's heartbeat); `None` when
+    /// the node ended the stream.
+    pub async fn next_batch(&mut self) -> Result<Option<String>, NodeRequestError> {
+        self.records.next_batch().await
     }
 }
 
@@ -185,6 +206,84 @@ impl NodeClient {
         Ok(summary)
     }
 
+    /// The node's live events: records the query selects as its recorder seals them,
+    /// batch by batch, until the returned stream is dropped (then central cancels it
+    /// on the node; meanwhile it renews the node's lease on it).
+    pub async fn stream_events(
+        &self,
+        node: &str,
+        query: EventQuery,
+    ) -> Result<LiveStream, NodeRequestError> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let id = format!(
+            "{:x}-{}-{}",
+            rampart_event::wall_ns(),
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let records = self
+            .send(
+                node,
+                &NodeRequest::Stream {
+                    id: id.clone(),
+                    query,
+                },
+            )
+            .await?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let client = self.clone();
+        let node_name = node.to_string();
+        tokio::spawn(async move {
+            tokio::pin!(stopped);
+            let renew_every = rampart_agent_lease_period();
+            loop {
+                let cancel = tokio::select! {
+                    _ = &mut stopped => true,
+                    _ = tokio::time::sleep(renew_every) => false,
+                };
+                let lease = NodeRequest::StreamLease {
+                    id: id.clone(),
+                    cancel,
+                };
+                let answer = async { client.send(&node_name, &lease).await?.collect().await }.await;
+                match answer {
+                    Ok((_, summary)) if !cancel && summary["open"] == false => break,
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!(node = %node_name, error = %e, cancel, "stream lease")
+                    }
+                }
+                if cancel {
+                    break;
+                }
+            }
+        });
+        Ok(LiveStream {
+            records,
+            _stop: stop,
+        })
+    }
+
+    /// Deploys a rules file (or, with `policy`, a response policy) to the node; the node
+    /// checks it against what it runs and reloads, or says where it is wrong.
+    pub async fn deploy(
+        &self,
+        node: &str,
+        doc: DeployText,
+        policy: bool,
+    ) -> Result<DeployAnswer, NodeRequestError> {
+        let req = if policy {
+            NodeRequest::DeployPolicy(doc)
+        } else {
+            NodeRequest::DeployRules(doc)
+        };
+        let (_, summary) = self.send(node, &req).await?.collect().await?;
+        serde_json::from_value(summary).map_err(|e| NodeRequestError::Node {
+            node: node.into(),
+            message: format!("a deploy answer that does not decode: {e}"),
+        })
+    }
+
     async fn audit(&self, node: &str, audit: Vec<AuditRecord>) -> Result<(), NodeRequestError> {
         let Some(store) = self.store.clone() else {
             return Ok(());
@@ -236,6 +335,45 @@ impl rampart_api::NodeGateway for NodeClient {
         .await
         .map_err(gateway_error)?;
         Ok(rampart_api::NodeAnswer { lines, summary })
+    }
+
+    async fn stream_events(
+        &self,
+        node: &str,
+        query: EventQuery,
+    ) -> Result<rampart_api::nodes::NodeLines, rampart_api::NodeCallError> {
+        let live = NodeClient::stream_events(self, node, query)
+            .await
+            .map_err(gateway_error)?;
+        Ok(Box::pin(futures_util::stream::unfold(
+            Some(live),
+            |live| async move {
+                let mut live = live?;
+                match live.next_batch().await {
+                    Ok(Some(batch)) => {
+                        Some((Ok(batch.lines().map(str::to_string).collect()), Some(live)))
+                    }
+                    Ok(None) => None,
+                    Err(e) => Some((Err(gateway_error(e)), None)),
+                }
+            },
+        )))
+    }
+
+    async fn deploy(
+        &self,
+        node: &str,
+        kind: rampart_api::DeployKind,
+        doc: DeployText,
+    ) -> Result<DeployAnswer, rampart_api::NodeCallError> {
+        NodeClient::deploy(
+            self,
+            node,
+            doc,
+            kind == rampart_api::DeployKind::ResponsePolicy,
+        )
+        .await
+        .map_err(gateway_error)
     }
 }
 

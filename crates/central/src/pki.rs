@@ -137,6 +137,8 @@ pub struct Ca {
     issuer: Issuer<'static, KeyPair>,
     cert_pem: String,
     fingerprint: String,
+    /// How long node certificates are valid (default [`VALIDITY_DAYS`]).
+    node_validity: Option<std::time::Duration>,
 }
 
 impl Ca {
@@ -151,7 +153,14 @@ impl Ca {
             issuer: Issuer::from_ca_cert_pem(&cert_pem, key)?,
             fingerprint: fingerprint(&der),
             cert_pem,
+            node_validity: None,
         })
+    }
+
+    /// Node certificates this CA signs are valid for `d` (short-lived certificates, each
+    /// renewed by its node before it ends) instead of [`VALIDITY_DAYS`].
+    pub fn set_node_validity(&mut self, d: std::time::Duration) {
+        self.node_validity = Some(d);
     }
 
     pub fn cert_pem(&self) -> &str {
@@ -198,6 +207,15 @@ impl Ca {
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         p.use_authority_key_identifier_extension = true;
         validity(&mut p);
+        if let Some(d) = self.node_validity {
+            let now = time::OffsetDateTime::now_utc();
+            let d: time::Duration =
+                time::Duration::try_from(d).unwrap_or(time::Duration::days(VALIDITY_DAYS));
+            // Slack for clocks behind, small beside a short lifetime.
+            let slack: time::Duration = d / 10;
+            p.not_before = now - slack.min(time::Duration::hours(1));
+            p.not_after = now + d;
+        }
         Ok(p.signed_by(&csr.public_key, &self.issuer)?.pem())
     }
 }

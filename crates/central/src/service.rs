@@ -111,7 +111,10 @@ pub async fn run_service(
                 addr: addr.clone(),
                 reason,
             };
-            let server = EnrollServer::new(pki.clone()).map_err(|e| err(e.to_string()))?;
+            let mut server = EnrollServer::new(pki.clone()).map_err(|e| err(e.to_string()))?;
+            if let Some(h) = file.enroll.node_cert_hours {
+                server = server.with_node_validity(std::time::Duration::from_secs(h.max(1) * 3600));
+            }
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| err(e.to_string()))?;

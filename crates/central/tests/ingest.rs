@@ -339,3 +339,84 @@ async fn nats_into_postgres_across_a_central_restart() {
         }
     });
 }
+
+/// What a node reports about itself (rules, health, a scan result with its SBOM)
+/// travels in batches of its own and is stored newest per key: a late older rules
+/// report changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_reports_through_the_bus_newest_wins() {
+    use rampart_event::fleet::*;
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Arc::new(InProcessBus::new(64));
+    let store: Arc<dyn Store> =
+        Arc::new(rampart_store::SqliteStore::open(dir.path().join("central.db")).unwrap());
+    let stats = Arc::new(IngestStats::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let cfg = config(
+        StoreConfig::Sqlite {
+            path: dir.path().join("unused.db"),
+        },
+        BusConfig::InProcess(bus.clone()),
+    );
+    let central = tokio::spawn(run_central_with(cfg, store.clone(), stats.clone(), async {
+        let _ = stopped.await;
+    }));
+    let rules = |ts_ns: u64, name: &str| {
+        NodeReport::Rules(RulesReport {
+            ts_ns,
+            rules: vec![RuleInfo {
+                name: name.into(),
+                priority: "WARNING".into(),
+                enabled: true,
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    };
+    let scan = NodeReport::Scan(ScanReport {
+        ts_ns: NOW,
+        target: "container:c1".into(),
+        image: "img:1".into(),
+        vulnerabilities: vec![VulnFinding {
+            id: "CVE-1".into(),
+            package: "p".into(),
+            version: "1".into(),
+            severity: rampart_event::Severity::High,
+            in_use: Some(true),
+            ..Default::default()
+        }],
+        sbom_cyclonedx: Some("{\"bomFormat\":\"CycloneDX\"}".into()),
+        ..Default::default()
+    });
+    let health = NodeReport::Health(HealthReport {
+        ts_ns: NOW,
+        kernel: "6.1.0".into(),
+        ..Default::default()
+    });
+    for (i, r) in [rules(NOW + 2, "new"), rules(NOW + 1, "old"), scan, health]
+        .into_iter()
+        .enumerate()
+    {
+        let b = NodeBatch::new("node-a", "0.1.0", vec![BusRecord::Report(r)]);
+        bus.publish(rampart_bus::OutMessage {
+            id: format!("r{i}"),
+            node: "node-a".into(),
+            payload: b.encode().into(),
+        })
+        .await
+        .unwrap();
+    }
+    wait_until("4 report batches", 30, || stats.report().batches == 4).await;
+    let r = store.reports("rules", Some("node-a")).unwrap();
+    match &r[0].report {
+        NodeReport::Rules(x) => assert_eq!(x.rules[0].name, "new", "the newest stays"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(store.reports("scan", None).unwrap().len(), 1);
+    assert_eq!(store.reports("health", None).unwrap().len(), 1);
+    let sboms = store.sboms("node-a", "scan:container:c1").unwrap().unwrap();
+    assert!(sboms.cyclonedx.unwrap().contains("CycloneDX"));
+    assert_eq!(store.nodes().unwrap()[0].name, "node-a");
+    let _ = stop.send(());
+    central.await.unwrap().unwrap();
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use rampart_agent::config::{CentralSection, DEFAULT_NODE_TLS_DIR};
-use rampart_agent::fleet::{serve_requests, NodeService};
+use rampart_agent::fleet::{serve_requests, DeployTargets, NodeService};
 use rampart_agent::stages::BusPublisherConfig;
 use rampart_agent::{NodeConfig, NodeOptions, Publisher, DEFAULT_CONFIG};
 use rampart_bus_nats::{NatsBackplane, NatsConfig, NatsTls};
@@ -171,6 +171,20 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
     bus.spool.max_bytes = central.spool_max_mb << 20;
     bus.max_records = central.batch_records.max(1);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    // The certificate is renewed in place before it expires; a reconnect presents the
+    // new one.
+    let (renew_stop, renew_stopped) = tokio::sync::oneshot::channel::<()>();
+    if let (Some(addr), None) = (&central.renew_with, &central.tls) {
+        rt.spawn(rampart_central::enroll::renew_when_due(
+            addr.clone(),
+            central.tls_dir.clone(),
+            central.renew_at,
+            Duration::from_secs(central.renew_check_secs.max(1)),
+            async move {
+                let _ = renew_stopped.await;
+            },
+        ));
+    }
     let (metrics_stop, metrics_stopped) = tokio::sync::oneshot::channel::<()>();
     if let Some(addr) = &central.metrics_listen {
         let handle = rampart_metrics::install()?;
@@ -184,9 +198,19 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
     // runtime of its own) is dropped on this thread after the bus runtime stops, not
     // on a bus thread, where dropping a runtime panics.
     let mut request_service = None;
+    // Central's deploys land in the deployed rules directory (or over the policy file)
+    // and raise the node's reload, as SIGHUP does.
+    let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if central.serve_requests && config.recorder.enabled {
-        let rules = config.rule_paths(&a.rules).unwrap_or_default();
-        let service = Arc::new(NodeService::new(&node, &config.recorder.dir, rules));
+        let mut rules = config.rule_paths(&a.rules).unwrap_or_default();
+        rules.push(central.deployed_rules_dir.clone());
+        let mut service = NodeService::new(&node, &config.recorder.dir, rules);
+        service.deploy = Some(DeployTargets {
+            rules_dir: central.deployed_rules_dir.clone(),
+            policy: config.response.policy.clone(),
+            reload: reload.clone(),
+        });
+        let service = Arc::new(service);
         request_service = Some(service.clone());
         let plane = backplane.clone();
         rt.spawn(async move {
@@ -218,10 +242,14 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
                 runtime: rt.handle().clone(),
             }),
             sensor_stats: None,
+            deployed_rules: Some(central.deployed_rules_dir.clone()),
+            reload: Some(reload),
+            health_every: Some(Duration::from_secs(central.health_secs.max(1))),
         },
         source,
     )?;
     let _ = stop_tx.send(());
+    let _ = renew_stop.send(());
     let _ = metrics_stop.send(());
     if let Some(b) = &report.bus {
         eprintln!("rampart: bus spool: {}", serde_json::to_string(b)?);

@@ -61,10 +61,22 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let sensor_stats = Arc::new(std::sync::OnceLock::new());
+    // Deploys from the API land here and raise the node's reload, as SIGHUP does.
+    let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let deploy = rampart_agent::fleet::DeployTargets {
+        rules_dir: a.state_dir.join("deployed-rules"),
+        policy: config.response.policy.clone(),
+        reload: reload.clone(),
+    };
     let central = if a.no_api {
         None
     } else {
-        Some(runtime.block_on(start_central(&a, &config, sensor_stats.clone()))?)
+        Some(runtime.block_on(start_central(
+            &a,
+            &config,
+            sensor_stats.clone(),
+            deploy.clone(),
+        ))?)
     };
     let publisher = central.as_ref().map(|c| Publisher {
         config: BusPublisherConfig::new(&rampart_sensor::hostname(), a.state_dir.join("spool")),
@@ -77,6 +89,9 @@ pub fn run(a: UpArgs) -> anyhow::Result<i32> {
         duration: a.duration.map(Duration::from_secs),
         publisher,
         sensor_stats: Some(sensor_stats),
+        deployed_rules: Some(deploy.rules_dir.clone()),
+        reload: Some(reload),
+        health_every: None,
     });
     if let Some(c) = central {
         // The node has drained its spool into the bus; let central store the rest.
@@ -125,53 +140,9 @@ impl Central {
 }
 
 /// The local sensor's health as the API reports it: the kernel, where each hook family
-/// attached, and what was lost where.
+/// attached, and what was lost where (as the node reports it to central).
 fn sensor_health(stats: &rampart_sensor::Stats) -> rampart_proto::v1::NodeHealth {
-    use rampart_proto::v1 as pb;
-    let s = stats.snapshot();
-    let hook = |name: &str, kind: &str, attached: bool| pb::HookStatus {
-        name: name.into(),
-        kind: kind.into(),
-        attached,
-    };
-    let syscall_kind = match s.syscall_hook {
-        Some(rampart_bpf::ActiveSyscallHook::Fexit) => "fexit",
-        Some(rampart_bpf::ActiveSyscallHook::SyscallTracepoints) => "tracepoint",
-        Some(rampart_bpf::ActiveSyscallHook::SysExit) => "raw_tracepoint",
-        Some(rampart_bpf::ActiveSyscallHook::None) | None => "",
-    };
-    let mut hooks = vec![
-        hook("process", "tracepoint", true),
-        hook("syscalls", syscall_kind, !syscall_kind.is_empty()),
-        hook(
-            "syscalls_32bit",
-            syscall_kind,
-            s.compat_syscalls.unwrap_or(false),
-        ),
-    ];
-    hooks.extend(
-        s.unhooked_syscalls
-            .iter()
-            .map(|n| hook(&format!("syscall:{n}"), syscall_kind, false)),
-    );
-    let drop = |source: &str, count: u64| pb::DropCounter {
-        source: source.into(),
-        count,
-    };
-    pb::NodeHealth {
-        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .map(|k| k.trim().to_string())
-            .unwrap_or_default(),
-        hooks,
-        drops: vec![
-            drop("kernel_ring_full", s.kernel_ring_full),
-            drop("kernel_shed", s.kernel_shed),
-            drop("queue", s.queue_drops),
-            drop("output", s.output_drops),
-            drop("decode", s.decode_errors),
-        ],
-        ..Default::default()
-    }
+    rampart_api::fleet::health_detail(&rampart_agent::stages::health_report(Some(stats), None))
 }
 
 type SensorSlot = Arc<std::sync::OnceLock<Arc<rampart_sensor::Stats>>>;
@@ -180,6 +151,7 @@ async fn start_central(
     a: &UpArgs,
     config: &NodeConfig,
     sensor_stats: SensorSlot,
+    deploy: rampart_agent::fleet::DeployTargets,
 ) -> anyhow::Result<Central> {
     let bus: Arc<dyn rampart_bus::Backplane> = Arc::new(rampart_bus::InProcessBus::new(1024));
     let store_config = rampart_central::StoreConfig::Sqlite {
@@ -191,6 +163,20 @@ async fn start_central(
         .context("opening central's store")?;
     let feed = AlertFeed::new();
     let store: Arc<dyn rampart_store::Store> = Arc::new(LiveStore::new(store, feed.clone()));
+    let mut rules = config.rule_paths(&a.rules).unwrap_or_default();
+    rules.push(deploy.rules_dir.clone());
+    let node = rampart_sensor::hostname();
+    let local_node = rampart_api::fleet::LocalNode {
+        name: node.clone(),
+        deploy: Arc::new(move |kind, doc| match kind {
+            rampart_api::DeployKind::Rules => {
+                rampart_agent::fleet::deploy_rules(&node, &rules, &deploy, doc)
+            }
+            rampart_api::DeployKind::ResponsePolicy => {
+                rampart_agent::fleet::deploy_policy(&node, &deploy, doc)
+            }
+        }),
+    };
     let api_config = LocalApiConfig {
         state_dir: a.state_dir.clone(),
         listen: a.api_listen,
@@ -201,9 +187,10 @@ async fn start_central(
             sensor_stats.get().map(|s| sensor_health(s))
         }))),
     };
-    let api = rampart_api::start_local(&api_config, store.clone(), feed)
-        .await
-        .context("starting the API")?;
+    let api =
+        rampart_api::start_local_with(&api_config, store.clone(), feed, Some(Arc::new(local_node)))
+            .await
+            .context("starting the API")?;
     eprintln!(
         "rampart: API on https://{} (gRPC, HTTP/JSON, /openapi.json; certificate {}, admin token in {})",
         api.server.local_addr,

@@ -156,6 +156,27 @@ fn an_attack_in_a_container_reaches_the_grpc_stream_and_the_http_api_within_a_se
         let drops = me["drops"].as_array().cloned().unwrap_or_default();
         assert!(drops.iter().any(|d| d["source"] == "kernel_ring_full"), "{h}");
 
+        // A rules deploy reaches the node in this process: a bad file is refused at its
+        // line, a good one (using the shipped macros) is loaded and listed.
+        let node = me["node"].as_str().unwrap().to_string();
+        let bad = serde_json::json!({"fileName": "mine.yaml", "yaml": "- rule: Up deployed\n  desc: d\n  condition: rampart_spawned_process and (\n  output: o\n  priority: ERROR\n"});
+        let r = c.request("POST", "/v1/rules:deploy", Some(bad.to_string().into_bytes())).await.unwrap();
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("mine.yaml:3:"), "{}", r.text());
+        let good = serde_json::json!({"fileName": "mine.yaml", "yaml": "- rule: Up deployed\n  desc: d\n  condition: rampart_spawned_process and proc.name = up-deployed-probe\n  output: o %proc.name\n  priority: ERROR\n"});
+        let r = c.request("POST", "/v1/rules:deploy", Some(good.to_string().into_bytes())).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.json()["nodes"][0], node.as_str(), "{}", r.text());
+        let t = Instant::now();
+        loop {
+            let rules = c.request("GET", &format!("/v1/rules?node={node}"), None).await.unwrap().json();
+            if rules["rules"].as_array().is_some_and(|l| l.iter().any(|r| r["name"] == "Up deployed")) {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "the deployed rule is not listed: {rules}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
         // Live events of a container started after the stream opened, from the real
         // recorder (blocks seal within its 5 s block age).
         let web_name = format!("api-web-{}", std::process::id());

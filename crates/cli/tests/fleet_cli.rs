@@ -200,7 +200,8 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
         std::fs::write(
             dir.join(format!("{node}.yaml")),
             format!(
-                "recorder: {{dir: {rec}}}\ncentral:\n  nats_url: \"{url}\"\n  tls_dir: {tls}\n  spool_dir: {spool}\n  metrics_listen: {metrics}\n",
+                "recorder: {{dir: {rec}}}\ncentral:\n  nats_url: \"{url}\"\n  tls_dir: {tls}\n  spool_dir: {spool}\n  metrics_listen: {metrics}\n  health_secs: 1\n  deployed_rules_dir: {deployed}\n",
+                deployed = d(&format!("{node}-deployed")),
                 metrics = if node == "kernel-node" { format!("\"{node_metrics}\"") } else { "null".into() },
                 rec = d(&format!("{node}-rec")),
                 url = nats.url(),
@@ -365,6 +366,41 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
         &dir.join("central-api"),
         name,
     ));
+    // What the nodes report about themselves, and a deploy to the real node.
+    rt.block_on(central_api_fleet_reports(
+        &central_api,
+        &dir.join("central-api"),
+    ));
+    // A live stream of the real node's events through central (SSE): an exec in the
+    // victim after the stream opened arrives; closing the stream cancels it on the node.
+    rt.block_on(async {
+        let state = dir.join("central-api");
+        let admin = std::fs::read_to_string(state.join("admin-token")).unwrap();
+        let c = rampart_api::client::ApiClient::new(
+            &central_api,
+            &state.join("api-cert.pem"),
+            Some(admin.trim().to_string()),
+        )
+        .unwrap();
+        let sse = c
+            .sse(&format!(
+                "/v1/events:stream?filter.node=kernel-node&filter.container={name}&filter.kinds=exec"
+            ))
+            .await
+            .unwrap();
+        tokio::pin!(sse);
+        container.exec("ls / > /dev/null");
+        let line = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            futures_util::StreamExt::next(&mut sse),
+        )
+        .await
+        .expect("the node's live exec event through central")
+        .unwrap();
+        let e: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(e["event"]["container"]["name"], name, "{e}");
+        assert!(e["kind"].as_str().is_some_and(|k| k.contains("exec")), "{e}");
+    });
 
     let missing = rt.block_on(client.ping("no-such-node"));
     assert!(
@@ -541,5 +577,135 @@ async fn central_api_asks_the_node(addr: &str, state_dir: &Path, victim: &str) {
             .iter()
             .any(|x| x["name"] == rampart_testbed::TEST_IMAGE && x["nodes"][0] == "kernel-node")),
         "{w}"
+    );
+}
+
+/// The nodes' own reports through central's API: every node's rules (with MITRE ids,
+/// tags and source file), the real node's sensor health detail; a rules deploy to the
+/// real node: refused with the line and column when it does not load (its rules stay),
+/// taken and reloaded when it does (the new rule is listed after the reload), audited.
+async fn central_api_fleet_reports(addr: &str, state_dir: &Path) {
+    let admin = std::fs::read_to_string(state_dir.join("admin-token")).unwrap();
+    let c = rampart_api::client::ApiClient::new(
+        addr,
+        &state_dir.join("api-cert.pem"),
+        Some(admin.trim().to_string()),
+    )
+    .unwrap();
+    let get = |path: String| {
+        let c = c.clone();
+        async move {
+            let r = c.request("GET", &path, None).await.unwrap();
+            assert_eq!(r.status, 200, "{path}: {}", r.text());
+            r.json()
+        }
+    };
+    for node in ["kernel-node", "replay-a", "replay-b"] {
+        let rules = get(format!("/v1/rules?node={node}")).await;
+        let list = rules["rules"].as_array().cloned().unwrap_or_default();
+        let shadow = list
+            .iter()
+            .find(|r| r["name"] == "Shadow file read in container or by untrusted program");
+        let shadow = shadow.unwrap_or_else(|| panic!("{node}'s rules: {rules}"));
+        assert_eq!(shadow["node"], node, "{shadow}");
+        assert!(
+            shadow["sourceFile"]
+                .as_str()
+                .is_some_and(|f| f.ends_with("credential_access.yaml")),
+            "{shadow}"
+        );
+        assert!(
+            shadow["mitre"].as_array().is_some_and(|m| !m.is_empty()),
+            "{shadow}"
+        );
+        assert!(
+            shadow["tags"].as_array().is_some_and(|m| !m.is_empty()),
+            "{shadow}"
+        );
+    }
+    // The real node reports its sensor every second.
+    let mut health = serde_json::Value::Null;
+    for _ in 0..100 {
+        health = get("/v1/health/sensors?node=kernel-node".into()).await;
+        if health["nodes"][0]["detailReported"] == true {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let h = &health["nodes"][0];
+    assert_eq!(h["detailReported"], true, "{health}");
+    assert_eq!(h["alive"], true, "{health}");
+    assert!(h["kernel"].as_str().is_some_and(|k| !k.is_empty()), "{h}");
+    assert!(
+        h["hooks"].as_array().is_some_and(|hs| hs
+            .iter()
+            .any(|x| x["name"] == "syscalls" && x["attached"] == true)),
+        "{h}"
+    );
+    assert!(
+        h["drops"]
+            .as_array()
+            .is_some_and(|d| d.iter().any(|x| x["source"] == "kernel_ring_full")
+                && d.iter().any(|x| x["source"] == "spool")),
+        "{h}"
+    );
+    assert_ne!(h["reportedNs"], "0", "{h}");
+
+    // A rules file that does not load: the node says where, and keeps its rules.
+    let bad = serde_json::json!({
+        "fileName": "deployed.yaml",
+        "yaml": "- rule: Deployed by central\n  desc: d\n  condition: rampart_spawned_process and (\n  output: o\n  priority: ERROR\n",
+        "nodes": ["kernel-node"],
+    });
+    let r = c
+        .request(
+            "POST",
+            "/v1/rules:deploy",
+            Some(bad.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("deployed.yaml:3:"), "{}", r.text());
+    // One that uses the node's own macro: taken, reloaded, listed.
+    let good = serde_json::json!({
+        "fileName": "deployed.yaml",
+        "yaml": "- rule: Deployed by central\n  desc: d\n  condition: rampart_spawned_process and proc.name = deployed-probe\n  output: probe %proc.name\n  priority: ERROR\n  tags: [mitre_execution, T1059]\n",
+        "nodes": ["kernel-node"],
+    });
+    let r = c
+        .request(
+            "POST",
+            "/v1/rules:deploy",
+            Some(good.to_string().into_bytes()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["nodes"][0], "kernel-node", "{}", r.text());
+    let mut listed = false;
+    for _ in 0..100 {
+        let rules = get("/v1/rules?node=kernel-node".into()).await;
+        listed = rules["rules"].as_array().is_some_and(|l| {
+            l.iter().any(|r| {
+                r["name"] == "Deployed by central"
+                    && r["sourceFile"]
+                        .as_str()
+                        .is_some_and(|f| f.ends_with("deployed.yaml"))
+            })
+        });
+        if listed {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        listed,
+        "the deployed rule is listed after the node's reload"
+    );
+    let audit = get("/v1/audit?action=rules.deploy".into()).await;
+    assert!(
+        audit["records"].as_array().is_some_and(|a| a.len() >= 2),
+        "both deploys audited: {audit}"
     );
 }

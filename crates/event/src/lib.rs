@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 mod audit;
 mod finding;
+pub mod fleet;
 pub mod json;
 
 pub use audit::{audit_id, AuditRecord};

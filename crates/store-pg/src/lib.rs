@@ -108,6 +108,11 @@ CREATE INDEX audit_ts ON audit (ts_ns, id);
         name: "container labels (workloads)",
         sql: "ALTER TABLE containers ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';",
     },
+    Migration {
+        version: 3,
+        name: "node reports (rules, health, scan results)",
+        sql: REPORTS_SQL,
+    },
 ];
 
 /// Serialises migrations between centrals starting at once (an advisory lock key).
@@ -708,6 +713,66 @@ async fn apply_retention(c: &mut Client, r: &Retention) -> Result<Purged> {
     Ok(purged)
 }
 
+async fn store_reports(
+    c: &mut Client,
+    node: &str,
+    reports: &[rampart_event::fleet::NodeReport],
+) -> Result<u64> {
+    let rows = reports
+        .iter()
+        .map(rampart_store::reports::report_row)
+        .collect::<Result<Vec<_>>>()?;
+    let tx = c.transaction().await.map_err(pg)?;
+    let st = tx.prepare(PUT_REPORT_SQL).await.map_err(pg)?;
+    let mut n = 0;
+    for r in &rows {
+        n += tx
+            .execute(
+                &st,
+                &[&node, &r.key, &r.kind, &ns_to_db(r.ts_ns), &r.body, &r.sbom],
+            )
+            .await
+            .map_err(pg)?;
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(n)
+}
+
+async fn load_reports(c: &mut Client, kind: &str, node: Option<&str>) -> Result<Vec<StoredReport>> {
+    c.query(
+        "SELECT node, body FROM node_reports
+         WHERE kind = $1 AND ($2::TEXT IS NULL OR node = $2) ORDER BY node, key",
+        &[&kind, &node],
+    )
+    .await
+    .map_err(pg)?
+    .iter()
+    .map(|r| {
+        let node: String = r.try_get(0).map_err(pg)?;
+        let body: String = r.try_get(1).map_err(pg)?;
+        rampart_store::reports::report_from_row(node, &body)
+    })
+    .collect()
+}
+
+async fn load_sboms(
+    c: &mut Client,
+    node: &str,
+    key: &str,
+) -> Result<Option<rampart_store::reports::Sboms>> {
+    let row = c
+        .query_opt(
+            "SELECT sbom FROM node_reports WHERE node = $1 AND key = $2",
+            &[&node, &key],
+        )
+        .await
+        .map_err(pg)?;
+    let Some(row) = row else { return Ok(None) };
+    let text: Option<String> = row.try_get(0).map_err(pg)?;
+    text.map(|t| rampart_store::reports::Sboms::from_json(&t))
+        .transpose()
+}
+
 impl Store for PgStore {
     fn backend(&self) -> &'static str {
         "postgres"
@@ -762,6 +827,18 @@ impl Store for PgStore {
 
     fn workloads(&self, query: &WorkloadQuery) -> Result<Vec<WorkloadRecord>> {
         call!(self, |c| workloads(c, query))
+    }
+
+    fn put_reports(&self, node: &str, reports: &[rampart_event::fleet::NodeReport]) -> Result<u64> {
+        call!(self, |c| store_reports(c, node, reports))
+    }
+
+    fn reports(&self, kind: &str, node: Option<&str>) -> Result<Vec<StoredReport>> {
+        call!(self, |c| load_reports(c, kind, node))
+    }
+
+    fn sboms(&self, node: &str, key: &str) -> Result<Option<rampart_store::reports::Sboms>> {
+        call!(self, |c| load_sboms(c, node, key))
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {

@@ -35,6 +35,11 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
     ("audit_records", audit_records),
     ("retention", retention),
+    ("node_reports_newest_wins", node_reports_newest_wins),
+    (
+        "scan_results_and_vulnerabilities",
+        scan_results_and_vulnerabilities,
+    ),
 ];
 
 /// Runs every check, each on a fresh, empty store.
@@ -803,5 +808,241 @@ pub fn retention(s: &dyn Store) {
     assert_eq!(
         s.apply_retention(&Retention::default()).unwrap(),
         Purged::default()
+    );
+}
+
+fn rules_report(ts_ns: u64, names: &[&str]) -> rampart_event::fleet::NodeReport {
+    use rampart_event::fleet::*;
+    NodeReport::Rules(RulesReport {
+        ts_ns,
+        rules: names
+            .iter()
+            .map(|n| RuleInfo {
+                name: n.to_string(),
+                priority: "WARNING".into(),
+                mitre: vec!["T1059".into()],
+                tags: vec!["mitre_execution".into()],
+                enabled: true,
+                source_file: "rules/a.yaml".into(),
+            })
+            .collect(),
+        load_errors: Vec::new(),
+        policy: Some(PolicyInfo {
+            name: "policy.yaml".into(),
+            yaml: format!("# at {ts_ns}\n"),
+        }),
+    })
+}
+
+/// Rules and health reports: the newest per node and key is kept, a late older one
+/// (a redelivery) changes nothing, nodes are kept apart.
+pub fn node_reports_newest_wins(s: &dyn Store) {
+    use rampart_event::fleet::*;
+    assert!(s.reports("rules", None).unwrap().is_empty());
+    assert_eq!(s.put_reports("n1", &[rules_report(T0, &["a"])]).unwrap(), 1);
+    assert_eq!(
+        s.put_reports("n1", &[rules_report(T0 + SEC, &["a", "b"])])
+            .unwrap(),
+        1
+    );
+    // Older: not written.
+    assert_eq!(
+        s.put_reports("n1", &[rules_report(T0, &["old"])]).unwrap(),
+        0
+    );
+    let health = NodeReport::Health(HealthReport {
+        ts_ns: T0,
+        version: "0.1.0".into(),
+        kernel: "6.1.0".into(),
+        hooks: vec![HookInfo {
+            name: "process".into(),
+            kind: "tracepoint".into(),
+            attached: true,
+        }],
+        drops: vec![DropInfo {
+            source: "queue".into(),
+            count: 3,
+        }],
+        bus_queued: 2,
+        bus_lag_ns: 5,
+        recorder_lag_ns: 7,
+    });
+    s.put_reports("n2", &[rules_report(T0, &["z"]), health.clone()])
+        .unwrap();
+    let all = s.reports("rules", None).unwrap();
+    let names: Vec<(String, Vec<String>)> = all
+        .iter()
+        .map(|r| match &r.report {
+            NodeReport::Rules(x) => (
+                r.node.clone(),
+                x.rules.iter().map(|r| r.name.clone()).collect(),
+            ),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("n1".to_string(), vec!["a".to_string(), "b".to_string()]),
+            ("n2".to_string(), vec!["z".to_string()])
+        ]
+    );
+    assert_eq!(s.reports("rules", Some("n2")).unwrap().len(), 1);
+    let h = s.reports("health", None).unwrap();
+    assert_eq!(h.len(), 1);
+    assert_eq!((h[0].node.as_str(), &h[0].report), ("n2", &health));
+    assert!(s.reports("health", Some("n1")).unwrap().is_empty());
+}
+
+fn scan(
+    ts_ns: u64,
+    container: &str,
+    image: &str,
+    vulns: &[(&str, Severity, bool, bool)],
+) -> rampart_event::fleet::NodeReport {
+    use rampart_event::fleet::*;
+    NodeReport::Scan(ScanReport {
+        ts_ns,
+        target: format!("container:{container}"),
+        image: image.into(),
+        image_id: format!("sha256:{image}"),
+        container_name: container.into(),
+        packages: 10,
+        secrets: 0,
+        malware: 0,
+        vulnerabilities: vulns
+            .iter()
+            .map(|(id, sev, fixable, in_use)| VulnFinding {
+                id: id.to_string(),
+                aliases: vec![],
+                package: "openssl".into(),
+                version: "3.0.1".into(),
+                ecosystem: "Debian:12".into(),
+                fixed_version: fixable.then(|| "3.0.2".to_string()),
+                severity: *sev,
+                summary: String::new(),
+                in_use: Some(*in_use),
+            })
+            .collect(),
+        sbom_cyclonedx: Some(format!(
+            "{{\"bomFormat\":\"CycloneDX\",\"c\":\"{container}\"}}"
+        )),
+        sbom_spdx: Some("{\"spdxVersion\":\"SPDX-2.3\"}".into()),
+    })
+}
+
+/// Scan reports: summaries without their SBOMs, SBOMs by id, vulnerabilities
+/// across containers and nodes, one per id and package version.
+pub fn scan_results_and_vulnerabilities(s: &dyn Store) {
+    use crate::reports::*;
+    s.put_reports(
+        "n1",
+        &[
+            scan(T0, "c1", "web:1", &[("CVE-1", Severity::High, true, false)]),
+            scan(
+                T0 + SEC,
+                "c2",
+                "web:1",
+                &[
+                    ("CVE-1", Severity::High, true, true),
+                    ("CVE-2", Severity::Low, false, false),
+                ],
+            ),
+        ],
+    )
+    .unwrap();
+    s.put_reports(
+        "n2",
+        &[scan(
+            T0 + 2 * SEC,
+            "c3",
+            "db:2",
+            &[("CVE-3", Severity::Critical, false, false)],
+        )],
+    )
+    .unwrap();
+    let reports = s.reports("scan", None).unwrap();
+    assert_eq!(reports.len(), 3);
+    for r in &reports {
+        match &r.report {
+            rampart_event::fleet::NodeReport::Scan(x) => {
+                assert!(
+                    x.sbom_cyclonedx.is_none() && x.sbom_spdx.is_none(),
+                    "listing carries no SBOM"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let list = scan_summaries(&reports, &ScanQuery::default());
+    let ids: Vec<&str> = list.iter().map(|x| x.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["n2/container:c3", "n1/container:c2", "n1/container:c1"]
+    );
+    assert_eq!(list[1].vulnerabilities, 2);
+    let by_image = scan_summaries(
+        &reports,
+        &ScanQuery {
+            target: Some("web:1".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(by_image.len(), 2);
+    let (node, key) = scan_key("n1/container:c2").unwrap();
+    let sboms = s.sboms(node, &key).unwrap().expect("stored SBOM");
+    assert!(sboms.cyclonedx.unwrap().contains("\"c2\""));
+    assert!(sboms.spdx.unwrap().contains("SPDX-2.3"));
+    assert!(s.sboms("n1", "scan:container:nope").unwrap().is_none());
+    let v = vulnerabilities(&reports, &VulnQuery::default());
+    let got: Vec<(&str, bool, Vec<String>)> = v
+        .iter()
+        .map(|x| (x.id.as_str(), x.in_use, x.images.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("CVE-3", false, vec!["db:2".to_string()]),
+            ("CVE-1", true, vec!["web:1".to_string()]),
+            ("CVE-2", false, vec!["web:1".to_string()]),
+        ]
+    );
+    let fixable = vulnerabilities(
+        &reports,
+        &VulnQuery {
+            fixable_only: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        fixable.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        ["CVE-1"]
+    );
+    let high = vulnerabilities(
+        &reports,
+        &VulnQuery {
+            min_severity: Some(Severity::High),
+            image: Some("web:1".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        high.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        ["CVE-1"]
+    );
+    // A newer scan of c1 replaces its findings.
+    s.put_reports("n1", &[scan(T0 + 5 * SEC, "c1", "web:1", &[])])
+        .unwrap();
+    let reports = s.reports("scan", Some("n1")).unwrap();
+    let c1 = scan_summaries(
+        &reports,
+        &ScanQuery {
+            target: Some("c1".into()),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        (c1.len(), c1[0].vulnerabilities, c1[0].ts_ns),
+        (1, 0, T0 + 5 * SEC)
     );
 }

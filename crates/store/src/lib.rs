@@ -24,10 +24,12 @@ use serde::{Deserialize, Serialize};
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod migrate;
+pub mod reports;
 mod sqlite;
 
 pub use migrate::Migration;
-pub use sqlite::{SqliteStore, SQLITE_MIGRATIONS};
+pub use reports::{ScanQuery, ScanSummary, StoredReport, VulnQuery, VulnRecord};
+pub use sqlite::{SqliteStore, PUT_REPORT_SQL, REPORTS_SQL, SQLITE_MIGRATIONS};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -574,6 +576,17 @@ pub trait Store: Send + Sync {
 
     /// Containers grouped into workloads ([`workload_of`]), newest seen first.
     fn workloads(&self, query: &WorkloadQuery) -> Result<Vec<WorkloadRecord>>;
+
+    /// Keeps each of `node`'s reports unless a newer one of the same key is stored
+    /// (a redelivery changes nothing). Returns how many were written.
+    fn put_reports(&self, node: &str, reports: &[rampart_event::fleet::NodeReport]) -> Result<u64>;
+
+    /// The newest reports of `kind` (`rules`, `health`, `scan`), of one node or all, by
+    /// node then key; scan reports without their SBOM documents.
+    fn reports(&self, kind: &str, node: Option<&str>) -> Result<Vec<StoredReport>>;
+
+    /// The SBOM documents of a scan report (`key` is the report's key).
+    fn sboms(&self, node: &str, key: &str) -> Result<Option<reports::Sboms>>;
 
     fn append_audit(&self, records: &[AuditRecord]) -> Result<u64> {
         self.ingest(&Ingest {

@@ -100,7 +100,33 @@ CREATE INDEX audit_ts ON audit (ts_ns, id);
         name: "container labels (workloads)",
         sql: "ALTER TABLE containers ADD COLUMN labels TEXT NOT NULL DEFAULT '{}';",
     },
+    Migration {
+        version: 3,
+        name: "node reports (rules, health, scan results)",
+        sql: REPORTS_SQL,
+    },
 ];
+
+/// Migration 3 (the same text for PostgreSQL): each node's newest report per key.
+pub const REPORTS_SQL: &str = "
+CREATE TABLE node_reports (
+    node TEXT NOT NULL,
+    key TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts_ns BIGINT NOT NULL,
+    body TEXT NOT NULL,
+    sbom TEXT,
+    PRIMARY KEY (node, key)
+);
+CREATE INDEX node_reports_kind ON node_reports (kind, node);
+";
+
+/// Keeps a report unless a newer one of the same key is stored (both backends).
+pub const PUT_REPORT_SQL: &str = "
+INSERT INTO node_reports (node, key, kind, ts_ns, body, sbom) VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (node, key) DO UPDATE SET
+    kind = excluded.kind, ts_ns = excluded.ts_ns, body = excluded.body, sbom = excluded.sbom
+WHERE excluded.ts_ns >= node_reports.ts_ns";
 
 /// Central's store in one SQLite file.
 pub struct SqliteStore {
@@ -637,6 +663,58 @@ impl Store for SqliteStore {
             })?
             .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
+    }
+
+    fn put_reports(&self, node: &str, reports: &[rampart_event::fleet::NodeReport]) -> Result<u64> {
+        let rows = reports
+            .iter()
+            .map(reports::report_row)
+            .collect::<Result<Vec<_>>>()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut n = 0u64;
+        {
+            let mut st = tx.prepare_cached(PUT_REPORT_SQL)?;
+            for r in &rows {
+                n += st.execute(params![
+                    node,
+                    r.key,
+                    r.kind,
+                    ns_to_db(r.ts_ns),
+                    r.body,
+                    r.sbom
+                ])? as u64;
+            }
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn reports(&self, kind: &str, node: Option<&str>) -> Result<Vec<StoredReport>> {
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(
+                "SELECT node, body FROM node_reports
+                 WHERE kind = ?1 AND (?2 IS NULL OR node = ?2) ORDER BY node, key",
+            )?
+            .query_map(params![kind, node], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(node, body)| reports::report_from_row(node, &body))
+            .collect()
+    }
+
+    fn sboms(&self, node: &str, key: &str) -> Result<Option<reports::Sboms>> {
+        let conn = self.conn();
+        let text: Option<Option<String>> = conn
+            .prepare_cached("SELECT sbom FROM node_reports WHERE node = ?1 AND key = ?2")?
+            .query_row(params![node, key], |r| r.get(0))
+            .optional()?;
+        text.flatten()
+            .map(|t| reports::Sboms::from_json(&t))
+            .transpose()
     }
 
     fn workloads(&self, q: &WorkloadQuery) -> Result<Vec<WorkloadRecord>> {

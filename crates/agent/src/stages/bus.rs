@@ -7,10 +7,13 @@
 //! the cost of a disk write per batch. Records the pipeline or the spool dropped are
 //! reported to central with the next batch (`dropped_before`).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::Duration;
 
 use rampart_bus::{Backplane, BusRecord, Forwarder, NodeBatch, Spool, SpoolConfig, SpoolStats};
+use rampart_event::fleet::NodeReport;
 
 use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
 
@@ -44,6 +47,51 @@ impl BusPublisherConfig {
     }
 }
 
+/// Reports waiting for the publisher at most; more are dropped and counted.
+pub const REPORT_QUEUE: usize = 256;
+
+/// A message above this is not published (NATS refuses payloads above 1 MiB by
+/// default): a scan report loses its SBOM documents first, then is dropped.
+pub const MAX_REPORT_BYTES: usize = 900 << 10;
+
+/// Hands the node's reports about itself (rules, health, scan results) to the bus
+/// publisher, from any thread. Never blocks: a full queue drops and counts.
+#[derive(Clone)]
+pub struct ReportSender {
+    tx: SyncSender<NodeReport>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for ReportSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReportSender")
+            .field("dropped", &self.dropped.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl ReportSender {
+    /// False when the report was dropped (queue full or publisher gone).
+    pub fn send(&self, report: NodeReport) -> bool {
+        match self.tx.try_send(report) {
+            Ok(()) => true,
+            Err(TrySendError::Full(r) | TrySendError::Disconnected(r)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    kind = r.kind(),
+                    "a node report was dropped (the publisher's queue is full or gone)"
+                );
+                false
+            }
+        }
+    }
+
+    /// Reports dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
 pub struct BusPublisherStage {
     config: BusPublisherConfig,
     spool: Arc<Spool>,
@@ -54,6 +102,8 @@ pub struct BusPublisherStage {
     /// Records lost before reaching the spool (pipeline shed, spool write errors).
     dropped: u64,
     last_sealed_ns: u64,
+    reports_tx: ReportSender,
+    reports_rx: Receiver<NodeReport>,
 }
 
 impl BusPublisherStage {
@@ -65,7 +115,13 @@ impl BusPublisherStage {
         runtime: tokio::runtime::Handle,
     ) -> Result<Self, StageError> {
         let spool = Spool::open(config.spool.clone()).map_err(StageError::new)?;
+        let (tx, reports_rx) = std::sync::mpsc::sync_channel(REPORT_QUEUE);
         Ok(Self {
+            reports_tx: ReportSender {
+                tx,
+                dropped: Arc::new(AtomicU64::new(0)),
+            },
+            reports_rx,
             config,
             spool,
             backplane,
@@ -84,6 +140,24 @@ impl BusPublisherStage {
 
     pub fn stats(&self) -> SpoolStats {
         self.spool.stats()
+    }
+
+    /// Where other parts of the node send their reports to central.
+    pub fn reports(&self) -> ReportSender {
+        self.reports_tx.clone()
+    }
+
+    /// Each waiting report goes in a batch of its own (a central that does not know
+    /// reports refuses only those; a scan report with its SBOMs is large).
+    fn publish_reports(&mut self) -> Result<(), StageError> {
+        while let Ok(report) = self.reports_rx.try_recv() {
+            let Some(bytes) = report_batch(&self.config, report) else {
+                self.reports_tx.dropped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
+            self.spool.push(1, &bytes).map_err(StageError::new)?;
+        }
+        Ok(())
     }
 
     fn seal(&mut self, now_ns: u64) -> Result<(), StageError> {
@@ -144,6 +218,7 @@ impl Stage for BusPublisherStage {
     }
 
     fn flush(&mut self, now_ns: u64, _ctx: &StageContext) -> Result<(), StageError> {
+        self.publish_reports()?;
         let st = self.spool.stats();
         metrics::gauge!("rampart_spool_queued_messages").set(st.queued_messages as f64);
         metrics::gauge!("rampart_spool_dropped_records").set(st.dropped_records as f64);
@@ -162,12 +237,44 @@ impl Stage for BusPublisherStage {
         } else {
             self.seal(rampart_event::wall_ns())
         };
+        let sealed = sealed.and(self.publish_reports());
         if let Some(f) = self.forwarder.take() {
             // The stage runs on its own thread, outside the runtime: blocking is fine.
             self.runtime.block_on(f.shutdown(self.config.drain_at_stop));
         }
         sealed
     }
+}
+
+/// One report as a batch of its own, within [`MAX_REPORT_BYTES`]: a scan report too
+/// large with its SBOM documents goes without them; `None` if still too large.
+fn report_batch(config: &BusPublisherConfig, report: NodeReport) -> Option<Vec<u8>> {
+    let encode = |r: NodeReport| {
+        NodeBatch::new(
+            &config.node,
+            &config.node_version,
+            vec![BusRecord::Report(r)],
+        )
+        .encode()
+    };
+    let bytes = encode(report.clone());
+    if bytes.len() <= MAX_REPORT_BYTES {
+        return Some(bytes);
+    }
+    if let NodeReport::Scan(mut s) = report {
+        tracing::warn!(target = %s.target, bytes = bytes.len(), "scan report too large: sent without its SBOM documents");
+        s.sbom_cyclonedx = None;
+        s.sbom_spdx = None;
+        let bytes = encode(NodeReport::Scan(s));
+        if bytes.len() <= MAX_REPORT_BYTES {
+            return Some(bytes);
+        }
+    }
+    tracing::warn!(
+        bytes = bytes.len(),
+        "a node report is too large to publish: dropped"
+    );
+    None
 }
 
 #[cfg(test)]
@@ -226,5 +333,59 @@ mod tests {
             "the pipeline's shed count goes along"
         );
         assert_eq!(stage.stats().sent, 2);
+    }
+
+    #[test]
+    fn reports_go_in_batches_of_their_own_and_a_huge_sbom_is_left_behind() {
+        use rampart_event::fleet::{RulesReport, ScanReport};
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let bus = Arc::new(InProcessBus::new(64));
+        let config = BusPublisherConfig::new("node-a", dir.path());
+        let mut stage = BusPublisherStage::new(config, bus.clone(), rt.handle().clone()).unwrap();
+        let (tx, _rx) = mpsc::channel();
+        let ctx = StageContext::new(tx);
+        stage.start(&ctx).unwrap();
+        let reports = stage.reports();
+        // From another thread, as the scanner and the fleet-report stage send.
+        std::thread::spawn(move || {
+            assert!(reports.send(NodeReport::Rules(RulesReport {
+                ts_ns: 1,
+                ..Default::default()
+            })));
+            assert!(reports.send(NodeReport::Scan(ScanReport {
+                ts_ns: 2,
+                target: "container:c1".into(),
+                sbom_cyclonedx: Some("x".repeat(MAX_REPORT_BYTES + 1)),
+                sbom_spdx: Some("{}".into()),
+                ..Default::default()
+            })));
+        })
+        .join()
+        .unwrap();
+        stage.flush(rampart_event::wall_ns(), &ctx).unwrap();
+        stage.stop(&ctx).unwrap();
+        let mut consumer = rt.block_on(bus.consumer("central")).unwrap();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            let d = rt.block_on(consumer.next()).unwrap().unwrap();
+            let mut b = NodeBatch::decode(&d.payload).unwrap();
+            let r = b.take_reports();
+            assert!(b.records.is_empty(), "reports travel alone");
+            got.extend(r);
+        }
+        assert_eq!(got[0].kind(), "rules");
+        match &got[1] {
+            NodeReport::Scan(s) => {
+                assert_eq!(s.target, "container:c1");
+                assert!(s.sbom_cyclonedx.is_none() && s.sbom_spdx.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(stage.reports().dropped(), 0);
     }
 }

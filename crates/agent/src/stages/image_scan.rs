@@ -31,6 +31,9 @@ use rampart_scan::model::{Package, Vulnerability};
 use rampart_vulndb::{PackageRef, VulnDb, VulnMatch};
 use serde::Serialize;
 
+use rampart_event::fleet::{NodeReport, ScanReport, VulnFinding};
+
+use super::ReportSender;
 use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription};
 
 /// How long a failed scan (no database yet, Docker away) waits before it is retried.
@@ -165,7 +168,15 @@ struct ImageFacts {
     files_known: Vec<Option<Vec<String>>>,
     /// Current findings (package index, match).
     findings: Vec<(usize, VulnMatch)>,
+    /// The image's SBOM as CycloneDX 1.6 and SPDX 2.3 JSON (for central), each when
+    /// within [`MAX_SBOM_BYTES`].
+    sbom_cyclonedx: Option<Arc<str>>,
+    sbom_spdx: Option<Arc<str>>,
 }
+
+/// An SBOM document larger than this is not sent to central (a bus message is
+/// bounded); the scan result still is.
+const MAX_SBOM_BYTES: usize = 256 << 10;
 
 /// Per running container.
 struct ContainerState {
@@ -203,6 +214,11 @@ pub struct ImageScanStage {
     /// Scan requests dropped because the worker's queue was full (counted, retried on
     /// the container's next event).
     pub dropped_requests: u64,
+    /// Scan results go to central through the bus publisher.
+    reports: Option<ReportSender>,
+    /// What was last sent per container (a digest of its findings and their in-use
+    /// verdicts): a result goes again only when that changes.
+    sent: HashMap<String, u64>,
 }
 
 impl ImageScanStage {
@@ -219,7 +235,16 @@ impl ImageScanStage {
             failed: HashMap::new(),
             last_report: Instant::now(),
             dropped_requests: 0,
+            reports: None,
+            sent: HashMap::new(),
         }
+    }
+
+    /// Sends each container's scan result (findings with in-use verdicts, the image's
+    /// SBOM) to central when it changes.
+    pub fn with_reports(mut self, reports: ReportSender) -> Self {
+        self.reports = Some(reports);
+        self
     }
 
     fn observe(&mut self, event: &Arc<Event>) {
@@ -449,6 +474,14 @@ impl ImageScanStage {
                 continue;
             };
             let report = container_report(id, state, image, libraries_visible);
+            if let Some(reports) = &self.reports {
+                let digest = report_digest(&report);
+                if self.sent.get(id.as_str()) != Some(&digest)
+                    && reports.send(NodeReport::Scan(scan_result(&report, image)))
+                {
+                    self.sent.insert(id.clone(), digest);
+                }
+            }
             let path = dir.join(format!("{id}.json"));
             let tmp = dir.join(format!(".{id}.json.tmp"));
             let written = serde_json::to_vec_pretty(&report)
@@ -525,6 +558,66 @@ fn container_report(
                 .collect(),
             binaries: state.dropped.clone(),
         },
+    }
+}
+
+/// A digest of what central shows of a container's result.
+fn report_digest(report: &ContainerReport) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (&report.image_id, report.packages).hash(&mut h);
+    for v in &report.vulnerabilities {
+        (&v.id, &v.package_name, &v.package_version).hash(&mut h);
+        in_use_flag(v).hash(&mut h);
+    }
+    h.finish()
+}
+
+fn in_use_flag(v: &Vulnerability) -> Option<bool> {
+    v.in_use.as_ref().and_then(|e| match e.state {
+        rampart_scan::in_use::InUse::True => Some(true),
+        rampart_scan::in_use::InUse::False => Some(false),
+        rampart_scan::in_use::InUse::Unknown => None,
+    })
+}
+
+/// A container's scan result as central keeps it.
+fn scan_result(report: &ContainerReport, image: &ImageFacts) -> ScanReport {
+    let ecosystems: HashMap<&str, &str> = image
+        .packages
+        .iter()
+        .map(|p| (p.purl.as_str(), p.ecosystem.as_deref().unwrap_or_default()))
+        .collect();
+    ScanReport {
+        ts_ns: rampart_event::wall_ns(),
+        target: format!("container:{}", report.container_id),
+        image: report.image.clone(),
+        image_id: report.image_id.clone(),
+        container_name: report.container_name.clone(),
+        packages: report.packages as u64,
+        secrets: 0,
+        malware: 0,
+        vulnerabilities: report
+            .vulnerabilities
+            .iter()
+            .chain(&report.drift.vulnerabilities)
+            .map(|v| VulnFinding {
+                id: v.id.clone(),
+                aliases: v.aliases.clone(),
+                package: v.package_name.clone(),
+                version: v.package_version.clone(),
+                ecosystem: ecosystems
+                    .get(v.purl.as_str())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default(),
+                fixed_version: v.fixed_version.clone(),
+                severity: v.severity,
+                summary: v.summary.clone(),
+                in_use: in_use_flag(v),
+            })
+            .collect(),
+        sbom_cyclonedx: image.sbom_cyclonedx.as_deref().map(str::to_string),
+        sbom_spdx: image.sbom_spdx.as_deref().map(str::to_string),
     }
 }
 
@@ -924,7 +1017,17 @@ impl Worker {
                 owners.entry(file.clone()).or_insert(index);
             }
         }
+        let document = |doc: serde_json::Value| {
+            serde_json::to_string(&doc)
+                .ok()
+                .filter(|d| d.len() <= MAX_SBOM_BYTES)
+                .map(Arc::<str>::from)
+        };
+        let sbom_cyclonedx = document(rampart_scan::output::cyclonedx::document(&report));
+        let sbom_spdx = document(rampart_scan::output::spdx::document(&report));
         Ok(ImageFacts {
+            sbom_cyclonedx,
+            sbom_spdx,
             image_ref: request.image_ref.clone(),
             image_id,
             packages: report.packages,
@@ -1017,6 +1120,8 @@ impl Worker {
                 owners: Arc::clone(&old.owners),
                 files_known: old.files_known.clone(),
                 findings,
+                sbom_cyclonedx: old.sbom_cyclonedx.clone(),
+                sbom_spdx: old.sbom_spdx.clone(),
             });
             tracing::info!(image = %image.image_ref, gained = gained.len(), "re-matched after a database change");
             self.images.insert(key.clone(), Arc::clone(&image));

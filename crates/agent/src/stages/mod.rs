@@ -2,13 +2,15 @@
 
 mod bus;
 mod detection;
+mod fleet_report;
 mod image_scan;
 mod outputs;
 mod recorder;
 mod response;
 
-pub use bus::{BusPublisherConfig, BusPublisherStage};
+pub use bus::{BusPublisherConfig, BusPublisherStage, ReportSender};
 pub use detection::DetectionStage;
+pub use fleet_report::{health_report, rules_report, FleetReportConfig, FleetReportStage};
 pub use image_scan::{ContainerReport, Drift, DroppedBinary, ImageScanConfig, ImageScanStage};
 pub use outputs::{LatencySummary, OutputsReport, OutputsStage};
 pub use recorder::RecorderStage;

@@ -1,0 +1,244 @@
+//! Nodes' reports about themselves ([`NodeReport`]: rules and response policy, sensor
+//! health, scan results), kept newest per node and key in one table
+//! (`node_reports`, migration 3) by both backends. A report's SBOM documents live in a
+//! column of their own, so listing scan results never reads them.
+//!
+//! The backends only store and fetch rows; what the API asks of them (scan summaries,
+//! vulnerabilities across the fleet) is computed here once for both.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rampart_event::fleet::{NodeReport, ScanReport};
+use rampart_event::Severity;
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, StoreError, DEFAULT_PAGE, MAX_PAGE};
+
+/// A report as stored: the node it came from and the report (SBOM documents left out).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredReport {
+    pub node: String,
+    pub report: NodeReport,
+}
+
+/// One row as the backends write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub key: String,
+    pub kind: &'static str,
+    pub ts_ns: u64,
+    /// The report as JSON, SBOM documents left out.
+    pub body: String,
+    /// `{"cyclonedx": …, "spdx": …}` JSON text, scan reports only.
+    pub sbom: Option<String>,
+}
+
+/// A report's row: the SBOM documents move to their own column.
+pub fn report_row(report: &NodeReport) -> Result<ReportRow> {
+    let mut r = report.clone();
+    let sbom = match &mut r {
+        NodeReport::Scan(s) => {
+            let docs = Sboms {
+                cyclonedx: s.sbom_cyclonedx.take(),
+                spdx: s.sbom_spdx.take(),
+            };
+            Some(serde_json::to_string(&docs).map_err(|e| StoreError::Invalid(e.to_string()))?)
+        }
+        _ => None,
+    };
+    Ok(ReportRow {
+        key: report.key(),
+        kind: report.kind(),
+        ts_ns: report.ts_ns(),
+        body: serde_json::to_string(&r).map_err(|e| StoreError::Invalid(e.to_string()))?,
+        sbom,
+    })
+}
+
+/// A stored body back.
+pub fn report_from_row(node: String, body: &str) -> Result<StoredReport> {
+    let report = serde_json::from_str(body)
+        .map_err(|e| StoreError::Decode(format!("node report of {node}: {e}")))?;
+    Ok(StoredReport { node, report })
+}
+
+/// A scan's SBOM documents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sboms {
+    pub cyclonedx: Option<String>,
+    pub spdx: Option<String>,
+}
+
+impl Sboms {
+    pub fn from_json(text: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| StoreError::Decode(format!("stored SBOM: {e}")))
+    }
+}
+
+/// A scan result's id in the API: `<node>/<target>` (node names hold no `/`).
+pub fn scan_id(node: &str, target: &str) -> String {
+    format!("{node}/{target}")
+}
+
+/// The node and report key of a scan result id.
+pub fn scan_key(id: &str) -> Option<(&str, String)> {
+    let (node, target) = id.split_once('/')?;
+    (!node.is_empty() && !target.is_empty()).then(|| (node, format!("scan:{target}")))
+}
+
+/// Which scan results to list (newest first).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanQuery {
+    /// A target (`container:<id>`), a container id, or an image.
+    pub target: Option<String>,
+    pub node: Option<String>,
+    /// 0 means [`DEFAULT_PAGE`], capped at [`MAX_PAGE`].
+    pub limit: u32,
+}
+
+/// One scan result's summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanSummary {
+    pub id: String,
+    pub node: String,
+    pub target: String,
+    pub image: String,
+    pub ts_ns: u64,
+    pub packages: u64,
+    pub vulnerabilities: u64,
+    pub secrets: u64,
+    pub malware: u64,
+}
+
+fn page(limit: u32) -> usize {
+    let n = match limit {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    };
+    n as usize
+}
+
+fn scans(reports: &[StoredReport]) -> impl Iterator<Item = (&str, &ScanReport)> {
+    reports.iter().filter_map(|r| match &r.report {
+        NodeReport::Scan(s) => Some((r.node.as_str(), s)),
+        _ => None,
+    })
+}
+
+/// Scan summaries of `reports` (scan reports), filtered, newest first.
+pub fn scan_summaries(reports: &[StoredReport], q: &ScanQuery) -> Vec<ScanSummary> {
+    let mut out: Vec<ScanSummary> = scans(reports)
+        .filter(|(node, _)| q.node.as_deref().is_none_or(|n| n == *node))
+        .filter(|(_, s)| {
+            q.target.as_deref().is_none_or(|t| {
+                s.target == t
+                    || s.target.strip_prefix("container:") == Some(t)
+                    || s.image == t
+                    || s.image_id == t
+            })
+        })
+        .map(|(node, s)| ScanSummary {
+            id: scan_id(node, &s.target),
+            node: node.to_string(),
+            target: s.target.clone(),
+            image: s.image.clone(),
+            ts_ns: s.ts_ns,
+            packages: s.packages,
+            vulnerabilities: s.vulnerabilities.len() as u64,
+            secrets: s.secrets,
+            malware: s.malware,
+        })
+        .collect();
+    out.sort_by(|a, b| b.ts_ns.cmp(&a.ts_ns).then_with(|| a.id.cmp(&b.id)));
+    out.truncate(page(q.limit));
+    out
+}
+
+/// Which vulnerabilities to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VulnQuery {
+    /// Only those in this image (name or id).
+    pub image: Option<String>,
+    /// This severity or higher.
+    pub min_severity: Option<Severity>,
+    /// Only those with a fixed version.
+    pub fixable_only: bool,
+    /// 0 means [`DEFAULT_PAGE`], capped at [`MAX_PAGE`].
+    pub limit: u32,
+}
+
+/// A vulnerability of one package version across the fleet's scans.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VulnRecord {
+    pub id: String,
+    pub aliases: Vec<String>,
+    pub package: String,
+    pub version: String,
+    pub ecosystem: String,
+    pub fixed_version: Option<String>,
+    pub severity: Severity,
+    pub summary: String,
+    pub images: Vec<String>,
+    /// Some container loaded the package's files.
+    pub in_use: bool,
+}
+
+/// The vulnerabilities of `reports` (scan reports), one per id, package and version,
+/// most severe first, in-use before not.
+pub fn vulnerabilities(reports: &[StoredReport], q: &VulnQuery) -> Vec<VulnRecord> {
+    let mut by_key: BTreeMap<(String, String, String), (VulnRecord, BTreeSet<String>)> =
+        BTreeMap::new();
+    for (_, s) in scans(reports) {
+        if q.image
+            .as_deref()
+            .is_some_and(|i| s.image != i && s.image_id != i)
+        {
+            continue;
+        }
+        for v in &s.vulnerabilities {
+            if q.min_severity.is_some_and(|m| v.severity < m)
+                || (q.fixable_only && v.fixed_version.as_deref().unwrap_or("").is_empty())
+            {
+                continue;
+            }
+            let key = (v.id.clone(), v.package.clone(), v.version.clone());
+            let entry = by_key.entry(key).or_insert_with(|| {
+                (
+                    VulnRecord {
+                        id: v.id.clone(),
+                        aliases: v.aliases.clone(),
+                        package: v.package.clone(),
+                        version: v.version.clone(),
+                        ecosystem: v.ecosystem.clone(),
+                        fixed_version: v.fixed_version.clone(),
+                        severity: v.severity,
+                        summary: v.summary.clone(),
+                        images: Vec::new(),
+                        in_use: false,
+                    },
+                    BTreeSet::new(),
+                )
+            });
+            entry.0.in_use |= v.in_use == Some(true);
+            if !s.image.is_empty() {
+                entry.1.insert(s.image.clone());
+            }
+        }
+    }
+    let mut out: Vec<VulnRecord> = by_key
+        .into_values()
+        .map(|(mut v, images)| {
+            v.images = images.into_iter().collect();
+            v
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| b.in_use.cmp(&a.in_use))
+            .then_with(|| a.id.cmp(&b.id))
+            .then_with(|| a.package.cmp(&b.package))
+    });
+    out.truncate(page(q.limit));
+    out
+}
