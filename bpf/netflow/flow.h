@@ -89,15 +89,17 @@ static __always_inline bool nf_parse(struct __sk_buff *skb, bool egress, struct 
 	return true;
 }
 
-// Copies `avail` payload bytes (at most NF_PAYLOAD) at `off` into a new record.
+// Copies the payload at `off` (at most `max` bytes, max <= NF_PAYLOAD) into a new record.
 static __always_inline void nf_emit_payload(struct __sk_buff *skb, __u32 kind,
-					     const struct nf_pkt *p, __u32 off)
+					     const struct nf_pkt *p, __u32 off, __u32 max)
 {
 	if (off >= skb->len)
 		return;
 	// 64-bit, clamped, and pinned in its register so the bound checked is the bound
 	// passed (clang otherwise checks a 32-bit copy).
 	__u64 avail = skb->len - off;
+	if (avail > max)
+		avail = max;
 	if (avail > NF_PAYLOAD)
 		avail = NF_PAYLOAD;
 	asm volatile("" : "+r"(avail));
@@ -209,19 +211,21 @@ static __always_inline void nf_inspect(struct __sk_buff *skb, struct nf_pkt *p,
 	if (!cfg)
 		return;
 	if (!egress && p->key.proto == NF_UDP && p->key.rport == 53 && (cfg->flags & NF_CFG_DNS)) {
-		nf_emit_payload(skb, NF_REC_DNS, p, p->payload);
+		nf_emit_payload(skb, NF_REC_DNS, p, p->payload, NF_PAYLOAD);
 		return;
 	}
-	if (egress && p->key.proto == NF_TCP && v && !(v->flags & NF_FLAG_TLS_SENT) &&
+	if (egress && p->key.proto == NF_TCP && v && !(v->flags & NF_FLAG_FIRST_DATA) &&
 	    (cfg->flags & NF_CFG_TLS)) {
-		// TLS record header: handshake (0x16), version 3.x, then handshake type 1.
-		__u8 hdr[6];
-		if (bpf_skb_load_bytes(skb, p->payload, hdr, sizeof(hdr)))
-			return;
-		// Only the first data packet is looked at: later ones are not ClientHellos.
-		__sync_fetch_and_or(&v->flags, NF_FLAG_TLS_SENT);
+		// Only a flow's first data packet is looked at: a ClientHello (TLS record
+		// header: handshake 0x16, version 3.x, handshake type 1) goes whole, anything
+		// else as its first bytes (the protocol it speaks).
+		__u8 hdr[6] = {};
+		bpf_skb_load_bytes(skb, p->payload, hdr, sizeof(hdr));
+		__sync_fetch_and_or(&v->flags, NF_FLAG_FIRST_DATA);
 		if (hdr[0] == 0x16 && hdr[1] == 3 && hdr[5] == 1)
-			nf_emit_payload(skb, NF_REC_TLS, p, p->payload);
+			nf_emit_payload(skb, NF_REC_TLS, p, p->payload, NF_PAYLOAD);
+		else
+			nf_emit_payload(skb, NF_REC_FIRST_DATA, p, p->payload, NF_FIRST_DATA);
 	}
 }
 

@@ -20,13 +20,13 @@
 // struct nf_config.flags
 enum nf_cfg_flags {
 	NF_CFG_DNS = 1, // DNS answers to user space
-	NF_CFG_TLS = 2, // TLS ClientHellos to user space
+	NF_CFG_TLS = 2, // the first egress payload of TCP flows (ClientHellos whole) to user space
 };
 
 // struct flow_val.flags: TCP flags seen each way, and what was reported.
 #define NF_FLAG_OUT_SHIFT 0
 #define NF_FLAG_IN_SHIFT 8
-#define NF_FLAG_TLS_SENT (1 << 16)
+#define NF_FLAG_FIRST_DATA (1 << 16) // the first egress payload was looked at
 
 enum nf_initiator {
 	NF_INIT_UNKNOWN = 0, // first seen mid-stream
@@ -40,7 +40,12 @@ enum nf_record_kind {
 	NF_REC_DENY_CONNECT = 3, // a connect refused by segmentation
 	NF_REC_DENY_INBOUND = 4, // an inbound connection dropped by segmentation
 	NF_REC_PACKET = 5, // a captured packet: IP header on, `caplen` bytes
+	NF_REC_FIRST_DATA = 6, // the first egress payload of a TCP flow (not TLS)
 };
+
+// Bytes of a flow's first payload kept when it is not a ClientHello: enough to tell
+// SSH, HTTP or a miner's stratum from the rest.
+#define NF_FIRST_DATA 64
 
 struct flow_key {
 	__u64 cgid;

@@ -35,6 +35,7 @@ const REC_TLS: u32 = 2;
 const REC_DENY_CONNECT: u32 = 3;
 const REC_DENY_INBOUND: u32 = 4;
 const REC_PACKET: u32 = 5;
+const REC_FIRST_DATA: u32 = 6;
 
 // Mirrors of the C structs in bpf/netflow/maps.h.
 #[repr(C)]
@@ -212,6 +213,13 @@ pub enum NetRecord {
         ts_ns: u64,
         record: Vec<u8>,
     },
+    /// The first egress payload of a TCP flow that is not a ClientHello: its first
+    /// 64 bytes (which protocol it speaks).
+    FirstData {
+        flow: FlowEnds,
+        ts_ns: u64,
+        data: Vec<u8>,
+    },
     /// A connect refused by segmentation (protect mode).
     ConnectDenied {
         flow: FlowEnds,
@@ -269,6 +277,7 @@ pub struct SegRule {
 #[derive(Debug, Clone, Copy)]
 pub struct NetflowOptions {
     pub dns: bool,
+    /// The first egress payload of each TCP flow (ClientHellos whole).
     pub tls: bool,
     /// Bytes kept of a captured packet, IP header on; at most [`SNAP_MAX`].
     pub snaplen: u32,
@@ -575,6 +584,11 @@ impl NetflowProbe {
                     flow,
                     ts_ns,
                     record: payload(),
+                },
+                REC_FIRST_DATA => NetRecord::FirstData {
+                    flow,
+                    ts_ns,
+                    data: payload(),
                 },
                 REC_DENY_CONNECT => NetRecord::ConnectDenied {
                     flow,

@@ -21,6 +21,7 @@ pub mod capture;
 pub mod detect;
 pub mod directory;
 pub mod dns;
+pub mod engine;
 pub mod flow;
 pub mod graph;
 pub mod policy;
@@ -29,6 +30,7 @@ pub mod table;
 pub mod tls;
 
 pub use directory::{ContainerInfo, Directory};
+pub use engine::{EngineConfig, NetworkEngine};
 pub use flow::{Direction, Flow, Peer, ProcessRef, Proto};
 pub use graph::{EdgeState, Graph, GraphEdge, GraphNode, GraphQuery, NodeKind};
 pub use table::FlowTable;

@@ -84,6 +84,62 @@ pub fn http_server(name: &str, svc: &str, network: &str, size: usize) -> TestCon
         "mkdir -p /www && head -c {size} /dev/zero > /www/file && exec httpd -f -p 8080 -h /www"
     );
     let c = service(name, svc, network, &["sh", "-c", &script]);
-    std::thread::sleep(Duration::from_millis(300));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.exec("netstat -ltn").contains(":8080") {
+        assert!(Instant::now() < deadline, "httpd did not listen in {name}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     c
+}
+
+/// A network engine attached to Docker's containers (`None` after skip_or_fail).
+pub fn engine(config: rampart_netflow::EngineConfig) -> Option<rampart_netflow::NetworkEngine> {
+    if !rampart_testbed::ready(TEST_IMAGE) {
+        return None;
+    }
+    let object = rampart_testbed::netflow_object();
+    Some(
+        rampart_netflow::NetworkEngine::start(config, object.as_deref(), "test-node")
+            .expect("the network engine starts"),
+    )
+}
+
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Polls until an alert matches `want` (returned), or 10 s pass (`None`); every
+/// alert seen goes to `seen`.
+pub fn poll_for(
+    engine: &mut rampart_netflow::NetworkEngine,
+    seen: &mut Vec<rampart_event::Alert>,
+    want: impl Fn(&rampart_event::Alert) -> bool,
+) -> Option<rampart_event::Alert> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alerts = engine.poll(now_ns()).expect("poll");
+        let hit = alerts.iter().find(|a| want(a)).cloned();
+        seen.extend(alerts);
+        if hit.is_some() || Instant::now() > deadline {
+            return hit;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Polls for `secs` seconds, returning every alert.
+pub fn poll_quiet(
+    engine: &mut rampart_netflow::NetworkEngine,
+    secs: u64,
+) -> Vec<rampart_event::Alert> {
+    let mut all = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        all.extend(engine.poll(now_ns()).expect("poll"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    all
 }
