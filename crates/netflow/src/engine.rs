@@ -39,8 +39,12 @@ pub struct EngineConfig {
     /// Seconds between re-reads of the container runtime's list.
     pub directory_refresh_secs: u64,
     pub segmentation: SegmentationConfig,
-    /// Where baselines are kept (YAML), read at start and written on change.
+    /// Where baselines are kept (YAML), read at start and written on change;
+    /// default `<state_dir>/baselines.yaml`.
     pub baselines_file: Option<PathBuf>,
+    /// Where the node writes its flow table (`flows.json`, every few seconds) for
+    /// `rampart net graph` to read; null: nowhere.
+    pub state_dir: Option<PathBuf>,
     pub detectors: DetectorConfig,
     pub capture: CaptureConfig,
 }
@@ -56,6 +60,7 @@ impl Default for EngineConfig {
             directory_refresh_secs: 5,
             segmentation: SegmentationConfig::default(),
             baselines_file: None,
+            state_dir: Some(PathBuf::from("/var/lib/rampart/network")),
             detectors: DetectorConfig::default(),
             capture: CaptureConfig::default(),
         }
@@ -126,6 +131,10 @@ impl NetworkEngine {
 
     /// An engine over flows given to it (replay, tests, benches): no kernel.
     pub fn without_kernel(config: EngineConfig, host: &str) -> Result<Self, NetflowError> {
+        let mut config = config;
+        if config.baselines_file.is_none() {
+            config.baselines_file = config.state_dir.as_ref().map(|d| d.join("baselines.yaml"));
+        }
         let mut segmentation = Segmentation::new(config.segmentation.clone());
         if let Some(path) = &config.baselines_file {
             if path.exists() {
@@ -455,11 +464,31 @@ impl NetworkEngine {
         Ok(())
     }
 
+    /// Writes the flow table to `<state_dir>/flows.json` (for `rampart net graph`).
+    pub fn save_flows(&self) -> Result<(), NetflowError> {
+        let Some(dir) = &self.config.state_dir else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(dir)?;
+        let flows: Vec<&Flow> = self.table.flows().collect();
+        let text = serde_json::to_vec(&flows).map_err(|e| NetflowError::Parse {
+            what: "flows".into(),
+            reason: e.to_string(),
+        })?;
+        let tmp = dir.join("flows.json.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, dir.join("flows.json"))?;
+        Ok(())
+    }
+
     /// Writes the baselines file, when one is configured.
     pub fn save_baselines(&self) {
         let Some(path) = &self.config.baselines_file else {
             return;
         };
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
         match self.segmentation.to_yaml() {
             Ok(y) => {
                 if let Err(e) = std::fs::write(path, y) {

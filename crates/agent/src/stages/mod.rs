@@ -3,6 +3,7 @@
 mod bus;
 mod detection;
 mod image_scan;
+mod netflow;
 mod outputs;
 mod recorder;
 mod response;
@@ -10,6 +11,7 @@ mod response;
 pub use bus::{BusPublisherConfig, BusPublisherStage};
 pub use detection::DetectionStage;
 pub use image_scan::{ContainerReport, Drift, DroppedBinary, ImageScanConfig, ImageScanStage};
+pub use netflow::NetflowStage;
 pub use outputs::{LatencySummary, OutputsReport, OutputsStage};
 pub use recorder::RecorderStage;
 pub use response::ResponseStage;
