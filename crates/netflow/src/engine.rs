@@ -464,6 +464,19 @@ impl NetworkEngine {
         Ok(())
     }
 
+    /// Re-reads the baselines file (edited by `rampart net baseline`); a bad file
+    /// keeps the baselines in force.
+    pub fn reload_baselines(&mut self) -> Result<usize, NetflowError> {
+        let Some(path) = &self.config.baselines_file else {
+            return Ok(0);
+        };
+        let text = std::fs::read_to_string(path)?;
+        let parsed = crate::segment::parse_baselines(&text, &path.display().to_string())?;
+        let n = parsed.workloads.len();
+        self.segmentation.baselines = parsed;
+        Ok(n)
+    }
+
     /// Writes the flow table to `<state_dir>/flows.json` (for `rampart net graph`).
     pub fn save_flows(&self) -> Result<(), NetflowError> {
         let Some(dir) = &self.config.state_dir else {

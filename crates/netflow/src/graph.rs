@@ -5,7 +5,7 @@
 //! keeps a node with thousands of containers and connections one node and one edge
 //! per service port.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
@@ -148,100 +148,211 @@ pub fn edge_ends(flow: &Flow) -> Option<(String, String, u16)> {
     }
 }
 
+/// A flow's peer as a key borrowed from the flow (no allocation per flow).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum PeerKey<'a> {
+    Workload(&'a str, &'a str),
+    Host,
+    Dns(&'a str),
+    Net4([u8; 3]),
+    Net6([u16; 4]),
+}
+
+impl PeerKey<'_> {
+    fn of(f: &Flow) -> Option<PeerKey<'_>> {
+        Some(match &f.peer {
+            Peer::Loopback => return None,
+            Peer::Container { workload, name, .. } => PeerKey::Workload(workload, name),
+            Peer::Host => PeerKey::Host,
+            Peer::External { dns_name: Some(n) } => PeerKey::Dns(n),
+            Peer::External { dns_name: None } => match f.remote_ip {
+                IpAddr::V4(a) => {
+                    let o = a.octets();
+                    PeerKey::Net4([o[0], o[1], o[2]])
+                }
+                IpAddr::V6(a) => {
+                    let s = a.segments();
+                    PeerKey::Net6([s[0], s[1], s[2], s[3]])
+                }
+            },
+        })
+    }
+
+    fn node(self) -> GraphNode {
+        let (id, kind, label) = match self {
+            PeerKey::Workload(w, name) => (w.to_string(), NodeKind::Workload, name.to_string()),
+            PeerKey::Host => ("host".into(), NodeKind::Host, "host".into()),
+            PeerKey::Dns(n) => (format!("dns:{n}"), NodeKind::External, n.to_string()),
+            PeerKey::Net4(o) => {
+                let net = format!("{}.{}.{}.0/24", o[0], o[1], o[2]);
+                (format!("cidr:{net}"), NodeKind::External, net)
+            }
+            PeerKey::Net6(s) => {
+                let net = format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3]);
+                (format!("cidr:{net}"), NodeKind::External, net)
+            }
+        };
+        GraphNode {
+            id,
+            kind,
+            label,
+            containers: Vec::new(),
+        }
+    }
+}
+
+struct EdgeAcc<'a> {
+    sent: u64,
+    received: u64,
+    connections: u64,
+    first: u64,
+    last: u64,
+    processes: Vec<&'a str>,
+}
+
 /// Builds the graph of the flows the query selects; `state` gives each edge's
-/// standing (the segmentation's verdict).
+/// standing (the segmentation's verdict). Flows are grouped on keys borrowed from
+/// them, so strings are made once per node and edge, not per flow.
 pub fn build<'a>(
     flows: impl IntoIterator<Item = &'a Flow>,
     query: &GraphQuery,
     state: impl Fn(&GraphEdge) -> EdgeState,
 ) -> Graph {
-    let mut nodes: HashMap<String, GraphNode> = HashMap::new();
-    let mut edges: HashMap<(String, String, Proto, u16), (GraphEdge, BTreeSet<String>)> =
-        HashMap::new();
+    // (local workload or "" for the host, peer, outbound, protocol, port)
+    type Key<'a> = (&'a str, PeerKey<'a>, bool, Proto, u16);
+    let mut edges: HashMap<Key<'a>, EdgeAcc<'a>> = HashMap::new();
+    let mut containers: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
     for f in flows {
         if f.last_ns < query.since_ns {
             continue;
         }
-        let Some((source, target, port)) = edge_ends(f) else {
+        let Some(peer) = PeerKey::of(f) else { continue };
+        let outbound = match f.direction {
+            Direction::Outbound => true,
+            Direction::Inbound => false,
+            Direction::Unknown => f.remote_port <= f.local_port,
+        };
+        // The other container counted the same connection as outbound.
+        if !outbound && matches!(peer, PeerKey::Workload(..)) {
             continue;
-        };
-        if let Some(w) = &query.workload {
-            if !source.contains(w.as_str()) && !target.contains(w.as_str()) {
-                continue;
-            }
         }
-        let outbound = {
-            let (local, _) = local_node(f);
-            source == local
-        };
-        let (local_id, local_kind) = local_node(f);
-        let local = nodes.entry(local_id.clone()).or_insert_with(|| GraphNode {
-            label: label_of(&local_id),
-            id: local_id,
-            kind: local_kind,
-            containers: Vec::new(),
-        });
-        if !f.container_id.is_empty()
-            && local.containers.len() < 64
-            && !local.containers.contains(&f.container_id)
-        {
-            local.containers.push(f.container_id.clone());
-        }
-        if let Some((pid, kind, label)) = peer_node(f) {
-            nodes.entry(pid.clone()).or_insert_with(|| GraphNode {
-                id: pid,
-                kind,
-                label,
-                containers: Vec::new(),
-            });
-        }
-        let (sent, received) = if outbound {
-            (f.bytes_out, f.bytes_in)
+        let port = if outbound {
+            f.remote_port
         } else {
-            (f.bytes_in, f.bytes_out)
+            f.local_port
         };
-        let key = (source, target, f.proto, port);
-        let (e, procs) = edges.entry(key.clone()).or_insert_with(|| {
-            (
-                GraphEdge {
-                    source: key.0.clone(),
-                    target: key.1.clone(),
-                    protocol: f.proto,
-                    port,
-                    bytes_sent: 0,
-                    bytes_received: 0,
-                    connections: 0,
-                    first_seen_ns: f.first_ns,
-                    last_seen_ns: f.last_ns,
-                    state: EdgeState::Unlearned,
-                    processes: Vec::new(),
-                },
-                BTreeSet::new(),
-            )
+        let local: &str = &f.workload;
+        let key = (local, peer, outbound, f.proto, port);
+        let e = edges.entry(key).or_insert(EdgeAcc {
+            sent: 0,
+            received: 0,
+            connections: 0,
+            first: f.first_ns,
+            last: f.last_ns,
+            processes: Vec::new(),
         });
-        e.bytes_sent += sent;
-        e.bytes_received += received;
-        e.connections += 1;
-        e.first_seen_ns = e.first_seen_ns.min(f.first_ns);
-        e.last_seen_ns = e.last_seen_ns.max(f.last_ns);
-        if outbound && procs.len() < 8 {
+        if outbound {
+            e.sent += f.bytes_out;
+            e.received += f.bytes_in;
             if let Some(p) = &f.process {
-                procs.insert(p.comm.clone());
+                if e.processes.len() < 8 && !e.processes.contains(&p.comm.as_str()) {
+                    e.processes.push(&p.comm);
+                }
+            }
+        } else {
+            e.sent += f.bytes_in;
+            e.received += f.bytes_out;
+        }
+        e.connections += 1;
+        e.first = e.first.min(f.first_ns);
+        e.last = e.last.max(f.last_ns);
+        if !f.container_id.is_empty() {
+            let c = containers.entry(local).or_default();
+            if c.len() < 64 && !c.contains(&f.container_id.as_str()) {
+                c.push(&f.container_id);
             }
         }
     }
-    let mut edges: Vec<GraphEdge> = edges
-        .into_values()
-        .map(|(mut e, procs)| {
-            e.processes = procs.into_iter().collect();
-            e.state = state(&e);
-            e
-        })
-        .collect();
-    edges.sort_by(|a, b| a.key().cmp(&b.key()));
+    let mut nodes: HashMap<String, GraphNode> = HashMap::new();
+    let mut out = Vec::with_capacity(edges.len());
+    for ((local, peer, outbound, proto, port), acc) in edges {
+        let local_id = if local.is_empty() { "host" } else { local };
+        if !nodes.contains_key(local_id) {
+            let kind = if local.is_empty() {
+                NodeKind::Host
+            } else {
+                NodeKind::Workload
+            };
+            nodes.insert(
+                local_id.to_string(),
+                GraphNode {
+                    id: local_id.to_string(),
+                    kind,
+                    label: label_of(local_id),
+                    containers: containers
+                        .get(local)
+                        .map(|c| c.iter().map(|s| s.to_string()).collect())
+                        .unwrap_or_default(),
+                },
+            );
+        }
+        let peer_node = peer.node();
+        let peer_id = peer_node.id.clone();
+        nodes.entry(peer_id.clone()).or_insert(peer_node);
+        if let Some(w) = &query.workload {
+            if !local_id.contains(w.as_str()) && !peer_id.contains(w.as_str()) {
+                continue;
+            }
+        }
+        let (source, target) = if outbound {
+            (local_id.to_string(), peer_id)
+        } else {
+            (peer_id, local_id.to_string())
+        };
+        let mut processes: Vec<String> = acc.processes.iter().map(|s| s.to_string()).collect();
+        processes.sort();
+        let mut e = GraphEdge {
+            source,
+            target,
+            protocol: proto,
+            port,
+            bytes_sent: acc.sent,
+            bytes_received: acc.received,
+            connections: acc.connections,
+            first_seen_ns: acc.first,
+            last_seen_ns: acc.last,
+            state: EdgeState::Unlearned,
+            processes,
+        };
+        e.state = state(&e);
+        out.push(e);
+    }
+    // Nodes with no edge left after the workload filter go.
+    if query.workload.is_some() {
+        let used: std::collections::HashSet<&str> = out
+            .iter()
+            .flat_map(|e| [e.source.as_str(), e.target.as_str()])
+            .collect();
+        nodes.retain(|id, _| used.contains(id.as_str()));
+    }
+    // One edge per (source, target, protocol, port): an inbound edge from a peer and
+    // the same peer's own outbound edge merge.
+    out.sort_by(|a, b| a.key().cmp(&b.key()));
+    out.dedup_by(|b, a| {
+        if a.key() == b.key() {
+            a.bytes_sent += b.bytes_sent;
+            a.bytes_received += b.bytes_received;
+            a.connections += b.connections;
+            a.first_seen_ns = a.first_seen_ns.min(b.first_seen_ns);
+            a.last_seen_ns = a.last_seen_ns.max(b.last_seen_ns);
+            true
+        } else {
+            false
+        }
+    });
     let mut nodes: Vec<GraphNode> = nodes.into_values().collect();
     nodes.sort_by(|a, b| a.id.cmp(&b.id));
-    Graph { nodes, edges }
+    Graph { nodes, edges: out }
 }
 
 fn label_of(id: &str) -> String {

@@ -17,6 +17,7 @@
 //! Storage backends are not its business: it hands out values for others to keep.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod bench;
 pub mod capture;
 pub mod detect;
 pub mod directory;

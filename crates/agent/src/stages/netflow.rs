@@ -86,6 +86,14 @@ impl Stage for NetflowStage {
         Ok(())
     }
 
+    fn reload(&mut self, _ctx: &StageContext) -> Result<(), StageError> {
+        if let Some(engine) = self.engine.as_mut() {
+            let n = engine.reload_baselines().map_err(StageError::new)?;
+            tracing::info!(workloads = n, "network baselines reloaded");
+        }
+        Ok(())
+    }
+
     fn stop(&mut self, _ctx: &StageContext) -> Result<(), StageError> {
         if let Some(engine) = self.engine.as_ref() {
             engine.save_flows().map_err(StageError::new)?;

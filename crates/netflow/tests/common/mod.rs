@@ -143,3 +143,10 @@ pub fn poll_quiet(
     }
     all
 }
+
+/// Engines see every container on the host: the tests of one binary that start one
+/// take turns.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
