@@ -201,6 +201,14 @@ async fn start_central(
             sensor_stats.get().map(|s| sensor_health(s))
         }))),
     };
+    if let Some(dir) = config
+        .network
+        .as_ref()
+        .filter(|n| n.enabled)
+        .and_then(|n| n.state_dir.clone())
+    {
+        rampart_api::network::register_state_dir(dir);
+    }
     let api = rampart_api::start_local(&api_config, store.clone(), feed)
         .await
         .context("starting the API")?;
