@@ -201,6 +201,31 @@ impl PeerKey<'_> {
     }
 }
 
+/// FNV-1a: the graph's keys are short strings and small integers hashed once per
+/// flow, where SipHash's DoS resistance buys nothing (the keys are our own).
+#[derive(Default, Clone, Copy)]
+pub struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FnvBuild = std::hash::BuildHasherDefault<Fnv>;
+
 struct EdgeAcc<'a> {
     sent: u64,
     received: u64,
@@ -220,8 +245,8 @@ pub fn build<'a>(
 ) -> Graph {
     // (local workload or "" for the host, peer, outbound, protocol, port)
     type Key<'a> = (&'a str, PeerKey<'a>, bool, Proto, u16);
-    let mut edges: HashMap<Key<'a>, EdgeAcc<'a>> = HashMap::new();
-    let mut containers: HashMap<&'a str, Vec<&'a str>> = HashMap::new();
+    let mut edges: HashMap<Key<'a>, EdgeAcc<'a>, FnvBuild> = HashMap::default();
+    let mut containers: HashMap<&'a str, Vec<&'a str>, FnvBuild> = HashMap::default();
     for f in flows {
         if f.last_ns < query.since_ns {
             continue;
@@ -273,7 +298,7 @@ pub fn build<'a>(
             }
         }
     }
-    let mut nodes: HashMap<String, GraphNode> = HashMap::new();
+    let mut nodes: HashMap<String, GraphNode, FnvBuild> = HashMap::default();
     let mut out = Vec::with_capacity(edges.len());
     for ((local, peer, outbound, proto, port), acc) in edges {
         let local_id = if local.is_empty() { "host" } else { local };
