@@ -108,7 +108,7 @@ pub fn synthetic_flows(nodes: usize, edges: usize, per_edge: usize) -> Vec<Flow>
     let base = 1_700_000_000_000_000_000u64;
     while seen.len() < edges {
         let s = (rng.next() % nodes as u64) as u32;
-        let external = rng.next() % 10 == 0;
+        let external = rng.next().is_multiple_of(10);
         let t = (rng.next() % nodes as u64) as u32;
         let port = [80u16, 443, 5432, 6379, 8080, 9090, 53, 3306][(rng.next() % 8) as usize];
         if s == t || !seen.insert((s, t, port, external)) {
@@ -118,7 +118,7 @@ pub fn synthetic_flows(nodes: usize, edges: usize, per_edge: usize) -> Vec<Flow>
             let (peer, remote) = if external {
                 (
                     Peer::External {
-                        dns_name: (t % 2 == 0).then(|| format!("svc{t}.example.com")),
+                        dns_name: t.is_multiple_of(2).then(|| format!("svc{t}.example.com")),
                     },
                     IpAddr::V4(Ipv4Addr::from(0xc000_0000 | t)),
                 )

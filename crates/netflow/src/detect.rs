@@ -398,7 +398,8 @@ impl Detectors {
         let c = self.config.clone();
         let since = now.saturating_sub(c.flood_window_secs * NS);
         // (cgroup, inbound, remote ip, service port) → (flows, unanswered, a flow).
-        let mut groups: HashMap<(u64, bool, IpAddr, u16), (usize, usize, &Flow)> = HashMap::new();
+        type Groups<'a> = HashMap<(u64, bool, IpAddr, u16), (usize, usize, &'a Flow)>;
+        let mut groups: Groups = HashMap::new();
         for f in table.flows() {
             if f.first_ns < since || f.proto != Proto::Tcp || f.direction == Direction::Unknown {
                 continue;
@@ -568,7 +569,7 @@ impl Detectors {
     /// A flow's ClientHello.
     pub fn on_tls(&mut self, f: &Flow, hello: &ClientHello, now: u64) -> Vec<Detection> {
         let mut out = Vec::new();
-        if self.config.ja4_deny.iter().any(|d| *d == hello.ja4)
+        if self.config.ja4_deny.contains(&hello.ja4)
             && self.once(
                 "TLS fingerprint denied",
                 format!("{}|{}", f.cgroup_id, hello.ja4),
