@@ -357,3 +357,54 @@ fn the_pcap_of_an_alert_opens_in_tshark_and_holds_the_connection() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// nmap (the host's, from scripts/setup) run inside a container: moved into the
+/// container's cgroup v2 directory and network namespace before it execs, which is
+/// what the kernel attributes flows by. A connect scan of 111 ports is a vertical scan.
+#[test]
+fn an_nmap_scan_from_a_container_is_detected() {
+    if !rampart_testbed::tool_ready("nmap", &["--version"], "scripts/setup installs nmap") {
+        return;
+    }
+    let _turn = common::serial();
+    let Some(mut engine) = common::engine(config()) else {
+        return;
+    };
+    let net = TestNetwork::create("net-nmap");
+    let web = common::http_server("net-nmap-web", "web", &net.name, 10);
+    let scanner = common::service("net-nmap-scan", "nmapper", &net.name, &[]);
+    engine.refresh_directory(common::now_ns());
+    engine
+        .segmentation
+        .set_mode("compose:nettest/nmapper", Mode::Monitor, common::now_ns());
+    let pid = rampart_testbed::docker(&["inspect", "-f", "{{.State.Pid}}", &scanner.id]);
+    let cgroup = rampart_netflow::directory::docker_cgroup_dir(&scanner.id)
+        .expect("the scanner's cgroup v2 directory");
+    let target = web.ip(&net.name);
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec nsenter -t {pid} -n nmap -sT -Pn -n --max-retries 0 -p 7990-8100 {target}",
+        cgroup.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("nmap runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("8080/tcp open"),
+        "nmap saw the web port: {text}"
+    );
+    let mut seen = Vec::new();
+    let scan = common::poll_for(&mut engine, &mut seen, |a| a.rule == "Port scan (vertical)")
+        .unwrap_or_else(|| panic!("no scan alert: {:#?}", rules(&seen)));
+    assert!(
+        scan.message.contains("compose:nettest/nmapper") && scan.message.contains(&target),
+        "{}",
+        scan.message
+    );
+    assert!(
+        scan.message.contains("nmap"),
+        "the process is named: {}",
+        scan.message
+    );
+}
