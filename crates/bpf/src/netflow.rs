@@ -146,6 +146,20 @@ unsafe impl aya::Pod for NetflowStats {}
 // SAFETY: as above.
 unsafe impl aya::Pod for RecordHdr {}
 
+/// The C structs of `bpf/netflow/maps.h` this module mirrors, with the size of the
+/// Rust mirror (tests/netflow_btf.rs checks them against the object's BTF). The ring
+/// records (`nf_record_hdr`) are not listed: clang puts in BTF only the types maps,
+/// globals and program signatures reach, and ring records are none of those.
+pub const MIRRORS: [(&str, usize); 7] = [
+    ("flow_key", std::mem::size_of::<FlowKey>()),
+    ("flow_val", std::mem::size_of::<FlowVal>()),
+    ("owner_key", std::mem::size_of::<OwnerKey>()),
+    ("owner_val", std::mem::size_of::<OwnerVal>()),
+    ("nf_config", std::mem::size_of::<NfConfig>()),
+    ("seg_key", std::mem::size_of::<SegKey>()),
+    ("nf_stats", std::mem::size_of::<NetflowStats>()),
+];
+
 /// Who opened a flow, from its side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
