@@ -23,6 +23,8 @@ pub struct NodeConfig {
     pub response: ResponseSection,
     pub recorder: RecorderSection,
     pub scanner: ScannerSection,
+    /// The network flow table, segmentation and detectors (issue #20); absent: off.
+    pub network: Option<rampart_netflow::EngineConfig>,
     /// Where `rampart node` publishes (NATS JetStream, mutual TLS); unused by
     /// `rampart up`.
     pub central: Option<CentralSection>,

@@ -154,6 +154,9 @@ pub fn run_node_from(
         recorder_report = Some(report);
     }
     builder = builder.stage(DetectionStage::new(engine));
+    if let Some(net) = cfg.network.as_ref().filter(|n| n.enabled) {
+        builder = builder.stage(crate::stages::NetflowStage::new(net.clone()));
+    }
     if cfg.scanner.enabled {
         let mut stage =
             crate::stages::ImageScanStage::new(cfg.scanner.stage_config(cfg.sensor.all_opens));

@@ -518,9 +518,12 @@ impl ApiCore {
         _r: pb::GetNetworkGraphRequest,
     ) -> ApiResult<pb::GetNetworkGraphResponse> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "network graph (issue #20): nodes do not publish flows and the store has no flow table yet".into(),
-        ))
+        match blocking(move || crate::network::graph(&_r).map_err(ApiError::Internal)).await? {
+            Some(g) => Ok(g),
+            None => Err(ApiError::Unimplemented(
+                "network graph: this server has no flow table (run `rampart up` with a network: section; fleet nodes do not publish flows yet)".into(),
+            )),
+        }
     }
 
     pub async fn get_baseline(

@@ -27,6 +27,7 @@ pub mod http;
 pub mod listen;
 pub mod live;
 pub mod local;
+pub mod network;
 pub mod nodes;
 pub mod openapi;
 pub mod secret;

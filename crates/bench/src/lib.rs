@@ -23,6 +23,7 @@
 mod consumer;
 pub mod latency;
 pub mod memory;
+pub mod netflow;
 pub mod overhead;
 pub mod per_event;
 pub mod recorder;

@@ -11,6 +11,7 @@ use aya::programs::{BtfTracePoint, FExit, Program};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 mod hooks;
+pub mod netflow;
 pub mod response;
 pub mod run_stats;
 pub mod wire;

@@ -7,6 +7,7 @@ mod central_cmd;
 mod choice;
 mod db_cmd;
 mod fleet_bench;
+mod net_cmd;
 mod node_cmd;
 mod output;
 mod outputs_cmd;
@@ -72,6 +73,8 @@ enum Command {
     Respond(respond_cmd::RespondArgs),
     /// Docker's authorization plugin: refuse exec into production, --privileged, host namespaces, sensitive mounts.
     Authz(respond_cmd::AuthzArgs),
+    /// The network: graph, learned baselines, NetworkPolicy generation and simulation.
+    Net(net_cmd::NetArgs),
     /// Load generator used by `rampart bench throughput` (runs in a child process).
     #[command(hide = true)]
     BenchGenOpens,
@@ -134,6 +137,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             .block_on(outputs_cmd::run(a)),
         Command::Respond(a) => respond_cmd::run_respond(a),
         Command::Authz(a) => respond_cmd::run_authz(a),
+        Command::Net(a) => net_cmd::run(a),
         Command::BenchStorm { kind, n } => {
             bench_cmd::storm(&kind, n)?;
             Ok(0)

@@ -187,6 +187,14 @@ async fn start_central(
             sensor_stats.get().map(|s| sensor_health(s))
         }))),
     };
+    if let Some(dir) = config
+        .network
+        .as_ref()
+        .filter(|n| n.enabled)
+        .and_then(|n| n.state_dir.clone())
+    {
+        rampart_api::network::register_state_dir(dir);
+    }
     let api =
         rampart_api::start_local_with(&api_config, store.clone(), feed, Some(Arc::new(local_node)))
             .await

@@ -88,6 +88,16 @@ pub fn bpf_object() -> Option<Vec<u8>> {
     }
 }
 
+/// The netflow object the kernel tests load: `RAMPART_NETFLOW_OBJECT` when set (the
+/// one `make -C bpf rebuild` just built), else `None`, the embedded one.
+pub fn netflow_object() -> Option<Vec<u8>> {
+    let path = std::env::var_os("RAMPART_NETFLOW_OBJECT")?;
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) => panic!("RAMPART_NETFLOW_OBJECT={}: {e}", path.to_string_lossy()),
+    }
+}
+
 /// True when `program` runs (`program ARGS…` exits at all); otherwise skips or fails
 /// with `why` (what installs it).
 pub fn tool_ready(program: &str, args: &[&str], why: &str) -> bool {

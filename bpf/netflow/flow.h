@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: GPL-2.0
+// The flow table: per-flow counters updated on cgroup_skb egress and ingress, one map
+// entry per cgroup and 5-tuple (local/remote, so both directions share it), and what
+// user space cannot count itself without seeing every packet: DNS answers, the first
+// TLS ClientHello of a flow, and captured packets of the cgroups being captured.
+#ifndef RAMPART_NETFLOW_FLOW_H
+#define RAMPART_NETFLOW_FLOW_H
+
+#include "netflow/maps.h"
+
+#define NF_TCP_FIN 0x01
+#define NF_TCP_SYN 0x02
+#define NF_TCP_RST 0x04
+#define NF_TCP_ACK 0x10
+
+struct nf_pkt {
+	struct flow_key key;
+	__u32 l4; // offset of the L4 header
+	__u32 payload; // offset of the L4 payload (0: none or unknown)
+	__u8 tcp_flags;
+};
+
+static __always_inline void v4_mapped(__u8 *dst, __u32 a)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &a, 4);
+}
+
+// Fills the flow key (local/remote as seen from the cgroup) and the offsets. False
+// when the packet is neither IPv4 nor IPv6.
+static __always_inline bool nf_parse(struct __sk_buff *skb, bool egress, struct nf_pkt *p)
+{
+	__u8 proto;
+	__u32 l4;
+	bool later_fragment = false;
+	if (skb->protocol == bpf_htons(NF_ETH_P_IP)) {
+		struct iphdr ip;
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
+			return false;
+		v4_mapped(p->key.local, egress ? ip.saddr : ip.daddr);
+		v4_mapped(p->key.remote, egress ? ip.daddr : ip.saddr);
+		proto = ip.protocol;
+		l4 = (ip.ihl & 0xf) * 4;
+		later_fragment = ip.frag_off & bpf_htons(0x1fff);
+	} else if (skb->protocol == bpf_htons(NF_ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
+			return false;
+		__builtin_memcpy(p->key.local, egress ? &ip6.saddr : &ip6.daddr, 16);
+		__builtin_memcpy(p->key.remote, egress ? &ip6.daddr : &ip6.saddr, 16);
+		proto = ip6.nexthdr;
+		l4 = sizeof(ip6);
+	} else {
+		return false;
+	}
+	p->key.proto = proto;
+	p->l4 = l4;
+	if (later_fragment)
+		return true;
+	if (proto == NF_TCP) {
+		struct tcphdr th;
+		if (bpf_skb_load_bytes(skb, l4, &th, sizeof(th)))
+			return true;
+		__u16 sport = bpf_ntohs(th.source), dport = bpf_ntohs(th.dest);
+		p->key.lport = egress ? sport : dport;
+		p->key.rport = egress ? dport : sport;
+		__u8 flags = 0;
+		if (th.fin)
+			flags |= NF_TCP_FIN;
+		if (th.syn)
+			flags |= NF_TCP_SYN;
+		if (th.rst)
+			flags |= NF_TCP_RST;
+		if (th.ack)
+			flags |= NF_TCP_ACK;
+		p->tcp_flags = flags;
+		p->payload = l4 + th.doff * 4;
+	} else if (proto == NF_UDP) {
+		__u16 ports[2];
+		if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)))
+			return true;
+		__u16 sport = bpf_ntohs(ports[0]), dport = bpf_ntohs(ports[1]);
+		p->key.lport = egress ? sport : dport;
+		p->key.rport = egress ? dport : sport;
+		p->payload = l4 + 8;
+	}
+	return true;
+}
+
+// Copies the payload at `off` (at most `max` bytes, max <= NF_PAYLOAD) into a new record.
+static __always_inline void nf_emit_payload(struct __sk_buff *skb, __u32 kind,
+					     const struct nf_pkt *p, __u32 off, __u32 max)
+{
+	if (off >= skb->len)
+		return;
+	// 64-bit, clamped, and pinned in its register so the bound checked is the bound
+	// passed (clang otherwise checks a 32-bit copy).
+	__u64 avail = skb->len - off;
+	if (avail > max)
+		avail = max;
+	if (avail > NF_PAYLOAD)
+		avail = NF_PAYLOAD;
+	asm volatile("" : "+r"(avail));
+	struct nf_record *r = bpf_ringbuf_reserve(&nf_records, sizeof(*r), 0);
+	if (!r) {
+		struct nf_stats *st = nf_stat();
+		if (st)
+			__sync_fetch_and_add(&st->records_lost, 1);
+		return;
+	}
+	__builtin_memset(&r->h, 0, sizeof(r->h));
+	r->h.kind = kind;
+	r->h.ts_ns = bpf_ktime_get_ns();
+	r->h.flow = p->key;
+	r->h.wire_len = skb->len;
+	if (avail == 0 || avail > NF_PAYLOAD ||
+	    bpf_skb_load_bytes(skb, off, r->data, avail)) {
+		bpf_ringbuf_discard(r, 0);
+		return;
+	}
+	r->h.len = avail;
+	bpf_ringbuf_submit(r, 0);
+}
+
+static __always_inline void nf_capture_packet(struct __sk_buff *skb, const struct nf_pkt *p,
+					      bool egress)
+{
+	if (!bpf_map_lookup_elem(&nf_capture, &p->key.cgid))
+		return;
+	__u32 zero = 0;
+	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
+	__u32 snap = cfg ? cfg->snaplen : 0;
+	if (snap == 0 || snap > NF_SNAP_MAX)
+		snap = NF_SNAP_MAX;
+	__u64 caplen = skb->len < snap ? skb->len : snap;
+	asm volatile("" : "+r"(caplen));
+	struct nf_stats *st = nf_stat();
+	struct nf_packet *r = bpf_ringbuf_reserve(&nf_packets, sizeof(*r), 0);
+	if (!r) {
+		if (st)
+			__sync_fetch_and_add(&st->records_lost, 1);
+		return;
+	}
+	__builtin_memset(&r->h, 0, sizeof(r->h));
+	r->h.kind = NF_REC_PACKET;
+	r->h.ts_ns = bpf_ktime_get_ns();
+	r->h.flow = p->key;
+	r->h.wire_len = skb->len;
+	// Direction rides in pid's place: 1 egress, 2 ingress.
+	r->h.pid = egress ? 1 : 2;
+	if (caplen == 0 || caplen > NF_SNAP_MAX || bpf_skb_load_bytes(skb, 0, r->data, caplen)) {
+		bpf_ringbuf_discard(r, 0);
+		return;
+	}
+	r->h.len = caplen;
+	bpf_ringbuf_submit(r, 0);
+	if (st)
+		__sync_fetch_and_add(&st->packets_captured, 1);
+}
+
+static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct nf_pkt *p,
+						   bool egress)
+{
+	__u64 now = bpf_ktime_get_ns();
+	struct flow_val *v = bpf_map_lookup_elem(&nf_flows, &p->key);
+	if (!v) {
+		struct flow_val init = {.first_ns = now, .last_ns = now};
+		bool syn_only = (p->tcp_flags & (NF_TCP_SYN | NF_TCP_ACK)) == NF_TCP_SYN;
+		if (p->key.proto == NF_TCP)
+			init.initiator = syn_only ? (egress ? NF_INIT_LOCAL : NF_INIT_REMOTE)
+						  : NF_INIT_UNKNOWN;
+		else
+			init.initiator = egress ? NF_INIT_LOCAL : NF_INIT_REMOTE;
+		struct nf_stats *st = nf_stat();
+		// NOEXIST: a racing CPU's entry is kept, and both update it below.
+		long err = bpf_map_update_elem(&nf_flows, &p->key, &init, BPF_NOEXIST);
+		if (st) {
+			if (!err)
+				__sync_fetch_and_add(&st->flows_created, 1);
+			else if (err != -17 /* EEXIST */)
+				__sync_fetch_and_add(&st->flow_update_failed, 1);
+		}
+		v = bpf_map_lookup_elem(&nf_flows, &p->key);
+		if (!v)
+			return NULL;
+	}
+	v->last_ns = now;
+	if (egress) {
+		__sync_fetch_and_add(&v->bytes_out, skb->len);
+		__sync_fetch_and_add(&v->pkts_out, 1);
+		if (p->tcp_flags && !(v->flags & ((__u64)p->tcp_flags << NF_FLAG_OUT_SHIFT)))
+			__sync_fetch_and_or(&v->flags, (__u64)p->tcp_flags << NF_FLAG_OUT_SHIFT);
+	} else {
+		__sync_fetch_and_add(&v->bytes_in, skb->len);
+		__sync_fetch_and_add(&v->pkts_in, 1);
+		if (p->tcp_flags && !(v->flags & ((__u64)p->tcp_flags << NF_FLAG_IN_SHIFT)))
+			__sync_fetch_and_or(&v->flags, (__u64)p->tcp_flags << NF_FLAG_IN_SHIFT);
+	}
+	return v;
+}
+
+static __always_inline void nf_inspect(struct __sk_buff *skb, struct nf_pkt *p,
+				       struct flow_val *v, bool egress)
+{
+	if (!p->payload || p->payload >= skb->len)
+		return;
+	__u32 zero = 0;
+	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
+	if (!cfg)
+		return;
+	if (!egress && p->key.proto == NF_UDP && p->key.rport == 53 && (cfg->flags & NF_CFG_DNS)) {
+		nf_emit_payload(skb, NF_REC_DNS, p, p->payload, NF_PAYLOAD);
+		return;
+	}
+	if (egress && p->key.proto == NF_TCP && v && !(v->flags & NF_FLAG_FIRST_DATA) &&
+	    (cfg->flags & NF_CFG_TLS)) {
+		// Only a flow's first data packet is looked at: a ClientHello (TLS record
+		// header: handshake 0x16, version 3.x, handshake type 1) goes whole, anything
+		// else as its first bytes (the protocol it speaks).
+		__u8 hdr[6] = {};
+		bpf_skb_load_bytes(skb, p->payload, hdr, sizeof(hdr));
+		__sync_fetch_and_or(&v->flags, NF_FLAG_FIRST_DATA);
+		if (hdr[0] == 0x16 && hdr[1] == 3 && hdr[5] == 1)
+			nf_emit_payload(skb, NF_REC_TLS, p, p->payload, NF_PAYLOAD);
+		else
+			nf_emit_payload(skb, NF_REC_FIRST_DATA, p, p->payload, NF_FIRST_DATA);
+	}
+}
+
+#include "netflow/segment.h"
+
+static __always_inline int nf_skb(struct __sk_buff *skb, bool egress)
+{
+	struct nf_pkt p = {};
+	if (!nf_parse(skb, egress, &p))
+		return 1;
+	p.key.cgid = bpf_skb_cgroup_id(skb);
+	if (!egress && !nf_inbound_allowed(&p))
+		return 0;
+	struct flow_val *v = nf_account(skb, &p, egress);
+	nf_inspect(skb, &p, v, egress);
+	nf_capture_packet(skb, &p, egress);
+	return 1;
+}
+
+SEC("cgroup_skb/egress")
+int nf_egress(struct __sk_buff *skb)
+{
+	return nf_skb(skb, true);
+}
+
+SEC("cgroup_skb/ingress")
+int nf_ingress(struct __sk_buff *skb)
+{
+	return nf_skb(skb, false);
+}
+
+#endif // RAMPART_NETFLOW_FLOW_H

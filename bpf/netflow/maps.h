@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: GPL-2.0
+// Netflow state. The layouts are mirrored in crates/bpf/src/netflow.rs (#[repr(C)]).
+// Addresses are IPv6, IPv4 mapped to ::ffff:a.b.c.d; ports are in host order.
+#ifndef RAMPART_NETFLOW_MAPS_H
+#define RAMPART_NETFLOW_MAPS_H
+
+#define NF_MAX_FLOWS 65536
+#define NF_MAX_CGROUPS 4096
+#define NF_MAX_ALLOW 65536
+// Payload kept of a DNS answer or a TLS ClientHello.
+#define NF_PAYLOAD 1024
+// Most bytes of a captured packet (IP header on).
+#define NF_SNAP_MAX 256
+
+#define NF_ETH_P_IP 0x0800
+#define NF_ETH_P_IPV6 0x86DD
+#define NF_TCP 6
+#define NF_UDP 17
+
+// struct nf_config.flags
+enum nf_cfg_flags {
+	NF_CFG_DNS = 1, // DNS answers to user space
+	NF_CFG_TLS = 2, // the first egress payload of TCP flows (ClientHellos whole) to user space
+};
+
+// struct flow_val.flags: TCP flags seen each way, and what was reported.
+#define NF_FLAG_OUT_SHIFT 0
+#define NF_FLAG_IN_SHIFT 8
+#define NF_FLAG_FIRST_DATA (1 << 16) // the first egress payload was looked at
+
+enum nf_initiator {
+	NF_INIT_UNKNOWN = 0, // first seen mid-stream
+	NF_INIT_LOCAL = 1, // the container opened it (egress SYN, or first UDP egress)
+	NF_INIT_REMOTE = 2, // the peer opened it
+};
+
+enum nf_record_kind {
+	NF_REC_DNS = 1, // a DNS answer (UDP from port 53), payload from the DNS header
+	NF_REC_TLS = 2, // a TLS ClientHello (first egress data of a TCP flow)
+	NF_REC_DENY_CONNECT = 3, // a connect refused by segmentation
+	NF_REC_DENY_INBOUND = 4, // an inbound connection dropped by segmentation
+	NF_REC_PACKET = 5, // a captured packet: IP header on, `caplen` bytes
+	NF_REC_FIRST_DATA = 6, // the first egress payload of a TCP flow (not TLS)
+};
+
+// Bytes of a flow's first payload kept when it is not a ClientHello: enough to tell
+// SSH, HTTP or a miner's stratum from the rest.
+#define NF_FIRST_DATA 64
+
+struct flow_key {
+	__u64 cgid;
+	__u8 local[16];
+	__u8 remote[16];
+	__u16 lport;
+	__u16 rport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct flow_val {
+	__u64 first_ns; // bpf_ktime_get_ns (monotonic)
+	__u64 last_ns;
+	__u64 bytes_out;
+	__u64 pkts_out;
+	__u64 bytes_in;
+	__u64 pkts_in;
+	__u64 flags;
+	__u8 initiator;
+	__u8 pad[7];
+};
+
+// Who opened an outbound flow, from cgroup/connect4|6 (the local port is not bound
+// yet there, so the key is the remote end).
+struct owner_key {
+	__u64 cgid;
+	__u8 remote[16];
+	__u16 rport;
+	__u8 proto;
+	__u8 pad[5];
+};
+
+struct owner_val {
+	__u64 ts_ns;
+	__u32 pid;
+	__u32 pad;
+	char comm[16];
+};
+
+struct nf_config {
+	__u32 flags;
+	__u32 snaplen; // bytes kept of a captured packet, at most NF_SNAP_MAX
+};
+
+// A protected cgroup's baseline edge. dir: 1 outbound (remote address and port), 2
+// inbound (remote address, local port). An all-zero address matches any address, port
+// 0 any port.
+struct seg_key {
+	__u64 cgid;
+	__u8 addr[16];
+	__u16 port;
+	__u8 proto;
+	__u8 dir;
+	__u32 pad;
+};
+
+struct nf_stats {
+	__u64 flows_created;
+	__u64 flow_update_failed; // the table refused an entry
+	__u64 records_lost; // a ring buffer was full
+	__u64 connects_denied;
+	__u64 inbound_denied;
+	__u64 packets_captured;
+};
+
+struct nf_record_hdr {
+	__u32 kind;
+	__u32 len; // payload bytes that follow the header's fixed part
+	__u64 ts_ns;
+	struct flow_key flow;
+	__u32 pid;
+	__u32 wire_len; // the packet's length on the wire (captures)
+	char comm[16];
+};
+
+struct nf_record {
+	struct nf_record_hdr h;
+	__u8 data[NF_PAYLOAD];
+};
+
+struct nf_packet {
+	struct nf_record_hdr h;
+	__u8 data[NF_SNAP_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NF_MAX_FLOWS);
+	__type(key, struct flow_key);
+	__type(value, struct flow_val);
+} nf_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NF_MAX_FLOWS);
+	__type(key, struct owner_key);
+	__type(value, struct owner_val);
+} nf_owners SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nf_config);
+} nf_cfg SEC(".maps");
+
+// Cgroups whose packets are captured (value unused).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NF_MAX_CGROUPS);
+	__type(key, __u64);
+	__type(value, __u32);
+} nf_capture SEC(".maps");
+
+// Protected cgroups (value: 1).
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NF_MAX_CGROUPS);
+	__type(key, __u64);
+	__type(value, __u32);
+} nf_protect SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, NF_MAX_ALLOW);
+	__type(key, struct seg_key);
+	__type(value, __u8);
+} nf_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nf_stats);
+} nf_stats SEC(".maps");
+
+// DNS answers, ClientHellos, denials.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} nf_records SEC(".maps");
+
+// Captured packets: their own ring, so a busy capture cannot crowd out the rest.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 23);
+} nf_packets SEC(".maps");
+
+static __always_inline struct nf_stats *nf_stat(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&nf_stats, &zero);
+}
+
+#endif // RAMPART_NETFLOW_MAPS_H

@@ -1,0 +1,104 @@
+//! The network engine (`rampart_netflow`) as a stage: it reads the kernel's flow table
+//! once a second, names processes from the sensor's connect/listen/accept events, and
+//! raises the segmentation's and the detectors' alerts. It writes the flow table and
+//! the baselines under its state directory for `rampart net`.
+
+use std::time::{Duration, Instant};
+
+use rampart_netflow::{EngineConfig, NetworkEngine};
+
+use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
+
+const POLL_EVERY: Duration = Duration::from_secs(1);
+const SAVE_EVERY: Duration = Duration::from_secs(5);
+
+pub struct NetflowStage {
+    config: EngineConfig,
+    engine: Option<NetworkEngine>,
+    last_poll: Instant,
+    last_save: Instant,
+}
+
+impl NetflowStage {
+    pub fn new(config: EngineConfig) -> Self {
+        Self {
+            config,
+            engine: None,
+            last_poll: Instant::now(),
+            last_save: Instant::now(),
+        }
+    }
+}
+
+impl Stage for NetflowStage {
+    fn name(&self) -> &str {
+        "netflow"
+    }
+
+    fn subscription(&self) -> Subscription {
+        Subscription::EVENTS
+    }
+
+    fn when_full(&self) -> WhenFull {
+        WhenFull::DropNewest
+    }
+
+    fn start(&mut self, _ctx: &StageContext) -> Result<(), StageError> {
+        let host = rampart_sensor::hostname();
+        let engine = NetworkEngine::start(self.config.clone(), None, &host)
+            .map_err(|e| StageError::new(format!("network: {e}")))?;
+        tracing::info!(
+            attached = ?engine.probe().map(|p| p.attached().to_vec()),
+            "network flow table running"
+        );
+        self.engine = Some(engine);
+        Ok(())
+    }
+
+    fn handle(&mut self, batch: &Batch, _ctx: &StageContext) -> Result<(), StageError> {
+        let Some(engine) = self.engine.as_mut() else {
+            return Ok(());
+        };
+        for r in &batch.records {
+            if let Record::Event(ev) = r {
+                engine.observe_event(ev);
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, now_ns: u64, ctx: &StageContext) -> Result<(), StageError> {
+        let Some(engine) = self.engine.as_mut() else {
+            return Ok(());
+        };
+        if self.last_poll.elapsed() < POLL_EVERY {
+            return Ok(());
+        }
+        self.last_poll = Instant::now();
+        let alerts = engine.poll(now_ns).map_err(StageError::new)?;
+        for a in alerts {
+            ctx.emit_alert(a);
+        }
+        if self.last_save.elapsed() >= SAVE_EVERY {
+            self.last_save = Instant::now();
+            engine.save_flows().map_err(StageError::new)?;
+        }
+        Ok(())
+    }
+
+    fn reload(&mut self, _ctx: &StageContext) -> Result<(), StageError> {
+        if let Some(engine) = self.engine.as_mut() {
+            let n = engine.reload_baselines().map_err(StageError::new)?;
+            tracing::info!(workloads = n, "network baselines reloaded");
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self, _ctx: &StageContext) -> Result<(), StageError> {
+        if let Some(engine) = self.engine.as_ref() {
+            engine.save_flows().map_err(StageError::new)?;
+            engine.save_baselines();
+        }
+        Ok(())
+    }
+}

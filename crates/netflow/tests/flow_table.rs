@@ -1,0 +1,70 @@
+//! The flow table on real containers: a client container fetches a file from an HTTP
+//! server container on an internal Docker network, and the kernel's counters make an
+//! edge client → server:8080 with bytes both ways and the process that connected.
+
+mod common;
+
+use rampart_netflow::graph::{self, GraphQuery};
+use rampart_netflow::{EdgeState, Peer, Proto};
+use rampart_testbed::TestNetwork;
+
+#[test]
+fn http_between_containers_makes_an_edge_with_bytes_both_ways() {
+    let Some(probe) = common::probe() else { return };
+    let net = TestNetwork::create("net-flow");
+    let server = common::http_server("net-flow-srv", "web", &net.name, 200_000);
+    let client = common::service("net-flow-cli", "client", &net.name, &[]);
+    let ip = server.ip(&net.name);
+    let got = client.exec(&format!("wget -q -O- http://{ip}:8080/file | wc -c"));
+    assert_eq!(got.trim(), "200000", "the client fetched the file");
+
+    let (table, _dir) = common::wait_for(&probe, |t| {
+        t.flows()
+            .any(|f| f.container_id == client.id && f.remote_port == 8080 && f.bytes_in > 200_000)
+    });
+    let flow = table
+        .flows()
+        .find(|f| f.container_id == client.id && f.remote_port == 8080)
+        .expect("the client's flow is in the table");
+    assert_eq!(flow.proto, Proto::Tcp);
+    assert_eq!(flow.direction, rampart_netflow::Direction::Outbound);
+    assert!(flow.bytes_in > 200_000, "{flow:?}");
+    assert!(flow.bytes_out > 0 && flow.packets_out > 0, "{flow:?}");
+    assert!(
+        matches!(&flow.peer, Peer::Container { id, workload, .. } if *id == server.id && workload == "compose:nettest/web"),
+        "{:?}",
+        flow.peer
+    );
+    assert_eq!(flow.process.as_ref().map(|p| p.comm.as_str()), Some("wget"));
+    // The server counted the same connection from its side.
+    let server_side = table
+        .flows()
+        .find(|f| f.container_id == server.id && f.local_port == 8080)
+        .expect("the server's flow is in the table");
+    assert_eq!(server_side.direction, rampart_netflow::Direction::Inbound);
+    assert!(server_side.bytes_out > 200_000);
+    assert!(table
+        .listening(server_side.cgroup_id)
+        .contains(&(Proto::Tcp, 8080)));
+
+    let g = graph::build(table.flows(), &GraphQuery::default(), |_| {
+        EdgeState::Unlearned
+    });
+    let edge = g
+        .edges
+        .iter()
+        .find(|e| e.source == "compose:nettest/client" && e.target == "compose:nettest/web")
+        .unwrap_or_else(|| panic!("no client → web edge in\n{}", g.to_table()));
+    assert_eq!((edge.protocol, edge.port), (Proto::Tcp, 8080));
+    assert!(
+        edge.bytes_received > 200_000 && edge.bytes_sent > 0,
+        "{edge:?}"
+    );
+    assert_eq!(
+        edge.connections, 1,
+        "the server's view is not counted twice"
+    );
+    assert_eq!(edge.processes, vec!["wget".to_string()]);
+    let stats = probe.stats().unwrap();
+    assert!(stats.flows_created >= 2, "{stats:?}");
+}
