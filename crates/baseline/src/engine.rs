@@ -742,8 +742,8 @@ impl Engine {
             || alert.source == "baseline"
             || alert.priority <= Priority::Critical
             || alert.tags.iter().any(|t| t == "critical")
-            || n.never.iter().any(|r| *r == alert.rule)
-            || (!n.rules.is_empty() && !n.rules.iter().any(|r| *r == alert.rule))
+            || n.never.contains(&alert.rule)
+            || (!n.rules.is_empty() && !n.rules.contains(&alert.rule))
             || alert.priority >= n.downgrade_to
         {
             return false;

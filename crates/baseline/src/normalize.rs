@@ -140,8 +140,7 @@ pub fn sensitive_read(path: &str) -> Option<&'static str> {
     if let Some((_, why)) = EXACT.iter().find(|(p, _)| *p == path) {
         return Some(why);
     }
-    if path.starts_with("/proc/") {
-        let rest = &path[6..];
+    if let Some(rest) = path.strip_prefix("/proc/") {
         let (pid, tail) = rest.split_once('/').unwrap_or((rest, ""));
         if pid.bytes().all(|c| c.is_ascii_digit())
             && !pid.is_empty()
