@@ -15,6 +15,9 @@ use serde::{Deserialize, Serialize};
 
 /// Samples (minutes) kept per workload during discover; older ones are dropped.
 pub const MAX_SAMPLES: usize = 720;
+/// Minutes of learning the model needs: with fewer, no minute is scored (a workload
+/// locked after a few minutes has too little to say what a normal minute is).
+pub const MIN_SAMPLES: usize = 10;
 
 /// The features, in vector order.
 pub const FEATURES: [&str; 8] = [
@@ -162,8 +165,13 @@ impl FeatureModel {
         self.samples.push(v);
     }
 
-    /// Fits the median and MAD of every feature. With no samples, every median is zero.
+    /// Fits the median and MAD of every feature; with fewer than [`MIN_SAMPLES`]
+    /// minutes there is no fit.
     pub fn fit(&mut self) {
+        if self.samples.len() < MIN_SAMPLES {
+            self.fitted = None;
+            return;
+        }
         let mut ranges = Vec::with_capacity(FEATURES.len());
         for (f, floor) in SPREAD_FLOOR.iter().enumerate() {
             let mut col: Vec<f64> = self.samples.iter().map(|s| s[f]).collect();
@@ -244,5 +252,14 @@ mod tests {
         }
         assert_eq!(m.samples.len(), MAX_SAMPLES);
         assert!(m.score(&[1.0; 8], 3).is_none(), "no score before a fit");
+        let mut few = FeatureModel::default();
+        for _ in 0..MIN_SAMPLES - 1 {
+            few.add_sample([1.0; 8]);
+        }
+        few.fit();
+        assert!(
+            few.score(&[100.0; 8], 3).is_none(),
+            "too few minutes to judge"
+        );
     }
 }

@@ -643,14 +643,7 @@ impl Engine {
 
     fn lock(&mut self, i: usize, now_ns: u64, mode: Mode) {
         let b = &mut self.baselines[i];
-        b.locked = true;
-        b.locked_ns = now_ns;
-        b.mode = if mode == Mode::Discover {
-            Mode::Monitor
-        } else {
-            mode
-        };
-        b.features.fit();
+        lock(b, now_ns, mode);
         self.dirty[i] = true;
         self.stats.locked += 1;
         if b.mode == Mode::Protect {
@@ -765,6 +758,27 @@ impl Engine {
     }
 }
 
+/// Locks a baseline in `mode` (monitor when `discover` is asked) and fits its minute
+/// model: what the node does when it is stable and what `rampart baseline lock` does.
+pub fn lock(b: &mut Baseline, now_ns: u64, mode: Mode) {
+    b.locked = true;
+    b.locked_ns = now_ns;
+    b.mode = if mode == Mode::Discover {
+        Mode::Monitor
+    } else {
+        mode
+    };
+    b.features.fit();
+}
+
+/// Unlocks a baseline: back to discover, learning again from what it holds.
+pub fn unlock(b: &mut Baseline, now_ns: u64) {
+    b.locked = false;
+    b.mode = Mode::Discover;
+    b.started_ns = now_ns;
+    b.last_new_ns = now_ns;
+}
+
 /// The items one event yields, as (kind, start, end) ranges of `buf`.
 fn item_keys(ev: &Event, buf: &mut String, keys: &mut Vec<(ItemKind, usize, usize)>) {
     use std::fmt::Write;
@@ -776,9 +790,13 @@ fn item_keys(ev: &Event, buf: &mut String, keys: &mut Vec<(ItemKind, usize, usiz
     match &ev.payload {
         Payload::Exec { .. } => {
             let Some(p) = &ev.process else { return };
+            // The runtime's own `runc init` (run from a memfd) is not the workload's.
+            if p.exe == "/" && p.argv.first().is_some_and(|a| a == "runc") {
+                return;
+            }
             buf.push_str(&p.exe);
             buf.push_str(" <- ");
-            buf.push_str(p.ancestry.first().map_or("?", |a| a.exe.as_str()));
+            buf.push_str(p.ancestry.first().map_or("?", |a| parent_name(&a.exe)));
             buf.push_str(" : ");
             normalize::push_argv(buf, &p.argv);
             push(buf, ItemKind::Process, 0);
@@ -877,6 +895,21 @@ fn item_keys(ev: &Event, buf: &mut String, keys: &mut Vec<(ItemKind, usize, usiz
             push(buf, ItemKind::Privilege, 0);
         }
         _ => {}
+    }
+}
+
+/// A parent as a process key names it: the container runtime's processes (`runc`,
+/// the containerd shim, `conmon`, `crun`), which start `docker exec`'s processes and
+/// which one a process sees depends on timing, are all `<runtime>`.
+fn parent_name(exe: &str) -> &str {
+    let base = exe.rsplit('/').next().unwrap_or(exe);
+    if exe == "/"
+        || matches!(base, "runc" | "crun" | "conmon" | "containerd" | "dockerd")
+        || base.starts_with("containerd-shim")
+    {
+        "<runtime>"
+    } else {
+        exe
     }
 }
 

@@ -196,7 +196,7 @@ mod tests {
             Origin::Forbidden,
             12,
         );
-        b.features.samples.push([1.0; 8]);
+        b.features.samples = vec![[1.0; 8]; crate::anomaly::MIN_SAMPLES];
         b.features.fit();
         let yaml = Profile::from(&b).to_yaml();
         assert!(yaml.contains("workload: compose:shop/web"), "{yaml}");

@@ -1,5 +1,6 @@
 //! The stages a node runs, each an adapter from a part's library to [`crate::Stage`].
 
+mod baseline;
 mod bus;
 mod detection;
 mod image_scan;
@@ -7,6 +8,7 @@ mod outputs;
 mod recorder;
 mod response;
 
+pub use baseline::{BaselineHandle, BaselineStage};
 pub use bus::{BusPublisherConfig, BusPublisherStage};
 pub use detection::DetectionStage;
 pub use image_scan::{ContainerReport, Drift, DroppedBinary, ImageScanConfig, ImageScanStage};

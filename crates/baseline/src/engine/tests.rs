@@ -142,7 +142,7 @@ fn learns_then_locks_when_stable_and_explains_a_new_executable() {
     learn_web(&mut e, t0);
     let b = e.get("compose:shop/web").unwrap();
     assert_eq!(b.replicas.len(), 2);
-    let key = "/usr/bin/python3.11 <- /usr/bin/containerd-shim-runc-v2 : python3 -m http.server N";
+    let key = "/usr/bin/python3.11 <- <runtime> : python3 -m http.server N";
     let item = b
         .item(ItemKind::Process, key)
         .expect("process learned with normalised argv");
