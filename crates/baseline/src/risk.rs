@@ -372,9 +372,112 @@ pub fn rank(inputs: &[RiskInput], now_ns: u64) -> Vec<WorkloadRisk> {
     out
 }
 
+/// The vulnerabilities of a scanner report (`<scanner state>/containers/<id>.json`):
+/// id, severity and the in-use verdict.
+pub fn vulns_from_report(report: &serde_json::Value) -> Vec<Vuln> {
+    report["vulnerabilities"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| Vuln {
+                    id: v["id"].as_str().unwrap_or_default().to_string(),
+                    severity: v["severity"]
+                        .as_str()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(Severity::Unknown),
+                    in_use: match v["in_use"]["state"].as_str() {
+                        Some("true") => Some(true),
+                        Some("false") => Some(false),
+                        _ => None,
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Gathers what is known about every workload: its baseline (exposure, deviations),
+/// the alerts counted for it, and for each of its containers that still exists
+/// (`inspect` returns Docker's inspect object, `None` when it is gone) its privileges
+/// and, from the scanner's reports under `scanner_state` when given, its image's
+/// vulnerabilities.
+pub fn gather(
+    store: &dyn crate::BaselineStore,
+    inspect: &mut dyn FnMut(&str) -> Option<serde_json::Value>,
+    scanner_state: Option<&std::path::Path>,
+) -> Result<Vec<RiskInput>, crate::StoreError> {
+    let mut inputs: BTreeMap<String, RiskInput> = BTreeMap::new();
+    let get = |inputs: &mut BTreeMap<String, RiskInput>, w: &str| {
+        if !inputs.contains_key(w) {
+            inputs.insert(
+                w.to_string(),
+                RiskInput {
+                    workload: w.to_string(),
+                    ..RiskInput::default()
+                },
+            );
+        }
+    };
+    for (b, _) in store.load_all()? {
+        get(&mut inputs, &b.workload);
+        if let Some(i) = inputs.remove(&b.workload) {
+            inputs.insert(b.workload.clone(), i.with_baseline(&b));
+        }
+    }
+    for a in store.alerts()? {
+        get(&mut inputs, &a.workload);
+        if let Some(i) = inputs.get_mut(&a.workload) {
+            i.alerts.push(a);
+        }
+    }
+    for c in store.containers()? {
+        let Some(v) = inspect(&c.container_id) else {
+            continue;
+        };
+        get(&mut inputs, &c.workload);
+        let Some(i) = inputs.get_mut(&c.workload) else {
+            continue;
+        };
+        i.privileges.push(Privileges::from_inspect(&v));
+        if let Some(dir) = scanner_state {
+            let path = dir
+                .join("containers")
+                .join(format!("{}.json", c.container_id));
+            if let Some(report) = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            {
+                for v in vulns_from_report(&report) {
+                    if !i.vulnerabilities.iter().any(|x| x.id == v.id) {
+                        i.vulnerabilities.push(v);
+                    }
+                }
+            }
+        }
+    }
+    Ok(inputs.into_values().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scanner_reports_give_vulnerabilities_with_in_use() {
+        let r = serde_json::json!({"vulnerabilities": [
+            {"id": "CVE-1", "severity": "critical", "in_use": {"state": "true"}},
+            {"id": "CVE-2", "severity": "low", "in_use": {"state": "false"}},
+            {"id": "CVE-3", "severity": "high"}
+        ]});
+        let v = vulns_from_report(&r);
+        assert_eq!(v.len(), 3);
+        assert_eq!(
+            (v[0].severity, v[0].in_use),
+            (Severity::Critical, Some(true))
+        );
+        assert_eq!(v[1].in_use, Some(false));
+        assert_eq!(v[2].in_use, None);
+    }
 
     #[test]
     fn privileges_are_read_from_docker_inspect() {

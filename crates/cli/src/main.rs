@@ -2,6 +2,7 @@
 //! module; the parts' internals stay in their crates.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod baseline_cmd;
 mod bench_cmd;
 mod central_cmd;
 mod choice;
@@ -12,6 +13,7 @@ mod output;
 mod outputs_cmd;
 mod query_cmd;
 mod respond_cmd;
+mod risk_cmd;
 mod rules_cmd;
 mod scan_cmd;
 mod sensor_cmd;
@@ -72,6 +74,10 @@ enum Command {
     Respond(respond_cmd::RespondArgs),
     /// Docker's authorization plugin: refuse exec into production, --privileged, host namespaces, sensitive mounts.
     Authz(respond_cmd::AuthzArgs),
+    /// Behaviour baselines per workload: list, show, lock, unlock, mode, allow, forbid, export, import.
+    Baseline(baseline_cmd::BaselineArgs),
+    /// Workloads ranked by risk (alerts, vulnerabilities in use, exposure, privileges, deviations).
+    Risk(risk_cmd::RiskArgs),
     /// Load generator used by `rampart bench throughput` (runs in a child process).
     #[command(hide = true)]
     BenchGenOpens,
@@ -134,6 +140,8 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
             .block_on(outputs_cmd::run(a)),
         Command::Respond(a) => respond_cmd::run_respond(a),
         Command::Authz(a) => respond_cmd::run_authz(a),
+        Command::Baseline(a) => baseline_cmd::run(a),
+        Command::Risk(a) => risk_cmd::run(a),
         Command::BenchStorm { kind, n } => {
             bench_cmd::storm(&kind, n)?;
             Ok(0)
