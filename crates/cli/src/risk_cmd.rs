@@ -100,3 +100,42 @@ pub fn run(a: RiskArgs) -> anyhow::Result<i32> {
     }
     Ok(0)
 }
+
+/// What `rampart up`'s API reads baselines and risk from, when baselines are on: the
+/// node's baseline database, Docker's inspect, the scanner's reports.
+pub fn api_source(
+    cfg: &rampart_agent::NodeConfig,
+) -> anyhow::Result<Option<rampart_api::baselines::BaselineSource>> {
+    if !cfg.baseline.enabled {
+        return Ok(None);
+    }
+    let store = SqliteBaselines::open(&cfg.baseline.db)?;
+    let docker = std::sync::Mutex::new(None::<(tokio::runtime::Runtime, bollard::Docker)>);
+    // Called on the API's blocking threads: a small runtime of its own for Docker.
+    let inspect = move |id: &str| -> Option<serde_json::Value> {
+        let mut d = docker.lock().ok()?;
+        if d.is_none() {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            *d = Some((rt, bollard::Docker::connect_with_local_defaults().ok()?));
+        }
+        let (rt, docker) = d.as_ref()?;
+        let c = rt
+            .block_on(docker.inspect_container(
+                id,
+                None::<bollard::query_parameters::InspectContainerOptions>,
+            ))
+            .ok()?;
+        if c.state.as_ref().and_then(|s| s.running) != Some(true) {
+            return None;
+        }
+        serde_json::to_value(&c).ok()
+    };
+    Ok(Some(rampart_api::baselines::BaselineSource {
+        store: std::sync::Arc::new(store),
+        inspect: Some(std::sync::Arc::new(inspect)),
+        scanner_state: Some(cfg.scanner.state_dir.clone()),
+    }))
+}
