@@ -9,7 +9,7 @@
 //!
 //! Bytes out are not among the features: the sensor reports connections, not traffic.
 
-use std::collections::HashSet;
+use crate::model::FastSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +41,8 @@ pub struct Window {
     pub minute: u64,
     pub execs: u32,
     pub new_executables: u32,
-    pub files_written: HashSet<u64>,
-    pub destinations: HashSet<u64>,
+    pub files_written: FastSet<u64>,
+    pub destinations: FastSet<u64>,
     pub dns_queries: u32,
     pub dns_max_entropy: f64,
     pub failed_connects: u32,

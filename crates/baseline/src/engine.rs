@@ -165,7 +165,7 @@ pub struct Engine {
     baselines: Vec<Baseline>,
     by_name: HashMap<String, usize>,
     dirty: Vec<bool>,
-    slots: HashMap<u64, Slot>,
+    slots: crate::model::FastMap<u64, Slot>,
     key_buf: String,
     keys: Vec<(ItemKind, usize, usize)>,
     last_alert: HashMap<(usize, ItemKind, String), u64>,
@@ -182,7 +182,7 @@ impl Engine {
             baselines: Vec::new(),
             by_name: HashMap::new(),
             dirty: Vec::new(),
-            slots: HashMap::new(),
+            slots: crate::model::FastMap::default(),
             key_buf: String::with_capacity(256),
             keys: Vec::with_capacity(MAX_KEYS),
             last_alert: HashMap::new(),
@@ -350,32 +350,32 @@ impl Engine {
             return;
         };
         let win = &mut s.window;
-        let h = |s: &str| {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            s.hash(&mut h);
+        fn h<T: std::hash::Hash + ?Sized>(v: &T) -> u64 {
+            use std::hash::Hasher;
+            let mut h = crate::model::Fx::default();
+            v.hash(&mut h);
             h.finish()
-        };
+        }
         match &ev.payload {
             Payload::Exec { .. } => win.execs += 1,
             Payload::FileOpen {
                 path, access, ret, ..
             } if *ret >= 0 && (access.write || access.create) => {
-                win.files_written.insert(h(path));
+                win.files_written.insert(h(path.as_str()));
             }
             Payload::FileUnlink { path, .. }
             | Payload::FileChmod { path, .. }
             | Payload::FileTruncate { path, .. } => {
-                win.files_written.insert(h(path));
+                win.files_written.insert(h(path.as_str()));
             }
             Payload::FileRename { new_path, .. } => {
-                win.files_written.insert(h(new_path));
+                win.files_written.insert(h(new_path.as_str()));
             }
             Payload::NetConnect { remote, ret, .. } => {
                 if *ret < 0 && *ret != -115 {
                     win.failed_connects += 1;
                 } else if let Some(ip) = remote.ip() {
-                    win.destinations.insert(h(&ip.to_string()));
+                    win.destinations.insert(h(&ip));
                 }
             }
             Payload::DnsQuery { query, .. } => {

@@ -3,10 +3,56 @@
 //! and the per-minute feature model.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
 use crate::anomaly::FeatureModel;
+
+/// A fast, non-cryptographic hasher (FxHash's multiply-rotate) for the per-event
+/// lookups: keys come from the node's own events, and SipHash's flood resistance is
+/// not worth its cost on every event here.
+#[derive(Default, Clone, Copy)]
+pub struct Fx(u64);
+
+const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+impl Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.add(u64::from_le_bytes(w));
+        }
+        for b in chunks.remainder() {
+            self.add(u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.add(v);
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.add(u64::from(v));
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.add(v as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl Fx {
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(FX_SEED);
+    }
+}
+
+/// A hash map with [`Fx`].
+pub type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+/// A hash set with [`Fx`].
+pub type FastSet<K> = std::collections::HashSet<K, BuildHasherDefault<Fx>>;
 
 /// Replicas remembered per item: beyond it the item is seen by "many".
 pub const MAX_REPLICAS: usize = 32;
@@ -186,7 +232,7 @@ pub struct Baseline {
     /// Containers that contributed (short ids), at most [`MAX_REPLICAS`].
     pub replicas: BTreeSet<String>,
     /// The items, by kind, by key.
-    pub items: BTreeMap<ItemKind, HashMap<String, Item>>,
+    pub items: BTreeMap<ItemKind, FastMap<String, Item>>,
     /// Deviations raised since the lock.
     #[serde(default)]
     pub deviations: u64,
@@ -241,7 +287,7 @@ impl Baseline {
 
     /// Items total.
     pub fn len(&self) -> usize {
-        self.items.values().map(HashMap::len).sum()
+        self.items.values().map(FastMap::len).sum()
     }
 
     pub fn is_empty(&self) -> bool {

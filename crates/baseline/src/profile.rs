@@ -2,7 +2,7 @@
 //! and key so a profile diffs cleanly in git; the fitted normal ranges kept, the raw
 //! per-minute samples left out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -151,7 +151,7 @@ impl Profile {
             items: self
                 .items
                 .into_iter()
-                .map(|(k, m)| (k, m.into_iter().collect::<HashMap<_, _>>()))
+                .map(|(k, m)| (k, m.into_iter().collect::<crate::model::FastMap<_, _>>()))
                 .collect(),
             deviations: 0,
             features: FeatureModel {

@@ -200,7 +200,7 @@ async fn start_central(
         health: Some(rampart_api::LocalHealth(Arc::new(move || {
             sensor_stats.get().map(|s| sensor_health(s))
         }))),
-        baselines: crate::risk_cmd::api_source(&config)?,
+        baselines: crate::risk_cmd::api_source(config)?,
     };
     let api = rampart_api::start_local(&api_config, store.clone(), feed)
         .await
