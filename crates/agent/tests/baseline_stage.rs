@@ -353,9 +353,16 @@ fn a_locked_web_server_alerts_on_a_shell_and_a_download_tool_and_protect_denies_
         .filter(|a| a.tags.iter().any(|t| t == "baseline_downgraded"))
         .count();
     eprintln!(
-        "noise control: {} rule alerts on the web workload and its client, {} downgraded",
+        "noise control: {} rule alerts on the web workload and its client, {} downgraded: {:?}",
         ours.len(),
-        downgraded
+        downgraded,
+        ours.iter()
+            .map(|a| (
+                a.rule.as_str(),
+                a.priority,
+                a.event.process.as_ref().map(|p| p.exe.clone())
+            ))
+            .collect::<Vec<_>>()
     );
     drop(node);
 }
