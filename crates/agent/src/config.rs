@@ -25,6 +25,8 @@ pub struct NodeConfig {
     pub scanner: ScannerSection,
     /// The network flow table, segmentation and detectors (issue #20); absent: off.
     pub network: Option<rampart_netflow::EngineConfig>,
+    /// Behaviour baselines per workload (learn, lock, monitor, protect; noise control).
+    pub baseline: rampart_baseline::BaselineConfig,
     /// Where `rampart node` publishes (NATS JetStream, mutual TLS); unused by
     /// `rampart up`.
     pub central: Option<CentralSection>,
@@ -358,6 +360,23 @@ scanner:                # scans each image a container runs from; a running work
   update_every_hours: 0 # rampart db update on a schedule when online (0 = off)
   update_base_url: https://osv-vulnerabilities.storage.googleapis.com
   max_files_per_container: 16384  # loaded package files kept per container (in-use evidence)
+baseline:               # learns what each workload normally does; alerts on (or denies) the rest
+  enabled: false
+  db: /var/lib/rampart/baselines.db   # rampart baseline list|show|lock|mode|allow|forbid|export|import edit it
+  window_secs: 3600     # discover lasts at least this long per workload
+  stable_secs: 600      # then locks once nothing new appeared for this long
+  auto_lock: true
+  locked_mode: monitor  # monitor (alert) or protect (deny exec of anything outside, in the kernel)
+  min_observations: 3   # sightings for high confidence (an item seen by one replica of several stays low)
+  anomaly_threshold: 6.0  # robust z-score of a minute's features that raises an anomaly
+  repeat_secs: 60       # one alert per deviation per window
+  save_secs: 10
+  poll_secs: 2          # operators' changes are picked up this often
+  noise:                # generic rules' alerts inside a locked high-confidence baseline are downgraded
+    enabled: true
+    downgrade_to: informational
+    rules: []           # only these rules; empty = every rule below critical
+    never: []           # rules never downgraded (critical ones never are)
 response:
   policy: null          # a response policy file (kill, freeze, quarantine, deny exec…); null = alert only
   control_socket: /run/rampart/control.sock  # `rampart respond` acts through it (root only); null = off

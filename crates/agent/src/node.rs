@@ -81,6 +81,8 @@ pub enum NodeError {
     Bus(StageError),
     #[error("response policy: {0}")]
     Response(rampart_respond::RespondError),
+    #[error("baselines: {0}")]
+    Baseline(StageError),
     #[error("docker authz: {0}")]
     Authz(rampart_authz::AuthzError),
     #[error(transparent)]
@@ -153,7 +155,20 @@ pub fn run_node_from(
         builder = builder.stage(stage);
         recorder_report = Some(report);
     }
-    builder = builder.stage(DetectionStage::new(engine));
+    let mut detection = DetectionStage::new(engine);
+    let mut baseline = None;
+    if cfg.baseline.enabled {
+        let (stage, handle) = crate::stages::BaselineStage::open(cfg.baseline.clone())
+            .map_err(NodeError::Baseline)?;
+        detection = detection.with_adjust(Box::new(move |a| {
+            handle.downgrade(a);
+        }));
+        baseline = Some(stage);
+    }
+    builder = builder.stage(detection);
+    if let Some(stage) = baseline {
+        builder = builder.stage(stage);
+    }
     if let Some(net) = cfg.network.as_ref().filter(|n| n.enabled) {
         builder = builder.stage(crate::stages::NetflowStage::new(net.clone()));
     }

@@ -85,6 +85,8 @@ pub struct ApiCore {
     nodes: Option<Arc<dyn NodeGateway>>,
     /// The local node's sensor detail (kernel, hooks, drops), read when asked.
     local_health: Option<LocalHealth>,
+    /// The local node's baselines and what risk is ranked from (`crate::baselines`).
+    pub(crate) baselines: Option<crate::baselines::BaselineSource>,
 }
 
 /// Reads the local node's sensor health: kernel, hooks per family, drops per source.
@@ -140,6 +142,7 @@ impl ApiCore {
             live_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
             nodes: None,
             local_health: None,
+            baselines: None,
         }
     }
 
@@ -529,12 +532,11 @@ impl ApiCore {
     pub async fn get_baseline(
         &self,
         p: &Principal,
-        _r: pb::GetBaselineRequest,
+        r: pb::GetBaselineRequest,
     ) -> ApiResult<pb::Baseline> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "baselines (issue #21): no baseline learner publishes to central yet".into(),
-        ))
+        let source = self.baselines.clone();
+        blocking(move || crate::baselines::get_baseline(source.as_ref(), &r.workload)).await
     }
 
     pub async fn lock_baseline(
@@ -570,12 +572,11 @@ impl ApiCore {
     pub async fn list_risks(
         &self,
         p: &Principal,
-        _r: pb::ListRisksRequest,
+        r: pb::ListRisksRequest,
     ) -> ApiResult<pb::ListRisksResponse> {
         self.require(p, Permission::Read)?;
-        Err(ApiError::Unimplemented(
-            "risk (issue #21): no risk scorer runs in central yet (it needs baselines, vulnerabilities and exposure)".into(),
-        ))
+        let source = self.baselines.clone();
+        blocking(move || crate::baselines::list_risks(source.as_ref(), r.limit)).await
     }
 
     /// The nodes' image-scan results (per running container), newest first.

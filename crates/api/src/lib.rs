@@ -16,6 +16,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod auth;
+pub mod baselines;
 pub mod bench;
 pub mod client;
 pub mod convert;

@@ -29,6 +29,8 @@ pub struct LocalApiConfig {
     pub node: String,
     /// The local node's sensor health (kernel, hooks, drops).
     pub health: Option<crate::core::LocalHealth>,
+    /// The local node's baselines (GetBaseline, ListRisks).
+    pub baselines: Option<crate::baselines::BaselineSource>,
 }
 
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/rampart";
@@ -108,6 +110,9 @@ pub async fn start_local_with(
     }
     if let Some(h) = &config.health {
         core = core.with_local_health(h.clone());
+    }
+    if let Some(b) = &config.baselines {
+        core = core.with_baselines(b.clone());
     }
     let server = serve(
         ServerConfig {

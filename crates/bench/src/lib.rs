@@ -15,11 +15,16 @@
 //!   times over a replayed history (100M events by default), with SQLite in the same
 //!   run.
 //!
+//! - [`baseline`]: behaviour baselines learning a replayed hour of 50 workloads at 200
+//!   process starts/s (ns per event, memory growth), then scoring (ns per event)
+//!   against the bare replay loop.
+//!
 //! Every run returns a plain, serializable report; printing is the caller's job (the
 //! `rampart bench` command). Progress goes to `tracing`. Storms and load generators
 //! run in child processes the caller names ([`Child`]): the sensor ignores its own
 //! process, so an in-process storm would measure only its early-exit path.
 
+pub mod baseline;
 mod consumer;
 pub mod latency;
 pub mod memory;
@@ -39,6 +44,7 @@ use rampart_bpf::SyscallHook;
 use rampart_event::EventKind;
 use rampart_sensor::{RunningSensor, SensorConfig};
 
+pub use baseline::{baseline, BaselineBenchOptions, BaselineBenchReport};
 pub use latency::{latency, LatencyOptions, LatencyReport};
 pub use memory::{memory, MemoryOptions, MemoryReport};
 pub use overhead::{overhead, ArmResult, OverheadOptions, OverheadReport, StormReport};

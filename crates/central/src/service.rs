@@ -74,6 +74,7 @@ pub async fn run_service(
                 rules: Vec::new(),
                 node: String::new(),
                 health: None,
+                baselines: None,
             };
             let api = rampart_api::start_local_with(
                 &config,

@@ -25,6 +25,9 @@ pub enum Which {
     Response,
     /// The flight recorder: append, bytes per event, queries, against SQLite; not in `all`.
     Recorder,
+    /// Behaviour baselines: learning a replayed hour (ns/event, memory growth) and
+    /// scoring (ns/event); not in `all`.
+    Baseline,
 }
 
 #[derive(Args, Debug)]
@@ -75,6 +78,9 @@ pub struct BenchArgs {
     /// Image for the memory run (must exist locally).
     #[arg(long, default_value = "rampart-test/busybox:latest")]
     image: String,
+    /// Simulated seconds of learning in the baseline run.
+    #[arg(long, default_value_t = 3600)]
+    baseline_seconds: u64,
     /// Trials per action of the response run.
     #[arg(long, default_value_t = 200)]
     trials: usize,
@@ -118,6 +124,8 @@ struct Report {
     api: Option<rampart_api::bench::ApiBenchReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     recorder: Option<rampart_bench::RecorderReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    baseline: Option<rampart_bench::BaselineBenchReport>,
 }
 
 /// The hidden subcommand a storm runs in (`rampart bench-storm KIND N`).
@@ -299,6 +307,38 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
             print_recorder(&r);
         }
         report.recorder = Some(r);
+    }
+    if a.which == Which::Baseline {
+        let o = rampart_bench::BaselineBenchOptions {
+            seconds: a.baseline_seconds,
+            ..Default::default()
+        };
+        if human {
+            println!(
+                "== baseline: {} workloads x {} replicas, {} process starts/s (each with a file write and a connect), {} s replayed ==",
+                o.workloads, o.replicas, o.execs_per_sec, o.seconds
+            );
+        }
+        let r = rampart_bench::baseline(&o);
+        if human {
+            println!(
+                "  learn   {} events  {:.0} ns/event  {:.0} ns/process start  items {}  stored {} KiB",
+                r.learn_events,
+                r.learn_ns_per_event,
+                r.learn_ns_per_exec,
+                r.items,
+                r.stored_bytes / 1024
+            );
+            println!(
+                "  memory  RSS {} -> {} KiB  growth {} KiB",
+                r.rss_before_kb, r.rss_after_kb, r.rss_growth_kb
+            );
+            println!(
+                "  score   {} events  {:.0} ns/event  (replay loop alone {:.0} ns/event)  deviations {}",
+                r.score_events, r.score_ns_per_event, r.replay_only_ns_per_event, r.deviations_while_scoring
+            );
+        }
+        report.baseline = Some(r);
     }
     if a.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -2,6 +2,7 @@
 //! module; the parts' internals stay in their crates.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod baseline_cmd;
 mod bench_cmd;
 mod central_cmd;
 mod choice;
@@ -13,6 +14,7 @@ mod output;
 mod outputs_cmd;
 mod query_cmd;
 mod respond_cmd;
+mod risk_cmd;
 mod rules_cmd;
 mod scan_cmd;
 mod sensor_cmd;
@@ -75,6 +77,10 @@ enum Command {
     Authz(respond_cmd::AuthzArgs),
     /// The network: graph, learned baselines, NetworkPolicy generation and simulation.
     Net(net_cmd::NetArgs),
+    /// Behaviour baselines per workload: list, show, lock, unlock, mode, allow, forbid, export, import.
+    Baseline(baseline_cmd::BaselineArgs),
+    /// Workloads ranked by risk (alerts, vulnerabilities in use, exposure, privileges, deviations).
+    Risk(risk_cmd::RiskArgs),
     /// Load generator used by `rampart bench throughput` (runs in a child process).
     #[command(hide = true)]
     BenchGenOpens,
@@ -138,6 +144,8 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
         Command::Respond(a) => respond_cmd::run_respond(a),
         Command::Authz(a) => respond_cmd::run_authz(a),
         Command::Net(a) => net_cmd::run(a),
+        Command::Baseline(a) => baseline_cmd::run(a),
+        Command::Risk(a) => risk_cmd::run(a),
         Command::BenchStorm { kind, n } => {
             bench_cmd::storm(&kind, n)?;
             Ok(0)

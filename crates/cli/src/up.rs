@@ -186,6 +186,7 @@ async fn start_central(
         health: Some(rampart_api::LocalHealth(Arc::new(move || {
             sensor_stats.get().map(|s| sensor_health(s))
         }))),
+        baselines: crate::risk_cmd::api_source(config)?,
     };
     if let Some(dir) = config
         .network

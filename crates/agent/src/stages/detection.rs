@@ -6,13 +6,33 @@ use rampart_detect::RuleEngine;
 
 use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
 
+/// A change made to each alert before it is raised (the baselines' noise control).
+pub type AlertAdjust = Box<dyn FnMut(&mut rampart_event::Alert) + Send>;
+
 pub struct DetectionStage {
     engine: RuleEngine,
+    adjust: Option<AlertAdjust>,
 }
 
 impl DetectionStage {
     pub fn new(engine: RuleEngine) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            adjust: None,
+        }
+    }
+
+    /// Passes every alert through `adjust` before raising it.
+    pub fn with_adjust(mut self, adjust: AlertAdjust) -> Self {
+        self.adjust = Some(adjust);
+        self
+    }
+
+    fn raise(&mut self, mut alert: rampart_event::Alert, ctx: &StageContext) {
+        if let Some(f) = self.adjust.as_mut() {
+            f(&mut alert);
+        }
+        ctx.emit_alert(alert);
     }
 }
 
@@ -35,7 +55,7 @@ impl Stage for DetectionStage {
         for record in &batch.records {
             if let Record::Event(ev) = record {
                 for alert in self.engine.evaluate(ev) {
-                    ctx.emit_alert(alert);
+                    self.raise(alert, ctx);
                 }
             }
         }
@@ -44,7 +64,7 @@ impl Stage for DetectionStage {
 
     fn flush(&mut self, now_ns: u64, ctx: &StageContext) -> Result<(), StageError> {
         for alert in self.engine.flush(now_ns) {
-            ctx.emit_alert(alert);
+            self.raise(alert, ctx);
         }
         Ok(())
     }
@@ -59,7 +79,7 @@ impl Stage for DetectionStage {
 
     fn stop(&mut self, ctx: &StageContext) -> Result<(), StageError> {
         for alert in self.engine.flush_all() {
-            ctx.emit_alert(alert);
+            self.raise(alert, ctx);
         }
         Ok(())
     }

@@ -1,5 +1,6 @@
 //! The stages a node runs, each an adapter from a part's library to [`crate::Stage`].
 
+mod baseline;
 mod bus;
 mod detection;
 mod fleet_report;
@@ -9,6 +10,7 @@ mod outputs;
 mod recorder;
 mod response;
 
+pub use baseline::{BaselineHandle, BaselineStage};
 pub use bus::{BusPublisherConfig, BusPublisherStage, ReportSender};
 pub use detection::DetectionStage;
 pub use fleet_report::{health_report, rules_report, FleetReportConfig, FleetReportStage};

@@ -1,0 +1,276 @@
+//! Turning one event's details into the stable keys a baseline stores: argv with its
+//! volatile parts (numbers, hex, UUIDs, temp names) collapsed, file paths collapsed
+//! into directory prefixes, and the paths that count as sensitive reads.
+//!
+//! Every function writes into a caller's buffer, so the per-event path allocates
+//! nothing once the buffer has grown.
+
+/// Arguments of a command line kept in a process key; the rest is `…`.
+pub const MAX_KEY_ARGS: usize = 16;
+/// Directory components kept in a file-write prefix.
+pub const MAX_PREFIX_DEPTH: usize = 4;
+
+/// Appends `argv` normalised: numbers become `N`, hex strings of 8 or more digits `H`,
+/// UUIDs `U`, and random-looking names (letters and digits mixed, 6 or more, as in
+/// `tmp.k3J9xq`) `X`. Arguments are separated by one space.
+pub fn push_argv(out: &mut String, argv: &[String]) {
+    for (i, arg) in argv.iter().take(MAX_KEY_ARGS).enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        push_collapsed(out, arg);
+    }
+    if argv.len() > MAX_KEY_ARGS {
+        out.push_str(" …");
+    }
+}
+
+/// Appends `s` with each alphanumeric token collapsed as in [`push_argv`].
+pub fn push_collapsed(out: &mut String, s: &str) {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_alphanumeric() {
+            // Multi-byte characters are copied whole (never split).
+            let ch_len = utf8_len(b[i]);
+            out.push_str(&s[i..(i + ch_len).min(b.len())]);
+            i += ch_len;
+            continue;
+        }
+        if let Some(len) = uuid_at(b, i) {
+            out.push('U');
+            i += len;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        out.push_str(collapse_token(&s[start..i]));
+    }
+}
+
+fn utf8_len(first: u8) -> usize {
+    match first {
+        0xC0..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF7 => 4,
+        _ => 1,
+    }
+}
+
+/// `8-4-4-4-12` hex digits starting at `i`, not inside a longer token.
+fn uuid_at(b: &[u8], i: usize) -> Option<usize> {
+    const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+        return None;
+    }
+    let mut p = i;
+    for (n, g) in GROUPS.iter().enumerate() {
+        if p + g > b.len() || !b[p..p + g].iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        p += g;
+        if n < 4 {
+            if b.get(p) != Some(&b'-') {
+                return None;
+            }
+            p += 1;
+        }
+    }
+    if b.get(p).is_some_and(u8::is_ascii_alphanumeric) {
+        return None;
+    }
+    Some(p - i)
+}
+
+fn collapse_token(t: &str) -> &str {
+    let b = t.as_bytes();
+    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+    if digits == b.len() {
+        return "N";
+    }
+    if digits > 0 && b.len() >= 8 && b.iter().all(u8::is_ascii_hexdigit) {
+        return "H";
+    }
+    let letters = b.len() - digits;
+    let upper = b.iter().filter(|c| c.is_ascii_uppercase()).count();
+    // Mixed letters and digits, or mixed case with digits, long enough to be random.
+    if b.len() >= 6 && digits > 0 && letters > 0 && (digits * 5 >= b.len() || upper > 0) {
+        return "X";
+    }
+    t
+}
+
+/// Appends the prefix a written file is learned under: its directory, each component
+/// collapsed as in [`push_collapsed`], at most [`MAX_PREFIX_DEPTH`] components deep,
+/// ending in `/`. `/proc/1234/…` and `/tmp/tmp.x8Yq2/…` collapse to one prefix.
+pub fn push_write_prefix(out: &mut String, path: &str) {
+    let dir = match path.rfind('/') {
+        Some(0) | None => "",
+        Some(i) => &path[..i],
+    };
+    out.push('/');
+    for (depth, comp) in dir.split('/').filter(|c| !c.is_empty()).enumerate() {
+        if depth >= MAX_PREFIX_DEPTH {
+            break;
+        }
+        push_collapsed(out, comp);
+        out.push('/');
+    }
+}
+
+/// Why a read of `path` is sensitive, or `None`: credentials and keys, and the memory
+/// or environment of other processes.
+pub fn sensitive_read(path: &str) -> Option<&'static str> {
+    const EXACT: [(&str, &str); 6] = [
+        ("/etc/shadow", "password hashes"),
+        ("/etc/gshadow", "password hashes"),
+        ("/etc/sudoers", "privilege configuration"),
+        ("/etc/master.passwd", "password hashes"),
+        (
+            "/var/run/secrets/kubernetes.io/serviceaccount/token",
+            "service account token",
+        ),
+        (
+            "/run/secrets/kubernetes.io/serviceaccount/token",
+            "service account token",
+        ),
+    ];
+    if let Some((_, why)) = EXACT.iter().find(|(p, _)| *p == path) {
+        return Some(why);
+    }
+    if let Some(rest) = path.strip_prefix("/proc/") {
+        let (pid, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        if pid.bytes().all(|c| c.is_ascii_digit())
+            && !pid.is_empty()
+            && matches!(tail, "environ" | "mem" | "maps" | "cmdline" | "auxv")
+        {
+            return Some("another process's memory or environment");
+        }
+        return None;
+    }
+    const PARTS: [(&str, &str); 8] = [
+        ("/.ssh/", "ssh keys"),
+        ("/.aws/credentials", "cloud credentials"),
+        ("/.kube/config", "cluster credentials"),
+        ("/.docker/config.json", "registry credentials"),
+        ("/etc/ssl/private/", "TLS private keys"),
+        ("/.gnupg/", "gpg keys"),
+        ("/run/secrets/", "mounted secrets"),
+        ("/.git-credentials", "git credentials"),
+    ];
+    PARTS
+        .iter()
+        .find(|(p, _)| path.contains(p))
+        .map(|(_, w)| *w)
+}
+
+/// Appends the key of a sensitive read: the path with other processes' ids collapsed.
+pub fn push_sensitive_key(out: &mut String, path: &str) {
+    if let Some(rest) = path.strip_prefix("/proc/") {
+        let (pid, tail) = rest.split_once('/').unwrap_or((rest, ""));
+        if pid.bytes().all(|c| c.is_ascii_digit()) {
+            out.push_str("/proc/N/");
+            out.push_str(tail);
+            return;
+        }
+    }
+    out.push_str(path);
+}
+
+/// Shannon entropy of a DNS name's characters in bits per character (the label part,
+/// without dots): generated names (DGA, tunnelling) score above 3.5.
+pub fn entropy(name: &str) -> f64 {
+    let mut counts = [0u32; 256];
+    let mut n = 0u32;
+    for b in name.bytes().filter(|b| *b != b'.') {
+        counts[b as usize] += 1;
+        n += 1;
+    }
+    if n == 0 {
+        return 0.0;
+    }
+    let n = f64::from(n);
+    counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|c| {
+            let p = f64::from(*c) / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(a: &[&str]) -> String {
+        let v: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+        let mut out = String::new();
+        push_argv(&mut out, &v);
+        out
+    }
+
+    #[test]
+    fn argv_volatile_parts_collapse() {
+        assert_eq!(
+            argv(&["sleep", "30"]),
+            "sleep N",
+            "numbers become N so one baseline item covers every duration"
+        );
+        assert_eq!(
+            argv(&["cat", "/tmp/tmp.k3J9xq/out-42.log"]),
+            "cat /tmp/tmp.X/out-N.log"
+        );
+        assert_eq!(
+            argv(&["rm", "/run/123e4567-e89b-12d3-a456-426614174000.pid"]),
+            "rm /run/U.pid"
+        );
+        assert_eq!(argv(&["git", "show", "deadbeef01"]), "git show H");
+        assert_eq!(
+            argv(&["python3", "-m", "http.server", "8080"]),
+            "python3 -m http.server N"
+        );
+        // Plain words stay: they are what tells one command from another.
+        assert_eq!(
+            argv(&["curl", "-fsS", "http://web/"]),
+            "curl -fsS http://web/"
+        );
+        assert_eq!(argv(&["echo", "héllo"]), "echo héllo");
+    }
+
+    #[test]
+    fn write_prefixes_collapse_volatile_directories() {
+        let p = |s: &str| {
+            let mut o = String::new();
+            push_write_prefix(&mut o, s);
+            o
+        };
+        assert_eq!(p("/var/log/nginx/access.log"), "/var/log/nginx/");
+        assert_eq!(p("/tmp/tmp.a8Xk21/part"), "/tmp/tmp.X/");
+        assert_eq!(p("/a/b/c/d/e/f/g.txt"), "/a/b/c/d/");
+        assert_eq!(p("/file"), "/");
+        assert_eq!(p("/proc/4242/fd/1"), "/proc/N/fd/");
+    }
+
+    #[test]
+    fn sensitive_paths_are_recognised() {
+        assert!(sensitive_read("/etc/shadow").is_some());
+        assert!(sensitive_read("/root/.ssh/id_ed25519").is_some());
+        assert!(sensitive_read("/proc/1/environ").is_some());
+        assert!(sensitive_read("/proc/self/status").is_none());
+        assert!(sensitive_read("/etc/passwd").is_none());
+        let mut k = String::new();
+        push_sensitive_key(&mut k, "/proc/77/environ");
+        assert_eq!(k, "/proc/N/environ");
+    }
+
+    #[test]
+    fn entropy_separates_words_from_generated_names() {
+        assert!(entropy("example.com") < 3.3);
+        assert!(entropy("x9f3kq0zl2m8v7b1n6c5.tunnel.io") > 3.5);
+        assert_eq!(entropy(""), 0.0);
+    }
+}
