@@ -2,6 +2,7 @@
 //! module; the parts' internals stay in their crates.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod admission_cmd;
 mod bench_cmd;
 mod central_cmd;
 mod choice;
@@ -72,6 +73,11 @@ enum Command {
     Respond(respond_cmd::RespondArgs),
     /// Docker's authorization plugin: refuse exec into production, --privileged, host namespaces, sensitive mounts.
     Authz(respond_cmd::AuthzArgs),
+    /// Kubernetes admission policy: check manifests in CI, print the default policy.
+    Admission {
+        #[command(subcommand)]
+        command: admission_cmd::AdmissionCommand,
+    },
     /// Load generator used by `rampart bench throughput` (runs in a child process).
     #[command(hide = true)]
     BenchGenOpens,
@@ -128,6 +134,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
         Command::Scan(a) => scan_cmd::run(a),
         Command::Db(a) => db_cmd::run(a),
         Command::Rules { command } => rules_cmd::run(command),
+        Command::Admission { command } => admission_cmd::run(command),
         Command::Outputs(a) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
