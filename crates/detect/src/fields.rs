@@ -791,7 +791,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
             };
             provided(s(move |ctx| {
                 let k = ctx.container()?.k8s.as_ref()?;
-                (k.workload_kind == kind).then(|| Cow::Borrowed(k.workload_name.as_str()))
+                (k.workload_kind == kind).then_some(Cow::Borrowed(k.workload_name.as_str()))
             }))
         }
         _ => return Err(FieldError::Unknown(name.into())),
