@@ -593,18 +593,22 @@ impl ContainerdWatcher {
             let attempt = async {
                 let mut client = ContainerdClient::connect(&self.socket).await?;
                 // Subscribe before listing so nothing created in between is missed.
-                let events = client.subscribe().await?;
+                // containerd sends the stream's headers only with its first event, so
+                // the subscription is awaited apart: its request goes out first.
+                let mut subscriber = client.clone();
+                let subscription = tokio::spawn(async move { subscriber.subscribe().await });
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 let n = self.list_all(&mut client).await?;
-                Ok::<_, ContainerdError>((client, events, n))
+                Ok::<_, ContainerdError>((client, subscription, n))
             };
-            let (mut client, mut events) = match attempt.await {
-                Ok((client, events, n)) => {
+            let (mut client, subscription) = match attempt.await {
+                Ok((client, subscription, n)) => {
                     tracing::info!(containers = n, socket = %self.socket.display(), "containerd: listed existing containers");
                     backoff = Duration::from_millis(200);
                     if let Some(tx) = ready.take() {
                         let _ = tx.send(Ok(n));
                     }
-                    (client, events)
+                    (client, subscription)
                 }
                 Err(e) => {
                     tracing::debug!(error = %e, "containerd unavailable; retrying");
@@ -613,6 +617,19 @@ impl ContainerdWatcher {
                     }
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            let mut events = match subscription.await {
+                Ok(Ok(events)) => events,
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "containerd: cannot follow events; reconnecting");
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "containerd: subscription task failed; reconnecting");
+                    tokio::time::sleep(backoff).await;
                     continue;
                 }
             };

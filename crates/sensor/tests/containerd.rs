@@ -61,6 +61,12 @@ fn start_bed() -> Bed {
         ..Default::default()
     })
     .expect("sensor starts");
+    // Listed before start returned (containerd is idle now: nothing but the listing
+    // can have named it).
+    assert!(
+        sensor.containers.get(&preexisting).is_some(),
+        "a container that existed before the sensor is known at start"
+    );
     let events: Arc<(Mutex<Vec<Arc<Event>>>, Condvar)> = Default::default();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let collector = std::thread::spawn({
