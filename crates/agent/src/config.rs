@@ -304,6 +304,12 @@ pub struct SensorSection {
     pub open_repeat_window_ms: Option<u64>,
     /// Do not ask Docker for metadata.
     pub no_docker: bool,
+    /// containerd's API socket, followed for container metadata beside Docker (or
+    /// without it, on Kubernetes nodes); empty: not followed.
+    pub containerd_socket: Option<PathBuf>,
+    /// The Kubernetes node name put on pods (default: `$RAMPART_NODE_NAME`, which the
+    /// DaemonSet sets from `spec.nodeName`, else the host name).
+    pub k8s_node: Option<String>,
     /// How syscalls are hooked (see `rampart sensor --syscall-hook`).
     pub syscall_hook: rampart_bpf::SyscallHook,
     /// Do not watch 32-bit syscalls (see `rampart sensor --no-compat-syscalls`).
@@ -340,6 +346,8 @@ sensor:
   all_opens: false      # also read-only opens of shared libraries
   open_repeat_window_ms: 1000  # a process re-reading a file: one event per window, with a count; 0 = every open
   no_docker: false
+  containerd_socket: /run/containerd/containerd.sock  # followed beside Docker when present; "" = off
+  k8s_node: null        # Kubernetes node name on pods; default $RAMPART_NODE_NAME, else the host name
   syscall_hook: auto    # auto, fexit, syscall_tracepoints or sys_exit (see `rampart sensor --help`)
   no_compat_syscalls: false  # true: 32-bit syscalls (int 0x80) go unseen, every syscall a little cheaper
 alerts:
@@ -404,16 +412,66 @@ outputs:                # see `rampart outputs example` for every output
 #   renew_check_secs: 600
 "#;
 
-/// The shipped rule library: `$RAMPART_RULES_DIR`, `/etc/rampart/rules`, `./rules`, or
-/// the source tree's `rules/`.
+/// The shipped rule library: `$RAMPART_RULES_DIR`, `/etc/rampart/rules`, `./rules`,
+/// else the library built into the binary, written out once (see [`builtin_rules_dir`]).
 pub fn default_rules_dir() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("RAMPART_RULES_DIR").map(PathBuf::from),
         Some(PathBuf::from("/etc/rampart/rules")),
         Some(PathBuf::from("rules")),
-        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../rules")),
     ];
-    candidates.into_iter().flatten().find(|p| p.is_dir())
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.is_dir())
+        .or_else(builtin_rules_dir)
+}
+
+/// Only a copy this user owns and nobody else may write is used: in a shared
+/// temporary directory another user could otherwise plant rules that never fire.
+fn ours(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    std::fs::metadata(dir).is_ok_and(|m| m.uid() == me && m.mode() & 0o022 == 0)
+}
+
+/// The rule library built into the binary, as a directory: written once per content
+/// (`rules-builtin-<digest>`) under `$RAMPART_DATA_DIR`, `/var/lib/rampart` or the
+/// temporary directory, whichever is writable first; a complete copy is reused.
+pub fn builtin_rules_dir() -> Option<PathBuf> {
+    let name = format!("rules-builtin-{:016x}", rampart_detect::library::digest());
+    let bases = [
+        std::env::var_os("RAMPART_DATA_DIR").map(PathBuf::from),
+        Some(PathBuf::from("/var/lib/rampart")),
+        Some(std::env::temp_dir()),
+    ];
+    for base in bases.into_iter().flatten() {
+        let dir = base.join(&name);
+        if dir.join(".complete").is_file() && ours(&dir) {
+            return Some(dir);
+        }
+        // Written beside and renamed, so a reader never sees half a library.
+        let partial = base.join(format!("{name}.{}", std::process::id()));
+        let written = std::fs::create_dir_all(&partial).is_ok()
+            && {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).is_ok()
+            }
+            && rampart_detect::library::FILES
+                .iter()
+                .all(|(file, text)| std::fs::write(partial.join(file), text).is_ok())
+            && std::fs::write(partial.join(".complete"), b"").is_ok();
+        if written
+            && (std::fs::rename(&partial, &dir).is_ok()
+                || (dir.join(".complete").is_file() && ours(&dir)))
+        {
+            let _ = std::fs::remove_dir_all(&partial);
+            return Some(dir);
+        }
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    None
 }
 
 impl NodeConfig {
@@ -492,6 +550,16 @@ impl SensorSection {
                 Duration::from_millis,
             ),
             docker: !self.no_docker,
+            containerd_socket: match &self.containerd_socket {
+                Some(p) if p.as_os_str().is_empty() => None,
+                Some(p) => Some(p.clone()),
+                None => Some(rampart_sensor::containerd::DEFAULT_SOCKET.into()),
+            },
+            k8s_node: self
+                .k8s_node
+                .clone()
+                .or_else(|| std::env::var("RAMPART_NODE_NAME").ok())
+                .unwrap_or_default(),
             syscall_hook: self.syscall_hook,
             compat_syscalls: !self.no_compat_syscalls,
             ..Default::default()

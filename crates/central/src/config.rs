@@ -24,6 +24,8 @@ pub struct CentralFile {
     pub metrics: MetricsSection,
     /// The API (gRPC, HTTP/JSON, server-sent events) over the fleet's store.
     pub api: ApiSection,
+    /// The Kubernetes admission webhook (crates/admission), off unless `listen` is set.
+    pub admission: rampart_admission::server::WebhookConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -185,6 +187,14 @@ metrics:
 api:
   listen: 127.0.0.1:8445    # gRPC + HTTP/JSON + SSE over https with bearer tokens; null: off (not 8443: rampart up's)
   state_dir: /var/lib/rampart/central/api   # tokens, admin-token (0600), api-cert.pem
+admission:
+  listen: null              # the Kubernetes admission webhook (https), e.g. 0.0.0.0:8446; null: off
+  cert: null                # default: pki_dir's server.pem / server-key.pem (caBundle: ca.pem)
+  key: null
+  client_ca: null           # required beyond loopback: the API server's client certificate CA
+  unauthenticated_reviews: false
+  scan_reports: null        # a directory of `rampart scan --format json` reports
+  policy: {}                # see `rampart admission policy`
 "#;
 
 #[derive(Debug, thiserror::Error)]

@@ -25,6 +25,8 @@ pub struct CentralHandle {
     pub stats: Arc<IngestStats>,
     /// Where the API listens, when it runs.
     pub api_addr: Option<std::net::SocketAddr>,
+    /// Where the admission webhook listens, when it runs.
+    pub admission_addr: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +41,65 @@ pub enum ServiceError {
     Api { addr: String, reason: String },
     #[error("enrollment listener on {addr}: {reason}")]
     Enroll { addr: String, reason: String },
+    #[error(transparent)]
+    Admission(#[from] rampart_admission::server::ServerError),
+}
+
+/// Serves the admission webhook when `admission.listen` is set: TLS with central's
+/// server certificate unless another is given; every decision is audited in the store
+/// and a denial or warning is stored as an alert (the live feed shows it).
+async fn start_admission(
+    file: &CentralFile,
+    store: Arc<dyn rampart_store::Store>,
+) -> Result<Option<rampart_admission::server::RunningWebhook>, ServiceError> {
+    use rampart_admission::server;
+    let cfg = &file.admission;
+    let Some(listen) = &cfg.listen else {
+        return Ok(None);
+    };
+    let pki = PkiFiles::in_dir(&file.pki_dir.0);
+    let cert = cfg.cert.clone().unwrap_or(pki.server_cert);
+    let key = cfg.key.clone().unwrap_or(pki.server_key);
+    let tls = server::tls_config(&cert, &key, cfg.client_ca.as_deref())?;
+    let scans: Arc<dyn rampart_admission::ScanFacts> = match &cfg.scan_reports {
+        Some(dir) => Arc::new(rampart_admission::ScanReportDir::new(dir)),
+        None => Arc::new(rampart_admission::NoScans),
+    };
+    let host = "central".to_string();
+    let on_decision: server::OnDecision = Arc::new(move |d, req| {
+        let now = rampart_event::wall_ns();
+        let audit = rampart_admission::audit_record(d, &req.user_info.username, "central", now);
+        let alerts: Vec<_> = rampart_admission::alert(d, &host, now)
+            .into_iter()
+            .collect();
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            // No node: central's own records (as `append_audit` stores them).
+            let batch = rampart_store::Ingest {
+                alerts: &alerts,
+                audit: std::slice::from_ref(&audit),
+                ..Default::default()
+            };
+            if let Err(e) = store.ingest(&batch) {
+                tracing::error!(error = %e, "admission decision not stored");
+            }
+        });
+    });
+    let webhook = Arc::new(server::Webhook {
+        policy: cfg.policy.clone(),
+        scans,
+        on_decision,
+    });
+    let running = server::serve(
+        listen,
+        tls,
+        cfg.client_ca.is_some(),
+        cfg.unauthenticated_reviews,
+        webhook,
+    )
+    .await?;
+    tracing::info!(addr = %running.local_addr, "admission webhook (https: /validate, /mutate)");
+    Ok(Some(running))
 }
 
 /// Runs central until `shutdown` resolves. `ready` gets the handle once the store is
@@ -94,7 +155,9 @@ pub async fn run_service(
         }
         None => None,
     };
+    let admission = start_admission(&file, store.clone()).await?;
     let handle = CentralHandle {
+        admission_addr: admission.as_ref().map(|a| a.local_addr),
         store: store.clone(),
         nodes,
         stats: stats.clone(),
@@ -148,6 +211,9 @@ pub async fn run_service(
     let report = run_central_with(config, store, stats, shutdown).await;
     if let Some(api) = api {
         api.server.stop().await;
+    }
+    if let Some(webhook) = admission {
+        webhook.stop().await;
     }
     let _ = stop_tx.send(true);
     for t in [enroll_task, metrics_task].into_iter().flatten() {

@@ -37,6 +37,10 @@ pub enum CentralCommand {
         /// localhost and 127.0.0.1 are always included.
         #[arg(long = "server-name")]
         server_names: Vec<String>,
+        /// Do nothing when the directory already holds a CA (an init container's
+        /// second start).
+        #[arg(long)]
+        if_missing: bool,
     },
     /// Issue a one-time enrollment token for a node.
     EnrollToken {
@@ -66,7 +70,19 @@ pub enum CentralCommand {
 
 pub fn run(a: CentralArgs) -> anyhow::Result<i32> {
     match a.command {
-        Some(CentralCommand::Init { dir, server_names }) => {
+        Some(CentralCommand::Init {
+            dir,
+            server_names,
+            if_missing,
+        }) => {
+            if if_missing
+                && rampart_central::pki::PkiFiles::in_dir(&dir)
+                    .ca_cert
+                    .exists()
+            {
+                println!("CA exists in {}: kept", dir.display());
+                return Ok(0);
+            }
             let r = rampart_central::pki::init(&dir, &server_names)?;
             println!(
                 "CA: {} (key {}, 0600)",

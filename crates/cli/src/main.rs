@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod baseline_cmd;
+mod admission_cmd;
 mod bench_cmd;
 mod central_cmd;
 mod choice;
@@ -81,6 +82,11 @@ enum Command {
     Baseline(baseline_cmd::BaselineArgs),
     /// Workloads ranked by risk (alerts, vulnerabilities in use, exposure, privileges, deviations).
     Risk(risk_cmd::RiskArgs),
+    /// Kubernetes admission policy: check manifests in CI, print the default policy.
+    Admission {
+        #[command(subcommand)]
+        command: admission_cmd::AdmissionCommand,
+    },
     /// Load generator used by `rampart bench throughput` (runs in a child process).
     #[command(hide = true)]
     BenchGenOpens,
@@ -137,6 +143,7 @@ fn run(cmd: Command) -> anyhow::Result<i32> {
         Command::Scan(a) => scan_cmd::run(a),
         Command::Db(a) => db_cmd::run(a),
         Command::Rules { command } => rules_cmd::run(command),
+        Command::Admission { command } => admission_cmd::run(command),
         Command::Outputs(a) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?

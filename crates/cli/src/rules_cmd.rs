@@ -36,7 +36,9 @@ pub enum RulesCommand {
 
 fn or_default(files: Vec<PathBuf>) -> Vec<PathBuf> {
     if files.is_empty() {
-        vec![PathBuf::from(DEFAULT_RULES_DIR)]
+        // ./rules, else the library inside the binary.
+        vec![rampart_agent::config::default_rules_dir()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_RULES_DIR))]
     } else {
         files
     }

@@ -426,8 +426,13 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         let k8s = name == "k8s.pod.label";
         return Ok(provided(s(move |ctx| {
             let c = ctx.container()?;
-            if k8s && c.k8s.is_none() {
-                return None;
+            if k8s {
+                // The pod's own labels first (containerd gives them through the
+                // sandbox), else the container's CRI labels.
+                let k = c.k8s.as_ref()?;
+                if let Some(v) = k.labels.get(&key) {
+                    return Some(Cow::Borrowed(v.as_str()));
+                }
             }
             c.labels.get(&key).map(|v| Cow::Borrowed(v.as_str()))
         })));
@@ -760,6 +765,34 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         }
         "k8s.container.name" => {
             provided(s(|ctx| ctx.container()?.k8s.as_ref().map(|k| Cow::Borrowed(k.container.as_str()))))
+        }
+        // The pod's own labels (its sandbox's), as `key:value` pairs.
+        "k8s.pod.labels" => provided(s(|ctx| {
+            let k = ctx.container()?.k8s.as_ref()?;
+            let pairs: Vec<String> = k.labels.iter().map(|(a, b)| format!("{a}:{b}")).collect();
+            Some(Cow::Owned(pairs.join(", ")))
+        })),
+        "k8s.workload.kind" => {
+            provided(s(|ctx| ctx.container()?.k8s.as_ref().and_then(|k| nonempty(Some(k.workload_kind.as_str())))))
+        }
+        "k8s.workload.name" => {
+            provided(s(|ctx| ctx.container()?.k8s.as_ref().and_then(|k| nonempty(Some(k.workload_name.as_str())))))
+        }
+        "k8s.node.name" => {
+            provided(s(|ctx| ctx.container()?.k8s.as_ref().and_then(|k| nonempty(Some(k.node.as_str())))))
+        }
+        // Falco's per-owner names: the workload's name when it is of that kind.
+        "k8s.deployment.name" | "k8s.statefulset.name" | "k8s.daemonset.name" | "k8s.job.name" => {
+            let kind = match name {
+                "k8s.deployment.name" => "Deployment",
+                "k8s.statefulset.name" => "StatefulSet",
+                "k8s.daemonset.name" => "DaemonSet",
+                _ => "Job",
+            };
+            provided(s(move |ctx| {
+                let k = ctx.container()?.k8s.as_ref()?;
+                (k.workload_kind == kind).then_some(Cow::Borrowed(k.workload_name.as_str()))
+            }))
         }
         _ => return Err(FieldError::Unknown(name.into())),
     };

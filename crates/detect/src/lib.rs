@@ -23,6 +23,7 @@ pub mod engine;
 pub mod fields;
 pub mod hostnames;
 pub mod kinds;
+pub mod library;
 pub mod loader;
 pub mod output;
 pub mod parser;

@@ -216,7 +216,8 @@ pub struct ContainerLifecycle {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Kubernetes identity taken from CRI labels (`io.kubernetes.*`).
+/// Kubernetes identity taken from CRI labels (`io.kubernetes.*`) and, where the
+/// runtime has it, the pod sandbox's labels (the pod's own labels).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
 pub struct KubernetesIdentity {
     pub namespace: String,
@@ -224,6 +225,18 @@ pub struct KubernetesIdentity {
     pub container: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pod_uid: String,
+    /// The pod's owner: `Deployment`, `StatefulSet`, `DaemonSet`, `Job`, or `Pod`
+    /// for a pod nothing owns (as far as its labels tell).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub workload_kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub workload_name: String,
+    /// The node the pod runs on (the sensor's node name).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node: String,
+    /// The pod's own labels (`app`, `pod-template-hash`, …), without the runtime's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl KubernetesIdentity {
@@ -231,12 +244,52 @@ impl KubernetesIdentity {
     pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<Self> {
         let pod = labels.get("io.kubernetes.pod.name")?.clone();
         let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
-        Some(Self {
+        let mut k = Self {
             namespace: get("io.kubernetes.pod.namespace"),
             pod,
             container: get("io.kubernetes.container.name"),
             pod_uid: get("io.kubernetes.pod.uid"),
-        })
+            ..Default::default()
+        };
+        k.fill_workload(labels);
+        Some(k)
+    }
+
+    /// Sets the owning workload from the pod's labels, which the controllers set:
+    /// `pod-template-hash` (a Deployment's ReplicaSet), `controller-revision-hash` with
+    /// `statefulset.kubernetes.io/pod-name` (StatefulSet) or `pod-template-generation`
+    /// (DaemonSet), `batch.kubernetes.io/job-name` or `job-name` (Job). A pod with none
+    /// is its own workload (`Pod`).
+    pub fn fill_workload(&mut self, pod_labels: &BTreeMap<String, String>) {
+        let label = |k: &str| pod_labels.get(k).map(String::as_str);
+        // A pod name with its generated suffix taken off: `web-7d4b9c8f5-x2x9k` less
+        // `-x2x9k`, then less `-7d4b9c8f5` for a Deployment.
+        let strip = |name: &str, suffix: &str| -> Option<String> {
+            name.strip_suffix(suffix)?
+                .strip_suffix('-')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        let drop_last = |name: &str| name.rsplit_once('-').map(|(head, _)| head.to_string());
+        let pod = self.pod.as_str();
+        let (kind, name) = if let Some(job) =
+            label("batch.kubernetes.io/job-name").or_else(|| label("job-name"))
+        {
+            ("Job", Some(job.to_string()))
+        } else if let Some(hash) = label("pod-template-hash") {
+            let rs = drop_last(pod).unwrap_or_default();
+            ("Deployment", strip(&rs, hash).or(Some(rs)))
+        } else if label("statefulset.kubernetes.io/pod-name").is_some() {
+            ("StatefulSet", drop_last(pod))
+        } else if label("controller-revision-hash").is_some()
+            && label("pod-template-generation").is_some()
+        {
+            ("DaemonSet", drop_last(pod))
+        } else {
+            ("Pod", Some(pod.to_string()))
+        };
+        self.workload_kind = kind.to_string();
+        self.workload_name = name.unwrap_or_else(|| pod.to_string());
     }
 }
 
@@ -1078,6 +1131,59 @@ mod tests {
         l.insert("io.kubernetes.container.name".into(), "api".into());
         let k = KubernetesIdentity::from_labels(&l).unwrap();
         assert_eq!((k.namespace.as_str(), k.pod.as_str()), ("prod", "api-0"));
+        assert_eq!(
+            (k.workload_kind.as_str(), k.workload_name.as_str()),
+            ("Pod", "api-0")
+        );
+    }
+
+    #[test]
+    fn k8s_workload_from_owner_labels() {
+        let workload = |pod: &str, labels: &[(&str, &str)]| {
+            let mut k = KubernetesIdentity {
+                pod: pod.into(),
+                ..Default::default()
+            };
+            let l: BTreeMap<String, String> = labels
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+            k.fill_workload(&l);
+            (k.workload_kind, k.workload_name)
+        };
+        let w = |k: &str, n: &str| (k.to_string(), n.to_string());
+        assert_eq!(
+            workload("web-7d4b9c8f5-x2x9k", &[("pod-template-hash", "7d4b9c8f5")]),
+            w("Deployment", "web")
+        );
+        assert_eq!(
+            workload(
+                "db-2",
+                &[
+                    ("controller-revision-hash", "db-5f"),
+                    ("statefulset.kubernetes.io/pod-name", "db-2")
+                ]
+            ),
+            w("StatefulSet", "db")
+        );
+        assert_eq!(
+            workload(
+                "rampart-node-8kq2x",
+                &[
+                    ("controller-revision-hash", "6c"),
+                    ("pod-template-generation", "1")
+                ]
+            ),
+            w("DaemonSet", "rampart-node")
+        );
+        assert_eq!(
+            workload(
+                "backup-28391-abcde",
+                &[("batch.kubernetes.io/job-name", "backup-28391")]
+            ),
+            w("Job", "backup-28391")
+        );
+        assert_eq!(workload("lonely", &[]), w("Pod", "lonely"));
     }
 }
 

@@ -1057,6 +1057,8 @@ impl<'a> BlockDecoder<'a> {
                 pod: self.string()?,
                 container: self.string()?,
                 pod_uid: self.string()?,
+                // Workload, node and pod labels are not in this format (yet).
+                ..Default::default()
             }),
             _ => return Err(CodecError::Bad("k8s option")),
         };

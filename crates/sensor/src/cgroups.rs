@@ -7,13 +7,22 @@
 //! that carried the names did not decode) is named by opening the cgroup from its id: on
 //! 64-bit kernels a cgroup's id is its kernfs node id, which a kernfs file handle
 //! carries (as systemd does it). That works while the cgroup exists.
+//!
+//! Most runtimes name a container's cgroup so its leaf says so (`docker-<id>.scope`,
+//! `cri-containerd-<id>.scope`, `crio-<id>.scope`, a bare 64-hex id under
+//! `/kubepods/<qos>/pod<uid>/` or `/docker/`). containerd placing a container itself
+//! (`ctr run`, nerdctl, k3s without the systemd driver) uses `/<namespace>/<id>`
+//! with any id: such a leaf says nothing alone, so a pair whose leaf names no
+//! container is looked up once by handle and its whole path read, and
+//! `/<containerd namespace>/<leaf>` is a container. If the cgroup is already gone, a
+//! leaf equal to the id of a container containerd reported still names it.
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::containers::container_id_from_leaf;
+use crate::containers::{container_id_from_leaf, ContainerCache};
 
 /// A container id and its runtime, as parsed from a cgroup leaf name.
 pub type ContainerRef = Option<(Arc<str>, &'static str)>;
@@ -29,9 +38,21 @@ pub struct CgroupNames {
     resolver: Option<Resolver>,
     /// Pairs named by handle because their names were not known.
     pub looked_up: u64,
+    /// Pairs whose leaf named no container, resolved by their whole path.
+    pub paths_read: u64,
+    /// Where containerd namespaces and containers are known, when it is followed.
+    containers: Option<ContainerCache>,
 }
 
 impl CgroupNames {
+    /// Also recognises containerd's `/<namespace>/<id>` cgroups (see the module doc).
+    pub fn with_containers(containers: ContainerCache) -> Self {
+        Self {
+            containers: Some(containers),
+            ..Default::default()
+        }
+    }
+
     /// The container of an event with its leaf names (or with both empty: the kernel
     /// sent them before, or the cgroups are roots, whose names are empty).
     pub fn container(
@@ -46,14 +67,62 @@ impl CgroupNames {
             }
             self.looked_up += 1;
             let resolver = self.resolver.get_or_insert_with(Resolver::from_mounts);
-            let v2 = resolver.v2.as_ref().and_then(|m| m.leaf(ids.0));
-            let cpuset = resolver.cpuset.as_ref().and_then(|m| m.leaf(ids.1));
-            let found = parse(v2.as_deref().unwrap_or("").as_bytes())
-                .or_else(|| parse(cpuset.as_deref().unwrap_or("").as_bytes()));
+            let v2 = resolver.v2.as_ref().and_then(|m| m.path(ids.0));
+            let cpuset = resolver.cpuset.as_ref().and_then(|m| m.path(ids.1));
+            let leaf = |p: &Option<String>| {
+                p.as_deref()
+                    .map(|p| p.rsplit('/').next().unwrap_or(p).to_string())
+                    .unwrap_or_default()
+            };
+            let found = parse(leaf(&v2).as_bytes())
+                .or_else(|| parse(leaf(&cpuset).as_bytes()))
+                .or_else(|| self.containerd_path(v2.as_deref()))
+                .or_else(|| self.containerd_path(cpuset.as_deref()));
             return self.remember(ids, found);
         }
-        let found = parse(v2_leaf).or_else(|| parse(cpuset_leaf));
+        let found = parse(v2_leaf)
+            .or_else(|| parse(cpuset_leaf))
+            .or_else(|| self.by_whole_path(ids, v2_leaf, cpuset_leaf));
         self.remember(ids, found)
+    }
+
+    /// A leaf that names no container, when containerd is followed: its whole path,
+    /// else the ids containerd reported.
+    fn by_whole_path(
+        &mut self,
+        ids: (u64, u64),
+        v2_leaf: &[u8],
+        cpuset_leaf: &[u8],
+    ) -> ContainerRef {
+        self.containers.as_ref()?;
+        self.paths_read += 1;
+        let resolver = self.resolver.get_or_insert_with(Resolver::from_mounts);
+        let v2 = (!v2_leaf.is_empty())
+            .then(|| resolver.v2.as_ref().and_then(|m| m.path(ids.0)))
+            .flatten();
+        let cpuset = (!cpuset_leaf.is_empty())
+            .then(|| resolver.cpuset.as_ref().and_then(|m| m.path(ids.1)))
+            .flatten();
+        self.containerd_path(v2.as_deref())
+            .or_else(|| self.containerd_path(cpuset.as_deref()))
+            .or_else(|| self.known_containerd_id(v2_leaf))
+            .or_else(|| self.known_containerd_id(cpuset_leaf))
+    }
+
+    fn containerd_path(&self, path: Option<&str>) -> ContainerRef {
+        let containers = self.containers.as_ref()?;
+        let (ns, id) = containerd_cgroup(path?)?;
+        containers
+            .is_containerd_namespace(ns)
+            .then(|| (Arc::from(id), "containerd"))
+    }
+
+    /// A leaf that is the id of a container containerd reported (its cgroup may be
+    /// gone before its first event was decoded).
+    fn known_containerd_id(&self, leaf: &[u8]) -> ContainerRef {
+        let id = std::str::from_utf8(leaf).ok().filter(|l| !l.is_empty())?;
+        let w = self.containers.as_ref()?.get(id)?;
+        (w.container()?.runtime == "containerd").then(|| (Arc::from(id), "containerd"))
     }
 
     fn remember(&mut self, ids: (u64, u64), found: ContainerRef) -> ContainerRef {
@@ -63,6 +132,19 @@ impl CgroupNames {
         self.pairs.insert(ids, found.clone());
         found
     }
+}
+
+/// `<namespace>/<id>` (a cgroup path below the hierarchy's root, no leading slash):
+/// where containerd puts a container when no cgroup parent is given.
+pub fn containerd_cgroup(path: &str) -> Option<(&str, &str)> {
+    let (ns, id) = path.trim_start_matches('/').split_once('/')?;
+    let valid = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 76
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    (valid(ns) && valid(id) && !ns.ends_with(".slice")).then_some((ns, id))
 }
 
 fn parse(leaf: &[u8]) -> ContainerRef {
@@ -133,8 +215,9 @@ impl Hierarchy {
         })
     }
 
-    /// The leaf name of cgroup `id` ("" for the root), or None when it is gone.
-    fn leaf(&self, id: u64) -> Option<String> {
+    /// The path of cgroup `id` below the mount, without a leading slash ("" for the
+    /// root), or None when it is gone.
+    fn path(&self, id: u64) -> Option<String> {
         let mut handle = KernfsHandle {
             handle_bytes: 8,
             handle_type: FILEID_KERNFS,
@@ -156,12 +239,7 @@ impl Hierarchy {
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         let path = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
         let below = path.strip_prefix(&self.mount).ok()?;
-        Some(
-            below
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        )
+        Some(below.to_string_lossy().into_owned())
     }
 }
 
@@ -182,6 +260,34 @@ mod tests {
         let (v2, cpuset) = hierarchy_mounts("cgroup2 /sys/fs/cgroup cgroup2 rw,nsdelegate 0 0\n");
         assert_eq!(v2.as_deref(), Some(Path::new("/sys/fs/cgroup")));
         assert_eq!(cpuset, None, "a v2-only host has no cpuset hierarchy");
+    }
+
+    #[test]
+    fn containerd_cgroup_paths() {
+        assert_eq!(containerd_cgroup("k8s.io/web-1"), Some(("k8s.io", "web-1")));
+        assert_eq!(containerd_cgroup("/default/job"), Some(("default", "job")));
+        assert_eq!(containerd_cgroup("system.slice/cron.service"), None);
+        assert_eq!(containerd_cgroup("k8s.io"), None);
+        assert_eq!(
+            containerd_cgroup("k8s.io/a/b"),
+            None,
+            "deeper is not containerd's own layout"
+        );
+        let cache = ContainerCache::default();
+        let names = CgroupNames::with_containers(cache.clone());
+        assert_eq!(
+            names
+                .containerd_path(Some("k8s.io/web-1"))
+                .map(|(i, r)| (i.to_string(), r)),
+            Some(("web-1".into(), "containerd"))
+        );
+        assert_eq!(
+            names.containerd_path(Some("tenant/x")),
+            None,
+            "not a namespace containerd reported"
+        );
+        cache.add_containerd_namespace("tenant");
+        assert!(names.containerd_path(Some("tenant/x")).is_some());
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! reports with each event, and metadata from the Docker API (listing at start, then
 //! the events stream), cached by container id.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -42,10 +42,16 @@ pub fn split_image(image: &str) -> (String, String) {
     }
 }
 
-/// Metadata cache shared between the enrichment path and the Docker watcher.
+/// Metadata cache shared between the enrichment path and the runtime watchers
+/// (Docker, containerd).
 #[derive(Clone, Default)]
 pub struct ContainerCache {
     inner: Arc<RwLock<HashMap<String, Arc<Workload>>>>,
+    /// containerd namespaces seen (their names are the top cgroup of containers that
+    /// containerd places itself: `/<namespace>/<id>`).
+    containerd_namespaces: Arc<RwLock<BTreeSet<String>>>,
+    /// The Kubernetes node name put on every pod's identity.
+    node: Arc<RwLock<String>>,
 }
 
 impl ContainerCache {
@@ -94,10 +100,46 @@ impl ContainerCache {
         }
     }
 
-    pub fn insert(&self, c: Container) {
+    pub fn insert(&self, mut c: Container) {
+        if let Some(k) = c.k8s.as_mut() {
+            if k.node.is_empty() {
+                k.node = self.node.read().map(|n| n.clone()).unwrap_or_default();
+            }
+        }
         if let Ok(mut map) = self.inner.write() {
             map.insert(c.id.clone(), Arc::new(Workload::Container(c)));
         }
+    }
+
+    /// Names the Kubernetes node pods found from now on run on.
+    pub fn set_node(&self, node: &str) {
+        if let Ok(mut n) = self.node.write() {
+            *n = node.to_string();
+        }
+    }
+
+    pub fn add_containerd_namespace(&self, ns: &str) {
+        let known = self
+            .containerd_namespaces
+            .read()
+            .map(|s| s.contains(ns))
+            .unwrap_or(true);
+        if !known {
+            if let Ok(mut set) = self.containerd_namespaces.write() {
+                set.insert(ns.to_string());
+            }
+        }
+    }
+
+    /// A containerd namespace seen, or one of the usual ones (`k8s.io`, `default`),
+    /// which are known before containerd answers.
+    pub fn is_containerd_namespace(&self, ns: &str) -> bool {
+        matches!(ns, "k8s.io" | "default")
+            || self
+                .containerd_namespaces
+                .read()
+                .map(|s| s.contains(ns))
+                .unwrap_or(false)
     }
 
     pub fn remove(&self, id: &str) {

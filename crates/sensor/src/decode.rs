@@ -317,6 +317,12 @@ impl Decoder {
         }
     }
 
+    /// Recognises containerd's `/<namespace>/<id>` cgroups as containers (see
+    /// [`CgroupNames::with_containers`]); for when containerd is followed.
+    pub fn recognise_containerd_cgroups(&mut self) {
+        self.cgroup_names = CgroupNames::with_containers(self.containers.clone());
+    }
+
     pub fn set_metadata_fetch(&mut self, f: MetadataFetch) {
         self.fetch = Some(f);
     }

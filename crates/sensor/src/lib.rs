@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod cgroups;
+pub mod containerd;
 pub mod containers;
 pub mod decode;
 pub mod proctree;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use rampart_event::{Event, EventKind, LossSource, Payload};
 
+pub use containerd::ContainerdWatcher;
 pub use containers::{ContainerCache, DockerWatcher};
 pub use decode::Decoder;
 pub use receiver::EventReceiver;
@@ -147,6 +149,12 @@ pub struct SensorConfig {
     pub queue_capacity: usize,
     /// Follow Docker for container metadata.
     pub docker: bool,
+    /// Follow containerd (its API socket) for container metadata, beside Docker or
+    /// without it; `None` leaves it alone.
+    pub containerd_socket: Option<std::path::PathBuf>,
+    /// The Kubernetes node name put on pods' identity (the DaemonSet passes
+    /// `spec.nodeName`); the host name when empty.
+    pub k8s_node: String,
     /// Kernel ring buffer size in bytes.
     pub ring_bytes: u32,
     /// Docker's state directory (`DockerRootDir`), read for metadata of new containers.
@@ -169,6 +177,8 @@ impl Default for SensorConfig {
             open_repeat_window: DEFAULT_OPEN_REPEAT_WINDOW,
             queue_capacity: 65_536,
             docker: true,
+            containerd_socket: Some(containerd::DEFAULT_SOCKET.into()),
+            k8s_node: String::new(),
             ring_bytes: 16 * 1024 * 1024,
             docker_root: "/var/lib/docker".into(),
             bpf_object: None,
@@ -383,6 +393,11 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         tracing::info!(mounted = %m, "mounted a kernel filesystem the sensor needs");
     }
     let containers = ContainerCache::default();
+    containers.set_node(&if cfg.k8s_node.is_empty() {
+        hostname()
+    } else {
+        cfg.k8s_node.clone()
+    });
     let stats = Arc::new(Stats::default());
     let mut decoder = Decoder::new(
         hostname().into(),
@@ -392,13 +407,23 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     );
 
     let (lifecycle_tx, lifecycle_rx) = std::sync::mpsc::channel();
-    let runtime = if cfg.docker {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .thread_name("rampart-docker")
-            .build()
-            .map_err(|e| SensorError::Start(e.to_string()))?;
+    let runtime = if cfg.docker || cfg.containerd_socket.is_some() {
+        Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .thread_name("rampart-runtimes")
+                .build()
+                .map_err(|e| SensorError::Start(e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    if let (Some(rt), Some(socket)) = (&runtime, &cfg.containerd_socket) {
+        follow_containerd(rt, socket, &cfg, &containers, &lifecycle_tx);
+        decoder.recognise_containerd_cgroups();
+    }
+    if let Some(rt) = runtime.as_ref().filter(|_| cfg.docker) {
         let (tx, rx) = tokio::sync::oneshot::channel();
         rt.spawn(
             DockerWatcher::new(containers.clone(), Duration::from_secs(30))
@@ -441,10 +466,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
             let _ = fetch_tx.send(id.to_string());
             false
         }));
-        Some(rt)
-    } else {
-        None
-    };
+    }
 
     let opts = rampart_bpf::LoadOptions {
         kind_mask: kind_mask(cfg.kinds.as_ref()),
@@ -537,7 +559,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
     {
         let cache = containers.clone();
         let docker_root = cfg.docker.then(|| cfg.docker_root.clone());
-        let wait = if cfg.docker {
+        let wait = if cfg.docker || cfg.containerd_socket.is_some() {
             Duration::from_millis(3000)
         } else {
             Duration::ZERO
@@ -571,6 +593,44 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         reader: Some(reader),
         _runtime: runtime,
     })
+}
+
+/// Starts the containerd watcher; waits (bounded) for its first listing when the
+/// socket is there, so containers that existed before the sensor are named at once.
+fn follow_containerd(
+    rt: &tokio::runtime::Runtime,
+    socket: &std::path::Path,
+    cfg: &SensorConfig,
+    containers: &ContainerCache,
+    lifecycle_tx: &std::sync::mpsc::Sender<rampart_event::ContainerLifecycle>,
+) {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // Docker's own containers (containerd namespace `moby`) are named by the Docker
+    // watcher, so each container is named once.
+    let skip = cfg.docker.then(|| "moby".to_string());
+    rt.spawn(
+        ContainerdWatcher::new(
+            socket.to_path_buf(),
+            containers.clone(),
+            Duration::from_secs(30),
+        )
+        .skip_namespaces(skip)
+        .with_lifecycle(lifecycle_tx.clone())
+        .run(Some(tx)),
+    );
+    if !socket.exists() {
+        tracing::debug!(socket = %socket.display(), "no containerd socket; watching for one");
+        return;
+    }
+    match rt.block_on(async { tokio::time::timeout(Duration::from_secs(10), rx).await }) {
+        Ok(Ok(Ok(n))) => {
+            tracing::info!(containers = n, socket = %socket.display(), "containerd metadata ready")
+        }
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(error = %e, "containerd API unavailable: its containers are named by id only until it answers")
+        }
+        _ => tracing::warn!("containerd API did not answer in 10 s; continuing"),
+    }
 }
 
 /// The reader's hand-off to the attribution thread. Events travel in batches, one per

@@ -6,6 +6,7 @@
 //! (`CI` set to anything but empty, `0` or `false`) it fails instead, so nothing skips
 //! silently where the suite is meant to run whole. `CI` is read once, here.
 
+pub mod containerd;
 pub mod dockerd;
 
 use std::fmt::Display;

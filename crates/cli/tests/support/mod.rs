@@ -102,6 +102,11 @@ impl Up {
         }
     }
 
+    /// Every line it prints, as it prints them.
+    pub fn lines(&self) -> &Receiver<Line> {
+        &self.lines
+    }
+
     pub fn wait_stderr(&self, needle: &str) {
         self.wait_stderr_line(needle);
     }

@@ -1,0 +1,260 @@
+//! Attribution through containerd with Docker not involved: the real sensor in the
+//! real kernel follows a containerd of the test's own (crates/testbed), whose
+//! containers run as a Kubernetes node's do (`ctr -n k8s.io run` with the kubelet's
+//! CRI labels, cgroup `/k8s.io/<id>`). The sensor is given no Docker (what a node
+//! with dockerd stopped, or without it, sees). Images come from the shared engine
+//! (`rampart-test/busybox:latest`, scripts/build-test-images). Needs root, the
+//! kernel, containerd and ctr: skips with the reason elsewhere, fails in CI.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use rampart_event::{Container, Event, Payload};
+use rampart_sensor::SensorConfig;
+use rampart_testbed::containerd::Containerd;
+
+struct Bed {
+    events: Arc<(Mutex<Vec<Arc<Event>>>, Condvar)>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    collector: Option<std::thread::JoinHandle<()>>,
+    image: String,
+    /// Ran before the sensor started.
+    preexisting: String,
+    // Dropped last: its containers are killed and it stops after the sensor.
+    containerd: Containerd,
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.collector.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn ready() -> bool {
+    rampart_testbed::ready(rampart_testbed::TEST_IMAGE)
+        && rampart_testbed::require(rampart_testbed::containerd::containerd_unavailable())
+}
+
+fn start_bed() -> Bed {
+    let containerd = Containerd::start("k8s-sensor").expect("containerd starts");
+    let image = containerd
+        .import_image(rampart_testbed::TEST_IMAGE)
+        .expect("image imports");
+    let preexisting = "k8s-before-sensor".to_string();
+    run(
+        &containerd,
+        &["-d"],
+        &image,
+        &preexisting,
+        ("early-5c9f7b6d4-q8k2m", "batch"),
+        &["sleep", "600"],
+    );
+    let mut sensor = rampart_sensor::start(SensorConfig {
+        bpf_object: rampart_testbed::bpf_object(),
+        queue_capacity: 1 << 20,
+        docker: false,
+        containerd_socket: Some(containerd.socket.clone()),
+        k8s_node: "node-a".into(),
+        ..Default::default()
+    })
+    .expect("sensor starts");
+    // Listed before start returned (containerd is idle now: nothing but the listing
+    // can have named it).
+    assert!(
+        sensor.containers.get(&preexisting).is_some(),
+        "a container that existed before the sensor is known at start"
+    );
+    let events: Arc<(Mutex<Vec<Arc<Event>>>, Condvar)> = Default::default();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let collector = std::thread::spawn({
+        let (events, stop) = (events.clone(), stop.clone());
+        move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Ok(ev) = sensor.events.recv_timeout(Duration::from_millis(100)) {
+                    events.0.lock().unwrap().push(Arc::new(ev));
+                    events.1.notify_all();
+                }
+            }
+            sensor.stop();
+        }
+    });
+    Bed {
+        events,
+        stop,
+        collector: Some(collector),
+        image,
+        preexisting,
+        containerd,
+    }
+}
+
+/// `ctr run` in k8s.io with the CRI labels the kubelet sets.
+fn run(c: &Containerd, flags: &[&str], image: &str, id: &str, pod: (&str, &str), cmd: &[&str]) {
+    let name_label = format!("io.kubernetes.pod.name={}", pod.0);
+    let ns_label = format!("io.kubernetes.pod.namespace={}", pod.1);
+    let mut args = vec![
+        "run",
+        "--label",
+        &name_label,
+        "--label",
+        &ns_label,
+        "--label",
+        "io.kubernetes.container.name=app",
+        "--label",
+        "io.kubernetes.pod.uid=0b4a9d2e-1111-4c4c-9c9c-123456789abc",
+    ];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[image, id]);
+    args.extend_from_slice(cmd);
+    let o = c.ctr(&args);
+    assert!(
+        o.status.success(),
+        "ctr run {id}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+fn wait_for(s: &Bed, what: &str, timeout: Duration, pred: impl Fn(&Event) -> bool) -> Arc<Event> {
+    let deadline = Instant::now() + timeout;
+    let mut seen = 0;
+    let mut guard = s.events.0.lock().unwrap();
+    loop {
+        if let Some(e) = guard[seen..].iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        seen = guard.len();
+        let now = Instant::now();
+        assert!(now < deadline, "no event: {what} (searched {seen} events)");
+        guard = s.events.1.wait_timeout(guard, deadline - now).unwrap().0;
+    }
+}
+
+fn reads_shadow(e: &Event) -> bool {
+    matches!(&e.payload, Payload::FileOpen { path, access, .. } if path == "/etc/shadow" && access.read)
+}
+
+fn in_container<'a>(e: &'a Event, id: &str) -> Option<&'a Container> {
+    e.container.container().filter(|c| c.id == id)
+}
+
+const T: Duration = Duration::from_secs(20);
+
+fn assert_named(c: &Container, pod: &str, namespace: &str) {
+    assert_eq!(c.runtime, "containerd", "{c:?}");
+    assert!(c.metadata_complete, "metadata arrived: {c:?}");
+    let k = c.k8s.as_ref().expect("kubernetes identity");
+    assert_eq!(
+        (k.pod.as_str(), k.namespace.as_str(), k.container.as_str()),
+        (pod, namespace, "app")
+    );
+    assert_eq!(k.node, "node-a");
+    assert_eq!(c.name, "app");
+    assert!(c.image.ends_with("rampart-test/busybox:latest"), "{c:?}");
+}
+
+fn a_k8s_io_container_reading_shadow_is_named_by_pod_and_namespace(s: &Bed) {
+    let id = "k8s-shadow-reader";
+    run(
+        &s.containerd,
+        &["-d"],
+        &s.image,
+        id,
+        ("web-7d4b9c8f5-x2x9k", "shop"),
+        &[
+            "sh",
+            "-c",
+            "sleep 0.5; cat /etc/shadow >/dev/null; sleep 30",
+        ],
+    );
+    let ev = wait_for(s, "/etc/shadow read in the k8s.io container", T, |e| {
+        reads_shadow(e) && in_container(e, id).is_some()
+    });
+    let c = ev.container.container().unwrap();
+    assert_named(c, "web-7d4b9c8f5-x2x9k", "shop");
+    assert_ne!(c.cgroup_id, 0, "the kernel's cgroup id is kept");
+    let _ = s.containerd.ctr(&["task", "kill", "-s", "SIGKILL", id]);
+}
+
+/// The whole container lives less than 50 ms: its cgroup and containerd's record are
+/// gone by the time anyone could ask, and the event still names it.
+fn a_container_gone_within_50_ms_is_still_named(s: &Bed) {
+    let id = "k8s-brief";
+    let started = Instant::now();
+    run(
+        &s.containerd,
+        &["--rm"],
+        &s.image,
+        id,
+        ("brief-job-abcde", "batch"),
+        &["cat", "/etc/shadow"],
+    );
+    let ran = started.elapsed();
+    let ev = wait_for(s, "/etc/shadow read in the short-lived container", T, |e| {
+        reads_shadow(e) && in_container(e, id).is_some()
+    });
+    assert_named(
+        ev.container.container().unwrap(),
+        "brief-job-abcde",
+        "batch",
+    );
+    // Its process: exec to exit within 50 ms (ctr's own set-up is slower).
+    let exec = wait_for(s, "the container's exec", T, |e| {
+        matches!(e.payload, Payload::Exec { .. }) && in_container(e, id).is_some()
+    });
+    let exit = wait_for(s, "the container's exit", T, |e| {
+        matches!(e.payload, Payload::Exit { .. }) && in_container(e, id).is_some()
+    });
+    let lived = Duration::from_nanos(exit.ts_ns.saturating_sub(exec.ts_ns));
+    assert!(
+        lived < Duration::from_millis(50),
+        "lived {lived:?} (ctr run took {ran:?})"
+    );
+    assert_named(
+        exit.container.container().unwrap(),
+        "brief-job-abcde",
+        "batch",
+    );
+}
+
+fn a_container_started_before_the_sensor_is_named(s: &Bed) {
+    let o = s.containerd.ctr(&[
+        "task",
+        "exec",
+        "--exec-id",
+        "probe",
+        &s.preexisting,
+        "cat",
+        "/etc/shadow",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ev = wait_for(
+        s,
+        "/etc/shadow read in the container started first",
+        T,
+        |e| reads_shadow(e) && in_container(e, &s.preexisting).is_some(),
+    );
+    let c = ev.container.container().unwrap();
+    assert_named(c, "early-5c9f7b6d4-q8k2m", "batch");
+    let k = c.k8s.as_ref().unwrap();
+    // No sandbox labels here (ctr makes no pod sandbox): the pod is its own workload.
+    assert_eq!(
+        (k.workload_kind.as_str(), k.workload_name.as_str()),
+        ("Pod", "early-5c9f7b6d4-q8k2m")
+    );
+}
+
+/// One containerd and one sensor for the three cases (the sensor's kernel state is
+/// host-wide), torn down at the end.
+#[test]
+fn containerd_containers_are_named_without_docker() {
+    if !ready() {
+        return;
+    }
+    let bed = start_bed();
+    a_container_started_before_the_sensor_is_named(&bed);
+    a_k8s_io_container_reading_shadow_is_named_by_pod_and_namespace(&bed);
+    a_container_gone_within_50_ms_is_still_named(&bed);
+}
