@@ -30,6 +30,7 @@ pub mod output;
 pub mod parser;
 mod plan;
 mod probe;
+pub mod rate;
 pub mod rule;
 pub mod ruleset;
 pub mod source;

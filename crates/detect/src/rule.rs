@@ -26,6 +26,9 @@ pub struct CompiledRule {
     pub tests: RuleTests,
     /// Fields the condition uses that Rampart lacks or approximates.
     pub field_notes: Vec<(String, Availability)>,
+    /// A stateful detector the condition's matches go through (`detector:`); the rule
+    /// fires only when it decides.
+    pub(crate) detector: Option<crate::rate::Detector>,
 }
 
 impl CompiledRule {
@@ -58,7 +61,26 @@ impl CompiledRule {
             pos,
             tests,
             field_notes,
+            detector: None,
         }
+    }
+
+    pub(crate) fn with_detector(mut self, detector: Option<crate::rate::Detector>) -> Self {
+        self.detector = detector;
+        self
+    }
+
+    /// Whether matches go through a stateful detector (see [`crate::rate`]): the
+    /// condition alone then selects the events it sees, and [`Self::matches`] (what
+    /// the in-file tests check) says only that.
+    pub fn has_detector(&self) -> bool {
+        self.detector.is_some()
+    }
+
+    /// The condition, then the detector when there is one: whether the rule fires on
+    /// this event (with its kind's compiled program already chosen by the caller).
+    pub(crate) fn decide(&self, condition_matched: bool, ctx: &EvalCtx<'_>) -> bool {
+        condition_matched && self.detector.as_ref().is_none_or(|d| d.observe(ctx.ev))
     }
 
     /// Evaluates the condition alone (no kind index, ignores `enabled`).

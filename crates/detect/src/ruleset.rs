@@ -240,7 +240,7 @@ impl RuleSet {
         self.for_each_candidate(ctx, |ri| {
             let r = &self.rules[ri];
             if let Some(prog) = &r.compiled.progs[kind as usize] {
-                if prog.eval(ctx) {
+                if r.decide(prog.eval(ctx), ctx) {
                     f(r);
                 }
             }
