@@ -18,6 +18,7 @@ pub mod ast;
 #[doc(hidden)]
 pub mod baseline;
 pub mod compile;
+pub mod coverage;
 pub mod diagnostic;
 pub mod engine;
 pub mod environ;
