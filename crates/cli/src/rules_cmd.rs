@@ -161,7 +161,7 @@ fn print_containers_coverage(files: &[PathBuf]) -> anyhow::Result<i32> {
             } else {
                 t.rules.join("; ")
             };
-            println!("  {:<10} {:<40} {rules}", t.id, t.name);
+            println!("  {:<10} {:<44} {rules}", t.id, t.name);
         }
     }
     let uncovered = matrix.uncovered();
