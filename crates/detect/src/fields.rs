@@ -34,6 +34,8 @@ pub struct EvalCtx<'e> {
     pcmdline: OnceCell<String>,
     fd_name: OnceCell<Option<Cow<'e, str>>>,
     cwd: OnceCell<String>,
+    /// The process's environment, read from /proc once per event (`proc.env`).
+    environ: OnceCell<Option<Vec<String>>>,
 }
 
 impl<'e> EvalCtx<'e> {
@@ -52,7 +54,18 @@ impl<'e> EvalCtx<'e> {
             pcmdline: OnceCell::new(),
             fd_name: OnceCell::new(),
             cwd: OnceCell::new(),
+            environ: OnceCell::new(),
         }
+    }
+
+    /// The process's environment (see [`crate::environ`]), read once per event.
+    fn environ(&self) -> Option<&[String]> {
+        self.environ
+            .get_or_init(|| {
+                let p = self.process()?;
+                crate::environ::read_environ(std::path::Path::new("/proc"), p.pid, &p.comm)
+            })
+            .as_deref()
     }
 
     /// The passwd entry of the process's effective uid, from the user directory.
@@ -421,10 +434,9 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         // the exec saw: a process that exited before evaluation has none.
         let key = f.arg.clone();
         let getter = s(move |ctx| {
-            let p = ctx.process()?;
-            let env = crate::environ::read_environ(std::path::Path::new("/proc"), p.pid, &p.comm)?;
+            let env = ctx.environ()?;
             match &key {
-                Some(k) => crate::environ::lookup(&env, k).map(|v| Cow::Owned(v.to_string())),
+                Some(k) => crate::environ::lookup(env, k).map(Cow::Borrowed),
                 None => Some(Cow::Owned(env.join(" "))),
             }
         });

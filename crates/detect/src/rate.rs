@@ -22,6 +22,7 @@
 //! high-entropy output too, but with their formats' signatures, which do not count.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -77,11 +78,22 @@ struct Victim {
     output: String,
 }
 
+/// Paths and groups are kept as 64-bit hashes: every file open of the rule's scope
+/// passes here, and hashing costs less than keeping a copy of each path.
+fn hash_of(parts: &[&str]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for p in parts {
+        p.hash(&mut h);
+    }
+    h.finish()
+}
+
 #[derive(Default)]
 struct Group {
     last_ns: u64,
-    reads: HashMap<String, u64>,
-    read_order: VecDeque<(u64, String)>,
+    /// Hash of each path read, with when.
+    reads: HashMap<u64, u64>,
+    read_order: VecDeque<(u64, u64)>,
     victims: VecDeque<Victim>,
     /// No new alert for this group before this time (one per window).
     quiet_until_ns: u64,
@@ -93,7 +105,7 @@ struct Group {
 /// See the module documentation.
 pub struct MassRewrite {
     spec: MassRewriteSpec,
-    groups: Mutex<HashMap<(String, String), Group>>,
+    groups: Mutex<HashMap<u64, Group>>,
     proc_root: std::path::PathBuf,
 }
 
@@ -119,22 +131,15 @@ impl MassRewrite {
         let Some(p) = ev.process.as_deref() else {
             return false;
         };
-        let workload = ev
-            .container
-            .container()
-            .map(|c| c.id.clone())
-            .unwrap_or_else(|| "host".to_string());
-        let group_id = p
-            .parent_exec_id
-            .clone()
-            .unwrap_or_else(|| p.exec_id.clone());
+        let workload = ev.container.container().map_or("host", |c| c.id.as_str());
+        let group_id = p.parent_exec_id.as_deref().unwrap_or(p.exec_id.as_str());
+        let key = hash_of(&[workload, group_id]);
         let now = ev.ts_ns;
         let window = self.window_ns();
         let Ok(mut groups) = self.groups.lock() else {
             return false;
         };
-        if groups.len() >= MAX_GROUPS && !groups.contains_key(&(workload.clone(), group_id.clone()))
-        {
+        if groups.len() >= MAX_GROUPS && !groups.contains_key(&key) {
             let cutoff = now.saturating_sub(window);
             groups.retain(|_, g| g.last_ns >= cutoff);
             if groups.len() >= MAX_GROUPS {
@@ -147,7 +152,7 @@ impl MassRewrite {
                 }
             }
         }
-        let g = groups.entry((workload, group_id)).or_default();
+        let g = groups.entry(key).or_default();
         g.last_ns = now;
         let cutoff = now.saturating_sub(window);
         while g.read_order.front().is_some_and(|(ts, _)| *ts < cutoff)
@@ -170,7 +175,8 @@ impl MassRewrite {
             Payload::FileOpen {
                 path, access, ret, ..
             } if *ret >= 0 => {
-                let was_read = g.reads.contains_key(path.as_str());
+                let h = hash_of(&[path]);
+                let was_read = g.reads.contains_key(&h);
                 if access.truncate || access.create {
                     if was_read {
                         Some((path.clone(), path.clone()))
@@ -179,8 +185,8 @@ impl MassRewrite {
                     }
                 } else {
                     if access.read && !was_read {
-                        g.reads.insert(path.clone(), now);
-                        g.read_order.push_back((now, path.clone()));
+                        g.reads.insert(h, now);
+                        g.read_order.push_back((now, h));
                     }
                     None
                 }
@@ -190,10 +196,10 @@ impl MassRewrite {
                 new_path,
                 ret,
             } if *ret >= 0 => {
-                if g.reads.contains_key(new_path.as_str()) {
+                if g.reads.contains_key(&hash_of(&[new_path])) {
                     Some((new_path.clone(), new_path.clone()))
-                } else if g.reads.contains_key(old_path.as_str())
-                    && is_extension_of(new_path, old_path)
+                } else if is_extension_of(new_path, old_path)
+                    && g.reads.contains_key(&hash_of(&[old_path]))
                 {
                     Some((old_path.clone(), new_path.clone()))
                 } else {
@@ -256,9 +262,9 @@ fn is_extension_of(new: &str, old: &str) -> bool {
 }
 
 /// The file read whose `FILE.EXT` `path` is.
-fn original_of(path: &str, reads: &HashMap<String, u64>) -> Option<String> {
+fn original_of(path: &str, reads: &HashMap<u64, u64>) -> Option<String> {
     let (stem, _) = path.rsplit_once('.')?;
-    (reads.contains_key(stem) && is_extension_of(path, stem)).then(|| stem.to_string())
+    (is_extension_of(path, stem) && reads.contains_key(&hash_of(&[stem]))).then(|| stem.to_string())
 }
 
 fn read_sample(path: &Path) -> Option<Vec<u8>> {
