@@ -146,7 +146,7 @@ impl MassRewrite {
                 if let Some(oldest) = groups
                     .iter()
                     .min_by_key(|(_, g)| g.last_ns)
-                    .map(|(k, _)| k.clone())
+                    .map(|(k, _)| *k)
                 {
                     groups.remove(&oldest);
                 }
