@@ -71,6 +71,8 @@ struct RuleInfo {
     pos: Pos,
     tests: RuleTests,
     detector: Option<crate::rate::MassRewriteSpec>,
+    /// The detector's `unless:` condition: checked only when the detector decides.
+    detector_unless: Option<String>,
 }
 
 /// Everything collected from the files, before compilation.
@@ -166,9 +168,13 @@ pub fn load_texts_with(
 }
 
 /// A rule's `detector:` mapping: `type: mass_rewrite` with optional `files` (at least
-/// 2) and `window_secs` (at least 1).
-fn parse_detector(d: &yaml_serde::Mapping) -> Result<crate::rate::MassRewriteSpec, String> {
+/// 2), `window_secs` (at least 1) and `unless` (a condition checked only when the
+/// detector decides: exceptions too costly to evaluate on every event).
+fn parse_detector(
+    d: &yaml_serde::Mapping,
+) -> Result<(crate::rate::MassRewriteSpec, Option<String>), String> {
     let mut spec = crate::rate::MassRewriteSpec::default();
+    let mut unless = None;
     let mut typed = false;
     for (k, v) in d {
         let key = scalar_text(k).unwrap_or_default();
@@ -184,9 +190,10 @@ fn parse_detector(d: &yaml_serde::Mapping) -> Result<crate::rate::MassRewriteSpe
             },
             "files" => spec.files = number(2)? as usize,
             "window_secs" => spec.window_secs = number(1)?,
+            "unless" => unless = Some(scalar_text(v).ok_or("`unless` must be a condition string")?),
             other => {
                 return Err(format!(
-                    "unknown key `{other}` (expected type, files, window_secs)"
+                    "unknown key `{other}` (expected type, files, window_secs, unless)"
                 ))
             }
         }
@@ -194,7 +201,7 @@ fn parse_detector(d: &yaml_serde::Mapping) -> Result<crate::rate::MassRewriteSpe
     if !typed {
         return Err("needs `type: mass_rewrite`".into());
     }
-    Ok(spec)
+    Ok((spec, unless))
 }
 
 fn scalar_text(v: &Value) -> Option<String> {
@@ -489,10 +496,12 @@ impl Collector {
         };
         let skip_if_unknown_filter =
             matches!(m.get("skip-if-unknown-filter"), Some(Value::Bool(true)));
-        let detector = match m.get("detector") {
-            None | Some(Value::Null) => None,
+        let (detector, detector_unless) = match m.get("detector") {
+            None | Some(Value::Null) => (None, None),
             Some(Value::Mapping(d)) => {
-                Some(parse_detector(d).map_err(|msg| e(format!("detector: {msg}")))?)
+                let (spec, unless) =
+                    parse_detector(d).map_err(|msg| e(format!("detector: {msg}")))?;
+                (Some(spec), unless)
             }
             Some(_) => {
                 return Err(e(
@@ -612,6 +621,7 @@ impl Collector {
             pos,
             tests,
             detector,
+            detector_unless,
         };
         match self.rule_index.get(&name) {
             Some(&idx) => self.rules[idx] = info,
@@ -760,6 +770,30 @@ impl Collector {
             let detector = r.detector.map(|spec| {
                 crate::rate::Detector::MassRewrite(crate::rate::MassRewrite::new(spec))
             });
+            let detector_unless = match &r.detector_unless {
+                None => None,
+                Some(text) => {
+                    let src = Arc::new(Source::synthetic(r.file.clone(), text.clone(), r.pos));
+                    let compiled =
+                        parse_condition(text)
+                            .map_err(|pe| pe.message)
+                            .and_then(|expr| {
+                                compile::compile(&expr, &src, &env).map_err(|ce| ce.message)
+                            });
+                    match compiled {
+                        Ok((c, _)) => Some(c),
+                        Err(msg) => {
+                            errors.push(LoadError::at(
+                                &r.file,
+                                r.pos,
+                                label,
+                                format!("detector unless: {msg}"),
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            };
             compiled.push(
                 CompiledRule::new(
                     r.name,
@@ -774,7 +808,7 @@ impl Collector {
                     r.tests,
                     notes.field_notes,
                 )
-                .with_detector(detector),
+                .with_detector(detector, detector_unless),
             );
         }
         // Host names the conditions compare addresses with: resolved before the
@@ -1205,6 +1239,7 @@ mod tests {
             pos: Pos::default(),
             tests: RuleTests::default(),
             detector: None,
+            detector_unless: None,
         };
         assert_eq!(
             build_condition(&r).unwrap().text,

@@ -494,3 +494,89 @@ mod tests {
         assert!(entropy(&[]) == 0.0);
     }
 }
+
+#[cfg(test)]
+mod rule_tests {
+    use super::*;
+    use rampart_event::{OpenAccess, Process, Workload};
+    use std::sync::Arc;
+
+    const RULE: &str = "- rule: rewrite\n  desc: d\n  condition: evt.type in (open, openat) and fd.num>=0\n  output: o\n  priority: WARNING\n  detector:\n    type: mass_rewrite\n    files: 3\n    window_secs: 60\n    unless: proc.name = backup-tool\n";
+
+    fn open_event(comm: &str, pid: u32, ts_ns: u64, path: &str, flags: u32) -> Event {
+        let mut ev = crate::probe::probe_event(rampart_event::EventKind::FileOpen).unwrap();
+        ev.ts_ns = ts_ns;
+        ev.container = Arc::new(Workload::Host { cgroup_id: 0 });
+        ev.process = Some(Arc::new(Process {
+            pid,
+            exec_id: format!("b:{pid}:1"),
+            parent_exec_id: Some("b:1:1".into()),
+            comm: comm.into(),
+            ..Default::default()
+        }));
+        ev.payload = Payload::FileOpen {
+            path: path.into(),
+            path_raw: None,
+            flags,
+            mode: 0o644,
+            access: OpenAccess::from_flags(flags),
+            ret: 3,
+            repeats: 0,
+        };
+        ev
+    }
+
+    /// Rewrites 5 files through the rule set as `comm`; whether the rule fired.
+    fn fired(comm: &str) -> bool {
+        let (set, errors) = crate::load_texts(&[("r.yaml".to_string(), RULE.to_string())]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut any = false;
+        for i in 0..5u64 {
+            let p = dir.path().join(format!("f{i}")).display().to_string();
+            std::fs::write(&p, b"plain text ".repeat(100)).unwrap();
+            let read = open_event(comm, 7, i * 10 + 1, &p, 0);
+            any |= !set.matching_rules(&read).is_empty();
+            let mut s = 0x1234_5678_9abc_def1u64 ^ i;
+            let random: Vec<u8> = (0..2048)
+                .map(|_| {
+                    s ^= s << 13;
+                    s ^= s >> 7;
+                    s ^= s << 17;
+                    (s >> 24) as u8
+                })
+                .collect();
+            std::fs::write(&p, random).unwrap();
+            let write = open_event(comm, 7, i * 10 + 2, &p, 0o1101);
+            any |= !set.matching_rules(&write).is_empty();
+        }
+        any
+    }
+
+    #[test]
+    fn a_detector_rule_fires_when_the_detector_decides_unless_its_exception_matches() {
+        assert!(fired("encryptor"));
+        assert!(!fired("backup-tool"));
+    }
+
+    #[test]
+    fn detector_mappings_are_checked() {
+        for (bad, why) in [
+            ("    type: other\n", "unknown type"),
+            ("    type: mass_rewrite\n    files: 1\n", "at least 2"),
+            ("    type: mass_rewrite\n    colour: red\n", "unknown key"),
+            ("    files: 3\n", "needs `type"),
+            (
+                "    type: mass_rewrite\n    unless: proc.name = (\n",
+                "detector unless",
+            ),
+        ] {
+            let text = format!("- rule: r\n  desc: d\n  condition: evt.type = open\n  output: o\n  priority: WARNING\n  detector:\n{bad}");
+            let (_, errors) = crate::load_texts(&[("r.yaml".to_string(), text)]);
+            assert!(
+                errors.iter().any(|e| e.to_string().contains(why)),
+                "{bad:?}: {errors:?}"
+            );
+        }
+    }
+}

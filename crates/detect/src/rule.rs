@@ -29,6 +29,8 @@ pub struct CompiledRule {
     /// A stateful detector the condition's matches go through (`detector:`); the rule
     /// fires only when it decides.
     pub(crate) detector: Option<crate::rate::Detector>,
+    /// The detector's `unless:`: when it matches the deciding event, no alert.
+    detector_unless: Option<Compiled>,
 }
 
 impl CompiledRule {
@@ -62,11 +64,17 @@ impl CompiledRule {
             tests,
             field_notes,
             detector: None,
+            detector_unless: None,
         }
     }
 
-    pub(crate) fn with_detector(mut self, detector: Option<crate::rate::Detector>) -> Self {
+    pub(crate) fn with_detector(
+        mut self,
+        detector: Option<crate::rate::Detector>,
+        unless: Option<Compiled>,
+    ) -> Self {
         self.detector = detector;
+        self.detector_unless = unless;
         self
     }
 
@@ -80,7 +88,14 @@ impl CompiledRule {
     /// The condition, then the detector when there is one: whether the rule fires on
     /// this event (with its kind's compiled program already chosen by the caller).
     pub(crate) fn decide(&self, condition_matched: bool, ctx: &EvalCtx<'_>) -> bool {
-        condition_matched && self.detector.as_ref().is_none_or(|d| d.observe(ctx.ev))
+        condition_matched
+            && self.detector.as_ref().is_none_or(|d| {
+                d.observe(ctx.ev)
+                    && !self
+                        .detector_unless
+                        .as_ref()
+                        .is_some_and(|u| u.matches(ctx))
+            })
     }
 
     /// Evaluates the condition alone (no kind index, ignores `enabled`).
