@@ -14,12 +14,14 @@ use rampart_event::{Event, Workload};
 pub const FRESH_COPY: Duration = Duration::from_secs(300);
 
 /// `path` as the event's process sees it, from this host: under the root of the
-/// process or of its nearest live ancestor (for a container process; the host's own
+/// process or of its parent or grandparent while alive (for a container process; the host's own
 /// processes share the host's root, so `path` itself serves when they are gone).
 pub fn seen_path(proc_root: &Path, ev: &Event, path: &str) -> Option<PathBuf> {
     let p = ev.process.as_deref()?;
     let rel = path.trim_start_matches('/');
-    let pids = std::iter::once(p.pid).chain(p.ancestry.iter().map(|a| a.pid));
+    // The process, else its parent or grandparent (a short-lived tool under a shell):
+    // each try costs a syscall, and most evaluations find the process itself alive.
+    let pids = std::iter::once(p.pid).chain(p.ancestry.iter().take(2).map(|a| a.pid));
     for pid in pids {
         let root = proc_root.join(pid.to_string()).join("root");
         // Only while that process is alive (its root link resolves).
