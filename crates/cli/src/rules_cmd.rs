@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use rampart_detect::tools::{list_rules, test_files, validate_files};
+use rampart_detect::tools::{containers_coverage, list_rules, test_files, validate_files};
 
 /// Default rules location when no file is given.
 pub const DEFAULT_RULES_DIR: &str = "rules";
@@ -26,6 +26,10 @@ pub enum RulesCommand {
     List {
         /// Rules files or directories (default: ./rules).
         files: Vec<PathBuf>,
+        /// Instead, print the MITRE ATT&CK for Containers matrix: each tactic's
+        /// techniques with the rules under them, then the techniques with none.
+        #[arg(long)]
+        coverage: bool,
     },
     /// Run the tests carried by each rule (`tests: {should_fire, should_not_fire}`).
     Test {
@@ -69,7 +73,11 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<i32> {
             );
             Ok(i32::from(report.failed(strict)))
         }
-        RulesCommand::List { files } => {
+        RulesCommand::List {
+            files,
+            coverage: true,
+        } => print_containers_coverage(&or_default(files)),
+        RulesCommand::List { files, .. } => {
             let listing = list_rules(&or_default(files));
             for e in &listing.errors {
                 eprintln!("{e}");
@@ -134,4 +142,39 @@ pub fn run(cmd: RulesCommand) -> anyhow::Result<i32> {
             Ok(i32::from(report.is_failure()))
         }
     }
+}
+
+/// `rampart rules list --coverage`: the ATT&CK for Containers matrix against the rules.
+fn print_containers_coverage(files: &[PathBuf]) -> anyhow::Result<i32> {
+    let (matrix, errors) = containers_coverage(files);
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    let matrix = matrix?;
+    println!(
+        "MITRE ATT&CK for Containers ({}), enabled rules under each technique",
+        matrix.version
+    );
+    for tactic in &matrix.tactics {
+        println!("\n{} {}", tactic.id, tactic.name);
+        for t in &tactic.techniques {
+            let rules = if t.rules.is_empty() {
+                "-".to_string()
+            } else {
+                t.rules.join("; ")
+            };
+            println!("  {:<10} {:<44} {rules}", t.id, t.name);
+        }
+    }
+    let uncovered = matrix.uncovered();
+    println!("\nTechniques without a rule ({}):", uncovered.len());
+    for (id, name) in &uncovered {
+        println!("  {id:<10} {name}");
+    }
+    let (all, covered) = matrix.counts();
+    println!(
+        "{covered} of {all} techniques covered, {} error(s)",
+        errors.len()
+    );
+    Ok(i32::from(!errors.is_empty()))
 }

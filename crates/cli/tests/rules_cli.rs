@@ -73,3 +73,30 @@ fn list_shows_rules_and_coverage() {
     assert!(out.contains("\nMITRE coverage by tactic:\n"), "{out}");
     assert!(out.ends_with(" rule(s), 0 error(s)\n"), "{out}");
 }
+
+#[test]
+fn list_coverage_places_the_library_in_the_containers_matrix() {
+    let output = rampart(&["rules", "list", "--coverage", &path("../../rules")]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(0), "{out}");
+    assert!(
+        out.starts_with("MITRE ATT&CK for Containers (ATT&CK v"),
+        "{out}"
+    );
+    assert!(out.contains("\nTA0004 Privilege Escalation\n"), "{out}");
+    let escape = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("T1611 "))
+        .unwrap_or_default();
+    assert!(escape.contains("Mount attempted in container"), "{out}");
+    let rce = out
+        .lines()
+        .find(|l| l.trim_start().starts_with("T1190 "))
+        .unwrap_or_default();
+    assert!(
+        rce.contains("Reconnaissance command run by a web request handler"),
+        "{out}"
+    );
+    assert!(out.contains("\nTechniques without a rule ("), "{out}");
+    assert!(out.ends_with(" techniques covered, 0 error(s)\n"), "{out}");
+}

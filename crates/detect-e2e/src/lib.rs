@@ -208,6 +208,24 @@ impl Detector {
             .collect()
     }
 
+    /// Matches of our library's rules on host processes (no container) whose own or
+    /// an ancestor's command line carries `mark`.
+    pub fn our_host_matches_carrying(&self, mark: &str) -> Vec<Match> {
+        self.lock()
+            .iter()
+            .filter(|m| m.event.container.container().is_none() && self.ours.contains(&m.rule))
+            .filter(|m| {
+                m.event.process.as_ref().is_some_and(|p| {
+                    p.argv.iter().any(|a| a.contains(mark))
+                        || p.ancestry
+                            .iter()
+                            .any(|a| a.argv.iter().any(|x| x.contains(mark)))
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
     /// Matches of our library's rules in `container`.
     pub fn our_matches_in(&self, container: &TestContainer) -> Vec<Match> {
         self.matches_in(container)

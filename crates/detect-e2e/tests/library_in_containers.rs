@@ -43,6 +43,9 @@ const SETTLE: Duration = Duration::from_secs(3);
 struct Scenario {
     line: usize,
     rule: String,
+    /// Names one way of performing the rule's behaviour, when a rule has several
+    /// entries (an attacker varies the technique; each variant must fire).
+    variant: Option<String>,
     image: String,
     flags: Vec<String>,
     setup: Option<String>,
@@ -124,6 +127,7 @@ fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, String> {
         };
         match key {
             "rule" => sc.rule = text_value,
+            "variant" => sc.variant = Some(text_value),
             "image" => sc.image = text_value,
             "flags" => {
                 let inner = value
@@ -167,6 +171,14 @@ fn carries(m: &Match, mark: &str) -> bool {
                 .iter()
                 .any(|a| a.argv.iter().any(|x| x.contains(mark)))
     })
+}
+
+/// The rule and, for one of several variants, which.
+fn label(s: &Scenario) -> String {
+    match &s.variant {
+        Some(v) => format!("{} [{v}]", s.rule),
+        None => s.rule.clone(),
+    }
 }
 
 fn describe(m: &Match) -> String {
@@ -303,6 +315,14 @@ fn scenario_file_parses_and_names_each_rule_once() {
     assert!(parse_scenarios("- rule: x\n  colour: red\n").is_err());
     assert!(parse_scenarios("- rule: x\n  rule: y\n").is_err());
     assert!(parse_scenarios("- rule: x\n  flags: --privileged\n").is_err());
+    // Several entries of one rule must each name a distinct variant.
+    let two = parse_scenarios(
+        "- rule: Netcat listener started\n  variant: a\n- rule: Netcat listener started\n  variant: a\n",
+    )
+    .expect("valid subset");
+    assert!(coverage_problems(&LIBRARY, &two)
+        .iter()
+        .any(|p| p.contains("variant \"a\" named 2 times")));
     let s = parse_scenarios("- rule: 'a b'\n  fire: |\n    one\n\n    two\n  flags: [-v, /a:/b]\n")
         .expect("valid subset");
     assert_eq!(s[0].rule, "a b");
@@ -310,8 +330,9 @@ fn scenario_file_parses_and_names_each_rule_once() {
     assert_eq!(s[0].flags, ["-v", "/a:/b"]);
 }
 
-/// Entries against the suite's rules: exactly one per rule, none for a missing rule,
-/// each complete, and disabled rules declared as such.
+/// Entries against the suite's rules: one per rule, or several that each name a
+/// distinct `variant`; none for a missing rule; each complete; disabled rules declared
+/// as such.
 fn coverage_problems(suite: &Suite, scenarios: &[Scenario]) -> Vec<String> {
     let (set, errors) = rampart_detect::load_files(&[(suite.rules)()]);
     let label = suite.rules_label;
@@ -322,8 +343,12 @@ fn coverage_problems(suite: &Suite, scenarios: &[Scenario]) -> Vec<String> {
         .map(|r| (r.name.as_str(), r.enabled))
         .collect();
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut variants: BTreeMap<(&str, &str), usize> = BTreeMap::new();
     for s in scenarios {
         *count.entry(s.rule.as_str()).or_default() += 1;
+        if let Some(v) = &s.variant {
+            *variants.entry((s.rule.as_str(), v.as_str())).or_default() += 1;
+        }
         let at = format!("line {} ({:?})", s.line, s.rule);
         match rules.get(s.rule.as_str()) {
             None => problems.push(format!("{at}: no rule of that name in {label}")),
@@ -342,8 +367,19 @@ fn coverage_problems(suite: &Suite, scenarios: &[Scenario]) -> Vec<String> {
         }
     }
     for (rule, n) in &count {
+        let unnamed = scenarios
+            .iter()
+            .filter(|s| s.rule == *rule && s.variant.is_none())
+            .count();
+        if *n > 1 && unnamed > 0 {
+            problems.push(format!(
+                "{rule:?}: {n} entries, {unnamed} without a `variant:` (one per rule, or each a named variant)"
+            ));
+        }
+    }
+    for ((rule, variant), n) in &variants {
         if *n > 1 {
-            problems.push(format!("{rule:?}: {n} entries (one per rule)"));
+            problems.push(format!("{rule:?}: variant {variant:?} named {n} times"));
         }
     }
     for rule in rules.keys() {
@@ -387,8 +423,8 @@ fn run_suite(suite: &Suite) {
     let mut failures = coverage_problems(suite, &scenarios);
     let d = detector();
 
-    // RAMPART_SCENARIO_FILTER=text runs only the rules whose name contains it (while
-    // writing a scenario); the coverage check above still covers the whole file.
+    // RAMPART_SCENARIO_FILTER=text runs only the rules whose name (or variant) contains
+    // it (while writing a scenario); the coverage check above still covers the whole file.
     let filter = std::env::var("RAMPART_SCENARIO_FILTER")
         .ok()
         .map(|f| f.to_lowercase());
@@ -397,7 +433,7 @@ fn run_suite(suite: &Suite) {
     for (i, s) in scenarios.iter().enumerate() {
         if filter
             .as_ref()
-            .is_some_and(|f| !s.rule.to_lowercase().contains(f.as_str()))
+            .is_some_and(|f| !label(s).to_lowercase().contains(f.as_str()))
         {
             continue;
         }
@@ -413,7 +449,13 @@ fn run_suite(suite: &Suite) {
             .enumerate()
             .map(|(g, ((image, flags), idxs))| {
                 let scenarios = &scenarios;
-                let name = format!("{}-{g}", suite.container_prefix);
+                // RAMPART_TEST_CONTAINER_PREFIX puts a prefix before the names (an
+                // engineer's own prefix on a shared Docker host).
+                let name = format!(
+                    "{}{}-{g}",
+                    std::env::var("RAMPART_TEST_CONTAINER_PREFIX").unwrap_or_default(),
+                    suite.container_prefix
+                );
                 scope.spawn(move || run_group(&name, image, flags, idxs, scenarios))
             })
             .collect();
@@ -485,7 +527,8 @@ fn run_suite(suite: &Suite) {
         } else {
             failures.push(format!(
                 "{:?} (line {}): the benign neighbour fired it: {loud:#?}",
-                s.rule, s.line
+                label(s),
+                s.line
             ));
         }
         let hit = fired(i);
@@ -520,7 +563,9 @@ fn run_suite(suite: &Suite) {
                 failures.push(format!(
                     "{:?} (line {}): did not fire in {}; the fire script matched {of_script:#?}; \
                      the rule matched there {of_rule:#?}",
-                    s.rule, s.line, c.name
+                    label(s),
+                    s.line,
+                    c.name
                 ));
             }
         }
@@ -589,7 +634,10 @@ fn run_group(
             if !r.ok {
                 errs.push(format!(
                     "{:?} (line {}): {what} script failed in {}: {}",
-                    s.rule, s.line, c.name, r.detail
+                    label(s),
+                    s.line,
+                    c.name,
+                    r.detail
                 ));
             }
         }

@@ -34,6 +34,8 @@ pub struct EvalCtx<'e> {
     pcmdline: OnceCell<String>,
     fd_name: OnceCell<Option<Cow<'e, str>>>,
     cwd: OnceCell<String>,
+    /// The process's environment, read from /proc once per event (`proc.env`).
+    environ: OnceCell<Option<Vec<String>>>,
 }
 
 impl<'e> EvalCtx<'e> {
@@ -52,7 +54,18 @@ impl<'e> EvalCtx<'e> {
             pcmdline: OnceCell::new(),
             fd_name: OnceCell::new(),
             cwd: OnceCell::new(),
+            environ: OnceCell::new(),
         }
+    }
+
+    /// The process's environment (see [`crate::environ`]), read once per event.
+    fn environ(&self) -> Option<&[String]> {
+        self.environ
+            .get_or_init(|| {
+                let p = self.process()?;
+                crate::environ::read_environ(std::path::Path::new("/proc"), p.pid, &p.comm)
+            })
+            .as_deref()
     }
 
     /// The passwd entry of the process's effective uid, from the user directory.
@@ -416,6 +429,24 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         }
         return Ok(provided(s(move |ctx| event_arg(ctx, key))));
     }
+    if name == "proc.env" {
+        // Read from /proc when evaluated (see environ.rs), so only approximately what
+        // the exec saw: a process that exited before evaluation has none.
+        let key = f.arg.clone();
+        let getter = s(move |ctx| {
+            let env = ctx.environ()?;
+            match &key {
+                Some(k) => crate::environ::lookup(env, k).map(Cow::Borrowed),
+                None => Some(Cow::Owned(env.join(" "))),
+            }
+        });
+        return Ok(ResolvedField {
+            getter,
+            availability: Availability::Approximate(
+                "read from /proc/<pid>/environ when the event is evaluated; empty once the process exited",
+            ),
+        });
+    }
     if name == "container.label" || name == "k8s.pod.label" {
         let Some(key) = f.arg.clone() else {
             return Err(FieldError::BadArgument {
@@ -563,6 +594,30 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
             (p.start_ns > 0).then(|| ctx.ev.ts_ns.saturating_sub(p.start_ns) as i64)
         })),
         "proc.start_ts" | "proc.pid.ts" => provided(int(|ctx| ctx.process().map(|p| p.start_ns as i64))),
+        "proc.is_exe_in_venv" => ResolvedField {
+            getter: boolean(|ctx| {
+                let p = ctx.process()?;
+                let exe = crate::fsprobe::seen_path(std::path::Path::new("/proc"), ctx.ev, &p.exe)?;
+                Some(crate::fsprobe::is_in_venv(&exe))
+            }),
+            availability: Availability::Approximate(
+                "looks for pyvenv.cfg beside the executable's bin/ when the event is evaluated",
+            ),
+        },
+        "fd.has_fresh_copy" => ResolvedField {
+            getter: boolean(|ctx| {
+                let path = ctx.fd_name()?;
+                let seen = crate::fsprobe::seen_path(std::path::Path::new("/proc"), ctx.ev, path)?;
+                Some(crate::fsprobe::has_fresh_copy(
+                    &seen,
+                    std::time::SystemTime::now(),
+                    crate::fsprobe::FRESH_COPY,
+                ))
+            }),
+            availability: Availability::Approximate(
+                "looks for a non-empty NAME.*, NAME-* or NAME_* written in the last five minutes beside the file when the event is evaluated",
+            ),
+        },
         "proc.is_exe_from_memfd" => provided(boolean(|ctx| {
             if let Payload::Exec { from_memfd, .. } = &ctx.ev.payload {
                 return Some(*from_memfd);
@@ -599,10 +654,10 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
                 "the sensor does not report the executable's inode (add `exe_ino`, `exe_ctime_ns`, `exe_mtime_ns` to Process)",
             ))
         }
-        "proc.env" | "proc.aenv" => {
+        "proc.aenv" => {
             return Err(FieldError::Unsupported(
                 name.into(),
-                "the sensor does not capture environment variables",
+                "the sensor does not capture environment variables (proc.env reads the process's own)",
             ))
         }
         "thread.cap_effective" | "thread.cap_permitted" | "thread.cap_inheritable" => ResolvedField {
@@ -2050,7 +2105,7 @@ mod tests {
             Err(FieldError::Unknown(_))
         ));
         assert!(matches!(
-            resolve(&f("proc.env")),
+            resolve(&f("proc.aenv")),
             Err(FieldError::Unsupported(..))
         ));
         assert!(resolve(&f("proc.name")).is_ok());

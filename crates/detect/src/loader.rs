@@ -70,6 +70,9 @@ struct RuleInfo {
     file: Arc<str>,
     pos: Pos,
     tests: RuleTests,
+    detector: Option<crate::rate::MassRewriteSpec>,
+    /// The detector's `unless:` condition: checked only when the detector decides.
+    detector_unless: Option<String>,
 }
 
 /// Everything collected from the files, before compilation.
@@ -162,6 +165,43 @@ pub fn load_texts_with(
         c.collect_file(name, text);
     }
     c.compile(resolve)
+}
+
+/// A rule's `detector:` mapping: `type: mass_rewrite` with optional `files` (at least
+/// 2), `window_secs` (at least 1) and `unless` (a condition checked only when the
+/// detector decides: exceptions too costly to evaluate on every event).
+fn parse_detector(
+    d: &yaml_serde::Mapping,
+) -> Result<(crate::rate::MassRewriteSpec, Option<String>), String> {
+    let mut spec = crate::rate::MassRewriteSpec::default();
+    let mut unless = None;
+    let mut typed = false;
+    for (k, v) in d {
+        let key = scalar_text(k).unwrap_or_default();
+        let number = |min: u64| -> Result<u64, String> {
+            v.as_u64()
+                .filter(|n| *n >= min)
+                .ok_or_else(|| format!("`{key}` must be a whole number of at least {min}"))
+        };
+        match key.as_str() {
+            "type" => match scalar_text(v).as_deref() {
+                Some("mass_rewrite") => typed = true,
+                other => return Err(format!("unknown type {other:?} (expected mass_rewrite)")),
+            },
+            "files" => spec.files = number(2)? as usize,
+            "window_secs" => spec.window_secs = number(1)?,
+            "unless" => unless = Some(scalar_text(v).ok_or("`unless` must be a condition string")?),
+            other => {
+                return Err(format!(
+                    "unknown key `{other}` (expected type, files, window_secs, unless)"
+                ))
+            }
+        }
+    }
+    if !typed {
+        return Err("needs `type: mass_rewrite`".into());
+    }
+    Ok((spec, unless))
 }
 
 fn scalar_text(v: &Value) -> Option<String> {
@@ -456,6 +496,20 @@ impl Collector {
         };
         let skip_if_unknown_filter =
             matches!(m.get("skip-if-unknown-filter"), Some(Value::Bool(true)));
+        let (detector, detector_unless) = match m.get("detector") {
+            None | Some(Value::Null) => (None, None),
+            Some(Value::Mapping(d)) => {
+                let (spec, unless) =
+                    parse_detector(d).map_err(|msg| e(format!("detector: {msg}")))?;
+                (Some(spec), unless)
+            }
+            Some(_) => {
+                return Err(e(
+                    "`detector` must be a mapping, e.g. {type: mass_rewrite, files: 10, window_secs: 60}"
+                        .into(),
+                ))
+            }
+        };
         let cond_src = cond
             .as_ref()
             .map(|c| layout.value_source(file, i, "condition", c));
@@ -566,6 +620,8 @@ impl Collector {
             file: file.clone(),
             pos,
             tests,
+            detector,
+            detector_unless,
         };
         match self.rule_index.get(&name) {
             Some(&idx) => self.rules[idx] = info,
@@ -711,19 +767,49 @@ impl Collector {
                     "its event types are not produced by Rampart's sensor: the rule can never fire",
                 ));
             }
-            compiled.push(CompiledRule::new(
-                r.name,
-                r.desc,
-                r.priority,
-                r.tags,
-                r.enabled,
-                c,
-                output,
-                r.file.to_string(),
-                r.pos,
-                r.tests,
-                notes.field_notes,
-            ));
+            let detector = r.detector.map(|spec| {
+                crate::rate::Detector::MassRewrite(crate::rate::MassRewrite::new(spec))
+            });
+            let detector_unless = match &r.detector_unless {
+                None => None,
+                Some(text) => {
+                    let src = Arc::new(Source::synthetic(r.file.clone(), text.clone(), r.pos));
+                    let compiled =
+                        parse_condition(text)
+                            .map_err(|pe| pe.message)
+                            .and_then(|expr| {
+                                compile::compile(&expr, &src, &env).map_err(|ce| ce.message)
+                            });
+                    match compiled {
+                        Ok((c, _)) => Some(c),
+                        Err(msg) => {
+                            errors.push(LoadError::at(
+                                &r.file,
+                                r.pos,
+                                label,
+                                format!("detector unless: {msg}"),
+                            ));
+                            continue;
+                        }
+                    }
+                }
+            };
+            compiled.push(
+                CompiledRule::new(
+                    r.name,
+                    r.desc,
+                    r.priority,
+                    r.tags,
+                    r.enabled,
+                    c,
+                    output,
+                    r.file.to_string(),
+                    r.pos,
+                    r.tests,
+                    notes.field_notes,
+                )
+                .with_detector(detector, detector_unless),
+            );
         }
         // Host names the conditions compare addresses with: resolved before the
         // set is used (bounded by the timeout).
@@ -1152,6 +1238,8 @@ mod tests {
             file: "f".into(),
             pos: Pos::default(),
             tests: RuleTests::default(),
+            detector: None,
+            detector_unless: None,
         };
         assert_eq!(
             build_condition(&r).unwrap().text,

@@ -26,6 +26,11 @@ pub struct CompiledRule {
     pub tests: RuleTests,
     /// Fields the condition uses that Rampart lacks or approximates.
     pub field_notes: Vec<(String, Availability)>,
+    /// A stateful detector the condition's matches go through (`detector:`); the rule
+    /// fires only when it decides.
+    pub(crate) detector: Option<crate::rate::Detector>,
+    /// The detector's `unless:`: when it matches the deciding event, no alert.
+    detector_unless: Option<Compiled>,
 }
 
 impl CompiledRule {
@@ -58,7 +63,39 @@ impl CompiledRule {
             pos,
             tests,
             field_notes,
+            detector: None,
+            detector_unless: None,
         }
+    }
+
+    pub(crate) fn with_detector(
+        mut self,
+        detector: Option<crate::rate::Detector>,
+        unless: Option<Compiled>,
+    ) -> Self {
+        self.detector = detector;
+        self.detector_unless = unless;
+        self
+    }
+
+    /// Whether matches go through a stateful detector (see [`crate::rate`]): the
+    /// condition alone then selects the events it sees, and [`Self::matches`] (what
+    /// the in-file tests check) says only that.
+    pub fn has_detector(&self) -> bool {
+        self.detector.is_some()
+    }
+
+    /// The condition, then the detector when there is one: whether the rule fires on
+    /// this event (with its kind's compiled program already chosen by the caller).
+    pub(crate) fn decide(&self, condition_matched: bool, ctx: &EvalCtx<'_>) -> bool {
+        condition_matched
+            && self.detector.as_ref().is_none_or(|d| {
+                d.observe(ctx.ev)
+                    && !self
+                        .detector_unless
+                        .as_ref()
+                        .is_some_and(|u| u.matches(ctx))
+            })
     }
 
     /// Evaluates the condition alone (no kind index, ignores `enabled`).

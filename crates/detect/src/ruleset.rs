@@ -240,7 +240,7 @@ impl RuleSet {
         self.for_each_candidate(ctx, |ri| {
             let r = &self.rules[ri];
             if let Some(prog) = &r.compiled.progs[kind as usize] {
-                if prog.eval(ctx) {
+                if r.decide(prog.eval(ctx), ctx) {
                     f(r);
                 }
             }
@@ -405,6 +405,25 @@ impl RuleSet {
         let ctx = EvalCtx::with_users(ev, users);
         let mut out = Vec::new();
         self.for_each_match(&ctx, |r| out.push(r.name.as_str()));
+        out
+    }
+
+    /// Names of the enabled rules whose condition matches through the kind index,
+    /// without handing the event to any rule's stateful detector (tests of the index
+    /// against a brute-force evaluation of every condition).
+    #[doc(hidden)]
+    pub fn matching_conditions(&self, ev: &Event) -> Vec<&str> {
+        let ctx = EvalCtx::new(ev);
+        let kind = ev.kind();
+        let mut out = Vec::new();
+        self.for_each_candidate(&ctx, |ri| {
+            let r = &self.rules[ri];
+            if let Some(prog) = &r.compiled.progs[kind as usize] {
+                if prog.eval(&ctx) {
+                    out.push(r.name.as_str());
+                }
+            }
+        });
         out
     }
 

@@ -79,6 +79,18 @@ pub struct Listing {
     pub errors: Vec<LoadError>,
 }
 
+/// Loads `files` (offline) and places their enabled rules in the MITRE ATT&CK for
+/// Containers matrix ([`crate::coverage`]).
+pub fn containers_coverage(
+    files: &[PathBuf],
+) -> (
+    Result<crate::coverage::MatrixCoverage, crate::coverage::MatrixError>,
+    Vec<LoadError>,
+) {
+    let (set, errors) = load_offline(files);
+    (crate::coverage::attack_containers(&set), errors)
+}
+
 /// Loads `files` (offline) and lists their rules with MITRE coverage.
 pub fn list_rules(files: &[PathBuf]) -> Listing {
     let (set, errors) = load_offline(files);
