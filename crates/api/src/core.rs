@@ -220,10 +220,11 @@ impl ApiCore {
         action: &str,
         target: &str,
         detail: &str,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<String> {
         let now = rampart_event::wall_ns();
+        let id = rampart_event::audit_id(now);
         let rec = rampart_store::AuditRecord {
-            id: rampart_event::audit_id(now),
+            id: id.clone(),
             ts_ns: now,
             origin: "central".into(),
             actor: p.name.clone(),
@@ -233,7 +234,7 @@ impl ApiCore {
         };
         let store = self.store.clone();
         blocking(move || Ok(store.append_audit(&[rec])?)).await?;
-        Ok(())
+        Ok(id)
     }
 
     /// A write this build cannot do yet: audited as refused, then UNIMPLEMENTED.
@@ -798,19 +799,74 @@ impl ApiCore {
         r: pb::RequestActionRequest,
     ) -> ApiResult<pb::RequestActionResponse> {
         let action: pb::ResponseAction = convert::enum_field("action", r.action)?;
+        let audit_action = format!("response.{}", action.as_str_name().to_lowercase());
         let target = if r.container_id.is_empty() {
             format!("pid:{}", r.pid)
         } else {
             r.container_id.clone()
         };
-        self.unimplemented_write(
-            p,
-            Permission::Respond,
-            &format!("response.{}", action.as_str_name().to_lowercase()),
-            &target,
-            "response actions: request/reply to the node that runs the container is not wired into the API yet",
-        )
-        .await
+        self.require_write(p, Permission::Respond, &audit_action, &target)
+            .await?;
+        let command = crate::fleet::respond_command(action, &r, &p.name)?;
+        let node = if r.node.is_empty() {
+            self.local_node.clone().ok_or_else(|| {
+                ApiError::Invalid("node: required (this server runs no node of its own)".into())
+            })?
+        } else {
+            r.node.clone()
+        };
+        let known = {
+            let store = self.store.clone();
+            blocking(move || Ok(store.nodes()?)).await?
+        };
+        let gateway = match self.nodes.clone() {
+            Some(g) if known.iter().any(|n| n.name == node) => g,
+            reach => {
+                let e = if reach.is_none() {
+                    ApiError::Invalid(format!(
+                        "node {node}: this server reaches no node to act on (it is neither rampart up nor rampart central)"
+                    ))
+                } else {
+                    ApiError::NotFound(format!("no node {node:?}"))
+                };
+                self.audit(
+                    p,
+                    &format!("{audit_action}.refused"),
+                    &target,
+                    &e.to_string(),
+                )
+                .await?;
+                return Err(e);
+            }
+        };
+        let answer = gateway.respond(&node, command).await;
+        let (audit_id, done, detail) = match answer {
+            Ok(v) => crate::fleet::respond_outcome(&v),
+            Err(e) => {
+                let err = node_error(e);
+                self.audit(
+                    p,
+                    &format!("{audit_action}.failed"),
+                    &target,
+                    &err.to_string(),
+                )
+                .await?;
+                return Err(err);
+            }
+        };
+        let ours = self
+            .audit(
+                p,
+                &audit_action,
+                &format!("{node}/{target}"),
+                &format!("done={done} node_audit={audit_id} {detail}"),
+            )
+            .await?;
+        Ok(pb::RequestActionResponse {
+            audit_id: if audit_id.is_empty() { ours } else { audit_id },
+            done,
+            detail,
+        })
     }
 
     pub async fn list_audit(

@@ -313,11 +313,17 @@ pub async fn list_vulnerabilities(
 pub type LocalDeployFn =
     dyn Fn(DeployKind, &DeployText) -> Result<DeployAnswer, String> + Send + Sync;
 
-/// The gateway of `rampart up`: the one node is in this process, so deploys call it
-/// directly; its recorder is read directly, so event requests never come here.
+/// How the local node takes a response action (`rampart up`: its control socket).
+pub type LocalRespondFn =
+    dyn Fn(&rampart_bus::rpc::RespondCommand) -> Result<serde_json::Value, String> + Send + Sync;
+
+/// The gateway of `rampart up`: the one node is in this process, so deploys and
+/// response actions call it directly; its recorder is read directly, so event requests
+/// never come here.
 pub struct LocalNode {
     pub name: String,
     pub deploy: Arc<LocalDeployFn>,
+    pub respond: Arc<LocalRespondFn>,
 }
 
 #[async_trait::async_trait]
@@ -360,4 +366,95 @@ impl NodeGateway for LocalNode {
             .map_err(|e| NodeCallError::Unreachable(format!("the local deploy failed: {e}")))?
             .map_err(NodeCallError::Refused)
     }
+
+    async fn respond(
+        &self,
+        node: &str,
+        command: rampart_bus::rpc::RespondCommand,
+    ) -> Result<serde_json::Value, NodeCallError> {
+        if node != self.name {
+            return Err(NodeCallError::Unreachable(format!(
+                "node {node}: this server reaches only its own node ({})",
+                self.name
+            )));
+        }
+        let respond = self.respond.clone();
+        tokio::task::spawn_blocking(move || respond(&command))
+            .await
+            .map_err(|e| NodeCallError::Unreachable(format!("the local response failed: {e}")))?
+            .map_err(NodeCallError::Refused)
+    }
+}
+
+/// The node-side command for an API response request. Blocking the network is the
+/// node's quarantine (all traffic but what the policy lets through).
+pub fn respond_command(
+    action: pb::ResponseAction,
+    r: &pb::RequestActionRequest,
+    operator: &str,
+) -> ApiResult<rampart_bus::rpc::RespondCommand> {
+    let name = match action {
+        pb::ResponseAction::Unspecified => {
+            return Err(ApiError::Invalid(
+                "action: required (kill process, freeze, stop, restart, quarantine, block network)"
+                    .into(),
+            ))
+        }
+        pb::ResponseAction::KillProcess => "kill",
+        pb::ResponseAction::FreezeContainer => "freeze",
+        pb::ResponseAction::StopContainer => "stop",
+        pb::ResponseAction::RestartContainer => "restart",
+        pb::ResponseAction::QuarantineContainer | pb::ResponseAction::BlockNetwork => "quarantine",
+    };
+    if r.container_id.is_empty() {
+        return Err(ApiError::Invalid("container_id: required".into()));
+    }
+    if action == pb::ResponseAction::KillProcess && r.pid == 0 {
+        return Err(ApiError::Invalid("pid: required to kill a process".into()));
+    }
+    let mut reason = r.reason.clone();
+    if !r.alert_id.is_empty() {
+        reason = format!("{reason} (alert {})", r.alert_id)
+            .trim()
+            .to_string();
+    }
+    Ok(rampart_bus::rpc::RespondCommand {
+        action: name.into(),
+        params: serde_json::Value::Null,
+        container: r.container_id.clone(),
+        pid: (r.pid != 0).then_some(r.pid),
+        undo: false,
+        dry_run: r.dry_run,
+        operator: operator.into(),
+        reason,
+    })
+}
+
+/// The node's answer to a response command: its audit record's id, whether the
+/// action was done, and what the responder said.
+pub fn respond_outcome(answer: &serde_json::Value) -> (String, bool, String) {
+    let audit_id = answer
+        .pointer("/audit/id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let result = answer
+        .pointer("/response/result")
+        .map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+        .unwrap_or_default();
+    let detail = answer
+        .pointer("/response/detail")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default();
+    let done = result.eq_ignore_ascii_case("done");
+    (
+        audit_id,
+        done,
+        format!("{result}: {detail}")
+            .trim_matches([' ', ':'])
+            .to_string(),
+    )
 }

@@ -180,7 +180,7 @@ pub fn routes() -> Vec<Route> {
         route!(GET "/v1/response-policies", "PolicyService"."ListResponsePolicies", list_response_policies(pb::ListResponsePoliciesRequest)),
         route!(POST "/v1/response-policies:validate", "PolicyService"."ValidateResponsePolicy", validate_response_policy(pb::ValidateResponsePolicyRequest)),
         route!(POST "/v1/response-policies:deploy", "PolicyService"."DeployResponsePolicy", deploy_response_policy(pb::DeployResponsePolicyRequest)),
-        route!(POST "/v1/responses", "ResponseService"."RequestAction", request_action(pb::RequestActionRequest), unimplemented),
+        route!(POST "/v1/responses", "ResponseService"."RequestAction", request_action(pb::RequestActionRequest)),
         route!(GET "/v1/audit", "ResponseService"."ListAudit", list_audit(pb::ListAuditRequest)),
         route!(GET "/v1/health/sensors", "HealthService"."GetSensorHealth", get_sensor_health(pb::GetSensorHealthRequest)),
     ]

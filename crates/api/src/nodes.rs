@@ -5,7 +5,7 @@
 //! recorder writes them.
 
 use async_trait::async_trait;
-use rampart_bus::rpc::{DeployAnswer, DeployText, EventQuery, RulesText};
+use rampart_bus::rpc::{DeployAnswer, DeployText, EventQuery, RespondCommand, RulesText};
 
 /// Why a node could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +76,20 @@ pub trait NodeGateway: Send + Sync + 'static {
         let _ = (kind, doc);
         Err(NodeCallError::Unreachable(format!(
             "node {node}: this server cannot deploy to nodes"
+        )))
+    }
+
+    /// A response action on one of the node's containers, taken and audited there.
+    /// The answer holds the node's audit record (`audit`) and what its responder did
+    /// (`response`: `result`, `detail`).
+    async fn respond(
+        &self,
+        node: &str,
+        command: RespondCommand,
+    ) -> Result<serde_json::Value, NodeCallError> {
+        let _ = command;
+        Err(NodeCallError::Unreachable(format!(
+            "node {node}: this server cannot ask nodes for response actions"
         )))
     }
 }

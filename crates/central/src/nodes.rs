@@ -375,6 +375,16 @@ impl rampart_api::NodeGateway for NodeClient {
         .await
         .map_err(gateway_error)
     }
+
+    async fn respond(
+        &self,
+        node: &str,
+        command: RespondCommand,
+    ) -> Result<serde_json::Value, rampart_api::NodeCallError> {
+        NodeClient::respond(self, node, command)
+            .await
+            .map_err(gateway_error)
+    }
 }
 
 /// A node's own error is about the request; the rest is about reaching it.

@@ -2,8 +2,8 @@
 //! module; the parts' internals stay in their crates.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-mod baseline_cmd;
 mod admission_cmd;
+mod baseline_cmd;
 mod bench_cmd;
 mod central_cmd;
 mod choice;

@@ -166,8 +166,10 @@ async fn start_central(
     let mut rules = config.rule_paths(&a.rules).unwrap_or_default();
     rules.push(deploy.rules_dir.clone());
     let node = rampart_sensor::hostname();
+    let control_socket = config.response.control_socket.clone();
     let local_node = rampart_api::fleet::LocalNode {
         name: node.clone(),
+        respond: Arc::new(move |c| local_respond(control_socket.as_deref(), c)),
         deploy: Arc::new(move |kind, doc| match kind {
             rampart_api::DeployKind::Rules => {
                 rampart_agent::fleet::deploy_rules(&node, &rules, &deploy, doc)
@@ -229,4 +231,65 @@ async fn start_central(
         stop,
         task,
     })
+}
+
+/// A response action the API asked of this node: through the node's own control
+/// socket, so it is taken by the responder `rampart respond` uses and audited the same
+/// way (alert outputs, flight recorder).
+fn local_respond(
+    socket: Option<&std::path::Path>,
+    c: &rampart_bus::rpc::RespondCommand,
+) -> Result<serde_json::Value, String> {
+    use rampart_respond::control::{self, Command, Verb};
+    let socket = socket.ok_or(
+        "this node's control socket is off (response.control_socket): it takes no response actions from the API",
+    )?;
+    let verb = match (c.action.as_str(), c.undo) {
+        ("kill", _) => Verb::Kill,
+        ("freeze", false) => Verb::Freeze,
+        ("freeze", true) => Verb::Unfreeze,
+        ("stop", _) => Verb::Stop,
+        ("restart", _) => Verb::Restart,
+        ("quarantine", false) => Verb::Quarantine,
+        ("quarantine", true) => Verb::Release,
+        (other, _) => {
+            return Err(format!(
+                "action {other:?} is not taken from the API on this node"
+            ))
+        }
+    };
+    let cmd = Command {
+        verb,
+        target: Some(c.container.clone()),
+        all: false,
+        pid: c.pid,
+        reason: if c.reason.is_empty() {
+            "asked through the API".into()
+        } else {
+            c.reason.clone()
+        },
+        operator: format!("api:{}", c.operator),
+        deny_paths: Vec::new(),
+        not_in_image: false,
+        allow_dns: false,
+        grace_s: None,
+        dry_run: c.dry_run,
+    };
+    cmd.validate().map_err(|e| e.to_string())?;
+    let reply = control::send(socket, &cmd)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no node listens on {}", socket.display()))?;
+    if let Some(e) = reply.error {
+        return Err(e);
+    }
+    let response = reply.records.into_iter().next().unwrap_or_default();
+    let ts_ns = response
+        .get("ts_ns")
+        .and_then(|v| v.as_u64())
+        .unwrap_or_default();
+    Ok(serde_json::json!({
+        "node": rampart_sensor::hostname(),
+        "audit": { "id": if ts_ns == 0 { String::new() } else { rampart_event::audit_id(ts_ns) } },
+        "response": response,
+    }))
 }

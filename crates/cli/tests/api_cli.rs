@@ -30,8 +30,11 @@ fn an_attack_in_a_container_reaches_the_grpc_stream_and_the_http_api_within_a_se
     std::fs::write(
         &config,
         format!(
-            "recorder:\n  dir: {}\nalerts:\n  aggregate_window_secs: 0\n",
-            dir.path().join("recording").display()
+            // A control socket of its own: the API's response actions go through it,
+            // and another test's node may hold the default one.
+            "recorder:\n  dir: {}\nalerts:\n  aggregate_window_secs: 0\nresponse:\n  control_socket: {}\n",
+            dir.path().join("recording").display(),
+            dir.path().join("control.sock").display()
         ),
     )
     .unwrap();
@@ -134,6 +137,37 @@ fn an_attack_in_a_container_reaches_the_grpc_stream_and_the_http_api_within_a_se
             .await
             .unwrap();
         assert_eq!(r.status, 403, "{}", r.text());
+
+        // An admin's freeze goes to the node in this process (its control socket) and
+        // freezes the container's cgroup; both the API's and the node's audit say so.
+        let id = a.container.as_ref().unwrap().id.clone();
+        let ask = serde_json::json!({"action": "RESPONSE_ACTION_FREEZE_CONTAINER", "containerId": id, "alertId": a.id, "reason": "api test"});
+        let r = c.request("POST", "/v1/responses", Some(ask.to_string().into_bytes())).await.unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+        let answer = r.json();
+        assert_eq!(answer["done"], true, "{answer}");
+        assert!(answer["auditId"].as_str().is_some_and(|s| !s.is_empty()), "{answer}");
+        let freezer = [
+            format!("/sys/fs/cgroup/freezer/docker/{id}/freezer.state"),
+            format!("/sys/fs/cgroup/unified/docker/{id}/cgroup.freeze"),
+            format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/cgroup.freeze"),
+        ];
+        let frozen = freezer.iter().any(|f| {
+            std::fs::read_to_string(f).is_ok_and(|s| s.trim() == "FROZEN" || s.trim() == "1")
+        });
+        assert!(frozen, "the container's cgroup is not frozen ({freezer:?})");
+        let audit = c.request("GET", "/v1/audit?action=response.response_action_freeze_container", None).await.unwrap().json();
+        assert!(audit["records"].as_array().is_some_and(|l| !l.is_empty()), "{audit}");
+        // Thawed again (a frozen container cannot be removed).
+        for f in &freezer {
+            let thaw = if f.ends_with("freezer.state") { "THAWED" } else { "0" };
+            let _ = std::fs::write(f, thaw);
+        }
+        // A process must be named to be killed.
+        let ask = serde_json::json!({"action": "RESPONSE_ACTION_KILL_PROCESS", "containerId": id});
+        let r = c.request("POST", "/v1/responses", Some(ask.to_string().into_bytes())).await.unwrap();
+        assert_eq!(r.status, 400, "{}", r.text());
+
         let nodes = c.request("GET", "/v1/nodes", None).await.unwrap().json();
         assert!(nodes["nodes"].as_array().is_some_and(|n| !n.is_empty()), "{nodes}");
         let doc = c.request("GET", "/openapi.json", None).await.unwrap().json();

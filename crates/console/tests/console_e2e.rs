@@ -7,7 +7,7 @@
 //! is refused), asks this test to run `cat /etc/shadow` in a container and waits for
 //! the alert in the list (live, no reload, within 5 s), opens it (process tree),
 //! clicks freeze and confirms (this test then reads the container's cgroup freezer:
-//! frozen when the API says done, not frozen when the API answers 501), visits every
+//! frozen, and the API must say the node did it), visits every
 //! page (screenshots and an axe-core check each), checks the network page (an edge
 //! between two containers when the graph API answers, else its 501 state), then times
 //! loading and scrolling the 100k alerts (long tasks). Screenshots and `figures.json`
@@ -332,8 +332,11 @@ fn the_console_in_chromium_against_rampart_up() {
     std::fs::write(
         &config,
         format!(
-            "recorder:\n  dir: {}\nalerts:\n  aggregate_window_secs: 0\n",
-            dir.path().join("recording").display()
+            // A control socket of its own: the API's response actions go through it,
+            // and another test's node may hold the default one.
+            "recorder:\n  dir: {}\nalerts:\n  aggregate_window_secs: 0\nresponse:\n  control_socket: {}\n",
+            dir.path().join("recording").display(),
+            dir.path().join("control.sock").display()
         ),
     )
     .unwrap();
