@@ -858,12 +858,12 @@ impl ApiCore {
             .audit(
                 p,
                 &audit_action,
-                &format!("{node}/{target}"),
-                &format!("done={done} node_audit={audit_id} {detail}"),
+                &target,
+                &format!("node={node} done={done} node_audit={audit_id} {detail}"),
             )
             .await?;
         Ok(pb::RequestActionResponse {
-            audit_id: if audit_id.is_empty() { ours } else { audit_id },
+            audit_id: ours,
             done,
             detail,
         })
