@@ -833,9 +833,12 @@ fn item_keys(ev: &Event, buf: &mut String, keys: &mut Vec<(ItemKind, usize, usiz
         Payload::NetConnect {
             proto, remote, ret, ..
         } if *ret >= 0 || *ret == -115 => {
-            if network_edge(buf, "out ", *proto, remote, true) {
-                push(buf, ItemKind::Network, 0);
+            if matches!(remote, SockAddr::Unix { .. } | SockAddr::Other { .. }) {
+                return;
             }
+            buf.push_str("out ");
+            push_addr(buf, *proto, remote, true);
+            push(buf, ItemKind::Network, 0);
         }
         Payload::NetAccept {
             proto,
@@ -843,9 +846,12 @@ fn item_keys(ev: &Event, buf: &mut String, keys: &mut Vec<(ItemKind, usize, usiz
             ret,
             ..
         } if *ret >= 0 => {
-            if network_edge(buf, "in ", *proto, local, false) {
-                push(buf, ItemKind::Network, 0);
+            if matches!(local, SockAddr::Unix { .. } | SockAddr::Other { .. }) {
+                return;
             }
+            buf.push_str("in ");
+            push_addr(buf, *proto, local, false);
+            push(buf, ItemKind::Network, 0);
         }
         Payload::NetListen {
             proto,
@@ -853,9 +859,12 @@ fn item_keys(ev: &Event, buf: &mut String, keys: &mut Vec<(ItemKind, usize, usiz
             ret,
             ..
         } if *ret >= 0 => {
-            if network_edge(buf, "listen ", *proto, local, false) {
-                push(buf, ItemKind::Network, 0);
+            if matches!(local, SockAddr::Unix { .. } | SockAddr::Other { .. }) {
+                return;
             }
+            buf.push_str("listen ");
+            push_addr(buf, *proto, local, false);
+            push(buf, ItemKind::Network, 0);
         }
         Payload::DnsQuery { query, .. } => {
             for ch in query.chars() {
@@ -902,23 +911,6 @@ fn parent_name(exe: &str) -> &str {
     } else {
         exe
     }
-}
-
-/// A network edge's key (`out tcp IP:PORT`, `in tcp :PORT`, `listen tcp :PORT`);
-/// false, writing nothing, for unix and other families, which make no edge.
-fn network_edge(
-    buf: &mut String,
-    direction: &str,
-    proto: L4Proto,
-    addr: &SockAddr,
-    with_ip: bool,
-) -> bool {
-    if matches!(addr, SockAddr::Unix { .. } | SockAddr::Other { .. }) {
-        return false;
-    }
-    buf.push_str(direction);
-    push_addr(buf, proto, addr, with_ip);
-    true
 }
 
 fn push_addr(buf: &mut String, proto: L4Proto, a: &SockAddr, with_ip: bool) {
