@@ -44,6 +44,18 @@ enum Msg {
     Stop,
 }
 
+impl Msg {
+    /// What the queue's event bound counts this message as (flushes and stops are
+    /// sent past `Writer::offer`, uncounted).
+    fn events_counted(&self) -> usize {
+        match self {
+            Msg::Events(v) => v.len(),
+            Msg::Event(_) | Msg::Record(_) => 1,
+            Msg::Flush(_) | Msg::Stop => 0,
+        }
+    }
+}
+
 /// The handle producers append through. Cloneable senders are not exposed: one
 /// handle, shared by reference (or in an `Arc`), keeps the shutdown explicit.
 pub struct Writer {
@@ -112,10 +124,7 @@ impl Writer {
     }
 
     fn offer(&self, m: Msg) -> bool {
-        let n = match &m {
-            Msg::Events(v) => v.len(),
-            _ => 1,
-        };
+        let n = m.events_counted();
         if self.in_flight.fetch_add(n, Ordering::Relaxed) + n > self.capacity {
             return self.shed(n);
         }
@@ -358,12 +367,7 @@ impl Worker {
                 }
             }
             for m in batch.drain(..) {
-                // What offer() counted in (flushes and stops are sent past it).
-                let taken = match &m {
-                    Msg::Events(v) => v.len(),
-                    Msg::Event(_) | Msg::Record(_) => 1,
-                    Msg::Flush(_) | Msg::Stop => 0,
-                };
+                let taken = m.events_counted();
                 match m {
                     Msg::Event(ev) => self.push(partition_key(&ev.container), Item::Event(&ev)),
                     Msg::Events(events) => {
