@@ -4,9 +4,14 @@
 //! `fd.has_fresh_copy` (copytruncate: a log truncated right after a copy of it was
 //! written beside it) and `proc.is_exe_in_venv` (an interpreter of a Python virtual
 //! environment). Both are approximate by nature: the files may change in between.
+//! When the process and its near ancestors have all exited (a fast tool run by
+//! `docker exec`, whose shell's parent is the runtime's shim outside the container),
+//! any live process of the container's cgroup serves: it shares the container's root.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime};
 
 use rampart_event::{Event, Workload};
 
@@ -29,10 +34,88 @@ pub fn seen_path(proc_root: &Path, ev: &Event, path: &str) -> Option<PathBuf> {
             return Some(root.join(rel));
         }
     }
-    match *ev.container {
+    match &*ev.container {
         Workload::Host { .. } => Some(PathBuf::from(path)),
-        _ => None,
+        Workload::Container(c) => {
+            let root = live_container_root(proc_root, Path::new(CGROUP_ROOT), &c.id)?;
+            Some(root.join(rel))
+        }
     }
+}
+
+/// Where cgroup hierarchies are mounted (v2, or v1's controllers under it).
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// Depth of a container's cgroup below [`CGROUP_ROOT`]: two for Docker
+/// (`system.slice/docker-<id>.scope`), four for a Kubernetes pod's container under
+/// the systemd driver, one more on cgroup v1 (the controller's directory).
+const CGROUP_DEPTH: usize = 5;
+/// How long a container whose cgroup was not found is not searched for again.
+const NOT_FOUND_FOR: Duration = Duration::from_secs(5);
+/// Containers whose cgroup directory is remembered (cleared beyond).
+const MAX_CGROUP_DIRS: usize = 1024;
+
+/// A container's cgroup directory as last searched for (None: not found), and when.
+type CgroupDirLookup = (Option<PathBuf>, Instant);
+
+/// Each container's cgroup directory, found once by walking the hierarchy.
+static CGROUP_DIRS: Mutex<Option<HashMap<String, CgroupDirLookup>>> = Mutex::new(None);
+
+/// The root of a live process in the cgroup of container `id`
+/// (`<proc_root>/<pid>/root`).
+pub fn live_container_root(proc_root: &Path, cgroup_root: &Path, id: &str) -> Option<PathBuf> {
+    if id.len() < 12 {
+        // Too short to find its cgroup by name without mistaking another's.
+        return None;
+    }
+    let dir = {
+        let mut dirs = CGROUP_DIRS.lock().ok()?;
+        let dirs = dirs.get_or_insert_with(HashMap::new);
+        let key = format!("{}\0{id}", cgroup_root.display());
+        match dirs.get(&key) {
+            Some((Some(dir), _)) if dir.is_dir() => dir.clone(),
+            Some((None, when)) if when.elapsed() < NOT_FOUND_FOR => return None,
+            _ => {
+                if dirs.len() >= MAX_CGROUP_DIRS {
+                    dirs.clear();
+                }
+                let found = find_cgroup_dir(cgroup_root, id);
+                dirs.insert(key, (found.clone(), Instant::now()));
+                found?
+            }
+        }
+    };
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).ok()?;
+    procs
+        .lines()
+        .filter_map(|l| l.trim().parse::<u32>().ok())
+        .map(|pid| proc_root.join(pid.to_string()).join("root"))
+        .find(|root| std::fs::read_link(root).is_ok())
+}
+
+/// The cgroup directory whose name holds container `id` (`docker-<id>.scope`,
+/// `cri-containerd-<id>.scope`, `<id>`), breadth first within [`CGROUP_DEPTH`].
+fn find_cgroup_dir(cgroup_root: &Path, id: &str) -> Option<PathBuf> {
+    let mut level = vec![cgroup_root.to_path_buf()];
+    for _ in 0..CGROUP_DEPTH {
+        let mut next = Vec::new();
+        for dir in &level {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let path = e.path();
+                if e.file_name().to_str().is_some_and(|n| n.contains(id)) {
+                    return Some(path);
+                }
+                next.push(path);
+            }
+        }
+        level = next;
+    }
+    None
 }
 
 /// Whether a non-empty file named `<name>.<suffix>`, `<name>-<suffix>` or
@@ -99,6 +182,35 @@ mod tests {
         assert!(has_fresh_copy(&log, now, FRESH_COPY));
         let later = now + Duration::from_secs(3600);
         assert!(!has_fresh_copy(&log, later, FRESH_COPY), "an hour-old copy");
+    }
+
+    #[test]
+    fn a_gone_process_is_seen_through_a_live_process_of_its_containers_cgroup() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let cgroups = dir.path().join("cgroup");
+        let scope = cgroups.join(format!("system.slice/docker-{id}.scope"));
+        std::fs::create_dir_all(&scope).unwrap();
+        std::fs::create_dir_all(cgroups.join("system.slice/other.service")).unwrap();
+        // 4242 is gone; 4343 is alive, its root a directory of the container's files.
+        std::fs::write(scope.join("cgroup.procs"), "4242\n4343\n").unwrap();
+        let proc_root = dir.path().join("proc");
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("srv")).unwrap();
+        std::fs::create_dir_all(proc_root.join("4343")).unwrap();
+        std::os::unix::fs::symlink(&rootfs, proc_root.join("4343/root")).unwrap();
+        assert_eq!(
+            live_container_root(&proc_root, &cgroups, id),
+            Some(proc_root.join("4343/root"))
+        );
+        assert!(proc_root.join("4343/root/srv").is_dir());
+        let other = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
+        assert_eq!(live_container_root(&proc_root, &cgroups, other), None);
+        assert_eq!(
+            live_container_root(&proc_root, &cgroups, "0123"),
+            None,
+            "an id too short to name one cgroup"
+        );
     }
 
     #[test]
