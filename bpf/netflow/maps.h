@@ -103,6 +103,21 @@ struct seg_key {
 	__u32 pad;
 };
 
+// A protected cgroup's baseline edge to a network (an address prefix), looked up by
+// longest prefix: the cgroup, port, protocol and direction are matched whole (the
+// first SEG_CIDR_EXACT_BITS of the data), then `prefixlen - SEG_CIDR_EXACT_BITS` bits
+// of the address (IPv4 as v4-mapped IPv6). Port 0 matches any port.
+#define SEG_CIDR_EXACT_BITS 96
+struct seg_cidr_key {
+	__u32 prefixlen;
+	__u32 cgid_lo;
+	__u32 cgid_hi;
+	__u16 port;
+	__u8 proto;
+	__u8 dir;
+	__u8 addr[16];
+};
+
 struct nf_stats {
 	__u64 flows_created;
 	__u64 flow_update_failed; // the table refused an entry
@@ -175,6 +190,14 @@ struct {
 	__type(key, struct seg_key);
 	__type(value, __u8);
 } nf_allow SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, NF_MAX_ALLOW);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct seg_cidr_key);
+	__type(value, __u8);
+} nf_allow_cidr SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 // Learned segmentation in protect mode: a protected cgroup (nf_protect) may open only
 // the connections its baseline lists (nf_allow), and accept only the inbound
-// connections it lists; anything else is refused (connect: EPERM) or dropped (an
-// inbound SYN), and reported through nf_records. Loopback is never blocked. Every
-// connect also records its process in nf_owners, so a flow names who opened it.
+// connections it lists; anything else is refused (connect, and UDP sent without
+// connect: EPERM) or dropped (an inbound SYN), and reported through nf_records. An
+// edge names an address, any address, or a network (nf_allow_cidr). Loopback is never
+// blocked. Every connect also records its process in nf_owners, so a flow names who
+// opened it.
 #ifndef RAMPART_NETFLOW_SEGMENT_H
 #define RAMPART_NETFLOW_SEGMENT_H
 
@@ -21,7 +23,8 @@ static __always_inline bool nf_loopback(const __u8 *a)
 	return a[8] == 0 && a[9] == 0 && a[10] == 0xff && a[11] == 0xff && a[12] == 127;
 }
 
-// The exact edge, then any port of the address, then the port from any address.
+// The exact edge, then any port of the address, then the port from any address, then
+// a network holding the address (with the port, then with any port).
 static __always_inline bool nf_allowed(__u64 cgid, const __u8 *addr, __u16 port, __u8 proto,
 				       __u8 dir)
 {
@@ -34,7 +37,19 @@ static __always_inline bool nf_allowed(__u64 cgid, const __u8 *addr, __u16 port,
 		return true;
 	k.port = port;
 	__builtin_memset(k.addr, 0, 16);
-	return bpf_map_lookup_elem(&nf_allow, &k) != NULL;
+	if (bpf_map_lookup_elem(&nf_allow, &k))
+		return true;
+	struct seg_cidr_key c = {.prefixlen = SEG_CIDR_EXACT_BITS + 128,
+				 .cgid_lo = (__u32)cgid,
+				 .cgid_hi = (__u32)(cgid >> 32),
+				 .port = port,
+				 .proto = proto,
+				 .dir = dir};
+	__builtin_memcpy(c.addr, addr, 16);
+	if (bpf_map_lookup_elem(&nf_allow_cidr, &c))
+		return true;
+	c.port = 0;
+	return bpf_map_lookup_elem(&nf_allow_cidr, &c) != NULL;
 }
 
 static __always_inline bool nf_inbound_allowed(const struct nf_pkt *p)
@@ -64,8 +79,11 @@ static __always_inline bool nf_inbound_allowed(const struct nf_pkt *p)
 	return false;
 }
 
-// 1 lets the connect through, 0 refuses it.
-static __always_inline int nf_connect(struct bpf_sock_addr *ctx, const __u8 *addr)
+// 1 lets the connect (or datagram) through, 0 refuses it. A connect records its
+// process as the flow's owner; a datagram sent without connect() (sendto) is judged
+// only, as unconnected UDP may send one per packet.
+static __always_inline int nf_connect(struct bpf_sock_addr *ctx, const __u8 *addr,
+				      bool record_owner)
 {
 	__u64 cgid = bpf_get_current_cgroup_id();
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
@@ -74,10 +92,14 @@ static __always_inline int nf_connect(struct bpf_sock_addr *ctx, const __u8 *add
 	__builtin_memcpy(ok.remote, addr, 16);
 	struct owner_val ov = {.ts_ns = bpf_ktime_get_ns(),
 			       .pid = bpf_get_current_pid_tgid() >> 32};
-	bpf_get_current_comm(ov.comm, sizeof(ov.comm));
-	bpf_map_update_elem(&nf_owners, &ok, &ov, BPF_ANY);
+	if (record_owner) {
+		bpf_get_current_comm(ov.comm, sizeof(ov.comm));
+		bpf_map_update_elem(&nf_owners, &ok, &ov, BPF_ANY);
+	}
 	if (!bpf_map_lookup_elem(&nf_protect, &cgid) || nf_loopback(addr))
 		return 1;
+	if (!record_owner)
+		bpf_get_current_comm(ov.comm, sizeof(ov.comm));
 	if (nf_allowed(cgid, addr, port, proto, 1))
 		return 1;
 	struct nf_stats *st = nf_stat();
@@ -101,16 +123,7 @@ static __always_inline int nf_connect(struct bpf_sock_addr *ctx, const __u8 *add
 	return 0;
 }
 
-SEC("cgroup/connect4")
-int nf_connect4(struct bpf_sock_addr *ctx)
-{
-	__u8 addr[16];
-	v4_mapped(addr, ctx->user_ip4);
-	return nf_connect(ctx, addr);
-}
-
-SEC("cgroup/connect6")
-int nf_connect6(struct bpf_sock_addr *ctx)
+static __always_inline void nf_addr6(struct bpf_sock_addr *ctx, __u8 *addr)
 {
 	__u32 a[4];
 	// The context's words must be read one at a time.
@@ -118,9 +131,41 @@ int nf_connect6(struct bpf_sock_addr *ctx)
 	a[1] = ctx->user_ip6[1];
 	a[2] = ctx->user_ip6[2];
 	a[3] = ctx->user_ip6[3];
-	__u8 addr[16];
 	__builtin_memcpy(addr, a, 16);
-	return nf_connect(ctx, addr);
+}
+
+SEC("cgroup/connect4")
+int nf_connect4(struct bpf_sock_addr *ctx)
+{
+	__u8 addr[16];
+	v4_mapped(addr, ctx->user_ip4);
+	return nf_connect(ctx, addr, true);
+}
+
+SEC("cgroup/connect6")
+int nf_connect6(struct bpf_sock_addr *ctx)
+{
+	__u8 addr[16];
+	nf_addr6(ctx, addr);
+	return nf_connect(ctx, addr, true);
+}
+
+// UDP datagrams sent with an address (sendto/sendmsg on an unconnected socket): the
+// connect hooks never see them.
+SEC("cgroup/sendmsg4")
+int nf_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	__u8 addr[16];
+	v4_mapped(addr, ctx->user_ip4);
+	return nf_connect(ctx, addr, false);
+}
+
+SEC("cgroup/sendmsg6")
+int nf_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	__u8 addr[16];
+	nf_addr6(ctx, addr);
+	return nf_connect(ctx, addr, false);
 }
 
 #endif // RAMPART_NETFLOW_SEGMENT_H

@@ -12,6 +12,7 @@ use std::fs;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::CgroupAttachMode;
 use aya::programs::{CgroupSkb, CgroupSkbAttachType, CgroupSockAddr};
@@ -101,6 +102,22 @@ struct SegKey {
     pad: u32,
 }
 
+/// `seg_cidr_key` without its prefix length (aya's LPM key adds it): the exact part
+/// (cgroup, port, protocol, direction: [`SEG_CIDR_EXACT_BITS`]) then the address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct SegCidrData {
+    cgid_lo: u32,
+    cgid_hi: u32,
+    port: u16,
+    proto: u8,
+    dir: u8,
+    addr: [u8; 16],
+}
+
+/// Bits of [`SegCidrData`] before the address, always matched whole.
+const SEG_CIDR_EXACT_BITS: u32 = 96;
+
 /// What the netflow programs counted, summed over CPUs.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -142,6 +159,8 @@ unsafe impl aya::Pod for NfConfig {}
 // SAFETY: as above.
 unsafe impl aya::Pod for SegKey {}
 // SAFETY: as above.
+unsafe impl aya::Pod for SegCidrData {}
+// SAFETY: as above.
 unsafe impl aya::Pod for NetflowStats {}
 // SAFETY: as above.
 unsafe impl aya::Pod for RecordHdr {}
@@ -150,13 +169,15 @@ unsafe impl aya::Pod for RecordHdr {}
 /// Rust mirror (tests/netflow_btf.rs checks them against the object's BTF). The ring
 /// records (`nf_record_hdr`) are not listed: clang puts in BTF only the types maps,
 /// globals and program signatures reach, and ring records are none of those.
-pub const MIRRORS: [(&str, usize); 7] = [
+pub const MIRRORS: [(&str, usize); 8] = [
     ("flow_key", std::mem::size_of::<FlowKey>()),
     ("flow_val", std::mem::size_of::<FlowVal>()),
     ("owner_key", std::mem::size_of::<OwnerKey>()),
     ("owner_val", std::mem::size_of::<OwnerVal>()),
     ("nf_config", std::mem::size_of::<NfConfig>()),
     ("seg_key", std::mem::size_of::<SegKey>()),
+    // The C key leads with its u32 prefix length, which aya's LPM key adds.
+    ("seg_cidr_key", 4 + std::mem::size_of::<SegCidrData>()),
     ("nf_stats", std::mem::size_of::<NetflowStats>()),
 ];
 
@@ -278,13 +299,49 @@ pub enum SegDirection {
 }
 
 /// One allowed edge of a protected container. `addr` `None`: any address; `port` 0:
-/// any port.
+/// any port. `prefix_len` below the address's length (32 for IPv4, 128 for IPv6)
+/// makes the rule a network's: every address sharing the first `prefix_len` bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SegRule {
     pub direction: SegDirection,
     pub proto: u8,
     pub addr: Option<IpAddr>,
     pub port: u16,
+    pub prefix_len: u8,
+}
+
+impl SegRule {
+    /// A rule for one address (or any, with `addr` `None`).
+    pub fn exact(direction: SegDirection, proto: u8, addr: Option<IpAddr>, port: u16) -> Self {
+        Self {
+            direction,
+            proto,
+            addr,
+            port,
+            prefix_len: addr.map_or(0, full_prefix),
+        }
+    }
+
+    /// The prefix of the rule's address as the kernel matches it (IPv4 as v4-mapped
+    /// IPv6), when the rule is a network's.
+    fn network_bits(&self) -> Option<u32> {
+        let addr = self.addr?;
+        let len = u32::from(self.prefix_len).min(u32::from(full_prefix(addr)));
+        if len == u32::from(full_prefix(addr)) {
+            return None;
+        }
+        Some(match addr {
+            IpAddr::V4(_) => 96 + len,
+            IpAddr::V6(_) => len,
+        })
+    }
+}
+
+fn full_prefix(addr: IpAddr) -> u8 {
+    match addr {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
 }
 
 /// What the kernel side reads beyond counters.
@@ -380,7 +437,14 @@ fn read_pod<T: aya::Pod + Default>(bytes: &[u8]) -> Option<T> {
     Some(out)
 }
 
-const PROGRAMS: [&str; 4] = ["nf_egress", "nf_ingress", "nf_connect4", "nf_connect6"];
+const PROGRAMS: [&str; 6] = [
+    "nf_egress",
+    "nf_ingress",
+    "nf_connect4",
+    "nf_connect6",
+    "nf_sendmsg4",
+    "nf_sendmsg6",
+];
 
 /// The loaded netflow programs and their maps.
 pub struct NetflowProbe {
@@ -653,21 +717,41 @@ impl NetflowProbe {
     /// inbound SYNs dropped otherwise). Replaces what the cgroup had.
     pub fn protect(&mut self, cgroup_id: u64, allowed: &[SegRule]) -> Result<(), BpfError> {
         self.clear_rules(cgroup_id)?;
+        let dir_of = |r: &SegRule| match r.direction {
+            SegDirection::Outbound => 1,
+            SegDirection::Inbound => 2,
+        };
         {
             let mut allow: BpfHashMap<&mut MapData, SegKey, u8> = self.hash_mut("nf_allow")?;
-            for r in allowed {
+            for r in allowed.iter().filter(|r| r.network_bits().is_none()) {
                 let key = SegKey {
                     cgid: cgroup_id,
                     addr: r.addr.map(ip_bytes).unwrap_or_default(),
                     port: r.port,
                     proto: r.proto,
-                    dir: match r.direction {
-                        SegDirection::Outbound => 1,
-                        SegDirection::Inbound => 2,
-                    },
+                    dir: dir_of(r),
                     pad: 0,
                 };
                 allow.insert(key, 1, 0).map_err(map_err("nf_allow"))?;
+            }
+        }
+        {
+            let mut networks = self.cidr_mut()?;
+            for r in allowed {
+                let (Some(bits), Some(addr)) = (r.network_bits(), r.addr) else {
+                    continue;
+                };
+                let data = SegCidrData {
+                    cgid_lo: cgroup_id as u32,
+                    cgid_hi: (cgroup_id >> 32) as u32,
+                    port: r.port,
+                    proto: r.proto,
+                    dir: dir_of(r),
+                    addr: ip_bytes(addr),
+                };
+                networks
+                    .insert(&LpmKey::new(SEG_CIDR_EXACT_BITS + bits, data), 1, 0)
+                    .map_err(map_err("nf_allow_cidr"))?;
             }
         }
         // Last: the programs act on the cgroup only once its baseline is complete.
@@ -699,7 +783,31 @@ impl NetflowProbe {
         for k in keys {
             let _ = allow.remove(&k);
         }
+        let mut networks = self.cidr_mut()?;
+        let (lo, hi) = (cgroup_id as u32, (cgroup_id >> 32) as u32);
+        let keys: Vec<LpmKey<SegCidrData>> = networks
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| {
+                let d = k.data();
+                d.cgid_lo == lo && d.cgid_hi == hi
+            })
+            .collect();
+        for k in keys {
+            let _ = networks.remove(&k);
+        }
         Ok(())
+    }
+
+    fn cidr_mut(&mut self) -> Result<LpmTrie<&mut MapData, SegCidrData, u8>, BpfError> {
+        let map = self
+            .ebpf
+            .map_mut("nf_allow_cidr")
+            .ok_or_else(|| BpfError::Map {
+                name: "nf_allow_cidr".into(),
+                reason: "missing from object".into(),
+            })?;
+        LpmTrie::try_from(map).map_err(map_err("nf_allow_cidr"))
     }
 
     /// The programs' counters, summed over CPUs.

@@ -357,18 +357,23 @@ impl Segmentation {
         };
         let mut rules: HashSet<SegRule> = HashSet::new();
         let allowed = |e: &BaselineEdge| b.allow.contains(e) && !b.forbid.contains(e);
-        let rule = |e: &BaselineEdge, addr: Option<IpAddr>| SegRule {
-            direction: match e.direction {
-                EdgeDirection::Outbound => SegDirection::Outbound,
-                EdgeDirection::Inbound => SegDirection::Inbound,
-            },
-            proto: e.protocol.number(),
-            addr,
-            port: e.port,
+        let direction = |e: &BaselineEdge| match e.direction {
+            EdgeDirection::Outbound => SegDirection::Outbound,
+            EdgeDirection::Inbound => SegDirection::Inbound,
+        };
+        let rule = |e: &BaselineEdge, addr: Option<IpAddr>| {
+            SegRule::exact(direction(e), e.protocol.number(), addr, e.port)
         };
         for e in b.allow.iter().filter(|e| allowed(e)) {
             if e.peer == "any" {
                 rules.insert(rule(e, None));
+            } else if let Some((net, prefix_len)) =
+                e.peer.strip_prefix("cidr:").and_then(parse_network)
+            {
+                rules.insert(SegRule {
+                    prefix_len,
+                    ..rule(e, Some(net))
+                });
             } else if let Some(name) = e.peer.strip_prefix("dns:") {
                 for ip in dir.resolved_ips(cgroup_id, name) {
                     rules.insert(rule(e, Some(ip)));
@@ -397,6 +402,17 @@ impl Segmentation {
         v.sort_by_key(|r| format!("{r:?}"));
         v
     }
+}
+
+/// `10.0.0.0/24` or `fd00::/64` (a bare address is its own network).
+fn parse_network(s: &str) -> Option<(IpAddr, u8)> {
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a.parse::<IpAddr>().ok()?, Some(l.parse::<u8>().ok()?)),
+        None => (s.parse::<IpAddr>().ok()?, None),
+    };
+    let full = if addr.is_ipv4() { 32 } else { 128 };
+    let len = len.unwrap_or(full);
+    (len <= full).then_some((addr, len))
 }
 
 impl EdgeState {
@@ -498,5 +514,38 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("b.yaml:3:"), "{err}");
+    }
+
+    #[test]
+    fn network_edges_become_prefix_rules_and_bad_networks_none() {
+        let mut s = Segmentation::default();
+        let edge = |peer: &str, protocol: Proto, port: u16| BaselineEdge {
+            direction: EdgeDirection::Outbound,
+            peer: peer.into(),
+            protocol,
+            port,
+        };
+        s.allow("web", edge("cidr:10.20.0.0/16", Proto::Tcp, 443), 0);
+        s.allow("web", edge("cidr:fd00:1::/64", Proto::Udp, 0), 0);
+        s.allow("web", edge("cidr:10.30.0.0/33", Proto::Tcp, 443), 0);
+        s.allow("web", edge("ip:10.0.0.9", Proto::Udp, 53), 0);
+        let rules = s.kernel_rules("web", 7, &Directory::new(), []);
+        let prefixes: Vec<(Option<IpAddr>, u8, u8, u16)> = rules
+            .iter()
+            .map(|r| (r.addr, r.prefix_len, r.proto, r.port))
+            .collect();
+        assert_eq!(rules.len(), 3, "{rules:?}");
+        assert!(prefixes.contains(&(Some("10.20.0.0".parse().unwrap()), 16, 6, 443)));
+        assert!(prefixes.contains(&(Some("fd00:1::".parse().unwrap()), 64, 17, 0)));
+        assert!(
+            prefixes.contains(&(Some("10.0.0.9".parse().unwrap()), 32, 17, 53)),
+            "an address is its own full-length network: {prefixes:?}"
+        );
+        assert_eq!(
+            parse_network("10.1.2.3"),
+            Some(("10.1.2.3".parse().unwrap(), 32))
+        );
+        assert_eq!(parse_network("10.1.2.0/33"), None);
+        assert_eq!(parse_network("nonsense/8"), None);
     }
 }

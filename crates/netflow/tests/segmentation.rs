@@ -5,7 +5,8 @@
 
 mod common;
 
-use rampart_netflow::segment::{Mode, SegmentationConfig};
+use rampart_netflow::flow::Proto;
+use rampart_netflow::segment::{BaselineEdge, EdgeDirection, Mode, SegmentationConfig};
 use rampart_netflow::EngineConfig;
 use rampart_testbed::TestNetwork;
 
@@ -19,6 +20,7 @@ fn fetch(c: &rampart_testbed::TestContainer, ip: &str) -> String {
 
 #[test]
 fn monitor_alerts_a_new_edge_and_protect_blocks_it_while_the_baseline_works() {
+    let _turn = common::serial();
     let config = EngineConfig {
         segmentation: SegmentationConfig {
             auto_monitor: false,
@@ -165,4 +167,87 @@ fn monitor_alerts_a_new_edge_and_protect_blocks_it_while_the_baseline_works() {
         "{stats:?}"
     );
     drop((web, admin, client, intruder));
+}
+
+/// A TCP connect to `ip:port`, with wget's error (`not permitted` when refused).
+fn connect(c: &rampart_testbed::TestContainer, ip: &str, port: u16) -> String {
+    c.exec(&format!(
+        "timeout 3 wget -O- http://{ip}:{port}/ 2>&1; true"
+    ))
+}
+
+/// One UDP datagram sent with sendto() on an unconnected socket (busybox traceroute's
+/// probes), with the error when the send is refused.
+fn sendto(c: &rampart_testbed::TestContainer, ip: &str) -> String {
+    c.exec(&format!(
+        "timeout 4 traceroute -n -m 1 -q 1 -w 1 {ip} 2>&1; true"
+    ))
+}
+
+/// Protect with a network in the baseline: every address of it may be reached, over
+/// TCP and over UDP sent without connect(), and an address outside it is refused
+/// either way (the UDP refusal alerts like a connect's).
+#[test]
+fn a_network_in_the_baseline_admits_its_addresses_and_unconnected_udp_is_judged() {
+    let _turn = common::serial();
+    let config = EngineConfig {
+        segmentation: SegmentationConfig {
+            auto_monitor: false,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let Some(mut engine) = common::engine(config) else {
+        return;
+    };
+    let net = TestNetwork::create("net-cidr");
+    let client = common::service("net-cidr-cli", "cidrclient", &net.name, &[]);
+    let now = common::now_ns();
+    engine.refresh_directory(now);
+    let workload = "compose:nettest/cidrclient";
+    for protocol in [Proto::Tcp, Proto::Udp] {
+        let edge = BaselineEdge {
+            direction: EdgeDirection::Outbound,
+            peer: "cidr:10.99.0.0/16".into(),
+            protocol,
+            port: 0,
+        };
+        engine.segmentation.allow(workload, edge, now);
+    }
+    engine.segmentation.set_mode(workload, Mode::Protect, now);
+    engine.poll(now).unwrap();
+
+    // Inside the network (nothing answers there: refused would say "not permitted").
+    let inside = connect(&client, "10.99.3.4", 8080);
+    assert!(
+        inside.contains("Connecting to") && !inside.contains("not permitted"),
+        "{inside}"
+    );
+    let inside_udp = sendto(&client, "10.99.200.1");
+    assert!(
+        inside_udp.contains("\n 1 ") && !inside_udp.contains("not permitted"),
+        "the probe went out (its first hop answers or times out): {inside_udp}"
+    );
+
+    // Outside it: refused at once.
+    let outside = connect(&client, "10.98.3.4", 8080);
+    assert!(outside.contains("not permitted"), "{outside}");
+    let outside_udp = sendto(&client, "10.98.3.4");
+    assert!(
+        outside_udp.contains("not permitted"),
+        "a datagram outside the baseline is refused: {outside_udp}"
+    );
+    let mut seen = Vec::new();
+    let blocked = common::poll_for(&mut engine, &mut seen, |a| {
+        a.rule == "Network edge blocked" && a.message.contains("udp/")
+    })
+    .unwrap_or_else(|| panic!("the refused datagram alerts: {seen:?}"));
+    assert!(
+        blocked.message.contains("cidrclient") && blocked.message.contains("10.98.3.4"),
+        "{}",
+        blocked.message
+    );
+    let stats = engine.probe().unwrap().stats().unwrap();
+    assert!(stats.connects_denied >= 2, "{stats:?}");
+    drop(client);
 }
