@@ -269,13 +269,16 @@ pub fn cgroup2_root() -> Option<PathBuf> {
     })
 }
 
-/// The cgroup v2 directories Docker puts containers under: `docker/` (cgroupfs
-/// driver) and `system.slice/` (systemd driver), those that exist.
+/// The cgroup v2 directories container runtimes put containers under, those that
+/// exist: Docker's `docker/` (cgroupfs driver) and `system.slice/` (systemd driver),
+/// and the kubelet's `kubepods.slice/` (systemd driver) and `kubepods/` (cgroupfs), so
+/// a Kubernetes node's pods are seen without configuring `network.cgroup_dirs`.
 pub fn docker_parent_dirs() -> Vec<PathBuf> {
-    let Some(root) = cgroup2_root() else {
-        return Vec::new();
-    };
-    ["docker", "system.slice"]
+    cgroup2_root().map_or_else(Vec::new, |root| container_parent_dirs(&root))
+}
+
+fn container_parent_dirs(root: &Path) -> Vec<PathBuf> {
+    ["docker", "system.slice", "kubepods.slice", "kubepods"]
         .iter()
         .map(|d| root.join(d))
         .filter(|d| d.is_dir())
@@ -334,6 +337,22 @@ pub fn host_addresses() -> Vec<IpAddr> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn docker_and_kubelet_parents_are_found_where_they_exist() {
+        let root = tempfile::tempdir().unwrap();
+        for d in ["system.slice", "kubepods.slice", "user.slice"] {
+            std::fs::create_dir(root.path().join(d)).unwrap();
+        }
+        let found = container_parent_dirs(root.path());
+        assert_eq!(
+            found,
+            vec![
+                root.path().join("system.slice"),
+                root.path().join("kubepods.slice")
+            ]
+        );
+    }
+
     use super::*;
 
     #[test]
