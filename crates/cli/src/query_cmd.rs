@@ -78,6 +78,10 @@ pub struct IncidentArgs {
     /// Where the bundle goes (default: incident-<alert id>.tar.gz here).
     #[arg(long, short)]
     pub output: Option<PathBuf>,
+    /// The network stage's packet captures (`network.capture.dir`): those of the
+    /// window's alerts go into the bundle under `packets/`.
+    #[arg(long, default_value = "/var/lib/rampart/captures")]
+    pub captures: PathBuf,
 }
 
 /// `90s`, `1h` ago, or an RFC 3339 time, in ns since the epoch.
@@ -342,14 +346,15 @@ pub fn run_incident(a: IncidentArgs) -> anyhow::Result<i32> {
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("incident-{}.tar.gz", a.alert_id)));
-    let s = recorder.incident_bundle(
+    let s = recorder.incident_bundle_with_captures(
         &a.alert_id,
         duration_arg(&a.before)?,
         duration_arg(&a.after)?,
         &out,
+        Some(&a.captures),
     )?;
     println!(
-        "{}: alert {}, {} events, {} processes, {} connections, {} files written, {} lifecycle changes, {} timeline steps",
+        "{}: alert {}, {} events, {} processes, {} connections, {} files written, {} lifecycle changes, {} timeline steps, {} packet captures",
         s.path.display(),
         s.alert_id,
         s.events,
@@ -357,7 +362,8 @@ pub fn run_incident(a: IncidentArgs) -> anyhow::Result<i32> {
         s.connections,
         s.files_written,
         s.lifecycle,
-        s.timeline_steps
+        s.timeline_steps,
+        s.captures
     );
     Ok(0)
 }

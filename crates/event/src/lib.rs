@@ -686,6 +686,24 @@ pub fn exec_id_start_boot_ns(exec_id: &str) -> Option<u64> {
     ticks.checked_mul(EXEC_ID_NS_PER_TICK)
 }
 
+/// The file name a packet capture named `name` (an alert's id, for a capture taken
+/// around that alert) is written under: the network stage writes it, the recorder's
+/// incident bundles look for it. Characters outside `[A-Za-z0-9_-]` become `_`.
+pub fn capture_file_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    out.push_str(".pcapng");
+    out
+}
+
 /// Now, in nanoseconds since the Unix epoch: the clock events and alerts carry.
 pub fn wall_ns() -> u64 {
     std::time::SystemTime::now()

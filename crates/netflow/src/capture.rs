@@ -107,10 +107,11 @@ impl CaptureBuffers {
     }
 
     /// Asks for a capture of container `cgroup_id` around `at_ns`, written once the
-    /// window after it has passed, as `<dir>/<name>.pcapng`.
+    /// window after it has passed, as `<dir>/<name>.pcapng` (name made safe:
+    /// [`rampart_event::capture_file_name`]).
     pub fn request(&mut self, name: &str, cgroup_id: u64, at_ns: u64) {
         self.pending.push(PendingCapture {
-            name: sanitize(name),
+            name: name.to_owned(),
             cgroup_id,
             from_ns: at_ns.saturating_sub(self.config.before_secs * NS),
             until_ns: at_ns + self.config.after_secs * NS,
@@ -125,7 +126,10 @@ impl CaptureBuffers {
         let mut written = Vec::new();
         for c in due {
             std::fs::create_dir_all(&self.config.dir)?;
-            let path = self.config.dir.join(format!("{}.pcapng", c.name));
+            let path = self
+                .config
+                .dir
+                .join(rampart_event::capture_file_name(&c.name));
             let packets: Vec<&CapturedPacket> = self
                 .buffers
                 .get(&c.cgroup_id)
@@ -146,18 +150,6 @@ impl CaptureBuffers {
     pub fn pending(&self) -> &[PendingCapture] {
         &self.pending
     }
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 fn pad4(n: usize) -> usize {

@@ -323,6 +323,46 @@ fn the_pcap_of_an_alert_opens_in_tshark_and_holds_the_connection() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
+    // The alert's incident bundle carries the capture: the alert recorded, then
+    // bundled with the capture directory, and tshark reads the copy in the bundle.
+    let rec_dir = tempfile::tempdir().unwrap();
+    let rec = rampart_recorder::Recorder::open(rampart_recorder::RecorderConfig::with_dir(
+        rec_dir.path(),
+    ))
+    .unwrap();
+    let writer = rampart_recorder::Writer::start(rec.clone()).unwrap();
+    assert!(writer.try_append_alert(alert.clone()));
+    writer.flush().unwrap();
+    let bundle = rec_dir.path().join("incident.tar.gz");
+    let summary = rec
+        .incident_bundle_with_captures(
+            &alert.id,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            &bundle,
+            Some(&dir),
+        )
+        .unwrap();
+    assert_eq!(summary.captures, 1, "{summary:?}");
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(&bundle).unwrap(),
+    ));
+    let mut in_bundle = None;
+    let mut summary_md = String::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().into_owned();
+        if name.contains("/packets/") && name.ends_with(".pcapng") {
+            let out = rec_dir.path().join("from-bundle.pcapng");
+            entry.unpack(&out).unwrap();
+            in_bundle = Some(out);
+        } else if name.ends_with("summary.md") {
+            std::io::Read::read_to_string(&mut entry, &mut summary_md).unwrap();
+        }
+    }
+    let path = in_bundle.unwrap_or_else(|| panic!("no capture in the bundle ({path:?})"));
+    assert!(summary_md.contains("## Packet captures"), "{summary_md}");
+    writer.close().unwrap();
     let out = std::process::Command::new("tshark")
         .args(["-r"])
         .arg(&path)

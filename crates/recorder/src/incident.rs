@@ -28,6 +28,8 @@ pub struct BundleSummary {
     pub lifecycle: usize,
     /// Steps named in `summary.md`'s timeline.
     pub timeline_steps: usize,
+    /// Packet captures taken around the window's alerts, under `packets/`.
+    pub captures: usize,
 }
 
 /// Files read by attackers after credentials and keys.
@@ -151,6 +153,21 @@ impl Recorder {
         after: Duration,
         out: &Path,
     ) -> Result<BundleSummary, RecorderError> {
+        self.incident_bundle_with_captures(alert_id, before, after, out, None)
+    }
+
+    /// [`Recorder::incident_bundle`], plus the packet captures the network stage wrote
+    /// into `captures` for the alert and for the other alerts of its container in the
+    /// window (`<dir>/<alert id>.pcapng`, see [`rampart_event::capture_file_name`]),
+    /// under `packets/` in the bundle and listed in `summary.md`.
+    pub fn incident_bundle_with_captures(
+        self: &Arc<Self>,
+        alert_id: &str,
+        before: Duration,
+        after: Duration,
+        out: &Path,
+        captures: Option<&Path>,
+    ) -> Result<BundleSummary, RecorderError> {
         let alert = self.find_alert(alert_id)?;
         let container = alert
             .event
@@ -227,7 +244,21 @@ impl Recorder {
                 let _ = writeln!(files, "{} {} {how} {path}", fmt_ts(e.ts_ns), proc_label(e));
             }
         }
-        let (summary_md, steps) = summary(&alert, &alerts, &events, &lifecycle, since, until);
+        let (mut summary_md, steps) = summary(&alert, &alerts, &events, &lifecycle, since, until);
+        let packets = match captures {
+            Some(dir) => captures_of(dir, &alert, &alerts)?,
+            None => Vec::new(),
+        };
+        if !packets.is_empty() {
+            let _ = writeln!(summary_md, "\n## Packet captures\n");
+            for (name, data) in &packets {
+                let _ = writeln!(
+                    summary_md,
+                    "- `packets/{name}` ({} bytes, pcapng: `tshark -r`)",
+                    data.len()
+                );
+            }
+        }
 
         let mut events_jsonl = Vec::new();
         for e in &events {
@@ -274,6 +305,14 @@ impl Recorder {
             h.set_cksum();
             tar.append_data(&mut h, format!("{dir}/{name}"), data)?;
         }
+        for (name, data) in &packets {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_mtime(mtime);
+            h.set_cksum();
+            tar.append_data(&mut h, format!("{dir}/packets/{name}"), &data[..])?;
+        }
         let gz = tar.into_inner()?;
         gz.finish()?.sync_all()?;
         std::fs::rename(&tmp, out)?;
@@ -287,8 +326,41 @@ impl Recorder {
             files_written,
             lifecycle: lifecycle.len(),
             timeline_steps: steps,
+            captures: packets.len(),
         })
     }
+}
+
+/// Captures larger than this are left out of a bundle (named in the log instead):
+/// the rolling buffer holds 30 s of headers, far less.
+const MAX_CAPTURE_BYTES: u64 = 256 << 20;
+
+/// The captures in `dir` of `alert` and of `others`, each once: (file name, bytes).
+fn captures_of(
+    dir: &Path,
+    alert: &Alert,
+    others: &[Alert],
+) -> Result<Vec<(String, Vec<u8>)>, RecorderError> {
+    let mut names = BTreeSet::new();
+    for id in std::iter::once(&alert.id).chain(others.iter().map(|a| &a.id)) {
+        names.insert(rampart_event::capture_file_name(id));
+    }
+    let mut out = Vec::new();
+    for name in names {
+        let path = dir.join(&name);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_file() {
+            continue;
+        }
+        if meta.len() > MAX_CAPTURE_BYTES {
+            tracing::warn!(path = %path.display(), bytes = meta.len(), "capture too large for the bundle");
+            continue;
+        }
+        out.push((name, std::fs::read(&path)?));
+    }
+    Ok(out)
 }
 
 /// The human-readable timeline: the steps an analyst looks for, in order.
