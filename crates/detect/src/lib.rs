@@ -46,7 +46,7 @@ pub use fields::EvalCtx;
 pub use hostnames::{ResolveOptions, Resolver, StaticResolver, SystemResolver};
 pub use loader::{
     compile_condition, load_files, load_files_with, load_texts, load_texts_with, Condition,
-    LoadError, LoadWarning,
+    LoadError, LoadWarning, CAPTURE_TAG,
 };
 pub use parser::{parse_condition, ParseError};
 pub use rule::CompiledRule;

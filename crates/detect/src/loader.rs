@@ -53,6 +53,10 @@ enum Entry {
     Many(Vec<Entry>),
 }
 
+/// The tag on the alerts of a rule with `capture: true`: the network stage writes the
+/// packets around such an alert (see [`crate`]'s `capture:` rule key).
+pub const CAPTURE_TAG: &str = "capture";
+
 #[derive(Clone)]
 struct RuleInfo {
     name: String,
@@ -469,11 +473,33 @@ impl Collector {
             Some(p) => Some(Priority::parse(&p).ok_or_else(|| e(format!("unknown priority `{p}` (expected emergency, alert, critical, error, warning, notice, informational, debug)")))?),
             None => None,
         };
-        let tags = match m.get("tags") {
+        let mut tags = match m.get("tags") {
             None | Some(Value::Null) => None,
             Some(Value::Sequence(s)) => Some(s.iter().filter_map(scalar_text).collect::<Vec<_>>()),
             Some(_) => return Err(e("`tags` must be a sequence".into())),
         };
+        // Falco's `capture: true` (with `capture_duration` in ms): the rule's alerts ask
+        // for the packets around them. They carry the tag `capture`, which the network
+        // stage acts on (its capture window is `network.capture`'s, not the duration).
+        match m.get("capture") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => {}
+            Some(Value::Bool(true)) => {
+                let t = tags.get_or_insert_with(Vec::new);
+                if !t.iter().any(|x| x == CAPTURE_TAG) {
+                    t.push(CAPTURE_TAG.to_string());
+                }
+            }
+            Some(_) => return Err(e("`capture` must be true or false".into())),
+        }
+        match m.get("capture_duration") {
+            None | Some(Value::Null) => {}
+            Some(v) if v.as_u64().is_some() => {}
+            Some(_) => {
+                return Err(e(
+                    "`capture_duration` must be a whole number of milliseconds".into(),
+                ))
+            }
+        }
         let enabled = match m.get("enabled") {
             None => None,
             Some(Value::Bool(b)) => Some(*b),
@@ -1194,6 +1220,22 @@ mod tests {
         let e = &errs[0];
         assert_eq!((e.line, e.col), (12, 14), "{e}");
         assert!(e.message.contains("contains"), "{e}");
+    }
+
+    #[test]
+    fn capture_true_tags_the_rule_and_a_bad_capture_is_an_error() {
+        let (set, errs) = load(
+            "- rule: r\n  desc: d\n  condition: proc.name = sh\n  output: o\n  priority: INFO\n  tags: [shell]\n  capture: true\n  capture_duration: 5000\n- rule: q\n  desc: d\n  condition: proc.name = sh\n  output: o\n  priority: INFO\n  capture: sometimes\n",
+        );
+        assert_eq!(set.rules().len(), 1);
+        assert_eq!(set.rules()[0].tags, vec!["shell", CAPTURE_TAG]);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(
+            errs[0].message.contains("`capture` must be true or false"),
+            "{}",
+            errs[0]
+        );
+        assert_eq!(errs[0].line, 9, "{}", errs[0]);
     }
 
     #[test]

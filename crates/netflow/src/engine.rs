@@ -455,6 +455,17 @@ impl NetworkEngine {
         Ok(())
     }
 
+    /// Asks for the packets of container `cgroup_id` around another stage's alert
+    /// (`name`: its id, the capture's file name), when captures are on; false when
+    /// they are off or the alert is the host's.
+    pub fn capture_around(&mut self, name: &str, cgroup_id: u64, at_ns: u64) -> bool {
+        if !self.capture.config.enabled || cgroup_id == 0 {
+            return false;
+        }
+        self.capture.request(name, cgroup_id, at_ns);
+        true
+    }
+
     /// Starts capturing a container's packets now (on demand), whatever the config.
     pub fn capture_container(&mut self, cgroup_id: u64) -> Result<(), NetflowError> {
         if let Some(p) = self.probe.as_mut() {

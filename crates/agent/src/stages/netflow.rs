@@ -1,7 +1,9 @@
 //! The network engine (`rampart_netflow`) as a stage: it reads the kernel's flow table
 //! once a second, names processes from the sensor's connect/listen/accept events, and
 //! raises the segmentation's and the detectors' alerts. It writes the flow table and
-//! the baselines under its state directory for `rampart net`.
+//! the baselines under its state directory for `rampart net`. Other stages' alerts
+//! of rules with `capture: true` (tagged `capture`) get the packets around them, as
+//! its own alerts do, when `network.capture` is on.
 
 use std::time::{Duration, Instant};
 
@@ -36,7 +38,10 @@ impl Stage for NetflowStage {
     }
 
     fn subscription(&self) -> Subscription {
-        Subscription::EVENTS
+        Subscription {
+            alerts: true,
+            ..Subscription::EVENTS
+        }
     }
 
     fn when_full(&self) -> WhenFull {
@@ -60,8 +65,13 @@ impl Stage for NetflowStage {
             return Ok(());
         };
         for r in &batch.records {
-            if let Record::Event(ev) = r {
-                engine.observe_event(ev);
+            match r {
+                Record::Event(ev) => engine.observe_event(ev),
+                Record::Alert(a) if a.tags.iter().any(|t| t == rampart_detect::CAPTURE_TAG) => {
+                    let cgroup_id = a.event.container.container().map_or(0, |c| c.cgroup_id);
+                    engine.capture_around(&a.id, cgroup_id, a.ts_ns);
+                }
+                _ => {}
             }
         }
         Ok(())
