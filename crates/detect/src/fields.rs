@@ -833,6 +833,11 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         "k8s.workload.name" => {
             provided(s(|ctx| ctx.container()?.k8s.as_ref().and_then(|k| nonempty(Some(k.workload_name.as_str())))))
         }
+        // Not a Falco field (Falco's syscall source has no service account): named
+        // after k8saudit's `ka.*.serviceaccount` style, under k8s.
+        "k8s.sa.name" => {
+            provided(s(|ctx| ctx.container()?.k8s.as_ref().and_then(|k| nonempty(Some(k.service_account.as_str())))))
+        }
         "k8s.node.name" => {
             provided(s(|ctx| ctx.container()?.k8s.as_ref().and_then(|k| nonempty(Some(k.node.as_str())))))
         }

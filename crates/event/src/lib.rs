@@ -234,6 +234,11 @@ pub struct KubernetesIdentity {
     /// The node the pod runs on (the sensor's node name).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node: String,
+    /// The pod's service account, from the claims of the token the kubelet mounts
+    /// at /var/run/secrets/kubernetes.io/serviceaccount (empty: none mounted, or
+    /// not readable).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
     /// The pod's own labels (`app`, `pod-template-hash`, …), without the runtime's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
