@@ -327,6 +327,8 @@ struct OciSpec {
     process: Option<OciProcess>,
     #[serde(default)]
     linux: Option<OciLinux>,
+    #[serde(default)]
+    mounts: Vec<crate::cri::OciMount>,
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -446,6 +448,9 @@ pub fn container_from_containerd(
             .into_iter()
             .filter(|(key, _)| !is_runtime_label(key))
             .collect();
+        k.service_account =
+            crate::cri::service_account_from_mounts(&spec.mounts, &crate::cri::host_roots())
+                .unwrap_or_default();
     }
     let image = c.image.clone();
     let (image_repository, image_tag) = split_image(&image);
