@@ -69,7 +69,11 @@ async fn start_admission(
     let on_decision: server::OnDecision = Arc::new(move |d, req| {
         let now = rampart_event::wall_ns();
         let audit = rampart_admission::audit_record(d, &req.user_info.username, "central", now);
-        let alerts: Vec<_> = rampart_admission::alert(d, &host, now)
+        let by = rampart_admission::Requester {
+            user: &req.user_info.username,
+            operation: &req.operation,
+        };
+        let alerts: Vec<_> = rampart_admission::alert(d, by, &host, now)
             .into_iter()
             .collect();
         let store = store.clone();

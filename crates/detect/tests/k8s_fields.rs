@@ -56,6 +56,7 @@ fn kubernetes_fields_name_the_pod_its_workload_node_and_labels() {
             "k8s.pod.labels contains \"app:web\" and k8s.pod.label[tier] = front",
         ),
         rule("statefulset", "k8s.statefulset.name = web"),
+        rule("service account", "k8s.sa.name = web-sa"),
     ]
     .concat();
     let (set, errors) = rampart_detect::loader::load_texts(&[("k8s.yaml".into(), text)]);
@@ -65,6 +66,7 @@ fn kubernetes_fields_name_the_pod_its_workload_node_and_labels() {
         pod: "web-7d4b9c8f5-x2x9k".into(),
         container: "app".into(),
         node: "node-a".into(),
+        service_account: "web-sa".into(),
         labels: BTreeMap::from([
             ("app".to_string(), "web".to_string()),
             ("tier".to_string(), "front".to_string()),
@@ -75,7 +77,10 @@ fn kubernetes_fields_name_the_pod_its_workload_node_and_labels() {
     k.fill_workload(&k.labels.clone());
     let mut hits = set.matching_rules(&event(Some(k)));
     hits.sort();
-    assert_eq!(hits, vec!["deployment", "labels", "node", "pod"]);
+    assert_eq!(
+        hits,
+        vec!["deployment", "labels", "node", "pod", "service account"]
+    );
     assert!(
         set.matching_rules(&event(None)).is_empty(),
         "no pod, no match"

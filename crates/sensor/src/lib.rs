@@ -225,7 +225,7 @@ fn wire_kinds(k: EventKind) -> &'static [u16] {
         EventKind::MemfdCreate => &[w::MEMFD],
         EventKind::Socket => &[w::SOCKET],
         EventKind::FdDup => &[w::DUP],
-        EventKind::Lost => &[],
+        EventKind::Lost | EventKind::Admission => &[],
     }
 }
 
