@@ -179,10 +179,7 @@ pub fn alert(
     output_fields.insert("k8s.workload.kind".into(), Value::from(d.kind.clone()));
     output_fields.insert("k8s.workload.name".into(), Value::from(d.name.clone()));
     output_fields.insert("ka.user.name".into(), Value::from(by.user));
-    output_fields.insert(
-        "ka.verb".into(),
-        Value::from(by.operation.to_lowercase()),
-    );
+    output_fields.insert("ka.verb".into(), Value::from(by.operation.to_lowercase()));
     output_fields.insert("container.images".into(), Value::from(d.images.clone()));
     let clauses: Vec<&str> = list.iter().map(|v| v.clause.as_str()).collect();
     output_fields.insert("admission.clauses".into(), Value::from(clauses));

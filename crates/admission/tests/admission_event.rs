@@ -168,7 +168,10 @@ fn the_recorder_keeps_admission_events_and_alerts() {
             alerts: false,
             lifecycle: false,
         })
-        .with_where("ka.target.name = miner and admission.decision = deny", &[&rules])
+        .with_where(
+            "ka.target.name = miner and admission.decision = deny",
+            &[&rules],
+        )
         .unwrap();
     let found: Vec<_> = rec.query(&q).unwrap().collect();
     assert_eq!(found.len(), 1, "{found:?}");

@@ -371,7 +371,10 @@ async fn each_clause_allows_one_pod_and_denies_another_over_tls() {
     assert_eq!(a.decision, "deny");
     assert_eq!(
         a.denied_by,
-        d.denials.iter().map(|v| v.clause.clone()).collect::<Vec<_>>()
+        d.denials
+            .iter()
+            .map(|v| v.clause.clone())
+            .collect::<Vec<_>>()
     );
     assert!(!a.denied_by.is_empty());
     assert!(

@@ -63,7 +63,8 @@ async fn start_admission(
     let tls = server::tls_config(&cert, &key, cfg.client_ca.as_deref())?;
     let scans: Arc<dyn rampart_admission::ScanFacts> = match &cfg.scan_reports {
         Some(dir) => Arc::new(rampart_admission::ScanReportDir::new(dir)),
-        None => Arc::new(rampart_admission::NoScans),
+        // The fleet's own scan results, as the nodes reported them.
+        None => Arc::new(crate::admission_scans::StoreScans::new(store.clone())),
     };
     let host = "central".to_string();
     let on_decision: server::OnDecision = Arc::new(move |d, req| {
