@@ -312,14 +312,30 @@ fn the_service_account_is_named_and_recorded(s: &Bed) {
         ..rampart_recorder::RecorderConfig::with_dir(dir.path())
     })
     .unwrap();
+    let rules = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"));
+    // The shipped rules alert on the read, with the pod's identity in the alert's
+    // fields.
+    let (engine, errors) = rampart_detect::RuleEngine::load(&[&rules]).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let alert = ours
+        .iter()
+        .flat_map(|e| engine.evaluate(e))
+        .find(|a| reads_shadow(&a.event))
+        .expect("a shipped rule fires on the /etc/shadow read");
+    assert_eq!(
+        alert.output_fields["k8s.sa.name"], "cart-runner",
+        "{alert:?}"
+    );
+    assert_eq!(alert.output_fields["k8s.ns.name"], "shop");
+    assert_eq!(alert.output_fields["k8s.pod.name"], "cart-6b7c8d9e0f-abcde");
     let w = rampart_recorder::Writer::start(rec.clone()).unwrap();
     for e in &ours {
         while !w.try_append_event(e.clone()) {
             std::thread::yield_now();
         }
     }
+    assert!(w.try_append_alert(alert.clone()));
     w.close().unwrap();
-    let rules = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"));
     let found: Vec<Event> = rec
         .query(
             &rampart_recorder::Query::new()
@@ -343,6 +359,32 @@ fn the_service_account_is_named_and_recorded(s: &Bed) {
         found[0].container.container().unwrap().k8s,
         c.k8s,
         "the identity comes back whole"
+    );
+    // The alert's incident bundle names the pod.
+    let bundle = dir.path().join("incident.tar.gz");
+    let summary = rec
+        .incident_bundle(
+            &alert.id,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            &bundle,
+        )
+        .unwrap();
+    assert!(summary.events > 0, "{summary:?}");
+    let tar = std::process::Command::new("tar")
+        .arg("-xzOf")
+        .arg(&bundle)
+        .args(["--wildcards", "*/summary.md"])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let text = String::from_utf8(tar.stdout).unwrap();
+    assert!(
+        text.contains(
+            "- Kubernetes: pod shop/cart-6b7c8d9e0f-abcde, container app, \
+             Pod cart-6b7c8d9e0f-abcde, node node-a, service account cart-runner"
+        ),
+        "{text}"
     );
 }
 
