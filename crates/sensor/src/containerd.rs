@@ -2,7 +2,9 @@
 //! every namespace's containers at start, then the events stream (`/containers/*`,
 //! `/tasks/*`), cached by container id in the same [`ContainerCache`] the Docker
 //! watcher fills. Kubernetes identity comes from the CRI labels (`io.kubernetes.*`)
-//! of the container and of its pod sandbox, or from the OCI annotations CRI writes.
+//! of the container and of its pod sandbox, or from the OCI annotations CRI writes;
+//! the pod's service account from the token mounted into the container (see
+//! [`crate::cri`]).
 //!
 //! The gRPC client is small and our own: the handful of messages read here are
 //! declared with prost (field numbers from containerd's `api/services/containers/v1`,
