@@ -8,17 +8,23 @@
 //! report per node and target, so when a vulnerability was first known is the oldest
 //! of the stored reports that have it, and no later than the first time this central
 //! saw it (remembered here, so a node's rescan does not restart a grace period while
-//! central runs).
+//! central runs). One reading of the store answers reviews for ten seconds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rampart_admission::scans::{names_of, CriticalVuln, ImageScan, ScanFacts};
 use rampart_event::fleet::NodeReport;
 use rampart_event::Severity;
+use rampart_store::reports::StoredReport;
 
 pub struct StoreScans {
     store: Arc<dyn rampart_store::Store>,
+    /// How long one reading of the store's scan results answers reviews: a burst of
+    /// pods (a rollout) reads the store once.
+    ttl: Duration,
+    cached: Mutex<Option<(Instant, Arc<Vec<StoredReport>>)>>,
     /// (image, vulnerability id, package) → the earliest time it was known.
     first_seen: Mutex<HashMap<(String, String, String), u64>>,
 }
@@ -27,28 +33,49 @@ impl StoreScans {
     pub fn new(store: Arc<dyn rampart_store::Store>) -> Self {
         Self {
             store,
+            ttl: Duration::from_secs(10),
+            cached: Mutex::new(None),
             first_seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reads the store at most once per `ttl` (zero: at every review).
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    fn reports(&self) -> Option<Arc<Vec<StoredReport>>> {
+        let mut cached = self.cached.lock().ok()?;
+        if let Some((at, r)) = cached.as_ref() {
+            if at.elapsed() < self.ttl {
+                return Some(r.clone());
+            }
+        }
+        match self.store.reports("scan", None) {
+            Ok(r) => {
+                let r = Arc::new(r);
+                *cached = Some((Instant::now(), r.clone()));
+                Some(r)
+            }
+            Err(e) => {
+                // Unknown is not "unscanned", but the policy can only treat the image
+                // as never scanned (a `deny` on unscanned images then denies): say why.
+                tracing::warn!(error = %e, "admission: scan results not read from the store");
+                None
+            }
         }
     }
 }
 
 impl ScanFacts for StoreScans {
     fn scan(&self, image: &str) -> Option<ImageScan> {
-        let reports = match self.store.reports("scan", None) {
-            Ok(r) => r,
-            Err(e) => {
-                // Unknown is not "unscanned": the policy then treats the image as
-                // never scanned, which a `deny` on unscanned images turns into a
-                // denial; say why in the log.
-                tracing::warn!(error = %e, "admission: scan results not read from the store");
-                return None;
-            }
-        };
+        let reports = self.reports()?;
         let wanted = names_of(image);
         let mut found: Option<ImageScan> = None;
         // (id, package) → (first seen, in use: any true / all false / unknown).
         let mut vulns: HashMap<(String, String), (u64, Option<bool>)> = HashMap::new();
-        for r in &reports {
+        for r in reports.iter() {
             let NodeReport::Scan(s) = &r.report else {
                 continue;
             };

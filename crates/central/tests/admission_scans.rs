@@ -101,7 +101,8 @@ fn admission_reads_scan_facts_from_the_postgres_store() {
         .put_reports("node-a", &[scan(now - HOUR, "c3", "busybox:1.36", vec![])])
         .unwrap();
 
-    let facts = StoreScans::new(store.clone());
+    // Read at every review here, so the rescan below is seen at once.
+    let facts = StoreScans::new(store.clone()).with_ttl(std::time::Duration::ZERO);
     let web = facts
         .scan("registry.example.com/shop/web:1.4")
         .expect("the web image is scanned");
