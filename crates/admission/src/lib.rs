@@ -19,7 +19,7 @@ pub mod server;
 
 use base64::Engine;
 use rampart_event::{
-    AuditRecord, Event, KubernetesIdentity, LossSource, Payload, Priority, Workload, SCHEMA_VERSION,
+    AdmissionRequest, AuditRecord, Event, Payload, Priority, Workload, SCHEMA_VERSION,
 };
 use serde_json::Value;
 
@@ -108,10 +108,64 @@ pub fn audit_record(d: &Decision, user: &str, origin: &str, now_ns: u64) -> Audi
     }
 }
 
+/// Who asked for an admission: the API server's `userInfo.username` and the
+/// operation (`CREATE`, `UPDATE`); both empty for a manifest checked in CI.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Requester<'a> {
+    pub user: &'a str,
+    pub operation: &'a str,
+}
+
+/// The event of a decision: what was asked, by whom, and which clauses answered.
+/// No process and no container exist yet: the workload is the host's (`cgroup_id`
+/// 0), and the pod to be is named in the payload.
+pub fn event(d: &Decision, by: Requester<'_>, host: &str, now_ns: u64) -> Event {
+    let decision = if !d.allowed {
+        "deny"
+    } else if !d.warnings.is_empty() {
+        "warn"
+    } else {
+        "allow"
+    };
+    let clauses = |v: &[Violation]| -> Vec<String> {
+        let mut c: Vec<String> = Vec::new();
+        for x in v {
+            if !c.contains(&x.clause) {
+                c.push(x.clause.clone());
+            }
+        }
+        c
+    };
+    Event {
+        schema: SCHEMA_VERSION,
+        ts_ns: now_ns,
+        host: host.into(),
+        seq: 0,
+        process: None,
+        container: std::sync::Arc::new(Workload::Host { cgroup_id: 0 }),
+        compat_syscall: false,
+        payload: Payload::Admission(AdmissionRequest {
+            kind: d.kind.clone(),
+            namespace: d.namespace.clone(),
+            name: d.name.clone(),
+            user: by.user.into(),
+            operation: by.operation.into(),
+            decision: decision.into(),
+            denied_by: clauses(&d.denials),
+            warned_by: clauses(&d.warnings),
+            images: d.images.clone(),
+        }),
+    }
+}
+
 /// The alert shown for a decision that denied or warned (a clean admission is only
-/// audited). There is no kernel event behind an admission: the alert's event is the
-/// host's, with a zero `lost` payload, and the pod is in the output fields.
-pub fn alert(d: &Decision, host: &str, now_ns: u64) -> Option<rampart_event::Alert> {
+/// audited), on the decision's own [`event`].
+pub fn alert(
+    d: &Decision,
+    by: Requester<'_>,
+    host: &str,
+    now_ns: u64,
+) -> Option<rampart_event::Alert> {
     if d.allowed && d.warnings.is_empty() {
         return None;
     }
@@ -120,23 +174,12 @@ pub fn alert(d: &Decision, host: &str, now_ns: u64) -> Option<rampart_event::Ale
     } else {
         ("Admission denied", Priority::Warning, &d.denials)
     };
-    let k = KubernetesIdentity {
-        namespace: d.namespace.clone(),
-        pod: d.name.clone(),
-        workload_kind: d.kind.clone(),
-        workload_name: d.name.clone(),
-        ..Default::default()
-    };
     let mut output_fields = std::collections::BTreeMap::new();
-    output_fields.insert("k8s.ns.name".into(), Value::from(k.namespace.clone()));
-    output_fields.insert(
-        "k8s.workload.kind".into(),
-        Value::from(k.workload_kind.clone()),
-    );
-    output_fields.insert(
-        "k8s.workload.name".into(),
-        Value::from(k.workload_name.clone()),
-    );
+    output_fields.insert("k8s.ns.name".into(), Value::from(d.namespace.clone()));
+    output_fields.insert("k8s.workload.kind".into(), Value::from(d.kind.clone()));
+    output_fields.insert("k8s.workload.name".into(), Value::from(d.name.clone()));
+    output_fields.insert("ka.user.name".into(), Value::from(by.user));
+    output_fields.insert("ka.verb".into(), Value::from(by.operation.to_lowercase()));
     output_fields.insert("container.images".into(), Value::from(d.images.clone()));
     let clauses: Vec<&str> = list.iter().map(|v| v.clause.as_str()).collect();
     output_fields.insert("admission.clauses".into(), Value::from(clauses));
@@ -144,6 +187,11 @@ pub fn alert(d: &Decision, host: &str, now_ns: u64) -> Option<rampart_event::Ale
         d.warning_texts().join("; ")
     } else {
         d.denial_message()
+    };
+    let who = if by.user.is_empty() {
+        String::new()
+    } else {
+        format!(" (user={} operation={})", by.user, by.operation)
     };
     Some(rampart_event::Alert {
         id: format!("admission-{}", rampart_event::audit_id(now_ns)),
@@ -154,23 +202,10 @@ pub fn alert(d: &Decision, host: &str, now_ns: u64) -> Option<rampart_event::Ale
         priority,
         mitre: vec!["T1610".into()],
         tags: vec!["admission".into(), "kubernetes".into()],
-        message,
+        message: format!("{message}{who}"),
         output_fields,
         source: "admission".into(),
-        event: Event {
-            schema: SCHEMA_VERSION,
-            ts_ns: now_ns,
-            host: host.into(),
-            seq: 0,
-            process: None,
-            container: std::sync::Arc::new(Workload::Host { cgroup_id: 0 }),
-            compat_syscall: false,
-            payload: Payload::Lost {
-                source: LossSource::Output,
-                count: 0,
-                cpu: None,
-            },
-        },
+        event: event(d, by, host, now_ns),
         retro: false,
     })
 }

@@ -39,7 +39,8 @@ pub struct WebhookConfig {
     /// loopback unless `unauthenticated_reviews`.
     pub client_ca: Option<PathBuf>,
     pub unauthenticated_reviews: bool,
-    /// Directory of JSON scan reports (`rampart scan --format json`).
+    /// Directory of JSON scan reports (`rampart scan --format json`); `None`: central
+    /// reads the nodes' scan results from its store.
     pub scan_reports: Option<PathBuf>,
     pub policy: AdmissionPolicy,
 }
@@ -185,7 +186,7 @@ pub async fn serve(
                 };
                 let service = hyper::service::service_fn(move |req| {
                     let webhook = webhook.clone();
-                    async move { Ok::<_, Infallible>(handle(&webhook, req).await) }
+                    async move { Ok::<_, Infallible>(handle(webhook, req).await) }
                 });
                 let builder = hyper_util::server::conn::auto::Builder::new(
                     hyper_util::rt::TokioExecutor::new(),
@@ -215,7 +216,10 @@ fn reply(status: StatusCode, content_type: &str, body: Vec<u8>) -> Response<Full
     r
 }
 
-async fn handle(webhook: &Webhook, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+async fn handle(
+    webhook: Arc<Webhook>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
     let mutate = match (req.method().as_str(), path.as_str()) {
         ("GET", "/healthz") => return reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
@@ -244,13 +248,32 @@ async fn handle(webhook: &Webhook, req: Request<hyper::body::Incoming>) -> Respo
         }
     };
     let now = rampart_event::wall_ns();
-    match answer_review(
-        &webhook.policy,
-        webhook.scans.as_ref(),
-        &review,
-        mutate,
-        now,
-    ) {
+    // Scan facts may come from a store or files: blocking reads, off the async workers.
+    let answered = {
+        let webhook = webhook.clone();
+        tokio::task::spawn_blocking(move || {
+            let answer = answer_review(
+                &webhook.policy,
+                webhook.scans.as_ref(),
+                &review,
+                mutate,
+                now,
+            );
+            (answer, review)
+        })
+        .await
+    };
+    let (answer, review) = match answered {
+        Ok(a) => a,
+        Err(e) => {
+            return reply(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                format!("the review was not answered: {e}\n").into_bytes(),
+            )
+        }
+    };
+    match answer {
         Ok((answer, decision)) => {
             if let (Some(d), Some(r)) = (decision, review.request.as_ref()) {
                 (webhook.on_decision)(&d, r);

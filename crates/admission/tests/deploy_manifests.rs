@@ -3,10 +3,12 @@
 //! schemas (v1.33, strict: unknown fields are errors), vendored in
 //! deploy/kubernetes/schemas. Offline: no cluster, no network.
 //!
-//! helm is not packaged by Debian, so the chart is rendered here by a small renderer
-//! of the only template forms the chart uses (`{{ .Values.a.b }}`,
-//! `{{ .Release.Namespace }}`, `| quote`, `| toYaml | nindent N`); a template using
-//! anything else fails the test rather than rendering wrong.
+//! The chart is rendered twice: by helm itself (`helm template`; scripts/setup installs
+//! it, RAMPART_HELM names another; skips without it elsewhere, fails in CI), and by a
+//! small renderer here of the only template forms the chart uses (`{{ .Values.a.b }}`,
+//! `{{ .Release.Namespace }}`, `| quote`, `| toYaml | nindent N`), which must agree
+//! with helm object for object; a template using anything else fails the test rather
+//! than rendering wrong.
 
 use std::path::{Path, PathBuf};
 
@@ -217,4 +219,125 @@ fn the_helm_chart_renders_valid_manifests() {
         values["image"]["repository"].as_str().unwrap()
     )));
     assert!(rendered_all.contains("failurePolicy: Ignore"));
+}
+
+/// The YAML documents of a stream as JSON values, by `kind/name`.
+fn objects(text: &str, origin: &str) -> std::collections::BTreeMap<String, Value> {
+    use serde::Deserialize;
+    let mut out = std::collections::BTreeMap::new();
+    for doc in yaml_serde::Deserializer::from_str(text) {
+        let value = Value::deserialize(doc).unwrap_or_else(|e| panic!("{origin}: {e}"));
+        if value.is_null() {
+            continue;
+        }
+        let key = format!(
+            "{}/{}",
+            value["kind"].as_str().unwrap_or(""),
+            value["metadata"]["name"].as_str().unwrap_or("")
+        );
+        assert!(
+            out.insert(key.clone(), value).is_none(),
+            "{origin}: {key} twice"
+        );
+    }
+    out
+}
+
+fn helm_binary() -> Option<PathBuf> {
+    let helm = std::env::var_os("RAMPART_HELM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("helm"));
+    let ok = std::process::Command::new(&helm)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        Some(helm)
+    } else {
+        rampart_testbed::skip_or_fail(format!(
+            "{} does not run (scripts/setup installs helm)",
+            helm.display()
+        ));
+        None
+    }
+}
+
+#[test]
+fn helm_template_renders_valid_manifests_the_same_as_the_test_renderer() {
+    let Some(helm) = helm_binary() else {
+        return;
+    };
+    let chart = repo().join("deploy/helm/rampart");
+    let out = std::process::Command::new(&helm)
+        .args(["template", "rampart"])
+        .arg(&chart)
+        .args(["--namespace", "rampart"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm template: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let v = Validators::load();
+    let (n, errors) = v.check("helm template", &text);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+    assert!(n >= 12, "{n} objects");
+    let by_helm = objects(&text, "helm template");
+
+    // The same objects from the test's renderer, field for field.
+    let values: Value =
+        yaml_serde::from_str(&std::fs::read_to_string(chart.join("values.yaml")).unwrap()).unwrap();
+    let mut ours = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(chart.join("templates")).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "yaml") {
+            continue;
+        }
+        let origin = path.display().to_string();
+        let rendered = render(
+            &std::fs::read_to_string(&path).unwrap(),
+            &values,
+            "rampart",
+            &origin,
+        );
+        ours.extend(objects(&rendered, &origin));
+    }
+    assert_eq!(
+        by_helm.keys().collect::<Vec<_>>(),
+        ours.keys().collect::<Vec<_>>()
+    );
+    for (key, object) in &by_helm {
+        assert_eq!(
+            object, &ours[key],
+            "{key} differs between helm and the test renderer"
+        );
+    }
+
+    // Values given on the command line reach the objects (helm's own templating).
+    let out = std::process::Command::new(&helm)
+        .args(["template", "rampart"])
+        .arg(&chart)
+        .args([
+            "--namespace",
+            "security",
+            "--set",
+            "image.repository=registry.example.com/rampart",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("image: registry.example.com/rampart"),
+        "{text}"
+    );
+    assert!(text.contains("namespace: security"));
+    let (_, errors) = v.check("helm template --set", &text);
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
 }

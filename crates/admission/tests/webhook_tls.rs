@@ -350,11 +350,35 @@ async fn each_clause_allows_one_pod_and_denies_another_over_tls() {
     let audit = rampart_admission::audit_record(d, user, "central", 1);
     assert_eq!(audit.action, "admission.deny");
     assert_eq!(audit.target, "Pod/my-namespace/bad-0");
-    let alert = rampart_admission::alert(d, "central", 1).expect("a denial is an alert");
+    let by = rampart_admission::Requester {
+        user,
+        operation: "CREATE",
+    };
+    let alert = rampart_admission::alert(d, by, "central", 1).expect("a denial is an alert");
     assert_eq!(alert.rule, "Admission denied");
     assert_eq!(alert.output_fields["k8s.ns.name"], "my-namespace");
+    assert_eq!(alert.output_fields["ka.user.name"], "admin");
+    // The alert's event is the admission itself: what was asked, by whom, and the
+    // clauses that denied it.
+    let rampart_event::Payload::Admission(a) = &alert.event.payload else {
+        panic!("admission event: {:?}", alert.event.payload)
+    };
+    assert_eq!(
+        (a.kind.as_str(), a.namespace.as_str(), a.name.as_str()),
+        ("Pod", "my-namespace", "bad-0")
+    );
+    assert_eq!((a.user.as_str(), a.operation.as_str()), ("admin", "CREATE"));
+    assert_eq!(a.decision, "deny");
+    assert_eq!(
+        a.denied_by,
+        d.denials
+            .iter()
+            .map(|v| v.clause.clone())
+            .collect::<Vec<_>>()
+    );
+    assert!(!a.denied_by.is_empty());
     assert!(
-        rampart_admission::alert(&seen[0].0, "central", 1).is_none(),
+        rampart_admission::alert(&seen[0].0, by, "central", 1).is_none(),
         "a clean admission is only audited"
     );
     drop(seen);

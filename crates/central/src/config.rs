@@ -193,7 +193,7 @@ admission:
   key: null
   client_ca: null           # required beyond loopback: the API server's client certificate CA
   unauthenticated_reviews: false
-  scan_reports: null        # a directory of `rampart scan --format json` reports
+  scan_reports: null        # a directory of `rampart scan --format json` reports; null: the nodes' scan results in the store
   policy: {}                # see `rampart admission policy`
 "#;
 

@@ -13,6 +13,7 @@
 //! (`rampart central` as one call).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admission_scans;
 pub mod bench;
 pub mod config;
 pub mod enroll;

@@ -63,13 +63,18 @@ async fn start_admission(
     let tls = server::tls_config(&cert, &key, cfg.client_ca.as_deref())?;
     let scans: Arc<dyn rampart_admission::ScanFacts> = match &cfg.scan_reports {
         Some(dir) => Arc::new(rampart_admission::ScanReportDir::new(dir)),
-        None => Arc::new(rampart_admission::NoScans),
+        // The fleet's own scan results, as the nodes reported them.
+        None => Arc::new(crate::admission_scans::StoreScans::new(store.clone())),
     };
     let host = "central".to_string();
     let on_decision: server::OnDecision = Arc::new(move |d, req| {
         let now = rampart_event::wall_ns();
         let audit = rampart_admission::audit_record(d, &req.user_info.username, "central", now);
-        let alerts: Vec<_> = rampart_admission::alert(d, &host, now)
+        let by = rampart_admission::Requester {
+            user: &req.user_info.username,
+            operation: &req.operation,
+        };
+        let alerts: Vec<_> = rampart_admission::alert(d, by, &host, now)
             .into_iter()
             .collect();
         let store = store.clone();

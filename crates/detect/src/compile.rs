@@ -1286,6 +1286,8 @@ const KNOWN_EVENT_TYPES: &[&str] = &[
     "accept",
     "accept4",
     "access",
+    // Not a syscall: an admission request (Payload::Admission).
+    "admission",
     "bind",
     "bpf",
     "brk",

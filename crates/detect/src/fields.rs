@@ -813,7 +813,33 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         "container.healthcheck" | "container.liveness_probe" | "container.readiness_probe" => {
             not_provided(T::Str, "needs the container's health-check command in Container")
         }
-        "k8s.ns.name" => provided(s(|ctx| ctx.container()?.k8s.as_ref().map(|k| Cow::Borrowed(k.namespace.as_str())))),
+        // An admission request's namespace too: the namespace the pod is to run in.
+        "k8s.ns.name" => provided(s(|ctx| match (ctx.container(), &ctx.ev.payload) {
+            (None, Payload::Admission(a)) => Some(Cow::Borrowed(a.namespace.as_str())),
+            (c, _) => c?.k8s.as_ref().map(|k| Cow::Borrowed(k.namespace.as_str())),
+        })),
+        // Admission requests, with the names of Falco's k8saudit fields where it has
+        // one (`ka.*`).
+        "ka.user.name" => provided(s(|ctx| admission(ctx).map(|a| Cow::Borrowed(a.user.as_str())))),
+        "ka.verb" => provided(s(|ctx| admission(ctx).map(|a| Cow::Owned(a.operation.to_lowercase())))),
+        "ka.target.name" => provided(s(|ctx| admission(ctx).map(|a| Cow::Borrowed(a.name.as_str())))),
+        "ka.target.namespace" => provided(s(|ctx| admission(ctx).map(|a| Cow::Borrowed(a.namespace.as_str())))),
+        // The API's resource name: `Deployment` is `deployments`.
+        "ka.target.resource" => {
+            provided(s(|ctx| admission(ctx).map(|a| Cow::Owned(format!("{}s", a.kind.to_lowercase())))))
+        }
+        "ka.req.pod.containers.image" | "admission.images" => {
+            provided(s(|ctx| admission(ctx).map(|a| Cow::Owned(a.images.join(", ")))))
+        }
+        "admission.kind" => provided(s(|ctx| admission(ctx).map(|a| Cow::Borrowed(a.kind.as_str())))),
+        "admission.decision" => provided(s(|ctx| admission(ctx).map(|a| Cow::Borrowed(a.decision.as_str())))),
+        // The clauses that denied, then those that warned.
+        "admission.clauses" => provided(s(|ctx| {
+            admission(ctx).map(|a| {
+                let all: Vec<&str> = a.denied_by.iter().chain(&a.warned_by).map(String::as_str).collect();
+                Cow::Owned(all.join(", "))
+            })
+        })),
         "k8s.pod.name" => provided(s(|ctx| ctx.container()?.k8s.as_ref().map(|k| Cow::Borrowed(k.pod.as_str())))),
         "k8s.pod.uid" | "k8s.pod.id" => {
             provided(s(|ctx| ctx.container()?.k8s.as_ref().map(|k| Cow::Borrowed(k.pod_uid.as_str()))))
@@ -832,6 +858,11 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         }
         "k8s.workload.name" => {
             provided(s(|ctx| ctx.container()?.k8s.as_ref().and_then(|k| nonempty(Some(k.workload_name.as_str())))))
+        }
+        // Not a Falco field (Falco's syscall source has no service account): named
+        // after k8saudit's `ka.*.serviceaccount` style, under k8s.
+        "k8s.sa.name" => {
+            provided(s(|ctx| ctx.container()?.k8s.as_ref().and_then(|k| nonempty(Some(k.service_account.as_str())))))
         }
         "k8s.node.name" => {
             provided(s(|ctx| ctx.container()?.k8s.as_ref().and_then(|k| nonempty(Some(k.node.as_str())))))
@@ -852,6 +883,13 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         _ => return Err(FieldError::Unknown(name.into())),
     };
     Ok(r)
+}
+
+fn admission<'c>(ctx: &'c EvalCtx<'_>) -> Option<&'c rampart_event::AdmissionRequest> {
+    match &ctx.ev.payload {
+        Payload::Admission(a) => Some(a),
+        _ => None,
+    }
 }
 
 fn nonempty(v: Option<&str>) -> Option<Cow<'_, str>> {
@@ -923,6 +961,7 @@ pub fn primary_syscall(ev: &Event) -> &str {
         Payload::Chroot { .. } => "chroot",
         Payload::FdDup { call, .. } | Payload::ExecFailed { call, .. } => call,
         Payload::Lost { .. } => "drop",
+        Payload::Admission(_) => "admission",
     }
 }
 
@@ -941,6 +980,7 @@ fn event_category(p: &Payload) -> &'static str {
         | Payload::Socket { .. }
         | Payload::FdDup { .. } => "net",
         Payload::Lost { .. } => "internal",
+        Payload::Admission(_) => "k8s_admission",
         _ => "file",
     }
 }
@@ -979,7 +1019,10 @@ pub fn event_ret(p: &Payload) -> Option<i64> {
         | Payload::Chroot { ret, .. } => *ret,
         Payload::FdDup { new_fd, .. } => *new_fd,
         Payload::DnsQuery { .. } => 0,
-        Payload::Exit { .. } | Payload::Lost { .. } | Payload::IoUring { .. } => return None,
+        Payload::Exit { .. }
+        | Payload::Lost { .. }
+        | Payload::IoUring { .. }
+        | Payload::Admission(_) => return None,
     })
 }
 

@@ -57,6 +57,7 @@ pub(crate) fn static_aliases(k: EventKind) -> Option<&'static [&'static str]> {
         Socket => &["socket"],
         IoUring => &["io_uring_enter"],
         Lost => &["drop"],
+        Admission => &["admission"],
         // Mount: mount, or the new mount API's fsmount, open_tree, fspick, move_mount,
         // mount_setattr.
         FileLink | SetId | Namespace | ModuleLoad | FdDup | Mount | ProcessVm | ExecFailed => {

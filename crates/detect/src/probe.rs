@@ -105,6 +105,9 @@ fn default_data(kind: &str) -> Json {
         "socket" => json!({"domain": "AF_PACKET", "sock_type": 3, "protocol": 768, "ret": 3}),
         "fd_dup" => json!({"call": "dup2", "old_fd": 3, "new_fd": 0, "proto": "tcp"}),
         "lost" => json!({"source": "kernel", "count": 1}),
+        "admission" => {
+            json!({"kind": "Pod", "namespace": "default", "name": "p", "decision": "deny"})
+        }
         _ => json!({}),
     }
 }

@@ -110,7 +110,8 @@ impl CompiledRule {
     /// Builds an un-aggregated alert for this rule, which matched the event in `ctx`.
     pub fn alert(&self, ctx: &EvalCtx<'_>, id: String) -> Alert {
         let rule = self;
-        let out = rule.render(ctx);
+        let mut out = rule.render(ctx);
+        add_k8s_context(ctx, &mut out.fields);
         Alert {
             id,
             ts_ns: ctx.ev.ts_ns,
@@ -135,6 +136,35 @@ impl CompiledRule {
             .filter_map(|t| t.strip_prefix("mitre_"))
             .map(|t| t.replace('_', " "))
             .collect()
+    }
+}
+
+/// A pod's identity in every alert of its containers' events, whatever the rule's
+/// output names (as Falco's `-pk` / `append_output` does): the Falco fields, plus the
+/// workload, node and service account. Fields the template named stay as rendered.
+fn add_k8s_context(
+    ctx: &EvalCtx<'_>,
+    fields: &mut std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    let Some(k) = ctx.ev.container.container().and_then(|c| c.k8s.as_ref()) else {
+        return;
+    };
+    let labels: Vec<String> = k.labels.iter().map(|(a, b)| format!("{a}:{b}")).collect();
+    for (name, value) in [
+        ("k8s.ns.name", k.namespace.clone()),
+        ("k8s.pod.name", k.pod.clone()),
+        ("k8s.container.name", k.container.clone()),
+        ("k8s.workload.kind", k.workload_kind.clone()),
+        ("k8s.workload.name", k.workload_name.clone()),
+        ("k8s.node.name", k.node.clone()),
+        ("k8s.sa.name", k.service_account.clone()),
+        ("k8s.pod.labels", labels.join(", ")),
+    ] {
+        if !value.is_empty() {
+            fields
+                .entry(name.to_string())
+                .or_insert(serde_json::Value::from(value));
+        }
     }
 }
 

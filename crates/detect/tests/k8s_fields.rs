@@ -56,6 +56,7 @@ fn kubernetes_fields_name_the_pod_its_workload_node_and_labels() {
             "k8s.pod.labels contains \"app:web\" and k8s.pod.label[tier] = front",
         ),
         rule("statefulset", "k8s.statefulset.name = web"),
+        rule("service account", "k8s.sa.name = web-sa"),
     ]
     .concat();
     let (set, errors) = rampart_detect::loader::load_texts(&[("k8s.yaml".into(), text)]);
@@ -65,6 +66,7 @@ fn kubernetes_fields_name_the_pod_its_workload_node_and_labels() {
         pod: "web-7d4b9c8f5-x2x9k".into(),
         container: "app".into(),
         node: "node-a".into(),
+        service_account: "web-sa".into(),
         labels: BTreeMap::from([
             ("app".to_string(), "web".to_string()),
             ("tier".to_string(), "front".to_string()),
@@ -75,9 +77,50 @@ fn kubernetes_fields_name_the_pod_its_workload_node_and_labels() {
     k.fill_workload(&k.labels.clone());
     let mut hits = set.matching_rules(&event(Some(k)));
     hits.sort();
-    assert_eq!(hits, vec!["deployment", "labels", "node", "pod"]);
+    assert_eq!(
+        hits,
+        vec!["deployment", "labels", "node", "pod", "service account"]
+    );
     assert!(
         set.matching_rules(&event(None)).is_empty(),
         "no pod, no match"
     );
+}
+
+/// Every alert on a pod's event carries the pod's identity in its output fields,
+/// service account included, whatever the rule's output names; the host's alerts get
+/// none, and a field the template rendered keeps its rendering.
+#[test]
+fn alerts_of_a_pod_carry_its_identity() {
+    let text = "- rule: shadow\n  desc: d\n  condition: evt.type = open\n  output: \"read by %proc.name ns=%k8s.ns.name\"\n  priority: WARNING\n";
+    let (set, errors) = rampart_detect::loader::load_texts(&[("k8s.yaml".into(), text.into())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut k = KubernetesIdentity {
+        namespace: "shop".into(),
+        pod: "web-7d4b9c8f5-x2x9k".into(),
+        container: "app".into(),
+        node: "node-a".into(),
+        service_account: "web-sa".into(),
+        labels: BTreeMap::from([
+            ("app".to_string(), "web".to_string()),
+            ("pod-template-hash".to_string(), "7d4b9c8f5".to_string()),
+        ]),
+        ..Default::default()
+    };
+    k.fill_workload(&k.labels.clone());
+    let ev = event(Some(k));
+    let rule = &set.rules()[0];
+    let alert = rule.alert(&rampart_detect::fields::EvalCtx::new(&ev), "a1".into());
+    let f = &alert.output_fields;
+    assert_eq!(f["k8s.sa.name"], "web-sa");
+    assert_eq!(f["k8s.pod.name"], "web-7d4b9c8f5-x2x9k");
+    assert_eq!(f["k8s.workload.kind"], "Deployment");
+    assert_eq!(f["k8s.workload.name"], "web");
+    assert_eq!(f["k8s.node.name"], "node-a");
+    assert_eq!(f["k8s.pod.labels"], "app:web, pod-template-hash:7d4b9c8f5");
+    assert_eq!(f["k8s.ns.name"], "shop");
+    assert_eq!(alert.message, "read by <NA> ns=shop");
+    let host = event(None);
+    let alert = rule.alert(&rampart_detect::fields::EvalCtx::new(&host), "a2".into());
+    assert!(!alert.output_fields.contains_key("k8s.sa.name"));
 }

@@ -234,6 +234,11 @@ pub struct KubernetesIdentity {
     /// The node the pod runs on (the sensor's node name).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node: String,
+    /// The pod's service account, from the claims of the token the kubelet mounts
+    /// at /var/run/secrets/kubernetes.io/serviceaccount (empty: none mounted, or
+    /// not readable).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
     /// The pod's own labels (`app`, `pod-template-hash`, …), without the runtime's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
@@ -668,6 +673,36 @@ pub enum Payload {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         cpu: Option<u32>,
     },
+    /// A Kubernetes admission request the admission policy decided on (the webhook in
+    /// `rampart central`, or `rampart admission check` on a manifest). No process and
+    /// no container: the workload is the pod to be, named here.
+    Admission(AdmissionRequest),
+}
+
+/// What an admission request asked and what the policy answered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
+pub struct AdmissionRequest {
+    /// The object's kind (`Pod`, `Deployment`, `CronJob`, …).
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+    /// Who asked (the API server's `userInfo.username`; empty for a manifest).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// `CREATE` or `UPDATE` (empty for a manifest).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub operation: String,
+    /// `allow`, `warn` or `deny`.
+    pub decision: String,
+    /// The policy clauses that denied the request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub denied_by: Vec<String>,
+    /// The policy clauses that warned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warned_by: Vec<String>,
+    /// The images of the pod's containers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<String>,
 }
 
 /// Nanoseconds per USER_HZ tick: /proc reports start times in ticks, so exec ids are
@@ -762,10 +797,12 @@ pub enum EventKind {
     ProcessRename,
     Chroot,
     Lost,
+    /// Last: the recorder stores kinds by number.
+    Admission,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 34] = [
+    pub const ALL: [EventKind; 35] = [
         EventKind::Exec,
         EventKind::Fork,
         EventKind::Exit,
@@ -800,6 +837,7 @@ impl EventKind {
         EventKind::ProcessRename,
         EventKind::Chroot,
         EventKind::Lost,
+        EventKind::Admission,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -838,6 +876,7 @@ impl EventKind {
             EventKind::ProcessRename => "process_rename",
             EventKind::Chroot => "chroot",
             EventKind::Lost => "lost",
+            EventKind::Admission => "admission",
         }
     }
 
@@ -928,6 +967,7 @@ impl Payload {
             Payload::Socket { .. } => EventKind::Socket,
             Payload::FdDup { .. } => EventKind::FdDup,
             Payload::Lost { .. } => EventKind::Lost,
+            Payload::Admission(_) => EventKind::Admission,
         }
     }
 }

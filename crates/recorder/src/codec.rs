@@ -9,6 +9,11 @@
 //! - `1` alert and `2` lifecycle: a length-prefixed JSON document (rare records; JSON
 //!   keeps their open-ended fields, e.g. `output_fields`, exactly).
 //!
+//! A container's Kubernetes identity is preceded by a form byte: `0` none, `1` the
+//! first form (namespace, pod, container, pod uid), `2` the current one (those, then
+//! workload kind and name, node, service account and the pod's labels). Both forms
+//! read, so segments written before the second still decode.
+//!
 //! A *ref* is a varint: `0` means a definition follows inline and takes the next index
 //! in its table; `n > 0` refers to entry `n - 1`. Strings, workloads, processes and
 //! ancestors each have their own table, which starts empty in every block: a block
@@ -33,6 +38,12 @@ const TAG_ALERT: u8 = 1;
 const TAG_LIFECYCLE: u8 = 2;
 /// Payload kind byte: the payload follows as JSON.
 pub(crate) const JSON_PAYLOAD: u8 = 0xff;
+
+/// The byte before a container's Kubernetes identity (`0`: none). `K8S_V1` (segments
+/// written before workload, node, service account and pod labels were kept) is still
+/// read; `K8S_V2` is written.
+const K8S_V1: u8 = 1;
+const K8S_V2: u8 = 2;
 
 const FLAG_COMPAT: u8 = 1;
 const FLAG_PROCESS: u8 = 2;
@@ -183,6 +194,9 @@ pub struct BlockEncoder {
     summary: BlockSummary,
     containers_seen: FxHashMap<Box<str>, usize>,
     exec_seen: rustc_hash::FxHashSet<u64>,
+    /// Tests write the form older segments have, to check it still reads.
+    #[cfg(test)]
+    k8s_v1: bool,
 }
 
 impl BlockEncoder {
@@ -441,12 +455,29 @@ impl BlockEncoder {
         }
         match &c.k8s {
             None => self.buf.push(0),
-            Some(k) => {
-                self.buf.push(1);
+            #[cfg(test)]
+            Some(k) if self.k8s_v1 => {
+                self.buf.push(K8S_V1);
                 self.str(&k.namespace);
                 self.str(&k.pod);
                 self.str(&k.container);
                 self.str(&k.pod_uid);
+            }
+            Some(k) => {
+                self.buf.push(K8S_V2);
+                self.str(&k.namespace);
+                self.str(&k.pod);
+                self.str(&k.container);
+                self.str(&k.pod_uid);
+                self.str(&k.workload_kind);
+                self.str(&k.workload_name);
+                self.str(&k.node);
+                self.str(&k.service_account);
+                put_u64(&mut self.buf, k.labels.len() as u64);
+                for (key, v) in &k.labels {
+                    self.str(key);
+                    self.str(v);
+                }
             }
         }
         self.buf
@@ -1052,14 +1083,34 @@ impl<'a> BlockDecoder<'a> {
         }
         let k8s = match self.r.u8()? {
             0 => None,
-            1 => Some(KubernetesIdentity {
+            K8S_V1 => Some(KubernetesIdentity {
                 namespace: self.string()?,
                 pod: self.string()?,
                 container: self.string()?,
                 pod_uid: self.string()?,
-                // Workload, node and pod labels are not in this format (yet).
+                // Segments written before K8S_V2 have no more than that.
                 ..Default::default()
             }),
+            K8S_V2 => {
+                let mut k = KubernetesIdentity {
+                    namespace: self.string()?,
+                    pod: self.string()?,
+                    container: self.string()?,
+                    pod_uid: self.string()?,
+                    workload_kind: self.string()?,
+                    workload_name: self.string()?,
+                    node: self.string()?,
+                    service_account: self.string()?,
+                    ..Default::default()
+                };
+                let n = self.r.len(2)?;
+                for _ in 0..n {
+                    let key = self.string()?;
+                    let v = self.string()?;
+                    k.labels.insert(key, v);
+                }
+                Some(k)
+            }
             _ => return Err(CodecError::Bad("k8s option")),
         };
         let bits = self.r.u8()?;
@@ -1481,6 +1532,56 @@ mod tests {
             x.process.as_ref().unwrap(),
             y.process.as_ref().unwrap()
         ));
+    }
+
+    fn k8s_event() -> Event {
+        let mut e = sample::event(5, 1, Some("c0ffee"), 9, "/etc/shadow");
+        let mut c = e.container.container().unwrap().clone();
+        c.k8s = Some(KubernetesIdentity {
+            namespace: "payments".into(),
+            pod: "api-7d4b9c8f5-x2x9k".into(),
+            container: "api".into(),
+            pod_uid: "0d5e-11".into(),
+            workload_kind: "Deployment".into(),
+            workload_name: "api".into(),
+            node: "node-1".into(),
+            service_account: "api-runner".into(),
+            labels: [("app".to_string(), "api".to_string())].into(),
+        });
+        e.container = Arc::new(Workload::Container(c));
+        e
+    }
+
+    #[test]
+    fn kubernetes_identity_round_trips_whole() {
+        let e = k8s_event();
+        let (_, back) = roundtrip(&[Record::Event(e.clone())]);
+        assert_eq!(back, vec![Record::Event(e)]);
+    }
+
+    #[test]
+    fn kubernetes_identity_of_the_first_form_still_reads() {
+        let e = k8s_event();
+        let mut enc = BlockEncoder {
+            k8s_v1: true,
+            ..Default::default()
+        };
+        enc.push(&Record::Event(e.clone()));
+        let (body, _) = enc.finish();
+        let back = decode_all(&body).unwrap();
+        let Record::Event(b) = &back[0] else { panic!() };
+        let k = b.container.container().unwrap().k8s.clone().unwrap();
+        // What the first form had comes back; the rest is empty, not garbage.
+        assert_eq!(
+            (k.namespace.as_str(), k.pod.as_str(), k.container.as_str()),
+            ("payments", "api-7d4b9c8f5-x2x9k", "api")
+        );
+        assert_eq!(k.pod_uid, "0d5e-11");
+        assert!(k.workload_kind.is_empty() && k.service_account.is_empty());
+        assert!(k.labels.is_empty());
+        // The fields after the identity still line up.
+        assert_eq!(b.payload, e.payload);
+        assert_eq!(b.process, e.process);
     }
 
     #[test]

@@ -363,6 +363,29 @@ fn captures_of(
     Ok(out)
 }
 
+/// A pod's identity in one line: `pod shop/web-1, container app, Deployment web,
+/// node n1, service account web-sa, labels app=web`.
+fn k8s_line(k: &rampart_event::KubernetesIdentity) -> String {
+    let mut parts = vec![format!("pod {}/{}", k.namespace, k.pod)];
+    if !k.container.is_empty() {
+        parts.push(format!("container {}", k.container));
+    }
+    if !k.workload_kind.is_empty() {
+        parts.push(format!("{} {}", k.workload_kind, k.workload_name));
+    }
+    if !k.node.is_empty() {
+        parts.push(format!("node {}", k.node));
+    }
+    if !k.service_account.is_empty() {
+        parts.push(format!("service account {}", k.service_account));
+    }
+    if !k.labels.is_empty() {
+        let labels: Vec<String> = k.labels.iter().map(|(a, b)| format!("{a}={b}")).collect();
+        parts.push(format!("labels {}", labels.join(",")));
+    }
+    parts.join(", ")
+}
+
 /// The human-readable timeline: the steps an analyst looks for, in order.
 fn summary(
     alert: &Alert,
@@ -390,6 +413,9 @@ fn summary(
                 c.id.chars().take(12).collect::<String>(),
                 if c.image.is_empty() { "?" } else { &c.image }
             );
+            if let Some(k) = &c.k8s {
+                let _ = writeln!(s, "- Kubernetes: {}", k8s_line(k));
+            }
         }
         None => {
             let _ = writeln!(s, "- Workload: the host");

@@ -2,7 +2,9 @@
 //! every namespace's containers at start, then the events stream (`/containers/*`,
 //! `/tasks/*`), cached by container id in the same [`ContainerCache`] the Docker
 //! watcher fills. Kubernetes identity comes from the CRI labels (`io.kubernetes.*`)
-//! of the container and of its pod sandbox, or from the OCI annotations CRI writes.
+//! of the container and of its pod sandbox, or from the OCI annotations CRI writes;
+//! the pod's service account from the token mounted into the container (see
+//! [`crate::cri`]).
 //!
 //! The gRPC client is small and our own: the handful of messages read here are
 //! declared with prost (field numbers from containerd's `api/services/containers/v1`,
@@ -327,6 +329,8 @@ struct OciSpec {
     process: Option<OciProcess>,
     #[serde(default)]
     linux: Option<OciLinux>,
+    #[serde(default)]
+    mounts: Vec<crate::cri::OciMount>,
 }
 
 #[derive(Default, serde::Deserialize)]
@@ -446,6 +450,9 @@ pub fn container_from_containerd(
             .into_iter()
             .filter(|(key, _)| !is_runtime_label(key))
             .collect();
+        k.service_account =
+            crate::cri::service_account_from_mounts(&spec.mounts, &crate::cri::host_roots())
+                .unwrap_or_default();
     }
     let image = c.image.clone();
     let (image_repository, image_tag) = split_image(&image);

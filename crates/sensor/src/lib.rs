@@ -9,6 +9,7 @@
 pub mod cgroups;
 pub mod containerd;
 pub mod containers;
+pub mod cri;
 pub mod decode;
 pub mod proctree;
 mod receiver;
@@ -224,7 +225,7 @@ fn wire_kinds(k: EventKind) -> &'static [u16] {
         EventKind::MemfdCreate => &[w::MEMFD],
         EventKind::Socket => &[w::SOCKET],
         EventKind::FdDup => &[w::DUP],
-        EventKind::Lost => &[],
+        EventKind::Lost | EventKind::Admission => &[],
     }
 }
 
@@ -385,6 +386,22 @@ pub fn parse_kinds(kinds: &[String]) -> Result<Option<HashSet<EventKind>>, Kinds
     Ok(Some(set))
 }
 
+/// Fills the cache from CRI-O's state file of container `id`; true when found.
+fn crio_fetch(crio: Option<&cri::CrioStateDir>, cache: &ContainerCache, id: &str) -> bool {
+    let Some(dir) = crio else { return false };
+    match dir.container(id) {
+        Ok(Some(c)) => {
+            cache.insert(c);
+            true
+        }
+        Ok(None) => false,
+        Err(err) => {
+            tracing::warn!(%err, "CRI-O container state not read");
+            false
+        }
+    }
+}
+
 /// Starts the sensor: probes, mounts what is missing, loads the programs, seeds the
 /// process tree, follows Docker, and starts the reader thread.
 pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
@@ -405,6 +422,20 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         boot_wall_ns(),
         containers.clone(),
     );
+
+    // CRI-O has no watcher here: its containers are read from its state files, all
+    // of them at start, then each one the kernel names that the cache lacks.
+    let crio = std::path::Path::new(cri::CRIO_STORAGE_ROOT)
+        .join("overlay-containers")
+        .is_dir()
+        .then(|| cri::CrioStateDir::new(std::path::Path::new(cri::CRIO_STORAGE_ROOT)));
+    if let Some(dir) = &crio {
+        let listed = dir.list();
+        tracing::info!(containers = listed.len(), "CRI-O state files read");
+        for c in listed {
+            containers.insert(c);
+        }
+    }
 
     let (lifecycle_tx, lifecycle_rx) = std::sync::mpsc::channel();
     let runtime = if cfg.docker || cfg.containerd_socket.is_some() {
@@ -462,9 +493,18 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
                 }
             }
         });
+        let (crio, cache) = (crio.clone(), containers.clone());
         decoder.set_metadata_fetch(Box::new(move |id: &str| {
+            if crio_fetch(crio.as_ref(), &cache, id) {
+                return true;
+            }
             let _ = fetch_tx.send(id.to_string());
             false
+        }));
+    } else if crio.is_some() {
+        let cache = containers.clone();
+        decoder.set_metadata_fetch(Box::new(move |id: &str| {
+            crio_fetch(crio.as_ref(), &cache, id)
         }));
     }
 

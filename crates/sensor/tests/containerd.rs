@@ -246,6 +246,148 @@ fn a_container_started_before_the_sensor_is_named(s: &Bed) {
     );
 }
 
+/// A JWT as the kubelet's projected token has it (only the claims matter here).
+fn token_for(namespace: &str, sa: &str) -> String {
+    use base64::Engine;
+    let e = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let claims = format!(
+        r#"{{"aud":["https://kubernetes.default.svc"],"kubernetes.io":{{"namespace":"{namespace}","serviceaccount":{{"name":"{sa}","uid":"1"}}}},"sub":"system:serviceaccount:{namespace}:{sa}"}}"#
+    );
+    format!(
+        "{}.{}.{}",
+        e(br#"{"alg":"RS256"}"#),
+        e(claims.as_bytes()),
+        e(b"sig")
+    )
+}
+
+/// The pod's service account, from the token the kubelet would mount (a real bind
+/// mount at the kubelet's path in the container's spec), on the events; the events go
+/// through a real recorder, where `where k8s.…` finds them and they come back whole.
+fn the_service_account_is_named_and_recorded(s: &Bed) {
+    let id = "k8s-sa-reader";
+    let vol = tempfile::tempdir().unwrap();
+    std::fs::write(vol.path().join("token"), token_for("shop", "cart-runner")).unwrap();
+    let mount = format!(
+        "type=bind,src={},dst={},options=rbind:ro",
+        vol.path().display(),
+        rampart_sensor::cri::SERVICE_ACCOUNT_MOUNT
+    );
+    run(
+        &s.containerd,
+        &["-d", "--mount", &mount],
+        &s.image,
+        id,
+        ("cart-6b7c8d9e0f-abcde", "shop"),
+        &[
+            "sh",
+            "-c",
+            "sleep 0.5; cat /var/run/secrets/kubernetes.io/serviceaccount/token >/dev/null; cat /etc/shadow >/dev/null; sleep 30",
+        ],
+    );
+    let ev = wait_for(
+        s,
+        "/etc/shadow read in the pod with a service account",
+        T,
+        |e| reads_shadow(e) && in_container(e, id).is_some(),
+    );
+    let c = ev.container.container().unwrap();
+    assert_named(c, "cart-6b7c8d9e0f-abcde", "shop");
+    assert_eq!(c.k8s.as_ref().unwrap().service_account, "cart-runner");
+    let _ = s.containerd.ctr(&["task", "kill", "-s", "SIGKILL", id]);
+
+    // Through the recorder: every event the sensor gave for this container.
+    let ours: Vec<Arc<Event>> = s
+        .events
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| in_container(e, id).is_some())
+        .cloned()
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = rampart_recorder::Recorder::open(rampart_recorder::RecorderConfig {
+        max_age: None,
+        ..rampart_recorder::RecorderConfig::with_dir(dir.path())
+    })
+    .unwrap();
+    let rules = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"));
+    // The shipped rules alert on the read, with the pod's identity in the alert's
+    // fields.
+    let (engine, errors) = rampart_detect::RuleEngine::load(&[&rules]).unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let alert = ours
+        .iter()
+        .flat_map(|e| engine.evaluate(e))
+        .find(|a| reads_shadow(&a.event))
+        .expect("a shipped rule fires on the /etc/shadow read");
+    assert_eq!(
+        alert.output_fields["k8s.sa.name"], "cart-runner",
+        "{alert:?}"
+    );
+    assert_eq!(alert.output_fields["k8s.ns.name"], "shop");
+    assert_eq!(alert.output_fields["k8s.pod.name"], "cart-6b7c8d9e0f-abcde");
+    let w = rampart_recorder::Writer::start(rec.clone()).unwrap();
+    for e in &ours {
+        while !w.try_append_event(e.clone()) {
+            std::thread::yield_now();
+        }
+    }
+    assert!(w.try_append_alert(alert.clone()));
+    w.close().unwrap();
+    let found: Vec<Event> = rec
+        .query(
+            &rampart_recorder::Query::new()
+                .with_where(
+                    "k8s.ns.name = shop and k8s.sa.name = cart-runner and fd.name = /etc/shadow",
+                    &[&rules],
+                )
+                .unwrap(),
+        )
+        .unwrap()
+        .filter_map(|r| match r {
+            rampart_recorder::Record::Event(e) => Some(e),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        !found.is_empty(),
+        "the recorded shadow read is found by pod"
+    );
+    assert_eq!(
+        found[0].container.container().unwrap().k8s,
+        c.k8s,
+        "the identity comes back whole"
+    );
+    // The alert's incident bundle names the pod.
+    let bundle = dir.path().join("incident.tar.gz");
+    let summary = rec
+        .incident_bundle(
+            &alert.id,
+            Duration::from_secs(60),
+            Duration::from_secs(60),
+            &bundle,
+        )
+        .unwrap();
+    assert!(summary.events > 0, "{summary:?}");
+    let tar = std::process::Command::new("tar")
+        .arg("-xzOf")
+        .arg(&bundle)
+        .args(["--wildcards", "*/summary.md"])
+        .output()
+        .unwrap();
+    assert!(tar.status.success());
+    let text = String::from_utf8(tar.stdout).unwrap();
+    assert!(
+        text.contains(
+            "- Kubernetes: pod shop/cart-6b7c8d9e0f-abcde, container app, \
+             Pod cart-6b7c8d9e0f-abcde, node node-a, service account cart-runner"
+        ),
+        "{text}"
+    );
+}
+
 /// One containerd and one sensor for the three cases (the sensor's kernel state is
 /// host-wide), torn down at the end.
 #[test]
@@ -257,4 +399,5 @@ fn containerd_containers_are_named_without_docker() {
     a_container_started_before_the_sensor_is_named(&bed);
     a_k8s_io_container_reading_shadow_is_named_by_pod_and_namespace(&bed);
     a_container_gone_within_50_ms_is_still_named(&bed);
+    the_service_account_is_named_and_recorded(&bed);
 }

@@ -87,6 +87,13 @@ pub fn format_rfc5424(alert: &Alert, header: &SyslogHeader, ctx: &EncodeContext)
         params.push(("container_id", c.id.clone()));
         params.push(("container_name", c.name.clone()));
         params.push(("image", c.image.clone()));
+        if let Some(k) = &c.k8s {
+            params.push(("k8s_ns", k.namespace.clone()));
+            params.push(("k8s_pod", k.pod.clone()));
+            if !k.service_account.is_empty() {
+                params.push(("k8s_sa", k.service_account.clone()));
+            }
+        }
     }
     if let Some(p) = alert.event.process.as_deref() {
         params.push(("pid", p.pid.to_string()));
