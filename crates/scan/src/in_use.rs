@@ -73,11 +73,12 @@ type RpmFiles = HashMap<(String, String), Vec<String>>;
 /// Reads the file lists of a container's packages under its root (the host's view of
 /// it, `/proc/PID/root`), reading each shared database (apk's, rpm's) once:
 ///
-/// - Python: the dist-info's `RECORD`;
+/// - Python: the dist-info's `RECORD` (the dist-info itself left out: metadata);
 /// - dpkg: `var/lib/dpkg/info/NAME[:ARCH].list`;
 /// - apk: the `F:`/`R:` lines of the package's stanza in `lib/apk/db/installed`;
 /// - rpm: the header's `DIRNAMES`/`BASENAMES`/`DIRINDEXES` in the rpm database;
-/// - npm: every file under `node_modules/NAME/` (or `@scope/NAME/`), nested
+/// - npm: every file under `node_modules/NAME/` (or `@scope/NAME/`) but its
+///   `package.json` (metadata), nested
 ///   `node_modules` left to their own packages;
 /// - gems: every file under `gems/NAME-VERSION/` and `extensions/*/*/NAME-VERSION/`
 ///   next to the `specifications/` directory the gemspec was found in;
@@ -126,7 +127,12 @@ impl<'a> FileLists<'a> {
             PackageKind::Rpm => self.rpm_files(package),
             PackageKind::Npm => {
                 let dir = package.location.strip_suffix("/package.json")?;
-                walk_package_dir(self.root, self.tree.as_ref()?, &[dir.to_string()])
+                let mut files =
+                    walk_package_dir(self.root, self.tree.as_ref()?, &[dir.to_string()])?;
+                // Metadata, not code: `npm ls` reads every package.json.
+                let manifest = format!("/{}", package.location.trim_start_matches('/'));
+                files.retain(|f| *f != manifest);
+                Some(files)
             }
             PackageKind::Gem => gem_files(self.root, self.tree.as_ref()?, &package.location),
             PackageKind::Maven => {
@@ -350,7 +356,14 @@ fn python_record(tree: &crate::walk::TreeRoot, location: &str) -> Option<Vec<Str
             Some(rest) => rest.split_once('"').map(|(p, _)| p).unwrap_or(rest),
             None => line.split(',').next().unwrap_or(line),
         };
-        if path.is_empty() {
+        // The dist-info is metadata, not code: importlib.metadata (entry points, pip)
+        // reads every package's.
+        if path.is_empty()
+            || path
+                .split('/')
+                .next()
+                .is_some_and(|c| c.ends_with(".dist-info"))
+        {
             continue;
         }
         if let Some(normal) = lexical_join(site, path) {
@@ -592,7 +605,6 @@ mod tests {
                 "/usr/lib/py/site/demo/__init__.py",
                 "/usr/lib/py/site/demo/a,b.py",
                 "/usr/bin/demo",
-                "/usr/lib/py/site/demo-1.0.dist-info/RECORD"
             ]
         );
     }
@@ -624,11 +636,8 @@ mod tests {
             "app/node_modules/used/package.json",
         );
         assert_eq!(
-            sorted(lists.files(&used).unwrap()),
-            [
-                "/app/node_modules/used/lib/index.js",
-                "/app/node_modules/used/package.json"
-            ]
+            lists.files(&used).unwrap(),
+            ["/app/node_modules/used/lib/index.js"]
         );
         let scoped = Package::new(
             PackageKind::Npm,
