@@ -130,7 +130,7 @@ const MAX_DROPPED_BINARIES: usize = 256;
 const DRIFT_QUIET: Duration = Duration::from_secs(2);
 
 /// True for files package managers write when they install: Python site directories,
-/// dpkg's and apk's databases, rpm's, global node modules.
+/// dpkg's and apk's databases, rpm's, node modules, RubyGems' gemspecs.
 fn is_package_database(path: &str) -> bool {
     path.contains("/dist-packages/")
         || path.contains("/site-packages/")
@@ -138,6 +138,7 @@ fn is_package_database(path: &str) -> bool {
         || path.starts_with("/lib/apk/db/")
         || path.starts_with("/var/lib/rpm/")
         || path.contains("/node_modules/")
+        || path.contains("/specifications/")
 }
 
 /// What the worker tells the stage.
@@ -858,7 +859,7 @@ struct Worker {
     last_update: Option<Instant>,
     /// Per container: its drift packages and the ids of their findings (package index,
     /// advisory), re-matched when the database changes.
-    drifted: HashMap<String, (Vec<Package>, HashSet<(usize, String)>)>,
+    drifted: HashMap<String, (Vec<Package>, FindingIds)>,
 }
 
 impl Worker {
@@ -1197,7 +1198,10 @@ fn match_drift(db: &mut VulnDb, packages: &[Package]) -> Vec<(usize, VulnMatch)>
     }
 }
 
-fn finding_ids(findings: &[(usize, VulnMatch)]) -> HashSet<(usize, String)> {
+/// A set of findings by package index and advisory id.
+type FindingIds = HashSet<(usize, String)>;
+
+fn finding_ids(findings: &[(usize, VulnMatch)]) -> FindingIds {
     findings.iter().map(|(i, m)| (*i, m.id.clone())).collect()
 }
 
