@@ -184,6 +184,10 @@ struct ImageFacts {
     sbom_spdx: Option<Arc<str>>,
 }
 
+/// Most package files kept per image (the owners map every container of the image
+/// shares); a package whose list would pass it gets `unknown`.
+const MAX_OWNED_FILES_PER_IMAGE: usize = 1_000_000;
+
 /// An SBOM document larger than this is not sent to central (a bus message is
 /// bounded); the scan result still is.
 const MAX_SBOM_BYTES: usize = 256 << 10;
@@ -1028,7 +1032,18 @@ impl Worker {
         let files_known: Vec<Option<Vec<String>>> = match root.as_deref() {
             Some(root) => {
                 let mut lists = rampart_scan::in_use::FileLists::new(root);
-                report.packages.iter().map(|p| lists.files(p)).collect()
+                let mut total = 0usize;
+                report
+                    .packages
+                    .iter()
+                    .map(|p| {
+                        // Past the image's bound a package's list is not kept: its
+                        // verdict is unknown, and memory stays bounded per image.
+                        let files = lists.files(p)?;
+                        total += files.len();
+                        (total <= MAX_OWNED_FILES_PER_IMAGE).then_some(files)
+                    })
+                    .collect()
             }
             None => vec![None; report.packages.len()],
         };
