@@ -195,8 +195,14 @@ pub struct ScannerSection {
     /// `rampart db update` every this many hours (0: never; offline nodes use
     /// `rampart db import`).
     pub update_every_hours: u64,
+    /// The same schedule in seconds, for intervals shorter than an hour (a local
+    /// mirror); when above 0 it replaces `update_every_hours`.
+    pub update_every_secs: u64,
     /// Where `rampart db update` fetches OSV's exports.
     pub update_base_url: String,
+    /// The ecosystems fetched (OSV's names, e.g. `Debian`, `PyPI`); empty: `rampart db
+    /// update`'s default list.
+    pub update_ecosystems: Vec<String>,
     /// Bound on the loaded package files kept per container.
     pub max_files_per_container: usize,
 }
@@ -209,7 +215,9 @@ impl Default for ScannerSection {
             state_dir: PathBuf::from("/var/lib/rampart/scanner"),
             alert_severity: rampart_event::Severity::High,
             update_every_hours: 0,
+            update_every_secs: 0,
             update_base_url: rampart_vulndb::update::DEFAULT_BASE_URL.to_string(),
+            update_ecosystems: Vec::new(),
             max_files_per_container: 16_384,
         }
     }
@@ -228,14 +236,19 @@ impl ScannerSection {
         config.alert_severity = self.alert_severity;
         config.libraries_visible = libraries_visible;
         config.max_files_per_container = self.max_files_per_container;
-        if self.update_every_hours > 0 {
-            config.update = Some((
-                rampart_vulndb::update::UpdateOptions {
-                    base_url: self.update_base_url.clone(),
-                    ..Default::default()
-                },
-                Duration::from_secs(self.update_every_hours * 3600),
-            ));
+        let every = match self.update_every_secs {
+            0 => self.update_every_hours.saturating_mul(3600),
+            secs => secs,
+        };
+        if every > 0 {
+            let mut options = rampart_vulndb::update::UpdateOptions {
+                base_url: self.update_base_url.clone(),
+                ..Default::default()
+            };
+            if !self.update_ecosystems.is_empty() {
+                options.ecosystems = self.update_ecosystems.clone();
+            }
+            config.update = Some((options, Duration::from_secs(every)));
         }
         config
     }
@@ -366,7 +379,9 @@ scanner:                # scans each image a container runs from; a running work
   state_dir: /var/lib/rampart/scanner   # per-container reports: findings ranked in use first
   alert_severity: high
   update_every_hours: 0 # rampart db update on a schedule when online (0 = off)
+  update_every_secs: 0  # the same in seconds, for a local mirror (replaces the hours when > 0)
   update_base_url: https://osv-vulnerabilities.storage.googleapis.com
+  update_ecosystems: [] # OSV ecosystems fetched (empty = rampart db update's default list)
   max_files_per_container: 16384  # loaded package files kept per container (in-use evidence)
 baseline:               # learns what each workload normally does; alerts on (or denies) the rest
   enabled: false

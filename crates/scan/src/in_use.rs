@@ -1,6 +1,8 @@
 //! Whether a running container loaded a package's files: the files each package owns
-//! (read from the container's own root: Python `RECORD`, dpkg `.list`), and the verdict
-//! from the files its processes were seen executing or opening.
+//! (read from the container's own root: Python `RECORD`, dpkg `.list`, apk's and rpm's
+//! databases, npm package and gem directories, the jar a Java package was found in; see
+//! [`FileLists`]), and the verdict from the files its processes were seen executing or
+//! opening (the loader's opens of shared libraries, `require`d files, opened jars).
 //!
 //! The runtime side (which files a container touched, first seen when) is the node
 //! pipeline's; this module only knows package formats and how to decide.
@@ -21,8 +23,8 @@ pub enum InUse {
     True,
     /// None of its files was, and every one of them would have been seen.
     False,
-    /// Cannot tell: its files are unknown, or some are of a kind the sensor does not
-    /// report (shared libraries when read-only library opens are filtered), or the
+    /// Cannot tell: its files are unknown, or some are where the sensor does not
+    /// report read-only opens (`/lib`, `/usr/lib` when library opens are filtered), or the
     /// container's file set hit its bound.
     Unknown,
 }
@@ -55,24 +57,298 @@ pub struct InUseEvidence {
 
 /// Files (absolute paths inside the container) a package owns, read under `root` (the
 /// container's root, e.g. `/proc/PID/root`). None when the format keeps no file list
-/// Rampart reads.
+/// Rampart reads. Several packages: [`FileLists`] reads shared databases once.
 pub fn package_files(root: &Path, package: &Package) -> Option<Vec<String>> {
-    match package.kind {
-        PackageKind::Python => python_record(root, &package.location),
-        PackageKind::Deb => dpkg_list(root, package),
-        _ => None,
+    FileLists::new(root).files(package)
+}
+
+/// Most files listed for one package from a directory walk (an npm package, a gem);
+/// past it the list is not known, so the verdict is `unknown` rather than resting on
+/// part of the package.
+const MAX_WALKED_FILES: usize = 20_000;
+
+/// An rpm database's file lists: (name, VERSION-RELEASE) → files.
+type RpmFiles = HashMap<(String, String), Vec<String>>;
+
+/// Reads the file lists of a container's packages under its root (the host's view of
+/// it, `/proc/PID/root`), reading each shared database (apk's, rpm's) once:
+///
+/// - Python: the dist-info's `RECORD` (the dist-info itself left out: metadata);
+/// - dpkg: `var/lib/dpkg/info/NAME[:ARCH].list`;
+/// - apk: the `F:`/`R:` lines of the package's stanza in `lib/apk/db/installed`;
+/// - rpm: the header's `DIRNAMES`/`BASENAMES`/`DIRINDEXES` in the rpm database;
+/// - npm: every file under `node_modules/NAME/` (or `@scope/NAME/`) but its
+///   `package.json` (metadata), nested
+///   `node_modules` left to their own packages;
+/// - gems: every file under `gems/NAME-VERSION/` and `extensions/*/*/NAME-VERSION/`
+///   next to the `specifications/` directory the gemspec was found in;
+/// - Java: the archive the package was found in (the outer jar for a nested or shaded
+///   one): a JVM opens the jar, not its entries.
+///
+/// Where `/lib`, `/bin`, `/sbin` or `/lib64` is a symlink into `/usr` (merged /usr), a
+/// file listed under one spelling is also listed under the other: the loader opens
+/// `/lib/x86_64-linux-gnu/libssl.so.3` from ld.so.cache whichever way dpkg lists it.
+pub struct FileLists<'a> {
+    root: &'a Path,
+    tree: Option<crate::walk::TreeRoot>,
+    /// Top-level directories that are symlinks to their `/usr` twin.
+    merged_usr: Vec<&'static str>,
+    apk: Option<Option<HashMap<String, Vec<String>>>>,
+    rpm: HashMap<String, Option<RpmFiles>>,
+}
+
+impl<'a> FileLists<'a> {
+    pub fn new(root: &'a Path) -> Self {
+        let merged_usr = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]
+            .into_iter()
+            .filter(|top| {
+                std::fs::read_link(root.join(top)).is_ok_and(|target| {
+                    let target = target.to_string_lossy();
+                    target.trim_start_matches('/') == format!("usr/{top}")
+                })
+            })
+            .collect();
+        FileLists {
+            root,
+            tree: crate::walk::TreeRoot::open(root).ok(),
+            merged_usr,
+            apk: None,
+            rpm: HashMap::new(),
+        }
     }
+
+    /// The files `package` owns; None when its format keeps no list Rampart reads or
+    /// the list cannot be read.
+    pub fn files(&mut self, package: &Package) -> Option<Vec<String>> {
+        let files = match package.kind {
+            PackageKind::Python => python_record(self.tree.as_ref()?, &package.location),
+            PackageKind::Deb => dpkg_list(self.root, self.tree.as_ref()?, package),
+            PackageKind::Apk => self.apk_files(package),
+            PackageKind::Rpm => self.rpm_files(package),
+            PackageKind::Npm => {
+                let dir = package.location.strip_suffix("/package.json")?;
+                let mut files =
+                    walk_package_dir(self.root, self.tree.as_ref()?, &[dir.to_string()])?;
+                // Metadata, not code: `npm ls` reads every package.json.
+                let manifest = format!("/{}", package.location.trim_start_matches('/'));
+                files.retain(|f| *f != manifest);
+                Some(files)
+            }
+            PackageKind::Gem => gem_files(self.root, self.tree.as_ref()?, &package.location),
+            PackageKind::Maven => {
+                let archive = package
+                    .location
+                    .split_once("!/")
+                    .map_or(package.location.as_str(), |(outer, _)| outer);
+                Some(vec![format!("/{}", archive.trim_start_matches('/'))])
+            }
+            _ => None,
+        }?;
+        Some(self.with_usr_aliases(files))
+    }
+
+    fn with_usr_aliases(&self, files: Vec<String>) -> Vec<String> {
+        if self.merged_usr.is_empty() {
+            return files;
+        }
+        let mut out = Vec::with_capacity(files.len());
+        for file in files {
+            let alias = self.merged_usr.iter().find_map(|top| {
+                let bare = format!("/{top}/");
+                let usr = format!("/usr/{top}/");
+                if let Some(rest) = file.strip_prefix(&bare) {
+                    Some(format!("{usr}{rest}"))
+                } else {
+                    file.strip_prefix(&usr).map(|rest| format!("{bare}{rest}"))
+                }
+            });
+            out.push(file);
+            out.extend(alias);
+        }
+        out
+    }
+
+    fn apk_files(&mut self, package: &Package) -> Option<Vec<String>> {
+        if self.apk.is_none() {
+            let text = self
+                .tree
+                .as_ref()
+                .and_then(|tree| read_inside(tree, Path::new("lib/apk/db/installed")));
+            self.apk = Some(text.map(|t| apk_file_lists(&t)));
+        }
+        let lists = self.apk.as_ref()?.as_ref()?;
+        lists
+            .get(&format!("{}={}", package.name, package.version))
+            .cloned()
+    }
+
+    fn rpm_files(&mut self, package: &Package) -> Option<Vec<String>> {
+        let location = package.location.clone();
+        if !self.rpm.contains_key(&location) {
+            let lists = self.read_rpm(&location);
+            self.rpm.insert(location.clone(), lists);
+        }
+        self.rpm
+            .get(&location)?
+            .as_ref()?
+            .get(&(package.name.clone(), package.version.clone()))
+            .cloned()
+    }
+
+    fn read_rpm(&self, location: &str) -> Option<RpmFiles> {
+        let tree = self.tree.as_ref()?;
+        let mut file = tree
+            .open_file(Path::new(location.trim_start_matches('/')))
+            .ok()?;
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut data).ok()?;
+        // SQLite reads files: a private copy, so nothing follows a link in the container.
+        let copy = tempfile::NamedTempFile::new().ok()?;
+        if data.starts_with(b"SQLite format 3\0") {
+            std::fs::write(copy.path(), &data).ok()?;
+        }
+        let blobs = crate::catalog::rpm::database_blobs(copy.path(), &data).ok()?;
+        let mut lists = RpmFiles::new();
+        for blob in &blobs {
+            let (Ok(header), Some(files)) = (
+                crate::catalog::rpm::parse_header(blob),
+                crate::catalog::rpm::header_files(blob),
+            ) else {
+                continue;
+            };
+            lists.insert(
+                (
+                    header.name,
+                    format!("{}-{}", header.version, header.release),
+                ),
+                files,
+            );
+        }
+        Some(lists)
+    }
+}
+
+/// apk's installed database: `NAME=VERSION` → the files of its stanza (`F:` names a
+/// directory, each `R:` after it a file in it).
+fn apk_file_lists(text: &str) -> HashMap<String, Vec<String>> {
+    let mut lists = HashMap::new();
+    let (mut name, mut version, mut dir) = (String::new(), String::new(), String::new());
+    let mut files = Vec::new();
+    let mut finish = |name: &mut String, version: &mut String, files: &mut Vec<String>| {
+        if !name.is_empty() {
+            lists.insert(format!("{name}={version}"), std::mem::take(files));
+        }
+        name.clear();
+        version.clear();
+        files.clear();
+    };
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            finish(&mut name, &mut version, &mut files);
+            dir.clear();
+            continue;
+        }
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        match key {
+            "P" => name = value.to_string(),
+            "V" => version = value.to_string(),
+            "F" => dir = value.trim_matches('/').to_string(),
+            "R" if dir.is_empty() => files.push(format!("/{value}")),
+            "R" => files.push(format!("/{dir}/{value}")),
+            _ => {}
+        }
+    }
+    finish(&mut name, &mut version, &mut files);
+    lists
+}
+
+/// A gem's files: `BASE/gems/NAME-VERSION/**` and `BASE/extensions/*/*/NAME-VERSION/**`
+/// for a gemspec at `BASE/specifications/NAME-VERSION.gemspec`.
+fn gem_files(root: &Path, tree: &crate::walk::TreeRoot, location: &str) -> Option<Vec<String>> {
+    let (specifications, spec) = location.rsplit_once('/')?;
+    let full_name = spec.strip_suffix(".gemspec")?;
+    let base = specifications.strip_suffix("specifications")?;
+    let base = base.trim_end_matches('/');
+    let join = |rest: &str| {
+        if base.is_empty() {
+            rest.to_string()
+        } else {
+            format!("{base}/{rest}")
+        }
+    };
+    let mut dirs = vec![join(&format!("gems/{full_name}"))];
+    // extensions/PLATFORM/ABI/NAME-VERSION: compiled extensions live apart from the gem.
+    let extensions = root.join(join("extensions").trim_start_matches('/'));
+    if let Ok(platforms) = std::fs::read_dir(&extensions) {
+        for platform in platforms.flatten().take(16) {
+            if let Ok(abis) = std::fs::read_dir(platform.path()) {
+                for abi in abis.flatten().take(16) {
+                    dirs.push(join(&format!(
+                        "extensions/{}/{}/{full_name}",
+                        platform.file_name().to_string_lossy(),
+                        abi.file_name().to_string_lossy()
+                    )));
+                }
+            }
+        }
+    }
+    walk_package_dir(root, tree, &dirs)
+}
+
+/// Every file under the given directories (relative to the container root), nested
+/// `node_modules` left out (those are packages of their own). Directories that do not
+/// exist add nothing; None when none exists, one is reached through a symlink, or the
+/// walk passes [`MAX_WALKED_FILES`].
+fn walk_package_dir(
+    root: &Path,
+    tree: &crate::walk::TreeRoot,
+    dirs: &[String],
+) -> Option<Vec<String>> {
+    let mut files = Vec::new();
+    let mut found = false;
+    for dir in dirs {
+        let relative = dir.trim_start_matches('/');
+        // Opened beneath the root without following a link: a directory swapped for a
+        // link to the host's files is not listed. (The walk below does not follow links.)
+        let Ok(opened) = tree.open_file(Path::new(relative)) else {
+            continue;
+        };
+        if !opened.metadata().is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
+        found = true;
+        let walker = walkdir::WalkDir::new(root.join(relative))
+            .follow_links(false)
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || e.file_name() != "node_modules");
+        for entry in walker {
+            let Ok(entry) = entry else { continue };
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            let Ok(inner) = entry.path().strip_prefix(root) else {
+                continue;
+            };
+            if files.len() >= MAX_WALKED_FILES {
+                return None;
+            }
+            files.push(format!("/{}", inner.to_string_lossy()));
+        }
+    }
+    found.then_some(files)
 }
 
 /// `site-packages/NAME.dist-info/RECORD`: one `path,hash,size` line per file, paths
 /// relative to the site directory (the dist-info's parent).
-fn python_record(root: &Path, location: &str) -> Option<Vec<String>> {
+fn python_record(tree: &crate::walk::TreeRoot, location: &str) -> Option<Vec<String>> {
     let dist_info = Path::new(location).parent()?;
     if !dist_info.to_string_lossy().ends_with(".dist-info") {
         return None;
     }
     let site = dist_info.parent()?;
-    let text = read_inside(root, &dist_info.join("RECORD"))?;
+    let text = read_inside(tree, &dist_info.join("RECORD"))?;
     let mut files = Vec::new();
     for line in text.lines() {
         // Paths with commas are quoted (csv); the hash and size never hold quotes.
@@ -80,7 +356,14 @@ fn python_record(root: &Path, location: &str) -> Option<Vec<String>> {
             Some(rest) => rest.split_once('"').map(|(p, _)| p).unwrap_or(rest),
             None => line.split(',').next().unwrap_or(line),
         };
-        if path.is_empty() {
+        // The dist-info is metadata, not code: importlib.metadata (entry points, pip)
+        // reads every package's.
+        if path.is_empty()
+            || path
+                .split('/')
+                .next()
+                .is_some_and(|c| c.ends_with(".dist-info"))
+        {
             continue;
         }
         if let Some(normal) = lexical_join(site, path) {
@@ -93,14 +376,14 @@ fn python_record(root: &Path, location: &str) -> Option<Vec<String>> {
 /// `/var/lib/dpkg/info/NAME.list` (or `NAME:ARCH.list`): every path the package
 /// installed, directories included; directories are left out (opening `/usr/lib` does
 /// not load any package).
-fn dpkg_list(root: &Path, package: &Package) -> Option<Vec<String>> {
+fn dpkg_list(root: &Path, tree: &crate::walk::TreeRoot, package: &Package) -> Option<Vec<String>> {
     let mut names = vec![format!("{}.list", package.name)];
     if let Some(arch) = &package.arch {
         names.insert(0, format!("{}:{arch}.list", package.name));
     }
     let text = names
         .iter()
-        .find_map(|n| read_inside(root, &Path::new("var/lib/dpkg/info").join(n)))?;
+        .find_map(|n| read_inside(tree, &Path::new("var/lib/dpkg/info").join(n)))?;
     Some(
         text.lines()
             .filter(|p| p.starts_with('/') && *p != "/.")
@@ -114,11 +397,13 @@ fn dpkg_list(root: &Path, package: &Package) -> Option<Vec<String>> {
     )
 }
 
-/// Reads a file below `root` without following a symlink out of it: the path is taken
-/// as the container sees it only through `root` (a `/proc/PID/root` is that already).
-fn read_inside(root: &Path, relative: &Path) -> Option<String> {
-    let path = root.join(relative.strip_prefix("/").unwrap_or(relative));
-    let bytes = std::fs::read(path).ok()?;
+/// Reads a file below the root without following a symlink in any component (a
+/// container's `/etc/x -> /host-file` would otherwise resolve against the host's root).
+fn read_inside(tree: &crate::walk::TreeRoot, relative: &Path) -> Option<String> {
+    let relative = relative.strip_prefix("/").unwrap_or(relative);
+    let mut file = tree.open_file(relative).ok()?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
     Some(String::from_utf8_lossy(&bytes).into_owned())
 }
 
@@ -150,10 +435,12 @@ pub fn canonical_loaded_path(path: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Borrowed(path)
 }
 
-/// True for a shared library's file name (`libssl.so.3`, `_speedups.cpython-311-x86_64-linux-gnu.so`).
-fn is_shared_library(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    name.ends_with(".so") || name.contains(".so.")
+/// True for paths whose read-only opens the sensor drops when it filters library
+/// opens (`filter_ro_libs`): the same prefixes as `is_lib_path` in bpf/file/open.h
+/// (`/lib*`, `/usr/lib*`, `/etc/ld.*`). Not only shared libraries: Debian's Python,
+/// Ruby and Node packages live under `/usr/lib` too, and their loads are unseen then.
+fn hidden_when_libraries_filtered(path: &str) -> bool {
+    path.starts_with("/lib") || path.starts_with("/usr/lib") || path.starts_with("/etc/ld.")
 }
 
 /// Decides one package from its files and the container's loaded files (path → first
@@ -190,8 +477,10 @@ pub fn decide(
     if bounded_out {
         return unknown("the container's set of loaded files reached its bound");
     }
-    if !libraries_visible && files.iter().any(|f| is_shared_library(f)) {
-        return unknown("it has shared libraries, whose read-only opens the sensor filters");
+    if !libraries_visible && files.iter().any(|f| hidden_when_libraries_filtered(f)) {
+        return unknown(
+            "it has files under /lib or /usr/lib, whose read-only opens the sensor filters",
+        );
     }
     InUseEvidence {
         state: InUse::False,
@@ -316,7 +605,161 @@ mod tests {
                 "/usr/lib/py/site/demo/__init__.py",
                 "/usr/lib/py/site/demo/a,b.py",
                 "/usr/bin/demo",
-                "/usr/lib/py/site/demo-1.0.dist-info/RECORD"
+            ]
+        );
+    }
+
+    fn write(root: &Path, path: &str, data: &[u8]) {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, data).unwrap();
+    }
+
+    fn sorted(mut files: Vec<String>) -> Vec<String> {
+        files.sort();
+        files
+    }
+
+    #[test]
+    fn npm_packages_own_their_directory_but_not_nested_packages() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(r, "app/node_modules/used/package.json", b"{}");
+        write(r, "app/node_modules/used/lib/index.js", b"");
+        write(r, "app/node_modules/used/node_modules/inner/index.js", b"");
+        write(r, "app/node_modules/@scope/pkg/index.js", b"");
+        let mut lists = FileLists::new(r);
+        let used = Package::new(
+            PackageKind::Npm,
+            "used",
+            "1.0.0",
+            "app/node_modules/used/package.json",
+        );
+        assert_eq!(
+            lists.files(&used).unwrap(),
+            ["/app/node_modules/used/lib/index.js"]
+        );
+        let scoped = Package::new(
+            PackageKind::Npm,
+            "@scope/pkg",
+            "2.0.0",
+            "app/node_modules/@scope/pkg/package.json",
+        );
+        assert_eq!(
+            lists.files(&scoped).unwrap(),
+            ["/app/node_modules/@scope/pkg/index.js"]
+        );
+        let gone = Package::new(
+            PackageKind::Npm,
+            "gone",
+            "1.0.0",
+            "app/node_modules/gone/package.json",
+        );
+        assert_eq!(lists.files(&gone), None);
+    }
+
+    #[test]
+    fn a_package_directory_reached_through_a_symlink_is_not_listed() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        write(outside.path(), "pkg/index.js", b"");
+        std::fs::create_dir_all(root.path().join("app/node_modules")).unwrap();
+        std::os::unix::fs::symlink(
+            outside.path().join("pkg"),
+            root.path().join("app/node_modules/evil"),
+        )
+        .unwrap();
+        let evil = Package::new(
+            PackageKind::Npm,
+            "evil",
+            "1.0.0",
+            "app/node_modules/evil/package.json",
+        );
+        assert_eq!(FileLists::new(root.path()).files(&evil), None);
+    }
+
+    #[test]
+    fn gems_own_their_gem_and_extension_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let base = "usr/local/lib/ruby/gems/3.1.0";
+        write(r, &format!("{base}/specifications/tiny-1.2.0.gemspec"), b"");
+        write(r, &format!("{base}/gems/tiny-1.2.0/lib/tiny.rb"), b"");
+        write(
+            r,
+            &format!("{base}/extensions/x86_64-linux/3.1.0/tiny-1.2.0/tiny/ext.so"),
+            b"",
+        );
+        write(r, &format!("{base}/gems/tiny-1.20.0/lib/tiny.rb"), b"");
+        let gem = Package::new(
+            PackageKind::Gem,
+            "tiny",
+            "1.2.0",
+            &format!("{base}/specifications/tiny-1.2.0.gemspec"),
+        );
+        assert_eq!(
+            sorted(FileLists::new(r).files(&gem).unwrap()),
+            [
+                format!("/{base}/extensions/x86_64-linux/3.1.0/tiny-1.2.0/tiny/ext.so"),
+                format!("/{base}/gems/tiny-1.2.0/lib/tiny.rb"),
+            ]
+        );
+    }
+
+    #[test]
+    fn java_packages_are_loaded_with_their_outer_archive() {
+        let root = tempfile::tempdir().unwrap();
+        let mut lists = FileLists::new(root.path());
+        let nested = Package::new(
+            PackageKind::Maven,
+            "org.apache.logging.log4j:log4j-core",
+            "2.14.1",
+            "app/app.jar!/BOOT-INF/lib/log4j-core-2.14.1.jar",
+        );
+        assert_eq!(lists.files(&nested).unwrap(), ["/app/app.jar"]);
+        let plain = Package::new(PackageKind::Maven, "a:b", "1", "opt/lib/b-1.jar");
+        assert_eq!(lists.files(&plain).unwrap(), ["/opt/lib/b-1.jar"]);
+    }
+
+    #[test]
+    fn apk_stanzas_list_files_and_merged_usr_adds_the_other_spelling() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        write(
+            r,
+            "lib/apk/db/installed",
+            b"P:musl\nV:1.2.4-r2\nF:lib\nR:ld-musl-x86_64.so.1\nR:libc.musl-x86_64.so.1\n\nP:zlib\nV:1.3-r0\nF:usr/lib\nR:libz.so.1.3\n",
+        );
+        let musl = Package::new(PackageKind::Apk, "musl", "1.2.4-r2", "lib/apk/db/installed");
+        let zlib = Package::new(PackageKind::Apk, "zlib", "1.3-r0", "lib/apk/db/installed");
+        let mut lists = FileLists::new(r);
+        assert_eq!(
+            lists.files(&musl).unwrap(),
+            ["/lib/ld-musl-x86_64.so.1", "/lib/libc.musl-x86_64.so.1"]
+        );
+        assert_eq!(lists.files(&zlib).unwrap(), ["/usr/lib/libz.so.1.3"]);
+        // A merged-/usr root: /lib -> usr/lib.
+        let merged = tempfile::tempdir().unwrap();
+        let m = merged.path();
+        write(
+            m,
+            "var/lib/dpkg/info/libssl3:amd64.list",
+            b"/.\n/usr\n/usr/lib/x86_64-linux-gnu/libssl.so.3\n",
+        );
+        std::fs::create_dir_all(m.join("usr/lib")).unwrap();
+        std::os::unix::fs::symlink("usr/lib", m.join("lib")).unwrap();
+        let mut libssl = Package::new(
+            PackageKind::Deb,
+            "libssl3",
+            "3.0.15-1~deb12u1",
+            "var/lib/dpkg/status",
+        );
+        libssl.arch = Some("amd64".into());
+        assert_eq!(
+            FileLists::new(m).files(&libssl).unwrap(),
+            [
+                "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+                "/lib/x86_64-linux-gnu/libssl.so.3"
             ]
         );
     }
@@ -347,6 +790,17 @@ mod tests {
         );
         assert_eq!(
             decide(Some(&libs), &PathMap::default(), true, false).state,
+            InUse::False
+        );
+        // Debian's own Python packages sit under /usr/lib: unseen when filtered.
+        let debian_python = vec!["/usr/lib/python3/dist-packages/six.py".to_string()];
+        assert_eq!(
+            decide(Some(&debian_python), &PathMap::default(), false, false).state,
+            InUse::Unknown
+        );
+        let local = vec!["/usr/local/lib/python3.11/dist-packages/x.py".to_string()];
+        assert_eq!(
+            decide(Some(&local), &PathMap::default(), false, false).state,
             InUse::False
         );
     }

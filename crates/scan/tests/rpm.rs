@@ -181,3 +181,85 @@ fn rpm_packages_get_purls_with_epoch_and_distro() {
     assert_eq!(curl.ecosystem.as_deref(), Some("Mariner:2.0"));
     assert_eq!(curl.source_name.as_deref(), Some("curl"));
 }
+
+/// The in-use map's file lists for rpm packages come from the same database's headers
+/// (DIRNAMES/BASENAMES/DIRINDEXES), read under the container root once per database.
+#[test]
+fn rpm_package_file_lists_for_the_in_use_map() {
+    for (fixture, db) in [
+        ("cbl-mariner-2.0-sqlite", "var/lib/rpm/rpmdb.sqlite"),
+        ("sle15-bci-ndb", "usr/lib/sysimage/rpm/Packages.db"),
+        ("libuuid-bdb", "var/lib/rpm/Packages"),
+    ] {
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join(db);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        let name = db.rsplit('/').next().unwrap();
+        let data = std::fs::read(fixtures().join("pkgdb/rpm").join(fixture).join(name)).unwrap();
+        std::fs::write(&target, &data).unwrap();
+        let packages = match name {
+            "rpmdb.sqlite" => rampart_scan::catalog::rpm::parse_sqlite_bytes(db, &data),
+            "Packages.db" => rampart_scan::catalog::rpm::parse_ndb(db, &data),
+            _ => rampart_scan::catalog::rpm::parse_berkeley(db, &data),
+        }
+        .unwrap();
+        let mut lists = rampart_scan::in_use::FileLists::new(root.path());
+        let mut listed = 0;
+        for package in &packages {
+            let files = lists
+                .files(package)
+                .unwrap_or_else(|| panic!("{fixture}: no file list for {}", package.name));
+            assert!(
+                files.iter().all(|f| f.starts_with('/')),
+                "{fixture} {}: {files:?}",
+                package.name
+            );
+            listed += files.len();
+        }
+        // rpm itself as the oracle (its -ql lists directories too, which ours leave out).
+        let copy = tempfile::tempdir().unwrap();
+        std::fs::copy(&target, copy.path().join(name)).unwrap();
+        for package in packages.iter().take(5) {
+            let Ok(output) = std::process::Command::new("rpm")
+                .arg("--dbpath")
+                .arg(copy.path())
+                .args(["-ql", &package.name])
+                .output()
+            else {
+                break;
+            };
+            if !output.status.success() {
+                continue;
+            }
+            let theirs: std::collections::HashSet<String> = String::from_utf8_lossy(&output.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect();
+            let files = lists.files(package).unwrap();
+            for file in &files {
+                assert!(
+                    theirs.contains(file),
+                    "{fixture} {}: {file} not in rpm -ql",
+                    package.name
+                );
+            }
+        }
+        assert!(
+            listed > packages.len(),
+            "{fixture}: {listed} files for {} packages",
+            packages.len()
+        );
+        // A package's own binary is among its files (no directories are).
+        if let Some(bash) = packages.iter().find(|p| p.name == "bash") {
+            let files = lists.files(bash).unwrap();
+            assert!(
+                files
+                    .iter()
+                    .any(|f| f == "/usr/bin/bash" || f == "/bin/bash"),
+                "{files:?}"
+            );
+            assert!(!files.iter().any(|f| f == "/usr/bin"), "{files:?}");
+        }
+        eprintln!("{fixture}: {} packages, {listed} files", packages.len());
+    }
+}

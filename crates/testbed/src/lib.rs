@@ -8,6 +8,7 @@
 
 pub mod containerd;
 pub mod dockerd;
+pub mod http;
 
 use std::fmt::Display;
 use std::process::Command;

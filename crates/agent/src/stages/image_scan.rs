@@ -90,11 +90,20 @@ struct ScanRequest {
 }
 
 /// A container whose package databases were written: rescan its filesystem for what
-/// was installed after it started.
-struct DriftRequest {
-    container_id: String,
-    image_key: String,
+/// was installed after it started. Or one that is gone: its drift is no longer
+/// re-matched.
+enum DriftRequest {
+    Rescan {
+        container_id: String,
+        image_key: String,
+    },
+    Forget {
+        container_id: String,
+    },
 }
+
+/// Most containers whose drift packages the worker keeps for re-matching.
+const MAX_DRIFTED_CONTAINERS: usize = 4096;
 
 /// What a container has that its image had not: packages installed at run time (with
 /// their findings) and binaries dropped in and executed.
@@ -121,7 +130,7 @@ const MAX_DROPPED_BINARIES: usize = 256;
 const DRIFT_QUIET: Duration = Duration::from_secs(2);
 
 /// True for files package managers write when they install: Python site directories,
-/// dpkg's and apk's databases, rpm's, global node modules.
+/// dpkg's and apk's databases, rpm's, node modules, RubyGems' gemspecs.
 fn is_package_database(path: &str) -> bool {
     path.contains("/dist-packages/")
         || path.contains("/site-packages/")
@@ -129,6 +138,7 @@ fn is_package_database(path: &str) -> bool {
         || path.starts_with("/lib/apk/db/")
         || path.starts_with("/var/lib/rpm/")
         || path.contains("/node_modules/")
+        || path.contains("/specifications/")
 }
 
 /// What the worker tells the stage.
@@ -173,6 +183,10 @@ struct ImageFacts {
     sbom_cyclonedx: Option<Arc<str>>,
     sbom_spdx: Option<Arc<str>>,
 }
+
+/// Most package files kept per image (the owners map every container of the image
+/// shares); a package whose list would pass it gets `unknown`.
+const MAX_OWNED_FILES_PER_IMAGE: usize = 1_000_000;
 
 /// An SBOM document larger than this is not sent to central (a bus message is
 /// bounded); the scan result still is.
@@ -344,7 +358,14 @@ impl ImageScanStage {
     fn forget(&mut self, container_id: &str) {
         if let Some(state) = self.containers.remove(container_id) {
             let _ = std::fs::remove_file(self.report_path(container_id));
-            drop(state);
+            if !state.drift_packages.is_empty() {
+                if let Some(drift_requests) = &self.drift_requests {
+                    // A full queue leaves the entry until the worker's bound evicts it.
+                    let _ = drift_requests.try_send(DriftRequest::Forget {
+                        container_id: container_id.to_string(),
+                    });
+                }
+            }
         }
     }
 
@@ -801,7 +822,7 @@ impl Stage for ImageScanStage {
                 if state.image.is_none() || !due {
                     continue;
                 }
-                let request = DriftRequest {
+                let request = DriftRequest::Rescan {
                     container_id: id.clone(),
                     image_key: state.image_key.clone(),
                 };
@@ -840,6 +861,9 @@ struct Worker {
     db_identity: Option<(u64, u64)>,
     data_version: Option<i64>,
     last_update: Option<Instant>,
+    /// Per container: its drift packages and the ids of their findings (package index,
+    /// advisory), re-matched when the database changes.
+    drifted: HashMap<String, (Vec<Package>, FindingIds)>,
 }
 
 impl Worker {
@@ -851,6 +875,7 @@ impl Worker {
             db_identity: None,
             data_version: None,
             last_update: None,
+            drifted: HashMap::new(),
         }
     }
 
@@ -884,6 +909,7 @@ impl Worker {
                 db = self.open_db();
                 if let Some(db) = db.as_mut() {
                     self.rematch(db);
+                    self.rematch_drift(db);
                 }
             }
         }
@@ -1003,14 +1029,24 @@ impl Worker {
             0 => None,
             pid => Some(rampart_scan::in_use::proc_root(pid)).filter(|r| r.exists()),
         };
-        let files_known: Vec<Option<Vec<String>>> = report
-            .packages
-            .iter()
-            .map(|p| {
-                root.as_deref()
-                    .and_then(|root| rampart_scan::in_use::package_files(root, p))
-            })
-            .collect();
+        let files_known: Vec<Option<Vec<String>>> = match root.as_deref() {
+            Some(root) => {
+                let mut lists = rampart_scan::in_use::FileLists::new(root);
+                let mut total = 0usize;
+                report
+                    .packages
+                    .iter()
+                    .map(|p| {
+                        // Past the image's bound a package's list is not kept: its
+                        // verdict is unknown, and memory stays bounded per image.
+                        let files = lists.files(p)?;
+                        total += files.len();
+                        (total <= MAX_OWNED_FILES_PER_IMAGE).then_some(files)
+                    })
+                    .collect()
+            }
+            None => vec![None; report.packages.len()],
+        };
         let mut owners = PathMap::default();
         for (index, files) in files_known.iter().enumerate() {
             for file in files.iter().flatten() {
@@ -1039,7 +1075,17 @@ impl Worker {
 
     /// Rescans a running container's filesystem; what its image did not have is drift.
     fn drift(&mut self, db: &mut VulnDb, request: DriftRequest) {
-        let Some(image) = self.images.get(&request.image_key).cloned() else {
+        let (container_id, image_key) = match request {
+            DriftRequest::Rescan {
+                container_id,
+                image_key,
+            } => (container_id, image_key),
+            DriftRequest::Forget { container_id } => {
+                self.drifted.remove(&container_id);
+                return;
+            }
+        };
+        let Some(image) = self.images.get(&image_key).cloned() else {
             return;
         };
         let options = rampart_scan::ScanOptions {
@@ -1049,11 +1095,11 @@ impl Worker {
             malware_rules: None,
             progress: None,
         };
-        let target = rampart_scan::Target::Container(request.container_id.clone());
-        let report = match rampart_scan::scan(&target, &request.container_id, &options) {
+        let target = rampart_scan::Target::Container(container_id.clone());
+        let report = match rampart_scan::scan(&target, &container_id, &options) {
             Ok(report) => report,
             Err(e) => {
-                tracing::warn!(container = %request.container_id, error = %e, "drift rescan failed");
+                tracing::warn!(container = %container_id, error = %e, "drift rescan failed");
                 return;
             }
         };
@@ -1064,21 +1110,42 @@ impl Worker {
             .into_iter()
             .filter(|p| !in_image.contains(&key(p)))
             .collect();
-        let refs = package_refs(&packages);
-        let findings =
-            match db.match_packages(&refs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()) {
-                Ok(matches) => attribute(&refs, matches),
-                Err(e) => {
-                    tracing::warn!(error = %e, "matching drift packages");
-                    Vec::new()
-                }
-            };
-        tracing::info!(container = %request.container_id, packages = packages.len(), findings = findings.len(), "drift rescan");
+        let findings = match_drift(db, &packages);
+        tracing::info!(container = %container_id, packages = packages.len(), findings = findings.len(), "drift rescan");
+        // Kept for re-matching on a database change, as image SBOMs are.
+        if self.drifted.len() >= MAX_DRIFTED_CONTAINERS && !self.drifted.contains_key(&container_id)
+        {
+            tracing::warn!(container = %container_id, "drift not kept for re-matching: too many drifted containers");
+        } else {
+            self.drifted.insert(
+                container_id.clone(),
+                (packages.clone(), finding_ids(&findings)),
+            );
+        }
         let _ = self.outbox.send(WorkerNews::Drifted {
-            container_id: request.container_id,
+            container_id,
             packages,
             findings,
         });
+    }
+
+    /// Re-matches every running container's drift packages; a container whose findings
+    /// changed is sent again (the stage alerts on the new ones).
+    fn rematch_drift(&mut self, db: &mut VulnDb) {
+        for (container_id, (packages, ids)) in self.drifted.iter_mut() {
+            let findings = match_drift(db, packages);
+            let now = finding_ids(&findings);
+            if now == *ids {
+                continue;
+            }
+            tracing::info!(container = %container_id, findings = findings.len(), "drift re-matched after a database change");
+            *ids = now;
+            let _ = self.outbox.send(WorkerNews::Drifted {
+                container_id: container_id.clone(),
+                packages: packages.clone(),
+                findings,
+            });
+        }
     }
 
     /// Re-matches every kept SBOM; tells the stage what each image gained.
@@ -1132,6 +1199,25 @@ impl Worker {
             });
         }
     }
+}
+
+/// Drift packages matched against the database (none when it cannot answer).
+fn match_drift(db: &mut VulnDb, packages: &[Package]) -> Vec<(usize, VulnMatch)> {
+    let refs = package_refs(packages);
+    match db.match_packages(&refs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()) {
+        Ok(matches) => attribute(&refs, matches),
+        Err(e) => {
+            tracing::warn!(error = %e, "matching drift packages");
+            Vec::new()
+        }
+    }
+}
+
+/// A set of findings by package index and advisory id.
+type FindingIds = HashSet<(usize, String)>;
+
+fn finding_ids(findings: &[(usize, VulnMatch)]) -> FindingIds {
+    findings.iter().map(|(i, m)| (*i, m.id.clone())).collect()
 }
 
 /// Queries for the packages with a known ecosystem, with their index in `packages`.

@@ -104,6 +104,111 @@ pub fn parse_header(blob: &[u8]) -> Result<RpmHeader, String> {
     Ok(header)
 }
 
+const TAG_OLDFILENAMES: i32 = 1027;
+const TAG_FILEMODES: i32 = 1030;
+const TAG_DIRINDEXES: i32 = 1116;
+const TAG_BASENAMES: i32 = 1117;
+const TAG_DIRNAMES: i32 = 1118;
+const TYPE_INT16: u32 = 3;
+
+/// Most files read from one header (a package with more is not listed: its in-use
+/// verdict stays unknown rather than resting on part of its files).
+const MAX_HEADER_FILES: usize = 100_000;
+
+/// The files (not directories) an rpm header lists: `DIRNAMES[DIRINDEXES[i]] +
+/// BASENAMES[i]`, or the old `OLDFILENAMES`; directories are told by `FILEMODES`.
+/// None when the header is malformed or lists more than [`MAX_HEADER_FILES`].
+pub fn header_files(blob: &[u8]) -> Option<Vec<String>> {
+    let index_count = be32(blob, 0)? as usize;
+    let data_len = be32(blob, 4)? as usize;
+    if index_count > 0xffff || data_len > 256 << 20 {
+        return None;
+    }
+    let data_start = 8 + index_count * 16;
+    let store = blob.get(data_start..data_start + data_len)?;
+    let strings = |offset: usize, count: usize| -> Option<Vec<String>> {
+        if count > MAX_HEADER_FILES {
+            return None;
+        }
+        let mut out = Vec::with_capacity(count);
+        let mut at = offset;
+        for _ in 0..count {
+            let rest = store.get(at..)?;
+            let end = rest.iter().position(|&b| b == 0)?;
+            out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+            at += end + 1;
+        }
+        Some(out)
+    };
+    let (mut basenames, mut dirnames, mut dirindexes, mut modes, mut old) =
+        (None, None, None, None, None);
+    for i in 0..index_count {
+        let at = 8 + i * 16;
+        let (tag, kind, offset, count) = (
+            be32(blob, at)? as i32,
+            be32(blob, at + 4)?,
+            be32(blob, at + 8)? as usize,
+            be32(blob, at + 12)? as usize,
+        );
+        match (tag, kind) {
+            (TAG_BASENAMES, TYPE_STRING_ARRAY) => basenames = Some(strings(offset, count)?),
+            (TAG_DIRNAMES, TYPE_STRING_ARRAY) => dirnames = Some(strings(offset, count)?),
+            (TAG_OLDFILENAMES, TYPE_STRING_ARRAY) => old = Some(strings(offset, count)?),
+            (TAG_DIRINDEXES, TYPE_INT32) if count <= MAX_HEADER_FILES => {
+                let values: Option<Vec<u32>> =
+                    (0..count).map(|n| be32(store, offset + n * 4)).collect();
+                dirindexes = Some(values?);
+            }
+            (TAG_FILEMODES, TYPE_INT16) if count <= MAX_HEADER_FILES => {
+                let values: Option<Vec<u16>> = (0..count)
+                    .map(|n| {
+                        store
+                            .get(offset + n * 2..offset + n * 2 + 2)
+                            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                    })
+                    .collect();
+                modes = Some(values?);
+            }
+            _ => {}
+        }
+    }
+    let paths: Vec<String> = match (basenames, dirnames, dirindexes, old) {
+        (Some(base), Some(dirs), Some(indexes), _) if base.len() == indexes.len() => base
+            .iter()
+            .zip(&indexes)
+            .map(|(name, &dir)| Some(format!("{}{name}", dirs.get(dir as usize)?)))
+            .collect::<Option<_>>()?,
+        (_, _, _, Some(old)) => old,
+        _ => Vec::new(),
+    };
+    const S_IFMT: u16 = 0o170000;
+    const S_IFDIR: u16 = 0o040000;
+    Some(
+        paths
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                modes
+                    .as_ref()
+                    .and_then(|m| m.get(*i))
+                    .is_none_or(|mode| mode & S_IFMT != S_IFDIR)
+            })
+            .map(|(_, p)| p)
+            .collect(),
+    )
+}
+
+/// Header blobs of an rpm database file, told apart by content.
+pub fn database_blobs(path: &std::path::Path, data: &[u8]) -> Result<Vec<Vec<u8>>, String> {
+    if data.starts_with(b"SQLite format 3\0") {
+        sqlite_blobs(path)
+    } else if data.starts_with(b"RpmP") {
+        ndb_blobs(data)
+    } else {
+        berkeley_blobs(data)
+    }
+}
+
 /// `name-version-release.src.rpm` → `name`.
 fn source_name(source_rpm: &str) -> Option<String> {
     let stem = source_rpm.strip_suffix(".rpm")?;

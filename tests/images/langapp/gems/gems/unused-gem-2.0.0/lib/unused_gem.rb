@@ -1,0 +1,1 @@
+module UnusedGem; def self.hello = 'hi'; end

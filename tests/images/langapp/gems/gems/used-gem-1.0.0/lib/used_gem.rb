@@ -1,0 +1,1 @@
+module UsedGem; def self.hello = 'hi'; end
