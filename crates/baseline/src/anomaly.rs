@@ -9,6 +9,8 @@
 //!
 //! Bytes out are not among the features: the sensor reports connections, not traffic.
 
+use rampart_event::{Event, Payload};
+
 use crate::model::FastSet;
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +59,52 @@ impl Window {
         }
     }
 
+    /// Counts `ev` into this minute's features.
+    pub fn count(&mut self, ev: &Event) {
+        fn h<T: std::hash::Hash + ?Sized>(v: &T) -> u64 {
+            use std::hash::Hasher;
+            let mut h = crate::model::Fx::default();
+            v.hash(&mut h);
+            h.finish()
+        }
+        match &ev.payload {
+            Payload::Exec { .. } => self.execs += 1,
+            Payload::FileOpen {
+                path, access, ret, ..
+            } if *ret >= 0 && (access.write || access.create) => {
+                self.files_written.insert(h(path.as_str()));
+            }
+            Payload::FileUnlink { path, .. }
+            | Payload::FileChmod { path, .. }
+            | Payload::FileTruncate { path, .. } => {
+                self.files_written.insert(h(path.as_str()));
+            }
+            Payload::FileRename { new_path, .. } => {
+                self.files_written.insert(h(new_path.as_str()));
+            }
+            Payload::NetConnect { remote, ret, .. } => {
+                if *ret < 0 && *ret != -115 {
+                    self.failed_connects += 1;
+                } else if let Some(ip) = remote.ip() {
+                    self.destinations.insert(h(&ip));
+                }
+            }
+            Payload::DnsQuery { query, .. } => {
+                self.dns_queries += 1;
+                self.dns_max_entropy = self.dns_max_entropy.max(crate::normalize::entropy(query));
+            }
+            Payload::SetId { .. }
+            | Payload::Capset { .. }
+            | Payload::Mount { .. }
+            | Payload::Namespace { .. }
+            | Payload::Ptrace { .. }
+            | Payload::ModuleLoad { .. }
+            | Payload::Bpf { .. }
+            | Payload::Chroot { .. } => self.privilege_calls += 1,
+            _ => {}
+        }
+    }
+
     pub fn vector(&self) -> [f64; 8] {
         [
             f64::from(self.execs),
@@ -72,6 +120,23 @@ impl Window {
 
     pub fn is_empty(&self) -> bool {
         self.vector().iter().all(|v| *v == 0.0)
+    }
+
+    /// Ends this minute and starts `minute` in place: the finished minute's number and
+    /// features, or `None` when nothing happened in it. The sets keep their capacity, so
+    /// a busy container's next minute allocates nothing.
+    pub fn restart(&mut self, minute: u64) -> Option<(u64, [f64; 8])> {
+        let done = (!self.is_empty()).then(|| (self.minute, self.vector()));
+        self.minute = minute;
+        self.execs = 0;
+        self.new_executables = 0;
+        self.files_written.clear();
+        self.destinations.clear();
+        self.dns_queries = 0;
+        self.dns_max_entropy = 0.0;
+        self.failed_connects = 0;
+        self.privilege_calls = 0;
+        done
     }
 }
 
