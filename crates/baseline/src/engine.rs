@@ -763,6 +763,19 @@ pub fn lock(b: &mut Baseline, now_ns: u64, mode: Mode) {
     b.features.fit();
 }
 
+/// Puts a baseline in `mode` as an operator asks (`rampart baseline mode`, the API's
+/// `SetBaselineMode`): discover unlocks it; monitor or protect lock it (fitting the
+/// minute model) unless it is locked already, when only the mode changes.
+pub fn set_mode(b: &mut Baseline, now_ns: u64, mode: Mode) {
+    if mode == Mode::Discover {
+        unlock(b, now_ns);
+    } else if b.locked {
+        b.mode = mode;
+    } else {
+        lock(b, now_ns, mode);
+    }
+}
+
 /// Unlocks a baseline: back to discover, learning again from what it holds.
 pub fn unlock(b: &mut Baseline, now_ns: u64) {
     b.locked = false;
