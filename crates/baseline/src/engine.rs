@@ -181,11 +181,14 @@ pub struct Engine {
     protect: Vec<ProtectRequest>,
     seen: Vec<ContainerSeen>,
     alert_seq: u64,
+    /// The scored window's length (`feature_window_secs`, a minute by default).
+    window_ns: u64,
     pub stats: EngineStats,
 }
 
 impl Engine {
     pub fn new(cfg: BaselineConfig) -> Self {
+        let window_ns = cfg.feature_window_secs.max(1) * NS;
         Self {
             cfg,
             baselines: Vec::new(),
@@ -198,6 +201,7 @@ impl Engine {
             protect: Vec::new(),
             seen: Vec::new(),
             alert_seq: 0,
+            window_ns,
             stats: EngineStats::default(),
         }
     }
@@ -306,14 +310,14 @@ impl Engine {
                     short_id: short_id(&c.id).to_string(),
                     id: c.id.clone(),
                     name: c.name.clone(),
-                    window: Window::new(ev.ts_ns / MINUTE_NS),
+                    window: Window::new(ev.ts_ns / self.window_ns),
                     minute_event: None,
                     last_pid: 0,
                     protected: false,
                 },
             );
         }
-        let minute = ev.ts_ns / MINUTE_NS;
+        let minute = ev.ts_ns / self.window_ns;
         let (w, window_minute) = match self.slots.get(&key) {
             Some(s) => (s.workload, s.window.minute),
             None => return,
@@ -437,12 +441,12 @@ impl Engine {
         );
         fields.insert("container.name".into(), s.name.clone().into());
         fields.insert("container.id".into(), s.id.clone().into());
-        let ts = (old_minute + 1) * MINUTE_NS;
+        let ts = (old_minute + 1) * self.window_ns;
         self.alert_seq += 1;
         out.push(Alert {
             id: format!("bl{:016x}{:06x}", ts, self.alert_seq),
             ts_ns: ts,
-            first_ts_ns: old_minute * MINUTE_NS,
+            first_ts_ns: old_minute * self.window_ns,
             count: 1,
             rule: ANOMALY_RULE.into(),
             priority,
@@ -608,7 +612,7 @@ impl Engine {
 
     /// The periodic tick: closes finished minutes and locks baselines that are stable.
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
-        let minute = now_ns / MINUTE_NS;
+        let minute = now_ns / self.window_ns;
         let stale: Vec<u64> = self
             .slots
             .iter()

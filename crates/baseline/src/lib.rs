@@ -28,7 +28,7 @@ pub mod profile;
 pub mod risk;
 pub mod store;
 
-pub use config::{BaselineConfig, NoiseConfig};
+pub use config::{BaselineConfig, NoiseConfig, ProtectOnStop};
 pub use engine::{
     lock, set_mode, unlock, workload_of, ContainerSeen, Engine, EngineStats, ProtectRequest,
 };
