@@ -548,7 +548,11 @@ fn a_burst_after_learned_normal_windows_raises_an_anomaly_naming_its_features() 
             rampart_baseline::lock(b, rampart_agent::wall_ns(), Mode::Monitor)
         })
         .unwrap();
-    let ranges = locked.features.fitted.clone().expect("the model fitted at lock");
+    let ranges = locked
+        .features
+        .fitted
+        .clone()
+        .expect("the model fitted at lock");
     eprintln!("normal ranges: {ranges:?}");
     let anomalies = || -> Vec<Arc<Alert>> {
         node.alerts_of(&workload)
@@ -591,7 +595,9 @@ fn a_burst_after_learned_normal_windows_raises_an_anomaly_naming_its_features() 
     assert!(value >= 50.0, "{execs}");
     // The explanation names the feature, its value and the normal range.
     assert!(
-        alert.message.contains(&format!("exec_per_min={}", value as i64))
+        alert
+            .message
+            .contains(&format!("exec_per_min={}", value as i64))
             && alert.message.contains("normal"),
         "{}",
         alert.message
@@ -626,7 +632,10 @@ fn protect_denials_stay_in_the_kernel_when_the_node_stops_unless_told_to_release
         assert_eq!(exec(&name, &["cat", "/etc/hostname"]).0, 0);
         let (b, _) = store.get(&workload).ok()??;
         let procs = b.items.get(&rampart_baseline::ItemKind::Process)?;
-        procs.keys().any(|k| k.starts_with("/usr/bin/cat ")).then_some(())
+        procs
+            .keys()
+            .any(|k| k.starts_with("/usr/bin/cat "))
+            .then_some(())
     })
     .expect("cat learned");
     store
@@ -644,7 +653,11 @@ fn protect_denials_stay_in_the_kernel_when_the_node_stops_unless_told_to_release
     assert_eq!(cfg.protect_on_stop, rampart_baseline::ProtectOnStop::Keep);
     drop(node);
     assert!(denied(), "the exec denial outlived the node (keep)");
-    assert_eq!(exec(&name, &["cat", "/etc/hostname"]).0, 0, "what is learned runs");
+    assert_eq!(
+        exec(&name, &["cat", "/etc/hostname"]).0,
+        0,
+        "what is learned runs"
+    );
 
     // A node started again takes the denial over; with release it is lifted at stop.
     cfg.protect_on_stop = rampart_baseline::ProtectOnStop::Release;

@@ -52,7 +52,10 @@ fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
 
 /// A workload name as one path segment.
 fn segment(workload: &str) -> String {
-    workload.replace('%', "%25").replace('/', "%2F").replace(':', "%3A")
+    workload
+        .replace('%', "%25")
+        .replace('/', "%2F")
+        .replace(':', "%3A")
 }
 
 #[test]
@@ -81,7 +84,10 @@ fn baseline_mode_set_over_the_api_changes_what_the_node_denies() {
     let analyst = tokens.issue("ana", rampart_api::Role::Analyst).unwrap();
     drop(tokens);
     let up = Up::start(&config);
-    let addr = up.api_addr.clone().expect("rampart up names its API address");
+    let addr = up
+        .api_addr
+        .clone()
+        .expect("rampart up names its API address");
     let cert = up.state_dir.join("api-cert.pem");
 
     let name = format!("base-api-{}", std::process::id());
@@ -120,30 +126,50 @@ fn baseline_mode_set_over_the_api_changes_what_the_node_denies() {
         let enforce = br#"{"mode": "BASELINE_MODE_ENFORCE"}"#.to_vec();
         let path = format!("/v1/baselines/{seg}:setMode");
 
-        let r = anon.request("POST", &path, Some(enforce.clone())).await.unwrap();
+        let r = anon
+            .request("POST", &path, Some(enforce.clone()))
+            .await
+            .unwrap();
         assert_eq!(r.status, 401, "{}", r.text());
-        let r = v.request("POST", &path, Some(enforce.clone())).await.unwrap();
+        let r = v
+            .request("POST", &path, Some(enforce.clone()))
+            .await
+            .unwrap();
         assert_eq!(r.status, 403, "{}", r.text());
         assert_eq!(r.json()["code"], "PERMISSION_DENIED");
         let r = a
-            .request("POST", "/v1/baselines/no-such-workload:setMode", Some(enforce.clone()))
+            .request(
+                "POST",
+                "/v1/baselines/no-such-workload:setMode",
+                Some(enforce.clone()),
+            )
             .await
             .unwrap();
         assert_eq!(r.status, 404, "{}", r.text());
         let r = a
-            .request("POST", &path, Some(br#"{"mode": "BASELINE_MODE_UNSPECIFIED"}"#.to_vec()))
+            .request(
+                "POST",
+                &path,
+                Some(br#"{"mode": "BASELINE_MODE_UNSPECIFIED"}"#.to_vec()),
+            )
             .await
             .unwrap();
         assert_eq!(r.status, 400, "{}", r.text());
 
-        let r = a.request("POST", &path, Some(enforce.clone())).await.unwrap();
+        let r = a
+            .request("POST", &path, Some(enforce.clone()))
+            .await
+            .unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
         let j = r.json();
         assert_eq!(j["mode"], "BASELINE_MODE_ENFORCE", "{j}");
         assert_eq!(j["locked"], true, "{j}");
         let (b, _) = store.get(&workload).unwrap().unwrap();
         assert_eq!((b.locked, b.mode), (true, Mode::Protect));
-        let r = v.request("GET", &format!("/v1/baselines/{seg}"), None).await.unwrap();
+        let r = v
+            .request("GET", &format!("/v1/baselines/{seg}"), None)
+            .await
+            .unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
         assert_eq!(r.json()["mode"], "BASELINE_MODE_ENFORCE");
 
@@ -151,18 +177,36 @@ fn baseline_mode_set_over_the_api_changes_what_the_node_denies() {
         // is killed before it runs (SIGKILL: exit 137) ...
         let denied = tokio::task::spawn_blocking({
             let name = name.clone();
-            move || wait_for(Duration::from_secs(20), || (exec(&name, &["true"]) == 137).then_some(()))
+            move || {
+                wait_for(Duration::from_secs(20), || {
+                    (exec(&name, &["true"]) == 137).then_some(())
+                })
+            }
         })
         .await
         .unwrap();
-        assert!(denied.is_some(), "protect set over the API never reached the node's kernel denial");
+        assert!(
+            denied.is_some(),
+            "protect set over the API never reached the node's kernel denial"
+        );
         assert_eq!(exec(&name, &["touch", "/tmp/pwned"]), 137, "touch denied");
         // ... and never ran; what the baseline holds still runs.
-        assert_eq!(exec(&name, &["ls", "/tmp/pwned"]), 2, "the denied touch never ran");
-        assert_eq!(exec(&name, &["cat", "/etc/hostname"]), 0, "a learned command still runs");
+        assert_eq!(
+            exec(&name, &["ls", "/tmp/pwned"]),
+            2,
+            "the denied touch never ran"
+        );
+        assert_eq!(
+            exec(&name, &["cat", "/etc/hostname"]),
+            0,
+            "a learned command still runs"
+        );
 
         // Both the change and the viewer's refused attempt are audited.
-        let audit = v.request("GET", "/v1/audit?action=baseline.mode", None).await.unwrap();
+        let audit = v
+            .request("GET", "/v1/audit?action=baseline.mode", None)
+            .await
+            .unwrap();
         assert_eq!(audit.status, 200, "{}", audit.text());
         let audit = audit.json();
         let rec = audit["records"]
@@ -171,7 +215,10 @@ fn baseline_mode_set_over_the_api_changes_what_the_node_denies() {
             .cloned()
             .unwrap_or_else(|| panic!("the analyst's change is not audited: {audit}"));
         assert_eq!(rec["target"], workload.as_str(), "{rec}");
-        assert!(rec["detail"].as_str().unwrap_or("").contains("protect"), "{rec}");
+        assert!(
+            rec["detail"].as_str().unwrap_or("").contains("protect"),
+            "{rec}"
+        );
         let denied_audit = v
             .request("GET", "/v1/audit?action=baseline.mode.denied", None)
             .await
@@ -186,7 +233,11 @@ fn baseline_mode_set_over_the_api_changes_what_the_node_denies() {
 
         // Unlock: back to discover, and the denial is lifted.
         let r = a
-            .request("POST", &format!("/v1/baselines/{seg}:lock"), Some(br#"{"locked": false}"#.to_vec()))
+            .request(
+                "POST",
+                &format!("/v1/baselines/{seg}:lock"),
+                Some(br#"{"locked": false}"#.to_vec()),
+            )
             .await
             .unwrap();
         assert_eq!(r.status, 200, "{}", r.text());
@@ -195,11 +246,18 @@ fn baseline_mode_set_over_the_api_changes_what_the_node_denies() {
         assert_ne!(j["locked"], true, "{j}");
         let lifted = tokio::task::spawn_blocking({
             let name = name.clone();
-            move || wait_for(Duration::from_secs(20), || (exec(&name, &["touch", "/tmp/ok"]) == 0).then_some(()))
+            move || {
+                wait_for(Duration::from_secs(20), || {
+                    (exec(&name, &["touch", "/tmp/ok"]) == 0).then_some(())
+                })
+            }
         })
         .await
         .unwrap();
-        assert!(lifted.is_some(), "unlocking over the API did not lift the denial");
+        assert!(
+            lifted.is_some(),
+            "unlocking over the API did not lift the denial"
+        );
         let unlock_audit = v
             .request("GET", "/v1/audit?action=baseline.unlock", None)
             .await
