@@ -284,6 +284,32 @@ impl Engine {
         h.finish() | (1 << 63)
     }
 
+    /// A container's first event: its workload, its slot.
+    fn first_seen(&mut self, key: u64, c: &Container, ts_ns: u64) -> (usize, u64) {
+        let name = workload_of(c);
+        let w = self.workload_index(&name, ts_ns);
+        self.seen.push(ContainerSeen {
+            container_id: c.id.clone(),
+            name: c.name.clone(),
+            workload: name,
+            ts_ns,
+        });
+        self.slots.insert(
+            key,
+            Slot {
+                workload: w,
+                short_id: short_id(&c.id).to_string(),
+                id: c.id.clone(),
+                name: c.name.clone(),
+                window: Window::new(ts_ns / self.window_ns),
+                minute_event: None,
+                last_pid: 0,
+                protected: false,
+            },
+        );
+        (w, ts_ns / self.window_ns)
+    }
+
     /// Learns from or checks one event; alerts go to `out`.
     pub fn observe(&mut self, ev: &Arc<Event>, out: &mut Vec<Alert>) {
         let Some(c) = ev.container.container() else {
@@ -294,33 +320,11 @@ impl Engine {
         }
         self.stats.events += 1;
         let key = Self::slot_key(c);
-        if !self.slots.contains_key(&key) {
-            let name = workload_of(c);
-            let w = self.workload_index(&name, ev.ts_ns);
-            self.seen.push(ContainerSeen {
-                container_id: c.id.clone(),
-                name: c.name.clone(),
-                workload: name,
-                ts_ns: ev.ts_ns,
-            });
-            self.slots.insert(
-                key,
-                Slot {
-                    workload: w,
-                    short_id: short_id(&c.id).to_string(),
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    window: Window::new(ev.ts_ns / self.window_ns),
-                    minute_event: None,
-                    last_pid: 0,
-                    protected: false,
-                },
-            );
-        }
         let minute = ev.ts_ns / self.window_ns;
-        let (w, window_minute) = match self.slots.get(&key) {
-            Some(s) => (s.workload, s.window.minute),
-            None => return,
+        let seen = self.slots.get(&key).map(|s| (s.workload, s.window.minute));
+        let (w, window_minute) = match seen {
+            Some(seen) => seen,
+            None => self.first_seen(key, c, ev.ts_ns),
         };
         if minute > window_minute {
             self.close_window(key, minute, out);
