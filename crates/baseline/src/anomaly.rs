@@ -43,6 +43,9 @@ pub struct Window {
     pub minute: u64,
     pub execs: u32,
     pub new_executables: u32,
+    /// The process keys counted in `new_executables` after the lock, so a new tool
+    /// run a hundred times is one new executable (as it is one new item in discover).
+    pub new_keys: FastSet<u64>,
     pub files_written: FastSet<u64>,
     pub destinations: FastSet<u64>,
     pub dns_queries: u32,
@@ -56,6 +59,16 @@ impl Window {
         Self {
             minute,
             ..Self::default()
+        }
+    }
+
+    /// Counts a process outside a locked baseline once per distinct key per window.
+    pub fn note_new_executable(&mut self, key: &str) {
+        use std::hash::{Hash, Hasher};
+        let mut h = crate::model::Fx::default();
+        key.hash(&mut h);
+        if self.new_keys.insert(h.finish()) {
+            self.new_executables += 1;
         }
     }
 
@@ -130,6 +143,7 @@ impl Window {
         self.minute = minute;
         self.execs = 0;
         self.new_executables = 0;
+        self.new_keys.clear();
         self.files_written.clear();
         self.destinations.clear();
         self.dns_queries = 0;
@@ -307,6 +321,20 @@ mod tests {
         let text = attack.explain();
         assert!(text.contains("exec_per_min=30"), "{text}");
         assert!(text.contains("normal"), "{text}");
+    }
+
+    #[test]
+    fn a_new_tool_run_many_times_is_one_new_executable() {
+        let mut w = Window::new(1);
+        for _ in 0..100 {
+            w.note_new_executable("/usr/bin/true <- /usr/bin/bash : true");
+        }
+        w.note_new_executable("/usr/bin/seq <- /usr/bin/bash : seq N");
+        assert_eq!(w.new_executables, 2);
+        let (minute, v) = w.restart(2).unwrap();
+        assert_eq!((minute, v[1]), (1, 2.0));
+        w.note_new_executable("/usr/bin/true <- /usr/bin/bash : true");
+        assert_eq!(w.new_executables, 1, "each window counts afresh");
     }
 
     #[test]

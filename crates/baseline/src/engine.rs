@@ -540,7 +540,7 @@ impl Engine {
             None => Reason::New,
         };
         if kind == ItemKind::Process && reason != Reason::NewCommandLine {
-            s.window.new_executables += 1;
+            s.window.note_new_executable(key);
         }
         // One alert per deviation per repeat window.
         let dedup = (w, kind, key.to_string());
