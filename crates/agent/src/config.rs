@@ -391,10 +391,12 @@ baseline:               # learns what each workload normally does; alerts on (or
   auto_lock: true
   locked_mode: monitor  # monitor (alert) or protect (deny exec of anything outside, in the kernel)
   min_observations: 3   # sightings for high confidence (an item seen by one replica of several stays low)
+  feature_window_secs: 60 # the scored "minute" each container's features are counted over
   anomaly_threshold: 6.0  # robust z-score of a minute's features that raises an anomaly
   repeat_secs: 60       # one alert per deviation per window
   save_secs: 10
   poll_secs: 2          # operators' changes are picked up this often
+  protect_on_stop: keep # keep: protect's exec denials stay in the kernel (pinned) when the node stops, until it starts again or `rampart respond release --all`; release: lifted at stop (fail-open)
   noise:                # generic rules' alerts inside a locked high-confidence baseline are downgraded
     enabled: true
     downgrade_to: informational

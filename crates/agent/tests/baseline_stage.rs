@@ -503,3 +503,175 @@ fn one_replica_running_a_tool_does_not_make_it_normal_and_risk_ranks_the_privile
     assert!(ranked[0].factors.iter().any(|f| f.name == "alerts"));
     drop(node);
 }
+
+#[test]
+fn a_burst_after_learned_normal_windows_raises_an_anomaly_naming_its_features() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !rampart_testbed::ready(IMAGE) {
+        return;
+    }
+    let pid = std::process::id();
+    let project = format!("base{pid}a");
+    let name = format!("base-steady-{pid}");
+    let _cleanup = Cleanup(vec![name.clone()], None);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("baselines.db");
+    let mut cfg = config(&db);
+    cfg.auto_lock = false;
+    // Two-second "minutes", so the model's ten learning windows take seconds.
+    cfg.feature_window_secs = 2;
+    let node = Node::start(cfg, false);
+    std::thread::sleep(Duration::from_secs(1));
+    // A steady worker: two execs (cat, sleep) every half second or so.
+    run_compose(
+        &name,
+        &project,
+        "steady",
+        &[],
+        &[
+            "bash",
+            "-c",
+            "while true; do cat /etc/hostname > /dev/null; sleep 0.5; done",
+        ],
+    );
+    let workload = format!("compose:{project}/steady");
+    let store = SqliteBaselines::open(&db).unwrap();
+    let samples = wait_for(Duration::from_secs(60), || {
+        let (b, _) = store.get(&workload).ok()??;
+        (b.features.samples.len() >= 14).then_some(b.features.samples)
+    })
+    .expect("fourteen learning windows of the steady worker stored");
+    eprintln!("learned windows: {samples:?}");
+    // The operator locks it (as `rampart baseline lock`): the model is fitted.
+    let (locked, _) = store
+        .update(&workload, &mut |b| {
+            rampart_baseline::lock(b, rampart_agent::wall_ns(), Mode::Monitor)
+        })
+        .unwrap();
+    let ranges = locked
+        .features
+        .fitted
+        .clone()
+        .expect("the model fitted at lock");
+    eprintln!("normal ranges: {ranges:?}");
+    let anomalies = || -> Vec<Arc<Alert>> {
+        node.alerts_of(&workload)
+            .into_iter()
+            .filter(|a| a.rule == rampart_baseline::engine::ANOMALY_RULE)
+            .collect()
+    };
+    // The node picks the lock up; the same steady work then scores as normal.
+    std::thread::sleep(Duration::from_secs(8));
+    let quiet = anomalies();
+    assert!(
+        quiet.is_empty(),
+        "steady windows scored anomalous: {:#?}",
+        quiet.iter().map(|a| &a.message).collect::<Vec<_>>()
+    );
+    // A burst: a hundred and fifty execs in a window.
+    let (code, _) = exec(
+        &name,
+        &["bash", "-c", "for i in $(seq 150); do /usr/bin/true; done"],
+    );
+    assert_eq!(code, 0);
+    let alert = wait_for(Duration::from_secs(15), || anomalies().into_iter().next())
+        .expect("the burst raised an anomaly");
+    eprintln!("anomaly: {}", alert.message);
+    assert!(alert.message.contains(&workload), "{}", alert.message);
+    assert!(alert.message.contains(&name), "{}", alert.message);
+    let top = alert.output_fields["baseline.features"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let execs = top
+        .iter()
+        .find(|f| f["feature"] == "exec_per_min")
+        .unwrap_or_else(|| panic!("exec rate not among the top features: {top:?}"));
+    let (value, high) = (
+        execs["value"].as_f64().unwrap(),
+        execs["normal_high"].as_f64().unwrap(),
+    );
+    assert!(value > high, "{execs}");
+    assert!(value >= 50.0, "{execs}");
+    // The explanation names the feature, its value and the normal range.
+    assert!(
+        alert
+            .message
+            .contains(&format!("exec_per_min={}", value as i64))
+            && alert.message.contains("normal"),
+        "{}",
+        alert.message
+    );
+    assert!(
+        alert.output_fields["baseline.score"].as_f64().unwrap() >= 6.0,
+        "{:?}",
+        alert.output_fields
+    );
+}
+
+#[test]
+fn protect_denials_stay_in_the_kernel_when_the_node_stops_unless_told_to_release() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    if !rampart_testbed::ready(IMAGE) {
+        return;
+    }
+    let pid = std::process::id();
+    let project = format!("base{pid}s");
+    let name = format!("base-stop-{pid}");
+    let _cleanup = Cleanup(vec![name.clone()], None);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("baselines.db");
+    let mut cfg = config(&db);
+    cfg.auto_lock = false;
+    let node = Node::start(cfg.clone(), false);
+    std::thread::sleep(Duration::from_secs(1));
+    run_compose(&name, &project, "app", &[], &["sleep", "600"]);
+    let workload = format!("compose:{project}/app");
+    let store = SqliteBaselines::open(&db).unwrap();
+    wait_for(Duration::from_secs(20), || {
+        assert_eq!(exec(&name, &["cat", "/etc/hostname"]).0, 0);
+        let (b, _) = store.get(&workload).ok()??;
+        let procs = b.items.get(&rampart_baseline::ItemKind::Process)?;
+        procs
+            .keys()
+            .any(|k| k.starts_with("/usr/bin/cat "))
+            .then_some(())
+    })
+    .expect("cat learned");
+    store
+        .update(&workload, &mut |b| {
+            rampart_baseline::set_mode(b, rampart_agent::wall_ns(), Mode::Protect)
+        })
+        .unwrap();
+    let denied = || exec(&name, &["true"]).0 == 137;
+    assert!(
+        wait_for(Duration::from_secs(15), || denied().then_some(())).is_some(),
+        "protect in force"
+    );
+
+    // keep (the default): the node stops, the denial stays (fail-closed).
+    assert_eq!(cfg.protect_on_stop, rampart_baseline::ProtectOnStop::Keep);
+    drop(node);
+    assert!(denied(), "the exec denial outlived the node (keep)");
+    assert_eq!(
+        exec(&name, &["cat", "/etc/hostname"]).0,
+        0,
+        "what is learned runs"
+    );
+
+    // A node started again takes the denial over; with release it is lifted at stop.
+    cfg.protect_on_stop = rampart_baseline::ProtectOnStop::Release;
+    let node = Node::start(cfg, false);
+    std::thread::sleep(Duration::from_secs(2));
+    // The container's next event makes the new node put its own list in place.
+    assert_eq!(exec(&name, &["cat", "/etc/hostname"]).0, 0);
+    assert!(
+        wait_for(Duration::from_secs(10), || denied().then_some(())).is_some(),
+        "still denied under the new node"
+    );
+    drop(node);
+    assert!(
+        wait_for(Duration::from_secs(5), || (!denied()).then_some(())).is_some(),
+        "release: the denial is lifted when the node stops"
+    );
+}

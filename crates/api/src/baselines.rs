@@ -1,6 +1,9 @@
 //! Baselines and risk in the API: `GetBaseline` and `ListRisks` read the baseline
 //! database the local node learns into (`rampart up` with `baseline.enabled`), through
-//! `rampart-baseline`'s store and risk ranking. Privileges come from a caller-given
+//! `rampart-baseline`'s store and risk ranking; `LockBaseline` and `SetBaselineMode`
+//! change it as `rampart baseline lock|unlock|mode` do (one transaction on the stored
+//! baseline, its revision bumped), and the node's baseline stage picks the change up at
+//! its next poll (`baseline.poll_secs`): protect then denies exec in the kernel. Privileges come from a caller-given
 //! inspect of the containers (Docker's inspect object), so this crate needs no Docker
 //! client of its own.
 
@@ -82,6 +85,78 @@ fn unavailable() -> ApiError {
     ApiError::Unimplemented(
         "baselines are off on this node (baseline.enabled in the node's configuration)".into(),
     )
+}
+
+fn mode_from(m: i32) -> ApiResult<Mode> {
+    match pb::BaselineMode::try_from(m) {
+        Ok(pb::BaselineMode::Learn) => Ok(Mode::Discover),
+        Ok(pb::BaselineMode::Detect) => Ok(Mode::Monitor),
+        Ok(pb::BaselineMode::Enforce) => Ok(Mode::Protect),
+        Ok(pb::BaselineMode::Unspecified) | Err(_) => Err(ApiError::Invalid(format!(
+            "mode: {m} is not a baseline mode (expected BASELINE_MODE_LEARN, BASELINE_MODE_DETECT or BASELINE_MODE_ENFORCE)"
+        ))),
+    }
+}
+
+/// What changed, for the audit record: `mode protect (locked), rev 7`.
+pub(crate) fn describe(b: &pb::Baseline, rev: u64) -> String {
+    let m = match pb::BaselineMode::try_from(b.mode) {
+        Ok(pb::BaselineMode::Learn) => "discover",
+        Ok(pb::BaselineMode::Detect) => "monitor",
+        Ok(pb::BaselineMode::Enforce) => "protect",
+        _ => "unspecified",
+    };
+    let locked = if b.locked { " (locked)" } else { "" };
+    format!("mode {m}{locked}, rev {rev}")
+}
+
+/// Applies an operator's change to the stored baseline of `workload`; the new
+/// baseline and its revision.
+fn edit(
+    source: Option<&BaselineSource>,
+    workload: &str,
+    f: &mut dyn FnMut(&mut Baseline),
+) -> ApiResult<(pb::Baseline, u64)> {
+    let source = source.ok_or_else(unavailable)?;
+    if workload.is_empty() {
+        return Err(ApiError::Invalid("workload: required".into()));
+    }
+    match source.store.update(workload, f) {
+        Ok((b, rev)) => Ok((to_pb(&b), rev)),
+        Err(rampart_baseline::StoreError::NotFound(_)) => Err(ApiError::NotFound(format!(
+            "no baseline for workload {workload:?}"
+        ))),
+        Err(e) => Err(ApiError::Internal(e.to_string())),
+    }
+}
+
+/// `LockBaseline`: locks in monitor (a baseline already locked keeps its mode), or
+/// with `locked: false` unlocks (back to discover).
+pub(crate) fn lock_baseline(
+    source: Option<&BaselineSource>,
+    r: &pb::LockBaselineRequest,
+) -> ApiResult<(pb::Baseline, u64)> {
+    let now = rampart_event::wall_ns();
+    edit(source, &r.workload, &mut |b| {
+        if !r.locked {
+            rampart_baseline::unlock(b, now);
+        } else if !b.locked {
+            rampart_baseline::lock(b, now, Mode::Monitor);
+        }
+    })
+}
+
+/// `SetBaselineMode`: learn unlocks; detect and enforce lock (see
+/// [`rampart_baseline::set_mode`]).
+pub(crate) fn set_baseline_mode(
+    source: Option<&BaselineSource>,
+    r: &pb::SetBaselineModeRequest,
+) -> ApiResult<(pb::Baseline, u64)> {
+    let m = mode_from(r.mode)?;
+    let now = rampart_event::wall_ns();
+    edit(source, &r.workload, &mut |b| {
+        rampart_baseline::set_mode(b, now, m)
+    })
 }
 
 pub(crate) fn get_baseline(
@@ -179,6 +254,58 @@ mod tests {
         assert!(matches!(
             get_baseline(None, "x"),
             Err(ApiError::Unimplemented(_))
+        ));
+        // Unlock, then enforce: stored, with the revision bumped each time.
+        let (got, rev1) = lock_baseline(
+            Some(&source),
+            &pb::LockBaselineRequest {
+                workload: "compose:shop/web".into(),
+                locked: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (got.locked, got.mode),
+            (false, pb::BaselineMode::Learn as i32)
+        );
+        let (got, rev2) = set_baseline_mode(
+            Some(&source),
+            &pb::SetBaselineModeRequest {
+                workload: "compose:shop/web".into(),
+                mode: pb::BaselineMode::Enforce as i32,
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            (got.locked, got.mode),
+            (true, pb::BaselineMode::Enforce as i32)
+        );
+        assert!(rev2 > rev1);
+        assert_eq!(
+            describe(&got, rev2),
+            format!("mode protect (locked), rev {rev2}")
+        );
+        let (stored, _) = store.get("compose:shop/web").unwrap().unwrap();
+        assert_eq!((stored.locked, stored.mode), (true, Mode::Protect));
+        assert!(matches!(
+            set_baseline_mode(
+                Some(&source),
+                &pb::SetBaselineModeRequest {
+                    workload: "compose:shop/web".into(),
+                    mode: 0,
+                },
+            ),
+            Err(ApiError::Invalid(_))
+        ));
+        assert!(matches!(
+            lock_baseline(
+                Some(&source),
+                &pb::LockBaselineRequest {
+                    workload: "nope".into(),
+                    locked: true,
+                },
+            ),
+            Err(ApiError::NotFound(_))
         ));
         let risks = list_risks(Some(&source), 0).unwrap();
         assert_eq!(risks.risks.len(), 1);

@@ -9,6 +9,8 @@
 //!
 //! Bytes out are not among the features: the sensor reports connections, not traffic.
 
+use rampart_event::{Event, Payload};
+
 use crate::model::FastSet;
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +43,9 @@ pub struct Window {
     pub minute: u64,
     pub execs: u32,
     pub new_executables: u32,
+    /// The process keys counted in `new_executables` after the lock, so a new tool
+    /// run a hundred times is one new executable (as it is one new item in discover).
+    pub new_keys: FastSet<u64>,
     pub files_written: FastSet<u64>,
     pub destinations: FastSet<u64>,
     pub dns_queries: u32,
@@ -54,6 +59,62 @@ impl Window {
         Self {
             minute,
             ..Self::default()
+        }
+    }
+
+    /// Counts a process outside a locked baseline once per distinct key per window.
+    pub fn note_new_executable(&mut self, key: &str) {
+        use std::hash::{Hash, Hasher};
+        let mut h = crate::model::Fx::default();
+        key.hash(&mut h);
+        if self.new_keys.insert(h.finish()) {
+            self.new_executables += 1;
+        }
+    }
+
+    /// Counts `ev` into this minute's features.
+    pub fn count(&mut self, ev: &Event) {
+        fn h<T: std::hash::Hash + ?Sized>(v: &T) -> u64 {
+            use std::hash::Hasher;
+            let mut h = crate::model::Fx::default();
+            v.hash(&mut h);
+            h.finish()
+        }
+        match &ev.payload {
+            Payload::Exec { .. } => self.execs += 1,
+            Payload::FileOpen {
+                path, access, ret, ..
+            } if *ret >= 0 && (access.write || access.create) => {
+                self.files_written.insert(h(path.as_str()));
+            }
+            Payload::FileUnlink { path, .. }
+            | Payload::FileChmod { path, .. }
+            | Payload::FileTruncate { path, .. } => {
+                self.files_written.insert(h(path.as_str()));
+            }
+            Payload::FileRename { new_path, .. } => {
+                self.files_written.insert(h(new_path.as_str()));
+            }
+            Payload::NetConnect { remote, ret, .. } => {
+                if *ret < 0 && *ret != -115 {
+                    self.failed_connects += 1;
+                } else if let Some(ip) = remote.ip() {
+                    self.destinations.insert(h(&ip));
+                }
+            }
+            Payload::DnsQuery { query, .. } => {
+                self.dns_queries += 1;
+                self.dns_max_entropy = self.dns_max_entropy.max(crate::normalize::entropy(query));
+            }
+            Payload::SetId { .. }
+            | Payload::Capset { .. }
+            | Payload::Mount { .. }
+            | Payload::Namespace { .. }
+            | Payload::Ptrace { .. }
+            | Payload::ModuleLoad { .. }
+            | Payload::Bpf { .. }
+            | Payload::Chroot { .. } => self.privilege_calls += 1,
+            _ => {}
         }
     }
 
@@ -72,6 +133,24 @@ impl Window {
 
     pub fn is_empty(&self) -> bool {
         self.vector().iter().all(|v| *v == 0.0)
+    }
+
+    /// Ends this minute and starts `minute` in place: the finished minute's number and
+    /// features, or `None` when nothing happened in it. The sets keep their capacity, so
+    /// a busy container's next minute allocates nothing.
+    pub fn restart(&mut self, minute: u64) -> Option<(u64, [f64; 8])> {
+        let done = (!self.is_empty()).then(|| (self.minute, self.vector()));
+        self.minute = minute;
+        self.execs = 0;
+        self.new_executables = 0;
+        self.new_keys.clear();
+        self.files_written.clear();
+        self.destinations.clear();
+        self.dns_queries = 0;
+        self.dns_max_entropy = 0.0;
+        self.failed_connects = 0;
+        self.privilege_calls = 0;
+        done
     }
 }
 
@@ -242,6 +321,20 @@ mod tests {
         let text = attack.explain();
         assert!(text.contains("exec_per_min=30"), "{text}");
         assert!(text.contains("normal"), "{text}");
+    }
+
+    #[test]
+    fn a_new_tool_run_many_times_is_one_new_executable() {
+        let mut w = Window::new(1);
+        for _ in 0..100 {
+            w.note_new_executable("/usr/bin/true <- /usr/bin/bash : true");
+        }
+        w.note_new_executable("/usr/bin/seq <- /usr/bin/bash : seq N");
+        assert_eq!(w.new_executables, 2);
+        let (minute, v) = w.restart(2).unwrap();
+        assert_eq!((minute, v[1]), (1, 2.0));
+        w.note_new_executable("/usr/bin/true <- /usr/bin/bash : true");
+        assert_eq!(w.new_executables, 1, "each window counts afresh");
     }
 
     #[test]

@@ -29,6 +29,11 @@ pub struct BaselineConfig {
     /// Times an item must be seen to be held with high confidence; also the events a
     /// workload needs before it can lock.
     pub min_observations: u64,
+    /// The length (seconds) of the scored "minute": the window each container's
+    /// features are counted over. 60 in production; tests shorten it so a model can be
+    /// learned in seconds. The features keep their per-window meaning (`exec_per_min`
+    /// counts the window's execs).
+    pub feature_window_secs: u64,
     /// A minute whose highest feature z-score reaches this is an anomaly.
     pub anomaly_threshold: f64,
     /// The same deviation alerts once per this many seconds.
@@ -38,7 +43,21 @@ pub struct BaselineConfig {
     /// How often operators' changes in the database (`rampart baseline lock|mode|…`)
     /// are picked up.
     pub poll_secs: u64,
+    /// What happens to protect's exec denials in the kernel when the node stops:
+    /// `keep` (the default: they are pinned and stay in force, fail-closed, until the
+    /// node starts again and takes them over, or `rampart respond release --all`) or
+    /// `release` (lifted at stop: fail-open while no node runs).
+    pub protect_on_stop: ProtectOnStop,
     pub noise: NoiseConfig,
+}
+
+/// See [`BaselineConfig::protect_on_stop`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtectOnStop {
+    #[default]
+    Keep,
+    Release,
 }
 
 impl Default for BaselineConfig {
@@ -51,10 +70,12 @@ impl Default for BaselineConfig {
             auto_lock: true,
             locked_mode: Mode::Monitor,
             min_observations: 3,
+            feature_window_secs: 60,
             anomaly_threshold: 6.0,
             repeat_secs: 60,
             save_secs: 10,
             poll_secs: 2,
+            protect_on_stop: ProtectOnStop::Keep,
             noise: NoiseConfig::default(),
         }
     }

@@ -2,11 +2,16 @@
 //! (monitor, protect), alerts out with their explanation; minutes scored; baselines
 //! locked once stable; noise control for other rules' alerts.
 //!
-//! The per-event path looks the container up by its cgroup id, builds each item's key
-//! in a reused buffer and does one hash lookup per item: no allocation once warm, except
-//! when something new is learned.
+//! The per-event path looks the container up once by its cgroup id, builds each item's
+//! key in a reused buffer (numbers and addresses written by hand, not through
+//! `core::fmt`) and does one hash lookup per item; an item of a locked baseline that is
+//! already normal is counted in place and goes no further. Nothing is allocated once
+//! warm, except when something new is learned or raised: a container's minute keeps its
+//! sets' capacity, and holds one event of the minute (for an anomaly alert) rather than
+//! swapping an `Arc` on every event.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use rampart_event::{Alert, Container, Event, L4Proto, Payload, Priority, SockAddr};
@@ -142,7 +147,11 @@ struct Slot {
     id: String,
     name: String,
     window: Window,
-    last_event: Option<Arc<Event>>,
+    /// The minute's first event: what an anomaly alert for the minute carries.
+    minute_event: Option<Arc<Event>>,
+    /// The pid of the container's latest event's process (0: none yet), which
+    /// protect's exec denial finds the container's cgroup and root through.
+    last_pid: u32,
     /// Protect has been requested for this container.
     protected: bool,
 }
@@ -172,11 +181,14 @@ pub struct Engine {
     protect: Vec<ProtectRequest>,
     seen: Vec<ContainerSeen>,
     alert_seq: u64,
+    /// The scored window's length (`feature_window_secs`, a minute by default).
+    window_ns: u64,
     pub stats: EngineStats,
 }
 
 impl Engine {
     pub fn new(cfg: BaselineConfig) -> Self {
+        let window_ns = cfg.feature_window_secs.max(1) * NS;
         Self {
             cfg,
             baselines: Vec::new(),
@@ -189,6 +201,7 @@ impl Engine {
             protect: Vec::new(),
             seen: Vec::new(),
             alert_seq: 0,
+            window_ns,
             stats: EngineStats::default(),
         }
     }
@@ -271,6 +284,32 @@ impl Engine {
         h.finish() | (1 << 63)
     }
 
+    /// A container's first event: its workload, its slot.
+    fn first_seen(&mut self, key: u64, c: &Container, ts_ns: u64) -> (usize, u64) {
+        let name = workload_of(c);
+        let w = self.workload_index(&name, ts_ns);
+        self.seen.push(ContainerSeen {
+            container_id: c.id.clone(),
+            name: c.name.clone(),
+            workload: name,
+            ts_ns,
+        });
+        self.slots.insert(
+            key,
+            Slot {
+                workload: w,
+                short_id: short_id(&c.id).to_string(),
+                id: c.id.clone(),
+                name: c.name.clone(),
+                window: Window::new(ts_ns / self.window_ns),
+                minute_event: None,
+                last_pid: 0,
+                protected: false,
+            },
+        );
+        (w, ts_ns / self.window_ns)
+    }
+
     /// Learns from or checks one event; alerts go to `out`.
     pub fn observe(&mut self, ev: &Arc<Event>, out: &mut Vec<Alert>) {
         let Some(c) = ev.container.container() else {
@@ -281,128 +320,93 @@ impl Engine {
         }
         self.stats.events += 1;
         let key = Self::slot_key(c);
-        if !self.slots.contains_key(&key) {
-            let name = workload_of(c);
-            let w = self.workload_index(&name, ev.ts_ns);
-            self.seen.push(ContainerSeen {
-                container_id: c.id.clone(),
-                name: c.name.clone(),
-                workload: name,
-                ts_ns: ev.ts_ns,
-            });
-            self.slots.insert(
-                key,
-                Slot {
-                    workload: w,
-                    short_id: short_id(&c.id).to_string(),
-                    id: c.id.clone(),
-                    name: c.name.clone(),
-                    window: Window::new(ev.ts_ns / MINUTE_NS),
-                    last_event: None,
-                    protected: false,
-                },
-            );
-        }
-        let minute = ev.ts_ns / MINUTE_NS;
-        let (w, window_minute) = match self.slots.get(&key) {
-            Some(s) => (s.workload, s.window.minute),
-            None => return,
+        let minute = ev.ts_ns / self.window_ns;
+        let seen = self.slots.get(&key).map(|s| (s.workload, s.window.minute));
+        let (w, window_minute) = match seen {
+            Some(seen) => seen,
+            None => self.first_seen(key, c, ev.ts_ns),
         };
         if minute > window_minute {
             self.close_window(key, minute, out);
         }
-        let b = &self.baselines[w];
-        if b.locked && b.mode == Mode::Protect {
-            if let Some(s) = self.slots.get_mut(&key) {
-                if !s.protected {
-                    s.protected = true;
-                    if let Some(p) = &ev.process {
-                        self.protect.push(ProtectRequest {
-                            workload: b.workload.clone(),
-                            container_id: s.id.clone(),
-                            container_name: s.name.clone(),
-                            pid: p.pid,
-                            allowed: b
-                                .normal_executables(self.cfg.min_observations)
-                                .into_iter()
-                                .collect(),
-                        });
-                    }
-                }
-            }
+        let protect_now = {
+            let b = &self.baselines[w];
+            b.locked && b.mode == Mode::Protect
+        };
+        let Some(s) = self.slots.get_mut(&key) else {
+            return;
+        };
+        if let Some(p) = &ev.process {
+            s.last_pid = p.pid;
         }
-        self.features(key, ev);
+        if s.minute_event.is_none() {
+            s.minute_event = Some(ev.clone());
+        }
+        s.window.count(ev);
+        if protect_now && !s.protected && s.last_pid != 0 {
+            s.protected = true;
+            let b = &self.baselines[w];
+            self.protect.push(ProtectRequest {
+                workload: b.workload.clone(),
+                container_id: s.id.clone(),
+                container_name: s.name.clone(),
+                pid: s.last_pid,
+                allowed: b
+                    .normal_executables(self.cfg.min_observations)
+                    .into_iter()
+                    .collect(),
+            });
+        }
         let mut keys = std::mem::take(&mut self.keys);
         let mut buf = std::mem::take(&mut self.key_buf);
         item_keys(ev, &mut buf, &mut keys);
+        let upper_exe = ev.process.as_ref().is_some_and(|p| p.exe_upper_layer);
         for &(kind, start, end) in &keys {
-            self.apply(w, key, kind, &buf[start..end], ev, out);
+            let key_str = &buf[start..end];
+            if !self.count_if_normal(w, kind, key_str, upper_exe, ev.ts_ns) {
+                self.apply(w, key, kind, key_str, ev, out);
+            }
         }
         self.keys = keys;
         self.key_buf = buf;
-        if let Some(s) = self.slots.get_mut(&key) {
-            s.last_event = Some(ev.clone());
-        }
     }
 
-    fn features(&mut self, slot: u64, ev: &Event) {
-        let Some(s) = self.slots.get_mut(&slot) else {
-            return;
+    /// The locked path's fast case: `key` is an item of `w`'s locked baseline trusted
+    /// as normal (at least medium confidence, and not an executable from the upper
+    /// layer), so it is counted in place and nothing more is done. False sends the item
+    /// to [`Engine::apply`] (learning, or a deviation).
+    fn count_if_normal(
+        &mut self,
+        w: usize,
+        kind: ItemKind,
+        key: &str,
+        upper_exe: bool,
+        ts_ns: u64,
+    ) -> bool {
+        let b = &mut self.baselines[w];
+        if !b.locked || (upper_exe && kind == ItemKind::Process) {
+            return false;
+        }
+        let replicas = b.replicas.len();
+        let Some(item) = b.items.get_mut(&kind).and_then(|m| m.get_mut(key)) else {
+            return false;
         };
-        let win = &mut s.window;
-        fn h<T: std::hash::Hash + ?Sized>(v: &T) -> u64 {
-            use std::hash::Hasher;
-            let mut h = crate::model::Fx::default();
-            v.hash(&mut h);
-            h.finish()
+        if Confidence::of(item, replicas, self.cfg.min_observations) < Confidence::Medium {
+            return false;
         }
-        match &ev.payload {
-            Payload::Exec { .. } => win.execs += 1,
-            Payload::FileOpen {
-                path, access, ret, ..
-            } if *ret >= 0 && (access.write || access.create) => {
-                win.files_written.insert(h(path.as_str()));
-            }
-            Payload::FileUnlink { path, .. }
-            | Payload::FileChmod { path, .. }
-            | Payload::FileTruncate { path, .. } => {
-                win.files_written.insert(h(path.as_str()));
-            }
-            Payload::FileRename { new_path, .. } => {
-                win.files_written.insert(h(new_path.as_str()));
-            }
-            Payload::NetConnect { remote, ret, .. } => {
-                if *ret < 0 && *ret != -115 {
-                    win.failed_connects += 1;
-                } else if let Some(ip) = remote.ip() {
-                    win.destinations.insert(h(&ip));
-                }
-            }
-            Payload::DnsQuery { query, .. } => {
-                win.dns_queries += 1;
-                win.dns_max_entropy = win.dns_max_entropy.max(normalize::entropy(query));
-            }
-            Payload::SetId { .. }
-            | Payload::Capset { .. }
-            | Payload::Mount { .. }
-            | Payload::Namespace { .. }
-            | Payload::Ptrace { .. }
-            | Payload::ModuleLoad { .. }
-            | Payload::Bpf { .. }
-            | Payload::Chroot { .. } => win.privilege_calls += 1,
-            _ => {}
-        }
+        item.count += 1;
+        item.last_ns = item.last_ns.max(ts_ns);
+        true
     }
 
     fn close_window(&mut self, slot: u64, minute: u64, out: &mut Vec<Alert>) {
         let Some(s) = self.slots.get_mut(&slot) else {
             return;
         };
-        let old = std::mem::replace(&mut s.window, Window::new(minute));
-        if old.is_empty() {
+        let minute_event = s.minute_event.take();
+        let Some((old_minute, v)) = s.window.restart(minute) else {
             return;
-        }
-        let v = old.vector();
+        };
         let b = &mut self.baselines[s.workload];
         if !b.locked {
             b.features.add_sample(v);
@@ -415,7 +419,7 @@ impl Engine {
         if score.score < self.cfg.anomaly_threshold {
             return;
         }
-        let Some(ev) = s.last_event.clone() else {
+        let Some(ev) = minute_event else {
             return;
         };
         self.stats.anomalies += 1;
@@ -441,12 +445,12 @@ impl Engine {
         );
         fields.insert("container.name".into(), s.name.clone().into());
         fields.insert("container.id".into(), s.id.clone().into());
-        let ts = (old.minute + 1) * MINUTE_NS;
+        let ts = (old_minute + 1) * self.window_ns;
         self.alert_seq += 1;
         out.push(Alert {
             id: format!("bl{:016x}{:06x}", ts, self.alert_seq),
             ts_ns: ts,
-            first_ts_ns: old.minute * MINUTE_NS,
+            first_ts_ns: old_minute * self.window_ns,
             count: 1,
             rule: ANOMALY_RULE.into(),
             priority,
@@ -536,7 +540,7 @@ impl Engine {
             None => Reason::New,
         };
         if kind == ItemKind::Process && reason != Reason::NewCommandLine {
-            s.window.new_executables += 1;
+            s.window.note_new_executable(key);
         }
         // One alert per deviation per repeat window.
         let dedup = (w, kind, key.to_string());
@@ -612,7 +616,7 @@ impl Engine {
 
     /// The periodic tick: closes finished minutes and locks baselines that are stable.
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
-        let minute = now_ns / MINUTE_NS;
+        let minute = now_ns / self.window_ns;
         let stale: Vec<u64> = self
             .slots
             .iter()
@@ -669,12 +673,8 @@ impl Engine {
             .into_iter()
             .collect();
         for s in self.slots.values_mut().filter(|s| s.workload == i) {
-            let pid = s
-                .last_event
-                .as_ref()
-                .and_then(|e| e.process.as_ref())
-                .map(|p| p.pid);
-            if let Some(pid) = pid {
+            let pid = s.last_pid;
+            if pid != 0 {
                 s.protected = true;
                 self.protect.push(ProtectRequest {
                     workload: b.workload.clone(),
@@ -771,6 +771,19 @@ pub fn lock(b: &mut Baseline, now_ns: u64, mode: Mode) {
     b.features.fit();
 }
 
+/// Puts a baseline in `mode` as an operator asks (`rampart baseline mode`, the API's
+/// `SetBaselineMode`): discover unlocks it; monitor or protect lock it (fitting the
+/// minute model) unless it is locked already, when only the mode changes.
+pub fn set_mode(b: &mut Baseline, now_ns: u64, mode: Mode) {
+    if mode == Mode::Discover {
+        unlock(b, now_ns);
+    } else if b.locked {
+        b.mode = mode;
+    } else {
+        lock(b, now_ns, mode);
+    }
+}
+
 /// Unlocks a baseline: back to discover, learning again from what it holds.
 pub fn unlock(b: &mut Baseline, now_ns: u64) {
     b.locked = false;
@@ -801,7 +814,7 @@ fn item_keys(ev: &Event, buf: &mut String, keys: &mut Vec<(ItemKind, usize, usiz
             normalize::push_argv(buf, &p.argv);
             push(buf, ItemKind::Process, 0);
             let s = buf.len();
-            let _ = write!(buf, "{}", p.euid);
+            push_decimal(buf, u64::from(p.euid));
             push(buf, ItemKind::User, s);
         }
         Payload::FileOpen {
@@ -902,7 +915,11 @@ fn item_keys(ev: &Event, buf: &mut String, keys: &mut Vec<(ItemKind, usize, usiz
 /// the containerd shim, `conmon`, `crun`), which start `docker exec`'s processes and
 /// which one a process sees depends on timing, are all `<runtime>`.
 fn parent_name(exe: &str) -> &str {
-    let base = exe.rsplit('/').next().unwrap_or(exe);
+    let base = exe
+        .as_bytes()
+        .iter()
+        .rposition(|&c| c == b'/')
+        .map_or(exe, |i| &exe[i + 1..]);
     if exe == "/"
         || matches!(base, "runc" | "crun" | "conmon" | "containerd" | "dockerd")
         || base.starts_with("containerd-shim")
@@ -922,15 +939,47 @@ fn push_addr(buf: &mut String, proto: L4Proto, a: &SockAddr, with_ip: bool) {
         L4Proto::Other => "other ",
     });
     match (a.ip(), a.port()) {
+        (Some(IpAddr::V4(ip)), Some(port)) if with_ip => {
+            for (i, octet) in ip.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf.push('.');
+                }
+                push_decimal(buf, u64::from(octet));
+            }
+            buf.push(':');
+            push_decimal(buf, u64::from(port));
+        }
         (Some(ip), Some(port)) if with_ip => {
             let _ = write!(buf, "{ip}:{port}");
         }
         (_, Some(port)) => {
-            let _ = write!(buf, ":{port}");
+            buf.push(':');
+            push_decimal(buf, u64::from(port));
         }
         _ => {}
     }
 }
+
+/// Appends `n` in decimal, as `{}` would, without `core::fmt`'s machinery (a
+/// measurable share of the per-event cost when every event writes a number).
+fn push_decimal(buf: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in &digits[i..] {
+        buf.push(char::from(d));
+    }
+}
+
+#[doc(hidden)]
+pub mod reference;
 
 #[cfg(test)]
 mod tests;

@@ -28,7 +28,9 @@ pub mod profile;
 pub mod risk;
 pub mod store;
 
-pub use config::{BaselineConfig, NoiseConfig};
-pub use engine::{lock, unlock, workload_of, ContainerSeen, Engine, EngineStats, ProtectRequest};
+pub use config::{BaselineConfig, NoiseConfig, ProtectOnStop};
+pub use engine::{
+    lock, set_mode, unlock, workload_of, ContainerSeen, Engine, EngineStats, ProtectRequest,
+};
 pub use model::{Baseline, Confidence, Item, ItemKind, Mode, Origin};
 pub use store::{BaselineStore, SqliteBaselines, StoreError};

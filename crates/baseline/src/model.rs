@@ -144,6 +144,31 @@ pub enum Confidence {
 }
 
 impl Confidence {
+    /// How far `item` can be trusted as normal in a baseline whose workload has had
+    /// `workload_replicas` contributing containers (what [`Baseline::confidence`]
+    /// answers, without borrowing the baseline, so the per-event path can update the
+    /// item it just looked at).
+    pub fn of(item: &Item, workload_replicas: usize, min_observations: u64) -> Confidence {
+        match item.origin {
+            Origin::Forbidden => return Confidence::None,
+            Origin::Allowed => return Confidence::High,
+            Origin::Learned => {}
+        }
+        if item.not_in_image {
+            return Confidence::None;
+        }
+        // Seen by one replica while the others never did: a compromise during
+        // learning must not become normal.
+        if workload_replicas >= 2 && item.replicas.len() <= 1 {
+            return Confidence::Low;
+        }
+        if item.count >= min_observations {
+            Confidence::High
+        } else {
+            Confidence::Medium
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Confidence::None => "none",
@@ -265,24 +290,7 @@ impl Baseline {
     /// How far `item` can be trusted as normal in this baseline, given
     /// `min_observations` (the count below which an item is only medium).
     pub fn confidence(&self, item: &Item, min_observations: u64) -> Confidence {
-        match item.origin {
-            Origin::Forbidden => return Confidence::None,
-            Origin::Allowed => return Confidence::High,
-            Origin::Learned => {}
-        }
-        if item.not_in_image {
-            return Confidence::None;
-        }
-        // Seen by one replica while the others never did: a compromise during
-        // learning must not become normal.
-        if self.replicas.len() >= 2 && item.replicas.len() <= 1 {
-            return Confidence::Low;
-        }
-        if item.count >= min_observations {
-            Confidence::High
-        } else {
-            Confidence::Medium
-        }
+        Confidence::of(item, self.replicas.len(), min_observations)
     }
 
     /// Items total.

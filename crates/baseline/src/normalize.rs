@@ -26,16 +26,24 @@ pub fn push_argv(out: &mut String, argv: &[String]) {
 }
 
 /// Appends `s` with each alphanumeric token collapsed as in [`push_argv`].
+///
+/// One pass: runs of other bytes are copied as one slice (an ASCII letter or digit is
+/// never part of a multi-byte character, so a run never splits one), and each token is
+/// classified in a single scan. [`reference::push_collapsed`] is the plain form it must
+/// agree with.
 pub fn push_collapsed(out: &mut String, s: &str) {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
-        if !b[i].is_ascii_alphanumeric() {
-            // Multi-byte characters are copied whole (never split).
-            let ch_len = utf8_len(b[i]);
-            out.push_str(&s[i..(i + ch_len).min(b.len())]);
-            i += ch_len;
-            continue;
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i > start {
+            out.push_str(&s[start..i]);
+        }
+        if i == b.len() {
+            break;
         }
         if let Some(len) = uuid_at(b, i) {
             out.push('U');
@@ -50,18 +58,13 @@ pub fn push_collapsed(out: &mut String, s: &str) {
     }
 }
 
-fn utf8_len(first: u8) -> usize {
-    match first {
-        0xC0..=0xDF => 2,
-        0xE0..=0xEF => 3,
-        0xF0..=0xF7 => 4,
-        _ => 1,
-    }
-}
-
 /// `8-4-4-4-12` hex digits starting at `i`, not inside a longer token.
 fn uuid_at(b: &[u8], i: usize) -> Option<usize> {
     const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+    // Most tokens are not UUIDs: too short, or no dash after eight characters.
+    if b.len() - i < 36 || b[i + 8] != b'-' {
+        return None;
+    }
     if i > 0 && b[i - 1].is_ascii_alphanumeric() {
         return None;
     }
@@ -84,19 +87,24 @@ fn uuid_at(b: &[u8], i: usize) -> Option<usize> {
     Some(p - i)
 }
 
+/// A token as the key holds it: `N`, `H`, `X` or itself, in one scan.
 fn collapse_token(t: &str) -> &str {
-    let b = t.as_bytes();
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    if digits == b.len() {
+    let (mut digits, mut upper, mut all_hex) = (0usize, 0usize, true);
+    for &c in t.as_bytes() {
+        digits += usize::from(c.is_ascii_digit());
+        upper += usize::from(c.is_ascii_uppercase());
+        all_hex &= c.is_ascii_hexdigit();
+    }
+    let len = t.len();
+    if digits == len {
         return "N";
     }
-    if digits > 0 && b.len() >= 8 && b.iter().all(u8::is_ascii_hexdigit) {
+    if digits > 0 && len >= 8 && all_hex {
         return "H";
     }
-    let letters = b.len() - digits;
-    let upper = b.iter().filter(|c| c.is_ascii_uppercase()).count();
+    let letters = len - digits;
     // Mixed letters and digits, or mixed case with digits, long enough to be random.
-    if b.len() >= 6 && digits > 0 && letters > 0 && (digits * 5 >= b.len() || upper > 0) {
+    if len >= 6 && digits > 0 && letters > 0 && (digits * 5 >= len || upper > 0) {
         return "X";
     }
     t
@@ -106,17 +114,26 @@ fn collapse_token(t: &str) -> &str {
 /// collapsed as in [`push_collapsed`], at most [`MAX_PREFIX_DEPTH`] components deep,
 /// ending in `/`. `/proc/1234/…` and `/tmp/tmp.x8Yq2/…` collapse to one prefix.
 pub fn push_write_prefix(out: &mut String, path: &str) {
-    let dir = match path.rfind('/') {
-        Some(0) | None => "",
-        Some(i) => &path[..i],
+    // Byte searches for `/` (ASCII, so every cut is a character boundary): `str`'s
+    // char-pattern searches compare through `memcmp` per candidate.
+    let b = path.as_bytes();
+    let dir_end = match b.iter().rposition(|&c| c == b'/') {
+        Some(0) | None => 0,
+        Some(i) => i,
     };
     out.push('/');
-    for (depth, comp) in dir.split('/').filter(|c| !c.is_empty()).enumerate() {
-        if depth >= MAX_PREFIX_DEPTH {
-            break;
+    let (mut depth, mut i) = (0, 0);
+    while i < dir_end && depth < MAX_PREFIX_DEPTH {
+        let end = b[i..dir_end]
+            .iter()
+            .position(|&c| c == b'/')
+            .map_or(dir_end, |p| i + p);
+        if end > i {
+            push_collapsed(out, &path[i..end]);
+            out.push('/');
+            depth += 1;
         }
-        push_collapsed(out, comp);
-        out.push('/');
+        i = end + 1;
     }
 }
 
@@ -202,6 +219,118 @@ pub fn entropy(name: &str) -> f64 {
         .sum()
 }
 
+/// The straightforward forms the per-event code was first written in: the oracle the
+/// tests compare the fast forms against, and what `rampart bench baseline` measures
+/// the scoring path against in the same run.
+#[doc(hidden)]
+pub mod reference {
+    /// [`super::push_argv`] over the plain collapsing.
+    pub fn push_argv(out: &mut String, argv: &[String]) {
+        for (i, arg) in argv.iter().take(super::MAX_KEY_ARGS).enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            push_collapsed(out, arg);
+        }
+        if argv.len() > super::MAX_KEY_ARGS {
+            out.push_str(" …");
+        }
+    }
+
+    /// [`super::push_write_prefix`] over the plain collapsing.
+    pub fn push_write_prefix(out: &mut String, path: &str) {
+        let dir = match path.rfind('/') {
+            Some(0) | None => "",
+            Some(i) => &path[..i],
+        };
+        out.push('/');
+        for (depth, comp) in dir.split('/').filter(|c| !c.is_empty()).enumerate() {
+            if depth >= super::MAX_PREFIX_DEPTH {
+                break;
+            }
+            push_collapsed(out, comp);
+            out.push('/');
+        }
+    }
+
+    /// Appends `s` collapsed, one byte at a time, as first written.
+    pub fn push_collapsed(out: &mut String, s: &str) {
+        let b = s.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if !b[i].is_ascii_alphanumeric() {
+                // Multi-byte characters are copied whole (never split).
+                let ch_len = utf8_len(b[i]);
+                out.push_str(&s[i..(i + ch_len).min(b.len())]);
+                i += ch_len;
+                continue;
+            }
+            if let Some(len) = uuid_at(b, i) {
+                out.push('U');
+                i += len;
+                continue;
+            }
+            let start = i;
+            while i < b.len() && b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            out.push_str(collapse_token(&s[start..i]));
+        }
+    }
+
+    fn utf8_len(first: u8) -> usize {
+        match first {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        }
+    }
+
+    /// `8-4-4-4-12` hex digits starting at `i`, not inside a longer token.
+    fn uuid_at(b: &[u8], i: usize) -> Option<usize> {
+        const GROUPS: [usize; 5] = [8, 4, 4, 4, 12];
+        if i > 0 && b[i - 1].is_ascii_alphanumeric() {
+            return None;
+        }
+        let mut p = i;
+        for (n, g) in GROUPS.iter().enumerate() {
+            if p + g > b.len() || !b[p..p + g].iter().all(u8::is_ascii_hexdigit) {
+                return None;
+            }
+            p += g;
+            if n < 4 {
+                if b.get(p) != Some(&b'-') {
+                    return None;
+                }
+                p += 1;
+            }
+        }
+        if b.get(p).is_some_and(u8::is_ascii_alphanumeric) {
+            return None;
+        }
+        Some(p - i)
+    }
+
+    fn collapse_token(t: &str) -> &str {
+        let b = t.as_bytes();
+        let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
+        if digits == b.len() {
+            return "N";
+        }
+        if digits > 0 && b.len() >= 8 && b.iter().all(u8::is_ascii_hexdigit) {
+            return "H";
+        }
+        let letters = b.len() - digits;
+        let upper = b.iter().filter(|c| c.is_ascii_uppercase()).count();
+        // Mixed letters and digits, or mixed case with digits, long enough to be random.
+        if b.len() >= 6 && digits > 0 && letters > 0 && (digits * 5 >= b.len() || upper > 0) {
+            return "X";
+        }
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,6 +371,46 @@ mod tests {
     }
 
     #[test]
+    fn the_one_pass_collapsing_agrees_with_the_plain_one() {
+        // Generated arguments from pieces that exercise every branch: UUIDs (whole, cut
+        // short, glued to a token), hex, numbers, random-looking names, multi-byte
+        // characters and separators.
+        const PIECES: [&str; 16] = [
+            "123e4567-e89b-12d3-a456-426614174000",
+            "123e4567-e89b-12d3-a456-42661417400",
+            "deadbeef01",
+            "42",
+            "tmp.k3J9xq",
+            "x",
+            "héllo",
+            "日本",
+            "/",
+            "-",
+            ".",
+            "=",
+            "Ab1",
+            "ABCDEF12",
+            "abc123def",
+            " ",
+        ];
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut arg = String::new();
+            for _ in 0..(seed % 7) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                arg.push_str(PIECES[(seed % PIECES.len() as u64) as usize]);
+            }
+            seed = seed.wrapping_add(0x9e37_79b9);
+            let (mut fast, mut plain) = (String::new(), String::new());
+            push_collapsed(&mut fast, &arg);
+            reference::push_collapsed(&mut plain, &arg);
+            assert_eq!(fast, plain, "{arg:?}");
+        }
+    }
+
+    #[test]
     fn write_prefixes_collapse_volatile_directories() {
         let p = |s: &str| {
             let mut o = String::new();
@@ -253,6 +422,20 @@ mod tests {
         assert_eq!(p("/a/b/c/d/e/f/g.txt"), "/a/b/c/d/");
         assert_eq!(p("/file"), "/");
         assert_eq!(p("/proc/4242/fd/1"), "/proc/N/fd/");
+        for path in [
+            "",
+            "/",
+            "x",
+            "rel/a/b",
+            "//a//b///c",
+            "/a/b/",
+            "/é/日本/ü.txt",
+            "/tmp/tmp.k3J9xq/123e4567-e89b-12d3-a456-426614174000/x",
+        ] {
+            let mut plain = String::new();
+            reference::push_write_prefix(&mut plain, path);
+            assert_eq!(p(path), plain, "{path:?}");
+        }
     }
 
     #[test]

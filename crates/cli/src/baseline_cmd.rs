@@ -231,15 +231,7 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<i32> {
         }
         BaselineCommand::Mode { workload, mode: m } => {
             let m = mode(&m)?;
-            let b = edit(&workload, &mut |b| {
-                if m == Mode::Discover {
-                    rampart_baseline::unlock(b, now);
-                } else if b.locked {
-                    b.mode = m;
-                } else {
-                    rampart_baseline::lock(b, now, m);
-                }
-            })?;
+            let b = edit(&workload, &mut |b| rampart_baseline::set_mode(b, now, m))?;
             println!("{}: {}", b.workload, state(&b));
         }
         BaselineCommand::Allow {

@@ -334,8 +334,15 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
                 r.rss_before_kb, r.rss_after_kb, r.rss_growth_kb
             );
             println!(
-                "  score   {} events  {:.0} ns/event  (replay loop alone {:.0} ns/event)  deviations {}",
-                r.score_events, r.score_ns_per_event, r.replay_only_ns_per_event, r.deviations_while_scoring
+                "  score   {} events  {:.0} ns/event (best piece {:.0})  first-written path {:.0} ns/event (best piece {:.0}), x{:.2}  (replay loop alone {:.0} ns/event)  deviations {}",
+                r.score_events,
+                r.score_ns_per_event,
+                r.score_best_piece_ns_per_event,
+                r.score_reference_ns_per_event,
+                r.score_reference_best_piece_ns_per_event,
+                r.score_speedup,
+                r.replay_only_ns_per_event,
+                r.deviations_while_scoring
             );
         }
         report.baseline = Some(r);

@@ -7,6 +7,10 @@
 //! allows it, else SIGKILL at `sched_process_exec`, before the new image runs an
 //! instruction, however short-lived the process).
 //!
+//! When the node stops, the denials stay in the kernel (pinned, fail-closed) unless
+//! `baseline.protect_on_stop` is `release`; a container's end or its workload leaving
+//! protect lifts them while the node runs.
+//!
 //! The kernel's exec denial works on a deny list; protect turns the baseline's allow
 //! list into one: every executable file of the container's filesystem (walked through
 //! `/proc/PID/root` when protect starts) that the baseline does not hold, plus anything
@@ -16,7 +20,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use rampart_baseline::{workload_of, BaselineConfig, BaselineStore, Engine, SqliteBaselines};
+use rampart_baseline::{
+    workload_of, BaselineConfig, BaselineStore, Engine, ProtectOnStop, SqliteBaselines,
+};
 use rampart_bpf::response::ExecPolicy;
 use rampart_event::{Alert, LifecycleAction};
 use rampart_respond::exec::DenyExec;
@@ -352,9 +358,21 @@ impl Stage for BaselineStage {
         let handle = self.engine.clone();
         let mut engine = handle.lock();
         self.save(&mut engine);
-        // As the kernel kill rules: what the node put in the kernel goes with it.
-        for (_, cgid) in std::mem::take(&mut self.protected) {
-            self.release(cgid);
+        let protected = std::mem::take(&mut self.protected);
+        match engine.config().protect_on_stop {
+            // Fail-closed: the denials are pinned in the kernel and stay in force
+            // while no node runs; the next start takes them over (its protect
+            // requests replace each container's list).
+            ProtectOnStop::Keep if !protected.is_empty() => tracing::info!(
+                containers = protected.len(),
+                "protect: exec denials stay in the kernel while the node is stopped (baseline.protect_on_stop: keep; `rampart respond release --all` lifts them)"
+            ),
+            ProtectOnStop::Keep => {}
+            ProtectOnStop::Release => {
+                for (_, cgid) in protected {
+                    self.release(cgid);
+                }
+            }
         }
         tracing::info!(stats = ?engine.stats, "baselines saved");
         Ok(())

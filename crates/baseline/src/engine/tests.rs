@@ -414,3 +414,129 @@ fn a_noisy_minute_after_lock_is_an_explained_anomaly() {
         out[0].message
     );
 }
+
+/// Generated traffic for the differential test: three replicas, known and new commands
+/// with volatile arguments, writes, connects to known and new places, a binary from the
+/// upper layer, a tool only one replica ran.
+fn mixed_events(seed: u64, n: usize, t0: u64) -> Vec<Arc<Event>> {
+    let mut r = seed;
+    let mut next = move || {
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        r
+    };
+    let cmds: [(&str, &[&str]); 5] = [
+        ("/usr/bin/python3.11", &["python3", "-m", "http.server"]),
+        (
+            "/usr/bin/curl",
+            &["curl", "-fsS", "http://127.0.0.1/health"],
+        ),
+        ("/usr/bin/gzip", &["gzip", "/var/log/app/rotated"]),
+        ("/usr/bin/nc", &["nc", "-e", "/bin/sh"]),
+        ("/tmp/dropper", &["dropper"]),
+    ];
+    let mut out = Vec::new();
+    for i in 0..n {
+        let c = ["a", "b", "c"][(next() % 3) as usize];
+        let ts = t0 + i as u64 * (S / 4);
+        let mut which = (next() % 100) as usize;
+        // nc is run by replica a only: one replica's item, low confidence.
+        if (90..=97).contains(&which) && c != "a" {
+            which = 0;
+        }
+        // Mostly the three normal commands; now and then nc, rarely the dropper.
+        let k = match which {
+            0..=89 => which % 3,
+            90..=97 => 3,
+            _ => 4,
+        };
+        let (exe, base) = cmds[k];
+        let mut argv: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        argv.push((next() % 10_000).to_string());
+        let argv_ref: Vec<&str> = argv.iter().map(String::as_str).collect();
+        out.push(event(
+            c,
+            ts,
+            exe,
+            &argv_ref,
+            k == 4,
+            Payload::Exec {
+                filename: exe.into(),
+                interpreter: None,
+                from_memfd: false,
+                from_deleted: false,
+            },
+        ));
+        let dir = ["/var/log/app", "/var/lib/app/data", "/etc/cron.d"][(next() % 3) as usize];
+        out.push(event(
+            c,
+            ts + 1,
+            exe,
+            &argv_ref,
+            false,
+            Payload::FileOpen {
+                path: format!("{dir}/f{}", next() % 100),
+                path_raw: None,
+                flags: 0o101,
+                mode: 0o644,
+                access: OpenAccess::from_flags(0o101),
+                ret: 3,
+                repeats: 0,
+            },
+        ));
+        let ip = [10, 0, 0, (next() % 3) as u8];
+        out.push(event(
+            c,
+            ts + 2,
+            exe,
+            &argv_ref,
+            false,
+            Payload::NetConnect {
+                proto: rampart_event::L4Proto::Tcp,
+                local: None,
+                remote: rampart_event::SockAddr::Inet {
+                    ip: std::net::IpAddr::from(ip),
+                    port: [5432, 8080][(next() % 2) as usize],
+                },
+                ret: 0,
+            },
+        ));
+    }
+    out
+}
+
+#[test]
+fn the_engine_scores_every_item_as_the_first_written_path_does() {
+    let mut e = Engine::new(BaselineConfig {
+        auto_lock: false,
+        ..cfg()
+    });
+    let t0 = 1_000 * S;
+    let mut out = Vec::new();
+    // Learning sees only the normal commands (the first 90% of the mix is decided per
+    // event, so some nc and dropper runs are learned too, by one replica or from the
+    // upper layer: both must stay outside).
+    for ev in mixed_events(7, 600, t0) {
+        e.observe(&ev, &mut out);
+    }
+    assert!(e.lock_now("compose:shop/web", t0 + 200 * S, Mode::Monitor));
+    let mut reference = reference::Scorer::new(e.baselines().to_vec(), cfg().min_observations);
+    let before = e.stats.clone();
+    out.clear();
+    for ev in mixed_events(11, 3000, t0 + 300 * S) {
+        e.observe(&ev, &mut out);
+        reference.observe(&ev);
+    }
+    let outside =
+        (e.stats.deviations - before.deviations) + (e.stats.suppressed - before.suppressed);
+    assert!(
+        reference.outside > 0,
+        "the mix has items outside the baseline"
+    );
+    assert_eq!(outside, reference.outside, "same items outside");
+    // Every item counted in place by one is counted by the other (the engine also
+    // counts the deviations it raised, which the reference does not raise).
+    let items = |bs: &[Baseline]| bs.iter().map(|b| b.items.clone()).collect::<Vec<_>>();
+    assert_eq!(items(e.baselines()), items(reference.baselines()));
+}
