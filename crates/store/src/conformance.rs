@@ -922,6 +922,7 @@ fn scan(
                 severity: *sev,
                 summary: String::new(),
                 in_use: Some(*in_use),
+                ..Default::default()
             })
             .collect(),
         sbom_cyclonedx: Some(format!(
