@@ -929,6 +929,7 @@ fn scan(
             "{{\"bomFormat\":\"CycloneDX\",\"c\":\"{container}\"}}"
         )),
         sbom_spdx: Some("{\"spdxVersion\":\"SPDX-2.3\"}".into()),
+        ..Default::default()
     })
 }
 
