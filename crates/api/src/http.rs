@@ -218,7 +218,7 @@ pub fn routes() -> Vec<Route> {
                     Err(e) => Box::pin(std::future::ready(Err(e))),
                     Ok(r) => Box::pin(async move {
                         let b = c.get_incident_bundle(&p, r).await?;
-                        Ok((FILE_TYPE_GZIP, b.filename, b.data.to_vec()))
+                        Ok((FILE_TYPE_GZIP, b.filename, b.data))
                     }),
                 }
             })),

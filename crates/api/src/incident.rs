@@ -114,7 +114,7 @@ impl ApiCore {
                 .collect();
             Ok(pb::IncidentBundle {
                 filename: format!("incident-{short}.tar.gz"),
-                data: data.into(),
+                data,
                 events: summary.events as u64,
                 processes: summary.processes as u64,
                 connections: summary.connections as u64,
