@@ -172,8 +172,9 @@ struct ImageFacts {
     /// within [`MAX_SBOM_BYTES`].
     sbom_cyclonedx: Option<Arc<str>>,
     sbom_spdx: Option<Arc<str>>,
-    /// The image's layers (diff ids), base first: where a package's layer sits.
-    layers: Vec<String>,
+    /// The image's layers (diff id, the instruction that made it), base first: where
+    /// a package's layer sits.
+    layers: Vec<(String, Option<String>)>,
     /// When each finding (package index, id) was first found, kept across re-matches.
     first_seen: HashMap<(usize, String), u64>,
     /// The database's last update when matched (ns; 0: unknown).
@@ -612,6 +613,11 @@ fn scan_result(report: &ContainerReport, image: &ImageFacts) -> ScanReport {
             Some(((image.packages.get(*i)?.purl.as_str(), id.as_str()), *ts))
         })
         .collect();
+    let layer_of = |v: &Vulnerability| {
+        let layer = v.layer.as_ref()?;
+        let at = image.layers.iter().position(|(d, _)| d == layer)?;
+        Some((u32::try_from(at).ok()?, image.layers[at].1.clone()))
+    };
     ScanReport {
         ts_ns: rampart_event::wall_ns(),
         target: format!("container:{}", report.container_id),
@@ -639,12 +645,8 @@ fn scan_result(report: &ContainerReport, image: &ImageFacts) -> ScanReport {
                 summary: v.summary.clone(),
                 in_use: in_use_flag(v),
                 layer: v.layer.clone(),
-                layer_index: v
-                    .layer
-                    .as_ref()
-                    .and_then(|l| image.layers.iter().position(|x| x == l))
-                    .and_then(|i| u32::try_from(i).ok()),
-                layer_command: None,
+                layer_index: layer_of(v).map(|(at, _)| at),
+                layer_command: layer_of(v).and_then(|(_, command)| command),
                 first_seen_ns: first_seen
                     .get(&(v.purl.as_str(), v.id.as_str()))
                     .copied()
@@ -1079,7 +1081,7 @@ impl Worker {
                 .target
                 .layers
                 .iter()
-                .map(|l| l.diff_id.clone())
+                .map(|l| (l.diff_id.clone(), l.command.clone()))
                 .collect(),
             first_seen,
             db_updated_ns: db_updated_ns(db),
