@@ -183,6 +183,58 @@ fn seed(path: &Path, n: u64) {
             .expect("seeding the store");
         i += batch.len() as u64;
     }
+    // A seed node's scan of one image as the image-scan stage reports it: a finding
+    // from before its database update and one the update brought, each with the layer
+    // (and Dockerfile instruction) that introduced its package.
+    use rampart_event::fleet::{NodeReport, ScanReport, VulnFinding};
+    let hour = 3600 * 1_000_000_000u64;
+    let finding =
+        |id: &str, package: &str, layer: u32, command: &str, first_seen_ns: u64| VulnFinding {
+            id: id.into(),
+            package: package.into(),
+            version: "1.0-1".into(),
+            ecosystem: "Debian:12".into(),
+            fixed_version: Some("1.0-2".into()),
+            severity: rampart_event::Severity::High,
+            summary: format!("seeded {id}"),
+            in_use: Some(true),
+            layer: Some(format!("sha256:{:02x}{}", 0xa0 + layer, "0".repeat(62))),
+            layer_index: Some(layer),
+            layer_command: Some(command.into()),
+            first_seen_ns,
+            ..Default::default()
+        };
+    store
+        .put_reports(
+            "seed-node",
+            &[NodeReport::Scan(ScanReport {
+                ts_ns: now - hour,
+                target: "container:5eed0000".into(),
+                image: "registry.local/seed-0:1".into(),
+                image_id: "sha256:5eed".into(),
+                container_name: "seed-app-0".into(),
+                packages: 120,
+                db_updated_ns: now - 2 * hour,
+                vulnerabilities: vec![
+                    finding(
+                        "CVE-2099-0001",
+                        "openssl",
+                        0,
+                        "ADD rootfs.tar /",
+                        now - 20 * hour,
+                    ),
+                    finding(
+                        "CVE-2099-0002",
+                        "libexpat1",
+                        2,
+                        "RUN apt-get install -y libexpat1",
+                        now - hour,
+                    ),
+                ],
+                ..Default::default()
+            })],
+        )
+        .expect("seeding a scan report");
 }
 
 /// `rampart up` as a child, its stderr followed.
