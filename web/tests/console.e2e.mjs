@@ -246,7 +246,7 @@ try {
   await visit('#/images', '[data-testid="vulns"]');
   const layers = await page.getByTestId('vulns').innerText();
   check(
-    /Introduced in layer/.test(layers) && layers.includes('RUN apt-get install -y libexpat1') && /#2 a20000000000/.test(layers),
+    /Introduced in layer/.test(layers) && layers.includes('RUN apt-get install -y libexpat1') && /#2 a20000000000/.test(layers) && /#0 a00000000000/.test(layers),
     `the images page shows the layer that introduced each finding (${JSON.stringify(layers)})`,
   );
   await visit('#/containers', '[data-testid="containers"]');

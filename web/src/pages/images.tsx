@@ -221,7 +221,8 @@ export function ImagesPage() {
                     <td data-testid="vuln-layer">
                       {x.layerDigest ? (
                         <>
-                          {(x.layerIndex ?? -1) >= 0 ? `#${x.layerIndex} ` : ''}
+                          {/* The canonical JSON leaves 0 (the base layer) out; -1 is unknown. */}
+                          {(x.layerIndex ?? 0) >= 0 ? `#${x.layerIndex ?? 0} ` : ''}
                           <code title={x.layerDigest}>{x.layerDigest.replace(/^sha256:/, '').slice(0, 12)}</code>
                           {x.layerCommand ? <div class="muted">{x.layerCommand}</div> : null}
                         </>
