@@ -3,7 +3,9 @@
 //! (typed by the message's descriptor) and the JSON body, decoded by pbjson (the
 //! canonical proto3 JSON mapping, unknown fields refused), and handed to the same
 //! [`ApiCore`] method the gRPC adapter calls. Streaming RPCs are served as
-//! server-sent events. Errors are JSON: `{"code", "message", "status"}`.
+//! server-sent events, and a file route (an alert's incident bundle) answers with the
+//! file itself (`application/gzip`, `Content-Disposition: attachment`). Errors are JSON:
+//! `{"code", "message", "status"}`.
 
 use std::convert::Infallible;
 use std::future::Future;
