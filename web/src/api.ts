@@ -71,6 +71,23 @@ export async function call<T>(
 }
 
 export const get = <T>(path: string) => call<T>('GET', path);
+
+/** A file the API serves as itself (not JSON), e.g. an incident bundle's tar.gz. */
+export async function download(path: string): Promise<{ blob: Blob; filename: string }> {
+  const t = token();
+  const r = await fetch(path, {
+    headers: t ? { Authorization: `Bearer ${t}` } : {},
+    cache: 'no-store',
+  });
+  if (!r.ok) {
+    const e = await errorOf(r);
+    if (r.status === 401) onUnauthorized();
+    throw e;
+  }
+  const disposition = r.headers.get('Content-Disposition') ?? '';
+  const filename = /filename="([^"]+)"/.exec(disposition)?.[1] ?? 'download';
+  return { blob: await r.blob(), filename };
+}
 export const post = <T>(path: string, body: unknown = {}) => call<T>('POST', path, body);
 
 /** `?a=1&b=x` from the non-empty entries. */
@@ -289,6 +306,9 @@ export interface GraphEdge {
   bytes?: string;
   lastSeenNs?: string;
   anomalous?: boolean;
+  /** Refused in the kernel (protect mode). */
+  blocked?: boolean;
+  blockedConnections?: string;
 }
 export interface NetworkGraph {
   nodes?: GraphNode[];
@@ -312,6 +332,18 @@ export interface Vulnerability {
   summary?: string;
   images?: string[];
   inUse?: boolean;
+  /** The image layer that introduced the package: diff id, position (-1 unknown), command. */
+  layerDigest?: string;
+  layerIndex?: number;
+  layerCommand?: string;
+  firstSeenNs?: string;
+  newSinceDbUpdate?: boolean;
+}
+
+export interface VulnerabilityList {
+  vulnerabilities?: Vulnerability[];
+  dbUpdatedNs?: string;
+  newSinceDbUpdate?: string;
 }
 
 export interface NodeHealth {

@@ -191,6 +191,26 @@ fn a_running_workload_is_scanned_and_a_new_advisory_names_it_with_in_use_evidenc
         .find(|v| v.package == "bottle")
         .unwrap();
     assert_eq!((v.id.as_str(), v.in_use), ("PYSEC-2022-227", Some(false)));
+    // The layer that introduced it: the image's second (scripts/build-python-app-image
+    // commits the installed packages over the base), with the history's command; when
+    // the node first found it, and its database's last update (the import above).
+    assert!(
+        v.layer.as_deref().is_some_and(|l| l.starts_with("sha256:")),
+        "{v:?}"
+    );
+    assert_eq!(v.layer_index, Some(1), "{v:?}");
+    assert!(
+        v.layer_command.as_deref().is_some_and(|c| !c.is_empty()),
+        "{v:?}"
+    );
+    assert!(v.first_seen_ns > 0, "{v:?}");
+    assert!(published.db_updated_ns > 0, "{published:?}");
+    assert!(
+        published.db_updated_ns <= v.first_seen_ns,
+        "scanned after the database's import: {} > {}",
+        published.db_updated_ns,
+        v.first_seen_ns
+    );
     assert_eq!(published.image_id, before["image_id"].as_str().unwrap());
     assert!(published.packages > 0);
     assert!(

@@ -73,11 +73,11 @@ pub struct ApiCore {
     tokens: Arc<TokenStore>,
     feed: AlertFeed,
     /// The local node's flight recorder (`rampart up`); event queries need it.
-    recorder_dir: Option<PathBuf>,
+    pub(crate) recorder_dir: Option<PathBuf>,
     /// The rules files the local node runs (ListRules).
     rule_paths: Vec<PathBuf>,
     /// The local node's name: event queries naming it (or no node) go to `recorder_dir`.
-    local_node: Option<String>,
+    pub(crate) local_node: Option<String>,
     /// Live event streams each hold a blocking thread following the recorder: bounded.
     live_streams: Arc<tokio::sync::Semaphore>,
     /// Request/reply to the fleet's nodes (`rampart central`): event queries and
@@ -107,7 +107,7 @@ pub const MAX_EVENT_STREAMS: usize = 32;
 pub const MAX_EVENTS: u32 = 10_000;
 const DEFAULT_EVENTS: u32 = 1000;
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> ApiResult<T> + Send + 'static,
 ) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
@@ -184,7 +184,7 @@ impl ApiCore {
         Ok(self.tokens.authenticate(authorization)?)
     }
 
-    fn require(&self, p: &Principal, needed: Permission) -> ApiResult<()> {
+    pub(crate) fn require(&self, p: &Principal, needed: Permission) -> ApiResult<()> {
         if p.role.allows(needed) {
             Ok(())
         } else {
@@ -214,7 +214,7 @@ impl ApiCore {
         Ok(())
     }
 
-    async fn audit(
+    pub(crate) async fn audit(
         &self,
         p: &Principal,
         action: &str,
@@ -524,7 +524,16 @@ impl ApiCore {
         _r: pb::GetNetworkGraphRequest,
     ) -> ApiResult<pb::GetNetworkGraphResponse> {
         self.require(p, Permission::Read)?;
-        match blocking(move || crate::network::graph(&_r).map_err(ApiError::Internal)).await? {
+        let store = self.store.clone();
+        let graph = blocking(move || {
+            let Some(mut g) = crate::network::graph(&_r).map_err(ApiError::Internal)? else {
+                return Ok(None);
+            };
+            let blocked = crate::network_blocked::blocked_edges(&store, _r.since_ns)?;
+            crate::network_blocked::merge(&mut g, blocked, &_r.namespace);
+            Ok(Some(g))
+        });
+        match graph.await? {
             Some(g) => Ok(g),
             None => Err(ApiError::Unimplemented(
                 "network graph: this server has no flow table (run `rampart up` with a network: section; fleet nodes do not publish flows yet)".into(),

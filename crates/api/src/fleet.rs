@@ -290,20 +290,28 @@ pub async fn list_vulnerabilities(
         fixable_only: r.fixable_only,
         limit: r.limit,
     };
+    let extras = crate::vulns::Extras::of(&all, &q);
     Ok(pb::ListVulnerabilitiesResponse {
+        db_updated_ns: extras.db_updated_ns,
+        new_since_db_update: extras.new_count(),
         vulnerabilities: vulnerabilities(&all, &q)
             .into_iter()
-            .map(|v| pb::Vulnerability {
-                id: v.id,
-                aliases: v.aliases,
-                package: v.package,
-                version: v.version,
-                ecosystem: v.ecosystem,
-                fixed_version: v.fixed_version.unwrap_or_default(),
-                severity: convert::severity(v.severity) as i32,
-                summary: v.summary,
-                images: v.images,
-                in_use: v.in_use,
+            .map(|v| {
+                let mut out = pb::Vulnerability {
+                    id: v.id,
+                    aliases: v.aliases,
+                    package: v.package,
+                    version: v.version,
+                    ecosystem: v.ecosystem,
+                    fixed_version: v.fixed_version.unwrap_or_default(),
+                    severity: convert::severity(v.severity) as i32,
+                    summary: v.summary,
+                    images: v.images,
+                    in_use: v.in_use,
+                    ..Default::default()
+                };
+                extras.fill(&mut out);
+                out
             })
             .collect(),
     })

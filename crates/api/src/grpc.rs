@@ -65,6 +65,7 @@ impl Grpc {
             .add_service(svc!(policy_service_server::PolicyServiceServer<Grpc>))
             .add_service(svc!(response_service_server::ResponseServiceServer<Grpc>))
             .add_service(svc!(health_service_server::HealthServiceServer<Grpc>))
+            .add_service(svc!(incident_service_server::IncidentServiceServer<Grpc>))
             .into_axum_router()
     }
 }
@@ -202,5 +203,11 @@ service! {
 service! {
     pb::health_service_server::HealthService {
             get_sensor_health(pb::GetSensorHealthRequest) -> pb::GetSensorHealthResponse;
+    }
+}
+
+service! {
+    pb::incident_service_server::IncidentService {
+            get_incident_bundle(pb::GetIncidentBundleRequest) -> pb::IncidentBundle;
     }
 }

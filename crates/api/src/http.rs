@@ -3,7 +3,9 @@
 //! (typed by the message's descriptor) and the JSON body, decoded by pbjson (the
 //! canonical proto3 JSON mapping, unknown fields refused), and handed to the same
 //! [`ApiCore`] method the gRPC adapter calls. Streaming RPCs are served as
-//! server-sent events. Errors are JSON: `{"code", "message", "status"}`.
+//! server-sent events, and a file route (an alert's incident bundle) answers with the
+//! file itself (`application/gzip`, `Content-Disposition: attachment`). Errors are JSON:
+//! `{"code", "message", "status"}`.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,10 +38,34 @@ type StreamFn = dyn Fn(
     + Send
     + Sync;
 
+/// A file download: the content type, the file name and the bytes.
+pub type FileAnswer = (&'static str, String, Vec<u8>);
+type FileFn = dyn Fn(
+        Arc<ApiCore>,
+        Principal,
+        Value,
+    ) -> Pin<Box<dyn Future<Output = ApiResult<FileAnswer>> + Send>>
+    + Send
+    + Sync;
+
 pub enum Handler {
     Unary(Box<UnaryFn>),
     Stream(Box<StreamFn>),
+    /// The response is a file, not JSON (an incident bundle's tar.gz).
+    File(Box<FileFn>),
 }
+
+impl Handler {
+    /// What a successful answer's body is (the OpenAPI document says it).
+    pub fn file_type(&self) -> Option<&'static str> {
+        match self {
+            Handler::File(_) => Some(FILE_TYPE_GZIP),
+            _ => None,
+        }
+    }
+}
+
+const FILE_TYPE_GZIP: &str = "application/gzip";
 
 /// One HTTP route and the RPC behind it.
 pub struct Route {
@@ -183,6 +209,22 @@ pub fn routes() -> Vec<Route> {
         route!(POST "/v1/responses", "ResponseService"."RequestAction", request_action(pb::RequestActionRequest)),
         route!(GET "/v1/audit", "ResponseService"."ListAudit", list_audit(pb::ListAuditRequest)),
         route!(GET "/v1/health/sensors", "HealthService"."GetSensorHealth", get_sensor_health(pb::GetSensorHealthRequest)),
+        Route {
+            method: Method::GET,
+            path: "/v1/alerts/{id}/incident",
+            service: "IncidentService",
+            rpc: "GetIncidentBundle",
+            unimplemented: false,
+            handler: Handler::File(Box::new(|c, p, v| {
+                match decode::<pb::GetIncidentBundleRequest>(v) {
+                    Err(e) => Box::pin(std::future::ready(Err(e))),
+                    Ok(r) => Box::pin(async move {
+                        let b = c.get_incident_bundle(&p, r).await?;
+                        Ok((FILE_TYPE_GZIP, b.filename, b.data))
+                    }),
+                }
+            })),
+        },
     ]
 }
 
@@ -442,6 +484,27 @@ impl HttpApi {
                     });
                     Sse::new(events)
                         .keep_alive(KeepAlive::default())
+                        .into_response()
+                }
+                Err(e) => api_error(&e),
+            },
+            Handler::File(f) => match f(self.core.clone(), principal, request).await {
+                Ok((content_type, name, body)) => {
+                    // The name is ours (a sanitised id), but keep the header well formed.
+                    let name: String = name
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+                        .collect();
+                    (
+                        [
+                            (header::CONTENT_TYPE, content_type.to_string()),
+                            (
+                                header::CONTENT_DISPOSITION,
+                                format!("attachment; filename=\"{name}\""),
+                            ),
+                        ],
+                        body,
+                    )
                         .into_response()
                 }
                 Err(e) => api_error(&e),

@@ -25,15 +25,18 @@ mod descriptors;
 pub mod fleet;
 pub mod grpc;
 pub mod http;
+pub mod incident;
 pub mod listen;
 pub mod live;
 pub mod local;
 pub mod network;
+pub mod network_blocked;
 pub mod nodes;
 pub mod openapi;
 pub mod secret;
 pub mod server;
 pub mod tls;
+pub mod vulns;
 
 pub use auth::{
     ensure_admin_token, AuthError, Permission, Principal, Role, TokenError, TokenStore,

@@ -79,6 +79,8 @@ pub fn graph(
                 bytes: e.bytes_sent + e.bytes_received,
                 last_seen_ns: e.last_seen_ns,
                 anomalous: matches!(e.state, EdgeState::Anomalous | EdgeState::Blocked),
+                blocked: e.state == EdgeState::Blocked,
+                blocked_connections: 0,
             })
             .collect(),
     }))

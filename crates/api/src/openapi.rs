@@ -173,7 +173,10 @@ pub fn document(routes: &[Route]) -> Value {
             });
         }
         op["parameters"] = Value::Array(parameters);
-        let ok = if *streaming {
+        let ok = if let Some(t) = r.handler.file_type() {
+            json!({"description": format!("The file itself ({t}), not JSON; over gRPC the bytes are {}.data", schema_name(output)),
+                   "content": {t: {"schema": {"type": "string", "format": "binary"}}}})
+        } else if *streaming {
             json!({"description": format!("Server-sent events, one {} (canonical JSON) per `data:` line", schema_name(output)),
                    "content": {"text/event-stream": {"schema": {"type": "string"}}}})
         } else {

@@ -46,6 +46,7 @@ fn scan(ts_ns: u64, container: &str, image: &str, in_use: bool) -> NodeReport {
             r#"{{"bomFormat":"CycloneDX","specVersion":"1.6","metadata":{{"component":{{"name":"{image}"}}}}}}"#
         )),
         sbom_spdx: Some(r#"{"spdxVersion":"SPDX-2.3"}"#.into()),
+        ..Default::default()
     })
 }
 

@@ -7,9 +7,11 @@
 //! is refused), asks this test to run `cat /etc/shadow` in a container and waits for
 //! the alert in the list (live, no reload, within 5 s), opens it (process tree),
 //! clicks freeze and confirms (this test then reads the container's cgroup freezer:
-//! frozen, and the API must say the node did it), visits every
-//! page (screenshots and an axe-core check each), checks the network page (an edge
-//! between two containers when the graph API answers, else its 501 state), then times
+//! frozen, and the API must say the node did it), downloads the alert's incident bundle
+//! from the server (401 without a token, 403 for a viewer; a tar.gz whose summary.md
+//! names the rule), visits every page (screenshots and an axe-core check each), checks
+//! the network page (the network stage is on: an edge between two containers that talk,
+//! and a blocked one from a third whose workload is in protect mode), then times
 //! loading and scrolling the 100k alerts (long tasks). Screenshots and `figures.json`
 //! go to `target/console-e2e/`.
 //!
@@ -181,6 +183,58 @@ fn seed(path: &Path, n: u64) {
             .expect("seeding the store");
         i += batch.len() as u64;
     }
+    // A seed node's scan of one image as the image-scan stage reports it: a finding
+    // from before its database update and one the update brought, each with the layer
+    // (and Dockerfile instruction) that introduced its package.
+    use rampart_event::fleet::{NodeReport, ScanReport, VulnFinding};
+    let hour = 3600 * 1_000_000_000u64;
+    let finding =
+        |id: &str, package: &str, layer: u32, command: &str, first_seen_ns: u64| VulnFinding {
+            id: id.into(),
+            package: package.into(),
+            version: "1.0-1".into(),
+            ecosystem: "Debian:12".into(),
+            fixed_version: Some("1.0-2".into()),
+            severity: rampart_event::Severity::High,
+            summary: format!("seeded {id}"),
+            in_use: Some(true),
+            layer: Some(format!("sha256:{:02x}{}", 0xa0 + layer, "0".repeat(62))),
+            layer_index: Some(layer),
+            layer_command: Some(command.into()),
+            first_seen_ns,
+            ..Default::default()
+        };
+    store
+        .put_reports(
+            "seed-node",
+            &[NodeReport::Scan(ScanReport {
+                ts_ns: now - hour,
+                target: "container:5eed0000".into(),
+                image: "registry.local/seed-0:1".into(),
+                image_id: "sha256:5eed".into(),
+                container_name: "seed-app-0".into(),
+                packages: 120,
+                db_updated_ns: now - 2 * hour,
+                vulnerabilities: vec![
+                    finding(
+                        "CVE-2099-0001",
+                        "openssl",
+                        0,
+                        "ADD rootfs.tar /",
+                        now - 20 * hour,
+                    ),
+                    finding(
+                        "CVE-2099-0002",
+                        "libexpat1",
+                        2,
+                        "RUN apt-get install -y libexpat1",
+                        now - hour,
+                    ),
+                ],
+                ..Default::default()
+            })],
+        )
+        .expect("seeding a scan report");
 }
 
 /// `rampart up` as a child, its stderr followed.
@@ -328,24 +382,45 @@ fn the_console_in_chromium_against_rampart_up() {
     let t = Instant::now();
     seed(&state.join("central.sqlite"), seeded);
     eprintln!("seeded {seeded} alerts in {:?}", t.elapsed());
+    let pid = std::process::id();
+    let attacked = format!("console-attack-{pid}");
+    let gone = format!("console-gone-{pid}");
+    let net_a = format!("console-net-a-{pid}");
+    let net_b = format!("console-net-b-{pid}");
+    let net_c = format!("console-net-c-{pid}");
+
+    // The network stage on, with its state here; the third container's workload is in
+    // protect mode with an empty baseline, so each of its connects is refused in the
+    // kernel (a blocked edge).
+    let network = dir.path().join("network");
+    std::fs::create_dir_all(&network).unwrap();
+    std::fs::write(
+        network.join("baselines.yaml"),
+        format!("workloads:\n  label:{net_c}:\n    mode: protect\n"),
+    )
+    .unwrap();
     let config = dir.path().join("up.yaml");
     std::fs::write(
         &config,
         format!(
             // A control socket of its own: the API's response actions go through it,
             // and another test's node may hold the default one.
-            "recorder:\n  dir: {}\nalerts:\n  aggregate_window_secs: 0\nresponse:\n  control_socket: {}\n",
+            "recorder:\n  dir: {}\nalerts:\n  aggregate_window_secs: 0\nresponse:\n  control_socket: {}\nnetwork:\n  state_dir: {}\n",
             dir.path().join("recording").display(),
-            dir.path().join("control.sock").display()
+            dir.path().join("control.sock").display(),
+            network.display()
         ),
     )
     .unwrap();
-
-    let pid = std::process::id();
-    let attacked = format!("console-attack-{pid}");
-    let gone = format!("console-gone-{pid}");
-    let net_a = format!("console-net-a-{pid}");
-    let net_b = format!("console-net-b-{pid}");
+    // A viewer's token, issued before the start (the server reads its token file then).
+    let viewer = format!("rmp_console_viewer_{pid}_{}", rampart_event::wall_ns());
+    let digest = ring::digest::digest(&ring::digest::SHA256, viewer.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(
+        state.join("api-tokens"),
+        format!("{{\"name\":\"console-viewer\",\"role\":\"viewer\",\"sha256\":\"{hex}\"}}\n"),
+    )
+    .unwrap();
     let (up, addr) = Up::start(&bin, &config, &state);
     let token = std::fs::read_to_string(state.join("admin-token"))
         .unwrap()
@@ -356,19 +431,29 @@ fn the_console_in_chromium_against_rampart_up() {
     // two that talk to each other over the bridge.
     let _ = rampart_testbed::TestContainer::start(&gone, &[], &["true"]);
     let _attacked = rampart_testbed::TestContainer::start(&attacked, &[], &[]);
-    let _a = rampart_testbed::TestContainer::start(&net_a, &[], &["httpd", "-f", "-p", "8080"]);
+    // Each its own workload (`label:<name>`): the graph names them.
+    let label = |n: &str| format!("rampart.workload={n}");
+    let (la, lb, lc) = (label(&net_a), label(&net_b), label(&net_c));
+    let _a = rampart_testbed::TestContainer::start(
+        &net_a,
+        &["--label", &la],
+        &["httpd", "-f", "-p", "8080"],
+    );
     let a_ip =
         rampart_testbed::docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", &net_a])
             .trim()
             .to_string();
+    let fetch_loop =
+        format!("while true; do wget -q -O /dev/null http://{a_ip}:8080/ ; sleep 1; done");
     let _b = rampart_testbed::TestContainer::start(
         &net_b,
-        &[],
-        &[
-            "sh",
-            "-c",
-            &format!("while true; do wget -q -O /dev/null http://{a_ip}:8080/ ; sleep 1; done"),
-        ],
+        &["--label", &lb],
+        &["sh", "-c", &fetch_loop],
+    );
+    let _c = rampart_testbed::TestContainer::start(
+        &net_c,
+        &["--label", &lc],
+        &["sh", "-c", &fetch_loop],
     );
     // Declared last, so dropped first: thaws the attacked container before the
     // TestContainers above remove theirs.
@@ -377,6 +462,7 @@ fn the_console_in_chromium_against_rampart_up() {
         gone.clone(),
         net_a.clone(),
         net_b.clone(),
+        net_c.clone(),
     ]);
 
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -393,6 +479,7 @@ fn the_console_in_chromium_against_rampart_up() {
         .current_dir(repo_root().join("web"))
         .env("RAMPART_URL", format!("https://{addr}"))
         .env("RAMPART_TOKEN", &token)
+        .env("RAMPART_VIEWER_TOKEN", &viewer)
         .env("RAMPART_CONTAINER", &attacked)
         .env("RAMPART_SEEDED", seeded.to_string())
         .env("RAMPART_ARTIFACTS", &artifacts)
@@ -445,7 +532,7 @@ fn the_console_in_chromium_against_rampart_up() {
                     assert!(!seen.is_empty(), "no freezer file found for container {id}");
                     serde_json::json!({ "frozen": frozen, "files": seen })
                 }
-                "network" => serde_json::json!({ "a": net_a, "b": net_b }),
+                "network" => serde_json::json!({ "a": net_a, "b": net_b, "c": net_c }),
                 other => panic!("the browser script asked for {other:?}"),
             };
             writeln!(to_node, "{answer}").unwrap();

@@ -142,6 +142,9 @@ pub struct ScanReport {
     /// The same as SPDX 2.3 JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sbom_spdx: Option<String>,
+    /// When the node's vulnerability database was last updated (ns; 0: unknown).
+    #[serde(default)]
+    pub db_updated_ns: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -162,6 +165,17 @@ pub struct VulnFinding {
     /// The container loaded the package's files: true, false, or unknown (None).
     #[serde(default)]
     pub in_use: Option<bool>,
+    /// The image layer that introduced the package: its diff id, its position (0 is
+    /// the base) and the Dockerfile command that made it, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_index: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layer_command: Option<String>,
+    /// When the node first found it (ns; 0: unknown).
+    #[serde(default)]
+    pub first_seen_ns: u64,
 }
 
 #[cfg(test)]

@@ -22,6 +22,9 @@ pub struct LayerRef {
     pub blob_path: String,
     /// sha256 of the uncompressed layer tar, from the image config.
     pub diff_id: String,
+    /// The Dockerfile instruction that made it, from the config's history (None when
+    /// the history does not line up with the layers).
+    pub command: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -246,7 +249,13 @@ impl BlobStore {
                 reason: "no image in manifest".into(),
             })?;
         let (config, config_bytes) = self.read_json::<ImageConfig>(&entry.config)?;
-        let layers = pair_layers(entry.layers, config.rootfs.diff_ids, &entry.config)?;
+        let commands = layer_commands(&config.history, config.rootfs.diff_ids.len());
+        let layers = pair_layers(
+            entry.layers,
+            config.rootfs.diff_ids,
+            commands,
+            &entry.config,
+        )?;
         Ok(ImageManifest {
             image_id: format!("sha256:{:x}", Sha256::digest(&config_bytes)),
             repo_tags: entry.repo_tags.unwrap_or_default(),
@@ -289,7 +298,8 @@ impl BlobStore {
                 .iter()
                 .map(|l| blob_path(&l.digest))
                 .collect::<Result<Vec<_>>>()?;
-            let layers = pair_layers(blobs, config.rootfs.diff_ids, &config_path)?;
+            let commands = layer_commands(&config.history, config.rootfs.diff_ids.len());
+            let layers = pair_layers(blobs, config.rootfs.diff_ids, commands, &config_path)?;
             return Ok(ImageManifest {
                 image_id: manifest.config.digest,
                 repo_tags,
@@ -326,7 +336,47 @@ pub fn spool(reader: impl Read, limit: u64, label: &Path, what: &'static str) ->
     Ok(copy)
 }
 
-fn pair_layers(blobs: Vec<String>, diff_ids: Vec<String>, config: &str) -> Result<Vec<LayerRef>> {
+/// The instruction behind each layer: the history entries that made a layer (not
+/// `empty_layer`), in order. When they do not line up with the layers (a hand-made or
+/// squashed image) no layer gets one.
+fn layer_commands(history: &[HistoryEntry], layers: usize) -> Vec<Option<String>> {
+    let made: Vec<&HistoryEntry> = history.iter().filter(|h| !h.empty_layer).collect();
+    if made.len() != layers {
+        return vec![None; layers];
+    }
+    made.iter()
+        .map(|h| {
+            h.created_by
+                .as_deref()
+                .map(instruction)
+                .filter(|c| !c.is_empty())
+        })
+        .collect()
+}
+
+/// `/bin/sh -c #(nop) COPY file:… in /`, `/bin/sh -c apt-get …` (the legacy
+/// builder) or `RUN /bin/sh -c … # buildkit` as the Dockerfile line a person wrote.
+fn instruction(created_by: &str) -> String {
+    let c = created_by.trim();
+    let c = c.strip_suffix("# buildkit").unwrap_or(c).trim();
+    if let Some(rest) = c.strip_prefix("/bin/sh -c #(nop)") {
+        return rest.trim().to_string();
+    }
+    if let Some(rest) = c.strip_prefix("/bin/sh -c ") {
+        return format!("RUN {}", rest.trim());
+    }
+    if let Some(rest) = c.strip_prefix("RUN /bin/sh -c ") {
+        return format!("RUN {}", rest.trim());
+    }
+    c.to_string()
+}
+
+fn pair_layers(
+    blobs: Vec<String>,
+    diff_ids: Vec<String>,
+    commands: Vec<Option<String>>,
+    config: &str,
+) -> Result<Vec<LayerRef>> {
     if blobs.len() != diff_ids.len() {
         return Err(ScanError::BadImage {
             path: config.to_string(),
@@ -339,7 +389,12 @@ fn pair_layers(blobs: Vec<String>, diff_ids: Vec<String>, config: &str) -> Resul
     Ok(blobs
         .into_iter()
         .zip(diff_ids)
-        .map(|(blob_path, diff_id)| LayerRef { blob_path, diff_id })
+        .zip(commands.into_iter().chain(std::iter::repeat(None)))
+        .map(|((blob_path, diff_id), command)| LayerRef {
+            blob_path,
+            diff_id,
+            command,
+        })
         .collect())
 }
 
@@ -370,6 +425,16 @@ fn blob_path(digest: &str) -> Result<String> {
 #[derive(Deserialize)]
 struct ImageConfig {
     rootfs: RootFs,
+    #[serde(default)]
+    history: Vec<HistoryEntry>,
+}
+
+#[derive(Deserialize)]
+struct HistoryEntry {
+    #[serde(default)]
+    created_by: Option<String>,
+    #[serde(default)]
+    empty_layer: bool,
 }
 
 #[derive(Deserialize)]
@@ -413,6 +478,34 @@ struct OciManifest {
 #[cfg(test)]
 mod tests {
     use std::io::Read;
+
+    #[test]
+    fn each_layer_gets_the_instruction_that_made_it() {
+        // A legacy-builder history and a BuildKit one; ENV and CMD make no layer.
+        let history: Vec<super::HistoryEntry> = serde_json::from_str(
+            r##"[
+              {"created_by": "/bin/sh -c #(nop) ADD file:abc in / "},
+              {"created_by": "/bin/sh -c #(nop)  ENV A=1", "empty_layer": true},
+              {"created_by": "/bin/sh -c apt-get update && apt-get install -y openssl"},
+              {"created_by": "RUN /bin/sh -c pip install flask # buildkit"},
+              {"created_by": "COPY app /app # buildkit"},
+              {"created_by": "/bin/sh -c #(nop)  CMD [\"sh\"]", "empty_layer": true}
+            ]"##,
+        )
+        .unwrap();
+        assert_eq!(
+            super::layer_commands(&history, 4),
+            [
+                Some("ADD file:abc in /".to_string()),
+                Some("RUN apt-get update && apt-get install -y openssl".to_string()),
+                Some("RUN pip install flask".to_string()),
+                Some("COPY app /app".to_string()),
+            ]
+        );
+        // A history that does not line up names no layer.
+        assert_eq!(super::layer_commands(&history, 3), [None, None, None]);
+        assert_eq!(super::layer_commands(&[], 2), [None, None]);
+    }
 
     #[test]
     fn spooling_is_bounded_and_members_are_read_in_place() {

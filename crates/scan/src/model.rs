@@ -177,6 +177,9 @@ pub struct LayerInfo {
     pub diff_id: String,
     /// True when the layer's results came from the per-layer cache.
     pub cached: bool,
+    /// The Dockerfile instruction that made it, from the image's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
 }
 
 /// What was scanned.

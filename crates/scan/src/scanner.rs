@@ -332,6 +332,7 @@ pub fn scan_image(store: &BlobStore, name: &str, options: &ScanOptions) -> Resul
         infos.push(LayerInfo {
             diff_id: layer.diff_id.clone(),
             cached,
+            command: layer.command.clone(),
         });
         layers.push((Some(layer.diff_id.clone()), evidence?));
     }

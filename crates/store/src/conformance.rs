@@ -922,12 +922,14 @@ fn scan(
                 severity: *sev,
                 summary: String::new(),
                 in_use: Some(*in_use),
+                ..Default::default()
             })
             .collect(),
         sbom_cyclonedx: Some(format!(
             "{{\"bomFormat\":\"CycloneDX\",\"c\":\"{container}\"}}"
         )),
         sbom_spdx: Some("{\"spdxVersion\":\"SPDX-2.3\"}".into()),
+        ..Default::default()
     })
 }
 

@@ -4,7 +4,7 @@
 // actions that go through the API after a confirmation and show their audit entry.
 import { useState } from 'preact/hooks';
 import {
-  ApiError,
+  download,
   get,
   post,
   qs,
@@ -258,36 +258,48 @@ function Triage({ a, onChange }: { a: Alert; onChange: (a: Alert) => void }) {
   );
 }
 
-async function downloadBundle(a: Alert) {
-  // The bundle is put together here from what the API serves (the alert with its
-  // event, the recorder's events around it, the container's history and edges):
-  // the API has no bundle call; `rampart incident` builds the recorder's own.
-  const part = async <T,>(f: () => Promise<T>) => {
+/**
+ * The incident bundle comes from the server (the node's recorder builds it, as
+ * `rampart incident` does): a tar.gz with summary.md, the events, the process tree,
+ * connections and files written, 60 s either side of the alert. Analysts and admins only.
+ */
+function BundleButton({ a }: { a: Alert }) {
+  const [state, setState] = useState<{ busy: boolean; error?: unknown; saved?: string }>({ busy: false });
+  const run = async () => {
+    setState({ busy: true });
     try {
-      return { ok: await f() };
+      const { blob, filename } = await download(`/v1/alerts/${encodeURIComponent(a.id ?? '')}/incident${qs({ before: '60s', after: '60s' })}`);
+      const url = URL.createObjectURL(blob);
+      const link = document.createElement('a');
+      link.href = url;
+      link.download = filename;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      setState({ busy: false, saved: `${filename} (${blob.size.toLocaleString()} bytes)` });
     } catch (e) {
-      return { error: e instanceof ApiError ? { status: e.status, code: e.code, message: e.message } : String(e) };
+      setState({ busy: false, error: e });
     }
   };
-  const cid = a.container?.id ?? '';
-  const bundle = {
-    kind: 'rampart.console.incident/v1',
-    generatedAt: new Date().toISOString(),
-    alert: a,
-    recorderEvents: await part(() => post('/v1/events:query', timelineQuery(a))),
-    containerHistory: cid ? await part(() => get(`/v1/containers/${encodeURIComponent(cid)}/history`)) : null,
-    networkGraph: await part(() => get(`/v1/network/graph`)),
-    audit: cid ? await part(() => get(`/v1/audit${qs({ target: cid, limit: 200 })}`)) : null,
-  };
-  const blob = new Blob([JSON.stringify(bundle, null, 2)], { type: 'application/json' });
-  const url = URL.createObjectURL(blob);
-  const link = document.createElement('a');
-  link.href = url;
-  link.download = `incident-${a.id}.json`;
-  document.body.appendChild(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+  return (
+    <>
+      <button type="button" onClick={() => void run()} disabled={state.busy} data-testid="bundle">
+        {state.busy ? 'Building the incident bundle…' : 'Download incident bundle'}
+      </button>
+      {state.saved ? (
+        <span class="muted" role="status" data-testid="bundle-saved">
+          {' '}
+          saved {state.saved}
+        </span>
+      ) : null}
+      {state.error ? (
+        <div data-testid="bundle-error">
+          <Problem error={state.error} what="Incident bundle" />
+        </div>
+      ) : null}
+    </>
+  );
 }
 
 function Timeline({ a }: { a: Alert }) {
@@ -435,9 +447,7 @@ export function AlertDetail({ id }: { id: string }) {
                 <dd>{(a.tags ?? []).join(', ') || '—'}</dd>
               </dl>
               <div class="buttons">
-                <button type="button" onClick={() => void downloadBundle(a)} data-testid="bundle">
-                  Download incident bundle
-                </button>
+                <BundleButton a={a} />
               </div>
               <section aria-labelledby="tree-h">
                 <h2 id="tree-h">Process tree</h2>

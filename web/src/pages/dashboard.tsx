@@ -2,7 +2,7 @@
 // ATT&CK heat map of what fired (tactics from the rules' `mitre_*` tags), the top
 // risky workloads with their breakdown, node health (version, kernel, hooks, drops),
 // and vulnerabilities.
-import { get, qs, type Alert, type ListAlertsResponse, type NodeHealth, type Vulnerability, type WorkloadRisk } from '../api';
+import { get, qs, type Alert, type ListAlertsResponse, type NodeHealth, type VulnerabilityList, type WorkloadRisk } from '../api';
 import { href } from '../nav';
 import { Empty, SEVERITIES, SevBadge, Show, Time, nsToDate, sevName, useLoad } from '../ui';
 
@@ -217,24 +217,47 @@ export function NodeHealthTable() {
 }
 
 function Vulns() {
-  const [v] = useLoad(() => get<{ vulnerabilities?: Vulnerability[] }>('/v1/vulnerabilities?limit=10&severity=SEVERITY_HIGH'), []);
+  // Every severity: what the last database update (or a new image since) brought is
+  // the point, whatever its severity; the list shows the new ones first.
+  const [v] = useLoad(() => get<VulnerabilityList>('/v1/vulnerabilities?limit=1000'), []);
   return (
     <Show v={v} what="Vulnerabilities">
-      {(r) =>
-        (r.vulnerabilities ?? []).length === 0 ? (
-          <Empty>No high or critical vulnerability.</Empty>
-        ) : (
-          <ul>
-            {(r.vulnerabilities ?? []).map((x) => (
-              <li key={`${x.id}${x.package}`}>
-                <SevBadge s={x.severity} /> <code>{x.id}</code> {x.package} {x.version}
-                {x.fixedVersion ? ` (fixed in ${x.fixedVersion})` : ''}
-                {x.inUse ? <strong> in use</strong> : null}
-              </li>
-            ))}
-          </ul>
-        )
-      }
+      {(r) => {
+        const all = r.vulnerabilities ?? [];
+        const newOnes = all.filter((x) => x.newSinceDbUpdate);
+        const shown = [...newOnes, ...all.filter((x) => !x.newSinceDbUpdate && ['SEVERITY_HIGH', 'SEVERITY_CRITICAL'].includes(String(x.severity)))].slice(0, 10);
+        return (
+          <>
+            <p data-testid="vulns-new">
+              <strong>{Number(r.newSinceDbUpdate ?? 0).toLocaleString()}</strong> new since the last database update
+              {r.dbUpdatedNs && r.dbUpdatedNs !== '0' ? (
+                <>
+                  {' '}
+                  (<Time ns={r.dbUpdatedNs} />)
+                </>
+              ) : (
+                ' (no update reported)'
+              )}
+              {' · '}
+              {all.length.toLocaleString()} findings in all
+            </p>
+            {shown.length === 0 ? (
+              <Empty>No new, high or critical vulnerability.</Empty>
+            ) : (
+              <ul>
+                {shown.map((x) => (
+                  <li key={`${x.id}${x.package}${x.version}`}>
+                    <SevBadge s={x.severity} /> <code>{x.id}</code> {x.package} {x.version}
+                    {x.fixedVersion ? ` (fixed in ${x.fixedVersion})` : ''}
+                    {x.inUse ? <strong> in use</strong> : null}
+                    {x.newSinceDbUpdate ? <strong> new</strong> : null}
+                  </li>
+                ))}
+              </ul>
+            )}
+          </>
+        );
+      }}
     </Show>
   );
 }
@@ -270,7 +293,7 @@ export function Dashboard() {
           <Risks />
         </section>
         <section class="card" aria-labelledby="vuln-h">
-          <h2 id="vuln-h">Vulnerabilities (high and critical)</h2>
+          <h2 id="vuln-h">Vulnerabilities: new since the last database update, high and critical</h2>
           <Vulns />
         </section>
         <section class="card wide" aria-labelledby="health-h">

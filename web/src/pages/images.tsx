@@ -2,7 +2,7 @@
 // and findings with severity, fix version, in-use status and the layer that brought
 // the package in (when the scan names it).
 import { useState } from 'preact/hooks';
-import { get, qs, type Vulnerability } from '../api';
+import { get, qs, type VulnerabilityList } from '../api';
 import { Empty, Problem, SEVERITIES, SevBadge, Show, Time, sevName, shortId, useLoad } from '../ui';
 
 interface Image {
@@ -71,7 +71,7 @@ export function ImagesPage() {
   const [fixable, setFixable] = useState(false);
   const [image, setImage] = useState('');
   const [vulns] = useLoad(
-    () => get<{ vulnerabilities?: Vulnerability[] }>(`/v1/vulnerabilities${qs({ severity, fixableOnly: fixable, image, limit: 1000 })}`),
+    () => get<VulnerabilityList>(`/v1/vulnerabilities${qs({ severity, fixableOnly: fixable, image, limit: 1000 })}`),
     [severity, fixable, image],
   );
   const [sbom, setSbom] = useState<string | null>(null);
@@ -199,6 +199,7 @@ export function ImagesPage() {
                   <th scope="col">Package</th>
                   <th scope="col">Fixed in</th>
                   <th scope="col">In use</th>
+                  <th scope="col">Introduced in layer</th>
                   <th scope="col">Images</th>
                   <th scope="col">Summary</th>
                 </tr>
@@ -217,6 +218,19 @@ export function ImagesPage() {
                     </td>
                     <td>{x.fixedVersion || '—'}</td>
                     <td>{x.inUse ? <strong>in use</strong> : 'no'}</td>
+                    <td data-testid="vuln-layer">
+                      {x.layerDigest ? (
+                        <>
+                          {/* The canonical JSON leaves 0 (the base layer) out; -1 is unknown. */}
+                          {(x.layerIndex ?? 0) >= 0 ? `#${x.layerIndex ?? 0} ` : ''}
+                          <code title={x.layerDigest}>{x.layerDigest.replace(/^sha256:/, '').slice(0, 12)}</code>
+                          {x.layerCommand ? <div class="muted">{x.layerCommand}</div> : null}
+                        </>
+                      ) : (
+                        '—'
+                      )}
+                      {x.newSinceDbUpdate ? <strong> new</strong> : null}
+                    </td>
                     <td>{(x.images ?? []).join(', ')}</td>
                     <td>{x.summary}</td>
                   </tr>

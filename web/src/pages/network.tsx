@@ -20,7 +20,7 @@ function groupOf(n: GraphNode): string {
 
 interface View {
   nodes: { id: string; label: string; group: boolean; size: number; namespace: string }[];
-  edges: { id: string; source: string; target: string; anomalous: boolean; label: string; edges: GraphEdge[] }[];
+  edges: { id: string; source: string; target: string; anomalous: boolean; blocked: boolean; label: string; edges: GraphEdge[] }[];
   grouped: boolean;
 }
 
@@ -67,11 +67,17 @@ function buildView(g: NetworkGraph, ns: string, wl: string, expanded: Set<string
     if (cur) {
       cur.edges.push(e);
       cur.anomalous ||= !!e.anomalous;
-    } else outEdges.set(key, { id: key, source: s, target: t, anomalous: !!e.anomalous, label: '', edges: [e] });
+      cur.blocked ||= !!e.blocked;
+    } else outEdges.set(key, { id: key, source: s, target: t, anomalous: !!e.anomalous, blocked: !!e.blocked, label: '', edges: [e] });
   }
   for (const e of outEdges.values())
     e.label = e.edges.length === 1 ? `${e.edges[0].protocol ?? ''}/${e.edges[0].port ?? ''}` : `${e.edges.length} flows`;
   return { nodes: [...outNodes.values()], edges: [...outEdges.values()], grouped };
+}
+
+function EdgeState({ e }: { e: GraphEdge }) {
+  if (e.blocked) return <strong class="bad">blocked ({Number(e.blockedConnections ?? 0).toLocaleString()} refused)</strong>;
+  return e.anomalous ? <strong class="bad">anomalous</strong> : <>in baseline</>;
 }
 
 function Graph({ view, onEdge, onGroup }: { view: View; onEdge: (id: string) => void; onGroup: (id: string) => void }) {
@@ -87,13 +93,14 @@ function Graph({ view, onEdge, onGroup }: { view: View; onEdge: (id: string) => 
         container: box.current,
         elements: [
           ...view.nodes.map((n) => ({ data: { id: n.id, label: n.group ? `${n.label} (${n.size})` : n.label, group: n.group ? 1 : 0, size: n.size } })),
-          ...view.edges.map((e) => ({ data: { id: e.id, source: e.source, target: e.target, label: e.label, anomalous: e.anomalous ? 1 : 0 } })),
+          ...view.edges.map((e) => ({ data: { id: e.id, source: e.source, target: e.target, label: e.label, anomalous: e.anomalous ? 1 : 0, blocked: e.blocked ? 1 : 0 } })),
         ],
         style: [
           { selector: 'node', style: { label: 'data(label)', color: fg, 'font-size': 10, 'background-color': '#4a7bd0', width: 18, height: 18 } },
           { selector: 'node[group = 1]', style: { shape: 'round-rectangle', 'background-color': '#7a5cc4', width: 'mapData(size, 1, 500, 22, 70)', height: 'mapData(size, 1, 500, 22, 70)' } },
           { selector: 'edge', style: { width: 1.5, 'line-color': '#8a8f98', 'target-arrow-color': '#8a8f98', 'target-arrow-shape': 'triangle', 'curve-style': 'bezier', label: 'data(label)', 'font-size': 8, color: fg } },
           { selector: 'edge[anomalous = 1]', style: { 'line-color': '#d23c3c', 'target-arrow-color': '#d23c3c', 'line-style': 'dashed', width: 2.5 } },
+          { selector: 'edge[blocked = 1]', style: { 'line-color': '#6b0f0f', 'target-arrow-color': '#6b0f0f', 'target-arrow-shape': 'tee', 'line-style': 'dotted', width: 3 } },
         ],
         layout: view.nodes.length <= 200 ? { name: 'cose', animate: false } : { name: 'grid' },
         wheelSensitivity: 0.3,
@@ -156,7 +163,7 @@ function NetworkView({ g }: { g: NetworkGraph }) {
       </form>
       <p class="muted">
         {(g.nodes ?? []).length.toLocaleString()} nodes, {(g.edges ?? []).length.toLocaleString()} edges
-        {view.grouped ? ` · grouped (over ${GROUP_AT} nodes): click a group to open it` : ''} · solid: in the baseline, red dashed: anomalous
+        {view.grouped ? ` · grouped (over ${GROUP_AT} nodes): click a group to open it` : ''} · solid: in the baseline, red dashed: anomalous, dark red dotted ending in a bar: blocked
       </p>
       <Graph view={view} onEdge={setPicked} onGroup={(id) => setExpanded(new Set([...expanded, id]))} />
       {edge ? (
@@ -168,7 +175,7 @@ function NetworkView({ g }: { g: NetworkGraph }) {
             {edge.edges.slice(0, 50).map((e, i) => (
               <li key={i}>
                 {e.protocol}/{e.port}: {e.connections} connections, {e.bytes ?? 0} bytes, last <Time ns={e.lastSeenNs} />{' '}
-                {e.anomalous ? <strong class="bad">anomalous</strong> : 'in baseline'}
+                <EdgeState e={e} />
               </li>
             ))}
           </ul>
@@ -183,6 +190,7 @@ function NetworkView({ g }: { g: NetworkGraph }) {
             <th scope="col">Protocol/port</th>
             <th scope="col">Connections</th>
             <th scope="col">Baseline</th>
+            <th scope="col">Blocked</th>
           </tr>
         </thead>
         <tbody>
@@ -192,7 +200,8 @@ function NetworkView({ g }: { g: NetworkGraph }) {
               <td>{label.get(e.target) ?? e.target}</td>
               <td>{e.label}</td>
               <td>{e.edges.reduce((n, x) => n + Number(x.connections ?? 0), 0)}</td>
-              <td>{e.anomalous ? <strong class="bad">anomalous</strong> : 'in baseline'}</td>
+              <td>{e.blocked ? <strong class="bad">blocked</strong> : e.anomalous ? <strong class="bad">anomalous</strong> : 'in baseline'}</td>
+              <td data-blocked={e.blocked ? 'true' : 'false'}>{e.blocked ? e.edges.reduce((n, x) => n + Number(x.blockedConnections ?? 0), 0) : '—'}</td>
             </tr>
           ))}
         </tbody>

@@ -182,6 +182,22 @@ struct ImageFacts {
     /// within [`MAX_SBOM_BYTES`].
     sbom_cyclonedx: Option<Arc<str>>,
     sbom_spdx: Option<Arc<str>>,
+    /// The image's layers (diff id, the instruction that made it), base first: where
+    /// a package's layer sits.
+    layers: Vec<(String, Option<String>)>,
+    /// When each finding (package index, id) was first found, kept across re-matches.
+    first_seen: HashMap<(usize, String), u64>,
+    /// The database's last update when matched (ns; 0: unknown).
+    db_updated_ns: u64,
+}
+
+/// The database's last import or update check, in ns (0: unknown).
+fn db_updated_ns(db: &VulnDb) -> u64 {
+    db.freshness()
+        .ok()
+        .and_then(|f| f.updated_at)
+        .and_then(|s| u64::try_from(s).ok())
+        .map_or(0, |s| s.saturating_mul(1_000_000_000))
 }
 
 /// Most package files kept per image (the owners map every container of the image
@@ -609,6 +625,20 @@ fn scan_result(report: &ContainerReport, image: &ImageFacts) -> ScanReport {
         .iter()
         .map(|p| (p.purl.as_str(), p.ecosystem.as_deref().unwrap_or_default()))
         .collect();
+    // First-seen times by (purl, id): the report's findings no longer carry the
+    // package index.
+    let first_seen: HashMap<(&str, &str), u64> = image
+        .first_seen
+        .iter()
+        .filter_map(|((i, id), ts)| {
+            Some(((image.packages.get(*i)?.purl.as_str(), id.as_str()), *ts))
+        })
+        .collect();
+    let layer_of = |v: &Vulnerability| {
+        let layer = v.layer.as_ref()?;
+        let at = image.layers.iter().position(|(d, _)| d == layer)?;
+        Some((u32::try_from(at).ok()?, image.layers[at].1.clone()))
+    };
     ScanReport {
         ts_ns: rampart_event::wall_ns(),
         target: format!("container:{}", report.container_id),
@@ -635,10 +665,18 @@ fn scan_result(report: &ContainerReport, image: &ImageFacts) -> ScanReport {
                 severity: v.severity,
                 summary: v.summary.clone(),
                 in_use: in_use_flag(v),
+                layer: v.layer.clone(),
+                layer_index: layer_of(v).map(|(at, _)| at),
+                layer_command: layer_of(v).and_then(|(_, command)| command),
+                first_seen_ns: first_seen
+                    .get(&(v.purl.as_str(), v.id.as_str()))
+                    .copied()
+                    .unwrap_or(0),
             })
             .collect(),
         sbom_cyclonedx: image.sbom_cyclonedx.as_deref().map(str::to_string),
         sbom_spdx: image.sbom_spdx.as_deref().map(str::to_string),
+        db_updated_ns: image.db_updated_ns,
     }
 }
 
@@ -1061,6 +1099,11 @@ impl Worker {
         };
         let sbom_cyclonedx = document(rampart_scan::output::cyclonedx::document(&report));
         let sbom_spdx = document(rampart_scan::output::spdx::document(&report));
+        let now = crate::wall_ns();
+        let first_seen = findings
+            .iter()
+            .map(|(i, m)| ((*i, m.id.clone()), now))
+            .collect();
         Ok(ImageFacts {
             sbom_cyclonedx,
             sbom_spdx,
@@ -1070,6 +1113,14 @@ impl Worker {
             owners: Arc::new(owners),
             files_known,
             findings,
+            layers: report
+                .target
+                .layers
+                .iter()
+                .map(|l| (l.diff_id.clone(), l.command.clone()))
+                .collect(),
+            first_seen,
+            db_updated_ns: db_updated_ns(db),
         })
     }
 
@@ -1180,6 +1231,15 @@ impl Worker {
             if !changed {
                 continue;
             }
+            let now = crate::wall_ns();
+            let first_seen = findings
+                .iter()
+                .map(|(i, m)| {
+                    let key = (*i, m.id.clone());
+                    let seen = old.first_seen.get(&key).copied().unwrap_or(now);
+                    (key, seen)
+                })
+                .collect();
             let image = Arc::new(ImageFacts {
                 image_ref: old.image_ref.clone(),
                 image_id: old.image_id.clone(),
@@ -1189,6 +1249,9 @@ impl Worker {
                 findings,
                 sbom_cyclonedx: old.sbom_cyclonedx.clone(),
                 sbom_spdx: old.sbom_spdx.clone(),
+                layers: old.layers.clone(),
+                first_seen,
+                db_updated_ns: db_updated_ns(db),
             });
             tracing::info!(image = %image.image_ref, gained = gained.len(), "re-matched after a database change");
             self.images.insert(key.clone(), Arc::clone(&image));
