@@ -237,24 +237,6 @@ impl ApiCore {
         Ok(id)
     }
 
-    /// A write this build cannot do yet: audited as refused, then UNIMPLEMENTED.
-    // No write is unimplemented at the moment; kept for the next part that starts so.
-    #[allow(dead_code)]
-    async fn unimplemented_write<T>(
-        &self,
-        p: &Principal,
-        needed: Permission,
-        action: &str,
-        target: &str,
-        missing: &str,
-    ) -> ApiResult<T> {
-        self.require_write(p, needed, action, target).await?;
-        let e = ApiError::Unimplemented(missing.to_string());
-        self.audit(p, &format!("{action}.refused"), target, &e.to_string())
-            .await?;
-        Err(e)
-    }
-
     // ---- alerts ----
 
     pub fn alert_query(r: &pb::ListAlertsRequest) -> ApiResult<AlertQuery> {
