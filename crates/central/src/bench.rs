@@ -35,11 +35,14 @@ pub struct IngestBenchConfig {
     /// Bus messages central commits in one store transaction at most (1: the
     /// one-message-per-commit baseline).
     pub messages_per_commit: usize,
+    /// Store transactions central runs at once (1: the one-after-the-other baseline).
+    pub commits_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestBenchReport {
     pub messages_per_commit: usize,
+    pub commits_in_flight: usize,
     pub records: u64,
     pub alerts: u64,
     pub inventory: u64,
@@ -167,6 +170,7 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
             outputs: None,
             ingest: crate::IngestOptions {
                 messages_per_commit: cfg.messages_per_commit,
+                commits_in_flight: cfg.commits_in_flight,
             },
         },
         store.clone(),
@@ -232,6 +236,7 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
     let secs = elapsed.as_secs_f64();
     Ok(IngestBenchReport {
         messages_per_commit: cfg.messages_per_commit,
+        commits_in_flight: cfg.commits_in_flight,
         records: r.alerts + r.lifecycle,
         alerts: r.alerts,
         inventory: r.lifecycle,

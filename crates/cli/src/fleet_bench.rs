@@ -37,10 +37,20 @@ pub struct FleetBenchArgs {
     /// Bus messages central commits in one store transaction at most.
     #[arg(long, default_value_t = 64)]
     pub messages_per_commit: usize,
-    /// Records for the baseline run first in the same process: one message per
-    /// commit (0: skip it).
-    #[arg(long, default_value_t = 100_000)]
+    /// Store transactions central runs at once (each group of messages its own).
+    #[arg(long, default_value_t = 2)]
+    pub commits_in_flight: usize,
+    /// Records for the baseline, the previous ingest path, in the same process (0:
+    /// skip it): one commit at a time, of up to --baseline-messages-per-commit messages.
+    #[arg(long, default_value_t = 200_000)]
     pub baseline_records: u64,
+    /// Messages per commit in the baseline (1: one message per commit).
+    #[arg(long, default_value_t = 64)]
+    pub baseline_messages_per_commit: usize,
+    /// Baseline and new path alternate this many times (a shared machine's load
+    /// drifts; each round's figures are printed).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
     /// Raw events in the node's recorder for the streaming measurement (0: skip).
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
@@ -106,7 +116,7 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let nats = NatsConfig::new(&a.nats);
-    let config = |records: u64, messages_per_commit: usize| IngestBenchConfig {
+    let config = |records: u64, messages_per_commit: usize, commits_in_flight| IngestBenchConfig {
         nats: nats.clone(),
         postgres: postgres.clone(),
         nodes: a.nodes,
@@ -115,13 +125,25 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
         in_flight: a.in_flight,
         alerts_per_ten: 8,
         messages_per_commit,
+        commits_in_flight,
     };
-    let baseline = if a.baseline_records > 0 {
-        Some(rt.block_on(ingest_bench(config(a.baseline_records, 1)))?)
-    } else {
-        None
-    };
-    let ingest = rt.block_on(ingest_bench(config(a.records, a.messages_per_commit)))?;
+    let (mut baseline, mut ingest) = (Vec::new(), Vec::new());
+    for _ in 0..a.rounds.max(1) {
+        if a.baseline_records > 0 {
+            baseline.push(rt.block_on(ingest_bench(config(
+                a.baseline_records,
+                a.baseline_messages_per_commit,
+                1,
+            )))?);
+        }
+        if a.records > 0 {
+            ingest.push(rt.block_on(ingest_bench(config(
+                a.records,
+                a.messages_per_commit,
+                a.commits_in_flight,
+            )))?);
+        }
+    }
     let stream = if a.events > 0 {
         Some(stream_bench(&rt, &nats, a.events)?)
     } else {
@@ -133,10 +155,15 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
             serde_json::json!({"ingest": ingest, "ingest_baseline": baseline, "event_stream": stream})
         );
     } else {
-        for r in baseline.iter().chain([&ingest]) {
+        let arms = baseline
+            .iter()
+            .map(|r| ("baseline", r))
+            .chain(ingest.iter().map(|r| ("new", r)));
+        for (arm, r) in arms {
             println!(
-            "ingest (JetStream -> PostgreSQL, up to {} messages per commit): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
+            "ingest {arm} (JetStream -> PostgreSQL, up to {} messages per commit, {} commits at once): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
             r.messages_per_commit,
+            r.commits_in_flight,
             r.records,
             r.alerts,
             r.inventory,

@@ -121,8 +121,11 @@ const MIGRATION_LOCK: i64 = 0x0072_616d_7061_7274; // "rampart"
 /// Runs `$body` (a future using `$c: &mut Client`) on the store's connection, and
 /// forgets the connection when it was lost meanwhile, so the next call reconnects.
 macro_rules! call {
-    ($store:expr, |$c:ident| $body:expr) => {{
-        let mut guard = $store.connected()?;
+    ($store:expr, |$c:ident| $body:expr) => {
+        call!($store, &$store.client, |$c| $body)
+    };
+    ($store:expr, $slot:expr, |$c:ident| $body:expr) => {{
+        let mut guard = $store.connected($slot)?;
         let result = match guard.as_mut() {
             Some($c) => $store.block_on($body)?,
             None => Err(StoreError::Connect("no connection".into())),
@@ -145,11 +148,18 @@ pub struct PgConfig {
     pub schema: Option<String>,
 }
 
+/// Connections for ingest beside the main one: central may commit several groups of
+/// bus messages at once, each in a transaction of its own on its own connection (the
+/// alerts' inserts, most of the work, run in parallel in PostgreSQL).
+const INGEST_CONNECTIONS: usize = 4;
+
 /// Central's store in PostgreSQL.
 pub struct PgStore {
     rt: Option<Runtime>,
     config: PgConfig,
     client: Mutex<Option<Client>>,
+    /// Opened on first use.
+    ingest_clients: [Mutex<Option<Client>>; INGEST_CONNECTIONS],
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
@@ -184,6 +194,7 @@ impl PgStore {
             rt: Some(rt),
             config,
             client: Mutex::new(None),
+            ingest_clients: Default::default(),
         };
         call!(store, |c| migrate(c))?;
         Ok(store)
@@ -206,11 +217,27 @@ impl PgStore {
         Ok(rt.block_on(f))
     }
 
-    /// The connection, reconnecting if it was lost.
-    fn connected(&self) -> Result<MutexGuard<'_, Option<Client>>> {
+    /// An ingest connection no other ingest holds (else the first, waiting for it).
+    fn ingest_slot(&self) -> &Mutex<Option<Client>> {
+        self.ingest_clients
+            .iter()
+            .find(|m| {
+                matches!(
+                    m.try_lock(),
+                    Ok(_) | Err(std::sync::TryLockError::Poisoned(_))
+                )
+            })
+            .unwrap_or(&self.ingest_clients[0])
+    }
+
+    /// The connection in `slot`, reconnecting if it was lost.
+    fn connected<'a>(
+        &self,
+        slot: &'a Mutex<Option<Client>>,
+    ) -> Result<MutexGuard<'a, Option<Client>>> {
         // A panic mid-call leaves at worst an open transaction, rolled back when the
         // Transaction is dropped, so a poisoned lock is still usable.
-        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         if guard.as_ref().is_some_and(|c| !c.is_closed()) {
             return Ok(guard);
         }
@@ -788,7 +815,9 @@ impl Store for PgStore {
     }
 
     fn ingest_many(&self, batches: &[Ingest<'_>]) -> Result<Vec<IngestReport>> {
-        call!(self, |c| ingest::ingest_many(c, batches))
+        call!(self, self.ingest_slot(), |c| ingest::ingest_many(
+            c, batches
+        ))
     }
 
     fn get_alert(&self, id: &str) -> Result<Option<StoredAlert>> {
