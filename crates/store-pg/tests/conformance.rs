@@ -133,7 +133,7 @@ fn parallel_ingest_counts_once_and_keeps_the_newest_state() {
                 let ts = T0 + 1000 + t + 4 * k;
                 containers.iter().map(move |c| ContainerLifecycle {
                     ts_ns: ts,
-                    action: if (t + 4 * k) % 2 == 0 {
+                    action: if (t + 4 * k).is_multiple_of(2) {
                         LifecycleAction::Start
                     } else {
                         LifecycleAction::Stop
