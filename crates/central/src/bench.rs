@@ -119,6 +119,9 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
     let mut nats = cfg.nats.clone();
     nats.stream = format!("RAMPART_BENCH_{tag}");
     nats.subject_prefix = format!("rampart.bench{tag}");
+    // JetStream reserves the bound on disk; the benchmark's stream holds a few
+    // hundred MiB at most and is deleted afterwards.
+    nats.max_bytes = nats.max_bytes.min(2 << 30);
     let schema = format!("rampart_bench_{tag}");
     let store_config = StoreConfig::Postgres {
         url: cfg.postgres.clone(),
