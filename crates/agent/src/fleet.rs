@@ -6,7 +6,9 @@
 //! handle (the writer keeps recording meanwhile) on a blocking thread, and the answer
 //! goes back in chunks of at most [`CHUNK_BYTES`] of JSON lines (the records as
 //! `rampart query --format json` prints them), numbered so central can tell a lost
-//! chunk from the end.
+//! chunk from the end. A query or stream that asks for `binary` records gets them in
+//! the recorder's own block encoding instead (one block body per chunk, bounded the
+//! same way): no JSON on the node, a twentieth of the bytes on the wire.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -113,9 +115,29 @@ struct ChunkSender {
     tx: tokio::sync::mpsc::Sender<ReplyChunk>,
     seq: u64,
     buf: String,
+    /// Records in the recorder's block encoding, when the request asked for `binary`.
+    binary: Option<rampart_recorder::codec::BlockEncoder>,
 }
 
 impl ChunkSender {
+    /// Adds one record, as a JSON line or binary as the request asked; false once
+    /// central has gone away.
+    fn record(&mut self, r: &Record) -> Result<bool, String> {
+        match &mut self.binary {
+            Some(enc) => {
+                enc.push(r);
+                if enc.len() >= CHUNK_BYTES {
+                    return Ok(self.flush(false, None, None));
+                }
+                Ok(true)
+            }
+            None => {
+                let line = record_json(r).map_err(|e| e.to_string())?;
+                Ok(self.line(&line))
+            }
+        }
+    }
+
     /// Adds one JSON line; false once central has gone away.
     fn line(&mut self, line: &str) -> bool {
         self.buf.push_str(line);
@@ -132,12 +154,17 @@ impl ChunkSender {
         error: Option<String>,
         summary: Option<serde_json::Value>,
     ) -> bool {
+        let records = match &mut self.binary {
+            Some(enc) if !enc.is_empty() => Some(Bytes::from(enc.finish().0)),
+            _ => None,
+        };
         let c = ReplyChunk {
             seq: self.seq,
             lines: std::mem::take(&mut self.buf),
             end,
             error,
             summary,
+            records,
         };
         self.seq += 1;
         self.tx.blocking_send(c).is_ok()
@@ -152,10 +179,18 @@ async fn handle(service: Arc<NodeService>, mut req: IncomingRequest) {
             tx,
             seq: 0,
             buf: String::new(),
+            binary: None,
         };
         let r = serde_json::from_slice::<NodeRequest>(&payload)
             .map_err(|e| format!("bad request: {e}"))
-            .and_then(|r| answer(&service, &r, &mut out));
+            .and_then(|r| {
+                if let NodeRequest::Query(q) | NodeRequest::Stream { query: q, .. } = &r {
+                    if q.binary {
+                        out.binary = Some(Default::default());
+                    }
+                }
+                answer(&service, &r, &mut out)
+            });
         match r {
             Ok(summary) => out.flush(true, None, Some(summary)),
             Err(e) => out.flush(true, Some(e), None),
@@ -442,8 +477,7 @@ fn query(
     let mut it = recorder.query(&rq).map_err(|e| e.to_string())?;
     let mut n = 0u64;
     for r in it.by_ref() {
-        let line = record_json(&r).map_err(|e| e.to_string())?;
-        if !out.line(&line) {
+        if !out.record(&r)? {
             return Err("central went away".into());
         }
         n += 1;
@@ -495,8 +529,7 @@ fn stream(
         }
         match follow.next_timeout(STREAM_FLUSH) {
             Ok(Some(r)) => {
-                let line = record_json(&r).map_err(|e| e.to_string())?;
-                if !out.line(&line) {
+                if !out.record(&r)? {
                     break "central went away";
                 }
                 first_waiting.get_or_insert_with(Instant::now);

@@ -147,10 +147,12 @@ pub fn run_node_from(
     // First, so it stops last but for the outputs: everything the others raise while
     // stopping is recorded.
     let mut recorder_report = None;
+    let mut recorder_lag = None;
     if cfg.recorder.enabled {
         let (stage, report) =
             RecorderStage::open(cfg.recorder.recorder_config()).map_err(NodeError::Recorder)?;
         let stage = stage.with_stats_every(Some(Duration::from_secs(cfg.recorder.stats_secs)));
+        recorder_lag = stage.lag_probe();
         tracing::info!(dir = %cfg.recorder.dir.display(), "recording");
         builder = builder.stage(stage);
         recorder_report = Some(report);
@@ -206,6 +208,7 @@ pub fn run_node_from(
                 health_every: opts.health_every.unwrap_or(Duration::from_secs(15)),
                 sensor_stats: sensor_stats.clone(),
                 spool: spool.clone(),
+                recorder_lag,
             },
             reports,
         ));

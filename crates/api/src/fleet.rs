@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rampart_bus::rpc::{DeployAnswer, DeployText};
 use rampart_event::fleet::{HealthReport, NodeReport};
 use rampart_proto::v1 as pb;
-use rampart_store::reports::{scan_key, scan_summaries, vulnerabilities, ScanQuery, VulnQuery};
+use rampart_store::reports::{scan_key, scan_summaries, ScanQuery, VulnQuery};
 use rampart_store::Store;
 
 use crate::convert;
@@ -283,18 +283,23 @@ pub async fn list_vulnerabilities(
     r: pb::ListVulnerabilitiesRequest,
 ) -> ApiResult<pb::ListVulnerabilitiesResponse> {
     let sev: pb::Severity = convert::enum_field("severity", r.severity)?;
-    let all = reports(store, "scan", "").await?;
     let q = VulnQuery {
         image: nonempty(&r.image),
         min_severity: convert::severity_from(sev),
         fixable_only: r.fixable_only,
         limit: r.limit,
     };
+    // Filtered, grouped and bounded by the store, from the findings' rows. The layer,
+    // first-seen time and database update time are not columns of those rows yet:
+    // they still come from the stored reports (read whole, the cost the rows save).
+    let all = reports(store, "scan", "").await?;
     let extras = crate::vulns::Extras::of(&all, &q);
+    let store = store.clone();
+    let found = blocking(move || Ok(store.vulnerabilities(&q)?)).await?;
     Ok(pb::ListVulnerabilitiesResponse {
         db_updated_ns: extras.db_updated_ns,
         new_since_db_update: extras.new_count(),
-        vulnerabilities: vulnerabilities(&all, &q)
+        vulnerabilities: found
             .into_iter()
             .map(|v| {
                 let mut out = pb::Vulnerability {

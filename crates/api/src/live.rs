@@ -150,6 +150,13 @@ impl Store for LiveStore {
         self.inner.sboms(node, key)
     }
 
+    fn vulnerabilities(
+        &self,
+        query: &rampart_store::reports::VulnQuery,
+    ) -> Result<Vec<rampart_store::reports::VulnRecord>> {
+        self.inner.vulnerabilities(query)
+    }
+
     fn append_audit(&self, records: &[AuditRecord]) -> Result<u64> {
         self.inner.append_audit(records)
     }

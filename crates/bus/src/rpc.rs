@@ -13,6 +13,13 @@
 //! lengths, then those and the lines as they are), so a chunk of records is not
 //! escaped into a JSON string and parsed back out on the way; [`ReplyChunk::decode`]
 //! still reads the JSON chunks of older nodes.
+//!
+//! Records may instead travel in their compact binary form ([`EventQuery::binary`]):
+//! a frame flagged `records` carries one body of the flight recorder's block encoding
+//! (strings, containers and processes interned once per chunk, times as deltas), about
+//! a twentieth of the records' JSON and no JSON work on either side. This crate does
+//! not read it (it knows no event); `rampart_recorder::codec` does. A node that does
+//! not know the flag answers with JSON lines, which central still reads.
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -110,6 +117,9 @@ pub struct EventQuery {
     pub lifecycle: bool,
     /// At most this many records (0: no bound).
     pub limit: u64,
+    /// Answer with the records in the recorder's binary block encoding
+    /// ([`ReplyChunk::records`]) instead of JSON lines.
+    pub binary: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -160,11 +170,17 @@ pub struct ReplyChunk {
     /// What the node reports at the end (counts, the audit record of an action).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<serde_json::Value>,
+    /// Records as one body of the recorder's block encoding, instead of `lines` (only
+    /// in binary frames: the JSON form has no place for them).
+    #[serde(skip)]
+    pub records: Option<Bytes>,
 }
 
 /// The first bytes of a binary chunk frame.
 const FRAME_MAGIC: &[u8; 4] = b"RPC1";
 const FRAME_END: u8 = 1;
+/// The body is [`ReplyChunk::records`], not lines.
+const FRAME_RECORDS: u8 = 2;
 /// Magic, sequence, flags, error and summary lengths.
 const FRAME_HEADER: usize = 4 + 8 + 1 + 4 + 4;
 
@@ -178,16 +194,23 @@ impl ReplyChunk {
             .as_ref()
             .map(|v| serde_json::to_vec(v).unwrap_or_default())
             .unwrap_or_default();
-        let mut b =
-            Vec::with_capacity(FRAME_HEADER + error.len() + summary.len() + self.lines.len());
+        let body = match &self.records {
+            Some(r) => &r[..],
+            None => self.lines.as_bytes(),
+        };
+        let mut b = Vec::with_capacity(FRAME_HEADER + error.len() + summary.len() + body.len());
         b.extend_from_slice(FRAME_MAGIC);
         b.extend_from_slice(&self.seq.to_le_bytes());
-        b.push(if self.end { FRAME_END } else { 0 });
+        let mut flags = if self.end { FRAME_END } else { 0 };
+        if self.records.is_some() {
+            flags |= FRAME_RECORDS;
+        }
+        b.push(flags);
         b.extend_from_slice(&(error.len() as u32).to_le_bytes());
         b.extend_from_slice(&(summary.len() as u32).to_le_bytes());
         b.extend_from_slice(error);
         b.extend_from_slice(&summary);
-        b.extend_from_slice(self.lines.as_bytes());
+        b.extend_from_slice(body);
         Bytes::from(b)
     }
 
@@ -222,9 +245,17 @@ impl ReplyChunk {
         }
         let (error, body) = body.split_at(error_len);
         let (summary, lines) = body.split_at(summary_len);
+        let (lines, records) = if flags & FRAME_RECORDS != 0 {
+            (String::new(), Some(Bytes::copy_from_slice(lines)))
+        } else {
+            let lines =
+                String::from_utf8(lines.to_vec()).map_err(|_| bad("lines are not UTF-8"))?;
+            (lines, None)
+        };
         Ok(Self {
             seq: u64::from_le_bytes(seq),
-            lines: String::from_utf8(lines.to_vec()).map_err(|_| bad("lines are not UTF-8"))?,
+            lines,
+            records,
             end: flags & FRAME_END != 0,
             error: if error.is_empty() {
                 None
@@ -306,6 +337,7 @@ mod tests {
             end: true,
             error: None,
             summary: None,
+            records: None,
         };
         assert_eq!(ReplyChunk::decode(&c.encode()).unwrap(), c);
         assert_eq!(
@@ -319,8 +351,19 @@ mod tests {
             end: true,
             error: Some("boom".into()),
             summary: Some(serde_json::json!({"events": 1})),
+            records: None,
         };
         assert_eq!(ReplyChunk::decode(&full.encode()).unwrap(), full);
+        // Binary records (not UTF-8) come back as they went, with the summary.
+        let binary = ReplyChunk {
+            seq: 4,
+            lines: String::new(),
+            end: false,
+            error: None,
+            summary: Some(serde_json::json!({"n": 2})),
+            records: Some(Bytes::from_static(&[0, 0xff, 0x80, 7])),
+        };
+        assert_eq!(ReplyChunk::decode(&binary.encode()).unwrap(), binary);
         assert!(ReplyChunk::decode(b"nope").is_err());
         // Cut in the header, and inside the error and summary.
         let frame = full.encode();

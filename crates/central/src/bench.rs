@@ -35,11 +35,14 @@ pub struct IngestBenchConfig {
     /// Bus messages central commits in one store transaction at most (1: the
     /// one-message-per-commit baseline).
     pub messages_per_commit: usize,
+    /// Store transactions central runs at once (1: the one-after-the-other baseline).
+    pub commits_in_flight: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestBenchReport {
     pub messages_per_commit: usize,
+    pub commits_in_flight: usize,
     pub records: u64,
     pub alerts: u64,
     pub inventory: u64,
@@ -116,6 +119,9 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
     let mut nats = cfg.nats.clone();
     nats.stream = format!("RAMPART_BENCH_{tag}");
     nats.subject_prefix = format!("rampart.bench{tag}");
+    // JetStream reserves the bound on disk; the benchmark's stream holds a few
+    // hundred MiB at most and is deleted afterwards.
+    nats.max_bytes = nats.max_bytes.min(2 << 30);
     let schema = format!("rampart_bench_{tag}");
     let store_config = StoreConfig::Postgres {
         url: cfg.postgres.clone(),
@@ -167,6 +173,7 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
             outputs: None,
             ingest: crate::IngestOptions {
                 messages_per_commit: cfg.messages_per_commit,
+                commits_in_flight: cfg.commits_in_flight,
             },
         },
         store.clone(),
@@ -232,6 +239,7 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
     let secs = elapsed.as_secs_f64();
     Ok(IngestBenchReport {
         messages_per_commit: cfg.messages_per_commit,
+        commits_in_flight: cfg.commits_in_flight,
         records: r.alerts + r.lifecycle,
         alerts: r.alerts,
         inventory: r.lifecycle,

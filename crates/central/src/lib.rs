@@ -178,12 +178,17 @@ pub struct IngestOptions {
     /// the consumer already holds (it never waits to fill up), so a quiet fleet's
     /// batch is stored at once and a busy one's in few, large transactions.
     pub messages_per_commit: usize,
+    /// Groups being committed at once, each in its own transaction (PostgreSQL runs
+    /// their alert inserts in parallel; SQLite takes them one after the other). Each
+    /// group is acked once its own commit is done. 1: one commit after the other.
+    pub commits_in_flight: usize,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
         Self {
             messages_per_commit: 64,
+            commits_in_flight: 2,
         }
     }
 }
@@ -378,7 +383,7 @@ pub async fn ingest_notifying(
 }
 
 /// The ingest loop: takes what the consumer holds (up to a group), and stores each
-/// group while the next is fetched; groups commit one after the other, in order.
+/// group while the next is fetched, up to `commits_in_flight` groups at once.
 pub async fn ingest_with(
     mut consumer: Box<dyn Consumer>,
     store: Arc<dyn Store>,
@@ -390,7 +395,8 @@ pub async fn ingest_with(
     use futures_util::FutureExt;
     tokio::pin!(stop);
     let max = options.messages_per_commit.max(1);
-    let mut in_flight: Option<tokio::task::JoinHandle<()>> = None;
+    let max_in_flight = options.commits_in_flight.max(1);
+    let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<()>> = Default::default();
     let mut result = Ok(());
     loop {
         let first = tokio::select! {
@@ -433,10 +439,12 @@ pub async fn ingest_with(
         let decoding = tokio::task::spawn_blocking(move || {
             payloads.iter().map(|(node, p)| decode(node, p)).collect()
         });
-        if let Some(t) = in_flight.take() {
-            t.await.map_err(|e| CentralError::Join(e.to_string()))?;
+        while in_flight.len() >= max_in_flight {
+            if let Some(t) = in_flight.pop_front() {
+                t.await.map_err(|e| CentralError::Join(e.to_string()))?;
+            }
         }
-        in_flight = Some(tokio::spawn(store_group(
+        in_flight.push_back(tokio::spawn(store_group(
             group,
             decoding,
             store.clone(),
@@ -447,7 +455,7 @@ pub async fn ingest_with(
             break;
         }
     }
-    if let Some(t) = in_flight.take() {
+    for t in in_flight {
         t.await.map_err(|e| CentralError::Join(e.to_string()))?;
     }
     result

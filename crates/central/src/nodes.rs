@@ -29,6 +29,24 @@ pub enum NodeRequestError {
     Store(String),
 }
 
+/// One chunk's records: decoded from the recorder's binary form, or the JSON lines a
+/// node that does not send binary answered with.
+#[derive(Debug)]
+pub enum RecordBatch {
+    Records(Vec<rampart_recorder::Record>),
+    Lines(String),
+}
+
+/// A record as `rampart query --format json` prints it.
+fn record_json(r: &rampart_recorder::Record) -> Result<String, serde_json::Error> {
+    use rampart_recorder::Record;
+    match r {
+        Record::Event(e) => serde_json::to_string(e),
+        Record::Alert(a) => serde_json::to_string(a),
+        Record::Lifecycle(l) => serde_json::to_string(l),
+    }
+}
+
 /// The records of one answer, batch by batch.
 pub struct RecordStream {
     node: String,
@@ -36,12 +54,59 @@ pub struct RecordStream {
     next_seq: u64,
     done: bool,
     summary: Option<serde_json::Value>,
+    /// Bytes of the chunks received so far, as they came over the wire.
+    received_bytes: u64,
 }
 
 impl RecordStream {
     /// The next batch of JSON lines (as `rampart query --format json` prints them);
     /// `None` at the end. Batches may be empty.
     pub async fn next_batch(&mut self) -> Result<Option<String>, NodeRequestError> {
+        Ok(match self.next_records().await? {
+            None => None,
+            Some(RecordBatch::Lines(l)) => Some(l),
+            Some(RecordBatch::Records(records)) => {
+                let mut lines = String::new();
+                for r in &records {
+                    let line = record_json(r).map_err(|e| NodeRequestError::Node {
+                        node: self.node.clone(),
+                        message: format!("a record does not serialize: {e}"),
+                    })?;
+                    lines.push_str(&line);
+                    lines.push('\n');
+                }
+                Some(lines)
+            }
+        })
+    }
+
+    /// The next batch as typed records when the node sent them binary; `None` at the
+    /// end. Batches may be empty.
+    pub async fn next_records(&mut self) -> Result<Option<RecordBatch>, NodeRequestError> {
+        let Some(c) = self.next_chunk().await? else {
+            return Ok(None);
+        };
+        let Some(body) = c.records else {
+            return Ok(Some(RecordBatch::Lines(c.lines)));
+        };
+        let mut dec = rampart_recorder::codec::BlockDecoder::new(&body);
+        let mut records = Vec::new();
+        loop {
+            match dec.next_record() {
+                Ok(Some(r)) => records.push(r),
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(NodeRequestError::Node {
+                        node: self.node.clone(),
+                        message: format!("chunk {}: {e}", c.seq),
+                    })
+                }
+            }
+        }
+        Ok(Some(RecordBatch::Records(records)))
+    }
+
+    async fn next_chunk(&mut self) -> Result<Option<ReplyChunk>, NodeRequestError> {
         if self.done {
             return Ok(None);
         }
@@ -51,6 +116,7 @@ impl RecordStream {
                 message: "the answer stopped before its end".into(),
             });
         };
+        self.received_bytes += raw.len() as u64;
         let c = ReplyChunk::decode(&raw)?;
         if c.seq != self.next_seq {
             return Err(NodeRequestError::Gap {
@@ -62,15 +128,20 @@ impl RecordStream {
         self.next_seq += 1;
         if c.end {
             self.done = true;
-            self.summary = c.summary;
-            if let Some(message) = c.error {
+            self.summary = c.summary.clone();
+            if let Some(message) = c.error.clone() {
                 return Err(NodeRequestError::Node {
                     node: self.node.clone(),
                     message,
                 });
             }
         }
-        Ok(Some(c.lines))
+        Ok(Some(c))
+    }
+
+    /// Bytes received so far, as they came over the wire.
+    pub fn received_bytes(&self) -> u64 {
+        self.received_bytes
     }
 
     /// What the node reported at the end (record counts, an action's audit).
@@ -109,6 +180,11 @@ impl LiveStream {
     pub async fn next_batch(&mut self) -> Result<Option<String>, NodeRequestError> {
         self.records.next_batch().await
     }
+
+    /// As [`LiveStream::next_batch`], typed when the node sent binary records.
+    pub async fn next_records(&mut self) -> Result<Option<RecordBatch>, NodeRequestError> {
+        self.records.next_records().await
+    }
 }
 
 /// Sends requests to nodes by name.
@@ -140,6 +216,7 @@ impl NodeClient {
             next_seq: 0,
             done: false,
             summary: None,
+            received_bytes: 0,
         })
     }
 
@@ -312,8 +389,10 @@ impl rampart_api::NodeGateway for NodeClient {
     async fn query(
         &self,
         node: &str,
-        query: EventQuery,
+        mut query: EventQuery,
     ) -> Result<rampart_api::NodeAnswer, rampart_api::NodeCallError> {
+        // Binary over the wire (nodes that predate it answer with lines anyway).
+        query.binary = true;
         let (lines, summary) = async { self.query_events(node, query).await?.collect().await }
             .await
             .map_err(gateway_error)?;
@@ -340,8 +419,9 @@ impl rampart_api::NodeGateway for NodeClient {
     async fn stream_events(
         &self,
         node: &str,
-        query: EventQuery,
+        mut query: EventQuery,
     ) -> Result<rampart_api::nodes::NodeLines, rampart_api::NodeCallError> {
+        query.binary = true;
         let live = NodeClient::stream_events(self, node, query)
             .await
             .map_err(gateway_error)?;

@@ -27,6 +27,8 @@ fn node_config(url: &str, c: &NodeCredentials) -> NatsConfig {
         key: c.key.clone(),
     });
     n.request_timeout = Duration::from_secs(2);
+    // JetStream reserves the stream's bound on disk: a test needs little.
+    n.max_bytes = 64 << 20;
     n
 }
 
@@ -104,6 +106,7 @@ async fn each_node_only_its_own_subjects_and_revoked_nodes_are_refused() {
         key: files.central_key.clone(),
     });
     central_cfg.request_timeout = Duration::from_secs(2);
+    central_cfg.max_bytes = 64 << 20;
     let central = Arc::new(NatsBackplane::connect(central_cfg).await.unwrap());
     let mut consumer = central.consumer("central").await.unwrap();
 

@@ -191,6 +191,8 @@ async fn enrolled_nodes_reach_nats_over_mtls_and_strangers_do_not() {
         let mut c = NatsConfig::new(&nats.url());
         c.tls = t;
         c.request_timeout = Duration::from_secs(2);
+        // JetStream reserves the stream's bound on disk: a test needs little.
+        c.max_bytes = 64 << 20;
         c
     };
     let node_cfg = cfg(Some(tls(&creds.ca, &creds.cert, &creds.key)));

@@ -239,6 +239,8 @@ async fn nats_into_postgres_across_a_central_restart() {
     };
     let nats_config = rampart_bus_nats::NatsConfig {
         ack_wait: Duration::from_secs(3),
+        // JetStream reserves the stream's bound on disk: a test needs little.
+        max_bytes: 64 << 20,
         ..rampart_bus_nats::NatsConfig::new(&nats.url())
     };
     let store = tokio::task::spawn_blocking({

@@ -59,6 +59,8 @@ async fn central_reconnects_after_postgres_restarts() {
     let nats = rampart_testbed::NatsServer::start(&dir.path().join("nats"));
     let mut nats_config = NatsConfig::new(&nats.url());
     nats_config.request_timeout = Duration::from_secs(2);
+    // JetStream reserves the stream's bound on disk: a test needs little.
+    nats_config.max_bytes = 64 << 20;
     let store_config = StoreConfig::Postgres {
         url: pg.url(),
         schema: None,

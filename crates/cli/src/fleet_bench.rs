@@ -11,7 +11,7 @@ use rampart_agent::fleet::{serve_requests, NodeService};
 use rampart_bus::rpc::EventQuery;
 use rampart_bus_nats::{NatsBackplane, NatsConfig};
 use rampart_central::bench::{ingest_bench, IngestBenchConfig};
-use rampart_central::nodes::NodeClient;
+use rampart_central::nodes::{NodeClient, RecordBatch};
 
 #[derive(Args, Debug)]
 pub struct FleetBenchArgs {
@@ -37,10 +37,20 @@ pub struct FleetBenchArgs {
     /// Bus messages central commits in one store transaction at most.
     #[arg(long, default_value_t = 64)]
     pub messages_per_commit: usize,
-    /// Records for the baseline run first in the same process: one message per
-    /// commit (0: skip it).
-    #[arg(long, default_value_t = 100_000)]
+    /// Store transactions central runs at once (each group of messages its own).
+    #[arg(long, default_value_t = 2)]
+    pub commits_in_flight: usize,
+    /// Records for the baseline, the previous ingest path, in the same process (0:
+    /// skip it): one commit at a time, of up to --baseline-messages-per-commit messages.
+    #[arg(long, default_value_t = 200_000)]
     pub baseline_records: u64,
+    /// Messages per commit in the baseline (1: one message per commit).
+    #[arg(long, default_value_t = 64)]
+    pub baseline_messages_per_commit: usize,
+    /// Baseline and new path alternate this many times (a shared machine's load
+    /// drifts; each round's figures are printed).
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
     /// Raw events in the node's recorder for the streaming measurement (0: skip).
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
@@ -49,8 +59,21 @@ pub struct FleetBenchArgs {
     pub json: bool,
 }
 
+/// How the streamed records travel and what central makes of them.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+enum StreamMode {
+    /// JSON lines from the node, counted at central (the previous path).
+    Json,
+    /// The recorder's block encoding, decoded to typed records at central.
+    Binary,
+    /// Binary on the wire, turned into JSON lines at central (what the API serves).
+    BinaryToJson,
+}
+
 #[derive(Debug, serde::Serialize)]
 struct StreamReport {
+    mode: StreamMode,
     events: u64,
     bytes: u64,
     chunks: u64,
@@ -82,6 +105,7 @@ fn codec_rate<B: AsRef<[u8]>>(
                 end: false,
                 error: None,
                 summary: None,
+                records: None,
             };
             let back = rampart_bus::rpc::ReplyChunk::decode(encode(&c).as_ref())?;
             anyhow::ensure!(
@@ -106,7 +130,7 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let nats = NatsConfig::new(&a.nats);
-    let config = |records: u64, messages_per_commit: usize| IngestBenchConfig {
+    let config = |records: u64, messages_per_commit: usize, commits_in_flight| IngestBenchConfig {
         nats: nats.clone(),
         postgres: postgres.clone(),
         nodes: a.nodes,
@@ -115,17 +139,29 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
         in_flight: a.in_flight,
         alerts_per_ten: 8,
         messages_per_commit,
+        commits_in_flight,
     };
-    let baseline = if a.baseline_records > 0 {
-        Some(rt.block_on(ingest_bench(config(a.baseline_records, 1)))?)
-    } else {
-        None
-    };
-    let ingest = rt.block_on(ingest_bench(config(a.records, a.messages_per_commit)))?;
+    let (mut baseline, mut ingest) = (Vec::new(), Vec::new());
+    for _ in 0..a.rounds.max(1) {
+        if a.baseline_records > 0 {
+            baseline.push(rt.block_on(ingest_bench(config(
+                a.baseline_records,
+                a.baseline_messages_per_commit,
+                1,
+            )))?);
+        }
+        if a.records > 0 {
+            ingest.push(rt.block_on(ingest_bench(config(
+                a.records,
+                a.messages_per_commit,
+                a.commits_in_flight,
+            )))?);
+        }
+    }
     let stream = if a.events > 0 {
-        Some(stream_bench(&rt, &nats, a.events)?)
+        stream_bench(&rt, &nats, a.events, a.rounds.max(1))?
     } else {
-        None
+        Vec::new()
     };
     if a.json {
         println!(
@@ -133,10 +169,15 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
             serde_json::json!({"ingest": ingest, "ingest_baseline": baseline, "event_stream": stream})
         );
     } else {
-        for r in baseline.iter().chain([&ingest]) {
+        let arms = baseline
+            .iter()
+            .map(|r| ("baseline", r))
+            .chain(ingest.iter().map(|r| ("new", r)));
+        for (arm, r) in arms {
             println!(
-            "ingest (JetStream -> PostgreSQL, up to {} messages per commit): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
+            "ingest {arm} (JetStream -> PostgreSQL, up to {} messages per commit, {} commits at once): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
             r.messages_per_commit,
+            r.commits_in_flight,
             r.records,
             r.alerts,
             r.inventory,
@@ -148,9 +189,10 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
             r.store_errors
         );
         }
-        if let Some(s) = &stream {
+        for s in &stream {
             println!(
-                "event stream (node recorder -> NATS -> central): {} events, {:.1} MiB in {} chunks in {:.2} s: {:.0} events/s, {:.1} MiB/s; chunk codec alone: JSON chunks {:.0} events/s, frames {:.0} events/s",
+                "event stream {:?} (node recorder -> NATS -> central): {} events, {:.1} MiB in {} chunks in {:.2} s: {:.0} events/s, {:.1} MiB/s; chunk codec alone: JSON chunks {:.0} events/s, frames {:.0} events/s",
+                s.mode,
                 s.events,
                 s.bytes as f64 / (1 << 20) as f64,
                 s.chunks,
@@ -166,12 +208,14 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
 }
 
 /// Fills a recorder with `n` real events (the recorded workload, repeated), serves it
-/// as a node over NATS, and times central reading all of it.
+/// as a node over NATS, and times central reading all of it, in each [`StreamMode`]
+/// (alternating, `rounds` times).
 fn stream_bench(
     rt: &tokio::runtime::Runtime,
     nats: &NatsConfig,
     n: u64,
-) -> anyhow::Result<StreamReport> {
+    rounds: usize,
+) -> anyhow::Result<Vec<StreamReport>> {
     let dir = tempfile_dir()?;
     let workload =
         rampart_recorder::sample::load_events(&rampart_recorder::sample::workload_file())?;
@@ -201,36 +245,80 @@ fn stream_bench(
         let _ = stop_rx.await;
     }));
     let client = NodeClient::new(plane, None);
-    let report = rt.block_on(async {
-        // The subscription is in place once a ping is answered.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while client.ping(&node).await.is_err() {
-            anyhow::ensure!(Instant::now() < deadline, "the bench node did not answer");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    let (client, node) = (&client, node.as_str());
+    let one = |mode: StreamMode| async move {
         let started = Instant::now();
-        let mut s = client.query_events(&node, EventQuery::default()).await?;
+        let query = EventQuery {
+            binary: !matches!(mode, StreamMode::Json),
+            ..Default::default()
+        };
+        let mut s = client.query_events(node, query).await?;
         let (mut events, mut bytes, mut chunks) = (0u64, 0u64, 0u64);
         let mut sample = Vec::new();
-        while let Some(b) = s.next_batch().await? {
+        loop {
+            let batch = match mode {
+                StreamMode::BinaryToJson => s.next_batch().await?.map(RecordBatch::Lines),
+                StreamMode::Json | StreamMode::Binary => s.next_records().await?,
+            };
+            let Some(batch) = batch else { break };
             chunks += 1;
-            if sample.len() < 32 {
-                sample.push(b.clone());
+            match batch {
+                RecordBatch::Lines(b) => {
+                    events += b.as_bytes().iter().filter(|&&c| c == b'\n').count() as u64;
+                    if sample.len() < 32 {
+                        sample.push(b);
+                    }
+                }
+                RecordBatch::Records(r) => {
+                    anyhow::ensure!(
+                        matches!(mode, StreamMode::Binary),
+                        "binary records where lines were asked for"
+                    );
+                    events += r.len() as u64;
+                }
             }
-            bytes += b.len() as u64;
-            events += b.as_bytes().iter().filter(|&&c| c == b'\n').count() as u64;
         }
+        bytes += s.received_bytes();
         let secs = started.elapsed().as_secs_f64();
+        let (json, frame) = if sample.is_empty() {
+            (0.0, 0.0)
+        } else {
+            (
+                codec_rate(&sample, |c| c.encode_json())?,
+                codec_rate(&sample, |c| c.encode())?,
+            )
+        };
+        anyhow::ensure!(events == n, "{mode:?}: {events} of {n} events came back");
         anyhow::Ok(StreamReport {
+            mode,
             events,
             bytes,
             chunks,
             seconds: secs,
             events_per_s: events as f64 / secs,
             mib_per_s: bytes as f64 / (1 << 20) as f64 / secs,
-            chunk_codec_json_events_per_s: codec_rate(&sample, |c| c.encode_json())?,
-            chunk_codec_frame_events_per_s: codec_rate(&sample, |c| c.encode())?,
+            chunk_codec_json_events_per_s: json,
+            chunk_codec_frame_events_per_s: frame,
         })
+    };
+    let report = rt.block_on(async {
+        // The subscription is in place once a ping is answered.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while client.ping(node).await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "the bench node did not answer");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut reports = Vec::new();
+        for _ in 0..rounds {
+            for mode in [
+                StreamMode::Json,
+                StreamMode::Binary,
+                StreamMode::BinaryToJson,
+            ] {
+                reports.push(one(mode).await?);
+            }
+        }
+        anyhow::Ok(reports)
     });
     let _ = stop_tx.send(());
     let _ = rt.block_on(server);

@@ -99,8 +99,8 @@ pub struct HealthReport {
     /// How long the oldest of them has waited, ns (0: none waits).
     #[serde(default)]
     pub bus_lag_ns: u64,
-    /// How far the recorder's newest sealed block is behind now, ns (0: unknown or
-    /// no recorder).
+    /// How far the flight recorder's writer is behind: how long the oldest record
+    /// waiting for it has waited, ns (0: it keeps up, or the node records nothing).
     #[serde(default)]
     pub recorder_lag_ns: u64,
 }

@@ -914,8 +914,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes one block body.
-pub(crate) struct BlockDecoder<'a> {
+/// Decodes one block body (a block's, or a chunk of records a node sent central).
+pub struct BlockDecoder<'a> {
     r: Reader<'a>,
     strings: Vec<&'a str>,
     hosts: FxHashMap<u32, Arc<str>>,

@@ -81,4 +81,4 @@ pub use store::{
     PublishedStats, Recorder, RecorderConfig, RepairReport, Stats, Summary, DEFAULT_BLOCK_BYTES,
     DEFAULT_DIR, STATS_FILE,
 };
-pub use writer::Writer;
+pub use writer::{LagProbe, Writer, WriterLag};

@@ -7,7 +7,7 @@
 //! record and counts it. A slow disk fills the sealer's small queue of blocks, which
 //! holds the encoder up, whose own queue then sheds.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{
     channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError,
     TrySendError,
@@ -41,6 +41,8 @@ enum Msg {
     Events(Vec<Arc<Event>>),
     Record(Box<Record>),
     Flush(SyncSender<()>),
+    /// Holds the encoder up this long (tests of a writer falling behind).
+    Stall(Duration),
     Stop,
 }
 
@@ -51,7 +53,44 @@ impl Msg {
         match self {
             Msg::Events(v) => v.len(),
             Msg::Event(_) | Msg::Record(_) => 1,
-            Msg::Flush(_) | Msg::Stop => 0,
+            Msg::Flush(_) | Msg::Stall(_) | Msg::Stop => 0,
+        }
+    }
+}
+
+/// How far the writer is behind its producers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriterLag {
+    /// Records queued and not yet encoded.
+    pub queued: u64,
+    /// How long the oldest of them has waited, at most: the time since the encoder
+    /// last found its queue empty (zero when nothing waits). A writer that keeps up
+    /// empties its queue every few milliseconds; one that stalls, or cannot keep up,
+    /// shows it growing.
+    pub behind: Duration,
+}
+
+/// Reads a writer's [`WriterLag`] from another thread (cheap: two atomics and a clock
+/// read; the encoder stores the time once per empty queue, never per record).
+#[derive(Debug, Clone)]
+pub struct LagProbe {
+    in_flight: Arc<AtomicUsize>,
+    /// When the encoder last found its queue empty, ns after `base`.
+    drained_at: Arc<AtomicU64>,
+    base: Instant,
+}
+
+impl LagProbe {
+    pub fn lag(&self) -> WriterLag {
+        let queued = self.in_flight.load(Ordering::Relaxed) as u64;
+        if queued == 0 {
+            return WriterLag::default();
+        }
+        let now = self.base.elapsed().as_nanos() as u64;
+        let drained = self.drained_at.load(Ordering::Relaxed);
+        WriterLag {
+            queued,
+            behind: Duration::from_nanos(now.saturating_sub(drained)),
         }
     }
 }
@@ -66,6 +105,7 @@ pub struct Writer {
     capacity: usize,
     rec: Arc<Recorder>,
     thread: Option<JoinHandle<()>>,
+    lag: LagProbe,
 }
 
 impl std::fmt::Debug for Writer {
@@ -110,7 +150,12 @@ impl Writer {
             }
         };
         let in_flight = Arc::new(AtomicUsize::new(0));
-        let worker = Worker::new(rec.clone(), seal_tx, sealer, bodies_rx, in_flight.clone());
+        let lag = LagProbe {
+            in_flight: in_flight.clone(),
+            drained_at: Arc::new(AtomicU64::new(0)),
+            base: Instant::now(),
+        };
+        let worker = Worker::new(rec.clone(), seal_tx, sealer, bodies_rx, lag.clone());
         let thread = std::thread::Builder::new()
             .name(WRITER_THREAD.into())
             .spawn(move || worker.run(rx))?;
@@ -120,7 +165,25 @@ impl Writer {
             capacity: rec.cfg.queue_capacity.max(1),
             rec,
             thread: Some(thread),
+            lag,
         })
+    }
+
+    /// How far the writer is behind now.
+    pub fn lag(&self) -> WriterLag {
+        self.lag.lag()
+    }
+
+    /// A handle that reads [`Writer::lag`] from elsewhere (the node's health report).
+    pub fn lag_probe(&self) -> LagProbe {
+        self.lag.clone()
+    }
+
+    /// Holds the encoder up for `d` once it reaches this point of its queue: a stalled
+    /// writer, for tests of what reports its lag. False when the queue is full.
+    #[doc(hidden)]
+    pub fn stall(&self, d: Duration) -> bool {
+        self.tx.try_send(Msg::Stall(d)).is_ok()
     }
 
     fn offer(&self, m: Msg) -> bool {
@@ -290,6 +353,7 @@ struct Worker {
     max_span: u64,
     pushed: u64,
     in_flight: Arc<AtomicUsize>,
+    lag: LagProbe,
 }
 
 impl Worker {
@@ -298,10 +362,11 @@ impl Worker {
         sealer: SyncSender<SealMsg>,
         sealer_thread: JoinHandle<()>,
         bodies: Receiver<Vec<u8>>,
-        in_flight: Arc<AtomicUsize>,
+        lag: LagProbe,
     ) -> Self {
         Self {
-            in_flight,
+            in_flight: lag.in_flight.clone(),
+            lag,
             sealer: Some(sealer),
             sealer_thread: Some(sealer_thread),
             bodies,
@@ -332,7 +397,13 @@ impl Worker {
                         last_tick = Instant::now();
                         self.seal_aged();
                     }
-                    rx.recv_timeout(tick)
+                    let m = rx.recv_timeout(tick);
+                    // The queue was empty until the wait ended (a message ends it as it
+                    // arrives): nothing waits from before now.
+                    self.lag
+                        .drained_at
+                        .store(self.lag.base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    m
                 }
             };
             match first {
@@ -388,6 +459,7 @@ impl Worker {
                         self.seal_all();
                         self.hand_to_sealer(SealMsg::Flush(done));
                     }
+                    Msg::Stall(d) => std::thread::sleep(d),
                     Msg::Stop => {
                         self.stop();
                         return;

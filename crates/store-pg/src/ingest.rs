@@ -10,6 +10,14 @@
 //! [`lifecycle_effect`] the SQLite store uses, and written back in one upsert.
 //! Within a commit, containers named by alerts are merged before lifecycle changes
 //! apply, as within one batch.
+//!
+//! Several of these transactions may run at once (central commits groups of bus
+//! messages in parallel, each on its own connection). The alerts' insert, most of the
+//! work, comes first and runs in parallel: rows in id order, so two transactions that
+//! carry the same ids (a redelivery) wait for each other rather than deadlock. Then
+//! an advisory lock (per schema) serialises the rest, which updates rows every batch
+//! shares (nodes, containers, images): without it, two transactions could each read a
+//! container as missing and the later upsert would overwrite the other's state.
 
 use std::collections::{HashMap, HashSet};
 
@@ -79,6 +87,14 @@ pub(crate) async fn ingest_many(
     let tx = c.transaction().await.map_err(pg)?;
     let mut reports = vec![IngestReport::default(); batches.len()];
     let now = ns_to_db(rampart_event::wall_ns());
+    insert_alerts(&tx, batches, &mut reports, now).await?;
+    // Held to the commit: what follows reads and rewrites shared rows.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
+        &[&INGEST_LOCK],
+    )
+    .await
+    .map_err(pg)?;
 
     // Nodes.
     let mut nodes: Vec<(&str, NodeSeen)> = Vec::new();
@@ -121,7 +137,7 @@ pub(crate) async fn ingest_many(
     }
 
     let mut images: HashMap<String, ImageSeen> = HashMap::new();
-    insert_alerts(&tx, batches, &mut reports, now, &mut images).await?;
+    merge_alert_containers(&tx, batches, &mut images).await?;
     apply_lifecycle(&tx, batches, &mut reports, &mut images).await?;
     insert_audit(&tx, batches, &mut reports).await?;
 
@@ -172,13 +188,16 @@ pub(crate) async fn ingest_many(
     Ok(reports)
 }
 
-/// Alerts (new ids only) and the containers their events name.
+/// The first key of the ingest transactions' advisory lock ("ramp"); the second is
+/// the schema's hash, so stores in different schemas do not wait for each other.
+const INGEST_LOCK: i32 = 0x7261_6d70;
+
+/// Alerts, new ids only.
 async fn insert_alerts(
     tx: &Transaction<'_>,
     batches: &[Ingest<'_>],
     reports: &mut [IngestReport],
     now: i64,
-    images: &mut HashMap<String, ImageSeen>,
 ) -> Result<()> {
     // First occurrence of each id, with the batch it came in.
     let mut seen: HashSet<&str> = HashSet::new();
@@ -193,6 +212,7 @@ async fn insert_alerts(
     if rows.is_empty() {
         return Ok(());
     }
+    rows.sort_unstable_by(|a, b| a.2.id.cmp(&b.2.id));
     let n = rows.len();
     let mut ids = Vec::with_capacity(n);
     let (mut ts, mut first_ts, mut count) = (
@@ -249,8 +269,15 @@ async fn insert_alerts(
             reports[*i].alerts += 1;
         }
     }
+    Ok(())
+}
 
-    // The containers the alerts' events name, merged per id in arrival order.
+/// The containers the alerts' events name, merged per id in arrival order.
+async fn merge_alert_containers(
+    tx: &Transaction<'_>,
+    batches: &[Ingest<'_>],
+    images: &mut HashMap<String, ImageSeen>,
+) -> Result<()> {
     let mut order: Vec<&str> = Vec::new();
     let mut merged: HashMap<&str, ContainerRow> = HashMap::new();
     for b in batches {

@@ -113,6 +113,11 @@ CREATE INDEX audit_ts ON audit (ts_ns, id);
         name: "node reports (rules, health, scan results)",
         sql: REPORTS_SQL,
     },
+    Migration {
+        version: 4,
+        name: "scan findings, one per row",
+        sql: rampart_store::reports::FINDINGS_SQL,
+    },
 ];
 
 /// Serialises migrations between centrals starting at once (an advisory lock key).
@@ -121,8 +126,11 @@ const MIGRATION_LOCK: i64 = 0x0072_616d_7061_7274; // "rampart"
 /// Runs `$body` (a future using `$c: &mut Client`) on the store's connection, and
 /// forgets the connection when it was lost meanwhile, so the next call reconnects.
 macro_rules! call {
-    ($store:expr, |$c:ident| $body:expr) => {{
-        let mut guard = $store.connected()?;
+    ($store:expr, |$c:ident| $body:expr) => {
+        call!($store, &$store.client, |$c| $body)
+    };
+    ($store:expr, $slot:expr, |$c:ident| $body:expr) => {{
+        let mut guard = $store.connected($slot)?;
         let result = match guard.as_mut() {
             Some($c) => $store.block_on($body)?,
             None => Err(StoreError::Connect("no connection".into())),
@@ -145,11 +153,18 @@ pub struct PgConfig {
     pub schema: Option<String>,
 }
 
+/// Connections for ingest beside the main one: central may commit several groups of
+/// bus messages at once, each in a transaction of its own on its own connection (the
+/// alerts' inserts, most of the work, run in parallel in PostgreSQL).
+const INGEST_CONNECTIONS: usize = 4;
+
 /// Central's store in PostgreSQL.
 pub struct PgStore {
     rt: Option<Runtime>,
     config: PgConfig,
     client: Mutex<Option<Client>>,
+    /// Opened on first use.
+    ingest_clients: [Mutex<Option<Client>>; INGEST_CONNECTIONS],
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
@@ -184,6 +199,7 @@ impl PgStore {
             rt: Some(rt),
             config,
             client: Mutex::new(None),
+            ingest_clients: Default::default(),
         };
         call!(store, |c| migrate(c))?;
         Ok(store)
@@ -206,11 +222,27 @@ impl PgStore {
         Ok(rt.block_on(f))
     }
 
-    /// The connection, reconnecting if it was lost.
-    fn connected(&self) -> Result<MutexGuard<'_, Option<Client>>> {
+    /// An ingest connection no other ingest holds (else the first, waiting for it).
+    fn ingest_slot(&self) -> &Mutex<Option<Client>> {
+        self.ingest_clients
+            .iter()
+            .find(|m| {
+                matches!(
+                    m.try_lock(),
+                    Ok(_) | Err(std::sync::TryLockError::Poisoned(_))
+                )
+            })
+            .unwrap_or(&self.ingest_clients[0])
+    }
+
+    /// The connection in `slot`, reconnecting if it was lost.
+    fn connected<'a>(
+        &self,
+        slot: &'a Mutex<Option<Client>>,
+    ) -> Result<MutexGuard<'a, Option<Client>>> {
         // A panic mid-call leaves at worst an open transaction, rolled back when the
         // Transaction is dropped, so a poisoned lock is still usable.
-        let mut guard = self.client.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = slot.lock().unwrap_or_else(|p| p.into_inner());
         if guard.as_ref().is_some_and(|c| !c.is_closed()) {
             return Ok(guard);
         }
@@ -273,6 +305,9 @@ async fn migrate(c: &mut Client) -> Result<()> {
                 name: m.name,
                 reason: e.to_string(),
             })?;
+        if m.version == 4 {
+            backfill_findings(&tx).await?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_ns) VALUES ($1, $2, $3)",
             &[
@@ -713,6 +748,66 @@ async fn apply_retention(c: &mut Client, r: &Retention) -> Result<Purged> {
     Ok(purged)
 }
 
+/// Migration 4's data: the findings of the scan reports stored before it.
+async fn backfill_findings(tx: &Transaction<'_>) -> Result<()> {
+    let rows = tx
+        .query(
+            "SELECT node, key, body FROM node_reports WHERE kind = 'scan'",
+            &[],
+        )
+        .await
+        .map_err(pg)?;
+    for r in rows {
+        let node: String = r.try_get(0).map_err(pg)?;
+        let key: String = r.try_get(1).map_err(pg)?;
+        let body: String = r.try_get(2).map_err(pg)?;
+        let report = rampart_store::reports::report_from_row(node, &body)?;
+        put_findings(tx, &report.node, &key, &report.report).await?;
+    }
+    Ok(())
+}
+
+/// Replaces the findings of `node`'s report `key` with `report`'s.
+async fn put_findings(
+    tx: &Transaction<'_>,
+    node: &str,
+    key: &str,
+    report: &rampart_event::fleet::NodeReport,
+) -> Result<()> {
+    use rampart_store::reports::{finding_rows, DELETE_FINDINGS_SQL, INSERT_FINDING_SQL};
+    tx.execute(DELETE_FINDINGS_SQL, &[&node, &key])
+        .await
+        .map_err(pg)?;
+    let rows = finding_rows(report);
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let st = tx.prepare(INSERT_FINDING_SQL).await.map_err(pg)?;
+    for f in &rows {
+        tx.execute(
+            &st,
+            &[
+                &node,
+                &key,
+                &f.vuln_id,
+                &f.package,
+                &f.version,
+                &f.ecosystem,
+                &f.fixed_version,
+                &f.severity,
+                &f.summary,
+                &f.aliases,
+                &f.image,
+                &f.image_id,
+                &f.in_use,
+            ],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    Ok(())
+}
+
 async fn store_reports(
     c: &mut Client,
     node: &str,
@@ -725,17 +820,50 @@ async fn store_reports(
     let tx = c.transaction().await.map_err(pg)?;
     let st = tx.prepare(PUT_REPORT_SQL).await.map_err(pg)?;
     let mut n = 0;
-    for r in &rows {
-        n += tx
+    for (r, report) in rows.iter().zip(reports) {
+        let written = tx
             .execute(
                 &st,
                 &[&node, &r.key, &r.kind, &ns_to_db(r.ts_ns), &r.body, &r.sbom],
             )
             .await
             .map_err(pg)?;
+        // An older report than the one stored changes nothing, findings included.
+        if written > 0 && r.kind == "scan" {
+            put_findings(&tx, node, &r.key, report).await?;
+        }
+        n += written;
     }
     tx.commit().await.map_err(pg)?;
     Ok(n)
+}
+
+async fn query_vulnerabilities(
+    c: &mut Client,
+    q: &rampart_store::reports::VulnQuery,
+) -> Result<Vec<rampart_store::reports::VulnRecord>> {
+    use rampart_store::reports::{vuln_params, VulnRow, VULNS_PG};
+    let (image, min_severity, fixable, limit) = vuln_params(q);
+    c.query(VULNS_PG, &[&image, &min_severity, &fixable, &limit])
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| {
+            VulnRow {
+                id: r.try_get(0).map_err(pg)?,
+                package: r.try_get(1).map_err(pg)?,
+                version: r.try_get(2).map_err(pg)?,
+                aliases: r.try_get(3).map_err(pg)?,
+                ecosystem: r.try_get(4).map_err(pg)?,
+                fixed_version: r.try_get(5).map_err(pg)?,
+                severity: r.try_get(6).map_err(pg)?,
+                summary: r.try_get(7).map_err(pg)?,
+                in_use: r.try_get(8).map_err(pg)?,
+                images: r.try_get(9).map_err(pg)?,
+            }
+            .into_record()
+        })
+        .collect()
 }
 
 async fn load_reports(c: &mut Client, kind: &str, node: Option<&str>) -> Result<Vec<StoredReport>> {
@@ -788,7 +916,9 @@ impl Store for PgStore {
     }
 
     fn ingest_many(&self, batches: &[Ingest<'_>]) -> Result<Vec<IngestReport>> {
-        call!(self, |c| ingest::ingest_many(c, batches))
+        call!(self, self.ingest_slot(), |c| ingest::ingest_many(
+            c, batches
+        ))
     }
 
     fn get_alert(&self, id: &str) -> Result<Option<StoredAlert>> {
@@ -839,6 +969,13 @@ impl Store for PgStore {
 
     fn sboms(&self, node: &str, key: &str) -> Result<Option<rampart_store::reports::Sboms>> {
         call!(self, |c| load_sboms(c, node, key))
+    }
+
+    fn vulnerabilities(
+        &self,
+        query: &rampart_store::reports::VulnQuery,
+    ) -> Result<Vec<rampart_store::reports::VulnRecord>> {
+        call!(self, |c| query_vulnerabilities(c, query))
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {

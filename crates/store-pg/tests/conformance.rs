@@ -104,3 +104,102 @@ fn reconnects_after_the_server_drops_the_connection() {
     }
     assert_eq!(answers, [2], "the store reconnected and answers");
 }
+
+/// Central commits several groups at once, each on its own connection: four threads
+/// ingest the same alerts (a redelivery racing its original) and lifecycle changes of
+/// the same containers. Nothing deadlocks or fails, each alert counts as new exactly
+/// once, and each container ends in the state of its newest change.
+#[test]
+fn parallel_ingest_counts_once_and_keeps_the_newest_state() {
+    use rampart_event::{ContainerLifecycle, LifecycleAction, Priority};
+    use rampart_store::{ContainerQuery, ContainerState, Ingest};
+    let Some(url) = rampart_testbed::postgres_ready() else {
+        return;
+    };
+    let (s, schema) = fresh(&url);
+    let _dropper = Dropper(url.clone(), vec![schema]);
+    const T0: u64 = 1_700_000_000_000_000_000;
+    let containers: Vec<String> = (0..20).map(|c| format!("c{c:02}")).collect();
+    let alerts: Vec<_> = (0..400u64)
+        .map(|i| {
+            let c = &containers[(i % 20) as usize];
+            conformance::alert(&format!("a{i}"), T0 + i, "R", Priority::Warning, Some(c))
+        })
+        .collect();
+    // Thread t sends the changes at times t, t+4, t+8, …: start, stop, start, …
+    let changes = |t: u64| -> Vec<ContainerLifecycle> {
+        (0..10u64)
+            .flat_map(|k| {
+                let ts = T0 + 1000 + t + 4 * k;
+                containers.iter().map(move |c| ContainerLifecycle {
+                    ts_ns: ts,
+                    action: if (t + 4 * k).is_multiple_of(2) {
+                        LifecycleAction::Start
+                    } else {
+                        LifecycleAction::Stop
+                    },
+                    container_id: c.clone(),
+                    name: format!("name-{c}"),
+                    image: "img:1".into(),
+                    labels: Default::default(),
+                })
+            })
+            .collect()
+    };
+    let new_alerts = std::sync::atomic::AtomicU64::new(0);
+    let new_changes = std::sync::atomic::AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for t in 0..4u64 {
+            let (s, alerts, new_alerts, new_changes) = (&s, &alerts, &new_alerts, &new_changes);
+            let lifecycle = changes(t);
+            scope.spawn(move || {
+                for round in 0..10 {
+                    let a = &alerts[round * 40..(round + 1) * 40];
+                    let l = &lifecycle[round * 20..(round + 1) * 20];
+                    let batches = [
+                        Ingest {
+                            node: "n1",
+                            node_version: "1",
+                            seen_ns: T0,
+                            alerts: a,
+                            ..Ingest::default()
+                        },
+                        Ingest {
+                            node: "n1",
+                            node_version: "1",
+                            seen_ns: T0,
+                            lifecycle: l,
+                            ..Ingest::default()
+                        },
+                    ];
+                    let r = s.ingest_many(&batches).expect("parallel ingest commits");
+                    let sum =
+                        |f: fn(&rampart_store::IngestReport) -> u64| r.iter().map(f).sum::<u64>();
+                    new_alerts.fetch_add(sum(|r| r.alerts), std::sync::atomic::Ordering::Relaxed);
+                    new_changes
+                        .fetch_add(sum(|r| r.lifecycle), std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    assert_eq!(new_alerts.into_inner(), 400, "each alert new exactly once");
+    assert_eq!(
+        new_changes.into_inner(),
+        4 * 10 * 20,
+        "every change is history"
+    );
+    let all = s
+        .containers(&ContainerQuery {
+            include_gone: true,
+            limit: 100,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(all.len(), 20);
+    // The newest change of every container is at T0+1000+3+36, odd: a stop.
+    for c in &all {
+        assert_ne!(c.state, ContainerState::Running, "{c:?}");
+        assert_eq!(c.last_seen_ns, T0 + 1000 + 39, "{c:?}");
+        assert_eq!(s.container_history(&c.id).unwrap().len(), 40, "{}", c.id);
+    }
+}

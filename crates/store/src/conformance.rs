@@ -996,7 +996,13 @@ pub fn scan_results_and_vulnerabilities(s: &dyn Store) {
     assert!(sboms.cyclonedx.unwrap().contains("\"c2\""));
     assert!(sboms.spdx.unwrap().contains("SPDX-2.3"));
     assert!(s.sboms("n1", "scan:container:nope").unwrap().is_none());
-    let v = vulnerabilities(&reports, &VulnQuery::default());
+    // The store's answer (SQL over the findings' rows) is the reports' own.
+    let from_store = |q: &VulnQuery| {
+        let v = s.vulnerabilities(q).unwrap();
+        assert_eq!(v, vulnerabilities(&reports, q), "{q:?}");
+        v
+    };
+    let v = from_store(&VulnQuery::default());
     let got: Vec<(&str, bool, Vec<String>)> = v
         .iter()
         .map(|x| (x.id.as_str(), x.in_use, x.images.clone()))
@@ -1009,32 +1015,59 @@ pub fn scan_results_and_vulnerabilities(s: &dyn Store) {
             ("CVE-2", false, vec!["web:1".to_string()]),
         ]
     );
-    let fixable = vulnerabilities(
-        &reports,
-        &VulnQuery {
-            fixable_only: true,
-            ..Default::default()
-        },
-    );
+    let fixable = from_store(&VulnQuery {
+        fixable_only: true,
+        ..Default::default()
+    });
     assert_eq!(
         fixable.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
         ["CVE-1"]
     );
-    let high = vulnerabilities(
-        &reports,
-        &VulnQuery {
-            min_severity: Some(Severity::High),
-            image: Some("web:1".into()),
-            ..Default::default()
-        },
+    let high = from_store(&VulnQuery {
+        min_severity: Some(Severity::High),
+        image: Some("web:1".into()),
+        ..Default::default()
+    });
+    // By image id too, and bounded: the most severe first.
+    let by_id = from_store(&VulnQuery {
+        image: Some("sha256:db:2".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        by_id.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        ["CVE-3"]
+    );
+    let first = from_store(&VulnQuery {
+        limit: 1,
+        ..Default::default()
+    });
+    assert_eq!(
+        first.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
+        ["CVE-3"]
     );
     assert_eq!(
         high.iter().map(|x| x.id.as_str()).collect::<Vec<_>>(),
         ["CVE-1"]
     );
-    // A newer scan of c1 replaces its findings.
+    // A newer scan of c1 replaces its findings; an older one of c2 changes nothing.
     s.put_reports("n1", &[scan(T0 + 5 * SEC, "c1", "web:1", &[])])
         .unwrap();
+    s.put_reports(
+        "n1",
+        &[scan(
+            T0,
+            "c2",
+            "web:1",
+            &[("CVE-9", Severity::Critical, false, false)],
+        )],
+    )
+    .unwrap();
+    let after = s.vulnerabilities(&VulnQuery::default()).unwrap();
+    let got: Vec<(&str, bool)> = after.iter().map(|x| (x.id.as_str(), x.in_use)).collect();
+    // CVE-1 is now only c2's (in use there).
+    assert_eq!(got, [("CVE-3", false), ("CVE-1", true), ("CVE-2", false)]);
+    let all = s.reports("scan", None).unwrap();
+    assert_eq!(after, vulnerabilities(&all, &VulnQuery::default()));
     let reports = s.reports("scan", Some("n1")).unwrap();
     let c1 = scan_summaries(
         &reports,

@@ -588,6 +588,11 @@ pub trait Store: Send + Sync {
     /// The SBOM documents of a scan report (`key` is the report's key).
     fn sboms(&self, node: &str, key: &str) -> Result<Option<reports::Sboms>>;
 
+    /// The vulnerabilities of the newest scan reports, one per id, package and
+    /// version, most severe first, in-use before not (filtered and bounded by the
+    /// store, from the findings kept one per row).
+    fn vulnerabilities(&self, query: &reports::VulnQuery) -> Result<Vec<reports::VulnRecord>>;
+
     fn append_audit(&self, records: &[AuditRecord]) -> Result<u64> {
         self.ingest(&Ingest {
             audit: records,

@@ -3,8 +3,11 @@
 //! (`node_reports`, migration 3) by both backends. A report's SBOM documents live in a
 //! column of their own, so listing scan results never reads them.
 //!
-//! The backends only store and fetch rows; what the API asks of them (scan summaries,
-//! vulnerabilities across the fleet) is computed here once for both.
+//! The backends only store and fetch rows; what the API asks of them (scan summaries)
+//! is computed here once for both. Vulnerabilities are the exception: a scan report's
+//! findings are also kept one per row (`scan_findings`, migration 4), replaced with
+//! their report, so the fleet's vulnerability list is filtered, grouped, ordered and
+//! bounded in SQL ([`VULNS_SQLITE`], [`VULNS_PG`]) without reading every report.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -241,4 +244,161 @@ pub fn vulnerabilities(reports: &[StoredReport], q: &VulnQuery) -> Vec<VulnRecor
     });
     out.truncate(page(q.limit));
     out
+}
+
+/// Migration 4 (the same text for PostgreSQL): scan findings, one per row.
+pub const FINDINGS_SQL: &str = "
+CREATE TABLE scan_findings (
+    node TEXT NOT NULL,
+    key TEXT NOT NULL,
+    vuln_id TEXT NOT NULL,
+    package TEXT NOT NULL,
+    version TEXT NOT NULL,
+    ecosystem TEXT NOT NULL,
+    fixed_version TEXT NOT NULL,
+    severity BIGINT NOT NULL,
+    summary TEXT NOT NULL,
+    aliases TEXT NOT NULL,
+    image TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    in_use BIGINT NOT NULL
+);
+CREATE INDEX scan_findings_report ON scan_findings (node, key);
+CREATE INDEX scan_findings_vuln ON scan_findings (vuln_id, package, version);
+CREATE INDEX scan_findings_image ON scan_findings (image);
+CREATE INDEX scan_findings_image_id ON scan_findings (image_id);
+";
+
+/// Removes a report's findings (before its newer version's go in).
+pub const DELETE_FINDINGS_SQL: &str = "DELETE FROM scan_findings WHERE node = $1 AND key = $2";
+
+/// Adds one finding.
+pub const INSERT_FINDING_SQL: &str = "
+INSERT INTO scan_findings (node, key, vuln_id, package, version, ecosystem, fixed_version,
+                           severity, summary, aliases, image, image_id, in_use)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)";
+
+/// The fleet's vulnerabilities in SQLite: parameters image (or NULL), minimum severity
+/// rank, fixable only (0/1), limit. Columns as [`VulnRow`] reads them; images as a
+/// JSON array.
+pub const VULNS_SQLITE: &str = "
+SELECT vuln_id, package, version, MIN(aliases), MIN(ecosystem), MAX(fixed_version),
+       MAX(severity), MIN(summary), MAX(in_use),
+       json_group_array(DISTINCT image) FILTER (WHERE image <> '')
+FROM scan_findings
+WHERE ($1 IS NULL OR image = $1 OR image_id = $1) AND severity >= $2
+  AND ($3 = 0 OR fixed_version <> '')
+GROUP BY vuln_id, package, version
+ORDER BY MAX(severity) DESC, MAX(in_use) DESC, vuln_id, package, version
+LIMIT $4";
+
+/// The same in PostgreSQL; images as a text array.
+pub const VULNS_PG: &str = "
+SELECT vuln_id, package, version, MIN(aliases), MIN(ecosystem), MAX(fixed_version),
+       MAX(severity), MIN(summary), MAX(in_use),
+       COALESCE(array_agg(DISTINCT image ORDER BY image) FILTER (WHERE image <> ''), '{}')
+FROM scan_findings
+WHERE ($1::TEXT IS NULL OR image = $1 OR image_id = $1) AND severity >= $2::BIGINT
+  AND ($3::BIGINT = 0 OR fixed_version <> '')
+GROUP BY vuln_id, package, version
+ORDER BY MAX(severity) DESC, MAX(in_use) DESC, vuln_id, package, version
+LIMIT $4::BIGINT";
+
+/// One finding as the backends write it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindingRow {
+    pub vuln_id: String,
+    pub package: String,
+    pub version: String,
+    pub ecosystem: String,
+    /// Empty: no fixed version.
+    pub fixed_version: String,
+    pub severity: i64,
+    pub summary: String,
+    /// JSON array.
+    pub aliases: String,
+    pub image: String,
+    pub image_id: String,
+    pub in_use: i64,
+}
+
+/// A scan report's findings as rows (none for other reports).
+pub fn finding_rows(report: &NodeReport) -> Vec<FindingRow> {
+    let NodeReport::Scan(s) = report else {
+        return Vec::new();
+    };
+    s.vulnerabilities
+        .iter()
+        .map(|v| FindingRow {
+            vuln_id: v.id.clone(),
+            package: v.package.clone(),
+            version: v.version.clone(),
+            ecosystem: v.ecosystem.clone(),
+            fixed_version: v.fixed_version.clone().unwrap_or_default(),
+            severity: crate::severity_rank(v.severity),
+            summary: v.summary.clone(),
+            // A list of strings always serializes.
+            aliases: serde_json::to_string(&v.aliases).unwrap_or_else(|_| "[]".into()),
+            image: s.image.clone(),
+            image_id: s.image_id.clone(),
+            in_use: i64::from(v.in_use == Some(true)),
+        })
+        .collect()
+}
+
+/// The bound parameters of a vulnerability query: image, minimum severity rank,
+/// fixable only, limit.
+pub fn vuln_params(q: &VulnQuery) -> (Option<&str>, i64, i64, i64) {
+    (
+        q.image.as_deref(),
+        q.min_severity.map_or(0, crate::severity_rank),
+        i64::from(q.fixable_only),
+        page(q.limit) as i64,
+    )
+}
+
+/// One grouped row of [`VULNS_SQLITE`] / [`VULNS_PG`], read by the backends.
+pub struct VulnRow {
+    pub id: String,
+    pub package: String,
+    pub version: String,
+    pub aliases: String,
+    pub ecosystem: String,
+    pub fixed_version: String,
+    pub severity: i64,
+    pub summary: String,
+    pub in_use: i64,
+    pub images: Vec<String>,
+}
+
+impl VulnRow {
+    pub fn into_record(self) -> Result<VulnRecord> {
+        let aliases = serde_json::from_str(&self.aliases)
+            .map_err(|e| StoreError::Decode(format!("finding aliases: {e}")))?;
+        let mut images = self.images;
+        images.sort();
+        images.dedup();
+        Ok(VulnRecord {
+            id: self.id,
+            aliases,
+            package: self.package,
+            version: self.version,
+            ecosystem: self.ecosystem,
+            fixed_version: (!self.fixed_version.is_empty()).then_some(self.fixed_version),
+            severity: severity_from_rank(self.severity),
+            summary: self.summary,
+            images,
+            in_use: self.in_use != 0,
+        })
+    }
+}
+
+fn severity_from_rank(rank: i64) -> Severity {
+    match rank {
+        1 => Severity::Low,
+        2 => Severity::Medium,
+        3 => Severity::High,
+        4 => Severity::Critical,
+        _ => Severity::Unknown,
+    }
 }

@@ -105,6 +105,11 @@ CREATE INDEX audit_ts ON audit (ts_ns, id);
         name: "node reports (rules, health, scan results)",
         sql: REPORTS_SQL,
     },
+    Migration {
+        version: 4,
+        name: "scan findings, one per row",
+        sql: reports::FINDINGS_SQL,
+    },
 ];
 
 /// Migration 3 (the same text for PostgreSQL): each node's newest report per key.
@@ -182,11 +187,63 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             name: m.name,
             reason: e.to_string(),
         })?;
+        if m.version == 4 {
+            backfill_findings(&tx)?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_ns) VALUES (?1, ?2, ?3)",
             params![m.version, m.name, ns_to_db(rampart_event::wall_ns())],
         )?;
         tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Migration 4's data: the findings of the scan reports stored before it.
+fn backfill_findings(tx: &rusqlite::Transaction<'_>) -> Result<()> {
+    let rows = tx
+        .prepare("SELECT node, key, body FROM node_reports WHERE kind = 'scan'")?
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (node, key, body) in rows {
+        let report = reports::report_from_row(node, &body)?;
+        put_findings(tx, &report.node, &key, &report.report)?;
+    }
+    Ok(())
+}
+
+/// Replaces the findings of `node`'s report `key` with `report`'s.
+fn put_findings(
+    tx: &rusqlite::Transaction<'_>,
+    node: &str,
+    key: &str,
+    report: &rampart_event::fleet::NodeReport,
+) -> Result<()> {
+    tx.prepare_cached(reports::DELETE_FINDINGS_SQL)?
+        .execute(params![node, key])?;
+    let mut st = tx.prepare_cached(reports::INSERT_FINDING_SQL)?;
+    for f in reports::finding_rows(report) {
+        st.execute(params![
+            node,
+            key,
+            f.vuln_id,
+            f.package,
+            f.version,
+            f.ecosystem,
+            f.fixed_version,
+            f.severity,
+            f.summary,
+            f.aliases,
+            f.image,
+            f.image_id,
+            f.in_use
+        ])?;
     }
     Ok(())
 }
@@ -673,21 +730,58 @@ impl Store for SqliteStore {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         let mut n = 0u64;
-        {
-            let mut st = tx.prepare_cached(PUT_REPORT_SQL)?;
-            for r in &rows {
-                n += st.execute(params![
-                    node,
-                    r.key,
-                    r.kind,
-                    ns_to_db(r.ts_ns),
-                    r.body,
-                    r.sbom
-                ])? as u64;
+        for (r, report) in rows.iter().zip(reports) {
+            let written = tx.prepare_cached(PUT_REPORT_SQL)?.execute(params![
+                node,
+                r.key,
+                r.kind,
+                ns_to_db(r.ts_ns),
+                r.body,
+                r.sbom
+            ])? as u64;
+            // An older report than the one stored changes nothing, findings included.
+            if written > 0 && r.kind == "scan" {
+                put_findings(&tx, node, &r.key, report)?;
             }
+            n += written;
         }
         tx.commit()?;
         Ok(n)
+    }
+
+    fn vulnerabilities(&self, q: &reports::VulnQuery) -> Result<Vec<reports::VulnRecord>> {
+        let (image, min_severity, fixable, limit) = reports::vuln_params(q);
+        let conn = self.conn();
+        let rows = conn
+            .prepare_cached(reports::VULNS_SQLITE)?
+            .query_map(params![image, min_severity, fixable, limit], |r| {
+                let images: Option<String> = r.get(9)?;
+                Ok((
+                    reports::VulnRow {
+                        id: r.get(0)?,
+                        package: r.get(1)?,
+                        version: r.get(2)?,
+                        aliases: r.get(3)?,
+                        ecosystem: r.get(4)?,
+                        fixed_version: r.get(5)?,
+                        severity: r.get(6)?,
+                        summary: r.get(7)?,
+                        in_use: r.get(8)?,
+                        images: Vec::new(),
+                    },
+                    images,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        rows.into_iter()
+            .map(|(mut row, images)| {
+                if let Some(j) = images {
+                    row.images = serde_json::from_str(&j)
+                        .map_err(|e| StoreError::Decode(format!("finding images: {e}")))?;
+                }
+                row.into_record()
+            })
+            .collect()
     }
 
     fn reports(&self, kind: &str, node: Option<&str>) -> Result<Vec<StoredReport>> {
@@ -897,6 +991,44 @@ mod tests {
             s.query_alerts(&AlertQuery::default()).unwrap().alerts.len(),
             2
         );
+    }
+
+    /// Scan reports stored before migration 4 get their findings' rows when it runs.
+    #[test]
+    fn migration_4_backfills_the_findings_of_stored_scans() {
+        use rampart_event::fleet::{NodeReport, ScanReport, VulnFinding};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("central.db");
+        let s = SqliteStore::open(&path).unwrap();
+        let scan = NodeReport::Scan(ScanReport {
+            ts_ns: 5,
+            target: "container:c1".into(),
+            image: "web:1".into(),
+            vulnerabilities: vec![VulnFinding {
+                id: "CVE-7".into(),
+                package: "zlib".into(),
+                version: "1.2".into(),
+                severity: rampart_event::Severity::High,
+                in_use: Some(true),
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        s.put_reports("n1", std::slice::from_ref(&scan)).unwrap();
+        drop(s);
+        // The database as version 3 left it: the report, no findings table.
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(
+                "DROP TABLE scan_findings; DELETE FROM schema_migrations WHERE version = 4",
+            )
+            .unwrap();
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.schema_version().unwrap(), 4);
+        let v = s.vulnerabilities(&reports::VulnQuery::default()).unwrap();
+        assert_eq!(v.len(), 1);
+        assert_eq!((v[0].id.as_str(), v[0].in_use), ("CVE-7", true));
+        assert_eq!(v[0].images, ["web:1"]);
     }
 
     #[test]

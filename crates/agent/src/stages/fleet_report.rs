@@ -29,6 +29,8 @@ pub struct FleetReportConfig {
     pub sensor_stats: Arc<OnceLock<Arc<rampart_sensor::Stats>>>,
     /// The bus spool (its backlog and drops).
     pub spool: Option<Arc<Spool>>,
+    /// The flight recorder's writer (how far it is behind), when the node records.
+    pub recorder_lag: Option<rampart_recorder::LagProbe>,
 }
 
 pub struct FleetReportStage {
@@ -149,6 +151,18 @@ pub fn health_report(stats: Option<&rampart_sensor::Stats>, spool: Option<&Spool
     report
 }
 
+/// Adds how far the recorder's writer is behind: how long the oldest record waiting
+/// for it has waited.
+pub fn with_recorder_lag(
+    mut report: HealthReport,
+    probe: Option<&rampart_recorder::LagProbe>,
+) -> HealthReport {
+    if let Some(p) = probe {
+        report.recorder_lag_ns = u64::try_from(p.lag().behind.as_nanos()).unwrap_or(u64::MAX);
+    }
+    report
+}
+
 impl Stage for FleetReportStage {
     fn name(&self) -> &str {
         "fleet-report"
@@ -176,9 +190,9 @@ impl Stage for FleetReportStage {
         {
             self.last_health_ns = now_ns;
             let stats = self.config.sensor_stats.get().map(Arc::as_ref);
-            self.reports.send(NodeReport::Health(health_report(
-                stats,
-                self.config.spool.as_deref(),
+            self.reports.send(NodeReport::Health(with_recorder_lag(
+                health_report(stats, self.config.spool.as_deref()),
+                self.config.recorder_lag.as_ref(),
             )));
         }
         Ok(())
@@ -188,5 +202,58 @@ impl Stage for FleetReportStage {
     fn reload(&mut self, _ctx: &StageContext) -> Result<(), StageError> {
         self.send_rules();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The health report's recorder lag is the writer's: zero while it keeps up, the
+    /// oldest waiting record's age while it stalls.
+    #[test]
+    fn recorder_lag_follows_a_stalled_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = rampart_recorder::Recorder::open(rampart_recorder::RecorderConfig::with_dir(
+            dir.path(),
+        ))
+        .unwrap();
+        let w = rampart_recorder::Writer::start(rec).unwrap();
+        let probe = w.lag_probe();
+        let ev = Arc::new(rampart_event::Event {
+            schema: rampart_event::SCHEMA_VERSION,
+            ts_ns: rampart_event::wall_ns(),
+            host: "node".into(),
+            seq: 0,
+            process: None,
+            container: Arc::new(rampart_event::Workload::Host { cgroup_id: 0 }),
+            compat_syscall: false,
+            payload: rampart_event::Payload::Lost {
+                source: rampart_event::LossSource::Queue,
+                count: 1,
+                cpu: None,
+            },
+        });
+        assert!(w.try_append_event(ev.clone()));
+        w.flush().unwrap();
+        let report = with_recorder_lag(health_report(None, None), Some(&probe));
+        assert_eq!(report.recorder_lag_ns, 0);
+
+        assert!(w.stall(Duration::from_millis(800)));
+        assert!(w.try_append_event(ev));
+        std::thread::sleep(Duration::from_millis(300));
+        let stalled = with_recorder_lag(health_report(None, None), Some(&probe));
+        assert!(
+            stalled.recorder_lag_ns >= 250_000_000,
+            "{}",
+            stalled.recorder_lag_ns
+        );
+        w.flush().unwrap();
+        let caught_up = with_recorder_lag(health_report(None, None), Some(&probe));
+        assert_eq!(caught_up.recorder_lag_ns, 0);
+        assert_eq!(
+            with_recorder_lag(health_report(None, None), None).recorder_lag_ns,
+            0
+        );
     }
 }

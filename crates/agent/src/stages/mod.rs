@@ -13,7 +13,9 @@ mod response;
 pub use baseline::{BaselineHandle, BaselineStage};
 pub use bus::{BusPublisherConfig, BusPublisherStage, ReportSender};
 pub use detection::DetectionStage;
-pub use fleet_report::{health_report, rules_report, FleetReportConfig, FleetReportStage};
+pub use fleet_report::{
+    health_report, rules_report, with_recorder_lag, FleetReportConfig, FleetReportStage,
+};
 pub use image_scan::{ContainerReport, Drift, DroppedBinary, ImageScanConfig, ImageScanStage};
 pub use netflow::NetflowStage;
 pub use outputs::{LatencySummary, OutputsReport, OutputsStage};

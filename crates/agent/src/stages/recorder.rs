@@ -57,6 +57,11 @@ impl RecorderStage {
         self
     }
 
+    /// Reads how far the stage's writer is behind (for the node's health report).
+    pub fn lag_probe(&self) -> Option<rampart_recorder::LagProbe> {
+        self.writer.as_ref().map(Writer::lag_probe)
+    }
+
     /// The recorder the stage writes to (its live counters, queries beside the writer).
     pub fn recorder(&self) -> Arc<Recorder> {
         self.recorder.clone()
