@@ -847,6 +847,10 @@ impl Follow {
     }
 
     fn poll(&mut self) -> Result<(), RecorderError> {
+        // The newest block before looking: blocks that matched nothing up to it move
+        // the mark, and one sealed while this poll runs is seen by the next (read
+        // after the look, the mark would pass over it unread).
+        let newest_before = self.rec.catalog().max_block_id()?;
         let blocks = self.rec.candidate_blocks(
             &self.matcher,
             self.containers.as_deref(),
@@ -865,8 +869,7 @@ impl Follow {
                 self.pending.extend(recs);
             }
         }
-        // Blocks that matched nothing still move the mark.
-        self.last_block = self.last_block.max(self.rec.catalog().max_block_id()?);
+        self.last_block = self.last_block.max(newest_before);
         Ok(())
     }
 

@@ -163,9 +163,14 @@ fn follow_sees_blocks_as_they_are_sealed() {
     let rec = Recorder::open(common::config(dir.path())).unwrap();
     let events = common::workload();
     let w = Writer::start(rec.clone()).unwrap();
-    for e in &events[..100] {
-        w.try_append_event(Arc::new(e.clone()));
-    }
+    // A full queue sheds what it is offered: offer each event until it is taken.
+    let append = |e: &rampart_event::Event| {
+        let e = Arc::new(e.clone());
+        while !w.try_append_event(e.clone()) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    events[..100].iter().for_each(append);
     w.flush().unwrap();
     let mut follow = rec
         .follow(&Query::new().records(RecordTypes::EVENTS))
@@ -185,9 +190,7 @@ fn follow_sees_blocks_as_they_are_sealed() {
         }
         got
     });
-    for e in &events[100..300] {
-        w.try_append_event(Arc::new(e.clone()));
-    }
+    events[100..300].iter().for_each(append);
     w.flush().unwrap();
     assert_eq!(reader.join().unwrap(), 200);
 }
