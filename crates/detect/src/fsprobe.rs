@@ -27,12 +27,20 @@ pub fn seen_path(proc_root: &Path, ev: &Event, path: &str) -> Option<PathBuf> {
     // The process, else its parent or grandparent (a short-lived tool under a shell):
     // each try costs a syscall, and most evaluations find the process itself alive.
     let pids = std::iter::once(p.pid).chain(p.ancestry.iter().take(2).map(|a| a.pid));
+    let container = ev.container.container().map(|c| c.id.as_str());
     for pid in pids {
-        let root = proc_root.join(pid.to_string()).join("root");
-        // Only while that process is alive (its root link resolves).
-        if std::fs::read_link(&root).is_ok() {
-            return Some(root.join(rel));
+        let dir = proc_root.join(pid.to_string());
+        // Only while that process is alive (its root link resolves), and, for a
+        // container's event, only a process of that container: the grandparent of a
+        // `docker exec`'d tool is the runtime's shim, alive on the host, whose root is
+        // the host's (a pid reused since is no better).
+        if std::fs::read_link(dir.join("root")).is_err() {
+            continue;
         }
+        if container.is_some_and(|id| !in_cgroup_of(&dir, id)) {
+            continue;
+        }
+        return Some(dir.join("root").join(rel));
     }
     match &*ev.container {
         Workload::Host { .. } => Some(PathBuf::from(path)),
@@ -41,6 +49,13 @@ pub fn seen_path(proc_root: &Path, ev: &Event, path: &str) -> Option<PathBuf> {
             Some(root.join(rel))
         }
     }
+}
+
+/// Whether the process at `proc_dir` (`/proc/<pid>`) is in container `id`'s cgroup
+/// (its cgroup path names the id: `docker-<id>.scope`, `cri-containerd-<id>.scope`,
+/// `/kubepods/…/<id>`, `/<namespace>/<id>`).
+fn in_cgroup_of(proc_dir: &Path, id: &str) -> bool {
+    id.len() >= 12 && std::fs::read_to_string(proc_dir.join("cgroup")).is_ok_and(|t| t.contains(id))
 }
 
 /// Where cgroup hierarchies are mounted (v2, or v1's controllers under it).
@@ -210,6 +225,62 @@ mod tests {
             live_container_root(&proc_root, &cgroups, "0123"),
             None,
             "an id too short to name one cgroup"
+        );
+    }
+
+    #[test]
+    fn a_container_event_is_not_read_through_an_ancestor_outside_the_container() {
+        use rampart_event::{Ancestor, Container, Process};
+        let dir = tempfile::tempdir().unwrap();
+        let id = "89abcdef0123456789abcdef0123456789abcdef0123456789abcdef01234567";
+        let proc_root = dir.path().join("proc");
+        // 10 (the tool) is gone; 11 (its shell) is alive in the container; 12 (the
+        // shim) is alive on the host.
+        for (pid, cgroup) in [
+            (11, format!("0::/system.slice/docker-{id}.scope\n")),
+            (12, "0::/system.slice/containerd.service\n".to_string()),
+        ] {
+            let d = proc_root.join(pid.to_string());
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("cgroup"), cgroup).unwrap();
+            std::os::unix::fs::symlink(dir.path(), d.join("root")).unwrap();
+        }
+        let ancestor = |pid: u32| {
+            std::sync::Arc::new(Ancestor {
+                pid,
+                ..Default::default()
+            })
+        };
+        let event = |ancestry: Vec<std::sync::Arc<Ancestor>>| {
+            let mut ev = crate::probe::probe_event(rampart_event::EventKind::FileOpen).unwrap();
+            ev.process = Some(std::sync::Arc::new(Process {
+                pid: 10,
+                ancestry,
+                ..Default::default()
+            }));
+            ev.container = std::sync::Arc::new(Workload::Container(Container {
+                id: id.into(),
+                ..Default::default()
+            }));
+            ev
+        };
+        assert_eq!(
+            seen_path(
+                &proc_root,
+                &event(vec![ancestor(11), ancestor(12)]),
+                "/srv/x"
+            ),
+            Some(proc_root.join("11/root/srv/x"))
+        );
+        // With the shell gone too, the shim is passed over (the container's cgroup is
+        // then searched for; there is none here).
+        assert_eq!(
+            seen_path(
+                &proc_root,
+                &event(vec![ancestor(13), ancestor(12)]),
+                "/srv/x"
+            ),
+            None
         );
     }
 
