@@ -53,9 +53,19 @@ pub fn seen_path(proc_root: &Path, ev: &Event, path: &str) -> Option<PathBuf> {
 
 /// Whether the process at `proc_dir` (`/proc/<pid>`) is in container `id`'s cgroup
 /// (its cgroup path names the id: `docker-<id>.scope`, `cri-containerd-<id>.scope`,
-/// `/kubepods/…/<id>`, `/<namespace>/<id>`).
+/// `/kubepods/…/<id>`, `/<namespace>/<id>`). A short id (containerd lets `ctr run`
+/// name a container anything) must be the path's whole last component.
 fn in_cgroup_of(proc_dir: &Path, id: &str) -> bool {
-    id.len() >= 12 && std::fs::read_to_string(proc_dir.join("cgroup")).is_ok_and(|t| t.contains(id))
+    let Ok(text) = std::fs::read_to_string(proc_dir.join("cgroup")) else {
+        return false;
+    };
+    if id.len() >= 12 {
+        return text.contains(id);
+    }
+    !id.is_empty()
+        && text
+            .lines()
+            .any(|l| l.rsplit('/').next().is_some_and(|last| last == id))
 }
 
 /// Where cgroup hierarchies are mounted (v2, or v1's controllers under it).
@@ -282,6 +292,19 @@ mod tests {
             ),
             None
         );
+    }
+
+    #[test]
+    fn a_short_container_id_must_be_the_cgroups_last_component() {
+        let dir = tempfile::tempdir().unwrap();
+        let (good, bad) = (dir.path().join("1"), dir.path().join("2"));
+        std::fs::create_dir_all(&good).unwrap();
+        std::fs::create_dir_all(&bad).unwrap();
+        std::fs::write(good.join("cgroup"), "0::/k8s.io/web\n").unwrap();
+        std::fs::write(bad.join("cgroup"), "0::/k8s.io/webapp\n").unwrap();
+        assert!(in_cgroup_of(&good, "web"));
+        assert!(!in_cgroup_of(&bad, "web"));
+        assert!(!in_cgroup_of(&good, ""));
     }
 
     #[test]
