@@ -18,17 +18,22 @@ fn fetch(c: &rampart_testbed::TestContainer, ip: &str) -> String {
     ))
 }
 
-#[test]
-fn monitor_alerts_a_new_edge_and_protect_blocks_it_while_the_baseline_works() {
-    let _turn = common::serial();
-    let config = EngineConfig {
+/// The network engine with segmentation modes moved only by the test (no automatic
+/// move to monitor); `None` (after skip_or_fail) when the test bed lacks something.
+fn engine_with_modes_set_by_hand() -> Option<rampart_netflow::NetworkEngine> {
+    common::engine(EngineConfig {
         segmentation: SegmentationConfig {
             auto_monitor: false,
             ..Default::default()
         },
         ..Default::default()
-    };
-    let Some(mut engine) = common::engine(config) else {
+    })
+}
+
+#[test]
+fn monitor_alerts_a_new_edge_and_protect_blocks_it_while_the_baseline_works() {
+    let _turn = common::serial();
+    let Some(mut engine) = engine_with_modes_set_by_hand() else {
         return;
     };
     let net = TestNetwork::create("net-seg");
@@ -190,14 +195,7 @@ fn sendto(c: &rampart_testbed::TestContainer, ip: &str) -> String {
 #[test]
 fn a_network_in_the_baseline_admits_its_addresses_and_unconnected_udp_is_judged() {
     let _turn = common::serial();
-    let config = EngineConfig {
-        segmentation: SegmentationConfig {
-            auto_monitor: false,
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let Some(mut engine) = common::engine(config) else {
+    let Some(mut engine) = engine_with_modes_set_by_hand() else {
         return;
     };
     let net = TestNetwork::create("net-cidr");
