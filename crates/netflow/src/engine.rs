@@ -296,9 +296,7 @@ impl NetworkEngine {
         let mut alerts = Vec::new();
         for d in &found {
             let alert = to_alert(d, &self.directory, &self.host);
-            if self.capture.config.enabled && d.cgroup_id != 0 {
-                self.capture.request(&alert.id, d.cgroup_id, d.ts_ns);
-            }
+            self.capture_around(&alert.id, d.cgroup_id, d.ts_ns);
             alerts.push(alert);
         }
         self.capture.prune(now);
@@ -455,9 +453,9 @@ impl NetworkEngine {
         Ok(())
     }
 
-    /// Asks for the packets of container `cgroup_id` around another stage's alert
-    /// (`name`: its id, the capture's file name), when captures are on; false when
-    /// they are off or the alert is the host's.
+    /// Asks for the packets of container `cgroup_id` around an alert (this engine's
+    /// or another stage's; `name`: its id, the capture's file name), when captures
+    /// are on; false when they are off or the alert is the host's.
     pub fn capture_around(&mut self, name: &str, cgroup_id: u64, at_ns: u64) -> bool {
         if !self.capture.config.enabled || cgroup_id == 0 {
             return false;
