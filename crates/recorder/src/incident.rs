@@ -289,7 +289,7 @@ impl Recorder {
         let file = std::fs::File::create(&tmp)?;
         let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
         let mut tar = tar::Builder::new(gz);
-        for (name, data) in [
+        let documents = [
             ("summary.md", summary_md.as_bytes()),
             ("alert.json", &alert_json[..]),
             ("events.jsonl", &events_jsonl[..]),
@@ -297,21 +297,18 @@ impl Recorder {
             ("network.txt", net.as_bytes()),
             ("files-written.txt", files.as_bytes()),
             ("lifecycle.jsonl", &lifecycle_jsonl[..]),
-        ] {
+        ]
+        .map(|(name, data)| (name.to_string(), data));
+        let captures = packets
+            .iter()
+            .map(|(name, data)| (format!("packets/{name}"), &data[..]));
+        for (name, data) in documents.into_iter().chain(captures) {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
             h.set_mode(0o644);
             h.set_mtime(mtime);
             h.set_cksum();
             tar.append_data(&mut h, format!("{dir}/{name}"), data)?;
-        }
-        for (name, data) in &packets {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o644);
-            h.set_mtime(mtime);
-            h.set_cksum();
-            tar.append_data(&mut h, format!("{dir}/packets/{name}"), &data[..])?;
         }
         let gz = tar.into_inner()?;
         gz.finish()?.sync_all()?;
