@@ -39,18 +39,10 @@ impl Extras {
                 continue;
             };
             db_updated_ns = db_updated_ns.max(s.db_updated_ns);
-            if q.image
-                .as_deref()
-                .is_some_and(|i| s.image != i && s.image_id != i)
-            {
+            if !q.takes_scan(s) {
                 continue;
             }
-            for v in &s.vulnerabilities {
-                if q.min_severity.is_some_and(|m| v.severity < m)
-                    || (q.fixable_only && v.fixed_version.as_deref().unwrap_or("").is_empty())
-                {
-                    continue;
-                }
+            for v in s.vulnerabilities.iter().filter(|v| q.takes_finding(v)) {
                 let e = by_key
                     .entry((v.id.clone(), v.package.clone(), v.version.clone()))
                     .or_default();

@@ -170,6 +170,21 @@ pub struct VulnQuery {
     pub limit: u32,
 }
 
+impl VulnQuery {
+    /// Whether a scan of `s` is in the query's image (by name or id), when it names one.
+    pub fn takes_scan(&self, s: &ScanReport) -> bool {
+        self.image
+            .as_deref()
+            .is_none_or(|i| s.image == i || s.image_id == i)
+    }
+
+    /// Whether a finding passes the query's severity and fix filters.
+    pub fn takes_finding(&self, v: &rampart_event::fleet::VulnFinding) -> bool {
+        !(self.min_severity.is_some_and(|m| v.severity < m)
+            || (self.fixable_only && v.fixed_version.as_deref().unwrap_or("").is_empty()))
+    }
+}
+
 /// A vulnerability of one package version across the fleet's scans.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VulnRecord {
@@ -192,18 +207,10 @@ pub fn vulnerabilities(reports: &[StoredReport], q: &VulnQuery) -> Vec<VulnRecor
     let mut by_key: BTreeMap<(String, String, String), (VulnRecord, BTreeSet<String>)> =
         BTreeMap::new();
     for (_, s) in scans(reports) {
-        if q.image
-            .as_deref()
-            .is_some_and(|i| s.image != i && s.image_id != i)
-        {
+        if !q.takes_scan(s) {
             continue;
         }
-        for v in &s.vulnerabilities {
-            if q.min_severity.is_some_and(|m| v.severity < m)
-                || (q.fixable_only && v.fixed_version.as_deref().unwrap_or("").is_empty())
-            {
-                continue;
-            }
+        for v in s.vulnerabilities.iter().filter(|v| q.takes_finding(v)) {
             let key = (v.id.clone(), v.package.clone(), v.version.clone());
             let entry = by_key.entry(key).or_insert_with(|| {
                 (
