@@ -52,6 +52,9 @@ pub struct CentralSection {
     pub spool_dir: PathBuf,
     /// The spool's bound in MiB; beyond it new batches are dropped and counted.
     pub spool_max_mb: u64,
+    /// The JetStream stream's bound in MiB when this node is the first to create it
+    /// (central's `nats.stream_max_mb` when central was first); reserved on disk.
+    pub stream_max_mb: u64,
     /// Records per message at most.
     pub batch_records: usize,
     /// Serve central's requests (recorder queries, retro-hunts, response commands).
@@ -93,6 +96,7 @@ impl Default for CentralSection {
             allow_plain_remote: false,
             spool_dir: PathBuf::from("/var/lib/rampart/spool"),
             spool_max_mb: 256,
+            stream_max_mb: 8192,
             batch_records: 500,
             serve_requests: true,
             metrics_listen: Some("127.0.0.1:9464".into()),
@@ -419,6 +423,7 @@ outputs:                # see `rampart outputs example` for every output
 #   allow_plain_remote: false  # a plain connection beyond localhost is refused
 #   spool_dir: /var/lib/rampart/spool
 #   spool_max_mb: 256     # batches beyond this while NATS is away are dropped and counted
+#   stream_max_mb: 8192   # the JetStream stream's bound if this node creates it (reserved on disk)
 #   batch_records: 500
 #   serve_requests: true  # answer central's recorder queries and response commands
 #   metrics_listen: 127.0.0.1:9464  # Prometheus /metrics, loopback only; null: off

@@ -276,9 +276,25 @@ impl NatsBackplane {
                 ..Default::default()
             })
             .await
-            .map_err(|e| BusError::Unavailable(e.to_string()))?;
+            .map_err(|e| BusError::Unavailable(self.stream_creation_error(&e.to_string())))?;
         *ready = true;
         Ok(s)
+    }
+
+    /// JetStream's own words, plus what to do when the server cannot reserve the
+    /// stream's bound on disk (its error 10047 names neither the stream nor the size).
+    fn stream_creation_error(&self, server_said: &str) -> String {
+        if server_said.contains("10047") || server_said.contains("insufficient storage") {
+            format!(
+                "{server_said}: JetStream could not reserve {} MiB for stream {} on the \
+                 server's disk; free space there, raise its max_file_store, or set a \
+                 smaller stream_max_mb",
+                self.config.max_bytes >> 20,
+                self.config.stream
+            )
+        } else {
+            server_said.to_string()
+        }
     }
 
     async fn ensure_stream(&self) -> Result<(), BusError> {

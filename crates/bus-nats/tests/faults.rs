@@ -15,6 +15,8 @@ fn config(url: &str) -> NatsConfig {
     NatsConfig {
         // Short, so messages lost in flight when the server died come again quickly.
         ack_wait: Duration::from_secs(3),
+        // JetStream reserves the stream's bound on disk: a test needs little.
+        max_bytes: 64 << 20,
         ..NatsConfig::new(url)
     }
 }
@@ -185,4 +187,43 @@ async fn a_restarted_consumer_resumes_from_its_durable_position() {
             .is_err(),
         "nothing more: each id was stored once"
     );
+}
+
+/// A server whose file store is smaller than the stream's bound refuses the stream
+/// (JetStream reserves it); the error says which stream, how much, and what to change,
+/// and a bound that fits is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_the_server_cannot_reserve_is_refused_with_what_to_change() {
+    if !rampart_testbed::nats_server_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("nats");
+    let nats = NatsServer::start_with_config(
+        &store,
+        &format!(
+            "jetstream {{ store_dir: \"{}\", max_file_store: 32MB }}\n",
+            store.display()
+        ),
+    );
+    let too_big = NatsConfig {
+        max_bytes: 256 << 20,
+        ..config(&nats.url())
+    };
+    let plane = NatsBackplane::connect(too_big).await.unwrap();
+    let msg = rampart_bus::OutMessage {
+        id: "m-1".into(),
+        node: "n1".into(),
+        payload: b"x".to_vec().into(),
+    };
+    let err = plane.publish(msg.clone()).await.unwrap_err().to_string();
+    assert!(err.contains("256 MiB") && err.contains("RAMPART"), "{err}");
+    assert!(err.contains("stream_max_mb"), "{err}");
+
+    let fits = NatsConfig {
+        max_bytes: 16 << 20,
+        ..config(&nats.url())
+    };
+    let plane = NatsBackplane::connect(fits).await.unwrap();
+    plane.publish(msg).await.unwrap();
 }

@@ -70,6 +70,9 @@ pub struct NatsSection {
     pub allow_plain_remote: bool,
     /// The durable consumer's name.
     pub consumer: String,
+    /// The bound of the JetStream stream in MiB (oldest batches leave first). JetStream
+    /// reserves it on disk when the stream is created, so the server must have it free.
+    pub stream_max_mb: u64,
 }
 
 impl Default for NatsSection {
@@ -79,6 +82,7 @@ impl Default for NatsSection {
             tls: None,
             allow_plain_remote: false,
             consumer: "central".into(),
+            stream_max_mb: DEFAULT_STREAM_MAX_MB,
         }
     }
 }
@@ -164,12 +168,22 @@ impl Default for MetricsSection {
     }
 }
 
+/// The stream bound when none is configured: a week of a busy fleet's batches.
+pub const DEFAULT_STREAM_MAX_MB: u64 = 8192;
+
+/// `mb` MiB as JetStream's signed byte bound (saturating: a huge value means no bound
+/// in practice, never a negative one).
+pub fn stream_max_bytes(mb: u64) -> i64 {
+    i64::try_from(mb.saturating_mul(1 << 20)).unwrap_or(i64::MAX)
+}
+
 pub const DEFAULT_CENTRAL_CONFIG: &str = r#"# rampart central: every key is optional; these are the defaults.
 nats:
   url: nats://127.0.0.1:4222
   tls: null                 # {ca, cert, key}; default: pki_dir's ca.pem, central.pem, central-key.pem
   allow_plain_remote: false # a plain connection beyond localhost is refused
   consumer: central         # the durable consumer (one per central deployment)
+  stream_max_mb: 8192       # the stream's bound; JetStream reserves it on disk at creation
 store:
   postgres: null            # "host=… user=rampart password=… dbname=rampart": PostgreSQL; null: SQLite
   schema: null
@@ -247,6 +261,7 @@ impl CentralFile {
     pub fn nats_config(&self) -> rampart_bus_nats::NatsConfig {
         let mut c = rampart_bus_nats::NatsConfig::new(&self.nats.url);
         c.allow_plain_remote = self.nats.allow_plain_remote;
+        c.max_bytes = stream_max_bytes(self.nats.stream_max_mb);
         c.tls = match &self.nats.tls {
             Some(t) => Some(rampart_bus_nats::NatsTls {
                 ca: t.ca.clone(),
@@ -306,6 +321,10 @@ mod tests {
     fn defaults_parse_and_errors_name_the_place() {
         let c = CentralFile::parse(DEFAULT_CENTRAL_CONFIG, Path::new("c.yaml")).unwrap();
         assert_eq!(c.nats.url, "nats://127.0.0.1:4222");
+        assert_eq!(c.nats_config().max_bytes, 8 << 30);
+        let small = CentralFile::parse("nats: {stream_max_mb: 64}\n", Path::new("c.yaml")).unwrap();
+        assert_eq!(small.nats_config().max_bytes, 64 << 20);
+        assert_eq!(stream_max_bytes(u64::MAX), i64::MAX);
         assert_eq!(c.enroll.listen.as_deref(), Some("127.0.0.1:8444"));
         assert!(matches!(
             c.store_config(),

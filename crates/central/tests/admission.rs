@@ -52,7 +52,7 @@ async fn central_serves_the_webhook_and_audits_every_decision() {
     let nats = rampart_testbed::NatsServer::start(&dir.path().join("nats"));
     let pki = rampart_central::pki::init(&dir.path().join("pki"), &["localhost".into()]).unwrap();
     let yaml = format!(
-        "nats: {{url: \"{}\"}}\nstore: {{sqlite: {}}}\npki_dir: {}\nenroll: {{listen: null}}\nmetrics: {{listen: null}}\napi: {{listen: null}}\n\
+        "nats: {{url: \"{}\", stream_max_mb: 64}}\nstore: {{sqlite: {}}}\npki_dir: {}\nenroll: {{listen: null}}\nmetrics: {{listen: null}}\napi: {{listen: null}}\n\
          admission:\n  listen: 127.0.0.1:0\n  policy:\n    allowed_registries: [registry.example.com]\n",
         nats.url(),
         dir.path().join("central.sqlite").display(),

@@ -45,10 +45,12 @@ fn binary_records_are_the_json_lines_records() {
         .enable_all()
         .build()
         .unwrap();
-    let plane = Arc::new(
-        rt.block_on(NatsBackplane::connect(NatsConfig::new(&nats.url())))
-            .unwrap(),
-    );
+    // JetStream reserves the stream's bound on disk: a test needs little.
+    let nats_config = NatsConfig {
+        max_bytes: 64 << 20,
+        ..NatsConfig::new(&nats.url())
+    };
+    let plane = Arc::new(rt.block_on(NatsBackplane::connect(nats_config)).unwrap());
     let service = Arc::new(NodeService::new("bin-node", &recorder_dir, Vec::new()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = rt.spawn(serve_requests(plane.clone(), service, async {

@@ -76,6 +76,7 @@ fn nats_config(c: &CentralSection, node: &str) -> NatsConfig {
     // The node's own reply inbox: the fleet's NATS permissions allow it no other.
     let mut n = NatsConfig::for_node(&c.nats_url, node);
     n.allow_plain_remote = c.allow_plain_remote;
+    n.max_bytes = rampart_central::config::stream_max_bytes(c.stream_max_mb);
     n.tls = c.tls_files().map(|t| NatsTls {
         ca: t.ca,
         cert: t.cert,

@@ -167,7 +167,7 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
     std::fs::write(
         dir.join("central.yaml"),
         format!(
-            "nats: {{url: \"{}\"}}\nstore: {{postgres: \"{pg_url}\", schema: {schema}}}\npki_dir: {}\nenroll: {{listen: \"{enroll_addr}\"}}\nmetrics: {{listen: \"{central_metrics}\"}}\napi: {{listen: \"{central_api}\", state_dir: {}}}\n",
+            "nats: {{url: \"{}\", stream_max_mb: 64}}\nstore: {{postgres: \"{pg_url}\", schema: {schema}}}\npki_dir: {}\nenroll: {{listen: \"{enroll_addr}\"}}\nmetrics: {{listen: \"{central_metrics}\"}}\napi: {{listen: \"{central_api}\", state_dir: {}}}\n",
             nats.url(),
             d("pki"),
             d("central-api"),
@@ -200,7 +200,7 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
         std::fs::write(
             dir.join(format!("{node}.yaml")),
             format!(
-                "recorder: {{dir: {rec}}}\ncentral:\n  nats_url: \"{url}\"\n  tls_dir: {tls}\n  spool_dir: {spool}\n  metrics_listen: {metrics}\n  health_secs: 1\n  deployed_rules_dir: {deployed}\n",
+                "recorder: {{dir: {rec}}}\ncentral:\n  nats_url: \"{url}\"\n  stream_max_mb: 64\n  tls_dir: {tls}\n  spool_dir: {spool}\n  metrics_listen: {metrics}\n  health_secs: 1\n  deployed_rules_dir: {deployed}\n",
                 deployed = d(&format!("{node}-deployed")),
                 metrics = if node == "kernel-node" { format!("\"{node_metrics}\"") } else { "null".into() },
                 rec = d(&format!("{node}-rec")),
@@ -289,6 +289,7 @@ fn a_fleet_of_three_nodes_into_one_central_on_postgres() {
         cert: pki.central_cert.clone(),
         key: pki.central_key.clone(),
     });
+    nats_cfg.max_bytes = 64 << 20;
     let plane = Arc::new(rt.block_on(NatsBackplane::connect(nats_cfg)).unwrap());
     let client = NodeClient::new(plane, Some(store.clone()));
 
