@@ -331,6 +331,10 @@ pub struct SensorSection {
     pub syscall_hook: rampart_bpf::SyscallHook,
     /// Do not watch 32-bit syscalls (see `rampart sensor --no-compat-syscalls`).
     pub no_compat_syscalls: bool,
+    /// Longest an event waits in the kernel ring while events flow, ms (null: 3 with a
+    /// response policy or kill rules, whose actions wait for the alert; else 10, fewer
+    /// wake-ups of the pipeline's threads per event).
+    pub drain_ms: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -367,6 +371,7 @@ sensor:
   k8s_node: null        # Kubernetes node name on pods; default $RAMPART_NODE_NAME, else the host name
   syscall_hook: auto    # auto, fexit, syscall_tracepoints or sys_exit (see `rampart sensor --help`)
   no_compat_syscalls: false  # true: 32-bit syscalls (int 0x80) go unseen, every syscall a little cheaper
+  drain_ms: null        # longest an event waits in the kernel ring; null: 3 with a response policy or kill rules, else 10
 alerts:
   aggregate_window_secs: 10   # identical alerts within the window become one, with a count
   rate_per_rule: 10           # sustained alerts/s per rule (0 = unlimited)
@@ -561,6 +566,16 @@ impl NodeConfig {
 }
 
 impl SensorSection {
+    /// The ring's drain interval: as configured, else short when actions wait for
+    /// alerts (a response policy, kill rules), else the sensor's default.
+    pub fn drain_interval(&self, actions_wait: bool) -> Duration {
+        match self.drain_ms {
+            Some(ms) => Duration::from_millis(ms),
+            None if actions_wait => rampart_sensor::LOW_LATENCY_DRAIN_INTERVAL,
+            None => rampart_sensor::DEFAULT_DRAIN_INTERVAL,
+        }
+    }
+
     /// The sensor's configuration.
     pub fn sensor_config(&self) -> Result<SensorConfig, ConfigError> {
         Ok(SensorConfig {
@@ -584,6 +599,7 @@ impl SensorSection {
                 .unwrap_or_default(),
             syscall_hook: self.syscall_hook,
             compat_syscalls: !self.no_compat_syscalls,
+            drain_interval: self.drain_interval(false),
             ..Default::default()
         })
     }
@@ -671,5 +687,25 @@ mod tests {
         let c = NodeConfig::parse("sensor: {kinds: [proces]}\n").unwrap();
         let e = c.sensor.sensor_config().unwrap_err().to_string();
         assert!(e.contains("proces") && e.contains("process"), "{e}");
+    }
+
+    #[test]
+    fn the_drain_is_short_only_where_actions_wait_unless_configured() {
+        let auto = NodeConfig::parse("").unwrap().sensor;
+        assert_eq!(auto.drain_interval(false), Duration::from_millis(10));
+        assert_eq!(auto.drain_interval(true), Duration::from_millis(3));
+        assert_eq!(
+            auto.sensor_config().unwrap().drain_interval,
+            Duration::from_millis(10)
+        );
+        let set = NodeConfig::parse("sensor: {drain_ms: 25}\n")
+            .unwrap()
+            .sensor;
+        assert_eq!(set.drain_interval(true), Duration::from_millis(25));
+        assert_eq!(
+            set.sensor_config().unwrap().drain_interval,
+            Duration::from_millis(25)
+        );
+        assert!(NodeConfig::parse("sensor: {drain_ms: soon}\n").is_err());
     }
 }

@@ -113,7 +113,7 @@ pub fn run_node_from(
         }
         rules.push(dir.clone());
     }
-    let sensor_config = cfg.sensor.sensor_config()?;
+    let mut sensor_config = cfg.sensor.sensor_config()?;
     let (engine, errors) = RuleEngine::load_with(&rules, cfg.noise())?;
     // User names from the passwd file of each process's own root (its image's).
     let engine = engine.with_users(Arc::new(rampart_detect::HostPasswd::default()));
@@ -188,6 +188,8 @@ pub fn run_node_from(
     {
         // Before the stage and sensor threads start: they inherit it.
         boost_priority(cfg.response.priority_boost);
+        // Actions wait for their alert, and the ring's drain is most of that wait.
+        sensor_config.drain_interval = cfg.sensor.drain_interval(true);
     }
     let (stage, control, kernel_kills) = crate::manual::response_stage(&cfg.response, &kills)?;
     if let Some(stage) = stage {

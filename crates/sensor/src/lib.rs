@@ -167,7 +167,17 @@ pub struct SensorConfig {
     /// Watch syscalls made through the 32-bit entry where the hook misses them (see
     /// [`rampart_bpf::LoadOptions::compat_syscalls`]).
     pub compat_syscalls: bool,
+    /// Longest a record waits in the ring while events flow: the reader's timer. Each
+    /// drain is one batch through every thread of the pipeline, so a longer one costs
+    /// fewer wake-ups per event and adds that much latency to alerts.
+    pub drain_interval: Duration,
 }
+
+/// The reader's timer when nothing needs alerts within a few milliseconds.
+pub const DEFAULT_DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+/// The reader's timer where an action waits for the alert (a response policy, kill
+/// rules decided in user space): the drain is most of its latency.
+pub const LOW_LATENCY_DRAIN_INTERVAL: Duration = Duration::from_millis(3);
 
 impl Default for SensorConfig {
     fn default() -> Self {
@@ -185,6 +195,7 @@ impl Default for SensorConfig {
             bpf_object: None,
             syscall_hook: rampart_bpf::SyscallHook::Auto,
             compat_syscalls: true,
+            drain_interval: DEFAULT_DRAIN_INTERVAL,
         }
     }
 }
@@ -612,12 +623,15 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
             })
             .map_err(|e| SensorError::Start(e.to_string()))?;
     }
+    let drain_ms = i32::try_from(cfg.drain_interval.as_millis())
+        .unwrap_or(i32::MAX)
+        .clamp(1, QUIET_POLL_MS);
     let reader = {
         let stats = stats.clone();
         let stop = stop.clone();
         std::thread::Builder::new()
             .name("rampart-reader".into())
-            .spawn(move || read_loop(bpf, decoder, queue, filter, stats, stop))
+            .spawn(move || read_loop(bpf, decoder, queue, filter, stats, stop, drain_ms))
             .map_err(|e| SensorError::Start(e.to_string()))?
     };
     // Only the watcher holds a sender: without Docker the channel is closed and empty.
@@ -736,9 +750,6 @@ impl RawQueue {
     }
 }
 
-/// Longest a record waits in the ring while events flow (the kernel wakes the reader
-/// only for batches, or for the first event after a quiet spell).
-const POLL_MS: i32 = 3;
 /// After this long without a record the stream counts as quiet: the reader sleeps
 /// until the kernel wakes it (longer than WAKEUP_IDLE_NS in bpf/rampart.h, so the
 /// first record after the quiet spell always does).
@@ -753,6 +764,9 @@ fn read_loop(
     filter: Filter,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
+    // Longest a record waits in the ring while events flow (the kernel wakes the
+    // reader only for batches, or for the first event after a quiet spell).
+    drain_ms: i32,
 ) {
     let fd = bpf.ring.as_raw_fd();
     let (mut last_full, mut last_shed) = (0u64, 0u64);
@@ -771,7 +785,7 @@ fn read_loop(
         let timeout = if bpf.wakes_after_quiet && last_record.elapsed() > QUIET_AFTER {
             QUIET_POLL_MS
         } else {
-            POLL_MS
+            drain_ms
         };
         // SAFETY: pfd is a valid pollfd array of length 1 for the call.
         unsafe { libc::poll(&mut pfd, 1, timeout) };
