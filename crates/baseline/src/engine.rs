@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rampart_event::{Alert, Container, Event, L4Proto, Payload, Priority, SockAddr};
+use rampart_event::{Alert, Container, Event, L4Proto, Payload, Priority, SockAddr, Workload};
 
 use crate::anomaly::Window;
 use crate::config::BaselineConfig;
@@ -130,6 +130,8 @@ pub struct ProtectRequest {
     pub pid: u32,
     /// Executables held as normal: everything else is denied.
     pub allowed: Vec<String>,
+    /// The container as events name it (what an alert about it carries).
+    pub container: Arc<Workload>,
 }
 
 /// A container first seen: which workload it belongs to.
@@ -146,6 +148,8 @@ struct Slot {
     short_id: String,
     id: String,
     name: String,
+    /// The container as its first event named it.
+    container: Arc<Workload>,
     window: Window,
     /// The minute's first event: what an anomaly alert for the minute carries.
     minute_event: Option<Arc<Event>>,
@@ -285,7 +289,13 @@ impl Engine {
     }
 
     /// A container's first event: its workload, its slot.
-    fn first_seen(&mut self, key: u64, c: &Container, ts_ns: u64) -> (usize, u64) {
+    fn first_seen(
+        &mut self,
+        key: u64,
+        c: &Container,
+        container: &Arc<Workload>,
+        ts_ns: u64,
+    ) -> (usize, u64) {
         let name = workload_of(c);
         let w = self.workload_index(&name, ts_ns);
         self.seen.push(ContainerSeen {
@@ -301,6 +311,7 @@ impl Engine {
                 short_id: short_id(&c.id).to_string(),
                 id: c.id.clone(),
                 name: c.name.clone(),
+                container: container.clone(),
                 window: Window::new(ts_ns / self.window_ns),
                 minute_event: None,
                 last_pid: 0,
@@ -324,7 +335,7 @@ impl Engine {
         let seen = self.slots.get(&key).map(|s| (s.workload, s.window.minute));
         let (w, window_minute) = match seen {
             Some(seen) => seen,
-            None => self.first_seen(key, c, ev.ts_ns),
+            None => self.first_seen(key, c, &ev.container, ev.ts_ns),
         };
         if minute > window_minute {
             self.close_window(key, minute, out);
@@ -355,6 +366,7 @@ impl Engine {
                     .normal_executables(self.cfg.min_observations)
                     .into_iter()
                     .collect(),
+                container: s.container.clone(),
             });
         }
         let mut keys = std::mem::take(&mut self.keys);
@@ -682,6 +694,7 @@ impl Engine {
                     container_name: s.name.clone(),
                     pid,
                     allowed: allowed.clone(),
+                    container: s.container.clone(),
                 });
             }
         }

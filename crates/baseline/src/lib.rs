@@ -9,6 +9,8 @@
 //!   monitor → protect, deviation alerts, and noise control.
 //! - [`anomaly`]: per-minute features per container and a robust z-score model fitted
 //!   per workload at lock; an anomaly names its top features against the normal range.
+//! - [`netallow`]: the network a locked baseline holds as normal (learned edges, DNS
+//!   names), as the allow list protect mode enforces in the kernel.
 //! - [`risk`]: a score per workload with its breakdown (alerts, vulnerabilities and
 //!   whether their package is in use, exposure, privileges, baseline deviations).
 //! - [`store`]: persistence behind [`BaselineStore`], in SQLite ([`SqliteBaselines`]).
@@ -23,6 +25,7 @@ pub mod anomaly;
 pub mod config;
 pub mod engine;
 pub mod model;
+pub mod netallow;
 pub mod normalize;
 pub mod profile;
 pub mod risk;
