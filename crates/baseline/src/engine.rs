@@ -158,6 +158,79 @@ struct Slot {
     last_pid: u32,
     /// Protect has been requested for this container.
     protected: bool,
+    /// The last normal file-write and connect item, by raw input (see [`Memo`]).
+    memo: [Memo; MEMOS],
+}
+
+/// Memos per container: file writes, connects.
+const MEMOS: usize = 2;
+const MEMO_WRITE: usize = 0;
+const MEMO_CONNECT: usize = 1;
+
+/// The locked path's repeat case: the raw input (a written file's directory, a
+/// connect's protocol, address and port) of the last event of its kind that resolved
+/// to a normal item of a locked baseline, that item's key, and the counts not yet added
+/// to it. The same raw input again is the same key, so it is counted here without
+/// building the key or looking it up; the counts reach the item when the memo moves on,
+/// at every tick and before baselines are saved ([`Engine::flush_counts`]). A memo is
+/// valid for one generation of its baseline (installed or locked anew: a new one).
+#[derive(Default)]
+struct Memo {
+    generation: u64,
+    raw: Vec<u8>,
+    key: String,
+    pending: u64,
+    last_ns: u64,
+}
+
+impl Memo {
+    /// Adds the held counts to the item (when the baseline is still the one it was
+    /// made for) and forgets them.
+    fn flush(&mut self, b: &mut Baseline, generation: u64, kind: ItemKind) {
+        if self.pending == 0 {
+            return;
+        }
+        if self.generation == generation {
+            if let Some(item) = b.items.get_mut(&kind).and_then(|m| m.get_mut(&self.key)) {
+                item.count += self.pending;
+                item.last_ns = item.last_ns.max(self.last_ns);
+            }
+        }
+        self.pending = 0;
+    }
+}
+
+const MEMO_KIND: [ItemKind; MEMOS] = [ItemKind::FileWrite, ItemKind::Network];
+
+/// The memo an event's item goes through and its raw input, written to `raw`: the
+/// directory of a file written, or a connect's protocol, address and port.
+fn memo_input<'a>(payload: &'a Payload, raw: &'a mut [u8; 20]) -> Option<(usize, &'a [u8])> {
+    match payload {
+        Payload::FileOpen {
+            path, access, ret, ..
+        } if *ret >= 0 && (access.write || access.create || access.truncate) => {
+            let b = path.as_bytes();
+            let dir_end = b.iter().rposition(|&c| c == b'/').unwrap_or(0);
+            Some((MEMO_WRITE, &b[..dir_end]))
+        }
+        Payload::NetConnect {
+            proto,
+            remote: SockAddr::Inet { ip, port },
+            ret,
+            ..
+        } if *ret >= 0 || *ret == -115 => {
+            raw[0] = *proto as u8;
+            raw[1] = u8::from(ip.is_ipv6());
+            raw[2..4].copy_from_slice(&port.to_le_bytes());
+            match ip {
+                IpAddr::V4(a) => raw[4..8].copy_from_slice(&a.octets()),
+                IpAddr::V6(a) => raw[4..20].copy_from_slice(&a.octets()),
+            }
+            let len = if ip.is_ipv6() { 20 } else { 8 };
+            Some((MEMO_CONNECT, &raw[..len]))
+        }
+        _ => None,
+    }
 }
 
 /// Counters of the engine.
@@ -178,6 +251,9 @@ pub struct Engine {
     baselines: Vec<Baseline>,
     by_name: HashMap<String, usize>,
     dirty: Vec<bool>,
+    /// Per baseline: bumped when it is installed or locked (memos of an older one are
+    /// void).
+    generations: Vec<u64>,
     slots: crate::model::FastMap<u64, Slot>,
     key_buf: String,
     keys: Vec<(ItemKind, usize, usize)>,
@@ -198,6 +274,7 @@ impl Engine {
             baselines: Vec::new(),
             by_name: HashMap::new(),
             dirty: Vec::new(),
+            generations: Vec::new(),
             slots: crate::model::FastMap::default(),
             key_buf: String::with_capacity(256),
             keys: Vec::with_capacity(MAX_KEYS),
@@ -220,6 +297,7 @@ impl Engine {
         let idx = match self.by_name.get(&b.workload) {
             Some(&i) => {
                 self.baselines[i] = b;
+                self.generations[i] += 1;
                 i
             }
             None => {
@@ -227,6 +305,7 @@ impl Engine {
                     .insert(b.workload.clone(), self.baselines.len());
                 self.baselines.push(b);
                 self.dirty.push(false);
+                self.generations.push(0);
                 self.baselines.len() - 1
             }
         };
@@ -247,8 +326,10 @@ impl Engine {
         self.by_name.get(workload).map(|&i| &self.baselines[i])
     }
 
-    /// Baselines changed since the last call (to be saved).
+    /// Baselines changed since the last call (to be saved), with every count held in a
+    /// memo added first.
     pub fn take_dirty(&mut self) -> Vec<&Baseline> {
+        self.flush_counts();
         let mut out = Vec::new();
         for (i, d) in self.dirty.iter_mut().enumerate() {
             if std::mem::take(d) {
@@ -275,6 +356,7 @@ impl Engine {
         self.by_name.insert(name.to_string(), self.baselines.len());
         self.baselines.push(Baseline::new(name, now_ns));
         self.dirty.push(true);
+        self.generations.push(0);
         self.baselines.len() - 1
     }
 
@@ -316,6 +398,7 @@ impl Engine {
                 minute_event: None,
                 last_pid: 0,
                 protected: false,
+                memo: Default::default(),
             },
         );
         (w, ts_ns / self.window_ns)
@@ -369,6 +452,17 @@ impl Engine {
                 container: s.container.clone(),
             });
         }
+        let mut raw = [0u8; 20];
+        let memo = memo_input(&ev.payload, &mut raw);
+        let generation = self.generations[w];
+        if let Some((m, input)) = memo {
+            let memo = &mut s.memo[m];
+            if self.baselines[w].locked && memo.generation == generation && memo.raw == input {
+                memo.pending += 1;
+                memo.last_ns = memo.last_ns.max(ev.ts_ns);
+                return;
+            }
+        }
         let mut keys = std::mem::take(&mut self.keys);
         let mut buf = std::mem::take(&mut self.key_buf);
         item_keys(ev, &mut buf, &mut keys);
@@ -377,6 +471,18 @@ impl Engine {
             let key_str = &buf[start..end];
             if !self.count_if_normal(w, kind, key_str, upper_exe, ev.ts_ns) {
                 self.apply(w, key, kind, key_str, ev, out);
+            } else if let Some((m, input)) = memo {
+                // Normal: the next event with the same input is counted in the memo.
+                if let Some(s) = self.slots.get_mut(&key) {
+                    let memo = &mut s.memo[m];
+                    memo.flush(&mut self.baselines[w], generation, MEMO_KIND[m]);
+                    memo.generation = generation;
+                    memo.raw.clear();
+                    memo.raw.extend_from_slice(input);
+                    memo.key.clear();
+                    memo.key.push_str(key_str);
+                    memo.last_ns = 0;
+                }
             }
         }
         self.keys = keys;
@@ -628,6 +734,7 @@ impl Engine {
 
     /// The periodic tick: closes finished minutes and locks baselines that are stable.
     pub fn tick(&mut self, now_ns: u64, out: &mut Vec<Alert>) {
+        self.flush_counts();
         let minute = now_ns / self.window_ns;
         let stale: Vec<u64> = self
             .slots
@@ -658,6 +765,7 @@ impl Engine {
     }
 
     fn lock(&mut self, i: usize, now_ns: u64, mode: Mode) {
+        self.generations[i] += 1;
         let b = &mut self.baselines[i];
         lock(b, now_ns, mode);
         self.dirty[i] = true;
@@ -700,9 +808,33 @@ impl Engine {
         }
     }
 
-    /// Forgets a container that is gone (its items stay in the baseline).
+    /// Forgets a container that is gone (its items stay in the baseline, with its
+    /// held counts).
     pub fn container_gone(&mut self, container_id: &str) {
+        for s in self.slots.values_mut().filter(|s| s.id == container_id) {
+            for (m, kind) in s.memo.iter_mut().zip(MEMO_KIND) {
+                m.flush(
+                    &mut self.baselines[s.workload],
+                    self.generations[s.workload],
+                    kind,
+                );
+            }
+        }
         self.slots.retain(|_, s| s.id != container_id);
+    }
+
+    /// Adds the counts the containers' memos hold to their items (done at every tick
+    /// and before baselines are saved; call it before reading counts otherwise).
+    pub fn flush_counts(&mut self) {
+        for s in self.slots.values_mut() {
+            for (m, kind) in s.memo.iter_mut().zip(MEMO_KIND) {
+                m.flush(
+                    &mut self.baselines[s.workload],
+                    self.generations[s.workload],
+                    kind,
+                );
+            }
+        }
     }
 
     /// Why `ev`'s behaviour is inside a locked, high-confidence baseline, or `None`.
