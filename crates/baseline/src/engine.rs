@@ -162,21 +162,42 @@ struct Slot {
     memo: [Memo; MEMOS],
 }
 
-/// Memos per container: file writes, connects.
-const MEMOS: usize = 2;
+/// Memos per container: file writes, network edges, processes, user ids.
+const MEMOS: usize = 4;
 const MEMO_WRITE: usize = 0;
 const MEMO_CONNECT: usize = 1;
+const MEMO_KIND: [ItemKind; MEMOS] = [
+    ItemKind::FileWrite,
+    ItemKind::Network,
+    ItemKind::Process,
+    ItemKind::User,
+];
 
-/// The locked path's repeat case: the raw input (a written file's directory, a
-/// connect's protocol, address and port) of the last event of its kind that resolved
-/// to a normal item of a locked baseline, that item's key, and the counts not yet added
-/// to it. The same raw input again is the same key, so it is counted here without
-/// building the key or looking it up; the counts reach the item when the memo moves on,
+/// The memo an item of `kind` goes through (none for an executable from the upper
+/// layer, which is never normal).
+fn memo_of(kind: ItemKind, upper_exe: bool) -> Option<usize> {
+    match kind {
+        ItemKind::FileWrite => Some(0),
+        ItemKind::Network => Some(1),
+        ItemKind::Process if !upper_exe => Some(2),
+        ItemKind::User => Some(3),
+        _ => None,
+    }
+}
+
+/// The locked path's repeat case: the key of the last item of its kind that was normal
+/// in a locked baseline, and the counts not yet added to it. The same key again is
+/// counted here without looking it up; and for file writes and connects, whose key
+/// follows from a raw input (a written file's directory; a connect's protocol, address
+/// and port), the same raw input again is counted without even building the key. The
+/// counts reach the item when the memo moves on,
 /// at every tick and before baselines are saved ([`Engine::flush_counts`]). A memo is
 /// valid for one generation of its baseline (installed or locked anew: a new one).
 #[derive(Default)]
 struct Memo {
     generation: u64,
+    /// `raw` holds the input the key came from.
+    raw_valid: bool,
     raw: Vec<u8>,
     key: String,
     pending: u64,
@@ -199,8 +220,6 @@ impl Memo {
         self.pending = 0;
     }
 }
-
-const MEMO_KIND: [ItemKind; MEMOS] = [ItemKind::FileWrite, ItemKind::Network];
 
 /// The memo an event's item goes through and its raw input, written to `raw`: the
 /// directory of a file written, or a connect's protocol, address and port.
@@ -452,12 +471,13 @@ impl Engine {
                 container: s.container.clone(),
             });
         }
-        let mut raw = [0u8; 20];
-        let memo = memo_input(&ev.payload, &mut raw);
         let generation = self.generations[w];
-        if let Some((m, input)) = memo {
+        let locked = self.baselines[w].locked;
+        let mut raw = [0u8; 20];
+        let input = memo_input(&ev.payload, &mut raw);
+        if let Some((m, input)) = input {
             let memo = &mut s.memo[m];
-            if self.baselines[w].locked && memo.generation == generation && memo.raw == input {
+            if locked && memo.generation == generation && memo.raw_valid && memo.raw == input {
                 memo.pending += 1;
                 memo.last_ns = memo.last_ns.max(ev.ts_ns);
                 return;
@@ -467,23 +487,54 @@ impl Engine {
         let mut buf = std::mem::take(&mut self.key_buf);
         item_keys(ev, &mut buf, &mut keys);
         let upper_exe = ev.process.as_ref().is_some_and(|p| p.exe_upper_layer);
-        for &(kind, start, end) in &keys {
+        // Items whose key is the one their memo holds: counted there.
+        let mut held = [false; MAX_KEYS];
+        if locked {
+            for (i, &(kind, start, end)) in keys.iter().enumerate() {
+                let Some(m) = memo_of(kind, upper_exe) else {
+                    continue;
+                };
+                let memo = &mut s.memo[m];
+                if memo.generation == generation
+                    && memo.key.as_bytes() == buf[start..end].as_bytes()
+                {
+                    memo.pending += 1;
+                    memo.last_ns = memo.last_ns.max(ev.ts_ns);
+                    held[i] = true;
+                }
+            }
+        }
+        for (i, &(kind, start, end)) in keys.iter().enumerate() {
+            if held[i] {
+                continue;
+            }
             let key_str = &buf[start..end];
             if !self.count_if_normal(w, kind, key_str, upper_exe, ev.ts_ns) {
                 self.apply(w, key, kind, key_str, ev, out);
-            } else if let Some((m, input)) = memo {
-                // Normal: the next event with the same input is counted in the memo.
-                if let Some(s) = self.slots.get_mut(&key) {
-                    let memo = &mut s.memo[m];
-                    memo.flush(&mut self.baselines[w], generation, MEMO_KIND[m]);
-                    memo.generation = generation;
-                    memo.raw.clear();
+                continue;
+            }
+            // Normal: the next event with the same key (or raw input) is counted in
+            // the memo.
+            let Some(m) = memo_of(kind, upper_exe) else {
+                continue;
+            };
+            let Some(s) = self.slots.get_mut(&key) else {
+                continue;
+            };
+            let memo = &mut s.memo[m];
+            memo.flush(&mut self.baselines[w], generation, MEMO_KIND[m]);
+            memo.generation = generation;
+            memo.raw.clear();
+            memo.raw_valid = false;
+            if let Some((im, input)) = input {
+                if im == m {
                     memo.raw.extend_from_slice(input);
-                    memo.key.clear();
-                    memo.key.push_str(key_str);
-                    memo.last_ns = 0;
+                    memo.raw_valid = true;
                 }
             }
+            memo.key.clear();
+            memo.key.push_str(key_str);
+            memo.last_ns = 0;
         }
         self.keys = keys;
         self.key_buf = buf;
