@@ -496,7 +496,7 @@ impl Engine {
                 };
                 let memo = &mut s.memo[m];
                 if memo.generation == generation
-                    && memo.key.as_bytes() == buf[start..end].as_bytes()
+                    && memo.key.as_bytes() == &buf.as_bytes()[start..end]
                 {
                     memo.pending += 1;
                     memo.last_ns = memo.last_ns.max(ev.ts_ns);
