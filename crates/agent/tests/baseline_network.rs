@@ -3,7 +3,9 @@
 //! learns its server (curl to `web:8080` every half second) and locks in protect mode;
 //! it keeps reaching its server, while a connect to another server fails in the
 //! container with EPERM and raises an alert naming the edge, the process and the
-//! workload; putting the baseline back in monitor lifts the refusal. Containers are
+//! workload; when its server's name moves to a new address the client follows it (the
+//! guard reads the container's DNS answers); putting the baseline back in monitor lifts
+//! the refusal. Containers are
 //! named `bas-*` and removed on drop.
 //!
 //! One test at a time: the sensor and the response guard's pinned maps are host-wide.
@@ -16,7 +18,9 @@ use rampart_agent::stages::{BaselineStage, BASELINE_BLOCKED_RULE};
 use rampart_agent::{
     Batch, Controls, PipelineBuilder, Record, Stage, StageContext, StageError, Subscription,
 };
-use rampart_baseline::{BaselineConfig, BaselineStore, ItemKind, Mode, SqliteBaselines};
+use rampart_baseline::{
+    BaselineConfig, BaselineStore, Item, ItemKind, Mode, Origin, SqliteBaselines,
+};
 use rampart_event::Alert;
 
 const IMAGE: &str = "rampart-test/debian:12";
@@ -116,14 +120,15 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
     }
     let pid = std::process::id();
     let project = format!("bas{pid}");
-    let (web, other, client, net) = (
+    let (web, web2, other, client, net) = (
         format!("bas-web-{pid}"),
+        format!("bas-web2-{pid}"),
         format!("bas-other-{pid}"),
         format!("bas-client-{pid}"),
         format!("bas-net-{pid}"),
     );
     let _cleanup = Cleanup(
-        vec![web.clone(), other.clone(), client.clone()],
+        vec![web.clone(), web2.clone(), other.clone(), client.clone()],
         net.clone(),
     );
     let _ = Command::new("docker")
@@ -274,6 +279,56 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
     // By name too: `other` was never resolved while learning.
     let (code, _, _) = exec(&client, &["curl", "-s", "-m", "5", "http://other:8080/"]);
     assert_ne!(code, 0, "curl to a new server by name failed");
+
+    // A normal name moving to a new address: `web` now answers with a second server's
+    // address (the first is gone); the client's loop follows it once the guard has read
+    // the answer (a connect racing its own answer is refused once).
+    // The sensor reports no DNS query for the client's resolver here (glibc's
+    // connected-socket sendmmsg), so the name is made normal as an operator does
+    // (`rampart baseline allow WORKLOAD dns web`); the node picks it up at its next poll.
+    let names: Vec<&String> = locked
+        .items
+        .get(&ItemKind::Dns)
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    eprintln!("learned names: {names:?}");
+    store
+        .update(&workload, &mut |b| {
+            b.items
+                .entry(ItemKind::Dns)
+                .or_default()
+                .entry("web".into())
+                .or_insert_with(|| Item::new(0, Origin::Allowed))
+                .origin = Origin::Allowed;
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    rampart_testbed::remove_container(&web2);
+    rampart_testbed::docker(&[
+        "run",
+        "-d",
+        "--name",
+        &web2,
+        &netarg,
+        "--network-alias",
+        "web",
+        IMAGE,
+        "python3",
+        "-m",
+        "http.server",
+        "8080",
+    ]);
+    rampart_testbed::remove_container(&web);
+    let web2_ip = ip_of(&web2);
+    let followed = wait_for(Duration::from_secs(20), || {
+        (requests_served(&web2) >= 3).then_some(())
+    });
+    assert!(
+        followed.is_some(),
+        "the client reaches {web2_ip}, the new address of its normal name web"
+    );
+    let (code, out) = connect(&client, &web2_ip, 8080);
+    assert_eq!((code, out.trim()), (0, "connected"), "resolved edge");
 
     // Monitor lifts the refusal.
     store

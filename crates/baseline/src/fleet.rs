@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::model::{Baseline, Confidence, FastMap, Item, ItemKind, Mode, Origin, MAX_REPLICAS};
+use crate::model::{Baseline, Confidence, Item, ItemKind, Mode, Origin, MAX_REPLICAS};
 
 /// What one node saw of an item.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -188,7 +188,7 @@ impl FleetBaseline {
             .take(MAX_REPLICAS)
             .collect();
         for (kind, map) in &self.items {
-            let items = b.items.entry(*kind).or_insert_with(FastMap::default);
+            let items = b.items.entry(*kind).or_default();
             for (key, fi) in map {
                 let mut item = Item::new(fi.first_ns, fi.origin);
                 item.last_ns = fi.last_ns;
