@@ -229,6 +229,26 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
         network.iter().any(|k| **k == learned_edge),
         "{learned_edge} learned: {network:?}"
     );
+    // The servers (one workload: their image) lock in protect mode too: their inbound
+    // edges are enforced as well, so the traffic below also shows that the learned
+    // inbound port stays open.
+    let servers = format!("image:{IMAGE}");
+    let server_baseline = wait_for(Duration::from_secs(60), || {
+        let (b, _) = store.get(&servers).ok()??;
+        b.locked.then_some(b)
+    })
+    .expect("the servers' baseline locked");
+    assert_eq!(server_baseline.mode, Mode::Protect);
+    let inbound: Vec<&String> = server_baseline
+        .items
+        .get(&ItemKind::Network)
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    eprintln!("servers' learned network: {inbound:?}");
+    assert!(
+        inbound.iter().any(|k| k.ends_with(" tcp :8080")),
+        "{inbound:?}"
+    );
     // The protect request goes out with the container's next event.
     std::thread::sleep(Duration::from_secs(3));
 
