@@ -32,9 +32,14 @@ pub const BLOCKED_RULE: &str = "Network edge outside the workload baseline block
 const NS: u64 = 1_000_000_000;
 /// Edges named in an alert's explanation.
 const EDGES_NAMED: usize = 8;
+/// Refused edges remembered for `repeat_secs`; past it the memory starts over (a scan
+/// of many addresses must not grow it without bound).
+const MAX_REMEMBERED: usize = 10_000;
 
 struct Guarded {
     container_id: String,
+    /// Its cgroup v2 directory (the guard's programs are attached there).
+    dir: PathBuf,
     workload: String,
     name: String,
     container: Arc<Workload>,
@@ -109,6 +114,7 @@ impl NetProtect {
         }
         let g = Guarded {
             container_id: req.container_id.clone(),
+            dir: dir.clone(),
             workload: req.workload.clone(),
             name: req.container_name.clone(),
             container: req.container.clone(),
@@ -214,6 +220,9 @@ impl NetProtect {
                         port,
                     };
                     let key = edge.key();
+                    if self.last_alert.len() >= MAX_REMEMBERED {
+                        self.last_alert.clear();
+                    }
                     let last = self.last_alert.entry((cgroup_id, key)).or_insert(0);
                     if *last != 0 && ts_ns.saturating_sub(*last) < repeat_secs * NS {
                         continue;
@@ -250,11 +259,10 @@ impl NetProtect {
             return;
         }
         let rules = g.rules();
-        let dir = cgroup_dir(&g.container_id);
-        let (Some(guard), Some(dir)) = (self.guard.as_mut(), dir) else {
+        let Some(guard) = self.guard.as_mut() else {
             return;
         };
-        match guard.guard(&dir, cgroup_id, &rules) {
+        match guard.guard(&g.dir, cgroup_id, &rules) {
             Ok(_) => {
                 tracing::info!(workload = %g.workload, container = %g.name, name, addresses = ?addresses, "protect: a normal DNS name's new addresses allowed")
             }
@@ -263,11 +271,6 @@ impl NetProtect {
             }
         }
     }
-}
-
-/// A container's cgroup v2 directory.
-fn cgroup_dir(container_id: &str) -> Option<PathBuf> {
-    rampart_respond::target::ContainerCgroups::find(container_id, None).v2
 }
 
 fn blocked_alert(
