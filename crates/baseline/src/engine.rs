@@ -158,7 +158,7 @@ struct Slot {
     last_pid: u32,
     /// Protect has been requested for this container.
     protected: bool,
-    /// The last normal file-write and connect item, by raw input (see [`Memo`]).
+    /// The last normal file-write, network and user item (see [`Memo`]).
     memo: [Memo; MEMOS],
 }
 
@@ -186,9 +186,9 @@ fn memo_of(kind: ItemKind) -> Option<usize> {
 /// counted here without looking it up; and for file writes and connects, whose key
 /// follows from a raw input (a written file's directory; a connect's protocol, address
 /// and port), the same raw input again is counted without even building the key. The
-/// counts reach the item when the memo moves on,
-/// at every tick and before baselines are saved ([`Engine::flush_counts`]). A memo is
-/// valid for one generation of its baseline (installed or locked anew: a new one).
+/// counts reach the item when the memo moves on, at every tick and before baselines are
+/// saved ([`Engine::flush_counts`]). A memo is valid for one generation of its baseline
+/// (installed or locked anew: a new one).
 #[derive(Default)]
 struct Memo {
     generation: u64,
@@ -267,7 +267,7 @@ pub struct Engine {
     by_name: HashMap<String, usize>,
     dirty: Vec<bool>,
     /// Per baseline: bumped when it is installed or locked (memos of an older one are
-    /// void).
+    /// void). From 1: a memo never filled in (generation 0) matches none.
     generations: Vec<u64>,
     slots: crate::model::FastMap<u64, Slot>,
     key_buf: String,
@@ -320,7 +320,7 @@ impl Engine {
                     .insert(b.workload.clone(), self.baselines.len());
                 self.baselines.push(b);
                 self.dirty.push(false);
-                self.generations.push(0);
+                self.generations.push(1);
                 self.baselines.len() - 1
             }
         };
@@ -371,7 +371,7 @@ impl Engine {
         self.by_name.insert(name.to_string(), self.baselines.len());
         self.baselines.push(Baseline::new(name, now_ns));
         self.dirty.push(true);
-        self.generations.push(0);
+        self.generations.push(1);
         self.baselines.len() - 1
     }
 
