@@ -46,7 +46,9 @@ pub struct BaselineConfig {
     /// What happens to protect's exec denials in the kernel when the node stops:
     /// `keep` (the default: they are pinned and stay in force, fail-closed, until the
     /// node starts again and takes them over, or `rampart respond release --all`) or
-    /// `release` (lifted at stop: fail-open while no node runs).
+    /// `release` (lifted at stop: fail-open while no node runs). Protect's network rules
+    /// (the segmentation programs' allow lists) are not pinned: they lift at stop either
+    /// way.
     pub protect_on_stop: ProtectOnStop,
     pub noise: NoiseConfig,
 }

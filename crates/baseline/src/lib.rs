@@ -9,8 +9,12 @@
 //!   monitor → protect, deviation alerts, and noise control.
 //! - [`anomaly`]: per-minute features per container and a robust z-score model fitted
 //!   per workload at lock; an anomaly names its top features against the normal range.
+//! - [`netallow`]: the network a locked baseline holds as normal (learned edges, DNS
+//!   names), as the allow list protect mode enforces in the kernel.
 //! - [`risk`]: a score per workload with its breakdown (alerts, vulnerabilities and
 //!   whether their package is in use, exposure, privileges, baseline deviations).
+//! - [`fleet`]: a workload's baselines from several nodes merged (the union, with what
+//!   each node saw of every item, and trust across nodes), and as one importable profile.
 //! - [`store`]: persistence behind [`BaselineStore`], in SQLite ([`SqliteBaselines`]).
 //! - [`profile`]: the YAML form of a baseline (`rampart baseline export|import`), so
 //!   profiles can live in git.
@@ -22,7 +26,9 @@
 pub mod anomaly;
 pub mod config;
 pub mod engine;
+pub mod fleet;
 pub mod model;
+pub mod netallow;
 pub mod normalize;
 pub mod profile;
 pub mod risk;

@@ -25,37 +25,79 @@ pub fn push_argv(out: &mut String, argv: &[String]) {
     }
 }
 
+/// Byte classes for the tokenizer, one table lookup per byte instead of a chain of
+/// range tests (the classification was a quarter of the scoring path's time).
+const ALNUM: u8 = 1;
+const DIGIT: u8 = 2;
+const UPPER: u8 = 4;
+const HEX: u8 = 8;
+
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        let mut k = 0;
+        if b.is_ascii_alphanumeric() {
+            k |= ALNUM;
+        }
+        if b.is_ascii_digit() {
+            k |= DIGIT;
+        }
+        if b.is_ascii_uppercase() {
+            k |= UPPER;
+        }
+        if b.is_ascii_hexdigit() {
+            k |= HEX;
+        }
+        t[c] = k;
+        c += 1;
+    }
+    t
+};
+
 /// Appends `s` with each alphanumeric token collapsed as in [`push_argv`].
 ///
-/// One pass: runs of other bytes are copied as one slice (an ASCII letter or digit is
-/// never part of a multi-byte character, so a run never splits one), and each token is
-/// classified in a single scan. [`reference::push_collapsed`] is the plain form it must
-/// agree with.
+/// One pass over the bytes, each token classified while it is scanned from a byte-class
+/// table; what is kept is copied in as few slices as possible (from the end of the last
+/// collapsed token to the start of the next), since most arguments collapse nothing and
+/// a copy per token was most of the cost. An ASCII letter or digit is never part of a
+/// multi-byte character, so every cut is at a character boundary.
+/// [`reference::push_collapsed`] is the plain form it must agree with.
 pub fn push_collapsed(out: &mut String, s: &str) {
     let b = s.as_bytes();
-    let mut i = 0;
+    let (mut i, mut kept) = (0, 0);
     while i < b.len() {
-        let start = i;
-        while i < b.len() && !b[i].is_ascii_alphanumeric() {
+        if CLASS[usize::from(b[i])] & ALNUM == 0 {
             i += 1;
-        }
-        if i > start {
-            out.push_str(&s[start..i]);
-        }
-        if i == b.len() {
-            break;
-        }
-        if let Some(len) = uuid_at(b, i) {
-            out.push('U');
-            i += len;
             continue;
         }
         let start = i;
-        while i < b.len() && b[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
-        out.push_str(collapse_token(&s[start..i]));
+        let replacement = if let Some(len) = uuid_at(b, i) {
+            i += len;
+            "U"
+        } else {
+            let (mut digits, mut upper, mut all) = (0usize, 0usize, HEX);
+            while i < b.len() {
+                let k = CLASS[usize::from(b[i])];
+                if k & ALNUM == 0 {
+                    break;
+                }
+                digits += usize::from(k & DIGIT != 0);
+                upper += usize::from(k & UPPER != 0);
+                all &= k;
+                i += 1;
+            }
+            match collapsed(i - start, digits, upper, all & HEX != 0) {
+                Some(r) => r,
+                None => continue,
+            }
+        };
+        out.push_str(&s[kept..start]);
+        out.push_str(replacement);
+        kept = i;
     }
+    out.push_str(&s[kept..]);
 }
 
 /// `8-4-4-4-12` hex digits starting at `i`, not inside a longer token.
@@ -87,27 +129,21 @@ fn uuid_at(b: &[u8], i: usize) -> Option<usize> {
     Some(p - i)
 }
 
-/// A token as the key holds it: `N`, `H`, `X` or itself, in one scan.
-fn collapse_token(t: &str) -> &str {
-    let (mut digits, mut upper, mut all_hex) = (0usize, 0usize, true);
-    for &c in t.as_bytes() {
-        digits += usize::from(c.is_ascii_digit());
-        upper += usize::from(c.is_ascii_uppercase());
-        all_hex &= c.is_ascii_hexdigit();
-    }
-    let len = t.len();
+/// What a token of `len` bytes collapses to (`N`, `H`, `X`), from its counts of digits
+/// and upper-case letters and whether it is all hex digits; `None`: it stays.
+fn collapsed(len: usize, digits: usize, upper: usize, all_hex: bool) -> Option<&'static str> {
     if digits == len {
-        return "N";
+        return Some("N");
     }
     if digits > 0 && len >= 8 && all_hex {
-        return "H";
+        return Some("H");
     }
     let letters = len - digits;
     // Mixed letters and digits, or mixed case with digits, long enough to be random.
     if len >= 6 && digits > 0 && letters > 0 && (digits * 5 >= len || upper > 0) {
-        return "X";
+        return Some("X");
     }
-    t
+    None
 }
 
 /// Appends the prefix a written file is learned under: its directory, each component

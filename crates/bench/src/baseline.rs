@@ -12,7 +12,9 @@
 //! scored by the engine and, replayed identically, by the scoring path as first written
 //! (`rampart_baseline::engine::reference`, with its own copy of the locked baselines),
 //! in alternating order: the comparison in the same run. The bare replay loop over the
-//! same events is the floor.
+//! same events is the floor. Before that, one replayed minute is scored one kind of
+//! event at a time (process starts, file writes, connects), so the figure per kind shows
+//! what repeats cost (counted in each container's memo) against what does not.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -72,6 +74,13 @@ pub struct BaselineBenchReport {
     pub score_reference_best_piece_ns_per_event: f64,
     /// The replay loop without the engine, over the same events.
     pub replay_only_ns_per_event: f64,
+    /// Scoring by kind of event (each kind fed alone over the same replayed minute):
+    /// process starts, whose command lines rarely repeat, pay for building and looking
+    /// up their keys; the file writes and connects of a workload repeat and are mostly
+    /// counted in the container's memo.
+    pub score_exec_ns_per_event: f64,
+    pub score_write_ns_per_event: f64,
+    pub score_connect_ns_per_event: f64,
     pub deviations_while_scoring: u64,
     /// Items outside the baselines, as the engine (raised or suppressed as repeats) and
     /// the reference (counted) saw them: they must agree.
@@ -360,6 +369,34 @@ pub fn baseline(o: &BaselineBenchOptions) -> BaselineBenchReport {
     for w in &names {
         engine.lock_now(w, t_lock, Mode::Monitor);
     }
+    // By kind: one replayed minute, each kind of event alone (exec, write, connect in
+    // the order `World::start` makes them), three times over.
+    let mut by_kind = [0f64; 3];
+    for (kind, figure) in by_kind.iter_mut().enumerate() {
+        let start = world.mark();
+        let (mut n, mut ns) = (0u64, 0u64);
+        let mut chunk = Vec::with_capacity(3 * o.execs_per_sec as usize);
+        for _ in 0..3 {
+            world.rewind(start);
+            for s in o.seconds..o.seconds + 60 {
+                chunk.clear();
+                for i in 0..o.execs_per_sec {
+                    let ts = t_lock
+                        + (s - o.seconds) * 1_000_000_000
+                        + i * (1_000_000_000 / o.execs_per_sec.max(1));
+                    world.start(ts, o.replicas, &mut chunk);
+                }
+                let t = thread_cpu_ns();
+                for ev in chunk.iter().skip(kind).step_by(3) {
+                    engine.observe(ev, &mut alerts);
+                }
+                ns += thread_cpu_ns().saturating_sub(t);
+                n += (chunk.len() / 3) as u64;
+            }
+        }
+        world.rewind(start);
+        *figure = ns as f64 / n.max(1) as f64;
+    }
     let before = engine.stats.clone();
     let mut reference = Scorer::new(
         engine.baselines().to_vec(),
@@ -425,6 +462,9 @@ pub fn baseline(o: &BaselineBenchOptions) -> BaselineBenchReport {
         score_best_piece_ns_per_event: best,
         score_reference_best_piece_ns_per_event: best_reference,
         replay_only_ns_per_event: replay_ns as f64 / score_n.max(1) as f64,
+        score_exec_ns_per_event: by_kind[0],
+        score_write_ns_per_event: by_kind[1],
+        score_connect_ns_per_event: by_kind[2],
         deviations_while_scoring: deviations,
         outside_items_engine: outside_engine,
         outside_items_reference: reference.outside,

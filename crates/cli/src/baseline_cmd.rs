@@ -73,6 +73,19 @@ pub enum BaselineCommand {
     },
     /// Read YAML profiles (as export writes them) into the database.
     Import { files: Vec<PathBuf> },
+    /// Merge a workload's baselines from several nodes' databases into one profile
+    /// (YAML as export writes it, unlocked; stdout or --output), for `import` on every
+    /// node: the union of their items with counts and replicas over the nodes; an item
+    /// seen on one node of several keeps low confidence, one forbidden anywhere stays
+    /// forbidden. What each node saw of each item goes to stderr.
+    Merge {
+        workload: String,
+        /// A node's name and its baseline database, `NODE=FILE` (repeat per node).
+        #[arg(long = "from", value_name = "NODE=FILE", required = true)]
+        from: Vec<String>,
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 fn mode(s: &str) -> anyhow::Result<Mode> {
@@ -109,8 +122,78 @@ fn age(ns: u64) -> String {
     }
 }
 
+/// `rampart baseline merge`: reads the nodes' databases only (none is created).
+fn merge(
+    workload: &str,
+    from: &[String],
+    output: Option<&std::path::Path>,
+    min_obs: u64,
+) -> anyhow::Result<i32> {
+    let mut nodes = Vec::new();
+    for f in from {
+        let (node, path) = f.split_once('=').with_context(|| {
+            format!("--from {f:?}: expected NODE=FILE (a node's name and its baseline database)")
+        })?;
+        let path = std::path::Path::new(path);
+        anyhow::ensure!(
+            path.is_file(),
+            "--from {f:?}: {} is not a baseline database",
+            path.display()
+        );
+        let store = SqliteBaselines::open(path)?;
+        match store.get(workload)? {
+            Some((b, _)) => nodes.push((node.to_string(), b)),
+            None => eprintln!("{node}: no baseline of {workload}"),
+        }
+    }
+    anyhow::ensure!(
+        !nodes.is_empty(),
+        "no node has a baseline of workload {workload:?}"
+    );
+    let fleet = rampart_baseline::fleet::merge(
+        workload,
+        nodes.iter().map(|(n, b)| (n.as_str(), b)),
+        min_obs,
+    );
+    for (k, items) in &fleet.items {
+        for (key, i) in items {
+            let seen: Vec<String> = i
+                .nodes
+                .iter()
+                .map(|(n, s)| format!("{n}: {} by {}", s.count, s.replicas))
+                .collect();
+            eprintln!(
+                "{:<15} {key}  {}  [{}]",
+                k.as_str(),
+                i.confidence.as_str(),
+                seen.join(", ")
+            );
+        }
+    }
+    let yaml = Profile::from(&fleet.to_baseline(rampart_event::wall_ns())).to_yaml();
+    match output {
+        Some(path) => std::fs::write(path, yaml)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{yaml}"),
+    }
+    Ok(0)
+}
+
 pub fn run(a: BaselineArgs) -> anyhow::Result<i32> {
     let cfg = rampart_agent::NodeConfig::load(a.config.as_deref())?;
+    if let BaselineCommand::Merge {
+        workload,
+        from,
+        output,
+    } = &a.command
+    {
+        return merge(
+            workload,
+            from,
+            output.as_deref(),
+            cfg.baseline.min_observations,
+        );
+    }
     let db = a.db.clone().unwrap_or_else(|| cfg.baseline.db.clone());
     let min_obs = cfg.baseline.min_observations;
     let store = SqliteBaselines::open(&db)?;
@@ -267,6 +350,8 @@ pub fn run(a: BaselineArgs) -> anyhow::Result<i32> {
                 None => print!("{yaml}"),
             }
         }
+        // Handled before the node's database is opened.
+        BaselineCommand::Merge { .. } => {}
         BaselineCommand::Import { files } => {
             anyhow::ensure!(!files.is_empty(), "name the profile files to import");
             // All are read before any is written: one bad file changes nothing.

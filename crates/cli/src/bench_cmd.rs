@@ -344,6 +344,10 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
                 r.replay_only_ns_per_event,
                 r.deviations_while_scoring
             );
+            println!(
+                "  score by kind  process starts {:.0} ns  file writes {:.0} ns  connects {:.0} ns (repeats counted in each container's memo)",
+                r.score_exec_ns_per_event, r.score_write_ns_per_event, r.score_connect_ns_per_event
+            );
         }
         report.baseline = Some(r);
     }

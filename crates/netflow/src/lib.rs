@@ -8,6 +8,8 @@
 //!   bytes, connection counts and state; table, JSON and DOT output;
 //! - [`segment`]: learned segmentation (discover, monitor, protect), editable baselines
 //!   as YAML, and the kernel rules protect mode puts in force;
+//! - [`guard`]: the same kernel protect mode for allow lists another part decides
+//!   (the behaviour baselines' learned edges), attached to the guarded containers only;
 //! - [`policy`]: Kubernetes NetworkPolicy per workload from the graph, and simulation of
 //!   a policy against observed flows;
 //! - [`detect`]: network threat detectors with MITRE ATT&CK ids; [`tls`] reads the
@@ -25,6 +27,7 @@ pub mod dns;
 pub mod engine;
 pub mod flow;
 pub mod graph;
+pub mod guard;
 pub mod policy;
 pub mod segment;
 pub mod table;

@@ -11,6 +11,10 @@
 //! `baseline.protect_on_stop` is `release`; a container's end or its workload leaving
 //! protect lifts them while the node runs.
 //!
+//! Protect's network half ([`super::baseline_net`]): the container may open only the
+//! connections its baseline learned, enforced by the network part's segmentation
+//! programs; a refused connect is an alert naming the edge and the workload.
+//!
 //! The kernel's exec denial works on a deny list; protect turns the baseline's allow
 //! list into one: every executable file of the container's filesystem (walked through
 //! `/proc/PID/root` when protect starts) that the baseline does not hold, plus anything
@@ -29,6 +33,7 @@ use rampart_respond::exec::DenyExec;
 use rampart_respond::target::ContainerCgroups;
 use rampart_respond::{Action, Mode as RespondMode, ProcessRef, Target, Toolbox};
 
+use super::baseline_net::NetProtect;
 use crate::stage::{Batch, Record, Stage, StageContext, StageError, Subscription, WhenFull};
 
 /// Most executables one container's deny list holds (the kernel map is shared).
@@ -63,6 +68,8 @@ pub struct BaselineStage {
     protected: HashMap<String, u64>,
     /// The workload of each container seen.
     workloads: HashMap<String, String>,
+    /// Protect's network edges in the kernel.
+    net: NetProtect,
     out: Vec<Alert>,
 }
 
@@ -95,6 +102,7 @@ impl BaselineStage {
                 toolbox: Toolbox::new(),
                 protected: HashMap::new(),
                 workloads: HashMap::new(),
+                net: NetProtect::default(),
                 out: Vec::new(),
             },
             handle,
@@ -202,6 +210,11 @@ impl BaselineStage {
                     tracing::warn!(workload = %req.workload, container = %req.container_name, error = %e, "protect: exec denial failed")
                 }
             }
+            if let Some(b) = engine.get(&req.workload) {
+                let min_observations = engine.config().min_observations;
+                self.net
+                    .protect(&req, cg.v2.clone(), cgid, b, min_observations);
+            }
         }
     }
 }
@@ -223,6 +236,11 @@ impl BaselineStage {
                 self.release(cgid);
             }
         }
+        self.net.release_unless(|_, w| {
+            engine
+                .get(w)
+                .is_some_and(|b| b.locked && b.mode == rampart_baseline::Mode::Protect)
+        });
     }
 
     fn release(&self, cgid: u64) {
@@ -305,6 +323,7 @@ impl Stage for BaselineStage {
                         if let Some(cgid) = self.protected.remove(&l.container_id) {
                             self.release(cgid);
                         }
+                        self.net.release_container(&l.container_id);
                     }
                 }
             }
@@ -346,6 +365,12 @@ impl Stage for BaselineStage {
             self.save(&mut engine);
         }
         self.protect(&mut engine);
+        self.net.poll(
+            cfg.repeat_secs,
+            cfg.min_observations,
+            |w| engine.get(w).cloned(),
+            &mut out,
+        );
         drop(engine);
         for a in out.drain(..) {
             ctx.emit_alert(a);

@@ -1,6 +1,7 @@
 //! The stages a node runs, each an adapter from a part's library to [`crate::Stage`].
 
 mod baseline;
+mod baseline_net;
 mod bus;
 mod detection;
 mod fleet_report;
@@ -11,6 +12,7 @@ mod recorder;
 mod response;
 
 pub use baseline::{BaselineHandle, BaselineStage};
+pub use baseline_net::BLOCKED_RULE as BASELINE_BLOCKED_RULE;
 pub use bus::{BusPublisherConfig, BusPublisherStage, ReportSender};
 pub use detection::DetectionStage;
 pub use fleet_report::{

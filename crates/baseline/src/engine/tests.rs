@@ -537,6 +537,67 @@ fn the_engine_scores_every_item_as_the_first_written_path_does() {
     assert_eq!(outside, reference.outside, "same items outside");
     // Every item counted in place by one is counted by the other (the engine also
     // counts the deviations it raised, which the reference does not raise).
+    // Repeats held in the containers' memos reach their items at the flush.
+    e.flush_counts();
     let items = |bs: &[Baseline]| bs.iter().map(|b| b.items.clone()).collect::<Vec<_>>();
     assert_eq!(items(e.baselines()), items(reference.baselines()));
+}
+
+#[test]
+fn repeats_counted_in_a_memo_reach_the_item_and_a_forbid_voids_the_memo() {
+    let mut e = Engine::new(BaselineConfig {
+        auto_lock: false,
+        ..cfg()
+    });
+    let t0 = 1_000 * S;
+    learn_web(&mut e, t0);
+    assert!(e.lock_now("compose:shop/web", t0 + 10 * S, Mode::Monitor));
+    let write = |ts: u64, n: u32| {
+        event(
+            "a",
+            ts,
+            "/usr/bin/python3.11",
+            &[],
+            false,
+            Payload::FileOpen {
+                path: format!("/var/log/app/{n}.log"),
+                path_raw: None,
+                flags: 0o101,
+                mode: 0o644,
+                access: OpenAccess::from_flags(0o101),
+                ret: 3,
+                repeats: 0,
+            },
+        )
+    };
+    let count = |e: &Engine| {
+        e.get("compose:shop/web")
+            .and_then(|b| b.item(ItemKind::FileWrite, "/var/log/app/"))
+            .map(|i| i.count)
+    };
+    let before = count(&e).unwrap();
+    let mut out = Vec::new();
+    for n in 0..5 {
+        e.observe(&write(t0 + (20 + u64::from(n)) * S, n), &mut out);
+    }
+    assert!(out.is_empty(), "{out:?}");
+    e.flush_counts();
+    assert_eq!(count(&e), Some(before + 5), "every repeat counted");
+
+    // An operator forbids the prefix: the memo of it is void, the next write alerts.
+    let mut b = e.get("compose:shop/web").unwrap().clone();
+    if let Some(item) = b
+        .items
+        .get_mut(&ItemKind::FileWrite)
+        .and_then(|m| m.get_mut("/var/log/app/"))
+    {
+        item.origin = Origin::Forbidden;
+    }
+    e.install(b);
+    e.observe(&write(t0 + 30 * S, 9), &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(
+        out[0].output_fields["baseline.reason"],
+        "forbidden by an operator"
+    );
 }
