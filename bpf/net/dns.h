@@ -14,7 +14,9 @@ static __always_inline int do_dns(struct pt_regs *regs, long ret, long nr, bool 
 		return 0;
 	struct syscall_ctx c;
 	read_regs(regs, ret, nr, &c, maybe_compat);
-	if (c.ret <= 12)
+	// sendmmsg returns how many messages went (glibc's resolver sends A and AAAA
+	// in one call), the others how many bytes: a DNS header alone is 12.
+	if (c.nr == NR_sendmmsg ? c.ret < 1 : c.ret <= 12)
 		return 0;
 	long fd = ARG0(c.regs);
 	// Resolvers that connect() then write() (Go, busybox): only sockets qualify, of

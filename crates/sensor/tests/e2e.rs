@@ -371,6 +371,43 @@ fn ipv6_and_unix_sockets_from_the_host() {
     );
 }
 
+/// Queries sent with sendmmsg, as glibc's resolver sends A and AAAA together on a
+/// connected socket: the call returns how many messages went, not bytes, and the
+/// first message's query is reported.
+#[test]
+fn dns_sent_with_sendmmsg_as_glibc_resolves() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let script = "import ctypes,socket,struct\n\
+        libc=ctypes.CDLL(None,use_errno=True)\n\
+        class iovec(ctypes.Structure): _fields_=[('base',ctypes.c_void_p),('len',ctypes.c_size_t)]\n\
+        class msghdr(ctypes.Structure): _fields_=[('name',ctypes.c_void_p),('namelen',ctypes.c_uint32),('iov',ctypes.POINTER(iovec)),('iovlen',ctypes.c_size_t),('control',ctypes.c_void_p),('controllen',ctypes.c_size_t),('flags',ctypes.c_int)]\n\
+        class mmsghdr(ctypes.Structure): _fields_=[('hdr',msghdr),('len',ctypes.c_uint)]\n\
+        def q(name,t):\n\
+        \x20   h=struct.pack('>HHHHHH',0x4321,0x0100,1,0,0,0)\n\
+        \x20   b=b''.join(bytes([len(p)])+p.encode() for p in name.split('.'))+b'\\0'\n\
+        \x20   return h+b+struct.pack('>HH',t,1)\n\
+        srv=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); srv.bind(('127.83.77.2',53))\n\
+        s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.connect(('127.83.77.2',53))\n\
+        bufs=[ctypes.create_string_buffer(q('mmsg.rampart-probe.example',t)) for t in (1,28)]\n\
+        iovs=[iovec(ctypes.cast(b,ctypes.c_void_p),len(b.raw)-1) for b in bufs]\n\
+        msgs=(mmsghdr*2)()\n\
+        for i in range(2): msgs[i].hdr.iov=ctypes.pointer(iovs[i]); msgs[i].hdr.iovlen=1\n\
+        n=libc.sendmmsg(s.fileno(),msgs,2,0)\n\
+        assert n==2,(n,ctypes.get_errno())\n";
+    let st = Command::new("python3")
+        .args(["-c", script])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    wait_for("DNS sent with sendmmsg", T, |e| {
+        matches!(&e.payload, Payload::DnsQuery { query, server, .. }
+            if query == "mmsg.rampart-probe.example" && server.port() == Some(53))
+    });
+}
+
 /// A DNS query written (not sent) on a connected UDP socket, by the process that
 /// connected it and by a child that inherited it: the kernel checks only the writes of
 /// processes that connected a socket to port 53, or descend from one.
