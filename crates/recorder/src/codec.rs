@@ -1192,6 +1192,8 @@ impl<'a> BlockDecoder<'a> {
             tty,
             ancestry,
             exe_upper_layer: bits & 2 != 0,
+            // Not recorded: the hook variables serve detection as events arrive.
+            env: None,
         });
         self.processes.push(p.clone());
         Ok(p)
