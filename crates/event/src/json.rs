@@ -64,7 +64,7 @@ struct ProcessJson<'a> {
     ancestry: Vec<&'a RawValue>,
     #[serde(skip_serializing_if = "crate::is_false")]
     exe_upper_layer: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "crate::no_env")]
     env: &'a Option<Vec<String>>,
 }
 

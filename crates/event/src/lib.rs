@@ -111,7 +111,8 @@ pub struct Process {
     /// exec, as `NAME=value`, read by the sensor when it saw the exec (or the process
     /// at start). `None` when they were not read: the process was gone first, or the
     /// event did not come from a sensor. A child inherits its parent's until it execs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Left out of the JSON form when it holds none (most processes).
+    #[serde(default, skip_serializing_if = "no_env")]
     pub env: Option<Vec<String>>,
 }
 
@@ -1136,6 +1137,10 @@ pub struct Alert {
 
 fn mount_call() -> String {
     "mount".into()
+}
+
+fn no_env(env: &Option<Vec<String>>) -> bool {
+    env.as_ref().is_none_or(Vec::is_empty)
 }
 
 fn is_false(b: &bool) -> bool {
