@@ -27,7 +27,7 @@
 // #defines here and below so the values are in the object's BTF, where crates/bpf's
 // wire test compares them with wire.rs.
 enum rampart_kind {
-	K_EXEC = 1, // a0 flags (EXEC_F_*), a1 argc | filename, interp, exe path, argv block, cwd
+	K_EXEC = 1, // a0 flags (EXEC_F_*), a1 argc | filename, interp, exe path, argv block, cwd, env block
 	K_FORK = 2, // a0 child tgid, a1 child start_boottime
 	K_EXIT = 3, // a0 exit_code (wait status)
 	K_OPEN = 4, // a0 ret, a1 flags, a2 mode, a3 syscall nr, a4 repeats folded before it | path, base dir
@@ -75,6 +75,8 @@ enum rampart_exec_flags {
 	EXEC_F_DELETED = 2,
 	EXEC_F_ARGS_TRUNC = 4,
 	EXEC_F_UPPER_LAYER = 8, // executable lives in an overlayfs upper layer (not from the image)
+	EXEC_F_ENV = 16, // the record ends with the environment block
+	EXEC_F_ENV_TRUNC = 32, // ... cut to the room left in the record
 };
 
 struct ev_hdr {

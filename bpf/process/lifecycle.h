@@ -78,6 +78,22 @@ int BPF_PROG(on_exec, struct task_struct *p, pid_t old_pid, struct linux_binprm 
 	off = push_bytes(s->ev, off, (const void *)arg_start, (u32)arg_len, true);
 	struct path pwd = p->fs->pwd;
 	off = push_path(s, off, &pwd);
+	// The environment block, read here because a short-lived process is gone by the
+	// time user space could read /proc; user space keeps only the startup-hook
+	// variables. Cut to the room left below OFF_MASK (user space reads /proc for the
+	// rest of a cut one).
+	unsigned long env_start = mm->env_start;
+	unsigned long env_len = mm->env_end - env_start;
+	u32 room = off < OFF_MASK ? OFF_MASK - off : 0;
+	if (room > MAX_STR - 1)
+		room = MAX_STR - 1;
+	flags |= EXEC_F_ENV;
+	if (env_len > room) {
+		env_len = room;
+		flags |= EXEC_F_ENV_TRUNC;
+	}
+	h->args[0] = flags;
+	off = push_bytes(s->ev, off, (const void *)env_start, (u32)env_len, true);
 	return submit(s, off);
 }
 

@@ -70,6 +70,8 @@ wire_consts! {
         EXEC_F_DELETED = 2,
         EXEC_F_ARGS_TRUNC = 4,
         EXEC_F_UPPER_LAYER = 8,
+        EXEC_F_ENV = 16,
+        EXEC_F_ENV_TRUNC = 32,
     }
 }
 

@@ -490,3 +490,42 @@ fn falco_contact_k8s_api_server_from_container() {
         .collect();
     assert!(wrong.is_empty(), "fired on other connections: {wrong:?}");
 }
+
+/// The runtime's own setup of a container and of each `docker exec` (runc, its memfd
+/// clone of itself, runc init joining namespaces, mounting, setting ids) is not the
+/// workload: the rules whose exception is the runtime, now recognised by its installed
+/// binary and lineage rather than by name, stay quiet for it.
+#[test]
+fn container_runtime_setup_is_quiet() {
+    if !ready() {
+        return;
+    }
+    detector();
+    let c = TestContainer::start(
+        "rampart-de2e-runtime",
+        &[
+            "--cap-add=SYS_ADMIN",
+            "--cap-add=SYS_PTRACE",
+            "--security-opt=seccomp=unconfined",
+            "--security-opt=apparmor=unconfined",
+        ],
+        &[],
+    );
+    for _ in 0..3 {
+        c.exec("true");
+    }
+    assert_quiet(
+        &c,
+        &[
+            "Setns called in container",
+            "Unshare called in container",
+            "Fileless execution from memory",
+            "Mount attempted in container",
+            "Mount attributes changed in container",
+            "Chroot in container",
+            "Host filesystem or cgroupfs mounted in container",
+            "Container administration tool run in container",
+        ],
+        "container start and docker exec",
+    );
+}

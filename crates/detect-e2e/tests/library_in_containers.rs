@@ -52,6 +52,9 @@ struct Scenario {
     benign: String,
     fire: String,
     fire_tty: bool,
+    /// `NAME=value` pairs `docker exec -e` sets for the fire script (the way an
+    /// operator's or attacker's `docker exec -e` puts a variable into a container).
+    fire_env: Vec<String>,
     cannot_fire: Option<String>,
     known_gap: Option<String>,
 }
@@ -129,16 +132,21 @@ fn parse_scenarios(text: &str) -> Result<Vec<Scenario>, String> {
             "rule" => sc.rule = text_value,
             "variant" => sc.variant = Some(text_value),
             "image" => sc.image = text_value,
-            "flags" => {
+            "flags" | "fire_env" => {
                 let inner = value
                     .strip_prefix('[')
                     .and_then(|v| v.strip_suffix(']'))
-                    .ok_or_else(|| format!("line {n}: flags must be a [flow, list]"))?;
-                sc.flags = inner
+                    .ok_or_else(|| format!("line {n}: {key} must be a [flow, list]"))?;
+                let list = inner
                     .split(',')
                     .map(|f| f.trim().to_string())
                     .filter(|f| !f.is_empty())
                     .collect();
+                if key == "flags" {
+                    sc.flags = list;
+                } else {
+                    sc.fire_env = list;
+                }
             }
             "setup" => sc.setup = Some(text_value),
             "benign" => sc.benign = text_value,
@@ -202,14 +210,23 @@ struct Ran {
 /// line (first, so argv truncation cannot drop it) and in `$SCN`. The trailing
 /// commands keep the shell from exec'ing the script's last command in place, which
 /// would drop the marker from that process's ancestry.
-fn run_script(c: &TestContainer, script: &str, mark: &str, tty: bool) -> Ran {
+fn run_script(c: &TestContainer, script: &str, mark: &str, tty: bool, extra_env: &[String]) -> Ran {
     let wrapped = format!(": {mark}; {{\n{script}\n}}; r=$?; exit $r");
     let env = format!("SCN={mark}");
+    let extra: Vec<String> = extra_env
+        .iter()
+        .flat_map(|kv| ["-e".to_string(), kv.clone()])
+        .collect();
     let limit = SCRIPT_TIMEOUT_SECS.to_string();
     let out = if tty {
         // `docker exec -it` under a real pseudo-terminal (util-linux `script`).
         let inner = format!(
-            "timeout --foreground {limit} docker exec -it -e {env} {} sh -c '{}'",
+            "timeout --foreground {limit} docker exec -it -e {env} {} {} sh -c '{}'",
+            extra
+                .iter()
+                .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+                .collect::<Vec<_>>()
+                .join(" "),
             c.name,
             wrapped.replace('\'', r"'\''")
         );
@@ -219,7 +236,9 @@ fn run_script(c: &TestContainer, script: &str, mark: &str, tty: bool) -> Ran {
             .output()
     } else {
         Command::new("timeout")
-            .args([&limit, "docker", "exec", "-e", &env, &c.name, "sh", "-c"])
+            .args([&limit, "docker", "exec", "-e", &env])
+            .args(&extra)
+            .args([&c.name, "sh", "-c"])
             .arg(&wrapped)
             .stdin(Stdio::null())
             .output()
@@ -328,6 +347,9 @@ fn scenario_file_parses_and_names_each_rule_once() {
     assert_eq!(s[0].rule, "a b");
     assert_eq!(s[0].fire, "one\n\ntwo\n");
     assert_eq!(s[0].flags, ["-v", "/a:/b"]);
+    let s = parse_scenarios("- rule: x\n  fire_env: [NODE_OPTIONS=--require=/tmp/h.js]\n")
+        .expect("valid subset");
+    assert_eq!(s[0].fire_env, ["NODE_OPTIONS=--require=/tmp/h.js"]);
 }
 
 /// Entries against the suite's rules: one per rule, or several that each name a
@@ -624,13 +646,19 @@ fn run_group(
     for &i in idxs {
         let s = &scenarios[i];
         let steps = [
-            ("setup", s.setup.as_deref(), 's', false),
-            ("benign", Some(s.benign.as_str()), 'b', false),
-            ("fire", Some(s.fire.as_str()), 'f', s.fire_tty),
+            ("setup", s.setup.as_deref(), 's', false, &[][..]),
+            ("benign", Some(s.benign.as_str()), 'b', false, &[][..]),
+            (
+                "fire",
+                Some(s.fire.as_str()),
+                'f',
+                s.fire_tty,
+                &s.fire_env[..],
+            ),
         ];
-        for (what, script, kind, tty) in steps {
+        for (what, script, kind, tty, env) in steps {
             let Some(script) = script else { continue };
-            let r = run_script(&c, script, &marker(i, kind), tty);
+            let r = run_script(&c, script, &marker(i, kind), tty, env);
             if !r.ok {
                 errs.push(format!(
                     "{:?} (line {}): {what} script failed in {}: {}",

@@ -1,10 +1,12 @@
-//! `proc.env`: a process's environment, read from `/proc/<pid>/environ` when the
-//! event is evaluated. The sensor does not carry environment variables, yet the
-//! startup hooks of language runtimes (`NODE_OPTIONS=--require`, `RUBYOPT`,
-//! `PERL5OPT`, `JAVA_TOOL_OPTIONS`) live there. The environment read is the one the
-//! process's current image started with (the kernel keeps it where exec put it), so
-//! reading it after the exec event is what the exec saw; a process that already
-//! exited, or whose pid now names another program, has none.
+//! `proc.env` beyond the hook variables: a process's environment, read from
+//! `/proc/<pid>/environ` when the event is evaluated. The sensor reads the startup-hook
+//! variables (`rampart_event::HOOK_ENVIRONMENT`: `NODE_OPTIONS`, `RUBYOPT`,
+//! `PERL5OPT`, `JAVA_TOOL_OPTIONS`, `LD_PRELOAD`, …) at exec and puts them on the
+//! process; a rule naming another variable, or the whole environment, reads it here.
+//! The environment read is the one the process's current image started with (the
+//! kernel keeps it where exec put it), so reading it after the exec event is what the
+//! exec saw; a process that already exited, or whose pid now names another program,
+//! has none.
 
 use std::path::Path;
 

@@ -10,7 +10,7 @@
 //!   event model does not carry yet. It loads (so Falco's files load unmodified), has
 //!   no value (comparisons are false, outputs print `<NA>`) and the load reports a
 //!   warning naming it;
-//! - unsupported: refused at load time with the reason (e.g. `proc.env`).
+//! - unsupported: refused at load time with the reason (e.g. `proc.aenv`).
 
 use std::borrow::Cow;
 use std::cell::OnceCell;
@@ -252,6 +252,11 @@ pub enum Availability {
     NotProvided(&'static str),
     /// Provided, but derived approximately (the reason says how).
     Approximate(&'static str),
+    /// A field of Rampart's own (no Falco field of that name) whose definition is a
+    /// look at the live system when the event is evaluated (the reason says what it
+    /// looks at): nothing is approximated, so loading it warns of nothing; the reason
+    /// stays in the rule's field notes.
+    Probe(&'static str),
 }
 
 pub struct ResolvedField {
@@ -430,21 +435,34 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         return Ok(provided(s(move |ctx| event_arg(ctx, key))));
     }
     if name == "proc.env" {
-        // Read from /proc when evaluated (see environ.rs), so only approximately what
-        // the exec saw: a process that exited before evaluation has none.
+        // A hook variable (rampart_event::HOOK_ENVIRONMENT) comes with the process:
+        // the sensor read it at exec. Any other name, and the whole environment, are
+        // read from /proc when evaluated (see environ.rs): only approximately what the
+        // exec saw, and nothing once the process exited.
         let key = f.arg.clone();
-        let getter = s(move |ctx| {
-            let env = ctx.environ()?;
-            match &key {
-                Some(k) => crate::environ::lookup(env, k).map(Cow::Borrowed),
-                None => Some(Cow::Owned(env.join(" "))),
+        let captured = key
+            .as_deref()
+            .is_some_and(|k| rampart_event::HOOK_ENVIRONMENT.contains(&k));
+        let getter = s(move |ctx| match &key {
+            Some(k) => {
+                if captured {
+                    if let Some(env) = ctx.process().and_then(|p| p.env.as_deref()) {
+                        return crate::environ::lookup(env, k).map(Cow::Borrowed);
+                    }
+                }
+                crate::environ::lookup(ctx.environ()?, k).map(Cow::Borrowed)
             }
+            None => Some(Cow::Owned(ctx.environ()?.join(" "))),
         });
         return Ok(ResolvedField {
             getter,
-            availability: Availability::Approximate(
-                "read from /proc/<pid>/environ when the event is evaluated; empty once the process exited",
-            ),
+            availability: if captured {
+                Availability::Provided
+            } else {
+                Availability::Approximate(
+                    "read from /proc/<pid>/environ when the event is evaluated (the sensor reads only the hook variables at exec); empty once the process exited",
+                )
+            },
         });
     }
     if name == "container.label" || name == "k8s.pod.label" {
@@ -600,7 +618,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
                 let exe = crate::fsprobe::seen_path(std::path::Path::new("/proc"), ctx.ev, &p.exe)?;
                 Some(crate::fsprobe::is_in_venv(&exe))
             }),
-            availability: Availability::Approximate(
+            availability: Availability::Probe(
                 "looks for pyvenv.cfg beside the executable's bin/ when the event is evaluated",
             ),
         },
@@ -614,7 +632,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
                     crate::fsprobe::FRESH_COPY,
                 ))
             }),
-            availability: Availability::Approximate(
+            availability: Availability::Probe(
                 "looks for a non-empty NAME.*, NAME-* or NAME_* written in the last five minutes beside the file when the event is evaluated",
             ),
         },

@@ -781,7 +781,7 @@ impl Collector {
                 let msg = match avail {
                     Availability::NotProvided(why) => format!("condition uses `{field}`, which Rampart's events do not provide yet ({why}); checks on it are always false"),
                     Availability::Approximate(why) => format!("condition uses `{field}`, approximated: {why}"),
-                    Availability::Provided => continue,
+                    Availability::Provided | Availability::Probe(_) => continue,
                 };
                 warnings.push(LoadError::at(&r.file, r.pos, label.clone(), msg));
             }

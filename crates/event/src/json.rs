@@ -64,6 +64,8 @@ struct ProcessJson<'a> {
     ancestry: Vec<&'a RawValue>,
     #[serde(skip_serializing_if = "crate::is_false")]
     exe_upper_layer: bool,
+    #[serde(skip_serializing_if = "crate::no_env")]
+    env: &'a Option<Vec<String>>,
 }
 
 fn encode_process(
@@ -91,6 +93,7 @@ fn encode_process(
         tty,
         ancestry,
         exe_upper_layer,
+        env,
     } = p;
     // Encoded first: the raw values borrow the cache, which must not change while
     // they are in use.
@@ -126,6 +129,7 @@ fn encode_process(
         tty: *tty,
         ancestry,
         exe_upper_layer: *exe_upper_layer,
+        env,
     })
 }
 

@@ -107,7 +107,52 @@ pub struct Process {
     /// already running when the sensor started).
     #[serde(default, skip_serializing_if = "is_false")]
     pub exe_upper_layer: bool,
+    /// The variables of [`HOOK_ENVIRONMENT`] that the process's environment held at
+    /// exec, as `NAME=value`, read by the sensor when it saw the exec (or the process
+    /// at start). `None` when they were not read: the process was gone first, or the
+    /// event did not come from a sensor. A child inherits its parent's until it execs.
+    /// Left out of the JSON form when it holds none (most processes).
+    #[serde(default, skip_serializing_if = "no_env")]
+    pub env: Option<Vec<String>>,
 }
+
+/// Environment variables the sensor reads at exec (the rest of the environment is
+/// left alone: reading only these keeps an exec's cost and an event's size small).
+/// They make a program load code of the caller's choosing before its own: the dynamic
+/// linker's, language runtimes' startup hooks and module paths, and shells' startup
+/// files. A rule's `proc.env[NAME]` of another name reads /proc when the event is
+/// evaluated instead.
+pub const HOOK_ENVIRONMENT: &[&str] = &[
+    "LD_PRELOAD",
+    "LD_AUDIT",
+    "LD_LIBRARY_PATH",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "RUBYOPT",
+    "RUBYLIB",
+    "PERL5OPT",
+    "PERL5LIB",
+    "PERLLIB",
+    "PERL5DB",
+    "JAVA_TOOL_OPTIONS",
+    "_JAVA_OPTIONS",
+    "JDK_JAVA_OPTIONS",
+    "PYTHONSTARTUP",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONWARNINGS",
+    "PHPRC",
+    "PHP_INI_SCAN_DIR",
+    "BASH_ENV",
+    "ENV",
+    "PROMPT_COMMAND",
+    "GCONV_PATH",
+    "DOTNET_STARTUP_HOOKS",
+    "CORECLR_PROFILER_PATH",
+];
+
+/// Longest value kept of one [`HOOK_ENVIRONMENT`] variable (a longer one is cut).
+pub const MAX_HOOK_VALUE: usize = 4096;
 
 /// One process above another in the process tree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema)]
@@ -1092,6 +1137,10 @@ pub struct Alert {
 
 fn mount_call() -> String {
     "mount".into()
+}
+
+fn no_env(env: &Option<Vec<String>>) -> bool {
+    env.as_ref().is_none_or(Vec::is_empty)
 }
 
 fn is_false(b: &bool) -> bool {

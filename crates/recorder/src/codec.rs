@@ -532,11 +532,19 @@ impl BlockEncoder {
         self.str(&p.comm);
         put_u64(&mut self.buf, p.start_ns);
         put_u64(&mut self.buf, p.tty.into());
-        self.buf
-            .push(u8::from(p.argv_truncated) | u8::from(p.exe_upper_layer) << 1);
+        // Bit 2: the hook variables read at exec follow the ancestry (segments
+        // written before it have none, and read as not read).
+        self.buf.push(
+            u8::from(p.argv_truncated)
+                | u8::from(p.exe_upper_layer) << 1
+                | u8::from(p.env.is_some()) << 2,
+        );
         put_u64(&mut self.buf, p.ancestry.len() as u64);
         for a in &p.ancestry {
             self.ancestor(a);
+        }
+        if let Some(env) = &p.env {
+            self.strs(env);
         }
     }
 
@@ -1172,6 +1180,11 @@ impl<'a> BlockDecoder<'a> {
         for _ in 0..n {
             ancestry.push(self.ancestor()?);
         }
+        let env = if bits & 4 != 0 {
+            Some(self.strings()?)
+        } else {
+            None
+        };
         let p = Arc::new(Process {
             pid,
             tid,
@@ -1192,6 +1205,7 @@ impl<'a> BlockDecoder<'a> {
             tty,
             ancestry,
             exe_upper_layer: bits & 2 != 0,
+            env,
         });
         self.processes.push(p.clone());
         Ok(p)

@@ -36,6 +36,8 @@ pub struct Decoder {
     cgroup_names: CgroupNames,
     /// Containers seen in the kernel whose metadata has not arrived.
     placeholders: std::collections::HashMap<String, Arc<Workload>>,
+    /// Read each exec'd process's hook variables from /proc (see [`crate::environ`]).
+    hook_env: bool,
 }
 
 /// A process known only from one record's header (it started before the sensor and
@@ -314,7 +316,15 @@ impl Decoder {
             host_cgroups: std::collections::HashMap::new(),
             cgroup_names: CgroupNames::default(),
             placeholders: std::collections::HashMap::new(),
+            hook_env: false,
         }
+    }
+
+    /// Reads the startup-hook variables of every exec'd process from /proc as its exec
+    /// is decoded (see [`crate::environ`]); the live sensor does, decoding tests of
+    /// made-up records do not.
+    pub fn read_hook_environment(&mut self) {
+        self.hook_env = true;
     }
 
     /// Recognises containerd's `/<namespace>/<id>` cgroups as containers (see
@@ -489,7 +499,7 @@ impl Decoder {
         let container = self.workload(&rec);
         let (process, payload) = match h.kind {
             kind::EXEC => {
-                let [filename, interp, exe, argv, cwd] = rec.take::<5>()?;
+                let [filename, interp, exe, argv, cwd, env_block] = rec.take::<6>()?;
                 let (argv, cut) = split_argv(argv);
                 let filename = lossy(filename);
                 let mut exe = lossy(exe);
@@ -516,8 +526,29 @@ impl Decoder {
                     tty: h.tty,
                     ancestry: Vec::new(),
                     exe_upper_layer: a[0] & wire::EXEC_F_UPPER_LAYER != 0,
+                    env: None,
                 };
-                let p = self.tree.on_exec(p);
+                // The kernel's copy of the environment, or /proc where it is cut or
+                // missing (an object built before the record carried it).
+                let from_proc = || {
+                    self.hook_env
+                        .then(|| {
+                            crate::environ::read_hook_env(
+                                std::path::Path::new("/proc"),
+                                p.pid,
+                                &p.comm,
+                            )
+                        })
+                        .flatten()
+                };
+                let env = if a[0] & wire::EXEC_F_ENV == 0 {
+                    from_proc()
+                } else if a[0] & wire::EXEC_F_ENV_TRUNC != 0 {
+                    from_proc().or_else(|| Some(crate::environ::hook_env_of_block(env_block)))
+                } else {
+                    Some(crate::environ::hook_env_of_block(env_block))
+                };
+                let p = self.tree.on_exec(Process { env, ..p });
                 let interpreter = (!interp.is_empty()).then(|| lossy(interp));
                 (
                     Some(p),

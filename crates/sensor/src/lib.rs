@@ -11,6 +11,7 @@ pub mod containerd;
 pub mod containers;
 pub mod cri;
 pub mod decode;
+pub mod environ;
 pub mod proctree;
 mod receiver;
 
@@ -433,6 +434,7 @@ pub fn start(cfg: SensorConfig) -> Result<RunningSensor, SensorError> {
         boot_wall_ns(),
         containers.clone(),
     );
+    decoder.read_hook_environment();
 
     // CRI-O has no watcher here: its containers are read from its state files, all
     // of them at start, then each one the kernel names that the cache lacks.

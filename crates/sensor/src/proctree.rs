@@ -280,6 +280,7 @@ pub fn read_proc(pid: u32, boot: &str, boot_wall_ns: u64) -> Option<Process> {
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .filter(|v| *v != u32::MAX);
+    let env = crate::environ::read_hook_env(std::path::Path::new("/proc"), pid, &comm);
     Some(Process {
         pid,
         tid: pid,
@@ -301,6 +302,7 @@ pub fn read_proc(pid: u32, boot: &str, boot_wall_ns: u64) -> Option<Process> {
         ancestry: Vec::new(),
         // Unknown for processes found at start; only exec events carry it.
         exe_upper_layer: false,
+        env,
     })
 }
 

@@ -899,3 +899,46 @@ fn queue_overflow_is_reported_as_lost() {
     assert!(sensor.stats.snapshot().queue_drops >= lost);
     sensor.stop();
 }
+
+/// The startup-hook variables come with the exec: from the record's copy of the
+/// environment for a program that exits at once, and from /proc when padding in front
+/// of the variable overflows the record's room (the program lives long enough here).
+#[test]
+fn startup_hook_variables_come_with_the_exec() {
+    if !ready() {
+        return;
+    }
+    shared();
+    let env_of = |pid: u32| {
+        let ev = wait_for("exec with the hook variable", T, |e| {
+            matches!(&e.payload, Payload::Exec { .. })
+                && e.process.as_ref().is_some_and(|p| p.pid == pid)
+        });
+        ev.process.as_ref().unwrap().env.clone()
+    };
+    // A clean environment: cargo's LD_LIBRARY_PATH is a hook variable too.
+    let quick = Command::new("/bin/true")
+        .env_clear()
+        .env("NODE_OPTIONS", "--require=/tmp/e2e-hook.js")
+        .env("RAMPART_E2E_NOT_A_HOOK", "1")
+        .spawn()
+        .unwrap();
+    let pid = quick.id();
+    quick.wait_with_output().unwrap();
+    let env = env_of(pid).expect("read at exec");
+    assert_eq!(env, ["NODE_OPTIONS=--require=/tmp/e2e-hook.js"]);
+
+    let mut padded = Command::new("/bin/sleep");
+    padded.arg("1").env_clear();
+    for i in 0..3 {
+        padded.env(format!("RAMPART_E2E_PAD{i}"), "p".repeat(100_000));
+    }
+    let padded = padded.env("RUBYOPT", "-r/tmp/e2e-hook.rb").spawn().unwrap();
+    let pid = padded.id();
+    let env = env_of(pid);
+    padded.wait_with_output().unwrap();
+    assert_eq!(
+        env.expect("read from /proc"),
+        ["RUBYOPT=-r/tmp/e2e-hook.rb"]
+    );
+}
