@@ -82,7 +82,7 @@ pub struct ApiCore {
     live_streams: Arc<tokio::sync::Semaphore>,
     /// Request/reply to the fleet's nodes (`rampart central`): event queries and
     /// retro-hunts naming another node go there.
-    nodes: Option<Arc<dyn NodeGateway>>,
+    pub(crate) nodes: Option<Arc<dyn NodeGateway>>,
     /// The local node's sensor detail (kernel, hooks, drops), read when asked.
     local_health: Option<LocalHealth>,
     /// The local node's baselines and what risk is ranked from (`crate::baselines`).
