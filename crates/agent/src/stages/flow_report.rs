@@ -253,7 +253,7 @@ pub fn summarize(
             }
         })
         .collect();
-    out.sort_by(|a, b| b.last_seen_ns.cmp(&a.last_seen_ns));
+    out.sort_by_key(|e| std::cmp::Reverse(e.last_seen_ns));
     let mut addresses: Vec<WorkloadAddress> = addresses
         .into_iter()
         .filter(|(_, (_, seen))| *seen >= since_ns)
