@@ -742,6 +742,9 @@ async fn apply_retention(c: &mut Client, r: &Retention) -> Result<Purged> {
             .execute("DELETE FROM alerts WHERE ts_ns < $1", &[&b])
             .await
             .map_err(pg)?;
+        for sql in rampart_store::flows::PURGE_FLOWS_SQL {
+            tx.execute(sql, &[&b]).await.map_err(pg)?;
+        }
     }
     if let Some(before) = r.audit_before_ns {
         purged.audit = tx

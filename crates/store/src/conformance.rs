@@ -1191,4 +1191,14 @@ pub fn flows_newest_report_wins(s: &dyn Store) {
     assert_eq!(all.addresses.len(), 1);
     assert_eq!(all.addresses[0].node, "n1");
     assert_eq!(all.addresses[0].address.workload, "image:api");
+    // Flows go with the alerts of their age.
+    s.apply_retention(&Retention {
+        alerts_before_ns: Some(T0 + 41 * SEC),
+        audit_before_ns: None,
+    })
+    .unwrap();
+    let kept = s.flows(0).unwrap();
+    assert_eq!(kept.edges.len(), 1, "{kept:?}");
+    assert_eq!(kept.edges[0].edge.last_seen_ns, T0 + 190 * SEC);
+    assert_eq!(kept.addresses.len(), 1);
 }

@@ -77,6 +77,12 @@ LIMIT $2";
 pub const ADDRESSES_SQL: &str = "
 SELECT node, ip, workload, label, seen_ns FROM flow_addresses ORDER BY seen_ns DESC LIMIT $1";
 
+/// Retention: edges and addresses not seen since `$1` go with the alerts of that age.
+pub const PURGE_FLOWS_SQL: [&str; 2] = [
+    "DELETE FROM flow_edges WHERE last_seen_ns < $1",
+    "DELETE FROM flow_addresses WHERE seen_ns < $1",
+];
+
 /// Edges a graph reads at most (the fleet graph is aggregated by workload: this bounds
 /// a pathological fleet, not a normal one).
 pub const MAX_FLOW_EDGES: i64 = 200_000;

@@ -518,7 +518,8 @@ pub struct IngestReport {
 /// Records older than the bounds are deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Retention {
-    /// Alerts (and their comments) with `ts_ns` before this.
+    /// Alerts (and their comments) with `ts_ns` before this; network flow edges and
+    /// addresses last seen before it go too.
     pub alerts_before_ns: Option<u64>,
     pub audit_before_ns: Option<u64>,
 }

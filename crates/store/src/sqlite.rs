@@ -984,6 +984,9 @@ impl Store for SqliteStore {
                 params![b],
             )?;
             purged.alerts = tx.execute("DELETE FROM alerts WHERE ts_ns < ?1", params![b])? as u64;
+            for sql in flows::PURGE_FLOWS_SQL {
+                tx.execute(sql, params![b])?;
+            }
         }
         if let Some(before) = r.audit_before_ns {
             purged.audit = tx.execute(
