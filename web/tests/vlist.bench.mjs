@@ -125,9 +125,27 @@ async function measure(which) {
     .filter((e) => e.name === 'RunTask' && e.ph === 'X' && mains.has(`${e.pid}:${e.tid}`))
     .map((e) => (e.tdur ?? e.dur) / 1000)
     .sort((a, b) => b - a);
+  // Where the main thread's time went: script, style, layout, paint (wall ms).
+  const phases = {};
+  for (const e of events) {
+    if (e.ph !== 'X' || !mains.has(`${e.pid}:${e.tid}`)) continue;
+    const phase = {
+      FunctionCall: 'script',
+      FireAnimationFrame: 'script',
+      UpdateLayoutTree: 'style',
+      Layout: 'layout',
+      PrePaint: 'paint',
+      Paint: 'paint',
+      Layerize: 'paint',
+      HitTest: 'hitTest',
+    }[e.name];
+    if (phase) phases[phase] = (phases[phase] ?? 0) + e.dur / 1000;
+  }
+  for (const k of Object.keys(phases)) phases[k] = Math.round(phases[k]);
   await page.close();
   return {
     which,
+    phases,
     longestTaskCpuMs: Math.round(cpu[0] ?? 0),
     tasksOver16CpuMs: cpu.filter((x) => x > 16).length,
     totalCpuMs: Math.round(cpu.reduce((a, b) => a + b, 0)),

@@ -101,7 +101,7 @@ impl ApiCore {
             }
             (None, _, None) => {
                 return Err(ApiError::Unimplemented(format!(
-                    "incident bundle: node {:?} holds the recorder; central does not fetch bundles from nodes yet (run `rampart incident {}` on the node)",
+                    "incident bundle: node {:?} holds the recorder, and this server has no way to reach nodes (run `rampart incident {}` on the node)",
                     stored.node, r.id
                 )))
             }

@@ -64,9 +64,10 @@ async fn two_nodes_flows_make_one_fleet_graph_that_outlives_them() {
         max_bytes: 64 << 20,
         ..rampart_bus_nats::NatsConfig::new(&nats.url())
     };
+    let schema = format!("flows_{}", std::process::id());
     let pg = StoreConfig::Postgres {
-        url,
-        schema: Some(format!("flows_{}", std::process::id())),
+        url: url.clone(),
+        schema: Some(schema.clone()),
     };
     let store = tokio::task::spawn_blocking({
         let pg = pg.clone();
@@ -272,4 +273,14 @@ async fn two_nodes_flows_make_one_fleet_graph_that_outlives_them() {
     let _ = stop.send(());
     central.await.unwrap().unwrap();
     drop(nats);
+    // The PostgreSQL store blocks: never on a runtime thread.
+    tokio::task::block_in_place(|| {
+        let admin = rampart_store_pg::PgStore::open(rampart_store_pg::PgConfig {
+            url,
+            schema: Some(schema.clone()),
+        });
+        if let Ok(admin) = admin {
+            let _ = admin.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+        }
+    });
 }
