@@ -447,4 +447,55 @@ mod tests {
             .edges
             .is_empty());
     }
+    /// The stage reads the table the netflow stage wrote and queues one batch of its
+    /// own; the next report sends only what changed (nothing here).
+    #[test]
+    fn the_stage_queues_the_table_on_its_spool_then_only_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = dir.path().join("network");
+        std::fs::create_dir_all(&state_dir).unwrap();
+        let mut f = flow(
+            "image:web",
+            "172.18.0.2",
+            "172.18.0.3",
+            8080,
+            Direction::Outbound,
+            Peer::External { dns_name: None },
+        );
+        let now = rampart_event::wall_ns();
+        (f.first_ns, f.last_ns) = (now - 60_000_000_000, now - 30_000_000_000);
+        std::fs::write(
+            state_dir.join("flows.json"),
+            serde_json::to_vec(&vec![f]).unwrap(),
+        )
+        .unwrap();
+        let spool = Spool::open(rampart_bus::SpoolConfig::new(
+            dir.path().join("spool"),
+            "n1",
+        ))
+        .unwrap();
+        let mut stage = FlowReportStage::new(
+            FlowReportConfig {
+                node: "n1".into(),
+                node_version: "0.1.0".into(),
+                state_dir,
+                every: Duration::from_secs(30),
+            },
+            spool.clone(),
+        );
+        stage.report(now).unwrap();
+        let m = spool.head().unwrap().expect("a batch queued");
+        let mut batch = NodeBatch::decode(&m.payload).unwrap();
+        assert_eq!(batch.node, "n1");
+        let flows = batch.take_flows();
+        assert_eq!(flows.len(), 1);
+        assert_eq!(flows[0].edges[0].target, "cidr:172.18.0.0/24");
+        assert_eq!(flows[0].edges[0].peer_ip, "172.18.0.3");
+        assert_eq!(flows[0].addresses[0].ip, "172.18.0.2");
+        assert!(batch.records.is_empty(), "a batch of its own");
+        spool.pop(m.seq).unwrap();
+        // Ten seconds on, the flow has not moved: nothing more is queued.
+        stage.report(now + 10_000_000_000).unwrap();
+        assert!(spool.head().unwrap().is_none());
+    }
 }
