@@ -236,6 +236,26 @@ fn central_fetches_a_nodes_incident_bundle_through_the_gateway() {
         let summary = String::from_utf8(file(&files, "/summary.md").to_vec()).unwrap();
         assert!(summary.contains(RULE), "{summary}");
 
+        // The same over gRPC, with what the node counted.
+        let mut grpc =
+            rampart_proto::v1::incident_service_client::IncidentServiceClient::with_origin(
+                client.grpc_channel(),
+                client.origin(),
+            );
+        let b = grpc
+            .get_incident_bundle(
+                client.grpc_request(rampart_proto::v1::GetIncidentBundleRequest {
+                    id: format!("{NODE}/a1"),
+                    ..Default::default()
+                }),
+            )
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(b.filename, "incident-inc-nodea1.tar.gz");
+        assert_eq!(b.events, 501, "{} events", b.events);
+        assert!(untar(&b.data).keys().any(|n| n.ends_with("/alert.json")));
+
         // An alert the node has not recorded: 404, saying so.
         let missing = client
             .request(
@@ -289,8 +309,10 @@ fn central_fetches_a_nodes_incident_bundle_through_the_gateway() {
             .iter()
             .filter(|r| r["action"] == "incident.download")
             .collect();
-        assert_eq!(downloads.len(), 1, "{audit}");
-        assert_eq!(downloads[0]["target"], format!("{NODE}/a1"));
+        assert_eq!(downloads.len(), 2, "HTTP and gRPC: {audit}");
+        assert!(downloads
+            .iter()
+            .all(|d| d["target"] == format!("{NODE}/a1")));
         api.server.stop().await;
     });
     let _ = stop_tx.send(());
