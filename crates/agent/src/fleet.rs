@@ -65,8 +65,9 @@ pub struct NodeService {
     pub captures: Option<PathBuf>,
     /// Live streams open, by id: when each was last renewed.
     streams: Mutex<HashMap<String, Instant>>,
-    /// Incident bundles being built.
-    bundles: std::sync::atomic::AtomicUsize,
+    /// Incident bundles being built (each build holds a count until it ends, even
+    /// when central has stopped waiting for it).
+    bundles: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What a deploy from central changes on this node.
@@ -93,7 +94,7 @@ impl NodeService {
             deploy: None,
             captures: None,
             streams: Mutex::new(HashMap::new()),
-            bundles: std::sync::atomic::AtomicUsize::new(0),
+            bundles: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -696,8 +697,8 @@ fn incident_bundle(
 ) -> Result<IncidentAnswer, String> {
     use std::io::Read as _;
     use std::sync::atomic::Ordering;
-    struct Slot<'a>(&'a std::sync::atomic::AtomicUsize);
-    impl Drop for Slot<'_> {
+    struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Slot {
         fn drop(&mut self) {
             self.0.fetch_sub(1, Ordering::Relaxed);
         }
@@ -709,8 +710,10 @@ fn incident_bundle(
             service.node
         ));
     }
-    let _slot = Slot(&service.bundles);
+    let slot = Slot(service.bundles.clone());
     let recorder = open_recorder(service)?;
+    // Owned by the build: it comes back with the result, or goes with the thread when
+    // central has stopped waiting.
     let tmp = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
     let path = tmp.path().join("bundle.tar.gz");
     let (alert_id, captures) = (r.alert_id.clone(), service.captures.clone());
@@ -730,10 +733,11 @@ fn incident_bundle(
                 &out_path,
                 captures.as_deref(),
             );
-            let _ = done_tx.send(built);
+            drop(slot);
+            let _ = done_tx.send((built, tmp));
         })
         .map_err(|e| format!("a thread to build the bundle: {e}"))?;
-    let summary = loop {
+    let (summary, _tmp) = loop {
         match done_rx.recv_timeout(STREAM_HEARTBEAT) {
             Ok(built) => break built,
             Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
