@@ -9,16 +9,20 @@
 //! larger is kept. Edges of one node to the same grouped peer (a CIDR, a DNS name) add
 //! up. Vertices carry the nodes their workload runs on (`node`, comma-separated).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use rampart_proto::v1 as pb;
 use rampart_store::flows::{FleetFlows, FlowSummary};
 
-/// One end of an edge: its id, label and the node it is on ("" outside the fleet).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-struct End {
-    id: String,
-    node: String,
+/// The graph's keys are short strings of our own: FNV, not SipHash.
+type Fast = std::hash::BuildHasherDefault<rampart_netflow::graph::Fnv>;
+
+/// One end of an edge: its id and the node it is on ("" outside the fleet), borrowed
+/// from the stored flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct End<'a> {
+    id: &'a str,
+    node: &'a str,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -61,11 +65,10 @@ impl Counters {
     }
 }
 
-fn namespace_of(id: &str) -> String {
+fn namespace_of(id: &str) -> &str {
     id.strip_prefix("k8s:")
         .and_then(|r| r.split_once('/'))
-        .map(|(ns, _)| ns.to_string())
-        .unwrap_or_default()
+        .map_or("", |(ns, _)| ns)
 }
 
 /// Whether a graph id is one of a node's own (a workload or the host), not the world.
@@ -76,7 +79,7 @@ fn on_node(id: &str) -> bool {
 /// The fleet graph for a request (its window already applied by the store's query).
 pub fn graph(flows: &FleetFlows, r: &pb::GetNetworkGraphRequest) -> pb::GetNetworkGraphResponse {
     // Who owns an address, per node (the store keeps each node's newest owner).
-    let mut owners: HashMap<&str, Vec<(&str, &str, &str)>> = HashMap::new();
+    let mut owners: HashMap<&str, Vec<(&str, &str, &str)>, Fast> = HashMap::default();
     for a in &flows.addresses {
         owners.entry(a.address.ip.as_str()).or_default().push((
             a.node.as_str(),
@@ -84,49 +87,34 @@ pub fn graph(flows: &FleetFlows, r: &pb::GetNetworkGraphRequest) -> pb::GetNetwo
             a.address.label.as_str(),
         ));
     }
-    let mut labels: HashMap<String, String> = HashMap::new();
-    // (source, target, protocol, port) → reporting node → counters (summed within a
-    // node, the larger of two nodes' when both ends are in the fleet).
-    type Key = (End, End, String, u32);
-    let mut per_node: BTreeMap<Key, BTreeMap<&str, Counters>> = BTreeMap::new();
+    let mut labels: HashMap<&str, &str, Fast> = HashMap::default();
+    // (source, target, protocol, port) → (reporting node, counters summed within it),
+    // the nodes' counts merged by the larger when both ends are in the fleet.
+    type Key<'a> = (End<'a>, End<'a>, &'a str, u16);
+    let mut per_node: HashMap<Key<'_>, Vec<(&str, Counters)>, Fast> = HashMap::default();
     for f in &flows.edges {
         let e = &f.edge;
+        let end = |id: &'_ str| if on_node(id) { f.node.as_str() } else { "" };
         let mut source = End {
-            id: e.source.clone(),
-            node: if on_node(&e.source) {
-                f.node.clone()
-            } else {
-                String::new()
-            },
+            id: &e.source,
+            node: end(&e.source),
         };
         let mut target = End {
-            id: e.target.clone(),
-            node: if on_node(&e.target) {
-                f.node.clone()
-            } else {
-                String::new()
-            },
+            id: &e.target,
+            node: end(&e.target),
         };
-        labels
-            .entry(e.source.clone())
-            .or_insert_with(|| e.source_label.clone());
-        labels
-            .entry(e.target.clone())
-            .or_insert_with(|| e.target_label.clone());
+        labels.entry(&e.source).or_insert(&e.source_label);
+        labels.entry(&e.target).or_insert(&e.target_label);
         if !e.peer_ip.is_empty() {
-            let elsewhere: Vec<&(&str, &str, &str)> = owners
+            let mut elsewhere = owners
                 .get(e.peer_ip.as_str())
-                .map(|o| o.iter().filter(|(n, _, _)| *n != f.node).collect())
-                .unwrap_or_default();
+                .into_iter()
+                .flatten()
+                .filter(|(n, _, _)| *n != f.node);
             // Only an unambiguous owner: bridge addresses repeat from host to host.
-            if let [(node, workload, label)] = elsewhere.as_slice() {
-                let named = End {
-                    id: workload.to_string(),
-                    node: node.to_string(),
-                };
-                labels
-                    .entry(named.id.clone())
-                    .or_insert_with(|| label.to_string());
+            if let (Some(&(node, workload, label)), None) = (elsewhere.next(), elsewhere.next()) {
+                labels.entry(workload).or_insert(label);
+                let named = End { id: workload, node };
                 if e.outbound {
                     target = named;
                 } else {
@@ -135,34 +123,35 @@ pub fn graph(flows: &FleetFlows, r: &pb::GetNetworkGraphRequest) -> pb::GetNetwo
             }
         }
         let c = Counters::of(e);
-        per_node
-            .entry((source, target, e.protocol.clone(), u32::from(e.port)))
-            .or_default()
-            .entry(f.node.as_str())
-            .or_default()
-            .add(&c);
+        let by_node = per_node
+            .entry((source, target, &e.protocol, e.port))
+            .or_default();
+        match by_node.iter_mut().find(|(n, _)| *n == f.node) {
+            Some((_, sum)) => sum.add(&c),
+            None => by_node.push((&f.node, c)),
+        }
     }
     // Edges by (source id, target id, protocol, port), and the nodes of each vertex.
-    let mut edges: BTreeMap<(String, String, String, u32), Counters> = BTreeMap::new();
-    let mut vertices: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut edges: HashMap<(&str, &str, &str, u16), Counters, Fast> = HashMap::default();
+    let mut vertices: HashMap<&str, BTreeSet<&str>, Fast> = HashMap::default();
     for ((source, target, protocol, port), by_node) in per_node {
-        let mut c = Counters::default();
-        for n in by_node.values() {
-            c.max(n);
-        }
         if !r.namespace.is_empty()
-            && namespace_of(&source.id) != r.namespace
-            && namespace_of(&target.id) != r.namespace
+            && namespace_of(source.id) != r.namespace
+            && namespace_of(target.id) != r.namespace
         {
             continue;
         }
         if !r.node.is_empty() && source.node != r.node && target.node != r.node {
             continue;
         }
-        for end in [&source, &target] {
-            let nodes = vertices.entry(end.id.clone()).or_default();
+        let mut c = Counters::default();
+        for (_, n) in &by_node {
+            c.max(n);
+        }
+        for end in [source, target] {
+            let nodes = vertices.entry(end.id).or_default();
             if !end.node.is_empty() {
-                nodes.insert(end.node.clone());
+                nodes.insert(end.node);
             }
         }
         edges
@@ -170,32 +159,40 @@ pub fn graph(flows: &FleetFlows, r: &pb::GetNetworkGraphRequest) -> pb::GetNetwo
             .or_default()
             .add(&c);
     }
-    pb::GetNetworkGraphResponse {
-        nodes: vertices
-            .into_iter()
-            .map(|(id, nodes)| pb::GraphNode {
-                label: labels.get(&id).cloned().unwrap_or_else(|| id.clone()),
-                node: nodes.into_iter().collect::<Vec<_>>().join(","),
-                namespace: namespace_of(&id),
-                id,
-            })
-            .collect(),
-        edges: edges
-            .into_iter()
-            .map(|((source, target, protocol, port), c)| pb::GraphEdge {
-                source,
-                target,
-                protocol,
-                port,
-                connections: c.connections,
-                bytes: c.bytes,
-                last_seen_ns: c.last_seen_ns,
-                anomalous: c.anomalous,
-                blocked: c.blocked,
-                blocked_connections: 0,
-            })
-            .collect(),
-    }
+    let mut nodes: Vec<pb::GraphNode> = vertices
+        .into_iter()
+        .map(|(id, nodes)| pb::GraphNode {
+            label: labels.get(id).copied().unwrap_or(id).to_string(),
+            node: nodes.into_iter().collect::<Vec<_>>().join(","),
+            namespace: namespace_of(id).to_string(),
+            id: id.to_string(),
+        })
+        .collect();
+    nodes.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    let mut edges: Vec<pb::GraphEdge> = edges
+        .into_iter()
+        .map(|((source, target, protocol, port), c)| pb::GraphEdge {
+            source: source.to_string(),
+            target: target.to_string(),
+            protocol: protocol.to_string(),
+            port: u32::from(port),
+            connections: c.connections,
+            bytes: c.bytes,
+            last_seen_ns: c.last_seen_ns,
+            anomalous: c.anomalous,
+            blocked: c.blocked,
+            blocked_connections: 0,
+        })
+        .collect();
+    edges.sort_unstable_by(|a, b| {
+        (&a.source, &a.target, &a.protocol, a.port).cmp(&(
+            &b.source,
+            &b.target,
+            &b.protocol,
+            b.port,
+        ))
+    });
+    pb::GetNetworkGraphResponse { nodes, edges }
 }
 
 #[cfg(test)]

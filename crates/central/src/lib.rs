@@ -17,6 +17,7 @@ pub mod admission_scans;
 pub mod bench;
 pub mod config;
 pub mod enroll;
+pub mod flow_bench;
 pub mod nodes;
 pub mod pki;
 pub mod registry;
