@@ -195,6 +195,12 @@ async fn remote_bundle(
             )),
             NodeCallError::Refused(m) if m.contains(ALERT_NOT_FOUND) => ApiError::NotFound(m),
             NodeCallError::Refused(m) if m.contains(BUNDLE_TOO_LARGE) => ApiError::Invalid(m),
+            // A node older than bundles over request/reply does not know the request.
+            NodeCallError::Refused(m) if m.contains("unknown variant") => {
+                ApiError::Unimplemented(format!(
+                    "incident bundle of alert {id:?}: node {node} runs a version that does not build bundles for central ({m}); upgrade it, or run `rampart incident` there"
+                ))
+            }
             NodeCallError::Refused(m) => {
                 ApiError::Internal(format!("incident bundle of alert {id:?}: {m}"))
             }
