@@ -50,6 +50,10 @@ export function VirtualList({
   const overscan = 8;
   const first = Math.max(0, Math.floor(top / rowHeight) - overscan);
   const last = Math.min(count, Math.ceil((top + height) / rowHeight) + overscan);
+  // Rows are keyed by slot, not by index: a row scrolled out hands its DOM nodes to
+  // the one scrolled in, which only changes their text and position, instead of
+  // removing and creating elements each frame (the slots cover every row in view).
+  const slots = Math.ceil(height / rowHeight) + 2 * overscan + 2;
   const reveal = (i: number) => {
     const el = box.current;
     if (!el) return;
@@ -97,7 +101,7 @@ export function VirtualList({
   for (let i = first; i < last; i++) {
     rows.push(
       <div
-        key={i}
+        key={i % slots}
         id={`${idPrefix}-${i}`}
         role="option"
         aria-selected={i === active}

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rampart_bus::rpc::{
-    DeployAnswer, DeployDiagnostic, DeployText, EventQuery, IncomingRequest, NodeRequest,
-    ReplyChunk, RequestPlane, RespondCommand,
+    DeployAnswer, DeployDiagnostic, DeployText, EventQuery, IncidentAnswer, IncidentRequest,
+    IncomingRequest, NodeRequest, ReplyChunk, RequestPlane, RespondCommand,
 };
 use rampart_bus::BusError;
 use rampart_recorder::{Query, Record, RecordTypes, Recorder};
@@ -44,6 +44,10 @@ pub const STREAM_HEARTBEAT: Duration = Duration::from_secs(2);
 /// A live stream's events wait at most this long before they are sent.
 const STREAM_FLUSH: Duration = Duration::from_millis(100);
 
+/// Incident bundles a node builds at once, at most (each reads its recorder's window
+/// on a blocking thread and writes a temporary file).
+pub const MAX_BUNDLES: usize = 2;
+
 /// What the node answers from.
 pub struct NodeService {
     pub node: String,
@@ -56,8 +60,14 @@ pub struct NodeService {
     /// Where deployed rules and policies go, and how the node reloads; None: deploys
     /// are refused.
     pub deploy: Option<DeployTargets>,
+    /// The network stage's packet captures (`network.capture.dir`): incident bundles
+    /// take the alert's captures from there.
+    pub captures: Option<PathBuf>,
     /// Live streams open, by id: when each was last renewed.
     streams: Mutex<HashMap<String, Instant>>,
+    /// Incident bundles being built (each build holds a count until it ends, even
+    /// when central has stopped waiting for it).
+    bundles: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// What a deploy from central changes on this node.
@@ -82,7 +92,9 @@ impl NodeService {
                 Toolbox::new(),
             )),
             deploy: None,
+            captures: None,
             streams: Mutex::new(HashMap::new()),
+            bundles: Arc::new(std::sync::atomic::AtomicUsize::new(0)),
         }
     }
 
@@ -146,6 +158,21 @@ impl ChunkSender {
             return self.flush(false, None, None);
         }
         true
+    }
+
+    /// Sends one piece of a file as a chunk's binary body; false once central has gone
+    /// away.
+    fn body(&mut self, piece: Bytes) -> bool {
+        let c = ReplyChunk {
+            seq: self.seq,
+            lines: String::new(),
+            end: false,
+            error: None,
+            summary: None,
+            records: Some(piece),
+        };
+        self.seq += 1;
+        self.tx.blocking_send(c).is_ok()
     }
 
     fn flush(
@@ -241,6 +268,8 @@ fn answer(
         NodeRequest::DeployPolicy(d) => deploy_targets(service)
             .and_then(|t| deploy_policy(&service.node, t, d))
             .and_then(answer_json),
+        NodeRequest::IncidentBundle(r) => incident_bundle(service, r, out)
+            .and_then(|a| serde_json::to_value(a).map_err(|e| e.to_string())),
     }
 }
 
@@ -656,6 +685,128 @@ fn respond(service: &NodeService, c: &RespondCommand) -> Result<serde_json::Valu
         "audit": fleet,
         "response": rec,
     }))
+}
+
+/// Builds the incident bundle of an alert this node raised and sends it in pieces of
+/// [`CHUNK_BYTES`] (empty chunks every [`STREAM_HEARTBEAT`] while it is built, so
+/// central's wait for the next chunk does not run out on a long window).
+fn incident_bundle(
+    service: &NodeService,
+    r: &IncidentRequest,
+    out: &mut ChunkSender,
+) -> Result<IncidentAnswer, String> {
+    use std::io::Read as _;
+    use std::sync::atomic::Ordering;
+    struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    if service.bundles.fetch_add(1, Ordering::Relaxed) >= MAX_BUNDLES {
+        service.bundles.fetch_sub(1, Ordering::Relaxed);
+        return Err(format!(
+            "node {}: {MAX_BUNDLES} incident bundles are being built already; try again shortly",
+            service.node
+        ));
+    }
+    let slot = Slot(service.bundles.clone());
+    let recorder = open_recorder(service)?;
+    // Owned by the build: it comes back with the result, or goes with the thread when
+    // central has stopped waiting.
+    let tmp = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
+    let path = tmp.path().join("bundle.tar.gz");
+    let (alert_id, captures) = (r.alert_id.clone(), service.captures.clone());
+    let (before, after) = (
+        Duration::from_secs(r.before_s),
+        Duration::from_secs(r.after_s),
+    );
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let out_path = path.clone();
+    std::thread::Builder::new()
+        .name("incident-bundle".into())
+        .spawn(move || {
+            let built = recorder.incident_bundle_with_captures(
+                &alert_id,
+                before,
+                after,
+                &out_path,
+                captures.as_deref(),
+            );
+            drop(slot);
+            let _ = done_tx.send((built, tmp));
+        })
+        .map_err(|e| format!("a thread to build the bundle: {e}"))?;
+    let (summary, _tmp) = loop {
+        match done_rx.recv_timeout(STREAM_HEARTBEAT) {
+            Ok(built) => break built,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if !out.flush(false, None, None) {
+                    return Err("central went away".into());
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("building the bundle failed (its thread ended)".into())
+            }
+        }
+    };
+    let summary = summary.map_err(|e| match e {
+        rampart_recorder::RecorderError::AlertNotFound(id) => format!(
+            "{}: alert {id:?} is not in node {}'s recorder (yet: the recorder seals its blocks every few seconds; or it aged out)",
+            rampart_bus::rpc::ALERT_NOT_FOUND,
+            service.node
+        ),
+        e => format!("incident bundle: {e}"),
+    })?;
+    let mut file = std::fs::File::open(&path).map_err(|e| format!("the bundle: {e}"))?;
+    let size = file
+        .metadata()
+        .map_err(|e| format!("the bundle: {e}"))?
+        .len();
+    if size > r.max_bytes {
+        return Err(format!(
+            "{}: the bundle of alert {:?} is {} MiB, over the {} MiB central accepts; ask for a narrower window (before/after)",
+            rampart_bus::rpc::BUNDLE_TOO_LARGE,
+            r.alert_id,
+            size.div_ceil(1 << 20),
+            r.max_bytes >> 20
+        ));
+    }
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut sent = 0u64;
+    loop {
+        let mut piece = vec![0u8; CHUNK_BYTES];
+        let n = file
+            .read(&mut piece)
+            .map_err(|e| format!("reading the bundle: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        piece.truncate(n);
+        digest.update(&piece);
+        sent += n as u64;
+        if !out.body(Bytes::from(piece)) {
+            return Err("central went away".into());
+        }
+    }
+    let sha256 = digest
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    tracing::info!(node = %service.node, alert = %r.alert_id, bytes = sent, "incident bundle sent to central");
+    Ok(IncidentAnswer {
+        node: service.node.clone(),
+        alert_id: r.alert_id.clone(),
+        bytes: sent,
+        sha256,
+        events: summary.events as u64,
+        processes: summary.processes as u64,
+        connections: summary.connections as u64,
+        files_written: summary.files_written as u64,
+        captures: summary.captures as u64,
+    })
 }
 
 /// A reply chunk as bytes (for tests of other transports).

@@ -135,6 +135,7 @@ pub fn run_node_from(
             .map_err(NodeError::Signals)?;
         controls.reload = flag.clone();
     }
+    let publishing_node = opts.publisher.as_ref().map(|p| p.config.node.clone());
     // Built first: the scanner and the fleet reports send through it.
     let publisher = match opts.publisher {
         Some(p) => {
@@ -201,6 +202,23 @@ pub fn run_node_from(
     if let Some(stage) = publisher {
         spool = Some(stage.spool());
         builder = builder.stage(stage);
+    }
+    // Central keeps the fleet's network graph from the nodes' flow summaries.
+    let flow_state = cfg.network.as_ref().filter(|n| n.enabled);
+    if let (Some(node), Some(spool), Some(state_dir)) = (
+        publishing_node,
+        &spool,
+        flow_state.and_then(|n| n.state_dir.clone()),
+    ) {
+        builder = builder.stage(crate::stages::FlowReportStage::new(
+            crate::stages::FlowReportConfig {
+                node,
+                node_version: env!("CARGO_PKG_VERSION").into(),
+                state_dir,
+                every: Duration::from_secs(30),
+            },
+            spool.clone(),
+        ));
     }
     if let Some(reports) = reports {
         builder = builder.stage(crate::stages::FleetReportStage::new(

@@ -82,7 +82,7 @@ pub struct ApiCore {
     live_streams: Arc<tokio::sync::Semaphore>,
     /// Request/reply to the fleet's nodes (`rampart central`): event queries and
     /// retro-hunts naming another node go there.
-    nodes: Option<Arc<dyn NodeGateway>>,
+    pub(crate) nodes: Option<Arc<dyn NodeGateway>>,
     /// The local node's sensor detail (kernel, hooks, drops), read when asked.
     local_health: Option<LocalHealth>,
     /// The local node's baselines and what risk is ranked from (`crate::baselines`).
@@ -503,22 +503,27 @@ impl ApiCore {
     pub async fn get_network_graph(
         &self,
         p: &Principal,
-        _r: pb::GetNetworkGraphRequest,
+        r: pb::GetNetworkGraphRequest,
     ) -> ApiResult<pb::GetNetworkGraphResponse> {
         self.require(p, Permission::Read)?;
         let store = self.store.clone();
+        // Central (no local node): the fleet's graph from the flow summaries the nodes
+        // publish, kept in the store.
+        let fleet = self.local_node.is_none() && self.recorder_dir.is_none();
         let graph = blocking(move || {
-            let Some(mut g) = crate::network::graph(&_r).map_err(ApiError::Internal)? else {
-                return Ok(None);
+            let mut g = match crate::network::graph(&r).map_err(ApiError::Internal)? {
+                Some(g) => g,
+                None if fleet => crate::fleet_flows::graph(&store.flows(r.since_ns)?, &r),
+                None => return Ok(None),
             };
-            let blocked = crate::network_blocked::blocked_edges(&store, _r.since_ns)?;
-            crate::network_blocked::merge(&mut g, blocked, &_r.namespace);
+            let blocked = crate::network_blocked::blocked_edges(&store, r.since_ns)?;
+            crate::network_blocked::merge(&mut g, blocked, &r.namespace);
             Ok(Some(g))
         });
         match graph.await? {
             Some(g) => Ok(g),
             None => Err(ApiError::Unimplemented(
-                "network graph: this server has no flow table (run `rampart up` with a network: section; fleet nodes do not publish flows yet)".into(),
+                "network graph: this server has no flow table (run `rampart up` with a network: section)".into(),
             )),
         }
     }

@@ -1,10 +1,16 @@
 //! Incident bundles served by the API (`GetIncidentBundle`, `GET
 //! /v1/alerts/{id}/incident?before=60s&after=60s` as application/gzip): the recorder's
 //! own bundle ([`rampart_recorder::Recorder::incident_bundle`], the one `rampart
-//! incident` writes) of an alert the local node raised. A bundle holds forensics
-//! (command lines, files, connections), so it takes the triage permission (analyst,
-//! admin), and each download is audited. Central reaches its nodes' recorders only
-//! through event queries, which carry no bundles yet: it answers Unimplemented.
+//! incident` writes) of an alert. A bundle holds forensics (command lines, files,
+//! connections), so it takes the triage permission (analyst, admin), and each download
+//! is audited.
+//!
+//! `rampart up` reads its own node's recorder. Central asks the node that raised the
+//! alert through its node gateway ([`crate::nodes::NodeGateway::incident_bundle`]): the
+//! node builds the bundle from its recorder and packet captures and sends it in
+//! checked pieces. A node that is not connected is Unavailable (503) with its name; a
+//! bundle over [`rampart_bus::rpc::MAX_BUNDLE_BYTES`] is refused, asking for a narrower
+//! window.
 
 use std::time::Duration;
 
@@ -12,6 +18,7 @@ use rampart_proto::v1 as pb;
 
 use crate::auth::{Permission, Principal};
 use crate::core::{blocking, ApiCore, ApiError, ApiResult};
+use crate::nodes::{NodeCallError, NodeGateway};
 
 /// The default window on each side of the alert.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
@@ -65,21 +72,6 @@ impl ApiCore {
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no alert {:?}", r.id)))?;
         let local = self.local_node.as_deref().is_none_or(|n| n == stored.node);
-        let dir = match (&self.recorder_dir, local) {
-            (Some(dir), true) => dir.clone(),
-            (Some(_), false) => {
-                return Err(ApiError::Unimplemented(format!(
-                    "incident bundle: alert {:?} was raised by node {:?}, and this server reads only its own node's recorder",
-                    r.id, stored.node
-                )))
-            }
-            (None, _) => {
-                return Err(ApiError::Unimplemented(format!(
-                    "incident bundle: node {:?} holds the recorder; central does not fetch bundles from nodes yet (run `rampart incident {}` on the node)",
-                    stored.node, r.id
-                )))
-            }
-        };
         // Central scopes a node's alert ids as `<node>/<id>`; the node's recorder knows
         // the id it raised (unless that was already scoped: then both agree).
         let full = stored.alert.id.clone();
@@ -87,6 +79,33 @@ impl ApiCore {
             .strip_prefix(&stored.node)
             .and_then(|x| x.strip_prefix('/'))
             .map(str::to_string);
+        let dir = match (&self.recorder_dir, local, &self.nodes) {
+            (Some(dir), true, _) => dir.clone(),
+            (None, _, Some(nodes)) => {
+                let bundle = remote_bundle(
+                    nodes.as_ref(),
+                    &stored.node,
+                    &r.id,
+                    raised.as_deref().unwrap_or(&full),
+                    before,
+                    after,
+                )
+                .await?;
+                return self.audited(p, &r.id, bundle, before, after).await;
+            }
+            (Some(_), false, _) => {
+                return Err(ApiError::Unimplemented(format!(
+                    "incident bundle: alert {:?} was raised by node {:?}, and this server reads only its own node's recorder",
+                    r.id, stored.node
+                )))
+            }
+            (None, _, None) => {
+                return Err(ApiError::Unimplemented(format!(
+                    "incident bundle: node {:?} holds the recorder, and this server has no way to reach nodes (run `rampart incident {}` on the node)",
+                    stored.node, r.id
+                )))
+            }
+        };
         let id = r.id.clone();
         let bundle = blocking(move || {
             let rec = rampart_recorder::Recorder::open_read_only(dir)
@@ -107,13 +126,8 @@ impl ApiCore {
                 })?;
             let data = std::fs::read(&out)
                 .map_err(|e| ApiError::Internal(format!("reading the bundle: {e}")))?;
-            let short: String = id
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .take(32)
-                .collect();
             Ok(pb::IncidentBundle {
-                filename: format!("incident-{short}.tar.gz"),
+                filename: bundle_file_name(&id),
                 data,
                 events: summary.events as u64,
                 processes: summary.processes as u64,
@@ -122,10 +136,22 @@ impl ApiCore {
             })
         })
         .await?;
+        self.audited(p, &r.id, bundle, before, after).await
+    }
+
+    /// Audits a download, then hands the bundle over.
+    async fn audited(
+        &self,
+        p: &Principal,
+        id: &str,
+        bundle: pb::IncidentBundle,
+        before: Duration,
+        after: Duration,
+    ) -> ApiResult<pb::IncidentBundle> {
         self.audit(
             p,
             "incident.download",
-            &r.id,
+            id,
             &format!(
                 "{} bytes, {} events, window -{}s/+{}s",
                 bundle.data.len(),
@@ -137,6 +163,57 @@ impl ApiCore {
         .await?;
         Ok(bundle)
     }
+}
+
+/// `incident-<id>.tar.gz`, the id kept to letters, digits and dashes.
+fn bundle_file_name(id: &str) -> String {
+    let short: String = id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect();
+    format!("incident-{short}.tar.gz")
+}
+
+/// The bundle of alert `id` (central's id), asked of `node`, which raised it as
+/// `raised`.
+async fn remote_bundle(
+    nodes: &dyn NodeGateway,
+    node: &str,
+    id: &str,
+    raised: &str,
+    before: Duration,
+    after: Duration,
+) -> ApiResult<pb::IncidentBundle> {
+    use rampart_bus::rpc::{ALERT_NOT_FOUND, BUNDLE_TOO_LARGE};
+    let got = nodes
+        .incident_bundle(node, raised, before, after)
+        .await
+        .map_err(|e| match e {
+            NodeCallError::Unreachable(m) => ApiError::Unavailable(format!(
+                "incident bundle of alert {id:?}: node {node} holds its recorder and did not answer ({m}); the bundle is built on the node, so it must be connected"
+            )),
+            NodeCallError::Refused(m) if m.contains(ALERT_NOT_FOUND) => ApiError::NotFound(m),
+            NodeCallError::Refused(m) if m.contains(BUNDLE_TOO_LARGE) => ApiError::Invalid(m),
+            // A node older than bundles over request/reply does not know the request.
+            NodeCallError::Refused(m) if m.contains("unknown variant") => {
+                ApiError::Unimplemented(format!(
+                    "incident bundle of alert {id:?}: node {node} runs a version that does not build bundles for central ({m}); upgrade it, or run `rampart incident` there"
+                ))
+            }
+            NodeCallError::Refused(m) => {
+                ApiError::Internal(format!("incident bundle of alert {id:?}: {m}"))
+            }
+        })?;
+    let a = got.answer;
+    Ok(pb::IncidentBundle {
+        filename: bundle_file_name(id),
+        data: got.data,
+        events: a.events,
+        processes: a.processes,
+        connections: a.connections,
+        files_written: a.files_written,
+    })
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ pub mod convert;
 pub mod core;
 mod descriptors;
 pub mod fleet;
+pub mod fleet_flows;
 pub mod grpc;
 pub mod http;
 pub mod incident;

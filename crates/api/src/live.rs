@@ -165,6 +165,14 @@ impl Store for LiveStore {
         self.inner.query_audit(query)
     }
 
+    fn put_flows(&self, node: &str, report: &rampart_store::flows::FlowReport) -> Result<u64> {
+        self.inner.put_flows(node, report)
+    }
+
+    fn flows(&self, since_ns: u64) -> Result<rampart_store::flows::FleetFlows> {
+        self.inner.flows(since_ns)
+    }
+
     fn apply_retention(&self, retention: &Retention) -> Result<Purged> {
         self.inner.apply_retention(retention)
     }

@@ -1,7 +1,8 @@
 //! The network graph behind `GetNetworkGraph`: the local node's flow table (what its
 //! netflow stage writes under `network.state_dir`), grouped by rampart-netflow. The
-//! server that has one registers it once with [`register_state_dir`]; central has no
-//! fleet flow table yet (nodes do not publish flows), so it answers Unimplemented.
+//! server that has one registers it once with [`register_state_dir`]. Central draws
+//! the fleet's graph from the flow summaries its nodes publish instead
+//! ([`crate::fleet_flows`]).
 
 use std::path::PathBuf;
 use std::sync::OnceLock;

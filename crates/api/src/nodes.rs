@@ -5,7 +5,9 @@
 //! recorder writes them.
 
 use async_trait::async_trait;
-use rampart_bus::rpc::{DeployAnswer, DeployText, EventQuery, RespondCommand, RulesText};
+use rampart_bus::rpc::{
+    DeployAnswer, DeployText, EventQuery, IncidentAnswer, RespondCommand, RulesText,
+};
 
 /// Why a node could not answer.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,13 @@ pub enum DeployKind {
 pub struct NodeAnswer {
     pub lines: Vec<String>,
     pub summary: serde_json::Value,
+}
+
+/// An incident bundle a node built: the tar.gz, and what it holds.
+#[derive(Debug, Clone, Default)]
+pub struct NodeBundle {
+    pub data: Vec<u8>,
+    pub answer: IncidentAnswer,
 }
 
 /// Request/reply to a node by name.
@@ -90,6 +99,21 @@ pub trait NodeGateway: Send + Sync + 'static {
         let _ = command;
         Err(NodeCallError::Unreachable(format!(
             "node {node}: this server cannot ask nodes for response actions"
+        )))
+    }
+
+    /// The incident bundle of an alert the node raised (`alert_id` as the node knows
+    /// it), built there from its recorder and packet captures.
+    async fn incident_bundle(
+        &self,
+        node: &str,
+        alert_id: &str,
+        before: std::time::Duration,
+        after: std::time::Duration,
+    ) -> Result<NodeBundle, NodeCallError> {
+        let _ = (alert_id, before, after);
+        Err(NodeCallError::Unreachable(format!(
+            "node {node}: this server cannot fetch incident bundles from nodes"
         )))
     }
 }

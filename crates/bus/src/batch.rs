@@ -21,6 +21,9 @@ pub enum BusRecord {
     /// these in batches of their own, so a central that does not know them refuses
     /// only those.
     Report(NodeReport),
+    /// The node's flow summaries ([`crate::flows`]), in batches of their own like
+    /// reports.
+    Flows(crate::flows::FlowReport),
 }
 
 /// What one bus message carries.
@@ -91,6 +94,19 @@ impl NodeBatch {
         reports
     }
 
+    /// Takes the batch's flow reports out (the store keeps them in their own tables).
+    pub fn take_flows(&mut self) -> Vec<crate::flows::FlowReport> {
+        let mut flows = Vec::new();
+        self.records.retain_mut(|r| match r {
+            BusRecord::Flows(x) => {
+                flows.push(std::mem::take(x));
+                false
+            }
+            _ => true,
+        });
+        flows
+    }
+
     /// The batch's records split by kind, as the store ingests them (node reports,
     /// which [`NodeBatch::take_reports`] takes, are left out).
     pub fn split(self) -> (Vec<Alert>, Vec<ContainerLifecycle>, Vec<AuditRecord>) {
@@ -100,7 +116,7 @@ impl NodeBatch {
                 BusRecord::Alert(x) => a.push(*x),
                 BusRecord::Lifecycle(x) => l.push(x),
                 BusRecord::Audit(x) => r.push(x),
-                BusRecord::Report(_) => {}
+                BusRecord::Report(_) | BusRecord::Flows(_) => {}
             }
         }
         (a, l, r)

@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 mod batch;
+pub mod flows;
 pub mod rpc;
 mod spool;
 

@@ -1,7 +1,7 @@
 //! Request/reply between central and one node: central asks the node that holds the
-//! data (recorder queries, retro-hunts) or the containers (response commands), and the
-//! node answers with a stream of chunks. Raw events stay on the nodes; they cross the
-//! network only when asked for.
+//! data (recorder queries, retro-hunts, incident bundles) or the containers (response
+//! commands), and the node answers with a stream of chunks. Raw events stay on the
+//! nodes; they cross the network only when asked for.
 //!
 //! The transport is behind [`RequestPlane`] (NATS core request/reply in
 //! `rampart-bus-nats`: subject `rampart.rpc.<node>`, answers to the caller's inbox).
@@ -61,7 +61,60 @@ pub enum NodeRequest {
     /// A response policy: parsed, then written over the node's policy file and
     /// reloaded; refused with located diagnostics when it does not parse.
     DeployPolicy(DeployText),
+    /// The incident bundle of an alert the node raised: its recorder's tar.gz, with
+    /// the packet captures the node keeps. The file travels in pieces: each chunk's
+    /// binary body ([`ReplyChunk::records`]) is the next piece, in order; chunks
+    /// without a body only keep the answer alive while the node builds the bundle.
+    /// The last chunk's summary is an [`IncidentAnswer`] whose size and SHA-256 the
+    /// caller checks against what it received.
+    IncidentBundle(IncidentRequest),
 }
+
+/// Which bundle central asks a node for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentRequest {
+    /// The alert's id as the node raised it (not scoped by the node's name).
+    pub alert_id: String,
+    /// The window on each side of the alert, in seconds.
+    pub before_s: u64,
+    pub after_s: u64,
+    /// The node refuses a bundle larger than this rather than send it.
+    pub max_bytes: u64,
+}
+
+/// What a bundle holds, with its size and digest (the last chunk's summary).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IncidentAnswer {
+    pub node: String,
+    pub alert_id: String,
+    /// The tar.gz's size.
+    pub bytes: u64,
+    /// SHA-256 of the tar.gz, lowercase hex.
+    pub sha256: String,
+    #[serde(default)]
+    pub events: u64,
+    #[serde(default)]
+    pub processes: u64,
+    #[serde(default)]
+    pub connections: u64,
+    #[serde(default)]
+    pub files_written: u64,
+    /// Packet captures in the bundle (`packets/`).
+    #[serde(default)]
+    pub captures: u64,
+}
+
+/// The largest incident bundle central asks for by default: it is held in memory
+/// and answered as one message.
+pub const MAX_BUNDLE_BYTES: u64 = 64 << 20;
+
+/// A node's error answer to [`NodeRequest::IncidentBundle`] starts with this when the
+/// alert is not in its recorder (not sealed yet, aged out, or never raised there).
+pub const ALERT_NOT_FOUND: &str = "alert not found";
+
+/// A node's error answer to [`NodeRequest::IncidentBundle`] starts with this when the
+/// bundle is larger than the request allows.
+pub const BUNDLE_TOO_LARGE: &str = "bundle too large";
 
 /// A document central deploys.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

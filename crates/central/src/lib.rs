@@ -17,6 +17,7 @@ pub mod admission_scans;
 pub mod bench;
 pub mod config;
 pub mod enroll;
+pub mod flow_bench;
 pub mod nodes;
 pub mod pki;
 pub mod registry;
@@ -215,6 +216,8 @@ struct Decoded {
     audit: Vec<rampart_store::AuditRecord>,
     /// The node's reports about itself (rules, health, scan results).
     reports: Vec<rampart_event::fleet::NodeReport>,
+    /// The node's flow summaries (the fleet's network graph).
+    flows: Vec<rampart_bus::flows::FlowReport>,
 }
 
 /// Why a message is refused (acked and counted, never stored).
@@ -232,6 +235,7 @@ fn decode(d_node: &str, payload: &[u8]) -> Result<Decoded, String> {
     let version = batch.node_version.clone();
     let (sealed_ns, dropped_before) = (batch.sealed_ns, batch.dropped_before);
     let reports = batch.take_reports();
+    let flows = batch.take_flows();
     let (mut alerts, lifecycle, audit) = batch.split();
     for a in &mut alerts {
         a.id = node_scoped_alert_id(&node, &a.id);
@@ -245,6 +249,7 @@ fn decode(d_node: &str, payload: &[u8]) -> Result<Decoded, String> {
         lifecycle,
         audit,
         reports,
+        flows,
     })
 }
 
@@ -299,6 +304,10 @@ async fn store_group(
             for b in batches.iter().flatten() {
                 if !b.reports.is_empty() {
                     s.put_reports(&b.node, &b.reports)?;
+                }
+                // The newest report of an edge wins: a retry changes nothing either.
+                for f in &b.flows {
+                    s.put_flows(&b.node, f)?;
                 }
             }
             Ok(reports)

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rampart_bus::rpc::{
-    DeployAnswer, DeployText, EventQuery, NodeRequest, ReplyChunk, ReplyStream, RequestPlane,
-    RespondCommand, RulesText,
+    DeployAnswer, DeployText, EventQuery, IncidentAnswer, IncidentRequest, NodeRequest, ReplyChunk,
+    ReplyStream, RequestPlane, RespondCommand, RulesText,
 };
 use rampart_bus::BusError;
 use rampart_event::AuditRecord;
@@ -27,6 +27,12 @@ pub enum NodeRequestError {
     Gap { node: String, want: u64, got: u64 },
     #[error("storing the audit record: {0}")]
     Store(String),
+    /// An incident bundle grew past what central takes ([`NodeClient::max_bundle_bytes`]).
+    #[error("node {node}: bundle too large: the incident bundle is over the {limit} MiB central accepts; ask for a narrower window (before/after)")]
+    BundleTooLarge { node: String, limit: u64 },
+    /// What arrived is not what the node sent (size or SHA-256 differ).
+    #[error("node {node}: the incident bundle arrived damaged ({what})")]
+    BundleDamaged { node: String, what: String },
 }
 
 /// One chunk's records: decoded from the recorder's binary form, or the JSON lines a
@@ -195,6 +201,8 @@ pub struct NodeClient {
     pub idle: Duration,
     /// Where response commands' audit records go (central's store).
     store: Option<Arc<dyn Store>>,
+    /// The largest incident bundle taken from a node.
+    pub max_bundle_bytes: u64,
 }
 
 impl NodeClient {
@@ -203,6 +211,7 @@ impl NodeClient {
             plane,
             idle: Duration::from_secs(10),
             store,
+            max_bundle_bytes: rampart_bus::rpc::MAX_BUNDLE_BYTES,
         }
     }
 
@@ -361,6 +370,69 @@ impl NodeClient {
         })
     }
 
+    /// The incident bundle of an alert `node` raised (`alert_id` as the node knows it),
+    /// built there from its recorder and captures and sent in pieces; the whole is
+    /// checked against the size and SHA-256 the node reports at the end.
+    pub async fn incident_bundle(
+        &self,
+        node: &str,
+        alert_id: &str,
+        before: Duration,
+        after: Duration,
+    ) -> Result<(Vec<u8>, IncidentAnswer), NodeRequestError> {
+        let req = NodeRequest::IncidentBundle(IncidentRequest {
+            alert_id: alert_id.into(),
+            before_s: before.as_secs(),
+            after_s: after.as_secs(),
+            max_bytes: self.max_bundle_bytes,
+        });
+        let mut answer = self.send(node, &req).await?;
+        let mut data = Vec::new();
+        let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+        while let Some(chunk) = answer.next_chunk().await? {
+            let Some(piece) = chunk.records else { continue };
+            // A node that ignores the bound is cut off here, before it fills memory.
+            if (data.len() + piece.len()) as u64 > self.max_bundle_bytes {
+                return Err(NodeRequestError::BundleTooLarge {
+                    node: node.into(),
+                    limit: self.max_bundle_bytes >> 20,
+                });
+            }
+            digest.update(&piece);
+            data.extend_from_slice(&piece);
+        }
+        let summary = answer.summary.take().unwrap_or_default();
+        let sent: IncidentAnswer =
+            serde_json::from_value(summary).map_err(|e| NodeRequestError::Node {
+                node: node.into(),
+                message: format!("an incident answer that does not decode: {e}"),
+            })?;
+        let damaged = |what: String| NodeRequestError::BundleDamaged {
+            node: node.into(),
+            what,
+        };
+        if sent.bytes != data.len() as u64 {
+            return Err(damaged(format!(
+                "{} bytes came of the {} sent",
+                data.len(),
+                sent.bytes
+            )));
+        }
+        let got: String = digest
+            .finish()
+            .as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        if got != sent.sha256 {
+            return Err(damaged(format!(
+                "SHA-256 {got}, where the node sent {}",
+                sent.sha256
+            )));
+        }
+        Ok((data, sent))
+    }
+
     async fn audit(&self, node: &str, audit: Vec<AuditRecord>) -> Result<(), NodeRequestError> {
         let Some(store) = self.store.clone() else {
             return Ok(());
@@ -464,6 +536,23 @@ impl rampart_api::NodeGateway for NodeClient {
         NodeClient::respond(self, node, command)
             .await
             .map_err(gateway_error)
+    }
+
+    async fn incident_bundle(
+        &self,
+        node: &str,
+        alert_id: &str,
+        before: Duration,
+        after: Duration,
+    ) -> Result<rampart_api::nodes::NodeBundle, rampart_api::NodeCallError> {
+        match NodeClient::incident_bundle(self, node, alert_id, before, after).await {
+            Ok((data, answer)) => Ok(rampart_api::nodes::NodeBundle { data, answer }),
+            // Too large is about the request (its window), as the node's own refusal is.
+            Err(e @ NodeRequestError::BundleTooLarge { .. }) => {
+                Err(rampart_api::NodeCallError::Refused(e.to_string()))
+            }
+            Err(e) => Err(gateway_error(e)),
+        }
     }
 }
 

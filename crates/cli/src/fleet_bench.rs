@@ -54,6 +54,13 @@ pub struct FleetBenchArgs {
     /// Raw events in the node's recorder for the streaming measurement (0: skip).
     #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
+    /// Edges between workloads for the fleet network graph's measurement (0: skip):
+    /// stored as the nodes' flow summaries, then read and drawn once per round.
+    #[arg(long, default_value_t = 0)]
+    pub flow_edges: usize,
+    /// Workloads the graph's edges join, spread over --nodes.
+    #[arg(long, default_value_t = 5000)]
+    pub flow_workloads: usize,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -163,12 +170,43 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
     } else {
         Vec::new()
     };
+    let flows = if a.flow_edges > 0 {
+        Some(rt.block_on(rampart_central::flow_bench::flow_graph_bench(
+            &postgres,
+            a.nodes,
+            a.flow_workloads,
+            a.flow_edges,
+            a.rounds.max(3),
+        ))?)
+    } else {
+        None
+    };
     if a.json {
         println!(
             "{}",
-            serde_json::json!({"ingest": ingest, "ingest_baseline": baseline, "event_stream": stream})
+            serde_json::json!({"ingest": ingest, "ingest_baseline": baseline, "event_stream": stream, "flow_graph": flows})
         );
     } else {
+        if let Some(f) = &flows {
+            let median = |v: &[f64]| {
+                let mut v = v.to_vec();
+                v.sort_by(f64::total_cmp);
+                v[v.len() / 2]
+            };
+            println!(
+                "fleet network graph (PostgreSQL -> GetNetworkGraph): {} nodes, {} workloads, {} edges ({} rows): {} vertices, {} edges drawn; read median {:.0} ms {:?}, draw median {:.0} ms {:?}",
+                f.nodes,
+                f.workloads,
+                f.edges,
+                f.rows_stored,
+                f.graph_nodes,
+                f.graph_edges,
+                median(&f.read_ms),
+                f.read_ms.iter().map(|x| x.round()).collect::<Vec<_>>(),
+                median(&f.draw_ms),
+                f.draw_ms.iter().map(|x| x.round()).collect::<Vec<_>>()
+            );
+        }
         let arms = baseline
             .iter()
             .map(|r| ("baseline", r))

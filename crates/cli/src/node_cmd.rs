@@ -206,6 +206,8 @@ pub fn run(a: NodeArgs) -> anyhow::Result<i32> {
         let mut rules = config.rule_paths(&a.rules).unwrap_or_default();
         rules.push(central.deployed_rules_dir.clone());
         let mut service = NodeService::new(&node, &config.recorder.dir, rules);
+        // Incident bundles carry the alert's packets when the node captures them.
+        service.captures = config.network.as_ref().map(|n| n.capture.dir.clone());
         service.deploy = Some(DeployTargets {
             rules_dir: central.deployed_rules_dir.clone(),
             policy: config.response.policy.clone(),

@@ -118,6 +118,11 @@ CREATE INDEX audit_ts ON audit (ts_ns, id);
         name: "scan findings, one per row",
         sql: rampart_store::reports::FINDINGS_SQL,
     },
+    Migration {
+        version: 5,
+        name: "network flows of the fleet",
+        sql: rampart_store::flows::FLOWS_SQL,
+    },
 ];
 
 /// Serialises migrations between centrals starting at once (an advisory lock key).
@@ -737,6 +742,9 @@ async fn apply_retention(c: &mut Client, r: &Retention) -> Result<Purged> {
             .execute("DELETE FROM alerts WHERE ts_ns < $1", &[&b])
             .await
             .map_err(pg)?;
+        for sql in rampart_store::flows::PURGE_FLOWS_SQL {
+            tx.execute(sql, &[&b]).await.map_err(pg)?;
+        }
     }
     if let Some(before) = r.audit_before_ns {
         purged.audit = tx
@@ -836,6 +844,94 @@ async fn store_reports(
     }
     tx.commit().await.map_err(pg)?;
     Ok(n)
+}
+
+async fn store_flows(
+    c: &mut Client,
+    node: &str,
+    report: &rampart_store::flows::FlowReport,
+) -> Result<u64> {
+    use rampart_store::flows::{flow_rows, PUT_ADDRESS_SQL, PUT_FLOW_SQL};
+    let tx = c.transaction().await.map_err(pg)?;
+    let st = tx.prepare(PUT_FLOW_SQL).await.map_err(pg)?;
+    let mut n = 0;
+    for r in flow_rows(node, report) {
+        let [sent, received, connections, first, last] = r.9;
+        n += tx
+            .execute(
+                &st,
+                &[
+                    &r.0,
+                    &r.1,
+                    &r.2,
+                    &r.3,
+                    &r.4,
+                    &r.5,
+                    &r.6,
+                    &r.7,
+                    &r.8,
+                    &sent,
+                    &received,
+                    &connections,
+                    &first,
+                    &last,
+                    &r.10,
+                    &r.11,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+    }
+    let st = tx.prepare(PUT_ADDRESS_SQL).await.map_err(pg)?;
+    for a in &report.addresses {
+        tx.execute(
+            &st,
+            &[&node, &a.ip, &a.workload, &a.label, &ns_to_db(a.seen_ns)],
+        )
+        .await
+        .map_err(pg)?;
+    }
+    tx.commit().await.map_err(pg)?;
+    Ok(n)
+}
+
+async fn load_flows(c: &mut Client, since_ns: u64) -> Result<rampart_store::flows::FleetFlows> {
+    use rampart_store::flows::{
+        flow_from_row, FleetFlows, StoredAddress, ADDRESSES_SQL, FLOWS_SINCE_SQL, MAX_FLOW_EDGES,
+    };
+    let mut edges = Vec::new();
+    for r in c
+        .query(FLOWS_SINCE_SQL, &[&ns_to_db(since_ns), &MAX_FLOW_EDGES])
+        .await
+        .map_err(pg)?
+    {
+        let mut text: [String; 8] = Default::default();
+        for (i, t) in text.iter_mut().enumerate() {
+            *t = r.try_get(i).map_err(pg)?;
+        }
+        let mut ints = [0i64; 7];
+        for (i, v) in ints.iter_mut().enumerate() {
+            *v = r.try_get(8 + i).map_err(pg)?;
+        }
+        edges.push(flow_from_row(text, ints));
+    }
+    let mut addresses = Vec::new();
+    for r in c
+        .query(ADDRESSES_SQL, &[&MAX_FLOW_EDGES])
+        .await
+        .map_err(pg)?
+    {
+        addresses.push(StoredAddress {
+            node: r.try_get(0).map_err(pg)?,
+            address: rampart_store::flows::WorkloadAddress {
+                ip: r.try_get(1).map_err(pg)?,
+                workload: r.try_get(2).map_err(pg)?,
+                label: r.try_get(3).map_err(pg)?,
+                seen_ns: ns_from_db(r.try_get(4).map_err(pg)?),
+            },
+        });
+    }
+    Ok(FleetFlows { edges, addresses })
 }
 
 async fn query_vulnerabilities(
@@ -980,6 +1076,14 @@ impl Store for PgStore {
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
         call!(self, |c| query_audit(c, query))
+    }
+
+    fn put_flows(&self, node: &str, report: &rampart_store::flows::FlowReport) -> Result<u64> {
+        call!(self, |c| store_flows(c, node, report))
+    }
+
+    fn flows(&self, since_ns: u64) -> Result<rampart_store::flows::FleetFlows> {
+        call!(self, |c| load_flows(c, since_ns))
     }
 
     fn apply_retention(&self, retention: &Retention) -> Result<Purged> {

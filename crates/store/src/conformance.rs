@@ -40,6 +40,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         "scan_results_and_vulnerabilities",
         scan_results_and_vulnerabilities,
     ),
+    ("flows_newest_report_wins", flows_newest_report_wins),
 ];
 
 /// Runs every check, each on a fresh, empty store.
@@ -1080,4 +1081,124 @@ pub fn scan_results_and_vulnerabilities(s: &dyn Store) {
         (c1.len(), c1[0].vulnerabilities, c1[0].ts_ns),
         (1, 0, T0 + 5 * SEC)
     );
+}
+
+fn flow_edge(
+    source: &str,
+    target: &str,
+    peer_ip: &str,
+    bytes: u64,
+    last: u64,
+) -> rampart_bus::flows::FlowSummary {
+    rampart_bus::flows::FlowSummary {
+        source: source.into(),
+        source_label: format!("{source} label"),
+        target: target.into(),
+        target_label: format!("{target} label"),
+        protocol: "tcp".into(),
+        port: 8080,
+        peer_ip: peer_ip.into(),
+        outbound: true,
+        bytes_sent: bytes,
+        bytes_received: bytes * 2,
+        connections: 3,
+        first_seen_ns: last - 10 * SEC,
+        last_seen_ns: last,
+        state: "anomalous".into(),
+    }
+}
+
+/// Flow reports: an edge keeps the newest report's counters (an older one arriving
+/// late changes nothing, a redelivery changes nothing), first seen is the earliest,
+/// nodes' edges stay apart, the window selects by last seen, addresses keep their
+/// newest owner.
+pub fn flows_newest_report_wins(s: &dyn Store) {
+    use rampart_bus::flows::{FlowReport, WorkloadAddress};
+    let first = FlowReport {
+        ts_ns: T0 + 100 * SEC,
+        edges: vec![
+            flow_edge(
+                "image:web",
+                "cidr:10.0.0.0/24",
+                "10.0.0.7",
+                100,
+                T0 + 90 * SEC,
+            ),
+            flow_edge("image:web", "dns:db.internal", "", 5, T0 + 20 * SEC),
+        ],
+        addresses: vec![WorkloadAddress {
+            ip: "10.0.0.5".into(),
+            workload: "image:web".into(),
+            label: "web".into(),
+            seen_ns: T0 + 90 * SEC,
+        }],
+    };
+    assert_eq!(s.put_flows("n1", &first).unwrap(), 2);
+    let mut newer = first.clone();
+    newer.ts_ns = T0 + 200 * SEC;
+    newer.edges.truncate(1);
+    newer.edges[0].bytes_sent = 400;
+    newer.edges[0].first_seen_ns = T0 + 150 * SEC;
+    newer.edges[0].last_seen_ns = T0 + 190 * SEC;
+    newer.edges[0].state = "blocked".into();
+    newer.addresses[0].workload = "image:api".into();
+    newer.addresses[0].seen_ns = T0 + 190 * SEC;
+    assert_eq!(s.put_flows("n1", &newer).unwrap(), 1);
+    // The first report again (a redelivery, late): nothing changes.
+    assert_eq!(s.put_flows("n1", &first).unwrap(), 0);
+    // Another node's edge of the same shape is its own.
+    let other = FlowReport {
+        ts_ns: T0 + 50 * SEC,
+        edges: vec![flow_edge(
+            "image:web",
+            "cidr:10.0.0.0/24",
+            "10.0.0.7",
+            7,
+            T0 + 40 * SEC,
+        )],
+        addresses: Vec::new(),
+    };
+    assert_eq!(s.put_flows("n2", &other).unwrap(), 1);
+
+    let all = s.flows(0).unwrap();
+    assert_eq!(all.edges.len(), 3, "{all:?}");
+    // Newest first.
+    let e = &all.edges[0];
+    assert_eq!(
+        (e.node.as_str(), e.edge.target.as_str()),
+        ("n1", "cidr:10.0.0.0/24")
+    );
+    assert_eq!(e.edge.bytes_sent, 400);
+    assert_eq!(e.edge.bytes_received, 200, "the newest report's counters");
+    assert_eq!(
+        e.edge.first_seen_ns,
+        T0 + 80 * SEC,
+        "the earliest first seen"
+    );
+    assert_eq!(e.edge.last_seen_ns, T0 + 190 * SEC);
+    assert_eq!(e.edge.state, "blocked");
+    assert!(e.edge.outbound);
+    assert_eq!(e.edge.peer_ip, "10.0.0.7");
+    assert_eq!(e.edge.source_label, "image:web label");
+    assert_eq!(all.edges[1].node, "n2");
+    assert_eq!(all.edges[1].edge.bytes_sent, 7);
+    assert_eq!(all.edges[2].edge.target, "dns:db.internal");
+    assert_eq!(all.edges[2].edge.peer_ip, "");
+    // The window: last seen at or after.
+    let recent = s.flows(T0 + 41 * SEC).unwrap();
+    assert_eq!(recent.edges.len(), 1);
+    assert_eq!(recent.edges[0].edge.last_seen_ns, T0 + 190 * SEC);
+    assert_eq!(all.addresses.len(), 1);
+    assert_eq!(all.addresses[0].node, "n1");
+    assert_eq!(all.addresses[0].address.workload, "image:api");
+    // Flows go with the alerts of their age.
+    s.apply_retention(&Retention {
+        alerts_before_ns: Some(T0 + 41 * SEC),
+        audit_before_ns: None,
+    })
+    .unwrap();
+    let kept = s.flows(0).unwrap();
+    assert_eq!(kept.edges.len(), 1, "{kept:?}");
+    assert_eq!(kept.edges[0].edge.last_seen_ns, T0 + 190 * SEC);
+    assert_eq!(kept.addresses.len(), 1);
 }

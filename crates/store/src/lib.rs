@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+pub mod flows;
 mod migrate;
 pub mod reports;
 mod sqlite;
@@ -517,7 +518,8 @@ pub struct IngestReport {
 /// Records older than the bounds are deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Retention {
-    /// Alerts (and their comments) with `ts_ns` before this.
+    /// Alerts (and their comments) with `ts_ns` before this; network flow edges and
+    /// addresses last seen before it go too.
     pub alerts_before_ns: Option<u64>,
     pub audit_before_ns: Option<u64>,
 }
@@ -602,6 +604,15 @@ pub trait Store: Send + Sync {
     }
 
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+
+    /// Keeps a node's flow report ([`flows`]): per edge the newest report's counters,
+    /// per address its newest owner. Returns the edges written (a redelivery of an
+    /// older report writes none).
+    fn put_flows(&self, node: &str, report: &rampart_bus::flows::FlowReport) -> Result<u64>;
+
+    /// The fleet's edges last seen at or after `since_ns` (newest first, at most
+    /// [`flows::MAX_FLOW_EDGES`]) and every node's workload addresses.
+    fn flows(&self, since_ns: u64) -> Result<flows::FleetFlows>;
 
     fn apply_retention(&self, retention: &Retention) -> Result<Purged>;
 }

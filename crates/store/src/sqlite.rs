@@ -110,6 +110,11 @@ CREATE INDEX audit_ts ON audit (ts_ns, id);
         name: "scan findings, one per row",
         sql: reports::FINDINGS_SQL,
     },
+    Migration {
+        version: 5,
+        name: "network flows of the fleet",
+        sql: flows::FLOWS_SQL,
+    },
 ];
 
 /// Migration 3 (the same text for PostgreSQL): each node's newest report per key.
@@ -749,6 +754,77 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
+    fn put_flows(&self, node: &str, report: &rampart_bus::flows::FlowReport) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut n = 0u64;
+        for r in flows::flow_rows(node, report) {
+            let [sent, received, connections, first, last] = r.9;
+            n += tx.prepare_cached(flows::PUT_FLOW_SQL)?.execute(params![
+                r.0,
+                r.1,
+                r.2,
+                r.3,
+                r.4,
+                r.5,
+                r.6,
+                r.7,
+                r.8,
+                sent,
+                received,
+                connections,
+                first,
+                last,
+                r.10,
+                r.11
+            ])? as u64;
+        }
+        for a in &report.addresses {
+            tx.prepare_cached(flows::PUT_ADDRESS_SQL)?.execute(params![
+                node,
+                a.ip,
+                a.workload,
+                a.label,
+                ns_to_db(a.seen_ns)
+            ])?;
+        }
+        tx.commit()?;
+        Ok(n)
+    }
+
+    fn flows(&self, since_ns: u64) -> Result<flows::FleetFlows> {
+        let conn = self.conn();
+        let edges = conn
+            .prepare_cached(flows::FLOWS_SINCE_SQL)?
+            .query_map(params![ns_to_db(since_ns), flows::MAX_FLOW_EDGES], |r| {
+                let mut text: [String; 8] = Default::default();
+                for (i, t) in text.iter_mut().enumerate() {
+                    *t = r.get(i)?;
+                }
+                let mut ints = [0i64; 7];
+                for (i, v) in ints.iter_mut().enumerate() {
+                    *v = r.get(8 + i)?;
+                }
+                Ok(flows::flow_from_row(text, ints))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let addresses = conn
+            .prepare_cached(flows::ADDRESSES_SQL)?
+            .query_map(params![flows::MAX_FLOW_EDGES], |r| {
+                Ok(flows::StoredAddress {
+                    node: r.get(0)?,
+                    address: rampart_bus::flows::WorkloadAddress {
+                        ip: r.get(1)?,
+                        workload: r.get(2)?,
+                        label: r.get(3)?,
+                        seen_ns: ns_from_db(r.get(4)?),
+                    },
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(flows::FleetFlows { edges, addresses })
+    }
+
     fn vulnerabilities(&self, q: &reports::VulnQuery) -> Result<Vec<reports::VulnRecord>> {
         let (image, min_severity, fixable, limit) = reports::vuln_params(q);
         let conn = self.conn();
@@ -908,6 +984,9 @@ impl Store for SqliteStore {
                 params![b],
             )?;
             purged.alerts = tx.execute("DELETE FROM alerts WHERE ts_ns < ?1", params![b])? as u64;
+            for sql in flows::PURGE_FLOWS_SQL {
+                tx.execute(sql, params![b])?;
+            }
         }
         if let Some(before) = r.audit_before_ns {
             purged.audit = tx.execute(
@@ -1020,11 +1099,15 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "DROP TABLE scan_findings; DELETE FROM schema_migrations WHERE version = 4",
+                "DROP TABLE scan_findings; DROP TABLE flow_edges; DROP TABLE flow_addresses;
+                 DELETE FROM schema_migrations WHERE version >= 4",
             )
             .unwrap();
         let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(s.schema_version().unwrap(), 4);
+        assert_eq!(
+            s.schema_version().unwrap(),
+            Migration::latest(SQLITE_MIGRATIONS)
+        );
         let v = s.vulnerabilities(&reports::VulnQuery::default()).unwrap();
         assert_eq!(v.len(), 1);
         assert_eq!((v[0].id.as_str(), v[0].in_use), ("CVE-7", true));

@@ -5,6 +5,7 @@ mod baseline_net;
 mod bus;
 mod detection;
 mod fleet_report;
+pub mod flow_report;
 mod image_scan;
 mod netflow;
 mod outputs;
@@ -18,6 +19,7 @@ pub use detection::DetectionStage;
 pub use fleet_report::{
     health_report, rules_report, with_recorder_lag, FleetReportConfig, FleetReportStage,
 };
+pub use flow_report::{FlowReportConfig, FlowReportStage};
 pub use image_scan::{ContainerReport, Drift, DroppedBinary, ImageScanConfig, ImageScanStage};
 pub use netflow::NetflowStage;
 pub use outputs::{LatencySummary, OutputsReport, OutputsStage};
