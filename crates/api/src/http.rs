@@ -405,6 +405,44 @@ fn query_into(input: &str, query: &str, obj: &mut Map<String, Value>) -> ApiResu
 /// The largest request body accepted (HTTP and gRPC).
 pub use crate::server::MAX_BODY_BYTES;
 
+/// How much of a body over [`MAX_BODY_BYTES`] is read and thrown away before the 413:
+/// a client still sending it then reads the answer instead of a broken pipe. Beyond
+/// this the connection is closed on it.
+const DRAIN_BYTES: usize = 8 << 20;
+
+/// The request body, at most [`MAX_BODY_BYTES`]; a larger one is a 413.
+async fn read_body_bounded(mut body: Body) -> Result<axum::body::Bytes, Response> {
+    use http_body_util::BodyExt;
+    let mut kept = Vec::new();
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            error_response(
+                400,
+                "INVALID_ARGUMENT",
+                &format!("reading the request body: {e}"),
+            )
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        total = total.saturating_add(data.len());
+        if total <= MAX_BODY_BYTES {
+            kept.extend_from_slice(&data);
+        } else if total > DRAIN_BYTES {
+            break;
+        }
+    }
+    if total > MAX_BODY_BYTES {
+        return Err(error_response(
+            413,
+            "PAYLOAD_TOO_LARGE",
+            &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+        ));
+    }
+    Ok(kept.into())
+}
+
 /// The shared state of the HTTP adapter.
 pub struct HttpApi {
     pub core: Arc<ApiCore>,
@@ -520,15 +558,7 @@ impl HttpApi {
         headers: &HeaderMap,
         body: Body,
     ) -> Result<Value, Response> {
-        let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| {
-                error_response(
-                    413,
-                    "PAYLOAD_TOO_LARGE",
-                    &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-                )
-            })?;
+        let bytes = read_body_bounded(body).await?;
         let invalid = |m: String| api_error(&ApiError::Invalid(m));
         let mut obj = if bytes.iter().all(u8::is_ascii_whitespace) {
             Map::new()
