@@ -203,3 +203,18 @@ fn parallel_ingest_counts_once_and_keeps_the_newest_state() {
         assert_eq!(s.container_history(&c.id).unwrap().len(), 40, "{}", c.id);
     }
 }
+
+/// ListVulnerabilities' cost with 2,000 stored scans on PostgreSQL, the reports walk
+/// it replaced against its SQL, in one run (a measurement, so ignored by default):
+/// `cargo test --release -p rampart-store-pg --test conformance -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: run it by name with --ignored --nocapture"]
+fn vulnerability_list_with_2000_scans_on_postgres() {
+    let Some(url) = rampart_testbed::postgres_ready() else {
+        return;
+    };
+    let (s, schema) = fresh(&url);
+    let _dropper = Dropper(url.clone(), vec![schema]);
+    // It checks that both paths give the same answer before timing them.
+    conformance::vulnerability_list_figures(&s, 2000);
+}

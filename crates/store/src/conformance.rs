@@ -1403,3 +1403,129 @@ pub fn vulnerability_layers_and_novelty(s: &dyn Store) {
         (Some("sha256:l2"), Some(2))
     );
 }
+
+/// ListVulnerabilities' cost on `s` with `scans` stored scan reports (not a check: a
+/// measurement, printed). Before migration 6 the API read and decoded every scan
+/// report and grouped their findings in memory on each call ("reports" below: the
+/// read, then [`crate::reports::vulnerabilities`], the same walk); now the store
+/// answers in SQL ("sql"). Both answers are compared first, so the figures are of the
+/// same result. Returns the median milliseconds (reports path, SQL path) of the
+/// default query.
+pub fn vulnerability_list_figures(s: &dyn Store, scans: usize) -> (f64, f64) {
+    use crate::reports::*;
+    use rampart_event::fleet::*;
+    use std::time::Instant;
+    const NODES: usize = 20;
+    const IMAGES: usize = 40;
+    const PER_SCAN: usize = 150;
+    const POOL: usize = 1200;
+    let sev = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+    let started = Instant::now();
+    for node in 0..NODES {
+        let reports: Vec<NodeReport> = (0..scans / NODES)
+            .map(|c| {
+                let image = (node * 7 + c) % IMAGES;
+                NodeReport::Scan(ScanReport {
+                    ts_ns: T0 + (c as u64) * SEC,
+                    target: format!("container:{node:02}{c:06}"),
+                    image: format!("registry.local/app-{image}:1.{image}"),
+                    image_id: format!("sha256:{image:064x}"),
+                    packages: 400,
+                    db_updated_ns: T0 + (node as u64 % 5) * 3600 * SEC,
+                    vulnerabilities: (0..PER_SCAN)
+                        .map(|i| {
+                            let k = (image * 29 + i) % POOL;
+                            VulnFinding {
+                                id: format!("CVE-2024-{k:05}"),
+                                aliases: vec![format!("DSA-{k}-1")],
+                                package: format!("lib{}", k % 300),
+                                version: format!("1.{}.{}", k % 7, k % 3),
+                                ecosystem: "Debian:12".into(),
+                                fixed_version: (k % 3 == 0).then(|| format!("1.{}.9", k % 7)),
+                                severity: sev[k % 4],
+                                summary: format!(
+                                    "a flaw in lib{} lets a remote attacker corrupt memory ({k})",
+                                    k % 300
+                                ),
+                                in_use: Some(k % 5 == 0),
+                                layer: Some(format!("sha256:{:064x}", image * 10 + k % 4)),
+                                layer_index: Some((k % 4) as u32),
+                                layer_command: Some(format!(
+                                    "RUN apt-get install -y lib{}",
+                                    k % 300
+                                )),
+                                first_seen_ns: T0 + ((node * 13 + c + k) as u64 % 20) * 1800 * SEC,
+                            }
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        s.put_reports(&format!("node-{node:02}"), &reports).unwrap();
+    }
+    eprintln!(
+        "{}: stored {scans} scans x {PER_SCAN} findings in {:.1} s",
+        s.backend(),
+        started.elapsed().as_secs_f64()
+    );
+    let median = |f: &mut dyn FnMut()| {
+        let mut ms: Vec<f64> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        ms[2]
+    };
+    let queries = [
+        ("default (100)", VulnQuery::default()),
+        (
+            "one image",
+            VulnQuery {
+                image: Some("registry.local/app-3:1.3".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "high+, fixable, 1000",
+            VulnQuery {
+                min_severity: Some(Severity::High),
+                fixable_only: true,
+                limit: 1000,
+                ..Default::default()
+            },
+        ),
+    ];
+    let mut default = (0.0, 0.0);
+    for (name, q) in &queries {
+        let expected = vulnerabilities(&s.reports("scan", None).unwrap(), q);
+        assert_eq!(s.vulnerabilities(q).unwrap(), expected, "{name}");
+        let mut read_ms = 0.0;
+        let reports_ms = median(&mut || {
+            let t = Instant::now();
+            let all = s.reports("scan", None).unwrap();
+            read_ms = t.elapsed().as_secs_f64() * 1e3;
+            std::hint::black_box(vulnerabilities(&all, q));
+        });
+        let sql_ms = median(&mut || {
+            std::hint::black_box(s.vulnerabilities(q).unwrap());
+        });
+        eprintln!(
+            "{}: ListVulnerabilities {name:<22} reports path {reports_ms:8.1} ms (read {read_ms:.1}) | sql {sql_ms:7.1} ms | x{:.1}",
+            s.backend(),
+            reports_ms / sql_ms
+        );
+        if default == (0.0, 0.0) {
+            default = (reports_ms, sql_ms);
+        }
+    }
+    default
+}
