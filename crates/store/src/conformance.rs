@@ -1446,13 +1446,15 @@ pub fn vulnerability_list_figures(s: &dyn Store, scans: usize) -> (f64, f64) {
                                 package: format!("lib{}", k % 300),
                                 version: format!("1.{}.{}", k % 7, k % 3),
                                 ecosystem: "Debian:12".into(),
-                                fixed_version: (k % 3 == 0).then(|| format!("1.{}.9", k % 7)),
+                                fixed_version: k
+                                    .is_multiple_of(3)
+                                    .then(|| format!("1.{}.9", k % 7)),
                                 severity: sev[k % 4],
                                 summary: format!(
                                     "a flaw in lib{} lets a remote attacker corrupt memory ({k})",
                                     k % 300
                                 ),
-                                in_use: Some(k % 5 == 0),
+                                in_use: Some(k.is_multiple_of(5)),
                                 layer: Some(format!("sha256:{:064x}", image * 10 + k % 4)),
                                 layer_index: Some((k % 4) as u32),
                                 layer_command: Some(format!(

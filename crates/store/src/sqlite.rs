@@ -857,7 +857,10 @@ impl Store for SqliteStore {
             .query_row([], |r| r.get(0))?;
         let mut new_count = 0i64;
         let rows = conn
-            .prepare_cached(reports::VULNS_SQLITE)?
+            .prepare_cached(match image {
+                Some(_) => reports::VULNS_SQLITE_IMAGE,
+                None => reports::VULNS_SQLITE,
+            })?
             .query_map(
                 params![image, min_severity, fixable, limit, db_updated],
                 |r| {
