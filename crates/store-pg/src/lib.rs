@@ -788,6 +788,15 @@ async fn backfill_findings(tx: &Transaction<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A report's findings in one statement: column arrays, node and key shared.
+const INSERT_FINDINGS_PG: &str = "
+INSERT INTO scan_findings (node, key, vuln_id, package, version, ecosystem, fixed_version,
+                           severity, summary, aliases, image, image_id, in_use,
+                           layer, layer_index, layer_command, first_seen_ns)
+SELECT $1, $2, f.* FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                               $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[],
+                               $13::int8[], $14::text[], $15::int8[], $16::text[], $17::int8[]) f";
+
 /// Replaces the findings of `node`'s report `key` with `report`'s.
 async fn put_findings(
     tx: &Transaction<'_>,
@@ -795,7 +804,7 @@ async fn put_findings(
     key: &str,
     report: &rampart_event::fleet::NodeReport,
 ) -> Result<()> {
-    use rampart_store::reports::{finding_rows, DELETE_FINDINGS_SQL, INSERT_FINDING_SQL};
+    use rampart_store::reports::{finding_rows, FindingRow, DELETE_FINDINGS_SQL};
     tx.execute(DELETE_FINDINGS_SQL, &[&node, &key])
         .await
         .map_err(pg)?;
@@ -803,33 +812,35 @@ async fn put_findings(
     if rows.is_empty() {
         return Ok(());
     }
-    let st = tx.prepare(INSERT_FINDING_SQL).await.map_err(pg)?;
-    for f in &rows {
-        tx.execute(
-            &st,
-            &[
-                &node,
-                &key,
-                &f.vuln_id,
-                &f.package,
-                &f.version,
-                &f.ecosystem,
-                &f.fixed_version,
-                &f.severity,
-                &f.summary,
-                &f.aliases,
-                &f.image,
-                &f.image_id,
-                &f.in_use,
-                &f.layer,
-                &f.layer_index,
-                &f.layer_command,
-                &f.first_seen_ns,
-            ],
-        )
-        .await
-        .map_err(pg)?;
+    // One statement of column arrays per report (a scan has hundreds of findings),
+    // not a round trip per finding.
+    fn col<T: Clone>(rows: &[FindingRow], f: impl Fn(&FindingRow) -> &T) -> Vec<T> {
+        rows.iter().map(|r| f(r).clone()).collect()
     }
+    tx.execute(
+        INSERT_FINDINGS_PG,
+        &[
+            &node,
+            &key,
+            &col(&rows, |r| &r.vuln_id),
+            &col(&rows, |r| &r.package),
+            &col(&rows, |r| &r.version),
+            &col(&rows, |r| &r.ecosystem),
+            &col(&rows, |r| &r.fixed_version),
+            &col(&rows, |r| &r.severity),
+            &col(&rows, |r| &r.summary),
+            &col(&rows, |r| &r.aliases),
+            &col(&rows, |r| &r.image),
+            &col(&rows, |r| &r.image_id),
+            &col(&rows, |r| &r.in_use),
+            &col(&rows, |r| &r.layer),
+            &col(&rows, |r| &r.layer_index),
+            &col(&rows, |r| &r.layer_command),
+            &col(&rows, |r| &r.first_seen_ns),
+        ],
+    )
+    .await
+    .map_err(pg)?;
     Ok(())
 }
 
