@@ -1409,9 +1409,10 @@ pub fn vulnerability_layers_and_novelty(s: &dyn Store) {
 /// report and grouped their findings in memory on each call ("reports" below: the
 /// read, then [`crate::reports::vulnerabilities`], the same walk); now the store
 /// answers in SQL ("sql"). Both answers are compared first, so the figures are of the
-/// same result. Returns the median milliseconds (reports path, SQL path) of the
-/// default query.
-pub fn vulnerability_list_figures(s: &dyn Store, scans: usize) -> (f64, f64) {
+/// same result. `settle` runs after the scans are stored (PostgreSQL: `ANALYZE`, what
+/// autovacuum does after a bulk load, so the figures are of a settled database).
+/// Returns the median milliseconds (reports path, SQL path) of the default query.
+pub fn vulnerability_list_figures(s: &dyn Store, scans: usize, settle: &dyn Fn()) -> (f64, f64) {
     use crate::reports::*;
     use rampart_event::fleet::*;
     use std::time::Instant;
@@ -1476,6 +1477,7 @@ pub fn vulnerability_list_figures(s: &dyn Store, scans: usize) -> (f64, f64) {
         s.backend(),
         started.elapsed().as_secs_f64()
     );
+    settle();
     let median = |f: &mut dyn FnMut()| {
         let mut ms: Vec<f64> = (0..5)
             .map(|_| {
