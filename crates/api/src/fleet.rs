@@ -289,37 +289,10 @@ pub async fn list_vulnerabilities(
         fixable_only: r.fixable_only,
         limit: r.limit,
     };
-    // Filtered, grouped and bounded by the store, from the findings' rows. The layer,
-    // first-seen time and database update time are not columns of those rows yet:
-    // they still come from the stored reports (read whole, the cost the rows save).
-    let all = reports(store, "scan", "").await?;
-    let extras = crate::vulns::Extras::of(&all, &q);
+    // Filtered, grouped, bounded and counted by the store, from the findings' rows.
     let store = store.clone();
-    let found = blocking(move || Ok(store.vulnerabilities(&q)?)).await?;
-    Ok(pb::ListVulnerabilitiesResponse {
-        db_updated_ns: extras.db_updated_ns,
-        new_since_db_update: extras.new_count(),
-        vulnerabilities: found
-            .into_iter()
-            .map(|v| {
-                let mut out = pb::Vulnerability {
-                    id: v.id,
-                    aliases: v.aliases,
-                    package: v.package,
-                    version: v.version,
-                    ecosystem: v.ecosystem,
-                    fixed_version: v.fixed_version.unwrap_or_default(),
-                    severity: convert::severity(v.severity) as i32,
-                    summary: v.summary,
-                    images: v.images,
-                    in_use: v.in_use,
-                    ..Default::default()
-                };
-                extras.fill(&mut out);
-                out
-            })
-            .collect(),
-    })
+    let page = blocking(move || Ok(store.vulnerabilities(&q)?)).await?;
+    Ok(crate::vulns::response(page))
 }
 
 /// How the local node takes a deploy (`rampart up`: in this process, no bus).

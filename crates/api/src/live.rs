@@ -153,7 +153,7 @@ impl Store for LiveStore {
     fn vulnerabilities(
         &self,
         query: &rampart_store::reports::VulnQuery,
-    ) -> Result<Vec<rampart_store::reports::VulnRecord>> {
+    ) -> Result<rampart_store::reports::VulnPage> {
         self.inner.vulnerabilities(query)
     }
 

@@ -123,6 +123,11 @@ CREATE INDEX audit_ts ON audit (ts_ns, id);
         name: "network flows of the fleet",
         sql: rampart_store::flows::FLOWS_SQL,
     },
+    Migration {
+        version: 6,
+        name: "scan findings' layers, first-seen times and database update times",
+        sql: rampart_store::reports::FINDING_EXTRAS_PG,
+    },
 ];
 
 /// Serialises migrations between centrals starting at once (an advisory lock key).
@@ -310,7 +315,7 @@ async fn migrate(c: &mut Client) -> Result<()> {
                 name: m.name,
                 reason: e.to_string(),
             })?;
-        if m.version == 4 {
+        if m.version == rampart_store::FINDINGS_BACKFILL_AT {
             backfill_findings(&tx).await?;
         }
         tx.execute(
@@ -756,7 +761,8 @@ async fn apply_retention(c: &mut Client, r: &Retention) -> Result<Purged> {
     Ok(purged)
 }
 
-/// Migration 4's data: the findings of the scan reports stored before it.
+/// The findings' rows (and each scan's database update time) of the scan reports
+/// stored before [`rampart_store::FINDINGS_BACKFILL_AT`].
 async fn backfill_findings(tx: &Transaction<'_>) -> Result<()> {
     let rows = tx
         .query(
@@ -771,9 +777,25 @@ async fn backfill_findings(tx: &Transaction<'_>) -> Result<()> {
         let body: String = r.try_get(2).map_err(pg)?;
         let report = rampart_store::reports::report_from_row(node, &body)?;
         put_findings(tx, &report.node, &key, &report.report).await?;
+        let row = rampart_store::reports::report_row(&report.report)?;
+        tx.execute(
+            "UPDATE node_reports SET db_updated_ns = $1 WHERE node = $2 AND key = $3",
+            &[&ns_to_db(row.db_updated_ns), &report.node, &key],
+        )
+        .await
+        .map_err(pg)?;
     }
     Ok(())
 }
+
+/// A report's findings in one statement: column arrays, node and key shared.
+const INSERT_FINDINGS_PG: &str = "
+INSERT INTO scan_findings (node, key, vuln_id, package, version, ecosystem, fixed_version,
+                           severity, summary, aliases, image, image_id, in_use,
+                           layer, layer_index, layer_command, first_seen_ns)
+SELECT $1, $2, f.* FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                               $8::int8[], $9::text[], $10::text[], $11::text[], $12::text[],
+                               $13::int8[], $14::text[], $15::int8[], $16::text[], $17::int8[]) f";
 
 /// Replaces the findings of `node`'s report `key` with `report`'s.
 async fn put_findings(
@@ -782,7 +804,7 @@ async fn put_findings(
     key: &str,
     report: &rampart_event::fleet::NodeReport,
 ) -> Result<()> {
-    use rampart_store::reports::{finding_rows, DELETE_FINDINGS_SQL, INSERT_FINDING_SQL};
+    use rampart_store::reports::{finding_rows, FindingRow, DELETE_FINDINGS_SQL};
     tx.execute(DELETE_FINDINGS_SQL, &[&node, &key])
         .await
         .map_err(pg)?;
@@ -790,29 +812,35 @@ async fn put_findings(
     if rows.is_empty() {
         return Ok(());
     }
-    let st = tx.prepare(INSERT_FINDING_SQL).await.map_err(pg)?;
-    for f in &rows {
-        tx.execute(
-            &st,
-            &[
-                &node,
-                &key,
-                &f.vuln_id,
-                &f.package,
-                &f.version,
-                &f.ecosystem,
-                &f.fixed_version,
-                &f.severity,
-                &f.summary,
-                &f.aliases,
-                &f.image,
-                &f.image_id,
-                &f.in_use,
-            ],
-        )
-        .await
-        .map_err(pg)?;
+    // One statement of column arrays per report (a scan has hundreds of findings),
+    // not a round trip per finding.
+    fn col<T: Clone>(rows: &[FindingRow], f: impl Fn(&FindingRow) -> &T) -> Vec<T> {
+        rows.iter().map(|r| f(r).clone()).collect()
     }
+    tx.execute(
+        INSERT_FINDINGS_PG,
+        &[
+            &node,
+            &key,
+            &col(&rows, |r| &r.vuln_id),
+            &col(&rows, |r| &r.package),
+            &col(&rows, |r| &r.version),
+            &col(&rows, |r| &r.ecosystem),
+            &col(&rows, |r| &r.fixed_version),
+            &col(&rows, |r| &r.severity),
+            &col(&rows, |r| &r.summary),
+            &col(&rows, |r| &r.aliases),
+            &col(&rows, |r| &r.image),
+            &col(&rows, |r| &r.image_id),
+            &col(&rows, |r| &r.in_use),
+            &col(&rows, |r| &r.layer),
+            &col(&rows, |r| &r.layer_index),
+            &col(&rows, |r| &r.layer_command),
+            &col(&rows, |r| &r.first_seen_ns),
+        ],
+    )
+    .await
+    .map_err(pg)?;
     Ok(())
 }
 
@@ -832,7 +860,15 @@ async fn store_reports(
         let written = tx
             .execute(
                 &st,
-                &[&node, &r.key, &r.kind, &ns_to_db(r.ts_ns), &r.body, &r.sbom],
+                &[
+                    &node,
+                    &r.key,
+                    &r.kind,
+                    &ns_to_db(r.ts_ns),
+                    &r.body,
+                    &r.sbom,
+                    &ns_to_db(r.db_updated_ns),
+                ],
             )
             .await
             .map_err(pg)?;
@@ -937,14 +973,40 @@ async fn load_flows(c: &mut Client, since_ns: u64) -> Result<rampart_store::flow
 async fn query_vulnerabilities(
     c: &mut Client,
     q: &rampart_store::reports::VulnQuery,
-) -> Result<Vec<rampart_store::reports::VulnRecord>> {
-    use rampart_store::reports::{vuln_params, VulnRow, VULNS_PG};
+) -> Result<rampart_store::reports::VulnPage> {
+    use rampart_store::reports::{vuln_params, VulnPage, VulnRow, DB_UPDATED_SQL, VULNS_PG};
     let (image, min_severity, fixable, limit) = vuln_params(q);
-    c.query(VULNS_PG, &[&image, &min_severity, &fixable, &limit])
+    // One snapshot: the update time and the findings compared with it agree.
+    let tx = c
+        .build_transaction()
+        .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg)?;
+    let db_updated: i64 = tx
+        .query_one(DB_UPDATED_SQL, &[])
         .await
         .map_err(pg)?
+        .try_get(0)
+        .map_err(pg)?;
+    let db_updated_ns = ns_from_db(db_updated);
+    let rows = tx
+        .query(
+            VULNS_PG,
+            &[&image, &min_severity, &fixable, &limit, &db_updated],
+        )
+        .await
+        .map_err(pg)?;
+    tx.commit().await.map_err(pg)?;
+    let mut new_count = 0i64;
+    let vulnerabilities = rows
         .iter()
         .map(|r| {
+            new_count = r.try_get(11).map_err(pg)?;
+            let layer: Option<String> = r.try_get(12).map_err(pg)?;
+            let layer_index: Option<i64> = r.try_get(13).map_err(pg)?;
+            let layer_command: Option<String> = r.try_get(14).map_err(pg)?;
             VulnRow {
                 id: r.try_get(0).map_err(pg)?,
                 package: r.try_get(1).map_err(pg)?,
@@ -956,10 +1018,23 @@ async fn query_vulnerabilities(
                 summary: r.try_get(7).map_err(pg)?,
                 in_use: r.try_get(8).map_err(pg)?,
                 images: r.try_get(9).map_err(pg)?,
+                first_seen_ns: r.try_get(10).map_err(pg)?,
+                layer: layer.map(|l| {
+                    (
+                        l,
+                        layer_index.unwrap_or(-1),
+                        layer_command.unwrap_or_default(),
+                    )
+                }),
             }
-            .into_record()
+            .into_record(db_updated_ns)
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok(VulnPage {
+        vulnerabilities,
+        db_updated_ns,
+        new_since_db_update: ns_from_db(new_count),
+    })
 }
 
 async fn load_reports(c: &mut Client, kind: &str, node: Option<&str>) -> Result<Vec<StoredReport>> {
@@ -1070,7 +1145,7 @@ impl Store for PgStore {
     fn vulnerabilities(
         &self,
         query: &rampart_store::reports::VulnQuery,
-    ) -> Result<Vec<rampart_store::reports::VulnRecord>> {
+    ) -> Result<rampart_store::reports::VulnPage> {
         call!(self, |c| query_vulnerabilities(c, query))
     }
 

@@ -203,3 +203,82 @@ fn parallel_ingest_counts_once_and_keeps_the_newest_state() {
         assert_eq!(s.container_history(&c.id).unwrap().len(), 40, "{}", c.id);
     }
 }
+
+/// ListVulnerabilities' cost with 2,000 stored scans on PostgreSQL, the reports walk
+/// it replaced against its SQL, in one run (a measurement, so ignored by default):
+/// `cargo test --release -p rampart-store-pg --test conformance -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: run it by name with --ignored --nocapture"]
+fn vulnerability_list_with_2000_scans_on_postgres() {
+    let Some(url) = rampart_testbed::postgres_ready() else {
+        return;
+    };
+    let (s, schema) = fresh(&url);
+    let _dropper = Dropper(url.clone(), vec![schema]);
+    // It checks that both paths give the same answer before timing them.
+    conformance::vulnerability_list_figures(&s, 2000, &|| {
+        s.execute_batch("ANALYZE scan_findings; ANALYZE node_reports")
+            .unwrap()
+    });
+}
+
+/// Scan reports stored before migration 6 get their findings' layers, first-seen
+/// times and database update times when it runs.
+#[test]
+fn migration_6_backfills_the_findings_of_stored_scans() {
+    use rampart_event::fleet::{NodeReport, ScanReport, VulnFinding};
+    use rampart_store::VulnQuery;
+    let Some(url) = rampart_testbed::postgres_ready() else {
+        return;
+    };
+    let (s, schema) = fresh(&url);
+    let _dropper = Dropper(url.clone(), vec![schema.clone()]);
+    let scan = NodeReport::Scan(ScanReport {
+        ts_ns: 5,
+        target: "container:c1".into(),
+        image: "web:1".into(),
+        db_updated_ns: 100,
+        vulnerabilities: vec![VulnFinding {
+            id: "CVE-7".into(),
+            package: "zlib".into(),
+            version: "1.2".into(),
+            severity: rampart_event::Severity::High,
+            layer: Some("sha256:aa".into()),
+            layer_index: Some(2),
+            layer_command: Some("RUN make".into()),
+            first_seen_ns: 150,
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    s.put_reports("n1", std::slice::from_ref(&scan)).unwrap();
+    // The schema as version 5 left it: findings' rows without the new columns.
+    s.execute_batch(
+        "DROP INDEX scan_findings_layer; DROP INDEX node_reports_db_updated;
+         ALTER TABLE scan_findings DROP COLUMN layer, DROP COLUMN layer_index,
+             DROP COLUMN layer_command, DROP COLUMN first_seen_ns;
+         ALTER TABLE node_reports DROP COLUMN db_updated_ns;
+         DELETE FROM scan_findings; DELETE FROM schema_migrations WHERE version >= 6",
+    )
+    .unwrap();
+    drop(s);
+    let s = PgStore::open(PgConfig {
+        url: url.clone(),
+        schema: Some(schema),
+    })
+    .unwrap();
+    let page = s.vulnerabilities(&VulnQuery::default()).unwrap();
+    assert_eq!((page.db_updated_ns, page.new_since_db_update), (100, 1));
+    let v = &page.vulnerabilities;
+    assert_eq!(v.len(), 1);
+    assert_eq!(
+        (
+            v[0].id.as_str(),
+            v[0].layer.as_deref(),
+            v[0].layer_index,
+            v[0].layer_command.as_deref(),
+            v[0].first_seen_ns
+        ),
+        ("CVE-7", Some("sha256:aa"), Some(2), Some("RUN make"), 150)
+    );
+}

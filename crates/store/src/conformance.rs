@@ -41,6 +41,10 @@ pub const CHECKS: &[(&str, Check)] = &[
         scan_results_and_vulnerabilities,
     ),
     ("flows_newest_report_wins", flows_newest_report_wins),
+    (
+        "vulnerability_layers_and_novelty",
+        vulnerability_layers_and_novelty,
+    ),
 ];
 
 /// Runs every check, each on a fresh, empty store.
@@ -1001,7 +1005,7 @@ pub fn scan_results_and_vulnerabilities(s: &dyn Store) {
     let from_store = |q: &VulnQuery| {
         let v = s.vulnerabilities(q).unwrap();
         assert_eq!(v, vulnerabilities(&reports, q), "{q:?}");
-        v
+        v.vulnerabilities
     };
     let v = from_store(&VulnQuery::default());
     let got: Vec<(&str, bool, Vec<String>)> = v
@@ -1064,7 +1068,11 @@ pub fn scan_results_and_vulnerabilities(s: &dyn Store) {
     )
     .unwrap();
     let after = s.vulnerabilities(&VulnQuery::default()).unwrap();
-    let got: Vec<(&str, bool)> = after.iter().map(|x| (x.id.as_str(), x.in_use)).collect();
+    let got: Vec<(&str, bool)> = after
+        .vulnerabilities
+        .iter()
+        .map(|x| (x.id.as_str(), x.in_use))
+        .collect();
     // CVE-1 is now only c2's (in use there).
     assert_eq!(got, [("CVE-3", false), ("CVE-1", true), ("CVE-2", false)]);
     let all = s.reports("scan", None).unwrap();
@@ -1201,4 +1209,327 @@ pub fn flows_newest_report_wins(s: &dyn Store) {
     assert_eq!(kept.edges.len(), 1, "{kept:?}");
     assert_eq!(kept.edges[0].edge.last_seen_ns, T0 + 190 * SEC);
     assert_eq!(kept.addresses.len(), 1);
+}
+
+/// A finding of [`layered_scan`]: id, severity, layer (digest, index, command), first
+/// seen.
+type LayeredFinding<'a> = (&'a str, Severity, Option<(&'a str, u32, &'a str)>, u64);
+
+/// A scan whose findings carry layers and first-seen times.
+fn layered_scan(
+    ts_ns: u64,
+    container: &str,
+    image: &str,
+    db_updated_ns: u64,
+    vulns: &[LayeredFinding<'_>],
+) -> rampart_event::fleet::NodeReport {
+    use rampart_event::fleet::*;
+    NodeReport::Scan(ScanReport {
+        ts_ns,
+        target: format!("container:{container}"),
+        image: image.into(),
+        image_id: format!("sha256:{image}"),
+        db_updated_ns,
+        vulnerabilities: vulns
+            .iter()
+            .map(|(id, severity, layer, first_seen_ns)| VulnFinding {
+                id: id.to_string(),
+                package: "openssl".into(),
+                version: "3.0.1".into(),
+                ecosystem: "Debian:12".into(),
+                fixed_version: (*severity >= Severity::High).then(|| "3.0.2".to_string()),
+                severity: *severity,
+                layer: layer.map(|l| l.0.to_string()),
+                layer_index: layer.map(|l| l.1),
+                layer_command: layer.map(|l| l.2.to_string()).filter(|c| !c.is_empty()),
+                first_seen_ns: *first_seen_ns,
+                ..Default::default()
+            })
+            .collect(),
+        ..Default::default()
+    })
+}
+
+/// Each finding's layer (from the first scan, by node then target, that knows it),
+/// its earliest first-seen time, the newest database update of any scan and the count
+/// of findings new since it: over every finding the filters take, not only the page.
+pub fn vulnerability_layers_and_novelty(s: &dyn Store) {
+    use crate::reports::*;
+    let db = T0 + 100 * SEC;
+    let empty = s.vulnerabilities(&VulnQuery::default()).unwrap();
+    assert_eq!(empty, VulnPage::default());
+    s.put_reports(
+        "n2",
+        &[layered_scan(
+            T0 + 200 * SEC,
+            "c2",
+            "web:1",
+            db,
+            &[
+                (
+                    "CVE-A",
+                    Severity::High,
+                    Some(("sha256:l2", 2, "RUN b")),
+                    db + SEC,
+                ),
+                ("CVE-B", Severity::Low, None, T0),
+                ("CVE-C", Severity::Critical, Some(("sha256:l0", 0, "")), db),
+            ],
+        )],
+    )
+    .unwrap();
+    s.put_reports(
+        "n1",
+        &[
+            // An older database, on another node: the newest update counts.
+            layered_scan(
+                T0 + 300 * SEC,
+                "c1",
+                "web:1",
+                T0,
+                &[
+                    (
+                        "CVE-A",
+                        Severity::High,
+                        Some(("sha256:l1", 1, "RUN a")),
+                        db + 9 * SEC,
+                    ),
+                    ("CVE-B", Severity::Low, Some(("sha256:l1", 1, "RUN a")), 0),
+                ],
+            ),
+            layered_scan(
+                T0 + 300 * SEC,
+                "c3",
+                "db:2",
+                0,
+                &[("CVE-D", Severity::Medium, None, 0)],
+            ),
+        ],
+    )
+    .unwrap();
+    let reports = s.reports("scan", None).unwrap();
+    let check = |q: VulnQuery| {
+        let page = s.vulnerabilities(&q).unwrap();
+        assert_eq!(page, vulnerabilities(&reports, &q), "{q:?}");
+        page
+    };
+    let all = check(VulnQuery::default());
+    assert_eq!((all.db_updated_ns, all.new_since_db_update), (db, 2));
+    let by_id: BTreeMap<&str, &VulnRecord> = all
+        .vulnerabilities
+        .iter()
+        .map(|v| (v.id.as_str(), v))
+        .collect();
+    let a = by_id["CVE-A"];
+    // n1 sorts before n2: its layer; the earliest first-seen time is n2's.
+    assert_eq!(
+        (
+            a.layer.as_deref(),
+            a.layer_index,
+            a.layer_command.as_deref()
+        ),
+        (Some("sha256:l1"), Some(1), Some("RUN a"))
+    );
+    assert_eq!((a.first_seen_ns, a.new_since_db_update), (db + SEC, true));
+    let c = by_id["CVE-C"];
+    assert_eq!(
+        (
+            c.layer.as_deref(),
+            c.layer_index,
+            c.layer_command.as_deref()
+        ),
+        (Some("sha256:l0"), Some(0), None)
+    );
+    assert!(c.new_since_db_update, "found at the update itself");
+    let b = by_id["CVE-B"];
+    assert_eq!((b.first_seen_ns, b.new_since_db_update), (T0, false));
+    let d = by_id["CVE-D"];
+    assert_eq!(
+        (d.layer.as_deref(), d.layer_index, d.first_seen_ns),
+        (None, None, 0)
+    );
+    assert!(!d.new_since_db_update, "unknown first-seen time is not new");
+    // The count is over every finding the filters take, not the page.
+    let first = check(VulnQuery {
+        limit: 1,
+        ..Default::default()
+    });
+    assert_eq!(first.vulnerabilities.len(), 1);
+    assert_eq!(first.new_since_db_update, 2);
+    // Filters apply to the layer too: in db:2 alone, no layer is known.
+    let db2 = check(VulnQuery {
+        image: Some("db:2".into()),
+        ..Default::default()
+    });
+    assert_eq!(
+        (
+            db2.vulnerabilities.len(),
+            db2.new_since_db_update,
+            db2.db_updated_ns
+        ),
+        (1, 0, db)
+    );
+    let fixable = check(VulnQuery {
+        fixable_only: true,
+        ..Default::default()
+    });
+    assert_eq!(fixable.new_since_db_update, 2);
+    check(VulnQuery {
+        min_severity: Some(Severity::Critical),
+        ..Default::default()
+    });
+    // A newer scan of n1's c1 without layers: CVE-A's layer is now n2's.
+    s.put_reports(
+        "n1",
+        &[layered_scan(
+            T0 + 400 * SEC,
+            "c1",
+            "web:1",
+            T0,
+            &[("CVE-A", Severity::High, None, db + 9 * SEC)],
+        )],
+    )
+    .unwrap();
+    let reports = s.reports("scan", None).unwrap();
+    let page = s.vulnerabilities(&VulnQuery::default()).unwrap();
+    assert_eq!(page, vulnerabilities(&reports, &VulnQuery::default()));
+    let a = page
+        .vulnerabilities
+        .iter()
+        .find(|v| v.id == "CVE-A")
+        .unwrap();
+    assert_eq!(
+        (a.layer.as_deref(), a.layer_index),
+        (Some("sha256:l2"), Some(2))
+    );
+}
+
+/// ListVulnerabilities' cost on `s` with `scans` stored scan reports (not a check: a
+/// measurement, printed). Before migration 6 the API read and decoded every scan
+/// report and grouped their findings in memory on each call ("reports" below: the
+/// read, then [`crate::reports::vulnerabilities`], the same walk); now the store
+/// answers in SQL ("sql"). Both answers are compared first, so the figures are of the
+/// same result. `settle` runs after the scans are stored (PostgreSQL: `ANALYZE`, what
+/// autovacuum does after a bulk load, so the figures are of a settled database).
+/// Returns the median milliseconds (reports path, SQL path) of the default query.
+pub fn vulnerability_list_figures(s: &dyn Store, scans: usize, settle: &dyn Fn()) -> (f64, f64) {
+    use crate::reports::*;
+    use rampart_event::fleet::*;
+    use std::time::Instant;
+    const NODES: usize = 20;
+    const IMAGES: usize = 40;
+    const PER_SCAN: usize = 150;
+    const POOL: usize = 1200;
+    let sev = [
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+    let started = Instant::now();
+    for node in 0..NODES {
+        let reports: Vec<NodeReport> = (0..scans / NODES)
+            .map(|c| {
+                let image = (node * 7 + c) % IMAGES;
+                NodeReport::Scan(ScanReport {
+                    ts_ns: T0 + (c as u64) * SEC,
+                    target: format!("container:{node:02}{c:06}"),
+                    image: format!("registry.local/app-{image}:1.{image}"),
+                    image_id: format!("sha256:{image:064x}"),
+                    packages: 400,
+                    db_updated_ns: T0 + (node as u64 % 5) * 3600 * SEC,
+                    vulnerabilities: (0..PER_SCAN)
+                        .map(|i| {
+                            let k = (image * 29 + i) % POOL;
+                            VulnFinding {
+                                id: format!("CVE-2024-{k:05}"),
+                                aliases: vec![format!("DSA-{k}-1")],
+                                package: format!("lib{}", k % 300),
+                                version: format!("1.{}.{}", k % 7, k % 3),
+                                ecosystem: "Debian:12".into(),
+                                fixed_version: k
+                                    .is_multiple_of(3)
+                                    .then(|| format!("1.{}.9", k % 7)),
+                                severity: sev[k % 4],
+                                summary: format!(
+                                    "a flaw in lib{} lets a remote attacker corrupt memory ({k})",
+                                    k % 300
+                                ),
+                                in_use: Some(k.is_multiple_of(5)),
+                                layer: Some(format!("sha256:{:064x}", image * 10 + k % 4)),
+                                layer_index: Some((k % 4) as u32),
+                                layer_command: Some(format!(
+                                    "RUN apt-get install -y lib{}",
+                                    k % 300
+                                )),
+                                first_seen_ns: T0 + ((node * 13 + c + k) as u64 % 20) * 1800 * SEC,
+                            }
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        s.put_reports(&format!("node-{node:02}"), &reports).unwrap();
+    }
+    eprintln!(
+        "{}: stored {scans} scans x {PER_SCAN} findings in {:.1} s",
+        s.backend(),
+        started.elapsed().as_secs_f64()
+    );
+    settle();
+    let median = |f: &mut dyn FnMut()| {
+        let mut ms: Vec<f64> = (0..5)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        ms[2]
+    };
+    let queries = [
+        ("default (100)", VulnQuery::default()),
+        (
+            "one image",
+            VulnQuery {
+                image: Some("registry.local/app-3:1.3".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "high+, fixable, 1000",
+            VulnQuery {
+                min_severity: Some(Severity::High),
+                fixable_only: true,
+                limit: 1000,
+                ..Default::default()
+            },
+        ),
+    ];
+    let mut default = (0.0, 0.0);
+    for (name, q) in &queries {
+        let expected = vulnerabilities(&s.reports("scan", None).unwrap(), q);
+        assert_eq!(s.vulnerabilities(q).unwrap(), expected, "{name}");
+        let mut read_ms = 0.0;
+        let reports_ms = median(&mut || {
+            let t = Instant::now();
+            let all = s.reports("scan", None).unwrap();
+            read_ms = t.elapsed().as_secs_f64() * 1e3;
+            std::hint::black_box(vulnerabilities(&all, q));
+        });
+        let sql_ms = median(&mut || {
+            std::hint::black_box(s.vulnerabilities(q).unwrap());
+        });
+        eprintln!(
+            "{}: ListVulnerabilities {name:<22} reports path {reports_ms:8.1} ms (read {read_ms:.1}) | sql {sql_ms:7.1} ms | x{:.1}",
+            s.backend(),
+            reports_ms / sql_ms
+        );
+        if default == (0.0, 0.0) {
+            default = (reports_ms, sql_ms);
+        }
+    }
+    default
 }

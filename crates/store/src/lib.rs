@@ -29,8 +29,10 @@ pub mod reports;
 mod sqlite;
 
 pub use migrate::Migration;
-pub use reports::{ScanQuery, ScanSummary, StoredReport, VulnQuery, VulnRecord};
-pub use sqlite::{SqliteStore, PUT_REPORT_SQL, REPORTS_SQL, SQLITE_MIGRATIONS};
+pub use reports::{ScanQuery, ScanSummary, StoredReport, VulnPage, VulnQuery, VulnRecord};
+pub use sqlite::{
+    SqliteStore, FINDINGS_BACKFILL_AT, PUT_REPORT_SQL, REPORTS_SQL, SQLITE_MIGRATIONS,
+};
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -591,9 +593,10 @@ pub trait Store: Send + Sync {
     fn sboms(&self, node: &str, key: &str) -> Result<Option<reports::Sboms>>;
 
     /// The vulnerabilities of the newest scan reports, one per id, package and
-    /// version, most severe first, in-use before not (filtered and bounded by the
-    /// store, from the findings kept one per row).
-    fn vulnerabilities(&self, query: &reports::VulnQuery) -> Result<Vec<reports::VulnRecord>>;
+    /// version, most severe first, in-use before not, with their layers and first-seen
+    /// times, the newest database update and how many are new since it (filtered,
+    /// bounded and counted by the store, from the findings kept one per row).
+    fn vulnerabilities(&self, query: &reports::VulnQuery) -> Result<reports::VulnPage>;
 
     fn append_audit(&self, records: &[AuditRecord]) -> Result<u64> {
         self.ingest(&Ingest {

@@ -115,7 +115,18 @@ CREATE INDEX audit_ts ON audit (ts_ns, id);
         name: "network flows of the fleet",
         sql: flows::FLOWS_SQL,
     },
+    Migration {
+        version: 6,
+        name: "scan findings' layers, first-seen times and database update times",
+        sql: reports::FINDING_EXTRAS_SQLITE,
+    },
 ];
+
+/// The migration after which the findings' rows are rebuilt from the stored scan
+/// reports: the last one that changed what a row holds. Migration 4 created the rows;
+/// 6 added columns, so its backfill (which writes every column) covers 4's as well,
+/// and any open that applies 4 applies 6 after it.
+pub const FINDINGS_BACKFILL_AT: u32 = 6;
 
 /// Migration 3 (the same text for PostgreSQL): each node's newest report per key.
 pub const REPORTS_SQL: &str = "
@@ -133,9 +144,11 @@ CREATE INDEX node_reports_kind ON node_reports (kind, node);
 
 /// Keeps a report unless a newer one of the same key is stored (both backends).
 pub const PUT_REPORT_SQL: &str = "
-INSERT INTO node_reports (node, key, kind, ts_ns, body, sbom) VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO node_reports (node, key, kind, ts_ns, body, sbom, db_updated_ns)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 ON CONFLICT (node, key) DO UPDATE SET
-    kind = excluded.kind, ts_ns = excluded.ts_ns, body = excluded.body, sbom = excluded.sbom
+    kind = excluded.kind, ts_ns = excluded.ts_ns, body = excluded.body, sbom = excluded.sbom,
+    db_updated_ns = excluded.db_updated_ns
 WHERE excluded.ts_ns >= node_reports.ts_ns";
 
 /// Central's store in one SQLite file.
@@ -192,7 +205,7 @@ fn migrate(conn: &mut Connection) -> Result<()> {
             name: m.name,
             reason: e.to_string(),
         })?;
-        if m.version == 4 {
+        if m.version == FINDINGS_BACKFILL_AT {
             backfill_findings(&tx)?;
         }
         tx.execute(
@@ -204,7 +217,8 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// Migration 4's data: the findings of the scan reports stored before it.
+/// The findings' rows (and each scan's database update time) of the scan reports
+/// stored before [`FINDINGS_BACKFILL_AT`].
 fn backfill_findings(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     let rows = tx
         .prepare("SELECT node, key, body FROM node_reports WHERE kind = 'scan'")?
@@ -219,6 +233,11 @@ fn backfill_findings(tx: &rusqlite::Transaction<'_>) -> Result<()> {
     for (node, key, body) in rows {
         let report = reports::report_from_row(node, &body)?;
         put_findings(tx, &report.node, &key, &report.report)?;
+        let row = reports::report_row(&report.report)?;
+        tx.execute(
+            "UPDATE node_reports SET db_updated_ns = ?1 WHERE node = ?2 AND key = ?3",
+            params![ns_to_db(row.db_updated_ns), report.node, key],
+        )?;
     }
     Ok(())
 }
@@ -247,7 +266,11 @@ fn put_findings(
             f.aliases,
             f.image,
             f.image_id,
-            f.in_use
+            f.in_use,
+            f.layer,
+            f.layer_index,
+            f.layer_command,
+            f.first_seen_ns
         ])?;
     }
     Ok(())
@@ -742,7 +765,8 @@ impl Store for SqliteStore {
                 r.kind,
                 ns_to_db(r.ts_ns),
                 r.body,
-                r.sbom
+                r.sbom,
+                ns_to_db(r.db_updated_ns)
             ])? as u64;
             // An older report than the one stored changes nothing, findings included.
             if written > 0 && r.kind == "scan" {
@@ -825,39 +849,61 @@ impl Store for SqliteStore {
         Ok(flows::FleetFlows { edges, addresses })
     }
 
-    fn vulnerabilities(&self, q: &reports::VulnQuery) -> Result<Vec<reports::VulnRecord>> {
+    fn vulnerabilities(&self, q: &reports::VulnQuery) -> Result<reports::VulnPage> {
         let (image, min_severity, fixable, limit) = reports::vuln_params(q);
         let conn = self.conn();
+        let db_updated: i64 = conn
+            .prepare_cached(reports::DB_UPDATED_SQL)?
+            .query_row([], |r| r.get(0))?;
+        let mut new_count = 0i64;
         let rows = conn
-            .prepare_cached(reports::VULNS_SQLITE)?
-            .query_map(params![image, min_severity, fixable, limit], |r| {
-                let images: Option<String> = r.get(9)?;
-                Ok((
-                    reports::VulnRow {
-                        id: r.get(0)?,
-                        package: r.get(1)?,
-                        version: r.get(2)?,
-                        aliases: r.get(3)?,
-                        ecosystem: r.get(4)?,
-                        fixed_version: r.get(5)?,
-                        severity: r.get(6)?,
-                        summary: r.get(7)?,
-                        in_use: r.get(8)?,
-                        images: Vec::new(),
-                    },
-                    images,
-                ))
+            .prepare_cached(match image {
+                Some(_) => reports::VULNS_SQLITE_IMAGE,
+                None => reports::VULNS_SQLITE,
             })?
+            .query_map(
+                params![image, min_severity, fixable, limit, db_updated],
+                |r| {
+                    Ok((
+                        reports::VulnRow {
+                            id: r.get(0)?,
+                            package: r.get(1)?,
+                            version: r.get(2)?,
+                            aliases: r.get(3)?,
+                            ecosystem: r.get(4)?,
+                            fixed_version: r.get(5)?,
+                            severity: r.get(6)?,
+                            summary: r.get(7)?,
+                            in_use: r.get(8)?,
+                            images: Vec::new(),
+                            first_seen_ns: r.get(10)?,
+                            layer: None,
+                        },
+                        r.get::<_, Option<String>>(9)?,
+                        r.get::<_, i64>(11)?,
+                        r.get::<_, Option<String>>(12)?,
+                    ))
+                },
+            )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        rows.into_iter()
-            .map(|(mut row, images)| {
+        let db_updated_ns = ns_from_db(db_updated);
+        let vulnerabilities = rows
+            .into_iter()
+            .map(|(mut row, images, new, layer)| {
+                new_count = new;
                 if let Some(j) = images {
                     row.images = serde_json::from_str(&j)
                         .map_err(|e| StoreError::Decode(format!("finding images: {e}")))?;
                 }
-                row.into_record()
+                row.layer = layer.as_deref().map(reports::layer_from_json).transpose()?;
+                row.into_record(db_updated_ns)
             })
-            .collect()
+            .collect::<Result<Vec<_>>>()?;
+        Ok(reports::VulnPage {
+            vulnerabilities,
+            db_updated_ns,
+            new_since_db_update: ns_from_db(new_count),
+        })
     }
 
     fn reports(&self, kind: &str, node: Option<&str>) -> Result<Vec<StoredReport>> {
@@ -1072,46 +1118,77 @@ mod tests {
         );
     }
 
-    /// Scan reports stored before migration 4 get their findings' rows when it runs.
+    /// Scan reports stored before migration 4 (no findings' rows) or 6 (rows without
+    /// layers and times) get complete rows when the missing migrations run.
     #[test]
-    fn migration_4_backfills_the_findings_of_stored_scans() {
+    fn migrations_4_and_6_backfill_the_findings_of_stored_scans() {
         use rampart_event::fleet::{NodeReport, ScanReport, VulnFinding};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("central.db");
-        let s = SqliteStore::open(&path).unwrap();
-        let scan = NodeReport::Scan(ScanReport {
-            ts_ns: 5,
-            target: "container:c1".into(),
-            image: "web:1".into(),
-            vulnerabilities: vec![VulnFinding {
-                id: "CVE-7".into(),
-                package: "zlib".into(),
-                version: "1.2".into(),
-                severity: rampart_event::Severity::High,
-                in_use: Some(true),
-                ..Default::default()
-            }],
-            ..Default::default()
-        });
-        s.put_reports("n1", std::slice::from_ref(&scan)).unwrap();
-        drop(s);
-        // The database as version 3 left it: the report, no findings table.
-        Connection::open(&path)
-            .unwrap()
-            .execute_batch(
-                "DROP TABLE scan_findings; DROP TABLE flow_edges; DROP TABLE flow_addresses;
-                 DELETE FROM schema_migrations WHERE version >= 4",
-            )
-            .unwrap();
-        let s = SqliteStore::open(&path).unwrap();
-        assert_eq!(
-            s.schema_version().unwrap(),
-            Migration::latest(SQLITE_MIGRATIONS)
+        // What each older version lacks, undone on a current database.
+        let undo_6 = "DROP INDEX scan_findings_layer; DROP INDEX node_reports_db_updated;
+             ALTER TABLE scan_findings DROP COLUMN layer;
+             ALTER TABLE scan_findings DROP COLUMN layer_index;
+             ALTER TABLE scan_findings DROP COLUMN layer_command;
+             ALTER TABLE scan_findings DROP COLUMN first_seen_ns;
+             ALTER TABLE node_reports DROP COLUMN db_updated_ns;";
+        let as_version_5 = format!(
+            "{undo_6} DELETE FROM scan_findings; DELETE FROM schema_migrations WHERE version >= 6"
         );
-        let v = s.vulnerabilities(&reports::VulnQuery::default()).unwrap();
-        assert_eq!(v.len(), 1);
-        assert_eq!((v[0].id.as_str(), v[0].in_use), ("CVE-7", true));
-        assert_eq!(v[0].images, ["web:1"]);
+        let as_version_3 = format!(
+            "{undo_6} DROP TABLE scan_findings; DROP TABLE flow_edges; DROP TABLE flow_addresses;
+             DELETE FROM schema_migrations WHERE version >= 4"
+        );
+        for (from, undo) in [(5, as_version_5), (3, as_version_3)] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("central.db");
+            let s = SqliteStore::open(&path).unwrap();
+            let scan = NodeReport::Scan(ScanReport {
+                ts_ns: 5,
+                target: "container:c1".into(),
+                image: "web:1".into(),
+                db_updated_ns: 100,
+                vulnerabilities: vec![VulnFinding {
+                    id: "CVE-7".into(),
+                    package: "zlib".into(),
+                    version: "1.2".into(),
+                    severity: rampart_event::Severity::High,
+                    in_use: Some(true),
+                    layer: Some("sha256:aa".into()),
+                    layer_index: Some(2),
+                    layer_command: Some("RUN make".into()),
+                    first_seen_ns: 150,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            });
+            s.put_reports("n1", std::slice::from_ref(&scan)).unwrap();
+            drop(s);
+            Connection::open(&path)
+                .unwrap()
+                .execute_batch(&undo)
+                .unwrap();
+            let s = SqliteStore::open(&path).unwrap();
+            assert_eq!(
+                s.schema_version().unwrap(),
+                Migration::latest(SQLITE_MIGRATIONS)
+            );
+            let page = s.vulnerabilities(&reports::VulnQuery::default()).unwrap();
+            assert_eq!((page.db_updated_ns, page.new_since_db_update), (100, 1));
+            let v = &page.vulnerabilities;
+            assert_eq!(v.len(), 1, "from version {from}");
+            assert_eq!((v[0].id.as_str(), v[0].in_use), ("CVE-7", true));
+            assert_eq!(v[0].images, ["web:1"]);
+            assert_eq!(
+                (
+                    v[0].layer.as_deref(),
+                    v[0].layer_index,
+                    v[0].layer_command.as_deref(),
+                    v[0].first_seen_ns,
+                    v[0].new_since_db_update
+                ),
+                (Some("sha256:aa"), Some(2), Some("RUN make"), 150, true),
+                "from version {from}"
+            );
+        }
     }
 
     #[test]
