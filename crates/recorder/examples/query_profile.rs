@@ -82,6 +82,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 t.elapsed().as_secs_f64(),
                 cpu_time() - c0,
             );
+            // The sequential path it replaced, in the same run.
+            let (c0, t) = (cpu_time(), Instant::now());
+            let (engine, _) = rampart_detect::RuleEngine::load(&[&rules])?;
+            let s = rec.retro_hunt_sequential(&engine, &Query::new().since(since).until(end))?;
+            report(
+                &format!("retro-hunt, sequential ({} alerts)", s.alerts.len()),
+                s.events,
+                t.elapsed().as_secs_f64(),
+                cpu_time() - c0,
+            );
         }
     }
     Ok(())

@@ -77,15 +77,16 @@ impl Recorder {
                         continue;
                     }
                 };
-                let mut recs = recs;
-                for (pos, r) in recs.drain(..).enumerate() {
+                // Read in place: only the few matched events are copied out (their
+                // strings; processes and containers are shared).
+                for (pos, r) in recs.iter().enumerate() {
                     let Record::Event(ev) = r else { continue };
                     part.events += 1;
-                    engine.match_rules(&set, &ev, &mut rules);
+                    engine.match_rules(&set, ev, &mut rules);
                     if !rules.is_empty() {
                         part.hits.push(Hit {
                             order: (ev.ts_ns, i, pos),
-                            ev,
+                            ev: ev.clone(),
                             rules: std::mem::take(&mut rules),
                         });
                     }
@@ -124,6 +125,34 @@ impl Recorder {
         }
         skipped.sort_unstable_by_key(|s| s.0);
         report.skipped_blocks = skipped.into_iter().map(|s| s.1).collect();
+        Ok(report)
+    }
+}
+
+impl Recorder {
+    /// The retro-hunt as it ran before it went parallel: every event of the query,
+    /// merged in time order on the calling thread, through [`RuleEngine::evaluate`].
+    /// Kept as the benchmark's baseline and the tests' reference.
+    #[doc(hidden)]
+    pub fn retro_hunt_sequential(
+        self: &Arc<Self>,
+        engine: &RuleEngine,
+        q: &Query,
+    ) -> Result<HuntReport, RecorderError> {
+        let q = q.clone().records(RecordTypes::EVENTS);
+        let mut it = self.query(&q)?;
+        let mut report = HuntReport::default();
+        for r in it.by_ref() {
+            if let Record::Event(ev) = r {
+                report.events += 1;
+                report.alerts.extend(engine.evaluate(&ev));
+            }
+        }
+        report.alerts.extend(engine.flush_all());
+        for a in &mut report.alerts {
+            a.retro = true;
+        }
+        report.skipped_blocks = it.skipped().to_vec();
         Ok(report)
     }
 }
