@@ -18,7 +18,8 @@
 //!   busiest included): each query run `query_runs` times, its median wall time, CPU
 //!   time (all the query's threads) and events/s; p50 and max over the containers;
 //! - a 10-minute window across all containers, streamed in time order;
-//! - a retro-hunt of the shipped library (`rules/`) over the last hour;
+//! - a retro-hunt of the shipped library (`rules/`) over the last hour, and the same
+//!   hunt on the sequential path it replaced (the same alerts are required);
 //! - SQLite (WAL, batched inserts of 10,000 per transaction, one row per event with
 //!   the payload as JSON and the process and container as columns, an index on
 //!   container and time) with the first `sqlite_events` events, and the same
@@ -131,6 +132,9 @@ pub struct RecorderReport {
     pub load_average: f64,
     pub window_10min: StreamFigures,
     pub retro_hunt: StreamFigures,
+    /// The same hunt on one thread, every event merged and evaluated in time order
+    /// (the path before the hunt went parallel), in the same run; same alerts.
+    pub retro_hunt_sequential: StreamFigures,
     pub retro_hunt_alerts: usize,
     pub sqlite: SqliteFigures,
 }
@@ -293,6 +297,35 @@ pub fn recorder(opts: &RecorderOptions) -> Result<RecorderReport, BenchError> {
         .retro_hunt(&[&rules], &Query::new().since(since).until(end))
         .map_err(rec_err)?;
     let retro_hunt = stream_figures(hunt.events, t.elapsed(), cpu_time() - c0);
+    // The same hunt the way it ran before it went parallel (one thread merging every
+    // event in time order through the engine), with the same alerts asked of it.
+    let c0 = cpu_time();
+    let t = Instant::now();
+    let (engine, _) = rampart_detect::RuleEngine::load(&[&rules]).map_err(|e| BenchError::Io {
+        what: format!("loading {}", rules.display()),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    let seq = rec
+        .retro_hunt_sequential(&engine, &Query::new().since(since).until(end))
+        .map_err(rec_err)?;
+    let retro_hunt_sequential = stream_figures(seq.events, t.elapsed(), cpu_time() - c0);
+    let key = |a: &rampart_event::Alert| (a.rule.clone(), a.ts_ns, a.first_ts_ns, a.count);
+    let mut a: Vec<_> = hunt.alerts.iter().map(key).collect();
+    let mut b: Vec<_> = seq.alerts.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    if a != b || hunt.events != seq.events {
+        return Err(BenchError::Io {
+            what: "the retro-hunt".into(),
+            source: std::io::Error::other(format!(
+                "the parallel hunt ({} events, {} alerts) differs from the sequential one ({} events, {} alerts)",
+                hunt.events,
+                a.len(),
+                seq.events,
+                b.len()
+            )),
+        });
+    }
 
     // The same events into SQLite.
     tracing::info!(events = n_sql, "recorder bench: SQLite");
@@ -320,6 +353,7 @@ pub fn recorder(opts: &RecorderOptions) -> Result<RecorderReport, BenchError> {
         load_average,
         window_10min,
         retro_hunt,
+        retro_hunt_sequential,
         retro_hunt_alerts: hunt.alerts.len(),
         sqlite,
     })

@@ -399,6 +399,7 @@ fn print_recorder(r: &rampart_bench::RecorderReport) {
     for (name, s) in [
         ("10-minute window, all containers", &r.window_10min),
         ("retro-hunt, shipped rules, last hour", &r.retro_hunt),
+        ("retro-hunt, sequential (before)", &r.retro_hunt_sequential),
     ] {
         println!(
             "  {name:<38} {:>10.0} events/s  ({} events in {:.0} ms; {:.0} per CPU-second; target >= 1M/s)",

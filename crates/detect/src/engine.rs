@@ -134,6 +134,33 @@ impl RuleEngine {
         out
     }
 
+    /// The stateless half of [`RuleEngine::evaluate`]: appends to `out` the indexes
+    /// (into `set.rules()`, in load order) of the rules matching `ev`. Touches no
+    /// noise-control state, so many threads may call it at once (a retro-hunt
+    /// evaluates blocks of history in parallel); give the matches to
+    /// [`RuleEngine::offer_matches`] in time order.
+    pub fn match_rules(&self, set: &RuleSet, ev: &Event, out: &mut Vec<usize>) {
+        let ctx = EvalCtx::with_users(ev, &*self.users);
+        set.for_each_match_index(&ctx, |i| out.push(i));
+    }
+
+    /// The stateful half of [`RuleEngine::evaluate`]: noise control for the rules
+    /// [`RuleEngine::match_rules`] found for `ev` with the same `set`. Events that
+    /// matched nothing may be left out: windows that ended before them close at the
+    /// next offered event (or [`RuleEngine::flush_all`]), before it is offered, so
+    /// the alerts are the same as `evaluate` on every event.
+    pub fn offer_matches(&self, set: &RuleSet, ev: &Event, rules: &[usize]) -> Vec<Alert> {
+        let ctx = EvalCtx::with_users(ev, &*self.users);
+        let Ok(mut noise) = self.noise.lock() else {
+            return Vec::new();
+        };
+        let mut out = noise.flush(ev.ts_ns);
+        for r in rules.iter().filter_map(|&i| set.rules().get(i)) {
+            noise.offer(r, &ctx, &mut out);
+        }
+        out
+    }
+
     /// Closes aggregation windows that ended by `now_ns` (call on a timer).
     pub fn flush(&self, now_ns: u64) -> Vec<Alert> {
         self.noise

@@ -247,6 +247,20 @@ impl RuleSet {
         });
     }
 
+    /// [`RuleSet::for_each_match`] giving each matching rule's index into
+    /// [`RuleSet::rules`].
+    pub fn for_each_match_index(&self, ctx: &EvalCtx<'_>, mut f: impl FnMut(usize)) {
+        let kind = ctx.ev.kind();
+        self.for_each_candidate(ctx, |ri| {
+            let r = &self.rules[ri];
+            if let Some(prog) = &r.compiled.progs[kind as usize] {
+                if r.decide(prog.eval(ctx), ctx) {
+                    f(ri);
+                }
+            }
+        });
+    }
+
     /// Indices (into [`RuleSet::rules`]) of the rules the index selects for the
     /// event, in load order: the rules whose condition is evaluated (profiling).
     #[doc(hidden)]

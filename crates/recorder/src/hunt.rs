@@ -2,13 +2,14 @@
 //! detection, its alerts marked `retro`.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rampart_detect::RuleEngine;
-use rampart_event::Alert;
+use rampart_event::{Alert, Event};
 
 use crate::error::RecorderError;
-use crate::query::{Query, RecordTypes};
+use crate::query::{decode_block, BufferPool, Query, RecordTypes};
 use crate::record::Record;
 use crate::store::Recorder;
 
@@ -43,7 +44,97 @@ impl Recorder {
 
     /// [`Recorder::retro_hunt`] with an engine the caller loaded (its noise control
     /// state carries over: give it a fresh engine per hunt).
+    ///
+    /// The rules' conditions hold no state, so blocks are decoded and matched on a
+    /// few threads at once, each keeping only the events some rule matched. Noise
+    /// control (aggregation windows, rate limits) does hold state and depends on
+    /// order: the matched events are put in the order a query would give them (time,
+    /// then the block's place in the query's merge, then the record's place in its
+    /// block) and offered to it one by one, so the alerts are those of
+    /// [`RuleEngine::evaluate`] run on the query's records.
     pub fn retro_hunt_with(
+        self: &Arc<Self>,
+        engine: &RuleEngine,
+        q: &Query,
+    ) -> Result<HuntReport, RecorderError> {
+        let q = q.clone().records(RecordTypes::EVENTS);
+        let (matcher, blocks) = self.plan(&q)?;
+        let set = engine.ruleset();
+        let next = AtomicUsize::new(0);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores.min(4).min(blocks.len()).max(1);
+        let work = || {
+            let mut part = Part::default();
+            let pool = BufferPool::default();
+            let mut rules = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(b) = blocks.get(i) else { break };
+                let recs = match decode_block(self, &matcher, b, &pool) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        part.skipped.push((i, (b.segment, b.offset, e.to_string())));
+                        continue;
+                    }
+                };
+                // Read in place: only the few matched events are copied out (their
+                // strings; processes and containers are shared).
+                for (pos, r) in recs.iter().enumerate() {
+                    let Record::Event(ev) = r else { continue };
+                    part.events += 1;
+                    engine.match_rules(&set, ev, &mut rules);
+                    if !rules.is_empty() {
+                        part.hits.push(Hit {
+                            order: (ev.ts_ns, i, pos),
+                            ev: ev.clone(),
+                            rules: std::mem::take(&mut rules),
+                        });
+                    }
+                }
+                pool.give(recs);
+            }
+            part
+        };
+        let parts: Vec<Part> = if threads < 2 {
+            vec![work()]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+                // A worker that panicked loses its part; the rest still report.
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            })
+        };
+        let mut report = HuntReport::default();
+        let mut hits = Vec::new();
+        let mut skipped = Vec::new();
+        for p in parts {
+            report.events += p.events;
+            hits.extend(p.hits);
+            skipped.extend(p.skipped);
+        }
+        hits.sort_unstable_by_key(|h| h.order);
+        for h in &hits {
+            report
+                .alerts
+                .extend(engine.offer_matches(&set, &h.ev, &h.rules));
+        }
+        // Windows still open at the end of the range close now.
+        report.alerts.extend(engine.flush_all());
+        for a in &mut report.alerts {
+            a.retro = true;
+        }
+        skipped.sort_unstable_by_key(|s| s.0);
+        report.skipped_blocks = skipped.into_iter().map(|s| s.1).collect();
+        Ok(report)
+    }
+}
+
+impl Recorder {
+    /// The retro-hunt as it ran before it went parallel: every event of the query,
+    /// merged in time order on the calling thread, through [`RuleEngine::evaluate`].
+    /// Kept as the benchmark's baseline and the tests' reference.
+    #[doc(hidden)]
+    pub fn retro_hunt_sequential(
         self: &Arc<Self>,
         engine: &RuleEngine,
         q: &Query,
@@ -57,7 +148,6 @@ impl Recorder {
                 report.alerts.extend(engine.evaluate(&ev));
             }
         }
-        // Windows still open at the end of the range close now.
         report.alerts.extend(engine.flush_all());
         for a in &mut report.alerts {
             a.retro = true;
@@ -65,4 +155,21 @@ impl Recorder {
         report.skipped_blocks = it.skipped().to_vec();
         Ok(report)
     }
+}
+
+/// An event some rule matched, with where a query's merge would place it.
+struct Hit {
+    /// Time, the block's index in the query's order, the record's index in its block.
+    order: (u64, usize, usize),
+    ev: Event,
+    rules: Vec<usize>,
+}
+
+/// What one hunting thread found.
+#[derive(Default)]
+struct Part {
+    events: u64,
+    hits: Vec<Hit>,
+    /// Blocks that failed their checks, by their index in the query's order.
+    skipped: Vec<(usize, (u64, u64, String))>,
 }

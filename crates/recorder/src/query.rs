@@ -175,7 +175,7 @@ pub fn fmt_ts(ns: u64) -> String {
 }
 
 /// The resolved per-record filter.
-struct Matcher {
+pub(crate) struct Matcher {
     since: u64,
     until: u64,
     containers: Option<FxHashSet<String>>,
@@ -263,20 +263,20 @@ type Decoded = Result<Vec<Record>, FrameError>;
 /// Record buffers the merge has emptied, for the next blocks' records: a busy
 /// container's block is megabytes of records, and fresh memory costs page faults.
 #[derive(Clone, Default)]
-struct BufferPool(Arc<Mutex<Vec<Vec<Record>>>>);
+pub(crate) struct BufferPool(Arc<Mutex<Vec<Vec<Record>>>>);
 
 impl BufferPool {
     /// Buffers kept at most (each up to one block's records).
     const MAX: usize = 8;
 
-    fn take(&self) -> Vec<Record> {
+    pub(crate) fn take(&self) -> Vec<Record> {
         self.0
             .lock()
             .map(|mut p| p.pop().unwrap_or_default())
             .unwrap_or_default()
     }
 
-    fn give(&self, mut v: Vec<Record>) {
+    pub(crate) fn give(&self, mut v: Vec<Record>) {
         v.clear();
         if let Ok(mut p) = self.0.lock() {
             if p.len() < Self::MAX {
@@ -287,7 +287,12 @@ impl BufferPool {
 }
 
 /// Reads, decodes, filters and sorts one block.
-fn decode_block(rec: &Recorder, m: &Matcher, b: &BlockRef, pool: &BufferPool) -> Decoded {
+pub(crate) fn decode_block(
+    rec: &Recorder,
+    m: &Matcher,
+    b: &BlockRef,
+    pool: &BufferPool,
+) -> Decoded {
     let mut memo = (0, false);
     let mut recs = pool.take();
     if let Err(e) = rec.read_block_into(b, &mut recs, |r| m.matches_memo(r, &mut memo)) {
@@ -738,10 +743,17 @@ impl Recorder {
             .blocks(m.since, m.until, containers, mask, keep_other, after_block)?)
     }
 
-    /// Runs a query: matching records in time order across all segments.
-    pub fn query(self: &Arc<Self>, q: &Query) -> Result<QueryIter, RecorderError> {
+    /// A query's filter and the blocks it reads, in the order its merge takes them
+    /// (oldest first record first, then catalogue order).
+    pub(crate) fn plan(&self, q: &Query) -> Result<(Matcher, Vec<BlockRef>), RecorderError> {
         let (matcher, containers) = self.matcher(q)?;
         let blocks = self.candidate_blocks(&matcher, containers.as_deref(), None)?;
+        Ok((matcher, blocks))
+    }
+
+    /// Runs a query: matching records in time order across all segments.
+    pub fn query(self: &Arc<Self>, q: &Query) -> Result<QueryIter, RecorderError> {
+        let (matcher, blocks) = self.plan(q)?;
         let matcher = Arc::new(matcher);
         let pool = BufferPool::default();
         Ok(QueryIter {
