@@ -139,22 +139,13 @@ pub fn merge<'a>(
 }
 
 fn fleet_confidence(item: &FleetItem, nodes: usize, min_observations: u64) -> Confidence {
-    match item.origin {
-        Origin::Forbidden => return Confidence::None,
-        Origin::Allowed => return Confidence::High,
-        Origin::Learned => {}
-    }
-    if item.not_in_image {
-        return Confidence::None;
-    }
-    if nodes >= 2 && item.nodes.len() <= 1 {
-        return Confidence::Low;
-    }
-    if item.count >= min_observations {
-        Confidence::High
-    } else {
-        Confidence::Medium
-    }
+    Confidence::rule(
+        item.origin,
+        item.not_in_image,
+        (nodes, item.nodes.len()),
+        item.count,
+        min_observations,
+    )
 }
 
 impl FleetBaseline {

@@ -149,20 +149,40 @@ impl Confidence {
     /// answers, without borrowing the baseline, so the per-event path can update the
     /// item it just looked at).
     pub fn of(item: &Item, workload_replicas: usize, min_observations: u64) -> Confidence {
-        match item.origin {
+        Self::rule(
+            item.origin,
+            item.not_in_image,
+            (workload_replicas, item.replicas.len()),
+            item.count,
+            min_observations,
+        )
+    }
+
+    /// The trust rule of one node's items and of the fleet's merged ones alike:
+    /// `observers` is (how many observe the workload, how many of them saw the item),
+    /// replicas on a node, nodes across the fleet.
+    pub(crate) fn rule(
+        origin: Origin,
+        not_in_image: bool,
+        observers: (usize, usize),
+        count: u64,
+        min_observations: u64,
+    ) -> Confidence {
+        match origin {
             Origin::Forbidden => return Confidence::None,
             Origin::Allowed => return Confidence::High,
             Origin::Learned => {}
         }
-        if item.not_in_image {
+        if not_in_image {
             return Confidence::None;
         }
-        // Seen by one replica while the others never did: a compromise during
+        // Seen by one observer while the others never did: a compromise during
         // learning must not become normal.
-        if workload_replicas >= 2 && item.replicas.len() <= 1 {
+        let (all, saw) = observers;
+        if all >= 2 && saw <= 1 {
             return Confidence::Low;
         }
-        if item.count >= min_observations {
+        if count >= min_observations {
             Confidence::High
         } else {
             Confidence::Medium
