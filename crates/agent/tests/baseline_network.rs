@@ -303,9 +303,11 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
     // A normal name moving to a new address: `web` now answers with a second server's
     // address (the first is gone); the client's loop follows it once the guard has read
     // the answer (a connect racing its own answer is refused once).
-    // The sensor reports no DNS query for the client's resolver here (glibc's
-    // connected-socket sendmmsg), so the name is made normal as an operator does
-    // (`rampart baseline allow WORKLOAD dns web`); the node picks it up at its next poll.
+    // The name is made normal as an operator does (`rampart baseline allow WORKLOAD
+    // dns web`; the node picks it up at its next poll), so this part does not hang on
+    // the learning window. Written when glibc's sendmmsg queries went unseen (fixed
+    // since, a5cd2be): learning the name from the client's own queries is not tested
+    // here.
     let names: Vec<&String> = locked
         .items
         .get(&ItemKind::Dns)
