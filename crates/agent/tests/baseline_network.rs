@@ -11,37 +11,15 @@
 //! One test at a time: the sensor and the response guard's pinned maps are host-wide.
 
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rampart_agent::stages::{BaselineStage, BASELINE_BLOCKED_RULE};
-use rampart_agent::{
-    Batch, Controls, PipelineBuilder, Record, Stage, StageContext, StageError, Subscription,
-};
+use rampart_agent::stages::{AlertLog, BaselineStage, BASELINE_BLOCKED_RULE};
+use rampart_agent::{Controls, PipelineBuilder};
 use rampart_baseline::{
     BaselineConfig, BaselineStore, Item, ItemKind, Mode, Origin, SqliteBaselines,
 };
-use rampart_event::Alert;
 
 const IMAGE: &str = "rampart-test/debian:12";
-
-struct Collect(Arc<Mutex<Vec<Arc<Alert>>>>);
-impl Stage for Collect {
-    fn name(&self) -> &str {
-        "collect"
-    }
-    fn subscription(&self) -> Subscription {
-        Subscription::ALERTS
-    }
-    fn handle(&mut self, batch: &Batch, _ctx: &StageContext) -> Result<(), StageError> {
-        for r in &batch.records {
-            if let Record::Alert(a) = r {
-                self.0.lock().unwrap().push(a.clone());
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Containers and a network removed on drop.
 struct Cleanup(Vec<String>, String);
@@ -156,10 +134,10 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
     })
     .unwrap();
     let (stage, _) = BaselineStage::open(cfg).unwrap();
-    let alerts = Arc::new(Mutex::new(Vec::<Arc<Alert>>::new()));
+    let alerts = AlertLog::new();
     let pipeline = PipelineBuilder::new()
         .stage(stage)
-        .stage(Collect(alerts.clone()))
+        .stage(alerts.stage())
         .start()
         .unwrap();
     let controls = Controls {
@@ -272,11 +250,9 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
     let blocked_edge = format!("out tcp {other_ip}:8080");
     let alert = wait_for(Duration::from_secs(10), || {
         alerts
-            .lock()
-            .unwrap()
-            .iter()
+            .alerts()
+            .into_iter()
             .find(|a| a.rule == BASELINE_BLOCKED_RULE && a.message.contains(&blocked_edge))
-            .cloned()
     })
     .expect("the refused edge raised an alert");
     eprintln!("blocked: {}", alert.message);

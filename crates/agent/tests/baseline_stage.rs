@@ -13,34 +13,14 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rampart_agent::stages::{BaselineStage, DetectionStage};
-use rampart_agent::{
-    Batch, Controls, PipelineBuilder, Record, Stage, StageContext, StageError, Subscription,
-};
+use rampart_agent::stages::{AlertLog, BaselineStage, DetectionStage};
+use rampart_agent::{Controls, PipelineBuilder};
 use rampart_baseline::risk::{self, Privileges, RiskInput};
 use rampart_baseline::{BaselineConfig, BaselineStore, Mode, SqliteBaselines};
 use rampart_event::Alert;
 
 const IMAGE: &str = "rampart-test/debian:12";
 static SERIAL: Mutex<()> = Mutex::new(());
-
-struct Collect(Arc<Mutex<Vec<Arc<Alert>>>>);
-impl Stage for Collect {
-    fn name(&self) -> &str {
-        "collect"
-    }
-    fn subscription(&self) -> Subscription {
-        Subscription::ALERTS
-    }
-    fn handle(&mut self, batch: &Batch, _ctx: &StageContext) -> Result<(), StageError> {
-        for r in &batch.records {
-            if let Record::Alert(a) = r {
-                self.0.lock().unwrap().push(a.clone());
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Containers and a network removed on drop.
 struct Cleanup(Vec<String>, Option<String>);
@@ -123,7 +103,7 @@ fn rules_dir() -> std::path::PathBuf {
 struct Node {
     stop: Arc<std::sync::atomic::AtomicBool>,
     runner: Option<std::thread::JoinHandle<rampart_agent::PipelineStats>>,
-    alerts: Arc<Mutex<Vec<Arc<Alert>>>>,
+    alerts: AlertLog,
 }
 
 impl Node {
@@ -141,11 +121,11 @@ impl Node {
                 handle.downgrade(a);
             }));
         }
-        let alerts = Arc::new(Mutex::new(Vec::new()));
+        let alerts = AlertLog::new();
         let pipeline = PipelineBuilder::new()
             .stage(detection)
             .stage(stage)
-            .stage(Collect(alerts.clone()))
+            .stage(alerts.stage())
             .start()
             .unwrap();
         let controls = Controls {
@@ -166,16 +146,14 @@ impl Node {
 
     fn alerts_of(&self, workload: &str) -> Vec<Arc<Alert>> {
         self.alerts
-            .lock()
-            .unwrap()
-            .iter()
+            .alerts()
+            .into_iter()
             .filter(|a| {
                 a.event
                     .container
                     .container()
                     .is_some_and(|c| rampart_baseline::workload_of(c) == workload)
             })
-            .cloned()
             .collect()
     }
 }
@@ -337,7 +315,7 @@ fn a_locked_web_server_alerts_on_a_shell_and_a_download_tool_and_protect_denies_
     assert_eq!(code, 0, "leaving protect lifts the denial");
 
     // Noise control on the benign workloads: rule alerts downgraded.
-    let all = node.alerts.lock().unwrap().clone();
+    let all = node.alerts.alerts();
     let ours: Vec<_> = all
         .iter()
         .filter(|a| {

@@ -5,10 +5,10 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_agent::stages::ResponseStage;
+use rampart_agent::stages::{AlertLog, ResponseStage};
 use rampart_agent::{
     Batch, Controls, EventSource, PipelineBuilder, Record, Stage, StageContext, StageError,
     Subscription,
@@ -76,26 +76,12 @@ impl Stage for Raiser {
     }
 }
 
-/// Audit alerts with the moment they came out of the response stage.
-type Seen = Arc<Mutex<Vec<(Instant, Arc<Alert>)>>>;
-struct Collect(Seen);
-impl Stage for Collect {
-    fn name(&self) -> &str {
-        "collect"
-    }
-    fn subscription(&self) -> Subscription {
-        Subscription::ALERTS
-    }
-    fn handle(&mut self, batch: &Batch, _ctx: &StageContext) -> Result<(), StageError> {
-        for r in &batch.records {
-            if let Record::Alert(a) = r {
-                if a.source == "response" {
-                    self.0.lock().unwrap().push((Instant::now(), a.clone()));
-                }
-            }
-        }
-        Ok(())
-    }
+/// The response stage's audit alerts, with the moment each came out of the pipeline.
+fn audits(log: &AlertLog) -> Vec<(Instant, Arc<Alert>)> {
+    log.timed()
+        .into_iter()
+        .filter(|(_, a)| a.source == "response")
+        .collect()
 }
 
 fn event(seq: u64, c: &TestContainer, rule: &str) -> Event {
@@ -156,14 +142,14 @@ fn a_slow_stop_does_not_hold_up_a_freeze_and_gone_containers_are_released() {
     )
     .unwrap();
     let toolbox = Toolbox::new();
-    let seen: Seen = Arc::default();
+    let seen = AlertLog::new();
     let pipeline = PipelineBuilder::new()
         .stage(Raiser)
         .stage(ResponseStage::new(
             Arc::new(PolicyStore::new(policy)),
             toolbox.clone(),
         ))
-        .stage(Collect(seen.clone()))
+        .stage(seen.stage())
         .start()
         .unwrap();
     let (etx, erx) = mpsc::channel();
@@ -182,11 +168,11 @@ fn a_slow_stop_does_not_hold_up_a_freeze_and_gone_containers_are_released() {
     etx.send(event(1, &slow, "/stop")).unwrap();
     etx.send(event(2, &frozen, "/freeze")).unwrap();
     wait_until("the freeze's audit", 10, || {
-        audit_for(&seen.lock().unwrap(), "/freeze").is_some()
+        audit_for(&audits(&seen), "/freeze").is_some()
     });
     let freeze_after = t0.elapsed();
     assert!(
-        audit_for(&seen.lock().unwrap(), "/stop").is_none(),
+        audit_for(&audits(&seen), "/stop").is_none(),
         "the stop finished before the freeze was audited"
     );
     assert!(
@@ -194,14 +180,14 @@ fn a_slow_stop_does_not_hold_up_a_freeze_and_gone_containers_are_released() {
         "freeze waited {freeze_after:?} behind the stop"
     );
     wait_until("the stop's audit", 20, || {
-        audit_for(&seen.lock().unwrap(), "/stop").is_some()
+        audit_for(&audits(&seen), "/stop").is_some()
     });
     let stop_after = t0.elapsed();
     eprintln!("freeze audited after {freeze_after:?}, the slow stop after {stop_after:?}");
     assert!(stop_after >= Duration::from_secs(3), "{stop_after:?}");
     let running = rampart_testbed::docker(&["inspect", "-f", "{{.State.Running}}", &slow.name]);
     assert_eq!(running, "false");
-    for (_, a) in seen.lock().unwrap().iter() {
+    for (_, a) in audits(&seen).iter() {
         assert_eq!(
             a.output_fields.get("response.result"),
             Some(&serde_json::json!("done")),
@@ -219,7 +205,7 @@ fn a_slow_stop_does_not_hold_up_a_freeze_and_gone_containers_are_released() {
     .unwrap();
     etx.send(event(3, &gone, "/quarantine")).unwrap();
     wait_until("the quarantine's audit", 10, || {
-        audit_for(&seen.lock().unwrap(), "/quarantine").is_some()
+        audit_for(&audits(&seen), "/quarantine").is_some()
     });
     assert!(toolbox
         .guard()

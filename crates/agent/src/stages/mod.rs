@@ -1,5 +1,6 @@
 //! The stages a node runs, each an adapter from a part's library to [`crate::Stage`].
 
+mod alert_log;
 mod baseline;
 mod baseline_net;
 mod bus;
@@ -12,6 +13,7 @@ mod outputs;
 mod recorder;
 mod response;
 
+pub use alert_log::{AlertLog, AlertLogStage};
 pub use baseline::{BaselineHandle, BaselineStage};
 pub use baseline_net::BLOCKED_RULE as BASELINE_BLOCKED_RULE;
 pub use bus::{BusPublisherConfig, BusPublisherStage, ReportSender};

@@ -187,7 +187,6 @@ impl Stage for ResponseStage {
 #[cfg(test)]
 mod tests {
     use std::sync::mpsc;
-    use std::sync::Mutex;
     use std::time::{Duration, Instant};
 
     use rampart_event::{Alert, Container, Event, Payload, Priority, Workload};
@@ -229,24 +228,6 @@ mod tests {
         }
     }
 
-    struct Collect(Arc<Mutex<Vec<Arc<Alert>>>>);
-    impl Stage for Collect {
-        fn name(&self) -> &str {
-            "collect"
-        }
-        fn subscription(&self) -> Subscription {
-            Subscription::ALERTS
-        }
-        fn handle(&mut self, batch: &Batch, _ctx: &StageContext) -> Result<(), StageError> {
-            for r in &batch.records {
-                if let Record::Alert(a) = r {
-                    self.0.lock().unwrap().push(a.clone());
-                }
-            }
-            Ok(())
-        }
-    }
-
     #[test]
     fn alerts_become_audited_responses_in_the_pipeline() {
         let policy = Policy::parse(
@@ -254,14 +235,14 @@ mod tests {
             std::path::Path::new("policy.yaml"),
         )
         .unwrap();
-        let seen = Arc::new(Mutex::new(Vec::new()));
+        let seen = crate::stages::AlertLog::new();
         let pipeline = PipelineBuilder::new()
             .stage(Raiser)
             .stage(ResponseStage::new(
                 Arc::new(PolicyStore::new(policy)),
                 Toolbox::new(),
             ))
-            .stage(Collect(seen.clone()))
+            .stage(seen.stage())
             .start()
             .unwrap();
         let (tx, mut rx) = mpsc::channel();
@@ -292,7 +273,7 @@ mod tests {
             ..Controls::default()
         };
         pipeline.run(&mut rx, &controls);
-        let seen = seen.lock().unwrap();
+        let seen = seen.alerts();
         let audits: Vec<&Arc<Alert>> = seen.iter().filter(|a| a.source == "response").collect();
         // web-1 is in scope (simulated freeze), db-1 is not; the audit alert is not
         // responded to again.
