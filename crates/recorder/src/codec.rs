@@ -1633,20 +1633,29 @@ pub(crate) fn decode_into(
 ) -> Result<(), CodecError> {
     let start = out.len();
     let mut d = BlockDecoder::new(body);
-    loop {
-        match d.next_record() {
-            Ok(Some(r)) => {
-                if keep(&r) {
-                    out.push(r);
-                }
+    let mut read = || -> Result<(), CodecError> {
+        while !d.r.is_empty() {
+            // An event (nearly every record) is built straight into its slot and
+            // dropped there if `keep` refuses it: a record is a few hundred bytes, and
+            // moving it through `Option`s and `Result`s on its way in cost more than
+            // decoding its fields.
+            if d.r.buf.get(d.r.pos) == Some(&TAG_EVENT) {
+                d.r.pos += 1;
+                out.push(Record::Event(d.event()?));
+            } else if let Some(r) = d.next_record()? {
+                out.push(r);
             }
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                out.truncate(start);
-                return Err(e);
+            if out.last().is_some_and(|r| !keep(r)) {
+                out.truncate(out.len() - 1);
             }
         }
+        Ok(())
+    };
+    let res = read();
+    if res.is_err() {
+        out.truncate(start);
     }
+    res
 }
 
 /// A body's events through [`BlockDecoder::next_event_into`] (one reused event,
