@@ -144,6 +144,14 @@ impl RuleEngine {
         set.for_each_match_index(&ctx, |i| out.push(i));
     }
 
+    /// [`RuleEngine::match_rules`] for a recorded event (a retro-hunt): its context
+    /// is [`EvalCtx::recorded`], so no rule reads the live `/proc` of a process that
+    /// is history.
+    pub fn match_recorded_rules(&self, set: &RuleSet, ev: &Event, out: &mut Vec<usize>) {
+        let ctx = EvalCtx::recorded(ev, &*self.users);
+        set.for_each_match_index(&ctx, |i| out.push(i));
+    }
+
     /// The stateful half of [`RuleEngine::evaluate`]: noise control for the rules
     /// [`RuleEngine::match_rules`] found for `ev` with the same `set`. Events that
     /// matched nothing may be left out: windows that ended before them close at the

@@ -58,6 +58,17 @@ impl<'e> EvalCtx<'e> {
         }
     }
 
+    /// A context for a recorded event (a retro-hunt over history): as
+    /// [`EvalCtx::with_users`], except that `proc.env` beyond what the sensor kept on
+    /// the process is absent rather than read from `/proc/<pid>/environ`. The recorded
+    /// process has exited (what its pid names now is another process, or nothing);
+    /// the live path gives the same answer for a process that exited.
+    pub fn recorded(ev: &'e Event, users: &'e dyn UserDirectory) -> Self {
+        let ctx = Self::with_users(ev, users);
+        let _ = ctx.environ.set(None);
+        ctx
+    }
+
     /// The process's environment (see [`crate::environ`]), read once per event.
     fn environ(&self) -> Option<&[String]> {
         self.environ

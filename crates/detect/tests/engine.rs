@@ -125,3 +125,27 @@ fn reload_is_atomic_and_a_bad_file_keeps_the_running_rules() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A recorded event is history: `proc.env` beyond what the sensor kept is not read
+/// from the live `/proc` (whatever holds the pid now is not the recorded process),
+/// while the live path reads it. Here the pid and comm are this test's own, so the
+/// live read finds an environment and the recorded one must not.
+#[test]
+fn recorded_events_do_not_read_the_live_environment() {
+    let rules = "- rule: Env\n  desc: d\n  condition: evt.type = execve and proc.env contains \"PATH=\"\n  output: env\n  priority: WARNING\n";
+    let (set, errors) = load_texts(&[("r.yaml".into(), rules.into())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let engine = RuleEngine::from_ruleset(set, NoiseConfig::default(), &["r.yaml"]);
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    let ev = build_event(&json!({
+        "kind": "exec",
+        "process": {"pid": std::process::id(), "comm": comm.trim_end(), "exe": "/bin/x"},
+    }))
+    .unwrap();
+    let set = engine.ruleset();
+    let (mut live, mut recorded) = (Vec::new(), Vec::new());
+    engine.match_rules(&set, &ev, &mut live);
+    engine.match_recorded_rules(&set, &ev, &mut recorded);
+    assert_eq!(live, [0], "the live path reads /proc/<pid>/environ");
+    assert!(recorded.is_empty(), "{recorded:?}");
+}

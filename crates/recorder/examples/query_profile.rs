@@ -4,7 +4,9 @@
 //!
 //! `cargo run --release -p rampart-recorder --example query_profile -- DIR [CONTAINER] [RUNS] [WHAT]`
 //! with DIR a recording (`rampart bench recorder --recorder-dir D` leaves one in
-//! `D/recorder`); WHAT is `all` (default), `container`, `window` or `hunt`.
+//! `D/recorder`); WHAT is `all` (default), `container`, `window`, `hunt` (the shipped
+//! hunt, then the sequential one it replaced, as the same-run baseline) or
+//! `hunt-only` (the shipped hunt alone, for a profile of it).
 
 use std::time::Instant;
 
@@ -71,7 +73,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 cpu_time() - c0,
             );
         }
-        if what == "all" || what == "hunt" {
+        if what == "all" || what == "hunt" || what == "hunt-only" {
             let rules =
                 std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules"));
             let (c0, t) = (cpu_time(), Instant::now());
@@ -82,6 +84,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 t.elapsed().as_secs_f64(),
                 cpu_time() - c0,
             );
+            if what == "hunt-only" {
+                continue;
+            }
             // The sequential path it replaced, in the same run.
             let (c0, t) = (cpu_time(), Instant::now());
             let (engine, _) = rampart_detect::RuleEngine::load(&[&rules])?;

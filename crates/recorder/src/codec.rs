@@ -812,6 +812,12 @@ impl BlockEncoder {
     }
 }
 
+/// Overwrites `dst` with `s`, keeping its allocation.
+fn set_string(dst: &mut String, s: &str) {
+    dst.clear();
+    dst.push_str(s);
+}
+
 fn proto_code(p: L4Proto) -> u8 {
     match p {
         L4Proto::Tcp => 0,
@@ -976,6 +982,143 @@ impl<'a> BlockDecoder<'a> {
         Ok(Some(rec))
     }
 
+    /// [`BlockDecoder::next_record`] for a reader that looks at events one at a time
+    /// and keeps few (a retro-hunt): an event is decoded into `ev`, reusing the
+    /// strings its payload holds from the previous one and the block's shared host,
+    /// workload and process, so an event costs no allocation; alerts and lifecycle
+    /// records are decoded (checked) and dropped. `Some(true)`: `ev` holds the next
+    /// event; `Some(false)`: another record went by; `None`: the body's end. After an
+    /// error `ev` holds a mix of events: drop the block's results.
+    pub fn next_event_into(&mut self, ev: &mut Event) -> Result<Option<bool>, CodecError> {
+        if self.r.is_empty() {
+            return Ok(None);
+        }
+        if self.r.buf.get(self.r.pos) != Some(&TAG_EVENT) {
+            return self.next_record().map(|r| r.map(|_| false));
+        }
+        self.r.pos += 1;
+        let ts_ns = self.prev_ts.wrapping_add(self.r.i64()? as u64);
+        self.prev_ts = ts_ns;
+        let seq = self.prev_seq.wrapping_add(self.r.i64()? as u64);
+        self.prev_seq = seq;
+        let (hi, hs) = self.str_idx()?;
+        match &self.last_host {
+            Some((i, h)) if *i == hi => {
+                if !Arc::ptr_eq(&ev.host, h) {
+                    ev.host = h.clone();
+                }
+            }
+            _ => {
+                let h = self
+                    .hosts
+                    .entry(hi)
+                    .or_insert_with(|| Arc::from(hs))
+                    .clone();
+                self.last_host = Some((hi, h.clone()));
+                ev.host = h;
+            }
+        }
+        let flags = self.r.u8()?;
+        let w = self.workload_index()?;
+        if !Arc::ptr_eq(&ev.container, &self.workloads[w]) {
+            ev.container = self.workloads[w].clone();
+        }
+        if flags & FLAG_PROCESS != 0 {
+            let p = self.process_index()?;
+            if !ev
+                .process
+                .as_ref()
+                .is_some_and(|q| Arc::ptr_eq(q, &self.processes[p]))
+            {
+                ev.process = Some(self.processes[p].clone());
+            }
+        } else {
+            ev.process = None;
+        }
+        self.payload_into(&mut ev.payload)?;
+        ev.schema = rampart_event::SCHEMA_VERSION;
+        ev.ts_ns = ts_ns;
+        ev.seq = seq;
+        ev.compat_syscall = flags & FLAG_COMPAT != 0;
+        Ok(Some(true))
+    }
+
+    /// [`BlockDecoder::payload`] into `dst`: the kinds most events are (file opens,
+    /// execs, forks, unlinks) reuse the strings `dst` holds when it is of the same
+    /// kind; the rest are decoded anew.
+    fn payload_into(&mut self, dst: &mut Payload) -> Result<(), CodecError> {
+        let at = self.r.pos;
+        let kind = self.r.u8()?;
+        match dst {
+            Payload::FileOpen {
+                path,
+                path_raw,
+                flags,
+                mode,
+                access,
+                ret,
+                repeats,
+            } if kind == EventKind::FileOpen as u8 => {
+                let a = self.r.u8()?;
+                *flags = self.r.u32()?;
+                *mode = self.r.u32()?;
+                *ret = self.r.i64()?;
+                *repeats = self.r.u64()?;
+                set_string(path, self.str()?);
+                self.opt_str_into(path_raw)?;
+                *access = OpenAccess {
+                    read: a & 1 != 0,
+                    write: a & 2 != 0,
+                    create: a & 4 != 0,
+                    truncate: a & 8 != 0,
+                };
+            }
+            Payload::Exec {
+                filename,
+                interpreter,
+                from_memfd,
+                from_deleted,
+            } if kind == EventKind::Exec as u8 => {
+                let bits = self.r.u8()?;
+                set_string(filename, self.str()?);
+                self.opt_str_into(interpreter)?;
+                *from_memfd = bits & 1 != 0;
+                *from_deleted = bits & 2 != 0;
+            }
+            Payload::Fork {
+                child_pid,
+                child_exec_id,
+            } if kind == EventKind::Fork as u8 => {
+                *child_pid = self.r.u32()?;
+                set_string(child_exec_id, self.str()?);
+            }
+            Payload::FileUnlink { path, ret } if kind == EventKind::FileUnlink as u8 => {
+                *ret = self.r.i64()?;
+                set_string(path, self.str()?);
+            }
+            _ => {
+                self.r.pos = at;
+                *dst = self.payload()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn opt_str_into(&mut self, dst: &mut Option<String>) -> Result<(), CodecError> {
+        match self.r.u8()? {
+            0 => *dst = None,
+            1 => {
+                let s = self.str()?;
+                match dst {
+                    Some(d) => set_string(d, s),
+                    None => *dst = Some(s.to_owned()),
+                }
+            }
+            _ => return Err(CodecError::Bad("option")),
+        }
+        Ok(())
+    }
+
     fn str_idx(&mut self) -> Result<(u32, &'a str), CodecError> {
         let r = self.r.u64()?;
         if r == 0 {
@@ -1053,13 +1196,21 @@ impl<'a> BlockDecoder<'a> {
     }
 
     fn workload(&mut self) -> Result<Arc<Workload>, CodecError> {
+        let i = self.workload_index()?;
+        Ok(self.workloads[i].clone())
+    }
+
+    /// The index in the workload table of the next workload ref (defining it first
+    /// when it is inline); always in range.
+    fn workload_index(&mut self) -> Result<usize, CodecError> {
         let r = self.r.u64()?;
         if r != 0 {
-            return self
-                .workloads
-                .get((r - 1) as usize)
-                .cloned()
-                .ok_or(CodecError::Bad("workload ref"));
+            let i = (r - 1) as usize;
+            return if i < self.workloads.len() {
+                Ok(i)
+            } else {
+                Err(CodecError::Bad("workload ref"))
+            };
         }
         let w = match self.r.u8()? {
             0 => Workload::Host {
@@ -1068,9 +1219,8 @@ impl<'a> BlockDecoder<'a> {
             1 => Workload::Container(self.container()?),
             _ => return Err(CodecError::Bad("workload")),
         };
-        let w = Arc::new(w);
-        self.workloads.push(w.clone());
-        Ok(w)
+        self.workloads.push(Arc::new(w));
+        Ok(self.workloads.len() - 1)
     }
 
     fn container(&mut self) -> Result<Container, CodecError> {
@@ -1143,13 +1293,21 @@ impl<'a> BlockDecoder<'a> {
     }
 
     fn process(&mut self) -> Result<Arc<Process>, CodecError> {
+        let i = self.process_index()?;
+        Ok(self.processes[i].clone())
+    }
+
+    /// The index in the process table of the next process ref (defining it first
+    /// when it is inline); always in range.
+    fn process_index(&mut self) -> Result<usize, CodecError> {
         let r = self.r.u64()?;
         if r != 0 {
-            return self
-                .processes
-                .get((r - 1) as usize)
-                .cloned()
-                .ok_or(CodecError::Bad("process ref"));
+            let i = (r - 1) as usize;
+            return if i < self.processes.len() {
+                Ok(i)
+            } else {
+                Err(CodecError::Bad("process ref"))
+            };
         }
         let pid = self.r.u32()?;
         let tid = i64::from(pid)
@@ -1207,8 +1365,8 @@ impl<'a> BlockDecoder<'a> {
             exe_upper_layer: bits & 2 != 0,
             env,
         });
-        self.processes.push(p.clone());
-        Ok(p)
+        self.processes.push(p);
+        Ok(self.processes.len() - 1)
     }
 
     fn ancestor(&mut self) -> Result<Arc<Ancestor>, CodecError> {
@@ -1475,20 +1633,57 @@ pub(crate) fn decode_into(
 ) -> Result<(), CodecError> {
     let start = out.len();
     let mut d = BlockDecoder::new(body);
-    loop {
-        match d.next_record() {
-            Ok(Some(r)) => {
-                if keep(&r) {
-                    out.push(r);
-                }
+    let mut read = || -> Result<(), CodecError> {
+        while !d.r.is_empty() {
+            // An event (nearly every record) is built straight into its slot and
+            // dropped there if `keep` refuses it: a record is a few hundred bytes, and
+            // moving it through `Option`s and `Result`s on its way in cost more than
+            // decoding its fields.
+            if d.r.buf.get(d.r.pos) == Some(&TAG_EVENT) {
+                d.r.pos += 1;
+                out.push(Record::Event(d.event()?));
+            } else if let Some(r) = d.next_record()? {
+                out.push(r);
             }
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                out.truncate(start);
-                return Err(e);
+            if out.last().is_some_and(|r| !keep(r)) {
+                out.truncate(out.len() - 1);
             }
         }
+        Ok(())
+    };
+    let res = read();
+    if res.is_err() {
+        out.truncate(start);
     }
+    res
+}
+
+/// A body's events through [`BlockDecoder::next_event_into`] (one reused event,
+/// cloned out): for tests and fuzzing, which check it against [`decode_all`].
+#[doc(hidden)]
+pub fn decode_events_in_place(body: &[u8]) -> Result<Vec<Event>, CodecError> {
+    let mut d = BlockDecoder::new(body);
+    let mut ev = Event {
+        schema: rampart_event::SCHEMA_VERSION,
+        ts_ns: 0,
+        host: Arc::from(""),
+        seq: 0,
+        process: None,
+        container: Arc::new(Workload::Host { cgroup_id: 0 }),
+        compat_syscall: false,
+        payload: Payload::Lost {
+            source: LossSource::Recorder,
+            count: 0,
+            cpu: None,
+        },
+    };
+    let mut out = Vec::new();
+    while let Some(is_event) = d.next_event_into(&mut ev)? {
+        if is_event {
+            out.push(ev.clone());
+        }
+    }
+    Ok(out)
 }
 
 /// The record count of an encoded [`BlockSummary`], read without decoding the rest.
@@ -1596,6 +1791,95 @@ mod tests {
         // The fields after the identity still line up.
         assert_eq!(b.payload, e.payload);
         assert_eq!(b.process, e.process);
+    }
+
+    #[test]
+    fn events_decoded_in_place_equal_whole_decoding() {
+        use rampart_event::*;
+        let events = sample::load_events(&sample::workload_file()).unwrap();
+        // Payloads that switch kind and option shape from event to event, so the
+        // reused strings and options are overwritten every way.
+        let odd = [
+            Payload::FileOpen {
+                path: "/etc/a-much-longer-path-than-the-last/one".into(),
+                path_raw: Some("../a".into()),
+                flags: 0o2,
+                mode: 0o644,
+                access: OpenAccess::from_flags(0o2),
+                ret: -13,
+                repeats: 4,
+            },
+            Payload::Exec {
+                filename: "/bin/sh".into(),
+                interpreter: Some("/bin/bash".into()),
+                from_memfd: true,
+                from_deleted: true,
+            },
+            Payload::Exec {
+                filename: "/x".into(),
+                interpreter: None,
+                from_memfd: false,
+                from_deleted: false,
+            },
+            Payload::DnsQuery {
+                query: "example.org".into(),
+                qtype: 1,
+                server: SockAddr::Other { number: 1 },
+            },
+            Payload::FileUnlink {
+                path: String::new(),
+                ret: 0,
+            },
+            Payload::Fork {
+                child_pid: 9,
+                child_exec_id: "b:9:1".into(),
+            },
+        ];
+        let mut records = Vec::new();
+        for (i, e) in events.iter().take(4000).enumerate() {
+            let mut e = e.clone();
+            if i % 7 == 0 {
+                e.payload = odd[(i / 7) % odd.len()].clone();
+            }
+            if i % 11 == 0 {
+                e.process = None;
+            }
+            records.push(Record::Event(e));
+            if i % 500 == 0 {
+                records.push(Record::Lifecycle(LifecycleRecord {
+                    ts_ns: i as u64,
+                    action: LifecycleAction::Die { exit_code: 1 },
+                    container_id: "abc".into(),
+                    name: "web".into(),
+                    image: "nginx:1".into(),
+                    labels: Default::default(),
+                }));
+            }
+        }
+        for chunk in records.chunks(1500) {
+            let mut enc = BlockEncoder::default();
+            for r in chunk {
+                enc.push(r);
+            }
+            let (body, _) = enc.finish();
+            let whole: Vec<Event> = decode_all(&body)
+                .unwrap()
+                .into_iter()
+                .filter_map(|r| match r {
+                    Record::Event(e) => Some(e),
+                    _ => None,
+                })
+                .collect();
+            assert!(whole.len() > 1000);
+            assert_eq!(decode_events_in_place(&body).unwrap(), whole);
+            // A body cut anywhere fails as whole decoding does, without a panic.
+            for cut in [1, body.len() / 3, body.len() - 1] {
+                assert_eq!(
+                    decode_events_in_place(&body[..cut]).is_err(),
+                    decode_all(&body[..cut]).is_err()
+                );
+            }
+        }
     }
 
     #[test]

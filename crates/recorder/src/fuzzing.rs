@@ -54,6 +54,21 @@ pub fn block_decoder(data: &[u8]) {
             "re-encoded block decodes differently: {again:?}"
         );
     }
+    // The in-place decoder (retro-hunts) must never panic either, and must agree.
+    let in_place = codec::decode_events_in_place(data);
+    if let Ok(records) = &direct {
+        let events: Vec<_> = records
+            .iter()
+            .filter_map(|r| match r {
+                crate::Record::Event(e) => Some(e.clone()),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            in_place.as_ref() == Ok(&events),
+            "the in-place decoder reads events differently"
+        );
+    }
     thread_local! {
         // A compression context is large: one per thread, not one per input.
         static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =

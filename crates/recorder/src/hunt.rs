@@ -6,10 +6,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rampart_detect::RuleEngine;
-use rampart_event::{Alert, Event};
+use rampart_event::{Alert, Event, LossSource, Payload, Workload, SCHEMA_VERSION};
 
+use crate::codec::BlockDecoder;
 use crate::error::RecorderError;
-use crate::query::{decode_block, BufferPool, Query, RecordTypes};
+use crate::query::{Query, RecordTypes};
 use crate::record::Record;
 use crate::store::Recorder;
 
@@ -65,33 +66,48 @@ impl Recorder {
         let threads = cores.min(4).min(blocks.len()).max(1);
         let work = || {
             let mut part = Part::default();
-            let pool = BufferPool::default();
             let mut rules = Vec::new();
+            // Each event is decoded into this one, in place (its strings reused), and
+            // copied out only when a rule matches it.
+            let mut ev = scratch_event();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(b) = blocks.get(i) else { break };
-                let recs = match decode_block(self, &matcher, b, &pool) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        part.skipped.push((i, (b.segment, b.offset, e.to_string())));
-                        continue;
+                let kept = part.hits.len();
+                let mut events = 0;
+                let read = self.read_block_body(b, |body| {
+                    let mut d = BlockDecoder::new(body);
+                    // The container verdict by workload address: valid within the block.
+                    let mut memo = (0, false);
+                    let mut pos = 0;
+                    while let Some(is_event) = d.next_event_into(&mut ev)? {
+                        pos += 1;
+                        if !is_event || !matcher.matches_event_memo(&ev, &mut memo) {
+                            continue;
+                        }
+                        events += 1;
+                        engine.match_recorded_rules(&set, &ev, &mut rules);
+                        if !rules.is_empty() {
+                            // Time, then the block, then the place in the block: the
+                            // order the query's merge gives (its per-block sort is
+                            // stable, so among equal times the body's order holds).
+                            part.hits.push(Hit {
+                                order: (ev.ts_ns, i, pos),
+                                ev: ev.clone(),
+                                rules: std::mem::take(&mut rules),
+                            });
+                        }
                     }
-                };
-                // Read in place: only the few matched events are copied out (their
-                // strings; processes and containers are shared).
-                for (pos, r) in recs.iter().enumerate() {
-                    let Record::Event(ev) = r else { continue };
-                    part.events += 1;
-                    engine.match_rules(&set, ev, &mut rules);
-                    if !rules.is_empty() {
-                        part.hits.push(Hit {
-                            order: (ev.ts_ns, i, pos),
-                            ev: ev.clone(),
-                            rules: std::mem::take(&mut rules),
-                        });
+                    Ok(())
+                });
+                match read {
+                    Ok(()) => part.events += events,
+                    Err(e) => {
+                        // The whole block is skipped, as a query skips it.
+                        part.hits.truncate(kept);
+                        part.skipped.push((i, (b.segment, b.offset, e.to_string())));
                     }
                 }
-                pool.give(recs);
             }
             part
         };
@@ -154,6 +170,24 @@ impl Recorder {
         }
         report.skipped_blocks = it.skipped().to_vec();
         Ok(report)
+    }
+}
+
+/// The event a hunting thread decodes into (any value: every field is overwritten).
+fn scratch_event() -> Event {
+    Event {
+        schema: SCHEMA_VERSION,
+        ts_ns: 0,
+        host: Arc::from(""),
+        seq: 0,
+        process: None,
+        container: Arc::new(Workload::Host { cgroup_id: 0 }),
+        compat_syscall: false,
+        payload: Payload::Lost {
+            source: LossSource::Recorder,
+            count: 0,
+            cpu: None,
+        },
     }
 }
 

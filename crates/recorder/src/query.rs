@@ -207,17 +207,7 @@ impl Matcher {
             return false;
         }
         let ev = match r {
-            Record::Event(e) => {
-                if !self.types.events {
-                    return false;
-                }
-                if let Some(m) = self.kinds_mask {
-                    if m & (1u64 << (e.kind() as u32)) == 0 {
-                        return false;
-                    }
-                }
-                e
-            }
+            Record::Event(e) => return self.matches_event_memo(e, memo),
             Record::Alert(a) => {
                 if !self.types.alerts {
                     return false;
@@ -234,6 +224,24 @@ impl Matcher {
                         .is_none_or(|s| s.contains(&l.container_id));
             }
         };
+        self.matches_fields(ev, memo)
+    }
+
+    /// [`Matcher::matches_memo`] for an event (with the same memo rules).
+    pub(crate) fn matches_event_memo(&self, e: &Event, memo: &mut (usize, bool)) -> bool {
+        if e.ts_ns < self.since || e.ts_ns > self.until || !self.types.events {
+            return false;
+        }
+        if let Some(m) = self.kinds_mask {
+            if m & (1u64 << (e.kind() as u32)) == 0 {
+                return false;
+            }
+        }
+        self.matches_fields(e, memo)
+    }
+
+    /// The filters an event and an alert's event share: container, process, condition.
+    fn matches_fields(&self, ev: &Event, memo: &mut (usize, bool)) -> bool {
         if let Some(s) = &self.containers {
             let at = Arc::as_ptr(&ev.container) as usize;
             if memo.0 != at {

@@ -219,15 +219,33 @@ pub(crate) fn decode_frame_into(
     out: &mut Vec<Record>,
     keep: impl FnMut(&Record) -> bool,
 ) -> Result<(), FrameError> {
+    let records = frame_records(frame);
+    with_frame_body(frame, |raw| {
+        // The summary's count is only a hint: bounded by what the body could hold and
+        // by a few blocks' worth, so a lying summary cannot reserve gigabytes.
+        out.reserve((records as usize).min(raw.len() / 8).min(1 << 16));
+        codec::decode_into(raw, out, keep)
+    })
+}
+
+/// The record count a checked frame's summary gives (0 when it does not say).
+fn frame_records(frame: &[u8]) -> u32 {
+    parse_frame_header(frame)
+        .and_then(|h| frame.get(FRAME_HEADER_LEN..FRAME_HEADER_LEN + h.summary_len))
+        .and_then(codec::summary_records)
+        .unwrap_or(0)
+}
+
+/// Decompresses a checked frame's body and hands the raw body to `read` (a decoder).
+pub(crate) fn with_frame_body(
+    frame: &[u8],
+    read: impl FnOnce(&[u8]) -> Result<(), CodecError>,
+) -> Result<(), FrameError> {
     let h = parse_frame_header(frame).ok_or(FrameError::BadHeader)?;
     let start = FRAME_HEADER_LEN + h.summary_len;
     let body = frame
         .get(start..start + h.body_len)
         .ok_or(FrameError::Torn)?;
-    let records = frame
-        .get(FRAME_HEADER_LEN..start)
-        .and_then(codec::summary_records)
-        .unwrap_or(0);
     thread_local! {
         // A decompression context and a body buffer per reading thread, not one per
         // block.
@@ -249,10 +267,7 @@ pub(crate) fn decode_frame_into(
                 "length differs from the header".into(),
             ));
         }
-        // The summary's count is only a hint: bounded by what the body could hold and
-        // by a few blocks' worth, so a lying summary cannot reserve gigabytes.
-        out.reserve((records as usize).min(h.raw_len / 8).min(1 << 16));
-        Ok(codec::decode_into(raw, out, keep)?)
+        Ok(read(raw)?)
     })
 }
 

@@ -464,6 +464,25 @@ impl Recorder {
         out: &mut Vec<Record>,
         keep: impl FnMut(&Record) -> bool,
     ) -> Result<(), FrameError> {
+        self.read_block_with(b, |frame| segment::decode_frame_into(frame, out, keep))
+    }
+
+    /// Reads and checks block `b`'s frame and hands its raw (decompressed) body to
+    /// `read`, which decodes it as it likes (a retro-hunt decodes events in place).
+    /// A block that fails is counted and logged as [`Recorder::read_block_into`] does.
+    pub(crate) fn read_block_body(
+        &self,
+        b: &BlockRef,
+        read: impl FnOnce(&[u8]) -> Result<(), crate::codec::CodecError>,
+    ) -> Result<(), FrameError> {
+        self.read_block_with(b, |frame| segment::with_frame_body(frame, read))
+    }
+
+    fn read_block_with(
+        &self,
+        b: &BlockRef,
+        decode: impl FnOnce(&[u8]) -> Result<(), FrameError>,
+    ) -> Result<(), FrameError> {
         thread_local! {
             // The frame's bytes, reused from block to block by each reading thread.
             static FRAME: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -474,8 +493,7 @@ impl Recorder {
             Err(e) => return Err(e.into()),
         };
         let res = FRAME.with_borrow_mut(|buf| {
-            segment::read_frame_into(&f, b.offset, b.length, buf)
-                .and_then(|()| segment::decode_frame_into(buf, out, keep))
+            segment::read_frame_into(&f, b.offset, b.length, buf).and_then(|()| decode(buf))
         });
         if let Err(e) = &res {
             self.counters.corrupt_blocks.fetch_add(1, Ordering::Relaxed);
