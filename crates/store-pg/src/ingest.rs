@@ -85,15 +85,17 @@ fn keep_first(field: &mut String, v: &str) {
     }
 }
 
-/// Applies `batches` in the caller's transaction and returns what each changed.
+/// Applies `batches` in one transaction and returns what each changed. `careful`:
+/// no plain insert first (the previous path, for benchmarks).
 pub(crate) async fn ingest_many(
     c: &mut Client,
     batches: &[Ingest<'_>],
+    careful: bool,
 ) -> Result<Vec<IngestReport>> {
     let mut tx = c.transaction().await.map_err(pg)?;
     let mut reports = vec![IngestReport::default(); batches.len()];
     let now = ns_to_db(rampart_event::wall_ns());
-    insert_alerts(&mut tx, batches, &mut reports, now).await?;
+    insert_alerts(&mut tx, batches, &mut reports, now, careful).await?;
     // Held to the commit: what follows reads and rewrites shared rows.
     tx.execute(
         "SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))",
@@ -144,7 +146,7 @@ pub(crate) async fn ingest_many(
 
     let mut images: HashMap<String, ImageSeen> = HashMap::new();
     merge_alert_containers(&tx, batches, &mut images).await?;
-    apply_lifecycle(&mut tx, batches, &mut reports, &mut images).await?;
+    apply_lifecycle(&mut tx, batches, &mut reports, &mut images, careful).await?;
     insert_audit(&tx, batches, &mut reports).await?;
 
     if !images.is_empty() {
@@ -213,6 +215,7 @@ async fn insert_alerts(
     batches: &[Ingest<'_>],
     reports: &mut [IngestReport],
     now: i64,
+    careful: bool,
 ) -> Result<()> {
     // First occurrence of each id, with the batch it came in.
     let mut seen: HashSet<&str> = HashSet::new();
@@ -264,25 +267,22 @@ async fn insert_alerts(
     // skips ON CONFLICT's speculative insertion and the RETURNING rows (a quarter of
     // PostgreSQL's work on these rows, measured). Under a savepoint, so a duplicate
     // id only sends the batch the careful way.
-    let fast = tx.savepoint("alerts_new").await.map_err(pg)?;
-    match fast
-        .execute(
-            &format!("INSERT INTO alerts ({ALERT_COLUMNS}) {ALERT_ROWS}"),
-            &params,
-        )
-        .await
-    {
-        Ok(_) => {
-            fast.commit().await.map_err(pg)?;
-            for (i, _, _) in &rows {
-                reports[*i].alerts += 1;
+    if !careful {
+        let fast = tx.savepoint("alerts_new").await.map_err(pg)?;
+        let plain = format!("INSERT INTO alerts ({ALERT_COLUMNS}) {ALERT_ROWS}");
+        match fast.execute(&plain, &params).await {
+            Ok(_) => {
+                fast.commit().await.map_err(pg)?;
+                for (i, _, _) in &rows {
+                    reports[*i].alerts += 1;
+                }
+                return Ok(());
             }
-            return Ok(());
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                fast.rollback().await.map_err(pg)?;
+            }
+            Err(e) => return Err(pg(e)),
         }
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            fast.rollback().await.map_err(pg)?;
-        }
-        Err(e) => return Err(pg(e)),
     }
     let new = tx
         .query(
@@ -388,6 +388,7 @@ async fn apply_lifecycle(
     batches: &[Ingest<'_>],
     reports: &mut [IngestReport],
     images: &mut HashMap<String, ImageSeen>,
+    careful: bool,
 ) -> Result<()> {
     type Key<'a> = (&'a str, i64, &'static str);
     let mut seen: HashSet<Key<'_>> = HashSet::new();
@@ -417,17 +418,19 @@ async fn apply_lifecycle(
          SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::int8[], $5::text[],
                               $6::text[], $7::text[])";
     // As with alerts: all new but for a redelivery, so a plain insert first.
-    let fast = tx.savepoint("container_events_new").await.map_err(pg)?;
-    let all_new = match fast.execute(EVENTS, &params).await {
-        Ok(_) => {
-            fast.commit().await.map_err(pg)?;
-            true
+    let all_new = !careful && {
+        let fast = tx.savepoint("container_events_new").await.map_err(pg)?;
+        match fast.execute(EVENTS, &params).await {
+            Ok(_) => {
+                fast.commit().await.map_err(pg)?;
+                true
+            }
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                fast.rollback().await.map_err(pg)?;
+                false
+            }
+            Err(e) => return Err(pg(e)),
         }
-        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-            fast.rollback().await.map_err(pg)?;
-            false
-        }
-        Err(e) => return Err(pg(e)),
     };
     let changes: Vec<_> = if all_new {
         changes
