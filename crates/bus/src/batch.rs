@@ -74,11 +74,16 @@ impl NodeBatch {
         struct Version {
             v: u32,
         }
-        let Version { v } = serde_json::from_slice(bytes)?;
-        if v != BATCH_VERSION {
-            return Err(BatchError::Version(v));
+        // One parse in the common case; the version alone is read only to explain a
+        // batch that does not decode (another version may have another shape).
+        match serde_json::from_slice::<Self>(bytes) {
+            Ok(b) if b.v == BATCH_VERSION => Ok(b),
+            Ok(b) => Err(BatchError::Version(b.v)),
+            Err(e) => match serde_json::from_slice::<Version>(bytes) {
+                Ok(Version { v }) if v != BATCH_VERSION => Err(BatchError::Version(v)),
+                _ => Err(e.into()),
+            },
         }
-        Ok(serde_json::from_slice(bytes)?)
     }
 
     /// Takes the batch's node reports out (the store keeps them apart from records).

@@ -37,12 +37,16 @@ pub struct IngestBenchConfig {
     pub messages_per_commit: usize,
     /// Store transactions central runs at once (1: the one-after-the-other baseline).
     pub commits_in_flight: usize,
+    /// Every ingest statement with `ON CONFLICT … RETURNING`, no plain insert first
+    /// (the previous store path: the baseline).
+    pub careful_ingest: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct IngestBenchReport {
     pub messages_per_commit: usize,
     pub commits_in_flight: usize,
+    pub careful_ingest: bool,
     pub records: u64,
     pub alerts: u64,
     pub inventory: u64,
@@ -137,6 +141,7 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
             .map_err(|e| crate::CentralError::Join(e.to_string()))?
             .map_err(crate::CentralError::Store)?,
     );
+    pg_store.set_careful_ingest(cfg.careful_ingest);
     let store: Arc<dyn rampart_store::Store> = pg_store.clone();
 
     let per_node = cfg.records / cfg.nodes.max(1) as u64;
@@ -240,6 +245,7 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
     Ok(IngestBenchReport {
         messages_per_commit: cfg.messages_per_commit,
         commits_in_flight: cfg.commits_in_flight,
+        careful_ingest: cfg.careful_ingest,
         records: r.alerts + r.lifecycle,
         alerts: r.alerts,
         inventory: r.lifecycle,

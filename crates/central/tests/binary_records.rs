@@ -51,7 +51,10 @@ fn binary_records_are_the_json_lines_records() {
         ..NatsConfig::new(&nats.url())
     };
     let plane = Arc::new(rt.block_on(NatsBackplane::connect(nats_config)).unwrap());
-    let service = Arc::new(NodeService::new("bin-node", &recorder_dir, Vec::new()));
+    let mut service = NodeService::new("bin-node", &recorder_dir, Vec::new());
+    // Small chunks, so the answer takes several (their numbering is checked).
+    service.binary_chunk_bytes = 16 << 10;
+    let service = Arc::new(service);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = rt.spawn(serve_requests(plane.clone(), service, async {
         let _ = stop_rx.await;

@@ -41,12 +41,16 @@ pub struct FleetBenchArgs {
     #[arg(long, default_value_t = 2)]
     pub commits_in_flight: usize,
     /// Records for the baseline, the previous ingest path, in the same process (0:
-    /// skip it): one commit at a time, of up to --baseline-messages-per-commit messages.
+    /// skip it): every insert with ON CONFLICT, --baseline-commits-in-flight commits at a
+    /// time of up to --baseline-messages-per-commit messages.
     #[arg(long, default_value_t = 200_000)]
     pub baseline_records: u64,
     /// Messages per commit in the baseline (1: one message per commit).
     #[arg(long, default_value_t = 64)]
     pub baseline_messages_per_commit: usize,
+    /// Store transactions the baseline runs at once.
+    #[arg(long, default_value_t = 1)]
+    pub baseline_commits_in_flight: usize,
     /// Baseline and new path alternate this many times (a shared machine's load
     /// drifts; each round's figures are printed).
     #[arg(long, default_value_t = 1)]
@@ -76,6 +80,8 @@ enum StreamMode {
     Binary,
     /// Binary on the wire, turned into JSON lines at central (what the API serves).
     BinaryToJson,
+    /// Binary in chunks of 256 KiB of encoding (the previous bound; a node of its own).
+    Binary256k,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -87,6 +93,11 @@ struct StreamReport {
     seconds: f64,
     events_per_s: f64,
     mib_per_s: f64,
+    /// CPU time of this whole process (node side, NATS client and central side) while
+    /// the answer streamed, and events per CPU second: the rate one free core would
+    /// carry, whatever the shared machine's load.
+    cpu_seconds: f64,
+    events_per_cpu_s: f64,
     /// The reply chunk's codec alone (encode on the node, decode at central) over the
     /// first chunks of this answer: the JSON chunk older nodes send and the frame.
     chunk_codec_json_events_per_s: f64,
@@ -137,16 +148,19 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
         .enable_all()
         .build()?;
     let nats = NatsConfig::new(&a.nats);
-    let config = |records: u64, messages_per_commit: usize, commits_in_flight| IngestBenchConfig {
-        nats: nats.clone(),
-        postgres: postgres.clone(),
-        nodes: a.nodes,
-        records,
-        batch_records: a.batch,
-        in_flight: a.in_flight,
-        alerts_per_ten: 8,
-        messages_per_commit,
-        commits_in_flight,
+    let config = |records: u64, messages_per_commit: usize, commits_in_flight, careful_ingest| {
+        IngestBenchConfig {
+            nats: nats.clone(),
+            postgres: postgres.clone(),
+            nodes: a.nodes,
+            records,
+            batch_records: a.batch,
+            in_flight: a.in_flight,
+            alerts_per_ten: 8,
+            messages_per_commit,
+            commits_in_flight,
+            careful_ingest,
+        }
     };
     let (mut baseline, mut ingest) = (Vec::new(), Vec::new());
     for _ in 0..a.rounds.max(1) {
@@ -154,7 +168,8 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
             baseline.push(rt.block_on(ingest_bench(config(
                 a.baseline_records,
                 a.baseline_messages_per_commit,
-                1,
+                a.baseline_commits_in_flight,
+                true,
             )))?);
         }
         if a.records > 0 {
@@ -162,6 +177,7 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
                 a.records,
                 a.messages_per_commit,
                 a.commits_in_flight,
+                false,
             )))?);
         }
     }
@@ -213,9 +229,10 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
             .chain(ingest.iter().map(|r| ("new", r)));
         for (arm, r) in arms {
             println!(
-            "ingest {arm} (JetStream -> PostgreSQL, up to {} messages per commit, {} commits at once): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
+            "ingest {arm} (JetStream -> PostgreSQL, up to {} messages per commit, {} commits at once, {}): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
             r.messages_per_commit,
             r.commits_in_flight,
+            if r.careful_ingest { "ON CONFLICT on every insert" } else { "plain insert first" },
             r.records,
             r.alerts,
             r.inventory,
@@ -229,7 +246,7 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
         }
         for s in &stream {
             println!(
-                "event stream {:?} (node recorder -> NATS -> central): {} events, {:.1} MiB in {} chunks in {:.2} s: {:.0} events/s, {:.1} MiB/s; chunk codec alone: JSON chunks {:.0} events/s, frames {:.0} events/s",
+                "event stream {:?} (node recorder -> NATS -> central): {} events, {:.1} MiB in {} chunks in {:.2} s: {:.0} events/s, {:.1} MiB/s; {:.2} CPU s in this process, {:.0} events per CPU second; chunk codec alone: JSON chunks {:.0} events/s, frames {:.0} events/s",
                 s.mode,
                 s.events,
                 s.bytes as f64 / (1 << 20) as f64,
@@ -237,6 +254,8 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
                 s.seconds,
                 s.events_per_s,
                 s.mib_per_s,
+                s.cpu_seconds,
+                s.events_per_cpu_s,
                 s.chunk_codec_json_events_per_s,
                 s.chunk_codec_frame_events_per_s
             );
@@ -282,21 +301,36 @@ fn stream_bench(
     let server = rt.spawn(serve_requests(plane.clone(), service, async {
         let _ = stop_rx.await;
     }));
+    // The same recorder behind a node that cuts binary chunks at the previous bound.
+    let node_256k = format!("{node}-256k");
+    let mut small = NodeService::new(&node_256k, &dir, Vec::new());
+    small.binary_chunk_bytes = 256 << 10;
+    let (stop_small_tx, stop_small_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_small = rt.spawn(serve_requests(plane.clone(), Arc::new(small), async {
+        let _ = stop_small_rx.await;
+    }));
     let client = NodeClient::new(plane, None);
-    let (client, node) = (&client, node.as_str());
+    let (client, node, node_256k) = (&client, node.as_str(), node_256k.as_str());
     let one = |mode: StreamMode| async move {
         let started = Instant::now();
+        let cpu_before = process_cpu_seconds();
         let query = EventQuery {
             binary: !matches!(mode, StreamMode::Json),
             ..Default::default()
         };
-        let mut s = client.query_events(node, query).await?;
+        let target = match mode {
+            StreamMode::Binary256k => node_256k,
+            _ => node,
+        };
+        let mut s = client.query_events(target, query).await?;
         let (mut events, mut bytes, mut chunks) = (0u64, 0u64, 0u64);
         let mut sample = Vec::new();
         loop {
             let batch = match mode {
                 StreamMode::BinaryToJson => s.next_batch().await?.map(RecordBatch::Lines),
-                StreamMode::Json | StreamMode::Binary => s.next_records().await?,
+                StreamMode::Json | StreamMode::Binary | StreamMode::Binary256k => {
+                    s.next_records().await?
+                }
             };
             let Some(batch) = batch else { break };
             chunks += 1;
@@ -309,7 +343,7 @@ fn stream_bench(
                 }
                 RecordBatch::Records(r) => {
                     anyhow::ensure!(
-                        matches!(mode, StreamMode::Binary),
+                        matches!(mode, StreamMode::Binary | StreamMode::Binary256k),
                         "binary records where lines were asked for"
                     );
                     events += r.len() as u64;
@@ -318,6 +352,7 @@ fn stream_bench(
         }
         bytes += s.received_bytes();
         let secs = started.elapsed().as_secs_f64();
+        let cpu = process_cpu_seconds() - cpu_before;
         let (json, frame) = if sample.is_empty() {
             (0.0, 0.0)
         } else {
@@ -335,6 +370,8 @@ fn stream_bench(
             seconds: secs,
             events_per_s: events as f64 / secs,
             mib_per_s: bytes as f64 / (1 << 20) as f64 / secs,
+            cpu_seconds: cpu,
+            events_per_cpu_s: if cpu > 0.0 { events as f64 / cpu } else { 0.0 },
             chunk_codec_json_events_per_s: json,
             chunk_codec_frame_events_per_s: frame,
         })
@@ -342,7 +379,7 @@ fn stream_bench(
     let report = rt.block_on(async {
         // The subscription is in place once a ping is answered.
         let deadline = Instant::now() + Duration::from_secs(10);
-        while client.ping(node).await.is_err() {
+        while client.ping(node).await.is_err() || client.ping(node_256k).await.is_err() {
             anyhow::ensure!(Instant::now() < deadline, "the bench node did not answer");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -350,6 +387,7 @@ fn stream_bench(
         for _ in 0..rounds {
             for mode in [
                 StreamMode::Json,
+                StreamMode::Binary256k,
                 StreamMode::Binary,
                 StreamMode::BinaryToJson,
             ] {
@@ -359,9 +397,32 @@ fn stream_bench(
         anyhow::Ok(reports)
     });
     let _ = stop_tx.send(());
+    let _ = stop_small_tx.send(());
     let _ = rt.block_on(server);
+    let _ = rt.block_on(server_small);
     let _ = std::fs::remove_dir_all(&dir);
     report
+}
+
+/// User and system CPU time of this process so far, in seconds (0 where /proc is
+/// missing: the CPU figures then read 0, the wall-clock ones stand).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces, so split after its ')').
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // utime and stime, fields 14 and 15 of proc_pid_stat(5): 11 and 12 after the name.
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    // Linux reports these in USER_HZ, 100 on every architecture Rampart runs on.
+    ticks as f64 / 100.0
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
