@@ -162,6 +162,11 @@ pub struct Ancestor {
     pub exe: String,
     pub argv: Vec<String>,
     pub comm: String,
+    /// As [`Process::exe_upper_layer`] for this ancestor: its executable was written
+    /// in its container's writable layer (a dropped binary whose children are the
+    /// system's own programs).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exe_upper_layer: bool,
 }
 
 /// Where a process runs.
@@ -1178,6 +1183,7 @@ mod tests {
                     exe: "/bin/sh".into(),
                     argv: vec!["sh".into()],
                     comm: "sh".into(),
+                    exe_upper_layer: false,
                 })],
                 ..Default::default()
             })),

@@ -59,6 +59,7 @@ impl Entry {
             exe: process.exe.clone(),
             argv: process.argv.clone(),
             comm: process.comm.clone(),
+            exe_upper_layer: process.exe_upper_layer,
         });
         Self {
             process,
