@@ -461,7 +461,7 @@ fn packet_sockets_reverse_shell_wiring_and_dropped_binaries() {
     }
     shared();
     let c = TestContainer::start("rampart-e2e-drop", &[], &[]);
-    c.exec("actions packet-socket; actions dup-socket </dev/null >/dev/null 2>&1; cp /bin/busybox /tmp/dropped && /tmp/dropped true; /bin/true");
+    c.exec("actions packet-socket; actions dup-socket </dev/null >/dev/null 2>&1; cp /bin/busybox /tmp/dropped && /tmp/dropped true; /bin/true; cp /bin/busybox /tmp/sh && /tmp/sh -c '/bin/sh -c :; true'");
     let owns = |e: &Event| owned_by(&c, e);
     wait_for("AF_PACKET raw socket", T, |e| {
         owns(e)
@@ -498,6 +498,19 @@ fn packet_sockets_reverse_shell_wiring_and_dropped_binaries() {
         owns(e) && matches!(&e.payload, Payload::Exec { filename, .. } if filename == "/bin/true")
     });
     assert!(!image_binary.process.as_ref().unwrap().exe_upper_layer);
+    // The image's own shell run by the dropped one: itself from the image, its parent
+    // (in its ancestry, as the process tree keeps it) written in the container.
+    let child = wait_for("exec of the image's sh by a dropped shell", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::Exec { .. })
+            && e.process
+                .as_ref()
+                .is_some_and(|p| p.ancestry.first().is_some_and(|a| a.exe == "/tmp/sh"))
+    });
+    let child = child.process.as_ref().unwrap();
+    assert!(!child.exe_upper_layer, "{child:?}");
+    assert!(child.ancestry[0].exe_upper_layer, "{child:?}");
+    assert!(!child.ancestry[1].exe_upper_layer, "{child:?}");
     // The pipe on stderr and the plain UDP socket were seen by the kernel but not sent.
     let events = shared().events.lock().unwrap().clone();
     let noise: Vec<_> = events
