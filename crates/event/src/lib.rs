@@ -103,8 +103,9 @@ pub struct Process {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestry: Vec<Arc<Ancestor>>,
     /// The executable sits in a container's writable overlayfs layer: written after
-    /// the container started, not shipped in its image. False when unknown (processes
-    /// already running when the sensor started).
+    /// the container started, not shipped in its image. Read in the kernel at exec; for
+    /// processes already running when the sensor started, from their mount table.
+    /// False when unknown.
     #[serde(default, skip_serializing_if = "is_false")]
     pub exe_upper_layer: bool,
     /// The variables of [`HOOK_ENVIRONMENT`] that the process's environment held at

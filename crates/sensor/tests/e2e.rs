@@ -781,6 +781,49 @@ fn privilege_and_kernel_events() {
     );
 }
 
+/// A program written in a running container and started before the sensor looked:
+/// found in /proc (as at start), it carries the upper-layer flag the kernel gives an
+/// exec, read from its mount table; the image's own program does not.
+#[test]
+fn running_dropped_program_found_in_proc_carries_the_upper_layer_flag() {
+    if !ready() {
+        return;
+    }
+    let dropped = TestContainer::start(
+        "rampart-e2e-seeded-drop",
+        &[],
+        &[
+            "sh",
+            "-c",
+            "cp /bin/busybox /tmp/sleep && exec /tmp/sleep 300",
+        ],
+    );
+    let image = TestContainer::start("rampart-e2e-seeded-image", &[], &[]);
+    let main_pid = |c: &TestContainer, exe: &str| -> u32 {
+        let deadline = Instant::now() + T;
+        loop {
+            let pid: u32 = rampart_testbed::docker(&["inspect", "-f", "{{.State.Pid}}", &c.name])
+                .parse()
+                .expect("pid");
+            let now = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            if now.to_string_lossy() == exe {
+                return pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {now:?} is not {exe}",
+                c.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let read = |pid| rampart_sensor::proctree::read_proc(pid, "t", 0).expect("in /proc");
+    let p = read(main_pid(&dropped, "/tmp/sleep"));
+    assert!(p.exe_upper_layer, "{p:?}");
+    let p = read(main_pid(&image, "/bin/busybox"));
+    assert!(!p.exe_upper_layer, "{p:?}");
+}
+
 /// A 32-bit program and a 64-bit one using int 0x80 (tests/images/compat32.c) make
 /// the same syscalls through the 32-bit entry, which the x86_64 hooks never see: each
 /// must arrive decoded as its 64-bit twin would, attributed, and flagged.
