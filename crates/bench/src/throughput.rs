@@ -187,6 +187,7 @@ fn replay_lineage_json() -> Lineage {
                 exe: "/usr/lib/jvm/java-17/bin/java".into(),
                 argv: long_argv.clone(),
                 comm: "java".into(),
+                exe_upper_layer: false,
             })
         })
         .collect();

@@ -485,16 +485,88 @@ struct CompatSeen {
     setresuid: bool,
     /// Records of the run's process without the compat flag.
     unflagged: usize,
+    /// Records of the run's process (any kind).
+    records: usize,
+    /// Those whose cgroup leaf names (v2 or cpuset) do not name the container it ran in
+    /// (none when it ran on the host).
+    outside_container: usize,
 }
 
-fn run_compat32(sensor: &mut rampart_bpf::Sensor, program: &std::path::Path) -> CompatSeen {
-    let dir = tempfile_dir("compat32");
-    let child = std::process::Command::new(program)
-        .current_dir(&dir)
-        .status()
-        .expect("run compat32");
-    assert!(child.success(), "{program:?}: {child:?}");
+/// Where compat32 runs. The program stages what the shipped rules rightly flag (32-bit
+/// syscalls, a PTRACE_ATTACH), so it runs in a container of the test image wherever
+/// Docker is: a sensor watching the host then sees a container do it, and the records
+/// must carry that container's cgroup. Only where there is no Docker (the kernel
+/// matrix's guest) does it run on the host.
+enum CompatRunner {
+    Host,
+    Container { name_prefix: String },
+}
+
+impl CompatRunner {
+    fn pick() -> Self {
+        match rampart_testbed::unavailable(rampart_testbed::TEST_IMAGE) {
+            None => CompatRunner::Container {
+                name_prefix: std::env::var("RAMPART_TEST_CONTAINER_PREFIX").unwrap_or_default(),
+            },
+            Some(why) => {
+                eprintln!("compat32 runs on the host: {why}");
+                CompatRunner::Host
+            }
+        }
+    }
+
+    /// Runs `program` to its end in a fresh writable directory; returns that
+    /// directory as the program sees it and the container's id (None on the host).
+    fn run(&self, program: &std::path::Path) -> (std::path::PathBuf, Option<String>) {
+        let bits = program.file_name().unwrap().to_string_lossy().into_owned();
+        match self {
+            CompatRunner::Host => {
+                let dir = tempfile_dir("compat32");
+                let child = std::process::Command::new(program)
+                    .current_dir(&dir)
+                    .status()
+                    .expect("run compat32");
+                assert!(child.success(), "{program:?}: {child:?}");
+                (dir, None)
+            }
+            CompatRunner::Container { name_prefix } => {
+                let name = format!("{name_prefix}rampart-kernel-{bits}-{}", std::process::id());
+                rampart_testbed::remove_container(&name);
+                let mount = format!("{}:/compat:ro", program.parent().unwrap().display());
+                let inside = format!("/compat/{bits}");
+                let id = rampart_testbed::docker(&[
+                    "create",
+                    "--name",
+                    &name,
+                    "--network",
+                    "none",
+                    "-v",
+                    &mount,
+                    "-w",
+                    "/tmp",
+                    rampart_testbed::TEST_IMAGE,
+                    &inside,
+                ]);
+                let ran = std::process::Command::new("docker")
+                    .args(["start", "-a", &id])
+                    .status()
+                    .expect("docker start");
+                rampart_testbed::remove_container(&name);
+                assert!(ran.success(), "{program:?} in a container: {ran:?}");
+                ("/tmp".into(), Some(id))
+            }
+        }
+    }
+}
+
+fn run_compat32(
+    sensor: &mut rampart_bpf::Sensor,
+    runner: &CompatRunner,
+    program: &std::path::Path,
+) -> CompatSeen {
+    let (dir, container) = runner.run(program);
     let mut seen = CompatSeen::default();
+    let mut leaves = std::collections::HashMap::new();
     let comm = program.file_name().unwrap().to_string_lossy().into_owned();
     // Its exit record comes after all of its syscalls' records in the one ring.
     let mut exited = false;
@@ -503,9 +575,24 @@ fn run_compat32(sensor: &mut rampart_bpf::Sensor, program: &std::path::Path) -> 
         while let Some(item) = sensor.ring.next() {
             let rec = Record::parse(&item).expect("well-formed record");
             let h = &rec.hdr;
+            // Leaf names come with a cgroup pair's first record only (the container
+            // runtime's, before the program's): keep them by the pair's ids.
+            let pair = (h.cgroup_id, h.cpuset_cgroup_id);
+            if !rec.cgroup_leaf.is_empty() || !rec.cpuset_leaf.is_empty() {
+                let mut names = String::from_utf8_lossy(rec.cgroup_leaf).into_owned();
+                names.push(' ');
+                names.push_str(&String::from_utf8_lossy(rec.cpuset_leaf));
+                leaves.insert(pair, names);
+            }
             let name = String::from_utf8_lossy(&h.comm);
             if !name.trim_end_matches('\0').starts_with(&comm) {
                 continue;
+            }
+            seen.records += 1;
+            if let Some(id) = &container {
+                if !leaves.get(&pair).is_some_and(|n| n.contains(id.as_str())) {
+                    seen.outside_container += 1;
+                }
             }
             exited |= h.kind == kind::EXIT;
             if matches!(h.kind, kind::EXEC | kind::FORK | kind::EXIT) {
@@ -541,7 +628,9 @@ fn run_compat32(sensor: &mut rampart_bpf::Sensor, program: &std::path::Path) -> 
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if container.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     seen
 }
 
@@ -572,6 +661,7 @@ fn syscalls_through_the_32_bit_entry_arrive_translated_and_flagged() {
     else {
         return;
     };
+    let runner = CompatRunner::pick();
     let mut cases = vec![
         (SyscallHook::Auto, true),
         (SyscallHook::SysExit, true),
@@ -608,10 +698,15 @@ fn syscalls_through_the_32_bit_entry_arrive_translated_and_flagged() {
             sensor.hook_refusals
         );
         for program in &programs {
-            let seen = run_compat32(&mut sensor, program);
+            let seen = run_compat32(&mut sensor, &runner, program);
             let what = format!("{hook:?} (compat_syscalls {compat_syscalls}), {program:?}");
             eprintln!("{what}: {seen:?}");
             assert_eq!(seen.unflagged, 0, "{what}: records without the compat flag");
+            assert!(seen.records > 0, "{what}: no record of the run");
+            assert_eq!(
+                seen.outside_container, 0,
+                "{what}: records not attributed to the container"
+            );
             if !expect_seen {
                 assert!(!seen.openat && seen.connect_ports.is_empty(), "{what}");
                 continue;

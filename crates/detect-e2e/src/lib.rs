@@ -29,6 +29,15 @@ pub fn falco_rules() -> PathBuf {
     ))
 }
 
+/// The harness's own control rules (tests/data/control_rules.yaml): loaded beside the
+/// library, never shipped, not among [`Detector::ours`].
+pub fn control_rules() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/control_rules.yaml"
+    ))
+}
+
 /// True when the test can run; prints why it skips, and fails instead in CI.
 pub fn ready() -> bool {
     rampart_testbed::ready(IMAGE)
@@ -80,16 +89,19 @@ pub fn detector() -> &'static Detector {
             resolver: resolver().clone(),
             timeout: Duration::from_secs(2),
         };
-        let (set, errors) = load_files_with(&[falco_rules(), rules_dir()], &opts);
+        let (set, errors) = load_files_with(&[falco_rules(), rules_dir(), control_rules()], &opts);
         let ours_only = load_files(&[rules_dir()]);
         assert!(
             ours_only.1.is_empty(),
             "rules/ has errors: {:?}",
             ours_only.1
         );
-        // Falco's file may carry errors of its own (fields Rampart refuses); ours add none.
+        // Falco's file may carry errors of its own (fields Rampart refuses); ours and
+        // the controls add none.
         assert!(
-            errors.iter().all(|e| !e.file.contains("/rules/")),
+            errors
+                .iter()
+                .all(|e| !e.file.contains("/rules/") && !e.file.ends_with("control_rules.yaml")),
             "{errors:?}"
         );
         let d: &'static Detector = Box::leak(Box::new(Detector {
@@ -214,6 +226,24 @@ impl Detector {
         self.lock()
             .iter()
             .filter(|m| m.event.container.container().is_none() && self.ours.contains(&m.rule))
+            .filter(|m| {
+                m.event.process.as_ref().is_some_and(|p| {
+                    p.argv.iter().any(|a| a.contains(mark))
+                        || p.ancestry
+                            .iter()
+                            .any(|a| a.argv.iter().any(|x| x.contains(mark)))
+                })
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Matches of `rule` (any loaded rule, the harness's controls included) on host
+    /// processes whose own or an ancestor's command line carries `mark`.
+    pub fn host_matches_of_carrying(&self, rule: &str, mark: &str) -> Vec<Match> {
+        self.lock()
+            .iter()
+            .filter(|m| m.event.container.container().is_none() && m.rule == rule)
             .filter(|m| {
                 m.event.process.as_ref().is_some_and(|p| {
                     p.argv.iter().any(|a| a.contains(mark))

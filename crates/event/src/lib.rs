@@ -103,8 +103,9 @@ pub struct Process {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ancestry: Vec<Arc<Ancestor>>,
     /// The executable sits in a container's writable overlayfs layer: written after
-    /// the container started, not shipped in its image. False when unknown (processes
-    /// already running when the sensor started).
+    /// the container started, not shipped in its image. Read in the kernel at exec; for
+    /// processes already running when the sensor started, from their mount table.
+    /// False when unknown.
     #[serde(default, skip_serializing_if = "is_false")]
     pub exe_upper_layer: bool,
     /// The variables of [`HOOK_ENVIRONMENT`] that the process's environment held at
@@ -162,6 +163,11 @@ pub struct Ancestor {
     pub exe: String,
     pub argv: Vec<String>,
     pub comm: String,
+    /// As [`Process::exe_upper_layer`] for this ancestor: its executable was written
+    /// in its container's writable layer (a dropped binary whose children are the
+    /// system's own programs).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub exe_upper_layer: bool,
 }
 
 /// Where a process runs.
@@ -1178,6 +1184,7 @@ mod tests {
                     exe: "/bin/sh".into(),
                     argv: vec!["sh".into()],
                     comm: "sh".into(),
+                    exe_upper_layer: false,
                 })],
                 ..Default::default()
             })),

@@ -533,12 +533,24 @@ impl BlockEncoder {
         put_u64(&mut self.buf, p.start_ns);
         put_u64(&mut self.buf, p.tty.into());
         // Bit 2: the hook variables read at exec follow the ancestry (segments
-        // written before it have none, and read as not read).
+        // written before it have none, and read as not read). Bit 3: a mask of the
+        // ancestors whose executable was written in their container comes next
+        // (segments written before it read as none).
+        let upper_ancestors = p
+            .ancestry
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| a.exe_upper_layer)
+            .fold(0u64, |m, (i, _)| m | 1 << i.min(63));
         self.buf.push(
             u8::from(p.argv_truncated)
                 | u8::from(p.exe_upper_layer) << 1
-                | u8::from(p.env.is_some()) << 2,
+                | u8::from(p.env.is_some()) << 2
+                | u8::from(upper_ancestors != 0) << 3,
         );
+        if upper_ancestors != 0 {
+            put_u64(&mut self.buf, upper_ancestors);
+        }
         put_u64(&mut self.buf, p.ancestry.len() as u64);
         for a in &p.ancestry {
             self.ancestor(a);
@@ -1333,10 +1345,11 @@ impl<'a> BlockDecoder<'a> {
         let start_ns = self.r.u64()?;
         let tty = self.r.u32()?;
         let bits = self.r.u8()?;
+        let upper_ancestors = if bits & 8 != 0 { self.r.u64()? } else { 0 };
         let n = self.r.len(1)?;
         let mut ancestry = Vec::with_capacity(n);
-        for _ in 0..n {
-            ancestry.push(self.ancestor()?);
+        for i in 0..n {
+            ancestry.push(self.ancestor(upper_ancestors >> i.min(63) & 1 != 0)?);
         }
         let env = if bits & 4 != 0 {
             Some(self.strings()?)
@@ -1369,7 +1382,9 @@ impl<'a> BlockDecoder<'a> {
         Ok(self.processes.len() - 1)
     }
 
-    fn ancestor(&mut self) -> Result<Arc<Ancestor>, CodecError> {
+    /// `upper`: the ancestor's executable was written in its container (a definition
+    /// takes it; a reference is to a definition that already has it).
+    fn ancestor(&mut self, upper: bool) -> Result<Arc<Ancestor>, CodecError> {
         let r = self.r.u64()?;
         if r != 0 {
             return self
@@ -1384,6 +1399,7 @@ impl<'a> BlockDecoder<'a> {
             exe: self.string()?,
             argv: self.strings()?,
             comm: self.string()?,
+            exe_upper_layer: upper,
         });
         self.ancestors.push(a.clone());
         Ok(a)
@@ -1741,6 +1757,30 @@ mod tests {
             x.process.as_ref().unwrap(),
             y.process.as_ref().unwrap()
         ));
+    }
+
+    #[test]
+    fn ancestors_written_in_their_container_round_trip() {
+        let mut e = sample::event(3, 1, Some("c0ffee"), 9, "/etc/shadow");
+        let ancestor = |pid: u32, upper: bool| {
+            Arc::new(Ancestor {
+                pid,
+                exec_id: format!("ab:{pid}:1"),
+                exe: format!("/tmp/x{pid}"),
+                exe_upper_layer: upper,
+                ..Default::default()
+            })
+        };
+        let p = Arc::make_mut(e.process.as_mut().unwrap());
+        p.ancestry = vec![ancestor(20, false), ancestor(21, true), ancestor(22, false)];
+        // A second process sharing the flagged ancestor reads it back flagged too.
+        let mut f = e.clone();
+        let q = Arc::make_mut(f.process.as_mut().unwrap());
+        q.pid = 30;
+        q.ancestry.remove(0);
+        let records = [Record::Event(e), Record::Event(f)];
+        let (_, back) = roundtrip(&records);
+        assert_eq!(back, records);
     }
 
     fn k8s_event() -> Event {

@@ -59,6 +59,7 @@ impl Entry {
             exe: process.exe.clone(),
             argv: process.argv.clone(),
             comm: process.comm.clone(),
+            exe_upper_layer: process.exe_upper_layer,
         });
         Self {
             process,
@@ -281,6 +282,7 @@ pub fn read_proc(pid: u32, boot: &str, boot_wall_ns: u64) -> Option<Process> {
         .and_then(|s| s.trim().parse::<u32>().ok())
         .filter(|v| *v != u32::MAX);
     let env = crate::environ::read_hook_env(std::path::Path::new("/proc"), pid, &comm);
+    let exe = link("exe");
     Some(Process {
         pid,
         tid: pid,
@@ -292,7 +294,6 @@ pub fn read_proc(pid: u32, boot: &str, boot_wall_ns: u64) -> Option<Process> {
         gid: gids.first().copied().unwrap_or(0),
         egid: gids.get(1).copied().unwrap_or(0),
         auid,
-        exe: link("exe"),
         argv,
         argv_truncated,
         cwd: link("cwd"),
@@ -300,15 +301,126 @@ pub fn read_proc(pid: u32, boot: &str, boot_wall_ns: u64) -> Option<Process> {
         start_ns: boot_wall_ns + start_boot_ns,
         tty,
         ancestry: Vec::new(),
-        // Unknown for processes found at start; only exec events carry it.
-        exe_upper_layer: false,
+        exe_upper_layer: exe_in_upper_layer(pid, &exe),
+        exe,
         env,
     })
+}
+
+/// Whether a running process's executable has a copy in an overlayfs upper layer
+/// (written after its container started), as the kernel tells at exec: for the
+/// processes the sensor finds running, so that a dropped program started before it
+/// (and its children's ancestry) still carries the flag. Reads the process's mount
+/// table for the mount holding the path; false when that is not overlayfs or the
+/// table is unreadable.
+pub fn exe_in_upper_layer(pid: u32, exe: &str) -> bool {
+    if !exe.starts_with('/') {
+        return false;
+    }
+    let Ok(table) = fs::read_to_string(format!("/proc/{pid}/mountinfo")) else {
+        return false;
+    };
+    exe_in_upper_layer_of(&table, exe, |p| {
+        fs::symlink_metadata(p).is_ok_and(|m| m.is_file())
+    })
+}
+
+/// [`exe_in_upper_layer`] on a mount table's text, `is_file` telling whether a
+/// regular file exists at a host path (a whiteout is a character device).
+fn exe_in_upper_layer_of(
+    mountinfo: &str,
+    exe: &str,
+    is_file: impl Fn(&std::path::Path) -> bool,
+) -> bool {
+    // The mount holding exe: the longest mount point that is a prefix of it, the
+    // later one of equal length (mounted over the earlier).
+    let mut holder: Option<(String, &str, &str, &str)> = None;
+    for line in mountinfo.lines() {
+        let Some((pre, post)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut fields = pre.split(' ').skip(3);
+        let (Some(root), Some(point)) = (fields.next(), fields.next()) else {
+            continue;
+        };
+        let point = unescape_mount_field(point);
+        let under = point == "/"
+            || exe
+                .strip_prefix(point.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
+        if !under || holder.as_ref().is_some_and(|h| h.0.len() > point.len()) {
+            continue;
+        }
+        let mut post = post.split(' ');
+        let (Some(fstype), Some(_source), Some(options)) = (post.next(), post.next(), post.next())
+        else {
+            continue;
+        };
+        holder = Some((point, root, fstype, options));
+    }
+    let Some((point, root, fstype, options)) = holder else {
+        return false;
+    };
+    if fstype != "overlay" {
+        return false;
+    }
+    let Some(upper) = options.split(',').find_map(|o| o.strip_prefix("upperdir=")) else {
+        return false;
+    };
+    let rest = exe[point.len().min(exe.len())..].trim_start_matches('/');
+    let path = std::path::Path::new(&unescape_mount_field(upper))
+        .join(unescape_mount_field(root).trim_start_matches('/'))
+        .join(rest);
+    is_file(&path)
+}
+
+/// Mount table fields escape space, tab, newline and backslash as `\ooo` (octal).
+fn unescape_mount_field(field: &str) -> String {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0')))
+            .and_then(|v| u8::try_from(v).ok());
+        if let (b'\\', Some(byte)) = (b[i], octal) {
+            out.push(byte);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn upper_layer_of_a_running_exe_is_read_from_its_mount_table() {
+        let table = "\
+81 54 0:41 / / rw,relatime master:2 - overlay overlay rw,lowerdir=/d/l/A:/d/l/B,upperdir=/d/c1/diff,workdir=/d/c1/work
+82 81 0:45 / /proc rw - proc proc rw
+90 81 8:1 /vols/data /srv/data rw - ext4 /dev/vda rw
+91 81 0:41 /opt/app /my\\040app rw - overlay overlay rw,upperdir=/d/c2/diff,workdir=/d/c2/work
+";
+        let upper = ["/d/c1/diff/tmp/dropped", "/d/c2/diff/opt/app/bin/x"];
+        let is_file = |p: &std::path::Path| upper.iter().any(|u| p == std::path::Path::new(u));
+        assert!(exe_in_upper_layer_of(table, "/tmp/dropped", is_file));
+        assert!(!exe_in_upper_layer_of(table, "/bin/busybox", is_file));
+        // On a volume, not the overlay: whatever the upper dir holds at that path.
+        assert!(!exe_in_upper_layer_of(table, "/srv/data/dropped", |_| true));
+        // A bind mount of an overlay's subdirectory, its mount point escaped.
+        assert!(exe_in_upper_layer_of(table, "/my app/bin/x", is_file));
+        // The host's root is no overlay.
+        let host = "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/vda rw\n";
+        assert!(!exe_in_upper_layer_of(host, "/tmp/dropped", |_| true));
+        assert_eq!(unescape_mount_field("a\\040b\\134c\\9"), "a b\\c\\9");
+    }
 
     #[test]
     fn argv_split_and_truncation() {

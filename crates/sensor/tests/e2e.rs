@@ -461,7 +461,7 @@ fn packet_sockets_reverse_shell_wiring_and_dropped_binaries() {
     }
     shared();
     let c = TestContainer::start("rampart-e2e-drop", &[], &[]);
-    c.exec("actions packet-socket; actions dup-socket </dev/null >/dev/null 2>&1; cp /bin/busybox /tmp/dropped && /tmp/dropped true; /bin/true");
+    c.exec("actions packet-socket; actions dup-socket </dev/null >/dev/null 2>&1; cp /bin/busybox /tmp/dropped && /tmp/dropped true; /bin/true; cp /bin/busybox /tmp/sh && /tmp/sh -c '/bin/sh -c :; true'");
     let owns = |e: &Event| owned_by(&c, e);
     wait_for("AF_PACKET raw socket", T, |e| {
         owns(e)
@@ -498,6 +498,19 @@ fn packet_sockets_reverse_shell_wiring_and_dropped_binaries() {
         owns(e) && matches!(&e.payload, Payload::Exec { filename, .. } if filename == "/bin/true")
     });
     assert!(!image_binary.process.as_ref().unwrap().exe_upper_layer);
+    // The image's own shell run by the dropped one: itself from the image, its parent
+    // (in its ancestry, as the process tree keeps it) written in the container.
+    let child = wait_for("exec of the image's sh by a dropped shell", T, |e| {
+        owns(e)
+            && matches!(&e.payload, Payload::Exec { .. })
+            && e.process
+                .as_ref()
+                .is_some_and(|p| p.ancestry.first().is_some_and(|a| a.exe == "/tmp/sh"))
+    });
+    let child = child.process.as_ref().unwrap();
+    assert!(!child.exe_upper_layer, "{child:?}");
+    assert!(child.ancestry[0].exe_upper_layer, "{child:?}");
+    assert!(!child.ancestry[1].exe_upper_layer, "{child:?}");
     // The pipe on stderr and the plain UDP socket were seen by the kernel but not sent.
     let events = shared().events.lock().unwrap().clone();
     let noise: Vec<_> = events
@@ -766,6 +779,49 @@ fn privilege_and_kernel_events() {
         "{:?}",
         meta.cap_add
     );
+}
+
+/// A program written in a running container and started before the sensor looked:
+/// found in /proc (as at start), it carries the upper-layer flag the kernel gives an
+/// exec, read from its mount table; the image's own program does not.
+#[test]
+fn running_dropped_program_found_in_proc_carries_the_upper_layer_flag() {
+    if !ready() {
+        return;
+    }
+    let dropped = TestContainer::start(
+        "rampart-e2e-seeded-drop",
+        &[],
+        &[
+            "sh",
+            "-c",
+            "cp /bin/busybox /tmp/sleep && exec /tmp/sleep 300",
+        ],
+    );
+    let image = TestContainer::start("rampart-e2e-seeded-image", &[], &[]);
+    let main_pid = |c: &TestContainer, exe: &str| -> u32 {
+        let deadline = Instant::now() + T;
+        loop {
+            let pid: u32 = rampart_testbed::docker(&["inspect", "-f", "{{.State.Pid}}", &c.name])
+                .parse()
+                .expect("pid");
+            let now = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
+            if now.to_string_lossy() == exe {
+                return pid;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: {now:?} is not {exe}",
+                c.name
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let read = |pid| rampart_sensor::proctree::read_proc(pid, "t", 0).expect("in /proc");
+    let p = read(main_pid(&dropped, "/tmp/sleep"));
+    assert!(p.exe_upper_layer, "{p:?}");
+    let p = read(main_pid(&image, "/bin/busybox"));
+    assert!(!p.exe_upper_layer, "{p:?}");
 }
 
 /// A 32-bit program and a 64-bit one using int 0x80 (tests/images/compat32.c) make

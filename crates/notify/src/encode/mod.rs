@@ -159,6 +159,7 @@ pub(crate) mod sample {
                         exe: "/bin/bash".into(),
                         argv: vec!["bash".into()],
                         comm: "bash".into(),
+                        exe_upper_layer: false,
                     }),
                     Arc::new(Ancestor {
                         pid: 1,
@@ -166,6 +167,7 @@ pub(crate) mod sample {
                         exe: "/usr/sbin/sshd".into(),
                         argv: vec!["sshd".into(), "-D".into()],
                         comm: "sshd".into(),
+                        exe_upper_layer: false,
                     }),
                 ],
                 ..Default::default()
