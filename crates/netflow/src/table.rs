@@ -48,6 +48,8 @@ pub struct FlowTable {
     listeners: Listeners,
     listening: BTreeMap<u64, BTreeSet<(Proto, u16)>>,
     tls: HashMap<FlowId, TlsInfo>,
+    /// The directory's version the peers were last named from.
+    named_at: Option<u64>,
 }
 
 impl FlowTable {
@@ -69,6 +71,17 @@ impl FlowTable {
 
     pub fn get(&self, id: &FlowId) -> Option<&Flow> {
         self.flows.get(id)
+    }
+
+    /// Whether the process that connected from `cgroup_id` to `remote`:`port` is known.
+    pub fn knows_connector(&self, cgroup_id: u64, proto: u8, remote: IpAddr, port: u16) -> bool {
+        self.connectors
+            .contains_key(&(cgroup_id, proto, remote, port))
+    }
+
+    /// Whether a flow the kernel counted is in the table already.
+    pub fn contains(&self, k: &KernelFlow) -> bool {
+        self.flows.contains_key(&id_of(k))
     }
 
     /// Takes in the kernel's counters for one flow. Returns true when the flow is
@@ -240,8 +253,13 @@ impl FlowTable {
             .unwrap_or_default()
     }
 
-    /// Names peers again (the directory learned of new containers or names).
+    /// Names peers again (the directory learned of new containers or names); does
+    /// nothing when no name changed since the last call.
     pub fn rename(&mut self, dir: &Directory) {
+        if self.named_at == Some(dir.version()) {
+            return;
+        }
+        self.named_at = Some(dir.version());
         for f in self.flows.values_mut() {
             if matches!(f.peer, Peer::External { dns_name: None }) || f.container_id.is_empty() {
                 f.peer = dir.peer(f.cgroup_id, &f.remote_ip);
@@ -255,9 +273,21 @@ impl FlowTable {
 
     /// Drops flows last seen before `before_ns`; returns how many.
     pub fn expire(&mut self, before_ns: u64) -> usize {
-        let n = self.flows.len();
-        self.flows.retain(|_, f| f.last_ns >= before_ns);
-        n - self.flows.len()
+        self.expire_ids(before_ns).len()
+    }
+
+    /// Drops flows last seen before `before_ns`; returns their ids (for the kernel's
+    /// table to drop them too).
+    pub fn expire_ids(&mut self, before_ns: u64) -> Vec<FlowId> {
+        let mut gone = Vec::new();
+        self.flows.retain(|id, f| {
+            let keep = f.last_ns >= before_ns;
+            if !keep {
+                gone.push(*id);
+            }
+            keep
+        });
+        gone
     }
 
     /// Adds a flow as it is (replay, tests, benches).
