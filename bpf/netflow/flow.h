@@ -215,13 +215,11 @@ static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct
 		__sync_fetch_and_add(&v->pkts_in, 1);
 		new_flags = (__u64)p->tcp_flags << NF_FLAG_IN_SHIFT;
 	}
-	bool flags_changed = new_flags && (v->flags & new_flags) != new_flags;
-	if (flags_changed)
+	if (new_flags && (v->flags & new_flags) != new_flags)
 		__sync_fetch_and_or(&v->flags, new_flags);
-	// Reported once per read, and again when a FIN or RST is first seen (so a
-	// connection's end is read even when user space had read it this interval).
-	if (v->gen != cfg->gen ||
-	    (flags_changed && (p->tcp_flags & (NF_TCP_FIN | NF_TCP_RST))))
+	// Once per read: user space bumps the generation before it drains the ring and
+	// reads again the flows reported in the new one, so no change goes unread.
+	if (v->gen != cfg->gen)
 		nf_report_change(p, v, cfg->gen);
 	return v;
 }

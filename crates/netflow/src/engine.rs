@@ -328,6 +328,8 @@ impl NetworkEngine {
             found.extend(self.on_record(r, now));
         }
         self.records = records;
+        self.table
+            .trim_recent(now.saturating_sub(self.detectors.config.flood_window_secs * NS));
         found.extend(self.detectors.on_poll(&self.table, now));
         for (w, m) in self.segmentation.tick(now) {
             tracing::info!(workload = %w, mode = ?m, "network: segmentation mode moved forward");

@@ -2,7 +2,7 @@
 //! never per packet) with names, processes and TLS facts joined on, and the ports
 //! each container listens on.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use rampart_bpf::netflow::{ConnectOwner, FlowEnds, Initiator, KernelFlow};
@@ -50,6 +50,9 @@ pub struct FlowTable {
     tls: HashMap<FlowId, TlsInfo>,
     /// The directory's version the peers were last named from.
     named_at: Option<u64>,
+    /// Flows by when they were taken in (first seen, id), oldest first: the flood
+    /// detectors look at recent flows without walking the table.
+    recent: VecDeque<(u64, FlowId)>,
 }
 
 impl FlowTable {
@@ -135,6 +138,7 @@ impl FlowTable {
             process: process_for(&self.connectors, &self.listeners, k),
             tls: self.tls.remove(&id),
         };
+        self.recent.push_back((flow.first_ns, id));
         self.flows.insert(id, flow);
         true
     }
@@ -300,6 +304,28 @@ impl FlowTable {
             f.remote_ip,
             f.remote_port,
         );
-        self.flows.insert(id, f);
+        let first_ns = f.first_ns;
+        if self.flows.insert(id, f).is_none() {
+            self.recent.push_back((first_ns, id));
+        }
+    }
+
+    /// Forgets, for [`Self::recent_flows`], flows first seen before `before_ns`.
+    pub fn trim_recent(&mut self, before_ns: u64) {
+        // Taken in roughly in order of first sight: a straggler behind a newer flow
+        // stays until that one goes, and `recent_flows` filters it out.
+        while self.recent.front().is_some_and(|(t, _)| *t < before_ns) {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The flows first seen at or after `since_ns` (of those not trimmed), without
+    /// walking the whole table.
+    pub fn recent_flows(&self, since_ns: u64) -> impl Iterator<Item = &Flow> {
+        self.recent
+            .iter()
+            .filter(move |(t, _)| *t >= since_ns)
+            .filter_map(|(_, id)| self.flows.get(id))
+            .filter(move |f| f.first_ns >= since_ns)
     }
 }
