@@ -115,8 +115,12 @@ static __always_inline void nf_emit_payload(struct __sk_buff *skb, __u32 kind,
 	r->h.ts_ns = bpf_ktime_get_ns();
 	r->h.flow = p->key;
 	r->h.wire_len = skb->len;
+	// As in nf_capture_packet: a length 6.1's verifier can bound to [1, NF_PAYLOAD].
+	__u64 len = avail - 1;
+	asm volatile("" : "+r"(len));
+	len = (len & (NF_PAYLOAD - 1)) + 1;
 	if (avail == 0 || avail > NF_PAYLOAD ||
-	    bpf_skb_load_bytes(skb, off, r->data, avail)) {
+	    bpf_skb_load_bytes(skb, off, r->data, len)) {
 		bpf_ringbuf_discard(r, 0);
 		return;
 	}
@@ -148,7 +152,13 @@ static __always_inline void nf_capture_packet(struct __sk_buff *skb, const struc
 	r->h.wire_len = skb->len;
 	// Direction rides in pid's place: 1 egress, 2 ingress.
 	r->h.pid = egress ? 1 : 2;
-	if (caplen == 0 || caplen > NF_SNAP_MAX || bpf_skb_load_bytes(skb, 0, r->data, caplen)) {
+	// 6.1's verifier learns no lower bound from `caplen == 0` being false, and a
+	// length that may be 0 is refused: the length goes as 1 + (caplen - 1) % 256,
+	// which it can bound to [1, 256] (the same value for caplen in 1..256).
+	__u64 len = caplen - 1;
+	asm volatile("" : "+r"(len));
+	len = (len & (NF_SNAP_MAX - 1)) + 1;
+	if (caplen == 0 || caplen > NF_SNAP_MAX || bpf_skb_load_bytes(skb, 0, r->data, len)) {
 		bpf_ringbuf_discard(r, 0);
 		return;
 	}
