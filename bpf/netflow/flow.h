@@ -115,8 +115,12 @@ static __always_inline void nf_emit_payload(struct __sk_buff *skb, __u32 kind,
 	r->h.ts_ns = bpf_ktime_get_ns();
 	r->h.flow = p->key;
 	r->h.wire_len = skb->len;
+	// As in nf_capture_packet: a length 6.1's verifier can bound to [1, NF_PAYLOAD].
+	__u64 len = avail - 1;
+	asm volatile("" : "+r"(len));
+	len = (len & (NF_PAYLOAD - 1)) + 1;
 	if (avail == 0 || avail > NF_PAYLOAD ||
-	    bpf_skb_load_bytes(skb, off, r->data, avail)) {
+	    bpf_skb_load_bytes(skb, off, r->data, len)) {
 		bpf_ringbuf_discard(r, 0);
 		return;
 	}
@@ -125,13 +129,11 @@ static __always_inline void nf_emit_payload(struct __sk_buff *skb, __u32 kind,
 }
 
 static __always_inline void nf_capture_packet(struct __sk_buff *skb, const struct nf_pkt *p,
-					      bool egress)
+					      const struct nf_config *cfg, bool egress)
 {
-	if (!bpf_map_lookup_elem(&nf_capture, &p->key.cgid))
+	if (!(cfg->flags & NF_CFG_CAPTURE) || !bpf_map_lookup_elem(&nf_capture, &p->key.cgid))
 		return;
-	__u32 zero = 0;
-	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
-	__u32 snap = cfg ? cfg->snaplen : 0;
+	__u32 snap = cfg->snaplen;
 	if (snap == 0 || snap > NF_SNAP_MAX)
 		snap = NF_SNAP_MAX;
 	__u64 caplen = skb->len < snap ? skb->len : snap;
@@ -150,7 +152,13 @@ static __always_inline void nf_capture_packet(struct __sk_buff *skb, const struc
 	r->h.wire_len = skb->len;
 	// Direction rides in pid's place: 1 egress, 2 ingress.
 	r->h.pid = egress ? 1 : 2;
-	if (caplen == 0 || caplen > NF_SNAP_MAX || bpf_skb_load_bytes(skb, 0, r->data, caplen)) {
+	// 6.1's verifier learns no lower bound from `caplen == 0` being false, and a
+	// length that may be 0 is refused: the length goes as 1 + (caplen - 1) % 256,
+	// which it can bound to [1, 256] (the same value for caplen in 1..256).
+	__u64 len = caplen - 1;
+	asm volatile("" : "+r"(len));
+	len = (len & (NF_SNAP_MAX - 1)) + 1;
+	if (caplen == 0 || caplen > NF_SNAP_MAX || bpf_skb_load_bytes(skb, 0, r->data, len)) {
 		bpf_ringbuf_discard(r, 0);
 		return;
 	}
@@ -160,8 +168,26 @@ static __always_inline void nf_capture_packet(struct __sk_buff *skb, const struc
 		__sync_fetch_and_add(&st->packets_captured, 1);
 }
 
+// Reports a flow in nf_changes, once per user-space read (generation).
+static __always_inline void nf_report_change(const struct nf_pkt *p, struct flow_val *v, __u32 gen)
+{
+	v->gen = gen;
+	struct nf_change *c = bpf_ringbuf_reserve(&nf_changes, sizeof(*c), 0);
+	if (!c) {
+		// Not reported: user space reads the whole table once instead.
+		struct nf_stats *st = nf_stat();
+		if (st)
+			__sync_fetch_and_add(&st->changes_lost, 1);
+		return;
+	}
+	c->key = p->key;
+	c->gen = gen;
+	c->pad = 0;
+	bpf_ringbuf_submit(c, BPF_RB_NO_WAKEUP);
+}
+
 static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct nf_pkt *p,
-						   bool egress)
+						   const struct nf_config *cfg, bool egress)
 {
 	__u64 now = bpf_ktime_get_ns();
 	struct flow_val *v = bpf_map_lookup_elem(&nf_flows, &p->key);
@@ -173,6 +199,8 @@ static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct
 						  : NF_INIT_UNKNOWN;
 		else
 			init.initiator = egress ? NF_INIT_LOCAL : NF_INIT_REMOTE;
+		// Not yet reported: the first packet reports it below.
+		init.gen = cfg->gen - 1;
 		struct nf_stats *st = nf_stat();
 		// NOEXIST: a racing CPU's entry is kept, and both update it below.
 		long err = bpf_map_update_elem(&nf_flows, &p->key, &init, BPF_NOEXIST);
@@ -187,28 +215,29 @@ static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct
 			return NULL;
 	}
 	v->last_ns = now;
+	__u64 new_flags = 0;
 	if (egress) {
 		__sync_fetch_and_add(&v->bytes_out, skb->len);
 		__sync_fetch_and_add(&v->pkts_out, 1);
-		if (p->tcp_flags && !(v->flags & ((__u64)p->tcp_flags << NF_FLAG_OUT_SHIFT)))
-			__sync_fetch_and_or(&v->flags, (__u64)p->tcp_flags << NF_FLAG_OUT_SHIFT);
+		new_flags = (__u64)p->tcp_flags << NF_FLAG_OUT_SHIFT;
 	} else {
 		__sync_fetch_and_add(&v->bytes_in, skb->len);
 		__sync_fetch_and_add(&v->pkts_in, 1);
-		if (p->tcp_flags && !(v->flags & ((__u64)p->tcp_flags << NF_FLAG_IN_SHIFT)))
-			__sync_fetch_and_or(&v->flags, (__u64)p->tcp_flags << NF_FLAG_IN_SHIFT);
+		new_flags = (__u64)p->tcp_flags << NF_FLAG_IN_SHIFT;
 	}
+	if (new_flags && (v->flags & new_flags) != new_flags)
+		__sync_fetch_and_or(&v->flags, new_flags);
+	// Once per read: user space bumps the generation before it drains the ring and
+	// reads again the flows reported in the new one, so no change goes unread.
+	if (v->gen != cfg->gen)
+		nf_report_change(p, v, cfg->gen);
 	return v;
 }
 
 static __always_inline void nf_inspect(struct __sk_buff *skb, struct nf_pkt *p,
-				       struct flow_val *v, bool egress)
+				       const struct nf_config *cfg, struct flow_val *v, bool egress)
 {
 	if (!p->payload || p->payload >= skb->len)
-		return;
-	__u32 zero = 0;
-	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
-	if (!cfg)
 		return;
 	if (!egress && p->key.proto == NF_UDP && p->key.rport == 53 && (cfg->flags & NF_CFG_DNS)) {
 		nf_emit_payload(skb, NF_REC_DNS, p, p->payload, NF_PAYLOAD);
@@ -233,15 +262,20 @@ static __always_inline void nf_inspect(struct __sk_buff *skb, struct nf_pkt *p,
 
 static __always_inline int nf_skb(struct __sk_buff *skb, bool egress)
 {
+	__u32 zero = 0;
+	// An array lookup: inlined by the verifier, one load.
+	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
+	if (!cfg)
+		return 1;
 	struct nf_pkt p = {};
 	if (!nf_parse(skb, egress, &p))
 		return 1;
 	p.key.cgid = bpf_skb_cgroup_id(skb);
-	if (!egress && !nf_inbound_allowed(&p))
+	if (!egress && (cfg->flags & NF_CFG_PROTECT) && !nf_inbound_allowed(&p))
 		return 0;
-	struct flow_val *v = nf_account(skb, &p, egress);
-	nf_inspect(skb, &p, v, egress);
-	nf_capture_packet(skb, &p, egress);
+	struct flow_val *v = nf_account(skb, &p, cfg, egress);
+	nf_inspect(skb, &p, cfg, v, egress);
+	nf_capture_packet(skb, &p, cfg, egress);
 	return 1;
 }
 

@@ -21,6 +21,8 @@
 enum nf_cfg_flags {
 	NF_CFG_DNS = 1, // DNS answers to user space
 	NF_CFG_TLS = 2, // the first egress payload of TCP flows (ClientHellos whole) to user space
+	NF_CFG_CAPTURE = 4, // some cgroup is in nf_capture (else its lookup is skipped)
+	NF_CFG_PROTECT = 8, // some cgroup is in nf_protect (else its lookup is skipped)
 };
 
 // struct flow_val.flags: TCP flags seen each way, and what was reported.
@@ -66,7 +68,10 @@ struct flow_val {
 	__u64 pkts_in;
 	__u64 flags;
 	__u8 initiator;
-	__u8 pad[7];
+	__u8 pad[3];
+	// nf_config.gen when the flow was last reported in nf_changes: a flow is reported
+	// once per user-space read, whatever its packet rate.
+	__u32 gen;
 };
 
 // Who opened an outbound flow, from cgroup/connect4|6 (the local port is not bound
@@ -89,6 +94,17 @@ struct owner_val {
 struct nf_config {
 	__u32 flags;
 	__u32 snaplen; // bytes kept of a captured packet, at most NF_SNAP_MAX
+	// Bumped by user space before each read of nf_changes.
+	__u32 gen;
+	__u32 pad;
+};
+
+// A flow that changed since user space's last read (nf_changes): user space looks up
+// only these, so a read costs what changed, not the table's size or its idle flows.
+struct nf_change {
+	struct flow_key key;
+	__u32 gen; // nf_config.gen when reported
+	__u32 pad;
 };
 
 // A protected cgroup's baseline edge. dir: 1 outbound (remote address and port), 2
@@ -125,6 +141,9 @@ struct nf_stats {
 	__u64 connects_denied;
 	__u64 inbound_denied;
 	__u64 packets_captured;
+	// A flow change not reported (nf_changes full): user space then reads the whole
+	// table once.
+	__u64 changes_lost;
 };
 
 struct nf_record_hdr {
@@ -211,6 +230,12 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 22);
 } nf_records SEC(".maps");
+
+// Flows changed since user space's last read (struct nf_change).
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 20);
+} nf_changes SEC(".maps");
 
 // Captured packets: their own ring, so a busy capture cannot crowd out the rest.
 struct {

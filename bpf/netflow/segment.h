@@ -93,13 +93,21 @@ static __always_inline int nf_connect(struct bpf_sock_addr *ctx, const __u8 *add
 	struct owner_val ov = {.ts_ns = bpf_ktime_get_ns(),
 			       .pid = bpf_get_current_pid_tgid() >> 32};
 	if (record_owner) {
-		bpf_get_current_comm(ov.comm, sizeof(ov.comm));
-		bpf_map_update_elem(&nf_owners, &ok, &ov, BPF_ANY);
+		// The same process connecting to the same end again (a connect storm, a
+		// pool) leaves the entry as it is: a lookup, not an update of the LRU.
+		struct owner_val *known = bpf_map_lookup_elem(&nf_owners, &ok);
+		if (!known || known->pid != ov.pid) {
+			bpf_get_current_comm(ov.comm, sizeof(ov.comm));
+			bpf_map_update_elem(&nf_owners, &ok, &ov, BPF_ANY);
+		}
 	}
+	__u32 zero = 0;
+	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
+	if (!cfg || !(cfg->flags & NF_CFG_PROTECT))
+		return 1;
 	if (!bpf_map_lookup_elem(&nf_protect, &cgid) || nf_loopback(addr))
 		return 1;
-	if (!record_owner)
-		bpf_get_current_comm(ov.comm, sizeof(ov.comm));
+	bpf_get_current_comm(ov.comm, sizeof(ov.comm));
 	if (nf_allowed(cgid, addr, port, proto, 1))
 		return 1;
 	struct nf_stats *st = nf_stat();

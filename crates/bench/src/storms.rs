@@ -28,6 +28,9 @@ pub enum StormKind {
     Connect,
     /// getppid, which the sensor does not watch: the cost of the hook itself.
     Syscall,
+    /// A bulk transfer over one loopback TCP connection: N MiB written in 64 KiB
+    /// writes and read on the other end (flow accounting's per-packet cost).
+    Bulk,
     /// A workload of all of them: per round one exec, 20 opens, 2 connects and 200
     /// getppid calls.
     Mixed,
@@ -44,6 +47,7 @@ impl StormKind {
             Self::Open => "open",
             Self::Connect => "connect",
             Self::Syscall => "syscall",
+            Self::Bulk => "bulk",
             Self::Mixed => "mixed",
             Self::PacedOpen => "paced-open",
             Self::QuietOpen => "quiet-open",
@@ -59,6 +63,7 @@ impl FromStr for StormKind {
             "open" => Self::Open,
             "connect" => Self::Connect,
             "syscall" => Self::Syscall,
+            "bulk" => Self::Bulk,
             "mixed" => Self::Mixed,
             "paced-open" => Self::PacedOpen,
             "quiet-open" => Self::QuietOpen,
@@ -130,6 +135,7 @@ pub fn run_storm(kind: StormKind, n: u64) -> Result<Duration, BenchError> {
         StormKind::Open => open_storm(n, &file),
         StormKind::Connect => connect_storm(n),
         StormKind::Syscall => syscall_storm(n),
+        StormKind::Bulk => bulk_storm(n),
         StormKind::Mixed => mixed_storm(n, &file)?,
         StormKind::PacedOpen => paced_open_storm(n, &file, Duration::from_millis(1)),
         StormKind::QuietOpen => paced_open_storm(n, &file, QUIET_OPEN_INTERVAL),
@@ -200,6 +206,49 @@ fn connect_storm(n: u64) -> Duration {
     }
     let d = t.elapsed();
     let _ = acceptor.join();
+    d
+}
+
+/// Writes `mib` MiB over one loopback TCP connection to a reader thread; the time
+/// runs from the first write to the reader's last byte.
+fn bulk_storm(mib: u64) -> Duration {
+    const CHUNK: usize = 64 << 10;
+    let Ok(listener) = TcpListener::bind("127.0.0.1:0") else {
+        return Duration::ZERO;
+    };
+    let Ok(addr) = listener.local_addr() else {
+        return Duration::ZERO;
+    };
+    let reader = std::thread::spawn(move || {
+        let mut total = 0u64;
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut buf = vec![0u8; CHUNK];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+        }
+        total
+    });
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return Duration::ZERO;
+    };
+    let buf = vec![0x5au8; CHUNK];
+    let t = Instant::now();
+    for _ in 0..mib * (1 << 20) / CHUNK as u64 {
+        if s.write_all(&buf).is_err() {
+            break;
+        }
+    }
+    drop(s);
+    let received = reader.join().unwrap_or(0);
+    let d = t.elapsed();
+    // A transfer cut short is no figure.
+    if received != mib << 20 {
+        return Duration::ZERO;
+    }
     d
 }
 

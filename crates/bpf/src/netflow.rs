@@ -30,6 +30,8 @@ pub const SNAP_MAX: usize = 256;
 
 const CFG_DNS: u32 = 1;
 const CFG_TLS: u32 = 2;
+const CFG_CAPTURE: u32 = 4;
+const CFG_PROTECT: u32 = 8;
 
 const REC_DNS: u32 = 1;
 const REC_TLS: u32 = 2;
@@ -62,7 +64,8 @@ struct FlowVal {
     pkts_in: u64,
     flags: u64,
     initiator: u8,
-    pad: [u8; 7],
+    pad: [u8; 3],
+    gen: u32,
 }
 
 #[repr(C)]
@@ -89,6 +92,17 @@ struct OwnerVal {
 struct NfConfig {
     flags: u32,
     snaplen: u32,
+    gen: u32,
+    pad: u32,
+}
+
+/// `struct nf_change`: a flow that changed since the last read.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct NfChange {
+    key: FlowKey,
+    gen: u32,
+    pad: u32,
 }
 
 #[repr(C)]
@@ -130,6 +144,9 @@ pub struct NetflowStats {
     pub connects_denied: u64,
     pub inbound_denied: u64,
     pub packets_captured: u64,
+    /// Flow changes the kernel could not report (its change ring was full): the
+    /// next read takes the whole table instead.
+    pub changes_lost: u64,
 }
 
 /// `struct nf_record_hdr`.
@@ -164,6 +181,8 @@ unsafe impl aya::Pod for SegCidrData {}
 unsafe impl aya::Pod for NetflowStats {}
 // SAFETY: as above.
 unsafe impl aya::Pod for RecordHdr {}
+// SAFETY: as above.
+unsafe impl aya::Pod for NfChange {}
 
 /// The C structs of `bpf/netflow/maps.h` this module mirrors, with the size of the
 /// Rust mirror (tests/netflow_btf.rs checks them against the object's BTF). The ring
@@ -410,6 +429,31 @@ fn ends_of(k: &FlowKey) -> FlowEnds {
     }
 }
 
+fn key_of(e: &FlowEnds) -> FlowKey {
+    FlowKey {
+        cgid: e.cgroup_id,
+        local: ip_bytes(e.local),
+        remote: ip_bytes(e.remote),
+        lport: e.local_port,
+        rport: e.remote_port,
+        proto: e.proto,
+        pad: [0; 3],
+    }
+}
+
+/// What one [`NetflowProbe::read_changes`] found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ChangeRead {
+    /// Flows the kernel reported changed (each looked up once).
+    pub changed: usize,
+    /// Reported flows gone from the table before they were read (evicted by the
+    /// LRU when full, or expired): their last counters are lost.
+    pub gone: usize,
+    /// The kernel lost change reports (its ring was full), so the whole table was
+    /// read instead.
+    pub full_read: bool,
+}
+
 fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -451,6 +495,16 @@ pub struct NetflowProbe {
     ebpf: Ebpf,
     records: RingBuf<MapData>,
     packets: RingBuf<MapData>,
+    changes: RingBuf<MapData>,
+    /// What `nf_cfg` holds (the generation, the flags).
+    cfg: NfConfig,
+    /// Flows reported in the current generation: read again at the next read, as
+    /// their later packets in this generation report nothing.
+    carry: std::collections::HashSet<FlowKey>,
+    /// `changes_lost` when last read: more means a report went missing.
+    changes_lost_seen: u64,
+    captured: std::collections::HashSet<u64>,
+    protected: std::collections::HashSet<u64>,
     attached: Vec<PathBuf>,
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC when loaded: the kernel stamps are
     /// monotonic.
@@ -486,10 +540,17 @@ impl NetflowProbe {
         };
         let records = take_ring(&mut ebpf, "nf_records")?;
         let packets = take_ring(&mut ebpf, "nf_packets")?;
+        let changes = take_ring(&mut ebpf, "nf_changes")?;
         let mut probe = Self {
             ebpf,
             records,
             packets,
+            changes,
+            cfg: NfConfig::default(),
+            carry: Default::default(),
+            changes_lost_seen: 0,
+            captured: Default::default(),
+            protected: Default::default(),
             attached: Vec::new(),
             wall_offset_ns: clock_ns(libc::CLOCK_REALTIME)
                 .saturating_sub(clock_ns(libc::CLOCK_MONOTONIC)),
@@ -500,19 +561,36 @@ impl NetflowProbe {
 
     /// Changes what the kernel side reads (takes effect at once).
     pub fn set_options(&mut self, options: NetflowOptions) -> Result<(), BpfError> {
-        let mut cfg: Array<&mut MapData, NfConfig> = self.array_mut("nf_cfg")?;
-        let mut flags = 0;
+        let mut flags = self.cfg.flags & (CFG_CAPTURE | CFG_PROTECT);
         if options.dns {
             flags |= CFG_DNS;
         }
         if options.tls {
             flags |= CFG_TLS;
         }
-        let value = NfConfig {
-            flags,
-            snaplen: options.snaplen.clamp(20, SNAP_MAX as u32),
-        };
+        self.cfg.flags = flags;
+        self.cfg.snaplen = options.snaplen.clamp(20, SNAP_MAX as u32);
+        self.write_cfg()
+    }
+
+    fn write_cfg(&mut self) -> Result<(), BpfError> {
+        let value = self.cfg;
+        let mut cfg: Array<&mut MapData, NfConfig> = self.array_mut("nf_cfg")?;
         cfg.set(0, value, 0).map_err(map_err("nf_cfg"))
+    }
+
+    /// Sets or clears a flag that lets the programs skip a map lookup per packet.
+    fn set_flag(&mut self, flag: u32, on: bool) -> Result<(), BpfError> {
+        let flags = if on {
+            self.cfg.flags | flag
+        } else {
+            self.cfg.flags & !flag
+        };
+        if flags != self.cfg.flags {
+            self.cfg.flags = flags;
+            self.write_cfg()?;
+        }
+        Ok(())
     }
 
     /// Attaches the programs to a cgroup v2 directory: every socket of a cgroup at or
@@ -566,37 +644,124 @@ impl NetflowProbe {
         mono_ns.saturating_add(self.wall_offset_ns)
     }
 
-    /// Every flow in the kernel's table.
+    fn kernel_flow(&self, k: &FlowKey, v: &FlowVal) -> KernelFlow {
+        let e = ends_of(k);
+        KernelFlow {
+            cgroup_id: k.cgid,
+            proto: k.proto,
+            local: e.local,
+            local_port: k.lport,
+            remote: e.remote,
+            remote_port: k.rport,
+            bytes_out: v.bytes_out,
+            packets_out: v.pkts_out,
+            bytes_in: v.bytes_in,
+            packets_in: v.pkts_in,
+            first_ns: self.wall_ns(v.first_ns),
+            last_ns: self.wall_ns(v.last_ns),
+            initiator: match v.initiator {
+                1 => Initiator::Local,
+                2 => Initiator::Remote,
+                _ => Initiator::Unknown,
+            },
+            tcp_flags_out: (v.flags & 0xff) as u8,
+            tcp_flags_in: ((v.flags >> 8) & 0xff) as u8,
+        }
+    }
+
+    /// Every flow in the kernel's table: two system calls per entry, so for
+    /// one-off reads (`rampart net --live`, tests); a node reads
+    /// [`Self::read_changes`].
     pub fn flows(&self) -> Result<Vec<KernelFlow>, BpfError> {
         let map: BpfHashMap<&MapData, FlowKey, FlowVal> = self.hash("nf_flows")?;
         let mut out = Vec::new();
         for entry in map.iter() {
             // An entry evicted while iterating ends that entry, not the walk.
             let Ok((k, v)) = entry else { continue };
-            let e = ends_of(&k);
-            out.push(KernelFlow {
-                cgroup_id: k.cgid,
-                proto: k.proto,
-                local: e.local,
-                local_port: k.lport,
-                remote: e.remote,
-                remote_port: k.rport,
-                bytes_out: v.bytes_out,
-                packets_out: v.pkts_out,
-                bytes_in: v.bytes_in,
-                packets_in: v.pkts_in,
-                first_ns: self.wall_ns(v.first_ns),
-                last_ns: self.wall_ns(v.last_ns),
-                initiator: match v.initiator {
-                    1 => Initiator::Local,
-                    2 => Initiator::Remote,
-                    _ => Initiator::Unknown,
-                },
-                tcp_flags_out: (v.flags & 0xff) as u8,
-                tcp_flags_in: ((v.flags >> 8) & 0xff) as u8,
-            });
+            out.push(self.kernel_flow(&k, &v));
         }
         Ok(out)
+    }
+
+    /// The flows that changed since the last call (their current counters, into
+    /// `out`): the programs report each flow once per call in a ring, so this costs
+    /// one lookup per changed flow, whatever the table's size and however many of
+    /// its flows are idle. Should the ring have overflowed, the whole table is read.
+    pub fn read_changes(&mut self, out: &mut Vec<KernelFlow>) -> Result<ChangeRead, BpfError> {
+        // A new generation first: a packet from now on reports its flow again, so
+        // nothing after the drain below goes unreported.
+        self.cfg.gen = self.cfg.gen.wrapping_add(1);
+        self.write_cfg()?;
+        let gen = self.cfg.gen;
+        let mut keys = std::mem::take(&mut self.carry);
+        while let Some(item) = self.changes.next() {
+            let Some(c) = read_pod::<NfChange>(&item) else {
+                continue;
+            };
+            if c.gen == gen {
+                self.carry.insert(c.key);
+            }
+            keys.insert(c.key);
+        }
+        let lost = self.stats()?.changes_lost;
+        let mut read = ChangeRead::default();
+        if lost > self.changes_lost_seen {
+            self.changes_lost_seen = lost;
+            read.full_read = true;
+            let all = self.flows()?;
+            read.changed = all.len();
+            out.extend(all);
+            return Ok(read);
+        }
+        let map: BpfHashMap<&MapData, FlowKey, FlowVal> = self.hash("nf_flows")?;
+        for k in &keys {
+            match map.get(k, 0) {
+                Ok(v) => {
+                    read.changed += 1;
+                    out.push(self.kernel_flow(k, &v));
+                }
+                Err(_) => read.gone += 1,
+            }
+        }
+        Ok(read)
+    }
+
+    /// Takes a flow out of the kernel's table (user space expired it).
+    pub fn remove_flow(&mut self, ends: &FlowEnds) -> Result<(), BpfError> {
+        let key = key_of(ends);
+        self.carry.remove(&key);
+        let mut map: BpfHashMap<&mut MapData, FlowKey, FlowVal> = self.hash_mut("nf_flows")?;
+        // Already gone (evicted) is as good as removed.
+        let _ = map.remove(&key);
+        Ok(())
+    }
+
+    /// The process that last connected from cgroup `cgroup_id` to `remote`:`port`
+    /// (one lookup; [`Self::owners`] reads them all).
+    pub fn owner(
+        &self,
+        cgroup_id: u64,
+        proto: u8,
+        remote: IpAddr,
+        remote_port: u16,
+    ) -> Result<Option<ConnectOwner>, BpfError> {
+        let map: BpfHashMap<&MapData, OwnerKey, OwnerVal> = self.hash("nf_owners")?;
+        let key = OwnerKey {
+            cgid: cgroup_id,
+            remote: ip_bytes(remote),
+            rport: remote_port,
+            proto,
+            pad: [0; 5],
+        };
+        Ok(map.get(&key, 0).ok().map(|v| ConnectOwner {
+            cgroup_id,
+            proto,
+            remote,
+            remote_port,
+            pid: v.pid,
+            comm: comm_of(&v.comm),
+            ts_ns: self.wall_ns(v.ts_ns),
+        }))
     }
 
     /// Removes flows last seen before `mono_cutoff_wall_ns` (wall clock) from the
@@ -704,13 +869,20 @@ impl NetflowProbe {
 
     /// Starts or stops capturing a cgroup's packets.
     pub fn set_capture(&mut self, cgroup_id: u64, on: bool) -> Result<(), BpfError> {
-        let mut map: BpfHashMap<&mut MapData, u64, u32> = self.hash_mut("nf_capture")?;
-        if on {
-            map.insert(cgroup_id, 1, 0).map_err(map_err("nf_capture"))
-        } else {
-            let _ = map.remove(&cgroup_id);
-            Ok(())
+        {
+            let mut map: BpfHashMap<&mut MapData, u64, u32> = self.hash_mut("nf_capture")?;
+            if on {
+                map.insert(cgroup_id, 1, 0).map_err(map_err("nf_capture"))?;
+            } else {
+                let _ = map.remove(&cgroup_id);
+            }
         }
+        if on {
+            self.captured.insert(cgroup_id);
+        } else {
+            self.captured.remove(&cgroup_id);
+        }
+        self.set_flag(CFG_CAPTURE, !self.captured.is_empty())
     }
 
     /// Protect mode for a cgroup: only `allowed` edges may begin (connects refused,
@@ -755,10 +927,14 @@ impl NetflowProbe {
             }
         }
         // Last: the programs act on the cgroup only once its baseline is complete.
-        let mut protect: BpfHashMap<&mut MapData, u64, u32> = self.hash_mut("nf_protect")?;
-        protect
-            .insert(cgroup_id, 1, 0)
-            .map_err(map_err("nf_protect"))
+        {
+            let mut protect: BpfHashMap<&mut MapData, u64, u32> = self.hash_mut("nf_protect")?;
+            protect
+                .insert(cgroup_id, 1, 0)
+                .map_err(map_err("nf_protect"))?;
+        }
+        self.protected.insert(cgroup_id);
+        self.set_flag(CFG_PROTECT, true)
     }
 
     /// Ends protect mode for a cgroup.
@@ -767,6 +943,8 @@ impl NetflowProbe {
             let mut protect: BpfHashMap<&mut MapData, u64, u32> = self.hash_mut("nf_protect")?;
             let _ = protect.remove(&cgroup_id);
         }
+        self.protected.remove(&cgroup_id);
+        self.set_flag(CFG_PROTECT, !self.protected.is_empty())?;
         self.clear_rules(cgroup_id)
     }
 
@@ -827,6 +1005,7 @@ impl NetflowProbe {
             s.connects_denied += c.connects_denied;
             s.inbound_denied += c.inbound_denied;
             s.packets_captured += c.packets_captured;
+            s.changes_lost += c.changes_lost;
         }
         Ok(s)
     }

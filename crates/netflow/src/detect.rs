@@ -400,7 +400,7 @@ impl Detectors {
         // (cgroup, inbound, remote ip, service port) → (flows, unanswered, a flow).
         type Groups<'a> = HashMap<(u64, bool, IpAddr, u16), (usize, usize, &'a Flow)>;
         let mut groups: Groups = HashMap::new();
-        for f in table.flows() {
+        for f in table.recent_flows(since) {
             if f.first_ns < since || f.proto != Proto::Tcp || f.direction == Direction::Unknown {
                 continue;
             }

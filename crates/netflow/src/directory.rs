@@ -99,6 +99,9 @@ pub struct Directory {
     host_ips: HashSet<IpAddr>,
     /// Per cgroup: address → (name, when learned).
     dns: HashMap<u64, HashMap<IpAddr, (Arc<str>, u64)>>,
+    /// Bumped whenever a name changes (a container, a host address, a DNS answer),
+    /// so the flow table names its peers again only then.
+    version: u64,
 }
 
 impl Directory {
@@ -106,8 +109,21 @@ impl Directory {
         Self::default()
     }
 
+    /// What [`Self::version`] says: bumped on every change of a name.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
     /// Adds or replaces a container.
     pub fn insert(&mut self, info: ContainerInfo) {
+        if self
+            .by_cgroup
+            .get(&info.cgroup_id)
+            .is_some_and(|c| **c == info)
+        {
+            return;
+        }
+        self.version += 1;
         let info = Arc::new(info);
         if let Some(old) = self.by_cgroup.insert(info.cgroup_id, info.clone()) {
             for ip in &old.ips {
@@ -121,6 +137,7 @@ impl Directory {
 
     /// Forgets a container (its flows keep the names they got).
     pub fn remove(&mut self, cgroup_id: u64) {
+        self.version += 1;
         if let Some(old) = self.by_cgroup.remove(&cgroup_id) {
             for ip in &old.ips {
                 if self.by_ip.get(ip).is_some_and(|c| c.cgroup_id == cgroup_id) {
@@ -132,13 +149,15 @@ impl Directory {
     }
 
     pub fn add_host_ip(&mut self, ip: IpAddr) {
-        self.host_ips.insert(ip);
+        if self.host_ips.insert(ip) {
+            self.version += 1;
+        }
     }
 
     /// Reads the node's own addresses (every interface's).
     pub fn load_host_ips(&mut self) {
         for ip in host_addresses() {
-            self.host_ips.insert(ip);
+            self.add_host_ip(ip);
         }
     }
 
@@ -162,7 +181,11 @@ impl Directory {
                 cache.remove(&oldest);
             }
         }
-        cache.insert(ip, (Arc::from(name.trim_end_matches('.')), now_ns));
+        let name = name.trim_end_matches('.');
+        if cache.get(&ip).is_none_or(|(known, _)| &**known != name) {
+            self.version += 1;
+        }
+        cache.insert(ip, (Arc::from(name), now_ns));
     }
 
     /// The name the container resolved `ip` from, if any.

@@ -75,6 +75,13 @@ pub struct EngineStats {
     pub alerts: u64,
     pub captures_written: u64,
     pub kernel: NetflowStats,
+    /// Flows read from the kernel (changed since the read before), over all polls.
+    pub flows_read: u64,
+    /// Flows the kernel reported changed but had dropped before they were read (its
+    /// table full: LRU eviction), over all polls.
+    pub flows_evicted_unread: u64,
+    /// Polls that read the whole kernel table (the change ring had overflowed).
+    pub full_reads: u64,
 }
 
 pub struct NetworkEngine {
@@ -91,6 +98,10 @@ pub struct NetworkEngine {
     runtime: Option<tokio::runtime::Runtime>,
     last_refresh_ns: u64,
     last_expire_ns: u64,
+    /// Cgroups of flows that were no container at the last re-read of the runtime's
+    /// list (the host's own, or gone): not a reason to re-read it before its time.
+    not_containers: std::collections::HashSet<u64>,
+    changed: Vec<rampart_bpf::netflow::KernelFlow>,
     records: Vec<NetRecord>,
     pub written: Vec<(String, PathBuf)>,
     pub stats: EngineStats,
@@ -162,6 +173,8 @@ impl NetworkEngine {
             runtime,
             last_refresh_ns: 0,
             last_expire_ns: 0,
+            not_containers: Default::default(),
+            changed: Vec::new(),
             records: Vec::new(),
             written: Vec::new(),
             stats: EngineStats::default(),
@@ -175,6 +188,7 @@ impl NetworkEngine {
     /// Re-reads the container runtime's list of containers.
     pub fn refresh_directory(&mut self, now_ns: u64) {
         self.last_refresh_ns = now_ns;
+        self.not_containers.clear();
         if let Some(rt) = &self.runtime {
             if let Err(e) = rt.block_on(self.directory.load_docker()) {
                 tracing::debug!(error = %e, "network: container list unavailable");
@@ -242,19 +256,47 @@ impl NetworkEngine {
             self.refresh_directory(now);
         }
         if let Some(probe) = self.probe.as_mut() {
-            for o in probe.owners()? {
-                self.table.learn_owner(&o);
+            // Only the flows that changed since the last poll.
+            let mut kflows = std::mem::take(&mut self.changed);
+            kflows.clear();
+            let read = probe.read_changes(&mut kflows)?;
+            self.stats.flows_read += read.changed as u64;
+            self.stats.flows_evicted_unread += read.gone as u64;
+            if read.full_read {
+                self.stats.full_reads += 1;
             }
-            let kflows = probe.flows()?;
+            // Who opened each new outbound flow: one lookup per remote end not yet
+            // known (the connect program keeps them by remote end).
+            for k in &kflows {
+                if k.initiator == rampart_bpf::netflow::Initiator::Local
+                    && !self.table.contains(k)
+                    && !self
+                        .table
+                        .knows_connector(k.cgroup_id, k.proto, k.remote, k.remote_port)
+                {
+                    if let Some(o) = probe.owner(k.cgroup_id, k.proto, k.remote, k.remote_port)? {
+                        self.table.learn_owner(&o);
+                    }
+                }
+            }
             // Containers started since the last read: name them before their flows.
-            if kflows
+            let unnamed: Vec<u64> = kflows
                 .iter()
-                .any(|k| self.directory.container(k.cgroup_id).is_none())
-                && now >= self.last_refresh_ns + NS
-            {
+                .map(|k| k.cgroup_id)
+                .filter(|c| {
+                    self.directory.container(*c).is_none() && !self.not_containers.contains(c)
+                })
+                .collect();
+            if !unnamed.is_empty() && now >= self.last_refresh_ns + NS {
                 self.refresh_directory(now);
+                for c in unnamed {
+                    if self.directory.container(c).is_none() {
+                        self.not_containers.insert(c);
+                    }
+                }
             }
             let new = self.table.ingest(&kflows, &self.directory);
+            self.changed = kflows;
             for id in new {
                 let Some(f) = self.table.get(&id) else {
                     continue;
@@ -286,6 +328,8 @@ impl NetworkEngine {
             found.extend(self.on_record(r, now));
         }
         self.records = records;
+        self.table
+            .trim_recent(now.saturating_sub(self.detectors.config.flood_window_secs * NS));
         found.extend(self.detectors.on_poll(&self.table, now));
         for (w, m) in self.segmentation.tick(now) {
             tracing::info!(workload = %w, mode = ?m, "network: segmentation mode moved forward");
@@ -311,9 +355,18 @@ impl NetworkEngine {
         if now >= self.last_expire_ns + 10 * NS {
             self.last_expire_ns = now;
             let before = now.saturating_sub(self.config.flow_ttl_secs * NS);
-            self.table.expire(before);
+            let gone = self.table.expire_ids(before);
             if let Some(p) = self.probe.as_mut() {
-                p.expire_flows(before)?;
+                for (cgroup_id, proto, local, local_port, remote, remote_port) in gone {
+                    p.remove_flow(&FlowEnds {
+                        cgroup_id,
+                        proto,
+                        local,
+                        local_port,
+                        remote,
+                        remote_port,
+                    })?;
+                }
             }
         }
         self.stats.flows = self.table.len();

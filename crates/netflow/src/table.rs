@@ -2,7 +2,7 @@
 //! never per packet) with names, processes and TLS facts joined on, and the ports
 //! each container listens on.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use rampart_bpf::netflow::{ConnectOwner, FlowEnds, Initiator, KernelFlow};
@@ -48,6 +48,11 @@ pub struct FlowTable {
     listeners: Listeners,
     listening: BTreeMap<u64, BTreeSet<(Proto, u16)>>,
     tls: HashMap<FlowId, TlsInfo>,
+    /// The directory's version the peers were last named from.
+    named_at: Option<u64>,
+    /// Flows by when they were taken in (first seen, id), oldest first: the flood
+    /// detectors look at recent flows without walking the table.
+    recent: VecDeque<(u64, FlowId)>,
 }
 
 impl FlowTable {
@@ -69,6 +74,17 @@ impl FlowTable {
 
     pub fn get(&self, id: &FlowId) -> Option<&Flow> {
         self.flows.get(id)
+    }
+
+    /// Whether the process that connected from `cgroup_id` to `remote`:`port` is known.
+    pub fn knows_connector(&self, cgroup_id: u64, proto: u8, remote: IpAddr, port: u16) -> bool {
+        self.connectors
+            .contains_key(&(cgroup_id, proto, remote, port))
+    }
+
+    /// Whether a flow the kernel counted is in the table already.
+    pub fn contains(&self, k: &KernelFlow) -> bool {
+        self.flows.contains_key(&id_of(k))
     }
 
     /// Takes in the kernel's counters for one flow. Returns true when the flow is
@@ -122,6 +138,7 @@ impl FlowTable {
             process: process_for(&self.connectors, &self.listeners, k),
             tls: self.tls.remove(&id),
         };
+        self.recent.push_back((flow.first_ns, id));
         self.flows.insert(id, flow);
         true
     }
@@ -240,8 +257,13 @@ impl FlowTable {
             .unwrap_or_default()
     }
 
-    /// Names peers again (the directory learned of new containers or names).
+    /// Names peers again (the directory learned of new containers or names); does
+    /// nothing when no name changed since the last call.
     pub fn rename(&mut self, dir: &Directory) {
+        if self.named_at == Some(dir.version()) {
+            return;
+        }
+        self.named_at = Some(dir.version());
         for f in self.flows.values_mut() {
             if matches!(f.peer, Peer::External { dns_name: None }) || f.container_id.is_empty() {
                 f.peer = dir.peer(f.cgroup_id, &f.remote_ip);
@@ -255,9 +277,21 @@ impl FlowTable {
 
     /// Drops flows last seen before `before_ns`; returns how many.
     pub fn expire(&mut self, before_ns: u64) -> usize {
-        let n = self.flows.len();
-        self.flows.retain(|_, f| f.last_ns >= before_ns);
-        n - self.flows.len()
+        self.expire_ids(before_ns).len()
+    }
+
+    /// Drops flows last seen before `before_ns`; returns their ids (for the kernel's
+    /// table to drop them too).
+    pub fn expire_ids(&mut self, before_ns: u64) -> Vec<FlowId> {
+        let mut gone = Vec::new();
+        self.flows.retain(|id, f| {
+            let keep = f.last_ns >= before_ns;
+            if !keep {
+                gone.push(*id);
+            }
+            keep
+        });
+        gone
     }
 
     /// Adds a flow as it is (replay, tests, benches).
@@ -270,6 +304,28 @@ impl FlowTable {
             f.remote_ip,
             f.remote_port,
         );
-        self.flows.insert(id, f);
+        let first_ns = f.first_ns;
+        if self.flows.insert(id, f).is_none() {
+            self.recent.push_back((first_ns, id));
+        }
+    }
+
+    /// Forgets, for [`Self::recent_flows`], flows first seen before `before_ns`.
+    pub fn trim_recent(&mut self, before_ns: u64) {
+        // Taken in roughly in order of first sight: a straggler behind a newer flow
+        // stays until that one goes, and `recent_flows` filters it out.
+        while self.recent.front().is_some_and(|(t, _)| *t < before_ns) {
+            self.recent.pop_front();
+        }
+    }
+
+    /// The flows first seen at or after `since_ns` (of those not trimmed), without
+    /// walking the whole table.
+    pub fn recent_flows(&self, since_ns: u64) -> impl Iterator<Item = &Flow> {
+        self.recent
+            .iter()
+            .filter(move |(t, _)| *t >= since_ns)
+            .filter_map(|(_, id)| self.flows.get(id))
+            .filter(move |f| f.first_ns >= since_ns)
     }
 }

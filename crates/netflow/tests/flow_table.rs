@@ -68,3 +68,65 @@ fn http_between_containers_makes_an_edge_with_bytes_both_ways() {
     let stats = probe.stats().unwrap();
     assert!(stats.flows_created >= 2, "{stats:?}");
 }
+
+/// The node reads only what changed: a flow is reported once its packets flow, not
+/// again while it is idle, and again (with the new counters) when it carries more.
+#[test]
+fn only_changed_flows_are_read_and_each_change_is() {
+    let Some(mut probe) = common::probe() else {
+        return;
+    };
+    let net = TestNetwork::create("net-chg");
+    let server = common::http_server("net-chg-srv", "web", &net.name, 50_000);
+    let client = common::service("net-chg-cli", "client", &net.name, &[]);
+    let ip = server.ip(&net.name);
+    let dir = common::directory();
+    let client_cg = dir
+        .containers()
+        .find(|c| c.id == client.id)
+        .map(|c| c.cgroup_id)
+        .expect("the client is in the directory");
+    let client_reads = |probe: &mut rampart_bpf::netflow::NetflowProbe| {
+        let mut out = Vec::new();
+        let read = probe.read_changes(&mut out).expect("read_changes");
+        assert!(!read.full_read, "the change ring overflowed: {read:?}");
+        out.retain(|k| k.cgroup_id == client_cg && k.remote_port == 8080);
+        out
+    };
+    // Whatever came before (the container's start).
+    client_reads(&mut probe);
+
+    let fetch = || {
+        let got = client.exec(&format!("wget -q -O- http://{ip}:8080/file | wc -c"));
+        assert_eq!(got.trim(), "50000", "the client fetched the file");
+    };
+    fetch();
+    let first = client_reads(&mut probe);
+    assert_eq!(
+        first.len(),
+        1,
+        "one connection, one flow reported: {first:?}"
+    );
+    assert!(first[0].bytes_in > 50_000, "{:?}", first[0]);
+    // Packets after the read but before the next one were read by it too: the
+    // connection's last packets (FIN/ACK) may have come late, so read until quiet.
+    let mut quiet = false;
+    for _ in 0..20 {
+        if client_reads(&mut probe).is_empty() {
+            quiet = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(quiet, "an idle flow is not reported again and again");
+
+    fetch();
+    let second = client_reads(&mut probe);
+    assert_eq!(second.len(), 1, "the second connection's flow: {second:?}");
+    assert_ne!(
+        second[0].local_port, first[0].local_port,
+        "a new connection, a new flow"
+    );
+    let stats = probe.stats().unwrap();
+    assert_eq!(stats.changes_lost, 0, "{stats:?}");
+}
