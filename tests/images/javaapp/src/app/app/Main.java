@@ -1,0 +1,16 @@
+package app;
+
+import org.apache.commons.text.StringSubstitutor;
+
+/**
+ * The test app: substitutes one variable through commons-text (so the JVM opens that
+ * jar) and never touches snakeyaml (on the class path too, never opened), then idles.
+ */
+public final class Main {
+    public static void main(String[] args) throws InterruptedException {
+        String line = new StringSubstitutor("name", "java").replace("${name} up");
+        System.out.println(line);
+        System.out.flush();
+        Thread.sleep(Long.MAX_VALUE);
+    }
+}
