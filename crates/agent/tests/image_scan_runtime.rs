@@ -19,6 +19,10 @@
 //!   unused (the JVM opens class-path jars lazily, in order). The advisories are OSV
 //!   records for the two coordinates, written here with the real ids and ranges.
 //!
+//! - Drift packages' `in_use`: sqlparse pip-installed into a running rampart-test/pyapp:1
+//!   container is `false` while only pip has read it (pip byte-compiles every module it
+//!   installs), and `true` once a process imports it.
+//!
 //! The tests share the host's pinned BPF state, so they run one at a time.
 
 use std::path::{Path, PathBuf};
@@ -598,6 +602,106 @@ fn in_use_for_jars_on_the_class_path_of_a_real_jvm() {
     std::thread::sleep(Duration::from_secs(2));
     let later = report(&report_path).unwrap();
     assert_eq!(state(&later, unused).as_deref(), Some("false"), "{later:#}");
+    drop(node);
+    drop(container);
+}
+
+#[test]
+fn drift_packages_get_in_use_verdicts_like_image_packages() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !rampart_testbed::ready(PY_IMAGE) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("vuln.db");
+    let advisories = dir.path().join("advisories");
+    std::fs::create_dir_all(&advisories).unwrap();
+    let id = "PYSEC-2021-333";
+    std::fs::copy(
+        pypi_fixture("sqlparse", id),
+        advisories.join(format!("{id}.yaml")),
+    )
+    .unwrap();
+    rampart_vulndb::VulnDb::open(&db_path)
+        .unwrap()
+        .import(&advisories)
+        .unwrap();
+    let mut config = ImageScanConfig::new(db_path, dir.path().join("state"));
+    config.cache_dir = Some(dir.path().join("cache"));
+    config.db_poll = Duration::from_millis(200);
+    config.report_every = Duration::from_millis(250);
+
+    let name = format!("jv-scan-drift-{}", std::process::id());
+    rampart_testbed::remove_container(&name);
+    let node = Node::start(&name, false, config);
+    let container = Running(name.clone());
+    let container_id = rampart_testbed::docker(&["run", "-d", "--name", &name, PY_IMAGE]);
+    let report_path = dir
+        .path()
+        .join("state/containers")
+        .join(format!("{container_id}.json"));
+    wait_for_logs(&name, &["pyapp up"]);
+    wait_for(Duration::from_secs(60), || report(&report_path))
+        .unwrap_or_else(|| panic!("no report at {}", report_path.display()));
+
+    rampart_testbed::docker(&[
+        "exec",
+        &name,
+        "python3",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-index",
+        "--break-system-packages",
+        "/opt/wheels/sqlparse-0.4.1-py3-none-any.whl",
+    ]);
+    let drift_in_use = |r: &serde_json::Value| -> Option<serde_json::Value> {
+        let v = r["drift"]["vulnerabilities"]
+            .as_array()?
+            .iter()
+            .find(|v| v["id"] == id)?;
+        Some(v["in_use"].clone())
+    };
+    // Installed, byte-compiled by pip, imported by no one.
+    let installed = wait_for(Duration::from_secs(30), || {
+        drift_in_use(&report(&report_path)?).filter(|u| !u.is_null())
+    })
+    .unwrap_or_else(|| panic!("{:#}", report(&report_path).unwrap_or_default()));
+    assert_eq!(installed["state"], "false", "{installed:#}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        drift_in_use(&report(&report_path).unwrap()).unwrap()["state"],
+        "false"
+    );
+
+    let before_import = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let out = rampart_testbed::docker(&[
+        "exec",
+        &name,
+        "python3",
+        "-c",
+        "import sqlparse; print(sqlparse.__version__)",
+    ]);
+    assert_eq!(out.trim(), "0.4.1");
+    let imported = wait_for(Duration::from_secs(20), || {
+        drift_in_use(&report(&report_path)?).filter(|u| u["state"] == "true")
+    })
+    .unwrap_or_else(|| panic!("{:#}", report(&report_path).unwrap_or_default()));
+    let file = imported["file"].as_str().unwrap();
+    assert!(
+        file.starts_with("/usr/local/lib/python3.11/dist-packages/sqlparse/"),
+        "{imported:#}"
+    );
+    // The import's read, not pip's.
+    assert!(
+        imported["first_seen_ns"].as_u64().unwrap() >= before_import,
+        "{imported:#}"
+    );
     drop(node);
     drop(container);
 }
