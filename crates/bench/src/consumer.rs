@@ -1,11 +1,32 @@
 //! A consumer that serializes every event to JSON (and discards it), as the real
-//! output path does, counting events.
+//! output path does, counting events; optionally also folding each event into the
+//! image scanner's per-container in-use map, as `rampart up`'s image-scan stage does.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rampart_event::{Event, Workload};
+use rampart_scan::in_use::{loaded_path, LoadedFiles, PathMap};
 use rampart_sensor::RunningSensor;
+
+/// The image-scan stage's per-event bound on a container's loaded files.
+const IN_USE_BOUND: usize = 16_384;
+
+/// One event through the in-use bookkeeping, as the image-scan stage's `observe` does it.
+fn fold_in_use(loaded: &mut PathMap<LoadedFiles>, ev: &Event) {
+    let id = match ev.container.as_ref() {
+        Workload::Container(c) => c.id.as_str(),
+        Workload::Host { .. } => "host",
+    };
+    // Looked up without allocating, as the stage does.
+    if !loaded.contains_key(id) {
+        loaded.insert(id.to_string(), LoadedFiles::default());
+    }
+    if let (Some(files), Some(path)) = (loaded.get_mut(id), loaded_path(ev)) {
+        std::hint::black_box(files.fold(path, ev.ts_ns, IN_USE_BOUND));
+    }
+}
 
 pub(crate) struct Consumer {
     stop: Arc<AtomicBool>,
@@ -16,6 +37,14 @@ pub(crate) struct Consumer {
 impl Consumer {
     /// Takes the sensor's event channel (leaving a closed one in its place).
     pub(crate) fn start(sensor: &mut RunningSensor) -> Self {
+        Self::start_with(sensor, false)
+    }
+
+    /// As [`Consumer::start`]; with `in_use`, every event also goes through the image
+    /// scanner's in-use bookkeeping as the stage does it: the container's set looked up
+    /// by id (the storm runs on the host, so host events stand for one container's),
+    /// then the fold of the file an exec or open shows.
+    pub(crate) fn start_with(sensor: &mut RunningSensor, in_use: bool) -> Self {
         let mut rx = std::mem::replace(&mut sensor.events, rampart_sensor::EventReceiver::closed());
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(AtomicU64::new(0));
@@ -23,10 +52,14 @@ impl Consumer {
         let handle = std::thread::spawn(move || {
             let mut buf = Vec::with_capacity(4096);
             let mut json = rampart_event::json::EventJsonWriter::new();
+            let mut loaded: PathMap<LoadedFiles> = PathMap::default();
             while !s.load(Ordering::Relaxed) {
                 if let Ok(ev) = rx.recv_timeout(Duration::from_millis(50)) {
                     buf.clear();
                     let _ = json.write(&ev, &mut buf);
+                    if in_use {
+                        fold_in_use(&mut loaded, &ev);
+                    }
                     c.fetch_add(1, Ordering::Relaxed);
                 }
             }
