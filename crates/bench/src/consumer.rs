@@ -31,6 +31,9 @@ fn fold_in_use(loaded: &mut PathMap<LoadedFiles>, ev: &Event) {
 pub(crate) struct Consumer {
     stop: Arc<AtomicBool>,
     count: Arc<AtomicU64>,
+    /// Time spent in the in-use bookkeeping (ns, each call timed, so an upper bound
+    /// by a clock read per event).
+    in_use_ns: Arc<AtomicU64>,
     handle: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -48,7 +51,8 @@ impl Consumer {
         let mut rx = std::mem::replace(&mut sensor.events, rampart_sensor::EventReceiver::closed());
         let stop = Arc::new(AtomicBool::new(false));
         let count = Arc::new(AtomicU64::new(0));
-        let (s, c) = (stop.clone(), count.clone());
+        let in_use_ns = Arc::new(AtomicU64::new(0));
+        let (s, c, f) = (stop.clone(), count.clone(), in_use_ns.clone());
         let handle = std::thread::spawn(move || {
             let mut buf = Vec::with_capacity(4096);
             let mut json = rampart_event::json::EventJsonWriter::new();
@@ -58,7 +62,9 @@ impl Consumer {
                     buf.clear();
                     let _ = json.write(&ev, &mut buf);
                     if in_use {
+                        let t = std::time::Instant::now();
                         fold_in_use(&mut loaded, &ev);
+                        f.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     }
                     c.fetch_add(1, Ordering::Relaxed);
                 }
@@ -67,16 +73,26 @@ impl Consumer {
         Self {
             stop,
             count,
+            in_use_ns,
             handle: Some(handle),
         }
     }
 
     /// Stops the consumer and returns the events it saw.
-    pub(crate) fn finish(mut self) -> u64 {
+    pub(crate) fn finish(self) -> u64 {
+        self.finish_with_in_use().0
+    }
+
+    /// Stops the consumer and returns the events it saw and the ns it spent in the
+    /// in-use bookkeeping.
+    pub(crate) fn finish_with_in_use(mut self) -> (u64, u64) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
-        self.count.load(Ordering::Relaxed)
+        (
+            self.count.load(Ordering::Relaxed),
+            self.in_use_ns.load(Ordering::Relaxed),
+        )
     }
 }

@@ -83,10 +83,17 @@ pub struct StormReport {
 pub struct InUseCost {
     pub arm: String,
     pub partner: String,
-    /// The sensor process's extra CPU per storm operation, µs (median of each).
+    /// The sensor process's extra CPU per storm operation, µs (median of each): noisy
+    /// where few events reach user space.
     pub user_us_per_op: f64,
     /// That as a share of the bare operation's CPU (the arm without a sensor), percent.
     pub pct_of_bare: f64,
+    /// The bookkeeping's own time per storm operation, every call timed (an upper
+    /// bound: a clock read per event), ns, and as a share of the bare operation's CPU.
+    pub timed_ns_per_op: f64,
+    pub timed_pct_of_bare: f64,
+    /// Events per storm operation that reached it.
+    pub events_per_op: f64,
     /// The storm child's own CPU per operation, in-use arm against partner, percent
     /// (the two compete for the same cores).
     pub storm_cpu_pct: f64,
@@ -125,6 +132,11 @@ pub struct SensorFigures {
     /// This process's CPU (the sensor's user space and the consumer) per storm
     /// operation, median over the rounds.
     pub user_us_per_op: f64,
+    /// Events per storm operation (median over the rounds).
+    pub events_per_op: f64,
+    /// In-use arms: ns per storm operation spent in the in-use bookkeeping, each call
+    /// timed (median over the rounds).
+    pub in_use_ns_per_op: Option<f64>,
     pub drops: u64,
     /// The programs that took the most kernel time (at most 5, each 1% or more).
     pub top_programs: Vec<ProgramCost>,
@@ -252,13 +264,17 @@ fn in_use_costs(results: &[ArmResult], base_cpu: f64) -> Vec<InUseCost> {
         .filter_map(|arm| {
             let partner_name = arm.name.strip_suffix(IN_USE_SUFFIX)?;
             let partner = results.iter().find(|r| r.name == partner_name)?;
-            let user =
-                arm.sensor.as_ref()?.user_us_per_op - partner.sensor.as_ref()?.user_us_per_op;
+            let sensor = arm.sensor.as_ref()?;
+            let user = sensor.user_us_per_op - partner.sensor.as_ref()?.user_us_per_op;
+            let timed = sensor.in_use_ns_per_op.unwrap_or(0.0);
             Some(InUseCost {
                 arm: arm.name.clone(),
                 partner: partner.name.clone(),
                 user_us_per_op: user,
                 pct_of_bare: user / base_cpu.max(1e-12) * 100.0,
+                timed_ns_per_op: timed,
+                timed_pct_of_bare: timed / (base_cpu * 1000.0).max(1e-9) * 100.0,
+                events_per_op: sensor.events_per_op,
                 storm_cpu_pct: pct(arm.cpu_us_per_op, partner.cpu_us_per_op),
             })
         })
@@ -375,6 +391,10 @@ struct Arm {
     sensor_us_per_event: Vec<f64>,
     /// This process's CPU per storm operation, one figure per run.
     sensor_us_per_op: Vec<f64>,
+    /// Events per storm operation, and the in-use bookkeeping's ns per operation (in-use
+    /// arms), one figure per run.
+    events_per_op: Vec<f64>,
+    in_use_ns_per_op: Vec<f64>,
     /// Time in the sensor's kernel programs per storm operation: the hook cost by
     /// itself, steadier than CPU/op on a shared machine.
     kernel_ns_per_op: Vec<f64>,
@@ -402,6 +422,8 @@ impl Arm {
             wall_per_op: Vec::new(),
             sensor_us_per_event: Vec::new(),
             sensor_us_per_op: Vec::new(),
+            events_per_op: Vec::new(),
+            in_use_ns_per_op: Vec::new(),
             kernel_ns_per_op: Vec::new(),
             kernel_by_program: Default::default(),
             kernel_pieces: 0,
@@ -415,6 +437,8 @@ impl Arm {
         self.wall_per_op.clear();
         self.sensor_us_per_event.clear();
         self.sensor_us_per_op.clear();
+        self.events_per_op.clear();
+        self.in_use_ns_per_op.clear();
         self.kernel_ns_per_op.clear();
         self.kernel_by_program.clear();
         self.kernel_pieces = 0;
@@ -461,15 +485,20 @@ impl Arm {
         self.kernel_pieces += 1;
         self.kernel_ns_per_op.push(total_ns / piece as f64);
         std::thread::sleep(Duration::from_millis(300));
-        let events = consumer.finish();
+        let (events, in_use_ns) = consumer.finish_with_in_use();
         let sensor_cpu = cpu_time(libc::RUSAGE_SELF).saturating_sub(cpu_before);
+        let ops = (n + piece) as f64;
+        self.events_per_op.push(events as f64 / ops);
+        if in_use {
+            self.in_use_ns_per_op.push(in_use_ns as f64 / ops);
+        }
         let snap = sensor.stats.snapshot();
         drop(sensor);
         // This process's CPU over the events: with only a handful of events (an arm
         // whose object reports nothing for this storm) it would show the bench's own
         // work, not a cost per event.
         self.sensor_us_per_op
-            .push(sensor_cpu.as_secs_f64() * 1e6 / (n + piece) as f64);
+            .push(sensor_cpu.as_secs_f64() * 1e6 / ops);
         if events >= 1000 {
             self.sensor_us_per_event
                 .push(sensor_cpu.as_secs_f64() * 1e6 / events as f64);
@@ -534,6 +563,9 @@ impl Arm {
                     user_us_per_event: (!self.sensor_us_per_event.is_empty())
                         .then(|| median(self.sensor_us_per_event.clone())),
                     user_us_per_op: median(self.sensor_us_per_op.clone()),
+                    events_per_op: median(self.events_per_op.clone()),
+                    in_use_ns_per_op: (!self.in_use_ns_per_op.is_empty())
+                        .then(|| median(self.in_use_ns_per_op.clone())),
                     drops: self.drops,
                     top_programs,
                     paired,

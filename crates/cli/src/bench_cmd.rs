@@ -515,8 +515,8 @@ fn print_storm(s: &StormReport) {
 fn print_in_use(s: &StormReport) {
     for c in &s.in_use {
         println!(
-            "  in-use map ({} vs {}): sensor user space {:+.3}us/op = {:+.2}% of the bare op; storm cpu/op {:+.1}%",
-            c.arm, c.partner, c.user_us_per_op, c.pct_of_bare, c.storm_cpu_pct
+            "  in-use map ({} vs {}): {:.4} events/op; timed {:.2}ns/op = {:.3}% of the bare op; sensor user space {:+.3}us/op = {:+.2}% (noisy); storm cpu/op {:+.1}%",
+            c.arm, c.partner, c.events_per_op, c.timed_ns_per_op, c.timed_pct_of_bare, c.user_us_per_op, c.pct_of_bare, c.storm_cpu_pct
         );
     }
 }
