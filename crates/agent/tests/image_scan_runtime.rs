@@ -13,7 +13,17 @@
 //!   update (no restart, no manual import) raises the alerts for the running image
 //!   package (urllib3, in use) and for the drift package (sqlparse).
 //!
-//! The two tests share the host's pinned BPF state, so they run one at a time.
+//! - `in_use` for Java with a real JVM: rampart-test/java:17 (scripts/build-java-image,
+//!   Debian's openjdk-17-jre-headless) runs a class-path app whose main class uses a
+//!   class of commons-text-1.9.jar, while snakeyaml-1.33.jar sits on the same class path
+//!   unused (the JVM opens class-path jars lazily, in order). The advisories are OSV
+//!   records for the two coordinates, written here with the real ids and ranges.
+//!
+//! - Drift packages' `in_use`: sqlparse pip-installed into a running rampart-test/pyapp:1
+//!   container is `false` while only pip has read it (pip byte-compiles every module it
+//!   installs), and `true` once a process imports it.
+//!
+//! The tests share the host's pinned BPF state, so they run one at a time.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -28,6 +38,7 @@ use rampart_event::Alert;
 
 const LANG_IMAGE: &str = "rampart-test/langapp:1";
 const PY_IMAGE: &str = "rampart-test/pyapp:1";
+const JAVA_IMAGE: &str = "rampart-test/java:17";
 
 /// One sensor at a time in this binary.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -90,6 +101,21 @@ fn advisory(id: &str, ecosystem: &str, name: &str, severity: &str) -> String {
         "affected": [{
             "package": {"ecosystem": ecosystem, "name": name},
             "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": "0"}, {"fixed": "999"}]}],
+        }],
+        "database_specific": {"severity": severity},
+    })
+    .to_string()
+}
+
+/// An OSV record for a Maven package with one affected range.
+fn maven_advisory(id: &str, name: &str, introduced: &str, fixed: &str, severity: &str) -> String {
+    serde_json::json!({
+        "id": id,
+        "modified": "2026-12-01T00:00:00Z",
+        "summary": format!("{name} before {fixed}"),
+        "affected": [{
+            "package": {"ecosystem": "Maven", "name": name},
+            "ranges": [{"type": "ECOSYSTEM", "events": [{"introduced": introduced}, {"fixed": fixed}]}],
         }],
         "database_specific": {"severity": severity},
     })
@@ -494,6 +520,188 @@ fn the_scheduled_update_of_rampart_up_raises_alerts_for_image_and_drift_packages
         alerts.iter().map(|a| &a.message).collect::<Vec<_>>()
     );
     drop(alerts);
+    drop(node);
+    drop(container);
+}
+
+#[test]
+fn in_use_for_jars_on_the_class_path_of_a_real_jvm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !rampart_testbed::ready(JAVA_IMAGE) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("vuln.db");
+    let advisories = dir.path().join("advisories");
+    std::fs::create_dir_all(&advisories).unwrap();
+    // Text4Shell (CVE-2022-42889) and SnakeYAML's constructor RCE (CVE-2022-1471), with
+    // osv.dev's ranges: 1.9 is inside the first ([1.5, 1.10.0) in Maven's order, not as
+    // text), 1.33 inside the second.
+    let text4shell = "GHSA-599f-7c49-w659";
+    let snakeyaml = "GHSA-mjmj-j48q-9wg2";
+    std::fs::write(
+        advisories.join(format!("{text4shell}.json")),
+        maven_advisory(
+            text4shell,
+            "org.apache.commons:commons-text",
+            "1.5",
+            "1.10.0",
+            "CRITICAL",
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        advisories.join(format!("{snakeyaml}.json")),
+        maven_advisory(snakeyaml, "org.yaml:snakeyaml", "0", "2.0", "HIGH"),
+    )
+    .unwrap();
+    rampart_vulndb::VulnDb::open(&db_path)
+        .unwrap()
+        .import(&advisories)
+        .unwrap();
+
+    let name = format!("jv-scan-java-{}", std::process::id());
+    rampart_testbed::remove_container(&name);
+    let mut config = ImageScanConfig::new(db_path, dir.path().join("state"));
+    config.cache_dir = Some(dir.path().join("cache"));
+    config.db_poll = Duration::from_millis(200);
+    config.report_every = Duration::from_millis(250);
+    // As `rampart up` runs by default: read-only opens under /lib and /usr/lib filtered
+    // (the JRE's own files), the app's jars under /app seen.
+    let node = Node::start(&name, false, config);
+    let container = Running(name.clone());
+    let id = rampart_testbed::docker(&["run", "-d", "--name", &name, JAVA_IMAGE]);
+    let report_path = dir
+        .path()
+        .join("state/containers")
+        .join(format!("{id}.json"));
+    wait_for_logs(&name, &["java up"]);
+
+    let state = |r: &serde_json::Value, package: &str| {
+        finding(r, package).map(|f| f["in_use"]["state"].as_str().unwrap_or("none").to_string())
+    };
+    let used = "org.apache.commons:commons-text";
+    let unused = "org.yaml:snakeyaml";
+    let settled = wait_for(Duration::from_secs(120), || {
+        let r = report(&report_path)?;
+        (state(&r, used)?.as_str() == "true" && state(&r, unused)?.as_str() == "false").then_some(r)
+    })
+    .unwrap_or_else(|| panic!("{:#}", report(&report_path).unwrap_or_default()));
+    let used_finding = finding(&settled, used).unwrap();
+    assert_eq!(used_finding["id"], text4shell, "{used_finding:#}");
+    assert_eq!(used_finding["package_version"], "1.9");
+    assert_eq!(
+        used_finding["in_use"]["file"], "/app/lib/commons-text-1.9.jar",
+        "{used_finding:#}"
+    );
+    assert!(used_finding["in_use"]["first_seen_ns"].as_u64().unwrap() > 0);
+    assert_eq!(finding(&settled, unused).unwrap()["id"], snakeyaml);
+    // Ranked: the in-use finding first.
+    assert_eq!(settled["vulnerabilities"][0]["package_name"], used);
+    // Still unused a while later: nothing (a late class-path scan) opened snakeyaml.
+    std::thread::sleep(Duration::from_secs(2));
+    let later = report(&report_path).unwrap();
+    assert_eq!(state(&later, unused).as_deref(), Some("false"), "{later:#}");
+    drop(node);
+    drop(container);
+}
+
+#[test]
+fn drift_packages_get_in_use_verdicts_like_image_packages() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    if !rampart_testbed::ready(PY_IMAGE) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db_path = dir.path().join("vuln.db");
+    let advisories = dir.path().join("advisories");
+    std::fs::create_dir_all(&advisories).unwrap();
+    let id = "PYSEC-2021-333";
+    std::fs::copy(
+        pypi_fixture("sqlparse", id),
+        advisories.join(format!("{id}.yaml")),
+    )
+    .unwrap();
+    rampart_vulndb::VulnDb::open(&db_path)
+        .unwrap()
+        .import(&advisories)
+        .unwrap();
+    let mut config = ImageScanConfig::new(db_path, dir.path().join("state"));
+    config.cache_dir = Some(dir.path().join("cache"));
+    config.db_poll = Duration::from_millis(200);
+    config.report_every = Duration::from_millis(250);
+
+    let name = format!("jv-scan-drift-{}", std::process::id());
+    rampart_testbed::remove_container(&name);
+    let node = Node::start(&name, false, config);
+    let container = Running(name.clone());
+    let container_id = rampart_testbed::docker(&["run", "-d", "--name", &name, PY_IMAGE]);
+    let report_path = dir
+        .path()
+        .join("state/containers")
+        .join(format!("{container_id}.json"));
+    wait_for_logs(&name, &["pyapp up"]);
+    wait_for(Duration::from_secs(60), || report(&report_path))
+        .unwrap_or_else(|| panic!("no report at {}", report_path.display()));
+
+    rampart_testbed::docker(&[
+        "exec",
+        &name,
+        "python3",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-deps",
+        "--no-index",
+        "--break-system-packages",
+        "/opt/wheels/sqlparse-0.4.1-py3-none-any.whl",
+    ]);
+    let drift_in_use = |r: &serde_json::Value| -> Option<serde_json::Value> {
+        let v = r["drift"]["vulnerabilities"]
+            .as_array()?
+            .iter()
+            .find(|v| v["id"] == id)?;
+        Some(v["in_use"].clone())
+    };
+    // Installed, byte-compiled by pip, imported by no one.
+    let installed = wait_for(Duration::from_secs(30), || {
+        drift_in_use(&report(&report_path)?).filter(|u| !u.is_null())
+    })
+    .unwrap_or_else(|| panic!("{:#}", report(&report_path).unwrap_or_default()));
+    assert_eq!(installed["state"], "false", "{installed:#}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(
+        drift_in_use(&report(&report_path).unwrap()).unwrap()["state"],
+        "false"
+    );
+
+    let before_import = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let out = rampart_testbed::docker(&[
+        "exec",
+        &name,
+        "python3",
+        "-c",
+        "import sqlparse; print(sqlparse.__version__)",
+    ]);
+    assert_eq!(out.trim(), "0.4.1");
+    let imported = wait_for(Duration::from_secs(20), || {
+        drift_in_use(&report(&report_path)?).filter(|u| u["state"] == "true")
+    })
+    .unwrap_or_else(|| panic!("{:#}", report(&report_path).unwrap_or_default()));
+    let file = imported["file"].as_str().unwrap();
+    assert!(
+        file.starts_with("/usr/local/lib/python3.11/dist-packages/sqlparse/"),
+        "{imported:#}"
+    );
+    // The import's read, not pip's.
+    assert!(
+        imported["first_seen_ns"].as_u64().unwrap() >= before_import,
+        "{imported:#}"
+    );
     drop(node);
     drop(container);
 }

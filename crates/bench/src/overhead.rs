@@ -23,14 +23,20 @@ use crate::BenchError;
 pub const PIECES: u64 = 5;
 
 /// The built-in arms, in order, by the names [`OverheadOptions::arms`] takes.
-pub const ARM_KEYS: [&str; 6] = [
+pub const ARM_KEYS: [&str; 8] = [
     "without",
     "with",
     "every-open",
     "no-compat",
     "tracepoints",
     "sys-exit",
+    "in-use",
+    "every-open-in-use",
 ];
+
+/// The suffix of an arm whose consumer also keeps the image scanner's in-use map; the
+/// same name without it is the arm to compare it with.
+pub const IN_USE_SUFFIX: &str = ", in-use map";
 
 /// What to measure.
 #[derive(Clone, Debug)]
@@ -68,6 +74,29 @@ pub struct StormReport {
     /// Operations per arm run (split into [`PIECES`] pieces).
     pub n: u64,
     pub arms: Vec<ArmResult>,
+    /// What the in-use bookkeeping added, for each in-use arm run beside its partner.
+    pub in_use: Vec<InUseCost>,
+}
+
+/// An in-use arm against the same arm without the bookkeeping, in the same rounds.
+#[derive(Clone, Debug, Serialize)]
+pub struct InUseCost {
+    pub arm: String,
+    pub partner: String,
+    /// The sensor process's extra CPU per storm operation, µs (median of each): noisy
+    /// where few events reach user space.
+    pub user_us_per_op: f64,
+    /// That as a share of the bare operation's CPU (the arm without a sensor), percent.
+    pub pct_of_bare: f64,
+    /// The bookkeeping's own time per storm operation, every call timed (an upper
+    /// bound: a clock read per event), ns, and as a share of the bare operation's CPU.
+    pub timed_ns_per_op: f64,
+    pub timed_pct_of_bare: f64,
+    /// Events per storm operation that reached it.
+    pub events_per_op: f64,
+    /// The storm child's own CPU per operation, in-use arm against partner, percent
+    /// (the two compete for the same cores).
+    pub storm_cpu_pct: f64,
 }
 
 /// One arm's figures for one storm. Percentages are against the baseline arm.
@@ -100,6 +129,14 @@ pub struct SensorFigures {
     /// This process's CPU per event; None under 1000 events (it would then show the
     /// bench's own work, not a cost per event).
     pub user_us_per_event: Option<f64>,
+    /// This process's CPU (the sensor's user space and the consumer) per storm
+    /// operation, median over the rounds.
+    pub user_us_per_op: f64,
+    /// Events per storm operation (median over the rounds).
+    pub events_per_op: f64,
+    /// In-use arms: ns per storm operation spent in the in-use bookkeeping, each call
+    /// timed (median over the rounds).
+    pub in_use_ns_per_op: Option<f64>,
     pub drops: u64,
     /// The programs that took the most kernel time (at most 5, each 1% or more).
     pub top_programs: Vec<ProgramCost>,
@@ -156,6 +193,7 @@ pub fn overhead(
                 window: rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW,
                 hook: SyscallHook::Auto,
                 compat: true,
+                in_use: false,
             },
         ));
     }
@@ -205,15 +243,42 @@ pub fn overhead(
         for arm in &arms {
             results.push(arm.result(base_cpu, base_wall, base_best, &storm, n, opts.pairs)?);
         }
+        let in_use = in_use_costs(&results, base_cpu);
         let storm_report = StormReport {
             storm: kind,
             n,
             arms: results,
+            in_use,
         };
         on_storm(&storm_report);
         report.storms.push(storm_report);
     }
     Ok(report)
+}
+
+/// Each in-use arm against its partner (the same name without [`IN_USE_SUFFIX`]) when
+/// both ran.
+fn in_use_costs(results: &[ArmResult], base_cpu: f64) -> Vec<InUseCost> {
+    results
+        .iter()
+        .filter_map(|arm| {
+            let partner_name = arm.name.strip_suffix(IN_USE_SUFFIX)?;
+            let partner = results.iter().find(|r| r.name == partner_name)?;
+            let sensor = arm.sensor.as_ref()?;
+            let user = sensor.user_us_per_op - partner.sensor.as_ref()?.user_us_per_op;
+            let timed = sensor.in_use_ns_per_op.unwrap_or(0.0);
+            Some(InUseCost {
+                arm: arm.name.clone(),
+                partner: partner.name.clone(),
+                user_us_per_op: user,
+                pct_of_bare: user / base_cpu.max(1e-12) * 100.0,
+                timed_ns_per_op: timed,
+                timed_pct_of_bare: timed / (base_cpu * 1000.0).max(1e-9) * 100.0,
+                events_per_op: sensor.events_per_op,
+                storm_cpu_pct: pct(arm.cpu_us_per_op, partner.cpu_us_per_op),
+            })
+        })
+        .collect()
 }
 
 /// The built-in arms `wanted` names (the baseline always), in [`ARM_KEYS`] order.
@@ -223,6 +288,14 @@ fn builtin_arms(wanted: &[String]) -> Result<Vec<Arm>, BenchError> {
         window,
         hook,
         compat,
+        in_use: false,
+    };
+    let in_use = |window| Setup::Sensor {
+        object: None,
+        window,
+        hook: SyscallHook::Auto,
+        compat: true,
+        in_use: true,
     };
     let shipped = rampart_sensor::DEFAULT_OPEN_REPEAT_WINDOW;
     let all = [
@@ -250,6 +323,13 @@ fn builtin_arms(wanted: &[String]) -> Result<Vec<Arm>, BenchError> {
             "with, sys_exit hook",
             sensor(shipped, SyscallHook::SysExit, true),
         ),
+        // "with" and "with, every open" again, the consumer also keeping the image
+        // scanner's in-use map: what that bookkeeping costs a storm.
+        Arm::new(&format!("with{IN_USE_SUFFIX}"), in_use(shipped)),
+        Arm::new(
+            &format!("with, every open{IN_USE_SUFFIX}"),
+            in_use(Duration::ZERO),
+        ),
     ];
     let wanted: Vec<&str> = wanted.iter().map(|w| w.trim()).collect();
     if let Some(unknown) = wanted
@@ -274,12 +354,14 @@ enum Setup {
     NoSensor,
     /// The sensor with the embedded BPF object, or with the given one, folding
     /// repeated read-only opens over `window` (zero: every open is an event), on the
-    /// given syscall hook, watching 32-bit syscalls or not.
+    /// given syscall hook, watching 32-bit syscalls or not; its consumer keeping the
+    /// in-use map or not.
     Sensor {
         object: Option<Vec<u8>>,
         window: Duration,
         hook: SyscallHook,
         compat: bool,
+        in_use: bool,
     },
 }
 
@@ -291,6 +373,7 @@ impl Setup {
             window,
             hook,
             compat,
+            ..
         } = self
         else {
             return Ok(None);
@@ -306,6 +389,12 @@ struct Arm {
     cpu_per_op: Vec<f64>,
     wall_per_op: Vec<f64>,
     sensor_us_per_event: Vec<f64>,
+    /// This process's CPU per storm operation, one figure per run.
+    sensor_us_per_op: Vec<f64>,
+    /// Events per storm operation, and the in-use bookkeeping's ns per operation (in-use
+    /// arms), one figure per run.
+    events_per_op: Vec<f64>,
+    in_use_ns_per_op: Vec<f64>,
     /// Time in the sensor's kernel programs per storm operation: the hook cost by
     /// itself, steadier than CPU/op on a shared machine.
     kernel_ns_per_op: Vec<f64>,
@@ -332,6 +421,9 @@ impl Arm {
             cpu_per_op: Vec::new(),
             wall_per_op: Vec::new(),
             sensor_us_per_event: Vec::new(),
+            sensor_us_per_op: Vec::new(),
+            events_per_op: Vec::new(),
+            in_use_ns_per_op: Vec::new(),
             kernel_ns_per_op: Vec::new(),
             kernel_by_program: Default::default(),
             kernel_pieces: 0,
@@ -344,6 +436,9 @@ impl Arm {
         self.cpu_per_op.clear();
         self.wall_per_op.clear();
         self.sensor_us_per_event.clear();
+        self.sensor_us_per_op.clear();
+        self.events_per_op.clear();
+        self.in_use_ns_per_op.clear();
         self.kernel_ns_per_op.clear();
         self.kernel_by_program.clear();
         self.kernel_pieces = 0;
@@ -357,7 +452,8 @@ impl Arm {
             self.run_pieces(storm, n);
             return Ok(());
         };
-        let consumer = Consumer::start(&mut sensor);
+        let in_use = matches!(self.setup, Setup::Sensor { in_use: true, .. });
+        let consumer = Consumer::start_with(&mut sensor, in_use);
         let cpu_before = cpu_time(libc::RUSAGE_SELF);
         self.run_pieces(storm, n);
         // One more piece with BPF run-time statistics on, for the time spent in the
@@ -389,13 +485,20 @@ impl Arm {
         self.kernel_pieces += 1;
         self.kernel_ns_per_op.push(total_ns / piece as f64);
         std::thread::sleep(Duration::from_millis(300));
-        let events = consumer.finish();
+        let (events, in_use_ns) = consumer.finish_with_in_use();
         let sensor_cpu = cpu_time(libc::RUSAGE_SELF).saturating_sub(cpu_before);
+        let ops = (n + piece) as f64;
+        self.events_per_op.push(events as f64 / ops);
+        if in_use {
+            self.in_use_ns_per_op.push(in_use_ns as f64 / ops);
+        }
         let snap = sensor.stats.snapshot();
         drop(sensor);
         // This process's CPU over the events: with only a handful of events (an arm
         // whose object reports nothing for this storm) it would show the bench's own
         // work, not a cost per event.
+        self.sensor_us_per_op
+            .push(sensor_cpu.as_secs_f64() * 1e6 / ops);
         if events >= 1000 {
             self.sensor_us_per_event
                 .push(sensor_cpu.as_secs_f64() * 1e6 / events as f64);
@@ -459,6 +562,10 @@ impl Arm {
                     kernel_pct_of_bare: kernel_ns / (base_cpu * 1000.0).max(1e-9) * 100.0,
                     user_us_per_event: (!self.sensor_us_per_event.is_empty())
                         .then(|| median(self.sensor_us_per_event.clone())),
+                    user_us_per_op: median(self.sensor_us_per_op.clone()),
+                    events_per_op: median(self.events_per_op.clone()),
+                    in_use_ns_per_op: (!self.in_use_ns_per_op.is_empty())
+                        .then(|| median(self.in_use_ns_per_op.clone())),
                     drops: self.drops,
                     top_programs,
                     paired,
@@ -492,7 +599,8 @@ fn paired(
     let Some(mut s) = setup.start()? else {
         return Ok(None);
     };
-    let consumer = Consumer::start(&mut s);
+    let in_use = matches!(setup, Setup::Sensor { in_use: true, .. });
+    let consumer = Consumer::start_with(&mut s, in_use);
     let piece = piece_len(n);
     let mut cpu_ratios = Vec::new();
     let mut wall_ratios = Vec::new();
@@ -560,6 +668,17 @@ mod tests {
         };
         assert_eq!(names(&["with"]), ["without", "with"]);
         assert_eq!(names(&["sys-exit", "no-compat"]).len(), 3);
+        // An in-use arm and its partner: the same name without the suffix.
+        let in_use = names(&["in-use", "with"]);
+        assert_eq!(in_use, ["without", "with", "with, in-use map"]);
+        assert_eq!(
+            in_use[2].strip_suffix(IN_USE_SUFFIX),
+            Some(in_use[1].as_str())
+        );
+        assert_eq!(
+            names(&["every-open-in-use"]),
+            ["without", "with, every open, in-use map"]
+        );
         let err = builtin_arms(&["with".into(), "nonsense".into()]).err();
         assert!(err.is_some_and(|e| e.to_string().starts_with("unknown arm nonsense")));
     }

@@ -57,8 +57,10 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 3)]
     rounds: u32,
     /// Overhead arms to run besides the baseline without the sensor, comma-separated:
-    /// with, every-open, no-compat, tracepoints, sys-exit (objects given with
-    /// --bpf-object always run).
+    /// with, every-open, no-compat, tracepoints, sys-exit, in-use and
+    /// every-open-in-use ("with" and "every-open" with the image scanner's in-use map
+    /// kept for every event, each compared with its partner when both run; objects
+    /// given with --bpf-object always run).
     #[arg(long, default_value = "with,every-open,no-compat,tracepoints,sys-exit")]
     arms: String,
     /// Pairs of pieces per storm and sensor arm in the paired comparison: the arm's
@@ -188,6 +190,7 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
         let mut print = |s: &StormReport| {
             if human {
                 print_storm(s);
+                print_in_use(s);
             }
         };
         report.overhead = Some(rampart_bench::overhead(&opts, &mut print)?);
@@ -484,8 +487,8 @@ fn print_storm(s: &StormReport) {
             None => "n/a (under 1000 events)".to_string(),
         };
         println!(
-            "  kernel {:.0}ns/op ({:.1}% of the bare op)  sensor user space {user}, drops={}",
-            sensor.kernel_ns_per_op, sensor.kernel_pct_of_bare, sensor.drops
+            "  kernel {:.0}ns/op ({:.1}% of the bare op)  sensor user space {user}, {:.3}us/op, drops={}",
+            sensor.kernel_ns_per_op, sensor.kernel_pct_of_bare, sensor.user_us_per_op, sensor.drops
         );
         let top: Vec<String> = sensor
             .top_programs
@@ -506,6 +509,15 @@ fn print_storm(s: &StormReport) {
                 p.pairs, p.piece, p.cpu_pct, p.cpu_pct_q1, p.cpu_pct_q3, p.wall_pct, p.events, p.drops, p.switch_ms,
             );
         }
+    }
+}
+
+fn print_in_use(s: &StormReport) {
+    for c in &s.in_use {
+        println!(
+            "  in-use map ({} vs {}): {:.4} events/op; timed {:.2}ns/op = {:.3}% of the bare op; sensor user space {:+.3}us/op = {:+.2}% (noisy); storm cpu/op {:+.1}%",
+            c.arm, c.partner, c.events_per_op, c.timed_ns_per_op, c.timed_pct_of_bare, c.user_us_per_op, c.pct_of_bare, c.storm_cpu_pct
+        );
     }
 }
 

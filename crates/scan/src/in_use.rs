@@ -510,15 +510,38 @@ pub type PathMap<V> = HashMap<String, V, foldhash::fast::RandomState>;
 /// The files one container was seen loading, folded in user space: path → first seen
 /// (ns). Bounded: past `bound` entries nothing more is kept and `bounded_out` says so
 /// (verdicts of unseen files become `unknown`). Once the image's package files are
-/// known ([`LoadedFiles::restrict_to`]), only those are kept.
+/// known ([`LoadedFiles::restrict_to`]), only those are kept, and the files of packages
+/// installed after the start once a drift rescan lists them ([`LoadedFiles::adopt_drift`]).
+///
+/// Drift: between a package manager's writes and the rescan that names what it
+/// installed, no package owns the new files yet, so while a rescan is pending
+/// ([`LoadedFiles::expect_drift`]) files nobody owns are kept aside (bounded too). Reads
+/// before the installer's last write are the installer's (pip byte-compiles every module
+/// it installs; ldconfig reads every library) and do not count as loading.
 #[derive(Debug, Default)]
 pub struct LoadedFiles {
     pub loaded: PathMap<u64>,
     pub bounded_out: bool,
     owned: Option<Arc<PathMap<usize>>>,
+    /// Files of the packages installed after the start (drift), once rescanned.
+    drift_owned: Option<Arc<PathMap<usize>>>,
+    /// While a drift rescan is pending: files no package owns yet.
+    pending: Option<PendingDrift>,
+    /// The pending set reached its bound: a drift package's file may have been loaded
+    /// unseen (its verdict is `unknown`).
+    pub drift_bounded_out: bool,
     /// The path of the previous call: a process reading the same file again and again
     /// (or one event per open of a storm) costs a comparison, not a hash.
     last: String,
+}
+
+/// Files nobody owned, seen while a drift rescan was pending.
+#[derive(Debug, Default)]
+struct PendingDrift {
+    /// path → first seen after the latest package-database write.
+    files: PathMap<u64>,
+    /// The latest package-database write (ns).
+    written_ns: u64,
 }
 
 impl LoadedFiles {
@@ -534,7 +557,14 @@ impl LoadedFiles {
             return false;
         }
         if let Some(owned) = &self.owned {
-            if !owned.contains_key(path.as_ref()) {
+            let drift = self
+                .drift_owned
+                .as_ref()
+                .is_some_and(|d| d.contains_key(path.as_ref()));
+            if !drift && !owned.contains_key(path.as_ref()) {
+                if let Some(pending) = &mut self.pending {
+                    pending.note(path.as_ref(), ts_ns, bound, &mut self.drift_bounded_out);
+                }
                 return false;
             }
         }
@@ -549,16 +579,91 @@ impl LoadedFiles {
     /// From now on keep only files in `owned` (package file → package index), and drop
     /// the others kept so far.
     pub fn restrict_to(&mut self, owned: Arc<PathMap<usize>>) {
-        self.loaded.retain(|path, _| owned.contains_key(path));
+        let drift = self.drift_owned.as_deref();
+        self.loaded.retain(|path, _| {
+            owned.contains_key(path) || drift.is_some_and(|d| d.contains_key(path))
+        });
         self.owned = Some(owned);
+    }
+
+    /// A package manager wrote into a package database at `written_ns`: until the
+    /// rescan's packages are adopted, keep files nobody owns aside, and count only
+    /// what is read after this write.
+    pub fn expect_drift(&mut self, written_ns: u64) {
+        let pending = self.pending.get_or_insert_with(PendingDrift::default);
+        pending.written_ns = pending.written_ns.max(written_ns);
+        // A read of the previous path after this write must not pass as a repeat.
+        self.last.clear();
+    }
+
+    /// A drift rescan listed the files of the packages installed after the start
+    /// (file → drift package index): keep them from now on, count those read after the
+    /// installer's last write as loaded, and forget the installer's own reads.
+    /// `still_pending`: another write came after the rescan was asked for, so files
+    /// nobody owns are still kept aside for the next one.
+    pub fn adopt_drift(
+        &mut self,
+        drift_owned: Arc<PathMap<usize>>,
+        still_pending: bool,
+        bound: usize,
+    ) {
+        let (aside, written_ns) = match self.pending.take() {
+            Some(p) => (p.files, p.written_ns),
+            None => (PathMap::default(), 0),
+        };
+        // Reads before the last write were the installer's (or an older version's).
+        self.loaded
+            .retain(|path, seen| !drift_owned.contains_key(path) || *seen > written_ns);
+        let mut kept_aside = PathMap::default();
+        for (path, seen) in aside {
+            if drift_owned.contains_key(&path) {
+                if seen > written_ns && !self.loaded.contains_key(&path) {
+                    if self.loaded.len() >= bound {
+                        self.bounded_out = true;
+                        continue;
+                    }
+                    self.loaded.insert(path, seen);
+                }
+            } else if still_pending {
+                kept_aside.insert(path, seen);
+            }
+        }
+        if still_pending {
+            self.pending = Some(PendingDrift {
+                files: kept_aside,
+                written_ns,
+            });
+        }
+        self.drift_owned = Some(drift_owned);
+        // The next fold of the previous path must look again: it may be owned now.
+        self.last.clear();
     }
 }
 
-/// The file an event shows loaded: an executed file, or one opened successfully.
+impl PendingDrift {
+    fn note(&mut self, path: &str, ts_ns: u64, bound: usize, bounded_out: &mut bool) {
+        let full = self.files.len() >= bound;
+        match self.files.get_mut(path) {
+            // Seen only before the latest write: this is its first read after it.
+            Some(seen) if *seen <= self.written_ns => *seen = ts_ns,
+            Some(_) => {}
+            None if full => *bounded_out = true,
+            None => {
+                self.files.insert(path.to_string(), ts_ns);
+            }
+        }
+    }
+}
+
+/// The file an event shows loaded: an executed file, or one opened successfully for
+/// reading only (an open for writing or creating is an installer or the app's data,
+/// not code being loaded).
 pub fn loaded_path(event: &rampart_event::Event) -> Option<&str> {
     match &event.payload {
         rampart_event::Payload::Exec { filename, .. } => Some(filename),
-        rampart_event::Payload::FileOpen { path, ret, .. } if *ret >= 0 => Some(path),
+        rampart_event::Payload::FileOpen {
+            path, ret, access, ..
+        } if *ret >= 0 && !access.write && !access.create => Some(path),
         _ => None,
     }
 }
@@ -762,6 +867,44 @@ mod tests {
                 "/lib/x86_64-linux-gnu/libssl.so.3"
             ]
         );
+    }
+
+    #[test]
+    fn drift_files_count_when_read_after_the_installer_last_wrote() {
+        let owned: PathMap<usize> = [("/img/a.py".to_string(), 0)].into_iter().collect();
+        let mut files = LoadedFiles::default();
+        files.restrict_to(Arc::new(owned));
+        assert!(files.fold("/img/a.py", 1, 100));
+        // Not owned and nothing pending: dropped.
+        assert!(!files.fold("/site/x.py", 2, 100));
+        // pip writes from 3 to 10, byte-compiling x.py and y.py on the way; the app
+        // imports x.py at 12.
+        files.expect_drift(3);
+        assert!(!files.fold("/site/x.py", 5, 100));
+        assert!(!files.fold("/site/y.py", 6, 100));
+        files.expect_drift(10);
+        assert!(!files.fold("/site/x.py", 12, 100));
+        assert!(!files.fold("/etc/app.conf", 13, 100));
+        let drift: PathMap<usize> = [("/site/x.py".to_string(), 0), ("/site/y.py".to_string(), 0)]
+            .into_iter()
+            .collect();
+        files.adopt_drift(Arc::new(drift), false, 100);
+        assert_eq!(files.loaded.get("/site/x.py"), Some(&12));
+        assert!(!files.loaded.contains_key("/site/y.py"));
+        assert!(!files.loaded.contains_key("/etc/app.conf"));
+        // Owned from now on, image files as before; others still dropped.
+        assert!(files.fold("/site/y.py", 20, 100));
+        assert!(!files.fold("/site/x.py", 21, 100));
+        assert!(!files.fold("/etc/app.conf", 22, 100));
+        assert_eq!(files.loaded.len(), 3);
+        assert!(!files.drift_bounded_out);
+        // The set aside is bounded too.
+        let mut small = LoadedFiles::default();
+        small.restrict_to(Arc::new(PathMap::default()));
+        small.expect_drift(1);
+        assert!(!small.fold("/a", 2, 1));
+        assert!(!small.fold("/b", 3, 1));
+        assert!(small.drift_bounded_out && !small.bounded_out);
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //!
 //! It also keeps, per container, which of its packages' files were executed or opened
 //! (first seen), so each finding carries `in_use: true | false | unknown` with evidence
-//! and reports rank in-use findings first.
+//! and reports rank in-use findings first. Packages installed after the start (drift)
+//! get the same verdicts once a rescan lists their files; what the installer itself read
+//! while installing does not count (see `rampart_scan::in_use::LoadedFiles`).
 //!
 //! Off the hot path: the stage only looks at events on its own thread (its queue drops,
 //! never blocks); scanning, matching and updating run on a worker thread of its own.
@@ -143,11 +145,13 @@ fn is_package_database(path: &str) -> bool {
 
 /// What the worker tells the stage.
 enum WorkerNews {
-    /// A drift rescan of a container: packages not in its image, and their findings.
+    /// A drift rescan of a container: packages not in its image, and their findings;
+    /// with the packages' file lists after a rescan (None after a re-match: unchanged).
     Drifted {
         container_id: String,
         packages: Vec<Package>,
         findings: Vec<(usize, VulnMatch)>,
+        files: Option<Vec<Option<Vec<String>>>>,
     },
     /// An image was scanned: its packages, who owns which file, and the findings.
     Scanned {
@@ -223,6 +227,8 @@ struct ContainerState {
     drift_written: Option<Instant>,
     drift_packages: Vec<Package>,
     drift_findings: Vec<(usize, VulnMatch)>,
+    /// The drift packages' file lists (as `ImageFacts::files_known`).
+    drift_files: Vec<Option<Vec<String>>>,
     dropped: Vec<DroppedBinary>,
 }
 
@@ -312,6 +318,7 @@ impl ImageScanStage {
                     drift_written: None,
                     drift_packages: Vec::new(),
                     drift_findings: Vec::new(),
+                    drift_files: Vec::new(),
                     dropped: Vec::new(),
                 },
             );
@@ -353,6 +360,7 @@ impl ImageScanStage {
                 path, access, ret, ..
             } if *ret >= 0 && (access.write || access.create) && is_package_database(path) => {
                 state.drift_written = Some(Instant::now());
+                state.files.expect_drift(event.ts_ns);
             }
             rampart_event::Payload::Exec { filename, .. } => {
                 let upper = event.process.as_ref().is_some_and(|p| p.exe_upper_layer);
@@ -398,14 +406,31 @@ impl ImageScanStage {
                 container_id,
                 packages,
                 findings,
+                files,
             } => {
                 let threshold = self.config.alert_severity;
+                let libraries_visible = self.config.libraries_visible;
+                let bound = self.config.max_files_per_container;
                 let Some(state) = self.containers.get_mut(&container_id) else {
                     return;
                 };
                 let Some(image) = state.image.clone() else {
                     return;
                 };
+                if let Some(files) = files {
+                    // The new packages' files are kept from now on, and those read since
+                    // the installer finished count as loaded.
+                    let mut owners = PathMap::default();
+                    for (index, list) in files.iter().enumerate() {
+                        for file in list.iter().flatten() {
+                            owners.entry(file.clone()).or_insert(index);
+                        }
+                    }
+                    state
+                        .files
+                        .adopt_drift(Arc::new(owners), state.drift_written.is_some(), bound);
+                    state.drift_files = files;
+                }
                 let known: HashSet<(String, String, String)> = state
                     .drift_findings
                     .iter()
@@ -424,12 +449,7 @@ impl ImageScanStage {
                         finding.id.clone(),
                     );
                     if finding.severity >= threshold && !known.contains(&seen) {
-                        let evidence = InUseEvidence {
-                            state: rampart_scan::in_use::InUse::Unknown,
-                            file: None,
-                            first_seen_ns: None,
-                            reason: Some("installed after the container started (drift)".into()),
-                        };
+                        let evidence = drift_in_use(state, *index, libraries_visible);
                         ctx.emit_alert(vulnerability_alert(
                             &container_id,
                             state,
@@ -575,6 +595,16 @@ fn container_report(
         })
         .collect();
     rampart_scan::in_use::rank(&mut vulnerabilities);
+    let mut drift_vulnerabilities: Vec<Vulnerability> = state
+        .drift_findings
+        .iter()
+        .filter_map(|(index, m)| {
+            let package = state.drift_packages.get(*index)?;
+            let in_use = drift_in_use(state, *index, libraries_visible);
+            Some(to_vulnerability(package, m, Some(in_use)))
+        })
+        .collect();
+    rampart_scan::in_use::rank(&mut drift_vulnerabilities);
     ContainerReport {
         container_id: id.to_string(),
         container_name: name,
@@ -585,17 +615,20 @@ fn container_report(
         vulnerabilities,
         drift: Drift {
             packages: state.drift_packages.clone(),
-            vulnerabilities: state
-                .drift_findings
-                .iter()
-                .filter_map(|(index, m)| {
-                    let package = state.drift_packages.get(*index)?;
-                    Some(to_vulnerability(package, m, None))
-                })
-                .collect(),
+            vulnerabilities: drift_vulnerabilities,
             binaries: state.dropped.clone(),
         },
     }
+}
+
+/// A drift package's verdict, decided as an image package's is.
+fn drift_in_use(state: &ContainerState, index: usize, libraries_visible: bool) -> InUseEvidence {
+    decide(
+        state.drift_files.get(index).and_then(|f| f.as_deref()),
+        &state.files.loaded,
+        libraries_visible,
+        state.files.bounded_out || state.files.drift_bounded_out,
+    )
 }
 
 /// A digest of what central shows of a container's result.
@@ -603,7 +636,11 @@ fn report_digest(report: &ContainerReport) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (&report.image_id, report.packages).hash(&mut h);
-    for v in &report.vulnerabilities {
+    for v in report
+        .vulnerabilities
+        .iter()
+        .chain(&report.drift.vulnerabilities)
+    {
         (&v.id, &v.package_name, &v.package_version).hash(&mut h);
         in_use_flag(v).hash(&mut h);
     }
@@ -1067,24 +1104,7 @@ impl Worker {
             0 => None,
             pid => Some(rampart_scan::in_use::proc_root(pid)).filter(|r| r.exists()),
         };
-        let files_known: Vec<Option<Vec<String>>> = match root.as_deref() {
-            Some(root) => {
-                let mut lists = rampart_scan::in_use::FileLists::new(root);
-                let mut total = 0usize;
-                report
-                    .packages
-                    .iter()
-                    .map(|p| {
-                        // Past the image's bound a package's list is not kept: its
-                        // verdict is unknown, and memory stays bounded per image.
-                        let files = lists.files(p)?;
-                        total += files.len();
-                        (total <= MAX_OWNED_FILES_PER_IMAGE).then_some(files)
-                    })
-                    .collect()
-            }
-            None => vec![None; report.packages.len()],
-        };
+        let files_known = package_file_lists(&report.packages, root.as_deref());
         let mut owners = PathMap::default();
         for (index, files) in files_known.iter().enumerate() {
             for file in files.iter().flatten() {
@@ -1173,10 +1193,15 @@ impl Worker {
                 (packages.clone(), finding_ids(&findings)),
             );
         }
+        // Read under the root of the container's first process, which is running
+        // (the installer, the latest process seen, may be gone).
+        let root = rampart_scan::docker::container_root(&container_id).ok();
+        let files = package_file_lists(&packages, root.as_deref());
         let _ = self.outbox.send(WorkerNews::Drifted {
             container_id,
             packages,
             findings,
+            files: Some(files),
         });
     }
 
@@ -1195,6 +1220,7 @@ impl Worker {
                 container_id: container_id.clone(),
                 packages: packages.clone(),
                 findings,
+                files: None,
             });
         }
     }
@@ -1265,6 +1291,25 @@ impl Worker {
 }
 
 /// Drift packages matched against the database (none when it cannot answer).
+/// The file lists of `packages`, read under a container's root (None: none known).
+/// Past [`MAX_OWNED_FILES_PER_IMAGE`] in all a package's list is not kept: its verdict
+/// is unknown, and memory stays bounded.
+fn package_file_lists(packages: &[Package], root: Option<&Path>) -> Vec<Option<Vec<String>>> {
+    let Some(root) = root else {
+        return vec![None; packages.len()];
+    };
+    let mut lists = rampart_scan::in_use::FileLists::new(root);
+    let mut total = 0usize;
+    packages
+        .iter()
+        .map(|p| {
+            let files = lists.files(p)?;
+            total += files.len();
+            (total <= MAX_OWNED_FILES_PER_IMAGE).then_some(files)
+        })
+        .collect()
+}
+
 fn match_drift(db: &mut VulnDb, packages: &[Package]) -> Vec<(usize, VulnMatch)> {
     let refs = package_refs(packages);
     match db.match_packages(&refs.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>()) {
