@@ -9,34 +9,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_agent::stages::{ImageScanConfig, ImageScanStage};
-use rampart_agent::{
-    Batch, Controls, PipelineBuilder, Record, Stage, StageContext, StageError, Subscription,
-};
-use rampart_event::Alert;
+use rampart_agent::stages::{AlertLog, ImageScanConfig, ImageScanStage};
+use rampart_agent::{Controls, PipelineBuilder};
 
 const IMAGE: &str = "rampart-test/pyapp:1";
-
-struct Collect(Arc<Mutex<Vec<Arc<Alert>>>>);
-impl Stage for Collect {
-    fn name(&self) -> &str {
-        "collect"
-    }
-    fn subscription(&self) -> Subscription {
-        Subscription::ALERTS
-    }
-    fn handle(&mut self, batch: &Batch, _ctx: &StageContext) -> Result<(), StageError> {
-        for r in &batch.records {
-            if let Record::Alert(a) = r {
-                self.0.lock().unwrap().push(a.clone());
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Removes the container on drop.
 struct Running(String);
@@ -102,7 +81,7 @@ fn a_running_workload_is_scanned_and_a_new_advisory_names_it_with_in_use_evidenc
     config.cache_dir = Some(dir.path().join("cache"));
     config.db_poll = Duration::from_millis(200);
     config.report_every = Duration::from_millis(250);
-    let alerts = Arc::new(Mutex::new(Vec::new()));
+    let alerts = AlertLog::new();
     // The node's bus publisher (an in-process bus here): scan results go to central.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -118,7 +97,7 @@ fn a_running_workload_is_scanned_and_a_new_advisory_names_it_with_in_use_evidenc
     .unwrap();
     let pipeline = PipelineBuilder::new()
         .stage(ImageScanStage::new(config).with_reports(publisher.reports()))
-        .stage(Collect(alerts.clone()))
+        .stage(alerts.stage())
         .stage(publisher)
         .start()
         .unwrap();
@@ -157,10 +136,7 @@ fn a_running_workload_is_scanned_and_a_new_advisory_names_it_with_in_use_evidenc
     assert_eq!(bottle["id"], "PYSEC-2022-227");
     assert_eq!(bottle["in_use"]["state"], "false", "{before:#}");
     assert!(finding(&before, "urllib3").is_none());
-    assert!(
-        alerts.lock().unwrap().is_empty(),
-        "nothing high was known yet"
-    );
+    assert!(alerts.is_empty(), "nothing high was known yet");
     // The same result reached the bus for central: bottle unused, the image's SBOMs.
     let mut consumer = rt
         .block_on(rampart_bus::Backplane::consumer(bus.as_ref(), "central"))
@@ -235,8 +211,7 @@ fn a_running_workload_is_scanned_and_a_new_advisory_names_it_with_in_use_evidenc
     }
     let alert = wait_for(Duration::from_secs(10), || {
         alerts
-            .lock()
-            .unwrap()
+            .alerts()
             .iter()
             .find(|a| a.source == "scanner")
             .cloned()

@@ -30,10 +30,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rampart_agent::stages::{ImageScanConfig, ImageScanStage};
-use rampart_agent::{
-    Batch, Controls, PipelineBuilder, Record, Stage, StageContext, StageError, Subscription,
-};
+use rampart_agent::stages::{AlertLog, ImageScanConfig, ImageScanStage};
+use rampart_agent::{Controls, PipelineBuilder};
 use rampart_event::Alert;
 
 const LANG_IMAGE: &str = "rampart-test/langapp:1";
@@ -42,24 +40,6 @@ const JAVA_IMAGE: &str = "rampart-test/java:17";
 
 /// One sensor at a time in this binary.
 static SERIAL: Mutex<()> = Mutex::new(());
-
-struct Collect(Arc<Mutex<Vec<Arc<Alert>>>>);
-impl Stage for Collect {
-    fn name(&self) -> &str {
-        "collect"
-    }
-    fn subscription(&self) -> Subscription {
-        Subscription::ALERTS
-    }
-    fn handle(&mut self, batch: &Batch, _ctx: &StageContext) -> Result<(), StageError> {
-        for r in &batch.records {
-            if let Record::Alert(a) = r {
-                self.0.lock().unwrap().push(a.clone());
-            }
-        }
-        Ok(())
-    }
-}
 
 /// Removes the container on drop.
 struct Running(String);
@@ -131,7 +111,7 @@ fn pypi_fixture(package: &str, id: &str) -> PathBuf {
 
 /// A running pipeline: the sensor watching one container, the stage, an alert sink.
 struct Node {
-    alerts: Arc<Mutex<Vec<Arc<Alert>>>>,
+    alerts: AlertLog,
     stop: Arc<std::sync::atomic::AtomicBool>,
     runner: Option<std::thread::JoinHandle<rampart_agent::PipelineStats>>,
 }
@@ -145,10 +125,10 @@ impl Node {
             ..rampart_sensor::SensorConfig::default()
         })
         .unwrap();
-        let alerts = Arc::new(Mutex::new(Vec::new()));
+        let alerts = AlertLog::new();
         let pipeline = PipelineBuilder::new()
             .stage(ImageScanStage::new(config))
-            .stage(Collect(alerts.clone()))
+            .stage(alerts.stage())
             .start()
             .unwrap();
         let controls = Controls {
@@ -169,11 +149,9 @@ impl Node {
 
     fn alert_for(&self, id: &str) -> Option<Arc<Alert>> {
         self.alerts
-            .lock()
-            .unwrap()
-            .iter()
+            .alerts()
+            .into_iter()
             .find(|a| a.source == "scanner" && a.output_fields["vuln.id"] == id)
-            .cloned()
     }
 }
 
@@ -459,10 +437,7 @@ fn the_scheduled_update_of_rampart_up_raises_alerts_for_image_and_drift_packages
     })
     .unwrap_or_else(|| panic!("no drift in {:#}", report(&report_path).unwrap_or_default()));
     assert!(node.alert_for("PYSEC-2021-333").is_none());
-    assert!(
-        node.alerts.lock().unwrap().is_empty(),
-        "nothing new was known yet"
-    );
+    assert!(node.alerts.is_empty(), "nothing new was known yet");
     // The scheduled runs so far asked conditionally and were told nothing changed.
     assert!(
         seen.lock()
@@ -512,14 +487,13 @@ fn the_scheduled_update_of_rampart_up_raises_alerts_for_image_and_drift_packages
     assert!(finding(&after, "urllib3").is_some());
     // Once each: a later run is a 304 and raises nothing again.
     std::thread::sleep(Duration::from_secs(5));
-    let alerts = node.alerts.lock().unwrap();
+    let alerts = node.alerts.alerts();
     assert_eq!(
         alerts.iter().filter(|a| a.source == "scanner").count(),
         2,
         "{:?}",
         alerts.iter().map(|a| &a.message).collect::<Vec<_>>()
     );
-    drop(alerts);
     drop(node);
     drop(container);
 }
