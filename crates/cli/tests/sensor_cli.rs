@@ -225,41 +225,51 @@ fn full_output_disk_is_reported_and_survived() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Enough activity to fill 64 KiB several times over.
-    let deadline = Instant::now() + Duration::from_secs(4);
-    while Instant::now() < deadline {
+    // Activity until the 64 KiB fill up (the sensor may take seconds to load on a
+    // loaded machine, so wait for the disk to be full rather than for a fixed time),
+    // then a second more of it, which the sensor must drop.
+    let activity = || {
         let _ = Command::new("/bin/cat")
             .arg("/etc/hostname")
             .stdout(Stdio::null())
             .status();
+    };
+    let full = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len()) > 56 * 1024;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !full(&out) && Instant::now() < deadline {
+        activity();
     }
-    std::thread::sleep(Duration::from_secs(1));
+    assert!(full(&out), "the sensor wrote 56 KiB of events within 60 s");
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < deadline {
+        activity();
+    }
     assert!(
         child.try_wait().unwrap().is_none(),
         "sensor died on a full disk"
     );
-    // Free space: writing resumes and the gap is marked.
+    // Free space: writing resumes and the gap is marked (wait for the mark).
     std::fs::write(&out, b"").unwrap();
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        let _ = Command::new("/bin/cat")
-            .arg("/etc/hostname")
-            .stdout(Stdio::null())
-            .status();
+    let marked = |events: &[serde_json::Value]| {
+        events.iter().any(|e| {
+            e["kind"] == "lost"
+                && e["data"]["source"] == "output"
+                && e["data"]["count"].as_u64() > Some(0)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !marked(&read_events(&out)) && Instant::now() < deadline {
+        activity();
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // One more stats interval, so the last stats line counts the drops.
+    std::thread::sleep(Duration::from_millis(1500));
     // SAFETY: kill with a valid pid and signal.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let output = child.wait_with_output().unwrap();
     let events = read_events(&out);
     let _ = Command::new("umount").arg(&mnt).status();
     assert!(output.status.success());
-    assert!(
-        events.iter().any(|e| e["kind"] == "lost"
-            && e["data"]["source"] == "output"
-            && e["data"]["count"].as_u64() > Some(0)),
-        "the gap is marked once writing resumes"
-    );
+    assert!(marked(&events), "the gap is marked once writing resumes");
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(
         err.contains("cannot write events"),
