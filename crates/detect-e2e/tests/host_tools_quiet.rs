@@ -51,6 +51,8 @@ const TOOLS: &[(&str, &[&str], &str)] = &[
      "apt-get -s -q install --no-install-recommends hello >/dev/null 2>&1; true"),
     ("openssl making and reading a key", &["openssl"],
      "openssl genpkey -algorithm ed25519 -out key.pem 2>/dev/null && openssl pkey -in key.pem -pubout >/dev/null && openssl dgst -sha256 Cargo.toml >/dev/null"),
+    ("PostgreSQL's client programs (Debian's Perl pg_wrapper reads /etc/shadow as root)", &["psql", "pg_isready"],
+     "psql --version >/dev/null && pg_isready -h 127.0.0.1 -p 1 >/dev/null 2>&1; true"),
     ("strace following a command", &["strace"],
      "strace -f -o /dev/null true"),
     ("stdbuf line-buffering a pipeline (LD_PRELOAD of coreutils' libstdbuf)", &["stdbuf"],
