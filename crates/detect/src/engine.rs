@@ -120,16 +120,26 @@ impl RuleEngine {
     /// Evaluates one event: alerts to deliver now (first of a burst, and aggregates of
     /// windows that closed before this event's time).
     pub fn evaluate(&self, ev: &Event) -> Vec<Alert> {
+        self.evaluate_in(&EvalCtx::with_users(ev, &*self.users))
+    }
+
+    /// [`RuleEngine::evaluate`] for a recorded event (a retro-hunt): its context is
+    /// [`EvalCtx::recorded`], so no rule reads the live system.
+    pub fn evaluate_recorded(&self, ev: &Event) -> Vec<Alert> {
+        self.evaluate_in(&EvalCtx::recorded(ev, &*self.users))
+    }
+
+    fn evaluate_in(&self, ctx: &EvalCtx<'_>) -> Vec<Alert> {
+        let ev = ctx.ev;
         let set = self.rules.load();
-        let ctx = EvalCtx::with_users(ev, &*self.users);
         let mut matched: Vec<&CompiledRule> = Vec::new();
-        set.for_each_match(&ctx, |r| matched.push(r));
+        set.for_each_match(ctx, |r| matched.push(r));
         let Ok(mut noise) = self.noise.lock() else {
             return Vec::new();
         };
         let mut out = noise.flush(ev.ts_ns);
         for r in matched {
-            noise.offer(r, &ctx, &mut out);
+            noise.offer(r, ctx, &mut out);
         }
         out
     }
@@ -138,7 +148,7 @@ impl RuleEngine {
     /// (into `set.rules()`, in load order) of the rules matching `ev`. Touches no
     /// noise-control state, so many threads may call it at once (a retro-hunt
     /// evaluates blocks of history in parallel); give the matches to
-    /// [`RuleEngine::offer_matches`] in time order.
+    /// [`RuleEngine::offer_recorded_matches`] (in a retro-hunt) in time order.
     pub fn match_rules(&self, set: &RuleSet, ev: &Event, out: &mut Vec<usize>) {
         let ctx = EvalCtx::with_users(ev, &*self.users);
         set.for_each_match_index(&ctx, |i| out.push(i));
@@ -152,13 +162,14 @@ impl RuleEngine {
         set.for_each_match_index(&ctx, |i| out.push(i));
     }
 
-    /// The stateful half of [`RuleEngine::evaluate`]: noise control for the rules
-    /// [`RuleEngine::match_rules`] found for `ev` with the same `set`. Events that
-    /// matched nothing may be left out: windows that ended before them close at the
-    /// next offered event (or [`RuleEngine::flush_all`]), before it is offered, so
-    /// the alerts are the same as `evaluate` on every event.
-    pub fn offer_matches(&self, set: &RuleSet, ev: &Event, rules: &[usize]) -> Vec<Alert> {
-        let ctx = EvalCtx::with_users(ev, &*self.users);
+    /// The stateful half of [`RuleEngine::evaluate_recorded`]: noise control for the
+    /// rules [`RuleEngine::match_recorded_rules`] found for `ev` with the same `set`
+    /// (the alerts' output fields read the recorded event only). Events that matched
+    /// nothing may be left out: windows that ended before them close at the next
+    /// offered event (or [`RuleEngine::flush_all`]), before it is offered, so the
+    /// alerts are the same as `evaluate_recorded` on every event.
+    pub fn offer_recorded_matches(&self, set: &RuleSet, ev: &Event, rules: &[usize]) -> Vec<Alert> {
+        let ctx = EvalCtx::recorded(ev, &*self.users);
         let Ok(mut noise) = self.noise.lock() else {
             return Vec::new();
         };

@@ -36,6 +36,9 @@ pub struct EvalCtx<'e> {
     cwd: OnceCell<String>,
     /// The process's environment, read from /proc once per event (`proc.env`).
     environ: OnceCell<Option<Vec<String>>>,
+    /// Whether fields may look at the live filesystem through the process's root
+    /// (`proc.is_exe_in_venv`, `fd.has_fresh_copy`): not for recorded history.
+    probes: bool,
 }
 
 impl<'e> EvalCtx<'e> {
@@ -55,17 +58,22 @@ impl<'e> EvalCtx<'e> {
             fd_name: OnceCell::new(),
             cwd: OnceCell::new(),
             environ: OnceCell::new(),
+            probes: true,
         }
     }
 
     /// A context for a recorded event (a retro-hunt over history): as
-    /// [`EvalCtx::with_users`], except that `proc.env` beyond what the sensor kept on
-    /// the process is absent rather than read from `/proc/<pid>/environ`. The recorded
-    /// process has exited (what its pid names now is another process, or nothing);
-    /// the live path gives the same answer for a process that exited.
+    /// [`EvalCtx::with_users`], except that nothing is read from the live system:
+    /// `proc.env` beyond what the sensor kept on the process is absent rather than
+    /// read from `/proc/<pid>/environ`, and the filesystem probes
+    /// (`proc.is_exe_in_venv`, `fd.has_fresh_copy`) are unknown. The recorded
+    /// process has exited (what its pid names now is another process, or nothing,
+    /// and the files beside its paths are today's); the live path gives the same
+    /// answers for a process that exited.
     pub fn recorded(ev: &'e Event, users: &'e dyn UserDirectory) -> Self {
-        let ctx = Self::with_users(ev, users);
+        let mut ctx = Self::with_users(ev, users);
         let _ = ctx.environ.set(None);
+        ctx.probes = false;
         ctx
     }
 
@@ -644,7 +652,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         "proc.start_ts" | "proc.pid.ts" => provided(int(|ctx| ctx.process().map(|p| p.start_ns as i64))),
         "proc.is_exe_in_venv" => ResolvedField {
             getter: boolean(|ctx| {
-                let p = ctx.process()?;
+                let p = ctx.process().filter(|_| ctx.probes)?;
                 let exe = crate::fsprobe::seen_path(std::path::Path::new("/proc"), ctx.ev, &p.exe)?;
                 Some(crate::fsprobe::is_in_venv(&exe))
             }),
@@ -654,7 +662,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         },
         "fd.has_fresh_copy" => ResolvedField {
             getter: boolean(|ctx| {
-                let path = ctx.fd_name()?;
+                let path = ctx.fd_name().filter(|_| ctx.probes)?;
                 let seen = crate::fsprobe::seen_path(std::path::Path::new("/proc"), ctx.ev, path)?;
                 Some(crate::fsprobe::has_fresh_copy(
                     &seen,

@@ -149,3 +149,33 @@ fn recorded_events_do_not_read_the_live_environment() {
     assert_eq!(live, [0], "the live path reads /proc/<pid>/environ");
     assert!(recorded.is_empty(), "{recorded:?}");
 }
+
+/// The filesystem probes look at today's files: on history they are unknown, in the
+/// stateless match, the sequential evaluation and the output fields alike. Here a
+/// virtual environment exists beside the recorded executable, so the live path
+/// finds it.
+#[test]
+fn recorded_events_do_not_probe_the_live_filesystem() {
+    let venv = tempfile::tempdir().unwrap();
+    std::fs::create_dir(venv.path().join("bin")).unwrap();
+    std::fs::write(venv.path().join("pyvenv.cfg"), "home = /usr/bin\n").unwrap();
+    let exe = venv.path().join("bin/python3");
+    std::fs::write(&exe, b"").unwrap();
+    let rules = "- rule: Venv\n  desc: d\n  condition: evt.type = execve and proc.is_exe_in_venv = true\n  output: venv=%proc.is_exe_in_venv\n  priority: WARNING\n";
+    let (set, errors) = load_texts(&[("r.yaml".into(), rules.into())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let engine = RuleEngine::from_ruleset(set, NoiseConfig::default(), &["r.yaml"]);
+    let ev = build_event(&json!({
+        "kind": "exec",
+        "process": {"pid": 999_999_999u32, "comm": "python3", "exe": exe.to_str().unwrap()},
+    }))
+    .unwrap();
+    let set = engine.ruleset();
+    let (mut live, mut recorded) = (Vec::new(), Vec::new());
+    engine.match_rules(&set, &ev, &mut live);
+    engine.match_recorded_rules(&set, &ev, &mut recorded);
+    assert_eq!(live, [0], "the live path finds pyvenv.cfg");
+    assert!(recorded.is_empty(), "{recorded:?}");
+    assert!(engine.evaluate_recorded(&ev).is_empty());
+    assert_eq!(engine.evaluate(&ev).len(), 1);
+}

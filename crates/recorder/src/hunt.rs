@@ -52,7 +52,7 @@ impl Recorder {
     /// order: the matched events are put in the order a query would give them (time,
     /// then the block's place in the query's merge, then the record's place in its
     /// block) and offered to it one by one, so the alerts are those of
-    /// [`RuleEngine::evaluate`] run on the query's records.
+    /// [`RuleEngine::evaluate_recorded`] run on the query's records.
     pub fn retro_hunt_with(
         self: &Arc<Self>,
         engine: &RuleEngine,
@@ -132,7 +132,7 @@ impl Recorder {
         for h in &hits {
             report
                 .alerts
-                .extend(engine.offer_matches(&set, &h.ev, &h.rules));
+                .extend(engine.offer_recorded_matches(&set, &h.ev, &h.rules));
         }
         // Windows still open at the end of the range close now.
         report.alerts.extend(engine.flush_all());
@@ -147,7 +147,8 @@ impl Recorder {
 
 impl Recorder {
     /// The retro-hunt as it ran before it went parallel: every event of the query,
-    /// merged in time order on the calling thread, through [`RuleEngine::evaluate`].
+    /// merged in time order on the calling thread, through
+    /// [`RuleEngine::evaluate_recorded`].
     /// Kept as the benchmark's baseline and the tests' reference.
     #[doc(hidden)]
     pub fn retro_hunt_sequential(
@@ -161,7 +162,7 @@ impl Recorder {
         for r in it.by_ref() {
             if let Record::Event(ev) = r {
                 report.events += 1;
-                report.alerts.extend(engine.evaluate(&ev));
+                report.alerts.extend(engine.evaluate_recorded(&ev));
             }
         }
         report.alerts.extend(engine.flush_all());
