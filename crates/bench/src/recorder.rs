@@ -34,7 +34,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rampart_event::{Event, Workload};
-use rampart_recorder::{sample, Query, Record, RecordTypes, Recorder, RecorderConfig, Writer};
+use rampart_recorder::sample::{self, Replay};
+use rampart_recorder::{Query, Record, RecordTypes, Recorder, RecorderConfig, Writer};
 use serde::Serialize;
 
 use crate::BenchError;
@@ -146,18 +147,15 @@ pub fn recorder(opts: &RecorderOptions) -> Result<RecorderReport, BenchError> {
     let wl = sample::workload_file();
     let base =
         sample::load_events(&wl).map_err(BenchError::io(format!("reading {}", wl.display())))?;
-    if base.is_empty() {
-        return Err(BenchError::Io {
-            what: format!("reading {}", wl.display()),
-            source: std::io::Error::other("no events"),
-        });
-    }
     let mut json_bytes = 0usize;
     for e in &base {
         json_bytes += serde_json::to_vec(e)?.len() + 1;
     }
     let json_per_event = json_bytes as f64 / base.len() as f64;
-    let replay = Replay::new(base, n);
+    let replay = Replay::new(base, n).ok_or_else(|| BenchError::Io {
+        what: format!("reading {}", wl.display()),
+        source: std::io::Error::other("no events"),
+    })?;
     let tmp;
     let dir: PathBuf = match &opts.dir {
         Some(d) => d.clone(),
@@ -558,74 +556,5 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Replays the workload as `n` events: replica `r` is shifted by `r` spans, and uses
-/// container generation `r * 8 / replicas`.
-struct Replay {
-    base: Vec<Event>,
-    span: u64,
-    t0: u64,
-    generations: Vec<HashMap<usize, Arc<Workload>>>,
-    replicas: u64,
-    n: u64,
-}
-
-impl Replay {
-    fn new(base: Vec<Event>, n: u64) -> Self {
-        let t_min = base.iter().map(|e| e.ts_ns).min().unwrap_or(0);
-        let t_max = base.iter().map(|e| e.ts_ns).max().unwrap_or(0);
-        let span = t_max - t_min + 1_000_000;
-        let replicas = n.div_ceil(base.len() as u64);
-        // The run ends about now, so the catalog's times look like a live node's.
-        let t0 = rampart_event::wall_ns().saturating_sub(replicas * span);
-        let mut generations = Vec::new();
-        for g in 0..8u64 {
-            let mut m = HashMap::new();
-            for e in &base {
-                let ptr = Arc::as_ptr(&e.container) as usize;
-                m.entry(ptr).or_insert_with(|| {
-                    let mut w = (*e.container).clone();
-                    if let Workload::Container(c) = &mut w {
-                        c.id = format!("{g:x}{}", c.id.get(1..).unwrap_or(""));
-                        c.name = format!("{}-{g}", c.name);
-                    }
-                    Arc::new(w)
-                });
-            }
-            generations.push(m);
-        }
-        Self {
-            span,
-            t0: t0.saturating_sub(t_min),
-            base,
-            generations,
-            replicas,
-            n,
-        }
-    }
-
-    fn generation_of(&self, i: u64) -> usize {
-        let r = i / self.base.len() as u64;
-        (r * 8 / self.replicas.max(1)).min(7) as usize
-    }
-
-    fn event(&self, i: u64) -> Event {
-        let r = i / self.base.len() as u64;
-        let e = &self.base[(i % self.base.len() as u64) as usize];
-        let mut ev = e.clone();
-        ev.ts_ns = self.t0.wrapping_add(e.ts_ns) + r * self.span;
-        ev.seq = i;
-        if let Some(w) =
-            self.generations[self.generation_of(i)].get(&(Arc::as_ptr(&e.container) as usize))
-        {
-            ev.container = w.clone();
-        }
-        ev
-    }
-
-    fn end_ts(&self) -> u64 {
-        self.event(self.n - 1).ts_ns
     }
 }

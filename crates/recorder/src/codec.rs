@@ -1674,12 +1674,10 @@ pub(crate) fn decode_into(
     res
 }
 
-/// A body's events through [`BlockDecoder::next_event_into`] (one reused event,
-/// cloned out): for tests and fuzzing, which check it against [`decode_all`].
-#[doc(hidden)]
-pub fn decode_events_in_place(body: &[u8]) -> Result<Vec<Event>, CodecError> {
-    let mut d = BlockDecoder::new(body);
-    let mut ev = Event {
+/// An event to decode into with [`BlockDecoder::next_event_into`] (any value: every
+/// field is overwritten).
+pub(crate) fn scratch_event() -> Event {
+    Event {
         schema: rampart_event::SCHEMA_VERSION,
         ts_ns: 0,
         host: Arc::from(""),
@@ -1692,7 +1690,15 @@ pub fn decode_events_in_place(body: &[u8]) -> Result<Vec<Event>, CodecError> {
             count: 0,
             cpu: None,
         },
-    };
+    }
+}
+
+/// A body's events through [`BlockDecoder::next_event_into`] (one reused event,
+/// cloned out): for tests and fuzzing, which check it against [`decode_all`].
+#[doc(hidden)]
+pub fn decode_events_in_place(body: &[u8]) -> Result<Vec<Event>, CodecError> {
+    let mut d = BlockDecoder::new(body);
+    let mut ev = scratch_event();
     let mut out = Vec::new();
     while let Some(is_event) = d.next_event_into(&mut ev)? {
         if is_event {

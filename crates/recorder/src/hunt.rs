@@ -6,9 +6,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rampart_detect::RuleEngine;
-use rampart_event::{Alert, Event, LossSource, Payload, Workload, SCHEMA_VERSION};
+use rampart_event::{Alert, Event};
 
-use crate::codec::BlockDecoder;
+use crate::codec::{scratch_event, BlockDecoder};
 use crate::error::RecorderError;
 use crate::query::{Query, RecordTypes};
 use crate::record::Record;
@@ -171,24 +171,6 @@ impl Recorder {
         }
         report.skipped_blocks = it.skipped().to_vec();
         Ok(report)
-    }
-}
-
-/// The event a hunting thread decodes into (any value: every field is overwritten).
-fn scratch_event() -> Event {
-    Event {
-        schema: SCHEMA_VERSION,
-        ts_ns: 0,
-        host: Arc::from(""),
-        seq: 0,
-        process: None,
-        container: Arc::new(Workload::Host { cgroup_id: 0 }),
-        compat_syscall: false,
-        payload: Payload::Lost {
-            source: LossSource::Recorder,
-            count: 0,
-            cpu: None,
-        },
     }
 }
 

@@ -1,6 +1,7 @@
 //! Sample records for tests, benchmarks and fuzzing: the recorded sensor workload that
 //! the detection benchmarks use, and small synthetic events.
 
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,5 +83,86 @@ pub fn event(ts_ns: u64, seq: u64, c: Option<&str>, pid: u32, path: &str) -> Eve
             ret: 3,
             repeats: 0,
         },
+    }
+}
+
+/// Replays the workload as `n` events (the recorder benchmark's history): replica `r`
+/// is shifted by `r` spans, and uses container generation `r * 8 / replicas`, so
+/// containers are replaced over time as on a real node.
+pub struct Replay {
+    /// The workload's events.
+    pub base: Vec<Event>,
+    span: u64,
+    t0: u64,
+    /// Per generation, the workload's containers by the address of the original.
+    pub generations: Vec<HashMap<usize, Arc<Workload>>>,
+    /// Times the workload is replayed.
+    pub replicas: u64,
+    n: u64,
+}
+
+impl Replay {
+    /// `None` when `base` is empty (there is nothing to replay).
+    pub fn new(base: Vec<Event>, n: u64) -> Option<Self> {
+        if base.is_empty() {
+            return None;
+        }
+        let n = n.max(1);
+        let t_min = base.iter().map(|e| e.ts_ns).min().unwrap_or(0);
+        let t_max = base.iter().map(|e| e.ts_ns).max().unwrap_or(0);
+        let span = t_max - t_min + 1_000_000;
+        let replicas = n.div_ceil(base.len() as u64);
+        // The run ends about now, so the catalog's times look like a live node's.
+        let t0 = rampart_event::wall_ns().saturating_sub(replicas * span);
+        let mut generations = Vec::new();
+        for g in 0..8u64 {
+            let mut m = HashMap::new();
+            for e in &base {
+                let ptr = Arc::as_ptr(&e.container) as usize;
+                m.entry(ptr).or_insert_with(|| {
+                    let mut w = (*e.container).clone();
+                    if let Workload::Container(c) = &mut w {
+                        c.id = format!("{g:x}{}", c.id.get(1..).unwrap_or(""));
+                        c.name = format!("{}-{g}", c.name);
+                    }
+                    Arc::new(w)
+                });
+            }
+            generations.push(m);
+        }
+        Some(Self {
+            span,
+            t0: t0.saturating_sub(t_min),
+            base,
+            generations,
+            replicas,
+            n,
+        })
+    }
+
+    /// The container generation event `i` belongs to.
+    pub fn generation_of(&self, i: u64) -> usize {
+        let r = i / self.base.len() as u64;
+        (r * 8 / self.replicas.max(1)).min(7) as usize
+    }
+
+    /// Event `i` of the replay.
+    pub fn event(&self, i: u64) -> Event {
+        let r = i / self.base.len() as u64;
+        let e = &self.base[(i % self.base.len() as u64) as usize];
+        let mut ev = e.clone();
+        ev.ts_ns = self.t0.wrapping_add(e.ts_ns) + r * self.span;
+        ev.seq = i;
+        if let Some(w) =
+            self.generations[self.generation_of(i)].get(&(Arc::as_ptr(&e.container) as usize))
+        {
+            ev.container = w.clone();
+        }
+        ev
+    }
+
+    /// The last event's time.
+    pub fn end_ts(&self) -> u64 {
+        self.event(self.n - 1).ts_ns
     }
 }
