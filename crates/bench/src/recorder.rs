@@ -33,7 +33,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rampart_event::{Event, Workload};
 use rampart_recorder::sample::{self, Replay};
 use rampart_recorder::{Query, Record, RecordTypes, Recorder, RecorderConfig, Writer};
 use serde::Serialize;
