@@ -37,8 +37,9 @@ pub struct IngestBenchConfig {
     pub messages_per_commit: usize,
     /// Store transactions central runs at once (1: the one-after-the-other baseline).
     pub commits_in_flight: usize,
-    /// Every ingest statement with `ON CONFLICT … RETURNING`, no plain insert first
-    /// (the previous store path: the baseline).
+    /// The previous store path, the baseline: new rows by a plain `INSERT … UNNEST`
+    /// instead of binary `COPY` (both under a savepoint, `ON CONFLICT` only after a
+    /// duplicate).
     pub careful_ingest: bool,
 }
 
@@ -47,6 +48,8 @@ pub struct IngestBenchReport {
     pub messages_per_commit: usize,
     pub commits_in_flight: usize,
     pub careful_ingest: bool,
+    /// How the store wrote new rows (`copy`, or `insert` for the baseline).
+    pub store_path: &'static str,
     pub records: u64,
     pub alerts: u64,
     pub inventory: u64,
@@ -141,7 +144,12 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
             .map_err(|e| crate::CentralError::Join(e.to_string()))?
             .map_err(crate::CentralError::Store)?,
     );
-    pg_store.set_careful_ingest(cfg.careful_ingest);
+    let store_path = if cfg.careful_ingest {
+        rampart_store_pg::IngestPath::Insert
+    } else {
+        rampart_store_pg::IngestPath::Copy
+    };
+    pg_store.set_ingest_path(store_path);
     let store: Arc<dyn rampart_store::Store> = pg_store.clone();
 
     let per_node = cfg.records / cfg.nodes.max(1) as u64;
@@ -246,6 +254,7 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
         messages_per_commit: cfg.messages_per_commit,
         commits_in_flight: cfg.commits_in_flight,
         careful_ingest: cfg.careful_ingest,
+        store_path: store_path.as_str(),
         records: r.alerts + r.lifecycle,
         alerts: r.alerts,
         inventory: r.lifecycle,

@@ -13,7 +13,7 @@ mod ingest;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use rampart_event::{Alert, ContainerLifecycle};
@@ -176,9 +176,37 @@ pub struct PgStore {
     client: Mutex<Option<Client>>,
     /// Opened on first use.
     ingest_clients: [Mutex<Option<Client>>; INGEST_CONNECTIONS],
-    /// Every ingest statement with `ON CONFLICT … RETURNING` (the path before the
-    /// plain-insert-first one): the benchmark's same-run baseline.
-    careful_ingest: AtomicBool,
+    /// How ingest writes new rows ([`IngestPath`] as its index): benchmarks compare
+    /// the paths in one run.
+    ingest_path: AtomicU8,
+}
+
+/// How ingest writes alerts and container history. All three store the same rows and
+/// report the same counts; they differ in PostgreSQL's work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IngestPath {
+    /// Binary `COPY` under a savepoint (no SQL projection of column arrays, and
+    /// PostgreSQL inserts the heap rows in multi-row batches); a duplicate id (a
+    /// redelivery) rolls back to the savepoint and takes the careful statement.
+    #[default]
+    Copy,
+    /// A plain `INSERT … SELECT FROM UNNEST` under a savepoint, the careful statement
+    /// after a duplicate (the path before COPY).
+    Insert,
+    /// Every statement with `ON CONFLICT … RETURNING` (the path before that).
+    Careful,
+}
+
+impl IngestPath {
+    const ALL: [IngestPath; 3] = [IngestPath::Copy, IngestPath::Insert, IngestPath::Careful];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngestPath::Copy => "copy",
+            IngestPath::Insert => "insert",
+            IngestPath::Careful => "careful",
+        }
+    }
 }
 
 fn pg(e: tokio_postgres::Error) -> StoreError {
@@ -214,17 +242,21 @@ impl PgStore {
             config,
             client: Mutex::new(None),
             ingest_clients: Default::default(),
-            careful_ingest: AtomicBool::new(false),
+            ingest_path: AtomicU8::new(IngestPath::default() as u8),
         };
         call!(store, |c| migrate(c))?;
         Ok(store)
     }
 
-    /// With `on`, ingest takes the previous path: every statement with `ON CONFLICT …
-    /// RETURNING`, no plain insert first (the same results, more work; benchmarks
-    /// compare the two in one run).
-    pub fn set_careful_ingest(&self, on: bool) {
-        self.careful_ingest.store(on, Ordering::Relaxed);
+    /// Which way ingest writes new rows (the same results; benchmarks compare the
+    /// paths in one run).
+    pub fn set_ingest_path(&self, path: IngestPath) {
+        self.ingest_path.store(path as u8, Ordering::Relaxed);
+    }
+
+    pub fn ingest_path(&self) -> IngestPath {
+        let i = self.ingest_path.load(Ordering::Relaxed) as usize;
+        IngestPath::ALL.get(i).copied().unwrap_or_default()
     }
 
     /// Runs SQL statements as they are (administration, tests).
@@ -1099,9 +1131,9 @@ impl Store for PgStore {
     }
 
     fn ingest_many(&self, batches: &[Ingest<'_>]) -> Result<Vec<IngestReport>> {
-        let careful = self.careful_ingest.load(Ordering::Relaxed);
+        let path = self.ingest_path();
         call!(self, self.ingest_slot(), |c| ingest::ingest_many(
-            c, batches, careful
+            c, batches, path
         ))
     }
 
