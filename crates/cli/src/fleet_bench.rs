@@ -232,7 +232,7 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
             "ingest {arm} (JetStream -> PostgreSQL, up to {} messages per commit, {} commits at once, {}): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
             r.messages_per_commit,
             r.commits_in_flight,
-            if r.careful_ingest { "ON CONFLICT on every insert" } else { "plain insert first" },
+            if r.store_path == "copy" { "new rows by binary COPY" } else { "new rows by INSERT ... UNNEST" },
             r.records,
             r.alerts,
             r.inventory,
