@@ -36,9 +36,9 @@ pub struct EvalCtx<'e> {
     cwd: OnceCell<String>,
     /// The process's environment, read from /proc once per event (`proc.env`).
     environ: OnceCell<Option<Vec<String>>>,
-    /// Whether fields may look at the live filesystem through the process's root
-    /// (`proc.is_exe_in_venv`, `fd.has_fresh_copy`): not for recorded history.
-    probes: bool,
+    /// Whether fields may read the live system (`/proc/<pid>/environ`, and the files
+    /// `proc.is_exe_in_venv` and `fd.has_fresh_copy` look at): not for recorded history.
+    live: bool,
 }
 
 impl<'e> EvalCtx<'e> {
@@ -58,7 +58,7 @@ impl<'e> EvalCtx<'e> {
             fd_name: OnceCell::new(),
             cwd: OnceCell::new(),
             environ: OnceCell::new(),
-            probes: true,
+            live: true,
         }
     }
 
@@ -71,17 +71,17 @@ impl<'e> EvalCtx<'e> {
     /// and the files beside its paths are today's); the live path gives the same
     /// answers for a process that exited.
     pub fn recorded(ev: &'e Event, users: &'e dyn UserDirectory) -> Self {
-        let mut ctx = Self::with_users(ev, users);
-        let _ = ctx.environ.set(None);
-        ctx.probes = false;
-        ctx
+        Self {
+            live: false,
+            ..Self::with_users(ev, users)
+        }
     }
 
     /// The process's environment (see [`crate::environ`]), read once per event.
     fn environ(&self) -> Option<&[String]> {
         self.environ
             .get_or_init(|| {
-                let p = self.process()?;
+                let p = self.process().filter(|_| self.live)?;
                 crate::environ::read_environ(std::path::Path::new("/proc"), p.pid, &p.comm)
             })
             .as_deref()
@@ -652,7 +652,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         "proc.start_ts" | "proc.pid.ts" => provided(int(|ctx| ctx.process().map(|p| p.start_ns as i64))),
         "proc.is_exe_in_venv" => ResolvedField {
             getter: boolean(|ctx| {
-                let p = ctx.process().filter(|_| ctx.probes)?;
+                let p = ctx.process().filter(|_| ctx.live)?;
                 let exe = crate::fsprobe::seen_path(std::path::Path::new("/proc"), ctx.ev, &p.exe)?;
                 Some(crate::fsprobe::is_in_venv(&exe))
             }),
@@ -662,7 +662,7 @@ pub fn resolve(f: &FieldRef) -> Result<ResolvedField, FieldError> {
         },
         "fd.has_fresh_copy" => ResolvedField {
             getter: boolean(|ctx| {
-                let path = ctx.fd_name().filter(|_| ctx.probes)?;
+                let path = ctx.fd_name().filter(|_| ctx.live)?;
                 let seen = crate::fsprobe::seen_path(std::path::Path::new("/proc"), ctx.ev, path)?;
                 Some(crate::fsprobe::has_fresh_copy(
                     &seen,
