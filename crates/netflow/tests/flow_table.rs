@@ -10,6 +10,8 @@ use rampart_testbed::TestNetwork;
 
 #[test]
 fn http_between_containers_makes_an_edge_with_bytes_both_ways() {
+    // Every probe sees every container: the other test's fetches would join this edge.
+    let _turn = common::serial();
     let Some(probe) = common::probe() else { return };
     let net = TestNetwork::create("net-flow");
     let server = common::http_server("net-flow-srv", "web", &net.name, 200_000);
@@ -73,12 +75,14 @@ fn http_between_containers_makes_an_edge_with_bytes_both_ways() {
 /// again while it is idle, and again (with the new counters) when it carries more.
 #[test]
 fn only_changed_flows_are_read_and_each_change_is() {
+    let _turn = common::serial();
     let Some(mut probe) = common::probe() else {
         return;
     };
     let net = TestNetwork::create("net-chg");
-    let server = common::http_server("net-chg-srv", "web", &net.name, 50_000);
-    let client = common::service("net-chg-cli", "client", &net.name, &[]);
+    // Services of their own, so that no other test's edge counts these connections.
+    let server = common::http_server("net-chg-srv", "chg-web", &net.name, 50_000);
+    let client = common::service("net-chg-cli", "chg-client", &net.name, &[]);
     let ip = server.ip(&net.name);
     let dir = common::directory();
     let client_cg = dir
