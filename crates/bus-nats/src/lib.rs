@@ -365,6 +365,7 @@ impl Backplane for NatsBackplane {
             name: name.to_string(),
             messages: Some(messages),
             failures: 0,
+            stream_errors: 0,
         }))
     }
 }
@@ -376,6 +377,23 @@ struct NatsConsumer {
     name: String,
     messages: Option<pull::Stream>,
     failures: u64,
+    /// Errors from the current pull stream since its last message.
+    stream_errors: u32,
+}
+
+/// Whether a pull stream that just reported `kind` (the `errors_in_a_row`th error since
+/// its last message) is still worth polling. As async-nats' own ordered consumer does:
+/// one missed heartbeat, or a failed pull request while the server is away, leaves the
+/// stream working; an ended stream, or errors that keep coming, do not.
+fn keep_pull_stream(kind: pull::MessagesErrorKind, errors_in_a_row: u32) -> bool {
+    use pull::MessagesErrorKind as Kind;
+    match kind {
+        Kind::MissingHeartbeat | Kind::Pull | Kind::NoResponders => errors_in_a_row < 3,
+        Kind::ConsumerDeleted
+        | Kind::PushBasedConsumer
+        | Kind::RequestLimitExceeded
+        | Kind::Other => false,
+    }
 }
 
 struct NatsAck(jetstream::Message);
@@ -415,6 +433,7 @@ impl Consumer for NatsConsumer {
             match messages.next().await {
                 Some(Ok(m)) => {
                     self.failures = 0;
+                    self.stream_errors = 0;
                     let id = m
                         .headers
                         .as_ref()
@@ -431,10 +450,20 @@ impl Consumer for NatsConsumer {
                     return Ok(Some(Delivery::new(id, node, payload, Box::new(NatsAck(m)))));
                 }
                 Some(Err(e)) => {
-                    // Missed heartbeats and the like while the server is away: start a
-                    // fresh pull on the durable consumer, which resumes after the acks.
+                    self.stream_errors += 1;
+                    if keep_pull_stream(e.kind(), self.stream_errors) {
+                        // The pull stream re-requests by itself once the server answers
+                        // again. Dropping it here would strand the messages already sent
+                        // to it until JetStream's ack wait (30 s) redelivers them.
+                        tracing::debug!(error = %e, consumer = %self.name, "NATS consumer stream error; keeping the pull");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    // Ended by the server, or failing again and again: start a fresh pull
+                    // on the durable consumer, which resumes after the acks.
                     tracing::debug!(error = %e, consumer = %self.name, "NATS consumer stream error; reopening");
                     self.messages = None;
+                    self.stream_errors = 0;
                     self.backplane.stream_ready = Mutex::new(false);
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -599,5 +628,23 @@ mod tests {
         });
         let e = c.check_security().unwrap_err().to_string();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    }
+
+    #[test]
+    fn a_pull_stream_survives_passing_errors_but_not_its_end() {
+        use async_nats::jetstream::consumer::pull::MessagesErrorKind as Kind;
+        for passing in [Kind::MissingHeartbeat, Kind::Pull, Kind::NoResponders] {
+            assert!(keep_pull_stream(passing, 1), "{passing:?}");
+            assert!(keep_pull_stream(passing, 2), "{passing:?}");
+            assert!(!keep_pull_stream(passing, 3), "{passing:?} again and again");
+        }
+        for ended in [
+            Kind::ConsumerDeleted,
+            Kind::PushBasedConsumer,
+            Kind::RequestLimitExceeded,
+            Kind::Other,
+        ] {
+            assert!(!keep_pull_stream(ended, 1), "{ended:?}");
+        }
     }
 }
