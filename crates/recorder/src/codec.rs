@@ -164,28 +164,76 @@ impl BlockSummary {
     }
 }
 
+/// One block's table of shared definitions (workloads, processes, ancestors), each
+/// written once and referred to by index after.
+///
+/// Interning is by `Arc` address first (the sensor shares one Arc per process and
+/// container), then by value, keyed by a hash of the identity, so events that were
+/// decoded separately still share one definition.
+struct Interned<T> {
+    by_ptr: FxHashMap<usize, u32>,
+    by_key: FxHashMap<u64, Vec<u32>>,
+    defs: Vec<Arc<T>>,
+    /// Arcs matched by value: kept alive so their address cannot be reused by another
+    /// value while the block is open (the address map would then lie).
+    pinned: Vec<Arc<T>>,
+}
+
+impl<T> Default for Interned<T> {
+    fn default() -> Self {
+        Self {
+            by_ptr: FxHashMap::default(),
+            by_key: FxHashMap::default(),
+            defs: Vec::new(),
+            pinned: Vec::new(),
+        }
+    }
+}
+
+impl<T: PartialEq> Interned<T> {
+    /// The index of the definition `item` already has in this block, or `None` after
+    /// adding it as the next index (the caller then writes its definition inline).
+    /// `key` hashes its identity; it is computed only when the address is new.
+    fn find_or_add(&mut self, item: &Arc<T>, key: impl FnOnce() -> u64) -> Option<u32> {
+        let ptr = Arc::as_ptr(item) as usize;
+        if let Some(&i) = self.by_ptr.get(&ptr) {
+            return Some(i);
+        }
+        let key = key();
+        let defs = &self.defs;
+        if let Some(&i) = self
+            .by_key
+            .get(&key)
+            .and_then(|c| c.iter().find(|&&i| *defs[i as usize] == **item))
+        {
+            self.by_ptr.insert(ptr, i);
+            self.pinned.push(item.clone());
+            return Some(i);
+        }
+        let i = self.defs.len() as u32;
+        self.by_key.entry(key).or_default().push(i);
+        self.by_ptr.insert(ptr, i);
+        self.defs.push(item.clone());
+        None
+    }
+
+    /// Empty for the next block, keeping capacity.
+    fn clear(&mut self) {
+        self.by_ptr.clear();
+        self.by_key.clear();
+        self.defs.clear();
+        self.pinned.clear();
+    }
+}
+
 /// Builds one block body.
 #[derive(Default)]
 pub struct BlockEncoder {
     buf: Vec<u8>,
     strings: FxHashMap<Box<str>, u32>,
-    // Interning is by `Arc` address first (the sensor shares one Arc per process and
-    // container), then by value, keyed by a hash of the identity, so events that were
-    // decoded separately still share one definition.
-    workload_by_ptr: FxHashMap<usize, u32>,
-    workload_by_key: FxHashMap<u64, Vec<u32>>,
-    workload_defs: Vec<Arc<Workload>>,
-    process_by_ptr: FxHashMap<usize, u32>,
-    process_by_exec: FxHashMap<u64, Vec<u32>>,
-    process_defs: Vec<Arc<Process>>,
-    ancestor_by_ptr: FxHashMap<usize, u32>,
-    ancestor_by_exec: FxHashMap<u64, Vec<u32>>,
-    ancestor_defs: Vec<Arc<Ancestor>>,
-    /// Arcs matched by value: kept alive so their address cannot be reused by another
-    /// value while the block is open (the address maps would then lie).
-    pinned_workloads: Vec<Arc<Workload>>,
-    pinned_processes: Vec<Arc<Process>>,
-    pinned_ancestors: Vec<Arc<Ancestor>>,
+    workloads: Interned<Workload>,
+    processes: Interned<Process>,
+    ancestors: Interned<Ancestor>,
     /// The host of the last event and its string ref: every event names its host,
     /// and the sensor shares one `Arc` for it (held here, so the address is not reused).
     last_host: Option<(Arc<str>, u32)>,
@@ -226,18 +274,9 @@ impl BlockEncoder {
         summary.exec_hashes = self.exec_seen.drain().collect();
         summary.exec_hashes.sort_unstable();
         self.strings.clear();
-        self.workload_by_ptr.clear();
-        self.workload_by_key.clear();
-        self.workload_defs.clear();
-        self.process_by_ptr.clear();
-        self.process_by_exec.clear();
-        self.process_defs.clear();
-        self.ancestor_by_ptr.clear();
-        self.ancestor_by_exec.clear();
-        self.ancestor_defs.clear();
-        self.pinned_workloads.clear();
-        self.pinned_processes.clear();
-        self.pinned_ancestors.clear();
+        self.workloads.clear();
+        self.processes.clear();
+        self.ancestors.clear();
         self.containers_seen.clear();
         self.last_host = None;
         self.prev_ts = 0;
@@ -401,30 +440,14 @@ impl BlockEncoder {
     }
 
     fn workload(&mut self, w: &Arc<Workload>) {
-        let ptr = Arc::as_ptr(w) as usize;
-        if let Some(&i) = self.workload_by_ptr.get(&ptr) {
-            put_u64(&mut self.buf, u64::from(i) + 1);
-            return;
-        }
-        let key = match &**w {
+        let key = || match &**w {
             Workload::Container(c) => exec_id_hash(&c.id) ^ c.cgroup_id,
             Workload::Host { cgroup_id } => *cgroup_id,
         };
-        let defs = &self.workload_defs;
-        if let Some(&i) = self
-            .workload_by_key
-            .get(&key)
-            .and_then(|c| c.iter().find(|&&i| *defs[i as usize] == **w))
-        {
-            self.workload_by_ptr.insert(ptr, i);
-            self.pinned_workloads.push(w.clone());
+        if let Some(i) = self.workloads.find_or_add(w, key) {
             put_u64(&mut self.buf, u64::from(i) + 1);
             return;
         }
-        let i = self.workload_defs.len() as u32;
-        self.workload_by_key.entry(key).or_default().push(i);
-        self.workload_by_ptr.insert(ptr, i);
-        self.workload_defs.push(w.clone());
         self.note_workload(w);
         self.buf.push(0);
         match &**w {
@@ -487,27 +510,10 @@ impl BlockEncoder {
     }
 
     fn process(&mut self, p: &Arc<Process>) {
-        let ptr = Arc::as_ptr(p) as usize;
-        if let Some(&i) = self.process_by_ptr.get(&ptr) {
+        if let Some(i) = self.processes.find_or_add(p, || exec_id_hash(&p.exec_id)) {
             put_u64(&mut self.buf, u64::from(i) + 1);
             return;
         }
-        let key = exec_id_hash(&p.exec_id);
-        let defs = &self.process_defs;
-        if let Some(&i) = self
-            .process_by_exec
-            .get(&key)
-            .and_then(|c| c.iter().find(|&&i| *defs[i as usize] == **p))
-        {
-            self.process_by_ptr.insert(ptr, i);
-            self.pinned_processes.push(p.clone());
-            put_u64(&mut self.buf, u64::from(i) + 1);
-            return;
-        }
-        let i = self.process_defs.len() as u32;
-        self.process_by_exec.entry(key).or_default().push(i);
-        self.process_by_ptr.insert(ptr, i);
-        self.process_defs.push(p.clone());
         self.exec_seen.insert(exec_id_hash(&p.exec_id));
         self.buf.push(0);
         put_u64(&mut self.buf, p.pid.into());
@@ -561,27 +567,10 @@ impl BlockEncoder {
     }
 
     fn ancestor(&mut self, a: &Arc<Ancestor>) {
-        let ptr = Arc::as_ptr(a) as usize;
-        if let Some(&i) = self.ancestor_by_ptr.get(&ptr) {
+        if let Some(i) = self.ancestors.find_or_add(a, || exec_id_hash(&a.exec_id)) {
             put_u64(&mut self.buf, u64::from(i) + 1);
             return;
         }
-        let key = exec_id_hash(&a.exec_id);
-        let defs = &self.ancestor_defs;
-        if let Some(&i) = self
-            .ancestor_by_exec
-            .get(&key)
-            .and_then(|c| c.iter().find(|&&i| *defs[i as usize] == **a))
-        {
-            self.ancestor_by_ptr.insert(ptr, i);
-            self.pinned_ancestors.push(a.clone());
-            put_u64(&mut self.buf, u64::from(i) + 1);
-            return;
-        }
-        let i = self.ancestor_defs.len() as u32;
-        self.ancestor_by_exec.entry(key).or_default().push(i);
-        self.ancestor_by_ptr.insert(ptr, i);
-        self.ancestor_defs.push(a.clone());
         self.exec_seen.insert(exec_id_hash(&a.exec_id));
         self.buf.push(0);
         put_u64(&mut self.buf, a.pid.into());
