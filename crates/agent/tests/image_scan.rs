@@ -12,8 +12,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod scan_common;
+
 use rampart_agent::stages::{AlertLog, ImageScanConfig, ImageScanStage};
 use rampart_agent::{Controls, PipelineBuilder};
+use scan_common::{finding, report, wait_for};
 
 const IMAGE: &str = "rampart-test/pyapp:1";
 
@@ -30,29 +33,6 @@ fn advisory(package: &str, id: &str) -> PathBuf {
         .join("../../../shared/fixtures/advisories/pypi/vulns")
         .join(package)
         .join(format!("{id}.yaml"))
-}
-
-/// Polls `f` every 100 ms until it returns Some or `limit` passes.
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
-fn report(path: &Path) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
-fn finding<'a>(report: &'a serde_json::Value, package: &str) -> Option<&'a serde_json::Value> {
-    report["vulnerabilities"]
-        .as_array()?
-        .iter()
-        .find(|v| v["package_name"] == package)
 }
 
 #[test]

@@ -30,9 +30,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+mod scan_common;
+
 use rampart_agent::stages::{AlertLog, ImageScanConfig, ImageScanStage};
 use rampart_agent::{Controls, PipelineBuilder};
 use rampart_event::Alert;
+use scan_common::{finding, report, wait_for};
 
 const LANG_IMAGE: &str = "rampart-test/langapp:1";
 const PY_IMAGE: &str = "rampart-test/pyapp:1";
@@ -47,29 +50,6 @@ impl Drop for Running {
     fn drop(&mut self) {
         rampart_testbed::remove_container(&self.0);
     }
-}
-
-/// Polls `f` every 100 ms until it returns Some or `limit` passes.
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
-fn report(path: &Path) -> Option<serde_json::Value> {
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
-fn finding<'a>(report: &'a serde_json::Value, package: &str) -> Option<&'a serde_json::Value> {
-    report["vulnerabilities"]
-        .as_array()?
-        .iter()
-        .find(|v| v["package_name"] == package)
 }
 
 /// A hand-made OSV record: every version of `name` below 999 is affected.
