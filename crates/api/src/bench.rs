@@ -1,5 +1,5 @@
 //! `rampart bench api`: the filtered alert list with many alerts stored. A SQLite
-//! store is filled with `alerts` alerts (20 rules, 8 priorities, 500 containers on 5
+//! store (or the store the caller passes: central's PostgreSQL) is filled with `alerts` alerts (20 rules, 8 priorities, 500 containers on 5
 //! nodes, a day of timestamps), the real server is started on loopback with TLS, and
 //! one client sends the list requests a console sends (by severity, rule, container,
 //! node and status, time windows, pages), one at a time over a kept-alive https
@@ -20,13 +20,26 @@ use crate::core::ApiCore;
 use crate::live::AlertFeed;
 use crate::server::{serve, ServerConfig};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiBenchOptions {
     pub alerts: u64,
     /// Measured requests per query shape.
     pub requests: u32,
     /// Where the store and certificate go (a temporary directory when `None`).
     pub dir: Option<std::path::PathBuf>,
+    /// The store to fill and serve: an empty one the caller opened (central's
+    /// PostgreSQL); a new SQLite file in `dir` when `None`.
+    pub store: Option<BenchStore>,
+}
+
+/// A store the caller opened for the bench, empty.
+#[derive(Clone)]
+pub struct BenchStore {
+    pub store: Arc<dyn Store>,
+    /// What it is, for the report ("postgresql").
+    pub kind: String,
+    /// Its size on disk, read after the fill.
+    pub size_bytes: Arc<dyn Fn() -> Option<u64> + Send + Sync>,
 }
 
 impl Default for ApiBenchOptions {
@@ -35,6 +48,7 @@ impl Default for ApiBenchOptions {
             alerts: 1_000_000,
             requests: 200,
             dir: None,
+            store: None,
         }
     }
 }
@@ -54,6 +68,8 @@ pub struct QueryLatency {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiBenchReport {
+    /// The store behind the API: "sqlite" or the caller's.
+    pub store: String,
     pub alerts: u64,
     pub fill_secs: f64,
     pub fill_alerts_per_sec: f64,
@@ -285,21 +301,44 @@ pub async fn run(opts: ApiBenchOptions) -> Result<ApiBenchReport, BenchError> {
         }
     };
     let db = dir.join("bench-central.sqlite");
-    let _ = std::fs::remove_file(&db);
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&db).map_err(|e| BenchError::Setup(format!("{}: {e}", db.display())))?,
-    );
+    let bench_store = match opts.store.clone() {
+        Some(s) => s,
+        None => {
+            let _ = std::fs::remove_file(&db);
+            let sqlite: Arc<dyn Store> = Arc::new(
+                SqliteStore::open(&db)
+                    .map_err(|e| BenchError::Setup(format!("{}: {e}", db.display())))?,
+            );
+            let db = db.clone();
+            BenchStore {
+                store: sqlite,
+                kind: "sqlite".into(),
+                size_bytes: Arc::new(move || {
+                    Some(
+                        ["", "-wal"]
+                            .iter()
+                            .filter_map(|sfx| {
+                                std::fs::metadata(format!("{}{sfx}", db.display())).ok()
+                            })
+                            .map(|m| m.len())
+                            .sum(),
+                    )
+                }),
+            }
+        }
+    };
+    let store = bench_store.store.clone();
     let t = Instant::now();
     let (s, n) = (store.clone(), opts.alerts);
     tokio::task::spawn_blocking(move || fill(s.as_ref(), n))
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))??;
     let fill_secs = t.elapsed().as_secs_f64();
-    let db_bytes = ["", "-wal"]
-        .iter()
-        .filter_map(|sfx| std::fs::metadata(format!("{}{sfx}", db.display())).ok())
-        .map(|m| m.len())
-        .sum();
+    let size = bench_store.size_bytes.clone();
+    let db_bytes = tokio::task::spawn_blocking(move || size())
+        .await
+        .map_err(|e| BenchError::Setup(e.to_string()))?
+        .unwrap_or(0);
     let (rss_after_fill_kib, _) = rss_kib();
 
     let mut tokens = TokenStore::in_memory();
@@ -383,6 +422,7 @@ pub async fn run(opts: ApiBenchOptions) -> Result<ApiBenchReport, BenchError> {
     let (rss_after_run_kib, rss_peak_kib) = rss_kib();
     tokio::time::sleep(Duration::from_millis(1)).await;
     Ok(ApiBenchReport {
+        store: bench_store.kind,
         alerts: opts.alerts,
         fill_secs,
         fill_alerts_per_sec: opts.alerts as f64 / fill_secs.max(1e-9),

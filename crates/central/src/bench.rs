@@ -74,6 +74,43 @@ pub enum BenchError {
     Bus(#[from] rampart_bus::BusError),
     #[error("central stored {stored} of {want} records within {secs} s")]
     Timeout { stored: u64, want: u64, secs: u64 },
+    #[error("API bench: {0}")]
+    Api(#[from] rampart_api::bench::BenchError),
+}
+
+/// `rampart bench api` on central's store: the same filtered alert list over https,
+/// with the alerts in PostgreSQL (a schema of the benchmark's own, dropped afterwards)
+/// instead of SQLite.
+pub async fn api_bench_postgres(
+    postgres: &str,
+    mut opts: rampart_api::bench::ApiBenchOptions,
+) -> Result<rampart_api::bench::ApiBenchReport, BenchError> {
+    let schema = format!(
+        "rampart_apibench_{}_{}",
+        std::process::id(),
+        rampart_event::wall_ns() % 1_000_000
+    );
+    let pg = rampart_store_pg::PgConfig {
+        url: postgres.to_string(),
+        schema: Some(schema.clone()),
+    };
+    let store = Arc::new(
+        tokio::task::spawn_blocking(move || rampart_store_pg::PgStore::open(pg))
+            .await
+            .map_err(|e| crate::CentralError::Join(e.to_string()))?
+            .map_err(crate::CentralError::Store)?,
+    );
+    let sized = store.clone();
+    opts.store = Some(rampart_api::bench::BenchStore {
+        store: store.clone(),
+        kind: "postgresql".into(),
+        size_bytes: Arc::new(move || sized.size_bytes().ok()),
+    });
+    let report = rampart_api::bench::run(opts).await;
+    let drop_schema =
+        move || store.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    let _ = tokio::task::spawn_blocking(drop_schema).await;
+    Ok(report?)
 }
 
 fn batches_for(node: &str, n_batches: u64, cfg: &IngestBenchConfig) -> Vec<OutMessage> {

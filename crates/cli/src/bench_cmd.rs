@@ -92,6 +92,10 @@ pub struct BenchArgs {
     /// Measured requests per query shape in the API run.
     #[arg(long, default_value_t = 200)]
     api_requests: u32,
+    /// The API run on central's store: PostgreSQL at this libpq connection string (a
+    /// schema of the run's own, dropped afterwards) instead of a SQLite file.
+    #[arg(long, value_name = "URL")]
+    api_postgres: Option<String>,
     /// Events appended in the recorder run.
     #[arg(long, default_value_t = 100_000_000)]
     events: u64,
@@ -146,21 +150,25 @@ pub fn run(a: BenchArgs) -> anyhow::Result<i32> {
     if a.which == Which::Api {
         if human {
             println!(
-                "== api: GET /v1/alerts with filters over https (one client, kept-alive), {} alerts in SQLite; baseline: the same queries on the store directly ==",
-                a.api_alerts
+                "== api: GET /v1/alerts with filters over https (one client, kept-alive), {} alerts in {}; baseline: the same queries on the store directly ==",
+                a.api_alerts,
+                if a.api_postgres.is_some() { "PostgreSQL" } else { "SQLite" }
             );
         }
-        let r = tokio::runtime::Builder::new_multi_thread()
+        let opts = rampart_api::bench::ApiBenchOptions {
+            alerts: a.api_alerts,
+            requests: a.api_requests,
+            dir: None,
+            store: None,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
-            .build()?
-            .block_on(rampart_api::bench::run(
-                rampart_api::bench::ApiBenchOptions {
-                    alerts: a.api_alerts,
-                    requests: a.api_requests,
-                    dir: None,
-                },
-            ))?;
+            .build()?;
+        let r = match &a.api_postgres {
+            Some(url) => rt.block_on(rampart_central::bench::api_bench_postgres(url, opts))?,
+            None => rt.block_on(rampart_api::bench::run(opts))?,
+        };
         if human {
             print_api(&r);
         } else {
@@ -593,10 +601,11 @@ pub fn gen_opens() {
 
 fn print_api(r: &rampart_api::bench::ApiBenchReport) {
     println!(
-        "filled {} alerts in {:.1}s ({:.0}/s), database {:.0} MiB",
+        "filled {} alerts in {:.1}s ({:.0}/s), {} database {:.0} MiB",
         r.alerts,
         r.fill_secs,
         r.fill_alerts_per_sec,
+        r.store,
         r.db_bytes as f64 / 1048576.0
     );
     println!(

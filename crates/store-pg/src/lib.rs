@@ -267,6 +267,23 @@ impl PgStore {
         )
     }
 
+    /// Bytes the store's tables take on disk, with their indexes and TOAST (in its
+    /// schema; benchmarks report it).
+    pub fn size_bytes(&self) -> Result<u64> {
+        call!(self, |c| async move {
+            let row = c
+                .query_one(
+                    "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT \
+                     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE n.nspname = current_schema() AND c.relkind = 'r'",
+                    &[],
+                )
+                .await
+                .map_err(pg)?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+
     fn block_on<F: Future>(&self, f: F) -> Result<F::Output> {
         // The runtime is taken only by Drop.
         let rt = self
