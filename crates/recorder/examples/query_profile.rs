@@ -12,6 +12,10 @@ use std::time::Instant;
 
 use rampart_recorder::{Query, Recorder};
 
+/// The allocator the `rampart` binary ships with, so these figures are its figures.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn cpu_time() -> f64 {
     // SAFETY: getrusage fills the struct we own; all-zero bytes are a valid rusage.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
