@@ -45,6 +45,11 @@ pub struct NatsConfig {
     /// A message delivered to a consumer and not acked within this is delivered again
     /// (central died before its store commit, or the ack was lost).
     pub ack_wait: Duration,
+    /// Bytes a consumer asks the server for at once. The server keeps at most its
+    /// `max_pending` (64 MiB by default) queued for one client and disconnects it as a
+    /// slow consumer beyond that; an unbounded pull of 200 node batches of ~1 MB did,
+    /// and the messages in flight then waited out `ack_wait`.
+    pub pull_max_bytes: usize,
     /// Mutual TLS with the fleet's CA (`rampart central init`, `rampart node enroll`).
     pub tls: Option<NatsTls>,
     /// Accept a plain, unauthenticated connection to a server beyond loopback. Off by
@@ -77,6 +82,7 @@ impl NatsConfig {
             max_bytes: 8 << 30,
             request_timeout: Duration::from_secs(4),
             ack_wait: Duration::from_secs(30),
+            pull_max_bytes: 16 << 20,
             tls: None,
             allow_plain_remote: false,
             inbox_prefix: None,
@@ -320,6 +326,9 @@ impl NatsBackplane {
             .await
             .map_err(|e| BusError::Consume(e.to_string()))?;
         consumer
+            .stream()
+            .max_bytes_per_batch(self.config.pull_max_bytes)
+            .heartbeat(Duration::from_secs(15))
             .messages()
             .await
             .map_err(|e| BusError::Consume(e.to_string()))

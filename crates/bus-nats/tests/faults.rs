@@ -227,3 +227,51 @@ async fn a_stream_the_server_cannot_reserve_is_refused_with_what_to_change() {
     let plane = NatsBackplane::connect(fits).await.unwrap();
     plane.publish(msg).await.unwrap();
 }
+
+/// A backlog of large batches reaches a consumer whole and without a stall: the pull
+/// asks for at most `pull_max_bytes` at once, so the server never queues more for the
+/// client than its `max_pending` allows (beyond it the server drops the client as a
+/// slow consumer, and what was in flight waits out the 30 s ack wait).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_of_large_batches_is_pulled_within_the_servers_pending_bound() {
+    if !rampart_testbed::nats_server_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start_with_config(&dir.path().join("nats"), "max_pending: 4MB\n");
+    let url = server.url();
+    let cfg = NatsConfig {
+        pull_max_bytes: std::env::var("RAMPART_TEST_PULL_MAX_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2 << 20),
+        max_bytes: 64 << 20,
+        ..NatsConfig::new(&url)
+    };
+    let node = NatsBackplane::connect(cfg.clone()).await.unwrap();
+    const MESSAGES: u32 = 40;
+    let body = vec![b'x'; 512 << 10];
+    for i in 0..MESSAGES {
+        node.publish(rampart_bus::OutMessage {
+            id: format!("big{i}"),
+            node: "node-a".into(),
+            payload: body.clone().into(),
+        })
+        .await
+        .unwrap();
+    }
+    let central = NatsBackplane::connect(cfg).await.unwrap();
+    let mut c = central.consumer("central").await.unwrap();
+    let started = Instant::now();
+    for i in 0..MESSAGES {
+        let d = next(&mut c).await;
+        assert_eq!(d.id, format!("big{i}"));
+        assert_eq!(d.payload.len(), body.len());
+        d.ack().await.unwrap();
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "{MESSAGES} batches of 512 KiB took {took:?}"
+    );
+}
