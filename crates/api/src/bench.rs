@@ -40,6 +40,10 @@ pub struct BenchStore {
     pub kind: String,
     /// Its size on disk, read after the fill.
     pub size_bytes: Arc<dyn Fn() -> Option<u64> + Send + Sync>,
+    /// Run once after the fill, before any query: what a long-running store has done by
+    /// then (PostgreSQL's `ANALYZE`; without it the first queries are planned on empty
+    /// statistics and autovacuum's own analyze lands in the middle of the measurement).
+    pub settle: Option<Arc<dyn Fn() -> Result<(), String> + Send + Sync>>,
 }
 
 impl Default for ApiBenchOptions {
@@ -313,6 +317,7 @@ pub async fn run(opts: ApiBenchOptions) -> Result<ApiBenchReport, BenchError> {
             BenchStore {
                 store: sqlite,
                 kind: "sqlite".into(),
+                settle: None,
                 size_bytes: Arc::new(move || {
                     Some(
                         ["", "-wal"]
@@ -334,6 +339,12 @@ pub async fn run(opts: ApiBenchOptions) -> Result<ApiBenchReport, BenchError> {
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))??;
     let fill_secs = t.elapsed().as_secs_f64();
+    if let Some(settle) = bench_store.settle.clone() {
+        tokio::task::spawn_blocking(move || settle())
+            .await
+            .map_err(|e| BenchError::Setup(e.to_string()))?
+            .map_err(|e| BenchError::Setup(format!("after the fill: {e}")))?;
+    }
     let size = bench_store.size_bytes.clone();
     let db_bytes = tokio::task::spawn_blocking(move || size())
         .await

@@ -100,11 +100,14 @@ pub async fn api_bench_postgres(
             .map_err(|e| crate::CentralError::Join(e.to_string()))?
             .map_err(crate::CentralError::Store)?,
     );
-    let sized = store.clone();
+    let (sized, analysed) = (store.clone(), store.clone());
     opts.store = Some(rampart_api::bench::BenchStore {
         store: store.clone(),
         kind: "postgresql".into(),
         size_bytes: Arc::new(move || sized.size_bytes().ok()),
+        settle: Some(Arc::new(move || {
+            analysed.execute_batch("ANALYZE").map_err(|e| e.to_string())
+        })),
     });
     let report = rampart_api::bench::run(opts).await;
     let drop_schema =
