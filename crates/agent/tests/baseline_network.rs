@@ -34,17 +34,6 @@ impl Drop for Cleanup {
     }
 }
 
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
-}
-
 /// `docker exec NAME ARGS…`: (exit code, stdout, stderr).
 fn exec(name: &str, args: &[&str]) -> (i32, String, String) {
     let out = Command::new("docker")
@@ -190,7 +179,7 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
 
     // Discover, then the baseline locks itself in protect mode.
     let store = SqliteBaselines::open(&db).unwrap();
-    let locked = wait_for(Duration::from_secs(90), || {
+    let locked = rampart_testbed::wait_for(Duration::from_secs(90), || {
         let (b, _) = store.get(&workload).ok()??;
         b.locked.then_some(b)
     })
@@ -211,7 +200,7 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
     // edges are enforced as well, so the traffic below also shows that the learned
     // inbound port stays open.
     let servers = format!("image:{IMAGE}");
-    let server_baseline = wait_for(Duration::from_secs(60), || {
+    let server_baseline = rampart_testbed::wait_for(Duration::from_secs(60), || {
         let (b, _) = store.get(&servers).ok()??;
         b.locked.then_some(b)
     })
@@ -248,7 +237,7 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
         "refused by segmentation (EPERM): {out}"
     );
     let blocked_edge = format!("out tcp {other_ip}:8080");
-    let alert = wait_for(Duration::from_secs(10), || {
+    let alert = rampart_testbed::wait_for(Duration::from_secs(10), || {
         alerts
             .alerts()
             .into_iter()
@@ -318,7 +307,7 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
     ]);
     rampart_testbed::remove_container(&web);
     let web2_ip = ip_of(&web2);
-    let followed = wait_for(Duration::from_secs(20), || {
+    let followed = rampart_testbed::wait_for(Duration::from_secs(20), || {
         (requests_served(&web2) >= 3).then_some(())
     });
     assert!(
@@ -332,7 +321,7 @@ fn a_client_locked_in_protect_reaches_its_learned_server_and_nothing_else() {
     store
         .update(&workload, &mut |b| b.mode = Mode::Monitor)
         .unwrap();
-    let reached = wait_for(Duration::from_secs(10), || {
+    let reached = rampart_testbed::wait_for(Duration::from_secs(10), || {
         let (code, _) = connect(&client, &other_ip, 8080);
         (code == 0).then_some(())
     });

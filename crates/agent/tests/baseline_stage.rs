@@ -35,17 +35,6 @@ impl Drop for Cleanup {
     }
 }
 
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    None
-}
-
 /// `docker exec NAME ARGS…`: (exit code, stdout).
 fn exec(name: &str, args: &[&str]) -> (i32, String) {
     let out = Command::new("docker")
@@ -216,7 +205,7 @@ fn a_locked_web_server_alerts_on_a_shell_and_a_download_tool_and_protect_denies_
     let workload = format!("compose:{project}/web");
     // Discover: client traffic and health checks until the baseline locks itself.
     let store = SqliteBaselines::open(&db).unwrap();
-    let locked = wait_for(Duration::from_secs(90), || {
+    let locked = rampart_testbed::wait_for(Duration::from_secs(90), || {
         health_check(&web);
         let (b, _) = store.get(&workload).ok()??;
         b.locked.then_some(b)
@@ -261,7 +250,7 @@ fn a_locked_web_server_alerts_on_a_shell_and_a_download_tool_and_protect_denies_
         ],
     );
     assert_eq!(code, 0);
-    let deviation = wait_for(Duration::from_secs(10), || {
+    let deviation = rampart_testbed::wait_for(Duration::from_secs(10), || {
         let all = node.alerts_of(&workload);
         let dev: Vec<Arc<Alert>> = baseline_alerts(&all)
             .into_iter()
@@ -301,7 +290,7 @@ fn a_locked_web_server_alerts_on_a_shell_and_a_download_tool_and_protect_denies_
     assert_eq!(code, 137, "curl is denied too");
     // What is in the baseline still runs.
     health_check(&web);
-    let denied = wait_for(Duration::from_secs(10), || {
+    let denied = rampart_testbed::wait_for(Duration::from_secs(10), || {
         node.alerts_of(&workload)
             .into_iter()
             .find(|a| a.message.contains("/usr/bin/touch") && a.message.contains("protect"))
@@ -394,7 +383,7 @@ fn one_replica_running_a_tool_does_not_make_it_normal_and_risk_ranks_the_privile
     }
     assert_eq!(exec(&r2, &["id"]).0, 0);
     let store = SqliteBaselines::open(&db).unwrap();
-    let learned = wait_for(Duration::from_secs(20), || {
+    let learned = rampart_testbed::wait_for(Duration::from_secs(20), || {
         let (b, _) = store.get(&app).ok()??;
         let procs = b.items.get(&rampart_baseline::ItemKind::Process)?;
         (b.replicas.len() == 2 && procs.keys().any(|k| k.starts_with("/usr/bin/id "))).then_some(())
@@ -409,7 +398,7 @@ fn one_replica_running_a_tool_does_not_make_it_normal_and_risk_ranks_the_privile
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(exec(&r1, &["python3", "-c", "pass"]).0, 0);
     assert_eq!(exec(&r1, &["id"]).0, 0);
-    let alert = wait_for(Duration::from_secs(10), || {
+    let alert = rampart_testbed::wait_for(Duration::from_secs(10), || {
         node.alerts_of(&app)
             .into_iter()
             .find(|a| a.source == "baseline" && a.message.contains("/usr/bin/id"))
@@ -433,7 +422,7 @@ fn one_replica_running_a_tool_does_not_make_it_normal_and_risk_ranks_the_privile
     assert_eq!(code, 0);
     let admin_workload = format!("compose:{project}/admin");
     let idle_workload = format!("compose:{project}/idle");
-    wait_for(Duration::from_secs(10), || {
+    rampart_testbed::wait_for(Duration::from_secs(10), || {
         store
             .alerts()
             .ok()?
@@ -514,7 +503,7 @@ fn a_burst_after_learned_normal_windows_raises_an_anomaly_naming_its_features() 
     );
     let workload = format!("compose:{project}/steady");
     let store = SqliteBaselines::open(&db).unwrap();
-    let samples = wait_for(Duration::from_secs(60), || {
+    let samples = rampart_testbed::wait_for(Duration::from_secs(60), || {
         let (b, _) = store.get(&workload).ok()??;
         (b.features.samples.len() >= 14).then_some(b.features.samples)
     })
@@ -552,8 +541,9 @@ fn a_burst_after_learned_normal_windows_raises_an_anomaly_naming_its_features() 
         &["bash", "-c", "for i in $(seq 150); do /usr/bin/true; done"],
     );
     assert_eq!(code, 0);
-    let alert = wait_for(Duration::from_secs(15), || anomalies().into_iter().next())
-        .expect("the burst raised an anomaly");
+    let alert =
+        rampart_testbed::wait_for(Duration::from_secs(15), || anomalies().into_iter().next())
+            .expect("the burst raised an anomaly");
     eprintln!("anomaly: {}", alert.message);
     assert!(alert.message.contains(&workload), "{}", alert.message);
     assert!(alert.message.contains(&name), "{}", alert.message);
@@ -606,7 +596,7 @@ fn protect_denials_stay_in_the_kernel_when_the_node_stops_unless_told_to_release
     run_compose(&name, &project, "app", &[], &["sleep", "600"]);
     let workload = format!("compose:{project}/app");
     let store = SqliteBaselines::open(&db).unwrap();
-    wait_for(Duration::from_secs(20), || {
+    rampart_testbed::wait_for(Duration::from_secs(20), || {
         assert_eq!(exec(&name, &["cat", "/etc/hostname"]).0, 0);
         let (b, _) = store.get(&workload).ok()??;
         let procs = b.items.get(&rampart_baseline::ItemKind::Process)?;
@@ -623,7 +613,7 @@ fn protect_denials_stay_in_the_kernel_when_the_node_stops_unless_told_to_release
         .unwrap();
     let denied = || exec(&name, &["true"]).0 == 137;
     assert!(
-        wait_for(Duration::from_secs(15), || denied().then_some(())).is_some(),
+        rampart_testbed::wait_for(Duration::from_secs(15), || denied().then_some(())).is_some(),
         "protect in force"
     );
 
@@ -644,12 +634,12 @@ fn protect_denials_stay_in_the_kernel_when_the_node_stops_unless_told_to_release
     // The container's next event makes the new node put its own list in place.
     assert_eq!(exec(&name, &["cat", "/etc/hostname"]).0, 0);
     assert!(
-        wait_for(Duration::from_secs(10), || denied().then_some(())).is_some(),
+        rampart_testbed::wait_for(Duration::from_secs(10), || denied().then_some(())).is_some(),
         "still denied under the new node"
     );
     drop(node);
     assert!(
-        wait_for(Duration::from_secs(5), || (!denied()).then_some(())).is_some(),
+        rampart_testbed::wait_for(Duration::from_secs(5), || (!denied()).then_some(())).is_some(),
         "release: the denial is lifted when the node stops"
     );
 }

@@ -10,7 +10,7 @@
 mod support;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rampart_api::client::ApiClient;
 use rampart_baseline::{BaselineStore, ItemKind, Mode, SqliteBaselines};
@@ -37,17 +37,6 @@ fn exec(name: &str, args: &[&str]) -> i32 {
         .status
         .code()
         .unwrap_or(-1)
-}
-
-fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    None
 }
 
 /// A workload name as one path segment.
@@ -97,7 +86,7 @@ fn baseline_mode_set_over_the_api_changes_what_the_node_denies() {
 
     // Discover: what the container normally runs.
     let store = SqliteBaselines::open(&db).unwrap();
-    let workload = wait_for(Duration::from_secs(30), || {
+    let workload = rampart_testbed::wait_for(Duration::from_secs(30), || {
         assert_eq!(exec(&name, &["cat", "/etc/hostname"]), 0);
         assert_eq!(exec(&name, &["ls", "/tmp"]), 0);
         store.load_all().ok()?.into_iter().find_map(|(b, _)| {
@@ -178,7 +167,7 @@ fn baseline_mode_set_over_the_api_changes_what_the_node_denies() {
         let denied = tokio::task::spawn_blocking({
             let name = name.clone();
             move || {
-                wait_for(Duration::from_secs(20), || {
+                rampart_testbed::wait_for(Duration::from_secs(20), || {
                     (exec(&name, &["true"]) == 137).then_some(())
                 })
             }
@@ -247,7 +236,7 @@ fn baseline_mode_set_over_the_api_changes_what_the_node_denies() {
         let lifted = tokio::task::spawn_blocking({
             let name = name.clone();
             move || {
-                wait_for(Duration::from_secs(20), || {
+                rampart_testbed::wait_for(Duration::from_secs(20), || {
                     (exec(&name, &["touch", "/tmp/ok"]) == 0).then_some(())
                 })
             }

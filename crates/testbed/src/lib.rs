@@ -243,6 +243,18 @@ pub fn postgres_ready() -> Option<String> {
     }
 }
 
+/// Polls `f` every 100 ms until it returns `Some` (returned) or `limit` passes (`None`).
+pub fn wait_for<T>(limit: std::time::Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    None
+}
+
 /// True when something accepts TCP connections at `addr` (`host:port`).
 pub fn port_open(addr: &str) -> bool {
     use std::net::ToSocketAddrs;

@@ -1,20 +1,9 @@
-//! What the image-scan tests share: polling, and reading the scanner's JSON reports.
+//! What the image-scan tests share: reading the scanner's JSON reports (and the
+//! testbed's poller).
 #![allow(dead_code)]
 
+pub use rampart_testbed::wait_for;
 use std::path::Path;
-use std::time::{Duration, Instant};
-
-/// Polls `f` every 100 ms until it returns Some or `limit` passes.
-pub fn wait_for<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
 
 /// The scan report at `path`, once it is there and whole.
 pub fn report(path: &Path) -> Option<serde_json::Value> {
