@@ -1,6 +1,7 @@
 //! `rampart bench api`: the filtered alert list with many alerts stored. A SQLite
-//! store (or the store the caller passes: central's PostgreSQL) is filled with `alerts` alerts (20 rules, 8 priorities, 500 containers on 5
-//! nodes, a day of timestamps), the real server is started on loopback with TLS, and
+//! store (or the store the caller passes: central's PostgreSQL) is filled with
+//! `alerts` alerts (20 rules, 8 priorities, 500 containers on 5 nodes, a day of
+//! timestamps), the real server is started on loopback with TLS, and
 //! one client sends the list requests a console sends (by severity, rule, container,
 //! node and status, time windows, pages), one at a time over a kept-alive https
 //! connection. The baseline, in the same run, is the same queries made on the store
