@@ -78,6 +78,48 @@ pub enum BenchError {
     Api(#[from] rampart_api::bench::BenchError),
 }
 
+/// A PostgreSQL store in a schema of a benchmark's own, dropped by [`BenchSchema::remove`]
+/// (through the store's own connection: opening another on `public` would migrate it,
+/// and `public` may be at a newer schema than this build).
+pub(crate) struct BenchSchema {
+    pub store: Arc<rampart_store_pg::PgStore>,
+    name: String,
+}
+
+impl BenchSchema {
+    /// `name`: lowercase letters, digits and `_` (a schema name).
+    pub async fn open(url: &str, name: String) -> Result<Self, crate::CentralError> {
+        let pg = rampart_store_pg::PgConfig {
+            url: url.to_string(),
+            schema: Some(name.clone()),
+        };
+        let store = tokio::task::spawn_blocking(move || rampart_store_pg::PgStore::open(pg))
+            .await
+            .map_err(|e| crate::CentralError::Join(e.to_string()))?
+            .map_err(crate::CentralError::Store)?;
+        Ok(Self {
+            store: Arc::new(store),
+            name,
+        })
+    }
+
+    /// A name unique to this process and moment: `<prefix>_<pid>_<ns>`.
+    pub fn unique_name(prefix: &str) -> String {
+        format!(
+            "{prefix}_{}_{}",
+            std::process::id(),
+            rampart_event::wall_ns() % 1_000_000
+        )
+    }
+
+    pub async fn remove(self) {
+        let (store, name) = (self.store, self.name);
+        let drop_schema =
+            move || store.execute_batch(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"));
+        let _ = tokio::task::spawn_blocking(drop_schema).await;
+    }
+}
+
 /// `rampart bench api` on central's store: the same filtered alert list over https,
 /// with the alerts in PostgreSQL (a schema of the benchmark's own, dropped afterwards)
 /// instead of SQLite.
@@ -85,21 +127,8 @@ pub async fn api_bench_postgres(
     postgres: &str,
     mut opts: rampart_api::bench::ApiBenchOptions,
 ) -> Result<rampart_api::bench::ApiBenchReport, BenchError> {
-    let schema = format!(
-        "rampart_apibench_{}_{}",
-        std::process::id(),
-        rampart_event::wall_ns() % 1_000_000
-    );
-    let pg = rampart_store_pg::PgConfig {
-        url: postgres.to_string(),
-        schema: Some(schema.clone()),
-    };
-    let store = Arc::new(
-        tokio::task::spawn_blocking(move || rampart_store_pg::PgStore::open(pg))
-            .await
-            .map_err(|e| crate::CentralError::Join(e.to_string()))?
-            .map_err(crate::CentralError::Store)?,
-    );
+    let schema = BenchSchema::open(postgres, BenchSchema::unique_name("rampart_apibench")).await?;
+    let store = schema.store.clone();
     let (sized, analysed) = (store.clone(), store.clone());
     opts.store = Some(rampart_api::bench::BenchStore {
         store: store.clone(),
@@ -110,9 +139,7 @@ pub async fn api_bench_postgres(
         })),
     });
     let report = rampart_api::bench::run(opts).await;
-    let drop_schema =
-        move || store.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    let _ = tokio::task::spawn_blocking(drop_schema).await;
+    schema.remove().await;
     Ok(report?)
 }
 
@@ -174,16 +201,8 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
         url: cfg.postgres.clone(),
         schema: Some(schema.clone()),
     };
-    let pg = rampart_store_pg::PgConfig {
-        url: cfg.postgres.clone(),
-        schema: Some(schema.clone()),
-    };
-    let pg_store = Arc::new(
-        tokio::task::spawn_blocking(move || rampart_store_pg::PgStore::open(pg))
-            .await
-            .map_err(|e| crate::CentralError::Join(e.to_string()))?
-            .map_err(crate::CentralError::Store)?,
-    );
+    let bench_schema = BenchSchema::open(&cfg.postgres, schema).await?;
+    let pg_store = bench_schema.store.clone();
     let store_path = if cfg.careful_ingest {
         rampart_store_pg::IngestPath::Insert
     } else {
@@ -284,11 +303,7 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
     let _ = stop_tx.send(());
     let _ = central.await;
     let _ = publisher.delete_stream().await;
-    // Through the store's own connection: opening another on `public` would migrate
-    // it, and `public` may be at a newer schema than this build.
-    let drop_schema =
-        move || pg_store.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    let _ = tokio::task::spawn_blocking(drop_schema).await;
+    bench_schema.remove().await;
     let secs = elapsed.as_secs_f64();
     Ok(IngestBenchReport {
         messages_per_commit: cfg.messages_per_commit,

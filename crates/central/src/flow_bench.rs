@@ -118,22 +118,13 @@ pub async fn flow_graph_bench(
     edges: usize,
     rounds: usize,
 ) -> Result<FlowBenchReport, BenchError> {
-    let schema = format!(
-        "rampart_flowbench_{}_{}",
-        std::process::id(),
-        rampart_event::wall_ns() % 1_000_000
-    );
-    let pg = rampart_store_pg::PgConfig {
-        url: postgres.into(),
-        schema: Some(schema.clone()),
-    };
     let join = |e: tokio::task::JoinError| crate::CentralError::Join(e.to_string());
-    let pg_store = Arc::new(
-        tokio::task::spawn_blocking(move || rampart_store_pg::PgStore::open(pg))
-            .await
-            .map_err(join)?
-            .map_err(crate::CentralError::Store)?,
-    );
+    let schema = crate::bench::BenchSchema::open(
+        postgres,
+        crate::bench::BenchSchema::unique_name("rampart_flowbench"),
+    )
+    .await?;
+    let pg_store = schema.store.clone();
     let store: Arc<dyn rampart_store::Store> = pg_store.clone();
     let nodes = nodes.max(2);
     let workloads = workloads.max(2);
@@ -182,9 +173,7 @@ pub async fn flow_graph_bench(
         )
     };
     let result = run.await.map_err(join)?;
-    let drop_schema =
-        move || pg_store.execute_batch(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
-    let _ = tokio::task::spawn_blocking(drop_schema).await;
+    schema.remove().await;
     Ok(result.map_err(crate::CentralError::Store)?)
 }
 
