@@ -271,9 +271,11 @@ fn migration_6_backfills_the_findings_of_stored_scans() {
         ..Default::default()
     });
     s.put_reports("n1", std::slice::from_ref(&scan)).unwrap();
-    // The schema as version 5 left it: findings' rows without the new columns.
+    // The schema as version 5 left it: findings' rows without the new columns (and
+    // the full status index of before 7).
     s.execute_batch(
-        "DROP INDEX scan_findings_layer; DROP INDEX node_reports_db_updated;
+        "DROP INDEX alerts_handled_ts; CREATE INDEX alerts_status_ts ON alerts (status, ts_ns);
+         DROP INDEX scan_findings_layer; DROP INDEX node_reports_db_updated;
          ALTER TABLE scan_findings DROP COLUMN layer, DROP COLUMN layer_index,
              DROP COLUMN layer_command, DROP COLUMN first_seen_ns;
          ALTER TABLE node_reports DROP COLUMN db_updated_ns;
@@ -300,4 +302,121 @@ fn migration_6_backfills_the_findings_of_stored_scans() {
         ),
         ("CVE-7", Some("sha256:aa"), Some(2), Some("RUN make"), 150)
     );
+}
+
+/// Migration 7: the status index holds handled alerts only, so ingesting open alerts
+/// does not write it, and the store's status filter (a literal) lets the planner pick
+/// it for handled alerts.
+#[test]
+fn status_index_holds_handled_alerts_only_and_serves_their_filter() {
+    use rampart_event::Priority;
+    use rampart_store::{AlertChange, AlertStatus, Ingest};
+    let Some(url) = rampart_testbed::postgres_ready() else {
+        return;
+    };
+    let (s, schema) = fresh(&url);
+    let _dropper = Dropper(url.clone(), vec![schema.clone()]);
+    let t0 = 1_700_000_000_000_000_000u64;
+    let alerts: Vec<_> = (0..5000u64)
+        .map(|i| {
+            conformance::alert(
+                &format!("a{i:05}"),
+                t0 + i * 1_000_000,
+                "Shadow file read",
+                Priority::Warning,
+                Some("c1"),
+            )
+        })
+        .collect();
+    s.ingest(&Ingest {
+        node: "node-a",
+        node_version: "test",
+        seen_ns: t0,
+        alerts: &alerts,
+        lifecycle: &[],
+        audit: &[],
+    })
+    .unwrap();
+    for id in ["a00010", "a02000", "a04000"] {
+        s.update_alert(id, &AlertChange::Resolve, "analyst", t0)
+            .unwrap();
+    }
+    s.execute_batch("VACUUM ANALYZE alerts").unwrap();
+
+    let resolved = s
+        .query_alerts(&AlertQuery {
+            status: Some(AlertStatus::Resolved),
+            ..Default::default()
+        })
+        .unwrap();
+    let ids: Vec<_> = resolved
+        .alerts
+        .iter()
+        .map(|a| a.alert.id.as_str())
+        .collect();
+    assert_eq!(ids, ["a04000", "a02000", "a00010"]);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        // A plain connection to read the catalog and the plan.
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let defs: Vec<(String, String)> = client
+            .query(
+                "SELECT indexname, indexdef FROM pg_indexes \
+                 WHERE schemaname = $1 AND tablename = 'alerts' AND indexname LIKE 'alerts_%'",
+                &[&schema],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert!(
+            !defs.iter().any(|(n, _)| n == "alerts_status_ts"),
+            "the full status index is gone: {defs:?}"
+        );
+        let handled = defs
+            .iter()
+            .find(|(n, _)| n == "alerts_handled_ts")
+            .map(|(_, d)| d.as_str())
+            .unwrap_or_default();
+        assert!(
+            handled.contains("WHERE (status <> 'open'::text)"),
+            "{handled}"
+        );
+        // Three entries, not 5000: open alerts are not in it.
+        let entries: i64 = client
+            .query_one(
+                &format!("SELECT reltuples::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{schema}' AND c.relname = 'alerts_handled_ts'"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(entries, 3);
+        let plan: Vec<String> = client
+            .query(
+                &format!(
+                    "EXPLAIN SELECT id FROM {schema}.alerts WHERE TRUE{} \
+                     ORDER BY ts_ns DESC, id DESC LIMIT 101",
+                    AlertStatus::Resolved.sql_condition()
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert!(
+            plan.iter().any(|l| l.contains("alerts_handled_ts")),
+            "resolved alerts are found through the handled index: {plan:?}"
+        );
+    });
 }

@@ -42,6 +42,10 @@ pub const CHECKS: &[(&str, Check)] = &[
     ),
     ("flows_newest_report_wins", flows_newest_report_wins),
     (
+        "flows_an_edge_twice_in_one_report",
+        flows_an_edge_twice_in_one_report,
+    ),
+    (
         "vulnerability_layers_and_novelty",
         vulnerability_layers_and_novelty,
     ),
@@ -1114,6 +1118,33 @@ fn flow_edge(
         last_seen_ns: last,
         state: "anomalous".into(),
     }
+}
+
+/// A report naming one edge twice (a node's bug, or a hostile one) stores it once,
+/// with the first of the two, on both stores, and still stores the report's others.
+pub fn flows_an_edge_twice_in_one_report(s: &dyn Store) {
+    use rampart_bus::flows::FlowReport;
+    let report = FlowReport {
+        ts_ns: T0 + 100 * SEC,
+        edges: vec![
+            flow_edge("image:web", "image:db", "", 100, T0 + 90 * SEC),
+            flow_edge("image:web", "image:cache", "", 1, T0 + 80 * SEC),
+            flow_edge("image:web", "image:db", "", 999, T0 + 95 * SEC),
+        ],
+        addresses: Vec::new(),
+    };
+    assert_eq!(s.put_flows("n1", &report).unwrap(), 2);
+    let all = s.flows(0).unwrap();
+    assert_eq!(all.edges.len(), 2, "{all:?}");
+    let db = all
+        .edges
+        .iter()
+        .find(|e| e.edge.target == "image:db")
+        .expect("the repeated edge");
+    assert_eq!(
+        (db.edge.bytes_sent, db.edge.last_seen_ns),
+        (100, T0 + 90 * SEC)
+    );
 }
 
 /// Flow reports: an edge keeps the newest report's counters (an older one arriving

@@ -41,13 +41,12 @@ CREATE TABLE flow_addresses (
 );
 ";
 
-/// Keeps an edge's newest report: the same report again (a redelivery) or an older one
-/// changes nothing; first seen is the earliest either saw.
-pub const PUT_FLOW_SQL: &str = "
-INSERT INTO flow_edges (node, source, target, protocol, port, peer_ip, source_label,
-    target_label, outbound, bytes_sent, bytes_received, connections, first_seen_ns,
-    last_seen_ns, state, reported_ns)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+/// What storing an edge does when the edge is stored already: the newer report's
+/// counters, the earliest first and latest last sighting; the same report again (a
+/// redelivery) or an older one changes nothing.
+macro_rules! on_flow_conflict {
+    () => {
+        "
 ON CONFLICT (node, source, target, protocol, port, peer_ip) DO UPDATE SET
     source_label = excluded.source_label, target_label = excluded.target_label,
     outbound = excluded.outbound, bytes_sent = excluded.bytes_sent,
@@ -57,7 +56,33 @@ ON CONFLICT (node, source, target, protocol, port, peer_ip) DO UPDATE SET
     last_seen_ns = CASE WHEN excluded.last_seen_ns > flow_edges.last_seen_ns
         THEN excluded.last_seen_ns ELSE flow_edges.last_seen_ns END,
     state = excluded.state, reported_ns = excluded.reported_ns
-WHERE excluded.reported_ns > flow_edges.reported_ns";
+WHERE excluded.reported_ns > flow_edges.reported_ns"
+    };
+}
+
+/// Keeps an edge's newest report (see `on_flow_conflict`), one edge per statement.
+pub const PUT_FLOW_SQL: &str = concat!(
+    "
+INSERT INTO flow_edges (node, source, target, protocol, port, peer_ip, source_label,
+    target_label, outbound, bytes_sent, bytes_received, connections, first_seen_ns,
+    last_seen_ns, state, reported_ns)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+    on_flow_conflict!()
+);
+
+/// [`PUT_FLOW_SQL`] for a whole report in one PostgreSQL statement: `$1` the node,
+/// `$2`..`$15` one array per column (each edge once: a statement may not update a
+/// row twice), `$16` the report's time.
+pub const PUT_FLOWS_PG: &str = concat!(
+    "
+INSERT INTO flow_edges (node, source, target, protocol, port, peer_ip, source_label,
+    target_label, outbound, bytes_sent, bytes_received, connections, first_seen_ns,
+    last_seen_ns, state, reported_ns)
+SELECT $1, e.*, $16 FROM UNNEST($2::text[], $3::text[], $4::text[], $5::int8[],
+    $6::text[], $7::text[], $8::text[], $9::int8[], $10::int8[], $11::int8[],
+    $12::int8[], $13::int8[], $14::int8[], $15::text[]) AS e",
+    on_flow_conflict!()
+);
 
 /// An address's newest owner on a node.
 pub const PUT_ADDRESS_SQL: &str = "
@@ -126,6 +151,16 @@ pub type FlowRow = (
 
 fn count(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// The rows of a report's edges, each edge once: the first row of a key, as
+/// [`PUT_FLOW_SQL`] row after row keeps it (the later ones are no newer).
+pub fn distinct_flow_rows(node: &str, report: &FlowReport) -> Vec<FlowRow> {
+    let mut seen = std::collections::HashSet::new();
+    flow_rows(node, report)
+        .into_iter()
+        .filter(|r| seen.insert((r.1.clone(), r.2.clone(), r.3.clone(), r.4, r.5.clone())))
+        .collect()
 }
 
 /// The rows of a report's edges.

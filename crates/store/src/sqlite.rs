@@ -120,6 +120,11 @@ CREATE INDEX audit_ts ON audit (ts_ns, id);
         name: "scan findings' layers, first-seen times and database update times",
         sql: reports::FINDING_EXTRAS_SQLITE,
     },
+    Migration {
+        version: 7,
+        name: "status index of handled alerts only",
+        sql: crate::HANDLED_ALERTS_INDEX_SQL,
+    },
 ];
 
 /// The migration after which the findings' rows are rebuilt from the stored scan
@@ -567,7 +572,7 @@ impl Store for SqliteStore {
             arg(&mut sql, " AND node = ?", Value::Text(v.clone()));
         }
         if let Some(v) = q.status {
-            arg(&mut sql, " AND status = ?", Value::Text(v.as_str().into()));
+            sql.push_str(v.sql_condition());
         }
         if let Some(c) = &q.after {
             let ts = ns_to_db(c.ts_ns);
@@ -1123,8 +1128,10 @@ mod tests {
     #[test]
     fn migrations_4_and_6_backfill_the_findings_of_stored_scans() {
         use rampart_event::fleet::{NodeReport, ScanReport, VulnFinding};
-        // What each older version lacks, undone on a current database.
-        let undo_6 = "DROP INDEX scan_findings_layer; DROP INDEX node_reports_db_updated;
+        // What each older version lacks, undone on a current database (7 included).
+        let undo_6 =
+            "DROP INDEX alerts_handled_ts; CREATE INDEX alerts_status_ts ON alerts (status, ts_ns);
+             DROP INDEX scan_findings_layer; DROP INDEX node_reports_db_updated;
              ALTER TABLE scan_findings DROP COLUMN layer;
              ALTER TABLE scan_findings DROP COLUMN layer_index;
              ALTER TABLE scan_findings DROP COLUMN layer_command;
