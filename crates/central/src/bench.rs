@@ -1,6 +1,6 @@
 //! `rampart central bench`: the fleet's ingest path measured end to end on real
-//! servers. Virtual nodes publish encoded batches of alerts and inventory updates
-//! (container lifecycle) to NATS JetStream (a stream of the benchmark's own), and
+//! servers. Virtual nodes publish encoded batches of alerts, flow reports and inventory
+//! updates (container lifecycle) to NATS JetStream (a stream of the benchmark's own), and
 //! central's ingest ([`run_central_with`]) consumes them into PostgreSQL (a schema of
 //! its own): the sustained rate is records stored per second from the first publish
 //! to the last commit, with the bus lag (node seal to central commit) central saw.
@@ -30,8 +30,12 @@ pub struct IngestBenchConfig {
     pub batch_records: usize,
     /// Publishes in flight per node.
     pub in_flight: usize,
-    /// Of every ten records, how many are alerts (the rest inventory updates).
+    /// Of every ten records, how many are alerts and how many flow edges (the rest
+    /// inventory updates). Flow edges travel in flow reports, batches of their own as
+    /// nodes send them, each edge of a node's graph of [`FLOW_EDGES_PER_NODE`] reported
+    /// again with newer counters.
     pub alerts_per_ten: u64,
+    pub flows_per_ten: u64,
     /// Bus messages central commits in one store transaction at most (1: the
     /// one-message-per-commit baseline).
     pub messages_per_commit: usize,
@@ -41,6 +45,11 @@ pub struct IngestBenchConfig {
     /// instead of binary `COPY` (both under a savepoint, `ON CONFLICT` only after a
     /// duplicate).
     pub careful_ingest: bool,
+    /// Records per second the fleet publishes, spread evenly over the nodes and over
+    /// time (0: as fast as JetStream takes them, a backlog central drains). Paced, the
+    /// lag says whether central keeps up with that rate: it stays flat if it does and
+    /// grows for as long as the run lasts if it does not.
+    pub rate_per_s: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,6 +62,7 @@ pub struct IngestBenchReport {
     pub records: u64,
     pub alerts: u64,
     pub inventory: u64,
+    pub flow_edges: u64,
     pub batches: u64,
     pub seconds: f64,
     /// Records stored per second, first publish to last commit.
@@ -61,6 +71,14 @@ pub struct IngestBenchReport {
     pub published_per_s: f64,
     pub max_lag_ms: f64,
     pub last_lag_ms: f64,
+    /// The paced rate asked for (0: unpaced).
+    pub rate_per_s: u64,
+    /// Bus lag (node seal to central commit) sampled every 5 ms while records were
+    /// published: its median and 99th percentile.
+    pub lag_p50_ms: f64,
+    pub lag_p99_ms: f64,
+    /// From the last publish to the last record stored.
+    pub drain_ms: f64,
     pub store_errors: u64,
 }
 
@@ -143,15 +161,55 @@ pub async fn api_bench_postgres(
     Ok(report?)
 }
 
+/// The edges of each bench node's network graph, reported again and again.
+pub const FLOW_EDGES_PER_NODE: u64 = 2000;
+
+/// Flow reports first in every ten batches, the rest alerts and inventory updates.
 fn batches_for(node: &str, n_batches: u64, cfg: &IngestBenchConfig) -> Vec<OutMessage> {
     let template = rampart_notify::sample_alert();
     let base = rampart_event::wall_ns();
+    let flows_per_ten = cfg.flows_per_ten.min(10);
+    let record_share = (10 - flows_per_ten).max(1);
     (0..n_batches)
         .map(|b| {
+            if b % 10 < flows_per_ten {
+                let edges = (0..cfg.batch_records as u64)
+                    .map(|i| {
+                        let k = (b * cfg.batch_records as u64 + i) % FLOW_EDGES_PER_NODE;
+                        rampart_bus::flows::FlowSummary {
+                            source: format!("image:registry.local/app:{}", k % 50),
+                            source_label: format!("app:{}", k % 50),
+                            target: format!("image:registry.local/svc:{k}"),
+                            target_label: format!("svc:{k}"),
+                            protocol: "tcp".into(),
+                            port: 8080,
+                            peer_ip: String::new(),
+                            outbound: true,
+                            bytes_sent: 1000 * (b + 1),
+                            bytes_received: 5000 * (b + 1),
+                            connections: b + 1,
+                            first_seen_ns: base,
+                            last_seen_ns: base + b,
+                            state: "baseline".into(),
+                        }
+                    })
+                    .collect();
+                let report = rampart_bus::flows::FlowReport {
+                    ts_ns: base + b,
+                    edges,
+                    addresses: Vec::new(),
+                };
+                let batch = NodeBatch::new(node, "bench", vec![BusRecord::Flows(report)]);
+                return OutMessage {
+                    id: format!("bench-{node}-{b}"),
+                    node: node.into(),
+                    payload: batch.encode().into(),
+                };
+            }
             let records = (0..cfg.batch_records as u64)
                 .map(|i| {
                     let k = b * cfg.batch_records as u64 + i;
-                    if i % 10 < cfg.alerts_per_ten {
+                    if i % record_share < cfg.alerts_per_ten {
                         let mut a = template.clone();
                         a.id = format!("bench-{node}-{k}");
                         a.ts_ns = base + k;
@@ -255,16 +313,28 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
         },
     ));
 
+    // Paced: node n publishes its batch b at b batch-intervals after the start, the
+    // nodes offset from each other, so the fleet's records arrive at the asked rate.
+    let batch_interval = (cfg.rate_per_s > 0).then(|| {
+        Duration::from_secs_f64(
+            (cfg.batch_records * cfg.nodes.max(1)) as f64 / cfg.rate_per_s as f64,
+        )
+    });
     let started = Instant::now();
     let mut pubs = Vec::new();
-    for plan in plans {
+    for (n, plan) in plans.into_iter().enumerate() {
         let p = publisher.clone();
         let in_flight = cfg.in_flight.max(1);
+        let nodes = cfg.nodes.max(1) as u32;
         pubs.push(tokio::spawn(async move {
-            futures_util::stream::iter(plan)
-                .map(|m| {
+            futures_util::stream::iter(plan.into_iter().enumerate())
+                .map(|(b, m)| {
                     let p = p.clone();
                     async move {
+                        if let Some(every) = batch_interval {
+                            let at = every * b as u32 + every * n as u32 / nodes;
+                            tokio::time::sleep_until((started + at).into()).await;
+                        }
                         loop {
                             if p.publish(m.clone()).await.is_ok() {
                                 break;
@@ -278,20 +348,46 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
                 .await;
         }));
     }
+    // The lag while the records arrive, sampled (central keeps only the last and the
+    // largest).
+    let sampling = {
+        let stats = stats.clone();
+        let pubs_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done = pubs_done.clone();
+        let task = tokio::spawn(async move {
+            let mut lags = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let r = stats.report();
+                if r.batches > 0 {
+                    lags.push(r.last_lag_ns);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            lags
+        });
+        (pubs_done, task)
+    };
     for p in pubs {
         let _ = p.await;
     }
     let published = started.elapsed();
+    sampling.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut lags = sampling.1.await.unwrap_or_default();
+    lags.sort_unstable();
+    let lag_at = |q: f64| -> f64 {
+        lags.get(((lags.len() as f64 - 1.0) * q).round() as usize)
+            .map_or(0.0, |&ns| ns as f64 / 1e6)
+    };
     let limit = Duration::from_secs(600);
     loop {
         let r = stats.report();
-        if r.alerts + r.lifecycle >= total {
+        if r.alerts + r.lifecycle + r.flow_edges >= total {
             break;
         }
         if started.elapsed() > limit {
             let _ = stop_tx.send(());
             return Err(BenchError::Timeout {
-                stored: r.alerts + r.lifecycle,
+                stored: r.alerts + r.lifecycle + r.flow_edges,
                 want: total,
                 secs: limit.as_secs(),
             });
@@ -310,15 +406,20 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
         commits_in_flight: cfg.commits_in_flight,
         careful_ingest: cfg.careful_ingest,
         store_path: store_path.as_str(),
-        records: r.alerts + r.lifecycle,
+        records: r.alerts + r.lifecycle + r.flow_edges,
         alerts: r.alerts,
         inventory: r.lifecycle,
+        flow_edges: r.flow_edges,
         batches: r.batches,
         seconds: secs,
-        records_per_s: (r.alerts + r.lifecycle) as f64 / secs,
+        records_per_s: (r.alerts + r.lifecycle + r.flow_edges) as f64 / secs,
         published_per_s: total as f64 / published.as_secs_f64(),
         max_lag_ms: r.max_lag_ns as f64 / 1e6,
         last_lag_ms: r.last_lag_ns as f64 / 1e6,
+        rate_per_s: cfg.rate_per_s,
+        lag_p50_ms: lag_at(0.5),
+        lag_p99_ms: lag_at(0.99),
+        drain_ms: elapsed.saturating_sub(published).as_secs_f64() * 1e3,
         store_errors: r.store_errors,
     })
 }

@@ -102,6 +102,8 @@ pub struct IngestStats {
     pub alerts: AtomicU64,
     pub lifecycle: AtomicU64,
     pub audit: AtomicU64,
+    /// Flow edges written (new, or newer than the stored report of the edge).
+    pub flow_edges: AtomicU64,
     /// Records nodes reported they dropped before sending (spool full, shed).
     pub node_dropped: AtomicU64,
     /// Batches that did not decode (acked and counted, never stored).
@@ -120,6 +122,7 @@ pub struct IngestReport {
     pub alerts: u64,
     pub lifecycle: u64,
     pub audit: u64,
+    pub flow_edges: u64,
     pub node_dropped: u64,
     pub rejected: u64,
     pub store_errors: u64,
@@ -135,6 +138,7 @@ impl IngestStats {
             alerts: l(&self.alerts),
             lifecycle: l(&self.lifecycle),
             audit: l(&self.audit),
+            flow_edges: l(&self.flow_edges),
             node_dropped: l(&self.node_dropped),
             rejected: l(&self.rejected),
             store_errors: l(&self.store_errors),
@@ -278,7 +282,7 @@ async fn store_group(
         }
     }
     let mut backoff = Duration::from_millis(100);
-    let reports = loop {
+    let (reports, flow_edges) = loop {
         let s = store.clone();
         let batches = decoded.clone();
         let started = std::time::Instant::now();
@@ -296,21 +300,23 @@ async fn store_group(
                     audit: &b.audit,
                 })
                 .collect();
-            if ingests.is_empty() {
-                return Ok(Vec::new());
-            }
-            let reports = s.ingest_many(&ingests)?;
+            let reports = if ingests.is_empty() {
+                Vec::new()
+            } else {
+                s.ingest_many(&ingests)?
+            };
             // Newest per key wins, so storing them again on a retry changes nothing.
+            let mut flow_edges = 0;
             for b in batches.iter().flatten() {
                 if !b.reports.is_empty() {
                     s.put_reports(&b.node, &b.reports)?;
                 }
                 // The newest report of an edge wins: a retry changes nothing either.
                 for f in &b.flows {
-                    s.put_flows(&b.node, f)?;
+                    flow_edges += s.put_flows(&b.node, f)?;
                 }
             }
-            Ok(reports)
+            Ok((reports, flow_edges))
         })
         .await;
         metrics::histogram!("rampart_store_commit_seconds").record(started.elapsed());
@@ -332,6 +338,8 @@ async fn store_group(
     if let Some(Err(e)) = acks.into_iter().find(Result::is_err) {
         tracing::debug!(error = %e, "ack failed; the batch will come again and change nothing");
     }
+    stats.flow_edges.fetch_add(flow_edges, Ordering::Relaxed);
+    metrics::counter!("rampart_flow_edges_total").increment(flow_edges);
     let now = rampart_event::wall_ns();
     for (b, report) in decoded.iter().flatten().zip(reports) {
         stats.batches.fetch_add(1, Ordering::Relaxed);

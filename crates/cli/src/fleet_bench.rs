@@ -22,9 +22,16 @@ pub struct FleetBenchArgs {
     /// NATS server (a stream of the benchmark's own is created and deleted).
     #[arg(long, default_value = "nats://127.0.0.1:4222")]
     pub nats: String,
-    /// Records (alerts and inventory updates) through the ingest path.
+    /// Records (alerts, flow edges and inventory updates) through the ingest path.
     #[arg(long, default_value_t = 500_000)]
     pub records: u64,
+    /// Of every ten records, how many are alerts.
+    #[arg(long, default_value_t = 6)]
+    pub alerts_per_ten: u64,
+    /// Of every ten records, how many are flow edges (in flow reports, batches of
+    /// their own); the rest are inventory updates.
+    #[arg(long, default_value_t = 2)]
+    pub flows_per_ten: u64,
     /// Publishing nodes.
     #[arg(long, default_value_t = 4)]
     pub nodes: usize,
@@ -34,6 +41,11 @@ pub struct FleetBenchArgs {
     /// Publishes in flight per node.
     #[arg(long, default_value_t = 8)]
     pub in_flight: usize,
+    /// Records per second the nodes publish together, paced (0: as fast as JetStream
+    /// takes them, a backlog for central to drain). Paced at a rate central sustains,
+    /// the bus lag stays flat; above it, the lag grows for the whole run.
+    #[arg(long, default_value_t = 0)]
+    pub rate: u64,
     /// Bus messages central commits in one store transaction at most.
     #[arg(long, default_value_t = 64)]
     pub messages_per_commit: usize,
@@ -156,10 +168,12 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
             records,
             batch_records: a.batch,
             in_flight: a.in_flight,
-            alerts_per_ten: 8,
+            alerts_per_ten: a.alerts_per_ten,
+            flows_per_ten: a.flows_per_ten,
             messages_per_commit,
             commits_in_flight,
             careful_ingest,
+            rate_per_s: a.rate,
         }
     };
     let (mut baseline, mut ingest) = (Vec::new(), Vec::new());
@@ -229,18 +243,23 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
             .chain(ingest.iter().map(|r| ("new", r)));
         for (arm, r) in arms {
             println!(
-            "ingest {arm} (JetStream -> PostgreSQL, up to {} messages per commit, {} commits at once, {}): {} records ({} alerts, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published; bus lag max {:.0} ms, last {:.0} ms; store errors {}",
+            "ingest {arm} (JetStream -> PostgreSQL, up to {} messages per commit, {} commits at once, {}): {} records ({} alerts, {} flow edges, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published{}; bus lag max {:.0} ms, last {:.0} ms, sampled while publishing p50 {:.0} ms p99 {:.0} ms; stored {:.0} ms after the last publish; store errors {}",
             r.messages_per_commit,
             r.commits_in_flight,
             if r.store_path == "copy" { "new rows by binary COPY" } else { "new rows by INSERT ... UNNEST" },
             r.records,
             r.alerts,
+            r.flow_edges,
             r.inventory,
             r.seconds,
             r.records_per_s,
             r.published_per_s,
+            if r.rate_per_s > 0 { format!(" (paced at {}/s)", r.rate_per_s) } else { String::new() },
             r.max_lag_ms,
             r.last_lag_ms,
+            r.lag_p50_ms,
+            r.lag_p99_ms,
+            r.drain_ms,
             r.store_errors
         );
         }
