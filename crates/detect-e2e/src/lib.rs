@@ -223,27 +223,19 @@ impl Detector {
     /// Matches of our library's rules on host processes (no container) whose own or
     /// an ancestor's command line carries `mark`.
     pub fn our_host_matches_carrying(&self, mark: &str) -> Vec<Match> {
-        self.lock()
-            .iter()
-            .filter(|m| m.event.container.container().is_none() && self.ours.contains(&m.rule))
-            .filter(|m| {
-                m.event.process.as_ref().is_some_and(|p| {
-                    p.argv.iter().any(|a| a.contains(mark))
-                        || p.ancestry
-                            .iter()
-                            .any(|a| a.argv.iter().any(|x| x.contains(mark)))
-                })
-            })
-            .cloned()
-            .collect()
+        self.host_matches_carrying(mark, |rule| self.ours.iter().any(|r| r == rule))
     }
 
     /// Matches of `rule` (any loaded rule, the harness's controls included) on host
     /// processes whose own or an ancestor's command line carries `mark`.
     pub fn host_matches_of_carrying(&self, rule: &str, mark: &str) -> Vec<Match> {
+        self.host_matches_carrying(mark, |r| r == rule)
+    }
+
+    fn host_matches_carrying(&self, mark: &str, rule: impl Fn(&str) -> bool) -> Vec<Match> {
         self.lock()
             .iter()
-            .filter(|m| m.event.container.container().is_none() && m.rule == rule)
+            .filter(|m| m.event.container.container().is_none() && rule(&m.rule))
             .filter(|m| {
                 m.event.process.as_ref().is_some_and(|p| {
                     p.argv.iter().any(|a| a.contains(mark))
