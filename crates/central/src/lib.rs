@@ -104,6 +104,10 @@ pub struct IngestStats {
     pub audit: AtomicU64,
     /// Flow edges written (new, or newer than the stored report of the edge).
     pub flow_edges: AtomicU64,
+    /// Flow edges of a stored report that were not written because a newer report of
+    /// the edge was there first (commits run side by side, so a node's reports can
+    /// land out of order; a redelivered report counts here too).
+    pub flow_edges_superseded: AtomicU64,
     /// Records nodes reported they dropped before sending (spool full, shed).
     pub node_dropped: AtomicU64,
     /// Batches that did not decode (acked and counted, never stored).
@@ -123,6 +127,7 @@ pub struct IngestReport {
     pub lifecycle: u64,
     pub audit: u64,
     pub flow_edges: u64,
+    pub flow_edges_superseded: u64,
     pub node_dropped: u64,
     pub rejected: u64,
     pub store_errors: u64,
@@ -139,6 +144,7 @@ impl IngestStats {
             lifecycle: l(&self.lifecycle),
             audit: l(&self.audit),
             flow_edges: l(&self.flow_edges),
+            flow_edges_superseded: l(&self.flow_edges_superseded),
             node_dropped: l(&self.node_dropped),
             rejected: l(&self.rejected),
             store_errors: l(&self.store_errors),
@@ -282,7 +288,7 @@ async fn store_group(
         }
     }
     let mut backoff = Duration::from_millis(100);
-    let (reports, flow_edges) = loop {
+    let (reports, flow_edges, flow_edges_superseded) = loop {
         let s = store.clone();
         let batches = decoded.clone();
         let started = std::time::Instant::now();
@@ -306,17 +312,19 @@ async fn store_group(
                 s.ingest_many(&ingests)?
             };
             // Newest per key wins, so storing them again on a retry changes nothing.
-            let mut flow_edges = 0;
+            let (mut flow_edges, mut superseded) = (0, 0);
             for b in batches.iter().flatten() {
                 if !b.reports.is_empty() {
                     s.put_reports(&b.node, &b.reports)?;
                 }
                 // The newest report of an edge wins: a retry changes nothing either.
                 for f in &b.flows {
-                    flow_edges += s.put_flows(&b.node, f)?;
+                    let written = s.put_flows(&b.node, f)?;
+                    flow_edges += written;
+                    superseded += (f.edges.len() as u64).saturating_sub(written);
                 }
             }
-            Ok((reports, flow_edges))
+            Ok((reports, flow_edges, superseded))
         })
         .await;
         metrics::histogram!("rampart_store_commit_seconds").record(started.elapsed());
@@ -339,7 +347,11 @@ async fn store_group(
         tracing::debug!(error = %e, "ack failed; the batch will come again and change nothing");
     }
     stats.flow_edges.fetch_add(flow_edges, Ordering::Relaxed);
+    stats
+        .flow_edges_superseded
+        .fetch_add(flow_edges_superseded, Ordering::Relaxed);
     metrics::counter!("rampart_flow_edges_total").increment(flow_edges);
+    metrics::counter!("rampart_flow_edges_superseded_total").increment(flow_edges_superseded);
     let now = rampart_event::wall_ns();
     for (b, report) in decoded.iter().flatten().zip(reports) {
         stats.batches.fetch_add(1, Ordering::Relaxed);

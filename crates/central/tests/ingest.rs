@@ -422,3 +422,89 @@ async fn node_reports_through_the_bus_newest_wins() {
     let _ = stop.send(());
     central.await.unwrap().unwrap();
 }
+
+/// A node's flow reports can be committed out of order (commits run side by side): an
+/// older report's edges that a newer report already stored are counted as superseded,
+/// not written, so every edge a node sent is accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_flow_report_arriving_late_counts_its_edges_as_superseded() {
+    use rampart_bus::flows::{FlowReport, FlowSummary};
+    let dir = tempfile::tempdir().unwrap();
+    let bus = Arc::new(InProcessBus::new(64));
+    let store: Arc<dyn Store> =
+        Arc::new(rampart_store::SqliteStore::open(dir.path().join("central.db")).unwrap());
+    let stats = Arc::new(IngestStats::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let cfg = config(
+        StoreConfig::Sqlite {
+            path: dir.path().join("unused.db"),
+        },
+        BusConfig::InProcess(bus.clone()),
+    );
+    let central = tokio::spawn(run_central_with(cfg, store.clone(), stats.clone(), async {
+        let _ = stopped.await;
+    }));
+    let edge = |target: &str, bytes: u64, last_seen_ns: u64| FlowSummary {
+        source: "image:web".into(),
+        target: target.into(),
+        protocol: "tcp".into(),
+        port: 5432,
+        outbound: true,
+        bytes_sent: bytes,
+        connections: 1,
+        first_seen_ns: NOW,
+        last_seen_ns,
+        state: "baseline".into(),
+        ..Default::default()
+    };
+    let newer = FlowReport {
+        ts_ns: NOW + 200,
+        edges: vec![
+            edge("image:db", 400, NOW + 190),
+            edge("image:cache", 40, NOW + 190),
+        ],
+        addresses: Vec::new(),
+    };
+    // Made before the newer one, sent after it: two edges the newer report already
+    // holds, one it does not.
+    let older = FlowReport {
+        ts_ns: NOW + 100,
+        edges: vec![
+            edge("image:db", 100, NOW + 90),
+            edge("image:cache", 10, NOW + 90),
+            edge("image:queue", 7, NOW + 90),
+        ],
+        addresses: Vec::new(),
+    };
+    // One at a time: the older report is sent once the newer one is stored.
+    for (i, report) in [newer, older].into_iter().enumerate() {
+        let b = NodeBatch::new("node-a", "0.1.0", vec![BusRecord::Flows(report)]);
+        bus.publish(rampart_bus::OutMessage {
+            id: format!("f{i}"),
+            node: "node-a".into(),
+            payload: b.encode().into(),
+        })
+        .await
+        .unwrap();
+        wait_until("the flow batch", 30, || {
+            stats.report().batches == i as u64 + 1
+        })
+        .await;
+    }
+    let r = stats.report();
+    assert_eq!(
+        (r.flow_edges, r.flow_edges_superseded),
+        (3, 2),
+        "the newer report's two edges and the older one's new edge written, its other two superseded"
+    );
+    let graph = store.flows(0).unwrap();
+    let db = graph
+        .edges
+        .iter()
+        .find(|e| e.edge.target == "image:db")
+        .expect("the db edge");
+    assert_eq!(db.edge.bytes_sent, 400, "the newer report's counters stay");
+    assert_eq!(graph.edges.len(), 3);
+    let _ = stop.send(());
+    central.await.unwrap().unwrap();
+}

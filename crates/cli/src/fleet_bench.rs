@@ -243,13 +243,14 @@ pub fn run(a: FleetBenchArgs) -> anyhow::Result<i32> {
             .chain(ingest.iter().map(|r| ("new", r)));
         for (arm, r) in arms {
             println!(
-            "ingest {arm} (JetStream -> PostgreSQL, up to {} messages per commit, {} commits at once, {}): {} records ({} alerts, {} flow edges, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published{}; bus lag max {:.0} ms, last {:.0} ms, sampled while publishing p50 {:.0} ms p99 {:.0} ms; stored {:.0} ms after the last publish; store errors {}",
+            "ingest {arm} (JetStream -> PostgreSQL, up to {} messages per commit, {} commits at once, {}): {} records ({} alerts, {} flow edges of which {} superseded by a newer report first, {} inventory updates) in {:.2} s: {:.0} records/s stored, {:.0}/s published{}; bus lag max {:.0} ms, last {:.0} ms, sampled while publishing p50 {:.0} ms p99 {:.0} ms; stored {:.0} ms after the last publish; store errors {}",
             r.messages_per_commit,
             r.commits_in_flight,
             if r.store_path == "copy" { "new rows by binary COPY" } else { "new rows by INSERT ... UNNEST" },
             r.records,
             r.alerts,
-            r.flow_edges,
+            r.flow_edges + r.flow_edges_superseded,
+            r.flow_edges_superseded,
             r.inventory,
             r.seconds,
             r.records_per_s,
