@@ -51,14 +51,10 @@ fn flow(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_flows_make_one_fleet_graph_that_outlives_them() {
-    if !rampart_testbed::nats_server_ready() {
-        return;
-    }
-    let Some(url) = rampart_testbed::postgres_ready() else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((nats, url)) = rampart_testbed::nats_and_postgres(&dir.path().join("nats")) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let nats = rampart_testbed::NatsServer::start(&dir.path().join("nats"));
     let nats_config = rampart_bus_nats::NatsConfig {
         // JetStream reserves the stream's bound on disk: a test needs little.
         max_bytes: 64 << 20,

@@ -69,6 +69,38 @@ fn config(store: StoreConfig, bus: BusConfig) -> CentralConfig {
     }
 }
 
+/// Central on an in-process bus and SQLite in `dir`, as `rampart up` runs it: the bus,
+/// the store, the counters, the stop signal and the running task.
+type LocalCentral = (
+    Arc<InProcessBus>,
+    Arc<dyn Store>,
+    Arc<IngestStats>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<Result<rampart_central::CentralReport, rampart_central::CentralError>>,
+);
+
+fn start_local_central(
+    dir: &std::path::Path,
+    outputs: Option<rampart_notify::OutputsConfig>,
+) -> LocalCentral {
+    let bus = Arc::new(InProcessBus::new(64));
+    let store: Arc<dyn Store> =
+        Arc::new(rampart_store::SqliteStore::open(dir.join("central.db")).unwrap());
+    let stats = Arc::new(IngestStats::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut cfg = config(
+        StoreConfig::Sqlite {
+            path: dir.join("unused.db"),
+        },
+        BusConfig::InProcess(bus.clone()),
+    );
+    cfg.outputs = outputs;
+    let central = tokio::spawn(run_central_with(cfg, store.clone(), stats.clone(), async {
+        let _ = stopped.await;
+    }));
+    (bus, store, stats, stop, central)
+}
+
 async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !f() {
@@ -80,29 +112,14 @@ async fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_process_bus_into_sqlite_once_each() {
     let dir = tempfile::tempdir().unwrap();
-    let bus = Arc::new(InProcessBus::new(64));
-    let store: Arc<dyn Store> =
-        Arc::new(rampart_store::SqliteStore::open(dir.path().join("central.db")).unwrap());
-    let stats = Arc::new(IngestStats::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     // The fleet's outputs: every alert once, the resent batches' too.
     let alerts_file = dir.path().join("fleet-alerts.jsonl");
-    let mut cfg = config(
-        StoreConfig::Sqlite {
-            path: dir.path().join("unused.db"),
-        },
-        BusConfig::InProcess(bus.clone()),
-    );
-    cfg.outputs = Some(
-        rampart_notify::OutputsConfig::from_yaml_str(&format!(
-            "sinks:\n  - type: file\n    path: {}\n",
-            alerts_file.display()
-        ))
-        .unwrap(),
-    );
-    let central = tokio::spawn(run_central_with(cfg, store.clone(), stats.clone(), async {
-        let _ = stopped.await;
-    }));
+    let outputs = rampart_notify::OutputsConfig::from_yaml_str(&format!(
+        "sinks:\n  - type: file\n    path: {}\n",
+        alerts_file.display()
+    ))
+    .unwrap();
+    let (bus, store, stats, stop, central) = start_local_central(dir.path(), Some(outputs));
     let spool = Spool::open(SpoolConfig::new(dir.path().join("spool"), "node-a")).unwrap();
     let fwd = Forwarder::spawn(
         spool.clone(),
@@ -158,20 +175,7 @@ async fn in_process_bus_into_sqlite_once_each() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_same_alert_ids_stay_apart() {
     let dir = tempfile::tempdir().unwrap();
-    let bus = Arc::new(InProcessBus::new(64));
-    let store: Arc<dyn Store> =
-        Arc::new(rampart_store::SqliteStore::open(dir.path().join("central.db")).unwrap());
-    let stats = Arc::new(IngestStats::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let cfg = config(
-        StoreConfig::Sqlite {
-            path: dir.path().join("unused.db"),
-        },
-        BusConfig::InProcess(bus.clone()),
-    );
-    let central = tokio::spawn(run_central_with(cfg, store.clone(), stats.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (bus, store, stats, stop, central) = start_local_central(dir.path(), None);
     // The same alert ids from both nodes: batch() names them by node, so make them equal.
     let same_ids = |node: &str| {
         let mut b = batch(node, 0);
@@ -224,14 +228,10 @@ async fn two_nodes_same_alert_ids_stay_apart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nats_into_postgres_across_a_central_restart() {
-    if !rampart_testbed::nats_server_ready() {
-        return;
-    }
-    let Some(url) = rampart_testbed::postgres_ready() else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((nats, url)) = rampart_testbed::nats_and_postgres(&dir.path().join("nats")) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let nats = rampart_testbed::NatsServer::start(&dir.path().join("nats"));
     let schema = format!("central_{}", std::process::id());
     let pg = StoreConfig::Postgres {
         url: url.clone(),
@@ -349,20 +349,7 @@ async fn nats_into_postgres_across_a_central_restart() {
 async fn node_reports_through_the_bus_newest_wins() {
     use rampart_event::fleet::*;
     let dir = tempfile::tempdir().unwrap();
-    let bus = Arc::new(InProcessBus::new(64));
-    let store: Arc<dyn Store> =
-        Arc::new(rampart_store::SqliteStore::open(dir.path().join("central.db")).unwrap());
-    let stats = Arc::new(IngestStats::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let cfg = config(
-        StoreConfig::Sqlite {
-            path: dir.path().join("unused.db"),
-        },
-        BusConfig::InProcess(bus.clone()),
-    );
-    let central = tokio::spawn(run_central_with(cfg, store.clone(), stats.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (bus, store, stats, stop, central) = start_local_central(dir.path(), None);
     let rules = |ts_ns: u64, name: &str| {
         NodeReport::Rules(RulesReport {
             ts_ns,
@@ -430,20 +417,7 @@ async fn node_reports_through_the_bus_newest_wins() {
 async fn an_older_flow_report_arriving_late_counts_its_edges_as_superseded() {
     use rampart_bus::flows::{FlowReport, FlowSummary};
     let dir = tempfile::tempdir().unwrap();
-    let bus = Arc::new(InProcessBus::new(64));
-    let store: Arc<dyn Store> =
-        Arc::new(rampart_store::SqliteStore::open(dir.path().join("central.db")).unwrap());
-    let stats = Arc::new(IngestStats::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let cfg = config(
-        StoreConfig::Sqlite {
-            path: dir.path().join("unused.db"),
-        },
-        BusConfig::InProcess(bus.clone()),
-    );
-    let central = tokio::spawn(run_central_with(cfg, store.clone(), stats.clone(), async {
-        let _ = stopped.await;
-    }));
+    let (bus, store, stats, stop, central) = start_local_central(dir.path(), None);
     let edge = |target: &str, bytes: u64, last_seen_ns: u64| FlowSummary {
         source: "image:web".into(),
         target: target.into(),

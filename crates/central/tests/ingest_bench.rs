@@ -6,14 +6,10 @@ use rampart_central::bench::{ingest_bench, IngestBenchConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paced_ingest_stores_every_record_at_the_asked_rate_and_reports_the_lag() {
-    if !rampart_testbed::nats_server_ready() {
-        return;
-    }
-    let Some(url) = rampart_testbed::postgres_ready() else {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((nats, url)) = rampart_testbed::nats_and_postgres(&dir.path().join("nats")) else {
         return;
     };
-    let dir = tempfile::tempdir().unwrap();
-    let nats = rampart_testbed::NatsServer::start(&dir.path().join("nats"));
     let config = |rate_per_s| IngestBenchConfig {
         nats: rampart_bus_nats::NatsConfig {
             max_bytes: 256 << 20,

@@ -276,6 +276,17 @@ pub fn nats_server_ready() -> bool {
     )
 }
 
+/// A nats-server of the test's own (streams under `store_dir`) and the PostgreSQL URL,
+/// for tests of central's path from the bus into its store; `None` (skipped or failed,
+/// as [`nats_server_ready`] and [`postgres_ready`] say) when either is missing.
+pub fn nats_and_postgres(store_dir: &std::path::Path) -> Option<(NatsServer, String)> {
+    if !nats_server_ready() {
+        return None;
+    }
+    let url = postgres_ready()?;
+    Some((NatsServer::start(store_dir), url))
+}
+
 /// A nats-server with JetStream of a test's own, on a free loopback port, so a test can
 /// kill and restart it without disturbing anyone else's. Killed on drop.
 pub struct NatsServer {
