@@ -86,16 +86,21 @@ async function axe(name) {
   check(serious.length === 0, `axe on ${name}: no serious or critical violation (${JSON.stringify(serious)})`);
 }
 
-// Chromium aborts a navigation with ERR_NETWORK_CHANGED when an interface comes or goes
-// (Docker adds a veth pair for every container the suite starts, the test's own too):
-// the navigation is the host's, not the console's, so it is tried again, at most twice.
+// Chromium aborts a navigation with ERR_NETWORK_CHANGED when an interface or address
+// comes or goes (Docker's veths for the suite's containers; the test waits for the host's
+// network to settle first, but another test's container may still be going): the
+// navigation is the host's, not the console's, so it is tried again after a pause, at
+// most three more times. The aborted load's error page can interrupt the next try.
 async function navigate(go) {
   for (let attempt = 1; ; attempt++) {
     try {
       return await go();
     } catch (e) {
-      if (attempt >= 3 || !String(e).includes('ERR_NETWORK_CHANGED')) throw e;
+      const m = String(e);
+      const interrupted = m.includes('ERR_NETWORK_CHANGED') || m.includes('chrome-error://');
+      if (attempt >= 4 || !interrupted) throw e;
       console.error(`navigation interrupted by a network change (attempt ${attempt}); trying again`);
+      await new Promise((r) => setTimeout(r, 1000));
     }
   }
 }

@@ -474,6 +474,10 @@ fn the_console_in_chromium_against_rampart_up() {
             p
         });
     std::fs::create_dir_all(&artifacts).unwrap();
+    // Chromium abandons a page load when the host's interfaces or addresses change, and
+    // the containers just started still get their veths' IPv6 link-local addresses
+    // (after duplicate address detection, a second or two later).
+    wait_for_host_network_to_settle();
     let mut node = Command::new("node")
         .arg(repo_root().join("web/tests/console.e2e.mjs"))
         .current_dir(repo_root().join("web"))
@@ -549,4 +553,45 @@ fn the_console_in_chromium_against_rampart_up() {
         artifacts.display()
     );
     drop(up);
+}
+
+/// Waits (15 s at most) until the host's links and IPv6 addresses have not changed for
+/// 1.5 s.
+fn wait_for_host_network_to_settle() {
+    let snapshot = || {
+        let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+        // Link names with their state, and every IPv6 address with its flags.
+        let mut links: Vec<String> = std::fs::read_dir("/sys/class/net")
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| {
+                        let name = e.file_name().to_string_lossy().into_owned();
+                        let state = read(&format!("/sys/class/net/{name}/operstate"));
+                        format!("{name}:{}", state.trim())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        links.sort();
+        let mut addrs: Vec<String> = read("/proc/net/if_inet6")
+            .lines()
+            .map(str::to_string)
+            .collect();
+        addrs.sort();
+        (links, addrs)
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut last = snapshot();
+    let mut stable_since = Instant::now();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = snapshot();
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if stable_since.elapsed() >= Duration::from_millis(1500) {
+            return;
+        }
+    }
+    eprintln!("the host's network was still changing after 15 s; the browser starts anyway");
 }
