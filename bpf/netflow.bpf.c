@@ -6,7 +6,8 @@
 // crates/bpf/src/netflow.rs and crates/netflow.
 //
 // - cgroup_skb egress/ingress: per-flow counters keyed by cgroup id and 5-tuple
-//   (flow.h); DNS answers from port 53, the first TLS ClientHello of a flow and, for
+//   (flow.h; TCP's copied from the socket's own counters on a few packets of each
+//   connection, the rest passed at once); DNS answers from port 53, the first TLS ClientHello of a flow and, for
 //   cgroups being captured, packet headers with the first payload bytes, to user space
 //   through ring buffers; new inbound TCP connections outside a protected cgroup's
 //   baseline dropped (segment.h).

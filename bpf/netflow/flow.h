@@ -3,6 +3,14 @@
 // entry per cgroup and 5-tuple (local/remote, so both directions share it), and what
 // user space cannot count itself without seeing every packet: DNS answers, the first
 // TLS ClientHello of a flow, and captured packets of the cgroups being captured.
+//
+// A TCP flow is counted per socket, not per packet: its packets without SYN or RST
+// (all of a bulk transfer's, the ACKs of a connect, a FIN received first) return at
+// once (nf_tcp_quick), and the socket's own counters (bytes sent and received,
+// segments each way) are copied into the flow on the packets that do run in full:
+// SYN, RST, a FIN sent, a FIN received after ours, the first payload, and one packet
+// in 64 segments or per MiB each way, so a long connection's counters keep moving.
+// UDP, and packets without a connection's full socket, are counted per packet.
 #ifndef RAMPART_NETFLOW_FLOW_H
 #define RAMPART_NETFLOW_FLOW_H
 
@@ -29,29 +37,40 @@ static __always_inline void v4_mapped(__u8 *dst, __u32 a)
 }
 
 // Fills the flow key (local/remote as seen from the cgroup) and the offsets. False
-// when the packet is neither IPv4 nor IPv6.
+// when the packet is neither IPv4 nor IPv6. The headers are read in place when the
+// skb's linear part holds them (it nearly always does), else copied.
 static __always_inline bool nf_parse(struct __sk_buff *skb, bool egress, struct nf_pkt *p)
 {
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
 	__u8 proto;
 	__u32 l4;
 	bool later_fragment = false;
 	if (skb->protocol == bpf_htons(NF_ETH_P_IP)) {
-		struct iphdr ip;
-		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)))
-			return false;
-		v4_mapped(p->key.local, egress ? ip.saddr : ip.daddr);
-		v4_mapped(p->key.remote, egress ? ip.daddr : ip.saddr);
-		proto = ip.protocol;
-		l4 = (ip.ihl & 0xf) * 4;
-		later_fragment = ip.frag_off & bpf_htons(0x1fff);
+		struct iphdr copy;
+		struct iphdr *ip = data;
+		if ((void *)(ip + 1) > end) {
+			if (bpf_skb_load_bytes(skb, 0, &copy, sizeof(copy)))
+				return false;
+			ip = &copy;
+		}
+		v4_mapped(p->key.local, egress ? ip->saddr : ip->daddr);
+		v4_mapped(p->key.remote, egress ? ip->daddr : ip->saddr);
+		proto = ip->protocol;
+		l4 = (ip->ihl & 0xf) * 4;
+		later_fragment = ip->frag_off & bpf_htons(0x1fff);
 	} else if (skb->protocol == bpf_htons(NF_ETH_P_IPV6)) {
-		struct ipv6hdr ip6;
-		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)))
-			return false;
-		__builtin_memcpy(p->key.local, egress ? &ip6.saddr : &ip6.daddr, 16);
-		__builtin_memcpy(p->key.remote, egress ? &ip6.daddr : &ip6.saddr, 16);
-		proto = ip6.nexthdr;
-		l4 = sizeof(ip6);
+		struct ipv6hdr copy;
+		struct ipv6hdr *ip6 = data;
+		if ((void *)(ip6 + 1) > end) {
+			if (bpf_skb_load_bytes(skb, 0, &copy, sizeof(copy)))
+				return false;
+			ip6 = &copy;
+		}
+		__builtin_memcpy(p->key.local, egress ? &ip6->saddr : &ip6->daddr, 16);
+		__builtin_memcpy(p->key.remote, egress ? &ip6->daddr : &ip6->saddr, 16);
+		proto = ip6->nexthdr;
+		l4 = sizeof(*ip6);
 	} else {
 		return false;
 	}
@@ -60,27 +79,35 @@ static __always_inline bool nf_parse(struct __sk_buff *skb, bool egress, struct 
 	if (later_fragment)
 		return true;
 	if (proto == NF_TCP) {
-		struct tcphdr th;
-		if (bpf_skb_load_bytes(skb, l4, &th, sizeof(th)))
-			return true;
-		__u16 sport = bpf_ntohs(th.source), dport = bpf_ntohs(th.dest);
+		struct tcphdr copy;
+		struct tcphdr *th = data + (l4 & 0xff);
+		if ((void *)(th + 1) > end) {
+			if (bpf_skb_load_bytes(skb, l4, &copy, sizeof(copy)))
+				return true;
+			th = &copy;
+		}
+		__u16 sport = bpf_ntohs(th->source), dport = bpf_ntohs(th->dest);
 		p->key.lport = egress ? sport : dport;
 		p->key.rport = egress ? dport : sport;
 		__u8 flags = 0;
-		if (th.fin)
+		if (th->fin)
 			flags |= NF_TCP_FIN;
-		if (th.syn)
+		if (th->syn)
 			flags |= NF_TCP_SYN;
-		if (th.rst)
+		if (th->rst)
 			flags |= NF_TCP_RST;
-		if (th.ack)
+		if (th->ack)
 			flags |= NF_TCP_ACK;
 		p->tcp_flags = flags;
-		p->payload = l4 + th.doff * 4;
+		p->payload = l4 + th->doff * 4;
 	} else if (proto == NF_UDP) {
-		__u16 ports[2];
-		if (bpf_skb_load_bytes(skb, l4, ports, sizeof(ports)))
-			return true;
+		__u16 copy[2];
+		__u16 *ports = data + (l4 & 0xff);
+		if ((void *)(ports + 2) > end) {
+			if (bpf_skb_load_bytes(skb, l4, copy, sizeof(copy)))
+				return true;
+			ports = copy;
+		}
 		__u16 sport = bpf_ntohs(ports[0]), dport = bpf_ntohs(ports[1]);
 		p->key.lport = egress ? sport : dport;
 		p->key.rport = egress ? dport : sport;
@@ -186,6 +213,136 @@ static __always_inline void nf_report_change(const struct nf_pkt *p, struct flow
 	bpf_ringbuf_submit(c, BPF_RB_NO_WAKEUP);
 }
 
+// The socket of the connection a packet belongs to: none for a listener (a
+// handshake's packets reach it, its counters are every connection's), a request or
+// time-wait socket, or a packet without a socket.
+static __always_inline struct bpf_sock *nf_conn_sock(struct __sk_buff *skb)
+{
+	struct bpf_sock *sk = skb->sk;
+	if (!sk)
+		return NULL;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk || sk->state == BPF_TCP_LISTEN)
+		return NULL;
+	return sk;
+}
+
+// A FIN that closes the connection's second direction: sent after the peer's
+// (egress, the socket in LAST_ACK or CLOSING), or the peer's after ours (ingress, in
+// FIN_WAIT1/2 or CLOSING). Every FIN sent runs in full (the peer's FIN may reach a
+// time-wait socket, which runs no program), a FIN received only when it is the last.
+static __always_inline bool nf_last_fin(const struct bpf_sock *sk, bool egress)
+{
+	__u32 state = sk->state;
+	if (state == BPF_TCP_CLOSING)
+		return true;
+	if (egress)
+		return state == BPF_TCP_LAST_ACK;
+	return state == BPF_TCP_FIN_WAIT1 || state == BPF_TCP_FIN_WAIT2;
+}
+
+static __always_inline void nf_raise(__u64 *counter, __u64 value)
+{
+	// Racing CPUs may each raise it: the larger value wins or is close to it, and
+	// the counter never goes back.
+	if (*counter < value)
+		*counter = value;
+}
+
+// Copies the socket's counters into the flow: segments each way, and bytes as payload
+// plus this packet's headers per segment (what went on the wire, near enough). The
+// kernel has not yet counted this packet's payload (egress: snd_nxt moves after the
+// send; ingress: before the receive), so it is added.
+static __always_inline void nf_fold_socket(struct __sk_buff *skb, const struct nf_pkt *p,
+					   struct flow_val *v, struct bpf_tcp_sock *tp, bool egress)
+{
+	__u64 hdr = p->payload ? p->payload : p->l4 + 20;
+	__u64 payload = p->payload && skb->len > p->payload ? skb->len - p->payload : 0;
+	__u64 sent = tp->bytes_acked + (__u32)(tp->snd_nxt - tp->snd_una);
+	__u64 received = tp->bytes_received;
+	if (egress)
+		sent += payload;
+	else
+		received += payload;
+	nf_raise(&v->pkts_out, tp->segs_out);
+	nf_raise(&v->bytes_out, sent + tp->segs_out * hdr);
+	nf_raise(&v->pkts_in, tp->segs_in);
+	nf_raise(&v->bytes_in, received + tp->segs_in * hdr);
+}
+
+// Fold a socket's counters into its flow once per this many segments, or bytes, each
+// way (powers of two: the crossing of a multiple is the test).
+#define NF_FOLD_SEGS_SHIFT 6
+#define NF_FOLD_BYTES_SHIFT 20
+
+// 1: a TCP packet user space learns nothing from, passed at once (its bytes are in
+// the socket's counters, copied on a later packet of the flow); -1: run in full.
+static __always_inline int nf_tcp_quick(struct __sk_buff *skb, const struct nf_config *cfg,
+					bool egress)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__u32 l4;
+	if (skb->protocol == bpf_htons(NF_ETH_P_IP)) {
+		struct iphdr *ip = data;
+		if ((void *)(ip + 1) > end || ip->protocol != NF_TCP ||
+		    (ip->frag_off & bpf_htons(0x1fff)))
+			return -1;
+		l4 = (ip->ihl & 0xf) * 4;
+	} else if (skb->protocol == bpf_htons(NF_ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = data;
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != NF_TCP)
+			return -1;
+		l4 = sizeof(*ip6);
+	} else {
+		return -1;
+	}
+	if (l4 < 20 || l4 > 60)
+		return -1;
+	struct tcphdr *th = data + l4;
+	if ((void *)(th + 1) > end)
+		return -1;
+	if (th->syn || th->rst)
+		return -1;
+	struct bpf_sock *sk = skb->sk;
+	if (!sk)
+		return -1;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return -1;
+	// A handshake's last ACK reaches the listener: nothing to count there (the
+	// connection's socket counts it).
+	if (sk->state == BPF_TCP_LISTEN)
+		return th->fin ? -1 : 1;
+	if (th->fin)
+		return egress || nf_last_fin(sk, egress) ? -1 : 1;
+	struct bpf_tcp_sock *tp = bpf_tcp_sock(sk);
+	if (!tp)
+		return -1;
+	__u32 hdr = l4 + th->doff * 4;
+	__u32 payload = skb->len > hdr ? skb->len - hdr : 0;
+	__u32 segs = skb->gso_segs ? skb->gso_segs : 1;
+	if (egress) {
+		// The flow's first payload (a ClientHello, the protocol it speaks).
+		if (payload && (cfg->flags & NF_CFG_TLS) && tp->data_segs_out <= segs)
+			return -1;
+		// segs_out counts this packet already; the bytes sent do not.
+		__u64 sent = tp->bytes_acked + (__u32)(tp->snd_nxt - tp->snd_una);
+		if (((tp->segs_out - segs) >> NF_FOLD_SEGS_SHIFT) !=
+			    (tp->segs_out >> NF_FOLD_SEGS_SHIFT) ||
+		    (sent >> NF_FOLD_BYTES_SHIFT) != ((sent + payload) >> NF_FOLD_BYTES_SHIFT))
+			return -1;
+	} else {
+		__u64 received = tp->bytes_received;
+		if ((tp->segs_in >> NF_FOLD_SEGS_SHIFT) !=
+			    ((tp->segs_in + segs) >> NF_FOLD_SEGS_SHIFT) ||
+		    (received >> NF_FOLD_BYTES_SHIFT) !=
+			    ((received + payload) >> NF_FOLD_BYTES_SHIFT))
+			return -1;
+	}
+	return 1;
+}
+
 static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct nf_pkt *p,
 						   const struct nf_config *cfg, bool egress)
 {
@@ -215,15 +372,26 @@ static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct
 			return NULL;
 	}
 	v->last_ns = now;
-	__u64 new_flags = 0;
-	if (egress) {
+	__u64 new_flags = egress ? (__u64)p->tcp_flags << NF_FLAG_OUT_SHIFT
+				 : (__u64)p->tcp_flags << NF_FLAG_IN_SHIFT;
+	struct bpf_sock *sk = p->key.proto == NF_TCP ? nf_conn_sock(skb) : NULL;
+	struct bpf_tcp_sock *tp = sk ? bpf_tcp_sock(sk) : NULL;
+	if (sk && tp) {
+		nf_fold_socket(skb, p, v, tp, egress);
+		// Past the handshake both ends have ACKed (its last ACK passed unseen).
+		if (sk->state != BPF_TCP_SYN_SENT && sk->state != BPF_TCP_SYN_RECV)
+			new_flags |= ((__u64)NF_TCP_ACK << NF_FLAG_OUT_SHIFT) |
+				     ((__u64)NF_TCP_ACK << NF_FLAG_IN_SHIFT);
+		// The other direction's FIN passed nf_tcp_quick unseen.
+		if ((p->tcp_flags & NF_TCP_FIN) && nf_last_fin(sk, egress))
+			new_flags |= ((__u64)NF_TCP_FIN << NF_FLAG_OUT_SHIFT) |
+				     ((__u64)NF_TCP_FIN << NF_FLAG_IN_SHIFT);
+	} else if (egress) {
 		__sync_fetch_and_add(&v->bytes_out, skb->len);
 		__sync_fetch_and_add(&v->pkts_out, 1);
-		new_flags = (__u64)p->tcp_flags << NF_FLAG_OUT_SHIFT;
 	} else {
 		__sync_fetch_and_add(&v->bytes_in, skb->len);
 		__sync_fetch_and_add(&v->pkts_in, 1);
-		new_flags = (__u64)p->tcp_flags << NF_FLAG_IN_SHIFT;
 	}
 	if (new_flags && (v->flags & new_flags) != new_flags)
 		__sync_fetch_and_or(&v->flags, new_flags);
@@ -266,6 +434,9 @@ static __always_inline int nf_skb(struct __sk_buff *skb, bool egress)
 	// An array lookup: inlined by the verifier, one load.
 	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
 	if (!cfg)
+		return 1;
+	// Captured cgroups keep every packet: all run in full while any is captured.
+	if (!(cfg->flags & NF_CFG_CAPTURE) && nf_tcp_quick(skb, cfg, egress) > 0)
 		return 1;
 	struct nf_pkt p = {};
 	if (!nf_parse(skb, egress, &p))
