@@ -1,6 +1,7 @@
 //! The flow table on real containers: a client container fetches a file from an HTTP
 //! server container on an internal Docker network, and the kernel's counters make an
-//! edge client → server:8080 with bytes both ways and the process that connected.
+//! edge client → server:8080 with bytes both ways and the process that connected; a
+//! six-second transfer is counted while it lasts and to the byte range when it ends.
 
 mod common;
 
@@ -133,4 +134,97 @@ fn only_changed_flows_are_read_and_each_change_is() {
     );
     let stats = probe.stats().unwrap();
     assert_eq!(stats.changes_lost, 0, "{stats:?}");
+}
+
+/// A TCP flow is counted from its socket, not per packet: while a connection lasts
+/// its counters keep moving (folded at least once a MiB), and when it ends both ends
+/// hold what went over the wire: the payload plus a header per segment, within a few
+/// percent.
+#[test]
+fn a_long_connection_is_counted_while_it_lasts_and_to_the_byte_range_when_it_ends() {
+    const MIB: u64 = 1 << 20;
+    const SENT: u64 = 6 * MIB;
+    let _turn = common::serial();
+    let Some(probe) = common::probe() else { return };
+    let net = TestNetwork::create("net-long");
+    let server = common::http_server("net-long-srv", "long-web", &net.name, SENT as usize);
+    let client = common::service("net-long-cli", "long-reader", &net.name, &[]);
+    let ip = server.ip(&net.name);
+    let dir = common::directory();
+    let cgroup_of = |id: &str| {
+        dir.containers()
+            .find(|c| c.id == id)
+            .map(|c| c.cgroup_id)
+            .expect("the container is in the directory")
+    };
+    let (client_cg, server_cg) = (cgroup_of(&client.id), cgroup_of(&server.id));
+    let flow_of = |cg: u64| {
+        probe
+            .flows()
+            .unwrap()
+            .into_iter()
+            .find(|f| f.cgroup_id == cg && (f.remote_port == 8080 || f.local_port == 8080))
+    };
+    std::thread::scope(|s| {
+        // The reader takes a MiB a second, so the connection lasts about six seconds.
+        let reader = s.spawn(|| {
+            client.exec(&format!(
+                "wget -q -O- http://{ip}:8080/file | \
+                 (for i in 1 2 3 4 5 6 7; do dd bs=65536 count=16 2>/dev/null | wc -c; sleep 1; done)"
+            ))
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        // Both ends' counters move: the client's received (ingress), the server's
+        // sent (egress).
+        let moved = || {
+            let client_in = flow_of(client_cg).map_or(0, |f| f.bytes_in);
+            let server_out = flow_of(server_cg).map_or(0, |f| f.bytes_out);
+            client_in >= 2 * MIB && server_out >= 2 * MIB
+        };
+        let mut seen = false;
+        while std::time::Instant::now() < deadline && !reader.is_finished() {
+            if moved() {
+                seen = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let open = flow_of(client_cg);
+        assert!(
+            seen && !reader.is_finished(),
+            "the open connection's counters did not move past 2 MiB each way (reader done: {}): {open:?} {:?}",
+            reader.is_finished(),
+            flow_of(server_cg)
+        );
+        assert!(
+            open.as_ref().is_some_and(|f| f.tcp_flags_in & 1 == 0),
+            "read while the connection lasted: {open:?}"
+        );
+        let got = reader.join().expect("the reader ran");
+        let total: u64 = got
+            .lines()
+            .filter_map(|l| l.trim().parse::<u64>().ok())
+            .sum();
+        assert_eq!(total, SENT, "the reader got the file: {got:?}");
+    });
+    // The last FINs and ACKs may trail the reader's exit.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let client_flow = flow_of(client_cg).expect("the client's flow");
+    let server_flow = flow_of(server_cg).expect("the server's flow");
+    // Headers: 20 (IPv4) + 20..32 (TCP) bytes a segment of at most 1448 payload bytes,
+    // and the HTTP response header.
+    let on_the_wire = |bytes: u64| (SENT..SENT + SENT / 20).contains(&bytes);
+    assert!(on_the_wire(client_flow.bytes_in), "{client_flow:?}");
+    assert!(on_the_wire(server_flow.bytes_out), "{server_flow:?}");
+    assert!(client_flow.packets_in >= SENT / 1448, "{client_flow:?}");
+    assert!(server_flow.packets_out >= SENT / 1448, "{server_flow:?}");
+    // The other way went the request, ACKs and a FIN: headers, little payload.
+    assert!(
+        client_flow.bytes_out > 0 && client_flow.bytes_out < SENT / 20,
+        "{client_flow:?}"
+    );
+    assert!(
+        client_flow.tcp_flags_out & 1 != 0 && client_flow.tcp_flags_in & 1 != 0,
+        "both FINs are on the client's flow: {client_flow:?}"
+    );
 }
