@@ -144,9 +144,26 @@ class AlertList {
     });
   }
 
+  // A network blip (fetch throws a TypeError, e.g. ERR_NETWORK_CHANGED when an interface
+  // comes or goes) or a busy server (5xx, 429) would otherwise end the load with the list
+  // short: such a page is tried again after 0.5, 1, 2, 4 and 8 s, unless the list is
+  // closed meanwhile. Other errors (401, 403, 400, ...) will not change by retrying.
+  private async getRetried<T>(path: string): Promise<T> {
+    for (let retry = 0; ; retry++) {
+      try {
+        return await get<T>(path);
+      } catch (e) {
+        const transient = e instanceof TypeError || (e instanceof ApiError && (e.status >= 500 || e.status === 429));
+        if (!transient || retry >= 5 || this.closed) throw e;
+        await new Promise((res) => setTimeout(res, 500 * 2 ** retry));
+        if (this.closed) throw e;
+      }
+    }
+  }
+
   private async catchUp() {
     try {
-      const page = await get<ListAlertsResponse>(`/v1/alerts${qs({ ...this.filters, limit: PAGE })}`);
+      const page = await this.getRetried<ListAlertsResponse>(`/v1/alerts${qs({ ...this.filters, limit: PAGE })}`);
       if (this.closed) return;
       for (const a of page.alerts ?? []) if (!this.ids.has(a.id)) this.pending.push(slim(a, true));
       this.queueFlush();
@@ -160,7 +177,7 @@ class AlertList {
     let token = '';
     try {
       for (;;) {
-        const page = await get<ListAlertsResponse>(
+        const page = await this.getRetried<ListAlertsResponse>(
           `/v1/alerts${qs({ ...f, limit: PAGE, pageToken: token })}`,
         );
         if (this.closed) return;
