@@ -114,8 +114,8 @@ impl ApiClient {
     }
 
     /// One HTTP request; `path` includes the query string. A GET that met a pooled
-    /// connection the server had just closed (it closes after refusing a body it did
-    /// not read) is sent once more.
+    /// connection the server had just closed (a server closes after refusing a body it
+    /// did not read; this one reads bodies up to 8 MiB first) is sent once more.
     pub async fn request(
         &self,
         method: &str,

@@ -469,6 +469,14 @@ impl HttpApi {
         headers: HeaderMap,
         body: Body,
     ) -> Response {
+        // The body is read before anything may refuse the request: a refusal (404,
+        // 405, 401) that left it unread made hyper close the connection after the
+        // answer, cutting a client still sending the body, or the next request it had
+        // already put on that connection (a POST, which clients do not send again).
+        let body = match read_body_bounded(body).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
         let path = uri.path();
         let matched: Vec<(&Route, Vec<(String, String)>)> = self
             .routes
@@ -556,9 +564,8 @@ impl HttpApi {
         params: &[(String, String)],
         query: Option<&str>,
         headers: &HeaderMap,
-        body: Body,
+        bytes: axum::body::Bytes,
     ) -> Result<Value, Response> {
-        let bytes = read_body_bounded(body).await?;
         let invalid = |m: String| api_error(&ApiError::Invalid(m));
         let mut obj = if bytes.iter().all(u8::is_ascii_whitespace) {
             Map::new()

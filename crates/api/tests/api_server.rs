@@ -444,3 +444,50 @@ async fn the_openapi_document_covers_every_route_and_unimplemented_parts_say_so(
     assert!(j["diagnostics"][0]["line"].as_u64().unwrap() >= 1, "{j}");
     s.server.stop().await;
 }
+
+/// A refused request's body is read all the same, so its connection stays open: the
+/// next request a client sends on it (a POST, which clients do not send again) is
+/// answered, not cut. Before, a refusal (401, 404, 405) left the body unread and the
+/// server closed the connection after answering, which schemathesis now and then met
+/// as "EOF occurred in violation of protocol" on its next POST.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_keeps_its_connection_for_the_next_post() {
+    let s = Server::start().await;
+    s.ingest(
+        "node-a",
+        &[alert(
+            "a1",
+            T0,
+            "Read shadow",
+            Priority::Critical,
+            Some("c1"),
+        )],
+    );
+    let analyst = s.client(Some(&s.analyst));
+    // The same connection pool, no token.
+    let anon = analyst.with_token(None);
+    for i in 0..40 {
+        let refused = match i % 3 {
+            0 => anon.request("POST", "/v1/alerts/a1:comment", Some(vec![b' '; 256 << 10])),
+            1 => analyst.request("POST", "/v2/nothing", Some(vec![b' '; 256 << 10])),
+            _ => analyst.request("PUT", "/v1/alerts", Some(vec![b' '; 256 << 10])),
+        }
+        .await
+        .unwrap_or_else(|e| panic!("refusal {i}: {e}"));
+        assert!(
+            [401, 404, 405].contains(&refused.status),
+            "{i}: {}",
+            refused.text()
+        );
+        let r = analyst
+            .request(
+                "POST",
+                "/v1/alerts/a1:comment",
+                Some(format!(r#"{{"text": "note {i}"}}"#).into_bytes()),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("the POST after refusal {i}: {e}"));
+        assert_eq!(r.status, 200, "{i}: {}", r.text());
+    }
+    s.server.stop().await;
+}
