@@ -26,8 +26,15 @@ function useHash(): string[] {
       .map(decodeURIComponent);
   const [parts, setParts] = useState(parse());
   useEffect(() => {
-    const f = () => setParts(parse());
+    // The same route keeps its array, so nothing that depends on it runs again.
+    const f = () => {
+      const next = parse();
+      setParts((prev) => (JSON.stringify(prev) === JSON.stringify(next) ? prev : next));
+    };
     window.addEventListener('hashchange', f);
+    // The hash may have changed between the first render and this listener (a link
+    // followed, or a script setting it, just after the page loaded): read it again.
+    f();
     return () => window.removeEventListener('hashchange', f);
   }, []);
   return parts;
