@@ -18,6 +18,8 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, stream};
@@ -310,7 +312,9 @@ impl NatsBackplane {
         Ok(())
     }
 
-    async fn open_messages(&self, name: &str) -> Result<pull::Stream, BusError> {
+    /// The durable consumer's pull stream, and the last stream sequence the server
+    /// had delivered to it before (0 for a new consumer).
+    async fn open_messages(&self, name: &str) -> Result<(pull::Stream, u64), BusError> {
         let stream = self.stream().await?;
         let consumer = stream
             .get_or_create_consumer(
@@ -325,13 +329,15 @@ impl NatsBackplane {
             )
             .await
             .map_err(|e| BusError::Consume(e.to_string()))?;
-        consumer
+        let delivered = consumer.cached_info().delivered.stream_sequence;
+        let messages = consumer
             .stream()
             .max_bytes_per_batch(self.config.pull_max_bytes)
             .heartbeat(Duration::from_secs(15))
             .messages()
             .await
-            .map_err(|e| BusError::Consume(e.to_string()))
+            .map_err(|e| BusError::Consume(e.to_string()))?;
+        Ok((messages, delivered))
     }
 }
 
@@ -363,7 +369,7 @@ impl Backplane for NatsBackplane {
     }
 
     async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>, BusError> {
-        let messages = self.open_messages(name).await?;
+        let (messages, delivered) = self.open_messages(name).await?;
         Ok(Box::new(NatsConsumer {
             backplane: NatsBackplane {
                 config: self.config.clone(),
@@ -375,6 +381,8 @@ impl Backplane for NatsBackplane {
             messages: Some(messages),
             failures: 0,
             stream_errors: 0,
+            next_new: delivered + 1,
+            lost: Arc::new(AtomicU64::new(0)),
         }))
     }
 }
@@ -388,6 +396,72 @@ struct NatsConsumer {
     failures: u64,
     /// Errors from the current pull stream since its last message.
     stream_errors: u32,
+    /// The stream sequence the next message delivered for the first time should have.
+    /// The stream is bounded (`max_bytes`, `max_age`, oldest discarded): a first
+    /// delivery beyond it means messages left the stream unread, unless they were
+    /// delivered to a pull stream given up on and come again (checked against the
+    /// stream's first sequence before they are counted).
+    next_new: u64,
+    /// Messages the stream discarded before this consumer read them.
+    lost: Arc<AtomicU64>,
+}
+
+impl NatsConsumer {
+    /// Notes a message's stream sequence; a gap before a first delivery is checked
+    /// against the stream (in a task of its own, so `next` stays cancel-safe).
+    fn note_sequence(&mut self, m: &jetstream::Message) {
+        let Ok(info) = m.info() else { return };
+        if info.delivered != 1 {
+            return;
+        }
+        let seq = info.stream_sequence;
+        if seq > self.next_new {
+            let (expected, js, stream, lost) = (
+                self.next_new,
+                self.backplane.js.clone(),
+                self.backplane.config.stream.clone(),
+                self.lost.clone(),
+            );
+            tokio::spawn(async move {
+                count_discarded(js, stream, expected, seq, lost).await;
+            });
+        }
+        self.next_new = self.next_new.max(seq + 1);
+    }
+}
+
+/// Counts the messages of stream sequences `expected..seq` that are no longer in the
+/// stream (below its first sequence): discarded before the consumer read them.
+async fn count_discarded(
+    js: jetstream::Context,
+    stream: String,
+    expected: u64,
+    seq: u64,
+    lost: Arc<AtomicU64>,
+) {
+    let first = match js.get_stream(&stream).await {
+        Ok(mut s) => match s.info().await {
+            Ok(info) => info.state.first_sequence,
+            Err(e) => {
+                tracing::warn!(error = %e, stream, "cannot tell whether stream sequences {expected}..{seq} were discarded");
+                return;
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, stream, "cannot tell whether stream sequences {expected}..{seq} were discarded");
+            return;
+        }
+    };
+    let gone_until = seq.min(first);
+    if gone_until > expected {
+        let n = gone_until - expected;
+        lost.fetch_add(n, Ordering::Relaxed);
+        tracing::error!(
+            stream,
+            lost = n,
+            "{n} messages left stream {stream} unread (sequences {expected}..{gone_until}): its max_bytes or max_age was reached before central read them; raise them (the node's stream_max_mb) or central's throughput"
+        );
+    }
 }
 
 /// Whether a pull stream that just reported `kind` (the `errors_in_a_row`th error since
@@ -421,11 +495,15 @@ impl Acker for NatsAck {
 
 #[async_trait]
 impl Consumer for NatsConsumer {
+    fn lost_messages(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
     async fn next(&mut self) -> Result<Option<Delivery>, BusError> {
         loop {
             let Some(messages) = self.messages.as_mut() else {
                 match self.backplane.open_messages(&self.name).await {
-                    Ok(m) => {
+                    Ok((m, _)) => {
                         tracing::info!(consumer = %self.name, "NATS consumer resumed");
                         self.messages = Some(m);
                     }
@@ -443,6 +521,7 @@ impl Consumer for NatsConsumer {
                 Some(Ok(m)) => {
                     self.failures = 0;
                     self.stream_errors = 0;
+                    self.note_sequence(&m);
                     let id = m
                         .headers
                         .as_ref()

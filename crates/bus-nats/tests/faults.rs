@@ -187,6 +187,69 @@ async fn a_restarted_consumer_resumes_from_its_durable_position() {
             .is_err(),
         "nothing more: each id was stored once"
     );
+    assert_eq!(
+        c.lost_messages(),
+        0,
+        "messages delivered before and delivered again are not lost"
+    );
+}
+
+/// A stream full past its bound discards its oldest messages (JetStream's limits):
+/// those central never read are counted as lost and said, not passed over in silence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_the_stream_discards_before_central_reads_them_are_counted_as_lost() {
+    if !rampart_testbed::nats_server_ready() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = NatsServer::start(&dir.path().join("nats"));
+    let url = server.url();
+    // Room for about 16 of the 4 KiB messages below.
+    let small = NatsConfig {
+        max_bytes: 64 << 10,
+        ..config(&url)
+    };
+    let node = NatsBackplane::connect(small.clone()).await.unwrap();
+    let message = |i: u32| rampart_bus::OutMessage {
+        id: format!("m{i}"),
+        node: "node-a".into(),
+        payload: vec![b'x'; 4096].into(),
+    };
+    {
+        let central = NatsBackplane::connect(small.clone()).await.unwrap();
+        let mut c = central.consumer("central").await.unwrap();
+        for i in 0..2u32 {
+            node.publish(message(i)).await.unwrap();
+            next(&mut c).await.ack().await.unwrap();
+        }
+        assert_eq!(c.lost_messages(), 0);
+        // Central stops; the node goes on publishing past the stream's bound.
+    }
+    for i in 2..100u32 {
+        node.publish(message(i)).await.unwrap();
+    }
+    let central = NatsBackplane::connect(small).await.unwrap();
+    let mut c = central.consumer("central").await.unwrap();
+    let mut got = Vec::new();
+    while let Ok(d) = tokio::time::timeout(Duration::from_secs(2), c.next()).await {
+        let d = d.unwrap().unwrap();
+        got.push(d.id.clone());
+        d.ack().await.unwrap();
+    }
+    let first: u32 = got
+        .first()
+        .and_then(|id| id.strip_prefix('m'))
+        .and_then(|n| n.parse().ok())
+        .expect("central read what the stream kept");
+    assert!(first > 2, "the stream discarded the oldest: {got:?}");
+    let kept: Vec<String> = (first..100).map(|i| format!("m{i}")).collect();
+    assert_eq!(got, kept, "what the stream kept, in order");
+    // Messages m2 .. m{first-1} left unread; the count comes from a task of its own.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.lost_messages() != u64::from(first - 2) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.lost_messages(), u64::from(first - 2), "{got:?}");
 }
 
 /// A server whose file store is smaller than the stream's bound refuses the stream

@@ -112,6 +112,12 @@ impl Acker for NoAck {
 pub trait Consumer: Send {
     /// The next message; `Ok(None)` once the backplane is closed for good.
     async fn next(&mut self) -> Result<Option<Delivery>, BusError>;
+
+    /// Messages the backplane discarded (by its bounds) before this consumer read
+    /// them, since it was opened. The in-process bus loses none: its publishers wait.
+    fn lost_messages(&self) -> u64 {
+        0
+    }
 }
 
 /// Where nodes publish and central consumes.

@@ -110,6 +110,9 @@ pub struct IngestStats {
     pub flow_edges_superseded: AtomicU64,
     /// Records nodes reported they dropped before sending (spool full, shed).
     pub node_dropped: AtomicU64,
+    /// Bus messages (node batches) the bus discarded by its bounds before central
+    /// read them (JetStream's stream past its max_bytes or max_age).
+    pub bus_lost: AtomicU64,
     /// Batches that did not decode (acked and counted, never stored).
     pub rejected: AtomicU64,
     /// Store commits that failed and were retried.
@@ -129,6 +132,7 @@ pub struct IngestReport {
     pub flow_edges: u64,
     pub flow_edges_superseded: u64,
     pub node_dropped: u64,
+    pub bus_lost: u64,
     pub rejected: u64,
     pub store_errors: u64,
     pub last_lag_ns: u64,
@@ -146,6 +150,7 @@ impl IngestStats {
             flow_edges: l(&self.flow_edges),
             flow_edges_superseded: l(&self.flow_edges_superseded),
             node_dropped: l(&self.node_dropped),
+            bus_lost: l(&self.bus_lost),
             rejected: l(&self.rejected),
             store_errors: l(&self.store_errors),
             last_lag_ns: l(&self.last_lag_ns),
@@ -427,6 +432,7 @@ pub async fn ingest_with(
     let max_in_flight = options.commits_in_flight.max(1);
     let mut in_flight: std::collections::VecDeque<tokio::task::JoinHandle<()>> = Default::default();
     let mut result = Ok(());
+    let mut bus_lost = 0;
     loop {
         let first = tokio::select! {
             _ = &mut stop => break,
@@ -458,6 +464,13 @@ pub async fn ingest_with(
                 }
                 None => break,
             }
+        }
+        // Found when a later message arrives (after a check of the stream).
+        let lost = consumer.lost_messages();
+        if lost > bus_lost {
+            stats.bus_lost.fetch_add(lost - bus_lost, Ordering::Relaxed);
+            metrics::counter!("rampart_bus_messages_lost_total").increment(lost - bus_lost);
+            bus_lost = lost;
         }
         // Decoding is CPU work: off the async threads, and while the previous group
         // is still being stored.
