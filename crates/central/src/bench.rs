@@ -93,8 +93,13 @@ pub enum BenchError {
     Nats(#[from] rampart_bus_nats::NatsError),
     #[error("bus: {0}")]
     Bus(#[from] rampart_bus::BusError),
-    #[error("central stored {stored} of {want} records within {secs} s")]
-    Timeout { stored: u64, want: u64, secs: u64 },
+    #[error("central stored {stored} of {want} records within {secs} s ({bus_lost} batches left the stream unread)")]
+    Timeout {
+        stored: u64,
+        want: u64,
+        secs: u64,
+        bus_lost: u64,
+    },
     #[error("API bench: {0}")]
     Api(#[from] rampart_api::bench::BenchError),
 }
@@ -409,30 +414,29 @@ pub async fn ingest_bench(cfg: IngestBenchConfig) -> Result<IngestBenchReport, B
     // superseded by a newer report of the same edge.
     let handled =
         |r: &crate::IngestReport| r.alerts + r.lifecycle + r.flow_edges + r.flow_edges_superseded;
-    loop {
+    let finished = loop {
         let r = stats.report();
         if handled(&r) >= total {
-            break;
+            break Ok(());
         }
         if started.elapsed() > limit {
-            let _ = stop_tx.send(());
-            let _ = central.await;
-            let _ = publisher.delete_stream().await;
-            bench_schema.remove().await;
-            return Err(BenchError::Timeout {
+            break Err(BenchError::Timeout {
                 stored: handled(&r),
                 want: total,
                 secs: limit.as_secs(),
+                bus_lost: r.bus_lost,
             });
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    };
     let elapsed = started.elapsed();
     let r = stats.report();
+    // Finished or not, the bench's stream and schema go.
     let _ = stop_tx.send(());
     let _ = central.await;
     let _ = publisher.delete_stream().await;
     bench_schema.remove().await;
+    finished?;
     let secs = elapsed.as_secs_f64();
     Ok(IngestBenchReport {
         messages_per_commit: cfg.messages_per_commit,
