@@ -13,9 +13,8 @@ use rampart_proto::v1::alert_service_client::AlertServiceClient;
 use rampart_proto::v1::response_service_client::ResponseServiceClient;
 use support::{alert, Server, SEC, T0};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn auth_is_401_without_token_403_for_a_viewer_and_writes_are_audited() {
-    let s = Server::start().await;
+/// One critical alert, `a1` on node-a, for the tests that act on an alert.
+fn ingest_shadow_alert(s: &Server) {
     s.ingest(
         "node-a",
         &[alert(
@@ -26,6 +25,12 @@ async fn auth_is_401_without_token_403_for_a_viewer_and_writes_are_audited() {
             Some("c1"),
         )],
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auth_is_401_without_token_403_for_a_viewer_and_writes_are_audited() {
+    let s = Server::start().await;
+    ingest_shadow_alert(&s);
 
     let anon = s.client(None);
     let r = anon.request("GET", "/v1/alerts", None).await.unwrap();
@@ -453,16 +458,7 @@ async fn the_openapi_document_covers_every_route_and_unimplemented_parts_say_so(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_keeps_its_connection_for_the_next_post() {
     let s = Server::start().await;
-    s.ingest(
-        "node-a",
-        &[alert(
-            "a1",
-            T0,
-            "Read shadow",
-            Priority::Critical,
-            Some("c1"),
-        )],
-    );
+    ingest_shadow_alert(&s);
     let analyst = s.client(Some(&s.analyst));
     // The same connection pool, no token.
     let anon = analyst.with_token(None);
