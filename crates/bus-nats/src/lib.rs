@@ -312,8 +312,9 @@ impl NatsBackplane {
         Ok(())
     }
 
-    /// The durable consumer's pull stream, and the last stream sequence the server
-    /// had delivered to it before (0 for a new consumer).
+    /// The durable consumer's pull stream, and the stream sequence from which it has
+    /// not read everything: past its ack floor, or the stream's first sequence for a
+    /// new consumer (what a stream held before central existed is not central's loss).
     async fn open_messages(&self, name: &str) -> Result<(pull::Stream, u64), BusError> {
         let stream = self.stream().await?;
         let consumer = stream
@@ -329,7 +330,12 @@ impl NatsBackplane {
             )
             .await
             .map_err(|e| BusError::Consume(e.to_string()))?;
-        let delivered = consumer.cached_info().delivered.stream_sequence;
+        let info = consumer.cached_info();
+        let unread_from = if info.delivered.stream_sequence == 0 {
+            stream.cached_info().state.first_sequence.max(1)
+        } else {
+            info.ack_floor.stream_sequence + 1
+        };
         let messages = consumer
             .stream()
             .max_bytes_per_batch(self.config.pull_max_bytes)
@@ -337,7 +343,7 @@ impl NatsBackplane {
             .messages()
             .await
             .map_err(|e| BusError::Consume(e.to_string()))?;
-        Ok((messages, delivered))
+        Ok((messages, unread_from))
     }
 }
 
@@ -369,7 +375,7 @@ impl Backplane for NatsBackplane {
     }
 
     async fn consumer(&self, name: &str) -> Result<Box<dyn Consumer>, BusError> {
-        let (messages, delivered) = self.open_messages(name).await?;
+        let (messages, unread_from) = self.open_messages(name).await?;
         Ok(Box::new(NatsConsumer {
             backplane: NatsBackplane {
                 config: self.config.clone(),
@@ -381,7 +387,7 @@ impl Backplane for NatsBackplane {
             messages: Some(messages),
             failures: 0,
             stream_errors: 0,
-            next_new: delivered + 1,
+            next_new: unread_from,
             lost: Arc::new(AtomicU64::new(0)),
         }))
     }
@@ -396,11 +402,16 @@ struct NatsConsumer {
     failures: u64,
     /// Errors from the current pull stream since its last message.
     stream_errors: u32,
-    /// The stream sequence the next message delivered for the first time should have.
-    /// The stream is bounded (`max_bytes`, `max_age`, oldest discarded): a first
-    /// delivery beyond it means messages left the stream unread, unless they were
-    /// delivered to a pull stream given up on and come again (checked against the
-    /// stream's first sequence before they are counted).
+    /// The stream sequence the next message delivered for the first time should have
+    /// (at open: just past the ack floor). The stream is bounded (`max_bytes`,
+    /// `max_age`, oldest discarded): a first delivery beyond it means messages left the
+    /// stream unread, unless they are still there and come again (delivered to a pull
+    /// given up on, or before a restart): only those below the stream's first sequence
+    /// are counted. A message acked out of order just before a restart and discarded
+    /// after it counts too, so the count is at most one commit group high; and a
+    /// message delivered to a central that stopped before acking it, then discarded
+    /// before it came again, moves the ack floor past it unseen (the count is low by
+    /// those).
     next_new: u64,
     /// Messages the stream discarded before this consumer read them.
     lost: Arc<AtomicU64>,
@@ -439,14 +450,13 @@ async fn count_discarded(
     seq: u64,
     lost: Arc<AtomicU64>,
 ) {
-    let first = match js.get_stream(&stream).await {
-        Ok(mut s) => match s.info().await {
-            Ok(info) => info.state.first_sequence,
-            Err(e) => {
-                tracing::warn!(error = %e, stream, "cannot tell whether stream sequences {expected}..{seq} were discarded");
-                return;
-            }
-        },
+    async fn first_sequence(js: &jetstream::Context, stream: &str) -> Result<u64, String> {
+        let mut s = js.get_stream(stream).await.map_err(|e| e.to_string())?;
+        let info = s.info().await.map_err(|e| e.to_string())?;
+        Ok(info.state.first_sequence)
+    }
+    let first = match first_sequence(&js, &stream).await {
+        Ok(first) => first,
         Err(e) => {
             tracing::warn!(error = %e, stream, "cannot tell whether stream sequences {expected}..{seq} were discarded");
             return;

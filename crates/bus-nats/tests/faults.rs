@@ -223,7 +223,10 @@ async fn messages_the_stream_discards_before_central_reads_them_are_counted_as_l
             next(&mut c).await.ack().await.unwrap();
         }
         assert_eq!(c.lost_messages(), 0);
-        // Central stops; the node goes on publishing past the stream's bound.
+        // Central stops (its connection closed, so no pull of it is left waiting for
+        // the next batches); the node goes on publishing past the stream's bound.
+        drop(c);
+        let _ = central.client().drain().await;
     }
     for i in 2..100u32 {
         node.publish(message(i)).await.unwrap();
@@ -245,11 +248,20 @@ async fn messages_the_stream_discards_before_central_reads_them_are_counted_as_l
     let kept: Vec<String> = (first..100).map(|i| format!("m{i}")).collect();
     assert_eq!(got, kept, "what the stream kept, in order");
     // Messages m2 .. m{first-1} left unread; the count comes from a task of its own.
+    // nats-server may still hand m2 to the stopped central's pull before it notices
+    // the pull is gone; m2, discarded unacked, then moves the ack floor past it, and
+    // is not counted.
+    let counted = |n: u64| (u64::from(first - 3)..=u64::from(first - 2)).contains(&n);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while c.lost_messages() != u64::from(first - 2) && Instant::now() < deadline {
+    while !counted(c.lost_messages()) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(c.lost_messages(), u64::from(first - 2), "{got:?}");
+    assert!(
+        counted(c.lost_messages()),
+        "{} lost of m2..m{}: {got:?}",
+        c.lost_messages(),
+        first - 1
+    );
 }
 
 /// A server whose file store is smaller than the stream's bound refuses the stream
