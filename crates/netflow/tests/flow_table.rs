@@ -228,3 +228,104 @@ fn a_long_connection_is_counted_while_it_lasts_and_to_the_byte_range_when_it_end
         "both FINs are on the client's flow: {client_flow:?}"
     );
 }
+
+/// How a connection ended is read from its socket (its FINs and RSTs pass the packet
+/// programs at once): a connect to a closed port is refused (SYN out, RST in, nothing
+/// answered); a client that quits with unread data resets the connection (RST out,
+/// and in at the server); a fetch that ends normally closes with FINs both ways.
+#[test]
+fn a_connection_ends_refused_reset_or_closed_as_its_socket_did() {
+    const FIN: u8 = 1;
+    const SYN: u8 = 2;
+    const RST: u8 = 4;
+    const ACK: u8 = 16;
+    let _turn = common::serial();
+    let Some(probe) = common::probe() else { return };
+    let net = TestNetwork::create("net-end");
+    let server = common::http_server("net-end-srv", "end-web", &net.name, 8 << 20);
+    let client = common::service("net-end-cli", "end-client", &net.name, &[]);
+    let ip = server.ip(&net.name);
+    let dir = common::directory();
+    let cgroup_of = |id: &str| {
+        dir.containers()
+            .find(|c| c.id == id)
+            .map(|c| c.cgroup_id)
+            .expect("the container is in the directory")
+    };
+    let (client_cg, server_cg) = (cgroup_of(&client.id), cgroup_of(&server.id));
+    let flows_of = |cg: u64, port: u16| -> Vec<_> {
+        probe
+            .flows()
+            .unwrap()
+            .into_iter()
+            .filter(|f| f.cgroup_id == cg && (f.remote_port == port || f.local_port == port))
+            .collect()
+    };
+
+    // Refused: nothing listens on 9.
+    client.exec(&format!("nc {ip} 9 </dev/null; true"));
+    // Reset: wget stalls on a full pipe with the socket's receive queue full, and
+    // is killed: its socket closes with data unread.
+    client.exec(&format!(
+        "(timeout 1 wget -q -O- http://{ip}:8080/file; true) | sleep 3"
+    ));
+    // Closed: a fetch of the file's first bytes that ends normally.
+    let got = client.exec(&format!("wget -q -O- http://{ip}:8080/small | wc -c"));
+    assert_eq!(
+        got.trim(),
+        "0",
+        "the second file is not there (a 404): {got:?}"
+    );
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let (refused, reset, closed) = loop {
+        let refused = flows_of(client_cg, 9).into_iter().next();
+        let to_web = flows_of(client_cg, 8080);
+        let reset = to_web.iter().find(|f| f.tcp_flags_out & RST != 0).cloned();
+        let closed = to_web
+            .iter()
+            .find(|f| f.tcp_flags_out & FIN != 0 && f.tcp_flags_out & RST == 0)
+            .cloned();
+        if (refused.is_some() && reset.is_some() && closed.is_some())
+            || std::time::Instant::now() > deadline
+        {
+            break (refused, reset, closed);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let refused = refused.expect("the refused connect's flow");
+    assert_eq!(refused.tcp_flags_out & (SYN | FIN), SYN, "{refused:?}");
+    assert_eq!(
+        refused.tcp_flags_in & (SYN | RST),
+        RST,
+        "refused: an RST came back, no SYN: {refused:?}"
+    );
+    let reset = reset.unwrap_or_else(|| panic!("no reset flow in {:?}", flows_of(client_cg, 8080)));
+    assert!(
+        reset.bytes_in > 64 * 1024 && reset.tcp_flags_in & SYN != 0,
+        "the reset connection was answered and carried data: {reset:?}"
+    );
+    assert_eq!(
+        reset.tcp_flags_in & FIN,
+        0,
+        "a reset is not a close: {reset:?}"
+    );
+    let server_reset = flows_of(server_cg, 8080)
+        .into_iter()
+        .find(|f| f.remote_port == reset.local_port)
+        .expect("the server's side of the reset connection");
+    assert!(
+        server_reset.tcp_flags_in & RST != 0,
+        "the server received the RST: {server_reset:?}"
+    );
+    let closed =
+        closed.unwrap_or_else(|| panic!("no closed flow in {:?}", flows_of(client_cg, 8080)));
+    assert_eq!(
+        (
+            closed.tcp_flags_out & (FIN | ACK),
+            closed.tcp_flags_in & (FIN | ACK)
+        ),
+        (FIN | ACK, FIN | ACK),
+        "closed: FINs and ACKs both ways: {closed:?}"
+    );
+}
