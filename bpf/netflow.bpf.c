@@ -7,12 +7,10 @@
 //
 // - cgroup_skb egress/ingress: per-flow counters keyed by cgroup id and 5-tuple
 //   (flow.h; TCP's copied from the socket's own counters on a few packets of each
-//   connection and at its end, the rest passed at once); DNS answers from port 53,
-//   the first TLS ClientHello of a flow and, for cgroups being captured, packet
-//   headers with the first payload bytes, to user space through ring buffers; new inbound TCP connections outside a protected cgroup's
+//   connection, the rest passed at once); DNS answers from port 53, the first TLS ClientHello of a flow and, for
+//   cgroups being captured, packet headers with the first payload bytes, to user space
+//   through ring buffers; new inbound TCP connections outside a protected cgroup's
 //   baseline dropped (segment.h).
-// - tp_btf/tcp_destroy_sock, tcp_receive_reset, tcp_send_reset: a watched TCP
-//   connection's last counters and how it ended, read from its socket (sockend.h).
 // - cgroup/connect4|6: the process that opened each outbound flow; connects outside a
 //   protected cgroup's baseline refused with EPERM (segment.h).
 #include "lib/common.h"
@@ -21,4 +19,3 @@ char LICENSE[] SEC("license") = "GPL";
 
 #include "netflow/maps.h"
 #include "netflow/flow.h"
-#include "netflow/sockend.h"

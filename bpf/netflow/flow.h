@@ -4,14 +4,13 @@
 // user space cannot count itself without seeing every packet: DNS answers, the first
 // TLS ClientHello of a flow, and captured packets of the cgroups being captured.
 //
-// A TCP flow is counted per socket, not per packet: the packets of a connection's
-// full socket without SYN (all of a bulk transfer's, the ACKs of a connect, its FINs
-// and RSTs) return at once (nf_tcp_quick), and the socket's own counters (bytes sent
-// and received, segments each way) are copied into the flow on the packets that do
-// run in full (SYN, the first payload, and one packet in 64 segments or per MiB each
-// way, so a long connection's counters keep moving), on a reset sent or received, and
-// when the socket is destroyed (sockend.h: how it ended, its last counters). UDP, and
-// packets without a connection's full socket, are counted per packet.
+// A TCP flow is counted per socket, not per packet: its packets without SYN or RST
+// (all of a bulk transfer's, the ACKs of a connect, a FIN received first) return at
+// once (nf_tcp_quick), and the socket's own counters (bytes sent and received,
+// segments each way) are copied into the flow on the packets that do run in full:
+// SYN, RST, a FIN sent, a FIN received after ours, the first payload, and one packet
+// in 64 segments or per MiB each way, so a long connection's counters keep moving.
+// UDP, and packets without a connection's full socket, are counted per packet.
 #ifndef RAMPART_NETFLOW_FLOW_H
 #define RAMPART_NETFLOW_FLOW_H
 
@@ -303,7 +302,7 @@ static __always_inline int nf_tcp_quick(struct __sk_buff *skb, const struct nf_c
 	struct tcphdr *th = data + l4;
 	if ((void *)(th + 1) > end)
 		return -1;
-	if (th->syn)
+	if (th->syn || th->rst)
 		return -1;
 	struct bpf_sock *sk = skb->sk;
 	if (!sk)
@@ -314,9 +313,9 @@ static __always_inline int nf_tcp_quick(struct __sk_buff *skb, const struct nf_c
 	// A handshake's last ACK reaches the listener: nothing to count there (the
 	// connection's socket counts it).
 	if (sk->state == BPF_TCP_LISTEN)
-		return th->fin || th->rst ? -1 : 1;
-	// A FIN or RST of the connection's own socket: how it ended is read from the
-	// socket when it is reset or destroyed (sockend.h).
+		return th->fin ? -1 : 1;
+	if (th->fin)
+		return egress || nf_last_fin(sk, egress) ? -1 : 1;
 	struct bpf_tcp_sock *tp = bpf_tcp_sock(sk);
 	if (!tp)
 		return -1;

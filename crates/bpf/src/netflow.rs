@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::CgroupAttachMode;
-use aya::programs::{BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr};
+use aya::programs::{CgroupSkb, CgroupSkbAttachType, CgroupSockAddr};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 use crate::BpfError;
@@ -490,15 +490,6 @@ const PROGRAMS: [&str; 6] = [
     "nf_sendmsg6",
 ];
 
-/// The programs that read a TCP connection's end from its socket, and their
-/// tracepoints: attached once, host-wide, when the object is loaded (they fold only
-/// sockets whose flow the cgroup programs created).
-const SOCKET_END_PROGRAMS: [(&str, &str); 3] = [
-    ("nf_tcp_end", "tcp_destroy_sock"),
-    ("nf_tcp_rst_in", "tcp_receive_reset"),
-    ("nf_tcp_rst_out", "tcp_send_reset"),
-];
-
 /// The loaded netflow programs and their maps.
 pub struct NetflowProbe {
     ebpf: Ebpf,
@@ -539,16 +530,6 @@ impl NetflowProbe {
                 _ => Err(aya::programs::ProgramError::NotLoaded),
             }
             .map_err(prog_err(name))?;
-        }
-        for (name, tracepoint) in SOCKET_END_PROGRAMS {
-            let prog: &mut BtfTracePoint = ebpf
-                .program_mut(name)
-                .ok_or(aya::programs::ProgramError::NotLoaded)
-                .map_err(prog_err(name))?
-                .try_into()
-                .map_err(prog_err(name))?;
-            prog.load(tracepoint, &btf).map_err(prog_err(name))?;
-            prog.attach().map_err(prog_err(name))?;
         }
         let take_ring = |ebpf: &mut Ebpf, name: &str| -> Result<RingBuf<MapData>, BpfError> {
             let map = ebpf.take_map(name).ok_or_else(|| BpfError::Map {

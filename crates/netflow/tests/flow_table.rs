@@ -229,12 +229,12 @@ fn a_long_connection_is_counted_while_it_lasts_and_to_the_byte_range_when_it_end
     );
 }
 
-/// How a connection ended is read from its socket (its FINs and RSTs pass the packet
-/// programs at once): a connect to a closed port is refused (SYN out, RST in, nothing
+/// How a connection ended stays on its flow, though most of its packets pass the
+/// programs at once: a connect to a closed port is refused (SYN out, RST in, nothing
 /// answered); a client that quits with unread data resets the connection (RST out,
 /// and in at the server); a fetch that ends normally closes with FINs both ways.
 #[test]
-fn a_connection_ends_refused_reset_or_closed_as_its_socket_did() {
+fn a_connection_ends_refused_reset_or_closed_and_its_flow_says_which() {
     const FIN: u8 = 1;
     const SYN: u8 = 2;
     const RST: u8 = 4;
