@@ -347,10 +347,13 @@ static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct
 						   const struct nf_config *cfg, bool egress)
 {
 	__u64 now = bpf_ktime_get_ns();
-	struct flow_val *v = bpf_map_lookup_elem(&nf_flows, &p->key);
+	bool syn_only = p->key.proto == NF_TCP &&
+			(p->tcp_flags & (NF_TCP_SYN | NF_TCP_ACK)) == NF_TCP_SYN;
+	// A connection's first SYN makes a new flow: its lookup is skipped (the insert
+	// below finds a retransmitted SYN's flow), one hash of the key fewer.
+	struct flow_val *v = syn_only ? NULL : bpf_map_lookup_elem(&nf_flows, &p->key);
 	if (!v) {
 		struct flow_val init = {.first_ns = now, .last_ns = now};
-		bool syn_only = (p->tcp_flags & (NF_TCP_SYN | NF_TCP_ACK)) == NF_TCP_SYN;
 		if (p->key.proto == NF_TCP)
 			init.initiator = syn_only ? (egress ? NF_INIT_LOCAL : NF_INIT_REMOTE)
 						  : NF_INIT_UNKNOWN;
