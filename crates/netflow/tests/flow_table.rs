@@ -86,11 +86,7 @@ fn only_changed_flows_are_read_and_each_change_is() {
     let client = common::service("net-chg-cli", "chg-client", &net.name, &[]);
     let ip = server.ip(&net.name);
     let dir = common::directory();
-    let client_cg = dir
-        .containers()
-        .find(|c| c.id == client.id)
-        .map(|c| c.cgroup_id)
-        .expect("the client is in the directory");
+    let client_cg = common::cgroup_of(&dir, &client.id);
     let client_reads = |probe: &mut rampart_bpf::netflow::NetflowProbe| {
         let mut out = Vec::new();
         let read = probe.read_changes(&mut out).expect("read_changes");
@@ -151,13 +147,10 @@ fn a_long_connection_is_counted_while_it_lasts_and_to_the_byte_range_when_it_end
     let client = common::service("net-long-cli", "long-reader", &net.name, &[]);
     let ip = server.ip(&net.name);
     let dir = common::directory();
-    let cgroup_of = |id: &str| {
-        dir.containers()
-            .find(|c| c.id == id)
-            .map(|c| c.cgroup_id)
-            .expect("the container is in the directory")
-    };
-    let (client_cg, server_cg) = (cgroup_of(&client.id), cgroup_of(&server.id));
+    let (client_cg, server_cg) = (
+        common::cgroup_of(&dir, &client.id),
+        common::cgroup_of(&dir, &server.id),
+    );
     let flow_of = |cg: u64| {
         probe
             .flows()
@@ -246,13 +239,10 @@ fn a_connection_ends_refused_reset_or_closed_and_its_flow_says_which() {
     let client = common::service("net-end-cli", "end-client", &net.name, &[]);
     let ip = server.ip(&net.name);
     let dir = common::directory();
-    let cgroup_of = |id: &str| {
-        dir.containers()
-            .find(|c| c.id == id)
-            .map(|c| c.cgroup_id)
-            .expect("the container is in the directory")
-    };
-    let (client_cg, server_cg) = (cgroup_of(&client.id), cgroup_of(&server.id));
+    let (client_cg, server_cg) = (
+        common::cgroup_of(&dir, &client.id),
+        common::cgroup_of(&dir, &server.id),
+    );
     let flows_of = |cg: u64, port: u16| -> Vec<_> {
         probe
             .flows()

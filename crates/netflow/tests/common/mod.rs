@@ -41,6 +41,14 @@ pub fn directory() -> Directory {
     d
 }
 
+/// The cgroup id of container `id`, from the directory.
+pub fn cgroup_of(dir: &Directory, id: &str) -> u64 {
+    dir.containers()
+        .find(|c| c.id == id)
+        .map(|c| c.cgroup_id)
+        .expect("the container is in the directory")
+}
+
 /// A container of the test image in compose project `nettest` as service `service`.
 pub fn service(name: &str, service: &str, network: &str, cmd: &[&str]) -> TestContainer {
     let label = format!("com.docker.compose.service={service}");
