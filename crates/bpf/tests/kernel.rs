@@ -922,3 +922,90 @@ fn switch_round_trip(syscall_hook: SyscallHook) {
     switch.detach();
     assert!(switch.attach().is_err(), "attached a dropped sensor");
 }
+
+/// The cgroup v2 mount point, from /proc/self/mountinfo (the host's may sit at
+/// /sys/fs/cgroup/unified beside v1 controllers).
+fn cgroup2_mount() -> Option<std::path::PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|line| {
+        let (mount, fs) = line.split_once(" - ")?;
+        let fstype = fs.split_whitespace().next()?;
+        let point = mount.split_whitespace().nth(4)?;
+        (fstype == "cgroup2").then(|| std::path::PathBuf::from(point))
+    })
+}
+
+/// The netflow object loads on this kernel (the kernel matrix runs this on Debian's
+/// 6.1 too) and counts a loopback TCP connection at the cgroup v2 root: a flow on each
+/// side with the bytes each way and both FINs, and the process that connected.
+#[test]
+fn the_netflow_programs_load_and_count_a_loopback_connection() {
+    use rampart_bpf::netflow::{Initiator, NetflowOptions, NetflowProbe, TCP};
+    use std::io::{Read, Write};
+    const SENT: usize = 200_000;
+    if !can_run() {
+        return;
+    }
+    let Some(root) = cgroup2_mount() else {
+        rampart_testbed::skip_or_fail("no cgroup v2 mount: the netflow programs attach to one");
+        return;
+    };
+    let mut probe = NetflowProbe::load(
+        rampart_testbed::netflow_object().as_deref(),
+        NetflowOptions::default(),
+    )
+    .expect("the netflow programs load");
+    probe.attach(&root).expect("attached at the cgroup v2 root");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("its address").port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().expect("accept");
+        s.write_all(&vec![7u8; SENT]).expect("write");
+    });
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let client_port = client.local_addr().expect("its address").port();
+    let mut got = Vec::new();
+    client.read_to_end(&mut got).expect("read");
+    drop(client);
+    server.join().expect("the server thread");
+    assert_eq!(got.len(), SENT);
+
+    // Both ends' last FIN and ACK may trail the close.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let (client_flow, server_flow) = loop {
+        let flows = probe.flows().expect("the flow table reads");
+        let side = |local: u16, remote: u16| {
+            flows
+                .iter()
+                .find(|f| f.proto == TCP && f.local_port == local && f.remote_port == remote)
+                .cloned()
+        };
+        let (c, s) = (side(client_port, port), side(port, client_port));
+        let closed = |f: &Option<rampart_bpf::netflow::KernelFlow>| {
+            f.as_ref()
+                .is_some_and(|f| f.tcp_flags_out & 1 != 0 && f.tcp_flags_in & 1 != 0)
+        };
+        if (closed(&c) && closed(&s)) || std::time::Instant::now() > deadline {
+            break (c, s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let c = client_flow.expect("the client's flow");
+    let s = server_flow.expect("the server's flow");
+    assert_eq!(c.initiator, Initiator::Local, "{c:?}");
+    assert_eq!(s.initiator, Initiator::Remote, "{s:?}");
+    assert!(c.bytes_in >= SENT as u64 && c.bytes_out > 0, "{c:?}");
+    assert!(s.bytes_out >= SENT as u64 && s.bytes_in > 0, "{s:?}");
+    assert_eq!(
+        (c.tcp_flags_out & 0x13, c.tcp_flags_in & 0x13),
+        (0x13, 0x13),
+        "SYN, ACK and FIN each way: {c:?}"
+    );
+    let owner = probe
+        .owners()
+        .expect("the owners read")
+        .into_iter()
+        .find(|o| o.cgroup_id == c.cgroup_id && o.remote_port == port)
+        .expect("the connect's owner");
+    assert_eq!(owner.pid, std::process::id(), "{owner:?}");
+}
