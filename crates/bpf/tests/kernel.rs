@@ -923,18 +923,6 @@ fn switch_round_trip(syscall_hook: SyscallHook) {
     assert!(switch.attach().is_err(), "attached a dropped sensor");
 }
 
-/// The cgroup v2 mount point, from /proc/self/mountinfo (the host's may sit at
-/// /sys/fs/cgroup/unified beside v1 controllers).
-fn cgroup2_mount() -> Option<std::path::PathBuf> {
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines().find_map(|line| {
-        let (mount, fs) = line.split_once(" - ")?;
-        let fstype = fs.split_whitespace().next()?;
-        let point = mount.split_whitespace().nth(4)?;
-        (fstype == "cgroup2").then(|| std::path::PathBuf::from(point))
-    })
-}
-
 /// The netflow object loads on this kernel (the kernel matrix runs this on Debian's
 /// 6.1 too) and counts a loopback TCP connection at the cgroup v2 root: a flow on each
 /// side with the bytes each way and both FINs, and the process that connected.
@@ -946,7 +934,8 @@ fn the_netflow_programs_load_and_count_a_loopback_connection() {
     if !can_run() {
         return;
     }
-    let Some(root) = cgroup2_mount() else {
+    // The host's may sit at /sys/fs/cgroup/unified beside v1 controllers.
+    let Some(root) = rampart_bpf::probe().cgroup_v2_mount else {
         rampart_testbed::skip_or_fail("no cgroup v2 mount: the netflow programs attach to one");
         return;
     };
@@ -955,7 +944,9 @@ fn the_netflow_programs_load_and_count_a_loopback_connection() {
         NetflowOptions::default(),
     )
     .expect("the netflow programs load");
-    probe.attach(&root).expect("attached at the cgroup v2 root");
+    probe
+        .attach(std::path::Path::new(&root))
+        .expect("attached at the cgroup v2 root");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("its address").port();
     let server = std::thread::spawn(move || {

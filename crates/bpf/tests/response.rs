@@ -9,12 +9,7 @@ use std::process::Command;
 use rampart_bpf::response::{ExecEnforcement, ExecPolicy, NetPolicy, NetRule, ResponseGuard};
 
 fn cgroup2_root() -> Option<PathBuf> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
-    mounts.lines().find_map(|l| {
-        let mut it = l.split_whitespace();
-        let (_, point, ty) = (it.next()?, it.next()?, it.next()?);
-        (ty == "cgroup2").then(|| PathBuf::from(point))
-    })
+    rampart_bpf::probe().cgroup_v2_mount.map(PathBuf::from)
 }
 
 /// Runs `script` with sh in `cgroup` (it moves itself there first).
