@@ -1,9 +1,12 @@
 // Loads floor.bpf.o (embedded) and attaches what its mode names, then waits to be
 // killed. Invoked the way scripts/vm-overhead starts an arm, `up --config FILE`: the
-// file's first word is the mode, `nop` (cgroup_skb both ways on the cgroup v2 root)
-// or `socket_end` (the tracepoint).
+// file's first word is the mode: `nop` (cgroup_skb both ways on the cgroup v2 root),
+// `sockops` (an empty sock_ops program there), `socket_end` (one entry per socket at
+// its end), `edge_end` (one entry per edge, added to at each socket's end) or `ring_end` (a
+// ring buffer record per socket end).
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -28,6 +31,12 @@ int main(int argc, char **argv)
 		progs[1] = "nop_ingress";
 	} else if (!strcmp(mode, "socket_end")) {
 		progs[0] = "socket_end";
+	} else if (!strcmp(mode, "edge_end")) {
+		progs[0] = "edge_end";
+	} else if (!strcmp(mode, "ring_end")) {
+		progs[0] = "ring_end";
+	} else if (!strcmp(mode, "sockops")) {
+		progs[0] = "sockops_nop";
 	} else {
 		fprintf(stderr, "floor: unknown mode %s\n", mode);
 		return 2;
@@ -35,9 +44,11 @@ int main(int argc, char **argv)
 	int cgroup = open("/sys/fs/cgroup", O_RDONLY);
 	for (int i = 0; i < 2 && progs[i]; i++) {
 		struct bpf_program *p = bpf_object__find_program_by_name(obj, progs[i]);
+		// The tracepoints attach by their section; the rest to the cgroup.
+		bool traced = !strcmp(progs[i], "socket_end") || !strcmp(progs[i], "edge_end") ||
+			      !strcmp(progs[i], "ring_end");
 		struct bpf_link *l = !p ? NULL
-				   : strcmp(progs[i], "socket_end") ? bpf_program__attach_cgroup(p, cgroup)
-								    : bpf_program__attach(p);
+				   : traced ? bpf_program__attach(p) : bpf_program__attach_cgroup(p, cgroup);
 		if (!l) {
 			fprintf(stderr, "floor: attaching %s failed\n", progs[i]);
 			return 1;
