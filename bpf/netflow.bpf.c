@@ -13,9 +13,13 @@
 //   baseline dropped (segment.h).
 // - cgroup/connect4|6: the process that opened each outbound flow; connects outside a
 //   protected cgroup's baseline refused with EPERM (segment.h).
+// - With socket accounting, instead of cgroup_skb: TCP flows from the sockets, at
+//   their end (tcp_destroy_sock, tcp_send_reset) and live through an iterator
+//   (sockets.h).
 #include "lib/common.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
 #include "netflow/maps.h"
 #include "netflow/flow.h"
+#include "netflow/sockets.h"

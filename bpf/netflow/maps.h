@@ -23,6 +23,7 @@ enum nf_cfg_flags {
 	NF_CFG_TLS = 2, // the first egress payload of TCP flows (ClientHellos whole) to user space
 	NF_CFG_CAPTURE = 4, // some cgroup is in nf_capture (else its lookup is skipped)
 	NF_CFG_PROTECT = 8, // some cgroup is in nf_protect (else its lookup is skipped)
+	NF_CFG_SOCKETS = 16, // TCP counted from sockets (sockets.h), not packets
 };
 
 // struct flow_val.flags: TCP flags seen each way, and what was reported.
@@ -96,7 +97,8 @@ struct nf_config {
 	__u32 snaplen; // bytes kept of a captured packet, at most NF_SNAP_MAX
 	// Bumped by user space before each read of nf_changes.
 	__u32 gen;
-	__u32 pad;
+	// Entries of nf_watch in use.
+	__u32 watched;
 };
 
 // A flow that changed since user space's last read (nf_changes): user space looks up
@@ -144,6 +146,42 @@ struct nf_stats {
 	// A flow change not reported (nf_changes full): user space then reads the whole
 	// table once.
 	__u64 changes_lost;
+	// A socket's end not reported (nf_ends full): its last counters are lost.
+	__u64 socket_ends_lost;
+};
+
+// Socket accounting (sockets.h): where a socket record comes from.
+enum nf_sock_end {
+	NF_END_LIVE = 0, // the iterator: a connection still open, its counters so far
+	NF_END_CLOSED = 1, // the socket's end
+	NF_END_RESET = 2, // an abortive close: the reset it sent (before its counters are zeroed)
+	NF_END_LISTENING = 3, // the iterator: a listener (only the local port is set)
+	NF_END_RESET_IN = 4, // a reset received (the socket's end reports it again)
+};
+
+// One TCP socket's counters: bytes on the wire (payload plus headers per segment)
+// and segments each way, its smoothed RTT (us << 3; 0: its handshake was never
+// answered) and state.
+struct nf_sock_rec {
+	struct flow_key key;
+	__u64 bytes_out;
+	__u64 segs_out;
+	__u64 bytes_in;
+	__u64 segs_in;
+	__u64 ts_ns;
+	__u32 srtt_us;
+	__u8 initiator;
+	__u8 state;
+	__u8 end;
+	__u8 pad;
+};
+
+// A cgroup v2 directory whose sockets are accounted: its id and depth below the root.
+#define NF_MAX_WATCH 8
+struct nf_watch {
+	__u64 id;
+	__u32 level;
+	__u32 pad;
 };
 
 struct nf_record_hdr {
@@ -242,6 +280,19 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 23);
 } nf_packets SEC(".maps");
+
+// Sockets that ended (struct nf_sock_rec), read by user space on its own clock.
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 23);
+} nf_ends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, NF_MAX_WATCH);
+	__type(key, __u32);
+	__type(value, struct nf_watch);
+} nf_watch SEC(".maps");
 
 static __always_inline struct nf_stats *nf_stat(void)
 {

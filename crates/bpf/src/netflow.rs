@@ -2,6 +2,10 @@
 //! DNS answers and TLS ClientHellos read on the container's cgroup, captured packets,
 //! and learned segmentation enforced there (protect mode).
 //!
+//! TCP flows are counted one of two ways ([`Accounting`]): per packet on `cgroup_skb`,
+//! or from the sockets (their counters read when they end, and by an iterator while
+//! they live), which puts no program on the packet path.
+//!
 //! The programs are attached to cgroup v2 directories above the containers (Docker's
 //! `docker/` directory covers them all) through BPF links (multi-attach), so they sit beside the
 //! response guard's and anyone else's. Nothing is pinned: the programs come off when
@@ -15,7 +19,7 @@ use std::path::{Path, PathBuf};
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::CgroupAttachMode;
-use aya::programs::{CgroupSkb, CgroupSkbAttachType, CgroupSockAddr};
+use aya::programs::{BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Iter};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 use crate::BpfError;
@@ -32,6 +36,16 @@ const CFG_DNS: u32 = 1;
 const CFG_TLS: u32 = 2;
 const CFG_CAPTURE: u32 = 4;
 const CFG_PROTECT: u32 = 8;
+const CFG_SOCKETS: u32 = 16;
+
+// `enum nf_sock_end`: where a socket record comes from.
+const END_LIVE: u8 = 0;
+const END_RESET: u8 = 2;
+const END_LISTENING: u8 = 3;
+const END_RESET_IN: u8 = 4;
+
+/// Cgroup directories a probe with socket accounting can watch (`NF_MAX_WATCH`).
+pub const MAX_WATCHED_DIRS: usize = 8;
 
 const REC_DNS: u32 = 1;
 const REC_TLS: u32 = 2;
@@ -93,7 +107,33 @@ struct NfConfig {
     flags: u32,
     snaplen: u32,
     gen: u32,
+    watched: u32,
+}
+
+/// `struct nf_watch`: a cgroup directory whose sockets are accounted.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct NfWatch {
+    id: u64,
+    level: u32,
     pad: u32,
+}
+
+/// `struct nf_sock_rec`: one TCP socket's counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+struct NfSockRec {
+    key: FlowKey,
+    bytes_out: u64,
+    segs_out: u64,
+    bytes_in: u64,
+    segs_in: u64,
+    ts_ns: u64,
+    srtt_us: u32,
+    initiator: u8,
+    state: u8,
+    end: u8,
+    pad: u8,
 }
 
 /// `struct nf_change`: a flow that changed since the last read.
@@ -147,6 +187,9 @@ pub struct NetflowStats {
     /// Flow changes the kernel could not report (its change ring was full): the
     /// next read takes the whole table instead.
     pub changes_lost: u64,
+    /// Socket ends the kernel could not report (its ring was full): those
+    /// connections' last counters are lost.
+    pub socket_ends_lost: u64,
 }
 
 /// `struct nf_record_hdr`.
@@ -183,12 +226,16 @@ unsafe impl aya::Pod for NetflowStats {}
 unsafe impl aya::Pod for RecordHdr {}
 // SAFETY: as above.
 unsafe impl aya::Pod for NfChange {}
+// SAFETY: as above.
+unsafe impl aya::Pod for NfWatch {}
+// SAFETY: as above.
+unsafe impl aya::Pod for NfSockRec {}
 
 /// The C structs of `bpf/netflow/maps.h` this module mirrors, with the size of the
 /// Rust mirror (tests/netflow_btf.rs checks them against the object's BTF). The ring
 /// records (`nf_record_hdr`) are not listed: clang puts in BTF only the types maps,
 /// globals and program signatures reach, and ring records are none of those.
-pub const MIRRORS: [(&str, usize); 8] = [
+pub const MIRRORS: [(&str, usize); 9] = [
     ("flow_key", std::mem::size_of::<FlowKey>()),
     ("flow_val", std::mem::size_of::<FlowVal>()),
     ("owner_key", std::mem::size_of::<OwnerKey>()),
@@ -198,6 +245,7 @@ pub const MIRRORS: [(&str, usize); 8] = [
     // The C key leads with its u32 prefix length, which aya's LPM key adds.
     ("seg_cidr_key", 4 + std::mem::size_of::<SegCidrData>()),
     ("nf_stats", std::mem::size_of::<NetflowStats>()),
+    ("nf_watch", std::mem::size_of::<NfWatch>()),
 ];
 
 /// Who opened a flow, from its side.
@@ -363,9 +411,26 @@ fn full_prefix(addr: IpAddr) -> u8 {
     }
 }
 
+/// Where TCP flows are counted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accounting {
+    /// `cgroup_skb` on every packet of the watched cgroups: UDP counted too, DNS
+    /// answers and first payloads read, live counters within a poll.
+    #[default]
+    Packets,
+    /// From the sockets: their counters when they end (`tcp_destroy_sock`, or the
+    /// reset of an abortive close) and, for open connections, by an iterator at each
+    /// read. No program on the packet path until a capture or protect mode needs
+    /// one (then `cgroup_skb` is attached as with packets).
+    Sockets,
+}
+
 /// What the kernel side reads beyond counters.
 #[derive(Debug, Clone, Copy)]
 pub struct NetflowOptions {
+    /// Fixed at load: which programs are loaded and attached.
+    pub accounting: Accounting,
     pub dns: bool,
     /// The first egress payload of each TCP flow (ClientHellos whole).
     pub tls: bool,
@@ -376,6 +441,7 @@ pub struct NetflowOptions {
 impl Default for NetflowOptions {
     fn default() -> Self {
         Self {
+            accounting: Accounting::Packets,
             dns: true,
             tls: true,
             // Headers (IPv4 + TCP with options) and the first 128 payload bytes.
@@ -481,6 +547,50 @@ fn read_pod<T: aya::Pod + Default>(bytes: &[u8]) -> Option<T> {
     Some(out)
 }
 
+/// The socket accounting tracepoints: program, tracepoint.
+const SOCKET_TRACEPOINTS: [(&str, &str); 3] = [
+    ("nf_sock_end", "tcp_destroy_sock"),
+    ("nf_sock_reset", "tcp_send_reset"),
+    ("nf_sock_reset_in", "tcp_receive_reset"),
+];
+const SOCKET_ITERATOR: &str = "nf_file_iter";
+
+/// The cgroup id of a cgroup v2 directory (its inode number) and its depth below the
+/// hierarchy's root (id 1).
+fn cgroup_id_and_level(dir: &Path) -> Result<(u64, u32), BpfError> {
+    use std::os::unix::fs::MetadataExt;
+    let err = |reason: String| BpfError::Map {
+        name: "nf_watch".into(),
+        reason: format!("{}: {reason}", dir.display()),
+    };
+    let dir = fs::canonicalize(dir).map_err(|e| err(e.to_string()))?;
+    let id = fs::metadata(&dir).map_err(|e| err(e.to_string()))?.ino();
+    let mut level = 0u32;
+    let mut at = dir.as_path();
+    loop {
+        if fs::metadata(at).map_err(|e| err(e.to_string()))?.ino() == 1 {
+            return Ok((id, level));
+        }
+        at = at
+            .parent()
+            .ok_or_else(|| err("not inside a cgroup v2 hierarchy".into()))?;
+        level += 1;
+    }
+}
+
+fn open_cgroup(dir: &Path) -> Result<fs::File, BpfError> {
+    fs::File::open(dir).map_err(|e| BpfError::Map {
+        name: "cgroup".into(),
+        reason: format!("{}: {e}", dir.display()),
+    })
+}
+
+/// The `cgroup_skb` programs and the way each attaches.
+const PACKET_PROGRAMS: [(&str, CgroupSkbAttachType); 2] = [
+    ("nf_egress", CgroupSkbAttachType::Egress),
+    ("nf_ingress", CgroupSkbAttachType::Ingress),
+];
+
 const PROGRAMS: [&str; 6] = [
     "nf_egress",
     "nf_ingress",
@@ -496,6 +606,21 @@ pub struct NetflowProbe {
     records: RingBuf<MapData>,
     packets: RingBuf<MapData>,
     changes: RingBuf<MapData>,
+    accounting: Accounting,
+    /// Socket ends (socket accounting only).
+    ends: Option<RingBuf<MapData>>,
+    /// Live connections' counters at the last iteration: only those that moved
+    /// since are reported.
+    live: std::collections::HashMap<FlowKey, (u64, u64)>,
+    /// Listening TCP ports at the last iteration: (cgroup, port).
+    listening: Vec<(u64, u16)>,
+    /// Sockets that sent (1) or received (2) a reset, until their end is read: it
+    /// ended by that reset, not by a close.
+    resets: std::collections::HashMap<FlowKey, u8>,
+    /// The cgroup_skb programs are attached to every directory in `attached`
+    /// (always with packet accounting; with sockets, once a capture or protect
+    /// mode needs them).
+    skb_attached: bool,
     /// What `nf_cfg` holds (the generation, the flags).
     cfg: NfConfig,
     /// Flows reported in the current generation: read again at the next read, as
@@ -519,6 +644,27 @@ impl NetflowProbe {
         let mut loader = EbpfLoader::new();
         loader.btf(Some(&btf));
         let mut ebpf = loader.load(object.unwrap_or(NETFLOW_OBJECT))?;
+        let mut ends = None;
+        if options.accounting == Accounting::Sockets {
+            for (name, tracepoint) in SOCKET_TRACEPOINTS {
+                let prog: &mut BtfTracePoint = ebpf
+                    .program_mut(name)
+                    .ok_or(aya::programs::ProgramError::NotLoaded)
+                    .map_err(prog_err(name))?
+                    .try_into()
+                    .map_err(prog_err(name))?;
+                prog.load(tracepoint, &btf).map_err(prog_err(name))?;
+                prog.attach().map_err(prog_err(name))?;
+            }
+            let iter: &mut Iter = ebpf
+                .program_mut(SOCKET_ITERATOR)
+                .ok_or(aya::programs::ProgramError::NotLoaded)
+                .map_err(prog_err(SOCKET_ITERATOR))?
+                .try_into()
+                .map_err(prog_err(SOCKET_ITERATOR))?;
+            iter.load("task_file", &btf)
+                .map_err(prog_err(SOCKET_ITERATOR))?;
+        }
         for name in PROGRAMS {
             let prog = ebpf
                 .program_mut(name)
@@ -541,11 +687,20 @@ impl NetflowProbe {
         let records = take_ring(&mut ebpf, "nf_records")?;
         let packets = take_ring(&mut ebpf, "nf_packets")?;
         let changes = take_ring(&mut ebpf, "nf_changes")?;
+        if options.accounting == Accounting::Sockets {
+            ends = Some(take_ring(&mut ebpf, "nf_ends")?);
+        }
         let mut probe = Self {
             ebpf,
             records,
             packets,
             changes,
+            accounting: options.accounting,
+            ends,
+            live: Default::default(),
+            listening: Vec::new(),
+            resets: Default::default(),
+            skb_attached: false,
             cfg: NfConfig::default(),
             carry: Default::default(),
             changes_lost_seen: 0,
@@ -560,8 +715,12 @@ impl NetflowProbe {
     }
 
     /// Changes what the kernel side reads (takes effect at once).
+    /// The accounting fixed at load stays.
     pub fn set_options(&mut self, options: NetflowOptions) -> Result<(), BpfError> {
         let mut flags = self.cfg.flags & (CFG_CAPTURE | CFG_PROTECT);
+        if self.accounting == Accounting::Sockets {
+            flags |= CFG_SOCKETS;
+        }
         if options.dns {
             flags |= CFG_DNS;
         }
@@ -594,43 +753,92 @@ impl NetflowProbe {
     }
 
     /// Attaches the programs to a cgroup v2 directory: every socket of a cgroup at or
-    /// below it is counted. Attaching the same directory twice does nothing.
+    /// below it is counted. Attaching the same directory twice does nothing. With
+    /// socket accounting the directory is watched by the socket programs instead of
+    /// getting `cgroup_skb` ones (at most [`MAX_WATCHED_DIRS`] directories).
     pub fn attach(&mut self, cgroup_dir: &Path) -> Result<(), BpfError> {
         if self.attached.iter().any(|d| d == cgroup_dir) {
             return Ok(());
         }
-        let cgroup = fs::File::open(cgroup_dir).map_err(|e| BpfError::Map {
-            name: "cgroup".into(),
-            reason: format!("{}: {e}", cgroup_dir.display()),
-        })?;
+        if self.accounting == Accounting::Sockets {
+            let slot = self.cfg.watched;
+            if slot as usize >= MAX_WATCHED_DIRS {
+                return Err(BpfError::Map {
+                    name: "nf_watch".into(),
+                    reason: format!(
+                        "{}: socket accounting watches at most {MAX_WATCHED_DIRS} cgroup directories",
+                        cgroup_dir.display()
+                    ),
+                });
+            }
+            let (id, level) = cgroup_id_and_level(cgroup_dir)?;
+            let mut watch: Array<&mut MapData, NfWatch> = self.array_mut("nf_watch")?;
+            watch
+                .set(slot, NfWatch { id, level, pad: 0 }, 0)
+                .map_err(map_err("nf_watch"))?;
+            self.cfg.watched = slot + 1;
+            self.write_cfg()?;
+        }
+        let skb = self.accounting == Accounting::Packets || self.skb_attached;
+        self.attach_programs(cgroup_dir, skb)?;
+        self.attached.push(cgroup_dir.to_path_buf());
+        if self.accounting == Accounting::Packets {
+            self.skb_attached = true;
+        }
+        Ok(())
+    }
+
+    /// The `cgroup/connect` and `sendmsg` programs, then the `cgroup_skb` ones if `skb`.
+    fn attach_programs(&mut self, cgroup_dir: &Path, skb: bool) -> Result<(), BpfError> {
+        let cgroup = open_cgroup(cgroup_dir)?;
         // aya attaches through BPF links, which the kernel always runs beside other
         // programs (multi-attach) and which refuse attach flags: hence `Single`.
-        for name in PROGRAMS {
-            let prog = self
+        for name in PROGRAMS
+            .iter()
+            .filter(|n| !PACKET_PROGRAMS.iter().any(|(p, _)| p == *n))
+        {
+            let p: &mut CgroupSockAddr = self
                 .ebpf
                 .program_mut(name)
                 .ok_or(aya::programs::ProgramError::NotLoaded)
+                .map_err(prog_err(name))?
+                .try_into()
                 .map_err(prog_err(name))?;
-            match prog {
-                aya::programs::Program::CgroupSkb(p) => {
-                    let kind = if name == "nf_egress" {
-                        CgroupSkbAttachType::Egress
-                    } else {
-                        CgroupSkbAttachType::Ingress
-                    };
-                    let p: &mut CgroupSkb = p;
-                    p.attach(&cgroup, kind, CgroupAttachMode::Single)
-                        .map(|_| ())
-                }
-                aya::programs::Program::CgroupSockAddr(p) => {
-                    let p: &mut CgroupSockAddr = p;
-                    p.attach(&cgroup, CgroupAttachMode::Single).map(|_| ())
-                }
-                _ => Err(aya::programs::ProgramError::NotLoaded),
-            }
-            .map_err(prog_err(name))?;
+            p.attach(&cgroup, CgroupAttachMode::Single)
+                .map_err(prog_err(name))?;
         }
-        self.attached.push(cgroup_dir.to_path_buf());
+        if skb {
+            self.attach_packet_programs(cgroup_dir)?;
+        }
+        Ok(())
+    }
+
+    /// With socket accounting, a capture or protect mode needs the packet programs:
+    /// attached to every watched directory the first time.
+    fn need_packet_programs(&mut self) -> Result<(), BpfError> {
+        if self.skb_attached {
+            return Ok(());
+        }
+        for dir in self.attached.clone() {
+            self.attach_packet_programs(&dir)?;
+        }
+        self.skb_attached = true;
+        Ok(())
+    }
+
+    fn attach_packet_programs(&mut self, cgroup_dir: &Path) -> Result<(), BpfError> {
+        let cgroup = open_cgroup(cgroup_dir)?;
+        for (name, kind) in PACKET_PROGRAMS {
+            let p: &mut CgroupSkb = self
+                .ebpf
+                .program_mut(name)
+                .ok_or(aya::programs::ProgramError::NotLoaded)
+                .map_err(prog_err(name))?
+                .try_into()
+                .map_err(prog_err(name))?;
+            p.attach(&cgroup, kind, CgroupAttachMode::Single)
+                .map_err(prog_err(name))?;
+        }
         Ok(())
     }
 
@@ -705,11 +913,14 @@ impl NetflowProbe {
         }
         let lost = self.stats()?.changes_lost;
         let mut read = ChangeRead::default();
+        if self.accounting == Accounting::Sockets {
+            read.changed += self.read_sockets(out)?;
+        }
         if lost > self.changes_lost_seen {
             self.changes_lost_seen = lost;
             read.full_read = true;
             let all = self.flows()?;
-            read.changed = all.len();
+            read.changed += all.len();
             out.extend(all);
             return Ok(read);
         }
@@ -724,6 +935,142 @@ impl NetflowProbe {
             }
         }
         Ok(read)
+    }
+
+    /// Socket accounting: the sockets that ended since the last read, then the open
+    /// connections whose counters moved (and the listeners) from the iterator.
+    /// Returns how many flows it added to `out`.
+    fn read_sockets(&mut self, out: &mut Vec<KernelFlow>) -> Result<usize, BpfError> {
+        let before = out.len();
+        let mut ended = Vec::new();
+        if let Some(ring) = self.ends.as_mut() {
+            while let Some(item) = ring.next() {
+                if let Some(r) = read_pod::<NfSockRec>(&item) {
+                    ended.push(r);
+                }
+            }
+        }
+        for r in &ended {
+            self.live.remove(&r.key);
+            let reset = match r.end {
+                END_RESET => 1,
+                END_RESET_IN => 2,
+                _ => 0,
+            };
+            let reset = if reset != 0 {
+                // Bounded: each entry goes when its socket's end is read.
+                if self.resets.len() >= 65536 {
+                    self.resets.clear();
+                }
+                *self.resets.entry(r.key).or_default() |= reset;
+                reset
+            } else {
+                self.resets.remove(&r.key).unwrap_or(0)
+            };
+            out.push(self.socket_flow(r, reset));
+        }
+        let iter: &mut Iter = self
+            .ebpf
+            .program_mut(SOCKET_ITERATOR)
+            .ok_or(aya::programs::ProgramError::NotLoaded)
+            .map_err(prog_err(SOCKET_ITERATOR))?
+            .try_into()
+            .map_err(prog_err(SOCKET_ITERATOR))?;
+        let link = iter.attach().map_err(prog_err(SOCKET_ITERATOR))?;
+        let link = iter.take_link(link).map_err(prog_err(SOCKET_ITERATOR))?;
+        let mut file = link.into_file().map_err(|e| BpfError::Map {
+            name: SOCKET_ITERATOR.into(),
+            reason: e.to_string(),
+        })?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| BpfError::Map {
+            name: SOCKET_ITERATOR.into(),
+            reason: e.to_string(),
+        })?;
+        let size = std::mem::size_of::<NfSockRec>();
+        let mut live = std::collections::HashMap::with_capacity(self.live.len());
+        self.listening.clear();
+        for chunk in bytes.chunks_exact(size) {
+            let Some(r) = read_pod::<NfSockRec>(chunk) else {
+                continue;
+            };
+            match r.end {
+                END_LISTENING => self.listening.push((r.key.cgid, r.key.lport)),
+                END_LIVE => {
+                    let counters = (r.bytes_out, r.bytes_in);
+                    if self.live.get(&r.key) != Some(&counters) {
+                        out.push(self.socket_flow(&r, 0));
+                    }
+                    live.insert(r.key, counters);
+                }
+                _ => {}
+            }
+        }
+        self.live = live;
+        Ok(out.len() - before)
+    }
+
+    /// A socket's record as a flow, with the TCP flags its state implies: a connect
+    /// answered (an RTT sample) saw SYN and ACK both ways; one never answered only
+    /// its SYN, or a reset back if a segment came (refused); `reset` (1 sent, 2
+    /// received) puts RST on the flow, any other end FIN both ways.
+    fn socket_flow(&self, r: &NfSockRec, reset: u8) -> KernelFlow {
+        const FIN: u8 = 1;
+        const SYN: u8 = 2;
+        const RST: u8 = 4;
+        const ACK: u8 = 16;
+        let local = r.initiator == 1;
+        let answered = !local || r.srtt_us > 0;
+        let (mut out_flags, mut in_flags) = if local { (SYN, 0) } else { (SYN | ACK, SYN) };
+        if answered {
+            out_flags |= ACK;
+            in_flags |= if local { SYN | ACK } else { ACK };
+        } else if r.segs_in > 0 {
+            in_flags |= RST;
+        }
+        if reset & 1 != 0 {
+            out_flags |= RST;
+        }
+        if reset & 2 != 0 {
+            in_flags |= RST;
+        }
+        if reset == 0 && r.end != END_LIVE && answered {
+            out_flags |= FIN;
+            in_flags |= FIN;
+        }
+        let e = ends_of(&r.key);
+        let ts = self.wall_ns(r.ts_ns);
+        KernelFlow {
+            cgroup_id: r.key.cgid,
+            proto: r.key.proto,
+            local: e.local,
+            local_port: r.key.lport,
+            remote: e.remote,
+            remote_port: r.key.rport,
+            bytes_out: r.bytes_out,
+            packets_out: r.segs_out,
+            bytes_in: r.bytes_in,
+            packets_in: r.segs_in,
+            first_ns: ts,
+            last_ns: ts,
+            initiator: if local {
+                Initiator::Local
+            } else {
+                Initiator::Remote
+            },
+            tcp_flags_out: out_flags,
+            tcp_flags_in: in_flags,
+        }
+    }
+
+    /// Socket accounting: the TCP ports listened on at the last read, by cgroup.
+    pub fn listening(&self) -> &[(u64, u16)] {
+        &self.listening
+    }
+
+    /// How TCP flows are counted.
+    pub fn accounting(&self) -> Accounting {
+        self.accounting
     }
 
     /// Takes a flow out of the kernel's table (user space expired it).
@@ -869,6 +1216,9 @@ impl NetflowProbe {
 
     /// Starts or stops capturing a cgroup's packets.
     pub fn set_capture(&mut self, cgroup_id: u64, on: bool) -> Result<(), BpfError> {
+        if on {
+            self.need_packet_programs()?;
+        }
         {
             let mut map: BpfHashMap<&mut MapData, u64, u32> = self.hash_mut("nf_capture")?;
             if on {
@@ -888,6 +1238,8 @@ impl NetflowProbe {
     /// Protect mode for a cgroup: only `allowed` edges may begin (connects refused,
     /// inbound SYNs dropped otherwise). Replaces what the cgroup had.
     pub fn protect(&mut self, cgroup_id: u64, allowed: &[SegRule]) -> Result<(), BpfError> {
+        // Inbound connections are judged on their SYN.
+        self.need_packet_programs()?;
         self.clear_rules(cgroup_id)?;
         let dir_of = |r: &SegRule| match r.direction {
             SegDirection::Outbound => 1,
@@ -1006,6 +1358,7 @@ impl NetflowProbe {
             s.inbound_denied += c.inbound_denied;
             s.packets_captured += c.packets_captured;
             s.changes_lost += c.changes_lost;
+            s.socket_ends_lost += c.socket_ends_lost;
         }
         Ok(s)
     }

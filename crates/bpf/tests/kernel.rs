@@ -1000,3 +1000,97 @@ fn the_netflow_programs_load_and_count_a_loopback_connection() {
         .expect("the connect's owner");
     assert_eq!(owner.pid, std::process::id(), "{owner:?}");
 }
+
+/// Socket accounting loads on this kernel (the kernel matrix runs this on Debian's
+/// 6.1 too: the iterator and the socket-end tracepoints, and the cgroup ancestry read
+/// both ways the kernels keep it) and reports a loopback connection at the cgroup v2
+/// root: while it is open, through the iterator with its bytes so far and its
+/// listener; once closed, from each socket's end, with FINs both ways.
+#[test]
+fn the_socket_programs_load_and_report_a_loopback_connection_live_and_at_its_end() {
+    use rampart_bpf::netflow::{Accounting, Initiator, KernelFlow, NetflowOptions, NetflowProbe};
+    use std::io::{Read, Write};
+    const SENT: usize = 100_000;
+    if !can_run() {
+        return;
+    }
+    let Some(root) = rampart_bpf::probe().cgroup_v2_mount else {
+        rampart_testbed::skip_or_fail("no cgroup v2 mount: socket accounting watches one");
+        return;
+    };
+    let mut probe = NetflowProbe::load(
+        rampart_testbed::netflow_object().as_deref(),
+        NetflowOptions {
+            accounting: Accounting::Sockets,
+            ..NetflowOptions::default()
+        },
+    )
+    .expect("the socket accounting programs load");
+    probe
+        .attach(std::path::Path::new(&root))
+        .expect("the cgroup v2 root watched");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("its address").port();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    let client_port = client.local_addr().expect("its address").port();
+    server.write_all(&vec![7u8; SENT]).expect("write");
+    let mut got = vec![0u8; SENT];
+    client.read_exact(&mut got).expect("read");
+    let side = |flows: &[KernelFlow], local: u16, remote: u16| {
+        flows
+            .iter()
+            .rev()
+            .find(|f| f.local_port == local && f.remote_port == remote)
+            .cloned()
+    };
+    let mut flows = Vec::new();
+    probe.read_changes(&mut flows).expect("the sockets read");
+    let live = side(&flows, client_port, port).expect("the open connection, from the iterator");
+    assert!(live.bytes_in >= SENT as u64, "{live:?}");
+    assert_eq!(live.initiator, Initiator::Local, "{live:?}");
+    assert_eq!(live.tcp_flags_in & 1, 0, "not closed yet: {live:?}");
+    assert!(
+        probe.listening().iter().any(|(_, p)| *p == port),
+        "the listener: {:?}",
+        probe.listening()
+    );
+    // Unchanged since: not reported again.
+    let mut again = Vec::new();
+    probe.read_changes(&mut again).expect("the sockets read");
+    assert!(side(&again, client_port, port).is_none(), "{again:?}");
+
+    drop(client);
+    drop(server);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut ended = Vec::new();
+    let (c, s) = loop {
+        probe.read_changes(&mut ended).expect("the sockets read");
+        let closed = |f: &Option<KernelFlow>| f.as_ref().is_some_and(|f| f.tcp_flags_in & 1 != 0);
+        let (c, s) = (
+            side(&ended, client_port, port),
+            side(&ended, port, client_port),
+        );
+        if (closed(&c) && closed(&s)) || std::time::Instant::now() > deadline {
+            break (c, s);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let c = c.expect("the client's socket end");
+    let s = s.expect("the server's socket end");
+    assert_eq!(s.initiator, Initiator::Remote, "{s:?}");
+    assert!(
+        c.bytes_in >= SENT as u64 && s.bytes_out >= SENT as u64,
+        "{c:?} {s:?}"
+    );
+    assert_eq!(
+        (c.tcp_flags_out & 0x13, c.tcp_flags_in & 0x13),
+        (0x13, 0x13),
+        "SYN, ACK and FIN each way: {c:?}"
+    );
+    assert_eq!(
+        probe.stats().expect("stats").flows_created,
+        0,
+        "no packet program ran"
+    );
+}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use rampart_bpf::netflow::{
-    FlowEnds, NetRecord, NetflowOptions, NetflowProbe, NetflowStats, SegRule,
+    Accounting, FlowEnds, NetRecord, NetflowOptions, NetflowProbe, NetflowStats, SegRule,
 };
 use rampart_event::{Alert, Event, Priority};
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,11 @@ pub struct EngineConfig {
     pub enabled: bool,
     /// cgroup v2 directories to attach to; empty: Docker's.
     pub cgroup_dirs: Vec<PathBuf>,
+    /// Where TCP flows are counted: `packets` (cgroup_skb on every packet; UDP
+    /// flows, DNS answers and first payloads too) or `sockets` (from the sockets,
+    /// nothing on the packet path until a capture or protect mode needs it; no UDP
+    /// flows, DNS answers or first payloads without it).
+    pub accounting: Accounting,
     /// Read DNS answers (names of external peers, DNS detectors).
     pub dns: bool,
     /// Read each TCP flow's first payload (TLS SNI/JA4, plaintext protocols).
@@ -54,6 +59,7 @@ impl Default for EngineConfig {
         Self {
             enabled: true,
             cgroup_dirs: Vec::new(),
+            accounting: Accounting::Packets,
             dns: true,
             first_payload: true,
             flow_ttl_secs: 900,
@@ -115,6 +121,7 @@ impl NetworkEngine {
         host: &str,
     ) -> Result<Self, NetflowError> {
         let options = NetflowOptions {
+            accounting: config.accounting,
             dns: config.dns,
             tls: config.first_payload,
             snaplen: config.capture.snaplen,
@@ -264,6 +271,9 @@ impl NetworkEngine {
             self.stats.flows_evicted_unread += read.gone as u64;
             if read.full_read {
                 self.stats.full_reads += 1;
+            }
+            for (cgroup_id, port) in probe.listening() {
+                self.table.learn_listening(*cgroup_id, Proto::Tcp, *port);
             }
             // Who opened each new outbound flow: one lookup per remote end not yet
             // known (the connect program keeps them by remote end).

@@ -249,6 +249,14 @@ impl FlowTable {
         }
     }
 
+    /// A port the kernel found listened on (socket accounting's iterator).
+    pub fn learn_listening(&mut self, cgroup_id: u64, proto: Proto, port: u16) {
+        self.listening
+            .entry(cgroup_id)
+            .or_default()
+            .insert((proto, port));
+    }
+
     /// The ports a container listens on.
     pub fn listening(&self, cgroup_id: u64) -> Vec<(Proto, u16)> {
         self.listening

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0
+// Socket accounting (`network.accounting: sockets`): TCP flows counted from the
+// sockets themselves, with no program on the packet path. A socket's counters (bytes
+// and segments each way, its RTT) go to user space once, when it ends
+// (tcp_destroy_sock; an abortive close, which zeroes them, at its reset instead; a
+// reset received is reported too, as the end cannot tell it from a close), and
+// an iterator over the processes' sockets (iter/task_file) reads the live ones when
+// user space asks. A loopback connection then costs two to four tracepoint runs, not fourteen
+// cgroup_skb runs (scripts/vm-cgroup-skb-floor).
+#ifndef RAMPART_NETFLOW_SOCKETS_H
+#define RAMPART_NETFLOW_SOCKETS_H
+
+#include "netflow/maps.h"
+
+#define NF_TCP_CLOSE 7
+#define NF_TCP_LISTEN 10
+#define NF_AF_INET 2
+#define NF_AF_INET6 10
+
+// Before 6.1 a cgroup kept its ancestors' ids, not pointers to them.
+struct cgroup___ids {
+	__u64 ancestor_ids[0];
+} __attribute__((preserve_access_index));
+
+// The id of a cgroup's ancestor at `level` (its own at its level), 0 if deeper than it.
+static __always_inline __u64 nf_cgroup_ancestor(struct cgroup *cg, __u32 level)
+{
+	if (level > (__u32)cg->level || level > 255)
+		return 0;
+	// Addresses as numbers: the verifier allows no variable offset on a kernel
+	// pointer, so the entry is read with bpf_probe_read_kernel.
+	__u64 base = (__u64)cg;
+	if (bpf_core_field_exists(struct cgroup, ancestors)) {
+		struct cgroup *a = NULL;
+		base += bpf_core_field_offset(struct cgroup, ancestors);
+		bpf_probe_read_kernel(&a, sizeof(a), (void *)(base + level * sizeof(a)));
+		return a ? BPF_CORE_READ(a, kn, id) : 0;
+	}
+	__u64 id = 0;
+	base += bpf_core_field_offset(struct cgroup___ids, ancestor_ids);
+	bpf_probe_read_kernel(&id, sizeof(id), (void *)(base + level * sizeof(id)));
+	return id;
+}
+
+// The socket's cgroup id when it is at or below a watched directory (nf_watch), else 0.
+static __always_inline __u64 nf_watched_cgroup(struct sock *sk, const struct nf_config *cfg)
+{
+	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+	if (!cg)
+		return 0;
+	__u32 n = cfg->watched;
+	for (__u32 i = 0; i < NF_MAX_WATCH; i++) {
+		if (i >= n)
+			break;
+		__u32 slot = i;
+		struct nf_watch *w = bpf_map_lookup_elem(&nf_watch, &slot);
+		if (w && nf_cgroup_ancestor(cg, w->level) == w->id)
+			return cg->kn->id;
+	}
+	return 0;
+}
+
+// Fills a record's ends and state from a socket's common part, and the bytes of IP
+// header its segments carry. Read directly: a tracepoint's socket is trusted, and an
+// iterator's, though not, may still be read field by field. False when the socket is
+// neither IPv4 nor IPv6.
+static __always_inline bool nf_sock_ends(struct nf_sock_rec *r, struct sock *sk, __u64 cgid,
+					 __u32 *ip_hdr)
+{
+	__u16 family = sk->__sk_common.skc_family;
+	__builtin_memset(r, 0, sizeof(*r));
+	*ip_hdr = 20;
+	if (family == NF_AF_INET) {
+		v4_mapped(r->key.local, sk->__sk_common.skc_rcv_saddr);
+		v4_mapped(r->key.remote, sk->__sk_common.skc_daddr);
+	} else if (family == NF_AF_INET6) {
+		__builtin_memcpy(r->key.local, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(r->key.remote, &sk->__sk_common.skc_v6_daddr, 16);
+		// A dual-stack socket's IPv4 peer (v4-mapped) is sent with IPv4 headers.
+		__u64 hi, lo;
+		__builtin_memcpy(&hi, r->key.remote, 8);
+		__builtin_memcpy(&lo, r->key.remote + 8, 8);
+		if (hi != 0 || (lo & 0xffffffffULL) != 0xffff0000ULL)
+			*ip_hdr = 40;
+	} else {
+		return false;
+	}
+	r->key.cgid = cgid;
+	r->key.proto = NF_TCP;
+	r->key.rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	r->state = sk->__sk_common.skc_state;
+	r->ts_ns = bpf_ktime_get_ns();
+	return true;
+}
+
+// A TCP socket's own counters, as read by the caller.
+struct nf_tcp_counters {
+	__u64 bytes_acked;
+	__u64 bytes_received;
+	__u32 segs_out;
+	__u32 segs_in;
+	__u32 srtt_us;
+	__u16 header_len; // TCP header with this connection's options
+	__u16 sport; // network order (inet_num is cleared before a socket is destroyed)
+};
+
+// The counters as bytes on the wire (payload plus headers per segment), and who
+// opened the connection: a connect from this cgroup to this peer (nf_connect4|6).
+// False when the socket has no peer.
+static __always_inline bool nf_sock_counters(struct nf_sock_rec *r, const struct nf_tcp_counters *c,
+					     __u32 ip_hdr)
+{
+	__u64 hdr = ip_hdr + c->header_len;
+	r->key.lport = bpf_ntohs(c->sport);
+	r->segs_out = c->segs_out;
+	r->segs_in = c->segs_in;
+	r->bytes_out = c->bytes_acked + c->segs_out * hdr;
+	r->bytes_in = c->bytes_received + c->segs_in * hdr;
+	r->srtt_us = c->srtt_us;
+	struct owner_key ok = {.cgid = r->key.cgid, .rport = r->key.rport, .proto = NF_TCP};
+	__builtin_memcpy(ok.remote, r->key.remote, 16);
+	r->initiator = bpf_map_lookup_elem(&nf_owners, &ok) ? NF_INIT_LOCAL : NF_INIT_REMOTE;
+	return r->key.rport != 0;
+}
+
+static __always_inline void nf_sock_emit(struct sock *sk, __u8 end)
+{
+	if (!sk)
+		return;
+	__u32 zero = 0;
+	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
+	if (!cfg || !(cfg->flags & NF_CFG_SOCKETS))
+		return;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return;
+	// An abortive close zeroes the counters after its reset: that reset reports it
+	// (the reset of a close with unread data too, and its socket's end again: user
+	// space keeps the larger counters).
+	if (end == NF_END_RESET && tp->inet_conn.icsk_inet.sk.__sk_common.skc_state != NF_TCP_CLOSE)
+		return;
+	__u64 cgid = nf_watched_cgroup(&tp->inet_conn.icsk_inet.sk, cfg);
+	if (!cgid)
+		return;
+	struct nf_sock_rec *r = bpf_ringbuf_reserve(&nf_ends, sizeof(*r), 0);
+	if (!r) {
+		struct nf_stats *st = nf_stat();
+		if (st)
+			__sync_fetch_and_add(&st->socket_ends_lost, 1);
+		return;
+	}
+	struct nf_tcp_counters c = {
+		.bytes_acked = tp->bytes_acked,
+		.bytes_received = tp->bytes_received,
+		.segs_out = tp->segs_out,
+		.segs_in = tp->segs_in,
+		.srtt_us = tp->srtt_us,
+		.header_len = tp->tcp_header_len,
+		.sport = tp->inet_conn.icsk_inet.inet_sport,
+	};
+	__u32 ip_hdr;
+	if (!nf_sock_ends(r, &tp->inet_conn.icsk_inet.sk, cgid, &ip_hdr) ||
+	    !nf_sock_counters(r, &c, ip_hdr)) {
+		bpf_ringbuf_discard(r, 0);
+		return;
+	}
+	r->end = end;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
+}
+
+SEC("tp_btf/tcp_destroy_sock")
+int BPF_PROG(nf_sock_end, struct sock *sk)
+{
+	nf_sock_emit(sk, NF_END_CLOSED);
+	return 0;
+}
+
+// Sent resets: an abortive close (SO_LINGER 0) or a close with unread data. The
+// socket may be absent (a reset for no socket) or not a full one.
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(nf_sock_reset, const struct sock *sk, const struct sk_buff *skb)
+{
+	nf_sock_emit((struct sock *)sk, NF_END_RESET);
+	return 0;
+}
+
+// Received resets: how the connection ended, which its socket's end cannot tell.
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(nf_sock_reset_in, struct sock *sk)
+{
+	nf_sock_emit(sk, NF_END_RESET_IN);
+	return 0;
+}
+
+// Every TCP socket of a watched cgroup a process holds, live: the connections (their
+// counters so far) and the listeners (end NF_END_LISTENING). Walked over every
+// process's files, not iter/tcp, whose walk sees only the network namespace of the
+// process that reads it (each container has its own). A socket held by several
+// processes comes once per holder; user space keeps one.
+SEC("iter/task_file")
+int nf_file_iter(struct bpf_iter__task_file *ctx)
+{
+	struct file *file = ctx->file;
+	if (!file || (file->f_inode->i_mode & 0170000) != 0140000 /* S_IFSOCK */)
+		return 0;
+	struct socket *sock = bpf_sock_from_file(file);
+	if (!sock)
+		return 0;
+	// Not trusted (no helper takes it): read field by field, the TCP part of it
+	// through bpf_probe_read_kernel.
+	struct sock *sk = sock->sk;
+	if (!sk || sk->sk_protocol != NF_TCP || sk->sk_type != 1 /* SOCK_STREAM */)
+		return 0;
+	__u32 zero = 0;
+	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
+	if (!cfg)
+		return 0;
+	__u64 cgid = nf_watched_cgroup(sk, cfg);
+	if (!cgid)
+		return 0;
+	struct nf_sock_rec r;
+	__u32 ip_hdr;
+	if (!nf_sock_ends(&r, sk, cgid, &ip_hdr))
+		return 0;
+	if (r.state == NF_TCP_LISTEN) {
+		__builtin_memset(&r.key.remote, 0, sizeof(r.key.remote));
+		r.key.lport = sk->__sk_common.skc_num;
+		r.end = NF_END_LISTENING;
+	} else {
+		struct tcp_sock *tp = (struct tcp_sock *)sk;
+		struct nf_tcp_counters c = {
+			.bytes_acked = BPF_CORE_READ(tp, bytes_acked),
+			.bytes_received = BPF_CORE_READ(tp, bytes_received),
+			.segs_out = BPF_CORE_READ(tp, segs_out),
+			.segs_in = BPF_CORE_READ(tp, segs_in),
+			.srtt_us = BPF_CORE_READ(tp, srtt_us),
+			.header_len = BPF_CORE_READ(tp, tcp_header_len),
+			.sport = BPF_CORE_READ(tp, inet_conn.icsk_inet.inet_sport),
+		};
+		if (r.state == NF_TCP_CLOSE || !nf_sock_counters(&r, &c, ip_hdr))
+			return 0;
+		r.end = NF_END_LIVE;
+	}
+	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
+	return 0;
+}
+
+#endif // RAMPART_NETFLOW_SOCKETS_H
