@@ -156,7 +156,8 @@ enum nf_sock_end {
 	NF_END_CLOSED = 1, // the socket's end
 	NF_END_RESET = 2, // an abortive close: the reset it sent (before its counters are zeroed)
 	NF_END_LISTENING = 3, // the iterator: a listener (only the local port is set)
-	NF_END_RESET_IN = 4, // a reset received (the socket's end reports it again)
+	NF_END_RESET_IN = 4, // a reset received: the key only (the socket's end has the counters)
+	NF_END_REFUSED = 5, // a reset received by a connect (SYN_SENT): refused
 };
 
 // One TCP socket's counters: bytes on the wire (payload plus headers per segment)

@@ -12,6 +12,7 @@
 
 #include "netflow/maps.h"
 
+#define NF_TCP_SYN_SENT 2
 #define NF_TCP_CLOSE 7
 #define NF_TCP_LISTEN 10
 #define NF_AF_INET 2
@@ -135,9 +136,13 @@ static __always_inline void nf_sock_emit(struct sock *sk, __u8 end)
 	if (!tp)
 		return;
 	// An abortive close zeroes the counters after its reset: that reset reports it
-	// (the reset of a close with unread data too, and its socket's end again: user
-	// space keeps the larger counters).
+	// (a close with unread data resets too, and its socket's end reports it again with
+	// the same counters).
 	if (end == NF_END_RESET && tp->inet_conn.icsk_inet.sk.__sk_common.skc_state != NF_TCP_CLOSE)
+		return;
+	// No peer: never connected, or that abortive close (its end comes with the
+	// counters zeroed and the peer's port cleared).
+	if (!tp->inet_conn.icsk_inet.sk.__sk_common.skc_dport)
 		return;
 	__u64 cgid = nf_watched_cgroup(&tp->inet_conn.icsk_inet.sk, cfg);
 	if (!cgid)
@@ -159,8 +164,18 @@ static __always_inline void nf_sock_emit(struct sock *sk, __u8 end)
 		.sport = tp->inet_conn.icsk_inet.inet_sport,
 	};
 	__u32 ip_hdr;
-	if (!nf_sock_ends(r, &tp->inet_conn.icsk_inet.sk, cgid, &ip_hdr) ||
-	    !nf_sock_counters(r, &c, ip_hdr)) {
+	if (!nf_sock_ends(r, &tp->inet_conn.icsk_inet.sk, cgid, &ip_hdr)) {
+		bpf_ringbuf_discard(r, 0);
+		return;
+	}
+	// A connect refused: connect() then disconnects the socket, zeroing its
+	// counters and peer, so this is its only report.
+	if (end == NF_END_RESET_IN && r->state == NF_TCP_SYN_SENT)
+		end = NF_END_REFUSED;
+	if (end == NF_END_RESET_IN) {
+		// Only which connection: its end follows with the counters.
+		r->key.lport = bpf_ntohs(c.sport);
+	} else if (!nf_sock_counters(r, &c, ip_hdr)) {
 		bpf_ringbuf_discard(r, 0);
 		return;
 	}
@@ -184,7 +199,8 @@ int BPF_PROG(nf_sock_reset, const struct sock *sk, const struct sk_buff *skb)
 	return 0;
 }
 
-// Received resets: how the connection ended, which its socket's end cannot tell.
+// Received resets: how the connection ended, which its socket's end cannot tell (the
+// record names the connection only).
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(nf_sock_reset_in, struct sock *sk)
 {

@@ -43,6 +43,7 @@ const END_LIVE: u8 = 0;
 const END_RESET: u8 = 2;
 const END_LISTENING: u8 = 3;
 const END_RESET_IN: u8 = 4;
+const END_REFUSED: u8 = 5;
 
 /// Cgroup directories a probe with socket accounting can watch (`NF_MAX_WATCH`).
 pub const MAX_WATCHED_DIRS: usize = 8;
@@ -953,20 +954,23 @@ impl NetflowProbe {
         for r in &ended {
             self.live.remove(&r.key);
             let reset = match r.end {
-                END_RESET => 1,
-                END_RESET_IN => 2,
-                _ => 0,
-            };
-            let reset = if reset != 0 {
-                // Bounded: each entry goes when its socket's end is read.
-                if self.resets.len() >= 65536 {
-                    self.resets.clear();
+                END_RESET | END_RESET_IN => {
+                    // Bounded: each entry goes when its socket's end is read.
+                    if self.resets.len() >= 65536 {
+                        self.resets.clear();
+                    }
+                    let bits = self.resets.entry(r.key).or_default();
+                    *bits |= if r.end == END_RESET { 1 } else { 2 };
+                    *bits
                 }
-                *self.resets.entry(r.key).or_default() |= reset;
-                reset
-            } else {
-                self.resets.remove(&r.key).unwrap_or(0)
+                // Its only report: the connect's disconnect zeroes the socket.
+                END_REFUSED => 2,
+                _ => self.resets.remove(&r.key).unwrap_or(0),
             };
+            if r.end == END_RESET_IN {
+                // Names the connection only: its end follows with the counters.
+                continue;
+            }
             out.push(self.socket_flow(r, reset));
         }
         let iter: &mut Iter = self
