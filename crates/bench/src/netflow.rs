@@ -13,7 +13,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use rampart_bpf::netflow::{NetflowOptions, NetflowProbe};
+use rampart_bpf::netflow::{Accounting, NetflowOptions, NetflowProbe};
 use rampart_netflow::bench::{median, AggregationBench, GraphBench, SizeConfig};
 use serde::Serialize;
 
@@ -28,6 +28,8 @@ pub struct NetBenchConfig {
     pub overhead: bool,
     pub bulk_mib: u64,
     pub connects: u64,
+    /// How the overhead runs count TCP flows.
+    pub accounting: Accounting,
     /// The image with python3 the overhead containers run.
     pub image: String,
 }
@@ -43,6 +45,7 @@ impl Default for NetBenchConfig {
             overhead: false,
             bulk_mib: 1024,
             connects: 3000,
+            accounting: Accounting::Packets,
             image: "rampart-test/pyapp:1".into(),
         }
     }
@@ -50,6 +53,7 @@ impl Default for NetBenchConfig {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OverheadBench {
+    pub accounting: Accounting,
     pub rounds: usize,
     pub bulk_mib: u64,
     pub bulk_without_mib_s: f64,
@@ -190,9 +194,12 @@ pub fn overhead_bench(c: &NetBenchConfig) -> Result<OverheadBench, String> {
         let mut pair = [(0.0, 0.0); 2];
         for arm in 0..2 {
             let with = (arm + round) % 2 == 0;
-            let probe = if with {
-                let mut p = NetflowProbe::load(None, NetflowOptions::default())
-                    .map_err(|e| e.to_string())?;
+            let mut probe = if with {
+                let options = NetflowOptions {
+                    accounting: c.accounting,
+                    ..NetflowOptions::default()
+                };
+                let mut p = NetflowProbe::load(None, options).map_err(|e| e.to_string())?;
                 for d in &dirs {
                     p.attach(d).map_err(|e| e.to_string())?;
                 }
@@ -201,8 +208,16 @@ pub fn overhead_bench(c: &NetBenchConfig) -> Result<OverheadBench, String> {
                 None
             };
             let r = run()?;
-            if let Some(p) = &probe {
-                flows_counted = p.stats().map(|s| s.flows_created).unwrap_or(0);
+            if let Some(p) = probe.as_mut() {
+                flows_counted = match c.accounting {
+                    Accounting::Packets => p.stats().map(|s| s.flows_created).unwrap_or(0),
+                    // Nothing is kept in the kernel: the sockets' reports, read once.
+                    Accounting::Sockets => {
+                        let mut flows = Vec::new();
+                        p.read_changes(&mut flows).map_err(|e| e.to_string())?;
+                        flows.len() as u64
+                    }
+                };
             }
             drop(probe);
             pair[usize::from(with)] = r;
@@ -216,6 +231,7 @@ pub fn overhead_bench(c: &NetBenchConfig) -> Result<OverheadBench, String> {
         conn_pct.push((without.1 - with.1) / without.1 * 100.0);
     }
     Ok(OverheadBench {
+        accounting: c.accounting,
         rounds: c.rounds,
         bulk_mib: c.bulk_mib,
         bulk_without_mib_s: median(bwo),

@@ -98,6 +98,10 @@ struct BenchArgs {
     /// Connections per connect storm.
     #[arg(long, default_value_t = 3000)]
     connects: u64,
+    /// Count TCP from the sockets (`network.accounting: sockets`) in the overhead
+    /// runs, instead of per packet.
+    #[arg(long)]
+    sockets: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -329,6 +333,11 @@ pub fn run(args: NetArgs) -> anyhow::Result<i32> {
                 overhead: a.overhead,
                 bulk_mib: a.bulk_mib,
                 connects: a.connects,
+                accounting: if a.sockets {
+                    rampart_bpf::netflow::Accounting::Sockets
+                } else {
+                    rampart_bpf::netflow::Accounting::Packets
+                },
                 ..Default::default()
             };
             let report = rampart_bench::netflow::run(&config).map_err(anyhow::Error::msg)?;
