@@ -579,6 +579,17 @@ fn cgroup_id_and_level(dir: &Path) -> Result<(u64, u32), BpfError> {
     }
 }
 
+/// Program `name` of the object, as the kind `T` it must be.
+fn program_as<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, BpfError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = aya::programs::ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(aya::programs::ProgramError::NotLoaded)
+        .and_then(<&mut T>::try_from)
+        .map_err(prog_err(name))
+}
+
 fn open_cgroup(dir: &Path) -> Result<fs::File, BpfError> {
     fs::File::open(dir).map_err(|e| BpfError::Map {
         name: "cgroup".into(),
@@ -648,21 +659,11 @@ impl NetflowProbe {
         let mut ends = None;
         if options.accounting == Accounting::Sockets {
             for (name, tracepoint) in SOCKET_TRACEPOINTS {
-                let prog: &mut BtfTracePoint = ebpf
-                    .program_mut(name)
-                    .ok_or(aya::programs::ProgramError::NotLoaded)
-                    .map_err(prog_err(name))?
-                    .try_into()
-                    .map_err(prog_err(name))?;
+                let prog: &mut BtfTracePoint = program_as(&mut ebpf, name)?;
                 prog.load(tracepoint, &btf).map_err(prog_err(name))?;
                 prog.attach().map_err(prog_err(name))?;
             }
-            let iter: &mut Iter = ebpf
-                .program_mut(SOCKET_ITERATOR)
-                .ok_or(aya::programs::ProgramError::NotLoaded)
-                .map_err(prog_err(SOCKET_ITERATOR))?
-                .try_into()
-                .map_err(prog_err(SOCKET_ITERATOR))?;
+            let iter: &mut Iter = program_as(&mut ebpf, SOCKET_ITERATOR)?;
             iter.load("task_file", &btf)
                 .map_err(prog_err(SOCKET_ITERATOR))?;
         }
@@ -798,13 +799,7 @@ impl NetflowProbe {
             .iter()
             .filter(|n| !PACKET_PROGRAMS.iter().any(|(p, _)| p == *n))
         {
-            let p: &mut CgroupSockAddr = self
-                .ebpf
-                .program_mut(name)
-                .ok_or(aya::programs::ProgramError::NotLoaded)
-                .map_err(prog_err(name))?
-                .try_into()
-                .map_err(prog_err(name))?;
+            let p: &mut CgroupSockAddr = program_as(&mut self.ebpf, name)?;
             p.attach(&cgroup, CgroupAttachMode::Single)
                 .map_err(prog_err(name))?;
         }
@@ -830,13 +825,7 @@ impl NetflowProbe {
     fn attach_packet_programs(&mut self, cgroup_dir: &Path) -> Result<(), BpfError> {
         let cgroup = open_cgroup(cgroup_dir)?;
         for (name, kind) in PACKET_PROGRAMS {
-            let p: &mut CgroupSkb = self
-                .ebpf
-                .program_mut(name)
-                .ok_or(aya::programs::ProgramError::NotLoaded)
-                .map_err(prog_err(name))?
-                .try_into()
-                .map_err(prog_err(name))?;
+            let p: &mut CgroupSkb = program_as(&mut self.ebpf, name)?;
             p.attach(&cgroup, kind, CgroupAttachMode::Single)
                 .map_err(prog_err(name))?;
         }
@@ -973,13 +962,7 @@ impl NetflowProbe {
             }
             out.push(self.socket_flow(r, reset));
         }
-        let iter: &mut Iter = self
-            .ebpf
-            .program_mut(SOCKET_ITERATOR)
-            .ok_or(aya::programs::ProgramError::NotLoaded)
-            .map_err(prog_err(SOCKET_ITERATOR))?
-            .try_into()
-            .map_err(prog_err(SOCKET_ITERATOR))?;
+        let iter: &mut Iter = program_as(&mut self.ebpf, SOCKET_ITERATOR)?;
         let link = iter.attach().map_err(prog_err(SOCKET_ITERATOR))?;
         let link = iter.take_link(link).map_err(prog_err(SOCKET_ITERATOR))?;
         let mut file = link.into_file().map_err(|e| BpfError::Map {
