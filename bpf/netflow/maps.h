@@ -295,6 +295,15 @@ struct {
 	__type(value, struct nf_watch);
 } nf_watch SEC(".maps");
 
+// Per cgroup id: whether it is watched (bit 0), and nf_config.watched when that was
+// found (the bits above).
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, NF_MAX_CGROUPS);
+	__type(key, __u64);
+	__type(value, __u32);
+} nf_watch_verdicts SEC(".maps");
+
 static __always_inline struct nf_stats *nf_stat(void)
 {
 	__u32 zero = 0;

@@ -43,22 +43,38 @@ static __always_inline __u64 nf_cgroup_ancestor(struct cgroup *cg, __u32 level)
 	return id;
 }
 
-// The socket's cgroup id when it is at or below a watched directory (nf_watch), else 0.
-static __always_inline __u64 nf_watched_cgroup(struct sock *sk, const struct nf_config *cfg)
+// Whether a cgroup is at or below a watched directory (nf_watch): three probe reads a
+// directory, so the answer is kept per cgroup (nf_watch_verdicts) with the number of
+// directories it was reached with, and reached again once user space watches more.
+static __always_inline bool nf_cgroup_watched(struct cgroup *cg, __u64 id, __u32 n)
 {
-	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
-	if (!cg)
-		return 0;
-	__u32 n = cfg->watched;
+	__u32 *verdict = bpf_map_lookup_elem(&nf_watch_verdicts, &id);
+	if (verdict && (*verdict >> 1) == n)
+		return *verdict & 1;
+	__u32 watched = 0;
 	for (__u32 i = 0; i < NF_MAX_WATCH; i++) {
 		if (i >= n)
 			break;
 		__u32 slot = i;
 		struct nf_watch *w = bpf_map_lookup_elem(&nf_watch, &slot);
-		if (w && nf_cgroup_ancestor(cg, w->level) == w->id)
-			return cg->kn->id;
+		if (w && nf_cgroup_ancestor(cg, w->level) == w->id) {
+			watched = 1;
+			break;
+		}
 	}
-	return 0;
+	__u32 value = (n << 1) | watched;
+	bpf_map_update_elem(&nf_watch_verdicts, &id, &value, BPF_ANY);
+	return watched;
+}
+
+// The socket's cgroup id when it is at or below a watched directory, else 0.
+static __always_inline __u64 nf_watched_cgroup(struct sock *sk, const struct nf_config *cfg)
+{
+	struct cgroup *cg = sk->sk_cgrp_data.cgroup;
+	if (!cg)
+		return 0;
+	__u64 id = cg->kn->id;
+	return nf_cgroup_watched(cg, id, cfg->watched) ? id : 0;
 }
 
 // Fills a record's ends and state from a socket's common part, and the bytes of IP
@@ -90,7 +106,6 @@ static __always_inline bool nf_sock_ends(struct nf_sock_rec *r, struct sock *sk,
 	r->key.proto = NF_TCP;
 	r->key.rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	r->state = sk->__sk_common.skc_state;
-	r->ts_ns = bpf_ktime_get_ns();
 	return true;
 }
 
@@ -103,11 +118,15 @@ struct nf_tcp_counters {
 	__u32 srtt_us;
 	__u16 header_len; // TCP header with this connection's options
 	__u16 sport; // network order (inet_num is cleared before a socket is destroyed)
+	// A listener's backlog, which its accepted sockets inherit (sk_clone_lock copies
+	// it); 0 on a socket that connected.
+	__u32 listen_backlog;
 };
 
-// The counters as bytes on the wire (payload plus headers per segment), and who
-// opened the connection: a connect from this cgroup to this peer (nf_connect4|6).
-// False when the socket has no peer.
+// The counters as bytes on the wire (payload plus headers per segment), when, and who
+// opened the connection: an accepted socket carries its listener's backlog (a
+// listener made with backlog 0 passes its sockets off as connected ones). False when
+// the socket has no peer.
 static __always_inline bool nf_sock_counters(struct nf_sock_rec *r, const struct nf_tcp_counters *c,
 					     __u32 ip_hdr)
 {
@@ -118,9 +137,8 @@ static __always_inline bool nf_sock_counters(struct nf_sock_rec *r, const struct
 	r->bytes_out = c->bytes_acked + c->segs_out * hdr;
 	r->bytes_in = c->bytes_received + c->segs_in * hdr;
 	r->srtt_us = c->srtt_us;
-	struct owner_key ok = {.cgid = r->key.cgid, .rport = r->key.rport, .proto = NF_TCP};
-	__builtin_memcpy(ok.remote, r->key.remote, 16);
-	r->initiator = bpf_map_lookup_elem(&nf_owners, &ok) ? NF_INIT_LOCAL : NF_INIT_REMOTE;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->initiator = c->listen_backlog ? NF_INIT_REMOTE : NF_INIT_LOCAL;
 	return r->key.rport != 0;
 }
 
@@ -162,6 +180,7 @@ static __always_inline void nf_sock_emit(struct sock *sk, __u8 end)
 		.srtt_us = tp->srtt_us,
 		.header_len = tp->tcp_header_len,
 		.sport = tp->inet_conn.icsk_inet.inet_sport,
+		.listen_backlog = tp->inet_conn.icsk_inet.sk.sk_max_ack_backlog,
 	};
 	__u32 ip_hdr;
 	if (!nf_sock_ends(r, &tp->inet_conn.icsk_inet.sk, cgid, &ip_hdr)) {
@@ -252,6 +271,7 @@ int nf_file_iter(struct bpf_iter__task_file *ctx)
 			.srtt_us = BPF_CORE_READ(tp, srtt_us),
 			.header_len = BPF_CORE_READ(tp, tcp_header_len),
 			.sport = BPF_CORE_READ(tp, inet_conn.icsk_inet.inet_sport),
+			.listen_backlog = sk->sk_max_ack_backlog,
 		};
 		if (r.state == NF_TCP_CLOSE || !nf_sock_counters(&r, &c, ip_hdr))
 			return 0;
