@@ -206,6 +206,7 @@ pub fn overhead(
             k @ (StormKind::Exec
             | StormKind::Open
             | StormKind::Connect
+            | StormKind::ConnectFin
             | StormKind::Syscall
             | StormKind::Mixed) => Ok(k),
             _ => Err(BenchError::UnknownStorm(s.to_string())),
@@ -219,7 +220,7 @@ pub fn overhead(
     for kind in storms {
         let n = match kind {
             StormKind::Exec | StormKind::Mixed => opts.execs,
-            StormKind::Connect => opts.ops / 10,
+            StormKind::Connect | StormKind::ConnectFin => opts.ops / 10,
             // Unwatched syscalls: what a hook costs the syscalls it does not watch.
             StormKind::Syscall => opts.ops * 5,
             _ => opts.ops,

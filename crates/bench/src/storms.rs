@@ -24,8 +24,11 @@ pub enum StormKind {
     Exec,
     /// open + read one byte + close.
     Open,
-    /// Loopback TCP connect, read one byte, close.
+    /// Loopback TCP connect, read one byte, close with a reset (SO_LINGER 0).
     Connect,
+    /// Loopback TCP connect, read one byte, close with FINs (the server's close
+    /// first, so its side waits in TIME_WAIT): how most connections end.
+    ConnectFin,
     /// getppid, which the sensor does not watch: the cost of the hook itself.
     Syscall,
     /// A bulk transfer over one loopback TCP connection: N MiB written in 64 KiB
@@ -46,6 +49,7 @@ impl StormKind {
             Self::Exec => "exec",
             Self::Open => "open",
             Self::Connect => "connect",
+            Self::ConnectFin => "connect-fin",
             Self::Syscall => "syscall",
             Self::Bulk => "bulk",
             Self::Mixed => "mixed",
@@ -62,6 +66,7 @@ impl FromStr for StormKind {
             "exec" => Self::Exec,
             "open" => Self::Open,
             "connect" => Self::Connect,
+            "connect-fin" => Self::ConnectFin,
             "syscall" => Self::Syscall,
             "bulk" => Self::Bulk,
             "mixed" => Self::Mixed,
@@ -133,7 +138,8 @@ pub fn run_storm(kind: StormKind, n: u64) -> Result<Duration, BenchError> {
     Ok(match kind {
         StormKind::Exec => exec_storm(n)?,
         StormKind::Open => open_storm(n, &file),
-        StormKind::Connect => connect_storm(n),
+        StormKind::Connect => connect_storm(n, true),
+        StormKind::ConnectFin => connect_storm(n, false),
         StormKind::Syscall => syscall_storm(n),
         StormKind::Bulk => bulk_storm(n),
         StormKind::Mixed => mixed_storm(n, &file)?,
@@ -196,13 +202,19 @@ fn paced_open_storm(n: u64, path: &Path, interval: Duration) -> Duration {
     t.elapsed()
 }
 
-fn connect_storm(n: u64) -> Duration {
+fn connect_storm(n: u64, reset: bool) -> Duration {
     let Some((addr, acceptor)) = loopback_acceptor(n) else {
         return Duration::ZERO;
     };
     let t = Instant::now();
     for _ in 0..n {
-        connect_once(addr);
+        if reset {
+            connect_once(addr);
+        } else if let Ok(mut s) = TcpStream::connect(addr) {
+            let mut b = [0u8; 2];
+            // The byte, then the server's FIN.
+            while matches!(s.read(&mut b), Ok(n) if n > 0) {}
+        }
     }
     let d = t.elapsed();
     let _ = acceptor.join();
