@@ -5,8 +5,7 @@
 
 mod common;
 
-use rampart_netflow::graph::{self, GraphQuery};
-use rampart_netflow::{EdgeState, Peer, Proto};
+use rampart_netflow::{Peer, Proto};
 use rampart_testbed::TestNetwork;
 
 #[test]
@@ -50,22 +49,11 @@ fn http_between_containers_makes_an_edge_with_bytes_both_ways() {
         .listening(server_side.cgroup_id)
         .contains(&(Proto::Tcp, 8080)));
 
-    let g = graph::build(table.flows(), &GraphQuery::default(), |_| {
-        EdgeState::Unlearned
-    });
-    let edge = g
-        .edges
-        .iter()
-        .find(|e| e.source == "compose:nettest/client" && e.target == "compose:nettest/web")
-        .unwrap_or_else(|| panic!("no client → web edge in\n{}", g.to_table()));
-    assert_eq!((edge.protocol, edge.port), (Proto::Tcp, 8080));
-    assert!(
-        edge.bytes_received > 200_000 && edge.bytes_sent > 0,
-        "{edge:?}"
-    );
-    assert_eq!(
-        edge.connections, 1,
-        "the server's view is not counted twice"
+    let edge = common::fetch_edge(
+        table.flows(),
+        "compose:nettest/client",
+        "compose:nettest/web",
+        200_000,
     );
     assert_eq!(edge.processes, vec!["wget".to_string()]);
     let stats = probe.stats().unwrap();
@@ -160,12 +148,7 @@ fn a_long_connection_is_counted_while_it_lasts_and_to_the_byte_range_when_it_end
     };
     std::thread::scope(|s| {
         // The reader takes a MiB a second, so the connection lasts about six seconds.
-        let reader = s.spawn(|| {
-            client.exec(&format!(
-                "wget -q -O- http://{ip}:8080/file | \
-                 (for i in 1 2 3 4 5 6 7; do dd bs=65536 count=16 2>/dev/null | wc -c; sleep 1; done)"
-            ))
-        });
+        let reader = s.spawn(|| common::fetch_slowly(&client, &ip));
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
         // Both ends' counters move: the client's received (ingress), the server's
         // sent (egress).
@@ -193,22 +176,21 @@ fn a_long_connection_is_counted_while_it_lasts_and_to_the_byte_range_when_it_end
             open.as_ref().is_some_and(|f| f.tcp_flags_in & 1 == 0),
             "read while the connection lasted: {open:?}"
         );
-        let got = reader.join().expect("the reader ran");
-        let total: u64 = got
-            .lines()
-            .filter_map(|l| l.trim().parse::<u64>().ok())
-            .sum();
-        assert_eq!(total, SENT, "the reader got the file: {got:?}");
+        let total = reader.join().expect("the reader ran");
+        assert_eq!(total, SENT, "the reader got the whole file");
     });
     // The last FINs and ACKs may trail the reader's exit.
     std::thread::sleep(std::time::Duration::from_millis(500));
     let client_flow = flow_of(client_cg).expect("the client's flow");
     let server_flow = flow_of(server_cg).expect("the server's flow");
-    // Headers: 20 (IPv4) + 20..32 (TCP) bytes a segment of at most 1448 payload bytes,
-    // and the HTTP response header.
-    let on_the_wire = |bytes: u64| (SENT..SENT + SENT / 20).contains(&bytes);
-    assert!(on_the_wire(client_flow.bytes_in), "{client_flow:?}");
-    assert!(on_the_wire(server_flow.bytes_out), "{server_flow:?}");
+    assert!(
+        common::on_the_wire(client_flow.bytes_in, SENT),
+        "{client_flow:?}"
+    );
+    assert!(
+        common::on_the_wire(server_flow.bytes_out, SENT),
+        "{server_flow:?}"
+    );
     assert!(client_flow.packets_in >= SENT / 1448, "{client_flow:?}");
     assert!(server_flow.packets_out >= SENT / 1448, "{server_flow:?}");
     // The other way went the request, ACKs and a FIN: headers, little payload.

@@ -158,3 +158,55 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+/// The workload graph's edge `source` → `target` of one HTTP fetch on 8080: TCP, more
+/// than `received` bytes back and some sent, one connection (the server's view of it
+/// is not counted again); panics with the graph otherwise.
+pub fn fetch_edge<'a>(
+    flows: impl Iterator<Item = &'a rampart_netflow::Flow>,
+    source: &str,
+    target: &str,
+    received: u64,
+) -> rampart_netflow::GraphEdge {
+    use rampart_netflow::graph::{self, GraphQuery};
+    let g = graph::build(flows, &GraphQuery::default(), |_| {
+        rampart_netflow::EdgeState::Unlearned
+    });
+    let edge = g
+        .edges
+        .iter()
+        .find(|e| e.source == source && e.target == target)
+        .cloned()
+        .unwrap_or_else(|| panic!("no {source} → {target} edge in\n{}", g.to_table()));
+    assert_eq!(
+        (edge.protocol, edge.port),
+        (rampart_netflow::Proto::Tcp, 8080)
+    );
+    assert!(
+        edge.bytes_received > received && edge.bytes_sent > 0,
+        "{edge:?}"
+    );
+    assert_eq!(
+        edge.connections, 1,
+        "the server's view is not counted twice"
+    );
+    edge
+}
+
+/// Fetches http://`ip`:8080/file in `client` and reads it a MiB a second, so the
+/// connection lasts about six seconds for a 6 MiB file; returns the bytes read.
+pub fn fetch_slowly(client: &TestContainer, ip: &str) -> u64 {
+    let got = client.exec(&format!(
+        "wget -q -O- http://{ip}:8080/file | \
+         (for i in 1 2 3 4 5 6 7; do dd bs=65536 count=16 2>/dev/null | wc -c; sleep 1; done)"
+    ));
+    got.lines()
+        .filter_map(|l| l.trim().parse::<u64>().ok())
+        .sum()
+}
+
+/// Whether `bytes` counted on the wire is `sent` bytes of payload with its headers:
+/// 20 (IPv4) + 20..32 (TCP) a segment of at most 1448 payload bytes.
+pub fn on_the_wire(bytes: u64, sent: u64) -> bool {
+    (sent..sent + sent / 20).contains(&bytes)
+}
