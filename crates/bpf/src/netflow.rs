@@ -603,14 +603,9 @@ const PACKET_PROGRAMS: [(&str, CgroupSkbAttachType); 2] = [
     ("nf_ingress", CgroupSkbAttachType::Ingress),
 ];
 
-const PROGRAMS: [&str; 6] = [
-    "nf_egress",
-    "nf_ingress",
-    "nf_connect4",
-    "nf_connect6",
-    "nf_sendmsg4",
-    "nf_sendmsg6",
-];
+/// The `cgroup/connect4|6` and `sendmsg4|6` programs: who connected, and protect
+/// mode's refusals.
+const SOCKADDR_PROGRAMS: [&str; 4] = ["nf_connect4", "nf_connect6", "nf_sendmsg4", "nf_sendmsg6"];
 
 /// The loaded netflow programs and their maps.
 pub struct NetflowProbe {
@@ -667,17 +662,13 @@ impl NetflowProbe {
             iter.load("task_file", &btf)
                 .map_err(prog_err(SOCKET_ITERATOR))?;
         }
-        for name in PROGRAMS {
-            let prog = ebpf
-                .program_mut(name)
-                .ok_or(aya::programs::ProgramError::NotLoaded)
-                .map_err(prog_err(name))?;
-            match prog {
-                aya::programs::Program::CgroupSkb(p) => p.load(),
-                aya::programs::Program::CgroupSockAddr(p) => p.load(),
-                _ => Err(aya::programs::ProgramError::NotLoaded),
-            }
-            .map_err(prog_err(name))?;
+        for (name, _) in PACKET_PROGRAMS {
+            let p: &mut CgroupSkb = program_as(&mut ebpf, name)?;
+            p.load().map_err(prog_err(name))?;
+        }
+        for name in SOCKADDR_PROGRAMS {
+            let p: &mut CgroupSockAddr = program_as(&mut ebpf, name)?;
+            p.load().map_err(prog_err(name))?;
         }
         let take_ring = |ebpf: &mut Ebpf, name: &str| -> Result<RingBuf<MapData>, BpfError> {
             let map = ebpf.take_map(name).ok_or_else(|| BpfError::Map {
@@ -702,7 +693,7 @@ impl NetflowProbe {
             live: Default::default(),
             listening: Vec::new(),
             resets: Default::default(),
-            skb_attached: false,
+            skb_attached: options.accounting == Accounting::Packets,
             cfg: NfConfig::default(),
             carry: Default::default(),
             changes_lost_seen: 0,
@@ -781,12 +772,8 @@ impl NetflowProbe {
             self.cfg.watched = slot + 1;
             self.write_cfg()?;
         }
-        let skb = self.accounting == Accounting::Packets || self.skb_attached;
-        self.attach_programs(cgroup_dir, skb)?;
+        self.attach_programs(cgroup_dir, self.skb_attached)?;
         self.attached.push(cgroup_dir.to_path_buf());
-        if self.accounting == Accounting::Packets {
-            self.skb_attached = true;
-        }
         Ok(())
     }
 
@@ -795,10 +782,7 @@ impl NetflowProbe {
         let cgroup = open_cgroup(cgroup_dir)?;
         // aya attaches through BPF links, which the kernel always runs beside other
         // programs (multi-attach) and which refuse attach flags: hence `Single`.
-        for name in PROGRAMS
-            .iter()
-            .filter(|n| !PACKET_PROGRAMS.iter().any(|(p, _)| p == *n))
-        {
+        for name in SOCKADDR_PROGRAMS {
             let p: &mut CgroupSockAddr = program_as(&mut self.ebpf, name)?;
             p.attach(&cgroup, CgroupAttachMode::Single)
                 .map_err(prog_err(name))?;
@@ -1053,11 +1037,6 @@ impl NetflowProbe {
     /// Socket accounting: the TCP ports listened on at the last read, by cgroup.
     pub fn listening(&self) -> &[(u64, u16)] {
         &self.listening
-    }
-
-    /// How TCP flows are counted.
-    pub fn accounting(&self) -> Accounting {
-        self.accounting
     }
 
     /// Takes a flow out of the kernel's table (user space expired it).
