@@ -12,9 +12,6 @@
 
 #include "netflow/maps.h"
 
-#define NF_TCP_SYN_SENT 2
-#define NF_TCP_CLOSE 7
-#define NF_TCP_LISTEN 10
 #define NF_AF_INET 2
 #define NF_AF_INET6 10
 
@@ -156,7 +153,7 @@ static __always_inline void nf_sock_emit(struct sock *sk, __u8 end)
 	// An abortive close zeroes the counters after its reset: that reset reports it
 	// (a close with unread data resets too, and its socket's end reports it again with
 	// the same counters).
-	if (end == NF_END_RESET && tp->inet_conn.icsk_inet.sk.__sk_common.skc_state != NF_TCP_CLOSE)
+	if (end == NF_END_RESET && tp->inet_conn.icsk_inet.sk.__sk_common.skc_state != BPF_TCP_CLOSE)
 		return;
 	// No peer: never connected, or that abortive close (its end comes with the
 	// counters zeroed and the peer's port cleared).
@@ -189,7 +186,7 @@ static __always_inline void nf_sock_emit(struct sock *sk, __u8 end)
 	}
 	// A connect refused: connect() then disconnects the socket, zeroing its
 	// counters and peer, so this is its only report.
-	if (end == NF_END_RESET_IN && r->state == NF_TCP_SYN_SENT)
+	if (end == NF_END_RESET_IN && r->state == BPF_TCP_SYN_SENT)
 		end = NF_END_REFUSED;
 	if (end == NF_END_RESET_IN) {
 		// Only which connection: its end follows with the counters.
@@ -257,7 +254,7 @@ int nf_file_iter(struct bpf_iter__task_file *ctx)
 	__u32 ip_hdr;
 	if (!nf_sock_ends(&r, sk, cgid, &ip_hdr))
 		return 0;
-	if (r.state == NF_TCP_LISTEN) {
+	if (r.state == BPF_TCP_LISTEN) {
 		__builtin_memset(&r.key.remote, 0, sizeof(r.key.remote));
 		r.key.lport = sk->__sk_common.skc_num;
 		r.end = NF_END_LISTENING;
@@ -273,7 +270,7 @@ int nf_file_iter(struct bpf_iter__task_file *ctx)
 			.sport = BPF_CORE_READ(tp, inet_conn.icsk_inet.inet_sport),
 			.listen_backlog = sk->sk_max_ack_backlog,
 		};
-		if (r.state == NF_TCP_CLOSE || !nf_sock_counters(&r, &c, ip_hdr))
+		if (r.state == BPF_TCP_CLOSE || !nf_sock_counters(&r, &c, ip_hdr))
 			return 0;
 		r.end = NF_END_LIVE;
 	}
