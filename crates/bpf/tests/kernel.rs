@@ -923,30 +923,41 @@ fn switch_round_trip(syscall_hook: SyscallHook) {
     assert!(switch.attach().is_err(), "attached a dropped sensor");
 }
 
-/// The netflow object loads on this kernel (the kernel matrix runs this on Debian's
-/// 6.1 too) and counts a loopback TCP connection at the cgroup v2 root: a flow on each
-/// side with the bytes each way and both FINs, and the process that connected.
-#[test]
-fn the_netflow_programs_load_and_count_a_loopback_connection() {
-    use rampart_bpf::netflow::{Initiator, NetflowOptions, NetflowProbe, TCP};
-    use std::io::{Read, Write};
-    const SENT: usize = 200_000;
+/// The netflow programs loaded with `options` and attached at the cgroup v2 root;
+/// `None` (after can_run's or skip_or_fail's word) when this kernel or host cannot.
+fn netflow_probe_at_root(
+    options: rampart_bpf::netflow::NetflowOptions,
+) -> Option<rampart_bpf::netflow::NetflowProbe> {
     if !can_run() {
-        return;
+        return None;
     }
     // The host's may sit at /sys/fs/cgroup/unified beside v1 controllers.
     let Some(root) = rampart_bpf::probe().cgroup_v2_mount else {
         rampart_testbed::skip_or_fail("no cgroup v2 mount: the netflow programs attach to one");
-        return;
+        return None;
     };
-    let mut probe = NetflowProbe::load(
+    let mut probe = rampart_bpf::netflow::NetflowProbe::load(
         rampart_testbed::netflow_object().as_deref(),
-        NetflowOptions::default(),
+        options,
     )
     .expect("the netflow programs load");
     probe
         .attach(std::path::Path::new(&root))
         .expect("attached at the cgroup v2 root");
+    Some(probe)
+}
+
+/// The netflow object loads on this kernel (the kernel matrix runs this on Debian's
+/// 6.1 too) and counts a loopback TCP connection at the cgroup v2 root: a flow on each
+/// side with the bytes each way and both FINs, and the process that connected.
+#[test]
+fn the_netflow_programs_load_and_count_a_loopback_connection() {
+    use rampart_bpf::netflow::{Initiator, NetflowOptions, TCP};
+    use std::io::{Read, Write};
+    const SENT: usize = 200_000;
+    let Some(probe) = netflow_probe_at_root(NetflowOptions::default()) else {
+        return;
+    };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("its address").port();
     let server = std::thread::spawn(move || {
@@ -1008,27 +1019,15 @@ fn the_netflow_programs_load_and_count_a_loopback_connection() {
 /// listener; once closed, from each socket's end, with FINs both ways.
 #[test]
 fn the_socket_programs_load_and_report_a_loopback_connection_live_and_at_its_end() {
-    use rampart_bpf::netflow::{Accounting, Initiator, KernelFlow, NetflowOptions, NetflowProbe};
+    use rampart_bpf::netflow::{Accounting, Initiator, KernelFlow, NetflowOptions};
     use std::io::{Read, Write};
     const SENT: usize = 100_000;
-    if !can_run() {
-        return;
-    }
-    let Some(root) = rampart_bpf::probe().cgroup_v2_mount else {
-        rampart_testbed::skip_or_fail("no cgroup v2 mount: socket accounting watches one");
+    let Some(mut probe) = netflow_probe_at_root(NetflowOptions {
+        accounting: Accounting::Sockets,
+        ..NetflowOptions::default()
+    }) else {
         return;
     };
-    let mut probe = NetflowProbe::load(
-        rampart_testbed::netflow_object().as_deref(),
-        NetflowOptions {
-            accounting: Accounting::Sockets,
-            ..NetflowOptions::default()
-        },
-    )
-    .expect("the socket accounting programs load");
-    probe
-        .attach(std::path::Path::new(&root))
-        .expect("the cgroup v2 root watched");
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
     let port = listener.local_addr().expect("its address").port();
     let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
