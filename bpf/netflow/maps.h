@@ -304,6 +304,18 @@ struct {
 	__type(value, __u32);
 } nf_watch_verdicts SEC(".maps");
 
+// Per CPU, the last verdict found, in front of nf_watch_verdicts (a socket's events
+// come in runs from one cgroup): one word, so a program that interrupts another on
+// the CPU (a reset in softirq) cannot leave it torn. The cgroup id, with
+// nf_config.watched in bits 56..62 and the verdict in bit 63 (a kernfs id's high
+// half is its generation, never that large; an id that is goes to the hash).
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} nf_watch_last SEC(".maps");
+
 static __always_inline struct nf_stats *nf_stat(void)
 {
 	__u32 zero = 0;

@@ -90,13 +90,13 @@ static __always_inline int nf_connect(struct bpf_sock_addr *ctx, const __u8 *add
 	__u8 proto = ctx->protocol;
 	struct owner_key ok = {.cgid = cgid, .rport = port, .proto = proto};
 	__builtin_memcpy(ok.remote, addr, 16);
-	struct owner_val ov = {.ts_ns = bpf_ktime_get_ns(),
-			       .pid = bpf_get_current_pid_tgid() >> 32};
+	struct owner_val ov = {.pid = bpf_get_current_pid_tgid() >> 32};
 	if (record_owner) {
 		// The same process connecting to the same end again (a connect storm, a
 		// pool) leaves the entry as it is: a lookup, not an update of the LRU.
 		struct owner_val *known = bpf_map_lookup_elem(&nf_owners, &ok);
 		if (!known || known->pid != ov.pid) {
+			ov.ts_ns = bpf_ktime_get_ns();
 			bpf_get_current_comm(ov.comm, sizeof(ov.comm));
 			bpf_map_update_elem(&nf_owners, &ok, &ov, BPF_ANY);
 		}
@@ -117,7 +117,7 @@ static __always_inline int nf_connect(struct bpf_sock_addr *ctx, const __u8 *add
 	if (r) {
 		__builtin_memset(r, 0, sizeof(*r));
 		r->kind = NF_REC_DENY_CONNECT;
-		r->ts_ns = ov.ts_ns;
+		r->ts_ns = bpf_ktime_get_ns();
 		r->flow.cgid = cgid;
 		__builtin_memcpy(r->flow.remote, addr, 16);
 		r->flow.rport = port;

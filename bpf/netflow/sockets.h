@@ -45,9 +45,18 @@ static __always_inline __u64 nf_cgroup_ancestor(struct cgroup *cg, __u32 level)
 // directories it was reached with, and reached again once user space watches more.
 static __always_inline bool nf_cgroup_watched(struct cgroup *cg, __u64 id, __u32 n)
 {
+	__u32 zero = 0;
+	__u64 *last = bpf_map_lookup_elem(&nf_watch_last, &zero);
+	bool cacheable = (id >> 56) == 0 && n < 128;
+	__u64 tagged = id | ((__u64)n << 56);
+	if (last && cacheable && (*last & ~(1ULL << 63)) == tagged)
+		return *last >> 63;
 	__u32 *verdict = bpf_map_lookup_elem(&nf_watch_verdicts, &id);
-	if (verdict && (*verdict >> 1) == n)
+	if (verdict && (*verdict >> 1) == n) {
+		if (last && cacheable)
+			*last = tagged | ((__u64)(*verdict & 1) << 63);
 		return *verdict & 1;
+	}
 	__u32 watched = 0;
 	for (__u32 i = 0; i < NF_MAX_WATCH; i++) {
 		if (i >= n)
@@ -61,6 +70,8 @@ static __always_inline bool nf_cgroup_watched(struct cgroup *cg, __u64 id, __u32
 	}
 	__u32 value = (n << 1) | watched;
 	bpf_map_update_elem(&nf_watch_verdicts, &id, &value, BPF_ANY);
+	if (last && cacheable)
+		*last = tagged | ((__u64)watched << 63);
 	return watched;
 }
 
@@ -139,36 +150,42 @@ static __always_inline bool nf_sock_counters(struct nf_sock_rec *r, const struct
 	return r->key.rport != 0;
 }
 
-static __always_inline void nf_sock_emit(struct sock *sk, __u8 end)
+// A ring record for a socket of a watched cgroup, its ends and state filled in (see
+// nf_sock_ends), or NULL: socket accounting off, the cgroup not watched, not an IP
+// socket, or the ring full (counted).
+static __always_inline struct nf_sock_rec *nf_sock_reserve(struct sock *sk, __u32 *ip_hdr)
 {
-	if (!sk)
-		return;
 	__u32 zero = 0;
 	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
 	if (!cfg || !(cfg->flags & NF_CFG_SOCKETS))
-		return;
-	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
-	if (!tp)
-		return;
-	// An abortive close zeroes the counters after its reset: that reset reports it
-	// (a close with unread data resets too, and its socket's end reports it again with
-	// the same counters).
-	if (end == NF_END_RESET && tp->inet_conn.icsk_inet.sk.__sk_common.skc_state != BPF_TCP_CLOSE)
-		return;
-	// No peer: never connected, or that abortive close (its end comes with the
-	// counters zeroed and the peer's port cleared).
-	if (!tp->inet_conn.icsk_inet.sk.__sk_common.skc_dport)
-		return;
-	__u64 cgid = nf_watched_cgroup(&tp->inet_conn.icsk_inet.sk, cfg);
+		return NULL;
+	__u64 cgid = nf_watched_cgroup(sk, cfg);
 	if (!cgid)
-		return;
+		return NULL;
 	struct nf_sock_rec *r = bpf_ringbuf_reserve(&nf_ends, sizeof(*r), 0);
 	if (!r) {
 		struct nf_stats *st = nf_stat();
 		if (st)
 			__sync_fetch_and_add(&st->socket_ends_lost, 1);
-		return;
+		return NULL;
 	}
+	if (!nf_sock_ends(r, sk, cgid, ip_hdr)) {
+		bpf_ringbuf_discard(r, 0);
+		return NULL;
+	}
+	return r;
+}
+
+// A socket's record with its counters, at its end or at a reset.
+static __always_inline void nf_sock_emit(struct sock *sk, __u8 end)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp)
+		return;
+	__u32 ip_hdr;
+	struct nf_sock_rec *r = nf_sock_reserve(&tp->inet_conn.icsk_inet.sk, &ip_hdr);
+	if (!r)
+		return;
 	struct nf_tcp_counters c = {
 		.bytes_acked = tp->bytes_acked,
 		.bytes_received = tp->bytes_received,
@@ -179,19 +196,7 @@ static __always_inline void nf_sock_emit(struct sock *sk, __u8 end)
 		.sport = tp->inet_conn.icsk_inet.inet_sport,
 		.listen_backlog = tp->inet_conn.icsk_inet.sk.sk_max_ack_backlog,
 	};
-	__u32 ip_hdr;
-	if (!nf_sock_ends(r, &tp->inet_conn.icsk_inet.sk, cgid, &ip_hdr)) {
-		bpf_ringbuf_discard(r, 0);
-		return;
-	}
-	// A connect refused: connect() then disconnects the socket, zeroing its
-	// counters and peer, so this is its only report.
-	if (end == NF_END_RESET_IN && r->state == BPF_TCP_SYN_SENT)
-		end = NF_END_REFUSED;
-	if (end == NF_END_RESET_IN) {
-		// Only which connection: its end follows with the counters.
-		r->key.lport = bpf_ntohs(c.sport);
-	} else if (!nf_sock_counters(r, &c, ip_hdr)) {
+	if (!nf_sock_counters(r, &c, ip_hdr)) {
 		bpf_ringbuf_discard(r, 0);
 		return;
 	}
@@ -199,28 +204,53 @@ static __always_inline void nf_sock_emit(struct sock *sk, __u8 end)
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 }
 
+// The checks that end most runs come first, on the socket's common part, before any
+// lookup: a run that reports nothing then costs a few loads.
+
 SEC("tp_btf/tcp_destroy_sock")
 int BPF_PROG(nf_sock_end, struct sock *sk)
 {
-	nf_sock_emit(sk, NF_END_CLOSED);
+	// No peer: never connected, or an abortive close (its reset reported it, and
+	// tcp_disconnect then zeroed its counters and cleared the peer's port).
+	if (sk && sk->__sk_common.skc_dport)
+		nf_sock_emit(sk, NF_END_CLOSED);
 	return 0;
 }
 
-// Sent resets: an abortive close (SO_LINGER 0) or a close with unread data. The
-// socket may be absent (a reset for no socket) or not a full one.
+// Sent resets. Only an abortive close (SO_LINGER 0) or a close with unread data
+// (their sockets are already CLOSE) is reported: the first zeroes the counters after
+// its reset; the second's end reports the same counters again. The socket may be
+// absent (a reset for no socket) or not a full one (TIME_WAIT, a request).
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(nf_sock_reset, const struct sock *sk, const struct sk_buff *skb)
 {
-	nf_sock_emit((struct sock *)sk, NF_END_RESET);
+	if (sk && sk->__sk_common.skc_state == BPF_TCP_CLOSE && sk->__sk_common.skc_dport)
+		nf_sock_emit((struct sock *)sk, NF_END_RESET);
 	return 0;
 }
 
-// Received resets: how the connection ended, which its socket's end cannot tell (the
-// record names the connection only).
+// Received resets (before tcp_reset acts on them). A connect refused (SYN_SENT) is
+// reported whole: connect() then disconnects the socket, zeroing its counters and
+// peer, so its end has nothing. Any other names the connection only, as its end,
+// which follows with the counters, cannot tell a reset from a close.
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(nf_sock_reset_in, struct sock *sk)
 {
-	nf_sock_emit(sk, NF_END_RESET_IN);
+	if (!sk || !sk->__sk_common.skc_dport)
+		return 0;
+	if (sk->__sk_common.skc_state == BPF_TCP_SYN_SENT) {
+		nf_sock_emit(sk, NF_END_REFUSED);
+		return 0;
+	}
+	__u32 ip_hdr;
+	struct nf_sock_rec *r = nf_sock_reserve(sk, &ip_hdr);
+	if (!r)
+		return 0;
+	// The local port from the common part: still bound here (it is cleared only
+	// before the socket's end).
+	r->key.lport = sk->__sk_common.skc_num;
+	r->end = NF_END_RESET_IN;
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;
 }
 
