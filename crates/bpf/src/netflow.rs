@@ -12,6 +12,7 @@
 //! the [`NetflowProbe`] is dropped, and a protected container is unprotected with it
 //! (segmentation is re-applied from the baselines user space keeps on start).
 
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
@@ -485,6 +486,13 @@ fn comm_of(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// Whether a socket record's connection was opened from this side: its socket did not
+/// inherit a listener's backlog (accepted sockets do), and its local port is not one
+/// its cgroup listens on (a listener made with backlog 0 passes none on).
+fn initiated_here(r: &NfSockRec, listeners: &HashSet<(u64, u16)>) -> bool {
+    r.initiator == 1 && !listeners.contains(&(r.key.cgid, r.key.lport))
+}
+
 fn ends_of(k: &FlowKey) -> FlowEnds {
     FlowEnds {
         cgroup_id: k.cgid,
@@ -618,12 +626,12 @@ pub struct NetflowProbe {
     ends: Option<RingBuf<MapData>>,
     /// Live connections' counters at the last iteration: only those that moved
     /// since are reported.
-    live: std::collections::HashMap<FlowKey, (u64, u64)>,
+    live: HashMap<FlowKey, (u64, u64)>,
     /// Listening TCP ports at the last iteration: (cgroup, port).
     listening: Vec<(u64, u16)>,
     /// Sockets that sent (1) or received (2) a reset, until their end is read: it
     /// ended by that reset, not by a close.
-    resets: std::collections::HashMap<FlowKey, u8>,
+    resets: HashMap<FlowKey, u8>,
     /// The cgroup_skb programs are attached to every directory in `attached`
     /// (always with packet accounting; with sockets, once a capture or protect
     /// mode needs them).
@@ -632,11 +640,11 @@ pub struct NetflowProbe {
     cfg: NfConfig,
     /// Flows reported in the current generation: read again at the next read, as
     /// their later packets in this generation report nothing.
-    carry: std::collections::HashSet<FlowKey>,
+    carry: HashSet<FlowKey>,
     /// `changes_lost` when last read: more means a report went missing.
     changes_lost_seen: u64,
-    captured: std::collections::HashSet<u64>,
-    protected: std::collections::HashSet<u64>,
+    captured: HashSet<u64>,
+    protected: HashSet<u64>,
     attached: Vec<PathBuf>,
     /// CLOCK_REALTIME minus CLOCK_MONOTONIC when loaded: the kernel stamps are
     /// monotonic.
@@ -924,6 +932,17 @@ impl NetflowProbe {
                 }
             }
         }
+        let iterated = self.iterate_sockets()?;
+        // The listeners first: a connection on a listening port was accepted, whatever
+        // its listener's backlog said (see `initiated_here`).
+        self.listening.clear();
+        self.listening.extend(
+            iterated
+                .iter()
+                .filter(|r| r.end == END_LISTENING)
+                .map(|r| (r.key.cgid, r.key.lport)),
+        );
+        let listeners: HashSet<(u64, u16)> = self.listening.iter().copied().collect();
         for r in &ended {
             self.live.remove(&r.key);
             let reset = match r.end {
@@ -944,8 +963,23 @@ impl NetflowProbe {
                 // Names the connection only: its end follows with the counters.
                 continue;
             }
-            out.push(self.socket_flow(r, reset));
+            out.push(self.socket_flow(r, reset, &listeners));
         }
+        let mut live = HashMap::with_capacity(self.live.len());
+        for r in iterated.iter().filter(|r| r.end == END_LIVE) {
+            let counters = (r.bytes_out, r.bytes_in);
+            if self.live.get(&r.key) != Some(&counters) {
+                out.push(self.socket_flow(r, 0, &listeners));
+            }
+            live.insert(r.key, counters);
+        }
+        self.live = live;
+        Ok(out.len() - before)
+    }
+
+    /// One run of the socket iterator: every TCP socket of a watched cgroup that a
+    /// process holds, open connections and listeners.
+    fn iterate_sockets(&mut self) -> Result<Vec<NfSockRec>, BpfError> {
         let iter: &mut Iter = program_as(&mut self.ebpf, SOCKET_ITERATOR)?;
         let link = iter.attach().map_err(prog_err(SOCKET_ITERATOR))?;
         let link = iter.take_link(link).map_err(prog_err(SOCKET_ITERATOR))?;
@@ -958,39 +992,22 @@ impl NetflowProbe {
             name: SOCKET_ITERATOR.into(),
             reason: e.to_string(),
         })?;
-        let size = std::mem::size_of::<NfSockRec>();
-        let mut live = std::collections::HashMap::with_capacity(self.live.len());
-        self.listening.clear();
-        for chunk in bytes.chunks_exact(size) {
-            let Some(r) = read_pod::<NfSockRec>(chunk) else {
-                continue;
-            };
-            match r.end {
-                END_LISTENING => self.listening.push((r.key.cgid, r.key.lport)),
-                END_LIVE => {
-                    let counters = (r.bytes_out, r.bytes_in);
-                    if self.live.get(&r.key) != Some(&counters) {
-                        out.push(self.socket_flow(&r, 0));
-                    }
-                    live.insert(r.key, counters);
-                }
-                _ => {}
-            }
-        }
-        self.live = live;
-        Ok(out.len() - before)
+        Ok(bytes
+            .chunks_exact(std::mem::size_of::<NfSockRec>())
+            .filter_map(read_pod::<NfSockRec>)
+            .collect())
     }
 
     /// A socket's record as a flow, with the TCP flags its state implies: a connect
     /// answered (an RTT sample) saw SYN and ACK both ways; one never answered only
     /// its SYN, or a reset back if a segment came (refused); `reset` (1 sent, 2
     /// received) puts RST on the flow, any other end FIN both ways.
-    fn socket_flow(&self, r: &NfSockRec, reset: u8) -> KernelFlow {
+    fn socket_flow(&self, r: &NfSockRec, reset: u8, listeners: &HashSet<(u64, u16)>) -> KernelFlow {
         const FIN: u8 = 1;
         const SYN: u8 = 2;
         const RST: u8 = 4;
         const ACK: u8 = 16;
-        let local = r.initiator == 1;
+        let local = initiated_here(r, listeners);
         let answered = !local || r.srtt_us > 0;
         let (mut out_flags, mut in_flags) = if local { (SYN, 0) } else { (SYN | ACK, SYN) };
         if answered {

@@ -1093,3 +1093,50 @@ fn the_socket_programs_load_and_report_a_loopback_connection_live_and_at_its_end
         "no packet program ran"
     );
 }
+
+/// An accepted socket inherits its listener's backlog, which is how the kernel side
+/// tells it from a connected one; a listener made with backlog 0 passes none on, and
+/// its connections are still counted as accepted, live and at their end (the
+/// listening ports from the iterator).
+#[test]
+fn a_listener_with_backlog_zero_still_has_its_connections_counted_as_accepted() {
+    use rampart_bpf::netflow::{Accounting, Initiator, NetflowOptions};
+    use std::os::fd::AsRawFd;
+    let Some(mut probe) = netflow_probe_at_root(NetflowOptions {
+        accounting: Accounting::Sockets,
+        ..NetflowOptions::default()
+    }) else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    // listen() again on a listener sets its backlog.
+    assert_eq!(unsafe { libc::listen(listener.as_raw_fd(), 0) }, 0);
+    let port = listener.local_addr().expect("its address").port();
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    let client_port = client.local_addr().expect("its address").port();
+    let mut flows = Vec::new();
+    probe.read_changes(&mut flows).expect("the sockets read");
+    let live = flows
+        .iter()
+        .find(|f| f.local_port == port && f.remote_port == client_port)
+        .expect("the accepted connection, from the iterator");
+    assert_eq!(live.initiator, Initiator::Remote, "{live:?}");
+    drop(client);
+    drop(server);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let ended = loop {
+        let mut got = Vec::new();
+        probe.read_changes(&mut got).expect("the sockets read");
+        let end = got.into_iter().find(|f| {
+            f.local_port == port && f.remote_port == client_port && f.tcp_flags_in & 1 != 0
+        });
+        if end.is_some() || std::time::Instant::now() > deadline {
+            break end;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let ended = ended.expect("the accepted socket's end");
+    assert_eq!(ended.initiator, Initiator::Remote, "{ended:?}");
+    assert_eq!(ended.tcp_flags_in & 2, 2, "its SYN came in: {ended:?}");
+}
