@@ -15,7 +15,7 @@
 //   protected cgroup's baseline refused with EPERM (segment.h).
 // - With socket accounting, instead of cgroup_skb: TCP flows from the sockets, at
 //   their end (tcp_destroy_sock, tcp_send_reset) and live through an iterator
-//   (sockets.h).
+//   (sockets.h), and DNS answers from the resolvers' receive calls (dns.h).
 #include "lib/common.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -23,3 +23,4 @@ char LICENSE[] SEC("license") = "GPL";
 #include "netflow/maps.h"
 #include "netflow/flow.h"
 #include "netflow/sockets.h"
+#include "netflow/dns.h"

@@ -304,6 +304,15 @@ struct {
 	__type(value, __u32);
 } nf_watch_verdicts SEC(".maps");
 
+// Processes that sent to UDP port 53 (nf_connect): the only ones whose received
+// datagrams dns.h looks at, with socket accounting.
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} nf_dns_askers SEC(".maps");
+
 // Per CPU, the last verdict found, in front of nf_watch_verdicts (a socket's events
 // come in runs from one cgroup): one word, so a program that interrupts another on
 // the CPU (a reset in softirq) cannot leave it torn. The cgroup id, with

@@ -91,6 +91,11 @@ static __always_inline int nf_connect(struct bpf_sock_addr *ctx, const __u8 *add
 	struct owner_key ok = {.cgid = cgid, .rport = port, .proto = proto};
 	__builtin_memcpy(ok.remote, addr, 16);
 	struct owner_val ov = {.pid = bpf_get_current_pid_tgid() >> 32};
+	// A resolver: its answers are read at its receives (dns.h).
+	if (proto == NF_UDP && port == 53) {
+		__u8 yes = 1;
+		bpf_map_update_elem(&nf_dns_askers, &ov.pid, &yes, BPF_ANY);
+	}
 	if (record_owner) {
 		// The same process connecting to the same end again (a connect storm, a
 		// pool) leaves the entry as it is: a lookup, not an update of the LRU.

@@ -20,7 +20,9 @@ use std::path::{Path, PathBuf};
 use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::CgroupAttachMode;
-use aya::programs::{BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Iter};
+use aya::programs::{
+    BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Iter, TracePoint,
+};
 use aya::{Btf, Ebpf, EbpfLoader};
 
 use crate::BpfError;
@@ -424,7 +426,8 @@ pub enum Accounting {
     /// From the sockets: their counters when they end (`tcp_destroy_sock`, or the
     /// reset of an abortive close) and, for open connections, by an iterator at each
     /// read. No program on the packet path until a capture or protect mode needs
-    /// one (then `cgroup_skb` is attached as with packets).
+    /// one (then `cgroup_skb` is attached as with packets). DNS answers come from
+    /// the resolvers' receive calls (recvfrom, recvmsg, recvmmsg) instead.
     Sockets,
 }
 
@@ -563,6 +566,11 @@ const SOCKET_TRACEPOINTS: [(&str, &str); 3] = [
     ("nf_sock_reset_in", "tcp_receive_reset"),
 ];
 const SOCKET_ITERATOR: &str = "nf_file_iter";
+/// Socket accounting's DNS answers: one program on the exits of the receive calls
+/// resolvers use (bpf/netflow/dns.h).
+const DNS_ANSWER_PROGRAM: &str = "nf_dns_answer";
+const DNS_ANSWER_TRACEPOINTS: [&str; 3] =
+    ["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"];
 
 /// The cgroup id of a cgroup v2 directory (its inode number) and its depth below the
 /// hierarchy's root (id 1).
@@ -669,6 +677,13 @@ impl NetflowProbe {
             let iter: &mut Iter = program_as(&mut ebpf, SOCKET_ITERATOR)?;
             iter.load("task_file", &btf)
                 .map_err(prog_err(SOCKET_ITERATOR))?;
+            // Attached whether or not DNS is read now (a flag in nf_cfg says so).
+            let dns: &mut TracePoint = program_as(&mut ebpf, DNS_ANSWER_PROGRAM)?;
+            dns.load().map_err(prog_err(DNS_ANSWER_PROGRAM))?;
+            for tracepoint in DNS_ANSWER_TRACEPOINTS {
+                dns.attach("syscalls", tracepoint)
+                    .map_err(prog_err(DNS_ANSWER_PROGRAM))?;
+            }
         }
         for (name, _) in PACKET_PROGRAMS {
             let p: &mut CgroupSkb = program_as(&mut ebpf, name)?;

@@ -1140,3 +1140,109 @@ fn a_listener_with_backlog_zero_still_has_its_connections_counted_as_accepted() 
     assert_eq!(ended.initiator, Initiator::Remote, "{ended:?}");
     assert_eq!(ended.tcp_flags_in & 2, 2, "its SYN came in: {ended:?}");
 }
+
+/// Socket accounting reads DNS answers at the resolver's receive calls: a process
+/// that sent to UDP port 53 gets each answer from that port reported whole, whether
+/// it reads with recvfrom, recvmsg or recvmmsg (glibc, musl, resolvers on
+/// sendmmsg/recvmmsg); a datagram from another port is not a DNS answer.
+#[test]
+fn socket_accounting_reads_dns_answers_at_recvfrom_recvmsg_and_recvmmsg() {
+    use rampart_bpf::netflow::{Accounting, NetRecord, NetflowOptions};
+    use std::os::fd::AsRawFd;
+    let Some(mut probe) = netflow_probe_at_root(NetflowOptions {
+        accounting: Accounting::Sockets,
+        ..NetflowOptions::default()
+    }) else {
+        return;
+    };
+    // A loopback address of its own, so no resolver on the host holds its port 53.
+    let server = std::net::UdpSocket::bind("127.53.0.9:53").expect("bind port 53");
+    let other = std::net::UdpSocket::bind("127.53.0.9:0").expect("bind");
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    client.connect("127.53.0.9:53").expect("connect");
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .expect("timeout");
+    // Header (id, flags: response, one question, one answer) and the question.
+    let answer = |id: u8| {
+        let mut m = vec![0x12, id, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0];
+        m.extend_from_slice(b"\x03dns\x07example\x04test\x00\x00\x01\x00\x01");
+        m.extend_from_slice(b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x4d");
+        m
+    };
+    let fd = client.as_raw_fd();
+    for (id, call) in [(1u8, "recvfrom"), (2, "recvmsg"), (3, "recvmmsg")] {
+        client.send(b"query for the sink").expect("send");
+        let (_, from) = server.recv_from(&mut [0u8; 64]).expect("the query");
+        server.send_to(&answer(id), from).expect("the answer");
+        let mut buf = [0u8; 512];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: the buffers outlive the calls; the headers point at them only.
+        let got = unsafe {
+            match call {
+                "recvfrom" => libc::recvfrom(
+                    fd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    0,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                ),
+                "recvmsg" => {
+                    let mut msg: libc::msghdr = std::mem::zeroed();
+                    msg.msg_iov = &mut iov;
+                    msg.msg_iovlen = 1;
+                    libc::recvmsg(fd, &mut msg, 0)
+                }
+                _ => {
+                    let mut m: libc::mmsghdr = std::mem::zeroed();
+                    m.msg_hdr.msg_iov = &mut iov;
+                    m.msg_hdr.msg_iovlen = 1;
+                    let n = libc::recvmmsg(fd, &mut m, 1, 0, std::ptr::null_mut());
+                    if n == 1 {
+                        m.msg_len as isize
+                    } else {
+                        -1
+                    }
+                }
+            }
+        };
+        assert_eq!(got, answer(id).len() as isize, "{call} read the answer");
+    }
+    // Not from port 53: the same bytes, to an asker, are no answer.
+    let unconnected = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    unconnected
+        .send_to(b"query", "127.53.0.9:53")
+        .expect("a query marks the asker");
+    other
+        .send_to(&answer(4), unconnected.local_addr().expect("its address"))
+        .expect("send");
+    unconnected
+        .set_read_timeout(Some(std::time::Duration::from_secs(3)))
+        .expect("timeout");
+    unconnected
+        .recv_from(&mut [0u8; 512])
+        .expect("the datagram");
+    let mut records = Vec::new();
+    probe.read_records(&mut records);
+    let ids: Vec<u8> = records
+        .iter()
+        .filter_map(|r| match r {
+            NetRecord::DnsAnswer { flow, message, .. }
+                if flow.remote_port == 53 && flow.remote.to_string() == "127.53.0.9" =>
+            {
+                assert_eq!(message.len(), answer(1).len(), "the whole message");
+                Some(message[1])
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        vec![1, 2, 3],
+        "one answer per receive call: {records:?}"
+    );
+}

@@ -32,8 +32,9 @@ pub struct EngineConfig {
     pub cgroup_dirs: Vec<PathBuf>,
     /// Where TCP flows are counted: `packets` (cgroup_skb on every packet; UDP
     /// flows, DNS answers and first payloads too) or `sockets` (from the sockets,
-    /// nothing on the packet path until a capture or protect mode needs it; no UDP
-    /// flows, DNS answers or first payloads without it).
+    /// nothing on the packet path until a capture or protect mode needs it; DNS
+    /// answers from the resolvers' recvfrom/recvmsg/recvmmsg, not from those that
+    /// read() them; no UDP flows or first payloads).
     pub accounting: Accounting,
     /// Read DNS answers (names of external peers, DNS detectors).
     pub dns: bool,

@@ -308,3 +308,126 @@ fn a_capture_attaches_the_packet_programs_to_the_watched_cgroups() {
         "the packet programs counted the capture's connection"
     );
 }
+
+const PY_IMAGE: &str = "rampart-test/pyapp:1";
+
+/// A DNS server: A questions get 192.0.2.77, any other one TXT "ok".
+const DNS_SINK: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53))
+while True:
+    q, a = s.recvfrom(4096)
+    if len(q) < 12:
+        continue
+    end = 12
+    while end < len(q) and q[end] != 0:
+        end += q[end] + 1
+    question = q[12:end + 5]
+    if q[end + 1:end + 3] == b"\x00\x01":
+        answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x4d"
+    else:
+        answer = b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x03\x02ok"
+    s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer, a)
+"#;
+
+/// Queries from Python, each answer read with recvmsg or recvfrom: `A NAME` (one A
+/// question), or `TXT N DOMAIN` (N long random names under DOMAIN, as tunnelling
+/// tools make them).
+const RESOLVER: &str = r#"
+import os, socket, struct, sys
+def query(name, qtype, server, read):
+    q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    q += struct.pack(">HH", qtype, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.sendto(q, (server, 53))
+    data = s.recvmsg(1024)[0] if read == "recvmsg" else s.recvfrom(1024)[0]
+    s.close()
+    return len(data)
+server = sys.argv[1]
+if sys.argv[2] == "A":
+    print(query(sys.argv[3], 1, server, "recvmsg"))
+else:
+    for i in range(int(sys.argv[3])):
+        label = os.urandom(24).hex()
+        print(query(f"{label}.t{i}.{sys.argv[4]}", 16, server, "recvfrom"))
+"#;
+
+/// A container of the Python image on `network`, removed on drop.
+fn py_container(name: &str, extra: &[&str], cmd: &[&str]) -> rampart_testbed::TestContainer {
+    rampart_testbed::remove_container(name);
+    let mut args = vec!["run", "-d", "--name", name];
+    args.extend_from_slice(extra);
+    args.push(PY_IMAGE);
+    args.extend_from_slice(cmd);
+    rampart_testbed::TestContainer {
+        id: rampart_testbed::docker(&args),
+        name: name.to_string(),
+    }
+}
+
+/// With no program on the packet path, DNS answers come from the resolvers' receive
+/// calls: each container's answer names its address in that container's cache
+/// (glibc's resolver, which reads with recvfrom, and a Python resolver reading with
+/// recvmsg), and long random TXT queries still raise the DNS tunnelling alert.
+#[test]
+fn dns_answers_are_read_from_the_resolvers_receives_and_name_the_addresses() {
+    if !rampart_testbed::image_present(PY_IMAGE) {
+        rampart_testbed::skip_or_fail(format!("{PY_IMAGE} is missing (scripts/setup builds it)"));
+        return;
+    }
+    let _turn = common::serial();
+    let Some(mut engine) = socket_engine() else {
+        return;
+    };
+    let net = TestNetwork::create("net-sdns");
+    let on_net = ["--network", net.name.as_str()];
+    let sink = py_container("net-sdns-sink", &on_net, &["python3", "-c", DNS_SINK]);
+    let sink_ip = sink.ip(&net.name);
+    let glibc = py_container(
+        "net-sdns-libc",
+        &["--network", &net.name, "--dns", &sink_ip],
+        &["sleep", "300"],
+    );
+    let python = py_container("net-sdns-py", &on_net, &["sleep", "300"]);
+    let resolved =
+        glibc.exec("python3 -c 'import socket; print(socket.gethostbyname(\"api.example.test\"))'");
+    assert_eq!(resolved.trim(), "192.0.2.77", "glibc asked the sink");
+    let got = python.exec(&format!(
+        "python3 -c '{RESOLVER}' {sink_ip} A py.example.test"
+    ));
+    assert!(got.trim().parse::<usize>().is_ok_and(|n| n > 12), "{got}");
+    let dir = common::directory();
+    let (glibc_cg, py_cg) = (
+        common::cgroup_of(&dir, &glibc.id),
+        common::cgroup_of(&dir, &python.id),
+    );
+    let addr: std::net::IpAddr = "192.0.2.77".parse().expect("an address");
+    let named = poll_until(&mut engine, |e| {
+        e.directory.dns_name(glibc_cg, &addr) == Some("api.example.test")
+            && e.directory.dns_name(py_cg, &addr) == Some("py.example.test")
+    });
+    assert!(
+        named,
+        "each container's answer names the address: {:?} {:?}",
+        engine.directory.dns_name(glibc_cg, &addr),
+        engine.directory.dns_name(py_cg, &addr)
+    );
+
+    let sent = python.exec(&format!(
+        "python3 -c '{RESOLVER}' {sink_ip} TXT 14 exfil.test"
+    ));
+    assert_eq!(sent.lines().count(), 14, "every TXT query answered: {sent}");
+    let mut seen = Vec::new();
+    let tunnel = common::poll_for(&mut engine, &mut seen, |a| a.rule == "DNS tunnelling")
+        .unwrap_or_else(|| {
+            panic!(
+                "no DNS tunnelling alert: {:#?}",
+                seen.iter().map(|a| &a.rule).collect::<Vec<_>>()
+            )
+        });
+    assert!(tunnel.message.contains("exfil.test"), "{}", tunnel.message);
+    assert_eq!(packet_flows_created(&engine), 0, "no packet program ran");
+}

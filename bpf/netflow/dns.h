@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0
+// DNS answers with socket accounting, where no program sees the packets: read from
+// the user's buffer when recvfrom, recvmsg or recvmmsg returns (their syscall exit
+// tracepoints, which run for those syscalls only), for processes that sent to UDP
+// port 53 (nf_connect marks them in nf_dns_askers), from a UDP socket whose peer, or
+// the datagram's source, is port 53. The record is the packet path's NF_REC_DNS, so
+// user space reads both alike. A resolver that read()s its answers (Go's own) is not
+// seen: a program on read would run for every read on the host.
+#ifndef RAMPART_NETFLOW_DNS_H
+#define RAMPART_NETFLOW_DNS_H
+
+#include "netflow/maps.h"
+#include "netflow/sockets.h"
+
+// A syscall exit tracepoint's record: the syscall's number and result.
+struct nf_sys_exit {
+	__u64 common;
+	int nr;
+	int pad;
+	long ret;
+};
+
+// x86-64 syscall numbers.
+#define NF_NR_recvfrom 45
+#define NF_NR_recvmsg 47
+#define NF_NR_recvmmsg 299
+
+// The current process's socket on `fd`, or NULL.
+static __always_inline struct sock *nf_fd_sock(struct task_struct *task, long fd)
+{
+	if (fd < 0)
+		return NULL;
+	struct fdtable *fdt = task->files->fdt;
+	if ((unsigned long)fd >= fdt->max_fds)
+		return NULL;
+	// An array of pointers is not a typed pointer to the verifier: the slot is read.
+	struct file **fds = fdt->fd;
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & 0170000) != 0140000 /* S_IFSOCK */)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+}
+
+SEC("tracepoint/syscalls/sys_exit_recvfrom")
+int nf_dns_answer(struct nf_sys_exit *rec)
+{
+	// A DNS header alone is 12 bytes; recvmmsg returns a count of messages.
+	long ret = rec->ret;
+	if (rec->nr == NF_NR_recvmmsg ? ret < 1 : ret <= 12)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	if (!bpf_map_lookup_elem(&nf_dns_askers, &tgid))
+		return 0;
+	__u32 zero = 0;
+	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
+	if (!cfg || !(cfg->flags & NF_CFG_DNS))
+		return 0;
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+	long fd = regs->di;
+	const void *buf = NULL;
+	const void *uaddr = NULL;
+	__u64 len = ret;
+	if (rec->nr == NF_NR_recvfrom) {
+		buf = (const void *)regs->si;
+		uaddr = (const void *)regs->r8;
+	} else {
+		// recvmsg(fd, msghdr *) / recvmmsg(fd, mmsghdr *): first message, first iovec
+		// (recvmmsg's length is the message's own, msg_len after its header).
+		struct mmsghdr m = {};
+		bpf_probe_read_user(&m, rec->nr == NF_NR_recvmmsg ? sizeof(m) : sizeof(m.msg_hdr),
+				    (void *)regs->si);
+		if (rec->nr == NF_NR_recvmmsg)
+			len = m.msg_len;
+		uaddr = m.msg_hdr.msg_name;
+		struct iovec iov = {};
+		bpf_probe_read_user(&iov, sizeof(iov), m.msg_hdr.msg_iov);
+		buf = iov.iov_base;
+		if (len > iov.iov_len)
+			len = iov.iov_len;
+	}
+	struct sock *sk = nf_fd_sock(task, fd);
+	if (!sk || BPF_CORE_READ(sk, sk_protocol) != NF_UDP)
+		return 0;
+	// The answer's source: the address the call filled in, else the socket's peer.
+	__u8 remote[16] = {};
+	__u16 port = 0;
+	__u16 family = 0;
+	if (uaddr) {
+		struct sockaddr_in6 sa = {};
+		bpf_probe_read_user(&sa, sizeof(sa), uaddr);
+		family = sa.sin6_family;
+		port = bpf_ntohs(sa.sin6_port);
+		if (family == NF_AF_INET)
+			v4_mapped(remote, ((struct sockaddr_in *)&sa)->sin_addr.s_addr);
+		else if (family == NF_AF_INET6)
+			__builtin_memcpy(remote, &sa.sin6_addr, 16);
+	}
+	if (family != NF_AF_INET && family != NF_AF_INET6) {
+		port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		if (BPF_CORE_READ(sk, __sk_common.skc_family) == NF_AF_INET)
+			v4_mapped(remote, BPF_CORE_READ(sk, __sk_common.skc_daddr));
+		else
+			BPF_CORE_READ_INTO(&remote, sk, __sk_common.skc_v6_daddr);
+	}
+	if (port != 53 || !buf || len <= 12)
+		return 0;
+	// The receiving process's cgroup (a typed pointer, as nf_cgroup_watched reads
+	// it), which is its socket's unless the socket was handed over.
+	struct cgroup *cg = task->cgroups->dfl_cgrp;
+	if (!cg)
+		return 0;
+	__u64 cgid = cg->kn->id;
+	if (!nf_cgroup_watched(cg, cgid, cfg->watched))
+		return 0;
+	struct nf_record *r = bpf_ringbuf_reserve(&nf_records, sizeof(*r), 0);
+	if (!r) {
+		struct nf_stats *st = nf_stat();
+		if (st)
+			__sync_fetch_and_add(&st->records_lost, 1);
+		return 0;
+	}
+	__builtin_memset(&r->h, 0, sizeof(r->h));
+	r->h.kind = NF_REC_DNS;
+	r->h.ts_ns = bpf_ktime_get_ns();
+	r->h.flow.cgid = cgid;
+	r->h.flow.proto = NF_UDP;
+	__builtin_memcpy(r->h.flow.remote, remote, 16);
+	r->h.flow.rport = 53;
+	r->h.flow.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (BPF_CORE_READ(sk, __sk_common.skc_family) == NF_AF_INET)
+		v4_mapped(r->h.flow.local, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+	else
+		BPF_CORE_READ_INTO(&r->h.flow.local, sk, __sk_common.skc_v6_rcv_saddr);
+	r->h.pid = tgid;
+	r->h.wire_len = len;
+	// A length 6.1's verifier can bound to [1, NF_PAYLOAD], as in nf_emit_payload.
+	if (len > NF_PAYLOAD)
+		len = NF_PAYLOAD;
+	__u64 n = len - 1;
+	asm volatile("" : "+r"(n));
+	n = (n & (NF_PAYLOAD - 1)) + 1;
+	if (bpf_probe_read_user(r->data, n, buf)) {
+		bpf_ringbuf_discard(r, 0);
+		return 0;
+	}
+	r->h.len = n;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+#endif // RAMPART_NETFLOW_DNS_H
