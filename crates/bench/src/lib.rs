@@ -60,7 +60,7 @@ pub use throughput::{throughput, ThroughputOptions, ThroughputReport};
 pub enum BenchError {
     #[error("unknown arm {arm} (choose from {choices})")]
     UnknownArm { arm: String, choices: String },
-    #[error("unknown storm {0} (exec, open, connect, syscall, mixed)")]
+    #[error("unknown storm {0} (exec, open, connect, connect-fin, syscall, udp, mixed)")]
     UnknownStorm(String),
     #[error("{what}: {source}")]
     Io {

@@ -208,6 +208,7 @@ pub fn overhead(
             | StormKind::Connect
             | StormKind::ConnectFin
             | StormKind::Syscall
+            | StormKind::Udp
             | StormKind::Mixed) => Ok(k),
             _ => Err(BenchError::UnknownStorm(s.to_string())),
         })

@@ -31,6 +31,9 @@ pub enum StormKind {
     ConnectFin,
     /// getppid, which the sensor does not watch: the cost of the hook itself.
     Syscall,
+    /// A loopback UDP echo, not DNS: sendto, recvfrom, sendto back, recvfrom (what
+    /// a program on the receive calls costs the datagrams it does not read).
+    Udp,
     /// A bulk transfer over one loopback TCP connection: N MiB written in 64 KiB
     /// writes and read on the other end (flow accounting's per-packet cost).
     Bulk,
@@ -51,6 +54,7 @@ impl StormKind {
             Self::Connect => "connect",
             Self::ConnectFin => "connect-fin",
             Self::Syscall => "syscall",
+            Self::Udp => "udp",
             Self::Bulk => "bulk",
             Self::Mixed => "mixed",
             Self::PacedOpen => "paced-open",
@@ -68,6 +72,7 @@ impl FromStr for StormKind {
             "connect" => Self::Connect,
             "connect-fin" => Self::ConnectFin,
             "syscall" => Self::Syscall,
+            "udp" => Self::Udp,
             "bulk" => Self::Bulk,
             "mixed" => Self::Mixed,
             "paced-open" => Self::PacedOpen,
@@ -141,6 +146,7 @@ pub fn run_storm(kind: StormKind, n: u64) -> Result<Duration, BenchError> {
         StormKind::Connect => connect_storm(n, true),
         StormKind::ConnectFin => connect_storm(n, false),
         StormKind::Syscall => syscall_storm(n),
+        StormKind::Udp => udp_storm(n),
         StormKind::Bulk => bulk_storm(n),
         StormKind::Mixed => mixed_storm(n, &file)?,
         StormKind::PacedOpen => paced_open_storm(n, &file, Duration::from_millis(1)),
@@ -189,6 +195,30 @@ fn syscall_storm(n: u64) -> Duration {
     for _ in 0..n {
         // SAFETY: getppid has no arguments and no side effects.
         unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    t.elapsed()
+}
+
+fn udp_storm(n: u64) -> Duration {
+    let (Ok(a), Ok(b)) = (
+        std::net::UdpSocket::bind("127.0.0.1:0"),
+        std::net::UdpSocket::bind("127.0.0.1:0"),
+    ) else {
+        return Duration::ZERO;
+    };
+    let (Ok(a_addr), Ok(b_addr)) = (a.local_addr(), b.local_addr()) else {
+        return Duration::ZERO;
+    };
+    let mut buf = [0u8; 64];
+    let t = Instant::now();
+    for _ in 0..n {
+        let echoed = a.send_to(b"ping", b_addr).is_ok()
+            && b.recv_from(&mut buf).is_ok()
+            && b.send_to(b"pong", a_addr).is_ok()
+            && a.recv_from(&mut buf).is_ok();
+        if !echoed {
+            return Duration::ZERO;
+        }
     }
     t.elapsed()
 }
