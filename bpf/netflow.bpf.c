@@ -15,7 +15,9 @@
 //   protected cgroup's baseline refused with EPERM (segment.h).
 // - With socket accounting, instead of cgroup_skb: TCP flows from the sockets, at
 //   their end (tcp_destroy_sock, tcp_send_reset) and live through an iterator
-//   (sockets.h), and DNS answers from the resolvers' receive calls (dns.h).
+//   (sockets.h), DNS answers from the resolvers' receive calls (dns.h), and each
+//   socket's first payload from tcp_sendmsg where the kernel has trampolines
+//   (first_send.h).
 #include "lib/common.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -24,3 +26,4 @@ char LICENSE[] SEC("license") = "GPL";
 #include "netflow/flow.h"
 #include "netflow/sockets.h"
 #include "netflow/dns.h"
+#include "netflow/first_send.h"

@@ -85,36 +85,44 @@ static __always_inline __u64 nf_watched_cgroup(struct sock *sk, const struct nf_
 	return nf_cgroup_watched(cg, id, cfg->watched) ? id : 0;
 }
 
-// Fills a record's ends and state from a socket's common part, and the bytes of IP
-// header its segments carry. Read directly: a tracepoint's socket is trusted, and an
-// iterator's, though not, may still be read field by field. False when the socket is
-// neither IPv4 nor IPv6.
-static __always_inline bool nf_sock_ends(struct nf_sock_rec *r, struct sock *sk, __u64 cgid,
-					 __u32 *ip_hdr)
+// Fills a flow key's ends from a TCP socket's common part (the local port is the
+// caller's: see nf_tcp_counters.sport), and the bytes of IP header its segments
+// carry. Read directly: a tracepoint's socket is trusted, and an iterator's, though
+// not, may still be read field by field. False when the socket is neither IPv4 nor
+// IPv6.
+static __always_inline bool nf_sock_key(struct flow_key *k, struct sock *sk, __u64 cgid,
+					__u32 *ip_hdr)
 {
 	__u16 family = sk->__sk_common.skc_family;
-	__builtin_memset(r, 0, sizeof(*r));
 	*ip_hdr = 20;
 	if (family == NF_AF_INET) {
-		v4_mapped(r->key.local, sk->__sk_common.skc_rcv_saddr);
-		v4_mapped(r->key.remote, sk->__sk_common.skc_daddr);
+		v4_mapped(k->local, sk->__sk_common.skc_rcv_saddr);
+		v4_mapped(k->remote, sk->__sk_common.skc_daddr);
 	} else if (family == NF_AF_INET6) {
-		__builtin_memcpy(r->key.local, &sk->__sk_common.skc_v6_rcv_saddr, 16);
-		__builtin_memcpy(r->key.remote, &sk->__sk_common.skc_v6_daddr, 16);
+		__builtin_memcpy(k->local, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(k->remote, &sk->__sk_common.skc_v6_daddr, 16);
 		// A dual-stack socket's IPv4 peer (v4-mapped) is sent with IPv4 headers.
 		__u64 hi, lo;
-		__builtin_memcpy(&hi, r->key.remote, 8);
-		__builtin_memcpy(&lo, r->key.remote + 8, 8);
+		__builtin_memcpy(&hi, k->remote, 8);
+		__builtin_memcpy(&lo, k->remote + 8, 8);
 		if (hi != 0 || (lo & 0xffffffffULL) != 0xffff0000ULL)
 			*ip_hdr = 40;
 	} else {
 		return false;
 	}
-	r->key.cgid = cgid;
-	r->key.proto = NF_TCP;
-	r->key.rport = bpf_ntohs(sk->__sk_common.skc_dport);
-	r->state = sk->__sk_common.skc_state;
+	k->cgid = cgid;
+	k->proto = NF_TCP;
+	k->rport = bpf_ntohs(sk->__sk_common.skc_dport);
 	return true;
+}
+
+// A socket record's ends and state (see nf_sock_key), the rest zeroed.
+static __always_inline bool nf_sock_ends(struct nf_sock_rec *r, struct sock *sk, __u64 cgid,
+					 __u32 *ip_hdr)
+{
+	__builtin_memset(r, 0, sizeof(*r));
+	r->state = sk->__sk_common.skc_state;
+	return nf_sock_key(&r->key, sk, cgid, ip_hdr);
 }
 
 // A TCP socket's own counters, as read by the caller.

@@ -21,7 +21,7 @@ use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::CgroupAttachMode;
 use aya::programs::{
-    BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, Iter, TracePoint,
+    BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, FEntry, Iter, TracePoint,
 };
 use aya::{Btf, Ebpf, EbpfLoader};
 
@@ -427,7 +427,9 @@ pub enum Accounting {
     /// reset of an abortive close) and, for open connections, by an iterator at each
     /// read. No program on the packet path until a capture or protect mode needs
     /// one (then `cgroup_skb` is attached as with packets). DNS answers come from
-    /// the resolvers' receive calls (recvfrom, recvmsg, recvmmsg) instead.
+    /// the resolvers' receive calls (recvfrom, recvmsg, recvmmsg) instead, and each
+    /// socket's first payload from tcp_sendmsg (fentry: only where the kernel has
+    /// BPF trampolines). No UDP flows.
     Sockets,
 }
 
@@ -571,6 +573,8 @@ const SOCKET_ITERATOR: &str = "nf_file_iter";
 const DNS_ANSWER_PROGRAM: &str = "nf_dns_answer";
 const DNS_ANSWER_TRACEPOINTS: [&str; 3] =
     ["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"];
+/// Socket accounting's first payloads: fentry on tcp_sendmsg (bpf/netflow/first_send.h).
+const FIRST_SEND_PROGRAM: &str = "nf_first_send";
 
 /// The cgroup id of a cgroup v2 directory (its inode number) and its depth below the
 /// hierarchy's root (id 1).
@@ -632,6 +636,9 @@ pub struct NetflowProbe {
     accounting: Accounting,
     /// Socket ends (socket accounting only).
     ends: Option<RingBuf<MapData>>,
+    /// Whether first payloads can be read: always per packet; with sockets, where
+    /// the kernel has BPF trampolines (fentry on tcp_sendmsg).
+    first_payload: bool,
     /// Live connections' counters at the last iteration: only those that moved
     /// since are reported.
     live: HashMap<FlowKey, (u64, u64)>,
@@ -668,6 +675,7 @@ impl NetflowProbe {
         loader.btf(Some(&btf));
         let mut ebpf = loader.load(object.unwrap_or(NETFLOW_OBJECT))?;
         let mut ends = None;
+        let mut first_payload = options.accounting == Accounting::Packets;
         if options.accounting == Accounting::Sockets {
             for (name, tracepoint) in SOCKET_TRACEPOINTS {
                 let prog: &mut BtfTracePoint = program_as(&mut ebpf, name)?;
@@ -683,6 +691,23 @@ impl NetflowProbe {
             for tracepoint in DNS_ANSWER_TRACEPOINTS {
                 dns.attach("syscalls", tracepoint)
                     .map_err(prog_err(DNS_ANSWER_PROGRAM))?;
+            }
+            // Needs BPF trampolines: without them no first payloads (TLS, the
+            // protocol a flow speaks) are read.
+            let features = crate::probe();
+            if features.fentry {
+                let first: &mut FEntry = program_as(&mut ebpf, FIRST_SEND_PROGRAM)?;
+                first
+                    .load("tcp_sendmsg", &btf)
+                    .map_err(prog_err(FIRST_SEND_PROGRAM))?;
+                first.attach().map_err(prog_err(FIRST_SEND_PROGRAM))?;
+                first_payload = true;
+            } else {
+                tracing::warn!(
+                    reason = features.trampoline_refusal.as_deref().unwrap_or("unknown"),
+                    "socket accounting: this kernel refuses BPF trampolines, so no first \
+                     payloads (TLS ClientHellos, plaintext protocols) are read"
+                );
             }
         }
         for (name, _) in PACKET_PROGRAMS {
@@ -713,6 +738,7 @@ impl NetflowProbe {
             changes,
             accounting: options.accounting,
             ends,
+            first_payload,
             live: Default::default(),
             listening: Vec::new(),
             resets: Default::default(),
@@ -1064,6 +1090,13 @@ impl NetflowProbe {
             tcp_flags_out: out_flags,
             tcp_flags_in: in_flags,
         }
+    }
+
+    /// Whether the kernel side can read each TCP flow's first payload (TLS
+    /// ClientHellos, the protocol it speaks): with socket accounting only where the
+    /// kernel has BPF trampolines.
+    pub fn reads_first_payload(&self) -> bool {
+        self.first_payload
     }
 
     /// Socket accounting: the TCP ports listened on at the last read, by cgroup.

@@ -1246,3 +1246,71 @@ fn socket_accounting_reads_dns_answers_at_recvfrom_recvmsg_and_recvmmsg() {
         "one answer per receive call: {records:?}"
     );
 }
+
+/// Socket accounting reads each TCP socket's first payload where the kernel has BPF
+/// trampolines (fentry on tcp_sendmsg; the kernel matrix runs this on Debian's 6.1):
+/// a client's TLS ClientHello whole, a server's first bytes (an SSH banner), one
+/// record per socket however much it sends after. Without trampolines it reads
+/// none and says so.
+#[test]
+fn socket_accounting_reads_the_first_payload_of_each_socket_where_trampolines_exist() {
+    use rampart_bpf::netflow::{Accounting, NetRecord, NetflowOptions};
+    use std::io::{Read, Write};
+    let Some(mut probe) = netflow_probe_at_root(NetflowOptions {
+        accounting: Accounting::Sockets,
+        ..NetflowOptions::default()
+    }) else {
+        return;
+    };
+    let features = rampart_bpf::probe();
+    if !features.fentry {
+        eprintln!(
+            "this kernel refuses BPF trampolines ({}): no first payloads with socket accounting",
+            features.trampoline_refusal.unwrap_or_default()
+        );
+        assert!(!probe.reads_first_payload());
+        return;
+    }
+    assert!(probe.reads_first_payload());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("its address").port();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    let client_port = client.local_addr().expect("its address").port();
+    // A TLS record (handshake, TLS 1.0 record version) holding a ClientHello's start.
+    let mut hello = vec![
+        0x16, 0x03, 0x01, 0x00, 0x2a, 0x01, 0x00, 0x00, 0x26, 0x03, 0x03,
+    ];
+    hello.resize(47, 0x5a);
+    client.write_all(&hello).expect("the hello");
+    client.write_all(b"more after it").expect("write");
+    let banner = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n";
+    server.write_all(banner).expect("the banner");
+    let mut got = vec![0u8; hello.len() + 13];
+    server.read_exact(&mut got).expect("read");
+    let mut got = vec![0u8; banner.len()];
+    client.read_exact(&mut got).expect("read");
+    let mut records = Vec::new();
+    probe.read_records(&mut records);
+    let of = |local: u16, remote: u16| -> Vec<&NetRecord> {
+        records
+            .iter()
+            .filter(|r| match r {
+                NetRecord::TlsClientHello { flow, .. } | NetRecord::FirstData { flow, .. } => {
+                    flow.local_port == local && flow.remote_port == remote
+                }
+                _ => false,
+            })
+            .collect()
+    };
+    match of(client_port, port).as_slice() {
+        [NetRecord::TlsClientHello { record, .. }] => assert_eq!(record, &hello),
+        other => panic!("the client's ClientHello, once: {other:?}"),
+    }
+    match of(port, client_port).as_slice() {
+        [NetRecord::FirstData { data, .. }] => {
+            assert!(data.starts_with(b"SSH-2.0-"), "{data:?}")
+        }
+        other => panic!("the server's banner, once: {other:?}"),
+    }
+}

@@ -34,7 +34,8 @@ pub struct EngineConfig {
     /// flows, DNS answers and first payloads too) or `sockets` (from the sockets,
     /// nothing on the packet path until a capture or protect mode needs it; DNS
     /// answers from the resolvers' recvfrom/recvmsg/recvmmsg, not from those that
-    /// read() them; no UDP flows or first payloads).
+    /// read() them; first payloads from tcp_sendmsg where the kernel has BPF
+    /// trampolines; no UDP flows).
     pub accounting: Accounting,
     /// Read DNS answers (names of external peers, DNS detectors).
     pub dns: bool,

@@ -331,30 +331,6 @@ while True:
     s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer, a)
 "#;
 
-/// Queries from Python, each answer read with recvmsg or recvfrom: `A NAME` (one A
-/// question), or `TXT N DOMAIN` (N long random names under DOMAIN, as tunnelling
-/// tools make them).
-const RESOLVER: &str = r#"
-import os, socket, struct, sys
-def query(name, qtype, server, read):
-    q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
-    q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
-    q += struct.pack(">HH", qtype, 1)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(3)
-    s.sendto(q, (server, 53))
-    data = s.recvmsg(1024)[0] if read == "recvmsg" else s.recvfrom(1024)[0]
-    s.close()
-    return len(data)
-server = sys.argv[1]
-if sys.argv[2] == "A":
-    print(query(sys.argv[3], 1, server, "recvmsg"))
-else:
-    for i in range(int(sys.argv[3])):
-        label = os.urandom(24).hex()
-        print(query(f"{label}.t{i}.{sys.argv[4]}", 16, server, "recvfrom"))
-"#;
-
 /// A container of the Python image on `network`, removed on drop.
 fn py_container(name: &str, extra: &[&str], cmd: &[&str]) -> rampart_testbed::TestContainer {
     rampart_testbed::remove_container(name);
@@ -396,7 +372,8 @@ fn dns_answers_are_read_from_the_resolvers_receives_and_name_the_addresses() {
         glibc.exec("python3 -c 'import socket; print(socket.gethostbyname(\"api.example.test\"))'");
     assert_eq!(resolved.trim(), "192.0.2.77", "glibc asked the sink");
     let got = python.exec(&format!(
-        "python3 -c '{RESOLVER}' {sink_ip} A py.example.test"
+        "python3 -c '{}' {sink_ip} A py.example.test",
+        common::PY_RESOLVER
     ));
     assert!(got.trim().parse::<usize>().is_ok_and(|n| n > 12), "{got}");
     let dir = common::directory();
@@ -417,7 +394,8 @@ fn dns_answers_are_read_from_the_resolvers_receives_and_name_the_addresses() {
     );
 
     let sent = python.exec(&format!(
-        "python3 -c '{RESOLVER}' {sink_ip} TXT 14 exfil.test"
+        "python3 -c '{}' {sink_ip} TXT 14 exfil.test",
+        common::PY_RESOLVER
     ));
     assert_eq!(sent.lines().count(), 14, "every TXT query answered: {sent}");
     let mut seen = Vec::new();

@@ -227,3 +227,29 @@ pub fn assert_download_counted(
         "client's bytes out: {flows}"
     );
 }
+
+/// DNS queries from Python, each answer read with recvmsg (A) or recvfrom (TXT), the
+/// calls socket accounting reads answers at: `SERVER A NAME…` (one A question each),
+/// or `SERVER TXT N DOMAIN` (N long random names under DOMAIN, as tunnelling tools
+/// make them). Prints each answer's length.
+pub const PY_RESOLVER: &str = r#"
+import os, socket, struct, sys
+def query(name, qtype, server, read):
+    q = struct.pack(">HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(l)]) + l.encode() for l in name.split(".")) + b"\0"
+    q += struct.pack(">HH", qtype, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(3)
+    s.sendto(q, (server, 53))
+    data = s.recvmsg(1024)[0] if read == "recvmsg" else s.recvfrom(1024)[0]
+    s.close()
+    return len(data)
+server = sys.argv[1]
+if sys.argv[2] == "A":
+    for name in sys.argv[3:]:
+        print(query(name, 1, server, "recvmsg"))
+else:
+    for i in range(int(sys.argv[3])):
+        label = os.urandom(24).hex()
+        print(query(f"{label}.t{i}.{sys.argv[4]}", 16, server, "recvfrom"))
+"#;

@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: GPL-2.0
+// The first payload each TCP socket sends, with socket accounting (the packet path
+// reads it from a flow's first data packet): fentry on tcp_sendmsg, where the kernel
+// has BPF trampolines. A socket that has sent before returns at once, on one load.
+// A TLS ClientHello goes whole (NF_REC_TLS), anything else as its first bytes
+// (NF_REC_FIRST_DATA), the records the packet path writes.
+#ifndef RAMPART_NETFLOW_FIRST_SEND_H
+#define RAMPART_NETFLOW_FIRST_SEND_H
+
+#include "netflow/maps.h"
+#include "netflow/sockets.h"
+
+SEC("fentry/tcp_sendmsg")
+int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
+{
+	if (!size)
+		return 0;
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	if (!tp || tp->bytes_sent)
+		return 0;
+	__u8 state = sk->__sk_common.skc_state;
+	if (state == BPF_TCP_LISTEN || state == BPF_TCP_CLOSE)
+		return 0;
+	__u32 zero = 0;
+	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
+	if (!cfg || (cfg->flags & (NF_CFG_SOCKETS | NF_CFG_TLS)) != (NF_CFG_SOCKETS | NF_CFG_TLS))
+		return 0;
+	__u64 cgid = nf_watched_cgroup(sk, cfg);
+	if (!cgid)
+		return 0;
+	// The data, from user space: one buffer (send, write) or the first of an iovec
+	// array (sendmsg; the array itself was copied into the kernel). The two share
+	// the iterator's pointer, read as `ubuf` (6.1 calls the array `iov`, later
+	// kernels `__iov`).
+	__u8 type = BPF_CORE_READ(msg, msg_iter.iter_type);
+	const __u8 *base = BPF_CORE_READ(msg, msg_iter.ubuf);
+	__u64 off = BPF_CORE_READ(msg, msg_iter.iov_offset);
+	__u64 avail = size;
+	if (type == bpf_core_enum_value(enum iter_type, ITER_IOVEC)) {
+		struct iovec iov = {};
+		if (bpf_probe_read_kernel(&iov, sizeof(iov), base) || iov.iov_len <= off)
+			return 0;
+		base = iov.iov_base;
+		avail = iov.iov_len - off;
+	} else if (type != bpf_core_enum_value(enum iter_type, ITER_UBUF)) {
+		return 0; // the kernel's own senders (kvec, pages)
+	}
+	base += off;
+	__u8 hdr[6] = {};
+	bpf_probe_read_user(hdr, sizeof(hdr), base);
+	bool hello = hdr[0] == 0x16 && hdr[1] == 3 && hdr[5] == 1;
+	__u64 max = hello ? NF_PAYLOAD : NF_FIRST_DATA;
+	if (avail > size)
+		avail = size;
+	if (avail > max)
+		avail = max;
+	struct nf_record *r = bpf_ringbuf_reserve(&nf_records, sizeof(*r), 0);
+	if (!r) {
+		struct nf_stats *st = nf_stat();
+		if (st)
+			__sync_fetch_and_add(&st->records_lost, 1);
+		return 0;
+	}
+	__builtin_memset(&r->h, 0, sizeof(r->h));
+	__u32 ip_hdr;
+	if (!nf_sock_key(&r->h.flow, sk, cgid, &ip_hdr)) {
+		bpf_ringbuf_discard(r, 0);
+		return 0;
+	}
+	r->h.kind = hello ? NF_REC_TLS : NF_REC_FIRST_DATA;
+	r->h.ts_ns = bpf_ktime_get_ns();
+	r->h.flow.lport = sk->__sk_common.skc_num;
+	r->h.pid = bpf_get_current_pid_tgid() >> 32;
+	r->h.wire_len = size;
+	// A length 6.1's verifier can bound to [1, NF_PAYLOAD], as in nf_emit_payload.
+	__u64 n = avail - 1;
+	asm volatile("" : "+r"(n));
+	n = (n & (NF_PAYLOAD - 1)) + 1;
+	if (avail == 0 || bpf_probe_read_user(r->data, n, base)) {
+		bpf_ringbuf_discard(r, 0);
+		return 0;
+	}
+	r->h.len = n;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+#endif // RAMPART_NETFLOW_FIRST_SEND_H
