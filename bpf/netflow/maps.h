@@ -155,7 +155,10 @@ enum nf_sock_end {
 	NF_END_LIVE = 0, // the iterator: a connection still open, its counters so far
 	NF_END_CLOSED = 1, // the socket's end
 	NF_END_RESET = 2, // an abortive close: the reset it sent (before its counters are zeroed)
-	NF_END_LISTENING = 3, // the iterator: a listener (only the local port is set)
+	// The iterator: a listener (the local port set; segs_in its half-open
+	// handshakes, bytes_in its connections waiting for accept(), srtt_us nonzero
+	// once the kernel warned of a SYN flood on it).
+	NF_END_LISTENING = 3,
 	NF_END_RESET_IN = 4, // a reset received: the key only (the socket's end has the counters)
 	NF_END_REFUSED = 5, // a reset received by a connect (SYN_SENT): refused
 };

@@ -296,6 +296,13 @@ int nf_file_iter(struct bpf_iter__task_file *ctx)
 		__builtin_memset(&r.key.remote, 0, sizeof(r.key.remote));
 		r.key.lport = sk->__sk_common.skc_num;
 		r.end = NF_END_LISTENING;
+		// Its queues: handshakes begun and not finished (a SYN flood's mark, with
+		// no packet program to see the SYNs), connections waiting for accept(), and
+		// whether the kernel warned of a SYN flood (its queue full: SYN cookies).
+		struct inet_connection_sock *icsk = (struct inet_connection_sock *)sk;
+		r.segs_in = BPF_CORE_READ(icsk, icsk_accept_queue.qlen.counter);
+		r.bytes_in = sk->sk_ack_backlog;
+		r.srtt_us = BPF_CORE_READ(icsk, icsk_accept_queue.synflood_warned);
 	} else {
 		struct tcp_sock *tp = (struct tcp_sock *)sk;
 		struct nf_tcp_counters c = {

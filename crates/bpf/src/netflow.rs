@@ -627,6 +627,20 @@ const PACKET_PROGRAMS: [(&str, CgroupSkbAttachType); 2] = [
 /// mode's refusals.
 const SOCKADDR_PROGRAMS: [&str; 4] = ["nf_connect4", "nf_connect6", "nf_sendmsg4", "nf_sendmsg6"];
 
+/// A TCP listener's queues, as socket accounting's iterator read them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenerQueues {
+    pub cgroup_id: u64,
+    pub port: u16,
+    /// Handshakes begun (a SYN in, a SYN-ACK out) and not finished.
+    pub half_open: u64,
+    /// Connections established and waiting for accept().
+    pub waiting: u64,
+    /// The kernel warned of a SYN flood on it: its half-open queue filled, and it
+    /// answers with SYN cookies (which keep no state to count) since.
+    pub syn_flood_warned: bool,
+}
+
 /// The loaded netflow programs and their maps.
 pub struct NetflowProbe {
     ebpf: Ebpf,
@@ -644,6 +658,8 @@ pub struct NetflowProbe {
     live: HashMap<FlowKey, (u64, u64)>,
     /// Listening TCP ports at the last iteration: (cgroup, port).
     listening: Vec<(u64, u16)>,
+    /// Their queues at the last iteration.
+    listener_queues: Vec<ListenerQueues>,
     /// Sockets that sent (1) or received (2) a reset, until their end is read: it
     /// ended by that reset, not by a close.
     resets: HashMap<FlowKey, u8>,
@@ -741,6 +757,7 @@ impl NetflowProbe {
             first_payload,
             live: Default::default(),
             listening: Vec::new(),
+            listener_queues: Vec::new(),
             resets: Default::default(),
             skb_attached: options.accounting == Accounting::Packets,
             cfg: NfConfig::default(),
@@ -983,6 +1000,20 @@ impl NetflowProbe {
                 .filter(|r| r.end == END_LISTENING)
                 .map(|r| (r.key.cgid, r.key.lport)),
         );
+        self.listener_queues.clear();
+        self.listener_queues
+            .extend(
+                iterated
+                    .iter()
+                    .filter(|r| r.end == END_LISTENING)
+                    .map(|r| ListenerQueues {
+                        cgroup_id: r.key.cgid,
+                        port: r.key.lport,
+                        half_open: r.segs_in,
+                        waiting: r.bytes_in,
+                        syn_flood_warned: r.srtt_us != 0,
+                    }),
+            );
         let listeners: HashSet<(u64, u16)> = self.listening.iter().copied().collect();
         for r in &ended {
             self.live.remove(&r.key);
@@ -1097,6 +1128,12 @@ impl NetflowProbe {
     /// kernel has BPF trampolines.
     pub fn reads_first_payload(&self) -> bool {
         self.first_payload
+    }
+
+    /// Socket accounting: each listener's queues at the last read (a SYN flood
+    /// against it fills the half-open one).
+    pub fn listener_queues(&self) -> &[ListenerQueues] {
+        &self.listener_queues
     }
 
     /// Socket accounting: the TCP ports listened on at the last read, by cgroup.

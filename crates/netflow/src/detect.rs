@@ -393,6 +393,55 @@ impl Detectors {
         out
     }
 
+    /// A listener of `f`'s container on `port` with `half_open` handshakes begun and
+    /// not finished, from `sources` addresses when known (the packet path counts them;
+    /// a listener's queue does not say), `warned` once the kernel found its queue full
+    /// (it answers with SYN cookies since, which it keeps no count of): a SYN flood
+    /// against it at `syn_flood_unanswered` or when warned.
+    pub fn on_half_open(
+        &mut self,
+        f: &Flow,
+        port: u16,
+        half_open: u64,
+        sources: Option<usize>,
+        warned: bool,
+        now: u64,
+    ) -> Vec<Detection> {
+        const RULE: &str = "SYN flood";
+        if half_open < self.config.syn_flood_unanswered as u64 && !warned {
+            return Vec::new();
+        }
+        if !self.once(RULE, format!("{}|true|*|{port}", f.cgroup_id), now) {
+            return Vec::new();
+        }
+        let from = match sources {
+            Some(n) => format!(" from {n} addresses"),
+            None => String::new(),
+        };
+        let cookies = if warned {
+            "; its queue is full and the kernel answers with SYN cookies"
+        } else {
+            ""
+        };
+        vec![detection(
+            RULE,
+            Priority::Warning,
+            &["T1498", "T1499", "TA0040"],
+            format!(
+                "{RULE}: {half_open} half-open connections{from} → {} port {port}{cookies}",
+                who(f)
+            ),
+            f,
+            [
+                ("net.half_open", json!(half_open)),
+                ("net.sources", json!(sources)),
+                ("net.syn_cookies", json!(warned)),
+                ("net.inbound", json!(true)),
+            ],
+            now,
+        )]
+    }
+
     /// Looks at the flows that began in the flood window (call once per poll).
     pub fn on_poll(&mut self, table: &FlowTable, now: u64) -> Vec<Detection> {
         let c = self.config.clone();
@@ -400,6 +449,9 @@ impl Detectors {
         // (cgroup, inbound, remote ip, service port) → (flows, unanswered, a flow).
         type Groups<'a> = HashMap<(u64, bool, IpAddr, u16), (usize, usize, &'a Flow)>;
         let mut groups: Groups = HashMap::new();
+        // (cgroup, service port) → (half-open inbound handshakes, their sources, one):
+        // a SYN flood from forged addresses spreads over them.
+        let mut half_open: HashMap<(u64, u16), (u64, HashSet<IpAddr>, &Flow)> = HashMap::new();
         for f in table.recent_flows(since) {
             if f.first_ns < since || f.proto != Proto::Tcp || f.direction == Direction::Unknown {
                 continue;
@@ -411,8 +463,21 @@ impl Detectors {
             if f.tcp_unanswered() || (inbound && f.tcp_flags_out & 16 == 0) {
                 g.1 += 1;
             }
+            // Their SYN and nothing after it.
+            if inbound && f.tcp_flags_in & 2 != 0 && f.tcp_flags_in & 16 == 0 {
+                let h = half_open.entry((f.cgroup_id, f.service_port())).or_insert((
+                    0,
+                    HashSet::new(),
+                    f,
+                ));
+                h.0 += 1;
+                h.1.insert(f.remote_ip);
+            }
         }
         let mut out = Vec::new();
+        for ((_, port), (n, sources, f)) in half_open {
+            out.extend(self.on_half_open(f, port, n, Some(sources.len()), false, now));
+        }
         for ((cgid, inbound, ip, port), (n, unanswered, f)) in groups {
             let (rule, hit) = if unanswered >= c.syn_flood_unanswered {
                 ("SYN flood", true)

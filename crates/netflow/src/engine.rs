@@ -3,6 +3,7 @@
 //! (once a second or so). The agent's netflow stage and `rampart net` both run it.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 
 use rampart_bpf::netflow::{
@@ -334,6 +335,29 @@ impl NetworkEngine {
                 self.capture.push(p);
             }
             self.stats.kernel = probe.stats()?;
+            // Socket accounting sees no SYN: a flood against a listener shows in its
+            // half-open queue instead.
+            let queues = probe.listener_queues().to_vec();
+            for q in queues {
+                let listener = FlowEnds {
+                    cgroup_id: q.cgroup_id,
+                    proto: 6,
+                    local: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    local_port: q.port,
+                    remote: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                    remote_port: 0,
+                };
+                let mut f = self.flow_for(&listener, now);
+                f.direction = Direction::Inbound;
+                found.extend(self.detectors.on_half_open(
+                    &f,
+                    q.port,
+                    q.half_open,
+                    None,
+                    q.syn_flood_warned,
+                    now,
+                ));
+            }
         }
         let records = std::mem::take(&mut self.records);
         for r in &records {

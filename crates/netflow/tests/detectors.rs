@@ -55,6 +55,29 @@ for _ in range(n):
 print(n / (time.time() - t))
 "#;
 
+/// SYNs from forged addresses (`N` of them: 20 unused addresses of the target's /24,
+/// N/20 ports each) to `HOST:PORT`, through a raw socket: handshakes that never
+/// finish, as a SYN flood leaves them.
+const SYN_FLOOD: &str = r#"
+import random, socket, struct, sys
+host, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+def csum(b):
+    t = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while t >> 16:
+        t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+dst = socket.inet_aton(host)
+for i in range(n):
+    src = dst[:3] + bytes([200 + i % 20])
+    tcp = struct.pack("!HHIIBBHHH", 20000 + i, port, random.getrandbits(32), 0, 5 << 4, 2, 64240, 0, 0)
+    c = csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40, i & 0xffff, 0, 64, 6, 0, src, dst)
+    s.sendto(ip + tcp, (host, 0))
+print(n)
+"#;
+
 fn config() -> EngineConfig {
     EngineConfig {
         state_dir: None,
@@ -310,6 +333,43 @@ fn detectors_fire_and_neighbours_do_not(accounting: Accounting) {
                 .contains(&format!("→ image:{PY_IMAGE_REPO} port 8080"))),
         "no flood alert against the target: {:#?}",
         rules(&seen)
+    );
+
+    // The connection flood's handshakes all finished: no SYN flood.
+    assert!(
+        !seen.iter().any(|a| a.rule == "SYN flood"),
+        "finished handshakes taken for a SYN flood: {:#?}",
+        rules(&seen)
+    );
+    // A SYN flood against the same listener, from forged addresses: the packet path
+    // counts the handshakes left half-open over all their sources, socket accounting
+    // reads them off the listener's queue.
+    let sent = rampart_testbed::docker(&[
+        "exec",
+        &flooder_id,
+        "python3",
+        "-c",
+        SYN_FLOOD,
+        &target_ip,
+        "8080",
+        "400",
+    ]);
+    assert_eq!(sent.trim(), "400", "the SYNs went out");
+    let syn = common::poll_for(&mut engine, &mut seen, |a| a.rule == "SYN flood")
+        .unwrap_or_else(|| panic!("no SYN flood alert: {:#?}", rules(&seen)));
+    assert!(
+        syn.message.contains("half-open connections"),
+        "{}",
+        syn.message
+    );
+    if accounting == Accounting::Packets {
+        assert!(syn.message.contains("from 20 addresses"), "{}", syn.message);
+    }
+    assert!(
+        syn.message
+            .contains(&format!("→ image:{PY_IMAGE_REPO} port 8080")),
+        "{}",
+        syn.message
     );
     assert!(
         !seen
