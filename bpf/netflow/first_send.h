@@ -31,10 +31,10 @@ int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 	// The data, from user space: one buffer (send, write) or the first of an iovec
 	// array (sendmsg; the array itself was copied into the kernel). The two share
 	// the iterator's pointer, read as `ubuf` (6.1 calls the array `iov`, later
-	// kernels `__iov`).
-	__u8 type = BPF_CORE_READ(msg, msg_iter.iter_type);
-	const __u8 *base = BPF_CORE_READ(msg, msg_iter.ubuf);
-	__u64 off = BPF_CORE_READ(msg, msg_iter.iov_offset);
+	// kernels `__iov`). Direct loads: the message is a trusted argument.
+	__u8 type = msg->msg_iter.iter_type;
+	const __u8 *base = msg->msg_iter.ubuf;
+	__u64 off = msg->msg_iter.iov_offset;
 	__u64 avail = size;
 	if (type == bpf_core_enum_value(enum iter_type, ITER_IOVEC)) {
 		struct iovec iov = {};
@@ -46,14 +46,8 @@ int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 		return 0; // the kernel's own senders (kvec, pages)
 	}
 	base += off;
-	__u8 hdr[6] = {};
-	bpf_probe_read_user(hdr, sizeof(hdr), base);
-	bool hello = hdr[0] == 0x16 && hdr[1] == 3 && hdr[5] == 1;
-	__u64 max = hello ? NF_PAYLOAD : NF_FIRST_DATA;
 	if (avail > size)
 		avail = size;
-	if (avail > max)
-		avail = max;
 	struct nf_record *r = bpf_ringbuf_reserve(&nf_records, sizeof(*r), 0);
 	if (!r) {
 		struct nf_stats *st = nf_stat();
@@ -67,21 +61,35 @@ int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 		bpf_ringbuf_discard(r, 0);
 		return 0;
 	}
+	// The first bytes, in one read; a ClientHello's rest in a second.
+	__u64 first = avail < NF_FIRST_DATA ? avail : NF_FIRST_DATA;
+	// Bounded to [1, NF_FIRST_DATA] in a way 6.1's verifier follows.
+	__u64 n = first - 1;
+	asm volatile("" : "+r"(n));
+	n = (n & (NF_FIRST_DATA - 1)) + 1;
+	if (first == 0 || bpf_probe_read_user(r->data, n, base)) {
+		bpf_ringbuf_discard(r, 0);
+		return 0;
+	}
+	bool hello = n >= 6 && r->data[0] == 0x16 && r->data[1] == 3 && r->data[5] == 1;
+	if (hello && avail > NF_FIRST_DATA) {
+		__u64 rest = avail - NF_FIRST_DATA;
+		if (rest > NF_PAYLOAD - NF_FIRST_DATA)
+			rest = NF_PAYLOAD - NF_FIRST_DATA;
+		// Checked again in the register passed (clang may otherwise check a copy).
+		asm volatile("" : "+r"(rest));
+		if (rest > 0 && rest <= NF_PAYLOAD - NF_FIRST_DATA &&
+		    !bpf_probe_read_user(r->data + NF_FIRST_DATA, rest, base + NF_FIRST_DATA))
+			n = NF_FIRST_DATA + rest;
+	}
 	r->h.kind = hello ? NF_REC_TLS : NF_REC_FIRST_DATA;
 	r->h.ts_ns = bpf_ktime_get_ns();
 	r->h.flow.lport = sk->__sk_common.skc_num;
 	r->h.pid = bpf_get_current_pid_tgid() >> 32;
 	r->h.wire_len = size;
-	// A length 6.1's verifier can bound to [1, NF_PAYLOAD], as in nf_emit_payload.
-	__u64 n = avail - 1;
-	asm volatile("" : "+r"(n));
-	n = (n & (NF_PAYLOAD - 1)) + 1;
-	if (avail == 0 || bpf_probe_read_user(r->data, n, base)) {
-		bpf_ringbuf_discard(r, 0);
-		return 0;
-	}
 	r->h.len = n;
-	bpf_ringbuf_submit(r, 0);
+	// User space reads the ring on its own clock: no wakeup.
+	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;
 }
 

@@ -21,7 +21,7 @@ use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::links::CgroupAttachMode;
 use aya::programs::{
-    BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, FEntry, Iter, TracePoint,
+    BtfTracePoint, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, FEntry, FExit, Iter, TracePoint,
 };
 use aya::{Btf, Ebpf, EbpfLoader};
 
@@ -568,9 +568,15 @@ const SOCKET_TRACEPOINTS: [(&str, &str); 3] = [
     ("nf_sock_reset_in", "tcp_receive_reset"),
 ];
 const SOCKET_ITERATOR: &str = "nf_file_iter";
-/// Socket accounting's DNS answers: one program on the exits of the receive calls
-/// resolvers use (bpf/netflow/dns.h).
-const DNS_ANSWER_PROGRAM: &str = "nf_dns_answer";
+/// Socket accounting's DNS answers, at the exits of the receive calls resolvers use
+/// (bpf/netflow/dns.h): fexit on each (program, kernel function) where the kernel
+/// has BPF trampolines, else one program on their exit tracepoints.
+const DNS_ANSWER_FEXITS: [(&str, &str); 3] = [
+    ("nf_dns_recvfrom", "__x64_sys_recvfrom"),
+    ("nf_dns_recvmsg", "__x64_sys_recvmsg"),
+    ("nf_dns_recvmmsg", "__x64_sys_recvmmsg"),
+];
+const DNS_ANSWER_TRACEPOINT_PROGRAM: &str = "nf_dns_answer_tp";
 const DNS_ANSWER_TRACEPOINTS: [&str; 3] =
     ["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"];
 /// Socket accounting's first payloads: fentry on tcp_sendmsg (bpf/netflow/first_send.h).
@@ -702,15 +708,23 @@ impl NetflowProbe {
             iter.load("task_file", &btf)
                 .map_err(prog_err(SOCKET_ITERATOR))?;
             // Attached whether or not DNS is read now (a flag in nf_cfg says so).
-            let dns: &mut TracePoint = program_as(&mut ebpf, DNS_ANSWER_PROGRAM)?;
-            dns.load().map_err(prog_err(DNS_ANSWER_PROGRAM))?;
-            for tracepoint in DNS_ANSWER_TRACEPOINTS {
-                dns.attach("syscalls", tracepoint)
-                    .map_err(prog_err(DNS_ANSWER_PROGRAM))?;
-            }
-            // Needs BPF trampolines: without them no first payloads (TLS, the
-            // protocol a flow speaks) are read.
+            // Without trampolines, first payloads are not read (TLS, the protocol a
+            // flow speaks) and DNS answers come through the costlier tracepoints.
             let features = crate::probe();
+            if features.fentry {
+                for (name, function) in DNS_ANSWER_FEXITS {
+                    let p: &mut FExit = program_as(&mut ebpf, name)?;
+                    p.load(function, &btf).map_err(prog_err(name))?;
+                    p.attach().map_err(prog_err(name))?;
+                }
+            } else {
+                let name = DNS_ANSWER_TRACEPOINT_PROGRAM;
+                let dns: &mut TracePoint = program_as(&mut ebpf, name)?;
+                dns.load().map_err(prog_err(name))?;
+                for tracepoint in DNS_ANSWER_TRACEPOINTS {
+                    dns.attach("syscalls", tracepoint).map_err(prog_err(name))?;
+                }
+            }
             if features.fentry {
                 let first: &mut FEntry = program_as(&mut ebpf, FIRST_SEND_PROGRAM)?;
                 first

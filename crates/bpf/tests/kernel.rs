@@ -1277,11 +1277,12 @@ fn socket_accounting_reads_the_first_payload_of_each_socket_where_trampolines_ex
     let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
     let (mut server, _) = listener.accept().expect("accept");
     let client_port = client.local_addr().expect("its address").port();
-    // A TLS record (handshake, TLS 1.0 record version) holding a ClientHello's start.
+    // A TLS record (handshake, TLS 1.0 record version) holding a ClientHello, longer
+    // than the first bytes kept of other payloads (it goes whole).
     let mut hello = vec![
-        0x16, 0x03, 0x01, 0x00, 0x2a, 0x01, 0x00, 0x00, 0x26, 0x03, 0x03,
+        0x16, 0x03, 0x01, 0x01, 0x27, 0x01, 0x00, 0x01, 0x23, 0x03, 0x03,
     ];
-    hello.resize(47, 0x5a);
+    hello.resize(300, 0x5a);
     client.write_all(&hello).expect("the hello");
     client.write_all(b"more after it").expect("write");
     let banner = b"SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n";
