@@ -31,9 +31,11 @@ int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 	// The data, from user space: one buffer (send, write) or the first of an iovec
 	// array (sendmsg; the array itself was copied into the kernel). The two share
 	// the iterator's pointer, read as `ubuf` (6.1 calls the array `iov`, later
-	// kernels `__iov`). Direct loads: the message is a trusted argument.
+	// kernels `__iov`). The message is a trusted argument, read directly, but for
+	// that pointer: 6.1 types it as the iovec array's, which cannot be added to.
 	__u8 type = msg->msg_iter.iter_type;
-	const __u8 *base = msg->msg_iter.ubuf;
+	const __u8 *base = NULL;
+	bpf_core_read(&base, sizeof(base), &msg->msg_iter.ubuf);
 	__u64 off = msg->msg_iter.iov_offset;
 	__u64 avail = size;
 	if (type == bpf_core_enum_value(enum iter_type, ITER_IOVEC)) {
