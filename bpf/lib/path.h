@@ -4,6 +4,7 @@
 #ifndef RAMPART_LIB_PATH_H
 #define RAMPART_LIB_PATH_H
 
+#include "lib/fd.h"
 #include "lib/maps.h"
 #include "lib/str.h"
 
@@ -101,21 +102,6 @@ static __always_inline u32 push_path(struct scratch *s, u32 off, struct path *pa
 	}
 	u32 len = PATH_BUF - pos;
 	return push_bytes(s->ev, off, &s->path[pos & (PATH_BUF - 1)], len, false);
-}
-
-// `task`'s open file `fd`, or NULL (`task` is the current one: the table is not locked).
-static __always_inline struct file *task_fd_file(struct task_struct *task, long fd)
-{
-	if (fd < 0)
-		return NULL;
-	struct fdtable *fdt = task->files->fdt;
-	if ((unsigned long)fd >= fdt->max_fds)
-		return NULL;
-	// An array of pointers is not a typed pointer to the verifier: read the slot.
-	struct file **fds = fdt->fd;
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	return f;
 }
 
 // The current task's open file `fd`, or NULL.

@@ -9,6 +9,7 @@
 #ifndef RAMPART_NETFLOW_DNS_H
 #define RAMPART_NETFLOW_DNS_H
 
+#include "lib/fd.h"
 #include "netflow/maps.h"
 #include "netflow/sockets.h"
 
@@ -28,15 +29,7 @@ struct nf_sys_exit {
 // The current process's socket on `fd`, or NULL.
 static __always_inline struct sock *nf_fd_sock(struct task_struct *task, long fd)
 {
-	if (fd < 0)
-		return NULL;
-	struct fdtable *fdt = task->files->fdt;
-	if ((unsigned long)fd >= fdt->max_fds)
-		return NULL;
-	// An array of pointers is not a typed pointer to the verifier: the slot is read.
-	struct file **fds = fdt->fd;
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	struct file *f = task_fd_file(task, fd);
 	if (!f || (BPF_CORE_READ(f, f_inode, i_mode) & 0170000) != 0140000 /* S_IFSOCK */)
 		return NULL;
 	struct socket *sock = BPF_CORE_READ(f, private_data);
@@ -46,8 +39,10 @@ static __always_inline struct sock *nf_fd_sock(struct task_struct *task, long fd
 // The handler: the syscall's number, result and saved registers (its arguments).
 static __always_inline int nf_dns_answer(struct pt_regs *regs, long nr, long ret)
 {
-	// A DNS header alone is 12 bytes; recvmmsg returns a count of messages.
-	if (nr == NF_NR_recvmmsg ? ret < 1 : ret <= 12)
+	// A DNS header alone is 12 bytes; recvmmsg returns a count of messages. An
+	// answer over UDP is at most the 4096 bytes resolvers offer in EDNS: a longer
+	// read (a bulk transfer's) returns before any lookup.
+	if (nr == NF_NR_recvmmsg ? ret < 1 : ret <= 12 || ret > 4096)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	if (!bpf_map_lookup_elem(&nf_dns_askers, &tgid))
@@ -113,14 +108,9 @@ static __always_inline int nf_dns_answer(struct pt_regs *regs, long nr, long ret
 	__u64 cgid = cg->kn->id;
 	if (!nf_cgroup_watched(cg, cgid, cfg->watched))
 		return 0;
-	struct nf_record *r = bpf_ringbuf_reserve(&nf_records, sizeof(*r), 0);
-	if (!r) {
-		struct nf_stats *st = nf_stat();
-		if (st)
-			__sync_fetch_and_add(&st->records_lost, 1);
+	struct nf_record *r = nf_record_reserve();
+	if (!r)
 		return 0;
-	}
-	__builtin_memset(&r->h, 0, sizeof(r->h));
 	r->h.kind = NF_REC_DNS;
 	r->h.ts_ns = bpf_ktime_get_ns();
 	r->h.flow.cgid = cgid;

@@ -50,14 +50,9 @@ int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 	base += off;
 	if (avail > size)
 		avail = size;
-	struct nf_record *r = bpf_ringbuf_reserve(&nf_records, sizeof(*r), 0);
-	if (!r) {
-		struct nf_stats *st = nf_stat();
-		if (st)
-			__sync_fetch_and_add(&st->records_lost, 1);
+	struct nf_record *r = nf_record_reserve();
+	if (!r)
 		return 0;
-	}
-	__builtin_memset(&r->h, 0, sizeof(r->h));
 	__u32 ip_hdr;
 	if (!nf_sock_key(&r->h.flow, sk, cgid, &ip_hdr)) {
 		bpf_ringbuf_discard(r, 0);

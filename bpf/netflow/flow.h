@@ -130,14 +130,9 @@ static __always_inline void nf_emit_payload(struct __sk_buff *skb, __u32 kind,
 	if (avail > NF_PAYLOAD)
 		avail = NF_PAYLOAD;
 	asm volatile("" : "+r"(avail));
-	struct nf_record *r = bpf_ringbuf_reserve(&nf_records, sizeof(*r), 0);
-	if (!r) {
-		struct nf_stats *st = nf_stat();
-		if (st)
-			__sync_fetch_and_add(&st->records_lost, 1);
+	struct nf_record *r = nf_record_reserve();
+	if (!r)
 		return;
-	}
-	__builtin_memset(&r->h, 0, sizeof(r->h));
 	r->h.kind = kind;
 	r->h.ts_ns = bpf_ktime_get_ns();
 	r->h.flow = p->key;

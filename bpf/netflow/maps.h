@@ -334,4 +334,18 @@ static __always_inline struct nf_stats *nf_stat(void)
 	return bpf_map_lookup_elem(&nf_stats, &zero);
 }
 
+// A record of nf_records with its header zeroed, or NULL (the ring full: counted).
+static __always_inline struct nf_record *nf_record_reserve(void)
+{
+	struct nf_record *r = bpf_ringbuf_reserve(&nf_records, sizeof(*r), 0);
+	if (!r) {
+		struct nf_stats *st = nf_stat();
+		if (st)
+			__sync_fetch_and_add(&st->records_lost, 1);
+		return NULL;
+	}
+	__builtin_memset(&r->h, 0, sizeof(r->h));
+	return r;
+}
+
 #endif // RAMPART_NETFLOW_MAPS_H

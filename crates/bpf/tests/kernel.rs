@@ -947,6 +947,15 @@ fn netflow_probe_at_root(
     Some(probe)
 }
 
+/// The netflow programs with socket accounting at the cgroup v2 root.
+fn socket_probe_at_root() -> Option<rampart_bpf::netflow::NetflowProbe> {
+    use rampart_bpf::netflow::{Accounting, NetflowOptions};
+    netflow_probe_at_root(NetflowOptions {
+        accounting: Accounting::Sockets,
+        ..NetflowOptions::default()
+    })
+}
+
 /// The netflow object loads on this kernel (the kernel matrix runs this on Debian's
 /// 6.1 too) and counts a loopback TCP connection at the cgroup v2 root: a flow on each
 /// side with the bytes each way and both FINs, and the process that connected.
@@ -1019,13 +1028,10 @@ fn the_netflow_programs_load_and_count_a_loopback_connection() {
 /// listener; once closed, from each socket's end, with FINs both ways.
 #[test]
 fn the_socket_programs_load_and_report_a_loopback_connection_live_and_at_its_end() {
-    use rampart_bpf::netflow::{Accounting, Initiator, KernelFlow, NetflowOptions};
+    use rampart_bpf::netflow::{Initiator, KernelFlow};
     use std::io::{Read, Write};
     const SENT: usize = 100_000;
-    let Some(mut probe) = netflow_probe_at_root(NetflowOptions {
-        accounting: Accounting::Sockets,
-        ..NetflowOptions::default()
-    }) else {
+    let Some(mut probe) = socket_probe_at_root() else {
         return;
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
@@ -1100,12 +1106,9 @@ fn the_socket_programs_load_and_report_a_loopback_connection_live_and_at_its_end
 /// listening ports from the iterator).
 #[test]
 fn a_listener_with_backlog_zero_still_has_its_connections_counted_as_accepted() {
-    use rampart_bpf::netflow::{Accounting, Initiator, NetflowOptions};
+    use rampart_bpf::netflow::Initiator;
     use std::os::fd::AsRawFd;
-    let Some(mut probe) = netflow_probe_at_root(NetflowOptions {
-        accounting: Accounting::Sockets,
-        ..NetflowOptions::default()
-    }) else {
+    let Some(mut probe) = socket_probe_at_root() else {
         return;
     };
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
@@ -1147,12 +1150,9 @@ fn a_listener_with_backlog_zero_still_has_its_connections_counted_as_accepted() 
 /// sendmmsg/recvmmsg); a datagram from another port is not a DNS answer.
 #[test]
 fn socket_accounting_reads_dns_answers_at_recvfrom_recvmsg_and_recvmmsg() {
-    use rampart_bpf::netflow::{Accounting, NetRecord, NetflowOptions};
+    use rampart_bpf::netflow::NetRecord;
     use std::os::fd::AsRawFd;
-    let Some(mut probe) = netflow_probe_at_root(NetflowOptions {
-        accounting: Accounting::Sockets,
-        ..NetflowOptions::default()
-    }) else {
+    let Some(mut probe) = socket_probe_at_root() else {
         return;
     };
     // A loopback address of its own, so no resolver on the host holds its port 53.
@@ -1254,12 +1254,9 @@ fn socket_accounting_reads_dns_answers_at_recvfrom_recvmsg_and_recvmmsg() {
 /// none and says so.
 #[test]
 fn socket_accounting_reads_the_first_payload_of_each_socket_where_trampolines_exist() {
-    use rampart_bpf::netflow::{Accounting, NetRecord, NetflowOptions};
+    use rampart_bpf::netflow::NetRecord;
     use std::io::{Read, Write};
-    let Some(mut probe) = netflow_probe_at_root(NetflowOptions {
-        accounting: Accounting::Sockets,
-        ..NetflowOptions::default()
-    }) else {
+    let Some(mut probe) = socket_probe_at_root() else {
         return;
     };
     let features = rampart_bpf::probe();

@@ -17,23 +17,6 @@ use rampart_testbed::TestNetwork;
 const PY_IMAGE: &str = "rampart-test/pyapp:1";
 const PY_IMAGE_REPO: &str = "rampart-test/pyapp";
 
-/// A DNS server answering every question with one TXT record.
-const DNS_SINK: &str = r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", 53))
-while True:
-    q, a = s.recvfrom(4096)
-    if len(q) < 12:
-        continue
-    end = 12
-    while end < len(q) and q[end] != 0:
-        end += q[end] + 1
-    question = q[12:end + 5]
-    answer = b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x03\x02ok"
-    s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer, a)
-"#;
-
 /// A TCP server that accepts and closes, with a deep backlog (the flood's target).
 const ACCEPTOR: &str = r#"
 import socket
@@ -137,7 +120,7 @@ fn detectors_fire_and_neighbours_do_not(accounting: Accounting) {
         PY_IMAGE,
         "python3",
         "-c",
-        DNS_SINK,
+        common::DNS_SINK,
     ]);
     let _sink_guard = Guard("net-det-dns");
     let flooder_id = rampart_testbed::docker(&[
@@ -163,6 +146,14 @@ fn detectors_fire_and_neighbours_do_not(accounting: Accounting) {
         "{{(index .NetworkSettings.Networks \"net-det\").IPAddress}}",
         &sink_id,
     ]);
+    // DNS queries from the flooder's Python (busybox's nslookup read()s its answers,
+    // which socket accounting does not see).
+    let resolve = |args: &[&str]| {
+        let mut all = vec!["exec", flooder_id.as_str(), "python3", "-c"];
+        all.extend([common::PY_RESOLVER, sink_ip.as_str()]);
+        all.extend(args);
+        rampart_testbed::docker(&all)
+    };
     engine.refresh_directory(common::now_ns());
     // Everything below is judged outside discovery.
     let now = common::now_ns();
@@ -177,29 +168,10 @@ fn detectors_fire_and_neighbours_do_not(accounting: Accounting) {
     steady.exec(&format!(
         "for i in $(seq 1 60); do wget -q -O- http://{web_ip}:8080/file >/dev/null; sleep 0.1; done"
     ));
-    // (From Python: busybox's nslookup read()s its answers, which socket
-    // accounting does not see.)
-    let lookups = rampart_testbed::docker(&[
-        "exec",
-        &flooder_id,
-        "python3",
-        "-c",
-        common::PY_RESOLVER,
-        &sink_ip,
-        "A",
-        "www1.example.test",
-        "www2.example.test",
-        "www3.example.test",
-        "www4.example.test",
-        "www5.example.test",
-        "www6.example.test",
-        "www7.example.test",
-        "www8.example.test",
-        "www9.example.test",
-        "www10.example.test",
-        "www11.example.test",
-        "www12.example.test",
-    ]);
+    let names: Vec<String> = (1..=12).map(|i| format!("www{i}.example.test")).collect();
+    let mut args = vec!["A"];
+    args.extend(names.iter().map(String::as_str));
+    let lookups = resolve(&args);
     assert_eq!(
         lookups.lines().count(),
         12,
@@ -223,17 +195,7 @@ fn detectors_fire_and_neighbours_do_not(accounting: Accounting) {
     assert!(scan.message.contains(&web_ip), "{}", scan.message);
 
     // DNS tunnelling: long random TXT queries to the sink.
-    let queries = rampart_testbed::docker(&[
-        "exec",
-        &flooder_id,
-        "python3",
-        "-c",
-        common::PY_RESOLVER,
-        &sink_ip,
-        "TXT",
-        "14",
-        "exfil.test",
-    ]);
+    let queries = resolve(&["TXT", "14", "exfil.test"]);
     assert_eq!(
         queries.lines().count(),
         14,

@@ -311,26 +311,6 @@ fn a_capture_attaches_the_packet_programs_to_the_watched_cgroups() {
 
 const PY_IMAGE: &str = "rampart-test/pyapp:1";
 
-/// A DNS server: A questions get 192.0.2.77, any other one TXT "ok".
-const DNS_SINK: &str = r#"
-import socket
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.bind(("0.0.0.0", 53))
-while True:
-    q, a = s.recvfrom(4096)
-    if len(q) < 12:
-        continue
-    end = 12
-    while end < len(q) and q[end] != 0:
-        end += q[end] + 1
-    question = q[12:end + 5]
-    if q[end + 1:end + 3] == b"\x00\x01":
-        answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x4d"
-    else:
-        answer = b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x03\x02ok"
-    s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer, a)
-"#;
-
 /// A container of the Python image on `network`, removed on drop.
 fn py_container(name: &str, extra: &[&str], cmd: &[&str]) -> rampart_testbed::TestContainer {
     rampart_testbed::remove_container(name);
@@ -360,7 +340,11 @@ fn dns_answers_are_read_from_the_resolvers_receives_and_name_the_addresses() {
     };
     let net = TestNetwork::create("net-sdns");
     let on_net = ["--network", net.name.as_str()];
-    let sink = py_container("net-sdns-sink", &on_net, &["python3", "-c", DNS_SINK]);
+    let sink = py_container(
+        "net-sdns-sink",
+        &on_net,
+        &["python3", "-c", common::DNS_SINK],
+    );
     let sink_ip = sink.ip(&net.name);
     let glibc = py_container(
         "net-sdns-libc",

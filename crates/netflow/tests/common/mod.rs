@@ -253,3 +253,23 @@ else:
         label = os.urandom(24).hex()
         print(query(f"{label}.t{i}.{sys.argv[4]}", 16, server, "recvfrom"))
 "#;
+
+/// A DNS server: A questions get 192.0.2.77, any other one TXT "ok".
+pub const DNS_SINK: &str = r#"
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 53))
+while True:
+    q, a = s.recvfrom(4096)
+    if len(q) < 12:
+        continue
+    end = 12
+    while end < len(q) and q[end] != 0:
+        end += q[end] + 1
+    question = q[12:end + 5]
+    if q[end + 1:end + 3] == b"\x00\x01":
+        answer = b"\xc0\x0c\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x04\xc0\x00\x02\x4d"
+    else:
+        answer = b"\xc0\x0c\x00\x10\x00\x01\x00\x00\x00\x3c\x00\x03\x02ok"
+    s.sendto(q[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + question + answer, a)
+"#;
