@@ -662,9 +662,7 @@ pub struct NetflowProbe {
     /// Live connections' counters at the last iteration: only those that moved
     /// since are reported.
     live: HashMap<FlowKey, (u64, u64)>,
-    /// Listening TCP ports at the last iteration: (cgroup, port).
-    listening: Vec<(u64, u16)>,
-    /// Their queues at the last iteration.
+    /// Listening TCP sockets and their queues at the last iteration.
     listener_queues: Vec<ListenerQueues>,
     /// Sockets that sent (1) or received (2) a reset, until their end is read: it
     /// ended by that reset, not by a close.
@@ -717,15 +715,6 @@ impl NetflowProbe {
                     p.load(function, &btf).map_err(prog_err(name))?;
                     p.attach().map_err(prog_err(name))?;
                 }
-            } else {
-                let name = DNS_ANSWER_TRACEPOINT_PROGRAM;
-                let dns: &mut TracePoint = program_as(&mut ebpf, name)?;
-                dns.load().map_err(prog_err(name))?;
-                for tracepoint in DNS_ANSWER_TRACEPOINTS {
-                    dns.attach("syscalls", tracepoint).map_err(prog_err(name))?;
-                }
-            }
-            if features.fentry {
                 let first: &mut FEntry = program_as(&mut ebpf, FIRST_SEND_PROGRAM)?;
                 first
                     .load("tcp_sendmsg", &btf)
@@ -733,6 +722,12 @@ impl NetflowProbe {
                 first.attach().map_err(prog_err(FIRST_SEND_PROGRAM))?;
                 first_payload = true;
             } else {
+                let name = DNS_ANSWER_TRACEPOINT_PROGRAM;
+                let dns: &mut TracePoint = program_as(&mut ebpf, name)?;
+                dns.load().map_err(prog_err(name))?;
+                for tracepoint in DNS_ANSWER_TRACEPOINTS {
+                    dns.attach("syscalls", tracepoint).map_err(prog_err(name))?;
+                }
                 tracing::warn!(
                     reason = features.trampoline_refusal.as_deref().unwrap_or("unknown"),
                     "socket accounting: this kernel refuses BPF trampolines, so no first \
@@ -770,7 +765,6 @@ impl NetflowProbe {
             ends,
             first_payload,
             live: Default::default(),
-            listening: Vec::new(),
             listener_queues: Vec::new(),
             resets: Default::default(),
             skb_attached: options.accounting == Accounting::Packets,
@@ -1007,13 +1001,6 @@ impl NetflowProbe {
         let iterated = self.iterate_sockets()?;
         // The listeners first: a connection on a listening port was accepted, whatever
         // its listener's backlog said (see `initiated_here`).
-        self.listening.clear();
-        self.listening.extend(
-            iterated
-                .iter()
-                .filter(|r| r.end == END_LISTENING)
-                .map(|r| (r.key.cgid, r.key.lport)),
-        );
         self.listener_queues.clear();
         self.listener_queues
             .extend(
@@ -1028,7 +1015,11 @@ impl NetflowProbe {
                         syn_flood_warned: r.srtt_us != 0,
                     }),
             );
-        let listeners: HashSet<(u64, u16)> = self.listening.iter().copied().collect();
+        let listeners: HashSet<(u64, u16)> = self
+            .listener_queues
+            .iter()
+            .map(|q| (q.cgroup_id, q.port))
+            .collect();
         for r in &ended {
             self.live.remove(&r.key);
             let reset = match r.end {
@@ -1144,15 +1135,10 @@ impl NetflowProbe {
         self.first_payload
     }
 
-    /// Socket accounting: each listener's queues at the last read (a SYN flood
-    /// against it fills the half-open one).
+    /// Socket accounting: the TCP listeners at the last read, by cgroup and port,
+    /// with their queues (a SYN flood against one fills its half-open queue).
     pub fn listener_queues(&self) -> &[ListenerQueues] {
         &self.listener_queues
-    }
-
-    /// Socket accounting: the TCP ports listened on at the last read, by cgroup.
-    pub fn listening(&self) -> &[(u64, u16)] {
-        &self.listening
     }
 
     /// Takes a flow out of the kernel's table (user space expired it).

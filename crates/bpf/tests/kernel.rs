@@ -1056,9 +1056,9 @@ fn the_socket_programs_load_and_report_a_loopback_connection_live_and_at_its_end
     assert_eq!(live.initiator, Initiator::Local, "{live:?}");
     assert_eq!(live.tcp_flags_in & 1, 0, "not closed yet: {live:?}");
     assert!(
-        probe.listening().iter().any(|(_, p)| *p == port),
+        probe.listener_queues().iter().any(|q| q.port == port),
         "the listener: {:?}",
-        probe.listening()
+        probe.listener_queues()
     );
     // Unchanged since: not reported again.
     let mut again = Vec::new();

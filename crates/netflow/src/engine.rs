@@ -275,8 +275,8 @@ impl NetworkEngine {
             if read.full_read {
                 self.stats.full_reads += 1;
             }
-            for (cgroup_id, port) in probe.listening() {
-                self.table.learn_listening(*cgroup_id, Proto::Tcp, *port);
+            for q in probe.listener_queues() {
+                self.table.learn_listening(q.cgroup_id, Proto::Tcp, q.port);
             }
             // Who opened each new outbound flow: one lookup per remote end not yet
             // known (the connect program keeps them by remote end).
