@@ -183,16 +183,7 @@ fn a_long_connection_is_counted_while_it_lasts_and_to_the_byte_range_when_it_end
     std::thread::sleep(std::time::Duration::from_millis(500));
     let client_flow = flow_of(client_cg).expect("the client's flow");
     let server_flow = flow_of(server_cg).expect("the server's flow");
-    common::assert_download_counted(
-        (
-            client_flow.bytes_in,
-            client_flow.packets_in,
-            client_flow.bytes_out,
-        ),
-        (server_flow.bytes_out, server_flow.packets_out),
-        SENT,
-        &format!("{client_flow:?}\n{server_flow:?}"),
-    );
+    common::assert_download_counted(&client_flow, &server_flow, SENT);
     assert!(
         client_flow.tcp_flags_out & 1 != 0 && client_flow.tcp_flags_in & 1 != 0,
         "both FINs are on the client's flow: {client_flow:?}"
