@@ -77,6 +77,7 @@ static __always_inline int nf_dns_answer(struct pt_regs *regs, long nr, long ret
 	struct sock *sk = nf_fd_sock(task, fd);
 	if (!sk || BPF_CORE_READ(sk, sk_protocol) != NF_UDP)
 		return 0;
+	__u16 sk_family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	// The answer's source: the address the call filled in, else the socket's peer.
 	__u8 remote[16] = {};
 	__u16 port = 0;
@@ -93,7 +94,7 @@ static __always_inline int nf_dns_answer(struct pt_regs *regs, long nr, long ret
 	}
 	if (family != NF_AF_INET && family != NF_AF_INET6) {
 		port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-		if (BPF_CORE_READ(sk, __sk_common.skc_family) == NF_AF_INET)
+		if (sk_family == NF_AF_INET)
 			v4_mapped(remote, BPF_CORE_READ(sk, __sk_common.skc_daddr));
 		else
 			BPF_CORE_READ_INTO(&remote, sk, __sk_common.skc_v6_daddr);
@@ -118,7 +119,7 @@ static __always_inline int nf_dns_answer(struct pt_regs *regs, long nr, long ret
 	__builtin_memcpy(r->h.flow.remote, remote, 16);
 	r->h.flow.rport = 53;
 	r->h.flow.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (BPF_CORE_READ(sk, __sk_common.skc_family) == NF_AF_INET)
+	if (sk_family == NF_AF_INET)
 		v4_mapped(r->h.flow.local, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
 	else
 		BPF_CORE_READ_INTO(&r->h.flow.local, sk, __sk_common.skc_v6_rcv_saddr);
