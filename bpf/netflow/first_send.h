@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 // The first payload each TCP socket sends, with socket accounting (the packet path
 // reads it from a flow's first data packet): fentry on tcp_sendmsg, where the kernel
-// has BPF trampolines. A socket that has sent before returns at once, on one load.
+// has BPF trampolines. A socket that has sent before returns at once, on one load;
+// a payload like one its process sent the same peer and service within the minute
+// is not read again (nf_first_sends).
 // A TLS ClientHello goes whole (NF_REC_TLS), anything else as its first bytes
 // (NF_REC_FIRST_DATA), the records the packet path writes.
 #ifndef RAMPART_NETFLOW_FIRST_SEND_H
@@ -50,14 +52,36 @@ int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 	base += off;
 	if (avail > size)
 		avail = size;
+	// Read once a minute per process, peer, service port and kind of payload (its
+	// first two bytes): a client's hundredth connection to one service says nothing
+	// its first did, and a reconnecting client would otherwise pay a ring record each
+	// time. A process that starts speaking something else there is read at once.
+	struct flow_key fk = {};
+	__u32 ip_hdr;
+	if (!nf_sock_key(&fk, sk, cgid, &ip_hdr))
+		return 0;
+	fk.lport = sk->__sk_common.skc_num;
+	struct nf_first_send_key seen = {
+		.cgid = cgid,
+		.tgid = bpf_get_current_pid_tgid() >> 32,
+		// An accepted socket carries its listener's backlog (see nf_tcp_counters).
+		.port = sk->sk_max_ack_backlog ? fk.lport : fk.rport,
+	};
+	__builtin_memcpy(seen.peer, fk.remote, sizeof(seen.peer));
+	if (bpf_probe_read_user(seen.lead, avail >= 2 ? 2 : 1, base))
+		return 0;
+	__u64 now = bpf_ktime_get_ns();
+	__u64 *last = bpf_map_lookup_elem(&nf_first_sends, &seen);
+	if (last && now - *last < NF_FIRST_SEND_EVERY_NS) {
+		struct nf_stats *st = nf_stat();
+		if (st)
+			__sync_fetch_and_add(&st->first_payloads_repeated, 1);
+		return 0;
+	}
 	struct nf_record *r = nf_record_reserve();
 	if (!r)
 		return 0;
-	__u32 ip_hdr;
-	if (!nf_sock_key(&r->h.flow, sk, cgid, &ip_hdr)) {
-		bpf_ringbuf_discard(r, 0);
-		return 0;
-	}
+	r->h.flow = fk;
 	// The first bytes, in one read; a ClientHello's rest in a second.
 	__u64 first = avail < NF_FIRST_DATA ? avail : NF_FIRST_DATA;
 	// Bounded to [1, NF_FIRST_DATA] in a way 6.1's verifier follows.
@@ -80,11 +104,11 @@ int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 			n = NF_FIRST_DATA + rest;
 	}
 	r->h.kind = hello ? NF_REC_TLS : NF_REC_FIRST_DATA;
-	r->h.ts_ns = bpf_ktime_get_ns();
-	r->h.flow.lport = sk->__sk_common.skc_num;
-	r->h.pid = bpf_get_current_pid_tgid() >> 32;
+	r->h.ts_ns = now;
+	r->h.pid = seen.tgid;
 	r->h.wire_len = size;
 	r->h.len = n;
+	bpf_map_update_elem(&nf_first_sends, &seen, &now, BPF_ANY);
 	// User space reads the ring on its own clock: no wakeup.
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;

@@ -148,6 +148,9 @@ struct nf_stats {
 	__u64 changes_lost;
 	// A socket's end not reported (nf_ends full): its last counters are lost.
 	__u64 socket_ends_lost;
+	// A socket's first payload not read: its process sent one with the same first
+	// bytes to the same peer and service port less than NF_FIRST_SEND_EVERY_NS before.
+	__u64 first_payloads_repeated;
 };
 
 // Socket accounting (sockets.h): where a socket record comes from.
@@ -161,6 +164,9 @@ enum nf_sock_end {
 	NF_END_LISTENING = 3,
 	NF_END_RESET_IN = 4, // a reset received: the key only (the socket's end has the counters)
 	NF_END_REFUSED = 5, // a reset received by a connect (SYN_SENT): refused
+	// The end of a socket a received reset closed, with its counters: an orphan (no
+	// process holds it), whose end follows the reset at once.
+	NF_END_RESET_IN_CLOSED = 6,
 };
 
 // One TCP socket's counters: bytes on the wire (payload plus headers per segment)
@@ -327,6 +333,32 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } nf_watch_last SEC(".maps");
+
+// Per CPU, the orphaned socket a received reset is closing (nf_sock_reset_in): its
+// end (nf_sock_end) follows in the same softirq, on this CPU, and takes it.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} nf_reset_orphan SEC(".maps");
+
+// First payloads read (first_send.h), keyed by what makes one worth reading again:
+// when each was last read.
+#define NF_FIRST_SEND_EVERY_NS (60ULL * 1000000000ULL)
+struct nf_first_send_key {
+	__u64 cgid;
+	__u8 peer[16];
+	__u32 tgid;
+	__u16 port; // the service's: the peer's on a connection made, ours on one accepted
+	__u8 lead[2]; // the payload's first two bytes
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct nf_first_send_key);
+	__type(value, __u64);
+} nf_first_sends SEC(".maps");
 
 static __always_inline struct nf_stats *nf_stat(void)
 {

@@ -220,8 +220,17 @@ int BPF_PROG(nf_sock_end, struct sock *sk)
 {
 	// No peer: never connected, or an abortive close (its reset reported it, and
 	// tcp_disconnect then zeroed its counters and cleared the peer's port).
-	if (sk && sk->__sk_common.skc_dport)
-		nf_sock_emit(sk, NF_END_CLOSED);
+	if (!sk || !sk->__sk_common.skc_dport)
+		return 0;
+	__u8 end = NF_END_CLOSED;
+	__u32 zero = 0;
+	__u64 *orphan = bpf_map_lookup_elem(&nf_reset_orphan, &zero);
+	if (orphan && *orphan) {
+		if (*orphan == (__u64)sk)
+			end = NF_END_RESET_IN_CLOSED;
+		*orphan = 0;
+	}
+	nf_sock_emit(sk, end);
 	return 0;
 }
 
@@ -239,15 +248,27 @@ int BPF_PROG(nf_sock_reset, const struct sock *sk, const struct sk_buff *skb)
 
 // Received resets (before tcp_reset acts on them). A connect refused (SYN_SENT) is
 // reported whole: connect() then disconnects the socket, zeroing its counters and
-// peer, so its end has nothing. Any other names the connection only, as its end,
-// which follows with the counters, cannot tell a reset from a close.
+// peer, so its end has nothing. An orphan's end follows at once, on this CPU: it is
+// marked for that end to report (nf_reset_orphan), with no record of its own. Any
+// other names the connection only, as its end, which follows with the counters
+// when its process closes it, cannot tell a reset from a close.
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(nf_sock_reset_in, struct sock *sk)
 {
 	if (!sk || !sk->__sk_common.skc_dport)
 		return 0;
-	if (sk->__sk_common.skc_state == BPF_TCP_SYN_SENT) {
+	__u8 state = sk->__sk_common.skc_state;
+	if (state == BPF_TCP_SYN_SENT) {
 		nf_sock_emit(sk, NF_END_REFUSED);
+		return 0;
+	}
+	if (state == BPF_TCP_CLOSE) // tcp_reset ignores it
+		return 0;
+	if (sk->__sk_common.skc_flags & (1UL << SOCK_DEAD)) {
+		__u32 zero = 0;
+		__u64 *orphan = bpf_map_lookup_elem(&nf_reset_orphan, &zero);
+		if (orphan)
+			*orphan = (__u64)sk;
 		return 0;
 	}
 	__u32 ip_hdr;

@@ -47,6 +47,7 @@ const END_RESET: u8 = 2;
 const END_LISTENING: u8 = 3;
 const END_RESET_IN: u8 = 4;
 const END_REFUSED: u8 = 5;
+const END_RESET_IN_CLOSED: u8 = 6;
 
 /// Cgroup directories a probe with socket accounting can watch (`NF_MAX_WATCH`).
 pub const MAX_WATCHED_DIRS: usize = 8;
@@ -194,6 +195,9 @@ pub struct NetflowStats {
     /// Socket ends the kernel could not report (its ring was full): those
     /// connections' last counters are lost.
     pub socket_ends_lost: u64,
+    /// First payloads not read because their process sent one starting with the same
+    /// bytes to the same peer and service within the minute (socket accounting).
+    pub first_payloads_repeated: u64,
 }
 
 /// `struct nf_record_hdr`.
@@ -1034,6 +1038,8 @@ impl NetflowProbe {
                 }
                 // Its only report: the connect's disconnect zeroes the socket.
                 END_REFUSED => 2,
+                // An orphan's end, which its received reset closed.
+                END_RESET_IN_CLOSED => self.resets.remove(&r.key).unwrap_or(0) | 2,
                 _ => self.resets.remove(&r.key).unwrap_or(0),
             };
             if r.end == END_RESET_IN {
@@ -1427,6 +1433,7 @@ impl NetflowProbe {
             s.packets_captured += c.packets_captured;
             s.changes_lost += c.changes_lost;
             s.socket_ends_lost += c.socket_ends_lost;
+            s.first_payloads_repeated += c.first_payloads_repeated;
         }
         Ok(s)
     }

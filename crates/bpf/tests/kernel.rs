@@ -1144,6 +1144,84 @@ fn a_listener_with_backlog_zero_still_has_its_connections_counted_as_accepted() 
     assert_eq!(ended.tcp_flags_in & 2, 2, "its SYN came in: {ended:?}");
 }
 
+/// A connection its server closed first (its socket then orphaned, in FIN_WAIT2) and
+/// its client then aborted: the orphan's end, which follows the reset at once, says
+/// the reset came in and carries the counters; the client's says it sent one.
+#[test]
+fn an_orphaned_socket_a_reset_closes_ends_with_the_reset_and_its_counters() {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    const FIN: u8 = 1;
+    const RST: u8 = 4;
+    let Some(mut probe) = socket_probe_at_root() else {
+        return;
+    };
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("its address").port();
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut server, _) = listener.accept().expect("accept");
+    let client_port = client.local_addr().expect("its address").port();
+    server.write_all(b"x").expect("write");
+    drop(server);
+    let mut b = [0u8; 1];
+    client.read_exact(&mut b).expect("the byte");
+    assert_eq!(client.read(&mut b).expect("the server's FIN"), 0);
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: a valid socket and a correctly sized linger struct.
+    let set = unsafe {
+        libc::setsockopt(
+            client.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(set, 0);
+    drop(client);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut flows = Vec::new();
+    let find = |flows: &[rampart_bpf::netflow::KernelFlow], local: u16, remote: u16| {
+        flows
+            .iter()
+            .find(|f| f.local_port == local && f.remote_port == remote)
+            .cloned()
+    };
+    let (server_end, client_end) = loop {
+        probe.read_changes(&mut flows).expect("the sockets read");
+        let ended = |f: &Option<rampart_bpf::netflow::KernelFlow>| {
+            f.as_ref()
+                .is_some_and(|f| (f.tcp_flags_in | f.tcp_flags_out) & (FIN | RST) != 0)
+        };
+        let (s, c) = (
+            find(&flows, port, client_port),
+            find(&flows, client_port, port),
+        );
+        if (ended(&s) && ended(&c)) || std::time::Instant::now() > deadline {
+            break (s, c);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let server_end = server_end.expect("the server's end");
+    assert_eq!(
+        (
+            server_end.tcp_flags_in & (RST | FIN),
+            server_end.tcp_flags_out & RST
+        ),
+        (RST, 0),
+        "the reset came in, and the end is no close: {server_end:?}"
+    );
+    assert!(
+        server_end.bytes_out > 1 && server_end.packets_out >= 2,
+        "its counters (the byte, its FIN): {server_end:?}"
+    );
+    let client_end = client_end.expect("the client's end");
+    assert_eq!(client_end.tcp_flags_out & RST, RST, "{client_end:?}");
+}
+
 /// Socket accounting reads DNS answers at the resolver's receive calls: a process
 /// that sent to UDP port 53 gets each answer from that port reported whole, whether
 /// it reads with recvfrom, recvmsg or recvmmsg (glibc, musl, resolvers on
@@ -1253,7 +1331,8 @@ fn socket_accounting_reads_dns_answers_at_recvfrom_recvmsg_and_recvmmsg() {
 /// record per socket however much it sends after. Without trampolines it reads
 /// none and says so.
 #[test]
-fn socket_accounting_reads_the_first_payload_of_each_socket_where_trampolines_exist() {
+fn socket_accounting_reads_first_payloads_once_a_minute_per_process_peer_and_kind_where_trampolines_exist(
+) {
     use rampart_bpf::netflow::NetRecord;
     use std::io::{Read, Write};
     let Some(mut probe) = socket_probe_at_root() else {
@@ -1290,7 +1369,7 @@ fn socket_accounting_reads_the_first_payload_of_each_socket_where_trampolines_ex
     client.read_exact(&mut got).expect("read");
     let mut records = Vec::new();
     probe.read_records(&mut records);
-    let of = |local: u16, remote: u16| -> Vec<&NetRecord> {
+    fn between(records: &[NetRecord], local: u16, remote: u16) -> Vec<&NetRecord> {
         records
             .iter()
             .filter(|r| match r {
@@ -1300,15 +1379,52 @@ fn socket_accounting_reads_the_first_payload_of_each_socket_where_trampolines_ex
                 _ => false,
             })
             .collect()
-    };
-    match of(client_port, port).as_slice() {
+    }
+    match between(&records, client_port, port).as_slice() {
         [NetRecord::TlsClientHello { record, .. }] => assert_eq!(record, &hello),
         other => panic!("the client's ClientHello, once: {other:?}"),
     }
-    match of(port, client_port).as_slice() {
+    match between(&records, port, client_port).as_slice() {
         [NetRecord::FirstData { data, .. }] => {
             assert!(data.starts_with(b"SSH-2.0-"), "{data:?}")
         }
         other => panic!("the server's banner, once: {other:?}"),
     }
+
+    // Within the minute, the same process sending the same peer and service the same
+    // kind of payload is not read again, at either end (counted); another kind is.
+    let repeated_before = probe.stats().expect("stats").first_payloads_repeated;
+    let exchange = |first: &[u8]| -> u16 {
+        let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        let (mut server, _) = listener.accept().expect("accept");
+        client.write_all(first).expect("write");
+        server.write_all(banner).expect("the banner");
+        let mut got = vec![0u8; first.len()];
+        server.read_exact(&mut got).expect("read");
+        let mut got = vec![0u8; banner.len()];
+        client.read_exact(&mut got).expect("read");
+        client.local_addr().expect("its address").port()
+    };
+    let again_port = exchange(&hello);
+    let http_port = exchange(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    records.clear();
+    probe.read_records(&mut records);
+    assert!(
+        between(&records, again_port, port).is_empty(),
+        "{records:?}"
+    );
+    assert!(
+        between(&records, port, again_port).is_empty(),
+        "{records:?}"
+    );
+    assert!(
+        between(&records, port, http_port).is_empty(),
+        "the same banner: {records:?}"
+    );
+    match between(&records, http_port, port).as_slice() {
+        [NetRecord::FirstData { data, .. }] => assert!(data.starts_with(b"GET /"), "{data:?}"),
+        other => panic!("the HTTP request, once: {other:?}"),
+    }
+    let repeated = probe.stats().expect("stats").first_payloads_repeated - repeated_before;
+    assert_eq!(repeated, 3, "the second hello and both later banners");
 }
