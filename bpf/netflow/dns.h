@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 // DNS answers with socket accounting, where no program sees the packets: read from
-// the user's buffer when recvfrom, recvmsg or recvmmsg returns (fexit on the calls,
-// else their exit tracepoints: either runs for those calls only), for processes that sent to UDP
-// port 53 (nf_connect marks them in nf_dns_askers), from a UDP socket whose peer, or
-// the datagram's source, is port 53. The record is the packet path's NF_REC_DNS, so
-// user space reads both alike. A resolver that read()s its answers (Go's own) is not
-// seen: a program on read would run for every read on the host.
+// the receiver's buffer once the answer is copied there, for processes that sent to
+// UDP port 53 (nf_connect marks them in nf_dns_askers), from a UDP socket whose peer,
+// or the datagram's source, is port 53. Where the kernel has BPF trampolines, fexit
+// on udp_recvmsg and udpv6_recvmsg: every receive of a UDP socket, whatever call made
+// it (read() too: Go's and busybox's resolvers), and no other socket's. Elsewhere the
+// exit tracepoints of recvfrom, recvmsg and recvmmsg, which glibc and musl use; a
+// program on read would run for every read on the host. The record is the packet
+// path's NF_REC_DNS, so user space reads both alike.
 #ifndef RAMPART_NETFLOW_DNS_H
 #define RAMPART_NETFLOW_DNS_H
 
@@ -36,6 +38,62 @@ static __always_inline struct sock *nf_fd_sock(struct task_struct *task, long fd
 	return sock ? BPF_CORE_READ(sock, sk) : NULL;
 }
 
+// The configuration when DNS answers are read and process `tgid` asked for some,
+// else NULL: most receives end on this lookup.
+static __always_inline struct nf_config *nf_dns_asker_config(__u32 tgid)
+{
+	if (!bpf_map_lookup_elem(&nf_dns_askers, &tgid))
+		return NULL;
+	__u32 zero = 0;
+	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
+	return cfg && (cfg->flags & NF_CFG_DNS) ? cfg : NULL;
+}
+
+// The answer `buf` (`len` bytes, in user memory) from `remote` port 53, received on
+// `sk` by the current task (`tgid`), as a record, if its cgroup is watched.
+static __always_inline int nf_dns_emit(struct nf_config *cfg, struct task_struct *task,
+				       struct sock *sk, __u16 sk_family, const __u8 remote[16],
+				       const void *buf, __u64 len, __u32 tgid)
+{
+	// The receiving process's cgroup (a typed pointer, as nf_cgroup_watched reads
+	// it), which is its socket's unless the socket was handed over.
+	struct cgroup *cg = task->cgroups->dfl_cgrp;
+	if (!cg)
+		return 0;
+	__u64 cgid = cg->kn->id;
+	if (!nf_cgroup_watched(cg, cgid, cfg->watched))
+		return 0;
+	struct nf_record *r = nf_record_reserve();
+	if (!r)
+		return 0;
+	r->h.kind = NF_REC_DNS;
+	r->h.ts_ns = bpf_ktime_get_ns();
+	r->h.flow.cgid = cgid;
+	r->h.flow.proto = NF_UDP;
+	__builtin_memcpy(r->h.flow.remote, remote, 16);
+	r->h.flow.rport = 53;
+	r->h.flow.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	if (sk_family == NF_AF_INET)
+		v4_mapped(r->h.flow.local, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
+	else
+		BPF_CORE_READ_INTO(&r->h.flow.local, sk, __sk_common.skc_v6_rcv_saddr);
+	r->h.pid = tgid;
+	r->h.wire_len = len;
+	// A length 6.1's verifier can bound to [1, NF_PAYLOAD], as in nf_emit_payload.
+	if (len > NF_PAYLOAD)
+		len = NF_PAYLOAD;
+	__u64 n = len - 1;
+	asm volatile("" : "+r"(n));
+	n = (n & (NF_PAYLOAD - 1)) + 1;
+	if (bpf_probe_read_user(r->data, n, buf)) {
+		bpf_ringbuf_discard(r, 0);
+		return 0;
+	}
+	r->h.len = n;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
 // The handler: the syscall's number, result and saved registers (its arguments).
 static __always_inline int nf_dns_answer(struct pt_regs *regs, long nr, long ret)
 {
@@ -45,11 +103,8 @@ static __always_inline int nf_dns_answer(struct pt_regs *regs, long nr, long ret
 	if (nr == NF_NR_recvmmsg ? ret < 1 : ret <= 12 || ret > 4096)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	if (!bpf_map_lookup_elem(&nf_dns_askers, &tgid))
-		return 0;
-	__u32 zero = 0;
-	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
-	if (!cfg || !(cfg->flags & NF_CFG_DNS))
+	struct nf_config *cfg = nf_dns_asker_config(tgid);
+	if (!cfg)
 		return 0;
 	struct task_struct *task = bpf_get_current_task_btf();
 	long fd = regs->di;
@@ -101,59 +156,80 @@ static __always_inline int nf_dns_answer(struct pt_regs *regs, long nr, long ret
 	}
 	if (port != 53 || !buf || len <= 12)
 		return 0;
-	// The receiving process's cgroup (a typed pointer, as nf_cgroup_watched reads
-	// it), which is its socket's unless the socket was handed over.
-	struct cgroup *cg = task->cgroups->dfl_cgrp;
-	if (!cg)
-		return 0;
-	__u64 cgid = cg->kn->id;
-	if (!nf_cgroup_watched(cg, cgid, cfg->watched))
-		return 0;
-	struct nf_record *r = nf_record_reserve();
-	if (!r)
-		return 0;
-	r->h.kind = NF_REC_DNS;
-	r->h.ts_ns = bpf_ktime_get_ns();
-	r->h.flow.cgid = cgid;
-	r->h.flow.proto = NF_UDP;
-	__builtin_memcpy(r->h.flow.remote, remote, 16);
-	r->h.flow.rport = 53;
-	r->h.flow.lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	if (sk_family == NF_AF_INET)
-		v4_mapped(r->h.flow.local, BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr));
-	else
-		BPF_CORE_READ_INTO(&r->h.flow.local, sk, __sk_common.skc_v6_rcv_saddr);
-	r->h.pid = tgid;
-	r->h.wire_len = len;
-	// A length 6.1's verifier can bound to [1, NF_PAYLOAD], as in nf_emit_payload.
-	if (len > NF_PAYLOAD)
-		len = NF_PAYLOAD;
-	__u64 n = len - 1;
-	asm volatile("" : "+r"(n));
-	n = (n & (NF_PAYLOAD - 1)) + 1;
-	if (bpf_probe_read_user(r->data, n, buf)) {
-		bpf_ringbuf_discard(r, 0);
-		return 0;
-	}
-	r->h.len = n;
-	bpf_ringbuf_submit(r, 0);
-	return 0;
+	return nf_dns_emit(cfg, task, sk, sk_family, remote, buf, len, tgid);
 }
 
-// Where the kernel has BPF trampolines: fexit on each call's entry point (ctx[0] its
-// saved registers, ctx[1] its result), run for that call only, at a trampoline's cost.
-#define NF_DNS_FEXIT(name, nr)                                                              \
-	SEC("fexit/__x64_sys_" #name)                                                        \
-	int nf_dns_##name(__u64 *ctx)                                                        \
-	{                                                                                    \
-		return nf_dns_answer((struct pt_regs *)ctx[0], nr, (long)ctx[1]);            \
+// Where the kernel has BPF trampolines: fexit on the UDP receive itself. The answer
+// starts where the copy began: the iterator's segment (one buffer, or the iovec the
+// copy ended in) plus its offset there, less what was copied; a copy that crossed
+// segments, or a receive with MSG_TRUNC (whose result is the datagram's length, not
+// the copy's), is left alone. The source is the address the receive filled in
+// (kernel memory, copied out after), else the socket's peer.
+static __always_inline int nf_dns_udp_recv(struct sock *sk, struct msghdr *msg, int flags,
+					   int ret)
+{
+	if (ret <= 12 || ret > 4096 || (flags & 0x20 /* MSG_TRUNC */))
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct nf_config *cfg = nf_dns_asker_config(tgid);
+	if (!cfg)
+		return 0;
+	__u16 sk_family = sk->__sk_common.skc_family;
+	__u8 remote[16] = {};
+	__u16 port = 0;
+	struct sockaddr_in6 sa = {};
+	if (msg->msg_name)
+		bpf_probe_read_kernel(&sa, sizeof(sa), msg->msg_name);
+	if (sa.sin6_family == NF_AF_INET) {
+		v4_mapped(remote, ((struct sockaddr_in *)&sa)->sin_addr.s_addr);
+		port = bpf_ntohs(sa.sin6_port);
+	} else if (sa.sin6_family == NF_AF_INET6) {
+		__builtin_memcpy(remote, &sa.sin6_addr, 16);
+		port = bpf_ntohs(sa.sin6_port);
+	} else {
+		port = bpf_ntohs(sk->__sk_common.skc_dport);
+		if (sk_family == NF_AF_INET)
+			v4_mapped(remote, sk->__sk_common.skc_daddr);
+		else
+			__builtin_memcpy(remote, &sk->__sk_common.skc_v6_daddr, 16);
 	}
-NF_DNS_FEXIT(recvfrom, NF_NR_recvfrom)
-NF_DNS_FEXIT(recvmsg, NF_NR_recvmsg)
-NF_DNS_FEXIT(recvmmsg, NF_NR_recvmmsg)
+	if (port != 53)
+		return 0;
+	// The segment's base: `ubuf` shares the iovec array's pointer (see first_send.h).
+	__u8 type = msg->msg_iter.iter_type;
+	const __u8 *base = NULL;
+	bpf_core_read(&base, sizeof(base), &msg->msg_iter.ubuf);
+	__u64 off = msg->msg_iter.iov_offset;
+	if (type == bpf_core_enum_value(enum iter_type, ITER_IOVEC)) {
+		struct iovec iov = {};
+		if (bpf_probe_read_kernel(&iov, sizeof(iov), base))
+			return 0;
+		base = iov.iov_base;
+	} else if (type != bpf_core_enum_value(enum iter_type, ITER_UBUF)) {
+		return 0; // the kernel's own readers
+	}
+	if (off < (__u64)ret)
+		return 0;
+	return nf_dns_emit(cfg, bpf_get_current_task_btf(), sk, sk_family, remote,
+			   base + off - ret, ret, tgid);
+}
+
+SEC("fexit/udp_recvmsg")
+int BPF_PROG(nf_dns_udp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
+{
+	return nf_dns_udp_recv(sk, msg, flags, ret);
+}
+
+SEC("fexit/udpv6_recvmsg")
+int BPF_PROG(nf_dns_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
+	     int *addr_len, int ret)
+{
+	return nf_dns_udp_recv(sk, msg, flags, ret);
+}
 
 // Elsewhere: the three calls' exit tracepoints, one program (the kernel's syscall
-// tracepoint path costs some 400 guest ns a call more than a trampoline).
+// tracepoint path costs some 250 guest ns a call more than a trampoline).
 SEC("tracepoint/syscalls/sys_exit_recvfrom")
 int nf_dns_answer_tp(struct nf_sys_exit *rec)
 {

@@ -2,15 +2,27 @@
 // The first payload each TCP socket sends, with socket accounting (the packet path
 // reads it from a flow's first data packet): fentry on tcp_sendmsg, where the kernel
 // has BPF trampolines. A socket that has sent before returns at once, on one load;
-// a payload like one its process sent the same peer and service within the minute
-// is not read again (nf_first_sends).
+// one whose process sent the same peer and service a first payload within the minute
+// is not read (nf_first_sends).
 // A TLS ClientHello goes whole (NF_REC_TLS), anything else as its first bytes
 // (NF_REC_FIRST_DATA), the records the packet path writes.
 #ifndef RAMPART_NETFLOW_FIRST_SEND_H
 #define RAMPART_NETFLOW_FIRST_SEND_H
 
 #include "netflow/maps.h"
+#include "netflow/msg.h"
 #include "netflow/sockets.h"
+
+// The window's clock: jiffies where user space knows the tick rate (set at load,
+// with the window in ticks), else nanoseconds. Tracing programs may not use the
+// coarse clock, and jiffies cost a load.
+volatile const __u64 first_send_window_jiffies = 0;
+#define NF_FIRST_SEND_WINDOW_NS (60ULL * 1000000000ULL)
+#define first_send_window (first_send_window_jiffies ?: NF_FIRST_SEND_WINDOW_NS)
+static __always_inline __u64 first_send_clock(void)
+{
+	return first_send_window_jiffies ? bpf_jiffies64() : bpf_ktime_get_ns();
+}
 
 SEC("fentry/tcp_sendmsg")
 int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
@@ -30,54 +42,50 @@ int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 	__u64 cgid = nf_watched_cgroup(sk, cfg);
 	if (!cgid)
 		return 0;
-	// The data, from user space: one buffer (send, write) or the first of an iovec
-	// array (sendmsg; the array itself was copied into the kernel). The two share
-	// the iterator's pointer, read as `ubuf` (6.1 calls the array `iov`, later
-	// kernels `__iov`). The message is a trusted argument, read directly, but for
-	// that pointer: 6.1 types it as the iovec array's, which cannot be added to.
-	__u8 type = msg->msg_iter.iter_type;
-	const __u8 *base = NULL;
-	bpf_core_read(&base, sizeof(base), &msg->msg_iter.ubuf);
-	__u64 off = msg->msg_iter.iov_offset;
-	__u64 avail = size;
-	if (type == bpf_core_enum_value(enum iter_type, ITER_IOVEC)) {
-		struct iovec iov = {};
-		if (bpf_probe_read_kernel(&iov, sizeof(iov), base) || iov.iov_len <= off)
-			return 0;
-		base = iov.iov_base;
-		avail = iov.iov_len - off;
-	} else if (type != bpf_core_enum_value(enum iter_type, ITER_UBUF)) {
-		return 0; // the kernel's own senders (kvec, pages)
-	}
-	base += off;
-	if (avail > size)
-		avail = size;
-	// Read once a minute per process, peer, service port and kind of payload (its
-	// first two bytes): a client's hundredth connection to one service says nothing
-	// its first did, and a reconnecting client would otherwise pay a ring record each
-	// time. A process that starts speaking something else there is read at once.
+	// Read once a minute per process, peer, service port and end: a client's hundredth
+	// connection to one service says nothing its first did, and a reconnecting
+	// client would otherwise pay a ring record each time. Kept per CPU in a
+	// direct-mapped cache, before anything is read from the process: a lookup in a
+	// hash map, and the bytes read for a key, cost as much as the record.
 	struct flow_key fk = {};
 	__u32 ip_hdr;
 	if (!nf_sock_key(&fk, sk, cgid, &ip_hdr))
 		return 0;
 	fk.lport = sk->__sk_common.skc_num;
+	// An accepted socket carries its listener's backlog (see nf_tcp_counters).
+	bool accepted = sk->sk_max_ack_backlog != 0;
 	struct nf_first_send_key seen = {
 		.cgid = cgid,
 		.tgid = bpf_get_current_pid_tgid() >> 32,
-		// An accepted socket carries its listener's backlog (see nf_tcp_counters).
-		.port = sk->sk_max_ack_backlog ? fk.lport : fk.rport,
+		.port = accepted ? fk.lport : fk.rport,
+		.accepted = accepted,
 	};
 	__builtin_memcpy(seen.peer, fk.remote, sizeof(seen.peer));
-	if (bpf_probe_read_user(seen.lead, avail >= 2 ? 2 : 1, base))
+	struct nf_first_send_cache *cache = bpf_map_lookup_elem(&nf_first_sends, &zero);
+	if (!cache)
 		return 0;
-	__u64 now = bpf_ktime_get_ns();
-	__u64 *last = bpf_map_lookup_elem(&nf_first_sends, &seen);
-	if (last && now - *last < NF_FIRST_SEND_EVERY_NS) {
+	__u32 peer_low;
+	__builtin_memcpy(&peer_low, seen.peer + 12, 4);
+	// Each end has half the slots: a process at both ends of one connection (over
+	// loopback) keeps both.
+	__u32 h = (__u32)cgid ^ peer_low ^ (seen.tgid * 0x9e3779b1U) ^ (seen.port * 0x85ebca6bU);
+	__u32 index = ((h ^ (h >> 16)) & (NF_FIRST_SEND_SLOTS / 2 - 1)) |
+		      (accepted ? NF_FIRST_SEND_SLOTS / 2 : 0);
+	struct nf_first_send_slot *slot = &cache->slot[index & (NF_FIRST_SEND_SLOTS - 1)];
+	__u64 now = first_send_clock();
+	// The key compared a word at a time (clang would call memcmp, which BPF has not).
+	const __u64 *a = (const __u64 *)&slot->key, *b = (const __u64 *)&seen;
+	if (slot->at && now - slot->at < first_send_window && a[0] == b[0] && a[1] == b[1] &&
+	    a[2] == b[2] && a[3] == b[3]) {
 		struct nf_stats *st = nf_stat();
 		if (st)
 			__sync_fetch_and_add(&st->first_payloads_repeated, 1);
 		return 0;
 	}
+	__u64 avail;
+	const __u8 *base = nf_send_data(msg, size, &avail);
+	if (!base)
+		return 0;
 	struct nf_record *r = nf_record_reserve();
 	if (!r)
 		return 0;
@@ -104,11 +112,14 @@ int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 			n = NF_FIRST_DATA + rest;
 	}
 	r->h.kind = hello ? NF_REC_TLS : NF_REC_FIRST_DATA;
-	r->h.ts_ns = now;
+	r->h.ts_ns = bpf_ktime_get_ns();
 	r->h.pid = seen.tgid;
 	r->h.wire_len = size;
 	r->h.len = n;
-	bpf_map_update_elem(&nf_first_sends, &seen, &now, BPF_ANY);
+	// Another run on this CPU (a preempted sender) may write the slot too: at worst
+	// a payload is read once more.
+	slot->key = seen;
+	slot->at = now;
 	// User space reads the ring on its own clock: no wakeup.
 	bpf_ringbuf_submit(r, BPF_RB_NO_WAKEUP);
 	return 0;

@@ -338,15 +338,19 @@ static __always_inline int nf_tcp_quick(struct __sk_buff *skb, const struct nf_c
 	return 1;
 }
 
-static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct nf_pkt *p,
-						   const struct nf_config *cfg, bool egress)
+// The flow entry of a packet's key, made if new (counted: in flows_created for the
+// packet programs, else raw_flows_created), its last-seen set to `now`, or NULL (the
+// table refused it). `*created`: this call made it.
+static __always_inline struct flow_val *nf_flow_entry(const struct nf_pkt *p,
+						      const struct nf_config *cfg, bool egress,
+						      bool raw_send, __u64 now, bool *created)
 {
-	__u64 now = bpf_ktime_get_ns();
 	bool syn_only = p->key.proto == NF_TCP &&
 			(p->tcp_flags & (NF_TCP_SYN | NF_TCP_ACK)) == NF_TCP_SYN;
 	// A connection's first SYN makes a new flow: its lookup is skipped (the insert
 	// below finds a retransmitted SYN's flow), one hash of the key fewer.
 	struct flow_val *v = syn_only ? NULL : bpf_map_lookup_elem(&nf_flows, &p->key);
+	*created = false;
 	if (!v) {
 		struct flow_val init = {.first_ns = now, .last_ns = now};
 		if (p->key.proto == NF_TCP)
@@ -359,8 +363,11 @@ static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct
 		struct nf_stats *st = nf_stat();
 		// NOEXIST: a racing CPU's entry is kept, and both update it below.
 		long err = bpf_map_update_elem(&nf_flows, &p->key, &init, BPF_NOEXIST);
+		*created = !err;
 		if (st) {
-			if (!err)
+			if (!err && raw_send)
+				__sync_fetch_and_add(&st->raw_flows_created, 1);
+			else if (!err)
 				__sync_fetch_and_add(&st->flows_created, 1);
 			else if (err != -17 /* EEXIST */)
 				__sync_fetch_and_add(&st->flow_update_failed, 1);
@@ -370,6 +377,28 @@ static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct
 			return NULL;
 	}
 	v->last_ns = now;
+	return v;
+}
+
+// Adds `new_flags` (TCP flags, NF_FLAG_*_SHIFT placed) to a flow and reports it once
+// per read: user space bumps the generation before it drains the ring and reads
+// again the flows reported in the new one, so no change goes unread.
+static __always_inline void nf_flow_touched(const struct nf_pkt *p, struct flow_val *v,
+					    const struct nf_config *cfg, __u64 new_flags)
+{
+	if (new_flags && (v->flags & new_flags) != new_flags)
+		__sync_fetch_and_or(&v->flags, new_flags);
+	if (v->gen != cfg->gen)
+		nf_report_change(p, v, cfg->gen);
+}
+
+static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct nf_pkt *p,
+						   const struct nf_config *cfg, bool egress)
+{
+	bool created;
+	struct flow_val *v = nf_flow_entry(p, cfg, egress, false, bpf_ktime_get_ns(), &created);
+	if (!v)
+		return NULL;
 	__u64 new_flags = egress ? (__u64)p->tcp_flags << NF_FLAG_OUT_SHIFT
 				 : (__u64)p->tcp_flags << NF_FLAG_IN_SHIFT;
 	struct bpf_sock *sk = p->key.proto == NF_TCP ? nf_conn_sock(skb) : NULL;
@@ -391,12 +420,7 @@ static __always_inline struct flow_val *nf_account(struct __sk_buff *skb, struct
 		__sync_fetch_and_add(&v->bytes_in, skb->len);
 		__sync_fetch_and_add(&v->pkts_in, 1);
 	}
-	if (new_flags && (v->flags & new_flags) != new_flags)
-		__sync_fetch_and_or(&v->flags, new_flags);
-	// Once per read: user space bumps the generation before it drains the ring and
-	// reads again the flows reported in the new one, so no change goes unread.
-	if (v->gen != cfg->gen)
-		nf_report_change(p, v, cfg->gen);
+	nf_flow_touched(p, v, cfg, new_flags);
 	return v;
 }
 

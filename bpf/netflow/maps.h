@@ -24,6 +24,7 @@ enum nf_cfg_flags {
 	NF_CFG_CAPTURE = 4, // some cgroup is in nf_capture (else its lookup is skipped)
 	NF_CFG_PROTECT = 8, // some cgroup is in nf_protect (else its lookup is skipped)
 	NF_CFG_SOCKETS = 16, // TCP counted from sockets (sockets.h), not packets
+	NF_CFG_PACKETS = 32, // the packet programs are attached (they count raw sockets' packets)
 };
 
 // struct flow_val.flags: TCP flags seen each way, and what was reported.
@@ -148,9 +149,12 @@ struct nf_stats {
 	__u64 changes_lost;
 	// A socket's end not reported (nf_ends full): its last counters are lost.
 	__u64 socket_ends_lost;
-	// A socket's first payload not read: its process sent one with the same first
-	// bytes to the same peer and service port less than NF_FIRST_SEND_EVERY_NS before.
+	// A socket's first payload not read: its process sent one to the same peer and
+	// service port less than a minute before (first_send.h).
 	__u64 first_payloads_repeated;
+	// Flows made by packets written through raw sockets (raw_send.h), not by the
+	// packet programs.
+	__u64 raw_flows_created;
 };
 
 // Socket accounting (sockets.h): where a socket record comes from.
@@ -343,21 +347,30 @@ struct {
 	__type(value, __u64);
 } nf_reset_orphan SEC(".maps");
 
-// First payloads read (first_send.h), keyed by what makes one worth reading again:
-// when each was last read.
-#define NF_FIRST_SEND_EVERY_NS (60ULL * 1000000000ULL)
+// First payloads read (first_send.h): per CPU, the last read for each of 256 slots,
+// by process, peer, service port and end (a slot taken by another only reads one
+// again).
 struct nf_first_send_key {
 	__u64 cgid;
 	__u8 peer[16];
 	__u32 tgid;
 	__u16 port; // the service's: the peer's on a connection made, ours on one accepted
-	__u8 lead[2]; // the payload's first two bytes
+	__u16 accepted; // 1 on a connection accepted (the server's end)
+};
+_Static_assert(sizeof(struct nf_first_send_key) == 32, "compared as four words");
+struct nf_first_send_slot {
+	struct nf_first_send_key key;
+	__u64 at; // when read, on first_send_clock()
+};
+#define NF_FIRST_SEND_SLOTS 256
+struct nf_first_send_cache {
+	struct nf_first_send_slot slot[NF_FIRST_SEND_SLOTS];
 };
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, struct nf_first_send_key);
-	__type(value, __u64);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct nf_first_send_cache);
 } nf_first_sends SEC(".maps");
 
 static __always_inline struct nf_stats *nf_stat(void)

@@ -40,6 +40,7 @@ const CFG_TLS: u32 = 2;
 const CFG_CAPTURE: u32 = 4;
 const CFG_PROTECT: u32 = 8;
 const CFG_SOCKETS: u32 = 16;
+const CFG_PACKETS: u32 = 32;
 
 // `enum nf_sock_end`: where a socket record comes from.
 const END_LIVE: u8 = 0;
@@ -195,9 +196,12 @@ pub struct NetflowStats {
     /// Socket ends the kernel could not report (its ring was full): those
     /// connections' last counters are lost.
     pub socket_ends_lost: u64,
-    /// First payloads not read because their process sent one starting with the same
-    /// bytes to the same peer and service within the minute (socket accounting).
+    /// First payloads not read because their process sent one to the same peer and
+    /// service within the minute (socket accounting).
     pub first_payloads_repeated: u64,
+    /// Flows made by packets written through raw sockets, counted at their sends
+    /// (socket accounting); `flows_created` counts the packet programs' only.
+    pub raw_flows_created: u64,
 }
 
 /// `struct nf_record_hdr`.
@@ -572,19 +576,28 @@ const SOCKET_TRACEPOINTS: [(&str, &str); 3] = [
     ("nf_sock_reset_in", "tcp_receive_reset"),
 ];
 const SOCKET_ITERATOR: &str = "nf_file_iter";
-/// Socket accounting's DNS answers, at the exits of the receive calls resolvers use
-/// (bpf/netflow/dns.h): fexit on each (program, kernel function) where the kernel
-/// has BPF trampolines, else one program on their exit tracepoints.
-const DNS_ANSWER_FEXITS: [(&str, &str); 3] = [
-    ("nf_dns_recvfrom", "__x64_sys_recvfrom"),
-    ("nf_dns_recvmsg", "__x64_sys_recvmsg"),
-    ("nf_dns_recvmmsg", "__x64_sys_recvmmsg"),
+/// Socket accounting's DNS answers (bpf/netflow/dns.h): where the kernel has BPF
+/// trampolines, fexit on the UDP receives themselves (program, kernel function),
+/// whatever call made them; else one program on the exit tracepoints of the receive
+/// calls glibc and musl use.
+const DNS_ANSWER_FEXITS: [(&str, &str); 2] = [
+    ("nf_dns_udp_recvmsg", "udp_recvmsg"),
+    ("nf_dns_udpv6_recvmsg", "udpv6_recvmsg"),
 ];
 const DNS_ANSWER_TRACEPOINT_PROGRAM: &str = "nf_dns_answer_tp";
 const DNS_ANSWER_TRACEPOINTS: [&str; 3] =
     ["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"];
 /// Socket accounting's first payloads: fentry on tcp_sendmsg (bpf/netflow/first_send.h).
 const FIRST_SEND_PROGRAM: &str = "nf_first_send";
+/// How long a process's first payload to a peer and service stands for its next ones
+/// (`NF_FIRST_SEND_WINDOW_NS` where the tick rate is unknown).
+const FIRST_SEND_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Socket accounting's packets written whole through raw sockets (a SYN scan's):
+/// fentry on the raw sends (program, kernel function; bpf/netflow/raw_send.h).
+const RAW_SEND_FENTRIES: [(&str, &str); 2] = [
+    ("nf_raw_send4", "raw_sendmsg"),
+    ("nf_raw_send6", "rawv6_sendmsg"),
+];
 
 /// The cgroup id of a cgroup v2 directory (its inode number) and its depth below the
 /// hierarchy's root (id 1).
@@ -663,6 +676,9 @@ pub struct NetflowProbe {
     /// Whether first payloads can be read: always per packet; with sockets, where
     /// the kernel has BPF trampolines (fentry on tcp_sendmsg).
     first_payload: bool,
+    /// Whether packets written through raw sockets are counted (see
+    /// [`NetflowProbe::reads_raw_sends`]).
+    raw_sends: bool,
     /// Live connections' counters at the last iteration: only those that moved
     /// since are reported.
     live: HashMap<FlowKey, (u64, u64)>,
@@ -695,11 +711,21 @@ impl NetflowProbe {
     pub fn load(object: Option<&[u8]>, options: NetflowOptions) -> Result<Self, BpfError> {
         crate::check_requirements()?;
         let btf = Btf::from_sys_fs().map_err(|e| BpfError::NoBtf(e.to_string()))?;
+        // The first-payload window in ticks where the tick rate is known (bpf_jiffies64
+        // costs a load; zero keeps the nanosecond clock).
+        let first_send_window_jiffies =
+            crate::kernel_hz().map_or(0, |hz| crate::window_in_jiffies(FIRST_SEND_WINDOW, hz));
         let mut loader = EbpfLoader::new();
-        loader.btf(Some(&btf));
+        loader.btf(Some(&btf)).override_global(
+            "first_send_window_jiffies",
+            &first_send_window_jiffies,
+            false,
+        );
         let mut ebpf = loader.load(object.unwrap_or(NETFLOW_OBJECT))?;
         let mut ends = None;
         let mut first_payload = options.accounting == Accounting::Packets;
+        // The packet programs see raw sockets' packets as any other.
+        let mut raw_sends = options.accounting == Accounting::Packets;
         if options.accounting == Accounting::Sockets {
             for (name, tracepoint) in SOCKET_TRACEPOINTS {
                 let prog: &mut BtfTracePoint = program_as(&mut ebpf, name)?;
@@ -725,6 +751,12 @@ impl NetflowProbe {
                     .map_err(prog_err(FIRST_SEND_PROGRAM))?;
                 first.attach().map_err(prog_err(FIRST_SEND_PROGRAM))?;
                 first_payload = true;
+                for (name, function) in RAW_SEND_FENTRIES {
+                    let p: &mut FEntry = program_as(&mut ebpf, name)?;
+                    p.load(function, &btf).map_err(prog_err(name))?;
+                    p.attach().map_err(prog_err(name))?;
+                }
+                raw_sends = true;
             } else {
                 let name = DNS_ANSWER_TRACEPOINT_PROGRAM;
                 let dns: &mut TracePoint = program_as(&mut ebpf, name)?;
@@ -735,7 +767,9 @@ impl NetflowProbe {
                 tracing::warn!(
                     reason = features.trampoline_refusal.as_deref().unwrap_or("unknown"),
                     "socket accounting: this kernel refuses BPF trampolines, so no first \
-                     payloads (TLS ClientHellos, plaintext protocols) are read"
+                     payloads (TLS ClientHellos, plaintext protocols) are read, nor DNS \
+                     answers a resolver read()s, nor packets written through raw sockets \
+                     (a SYN scan)"
                 );
             }
         }
@@ -768,6 +802,7 @@ impl NetflowProbe {
             accounting: options.accounting,
             ends,
             first_payload,
+            raw_sends,
             live: Default::default(),
             listener_queues: Vec::new(),
             resets: Default::default(),
@@ -788,7 +823,7 @@ impl NetflowProbe {
     /// Changes what the kernel side reads (takes effect at once).
     /// The accounting fixed at load stays.
     pub fn set_options(&mut self, options: NetflowOptions) -> Result<(), BpfError> {
-        let mut flags = self.cfg.flags & (CFG_CAPTURE | CFG_PROTECT);
+        let mut flags = self.cfg.flags & (CFG_CAPTURE | CFG_PROTECT | CFG_PACKETS);
         if self.accounting == Accounting::Sockets {
             flags |= CFG_SOCKETS;
         }
@@ -881,7 +916,8 @@ impl NetflowProbe {
             self.attach_packet_programs(&dir)?;
         }
         self.skb_attached = true;
-        Ok(())
+        // They count raw sockets' packets from now on, not raw_send.h.
+        self.set_flag(CFG_PACKETS, true)
     }
 
     fn attach_packet_programs(&mut self, cgroup_dir: &Path) -> Result<(), BpfError> {
@@ -1139,6 +1175,13 @@ impl NetflowProbe {
     /// kernel has BPF trampolines.
     pub fn reads_first_payload(&self) -> bool {
         self.first_payload
+    }
+
+    /// Whether packets processes write whole through raw sockets (a SYN scan, forged
+    /// sources) are counted as flows: always per packet; with socket accounting only
+    /// where the kernel has BPF trampolines (fentry on the raw sends).
+    pub fn reads_raw_sends(&self) -> bool {
+        self.raw_sends
     }
 
     /// Socket accounting: the TCP listeners at the last read, by cgroup and port,
@@ -1434,6 +1477,7 @@ impl NetflowProbe {
             s.changes_lost += c.changes_lost;
             s.socket_ends_lost += c.socket_ends_lost;
             s.first_payloads_repeated += c.first_payloads_repeated;
+            s.raw_flows_created += c.raw_flows_created;
         }
         Ok(s)
     }

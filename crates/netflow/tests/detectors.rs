@@ -494,51 +494,87 @@ fn the_pcap_of_an_alert_opens_in_tshark_and_holds_the_connection() {
 
 /// nmap (the host's, from scripts/setup) run inside a container: moved into the
 /// container's cgroup v2 directory and network namespace before it execs, which is
-/// what the kernel attributes flows by. A connect scan of 111 ports is a vertical scan.
+/// what the kernel attributes flows by. A connect scan (-sT) of 111 ports is a
+/// vertical scan, and so is a SYN scan (-sS: root's default, its SYNs written through
+/// a raw socket, which no socket counts).
 #[test]
 fn an_nmap_scan_from_a_container_is_detected() {
+    nmap_scans_are_detected(Accounting::Packets);
+}
+
+/// The same with socket accounting: a SYN scan's packets are counted at the raw
+/// socket's sends, where the kernel has BPF trampolines.
+#[test]
+fn with_socket_accounting_an_nmap_scan_from_a_container_is_detected() {
+    nmap_scans_are_detected(Accounting::Sockets);
+}
+
+fn nmap_scans_are_detected(accounting: Accounting) {
     if !rampart_testbed::tool_ready("nmap", &["--version"], "scripts/setup installs nmap") {
         return;
     }
     let _turn = common::serial();
-    let Some(mut engine) = common::engine(config()) else {
-        return;
-    };
     let net = TestNetwork::create("net-nmap");
     let web = common::http_server("net-nmap-web", "web", &net.name, 10);
     let scanner = common::service("net-nmap-scan", "nmapper", &net.name, &[]);
-    engine.refresh_directory(common::now_ns());
-    engine
-        .segmentation
-        .set_mode("compose:nettest/nmapper", Mode::Monitor, common::now_ns());
     let pid = rampart_testbed::docker(&["inspect", "-f", "{{.State.Pid}}", &scanner.id]);
     let cgroup = rampart_netflow::directory::docker_cgroup_dir(&scanner.id)
         .expect("the scanner's cgroup v2 directory");
     let target = web.ip(&net.name);
-    let script = format!(
-        "echo $$ > {}/cgroup.procs && exec nsenter -t {pid} -n nmap -sT -Pn -n --max-retries 0 -p 7990-8100 {target}",
-        cgroup.display()
-    );
-    let out = std::process::Command::new("sh")
-        .args(["-c", &script])
-        .output()
-        .expect("nmap runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("8080/tcp open"),
-        "nmap saw the web port: {text}"
-    );
-    let mut seen = Vec::new();
-    let scan = common::poll_for(&mut engine, &mut seen, |a| a.rule == "Port scan (vertical)")
-        .unwrap_or_else(|| panic!("no scan alert: {:#?}", rules(&seen)));
-    assert!(
-        scan.message.contains("compose:nettest/nmapper") && scan.message.contains(&target),
-        "{}",
-        scan.message
-    );
-    assert!(
-        scan.message.contains("nmap"),
-        "the process is named: {}",
-        scan.message
-    );
+    for kind in ["-sT", "-sS"] {
+        // A new engine each time: the scan alert fires once per scanner and target.
+        let Some(mut engine) = common::engine(EngineConfig {
+            accounting,
+            ..config()
+        }) else {
+            return;
+        };
+        let probe = engine.probe().expect("the engine has its kernel programs");
+        if kind == "-sS" && !probe.reads_raw_sends() {
+            eprintln!(
+                "skipping the SYN scan with socket accounting: this kernel refuses BPF \
+                 trampolines, which counting raw sockets' packets needs"
+            );
+            continue;
+        }
+        engine.refresh_directory(common::now_ns());
+        engine
+            .segmentation
+            .set_mode("compose:nettest/nmapper", Mode::Monitor, common::now_ns());
+        let script = format!(
+            "echo $$ > {}/cgroup.procs && exec nsenter -t {pid} -n nmap {kind} -Pn -n --max-retries 0 -p 7990-8100 {target}",
+            cgroup.display()
+        );
+        let out = std::process::Command::new("sh")
+            .args(["-c", &script])
+            .output()
+            .expect("nmap runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("8080/tcp open"),
+            "nmap {kind} saw the web port: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut seen = Vec::new();
+        let scan = common::poll_for(&mut engine, &mut seen, |a| a.rule == "Port scan (vertical)")
+            .unwrap_or_else(|| panic!("no scan alert for nmap {kind}: {:#?}", rules(&seen)));
+        assert!(
+            scan.message.contains("compose:nettest/nmapper") && scan.message.contains(&target),
+            "{}",
+            scan.message
+        );
+        assert!(
+            scan.message.contains("nmap"),
+            "the process is named: {}",
+            scan.message
+        );
+        if accounting == Accounting::Sockets {
+            let probe = engine.probe().expect("the engine has its kernel programs");
+            let stats = probe.stats().expect("stats");
+            assert_eq!(stats.flows_created, 0, "no packet program ran");
+            if kind == "-sS" {
+                assert!(stats.raw_flows_created >= 100, "{stats:?}");
+            }
+        }
+    }
 }
