@@ -17,8 +17,8 @@
 //   their end (tcp_destroy_sock, tcp_send_reset) and live through an iterator
 //   (sockets.h), DNS answers from the resolvers' receive calls (dns.h), and each
 //   socket's first payload from tcp_sendmsg where the kernel has trampolines
-//   (first_send.h), and there too the packets processes write whole through raw
-//   sockets (raw_send.h).
+//   (first_send.h), and there too UDP datagrams, per socket (udp.h), and the
+//   packets processes write whole through raw sockets (raw_send.h).
 #include "lib/common.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -29,3 +29,4 @@ char LICENSE[] SEC("license") = "GPL";
 #include "netflow/dns.h"
 #include "netflow/first_send.h"
 #include "netflow/raw_send.h"
+#include "netflow/udp.h"

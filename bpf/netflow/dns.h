@@ -4,7 +4,8 @@
 // UDP port 53 (nf_connect marks them in nf_dns_askers), from a UDP socket whose peer,
 // or the datagram's source, is port 53. Where the kernel has BPF trampolines, fexit
 // on udp_recvmsg and udpv6_recvmsg: every receive of a UDP socket, whatever call made
-// it (read() too: Go's and busybox's resolvers), and no other socket's. Elsewhere the
+// it (read() too: Go's and busybox's resolvers), and no other socket's (the programs
+// are udp.h's, which count the datagrams too). Elsewhere the
 // exit tracepoints of recvfrom, recvmsg and recvmmsg, which glibc and musl use; a
 // program on read would run for every read on the host. The record is the packet
 // path's NF_REC_DNS, so user space reads both alike.
@@ -159,42 +160,21 @@ static __always_inline int nf_dns_answer(struct pt_regs *regs, long nr, long ret
 	return nf_dns_emit(cfg, task, sk, sk_family, remote, buf, len, tgid);
 }
 
-// Where the kernel has BPF trampolines: fexit on the UDP receive itself. The answer
-// starts where the copy began: the iterator's segment (one buffer, or the iovec the
-// copy ended in) plus its offset there, less what was copied; a copy that crossed
-// segments, or a receive with MSG_TRUNC (whose result is the datagram's length, not
-// the copy's), is left alone. The source is the address the receive filled in
-// (kernel memory, copied out after), else the socket's peer.
+// Where the kernel has BPF trampolines: at the end of each UDP receive (udp.h), from
+// `remote`:`port`. The answer starts where the copy began: the iterator's segment (one
+// buffer, or the iovec the copy ended in) plus its offset there, less what was copied;
+// a copy that crossed segments, or a receive with MSG_TRUNC (whose result is the
+// datagram's length, not the copy's), is left alone.
 static __always_inline int nf_dns_udp_recv(struct sock *sk, struct msghdr *msg, int flags,
-					   int ret)
+					   int ret, const __u8 remote[16], __u16 port)
 {
-	if (ret <= 12 || ret > 4096 || (flags & 0x20 /* MSG_TRUNC */))
+	if (port != 53 || ret <= 12 || ret > 4096 || (flags & 0x20 /* MSG_TRUNC */))
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct nf_config *cfg = nf_dns_asker_config(tgid);
 	if (!cfg)
 		return 0;
 	__u16 sk_family = sk->__sk_common.skc_family;
-	__u8 remote[16] = {};
-	__u16 port = 0;
-	struct sockaddr_in6 sa = {};
-	if (msg->msg_name)
-		bpf_probe_read_kernel(&sa, sizeof(sa), msg->msg_name);
-	if (sa.sin6_family == NF_AF_INET) {
-		v4_mapped(remote, ((struct sockaddr_in *)&sa)->sin_addr.s_addr);
-		port = bpf_ntohs(sa.sin6_port);
-	} else if (sa.sin6_family == NF_AF_INET6) {
-		__builtin_memcpy(remote, &sa.sin6_addr, 16);
-		port = bpf_ntohs(sa.sin6_port);
-	} else {
-		port = bpf_ntohs(sk->__sk_common.skc_dport);
-		if (sk_family == NF_AF_INET)
-			v4_mapped(remote, sk->__sk_common.skc_daddr);
-		else
-			__builtin_memcpy(remote, &sk->__sk_common.skc_v6_daddr, 16);
-	}
-	if (port != 53)
-		return 0;
 	// The segment's base: `ubuf` shares the iovec array's pointer (see first_send.h).
 	__u8 type = msg->msg_iter.iter_type;
 	const __u8 *base = NULL;
@@ -212,20 +192,6 @@ static __always_inline int nf_dns_udp_recv(struct sock *sk, struct msghdr *msg, 
 		return 0;
 	return nf_dns_emit(cfg, bpf_get_current_task_btf(), sk, sk_family, remote,
 			   base + off - ret, ret, tgid);
-}
-
-SEC("fexit/udp_recvmsg")
-int BPF_PROG(nf_dns_udp_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
-	     int *addr_len, int ret)
-{
-	return nf_dns_udp_recv(sk, msg, flags, ret);
-}
-
-SEC("fexit/udpv6_recvmsg")
-int BPF_PROG(nf_dns_udpv6_recvmsg, struct sock *sk, struct msghdr *msg, size_t len, int flags,
-	     int *addr_len, int ret)
-{
-	return nf_dns_udp_recv(sk, msg, flags, ret);
 }
 
 // Elsewhere: the three calls' exit tracepoints, one program (the kernel's syscall

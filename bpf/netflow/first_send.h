@@ -13,17 +13,6 @@
 #include "netflow/msg.h"
 #include "netflow/sockets.h"
 
-// The window's clock: jiffies where user space knows the tick rate (set at load,
-// with the window in ticks), else nanoseconds. Tracing programs may not use the
-// coarse clock, and jiffies cost a load.
-volatile const __u64 first_send_window_jiffies = 0;
-#define NF_FIRST_SEND_WINDOW_NS (60ULL * 1000000000ULL)
-#define first_send_window (first_send_window_jiffies ?: NF_FIRST_SEND_WINDOW_NS)
-static __always_inline __u64 first_send_clock(void)
-{
-	return first_send_window_jiffies ? bpf_jiffies64() : bpf_ktime_get_ns();
-}
-
 SEC("fentry/tcp_sendmsg")
 int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 {
@@ -72,10 +61,10 @@ int BPF_PROG(nf_first_send, struct sock *sk, struct msghdr *msg, size_t size)
 	__u32 index = ((h ^ (h >> 16)) & (NF_FIRST_SEND_SLOTS / 2 - 1)) |
 		      (accepted ? NF_FIRST_SEND_SLOTS / 2 : 0);
 	struct nf_first_send_slot *slot = &cache->slot[index & (NF_FIRST_SEND_SLOTS - 1)];
-	__u64 now = first_send_clock();
+	__u64 now = nf_clock();
 	// The key compared a word at a time (clang would call memcmp, which BPF has not).
 	const __u64 *a = (const __u64 *)&slot->key, *b = (const __u64 *)&seen;
-	if (slot->at && now - slot->at < first_send_window && a[0] == b[0] && a[1] == b[1] &&
+	if (slot->at && now - slot->at < nf_seconds(60) && a[0] == b[0] && a[1] == b[1] &&
 	    a[2] == b[2] && a[3] == b[3]) {
 		struct nf_stats *st = nf_stat();
 		if (st)

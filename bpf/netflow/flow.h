@@ -339,11 +339,11 @@ static __always_inline int nf_tcp_quick(struct __sk_buff *skb, const struct nf_c
 }
 
 // The flow entry of a packet's key, made if new (counted: in flows_created for the
-// packet programs, else raw_flows_created), its last-seen set to `now`, or NULL (the
+// packet programs, else socket_flows_created), its last-seen set to `now`, or NULL (the
 // table refused it). `*created`: this call made it.
 static __always_inline struct flow_val *nf_flow_entry(const struct nf_pkt *p,
 						      const struct nf_config *cfg, bool egress,
-						      bool raw_send, __u64 now, bool *created)
+						      bool socket_prog, __u64 now, bool *created)
 {
 	bool syn_only = p->key.proto == NF_TCP &&
 			(p->tcp_flags & (NF_TCP_SYN | NF_TCP_ACK)) == NF_TCP_SYN;
@@ -365,8 +365,8 @@ static __always_inline struct flow_val *nf_flow_entry(const struct nf_pkt *p,
 		long err = bpf_map_update_elem(&nf_flows, &p->key, &init, BPF_NOEXIST);
 		*created = !err;
 		if (st) {
-			if (!err && raw_send)
-				__sync_fetch_and_add(&st->raw_flows_created, 1);
+			if (!err && socket_prog)
+				__sync_fetch_and_add(&st->socket_flows_created, 1);
 			else if (!err)
 				__sync_fetch_and_add(&st->flows_created, 1);
 			else if (err != -17 /* EEXIST */)

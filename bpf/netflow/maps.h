@@ -25,6 +25,8 @@ enum nf_cfg_flags {
 	NF_CFG_PROTECT = 8, // some cgroup is in nf_protect (else its lookup is skipped)
 	NF_CFG_SOCKETS = 16, // TCP counted from sockets (sockets.h), not packets
 	NF_CFG_PACKETS = 32, // the packet programs are attached (they count raw sockets' packets)
+	NF_CFG_UDP = 64, // udp.h's programs are all attached: UDP flows counted from the sockets
+	NF_CFG_RAW = 128, // raw_send.h's programs are all attached
 };
 
 // struct flow_val.flags: TCP flags seen each way, and what was reported.
@@ -152,9 +154,9 @@ struct nf_stats {
 	// A socket's first payload not read: its process sent one to the same peer and
 	// service port less than a minute before (first_send.h).
 	__u64 first_payloads_repeated;
-	// Flows made by packets written through raw sockets (raw_send.h), not by the
-	// packet programs.
-	__u64 raw_flows_created;
+	// Flows made by the socket programs (packets written through raw sockets,
+	// raw_send.h; UDP datagrams, udp.h), not by the packet programs.
+	__u64 socket_flows_created;
 };
 
 // Socket accounting (sockets.h): where a socket record comes from.
@@ -372,6 +374,35 @@ struct {
 	__type(key, __u32);
 	__type(value, struct nf_first_send_cache);
 } nf_first_sends SEC(".maps");
+
+// Socket accounting's UDP (udp.h): per socket, what it sent to and received from its
+// current peer since that was last added to the flow table.
+struct nf_udp_sock {
+	struct flow_key key; // proto 0 until the first datagram
+	__u64 bytes_out;
+	__u64 bytes_in;
+	__u64 pkts_out;
+	__u64 pkts_in;
+	__u64 added_at; // nf_clock()
+	__u8 initiator;
+	__u8 pad[7];
+};
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct nf_udp_sock);
+} nf_udp_socks SEC(".maps");
+
+// The socket programs' clock: jiffies where user space knows the tick rate (CONFIG_HZ,
+// set at load), else nanoseconds. Tracing programs may not use the coarse clock, and
+// jiffies cost a load.
+volatile const __u64 nf_hz = 0;
+static __always_inline __u64 nf_clock(void)
+{
+	return nf_hz ? bpf_jiffies64() : bpf_ktime_get_ns();
+}
+#define nf_seconds(n) ((n) * (nf_hz ?: 1000000000ULL))
 
 static __always_inline struct nf_stats *nf_stat(void)
 {

@@ -14,8 +14,6 @@
 #include "netflow/sockets.h"
 
 #define NF_IPPROTO_RAW 255
-// Enough for an IPv4 header with options, or an IPv6 one, and a TCP header's flags.
-#define NF_RAW_HDR 80
 
 static __always_inline int nf_raw_send(struct sock *sk, struct msghdr *msg, __u64 size)
 {
@@ -23,7 +21,8 @@ static __always_inline int nf_raw_send(struct sock *sk, struct msghdr *msg, __u6
 		return 0;
 	__u32 zero = 0;
 	struct nf_config *cfg = bpf_map_lookup_elem(&nf_cfg, &zero);
-	if (!cfg || (cfg->flags & (NF_CFG_SOCKETS | NF_CFG_PACKETS)) != NF_CFG_SOCKETS)
+	__u32 want = NF_CFG_SOCKETS | NF_CFG_RAW;
+	if (!cfg || (cfg->flags & (want | NF_CFG_PACKETS)) != want)
 		return 0;
 	__u64 cgid = nf_watched_cgroup(sk, cfg);
 	if (!cgid)
@@ -32,13 +31,11 @@ static __always_inline int nf_raw_send(struct sock *sk, struct msghdr *msg, __u6
 	const __u8 *base = nf_send_data(msg, size, &avail);
 	if (!base || avail < 20)
 		return 0;
-	__u8 hdr[NF_RAW_HDR] = {};
-	__u64 n = avail < NF_RAW_HDR ? avail : NF_RAW_HDR;
-	// Bounded to [1, NF_RAW_HDR] in a way 6.1's verifier follows.
-	n -= 1;
-	asm volatile("" : "+r"(n));
-	n = (n & 127) + 1;
-	if (n > NF_RAW_HDR || bpf_probe_read_user(hdr, n, base))
+	// The IP header (IPv6's is 40 bytes; IPv4's first 20 hold what is needed), then the
+	// L4 header's first 14 bytes (ports, TCP's flags) in a second read at its offset:
+	// a variable offset into the stack is what 6.12's verifier refuses.
+	__u8 hdr[40] = {};
+	if (bpf_probe_read_user(hdr, avail >= 40 ? 40 : 20, base))
 		return 0;
 	struct nf_pkt p = {};
 	__u32 l4;
@@ -52,7 +49,7 @@ static __always_inline int nf_raw_send(struct sock *sk, struct msghdr *msg, __u6
 		p.key.proto = hdr[9];
 		l4 = (hdr[0] & 0xf) * 4;
 		later_fragment = ((hdr[6] & 0x1f) | hdr[7]) != 0;
-	} else if (hdr[0] >> 4 == 6 && n >= 40) {
+	} else if (hdr[0] >> 4 == 6 && avail >= 40) {
 		__builtin_memcpy(p.key.local, hdr + 8, 16);
 		__builtin_memcpy(p.key.remote, hdr + 24, 16);
 		p.key.proto = hdr[6];
@@ -61,15 +58,14 @@ static __always_inline int nf_raw_send(struct sock *sk, struct msghdr *msg, __u6
 		return 0;
 	}
 	p.key.cgid = cgid;
-	// The ports (and TCP's flags) when the header holds them.
-	if (!later_fragment && l4 >= 20 && l4 <= 60 && l4 + 14 <= n &&
-	    (p.key.proto == NF_TCP || p.key.proto == NF_UDP)) {
-		p.key.lport = (hdr[l4] << 8) | hdr[l4 + 1];
-		p.key.rport = (hdr[l4 + 2] << 8) | hdr[l4 + 3];
-		if (p.key.proto == NF_TCP) {
-			__u8 f = hdr[l4 + 13];
-			p.tcp_flags = f & (NF_TCP_FIN | NF_TCP_SYN | NF_TCP_RST | NF_TCP_ACK);
-		}
+	__u8 l4h[14] = {};
+	if (!later_fragment && l4 >= 20 && l4 <= 60 && l4 + sizeof(l4h) <= avail &&
+	    (p.key.proto == NF_TCP || p.key.proto == NF_UDP) &&
+	    !bpf_probe_read_user(l4h, sizeof(l4h), base + l4)) {
+		p.key.lport = (l4h[0] << 8) | l4h[1];
+		p.key.rport = (l4h[2] << 8) | l4h[3];
+		if (p.key.proto == NF_TCP)
+			p.tcp_flags = l4h[13] & (NF_TCP_FIN | NF_TCP_SYN | NF_TCP_RST | NF_TCP_ACK);
 	}
 	__u64 now = bpf_ktime_get_ns();
 	bool created;

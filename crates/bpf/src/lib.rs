@@ -824,7 +824,7 @@ fn config_hz(config: &str) -> Option<u64> {
 /// A fold window in jiffies, rounded up to whole ticks and at least one. Ticks are
 /// counted, not measured, so a window lasts its length give or take one tick (4 ms
 /// at HZ=250); closing early only reports an open more.
-pub(crate) fn window_in_jiffies(window: std::time::Duration, hz: u64) -> u64 {
+fn window_in_jiffies(window: std::time::Duration, hz: u64) -> u64 {
     let jiffies = (window.as_nanos() * u128::from(hz)).div_ceil(1_000_000_000);
     u64::try_from(jiffies).unwrap_or(u64::MAX).max(1)
 }

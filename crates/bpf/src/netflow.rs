@@ -41,6 +41,8 @@ const CFG_CAPTURE: u32 = 4;
 const CFG_PROTECT: u32 = 8;
 const CFG_SOCKETS: u32 = 16;
 const CFG_PACKETS: u32 = 32;
+const CFG_UDP: u32 = 64;
+const CFG_RAW: u32 = 128;
 
 // `enum nf_sock_end`: where a socket record comes from.
 const END_LIVE: u8 = 0;
@@ -199,9 +201,9 @@ pub struct NetflowStats {
     /// First payloads not read because their process sent one to the same peer and
     /// service within the minute (socket accounting).
     pub first_payloads_repeated: u64,
-    /// Flows made by packets written through raw sockets, counted at their sends
-    /// (socket accounting); `flows_created` counts the packet programs' only.
-    pub raw_flows_created: u64,
+    /// Flows made by the socket programs (packets written through raw sockets, UDP
+    /// datagrams: socket accounting); `flows_created` counts the packet programs' only.
+    pub socket_flows_created: u64,
 }
 
 /// `struct nf_record_hdr`.
@@ -576,28 +578,84 @@ const SOCKET_TRACEPOINTS: [(&str, &str); 3] = [
     ("nf_sock_reset_in", "tcp_receive_reset"),
 ];
 const SOCKET_ITERATOR: &str = "nf_file_iter";
-/// Socket accounting's DNS answers (bpf/netflow/dns.h): where the kernel has BPF
-/// trampolines, fexit on the UDP receives themselves (program, kernel function),
-/// whatever call made them; else one program on the exit tracepoints of the receive
-/// calls glibc and musl use.
-const DNS_ANSWER_FEXITS: [(&str, &str); 2] = [
-    ("nf_dns_udp_recvmsg", "udp_recvmsg"),
-    ("nf_dns_udpv6_recvmsg", "udpv6_recvmsg"),
+/// Socket accounting's UDP receives, where the kernel has BPF trampolines: fexit on
+/// each (program, kernel function), whatever call made them, counting the datagrams
+/// (bpf/netflow/udp.h) and reading DNS answers (dns.h). Elsewhere one program on the
+/// exit tracepoints of the receive calls glibc and musl use reads the DNS answers.
+const UDP_RECEIVE_FEXITS: [(&str, &str); 2] = [
+    ("nf_udp_recv4", "udp_recvmsg"),
+    ("nf_udp_recv6", "udpv6_recvmsg"),
+];
+/// The rest of socket accounting's UDP flows: the sends (fexit) and the sockets' ends
+/// (fentry), where the kernel has BPF trampolines.
+const UDP_SEND_FEXITS: [(&str, &str); 2] = [
+    ("nf_udp_send4", "udp_sendmsg"),
+    ("nf_udp_send6", "udpv6_sendmsg"),
+];
+const UDP_END_FENTRIES: [(&str, &str); 2] = [
+    ("nf_udp_end4", "udp_destroy_sock"),
+    ("nf_udp_end6", "udpv6_destroy_sock"),
 ];
 const DNS_ANSWER_TRACEPOINT_PROGRAM: &str = "nf_dns_answer_tp";
 const DNS_ANSWER_TRACEPOINTS: [&str; 3] =
     ["sys_exit_recvfrom", "sys_exit_recvmsg", "sys_exit_recvmmsg"];
 /// Socket accounting's first payloads: fentry on tcp_sendmsg (bpf/netflow/first_send.h).
 const FIRST_SEND_PROGRAM: &str = "nf_first_send";
-/// How long a process's first payload to a peer and service stands for its next ones
-/// (`NF_FIRST_SEND_WINDOW_NS` where the tick rate is unknown).
-const FIRST_SEND_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 /// Socket accounting's packets written whole through raw sockets (a SYN scan's):
 /// fentry on the raw sends (program, kernel function; bpf/netflow/raw_send.h).
 const RAW_SEND_FENTRIES: [(&str, &str); 2] = [
     ("nf_raw_send4", "raw_sendmsg"),
     ("nf_raw_send6", "rawv6_sendmsg"),
 ];
+
+/// Which end of a kernel function a tracing program runs at.
+#[derive(Clone, Copy)]
+enum Traced {
+    Entry,
+    Exit,
+}
+
+/// Loads and attaches a tracing program on a kernel function.
+fn attach_traced(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    name: &str,
+    function: &str,
+    at: Traced,
+) -> Result<(), BpfError> {
+    match at {
+        Traced::Entry => {
+            let p: &mut FEntry = program_as(ebpf, name)?;
+            p.load(function, btf).map_err(prog_err(name))?;
+            p.attach().map_err(prog_err(name))?;
+        }
+        Traced::Exit => {
+            let p: &mut FExit = program_as(ebpf, name)?;
+            p.load(function, btf).map_err(prog_err(name))?;
+            p.attach().map_err(prog_err(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Attaches the programs of one optional reading; each the kernel refuses is logged.
+/// True when all were attached.
+fn attach_reading<'a>(
+    ebpf: &mut Ebpf,
+    btf: &Btf,
+    reading: &str,
+    programs: impl Iterator<Item = (&'a str, &'a str, Traced)>,
+) -> bool {
+    let mut all = true;
+    for (name, function, at) in programs {
+        if let Err(e) = attach_traced(ebpf, btf, name, function, at) {
+            tracing::warn!(program = name, function, error = %e,
+                "socket accounting: {reading} are not read on this kernel");
+            all = false;
+        }
+    }
+    all
+}
 
 /// The cgroup id of a cgroup v2 directory (its inode number) and its depth below the
 /// hierarchy's root (id 1).
@@ -679,6 +737,8 @@ pub struct NetflowProbe {
     /// Whether packets written through raw sockets are counted (see
     /// [`NetflowProbe::reads_raw_sends`]).
     raw_sends: bool,
+    /// Whether UDP datagrams make flows (see [`NetflowProbe::counts_udp`]).
+    udp_flows: bool,
     /// Live connections' counters at the last iteration: only those that moved
     /// since are reported.
     live: HashMap<FlowKey, (u64, u64)>,
@@ -711,21 +771,17 @@ impl NetflowProbe {
     pub fn load(object: Option<&[u8]>, options: NetflowOptions) -> Result<Self, BpfError> {
         crate::check_requirements()?;
         let btf = Btf::from_sys_fs().map_err(|e| BpfError::NoBtf(e.to_string()))?;
-        // The first-payload window in ticks where the tick rate is known (bpf_jiffies64
-        // costs a load; zero keeps the nanosecond clock).
-        let first_send_window_jiffies =
-            crate::kernel_hz().map_or(0, |hz| crate::window_in_jiffies(FIRST_SEND_WINDOW, hz));
+        // The socket programs' clock runs on jiffies where the tick rate is known
+        // (bpf_jiffies64 costs a load; zero keeps the nanosecond clock).
+        let hz = crate::kernel_hz().unwrap_or(0);
         let mut loader = EbpfLoader::new();
-        loader.btf(Some(&btf)).override_global(
-            "first_send_window_jiffies",
-            &first_send_window_jiffies,
-            false,
-        );
+        loader.btf(Some(&btf)).override_global("nf_hz", &hz, false);
         let mut ebpf = loader.load(object.unwrap_or(NETFLOW_OBJECT))?;
         let mut ends = None;
         let mut first_payload = options.accounting == Accounting::Packets;
-        // The packet programs see raw sockets' packets as any other.
+        // The packet programs see raw sockets' packets and UDP as any other.
         let mut raw_sends = options.accounting == Accounting::Packets;
+        let mut udp_flows = options.accounting == Accounting::Packets;
         if options.accounting == Accounting::Sockets {
             for (name, tracepoint) in SOCKET_TRACEPOINTS {
                 let prog: &mut BtfTracePoint = program_as(&mut ebpf, name)?;
@@ -740,10 +796,8 @@ impl NetflowProbe {
             // flow speaks) and DNS answers come through the costlier tracepoints.
             let features = crate::probe();
             if features.fentry {
-                for (name, function) in DNS_ANSWER_FEXITS {
-                    let p: &mut FExit = program_as(&mut ebpf, name)?;
-                    p.load(function, &btf).map_err(prog_err(name))?;
-                    p.attach().map_err(prog_err(name))?;
+                for (name, function) in UDP_RECEIVE_FEXITS {
+                    attach_traced(&mut ebpf, &btf, name, function, Traced::Exit)?;
                 }
                 let first: &mut FEntry = program_as(&mut ebpf, FIRST_SEND_PROGRAM)?;
                 first
@@ -751,12 +805,22 @@ impl NetflowProbe {
                     .map_err(prog_err(FIRST_SEND_PROGRAM))?;
                 first.attach().map_err(prog_err(FIRST_SEND_PROGRAM))?;
                 first_payload = true;
-                for (name, function) in RAW_SEND_FENTRIES {
-                    let p: &mut FEntry = program_as(&mut ebpf, name)?;
-                    p.load(function, &btf).map_err(prog_err(name))?;
-                    p.attach().map_err(prog_err(name))?;
-                }
-                raw_sends = true;
+                // Each of these readings whole or not at all (a flag in nf_cfg turns it
+                // on): a kernel that lacks one of its functions, or refuses one of its
+                // programs, loses that reading, not the others.
+                let udp_programs = UDP_SEND_FEXITS
+                    .iter()
+                    .map(|(n, f)| (*n, *f, Traced::Exit))
+                    .chain(
+                        UDP_END_FENTRIES
+                            .iter()
+                            .map(|(n, f)| (*n, *f, Traced::Entry)),
+                    );
+                udp_flows = attach_reading(&mut ebpf, &btf, "UDP flows", udp_programs);
+                let raw_programs = RAW_SEND_FENTRIES
+                    .iter()
+                    .map(|(n, f)| (*n, *f, Traced::Entry));
+                raw_sends = attach_reading(&mut ebpf, &btf, "raw sockets' packets", raw_programs);
             } else {
                 let name = DNS_ANSWER_TRACEPOINT_PROGRAM;
                 let dns: &mut TracePoint = program_as(&mut ebpf, name)?;
@@ -769,7 +833,7 @@ impl NetflowProbe {
                     "socket accounting: this kernel refuses BPF trampolines, so no first \
                      payloads (TLS ClientHellos, plaintext protocols) are read, nor DNS \
                      answers a resolver read()s, nor packets written through raw sockets \
-                     (a SYN scan)"
+                     (a SYN scan), and UDP makes no flows"
                 );
             }
         }
@@ -803,6 +867,7 @@ impl NetflowProbe {
             ends,
             first_payload,
             raw_sends,
+            udp_flows,
             live: Default::default(),
             listener_queues: Vec::new(),
             resets: Default::default(),
@@ -824,6 +889,12 @@ impl NetflowProbe {
     /// The accounting fixed at load stays.
     pub fn set_options(&mut self, options: NetflowOptions) -> Result<(), BpfError> {
         let mut flags = self.cfg.flags & (CFG_CAPTURE | CFG_PROTECT | CFG_PACKETS);
+        if self.accounting == Accounting::Sockets && self.udp_flows {
+            flags |= CFG_UDP;
+        }
+        if self.accounting == Accounting::Sockets && self.raw_sends {
+            flags |= CFG_RAW;
+        }
         if self.accounting == Accounting::Sockets {
             flags |= CFG_SOCKETS;
         }
@@ -1184,6 +1255,14 @@ impl NetflowProbe {
         self.raw_sends
     }
 
+    /// Whether UDP datagrams make flows: always per packet; with socket accounting
+    /// only where the kernel has BPF trampolines (fexit on the UDP sends and
+    /// receives, counted per socket and added to the flow table once a second, at a
+    /// change of peer and at the socket's end).
+    pub fn counts_udp(&self) -> bool {
+        self.udp_flows
+    }
+
     /// Socket accounting: the TCP listeners at the last read, by cgroup and port,
     /// with their queues (a SYN flood against one fills its half-open queue).
     pub fn listener_queues(&self) -> &[ListenerQueues] {
@@ -1477,7 +1556,7 @@ impl NetflowProbe {
             s.changes_lost += c.changes_lost;
             s.socket_ends_lost += c.socket_ends_lost;
             s.first_payloads_repeated += c.first_payloads_repeated;
-            s.raw_flows_created += c.raw_flows_created;
+            s.socket_flows_created += c.socket_flows_created;
         }
         Ok(s)
     }

@@ -1296,7 +1296,91 @@ fn socket_accounting_counts_syns_written_through_a_raw_socket_where_trampolines_
         .expect("the sender");
     assert_eq!(owner.pid, std::process::id(), "{owner:?}");
     let stats = probe.stats().expect("stats");
-    assert!(stats.raw_flows_created >= PORTS.len() as u64, "{stats:?}");
+    assert!(
+        stats.socket_flows_created >= PORTS.len() as u64,
+        "{stats:?}"
+    );
+    assert_eq!(stats.flows_created, 0, "no packet program ran: {stats:?}");
+}
+
+/// Socket accounting counts UDP where the kernel has BPF trampolines (the kernel
+/// matrix runs this on Debian's 6.1): a connected client's three datagrams and the
+/// server's two answers (sendto, recvfrom) make a flow at each end with the datagrams
+/// and their bytes each way (IPv4 and UDP headers on), and who sent first, once both
+/// sockets are closed. Without trampolines UDP makes no flows, and it says so.
+#[test]
+fn socket_accounting_counts_udp_datagrams_where_trampolines_exist() {
+    use rampart_bpf::netflow::Initiator;
+    let Some(mut probe) = socket_probe_at_root() else {
+        return;
+    };
+    if !rampart_bpf::probe().fentry {
+        eprintln!("this kernel refuses BPF trampolines: no UDP flows with socket accounting");
+        assert!(!probe.counts_udp());
+        return;
+    }
+    assert!(probe.counts_udp());
+    let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let server_port = server.local_addr().expect("its address").port();
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    client.connect(("127.0.0.1", server_port)).expect("connect");
+    let client_port = client.local_addr().expect("its address").port();
+    for s in [&server, &client] {
+        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .expect("timeout");
+    }
+    let mut buf = [0u8; 512];
+    for _ in 0..3 {
+        client.send(&[1u8; 100]).expect("send");
+    }
+    let mut from = None;
+    for _ in 0..3 {
+        let (n, addr) = server.recv_from(&mut buf).expect("a datagram");
+        assert_eq!(n, 100);
+        from = Some(addr);
+    }
+    let from = from.expect("the client's address");
+    for _ in 0..2 {
+        server.send_to(&[2u8; 50], from).expect("send");
+    }
+    for _ in 0..2 {
+        assert_eq!(client.recv(&mut buf).expect("an answer"), 50);
+    }
+    drop(client);
+    drop(server);
+    let mut flows = Vec::new();
+    probe.read_changes(&mut flows).expect("the flows read");
+    let end = |local: u16, remote: u16| {
+        flows
+            .iter()
+            .rev()
+            .find(|f| f.proto == 17 && f.local_port == local && f.remote_port == remote)
+            .cloned()
+            .unwrap_or_else(|| panic!("the flow {local} -> {remote}: {flows:?}"))
+    };
+    let c = end(client_port, server_port);
+    let counted = |f: &rampart_bpf::netflow::KernelFlow| {
+        (
+            f.packets_out,
+            f.bytes_out,
+            f.packets_in,
+            f.bytes_in,
+            f.initiator,
+        )
+    };
+    assert_eq!(
+        counted(&c),
+        (3, 3 * 128, 2, 2 * 78, Initiator::Local),
+        "{c:?}"
+    );
+    let s = end(server_port, client_port);
+    assert_eq!(
+        counted(&s),
+        (2, 2 * 78, 3, 3 * 128, Initiator::Remote),
+        "{s:?}"
+    );
+    let stats = probe.stats().expect("stats");
+    assert!(stats.socket_flows_created >= 2, "{stats:?}");
     assert_eq!(stats.flows_created, 0, "no packet program ran: {stats:?}");
 }
 

@@ -573,7 +573,7 @@ fn nmap_scans_are_detected(accounting: Accounting) {
             let stats = probe.stats().expect("stats");
             assert_eq!(stats.flows_created, 0, "no packet program ran");
             if kind == "-sS" {
-                assert!(stats.raw_flows_created >= 100, "{stats:?}");
+                assert!(stats.socket_flows_created >= 100, "{stats:?}");
             }
         }
     }
