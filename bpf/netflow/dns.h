@@ -14,6 +14,7 @@
 
 #include "lib/fd.h"
 #include "netflow/maps.h"
+#include "netflow/msg.h"
 #include "netflow/sockets.h"
 
 // A syscall exit tracepoint's record: the syscall's number and result.
@@ -175,20 +176,10 @@ static __always_inline int nf_dns_udp_recv(struct sock *sk, struct msghdr *msg, 
 	if (!cfg)
 		return 0;
 	__u16 sk_family = sk->__sk_common.skc_family;
-	// The segment's base: `ubuf` shares the iovec array's pointer (see first_send.h).
-	__u8 type = msg->msg_iter.iter_type;
-	const __u8 *base = NULL;
-	bpf_core_read(&base, sizeof(base), &msg->msg_iter.ubuf);
+	__u64 len;
+	const __u8 *base = nf_msg_segment(msg, &len);
 	__u64 off = msg->msg_iter.iov_offset;
-	if (type == bpf_core_enum_value(enum iter_type, ITER_IOVEC)) {
-		struct iovec iov = {};
-		if (bpf_probe_read_kernel(&iov, sizeof(iov), base))
-			return 0;
-		base = iov.iov_base;
-	} else if (type != bpf_core_enum_value(enum iter_type, ITER_UBUF)) {
-		return 0; // the kernel's own readers
-	}
-	if (off < (__u64)ret)
+	if (!base || off < (__u64)ret)
 		return 0;
 	return nf_dns_emit(cfg, bpf_get_current_task_btf(), sk, sk_family, remote,
 			   base + off - ret, ret, tgid);

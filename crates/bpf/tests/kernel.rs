@@ -1,6 +1,7 @@
 //! Loads the real programs into the running kernel and checks records arrive.
 //! Needs root and BTF; skips with a reason elsewhere, fails in CI.
 
+use rampart_bpf::netflow::{KernelFlow, NetflowProbe};
 use rampart_bpf::wire::{kind, Record};
 use rampart_bpf::{ActiveSyscallHook, LoadOptions, SyscallHook};
 
@@ -947,6 +948,36 @@ fn netflow_probe_at_root(
     Some(probe)
 }
 
+/// The last reported flow from local port `local` to remote port `remote`.
+fn flow_between(flows: &[KernelFlow], local: u16, remote: u16) -> Option<KernelFlow> {
+    flows
+        .iter()
+        .rev()
+        .find(|f| f.local_port == local && f.remote_port == remote)
+        .cloned()
+}
+
+/// Reads the probe's flows until both ends of a loopback TCP connection between ports
+/// `a` and `b` are `ended`, or 3 s pass: the ends from `a` and from `b`, as last read.
+fn read_until_both_ended(
+    probe: &mut NetflowProbe,
+    a: u16,
+    b: u16,
+    ended: impl Fn(&KernelFlow) -> bool,
+) -> (Option<KernelFlow>, Option<KernelFlow>) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    let mut flows = Vec::new();
+    loop {
+        probe.read_changes(&mut flows).expect("the sockets read");
+        let ends = (flow_between(&flows, a, b), flow_between(&flows, b, a));
+        let done = ends.0.as_ref().is_some_and(&ended) && ends.1.as_ref().is_some_and(&ended);
+        if done || std::time::Instant::now() > deadline {
+            return ends;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// The netflow programs with socket accounting at the cgroup v2 root.
 fn socket_probe_at_root() -> Option<rampart_bpf::netflow::NetflowProbe> {
     use rampart_bpf::netflow::{Accounting, NetflowOptions};
@@ -1028,7 +1059,7 @@ fn the_netflow_programs_load_and_count_a_loopback_connection() {
 /// listener; once closed, from each socket's end, with FINs both ways.
 #[test]
 fn the_socket_programs_load_and_report_a_loopback_connection_live_and_at_its_end() {
-    use rampart_bpf::netflow::{Initiator, KernelFlow};
+    use rampart_bpf::netflow::Initiator;
     use std::io::{Read, Write};
     const SENT: usize = 100_000;
     let Some(mut probe) = socket_probe_at_root() else {
@@ -1042,16 +1073,10 @@ fn the_socket_programs_load_and_report_a_loopback_connection_live_and_at_its_end
     server.write_all(&vec![7u8; SENT]).expect("write");
     let mut got = vec![0u8; SENT];
     client.read_exact(&mut got).expect("read");
-    let side = |flows: &[KernelFlow], local: u16, remote: u16| {
-        flows
-            .iter()
-            .rev()
-            .find(|f| f.local_port == local && f.remote_port == remote)
-            .cloned()
-    };
     let mut flows = Vec::new();
     probe.read_changes(&mut flows).expect("the sockets read");
-    let live = side(&flows, client_port, port).expect("the open connection, from the iterator");
+    let live =
+        flow_between(&flows, client_port, port).expect("the open connection, from the iterator");
     assert!(live.bytes_in >= SENT as u64, "{live:?}");
     assert_eq!(live.initiator, Initiator::Local, "{live:?}");
     assert_eq!(live.tcp_flags_in & 1, 0, "not closed yet: {live:?}");
@@ -1063,24 +1088,14 @@ fn the_socket_programs_load_and_report_a_loopback_connection_live_and_at_its_end
     // Unchanged since: not reported again.
     let mut again = Vec::new();
     probe.read_changes(&mut again).expect("the sockets read");
-    assert!(side(&again, client_port, port).is_none(), "{again:?}");
+    assert!(
+        flow_between(&again, client_port, port).is_none(),
+        "{again:?}"
+    );
 
     drop(client);
     drop(server);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    let mut ended = Vec::new();
-    let (c, s) = loop {
-        probe.read_changes(&mut ended).expect("the sockets read");
-        let closed = |f: &Option<KernelFlow>| f.as_ref().is_some_and(|f| f.tcp_flags_in & 1 != 0);
-        let (c, s) = (
-            side(&ended, client_port, port),
-            side(&ended, port, client_port),
-        );
-        if (closed(&c) && closed(&s)) || std::time::Instant::now() > deadline {
-            break (c, s);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let (c, s) = read_until_both_ended(&mut probe, client_port, port, |f| f.tcp_flags_in & 1 != 0);
     let c = c.expect("the client's socket end");
     let s = s.expect("the server's socket end");
     assert_eq!(s.initiator, Initiator::Remote, "{s:?}");
@@ -1182,29 +1197,9 @@ fn an_orphaned_socket_a_reset_closes_ends_with_the_reset_and_its_counters() {
     };
     assert_eq!(set, 0);
     drop(client);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
-    let mut flows = Vec::new();
-    let find = |flows: &[rampart_bpf::netflow::KernelFlow], local: u16, remote: u16| {
-        flows
-            .iter()
-            .find(|f| f.local_port == local && f.remote_port == remote)
-            .cloned()
-    };
-    let (server_end, client_end) = loop {
-        probe.read_changes(&mut flows).expect("the sockets read");
-        let ended = |f: &Option<rampart_bpf::netflow::KernelFlow>| {
-            f.as_ref()
-                .is_some_and(|f| (f.tcp_flags_in | f.tcp_flags_out) & (FIN | RST) != 0)
-        };
-        let (s, c) = (
-            find(&flows, port, client_port),
-            find(&flows, client_port, port),
-        );
-        if (ended(&s) && ended(&c)) || std::time::Instant::now() > deadline {
-            break (s, c);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
+    let (client_end, server_end) = read_until_both_ended(&mut probe, client_port, port, |f| {
+        (f.tcp_flags_in | f.tcp_flags_out) & (FIN | RST) != 0
+    });
     let server_end = server_end.expect("the server's end");
     assert_eq!(
         (
