@@ -948,6 +948,19 @@ fn netflow_probe_at_root(
     Some(probe)
 }
 
+/// A loopback TCP connection: its listener, and the client's and the server's ends.
+fn loopback_connection() -> (
+    std::net::TcpListener,
+    std::net::TcpStream,
+    std::net::TcpStream,
+) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let port = listener.local_addr().expect("its address").port();
+    let client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (server, _) = listener.accept().expect("accept");
+    (listener, client, server)
+}
+
 /// The last reported flow from local port `local` to remote port `remote`.
 fn flow_between(flows: &[KernelFlow], local: u16, remote: u16) -> Option<KernelFlow> {
     flows
@@ -1065,10 +1078,8 @@ fn the_socket_programs_load_and_report_a_loopback_connection_live_and_at_its_end
     let Some(mut probe) = socket_probe_at_root() else {
         return;
     };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let (listener, mut client, mut server) = loopback_connection();
     let port = listener.local_addr().expect("its address").port();
-    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let (mut server, _) = listener.accept().expect("accept");
     let client_port = client.local_addr().expect("its address").port();
     server.write_all(&vec![7u8; SENT]).expect("write");
     let mut got = vec![0u8; SENT];
@@ -1171,10 +1182,8 @@ fn an_orphaned_socket_a_reset_closes_ends_with_the_reset_and_its_counters() {
     let Some(mut probe) = socket_probe_at_root() else {
         return;
     };
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let (listener, mut client, mut server) = loopback_connection();
     let port = listener.local_addr().expect("its address").port();
-    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let (mut server, _) = listener.accept().expect("accept");
     let client_port = client.local_addr().expect("its address").port();
     server.write_all(b"x").expect("write");
     drop(server);
@@ -1537,10 +1546,8 @@ fn first_payloads_are_read_once_a_minute_per_process_peer_and_service_with_tramp
             0
         );
     }
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
+    let (listener, mut client, mut server) = loopback_connection();
     let port = listener.local_addr().expect("its address").port();
-    let mut client = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    let (mut server, _) = listener.accept().expect("accept");
     let client_port = client.local_addr().expect("its address").port();
     // A TLS record (handshake, TLS 1.0 record version) holding a ClientHello, longer
     // than the first bytes kept of other payloads (it goes whole).
