@@ -961,6 +961,27 @@ fn loopback_connection() -> (
     (listener, client, server)
 }
 
+/// A socket-accounting probe where the kernel has BPF trampolines, which `reading`
+/// needs (`has` says the probe reads it); None where it cannot load, and where the
+/// kernel refuses trampolines, after checking the probe says it lacks the reading.
+fn socket_probe_where_trampolines(
+    reading: &str,
+    has: fn(&NetflowProbe) -> bool,
+) -> Option<NetflowProbe> {
+    let probe = socket_probe_at_root()?;
+    let features = rampart_bpf::probe();
+    if !features.fentry {
+        eprintln!(
+            "this kernel refuses BPF trampolines ({}): no {reading} with socket accounting",
+            features.trampoline_refusal.unwrap_or_default()
+        );
+        assert!(!has(&probe), "{reading} read without trampolines");
+        return None;
+    }
+    assert!(has(&probe), "{reading} not read, with trampolines");
+    Some(probe)
+}
+
 /// The last reported flow from local port `local` to remote port `remote`.
 fn flow_between(flows: &[KernelFlow], local: u16, remote: u16) -> Option<KernelFlow> {
     flows
@@ -1235,15 +1256,11 @@ fn an_orphaned_socket_a_reset_closes_ends_with_the_reset_and_its_counters() {
 fn socket_accounting_counts_syns_written_through_a_raw_socket_where_trampolines_exist() {
     use rampart_bpf::netflow::Initiator;
     const PORTS: std::ops::Range<u16> = 7000..7030;
-    let Some(mut probe) = socket_probe_at_root() else {
+    let Some(mut probe) =
+        socket_probe_where_trampolines("raw sends", NetflowProbe::reads_raw_sends)
+    else {
         return;
     };
-    if !rampart_bpf::probe().fentry {
-        eprintln!("this kernel refuses BPF trampolines: no raw sends with socket accounting");
-        assert!(!probe.reads_raw_sends());
-        return;
-    }
-    assert!(probe.reads_raw_sends());
     // SAFETY: plain socket calls on a descriptor this test owns and closes.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
     assert!(fd >= 0, "a raw socket: {}", std::io::Error::last_os_error());
@@ -1315,15 +1332,10 @@ fn socket_accounting_counts_syns_written_through_a_raw_socket_where_trampolines_
 #[test]
 fn socket_accounting_counts_udp_datagrams_where_trampolines_exist() {
     use rampart_bpf::netflow::Initiator;
-    let Some(mut probe) = socket_probe_at_root() else {
+    let Some(mut probe) = socket_probe_where_trampolines("UDP flows", NetflowProbe::counts_udp)
+    else {
         return;
     };
-    if !rampart_bpf::probe().fentry {
-        eprintln!("this kernel refuses BPF trampolines: no UDP flows with socket accounting");
-        assert!(!probe.counts_udp());
-        return;
-    }
-    assert!(probe.counts_udp());
     let server = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
     let server_port = server.local_addr().expect("its address").port();
     let client = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -1523,19 +1535,11 @@ fn socket_accounting_reads_dns_answers_at_each_receive_call() {
 fn first_payloads_are_read_once_a_minute_per_process_peer_and_service_with_trampolines() {
     use rampart_bpf::netflow::NetRecord;
     use std::io::{Read, Write};
-    let Some(mut probe) = socket_probe_at_root() else {
+    let Some(mut probe) =
+        socket_probe_where_trampolines("first payloads", NetflowProbe::reads_first_payload)
+    else {
         return;
     };
-    let features = rampart_bpf::probe();
-    if !features.fentry {
-        eprintln!(
-            "this kernel refuses BPF trampolines ({}): no first payloads with socket accounting",
-            features.trampoline_refusal.unwrap_or_default()
-        );
-        assert!(!probe.reads_first_payload());
-        return;
-    }
-    assert!(probe.reads_first_payload());
     // What was read is kept per CPU (see below): this thread stays on one.
     // SAFETY: a zeroed CPU set with one CPU in it, for the calling thread.
     unsafe {
