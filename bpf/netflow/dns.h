@@ -138,18 +138,10 @@ static __always_inline int nf_dns_answer(struct pt_regs *regs, long nr, long ret
 	// The answer's source: the address the call filled in, else the socket's peer.
 	__u8 remote[16] = {};
 	__u16 port = 0;
-	__u16 family = 0;
-	if (uaddr) {
-		struct sockaddr_in6 sa = {};
+	struct sockaddr_in6 sa = {};
+	if (uaddr)
 		bpf_probe_read_user(&sa, sizeof(sa), uaddr);
-		family = sa.sin6_family;
-		port = bpf_ntohs(sa.sin6_port);
-		if (family == NF_AF_INET)
-			v4_mapped(remote, ((struct sockaddr_in *)&sa)->sin_addr.s_addr);
-		else if (family == NF_AF_INET6)
-			__builtin_memcpy(remote, &sa.sin6_addr, 16);
-	}
-	if (family != NF_AF_INET && family != NF_AF_INET6) {
+	if (!nf_sockaddr_end(&sa, remote, &port)) {
 		port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		if (sk_family == NF_AF_INET)
 			v4_mapped(remote, BPF_CORE_READ(sk, __sk_common.skc_daddr));

@@ -36,6 +36,31 @@ static __always_inline void v4_mapped(__u8 *dst, __u32 a)
 	__builtin_memcpy(dst + 12, &a, 4);
 }
 
+// Whether an address is an IPv4 one as v4_mapped writes it (::ffff:a.b.c.d): sent with
+// an IPv4 header.
+static __always_inline bool nf_is_v4_mapped(const __u8 *a)
+{
+	__u64 hi, lo;
+	__builtin_memcpy(&hi, a, 8);
+	__builtin_memcpy(&lo, a + 8, 8);
+	return hi == 0 && (lo & 0xffffffffULL) == 0xffff0000ULL;
+}
+
+// The address and port a socket address holds (a call's source or destination, read
+// by the caller), as a flow key keeps them; false when it is neither IPv4 nor IPv6.
+static __always_inline bool nf_sockaddr_end(const struct sockaddr_in6 *sa, __u8 *addr,
+					    __u16 *port)
+{
+	if (sa->sin6_family == 2 /* AF_INET */)
+		v4_mapped(addr, ((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+	else if (sa->sin6_family == 10 /* AF_INET6 */)
+		__builtin_memcpy(addr, &sa->sin6_addr, 16);
+	else
+		return false;
+	*port = bpf_ntohs(sa->sin6_port);
+	return true;
+}
+
 // Fills the flow key (local/remote as seen from the cgroup) and the offsets. False
 // when the packet is neither IPv4 nor IPv6. The headers are read in place when the
 // skb's linear part holds them (it nearly always does), else copied.

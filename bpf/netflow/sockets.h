@@ -102,10 +102,7 @@ static __always_inline bool nf_sock_key(struct flow_key *k, struct sock *sk, __u
 		__builtin_memcpy(k->local, &sk->__sk_common.skc_v6_rcv_saddr, 16);
 		__builtin_memcpy(k->remote, &sk->__sk_common.skc_v6_daddr, 16);
 		// A dual-stack socket's IPv4 peer (v4-mapped) is sent with IPv4 headers.
-		__u64 hi, lo;
-		__builtin_memcpy(&hi, k->remote, 8);
-		__builtin_memcpy(&lo, k->remote + 8, 8);
-		if (hi != 0 || (lo & 0xffffffffULL) != 0xffff0000ULL)
+		if (!nf_is_v4_mapped(k->remote))
 			*ip_hdr = 40;
 	} else {
 		return false;

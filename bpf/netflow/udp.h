@@ -70,7 +70,7 @@ static __always_inline void nf_udp_count(struct sock *sk, const struct nf_config
 		u->initiator = out ? NF_INIT_LOCAL : NF_INIT_REMOTE;
 	}
 	// On the wire: an IP header (IPv4 for a v4-mapped peer) and UDP's 8 bytes.
-	__u64 wire = len + 8 + ((lo & 0xffffffffULL) == 0xffff0000ULL && hi == 0 ? 20 : 40);
+	__u64 wire = len + 8 + (nf_is_v4_mapped(remote) ? 20 : 40);
 	if (out) {
 		__sync_fetch_and_add(&u->bytes_out, wire);
 		__sync_fetch_and_add(&u->pkts_out, 1);
@@ -98,16 +98,8 @@ static __always_inline bool nf_udp_peer(struct sock *sk, struct msghdr *msg, __u
 	struct sockaddr_in6 sa = {};
 	if (msg->msg_name)
 		bpf_probe_read_kernel(&sa, sizeof(sa), msg->msg_name);
-	if (sa.sin6_family == NF_AF_INET) {
-		v4_mapped(remote, ((struct sockaddr_in *)&sa)->sin_addr.s_addr);
-		*port = bpf_ntohs(sa.sin6_port);
+	if (nf_sockaddr_end(&sa, remote, port))
 		return true;
-	}
-	if (sa.sin6_family == NF_AF_INET6) {
-		__builtin_memcpy(remote, &sa.sin6_addr, 16);
-		*port = bpf_ntohs(sa.sin6_port);
-		return true;
-	}
 	*port = bpf_ntohs(sk->__sk_common.skc_dport);
 	if (sk->__sk_common.skc_family == NF_AF_INET)
 		v4_mapped(remote, sk->__sk_common.skc_daddr);

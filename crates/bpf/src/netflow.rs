@@ -799,11 +799,13 @@ impl NetflowProbe {
                 for (name, function) in UDP_RECEIVE_FEXITS {
                     attach_traced(&mut ebpf, &btf, name, function, Traced::Exit)?;
                 }
-                let first: &mut FEntry = program_as(&mut ebpf, FIRST_SEND_PROGRAM)?;
-                first
-                    .load("tcp_sendmsg", &btf)
-                    .map_err(prog_err(FIRST_SEND_PROGRAM))?;
-                first.attach().map_err(prog_err(FIRST_SEND_PROGRAM))?;
+                attach_traced(
+                    &mut ebpf,
+                    &btf,
+                    FIRST_SEND_PROGRAM,
+                    "tcp_sendmsg",
+                    Traced::Entry,
+                )?;
                 first_payload = true;
                 // Each of these readings whole or not at all (a flag in nf_cfg turns it
                 // on): a kernel that lacks one of its functions, or refuses one of its
